@@ -1,0 +1,185 @@
+package dev.idemgate.config;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.Reader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import org.yaml.snakeyaml.LoaderOptions;
+import org.yaml.snakeyaml.Yaml;
+import org.yaml.snakeyaml.constructor.SafeConstructor;
+
+/**
+ * Builds the {@link GatewayConfig}: the defaults shipped in the jar (a copy of
+ * {@code conf/idemgate.yaml}), then an optional YAML file, then environment variables
+ * {@code IDEMGATE_<KEY>}, each layer winning over the one before. Unknown keys and bad values
+ * fail with one {@link ConfigException} line naming the setting.
+ */
+public final class ConfigLoader {
+  private static final String ENV_PREFIX = "IDEMGATE_";
+
+  private ConfigLoader() {}
+
+  /** Loads defaults, then {@code file} if given, then the overrides (normally {@code System.getenv()}). */
+  public static GatewayConfig load(Optional<Path> file, Map<String, String> environment) {
+    Map<String, String> values = readYaml(defaults(), "built-in defaults");
+    file.ifPresent(path -> mergeKnown(values, readFile(path), path.toString()));
+    for (String key : values.keySet()) {
+      String env = environment.get(ENV_PREFIX + key.toUpperCase(Locale.ROOT));
+      if (env != null) {
+        values.put(key, env);
+      }
+    }
+    return build(values);
+  }
+
+  /** The file to read when none is named: {@code IDEMGATE_CONFIG}, else {@code conf/idemgate.yaml} if present. */
+  public static Optional<Path> defaultFile(Map<String, String> environment) {
+    String named = environment.get("IDEMGATE_CONFIG");
+    if (named != null && !named.isBlank()) {
+      return Optional.of(Path.of(named));
+    }
+    Path local = Path.of("conf", "idemgate.yaml");
+    return Files.isRegularFile(local) ? Optional.of(local) : Optional.empty();
+  }
+
+  private static InputStream defaults() {
+    InputStream in = ConfigLoader.class.getResourceAsStream("/idemgate.yaml");
+    if (in == null) {
+      throw new ConfigException("the built-in idemgate.yaml is missing from the jar; rebuild with mvn package");
+    }
+    return in;
+  }
+
+  private static Map<String, String> readFile(Path path) {
+    try {
+      return readYaml(Files.newInputStream(path), path.toString());
+    } catch (IOException e) {
+      throw new ConfigException("cannot read configuration file " + path + ": " + e.getMessage());
+    }
+  }
+
+  private static Map<String, String> readYaml(InputStream in, String source) {
+    try (Reader reader = new java.io.InputStreamReader(in, StandardCharsets.UTF_8)) {
+      Object parsed = new Yaml(new SafeConstructor(new LoaderOptions())).load(reader);
+      Map<String, String> values = new LinkedHashMap<>();
+      if (parsed == null) {
+        return values;
+      }
+      if (!(parsed instanceof Map<?, ?> map)) {
+        throw new ConfigException(source + ": expected a mapping of setting: value");
+      }
+      map.forEach((k, v) -> values.put(String.valueOf(k), v == null ? "" : String.valueOf(v)));
+      return values;
+    } catch (IOException | org.yaml.snakeyaml.error.YAMLException e) {
+      throw new ConfigException(source + ": not valid YAML (" + e.getMessage().lines().findFirst().orElse("") + ")");
+    }
+  }
+
+  private static void mergeKnown(Map<String, String> values, Map<String, String> overrides, String source) {
+    overrides.forEach((key, value) -> {
+      if (!values.containsKey(key)) {
+        throw new ConfigException(source + ": unknown setting '" + key + "'");
+      }
+      values.put(key, value);
+    });
+  }
+
+  private static GatewayConfig build(Map<String, String> v) {
+    Duration keyTtl = duration(v, "key_ttl");
+    if (keyTtl.compareTo(GatewayConfig.MAX_KEY_TTL) > 0 || keyTtl.isZero()) {
+      throw new ConfigException("key_ttl: must be between 1s and 30d, got " + v.get("key_ttl"));
+    }
+    String provider = v.get("provider").trim();
+    if (!provider.equals("simulator") && !provider.equals("http")) {
+      throw new ConfigException("provider: must be simulator or http, got '" + provider + "'");
+    }
+    Optional<String> providerUrl = optional(v, "provider_url");
+    if (provider.equals("http") && providerUrl.isEmpty()) {
+      throw new ConfigException("provider_url: must be set when provider is http");
+    }
+    Optional<String> tlsCert = optional(v, "tls_cert");
+    Optional<String> tlsKey = optional(v, "tls_key");
+    if (tlsCert.isPresent() != tlsKey.isPresent()) {
+      throw new ConfigException("tls_cert and tls_key: set both or neither");
+    }
+    return new GatewayConfig(
+        port(v, "http_port"),
+        port(v, "management_port"),
+        url(v, "pg_url", "postgresql://", "postgres://"),
+        positive(v, "pg_pool_size"),
+        duration(v, "store_timeout"),
+        url(v, "redis_url", "redis://", "rediss://"),
+        duration(v, "redis_timeout"),
+        ApiKeys.parse(v.get("api_keys")),
+        optional(v, "admin_token"),
+        keyTtl,
+        duration(v, "lease"),
+        provider,
+        providerUrl,
+        duration(v, "provider_timeout"),
+        duration(v, "recovery_interval"),
+        nonNegative(v, "simulator_latency_ms"),
+        nonNegative(v, "simulator_slow_ms"),
+        tlsCert,
+        tlsKey,
+        (int) nonNegative(v, "api_instances"));
+  }
+
+  private static Optional<String> optional(Map<String, String> v, String key) {
+    String s = v.get(key).trim();
+    return s.isEmpty() ? Optional.empty() : Optional.of(s);
+  }
+
+  private static Duration duration(Map<String, String> v, String key) {
+    return Durations.parse(key, v.get(key));
+  }
+
+  private static String url(Map<String, String> v, String key, String... schemes) {
+    String s = v.get(key).trim();
+    for (String scheme : schemes) {
+      if (s.startsWith(scheme)) {
+        return s;
+      }
+    }
+    throw new ConfigException(key + ": must start with " + String.join(" or ", schemes));
+  }
+
+  private static int port(Map<String, String> v, String key) {
+    long n = number(v, key);
+    if (n < 0 || n > 65535) {
+      throw new ConfigException(key + ": must be a port number 0-65535, got " + n);
+    }
+    return (int) n;
+  }
+
+  private static int positive(Map<String, String> v, String key) {
+    long n = number(v, key);
+    if (n < 1 || n > 10_000) {
+      throw new ConfigException(key + ": must be between 1 and 10000, got " + n);
+    }
+    return (int) n;
+  }
+
+  private static long nonNegative(Map<String, String> v, String key) {
+    long n = number(v, key);
+    if (n < 0) {
+      throw new ConfigException(key + ": must not be negative, got " + n);
+    }
+    return n;
+  }
+
+  private static long number(Map<String, String> v, String key) {
+    try {
+      return Long.parseLong(v.get(key).trim());
+    } catch (NumberFormatException e) {
+      throw new ConfigException(key + ": '" + v.get(key) + "' is not a whole number");
+    }
+  }
+}

@@ -1,0 +1,71 @@
+package dev.idemgate.config;
+
+import java.time.Duration;
+import java.util.Map;
+import java.util.Optional;
+import java.util.stream.Collectors;
+
+/**
+ * Every setting of a running gateway, loaded once at start-up by {@link ConfigLoader} and passed
+ * down by constructor. {@link #toString()} masks secrets so the record can be logged as it is.
+ *
+ * @param apiKeys api key to merchant id (development and tests; see conf/idemgate.yaml)
+ */
+public record GatewayConfig(
+    int httpPort,
+    int managementPort,
+    String pgUrl,
+    int pgPoolSize,
+    Duration storeTimeout,
+    String redisUrl,
+    Duration redisTimeout,
+    Map<String, String> apiKeys,
+    Optional<String> adminToken,
+    Duration keyTtl,
+    Duration lease,
+    String provider,
+    Optional<String> providerUrl,
+    Duration providerTimeout,
+    Duration recoveryInterval,
+    long simulatorLatencyMs,
+    long simulatorSlowMs,
+    Optional<String> tlsCert,
+    Optional<String> tlsKey,
+    int apiInstances) {
+
+  public static final Duration MAX_KEY_TTL = Duration.ofDays(30);
+
+  /** API verticle instances to deploy: the configured number, or one per core. */
+  public int effectiveApiInstances() {
+    return apiInstances > 0 ? apiInstances : Runtime.getRuntime().availableProcessors();
+  }
+
+  @Override
+  public String toString() {
+    String merchants = apiKeys.values().stream().sorted().collect(Collectors.joining(","));
+    return "GatewayConfig[http_port=" + httpPort
+        + ", management_port=" + managementPort
+        + ", pg_url=" + maskPassword(pgUrl)
+        + ", pg_pool_size=" + pgPoolSize
+        + ", store_timeout=" + storeTimeout
+        + ", redis_url=" + maskPassword(redisUrl)
+        + ", redis_timeout=" + redisTimeout
+        + ", api_keys=<" + apiKeys.size() + " keys for merchants " + merchants + ">"
+        + ", admin_token=" + (adminToken.isPresent() ? "<set>" : "<unset>")
+        + ", key_ttl=" + keyTtl
+        + ", lease=" + lease
+        + ", provider=" + provider
+        + ", provider_url=" + providerUrl.orElse("")
+        + ", provider_timeout=" + providerTimeout
+        + ", recovery_interval=" + recoveryInterval
+        + ", simulator_latency_ms=" + simulatorLatencyMs
+        + ", simulator_slow_ms=" + simulatorSlowMs
+        + ", tls=" + (tlsCert.isPresent() ? "on" : "off")
+        + ", api_instances=" + effectiveApiInstances() + "]";
+  }
+
+  /** Hides the password part of a {@code scheme://user:password@host} URL. */
+  static String maskPassword(String url) {
+    return url.replaceFirst("(://[^:/@]*:)[^@/]*@", "$1***@");
+  }
+}

@@ -1,0 +1,255 @@
+package dev.idemgate.http;
+
+import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.idempotency.Fingerprint;
+import dev.idemgate.idempotency.IdempotencyKey;
+import dev.idemgate.idempotency.IdempotencyStore;
+import dev.idemgate.idempotency.RedisGate;
+import dev.idemgate.idempotency.StoredResponse;
+import dev.idemgate.payment.ParsedPayment;
+import dev.idemgate.payment.PayOutcome;
+import dev.idemgate.payment.PaymentJson;
+import dev.idemgate.payment.PaymentRequestParser;
+import dev.idemgate.payment.PaymentService;
+import dev.idemgate.provider.ProviderClient;
+import dev.idemgate.storage.Postgres;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.http.Http2Settings;
+import io.vertx.core.http.HttpServer;
+import io.vertx.core.http.HttpServerOptions;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.net.PemKeyCertOptions;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
+import io.vertx.ext.web.handler.BodyHandler;
+import io.vertx.redis.client.Redis;
+import io.vertx.redis.client.RedisOptions;
+import io.vertx.sqlclient.Pool;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.EnumMap;
+import java.util.HashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The public API (DESIGN §2), one instance per event loop. Each instance owns its PostgreSQL pool
+ * and Redis client. Authentication, media type and key checks run before the body is read.
+ */
+public final class ApiVerticle extends VerticleBase {
+  static final int MAX_BODY_BYTES = 64 * 1024;
+  private static final DateTimeFormatter HTTP_DATE = DateTimeFormatter.RFC_1123_DATE_TIME.withZone(ZoneOffset.UTC);
+  private static final String KEY_HEADER = "Idempotency-Key";
+
+  /** Outcome tag of {@code idemgate.requests}: a closed set, never a key or an amount. */
+  enum Outcome { CREATED, DECLINED, PENDING, REPLAYED, IN_FLIGHT_CONFLICT, KEY_REUSED, PROVIDER_UNAVAILABLE, STORE_UNAVAILABLE, REJECTED }
+
+  private final GatewayConfig config;
+  private final MeterRegistry registry;
+  private final Map<String, String> merchantByKeyHash = new HashMap<>();
+  private final Map<Outcome, Counter> outcomes = new EnumMap<>(Outcome.class);
+  private Pool pool;
+  private Redis redis;
+  private HttpServer server;
+  private PaymentService payments;
+  private IdempotencyStore store;
+
+  public ApiVerticle(GatewayConfig config, MeterRegistry registry) {
+    this.config = config;
+    this.registry = registry;
+    // Keys are compared by hash so that a lookup's timing says nothing about a near-miss key.
+    config.apiKeys().forEach((key, merchant) -> merchantByKeyHash.put(Fingerprint.sha256Hex(key), merchant));
+  }
+
+  @Override
+  public Future<?> start() {
+    for (Outcome o : Outcome.values()) {
+      outcomes.put(o, Counter.builder("idemgate.requests").tag("outcome", o.name().toLowerCase(Locale.ROOT))
+          .description("POST /pay requests by outcome").register(registry));
+    }
+    pool = Postgres.pool(vertx, config, config.pgPoolSize());
+    redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(config.redisUrl())
+        .setMaxPoolSize(8).setMaxPoolWaiting(4_096).setMaxWaitingHandlers(4_096));
+    store = new IdempotencyStore(pool, config.storeTimeout(), config.lease());
+    RedisGate gate = new RedisGate(redis, config.redisTimeout(), config.lease());
+    payments = new PaymentService(gate, store, new ProviderClient(vertx.eventBus(), config), config);
+    server = vertx.createHttpServer(serverOptions()).requestHandler(router());
+    return server.listen(config.httpPort());
+  }
+
+  @Override
+  public Future<?> stop() {
+    Future<Void> http = server == null ? Future.succeededFuture() : server.shutdown();
+    return http.eventually(() -> Future.join(pool.close(), redis.close()));
+  }
+
+  private HttpServerOptions serverOptions() {
+    HttpServerOptions options = new HttpServerOptions()
+        .setHttp2ClearTextEnabled(true)
+        .setInitialSettings(new Http2Settings().setMaxConcurrentStreams(256))
+        .setHttp2RstFloodMaxRstFramePerWindow(200)
+        .setHttp2RstFloodWindowDuration(30);
+    if (config.tlsCert().isPresent()) {
+      options.setSsl(true).setUseAlpn(true)
+          .setEnabledSecureTransportProtocols(Set.of("TLSv1.2", "TLSv1.3"))
+          .setKeyCertOptions(new PemKeyCertOptions().setCertPath(config.tlsCert().get()).setKeyPath(config.tlsKey().get()));
+    }
+    return options;
+  }
+
+  private Router router() {
+    Router router = Router.router(vertx);
+    router.route().handler(RequestIds::assign);
+    BodyHandler body = BodyHandler.create(false).setBodyLimit(MAX_BODY_BYTES);
+    for (String path : new String[] {"/pay", "/v1/payments"}) {
+      // Two routes because Vert.x Web puts body handlers before user handlers on one route: the
+      // cheap checks run first, so a bad request is refused before its body is read.
+      router.post(path)
+          .handler(this::echoKey)
+          .handler(this::authenticate)
+          .handler(this::requireJson)
+          .handler(this::requireKey);
+      router.post(path).handler(body).handler(this::pay);
+    }
+    router.get("/v1/payments/:id").handler(this::authenticate).handler(this::getPayment);
+    router.route().failureHandler(Problems::handleFailure);
+    router.errorHandler(404, Problems::handleFailure);
+    router.errorHandler(405, Problems::handleFailure);
+    return router;
+  }
+
+  private void echoKey(RoutingContext ctx) {
+    String raw = ctx.request().getHeader(KEY_HEADER);
+    if (raw != null && raw.length() <= 1024 && raw.chars().allMatch(c -> c >= 0x20 && c <= 0x7e)) {
+      ctx.response().putHeader(KEY_HEADER, raw);
+    }
+    ctx.next();
+  }
+
+  private void authenticate(RoutingContext ctx) {
+    String header = ctx.request().getHeader("Authorization");
+    String merchant = null;
+    if (header != null && header.regionMatches(true, 0, "Bearer ", 0, 7)) {
+      merchant = merchantByKeyHash.get(Fingerprint.sha256Hex(header.substring(7).trim()));
+    }
+    if (merchant == null) {
+      ctx.response().putHeader("WWW-Authenticate", "Bearer");
+      reject(ctx, new ApiProblem(ErrorCode.UNAUTHORIZED, "send Authorization: Bearer <api key> with a valid key"));
+      return;
+    }
+    ctx.put("merchant", merchant);
+    ctx.next();
+  }
+
+  private void requireJson(RoutingContext ctx) {
+    String type = ctx.request().getHeader("Content-Type");
+    String mime = type == null ? "" : type.split(";", 2)[0].trim().toLowerCase(Locale.ROOT);
+    if (!mime.equals("application/json")) {
+      reject(ctx, new ApiProblem(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send Content-Type: application/json"));
+      return;
+    }
+    ctx.next();
+  }
+
+  private void requireKey(RoutingContext ctx) {
+    String raw = ctx.request().getHeader(KEY_HEADER);
+    if (raw == null || raw.isBlank()) {
+      reject(ctx, new ApiProblem(ErrorCode.IDEMPOTENCY_KEY_MISSING,
+          "send an Idempotency-Key header: 1-255 visible ASCII characters, unique per payment"));
+      return;
+    }
+    IdempotencyKey key = IdempotencyKey.parse(raw).orElse(null);
+    if (key == null) {
+      reject(ctx, new ApiProblem(ErrorCode.IDEMPOTENCY_KEY_INVALID,
+          "the Idempotency-Key must be 1-255 visible ASCII characters, bare or as a quoted string"));
+      return;
+    }
+    ctx.put("key", key);
+    ctx.next();
+  }
+
+  private void pay(RoutingContext ctx) {
+    ParsedPayment parsed = PaymentRequestParser.parse(ctx.body().buffer());
+    if (parsed instanceof ParsedPayment.Invalid invalid) {
+      JsonArray errors = new JsonArray();
+      invalid.errors().forEach(e -> errors.add(e.toJson()));
+      reject(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, "the body is not a valid payment; see errors", errors, null));
+    } else if (parsed instanceof ParsedPayment.CardData card) {
+      reject(ctx, new ApiProblem(ErrorCode.CARD_DATA_REJECTED, "the field " + card.field()
+          + " holds what looks like a card number; send a payment token in source, never card data"));
+    } else if (parsed instanceof ParsedPayment.Valid valid) {
+      PaymentService.PayCommand cmd = new PaymentService.PayCommand(ctx.get("merchant"), ctx.get("key"),
+          valid.request(), PaymentService.fingerprint(valid.body()));
+      payments.pay(cmd).onSuccess(outcome -> respond(ctx, outcome)).onFailure(ctx::fail);
+    }
+  }
+
+  private void respond(RoutingContext ctx, PayOutcome outcome) {
+    if (outcome instanceof PayOutcome.Fresh fresh) {
+      int status = fresh.response().status();
+      count(status == 201 ? Outcome.CREATED : status == 402 ? Outcome.DECLINED : Outcome.PENDING);
+      sendStored(ctx, fresh.response(), false);
+    } else if (outcome instanceof PayOutcome.Replayed replayed) {
+      count(Outcome.REPLAYED);
+      sendStored(ctx, replayed.response(), true);
+    } else if (outcome instanceof PayOutcome.InFlight inFlight) {
+      count(Outcome.IN_FLIGHT_CONFLICT);
+      Problems.send(ctx, new ApiProblem(ErrorCode.IDEMPOTENCY_KEY_IN_USE,
+          "a request with this key is still being processed; retry after Retry-After seconds", null, inFlight.retryAfterSeconds()));
+    } else if (outcome instanceof PayOutcome.KeyReused) {
+      count(Outcome.KEY_REUSED);
+      Problems.send(ctx, new ApiProblem(ErrorCode.IDEMPOTENCY_KEY_REUSED,
+          "this key was already used with a different payload; use a new key for a new payment"));
+    } else if (outcome instanceof PayOutcome.ProviderUnavailable) {
+      count(Outcome.PROVIDER_UNAVAILABLE);
+      Problems.send(ctx, new ApiProblem(ErrorCode.PROVIDER_UNAVAILABLE,
+          "the payment provider did not take the charge; nothing was charged and the key is free: retrying is safe"));
+    } else if (outcome instanceof PayOutcome.StoreDown down) {
+      count(Outcome.STORE_UNAVAILABLE);
+      Problems.send(ctx, new ApiProblem(ErrorCode.STORE_UNAVAILABLE,
+          "the payment store is unavailable; nothing was charged: retry after Retry-After seconds", null, down.retryAfterSeconds()));
+    }
+  }
+
+  private void sendStored(RoutingContext ctx, StoredResponse stored, boolean replay) {
+    var response = ctx.response().setStatusCode(stored.status())
+        .putHeader("Content-Type", "application/json")
+        .putHeader("Idempotency-Key-Expires", HTTP_DATE.format(stored.expiresAt()));
+    if (stored.status() == 201 || stored.status() == 202) {
+      response.putHeader("Location", "/v1/payments/" + stored.paymentId());
+    }
+    if (replay) {
+      response.putHeader("Idempotent-Replayed", "true");
+    }
+    response.end(stored.body());
+  }
+
+  private void getPayment(RoutingContext ctx) {
+    String merchant = ctx.get("merchant");
+    store.findPayment(merchant, ctx.pathParam("id"))
+        .onSuccess(row -> {
+          if (row == null) {
+            Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no payment with this id"));
+          } else {
+            ctx.response().putHeader("Content-Type", "application/json").end(PaymentJson.render(row));
+          }
+        })
+        .onFailure(failure -> Problems.send(ctx, new ApiProblem(ErrorCode.STORE_UNAVAILABLE,
+            "the payment store is unavailable; retry later", null, 2)));
+  }
+
+  private void reject(RoutingContext ctx, ApiProblem problem) {
+    if (ctx.request().path().equals("/pay") || ctx.request().path().equals("/v1/payments")) {
+      count(Outcome.REJECTED);
+    }
+    Problems.send(ctx, problem);
+  }
+
+  private void count(Outcome outcome) {
+    outcomes.get(outcome).increment();
+  }
+}

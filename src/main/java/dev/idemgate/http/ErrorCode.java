@@ -1,0 +1,41 @@
+package dev.idemgate.http;
+
+/** Every error a client can get, with its HTTP status. The {@code code} strings are a stable contract. */
+public enum ErrorCode {
+  IDEMPOTENCY_KEY_MISSING(400, "Idempotency-Key header missing"),
+  IDEMPOTENCY_KEY_INVALID(400, "Idempotency-Key header invalid"),
+  INVALID_REQUEST(400, "Invalid request"),
+  CARD_DATA_REJECTED(400, "Card data rejected"),
+  UNAUTHORIZED(401, "Unauthorized"),
+  NOT_FOUND(404, "Not found"),
+  METHOD_NOT_ALLOWED(405, "Method not allowed"),
+  IDEMPOTENCY_KEY_IN_USE(409, "Idempotency key in use"),
+  PAYLOAD_TOO_LARGE(413, "Payload too large"),
+  UNSUPPORTED_MEDIA_TYPE(415, "Unsupported media type"),
+  IDEMPOTENCY_KEY_REUSED(422, "Idempotency key reused"),
+  RATE_LIMITED(429, "Rate limited"),
+  INTERNAL_ERROR(500, "Internal error"),
+  PROVIDER_UNAVAILABLE(502, "Provider unavailable"),
+  STORE_UNAVAILABLE(503, "Store unavailable");
+
+  private final int status;
+  private final String title;
+
+  ErrorCode(int status, String title) {
+    this.status = status;
+    this.title = title;
+  }
+
+  public int status() {
+    return status;
+  }
+
+  public String title() {
+    return title;
+  }
+
+  /** The stable machine-readable code, e.g. {@code idempotency_key_in_use}. */
+  public String code() {
+    return name().toLowerCase(java.util.Locale.ROOT);
+  }
+}

@@ -1,0 +1,122 @@
+package dev.idemgate.http;
+
+import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.idempotency.ProviderKeys;
+import dev.idemgate.provider.ProviderClient;
+import dev.idemgate.storage.Postgres;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.http.HttpServer;
+import io.vertx.core.json.JsonObject;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
+import io.vertx.redis.client.Command;
+import io.vertx.redis.client.Redis;
+import io.vertx.redis.client.RedisOptions;
+import io.vertx.redis.client.Request;
+import io.vertx.sqlclient.Pool;
+import java.security.MessageDigest;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The management port (DESIGN §3): liveness, readiness, Prometheus metrics and the admin API.
+ * Readiness fails only when PostgreSQL, the source of truth, is unusable or the instance is
+ * draining; Redis down is reported as DEGRADED and keeps the instance in service, because the
+ * gateway stays exactly-once through PostgreSQL alone.
+ */
+public final class ManagementVerticle extends VerticleBase {
+  private static final long CHECK_TIMEOUT_MS = 1_000;
+
+  private final GatewayConfig config;
+  private final PrometheusMeterRegistry registry;
+  private final ReadinessState readiness;
+  private Pool pool;
+  private Redis redis;
+  private HttpServer server;
+
+  public ManagementVerticle(GatewayConfig config, PrometheusMeterRegistry registry, ReadinessState readiness) {
+    this.config = config;
+    this.registry = registry;
+    this.readiness = readiness;
+  }
+
+  @Override
+  public Future<?> start() {
+    pool = Postgres.pool(vertx, config, 2);
+    redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(config.redisUrl()).setMaxPoolSize(2));
+    Router router = Router.router(vertx);
+    router.route().handler(RequestIds::assign);
+    router.get("/health/live").handler(ctx -> json(ctx, 200, new JsonObject().put("status", "UP")));
+    router.get("/health/ready").handler(this::ready);
+    router.get("/metrics").handler(ctx -> ctx.response()
+        .putHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8").end(registry.scrape()));
+    router.route("/admin/*").handler(this::requireAdmin);
+    router.get("/admin/simulator/charges").handler(this::simulatorCharges);
+    router.route().failureHandler(Problems::handleFailure);
+    router.errorHandler(404, Problems::handleFailure);
+    router.errorHandler(405, Problems::handleFailure);
+    server = vertx.createHttpServer().requestHandler(router);
+    return server.listen(config.managementPort());
+  }
+
+  @Override
+  public Future<?> stop() {
+    Future<Void> http = server == null ? Future.succeededFuture() : server.close();
+    return http.eventually(() -> Future.join(pool.close(), redis.close()));
+  }
+
+  private void ready(RoutingContext ctx) {
+    Future<Void> pg = pool.query("SELECT 1").execute().<Void>mapEmpty().timeout(CHECK_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+    Future<Void> rd = redis.send(Request.cmd(Command.PING)).<Void>mapEmpty().timeout(CHECK_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+    Future.join(pg, rd).onComplete(done -> {
+      boolean pgUp = pg.succeeded();
+      boolean redisUp = rd.succeeded();
+      String status = readiness.draining() ? "DRAINING" : !pgUp ? "DOWN" : redisUp ? "UP" : "DEGRADED";
+      JsonObject body = new JsonObject().put("status", status)
+          .put("checks", new JsonObject().put("postgres", pgUp ? "UP" : "DOWN").put("redis", redisUp ? "UP" : "DOWN"));
+      json(ctx, pgUp && !readiness.draining() ? 200 : 503, body);
+    });
+  }
+
+  private void requireAdmin(RoutingContext ctx) {
+    if (config.adminToken().isEmpty()) {
+      Problems.send(ctx, new ApiProblem(ErrorCode.UNAUTHORIZED, "admin endpoints are closed until IDEMGATE_ADMIN_TOKEN is set"));
+      return;
+    }
+    String header = ctx.request().getHeader("Authorization");
+    String presented = header != null && header.regionMatches(true, 0, "Bearer ", 0, 7) ? header.substring(7).trim() : "";
+    if (!MessageDigest.isEqual(presented.getBytes(StandardCharsets.UTF_8), config.adminToken().get().getBytes(StandardCharsets.UTF_8))) {
+      ctx.response().putHeader("WWW-Authenticate", "Bearer");
+      Problems.send(ctx, new ApiProblem(ErrorCode.UNAUTHORIZED, "send Authorization: Bearer <admin token>"));
+      return;
+    }
+    ctx.next();
+  }
+
+  /**
+   * The simulator's charge log for one provider key ({@code ?idempotency_key=}), or for a client
+   * key of a merchant ({@code ?merchant=&key=}, first generation), in the acquirer's shape.
+   */
+  private void simulatorCharges(RoutingContext ctx) {
+    String providerKey = ctx.queryParams().get("idempotency_key");
+    String merchant = ctx.queryParams().get("merchant");
+    String key = ctx.queryParams().get("key");
+    if (providerKey == null && merchant != null && key != null) {
+      providerKey = ProviderKeys.of(merchant, key);
+    }
+    if (providerKey == null || providerKey.isBlank()) {
+      Problems.send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, "give idempotency_key=<provider key>, or merchant= and key="));
+      return;
+    }
+    new ProviderClient(vertx.eventBus(), config).chargeLog(providerKey)
+        .onSuccess(log -> json(ctx, 200, log))
+        .onFailure(failure -> Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND,
+            "the charge log is kept by the simulator provider only")));
+  }
+
+  private static void json(RoutingContext ctx, int status, JsonObject body) {
+    ctx.response().setStatusCode(status).putHeader("Content-Type", "application/json").end(body.encode());
+  }
+}

@@ -1,0 +1,63 @@
+package dev.idemgate.http;
+
+import io.vertx.core.json.JsonObject;
+import io.vertx.ext.web.RoutingContext;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The one renderer of errors: {@code application/problem+json} (RFC 9457) with {@code type},
+ * {@code title}, {@code status}, {@code detail}, the stable {@code code} and the {@code request_id}.
+ * Anything that is not an {@link ApiProblem} becomes a 500 whose body says nothing of the cause.
+ */
+public final class Problems {
+  private static final Logger log = LoggerFactory.getLogger(Problems.class);
+
+  private Problems() {}
+
+  /** Router failure handler. */
+  public static void handleFailure(RoutingContext ctx) {
+    if (ctx.response().headWritten()) {
+      ctx.response().reset();
+      return;
+    }
+    Throwable failure = ctx.failure();
+    if (failure instanceof ApiProblem problem) {
+      send(ctx, problem);
+      return;
+    }
+    ApiProblem problem = switch (ctx.statusCode()) {
+      case 404 -> new ApiProblem(ErrorCode.NOT_FOUND, "no such resource");
+      case 405 -> new ApiProblem(ErrorCode.METHOD_NOT_ALLOWED, "this method is not allowed here");
+      case 413 -> new ApiProblem(ErrorCode.PAYLOAD_TOO_LARGE, "the body is larger than 64 KiB");
+      case 415 -> new ApiProblem(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send Content-Type: application/json");
+      case 400 -> new ApiProblem(ErrorCode.INVALID_REQUEST, "the request could not be read");
+      default -> null;
+    };
+    if (problem == null) {
+      log.error("request {} failed", RequestIds.of(ctx), failure);
+      problem = new ApiProblem(ErrorCode.INTERNAL_ERROR, "an internal error occurred; quote the request_id when reporting it");
+    }
+    send(ctx, problem);
+  }
+
+  public static void send(RoutingContext ctx, ApiProblem problem) {
+    ErrorCode code = problem.code();
+    JsonObject body = new JsonObject()
+        .put("type", "urn:idemgate:problem:" + code.code())
+        .put("title", code.title())
+        .put("status", code.status())
+        .put("detail", problem.detail())
+        .put("code", code.code())
+        .put("request_id", RequestIds.of(ctx));
+    if (problem.errors() != null) {
+      body.put("errors", problem.errors());
+    }
+    if (problem.retryAfterSeconds() != null) {
+      ctx.response().putHeader("Retry-After", String.valueOf(problem.retryAfterSeconds()));
+    }
+    ctx.response().setStatusCode(code.status())
+        .putHeader("Content-Type", "application/problem+json")
+        .end(body.encode());
+  }
+}

@@ -1,0 +1,23 @@
+package dev.idemgate.http;
+
+import io.vertx.ext.web.RoutingContext;
+import java.util.concurrent.ThreadLocalRandom;
+
+/** A request id per request, echoed as {@code X-Request-Id} and in every problem body. */
+final class RequestIds {
+  private static final String KEY = "idemgate.request_id";
+
+  private RequestIds() {}
+
+  static void assign(RoutingContext ctx) {
+    String id = String.format("req_%016x", ThreadLocalRandom.current().nextLong());
+    ctx.put(KEY, id);
+    ctx.response().putHeader("X-Request-Id", id);
+    ctx.next();
+  }
+
+  static String of(RoutingContext ctx) {
+    String id = ctx.get(KEY);
+    return id == null ? "req_unassigned" : id;
+  }
+}

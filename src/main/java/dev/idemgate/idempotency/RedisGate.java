@@ -1,0 +1,121 @@
+package dev.idemgate.idempotency;
+
+import io.vertx.core.Future;
+import io.vertx.redis.client.Command;
+import io.vertx.redis.client.Redis;
+import io.vertx.redis.client.Request;
+import io.vertx.redis.client.Response;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The fast gate and replay cache. One key per (merchant, idempotency key), decided in one atomic
+ * {@code SET NX GET PX}: nothing there means this request claimed it; anything there is read back in
+ * the same step. Redis is never trusted to forbid: a failure or timeout here sends the request on
+ * to PostgreSQL, which makes the same decisions.
+ *
+ * <p>Values: {@code P|fingerprint|token} (processing), {@code N|fingerprint} (pending: ask the store),
+ * {@code C|fingerprint|status|expiresAtMillis|paymentId|body} (completed; the body goes last because
+ * it may contain '|').
+ */
+public final class RedisGate {
+  private static final Logger log = LoggerFactory.getLogger(RedisGate.class);
+  private static final String COMPARE_AND_DELETE =
+      "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+  private final Redis redis;
+  private final long timeoutMs;
+  private final long leaseMs;
+
+  public RedisGate(Redis redis, Duration timeout, Duration lease) {
+    this.redis = redis;
+    this.timeoutMs = timeout.toMillis();
+    this.leaseMs = lease.toMillis();
+  }
+
+  /**
+   * The Redis key. The whole (merchant, key) pair is the hash tag, so a Redis Cluster spreads
+   * merchants' keys over all slots while each record stays on one slot.
+   */
+  static String redisKey(String merchantId, IdempotencyKey key) {
+    return "idemgate:idem:{" + merchantId + ":" + key.value() + "}";
+  }
+
+  public Future<GateDecision> claim(String merchantId, IdempotencyKey key, String fingerprint) {
+    String token = UUID.randomUUID().toString();
+    String value = "P|" + fingerprint + "|" + token;
+    Request set = Request.cmd(Command.SET).arg(redisKey(merchantId, key)).arg(value)
+        .arg("NX").arg("GET").arg("PX").arg(leaseMs);
+    return send(set)
+        .map(previous -> previous == null ? new GateDecision.Claimed(value) : decide(previous.toString(), fingerprint))
+        .otherwise(failure -> {
+          log.warn("redis gate unavailable, deciding in PostgreSQL alone: {}", failure.toString());
+          return new GateDecision.AskStore();
+        });
+  }
+
+  private static GateDecision decide(String stored, String fingerprint) {
+    if (stored.length() < 2 || stored.charAt(1) != '|') {
+      return new GateDecision.AskStore();
+    }
+    String[] parts = stored.split("\\|", 6);
+    if (parts.length < 2 || !parts[1].equals(fingerprint)) {
+      return new GateDecision.Mismatch();
+    }
+    return switch (stored.charAt(0)) {
+      case 'P' -> new GateDecision.InFlight();
+      case 'C' -> parts.length == 6
+          ? new GateDecision.Replay(new StoredResponse(Integer.parseInt(parts[2]), parts[5], parts[4],
+              Instant.ofEpochMilli(Long.parseLong(parts[3]))))
+          : new GateDecision.AskStore();
+      default -> new GateDecision.AskStore();
+    };
+  }
+
+  /** Stores a completed response for replay until it expires. Best effort: PostgreSQL already has it. */
+  public Future<Void> complete(String merchantId, IdempotencyKey key, String fingerprint, StoredResponse response) {
+    long ttl = response.expiresAt().toEpochMilli() - System.currentTimeMillis();
+    if (ttl <= 0) {
+      return Future.succeededFuture();
+    }
+    String value = "C|" + fingerprint + "|" + response.status() + "|" + response.expiresAt().toEpochMilli()
+        + "|" + response.paymentId() + "|" + response.body();
+    return bestEffort(Request.cmd(Command.SET).arg(redisKey(merchantId, key)).arg(value).arg("PX").arg(ttl), "complete");
+  }
+
+  /** Marks the key pending: retries then ask PostgreSQL, which follows recovery's progress. */
+  public Future<Void> markPending(String merchantId, IdempotencyKey key, String fingerprint, Duration ttl) {
+    return bestEffort(Request.cmd(Command.SET).arg(redisKey(merchantId, key)).arg("N|" + fingerprint)
+        .arg("PX").arg(ttl.toMillis()), "mark pending");
+  }
+
+  /** Deletes this request's own claim, and nothing another request wrote since. */
+  public Future<Void> release(String merchantId, IdempotencyKey key, String claimValue) {
+    return bestEffort(Request.cmd(Command.EVAL).arg(COMPARE_AND_DELETE).arg(1)
+        .arg(redisKey(merchantId, key)).arg(claimValue), "release");
+  }
+
+  /** Deletes whatever is stored for the key (used when the record itself was released). */
+  public Future<Void> forget(String merchantId, IdempotencyKey key) {
+    return bestEffort(Request.cmd(Command.DEL).arg(redisKey(merchantId, key)), "forget");
+  }
+
+  public Future<Void> ping() {
+    return send(Request.cmd(Command.PING)).mapEmpty();
+  }
+
+  private Future<Response> send(Request request) {
+    return redis.send(request).timeout(timeoutMs, TimeUnit.MILLISECONDS);
+  }
+
+  private Future<Void> bestEffort(Request request, String what) {
+    return send(request).<Void>mapEmpty().otherwise(failure -> {
+      log.warn("redis {} failed; PostgreSQL stays authoritative: {}", what, failure.toString());
+      return null;
+    });
+  }
+}

@@ -1,0 +1,21 @@
+package dev.idemgate.idempotency;
+
+import java.time.Instant;
+
+/** What the PostgreSQL claim decided; the same decisions as the Redis gate, made by the source of truth. */
+public sealed interface StoreClaim {
+  /** The row was inserted (or an expired key re-claimed) and committed: this request owns it at {@code epoch}. */
+  record Claimed(String paymentId, String providerKey, int epoch, Instant createdAt) implements StoreClaim {}
+
+  /** Another request owns the key with the same payload until {@code leaseExpiresAt}. */
+  record InFlight(Instant leaseExpiresAt) implements StoreClaim {}
+
+  /** The key is completed with the same payload. */
+  record Completed(StoredResponse response) implements StoreClaim {}
+
+  /** The provider outcome is unknown; recovery owns the record. The stored 202 is replayed. */
+  record Pending(StoredResponse response) implements StoreClaim {}
+
+  /** The key was used with another payload. */
+  record Mismatch() implements StoreClaim {}
+}

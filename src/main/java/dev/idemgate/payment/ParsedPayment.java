@@ -1,0 +1,23 @@
+package dev.idemgate.payment;
+
+import io.vertx.core.json.JsonObject;
+import java.util.List;
+
+/** The result of reading a {@code POST /pay} body. */
+public sealed interface ParsedPayment {
+  /** A usable request, with the parsed body it came from (for the fingerprint). */
+  record Valid(PaymentRequest request, JsonObject body) implements ParsedPayment {}
+
+  /** Not a valid payment: every problem found, one per field. */
+  record Invalid(List<FieldError> errors) implements ParsedPayment {}
+
+  /** Card data was found at {@code field}. The value itself is never kept. */
+  record CardData(String field) implements ParsedPayment {}
+
+  /** One field's problem, in words a client developer can act on. */
+  record FieldError(String field, String problem) {
+    public JsonObject toJson() {
+      return new JsonObject().put("field", field).put("problem", problem);
+    }
+  }
+}

@@ -1,0 +1,24 @@
+package dev.idemgate.payment;
+
+import dev.idemgate.idempotency.StoredResponse;
+
+/** What {@code POST /pay} ends in; the HTTP layer turns each into its status and headers. */
+public sealed interface PayOutcome {
+  /** First answer for this key (201, 402 or 202), stored for replay. */
+  record Fresh(StoredResponse response) implements PayOutcome {}
+
+  /** A stored answer replayed byte for byte. */
+  record Replayed(StoredResponse response) implements PayOutcome {}
+
+  /** A twin is in flight: 409 idempotency_key_in_use, retry after this many seconds. */
+  record InFlight(int retryAfterSeconds) implements PayOutcome {}
+
+  /** Same key, different payload: 422 idempotency_key_reused. */
+  record KeyReused() implements PayOutcome {}
+
+  /** The provider definitely did not charge; the key is released: 502 provider_unavailable. */
+  record ProviderUnavailable() implements PayOutcome {}
+
+  /** PostgreSQL cannot be used; nothing was charged: 503 store_unavailable. */
+  record StoreDown(int retryAfterSeconds) implements PayOutcome {}
+}

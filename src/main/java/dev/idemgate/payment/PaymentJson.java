@@ -1,0 +1,50 @@
+package dev.idemgate.payment;
+
+import io.vertx.core.json.JsonObject;
+import io.vertx.sqlclient.Row;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.concurrent.ThreadLocalRandom;
+
+/** The payment object of the API (DESIGN §2), and payment ids. */
+public final class PaymentJson {
+  private PaymentJson() {}
+
+  /** {@code pay_} + 12 hex digits of milliseconds (ids sort by creation) + 20 random hex digits. */
+  public static String newPaymentId(Instant now) {
+    ThreadLocalRandom random = ThreadLocalRandom.current();
+    return String.format("pay_%012x%016x%04x", now.toEpochMilli(), random.nextLong(), random.nextInt(0x10000));
+  }
+
+  /** Creation time as stored and shown: UTC, millisecond precision, so every read gives the same text. */
+  public static Instant createdNow() {
+    return Instant.now().truncatedTo(ChronoUnit.MILLIS);
+  }
+
+  public static String render(String id, String status, PaymentRequest request, String provider,
+      String providerReference, String declineCode, Instant createdAt) {
+    return render(id, status, request.amount(), request.currency(), request.merchantReference(), provider,
+        providerReference, declineCode, createdAt);
+  }
+
+  public static String render(Row row) {
+    return render(row.getString("id"), row.getString("status"), row.getLong("amount"), row.getString("currency"),
+        row.getString("merchant_reference"), row.getString("provider"), row.getString("provider_reference"),
+        row.getString("decline_code"), row.getOffsetDateTime("created_at").toInstant());
+  }
+
+  private static String render(String id, String status, long amount, String currency, String merchantReference,
+      String provider, String providerReference, String declineCode, Instant createdAt) {
+    return new JsonObject()
+        .put("id", id)
+        .put("status", status)
+        .put("amount", amount)
+        .put("currency", currency)
+        .put("merchant_reference", merchantReference)
+        .put("provider", provider)
+        .put("provider_reference", providerReference)
+        .put("decline_code", declineCode)
+        .put("created_at", createdAt.toString())
+        .encode();
+  }
+}

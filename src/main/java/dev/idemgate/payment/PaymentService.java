@@ -1,0 +1,173 @@
+package dev.idemgate.payment;
+
+import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.idempotency.ClaimRequest;
+import dev.idemgate.idempotency.Completion;
+import dev.idemgate.idempotency.GateDecision;
+import dev.idemgate.idempotency.IdempotencyKey;
+import dev.idemgate.idempotency.IdempotencyStore;
+import dev.idemgate.idempotency.RecordState;
+import dev.idemgate.idempotency.RedisGate;
+import dev.idemgate.idempotency.StoreClaim;
+import dev.idemgate.idempotency.StoreUnavailable;
+import dev.idemgate.idempotency.StoredResponse;
+import dev.idemgate.provider.ChargeRequest;
+import dev.idemgate.provider.ProviderClient;
+import dev.idemgate.provider.ProviderOutcome;
+import io.vertx.core.Future;
+import java.time.Duration;
+import java.time.Instant;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The request path of DESIGN §1, steps 4-8: Redis gate, PostgreSQL claim committed before the
+ * provider is called, the charge over the event bus, the fenced completion in PostgreSQL, then
+ * Redis. The invariant every branch keeps: the provider is only called by the request whose
+ * PostgreSQL claim committed, so losing Redis can never cause a second charge.
+ */
+public final class PaymentService {
+  private static final Logger log = LoggerFactory.getLogger(PaymentService.class);
+  static final String OPERATION = "payments.create";
+  private static final int IN_FLIGHT_RETRY_AFTER_SECONDS = 1;
+  private static final int STORE_RETRY_AFTER_SECONDS = 2;
+  /** First inquiry of a pending payment (the schedule is recovery's). */
+  private static final Duration FIRST_INQUIRY = Duration.ofSeconds(5);
+
+  private final RedisGate gate;
+  private final IdempotencyStore store;
+  private final ProviderClient provider;
+  private final String providerName;
+  private final Duration keyTtl;
+
+  public PaymentService(RedisGate gate, IdempotencyStore store, ProviderClient provider, GatewayConfig config) {
+    this.gate = gate;
+    this.store = store;
+    this.provider = provider;
+    this.providerName = config.provider();
+    this.keyTtl = config.keyTtl();
+  }
+
+  /** One {@code POST /pay}: who asks, with which key, for what, and the payload's fingerprint. */
+  public record PayCommand(String merchantId, IdempotencyKey key, PaymentRequest request, String fingerprint) {}
+
+  public Future<PayOutcome> pay(PayCommand cmd) {
+    return gate.claim(cmd.merchantId(), cmd.key(), cmd.fingerprint()).compose(decision -> {
+      if (decision instanceof GateDecision.Replay replay) {
+        return Future.succeededFuture(new PayOutcome.Replayed(replay.response()));
+      } else if (decision instanceof GateDecision.InFlight) {
+        return Future.succeededFuture(new PayOutcome.InFlight(IN_FLIGHT_RETRY_AFTER_SECONDS));
+      } else if (decision instanceof GateDecision.Mismatch) {
+        return Future.succeededFuture(new PayOutcome.KeyReused());
+      } else if (decision instanceof GateDecision.Claimed claimed) {
+        return claimInStore(cmd, claimed.token());
+      }
+      return claimInStore(cmd, null); // AskStore: PostgreSQL decides alone
+    });
+  }
+
+  /** @param redisClaim the value this request wrote in Redis, or null when Redis did not claim for it */
+  private Future<PayOutcome> claimInStore(PayCommand cmd, String redisClaim) {
+    Instant now = PaymentJson.createdNow();
+    PaymentRequest r = cmd.request();
+    ClaimRequest claim = new ClaimRequest(cmd.merchantId(), cmd.key(), cmd.fingerprint(),
+        PaymentJson.newPaymentId(now), r.amount(), r.currency(), r.merchantReference(), r.description(),
+        r.metadata(), now);
+    return store.claim(claim)
+        .compose(decision -> {
+          if (decision instanceof StoreClaim.Claimed owned) {
+            return charge(cmd, owned, redisClaim);
+          } else if (decision instanceof StoreClaim.Completed done) {
+            return gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), done.response())
+                .map(v -> new PayOutcome.Replayed(done.response()));
+          } else if (decision instanceof StoreClaim.Pending pending) {
+            return gate.markPending(cmd.merchantId(), cmd.key(), cmd.fingerprint(), keyTtl)
+                .map(v -> new PayOutcome.Replayed(pending.response()));
+          } else if (decision instanceof StoreClaim.InFlight) {
+            return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.InFlight(IN_FLIGHT_RETRY_AFTER_SECONDS));
+          }
+          return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.KeyReused()); // Mismatch
+        })
+        .recover(failure -> {
+          if (!(failure instanceof StoreUnavailable)) {
+            return Future.failedFuture(failure);
+          }
+          // Nothing was charged: free the Redis claim so the client's retry is not held off by a 409.
+          log.warn("claim not recorded, answering 503: {}", failure.getMessage());
+          return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.StoreDown(STORE_RETRY_AFTER_SECONDS));
+        });
+  }
+
+  private Future<PayOutcome> charge(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim) {
+    PaymentRequest r = cmd.request();
+    ChargeRequest charge = new ChargeRequest(owned.providerKey(), r.amount(), r.currency(), r.source(), owned.paymentId());
+    return provider.charge(charge).compose(outcome -> {
+      if (outcome instanceof ProviderOutcome.Succeeded s) {
+        return finish(cmd, owned, RecordState.COMPLETED, 201, "succeeded", s.providerReference(), null);
+      } else if (outcome instanceof ProviderOutcome.Declined d) {
+        return finish(cmd, owned, RecordState.COMPLETED, 402, "declined", d.providerReference(), d.declineCode());
+      } else if (outcome instanceof ProviderOutcome.Unknown u) {
+        log.warn("provider outcome unknown for payment {}: {}; recovery will ask the provider", owned.paymentId(), u.reason());
+        return finish(cmd, owned, RecordState.PENDING, 202, "pending", null, null);
+      }
+      return release(cmd, owned, redisClaim, (ProviderOutcome.NotAttempted) outcome);
+    });
+  }
+
+  private Future<PayOutcome> finish(PayCommand cmd, StoreClaim.Claimed owned, RecordState state, int status,
+      String paymentStatus, String providerReference, String declineCode) {
+    String body = PaymentJson.render(owned.paymentId(), paymentStatus, cmd.request(), providerName, providerReference,
+        declineCode, owned.createdAt());
+    StoredResponse response = new StoredResponse(status, body, owned.paymentId(), Instant.now().plus(keyTtl));
+    Instant nextInquiry = state == RecordState.PENDING ? Instant.now().plus(FIRST_INQUIRY) : null;
+    Completion completion = new Completion(state, response, paymentStatus, providerName, providerReference,
+        declineCode, nextInquiry);
+    return store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion)
+        .compose(result -> {
+          if (result == Completion.Result.FENCED) {
+            // Recovery took the record over (our lease ran out); it owns what Redis and the ledger say.
+            log.warn("payment {} was taken over before it completed; answering what the provider said", owned.paymentId());
+            return Future.succeededFuture(new PayOutcome.Fresh(response));
+          }
+          Future<Void> cached = state == RecordState.COMPLETED
+              ? gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), response)
+              : gate.markPending(cmd.merchantId(), cmd.key(), cmd.fingerprint(), keyTtl);
+          return cached.map(v -> (PayOutcome) new PayOutcome.Fresh(response));
+        })
+        .recover(failure -> {
+          if (!(failure instanceof StoreUnavailable)) {
+            return Future.failedFuture(failure);
+          }
+          // The provider answered but the ledger did not take it. The claim stays PROCESSING and
+          // recovery finalises it from the provider after the lease; until then the truth is "pending".
+          log.error("payment {} charged outcome '{}' not recorded; recovery will finalise it: {}",
+              owned.paymentId(), paymentStatus, failure.getMessage());
+          String pendingBody = PaymentJson.render(owned.paymentId(), "pending", cmd.request(), providerName, null, null,
+              owned.createdAt());
+          return Future.succeededFuture(new PayOutcome.Fresh(new StoredResponse(202, pendingBody, owned.paymentId(),
+              response.expiresAt())));
+        });
+  }
+
+  private Future<PayOutcome> release(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim,
+      ProviderOutcome.NotAttempted notAttempted) {
+    log.info("provider did not attempt payment {}: {}; releasing the key", owned.paymentId(), notAttempted.reason());
+    return store.release(cmd.merchantId(), cmd.key(), owned.epoch())
+        .<Void>mapEmpty()
+        .otherwise(failure -> {
+          // The claim stays PROCESSING: recovery asks the provider after the lease and releases it.
+          log.warn("release of payment {} not recorded: {}", owned.paymentId(), failure.getMessage());
+          return null;
+        })
+        .compose(v -> redisClaim == null ? gate.forget(cmd.merchantId(), cmd.key()) : releaseRedis(cmd, redisClaim))
+        .map(v -> new PayOutcome.ProviderUnavailable());
+  }
+
+  private Future<Void> releaseRedis(PayCommand cmd, String redisClaim) {
+    return redisClaim == null ? Future.succeededFuture() : gate.release(cmd.merchantId(), cmd.key(), redisClaim);
+  }
+
+  public static String fingerprint(io.vertx.core.json.JsonObject body) {
+    return dev.idemgate.idempotency.Fingerprint.of(OPERATION, body);
+  }
+}

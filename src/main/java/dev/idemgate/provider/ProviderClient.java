@@ -1,0 +1,50 @@
+package dev.idemgate.provider;
+
+import dev.idemgate.config.GatewayConfig;
+import io.vertx.core.Future;
+import io.vertx.core.eventbus.DeliveryOptions;
+import io.vertx.core.eventbus.EventBus;
+import io.vertx.core.eventbus.ReplyException;
+import io.vertx.core.eventbus.ReplyFailure;
+import io.vertx.core.json.JsonObject;
+
+/** The API side of the event bus hop to {@link ProviderVerticle}, with a send timeout on every call. */
+public final class ProviderClient {
+  /** Margin over the provider timeout, so that the provider verticle answers UNKNOWN before the bus gives up. */
+  private static final long BUS_MARGIN_MS = 2_000;
+
+  private final EventBus bus;
+  private final DeliveryOptions options;
+
+  public ProviderClient(EventBus bus, GatewayConfig config) {
+    this.bus = bus;
+    this.options = new DeliveryOptions().setCodecName(LocalCodec.NAME)
+        .setSendTimeout(config.providerTimeout().toMillis() + BUS_MARGIN_MS);
+  }
+
+  public Future<ProviderOutcome> charge(ChargeRequest request) {
+    return call(ProviderVerticle.CHARGE, request);
+  }
+
+  public Future<ProviderOutcome> inquire(String providerKey) {
+    return call(ProviderVerticle.INQUIRE, providerKey);
+  }
+
+  public Future<JsonObject> chargeLog(String providerKey) {
+    return bus.<JsonObject>request(ProviderVerticle.CHARGE_LOG, providerKey, options).map(m -> m.body());
+  }
+
+  private Future<ProviderOutcome> call(String address, Object body) {
+    return bus.<ProviderOutcome>request(address, body, options)
+        .map(reply -> reply.body())
+        .otherwise(ProviderClient::outcomeOfBusFailure);
+  }
+
+  /** Nobody listening means nothing was sent; any other failure may hide a charge. */
+  static ProviderOutcome outcomeOfBusFailure(Throwable failure) {
+    if (failure instanceof ReplyException e && e.failureType() == ReplyFailure.NO_HANDLERS) {
+      return new ProviderOutcome.NotAttempted("no provider verticle is running");
+    }
+    return new ProviderOutcome.Unknown("event bus: " + failure.getClass().getSimpleName());
+  }
+}

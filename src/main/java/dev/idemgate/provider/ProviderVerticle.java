@@ -1,0 +1,72 @@
+package dev.idemgate.provider;
+
+import dev.idemgate.config.GatewayConfig;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.eventbus.DeliveryOptions;
+import io.vertx.core.eventbus.Message;
+import io.vertx.core.eventbus.MessageConsumer;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * "The gateway verticle": the only place that talks to the payment provider. Receives charges and
+ * inquiries over the local event bus and answers each with a {@link ProviderOutcome}; the provider
+ * timeout is enforced here, and past it a sent charge is {@link ProviderOutcome.Unknown}.
+ * Deployed once: the simulator's charge log lives in it.
+ */
+public final class ProviderVerticle extends VerticleBase {
+  public static final String CHARGE = "idemgate.provider.charge";
+  public static final String INQUIRE = "idemgate.provider.inquire";
+  public static final String CHARGE_LOG = "idemgate.provider.charge-log";
+
+  private static final Logger log = LoggerFactory.getLogger(ProviderVerticle.class);
+  private static final DeliveryOptions LOCAL = new DeliveryOptions().setCodecName(LocalCodec.NAME);
+
+  private final GatewayConfig config;
+  private PaymentProvider provider;
+
+  public ProviderVerticle(GatewayConfig config) {
+    this.config = config;
+  }
+
+  @Override
+  public Future<?> start() {
+    provider = switch (config.provider()) {
+      case "simulator" -> new SimulatorProvider(
+          new SimulatedAcquirer(vertx, config.simulatorLatencyMs(), config.simulatorSlowMs(), true));
+      default -> throw new IllegalStateException("provider '" + config.provider() + "' is not built yet");
+    };
+    MessageConsumer<ChargeRequest> charges = vertx.eventBus().consumer(CHARGE, this::charge);
+    MessageConsumer<String> inquiries = vertx.eventBus().consumer(INQUIRE, this::inquire);
+    MessageConsumer<String> logs = vertx.eventBus().consumer(CHARGE_LOG, this::chargeLog);
+    return Future.all(charges.completion(), inquiries.completion(), logs.completion());
+  }
+
+  private void charge(Message<ChargeRequest> message) {
+    answer(message, provider.charge(message.body()), "charge");
+  }
+
+  private void inquire(Message<String> message) {
+    answer(message, provider.inquire(message.body()), "inquiry");
+  }
+
+  private void answer(Message<?> message, Future<ProviderOutcome> call, String what) {
+    call.timeout(config.providerTimeout().toMillis(), TimeUnit.MILLISECONDS)
+        .otherwise(failure -> {
+          // After sending, any failure (timeout, reset, a bug) may hide a charge: never "not charged".
+          log.warn("provider {} ended without an answer: {}", what, failure.toString());
+          return new ProviderOutcome.Unknown(failure.getClass().getSimpleName());
+        })
+        .onSuccess(outcome -> message.reply(outcome, LOCAL));
+  }
+
+  private void chargeLog(Message<String> message) {
+    if (provider instanceof SimulatorProvider simulator) {
+      message.reply(simulator.chargeLog(message.body()));
+    } else {
+      message.fail(404, "the charge log belongs to the simulator provider");
+    }
+  }
+}

@@ -1,0 +1,50 @@
+package dev.idemgate.storage;
+
+import io.vertx.pgclient.PgConnectOptions;
+import java.sql.SQLException;
+import org.flywaydb.core.Flyway;
+import org.flywaydb.core.api.output.MigrateResult;
+
+/**
+ * Creates and migrates the schema with Flyway. Runs on the caller's thread over JDBC, so it is
+ * called at start-up before any verticle is deployed, never on an event loop. Flyway takes a
+ * PostgreSQL advisory lock, so instances starting together migrate once.
+ */
+public final class Migrations {
+  private Migrations() {}
+
+  /** Migrates and returns the number of migrations applied; fails with {@link StoreUnreachable}. */
+  public static int migrate(String pgUrl) {
+    PgConnectOptions o = Postgres.connectOptions(pgUrl);
+    try {
+      MigrateResult result = Flyway.configure()
+          .dataSource(Postgres.jdbcUrl(pgUrl), o.getUser(), o.getPassword())
+          .connectRetries(0)
+          .schemas(Postgres.SCHEMA)
+          .createSchemas(true)
+          .locations("classpath:db/migration")
+          .load()
+          .migrate();
+      return result.migrationsExecuted;
+    } catch (RuntimeException e) {
+      throw new StoreUnreachable("PostgreSQL at " + o.getHost() + ":" + o.getPort() + "/" + o.getDatabase()
+          + " cannot be reached or migrated: " + rootMessage(e));
+    }
+  }
+
+  private static String rootMessage(Throwable e) {
+    Throwable t = e;
+    while (t.getCause() != null && !(t instanceof SQLException)) {
+      t = t.getCause();
+    }
+    String message = t.getMessage() == null ? t.getClass().getSimpleName() : t.getMessage();
+    return message.lines().findFirst().orElse(message);
+  }
+
+  /** A store that start-up cannot use; the message is one line for the operator. */
+  public static final class StoreUnreachable extends RuntimeException {
+    public StoreUnreachable(String message) {
+      super(message);
+    }
+  }
+}
