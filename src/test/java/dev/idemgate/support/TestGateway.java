@@ -1,0 +1,94 @@
+package dev.idemgate.support;
+
+import dev.idemgate.Idemgate;
+import dev.idemgate.config.ConfigLoader;
+import dev.idemgate.config.GatewayConfig;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * A gateway started in the test JVM against the real PostgreSQL and Redis
+ * ({@code IDEMGATE_PG_URL} / {@code IDEMGATE_REDIS_URL}, else the local defaults), on free ports,
+ * with two merchants and an admin token. Tests use fresh random keys, so they share the databases
+ * without flushing anything.
+ */
+public final class TestGateway implements AutoCloseable {
+  public static final String MERCHANT_A = "merchant_a";
+  public static final String MERCHANT_B = "merchant_b";
+  public static final String KEY_A = "sk_test_merchant_a";
+  public static final String KEY_B = "sk_test_merchant_b";
+  public static final String ADMIN_TOKEN = "test-admin-token";
+
+  private final Idemgate gateway;
+  private final GatewayConfig config;
+
+  private TestGateway(Idemgate gateway) {
+    this.gateway = gateway;
+    this.config = gateway.config();
+  }
+
+  public static TestGateway start() {
+    return start(Map.of());
+  }
+
+  /** Starts with the test defaults, overridden by {@code overrides} (keys as environment variable names). */
+  public static TestGateway start(Map<String, String> overrides) {
+    return new TestGateway(Idemgate.start(config(overrides)));
+  }
+
+  /** The configuration a test gateway would use, without starting it. */
+  public static GatewayConfig config(Map<String, String> overrides) {
+    Map<String, String> env = new HashMap<>();
+    env.put("IDEMGATE_PG_URL", pgUrl());
+    env.put("IDEMGATE_REDIS_URL", redisUrl());
+    env.put("IDEMGATE_HTTP_PORT", String.valueOf(freePort()));
+    env.put("IDEMGATE_MANAGEMENT_PORT", String.valueOf(freePort()));
+    env.put("IDEMGATE_API_KEYS", MERCHANT_A + "=" + KEY_A + "," + MERCHANT_B + "=" + KEY_B);
+    env.put("IDEMGATE_ADMIN_TOKEN", ADMIN_TOKEN);
+    env.put("IDEMGATE_API_INSTANCES", "2");
+    env.put("IDEMGATE_PG_POOL_SIZE", "4");
+    env.putAll(overrides);
+    return ConfigLoader.load(Optional.empty(), env);
+  }
+
+  public static String pgUrl() {
+    return System.getenv().getOrDefault("IDEMGATE_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres");
+  }
+
+  public static String redisUrl() {
+    return System.getenv().getOrDefault("IDEMGATE_REDIS_URL", "redis://127.0.0.1:6379");
+  }
+
+  public static int freePort() {
+    try (ServerSocket socket = new ServerSocket(0)) {
+      socket.setReuseAddress(true);
+      return socket.getLocalPort();
+    } catch (IOException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  public GatewayConfig config() {
+    return config;
+  }
+
+  public Idemgate gateway() {
+    return gateway;
+  }
+
+  public int apiPort() {
+    return config.httpPort();
+  }
+
+  public int managementPort() {
+    return config.managementPort();
+  }
+
+  @Override
+  public void close() {
+    gateway.close();
+  }
+}
