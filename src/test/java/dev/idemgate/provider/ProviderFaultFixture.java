@@ -1,0 +1,75 @@
+package dev.idemgate.provider;
+
+import dev.idemgate.idempotency.ProviderKeys;
+import dev.idemgate.support.AcquirerProcess;
+import dev.idemgate.support.ClientHistory;
+import dev.idemgate.support.ExactlyOnceChecker;
+import dev.idemgate.support.FaultProxy;
+import dev.idemgate.support.Http;
+import dev.idemgate.support.TestGateway;
+import io.vertx.core.json.JsonObject;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeEach;
+
+/**
+ * A gateway in this JVM with {@code provider: http}, talking through a {@link FaultProxy} to an acquirer
+ * in its own process with {@code --dedup off}: the acquirer charges every request it gets, so any
+ * second provider call the gateway made would show as a second charge.
+ */
+abstract class ProviderFaultFixture {
+  static AcquirerProcess acquirer;
+  static FaultProxy proxy;
+  static TestGateway gateway;
+  static Http http;
+
+  ClientHistory history;
+
+  /** Starts everything; {@code providerTimeout} as in IDEMGATE_PROVIDER_TIMEOUT, {@code acquirerEnv} for the acquirer process. */
+  static void startAll(String providerTimeout, Map<String, String> acquirerEnv) {
+    acquirer = AcquirerProcess.start(false, 0, acquirerEnv);
+    proxy = FaultProxy.start("127.0.0.1", acquirer.port());
+    gateway = TestGateway.start(Map.of("IDEMGATE_PROVIDER", "http", "IDEMGATE_PROVIDER_URL", proxy.httpUrl(),
+        "IDEMGATE_PROVIDER_TIMEOUT", providerTimeout));
+    http = new Http();
+  }
+
+  @AfterAll
+  static void stopAll() {
+    if (http != null) {
+      http.close();
+    }
+    if (gateway != null) {
+      gateway.close();
+    }
+    if (proxy != null) {
+      proxy.close();
+    }
+    if (acquirer != null) {
+      acquirer.close();
+    }
+  }
+
+  @BeforeEach
+  void newHistory() {
+    history = new ClientHistory();
+    proxy.pass();
+  }
+
+  Http.Reply pay(String key, JsonObject body) {
+    return history.pay(http, gateway.apiPort(), TestGateway.MERCHANT_A, TestGateway.KEY_A, key, body);
+  }
+
+  /** What the acquirer logged for the provider key of merchant A's {@code key}. */
+  static JsonObject acquirerLog(String key) {
+    return acquirer.charges(ProviderKeys.of(TestGateway.MERCHANT_A, key));
+  }
+
+  /** The checker over this test's history, the acquirer's full log and the ledger rows of this history's keys. */
+  ExactlyOnceChecker.Report check() {
+    return ExactlyOnceChecker.check(history.ops(), ExactlyOnceChecker.charges(acquirer.allCharges()).stream()
+            .filter(c -> history.ops().stream().anyMatch(op -> ProviderKeys.of(op.merchant(), op.key()).equals(c.providerKey())))
+            .toList(),
+        ExactlyOnceChecker.Ledger.load(TestGateway.pgUrl(), history.ops()));
+  }
+}
