@@ -92,11 +92,12 @@ public final class IdempotencyStore {
         .addString(r.paymentId()).addString(firstProviderKey).addLong(leaseMs)
         .addLong(r.amount()).addString(r.currency()).addString(r.merchantReference())
         .addString(r.description()).addValue(r.metadata()).addOffsetDateTime(utc(r.createdAt()));
+    long sentAt = System.nanoTime();
     return run("claim", CLAIM, params).compose(rows -> {
       if (rows.size() == 1) {
         Row row = rows.iterator().next();
-        return Future.succeededFuture(
-            new StoreClaim.Claimed(r.paymentId(), row.getString("provider_key"), row.getInteger("epoch"), r.createdAt()));
+        return Future.succeededFuture(new StoreClaim.Claimed(r.paymentId(), row.getString("provider_key"),
+            row.getInteger("epoch"), r.createdAt(), sentAt));
       }
       return run("read", READ, Tuple.of(r.merchantId(), r.key().value())).compose(existing -> {
         if (existing.size() == 0) {
