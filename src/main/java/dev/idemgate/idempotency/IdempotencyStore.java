@@ -21,12 +21,15 @@ public final class IdempotencyStore {
       INSERT INTO idemgate.idempotency_keys AS k
         (merchant_id, idempotency_key, fingerprint, state, epoch, generation, payment_id, provider_key,
          lease_expires_at, amount, currency, merchant_reference, description, metadata, created_at)
-      VALUES ($1, $2, $3, 'PROCESSING', 1, 1, $4, $5, now() + $6 * interval '1 millisecond',
+      VALUES ($1, $2, $3, 'PROCESSING', 1, 1, $4,
+              CASE WHEN EXISTS (SELECT 1 FROM idemgate.payments WHERE provider_key = $5)
+                   THEN encode(sha256(convert_to($1 || ':' || $2 || '#' || $4, 'UTF8')), 'hex') ELSE $5 END,
+              now() + $6 * interval '1 millisecond',
               $7, $8, $9, $10, $11, $12)
       ON CONFLICT (merchant_id, idempotency_key) DO UPDATE SET
         fingerprint = EXCLUDED.fingerprint, state = 'PROCESSING', epoch = k.epoch + 1,
         generation = k.generation + 1, payment_id = EXCLUDED.payment_id,
-        provider_key = encode(sha256(convert_to(k.merchant_id || ':' || k.idempotency_key || '#' || (k.generation + 1), 'UTF8')), 'hex'),
+        provider_key = encode(sha256(convert_to(k.merchant_id || ':' || k.idempotency_key || '#' || EXCLUDED.payment_id, 'UTF8')), 'hex'),
         lease_expires_at = EXCLUDED.lease_expires_at, amount = EXCLUDED.amount, currency = EXCLUDED.currency,
         merchant_reference = EXCLUDED.merchant_reference, description = EXCLUDED.description,
         metadata = EXCLUDED.metadata, response_status = NULL, response_body = NULL, expires_at = NULL,
