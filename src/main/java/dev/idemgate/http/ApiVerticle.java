@@ -77,7 +77,7 @@ public final class ApiVerticle extends VerticleBase {
     pool = Postgres.pool(vertx, config, config.pgPoolSize());
     redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(config.redisUrl())
         .setMaxPoolSize(8).setMaxPoolWaiting(4_096).setMaxWaitingHandlers(4_096));
-    store = new IdempotencyStore(pool, config.storeTimeout(), config.lease());
+    store = new IdempotencyStore(pool, context, config.pgPoolSize(), config.storeTimeout(), config.lease());
     RedisGate gate = new RedisGate(redis, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     notifier = new CompletionNotifier(vertx, redis, config.redisTimeout().toMillis());
     payments = new PaymentService(gate, store, new ProviderClient(vertx.eventBus(), config), notifier, config);

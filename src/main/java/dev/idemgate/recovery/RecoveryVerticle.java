@@ -70,7 +70,7 @@ public final class RecoveryVerticle extends VerticleBase {
     pool = Postgres.pool(vertx, config, 2);
     redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(config.redisUrl()).setMaxPoolSize(2));
     recovery = new RecoveryStore(pool, config.storeTimeout());
-    store = new IdempotencyStore(pool, config.storeTimeout(), config.lease());
+    store = new IdempotencyStore(pool, context, 2, config.storeTimeout(), config.lease());
     gate = new RedisGate(redis, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     provider = new ProviderClient(vertx.eventBus(), config);
     Gauge.builder("idemgate.recovery.pending", pendingGauge, AtomicLong::get)

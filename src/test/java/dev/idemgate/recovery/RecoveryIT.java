@@ -84,7 +84,7 @@ class RecoveryIT {
 
   /** Writes a PROCESSING claim as a crashed instance would have left it, its lease long expired. */
   private static void abandonedClaim(String key, JsonObject body) {
-    IdempotencyStore store = new IdempotencyStore(db.pool(), Duration.ofSeconds(5), Duration.ofSeconds(3));
+    IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 2, Duration.ofSeconds(5), Duration.ofSeconds(3));
     Instant created = PaymentJson.createdNow();
     ClaimRequest claim = new ClaimRequest(MERCHANT_A, new IdempotencyKey(key), PaymentService.fingerprint(body),
         PaymentJson.newPaymentId(created), body.getLong("amount"), body.getString("currency"),
@@ -157,7 +157,7 @@ class RecoveryIT {
     eventually(Duration.ofSeconds(15), () -> state(MERCHANT_A, key) == null, "recovery releases the record");
 
     // The old owner held epoch 1; whatever it writes now must not land.
-    IdempotencyStore store = new IdempotencyStore(db.pool(), Duration.ofSeconds(5), Duration.ofSeconds(3));
+    IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 2, Duration.ofSeconds(5), Duration.ofSeconds(3));
     Http.Reply fresh = http.pay(gateway.apiPort(), KEY_A, key, body);
     assertThat(fresh.status()).isEqualTo(201);
     int epoch = (Integer) db.scalar("SELECT epoch FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
