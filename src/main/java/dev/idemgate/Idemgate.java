@@ -6,6 +6,7 @@ import dev.idemgate.http.ManagementVerticle;
 import dev.idemgate.http.ReadinessState;
 import dev.idemgate.provider.LocalCodec;
 import dev.idemgate.provider.ProviderVerticle;
+import dev.idemgate.recovery.RecoveryVerticle;
 import dev.idemgate.storage.Migrations;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
@@ -62,6 +63,7 @@ public final class Idemgate implements AutoCloseable {
       await(vertx.deployVerticle(new ProviderVerticle(config))
           .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, registry),
               new DeploymentOptions().setInstances(config.effectiveApiInstances())))
+          .compose(id -> vertx.deployVerticle(new RecoveryVerticle(config, registry)))
           .compose(id -> vertx.deployVerticle(new ManagementVerticle(config, registry, readiness))),
           "the gateway could not start listening on ports " + config.httpPort() + "/" + config.managementPort());
       log.info("idemgate ready: api on port {}, management on port {}, {}", config.httpPort(), config.managementPort(), config);

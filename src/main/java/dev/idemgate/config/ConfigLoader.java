@@ -7,7 +7,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
@@ -125,6 +127,10 @@ public final class ConfigLoader {
         providerUrl,
         duration(v, "provider_timeout"),
         duration(v, "recovery_interval"),
+        durations(v, "recovery_backoff"),
+        positive(v, "recovery_batch"),
+        merchantTtls(v.get("merchant_key_ttl")),
+        positive(v, "retention_batch"),
         nonNegative(v, "simulator_latency_ms"),
         nonNegative(v, "simulator_slow_ms"),
         tlsCert,
@@ -139,6 +145,38 @@ public final class ConfigLoader {
 
   private static Duration duration(Map<String, String> v, String key) {
     return Durations.parse(key, v.get(key));
+  }
+
+  private static List<Duration> durations(Map<String, String> v, String key) {
+    List<Duration> list = new ArrayList<>();
+    for (String part : v.get(key).split(",")) {
+      if (!part.isBlank()) {
+        list.add(Durations.parse(key, part));
+      }
+    }
+    if (list.isEmpty()) {
+      throw new ConfigException(key + ": give at least one duration, e.g. 5s,30s,2m");
+    }
+    return List.copyOf(list);
+  }
+
+  private static Map<String, Duration> merchantTtls(String text) {
+    Map<String, Duration> ttls = new LinkedHashMap<>();
+    for (String pair : text.split(",")) {
+      if (pair.isBlank()) {
+        continue;
+      }
+      String[] parts = pair.split("=", 2);
+      if (parts.length != 2 || parts[0].isBlank()) {
+        throw new ConfigException("merchant_key_ttl: each entry must be merchant=duration, e.g. acme=7d");
+      }
+      Duration ttl = Durations.parse("merchant_key_ttl", parts[1]);
+      if (ttl.isZero() || ttl.compareTo(GatewayConfig.MAX_KEY_TTL) > 0) {
+        throw new ConfigException("merchant_key_ttl: " + parts[0].trim() + " must be between 1s and 30d");
+      }
+      ttls.put(parts[0].trim(), ttl);
+    }
+    return Map.copyOf(ttls);
   }
 
   private static String url(Map<String, String> v, String key, String... schemes) {

@@ -1,6 +1,7 @@
 package dev.idemgate.config;
 
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.stream.Collectors;
@@ -27,6 +28,10 @@ public record GatewayConfig(
     Optional<String> providerUrl,
     Duration providerTimeout,
     Duration recoveryInterval,
+    List<Duration> recoveryBackoff,
+    int recoveryBatch,
+    Map<String, Duration> merchantKeyTtl,
+    int retentionBatch,
     long simulatorLatencyMs,
     long simulatorSlowMs,
     Optional<String> tlsCert,
@@ -34,6 +39,11 @@ public record GatewayConfig(
     int apiInstances) {
 
   public static final Duration MAX_KEY_TTL = Duration.ofDays(30);
+
+  /** How long a merchant's completed keys are replayed: its override, else {@code key_ttl}. */
+  public Duration keyTtlFor(String merchantId) {
+    return merchantKeyTtl.getOrDefault(merchantId, keyTtl);
+  }
 
   /** API verticle instances to deploy: the configured number, or one per core. */
   public int effectiveApiInstances() {
@@ -58,6 +68,8 @@ public record GatewayConfig(
         + ", provider_url=" + providerUrl.orElse("")
         + ", provider_timeout=" + providerTimeout
         + ", recovery_interval=" + recoveryInterval
+        + ", recovery_backoff=" + recoveryBackoff
+        + ", merchant_key_ttl=" + merchantKeyTtl
         + ", simulator_latency_ms=" + simulatorLatencyMs
         + ", simulator_slow_ms=" + simulatorSlowMs
         + ", tls=" + (tlsCert.isPresent() ? "on" : "off")

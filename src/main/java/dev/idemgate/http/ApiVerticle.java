@@ -1,6 +1,7 @@
 package dev.idemgate.http;
 
 import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.idempotency.CompletionNotifier;
 import dev.idemgate.idempotency.Fingerprint;
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.IdempotencyStore;
@@ -42,6 +43,7 @@ import java.util.Set;
  */
 public final class ApiVerticle extends VerticleBase {
   static final int MAX_BODY_BYTES = 64 * 1024;
+  static final int MAX_WAIT_SECONDS = 10;
   private static final DateTimeFormatter HTTP_DATE = DateTimeFormatter.RFC_1123_DATE_TIME.withZone(ZoneOffset.UTC);
   private static final String KEY_HEADER = "Idempotency-Key";
 
@@ -57,6 +59,7 @@ public final class ApiVerticle extends VerticleBase {
   private HttpServer server;
   private PaymentService payments;
   private IdempotencyStore store;
+  private CompletionNotifier notifier;
 
   public ApiVerticle(GatewayConfig config, MeterRegistry registry) {
     this.config = config;
@@ -74,9 +77,10 @@ public final class ApiVerticle extends VerticleBase {
     pool = Postgres.pool(vertx, config, config.pgPoolSize());
     redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(config.redisUrl())
         .setMaxPoolSize(8).setMaxPoolWaiting(4_096).setMaxWaitingHandlers(4_096));
-    store = new IdempotencyStore(pool, config.storeTimeout(), config.lease());
-    RedisGate gate = new RedisGate(redis, config.redisTimeout(), config.lease());
-    payments = new PaymentService(gate, store, new ProviderClient(vertx.eventBus(), config), config);
+    store = new IdempotencyStore(pool, context, config.pgPoolSize(), config.storeTimeout(), config.lease());
+    RedisGate gate = new RedisGate(redis, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
+    notifier = new CompletionNotifier(vertx, redis, config.redisTimeout().toMillis());
+    payments = new PaymentService(gate, store, new ProviderClient(vertx.eventBus(), config), notifier, config);
     server = vertx.createHttpServer(serverOptions()).requestHandler(router());
     return server.listen(config.httpPort());
   }
@@ -84,7 +88,7 @@ public final class ApiVerticle extends VerticleBase {
   @Override
   public Future<?> stop() {
     Future<Void> http = server == null ? Future.succeededFuture() : server.shutdown();
-    return http.eventually(() -> Future.join(pool.close(), redis.close()));
+    return http.eventually(() -> Future.join(notifier.close(), pool.close(), redis.close()));
   }
 
   private HttpServerOptions serverOptions() {
@@ -184,8 +188,22 @@ public final class ApiVerticle extends VerticleBase {
     } else if (parsed instanceof ParsedPayment.Valid valid) {
       PaymentService.PayCommand cmd = new PaymentService.PayCommand(ctx.get("merchant"), ctx.get("key"),
           valid.request(), PaymentService.fingerprint(valid.body()));
-      payments.pay(cmd).onSuccess(outcome -> respond(ctx, outcome)).onFailure(ctx::fail);
+      payments.pay(cmd, preferredWait(ctx)).onSuccess(outcome -> respond(ctx, outcome)).onFailure(ctx::fail);
     }
+  }
+
+  /** Seconds from {@code Prefer: wait=N} (RFC 7240), capped at {@link #MAX_WAIT_SECONDS}; 0 when absent or malformed. */
+  static int preferredWait(RoutingContext ctx) {
+    for (String prefer : ctx.request().headers().getAll("Prefer")) {
+      for (String token : prefer.split(",")) {
+        String[] kv = token.trim().split("=", 2);
+        if (kv.length == 2 && kv[0].trim().equalsIgnoreCase("wait") && kv[1].trim().matches("\\d{1,4}")) {
+          ctx.response().putHeader("Preference-Applied", "wait=" + Math.min(Integer.parseInt(kv[1].trim()), MAX_WAIT_SECONDS));
+          return Math.min(Integer.parseInt(kv[1].trim()), MAX_WAIT_SECONDS);
+        }
+      }
+    }
+    return 0;
   }
 
   private void respond(RoutingContext ctx, PayOutcome outcome) {

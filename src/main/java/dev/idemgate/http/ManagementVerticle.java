@@ -3,6 +3,8 @@ package dev.idemgate.http;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.ProviderKeys;
 import dev.idemgate.provider.ProviderClient;
+import dev.idemgate.recovery.RecoveryVerticle;
+import io.vertx.core.json.JsonArray;
 import dev.idemgate.storage.Postgres;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Future;
@@ -54,6 +56,7 @@ public final class ManagementVerticle extends VerticleBase {
         .putHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8").end(registry.scrape()));
     router.route("/admin/*").handler(this::requireAdmin);
     router.get("/admin/simulator/charges").handler(this::simulatorCharges);
+    router.get("/admin/pending").handler(this::unresolved);
     router.route().failureHandler(Problems::handleFailure);
     router.errorHandler(404, Problems::handleFailure);
     router.errorHandler(405, Problems::handleFailure);
@@ -114,6 +117,14 @@ public final class ManagementVerticle extends VerticleBase {
         .onSuccess(log -> json(ctx, 200, log))
         .onFailure(failure -> Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND,
             "the charge log is kept by the simulator provider only")));
+  }
+
+  /** Records recovery has not resolved yet: pending ones and expired leases, key hashes only. */
+  private void unresolved(RoutingContext ctx) {
+    vertx.eventBus().<JsonArray>request(RecoveryVerticle.UNRESOLVED, 100)
+        .onSuccess(reply -> json(ctx, 200, new JsonObject().put("unresolved", reply.body())))
+        .onFailure(failure -> Problems.send(ctx, new ApiProblem(ErrorCode.STORE_UNAVAILABLE,
+            "the payment store is unavailable; retry later", null, 2)));
   }
 
   private static void json(RoutingContext ctx, int status, JsonObject body) {

@@ -1,5 +1,7 @@
 package dev.idemgate.idempotency;
 
+import dev.idemgate.storage.GroupCommit;
+import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.Row;
@@ -9,48 +11,77 @@ import java.time.Duration;
 import java.time.Instant;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The idempotency records and the ledger in PostgreSQL, the source of truth. Every write is one
- * autocommit statement, and every state change after the claim is conditional on the record's
- * state and epoch (the fencing token), so an owner that lost its lease changes nothing.
+ * The idempotency records and the ledger in PostgreSQL, the source of truth.
+ *
+ * <p>Claims and completions of concurrent requests are grouped ({@link GroupCommit}): each group
+ * is one statement over {@code unnest} arrays, so one round trip and one durable commit serve many
+ * payments. A claim is still committed before its provider call, and every state change after the
+ * claim is conditional on the record's state and epoch (the fencing token), so an owner that lost
+ * its lease changes nothing.
  */
 public final class IdempotencyStore {
   private static final String CLAIM = """
       INSERT INTO idemgate.idempotency_keys AS k
         (merchant_id, idempotency_key, fingerprint, state, epoch, generation, payment_id, provider_key,
          lease_expires_at, amount, currency, merchant_reference, description, metadata, created_at)
-      VALUES ($1, $2, $3, 'PROCESSING', 1, 1, $4, $5, now() + $6 * interval '1 millisecond',
-              $7, $8, $9, $10, $11, $12)
+      SELECT i.merchant_id, i.idempotency_key, i.fingerprint, 'PROCESSING', 1, 1, i.payment_id,
+             CASE WHEN EXISTS (SELECT 1 FROM idemgate.payments p WHERE p.provider_key = i.first_key)
+                  THEN encode(sha256(convert_to(i.merchant_id || ':' || i.idempotency_key || '#' || i.payment_id, 'UTF8')), 'hex')
+                  ELSE i.first_key END,
+             now() + $1 * interval '1 millisecond', i.amount, i.currency, i.merchant_reference, i.description,
+             i.metadata::jsonb, i.created_at
+      FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[],
+                  $10::text[], $11::text[], $12::timestamptz[])
+        AS i(merchant_id, idempotency_key, fingerprint, payment_id, first_key, amount, currency, merchant_reference,
+             description, metadata, created_at)
       ON CONFLICT (merchant_id, idempotency_key) DO UPDATE SET
         fingerprint = EXCLUDED.fingerprint, state = 'PROCESSING', epoch = k.epoch + 1,
         generation = k.generation + 1, payment_id = EXCLUDED.payment_id,
-        provider_key = encode(sha256(convert_to(k.merchant_id || ':' || k.idempotency_key || '#' || (k.generation + 1), 'UTF8')), 'hex'),
+        provider_key = encode(sha256(convert_to(k.merchant_id || ':' || k.idempotency_key || '#' || EXCLUDED.payment_id, 'UTF8')), 'hex'),
         lease_expires_at = EXCLUDED.lease_expires_at, amount = EXCLUDED.amount, currency = EXCLUDED.currency,
         merchant_reference = EXCLUDED.merchant_reference, description = EXCLUDED.description,
         metadata = EXCLUDED.metadata, response_status = NULL, response_body = NULL, expires_at = NULL,
         inquiry_attempts = 0, next_inquiry_at = NULL, created_at = EXCLUDED.created_at, updated_at = now()
       WHERE k.state = 'COMPLETED' AND k.expires_at <= now()
-      RETURNING epoch, provider_key""";
+      RETURNING merchant_id, idempotency_key, epoch, provider_key""";
 
   private static final String READ = """
-      SELECT fingerprint, state, response_status, response_body, payment_id, expires_at, lease_expires_at
-      FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2""";
+      SELECT k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.response_status, k.response_body,
+             k.payment_id, k.expires_at, k.lease_expires_at
+      FROM idemgate.idempotency_keys k
+      JOIN unnest($1::text[], $2::text[]) AS i(merchant_id, idempotency_key)
+        ON k.merchant_id = i.merchant_id AND k.idempotency_key = i.idempotency_key""";
 
   private static final String COMPLETE = """
-      WITH done AS (
-        UPDATE idemgate.idempotency_keys
-        SET state = $4, response_status = $5, response_body = $6, expires_at = $7, next_inquiry_at = $12,
-            updated_at = now()
-        WHERE merchant_id = $1 AND idempotency_key = $2 AND epoch = $3 AND state IN ('PROCESSING', 'PENDING')
-        RETURNING payment_id, merchant_id, provider_key, amount, currency, merchant_reference, description,
-                  metadata, created_at)
+      WITH i AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[],
+                             $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[])
+          AS t(merchant_id, idempotency_key, epoch, payment_id, state, response_status, response_body, expires_at,
+               payment_status, provider, provider_reference, decline_code, next_inquiry_at)),
+      done AS (
+        UPDATE idemgate.idempotency_keys k
+        SET state = i.state, response_status = i.response_status, response_body = i.response_body,
+            expires_at = i.expires_at, next_inquiry_at = i.next_inquiry_at, updated_at = now()
+        FROM i
+        WHERE k.merchant_id = i.merchant_id AND k.idempotency_key = i.idempotency_key AND k.epoch = i.epoch
+          AND k.payment_id = i.payment_id AND k.state IN ('PROCESSING', 'PENDING')
+        RETURNING k.payment_id, k.merchant_id, k.provider_key, k.amount, k.currency, k.merchant_reference,
+                  k.description, k.metadata, k.created_at, i.payment_status, i.provider, i.provider_reference,
+                  i.decline_code)
       INSERT INTO idemgate.payments AS p
         (id, merchant_id, provider_key, amount, currency, status, merchant_reference, description, metadata,
          provider, provider_reference, decline_code, created_at)
-      SELECT payment_id, merchant_id, provider_key, amount, currency, $8, merchant_reference, description,
-             metadata, $9, $10, $11, created_at
+      SELECT payment_id, merchant_id, provider_key, amount, currency, payment_status, merchant_reference, description,
+             metadata, provider, provider_reference, decline_code, created_at
       FROM done
       ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, provider_reference = EXCLUDED.provider_reference,
         decline_code = EXCLUDED.decline_code, updated_at = now()
@@ -64,17 +95,29 @@ public final class IdempotencyStore {
       SELECT id, status, amount, currency, merchant_reference, provider, provider_reference, decline_code, created_at
       FROM idemgate.payments WHERE id = $1 AND merchant_id = $2""";
 
-  /** A claim lost to a concurrent release is retried; more than this many losses in a row is a bug. */
-  private static final int CLAIM_ATTEMPTS = 3;
+  /** A claim that lost a race inside its group (a twin in the same group, a release between insert and read) goes again. */
+  private static final int CLAIM_ATTEMPTS = 4;
+  private static final int MAX_GROUP = 256;
 
   private final Pool pool;
   private final long timeoutMs;
   private final long leaseMs;
+  private final GroupCommit<ClaimRequest, StoreClaim> claims;
+  private final GroupCommit<PendingCompletion, Completion.Result> completions;
 
-  public IdempotencyStore(Pool pool, Duration timeout, Duration lease) {
+  /** One completion in a group. */
+  private record PendingCompletion(String merchantId, IdempotencyKey key, int epoch, Completion completion) {}
+
+  /**
+   * @param context the event loop the groups are formed on (the owning verticle's)
+   * @param maxInFlight groups at the database at once; about the pool size
+   */
+  public IdempotencyStore(Pool pool, Context context, int maxInFlight, Duration timeout, Duration lease) {
     this.pool = pool;
     this.timeoutMs = timeout.toMillis();
     this.leaseMs = lease.toMillis();
+    this.claims = new GroupCommit<>(context, MAX_GROUP, maxInFlight, this::claimGroup);
+    this.completions = new GroupCommit<>(context, MAX_GROUP, maxInFlight, this::completeGroup);
   }
 
   /**
@@ -86,25 +129,98 @@ public final class IdempotencyStore {
   }
 
   private Future<StoreClaim> claim(ClaimRequest r, int attemptsLeft) {
-    String firstProviderKey = ProviderKeys.of(r.merchantId(), r.key().value());
-    Tuple params = Tuple.tuple()
-        .addString(r.merchantId()).addString(r.key().value()).addString(r.fingerprint())
-        .addString(r.paymentId()).addString(firstProviderKey).addLong(leaseMs)
-        .addLong(r.amount()).addString(r.currency()).addString(r.merchantReference())
-        .addString(r.description()).addValue(r.metadata()).addOffsetDateTime(utc(r.createdAt()));
-    return run("claim", CLAIM, params).compose(rows -> {
-      if (rows.size() == 1) {
-        Row row = rows.iterator().next();
-        return Future.succeededFuture(
-            new StoreClaim.Claimed(r.paymentId(), row.getString("provider_key"), row.getInteger("epoch"), r.createdAt()));
+    return claims.submit(r).compose(decided -> {
+      if (decided != null) {
+        return Future.succeededFuture(decided);
       }
-      return run("read", READ, Tuple.of(r.merchantId(), r.key().value())).compose(existing -> {
-        if (existing.size() == 0) {
-          // Released between our insert and our read (NOT_ATTEMPTED): the key is free again.
-          return attemptsLeft > 1 ? claim(r, attemptsLeft - 1)
-              : Future.failedFuture(new StoreUnavailable("claim", new IllegalStateException("claim kept losing to releases")));
+      return attemptsLeft > 1 ? claim(r, attemptsLeft - 1)
+          : Future.failedFuture(new StoreUnavailable("claim", new IllegalStateException("claim kept losing races")));
+    });
+  }
+
+  private static String id(String merchantId, String key) {
+    return merchantId + '\u0000' + key;
+  }
+
+  /** One statement for the group; a null result means "not decided, submit again". */
+  private Future<List<StoreClaim>> claimGroup(List<ClaimRequest> group) {
+    // Two claims of one key cannot go in one INSERT ... ON CONFLICT: the later ones wait a round.
+    Set<String> seen = new HashSet<>();
+    List<ClaimRequest> batch = new ArrayList<>(group.size());
+    for (ClaimRequest r : group) {
+      if (seen.add(id(r.merchantId(), r.key().value()))) {
+        batch.add(r);
+      }
+    }
+    int n = batch.size();
+    String[] merchants = new String[n];
+    String[] keys = new String[n];
+    String[] fingerprints = new String[n];
+    String[] paymentIds = new String[n];
+    String[] firstKeys = new String[n];
+    Long[] amounts = new Long[n];
+    String[] currencies = new String[n];
+    String[] references = new String[n];
+    String[] descriptions = new String[n];
+    String[] metadata = new String[n];
+    OffsetDateTime[] created = new OffsetDateTime[n];
+    for (int i = 0; i < n; i++) {
+      ClaimRequest r = batch.get(i);
+      merchants[i] = r.merchantId();
+      keys[i] = r.key().value();
+      fingerprints[i] = r.fingerprint();
+      paymentIds[i] = r.paymentId();
+      firstKeys[i] = ProviderKeys.of(r.merchantId(), r.key().value());
+      amounts[i] = r.amount();
+      currencies[i] = r.currency();
+      references[i] = r.merchantReference();
+      descriptions[i] = r.description();
+      metadata[i] = r.metadata() == null ? null : r.metadata().encode();
+      created[i] = utc(r.createdAt());
+    }
+    Tuple params = Tuple.tuple().addLong(leaseMs).addArrayOfString(merchants).addArrayOfString(keys)
+        .addArrayOfString(fingerprints).addArrayOfString(paymentIds).addArrayOfString(firstKeys)
+        .addArrayOfLong(amounts).addArrayOfString(currencies).addArrayOfString(references)
+        .addArrayOfString(descriptions).addArrayOfString(metadata).addArrayOfOffsetDateTime(created);
+    long sentAt = System.nanoTime();
+    return run("claim", CLAIM, params).compose(inserted -> {
+      Map<String, Row> claimed = new HashMap<>();
+      for (Row row : inserted) {
+        claimed.put(id(row.getString("merchant_id"), row.getString("idempotency_key")), row);
+      }
+      List<String> readMerchants = new ArrayList<>();
+      List<String> readKeys = new ArrayList<>();
+      for (ClaimRequest r : group) {
+        if (!claimed.containsKey(id(r.merchantId(), r.key().value()))) {
+          readMerchants.add(r.merchantId());
+          readKeys.add(r.key().value());
         }
-        return Future.succeededFuture(decide(existing.iterator().next(), r.fingerprint()));
+      }
+      Future<Map<String, Row>> existing = readMerchants.isEmpty() ? Future.succeededFuture(Map.of())
+          : run("read", READ, Tuple.tuple().addArrayOfString(readMerchants.toArray(new String[0]))
+              .addArrayOfString(readKeys.toArray(new String[0]))).map(rows -> {
+                Map<String, Row> byId = new HashMap<>();
+                rows.forEach(row -> byId.put(id(row.getString("merchant_id"), row.getString("idempotency_key")), row));
+                return byId;
+              });
+      return existing.map(read -> {
+        List<StoreClaim> results = new ArrayList<>(group.size());
+        Set<String> owned = new HashSet<>();
+        for (ClaimRequest r : group) {
+          String id = id(r.merchantId(), r.key().value());
+          Row mine = claimed.get(id);
+          if (mine != null && owned.add(id)) {
+            results.add(new StoreClaim.Claimed(r.paymentId(), mine.getString("provider_key"), mine.getInteger("epoch"),
+                r.createdAt(), sentAt));
+          } else if (mine != null) {
+            results.add(null); // a twin in the same group: it sees the committed claim next round
+          } else {
+            Row row = read.get(id);
+            // No row: released (NOT_ATTEMPTED) between the insert and the read; the key is free again.
+            results.add(row == null ? null : decide(row, r.fingerprint()));
+          }
+        }
+        return results;
       });
     });
   }
@@ -113,12 +229,14 @@ public final class IdempotencyStore {
     if (!row.getString("fingerprint").equals(fingerprint)) {
       return new StoreClaim.Mismatch();
     }
-    return switch (RecordState.valueOf(row.getString("state"))) {
-      case PROCESSING -> new StoreClaim.InFlight(row.getOffsetDateTime("lease_expires_at").toInstant());
-      case PENDING -> new StoreClaim.Pending(stored(row));
-      // An expired completed key was re-claimed by the INSERT above unless a twin got there first.
-      case COMPLETED -> new StoreClaim.Completed(stored(row));
-    };
+    RecordState state = RecordState.valueOf(row.getString("state"));
+    if (state == RecordState.PROCESSING) {
+      return new StoreClaim.InFlight(row.getOffsetDateTime("lease_expires_at").toInstant());
+    } else if (state == RecordState.PENDING) {
+      return new StoreClaim.Pending(stored(row));
+    }
+    // An expired completed key is re-claimed by the INSERT unless a twin got there first.
+    return new StoreClaim.Completed(stored(row));
   }
 
   private static StoredResponse stored(Row row) {
@@ -129,14 +247,54 @@ public final class IdempotencyStore {
 
   /** Writes the end state and the ledger row, fenced on (state, epoch). */
   public Future<Completion.Result> complete(String merchantId, IdempotencyKey key, int epoch, Completion c) {
-    Tuple params = Tuple.tuple()
-        .addString(merchantId).addString(key.value()).addInteger(epoch).addString(c.state().name())
-        .addInteger(c.response().status()).addString(c.response().body())
-        .addOffsetDateTime(utc(c.response().expiresAt())).addString(c.paymentStatus())
-        .addString(c.provider()).addString(c.providerReference()).addString(c.declineCode())
-        .addOffsetDateTime(c.nextInquiryAt() == null ? null : utc(c.nextInquiryAt()));
-    return run("complete", COMPLETE, params)
-        .map(rows -> rows.size() == 1 ? Completion.Result.RECORDED : Completion.Result.FENCED);
+    return completions.submit(new PendingCompletion(merchantId, key, epoch, c));
+  }
+
+  private Future<List<Completion.Result>> completeGroup(List<PendingCompletion> group) {
+    int n = group.size();
+    String[] merchants = new String[n];
+    String[] keys = new String[n];
+    Integer[] epochs = new Integer[n];
+    String[] paymentIds = new String[n];
+    String[] states = new String[n];
+    Integer[] statuses = new Integer[n];
+    String[] bodies = new String[n];
+    OffsetDateTime[] expires = new OffsetDateTime[n];
+    String[] paymentStatuses = new String[n];
+    String[] providers = new String[n];
+    String[] references = new String[n];
+    String[] declines = new String[n];
+    OffsetDateTime[] nextInquiries = new OffsetDateTime[n];
+    for (int i = 0; i < n; i++) {
+      PendingCompletion p = group.get(i);
+      Completion c = p.completion();
+      merchants[i] = p.merchantId();
+      keys[i] = p.key().value();
+      epochs[i] = p.epoch();
+      paymentIds[i] = c.response().paymentId();
+      states[i] = c.state().name();
+      statuses[i] = c.response().status();
+      bodies[i] = c.response().body();
+      expires[i] = utc(c.response().expiresAt());
+      paymentStatuses[i] = c.paymentStatus();
+      providers[i] = c.provider();
+      references[i] = c.providerReference();
+      declines[i] = c.declineCode();
+      nextInquiries[i] = c.nextInquiryAt() == null ? null : utc(c.nextInquiryAt());
+    }
+    Tuple params = Tuple.tuple().addArrayOfString(merchants).addArrayOfString(keys).addArrayOfInteger(epochs)
+        .addArrayOfString(paymentIds).addArrayOfString(states).addArrayOfInteger(statuses).addArrayOfString(bodies)
+        .addArrayOfOffsetDateTime(expires).addArrayOfString(paymentStatuses).addArrayOfString(providers)
+        .addArrayOfString(references).addArrayOfString(declines).addArrayOfOffsetDateTime(nextInquiries);
+    return run("complete", COMPLETE, params).map(rows -> {
+      Set<String> recorded = new HashSet<>();
+      rows.forEach(row -> recorded.add(row.getString("id")));
+      List<Completion.Result> results = new ArrayList<>(n);
+      for (String paymentId : paymentIds) {
+        results.add(recorded.contains(paymentId) ? Completion.Result.RECORDED : Completion.Result.FENCED);
+      }
+      return results;
+    });
   }
 
   /** Deletes a claim the provider definitely never charged, so the key is free again. Fenced. */
@@ -149,10 +307,6 @@ public final class IdempotencyStore {
   public Future<Row> findPayment(String merchantId, String paymentId) {
     return run("find payment", FIND_PAYMENT, Tuple.of(paymentId, merchantId))
         .map(rows -> rows.size() == 1 ? rows.iterator().next() : null);
-  }
-
-  public Future<Void> ping() {
-    return run("ping", "SELECT 1", Tuple.tuple()).mapEmpty();
   }
 
   private Future<RowSet<Row>> run(String operation, String sql, Tuple params) {

@@ -1,5 +1,7 @@
 package dev.idemgate.idempotency;
 
+import io.vertx.circuitbreaker.CircuitBreaker;
+import io.vertx.circuitbreaker.CircuitBreakerOptions;
 import io.vertx.core.Future;
 import io.vertx.redis.client.Command;
 import io.vertx.redis.client.Redis;
@@ -7,6 +9,7 @@ import io.vertx.redis.client.Request;
 import io.vertx.redis.client.Response;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
@@ -30,11 +33,24 @@ public final class RedisGate {
   private final Redis redis;
   private final long timeoutMs;
   private final long leaseMs;
+  private final CircuitBreaker breaker;
 
-  public RedisGate(Redis redis, Duration timeout, Duration lease) {
+  /**
+   * @param breaker opens after repeated Redis failures so that a frozen Redis costs one timeout per
+   *     reset period instead of one per request; while open, the gate sends requests straight to
+   *     PostgreSQL, and a half-open probe brings it back by itself
+   */
+  public RedisGate(Redis redis, Duration timeout, Duration lease, CircuitBreaker breaker) {
     this.redis = redis;
     this.timeoutMs = timeout.toMillis();
     this.leaseMs = lease.toMillis();
+    this.breaker = breaker;
+  }
+
+  /** The breaker every gate uses: five failures open it for one second. */
+  public static CircuitBreaker breaker(io.vertx.core.Vertx vertx) {
+    return CircuitBreaker.create("idemgate-redis-gate", vertx, new CircuitBreakerOptions()
+        .setMaxFailures(5).setTimeout(-1).setResetTimeout(1_000).setNotificationAddress(null));
   }
 
   /**
@@ -50,7 +66,7 @@ public final class RedisGate {
     String value = "P|" + fingerprint + "|" + token;
     Request set = Request.cmd(Command.SET).arg(redisKey(merchantId, key)).arg(value)
         .arg("NX").arg("GET").arg("PX").arg(leaseMs);
-    return send(set)
+    return breaker.<Response>execute(() -> send(set))
         .map(previous -> previous == null ? new GateDecision.Claimed(value) : decide(previous.toString(), fingerprint))
         .otherwise(failure -> {
           log.warn("redis gate unavailable, deciding in PostgreSQL alone: {}", failure.toString());
@@ -84,13 +100,27 @@ public final class RedisGate {
     }
     String value = "C|" + fingerprint + "|" + response.status() + "|" + response.expiresAt().toEpochMilli()
         + "|" + response.paymentId() + "|" + response.body();
-    return bestEffort(Request.cmd(Command.SET).arg(redisKey(merchantId, key)).arg(value).arg("PX").arg(ttl), "complete");
+    // The SET and the PUBLISH that wakes waiting twins go in one round trip.
+    Request set = Request.cmd(Command.SET).arg(redisKey(merchantId, key)).arg(value).arg("PX").arg(ttl);
+    return redis.batch(List.of(set, CompletionNotifier.publish(merchantId, key)))
+        .timeout(timeoutMs, TimeUnit.MILLISECONDS)
+        .<Void>mapEmpty()
+        .otherwise(failure -> {
+          log.warn("redis complete failed; PostgreSQL stays authoritative: {}", failure.toString());
+          return null;
+        });
   }
 
   /** Marks the key pending: retries then ask PostgreSQL, which follows recovery's progress. */
   public Future<Void> markPending(String merchantId, IdempotencyKey key, String fingerprint, Duration ttl) {
-    return bestEffort(Request.cmd(Command.SET).arg(redisKey(merchantId, key)).arg("N|" + fingerprint)
-        .arg("PX").arg(ttl.toMillis()), "mark pending");
+    Request set = Request.cmd(Command.SET).arg(redisKey(merchantId, key)).arg("N|" + fingerprint).arg("PX").arg(ttl.toMillis());
+    return redis.batch(List.of(set, CompletionNotifier.publish(merchantId, key)))
+        .timeout(timeoutMs, TimeUnit.MILLISECONDS)
+        .<Void>mapEmpty()
+        .otherwise(failure -> {
+          log.warn("redis mark pending failed; PostgreSQL stays authoritative: {}", failure.toString());
+          return null;
+        });
   }
 
   /** Deletes this request's own claim, and nothing another request wrote since. */

@@ -4,8 +4,12 @@ import java.time.Instant;
 
 /** What the PostgreSQL claim decided; the same decisions as the Redis gate, made by the source of truth. */
 public sealed interface StoreClaim {
-  /** The row was inserted (or an expired key re-claimed) and committed: this request owns it at {@code epoch}. */
-  record Claimed(String paymentId, String providerKey, int epoch, Instant createdAt) implements StoreClaim {}
+  /**
+   * The row was inserted (or an expired key re-claimed) and committed: this request owns it at
+   * {@code epoch}. {@code claimedAtNanos} is {@link System#nanoTime()} just before the claim was
+   * sent, so the lease counted from it never outlives the one PostgreSQL counts.
+   */
+  record Claimed(String paymentId, String providerKey, int epoch, Instant createdAt, long claimedAtNanos) implements StoreClaim {}
 
   /** Another request owns the key with the same payload until {@code leaseExpiresAt}. */
   record InFlight(Instant leaseExpiresAt) implements StoreClaim {}

@@ -75,7 +75,7 @@ public final class CardNumberScanner {
       while (j < n) {
         char c = text.charAt(j);
         if (isDigit(c)) {
-          if (count == 19) {
+          if (count >= 19) {
             tooLong = true;
           } else {
             digits[count] = c - '0';

@@ -33,7 +33,7 @@ public final class PaymentJson {
         row.getString("decline_code"), row.getOffsetDateTime("created_at").toInstant());
   }
 
-  private static String render(String id, String status, long amount, String currency, String merchantReference,
+  public static String render(String id, String status, long amount, String currency, String merchantReference,
       String provider, String providerReference, String declineCode, Instant createdAt) {
     return new JsonObject()
         .put("id", id)

@@ -3,6 +3,7 @@ package dev.idemgate.payment;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.ClaimRequest;
 import dev.idemgate.idempotency.Completion;
+import dev.idemgate.idempotency.CompletionNotifier;
 import dev.idemgate.idempotency.GateDecision;
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.IdempotencyStore;
@@ -35,21 +36,53 @@ public final class PaymentService {
   private static final Duration FIRST_INQUIRY = Duration.ofSeconds(5);
 
   private final RedisGate gate;
+  private final CompletionNotifier notifier;
   private final IdempotencyStore store;
   private final ProviderClient provider;
   private final String providerName;
-  private final Duration keyTtl;
+  private final GatewayConfig config;
+  /** How long after its claim a charge may still be sent: the lease, less a margin for clock and queueing. */
+  private final long sendWindowNanos;
+  private static final Duration SEND_MARGIN = Duration.ofSeconds(1);
 
-  public PaymentService(RedisGate gate, IdempotencyStore store, ProviderClient provider, GatewayConfig config) {
+  public PaymentService(RedisGate gate, IdempotencyStore store, ProviderClient provider, CompletionNotifier notifier,
+      GatewayConfig config) {
     this.gate = gate;
+    this.notifier = notifier;
     this.store = store;
     this.provider = provider;
     this.providerName = config.provider();
-    this.keyTtl = config.keyTtl();
+    this.config = config;
+    this.sendWindowNanos = config.lease().minus(SEND_MARGIN).toNanos();
   }
 
   /** One {@code POST /pay}: who asks, with which key, for what, and the payload's fingerprint. */
   public record PayCommand(String merchantId, IdempotencyKey key, PaymentRequest request, String fingerprint) {}
+
+  /**
+   * Like {@link #pay(PayCommand)}, but a request whose twin is in flight waits up to
+   * {@code waitSeconds} for it ({@code Prefer: wait=N}) and replays its outcome: woken by the twin's
+   * completion notice, it looks again once, then answers 409 if the twin is still not done.
+   */
+  public Future<PayOutcome> pay(PayCommand cmd, int waitSeconds) {
+    if (waitSeconds <= 0 || notifier == null) {
+      return pay(cmd);
+    }
+    return pay(cmd).compose(first -> {
+      if (!(first instanceof PayOutcome.InFlight)) {
+        return Future.succeededFuture(first);
+      }
+      CompletionNotifier.Wait wait = notifier.register(cmd.merchantId(), cmd.key(), waitSeconds * 1000L);
+      // Look again once subscribed: a completion between the first look and the subscription is not missed.
+      return wait.ready().otherwise((Void) null)
+          .compose(v -> pay(cmd))
+          .compose(second -> second instanceof PayOutcome.InFlight ? wait.done().compose(v -> pay(cmd)) : Future.succeededFuture(second))
+          .eventually(() -> {
+            wait.cancel();
+            return Future.succeededFuture();
+          });
+    });
+  }
 
   public Future<PayOutcome> pay(PayCommand cmd) {
     return gate.claim(cmd.merchantId(), cmd.key(), cmd.fingerprint()).compose(decision -> {
@@ -81,7 +114,7 @@ public final class PaymentService {
             return gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), done.response())
                 .map(v -> new PayOutcome.Replayed(done.response()));
           } else if (decision instanceof StoreClaim.Pending pending) {
-            return gate.markPending(cmd.merchantId(), cmd.key(), cmd.fingerprint(), keyTtl)
+            return gate.markPending(cmd.merchantId(), cmd.key(), cmd.fingerprint(), config.keyTtlFor(cmd.merchantId()))
                 .map(v -> new PayOutcome.Replayed(pending.response()));
           } else if (decision instanceof StoreClaim.InFlight) {
             return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.InFlight(IN_FLIGHT_RETRY_AFTER_SECONDS));
@@ -100,7 +133,8 @@ public final class PaymentService {
 
   private Future<PayOutcome> charge(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim) {
     PaymentRequest r = cmd.request();
-    ChargeRequest charge = new ChargeRequest(owned.providerKey(), r.amount(), r.currency(), r.source(), owned.paymentId());
+    ChargeRequest charge = new ChargeRequest(owned.providerKey(), r.amount(), r.currency(), r.source(), owned.paymentId(),
+        owned.claimedAtNanos() + sendWindowNanos);
     return provider.charge(charge).compose(outcome -> {
       if (outcome instanceof ProviderOutcome.Succeeded s) {
         return finish(cmd, owned, RecordState.COMPLETED, 201, "succeeded", s.providerReference(), null);
@@ -118,7 +152,7 @@ public final class PaymentService {
       String paymentStatus, String providerReference, String declineCode) {
     String body = PaymentJson.render(owned.paymentId(), paymentStatus, cmd.request(), providerName, providerReference,
         declineCode, owned.createdAt());
-    StoredResponse response = new StoredResponse(status, body, owned.paymentId(), Instant.now().plus(keyTtl));
+    StoredResponse response = new StoredResponse(status, body, owned.paymentId(), Instant.now().plus(config.keyTtlFor(cmd.merchantId())));
     Instant nextInquiry = state == RecordState.PENDING ? Instant.now().plus(FIRST_INQUIRY) : null;
     Completion completion = new Completion(state, response, paymentStatus, providerName, providerReference,
         declineCode, nextInquiry);
@@ -131,7 +165,7 @@ public final class PaymentService {
           }
           Future<Void> cached = state == RecordState.COMPLETED
               ? gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), response)
-              : gate.markPending(cmd.merchantId(), cmd.key(), cmd.fingerprint(), keyTtl);
+              : gate.markPending(cmd.merchantId(), cmd.key(), cmd.fingerprint(), config.keyTtlFor(cmd.merchantId()));
           return cached.map(v -> (PayOutcome) new PayOutcome.Fresh(response));
         })
         .recover(failure -> {

@@ -51,7 +51,14 @@ public final class ProviderVerticle extends VerticleBase {
   }
 
   private void charge(Message<ChargeRequest> message) {
-    answer(message, provider.charge(message.body()), "charge");
+    ChargeRequest request = message.body();
+    if (!request.maySend()) {
+      // The claim's lease ran out on the way here (a pause, a long queue): recovery may own the
+      // record now, so sending could charge a payment the ledger has already released.
+      message.reply(new ProviderOutcome.NotAttempted("lease expired before the charge was sent"), LOCAL);
+      return;
+    }
+    answer(message, provider.charge(request), "charge");
   }
 
   private void inquire(Message<String> message) {

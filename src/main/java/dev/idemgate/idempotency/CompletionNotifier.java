@@ -1,0 +1,115 @@
+package dev.idemgate.idempotency;
+
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import io.vertx.redis.client.Command;
+import io.vertx.redis.client.Redis;
+import io.vertx.redis.client.RedisConnection;
+import io.vertx.redis.client.Request;
+import io.vertx.redis.client.Response;
+import io.vertx.redis.client.ResponseType;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Lets a request wait for its in-flight twin ({@code Prefer: wait=N}) without polling: every
+ * completion is published on a Redis channel per key, and waiters on any instance subscribe to it.
+ * One subscriber connection per verticle, opened on first use; channels are subscribed while
+ * someone waits on them. Used only on its verticle's event loop.
+ */
+public final class CompletionNotifier {
+  private final Vertx vertx;
+  private final Redis redis;
+  private final long timeoutMs;
+  private final Map<String, List<Promise<Void>>> waiters = new HashMap<>();
+  private Future<RedisConnection> subscriber;
+
+  public CompletionNotifier(Vertx vertx, Redis redis, long timeoutMs) {
+    this.vertx = vertx;
+    this.redis = redis;
+    this.timeoutMs = timeoutMs;
+  }
+
+  static String channel(String merchantId, IdempotencyKey key) {
+    return "idemgate:done:{" + merchantId + ":" + key.value() + "}";
+  }
+
+  /** A registered wait: {@link #ready()} once subscribed, {@link #done()} on completion or when the wait runs out. */
+  public final class Wait {
+    private final String channel;
+    private final Promise<Void> done = Promise.promise();
+    private final Future<Void> ready;
+    private final long timer;
+
+    private Wait(String channel, long waitMs) {
+      this.channel = channel;
+      boolean first = !waiters.containsKey(channel);
+      waiters.computeIfAbsent(channel, c -> new ArrayList<>()).add(done);
+      this.timer = vertx.setTimer(waitMs, id -> done.tryComplete());
+      this.ready = first ? connection().compose(c -> c.send(Request.cmd(Command.SUBSCRIBE).arg(channel))).<Void>mapEmpty()
+          .timeout(timeoutMs, TimeUnit.MILLISECONDS) : Future.succeededFuture();
+    }
+
+    /** Subscribed; fails when Redis cannot be reached (then only the timer ends the wait). */
+    public Future<Void> ready() {
+      return ready;
+    }
+
+    public Future<Void> done() {
+      return done.future();
+    }
+
+    /** Ends the wait and unsubscribes when nobody else waits on the channel. */
+    public void cancel() {
+      vertx.cancelTimer(timer);
+      done.tryComplete();
+      List<Promise<Void>> list = waiters.get(channel);
+      if (list != null && list.remove(done) && list.isEmpty()) {
+        waiters.remove(channel);
+        if (subscriber != null && subscriber.succeeded()) {
+          subscriber.result().send(Request.cmd(Command.UNSUBSCRIBE).arg(channel));
+        }
+      }
+    }
+  }
+
+  public Wait register(String merchantId, IdempotencyKey key, long waitMs) {
+    return new Wait(channel(merchantId, key), waitMs);
+  }
+
+  /** The PUBLISH a completion sends; batched by {@link RedisGate} with the record's SET. */
+  static Request publish(String merchantId, IdempotencyKey key) {
+    return Request.cmd(Command.PUBLISH).arg(channel(merchantId, key)).arg("done");
+  }
+
+  private Future<RedisConnection> connection() {
+    if (subscriber == null || subscriber.failed()) {
+      subscriber = redis.connect().timeout(timeoutMs, TimeUnit.MILLISECONDS).onSuccess(c -> {
+        c.handler(this::onMessage);
+        c.exceptionHandler(e -> subscriber = null);
+        c.endHandler(v -> subscriber = null);
+      });
+    }
+    return subscriber;
+  }
+
+  private void onMessage(Response message) {
+    // A pub/sub message is ["message", channel, payload]; subscribe confirmations are ignored.
+    if (message.type() != ResponseType.PUSH && message.type() != ResponseType.MULTI || message.size() < 3
+        || !"message".equals(message.get(0).toString())) {
+      return;
+    }
+    List<Promise<Void>> list = waiters.get(message.get(1).toString());
+    if (list != null) {
+      list.forEach(Promise::tryComplete);
+    }
+  }
+
+  public Future<Void> close() {
+    return subscriber != null && subscriber.succeeded() ? subscriber.result().close() : Future.succeededFuture();
+  }
+}

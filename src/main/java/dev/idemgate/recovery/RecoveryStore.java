@@ -1,0 +1,152 @@
+package dev.idemgate.recovery;
+
+import dev.idemgate.idempotency.IdempotencyKey;
+import dev.idemgate.idempotency.RecordState;
+import dev.idemgate.idempotency.StoreUnavailable;
+import io.vertx.core.Future;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import io.vertx.sqlclient.Pool;
+import io.vertx.sqlclient.Row;
+import io.vertx.sqlclient.RowSet;
+import io.vertx.sqlclient.Tuple;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Recovery's SQL. Taking a batch is one statement: the rows are locked with
+ * {@code FOR UPDATE SKIP LOCKED}, their epoch is bumped and their next look pushed past the
+ * inquiry, so instances sweeping at the same moment take disjoint batches and never ask the
+ * provider about the same key at once.
+ */
+final class RecoveryStore {
+  private static final String TAKE_DUE = """
+      WITH due AS (
+        SELECT merchant_id, idempotency_key FROM idemgate.idempotency_keys
+        WHERE (state = 'PROCESSING' AND lease_expires_at < now() - $2 * interval '1 millisecond')
+           OR (state = 'PENDING' AND next_inquiry_at <= now())
+        ORDER BY updated_at
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED)
+      UPDATE idemgate.idempotency_keys k
+      SET epoch = k.epoch + 1,
+          lease_expires_at = now() + $3 * interval '1 millisecond',
+          next_inquiry_at = now() + $3 * interval '1 millisecond',
+          inquiry_attempts = k.inquiry_attempts + 1,
+          updated_at = now()
+      FROM due
+      WHERE k.merchant_id = due.merchant_id AND k.idempotency_key = due.idempotency_key
+      RETURNING k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.epoch, k.payment_id, k.provider_key,
+                k.amount, k.currency, k.merchant_reference, k.created_at, k.inquiry_attempts""";
+
+  private static final String RESCHEDULE = """
+      UPDATE idemgate.idempotency_keys SET next_inquiry_at = now() + $4 * interval '1 millisecond', updated_at = now()
+      WHERE merchant_id = $1 AND idempotency_key = $2 AND epoch = $3 AND state = 'PENDING'""";
+
+  /** The record and a pending ledger row go together: the provider never saw the charge. */
+  private static final String RELEASE_UNSEEN = """
+      WITH gone AS (
+        DELETE FROM idemgate.idempotency_keys
+        WHERE merchant_id = $1 AND idempotency_key = $2 AND epoch = $3 AND state IN ('PROCESSING', 'PENDING')
+        RETURNING payment_id),
+      ledger AS (
+        DELETE FROM idemgate.payments p USING gone WHERE p.id = gone.payment_id AND p.status = 'pending')
+      SELECT count(*) AS released FROM gone""";
+
+  private static final String PURGE_EXPIRED = """
+      DELETE FROM idemgate.idempotency_keys WHERE ctid IN (
+        SELECT ctid FROM idemgate.idempotency_keys
+        WHERE state = 'COMPLETED' AND expires_at < now()
+        LIMIT $1 FOR UPDATE SKIP LOCKED)""";
+
+  private static final String PENDING_SUMMARY = """
+      SELECT count(*) FILTER (WHERE state = 'PENDING') AS pending,
+             count(*) FILTER (WHERE state = 'PROCESSING' AND lease_expires_at < now()) AS expired_leases
+      FROM idemgate.idempotency_keys WHERE state IN ('PENDING', 'PROCESSING')""";
+
+  private static final String PENDING_LIST = """
+      SELECT merchant_id, encode(sha256(convert_to(idempotency_key, 'UTF8')), 'hex') AS key_hash, payment_id, state,
+             inquiry_attempts, next_inquiry_at, created_at
+      FROM idemgate.idempotency_keys
+      WHERE state = 'PENDING' OR (state = 'PROCESSING' AND lease_expires_at < now())
+      ORDER BY created_at LIMIT $1""";
+
+  private final Pool pool;
+  private final long timeoutMs;
+
+  RecoveryStore(Pool pool, Duration timeout) {
+    this.pool = pool;
+    this.timeoutMs = timeout.toMillis();
+  }
+
+  /**
+   * Takes up to {@code batch} due records: PROCESSING whose lease ran out more than {@code grace}
+   * ago (so a charge sent just before the lease ended has had time to reach the provider), and
+   * PENDING whose next inquiry is due. Each is held for {@code hold} while it is inquired.
+   */
+  Future<List<DueRecord>> takeDue(int batch, Duration grace, Duration hold) {
+    return run("take due", TAKE_DUE, Tuple.of(batch, grace.toMillis(), hold.toMillis())).map(rows -> {
+      List<DueRecord> due = new ArrayList<>(rows.size());
+      for (Row row : rows) {
+        due.add(new DueRecord(row.getString("merchant_id"), new IdempotencyKey(row.getString("idempotency_key")),
+            row.getString("fingerprint"), RecordState.valueOf(row.getString("state")), row.getInteger("epoch"),
+            row.getString("payment_id"), row.getString("provider_key"), row.getLong("amount"),
+            row.getString("currency"), row.getString("merchant_reference"),
+            row.getOffsetDateTime("created_at").toInstant(), row.getInteger("inquiry_attempts")));
+      }
+      return due;
+    });
+  }
+
+  /** Sets the next inquiry of a record still pending; fenced on the epoch recovery holds. */
+  Future<Void> reschedule(DueRecord r, Duration delay) {
+    return run("reschedule", RESCHEDULE, Tuple.of(r.merchantId(), r.key().value(), r.epoch(), delay.toMillis())).mapEmpty();
+  }
+
+  /** Releases a record the provider never saw; true if this epoch still owned it. */
+  Future<Boolean> releaseUnseen(DueRecord r) {
+    return run("release", RELEASE_UNSEEN, Tuple.of(r.merchantId(), r.key().value(), r.epoch()))
+        .map(rows -> rows.iterator().next().getLong("released") == 1);
+  }
+
+  /** Deletes at most {@code batch} expired completed keys; returns how many. The ledger is untouched. */
+  Future<Integer> purgeExpired(int batch) {
+    return run("purge", PURGE_EXPIRED, Tuple.of(batch)).map(RowSet::rowCount);
+  }
+
+  /** Counts for the gauges: pending records, and processing records past their lease. */
+  Future<long[]> unresolvedCounts() {
+    return run("count", PENDING_SUMMARY, Tuple.tuple()).map(rows -> {
+      Row row = rows.iterator().next();
+      return new long[] {row.getLong("pending"), row.getLong("expired_leases")};
+    });
+  }
+
+  /** The unresolved records for {@code /admin/pending}: key hashes, never raw keys. */
+  Future<JsonArray> unresolved(int limit) {
+    return run("list", PENDING_LIST, Tuple.of(limit)).map(rows -> {
+      JsonArray list = new JsonArray();
+      for (Row row : rows) {
+        Instant next = row.getOffsetDateTime("next_inquiry_at") == null ? null : row.getOffsetDateTime("next_inquiry_at").toInstant();
+        list.add(new JsonObject()
+            .put("merchant_id", row.getString("merchant_id"))
+            .put("key_sha256", row.getString("key_hash"))
+            .put("payment_id", row.getString("payment_id"))
+            .put("state", row.getString("state"))
+            .put("inquiry_attempts", row.getInteger("inquiry_attempts"))
+            .put("next_inquiry_at", next == null ? null : next.toString())
+            .put("created_at", row.getOffsetDateTime("created_at").toInstant().toString()));
+      }
+      return list;
+    });
+  }
+
+  private Future<RowSet<Row>> run(String operation, String sql, Tuple params) {
+    return pool.preparedQuery(sql).execute(params)
+        .timeout(timeoutMs, TimeUnit.MILLISECONDS)
+        .recover(failure -> Future.failedFuture(new StoreUnavailable(operation, failure)));
+  }
+}

@@ -1,0 +1,220 @@
+package dev.idemgate.recovery;
+
+import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.idempotency.Completion;
+import dev.idemgate.idempotency.IdempotencyStore;
+import dev.idemgate.idempotency.RecordState;
+import dev.idemgate.idempotency.RedisGate;
+import dev.idemgate.idempotency.StoredResponse;
+import dev.idemgate.payment.PaymentJson;
+import dev.idemgate.provider.ProviderClient;
+import dev.idemgate.provider.ProviderOutcome;
+import dev.idemgate.storage.Postgres;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.eventbus.MessageConsumer;
+import io.vertx.core.json.JsonArray;
+import io.vertx.redis.client.Redis;
+import io.vertx.redis.client.RedisOptions;
+import io.vertx.sqlclient.Pool;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Finishes what the request path could not (DESIGN §1): PROCESSING records whose lease expired
+ * (their instance died or stalled) and PENDING records (the provider's answer was lost). It asks the
+ * provider by provider key and either completes the record with the real outcome or, when the
+ * provider never saw the charge and enough time has passed for a late one to arrive, releases it.
+ * It never charges. Runs on every instance; PostgreSQL coordinates them (see {@link RecoveryStore}).
+ * Also purges expired keys in small batches.
+ */
+public final class RecoveryVerticle extends VerticleBase {
+  /** Event bus address answering the unresolved records for {@code /admin/pending}. */
+  public static final String UNRESOLVED = "idemgate.recovery.unresolved";
+
+  private static final Logger log = LoggerFactory.getLogger(RecoveryVerticle.class);
+  private static final int PURGE_ROUNDS_PER_SWEEP = 10;
+
+  /** What recovery did with one record; the tag of {@code idemgate.recovery.actions}. */
+  enum Action { COMPLETED, RELEASED, STILL_PENDING, FENCED, FAILED }
+
+  private final GatewayConfig config;
+  private final MeterRegistry registry;
+  private final AtomicLong pendingGauge = new AtomicLong();
+  private final AtomicLong expiredLeaseGauge = new AtomicLong();
+  private Pool pool;
+  private Redis redis;
+  private RecoveryStore recovery;
+  private IdempotencyStore store;
+  private RedisGate gate;
+  private ProviderClient provider;
+  private Counter purged;
+  private long timerId = -1;
+  private boolean sweeping;
+
+  public RecoveryVerticle(GatewayConfig config, MeterRegistry registry) {
+    this.config = config;
+    this.registry = registry;
+  }
+
+  @Override
+  public Future<?> start() {
+    pool = Postgres.pool(vertx, config, 2);
+    redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(config.redisUrl()).setMaxPoolSize(2));
+    recovery = new RecoveryStore(pool, config.storeTimeout());
+    store = new IdempotencyStore(pool, context, 2, config.storeTimeout(), config.lease());
+    gate = new RedisGate(redis, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
+    provider = new ProviderClient(vertx.eventBus(), config);
+    Gauge.builder("idemgate.recovery.pending", pendingGauge, AtomicLong::get)
+        .description("records whose provider outcome is still unknown").register(registry);
+    Gauge.builder("idemgate.recovery.expired.leases", expiredLeaseGauge, AtomicLong::get)
+        .description("in-flight records past their lease, waiting for recovery").register(registry);
+    purged = Counter.builder("idemgate.retention.purged").description("expired keys deleted").register(registry);
+    timerId = vertx.setPeriodic(config.recoveryInterval().toMillis(), id -> sweep());
+    MessageConsumer<Integer> admin = vertx.eventBus().consumer(UNRESOLVED,
+        message -> recovery.unresolved(message.body() == null ? 100 : message.body())
+            .onSuccess(message::reply)
+            .onFailure(failure -> message.fail(503, "store unavailable")));
+    return admin.completion();
+  }
+
+  @Override
+  public Future<?> stop() {
+    vertx.cancelTimer(timerId);
+    return Future.join(pool.close(), redis.close());
+  }
+
+  /** One pass; passes never overlap on one instance, and a failed pass is simply tried again next time. */
+  Future<Void> sweep() {
+    if (sweeping) {
+      return Future.succeededFuture();
+    }
+    sweeping = true;
+    Duration grace = config.providerTimeout().plusSeconds(1);
+    Duration hold = config.providerTimeout().plusSeconds(5);
+    return recovery.takeDue(config.recoveryBatch(), grace, hold)
+        .compose(due -> Future.join(due.stream().map(this::resolve).toList()).<Void>mapEmpty())
+        .compose(v -> purge(PURGE_ROUNDS_PER_SWEEP))
+        .compose(v -> recovery.unresolvedCounts())
+        .onSuccess(counts -> {
+          pendingGauge.set(counts[0]);
+          expiredLeaseGauge.set(counts[1]);
+        })
+        .<Void>mapEmpty()
+        .onFailure(failure -> log.warn("recovery pass failed; it runs again in {}: {}", config.recoveryInterval(), failure.getMessage()))
+        .eventually(() -> {
+          sweeping = false;
+          return Future.succeededFuture();
+        });
+  }
+
+  private Future<Void> purge(int roundsLeft) {
+    if (roundsLeft == 0) {
+      return Future.succeededFuture();
+    }
+    return recovery.purgeExpired(config.retentionBatch()).compose(n -> {
+      purged.increment(n);
+      return n < config.retentionBatch() ? Future.succeededFuture() : purge(roundsLeft - 1);
+    });
+  }
+
+  private Future<Void> resolve(DueRecord r) {
+    return provider.inquire(r.providerKey())
+        .compose(outcome -> {
+          if (outcome instanceof ProviderOutcome.Succeeded s) {
+            return complete(r, 201, "succeeded", s.providerReference(), null);
+          } else if (outcome instanceof ProviderOutcome.Declined d) {
+            return complete(r, 402, "declined", d.providerReference(), d.declineCode());
+          } else if (outcome instanceof ProviderOutcome.NotAttempted && lateChargeImpossible(r)) {
+            return release(r);
+          }
+          // Not seen yet (a late charge may still land) or the inquiry failed: keep asking.
+          return keepPending(r);
+        })
+        .recover(failure -> {
+          log.warn("recovery of payment {} failed: {}", r.paymentId(), failure.getMessage());
+          return Future.succeededFuture(Action.FAILED);
+        })
+        .map(action -> {
+          count(action);
+          return null;
+        });
+  }
+
+  /**
+   * A charge can only be sent before its claim's lease ends, and takes at most the provider timeout;
+   * past that, twice over for safety, a provider that has not seen it never will.
+   */
+  private boolean lateChargeImpossible(DueRecord r) {
+    Duration quiet = config.lease().plus(config.providerTimeout().multipliedBy(2));
+    return r.createdAt().plus(quiet).isBefore(Instant.now());
+  }
+
+  private Future<Action> complete(DueRecord r, int status, String paymentStatus, String reference, String declineCode) {
+    StoredResponse response = response(r, status, paymentStatus, reference, declineCode);
+    Completion completion = new Completion(RecordState.COMPLETED, response, paymentStatus, config.provider(), reference,
+        declineCode, null);
+    return store.complete(r.merchantId(), r.key(), r.epoch(), completion).compose(result -> {
+      if (result == Completion.Result.FENCED) {
+        return Future.succeededFuture(Action.FENCED);
+      }
+      log.info("recovery completed payment {} as {}", r.paymentId(), paymentStatus);
+      return gate.complete(r.merchantId(), r.key(), r.fingerprint(), response).map(v -> Action.COMPLETED);
+    });
+  }
+
+  private Future<Action> release(DueRecord r) {
+    return recovery.releaseUnseen(r).compose(released -> {
+      if (!released) {
+        return Future.succeededFuture(Action.FENCED);
+      }
+      log.info("recovery released payment {}: the provider never saw it", r.paymentId());
+      return gate.forget(r.merchantId(), r.key()).map(v -> Action.RELEASED);
+    });
+  }
+
+  private Future<Action> keepPending(DueRecord r) {
+    Duration next = backoff(r.inquiryAttempts());
+    if (r.state() == RecordState.PENDING) {
+      return recovery.reschedule(r, next).map(v -> Action.STILL_PENDING);
+    }
+    // An expired PROCESSING record whose outcome is unknown becomes PENDING: retries now get 202,
+    // not an endless 409, and the inquiries follow the backoff schedule.
+    StoredResponse response = response(r, 202, "pending", null, null);
+    Completion completion = new Completion(RecordState.PENDING, response, "pending", config.provider(), null, null,
+        Instant.now().plus(next));
+    return store.complete(r.merchantId(), r.key(), r.epoch(), completion).compose(result -> result == Completion.Result.FENCED
+        ? Future.succeededFuture(Action.FENCED)
+        : gate.markPending(r.merchantId(), r.key(), r.fingerprint(), config.keyTtlFor(r.merchantId())).map(v -> Action.STILL_PENDING));
+  }
+
+  /** The delay before the next inquiry after {@code attempts} of them: the schedule, its last step repeating. */
+  Duration backoff(int attempts) {
+    List<Duration> schedule = config.recoveryBackoff();
+    return schedule.get(Math.min(Math.max(attempts, 1), schedule.size()) - 1);
+  }
+
+  private StoredResponse response(DueRecord r, int status, String paymentStatus, String reference, String declineCode) {
+    String body = PaymentJson.render(r.paymentId(), paymentStatus, r.amount(), r.currency(), r.merchantReference(),
+        config.provider(), reference, declineCode, r.createdAt());
+    return new StoredResponse(status, body, r.paymentId(), Instant.now().plus(config.keyTtlFor(r.merchantId())));
+  }
+
+  private void count(Action action) {
+    Counter.builder("idemgate.recovery.actions").tag("action", action.name().toLowerCase(Locale.ROOT))
+        .description("what recovery did with a record").register(registry).increment();
+  }
+
+  /** For tests: the unresolved list as the admin endpoint shows it. */
+  Future<JsonArray> unresolved() {
+    return recovery.unresolved(100);
+  }
+}

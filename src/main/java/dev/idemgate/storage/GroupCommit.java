@@ -1,0 +1,86 @@
+package dev.idemgate.storage;
+
+import io.vertx.core.Context;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Function;
+
+/**
+ * Groups the writes of concurrent requests into one statement, one round trip and one commit.
+ * Writes submitted during one event-loop turn go out together at the end of the turn; while
+ * {@code maxInFlight} groups are already at the database, new writes wait and join the next
+ * group. So under light traffic a write goes out at once, alone, with no added latency, and under
+ * heavy traffic groups grow by themselves instead of queueing one commit per request.
+ *
+ * <p>Confined to the event loop of the context it was made on; submit only from there.
+ *
+ * @param <I> one request's write
+ * @param <O> its result; the executor returns one per input, in order
+ */
+public final class GroupCommit<I, O> {
+  private final Context context;
+  private final Function<List<I>, Future<List<O>>> executor;
+  private final int maxGroup;
+  private final int maxInFlight;
+  private List<I> inputs = new ArrayList<>();
+  private List<Promise<O>> promises = new ArrayList<>();
+  private boolean flushScheduled;
+  private int inFlight;
+
+  public GroupCommit(Context context, int maxGroup, int maxInFlight, Function<List<I>, Future<List<O>>> executor) {
+    this.context = context;
+    this.executor = executor;
+    this.maxGroup = maxGroup;
+    this.maxInFlight = maxInFlight;
+  }
+
+  public Future<O> submit(I input) {
+    Promise<O> promise = Promise.promise();
+    if (io.vertx.core.Vertx.currentContext() != context) {
+      // Called from elsewhere (a test thread, another verticle): hop onto the owning event loop.
+      context.runOnContext(v -> submit(input).onComplete(promise));
+      return promise.future();
+    }
+    inputs.add(input);
+    promises.add(promise);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      context.runOnContext(v -> {
+        flushScheduled = false;
+        flush();
+      });
+    }
+    return promise.future();
+  }
+
+  private void flush() {
+    while (!inputs.isEmpty() && inFlight < maxInFlight) {
+      int n = Math.min(inputs.size(), maxGroup);
+      List<I> group = new ArrayList<>(inputs.subList(0, n));
+      List<Promise<O>> waiting = new ArrayList<>(promises.subList(0, n));
+      inputs = new ArrayList<>(inputs.subList(n, inputs.size()));
+      promises = new ArrayList<>(promises.subList(n, promises.size()));
+      inFlight++;
+      Future<List<O>> result;
+      try {
+        result = executor.apply(group);
+      } catch (RuntimeException e) {
+        result = Future.failedFuture(e);
+      }
+      result.onComplete(done -> {
+        inFlight--;
+        if (done.succeeded()) {
+          List<O> outputs = done.result();
+          for (int i = 0; i < waiting.size(); i++) {
+            waiting.get(i).complete(outputs.get(i));
+          }
+        } else {
+          waiting.forEach(p -> p.fail(done.cause()));
+        }
+        flush();
+      });
+    }
+  }
+}

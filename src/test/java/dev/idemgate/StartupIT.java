@@ -1,0 +1,122 @@
+package dev.idemgate;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.support.Http;
+import dev.idemgate.support.TestGateway;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/** The packaged jar as a user runs it: start-up, health, and clear failures. */
+class StartupIT {
+  private static final String JAR = System.getProperty("idemgate.jar", "target/idemgate.jar");
+
+  private record Run(int exit, String stdout, String stderr) {}
+
+  private static Process launch(Map<String, String> env, Path out, Path err, String... args) throws IOException {
+    List<String> command = new java.util.ArrayList<>(List.of("java", "-Xmx256m", "-jar", JAR));
+    command.addAll(List.of(args));
+    ProcessBuilder builder = new ProcessBuilder(command).redirectOutput(out.toFile()).redirectError(err.toFile());
+    builder.environment().putAll(env);
+    return builder.start();
+  }
+
+  private static Run runToExit(Map<String, String> env, String... args) throws Exception {
+    Path out = Files.createTempFile("idemgate", ".out");
+    Path err = Files.createTempFile("idemgate", ".err");
+    Process p = launch(env, out, err, args);
+    assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("the process exits").isTrue();
+    return new Run(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8), Files.readString(err, StandardCharsets.UTF_8));
+  }
+
+  private static Map<String, String> env(String pgUrl, String redisUrl) {
+    Map<String, String> env = new HashMap<>();
+    env.put("IDEMGATE_PG_URL", pgUrl);
+    env.put("IDEMGATE_REDIS_URL", redisUrl);
+    env.put("IDEMGATE_HTTP_PORT", String.valueOf(TestGateway.freePort()));
+    env.put("IDEMGATE_MANAGEMENT_PORT", String.valueOf(TestGateway.freePort()));
+    return env;
+  }
+
+  @Test
+  @DisplayName("an unreachable PostgreSQL fails start-up with one line naming it and a non-zero exit, no stack trace")
+  void postgresUnreachable() throws Exception {
+    int closed = TestGateway.freePort();
+    Run run = runToExit(env("postgresql://postgres@127.0.0.1:" + closed + "/postgres", TestGateway.redisUrl()));
+    assertThat(run.exit()).isNotZero();
+    assertThat(run.stderr().strip().lines()).hasSize(1);
+    assertThat(run.stderr()).contains("PostgreSQL").contains(String.valueOf(closed)).doesNotContain("\tat ");
+    assertThat(run.stdout()).doesNotContain("\tat ");
+  }
+
+  @Test
+  @DisplayName("an unreachable Redis fails start-up with one line naming it and a non-zero exit, no stack trace")
+  void redisUnreachable() throws Exception {
+    int closed = TestGateway.freePort();
+    Run run = runToExit(env(TestGateway.pgUrl(), "redis://127.0.0.1:" + closed));
+    assertThat(run.exit()).isNotZero();
+    assertThat(run.stderr().strip().lines()).hasSize(1);
+    assertThat(run.stderr()).contains("Redis").contains(String.valueOf(closed)).doesNotContain("\tat ");
+    assertThat(run.stdout()).doesNotContain("\tat ");
+  }
+
+  @Test
+  @DisplayName("a bad setting fails with one line naming it and exit status 2")
+  void badSetting() throws Exception {
+    Map<String, String> env = env(TestGateway.pgUrl(), TestGateway.redisUrl());
+    env.put("IDEMGATE_LEASE", "forever");
+    Run run = runToExit(env);
+    assertThat(run.exit()).isEqualTo(2);
+    assertThat(run.stderr().strip()).startsWith("idemgate: lease:");
+  }
+
+  @Test
+  @DisplayName("an unknown option gets one clear line and exit status 2")
+  void badArgument() throws Exception {
+    Run run = runToExit(Map.of(), "serve", "--no-such-option");
+    assertThat(run.exit()).isEqualTo(2);
+    assertThat(run.stderr().strip().lines()).hasSize(1);
+  }
+
+  @Test
+  @DisplayName("java -jar serves the public and management ports, migrating its schema, and reports ready")
+  void servesAndIsReady() throws Exception {
+    Map<String, String> env = env(TestGateway.pgUrl(), TestGateway.redisUrl());
+    Path out = Files.createTempFile("idemgate", ".out");
+    Path err = Files.createTempFile("idemgate", ".err");
+    Process p = launch(env, out, err);
+    try (Http http = new Http()) {
+      int management = Integer.parseInt(env.get("IDEMGATE_MANAGEMENT_PORT"));
+      Http.Reply ready = null;
+      Instant deadline = Instant.now().plus(Duration.ofSeconds(40));
+      while (Instant.now().isBefore(deadline) && p.isAlive()) {
+        try {
+          ready = http.get(management, "/health/ready", null);
+          break;
+        } catch (AssertionError notYet) {
+          Thread.sleep(300);
+        }
+      }
+      assertThat(ready).as("ready answered; stderr: %s", Files.readString(err)).isNotNull();
+      assertThat(ready.status()).isEqualTo(200);
+      assertThat(ready.json().getString("status")).isEqualTo("UP");
+      assertThat(http.get(management, "/health/live", null).status()).isEqualTo(200);
+      Http.Reply pay = http.pay(Integer.parseInt(env.get("IDEMGATE_HTTP_PORT")), "sk_test_demo", Http.newKey(),
+          Http.payment(100, "tok_visa"));
+      assertThat(pay.status()).isEqualTo(201);
+    } finally {
+      p.destroy();
+      assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
+    }
+  }
+}

@@ -1,0 +1,65 @@
+package dev.idemgate.config;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import java.util.Optional;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ConfigLoaderTest {
+  @Test
+  @DisplayName("with nothing set, the defaults of DESIGN §5 apply")
+  void defaults() {
+    GatewayConfig c = ConfigLoader.load(Optional.empty(), Map.of());
+    assertThat(c.httpPort()).isEqualTo(8080);
+    assertThat(c.managementPort()).isEqualTo(9090);
+    assertThat(c.pgUrl()).isEqualTo("postgresql://postgres@127.0.0.1:5432/postgres");
+    assertThat(c.redisUrl()).isEqualTo("redis://127.0.0.1:6379");
+    assertThat(c.apiKeys()).containsEntry("sk_test_demo", "demo");
+    assertThat(c.adminToken()).isEmpty();
+    assertThat(c.keyTtl()).isEqualTo(Duration.ofHours(24));
+    assertThat(c.lease()).isEqualTo(Duration.ofSeconds(30));
+    assertThat(c.provider()).isEqualTo("simulator");
+    assertThat(c.providerTimeout()).isEqualTo(Duration.ofSeconds(10));
+    assertThat(c.recoveryInterval()).isEqualTo(Duration.ofSeconds(5));
+    assertThat(c.simulatorSlowMs()).isEqualTo(2000);
+  }
+
+  @Test
+  @DisplayName("the environment wins over the file, and the file over the defaults")
+  void layering(@TempDir Path dir) throws Exception {
+    Path file = dir.resolve("idemgate.yaml");
+    Files.writeString(file, "http_port: 8181\nlease: 10s\n");
+    GatewayConfig c = ConfigLoader.load(Optional.of(file), Map.of("IDEMGATE_HTTP_PORT", "8282"));
+    assertThat(c.httpPort()).isEqualTo(8282);
+    assertThat(c.lease()).isEqualTo(Duration.ofSeconds(10));
+  }
+
+  @Test
+  @DisplayName("bad values fail with one line naming the setting, and never echo an API key")
+  void badValues(@TempDir Path dir) throws Exception {
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_KEY_TTL", "31d")))
+        .isInstanceOf(ConfigException.class).hasMessageStartingWith("key_ttl:");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_LEASE", "soon")))
+        .hasMessageStartingWith("lease:");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_API_KEYS", "demo=short")))
+        .hasMessageStartingWith("api_keys:").hasMessageNotContaining("short");
+    Path file = dir.resolve("bad.yaml");
+    Files.writeString(file, "htp_port: 1\n");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.of(file), Map.of())).hasMessageContaining("unknown setting 'htp_port'");
+  }
+
+  @Test
+  @DisplayName("the logged form of the configuration hides API keys, the admin token and passwords")
+  void masked() {
+    GatewayConfig c = ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_ADMIN_TOKEN", "supersecret",
+        "IDEMGATE_PG_URL", "postgresql://app:pw123@db:5432/pay"));
+    assertThat(c.toString()).doesNotContain("sk_test_demo", "supersecret", "pw123").contains("demo");
+  }
+}

@@ -1,0 +1,328 @@
+package dev.idemgate.http;
+
+import static dev.idemgate.support.TestGateway.KEY_A;
+import static dev.idemgate.support.TestGateway.KEY_B;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.support.Http;
+import dev.idemgate.support.Http.Reply;
+import dev.idemgate.support.TestGateway;
+import io.vertx.core.Future;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.json.JsonObject;
+import java.time.ZonedDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/** Every row of the API table of DESIGN §2, against a gateway on the real PostgreSQL and Redis. */
+class PayApiIT {
+  private static TestGateway gateway;
+  private static Http http;
+  private static int port;
+
+  @BeforeAll
+  static void start() {
+    gateway = TestGateway.start(Map.of("IDEMGATE_SIMULATOR_SLOW_MS", "1500"));
+    http = new Http();
+    port = gateway.apiPort();
+  }
+
+  @AfterAll
+  static void stop() {
+    http.close();
+    gateway.close();
+  }
+
+  private Reply pay(String key, JsonObject body) {
+    return http.pay(port, KEY_A, key, body);
+  }
+
+  @Test
+  @DisplayName("a new payment that succeeds gets 201, the payment, Location, the key echoed and its expiry")
+  void newPaymentSucceeds() {
+    String key = Http.newKey();
+    Reply reply = pay(key, Http.payment(1999, "tok_visa"));
+
+    assertThat(reply.status()).isEqualTo(201);
+    JsonObject payment = reply.json();
+    assertThat(payment.getString("status")).isEqualTo("succeeded");
+    assertThat(payment.getLong("amount")).isEqualTo(1999);
+    assertThat(payment.getString("currency")).isEqualTo("EUR");
+    assertThat(payment.getString("provider")).isEqualTo("simulator");
+    assertThat(payment.getString("provider_reference")).startsWith("ch_sim_");
+    assertThat(payment.getString("id")).startsWith("pay_");
+    assertThat(reply.header("Location")).isEqualTo("/v1/payments/" + payment.getString("id"));
+    assertThat(reply.header("Idempotency-Key")).isEqualTo(key);
+    assertThat(reply.header("Idempotent-Replayed")).isNull();
+    ZonedDateTime expires = ZonedDateTime.parse(reply.header("Idempotency-Key-Expires"), DateTimeFormatter.RFC_1123_DATE_TIME);
+    assertThat(expires).isAfter(ZonedDateTime.now().plusHours(23)).isBefore(ZonedDateTime.now().plusHours(25));
+  }
+
+  @Test
+  @DisplayName("a retry with the same key and payload replays the stored response byte for byte, marked Idempotent-Replayed")
+  void retryIsReplayed() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(2500, "tok_visa");
+    Reply first = pay(key, body);
+    // Same payload, other key order and spacing: the same payment.
+    String reordered = "{ \"merchant_reference\": \"" + body.getString("merchant_reference")
+        + "\", \"source\": \"tok_visa\", \"currency\": \"EUR\", \"amount\": 2500 }";
+    Reply second = Http.await(http.payAsync(port, KEY_A, key, reordered, Map.of()));
+
+    assertThat(second.status()).isEqualTo(201);
+    assertThat(second.body()).isEqualTo(first.body());
+    assertThat(second.header("Idempotent-Replayed")).isEqualTo("true");
+    assertThat(second.header("Location")).isEqualTo(first.header("Location"));
+    assertThat(second.header("Idempotency-Key-Expires")).isEqualTo(first.header("Idempotency-Key-Expires"));
+    assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key)).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("the /v1/payments alias and /pay are one operation: a retry on the alias is a replay")
+  void aliasIsSameOperation() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(300, "tok_visa");
+    Reply first = pay(key, body);
+    Reply alias = http.send(HttpMethod.POST, port, "/v1/payments",
+        Map.of("Authorization", "Bearer " + KEY_A, "Content-Type", "application/json", "Idempotency-Key", key),
+        Buffer.buffer(body.encode()));
+    assertThat(alias.status()).isEqualTo(201);
+    assertThat(alias.header("Idempotent-Replayed")).isEqualTo("true");
+    assertThat(alias.body()).isEqualTo(first.body());
+  }
+
+  @Test
+  @DisplayName("a declined payment gets 402 with the decline code, and its retry replays the decline")
+  void declineIsStoredAndReplayed() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(1000, "tok_insufficient_funds");
+    Reply first = pay(key, body);
+    Reply again = pay(key, body);
+
+    assertThat(first.status()).isEqualTo(402);
+    assertThat(first.json().getString("status")).isEqualTo("declined");
+    assertThat(first.json().getString("decline_code")).isEqualTo("insufficient_funds");
+    assertThat(again.status()).isEqualTo(402);
+    assertThat(again.body()).isEqualTo(first.body());
+    assertThat(again.header("Idempotent-Replayed")).isEqualTo("true");
+    assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key)).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("tok_decline is declined with card_declined")
+  void cardDeclined() {
+    Reply reply = pay(Http.newKey(), Http.payment(1000, "tok_decline"));
+    assertThat(reply.status()).isEqualTo(402);
+    assertThat(reply.json().getString("decline_code")).isEqualTo("card_declined");
+  }
+
+  @Test
+  @DisplayName("a retry while the first is in flight gets 409 idempotency_key_in_use with Retry-After, then the replay")
+  void retryWhileInFlight() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(700, "tok_slow");
+    Future<Reply> first = http.payAsync(port, KEY_A, key, body.encode(), Map.of());
+    sleep(300);
+    Reply twin = pay(key, body);
+
+    assertThat(twin.status()).isEqualTo(409);
+    assertThat(twin.json().getString("code")).isEqualTo("idempotency_key_in_use");
+    assertThat(twin.header("Retry-After")).isEqualTo("1");
+    assertThat(twin.header("Content-Type")).isEqualTo("application/problem+json");
+    Reply done = Http.await(first);
+    assertThat(done.status()).isEqualTo(201);
+    Reply later = pay(key, body);
+    assertThat(later.status()).isEqualTo(201);
+    assertThat(later.body()).isEqualTo(done.body());
+    assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key)).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("the same key with a different payload gets 422 idempotency_key_reused and charges nothing more")
+  void sameKeyOtherPayload() {
+    String key = Http.newKey();
+    pay(key, Http.payment(1000, "tok_visa"));
+    Reply reused = pay(key, Http.payment(1001, "tok_visa"));
+
+    assertThat(reused.status()).isEqualTo(422);
+    assertThat(reused.json().getString("code")).isEqualTo("idempotency_key_reused");
+    assertThat(reused.header("Idempotency-Key")).isEqualTo(key);
+    assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key)).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("a request without Idempotency-Key gets 400 idempotency_key_missing")
+  void missingKey() {
+    Reply reply = pay(null, Http.payment(100, "tok_visa"));
+    assertThat(reply.status()).isEqualTo(400);
+    assertThat(reply.json().getString("code")).isEqualTo("idempotency_key_missing");
+  }
+
+  @Test
+  @DisplayName("a key with a space, or longer than 255 characters, gets 400 idempotency_key_invalid")
+  void invalidKey() {
+    assertThat(pay("has space", Http.payment(100, "tok_visa")).json().getString("code")).isEqualTo("idempotency_key_invalid");
+    Reply tooLong = pay("k".repeat(256), Http.payment(100, "tok_visa"));
+    assertThat(tooLong.status()).isEqualTo(400);
+    assertThat(tooLong.json().getString("code")).isEqualTo("idempotency_key_invalid");
+  }
+
+  @Test
+  @DisplayName("the quoted sf-string form of a key is the same key as its bare form")
+  void quotedKeyIsSameKey() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(100, "tok_visa");
+    Reply bare = pay(key, body);
+    Reply quoted = pay("\"" + key + "\"", body);
+    assertThat(quoted.status()).isEqualTo(201);
+    assertThat(quoted.header("Idempotent-Replayed")).isEqualTo("true");
+    assertThat(quoted.body()).isEqualTo(bare.body());
+  }
+
+  @Test
+  @DisplayName("an invalid body gets 400 invalid_request listing each field's problem")
+  void invalidBody() {
+    Reply reply = pay(Http.newKey(), new JsonObject().put("amount", 0).put("currency", "eur").put("colour", "red"));
+    assertThat(reply.status()).isEqualTo(400);
+    JsonObject problem = reply.json();
+    assertThat(problem.getString("code")).isEqualTo("invalid_request");
+    assertThat(problem.getJsonArray("errors").stream().map(e -> ((JsonObject) e).getString("field")))
+        .containsExactlyInAnyOrder("amount", "currency", "source", "colour");
+  }
+
+  @Test
+  @DisplayName("a body that is not JSON gets 400 invalid_request")
+  void notJson() {
+    Reply reply = Http.await(http.payAsync(port, KEY_A, Http.newKey(), "{not json", Map.of()));
+    assertThat(reply.status()).isEqualTo(400);
+    assertThat(reply.json().getString("code")).isEqualTo("invalid_request");
+  }
+
+  @Test
+  @DisplayName("a card number anywhere in the body gets 400 card_data_rejected, and the number is neither echoed nor stored")
+  void cardDataRejected() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(100, "tok_visa").put("metadata", new JsonObject().put("note", "4242 4242 4242 4242"));
+    Reply reply = pay(key, body);
+    assertThat(reply.status()).isEqualTo(400);
+    assertThat(reply.json().getString("code")).isEqualTo("card_data_rejected");
+    assertThat(reply.body()).doesNotContain("4242");
+    // Nothing was claimed: the same key with a clean body is a new payment.
+    Reply clean = pay(key, Http.payment(100, "tok_visa"));
+    assertThat(clean.status()).isEqualTo(201);
+    assertThat(clean.header("Idempotent-Replayed")).isNull();
+  }
+
+  @Test
+  @DisplayName("a wrong or missing API key gets 401 unauthorized")
+  void unauthorized() {
+    Reply wrong = http.pay(port, "sk_wrong_key_123", Http.newKey(), Http.payment(100, "tok_visa"));
+    assertThat(wrong.status()).isEqualTo(401);
+    assertThat(wrong.json().getString("code")).isEqualTo("unauthorized");
+    Reply none = http.send(HttpMethod.POST, port, "/pay",
+        Map.of("Content-Type", "application/json", "Idempotency-Key", "k"), Buffer.buffer("{}"));
+    assertThat(none.status()).isEqualTo(401);
+  }
+
+  @Test
+  @DisplayName("a body over 64 KiB gets 413 payload_too_large")
+  void tooLarge() {
+    String big = "{\"description\":\"" + "a".repeat(70 * 1024) + "\"}";
+    Reply reply = Http.await(http.payAsync(port, KEY_A, Http.newKey(), big, Map.of()));
+    assertThat(reply.status()).isEqualTo(413);
+    assertThat(reply.json().getString("code")).isEqualTo("payload_too_large");
+  }
+
+  @Test
+  @DisplayName("a body that is not application/json gets 415 unsupported_media_type")
+  void wrongMediaType() {
+    Reply reply = http.send(HttpMethod.POST, port, "/pay",
+        Map.of("Authorization", "Bearer " + KEY_A, "Content-Type", "text/plain", "Idempotency-Key", Http.newKey()),
+        Buffer.buffer("amount=1"));
+    assertThat(reply.status()).isEqualTo(415);
+    assertThat(reply.json().getString("code")).isEqualTo("unsupported_media_type");
+  }
+
+  @Test
+  @DisplayName("errors are problem+json with type, title, status, detail, code and request_id")
+  void problemShape() {
+    Reply reply = pay(null, Http.payment(100, "tok_visa"));
+    assertThat(reply.header("Content-Type")).isEqualTo("application/problem+json");
+    JsonObject problem = reply.json();
+    assertThat(problem.fieldNames()).contains("type", "title", "status", "detail", "code", "request_id");
+    assertThat(problem.getInteger("status")).isEqualTo(400);
+    assertThat(problem.getString("request_id")).isEqualTo(reply.header("X-Request-Id"));
+  }
+
+  @Test
+  @DisplayName("a provider that fails before charging gets 502 provider_unavailable and the key is released")
+  void providerDown() {
+    String key = Http.newKey();
+    Reply down = pay(key, Http.payment(100, "tok_provider_down"));
+    assertThat(down.status()).isEqualTo(502);
+    assertThat(down.json().getString("code")).isEqualTo("provider_unavailable");
+    // Released: the same key may now carry a different payment.
+    Reply next = pay(key, Http.payment(100, "tok_visa"));
+    assertThat(next.status()).isEqualTo(201);
+  }
+
+  @Test
+  @DisplayName("an answer lost after charging gets 202 pending with Location, and its retry replays the 202")
+  void unknownOutcomeIsPending() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(100, "tok_timeout_after_charge");
+    Reply first = pay(key, body);
+    assertThat(first.status()).isEqualTo(202);
+    assertThat(first.json().getString("status")).isEqualTo("pending");
+    assertThat(first.header("Location")).startsWith("/v1/payments/pay_");
+    Reply retry = pay(key, body);
+    assertThat(retry.status()).isEqualTo(202);
+    assertThat(retry.json().getString("id")).isEqualTo(first.json().getString("id"));
+    assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key)).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("keys are scoped per merchant: merchant B with A's key gets its own payment and never A's response")
+  void keysScopedPerMerchant() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(4200, "tok_visa");
+    Reply a = http.pay(port, KEY_A, key, body);
+    Reply b = http.pay(port, KEY_B, key, body);
+
+    assertThat(a.status()).isEqualTo(201);
+    assertThat(b.status()).isEqualTo(201);
+    assertThat(b.header("Idempotent-Replayed")).isNull();
+    assertThat(b.json().getString("id")).isNotEqualTo(a.json().getString("id"));
+    assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key)).isEqualTo(1);
+    assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_B, key)).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("GET /v1/payments/{id} returns the payment to its merchant and 404 to any other")
+  void getPaymentScopedPerMerchant() {
+    Reply created = pay(Http.newKey(), Http.payment(555, "tok_visa"));
+    String location = created.header("Location");
+
+    Reply own = http.get(port, location, KEY_A);
+    assertThat(own.status()).isEqualTo(200);
+    assertThat(own.body()).isEqualTo(created.body());
+    Reply other = http.get(port, location, KEY_B);
+    assertThat(other.status()).isEqualTo(404);
+    assertThat(other.json().getString("code")).isEqualTo("not_found");
+    assertThat(http.get(port, "/v1/payments/pay_missing", KEY_A).status()).isEqualTo(404);
+    assertThat(http.get(port, location, null).status()).isEqualTo(401);
+  }
+
+  private static void sleep(long ms) {
+    try {
+      Thread.sleep(ms);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+}

@@ -1,0 +1,35 @@
+package dev.idemgate.payment;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.vertx.core.json.JsonObject;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+class CardNumberScannerTest {
+  @Test
+  @DisplayName("Luhn-valid 13-19 digit numbers are found, typed plainly, with spaces or with dashes")
+  void findsCardNumbers() {
+    assertThat(CardNumberScanner.containsCardNumber("4111111111111111")).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("card 4242 4242 4242 4242 exp 12/30")).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("5555-5555-5555-4444")).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("378282246310005")).isTrue();
+  }
+
+  @Test
+  @DisplayName("numbers that fail Luhn, are too short or too long are not card numbers")
+  void ignoresOtherNumbers() {
+    assertThat(CardNumberScanner.containsCardNumber("4111111111111112")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber("order-123456789012")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber("41111111111111111111111")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber("1000000000000")).isFalse();
+  }
+
+  @Test
+  @DisplayName("the scan reaches nested values and JSON numbers, and reports the path, not the value")
+  void nested() {
+    JsonObject body = new JsonObject().put("metadata", new JsonObject().put("pan", 4111111111111111L));
+    assertThat(CardNumberScanner.findCardNumber(body)).contains("$.metadata.pan");
+    assertThat(CardNumberScanner.findCardNumber(new JsonObject().put("source", "tok_visa"))).isEmpty();
+  }
+}

@@ -1,0 +1,251 @@
+package dev.idemgate.recovery;
+
+import static dev.idemgate.support.TestGateway.KEY_A;
+import static dev.idemgate.support.TestGateway.MERCHANT_A;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.idempotency.ClaimRequest;
+import dev.idemgate.idempotency.IdempotencyKey;
+import dev.idemgate.idempotency.ProviderKeys;
+import dev.idemgate.idempotency.StoreClaim;
+import dev.idemgate.payment.PaymentJson;
+import dev.idemgate.payment.PaymentService;
+import dev.idemgate.provider.ChargeRequest;
+import dev.idemgate.provider.LocalCodec;
+import dev.idemgate.provider.ProviderOutcome;
+import dev.idemgate.provider.ProviderVerticle;
+import dev.idemgate.support.Http;
+import dev.idemgate.support.Http.Reply;
+import dev.idemgate.support.TestDb;
+import dev.idemgate.support.TestGateway;
+import dev.idemgate.idempotency.IdempotencyStore;
+import io.vertx.core.eventbus.DeliveryOptions;
+import io.vertx.core.json.JsonObject;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Map;
+import java.util.function.Supplier;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/** Recovery finishes what the request path could not, and fencing keeps late owners out. */
+class RecoveryIT {
+  private static TestGateway gateway;
+  private static Http http;
+  private static TestDb db;
+
+  @BeforeAll
+  static void start() {
+    gateway = TestGateway.start(Map.of(
+        "IDEMGATE_LEASE", "3s",
+        "IDEMGATE_PROVIDER_TIMEOUT", "3s",
+        "IDEMGATE_RECOVERY_INTERVAL", "200ms",
+        "IDEMGATE_RECOVERY_BACKOFF", "300ms,600ms",
+        "IDEMGATE_SIMULATOR_SLOW_MS", "1500",
+        "IDEMGATE_MERCHANT_KEY_TTL", TestGateway.MERCHANT_B + "=2s"));
+    http = new Http();
+    db = new TestDb(http.vertx());
+  }
+
+  @AfterAll
+  static void stop() {
+    db.close();
+    http.close();
+    gateway.close();
+  }
+
+  private static void eventually(Duration limit, Supplier<Boolean> condition, String what) {
+    Instant deadline = Instant.now().plus(limit);
+    while (Instant.now().isBefore(deadline)) {
+      if (condition.get()) {
+        return;
+      }
+      try {
+        Thread.sleep(100);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      }
+    }
+    throw new AssertionError("not within " + limit + ": " + what);
+  }
+
+  private static String state(String merchant, String key) {
+    return (String) db.scalar("SELECT state FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
+        merchant, key);
+  }
+
+  private static int charges(String merchant, String key) {
+    return http.get(gateway.managementPort(), "/admin/simulator/charges?idempotency_key=" + ProviderKeys.of(merchant, key),
+        TestGateway.ADMIN_TOKEN).json().getJsonArray("charges").size();
+  }
+
+  /** Writes a PROCESSING claim as a crashed instance would have left it, its lease long expired. */
+  private static void abandonedClaim(String key, JsonObject body) {
+    IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 2, Duration.ofSeconds(5), Duration.ofSeconds(3));
+    Instant created = PaymentJson.createdNow();
+    ClaimRequest claim = new ClaimRequest(MERCHANT_A, new IdempotencyKey(key), PaymentService.fingerprint(body),
+        PaymentJson.newPaymentId(created), body.getLong("amount"), body.getString("currency"),
+        body.getString("merchant_reference"), null, null, created);
+    assertThat(Http.await(store.claim(claim))).isInstanceOf(StoreClaim.Claimed.class);
+    db.query("UPDATE idemgate.idempotency_keys SET lease_expires_at = now() - interval '1 minute', "
+        + "created_at = now() - interval '1 minute' WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+  }
+
+  @Test
+  @DisplayName("an answer lost after charging gives 202 pending; recovery finds the charge and later retries replay 201")
+  void pendingIsResolvedFromTheProvider() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(900, "tok_timeout_after_charge");
+    Reply first = http.pay(gateway.apiPort(), KEY_A, key, body);
+    assertThat(first.status()).isEqualTo(202);
+    assertThat(first.json().getString("status")).isEqualTo("pending");
+
+    eventually(Duration.ofSeconds(15), () -> "COMPLETED".equals(state(MERCHANT_A, key)), "recovery completes the record");
+    Reply replay = http.pay(gateway.apiPort(), KEY_A, key, body);
+    assertThat(replay.status()).isEqualTo(201);
+    assertThat(replay.json().getString("status")).isEqualTo("succeeded");
+    assertThat(replay.json().getString("id")).isEqualTo(first.json().getString("id"));
+    assertThat(replay.header("Idempotent-Replayed")).isEqualTo("true");
+    assertThat(http.get(gateway.apiPort(), first.header("Location"), KEY_A).json().getString("status")).isEqualTo("succeeded");
+    assertThat(charges(MERCHANT_A, key)).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("a claim left PROCESSING by a dead instance, whose charge reached the provider, is completed by recovery")
+  void expiredLeaseWithChargeIsCompleted() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(1100, "tok_visa");
+    abandonedClaim(key, body);
+    // The dead instance had sent its charge before it died.
+    ChargeRequest charge = new ChargeRequest(ProviderKeys.of(MERCHANT_A, key), 1100, "EUR", "tok_visa", "pay_x");
+    Object outcome = Http.await(gateway.gateway().vertx().eventBus()
+        .request(ProviderVerticle.CHARGE, charge, new DeliveryOptions().setCodecName(LocalCodec.NAME))).body();
+    assertThat(outcome).isInstanceOf(ProviderOutcome.Succeeded.class);
+
+    eventually(Duration.ofSeconds(15), () -> "COMPLETED".equals(state(MERCHANT_A, key)), "recovery completes the record");
+    Reply retry = http.pay(gateway.apiPort(), KEY_A, key, body);
+    assertThat(retry.status()).isEqualTo(201);
+    assertThat(retry.header("Idempotent-Replayed")).isEqualTo("true");
+    assertThat(charges(MERCHANT_A, key)).isEqualTo(1);
+    assertThat(db.scalar("SELECT status FROM idemgate.payments WHERE provider_key = $1", ProviderKeys.of(MERCHANT_A, key)))
+        .isEqualTo("succeeded");
+  }
+
+  @Test
+  @DisplayName("a claim left PROCESSING whose charge the provider never saw is released, and a retry is processed as new")
+  void expiredLeaseWithoutChargeIsReleased() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(1200, "tok_visa");
+    abandonedClaim(key, body);
+
+    eventually(Duration.ofSeconds(15), () -> state(MERCHANT_A, key) == null, "recovery releases the record");
+    Reply retry = http.pay(gateway.apiPort(), KEY_A, key, body);
+    assertThat(retry.status()).isEqualTo(201);
+    assertThat(retry.header("Idempotent-Replayed")).isNull();
+    assertThat(charges(MERCHANT_A, key)).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("an owner that wakes up after recovery took its record over is fenced: its completion changes nothing")
+  void lateOwnerIsFenced() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(1300, "tok_visa");
+    abandonedClaim(key, body);
+    eventually(Duration.ofSeconds(15), () -> state(MERCHANT_A, key) == null, "recovery releases the record");
+
+    // The old owner held epoch 1; whatever it writes now must not land.
+    IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 2, Duration.ofSeconds(5), Duration.ofSeconds(3));
+    Http.Reply fresh = http.pay(gateway.apiPort(), KEY_A, key, body);
+    assertThat(fresh.status()).isEqualTo(201);
+    int epoch = (Integer) db.scalar("SELECT epoch FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
+        MERCHANT_A, key);
+    var stale = new dev.idemgate.idempotency.Completion(dev.idemgate.idempotency.RecordState.COMPLETED,
+        new dev.idemgate.idempotency.StoredResponse(402, "{}", "pay_stale", Instant.now().plusSeconds(60)),
+        "declined", "simulator", "ch_stale", "card_declined", null);
+    assertThat(Http.await(store.complete(MERCHANT_A, new IdempotencyKey(key), epoch + 1, stale)))
+        .isEqualTo(dev.idemgate.idempotency.Completion.Result.FENCED);
+    assertThat(Http.await(store.release(MERCHANT_A, new IdempotencyKey(key), epoch + 1)))
+        .isEqualTo(dev.idemgate.idempotency.Completion.Result.FENCED);
+    assertThat(http.pay(gateway.apiPort(), KEY_A, key, body).body()).isEqualTo(fresh.body());
+  }
+
+  @Test
+  @DisplayName("Prefer: wait=N makes a twin wait for the in-flight request and replay its outcome instead of 409")
+  void preferWaitReplaysTheTwin() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(1400, "tok_slow");
+    var first = http.payAsync(gateway.apiPort(), KEY_A, key, body.encode(), Map.of());
+    sleep(300);
+    Instant before = Instant.now();
+    Reply waited = Http.await(http.payAsync(gateway.apiPort(), KEY_A, key, body.encode(), Map.of("Prefer", "wait=5")));
+    Reply original = Http.await(first);
+
+    assertThat(original.status()).isEqualTo(201);
+    assertThat(waited.status()).isEqualTo(201);
+    assertThat(waited.body()).isEqualTo(original.body());
+    assertThat(waited.header("Idempotent-Replayed")).isEqualTo("true");
+    assertThat(Duration.between(before, Instant.now())).isLessThan(Duration.ofSeconds(4));
+    assertThat(charges(MERCHANT_A, key)).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("Prefer: wait shorter than the twin's run ends in 409 when the wait runs out")
+  void preferWaitRunsOut() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(1500, "tok_slow");
+    var first = http.payAsync(gateway.apiPort(), KEY_A, key, body.encode(), Map.of());
+    sleep(200);
+    Reply waited = Http.await(http.payAsync(gateway.apiPort(), KEY_A, key, body.encode(), Map.of("Prefer", "wait=1")));
+    assertThat(waited.status()).isEqualTo(409);
+    assertThat(Http.await(first).status()).isEqualTo(201);
+  }
+
+  @Test
+  @DisplayName("a completed key is replayed for its merchant's TTL, then purged, and then behaves as new")
+  void retentionExpiresKeys() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(1600, "tok_visa");
+    Reply first = http.pay(gateway.apiPort(), TestGateway.KEY_B, key, body);
+    assertThat(first.status()).isEqualTo(201);
+    assertThat(Duration.between(Instant.now(), java.time.ZonedDateTime.parse(first.header("Idempotency-Key-Expires"),
+        java.time.format.DateTimeFormatter.RFC_1123_DATE_TIME).toInstant())).isLessThan(Duration.ofSeconds(3));
+
+    eventually(Duration.ofSeconds(15), () -> state(TestGateway.MERCHANT_B, key) == null, "the purge deletes the expired key");
+    Reply again = http.pay(gateway.apiPort(), TestGateway.KEY_B, key, body);
+    assertThat(again.status()).isEqualTo(201);
+    assertThat(again.header("Idempotent-Replayed")).isNull();
+    assertThat(again.json().getString("id")).isNotEqualTo(first.json().getString("id"));
+    // The ledger keeps both payments: retention only forgets keys.
+    assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE id IN ($1, $2)",
+        first.json().getString("id"), again.json().getString("id"))).isEqualTo(2L);
+  }
+
+  @Test
+  @DisplayName("an expired key used again before the purge is re-claimed under a new provider key and charged as new")
+  void expiredKeyReclaimedBeforePurge() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(1700, "tok_visa");
+    Reply first = http.pay(gateway.apiPort(), TestGateway.KEY_B, key, body);
+    db.query("UPDATE idemgate.idempotency_keys SET expires_at = now() - interval '1 second' "
+        + "WHERE merchant_id = $1 AND idempotency_key = $2", TestGateway.MERCHANT_B, key);
+    db.query("SELECT 1"); // the Redis copy also expires on its own TTL (2 s)
+    sleep(2100);
+    Reply again = http.pay(gateway.apiPort(), TestGateway.KEY_B, key, body);
+    assertThat(again.status()).isEqualTo(201);
+    assertThat(again.json().getString("id")).isNotEqualTo(first.json().getString("id"));
+    assertThat(again.json().getString("provider_reference")).isNotEqualTo(first.json().getString("provider_reference"));
+    assertThat(db.scalar("SELECT provider_key FROM idemgate.payments WHERE id = $1", again.json().getString("id")))
+        .isEqualTo(ProviderKeys.reused(TestGateway.MERCHANT_B, key, again.json().getString("id")));
+  }
+
+  private static void sleep(long ms) {
+    try {
+      Thread.sleep(ms);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+}
