@@ -21,6 +21,7 @@ import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -124,7 +125,7 @@ public final class HttpProvider implements PaymentProvider {
     RequestOptions options = requestOptions(HttpMethod.POST, "/charges")
         .putHeader("Idempotency-Key", request.providerKey())
         .putHeader("Content-Type", "application/json");
-    return guarded(() -> exchange(options, body, HttpProvider::mapCharge),
+    return guarded(() -> exchange(options, body, request::maySend, HttpProvider::mapCharge),
         new ProviderOutcome.NotAttempted("provider circuit open"));
   }
 
@@ -132,7 +133,7 @@ public final class HttpProvider implements PaymentProvider {
   public Future<ProviderOutcome> inquire(String providerKey) {
     RequestOptions options = requestOptions(HttpMethod.GET,
         "/charges?idempotency_key=" + URLEncoder.encode(providerKey, StandardCharsets.UTF_8));
-    return guarded(() -> exchange(options, null, HttpProvider::mapInquiry)
+    return guarded(() -> exchange(options, null, () -> true, HttpProvider::mapInquiry)
             .map(answer -> answer.outcome() instanceof ProviderOutcome.NotAttempted && answer.trouble()
                 // The inquiry itself did not happen: that says nothing about the charge.
                 ? new Answer(new ProviderOutcome.Unknown("inquiry not sent"), true)
@@ -187,8 +188,13 @@ public final class HttpProvider implements PaymentProvider {
     Answer map(int status, Buffer body);
   }
 
-  /** One request and its response, split at the moment the request is handed a connection. Never fails. */
-  private Future<Answer> exchange(RequestOptions options, Buffer body, ResponseMapping mapping) {
+  /**
+   * One request and its response, split at the moment the request is handed a connection. Never fails.
+   *
+   * @param maySend asked once a connection is ready, right before anything is written: a charge whose
+   *     send deadline (the claim's lease) passed while it waited for a connection is not sent at all
+   */
+  private Future<Answer> exchange(RequestOptions options, Buffer body, BooleanSupplier maySend, ResponseMapping mapping) {
     long startedAt = System.nanoTime();
     return client.request(options).transform(connected -> {
       if (connected.failed()) {
@@ -196,6 +202,11 @@ public final class HttpProvider implements PaymentProvider {
             "no connection to the acquirer: " + connected.cause().getClass().getSimpleName()), true));
       }
       HttpClientRequest request = connected.result();
+      if (!maySend.getAsBoolean()) {
+        request.reset();
+        return Future.succeededFuture(new Answer(new ProviderOutcome.NotAttempted(
+            "lease expired while waiting for a connection to the acquirer"), false));
+      }
       long elapsedMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - startedAt);
       long leftMs = Math.max(1, timeoutMs - ANSWER_MARGIN_MS - elapsedMs);
       Future<Answer> answered = (body == null ? request.send() : request.send(body))
@@ -234,8 +245,10 @@ public final class HttpProvider implements PaymentProvider {
   }
 
   /**
-   * An inquiry response: the last charge under the key decides; no charge at all means the acquirer
-   * never charged it. Anything but a readable 200 is UNKNOWN: a failed inquiry proves nothing.
+   * An inquiry response: the last charge under the key decides. NOT_ATTEMPTED only when the acquirer
+   * never saw a request under the key ({@code requests} 0 and no charge); a request seen but not yet
+   * charged is still being processed and may charge any moment, so it is UNKNOWN. Anything but a
+   * readable 200 is UNKNOWN too: a failed inquiry proves nothing.
    */
   static Answer mapInquiry(int status, Buffer body) {
     if (status != 200) {
@@ -247,7 +260,11 @@ public final class HttpProvider implements PaymentProvider {
       return new Answer(new ProviderOutcome.Unknown("inquiry answer without a charge list"), false);
     }
     if (charges.isEmpty()) {
-      return new Answer(new ProviderOutcome.NotAttempted("acquirer never charged this provider key"), false);
+      Object requests = json.getValue("requests");
+      if (!(requests instanceof Number seen) || seen.longValue() != 0) {
+        return new Answer(new ProviderOutcome.Unknown("acquirer has the request but no charge yet"), false);
+      }
+      return new Answer(new ProviderOutcome.NotAttempted("acquirer never saw this provider key"), false);
     }
     Answer last = charges.getValue(charges.size() - 1) instanceof JsonObject charge
         ? mapCharge(200, charge.toBuffer())

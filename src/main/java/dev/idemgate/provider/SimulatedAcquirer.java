@@ -85,20 +85,25 @@ public final class SimulatedAcquirer {
     });
   }
 
-  /** Takes one charge request after the configured latency (plus the slow delay for {@code tok_slow}). */
+  /**
+   * Takes one charge request and answers after the configured latency (plus the slow delay for
+   * {@code tok_slow}). The request is counted when it arrives and the charge recorded when it is decided,
+   * so the log shows a request in progress as {@code requests} ahead of {@code charges}, like a real
+   * acquirer that has the request but not yet the bank's answer.
+   */
   public Future<Answer> accept(ChargeRequest request) {
     long delay = latencyMs + (request.source().equals("tok_slow") ? slowMs : 0);
-    return after(delay).map(v -> decide(request));
-  }
-
-  private Answer decide(ChargeRequest request) {
-    String token = request.source();
-    if (token.equals("tok_provider_down")) {
-      return new Answer.Refused("acquirer unavailable before accepting the charge");
+    if (request.source().equals("tok_provider_down")) {
+      return after(delay).map(v -> new Answer.Refused("acquirer unavailable before accepting the charge"));
     }
     requestsSeen++;
     ChargeLog log = logs.computeIfAbsent(request.providerKey(), k -> new ChargeLog());
     log.requests++;
+    return after(delay).map(v -> decide(request, log));
+  }
+
+  private Answer decide(ChargeRequest request, ChargeLog log) {
+    String token = request.source();
     if (dedup && !log.charges.isEmpty()) {
       // A provider that deduplicates answers a retry with the original charge, whatever its token.
       return new Answer.Accepted(log.charges.get(0), Delivery.ANSWER);
@@ -123,8 +128,11 @@ public final class SimulatedAcquirer {
   public Future<ProviderOutcome> inquire(String providerKey) {
     return after(latencyMs).map(v -> {
       ChargeLog log = logs.get(providerKey);
-      if (log == null || log.charges.isEmpty()) {
+      if (log == null || log.requests == 0) {
         return new ProviderOutcome.NotAttempted("acquirer never saw this charge");
+      }
+      if (log.charges.isEmpty()) {
+        return new ProviderOutcome.Unknown("acquirer is still processing this charge");
       }
       return outcomeOf(log.charges.get(log.charges.size() - 1));
     });

@@ -105,6 +105,16 @@ class HttpProviderIT {
   }
 
   @Test
+  @DisplayName("a charge whose send deadline passed while it waited for a connection is NOT_ATTEMPTED and never sent")
+  void sendDeadlinePassedWhileConnecting() {
+    String providerKey = "pk-" + UUID.randomUUID();
+    ChargeRequest expired = new ChargeRequest(providerKey, 1999, "EUR", "tok_visa", "pay_late", System.nanoTime() - 1);
+    ProviderOutcome outcome = Http.await(provider.charge(expired));
+    assertThat(outcome).isInstanceOf(ProviderOutcome.NotAttempted.class);
+    assertThat(log(providerKey).getInteger("requests")).isZero();
+  }
+
+  @Test
   @DisplayName("connection refused is NOT_ATTEMPTED and nothing reaches the acquirer")
   void connectionRefused() {
     proxy.refuse();
@@ -240,6 +250,19 @@ class HttpProviderIT {
     Http.await(provider.charge(request));
     ProviderOutcome found = Http.await(provider.inquire(request.providerKey()));
     assertThat(found).isInstanceOf(ProviderOutcome.Succeeded.class);
+  }
+
+  @Test
+  @DisplayName("an inquiry while the acquirer is still working on the charge is UNKNOWN; once it charged, SUCCEEDED")
+  void inquiryWhileInProgress() throws InterruptedException {
+    HttpProvider patient = new HttpProvider(vertx, proxy.httpUrl(), Duration.ofSeconds(5), HttpProvider.BreakerSettings.DEFAULT);
+    ChargeRequest request = charge("tok_slow");
+    var charging = patient.charge(request);
+    Thread.sleep(300);
+    assertThat(Http.await(provider.inquire(request.providerKey()))).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(Http.await(charging)).isInstanceOf(ProviderOutcome.Succeeded.class);
+    assertThat(Http.await(provider.inquire(request.providerKey()))).isInstanceOf(ProviderOutcome.Succeeded.class);
+    Http.await(patient.close());
   }
 
   @Test

@@ -84,6 +84,15 @@ class HttpProviderMappingTest {
     assertThat(HttpProvider.mapInquiry(200, two.toBuffer()).outcome()).isEqualTo(new ProviderOutcome.Succeeded("ch_2"));
   }
 
+  @Test
+  @DisplayName("an inquiry of a request the acquirer has but has not charged yet is UNKNOWN, not NOT_ATTEMPTED")
+  void inquiryInProgress() {
+    JsonObject inProgress = new JsonObject().put("idempotency_key", "k").put("requests", 1).put("charges", new JsonArray());
+    assertThat(HttpProvider.mapInquiry(200, inProgress.toBuffer()).outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
+    JsonObject noCount = new JsonObject().put("idempotency_key", "k").put("charges", new JsonArray());
+    assertThat(HttpProvider.mapInquiry(200, noCount.toBuffer()).outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
+  }
+
   @ParameterizedTest(name = "{0}")
   @ValueSource(ints = {400, 404, 500, 503})
   @DisplayName("an inquiry that is not a readable 200 is UNKNOWN, never NOT_ATTEMPTED")

@@ -8,6 +8,7 @@ import dev.idemgate.support.FaultProxy;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
 import io.vertx.core.json.JsonObject;
+import java.time.Duration;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -29,8 +30,10 @@ abstract class ProviderFaultFixture {
   static void startAll(String providerTimeout, Map<String, String> acquirerEnv) {
     acquirer = AcquirerProcess.start(false, 0, acquirerEnv);
     proxy = FaultProxy.start("127.0.0.1", acquirer.port());
+    // Recovery looks often and inquires soon, so a pending payment settles within a test.
     gateway = TestGateway.start(Map.of("IDEMGATE_PROVIDER", "http", "IDEMGATE_PROVIDER_URL", proxy.httpUrl(),
-        "IDEMGATE_PROVIDER_TIMEOUT", providerTimeout));
+        "IDEMGATE_PROVIDER_TIMEOUT", providerTimeout, "IDEMGATE_LEASE", "5s",
+        "IDEMGATE_RECOVERY_INTERVAL", "200ms", "IDEMGATE_RECOVERY_BACKOFF", "300ms,600ms"));
     http = new Http();
   }
 
@@ -60,12 +63,34 @@ abstract class ProviderFaultFixture {
     return history.pay(http, gateway.apiPort(), TestGateway.MERCHANT_A, TestGateway.KEY_A, key, body);
   }
 
+  /**
+   * Retries {@code key} until the answer is no longer 202 pending (recovery has asked the acquirer),
+   * and returns that answer; every retry goes into the history.
+   */
+  Http.Reply awaitSettled(String key, JsonObject body, Duration limit) {
+    long deadline = System.nanoTime() + limit.toNanos();
+    Http.Reply reply = pay(key, body);
+    while (reply != null && reply.status() == 202 && System.nanoTime() < deadline) {
+      try {
+        Thread.sleep(200);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new AssertionError(e);
+      }
+      reply = pay(key, body);
+    }
+    return reply;
+  }
+
   /** What the acquirer logged for the provider key of merchant A's {@code key}. */
   static JsonObject acquirerLog(String key) {
     return acquirer.charges(ProviderKeys.of(TestGateway.MERCHANT_A, key));
   }
 
-  /** The checker over this test's history, the acquirer's full log and the ledger rows of this history's keys. */
+  /**
+   * The checker over this test's history, the acquirer's log and the ledger rows of this history's keys.
+   * The acquirer serves every test of the class, so its log is narrowed to this history's provider keys.
+   */
   ExactlyOnceChecker.Report check() {
     return ExactlyOnceChecker.check(history.ops(), ExactlyOnceChecker.charges(acquirer.allCharges()).stream()
             .filter(c -> history.ops().stream().anyMatch(op -> ProviderKeys.of(op.merchant(), op.key()).equals(c.providerKey())))
