@@ -39,6 +39,7 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
@@ -227,6 +228,41 @@ class KubernetesManifestsTest {
       assertThat(image.path("name").asString()).isEqualTo(gateway().getImage());
     });
     assertThat(gateway().getImage()).doesNotEndWith(":latest");
+  }
+
+  @Test
+  @DisplayName("kubectl kustomize renders the directory: namespaced, image rewritten, hashed ConfigMap wired into the Deployment")
+  void kustomizeBuilds() throws Exception {
+    Path kubectl = Stream.of(System.getenv().getOrDefault("PATH", "").split(java.io.File.pathSeparator))
+        .map(dir -> Path.of(dir, "kubectl")).filter(Files::isExecutable).findFirst().orElse(null);
+    Assumptions.assumeTrue(kubectl != null, "kubectl is not installed; the model checks above still ran");
+    Process build = new ProcessBuilder(kubectl.toString(), "kustomize", K8S.toString()).redirectErrorStream(true).start();
+    String rendered;
+    try (var out = build.getInputStream()) {
+      rendered = new String(out.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+    }
+    assertThat(build.waitFor(60, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+    assertThat(build.exitValue()).as(rendered).isZero();
+
+    List<HasMetadata> objects = new ArrayList<>();
+    try (var documents = STRICT.readerFor(JsonNode.class).<JsonNode>readValues(rendered)) {
+      while (documents.hasNext()) {
+        JsonNode doc = documents.next();
+        String type = doc.path("apiVersion").asString() + "/" + doc.path("kind").asString();
+        objects.add(TYPED.containsKey(type) ? STRICT.treeToValue(doc, TYPED.get(type)) : STRICT.treeToValue(doc, GenericKubernetesResource.class));
+      }
+    }
+    assertThat(objects).hasSize(kustomization.path("resources").size() + kustomization.path("configMapGenerator").size());
+    objects.stream().filter(o -> !(o instanceof Namespace))
+        .forEach(o -> assertThat(o.getMetadata().getNamespace()).as(o.getKind()).isEqualTo("idemgate"));
+    Deployment deployment = objects.stream().filter(Deployment.class::isInstance).map(Deployment.class::cast).findFirst().orElseThrow();
+    JsonNode image = kustomization.path("images").get(0);
+    assertThat(deployment.getSpec().getTemplate().getSpec().getContainers().get(0).getImage())
+        .isEqualTo(image.path("newName").asString() + ":" + image.path("newTag").asString());
+    String configMapName = objects.stream().filter(ConfigMap.class::isInstance).map(o -> o.getMetadata().getName())
+        .filter(name -> name.startsWith("idemgate-config-")).findFirst().orElseThrow();
+    assertThat(deployment.getSpec().getTemplate().getSpec().getVolumes())
+        .anySatisfy(v -> assertThat(v.getConfigMap()).isNotNull().extracting(c -> c.getName()).isEqualTo(configMapName));
   }
 
   // ---- Deployment
