@@ -89,6 +89,20 @@ class DockerfileTest {
     assertThat(image.finalStage().arguments("COPY")).anySatisfy(copy -> assertThat(copy).startsWith("conf/ ").endsWith("/app/conf/"));
   }
 
+  @Test
+  @DisplayName("the build context (.dockerignore) keeps everything the build stage copies")
+  void buildContextKeepsSources() throws IOException {
+    Path ignore = Path.of(".dockerignore");
+    List<String> patterns = Files.exists(ignore)
+        ? Files.readAllLines(ignore).stream().map(String::strip).filter(l -> !l.isEmpty() && !l.startsWith("#")).toList()
+        : List.of();
+    for (String copied : image.stages.get(0).arguments("COPY")) {
+      String source = copied.split("\\s+")[0];
+      String top = source.replaceAll("/+$", "").split("/")[0];
+      assertThat(patterns).as(".dockerignore must not drop " + source).doesNotContain(top, top + "/", "*", "**", "/" + top);
+    }
+  }
+
   /** The rules, each returning what is wrong (empty when fine). */
   static final class Checks {
     static List<String> multiStage(Dockerfile file) {

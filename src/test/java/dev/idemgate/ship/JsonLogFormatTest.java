@@ -50,6 +50,7 @@ class JsonLogFormatTest {
     assertThat(event.get("mdc").get("request_id").asString()).isEqualTo("req-42");
     assertThat(event.get("kvpList").toString()).contains("\"outcome\":\"replayed\"").contains("\"status\":\"201\"");
     assertThat(event.has("arguments")).as("raw arguments are not repeated").isFalse();
+    assertThat(event.has("sequenceNumber")).as("always 0 without a generator, so left out").isFalse();
   }
 
   @Test
