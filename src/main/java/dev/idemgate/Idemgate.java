@@ -4,15 +4,23 @@ import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.http.ApiVerticle;
 import dev.idemgate.http.ManagementVerticle;
 import dev.idemgate.http.ReadinessState;
+import dev.idemgate.observability.GatewayMetrics;
 import dev.idemgate.provider.LocalCodec;
 import dev.idemgate.provider.ProviderVerticle;
 import dev.idemgate.recovery.RecoveryVerticle;
 import dev.idemgate.storage.Migrations;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
+import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
+import io.micrometer.core.instrument.composite.CompositeMeterRegistry;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
+import io.vertx.core.VertxBuilder;
 import io.vertx.core.VertxOptions;
 import io.vertx.micrometer.MicrometerMetricsFactory;
 import io.vertx.micrometer.MicrometerMetricsOptions;
@@ -21,15 +29,17 @@ import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.RedisOptions;
 import io.vertx.redis.client.Request;
 import java.time.Duration;
+import java.util.Optional;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * A running gateway: start-up checks, the Vert.x instance and its verticles. {@link #start} and
- * {@link #close} block the calling thread (main, or a test), never an event loop.
+ * {@link #close} block the calling thread (main, a signal handler, or a test), never an event loop.
  */
 public final class Idemgate implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Idemgate.class);
@@ -38,11 +48,16 @@ public final class Idemgate implements AutoCloseable {
   private final Vertx vertx;
   private final GatewayConfig config;
   private final ReadinessState readiness;
+  private final String apiDeployment;
+  private final AtomicBoolean closed = new AtomicBoolean();
+  private final JvmGcMetrics gcMetrics;
 
-  private Idemgate(Vertx vertx, GatewayConfig config, ReadinessState readiness) {
+  private Idemgate(Vertx vertx, GatewayConfig config, ReadinessState readiness, String apiDeployment, JvmGcMetrics gcMetrics) {
     this.vertx = vertx;
     this.config = config;
     this.readiness = readiness;
+    this.apiDeployment = apiDeployment;
+    this.gcMetrics = gcMetrics;
   }
 
   /** Migrates the schema, checks Redis, deploys everything; fails with {@link StartupFailure} naming what is wrong. */
@@ -51,23 +66,40 @@ public final class Idemgate implements AutoCloseable {
     if (applied > 0) {
       log.info("schema migrated: {} migration(s) applied", applied);
     }
-    PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-    Vertx vertx = Vertx.builder()
-        .with(new VertxOptions().setMetricsOptions(new MicrometerMetricsOptions().setEnabled(true)))
-        .withMetrics(new MicrometerMetricsFactory(registry))
-        .build();
+    VertxBuilder builder = Vertx.builder();
+    MeterRegistry registry;
+    Optional<PrometheusMeterRegistry> prometheus;
+    JvmGcMetrics gcMetrics = null;
+    if (config.metricsEnabled()) {
+      PrometheusMeterRegistry p = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+      new JvmMemoryMetrics().bindTo(p);
+      new JvmThreadMetrics().bindTo(p);
+      new ProcessorMetrics().bindTo(p);
+      gcMetrics = new JvmGcMetrics();
+      gcMetrics.bindTo(p);
+      builder.with(new VertxOptions().setMetricsOptions(new MicrometerMetricsOptions().setEnabled(true)))
+          .withMetrics(new MicrometerMetricsFactory(p));
+      registry = p;
+      prometheus = Optional.of(p);
+    } else {
+      registry = new CompositeMeterRegistry(); // no registries behind it: every meter is a no-op
+      prometheus = Optional.empty();
+    }
+    GatewayMetrics metrics = new GatewayMetrics(registry);
+    Vertx vertx = builder.build();
     try {
       vertx.eventBus().registerCodec(new LocalCodec());
       await(checkRedis(vertx, config), "Redis at " + config.redisUrl().replaceFirst("://[^@]*@", "://") + " cannot be reached");
       ReadinessState readiness = new ReadinessState();
-      await(vertx.deployVerticle(new ProviderVerticle(config))
-          .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, registry),
+      String api = await(vertx.deployVerticle(new ProviderVerticle(config))
+          .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, metrics),
               new DeploymentOptions().setInstances(config.effectiveApiInstances())))
-          .compose(id -> vertx.deployVerticle(new RecoveryVerticle(config, registry)))
-          .compose(id -> vertx.deployVerticle(new ManagementVerticle(config, registry, readiness))),
+          .compose(id -> vertx.deployVerticle(new RecoveryVerticle(config, registry))
+              .compose(r -> vertx.deployVerticle(new ManagementVerticle(config, prometheus, readiness)))
+              .map(m -> id)),
           "the gateway could not start listening on ports " + config.httpPort() + "/" + config.managementPort());
       log.info("idemgate ready: api on port {}, management on port {}, {}", config.httpPort(), config.managementPort(), config);
-      return new Idemgate(vertx, config, readiness);
+      return new Idemgate(vertx, config, readiness, api, gcMetrics);
     } catch (RuntimeException e) {
       vertx.close();
       throw e;
@@ -92,15 +124,32 @@ public final class Idemgate implements AutoCloseable {
     return readiness;
   }
 
+  /**
+   * Graceful stop: readiness fails at once; the API servers stop accepting and give in-flight
+   * payments up to {@code drain_timeout} to finish; then recovery, the provider and the clients
+   * close. Safe to call twice.
+   */
   @Override
   public void close() {
+    if (!closed.compareAndSet(false, true)) {
+      return;
+    }
     readiness.startDraining();
+    long drainMs = config.drainTimeout().toMillis();
+    log.info("draining: in-flight payments have {} ms to finish", drainMs);
     try {
+      vertx.undeploy(apiDeployment).toCompletionStage().toCompletableFuture().get(drainMs + 5_000, TimeUnit.MILLISECONDS);
       vertx.close().toCompletionStage().toCompletableFuture().get(STARTUP_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+      log.info("idemgate stopped");
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     } catch (ExecutionException | TimeoutException e) {
       log.warn("vert.x did not close cleanly: {}", e.toString());
+      vertx.close();
+    } finally {
+      if (gcMetrics != null) {
+        gcMetrics.close();
+      }
     }
   }
 

@@ -8,8 +8,8 @@ import dev.idemgate.storage.Migrations;
 import java.nio.file.Path;
 import java.util.Optional;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine;
+import sun.misc.Signal;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -54,13 +54,18 @@ public final class Main implements Callable<Integer> {
     @Override
     public Integer call() {
       try {
-        Idemgate gateway = Idemgate.start(loadConfig(config));
+        GatewayConfig loaded = loadConfig(config);
+        LogLevel.apply(loaded.logLevel());
+        Idemgate gateway = Idemgate.start(loaded);
         running = true;
-        CountDownLatch stopped = new CountDownLatch(1);
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-          gateway.close();
-          stopped.countDown();
-        }, "idemgate-shutdown"));
+        // SIGTERM (Kubernetes) and SIGINT drain, then exit 0; the hook covers any other JVM exit.
+        for (String name : new String[] {"TERM", "INT"}) {
+          Signal.handle(new Signal(name), signal -> new Thread(() -> {
+            gateway.close();
+            System.exit(0);
+          }, "idemgate-drain").start());
+        }
+        Runtime.getRuntime().addShutdownHook(new Thread(gateway::close, "idemgate-shutdown"));
         return 0;
       } catch (ConfigException | Idemgate.StartupFailure | Migrations.StoreUnreachable e) {
         System.err.println("idemgate: " + e.getMessage());

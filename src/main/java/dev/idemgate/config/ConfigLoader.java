@@ -135,7 +135,26 @@ public final class ConfigLoader {
         nonNegative(v, "simulator_slow_ms"),
         tlsCert,
         tlsKey,
-        (int) nonNegative(v, "api_instances"));
+        (int) nonNegative(v, "api_instances"),
+        bool(v, "metrics_enabled"),
+        duration(v, "drain_timeout"),
+        logLevel(v));
+  }
+
+  private static boolean bool(Map<String, String> v, String key) {
+    String s = v.get(key).trim().toLowerCase(Locale.ROOT);
+    if (!s.equals("true") && !s.equals("false")) {
+      throw new ConfigException(key + ": must be true or false, got '" + v.get(key) + "'");
+    }
+    return s.equals("true");
+  }
+
+  private static String logLevel(Map<String, String> v) {
+    String level = v.get("log_level").trim().toUpperCase(Locale.ROOT);
+    if (!java.util.Set.of("TRACE", "DEBUG", "INFO", "WARN", "ERROR").contains(level)) {
+      throw new ConfigException("log_level: must be TRACE, DEBUG, INFO, WARN or ERROR, got '" + v.get("log_level") + "'");
+    }
+    return level;
   }
 
   private static Optional<String> optional(Map<String, String> v, String key) {

@@ -36,7 +36,10 @@ public record GatewayConfig(
     long simulatorSlowMs,
     Optional<String> tlsCert,
     Optional<String> tlsKey,
-    int apiInstances) {
+    int apiInstances,
+    boolean metricsEnabled,
+    Duration drainTimeout,
+    String logLevel) {
 
   public static final Duration MAX_KEY_TTL = Duration.ofDays(30);
 
@@ -73,7 +76,10 @@ public record GatewayConfig(
         + ", simulator_latency_ms=" + simulatorLatencyMs
         + ", simulator_slow_ms=" + simulatorSlowMs
         + ", tls=" + (tlsCert.isPresent() ? "on" : "off")
-        + ", api_instances=" + effectiveApiInstances() + "]";
+        + ", api_instances=" + effectiveApiInstances()
+        + ", metrics_enabled=" + metricsEnabled
+        + ", drain_timeout=" + drainTimeout
+        + ", log_level=" + logLevel + "]";
   }
 
   /** Hides the password part of a {@code scheme://user:password@host} URL. */

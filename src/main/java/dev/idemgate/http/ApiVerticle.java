@@ -14,13 +14,18 @@ import dev.idemgate.payment.PaymentRequestParser;
 import dev.idemgate.payment.PaymentService;
 import dev.idemgate.provider.ProviderClient;
 import dev.idemgate.storage.Postgres;
-import io.micrometer.core.instrument.Counter;
-import io.micrometer.core.instrument.MeterRegistry;
+import dev.idemgate.observability.GatewayMetrics;
+import dev.idemgate.observability.GatewayMetrics.RequestOutcome;
+import io.vertx.core.http.HttpMethod;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.http.Http2Settings;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
+import io.vertx.core.http.HttpVersion;
+import java.util.List;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.net.PemKeyCertOptions;
 import io.vertx.ext.web.Router;
@@ -31,7 +36,6 @@ import io.vertx.redis.client.RedisOptions;
 import io.vertx.sqlclient.Pool;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
-import java.util.EnumMap;
 import java.util.HashMap;
 import java.util.Locale;
 import java.util.Map;
@@ -44,16 +48,17 @@ import java.util.Set;
 public final class ApiVerticle extends VerticleBase {
   static final int MAX_BODY_BYTES = 64 * 1024;
   static final int MAX_WAIT_SECONDS = 10;
+  static final int MAX_CONCURRENT_STREAMS = 256;
+  static final int RST_FLOOD_MAX_FRAMES = 200;
   private static final DateTimeFormatter HTTP_DATE = DateTimeFormatter.RFC_1123_DATE_TIME.withZone(ZoneOffset.UTC);
   private static final String KEY_HEADER = "Idempotency-Key";
 
-  /** Outcome tag of {@code idemgate.requests}: a closed set, never a key or an amount. */
-  enum Outcome { CREATED, DECLINED, PENDING, REPLAYED, IN_FLIGHT_CONFLICT, KEY_REUSED, PROVIDER_UNAVAILABLE, STORE_UNAVAILABLE, REJECTED }
+  private static final Logger access = LoggerFactory.getLogger("idemgate.access");
+  private static final String OUTCOME = "idemgate.outcome";
 
   private final GatewayConfig config;
-  private final MeterRegistry registry;
+  private final GatewayMetrics metrics;
   private final Map<String, String> merchantByKeyHash = new HashMap<>();
-  private final Map<Outcome, Counter> outcomes = new EnumMap<>(Outcome.class);
   private Pool pool;
   private Redis redis;
   private HttpServer server;
@@ -61,45 +66,48 @@ public final class ApiVerticle extends VerticleBase {
   private IdempotencyStore store;
   private CompletionNotifier notifier;
 
-  public ApiVerticle(GatewayConfig config, MeterRegistry registry) {
+  public ApiVerticle(GatewayConfig config, GatewayMetrics metrics) {
     this.config = config;
-    this.registry = registry;
+    this.metrics = metrics;
     // Keys are compared by hash so that a lookup's timing says nothing about a near-miss key.
     config.apiKeys().forEach((key, merchant) -> merchantByKeyHash.put(Fingerprint.sha256Hex(key), merchant));
   }
 
   @Override
   public Future<?> start() {
-    for (Outcome o : Outcome.values()) {
-      outcomes.put(o, Counter.builder("idemgate.requests").tag("outcome", o.name().toLowerCase(Locale.ROOT))
-          .description("POST /pay requests by outcome").register(registry));
-    }
     pool = Postgres.pool(vertx, config, config.pgPoolSize());
     redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(config.redisUrl())
         .setMaxPoolSize(8).setMaxPoolWaiting(4_096).setMaxWaitingHandlers(4_096));
     store = new IdempotencyStore(pool, context, config.pgPoolSize(), config.storeTimeout(), config.lease());
     RedisGate gate = new RedisGate(redis, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     notifier = new CompletionNotifier(vertx, redis, config.redisTimeout().toMillis());
-    payments = new PaymentService(gate, store, new ProviderClient(vertx.eventBus(), config), notifier, config);
+    payments = new PaymentService(gate, store, new ProviderClient(vertx.eventBus(), config), notifier, metrics, config);
     server = vertx.createHttpServer(serverOptions()).requestHandler(router());
     return server.listen(config.httpPort());
   }
 
   @Override
   public Future<?> stop() {
-    Future<Void> http = server == null ? Future.succeededFuture() : server.shutdown();
+    // Stops accepting, lets in-flight requests finish (HTTP/2 clients get GOAWAY), then closes.
+    Future<Void> http = server == null ? Future.succeededFuture()
+        : server.shutdown(config.drainTimeout().toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
     return http.eventually(() -> Future.join(notifier.close(), pool.close(), redis.close()));
   }
 
   private HttpServerOptions serverOptions() {
     HttpServerOptions options = new HttpServerOptions()
         .setHttp2ClearTextEnabled(true)
-        .setInitialSettings(new Http2Settings().setMaxConcurrentStreams(256))
-        .setHttp2RstFloodMaxRstFramePerWindow(200)
-        .setHttp2RstFloodWindowDuration(30);
+        // Explicit HTTP/2 limits: streams per connection, and rapid-reset (CVE-2023-44487)
+        // protection: more than 200 RST_STREAM frames in 30 s closes the connection.
+        .setInitialSettings(new Http2Settings().setMaxConcurrentStreams(MAX_CONCURRENT_STREAMS).setMaxHeaderListSize(16 * 1024))
+        .setHttp2RstFloodMaxRstFramePerWindow(RST_FLOOD_MAX_FRAMES)
+        .setHttp2RstFloodWindowDuration(30)
+        .setHttp2RstFloodWindowDurationTimeUnit(java.util.concurrent.TimeUnit.SECONDS);
     if (config.tlsCert().isPresent()) {
       options.setSsl(true).setUseAlpn(true)
+          .setAlpnVersions(List.of(HttpVersion.HTTP_2, HttpVersion.HTTP_1_1))
           .setEnabledSecureTransportProtocols(Set.of("TLSv1.2", "TLSv1.3"))
+          .setSslEngineOptions(TlsEngine.preferred())
           .setKeyCertOptions(new PemKeyCertOptions().setCertPath(config.tlsCert().get()).setKeyPath(config.tlsKey().get()));
     }
     return options;
@@ -113,13 +121,14 @@ public final class ApiVerticle extends VerticleBase {
       // Two routes because Vert.x Web puts body handlers before user handlers on one route: the
       // cheap checks run first, so a bad request is refused before its body is read.
       router.post(path)
+          .handler(this::track)
           .handler(this::echoKey)
           .handler(this::authenticate)
           .handler(this::requireJson)
           .handler(this::requireKey);
       router.post(path).handler(body).handler(this::pay);
     }
-    router.get("/v1/payments/:id").handler(this::authenticate).handler(this::getPayment);
+    router.get("/v1/payments/:id").handler(this::track).handler(this::authenticate).handler(this::getPayment);
     router.route().failureHandler(Problems::handleFailure);
     router.errorHandler(404, Problems::handleFailure);
     router.errorHandler(405, Problems::handleFailure);
@@ -209,25 +218,25 @@ public final class ApiVerticle extends VerticleBase {
   private void respond(RoutingContext ctx, PayOutcome outcome) {
     if (outcome instanceof PayOutcome.Fresh fresh) {
       int status = fresh.response().status();
-      count(status == 201 ? Outcome.CREATED : status == 402 ? Outcome.DECLINED : Outcome.PENDING);
+      outcome(ctx, status == 201 ? RequestOutcome.CREATED : status == 402 ? RequestOutcome.DECLINED : RequestOutcome.PENDING);
       sendStored(ctx, fresh.response(), false);
     } else if (outcome instanceof PayOutcome.Replayed replayed) {
-      count(Outcome.REPLAYED);
+      outcome(ctx, RequestOutcome.REPLAYED);
       sendStored(ctx, replayed.response(), true);
     } else if (outcome instanceof PayOutcome.InFlight inFlight) {
-      count(Outcome.IN_FLIGHT_CONFLICT);
+      outcome(ctx, RequestOutcome.IN_FLIGHT_CONFLICT);
       Problems.send(ctx, new ApiProblem(ErrorCode.IDEMPOTENCY_KEY_IN_USE,
           "a request with this key is still being processed; retry after Retry-After seconds", null, inFlight.retryAfterSeconds()));
     } else if (outcome instanceof PayOutcome.KeyReused) {
-      count(Outcome.KEY_REUSED);
+      outcome(ctx, RequestOutcome.KEY_REUSED);
       Problems.send(ctx, new ApiProblem(ErrorCode.IDEMPOTENCY_KEY_REUSED,
           "this key was already used with a different payload; use a new key for a new payment"));
     } else if (outcome instanceof PayOutcome.ProviderUnavailable) {
-      count(Outcome.PROVIDER_UNAVAILABLE);
+      outcome(ctx, RequestOutcome.PROVIDER_UNAVAILABLE);
       Problems.send(ctx, new ApiProblem(ErrorCode.PROVIDER_UNAVAILABLE,
           "the payment provider did not take the charge; nothing was charged and the key is free: retrying is safe"));
     } else if (outcome instanceof PayOutcome.StoreDown down) {
-      count(Outcome.STORE_UNAVAILABLE);
+      outcome(ctx, RequestOutcome.STORE_UNAVAILABLE);
       Problems.send(ctx, new ApiProblem(ErrorCode.STORE_UNAVAILABLE,
           "the payment store is unavailable; nothing was charged: retry after Retry-After seconds", null, down.retryAfterSeconds()));
     }
@@ -261,13 +270,42 @@ public final class ApiVerticle extends VerticleBase {
   }
 
   private void reject(RoutingContext ctx, ApiProblem problem) {
-    if (ctx.request().path().equals("/pay") || ctx.request().path().equals("/v1/payments")) {
-      count(Outcome.REJECTED);
-    }
+    outcome(ctx, RequestOutcome.REJECTED);
     Problems.send(ctx, problem);
   }
 
-  private void count(Outcome outcome) {
-    outcomes.get(outcome).increment();
+  private static void outcome(RoutingContext ctx, RequestOutcome outcome) {
+    ctx.put(OUTCOME, outcome);
+  }
+
+  /**
+   * First handler of every API route: counts the request in flight and, when the response is done,
+   * records its outcome and writes the one access log line: request id, merchant, outcome, status,
+   * latency and a hash of the key. Never the key itself, the body or the API key.
+   */
+  private void track(RoutingContext ctx) {
+    long start = System.nanoTime();
+    boolean payment = ctx.request().method() == HttpMethod.POST;
+    if (payment) {
+      metrics.requestStarted();
+    }
+    ctx.addEndHandler(done -> {
+      RequestOutcome outcome = ctx.get(OUTCOME);
+      if (payment) {
+        metrics.requestEnded(outcome == null ? RequestOutcome.REJECTED : outcome);
+      }
+      IdempotencyKey key = ctx.get("key");
+      access.atInfo()
+          .addKeyValue("request_id", RequestIds.of(ctx))
+          .addKeyValue("method", ctx.request().method().name())
+          .addKeyValue("route", payment ? "pay" : "get_payment")
+          .addKeyValue("merchant", (Object) ctx.get("merchant"))
+          .addKeyValue("outcome", outcome == null ? null : outcome.name().toLowerCase(Locale.ROOT))
+          .addKeyValue("status", ctx.response().getStatusCode())
+          .addKeyValue("latency_ms", (System.nanoTime() - start) / 1_000_000.0)
+          .addKeyValue("key_sha256", key == null ? null : Fingerprint.sha256Hex(key.value()).substring(0, 16))
+          .log("request");
+    });
+    ctx.next();
   }
 }

@@ -20,6 +20,7 @@ import io.vertx.redis.client.Request;
 import io.vertx.sqlclient.Pool;
 import java.security.MessageDigest;
 import java.nio.charset.StandardCharsets;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -32,13 +33,14 @@ public final class ManagementVerticle extends VerticleBase {
   private static final long CHECK_TIMEOUT_MS = 1_000;
 
   private final GatewayConfig config;
-  private final PrometheusMeterRegistry registry;
+  private final Optional<PrometheusMeterRegistry> registry;
   private final ReadinessState readiness;
   private Pool pool;
   private Redis redis;
   private HttpServer server;
 
-  public ManagementVerticle(GatewayConfig config, PrometheusMeterRegistry registry, ReadinessState readiness) {
+  /** @param registry the Prometheus registry, empty when metrics are off ({@code /metrics} then answers 404) */
+  public ManagementVerticle(GatewayConfig config, Optional<PrometheusMeterRegistry> registry, ReadinessState readiness) {
     this.config = config;
     this.registry = registry;
     this.readiness = readiness;
@@ -52,8 +54,8 @@ public final class ManagementVerticle extends VerticleBase {
     router.route().handler(RequestIds::assign);
     router.get("/health/live").handler(ctx -> json(ctx, 200, new JsonObject().put("status", "UP")));
     router.get("/health/ready").handler(this::ready);
-    router.get("/metrics").handler(ctx -> ctx.response()
-        .putHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8").end(registry.scrape()));
+    registry.ifPresent(prometheus -> router.get("/metrics").handler(ctx -> ctx.response()
+        .putHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8").end(prometheus.scrape())));
     router.route("/admin/*").handler(this::requireAdmin);
     router.get("/admin/simulator/charges").handler(this::simulatorCharges);
     router.get("/admin/pending").handler(this::unresolved);

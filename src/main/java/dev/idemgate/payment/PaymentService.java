@@ -12,6 +12,7 @@ import dev.idemgate.idempotency.RedisGate;
 import dev.idemgate.idempotency.StoreClaim;
 import dev.idemgate.idempotency.StoreUnavailable;
 import dev.idemgate.idempotency.StoredResponse;
+import dev.idemgate.observability.GatewayMetrics;
 import dev.idemgate.provider.ChargeRequest;
 import dev.idemgate.provider.ProviderClient;
 import dev.idemgate.provider.ProviderOutcome;
@@ -37,6 +38,7 @@ public final class PaymentService {
 
   private final RedisGate gate;
   private final CompletionNotifier notifier;
+  private final GatewayMetrics metrics;
   private final IdempotencyStore store;
   private final ProviderClient provider;
   private final String providerName;
@@ -46,8 +48,9 @@ public final class PaymentService {
   private static final Duration SEND_MARGIN = Duration.ofSeconds(1);
 
   public PaymentService(RedisGate gate, IdempotencyStore store, ProviderClient provider, CompletionNotifier notifier,
-      GatewayConfig config) {
+      GatewayMetrics metrics, GatewayConfig config) {
     this.gate = gate;
+    this.metrics = metrics;
     this.notifier = notifier;
     this.store = store;
     this.provider = provider;
@@ -85,7 +88,7 @@ public final class PaymentService {
   }
 
   public Future<PayOutcome> pay(PayCommand cmd) {
-    return gate.claim(cmd.merchantId(), cmd.key(), cmd.fingerprint()).compose(decision -> {
+    return metrics.timeGate(gate.claim(cmd.merchantId(), cmd.key(), cmd.fingerprint())).compose(decision -> {
       if (decision instanceof GateDecision.Replay replay) {
         return Future.succeededFuture(new PayOutcome.Replayed(replay.response()));
       } else if (decision instanceof GateDecision.InFlight) {
@@ -106,7 +109,7 @@ public final class PaymentService {
     ClaimRequest claim = new ClaimRequest(cmd.merchantId(), cmd.key(), cmd.fingerprint(),
         PaymentJson.newPaymentId(now), r.amount(), r.currency(), r.merchantReference(), r.description(),
         r.metadata(), now);
-    return store.claim(claim)
+    return metrics.timeStore("claim", store.claim(claim))
         .compose(decision -> {
           if (decision instanceof StoreClaim.Claimed owned) {
             return charge(cmd, owned, redisClaim);
@@ -135,7 +138,9 @@ public final class PaymentService {
     PaymentRequest r = cmd.request();
     ChargeRequest charge = new ChargeRequest(owned.providerKey(), r.amount(), r.currency(), r.source(), owned.paymentId(),
         owned.claimedAtNanos() + sendWindowNanos);
+    long sent = System.nanoTime();
     return provider.charge(charge).compose(outcome -> {
+      metrics.providerCall(ProviderClient.outcomeName(outcome), sent);
       if (outcome instanceof ProviderOutcome.Succeeded s) {
         return finish(cmd, owned, RecordState.COMPLETED, 201, "succeeded", s.providerReference(), null);
       } else if (outcome instanceof ProviderOutcome.Declined d) {
@@ -156,7 +161,7 @@ public final class PaymentService {
     Instant nextInquiry = state == RecordState.PENDING ? Instant.now().plus(FIRST_INQUIRY) : null;
     Completion completion = new Completion(state, response, paymentStatus, providerName, providerReference,
         declineCode, nextInquiry);
-    return store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion)
+    return metrics.timeStore("complete", store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion))
         .compose(result -> {
           if (result == Completion.Result.FENCED) {
             // Recovery took the record over (our lease ran out); it owns what Redis and the ledger say.

@@ -40,6 +40,18 @@ public final class ProviderClient {
         .otherwise(ProviderClient::outcomeOfBusFailure);
   }
 
+  /** The outcome's name for a metric tag: succeeded, declined, not_attempted or unknown. */
+  public static String outcomeName(ProviderOutcome outcome) {
+    if (outcome instanceof ProviderOutcome.Succeeded) {
+      return "succeeded";
+    } else if (outcome instanceof ProviderOutcome.Declined) {
+      return "declined";
+    } else if (outcome instanceof ProviderOutcome.NotAttempted) {
+      return "not_attempted";
+    }
+    return "unknown";
+  }
+
   /** Nobody listening means nothing was sent; any other failure may hide a charge. */
   static ProviderOutcome outcomeOfBusFailure(Throwable failure) {
     if (failure instanceof ReplyException e && e.failureType() == ReplyFailure.NO_HANDLERS) {

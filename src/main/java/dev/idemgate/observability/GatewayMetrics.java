@@ -1,0 +1,93 @@
+package dev.idemgate.observability;
+
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+import io.vertx.core.Future;
+import java.time.Duration;
+import java.util.Locale;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * The gateway's own meters, named {@code idemgate.<feature>.<thing>} (Prometheus:
+ * {@code idemgate_<feature>_<thing>_...}). Every tag has a closed set of values: an outcome, an
+ * operation, an action. Never a key, an amount, a merchant or a reference.
+ */
+public final class GatewayMetrics {
+  /** Outcome tag of {@code idemgate.requests}. */
+  public enum RequestOutcome {
+    CREATED, DECLINED, PENDING, REPLAYED, IN_FLIGHT_CONFLICT, KEY_REUSED, PROVIDER_UNAVAILABLE, STORE_UNAVAILABLE, REJECTED
+  }
+
+  private final MeterRegistry registry;
+  private final AtomicInteger inFlight = new AtomicInteger();
+
+  public GatewayMetrics(MeterRegistry registry) {
+    this.registry = registry;
+    Gauge.builder("idemgate.inflight.requests", inFlight, AtomicInteger::get)
+        .description("POST /pay requests being processed by this instance").register(registry);
+    for (RequestOutcome outcome : RequestOutcome.values()) {
+      requests(outcome);
+    }
+  }
+
+  public MeterRegistry registry() {
+    return registry;
+  }
+
+  public void requestStarted() {
+    inFlight.incrementAndGet();
+  }
+
+  public void requestEnded(RequestOutcome outcome) {
+    inFlight.decrementAndGet();
+    requests(outcome).increment();
+  }
+
+  private Counter requests(RequestOutcome outcome) {
+    return Counter.builder("idemgate.requests").tag("outcome", tag(outcome))
+        .description("POST /pay requests by outcome").register(registry);
+  }
+
+  /** Times the Redis gate's atomic step. */
+  public <T> Future<T> timeGate(Future<T> call) {
+    return time(call, timer("idemgate.gate.latency", "Redis gate step", "step", "claim"));
+  }
+
+  /** Times one store operation (claim, complete) and counts its failures. */
+  public <T> Future<T> timeStore(String operation, Future<T> call) {
+    long start = System.nanoTime();
+    return call.onComplete(done -> {
+      timer("idemgate.store.latency", "PostgreSQL store call", "operation", operation)
+          .record(Duration.ofNanos(System.nanoTime() - start));
+      if (done.failed()) {
+        Counter.builder("idemgate.store.errors").tag("operation", operation)
+            .description("PostgreSQL store calls that failed or timed out").register(registry).increment();
+      }
+    });
+  }
+
+  /** Records a provider call's latency under its outcome. */
+  public void providerCall(String outcome, long startNanos) {
+    timer("idemgate.provider.latency", "provider charge by outcome", "outcome", outcome)
+        .record(Duration.ofNanos(System.nanoTime() - startNanos));
+  }
+
+  private <T> Future<T> time(Future<T> call, Timer timer) {
+    long start = System.nanoTime();
+    return call.onComplete(done -> timer.record(Duration.ofNanos(System.nanoTime() - start)));
+  }
+
+  private Timer timer(String name, String description, String tagKey, String tagValue) {
+    return Timer.builder(name).tag(tagKey, tagValue).description(description)
+        .publishPercentileHistogram()
+        .minimumExpectedValue(Duration.ofMillis(1))
+        .maximumExpectedValue(Duration.ofSeconds(30))
+        .register(registry);
+  }
+
+  private static String tag(Enum<?> value) {
+    return value.name().toLowerCase(Locale.ROOT);
+  }
+}

@@ -1,0 +1,73 @@
+package dev.idemgate;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.idemgate.support.Http;
+import dev.idemgate.support.TestGateway;
+import io.vertx.core.Future;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/** A rolling deploy as Kubernetes does it: SIGTERM while a payment is in flight. */
+class GracefulShutdownIT {
+  private static final String JAR = System.getProperty("idemgate.jar", "target/idemgate.jar");
+
+  @Test
+  @DisplayName("SIGTERM: readiness fails, new connections are refused, the in-flight slow payment completes, and the process exits 0")
+  void drainsOnSigterm() throws Exception {
+    int api = TestGateway.freePort();
+    int management = TestGateway.freePort();
+    Path log = Files.createTempFile("idemgate", ".log");
+    ProcessBuilder builder = new ProcessBuilder(List.of("java", "-Xmx256m", "-jar", JAR))
+        .redirectErrorStream(true).redirectOutput(log.toFile());
+    builder.environment().putAll(Map.of("IDEMGATE_PG_URL", TestGateway.pgUrl(), "IDEMGATE_REDIS_URL", TestGateway.redisUrl(),
+        "IDEMGATE_HTTP_PORT", String.valueOf(api), "IDEMGATE_MANAGEMENT_PORT", String.valueOf(management),
+        "IDEMGATE_SIMULATOR_SLOW_MS", "3000", "IDEMGATE_DRAIN_TIMEOUT", "10s"));
+    Process gateway = builder.start();
+    try (Http http = new Http()) {
+      awaitReady(http, management, gateway, log);
+
+      Future<Http.Reply> inFlight = http.payAsync(api, "sk_test_demo", Http.newKey(),
+          Http.payment(5000, "tok_slow").encode(), Map.of());
+      Thread.sleep(500);
+      gateway.destroy(); // SIGTERM
+      Thread.sleep(500);
+
+      Http.Reply readiness = http.get(management, "/health/ready", null);
+      assertThat(readiness.status()).isEqualTo(503);
+      assertThat(readiness.json().getString("status")).isEqualTo("DRAINING");
+      assertThatThrownBy(() -> http.pay(api, "sk_test_demo", Http.newKey(), Http.payment(100, "tok_visa")))
+          .as("a new connection during the drain is refused").isInstanceOf(AssertionError.class);
+
+      Http.Reply reply = Http.await(inFlight);
+      assertThat(reply.status()).isEqualTo(201);
+      assertThat(gateway.waitFor(30, TimeUnit.SECONDS)).isTrue();
+      assertThat(gateway.exitValue()).as("exit status; log: %s", Files.readString(log)).isZero();
+    } finally {
+      gateway.destroyForcibly();
+    }
+  }
+
+  static void awaitReady(Http http, int management, Process process, Path log) throws Exception {
+    Instant deadline = Instant.now().plus(Duration.ofSeconds(40));
+    while (Instant.now().isBefore(deadline) && process.isAlive()) {
+      try {
+        if (http.get(management, "/health/ready", null).status() == 200) {
+          return;
+        }
+      } catch (AssertionError notYet) {
+        // not listening yet
+      }
+      Thread.sleep(200);
+    }
+    throw new AssertionError("gateway not ready: " + Files.readString(log));
+  }
+}

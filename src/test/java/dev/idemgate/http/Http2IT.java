@@ -1,0 +1,125 @@
+package dev.idemgate.http;
+
+import static dev.idemgate.support.TestGateway.KEY_A;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.support.Http;
+import dev.idemgate.support.TestGateway;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpClientConnection;
+import io.vertx.core.http.HttpClientOptions;
+import io.vertx.core.http.HttpConnectOptions;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.HttpVersion;
+import io.vertx.core.http.RequestOptions;
+import io.vertx.core.net.SelfSignedCertificate;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/** HTTP/2 as our users speak it: h2c behind an ingress, h2 over TLS, and a client that abuses stream resets. */
+class Http2IT {
+  private static TestGateway plain;
+  private static TestGateway tls;
+  private static Vertx vertx;
+
+  @BeforeAll
+  static void start() {
+    plain = TestGateway.start();
+    SelfSignedCertificate certificate = SelfSignedCertificate.create("localhost");
+    tls = TestGateway.start(Map.of("IDEMGATE_TLS_CERT", certificate.certificatePath(),
+        "IDEMGATE_TLS_KEY", certificate.privateKeyPath()));
+    vertx = Vertx.vertx();
+  }
+
+  @AfterAll
+  static void stop() {
+    Http.await(vertx.close());
+    plain.close();
+    tls.close();
+  }
+
+  private record Answer(int status, HttpVersion version, String body) {}
+
+  private static Future<Answer> pay(HttpClient client, int port, String key) {
+    return pay(client, port, key, Http.payment(1999, "tok_visa").encode());
+  }
+
+  private static Future<Answer> pay(HttpClient client, int port, String key, String body) {
+    return client.request(new RequestOptions().setMethod(HttpMethod.POST).setHost("127.0.0.1").setPort(port).setURI("/pay")
+            .addHeader("Authorization", "Bearer " + KEY_A).addHeader("Content-Type", "application/json")
+            .addHeader("Idempotency-Key", key))
+        .compose(request -> request.send(Buffer.buffer(body)))
+        .compose(response -> response.body().map(b -> new Answer(response.statusCode(), response.version(), b.toString())));
+  }
+
+  @Test
+  @DisplayName("h2c with prior knowledge: POST /pay is answered over HTTP/2")
+  void h2cPriorKnowledge() {
+    HttpClient client = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
+        .setHttp2ClearTextUpgrade(false));
+    Answer answer = Http.await(pay(client, plain.apiPort(), Http.newKey()));
+    assertThat(answer.status()).isEqualTo(201);
+    assertThat(answer.version()).isEqualTo(HttpVersion.HTTP_2);
+  }
+
+  @Test
+  @DisplayName("h2c by upgrade from HTTP/1.1 is accepted and then served over HTTP/2")
+  void h2cUpgrade() {
+    HttpClient client = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
+        .setHttp2ClearTextUpgrade(true).setHttp2ClearTextUpgradeWithPreflightRequest(true));
+    Answer answer = Http.await(pay(client, plain.apiPort(), Http.newKey()));
+    assertThat(answer.status()).isEqualTo(201);
+    assertThat(answer.version()).isEqualTo(HttpVersion.HTTP_2);
+  }
+
+  @Test
+  @DisplayName("over TLS, ALPN negotiates h2 for HTTP/2 clients and http/1.1 for the others")
+  void tlsAlpn() {
+    HttpClientOptions base = new HttpClientOptions().setSsl(true).setUseAlpn(true).setTrustAll(true).setVerifyHost(false);
+    HttpClient h2 = vertx.createHttpClient(new HttpClientOptions(base).setProtocolVersion(HttpVersion.HTTP_2));
+    HttpClient h1 = vertx.createHttpClient(new HttpClientOptions(base).setProtocolVersion(HttpVersion.HTTP_1_1));
+    String key = Http.newKey();
+    String body = Http.payment(2999, "tok_visa").encode();
+    Answer overH2 = Http.await(pay(h2, tls.apiPort(), key, body));
+    Answer overH1 = Http.await(pay(h1, tls.apiPort(), key, body));
+    assertThat(overH2.status()).isEqualTo(201);
+    assertThat(overH2.version()).isEqualTo(HttpVersion.HTTP_2);
+    assertThat(overH1.version()).isEqualTo(HttpVersion.HTTP_1_1);
+    assertThat(overH1.body()).isEqualTo(overH2.body());
+  }
+
+  @Test
+  @DisplayName("a flood of RST_STREAM frames closes that connection while another client is still served")
+  void rapidResetFloodIsCutOff() throws Exception {
+    HttpClient attackerClient = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
+        .setHttp2ClearTextUpgrade(false));
+    HttpClientConnection attacker = Http.await(((io.vertx.core.http.HttpClientAgent) attackerClient)
+        .connect(new HttpConnectOptions().setHost("127.0.0.1").setPort(plain.apiPort())));
+    Promise<Void> closed = Promise.promise();
+    attacker.closeHandler(v -> closed.tryComplete());
+    attacker.goAwayHandler(goAway -> closed.tryComplete());
+
+    for (int i = 0; i < 1_000 && !closed.future().isComplete(); i++) {
+      attacker.request(new RequestOptions().setMethod(HttpMethod.POST).setURI("/pay")
+              .addHeader("Authorization", "Bearer " + KEY_A).addHeader("Content-Type", "application/json")
+              .addHeader("Idempotency-Key", Http.newKey()))
+          .compose(request -> request.sendHead().compose(v -> request.reset()));
+      if (i % 50 == 0) {
+        Thread.sleep(5);
+      }
+    }
+    closed.future().toCompletionStage().toCompletableFuture().get(15, TimeUnit.SECONDS);
+
+    HttpClient honest = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
+        .setHttp2ClearTextUpgrade(false));
+    assertThat(Http.await(pay(honest, plain.apiPort(), Http.newKey())).status()).isEqualTo(201);
+  }
+}

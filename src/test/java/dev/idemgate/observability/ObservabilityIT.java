@@ -1,0 +1,97 @@
+package dev.idemgate.observability;
+
+import static dev.idemgate.support.TestGateway.KEY_A;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
+import dev.idemgate.support.Http;
+import dev.idemgate.support.TestGateway;
+import io.vertx.core.json.JsonObject;
+import java.util.Map;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+import org.slf4j.LoggerFactory;
+
+/** What an SRE sees: the meters after a few payments, and one log line per request, with nothing secret in either. */
+class ObservabilityIT {
+  private static TestGateway gateway;
+  private static Http http;
+
+  @BeforeAll
+  static void start() {
+    gateway = TestGateway.start();
+    http = new Http();
+  }
+
+  @AfterAll
+  static void stop() {
+    http.close();
+    gateway.close();
+  }
+
+  @Test
+  @DisplayName("/metrics has the request, gate, store, provider, in-flight, JVM and Vert.x meters after a few payments, and no key, amount or reference")
+  void metricsAfterPayments() {
+    String key = "metrics-secret-key-" + System.nanoTime();
+    JsonObject body = new JsonObject().put("amount", 987_654_321).put("currency", "EUR").put("source", "tok_visa")
+        .put("merchant_reference", "order-secret-ref-42");
+    http.pay(gateway.apiPort(), KEY_A, key, body);
+    http.pay(gateway.apiPort(), KEY_A, key, body);
+    http.pay(gateway.apiPort(), KEY_A, Http.newKey(), Http.payment(10, "tok_decline"));
+
+    String scrape = http.get(gateway.managementPort(), "/metrics", null).body();
+    assertThat(scrape)
+        .contains("idemgate_requests_total{outcome=\"created\"}")
+        .contains("idemgate_requests_total{outcome=\"replayed\"}")
+        .contains("idemgate_requests_total{outcome=\"declined\"}")
+        .contains("idemgate_gate_latency_seconds_bucket")
+        .contains("idemgate_store_latency_seconds_bucket{operation=\"claim\"")
+        .contains("idemgate_store_latency_seconds_bucket{operation=\"complete\"")
+        .contains("idemgate_provider_latency_seconds_bucket{outcome=\"succeeded\"")
+        .contains("idemgate_inflight_requests")
+        .contains("idemgate_recovery_pending")
+        .contains("jvm_memory_used_bytes")
+        .contains("vertx_http_server_active_connections")
+        .contains("vertx_pool_in_use");
+    assertThat(scrape).doesNotContain(key, "987654321", "order-secret-ref-42", KEY_A, "merchant_a");
+  }
+
+  @Test
+  @DisplayName("each request writes one access log line with its request id, merchant, outcome, status, latency and a key hash — never the key or the body")
+  void oneAccessLinePerRequest() {
+    Logger logger = (Logger) LoggerFactory.getLogger("idemgate.access");
+    ListAppender<ILoggingEvent> appender = new ListAppender<>();
+    appender.start();
+    logger.addAppender(appender);
+    try {
+      String key = "log-secret-key-" + System.nanoTime();
+      Http.Reply reply = http.pay(gateway.apiPort(), KEY_A, key, Http.payment(4242, "tok_visa"));
+      long deadline = System.currentTimeMillis() + 5_000;
+      while (appender.list.stream().noneMatch(e -> fields(e).get("request_id").equals(reply.header("X-Request-Id")))
+          && System.currentTimeMillis() < deadline) {
+        Thread.onSpinWait();
+      }
+      ILoggingEvent line = appender.list.stream()
+          .filter(e -> reply.header("X-Request-Id").equals(fields(e).get("request_id"))).findFirst().orElseThrow();
+      Map<String, String> fields = fields(line);
+      assertThat(fields).containsEntry("merchant", TestGateway.MERCHANT_A).containsEntry("outcome", "created")
+          .containsEntry("status", "201").containsKeys("latency_ms", "key_sha256");
+      assertThat(fields.get("key_sha256")).hasSize(16).isNotEqualTo(key);
+      String everything = line.getFormattedMessage() + fields;
+      assertThat(everything).doesNotContain(key, KEY_A, "4242", "tok_visa");
+    } finally {
+      logger.detachAppender(appender);
+    }
+  }
+
+  private static Map<String, String> fields(ILoggingEvent event) {
+    return event.getKeyValuePairs() == null ? Map.of() : event.getKeyValuePairs().stream()
+        .filter(kv -> kv.value != null)
+        .collect(Collectors.toMap(kv -> kv.key, kv -> String.valueOf(kv.value), (a, b) -> a));
+  }
+}

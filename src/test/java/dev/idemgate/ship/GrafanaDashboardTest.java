@@ -1,0 +1,115 @@
+package dev.idemgate.ship;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * {@code k8s/grafana-dashboard.json} is valid JSON and its queries name only the meters the gateway
+ * exports ({@link PromQlMeters}): when a meter is renamed, this test says which panels break.
+ */
+class GrafanaDashboardTest {
+  private static final Pattern LABEL_VALUES = Pattern.compile("label_values\\((.*),\\s*\\w+\\)");
+  private static JsonNode dashboard;
+
+  @BeforeAll
+  static void parse() throws IOException {
+    dashboard = JsonMapper.builder().build().readTree(Path.of("k8s", "grafana-dashboard.json").toFile());
+  }
+
+  private static List<JsonNode> panels() {
+    List<JsonNode> panels = new ArrayList<>();
+    for (JsonNode panel : dashboard.get("panels")) {
+      panels.add(panel);
+      panel.path("panels").forEach(panels::add);
+    }
+    return panels;
+  }
+
+  private static List<String> exprs() {
+    List<String> exprs = new ArrayList<>();
+    for (JsonNode panel : panels()) {
+      panel.path("targets").forEach(target -> exprs.add(target.get("expr").asString()));
+    }
+    return exprs;
+  }
+
+  @Test
+  @DisplayName("the dashboard parses as JSON with a stable uid, a title and panels that all have queries")
+  void parses() {
+    assertThat(dashboard.get("uid").asString()).isEqualTo("idemgate-overview");
+    assertThat(dashboard.get("title").asString()).isNotBlank();
+    for (JsonNode panel : panels()) {
+      if (!panel.get("type").asString().equals("row")) {
+        assertThat(panel.path("targets").size()).as(panel.get("title").asString()).isPositive();
+      }
+    }
+    Set<Integer> ids = new HashSet<>();
+    panels().forEach(panel -> assertThat(ids.add(panel.get("id").asInt())).as("panel ids are unique").isTrue());
+  }
+
+  @Test
+  @DisplayName("every panel query names only meters from the gateway's list")
+  void panelsNameKnownMetersOnly() {
+    for (JsonNode panel : panels()) {
+      for (JsonNode target : panel.path("targets")) {
+        String expr = target.get("expr").asString();
+        assertThat(PromQlMeters.seriesIn(expr)).as(panel.get("title").asString() + ": " + expr).isNotEmpty();
+        assertThat(PromQlMeters.unknownSeries(expr, Set.of())).as(panel.get("title").asString() + ": " + expr).isEmpty();
+        assertThat(PromQlMeters.unknownOutcomes(expr)).as(panel.get("title").asString()).isEmpty();
+      }
+    }
+  }
+
+  @Test
+  @DisplayName("template variables query only known meters too")
+  void variablesNameKnownMetersOnly() {
+    for (JsonNode variable : dashboard.get("templating").get("list")) {
+      if (variable.get("type").asString().equals("query")) {
+        String query = variable.get("query").isObject() ? variable.get("query").get("query").asString() : variable.get("query").asString();
+        Matcher m = LABEL_VALUES.matcher(query);
+        assertThat(m.matches()).as(query).isTrue();
+        assertThat(PromQlMeters.unknownSeries(m.group(1), Set.of())).as(query).isEmpty();
+      }
+    }
+  }
+
+  @Test
+  @DisplayName("every gateway meter appears on the dashboard")
+  void everyGatewayMeterIsShown() {
+    Set<String> shown = new HashSet<>();
+    exprs().forEach(expr -> shown.addAll(PromQlMeters.seriesIn(expr)));
+    for (String meter : PromQlMeters.EXACT) {
+      assertThat(shown).as("shows " + meter).contains(meter);
+    }
+    for (String histogram : PromQlMeters.HISTOGRAMS) {
+      assertThat(shown).as("shows " + histogram).anyMatch(series -> series.startsWith(histogram + "_"));
+    }
+    assertThat(shown).anyMatch(series -> series.startsWith(PromQlMeters.VERTX_POOL_PREFIX));
+  }
+
+  @Test
+  @DisplayName("the meter check itself catches a misspelt meter, an unknown suffix and an unknown outcome")
+  void checkCanFail() {
+    assertThat(PromQlMeters.unknownSeries("sum(rate(idemgate_request_total[5m]))", Set.of())).containsExactly("idemgate_request_total");
+    assertThat(PromQlMeters.unknownSeries("rate(idemgate_gate_latency_seconds_total[1m])", Set.of())).hasSize(1);
+    assertThat(PromQlMeters.unknownSeries(
+        "histogram_quantile(0.99, sum by (le, outcome) (rate(idemgate_provider_latency_seconds_bucket{pod=~\"$pod\"}[$__rate_interval]))) / 1e-9",
+        Set.of())).isEmpty();
+    assertThat(PromQlMeters.unknownOutcomes("idemgate_requests_total{outcome=~\"created|charged\"}")).containsExactly("charged");
+    assertThat(PromQlMeters.seriesIn("up{job=\"idemgate\"} == 1 and on (pod) vertx_pool_in_use > 0"))
+        .containsExactly("up", "vertx_pool_in_use");
+  }
+}

@@ -1,0 +1,110 @@
+package dev.idemgate.ship;
+
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The meters the dashboard and alerts may name (Prometheus names, as Micrometer exports them), and a
+ * small PromQL reader that finds the series names an expression selects. It is not a PromQL parser:
+ * it drops strings, label matchers, ranges and grouping clauses, then takes every identifier that is
+ * not a function call or keyword as a series name. That is enough for the expressions we write.
+ */
+final class PromQlMeters {
+  /** Counters and gauges: named exactly. */
+  static final Set<String> EXACT = Set.of(
+      "idemgate_requests_total",
+      "idemgate_inflight_requests",
+      "idemgate_recovery_actions_total",
+      "idemgate_store_errors_total",
+      "jvm_memory_used_bytes",
+      "vertx_http_server_active_connections");
+
+  /** Timers and histograms: the base name plus one of Micrometer's series suffixes. */
+  static final Set<String> HISTOGRAMS = Set.of(
+      "idemgate_gate_latency_seconds",
+      "idemgate_store_latency_seconds",
+      "idemgate_provider_latency_seconds",
+      "jvm_gc_pause_seconds");
+
+  static final List<String> HISTOGRAM_SUFFIXES = List.of("_bucket", "_sum", "_count", "_max");
+
+  /** Vert.x client pool meters (vertx_pool_in_use, vertx_pool_queue_pending, ...). */
+  static final String VERTX_POOL_PREFIX = "vertx_pool_";
+
+  static final Set<String> OUTCOMES = Set.of("created", "declined", "pending", "replayed", "in_flight_conflict",
+      "key_reused", "provider_unavailable", "store_unavailable", "rejected");
+
+  private static final Set<String> KEYWORDS = Set.of("and", "or", "unless", "bool", "offset", "by", "without", "on",
+      "ignoring", "group_left", "group_right", "inf", "nan", "atan2");
+  private static final Pattern STRINGS = Pattern.compile("\"(?:[^\"\\\\]|\\\\.)*\"|'(?:[^'\\\\]|\\\\.)*'|`[^`]*`");
+  private static final Pattern MATCHERS = Pattern.compile("\\{[^}]*}");
+  private static final Pattern RANGES = Pattern.compile("\\[[^]]*]");
+  private static final Pattern GROUPING = Pattern.compile("\\b(by|without|on|ignoring|group_left|group_right)\\s*\\([^)]*\\)");
+  private static final Pattern VARIABLES = Pattern.compile("\\$\\{?\\w+}?");
+  private static final Pattern IDENTIFIER = Pattern.compile("(?<![\\w.:])[a-zA-Z_:][\\w:]*");
+  private static final Pattern OUTCOME_MATCHER = Pattern.compile("outcome\\s*(=~|=|!=|!~)\\s*\"([^\"]*)\"");
+
+  private PromQlMeters() {}
+
+  static boolean known(String series) {
+    if (EXACT.contains(series) || series.startsWith(VERTX_POOL_PREFIX)) {
+      return true;
+    }
+    for (String base : HISTOGRAMS) {
+      for (String suffix : HISTOGRAM_SUFFIXES) {
+        if (series.equals(base + suffix)) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  /** The series names an expression selects. */
+  static Set<String> seriesIn(String expr) {
+    String stripped = VARIABLES.matcher(expr).replaceAll(" ");
+    stripped = STRINGS.matcher(stripped).replaceAll("\"\"");
+    stripped = MATCHERS.matcher(stripped).replaceAll(" ");
+    stripped = RANGES.matcher(stripped).replaceAll(" ");
+    stripped = GROUPING.matcher(stripped).replaceAll(" ");
+    Set<String> names = new LinkedHashSet<>();
+    Matcher m = IDENTIFIER.matcher(stripped);
+    while (m.find()) {
+      String name = m.group();
+      boolean call = stripped.substring(m.end()).stripLeading().startsWith("(");
+      if (!call && !KEYWORDS.contains(name.toLowerCase(java.util.Locale.ROOT))) {
+        names.add(name);
+      }
+    }
+    return names;
+  }
+
+  /** Series an expression names that are not in the list above. */
+  static List<String> unknownSeries(String expr, Set<String> alsoAllowed) {
+    List<String> unknown = new ArrayList<>();
+    for (String name : seriesIn(expr)) {
+      if (!known(name) && !alsoAllowed.contains(name)) {
+        unknown.add(name);
+      }
+    }
+    return unknown;
+  }
+
+  /** Values matched by outcome="..." or outcome=~"a|b" that are not request outcomes. */
+  static List<String> unknownOutcomes(String expr) {
+    List<String> unknown = new ArrayList<>();
+    Matcher m = OUTCOME_MATCHER.matcher(expr);
+    while (m.find()) {
+      for (String value : m.group(2).split("\\|")) {
+        if (!OUTCOMES.contains(value)) {
+          unknown.add(value);
+        }
+      }
+    }
+    return unknown;
+  }
+}
