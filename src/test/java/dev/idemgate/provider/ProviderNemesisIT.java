@@ -72,8 +72,13 @@ class ProviderNemesisIT extends ProviderFaultFixture {
       proxy.latency(0);
     }
 
-    Report report = check();
-    System.out.println(Report.header() + "\n" + report);
+    Report report = checkEveryCharge();
+    long releasedAndClaimedAgain = history.ops().stream().filter(op -> op.paymentId() != null)
+        .collect(java.util.stream.Collectors.groupingBy(op -> op.key(),
+            java.util.stream.Collectors.mapping(op -> op.paymentId(), java.util.stream.Collectors.toSet())))
+        .values().stream().filter(ids -> ids.size() > 1).count();
+    System.out.println(Report.header() + "\n" + report + "\nkeys whose pending payment was released and claimed again: "
+        + releasedAndClaimedAgain);
     assertThat(report.requests()).isGreaterThan(KEYS * CLIENTS_PER_KEY);
     report.assertValid();
     long paidKeys = history.ops().stream().filter(op -> op.status() == 201).map(op -> op.key()).distinct().count();

@@ -31,12 +31,14 @@ import java.util.stream.Collectors;
  *
  * <p>The properties, each counted in the {@link Report} and each a {@link Property} that can be waived:
  * <ul>
- *   <li>{@link Property#NO_DOUBLE_CHARGE}: no provider key has more than one succeeded charge;</li>
+ *   <li>{@link Property#NO_DOUBLE_CHARGE}: no client key (merchant, key) has more than one succeeded charge,
+ *       across every payment it went through, and no provider key either;</li>
  *   <li>{@link Property#NO_LOST_PAYMENT}: every 201 the client got is a succeeded payments row whose
  *       provider key the acquirer charged, and every 402 a declined payments row;</li>
  *   <li>{@link Property#NO_ORPHAN_CHARGE}: every charge at the acquirer has a claim or a ledger row;</li>
- *   <li>{@link Property#IDENTICAL_REPLAYS}: for one key, every final answer (201/402) has the same body, and
- *       every answer naming a payment (201/402/202) names the same one;</li>
+ *   <li>{@link Property#IDENTICAL_REPLAYS}: for one key, every final answer (201/402) has the same body, and a
+ *       pending answer (202) naming another payment than the final one names a payment that was never
+ *       charged (recovery released it because the provider never saw it, and the key was claimed again);</li>
  *   <li>{@link Property#AMOUNTS_RECONCILE}: the amount of succeeded charges equals the amount of succeeded
  *       payments, and no payments row claims a success the acquirer did not charge;</li>
  *   <li>{@link Property#NOTHING_STUCK}: no record is PROCESSING or PENDING, and no payment pending, once
@@ -52,7 +54,8 @@ import java.util.stream.Collectors;
  * report.assertValid();   // or assertValidExcept(Property.NOTHING_STUCK) while recovery is not there
  * }</pre>
  * The ledger is read for the keys in the history only, so runs sharing a database and merchants do
- * not see each other's rows.
+ * not see each other's rows. A run must not reuse a key after its retention ran out: the checker reads
+ * two payments under one key as a double charge.
  */
 public final class ExactlyOnceChecker {
   private ExactlyOnceChecker() {}
@@ -111,15 +114,75 @@ public final class ExactlyOnceChecker {
     }
   }
 
-  /** One charge in the acquirer's log, under the provider key it came with. */
-  public record Charge(String providerKey, String id, String status, long amount, String currency) {}
+  /**
+   * One charge in the acquirer's log, under the provider key it came with.
+   *
+   * @param reference the gateway's payment id sent with the charge, or null
+   */
+  public record Charge(String providerKey, String id, String status, long amount, String currency, String reference) {
+    public Charge(String providerKey, String id, String status, long amount, String currency) {
+      this(providerKey, id, status, amount, currency, null);
+    }
+
+    boolean succeeded() {
+      return status.equals("succeeded");
+    }
+  }
 
   /** The charges of an acquirer's {@code GET /charges} answer ({@link AcquirerProcess#allCharges()}). */
   public static List<Charge> charges(JsonObject allCharges) {
     return allCharges.getJsonArray("charges").stream().map(JsonObject.class::cast)
         .map(c -> new Charge(c.getString("idempotency_key"), c.getString("id"), c.getString("status"),
-            c.getLong("amount"), c.getString("currency")))
+            c.getLong("amount"), c.getString("currency"), c.getString("reference")))
         .collect(Collectors.toList());
+  }
+
+  /**
+   * The charges that belong to {@code history}: under a provider key of its keys or of its ledger rows,
+   * or carrying one of its payment ids. For an acquirer shared by several runs; a charge that belongs to
+   * none of them cannot be told from another run's, so orphans are only complete with an acquirer of
+   * the run's own.
+   */
+  public static List<Charge> chargesOf(List<Charge> all, List<Op> history, Ledger ledger) {
+    Attribution attribution = new Attribution(history, ledger);
+    return all.stream().filter(c -> attribution.keyOf(c) != null).collect(Collectors.toList());
+  }
+
+  /** Which client key (merchant, key) a charge or provider key belongs to. */
+  private static final class Attribution {
+    final Map<String, List<String>> byProviderKey = new HashMap<>();
+    final Map<String, List<String>> byPaymentId = new HashMap<>();
+
+    Attribution(List<Op> history, Ledger ledger) {
+      for (Op op : history) {
+        List<String> key = List.of(op.merchant(), op.key());
+        byProviderKey.put(op.providerKey(), key);
+        if (op.paymentId() != null) {
+          byPaymentId.put(op.paymentId(), key);
+          byProviderKey.put(ProviderKeys.reused(op.merchant(), op.key(), op.paymentId()), key);
+        }
+      }
+      for (KeyRow row : ledger.keys()) {
+        List<String> key = List.of(row.merchantId(), row.key());
+        byProviderKey.put(row.providerKey(), key);
+        byPaymentId.put(row.paymentId(), key);
+      }
+      for (PaymentRow row : ledger.payments()) {
+        List<String> key = byPaymentId.get(row.id());
+        if (key == null) {
+          key = byProviderKey.get(row.providerKey());
+        }
+        if (key != null) {
+          byProviderKey.putIfAbsent(row.providerKey(), key);
+          byPaymentId.putIfAbsent(row.id(), key);
+        }
+      }
+    }
+
+    List<String> keyOf(Charge charge) {
+      List<String> key = charge.reference() == null ? null : byPaymentId.get(charge.reference());
+      return key != null ? key : byProviderKey.get(charge.providerKey());
+    }
   }
 
   /** A row of {@code idemgate.payments}. */
@@ -156,7 +219,13 @@ public final class ExactlyOnceChecker {
           }
         }
         Set<String> providerKeys = new HashSet<>();
-        history.forEach(op -> providerKeys.add(op.providerKey()));
+        history.forEach(op -> {
+          providerKeys.add(op.providerKey());
+          if (op.paymentId() != null) {
+            // A key released after a pending answer is claimed again under a provider key of its own.
+            providerKeys.add(ProviderKeys.reused(op.merchant(), op.key(), op.paymentId()));
+          }
+        });
         keyRows.forEach(k -> providerKeys.add(k.providerKey()));
         List<PaymentRow> payments = new ArrayList<>();
         try (PreparedStatement select = connection.prepareStatement("""
@@ -262,12 +331,25 @@ public final class ExactlyOnceChecker {
       paymentsByProviderKey.put(p.providerKey(), p);
     });
 
+    // One charge per client key, across every payment the key went through (a pending payment that was
+    // released and claimed again has a provider key of its own), and one per provider key for the rest.
+    Attribution attribution = new Attribution(history, ledger);
+    Map<Object, List<Charge>> succeededByOwner = new LinkedHashMap<>();
+    for (Charge charge : charges) {
+      if (charge.succeeded()) {
+        List<String> key = attribution.keyOf(charge);
+        succeededByOwner.computeIfAbsent(key != null ? key : charge.providerKey(), k -> new ArrayList<>()).add(charge);
+      }
+    }
     int doubleCharges = 0;
-    for (Map.Entry<String, List<Charge>> entry : chargesByKey.entrySet()) {
-      long succeeded = entry.getValue().stream().filter(c -> c.status().equals("succeeded")).count();
+    for (Map.Entry<Object, List<Charge>> entry : succeededByOwner.entrySet()) {
+      int succeeded = entry.getValue().size();
       if (succeeded > 1) {
-        doubleCharges += (int) (succeeded - 1);
-        violation(violations, Property.NO_DOUBLE_CHARGE, "provider key " + abbreviate(entry.getKey()) + " charged " + succeeded + " times");
+        doubleCharges += succeeded - 1;
+        String owner = entry.getKey() instanceof List<?> key ? key.get(0) + "/" + key.get(1)
+            : "provider key " + abbreviate((String) entry.getKey());
+        violation(violations, Property.NO_DOUBLE_CHARGE, owner + " charged " + succeeded + " times ("
+            + entry.getValue().stream().map(Charge::id).collect(Collectors.joining(", ")) + ")");
       }
     }
 
@@ -285,7 +367,8 @@ public final class ExactlyOnceChecker {
         problem = "payment " + op.paymentId() + " answered " + op.status() + " but the ledger says " + row.status();
       } else if (op.status() == 201 && chargesByKey.getOrDefault(row.providerKey(), List.of()).stream()
           .noneMatch(c -> c.status().equals("succeeded"))) {
-        problem = "payment " + op.paymentId() + " answered 201 but the acquirer has no succeeded charge for it";
+        problem = "payment " + op.paymentId() + " answered 201 but the acquirer has no succeeded charge under its provider key "
+            + abbreviate(row.providerKey()) + " (" + chargesByKey.getOrDefault(row.providerKey(), List.of()).size() + " charges)";
       }
       if (problem != null && lostKeys.add(List.of(op.merchant(), op.key()))) {
         violation(violations, Property.NO_LOST_PAYMENT, op.merchant() + "/" + op.key() + ": " + problem);
@@ -310,12 +393,22 @@ public final class ExactlyOnceChecker {
     for (Map.Entry<List<String>, List<Op>> entry : byKey.entrySet()) {
       Set<String> finalBodies = entry.getValue().stream().filter(op -> op.status() == 201 || op.status() == 402)
           .map(Op::responseBodyHash).collect(Collectors.toSet());
-      Set<String> paymentIds = entry.getValue().stream().filter(op -> op.status() == 201 || op.status() == 402 || op.status() == 202)
+      Set<String> finalIds = entry.getValue().stream().filter(op -> op.status() == 201 || op.status() == 402)
           .map(op -> String.valueOf(op.paymentId())).collect(Collectors.toSet());
-      if (finalBodies.size() > 1 || paymentIds.size() > 1) {
+      // A pending payment may be released (the provider never saw it) and the key claimed again as a new
+      // payment; that is only right if the pending one was never charged.
+      Set<String> chargedOthers = entry.getValue().stream().filter(op -> op.status() == 202 && !finalIds.isEmpty())
+          .map(Op::paymentId).filter(id -> id != null && !finalIds.contains(id))
+          .filter(id -> charged(id, charges, paymentsById)).collect(Collectors.toSet());
+      Set<String> paymentIds = entry.getValue().stream().filter(op -> op.paymentId() != null)
+          .map(Op::paymentId).collect(Collectors.toCollection(java.util.TreeSet::new));
+      if (finalBodies.size() > 1 || !chargedOthers.isEmpty()) {
         mismatchedReplays++;
         violation(violations, Property.IDENTICAL_REPLAYS, entry.getKey().get(0) + "/" + entry.getKey().get(1) + ": "
-            + finalBodies.size() + " different final bodies, " + paymentIds.size() + " different payment ids");
+            + finalBodies.size() + " different final bodies, charged pending payments " + chargedOthers
+            + " superseded, payment ids " + paymentIds + " in answers "
+            + entry.getValue().stream().map(op -> op.status() + (op.paymentId() == null ? "" : ":" + op.paymentId()))
+                .distinct().collect(Collectors.joining(",")));
       }
     }
 
@@ -349,6 +442,13 @@ public final class ExactlyOnceChecker {
 
     return new Report(history.size(), ok, failed, unknown, charges.size(), doubleCharges, lostKeys.size(), orphans,
         mismatchedReplays, stuck, chargedAmount, ledgerAmount, violations);
+  }
+
+  /** Whether payment {@code paymentId} was charged: a succeeded charge carries it, or its ledger row succeeded. */
+  private static boolean charged(String paymentId, List<Charge> charges, Map<String, PaymentRow> paymentsById) {
+    PaymentRow row = paymentsById.get(paymentId);
+    return row != null && row.status().equals("succeeded")
+        || charges.stream().anyMatch(c -> c.succeeded() && paymentId.equals(c.reference()));
   }
 
   private static void violation(Map<Property, List<String>> violations, Property property, String what) {

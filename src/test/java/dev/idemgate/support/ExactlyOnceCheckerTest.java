@@ -58,9 +58,9 @@ class ExactlyOnceCheckerTest {
     history.add(Op.noResponse(M, "k4", BODY));
     history.add(op("k4", 201, payment("pay_4", "succeeded")));
 
-    charges.add(new Charge(pk("k1"), "ch_1", "succeeded", 1000, "EUR"));
-    charges.add(new Charge(pk("k2"), "ch_2", "declined", 1000, "EUR"));
-    charges.add(new Charge(pk("k4"), "ch_4", "succeeded", 1000, "EUR"));
+    charges.add(new Charge(pk("k1"), "ch_1", "succeeded", 1000, "EUR", "pay_1"));
+    charges.add(new Charge(pk("k2"), "ch_2", "declined", 1000, "EUR", "pay_2"));
+    charges.add(new Charge(pk("k4"), "ch_4", "succeeded", 1000, "EUR", "pay_4"));
 
     payments.add(new PaymentRow("pay_1", M, pk("k1"), 1000, "EUR", "succeeded"));
     payments.add(new PaymentRow("pay_2", M, pk("k2"), 1000, "EUR", "declined"));
@@ -167,10 +167,30 @@ class ExactlyOnceCheckerTest {
   }
 
   @Test
-  @DisplayName("a pending answer naming another payment than the final one is a mismatched replay")
-  void mismatchedPaymentId() {
-    history.add(op("k4", 202, payment("pay_other", "pending")));
-    assertThat(check().mismatchedReplays()).isEqualTo(1);
+  @DisplayName("a pending payment released uncharged, then superseded by a new payment under the same key, is fine")
+  void releasedPendingSuperseded() {
+    history.add(0, op("k4", 202, payment("pay_released", "pending")));
+    check().assertValid();
+  }
+
+  @Test
+  @DisplayName("a pending payment that was charged, then superseded by another charged payment, is a mismatched replay and a double charge")
+  void chargedPendingSuperseded() {
+    history.add(0, op("k4", 202, payment("pay_old", "pending")));
+    charges.add(new Charge(ProviderKeys.reused(M, "k4", "pay_old"), "ch_old", "succeeded", 1000, "EUR", "pay_old"));
+    Report report = check();
+    assertThat(report.mismatchedReplays()).isEqualTo(1);
+    assertThat(report.doubleCharges()).isEqualTo(1);
+    assertThat(report.violations()).containsKeys(Property.IDENTICAL_REPLAYS, Property.NO_DOUBLE_CHARGE);
+    assertThat(report.violations().get(Property.NO_DOUBLE_CHARGE)).anyMatch(v -> v.contains(M + "/k4 charged 2 times"));
+  }
+
+  @Test
+  @DisplayName("chargesOf keeps the charges of this history and drops another run's")
+  void chargesOfThisHistory() {
+    charges.add(new Charge("pk-of-another-run", "ch_x", "succeeded", 5, "EUR", "pay_x"));
+    List<Charge> mine = ExactlyOnceChecker.chargesOf(charges, history, new Ledger(payments, keys));
+    assertThat(mine).extracting(Charge::id).containsExactly("ch_1", "ch_2", "ch_4");
   }
 
   @Test
@@ -223,6 +243,6 @@ class ExactlyOnceCheckerTest {
   void readsAcquirerLog() {
     JsonObject log = new JsonObject().put("requests", 1).put("charges", new JsonArray().add(new JsonObject()
         .put("id", "ch_9").put("idempotency_key", "pk9").put("status", "succeeded").put("amount", 5).put("currency", "EUR")));
-    assertThat(ExactlyOnceChecker.charges(log)).containsExactly(new Charge("pk9", "ch_9", "succeeded", 5, "EUR"));
+    assertThat(ExactlyOnceChecker.charges(log)).containsExactly(new Charge("pk9", "ch_9", "succeeded", 5, "EUR", null));
   }
 }
