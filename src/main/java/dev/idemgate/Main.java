@@ -97,6 +97,7 @@ public final class Main implements Callable<Integer> {
     public Integer call() {
       try {
         GatewayConfig settings = loadConfig(config);
+        LogLevel.apply(settings.logLevel());
         if (port < 0 || port > 65535) {
           throw new ConfigException("--port: must be a port number 0-65535, got " + port);
         }
