@@ -15,6 +15,7 @@ import dev.idemgate.payment.PaymentService;
 import dev.idemgate.provider.ProviderClient;
 import dev.idemgate.storage.Postgres;
 import dev.idemgate.observability.GatewayMetrics;
+import dev.idemgate.observability.Tracing;
 import dev.idemgate.observability.GatewayMetrics.RequestOutcome;
 import io.vertx.core.http.HttpMethod;
 import org.slf4j.Logger;
@@ -285,6 +286,7 @@ public final class ApiVerticle extends VerticleBase {
    */
   private void track(RoutingContext ctx) {
     long start = System.nanoTime();
+    String traceId = Tracing.currentTraceId(); // the server span is current now, no longer once the response ended
     boolean payment = ctx.request().method() == HttpMethod.POST;
     if (payment) {
       metrics.requestStarted();
@@ -304,6 +306,7 @@ public final class ApiVerticle extends VerticleBase {
           .addKeyValue("status", ctx.response().getStatusCode())
           .addKeyValue("latency_ms", (System.nanoTime() - start) / 1_000_000.0)
           .addKeyValue("key_sha256", key == null ? null : Fingerprint.sha256Hex(key.value()).substring(0, 16))
+          .addKeyValue("trace_id", traceId)
           .log("request");
     });
     ctx.next();

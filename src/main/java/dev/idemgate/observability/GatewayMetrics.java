@@ -8,6 +8,7 @@ import io.vertx.core.Future;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
 
 /**
  * The gateway's own meters, named {@code idemgate.<feature>.<thing>} (Prometheus:
@@ -21,10 +22,12 @@ public final class GatewayMetrics {
   }
 
   private final MeterRegistry registry;
+  private final Tracing tracing;
   private final AtomicInteger inFlight = new AtomicInteger();
 
-  public GatewayMetrics(MeterRegistry registry) {
+  public GatewayMetrics(MeterRegistry registry, Tracing tracing) {
     this.registry = registry;
+    this.tracing = tracing;
     Gauge.builder("idemgate.inflight.requests", inFlight, AtomicInteger::get)
         .description("POST /pay requests being processed by this instance").register(registry);
     for (RequestOutcome outcome : RequestOutcome.values()) {
@@ -50,15 +53,20 @@ public final class GatewayMetrics {
         .description("POST /pay requests by outcome").register(registry);
   }
 
-  /** Times the Redis gate's atomic step. */
-  public <T> Future<T> timeGate(Future<T> call) {
-    return time(call, timer("idemgate.gate.latency", "Redis gate step", "step", "claim"));
+  /** Times the Redis gate's atomic step, in a span of its own. */
+  public <T> Future<T> timeGate(Supplier<Future<T>> call) {
+    return time(tracing.span("idemgate.gate", call), timer("idemgate.gate.latency", "Redis gate step", "step", "claim"));
   }
 
-  /** Times one store operation (claim, complete) and counts its failures. */
-  public <T> Future<T> timeStore(String operation, Future<T> call) {
+  /** Runs a provider call in a span of its own (its latency is recorded by {@link #providerCall}). */
+  public <T> Future<T> traceProvider(Supplier<Future<T>> call) {
+    return tracing.span("idemgate.provider.charge", call);
+  }
+
+  /** Times one store operation (claim, complete) in a span, and counts its failures. */
+  public <T> Future<T> timeStore(String operation, Supplier<Future<T>> call) {
     long start = System.nanoTime();
-    return call.onComplete(done -> {
+    return tracing.span("idemgate.store." + operation, call).onComplete(done -> {
       timer("idemgate.store.latency", "PostgreSQL store call", "operation", operation)
           .record(Duration.ofNanos(System.nanoTime() - start));
       if (done.failed()) {
