@@ -3,6 +3,7 @@ package dev.idemgate;
 import dev.idemgate.config.ConfigException;
 import dev.idemgate.config.ConfigLoader;
 import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.provider.StandaloneAcquirer;
 import dev.idemgate.storage.Migrations;
 import java.nio.file.Path;
 import java.util.Optional;
@@ -12,10 +13,10 @@ import sun.misc.Signal;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** The command line (DESIGN §8): {@code serve} (the default), {@code migrate}. */
+/** The command line (DESIGN §8): {@code serve} (the default), {@code acquirer}, {@code migrate}. */
 @Command(name = "idemgate", mixinStandardHelpOptions = true, version = "idemgate 0.1.0",
     description = "Payment idempotency gateway: exactly-once POST /pay in front of payment providers.",
-    subcommands = {Main.Serve.class, Main.Migrate.class})
+    subcommands = {Main.Serve.class, Main.Acquirer.class, Main.Migrate.class})
 public final class Main implements Callable<Integer> {
   static final int EXIT_STARTUP_FAILED = 1;
   static final int EXIT_USAGE = 2;
@@ -27,7 +28,7 @@ public final class Main implements Callable<Integer> {
       return EXIT_USAGE;
     });
     int status = cli.execute(args);
-    if (status != 0 || !Serve.running) {
+    if (status != 0 || !(Serve.running || Acquirer.running)) {
       System.exit(status);
     }
   }
@@ -70,6 +71,62 @@ public final class Main implements Callable<Integer> {
         System.err.println("idemgate: " + e.getMessage());
         return e instanceof ConfigException ? EXIT_USAGE : EXIT_STARTUP_FAILED;
       }
+    }
+  }
+
+  @Command(name = "acquirer", mixinStandardHelpOptions = true,
+      description = "Run the standalone acquirer simulator that the http provider connector talks to (DESIGN §4).")
+  static final class Acquirer implements Callable<Integer> {
+    static volatile boolean running;
+
+    @Option(names = "--port", description = "Port to listen on (default: ${DEFAULT-VALUE}).", defaultValue = "8181")
+    int port;
+
+    @Option(names = "--dedup", description = "on: a provider key already charged gets its first charge back; "
+        + "off: every request is charged, like a provider without idempotency (default: ${DEFAULT-VALUE}).",
+        defaultValue = "on", converter = OnOff.class)
+    Switch dedup;
+
+    @Option(names = "--latency-ms", description = "Latency added to every call (default: $IDEMGATE_SIMULATOR_LATENCY_MS, else 0).")
+    Long latencyMs;
+
+    @Option(names = "--config", description = "YAML configuration file, for the simulator_* settings.")
+    Path config;
+
+    @Override
+    public Integer call() {
+      try {
+        GatewayConfig settings = loadConfig(config);
+        if (port < 0 || port > 65535) {
+          throw new ConfigException("--port: must be a port number 0-65535, got " + port);
+        }
+        long latency = latencyMs != null ? latencyMs : settings.simulatorLatencyMs();
+        if (latency < 0) {
+          throw new ConfigException("--latency-ms: must not be negative, got " + latency);
+        }
+        StandaloneAcquirer acquirer = StandaloneAcquirer.start(port, latency, settings.simulatorSlowMs(), dedup == Switch.ON);
+        running = true;
+        Runtime.getRuntime().addShutdownHook(new Thread(acquirer::close, "idemgate-acquirer-shutdown"));
+        return 0;
+      } catch (ConfigException | Idemgate.StartupFailure e) {
+        System.err.println("idemgate: " + e.getMessage());
+        return e instanceof ConfigException ? EXIT_USAGE : EXIT_STARTUP_FAILED;
+      }
+    }
+  }
+
+  /** A switch given as {@code on} or {@code off} on the command line, such as {@code --dedup}. */
+  enum Switch { ON, OFF }
+
+  static final class OnOff implements CommandLine.ITypeConverter<Switch> {
+    @Override
+    public Switch convert(String value) {
+      if (value.equalsIgnoreCase("on")) {
+        return Switch.ON;
+      } else if (value.equalsIgnoreCase("off")) {
+        return Switch.OFF;
+      }
+      throw new CommandLine.TypeConversionException("expected on or off, got '" + value + "'");
     }
   }
 

@@ -36,12 +36,18 @@ public final class ProviderVerticle extends VerticleBase {
     provider = switch (config.provider()) {
       case "simulator" -> new SimulatorProvider(
           new SimulatedAcquirer(vertx, config.simulatorLatencyMs(), config.simulatorSlowMs(), true));
+      case "http" -> HttpProvider.create(vertx, config);
       default -> throw new IllegalStateException("provider '" + config.provider() + "' is not built yet");
     };
     MessageConsumer<ChargeRequest> charges = vertx.eventBus().consumer(CHARGE, this::charge);
     MessageConsumer<String> inquiries = vertx.eventBus().consumer(INQUIRE, this::inquire);
     MessageConsumer<String> logs = vertx.eventBus().consumer(CHARGE_LOG, this::chargeLog);
     return Future.all(charges.completion(), inquiries.completion(), logs.completion());
+  }
+
+  @Override
+  public Future<?> stop() {
+    return provider instanceof HttpProvider http ? http.close() : Future.succeededFuture();
   }
 
   private void charge(Message<ChargeRequest> message) {

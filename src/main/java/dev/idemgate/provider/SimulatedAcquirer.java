@@ -7,13 +7,17 @@ import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
  * A deterministic acquirer, decided by the payment token (DESIGN §4), with a charge log by provider
- * key so that tests can prove no key was charged twice. Used in-process by the simulator connector.
+ * key so that tests can prove no key was charged twice. Used in-process by the simulator connector
+ * and, behind HTTP, by the standalone acquirer ({@link AcquirerServer}).
+ *
+ * <p>With {@code dedup} on, a provider key already charged gets its first charge back; with it off,
+ * every request is charged again, like a provider without idempotency.
  *
  * <p>Not thread-safe by design: one instance belongs to one verticle and is only touched on that
  * verticle's event loop.
@@ -23,8 +27,10 @@ public final class SimulatedAcquirer {
   private final long latencyMs;
   private final long slowMs;
   private final boolean dedup;
-  private final Map<String, ChargeLog> logs = new HashMap<>();
+  /** Insertion-ordered, so the full log reads in the order keys were first seen. */
+  private final Map<String, ChargeLog> logs = new LinkedHashMap<>();
   private long chargeSequence;
+  private long requestsSeen;
 
   public SimulatedAcquirer(Vertx vertx, long latencyMs, long slowMs, boolean dedup) {
     this.vertx = vertx;
@@ -33,12 +39,33 @@ public final class SimulatedAcquirer {
     this.dedup = dedup;
   }
 
-  /** A charge as the acquirer recorded it. */
-  public record Charge(String id, String status, long amount, String currency, String declineCode, String reference, Instant createdAt) {
-    JsonObject toJson() {
-      return new JsonObject().put("id", id).put("status", status).put("amount", amount).put("currency", currency)
-          .put("decline_code", declineCode).put("reference", reference).put("created_at", createdAt.toString());
+  /** A charge as the acquirer recorded it, under the provider key it came with. */
+  public record Charge(String id, String providerKey, String status, long amount, String currency, String declineCode,
+      String reference, Instant createdAt) {
+    public JsonObject toJson() {
+      return new JsonObject().put("id", id).put("idempotency_key", providerKey).put("status", status)
+          .put("amount", amount).put("currency", currency).put("decline_code", declineCode)
+          .put("reference", reference).put("created_at", createdAt.toString());
     }
+  }
+
+  /** How the acquirer deals with one charge request: what it recorded and what it does with the answer. */
+  public sealed interface Answer {
+    /** Refused before accepting anything: nothing recorded, nothing charged. */
+    record Refused(String reason) implements Answer {}
+
+    /** Accepted; {@code charge} is what the request is answered with (new, or the first one when deduplicated). */
+    record Accepted(Charge charge, Delivery delivery) implements Answer {}
+  }
+
+  /** What happens to the answer of an accepted charge on its way back. */
+  public enum Delivery {
+    /** The answer reaches the caller. */
+    ANSWER,
+    /** The charge is recorded, then the answer is lost: the caller times out ({@code tok_timeout_after_charge}). */
+    LOSE_ANSWER,
+    /** The charge is recorded, then the connection is reset ({@code tok_reset_after_charge}). */
+    RESET
   }
 
   private static final class ChargeLog {
@@ -46,46 +73,72 @@ public final class SimulatedAcquirer {
     final List<Charge> charges = new ArrayList<>();
   }
 
+  /** In-process form of {@link #accept}: the outcome the gateway would read from the answer. */
   public Future<ProviderOutcome> charge(ChargeRequest request) {
-    long delay = latencyMs + (request.source().equals("tok_slow") ? slowMs : 0);
-    return after(delay).map(v -> decide(request));
+    return accept(request).map(answer -> {
+      if (answer instanceof Answer.Accepted accepted) {
+        return accepted.delivery() == Delivery.ANSWER
+            ? outcomeOf(accepted.charge())
+            : new ProviderOutcome.Unknown("acquirer charged, then the answer was lost");
+      }
+      return new ProviderOutcome.NotAttempted(((Answer.Refused) answer).reason());
+    });
   }
 
-  private ProviderOutcome decide(ChargeRequest request) {
-    String token = request.source();
-    if (token.equals("tok_provider_down")) {
-      return new ProviderOutcome.NotAttempted("acquirer unavailable before accepting the charge");
+  /**
+   * Takes one charge request and answers after the configured latency (plus the slow delay for
+   * {@code tok_slow}). The request is counted when it arrives and the charge recorded when it is decided,
+   * so the log shows a request in progress as {@code requests} ahead of {@code charges}, like a real
+   * acquirer that has the request but not yet the bank's answer.
+   */
+  public Future<Answer> accept(ChargeRequest request) {
+    long delay = latencyMs + (request.source().equals("tok_slow") ? slowMs : 0);
+    if (request.source().equals("tok_provider_down")) {
+      return after(delay).map(v -> new Answer.Refused("acquirer unavailable before accepting the charge"));
     }
+    requestsSeen++;
     ChargeLog log = logs.computeIfAbsent(request.providerKey(), k -> new ChargeLog());
     log.requests++;
+    return after(delay).map(v -> decide(request, log));
+  }
+
+  private Answer decide(ChargeRequest request, ChargeLog log) {
+    String token = request.source();
     if (dedup && !log.charges.isEmpty()) {
-      return outcomeOf(log.charges.get(0));
+      // A provider that deduplicates answers a retry with the original charge, whatever its token.
+      return new Answer.Accepted(log.charges.get(0), Delivery.ANSWER);
     }
     String declineCode = switch (token) {
       case "tok_decline" -> "card_declined";
       case "tok_insufficient_funds" -> "insufficient_funds";
       default -> null;
     };
-    Charge charge = new Charge("ch_sim_" + (++chargeSequence), declineCode == null ? "succeeded" : "declined",
-        request.amount(), request.currency(), declineCode, request.reference(), Instant.now());
+    Charge charge = new Charge("ch_sim_" + (++chargeSequence), request.providerKey(),
+        declineCode == null ? "succeeded" : "declined", request.amount(), request.currency(), declineCode,
+        request.reference(), Instant.now());
     log.charges.add(charge);
-    if (token.equals("tok_timeout_after_charge")) {
-      return new ProviderOutcome.Unknown("acquirer charged, then the answer was lost");
-    }
-    return outcomeOf(charge);
+    Delivery delivery = switch (token) {
+      case "tok_timeout_after_charge" -> Delivery.LOSE_ANSWER;
+      case "tok_reset_after_charge" -> Delivery.RESET;
+      default -> Delivery.ANSWER;
+    };
+    return new Answer.Accepted(charge, delivery);
   }
 
   public Future<ProviderOutcome> inquire(String providerKey) {
     return after(latencyMs).map(v -> {
       ChargeLog log = logs.get(providerKey);
-      if (log == null || log.charges.isEmpty()) {
+      if (log == null || log.requests == 0) {
         return new ProviderOutcome.NotAttempted("acquirer never saw this charge");
+      }
+      if (log.charges.isEmpty()) {
+        return new ProviderOutcome.Unknown("acquirer is still processing this charge");
       }
       return outcomeOf(log.charges.get(log.charges.size() - 1));
     });
   }
 
-  /** The log for one provider key, in the shape of the acquirer's {@code GET /charges}. */
+  /** The log for one provider key, in the shape of the acquirer's {@code GET /charges?idempotency_key=K}. */
   public JsonObject chargeLog(String providerKey) {
     ChargeLog log = logs.get(providerKey);
     JsonArray charges = new JsonArray();
@@ -94,6 +147,13 @@ public final class SimulatedAcquirer {
     }
     return new JsonObject().put("idempotency_key", providerKey).put("requests", log == null ? 0 : log.requests)
         .put("charges", charges);
+  }
+
+  /** Every charge under every key, oldest key first, in the shape of the acquirer's {@code GET /charges}. */
+  public JsonObject allCharges() {
+    JsonArray charges = new JsonArray();
+    logs.values().forEach(log -> log.charges.forEach(c -> charges.add(c.toJson())));
+    return new JsonObject().put("requests", requestsSeen).put("charges", charges);
   }
 
   private static ProviderOutcome outcomeOf(Charge charge) {

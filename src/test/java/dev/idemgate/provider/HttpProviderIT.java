@@ -1,0 +1,284 @@
+package dev.idemgate.provider;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.support.FaultProxy;
+import dev.idemgate.support.Http;
+import io.vertx.circuitbreaker.CircuitBreakerState;
+import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonObject;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.SocketTimeoutException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The http connector against a real acquirer server (in this JVM, dedup off, so every request that
+ * reaches it is charged) behind a {@link FaultProxy}: each way a call can end, and what it must mean.
+ */
+@DisplayName("HttpProvider against the acquirer simulator")
+class HttpProviderIT {
+  private static final Duration TIMEOUT = Duration.ofMillis(1_000);
+  private static final long SLOW_MS = 1_500;
+
+  private Vertx vertx;
+  private AcquirerServer acquirer;
+  private FaultProxy proxy;
+  private Http http;
+  private HttpProvider provider;
+
+  @BeforeEach
+  void start() {
+    vertx = Vertx.vertx();
+    acquirer = new AcquirerServer(0, 0, SLOW_MS, false);
+    Http.await(vertx.deployVerticle(acquirer));
+    proxy = FaultProxy.start("127.0.0.1", acquirer.actualPort());
+    http = new Http();
+    provider = provider(proxy.httpUrl(), HttpProvider.BreakerSettings.DEFAULT);
+  }
+
+  @AfterEach
+  void stop() {
+    Http.await(provider.close());
+    proxy.close();
+    http.close();
+    Http.await(vertx.close());
+  }
+
+  private HttpProvider provider(String url, HttpProvider.BreakerSettings breaker) {
+    return new HttpProvider(vertx, url, TIMEOUT, breaker);
+  }
+
+  private static ChargeRequest charge(String source) {
+    return new ChargeRequest("pk-" + UUID.randomUUID(), 1999, "EUR", source, "pay_" + UUID.randomUUID());
+  }
+
+  private JsonObject log(String providerKey) {
+    return http.get(acquirer.actualPort(), "/charges?idempotency_key=" + providerKey, null).json();
+  }
+
+  private int chargesAt(String providerKey) {
+    return log(providerKey).getJsonArray("charges").size();
+  }
+
+  @Test
+  @DisplayName("a succeeded charge is SUCCEEDED with the acquirer's charge id")
+  void succeeded() {
+    ChargeRequest request = charge("tok_visa");
+    ProviderOutcome outcome = Http.await(provider.charge(request));
+    String chargeId = log(request.providerKey()).getJsonArray("charges").getJsonObject(0).getString("id");
+    assertThat(outcome).isEqualTo(new ProviderOutcome.Succeeded(chargeId));
+  }
+
+  @Test
+  @DisplayName("a declined charge is DECLINED with its decline code")
+  void declined() {
+    ProviderOutcome outcome = Http.await(provider.charge(charge("tok_insufficient_funds")));
+    assertThat(outcome).isInstanceOf(ProviderOutcome.Declined.class);
+    assertThat(((ProviderOutcome.Declined) outcome).declineCode()).isEqualTo("insufficient_funds");
+  }
+
+  @Test
+  @DisplayName("503 before acceptance (tok_provider_down) is NOT_ATTEMPTED and nothing is charged")
+  void providerDown() {
+    ChargeRequest request = charge("tok_provider_down");
+    assertThat(Http.await(provider.charge(request))).isInstanceOf(ProviderOutcome.NotAttempted.class);
+    assertThat(log(request.providerKey()).getInteger("requests")).isZero();
+  }
+
+  @Test
+  @DisplayName("a request the acquirer refuses as malformed (422) is NOT_ATTEMPTED and nothing is charged")
+  void malformed() {
+    ChargeRequest request = new ChargeRequest("pk-" + UUID.randomUUID(), 1999, "EURO", "tok_visa", "pay_x");
+    assertThat(Http.await(provider.charge(request))).isInstanceOf(ProviderOutcome.NotAttempted.class);
+    assertThat(chargesAt(request.providerKey())).isZero();
+  }
+
+  @Test
+  @DisplayName("a charge whose send deadline passed while it waited for a connection is NOT_ATTEMPTED and never sent")
+  void sendDeadlinePassedWhileConnecting() {
+    String providerKey = "pk-" + UUID.randomUUID();
+    ChargeRequest expired = new ChargeRequest(providerKey, 1999, "EUR", "tok_visa", "pay_late", System.nanoTime() - 1);
+    ProviderOutcome outcome = Http.await(provider.charge(expired));
+    assertThat(outcome).isInstanceOf(ProviderOutcome.NotAttempted.class);
+    assertThat(log(providerKey).getInteger("requests")).isZero();
+  }
+
+  @Test
+  @DisplayName("connection refused is NOT_ATTEMPTED and nothing reaches the acquirer")
+  void connectionRefused() {
+    proxy.refuse();
+    ChargeRequest request = charge("tok_visa");
+    assertThat(Http.await(provider.charge(request))).isInstanceOf(ProviderOutcome.NotAttempted.class);
+    assertThat(log(request.providerKey()).getInteger("requests")).isZero();
+  }
+
+  @Test
+  @DisplayName("a connect timeout is NOT_ATTEMPTED")
+  void connectTimeout() throws IOException {
+    // A listener whose accept queue is full drops further SYNs, so a connect hangs until it times out.
+    try (ServerSocket full = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+      List<Socket> queued = fillAcceptQueue(full.getLocalPort());
+      try {
+        HttpProvider toFull = provider("http://127.0.0.1:" + full.getLocalPort(), HttpProvider.BreakerSettings.DEFAULT);
+        long started = System.nanoTime();
+        ProviderOutcome outcome = Http.await(toFull.charge(charge("tok_visa")));
+        assertThat(outcome).isInstanceOf(ProviderOutcome.NotAttempted.class);
+        assertThat(((ProviderOutcome.NotAttempted) outcome).reason()).contains("no connection");
+        assertThat((System.nanoTime() - started) / 1_000_000).isLessThan(TIMEOUT.toMillis());
+        Http.await(toFull.close());
+      } finally {
+        for (Socket socket : queued) {
+          socket.close();
+        }
+      }
+    }
+  }
+
+  private static List<Socket> fillAcceptQueue(int port) throws IOException {
+    List<Socket> sockets = new ArrayList<>();
+    for (int i = 0; i < 16; i++) {
+      Socket socket = new Socket();
+      try {
+        socket.connect(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 200);
+        sockets.add(socket);
+      } catch (SocketTimeoutException e) {
+        socket.close();
+        return sockets;
+      }
+    }
+    throw new IllegalStateException("the accept queue never filled up");
+  }
+
+  @Test
+  @DisplayName("an answer lost after the charge (tok_timeout_after_charge) is UNKNOWN, and the charge exists")
+  void lostAnswer() {
+    ChargeRequest request = charge("tok_timeout_after_charge");
+    long started = System.nanoTime();
+    assertThat(Http.await(provider.charge(request))).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat((System.nanoTime() - started) / 1_000_000).isLessThan(TIMEOUT.toMillis() + 500);
+    assertThat(chargesAt(request.providerKey())).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("a connection reset after the charge (tok_reset_after_charge) is UNKNOWN, and the charge exists")
+  void resetAfterCharge() {
+    ChargeRequest request = charge("tok_reset_after_charge");
+    assertThat(Http.await(provider.charge(request))).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(chargesAt(request.providerKey())).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("a request sent into a blackhole is UNKNOWN: the connector cannot know it never arrived")
+  void blackhole() {
+    proxy.blackhole();
+    ChargeRequest request = charge("tok_visa");
+    assertThat(Http.await(provider.charge(request))).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(chargesAt(request.providerKey())).isZero();
+  }
+
+  @Test
+  @DisplayName("a connection cut while the acquirer works on the charge is UNKNOWN, and the charge still happens")
+  void cutInFlight() throws InterruptedException {
+    HttpProvider patient = new HttpProvider(vertx, proxy.httpUrl(), Duration.ofSeconds(5), HttpProvider.BreakerSettings.DEFAULT);
+    ChargeRequest request = charge("tok_slow");
+    var outcome = patient.charge(request);
+    awaitOpenConnections(1);
+    assertThat(proxy.cutAll()).isEqualTo(1);
+    assertThat(Http.await(outcome)).isInstanceOf(ProviderOutcome.Unknown.class);
+    Thread.sleep(SLOW_MS + 200);
+    assertThat(chargesAt(request.providerKey())).isEqualTo(1);
+    Http.await(patient.close());
+  }
+
+  private void awaitOpenConnections(int n) throws InterruptedException {
+    for (int i = 0; i < 100 && proxy.openConnections() < n; i++) {
+      Thread.sleep(20);
+    }
+    assertThat(proxy.openConnections()).isGreaterThanOrEqualTo(n);
+  }
+
+  @Test
+  @DisplayName("after repeated refusals the circuit opens and answers NOT_ATTEMPTED without connecting, then closes again")
+  void circuitBreaker() throws InterruptedException {
+    HttpProvider guarded = provider(proxy.httpUrl(), new HttpProvider.BreakerSettings(3, Duration.ofMillis(800), Duration.ofSeconds(10)));
+    proxy.refuse();
+    for (int i = 0; i < 3; i++) {
+      assertThat(Http.await(guarded.charge(charge("tok_visa")))).isInstanceOf(ProviderOutcome.NotAttempted.class);
+    }
+    assertThat(guarded.circuitState()).isEqualTo(CircuitBreakerState.OPEN);
+    proxy.pass();
+    long acceptedBefore = proxy.acceptedConnections();
+    ChargeRequest whileOpen = charge("tok_visa");
+    ProviderOutcome outcome = Http.await(guarded.charge(whileOpen));
+    assertThat(outcome).isEqualTo(new ProviderOutcome.NotAttempted("provider circuit open"));
+    assertThat(proxy.acceptedConnections()).isEqualTo(acceptedBefore);
+    assertThat(log(whileOpen.providerKey()).getInteger("requests")).isZero();
+    assertThat(Http.await(guarded.inquire(whileOpen.providerKey()))).isInstanceOf(ProviderOutcome.Unknown.class);
+
+    Thread.sleep(1_000);
+    assertThat(Http.await(guarded.charge(charge("tok_visa")))).isInstanceOf(ProviderOutcome.Succeeded.class);
+    assertThat(guarded.circuitState()).isEqualTo(CircuitBreakerState.CLOSED);
+    Http.await(guarded.close());
+  }
+
+  @Test
+  @DisplayName("refusals of a malformed request do not open the circuit")
+  void badRequestsKeepCircuitClosed() {
+    HttpProvider guarded = provider(proxy.httpUrl(), new HttpProvider.BreakerSettings(2, Duration.ofSeconds(5), Duration.ofSeconds(10)));
+    for (int i = 0; i < 4; i++) {
+      Http.await(guarded.charge(new ChargeRequest("pk-" + UUID.randomUUID(), 1, "EURO", "tok_visa", "pay_x")));
+    }
+    assertThat(guarded.circuitState()).isEqualTo(CircuitBreakerState.CLOSED);
+    Http.await(guarded.close());
+  }
+
+  @Test
+  @DisplayName("an inquiry finds a charge whose answer was lost")
+  void inquiryFindsLostCharge() {
+    ChargeRequest request = charge("tok_timeout_after_charge");
+    Http.await(provider.charge(request));
+    ProviderOutcome found = Http.await(provider.inquire(request.providerKey()));
+    assertThat(found).isInstanceOf(ProviderOutcome.Succeeded.class);
+  }
+
+  @Test
+  @DisplayName("an inquiry while the acquirer is still working on the charge is UNKNOWN; once it charged, SUCCEEDED")
+  void inquiryWhileInProgress() throws InterruptedException {
+    HttpProvider patient = new HttpProvider(vertx, proxy.httpUrl(), Duration.ofSeconds(5), HttpProvider.BreakerSettings.DEFAULT);
+    ChargeRequest request = charge("tok_slow");
+    var charging = patient.charge(request);
+    Thread.sleep(300);
+    assertThat(Http.await(provider.inquire(request.providerKey()))).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(Http.await(charging)).isInstanceOf(ProviderOutcome.Succeeded.class);
+    assertThat(Http.await(provider.inquire(request.providerKey()))).isInstanceOf(ProviderOutcome.Succeeded.class);
+    Http.await(patient.close());
+  }
+
+  @Test
+  @DisplayName("an inquiry of a key the acquirer never charged is NOT_ATTEMPTED")
+  void inquiryOfUnknownKey() {
+    assertThat(Http.await(provider.inquire("pk-never-" + UUID.randomUUID()))).isInstanceOf(ProviderOutcome.NotAttempted.class);
+  }
+
+  @Test
+  @DisplayName("an inquiry that cannot reach the acquirer is UNKNOWN, never NOT_ATTEMPTED")
+  void inquiryUnreachable() {
+    ChargeRequest request = charge("tok_timeout_after_charge");
+    Http.await(provider.charge(request));
+    proxy.refuse();
+    assertThat(Http.await(provider.inquire(request.providerKey()))).isInstanceOf(ProviderOutcome.Unknown.class);
+    proxy.blackhole();
+    assertThat(Http.await(provider.inquire(request.providerKey()))).isInstanceOf(ProviderOutcome.Unknown.class);
+  }
+}
