@@ -5,6 +5,10 @@ import dev.idemgate.http.ApiVerticle;
 import dev.idemgate.http.ManagementVerticle;
 import dev.idemgate.http.ReadinessState;
 import dev.idemgate.observability.GatewayMetrics;
+import dev.idemgate.observability.Tracing;
+import io.opentelemetry.api.OpenTelemetry;
+import io.vertx.tracing.opentelemetry.OpenTelemetryOptions;
+import io.vertx.tracing.opentelemetry.OpenTelemetryTracingFactory;
 import dev.idemgate.provider.LocalCodec;
 import dev.idemgate.provider.ProviderVerticle;
 import dev.idemgate.recovery.RecoveryVerticle;
@@ -62,6 +66,11 @@ public final class Idemgate implements AutoCloseable {
 
   /** Migrates the schema, checks Redis, deploys everything; fails with {@link StartupFailure} naming what is wrong. */
   public static Idemgate start(GatewayConfig config) {
+    return start(config, Tracing.fromConfig(config));
+  }
+
+  /** Starts with a given OpenTelemetry (tests pass one that records spans in memory). */
+  public static Idemgate start(GatewayConfig config, Optional<OpenTelemetry> openTelemetry) {
     int applied = Migrations.migrate(config.pgUrl());
     if (applied > 0) {
       log.info("schema migrated: {} migration(s) applied", applied);
@@ -77,16 +86,24 @@ public final class Idemgate implements AutoCloseable {
       new ProcessorMetrics().bindTo(p);
       gcMetrics = new JvmGcMetrics();
       gcMetrics.bindTo(p);
-      builder.with(new VertxOptions().setMetricsOptions(new MicrometerMetricsOptions().setEnabled(true)))
-          .withMetrics(new MicrometerMetricsFactory(p));
+      builder.withMetrics(new MicrometerMetricsFactory(p));
       registry = p;
       prometheus = Optional.of(p);
     } else {
       registry = new CompositeMeterRegistry(); // no registries behind it: every meter is a no-op
       prometheus = Optional.empty();
     }
-    GatewayMetrics metrics = new GatewayMetrics(registry);
-    Vertx vertx = builder.build();
+    VertxOptions options = new VertxOptions();
+    if (config.metricsEnabled()) {
+      options.setMetricsOptions(new MicrometerMetricsOptions().setEnabled(true));
+    }
+    openTelemetry.ifPresent(otel -> {
+      options.setTracingOptions(new OpenTelemetryOptions());
+      builder.withTracer(new OpenTelemetryTracingFactory(otel));
+    });
+    GatewayMetrics metrics = new GatewayMetrics(registry,
+        new Tracing(openTelemetry.orElse(io.opentelemetry.api.OpenTelemetry.noop())));
+    Vertx vertx = builder.with(options).build();
     try {
       vertx.eventBus().registerCodec(new LocalCodec());
       await(checkRedis(vertx, config), "Redis at " + config.redisUrl().replaceFirst("://[^@]*@", "://") + " cannot be reached");

@@ -138,7 +138,9 @@ public final class ConfigLoader {
         (int) nonNegative(v, "api_instances"),
         bool(v, "metrics_enabled"),
         duration(v, "drain_timeout"),
-        logLevel(v));
+        logLevel(v),
+        oneOf(v, "tracing", "off", "otlp"),
+        url(v, "otlp_endpoint", "http://", "https://"));
   }
 
   private static boolean bool(Map<String, String> v, String key) {
@@ -147,6 +149,14 @@ public final class ConfigLoader {
       throw new ConfigException(key + ": must be true or false, got '" + v.get(key) + "'");
     }
     return s.equals("true");
+  }
+
+  private static String oneOf(Map<String, String> v, String key, String... allowed) {
+    String s = v.get(key).trim().toLowerCase(Locale.ROOT);
+    if (!java.util.Arrays.asList(allowed).contains(s)) {
+      throw new ConfigException(key + ": must be one of " + String.join(", ", allowed) + ", got '" + v.get(key) + "'");
+    }
+    return s;
   }
 
   private static String logLevel(Map<String, String> v) {

@@ -39,7 +39,9 @@ public record GatewayConfig(
     int apiInstances,
     boolean metricsEnabled,
     Duration drainTimeout,
-    String logLevel) {
+    String logLevel,
+    String tracing,
+    String otlpEndpoint) {
 
   public static final Duration MAX_KEY_TTL = Duration.ofDays(30);
 
@@ -79,7 +81,8 @@ public record GatewayConfig(
         + ", api_instances=" + effectiveApiInstances()
         + ", metrics_enabled=" + metricsEnabled
         + ", drain_timeout=" + drainTimeout
-        + ", log_level=" + logLevel + "]";
+        + ", log_level=" + logLevel
+        + ", tracing=" + tracing + "]";
   }
 
   /** Hides the password part of a {@code scheme://user:password@host} URL. */

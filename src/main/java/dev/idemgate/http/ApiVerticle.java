@@ -13,8 +13,10 @@ import dev.idemgate.payment.PaymentJson;
 import dev.idemgate.payment.PaymentRequestParser;
 import dev.idemgate.payment.PaymentService;
 import dev.idemgate.provider.ProviderClient;
+import dev.idemgate.storage.PipelinedRedis;
 import dev.idemgate.storage.Postgres;
 import dev.idemgate.observability.GatewayMetrics;
+import dev.idemgate.observability.Tracing;
 import dev.idemgate.observability.GatewayMetrics.RequestOutcome;
 import io.vertx.core.http.HttpMethod;
 import org.slf4j.Logger;
@@ -61,6 +63,7 @@ public final class ApiVerticle extends VerticleBase {
   private final Map<String, String> merchantByKeyHash = new HashMap<>();
   private Pool pool;
   private Redis redis;
+  private PipelinedRedis pipeline;
   private HttpServer server;
   private PaymentService payments;
   private IdempotencyStore store;
@@ -79,7 +82,8 @@ public final class ApiVerticle extends VerticleBase {
     redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(config.redisUrl())
         .setMaxPoolSize(8).setMaxPoolWaiting(4_096).setMaxWaitingHandlers(4_096));
     store = new IdempotencyStore(pool, context, config.pgPoolSize(), config.storeTimeout(), config.lease());
-    RedisGate gate = new RedisGate(redis, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
+    pipeline = new PipelinedRedis(redis);
+    RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     notifier = new CompletionNotifier(vertx, redis, config.redisTimeout().toMillis());
     payments = new PaymentService(gate, store, new ProviderClient(vertx.eventBus(), config), notifier, metrics, config);
     server = vertx.createHttpServer(serverOptions()).requestHandler(router());
@@ -91,7 +95,7 @@ public final class ApiVerticle extends VerticleBase {
     // Stops accepting, lets in-flight requests finish (HTTP/2 clients get GOAWAY), then closes.
     Future<Void> http = server == null ? Future.succeededFuture()
         : server.shutdown(config.drainTimeout().toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
-    return http.eventually(() -> Future.join(notifier.close(), pool.close(), redis.close()));
+    return http.eventually(() -> Future.join(notifier.close(), pipeline.close(), pool.close(), redis.close()));
   }
 
   private HttpServerOptions serverOptions() {
@@ -285,6 +289,7 @@ public final class ApiVerticle extends VerticleBase {
    */
   private void track(RoutingContext ctx) {
     long start = System.nanoTime();
+    String traceId = Tracing.currentTraceId(); // the server span is current now, no longer once the response ended
     boolean payment = ctx.request().method() == HttpMethod.POST;
     if (payment) {
       metrics.requestStarted();
@@ -304,6 +309,7 @@ public final class ApiVerticle extends VerticleBase {
           .addKeyValue("status", ctx.response().getStatusCode())
           .addKeyValue("latency_ms", (System.nanoTime() - start) / 1_000_000.0)
           .addKeyValue("key_sha256", key == null ? null : Fingerprint.sha256Hex(key.value()).substring(0, 16))
+          .addKeyValue("trace_id", traceId)
           .log("request");
     });
     ctx.next();

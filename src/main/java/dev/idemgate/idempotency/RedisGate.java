@@ -4,7 +4,7 @@ import io.vertx.circuitbreaker.CircuitBreaker;
 import io.vertx.circuitbreaker.CircuitBreakerOptions;
 import io.vertx.core.Future;
 import io.vertx.redis.client.Command;
-import io.vertx.redis.client.Redis;
+import dev.idemgate.storage.PipelinedRedis;
 import io.vertx.redis.client.Request;
 import io.vertx.redis.client.Response;
 import java.time.Duration;
@@ -30,7 +30,7 @@ public final class RedisGate {
   private static final String COMPARE_AND_DELETE =
       "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
-  private final Redis redis;
+  private final PipelinedRedis redis;
   private final long timeoutMs;
   private final long leaseMs;
   private final CircuitBreaker breaker;
@@ -40,7 +40,7 @@ public final class RedisGate {
    *     reset period instead of one per request; while open, the gate sends requests straight to
    *     PostgreSQL, and a half-open probe brings it back by itself
    */
-  public RedisGate(Redis redis, Duration timeout, Duration lease, CircuitBreaker breaker) {
+  public RedisGate(PipelinedRedis redis, Duration timeout, Duration lease, CircuitBreaker breaker) {
     this.redis = redis;
     this.timeoutMs = timeout.toMillis();
     this.leaseMs = lease.toMillis();

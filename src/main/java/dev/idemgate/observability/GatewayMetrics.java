@@ -6,8 +6,12 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.vertx.core.Future;
 import java.time.Duration;
+import java.util.EnumMap;
 import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
 
 /**
  * The gateway's own meters, named {@code idemgate.<feature>.<thing>} (Prometheus:
@@ -21,15 +25,24 @@ public final class GatewayMetrics {
   }
 
   private final MeterRegistry registry;
+  private final Tracing tracing;
   private final AtomicInteger inFlight = new AtomicInteger();
+  // Meters are looked up once, not per request: a registry lookup allocates and hashes an id.
+  private final Map<RequestOutcome, Counter> requests = new EnumMap<>(RequestOutcome.class);
+  private final Map<String, Timer> timers = new ConcurrentHashMap<>();
+  private final Map<String, Counter> storeErrors = new ConcurrentHashMap<>();
+  private final Timer gateTimer;
 
-  public GatewayMetrics(MeterRegistry registry) {
+  public GatewayMetrics(MeterRegistry registry, Tracing tracing) {
     this.registry = registry;
+    this.tracing = tracing;
     Gauge.builder("idemgate.inflight.requests", inFlight, AtomicInteger::get)
         .description("POST /pay requests being processed by this instance").register(registry);
     for (RequestOutcome outcome : RequestOutcome.values()) {
-      requests(outcome);
+      requests.put(outcome, Counter.builder("idemgate.requests").tag("outcome", tag(outcome))
+          .description("POST /pay requests by outcome").register(registry));
     }
+    gateTimer = timer("idemgate.gate.latency", "Redis gate step", "step", "claim");
   }
 
   public MeterRegistry registry() {
@@ -42,28 +55,28 @@ public final class GatewayMetrics {
 
   public void requestEnded(RequestOutcome outcome) {
     inFlight.decrementAndGet();
-    requests(outcome).increment();
+    requests.get(outcome).increment();
   }
 
-  private Counter requests(RequestOutcome outcome) {
-    return Counter.builder("idemgate.requests").tag("outcome", tag(outcome))
-        .description("POST /pay requests by outcome").register(registry);
+  /** Times the Redis gate's atomic step, in a span of its own. */
+  public <T> Future<T> timeGate(Supplier<Future<T>> call) {
+    return time(tracing.span("idemgate.gate", call), gateTimer);
   }
 
-  /** Times the Redis gate's atomic step. */
-  public <T> Future<T> timeGate(Future<T> call) {
-    return time(call, timer("idemgate.gate.latency", "Redis gate step", "step", "claim"));
+  /** Runs a provider call in a span of its own (its latency is recorded by {@link #providerCall}). */
+  public <T> Future<T> traceProvider(Supplier<Future<T>> call) {
+    return tracing.span("idemgate.provider.charge", call);
   }
 
-  /** Times one store operation (claim, complete) and counts its failures. */
-  public <T> Future<T> timeStore(String operation, Future<T> call) {
+  /** Times one store operation (claim, complete) in a span, and counts its failures. */
+  public <T> Future<T> timeStore(String operation, Supplier<Future<T>> call) {
     long start = System.nanoTime();
-    return call.onComplete(done -> {
+    return tracing.span("idemgate.store." + operation, call).onComplete(done -> {
       timer("idemgate.store.latency", "PostgreSQL store call", "operation", operation)
           .record(Duration.ofNanos(System.nanoTime() - start));
       if (done.failed()) {
-        Counter.builder("idemgate.store.errors").tag("operation", operation)
-            .description("PostgreSQL store calls that failed or timed out").register(registry).increment();
+        storeErrors.computeIfAbsent(operation, op -> Counter.builder("idemgate.store.errors").tag("operation", op)
+            .description("PostgreSQL store calls that failed or timed out").register(registry)).increment();
       }
     });
   }
@@ -80,11 +93,11 @@ public final class GatewayMetrics {
   }
 
   private Timer timer(String name, String description, String tagKey, String tagValue) {
-    return Timer.builder(name).tag(tagKey, tagValue).description(description)
+    return timers.computeIfAbsent(name + '|' + tagValue, id -> Timer.builder(name).tag(tagKey, tagValue).description(description)
         .publishPercentileHistogram()
         .minimumExpectedValue(Duration.ofMillis(1))
         .maximumExpectedValue(Duration.ofSeconds(30))
-        .register(registry);
+        .register(registry));
   }
 
   private static String tag(Enum<?> value) {

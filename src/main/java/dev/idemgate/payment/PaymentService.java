@@ -88,7 +88,7 @@ public final class PaymentService {
   }
 
   public Future<PayOutcome> pay(PayCommand cmd) {
-    return metrics.timeGate(gate.claim(cmd.merchantId(), cmd.key(), cmd.fingerprint())).compose(decision -> {
+    return metrics.timeGate(() -> gate.claim(cmd.merchantId(), cmd.key(), cmd.fingerprint())).compose(decision -> {
       if (decision instanceof GateDecision.Replay replay) {
         return Future.succeededFuture(new PayOutcome.Replayed(replay.response()));
       } else if (decision instanceof GateDecision.InFlight) {
@@ -109,7 +109,7 @@ public final class PaymentService {
     ClaimRequest claim = new ClaimRequest(cmd.merchantId(), cmd.key(), cmd.fingerprint(),
         PaymentJson.newPaymentId(now), r.amount(), r.currency(), r.merchantReference(), r.description(),
         r.metadata(), now);
-    return metrics.timeStore("claim", store.claim(claim))
+    return metrics.timeStore("claim", () -> store.claim(claim))
         .compose(decision -> {
           if (decision instanceof StoreClaim.Claimed owned) {
             return charge(cmd, owned, redisClaim);
@@ -139,7 +139,7 @@ public final class PaymentService {
     ChargeRequest charge = new ChargeRequest(owned.providerKey(), r.amount(), r.currency(), r.source(), owned.paymentId(),
         owned.claimedAtNanos() + sendWindowNanos);
     long sent = System.nanoTime();
-    return provider.charge(charge).compose(outcome -> {
+    return metrics.traceProvider(() -> provider.charge(charge)).compose(outcome -> {
       metrics.providerCall(ProviderClient.outcomeName(outcome), sent);
       if (outcome instanceof ProviderOutcome.Succeeded s) {
         return finish(cmd, owned, RecordState.COMPLETED, 201, "succeeded", s.providerReference(), null);
@@ -161,7 +161,7 @@ public final class PaymentService {
     Instant nextInquiry = state == RecordState.PENDING ? Instant.now().plus(FIRST_INQUIRY) : null;
     Completion completion = new Completion(state, response, paymentStatus, providerName, providerReference,
         declineCode, nextInquiry);
-    return metrics.timeStore("complete", store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion))
+    return metrics.timeStore("complete", () -> store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion))
         .compose(result -> {
           if (result == Completion.Result.FENCED) {
             // Recovery took the record over (our lease ran out); it owns what Redis and the ledger say.

@@ -9,6 +9,7 @@ import dev.idemgate.idempotency.StoredResponse;
 import dev.idemgate.payment.PaymentJson;
 import dev.idemgate.provider.ProviderClient;
 import dev.idemgate.provider.ProviderOutcome;
+import dev.idemgate.storage.PipelinedRedis;
 import dev.idemgate.storage.Postgres;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
@@ -52,6 +53,7 @@ public final class RecoveryVerticle extends VerticleBase {
   private final AtomicLong expiredLeaseGauge = new AtomicLong();
   private Pool pool;
   private Redis redis;
+  private PipelinedRedis pipeline;
   private RecoveryStore recovery;
   private IdempotencyStore store;
   private RedisGate gate;
@@ -71,7 +73,8 @@ public final class RecoveryVerticle extends VerticleBase {
     redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(config.redisUrl()).setMaxPoolSize(2));
     recovery = new RecoveryStore(pool, config.storeTimeout());
     store = new IdempotencyStore(pool, context, 2, config.storeTimeout(), config.lease());
-    gate = new RedisGate(redis, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
+    pipeline = new PipelinedRedis(redis);
+    gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     provider = new ProviderClient(vertx.eventBus(), config);
     Gauge.builder("idemgate.recovery.pending", pendingGauge, AtomicLong::get)
         .description("records whose provider outcome is still unknown").register(registry);
@@ -89,7 +92,7 @@ public final class RecoveryVerticle extends VerticleBase {
   @Override
   public Future<?> stop() {
     vertx.cancelTimer(timerId);
-    return Future.join(pool.close(), redis.close());
+    return Future.join(pipeline.close(), pool.close(), redis.close());
   }
 
   /** One pass; passes never overlap on one instance, and a failed pass is simply tried again next time. */

@@ -3,6 +3,7 @@ package dev.idemgate.storage;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Function;
@@ -14,7 +15,9 @@ import java.util.function.Function;
  * group. So under light traffic a write goes out at once, alone, with no added latency, and under
  * heavy traffic groups grow by themselves instead of queueing one commit per request.
  *
- * <p>Confined to the event loop of the context it was made on; submit only from there.
+ * <p>The queue belongs to one event loop (the context given); a submit from any other thread hops
+ * onto it. Each result is delivered back on the submitter's own context, so what runs after the
+ * write still sees that request's context-local state (its trace span above all).
  *
  * @param <I> one request's write
  * @param <O> its result; the executor returns one per input, in order
@@ -24,6 +27,7 @@ public final class GroupCommit<I, O> {
   private final Function<List<I>, Future<List<O>>> executor;
   private final int maxGroup;
   private final int maxInFlight;
+  private volatile Thread loopThread;
   private List<I> inputs = new ArrayList<>();
   private List<Promise<O>> promises = new ArrayList<>();
   private boolean flushScheduled;
@@ -34,15 +38,32 @@ public final class GroupCommit<I, O> {
     this.executor = executor;
     this.maxGroup = maxGroup;
     this.maxInFlight = maxInFlight;
+    context.runOnContext(v -> loopThread = Thread.currentThread());
   }
 
   public Future<O> submit(I input) {
+    Context caller = Vertx.currentContext();
     Promise<O> promise = Promise.promise();
-    if (io.vertx.core.Vertx.currentContext() != context) {
-      // Called from elsewhere (a test thread, another verticle): hop onto the owning event loop.
-      context.runOnContext(v -> submit(input).onComplete(promise));
+    if (Thread.currentThread() == loopThread) {
+      enqueue(input, promise);
+    } else {
+      context.runOnContext(v -> enqueue(input, promise));
+    }
+    if (caller == null) {
       return promise.future();
     }
+    Promise<O> delivered = Promise.promise();
+    promise.future().onComplete(done -> {
+      if (Vertx.currentContext() == caller) {
+        delivered.handle(done);
+      } else {
+        caller.runOnContext(v -> delivered.handle(done));
+      }
+    });
+    return delivered.future();
+  }
+
+  private void enqueue(I input, Promise<O> promise) {
     inputs.add(input);
     promises.add(promise);
     if (!flushScheduled) {
@@ -52,7 +73,6 @@ public final class GroupCommit<I, O> {
         flush();
       });
     }
-    return promise.future();
   }
 
   private void flush() {

@@ -127,7 +127,7 @@ class PayApiIT {
     String key = Http.newKey();
     JsonObject body = Http.payment(700, "tok_slow");
     Future<Reply> first = http.payAsync(port, KEY_A, key, body.encode(), Map.of());
-    sleep(300);
+    awaitInFlight(key);
     Reply twin = pay(key, body);
 
     assertThat(twin.status()).isEqualTo(409);
@@ -316,6 +316,20 @@ class PayApiIT {
     assertThat(other.json().getString("code")).isEqualTo("not_found");
     assertThat(http.get(port, "/v1/payments/pay_missing", KEY_A).status()).isEqualTo(404);
     assertThat(http.get(port, location, null).status()).isEqualTo(401);
+  }
+
+  /** Waits until the first request holds the claim, so that the twin is really second. */
+  private static void awaitInFlight(String key) {
+    try (dev.idemgate.support.TestDb db = new dev.idemgate.support.TestDb(http.vertx())) {
+      for (int i = 0; i < 100; i++) {
+        if ("PROCESSING".equals(db.scalar("SELECT state FROM idemgate.idempotency_keys WHERE merchant_id = $1 "
+            + "AND idempotency_key = $2", TestGateway.MERCHANT_A, key))) {
+          return;
+        }
+        sleep(50);
+      }
+    }
+    throw new AssertionError("the first request never got in flight");
   }
 
   private static void sleep(long ms) {

@@ -39,6 +39,11 @@ public final class TestGateway implements AutoCloseable {
     return new TestGateway(Idemgate.start(config(overrides)));
   }
 
+  /** Starts with spans going to the given OpenTelemetry (for tracing tests). */
+  public static TestGateway start(Map<String, String> overrides, io.opentelemetry.api.OpenTelemetry openTelemetry) {
+    return new TestGateway(Idemgate.start(config(overrides), Optional.of(openTelemetry)));
+  }
+
   /** The configuration a test gateway would use, without starting it. */
   public static GatewayConfig config(Map<String, String> overrides) {
     Map<String, String> env = new HashMap<>();

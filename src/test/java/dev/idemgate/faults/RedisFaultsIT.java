@@ -1,0 +1,112 @@
+package dev.idemgate.faults;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.support.AcquirerProcess;
+import dev.idemgate.support.ClientHistory;
+import dev.idemgate.support.ExactlyOnceChecker;
+import dev.idemgate.support.Http;
+import dev.idemgate.support.TestGateway;
+import dev.idemgate.support.ThrowawayRedis;
+import java.time.Duration;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/** Redis is the fast gate, never the truth: losing it or freezing it must cost speed, not correctness. */
+class RedisFaultsIT {
+
+  private static Thread after(long ms, Runnable fault) {
+    Thread t = new Thread(() -> {
+      try {
+        Thread.sleep(ms);
+        fault.run();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }, "fault");
+    t.start();
+    return t;
+  }
+
+  @Test
+  @DisplayName("Redis killed mid-load and restarted empty: payments go on through PostgreSQL, readiness says DEGRADED, and every key is charged at most once")
+  void redisKilledAndRestartedEmpty() throws Exception {
+    Random random = InfraFaultFixture.random();
+    try (AcquirerProcess acquirer = AcquirerProcess.start(false, 5, Map.of());
+         ThrowawayRedis redis = ThrowawayRedis.start();
+         Http http = new Http()) {
+      Map<String, String> env = InfraFaultFixture.gatewayEnv(acquirer);
+      env.put("IDEMGATE_REDIS_URL", redis.url());
+      try (TestGateway gateway = TestGateway.start(env)) {
+        ClientHistory history = new ClientHistory();
+        Workload workload = InfraFaultFixture.workload(http, history, gateway);
+        AtomicReference<Http.Reply> readinessDuringOutage = new AtomicReference<>();
+        AtomicReference<Http.Reply> paidDuringOutage = new AtomicReference<>();
+        Thread faults = after(1_500, () -> {
+          redis.kill();
+          sleep(800);
+          readinessDuringOutage.set(http.get(gateway.managementPort(), "/health/ready", null));
+          paidDuringOutage.set(history.pay(http, gateway.apiPort(), TestGateway.MERCHANT_A, TestGateway.KEY_A,
+              Http.newKey(), Http.payment(4321, "tok_visa")));
+          sleep(1_200);
+          redis.restartEmpty();
+        });
+        workload.run(Duration.ofSeconds(6), 16, 0.05, random);
+        faults.join();
+        workload.settle(Duration.ofSeconds(30));
+
+        assertThat(paidDuringOutage.get().status()).isEqualTo(201);
+        assertThat(readinessDuringOutage.get().status()).isEqualTo(200);
+        assertThat(readinessDuringOutage.get().json().getString("status")).isEqualTo("DEGRADED");
+        assertThat(http.get(gateway.managementPort(), "/health/ready", null).json().getString("status")).isEqualTo("UP");
+        ExactlyOnceChecker.Report report = InfraFaultFixture.check(history, acquirer, TestGateway.pgUrl());
+        assertThat(report.ok()).isPositive();
+        report.assertValid();
+      }
+    }
+  }
+
+  @Test
+  @DisplayName("Redis frozen (SIGSTOP) mid-load: requests go on through PostgreSQL after the gate times out, and nothing is charged twice")
+  void redisFrozen() throws Exception {
+    Random random = InfraFaultFixture.random();
+    try (AcquirerProcess acquirer = AcquirerProcess.start(false, 5, Map.of());
+         ThrowawayRedis redis = ThrowawayRedis.start();
+         Http http = new Http()) {
+      Map<String, String> env = InfraFaultFixture.gatewayEnv(acquirer);
+      env.put("IDEMGATE_REDIS_URL", redis.url());
+      try (TestGateway gateway = TestGateway.start(env)) {
+        ClientHistory history = new ClientHistory();
+        Workload workload = InfraFaultFixture.workload(http, history, gateway);
+        AtomicReference<Http.Reply> paidWhileFrozen = new AtomicReference<>();
+        Thread faults = after(1_500, () -> {
+          redis.pause();
+          sleep(500);
+          paidWhileFrozen.set(history.pay(http, gateway.apiPort(), TestGateway.MERCHANT_A, TestGateway.KEY_A,
+              Http.newKey(), Http.payment(4322, "tok_visa")));
+          sleep(2_500);
+          redis.resume();
+        });
+        workload.run(Duration.ofSeconds(6), 16, 0.05, random);
+        faults.join();
+        workload.settle(Duration.ofSeconds(30));
+
+        ExactlyOnceChecker.Report report = InfraFaultFixture.check(history, acquirer, TestGateway.pgUrl());
+        assertThat(paidWhileFrozen.get().status()).isEqualTo(201);
+        assertThat(report.ok()).isPositive();
+        report.assertValid();
+      }
+    }
+  }
+
+  private static void sleep(long ms) {
+    try {
+      Thread.sleep(ms);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+}

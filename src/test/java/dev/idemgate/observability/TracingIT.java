@@ -1,0 +1,76 @@
+package dev.idemgate.observability;
+
+import static dev.idemgate.support.TestGateway.KEY_A;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
+import dev.idemgate.support.Http;
+import dev.idemgate.support.TestGateway;
+import io.opentelemetry.api.trace.SpanKind;
+import io.opentelemetry.sdk.OpenTelemetrySdk;
+import io.opentelemetry.sdk.testing.exporter.InMemorySpanExporter;
+import io.opentelemetry.sdk.trace.SdkTracerProvider;
+import io.opentelemetry.sdk.trace.data.SpanData;
+import io.opentelemetry.sdk.trace.export.SimpleSpanProcessor;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+import org.slf4j.LoggerFactory;
+
+class TracingIT {
+  private static final InMemorySpanExporter spans = InMemorySpanExporter.create();
+  private static TestGateway gateway;
+  private static Http http;
+
+  @BeforeAll
+  static void start() {
+    OpenTelemetrySdk sdk = OpenTelemetrySdk.builder()
+        .setTracerProvider(SdkTracerProvider.builder().addSpanProcessor(SimpleSpanProcessor.create(spans)).build())
+        .build();
+    gateway = TestGateway.start(Map.of(), sdk);
+    http = new Http();
+  }
+
+  @AfterAll
+  static void stop() {
+    http.close();
+    gateway.close();
+  }
+
+  @Test
+  @DisplayName("a payment is one trace: the server span, with the gate, store and provider as its children, and the trace id in the access log")
+  void spanPerRequestWithChildren() throws Exception {
+    Logger logger = (Logger) LoggerFactory.getLogger("idemgate.access");
+    ListAppender<ILoggingEvent> appender = new ListAppender<>();
+    appender.start();
+    logger.addAppender(appender);
+    try {
+      Http.Reply reply = http.pay(gateway.apiPort(), KEY_A, Http.newKey(), Http.payment(321, "tok_visa"));
+      assertThat(reply.status()).isEqualTo(201);
+      Thread.sleep(300);
+
+      SpanData server = spans.getFinishedSpanItems().stream()
+          .filter(s -> s.getKind() == SpanKind.SERVER).findFirst().orElseThrow(() -> new AssertionError("no server span: " + spans.getFinishedSpanItems()));
+      List<SpanData> children = spans.getFinishedSpanItems().stream()
+          .filter(s -> s.getTraceId().equals(server.getTraceId()) && s.getParentSpanId().equals(server.getSpanId()))
+          .collect(Collectors.toList());
+      assertThat(children.stream().map(SpanData::getName))
+          .contains("idemgate.gate", "idemgate.store.claim", "idemgate.provider.charge", "idemgate.store.complete");
+
+      ILoggingEvent line = appender.list.stream()
+          .filter(e -> e.getKeyValuePairs() != null && e.getKeyValuePairs().stream()
+              .anyMatch(kv -> kv.key.equals("request_id") && reply.header("X-Request-Id").equals(kv.value)))
+          .findFirst().orElseThrow();
+      assertThat(line.getKeyValuePairs().stream().filter(kv -> kv.key.equals("trace_id")).map(kv -> kv.value))
+          .containsExactly(server.getTraceId());
+    } finally {
+      logger.detachAppender(appender);
+    }
+  }
+}
