@@ -63,7 +63,8 @@ class ProviderResetAfterChargeIT extends ProviderFaultFixture {
     assertThat(acquirerLog(key).getJsonArray("charges")).hasSize(1);
 
     assertThat(awaitSettled(key, body, Duration.ofSeconds(20)).status()).isEqualTo(201);
-    assertThat(acquirerLog(key).getInteger("requests")).isEqualTo(1);
+    var log = acquirerLog(key);
+    assertThat(log.getInteger("requests")).as("acquirer log %s, answers %s", log, history.ops()).isEqualTo(1);
     Report report = check();
     assertThat(report.chargedAmount()).isEqualTo(777);
     report.assertValid();
