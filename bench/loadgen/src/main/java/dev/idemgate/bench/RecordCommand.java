@@ -151,10 +151,8 @@ final class RecordCommand implements Callable<Integer> {
     }
     double seconds = Double.parseDouble(finished.group(1)) / (finished.group(2).equals("ms") ? 1000 : 1);
     Matcher requests = H2LOAD_REQUESTS.matcher(text);
-    long failed = 0;
-    if (requests.find()) {
-      failed = Long.parseLong(requests.group(5)) + Long.parseLong(requests.group(6)) + Long.parseLong(requests.group(7));
-    }
+    // h2load's "failed" already includes non-2xx/3xx answers, "errored" and "timeout".
+    long failed = requests.find() ? Long.parseLong(requests.group(5)) : -1;
     Histogram latencies = new Histogram(120_000_000L, 3);
     Map<String, Long> statuses = new TreeMap<>();
     long unexpected = 0;
@@ -172,7 +170,7 @@ final class RecordCommand implements Callable<Integer> {
     }
     return new JsonObject().put("requests", latencies.getTotalCount()).put("duration_s", seconds)
         .put("throughput", LatencyRecorder.round(Double.parseDouble(finished.group(3))))
-        .put("errors", failed + unexpected).put("statuses", new JsonObject(new TreeMap<String, Object>(statuses)))
+        .put("errors", failed >= 0 ? failed : unexpected).put("statuses", new JsonObject(new TreeMap<String, Object>(statuses)))
         .mergeIn(LatencyRecorder.percentiles(latencies));
   }
 
