@@ -13,6 +13,7 @@ import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import org.HdrHistogram.Histogram;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -98,6 +99,8 @@ final class OpenLoopCommand implements Callable<Integer> {
     private final HttpClient client;
     private final PaymentTraffic traffic;
     private final LatencyRecorder recorder = new LatencyRecorder();
+    /** How late the generator itself issued requests: if this grows, the load generator is the bottleneck. */
+    private final Histogram sendLag = new Histogram(120_000_000L, 3);
     private final long intervalNanos;
     private final long warmupNanos;
     private final long totalNanos;
@@ -131,7 +134,9 @@ final class OpenLoopCommand implements Callable<Integer> {
       long elapsed = Math.min(now - startNanos, totalNanos);
       long due = elapsed / intervalNanos + 1;
       while (sent < due) {
-        send(startNanos + sent * intervalNanos);
+        long intended = startNanos + sent * intervalNanos;
+        sendLag.recordValue(Math.max(1, Math.min(120_000_000L, (System.nanoTime() - intended) / 1_000)));
+        send(intended);
         sent++;
       }
       if (now - startNanos >= totalNanos) {
@@ -201,6 +206,7 @@ final class OpenLoopCommand implements Callable<Integer> {
           .mergeIn(recorder.figures(seconds, expectedStatuses()))
           .put("replayed", replayed).put("duplicates_sent", duplicates)
           .put("expected_statuses", expectedStatuses().stream().sorted().map(String::valueOf).toList())
+          .put("generator_lag_p99_ms", LatencyRecorder.millis(sendLag.getValueAtPercentile(99)))
           .put("note", "latency from the intended send time (open loop)");
       client.close();
       done.complete(line);

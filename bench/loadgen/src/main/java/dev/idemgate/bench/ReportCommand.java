@@ -183,6 +183,11 @@ final class ReportCommand implements Callable<Integer> {
     if (l.getLong("replayed", 0L) > 0) {
       parts.add("replayed " + l.getLong("replayed"));
     }
+    if (l.getValue("generator_lag_p99_ms") != null) {
+      double lag = l.getDouble("generator_lag_p99_ms");
+      parts.add(lag > 10 ? "GENERATOR FELL BEHIND (send lag p99 " + lag + " ms): latencies overstated"
+          : "send lag p99 " + lag + " ms");
+    }
     if (l.getLong("duplicates_sent", 0L) > 0) {
       parts.add("duplicates sent " + l.getLong("duplicates_sent"));
     }
