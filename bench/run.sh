@@ -52,6 +52,7 @@ usage: bench/run.sh [options]
   --latency-ms N         simulator latency of the provider-latency scenario (default $LATENCY_MS)
   --http-port P / --management-port P / --bare-port P   (defaults $HTTP_PORT / $MANAGEMENT_PORT / $BARE_PORT)
   --pg-db NAME           database the bench gateway and pgbench use; created if missing (default $PG_DB)
+  --pg-port P / --redis-port P   where PostgreSQL and Redis listen on 127.0.0.1 (defaults $PG_PORT / $REDIS_PORT)
   --build                rebuild the gateway jar and the load generator even if present
   --no-install           never apt-get install missing tools; fail instead
 EOF
@@ -82,6 +83,8 @@ while [[ $# -gt 0 ]]; do
     --management-port) MANAGEMENT_PORT="$2"; shift 2 ;;
     --bare-port) BARE_PORT="$2"; shift 2 ;;
     --pg-db) PG_DB="$2"; shift 2 ;;
+    --pg-port) PG_PORT="$2"; shift 2 ;;
+    --redis-port) REDIS_PORT="$2"; shift 2 ;;
     --build) BUILD=1; shift ;;
     --no-install) INSTALL=0; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -175,9 +178,11 @@ fact settings "duration $DURATION, warm-up $WARMUP, open-loop rate $([[ $RATE ==
 fact postgres "$(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -Atqc "SELECT current_setting('server_version') || ', synchronous_commit=' || current_setting('synchronous_commit') || ', fsync=' || current_setting('fsync')")"
 fact redis "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" info server | tr -d '\r' | awk -F: '/^redis_version/ {print $2}')"
 
-loadgen() { java -Xmx256m -XX:+UseParallelGC -jar "$LOADGEN_JAR" "$@"; }
+# The generator shares the cores with what it measures: a small fixed heap and the serial collector
+# keep its own threads few.
+loadgen() { java -Xms256m -Xmx256m -XX:+UseSerialGC -jar "$LOADGEN_JAR" "$@"; }
 record() { loadgen record --results "$RESULTS" "$@" >/dev/null; }
-psql_bench() { psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$PG_DB" -v ON_ERROR_STOP=1 -q "$@"; }
+psql_bench() { PGOPTIONS='-c client_min_messages=warning' psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$PG_DB" -v ON_ERROR_STOP=1 -q "$@"; }
 
 # The bench's own database: the gateway migrates its schema there at start-up, so nothing the
 # bench writes lands in a database anyone else uses.
@@ -265,7 +270,7 @@ run_open() { # scenario target base-url mode [more loadgen options]
   local scenario="$1" target="$2" base="$3" mode="$4" rate; shift 4
   rate="$(open_rate)"
   say "$scenario: load generator, open loop at $rate/s, $DURATION"
-  timeout $((DURATION_S + WARMUP_S + 90)) java -Xmx256m -jar "$LOADGEN_JAR" open --url "$base" --mode "$mode" \
+  timeout $((DURATION_S + WARMUP_S + 90)) java -Xms256m -Xmx256m -XX:+UseSerialGC -jar "$LOADGEN_JAR" open --url "$base" --mode "$mode" \
     --rate "$rate" --duration "${DURATION_S}s" --warmup "${WARMUP_S}s" --connections "$CONNECTIONS" \
     --scenario "$scenario" --target-name "$target" --results "$RESULTS" "$@" > "$RAW/$scenario-open.txt" 2>&1 \
     || echo "bench: open-loop run of $scenario failed (see $RAW/$scenario-open.txt)" >&2
@@ -285,14 +290,14 @@ run_open fresh gateway "$BASE" fresh --key-prefix "fresh-open-$STAMP"
 
 say "replay: priming $REPLAY_KEYS completed keys"
 REPLAY_PREFIX="replay-$STAMP"
-timeout 300 java -Xmx256m -jar "$LOADGEN_JAR" prime --url "$BASE" --keys "$REPLAY_KEYS" --key-prefix "$REPLAY_PREFIX" \
+timeout 300 java -Xms256m -Xmx256m -XX:+UseSerialGC -jar "$LOADGEN_JAR" prime --url "$BASE" --keys "$REPLAY_KEYS" --key-prefix "$REPLAY_PREFIX" \
   --connections "$CONNECTIONS" > "$RAW/replay-prime.txt" 2>&1 || die "priming the replay keys failed (see $RAW/replay-prime.txt)"
 run_wrk replay gateway "$(url)" replay "$REPLAY_PREFIX"
 run_open replay gateway "$BASE" replay --key-prefix "$REPLAY_PREFIX" --keys "$REPLAY_KEYS"
 
 say "storm: $STORM_CONCURRENCY concurrent requests on one key, $STORM_ROUNDS rounds"
 STORM_OK=1
-timeout 600 java -Xmx256m -jar "$LOADGEN_JAR" storm --url "$BASE" --admin-url "http://127.0.0.1:$MANAGEMENT_PORT" \
+timeout 600 java -Xms256m -Xmx256m -XX:+UseSerialGC -jar "$LOADGEN_JAR" storm --url "$BASE" --admin-url "http://127.0.0.1:$MANAGEMENT_PORT" \
   --admin-token "$ADMIN_TOKEN" --concurrency "$STORM_CONCURRENCY" --rounds "$STORM_ROUNDS" \
   --key-prefix "storm-$STAMP" --results "$RESULTS" > "$RAW/storm.txt" 2>&1 || STORM_OK=0
 fact storm_exactly_one_charge_per_round "$([[ $STORM_OK == 1 ]] && echo yes || echo "NO: see $RAW/storm.txt")"
@@ -351,6 +356,7 @@ stop_gateway
 # Baselines, same machine, same invocation.
 
 say "bare Vert.x endpoint on port $BARE_PORT"
+# Same JVM flags as the gateway: the baseline must differ from it only by what it does.
 java -Xmx256m -jar "$LOADGEN_JAR" bare --port "$BARE_PORT" > "$RAW/bare.log" 2>&1 &
 BARE_PID=$!
 for _ in $(seq 1 60); do

@@ -135,7 +135,9 @@ final class OpenLoopCommand implements Callable<Integer> {
       long due = elapsed / intervalNanos + 1;
       while (sent < due) {
         long intended = startNanos + sent * intervalNanos;
-        sendLag.recordValue(Math.max(1, Math.min(120_000_000L, (System.nanoTime() - intended) / 1_000)));
+        if (intended - startNanos >= warmupNanos) {
+          sendLag.recordValue(Math.max(1, Math.min(120_000_000L, (System.nanoTime() - intended) / 1_000)));
+        }
         send(intended);
         sent++;
       }
