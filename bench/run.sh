@@ -296,6 +296,7 @@ REPLAY_PREFIX="replay-$STAMP"
 timeout 300 "${LOADGEN_JAVA[@]}" prime --url "$BASE" --keys "$REPLAY_KEYS" --key-prefix "$REPLAY_PREFIX" \
   --connections "$CONNECTIONS" > "$RAW/replay-prime.txt" 2>&1 || die "priming the replay keys failed (see $RAW/replay-prime.txt)"
 run_wrk replay gateway "$(url)" replay "$REPLAY_PREFIX"
+REPLAY_WRK_THROUGHPUT="$LAST_WRK_THROUGHPUT"
 run_open replay gateway "$BASE" replay --key-prefix "$REPLAY_PREFIX" --keys "$REPLAY_KEYS"
 
 say "storm: $STORM_CONCURRENCY concurrent requests on one key, $STORM_ROUNDS rounds"
@@ -310,14 +311,17 @@ run_open mixed gateway "$BASE" mixed --key-prefix "mixed-open-$STAMP" --duplicat
 
 # h2c fresh keys: no closed-loop tool can send a new key per request over h2c, so the auto rate
 # follows the HTTP/1.1 fresh run.
+# Like an HTTP/2 client or sidecar: up to 4 connections, each filled to 100 streams before the
+# next opens, so at moderate rates one connection (one gateway event loop) carries everything.
+H2_CLIENTS=$(( CONNECTIONS < 4 ? CONNECTIONS : 4 ))
+H2_STREAMS=$(( (CONNECTIONS + H2_CLIENTS - 1) / H2_CLIENTS ))
 LAST_WRK_THROUGHPUT="$FRESH_WRK_THROUGHPUT"
-run_open fresh-h2c gateway "$BASE" fresh --protocol h2c --key-prefix "h2c-open-$STAMP"
+run_open fresh-h2c gateway "$BASE" fresh --protocol h2c --streams 100 --connections "$H2_CLIENTS" \
+  --key-prefix "h2c-open-$STAMP"
 
 say "replay-h2c: h2load, closed loop, one completed key over h2c, $DURATION"
 H2_BODY="$RAW/h2load-body.json"
 printf '{"amount":1999,"currency":"EUR","source":"tok_visa","merchant_reference":"%s-0"}' "$REPLAY_PREFIX" > "$H2_BODY"
-H2_CLIENTS=$(( CONNECTIONS < 4 ? CONNECTIONS : 4 ))
-H2_STREAMS=$(( (CONNECTIONS + H2_CLIENTS - 1) / H2_CLIENTS ))
 if timeout $((DURATION_S + 60)) h2load -c "$H2_CLIENTS" -m "$H2_STREAMS" -t 1 -D "$DURATION_S" \
     -H "Authorization: Bearer $API_KEY" -H "Idempotency-Key: $REPLAY_PREFIX-0" -H "Content-Type: application/json" \
     -d "$H2_BODY" --log-file "$RAW/h2load.log" "$BASE/pay" > "$RAW/replay-h2c-h2load.txt" 2>&1; then
@@ -369,6 +373,9 @@ for _ in $(seq 1 60); do
 done
 warm_up "http://127.0.0.1:$BARE_PORT/pay"
 run_wrk bare bare "http://127.0.0.1:$BARE_PORT/pay" fresh "bare-$STAMP"
+# Open loop at the replay scenario's rate, not at a share of the bare endpoint's own capacity:
+# the two latencies are then comparable, and the rate stays within what the generator can send.
+LAST_WRK_THROUGHPUT="$REPLAY_WRK_THROUGHPUT"
 run_open bare bare "http://127.0.0.1:$BARE_PORT" fresh --key-prefix "bare-open-$STAMP"
 stop_pid "$BARE_PID"
 BARE_PID=""

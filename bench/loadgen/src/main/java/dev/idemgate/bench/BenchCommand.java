@@ -14,7 +14,8 @@ import picocli.CommandLine.Command;
         RecordCommand.class, ReportCommand.class})
 public final class BenchCommand {
   public static void main(String[] args) {
-    CommandLine cli = new CommandLine(new BenchCommand());
+    // The runner appends scenario-specific options after its common ones: the last one wins.
+    CommandLine cli = new CommandLine(new BenchCommand()).setOverwrittenOptionsAllowed(true);
     cli.setParameterExceptionHandler((e, a) -> {
       System.err.println("idemgate-bench: " + e.getMessage() + " (see --help)");
       return 2;

@@ -2,6 +2,7 @@ package dev.idemgate.bench;
 
 import io.vertx.core.json.JsonObject;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 import org.HdrHistogram.Histogram;
 
@@ -44,14 +45,14 @@ public final class LatencyRecorder {
   }
 
   /** Responses outside the expected statuses, plus every transport failure. */
-  public long errors(java.util.Set<Integer> expected) {
+  public long errors(Set<Integer> expected) {
     long unexpected = statuses.entrySet().stream()
         .filter(e -> !expected.contains(Integer.parseInt(e.getKey()))).mapToLong(Map.Entry::getValue).sum();
     return unexpected + failures.values().stream().mapToLong(Long::longValue).sum();
   }
 
   /** The common figures of a result line, latencies in milliseconds. */
-  public JsonObject figures(double seconds, java.util.Set<Integer> expected) {
+  public JsonObject figures(double seconds, Set<Integer> expected) {
     JsonObject out = new JsonObject()
         .put("requests", responses())
         .put("duration_s", round(seconds))

@@ -3,7 +3,6 @@ package dev.idemgate.bench;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
-import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClient;
 import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.json.JsonObject;
@@ -209,7 +208,8 @@ final class OpenLoopCommand implements Callable<Integer> {
           .put("replayed", replayed).put("duplicates_sent", duplicates)
           .put("expected_statuses", expectedStatuses().stream().sorted().map(String::valueOf).toList())
           .put("generator_lag_p99_ms", LatencyRecorder.millis(sendLag.getValueAtPercentile(99)))
-          .put("note", "latency from the intended send time (open loop)");
+          .put("note", (target.h2c() ? target.connections + " connections x " + target.streams + " streams; " : "")
+              + "latency from the intended send time (open loop)");
       client.close();
       done.complete(line);
     }
