@@ -20,6 +20,11 @@ public final class BenchCommand {
       System.err.println("idemgate-bench: " + e.getMessage() + " (see --help)");
       return 2;
     });
+    // A failed run is one clear line for the runner's log, not a stack trace.
+    cli.setExecutionExceptionHandler((e, c, parsed) -> {
+      System.err.println("idemgate-bench " + c.getCommandName() + ": " + e);
+      return 1;
+    });
     System.exit(cli.execute(args));
   }
 }
