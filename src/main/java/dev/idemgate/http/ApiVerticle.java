@@ -299,18 +299,27 @@ public final class ApiVerticle extends VerticleBase {
       if (payment) {
         metrics.requestEnded(outcome == null ? RequestOutcome.REJECTED : outcome);
       }
-      IdempotencyKey key = ctx.get("key");
-      access.atInfo()
+      var line = access.atInfo()
           .addKeyValue("request_id", RequestIds.of(ctx))
           .addKeyValue("method", ctx.request().method().name())
           .addKeyValue("route", payment ? "pay" : "get_payment")
-          .addKeyValue("merchant", (Object) ctx.get("merchant"))
-          .addKeyValue("outcome", outcome == null ? null : outcome.name().toLowerCase(Locale.ROOT))
           .addKeyValue("status", ctx.response().getStatusCode())
-          .addKeyValue("latency_ms", (System.nanoTime() - start) / 1_000_000.0)
-          .addKeyValue("key_sha256", key == null ? null : Fingerprint.sha256Hex(key.value()).substring(0, 16))
-          .addKeyValue("trace_id", traceId)
-          .log("request");
+          .addKeyValue("latency_ms", (System.nanoTime() - start) / 1_000_000.0);
+      String merchant = ctx.get("merchant");
+      if (merchant != null) {
+        line = line.addKeyValue("merchant", merchant);
+      }
+      if (outcome != null) {
+        line = line.addKeyValue("outcome", outcome.name().toLowerCase(Locale.ROOT));
+      }
+      IdempotencyKey key = ctx.get("key");
+      if (key != null) {
+        line = line.addKeyValue("key_sha256", Fingerprint.sha256Hex(key.value()).substring(0, 16));
+      }
+      if (traceId != null) {
+        line = line.addKeyValue("trace_id", traceId);
+      }
+      line          .log("request");
     });
     ctx.next();
   }

@@ -7,9 +7,9 @@ import java.util.Map;
 import java.util.Optional;
 
 /**
- * Finds card numbers anywhere in a request body: a run of 13-19 digits (single spaces or dashes
- * between digits allowed, as people type them) that passes the Luhn check, in any string or number,
- * at any depth, in keys as well as values. Reports only where it was found, never what.
+ * Finds card numbers anywhere in a request body: 13-19 digits that pass the Luhn check, written in
+ * one run or in the groupings cards are printed with, in any string or number, at any depth, in
+ * keys as well as values. Reports only where it was found, never what.
  */
 public final class CardNumberScanner {
   private CardNumberScanner() {}
@@ -59,51 +59,76 @@ public final class CardNumberScanner {
     return Optional.empty();
   }
 
-  /** True when the text holds a Luhn-valid run of 13-19 digits. */
+  /**
+   * True when the text holds a Luhn-valid card number: 13-19 digits in one run, or grouped the way
+   * card numbers are printed (4-4-4-4, 4-4-4-4-1..3, 4-6-5, 4-6-4), all groups joined by the same
+   * single space or dash. Other groupings (UUIDs, phone numbers, order ids) are not card numbers:
+   * reading any digits joined by dashes as one number would refuse about one payment in a thousand
+   * whose reference is a random UUID.
+   */
   public static boolean containsCardNumber(String text) {
     int n = text.length();
-    int[] digits = new int[19];
     int i = 0;
     while (i < n) {
-      if (!isDigit(text.charAt(i))) {
+      if (!isDigit(text.charAt(i)) || (i > 0 && isDigit(text.charAt(i - 1)))) {
         i++;
         continue;
       }
-      int count = 0;
-      boolean tooLong = false;
+      // Read groups of digits joined by one separator character, the same one throughout.
+      int[] groups = new int[8];
+      int groupCount = 0;
+      StringBuilder digits = new StringBuilder(24);
+      char separator = 0;
       int j = i;
-      while (j < n) {
-        char c = text.charAt(j);
-        if (isDigit(c)) {
-          if (count >= 19) {
-            tooLong = true;
-          } else {
-            digits[count] = c - '0';
-          }
-          count++;
+      while (j < n && groupCount < groups.length) {
+        int start = j;
+        while (j < n && isDigit(text.charAt(j))) {
+          digits.append(text.charAt(j));
           j++;
-        } else if ((c == ' ' || c == '-') && j + 1 < n && isDigit(text.charAt(j + 1)) && j > i) {
+        }
+        groups[groupCount++] = j - start;
+        if (j + 1 < n && (text.charAt(j) == ' ' || text.charAt(j) == '-') && isDigit(text.charAt(j + 1))
+            && (separator == 0 || separator == text.charAt(j))) {
+          separator = text.charAt(j);
           j++;
         } else {
           break;
         }
       }
-      if (!tooLong && count >= 13 && luhn(digits, count)) {
+      if (isCardShaped(groups, groupCount, digits.length()) && luhn(digits)) {
         return true;
       }
-      i = j;
+      // Groupings can start inside a longer run: try again from the next group.
+      i = i + groups[0] + 1;
     }
     return false;
+  }
+
+  private static boolean isCardShaped(int[] g, int count, int total) {
+    if (total < 13 || total > 19) {
+      return false;
+    }
+    if (count == 1) {
+      return true;
+    }
+    if (count == 4 && g[0] == 4 && g[1] == 4 && g[2] == 4 && g[3] == 4) {
+      return true;
+    }
+    if (count == 5 && g[0] == 4 && g[1] == 4 && g[2] == 4 && g[3] == 4 && g[4] <= 3) {
+      return true;
+    }
+    return count == 3 && g[0] == 4 && g[1] == 6 && (g[2] == 5 || g[2] == 4);
   }
 
   private static boolean isDigit(char c) {
     return c >= '0' && c <= '9';
   }
 
-  private static boolean luhn(int[] digits, int count) {
+  private static boolean luhn(CharSequence digits) {
     int sum = 0;
+    int count = digits.length();
     for (int k = 0; k < count; k++) {
-      int d = digits[count - 1 - k];
+      int d = digits.charAt(count - 1 - k) - '0';
       if (k % 2 == 1) {
         d *= 2;
         if (d > 9) {

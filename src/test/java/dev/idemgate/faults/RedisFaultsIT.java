@@ -54,7 +54,7 @@ class RedisFaultsIT {
           sleep(1_200);
           redis.restartEmpty();
         });
-        workload.run(Duration.ofSeconds(6), 16, 0.05, random);
+        workload.run(Duration.ofSeconds(6), 16, 150, 0.05, random);
         faults.join();
         workload.settle(Duration.ofSeconds(30));
 
@@ -90,7 +90,7 @@ class RedisFaultsIT {
           sleep(2_500);
           redis.resume();
         });
-        workload.run(Duration.ofSeconds(6), 16, 0.05, random);
+        workload.run(Duration.ofSeconds(6), 16, 150, 0.05, random);
         faults.join();
         workload.settle(Duration.ofSeconds(30));
 

@@ -38,12 +38,24 @@ final class Workload {
     this.port = port;
   }
 
-  /** Sends for {@code duration} with at most {@code concurrency} requests in flight; returns requests sent. */
-  int run(Duration duration, int concurrency, double duplicateRate, Random random) throws InterruptedException {
+  /**
+   * Sends for {@code duration} with at most {@code concurrency} requests in flight and at most
+   * {@code ratePerSecond} new requests a second (so that a dead gateway is not flooded with
+   * thousands of refused payments); returns the requests sent.
+   */
+  int run(Duration duration, int concurrency, int ratePerSecond, double duplicateRate, Random random)
+      throws InterruptedException {
     Semaphore inFlight = new Semaphore(concurrency);
-    long end = System.nanoTime() + duration.toNanos();
+    long start = System.nanoTime();
+    long end = start + duration.toNanos();
+    long interval = 1_000_000_000L / ratePerSecond;
     int sent = 0;
     while (System.nanoTime() < end) {
+      long due = start + sent * interval;
+      long wait = due - System.nanoTime();
+      if (wait > 0) {
+        Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
+      }
       if (!inFlight.tryAcquire(100, TimeUnit.MILLISECONDS)) {
         continue;
       }
@@ -78,14 +90,21 @@ final class Workload {
     long deadline = System.nanoTime() + limit.toNanos();
     List<Payment> open = new ArrayList<>(issued);
     while (!open.isEmpty() && System.nanoTime() < deadline) {
-      List<Payment> still = new ArrayList<>();
+      List<Payment> still = Collections.synchronizedList(new ArrayList<>());
+      Semaphore inFlight = new Semaphore(32);
       for (Payment p : open) {
-        Http.Reply reply = history.pay(http, port.getAsInt(), merchant, apiKey, p.key(), p.body());
-        if (reply == null || reply.status() == 202 || reply.status() == 409 || reply.status() >= 500 && reply.status() != 502) {
-          still.add(p);
-        }
+        inFlight.acquire();
+        history.payAsync(http, port.getAsInt(), merchant, apiKey, p.key(), p.body(), Map.of()).onComplete(done -> {
+          Http.Reply reply = done.succeeded() ? done.result() : null;
+          if (reply == null || reply.status() == 202 || reply.status() == 409
+              || reply.status() >= 500 && reply.status() != 502) {
+            still.add(p);
+          }
+          inFlight.release();
+        });
       }
-      open = still;
+      inFlight.acquire(32);
+      open = new ArrayList<>(still);
       if (!open.isEmpty()) {
         Thread.sleep(300);
       }

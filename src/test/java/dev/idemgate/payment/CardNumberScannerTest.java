@@ -26,6 +26,28 @@ class CardNumberScannerTest {
   }
 
   @Test
+  @DisplayName("digits grouped unlike a card (UUIDs, phone numbers) are not card numbers, even when they pass Luhn")
+  void otherGroupingsAreNotCards() {
+    // 4111-1111-1111-1111 regrouped as 8-8: Luhn-valid digits, not a card's shape.
+    assertThat(CardNumberScanner.containsCardNumber("41111111-11111111")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber("order-12345678-1234-1234-1234-123456789012")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber("+1 415 555 2671 ext 1234")).isFalse();
+    // 10,000 random UUIDs: none may be refused as a card.
+    java.util.Random random = new java.util.Random(42);
+    for (int i = 0; i < 10_000; i++) {
+      String uuid = new java.util.UUID(random.nextLong(), random.nextLong()).toString();
+      assertThat(CardNumberScanner.containsCardNumber("order-" + uuid)).as(uuid).isFalse();
+    }
+  }
+
+  @Test
+  @DisplayName("Amex and Diners groupings are recognised")
+  void otherCardGroupings() {
+    assertThat(CardNumberScanner.containsCardNumber("3782 822463 10005")).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("3056 930902 5904")).isTrue();
+  }
+
+  @Test
   @DisplayName("the scan reaches nested values and JSON numbers, and reports the path, not the value")
   void nested() {
     JsonObject body = new JsonObject().put("metadata", new JsonObject().put("pan", 4111111111111111L));

@@ -1,0 +1,24 @@
+package dev.idemgate.bench.jmh;
+
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.json.JsonObject;
+
+/** The request bodies the benchmarks work on: the typical one of the API docs, and a fuller one. */
+final class Requests {
+  static final String TYPICAL = "{\"amount\":1999,\"currency\":\"EUR\",\"source\":\"tok_visa\",\"merchant_reference\":\"order-1\"}";
+
+  /** Every optional field, metadata and digits in the text: the scan and the canonical form do the most work. */
+  static final String FULL = "{\"merchant_reference\":\"order-2026-11-28-000123\",\"source\":\"tok_visa\",\"currency\":\"EUR\","
+      + "\"amount\":1999,\"description\":\"Order 2026-11-28 #000123, 3 items, call 0049 30 1234567 on delivery\","
+      + "\"metadata\":{\"customer\":\"cus_8f2d1c\",\"cart\":\"cart_55120\",\"channel\":\"web\",\"campaign\":\"bf-2026\"}}";
+
+  private Requests() {}
+
+  static Buffer buffer(String json) {
+    return Buffer.buffer(json);
+  }
+
+  static JsonObject object(String json) {
+    return new JsonObject(json);
+  }
+}

@@ -1,0 +1,217 @@
+package dev.idemgate.bench;
+
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import io.vertx.core.VertxOptions;
+import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpClientResponse;
+import io.vertx.core.json.JsonObject;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import org.HdrHistogram.Histogram;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * Open loop: requests leave at a fixed rate whatever the server does, and each latency is measured
+ * from the moment its request was due, not from when it was actually sent. A server that stalls
+ * therefore shows its stall in every request that should have gone out meanwhile (no coordinated
+ * omission), which a closed-loop tool like wrk hides by simply sending less.
+ */
+@Command(name = "open", mixinStandardHelpOptions = true,
+    description = "Open-loop load at a fixed rate, latencies from the intended send time (HdrHistogram).")
+final class OpenLoopCommand implements Callable<Integer> {
+  @Mixin TargetOptions target;
+
+  @Option(names = "--scenario", defaultValue = "fresh", description = "Scenario name in the results.")
+  String scenario;
+
+  @Option(names = "--target-name", defaultValue = "gateway", description = "What is measured: gateway or bare.")
+  String targetName;
+
+  @Option(names = "--mode", defaultValue = "fresh", description = "fresh, replay (primed keys) or mixed. Default: ${DEFAULT-VALUE}.")
+  String mode;
+
+  @Option(names = "--rate", defaultValue = "500", description = "Requests per second. Default: ${DEFAULT-VALUE}.")
+  int rate;
+
+  @Option(names = "--duration", defaultValue = "10s", description = "Measured duration. Default: ${DEFAULT-VALUE}.")
+  String duration;
+
+  @Option(names = "--warmup", defaultValue = "2s", description = "Unrecorded warm-up at the same rate first. Default: ${DEFAULT-VALUE}.")
+  String warmup;
+
+  @Option(names = "--drain", defaultValue = "10s", description = "How long to wait for stragglers after the last send. Default: ${DEFAULT-VALUE}.")
+  String drain;
+
+  @Option(names = "--keys", defaultValue = "1000", description = "replay: how many primed keys there are. Default: ${DEFAULT-VALUE}.")
+  int keys;
+
+  @Option(names = "--duplicate-percent", defaultValue = "1", description = "mixed: share of requests that retry a recent key. Default: ${DEFAULT-VALUE}.")
+  int duplicatePercent;
+
+  @Option(names = "--decline-percent", defaultValue = "0", description = "Share of keys paid with tok_decline (402). Default: ${DEFAULT-VALUE}.")
+  int declinePercent;
+
+  @Option(names = "--event-loops", defaultValue = "1", description = "Load generator event loops. Default: ${DEFAULT-VALUE}.")
+  int eventLoops;
+
+  @Option(names = "--results", description = "JSON Lines file to append the result to.")
+  Path results;
+
+  @Override
+  public Integer call() throws Exception {
+    if (!Set.of("fresh", "replay", "mixed").contains(mode)) {
+      throw new IllegalArgumentException("--mode must be fresh, replay or mixed");
+    }
+    if (mode.equals("replay") && target.keyPrefix == null) {
+      throw new IllegalArgumentException("--mode replay needs the --key-prefix the keys were primed with");
+    }
+    Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(eventLoops));
+    try {
+      Promise<JsonObject> done = Promise.promise();
+      vertx.runOnContext(v -> new Run(vertx, done).start());
+      JsonObject result = done.future().toCompletionStage().toCompletableFuture().get();
+      Results.append(results, result);
+      return 0;
+    } finally {
+      vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    }
+  }
+
+  Set<Integer> expectedStatuses() {
+    switch (mode) {
+      case "mixed": return Set.of(201, 402, 409);
+      default: return declinePercent > 0 ? Set.of(201, 402) : Set.of(201);
+    }
+  }
+
+  /** One run, confined to one event loop context. */
+  private final class Run {
+    private final Vertx vertx;
+    private final Promise<JsonObject> done;
+    private final HttpClient client;
+    private final PaymentTraffic traffic;
+    private final LatencyRecorder recorder = new LatencyRecorder();
+    /** How late the generator itself issued requests: if this grows, the load generator is the bottleneck. */
+    private final Histogram sendLag = new Histogram(120_000_000L, 3);
+    private final long intervalNanos;
+    private final long warmupNanos;
+    private final long totalNanos;
+    private long startNanos;
+    private long sent;
+    private long inFlight;
+    private long fresh;
+    private long duplicates;
+    private long replayed;
+    private long timer;
+    private boolean sending = true;
+
+    Run(Vertx vertx, Promise<JsonObject> done) {
+      this.vertx = vertx;
+      this.done = done;
+      this.client = target.client(vertx);
+      this.traffic = new PaymentTraffic(target.keyPrefix(scenario), declinePercent);
+      this.intervalNanos = 1_000_000_000L / rate;
+      this.warmupNanos = BenchDurations.parse(warmup).toNanos();
+      this.totalNanos = warmupNanos + BenchDurations.parse(duration).toNanos();
+    }
+
+    void start() {
+      startNanos = System.nanoTime();
+      timer = vertx.setPeriodic(1, id -> sendDue());
+    }
+
+    /** Sends every request whose intended time has come; a late timer tick sends a burst, as due. */
+    private void sendDue() {
+      long now = System.nanoTime();
+      long elapsed = Math.min(now - startNanos, totalNanos);
+      long due = elapsed / intervalNanos + 1;
+      while (sent < due) {
+        long intended = startNanos + sent * intervalNanos;
+        if (intended - startNanos >= warmupNanos) {
+          sendLag.recordValue(Math.max(1, Math.min(120_000_000L, (System.nanoTime() - intended) / 1_000)));
+        }
+        send(intended);
+        sent++;
+      }
+      if (now - startNanos >= totalNanos) {
+        vertx.cancelTimer(timer);
+        sending = false;
+        long drainMs = BenchDurations.parse(drain).toMillis();
+        vertx.setTimer(drainMs, id -> finish());
+        finishIfDrained();
+      }
+    }
+
+    private void send(long intendedNanos) {
+      long sequence = nextSequence();
+      boolean recorded = intendedNanos - startNanos >= warmupNanos;
+      inFlight++;
+      client.request(target.pay(traffic.key(sequence)))
+          .compose(request -> request.send(traffic.body(sequence)))
+          .compose(response -> response.body().map(body -> response))
+          .onComplete(outcome -> {
+            inFlight--;
+            if (recorded) {
+              if (outcome.succeeded()) {
+                HttpClientResponse response = outcome.result();
+                recorder.response(response.statusCode(), System.nanoTime() - intendedNanos);
+                if ("true".equals(response.getHeader("Idempotent-Replayed"))) {
+                  replayed++;
+                }
+              } else {
+                recorder.failure(outcome.cause());
+              }
+            }
+            finishIfDrained();
+          });
+    }
+
+    private long nextSequence() {
+      ThreadLocalRandom random = ThreadLocalRandom.current();
+      switch (mode) {
+        case "replay":
+          return random.nextLong(keys);
+        case "mixed":
+          if (fresh > 0 && random.nextInt(100) < duplicatePercent) {
+            duplicates++;
+            // A client retrying soon after its first attempt: one of the last hundred keys.
+            return fresh - 1 - random.nextLong(Math.min(fresh, 100));
+          }
+          return fresh++;
+        default:
+          return fresh++;
+      }
+    }
+
+    private void finishIfDrained() {
+      if (!sending && inFlight == 0) {
+        finish();
+      }
+    }
+
+    private void finish() {
+      if (done.future().isComplete()) {
+        return;
+      }
+      recorder.failure("unfinished_at_drain_deadline", inFlight);
+      double seconds = Duration.ofNanos(totalNanos - warmupNanos).toNanos() / 1e9;
+      JsonObject line = Results.line(scenario, "loadgen-open", targetName, "open", target.protocolLabel())
+          .put("connections", target.connections).put("rate", rate)
+          .mergeIn(recorder.figures(seconds, expectedStatuses()))
+          .put("replayed", replayed).put("duplicates_sent", duplicates)
+          .put("expected_statuses", expectedStatuses().stream().sorted().map(String::valueOf).toList())
+          .put("generator_lag_p99_ms", LatencyRecorder.millis(sendLag.getValueAtPercentile(99)))
+          .put("note", (target.h2c() ? target.connections + " connections x " + target.streams + " streams; " : "")
+              + "latency from the intended send time (open loop)");
+      client.close();
+      done.complete(line);
+    }
+  }
+}

@@ -1,0 +1,199 @@
+package dev.idemgate.bench;
+
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import java.io.IOException;
+import java.io.Reader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+import java.util.Properties;
+import java.util.TreeMap;
+import java.util.concurrent.Callable;
+import java.util.function.Predicate;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * The one table of a bench run, with the ratios the issue asks for, as Markdown and as JSON. A
+ * ratio whose inputs are missing (scenario skipped or failed) says n/a rather than guessing.
+ */
+@Command(name = "report", mixinStandardHelpOptions = true,
+    description = "Render the results of a run as one table plus ratios (Markdown and JSON).")
+final class ReportCommand implements Callable<Integer> {
+  @Option(names = "--results", required = true, description = "JSON Lines written by the other commands.")
+  Path results;
+
+  @Option(names = "--meta", description = "key=value facts about the run (machine, settings, gateway memory).")
+  Path meta;
+
+  @Option(names = "--markdown", description = "Where to write the Markdown report.")
+  Path markdown;
+
+  @Option(names = "--json", description = "Where to write the JSON report.")
+  Path json;
+
+  @Override
+  public Integer call() throws IOException {
+    List<JsonObject> lines = new ArrayList<>();
+    for (String row : Files.readAllLines(results, StandardCharsets.UTF_8)) {
+      if (!row.isBlank()) {
+        lines.add(new JsonObject(row));
+      }
+    }
+    TreeMap<String, String> facts = new TreeMap<>();
+    if (meta != null && Files.exists(meta)) {
+      Properties p = new Properties();
+      try (Reader r = Files.newBufferedReader(meta, StandardCharsets.UTF_8)) {
+        p.load(r);
+      }
+      p.forEach((k, v) -> facts.put(k.toString(), v.toString()));
+    }
+    List<Ratio> ratios = ratios(lines, facts);
+    String md = markdown(lines, ratios, facts);
+    System.out.println(md);
+    if (markdown != null) {
+      Files.writeString(markdown, md, StandardCharsets.UTF_8);
+    }
+    if (json != null) {
+      JsonArray ratioJson = new JsonArray();
+      ratios.forEach(r -> ratioJson.add(r.toJson()));
+      JsonObject report = new JsonObject().put("run", new JsonObject(new TreeMap<String, Object>(facts)))
+          .put("results", new JsonArray(new ArrayList<Object>(lines))).put("ratios", ratioJson);
+      Files.writeString(json, report.encodePrettily() + "\n", StandardCharsets.UTF_8);
+    }
+    return 0;
+  }
+
+  record Ratio(String name, Double value, String target, String inputs) {
+    JsonObject toJson() {
+      return new JsonObject().put("name", name).put("value", value).put("target", target).put("inputs", inputs);
+    }
+
+    String verdict() {
+      if (value == null || target.isEmpty()) {
+        return "";
+      }
+      double bound = Double.parseDouble(target.replaceAll("[^0-9.]", ""));
+      boolean met = target.startsWith(">=") ? value >= bound : value <= bound;
+      return met ? "met" : "NOT met";
+    }
+  }
+
+  static List<Ratio> ratios(List<JsonObject> lines, TreeMap<String, String> facts) {
+    List<Ratio> out = new ArrayList<>();
+    Optional<JsonObject> freshWrk = find(lines, l -> is(l, "fresh", "wrk"));
+    Optional<JsonObject> naive = find(lines, l -> is(l, "pg-naive", "pgbench"));
+    Optional<JsonObject> gatewaySql = find(lines, l -> is(l, "pg-gateway-sql", "pgbench"));
+    Optional<JsonObject> replayWrk = find(lines, l -> is(l, "replay", "wrk"));
+    Optional<JsonObject> bareWrk = find(lines, l -> is(l, "bare", "wrk"));
+    Optional<JsonObject> storm = find(lines, l -> is(l, "storm", "loadgen-storm"));
+    Optional<JsonObject> freshOpen = find(lines, l -> is(l, "fresh", "loadgen-open"));
+    Optional<JsonObject> metricsOff = find(lines, l -> is(l, "fresh-metrics-off", "wrk"));
+    out.add(divide("fresh /pay (wrk) ÷ pgbench naive SQL, throughput", freshWrk, naive, "throughput", ">= 2.0"));
+    out.add(divide("replays (wrk) ÷ bare Vert.x (wrk), throughput", replayWrk, bareWrk, "throughput", ">= 0.6"));
+    out.add(new Ratio("storm 409 p99 ÷ fresh p99 (open loop)",
+        storm.isPresent() && freshOpen.isPresent() && storm.get().getValue("conflict_p99_ms") != null
+            && freshOpen.get().getValue("p99_ms") != null
+            ? round2(storm.get().getDouble("conflict_p99_ms") / freshOpen.get().getDouble("p99_ms")) : null,
+        "", "storm conflict_p99_ms / fresh loadgen-open p99_ms"));
+    out.add(divide("fresh /pay (wrk) ÷ pgbench of the gateway's own SQL, throughput", freshWrk, gatewaySql, "throughput", ""));
+    out.add(metricsOff.isPresent()
+        ? divide("fresh /pay metrics off ÷ metrics on (wrk), throughput", metricsOff, freshWrk, "throughput", "")
+        : new Ratio("fresh /pay metrics off ÷ metrics on (wrk), throughput", null, "",
+            facts.getOrDefault("metrics_off", "n/a: not run")));
+    return out;
+  }
+
+  private static Ratio divide(String name, Optional<JsonObject> a, Optional<JsonObject> b, String field, String target) {
+    if (a.isEmpty() || b.isEmpty() || a.get().getValue(field) == null || b.get().getDouble(field, 0.0) == 0.0) {
+      return new Ratio(name, null, target, "n/a: a scenario is missing");
+    }
+    return new Ratio(name, round2(a.get().getDouble(field) / b.get().getDouble(field)), target,
+        a.get().getValue(field) + " / " + b.get().getValue(field));
+  }
+
+  private static boolean is(JsonObject line, String scenario, String tool) {
+    return scenario.equals(line.getString("scenario")) && tool.equals(line.getString("tool"));
+  }
+
+  private static Optional<JsonObject> find(List<JsonObject> lines, Predicate<JsonObject> which) {
+    return lines.stream().filter(which).findFirst();
+  }
+
+  private static Double round2(double v) {
+    return Math.round(v * 100.0) / 100.0;
+  }
+
+  static String markdown(List<JsonObject> lines, List<Ratio> ratios, TreeMap<String, String> facts) {
+    StringBuilder md = new StringBuilder();
+    md.append("# Idemgate bench ").append(facts.getOrDefault("timestamp", "")).append("\n\n");
+    if (!facts.isEmpty()) {
+      facts.forEach((k, v) -> md.append("- ").append(k).append(": ").append(v).append('\n'));
+      md.append('\n');
+    }
+    md.append("| scenario | tool | target | loop | protocol | conc. | rate/s | throughput/s | p50 ms | p99 ms | p99.9 ms | errors | detail |\n");
+    md.append("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    for (JsonObject l : lines) {
+      md.append("| ").append(l.getString("scenario"))
+          .append(" | ").append(l.getString("tool"))
+          .append(" | ").append(l.getString("target"))
+          .append(" | ").append(l.getString("loop"))
+          .append(" | ").append(l.getString("protocol"))
+          .append(" | ").append(cell(l.getValue("connections")))
+          .append(" | ").append(cell(l.getValue("rate")))
+          .append(" | ").append(cell(l.getValue("throughput")))
+          .append(" | ").append(cell(l.getValue("p50_ms")))
+          .append(" | ").append(cell(l.getValue("p99_ms")))
+          .append(" | ").append(cell(l.getValue("p999_ms")))
+          .append(" | ").append(cell(l.getValue("errors")))
+          .append(" | ").append(detail(l)).append(" |\n");
+    }
+    md.append("\n| ratio | value | target | verdict | inputs |\n|---|---:|---|---|---|\n");
+    for (Ratio r : ratios) {
+      md.append("| ").append(r.name()).append(" | ").append(r.value() == null ? "n/a" : String.format(Locale.ROOT, "%.2f", r.value()))
+          .append(" | ").append(r.target()).append(" | ").append(r.verdict()).append(" | ").append(r.inputs()).append(" |\n");
+    }
+    return md.toString();
+  }
+
+  private static String cell(Object value) {
+    return value == null ? "" : String.valueOf(value);
+  }
+
+  private static String detail(JsonObject l) {
+    List<String> parts = new ArrayList<>();
+    JsonObject statuses = l.getJsonObject("statuses");
+    if (statuses != null && !statuses.isEmpty()) {
+      parts.add("statuses " + statuses.encode());
+    }
+    JsonObject failures = l.getJsonObject("failures");
+    if (failures != null && !failures.isEmpty()) {
+      parts.add("failures " + failures.encode());
+    }
+    if (l.containsKey("rounds")) {
+      parts.add(String.format(Locale.ROOT, "rounds %d, one charge in %d; 201 created %d, 201 replayed %d, 409 %d; 409 p99 %s ms",
+          l.getInteger("rounds"), l.getInteger("rounds_with_one_charge"), l.getLong("created_201"),
+          l.getLong("replayed_201"), l.getLong("conflict_409"), l.getValue("conflict_p99_ms")));
+    }
+    if (l.getLong("replayed", 0L) > 0) {
+      parts.add("replayed " + l.getLong("replayed"));
+    }
+    if (l.getValue("generator_lag_p99_ms") != null) {
+      double lag = l.getDouble("generator_lag_p99_ms");
+      parts.add(lag > 10 ? "GENERATOR FELL BEHIND (send lag p99 " + lag + " ms): latencies overstated"
+          : "send lag p99 " + lag + " ms");
+    }
+    if (l.getLong("duplicates_sent", 0L) > 0) {
+      parts.add("duplicates sent " + l.getLong("duplicates_sent"));
+    }
+    if (l.containsKey("note")) {
+      parts.add(l.getString("note"));
+    }
+    return String.join("; ", parts).replace("|", "/");
+  }
+}

@@ -1,0 +1,103 @@
+package dev.idemgate.bench;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import io.vertx.core.json.JsonObject;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.TreeMap;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ToolOutputTest {
+  @TempDir Path dir;
+
+  @Test
+  @DisplayName("wrk figures come from the WRK_JSON line of bench/wrk/pay.lua")
+  void wrkLine() {
+    JsonObject f = RecordCommand.wrk("Running 3s test @ http://127.0.0.1/pay\nWRK_JSON {\"throughput\":1234.5,\"p99_ms\":9.5}\n");
+    assertEquals(1234.5, f.getDouble("throughput"));
+    assertThrows(IllegalArgumentException.class, () -> RecordCommand.wrk("Requests/sec: 10\n"));
+  }
+
+  @Test
+  @DisplayName("pgbench: tps and failures from its summary, percentiles from the per-transaction log")
+  void pgbench() throws Exception {
+    Path out = dir.resolve("pg.txt");
+    Files.writeString(out, "duration: 3 s\nnumber of failed transactions: 2 (0.1%)\n"
+        + "tps = 1500.25 (without initial connection time)\n");
+    Files.writeString(dir.resolve("pgbench-x.123"), "0 0 1000 0 1700000000 1\n0 1 3000 0 1700000000 2\n");
+    Files.writeString(dir.resolve("pgbench-x.123.1"), "1 0 2000 0 1700000000 1\n");
+    RecordCommand record = new RecordCommand();
+    record.log = dir.resolve("pgbench-x").toString();
+    JsonObject f = record.pgbench(Files.readString(out));
+    assertEquals(1500.3, f.getDouble("throughput"));
+    assertEquals(2L, f.getLong("errors"));
+    assertEquals(2.0, f.getDouble("p50_ms"), 0.01);
+    assertEquals(3.0, f.getDouble("max_ms"), 0.01);
+  }
+
+  @Test
+  @DisplayName("redis-benchmark --csv gives throughput and p50/p99, no p99.9")
+  void redisCsv() {
+    JsonObject f = RecordCommand.redisBenchmark("\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\"p50_latency_ms\","
+        + "\"p95_latency_ms\",\"p99_latency_ms\",\"max_latency_ms\"\n"
+        + "\"SET k val NX GET PX 30000\",\"23255.81\",\"0.109\",\"0.024\",\"0.079\",\"0.119\",\"1.087\",\"5.799\"\n");
+    assertEquals(23255.8, f.getDouble("throughput"));
+    assertEquals(1.087, f.getDouble("p99_ms"));
+    assertNull(f.getValue("p999_ms"));
+  }
+
+  @Test
+  @DisplayName("h2load: rate from its summary, statuses and percentiles from --log-file")
+  void h2load() throws Exception {
+    Path log = dir.resolve("h2.log");
+    Files.writeString(log, "1700000000000000\t201\t1500\n1700000000000100\t201\t2500\n1700000000000200\t503\t900\n");
+    RecordCommand record = new RecordCommand();
+    record.log = log.toString();
+    JsonObject f = record.h2load("finished in 3.00s, 2755.33 req/s, 2.1MB/s\n"
+        + "requests: 3 total, 3 started, 3 done, 2 succeeded, 1 failed, 0 errored, 0 timeout\n");
+    assertEquals(2755.3, f.getDouble("throughput"));
+    assertEquals(1L, f.getLong("errors"), "h2load counts the 503 among its failed requests");
+    assertEquals(2L, f.getJsonObject("statuses").getLong("201"));
+  }
+
+  @Test
+  @DisplayName("a key's body is the same on every send, so a replay is never taken for key reuse")
+  void deterministicBodies() {
+    PaymentTraffic traffic = new PaymentTraffic("p", 5);
+    for (long n = 0; n < 200; n++) {
+      assertEquals(traffic.body(n), traffic.body(n));
+    }
+    long declines = java.util.stream.LongStream.range(0, 10_000).filter(traffic::declines).count();
+    assertEquals(500, declines, 100);
+  }
+
+  @Test
+  @DisplayName("durations read as the runner writes them")
+  void durations() {
+    assertEquals(Duration.ofSeconds(10), BenchDurations.parse("10s"));
+    assertEquals(Duration.ofSeconds(7), BenchDurations.parse("7"));
+    assertEquals(Duration.ofMillis(500), BenchDurations.parse("500ms"));
+    assertEquals(Duration.ofMinutes(2), BenchDurations.parse("2m"));
+    assertThrows(IllegalArgumentException.class, () -> BenchDurations.parse("ten"));
+  }
+
+  @Test
+  @DisplayName("ratios: computed when both sides ran, n/a when one is missing")
+  void ratios() {
+    List<JsonObject> lines = List.of(
+        new JsonObject().put("scenario", "fresh").put("tool", "wrk").put("throughput", 3000.0),
+        new JsonObject().put("scenario", "pg-naive").put("tool", "pgbench").put("throughput", 1500.0),
+        new JsonObject().put("scenario", "replay").put("tool", "wrk").put("throughput", 20000.0));
+    List<ReportCommand.Ratio> ratios = ReportCommand.ratios(lines, new TreeMap<>());
+    assertEquals(2.0, ratios.get(0).value());
+    assertEquals("met", ratios.get(0).verdict());
+    assertNull(ratios.get(1).value(), "no bare run: no ratio");
+  }
+}

@@ -1,0 +1,427 @@
+#!/usr/bin/env bash
+# The Idemgate benchmark kit (issue 4), one command:
+#
+#   bench/run.sh [--duration 10s] [--rate 300] [--connections 32] [--build] ...   (--help for all)
+#
+# Builds what is missing, installs missing Debian tools (wrk, h2load), starts the gateway
+# (-Xmx256m, its own database idemgate_bench, its own ports), runs every scenario and baseline,
+# and prints one table, also written to bench/results/<timestamp>.md and .json. Raw tool outputs
+# stay in bench/results/<timestamp>-raw/. Every step is bounded in time; the gateway and the bare
+# endpoint are stopped on exit whatever happens. Postgres and Redis must already be running: the
+# bench never starts, stops or flushes them, and writes only to its own database and keys.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+DURATION=10s
+WARMUP=10s
+RATE=auto
+RATE_FRACTION=30
+CONNECTIONS=32
+STORM_CONCURRENCY=1000
+STORM_ROUNDS=3
+REPLAY_KEYS=1000
+LATENCY_MS=50
+HTTP_PORT=18080
+MANAGEMENT_PORT=19090
+BARE_PORT=18099
+PG_HOST=127.0.0.1
+PG_PORT=5432
+PG_USER=postgres
+PG_DB=idemgate_bench
+REDIS_HOST=127.0.0.1
+REDIS_PORT=6379
+BUILD=0
+INSTALL=1
+
+usage() {
+  cat <<EOF
+usage: bench/run.sh [options]
+  --duration D           measured time of each scenario (10s, 1m; default $DURATION)
+  --warmup D             unmeasured warm-up after each gateway start (the JIT needs it: on a busy
+                         2-core machine fresh /pay went 67 -> 117 -> 411/s over three 4 s runs),
+                         and before each open-loop run (default $WARMUP)
+  --rate N|auto          open-loop rate, requests/s; auto = --rate-percent of the closed-loop
+                         throughput wrk just measured for the same scenario (default $RATE)
+  --rate-percent P       for --rate auto (default $RATE_FRACTION)
+  --connections N        HTTP connections of wrk / the load generator, and pgbench clients (default $CONNECTIONS)
+  --storm-concurrency N  requests per storm round, all on one key (default $STORM_CONCURRENCY)
+  --storm-rounds N       storm rounds, one key each (default $STORM_ROUNDS)
+  --replay-keys N        completed keys the replay scenarios cycle through (default $REPLAY_KEYS)
+  --latency-ms N         simulator latency of the provider-latency scenario (default $LATENCY_MS)
+  --http-port P / --management-port P / --bare-port P   (defaults $HTTP_PORT / $MANAGEMENT_PORT / $BARE_PORT)
+  --pg-db NAME           database the bench gateway and pgbench use; created if missing (default $PG_DB)
+  --pg-port P / --redis-port P   where PostgreSQL and Redis listen on 127.0.0.1 (defaults $PG_PORT / $REDIS_PORT)
+  --build                rebuild the gateway jar and the load generator even if present
+  --no-install           never apt-get install missing tools; fail instead
+EOF
+}
+
+seconds_of() { # 10s | 2m | 500ms | 10 -> whole seconds, at least 1
+  local d="$1"
+  case "$d" in
+    *ms) echo $(( (${d%ms} + 999) / 1000 )) ;;
+    *s) echo "${d%s}" ;;
+    *m) echo $(( ${d%m} * 60 )) ;;
+    *) echo "$d" ;;
+  esac
+}
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --duration) DURATION="$2"; shift 2 ;;
+    --warmup) WARMUP="$2"; shift 2 ;;
+    --rate) RATE="$2"; shift 2 ;;
+    --rate-percent) RATE_FRACTION="$2"; shift 2 ;;
+    --connections) CONNECTIONS="$2"; shift 2 ;;
+    --storm-concurrency) STORM_CONCURRENCY="$2"; shift 2 ;;
+    --storm-rounds) STORM_ROUNDS="$2"; shift 2 ;;
+    --replay-keys) REPLAY_KEYS="$2"; shift 2 ;;
+    --latency-ms) LATENCY_MS="$2"; shift 2 ;;
+    --http-port) HTTP_PORT="$2"; shift 2 ;;
+    --management-port) MANAGEMENT_PORT="$2"; shift 2 ;;
+    --bare-port) BARE_PORT="$2"; shift 2 ;;
+    --pg-db) PG_DB="$2"; shift 2 ;;
+    --pg-port) PG_PORT="$2"; shift 2 ;;
+    --redis-port) REDIS_PORT="$2"; shift 2 ;;
+    --build) BUILD=1; shift ;;
+    --no-install) INSTALL=0; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "bench: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+DURATION_S="$(seconds_of "$DURATION")"
+WARMUP_S="$(seconds_of "$WARMUP")"
+[[ "$DURATION_S" =~ ^[0-9]+$ && "$DURATION_S" -ge 1 ]] || { echo "bench: bad --duration $DURATION" >&2; exit 2; }
+[[ "$WARMUP_S" =~ ^[0-9]+$ ]] || { echo "bench: bad --warmup $WARMUP" >&2; exit 2; }
+[[ "$RATE" == auto || "$RATE" =~ ^[0-9]+$ ]] || { echo "bench: bad --rate $RATE (a number or auto)" >&2; exit 2; }
+
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+RESULTS_DIR="$ROOT/bench/results"
+RAW="$RESULTS_DIR/$STAMP-raw"
+RESULTS="$RAW/results.jsonl"
+META="$RAW/meta.properties"
+GATEWAY_JAR="$ROOT/target/idemgate.jar"
+LOADGEN_JAR="$ROOT/bench/loadgen/target/loadgen.jar"
+WRK_SCRIPT="$ROOT/bench/wrk/pay.lua"
+API_KEY=sk_test_demo
+ADMIN_TOKEN="bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+GATEWAY_PID=""
+BARE_PID=""
+
+say() { printf '\n== %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+fact() { printf '%s=%s\n' "$1" "$2" >> "$META"; }
+
+stop_pid() { # pid: SIGTERM, then SIGKILL after 15 s
+  local pid="$1"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 30); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.5
+  done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  stop_pid "$GATEWAY_PID"
+  stop_pid "$BARE_PID"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------------------------------------
+# Preflight: dependencies up, tools present, jars built.
+
+say "preflight"
+command -v java >/dev/null || die "java is not installed (Java 17 is needed)"
+command -v psql >/dev/null || die "psql is not installed (apt-get install postgresql-client)"
+command -v redis-cli >/dev/null || { [[ $INSTALL == 1 ]] && apt-get install -y -q redis-tools >/dev/null; } || die "redis-cli missing"
+psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -Atqc 'SELECT 1' >/dev/null 2>&1 \
+  || die "PostgreSQL is not reachable at $PG_HOST:$PG_PORT as $PG_USER: start it first (the bench never starts or stops it)"
+[[ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]] \
+  || die "Redis is not reachable at $REDIS_HOST:$REDIS_PORT: start it first (the bench never starts or stops it)"
+
+need_tool() { # command debian-package
+  command -v "$1" >/dev/null && return 0
+  [[ $INSTALL == 1 ]] || die "$1 is missing: apt-get install -y $2 (or drop --no-install)"
+  echo "installing $2 for $1" >&2
+  { apt-get install -y -q "$2" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "$2" >/dev/null 2>&1; }; } \
+    || die "could not apt-get install $2 (needed for $1)"
+}
+need_tool wrk wrk
+need_tool h2load nghttp2-client
+need_tool redis-benchmark redis-tools
+command -v pgbench >/dev/null || die "pgbench is missing: it ships with the PostgreSQL server package (apt-get install postgresql-15)"
+command -v jcmd >/dev/null || echo "bench: jcmd not found (a JRE, not a JDK?); heap figures will be n/a" >&2
+
+if [[ $BUILD == 1 || ! -f "$GATEWAY_JAR" ]]; then
+  say "building the gateway (mvn package -DskipTests)"
+  mvn -B -q -f "$ROOT/pom.xml" package -DskipTests || die "the gateway build failed"
+fi
+if [[ $BUILD == 1 || ! -f "$LOADGEN_JAR" ]]; then
+  say "building the load generator (bench/loadgen)"
+  mvn -B -q -f "$ROOT/bench/loadgen/pom.xml" package -DskipTests || die "the load generator build failed"
+fi
+
+mkdir -p "$RAW"
+: > "$RESULTS"
+: > "$META"
+fact timestamp "$STAMP"
+fact commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+fact cpus "$(nproc)"
+fact load_average_at_start "$(cut -d' ' -f1-3 /proc/loadavg)"
+fact settings "duration $DURATION, warm-up $WARMUP, open-loop rate $([[ $RATE == auto ]] && echo "auto ($RATE_FRACTION% of closed-loop)" || echo "$RATE/s"), connections $CONNECTIONS, storm $STORM_CONCURRENCY x $STORM_ROUNDS, gateway -Xmx256m"
+fact postgres "$(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -Atqc "SELECT current_setting('server_version') || ', synchronous_commit=' || current_setting('synchronous_commit') || ', fsync=' || current_setting('fsync')")"
+fact redis "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" info server | tr -d '\r' | awk -F: '/^redis_version/ {print $2}')"
+
+# The generator shares the cores with what it measures. A small fixed heap and the serial collector
+# keep its threads few, and C1 only (TieredStopAtLevel=1) gets it to full speed within the warm-up
+# with little compiler CPU: against the bare endpoint at 1,500/s on the busy 2-core machine, p99
+# went from 73-1,163 ms with C2 to 8-19 ms with C1 only.
+LOADGEN_JAVA=(java -Xms256m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -jar "$LOADGEN_JAR")
+loadgen() { "${LOADGEN_JAVA[@]}" "$@"; }
+# A tool output that cannot be read costs that one row of the table, not the whole run.
+record() { loadgen record --results "$RESULTS" "$@" >/dev/null || echo "bench: could not read a tool's output ($*)" >&2; }
+psql_bench() { PGOPTIONS='-c client_min_messages=warning' psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$PG_DB" -v ON_ERROR_STOP=1 -q "$@"; }
+
+# The bench's own database: the gateway migrates its schema there at start-up, so nothing the
+# bench writes lands in a database anyone else uses.
+if [[ "$(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -Atqc "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" != 1 ]]; then
+  psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -qc "CREATE DATABASE $PG_DB" || die "cannot create database $PG_DB"
+fi
+# Same starting point for every run: empty gateway tables in the bench database (only there).
+psql_bench -c "DO \$\$ DECLARE t record; BEGIN
+  FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'idemgate' AND tablename NOT LIKE 'flyway%' LOOP
+    EXECUTE format('TRUNCATE idemgate.%I CASCADE', t.tablename); END LOOP; END \$\$;"
+
+# ---------------------------------------------------------------------------------------------
+# The gateway and the bare endpoint.
+
+start_gateway() { # label [VAR=value ...]: starts the jar with the bench's settings plus the extras
+  local label="$1"; shift
+  say "starting the gateway ($label)"
+  env IDEMGATE_HTTP_PORT="$HTTP_PORT" IDEMGATE_MANAGEMENT_PORT="$MANAGEMENT_PORT" \
+    IDEMGATE_PG_URL="postgresql://$PG_USER@$PG_HOST:$PG_PORT/$PG_DB" \
+    IDEMGATE_REDIS_URL="redis://$REDIS_HOST:$REDIS_PORT" \
+    IDEMGATE_API_KEYS="demo=$API_KEY" IDEMGATE_ADMIN_TOKEN="$ADMIN_TOKEN" \
+    IDEMGATE_KEY_TTL=15m "$@" \
+    java -Xmx256m -jar "$GATEWAY_JAR" > "$RAW/gateway-$label.log" 2>&1 &
+  GATEWAY_PID=$!
+  for _ in $(seq 1 120); do
+    if curl -fsS -o /dev/null "http://127.0.0.1:$MANAGEMENT_PORT/health/ready" 2>/dev/null; then
+      return 0
+    fi
+    kill -0 "$GATEWAY_PID" 2>/dev/null || { tail -5 "$RAW/gateway-$label.log" >&2; die "the gateway ($label) exited at start-up, see $RAW/gateway-$label.log"; }
+    sleep 0.5
+  done
+  die "the gateway ($label) was not ready within 60 s, see $RAW/gateway-$label.log"
+}
+
+stop_gateway() {
+  stop_pid "$GATEWAY_PID"
+  GATEWAY_PID=""
+}
+
+# Heap and RSS of the running gateway, at the end of its scenarios.
+gateway_memory() { # label: memory and log warnings of the running gateway
+  local label="$1" rss hwm heap="n/a"
+  rss="$(awk '/^VmRSS/ {print $2 " " $3}' "/proc/$GATEWAY_PID/status" 2>/dev/null || echo n/a)"
+  hwm="$(awk '/^VmHWM/ {print $2 " " $3}' "/proc/$GATEWAY_PID/status" 2>/dev/null || echo n/a)"
+  if command -v jcmd >/dev/null; then
+    jcmd "$GATEWAY_PID" GC.heap_info > "$RAW/heap-$label.txt" 2>&1 || true
+    heap="$(grep -m1 -E 'total [0-9]+K, used [0-9]+K' "$RAW/heap-$label.txt" | sed -E 's/.*(total [0-9]+K, used [0-9]+K).*/\1/' || true)"
+  fi
+  fact "gateway_memory_$label" "RSS $rss (peak $hwm); heap ${heap:-n/a} (-Xmx256m)"
+  # Warnings by logger say when a figure was bought by degrading (e.g. the Redis gate timing out).
+  fact "gateway_warnings_$label" "$(awk '$2 == "WARN" { n[$4]++ } END { for (l in n) { printf "%s%s: %d", sep, l, n[l]; sep = ", " } }' \
+    "$RAW/gateway-$label.log")"
+}
+
+url() { echo "http://127.0.0.1:$HTTP_PORT/pay"; }
+
+warm_up() { # send fresh payments for the warm-up time so the JIT has seen the path
+  [[ "$WARMUP_S" -ge 1 ]] || return 0
+  timeout $((WARMUP_S + 30)) wrk -t2 -c"$CONNECTIONS" -d"${WARMUP_S}s" --timeout 10s -s "$WRK_SCRIPT" "$1" \
+    -- fresh "warm-$STAMP-$RANDOM" > /dev/null 2>&1 || true
+}
+
+LAST_WRK_THROUGHPUT=0
+run_wrk() { # scenario target url mode prefix
+  local scenario="$1" target="$2" url="$3" mode="$4" prefix="$5" out="$RAW/$1-wrk.txt"
+  say "$scenario: wrk, closed loop, $CONNECTIONS connections, $DURATION"
+  LAST_WRK_THROUGHPUT=0
+  timeout $((DURATION_S + 60)) wrk -t2 -c"$CONNECTIONS" -d"${DURATION_S}s" --timeout 10s -s "$WRK_SCRIPT" "$url" \
+    -- "$mode" "$prefix" "$REPLAY_KEYS" "$API_KEY" > "$out" 2>&1 || { echo "bench: wrk failed for $scenario (see $out)" >&2; return 0; }
+  record --tool wrk --input "$out" --scenario "$scenario" --target-name "$target" --connections "$CONNECTIONS" \
+    --note "latency from actual send (closed loop)" || { echo "bench: could not read wrk output of $scenario" >&2; return 0; }
+  LAST_WRK_THROUGHPUT="$(grep -o '"throughput":[0-9]*' "$out" | head -1 | cut -d: -f2 || true)"
+}
+
+open_rate() { # the fixed --rate, or a share of what the closed loop just sustained
+  if [[ "$RATE" != auto ]]; then
+    echo "$RATE"
+  else
+    local r=$(( ${LAST_WRK_THROUGHPUT:-0} * RATE_FRACTION / 100 ))
+    echo $(( r < 10 ? 10 : r ))
+  fi
+}
+
+run_open() { # scenario target base-url mode [more loadgen options]
+  local scenario="$1" target="$2" base="$3" mode="$4" rate; shift 4
+  rate="$(open_rate)"
+  say "$scenario: load generator, open loop at $rate/s, $DURATION"
+  timeout $((DURATION_S + WARMUP_S + 90)) "${LOADGEN_JAVA[@]}" open --url "$base" --mode "$mode" \
+    --rate "$rate" --duration "${DURATION_S}s" --warmup "${WARMUP_S}s" --connections "$CONNECTIONS" \
+    --scenario "$scenario" --target-name "$target" --results "$RESULTS" "$@" > "$RAW/$scenario-open.txt" 2>&1 \
+    || echo "bench: open-loop run of $scenario failed (see $RAW/$scenario-open.txt)" >&2
+}
+
+BASE="http://127.0.0.1:$HTTP_PORT"
+
+# ---------------------------------------------------------------------------------------------
+# Gateway scenarios, metrics on, no provider latency.
+
+start_gateway main
+warm_up "$(url)"
+
+run_wrk fresh gateway "$(url)" fresh "fresh-$STAMP"
+FRESH_WRK_THROUGHPUT="$LAST_WRK_THROUGHPUT"
+run_open fresh gateway "$BASE" fresh --key-prefix "fresh-open-$STAMP"
+
+say "replay: priming $REPLAY_KEYS completed keys"
+REPLAY_PREFIX="replay-$STAMP"
+timeout 300 "${LOADGEN_JAVA[@]}" prime --url "$BASE" --keys "$REPLAY_KEYS" --key-prefix "$REPLAY_PREFIX" \
+  --connections "$CONNECTIONS" > "$RAW/replay-prime.txt" 2>&1 || die "priming the replay keys failed (see $RAW/replay-prime.txt)"
+run_wrk replay gateway "$(url)" replay "$REPLAY_PREFIX"
+REPLAY_WRK_THROUGHPUT="$LAST_WRK_THROUGHPUT"
+run_open replay gateway "$BASE" replay --key-prefix "$REPLAY_PREFIX" --keys "$REPLAY_KEYS"
+
+say "storm: $STORM_CONCURRENCY concurrent requests on one key, $STORM_ROUNDS rounds"
+STORM_OK=1
+timeout 600 "${LOADGEN_JAVA[@]}" storm --url "$BASE" --admin-url "http://127.0.0.1:$MANAGEMENT_PORT" \
+  --admin-token "$ADMIN_TOKEN" --concurrency "$STORM_CONCURRENCY" --rounds "$STORM_ROUNDS" \
+  --key-prefix "storm-$STAMP" --results "$RESULTS" > "$RAW/storm.txt" 2>&1 || STORM_OK=0
+fact storm_exactly_one_charge_per_round "$([[ $STORM_OK == 1 ]] && echo yes || echo "NO: see $RAW/storm.txt")"
+
+run_wrk mixed gateway "$(url)" mixed "mixed-$STAMP"
+run_open mixed gateway "$BASE" mixed --key-prefix "mixed-open-$STAMP" --duplicate-percent 1 --decline-percent 5
+
+# h2c fresh keys: no closed-loop tool can send a new key per request over h2c, so the auto rate
+# follows the HTTP/1.1 fresh run.
+# Like an HTTP/2 client or sidecar: up to 4 connections, each filled to 100 streams before the
+# next opens, so at moderate rates one connection (one gateway event loop) carries everything.
+H2_CLIENTS=$(( CONNECTIONS < 4 ? CONNECTIONS : 4 ))
+H2_STREAMS=$(( (CONNECTIONS + H2_CLIENTS - 1) / H2_CLIENTS ))
+LAST_WRK_THROUGHPUT="$FRESH_WRK_THROUGHPUT"
+run_open fresh-h2c gateway "$BASE" fresh --protocol h2c --streams 100 --connections "$H2_CLIENTS" \
+  --key-prefix "h2c-open-$STAMP"
+
+say "replay-h2c: h2load, closed loop, one completed key over h2c, $DURATION"
+H2_BODY="$RAW/h2load-body.json"
+printf '{"amount":1999,"currency":"EUR","source":"tok_visa","merchant_reference":"%s-0"}' "$REPLAY_PREFIX" > "$H2_BODY"
+if timeout $((DURATION_S + 60)) h2load -c "$H2_CLIENTS" -m "$H2_STREAMS" -t 1 -D "$DURATION_S" \
+    -H "Authorization: Bearer $API_KEY" -H "Idempotency-Key: $REPLAY_PREFIX-0" -H "Content-Type: application/json" \
+    -d "$H2_BODY" --log-file "$RAW/h2load.log" "$BASE/pay" > "$RAW/replay-h2c-h2load.txt" 2>&1; then
+  record --tool h2load --input "$RAW/replay-h2c-h2load.txt" --log "$RAW/h2load.log" --scenario replay-h2c \
+    --protocol h2c --connections $((H2_CLIENTS * H2_STREAMS)) \
+    --note "$H2_CLIENTS connections x $H2_STREAMS streams; h2load cannot vary a header per request, so one replayed key"
+else
+  echo "bench: h2load failed (see $RAW/replay-h2c-h2load.txt)" >&2
+fi
+
+gateway_memory main
+stop_gateway
+
+# ---------------------------------------------------------------------------------------------
+# Metrics off: only when the gateway has the setting (it ships conf/idemgate.yaml in its jar).
+
+if { unzip -p "$GATEWAY_JAR" idemgate.yaml 2>/dev/null || cat "$ROOT/conf/idemgate.yaml"; } | grep -q '^metrics_enabled:'; then
+  start_gateway metrics-off IDEMGATE_METRICS_ENABLED=false
+  warm_up "$(url)"
+  run_wrk fresh-metrics-off gateway "$(url)" fresh "fresh-nometrics-$STAMP"
+  gateway_memory metrics-off
+  stop_gateway
+  fact metrics_off "run (IDEMGATE_METRICS_ENABLED=false)"
+else
+  fact metrics_off "n/a: the gateway has no metrics_enabled setting yet (IDEMGATE_METRICS_ENABLED), so metrics were on throughout"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Provider latency: the in-process simulator answers every charge after LATENCY_MS.
+
+start_gateway latency IDEMGATE_SIMULATOR_LATENCY_MS="$LATENCY_MS"
+warm_up "$(url)"
+run_wrk "fresh-latency${LATENCY_MS}ms" gateway "$(url)" fresh "latency-$STAMP"
+run_open "fresh-latency${LATENCY_MS}ms" gateway "$BASE" fresh --key-prefix "latency-open-$STAMP"
+gateway_memory latency
+stop_gateway
+
+# ---------------------------------------------------------------------------------------------
+# Baselines, same machine, same invocation.
+
+say "bare Vert.x endpoint on port $BARE_PORT"
+# Same JVM flags as the gateway: the baseline must differ from it only by what it does.
+java -Xmx256m -jar "$LOADGEN_JAR" bare --port "$BARE_PORT" > "$RAW/bare.log" 2>&1 &
+BARE_PID=$!
+for _ in $(seq 1 60); do
+  curl -fsS -o /dev/null -X POST -d '{}' "http://127.0.0.1:$BARE_PORT/pay" 2>/dev/null && break
+  kill -0 "$BARE_PID" 2>/dev/null || die "the bare endpoint exited, see $RAW/bare.log"
+  sleep 0.5
+done
+warm_up "http://127.0.0.1:$BARE_PORT/pay"
+run_wrk bare bare "http://127.0.0.1:$BARE_PORT/pay" fresh "bare-$STAMP"
+# Open loop at the replay scenario's rate, not at a share of the bare endpoint's own capacity:
+# the two latencies are then comparable, and the rate stays within what the generator can send.
+LAST_WRK_THROUGHPUT="$REPLAY_WRK_THROUGHPUT"
+run_open bare bare "http://127.0.0.1:$BARE_PORT" fresh --key-prefix "bare-open-$STAMP"
+stop_pid "$BARE_PID"
+BARE_PID=""
+
+say "pgbench: the gateway's own SQL (CLAIM + COMPLETE, extracted from IdempotencyStore.java), $CONNECTIONS clients"
+BENCH_TABLES=1
+psql_bench -f "$ROOT/bench/pgbench/schema.sql" > /dev/null || { BENCH_TABLES=0; fact pgbench "n/a: could not create the bench tables (bench/pgbench/schema.sql)"; }
+run_pgbench() { # scenario script note
+  local scenario="$1" script="$2" note="$3" out="$RAW/$1-pgbench.txt"
+  ( cd "$RAW" && timeout $((DURATION_S + 60)) pgbench -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -n -M prepared \
+      -c "$CONNECTIONS" -j 2 -T "$DURATION_S" -f "$script" -l --log-prefix "pgbench-$scenario" \
+      -D response_body="$(cat "$ROOT/bench/pgbench/response-body.json")" "$PG_DB" ) > "$out" 2>&1 \
+    || { echo "bench: pgbench failed for $scenario (see $out)" >&2; return 0; }
+  record --tool pgbench --input "$out" --log "$RAW/pgbench-$scenario" --scenario "$scenario" --target-name postgres \
+    --protocol sql --connections "$CONNECTIONS" --note "$note"
+}
+# If the statements changed shape, say so and go on: the other baselines still stand.
+if [[ $BENCH_TABLES == 0 ]]; then
+  :
+elif "$ROOT/bench/pgbench/gateway-sql.sh" > "$RAW/gateway-sql.pgbench" 2> "$RAW/gateway-sql.err"; then
+  run_pgbench pg-gateway-sql "$RAW/gateway-sql.pgbench" "CLAIM + COMPLETE per payment, one commit each"
+else
+  cat "$RAW/gateway-sql.err" >&2
+  fact pg_gateway_sql "n/a: $(head -1 "$RAW/gateway-sql.err")"
+fi
+say "pgbench: naive per-payment SQL (INSERT claim + UPDATE completion), $CONNECTIONS clients"
+[[ $BENCH_TABLES == 0 ]] || run_pgbench pg-naive "$ROOT/bench/pgbench/naive.pgbench" "INSERT + UPDATE per payment, one commit each"
+psql_bench -c "TRUNCATE idemgate_bench.naive_keys" > /dev/null 2>&1 || true
+
+say "redis-benchmark: the gate's SET NX GET PX, random keys, $CONNECTIONS clients"
+GATE_VALUE="P|5d41402abc4b2a76b9719d911017c592ae2d3b7c1e4f5a6b7c8d9e0f1a2b3c4d|$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+REDIS_REQUESTS=$(( DURATION_S * 20000 ))
+if timeout $((DURATION_S * 10 + 60)) redis-benchmark -h "$REDIS_HOST" -p "$REDIS_PORT" -c "$CONNECTIONS" -n "$REDIS_REQUESTS" \
+    -r 1000000000 --csv SET "idemgate-bench:{demo:__rand_int__}" "$GATE_VALUE" NX GET PX 30000 > "$RAW/redis-benchmark.csv" 2>&1; then
+  record --tool redis-benchmark --input "$RAW/redis-benchmark.csv" --scenario redis-gate --target-name redis \
+    --protocol resp --connections "$CONNECTIONS" --note "$REDIS_REQUESTS requests; keys expire after 30 s; no p99.9 from redis-benchmark"
+else
+  echo "bench: redis-benchmark failed (see $RAW/redis-benchmark.csv)" >&2
+fi
+
+# ---------------------------------------------------------------------------------------------
+
+fact load_average_at_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+say "report"
+loadgen report --results "$RESULTS" --meta "$META" \
+  --markdown "$RESULTS_DIR/$STAMP.md" --json "$RESULTS_DIR/$STAMP.json"
+echo "written: bench/results/$STAMP.md, bench/results/$STAMP.json (raw outputs in bench/results/$STAMP-raw/)" >&2
+[[ $STORM_OK == 1 ]] || die "the retry storm did not end with exactly one charge per key: see $RAW/storm.txt"
