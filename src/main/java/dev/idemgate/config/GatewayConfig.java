@@ -1,6 +1,8 @@
 package dev.idemgate.config;
 
+import dev.idemgate.anomaly.DuplicatePayloadPolicy;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.stream.Collectors;
@@ -31,7 +33,11 @@ public record GatewayConfig(
     long simulatorSlowMs,
     Optional<String> tlsCert,
     Optional<String> tlsKey,
-    int apiInstances) {
+    int apiInstances,
+    // Anomalies (DESIGN §7)
+    DuplicatePayloadPolicy duplicatePayloadPolicy,
+    Duration duplicateWindow,
+    List<String> duplicateFields) {
 
   public static final Duration MAX_KEY_TTL = Duration.ofDays(30);
 
@@ -61,7 +67,10 @@ public record GatewayConfig(
         + ", simulator_latency_ms=" + simulatorLatencyMs
         + ", simulator_slow_ms=" + simulatorSlowMs
         + ", tls=" + (tlsCert.isPresent() ? "on" : "off")
-        + ", api_instances=" + effectiveApiInstances() + "]";
+        + ", api_instances=" + effectiveApiInstances()
+        + ", duplicate_payload_policy=" + duplicatePayloadPolicy.setting()
+        + ", duplicate_window=" + duplicateWindow
+        + ", duplicate_fields=" + String.join(",", duplicateFields) + "]";
   }
 
   /** Hides the password part of a {@code scheme://user:password@host} URL. */
