@@ -1,5 +1,8 @@
 package dev.idemgate.http;
 
+import dev.idemgate.anomaly.AnomalyMonitor;
+import dev.idemgate.anomaly.TwinDetector;
+import dev.idemgate.anomaly.TwinVerdict;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.Fingerprint;
 import dev.idemgate.idempotency.IdempotencyKey;
@@ -46,7 +49,7 @@ public final class ApiVerticle extends VerticleBase {
   private static final String KEY_HEADER = "Idempotency-Key";
 
   /** Outcome tag of {@code idemgate.requests}: a closed set, never a key or an amount. */
-  enum Outcome { CREATED, DECLINED, PENDING, REPLAYED, IN_FLIGHT_CONFLICT, KEY_REUSED, PROVIDER_UNAVAILABLE, STORE_UNAVAILABLE, REJECTED }
+  enum Outcome { CREATED, DECLINED, PENDING, REPLAYED, IN_FLIGHT_CONFLICT, KEY_REUSED, PROVIDER_UNAVAILABLE, STORE_UNAVAILABLE, REJECTED, DUPLICATE_SUSPECTED }
 
   private final GatewayConfig config;
   private final MeterRegistry registry;
@@ -57,6 +60,7 @@ public final class ApiVerticle extends VerticleBase {
   private HttpServer server;
   private PaymentService payments;
   private IdempotencyStore store;
+  private TwinDetector twins;
 
   public ApiVerticle(GatewayConfig config, MeterRegistry registry) {
     this.config = config;
@@ -77,6 +81,7 @@ public final class ApiVerticle extends VerticleBase {
     store = new IdempotencyStore(pool, config.storeTimeout(), config.lease());
     RedisGate gate = new RedisGate(redis, config.redisTimeout(), config.lease());
     payments = new PaymentService(gate, store, new ProviderClient(vertx.eventBus(), config), config);
+    twins = AnomalyMonitor.of(vertx, config, registry).detector(redis);
     server = vertx.createHttpServer(serverOptions()).requestHandler(router());
     return server.listen(config.httpPort());
   }
@@ -184,7 +189,19 @@ public final class ApiVerticle extends VerticleBase {
     } else if (parsed instanceof ParsedPayment.Valid valid) {
       PaymentService.PayCommand cmd = new PaymentService.PayCommand(ctx.get("merchant"), ctx.get("key"),
           valid.request(), PaymentService.fingerprint(valid.body()));
-      payments.pay(cmd).onSuccess(outcome -> respond(ctx, outcome)).onFailure(ctx::fail);
+      // Anomalies (DESIGN §7): one Redis step after validation and before the claim, so a refused
+      // twin is never charged. The check itself never fails; only a Reject verdict stops the request.
+      twins.observe(cmd.merchantId(), cmd.key(), valid.request(), ctx.request().headers()).onSuccess(verdict -> {
+        if (verdict instanceof TwinVerdict.Reject twin) {
+          count(Outcome.DUPLICATE_SUSPECTED);
+          Problems.send(ctx, duplicateSuspected(twin.twin()));
+          return;
+        }
+        payments.pay(cmd).onSuccess(outcome -> {
+          twins.settle(verdict, outcome);
+          respond(ctx, outcome);
+        }).onFailure(ctx::fail);
+      });
     }
   }
 
@@ -213,6 +230,15 @@ public final class ApiVerticle extends VerticleBase {
       Problems.send(ctx, new ApiProblem(ErrorCode.STORE_UNAVAILABLE,
           "the payment store is unavailable; nothing was charged: retry after Retry-After seconds", null, down.retryAfterSeconds()));
     }
+  }
+
+  private static ApiProblem duplicateSuspected(TwinVerdict.Twin twin) {
+    String original = twin.originalPaymentId() == null ? "a payment still in flight" : "payment " + twin.originalPaymentId();
+    return new ApiProblem(ErrorCode.DUPLICATE_PAYMENT_SUSPECTED, "the same payment was made under another "
+        + "idempotency key within the duplicate window (" + original + "); retry with that key, or send "
+        + TwinDetector.REPEAT_HEADER + ": intended if charging again is meant")
+        .with("original_payment_id", twin.originalPaymentId())
+        .with("original_created_at", java.time.Instant.ofEpochMilli(twin.originalAtMillis()).toString());
   }
 
   private void sendStored(RoutingContext ctx, StoredResponse stored, boolean replay) {

@@ -1,5 +1,7 @@
 package dev.idemgate.http;
 
+import dev.idemgate.anomaly.AnomalyMonitor;
+import dev.idemgate.anomaly.AnomalyRoutes;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.ProviderKeys;
 import dev.idemgate.provider.ProviderClient;
@@ -53,6 +55,7 @@ public final class ManagementVerticle extends VerticleBase {
     router.get("/metrics").handler(ctx -> ctx.response()
         .putHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8").end(registry.scrape()));
     router.route("/admin/*").handler(this::requireAdmin);
+    AnomalyRoutes.mount(router, AnomalyMonitor.of(vertx, config, registry));
     router.get("/admin/simulator/charges").handler(this::simulatorCharges);
     router.route().failureHandler(Problems::handleFailure);
     router.errorHandler(404, Problems::handleFailure);
