@@ -28,6 +28,7 @@ public final class ClientIds {
     if (raw == null) {
       return "";
     }
+    raw = raw.strip();
     StringBuilder out = new StringBuilder(Math.min(raw.length(), MAX_LENGTH));
     for (int i = 0; i < raw.length() && out.length() < MAX_LENGTH; i++) {
       char c = raw.charAt(i);
@@ -35,6 +36,6 @@ public final class ClientIds {
           || c == '.' || c == '_' || c == '-' || c == ':' || c == '/' || c == '+' || c == '@';
       out.append(safe ? c : (c == ' ' ? '_' : '?'));
     }
-    return out.toString().strip();
+    return out.toString();
   }
 }
