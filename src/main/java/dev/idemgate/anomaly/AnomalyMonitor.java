@@ -10,6 +10,7 @@ import io.vertx.core.json.JsonObject;
 import io.vertx.core.shareddata.LocalMap;
 import io.vertx.core.shareddata.Shareable;
 import io.vertx.redis.client.Redis;
+import io.vertx.sqlclient.Pool;
 import java.time.Instant;
 import java.util.ArrayDeque;
 import java.util.Deque;
@@ -45,6 +46,7 @@ public final class AnomalyMonitor implements Shareable {
   private final Counter flaggedTwins;
   private final Counter rejectedTwins;
   private final Counter intendedTwins;
+  private final Counter allowedTwins;
   private final Counter clientFlags;
 
   AnomalyMonitor(GatewayConfig config, MeterRegistry registry, TwinRateJudge.Settings settings) {
@@ -58,6 +60,7 @@ public final class AnomalyMonitor implements Shareable {
     flaggedTwins = twins(registry, policy, "flagged");
     rejectedTwins = twins(registry, policy, "rejected");
     intendedTwins = twins(registry, policy, "intended");
+    allowedTwins = twins(registry, policy, "allowed");
     clientFlags = Counter.builder("idemgate.anomaly.client.flags")
         .description("Times a client was flagged for an abnormal twin rate").register(registry);
     Gauge.builder("idemgate.anomaly.flagged.clients", judge, TwinRateJudge::flaggedCount)
@@ -70,10 +73,9 @@ public final class AnomalyMonitor implements Shareable {
     return shared.computeIfAbsent("monitor", k -> new AnomalyMonitor(config, registry, TwinRateJudge.Settings.defaults()));
   }
 
-  /** A detector for one API verticle, on that verticle's own Redis client. */
-  public TwinDetector detector(Redis redis) {
-    return new TwinDetector(this, redis, config.duplicatePayloadPolicy(), config.duplicateFields(),
-        config.duplicateWindow(), config.redisTimeout());
+  /** A detector for one API verticle, on that verticle's own Redis client and PostgreSQL pool. */
+  public TwinDetector detector(Redis redis, Pool pool) {
+    return new TwinDetector(this, redis, pool);
   }
 
   public GatewayConfig config() {
@@ -97,11 +99,31 @@ public final class AnomalyMonitor implements Shareable {
     judged(judge.record(merchant, client, false, now));
   }
 
-  void recordTwin(String merchant, String client, String keyHash, TwinVerdict.Twin twin, TwinVerdict verdict,
-      boolean intended, long now) {
+  void recordTwin(String merchant, String client, String keyHash, TwinVerdict verdict, long now) {
     twinChecks.increment();
-    String outcome = intended ? "intended" : verdict instanceof TwinVerdict.Reject ? "rejected" : "flagged";
-    (intended ? intendedTwins : verdict instanceof TwinVerdict.Reject ? rejectedTwins : flaggedTwins).increment();
+    TwinVerdict.Twin twin;
+    String outcome;
+    boolean intended = false;
+    if (verdict instanceof TwinVerdict.Reject reject) {
+      twin = reject.twin();
+      outcome = "rejected";
+      rejectedTwins.increment();
+    } else if (verdict instanceof TwinVerdict.Allowed allowed) {
+      twin = allowed.twin();
+      intended = allowed.intended();
+      if (intended) {
+        outcome = "intended";
+        intendedTwins.increment();
+      } else if (config.duplicatePayloadPolicy() == DuplicatePayloadPolicy.REJECT) {
+        outcome = "allowed"; // the original charged nothing
+        allowedTwins.increment();
+      } else {
+        outcome = "flagged";
+        flaggedTwins.increment();
+      }
+    } else {
+      return;
+    }
     synchronized (recent) {
       if (recent.size() == RECENT_TWINS) {
         recent.removeLast();
@@ -168,6 +190,7 @@ public final class AnomalyMonitor implements Shareable {
               .put("client", pair.client())
               .put("key_hash", pair.keyHash())
               .put("original_key_hash", pair.originalKeyHash())
+              .put("payment_id", null)
               .put("original_payment_id", pair.originalPaymentId())
               .put("original_at", Instant.ofEpochMilli(pair.originalAtMillis()).toString())
               .put("twin_at", Instant.ofEpochMilli(pair.twinAtMillis()).toString())

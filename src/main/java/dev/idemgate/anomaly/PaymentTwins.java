@@ -30,12 +30,12 @@ public final class PaymentTwins {
   }
 
   /**
-   * The name a key goes by in Redis, logs and the admin view: the first 128 bits of the provider key
-   * of its first generation, hex(SHA-256(merchant ":" key)), so an operator can find the charge in
-   * the provider's log by prefix, while the key itself is never stored.
+   * The name a key goes by in Redis and the admin view: the provider key of its first generation,
+   * hex(SHA-256(merchant ":" key)). The key itself is never stored, and the hash finds the payment in
+   * the ledger ({@code payments.provider_key}) and the charge in the provider's log.
    */
   public static String keyHash(String merchantId, IdempotencyKey key) {
-    return ProviderKeys.of(merchantId, key.value()).substring(0, HASH_CHARS);
+    return ProviderKeys.of(merchantId, key.value());
   }
 
   private static Object value(String field, PaymentRequest r) {

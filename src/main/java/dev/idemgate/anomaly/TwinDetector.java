@@ -1,8 +1,6 @@
 package dev.idemgate.anomaly;
 
 import dev.idemgate.idempotency.IdempotencyKey;
-import dev.idemgate.idempotency.StoredResponse;
-import dev.idemgate.payment.PayOutcome;
 import dev.idemgate.payment.PaymentRequest;
 import io.vertx.core.Future;
 import io.vertx.core.MultiMap;
@@ -10,29 +8,31 @@ import io.vertx.redis.client.Command;
 import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.Request;
 import io.vertx.redis.client.Response;
+import io.vertx.sqlclient.Pool;
+import io.vertx.sqlclient.Row;
+import io.vertx.sqlclient.Tuple;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.time.Duration;
 import java.util.HexFormat;
-import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The twin check on the hot path (docs/anomalies.md): one Redis script call per {@code POST /pay},
- * after validation and before the idempotency claim. One instance per API verticle, on that verticle's
- * Redis client, feeding the process-wide {@link AnomalyMonitor}.
+ * The twin check on the hot path (docs/anomalies.md), after validation and before the idempotency
+ * claim. One instance per API verticle, on that verticle's Redis client and PostgreSQL pool, feeding
+ * the process-wide {@link AnomalyMonitor}.
  *
- * <p>Redis holds, per merchant and payment fingerprint, a hash that lives for the duplicate window:
- * {@code o} = the original's key hash and arrival time, {@code p} = its payment id once known, and
- * one field per key hash seen since with its mark ({@code o} original, {@code a} allowed twin,
- * {@code i} declared repeat, {@code r} refused twin). Remembering the keys is what keeps a retry with
- * the same key from ever counting as a twin, and keeps a refused twin refused on its retries.
+ * <p>A fresh payment costs one plain Redis command: {@code SET twin-key "keyHash|time" NX GET PX window}
+ * on the merchant's payment fingerprint. Nothing there: this is the original. The same key there: a
+ * retry, never a twin. Another key: a twin, and only then a second step runs, a small script on a
+ * sibling hash that remembers the twin keys with their verdicts, so that a twin's own retries are not
+ * counted again and a refused twin stays refused. Under policy reject a twin is refused only when the
+ * ledger says the original was (or may have been) charged, looked up once by its provider key.
  *
- * <p>The check never fails a payment: an error or a missed deadline is {@link TwinVerdict.Unobserved}.
+ * <p>The check never fails a payment: a Redis error or a missed deadline is {@link TwinVerdict.Unobserved}.
  */
 public final class TwinDetector {
   private static final Logger log = LoggerFactory.getLogger(TwinDetector.class);
@@ -40,62 +40,59 @@ public final class TwinDetector {
   public static final String REPEAT_HEADER = "Idempotency-Repeat";
   /** The check is advisory: it may delay a payment by this much at most, however slow Redis is. */
   static final long MAX_CHECK_MS = 250;
-  /** Key hashes remembered per fingerprint; past this a twin's retries count again (bounded memory). */
+  /** Twin keys remembered per fingerprint; past this a twin's retries count again (bounded memory). */
   static final int MAX_KEYS_PER_FINGERPRINT = 64;
 
-  static final String OBSERVE_SCRIPT = String.join("\n",
-      "local origin = redis.call('HMGET', KEYS[1], 'o', 'p')",
-      "if not origin[1] then",
-      "  redis.call('HSET', KEYS[1], 'o', ARGV[1] .. '|' .. ARGV[2], ARGV[1], 'o')",
-      "  redis.call('PEXPIRE', KEYS[1], ARGV[3])",
-      "  return {'first'}",
-      "end",
+  /** KEYS[1] the twin keys of one fingerprint; ARGV: key hash, mark (a allowed, i intended, r refused), window ms, max. */
+  static final String TWIN_SCRIPT = String.join("\n",
       "local mine = redis.call('HGET', KEYS[1], ARGV[1])",
       "if mine then",
-      "  if mine == 'r' and ARGV[4] ~= 'r' then",
-      "    redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])",
-      "    mine = ARGV[4]",
+      "  if mine == 'r' and ARGV[2] ~= 'r' then",
+      "    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])",
+      "    mine = ARGV[2]",
       "  end",
-      "  return {'seen', mine, origin[1], origin[2] or ''}",
+      "  return {'seen', mine}",
       "end",
-      "if redis.call('HLEN', KEYS[1]) < tonumber(ARGV[5]) then",
-      "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])",
+      "local n = redis.call('HLEN', KEYS[1])",
+      "if n < tonumber(ARGV[4]) then",
+      "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])",
+      "  if n == 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end",
       "end",
-      "return {'twin', ARGV[4], origin[1], origin[2] or ''}");
-
-  /** Records the original's payment id, or forgets the record when the original charged nothing. */
-  static final String SETTLE_SCRIPT = String.join("\n",
-      "local origin = redis.call('HGET', KEYS[1], 'o')",
-      "if not origin or string.sub(origin, 1, string.len(ARGV[1]) + 1) ~= ARGV[1] .. '|' then return 0 end",
-      "if ARGV[2] == '' then return redis.call('DEL', KEYS[1]) end",
-      "redis.call('HSET', KEYS[1], 'p', ARGV[2])",
-      "return 1");
-
-  private static final String OBSERVE_SHA = sha1(OBSERVE_SCRIPT);
-  private static final String SETTLE_SHA = sha1(SETTLE_SCRIPT);
+      "return {'twin', ARGV[2]}");
+  private static final String TWIN_SHA = sha1(TWIN_SCRIPT);
+  private static final String ORIGINAL_IN_LEDGER =
+      "SELECT id, status FROM idemgate.payments WHERE provider_key = $1 AND merchant_id = $2";
   private static final TwinVerdict UNOBSERVED = new TwinVerdict.Unobserved();
   private static final TwinVerdict SAME_KEY = new TwinVerdict.SameKey();
 
   private final AnomalyMonitor monitor;
   private final Redis redis;
+  private final Pool pool;
   private final DuplicatePayloadPolicy policy;
-  private final List<String> fields;
   private final long windowMs;
   private final long timeoutMs;
+  private final long storeTimeoutMs;
+  private final long leaseMs;
 
-  TwinDetector(AnomalyMonitor monitor, Redis redis, DuplicatePayloadPolicy policy, List<String> fields,
-      Duration window, Duration redisTimeout) {
+  TwinDetector(AnomalyMonitor monitor, Redis redis, Pool pool) {
     this.monitor = monitor;
     this.redis = redis;
-    this.policy = policy;
-    this.fields = fields;
-    this.windowMs = window.toMillis();
-    this.timeoutMs = Math.min(redisTimeout.toMillis(), MAX_CHECK_MS);
+    this.pool = pool;
+    this.policy = monitor.config().duplicatePayloadPolicy();
+    this.windowMs = monitor.config().duplicateWindow().toMillis();
+    this.timeoutMs = Math.min(monitor.config().redisTimeout().toMillis(), MAX_CHECK_MS);
+    this.storeTimeoutMs = monitor.config().storeTimeout().toMillis();
+    this.leaseMs = monitor.config().lease().toMillis();
   }
 
   /** The Redis key of one payment fingerprint; merchant and fingerprint are the Cluster hash tag. */
   static String redisKey(String merchantId, String fingerprint) {
     return "idemgate:twin:{" + merchantId + ":" + fingerprint + "}";
+  }
+
+  /** The sibling hash of twin keys, on the same Cluster slot. */
+  static String twinKeysKey(String merchantId, String fingerprint) {
+    return redisKey(merchantId, fingerprint) + ":keys";
   }
 
   /**
@@ -106,15 +103,25 @@ public final class TwinDetector {
     if (policy == DuplicatePayloadPolicy.OFF) {
       return Future.succeededFuture(UNOBSERVED);
     }
-    String fingerprint = PaymentTwins.fingerprint(fields, request);
+    String fingerprint = PaymentTwins.fingerprint(monitor.config().duplicateFields(), request);
     String keyHash = PaymentTwins.keyHash(merchantId, key);
-    String client = ClientIds.attribute(headers);
-    boolean intended = "intended".equals(lower(headers.get(REPEAT_HEADER)));
-    String mark = policy == DuplicatePayloadPolicy.REJECT && !intended ? "r" : intended ? "i" : "a";
     long now = System.currentTimeMillis();
-    return script(OBSERVE_SHA, OBSERVE_SCRIPT, redisKey(merchantId, fingerprint),
-        keyHash, String.valueOf(now), String.valueOf(windowMs), mark, String.valueOf(MAX_KEYS_PER_FINGERPRINT))
-        .map(reply -> interpret(reply, merchantId, fingerprint, keyHash, client, now))
+    Request claim = Request.cmd(Command.SET).arg(redisKey(merchantId, fingerprint)).arg(keyHash + "|" + now)
+        .arg("NX").arg("GET").arg("PX").arg(windowMs);
+    return send(claim)
+        .compose(previous -> {
+          String client = ClientIds.attribute(headers);
+          if (previous == null) {
+            monitor.recordFirst(merchantId, client, now);
+            return Future.succeededFuture(new TwinVerdict.First(keyHash));
+          }
+          TwinVerdict.Twin original = parse(previous.toString());
+          if (original.originalKeyHash().equals(keyHash)) {
+            monitor.recordSameKey();
+            return Future.succeededFuture(SAME_KEY);
+          }
+          return twin(merchantId, fingerprint, keyHash, original, client, intended(headers), now);
+        })
         .otherwise(failure -> {
           log.debug("twin check skipped: {}", failure.toString());
           monitor.unobserved();
@@ -122,75 +129,93 @@ public final class TwinDetector {
         });
   }
 
-  private TwinVerdict interpret(Response reply, String merchantId, String fingerprint, String keyHash, String client,
-      long now) {
-    String status = reply.get(0).toString();
-    if (status.equals("first")) {
-      monitor.recordFirst(merchantId, client, now);
-      return new TwinVerdict.First(merchantId, fingerprint, keyHash);
-    }
-    String mark = reply.get(1).toString();
-    TwinVerdict.Twin twin = twin(reply.get(2).toString(), reply.get(3).toString());
-    if (status.equals("seen")) {
-      // A key seen before: its earlier verdict stands and is not counted again.
-      monitor.recordSameKey();
-      return mark.equals("r") ? new TwinVerdict.Reject(twin) : SAME_KEY;
-    }
-    TwinVerdict verdict = mark.equals("r") ? new TwinVerdict.Reject(twin) : new TwinVerdict.Allowed(twin);
-    monitor.recordTwin(merchantId, client, keyHash, twin, verdict, mark.equals("i"), now);
-    return verdict;
+  private Future<TwinVerdict> twin(String merchantId, String fingerprint, String keyHash, TwinVerdict.Twin original,
+      String client, boolean intended, long now) {
+    String mark = intended ? "i" : policy == DuplicatePayloadPolicy.REJECT ? "r" : "a";
+    return script(twinKeysKey(merchantId, fingerprint), keyHash, mark, String.valueOf(windowMs),
+        String.valueOf(MAX_KEYS_PER_FINGERPRINT))
+        .compose(reply -> {
+          boolean firstTime = reply.get(0).toString().equals("twin");
+          String verdictMark = reply.get(1).toString();
+          if (!firstTime && !verdictMark.equals("r")) {
+            monitor.recordSameKey(); // the retry of a twin that went through: its verdict stands
+            return Future.succeededFuture(SAME_KEY);
+          }
+          Future<TwinVerdict> verdict = verdictMark.equals("r")
+              ? confirmRefusal(merchantId, original, now)
+              : Future.succeededFuture(new TwinVerdict.Allowed(original, verdictMark.equals("i")));
+          return verdict.onSuccess(v -> {
+            if (firstTime) {
+              monitor.recordTwin(merchantId, client, keyHash, v, now);
+            } else {
+              monitor.recordSameKey();
+            }
+          });
+        });
   }
 
   /**
-   * After the payment of a {@link TwinVerdict.First}: an original that was (or may have been) charged
-   * keeps its record and names its payment, so a refused twin can point at it; one that charged
-   * nothing (declined, provider unavailable, store down, key conflicts) lets its record go, because
-   * repeating a payment that did not happen is no double charge. Fire and forget, bounded by the
-   * Redis deadline.
+   * A twin is refused only if its original was, or may have been, charged. The ledger answers by the
+   * original's provider key: succeeded or pending refuses (naming the payment); declined lets the new
+   * attempt through. No ledger row yet means the original is in flight when it is younger than a lease,
+   * and charged nothing when older (it was released). If the ledger cannot answer, the twin is refused:
+   * under this policy a refused repeat is the safe mistake, and the claim would fail anyway.
    */
-  public void settle(TwinVerdict verdict, PayOutcome outcome) {
-    if (!(verdict instanceof TwinVerdict.First first)) {
-      return;
-    }
-    StoredResponse response = null;
-    if (outcome instanceof PayOutcome.Fresh fresh) {
-      response = fresh.response();
-    } else if (outcome instanceof PayOutcome.Replayed replayed) {
-      response = replayed.response();
-    }
-    boolean maybeCharged = response != null && (response.status() == 201 || response.status() == 202);
-    if (outcome instanceof PayOutcome.InFlight) {
-      return; // the request holding the key settles it
-    }
-    script(SETTLE_SHA, SETTLE_SCRIPT, redisKey(first.merchantId(), first.fingerprint()), first.keyHash(),
-        maybeCharged ? response.paymentId() : "")
-        .onFailure(failure -> log.debug("twin record not settled: {}", failure.toString()));
+  private Future<TwinVerdict> confirmRefusal(String merchantId, TwinVerdict.Twin original, long now) {
+    return pool.preparedQuery(ORIGINAL_IN_LEDGER).execute(Tuple.of(original.originalKeyHash(), merchantId))
+        .timeout(storeTimeoutMs, TimeUnit.MILLISECONDS)
+        .map(rows -> {
+          Row row = rows.iterator().hasNext() ? rows.iterator().next() : null;
+          if (row == null) {
+            return now - original.originalAtMillis() < leaseMs
+                ? (TwinVerdict) new TwinVerdict.Reject(original)
+                : new TwinVerdict.Allowed(original, false);
+          }
+          TwinVerdict.Twin named = new TwinVerdict.Twin(original.originalKeyHash(), original.originalAtMillis(),
+              row.getString("id"));
+          return "declined".equals(row.getString("status"))
+              ? new TwinVerdict.Allowed(named, false)
+              : new TwinVerdict.Reject(named);
+        })
+        .otherwise(failure -> {
+          log.warn("ledger lookup for a suspected twin failed, refusing it: {}", failure.toString());
+          return new TwinVerdict.Reject(original);
+        });
   }
 
-  private static TwinVerdict.Twin twin(String origin, String paymentId) {
-    int bar = origin.indexOf('|');
-    long at = bar < 0 ? 0 : Long.parseLong(origin.substring(bar + 1));
-    return new TwinVerdict.Twin(bar < 0 ? origin : origin.substring(0, bar), at, paymentId.isEmpty() ? null : paymentId);
+  private static TwinVerdict.Twin parse(String stored) {
+    int bar = stored.indexOf('|');
+    if (bar < 0) {
+      return new TwinVerdict.Twin(stored, 0, null);
+    }
+    return new TwinVerdict.Twin(stored.substring(0, bar), Long.parseLong(stored.substring(bar + 1)), null);
+  }
+
+  private static boolean intended(MultiMap headers) {
+    String value = headers.get(REPEAT_HEADER);
+    return value != null && value.trim().toLowerCase(Locale.ROOT).equals("intended");
   }
 
   /** EVALSHA, loading the script with EVAL when this Redis has not seen it (restart, failover). */
-  private Future<Response> script(String sha, String source, String key, String... args) {
-    return send(Command.EVALSHA, sha, key, args).recover(failure -> {
+  private Future<Response> script(String key, String... args) {
+    return send(scriptRequest(Command.EVALSHA, TWIN_SHA, key, args)).recover(failure -> {
       String message = String.valueOf(failure.getMessage());
-      return message.startsWith("NOSCRIPT") ? send(Command.EVAL, source, key, args) : Future.failedFuture(failure);
+      return message.startsWith("NOSCRIPT")
+          ? send(scriptRequest(Command.EVAL, TWIN_SCRIPT, key, args))
+          : Future.failedFuture(failure);
     });
   }
 
-  private Future<Response> send(Command command, String script, String key, String... args) {
+  private static Request scriptRequest(Command command, String script, String key, String... args) {
     Request request = Request.cmd(command).arg(script).arg(1).arg(key);
     for (String arg : args) {
       request.arg(arg);
     }
-    return redis.send(request).timeout(timeoutMs, TimeUnit.MILLISECONDS);
+    return request;
   }
 
-  private static String lower(String s) {
-    return s == null ? "" : s.trim().toLowerCase(Locale.ROOT);
+  private Future<Response> send(Request request) {
+    return redis.send(request).timeout(timeoutMs, TimeUnit.MILLISECONDS);
   }
 
   private static String sha1(String text) {

@@ -81,7 +81,7 @@ public final class ApiVerticle extends VerticleBase {
     store = new IdempotencyStore(pool, config.storeTimeout(), config.lease());
     RedisGate gate = new RedisGate(redis, config.redisTimeout(), config.lease());
     payments = new PaymentService(gate, store, new ProviderClient(vertx.eventBus(), config), config);
-    twins = AnomalyMonitor.of(vertx, config, registry).detector(redis);
+    twins = AnomalyMonitor.of(vertx, config, registry).detector(redis, pool);
     server = vertx.createHttpServer(serverOptions()).requestHandler(router());
     return server.listen(config.httpPort());
   }
@@ -197,10 +197,7 @@ public final class ApiVerticle extends VerticleBase {
           Problems.send(ctx, duplicateSuspected(twin.twin()));
           return;
         }
-        payments.pay(cmd).onSuccess(outcome -> {
-          twins.settle(verdict, outcome);
-          respond(ctx, outcome);
-        }).onFailure(ctx::fail);
+        payments.pay(cmd).onSuccess(outcome -> respond(ctx, outcome)).onFailure(ctx::fail);
       });
     }
   }

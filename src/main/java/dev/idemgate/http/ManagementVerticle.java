@@ -55,7 +55,7 @@ public final class ManagementVerticle extends VerticleBase {
     router.get("/metrics").handler(ctx -> ctx.response()
         .putHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8").end(registry.scrape()));
     router.route("/admin/*").handler(this::requireAdmin);
-    AnomalyRoutes.mount(router, AnomalyMonitor.of(vertx, config, registry));
+    AnomalyRoutes.mount(router, AnomalyMonitor.of(vertx, config, registry), pool);
     router.get("/admin/simulator/charges").handler(this::simulatorCharges);
     router.route().failureHandler(Problems::handleFailure);
     router.errorHandler(404, Problems::handleFailure);

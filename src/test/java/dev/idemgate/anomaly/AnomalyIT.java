@@ -63,7 +63,7 @@ class AnomalyIT {
   @DisplayName("under policy flag a twin under a new key is charged, counted, and shown by key hash, never by key")
   void twinIsFlaggedAndShown() {
     String client = "shop-" + UUID.randomUUID();
-    JsonObject body = Http.payment(4200, "tok_visa");
+    JsonObject body = Orders.payment(4200, "tok_visa");
     String k1 = Http.newKey();
     String k2 = Http.newKey();
     Reply original = pay(k1, body, client);
@@ -80,6 +80,7 @@ class AnomalyIT {
     assertThat(pair.getString("key_hash")).isEqualTo(PaymentTwins.keyHash(TestGateway.MERCHANT_A, new IdempotencyKey(k2)));
     assertThat(pair.getString("original_key_hash")).isEqualTo(PaymentTwins.keyHash(TestGateway.MERCHANT_A, new IdempotencyKey(k1)));
     assertThat(pair.getString("original_payment_id")).isEqualTo(original.json().getString("id"));
+    assertThat(pair.getString("payment_id")).isEqualTo(twin.json().getString("id"));
     assertThat(pair.getString("outcome")).isEqualTo("flagged");
     // The replay of k1 was not a twin: one payment, one twin, whatever the retries.
     JsonObject standing = standing(raw.json(), client);
@@ -100,14 +101,14 @@ class AnomalyIT {
       String sloppy = "sloppy-" + UUID.randomUUID();
       // The merchant's norm: a client paying 1999 EUR again and again, each for another customer.
       for (int i = 0; i < 60; i++) {
-        assertThat(pay(Http.newKey(), Http.payment(1999, "tok_customer_" + i), healthy).status()).isEqualTo(201);
+        assertThat(pay(Http.newKey(), Orders.payment(1999, "tok_customer_" + i), healthy).status()).isEqualTo(201);
       }
       SplittableRandom random = new SplittableRandom(2024);
       JsonObject previous = null;
       int flaggedAt = -1;
       for (int i = 1; i <= 150 && flaggedAt < 0; i++) {
         boolean retryWithNewKey = previous != null && random.nextDouble() < 0.2;
-        JsonObject body = retryWithNewKey ? previous : Http.payment(1999, "tok_customer_" + random.nextInt(1_000_000));
+        JsonObject body = retryWithNewKey ? previous : Orders.payment(1999, "tok_customer_" + random.nextInt(1_000_000));
         assertThat(pay(Http.newKey(), body, sloppy).status()).isEqualTo(201);
         previous = body;
         JsonObject s = standing(anomalies("?merchant=" + TestGateway.MERCHANT_A + "&limit=200"), sloppy);

@@ -43,7 +43,7 @@ class DuplicateRejectIT {
   @Test
   @DisplayName("a twin under a new key gets 409 duplicate_payment_suspected naming the original, and is never charged")
   void twinIsRefused() {
-    JsonObject body = Http.payment(2500, "tok_visa");
+    JsonObject body = Orders.payment(2500, "tok_visa");
     String k1 = Http.newKey();
     String k2 = Http.newKey();
     Reply original = pay(k1, body, Map.of());
@@ -70,7 +70,7 @@ class DuplicateRejectIT {
   @Test
   @DisplayName("Idempotency-Repeat: intended lets a deliberate repeat through, also on a key refused before")
   void declaredRepeatIsCharged() {
-    JsonObject body = Http.payment(2600, "tok_visa");
+    JsonObject body = Orders.payment(2600, "tok_visa");
     String k1 = Http.newKey();
     String k2 = Http.newKey();
     String k3 = Http.newKey();
@@ -90,7 +90,7 @@ class DuplicateRejectIT {
   @Test
   @DisplayName("a declined payment may be tried again under a new key: only a possible charge anchors twins")
   void declinedOriginalDoesNotBlock() {
-    JsonObject body = Http.payment(2700, "tok_decline");
+    JsonObject body = Orders.payment(2700, "tok_decline");
     assertThat(pay(Http.newKey(), body, Map.of()).status()).isEqualTo(402);
     Http.await(http.vertx().timer(100)); // the original's record is let go after its answer, not before
     assertThat(pay(Http.newKey(), body, Map.of()).status()).isEqualTo(402);
@@ -100,7 +100,7 @@ class DuplicateRejectIT {
   @DisplayName("payments alike but for different customers are all charged under policy reject")
   void similarPaymentsAreCharged() {
     for (int i = 0; i < 10; i++) {
-      assertThat(pay(Http.newKey(), Http.payment(1000, "tok_customer_" + i).put("merchant_reference", "same-ref"),
+      assertThat(pay(Http.newKey(), Orders.payment(1000, "tok_customer_" + i).put("merchant_reference", "same-ref"),
           Map.of()).status()).isEqualTo(201);
     }
   }
