@@ -89,7 +89,8 @@ public final class ApiVerticle extends VerticleBase {
   @Override
   public Future<?> stop() {
     Future<Void> http = server == null ? Future.succeededFuture() : server.shutdown();
-    return http.eventually(() -> Future.join(pool.close(), redis.close()));
+    Future<Void> anomalies = twins == null ? Future.succeededFuture() : twins.close();
+    return http.eventually(() -> anomalies).eventually(() -> Future.join(pool.close(), redis.close()));
   }
 
   private HttpServerOptions serverOptions() {

@@ -31,18 +31,24 @@ class TwinCheckCostIT {
         Http http = new Http()) {
       run(http, off.apiPort(), 500);
       run(http, flag.apiPort(), 500);
-      long offNanos = 0;
-      long flagNanos = 0;
+      long[] offCost = new long[2];
+      long[] flagCost = new long[2];
       for (int round = 0; round < ROUNDS; round++) {
         // Alternate which goes first, so a drift in machine load does not favour one side.
         if (round % 2 == 0) {
-          offNanos += run(http, off.apiPort(), PER_ROUND);
-          flagNanos += run(http, flag.apiPort(), PER_ROUND);
+          measure(http, off.apiPort(), offCost);
+          measure(http, flag.apiPort(), flagCost);
         } else {
-          flagNanos += run(http, flag.apiPort(), PER_ROUND);
-          offNanos += run(http, off.apiPort(), PER_ROUND);
+          measure(http, flag.apiPort(), flagCost);
+          measure(http, off.apiPort(), offCost);
         }
       }
+      long offNanos = offCost[0];
+      long flagNanos = flagCost[0];
+      int total = ROUNDS * PER_ROUND;
+      // CPU of this JVM (gateways and client) per request: steadier than wall time on a shared machine.
+      System.out.printf("JVM CPU per request: off %.0f us, flag %.0f us, cost %.1f%%%n", offCost[1] / 1e3 / total,
+          flagCost[1] / 1e3 / total, 100.0 * (flagCost[1] - offCost[1]) / offCost[1]);
       double offRate = ROUNDS * PER_ROUND / (offNanos / 1e9);
       double flagRate = ROUNDS * PER_ROUND / (flagNanos / 1e9);
       double cost = 1 - flagRate / offRate;
@@ -50,6 +56,76 @@ class TwinCheckCostIT {
           CONCURRENCY, offRate, flagRate, 100 * cost);
       assertThat(cost).isLessThan(0.10);
     }
+  }
+
+  @Test
+  @DisplayName("one twin check costs a few percent of the CPU a fresh-key payment costs")
+  void checkAlone() {
+    try (TestGateway gateway = TestGateway.start(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "off"));
+        Http http = new Http()) {
+      io.vertx.core.Vertx vertx = gateway.gateway().vertx();
+      io.vertx.redis.client.Redis redis = io.vertx.redis.client.Redis.createClient(vertx,
+          new io.vertx.redis.client.RedisOptions().setConnectionString(TestGateway.redisUrl()).setMaxPoolSize(8)
+              .setMaxPoolWaiting(4_096));
+      io.vertx.sqlclient.Pool pool = dev.idemgate.storage.Postgres.pool(vertx, gateway.config(), 2);
+      AnomalyMonitor monitor = new AnomalyMonitor(TestGateway.config(Map.of()),
+          new io.micrometer.core.instrument.simple.SimpleMeterRegistry(), TwinRateJudge.Settings.defaults());
+      TwinDetector detector = monitor.detector(redis, pool);
+      io.vertx.core.MultiMap headers = io.vertx.core.MultiMap.caseInsensitiveMultiMap().add("X-Client-Id", "bench");
+      int checks = 20_000;
+      com.sun.management.OperatingSystemMXBean os =
+          (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+      for (int pass = 0; pass < 2; pass++) { // the first pass warms up the JIT
+        long cpu = os.getProcessCpuTime();
+        long wall = System.nanoTime();
+        AtomicInteger unobserved = new AtomicInteger();
+        Promise<Void> done = Promise.promise();
+        AtomicInteger started = new AtomicInteger();
+        AtomicInteger finished = new AtomicInteger();
+        String merchant = "bench_" + java.util.UUID.randomUUID().toString().substring(0, 8);
+        Runnable[] next = new Runnable[1];
+        next[0] = () -> {
+          int i = started.getAndIncrement();
+          if (i >= checks) {
+            return;
+          }
+          dev.idemgate.payment.PaymentRequest request = new dev.idemgate.payment.PaymentRequest(1999, "EUR",
+              "tok_cus_" + i, "order-" + i, null, null);
+          detector.observe(merchant, new dev.idemgate.idempotency.IdempotencyKey("k-" + i), request, headers)
+              .onSuccess(v -> {
+                if (v instanceof TwinVerdict.Unobserved) {
+                  unobserved.incrementAndGet();
+                }
+                if (finished.incrementAndGet() == checks) {
+                  done.complete();
+                } else {
+                  next[0].run();
+                }
+              });
+        };
+        vertx.runOnContext(v -> {
+          for (int i = 0; i < CONCURRENCY; i++) {
+            next[0].run();
+          }
+        });
+        Http.await(done.future());
+        double cpuMicros = (os.getProcessCpuTime() - cpu) / 1e3 / checks;
+        double wallMicros = (System.nanoTime() - wall) / 1e3 / checks;
+        System.out.printf("pass %d: one twin check costs %.1f us of JVM CPU (%.1f us wall at %d in flight), %d unobserved%n",
+            pass, cpuMicros, wallMicros, CONCURRENCY, unobserved.get());
+      }
+      Http.await(redis.close());
+      Http.await(pool.close());
+    }
+  }
+
+  /** Adds the wall time and this JVM's CPU time of one round to {@code cost}. */
+  private static void measure(Http http, int port, long[] cost) {
+    com.sun.management.OperatingSystemMXBean os =
+        (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+    long cpu = os.getProcessCpuTime();
+    cost[0] += run(http, port, PER_ROUND);
+    cost[1] += os.getProcessCpuTime() - cpu;
   }
 
   /** Sends {@code n} fresh-key payments with {@link #CONCURRENCY} in flight; returns the elapsed nanos. */

@@ -30,7 +30,7 @@ class TwinDetectorIT {
   @BeforeAll
   static void start() {
     vertx = Vertx.vertx();
-    redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(TestGateway.redisUrl()));
+    redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(TestGateway.redisUrl()).setMaxPoolSize(32));
     pool = Postgres.pool(vertx, TestGateway.config(Map.of()), 2);
     // Connect before the first check: its 250 ms budget is meant for commands, not for a cold connection.
     Http.await(redis.send(io.vertx.redis.client.Request.cmd(io.vertx.redis.client.Command.PING)));
