@@ -1,5 +1,6 @@
 package dev.idemgate;
 
+import dev.idemgate.anomaly.JudgeSyncVerticle;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.http.ApiVerticle;
 import dev.idemgate.http.ManagementVerticle;
@@ -62,7 +63,8 @@ public final class Idemgate implements AutoCloseable {
       await(vertx.deployVerticle(new ProviderVerticle(config))
           .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, registry),
               new DeploymentOptions().setInstances(config.effectiveApiInstances())))
-          .compose(id -> vertx.deployVerticle(new ManagementVerticle(config, registry, readiness))),
+          .compose(id -> vertx.deployVerticle(new ManagementVerticle(config, registry, readiness)))
+          .compose(id -> vertx.deployVerticle(new JudgeSyncVerticle(config, registry))),
           "the gateway could not start listening on ports " + config.httpPort() + "/" + config.managementPort());
       log.info("idemgate ready: api on port {}, management on port {}, {}", config.httpPort(), config.managementPort(), config);
       return new Idemgate(vertx, config, readiness);

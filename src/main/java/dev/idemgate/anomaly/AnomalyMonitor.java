@@ -14,7 +14,9 @@ import io.vertx.sqlclient.Pool;
 import java.time.Instant;
 import java.util.ArrayDeque;
 import java.util.Deque;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -24,8 +26,9 @@ import org.slf4j.LoggerFactory;
  * its local shared data, so the API verticles (which feed it) and the management verticle (which shows
  * it) share it without constructor wiring or static state.
  *
- * <p>The twin records themselves live in Redis and are shared by every instance; the judge's counts
- * are in memory and per instance (docs/anomalies.md says why, and what that costs).
+ * <p>The twin records themselves live in Redis and are shared by every instance; the judge is in
+ * memory, fed by this instance's API verticles and, through {@link JudgeSyncVerticle}, by the other
+ * instances' observations (docs/anomalies.md).
  */
 public final class AnomalyMonitor implements Shareable {
   private static final Logger log = LoggerFactory.getLogger(AnomalyMonitor.class);
@@ -39,6 +42,9 @@ public final class AnomalyMonitor implements Shareable {
   private final GatewayConfig config;
   private final TwinRateJudge judge;
   private final Deque<TwinPair> recent = new ArrayDeque<>();
+  /** Observations not yet shared with the other instances: merchant → client → {payments, twins}. */
+  private final Map<String, Map<String, long[]>> unshared = new HashMap<>();
+  private volatile boolean sharing;
   private final Counter first;
   private final Counter sameKey;
   private final Counter twinChecks;
@@ -96,6 +102,7 @@ public final class AnomalyMonitor implements Shareable {
 
   void recordFirst(String merchant, String client, long now) {
     first.increment();
+    share(merchant, client, false);
     judged(judge.record(merchant, client, false, now));
   }
 
@@ -133,7 +140,57 @@ public final class AnomalyMonitor implements Shareable {
     }
     if (!intended) {
       // A declared repeat is the client telling us it means it: not evidence against the client.
+      share(merchant, client, true);
       judged(judge.record(merchant, client, true, now));
+    }
+  }
+
+  /** From now on, observations are queued for {@link JudgeSyncVerticle}. */
+  void startSharing() {
+    sharing = true;
+  }
+
+  private void share(String merchant, String client, boolean twin) {
+    if (!sharing) {
+      return;
+    }
+    synchronized (unshared) {
+      Map<String, long[]> clients = unshared.computeIfAbsent(merchant, k -> new HashMap<>());
+      // Bounded like the judge: past the limit, a client's counts go to the shared overflow bucket.
+      String id = clients.containsKey(client) || clients.size() < judge.settings().maxClientsPerMerchant() - 1
+          ? client : TwinRateJudge.OVERFLOW_CLIENT;
+      long[] counts = clients.computeIfAbsent(id, k -> new long[2]);
+      counts[0]++;
+      if (twin) {
+        counts[1]++;
+      }
+    }
+  }
+
+  /** Takes the queued observations as {@code {merchant: {client: [payments, twins]}}}. */
+  JsonObject drainShared() {
+    JsonObject batch = new JsonObject();
+    synchronized (unshared) {
+      unshared.forEach((merchant, clients) -> {
+        JsonObject perClient = new JsonObject();
+        clients.forEach((client, counts) -> perClient.put(client, new JsonArray().add(counts[0]).add(counts[1])));
+        batch.put(merchant, perClient);
+      });
+      unshared.clear();
+    }
+    return batch;
+  }
+
+  /** Feeds another instance's observations to this judge: its twins spread evenly among its payments. */
+  void replay(String merchant, String client, long payments, long twins, long now) {
+    long spread = twins == 0 ? Long.MAX_VALUE : Math.max(1, payments / twins);
+    long twinsLeft = twins;
+    for (long i = 1; i <= payments; i++) {
+      boolean twin = twinsLeft > 0 && (i % spread == 0 || payments - i < twinsLeft);
+      if (twin) {
+        twinsLeft--;
+      }
+      judged(judge.record(merchant, client, twin, now));
     }
   }
 
@@ -202,7 +259,7 @@ public final class AnomalyMonitor implements Shareable {
         .put("policy", config.duplicatePayloadPolicy().setting())
         .put("duplicate_window_seconds", config.duplicateWindow().toSeconds())
         .put("duplicate_fields", new JsonArray(config.duplicateFields()))
-        .put("scope", "instance")
+        .put("scope", sharing ? "shared" : "instance")
         .put("flagged_clients", flagged)
         .put("clients", clients)
         .put("recent_twins", twins);
