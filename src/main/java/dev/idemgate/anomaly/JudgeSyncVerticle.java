@@ -60,10 +60,16 @@ public final class JudgeSyncVerticle extends VerticleBase {
     }
     monitor.startSharing();
     redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(config.redisUrl()).setMaxPoolSize(1));
-    // Only what is appended from now on: an instance starting late does not replay old history.
-    lastId = System.currentTimeMillis() + "-0";
-    timer = vertx.setPeriodic(intervalMs, id -> exchange());
-    return Future.succeededFuture();
+    // Only what is appended from now on: an instance starting late does not replay old history. The
+    // stream's own last id is asked for, because ids come from the Redis server's clock, not ours.
+    return send(Request.cmd(Command.XREVRANGE).arg(STREAM).arg("+").arg("-").arg("COUNT").arg(1))
+        .map(last -> last != null && last.size() > 0 ? last.get(0).get(0).toString() : "0-0")
+        .otherwise(failure -> System.currentTimeMillis() + "-0")
+        .onSuccess(id -> {
+          lastId = id;
+          timer = vertx.setPeriodic(intervalMs, t -> exchange());
+        })
+        .mapEmpty();
   }
 
   @Override
