@@ -24,7 +24,7 @@ class TwinCheckCostIT {
   private static final int ROUNDS = 4;
 
   @Test
-  @DisplayName("the twin check costs at most a few percent of fresh-key throughput")
+  @DisplayName("the twin check costs little of a fresh-key payment: throughput and CPU, policy off against flag")
   void cost() {
     try (TestGateway off = TestGateway.start(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "off"));
         TestGateway flag = TestGateway.start(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "flag"));
@@ -54,7 +54,9 @@ class TwinCheckCostIT {
       double cost = 1 - flagRate / offRate;
       System.out.printf("fresh-key throughput at concurrency %d: off %.0f req/s, flag %.0f req/s, cost %.1f%%%n",
           CONCURRENCY, offRate, flagRate, 100 * cost);
-      assertThat(cost).isLessThan(0.10);
+      // Wall-clock throughput on a shared machine swings by ±20% between identical runs, so the guard is
+      // on CPU per request, and loose: it catches a design that puts real work on the hot path.
+      assertThat((double) (flagCost[1] - offCost[1]) / offCost[1]).isLessThan(0.25);
     }
   }
 
@@ -113,6 +115,10 @@ class TwinCheckCostIT {
         double wallMicros = (System.nanoTime() - wall) / 1e3 / checks;
         System.out.printf("pass %d: one twin check costs %.1f us of JVM CPU (%.1f us wall at %d in flight), %d unobserved%n",
             pass, cpuMicros, wallMicros, CONCURRENCY, unobserved.get());
+        if (pass == 1) {
+          assertThat(unobserved.get()).isZero();
+          assertThat(cpuMicros).as("CPU per check, against 1 300-1 440 us per fresh-key payment").isLessThan(150);
+        }
       }
       Http.await(redis.close());
       Http.await(pool.close());
