@@ -1,5 +1,6 @@
 package dev.idemgate;
 
+import dev.idemgate.anomaly.JudgeSyncVerticle;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.http.ApiVerticle;
 import dev.idemgate.http.ManagementVerticle;
@@ -112,7 +113,8 @@ public final class Idemgate implements AutoCloseable {
           .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, metrics),
               new DeploymentOptions().setInstances(config.effectiveApiInstances())))
           .compose(id -> vertx.deployVerticle(new RecoveryVerticle(config, registry))
-              .compose(r -> vertx.deployVerticle(new ManagementVerticle(config, prometheus, readiness)))
+              .compose(r -> vertx.deployVerticle(new ManagementVerticle(config, prometheus, registry, readiness)))
+              .compose(m -> vertx.deployVerticle(new JudgeSyncVerticle(config, registry)))
               .map(m -> id)),
           "the gateway could not start listening on ports " + config.httpPort() + "/" + config.managementPort());
       log.info("idemgate ready: api on port {}, management on port {}, {}", config.httpPort(), config.managementPort(), config);

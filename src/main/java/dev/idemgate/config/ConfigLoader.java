@@ -6,6 +6,7 @@ import java.io.Reader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import dev.idemgate.anomaly.DuplicatePayloadPolicy;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -140,7 +141,10 @@ public final class ConfigLoader {
         duration(v, "drain_timeout"),
         logLevel(v),
         oneOf(v, "tracing", "off", "otlp"),
-        url(v, "otlp_endpoint", "http://", "https://"));
+        url(v, "otlp_endpoint", "http://", "https://"),
+        duplicatePayloadPolicy(v),
+        duplicateWindow(v),
+        duplicateFields(v));
   }
 
   private static boolean bool(Map<String, String> v, String key) {
@@ -165,6 +169,34 @@ public final class ConfigLoader {
       throw new ConfigException("log_level: must be TRACE, DEBUG, INFO, WARN or ERROR, got '" + v.get("log_level") + "'");
     }
     return level;
+  }
+
+  private static DuplicatePayloadPolicy duplicatePayloadPolicy(Map<String, String> v) {
+    return DuplicatePayloadPolicy.parse(v.get("duplicate_payload_policy")).orElseThrow(() -> new ConfigException(
+        "duplicate_payload_policy: must be flag, reject or off, got '" + v.get("duplicate_payload_policy").trim() + "'"));
+  }
+
+  private static Duration duplicateWindow(Map<String, String> v) {
+    Duration window = duration(v, "duplicate_window");
+    if (window.toSeconds() < 1 || window.compareTo(Duration.ofDays(1)) > 0) {
+      throw new ConfigException("duplicate_window: must be between 1s and 1d, got " + v.get("duplicate_window"));
+    }
+    return window;
+  }
+
+  private static List<String> duplicateFields(Map<String, String> v) {
+    List<String> fields = new ArrayList<>();
+    for (String field : v.get("duplicate_fields").split(",")) {
+      String name = field.trim();
+      if (!name.isEmpty() && !fields.contains(name)) {
+        fields.add(name);
+      }
+    }
+    if (fields.isEmpty() || !DuplicatePayloadPolicy.FINGERPRINT_FIELDS.containsAll(fields)) {
+      throw new ConfigException("duplicate_fields: a comma-separated list of " + String.join(", ",
+          DuplicatePayloadPolicy.FINGERPRINT_FIELDS) + ", got '" + v.get("duplicate_fields").trim() + "'");
+    }
+    return List.copyOf(fields);
   }
 
   private static Optional<String> optional(Map<String, String> v, String key) {

@@ -1,5 +1,6 @@
 package dev.idemgate.config;
 
+import dev.idemgate.anomaly.DuplicatePayloadPolicy;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -41,7 +42,11 @@ public record GatewayConfig(
     Duration drainTimeout,
     String logLevel,
     String tracing,
-    String otlpEndpoint) {
+    String otlpEndpoint,
+    // Anomalies (DESIGN §7)
+    DuplicatePayloadPolicy duplicatePayloadPolicy,
+    Duration duplicateWindow,
+    List<String> duplicateFields) {
 
   public static final Duration MAX_KEY_TTL = Duration.ofDays(30);
 
@@ -82,7 +87,10 @@ public record GatewayConfig(
         + ", metrics_enabled=" + metricsEnabled
         + ", drain_timeout=" + drainTimeout
         + ", log_level=" + logLevel
-        + ", tracing=" + tracing + "]";
+        + ", tracing=" + tracing
+        + ", duplicate_payload_policy=" + duplicatePayloadPolicy.setting()
+        + ", duplicate_window=" + duplicateWindow
+        + ", duplicate_fields=" + String.join(",", duplicateFields) + "]";
   }
 
   /** Hides the password part of a {@code scheme://user:password@host} URL. */

@@ -1,6 +1,7 @@
 package dev.idemgate.http;
 
 import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
 
 /**
  * A client error on its way to {@link Problems}: the code, a detail written for the client (never an
@@ -11,6 +12,7 @@ public final class ApiProblem extends RuntimeException {
   private final String detail;
   private final JsonArray errors;
   private final Integer retryAfterSeconds;
+  private JsonObject extensions;
 
   public ApiProblem(ErrorCode code, String detail) {
     this(code, detail, null, null);
@@ -38,5 +40,18 @@ public final class ApiProblem extends RuntimeException {
 
   public Integer retryAfterSeconds() {
     return retryAfterSeconds;
+  }
+
+  /** Adds an extension member (RFC 9457 §3.2) to the body; the standard members cannot be overridden. */
+  public ApiProblem with(String member, Object value) {
+    if (extensions == null) {
+      extensions = new JsonObject();
+    }
+    extensions.put(member, value);
+    return this;
+  }
+
+  public JsonObject extensions() {
+    return extensions;
   }
 }

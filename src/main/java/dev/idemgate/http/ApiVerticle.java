@@ -1,5 +1,8 @@
 package dev.idemgate.http;
 
+import dev.idemgate.anomaly.AnomalyMonitor;
+import dev.idemgate.anomaly.TwinDetector;
+import dev.idemgate.anomaly.TwinVerdict;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.CompletionNotifier;
 import dev.idemgate.idempotency.Fingerprint;
@@ -68,6 +71,7 @@ public final class ApiVerticle extends VerticleBase {
   private PaymentService payments;
   private IdempotencyStore store;
   private CompletionNotifier notifier;
+  private TwinDetector twins;
 
   public ApiVerticle(GatewayConfig config, GatewayMetrics metrics) {
     this.config = config;
@@ -86,6 +90,7 @@ public final class ApiVerticle extends VerticleBase {
     RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     notifier = new CompletionNotifier(vertx, redis, config.redisTimeout().toMillis());
     payments = new PaymentService(gate, store, new ProviderClient(vertx.eventBus(), config), notifier, metrics, config);
+    twins = AnomalyMonitor.of(vertx, config, metrics.registry()).detector(redis, pool);
     server = vertx.createHttpServer(serverOptions()).requestHandler(router());
     return server.listen(config.httpPort());
   }
@@ -95,7 +100,9 @@ public final class ApiVerticle extends VerticleBase {
     // Stops accepting, lets in-flight requests finish (HTTP/2 clients get GOAWAY), then closes.
     Future<Void> http = server == null ? Future.succeededFuture()
         : server.shutdown(config.drainTimeout().toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
-    return http.eventually(() -> Future.join(notifier.close(), pipeline.close(), pool.close(), redis.close()));
+    Future<Void> anomalies = twins == null ? Future.succeededFuture() : twins.close();
+    return http.eventually(() -> anomalies)
+        .eventually(() -> Future.join(notifier.close(), pipeline.close(), pool.close(), redis.close()));
   }
 
   private HttpServerOptions serverOptions() {
@@ -201,7 +208,16 @@ public final class ApiVerticle extends VerticleBase {
     } else if (parsed instanceof ParsedPayment.Valid valid) {
       PaymentService.PayCommand cmd = new PaymentService.PayCommand(ctx.get("merchant"), ctx.get("key"),
           valid.request(), PaymentService.fingerprint(valid.body()));
-      payments.pay(cmd, preferredWait(ctx)).onSuccess(outcome -> respond(ctx, outcome)).onFailure(ctx::fail);
+      // Anomalies (DESIGN §7): one Redis step after validation and before the claim, so a refused
+      // twin is never charged. The check itself never fails; only a Reject verdict stops the request.
+      twins.observe(cmd.merchantId(), cmd.key(), valid.request(), ctx.request().headers()).onSuccess(verdict -> {
+        if (verdict instanceof TwinVerdict.Reject twin) {
+          outcome(ctx, RequestOutcome.DUPLICATE_SUSPECTED);
+          Problems.send(ctx, duplicateSuspected(twin.twin()));
+          return;
+        }
+        payments.pay(cmd, preferredWait(ctx)).onSuccess(outcome -> respond(ctx, outcome)).onFailure(ctx::fail);
+      });
     }
   }
 
@@ -244,6 +260,15 @@ public final class ApiVerticle extends VerticleBase {
       Problems.send(ctx, new ApiProblem(ErrorCode.STORE_UNAVAILABLE,
           "the payment store is unavailable; nothing was charged: retry after Retry-After seconds", null, down.retryAfterSeconds()));
     }
+  }
+
+  private static ApiProblem duplicateSuspected(TwinVerdict.Twin twin) {
+    String original = twin.originalPaymentId() == null ? "a payment still in flight" : "payment " + twin.originalPaymentId();
+    return new ApiProblem(ErrorCode.DUPLICATE_PAYMENT_SUSPECTED, "the same payment was made under another "
+        + "idempotency key within the duplicate window (" + original + "); retry with that key, or send "
+        + TwinDetector.REPEAT_HEADER + ": intended if charging again is meant")
+        .with("original_payment_id", twin.originalPaymentId())
+        .with("original_created_at", java.time.Instant.ofEpochMilli(twin.originalAtMillis()).toString());
   }
 
   private void sendStored(RoutingContext ctx, StoredResponse stored, boolean replay) {

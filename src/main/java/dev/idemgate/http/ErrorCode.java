@@ -10,6 +10,7 @@ public enum ErrorCode {
   NOT_FOUND(404, "Not found"),
   METHOD_NOT_ALLOWED(405, "Method not allowed"),
   IDEMPOTENCY_KEY_IN_USE(409, "Idempotency key in use"),
+  DUPLICATE_PAYMENT_SUSPECTED(409, "Duplicate payment suspected"),
   PAYLOAD_TOO_LARGE(413, "Payload too large"),
   UNSUPPORTED_MEDIA_TYPE(415, "Unsupported media type"),
   IDEMPOTENCY_KEY_REUSED(422, "Idempotency key reused"),

@@ -1,11 +1,14 @@
 package dev.idemgate.http;
 
+import dev.idemgate.anomaly.AnomalyMonitor;
+import dev.idemgate.anomaly.AnomalyRoutes;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.ProviderKeys;
 import dev.idemgate.provider.ProviderClient;
 import dev.idemgate.recovery.RecoveryVerticle;
 import io.vertx.core.json.JsonArray;
 import dev.idemgate.storage.Postgres;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
@@ -34,13 +37,16 @@ public final class ManagementVerticle extends VerticleBase {
 
   private final GatewayConfig config;
   private final Optional<PrometheusMeterRegistry> registry;
+  private final MeterRegistry meters;
   private final ReadinessState readiness;
   private Pool pool;
   private Redis redis;
   private HttpServer server;
 
   /** @param registry the Prometheus registry, empty when metrics are off ({@code /metrics} then answers 404) */
-  public ManagementVerticle(GatewayConfig config, Optional<PrometheusMeterRegistry> registry, ReadinessState readiness) {
+  public ManagementVerticle(GatewayConfig config, Optional<PrometheusMeterRegistry> registry, MeterRegistry meters,
+      ReadinessState readiness) {
+    this.meters = meters;
     this.config = config;
     this.registry = registry;
     this.readiness = readiness;
@@ -57,6 +63,7 @@ public final class ManagementVerticle extends VerticleBase {
     registry.ifPresent(prometheus -> router.get("/metrics").handler(ctx -> ctx.response()
         .putHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8").end(prometheus.scrape())));
     router.route("/admin/*").handler(this::requireAdmin);
+    AnomalyRoutes.mount(router, AnomalyMonitor.of(vertx, config, meters), pool);
     router.get("/admin/simulator/charges").handler(this::simulatorCharges);
     router.get("/admin/pending").handler(this::unresolved);
     router.route().failureHandler(Problems::handleFailure);

@@ -53,6 +53,13 @@ public final class Problems {
     if (problem.errors() != null) {
       body.put("errors", problem.errors());
     }
+    if (problem.extensions() != null) {
+      problem.extensions().forEach(member -> {
+        if (!body.containsKey(member.getKey())) {
+          body.put(member.getKey(), member.getValue());
+        }
+      });
+    }
     if (problem.retryAfterSeconds() != null) {
       ctx.response().putHeader("Retry-After", String.valueOf(problem.retryAfterSeconds()));
     }

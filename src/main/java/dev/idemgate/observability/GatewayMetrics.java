@@ -21,7 +21,8 @@ import java.util.function.Supplier;
 public final class GatewayMetrics {
   /** Outcome tag of {@code idemgate.requests}. */
   public enum RequestOutcome {
-    CREATED, DECLINED, PENDING, REPLAYED, IN_FLIGHT_CONFLICT, KEY_REUSED, PROVIDER_UNAVAILABLE, STORE_UNAVAILABLE, REJECTED
+    CREATED, DECLINED, PENDING, REPLAYED, IN_FLIGHT_CONFLICT, KEY_REUSED, PROVIDER_UNAVAILABLE, STORE_UNAVAILABLE, REJECTED,
+    DUPLICATE_SUSPECTED
   }
 
   private final MeterRegistry registry;

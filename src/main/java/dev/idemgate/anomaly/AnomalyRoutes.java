@@ -1,0 +1,78 @@
+package dev.idemgate.anomaly;
+
+import io.vertx.core.Future;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
+import io.vertx.sqlclient.Pool;
+import io.vertx.sqlclient.Row;
+import io.vertx.sqlclient.Tuple;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * {@code GET /admin/anomalies} on the management port: flagged clients with their rates, every tracked
+ * client's standing, and recent twin pairs by key hash, payment id and time. Mount it after the admin
+ * authentication handler; it shows hashes, ids, client ids and rates only, never a key or a payload.
+ * Query: {@code merchant} (one merchant's view), {@code limit} (rows per list, 1-200, default 50).
+ */
+public final class AnomalyRoutes {
+  private static final int DEFAULT_LIMIT = 50;
+  private static final long LEDGER_TIMEOUT_MS = 2_000;
+  private static final String PAYMENTS_BY_PROVIDER_KEY =
+      "SELECT provider_key, id FROM idemgate.payments WHERE provider_key = ANY($1)";
+
+  private AnomalyRoutes() {}
+
+  /** @param pool the management verticle's pool, used to name the payments of recent twin pairs */
+  public static void mount(Router router, AnomalyMonitor monitor, Pool pool) {
+    router.get("/admin/anomalies").handler(ctx -> view(ctx, monitor, pool));
+  }
+
+  private static void view(RoutingContext ctx, AnomalyMonitor monitor, Pool pool) {
+    String merchant = ctx.queryParams().get("merchant");
+    int limit = DEFAULT_LIMIT;
+    String rawLimit = ctx.queryParams().get("limit");
+    if (rawLimit != null && rawLimit.matches("\\d{1,3}")) {
+      limit = Math.max(1, Math.min(AnomalyMonitor.RECENT_TWINS, Integer.parseInt(rawLimit)));
+    }
+    JsonObject view = monitor.view(merchant == null || merchant.isBlank() ? null : merchant, limit);
+    namePayments(pool, view.getJsonArray("recent_twins"))
+        .onComplete(named -> ctx.response().putHeader("Content-Type", "application/json")
+            .putHeader("Cache-Control", "no-store").end(view.encode()));
+  }
+
+  /** Fills in payment ids from the ledger; the view is still useful without them if the ledger is slow. */
+  private static Future<Void> namePayments(Pool pool, JsonArray pairs) {
+    Set<String> keys = new LinkedHashSet<>();
+    for (Object o : pairs) {
+      JsonObject pair = (JsonObject) o;
+      keys.add(pair.getString("key_hash"));
+      keys.add(pair.getString("original_key_hash"));
+    }
+    if (keys.isEmpty()) {
+      return Future.succeededFuture();
+    }
+    return pool.preparedQuery(PAYMENTS_BY_PROVIDER_KEY).execute(Tuple.of(keys.toArray(new String[0])))
+        .timeout(LEDGER_TIMEOUT_MS, TimeUnit.MILLISECONDS)
+        .map(rows -> {
+          Map<String, String> ids = new HashMap<>();
+          for (Row row : rows) {
+            ids.put(row.getString("provider_key"), row.getString("id"));
+          }
+          for (Object o : pairs) {
+            JsonObject pair = (JsonObject) o;
+            pair.put("payment_id", ids.get(pair.getString("key_hash")));
+            if (pair.getString("original_payment_id") == null) {
+              pair.put("original_payment_id", ids.get(pair.getString("original_key_hash")));
+            }
+          }
+          return (Void) null;
+        })
+        .otherwise(failure -> null);
+  }
+}

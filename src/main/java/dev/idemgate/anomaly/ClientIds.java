@@ -1,0 +1,41 @@
+package dev.idemgate.anomaly;
+
+import io.vertx.core.MultiMap;
+
+/**
+ * Who sent a payment, for attributing twins: {@code X-Client-Id}, else {@code User-Agent} (prefixed
+ * {@code ua:}), else {@code unknown}. Only a safe subset of characters is kept and the result is cut to
+ * {@link #MAX_LENGTH}, so a client cannot inject into logs or blow up the admin view; how many distinct
+ * clients are tracked per merchant is bounded by {@link TwinRateJudge}.
+ */
+public final class ClientIds {
+  public static final String HEADER = "X-Client-Id";
+  public static final String UNKNOWN = "unknown";
+  static final int MAX_LENGTH = 64;
+
+  private ClientIds() {}
+
+  public static String attribute(MultiMap headers) {
+    String id = clean(headers.get(HEADER));
+    if (!id.isEmpty()) {
+      return id;
+    }
+    String agent = clean(headers.get("User-Agent"));
+    return agent.isEmpty() ? UNKNOWN : clean("ua:" + agent);
+  }
+
+  static String clean(String raw) {
+    if (raw == null) {
+      return "";
+    }
+    raw = raw.strip();
+    StringBuilder out = new StringBuilder(Math.min(raw.length(), MAX_LENGTH));
+    for (int i = 0; i < raw.length() && out.length() < MAX_LENGTH; i++) {
+      char c = raw.charAt(i);
+      boolean safe = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+          || c == '.' || c == '_' || c == '-' || c == ':' || c == '/' || c == '+' || c == '@';
+      out.append(safe ? c : (c == ' ' ? '_' : '?'));
+    }
+    return out.toString();
+  }
+}

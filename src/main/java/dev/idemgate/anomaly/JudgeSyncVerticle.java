@@ -1,0 +1,167 @@
+package dev.idemgate.anomaly;
+
+import dev.idemgate.config.GatewayConfig;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.json.JsonObject;
+import io.vertx.redis.client.Command;
+import io.vertx.redis.client.Redis;
+import io.vertx.redis.client.RedisOptions;
+import io.vertx.redis.client.Request;
+import io.vertx.redis.client.Response;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Shares the judge's observations between gateway instances, off the hot path: once a second this
+ * instance appends what it observed since the last time (payments and twins per merchant and client)
+ * to one Redis stream, and replays what the other instances appended into its own judge. Every
+ * instance thus judges a client on all of its traffic, whichever instance served it, at the price of
+ * two Redis commands per second per instance. If Redis is away, each instance judges its own share
+ * until it is back; batches older than the stream's trimmed length are lost, never a payment.
+ */
+public final class JudgeSyncVerticle extends VerticleBase {
+  private static final Logger log = LoggerFactory.getLogger(JudgeSyncVerticle.class);
+  static final String STREAM = "idemgate:anomaly:observations";
+  private static final long MAX_STREAM_LENGTH = 100_000;
+  private static final int READ_BATCH = 500;
+  /** One client's payments in one batch from one instance, at most: a bound on replay work. */
+  private static final long MAX_REPLAYED_PER_CLIENT = 100_000;
+
+  private final GatewayConfig config;
+  private final MeterRegistry registry;
+  private final long intervalMs;
+  private final String instanceId = UUID.randomUUID().toString();
+  private Redis redis;
+  private AnomalyMonitor monitor;
+  private long timer = -1;
+  private String lastId;
+  private boolean busy;
+
+  public JudgeSyncVerticle(GatewayConfig config, MeterRegistry registry) {
+    this(config, registry, 1_000);
+  }
+
+  JudgeSyncVerticle(GatewayConfig config, MeterRegistry registry, long intervalMs) {
+    this.config = config;
+    this.registry = registry;
+    this.intervalMs = intervalMs;
+  }
+
+  @Override
+  public Future<?> start() {
+    monitor = AnomalyMonitor.of(vertx, config, registry);
+    if (config.duplicatePayloadPolicy() == DuplicatePayloadPolicy.OFF) {
+      return Future.succeededFuture();
+    }
+    monitor.startSharing();
+    redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(config.redisUrl()).setMaxPoolSize(1));
+    // Only what is appended from now on: an instance starting late does not replay old history. The
+    // stream's own last id is asked for, because ids come from the Redis server's clock, not ours.
+    return send(Request.cmd(Command.XREVRANGE).arg(STREAM).arg("+").arg("-").arg("COUNT").arg(1))
+        .map(last -> last != null && last.size() > 0 ? last.get(0).get(0).toString() : "0-0")
+        .otherwise(failure -> System.currentTimeMillis() + "-0")
+        .onSuccess(id -> {
+          lastId = id;
+          timer = vertx.setPeriodic(intervalMs, t -> exchange());
+        })
+        .mapEmpty();
+  }
+
+  @Override
+  public Future<?> stop() {
+    if (timer >= 0) {
+      vertx.cancelTimer(timer);
+    }
+    return redis == null ? Future.succeededFuture() : redis.close();
+  }
+
+  private void exchange() {
+    if (busy) {
+      return; // the previous exchange is still waiting on Redis
+    }
+    busy = true;
+    publish().compose(v -> read())
+        .onFailure(failure -> log.debug("anomaly observations not exchanged: {}", failure.toString()))
+        .onComplete(done -> busy = false);
+  }
+
+  private Future<Void> publish() {
+    JsonObject batch = monitor.drainShared();
+    if (batch.isEmpty()) {
+      return Future.succeededFuture();
+    }
+    Request add = Request.cmd(Command.XADD).arg(STREAM).arg("MAXLEN").arg("~").arg(MAX_STREAM_LENGTH).arg("*")
+        .arg("instance").arg(instanceId).arg("batch").arg(batch.encode());
+    return send(add).mapEmpty();
+  }
+
+  private Future<Void> read() {
+    Request xread = Request.cmd(Command.XREAD).arg("COUNT").arg(READ_BATCH).arg("STREAMS").arg(STREAM).arg(lastId);
+    return send(xread).map(reply -> {
+      if (reply == null || reply.size() == 0) {
+        return null;
+      }
+      Response entries = entries(reply);
+      if (entries == null) {
+        return null;
+      }
+      long now = System.currentTimeMillis();
+      for (Response entry : entries) {
+        lastId = entry.get(0).toString();
+        Response fields = entry.get(1);
+        String instance = null;
+        String batch = null;
+        for (int i = 0; i + 1 < fields.size(); i += 2) {
+          String name = fields.get(i).toString();
+          if (name.equals("instance")) {
+            instance = fields.get(i + 1).toString();
+          } else if (name.equals("batch")) {
+            batch = fields.get(i + 1).toString();
+          }
+        }
+        if (batch != null && !instanceId.equals(instance)) {
+          apply(new JsonObject(batch), now);
+        }
+      }
+      return null;
+    });
+  }
+
+  /** RESP3 answers XREAD with a map keyed by stream, RESP2 with an array of [stream, entries] pairs. */
+  private static Response entries(Response reply) {
+    try {
+      if (reply.containsKey(STREAM)) {
+        return reply.get(STREAM);
+      }
+    } catch (UnsupportedOperationException notAMap) {
+      // RESP2: fall through
+    }
+    return reply.get(0).get(1);
+  }
+
+  /** Replays another instance's counts: its twins spread evenly among its payments. */
+  private void apply(JsonObject batch, long now) {
+    for (Map.Entry<String, Object> merchant : batch) {
+      if (!(merchant.getValue() instanceof JsonObject clients)) {
+        continue;
+      }
+      for (Map.Entry<String, Object> client : clients) {
+        if (!(client.getValue() instanceof io.vertx.core.json.JsonArray counts) || counts.size() != 2) {
+          continue;
+        }
+        long payments = Math.min(MAX_REPLAYED_PER_CLIENT, Math.max(0, counts.getLong(0)));
+        long twins = Math.min(payments, Math.max(0, counts.getLong(1)));
+        monitor.replay(merchant.getKey(), client.getKey(), payments, twins, now);
+      }
+    }
+  }
+
+  private Future<Response> send(Request request) {
+    return redis.send(request).timeout(config.redisTimeout().toMillis(), TimeUnit.MILLISECONDS);
+  }
+}

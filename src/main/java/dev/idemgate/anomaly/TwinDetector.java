@@ -1,0 +1,271 @@
+package dev.idemgate.anomaly;
+
+import dev.idemgate.idempotency.IdempotencyKey;
+import dev.idemgate.payment.PaymentRequest;
+import io.vertx.core.Future;
+import io.vertx.core.MultiMap;
+import io.vertx.redis.client.Command;
+import io.vertx.redis.client.Redis;
+import io.vertx.redis.client.RedisConnection;
+import io.vertx.redis.client.Request;
+import io.vertx.redis.client.Response;
+import io.vertx.sqlclient.Pool;
+import io.vertx.sqlclient.Row;
+import io.vertx.sqlclient.Tuple;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import java.util.Locale;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The twin check on the hot path (docs/anomalies.md), after validation and before the idempotency
+ * claim. One instance per API verticle, on that verticle's Redis client and PostgreSQL pool, feeding
+ * the process-wide {@link AnomalyMonitor}.
+ *
+ * <p>A fresh payment costs one plain Redis command, pipelined on the detector's own connection: {@code SET twin-key "keyHash|time" NX GET PX window}
+ * on the merchant's payment fingerprint. Nothing there: this is the original. The same key there: a
+ * retry, never a twin. Another key: a twin, and only then a second step runs, a small script on a
+ * sibling hash that remembers the twin keys with their verdicts, so that a twin's own retries are not
+ * counted again and a refused twin stays refused. Under policy reject a twin is refused only when the
+ * ledger says the original was (or may have been) charged, looked up once by its provider key.
+ *
+ * <p>The check never fails a payment: a Redis error or a missed deadline is {@link TwinVerdict.Unobserved}.
+ */
+public final class TwinDetector {
+  private static final Logger log = LoggerFactory.getLogger(TwinDetector.class);
+  /** The header that declares a repeat intended, so policy reject lets it through. */
+  public static final String REPEAT_HEADER = "Idempotency-Repeat";
+  /** The check is advisory: it may delay a payment by this much at most, however slow Redis is. */
+  static final long MAX_CHECK_MS = 250;
+  /** Twin keys remembered per fingerprint; past this a twin's retries count again (bounded memory). */
+  static final int MAX_KEYS_PER_FINGERPRINT = 64;
+  static final long RECONNECT_BACKOFF_MS = 1_000;
+
+  /** KEYS[1] the twin keys of one fingerprint; ARGV: key hash, mark (a allowed, i intended, r refused), window ms, max. */
+  static final String TWIN_SCRIPT = String.join("\n",
+      "local mine = redis.call('HGET', KEYS[1], ARGV[1])",
+      "if mine then",
+      "  if mine == 'r' and ARGV[2] ~= 'r' then",
+      "    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])",
+      "    mine = ARGV[2]",
+      "  end",
+      "  return {'seen', mine}",
+      "end",
+      "local n = redis.call('HLEN', KEYS[1])",
+      "if n < tonumber(ARGV[4]) then",
+      "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])",
+      "  if n == 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end",
+      "end",
+      "return {'twin', ARGV[2]}");
+  private static final String TWIN_SHA = sha1(TWIN_SCRIPT);
+  private static final String ORIGINAL_IN_LEDGER =
+      "SELECT id, status FROM idemgate.payments WHERE provider_key = $1 AND merchant_id = $2";
+  private static final TwinVerdict UNOBSERVED = new TwinVerdict.Unobserved();
+  private static final TwinVerdict SAME_KEY = new TwinVerdict.SameKey();
+
+  private final AnomalyMonitor monitor;
+  private final Redis redis;
+  private final Pool pool;
+  private final DuplicatePayloadPolicy policy;
+  private final long windowMs;
+  private final long timeoutMs;
+  private final long storeTimeoutMs;
+  private final long leaseMs;
+  private Future<RedisConnection> connection;
+  private long reconnectNotBefore;
+
+  TwinDetector(AnomalyMonitor monitor, Redis redis, Pool pool) {
+    this.monitor = monitor;
+    this.redis = redis;
+    this.pool = pool;
+    this.policy = monitor.config().duplicatePayloadPolicy();
+    this.windowMs = monitor.config().duplicateWindow().toMillis();
+    this.timeoutMs = Math.min(monitor.config().redisTimeout().toMillis(), MAX_CHECK_MS);
+    this.storeTimeoutMs = monitor.config().storeTimeout().toMillis();
+    this.leaseMs = monitor.config().lease().toMillis();
+  }
+
+  /** The Redis key of one payment fingerprint; merchant and fingerprint are the Cluster hash tag. */
+  static String redisKey(String merchantId, String fingerprint) {
+    return "idemgate:twin:{" + merchantId + ":" + fingerprint + "}";
+  }
+
+  /** The sibling hash of twin keys, on the same Cluster slot. */
+  static String twinKeysKey(String merchantId, String fingerprint) {
+    return redisKey(merchantId, fingerprint) + ":keys";
+  }
+
+  /**
+   * Checks one validated payment. The future always succeeds; {@link TwinVerdict.Reject} is the only
+   * verdict that should stop the request.
+   */
+  public Future<TwinVerdict> observe(String merchantId, IdempotencyKey key, PaymentRequest request, MultiMap headers) {
+    if (policy == DuplicatePayloadPolicy.OFF) {
+      return Future.succeededFuture(UNOBSERVED);
+    }
+    String fingerprint = PaymentTwins.fingerprint(monitor.config().duplicateFields(), request);
+    String keyHash = PaymentTwins.keyHash(merchantId, key);
+    long now = System.currentTimeMillis();
+    Request claim = Request.cmd(Command.SET).arg(redisKey(merchantId, fingerprint)).arg(keyHash + "|" + now)
+        .arg("NX").arg("GET").arg("PX").arg(windowMs);
+    return send(claim)
+        .compose(previous -> {
+          String client = ClientIds.attribute(headers);
+          if (previous == null) {
+            monitor.recordFirst(merchantId, client, now);
+            return Future.succeededFuture(new TwinVerdict.First(keyHash));
+          }
+          TwinVerdict.Twin original = parse(previous.toString());
+          if (original.originalKeyHash().equals(keyHash)) {
+            monitor.recordSameKey();
+            return Future.succeededFuture(SAME_KEY);
+          }
+          return twin(merchantId, fingerprint, keyHash, original, client, intended(headers), now);
+        })
+        .otherwise(failure -> {
+          log.debug("twin check skipped: {}", failure.toString());
+          monitor.unobserved();
+          return UNOBSERVED;
+        });
+  }
+
+  private Future<TwinVerdict> twin(String merchantId, String fingerprint, String keyHash, TwinVerdict.Twin original,
+      String client, boolean intended, long now) {
+    String mark = intended ? "i" : policy == DuplicatePayloadPolicy.REJECT ? "r" : "a";
+    return script(twinKeysKey(merchantId, fingerprint), keyHash, mark, String.valueOf(windowMs),
+        String.valueOf(MAX_KEYS_PER_FINGERPRINT))
+        .compose(reply -> {
+          boolean firstTime = reply.get(0).toString().equals("twin");
+          String verdictMark = reply.get(1).toString();
+          if (!firstTime && !verdictMark.equals("r")) {
+            monitor.recordSameKey(); // the retry of a twin that went through: its verdict stands
+            return Future.succeededFuture(SAME_KEY);
+          }
+          Future<TwinVerdict> verdict = verdictMark.equals("r")
+              ? confirmRefusal(merchantId, original, now)
+              : Future.succeededFuture(new TwinVerdict.Allowed(original, verdictMark.equals("i")));
+          return verdict.onSuccess(v -> {
+            if (firstTime) {
+              monitor.recordTwin(merchantId, client, keyHash, v, now);
+            } else {
+              monitor.recordSameKey();
+            }
+          });
+        });
+  }
+
+  /**
+   * A twin is refused only if its original was, or may have been, charged. The ledger answers by the
+   * original's provider key: succeeded or pending refuses (naming the payment); declined lets the new
+   * attempt through. No ledger row yet means the original is in flight when it is younger than a lease,
+   * and charged nothing when older (it was released). If the ledger cannot answer, the twin is refused:
+   * under this policy a refused repeat is the safe mistake, and the claim would fail anyway.
+   */
+  private Future<TwinVerdict> confirmRefusal(String merchantId, TwinVerdict.Twin original, long now) {
+    return pool.preparedQuery(ORIGINAL_IN_LEDGER).execute(Tuple.of(original.originalKeyHash(), merchantId))
+        .timeout(storeTimeoutMs, TimeUnit.MILLISECONDS)
+        .map(rows -> {
+          Row row = rows.iterator().hasNext() ? rows.iterator().next() : null;
+          if (row == null) {
+            return now - original.originalAtMillis() < leaseMs
+                ? (TwinVerdict) new TwinVerdict.Reject(original)
+                : new TwinVerdict.Allowed(original, false);
+          }
+          TwinVerdict.Twin named = new TwinVerdict.Twin(original.originalKeyHash(), original.originalAtMillis(),
+              row.getString("id"));
+          return "declined".equals(row.getString("status"))
+              ? new TwinVerdict.Allowed(named, false)
+              : new TwinVerdict.Reject(named);
+        })
+        .otherwise(failure -> {
+          log.warn("ledger lookup for a suspected twin failed, refusing it: {}", failure.toString());
+          return new TwinVerdict.Reject(original);
+        });
+  }
+
+  private static TwinVerdict.Twin parse(String stored) {
+    int bar = stored.indexOf('|');
+    if (bar < 0) {
+      return new TwinVerdict.Twin(stored, 0, null);
+    }
+    return new TwinVerdict.Twin(stored.substring(0, bar), Long.parseLong(stored.substring(bar + 1)), null);
+  }
+
+  private static boolean intended(MultiMap headers) {
+    String value = headers.get(REPEAT_HEADER);
+    return value != null && value.trim().toLowerCase(Locale.ROOT).equals("intended");
+  }
+
+  /** EVALSHA, loading the script with EVAL when this Redis has not seen it (restart, failover). */
+  private Future<Response> script(String key, String... args) {
+    return send(scriptRequest(Command.EVALSHA, TWIN_SHA, key, args)).recover(failure -> {
+      String message = String.valueOf(failure.getMessage());
+      return message.startsWith("NOSCRIPT")
+          ? send(scriptRequest(Command.EVAL, TWIN_SCRIPT, key, args))
+          : Future.failedFuture(failure);
+    });
+  }
+
+  private static Request scriptRequest(Command command, String script, String key, String... args) {
+    Request request = Request.cmd(command).arg(script).arg(1).arg(key);
+    for (String arg : args) {
+      request.arg(arg);
+    }
+    return request;
+  }
+
+  private Future<Response> send(Request request) {
+    return connection().compose(c -> c.send(request)).timeout(timeoutMs, TimeUnit.MILLISECONDS);
+  }
+
+  /**
+   * The detector's own connection, taken from the verticle's Redis client and kept: commands are
+   * pipelined on it, which costs a third of the CPU of borrowing a pooled connection per command
+   * (measured: 12-19 us against 41-60 us per SET on the development box). A broken connection is
+   * dropped and reopened on the next payment, at most once per {@link #RECONNECT_BACKOFF_MS}; in
+   * between, checks are skipped.
+   */
+  private synchronized Future<RedisConnection> connection() {
+    if (connection == null) {
+      long now = System.currentTimeMillis();
+      if (now < reconnectNotBefore) {
+        return Future.failedFuture("twin check paused: Redis connection failed recently");
+      }
+      Future<RedisConnection> opening = redis.connect().timeout(timeoutMs, TimeUnit.MILLISECONDS);
+      connection = opening;
+      opening.onSuccess(c -> {
+        c.exceptionHandler(failure -> drop(opening));
+        c.endHandler(v -> drop(opening));
+      }).onFailure(failure -> drop(opening));
+    }
+    return connection;
+  }
+
+  private synchronized void drop(Future<RedisConnection> broken) {
+    if (connection == broken) {
+      connection = null;
+      reconnectNotBefore = System.currentTimeMillis() + RECONNECT_BACKOFF_MS;
+      broken.onSuccess(RedisConnection::close);
+    }
+  }
+
+  /** Gives the connection back; the verticle closes its Redis client after this. */
+  public synchronized Future<Void> close() {
+    Future<RedisConnection> open = connection;
+    connection = null;
+    reconnectNotBefore = Long.MAX_VALUE;
+    return open == null ? Future.succeededFuture() : open.compose(RedisConnection::close).otherwiseEmpty();
+  }
+
+  private static String sha1(String text) {
+    try {
+      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-1").digest(text.getBytes(StandardCharsets.UTF_8)));
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("every JVM has SHA-1", e);
+    }
+  }
+}

@@ -1,0 +1,207 @@
+package dev.idemgate.anomaly;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * Decides, per merchant and client, whether a client's twin rate is abnormal (docs/anomalies.md).
+ *
+ * <p>Each client keeps exponentially decayed counts of its payments and twins (an EWMA of its twin
+ * rate, half-life {@link Settings#halfLife} of its own payments). On every observation the recent
+ * rate is tested one-sided against a reference: the pooled twin rate of the merchant's <em>other</em>
+ * clients (slowly decayed, shrunk towards a prior), clamped to [{@link Settings#floorRate},
+ * {@link Settings#capRate}]. The test statistic is the Chernoff bound of the binomial tail,
+ * {@code n * KL(q || p)}: {@code P(X >= qn | n, p) <= exp(-n KL)}, valid for the non-integer
+ * decayed counts. A client is flagged when that bound falls under {@code exp(-evidenceThreshold)}
+ * with at least {@link Settings#minSample} recent payments and a rate at least
+ * {@link Settings#minExcess} above the reference; the flag clears when the evidence falls to a
+ * quarter of the threshold (hysteresis, so a flag does not flap).
+ *
+ * <p>Thread-safe: every API event loop records into one judge; each merchant's state is guarded by
+ * its own lock, held for a few arithmetic operations. Memory is bounded by the merchants (configured
+ * API keys) times {@link Settings#maxClientsPerMerchant}; clients past that share one bucket.
+ */
+public final class TwinRateJudge {
+  /** The bucket for clients past {@link Settings#maxClientsPerMerchant}. */
+  public static final String OVERFLOW_CLIENT = "(other)";
+
+  /**
+   * @param halfLife client payments after which an observation weighs half (the EWMA of the rate)
+   * @param merchantHalfLife merchant payments after which an observation weighs half in the pooled rate
+   * @param minSample decayed payments a client needs before it can be flagged
+   * @param evidenceThreshold {@code -ln} of the largest tail probability that flags (13.8 = 1e-6)
+   * @param floorRate the reference never goes below this: a twin now and then is not an anomaly
+   * @param capRate the reference never goes above this: a merchant whose every client duplicates still gets flags
+   * @param minExcess the recent rate must exceed the reference by at least this much (absolute)
+   * @param priorTwins pseudo-twins of the prior that shrinks the pooled rate of a quiet merchant
+   * @param priorPayments pseudo-payments of that prior
+   * @param maxClientsPerMerchant clients tracked per merchant before new ones share {@link #OVERFLOW_CLIENT}
+   */
+  public record Settings(double halfLife, double merchantHalfLife, double minSample, double evidenceThreshold,
+      double floorRate, double capRate, double minExcess, double priorTwins, double priorPayments,
+      int maxClientsPerMerchant) {
+
+    public static Settings defaults() {
+      return new Settings(400, 20_000, 30, 13.8, 0.005, 0.05, 0.02, 0.5, 500, 1_000);
+    }
+  }
+
+  /** One client's standing, as the admin view shows it. */
+  public record ClientStanding(String merchant, String client, long payments, long twins,
+      double recentPayments, double recentRate, double referenceRate, double evidence,
+      boolean flagged, long flaggedAtMillis) {}
+
+  /** What one observation changed. */
+  public sealed interface Change {
+    /** Nothing to report. */
+    record None() implements Change {}
+
+    /** The client has just been flagged. */
+    record Flagged(ClientStanding standing) implements Change {}
+
+    /** The client's flag has just cleared. */
+    record Cleared(ClientStanding standing) implements Change {}
+  }
+
+  private static final Change NONE = new Change.None();
+
+  private final Settings settings;
+  private final double clientDecay;
+  private final double merchantDecay;
+  private final Map<String, MerchantState> merchants = new ConcurrentHashMap<>();
+
+  public TwinRateJudge(Settings settings) {
+    this.settings = settings;
+    this.clientDecay = Math.pow(0.5, 1.0 / settings.halfLife());
+    this.merchantDecay = Math.pow(0.5, 1.0 / settings.merchantHalfLife());
+  }
+
+  public Settings settings() {
+    return settings;
+  }
+
+  /**
+   * Records one payment of {@code client} at {@code merchant}: a twin of an earlier payment under
+   * another key, or not. Same-key retries and declared repeats must not be recorded at all.
+   */
+  public Change record(String merchant, String client, boolean twin, long nowMillis) {
+    MerchantState m = merchants.computeIfAbsent(merchant, k -> new MerchantState());
+    synchronized (m) {
+      ClientState c = m.client(client, settings.maxClientsPerMerchant());
+      double x = twin ? 1 : 0;
+      // Bring the client's share of the merchant's slow totals to the merchant's clock, then add
+      // this payment to both, so that "the others" is the merchant minus this client at one moment.
+      double age = Math.pow(merchantDecay, m.tick - c.shareTick);
+      c.shareN = c.shareN * age * merchantDecay + 1;
+      c.shareT = c.shareT * age * merchantDecay + x;
+      m.tick++;
+      c.shareTick = m.tick;
+      m.slowN = m.slowN * merchantDecay + 1;
+      m.slowT = m.slowT * merchantDecay + x;
+
+      c.n = c.n * clientDecay + 1;
+      c.t = c.t * clientDecay + x;
+      c.payments++;
+      if (twin) {
+        c.twins++;
+      }
+      double othersN = Math.max(0, m.slowN - c.shareN);
+      double othersT = Math.max(0, Math.min(othersN, m.slowT - c.shareT));
+      double pooled = (othersT + settings.priorTwins()) / (othersN + settings.priorPayments());
+      c.reference = Math.min(settings.capRate(), Math.max(settings.floorRate(), pooled));
+      double q = c.t / c.n;
+      c.evidence = q > c.reference ? c.n * klBernoulli(q, c.reference) : 0;
+
+      if (!c.flagged && twin && c.n >= settings.minSample() && q >= c.reference + settings.minExcess()
+          && c.evidence >= settings.evidenceThreshold()) {
+        c.flagged = true;
+        c.flaggedAt = nowMillis;
+        m.flagged++;
+        return new Change.Flagged(standing(merchant, c));
+      }
+      if (c.flagged && c.evidence < settings.evidenceThreshold() / 4) {
+        c.flagged = false;
+        m.flagged--;
+        return new Change.Cleared(standing(merchant, c));
+      }
+      return NONE;
+    }
+  }
+
+  /** Clients flagged right now, over all merchants. */
+  public int flaggedCount() {
+    int total = 0;
+    for (MerchantState m : merchants.values()) {
+      synchronized (m) {
+        total += m.flagged;
+      }
+    }
+    return total;
+  }
+
+  /** The standing of every client (of one merchant, or all when {@code merchant} is null), flagged first. */
+  public List<ClientStanding> standings(String merchant) {
+    List<ClientStanding> out = new ArrayList<>();
+    merchants.forEach((id, m) -> {
+      if (merchant == null || merchant.equals(id)) {
+        synchronized (m) {
+          m.clients.forEach((client, c) -> out.add(standing(id, c)));
+        }
+      }
+    });
+    out.sort(Comparator.comparing((ClientStanding s) -> !s.flagged()).thenComparing(s -> -s.evidence()));
+    return out;
+  }
+
+  private static ClientStanding standing(String merchant, ClientState c) {
+    return new ClientStanding(merchant, c.id, c.payments, c.twins, c.n, c.n == 0 ? 0 : c.t / c.n, c.reference,
+        c.evidence, c.flagged, c.flagged ? c.flaggedAt : 0);
+  }
+
+  /** Kullback-Leibler divergence of Bernoulli(q) from Bernoulli(p), for 0 < p < 1. */
+  static double klBernoulli(double q, double p) {
+    double a = q <= 0 ? 0 : q * Math.log(q / p);
+    double b = q >= 1 ? 0 : (1 - q) * Math.log((1 - q) / (1 - p));
+    return a + b;
+  }
+
+  private static final class MerchantState {
+    long tick;
+    double slowN;
+    double slowT;
+    int flagged;
+    final Map<String, ClientState> clients = new HashMap<>();
+
+    ClientState client(String id, int max) {
+      ClientState c = clients.get(id);
+      if (c == null) {
+        String bucket = clients.size() >= max - 1 ? OVERFLOW_CLIENT : id;
+        c = clients.computeIfAbsent(bucket, ClientState::new);
+      }
+      return c;
+    }
+  }
+
+  private static final class ClientState {
+    final String id;
+    double n;
+    double t;
+    double shareN;
+    double shareT;
+    long shareTick;
+    long payments;
+    long twins;
+    double reference;
+    double evidence;
+    boolean flagged;
+    long flaggedAt;
+
+    ClientState(String id) {
+      this.id = id;
+    }
+  }
+}

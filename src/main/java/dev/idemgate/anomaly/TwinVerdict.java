@@ -1,0 +1,34 @@
+package dev.idemgate.anomaly;
+
+/**
+ * What the twin check said about one {@code POST /pay}. Only {@link Reject} stops a request; every
+ * other verdict lets it go on to the idempotency gate.
+ */
+public sealed interface TwinVerdict {
+  /** No verdict: the check is off, or Redis failed or was too slow. The payment is never held up. */
+  record Unobserved() implements TwinVerdict {}
+
+  /** The first payment with this fingerprint in the window: later ones under other keys are its twins. */
+  record First(String keyHash) implements TwinVerdict {}
+
+  /** The same key again (a healthy retry, or the retry of a twin that went through): never a twin. */
+  record SameKey() implements TwinVerdict {}
+
+  /**
+   * A twin that goes on: counted under policy flag; under policy reject, one declared intended or one
+   * whose original charged nothing.
+   */
+  record Allowed(Twin twin, boolean intended) implements TwinVerdict {}
+
+  /** A twin refused with 409 duplicate_payment_suspected; nothing is claimed or charged. */
+  record Reject(Twin twin) implements TwinVerdict {}
+
+  /**
+   * The original payment a twin repeats.
+   *
+   * @param originalKeyHash the original's provider key, hex(SHA-256(merchant ":" key))
+   * @param originalAtMillis when the original arrived
+   * @param originalPaymentId the original's payment id when the ledger was asked and has it, else null
+   */
+  record Twin(String originalKeyHash, long originalAtMillis, String originalPaymentId) {}
+}

@@ -1,0 +1,109 @@
+package dev.idemgate.anomaly;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.support.Http;
+import dev.idemgate.support.Http.Reply;
+import dev.idemgate.support.TestGateway;
+import io.vertx.core.json.JsonObject;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/** IDEMGATE_DUPLICATE_PAYLOAD_POLICY=reject through a gateway: refused twins are never charged. */
+class DuplicateRejectIT {
+  private static TestGateway gateway;
+  private static Http http;
+
+  @BeforeAll
+  static void start() {
+    gateway = TestGateway.start(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "reject"));
+    http = new Http();
+  }
+
+  @AfterAll
+  static void stop() {
+    http.close();
+    gateway.close();
+  }
+
+  private static Reply pay(String key, JsonObject body, Map<String, String> headers) {
+    return Http.await(http.payAsync(gateway.apiPort(), TestGateway.KEY_A, key, body.encode(), headers));
+  }
+
+  private static int charges(String key) {
+    Reply log = http.get(gateway.managementPort(), "/admin/simulator/charges?merchant=" + TestGateway.MERCHANT_A
+        + "&key=" + key, TestGateway.ADMIN_TOKEN);
+    assertThat(log.status()).isEqualTo(200);
+    return log.json().getJsonArray("charges").size();
+  }
+
+  @Test
+  @DisplayName("a twin under a new key gets 409 duplicate_payment_suspected naming the original, and is never charged")
+  void twinIsRefused() {
+    JsonObject body = Orders.payment(2500, "tok_visa");
+    String k1 = Http.newKey();
+    String k2 = Http.newKey();
+    Reply original = pay(k1, body, Map.of());
+    assertThat(original.status()).isEqualTo(201);
+
+    Reply twin = pay(k2, body, Map.of());
+    assertThat(twin.status()).isEqualTo(409);
+    assertThat(twin.header("Content-Type")).isEqualTo("application/problem+json");
+    assertThat(twin.header("Idempotency-Key")).isEqualTo(k2);
+    JsonObject problem = twin.json();
+    assertThat(problem.getString("code")).isEqualTo("duplicate_payment_suspected");
+    assertThat(problem.getString("original_payment_id")).isEqualTo(original.json().getString("id"));
+    assertThat(problem.getString("detail")).contains(original.json().getString("id")).doesNotContain(k1);
+    assertThat(problem.getString("request_id")).startsWith("req_");
+
+    assertThat(pay(k2, body, Map.of()).status()).as("the refused key's retry is refused too").isEqualTo(409);
+    assertThat(charges(k2)).isZero();
+    assertThat(charges(k1)).isEqualTo(1);
+    Reply replay = pay(k1, body, Map.of());
+    assertThat(replay.status()).as("the original's own retry is replayed, not refused").isEqualTo(201);
+    assertThat(replay.header("Idempotent-Replayed")).isEqualTo("true");
+  }
+
+  @Test
+  @DisplayName("Idempotency-Repeat: intended lets a deliberate repeat through, also on a key refused before")
+  void declaredRepeatIsCharged() {
+    JsonObject body = Orders.payment(2600, "tok_visa");
+    String k1 = Http.newKey();
+    String k2 = Http.newKey();
+    String k3 = Http.newKey();
+    Reply original = pay(k1, body, Map.of());
+    assertThat(pay(k2, body, Map.of()).status()).isEqualTo(409);
+    Reply repeat = pay(k2, body, Map.of(TwinDetector.REPEAT_HEADER, "intended"));
+    assertThat(repeat.status()).isEqualTo(201);
+    assertThat(repeat.json().getString("id")).isNotEqualTo(original.json().getString("id"));
+    assertThat(pay(k3, body, Map.of(TwinDetector.REPEAT_HEADER, "intended")).status()).isEqualTo(201);
+    assertThat(charges(k2)).isEqualTo(1);
+    assertThat(charges(k3)).isEqualTo(1);
+    String metrics = http.get(gateway.managementPort(), "/metrics", null).body();
+    assertThat(metrics).containsPattern("idemgate_anomaly_twins_total\\{outcome=\"intended\",policy=\"reject\"} [1-9]");
+    assertThat(metrics).containsPattern("idemgate_anomaly_twins_total\\{outcome=\"rejected\",policy=\"reject\"} [1-9]");
+  }
+
+  @Test
+  @DisplayName("a declined payment may be tried again under a new key: only a possible charge anchors twins")
+  void declinedOriginalDoesNotBlock() {
+    JsonObject body = Orders.payment(2700, "tok_decline");
+    assertThat(pay(Http.newKey(), body, Map.of()).status()).isEqualTo(402);
+    Http.await(http.vertx().timer(100)); // the original's record is let go after its answer, not before
+    assertThat(pay(Http.newKey(), body, Map.of()).status()).isEqualTo(402);
+  }
+
+  @Test
+  @DisplayName("payments alike but for different customers are all charged under policy reject")
+  void similarPaymentsAreCharged() {
+    // One reference shared by every payment of this run (a fresh one per run: Redis outlives the test).
+    String sharedReference = Orders.payment(1000, "tok_visa").getString("merchant_reference");
+    for (int i = 0; i < 10; i++) {
+      assertThat(pay(Http.newKey(), Orders.payment(1000, "tok_customer_" + i).put("merchant_reference", sharedReference),
+          Map.of()).status()).isEqualTo(201);
+    }
+  }
+}

@@ -1,0 +1,176 @@
+package dev.idemgate.anomaly;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.idempotency.IdempotencyKey;
+import dev.idemgate.payment.PaymentRequest;
+import dev.idemgate.storage.Postgres;
+import dev.idemgate.support.Http;
+import dev.idemgate.support.TestGateway;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.vertx.core.MultiMap;
+import io.vertx.core.Vertx;
+import io.vertx.redis.client.Redis;
+import io.vertx.redis.client.RedisOptions;
+import io.vertx.sqlclient.Pool;
+import java.util.Map;
+import java.util.UUID;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/** The twin check against the real Redis: what counts as a twin, what never does, and failure. */
+class TwinDetectorIT {
+  private static Vertx vertx;
+  private static Redis redis;
+  private static Pool pool;
+
+  @BeforeAll
+  static void start() {
+    vertx = Vertx.vertx();
+    redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(TestGateway.redisUrl()).setMaxPoolSize(32));
+    pool = Postgres.pool(vertx, TestGateway.config(Map.of()), 2);
+    // Connect before the first check: its 250 ms budget is meant for commands, not for a cold connection.
+    Http.await(redis.send(io.vertx.redis.client.Request.cmd(io.vertx.redis.client.Command.PING)));
+  }
+
+  @AfterAll
+  static void stop() {
+    Http.await(redis.close());
+    Http.await(pool.close());
+    Http.await(vertx.close());
+  }
+
+  private static TwinDetector detector(String policy, String window) {
+    return detector(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", policy, "IDEMGATE_DUPLICATE_WINDOW", window));
+  }
+
+  private static TwinDetector detector(Map<String, String> settings) {
+    GatewayConfig config = TestGateway.config(settings);
+    return new AnomalyMonitor(config, new SimpleMeterRegistry(), TwinRateJudge.Settings.defaults()).detector(redis, pool);
+  }
+
+  private static PaymentRequest payment(String source) {
+    return new PaymentRequest(1999, "EUR", source, "order-" + UUID.randomUUID(), null, null);
+  }
+
+  private static TwinVerdict observe(TwinDetector detector, String merchant, String key, PaymentRequest request) {
+    return observe(detector, merchant, key, request, MultiMap.caseInsensitiveMultiMap().add("X-Client-Id", "it"));
+  }
+
+  private static TwinVerdict observe(TwinDetector detector, String merchant, String key, PaymentRequest request,
+      MultiMap headers) {
+    return Http.await(detector.observe(merchant, new IdempotencyKey(key), request, headers));
+  }
+
+  private static String merchant() {
+    return "m_" + UUID.randomUUID().toString().substring(0, 8);
+  }
+
+  @Test
+  @DisplayName("the same key sent again is never a twin, however often it is retried")
+  void sameKeyIsNeverATwin() {
+    TwinDetector detector = detector("flag", "10m");
+    String merchant = merchant();
+    PaymentRequest request = payment("tok_visa");
+    assertThat(observe(detector, merchant, "k1", request)).isInstanceOf(TwinVerdict.First.class);
+    for (int i = 0; i < 5; i++) {
+      assertThat(observe(detector, merchant, "k1", request)).isInstanceOf(TwinVerdict.SameKey.class);
+    }
+  }
+
+  @Test
+  @DisplayName("the same payment under another key is a twin of the original; its own retries are not counted again")
+  void newKeyIsATwin() {
+    TwinDetector detector = detector("flag", "10m");
+    String merchant = merchant();
+    PaymentRequest request = payment("tok_visa");
+    long before = System.currentTimeMillis();
+    assertThat(observe(detector, merchant, "k1", request)).isInstanceOf(TwinVerdict.First.class);
+    TwinVerdict twin = observe(detector, merchant, "k2", request);
+    assertThat(twin).isInstanceOf(TwinVerdict.Allowed.class);
+    TwinVerdict.Twin pair = ((TwinVerdict.Allowed) twin).twin();
+    assertThat(pair.originalAtMillis()).isBetween(before, System.currentTimeMillis());
+    assertThat(pair.originalKeyHash()).isEqualTo(PaymentTwins.keyHash(merchant, new IdempotencyKey("k1")));
+    assertThat(observe(detector, merchant, "k2", request)).isInstanceOf(TwinVerdict.SameKey.class);
+  }
+
+  @Test
+  @DisplayName("same amount and currency from another customer's token is not a twin, nor is another merchant's payment")
+  void similarPaymentsAreNotTwins() {
+    TwinDetector detector = detector("flag", "10m");
+    String merchant = merchant();
+    PaymentRequest request = payment("tok_visa");
+    PaymentRequest otherCustomer = new PaymentRequest(1999, "EUR", "tok_other_customer", request.merchantReference(), null, null);
+    assertThat(observe(detector, merchant, "k1", request)).isInstanceOf(TwinVerdict.First.class);
+    assertThat(observe(detector, merchant, "k2", otherCustomer)).isInstanceOf(TwinVerdict.First.class);
+    assertThat(observe(detector, merchant(), "k3", request)).isInstanceOf(TwinVerdict.First.class);
+  }
+
+  @Test
+  @DisplayName("policy reject refuses a twin, keeps refusing its retries, and lets a declared repeat through")
+  void rejectAndOverride() {
+    TwinDetector detector = detector("reject", "10m");
+    String merchant = merchant();
+    PaymentRequest request = payment("tok_visa");
+    observe(detector, merchant, "k1", request);
+    assertThat(observe(detector, merchant, "k2", request)).isInstanceOf(TwinVerdict.Reject.class);
+    assertThat(observe(detector, merchant, "k2", request)).isInstanceOf(TwinVerdict.Reject.class);
+    MultiMap intended = MultiMap.caseInsensitiveMultiMap().add(TwinDetector.REPEAT_HEADER, "intended");
+    assertThat(observe(detector, merchant, "k2", request, intended)).isInstanceOf(TwinVerdict.SameKey.class);
+    assertThat(observe(detector, merchant, "k3", request, intended)).isInstanceOf(TwinVerdict.Allowed.class);
+  }
+
+  @Test
+  @DisplayName("policy reject refuses a twin of an original still in flight, but not once the original is "
+      + "older than a lease with no payment in the ledger (it was released, nothing was charged)")
+  void releasedOriginalDoesNotBlock() {
+    TwinDetector detector = detector(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "reject", "IDEMGATE_LEASE", "1s"));
+    String merchant = merchant();
+    PaymentRequest request = payment("tok_provider_down");
+    observe(detector, merchant, "k1", request);
+    TwinVerdict inFlight = observe(detector, merchant, "k2", request);
+    assertThat(inFlight).isInstanceOf(TwinVerdict.Reject.class);
+    assertThat(((TwinVerdict.Reject) inFlight).twin().originalPaymentId()).isNull();
+    Http.await(vertx.timer(1_100));
+    assertThat(observe(detector, merchant, "k3", request)).isInstanceOf(TwinVerdict.Allowed.class);
+  }
+
+  @Test
+  @DisplayName("after the duplicate window the same payment is new again")
+  void windowExpires() {
+    TwinDetector detector = detector("reject", "1s");
+    String merchant = merchant();
+    PaymentRequest request = payment("tok_visa");
+    observe(detector, merchant, "k1", request);
+    assertThat(observe(detector, merchant, "k2", request)).isInstanceOf(TwinVerdict.Reject.class);
+    Http.await(vertx.timer(1_200));
+    assertThat(observe(detector, merchant, "k3", request)).isInstanceOf(TwinVerdict.First.class);
+  }
+
+  @Test
+  @DisplayName("Redis unreachable: no verdict, quickly, and never a failure")
+  void redisDownGivesNoVerdict() {
+    Redis dead = Redis.createClient(vertx, new RedisOptions()
+        .setConnectionString("redis://127.0.0.1:" + TestGateway.freePort()));
+    try {
+      GatewayConfig config = TestGateway.config(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "reject"));
+      TwinDetector detector = new AnomalyMonitor(config, new SimpleMeterRegistry(), TwinRateJudge.Settings.defaults())
+          .detector(dead, pool);
+      long started = System.nanoTime();
+      assertThat(observe(detector, merchant(), "k1", payment("tok_visa"))).isInstanceOf(TwinVerdict.Unobserved.class);
+      assertThat((System.nanoTime() - started) / 1_000_000).isLessThan(TwinDetector.MAX_CHECK_MS + 500);
+    } finally {
+      Http.await(dead.close());
+    }
+  }
+
+  @Test
+  @DisplayName("policy off spends nothing: no Redis call, no verdict")
+  void offIsFree() {
+    TwinDetector detector = detector("off", "10m");
+    assertThat(observe(detector, merchant(), "k1", payment("tok_visa"))).isInstanceOf(TwinVerdict.Unobserved.class);
+  }
+}
