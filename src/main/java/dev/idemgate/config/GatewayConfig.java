@@ -50,6 +50,15 @@ public record GatewayConfig(
 
   public static final Duration MAX_KEY_TTL = Duration.ofDays(30);
 
+  /**
+   * Which provider this gateway's claims go to: {@code simulator}, or {@code http <provider_url>}.
+   * Recovery only asks about claims made for the same provider, so deployments with different
+   * providers can share one database.
+   */
+  public String providerId() {
+    return provider.equals("http") ? "http " + providerUrl.orElse("") : provider;
+  }
+
   /** How long a merchant's completed keys are replayed: its override, else {@code key_ttl}. */
   public Duration keyTtlFor(String merchantId) {
     return merchantKeyTtl.getOrDefault(merchantId, keyTtl);

@@ -85,7 +85,8 @@ public final class ApiVerticle extends VerticleBase {
     pool = Postgres.pool(vertx, config, config.pgPoolSize());
     redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(config.redisUrl())
         .setMaxPoolSize(8).setMaxPoolWaiting(4_096).setMaxWaitingHandlers(4_096));
-    store = new IdempotencyStore(pool, context, config.pgPoolSize(), config.storeTimeout(), config.lease());
+    store = new IdempotencyStore(pool, context, config.pgPoolSize(), config.storeTimeout(), config.lease(),
+        config.providerId());
     pipeline = new PipelinedRedis(redis);
     RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     notifier = new CompletionNotifier(vertx, redis, config.redisTimeout().toMillis());

@@ -32,13 +32,13 @@ public final class IdempotencyStore {
   private static final String CLAIM = """
       INSERT INTO idemgate.idempotency_keys AS k
         (merchant_id, idempotency_key, fingerprint, state, epoch, generation, payment_id, provider_key,
-         lease_expires_at, amount, currency, merchant_reference, description, metadata, created_at)
+         lease_expires_at, amount, currency, merchant_reference, description, metadata, created_at, provider_id)
       SELECT i.merchant_id, i.idempotency_key, i.fingerprint, 'PROCESSING', 1, 1, i.payment_id,
              CASE WHEN EXISTS (SELECT 1 FROM idemgate.payments p WHERE p.provider_key = i.first_key)
                   THEN encode(sha256(convert_to(i.merchant_id || ':' || i.idempotency_key || '#' || i.payment_id, 'UTF8')), 'hex')
                   ELSE i.first_key END,
              now() + $1 * interval '1 millisecond', i.amount, i.currency, i.merchant_reference, i.description,
-             i.metadata::jsonb, i.created_at
+             i.metadata::jsonb, i.created_at, $13
       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[],
                   $10::text[], $11::text[], $12::timestamptz[])
         AS i(merchant_id, idempotency_key, fingerprint, payment_id, first_key, amount, currency, merchant_reference,
@@ -50,7 +50,8 @@ public final class IdempotencyStore {
         lease_expires_at = EXCLUDED.lease_expires_at, amount = EXCLUDED.amount, currency = EXCLUDED.currency,
         merchant_reference = EXCLUDED.merchant_reference, description = EXCLUDED.description,
         metadata = EXCLUDED.metadata, response_status = NULL, response_body = NULL, expires_at = NULL,
-        inquiry_attempts = 0, next_inquiry_at = NULL, created_at = EXCLUDED.created_at, updated_at = now()
+        inquiry_attempts = 0, next_inquiry_at = NULL, created_at = EXCLUDED.created_at, updated_at = now(),
+        provider_id = EXCLUDED.provider_id
       WHERE k.state = 'COMPLETED' AND k.expires_at <= now()
       RETURNING merchant_id, idempotency_key, epoch, provider_key""";
 
@@ -102,6 +103,7 @@ public final class IdempotencyStore {
   private final Pool pool;
   private final long timeoutMs;
   private final long leaseMs;
+  private final String providerId;
   private final GroupCommit<ClaimRequest, StoreClaim> claims;
   private final GroupCommit<PendingCompletion, Completion.Result> completions;
 
@@ -111,9 +113,12 @@ public final class IdempotencyStore {
   /**
    * @param context the event loop the groups are formed on (the owning verticle's)
    * @param maxInFlight groups at the database at once; about the pool size
+   * @param providerId the provider this gateway charges through, stored on each claim for recovery
    */
-  public IdempotencyStore(Pool pool, Context context, int maxInFlight, Duration timeout, Duration lease) {
+  public IdempotencyStore(Pool pool, Context context, int maxInFlight, Duration timeout, Duration lease,
+      String providerId) {
     this.pool = pool;
+    this.providerId = providerId;
     this.timeoutMs = timeout.toMillis();
     this.leaseMs = lease.toMillis();
     this.claims = new GroupCommit<>(context, MAX_GROUP, maxInFlight, this::claimGroup);
@@ -181,7 +186,8 @@ public final class IdempotencyStore {
     Tuple params = Tuple.tuple().addLong(leaseMs).addArrayOfString(merchants).addArrayOfString(keys)
         .addArrayOfString(fingerprints).addArrayOfString(paymentIds).addArrayOfString(firstKeys)
         .addArrayOfLong(amounts).addArrayOfString(currencies).addArrayOfString(references)
-        .addArrayOfString(descriptions).addArrayOfString(metadata).addArrayOfOffsetDateTime(created);
+        .addArrayOfString(descriptions).addArrayOfString(metadata).addArrayOfOffsetDateTime(created)
+        .addString(providerId);
     long sentAt = System.nanoTime();
     return run("claim", CLAIM, params).compose(inserted -> {
       Map<String, Row> claimed = new HashMap<>();

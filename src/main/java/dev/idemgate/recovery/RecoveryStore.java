@@ -26,8 +26,9 @@ final class RecoveryStore {
   private static final String TAKE_DUE = """
       WITH due AS (
         SELECT merchant_id, idempotency_key FROM idemgate.idempotency_keys
-        WHERE (state = 'PROCESSING' AND lease_expires_at < now() - $2 * interval '1 millisecond')
-           OR (state = 'PENDING' AND next_inquiry_at <= now())
+        WHERE ((state = 'PROCESSING' AND lease_expires_at < now() - $2 * interval '1 millisecond')
+           OR (state = 'PENDING' AND next_inquiry_at <= now()))
+          AND (provider_id = $4 OR provider_id IS NULL)
         ORDER BY updated_at
         LIMIT $1
         FOR UPDATE SKIP LOCKED)
@@ -76,9 +77,12 @@ final class RecoveryStore {
 
   private final Pool pool;
   private final long timeoutMs;
+  private final String providerId;
 
-  RecoveryStore(Pool pool, Duration timeout) {
+  /** @param providerId recovery only takes records claimed for this provider (see {@code GatewayConfig#providerId}) */
+  RecoveryStore(Pool pool, Duration timeout, String providerId) {
     this.pool = pool;
+    this.providerId = providerId;
     this.timeoutMs = timeout.toMillis();
   }
 
@@ -88,7 +92,7 @@ final class RecoveryStore {
    * PENDING whose next inquiry is due. Each is held for {@code hold} while it is inquired.
    */
   Future<List<DueRecord>> takeDue(int batch, Duration grace, Duration hold) {
-    return run("take due", TAKE_DUE, Tuple.of(batch, grace.toMillis(), hold.toMillis())).map(rows -> {
+    return run("take due", TAKE_DUE, Tuple.of(batch, grace.toMillis(), hold.toMillis(), providerId)).map(rows -> {
       List<DueRecord> due = new ArrayList<>(rows.size());
       for (Row row : rows) {
         due.add(new DueRecord(row.getString("merchant_id"), new IdempotencyKey(row.getString("idempotency_key")),

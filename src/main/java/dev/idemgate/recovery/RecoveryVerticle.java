@@ -71,8 +71,8 @@ public final class RecoveryVerticle extends VerticleBase {
   public Future<?> start() {
     pool = Postgres.pool(vertx, config, 2);
     redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(config.redisUrl()).setMaxPoolSize(2));
-    recovery = new RecoveryStore(pool, config.storeTimeout());
-    store = new IdempotencyStore(pool, context, 2, config.storeTimeout(), config.lease());
+    recovery = new RecoveryStore(pool, config.storeTimeout(), config.providerId());
+    store = new IdempotencyStore(pool, context, 2, config.storeTimeout(), config.lease(), config.providerId());
     pipeline = new PipelinedRedis(redis);
     gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     provider = new ProviderClient(vertx.eventBus(), config);

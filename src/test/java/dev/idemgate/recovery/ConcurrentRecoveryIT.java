@@ -34,7 +34,7 @@ class ConcurrentRecoveryIT {
         "IDEMGATE_LEASE", "2s", "IDEMGATE_PROVIDER_TIMEOUT", "1s");
     try (Http http = new Http(); TestDb db = new TestDb(http.vertx())) {
       IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 4,
-          Duration.ofSeconds(5), Duration.ofSeconds(2));
+          Duration.ofSeconds(5), Duration.ofSeconds(2), "simulator");
       for (int i = 0; i < RECORDS; i++) {
         Instant created = PaymentJson.createdNow();
         Http.await(store.claim(new ClaimRequest(merchant, new IdempotencyKey("k" + i), "fp", PaymentJson.newPaymentId(created),

@@ -84,7 +84,12 @@ class RecoveryIT {
 
   /** Writes a PROCESSING claim as a crashed instance would have left it, its lease long expired. */
   private static void abandonedClaim(String key, JsonObject body) {
-    IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 2, Duration.ofSeconds(5), Duration.ofSeconds(3));
+    abandonedClaim(key, body, "simulator");
+  }
+
+  private static void abandonedClaim(String key, JsonObject body, String providerId) {
+    IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 2, Duration.ofSeconds(5),
+        Duration.ofSeconds(3), providerId);
     Instant created = PaymentJson.createdNow();
     ClaimRequest claim = new ClaimRequest(MERCHANT_A, new IdempotencyKey(key), PaymentService.fingerprint(body),
         PaymentJson.newPaymentId(created), body.getLong("amount"), body.getString("currency"),
@@ -149,6 +154,18 @@ class RecoveryIT {
   }
 
   @Test
+  @DisplayName("recovery leaves alone a record claimed for another provider: it cannot know that provider's answer")
+  void otherProvidersRecordsAreLeftAlone() throws Exception {
+    String key = Http.newKey();
+    abandonedClaim(key, Http.payment(1260, "tok_visa"), "http http://another-acquirer.example:8181");
+    Thread.sleep(2_000); // ten recovery passes
+    assertThat(state(MERCHANT_A, key)).isEqualTo("PROCESSING");
+    assertThat(db.scalar("SELECT epoch FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
+        MERCHANT_A, key)).isEqualTo(1);
+    db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+  }
+
+  @Test
   @DisplayName("a pending payment the provider cannot explain yet stays PENDING, with its retries counted, visible at /admin/pending and in metrics")
   void unexplainedStaysPending() {
     String key = Http.newKey();
@@ -180,7 +197,8 @@ class RecoveryIT {
     eventually(Duration.ofSeconds(15), () -> state(MERCHANT_A, key) == null, "recovery releases the record");
 
     // The old owner held epoch 1; whatever it writes now must not land.
-    IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 2, Duration.ofSeconds(5), Duration.ofSeconds(3));
+    IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 2, Duration.ofSeconds(5), Duration.ofSeconds(3),
+        "simulator");
     Http.Reply fresh = http.pay(gateway.apiPort(), KEY_A, key, body);
     assertThat(fresh.status()).isEqualTo(201);
     int epoch = (Integer) db.scalar("SELECT epoch FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
