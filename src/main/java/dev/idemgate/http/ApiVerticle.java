@@ -10,6 +10,7 @@ import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.IdempotencyStore;
 import dev.idemgate.idempotency.RedisGate;
 import dev.idemgate.idempotency.StoredResponse;
+import dev.idemgate.payment.ClaimGuard;
 import dev.idemgate.payment.ParsedPayment;
 import dev.idemgate.payment.PayOutcome;
 import dev.idemgate.payment.PaymentJson;
@@ -25,6 +26,7 @@ import io.vertx.core.http.HttpMethod;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import io.vertx.core.Future;
+import io.vertx.core.MultiMap;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.http.Http2Settings;
 import io.vertx.core.http.HttpServer;
@@ -44,6 +46,7 @@ import java.time.format.DateTimeFormatter;
 import java.util.HashMap;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -209,16 +212,12 @@ public final class ApiVerticle extends VerticleBase {
     } else if (parsed instanceof ParsedPayment.Valid valid) {
       PaymentService.PayCommand cmd = new PaymentService.PayCommand(ctx.get("merchant"), ctx.get("key"),
           valid.request(), PaymentService.fingerprint(valid.body()));
-      // Anomalies (DESIGN §7): one Redis step after validation and before the claim, so a refused
-      // twin is never charged. The check itself never fails; only a Reject verdict stops the request.
-      twins.observe(cmd.merchantId(), cmd.key(), valid.request(), ctx.request().headers()).onSuccess(verdict -> {
-        if (verdict instanceof TwinVerdict.Reject twin) {
-          outcome(ctx, RequestOutcome.DUPLICATE_SUSPECTED);
-          Problems.send(ctx, duplicateSuspected(twin.twin()));
-          return;
-        }
-        payments.pay(cmd, preferredWait(ctx)).onSuccess(outcome -> respond(ctx, outcome)).onFailure(ctx::fail);
-      });
+      // Anomalies (DESIGN §7): for a new payment only (after the gate, before the claim), one Redis
+      // step; a refused twin is never claimed or charged. The check never fails a payment.
+      MultiMap headers = ctx.request().headers();
+      ClaimGuard duplicates = c -> twins.observe(c.merchantId(), c.key(), c.request(), headers)
+          .map(verdict -> verdict instanceof TwinVerdict.Reject ? Optional.<Object>of(verdict) : Optional.empty());
+      payments.pay(cmd, preferredWait(ctx), duplicates).onSuccess(outcome -> respond(ctx, outcome)).onFailure(ctx::fail);
     }
   }
 
@@ -256,6 +255,9 @@ public final class ApiVerticle extends VerticleBase {
       outcome(ctx, RequestOutcome.PROVIDER_UNAVAILABLE);
       Problems.send(ctx, new ApiProblem(ErrorCode.PROVIDER_UNAVAILABLE,
           "the payment provider did not take the charge; nothing was charged and the key is free: retrying is safe"));
+    } else if (outcome instanceof PayOutcome.Refused refused && refused.reason() instanceof TwinVerdict.Reject twin) {
+      outcome(ctx, RequestOutcome.DUPLICATE_SUSPECTED);
+      Problems.send(ctx, duplicateSuspected(twin.twin()));
     } else if (outcome instanceof PayOutcome.StoreDown down) {
       outcome(ctx, RequestOutcome.STORE_UNAVAILABLE);
       Problems.send(ctx, new ApiProblem(ErrorCode.STORE_UNAVAILABLE,

@@ -19,6 +19,9 @@ public sealed interface PayOutcome {
   /** The provider definitely did not charge; the key is released: 502 provider_unavailable. */
   record ProviderUnavailable() implements PayOutcome {}
 
+  /** A {@link ClaimGuard} refused the new payment before it was claimed; nothing was charged. */
+  record Refused(Object reason) implements PayOutcome {}
+
   /** PostgreSQL cannot be used; nothing was charged: 503 store_unavailable. */
   record StoreDown(int retryAfterSeconds) implements PayOutcome {}
 }

@@ -67,19 +67,20 @@ public final class PaymentService {
    * {@code waitSeconds} for it ({@code Prefer: wait=N}) and replays its outcome: woken by the twin's
    * completion notice, it looks again once, then answers 409 if the twin is still not done.
    */
-  public Future<PayOutcome> pay(PayCommand cmd, int waitSeconds) {
+  public Future<PayOutcome> pay(PayCommand cmd, int waitSeconds, ClaimGuard guard) {
     if (waitSeconds <= 0 || notifier == null) {
-      return pay(cmd);
+      return pay(cmd, guard);
     }
-    return pay(cmd).compose(first -> {
+    return pay(cmd, guard).compose(first -> {
       if (!(first instanceof PayOutcome.InFlight)) {
         return Future.succeededFuture(first);
       }
       CompletionNotifier.Wait wait = notifier.register(cmd.merchantId(), cmd.key(), waitSeconds * 1000L);
       // Look again once subscribed: a completion between the first look and the subscription is not missed.
       return wait.ready().otherwise((Void) null)
-          .compose(v -> pay(cmd))
-          .compose(second -> second instanceof PayOutcome.InFlight ? wait.done().compose(v -> pay(cmd)) : Future.succeededFuture(second))
+          .compose(v -> pay(cmd, guard))
+          .compose(second -> second instanceof PayOutcome.InFlight ? wait.done().compose(v -> pay(cmd, guard))
+              : Future.succeededFuture(second))
           .eventually(() -> {
             wait.cancel();
             return Future.succeededFuture();
@@ -88,6 +89,11 @@ public final class PaymentService {
   }
 
   public Future<PayOutcome> pay(PayCommand cmd) {
+    return pay(cmd, ClaimGuard.NONE);
+  }
+
+  /** One payment: the gate, then (for a new payment only) the guard, then the claim and the charge. */
+  public Future<PayOutcome> pay(PayCommand cmd, ClaimGuard guard) {
     return metrics.timeGate(() -> gate.claim(cmd.merchantId(), cmd.key(), cmd.fingerprint())).compose(decision -> {
       if (decision instanceof GateDecision.Replay replay) {
         return Future.succeededFuture(new PayOutcome.Replayed(replay.response()));
@@ -95,10 +101,12 @@ public final class PaymentService {
         return Future.succeededFuture(new PayOutcome.InFlight(IN_FLIGHT_RETRY_AFTER_SECONDS));
       } else if (decision instanceof GateDecision.Mismatch) {
         return Future.succeededFuture(new PayOutcome.KeyReused());
-      } else if (decision instanceof GateDecision.Claimed claimed) {
-        return claimInStore(cmd, claimed.token());
       }
-      return claimInStore(cmd, null); // AskStore: PostgreSQL decides alone
+      // Claimed in Redis, or AskStore (PostgreSQL decides alone): a new payment, as far as Redis knows.
+      String redisClaim = decision instanceof GateDecision.Claimed claimed ? claimed.token() : null;
+      return guard.check(cmd).compose(refusal -> refusal.isPresent()
+          ? releaseRedis(cmd, redisClaim).map(v -> (PayOutcome) new PayOutcome.Refused(refusal.get()))
+          : claimInStore(cmd, redisClaim));
     });
   }
 
