@@ -53,6 +53,7 @@ public final class ManagementVerticle extends VerticleBase {
     router.get("/metrics").handler(ctx -> ctx.response()
         .putHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8").end(registry.scrape()));
     router.route("/admin/*").handler(this::requireAdmin);
+    dev.idemgate.reconciliation.ReconciliationRoutes.mount(router, vertx, config);
     router.get("/admin/simulator/charges").handler(this::simulatorCharges);
     router.route().failureHandler(Problems::handleFailure);
     router.errorHandler(404, Problems::handleFailure);

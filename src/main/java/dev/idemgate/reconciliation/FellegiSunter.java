@@ -18,7 +18,7 @@ import java.util.List;
 public final class FellegiSunter {
   private static final double FLOOR = 1e-6;
   private static final int MAX_ITERATIONS = 1_000;
-  private static final double TOLERANCE = 1e-10;
+  private static final double TOLERANCE = 1e-8;
 
   private FellegiSunter() {}
 
@@ -42,13 +42,18 @@ public final class FellegiSunter {
       return w;
     }
 
+    /** The likelihood ratio m/u of a pattern: how much more likely it is among matches than among non-matches. */
+    public double likelihoodRatio(int[] levels) {
+      double ratio = 1;
+      for (int k = 0; k < levels.length; k++) {
+        ratio *= m[k][levels[k]] / u[k][levels[k]];
+      }
+      return ratio;
+    }
+
     /** Posterior odds that a pair with this pattern is a match, before looking at its competitors. */
     public double odds(int[] levels) {
-      double odds = matchShare / (1 - matchShare);
-      for (int k = 0; k < levels.length; k++) {
-        odds *= m[k][levels[k]] / u[k][levels[k]];
-      }
-      return odds;
+      return matchShare / (1 - matchShare) * likelihoodRatio(levels);
     }
 
     /** P(match | pattern). */
@@ -59,12 +64,17 @@ public final class FellegiSunter {
   }
 
   /**
-   * Fits m, u and p by EM.
+   * Fits m, u and p by EM, as a maximum a posteriori estimate: {@code priorM} and the observed
+   * level frequencies (for u) count as {@code priorWeight} pairs' worth of evidence. On thousands
+   * of pairs the data decides; on a handful, the prior stops EM from declaring two leftovers a
+   * match just because they are the only pair there is.
    *
    * @param levelCounts number of agreement levels of each field; level 0 is full agreement
+   * @param priorM per field, per level: what m is believed to be before seeing the data
    * @param initialShare a first guess of p, e.g. (rows that could match) / (candidate pairs)
    */
-  public static Model fit(int[] levelCounts, List<Pattern> patterns, double initialShare) {
+  public static Model fit(int[] levelCounts, List<Pattern> patterns, double[][] priorM, double priorWeight,
+      double initialShare) {
     int fields = levelCounts.length;
     double total = 0;
     double[][] marginal = new double[fields][];
@@ -80,16 +90,18 @@ public final class FellegiSunter {
     double p = clamp(initialShare, 1e-5, 0.5);
     double[][] m = new double[fields][];
     double[][] u = new double[fields][];
+    double[][] priorU = new double[fields][];
     for (int k = 0; k < fields; k++) {
       int levels = levelCounts[k];
-      m[k] = new double[levels];
-      u[k] = new double[levels];
+      m[k] = priorM[k].clone();
+      normalize(m[k]);
+      priorU[k] = new double[levels];
       for (int l = 0; l < levels; l++) {
-        // Matches mostly agree; non-matches look like the candidate pairs as a whole.
-        m[k][l] = levels == 1 ? 1 : l == 0 ? 0.9 : 0.1 / (levels - 1);
-        u[k][l] = total == 0 ? 1.0 / levels : Math.max(FLOOR, marginal[k][l] / total);
+        // Non-matches look like the candidate pairs as a whole, since nearly all pairs are non-matches.
+        priorU[k][l] = total == 0 ? 1.0 / levels : Math.max(FLOOR, marginal[k][l] / total);
       }
-      normalize(u[k]);
+      normalize(priorU[k]);
+      u[k] = priorU[k].clone();
     }
     if (total == 0) {
       return new Model(p, m, u, 0);
@@ -110,12 +122,16 @@ public final class FellegiSunter {
         w[i] = pm / (pm + pu);
         matched += w[i] * patterns.get(i).count();
       }
-      // M: re-estimate p, m and u from the expected classes.
+      // M: re-estimate p, m and u from the expected classes, with the prior's pseudo-counts.
       double[][] m2 = new double[fields][];
       double[][] u2 = new double[fields][];
       for (int k = 0; k < fields; k++) {
         m2[k] = new double[levelCounts[k]];
         u2[k] = new double[levelCounts[k]];
+        for (int l = 0; l < levelCounts[k]; l++) {
+          m2[k][l] = priorWeight * priorM[k][l];
+          u2[k][l] = priorWeight * priorU[k][l];
+        }
       }
       for (int i = 0; i < patterns.size(); i++) {
         Pattern g = patterns.get(i);
@@ -124,8 +140,9 @@ public final class FellegiSunter {
           u2[k][g.levels()[k]] += (1 - w[i]) * g.count();
         }
       }
-      double change = Math.abs(p - clamp(matched / total, FLOOR, 1 - FLOOR));
-      p = clamp(matched / total, FLOOR, 1 - FLOOR);
+      double share = clamp(matched / total, FLOOR, 1 - FLOOR);
+      double change = Math.abs(p - share);
+      p = share;
       for (int k = 0; k < fields; k++) {
         for (int l = 0; l < levelCounts[k]; l++) {
           m2[k][l] = Math.max(FLOOR, m2[k][l]);

@@ -45,7 +45,17 @@ public final class Reconciler {
   static final int MALFORMED_KEPT = 1_000;
   /** Fields compared by the probabilistic step, with their number of agreement levels. */
   static final List<String> FIELDS = List.of("amount", "currency", "merchant", "time");
-  private static final int[] LEVELS = {3, 2, 3, 3};
+  private static final int[] LEVELS = {4, 2, 2, 3};
+  /**
+   * What m is believed to be before EM sees the file: amount exact / within a fifth of the
+   * tolerance / within the tolerance / further; currency same / different; merchant same / absent
+   * from the file; settled within a day / within the lag / before the charge.
+   */
+  private static final double[][] PRIOR_M = {{0.9, 0.04, 0.03, 0.03}, {0.97, 0.03}, {0.95, 0.05}, {0.75, 0.2, 0.05}};
+  /** How many candidate pairs' worth of evidence the prior counts for. */
+  private static final double PRIOR_WEIGHT = 20;
+  /** Bounds on the share of unmatched rows believed to have a partner, so that "no partner" always keeps some belief. */
+  private static final double MAX_PARTNER_SHARE = 0.9;
   private static final SecureRandom RANDOM = new SecureRandom();
 
   private final ReconciliationSettings settings;
@@ -321,8 +331,10 @@ public final class Reconciler {
   }
 
   /**
-   * Step 3: Fellegi–Sunter over the rows left on both sides. Candidate pairs are blocked (same
-   * merchant, or same amount and currency, within the settlement lag); each pair gets agreement
+   * Step 3: Fellegi–Sunter over the rows left on both sides. Candidate pairs are blocked: same
+   * merchant, or for a row without a merchant same amount and currency, within the settlement lag.
+   * (Blocking across merchants on amount too would pair non-matches that agree exactly on amount,
+   * which breaks the independence of fields that EM assumes.) Each pair gets agreement
    * levels; EM fits m, u and p on the counts of each pattern; a pair's confidence is its odds
    * against every competitor of its settlement row and of its payment, so two equally good
    * candidates share the belief instead of one being guessed. Since the threshold is above 1/2,
@@ -343,21 +355,23 @@ public final class Reconciler {
         + "g_currency int NOT NULL, g_merchant int NOT NULL, g_time int NOT NULL) ON COMMIT DROP");
     String pairs = """
         SELECT s.line, l.id,
-          CASE WHEN s.amount = l.amount THEN 0 WHEN abs(s.amount - l.amount) <= ? * l.amount THEN 1 ELSE 2 END,
+          CASE WHEN s.amount = l.amount THEN 0 WHEN abs(s.amount - l.amount) <= ? * l.amount THEN 1
+               WHEN abs(s.amount - l.amount) <= ? * l.amount THEN 2 ELSE 3 END,
           CASE WHEN s.currency = l.currency THEN 0 ELSE 1 END,
-          CASE WHEN s.merchant_id IS NULL THEN 2 WHEN s.merchant_id = l.merchant_id THEN 0 ELSE 1 END,
+          CASE WHEN s.merchant_id IS NULL THEN 1 ELSE 0 END,
           CASE WHEN s.settled_at - l.created_at BETWEEN interval '-1 hour' AND interval '1 day' THEN 0
                WHEN s.settled_at - l.created_at > interval '1 day' THEN 1 ELSE 2 END
         FROM recon_left_settlement s JOIN recon_left_ledger l ON %s
         WHERE l.created_at BETWEEN s.settled_at - make_interval(secs => ?) - interval '1 day'
                                AND s.settled_at + interval '1 day'""";
     try (PreparedStatement s = c.prepareStatement("INSERT INTO recon_candidate "
-        + pairs.formatted("l.merchant_id = s.merchant_id") + " UNION "
-        + pairs.formatted("l.amount = s.amount AND l.currency = s.currency"))) {
-      s.setDouble(1, settings.amountTolerance());
-      s.setLong(2, settings.settlementLag().toSeconds());
-      s.setDouble(3, settings.amountTolerance());
-      s.setLong(4, settings.settlementLag().toSeconds());
+        + pairs.formatted("l.merchant_id = s.merchant_id") + " UNION ALL "
+        + pairs.formatted("s.merchant_id IS NULL AND l.amount = s.amount AND l.currency = s.currency"))) {
+      for (int half = 0; half < 2; half++) {
+        s.setDouble(3 * half + 1, settings.amountTolerance() / 5);
+        s.setDouble(3 * half + 2, settings.amountTolerance());
+        s.setLong(3 * half + 3, settings.settlementLag().toSeconds());
+      }
       s.executeUpdate();
     }
     List<FellegiSunter.Pattern> patterns = new ArrayList<>();
@@ -378,26 +392,42 @@ public final class Reconciler {
     if (pairCount == 0) {
       return model;
     }
-    FellegiSunter.Model fit = FellegiSunter.fit(LEVELS, patterns,
+    FellegiSunter.Model fit = FellegiSunter.fit(LEVELS, patterns, PRIOR_M, PRIOR_WEIGHT,
         Math.min(leftSettlement, leftLedger) / (double) pairCount);
     execute(c, "CREATE TEMP TABLE recon_pattern (g_amount int, g_currency int, g_merchant int, g_time int, "
-        + "odds double precision) ON COMMIT DROP");
+        + "ratio double precision) ON COMMIT DROP");
     try (PreparedStatement s = c.prepareStatement("INSERT INTO recon_pattern VALUES (?, ?, ?, ?, ?)")) {
       for (FellegiSunter.Pattern g : patterns) {
         for (int k = 0; k < 4; k++) {
           s.setInt(k + 1, g.levels()[k]);
         }
-        s.setDouble(5, Math.min(fit.odds(g.levels()), 1e300));
+        s.setDouble(5, Math.min(fit.likelihoodRatio(g.levels()), 1e300));
         s.addBatch();
       }
       s.executeBatch();
     }
-    execute(c, """
+    // A row's candidates compete with each other and with "no partner here". With pi the share of
+    // rows that have a partner (expected matches from EM / rows) and n the row's candidates, each
+    // candidate's prior is pi/n and its posterior pi/n * ratio / ((1 - pi) + pi/n * sum of ratios).
+    // The same is computed from the payment's side; the confidence is the lower of the two.
+    double expectedMatches = fit.matchShare() * pairCount;
+    double piSettlement = Math.min(MAX_PARTNER_SHARE, Math.max(0.01, expectedMatches / Math.max(1, leftSettlement)));
+    double piLedger = Math.min(MAX_PARTNER_SHARE, Math.max(0.01, expectedMatches / Math.max(1, leftLedger)));
+    try (PreparedStatement s = c.prepareStatement("""
         CREATE TEMP TABLE recon_scored ON COMMIT DROP AS
-        SELECT c.line, c.payment_id,
-               least(p.odds / (1 + sum(p.odds) OVER (PARTITION BY c.line)),
-                     p.odds / (1 + sum(p.odds) OVER (PARTITION BY c.payment_id))) AS confidence
-        FROM recon_candidate c JOIN recon_pattern p USING (g_amount, g_currency, g_merchant, g_time)""");
+        SELECT line, payment_id,
+               least(? / n_s * ratio / ((1 - ?) + ? / n_s * sum_s),
+                     ? / n_l * ratio / ((1 - ?) + ? / n_l * sum_l)) AS confidence
+        FROM (SELECT c.line, c.payment_id, p.ratio,
+                     count(*) OVER (PARTITION BY c.line) AS n_s, sum(p.ratio) OVER (PARTITION BY c.line) AS sum_s,
+                     count(*) OVER (PARTITION BY c.payment_id) AS n_l, sum(p.ratio) OVER (PARTITION BY c.payment_id) AS sum_l
+              FROM recon_candidate c JOIN recon_pattern p USING (g_amount, g_currency, g_merchant, g_time)) x""")) {
+      for (int i = 0; i < 3; i++) {
+        s.setDouble(1 + i, piSettlement);
+        s.setDouble(4 + i, piLedger);
+      }
+      s.execute();
+    }
     try (PreparedStatement s = c.prepareStatement("""
         INSERT INTO recon_match (line, payment_id, method, confidence)
         SELECT line, payment_id, 'probabilistic', confidence FROM recon_scored WHERE confidence >= ?""")) {
@@ -418,6 +448,7 @@ public final class Reconciler {
       fields.put(FIELDS.get(k), new JsonObject().put("m", new JsonArray(toList(fit.m()[k]))).put("u", new JsonArray(toList(fit.u()[k]))));
     }
     return model.put("match_share", fit.matchShare()).put("em_iterations", fit.iterations()).put("fields", fields)
+        .put("partner_share_settlement", piSettlement).put("partner_share_ledger", piLedger)
         .put("match_threshold", settings.matchThreshold()).put("review_threshold", settings.reviewThreshold());
   }
 
