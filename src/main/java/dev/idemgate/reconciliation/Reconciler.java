@@ -115,7 +115,10 @@ public final class Reconciler {
 
   private Outcome reconcile(Connection c, String runId, SettlementReader reader, ReconciliationRequest r) throws SQLException {
     Duration lag = settings.settlementLag();
-    execute(c, "SET LOCAL work_mem = '128MB'");
+    // Server-side memory for this batch session: temporary tables of a million rows stay in
+    // memory instead of spilling through the default 8 MB of temp buffers.
+    execute(c, "SET temp_buffers = '256MB'");
+    execute(c, "SET LOCAL work_mem = '256MB'");
     execute(c, """
         CREATE TEMP TABLE recon_stage (
           line bigint NOT NULL, settlement_id text NOT NULL, provider_reference text, ref_key text,
@@ -131,17 +134,15 @@ public final class Reconciler {
     Instant missingCutoff = (periodEnd.isBefore(r.asOf()) ? periodEnd : r.asOf()).minus(lag);
 
     loadLedger(c, r, from, to);
-    execute(c, "CREATE INDEX ON recon_stage (line)");
-    execute(c, "CREATE INDEX ON recon_stage (ref_key)");
-    execute(c, "CREATE INDEX ON recon_stage (provider_key)");
     execute(c, "ANALYZE recon_stage");
     execute(c, "ANALYZE recon_ledger");
     execute(c, "CREATE TEMP TABLE recon_match (line bigint PRIMARY KEY, payment_id text NOT NULL, method text NOT NULL, "
         + "confidence double precision NOT NULL) ON COMMIT DROP");
     matchByReference(c);
     matchByProviderKey(c);
-    JsonObject model = matchProbabilistically(c);
     execute(c, "CREATE INDEX ON recon_match (payment_id)");
+    execute(c, "ANALYZE recon_match");
+    JsonObject model = matchProbabilistically(c);
     execute(c, "ANALYZE recon_match");
     classifyMatchedRows(c);
     insertDiscrepancies(c, runId, missingCutoff);
@@ -180,6 +181,7 @@ public final class Reconciler {
     Ingest ingest = new Ingest();
     String prefix = r.merchantPrefix().orElse(null);
     PGConnection pg = c.unwrap(PGConnection.class);
+    StringBuilder line = new StringBuilder(256);
     try (Writer out = new BufferedWriter(new OutputStreamWriter(new PGCopyOutputStream(pg,
         "COPY recon_stage (line, settlement_id, provider_reference, ref_key, provider_key, merchant_id, amount, "
             + "currency, status, settled_at) FROM STDIN", 1 << 16), StandardCharsets.UTF_8), 1 << 16)) {
@@ -204,17 +206,19 @@ public final class Reconciler {
         if (ingest.last == null || row.settledAt().isAfter(ingest.last)) {
           ingest.last = row.settledAt();
         }
-        out.write(Long.toString(row.line()));
-        field(out, row.settlementId());
-        field(out, row.providerReference());
-        field(out, row.referenceKey());
-        field(out, row.providerKey());
-        field(out, row.merchantId());
-        field(out, Long.toString(row.amount()));
-        field(out, row.currency());
-        field(out, row.status());
-        field(out, row.settledAt().toString());
-        out.write('\n');
+        line.setLength(0);
+        line.append(row.line());
+        field(line, row.settlementId());
+        field(line, row.providerReference());
+        field(line, row.referenceKey());
+        field(line, row.providerKey());
+        field(line, row.merchantId());
+        line.append('\t').append(row.amount());
+        field(line, row.currency());
+        field(line, row.status());
+        field(line, row.settledAt().toString());
+        line.append('\n');
+        out.append(line);
       }
     } catch (IOException e) {
       Throwable cause = e.getCause() instanceof SQLException sql ? sql : e;
@@ -226,20 +230,20 @@ public final class Reconciler {
   }
 
   /** One field of COPY's text format: tab-separated, backslash escapes, \N for null. */
-  private static void field(Writer out, String value) throws IOException {
-    out.write('\t');
+  private static void field(StringBuilder out, String value) {
+    out.append('\t');
     if (value == null) {
-      out.write("\\N");
+      out.append("\\N");
       return;
     }
     for (int i = 0; i < value.length(); i++) {
       char ch = value.charAt(i);
       switch (ch) {
-        case '\\' -> out.write("\\\\");
-        case '\t' -> out.write("\\t");
-        case '\n' -> out.write("\\n");
-        case '\r' -> out.write("\\r");
-        default -> out.write(ch);
+        case '\\' -> out.append("\\\\");
+        case '\t' -> out.append("\\t");
+        case '\n' -> out.append("\\n");
+        case '\r' -> out.append("\\r");
+        default -> out.append(ch);
       }
     }
   }
@@ -296,9 +300,6 @@ public final class Reconciler {
       }
       s.executeUpdate();
     }
-    execute(c, "CREATE INDEX ON recon_ledger (id)");
-    execute(c, "CREATE INDEX ON recon_ledger (ref_key)");
-    execute(c, "CREATE INDEX ON recon_ledger (provider_key)");
   }
 
   /**
@@ -389,6 +390,8 @@ public final class Reconciler {
     JsonObject model = new JsonObject().put("candidate_pairs", pairCount)
         .put("unmatched_settlement_rows", leftSettlement).put("unmatched_ledger_payments", leftLedger);
     execute(c, "CREATE TEMP TABLE recon_review (line bigint, payment_id text, confidence double precision) ON COMMIT DROP");
+    execute(c, "CREATE INDEX ON recon_review (line)");
+    execute(c, "CREATE INDEX ON recon_review (payment_id)");
     if (pairCount == 0) {
       return model;
     }
@@ -439,10 +442,12 @@ public final class Reconciler {
         INSERT INTO recon_review
         SELECT x.line, x.payment_id, x.confidence FROM recon_scored x
         WHERE x.confidence >= ?
-          AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = x.line OR m.payment_id = x.payment_id)""")) {
+          AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = x.line)
+          AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.payment_id = x.payment_id)""")) {
       s.setDouble(1, settings.reviewThreshold());
       s.executeUpdate();
     }
+    execute(c, "ANALYZE recon_review");
     JsonObject fields = new JsonObject();
     for (int k = 0; k < FIELDS.size(); k++) {
       fields.put(FIELDS.get(k), new JsonObject().put("m", new JsonArray(toList(fit.m()[k]))).put("u", new JsonArray(toList(fit.u()[k]))));
@@ -465,6 +470,12 @@ public final class Reconciler {
    * is its primary, later settled rows are duplicates, refunds and chargebacks are reversals.
    */
   private static void classifyMatchedRows(Connection c) throws SQLException {
+    // Only rows that can be a discrepancy are classified: a payment settled more than once, a
+    // reversal, or a pair whose sides disagree. Agreeing single settlements, nearly all of a file,
+    // are left out of the sort.
+    execute(c, """
+        CREATE TEMP TABLE recon_multi ON COMMIT DROP AS
+        SELECT payment_id FROM recon_match GROUP BY payment_id HAVING count(*) > 1""");
     execute(c, """
         CREATE TEMP TABLE recon_pair ON COMMIT DROP AS
         SELECT s.line, s.settlement_id, s.provider_reference, s.provider_key, s.merchant_id, s.amount, s.currency,
@@ -472,10 +483,18 @@ public final class Reconciler {
                l.amount AS ledger_amount, l.currency AS ledger_currency, l.merchant_id AS ledger_merchant,
                l.provider_reference AS ledger_reference, l.provider_key AS ledger_key, l.created_at, l.stuck,
                CASE WHEN s.status <> 'settled' THEN 'reversal'
-                    WHEN row_number() OVER (PARTITION BY m.payment_id, s.status = 'settled'
-                                            ORDER BY s.settled_at, s.line) = 1 THEN 'primary'
-                    ELSE 'duplicate' END AS role
-        FROM recon_stage s JOIN recon_match m USING (line) JOIN recon_ledger l ON l.id = m.payment_id""");
+                    WHEN row_number() OVER settled = 1 THEN 'primary'
+                    ELSE 'duplicate' END AS role,
+               first_value(s.settlement_id) OVER settled AS first_settlement_id,
+               first_value(s.settled_at) OVER settled AS first_settled_at,
+               count(*) FILTER (WHERE s.status = 'settled') OVER (PARTITION BY m.payment_id) AS times_settled
+        FROM recon_stage s JOIN recon_match m USING (line) JOIN recon_ledger l ON l.id = m.payment_id
+        WHERE s.status <> 'settled' OR l.status <> 'succeeded' OR l.kind <> 'payment' OR l.stuck
+           OR s.amount <> l.amount OR s.currency <> l.currency
+           OR m.payment_id IN (SELECT payment_id FROM recon_multi)
+        WINDOW settled AS (PARTITION BY m.payment_id, s.status = 'settled' ORDER BY s.settled_at, s.line)""");
+    execute(c, "CREATE INDEX ON recon_pair (payment_id)");
+    execute(c, "ANALYZE recon_pair");
   }
 
   private static final String INSERT = """
@@ -495,10 +514,10 @@ public final class Reconciler {
       throws SQLException {
     insert(c, runId, Category.DUPLICATE_CHARGE, """
         SELECT ?, ?, ?, p.amount, p.currency, %s, p.settled_at,
-               jsonb_build_object('first_settlement_id', f.settlement_id, 'first_settled_at', f.settled_at,
+               jsonb_build_object('first_settlement_id', p.first_settlement_id, 'first_settled_at', p.first_settled_at,
                  'duplicate_settled_at', p.settled_at, 'ledger_created_at', p.created_at,
-                 'times_settled', (SELECT count(*) FROM recon_pair x WHERE x.payment_id = p.payment_id AND x.role <> 'reversal'))
-        FROM recon_pair p JOIN recon_pair f ON f.payment_id = p.payment_id AND f.role = 'primary'
+                 'times_settled', p.times_settled)
+        FROM recon_pair p
         WHERE p.role = 'duplicate'""".formatted(PAIR_COLUMNS));
     insert(c, runId, Category.ORPHAN_AT_PROVIDER, """
         SELECT ?, ?, ?, s.amount, s.currency, NULL, s.merchant_id, s.settlement_id, s.line, s.provider_reference,
