@@ -51,9 +51,11 @@ SELECT 'merchant_' || (i % 1000), 'stuck-' || i, 'bench', 'PROCESSING', 1, 1, 'p
        encode(sha256(('stuck:' || i)::bytea), 'hex'), now() - interval '10 days', 1000 + i, 'EUR',
        now() - interval '10 days' - i * interval '1 minute'
 FROM generate_series(1, GREATEST($ROWS / 5000, 1)) AS i;
-ANALYZE idemgate.payments;
 ANALYZE idemgate.idempotency_keys;
 SQL
+# A ledger is read long after it was written: set hint bits and the visibility map now, as
+# autovacuum would have, so that the measured run does not pay for this bulk insert.
+psql_bench -c "VACUUM (ANALYZE) idemgate.payments" -c "CHECKPOINT"
 echo "bench: ledger ready in $(( $(date +%s) - start )) s"
 
 start=$(date +%s)

@@ -64,17 +64,18 @@ public final class FellegiSunter {
   }
 
   /**
-   * Fits m, u and p by EM, as a maximum a posteriori estimate: {@code priorM} and the observed
-   * level frequencies (for u) count as {@code priorWeight} pairs' worth of evidence. On thousands
+   * Fits m, u and p by EM, as a maximum a posteriori estimate: {@code priorM} and {@code priorU}
+   * count as {@code priorWeight} pairs' worth of evidence. On thousands
    * of pairs the data decides; on a handful, the prior stops EM from declaring two leftovers a
    * match just because they are the only pair there is.
    *
    * @param levelCounts number of agreement levels of each field; level 0 is full agreement
    * @param priorM per field, per level: what m is believed to be before seeing the data
+   * @param priorU the same for u
    * @param initialShare a first guess of p, e.g. (rows that could match) / (candidate pairs)
    */
-  public static Model fit(int[] levelCounts, List<Pattern> patterns, double[][] priorM, double priorWeight,
-      double initialShare) {
+  public static Model fit(int[] levelCounts, List<Pattern> patterns, double[][] priorM, double[][] priorU,
+      double priorWeight, double initialShare) {
     int fields = levelCounts.length;
     double total = 0;
     double[][] marginal = new double[fields][];
@@ -90,16 +91,12 @@ public final class FellegiSunter {
     double p = clamp(initialShare, 1e-5, 0.5);
     double[][] m = new double[fields][];
     double[][] u = new double[fields][];
-    double[][] priorU = new double[fields][];
+    priorU = priorU.clone();
     for (int k = 0; k < fields; k++) {
       int levels = levelCounts[k];
       m[k] = priorM[k].clone();
       normalize(m[k]);
-      priorU[k] = new double[levels];
-      for (int l = 0; l < levels; l++) {
-        // Non-matches look like the candidate pairs as a whole, since nearly all pairs are non-matches.
-        priorU[k][l] = total == 0 ? 1.0 / levels : Math.max(FLOOR, marginal[k][l] / total);
-      }
+      priorU[k] = priorU[k].clone();
       normalize(priorU[k]);
       u[k] = priorU[k].clone();
     }

@@ -64,6 +64,7 @@ final class HtmlReport {
       .card .n{font-size:26px;font-weight:600}
       .card .l{color:#566573;font-size:13px;margin-top:2px}
       .card.alert .n{color:#c0392b}
+      .card .n.stake{font-size:17px;line-height:1.35}
       .charts{display:flex;gap:18px;flex-wrap:wrap}
       .chart{background:#fff;border:1px solid #d5d8dc;border-radius:8px;padding:14px;flex:1;min-width:520px}
       .chart h3{margin:0 0 8px;font-size:15px}
@@ -103,7 +104,8 @@ final class HtmlReport {
     long total = summary.getLong("total", 0L);
     out.write("<div class=\"cards\">");
     card(out, String.format(Locale.ROOT, "%,d", total), "discrepancies to look at", total > 0);
-    card(out, stakeHeadline(values), "money at stake", false);
+    out.write("<div class=\"card\"><div class=\"n stake\">" + stakeHeadline(values)
+        + "</div><div class=\"l\">money at stake (no exchange rates: each currency on its own)</div></div>");
     card(out, String.format(Locale.ROOT, "%,d of %,d", rows.getLong("matched", 0L), rows.getLong("reconciled", 0L)),
         "settlement rows matched to the ledger", false);
     card(out, String.format(Locale.ROOT, "%,d", summary.getLong("needs_review", 0L)),
@@ -276,7 +278,7 @@ final class HtmlReport {
   }
 
   private static String stakeHeadline(JsonObject values) {
-    List<String> currencies = topCurrencies(values, 2);
+    List<String> currencies = topCurrencies(values, 3);
     if (currencies.isEmpty()) {
       return "none";
     }
@@ -288,7 +290,9 @@ final class HtmlReport {
       }
       parts.add(money(sum, currency));
     }
-    return String.join(" + ", parts) + (topCurrencies(values, 10).size() > 2 ? " + …" : "");
+    int more = topCurrencies(values, 100).size() - parts.size();
+    return parts.stream().map(HtmlReport::esc).collect(java.util.stream.Collectors.joining("<br>"))
+        + (more > 0 ? "<br><span class=\"muted\">and " + more + " more</span>" : "");
   }
 
   private static double majorValue(long minor, String currency) {

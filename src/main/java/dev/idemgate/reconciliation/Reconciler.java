@@ -52,6 +52,8 @@ public final class Reconciler {
    * from the file; settled within a day / within the lag / before the charge.
    */
   private static final double[][] PRIOR_M = {{0.9, 0.04, 0.03, 0.03}, {0.97, 0.03}, {0.95, 0.05}, {0.75, 0.2, 0.05}};
+  /** The same for u: two payments that are not each other's rarely agree on amount. */
+  private static final double[][] PRIOR_U = {{0.01, 0.01, 0.04, 0.94}, {0.6, 0.4}, {0.95, 0.05}, {0.3, 0.5, 0.2}};
   /** How many candidate pairs' worth of evidence the prior counts for. */
   private static final double PRIOR_WEIGHT = 20;
   /** Bounds on the share of unmatched rows believed to have a partner, so that "no partner" always keeps some belief. */
@@ -389,14 +391,18 @@ public final class Reconciler {
     long leftLedger = count(c, "SELECT count(*) FROM recon_left_ledger");
     JsonObject model = new JsonObject().put("candidate_pairs", pairCount)
         .put("unmatched_settlement_rows", leftSettlement).put("unmatched_ledger_payments", leftLedger);
+    // Only rows that have a candidate are in contention: the share of them with a partner is what
+    // a candidate's prior is taken from (payments of merchants absent from the file do not dilute it).
+    long contendingSettlement = count(c, "SELECT count(DISTINCT line) FROM recon_candidate");
+    long contendingLedger = count(c, "SELECT count(DISTINCT payment_id) FROM recon_candidate");
     execute(c, "CREATE TEMP TABLE recon_review (line bigint, payment_id text, confidence double precision) ON COMMIT DROP");
     execute(c, "CREATE INDEX ON recon_review (line)");
     execute(c, "CREATE INDEX ON recon_review (payment_id)");
     if (pairCount == 0) {
       return model;
     }
-    FellegiSunter.Model fit = FellegiSunter.fit(LEVELS, patterns, PRIOR_M, PRIOR_WEIGHT,
-        Math.min(leftSettlement, leftLedger) / (double) pairCount);
+    FellegiSunter.Model fit = FellegiSunter.fit(LEVELS, patterns, PRIOR_M, PRIOR_U, PRIOR_WEIGHT,
+        Math.min(contendingSettlement, contendingLedger) / (double) pairCount);
     execute(c, "CREATE TEMP TABLE recon_pattern (g_amount int, g_currency int, g_merchant int, g_time int, "
         + "ratio double precision) ON COMMIT DROP");
     try (PreparedStatement s = c.prepareStatement("INSERT INTO recon_pattern VALUES (?, ?, ?, ?, ?)")) {
@@ -414,8 +420,8 @@ public final class Reconciler {
     // candidate's prior is pi/n and its posterior pi/n * ratio / ((1 - pi) + pi/n * sum of ratios).
     // The same is computed from the payment's side; the confidence is the lower of the two.
     double expectedMatches = fit.matchShare() * pairCount;
-    double piSettlement = Math.min(MAX_PARTNER_SHARE, Math.max(0.01, expectedMatches / Math.max(1, leftSettlement)));
-    double piLedger = Math.min(MAX_PARTNER_SHARE, Math.max(0.01, expectedMatches / Math.max(1, leftLedger)));
+    double piSettlement = Math.min(MAX_PARTNER_SHARE, Math.max(0.01, expectedMatches / Math.max(1, contendingSettlement)));
+    double piLedger = Math.min(MAX_PARTNER_SHARE, Math.max(0.01, expectedMatches / Math.max(1, contendingLedger)));
     try (PreparedStatement s = c.prepareStatement("""
         CREATE TEMP TABLE recon_scored ON COMMIT DROP AS
         SELECT line, payment_id,

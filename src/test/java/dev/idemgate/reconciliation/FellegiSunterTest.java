@@ -43,7 +43,7 @@ class FellegiSunterTest {
     counts.forEach((key, n) -> patterns.add(new FellegiSunter.Pattern(keys.get(key), n[0])));
 
     double[][] vague = {{0.6, 0.2, 0.2}, {0.8, 0.2}, {0.6, 0.2, 0.2}};
-    FellegiSunter.Model model = FellegiSunter.fit(levels, patterns, vague, 20, 0.1);
+    FellegiSunter.Model model = FellegiSunter.fit(levels, patterns, vague, vague, 20, 0.1);
 
     assertThat(model.matchShare()).isCloseTo(p, within(0.01));
     for (int k = 0; k < levels.length; k++) {
@@ -62,14 +62,16 @@ class FellegiSunterTest {
   void priorOnTinyData() {
     double[][] prior = {{0.9, 0.04, 0.03, 0.03}, {0.97, 0.03}, {0.9, 0.05, 0.05}, {0.75, 0.2, 0.05}};
     FellegiSunter.Model model = FellegiSunter.fit(new int[] {4, 2, 3, 3},
-        List.of(new FellegiSunter.Pattern(new int[] {3, 0, 0, 0}, 1)), prior, 20, 0.5);
+        List.of(new FellegiSunter.Pattern(new int[] {3, 0, 0, 0}, 1)), prior,
+        new double[][] {{0.01, 0.01, 0.04, 0.94}, {0.6, 0.4}, {0.9, 0.05, 0.05}, {0.3, 0.5, 0.2}}, 20, 0.5);
     assertThat(model.posterior(new int[] {3, 0, 0, 0})).isLessThan(0.5);
   }
 
   @Test
   @DisplayName("no candidate pairs give a model without iterations, not a failure")
   void empty() {
-    FellegiSunter.Model model = FellegiSunter.fit(new int[] {2, 2}, List.of(), new double[][] {{0.9, 0.1}, {0.9, 0.1}}, 20, 0.1);
+    FellegiSunter.Model model = FellegiSunter.fit(new int[] {2, 2}, List.of(), new double[][] {{0.9, 0.1}, {0.9, 0.1}},
+        new double[][] {{0.5, 0.5}, {0.5, 0.5}}, 20, 0.1);
     assertThat(model.iterations()).isZero();
   }
 }
