@@ -78,22 +78,14 @@ public final class FellegiSunter {
       double priorWeight, double initialShare) {
     int fields = levelCounts.length;
     double total = 0;
-    double[][] marginal = new double[fields][];
-    for (int k = 0; k < fields; k++) {
-      marginal[k] = new double[levelCounts[k]];
-    }
     for (Pattern g : patterns) {
       total += g.count();
-      for (int k = 0; k < fields; k++) {
-        marginal[k][g.levels()[k]] += g.count();
-      }
     }
     double p = clamp(initialShare, 1e-5, 0.5);
     double[][] m = new double[fields][];
     double[][] u = new double[fields][];
     priorU = priorU.clone();
     for (int k = 0; k < fields; k++) {
-      int levels = levelCounts[k];
       m[k] = priorM[k].clone();
       normalize(m[k]);
       priorU[k] = priorU[k].clone();
