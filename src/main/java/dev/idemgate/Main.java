@@ -16,7 +16,8 @@ import picocli.CommandLine.Option;
 /** The command line (DESIGN §8): {@code serve} (the default), {@code acquirer}, {@code migrate}. */
 @Command(name = "idemgate", mixinStandardHelpOptions = true, version = "idemgate 0.1.0",
     description = "Payment idempotency gateway: exactly-once POST /pay in front of payment providers.",
-    subcommands = {Main.Serve.class, Main.Acquirer.class, Main.Migrate.class})
+    subcommands = {Main.Serve.class, Main.Acquirer.class, Main.Migrate.class,
+        dev.idemgate.reconciliation.ReconcileCommand.class, dev.idemgate.reconciliation.SettlementDemoCommand.class})
 public final class Main implements Callable<Integer> {
   static final int EXIT_STARTUP_FAILED = 1;
   static final int EXIT_USAGE = 2;

@@ -64,6 +64,7 @@ public final class ManagementVerticle extends VerticleBase {
         .putHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8").end(prometheus.scrape())));
     router.route("/admin/*").handler(this::requireAdmin);
     AnomalyRoutes.mount(router, AnomalyMonitor.of(vertx, config, meters), pool);
+    dev.idemgate.reconciliation.ReconciliationRoutes.mount(router, vertx, config);
     router.get("/admin/simulator/charges").handler(this::simulatorCharges);
     router.get("/admin/pending").handler(this::unresolved);
     router.route().failureHandler(Problems::handleFailure);

@@ -1,0 +1,79 @@
+package dev.idemgate.reconciliation;
+
+import io.vertx.core.json.JsonObject;
+import java.math.BigDecimal;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Currency;
+
+/**
+ * One finding of a run, as stored: what it is, what to do, the money at stake and the evidence
+ * from both sides. Ledger or settlement fields are null where that side does not exist.
+ */
+public record Discrepancy(
+    long id,
+    int priority,
+    double score,
+    Category category,
+    String status,
+    long valueMinor,
+    String valueCurrency,
+    String paymentId,
+    String merchantId,
+    String settlementId,
+    Long settlementLine,
+    String providerReference,
+    String providerKey,
+    Long ledgerAmount,
+    String ledgerCurrency,
+    String ledgerStatus,
+    Long settlementAmount,
+    String settlementCurrency,
+    String settlementStatus,
+    String matchMethod,
+    Double confidence,
+    Instant occurredAt,
+    JsonObject evidence) {
+
+  /** Minor units as a decimal amount in the currency's major unit, e.g. 1999 EUR as 19.99. */
+  public static String major(long minor, String currency) {
+    int digits;
+    try {
+      digits = Math.max(0, Currency.getInstance(currency).getDefaultFractionDigits());
+    } catch (IllegalArgumentException e) {
+      digits = 2;
+    }
+    return BigDecimal.valueOf(minor, digits).toPlainString();
+  }
+
+  public double ageDays(Instant asOf) {
+    return Math.max(0, Duration.between(occurredAt, asOf).toMinutes() / 1440.0);
+  }
+
+  public JsonObject toJson(Instant asOf) {
+    return new JsonObject()
+        .put("id", id)
+        .put("priority", priority)
+        .put("category", category.name())
+        .put("remediation", category.remediation().name())
+        .put("status", status)
+        .put("score", Math.round(score * 1000) / 1000.0)
+        .put("value", new JsonObject().put("amount", valueMinor).put("currency", valueCurrency)
+            .put("major", major(valueMinor, valueCurrency)))
+        .put("payment_id", paymentId)
+        .put("merchant_id", merchantId)
+        .put("settlement_id", settlementId)
+        .put("settlement_line", settlementLine)
+        .put("provider_reference", providerReference)
+        .put("provider_key", providerKey)
+        .put("ledger", ledgerAmount == null ? null : new JsonObject().put("amount", ledgerAmount)
+            .put("currency", ledgerCurrency).put("status", ledgerStatus))
+        .put("settlement", settlementAmount == null ? null : new JsonObject().put("amount", settlementAmount)
+            .put("currency", settlementCurrency).put("status", settlementStatus))
+        .put("match_method", matchMethod)
+        .put("confidence", confidence)
+        .put("occurred_at", occurredAt.toString())
+        .put("age_days", Math.round(ageDays(asOf) * 10) / 10.0)
+        .put("evidence", evidence);
+  }
+}

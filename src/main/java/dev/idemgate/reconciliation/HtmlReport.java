@@ -1,0 +1,333 @@
+package dev.idemgate.reconciliation;
+
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import java.io.Writer;
+import java.math.BigDecimal;
+import java.sql.Connection;
+import java.text.DecimalFormat;
+import java.text.DecimalFormatSymbols;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * A self-contained HTML report for a finance reader: inline CSS and inline SVG charts (no script,
+ * font or image is fetched), the counts and the money at stake by category, and the discrepancies
+ * to act on first with what to do about each.
+ */
+final class HtmlReport {
+  private static final Map<Category, String> COLOURS = new EnumMap<>(Map.of(
+      Category.DUPLICATE_CHARGE, "#c0392b",
+      Category.ORPHAN_AT_PROVIDER, "#d35400",
+      Category.STATUS_MISMATCH, "#8e44ad",
+      Category.AMOUNT_MISMATCH, "#2471a3",
+      Category.CURRENCY_MISMATCH, "#138d75",
+      Category.MISSING_IN_SETTLEMENT, "#b7950b",
+      Category.STUCK_IN_LEDGER, "#5d6d7e"));
+  private static final Map<Category, String> LABELS = new EnumMap<>(Map.of(
+      Category.DUPLICATE_CHARGE, "Duplicate charge",
+      Category.ORPHAN_AT_PROVIDER, "Orphan at provider",
+      Category.STATUS_MISMATCH, "Status mismatch",
+      Category.AMOUNT_MISMATCH, "Amount mismatch",
+      Category.CURRENCY_MISMATCH, "Currency mismatch",
+      Category.MISSING_IN_SETTLEMENT, "Missing in settlement",
+      Category.STUCK_IN_LEDGER, "Stuck in ledger"));
+  private static final Map<Category, String> MEANINGS = new EnumMap<>(Map.of(
+      Category.DUPLICATE_CHARGE, "The provider settled one payment more than once: the customer paid twice.",
+      Category.ORPHAN_AT_PROVIDER, "The provider settled money that no payment in our ledger accounts for.",
+      Category.STATUS_MISMATCH, "Our ledger and the provider disagree on whether the money moved (declined or pending here, settled there; or reversed there).",
+      Category.AMOUNT_MISMATCH, "Both sides have the payment, with different amounts.",
+      Category.CURRENCY_MISMATCH, "Both sides have the payment, in different currencies.",
+      Category.MISSING_IN_SETTLEMENT, "Our ledger says the charge succeeded, but it was not settled within the settlement lag.",
+      Category.STUCK_IN_LEDGER, "The payment is still being processed in our ledger, long after it should have finished."));
+  private static final Map<Category.Remediation, String> ACTIONS = new EnumMap<>(Map.of(
+      Category.Remediation.REFUND_DUPLICATE, "Refund the duplicate",
+      Category.Remediation.REFUND_OR_RECORD_ORPHAN, "Refund, or record the payment",
+      Category.Remediation.CORRECT_LEDGER_STATUS, "Correct the ledger status",
+      Category.Remediation.RAISE_WITH_PROVIDER, "Raise with the provider",
+      Category.Remediation.REQUERY_PROVIDER, "Ask the provider",
+      Category.Remediation.RESOLVE_STUCK, "Resolve the stuck payment"));
+
+  private static final String CSS = """
+      *{box-sizing:border-box}
+      body{font-family:-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:#1c2833;margin:0;background:#f4f6f7}
+      main{max-width:1180px;margin:0 auto;padding:28px 32px 48px}
+      h1{font-size:26px;margin:0 0 4px}
+      h2{font-size:18px;margin:32px 0 12px;border-bottom:1px solid #d5d8dc;padding-bottom:6px}
+      .meta{color:#566573;font-size:13px;margin-bottom:20px}
+      .cards{display:flex;gap:14px;flex-wrap:wrap}
+      .card{background:#fff;border:1px solid #d5d8dc;border-radius:8px;padding:14px 18px;min-width:190px;flex:1}
+      .card .n{font-size:26px;font-weight:600}
+      .card .l{color:#566573;font-size:13px;margin-top:2px}
+      .card.alert .n{color:#c0392b}
+      .card .n.stake{font-size:17px;line-height:1.35}
+      .charts{display:flex;gap:18px;flex-wrap:wrap}
+      .chart{background:#fff;border:1px solid #d5d8dc;border-radius:8px;padding:14px;flex:1;min-width:520px}
+      .chart h3{margin:0 0 8px;font-size:15px}
+      svg text{font-family:inherit;font-size:12px;fill:#1c2833}
+      table{border-collapse:collapse;width:100%;background:#fff;font-size:13px;border:1px solid #d5d8dc}
+      th{background:#eaeded;text-align:left;padding:7px 8px;font-weight:600;position:sticky;top:0}
+      td{padding:6px 8px;border-top:1px solid #eaeded;vertical-align:top}
+      td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+      .tag{display:inline-block;padding:2px 7px;border-radius:10px;color:#fff;font-size:12px;white-space:nowrap}
+      .mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;word-break:break-all}
+      .muted{color:#808b96}
+      .legend td:first-child{white-space:nowrap}
+      .note{color:#566573;font-size:13px}
+      """;
+
+  private HtmlReport() {}
+
+  static void write(Connection c, ReconciliationRun run, Writer out) throws Exception {
+    JsonObject summary = ReportWriter.summaryOrEmpty(run);
+    JsonObject counts = summary.getJsonObject("by_category", new JsonObject());
+    JsonObject values = summary.getJsonObject("value_by_category", new JsonObject());
+    JsonObject rows = summary.getJsonObject("rows", new JsonObject());
+
+    out.write("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        + "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        + "<title>Reconciliation " + esc(run.id()) + "</title><style>" + CSS + "</style></head><body><main>\n");
+    out.write("<h1>Settlement reconciliation</h1>\n<div class=\"meta\">File <b>" + esc(run.settlementFile()) + "</b>"
+        + (run.provider() == null ? "" : " · provider <b>" + esc(run.provider()) + "</b>")
+        + (run.merchantPrefix() == null ? "" : " · merchants <b>" + esc(run.merchantPrefix()) + "*</b>")
+        + " · ledger window " + (run.windowFrom() == null ? "—" : esc(day(run.windowFrom().toString()) + " to " + day(run.windowTo().toString())))
+        + " · run <span class=\"mono\">" + esc(run.id()) + "</span> · " + esc(run.status())
+        + " · as of " + esc(run.asOf().toString().replace('T', ' ').replaceAll("\\.\\d+Z$|Z$", " UTC")) + "</div>\n");
+    if (run.error() != null) {
+      out.write("<p class=\"card alert\">This run failed: " + esc(run.error()) + "</p>");
+    }
+
+    long total = summary.getLong("total", 0L);
+    out.write("<div class=\"cards\">");
+    card(out, String.format(Locale.ROOT, "%,d", total), "discrepancies to look at", total > 0);
+    out.write("<div class=\"card\"><div class=\"n stake\">" + stakeHeadline(values)
+        + "</div><div class=\"l\">money at stake (no exchange rates: each currency on its own)</div></div>");
+    card(out, String.format(Locale.ROOT, "%,d of %,d", rows.getLong("matched", 0L), rows.getLong("reconciled", 0L)),
+        "settlement rows matched to the ledger", false);
+    card(out, String.format(Locale.ROOT, "%,d", summary.getLong("needs_review", 0L)),
+        "possible matches left for a person", false);
+    card(out, String.format(Locale.ROOT, "%,d", rows.getLong("malformed", 0L)), "unreadable lines in the file",
+        rows.getLong("malformed", 0L) > 0);
+    out.write("</div>\n");
+
+    out.write("<h2>Where the problems are</h2><div class=\"charts\">");
+    out.write("<div class=\"chart\"><h3>Number of discrepancies by category</h3>");
+    List<Bar> countBars = new ArrayList<>();
+    for (Category category : Category.values()) {
+      long n = counts.getLong(category.name(), 0L);
+      countBars.add(new Bar(category, n, String.format(Locale.ROOT, "%,d", n)));
+    }
+    out.write(barChart(countBars));
+    out.write("</div>");
+    for (String currency : topCurrencies(values, 3)) {
+      out.write("<div class=\"chart\"><h3>Money at stake by category, " + esc(currency) + "</h3>");
+      List<Bar> valueBars = new ArrayList<>();
+      for (Category category : Category.values()) {
+        long minor = values.getJsonObject(category.name(), new JsonObject()).getLong(currency, 0L);
+        valueBars.add(new Bar(category, minor, money(minor, currency)));
+      }
+      out.write(barChart(valueBars));
+      out.write("</div>");
+    }
+    out.write("</div>\n");
+
+    out.write("<h2>Act on these first</h2><p class=\"note\">Sorted by priority: the money at stake, how serious "
+        + "the category is, and how old the item is. " + (total > ReportWriter.HTML_ROWS
+        ? String.format(Locale.ROOT, "The first %,d of %,d are shown; the JSON and CSV reports list all.", ReportWriter.HTML_ROWS, total)
+        : "") + "</p>\n");
+    out.write("<table><thead><tr><th>#</th><th>Category</th><th>What to do</th><th class=\"num\">At stake</th>"
+        + "<th class=\"num\">Ledger</th><th class=\"num\">Provider</th><th>Payment · settlement · reference</th>"
+        + "<th>Match</th><th class=\"num\">Age (days)</th></tr></thead><tbody>\n");
+    ReconciliationStore.discrepancies(c, run.id(), ReportWriter.HTML_ROWS, d -> out.write(row(d, run)));
+    if (total == 0) {
+      out.write("<tr><td colspan=\"9\" class=\"muted\">No discrepancies: the ledger and the settlement file agree.</td></tr>");
+    }
+    out.write("</tbody></table>\n");
+
+    out.write("<h2>What the categories mean</h2><table class=\"legend\"><thead><tr><th>Category</th><th>Meaning</th>"
+        + "<th>What to do</th><th class=\"num\">Count</th></tr></thead><tbody>");
+    for (Category category : Category.values()) {
+      out.write("<tr><td>" + tag(category) + "</td><td>" + esc(MEANINGS.get(category)) + "</td><td>"
+          + esc(ACTIONS.get(category.remediation())) + "</td><td class=\"num\">"
+          + String.format(Locale.ROOT, "%,d", counts.getLong(category.name(), 0L)) + "</td></tr>");
+    }
+    out.write("</tbody></table>\n");
+
+    out.write("<h2>How rows were matched</h2>");
+    out.write(matchTable(summary.getJsonObject("matches", new JsonObject())));
+    out.write("<p class=\"note\">References and provider keys are certain. Rows without them were matched by "
+        + "probabilistic record linkage on amount, currency, merchant and time (Fellegi–Sunter, weights learned "
+        + "from this file); a pair is accepted only when its confidence is high, otherwise it is left for a person.</p>");
+
+    JsonArray malformed = run.malformedRows();
+    if (!malformed.isEmpty()) {
+      out.write("<h2>Lines of the file that could not be read</h2><table><thead><tr><th class=\"num\">Line</th>"
+          + "<th>Reason</th></tr></thead><tbody>");
+      for (int i = 0; i < Math.min(malformed.size(), 100); i++) {
+        JsonObject m = malformed.getJsonObject(i);
+        out.write("<tr><td class=\"num\">" + m.getLong("line") + "</td><td>" + esc(m.getString("reason")) + "</td></tr>");
+      }
+      out.write("</tbody></table>");
+      if (rows.getLong("malformed", 0L) > 100) {
+        out.write("<p class=\"note\">" + String.format(Locale.ROOT, "%,d lines in all; the JSON report lists the first %,d.",
+            rows.getLong("malformed", 0L), Reconciler.MALFORMED_KEPT) + "</p>");
+      }
+    }
+    out.write("\n</main></body></html>\n");
+  }
+
+  private record Bar(Category category, long value, String label) {}
+
+  /** A horizontal bar chart, one bar per category, scaled to the largest value. */
+  private static String barChart(List<Bar> bars) {
+    int labelWidth = 160;
+    int barArea = 250;
+    int rowHeight = 28;
+    int width = labelWidth + barArea + 120;
+    int height = bars.size() * rowHeight + 8;
+    long max = bars.stream().mapToLong(Bar::value).max().orElse(0);
+    StringBuilder svg = new StringBuilder();
+    svg.append("<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" width=\"100%\" viewBox=\"0 0 ")
+        .append(width).append(' ').append(height).append("\">");
+    int y = 4;
+    for (Bar bar : bars) {
+      double length = max == 0 ? 0 : Math.max(bar.value() > 0 ? 2 : 0, barArea * (double) bar.value() / max);
+      svg.append("<text x=\"").append(labelWidth - 8).append("\" y=\"").append(y + 18)
+          .append("\" text-anchor=\"end\">").append(esc(LABELS.get(bar.category()))).append("</text>");
+      svg.append("<rect x=\"").append(labelWidth).append("\" y=\"").append(y + 5).append("\" width=\"")
+          .append(String.format(Locale.ROOT, "%.1f", length)).append("\" height=\"").append(rowHeight - 10)
+          .append("\" rx=\"3\" fill=\"").append(COLOURS.get(bar.category())).append("\"><title>")
+          .append(esc(LABELS.get(bar.category()) + ": " + bar.label())).append("</title></rect>");
+      svg.append("<text x=\"").append(String.format(Locale.ROOT, "%.1f", labelWidth + length + 6)).append("\" y=\"")
+          .append(y + 18).append("\">").append(esc(bar.label())).append("</text>");
+      y += rowHeight;
+    }
+    svg.append("<line x1=\"").append(labelWidth).append("\" x2=\"").append(labelWidth).append("\" y1=\"2\" y2=\"")
+        .append(height - 2).append("\" stroke=\"#aab7b8\"/></svg>");
+    return svg.toString();
+  }
+
+  private static String row(Discrepancy d, ReconciliationRun run) {
+    String ledger = d.ledgerAmount() == null ? "<span class=\"muted\">none</span>"
+        : esc(money(d.ledgerAmount(), d.ledgerCurrency())) + "<br><span class=\"muted\">" + esc(d.ledgerStatus()) + "</span>";
+    String provider = d.settlementAmount() == null ? "<span class=\"muted\">none</span>"
+        : esc(money(d.settlementAmount(), d.settlementCurrency())) + "<br><span class=\"muted\">" + esc(d.settlementStatus()) + "</span>";
+    StringBuilder ids = new StringBuilder("<span class=\"mono\">");
+    if (d.paymentId() != null) {
+      ids.append(esc(d.paymentId())).append("<br>");
+    }
+    if (d.settlementId() != null) {
+      ids.append("settlement ").append(esc(d.settlementId())).append(" (line ").append(d.settlementLine()).append(")<br>");
+    }
+    if (d.providerReference() != null) {
+      ids.append("ref ").append(esc(d.providerReference()));
+    }
+    ids.append("</span>");
+    if (d.evidence().containsKey("candidate_confidence")) {
+      ids.append("<br><span class=\"muted\">possible match ")
+          .append(esc(String.valueOf(d.evidence().getValue(d.paymentId() == null ? "candidate_payment_id" : "candidate_settlement_line"))))
+          .append(" (confidence ").append(d.evidence().getValue("candidate_confidence")).append("): check by hand</span>");
+    }
+    String match = d.matchMethod() == null ? "<span class=\"muted\">—</span>"
+        : esc(d.matchMethod().replace('_', ' ')) + String.format(Locale.ROOT, "<br><span class=\"muted\">%.0f%%</span>", 100 * d.confidence());
+    return "<tr><td class=\"num\">" + d.priority() + "</td><td>" + tag(d.category()) + "</td><td>"
+        + esc(ACTIONS.get(d.category().remediation())) + "</td><td class=\"num\"><b>"
+        + esc(money(d.valueMinor(), d.valueCurrency())) + "</b></td><td class=\"num\">" + ledger
+        + "</td><td class=\"num\">" + provider + "</td><td>" + ids + "</td><td>" + match + "</td><td class=\"num\">"
+        + String.format(Locale.ROOT, "%.1f", d.ageDays(run.asOf())) + "</td></tr>\n";
+  }
+
+  private static String matchTable(JsonObject matches) {
+    StringBuilder t = new StringBuilder("<table><thead><tr><th>Method</th><th class=\"num\">Rows</th>"
+        + "<th class=\"num\">Lowest confidence</th></tr></thead><tbody>");
+    for (String method : List.of("provider_reference", "provider_reference_normalized", "provider_key", "probabilistic")) {
+      JsonObject m = matches.getJsonObject(method, new JsonObject());
+      t.append("<tr><td>").append(esc(method.replace('_', ' '))).append("</td><td class=\"num\">")
+          .append(String.format(Locale.ROOT, "%,d", m.getLong("rows", 0L))).append("</td><td class=\"num\">")
+          .append(m.containsKey("min_confidence") ? String.format(Locale.ROOT, "%.1f%%", 100 * m.getDouble("min_confidence")) : "—")
+          .append("</td></tr>");
+    }
+    return t.append("</tbody></table>").toString();
+  }
+
+  private static void card(Writer out, String number, String label, boolean alert) throws java.io.IOException {
+    out.write("<div class=\"card" + (alert ? " alert" : "") + "\"><div class=\"n\">" + esc(number)
+        + "</div><div class=\"l\">" + esc(label) + "</div></div>");
+  }
+
+  private static String tag(Category category) {
+    return "<span class=\"tag\" style=\"background:" + COLOURS.get(category) + "\">" + esc(LABELS.get(category)) + "</span>";
+  }
+
+  /** The currencies with the most money at stake, largest first (no exchange rates: each is charted alone). */
+  private static List<String> topCurrencies(JsonObject values, int limit) {
+    Map<String, Long> totals = new java.util.HashMap<>();
+    for (String category : values.fieldNames()) {
+      JsonObject byCurrency = values.getJsonObject(category);
+      for (String currency : byCurrency.fieldNames()) {
+        totals.merge(currency, byCurrency.getLong(currency), Long::sum);
+      }
+    }
+    return totals.entrySet().stream()
+        .sorted(Comparator.comparing((Map.Entry<String, Long> e) -> majorValue(e.getValue(), e.getKey())).reversed())
+        .limit(limit).map(Map.Entry::getKey).toList();
+  }
+
+  private static String stakeHeadline(JsonObject values) {
+    List<String> currencies = topCurrencies(values, 3);
+    if (currencies.isEmpty()) {
+      return "none";
+    }
+    List<String> parts = new ArrayList<>();
+    for (String currency : currencies) {
+      long sum = 0;
+      for (String category : values.fieldNames()) {
+        sum += values.getJsonObject(category).getLong(currency, 0L);
+      }
+      parts.add(money(sum, currency));
+    }
+    int more = topCurrencies(values, 100).size() - parts.size();
+    return parts.stream().map(HtmlReport::esc).collect(java.util.stream.Collectors.joining("<br>"))
+        + (more > 0 ? "<br><span class=\"muted\">and " + more + " more</span>" : "");
+  }
+
+  private static double majorValue(long minor, String currency) {
+    return new BigDecimal(Discrepancy.major(minor, currency)).doubleValue();
+  }
+
+  /** e.g. "EUR 1,234.56", "JPY 5,000". */
+  static String money(long minor, String currency) {
+    BigDecimal major = new BigDecimal(Discrepancy.major(minor, currency));
+    DecimalFormat format = new DecimalFormat("#,##0", DecimalFormatSymbols.getInstance(Locale.ROOT));
+    format.setMinimumFractionDigits(major.scale());
+    format.setMaximumFractionDigits(major.scale());
+    return currency + " " + format.format(major);
+  }
+
+  private static String day(String instant) {
+    return instant.length() >= 10 ? instant.substring(0, 10) : instant;
+  }
+
+  static String esc(String s) {
+    if (s == null) {
+      return "";
+    }
+    StringBuilder out = new StringBuilder(s.length());
+    for (int i = 0; i < s.length(); i++) {
+      char ch = s.charAt(i);
+      switch (ch) {
+        case '<' -> out.append("&lt;");
+        case '>' -> out.append("&gt;");
+        case '&' -> out.append("&amp;");
+        case '"' -> out.append("&quot;");
+        case '\'' -> out.append("&#39;");
+        default -> out.append(ch);
+      }
+    }
+    return out.toString();
+  }
+}

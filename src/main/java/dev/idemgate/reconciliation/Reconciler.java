@@ -1,0 +1,709 @@
+package dev.idemgate.reconciliation;
+
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.OutputStreamWriter;
+import java.io.Writer;
+import java.nio.charset.StandardCharsets;
+import java.security.SecureRandom;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.sql.Timestamp;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Currency;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Locale;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+import org.postgresql.PGConnection;
+import org.postgresql.copy.PGCopyOutputStream;
+
+/**
+ * Reconciles one settlement file against the ledger (DESIGN §6), set-based inside PostgreSQL:
+ * the file is streamed through COPY into a temporary staging table, the ledger window is copied
+ * into another, and matching and classification are joins. The JVM holds one record at a time,
+ * the first malformed lines and the Fellegi–Sunter pattern counts, whatever the file's size.
+ *
+ * <p>Matching goes from certain to probable: provider reference (exact, then without case or
+ * punctuation), provider key, then Fellegi–Sunter record linkage over amount, currency, merchant
+ * and time for the rows still unmatched on both sides. A probable match is taken only at or above
+ * {@code match_threshold}; a weaker best candidate is named in the discrepancy for a person to check.
+ *
+ * <p>The whole run is one transaction: its discrepancies appear together with the run's COMPLETED
+ * status, or not at all (FAILED).
+ */
+public final class Reconciler {
+  /** The malformed lines kept in the run and reports; the rest are only counted. */
+  static final int MALFORMED_KEPT = 1_000;
+  /** Fields compared by the probabilistic step, with their number of agreement levels. */
+  static final List<String> FIELDS = List.of("amount", "currency", "merchant", "time");
+  private static final int[] LEVELS = {4, 2, 2, 3};
+  /**
+   * What m is believed to be before EM sees the file: amount exact / within a fifth of the
+   * tolerance / within the tolerance / further; currency same / different; merchant same / absent
+   * from the file; settled within a day / within the lag / before the charge.
+   */
+  private static final double[][] PRIOR_M = {{0.9, 0.04, 0.03, 0.03}, {0.97, 0.03}, {0.95, 0.05}, {0.75, 0.2, 0.05}};
+  /** The same for u: two payments that are not each other's rarely agree on amount. */
+  private static final double[][] PRIOR_U = {{0.01, 0.01, 0.04, 0.94}, {0.6, 0.4}, {0.95, 0.05}, {0.3, 0.5, 0.2}};
+  /** How many candidate pairs' worth of evidence the prior counts for. */
+  private static final double PRIOR_WEIGHT = 20;
+  /** Bounds on the share of unmatched rows believed to have a partner, so that "no partner" always keeps some belief. */
+  private static final double MAX_PARTNER_SHARE = 0.9;
+  private static final SecureRandom RANDOM = new SecureRandom();
+
+  private final ReconciliationSettings settings;
+
+  public Reconciler(ReconciliationSettings settings) {
+    this.settings = settings;
+  }
+
+  /** The result of a run: its id, the summary stored with it, and the malformed lines kept. */
+  public record Outcome(String runId, JsonObject summary, List<MalformedRow> malformed) {}
+
+  /** Records a new RUNNING run (committed at once, so that it can be looked up while it runs). */
+  public String createRun(Connection c, ReconciliationRequest r) throws SQLException {
+    byte[] random = new byte[12];
+    RANDOM.nextBytes(random);
+    String id = "rec_" + HexFormat.of().formatHex(random);
+    c.setAutoCommit(true);
+    try (PreparedStatement s = c.prepareStatement("""
+        INSERT INTO idemgate.reconciliation_runs (id, source, status, settlement_file, provider, merchant_prefix,
+          settlement_lag, as_of)
+        VALUES (?, ?, 'RUNNING', ?, ?, ?, make_interval(secs => ?), ?)""")) {
+      s.setString(1, id);
+      s.setString(2, r.source().column());
+      s.setString(3, r.settlementName());
+      s.setString(4, r.provider().orElse(null));
+      s.setString(5, r.merchantPrefix().orElse(null));
+      s.setLong(6, settings.settlementLag().toSeconds());
+      s.setTimestamp(7, Timestamp.from(r.asOf()));
+      s.executeUpdate();
+    }
+    return id;
+  }
+
+  /**
+   * Reads the file, matches, stores the discrepancies and completes the run. On failure the run's
+   * work is rolled back, the run is marked FAILED with a one-line reason and the failure rethrown.
+   */
+  public Outcome run(Connection c, String runId, SettlementReader reader, ReconciliationRequest r) throws SQLException {
+    try {
+      c.setAutoCommit(false);
+      Outcome outcome = reconcile(c, runId, reader, r);
+      c.commit();
+      return outcome;
+    } catch (SQLException | RuntimeException e) {
+      c.rollback();
+      c.setAutoCommit(true);
+      try (PreparedStatement s = c.prepareStatement(
+          "UPDATE idemgate.reconciliation_runs SET status = 'FAILED', error = ?, finished_at = now() WHERE id = ?")) {
+        String reason = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage().lines().findFirst().orElse("");
+        s.setString(1, reason);
+        s.setString(2, runId);
+        s.executeUpdate();
+      }
+      throw e;
+    }
+  }
+
+  private Outcome reconcile(Connection c, String runId, SettlementReader reader, ReconciliationRequest r) throws SQLException {
+    Duration lag = settings.settlementLag();
+    // Server-side memory for this batch session: temporary tables of a million rows stay in
+    // memory instead of spilling through the default 8 MB of temp buffers.
+    execute(c, "SET temp_buffers = '256MB'");
+    execute(c, "SET LOCAL work_mem = '256MB'");
+    execute(c, """
+        CREATE TEMP TABLE recon_stage (
+          line bigint NOT NULL, settlement_id text NOT NULL, provider_reference text, ref_key text,
+          provider_key text, merchant_id text, amount bigint NOT NULL, currency text NOT NULL,
+          status text NOT NULL, settled_at timestamptz NOT NULL) ON COMMIT DROP""");
+    Ingest ingest = ingest(c, reader, r);
+
+    Instant from = r.from().orElseGet(() -> ingest.first == null ? r.asOf() : ingest.first.minus(lag));
+    Instant to = r.to().orElseGet(() -> ingest.last == null ? r.asOf() : ingest.last.plus(lag));
+    // A payment is expected in this file only if the provider had the whole lag to settle it
+    // before the file ends (and before now).
+    Instant periodEnd = ingest.last != null ? ingest.last : r.to().orElse(r.asOf());
+    Instant missingCutoff = (periodEnd.isBefore(r.asOf()) ? periodEnd : r.asOf()).minus(lag);
+
+    loadLedger(c, r, from, to);
+    execute(c, "ANALYZE recon_stage");
+    execute(c, "ANALYZE recon_ledger");
+    execute(c, "CREATE TEMP TABLE recon_match (line bigint PRIMARY KEY, payment_id text NOT NULL, method text NOT NULL, "
+        + "confidence double precision NOT NULL) ON COMMIT DROP");
+    matchByReference(c);
+    matchByProviderKey(c);
+    execute(c, "CREATE INDEX ON recon_match (payment_id)");
+    execute(c, "ANALYZE recon_match");
+    JsonObject model = matchProbabilistically(c);
+    execute(c, "ANALYZE recon_match");
+    classifyMatchedRows(c);
+    insertDiscrepancies(c, runId, missingCutoff);
+    prioritise(c, runId, r.asOf());
+    saveProbableMatches(c, runId);
+
+    JsonObject summary = summarise(c, runId, ingest, model, r.asOf());
+    JsonArray malformed = new JsonArray(ingest.malformed.stream()
+        .map(m -> new JsonObject().put("line", m.line()).put("reason", m.reason())).collect(Collectors.toList()));
+    try (PreparedStatement s = c.prepareStatement("""
+        UPDATE idemgate.reconciliation_runs SET status = 'COMPLETED', window_from = ?, window_to = ?,
+          summary = ?::jsonb, malformed_rows = ?::jsonb, finished_at = now()
+        WHERE id = ?""")) {
+      s.setTimestamp(1, Timestamp.from(from));
+      s.setTimestamp(2, Timestamp.from(to));
+      s.setString(3, summary.encode());
+      s.setString(4, malformed.encode());
+      s.setString(5, runId);
+      s.executeUpdate();
+    }
+    return new Outcome(runId, summary, List.copyOf(ingest.malformed));
+  }
+
+  /** What the file held. */
+  private static final class Ingest {
+    long read;
+    long staged;
+    long malformedCount;
+    long filteredOut;
+    Instant first;
+    Instant last;
+    final List<MalformedRow> malformed = new ArrayList<>();
+  }
+
+  private static Ingest ingest(Connection c, SettlementReader reader, ReconciliationRequest r) throws SQLException {
+    Ingest ingest = new Ingest();
+    String prefix = r.merchantPrefix().orElse(null);
+    PGConnection pg = c.unwrap(PGConnection.class);
+    StringBuilder line = new StringBuilder(256);
+    try (Writer out = new BufferedWriter(new OutputStreamWriter(new PGCopyOutputStream(pg,
+        "COPY recon_stage (line, settlement_id, provider_reference, ref_key, provider_key, merchant_id, amount, "
+            + "currency, status, settled_at) FROM STDIN", 1 << 16), StandardCharsets.UTF_8), 1 << 16)) {
+      for (SettlementReader.Result result = reader.next(); result != null; result = reader.next()) {
+        ingest.read++;
+        if (result instanceof SettlementReader.Skipped skipped) {
+          ingest.malformedCount++;
+          if (ingest.malformed.size() < MALFORMED_KEPT) {
+            ingest.malformed.add(skipped.malformed());
+          }
+          continue;
+        }
+        SettlementRow row = ((SettlementReader.Valid) result).row();
+        if (prefix != null && (row.merchantId() == null || !row.merchantId().startsWith(prefix))) {
+          ingest.filteredOut++;
+          continue;
+        }
+        ingest.staged++;
+        if (ingest.first == null || row.settledAt().isBefore(ingest.first)) {
+          ingest.first = row.settledAt();
+        }
+        if (ingest.last == null || row.settledAt().isAfter(ingest.last)) {
+          ingest.last = row.settledAt();
+        }
+        line.setLength(0);
+        line.append(row.line());
+        field(line, row.settlementId());
+        field(line, row.providerReference());
+        field(line, row.referenceKey());
+        field(line, row.providerKey());
+        field(line, row.merchantId());
+        line.append('\t').append(row.amount());
+        field(line, row.currency());
+        field(line, row.status());
+        field(line, row.settledAt().toString());
+        line.append('\n');
+        out.append(line);
+      }
+    } catch (IOException e) {
+      Throwable cause = e.getCause() instanceof SQLException sql ? sql : e;
+      throw new SQLException("COPY of the settlement file into PostgreSQL failed: " + cause.getMessage(), e);
+    } finally {
+      reader.close();
+    }
+    return ingest;
+  }
+
+  /** One field of COPY's text format: tab-separated, backslash escapes, \N for null. */
+  private static void field(StringBuilder out, String value) {
+    out.append('\t');
+    if (value == null) {
+      out.append("\\N");
+      return;
+    }
+    for (int i = 0; i < value.length(); i++) {
+      char ch = value.charAt(i);
+      switch (ch) {
+        case '\\' -> out.append("\\\\");
+        case '\t' -> out.append("\\t");
+        case '\n' -> out.append("\\n");
+        case '\r' -> out.append("\\r");
+        default -> out.append(ch);
+      }
+    }
+  }
+
+  /**
+   * The ledger window: payments created in [from, to) (and of the provider, and the merchants,
+   * when asked), each flagged stuck when its idempotency record is still PROCESSING or PENDING past
+   * its lease; plus claims still PROCESSING that have no payment row yet, so that a settlement of
+   * such a charge is recognised by its provider key instead of being called an orphan.
+   */
+  private static void loadLedger(Connection c, ReconciliationRequest r, Instant from, Instant to) throws SQLException {
+    execute(c, """
+        CREATE TEMP TABLE recon_ledger (
+          id text NOT NULL, kind text NOT NULL, merchant_id text NOT NULL, provider_key text, amount bigint NOT NULL,
+          currency text NOT NULL, status text NOT NULL, provider_reference text, ref_key text,
+          created_at timestamptz NOT NULL, key_state text, lease_expires_at timestamptz, stuck boolean NOT NULL)
+        ON COMMIT DROP""");
+    String merchant = r.merchantPrefix().isPresent() ? " AND left(%s.merchant_id, length(?)) = ?" : "";
+    String provider = r.provider().isPresent() ? " AND p.provider = ?" : "";
+    String sql = """
+        INSERT INTO recon_ledger
+        SELECT p.id, 'payment', p.merchant_id, p.provider_key, p.amount, p.currency, p.status, p.provider_reference,
+               idemgate.recon_ref_norm(p.provider_reference), p.created_at, k.state, k.lease_expires_at,
+               coalesce(k.lease_expires_at < ?, false)
+        FROM idemgate.payments p
+        LEFT JOIN (SELECT payment_id, state, lease_expires_at FROM idemgate.idempotency_keys
+                   WHERE state IN ('PROCESSING', 'PENDING')) k ON k.payment_id = p.id
+        WHERE p.created_at >= ? AND p.created_at < ?""" + provider + merchant.formatted("p") + """
+
+        UNION ALL
+        SELECT k.payment_id, 'claim', k.merchant_id, k.provider_key, k.amount, k.currency, 'processing', NULL, NULL,
+               k.created_at, k.state, k.lease_expires_at, k.lease_expires_at < ?
+        FROM idemgate.idempotency_keys k
+        WHERE k.state = 'PROCESSING' AND k.created_at >= ? AND k.created_at < ?
+          AND NOT EXISTS (SELECT 1 FROM idemgate.payments p WHERE p.id = k.payment_id)""" + merchant.formatted("k");
+    try (PreparedStatement s = c.prepareStatement(sql)) {
+      int i = 1;
+      s.setTimestamp(i++, Timestamp.from(r.asOf()));
+      s.setTimestamp(i++, Timestamp.from(from));
+      s.setTimestamp(i++, Timestamp.from(to));
+      if (r.provider().isPresent()) {
+        s.setString(i++, r.provider().get());
+      }
+      if (r.merchantPrefix().isPresent()) {
+        s.setString(i++, r.merchantPrefix().get());
+        s.setString(i++, r.merchantPrefix().get());
+      }
+      s.setTimestamp(i++, Timestamp.from(r.asOf()));
+      s.setTimestamp(i++, Timestamp.from(from));
+      s.setTimestamp(i++, Timestamp.from(to));
+      if (r.merchantPrefix().isPresent()) {
+        s.setString(i++, r.merchantPrefix().get());
+        s.setString(i, r.merchantPrefix().get());
+      }
+      s.executeUpdate();
+    }
+  }
+
+  /**
+   * Step 1. A reference names one ledger payment when it is unique in the window, or unique for
+   * the row's merchant (simulator references restart with each process, so they can repeat).
+   */
+  private static void matchByReference(Connection c) throws SQLException {
+    execute(c, """
+        INSERT INTO recon_match (line, payment_id, method, confidence)
+        SELECT line, id, CASE WHEN exact THEN 'provider_reference' ELSE 'provider_reference_normalized' END,
+               CASE WHEN exact THEN 1.0 ELSE 0.99 END
+        FROM (
+          SELECT s.line, l.id, s.provider_reference = l.provider_reference AS exact,
+                 l.merchant_id = s.merchant_id AS same_merchant,
+                 count(*) OVER (PARTITION BY s.line) AS candidates,
+                 count(*) FILTER (WHERE l.merchant_id = s.merchant_id) OVER (PARTITION BY s.line) AS same_merchant_candidates
+          FROM recon_stage s JOIN recon_ledger l ON l.ref_key = s.ref_key
+          WHERE s.ref_key IS NOT NULL) c
+        WHERE candidates = 1 OR (same_merchant AND same_merchant_candidates = 1)""");
+  }
+
+  /** Step 2: the provider key is the gateway's own idempotency key at the provider, unique per charge. */
+  private static void matchByProviderKey(Connection c) throws SQLException {
+    execute(c, """
+        INSERT INTO recon_match (line, payment_id, method, confidence)
+        SELECT DISTINCT ON (s.line) s.line, l.id, 'provider_key', 1.0
+        FROM recon_stage s JOIN recon_ledger l ON l.provider_key = s.provider_key
+        WHERE s.provider_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)
+        ORDER BY s.line, l.id""");
+  }
+
+  /**
+   * Step 3: Fellegi–Sunter over the rows left on both sides. Candidate pairs are blocked: same
+   * merchant, or for a row without a merchant same amount and currency, within the settlement lag.
+   * (Blocking across merchants on amount too would pair non-matches that agree exactly on amount,
+   * which breaks the independence of fields that EM assumes.) Each pair gets agreement
+   * levels; EM fits m, u and p on the counts of each pattern; a pair's confidence is its odds
+   * against every competitor of its settlement row and of its payment, so two equally good
+   * candidates share the belief instead of one being guessed. Since the threshold is above 1/2,
+   * accepted pairs are one-to-one.
+   */
+  private JsonObject matchProbabilistically(Connection c) throws SQLException {
+    execute(c, """
+        CREATE TEMP TABLE recon_left_settlement ON COMMIT DROP AS
+        SELECT s.* FROM recon_stage s WHERE NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)""");
+    execute(c, """
+        CREATE TEMP TABLE recon_left_ledger ON COMMIT DROP AS
+        SELECT l.* FROM recon_ledger l
+        WHERE l.kind = 'payment' AND l.status = 'succeeded'
+          AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.payment_id = l.id)""");
+    execute(c, "ANALYZE recon_left_settlement");
+    execute(c, "ANALYZE recon_left_ledger");
+    execute(c, "CREATE TEMP TABLE recon_candidate (line bigint NOT NULL, payment_id text NOT NULL, g_amount int NOT NULL, "
+        + "g_currency int NOT NULL, g_merchant int NOT NULL, g_time int NOT NULL) ON COMMIT DROP");
+    String pairs = """
+        SELECT s.line, l.id,
+          CASE WHEN s.amount = l.amount THEN 0 WHEN abs(s.amount - l.amount) <= ? * l.amount THEN 1
+               WHEN abs(s.amount - l.amount) <= ? * l.amount THEN 2 ELSE 3 END,
+          CASE WHEN s.currency = l.currency THEN 0 ELSE 1 END,
+          CASE WHEN s.merchant_id IS NULL THEN 1 ELSE 0 END,
+          CASE WHEN s.settled_at - l.created_at BETWEEN interval '-1 hour' AND interval '1 day' THEN 0
+               WHEN s.settled_at - l.created_at > interval '1 day' THEN 1 ELSE 2 END
+        FROM recon_left_settlement s JOIN recon_left_ledger l ON %s
+        WHERE l.created_at BETWEEN s.settled_at - make_interval(secs => ?) - interval '1 day'
+                               AND s.settled_at + interval '1 day'""";
+    try (PreparedStatement s = c.prepareStatement("INSERT INTO recon_candidate "
+        + pairs.formatted("l.merchant_id = s.merchant_id") + " UNION ALL "
+        + pairs.formatted("s.merchant_id IS NULL AND l.amount = s.amount AND l.currency = s.currency"))) {
+      for (int half = 0; half < 2; half++) {
+        s.setDouble(3 * half + 1, settings.amountTolerance() / 5);
+        s.setDouble(3 * half + 2, settings.amountTolerance());
+        s.setLong(3 * half + 3, settings.settlementLag().toSeconds());
+      }
+      s.executeUpdate();
+    }
+    List<FellegiSunter.Pattern> patterns = new ArrayList<>();
+    long pairCount = 0;
+    try (Statement s = c.createStatement();
+         ResultSet rs = s.executeQuery("SELECT g_amount, g_currency, g_merchant, g_time, count(*) FROM recon_candidate "
+             + "GROUP BY 1, 2, 3, 4")) {
+      while (rs.next()) {
+        patterns.add(new FellegiSunter.Pattern(new int[] {rs.getInt(1), rs.getInt(2), rs.getInt(3), rs.getInt(4)}, rs.getLong(5)));
+        pairCount += rs.getLong(5);
+      }
+    }
+    long leftSettlement = count(c, "SELECT count(*) FROM recon_left_settlement");
+    long leftLedger = count(c, "SELECT count(*) FROM recon_left_ledger");
+    JsonObject model = new JsonObject().put("candidate_pairs", pairCount)
+        .put("unmatched_settlement_rows", leftSettlement).put("unmatched_ledger_payments", leftLedger);
+    // Only rows that have a candidate are in contention: the share of them with a partner is what
+    // a candidate's prior is taken from (payments of merchants absent from the file do not dilute it).
+    long contendingSettlement = count(c, "SELECT count(DISTINCT line) FROM recon_candidate");
+    long contendingLedger = count(c, "SELECT count(DISTINCT payment_id) FROM recon_candidate");
+    execute(c, "CREATE TEMP TABLE recon_review (line bigint, payment_id text, confidence double precision) ON COMMIT DROP");
+    execute(c, "CREATE INDEX ON recon_review (line)");
+    execute(c, "CREATE INDEX ON recon_review (payment_id)");
+    if (pairCount == 0) {
+      return model;
+    }
+    FellegiSunter.Model fit = FellegiSunter.fit(LEVELS, patterns, PRIOR_M, PRIOR_U, PRIOR_WEIGHT,
+        Math.min(contendingSettlement, contendingLedger) / (double) pairCount);
+    execute(c, "CREATE TEMP TABLE recon_pattern (g_amount int, g_currency int, g_merchant int, g_time int, "
+        + "ratio double precision) ON COMMIT DROP");
+    try (PreparedStatement s = c.prepareStatement("INSERT INTO recon_pattern VALUES (?, ?, ?, ?, ?)")) {
+      for (FellegiSunter.Pattern g : patterns) {
+        for (int k = 0; k < 4; k++) {
+          s.setInt(k + 1, g.levels()[k]);
+        }
+        s.setDouble(5, Math.min(fit.likelihoodRatio(g.levels()), 1e300));
+        s.addBatch();
+      }
+      s.executeBatch();
+    }
+    // A row's candidates compete with each other and with "no partner here". With pi the share of
+    // rows that have a partner (expected matches from EM / rows) and n the row's candidates, each
+    // candidate's prior is pi/n and its posterior pi/n * ratio / ((1 - pi) + pi/n * sum of ratios).
+    // The same is computed from the payment's side; the confidence is the lower of the two.
+    double expectedMatches = fit.matchShare() * pairCount;
+    double piSettlement = Math.min(MAX_PARTNER_SHARE, Math.max(0.01, expectedMatches / Math.max(1, contendingSettlement)));
+    double piLedger = Math.min(MAX_PARTNER_SHARE, Math.max(0.01, expectedMatches / Math.max(1, contendingLedger)));
+    try (PreparedStatement s = c.prepareStatement("""
+        CREATE TEMP TABLE recon_scored ON COMMIT DROP AS
+        SELECT line, payment_id,
+               least(? / n_s * ratio / ((1 - ?) + ? / n_s * sum_s),
+                     ? / n_l * ratio / ((1 - ?) + ? / n_l * sum_l)) AS confidence
+        FROM (SELECT c.line, c.payment_id, p.ratio,
+                     count(*) OVER (PARTITION BY c.line) AS n_s, sum(p.ratio) OVER (PARTITION BY c.line) AS sum_s,
+                     count(*) OVER (PARTITION BY c.payment_id) AS n_l, sum(p.ratio) OVER (PARTITION BY c.payment_id) AS sum_l
+              FROM recon_candidate c JOIN recon_pattern p USING (g_amount, g_currency, g_merchant, g_time)) x""")) {
+      for (int i = 0; i < 3; i++) {
+        s.setDouble(1 + i, piSettlement);
+        s.setDouble(4 + i, piLedger);
+      }
+      s.execute();
+    }
+    try (PreparedStatement s = c.prepareStatement("""
+        INSERT INTO recon_match (line, payment_id, method, confidence)
+        SELECT line, payment_id, 'probabilistic', confidence FROM recon_scored WHERE confidence >= ?""")) {
+      s.setDouble(1, settings.matchThreshold());
+      s.executeUpdate();
+    }
+    // The best candidate of each row and of each payment left unmatched, when it is worth a look.
+    try (PreparedStatement s = c.prepareStatement("""
+        INSERT INTO recon_review
+        SELECT x.line, x.payment_id, x.confidence FROM recon_scored x
+        WHERE x.confidence >= ?
+          AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = x.line)
+          AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.payment_id = x.payment_id)""")) {
+      s.setDouble(1, settings.reviewThreshold());
+      s.executeUpdate();
+    }
+    execute(c, "ANALYZE recon_review");
+    JsonObject fields = new JsonObject();
+    for (int k = 0; k < FIELDS.size(); k++) {
+      fields.put(FIELDS.get(k), new JsonObject().put("m", new JsonArray(toList(fit.m()[k]))).put("u", new JsonArray(toList(fit.u()[k]))));
+    }
+    return model.put("match_share", fit.matchShare()).put("em_iterations", fit.iterations()).put("fields", fields)
+        .put("partner_share_settlement", piSettlement).put("partner_share_ledger", piLedger)
+        .put("match_threshold", settings.matchThreshold()).put("review_threshold", settings.reviewThreshold());
+  }
+
+  private static List<Double> toList(double[] values) {
+    List<Double> list = new ArrayList<>();
+    for (double v : values) {
+      list.add(Math.round(v * 1e6) / 1e6);
+    }
+    return list;
+  }
+
+  /**
+   * Every matched settlement row with its ledger side and role: the first settled row of a payment
+   * is its primary, later settled rows are duplicates, refunds and chargebacks are reversals.
+   */
+  private static void classifyMatchedRows(Connection c) throws SQLException {
+    // Only rows that can be a discrepancy are classified: a payment settled more than once, a
+    // reversal, or a pair whose sides disagree. Agreeing single settlements, nearly all of a file,
+    // are left out of the sort.
+    execute(c, """
+        CREATE TEMP TABLE recon_multi ON COMMIT DROP AS
+        SELECT payment_id FROM recon_match GROUP BY payment_id HAVING count(*) > 1""");
+    execute(c, """
+        CREATE TEMP TABLE recon_pair ON COMMIT DROP AS
+        SELECT s.line, s.settlement_id, s.provider_reference, s.provider_key, s.merchant_id, s.amount, s.currency,
+               s.status, s.settled_at, m.payment_id, m.method, m.confidence, l.kind, l.status AS ledger_status,
+               l.amount AS ledger_amount, l.currency AS ledger_currency, l.merchant_id AS ledger_merchant,
+               l.provider_reference AS ledger_reference, l.provider_key AS ledger_key, l.created_at, l.stuck,
+               CASE WHEN s.status <> 'settled' THEN 'reversal'
+                    WHEN row_number() OVER settled = 1 THEN 'primary'
+                    ELSE 'duplicate' END AS role,
+               first_value(s.settlement_id) OVER settled AS first_settlement_id,
+               first_value(s.settled_at) OVER settled AS first_settled_at,
+               count(*) FILTER (WHERE s.status = 'settled') OVER (PARTITION BY m.payment_id) AS times_settled
+        FROM recon_stage s JOIN recon_match m USING (line) JOIN recon_ledger l ON l.id = m.payment_id
+        WHERE s.status <> 'settled' OR l.status <> 'succeeded' OR l.kind <> 'payment' OR l.stuck
+           OR s.amount <> l.amount OR s.currency <> l.currency
+           OR m.payment_id IN (SELECT payment_id FROM recon_multi)
+        WINDOW settled AS (PARTITION BY m.payment_id, s.status = 'settled' ORDER BY s.settled_at, s.line)""");
+    execute(c, "CREATE INDEX ON recon_pair (payment_id)");
+    execute(c, "ANALYZE recon_pair");
+  }
+
+  private static final String INSERT = """
+      INSERT INTO idemgate.reconciliation_discrepancies (run_id, category, remediation, value_minor, value_currency,
+        payment_id, merchant_id, settlement_id, settlement_line, provider_reference, provider_key, ledger_amount,
+        ledger_currency, ledger_status, settlement_amount, settlement_currency, settlement_status, match_method,
+        confidence, occurred_at, evidence)
+      """;
+
+  /** A matched row's columns after run_id, category and remediation, from recon_pair {@code p}. */
+  private static final String PAIR_COLUMNS = """
+      p.payment_id, p.ledger_merchant, p.settlement_id, p.line, coalesce(p.provider_reference, p.ledger_reference),
+      coalesce(p.provider_key, p.ledger_key), p.ledger_amount, p.ledger_currency, p.ledger_status, p.amount, p.currency,
+      p.status, p.method, p.confidence""";
+
+  private void insertDiscrepancies(Connection c, String runId, Instant missingCutoff)
+      throws SQLException {
+    insert(c, runId, Category.DUPLICATE_CHARGE, """
+        SELECT ?, ?, ?, p.amount, p.currency, %s, p.settled_at,
+               jsonb_build_object('first_settlement_id', p.first_settlement_id, 'first_settled_at', p.first_settled_at,
+                 'duplicate_settled_at', p.settled_at, 'ledger_created_at', p.created_at,
+                 'times_settled', p.times_settled)
+        FROM recon_pair p
+        WHERE p.role = 'duplicate'""".formatted(PAIR_COLUMNS));
+    insert(c, runId, Category.ORPHAN_AT_PROVIDER, """
+        SELECT ?, ?, ?, s.amount, s.currency, NULL, s.merchant_id, s.settlement_id, s.line, s.provider_reference,
+               s.provider_key, NULL, NULL, NULL, s.amount, s.currency, s.status, NULL, NULL, s.settled_at,
+               jsonb_strip_nulls(jsonb_build_object(
+                 'reason', CASE WHEN s.ref_key IS NULL AND s.provider_key IS NULL
+                                THEN 'no reference or key, and no ledger payment close enough in amount, merchant and time'
+                                ELSE 'no ledger payment in the window has this reference or provider key' END,
+                 'candidate_payment_id', rv.payment_id, 'candidate_confidence', round(rv.confidence::numeric, 4)))
+        FROM recon_stage s
+        LEFT JOIN LATERAL (SELECT payment_id, confidence FROM recon_review v WHERE v.line = s.line
+                           ORDER BY confidence DESC LIMIT 1) rv ON true
+        WHERE NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)""");
+    insert(c, runId, Category.STATUS_MISMATCH, """
+        SELECT ?, ?, ?, p.amount, p.currency, %s, p.created_at,
+               jsonb_build_object('ledger_status', p.ledger_status, 'settlement_status', p.status,
+                 'ledger_created_at', p.created_at, 'settled_at', p.settled_at)
+        FROM recon_pair p
+        WHERE p.kind = 'payment' AND NOT p.stuck AND p.role <> 'duplicate'
+          AND NOT (p.ledger_status = 'succeeded' AND p.status = 'settled')""".formatted(PAIR_COLUMNS));
+    insert(c, runId, Category.AMOUNT_MISMATCH, """
+        SELECT ?, ?, ?, abs(p.amount - p.ledger_amount), p.currency, %s, p.created_at,
+               jsonb_build_object('difference', p.amount - p.ledger_amount, 'ledger_created_at', p.created_at,
+                 'settled_at', p.settled_at)
+        FROM recon_pair p
+        WHERE p.kind = 'payment' AND p.role = 'primary' AND p.currency = p.ledger_currency
+          AND p.amount <> p.ledger_amount""".formatted(PAIR_COLUMNS));
+    insert(c, runId, Category.CURRENCY_MISMATCH, """
+        SELECT ?, ?, ?, p.ledger_amount, p.ledger_currency, %s, p.created_at,
+               jsonb_build_object('ledger', p.ledger_amount || ' ' || p.ledger_currency,
+                 'settlement', p.amount || ' ' || p.currency, 'settled_at', p.settled_at)
+        FROM recon_pair p
+        WHERE p.kind = 'payment' AND p.role = 'primary' AND p.currency <> p.ledger_currency""".formatted(PAIR_COLUMNS));
+    try (PreparedStatement s = c.prepareStatement(INSERT + """
+        SELECT ?, ?, ?, l.amount, l.currency, l.id, l.merchant_id, NULL, NULL, l.provider_reference, l.provider_key,
+               l.amount, l.currency, l.status, NULL, NULL, NULL, NULL, NULL, l.created_at,
+               jsonb_strip_nulls(jsonb_build_object('expected_by', l.created_at + make_interval(secs => ?),
+                 'candidate_settlement_line', rv.line, 'candidate_confidence', round(rv.confidence::numeric, 4)))
+        FROM recon_ledger l
+        LEFT JOIN LATERAL (SELECT line, confidence FROM recon_review v WHERE v.payment_id = l.id
+                           ORDER BY confidence DESC LIMIT 1) rv ON true
+        WHERE l.kind = 'payment' AND l.status = 'succeeded' AND l.created_at <= ?
+          AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.payment_id = l.id)""")) {
+      categoryParams(s, runId, Category.MISSING_IN_SETTLEMENT);
+      s.setLong(4, settings.settlementLag().toSeconds());
+      s.setTimestamp(5, Timestamp.from(missingCutoff));
+      s.executeUpdate();
+    }
+    insert(c, runId, Category.STUCK_IN_LEDGER, """
+        SELECT ?, ?, ?, l.amount, l.currency, l.id, l.merchant_id, p.settlement_id, p.line, l.provider_reference,
+               l.provider_key, l.amount, l.currency, l.status, p.amount, p.currency, p.status, p.method, p.confidence,
+               l.created_at,
+               jsonb_strip_nulls(jsonb_build_object('key_state', l.key_state, 'lease_expired_at', l.lease_expires_at,
+                 'provider_settled', p.line IS NOT NULL, 'settled_at', p.settled_at))
+        FROM recon_ledger l
+        LEFT JOIN LATERAL (SELECT * FROM recon_pair x WHERE x.payment_id = l.id AND x.role <> 'reversal'
+                           ORDER BY x.settled_at LIMIT 1) p ON true
+        WHERE l.stuck""");
+  }
+
+  private static void insert(Connection c, String runId, Category category, String select) throws SQLException {
+    try (PreparedStatement s = c.prepareStatement(INSERT + select)) {
+      categoryParams(s, runId, category);
+      s.executeUpdate();
+    }
+  }
+
+  private static void categoryParams(PreparedStatement s, String runId, Category category) throws SQLException {
+    s.setString(1, runId);
+    s.setString(2, category.name());
+    s.setString(3, category.remediation().name());
+  }
+
+  /**
+   * Score = value in major units (minor units scaled by the currency's exponent, no exchange
+   * rates) x the category's severity x an age factor from 1 (today) to 2 (30 days or older),
+   * since older items run into chargeback and dispute deadlines. Priority is the rank by score.
+   */
+  private static void prioritise(Connection c, String runId, Instant asOf) throws SQLException {
+    execute(c, "CREATE TEMP TABLE recon_exponent (currency text PRIMARY KEY, digits int NOT NULL) ON COMMIT DROP");
+    try (PreparedStatement s = c.prepareStatement("INSERT INTO recon_exponent VALUES (?, ?)")) {
+      for (Currency currency : Currency.getAvailableCurrencies()) {
+        s.setString(1, currency.getCurrencyCode());
+        s.setInt(2, Math.max(0, currency.getDefaultFractionDigits()));
+        s.addBatch();
+      }
+      s.executeBatch();
+    }
+    String severities = Stream.of(Category.values())
+        .map(k -> String.format(Locale.ROOT, "('%s', %.3f)", k.name(), k.severity()))
+        .collect(Collectors.joining(", "));
+    try (PreparedStatement s = c.prepareStatement("""
+        WITH scored AS (
+          SELECT d.id, d.value_minor / power(10, coalesce(e.digits, 2)) * sev.severity
+                   * (1 + least(greatest(extract(epoch FROM (?::timestamptz - d.occurred_at)) / 86400, 0), 30) / 30) AS score,
+                 sev.severity
+          FROM idemgate.reconciliation_discrepancies d
+          JOIN (VALUES %s) sev (category, severity) ON sev.category = d.category
+          LEFT JOIN recon_exponent e ON e.currency = d.value_currency
+          WHERE d.run_id = ?),
+        ranked AS (
+          SELECT id, score, row_number() OVER (ORDER BY score DESC, severity DESC, id) AS priority FROM scored)
+        UPDATE idemgate.reconciliation_discrepancies d SET score = r.score, priority = r.priority
+        FROM ranked r WHERE d.run_id = ? AND d.id = r.id""".formatted(severities))) {
+      s.setTimestamp(1, Timestamp.from(asOf));
+      s.setString(2, runId);
+      s.setString(3, runId);
+      s.executeUpdate();
+    }
+  }
+
+  private static void saveProbableMatches(Connection c, String runId) throws SQLException {
+    try (PreparedStatement s = c.prepareStatement("""
+        INSERT INTO idemgate.reconciliation_matches (run_id, settlement_line, settlement_id, payment_id, method, confidence)
+        SELECT ?, m.line, s.settlement_id, m.payment_id, m.method, m.confidence
+        FROM recon_match m JOIN recon_stage s USING (line) WHERE m.confidence < 1""")) {
+      s.setString(1, runId);
+      s.executeUpdate();
+    }
+  }
+
+  private static JsonObject summarise(Connection c, String runId, Ingest ingest, JsonObject model, Instant asOf)
+      throws SQLException {
+    JsonObject byCategory = new JsonObject();
+    JsonObject valueByCategory = new JsonObject();
+    for (Category category : Category.values()) {
+      byCategory.put(category.name(), 0L);
+      valueByCategory.put(category.name(), new JsonObject());
+    }
+    long total = 0;
+    try (PreparedStatement s = c.prepareStatement("""
+        SELECT category, value_currency, count(*), sum(value_minor) FROM idemgate.reconciliation_discrepancies
+        WHERE run_id = ? GROUP BY 1, 2 ORDER BY 1, 2""")) {
+      s.setString(1, runId);
+      try (ResultSet rs = s.executeQuery()) {
+        while (rs.next()) {
+          String category = rs.getString(1);
+          byCategory.put(category, byCategory.getLong(category) + rs.getLong(3));
+          valueByCategory.getJsonObject(category).put(rs.getString(2), rs.getLong(4));
+          total += rs.getLong(3);
+        }
+      }
+    }
+    JsonObject matches = new JsonObject();
+    long matched = 0;
+    try (Statement s = c.createStatement();
+         ResultSet rs = s.executeQuery("SELECT method, count(*), min(confidence) FROM recon_match GROUP BY 1 ORDER BY 1")) {
+      while (rs.next()) {
+        matches.put(rs.getString(1), new JsonObject().put("rows", rs.getLong(2)).put("min_confidence", rs.getDouble(3)));
+        matched += rs.getLong(2);
+      }
+    }
+    return new JsonObject()
+        .put("total", total)
+        .put("by_category", byCategory)
+        .put("value_by_category", valueByCategory)
+        .put("rows", new JsonObject().put("read", ingest.read).put("valid", ingest.staged + ingest.filteredOut)
+            .put("malformed", ingest.malformedCount).put("outside_merchant_filter", ingest.filteredOut)
+            .put("reconciled", ingest.staged).put("matched", matched))
+        .put("ledger", new JsonObject()
+            .put("payments_in_window", count(c, "SELECT count(*) FROM recon_ledger WHERE kind = 'payment'"))
+            .put("claims_in_flight", count(c, "SELECT count(*) FROM recon_ledger WHERE kind = 'claim'")))
+        .put("matches", matches)
+        .put("needs_review", count(c, "SELECT count(DISTINCT line) FROM recon_review"))
+        .put("matching_model", model)
+        .put("settlement_span", ingest.first == null ? null
+            : new JsonObject().put("first", ingest.first.toString()).put("last", ingest.last.toString()))
+        .put("as_of", asOf.toString());
+  }
+
+  private static long count(Connection c, String sql) throws SQLException {
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(sql)) {
+      rs.next();
+      return rs.getLong(1);
+    }
+  }
+
+  private static void execute(Connection c, String sql) throws SQLException {
+    try (Statement s = c.createStatement()) {
+      s.execute(sql);
+    }
+  }
+}

@@ -1,0 +1,255 @@
+package dev.idemgate.reconciliation;
+
+import dev.idemgate.config.ConfigException;
+import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.http.ApiProblem;
+import dev.idemgate.http.ErrorCode;
+import dev.idemgate.http.Problems;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.core.WorkerExecutor;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.file.AsyncFile;
+import io.vertx.core.file.OpenOptions;
+import io.vertx.core.http.HttpServerRequest;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.time.Instant;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Reconciliation on the management port, behind the admin token:
+ * <ul>
+ *   <li>{@code POST /admin/reconciliations} — body: the settlement CSV; query: {@code provider},
+ *       {@code from}, {@code to}, {@code merchant_prefix}, {@code name}. The body is streamed to a
+ *       temporary file; a file that cannot be reconciled gets 400 at once, otherwise 202 with the
+ *       run id while the run goes on.</li>
+ *   <li>{@code GET /admin/reconciliations} — the latest runs.</li>
+ *   <li>{@code GET /admin/reconciliations/{id}?format=json|csv|html} — the run; once COMPLETED, its report.</li>
+ *   <li>{@code POST /admin/reconciliations/{id}/discrepancies/{n}/resolve} — body {@code {"note": "…"}}.</li>
+ * </ul>
+ * Runs are JDBC batch work (COPY, set-based joins), so they execute on a dedicated worker pool of
+ * two threads, never on the event loop; the uploads are written with the non-blocking file system.
+ */
+public final class ReconciliationRoutes {
+  private static final Logger log = LoggerFactory.getLogger(ReconciliationRoutes.class);
+  private static final int RECENT_RUNS = 50;
+
+  private final Vertx vertx;
+  private final String pgUrl;
+  private final ReconciliationSettings settings;
+  private final WorkerExecutor workers;
+
+  private ReconciliationRoutes(Vertx vertx, GatewayConfig config, ReconciliationSettings settings) {
+    this.vertx = vertx;
+    this.pgUrl = config.pgUrl();
+    this.settings = settings;
+    // Closed with the verticle that creates it (the management verticle).
+    this.workers = vertx.createSharedWorkerExecutor("idemgate-reconciliation", 2, 60, TimeUnit.MINUTES);
+  }
+
+  /** Adds the routes; call after the {@code /admin/*} authentication handler. */
+  public static void mount(Router router, Vertx vertx, GatewayConfig config) {
+    ReconciliationSettings settings = ReconciliationSettings.load(
+        ReconciliationSettings.defaultFile(System.getenv()), System.getenv());
+    ReconciliationRoutes routes = new ReconciliationRoutes(vertx, config, settings);
+    router.post("/admin/reconciliations").handler(routes::upload);
+    router.get("/admin/reconciliations").handler(routes::list);
+    router.get("/admin/reconciliations/:id").handler(routes::report);
+    router.post("/admin/reconciliations/:id/discrepancies/:discrepancy/resolve").handler(routes::resolve);
+  }
+
+  private record Started(String runId, Connection connection, SettlementReader reader, ReconciliationRequest request) {}
+
+  private void upload(RoutingContext ctx) {
+    HttpServerRequest request = ctx.request();
+    request.pause();
+    ReconciliationRequest r;
+    try {
+      r = request(ctx);
+    } catch (ConfigException e) {
+      Problems.send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, e.getMessage()));
+      return;
+    }
+    String length = request.getHeader("Content-Length");
+    if (length != null && length.matches("\\d{1,18}") && Long.parseLong(length) > settings.maxUploadBytes()) {
+      Problems.send(ctx, tooLarge());
+      return;
+    }
+    vertx.fileSystem().createTempFile("idemgate-settlement-", ".csv")
+        .compose(path -> vertx.fileSystem().open(path, new OpenOptions().setWrite(true))
+            .compose(file -> receive(request, file))
+            .compose(v -> workers.executeBlocking(() -> start(Path.of(path), r), false))
+            .onFailure(failure -> vertx.fileSystem().delete(path)))
+        .onSuccess(started -> {
+          ctx.response().setStatusCode(202)
+              .putHeader("Location", "/admin/reconciliations/" + started.runId())
+              .putHeader("Content-Type", "application/json")
+              .end(new JsonObject().put("id", started.runId()).put("status", "RUNNING").encode());
+          workers.executeBlocking(() -> finish(started), false);
+        })
+        .onFailure(failure -> {
+          if (failure instanceof SettlementFileException e) {
+            Problems.send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, e.getMessage()));
+          } else if (failure instanceof ApiProblem problem) {
+            Problems.send(ctx, problem);
+          } else {
+            ctx.fail(failure);
+          }
+        });
+  }
+
+  /** Streams the body into the file with back-pressure, refusing it past the size limit. */
+  private Future<Void> receive(HttpServerRequest request, AsyncFile file) {
+    io.vertx.core.Promise<Void> done = io.vertx.core.Promise.promise();
+    long[] received = {0};
+    request.handler(chunk -> {
+      received[0] += chunk.length();
+      if (received[0] > settings.maxUploadBytes()) {
+        request.handler(null);
+        done.tryFail(tooLarge());
+        return;
+      }
+      file.write(chunk);
+      if (file.writeQueueFull()) {
+        request.pause();
+        file.drainHandler(v -> request.resume());
+      }
+    });
+    request.exceptionHandler(done::tryFail);
+    request.endHandler(v -> done.tryComplete());
+    request.resume();
+    return done.future().eventually(file::close);
+  }
+
+  private static ApiProblem tooLarge() {
+    return new ApiProblem(ErrorCode.PAYLOAD_TOO_LARGE, "the settlement file is larger than max_upload_mib of the reconciliation settings");
+  }
+
+  /** Worker: checks the file's header and records the run. */
+  private Started start(Path file, ReconciliationRequest r) throws Exception {
+    SettlementReader reader = SettlementReader.open(Files.newInputStream(file), r.settlementName(),
+        settings.columnMap(r.provider()));
+    try {
+      Files.deleteIfExists(file); // the open stream keeps the data readable; nothing is left behind on a crash
+      Connection c = Jdbc.connect(pgUrl);
+      try {
+        return new Started(new Reconciler(settings).createRun(c, r), c, reader, r);
+      } catch (Exception e) {
+        c.close();
+        throw e;
+      }
+    } catch (Exception e) {
+      reader.close();
+      throw e;
+    }
+  }
+
+  /** Worker: the run itself; its outcome is stored with the run. */
+  private Void finish(Started started) {
+    try (Connection c = started.connection()) {
+      new Reconciler(settings).run(c, started.runId(), started.reader(), started.request());
+    } catch (Exception e) {
+      log.warn("reconciliation {} failed: {}", started.runId(), e.getMessage());
+    }
+    return null;
+  }
+
+  private ReconciliationRequest request(RoutingContext ctx) {
+    String name = Optional.ofNullable(ctx.queryParams().get("name")).filter(s -> !s.isBlank()).orElse("upload.csv");
+    return new ReconciliationRequest(name, ReconciliationRequest.Source.API,
+        param(ctx, "provider"),
+        param(ctx, "from").map(t -> ReconcileCommand.instant("from", t, false)),
+        param(ctx, "to").map(t -> ReconcileCommand.instant("to", t, true)),
+        param(ctx, "merchant_prefix"), Instant.now());
+  }
+
+  private static Optional<String> param(RoutingContext ctx, String name) {
+    return Optional.ofNullable(ctx.queryParams().get(name)).filter(s -> !s.isBlank());
+  }
+
+  private void list(RoutingContext ctx) {
+    workers.executeBlocking(() -> {
+      try (Connection c = Jdbc.connect(pgUrl)) {
+        JsonArray runs = new JsonArray();
+        for (ReconciliationRun run : ReconciliationStore.recent(c, RECENT_RUNS)) {
+          runs.add(run.toJson().put("summary", run.summary() == null ? null
+              : new JsonObject().put("total", run.summary().getLong("total")).put("by_category", run.summary().getJsonObject("by_category"))));
+        }
+        return new JsonObject().put("runs", runs);
+      }
+    }, false).onSuccess(body -> ctx.response().putHeader("Content-Type", "application/json").end(body.encode()))
+        .onFailure(ctx::fail);
+  }
+
+  private void report(RoutingContext ctx) {
+    String id = ctx.pathParam("id");
+    String requested = ctx.queryParams().get("format");
+    ReportFormat format = requested == null ? ReportFormat.JSON : ReportFormat.parse(requested);
+    if (format == null) {
+      Problems.send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, "format must be json, csv or html"));
+      return;
+    }
+    workers.executeBlocking(() -> {
+      try (Connection c = Jdbc.connect(pgUrl)) {
+        Optional<ReconciliationRun> run = ReconciliationStore.run(c, id);
+        if (run.isEmpty()) {
+          return null;
+        }
+        if (!run.get().status().equals("COMPLETED")) {
+          return new Rendered(ReportFormat.JSON, new JsonObject().put("run", run.get().toJson()).encode());
+        }
+        // Admin reports are read by people; the CLI streams reports of any size to a file.
+        StringWriter body = new StringWriter();
+        ReportWriter.write(format, c, run.get(), body);
+        return new Rendered(format, body.toString());
+      }
+    }, false).onSuccess(rendered -> {
+      if (rendered == null) {
+        Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no reconciliation run " + id));
+      } else {
+        ctx.response().putHeader("Content-Type", rendered.format().contentType()).end(Buffer.buffer(rendered.body()));
+      }
+    }).onFailure(ctx::fail);
+  }
+
+  private record Rendered(ReportFormat format, String body) {}
+
+  private void resolve(RoutingContext ctx) {
+    String id = ctx.pathParam("id");
+    long discrepancy;
+    try {
+      discrepancy = Long.parseLong(ctx.pathParam("discrepancy"));
+    } catch (NumberFormatException e) {
+      Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no such discrepancy"));
+      return;
+    }
+    ctx.request().body().compose(body -> workers.executeBlocking(() -> {
+      String note;
+      try {
+        note = body.length() == 0 ? null : new JsonObject(body).getString("note");
+      } catch (RuntimeException e) {
+        throw new ApiProblem(ErrorCode.INVALID_REQUEST, "send {\"note\": \"why it is resolved\"} or no body");
+      }
+      try (Connection c = Jdbc.connect(pgUrl)) {
+        return ReconciliationStore.resolve(c, id, discrepancy, note);
+      }
+    }, false)).onSuccess(found -> {
+      if (found) {
+        ctx.response().putHeader("Content-Type", "application/json")
+            .end(new JsonObject().put("id", discrepancy).put("status", "resolved").encode());
+      } else {
+        Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "run " + id + " has no discrepancy " + discrepancy));
+      }
+    }).onFailure(ctx::fail);
+  }
+}

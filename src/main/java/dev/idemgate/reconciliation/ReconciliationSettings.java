@@ -1,0 +1,159 @@
+package dev.idemgate.reconciliation;
+
+import dev.idemgate.config.ConfigException;
+import dev.idemgate.config.Durations;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.io.Reader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import org.yaml.snakeyaml.LoaderOptions;
+import org.yaml.snakeyaml.Yaml;
+import org.yaml.snakeyaml.constructor.SafeConstructor;
+
+/**
+ * The settings of reconciliation, from {@code conf/reconciliation.yaml}: the built-in copy in the
+ * jar, then an optional file, then {@code IDEMGATE_RECONCILIATION_<KEY>} environment variables for
+ * the scalar keys. Kept apart from {@code GatewayConfig} because the gateway's request path needs
+ * none of it and the column maps are nested.
+ *
+ * @param columnMaps provider name to (canonical column to the provider's header name)
+ */
+public record ReconciliationSettings(
+    Duration settlementLag,
+    double matchThreshold,
+    double reviewThreshold,
+    double amountTolerance,
+    long maxUploadBytes,
+    Map<String, Map<String, String>> columnMaps) {
+
+  private static final String ENV_PREFIX = "IDEMGATE_RECONCILIATION_";
+
+  public ReconciliationSettings {
+    // Above 1/2 a settlement row and a payment can each have at most one accepted partner.
+    if (!(reviewThreshold > 0 && reviewThreshold <= matchThreshold && matchThreshold > 0.5 && matchThreshold < 1)) {
+      throw new ConfigException("reconciliation: need 0 < review_threshold <= match_threshold, 0.5 < match_threshold < 1, got "
+          + reviewThreshold + " and " + matchThreshold);
+    }
+    columnMaps = Map.copyOf(columnMaps);
+  }
+
+  /** The column mapping of a provider (canonical to provider header), empty when none is configured. */
+  public Map<String, String> columnMap(Optional<String> provider) {
+    return provider.map(p -> columnMaps.getOrDefault(p, Map.of())).orElse(Map.of());
+  }
+
+  public ReconciliationSettings withSettlementLag(Duration lag) {
+    return new ReconciliationSettings(lag, matchThreshold, reviewThreshold, amountTolerance, maxUploadBytes, columnMaps);
+  }
+
+  /** The file to read when none is named: {@code IDEMGATE_RECONCILIATION_CONFIG}, else {@code conf/reconciliation.yaml} if present. */
+  public static Optional<Path> defaultFile(Map<String, String> environment) {
+    String named = environment.get(ENV_PREFIX + "CONFIG");
+    if (named != null && !named.isBlank()) {
+      return Optional.of(Path.of(named));
+    }
+    Path local = Path.of("conf", "reconciliation.yaml");
+    return Files.isRegularFile(local) ? Optional.of(local) : Optional.empty();
+  }
+
+  /** Built-in defaults, then {@code file}, then the environment. */
+  public static ReconciliationSettings load(Optional<Path> file, Map<String, String> environment) {
+    Map<String, Object> values = read(builtIn(), "built-in reconciliation.yaml");
+    if (file.isPresent()) {
+      Map<String, Object> overrides;
+      try {
+        overrides = read(Files.newInputStream(file.get()), file.get().toString());
+      } catch (IOException e) {
+        throw new ConfigException("cannot read reconciliation settings " + file.get() + ": " + e.getMessage());
+      }
+      overrides.forEach((key, value) -> {
+        if (!values.containsKey(key)) {
+          throw new ConfigException(file.get() + ": unknown setting '" + key + "'");
+        }
+        values.put(key, value);
+      });
+    }
+    for (String key : values.keySet()) {
+      String env = environment.get(ENV_PREFIX + key.toUpperCase(Locale.ROOT));
+      if (env != null && !key.equals("column_map")) {
+        values.put(key, env);
+      }
+    }
+    return new ReconciliationSettings(
+        Durations.parse("settlement_lag", String.valueOf(values.get("settlement_lag"))),
+        fraction(values, "match_threshold"),
+        fraction(values, "review_threshold"),
+        fraction(values, "amount_tolerance"),
+        (long) fraction(values, "max_upload_mib") * 1024 * 1024,
+        columnMaps(values.get("column_map")));
+  }
+
+  private static InputStream builtIn() {
+    InputStream in = ReconciliationSettings.class.getResourceAsStream("/reconciliation.yaml");
+    if (in == null) {
+      throw new ConfigException("the built-in reconciliation.yaml is missing from the jar; rebuild with mvn package");
+    }
+    return in;
+  }
+
+  private static Map<String, Object> read(InputStream in, String source) {
+    try (Reader reader = new InputStreamReader(in, StandardCharsets.UTF_8)) {
+      Object parsed = new Yaml(new SafeConstructor(new LoaderOptions())).load(reader);
+      Map<String, Object> values = new LinkedHashMap<>();
+      if (parsed instanceof Map<?, ?> map) {
+        map.forEach((k, v) -> values.put(String.valueOf(k), v));
+      } else if (parsed != null) {
+        throw new ConfigException(source + ": expected a mapping of setting: value");
+      }
+      return values;
+    } catch (IOException | org.yaml.snakeyaml.error.YAMLException e) {
+      throw new ConfigException(source + ": not valid YAML (" + String.valueOf(e.getMessage()).lines().findFirst().orElse("") + ")");
+    }
+  }
+
+  private static double fraction(Map<String, Object> values, String key) {
+    try {
+      double d = Double.parseDouble(String.valueOf(values.get(key)).trim());
+      if (!(d > 0)) {
+        throw new ConfigException("reconciliation " + key + ": must be positive, got " + d);
+      }
+      return d;
+    } catch (NumberFormatException e) {
+      throw new ConfigException("reconciliation " + key + ": '" + values.get(key) + "' is not a number");
+    }
+  }
+
+  private static Map<String, Map<String, String>> columnMaps(Object raw) {
+    Map<String, Map<String, String>> maps = new LinkedHashMap<>();
+    if (raw == null || "".equals(raw)) {
+      return maps;
+    }
+    if (!(raw instanceof Map<?, ?> providers)) {
+      throw new ConfigException("reconciliation column_map: expected provider: {canonical_column: provider_column}");
+    }
+    providers.forEach((provider, columns) -> {
+      if (!(columns instanceof Map<?, ?> map)) {
+        throw new ConfigException("reconciliation column_map." + provider + ": expected canonical_column: provider_column");
+      }
+      Map<String, String> mapping = new LinkedHashMap<>();
+      map.forEach((canonical, header) -> {
+        String name = String.valueOf(canonical);
+        if (!SettlementReader.COLUMNS.contains(name)) {
+          throw new ConfigException("reconciliation column_map." + provider + ": unknown column '" + name
+              + "' (known: " + String.join(", ", SettlementReader.COLUMNS) + ")");
+        }
+        mapping.put(name, String.valueOf(header).trim().toLowerCase(Locale.ROOT));
+      });
+      maps.put(String.valueOf(provider), Map.copyOf(mapping));
+    });
+    return maps;
+  }
+}

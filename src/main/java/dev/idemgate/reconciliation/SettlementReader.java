@@ -1,0 +1,399 @@
+package dev.idemgate.reconciliation;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.io.Reader;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.time.DateTimeException;
+import java.time.Instant;
+import java.time.LocalDate;
+import java.time.LocalDateTime;
+import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
+import java.util.ArrayList;
+import java.util.Currency;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Reads a settlement CSV (DESIGN §6) one record at a time, so memory stays bounded whatever the
+ * file's size: a header row, columns in any order under their canonical names or a provider's
+ * names from the column map, extra columns ignored. RFC 4180 quoting (delimiters, quotes and line
+ * breaks inside quoted fields) is understood; the delimiter is the one of {@code , ; TAB |} that
+ * splits the header best. A line that cannot be used comes back as a {@link MalformedRow} and
+ * reading goes on; a file that is not CSV, or lacks a required column, fails at {@link #open}.
+ */
+public final class SettlementReader implements Closeable {
+  /** The canonical columns, in the order of DESIGN §6. */
+  public static final List<String> COLUMNS = List.of(
+      "settlement_id", "provider_reference", "provider_key", "merchant_id", "amount", "currency", "status", "settled_at");
+  static final Set<String> STATUSES = Set.of("settled", "refunded", "chargeback");
+  private static final long MAX_AMOUNT = 1_000_000_000_000_000L;
+  private static final int MAX_RECORD_CHARS = 1 << 20;
+
+  private final Reader in;
+  private final char delimiter;
+  private final int width;
+  private final int settlementId;
+  private final int reference;
+  private final int providerKey;
+  private final int merchant;
+  private final int amount;
+  private final int currency;
+  private final int status;
+  private final int settledAt;
+  private final Map<String, String> currencies = new HashMap<>();
+  private final char[] buffer = new char[1 << 16];
+  private int position;
+  private int limit;
+  private long nextLine = 1;
+  private long recordLine;
+
+  /** One record: a row, or the reason it was skipped. */
+  public sealed interface Result permits Valid, Skipped {}
+
+  public record Valid(SettlementRow row) implements Result {}
+
+  public record Skipped(MalformedRow malformed) implements Result {}
+
+  private SettlementReader(Reader in, String name, Map<String, String> columnMap) {
+    this.in = in;
+    Header parsed = readHeader(name);
+    List<String> header = parsed.names();
+    this.delimiter = parsed.delimiter();
+    this.width = header.size();
+    Map<String, Integer> index = new HashMap<>();
+    for (int i = 0; i < header.size(); i++) {
+      index.putIfAbsent(header.get(i), i);
+    }
+    int[] at = new int[COLUMNS.size()];
+    List<String> missing = new ArrayList<>();
+    for (int c = 0; c < COLUMNS.size(); c++) {
+      String canonical = COLUMNS.get(c);
+      at[c] = index.getOrDefault(columnMap.getOrDefault(canonical, canonical), -1);
+    }
+    for (String required : List.of("settlement_id", "amount", "currency", "settled_at")) {
+      if (at[COLUMNS.indexOf(required)] < 0) {
+        missing.add(columnMap.getOrDefault(required, required));
+      }
+    }
+    if (at[1] < 0 && at[2] < 0) {
+      missing.add(columnMap.getOrDefault("provider_reference", "provider_reference") + " or "
+          + columnMap.getOrDefault("provider_key", "provider_key"));
+    }
+    if (!missing.isEmpty()) {
+      String found = String.join(", ", header);
+      throw new SettlementFileException(name + ": not a settlement CSV: missing required column(s) "
+          + String.join(", ", missing) + " (header has: " + (found.length() > 200 ? found.substring(0, 200) + "…" : found) + ")");
+    }
+    settlementId = at[0];
+    reference = at[1];
+    providerKey = at[2];
+    merchant = at[3];
+    amount = at[4];
+    currency = at[5];
+    status = at[6];
+    settledAt = at[7];
+  }
+
+  /** Opens a file and reads its header; {@link SettlementFileException} when it cannot be used. */
+  public static SettlementReader open(Path file, Map<String, String> columnMap) {
+    InputStream in;
+    try {
+      if (Files.isDirectory(file)) {
+        throw new SettlementFileException(file + ": is a directory, not a settlement CSV file");
+      }
+      in = Files.newInputStream(file);
+    } catch (NoSuchFileException e) {
+      throw new SettlementFileException(file + ": no such file");
+    } catch (IOException e) {
+      throw new SettlementFileException(file + ": cannot be read (" + e.getMessage() + ")");
+    }
+    return open(in, file.toString(), columnMap);
+  }
+
+  /** Reads a stream (closed by {@link #close}); {@code name} names it in messages. */
+  public static SettlementReader open(InputStream stream, String name, Map<String, String> columnMap) {
+    // Bad bytes become U+FFFD so that one bad line is reported and the rest is still read.
+    Reader reader = new InputStreamReader(stream, StandardCharsets.UTF_8.newDecoder()
+        .onMalformedInput(CodingErrorAction.REPLACE).onUnmappableCharacter(CodingErrorAction.REPLACE));
+    try {
+      return new SettlementReader(reader, name, columnMap);
+    } catch (RuntimeException e) {
+      try {
+        reader.close();
+      } catch (IOException ignored) {
+        // the header error is the one to report
+      }
+      throw e;
+    }
+  }
+
+  /** The next record, or null at the end of the file. */
+  public Result next() {
+    while (true) {
+      List<String> fields = readRecord(delimiter);
+      if (fields == null) {
+        return null;
+      }
+      if (fields.size() == 1 && fields.get(0).isBlank()) {
+        continue;
+      }
+      return parse(fields);
+    }
+  }
+
+  private Result parse(List<String> f) {
+    long line = recordLine;
+    if (f.size() != width) {
+      return skip(line, "has " + f.size() + " fields where the header has " + width);
+    }
+    for (String field : f) {
+      if (field.indexOf('\uFFFD') >= 0 || field.indexOf('\0') >= 0) {
+        return skip(line, "is not valid UTF-8 text");
+      }
+    }
+    String id = f.get(settlementId).trim();
+    if (id.isEmpty()) {
+      return skip(line, "settlement_id is empty");
+    }
+    String ref = optional(f, reference);
+    String key = optional(f, providerKey);
+    String merchantId = optional(f, merchant);
+    String amountText = f.get(amount).trim();
+    long minor = parseAmount(amountText);
+    if (minor <= 0) {
+      return skip(line, "amount '" + abbreviate(amountText) + "' is not a positive whole number of minor units");
+    }
+    String code = currencyCode(f.get(currency).trim());
+    if (code == null) {
+      return skip(line, "currency '" + abbreviate(f.get(currency).trim()) + "' is not an ISO 4217 code");
+    }
+    String state = status < 0 ? "settled" : f.get(status).trim().toLowerCase(Locale.ROOT);
+    if (!STATUSES.contains(state)) {
+      return skip(line, "status '" + abbreviate(state) + "' is not one of settled, refunded, chargeback");
+    }
+    Instant at = parseInstant(f.get(settledAt).trim());
+    if (at == null) {
+      return skip(line, "settled_at '" + abbreviate(f.get(settledAt).trim()) + "' is not an ISO-8601 date-time");
+    }
+    return new Valid(new SettlementRow(line, id, ref, ref == null ? null : normalizeReference(ref),
+        key == null ? null : key.toLowerCase(Locale.ROOT), merchantId, minor, code, state, at));
+  }
+
+  private static Skipped skip(long line, String reason) {
+    return new Skipped(new MalformedRow(line, reason));
+  }
+
+  private static String optional(List<String> f, int index) {
+    if (index < 0) {
+      return null;
+    }
+    String s = f.get(index).trim();
+    return s.isEmpty() ? null : s;
+  }
+
+  private static String abbreviate(String s) {
+    return s.length() > 40 ? s.substring(0, 40) + "…" : s;
+  }
+
+  /**
+   * A reference without case or punctuation, so that {@code CH-SIM-12} and {@code ch_sim_12} agree.
+   * Must equal the SQL function {@code idemgate.recon_ref_norm}: keep ASCII letters and digits, lower-case.
+   */
+  public static String normalizeReference(String reference) {
+    StringBuilder out = new StringBuilder(reference.length());
+    for (int i = 0; i < reference.length(); i++) {
+      char c = reference.charAt(i);
+      if (c >= 'A' && c <= 'Z') {
+        out.append((char) (c + ('a' - 'A')));
+      } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+        out.append(c);
+      }
+    }
+    return out.length() == 0 ? null : out.toString();
+  }
+
+  private static long parseAmount(String s) {
+    if (s.isEmpty() || s.length() > 18) {
+      return -1;
+    }
+    long n = 0;
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (c < '0' || c > '9') {
+        return -1;
+      }
+      n = n * 10 + (c - '0');
+    }
+    return n <= MAX_AMOUNT ? n : -1;
+  }
+
+  private String currencyCode(String s) {
+    return currencies.computeIfAbsent(s, text -> {
+      String upper = text.toUpperCase(Locale.ROOT);
+      if (upper.length() != 3) {
+        return null;
+      }
+      try {
+        return Currency.getInstance(upper).getCurrencyCode();
+      } catch (IllegalArgumentException e) {
+        return null;
+      }
+    });
+  }
+
+  /** ISO-8601 with an offset; a date-time without one, or a bare date, is taken as UTC. */
+  static Instant parseInstant(String s) {
+    if (s.isEmpty()) {
+      return null;
+    }
+    try {
+      if (s.length() == 10) {
+        return LocalDate.parse(s).atStartOfDay(ZoneOffset.UTC).toInstant();
+      }
+      char last = s.charAt(s.length() - 1);
+      if (last == 'Z' || last == 'z') {
+        return Instant.parse(s.toUpperCase(Locale.ROOT).replace(' ', 'T'));
+      }
+      String t = s.replace(' ', 'T');
+      int tee = t.indexOf('T');
+      if (tee > 0 && (t.indexOf('+', tee) > 0 || t.indexOf('-', tee) > 0)) {
+        return OffsetDateTime.parse(t).toInstant();
+      }
+      return LocalDateTime.parse(t).toInstant(ZoneOffset.UTC);
+    } catch (DateTimeException e) {
+      return null;
+    }
+  }
+
+  private record Header(char delimiter, List<String> names) {}
+
+  private Header readHeader(String name) {
+    String first;
+    try {
+      first = readRawRecord();
+    } catch (IOException e) {
+      throw new SettlementFileException(name + ": cannot be read (" + e.getMessage() + ")");
+    }
+    if (first == null || first.isBlank()) {
+      throw new SettlementFileException(name + ": is empty: expected a CSV header row naming "
+          + String.join(", ", COLUMNS));
+    }
+    if (first.charAt(0) == '\uFEFF') {
+      first = first.substring(1);
+    }
+    if (first.indexOf('\uFFFD') >= 0 || first.indexOf('\0') >= 0) {
+      throw new SettlementFileException(name + ": is not a CSV text file (its first line is not UTF-8 text)");
+    }
+    char best = ',';
+    List<String> bestFields = null;
+    for (char d : new char[] {',', ';', '\t', '|'}) {
+      List<String> fields = split(first, d);
+      if (bestFields == null || fields.size() > bestFields.size()) {
+        best = d;
+        bestFields = fields;
+      }
+    }
+    List<String> names = new ArrayList<>();
+    for (String field : bestFields) {
+      names.add(field.trim().toLowerCase(Locale.ROOT));
+    }
+    return new Header(best, names);
+  }
+
+  private static List<String> split(String record, char delimiter) {
+    List<String> fields = new ArrayList<>();
+    StringBuilder field = new StringBuilder();
+    boolean quoted = false;
+    for (int i = 0; i < record.length(); i++) {
+      char c = record.charAt(i);
+      if (quoted) {
+        if (c == '"') {
+          if (i + 1 < record.length() && record.charAt(i + 1) == '"') {
+            field.append('"');
+            i++;
+          } else {
+            quoted = false;
+          }
+        } else {
+          field.append(c);
+        }
+      } else if (c == '"') {
+        quoted = true;
+      } else if (c == delimiter) {
+        fields.add(field.toString());
+        field.setLength(0);
+      } else {
+        field.append(c);
+      }
+    }
+    fields.add(field.toString());
+    return fields;
+  }
+
+  /** The next record's text with quotes kept (line breaks inside quotes included), or null at the end. */
+  private String readRawRecord() throws IOException {
+    StringBuilder record = new StringBuilder(128);
+    recordLine = nextLine;
+    boolean quoted = false;
+    boolean any = false;
+    while (true) {
+      if (position == limit) {
+        limit = in.read(buffer, 0, buffer.length);
+        position = 0;
+        if (limit <= 0) {
+          limit = 0;
+          return any ? record.toString() : null;
+        }
+      }
+      any = true;
+      char c = buffer[position++];
+      if (c == '"') {
+        quoted = !quoted;
+      } else if (c == '\n') {
+        nextLine++;
+        if (!quoted) {
+          int end = record.length();
+          if (end > 0 && record.charAt(end - 1) == '\r') {
+            record.setLength(end - 1);
+          }
+          return record.toString();
+        }
+      }
+      if (record.length() >= MAX_RECORD_CHARS) {
+        // An unclosed quote would otherwise swallow the rest of the file into one record.
+        throw new SettlementFileException("line " + recordLine + ": a record longer than "
+            + MAX_RECORD_CHARS + " characters (an unclosed quote?)");
+      }
+      record.append(c);
+    }
+  }
+
+  private List<String> readRecord(char d) {
+    try {
+      String raw = readRawRecord();
+      return raw == null ? null : split(raw, d);
+    } catch (IOException e) {
+      throw new SettlementFileException("the settlement file could not be read past line " + recordLine + " (" + e.getMessage() + ")");
+    }
+  }
+
+  @Override
+  public void close() {
+    try {
+      in.close();
+    } catch (IOException ignored) {
+      // nothing was written; nothing to lose
+    }
+  }
+}

@@ -1,0 +1,110 @@
+package dev.idemgate.reconciliation;
+
+import dev.idemgate.Main;
+import dev.idemgate.idempotency.ProviderKeys;
+import dev.idemgate.storage.Migrations;
+import dev.idemgate.support.TestGateway;
+import io.vertx.core.json.JsonObject;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.SQLException;
+import java.sql.Timestamp;
+import java.time.Instant;
+import java.util.HexFormat;
+import java.util.concurrent.ThreadLocalRandom;
+import picocli.CommandLine;
+
+/**
+ * Ledger rows for one test, in the shared database: every merchant id starts with a prefix unique
+ * to the test run, and reconciliation is run with {@code --merchant-prefix}, so rows of other tests
+ * in {@code idemgate.payments} never enter the comparison.
+ */
+final class LedgerFixture implements AutoCloseable {
+  final String prefix = "rt" + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextInt()) + "_";
+  final Connection connection;
+
+  LedgerFixture() throws SQLException {
+    Migrations.migrate(TestGateway.pgUrl());
+    connection = Jdbc.connect(TestGateway.pgUrl());
+  }
+
+  String merchant(String name) {
+    return prefix + name;
+  }
+
+  /** Inserts a ledger payment; returns its id. */
+  String payment(String merchant, long amount, String currency, String status, String reference, Instant createdAt)
+      throws SQLException {
+    String id = "pay_" + prefix + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong());
+    try (PreparedStatement s = connection.prepareStatement("""
+        INSERT INTO idemgate.payments (id, merchant_id, provider_key, amount, currency, status, provider,
+          provider_reference, decline_code, created_at)
+        VALUES (?, ?, ?, ?, ?, ?, 'simulator', ?, ?, ?)""")) {
+      s.setString(1, id);
+      s.setString(2, merchant(merchant));
+      s.setString(3, providerKey(id));
+      s.setLong(4, amount);
+      s.setString(5, currency);
+      s.setString(6, status);
+      s.setString(7, reference);
+      s.setString(8, status.equals("declined") ? "card_declined" : null);
+      s.setTimestamp(9, Timestamp.from(createdAt));
+      s.executeUpdate();
+    }
+    return id;
+  }
+
+  static String providerKey(String paymentId) {
+    return ProviderKeys.of("fixture", paymentId);
+  }
+
+  /** An idempotency record in PROCESSING or PENDING whose lease ran out at {@code leaseExpiresAt}. */
+  void key(String merchant, String paymentId, String state, long amount, Instant createdAt, Instant leaseExpiresAt)
+      throws SQLException {
+    try (PreparedStatement s = connection.prepareStatement("""
+        INSERT INTO idemgate.idempotency_keys (merchant_id, idempotency_key, fingerprint, state, epoch, generation,
+          payment_id, provider_key, lease_expires_at, amount, currency, created_at)
+        VALUES (?, ?, 'fixture', ?, 1, 1, ?, ?, ?, ?, 'EUR', ?)""")) {
+      s.setString(1, merchant(merchant));
+      s.setString(2, "key-" + paymentId);
+      s.setString(3, state);
+      s.setString(4, paymentId);
+      s.setString(5, providerKey(paymentId));
+      s.setTimestamp(6, Timestamp.from(leaseExpiresAt));
+      s.setLong(7, amount);
+      s.setTimestamp(8, Timestamp.from(createdAt));
+      s.executeUpdate();
+    }
+  }
+
+  /** The outcome of one command line run in this JVM. */
+  record Cli(int status, String out, String err) {}
+
+  /** Runs {@code idemgate ARGS} as {@link Main#main} would, without exiting the JVM. */
+  static Cli cli(String... args) {
+    StringWriter out = new StringWriter();
+    StringWriter err = new StringWriter();
+    CommandLine cli = new CommandLine(new Main());
+    cli.setOut(new PrintWriter(out, true));
+    cli.setErr(new PrintWriter(err, true));
+    cli.setParameterExceptionHandler((e, a) -> {
+      e.getCommandLine().getErr().println("idemgate: " + e.getMessage() + " (see --help)");
+      return 2;
+    });
+    int status = cli.execute(args);
+    return new Cli(status, out.toString(), err.toString());
+  }
+
+  static JsonObject readJson(Path file) throws java.io.IOException {
+    return new JsonObject(Files.readString(file));
+  }
+
+  @Override
+  public void close() throws SQLException {
+    connection.close();
+  }
+}

@@ -1,0 +1,124 @@
+package dev.idemgate.reconciliation;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.support.Http;
+import dev.idemgate.support.TestGateway;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.json.JsonObject;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/** POST /admin/reconciliations and GET /admin/reconciliations/{id} on the management port. */
+class ReconciliationApiIT {
+  private static TestGateway gateway;
+  private static Http http;
+
+  @BeforeAll
+  static void start() {
+    gateway = TestGateway.start();
+    http = new Http();
+  }
+
+  @AfterAll
+  static void stop() {
+    http.close();
+    gateway.close();
+  }
+
+  private static Map<String, String> admin() {
+    return Map.of("Authorization", "Bearer " + TestGateway.ADMIN_TOKEN, "Content-Type", "text/csv");
+  }
+
+  private static Http.Reply upload(String query, String csv) {
+    return http.send(HttpMethod.POST, gateway.config().managementPort(), "/admin/reconciliations" + query, admin(),
+        Buffer.buffer(csv));
+  }
+
+  @Test
+  @DisplayName("an uploaded settlement file is reconciled, stored, reported in three formats, and resolvable")
+  void uploadAndReport() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().minus(Duration.ofDays(5)).truncatedTo(ChronoUnit.SECONDS);
+      String paid = ledger.payment("shop", 2_500, "EUR", "succeeded", ledger.prefix + "ch_1", base);
+      ledger.payment("shop", 4_000, "EUR", "succeeded", ledger.prefix + "ch_2", base);
+      ledger.payment("shop", 900, "EUR", "succeeded", ledger.prefix + "ch_3", base.plus(Duration.ofDays(3)));
+      String csv = "settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n"
+          + "s1," + ledger.prefix + "ch_1," + ledger.merchant("shop") + ",2500,EUR," + base.plus(Duration.ofHours(5)) + "\n"
+          + "s2," + ledger.prefix + "ch_1," + ledger.merchant("shop") + ",2500,EUR," + base.plus(Duration.ofHours(9)) + "\n"
+          + "s3,not-a-number\n"
+          // The file runs three days past ch_2, more than the settlement lag: ch_2 should be in it.
+          + "s4," + ledger.prefix + "ch_3," + ledger.merchant("shop") + ",900,EUR," + base.plus(Duration.ofDays(3)).plusSeconds(60) + "\n";
+
+      // Rows of other merchants make the body a few MiB, so that it arrives in many chunks.
+      StringBuilder body = new StringBuilder(csv);
+      for (int i = 0; i < 30_000; i++) {
+        body.append("x").append(i).append(",ch_x").append(i).append(",someone_else,100,EUR,").append(base).append('\n');
+      }
+      Http.Reply accepted = upload("?merchant_prefix=" + ledger.prefix + "&name=day.csv", body.toString());
+
+      assertThat(accepted.status()).as(accepted.body()).isEqualTo(202);
+      String id = accepted.json().getString("id");
+      assertThat(accepted.header("Location")).isEqualTo("/admin/reconciliations/" + id);
+      JsonObject report = awaitCompleted(id);
+      assertThat(report.getJsonObject("run").getString("settlement_file")).isEqualTo("day.csv");
+      assertThat(report.getJsonObject("summary").getJsonObject("by_category").getLong("DUPLICATE_CHARGE")).isEqualTo(1);
+      assertThat(report.getJsonObject("summary").getJsonObject("by_category").getLong("MISSING_IN_SETTLEMENT")).isEqualTo(1);
+      assertThat(report.getJsonObject("summary").getJsonObject("rows").getLong("read")).isEqualTo(30_004);
+      assertThat(report.getJsonObject("summary").getJsonObject("rows").getLong("outside_merchant_filter")).isEqualTo(30_000);
+      assertThat(report.getJsonArray("malformed_rows").getJsonObject(0).getLong("line")).isEqualTo(4);
+      JsonObject duplicate = report.getJsonArray("discrepancies").getJsonObject(0);
+      assertThat(duplicate.getString("category")).isEqualTo("DUPLICATE_CHARGE");
+      assertThat(duplicate.getString("payment_id")).isEqualTo(paid);
+
+      int port = gateway.config().managementPort();
+      Http.Reply html = http.get(port, "/admin/reconciliations/" + id + "?format=html", TestGateway.ADMIN_TOKEN);
+      assertThat(html.header("Content-Type")).startsWith("text/html");
+      assertThat(html.body()).contains("<svg");
+      Http.Reply csvReport = http.get(port, "/admin/reconciliations/" + id + "?format=csv", TestGateway.ADMIN_TOKEN);
+      assertThat(csvReport.body().lines().count()).isEqualTo(3);
+
+      Http.Reply resolved = http.send(HttpMethod.POST, port, "/admin/reconciliations/" + id + "/discrepancies/"
+          + duplicate.getLong("id") + "/resolve", admin(), Buffer.buffer("{\"note\":\"refunded R-77\"}"));
+      assertThat(resolved.status()).isEqualTo(200);
+      JsonObject after = http.get(port, "/admin/reconciliations/" + id, TestGateway.ADMIN_TOKEN).json();
+      assertThat(after.getJsonArray("discrepancies").getJsonObject(0).getString("status")).isEqualTo("resolved");
+      assertThat(http.get(port, "/admin/reconciliations", TestGateway.ADMIN_TOKEN).json().getJsonArray("runs").encode())
+          .contains(id);
+    }
+  }
+
+  @Test
+  @DisplayName("a body that is not a settlement CSV gets 400 with the reason; no token gets 401; unknown run 404")
+  void errors() {
+    Http.Reply bad = upload("", "{\"not\": \"csv\"}");
+    assertThat(bad.status()).isEqualTo(400);
+    assertThat(bad.json().getString("code")).isEqualTo("invalid_request");
+    assertThat(bad.json().getString("detail")).contains("missing required column(s)");
+
+    int port = gateway.config().managementPort();
+    assertThat(http.send(HttpMethod.POST, port, "/admin/reconciliations", Map.of(), Buffer.buffer("a,b\n")).status())
+        .isEqualTo(401);
+    assertThat(http.get(port, "/admin/reconciliations/rec_nope", TestGateway.ADMIN_TOKEN).status()).isEqualTo(404);
+  }
+
+  private static JsonObject awaitCompleted(String id) throws InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    while (true) {
+      JsonObject body = http.get(gateway.config().managementPort(), "/admin/reconciliations/" + id, TestGateway.ADMIN_TOKEN).json();
+      String status = body.getJsonObject("run").getString("status");
+      if (!status.equals("RUNNING") || System.nanoTime() > deadline) {
+        assertThat(status).as(body.encode()).isEqualTo("COMPLETED");
+        return body;
+      }
+      Thread.sleep(100);
+    }
+  }
+}

@@ -1,0 +1,324 @@
+package dev.idemgate.reconciliation;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.support.TestGateway;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Reconciliation against the real PostgreSQL, through the command line as a user runs it. */
+class ReconciliationIT {
+  private static final String HEADER = "settlement_id,provider_reference,provider_key,merchant_id,amount,currency,status,settled_at\n";
+
+  @TempDir
+  Path dir;
+
+  private static String row(String id, String ref, String key, String merchant, long amount, String currency,
+      String status, Instant settledAt) {
+    return String.join(",", id, ref == null ? "" : ref, key == null ? "" : key, merchant, Long.toString(amount),
+        currency, status, settledAt.toString()) + "\n";
+  }
+
+  @Test
+  @DisplayName("every category planted is found once, with its remediation, in priority order")
+  void everyCategory() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant now = Instant.now().truncatedTo(ChronoUnit.SECONDS);
+      Instant base = now.minus(Duration.ofDays(6));
+      Instant settled = base.plus(Duration.ofHours(6));
+      String m1 = ledger.merchant("m1");
+      String m2 = ledger.merchant("m2");
+      String p = ledger.prefix;
+      StringBuilder csv = new StringBuilder(HEADER);
+      for (int i = 0; i < 20; i++) {
+        ledger.payment(i % 2 == 0 ? "m1" : "m2", 1_000 + 37L * i, "EUR", "succeeded", p + "ch_f" + i, base.plusSeconds(60L * i));
+        csv.append(row("s_f" + i, p + "ch_f" + i, null, i % 2 == 0 ? m1 : m2, 1_000 + 37L * i, "EUR", "settled", settled));
+      }
+      String late = ledger.payment("m1", 777, "EUR", "succeeded", p + "ch_late", now.minus(Duration.ofHours(3)));
+      csv.append(row("s_late", p + "ch_late", null, m1, 777, "EUR", "settled", now.minus(Duration.ofHours(1))));
+
+      String duplicate = ledger.payment("m1", 10_000, "EUR", "succeeded", p + "ch_dup", base);
+      csv.append(row("s_dup1", p + "ch_dup", null, m1, 10_000, "EUR", "settled", settled));
+      csv.append(row("s_dup2", p + "ch_dup", null, m1, 10_000, "EUR", "settled", settled.plus(Duration.ofHours(3))));
+      csv.append(row("s_orphan", p + "ch_orphan", null, m1, 5_000, "EUR", "settled", settled));
+      String declined = ledger.payment("m2", 7_000, "EUR", "declined", p + "ch_declined", base);
+      csv.append(row("s_declined", p + "ch_declined", null, m2, 7_000, "EUR", "settled", settled));
+      String drifted = ledger.payment("m1", 20_000, "EUR", "succeeded", p + "ch_amount", base);
+      csv.append(row("s_amount", p + "ch_amount", null, m1, 19_500, "EUR", "settled", settled));
+      String swapped = ledger.payment("m2", 3_000, "EUR", "succeeded", p + "ch_currency", base);
+      csv.append(row("s_currency", p + "ch_currency", null, m2, 3_000, "USD", "settled", settled));
+      String missing = ledger.payment("m2", 3_000, "EUR", "succeeded", p + "ch_missing", base);
+      String recent = ledger.payment("m2", 3_000, "EUR", "succeeded", p + "ch_recent", now.minus(Duration.ofHours(2)));
+      String stuckClaim = "pay_" + p + "stuck";
+      ledger.key("m2", stuckClaim, "PROCESSING", 2_000, base, base.plusSeconds(30));
+      String stuckPending = ledger.payment("m1", 1_500, "EUR", "pending", null, base);
+      ledger.key("m1", stuckPending, "PENDING", 1_500, base, base.plusSeconds(30));
+      String byKey = ledger.payment("m1", 4_100, "EUR", "succeeded", p + "ch_bykey", base);
+      csv.append(row("s_bykey", null, LedgerFixture.providerKey(byKey).toUpperCase(), m1, 4_100, "EUR", "settled", settled));
+      String reformatted = ledger.payment("m2", 4_200, "EUR", "succeeded", p + "ch_norm_1", base);
+      csv.append(row("s_norm", (p + "ch_norm_1").toUpperCase().replace('_', '-'), null, m2, 4_200, "EUR", "settled", settled));
+      csv.append("s_bad1,x,,").append(m1).append(",12.50,EUR,settled,").append(settled).append('\n');
+      csv.append("s_bad2,y,,").append(m1).append(",100,EURO,settled,").append(settled).append('\n');
+      csv.append(row("s_other", "ch_someone_else", null, "other_merchant", 999, "EUR", "settled", settled));
+      Path file = dir.resolve("settlement.csv");
+      Files.writeString(file, csv);
+      int badLine1 = lineOf(csv, "s_bad1");
+      int badLine2 = lineOf(csv, "s_bad2");
+
+      Path report = dir.resolve("report.json");
+      LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix", p,
+          "--out", report.toString());
+
+      assertThat(cli.status()).as(cli.err()).isZero();
+      assertThat(cli.err()).contains("line " + badLine1 + ": amount '12.50'").contains("line " + badLine2 + ": currency 'EURO'");
+      JsonObject json = LedgerFixture.readJson(report);
+      JsonObject summary = json.getJsonObject("summary");
+      assertThat(summary.getJsonObject("by_category").getMap()).containsExactlyInAnyOrderEntriesOf(Map.of(
+          "DUPLICATE_CHARGE", 1, "ORPHAN_AT_PROVIDER", 1, "STATUS_MISMATCH", 1, "AMOUNT_MISMATCH", 1,
+          "CURRENCY_MISMATCH", 1, "MISSING_IN_SETTLEMENT", 1, "STUCK_IN_LEDGER", 2));
+      assertThat(summary.getJsonObject("rows").getLong("malformed")).isEqualTo(2);
+      assertThat(summary.getJsonObject("rows").getLong("outside_merchant_filter")).isEqualTo(1);
+      assertThat(summary.getJsonObject("matches").getJsonObject("provider_key").getLong("rows")).isEqualTo(1);
+      assertThat(summary.getJsonObject("matches").getJsonObject("provider_reference_normalized").getLong("rows")).isEqualTo(1);
+      assertThat(json.getJsonArray("malformed_rows").stream().map(o -> ((JsonObject) o).getLong("line")))
+          .containsExactly((long) badLine1, (long) badLine2);
+
+      // Scores: value in EUR x severity x the same age factor, so the order is fixed by value and severity.
+      JsonArray found = json.getJsonArray("discrepancies");
+      List<String> categories = new ArrayList<>();
+      for (int i = 0; i < found.size(); i++) {
+        JsonObject d = found.getJsonObject(i);
+        assertThat(d.getInteger("priority")).isEqualTo(i + 1);
+        assertThat(d.getString("remediation")).isEqualTo(Category.valueOf(d.getString("category")).remediation().name());
+        categories.add(d.getString("category"));
+      }
+      assertThat(categories).containsExactly("DUPLICATE_CHARGE", "STATUS_MISMATCH", "ORPHAN_AT_PROVIDER",
+          "CURRENCY_MISMATCH", "MISSING_IN_SETTLEMENT", "STUCK_IN_LEDGER", "STUCK_IN_LEDGER", "AMOUNT_MISMATCH");
+      JsonObject first = found.getJsonObject(0);
+      {
+        JsonObject d = first;
+        assertThat(d.getString("payment_id")).isEqualTo(duplicate);
+        assertThat(d.getString("settlement_id")).isEqualTo("s_dup2");
+        assertThat(d.getString("remediation")).isEqualTo("REFUND_DUPLICATE");
+        assertThat(d.getJsonObject("evidence").getString("first_settlement_id")).isEqualTo("s_dup1");
+        assertThat(d.getDouble("confidence")).isEqualTo(1.0);
+      }
+      assertThat(found.getJsonObject(1).getString("payment_id")).isEqualTo(declined);
+      assertThat(found.getJsonObject(1).getJsonObject("ledger").getString("status")).isEqualTo("declined");
+      assertThat(found.getJsonObject(2).getString("settlement_id")).isEqualTo("s_orphan");
+      assertThat(found.getJsonObject(2).getString("payment_id")).isNull();
+      assertThat(found.getJsonObject(3).getString("payment_id")).isEqualTo(swapped);
+      assertThat(found.getJsonObject(4).getString("payment_id")).isEqualTo(missing);
+      assertThat(found.getJsonObject(4).getString("remediation")).isEqualTo("REQUERY_PROVIDER");
+      assertThat(List.of(found.getJsonObject(5).getString("payment_id"), found.getJsonObject(6).getString("payment_id")))
+          .containsExactly(stuckClaim, stuckPending);
+      {
+        JsonObject d = found.getJsonObject(7);
+        assertThat(d.getString("payment_id")).isEqualTo(drifted);
+        assertThat(d.getJsonObject("value").getLong("amount")).isEqualTo(500);
+        assertThat(d.getJsonObject("value").getString("major")).isEqualTo("5.00");
+        assertThat(d.getJsonObject("ledger").getLong("amount")).isEqualTo(20_000);
+        assertThat(d.getJsonObject("settlement").getLong("amount")).isEqualTo(19_500);
+      }
+      String everything = found.encode();
+      assertThat(everything).doesNotContain(recent, late, byKey, reformatted);
+
+      String runId = json.getJsonObject("run").getString("id");
+      Path csvReport = dir.resolve("report.csv");
+      Path html = dir.resolve("report.html");
+      assertThat(LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix", p,
+          "--format", "csv", "--out", csvReport.toString()).status()).isZero();
+      List<String> lines = Files.readAllLines(csvReport);
+      assertThat(lines).hasSize(9);
+      assertThat(lines.get(0)).isEqualTo(String.join(",", ReportWriter.CSV_COLUMNS));
+      assertThat(lines.get(1)).startsWith("1,DUPLICATE_CHARGE,REFUND_DUPLICATE,open,");
+      assertThat(LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix", p,
+          "--format", "html", "--out", html.toString()).status()).isZero();
+      String page = Files.readString(html);
+      assertThat(page).contains("<svg", "Duplicate charge", "Refund the duplicate", "EUR 100.00");
+      // Self-contained: nothing is fetched when the page is opened.
+      assertThat(page).doesNotContain("<script", "src=", "<link", "url(", "@import");
+
+      try (Connection c = Jdbc.connect(TestGateway.pgUrl())) {
+        assertThat(ReconciliationStore.run(c, runId).orElseThrow().status()).isEqualTo("COMPLETED");
+        assertThat(count(c, "SELECT count(*) FROM idemgate.reconciliation_discrepancies WHERE run_id = ? AND status = 'open'", runId))
+            .isEqualTo(8);
+      }
+    }
+  }
+
+  @Test
+  @DisplayName("probabilistic matching without any reference: precision >= 0.99 and recall >= 0.95 against the planted truth")
+  void probabilisticMatching() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Random random = new Random(20_260_101);
+      Instant now = Instant.now().truncatedTo(ChronoUnit.SECONDS);
+      List<SettlementFileWriter.Charge> charges = new ArrayList<>();
+      List<String> currencies = List.of("EUR", "EUR", "EUR", "EUR", "EUR", "EUR", "EUR", "USD", "USD", "GBP");
+      ledger.connection.setAutoCommit(false);
+      try (PreparedStatement s = ledger.connection.prepareStatement("""
+          INSERT INTO idemgate.payments (id, merchant_id, provider_key, amount, currency, status, provider,
+            provider_reference, created_at) VALUES (?, ?, ?, ?, ?, 'succeeded', 'simulator', ?, ?)""")) {
+        for (int i = 0; i < 4_000; i++) {
+          String id = "pay_" + ledger.prefix + i;
+          String merchant = ledger.merchant("m" + random.nextInt(40));
+          long amount = Math.round(Math.exp(Math.log(200) + random.nextDouble() * Math.log(1_000)));
+          String currency = currencies.get(random.nextInt(currencies.size()));
+          Instant created = now.minus(Duration.ofMinutes(3 * 24 * 60 + random.nextInt(9 * 24 * 60)));
+          s.setString(1, id);
+          s.setString(2, merchant);
+          s.setString(3, LedgerFixture.providerKey(id));
+          s.setLong(4, amount);
+          s.setString(5, currency);
+          s.setString(6, "ch_" + ledger.prefix + i);
+          s.setTimestamp(7, java.sql.Timestamp.from(created));
+          s.addBatch();
+          charges.add(new SettlementFileWriter.Charge(id, "ch_" + ledger.prefix + i, LedgerFixture.providerKey(id),
+              merchant, amount, currency, "succeeded", created));
+        }
+        s.executeBatch();
+      }
+      ledger.connection.commit();
+      ledger.connection.setAutoCommit(true);
+      charges.sort(java.util.Comparator.comparing(SettlementFileWriter.Charge::chargedAt));
+
+      // No row keeps a reference or a key; amounts drift, rows go missing, orphans appear.
+      SettlementFileWriter.Plan noisy = new SettlementFileWriter.Plan(0, 0.03, 0.03, 0, 0.02, 0, 0, 0, 1.0);
+      Map<Long, String> truth = new HashMap<>();
+      Map<Long, String> drifted = new HashMap<>();
+      Path file = dir.resolve("noisy.csv");
+      try (var out = Files.newBufferedWriter(file, StandardCharsets.UTF_8);
+           SettlementFileWriter writer = new SettlementFileWriter(out, Map.of(), noisy, 7, now, w -> {
+             if (w.line() > 0 && w.paymentId() != null) {
+               truth.put(w.line(), w.paymentId());
+             }
+             if (w.plants().contains(SettlementFileWriter.Plant.AMOUNT_DRIFT)) {
+               drifted.put(w.line(), w.paymentId());
+             }
+           })) {
+        charges.forEach(writer::write);
+      }
+
+      Path report = dir.resolve("noisy.json");
+      LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(),
+          "--merchant-prefix", ledger.prefix, "--out", report.toString());
+      assertThat(cli.status()).as(cli.err()).isZero();
+      String runId = LedgerFixture.readJson(report).getJsonObject("run").getString("id");
+
+      Map<Long, String> predicted = new HashMap<>();
+      try (Connection c = Jdbc.connect(TestGateway.pgUrl());
+           PreparedStatement s = c.prepareStatement(
+               "SELECT settlement_line, payment_id FROM idemgate.reconciliation_matches WHERE run_id = ? AND method = 'probabilistic'")) {
+        s.setString(1, runId);
+        try (ResultSet rs = s.executeQuery()) {
+          while (rs.next()) {
+            predicted.put(rs.getLong(1), rs.getString(2));
+          }
+        }
+      }
+      long correct = predicted.entrySet().stream().filter(e -> e.getValue().equals(truth.get(e.getKey()))).count();
+      double precision = correct / (double) predicted.size();
+      double recall = correct / (double) truth.size();
+      System.out.printf("probabilistic matching: %d true pairs, %d predicted, %d correct: precision %.4f, recall %.4f%n",
+          truth.size(), predicted.size(), correct, precision, recall);
+      assertThat(precision).isGreaterThanOrEqualTo(0.99);
+      assertThat(recall).isGreaterThanOrEqualTo(0.95);
+      // A drifted amount is weak evidence among a merchant's many payments: the drifted rows that were
+      // matched are AMOUNT_MISMATCH, the others are left for a person with their true payment named.
+      JsonObject json = LedgerFixture.readJson(report);
+      long driftedMatched = drifted.keySet().stream().filter(predicted::containsKey).count();
+      assertThat(json.getJsonObject("summary").getJsonObject("by_category").getLong("AMOUNT_MISMATCH")).isEqualTo(driftedMatched);
+      long namedForReview = json.getJsonArray("discrepancies").stream().map(JsonObject.class::cast)
+          .filter(d -> d.getString("category").equals("ORPHAN_AT_PROVIDER") && drifted.containsKey(d.getLong("settlement_line")))
+          .filter(d -> drifted.get(d.getLong("settlement_line")).equals(d.getJsonObject("evidence").getString("candidate_payment_id")))
+          .count();
+      System.out.printf("drifted rows: %d, matched %d, left for review with the right candidate %d%n",
+          drifted.size(), driftedMatched, namedForReview);
+      assertThat(driftedMatched + namedForReview).isGreaterThanOrEqualTo(drifted.size() / 2);
+    }
+  }
+
+  @Test
+  @DisplayName("a file that is not a settlement CSV gets one clear line on stderr and exit status 2")
+  void badFiles() throws Exception {
+    Path png = dir.resolve("picture.png");
+    Files.write(png, new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, (byte) 0xff});
+    Path json = dir.resolve("settlement.json");
+    Files.writeString(json, "{\"rows\": []}\n");
+    Path noAmount = dir.resolve("no-amount.csv");
+    Files.writeString(noAmount, "settlement_id,provider_reference,currency,settled_at\ns1,ch_1,EUR,2026-01-01\n");
+    Path empty = dir.resolve("empty.csv");
+    Files.writeString(empty, "");
+    Map<String[], String> cases = new java.util.LinkedHashMap<>();
+    cases.put(new String[] {"--settlement", png.toString()}, "not a CSV text file");
+    cases.put(new String[] {"--settlement", json.toString()}, "missing required column(s)");
+    cases.put(new String[] {"--settlement", noAmount.toString()}, "missing required column(s) amount");
+    cases.put(new String[] {"--settlement", empty.toString()}, "is empty");
+    cases.put(new String[] {"--settlement", dir.resolve("nope.csv").toString()}, "no such file");
+    cases.put(new String[] {"--settlement", noAmount.toString(), "--format", "xml"}, "--format must be json, csv or html");
+    cases.put(new String[] {"--settlement", noAmount.toString(), "--from", "last tuesday"}, "--from: 'last tuesday'");
+    cases.put(new String[] {}, "Missing required option: '--settlement=FILE'");
+    for (Map.Entry<String[], String> c : cases.entrySet()) {
+      String[] args = new String[c.getKey().length + 1];
+      args[0] = "reconcile";
+      System.arraycopy(c.getKey(), 0, args, 1, c.getKey().length);
+      LedgerFixture.Cli cli = LedgerFixture.cli(args);
+      assertThat(cli.status()).as(String.join(" ", args)).isEqualTo(2);
+      assertThat(cli.err().strip()).as(String.join(" ", args)).startsWith("idemgate: ").contains(c.getValue())
+          .doesNotContain("\n").doesNotContain("Exception");
+    }
+  }
+
+  @Test
+  @DisplayName("the Java and SQL reference normalisations agree")
+  void referenceNormalisation() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture();
+         PreparedStatement s = ledger.connection.prepareStatement("SELECT idemgate.recon_ref_norm(?)")) {
+      for (String ref : List.of("ch_sim_12", "CH-SIM-12", " py_3MtwBwLkdIwHu7ix28a3tqPa ", "ref/2026.01:x", "ümlaut-Ä1", "--")) {
+        s.setString(1, ref);
+        try (ResultSet rs = s.executeQuery()) {
+          rs.next();
+          String sql = rs.getString(1);
+          assertThat(sql == null || sql.isEmpty() ? null : sql).as(ref).isEqualTo(SettlementReader.normalizeReference(ref));
+        }
+      }
+    }
+  }
+
+  private static int lineOf(CharSequence csv, String settlementId) {
+    String[] lines = csv.toString().split("\n");
+    for (int i = 0; i < lines.length; i++) {
+      if (lines[i].startsWith(settlementId + ",")) {
+        return i + 1;
+      }
+    }
+    throw new AssertionError(settlementId);
+  }
+
+  private static long count(Connection c, String sql, String param) throws Exception {
+    try (PreparedStatement s = c.prepareStatement(sql)) {
+      s.setString(1, param);
+      try (ResultSet rs = s.executeQuery()) {
+        rs.next();
+        return rs.getLong(1);
+      }
+    }
+  }
+}

@@ -1,0 +1,140 @@
+package dev.idemgate.reconciliation;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.ByteArrayInputStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+class SettlementReaderTest {
+
+  private static List<SettlementReader.Result> read(String csv, Map<String, String> columnMap) {
+    List<SettlementReader.Result> results = new ArrayList<>();
+    try (SettlementReader reader = SettlementReader.open(
+        new ByteArrayInputStream(csv.getBytes(StandardCharsets.UTF_8)), "test.csv", columnMap)) {
+      for (SettlementReader.Result r = reader.next(); r != null; r = reader.next()) {
+        results.add(r);
+      }
+    }
+    return results;
+  }
+
+  private static SettlementRow row(SettlementReader.Result result) {
+    assertThat(result).isInstanceOf(SettlementReader.Valid.class);
+    return ((SettlementReader.Valid) result).row();
+  }
+
+  @Test
+  @DisplayName("columns may come in any order and extra columns are ignored")
+  void anyOrderExtraColumns() {
+    List<SettlementReader.Result> rows = read("""
+        fee,settled_at,Currency,amount,provider_reference,settlement_id,note,merchant_id
+        12,2026-01-02T10:00:00Z,eur,1999,ch_1,s1,hello,m1
+        """, Map.of());
+    SettlementRow r = row(rows.get(0));
+    assertThat(r.settlementId()).isEqualTo("s1");
+    assertThat(r.amount()).isEqualTo(1999);
+    assertThat(r.currency()).isEqualTo("EUR");
+    assertThat(r.status()).isEqualTo("settled");
+    assertThat(r.merchantId()).isEqualTo("m1");
+    assertThat(r.providerKey()).isNull();
+    assertThat(r.referenceKey()).isEqualTo("ch1");
+    assertThat(r.settledAt()).isEqualTo(Instant.parse("2026-01-02T10:00:00Z"));
+    assertThat(r.line()).isEqualTo(2);
+  }
+
+  @Test
+  @DisplayName("quoted fields keep delimiters, quotes and line breaks; line numbers count physical lines")
+  void quoting() {
+    List<SettlementReader.Result> rows = read("\uFEFFsettlement_id,provider_reference,amount,currency,settled_at\r\n"
+        + "\"s,1\",\"ch \"\"x\"\"\n2\",100,EUR,2026-01-02\r\n"
+        + "s2,ch_3,200,USD,2026-01-02T10:00:00+02:00\r\n", Map.of());
+    assertThat(row(rows.get(0)).settlementId()).isEqualTo("s,1");
+    assertThat(row(rows.get(0)).providerReference()).isEqualTo("ch \"x\"\n2");
+    assertThat(row(rows.get(0)).line()).isEqualTo(2);
+    assertThat(row(rows.get(1)).line()).isEqualTo(4);
+    assertThat(row(rows.get(1)).settledAt()).isEqualTo(Instant.parse("2026-01-02T08:00:00Z"));
+  }
+
+  @Test
+  @DisplayName("a semicolon-separated file is read too")
+  void semicolons() {
+    List<SettlementReader.Result> rows = read("settlement_id;provider_key;amount;currency;settled_at;status\n"
+        + "s1;ABCDEF;100;JPY;2026-01-02T00:00:00;Refunded\n", Map.of());
+    assertThat(row(rows.get(0)).providerKey()).isEqualTo("abcdef");
+    assertThat(row(rows.get(0)).status()).isEqualTo("refunded");
+  }
+
+  @Test
+  @DisplayName("a provider's column names are read through its column map")
+  void columnMap() {
+    Map<String, String> acme = Map.of("settlement_id", "txn_id", "provider_reference", "charge_id",
+        "amount", "amount_minor", "currency", "ccy", "settled_at", "value_date");
+    SettlementRow r = row(read("txn_id,charge_id,amount_minor,ccy,value_date\nt1,ch_9,500,GBP,2026-03-01\n", acme).get(0));
+    assertThat(r.settlementId()).isEqualTo("t1");
+    assertThat(r.providerReference()).isEqualTo("ch_9");
+  }
+
+  @Test
+  @DisplayName("malformed rows come back with their line number and reason, and reading goes on")
+  void malformedRows() {
+    List<SettlementReader.Result> rows = read("""
+        settlement_id,provider_reference,amount,currency,status,settled_at
+        s1,ch_1,12.50,EUR,settled,2026-01-02
+        s2,ch_2,100,EURO,settled,2026-01-02
+        s3,ch_3,100,EUR,pending,2026-01-02
+        s4,ch_4,100,EUR,settled,yesterday
+        s5,ch_5,100,EUR,settled
+        ,ch_6,100,EUR,settled,2026-01-02
+
+        s7,ch_7,100,EUR,settled,2026-01-02
+        """, Map.of());
+    assertThat(rows).hasSize(7);
+    assertThat(rows.subList(0, 6)).allMatch(r -> r instanceof SettlementReader.Skipped);
+    List<MalformedRow> bad = rows.subList(0, 6).stream().map(r -> ((SettlementReader.Skipped) r).malformed()).toList();
+    assertThat(bad).extracting(MalformedRow::line).containsExactly(2L, 3L, 4L, 5L, 6L, 7L);
+    assertThat(bad.get(0).reason()).contains("amount '12.50'");
+    assertThat(bad.get(1).reason()).contains("currency 'EURO'");
+    assertThat(bad.get(2).reason()).contains("status 'pending'");
+    assertThat(bad.get(3).reason()).contains("settled_at 'yesterday'");
+    assertThat(bad.get(4).reason()).contains("5 fields where the header has 6");
+    assertThat(bad.get(5).reason()).contains("settlement_id is empty");
+    assertThat(row(rows.get(6)).line()).isEqualTo(9);
+  }
+
+  @Test
+  @DisplayName("a file without the required columns is refused with one line naming them")
+  void missingColumns() {
+    assertThatThrownBy(() -> read("settlement_id,provider_reference,currency\ns1,ch_1,EUR\n", Map.of()))
+        .isInstanceOf(SettlementFileException.class)
+        .hasMessageContaining("missing required column(s) amount, settled_at")
+        .hasMessageContaining("header has: settlement_id, provider_reference, currency")
+        .satisfies(e -> assertThat(e.getMessage()).doesNotContain("\n"));
+    assertThatThrownBy(() -> read("settlement_id,amount,currency,settled_at\n", Map.of()))
+        .hasMessageContaining("provider_reference or provider_key");
+  }
+
+  @Test
+  @DisplayName("an empty, binary or JSON file is not CSV")
+  void notCsv() {
+    assertThatThrownBy(() -> read("", Map.of())).isInstanceOf(SettlementFileException.class).hasMessageContaining("is empty");
+    byte[] png = {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, (byte) 0xff, (byte) 0xfe};
+    assertThatThrownBy(() -> SettlementReader.open(new ByteArrayInputStream(png), "x.png", Map.of()))
+        .isInstanceOf(SettlementFileException.class).hasMessageContaining("not a CSV text file");
+    assertThatThrownBy(() -> read("{\"settlements\": [1, 2]}\n", Map.of()))
+        .isInstanceOf(SettlementFileException.class).hasMessageContaining("not a settlement CSV");
+  }
+
+  @Test
+  @DisplayName("references are compared without case or punctuation")
+  void referenceKey() {
+    assertThat(SettlementReader.normalizeReference("CH-SIM-12")).isEqualTo(SettlementReader.normalizeReference("ch_sim_12"));
+    assertThat(SettlementReader.normalizeReference(" -_ ")).isNull();
+  }
+}
