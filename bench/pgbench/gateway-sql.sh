@@ -21,14 +21,19 @@ src="${1:-$(dirname "$0")/../../src/main/java/dev/idemgate/idempotency/Idempoten
 
 fingerprint="'5d41402abc4b2a76b9719d911017c592ae2d3b7c1e4f5a6b7c8d9e0f1a2b3c4d'"
 
-# $1..$12 of CLAIM: merchant, key, fingerprint, payment id, provider key, lease ms, amount,
-# currency, merchant reference, description, metadata, created_at.
-claim_values=("'demo'" ":key" "$fingerprint" "'pay_' || :key::text" "'pk_' || :key::text" "30000" "1999"
-  "'EUR'" "'order-' || :key::text" "NULL" "NULL" "now()")
-# $1..$12 of COMPLETE: merchant, key, epoch, state, response status, response body, expires_at,
-# payment status, provider, provider reference, decline code, next inquiry.
-complete_values=("'demo'" ":key" "1" "'COMPLETED'" "201" ":response_body" "now() + interval '24 hours'"
-  "'succeeded'" "'simulator'" "'sim_ch_' || :key::text" "NULL" "NULL")
+# The gateway groups concurrent payments into one statement over unnest() arrays; the bench runs
+# the same statements with one payment per statement (arrays of one), so pgbench shows what the
+# gateway's SQL costs without the grouping, at the same concurrency.
+# $1..$13 of CLAIM: lease ms, then arrays of merchant, key, fingerprint, payment id, first provider
+# key, amount, currency, merchant reference, description, metadata, created_at; then provider id.
+claim_values=("30000" "ARRAY['demo']" "ARRAY[:key::text]" "ARRAY[$fingerprint]" "ARRAY['pay_' || :key::text]"
+  "ARRAY['pk_' || :key::text]" "ARRAY[1999]::bigint[]" "ARRAY['EUR']" "ARRAY['order-' || :key::text]"
+  "ARRAY[NULL]::text[]" "ARRAY[NULL]::text[]" "ARRAY[now()]" "'simulator'")
+# $1..$13 of COMPLETE: arrays of merchant, key, epoch, payment id, state, response status, response
+# body, expires_at, payment status, provider, provider reference, decline code, next inquiry.
+complete_values=("ARRAY['demo']" "ARRAY[:key::text]" "ARRAY[1]" "ARRAY['pay_' || :key::text]" "ARRAY['COMPLETED']"
+  "ARRAY[201]" "ARRAY[:response_body::text]" "ARRAY[now() + interval '24 hours']" "ARRAY['succeeded']"
+  "ARRAY['simulator']" "ARRAY['sim_ch_' || :key::text]" "ARRAY[NULL]::text[]" "ARRAY[NULL]::timestamptz[]")
 
 extract() { # name -> the SQL text of the Java text block `String name = """ ... """`
   awk -v name="$1" '

@@ -30,6 +30,8 @@ public final class SimulatedAcquirer {
   /** Insertion-ordered, so the full log reads in the order keys were first seen. */
   private final Map<String, ChargeLog> logs = new LinkedHashMap<>();
   private long chargeSequence;
+  /** Charge ids stay unique across restarts: each run numbers its charges under a prefix of its own. */
+  private final String runPrefix = Long.toString(java.util.concurrent.ThreadLocalRandom.current().nextLong(36L * 36 * 36 * 36 * 36), 36);
   private long requestsSeen;
 
   public SimulatedAcquirer(Vertx vertx, long latencyMs, long slowMs, boolean dedup) {
@@ -113,7 +115,7 @@ public final class SimulatedAcquirer {
       case "tok_insufficient_funds" -> "insufficient_funds";
       default -> null;
     };
-    Charge charge = new Charge("ch_sim_" + (++chargeSequence), request.providerKey(),
+    Charge charge = new Charge("ch_sim_" + runPrefix + "_" + (++chargeSequence), request.providerKey(),
         declineCode == null ? "succeeded" : "declined", request.amount(), request.currency(), declineCode,
         request.reference(), Instant.now());
     log.charges.add(charge);
