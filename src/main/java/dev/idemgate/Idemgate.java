@@ -1,5 +1,6 @@
 package dev.idemgate;
 
+import dev.idemgate.storage.RedisClients;
 import dev.idemgate.anomaly.JudgeSyncVerticle;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.http.ApiVerticle;
@@ -126,7 +127,7 @@ public final class Idemgate implements AutoCloseable {
   }
 
   private static Future<Void> checkRedis(Vertx vertx, GatewayConfig config) {
-    Redis redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(config.redisUrl()));
+    Redis redis = Redis.createClient(vertx, RedisClients.options(config, 1));
     return redis.send(Request.cmd(Command.PING)).timeout(5, TimeUnit.SECONDS).<Void>mapEmpty()
         .eventually(redis::close);
   }

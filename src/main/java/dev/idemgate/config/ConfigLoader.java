@@ -118,7 +118,9 @@ public final class ConfigLoader {
         url(v, "pg_url", "postgresql://", "postgres://"),
         positive(v, "pg_pool_size"),
         duration(v, "store_timeout"),
-        url(v, "redis_url", "redis://", "rediss://"),
+        redisUrls(v),
+        oneOf(v, "redis_mode", "standalone", "sentinel", "cluster"),
+        v.get("redis_master_name").trim(),
         duration(v, "redis_timeout"),
         ApiKeys.parse(v.get("api_keys")),
         optional(v, "admin_token"),
@@ -238,6 +240,16 @@ public final class ConfigLoader {
       ttls.put(parts[0].trim(), ttl);
     }
     return Map.copyOf(ttls);
+  }
+
+  private static String redisUrls(Map<String, String> v) {
+    for (String url : v.get("redis_url").split(",")) {
+      String u = url.trim();
+      if (!u.startsWith("redis://") && !u.startsWith("rediss://")) {
+        throw new ConfigException("redis_url: each URL must start with redis:// or rediss://");
+      }
+    }
+    return v.get("redis_url").trim();
   }
 
   private static String url(Map<String, String> v, String key, String... schemes) {

@@ -20,6 +20,8 @@ public record GatewayConfig(
     int pgPoolSize,
     Duration storeTimeout,
     String redisUrl,
+    String redisMode,
+    String redisMasterName,
     Duration redisTimeout,
     Map<String, String> apiKeys,
     Optional<String> adminToken,
@@ -78,6 +80,7 @@ public record GatewayConfig(
         + ", pg_pool_size=" + pgPoolSize
         + ", store_timeout=" + storeTimeout
         + ", redis_url=" + maskPassword(redisUrl)
+        + ", redis_mode=" + redisMode
         + ", redis_timeout=" + redisTimeout
         + ", api_keys=<" + apiKeys.size() + " keys for merchants " + merchants + ">"
         + ", admin_token=" + (adminToken.isPresent() ? "<set>" : "<unset>")
@@ -104,6 +107,6 @@ public record GatewayConfig(
 
   /** Hides the password part of a {@code scheme://user:password@host} URL. */
   static String maskPassword(String url) {
-    return url.replaceFirst("(://[^:/@]*:)[^@/]*@", "$1***@");
+    return url.replaceAll("(://[^:/@,]*:)[^@/,]*@", "$1***@");
   }
 }

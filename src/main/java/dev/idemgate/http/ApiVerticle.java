@@ -18,6 +18,7 @@ import dev.idemgate.payment.PaymentRequestParser;
 import dev.idemgate.payment.PaymentService;
 import dev.idemgate.provider.ProviderClient;
 import dev.idemgate.storage.PipelinedRedis;
+import dev.idemgate.storage.RedisClients;
 import dev.idemgate.storage.Postgres;
 import dev.idemgate.observability.GatewayMetrics;
 import dev.idemgate.observability.Tracing;
@@ -86,8 +87,7 @@ public final class ApiVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     pool = Postgres.pool(vertx, config, config.pgPoolSize());
-    redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(config.redisUrl())
-        .setMaxPoolSize(8).setMaxPoolWaiting(4_096).setMaxWaitingHandlers(4_096));
+    redis = Redis.createClient(vertx, RedisClients.options(config, 8));
     store = new IdempotencyStore(pool, context, config.pgPoolSize(), config.storeTimeout(), config.lease(),
         config.providerId());
     pipeline = new PipelinedRedis(redis);

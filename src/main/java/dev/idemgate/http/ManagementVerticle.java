@@ -1,5 +1,6 @@
 package dev.idemgate.http;
 
+import dev.idemgate.storage.RedisClients;
 import dev.idemgate.anomaly.AnomalyMonitor;
 import dev.idemgate.anomaly.AnomalyRoutes;
 import dev.idemgate.config.GatewayConfig;
@@ -55,7 +56,7 @@ public final class ManagementVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     pool = Postgres.pool(vertx, config, 2);
-    redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(config.redisUrl()).setMaxPoolSize(2));
+    redis = Redis.createClient(vertx, RedisClients.options(config, 2));
     Router router = Router.router(vertx);
     router.route().handler(RequestIds::assign);
     router.get("/health/live").handler(ctx -> json(ctx, 200, new JsonObject().put("status", "UP")));

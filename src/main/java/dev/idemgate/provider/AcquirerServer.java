@@ -57,6 +57,7 @@ public final class AcquirerServer extends VerticleBase {
     router.post("/charges").handler(BodyHandler.create().setBodyLimit(64 * 1024)).handler(this::charge);
     router.get("/charges").handler(this::charges);
     router.get("/health").handler(ctx -> json(ctx, 200, new JsonObject().put("status", "up")));
+    router.get("/settlement").handler(this::settlement);
     return vertx.createHttpServer().requestHandler(router).listen(port).onSuccess(s -> {
       server = s;
       log.info("acquirer simulator listening on port {} (dedup {}, latency {} ms)", s.actualPort(), dedup ? "on" : "off",
@@ -99,6 +100,37 @@ public final class AcquirerServer extends VerticleBase {
         json(ctx, 503, error("acquirer_unavailable"));
       }
     }).onFailure(ctx::fail);
+  }
+
+  /**
+   * The settlement file a provider would send for its charges (DESIGN §6), so that reconciliation
+   * can be tried against what this acquirer really charged: {@code ?merchant=M} (the account the
+   * charges belong to, default {@code demo}), {@code &plant=true} to plant discrepancies,
+   * {@code &seed=N} to vary them.
+   */
+  private void settlement(RoutingContext ctx) {
+    String merchant = ctx.queryParams().get("merchant") == null ? "demo" : ctx.queryParams().get("merchant");
+    boolean plant = "true".equals(ctx.queryParams().get("plant"));
+    long seed;
+    try {
+      seed = ctx.queryParams().get("seed") == null ? 1 : Long.parseLong(ctx.queryParams().get("seed"));
+    } catch (NumberFormatException e) {
+      json(ctx, 400, error("seed_not_a_number"));
+      return;
+    }
+    java.io.StringWriter csv = new java.io.StringWriter();
+    try (dev.idemgate.reconciliation.SettlementFileWriter writer = new dev.idemgate.reconciliation.SettlementFileWriter(csv,
+        java.util.Map.of(), plant ? dev.idemgate.reconciliation.SettlementFileWriter.Plan.demo()
+            : dev.idemgate.reconciliation.SettlementFileWriter.Plan.none(), seed, java.time.Instant.now(), w -> { })) {
+      for (SimulatedAcquirer.Charge c : acquirer.charges()) {
+        writer.write(new dev.idemgate.reconciliation.SettlementFileWriter.Charge(c.reference(), c.id(), c.providerKey(),
+            merchant, c.amount(), c.currency(), c.status(), c.createdAt()));
+      }
+    } catch (java.io.IOException e) {
+      ctx.fail(e);
+      return;
+    }
+    ctx.response().putHeader("Content-Type", "text/csv; charset=utf-8").end(csv.toString());
   }
 
   private static ChargeRequest parse(String providerKey, JsonObject body) {

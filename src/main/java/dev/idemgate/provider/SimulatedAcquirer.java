@@ -158,6 +158,13 @@ public final class SimulatedAcquirer {
     return new JsonObject().put("requests", requestsSeen).put("charges", charges);
   }
 
+  /** Every charge under every key, oldest key first. */
+  public java.util.List<Charge> charges() {
+    java.util.List<Charge> all = new ArrayList<>();
+    logs.values().forEach(log -> all.addAll(log.charges));
+    return all;
+  }
+
   private static ProviderOutcome outcomeOf(Charge charge) {
     return charge.declineCode() == null
         ? new ProviderOutcome.Succeeded(charge.id())

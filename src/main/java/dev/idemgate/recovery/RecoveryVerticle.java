@@ -1,5 +1,6 @@
 package dev.idemgate.recovery;
 
+import dev.idemgate.storage.RedisClients;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.Completion;
 import dev.idemgate.idempotency.IdempotencyStore;
@@ -70,7 +71,7 @@ public final class RecoveryVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     pool = Postgres.pool(vertx, config, 2);
-    redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(config.redisUrl()).setMaxPoolSize(2));
+    redis = Redis.createClient(vertx, RedisClients.options(config, 2));
     recovery = new RecoveryStore(pool, config.storeTimeout(), config.providerId());
     store = new IdempotencyStore(pool, context, 2, config.storeTimeout(), config.lease(), config.providerId());
     pipeline = new PipelinedRedis(redis);

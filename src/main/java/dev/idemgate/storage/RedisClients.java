@@ -1,0 +1,36 @@
+package dev.idemgate.storage;
+
+import dev.idemgate.config.GatewayConfig;
+import io.vertx.redis.client.RedisClientType;
+import io.vertx.redis.client.RedisOptions;
+import io.vertx.redis.client.RedisReplicas;
+import io.vertx.redis.client.RedisRole;
+
+/**
+ * The one place Redis client options are made, for every kind of deployment: a single server,
+ * Redis Sentinel (the gateway asks the sentinels for the current master of {@code redis_master_name}
+ * and follows failovers), or Redis Cluster (keys carry a hash tag, so each record's commands stay
+ * on one slot). {@code redis_url} holds one URL, or for sentinel and cluster a comma-separated list.
+ */
+public final class RedisClients {
+  private RedisClients() {}
+
+  public static RedisOptions options(GatewayConfig config, int poolSize) {
+    RedisOptions options = new RedisOptions()
+        .setMaxPoolSize(poolSize)
+        .setMaxPoolWaiting(4_096)
+        .setMaxWaitingHandlers(4_096);
+    for (String url : config.redisUrl().split(",")) {
+      if (!url.isBlank()) {
+        options.addConnectionString(url.trim());
+      }
+    }
+    switch (config.redisMode()) {
+      case "sentinel" -> options.setType(RedisClientType.SENTINEL).setMasterName(config.redisMasterName())
+          .setRole(RedisRole.MASTER);
+      case "cluster" -> options.setType(RedisClientType.CLUSTER).setUseReplicas(RedisReplicas.NEVER);
+      default -> options.setType(RedisClientType.STANDALONE);
+    }
+    return options;
+  }
+}
