@@ -8,10 +8,10 @@ import dev.idemgate.storage.Migrations;
 import java.nio.file.Path;
 import java.util.Optional;
 import java.util.concurrent.Callable;
-import picocli.CommandLine;
-import sun.misc.Signal;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine;
+import sun.misc.Signal;
 
 /** The command line (DESIGN §8): {@code serve} (the default), {@code acquirer}, {@code migrate}. */
 @Command(name = "idemgate", mixinStandardHelpOptions = true, version = "idemgate 0.1.0",

@@ -1,12 +1,12 @@
 package dev.idemgate.config;
 
+import dev.idemgate.anomaly.DuplicatePayloadPolicy;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.Reader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import dev.idemgate.anomaly.DuplicatePayloadPolicy;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;

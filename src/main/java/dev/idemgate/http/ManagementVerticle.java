@@ -1,29 +1,28 @@
 package dev.idemgate.http;
 
-import dev.idemgate.storage.RedisClients;
 import dev.idemgate.anomaly.AnomalyMonitor;
 import dev.idemgate.anomaly.AnomalyRoutes;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.ProviderKeys;
 import dev.idemgate.provider.ProviderClient;
 import dev.idemgate.recovery.RecoveryVerticle;
-import io.vertx.core.json.JsonArray;
 import dev.idemgate.storage.Postgres;
+import dev.idemgate.storage.RedisClients;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.http.HttpServer;
+import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import io.vertx.redis.client.Command;
 import io.vertx.redis.client.Redis;
-import io.vertx.redis.client.RedisOptions;
 import io.vertx.redis.client.Request;
 import io.vertx.sqlclient.Pool;
-import java.security.MessageDigest;
 import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 

@@ -1,10 +1,10 @@
 package dev.idemgate.idempotency;
 
+import dev.idemgate.storage.PipelinedRedis;
 import io.vertx.circuitbreaker.CircuitBreaker;
 import io.vertx.circuitbreaker.CircuitBreakerOptions;
 import io.vertx.core.Future;
 import io.vertx.redis.client.Command;
-import dev.idemgate.storage.PipelinedRedis;
 import io.vertx.redis.client.Request;
 import io.vertx.redis.client.Response;
 import java.time.Duration;

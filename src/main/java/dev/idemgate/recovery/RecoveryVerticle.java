@@ -1,6 +1,5 @@
 package dev.idemgate.recovery;
 
-import dev.idemgate.storage.RedisClients;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.Completion;
 import dev.idemgate.idempotency.IdempotencyStore;
@@ -12,6 +11,7 @@ import dev.idemgate.provider.ProviderClient;
 import dev.idemgate.provider.ProviderOutcome;
 import dev.idemgate.storage.PipelinedRedis;
 import dev.idemgate.storage.Postgres;
+import dev.idemgate.storage.RedisClients;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -20,7 +20,6 @@ import io.vertx.core.VerticleBase;
 import io.vertx.core.eventbus.MessageConsumer;
 import io.vertx.core.json.JsonArray;
 import io.vertx.redis.client.Redis;
-import io.vertx.redis.client.RedisOptions;
 import io.vertx.sqlclient.Pool;
 import java.time.Duration;
 import java.time.Instant;
