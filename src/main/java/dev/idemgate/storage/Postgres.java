@@ -30,10 +30,14 @@ public final class Postgres {
         .setMaxWaitQueueSize(4_096)
         .setConnectionTimeout((int) config.storeTimeout().toMillis())
         .setConnectionTimeoutUnit(java.util.concurrent.TimeUnit.MILLISECONDS);
-    // The server abandons a statement shortly after the client stops waiting for it.
+    // The server abandons a statement shortly after the client stops waiting for it. Statements
+    // are prepared once per connection and live as long as it does: a generic plan cached while
+    // the tables were small (a new deployment) would keep scanning them whole as they grow, so
+    // every execution is planned for the tables as they are.
     PgConnectOptions connect = connectOptions(config.pgUrl()).setProperties(java.util.Map.of(
         "application_name", "idemgate",
-        "statement_timeout", String.valueOf(config.storeTimeout().toMillis() + 1_000)));
+        "statement_timeout", String.valueOf(config.storeTimeout().toMillis() + 1_000),
+        "plan_cache_mode", "force_custom_plan"));
     return PgBuilder.pool().with(pool).connectingTo(connect).using(vertx).build();
   }
 
