@@ -158,11 +158,8 @@ public final class ApiVerticle extends VerticleBase {
   }
 
   private void authenticate(RoutingContext ctx) {
-    String header = ctx.request().getHeader("Authorization");
-    String merchant = null;
-    if (header != null && header.regionMatches(true, 0, "Bearer ", 0, 7)) {
-      merchant = merchantByKeyHash.get(Fingerprint.sha256Hex(header.substring(7).trim()));
-    }
+    String token = BearerTokens.of(ctx);
+    String merchant = token == null ? null : merchantByKeyHash.get(Fingerprint.sha256Hex(token));
     if (merchant == null) {
       ctx.response().putHeader("WWW-Authenticate", "Bearer");
       reject(ctx, new ApiProblem(ErrorCode.UNAUTHORIZED, "send Authorization: Bearer <api key> with a valid key"));

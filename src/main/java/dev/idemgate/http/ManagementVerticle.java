@@ -42,6 +42,7 @@ public final class ManagementVerticle extends VerticleBase {
   private Pool pool;
   private Redis redis;
   private HttpServer server;
+  private ProviderClient provider;
 
   /** @param registry the Prometheus registry, empty when metrics are off ({@code /metrics} then answers 404) */
   public ManagementVerticle(GatewayConfig config, Optional<PrometheusMeterRegistry> registry, MeterRegistry meters,
@@ -56,6 +57,7 @@ public final class ManagementVerticle extends VerticleBase {
   public Future<?> start() {
     pool = Postgres.pool(vertx, config, 2);
     redis = Redis.createClient(vertx, RedisClients.options(config, 2));
+    provider = new ProviderClient(vertx.eventBus(), config);
     Router router = Router.router(vertx);
     router.route().handler(RequestIds::assign);
     router.get("/health/live").handler(ctx -> json(ctx, 200, new JsonObject().put("status", "UP")));
@@ -98,8 +100,7 @@ public final class ManagementVerticle extends VerticleBase {
       Problems.send(ctx, new ApiProblem(ErrorCode.UNAUTHORIZED, "admin endpoints are closed until IDEMGATE_ADMIN_TOKEN is set"));
       return;
     }
-    String header = ctx.request().getHeader("Authorization");
-    String presented = header != null && header.regionMatches(true, 0, "Bearer ", 0, 7) ? header.substring(7).trim() : "";
+    String presented = java.util.Objects.requireNonNullElse(BearerTokens.of(ctx), "");
     if (!MessageDigest.isEqual(presented.getBytes(StandardCharsets.UTF_8), config.adminToken().get().getBytes(StandardCharsets.UTF_8))) {
       ctx.response().putHeader("WWW-Authenticate", "Bearer");
       Problems.send(ctx, new ApiProblem(ErrorCode.UNAUTHORIZED, "send Authorization: Bearer <admin token>"));
@@ -123,7 +124,7 @@ public final class ManagementVerticle extends VerticleBase {
       Problems.send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, "give idempotency_key=<provider key>, or merchant= and key="));
       return;
     }
-    new ProviderClient(vertx.eventBus(), config).chargeLog(providerKey)
+    provider.chargeLog(providerKey)
         .onSuccess(log -> json(ctx, 200, log))
         .onFailure(failure -> Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND,
             "the charge log is kept by the simulator provider only")));

@@ -100,27 +100,18 @@ public final class RedisGate {
     }
     String value = "C|" + fingerprint + "|" + response.status() + "|" + response.expiresAt().toEpochMilli()
         + "|" + response.paymentId() + "|" + response.body();
-    // The SET and the PUBLISH that wakes waiting twins go in one round trip.
-    Request set = Request.cmd(Command.SET).arg(redisKey(merchantId, key)).arg(value).arg("PX").arg(ttl);
-    return redis.batch(List.of(set, CompletionNotifier.publish(merchantId, key)))
-        .timeout(timeoutMs, TimeUnit.MILLISECONDS)
-        .<Void>mapEmpty()
-        .otherwise(failure -> {
-          log.warn("redis complete failed; PostgreSQL stays authoritative: {}", failure.toString());
-          return null;
-        });
+    return setAndNotify(merchantId, key, value, ttl, "complete");
   }
 
   /** Marks the key pending: retries then ask PostgreSQL, which follows recovery's progress. */
   public Future<Void> markPending(String merchantId, IdempotencyKey key, String fingerprint, Duration ttl) {
-    Request set = Request.cmd(Command.SET).arg(redisKey(merchantId, key)).arg("N|" + fingerprint).arg("PX").arg(ttl.toMillis());
-    return redis.batch(List.of(set, CompletionNotifier.publish(merchantId, key)))
-        .timeout(timeoutMs, TimeUnit.MILLISECONDS)
-        .<Void>mapEmpty()
-        .otherwise(failure -> {
-          log.warn("redis mark pending failed; PostgreSQL stays authoritative: {}", failure.toString());
-          return null;
-        });
+    return setAndNotify(merchantId, key, "N|" + fingerprint, ttl.toMillis(), "mark pending");
+  }
+
+  /** SET the record and PUBLISH to waiting twins in one round trip. Best effort: PostgreSQL has it. */
+  private Future<Void> setAndNotify(String merchantId, IdempotencyKey key, String value, long ttlMs, String what) {
+    Request set = Request.cmd(Command.SET).arg(redisKey(merchantId, key)).arg(value).arg("PX").arg(ttlMs);
+    return ignoreFailure(redis.batch(List.of(set, CompletionNotifier.publish(merchantId, key))), what);
   }
 
   /** Deletes this request's own claim, and nothing another request wrote since. */
@@ -143,7 +134,11 @@ public final class RedisGate {
   }
 
   private Future<Void> bestEffort(Request request, String what) {
-    return send(request).<Void>mapEmpty().otherwise(failure -> {
+    return ignoreFailure(redis.send(request), what);
+  }
+
+  private Future<Void> ignoreFailure(Future<?> call, String what) {
+    return call.timeout(timeoutMs, TimeUnit.MILLISECONDS).<Void>mapEmpty().otherwise(failure -> {
       log.warn("redis {} failed; PostgreSQL stays authoritative: {}", what, failure.toString());
       return null;
     });

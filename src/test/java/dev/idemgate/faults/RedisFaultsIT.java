@@ -1,5 +1,6 @@
 package dev.idemgate.faults;
 
+import static dev.idemgate.support.Waits.sleep;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.idemgate.support.AcquirerProcess;
@@ -102,11 +103,4 @@ class RedisFaultsIT {
     }
   }
 
-  private static void sleep(long ms) {
-    try {
-      Thread.sleep(ms);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
-  }
 }

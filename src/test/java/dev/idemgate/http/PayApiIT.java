@@ -1,5 +1,6 @@
 package dev.idemgate.http;
 
+import static dev.idemgate.support.Waits.sleep;
 import static dev.idemgate.support.TestGateway.KEY_A;
 import static dev.idemgate.support.TestGateway.KEY_B;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -332,11 +333,4 @@ class PayApiIT {
     throw new AssertionError("the first request never got in flight");
   }
 
-  private static void sleep(long ms) {
-    try {
-      Thread.sleep(ms);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
-  }
 }

@@ -1,5 +1,6 @@
 package dev.idemgate.provider;
 
+import static dev.idemgate.support.Waits.sleep;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.idemgate.support.ExactlyOnceChecker.Property;
@@ -87,12 +88,4 @@ class ProviderTimeoutAfterChargeIT extends ProviderFaultFixture {
     report.assertValid();
   }
 
-  private static void sleep(long ms) {
-    try {
-      Thread.sleep(ms);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new AssertionError(e);
-    }
-  }
 }

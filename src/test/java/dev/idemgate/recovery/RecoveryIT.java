@@ -1,5 +1,7 @@
 package dev.idemgate.recovery;
 
+import static dev.idemgate.support.Waits.eventually;
+import static dev.idemgate.support.Waits.sleep;
 import static dev.idemgate.support.TestGateway.KEY_A;
 import static dev.idemgate.support.TestGateway.MERCHANT_A;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -24,7 +26,6 @@ import io.vertx.core.json.JsonObject;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Map;
-import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
@@ -56,21 +57,6 @@ class RecoveryIT {
     gateway.close();
   }
 
-  private static void eventually(Duration limit, Supplier<Boolean> condition, String what) {
-    Instant deadline = Instant.now().plus(limit);
-    while (Instant.now().isBefore(deadline)) {
-      if (condition.get()) {
-        return;
-      }
-      try {
-        Thread.sleep(100);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        return;
-      }
-    }
-    throw new AssertionError("not within " + limit + ": " + what);
-  }
 
   private static String state(String merchant, String key) {
     return (String) db.scalar("SELECT state FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
@@ -282,11 +268,4 @@ class RecoveryIT {
         .isEqualTo(ProviderKeys.reused(TestGateway.MERCHANT_B, key, again.json().getString("id")));
   }
 
-  private static void sleep(long ms) {
-    try {
-      Thread.sleep(ms);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
-  }
 }
