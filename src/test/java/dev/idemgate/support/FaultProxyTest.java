@@ -50,7 +50,13 @@ class FaultProxyTest {
   @DisplayName("refuse makes new connections fail with connection refused, and pass listens again on the same port")
   void refuseThenPass() throws IOException {
     proxy.refuse();
-    assertThatThrownBy(this::connectSkippingSelfConnect).isInstanceOf(ConnectException.class);
+    long acceptedBefore = proxy.acceptedConnections();
+    Throwable refused = org.assertj.core.api.Assertions.catchThrowable(this::connectSkippingSelfConnect);
+    if (!(refused instanceof ConnectException)) {
+      // The freed port was taken by another listener on the machine (seen once in CI): then the
+      // proof that the proxy refuses is that it accepted nothing.
+      assertThat(proxy.acceptedConnections()).as("connections the refusing proxy accepted").isEqualTo(acceptedBefore);
+    }
     proxy.pass();
     try (Socket socket = connect()) {
       assertThat(roundTrip(socket, "again")).isEqualTo("again");
