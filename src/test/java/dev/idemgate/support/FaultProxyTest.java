@@ -144,7 +144,6 @@ class FaultProxyTest {
       throw new AssertionError("connected although the proxy refuses");
     }
   }
-  }
 
   private Socket connect() throws IOException {
     Socket socket = new Socket();
