@@ -129,6 +129,7 @@ class FaultProxyTest {
    * simultaneous open), which also keeps the port busy so the proxy cannot listen on it again.
    */
   private void connectSkippingSelfConnect() throws IOException {
+    long deadline = System.nanoTime() + 2_000_000_000L;
     while (true) {
       Socket socket = new Socket();
       socket.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
@@ -141,7 +142,12 @@ class FaultProxyTest {
       } finally {
         socket.close();
       }
-      throw new AssertionError("connected although the proxy refuses");
+      // The listener's close can reach the kernel a moment after refuse() returns (the accept
+      // thread still blocked in accept): look again, for up to two seconds.
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("connected although the proxy refuses");
+      }
+      Waits.sleep(50);
     }
   }
 
