@@ -60,6 +60,14 @@ public final class ApiVerticle extends VerticleBase {
   static final int RST_FLOOD_MAX_FRAMES = 200;
   private static final DateTimeFormatter HTTP_DATE = DateTimeFormatter.RFC_1123_DATE_TIME.withZone(ZoneOffset.UTC);
   private static final String KEY_HEADER = "Idempotency-Key";
+  /**
+   * Claim (and completion) groups of one verticle at the database at once. Few and large beats
+   * many and small: each statement costs PostgreSQL a round of parsing, executing and committing
+   * whatever its size, so while two groups are out, every request that arrives joins the next one.
+   * Measured on 2 cores, 32 connections: pool-size (8) groups in flight 2,900 fresh payments/s,
+   * 1-2 in flight 3,500/s. Two, so one group commits while the next is sent.
+   */
+  static final int GROUPS_IN_FLIGHT = 2;
 
   private static final Logger access = LoggerFactory.getLogger("idemgate.access");
   private static final String OUTCOME = "idemgate.outcome";
@@ -85,9 +93,9 @@ public final class ApiVerticle extends VerticleBase {
 
   @Override
   public Future<?> start() {
-    pool = Postgres.pool(vertx, config, config.pgPoolSize());
+    pool = Postgres.requestPool(vertx, config, config.pgPoolSize());
     redis = Redis.createClient(vertx, RedisClients.options(config, 8));
-    store = new IdempotencyStore(pool, context, config.pgPoolSize(), config.storeTimeout(), config.lease(),
+    store = new IdempotencyStore(pool, context, GROUPS_IN_FLIGHT, config.storeTimeout(), config.lease(),
         config.providerId());
     pipeline = new PipelinedRedis(redis);
     RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
