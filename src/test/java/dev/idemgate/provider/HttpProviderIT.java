@@ -194,6 +194,10 @@ class HttpProviderIT {
     ChargeRequest request = charge("tok_slow");
     var outcome = patient.charge(request);
     awaitOpenConnections(1);
+    // Cut only once the acquirer has the request: an open connection alone may not have carried it
+    // yet, and a cut before it arrives rightly charges nothing (that is the blackhole case).
+    dev.idemgate.support.Waits.eventually(java.time.Duration.ofSeconds(5),
+        () -> log(request.providerKey()).getInteger("requests") == 1, "the acquirer received the charge");
     assertThat(proxy.cutAll()).isEqualTo(1);
     assertThat(Http.await(outcome)).isInstanceOf(ProviderOutcome.Unknown.class);
     Thread.sleep(SLOW_MS + 200);
