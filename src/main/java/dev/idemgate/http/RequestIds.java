@@ -1,6 +1,7 @@
 package dev.idemgate.http;
 
 import io.vertx.ext.web.RoutingContext;
+import java.util.HexFormat;
 import java.util.concurrent.ThreadLocalRandom;
 
 /** A request id per request, echoed as {@code X-Request-Id} and in every problem body. */
@@ -10,7 +11,7 @@ final class RequestIds {
   private RequestIds() {}
 
   static void assign(RoutingContext ctx) {
-    String id = String.format("req_%016x", ThreadLocalRandom.current().nextLong());
+    String id = "req_" + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong());
     ctx.put(KEY, id);
     ctx.response().putHeader("X-Request-Id", id);
     ctx.next();

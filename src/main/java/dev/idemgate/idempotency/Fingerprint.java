@@ -26,13 +26,23 @@ public final class Fingerprint {
   }
 
   public static String sha256Hex(String text) {
+    return sha256Hex(text.getBytes(StandardCharsets.UTF_8));
+  }
+
+  public static String sha256Hex(byte[] bytes) {
+    MessageDigest digest = SHA_256.get();
+    return HEX.formatHex(digest.digest(bytes)); // digest() also resets it for the next use
+  }
+
+  /** One digest per thread: looking the algorithm up costs more than hashing a small body. */
+  private static final ThreadLocal<MessageDigest> SHA_256 = ThreadLocal.withInitial(() -> {
     try {
-      MessageDigest digest = MessageDigest.getInstance("SHA-256");
-      return HexFormat.of().formatHex(digest.digest(text.getBytes(StandardCharsets.UTF_8)));
+      return MessageDigest.getInstance("SHA-256");
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException("every JVM has SHA-256", e);
     }
-  }
+  });
+  private static final HexFormat HEX = HexFormat.of();
 
   public static String canonicalJson(Object value) {
     StringBuilder out = new StringBuilder(256);
@@ -51,8 +61,10 @@ public final class Fingerprint {
       writeArray(out, list);
     } else if (value instanceof Number number) {
       out.append(canonicalNumber(number));
-    } else if (value instanceof String || value instanceof Boolean || value == null) {
-      out.append(Json.encode(value));
+    } else if (value instanceof String text) {
+      writeString(out, text);
+    } else if (value instanceof Boolean || value == null) {
+      out.append(value);
     } else {
       throw new IllegalArgumentException("not a JSON value: " + value.getClass().getSimpleName());
     }
@@ -66,7 +78,8 @@ public final class Fingerprint {
         out.append(',');
       }
       first = false;
-      out.append(Json.encode(String.valueOf(e.getKey()))).append(':');
+      writeString(out, String.valueOf(e.getKey()));
+      out.append(':');
       write(out, e.getValue());
     }
     out.append('}');
@@ -83,8 +96,44 @@ public final class Fingerprint {
     out.append(']');
   }
 
+  /**
+   * A JSON string exactly as Jackson (Vert.x's {@code Json.encode}) writes it, which fingerprints
+   * stored before this method existed were made with: quote and backslash escaped, control
+   * characters as the short escapes \b \t \n \f \r or else as a six-character escape (backslash, u, 00, two upper-case hex digits),
+   * everything else (non-ASCII included) as is. FingerprintTest compares the two on every char.
+   */
+  static void writeString(StringBuilder out, String text) {
+    out.append('"');
+    for (int i = 0; i < text.length(); i++) {
+      char c = text.charAt(i);
+      if (c == '"' || c == '\\') {
+        out.append('\\').append(c);
+      } else if (c >= 0x20) {
+        out.append(c);
+      } else if (c == '\b') {
+        out.append("\\b");
+      } else if (c == '\t') {
+        out.append("\\t");
+      } else if (c == '\n') {
+        out.append("\\n");
+      } else if (c == '\f') {
+        out.append("\\f");
+      } else if (c == '\r') {
+        out.append("\\r");
+      } else {
+        out.append("\\u00").append(UPPER_HEX.charAt(c >> 4)).append(UPPER_HEX.charAt(c & 0xF));
+      }
+    }
+    out.append('"');
+  }
+
+  private static final String UPPER_HEX = "0123456789ABCDEF";
+
   /** 1999, 1999.0 and 1.999e3 are one number: written as the shortest plain decimal. */
   private static String canonicalNumber(Number number) {
+    if (number instanceof Integer || number instanceof Long || number instanceof Short || number instanceof Byte) {
+      return Long.toString(number.longValue()); // what the decimal path below gives for any integer
+    }
     BigDecimal d = number instanceof BigDecimal b ? b : new BigDecimal(number.toString());
     d = d.stripTrailingZeros();
     return d.scale() < 0 ? d.setScale(0).toPlainString() : d.toPlainString();

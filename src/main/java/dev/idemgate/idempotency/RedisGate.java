@@ -10,7 +10,8 @@ import io.vertx.redis.client.Response;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
-import java.util.UUID;
+import java.util.HexFormat;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -29,6 +30,8 @@ public final class RedisGate {
   private static final Logger log = LoggerFactory.getLogger(RedisGate.class);
   private static final String COMPARE_AND_DELETE =
       "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+  private static final HexFormat HEX = HexFormat.of();
 
   private final PipelinedRedis redis;
   private final long timeoutMs;
@@ -62,7 +65,10 @@ public final class RedisGate {
   }
 
   public Future<GateDecision> claim(String merchantId, IdempotencyKey key, String fingerprint) {
-    String token = UUID.randomUUID().toString();
+    // Tells this request's claim from a later one in compare-and-delete: unique, not secret, so
+    // no SecureRandom (UUID.randomUUID locks one shared generator on every request).
+    ThreadLocalRandom random = ThreadLocalRandom.current();
+    String token = HEX.toHexDigits(random.nextLong()) + HEX.toHexDigits(random.nextLong());
     String value = "P|" + fingerprint + "|" + token;
     Request set = Request.cmd(Command.SET).arg(redisKey(merchantId, key)).arg(value)
         .arg("NX").arg("GET").arg("PX").arg(leaseMs);
