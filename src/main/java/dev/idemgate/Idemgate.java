@@ -3,6 +3,7 @@ package dev.idemgate;
 import dev.idemgate.anomaly.JudgeSyncVerticle;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.http.ApiVerticle;
+import dev.idemgate.idempotency.ReplayCache;
 import dev.idemgate.http.ManagementVerticle;
 import dev.idemgate.http.ReadinessState;
 import dev.idemgate.observability.GatewayMetrics;
@@ -119,8 +120,9 @@ public final class Idemgate implements AutoCloseable {
       vertx.eventBus().registerCodec(new LocalCodec());
       await(checkRedis(vertx, config), "Redis at " + config.redisUrl().replaceFirst("://[^@]*@", "://") + " cannot be reached");
       ReadinessState readiness = new ReadinessState();
+      ReplayCache replays = new ReplayCache(config.replayCacheEntries());
       String api = await(vertx.deployVerticle(new ProviderVerticle(config))
-          .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, metrics),
+          .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, metrics, replays),
               new DeploymentOptions().setInstances(config.effectiveApiInstances())))
           .compose(id -> vertx.deployVerticle(new RecoveryVerticle(config, registry))
               .compose(r -> vertx.deployVerticle(new ManagementVerticle(config, prometheus, registry, readiness)))

@@ -25,6 +25,7 @@ import org.yaml.snakeyaml.constructor.SafeConstructor;
  * fail with one {@link ConfigException} line naming the setting.
  */
 public final class ConfigLoader {
+  static final int MAX_REPLAY_CACHE_ENTRIES = 1_000_000;
   private static final String ENV_PREFIX = "IDEMGATE_";
 
   private ConfigLoader() {}
@@ -134,6 +135,7 @@ public final class ConfigLoader {
         positive(v, "recovery_batch"),
         merchantTtls(v.get("merchant_key_ttl")),
         positive(v, "retention_batch"),
+        replayCacheEntries(v),
         nonNegative(v, "simulator_latency_ms"),
         nonNegative(v, "simulator_slow_ms"),
         tlsCert,
@@ -147,6 +149,15 @@ public final class ConfigLoader {
         duplicatePayloadPolicy(v),
         duplicateWindow(v),
         duplicateFields(v));
+  }
+
+  private static int replayCacheEntries(Map<String, String> v) {
+    long n = nonNegative(v, "replay_cache_entries");
+    if (n > MAX_REPLAY_CACHE_ENTRIES) {
+      throw new ConfigException("replay_cache_entries: must be between 0 and " + MAX_REPLAY_CACHE_ENTRIES
+          + " (about 1 KiB of heap each), got " + v.get("replay_cache_entries"));
+    }
+    return (int) n;
   }
 
   private static boolean bool(Map<String, String> v, String key) {

@@ -35,6 +35,7 @@ public record GatewayConfig(
     int recoveryBatch,
     Map<String, Duration> merchantKeyTtl,
     int retentionBatch,
+    int replayCacheEntries,
     long simulatorLatencyMs,
     long simulatorSlowMs,
     Optional<String> tlsCert,
@@ -92,6 +93,7 @@ public record GatewayConfig(
         + ", recovery_interval=" + recoveryInterval
         + ", recovery_backoff=" + recoveryBackoff
         + ", merchant_key_ttl=" + merchantKeyTtl
+        + ", replay_cache_entries=" + replayCacheEntries
         + ", simulator_latency_ms=" + simulatorLatencyMs
         + ", simulator_slow_ms=" + simulatorSlowMs
         + ", tls=" + (tlsCert.isPresent() ? "on" : "off")

@@ -9,6 +9,7 @@ import dev.idemgate.idempotency.Fingerprint;
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.IdempotencyStore;
 import dev.idemgate.idempotency.RedisGate;
+import dev.idemgate.idempotency.ReplayCache;
 import dev.idemgate.idempotency.StoredResponse;
 import dev.idemgate.observability.GatewayMetrics.RequestOutcome;
 import dev.idemgate.observability.GatewayMetrics;
@@ -38,8 +39,6 @@ import io.vertx.ext.web.RoutingContext;
 import io.vertx.ext.web.handler.BodyHandler;
 import io.vertx.redis.client.Redis;
 import io.vertx.sqlclient.Pool;
-import java.time.ZoneOffset;
-import java.time.format.DateTimeFormatter;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
@@ -58,7 +57,6 @@ public final class ApiVerticle extends VerticleBase {
   static final int MAX_WAIT_SECONDS = 10;
   static final int MAX_CONCURRENT_STREAMS = 256;
   static final int RST_FLOOD_MAX_FRAMES = 200;
-  private static final DateTimeFormatter HTTP_DATE = DateTimeFormatter.RFC_1123_DATE_TIME.withZone(ZoneOffset.UTC);
   private static final String KEY_HEADER = "Idempotency-Key";
   /**
    * Claim (and completion) groups of one verticle at the database at once. Few and large beats
@@ -74,6 +72,7 @@ public final class ApiVerticle extends VerticleBase {
 
   private final GatewayConfig config;
   private final GatewayMetrics metrics;
+  private final ReplayCache replays;
   private final Map<String, String> merchantByKeyHash = new HashMap<>();
   private Pool pool;
   private Redis redis;
@@ -84,9 +83,11 @@ public final class ApiVerticle extends VerticleBase {
   private CompletionNotifier notifier;
   private TwinDetector twins;
 
-  public ApiVerticle(GatewayConfig config, GatewayMetrics metrics) {
+  /** @param replays completed responses shared by every API verticle of this process */
+  public ApiVerticle(GatewayConfig config, GatewayMetrics metrics, ReplayCache replays) {
     this.config = config;
     this.metrics = metrics;
+    this.replays = replays;
     // Keys are compared by hash so that a lookup's timing says nothing about a near-miss key.
     config.apiKeys().forEach((key, merchant) -> merchantByKeyHash.put(Fingerprint.sha256Hex(key), merchant));
   }
@@ -100,7 +101,8 @@ public final class ApiVerticle extends VerticleBase {
     pipeline = new PipelinedRedis(redis);
     RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     notifier = new CompletionNotifier(vertx, redis, config.redisTimeout().toMillis());
-    payments = new PaymentService(gate, store, new ProviderClient(vertx.eventBus(), config), notifier, metrics, config);
+    payments = new PaymentService(gate, store, new ProviderClient(vertx.eventBus(), config), notifier, metrics, config,
+        replays);
     twins = AnomalyMonitor.of(vertx, config, metrics.registry()).detector(redis, pool);
     server = vertx.createHttpServer(serverOptions()).requestHandler(router());
     return server.listen(config.httpPort());
@@ -205,6 +207,16 @@ public final class ApiVerticle extends VerticleBase {
   }
 
   private void pay(RoutingContext ctx) {
+    String merchant = ctx.get("merchant");
+    IdempotencyKey key = ctx.get("key");
+    // A replay of the same bytes is answered from memory: no parse, no fingerprint, no Redis.
+    String bodyDigest = Fingerprint.sha256Hex(ctx.body().buffer().getBytes());
+    StoredResponse cached = replays.find(merchant, key, bodyDigest);
+    if (cached != null) {
+      outcome(ctx, RequestOutcome.REPLAYED);
+      sendStored(ctx, cached, true);
+      return;
+    }
     ParsedPayment parsed = PaymentRequestParser.parse(ctx.body().buffer());
     if (parsed instanceof ParsedPayment.Invalid invalid) {
       JsonArray errors = new JsonArray();
@@ -214,8 +226,8 @@ public final class ApiVerticle extends VerticleBase {
       reject(ctx, new ApiProblem(ErrorCode.CARD_DATA_REJECTED, "the field " + card.field()
           + " holds what looks like a card number; send a payment token in source, never card data"));
     } else if (parsed instanceof ParsedPayment.Valid valid) {
-      PaymentService.PayCommand cmd = new PaymentService.PayCommand(ctx.get("merchant"), ctx.get("key"),
-          valid.request(), PaymentService.fingerprint(valid.body()));
+      PaymentService.PayCommand cmd = new PaymentService.PayCommand(merchant, key, valid.request(),
+          PaymentService.fingerprint(valid.body()), bodyDigest);
       // Anomalies (DESIGN §7): for a new payment only (after the gate, before the claim), one Redis
       // step; a refused twin is never claimed or charged. The check never fails a payment.
       MultiMap headers = ctx.request().headers();
@@ -281,7 +293,7 @@ public final class ApiVerticle extends VerticleBase {
   private void sendStored(RoutingContext ctx, StoredResponse stored, boolean replay) {
     var response = ctx.response().setStatusCode(stored.status())
         .putHeader("Content-Type", "application/json")
-        .putHeader("Idempotency-Key-Expires", HTTP_DATE.format(stored.expiresAt()));
+        .putHeader("Idempotency-Key-Expires", HttpDates.format(stored.expiresAt()));
     if (stored.status() == 201 || stored.status() == 202) {
       response.putHeader("Location", "/v1/payments/" + stored.paymentId());
     }

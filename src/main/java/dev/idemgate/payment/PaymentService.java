@@ -9,6 +9,7 @@ import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.IdempotencyStore;
 import dev.idemgate.idempotency.RecordState;
 import dev.idemgate.idempotency.RedisGate;
+import dev.idemgate.idempotency.ReplayCache;
 import dev.idemgate.idempotency.StoreClaim;
 import dev.idemgate.idempotency.StoreUnavailable;
 import dev.idemgate.idempotency.StoredResponse;
@@ -43,13 +44,15 @@ public final class PaymentService {
   private final ProviderClient provider;
   private final String providerName;
   private final GatewayConfig config;
+  private final ReplayCache replays;
   /** How long after its claim a charge may still be sent: the lease, less a margin for clock and queueing. */
   private final long sendWindowNanos;
   private static final Duration SEND_MARGIN = Duration.ofSeconds(1);
 
   public PaymentService(RedisGate gate, IdempotencyStore store, ProviderClient provider, CompletionNotifier notifier,
-      GatewayMetrics metrics, GatewayConfig config) {
+      GatewayMetrics metrics, GatewayConfig config, ReplayCache replays) {
     this.gate = gate;
+    this.replays = replays;
     this.metrics = metrics;
     this.notifier = notifier;
     this.store = store;
@@ -59,8 +62,12 @@ public final class PaymentService {
     this.sendWindowNanos = config.lease().minus(SEND_MARGIN).toNanos();
   }
 
-  /** One {@code POST /pay}: who asks, with which key, for what, and the payload's fingerprint. */
-  public record PayCommand(String merchantId, IdempotencyKey key, PaymentRequest request, String fingerprint) {}
+  /**
+   * One {@code POST /pay}: who asks, with which key, for what, the payload's fingerprint, and the
+   * SHA-256 of the body's bytes (for the {@link ReplayCache}; null to leave the cache alone).
+   */
+  public record PayCommand(String merchantId, IdempotencyKey key, PaymentRequest request, String fingerprint,
+      String bodyDigest) {}
 
   /**
    * Like {@link #pay(PayCommand)}, but a request whose twin is in flight waits up to
@@ -96,6 +103,7 @@ public final class PaymentService {
   public Future<PayOutcome> pay(PayCommand cmd, ClaimGuard guard) {
     return metrics.timeGate(() -> gate.claim(cmd.merchantId(), cmd.key(), cmd.fingerprint())).compose(decision -> {
       if (decision instanceof GateDecision.Replay replay) {
+        replays.remember(cmd.merchantId(), cmd.key(), cmd.bodyDigest(), replay.response());
         return Future.succeededFuture(new PayOutcome.Replayed(replay.response()));
       } else if (decision instanceof GateDecision.InFlight) {
         return Future.succeededFuture(new PayOutcome.InFlight(IN_FLIGHT_RETRY_AFTER_SECONDS));
@@ -122,6 +130,7 @@ public final class PaymentService {
           if (decision instanceof StoreClaim.Claimed owned) {
             return charge(cmd, owned, redisClaim);
           } else if (decision instanceof StoreClaim.Completed done) {
+            replays.remember(cmd.merchantId(), cmd.key(), cmd.bodyDigest(), done.response());
             return gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), done.response())
                 .map(v -> new PayOutcome.Replayed(done.response()));
           } else if (decision instanceof StoreClaim.Pending pending) {
@@ -175,6 +184,9 @@ public final class PaymentService {
             // Recovery took the record over (our lease ran out); it owns what Redis and the ledger say.
             log.warn("payment {} was taken over before it completed; answering what the provider said", owned.paymentId());
             return Future.succeededFuture(new PayOutcome.Fresh(response));
+          }
+          if (state == RecordState.COMPLETED) {
+            replays.remember(cmd.merchantId(), cmd.key(), cmd.bodyDigest(), response);
           }
           Future<Void> cached = state == RecordState.COMPLETED
               ? gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), response)

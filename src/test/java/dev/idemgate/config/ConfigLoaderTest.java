@@ -62,4 +62,15 @@ class ConfigLoaderTest {
         "IDEMGATE_PG_URL", "postgresql://app:pw123@db:5432/pay"));
     assertThat(c.toString()).doesNotContain("sk_test_demo", "supersecret", "pw123").contains("demo");
   }
+
+  @Test
+  @DisplayName("replay_cache_entries defaults to 20000, 0 turns the cache off, and a negative or huge value is refused")
+  void replayCacheEntries() {
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of()).replayCacheEntries()).isEqualTo(20_000);
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_REPLAY_CACHE_ENTRIES", "0")).replayCacheEntries()).isZero();
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_REPLAY_CACHE_ENTRIES", "-1")))
+        .isInstanceOf(ConfigException.class).hasMessageStartingWith("replay_cache_entries:");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_REPLAY_CACHE_ENTRIES", "5000000")))
+        .isInstanceOf(ConfigException.class).hasMessageStartingWith("replay_cache_entries:");
+  }
 }

@@ -32,8 +32,10 @@ class ExactlyOnceStormIT {
 
   @BeforeAll
   static void start() {
-    // A little provider latency keeps the first request in flight while the storm arrives.
-    gateway = TestGateway.start(Map.of("IDEMGATE_SIMULATOR_LATENCY_MS", "50"));
+    // A little provider latency keeps the first request in flight while the storm arrives. The
+    // in-process replay cache is off: these tests are about what Redis and PostgreSQL decide
+    // (ReplayCacheIT covers the cache).
+    gateway = TestGateway.start(Map.of("IDEMGATE_SIMULATOR_LATENCY_MS", "50", "IDEMGATE_REPLAY_CACHE_ENTRIES", "0"));
     http = new Http();
     pg = PgBuilder.pool().connectingTo(dev.idemgate.storage.Postgres.connectOptions(TestGateway.pgUrl()))
         .using(http.vertx()).build();
