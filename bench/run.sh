@@ -16,6 +16,7 @@ cd "$ROOT"
 
 DURATION=10s
 WARMUP=10s
+GATEWAY_WARMUP=30s
 RATE=auto
 RATE_FRACTION=30
 CONNECTIONS=32
@@ -39,9 +40,10 @@ usage() {
   cat <<EOF
 usage: bench/run.sh [options]
   --duration D           measured time of each scenario (10s, 1m; default $DURATION)
-  --warmup D             unmeasured warm-up after each gateway start (the JIT needs it: on a busy
-                         2-core machine fresh /pay went 67 -> 117 -> 411/s over three 4 s runs),
-                         and before each open-loop run (default $WARMUP)
+  --warmup D             unmeasured warm-up before each open-loop run (default $WARMUP)
+  --gateway-warmup D     unmeasured fresh payments after each gateway start (default $GATEWAY_WARMUP):
+                         the JIT needs it; after 10 s on 2 cores its compiler thread still used
+                         half of the gateway's CPU, after 30-40 s under a tenth
   --rate N|auto          open-loop rate, requests/s; auto = --rate-percent of the closed-loop
                          throughput wrk just measured for the same scenario (default $RATE)
   --rate-percent P       for --rate auto (default $RATE_FRACTION)
@@ -72,6 +74,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) DURATION="$2"; shift 2 ;;
     --warmup) WARMUP="$2"; shift 2 ;;
+    --gateway-warmup) GATEWAY_WARMUP="$2"; shift 2 ;;
     --rate) RATE="$2"; shift 2 ;;
     --rate-percent) RATE_FRACTION="$2"; shift 2 ;;
     --connections) CONNECTIONS="$2"; shift 2 ;;
@@ -94,8 +97,10 @@ done
 
 DURATION_S="$(seconds_of "$DURATION")"
 WARMUP_S="$(seconds_of "$WARMUP")"
+GATEWAY_WARMUP_S="$(seconds_of "$GATEWAY_WARMUP")"
 [[ "$DURATION_S" =~ ^[0-9]+$ && "$DURATION_S" -ge 1 ]] || { echo "bench: bad --duration $DURATION" >&2; exit 2; }
 [[ "$WARMUP_S" =~ ^[0-9]+$ ]] || { echo "bench: bad --warmup $WARMUP" >&2; exit 2; }
+[[ "$GATEWAY_WARMUP_S" =~ ^[0-9]+$ ]] || { echo "bench: bad --gateway-warmup $GATEWAY_WARMUP" >&2; exit 2; }
 [[ "$RATE" == auto || "$RATE" =~ ^[0-9]+$ ]] || { echo "bench: bad --rate $RATE (a number or auto)" >&2; exit 2; }
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
@@ -174,7 +179,7 @@ fact timestamp "$STAMP"
 fact commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 fact cpus "$(nproc)"
 fact load_average_at_start "$(cut -d' ' -f1-3 /proc/loadavg)"
-fact settings "duration $DURATION, warm-up $WARMUP, open-loop rate $([[ $RATE == auto ]] && echo "auto ($RATE_FRACTION% of closed-loop)" || echo "$RATE/s"), connections $CONNECTIONS, storm $STORM_CONCURRENCY x $STORM_ROUNDS, gateway -Xmx256m"
+fact settings "duration $DURATION, warm-up $GATEWAY_WARMUP per gateway start and $WARMUP per open-loop run, open-loop rate $([[ $RATE == auto ]] && echo "auto ($RATE_FRACTION% of closed-loop)" || echo "$RATE/s"), connections $CONNECTIONS, storm $STORM_CONCURRENCY x $STORM_ROUNDS, gateway -Xmx256m"
 fact postgres "$(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -Atqc "SELECT current_setting('server_version') || ', synchronous_commit=' || current_setting('synchronous_commit') || ', fsync=' || current_setting('fsync')")"
 fact redis "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" info server | tr -d '\r' | awk -F: '/^redis_version/ {print $2}')"
 
@@ -193,16 +198,22 @@ psql_bench() { PGOPTIONS='-c client_min_messages=warning' psql -h "$PG_HOST" -p 
 if [[ "$(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -Atqc "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" != 1 ]]; then
   psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -qc "CREATE DATABASE $PG_DB" || die "cannot create database $PG_DB"
 fi
-# Same starting point for every run: empty gateway tables in the bench database (only there).
-psql_bench -c "DO \$\$ DECLARE t record; BEGIN
-  FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'idemgate' AND tablename NOT LIKE 'flyway%' LOOP
-    EXECUTE format('TRUNCATE idemgate.%I CASCADE', t.tablename); END LOOP; END \$\$;"
+# Same starting point for every gateway: empty gateway tables in the bench database (only there),
+# so that a later gateway is not measured against bigger tables than an earlier one.
+reset_tables() {
+  if psql_bench -Atqc "SELECT to_regclass('idemgate.idempotency_keys') IS NOT NULL" | grep -q t; then
+    psql_bench -c "DO \$\$ DECLARE t record; BEGIN
+      FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'idemgate' AND tablename NOT LIKE 'flyway%' LOOP
+        EXECUTE format('TRUNCATE idemgate.%I CASCADE', t.tablename); END LOOP; END \$\$;"
+  fi
+}
 
 # ---------------------------------------------------------------------------------------------
 # The gateway and the bare endpoint.
 
 start_gateway() { # label [VAR=value ...]: starts the jar with the bench's settings plus the extras
   local label="$1"; shift
+  reset_tables
   say "starting the gateway ($label)"
   env IDEMGATE_HTTP_PORT="$HTTP_PORT" IDEMGATE_MANAGEMENT_PORT="$MANAGEMENT_PORT" \
     IDEMGATE_PG_URL="postgresql://$PG_USER@$PG_HOST:$PG_PORT/$PG_DB" \
@@ -244,8 +255,9 @@ gateway_memory() { # label: memory and log warnings of the running gateway
 url() { echo "http://127.0.0.1:$HTTP_PORT/pay"; }
 
 warm_up() { # send fresh payments for the warm-up time so the JIT has seen the path
-  [[ "$WARMUP_S" -ge 1 ]] || return 0
-  timeout $((WARMUP_S + 30)) wrk -t2 -c"$CONNECTIONS" -d"${WARMUP_S}s" --timeout 10s -s "$WRK_SCRIPT" "$1" \
+  [[ "$GATEWAY_WARMUP_S" -ge 1 ]] || return 0
+  say "warm-up: fresh payments for $GATEWAY_WARMUP"
+  timeout $((GATEWAY_WARMUP_S + 30)) wrk -t2 -c"$CONNECTIONS" -d"${GATEWAY_WARMUP_S}s" --timeout 10s -s "$WRK_SCRIPT" "$1" \
     -- fresh "warm-$STAMP-$RANDOM" > /dev/null 2>&1 || true
 }
 
@@ -292,10 +304,13 @@ run_wrk fresh gateway "$(url)" fresh "fresh-$STAMP"
 FRESH_WRK_THROUGHPUT="$LAST_WRK_THROUGHPUT"
 run_open fresh gateway "$BASE" fresh --key-prefix "fresh-open-$STAMP"
 
-say "replay: priming $REPLAY_KEYS completed keys"
+prime_replays() { # prefix: completes $REPLAY_KEYS keys for the replay scenarios
+  say "replay: priming $REPLAY_KEYS completed keys"
+  timeout 300 "${LOADGEN_JAVA[@]}" prime --url "$BASE" --keys "$REPLAY_KEYS" --key-prefix "$1" \
+    --connections "$CONNECTIONS" > "$RAW/prime-$1.txt" 2>&1 || die "priming the replay keys failed (see $RAW/prime-$1.txt)"
+}
 REPLAY_PREFIX="replay-$STAMP"
-timeout 300 "${LOADGEN_JAVA[@]}" prime --url "$BASE" --keys "$REPLAY_KEYS" --key-prefix "$REPLAY_PREFIX" \
-  --connections "$CONNECTIONS" > "$RAW/replay-prime.txt" 2>&1 || die "priming the replay keys failed (see $RAW/replay-prime.txt)"
+prime_replays "$REPLAY_PREFIX"
 run_wrk replay gateway "$(url)" replay "$REPLAY_PREFIX"
 REPLAY_WRK_THROUGHPUT="$LAST_WRK_THROUGHPUT"
 run_open replay gateway "$BASE" replay --key-prefix "$REPLAY_PREFIX" --keys "$REPLAY_KEYS"
@@ -343,12 +358,33 @@ if { unzip -p "$GATEWAY_JAR" idemgate.yaml 2>/dev/null || cat "$ROOT/conf/idemga
   start_gateway metrics-off IDEMGATE_METRICS_ENABLED=false
   warm_up "$(url)"
   run_wrk fresh-metrics-off gateway "$(url)" fresh "fresh-nometrics-$STAMP"
+  prime_replays "replay-nometrics-$STAMP"
+  run_wrk replay-metrics-off gateway "$(url)" replay "replay-nometrics-$STAMP"
   gateway_memory metrics-off
   stop_gateway
   fact metrics_off "run (IDEMGATE_METRICS_ENABLED=false)"
 else
   fact metrics_off "n/a: the gateway has no metrics_enabled setting yet (IDEMGATE_METRICS_ENABLED), so metrics were on throughout"
 fi
+
+# ---------------------------------------------------------------------------------------------
+# What replays cost without the in-process replay cache (every replay a Redis round trip, a JSON
+# parse and a canonical fingerprint), and without the per-request access log line.
+
+start_gateway no-replay-cache IDEMGATE_REPLAY_CACHE_ENTRIES=0
+warm_up "$(url)"
+prime_replays "replay-nocache-$STAMP"
+run_wrk replay-no-cache gateway "$(url)" replay "replay-nocache-$STAMP"
+gateway_memory no-replay-cache
+stop_gateway
+
+start_gateway no-access-log IDEMGATE_LOG_LEVEL=warn
+warm_up "$(url)"
+run_wrk fresh-no-access-log gateway "$(url)" fresh "fresh-nolog-$STAMP"
+prime_replays "replay-nolog-$STAMP"
+run_wrk replay-no-access-log gateway "$(url)" replay "replay-nolog-$STAMP"
+gateway_memory no-access-log
+stop_gateway
 
 # ---------------------------------------------------------------------------------------------
 # Provider latency: the in-process simulator answers every charge after LATENCY_MS.

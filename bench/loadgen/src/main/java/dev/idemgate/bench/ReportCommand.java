@@ -96,7 +96,12 @@ final class ReportCommand implements Callable<Integer> {
     Optional<JsonObject> metricsOff = find(lines, l -> is(l, "fresh-metrics-off", "wrk"));
     out.add(divide("fresh /pay (wrk) ÷ pgbench naive SQL, throughput", freshWrk, naive, "throughput", ">= 2.0"));
     out.add(divide("replays (wrk) ÷ bare Vert.x (wrk), throughput", replayWrk, bareWrk, "throughput", ">= 0.6"));
-    out.add(new Ratio("storm 409 p99 ÷ fresh p99 (open loop)",
+    out.add(new Ratio("storm 409 p99 ÷ new-payment p99 in the same bursts",
+        storm.isPresent() && storm.get().getValue("conflict_p99_ms") != null
+            && storm.get().getValue("fresh_burst_p99_ms") != null
+            ? round2(storm.get().getDouble("conflict_p99_ms") / storm.get().getDouble("fresh_burst_p99_ms")) : null,
+        "<= 1.0", storm.map(l -> l.getValue("conflict_p99_ms") + " / " + l.getValue("fresh_burst_p99_ms")).orElse("n/a")));
+    out.add(new Ratio("storm 409 p99 ÷ fresh p99 (open loop, light load)",
         storm.isPresent() && freshOpen.isPresent() && storm.get().getValue("conflict_p99_ms") != null
             && freshOpen.get().getValue("p99_ms") != null
             ? round2(storm.get().getDouble("conflict_p99_ms") / freshOpen.get().getDouble("p99_ms")) : null,
@@ -106,6 +111,17 @@ final class ReportCommand implements Callable<Integer> {
         ? divide("fresh /pay metrics off ÷ metrics on (wrk), throughput", metricsOff, freshWrk, "throughput", "")
         : new Ratio("fresh /pay metrics off ÷ metrics on (wrk), throughput", null, "",
             facts.getOrDefault("metrics_off", "n/a: not run")));
+    Optional<JsonObject> replayMetricsOff = find(lines, l -> is(l, "replay-metrics-off", "wrk"));
+    Optional<JsonObject> replayNoCache = find(lines, l -> is(l, "replay-no-cache", "wrk"));
+    Optional<JsonObject> freshNoLog = find(lines, l -> is(l, "fresh-no-access-log", "wrk"));
+    Optional<JsonObject> replayNoLog = find(lines, l -> is(l, "replay-no-access-log", "wrk"));
+    out.add(divide("replays metrics off ÷ metrics on (wrk), throughput", replayMetricsOff, replayWrk, "throughput", ""));
+    out.add(divide("fresh /pay without ÷ with the access log (wrk), throughput", freshNoLog, freshWrk, "throughput", ""));
+    out.add(divide("replays without ÷ with the access log (wrk), throughput", replayNoLog, replayWrk, "throughput", ""));
+    out.add(divide("replays without ÷ with the in-process replay cache (wrk), throughput", replayNoCache, replayWrk,
+        "throughput", ""));
+    out.add(divide("replays without the replay cache (wrk) ÷ bare Vert.x (wrk), throughput", replayNoCache, bareWrk,
+        "throughput", ""));
     return out;
   }
 
@@ -176,9 +192,11 @@ final class ReportCommand implements Callable<Integer> {
       parts.add("failures " + failures.encode());
     }
     if (l.containsKey("rounds")) {
-      parts.add(String.format(Locale.ROOT, "rounds %d, one charge in %d; 201 created %d, 201 replayed %d, 409 %d; 409 p99 %s ms",
+      parts.add(String.format(Locale.ROOT, "rounds %d, one charge in %d; 201 created %d, 201 replayed %d, 409 %d; "
+              + "409 p99 %s ms; same bursts with a new key per request: p99 %s ms",
           l.getInteger("rounds"), l.getInteger("rounds_with_one_charge"), l.getLong("created_201"),
-          l.getLong("replayed_201"), l.getLong("conflict_409"), l.getValue("conflict_p99_ms")));
+          l.getLong("replayed_201"), l.getLong("conflict_409"), l.getValue("conflict_p99_ms"),
+          l.getValue("fresh_burst_p99_ms")));
     }
     if (l.getLong("replayed", 0L) > 0) {
       parts.add("replayed " + l.getLong("replayed"));
