@@ -63,10 +63,14 @@ public final class Main implements Callable<Integer> {
         for (String name : new String[] {"TERM", "INT"}) {
           Signal.handle(new Signal(name), signal -> new Thread(() -> {
             gateway.close();
+            LogLevel.flush();
             System.exit(0);
           }, "idemgate-drain").start());
         }
-        Runtime.getRuntime().addShutdownHook(new Thread(gateway::close, "idemgate-shutdown"));
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+          gateway.close();
+          LogLevel.flush();
+        }, "idemgate-shutdown"));
         return 0;
       } catch (ConfigException | Idemgate.StartupFailure | Migrations.StoreUnreachable e) {
         System.err.println("idemgate: " + e.getMessage());
