@@ -69,6 +69,9 @@ final class StormCommand implements Callable<Integer> {
     }
   }
 
+  /** Sequence number of the unmeasured warm-up round's key (measured rounds count from 0). */
+  private static final int WARM_UP_ROUND = 999;
+
   private final class Storm {
     private final HttpClient client;
     private final HttpClient admin;
@@ -92,7 +95,18 @@ final class StormCommand implements Callable<Integer> {
     }
 
     Future<JsonObject> run() {
-      return openConnections().compose(v -> round(0)).compose(v -> freshBurst(0)).map(v -> result());
+      // One unmeasured round of each kind first (the JIT has not seen the 409 path yet), then the
+      // measured rounds, a storm and a burst of new payments in turn so both meet the same machine.
+      return openConnections()
+          .compose(v -> round(WARM_UP_ROUND, false))
+          .compose(v -> freshBurst(WARM_UP_ROUND, false))
+          .compose(v -> rounds(0))
+          .map(v -> result());
+    }
+
+    private Future<Void> rounds(int n) {
+      return n == rounds ? Future.succeededFuture()
+          : round(n, true).compose(v -> freshBurst(n, true)).compose(v -> rounds(n + 1));
     }
 
     /**
@@ -109,10 +123,7 @@ final class StormCommand implements Callable<Integer> {
       return Future.join(warm).mapEmpty();
     }
 
-    private Future<Void> round(int n) {
-      if (n == rounds) {
-        return Future.succeededFuture();
-      }
+    private Future<Void> round(int n, boolean measured) {
       long sequence = n;
       String key = traffic.key(sequence);
       List<Future<?>> twins = new ArrayList<>(concurrency);
@@ -123,6 +134,9 @@ final class StormCommand implements Callable<Integer> {
             .compose(request -> request.send(traffic.body(sequence)))
             .compose(response -> response.body().map(body -> response))
             .onSuccess(response -> {
+              if (!measured) {
+                return;
+              }
               long latency = System.nanoTime() - start;
               all.response(response.statusCode(), latency);
               if (response.statusCode() == 409) {
@@ -136,14 +150,24 @@ final class StormCommand implements Callable<Integer> {
                 counts[0]++;
               }
             })
-            .onFailure(all::failure));
+            .onFailure(failure -> {
+              if (measured) {
+                all.failure(failure);
+              }
+            }));
       }
       return Future.join(twins).otherwiseEmpty()
           .compose(v -> {
+            if (!measured) {
+              return Future.succeededFuture(null);
+            }
             stormNanos += System.nanoTime() - start;
             return charges(key);
           })
           .compose(charges -> {
+            if (charges == null) {
+              return Future.<Void>succeededFuture();
+            }
             int chargeCount = charges.getJsonArray("charges", new JsonArray()).size();
             if (chargeCount == 1 && counts[0] == 1) {
               roundsWithOneCharge++;
@@ -151,7 +175,7 @@ final class StormCommand implements Callable<Integer> {
             roundLog.add(new JsonObject().put("key", key).put("created", counts[0]).put("conflicts", counts[1])
                 .put("replayed", counts[2]).put("charges", chargeCount)
                 .put("provider_requests", charges.getValue("requests")));
-            return round(n + 1);
+            return Future.<Void>succeededFuture();
           });
     }
 
@@ -161,10 +185,7 @@ final class StormCommand implements Callable<Integer> {
      * at once, which is what the storm's 409s must beat (the issue's "409s have a lower p99 than
      * new payments", measured under the same load shape).
      */
-    private Future<Void> freshBurst(int n) {
-      if (n == rounds) {
-        return Future.succeededFuture();
-      }
+    private Future<Void> freshBurst(int n, boolean measured) {
       List<Future<?>> payments = new ArrayList<>(concurrency);
       long start = System.nanoTime();
       for (int i = 0; i < concurrency; i++) {
@@ -172,10 +193,18 @@ final class StormCommand implements Callable<Integer> {
         payments.add(client.request(target.pay(traffic.key(sequence)))
             .compose(request -> request.send(traffic.body(sequence)))
             .compose(response -> response.body().map(body -> response))
-            .onSuccess(response -> freshBurst.response(response.statusCode(), System.nanoTime() - start))
-            .onFailure(freshBurst::failure));
+            .onSuccess(response -> {
+              if (measured) {
+                freshBurst.response(response.statusCode(), System.nanoTime() - start);
+              }
+            })
+            .onFailure(failure -> {
+              if (measured) {
+                freshBurst.failure(failure);
+              }
+            }));
       }
-      return Future.join(payments).otherwiseEmpty().compose(v -> freshBurst(n + 1));
+      return Future.join(payments).otherwiseEmpty().mapEmpty();
     }
 
     private Future<JsonObject> charges(String key) {
