@@ -98,7 +98,7 @@ public final class ApiVerticle extends VerticleBase {
     redis = Redis.createClient(vertx, RedisClients.options(config, 8));
     store = new IdempotencyStore(pool, context, GROUPS_IN_FLIGHT, config.storeTimeout(), config.lease(),
         config.providerId());
-    pipeline = new PipelinedRedis(redis);
+    pipeline = new PipelinedRedis(redis, context);
     RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     notifier = new CompletionNotifier(vertx, redis, config.redisTimeout().toMillis());
     payments = new PaymentService(gate, store, new ProviderClient(vertx.eventBus(), config), notifier, metrics, config,

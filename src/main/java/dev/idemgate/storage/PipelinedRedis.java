@@ -1,10 +1,13 @@
 package dev.idemgate.storage;
 
+import io.vertx.core.Context;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.RedisConnection;
 import io.vertx.redis.client.Request;
 import io.vertx.redis.client.Response;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -12,21 +15,69 @@ import java.util.List;
  * borrow from, no wait queue to overflow under load, one TCP stream per event loop. A broken
  * connection is dropped and the next command opens a new one, so the gate comes back by itself
  * after a Redis restart. Used only on its verticle's event loop.
+ *
+ * <p>Commands sent during one event-loop turn go out together at the end of the turn, in one
+ * write: one system call for all the gate checks and completions of the requests that turn
+ * handled, instead of one each (a third of the gateway's system-call time under load). A lone
+ * command goes out alone, as soon as the turn ends.
+ *
+ * <p>Hazard: Redis answers a group as a whole, so an error reply to one command (a wrong type in
+ * our key space, which the gateway never writes) fails every command of its group, and, as for a
+ * lone command, drops the connection. Every caller treats a Redis failure as "ask PostgreSQL", so
+ * this costs speed, never correctness.
  */
 public final class PipelinedRedis {
   private final Redis client;
+  private final Context context;
   private Future<RedisConnection> connection;
+  private List<Request> queued = new ArrayList<>();
+  private List<Promise<Response>> answers = new ArrayList<>();
 
-  public PipelinedRedis(Redis client) {
+  /** @param context the owning verticle's context, whose event loop sends every command */
+  public PipelinedRedis(Redis client, Context context) {
     this.client = client;
+    this.context = context;
   }
 
   public Future<Response> send(Request request) {
-    return connection().compose(c -> c.send(request)).onFailure(this::dropOnFailure);
+    Promise<Response> answer = Promise.promise();
+    if (queued.isEmpty()) {
+      context.runOnContext(v -> flush());
+    }
+    queued.add(request);
+    answers.add(answer);
+    return answer.future();
   }
 
+  /** The commands in order, in the same write; fails if any of them fails. */
   public Future<List<Response>> batch(List<Request> requests) {
-    return connection().compose(c -> c.batch(requests)).onFailure(this::dropOnFailure);
+    List<Future<Response>> each = new ArrayList<>(requests.size());
+    requests.forEach(r -> each.add(send(r)));
+    return Future.all(each).map(all -> {
+      List<Response> responses = new ArrayList<>(each.size());
+      each.forEach(f -> responses.add(f.result()));
+      return responses;
+    });
+  }
+
+  private void flush() {
+    List<Request> requests = queued;
+    List<Promise<Response>> promises = answers;
+    queued = new ArrayList<>();
+    answers = new ArrayList<>();
+    if (requests.size() == 1) {
+      connection().compose(c -> c.send(requests.get(0))).onFailure(this::dropOnFailure).onComplete(promises.get(0));
+      return;
+    }
+    connection().compose(c -> c.batch(requests)).onFailure(this::dropOnFailure).onComplete(done -> {
+      for (int i = 0; i < promises.size(); i++) {
+        if (done.succeeded()) {
+          promises.get(i).complete(done.result().get(i));
+        } else {
+          promises.get(i).fail(done.cause());
+        }
+      }
+    });
   }
 
   private Future<RedisConnection> connection() {

@@ -1,0 +1,96 @@
+package dev.idemgate.storage;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.support.Http;
+import dev.idemgate.support.TestGateway;
+import io.vertx.core.Context;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import io.vertx.redis.client.Command;
+import io.vertx.redis.client.Redis;
+import io.vertx.redis.client.Request;
+import io.vertx.redis.client.Response;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/** Commands of one event-loop turn go out as one group; each still gets its own answer. Real Redis. */
+class PipelinedRedisIT {
+  private static Vertx vertx;
+  private static Redis client;
+  private static Context context;
+  private static PipelinedRedis pipeline;
+  private static final String PREFIX = "idemgate-test:pipeline:" + UUID.randomUUID() + ":";
+
+  @BeforeAll
+  static void start() {
+    vertx = Vertx.vertx();
+    client = Redis.createClient(vertx, TestGateway.redisUrl());
+    context = vertx.getOrCreateContext();
+    pipeline = new PipelinedRedis(client, context);
+  }
+
+  @AfterAll
+  static void stop() {
+    Http.await(onLoop(() -> pipeline.close()));
+    Http.await(client.close());
+    Http.await(vertx.close());
+  }
+
+  /** Runs {@code call} on the pipeline's event loop, as its verticle would. */
+  private static <T> Future<T> onLoop(java.util.function.Supplier<Future<T>> call) {
+    Promise<T> done = Promise.promise();
+    context.runOnContext(v -> call.get().onComplete(done));
+    return done.future();
+  }
+
+  @Test
+  @DisplayName("200 commands sent in one turn each get their own answer, in order, a nil reply as null")
+  void oneTurnManyAnswers() {
+    List<Response> answers = Http.await(onLoop(() -> {
+      List<Future<Response>> sent = new ArrayList<>();
+      for (int i = 0; i < 100; i++) {
+        String key = PREFIX + "k" + i;
+        sent.add(pipeline.send(Request.cmd(Command.SET).arg(key).arg("v" + i).arg("NX").arg("GET").arg("PX").arg(10_000)));
+        sent.add(pipeline.send(Request.cmd(Command.SET).arg(key).arg("other").arg("NX").arg("GET").arg("PX").arg(10_000)));
+      }
+      return Future.all(sent).map(all -> {
+        List<Response> list = new ArrayList<>();
+        sent.forEach(f -> list.add(f.result()));
+        return list;
+      });
+    }));
+    for (int i = 0; i < 100; i++) {
+      assertThat(answers.get(2 * i)).as("first SET NX of key %d claims it", i).isNull();
+      assertThat(answers.get(2 * i + 1).toString()).as("second SET NX of key %d reads the first", i).isEqualTo("v" + i);
+    }
+  }
+
+  @Test
+  @DisplayName("an error reply fails the commands of its group, and the next turn works on a new connection")
+  void errorFailsItsGroupOnly() {
+    String text = PREFIX + "text";
+    Http.await(onLoop(() -> pipeline.send(Request.cmd(Command.SET).arg(text).arg("not a number").arg("PX").arg(10_000))));
+
+    List<Future<Response>> group = Http.await(onLoop(() -> {
+      List<Future<Response>> sent = List.of(
+          pipeline.send(Request.cmd(Command.GET).arg(text)),
+          pipeline.send(Request.cmd(Command.INCR).arg(text)));
+      return Future.join(sent).otherwiseEmpty().map(v -> sent);
+    }));
+    assertThat(group).allSatisfy(f -> assertThat(f.failed()).isTrue());
+
+    Response next = Http.await(onLoop(() -> pipeline.send(Request.cmd(Command.GET).arg(text))));
+    assertThat(next.toString()).isEqualTo("not a number");
+    List<Response> both = Http.await(onLoop(() -> pipeline.batch(List.of(
+        Request.cmd(Command.SET).arg(PREFIX + "b").arg("1").arg("PX").arg(10_000),
+        Request.cmd(Command.GET).arg(PREFIX + "b")))));
+    assertThat(both.get(1).toString()).isEqualTo("1");
+  }
+}
