@@ -1,6 +1,5 @@
 package dev.idemgate.idempotency;
 
-import io.vertx.core.json.Json;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.math.BigDecimal;
@@ -99,8 +98,9 @@ public final class Fingerprint {
   /**
    * A JSON string exactly as Jackson (Vert.x's {@code Json.encode}) writes it, which fingerprints
    * stored before this method existed were made with: quote and backslash escaped, control
-   * characters as the short escapes \b \t \n \f \r or else as a six-character escape (backslash, u, 00, two upper-case hex digits),
-   * everything else (non-ASCII included) as is. FingerprintTest compares the two on every char.
+   * characters as the short escapes \b \t \n \f \r or else as a six-character escape (backslash,
+   * u, 00, two upper-case hex digits), everything else (non-ASCII included) as is. FingerprintTest
+   * compares the two on every char.
    */
   static void writeString(StringBuilder out, String text) {
     out.append('"');

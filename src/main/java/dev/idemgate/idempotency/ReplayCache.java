@@ -23,9 +23,6 @@ import java.time.Instant;
 public final class ReplayCache {
   private record Entry(String bodyDigest, StoredResponse response) {}
 
-  /** A cache that holds nothing, for {@code replay_cache_entries: 0}. */
-  public static final ReplayCache OFF = new ReplayCache(0);
-
   private final Cache<String, Entry> entries;
 
   /** @param maxEntries entries kept at most, least useful first out; 0 for none */
