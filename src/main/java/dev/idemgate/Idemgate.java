@@ -96,7 +96,9 @@ public final class Idemgate implements AutoCloseable {
       registry = new CompositeMeterRegistry(); // no registries behind it: every meter is a no-op
       prometheus = Optional.empty();
     }
-    VertxOptions options = new VertxOptions();
+    // Linux epoll instead of the JDK's NIO selector: +13-29 % fresh payments/s on the 2-core box
+    // (4,730 and 5,350 against 4,200 and 4,140, runs in turn); replays the same within noise.
+    VertxOptions options = new VertxOptions().setPreferNativeTransport(true);
     if (config.metricsEnabled()) {
       // Only the Vert.x meters the dashboard reads: HTTP server and pools. Per-connection byte
       // counters of every Redis and PostgreSQL socket (NET_CLIENT) and per-message event bus
@@ -116,6 +118,9 @@ public final class Idemgate implements AutoCloseable {
     GatewayMetrics metrics = new GatewayMetrics(registry,
         new Tracing(openTelemetry.orElse(io.opentelemetry.api.OpenTelemetry.noop())));
     Vertx vertx = builder.with(options).build();
+    if (!vertx.isNativeTransportEnabled()) {
+      log.info("native transport unavailable, using the JDK's NIO: {}", String.valueOf(vertx.unavailableNativeTransportCause()));
+    }
     try {
       vertx.eventBus().registerCodec(new LocalCodec());
       await(checkRedis(vertx, config), "Redis at " + config.redisUrl().replaceFirst("://[^@]*@", "://") + " cannot be reached");
