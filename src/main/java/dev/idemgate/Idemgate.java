@@ -126,6 +126,7 @@ public final class Idemgate implements AutoCloseable {
       await(checkRedis(vertx, config), "Redis at " + config.redisUrl().replaceFirst("://[^@]*@", "://") + " cannot be reached");
       ReadinessState readiness = new ReadinessState();
       ReplayCache replays = new ReplayCache(config.replayCacheEntries());
+      metrics.watchReplayCache(replays::estimatedSize);
       String api = await(vertx.deployVerticle(new ProviderVerticle(config))
           .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, metrics, replays),
               new DeploymentOptions().setInstances(config.effectiveApiInstances())))

@@ -213,6 +213,7 @@ public final class ApiVerticle extends VerticleBase {
     String bodyDigest = Fingerprint.sha256Hex(ctx.body().buffer().getBytes());
     StoredResponse cached = replays.find(merchant, key, bodyDigest);
     if (cached != null) {
+      metrics.replayCacheHit();
       outcome(ctx, RequestOutcome.REPLAYED);
       sendStored(ctx, cached, true);
       return;

@@ -33,6 +33,7 @@ public final class GatewayMetrics {
   private final Map<String, Timer> timers = new ConcurrentHashMap<>();
   private final Map<String, Counter> storeErrors = new ConcurrentHashMap<>();
   private final Timer gateTimer;
+  private final Counter replayCacheHits;
 
   public GatewayMetrics(MeterRegistry registry, Tracing tracing) {
     this.registry = registry;
@@ -44,6 +45,19 @@ public final class GatewayMetrics {
           .description("POST /pay requests by outcome").register(registry));
     }
     gateTimer = timer("idemgate.gate.latency", "Redis gate step", "step", "claim");
+    replayCacheHits = Counter.builder("idemgate.replay.cache.hits")
+        .description("replays answered from the in-process replay cache (also counted as replayed requests)")
+        .register(registry);
+  }
+
+  /** Shows how many answers {@code entries} holds now, as {@code idemgate_replay_cache_entries}. */
+  public void watchReplayCache(java.util.function.Supplier<Number> entries) {
+    Gauge.builder("idemgate.replay.cache.entries", entries).description("completed answers in the in-process replay cache")
+        .register(registry);
+  }
+
+  public void replayCacheHit() {
+    replayCacheHits.increment();
   }
 
   public MeterRegistry registry() {
