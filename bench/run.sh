@@ -40,7 +40,7 @@ usage() {
   cat <<EOF
 usage: bench/run.sh [options]
   --duration D           measured time of each scenario (10s, 1m; default $DURATION)
-  --warmup D             unmeasured warm-up before each open-loop run (default $WARMUP)
+  --warmup D             unmeasured warm-up before each open-loop run and each replay run (default $WARMUP)
   --gateway-warmup D     unmeasured fresh payments after each gateway start (default $GATEWAY_WARMUP):
                          the JIT needs it; after 10 s on 2 cores its compiler thread still used
                          half of the gateway's CPU, after 30-40 s under a tenth
