@@ -20,30 +20,24 @@ import java.util.Map;
  * to act on first with what to do about each.
  */
 final class HtmlReport {
-  private static final Map<Category, String> COLOURS = new EnumMap<>(Map.of(
-      Category.DUPLICATE_CHARGE, "#c0392b",
-      Category.ORPHAN_AT_PROVIDER, "#d35400",
-      Category.STATUS_MISMATCH, "#8e44ad",
-      Category.AMOUNT_MISMATCH, "#2471a3",
-      Category.CURRENCY_MISMATCH, "#138d75",
-      Category.MISSING_IN_SETTLEMENT, "#b7950b",
-      Category.STUCK_IN_LEDGER, "#5d6d7e"));
-  private static final Map<Category, String> LABELS = new EnumMap<>(Map.of(
-      Category.DUPLICATE_CHARGE, "Duplicate charge",
-      Category.ORPHAN_AT_PROVIDER, "Orphan at provider",
-      Category.STATUS_MISMATCH, "Status mismatch",
-      Category.AMOUNT_MISMATCH, "Amount mismatch",
-      Category.CURRENCY_MISMATCH, "Currency mismatch",
-      Category.MISSING_IN_SETTLEMENT, "Missing in settlement",
-      Category.STUCK_IN_LEDGER, "Stuck in ledger"));
-  private static final Map<Category, String> MEANINGS = new EnumMap<>(Map.of(
-      Category.DUPLICATE_CHARGE, "The provider settled one payment more than once: the customer paid twice.",
-      Category.ORPHAN_AT_PROVIDER, "The provider settled money that no payment in our ledger accounts for.",
-      Category.STATUS_MISMATCH, "Our ledger and the provider disagree on whether the money moved (declined or pending here, settled there; or reversed there).",
-      Category.AMOUNT_MISMATCH, "Both sides have the payment, with different amounts.",
-      Category.CURRENCY_MISMATCH, "Both sides have the payment, in different currencies.",
-      Category.MISSING_IN_SETTLEMENT, "Our ledger says the charge succeeded, but it was not settled within the settlement lag.",
-      Category.STUCK_IN_LEDGER, "The payment is still being processed in our ledger, long after it should have finished."));
+  /** How the report shows a category: its colour, its name, and what it means for the money. */
+  private record Look(String colour, String label, String meaning) {}
+
+  private static final Map<Category, Look> LOOKS = new EnumMap<>(Map.of(
+      Category.DUPLICATE_CHARGE, new Look("#c0392b", "Duplicate charge",
+          "The provider settled one payment more than once: the customer paid twice."),
+      Category.ORPHAN_AT_PROVIDER, new Look("#d35400", "Orphan at provider",
+          "The provider settled money that no payment in our ledger accounts for."),
+      Category.STATUS_MISMATCH, new Look("#8e44ad", "Status mismatch",
+          "Our ledger and the provider disagree on whether the money moved (declined or pending here, settled there; or reversed there)."),
+      Category.AMOUNT_MISMATCH, new Look("#2471a3", "Amount mismatch",
+          "Both sides have the payment, with different amounts."),
+      Category.CURRENCY_MISMATCH, new Look("#138d75", "Currency mismatch",
+          "Both sides have the payment, in different currencies."),
+      Category.MISSING_IN_SETTLEMENT, new Look("#b7950b", "Missing in settlement",
+          "Our ledger says the charge succeeded, but it was not settled within the settlement lag."),
+      Category.STUCK_IN_LEDGER, new Look("#5d6d7e", "Stuck in ledger",
+          "The payment is still being processed in our ledger, long after it should have finished.")));
   private static final Map<Category.Remediation, String> ACTIONS = new EnumMap<>(Map.of(
       Category.Remediation.REFUND_DUPLICATE, "Refund the duplicate",
       Category.Remediation.REFUND_OR_RECORD_ORPHAN, "Refund, or record the payment",
@@ -151,7 +145,7 @@ final class HtmlReport {
     out.write("<h2>What the categories mean</h2><table class=\"legend\"><thead><tr><th>Category</th><th>Meaning</th>"
         + "<th>What to do</th><th class=\"num\">Count</th></tr></thead><tbody>");
     for (Category category : Category.values()) {
-      out.write("<tr><td>" + tag(category) + "</td><td>" + esc(MEANINGS.get(category)) + "</td><td>"
+      out.write("<tr><td>" + tag(category) + "</td><td>" + esc(LOOKS.get(category).meaning()) + "</td><td>"
           + esc(ACTIONS.get(category.remediation())) + "</td><td class=\"num\">"
           + String.format(Locale.ROOT, "%,d", counts.getLong(category.name(), 0L)) + "</td></tr>");
     }
@@ -197,11 +191,11 @@ final class HtmlReport {
     for (Bar bar : bars) {
       double length = max == 0 ? 0 : Math.max(bar.value() > 0 ? 2 : 0, barArea * (double) bar.value() / max);
       svg.append("<text x=\"").append(labelWidth - 8).append("\" y=\"").append(y + 18)
-          .append("\" text-anchor=\"end\">").append(esc(LABELS.get(bar.category()))).append("</text>");
+          .append("\" text-anchor=\"end\">").append(esc(LOOKS.get(bar.category()).label())).append("</text>");
       svg.append("<rect x=\"").append(labelWidth).append("\" y=\"").append(y + 5).append("\" width=\"")
           .append(String.format(Locale.ROOT, "%.1f", length)).append("\" height=\"").append(rowHeight - 10)
-          .append("\" rx=\"3\" fill=\"").append(COLOURS.get(bar.category())).append("\"><title>")
-          .append(esc(LABELS.get(bar.category()) + ": " + bar.label())).append("</title></rect>");
+          .append("\" rx=\"3\" fill=\"").append(LOOKS.get(bar.category()).colour()).append("\"><title>")
+          .append(esc(LOOKS.get(bar.category()).label() + ": " + bar.label())).append("</title></rect>");
       svg.append("<text x=\"").append(String.format(Locale.ROOT, "%.1f", labelWidth + length + 6)).append("\" y=\"")
           .append(y + 18).append("\">").append(esc(bar.label())).append("</text>");
       y += rowHeight;
@@ -260,7 +254,7 @@ final class HtmlReport {
   }
 
   private static String tag(Category category) {
-    return "<span class=\"tag\" style=\"background:" + COLOURS.get(category) + "\">" + esc(LABELS.get(category)) + "</span>";
+    return "<span class=\"tag\" style=\"background:" + LOOKS.get(category).colour() + "\">" + esc(LOOKS.get(category).label()) + "</span>";
   }
 
   /** The currencies with the most money at stake, largest first (no exchange rates: each is charted alone). */
