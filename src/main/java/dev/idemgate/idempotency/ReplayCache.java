@@ -37,6 +37,11 @@ public final class ReplayCache {
         .build();
   }
 
+  /** Whether the cache holds anything at all ({@code replay_cache_entries} above 0). */
+  public boolean isOn() {
+    return entries != null;
+  }
+
   /** The completed response of this key if the body has the same bytes as when it was stored, else null. */
   public StoredResponse find(String merchantId, IdempotencyKey key, String bodyDigest) {
     if (entries == null || bodyDigest == null) {
