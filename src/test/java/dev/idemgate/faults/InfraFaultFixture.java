@@ -21,6 +21,20 @@ final class InfraFaultFixture {
 
   private InfraFaultFixture() {}
 
+  /** Runs {@code fault} on its own thread after {@code ms}, while the test drives the workload. */
+  static Thread after(long ms, Runnable fault) {
+    Thread t = new Thread(() -> {
+      try {
+        Thread.sleep(ms);
+        fault.run();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }, "fault");
+    t.start();
+    return t;
+  }
+
   static Random random() {
     System.out.println("fault scenario seed: " + SEED + " (-Didemgate.faults.seed=" + SEED + " replays it)");
     return new Random(SEED);

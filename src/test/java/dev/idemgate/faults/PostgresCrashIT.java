@@ -9,6 +9,7 @@ import dev.idemgate.support.ExactlyOnceChecker;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.ThrowawayPostgres;
+import dev.idemgate.support.Waits;
 import java.time.Duration;
 import java.util.Map;
 import java.util.Random;
@@ -33,20 +34,14 @@ class PostgresCrashIT {
         Workload workload = InfraFaultFixture.workload(http, history, gateway);
         AtomicReference<Http.Reply> duringOutage = new AtomicReference<>();
         String outageKey = Http.newKey();
-        Thread faults = new Thread(() -> {
-          try {
-            Thread.sleep(1_500);
-            pg.crash();
-            Thread.sleep(300);
-            duringOutage.set(history.pay(http, gateway.apiPort(), TestGateway.MERCHANT_A, TestGateway.KEY_A, outageKey,
-                Http.payment(777, "tok_visa")));
-            Thread.sleep(1_500);
-            pg.restart();
-          } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-          }
-        }, "fault");
-        faults.start();
+        Thread faults = InfraFaultFixture.after(1_500, () -> {
+          pg.crash();
+          Waits.sleep(300);
+          duringOutage.set(history.pay(http, gateway.apiPort(), TestGateway.MERCHANT_A, TestGateway.KEY_A, outageKey,
+              Http.payment(777, "tok_visa")));
+          Waits.sleep(1_500);
+          pg.restart();
+        });
         workload.run(Duration.ofSeconds(6), 16, 150, 0.05, random);
         faults.join();
         workload.settle(Duration.ofSeconds(40));

@@ -19,19 +19,6 @@ import org.junit.jupiter.api.Test;
 /** Redis is the fast gate, never the truth: losing it or freezing it must cost speed, not correctness. */
 class RedisFaultsIT {
 
-  private static Thread after(long ms, Runnable fault) {
-    Thread t = new Thread(() -> {
-      try {
-        Thread.sleep(ms);
-        fault.run();
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    }, "fault");
-    t.start();
-    return t;
-  }
-
   @Test
   @DisplayName("Redis killed mid-load and restarted empty: payments go on through PostgreSQL, readiness says DEGRADED, and every key is charged at most once")
   void redisKilledAndRestartedEmpty() throws Exception {
@@ -46,7 +33,7 @@ class RedisFaultsIT {
         Workload workload = InfraFaultFixture.workload(http, history, gateway);
         AtomicReference<Http.Reply> readinessDuringOutage = new AtomicReference<>();
         AtomicReference<Http.Reply> paidDuringOutage = new AtomicReference<>();
-        Thread faults = after(1_500, () -> {
+        Thread faults = InfraFaultFixture.after(1_500, () -> {
           redis.kill();
           sleep(800);
           readinessDuringOutage.set(http.get(gateway.managementPort(), "/health/ready", null));
@@ -83,7 +70,7 @@ class RedisFaultsIT {
         ClientHistory history = new ClientHistory();
         Workload workload = InfraFaultFixture.workload(http, history, gateway);
         AtomicReference<Http.Reply> paidWhileFrozen = new AtomicReference<>();
-        Thread faults = after(1_500, () -> {
+        Thread faults = InfraFaultFixture.after(1_500, () -> {
           redis.pause();
           sleep(500);
           paidWhileFrozen.set(history.pay(http, gateway.apiPort(), TestGateway.MERCHANT_A, TestGateway.KEY_A,
