@@ -94,6 +94,35 @@ public final class FaultProxy implements AutoCloseable {
   public synchronized void refuse() {
     mode = Mode.REFUSE;
     closeQuietly(listener);
+    awaitRefusing();
+  }
+
+  /**
+   * Returns once a new connection to the port is refused, for up to two seconds. The listener's
+   * close can reach the kernel a moment after {@code close()} returns (the accept thread is still
+   * blocked in accept), and a client connecting in that moment would get through. Probes connect
+   * from a source port chosen first and never the proxy's own: with no listener, a plain connect
+   * can be given the freed port as its source and connect to itself (TCP simultaneous open).
+   */
+  private void awaitRefusing() {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(2);
+    while (System.nanoTime() < deadline) {
+      try (Socket probe = new Socket()) {
+        probe.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+        if (probe.getLocalPort() == port) {
+          continue;
+        }
+        probe.connect(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 200);
+      } catch (IOException refused) {
+        return;
+      }
+      try {
+        Thread.sleep(20);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      }
+    }
   }
 
   /** Accepts connections but forwards no byte in either direction, on new and open connections alike. */
@@ -153,6 +182,10 @@ public final class FaultProxy implements AutoCloseable {
       while (!server.isClosed()) {
         try {
           Socket client = server.accept();
+          if (mode == Mode.REFUSE) {
+            closeQuietly(client); // slipped in while the listener's close reached the kernel
+            continue;
+          }
           accepted.incrementAndGet();
           open(client);
         } catch (IOException e) {
