@@ -121,6 +121,11 @@ public final class BatchingStdoutAppender extends UnsynchronizedAppenderBase<ILo
     bytes.reset();
   }
 
+  /** For tests: whether the writer thread is parked between looks (not draining or writing). */
+  boolean writerIsParked() {
+    return writer != null && writer.getState() == Thread.State.TIMED_WAITING;
+  }
+
   @Override
   public void stop() {
     if (!isStarted()) {

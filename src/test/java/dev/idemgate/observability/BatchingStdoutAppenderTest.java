@@ -37,6 +37,13 @@ class BatchingStdoutAppenderTest {
       logger.setLevel(Level.INFO);
       logger.setAdditive(false);
       logger.addAppender(appender);
+      // The writer takes its first look as soon as it starts; wait until it has and is parked, so
+      // what it writes depends on the interval alone and not on how fast the thread got going.
+      long deadline = System.nanoTime() + 5_000_000_000L;
+      while (!appender.writerIsParked() && System.nanoTime() < deadline) {
+        Thread.onSpinWait();
+      }
+      assertThat(appender.writerIsParked()).as("writer parked after its first look").isTrue();
       logging.accept(logger);
       appender.stop();
 
