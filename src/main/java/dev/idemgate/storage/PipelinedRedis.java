@@ -3,6 +3,7 @@ package dev.idemgate.storage;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
+import io.vertx.core.internal.ContextInternal;
 import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.RedisConnection;
 import io.vertx.redis.client.Request;
@@ -25,10 +26,15 @@ import java.util.List;
  * our key space, which the gateway never writes) fails every command of its group, and, as for a
  * lone command, drops the connection. Every caller treats a Redis failure as "ask PostgreSQL", so
  * this costs speed, never correctness.
+ *
+ * <p>Every answer is a future of the owning context. Hazard: a future made by a bare
+ * {@code Promise.promise()} has no context, and Vert.x 5 runs {@code timeout(...)} of such a future
+ * on Netty's single global executor thread: two cross-thread hand-offs per command when all goes
+ * well, and when the timeout fires, the caller's whole continuation ran on that foreign thread.
  */
 public final class PipelinedRedis {
   private final Redis client;
-  private final Context context;
+  private final ContextInternal context;
   private Future<RedisConnection> connection;
   private List<Request> queued = new ArrayList<>();
   private List<Promise<Response>> answers = new ArrayList<>();
@@ -36,11 +42,11 @@ public final class PipelinedRedis {
   /** @param context the owning verticle's context, whose event loop sends every command */
   public PipelinedRedis(Redis client, Context context) {
     this.client = client;
-    this.context = context;
+    this.context = (ContextInternal) context;
   }
 
   public Future<Response> send(Request request) {
-    Promise<Response> answer = Promise.promise();
+    Promise<Response> answer = context.promise();
     if (queued.isEmpty()) {
       context.runOnContext(v -> flush());
     }

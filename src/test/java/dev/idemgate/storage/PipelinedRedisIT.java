@@ -93,4 +93,21 @@ class PipelinedRedisIT {
         Request.cmd(Command.GET).arg(PREFIX + "b")))));
     assertThat(both.get(1).toString()).isEqualTo("1");
   }
+
+  @Test
+  @DisplayName("a command's timeout fires on the owning event loop, not on a foreign thread")
+  void timeoutFiresOnTheOwningLoop() throws Exception {
+    // A server that accepts and never answers: the command can only end by its timeout.
+    try (java.net.ServerSocket silent = new java.net.ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
+      Redis mute = Redis.createClient(vertx, "redis://127.0.0.1:" + silent.getLocalPort());
+      PipelinedRedis toSilence = new PipelinedRedis(mute, context);
+      Thread loop = Http.await(onLoop(() -> Future.succeededFuture(Thread.currentThread())));
+      Promise<Thread> failedOn = Promise.promise();
+      context.runOnContext(v -> toSilence.send(Request.cmd(Command.PING)).timeout(200, java.util.concurrent.TimeUnit.MILLISECONDS)
+          .onComplete(done -> failedOn.complete(done.failed() ? Thread.currentThread() : null)));
+      assertThat(Http.await(failedOn.future())).as("the thread the timeout failure ran on").isSameAs(loop);
+      Http.await(onLoop(toSilence::close));
+      Http.await(mute.close());
+    }
+  }
 }
