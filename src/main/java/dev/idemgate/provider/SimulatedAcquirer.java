@@ -1,7 +1,6 @@
 package dev.idemgate.provider;
 
 import io.vertx.core.Future;
-import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
@@ -10,6 +9,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 
 /**
  * A deterministic acquirer, decided by the payment token (DESIGN §4), with a charge log by provider
@@ -19,22 +19,47 @@ import java.util.Map;
  * <p>With {@code dedup} on, a provider key already charged gets its first charge back; with it off,
  * every request is charged again, like a provider without idempotency.
  *
+ * <p>It remembers the last {@link #REMEMBERED_KEYS} provider keys and forgets older ones, so a
+ * gateway on its defaults can take a long load test without its heap filling up with charges
+ * (about 300 bytes each). Once it has forgotten any key, an inquiry about a key it does not know
+ * answers "unknown" instead of "never seen": it may be one it forgot, and "never seen" would let
+ * recovery release a record whose charge was real.
+ *
  * <p>Not thread-safe by design: one instance belongs to one verticle and is only touched on that
  * verticle's event loop.
  */
 public final class SimulatedAcquirer {
+  /** Provider keys remembered; at 5,000 new payments/s this is the last 20 s of charges. */
+  public static final int REMEMBERED_KEYS = 100_000;
+
   private final Vertx vertx;
   private final long latencyMs;
   private final long slowMs;
   private final boolean dedup;
-  /** Insertion-ordered, so the full log reads in the order keys were first seen. */
-  private final Map<String, ChargeLog> logs = new LinkedHashMap<>();
+  private final int rememberedKeys;
+  /** Insertion-ordered, so the full log reads in the order keys were first seen and the oldest goes first. */
+  private final Map<String, ChargeLog> logs = new LinkedHashMap<>() {
+    @Override
+    protected boolean removeEldestEntry(Map.Entry<String, ChargeLog> eldest) {
+      if (size() <= rememberedKeys) {
+        return false;
+      }
+      forgottenKeys++;
+      return true;
+    }
+  };
+  private long forgottenKeys;
   private long chargeSequence;
   /** Charge ids stay unique across restarts: each run numbers its charges under a prefix of its own. */
   private final String runPrefix = Long.toString(java.util.concurrent.ThreadLocalRandom.current().nextLong(36L * 36 * 36 * 36 * 36), 36);
   private long requestsSeen;
 
   public SimulatedAcquirer(Vertx vertx, long latencyMs, long slowMs, boolean dedup) {
+    this(vertx, latencyMs, slowMs, dedup, REMEMBERED_KEYS);
+  }
+
+  SimulatedAcquirer(Vertx vertx, long latencyMs, long slowMs, boolean dedup, int rememberedKeys) {
+    this.rememberedKeys = rememberedKeys;
     this.vertx = vertx;
     this.latencyMs = latencyMs;
     this.slowMs = slowMs;
@@ -72,7 +97,7 @@ public final class SimulatedAcquirer {
 
   private static final class ChargeLog {
     int requests;
-    final List<Charge> charges = new ArrayList<>();
+    final List<Charge> charges = new ArrayList<>(1); // more than one only without dedup
   }
 
   /** In-process form of {@link #accept}: the outcome the gateway would read from the answer. */
@@ -130,6 +155,9 @@ public final class SimulatedAcquirer {
   public Future<ProviderOutcome> inquire(String providerKey) {
     return after(latencyMs).map(v -> {
       ChargeLog log = logs.get(providerKey);
+      if (log == null && forgottenKeys > 0) {
+        return new ProviderOutcome.Unknown("acquirer simulator no longer remembers charges this old");
+      }
       if (log == null || log.requests == 0) {
         return new ProviderOutcome.NotAttempted("acquirer never saw this charge");
       }
@@ -155,7 +183,7 @@ public final class SimulatedAcquirer {
   public JsonObject allCharges() {
     JsonArray charges = new JsonArray();
     logs.values().forEach(log -> log.charges.forEach(c -> charges.add(c.toJson())));
-    return new JsonObject().put("requests", requestsSeen).put("charges", charges);
+    return new JsonObject().put("requests", requestsSeen).put("forgotten_keys", forgottenKeys).put("charges", charges);
   }
 
   /** Every charge under every key, oldest key first. */
@@ -175,8 +203,8 @@ public final class SimulatedAcquirer {
     if (delayMs <= 0) {
       return Future.succeededFuture();
     }
-    Promise<Void> promise = Promise.promise();
-    vertx.setTimer(delayMs, id -> promise.complete());
-    return promise.future();
+    // A timer future of the caller's context: a bare promise would have none, and the provider
+    // verticle's timeout on it would then run on Netty's global executor thread.
+    return vertx.timer(delayMs, TimeUnit.MILLISECONDS).mapEmpty();
   }
 }
