@@ -59,11 +59,14 @@ public final class PipelinedRedis {
   public Future<List<Response>> batch(List<Request> requests) {
     List<Future<Response>> each = new ArrayList<>(requests.size());
     requests.forEach(r -> each.add(send(r)));
-    return Future.all(each).map(all -> {
+    // Future.all has no context either: hand its result to a promise of ours (see the class comment).
+    Promise<List<Response>> answers = context.promise();
+    Future.all(each).map(all -> {
       List<Response> responses = new ArrayList<>(each.size());
       each.forEach(f -> responses.add(f.result()));
       return responses;
-    });
+    }).onComplete(answers);
+    return answers.future();
   }
 
   private void flush() {

@@ -105,7 +105,12 @@ class PipelinedRedisIT {
       Promise<Thread> failedOn = Promise.promise();
       context.runOnContext(v -> toSilence.send(Request.cmd(Command.PING)).timeout(200, java.util.concurrent.TimeUnit.MILLISECONDS)
           .onComplete(done -> failedOn.complete(done.failed() ? Thread.currentThread() : null)));
-      assertThat(Http.await(failedOn.future())).as("the thread the timeout failure ran on").isSameAs(loop);
+      assertThat(Http.await(failedOn.future())).as("the thread a command's timeout failure ran on").isSameAs(loop);
+      Promise<Thread> batchFailedOn = Promise.promise();
+      context.runOnContext(v -> toSilence.batch(List.of(Request.cmd(Command.PING), Request.cmd(Command.PING)))
+          .timeout(200, java.util.concurrent.TimeUnit.MILLISECONDS)
+          .onComplete(done -> batchFailedOn.complete(done.failed() ? Thread.currentThread() : null)));
+      assertThat(Http.await(batchFailedOn.future())).as("the thread a batch's timeout failure ran on").isSameAs(loop);
       Http.await(onLoop(toSilence::close));
       Http.await(mute.close());
     }
