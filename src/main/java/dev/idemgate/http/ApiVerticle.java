@@ -332,6 +332,9 @@ public final class ApiVerticle extends VerticleBase {
    * records its outcome and writes the one access log line: request id, merchant, outcome, status,
    * latency and a hash of the key. Never the key itself, the body or the API key.
    */
+  /** The access log's status for a request whose connection closed before it was answered. */
+  static final int CLIENT_CLOSED_STATUS = 499;
+
   private void track(RoutingContext ctx) {
     long start = System.nanoTime();
     String traceId = Tracing.currentTraceId(); // the server span is current now, no longer once the response ended
@@ -340,7 +343,9 @@ public final class ApiVerticle extends VerticleBase {
       metrics.requestStarted();
     }
     ctx.addEndHandler(done -> {
-      RequestOutcome outcome = ctx.get(OUTCOME);
+      // A failed end: the connection closed before the answer went out (a client timeout, a load
+      // tester stopping). Nothing was answered, so no status: 499, as nginx logs it.
+      RequestOutcome outcome = done.failed() ? RequestOutcome.CLIENT_CLOSED : ctx.get(OUTCOME);
       if (payment) {
         metrics.requestEnded(outcome == null ? RequestOutcome.REJECTED : outcome);
       }
@@ -348,7 +353,7 @@ public final class ApiVerticle extends VerticleBase {
           .addKeyValue("request_id", RequestIds.of(ctx))
           .addKeyValue("method", ctx.request().method().name())
           .addKeyValue("route", payment ? "pay" : "get_payment")
-          .addKeyValue("status", ctx.response().getStatusCode())
+          .addKeyValue("status", done.failed() ? CLIENT_CLOSED_STATUS : ctx.response().getStatusCode())
           .addKeyValue("latency_ms", (System.nanoTime() - start) / 1_000_000.0);
       String merchant = ctx.get("merchant");
       if (merchant != null) {

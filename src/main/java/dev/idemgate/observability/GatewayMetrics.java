@@ -22,7 +22,9 @@ public final class GatewayMetrics {
   /** Outcome tag of {@code idemgate.requests}. */
   public enum RequestOutcome {
     CREATED, DECLINED, PENDING, REPLAYED, IN_FLIGHT_CONFLICT, KEY_REUSED, PROVIDER_UNAVAILABLE, STORE_UNAVAILABLE, REJECTED,
-    DUPLICATE_SUSPECTED
+    DUPLICATE_SUSPECTED,
+    /** The connection closed before the answer was sent; the payment itself carries on, and a retry gets its answer. */
+    CLIENT_CLOSED
   }
 
   private final MeterRegistry registry;

@@ -92,6 +92,50 @@ class ObservabilityIT {
     }
   }
 
+  @Test
+  @DisplayName("a client that hangs up before the answer is logged as 499 client_closed and counted so, and its payment still completes")
+  void clientGoneBeforeTheAnswer() throws Exception {
+    Logger logger = (Logger) LoggerFactory.getLogger("idemgate.access");
+    ListAppender<ILoggingEvent> appender = new ListAppender<>();
+    appender.start();
+    logger.addAppender(appender);
+    try {
+      String key = Http.newKey();
+      JsonObject payment = Http.payment(1234, "tok_slow"); // the simulator answers tok_slow after 2 s
+      String body = payment.encode();
+      try (java.net.Socket socket = new java.net.Socket("127.0.0.1", gateway.apiPort())) {
+        String request = "POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY_A
+            + "\r\nIdempotency-Key: " + key + "\r\nContent-Type: application/json\r\nContent-Length: "
+            + body.length() + "\r\n\r\n" + body;
+        socket.getOutputStream().write(request.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        socket.getOutputStream().flush();
+        Thread.sleep(300); // received and under way, not answered
+      }
+      long deadline = System.currentTimeMillis() + 5_000;
+      while (appender.list.stream().noneMatch(e -> "client_closed".equals(fields(e).get("outcome")))
+          && System.currentTimeMillis() < deadline) {
+        Thread.sleep(20);
+      }
+      ILoggingEvent line = appender.list.stream().filter(e -> "client_closed".equals(fields(e).get("outcome")))
+          .findFirst().orElseThrow(() -> new AssertionError("no client_closed access line in " + appender.list));
+      assertThat(fields(line)).containsEntry("status", "499").containsEntry("route", "pay");
+      assertThat(http.get(gateway.managementPort(), "/metrics", null).body())
+          .containsPattern("(?m)^idemgate_requests_total\\{outcome=\"client_closed\"\\} [1-9]");
+
+      // The payment went on without its client: the retry gets the one charge's answer.
+      Http.Reply retry = http.pay(gateway.apiPort(), KEY_A, key, payment);
+      long retryDeadline = System.currentTimeMillis() + 10_000;
+      while (retry.status() == 409 && System.currentTimeMillis() < retryDeadline) { // still in flight
+        Thread.sleep(200);
+        retry = http.pay(gateway.apiPort(), KEY_A, key, payment);
+      }
+      assertThat(retry.status()).isEqualTo(201);
+      assertThat(retry.header("Idempotent-Replayed")).isEqualTo("true");
+    } finally {
+      logger.detachAppender(appender);
+    }
+  }
+
   private static Map<String, String> fields(ILoggingEvent event) {
     return event.getKeyValuePairs() == null ? Map.of() : event.getKeyValuePairs().stream()
         .filter(kv -> kv.value != null)
