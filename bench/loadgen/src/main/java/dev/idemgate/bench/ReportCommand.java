@@ -99,12 +99,12 @@ final class ReportCommand implements Callable<Integer> {
     out.add(new Ratio("storm 409 p99 ÷ new-payment p99 in the same bursts",
         storm.isPresent() && storm.get().getValue("conflict_p99_ms") != null
             && storm.get().getValue("fresh_burst_p99_ms") != null
-            ? round2(storm.get().getDouble("conflict_p99_ms") / storm.get().getDouble("fresh_burst_p99_ms")) : null,
+            ? round4(storm.get().getDouble("conflict_p99_ms") / storm.get().getDouble("fresh_burst_p99_ms")) : null,
         "<= 1.0", storm.map(l -> l.getValue("conflict_p99_ms") + " / " + l.getValue("fresh_burst_p99_ms")).orElse("n/a")));
     out.add(new Ratio("storm 409 p99 ÷ fresh p99 (open loop, light load)",
         storm.isPresent() && freshOpen.isPresent() && storm.get().getValue("conflict_p99_ms") != null
             && freshOpen.get().getValue("p99_ms") != null
-            ? round2(storm.get().getDouble("conflict_p99_ms") / freshOpen.get().getDouble("p99_ms")) : null,
+            ? round4(storm.get().getDouble("conflict_p99_ms") / freshOpen.get().getDouble("p99_ms")) : null,
         "", "storm conflict_p99_ms / fresh loadgen-open p99_ms"));
     out.add(divide("fresh /pay (wrk) ÷ pgbench of the gateway's own SQL, throughput", freshWrk, gatewaySql, "throughput", ""));
     out.add(metricsOff.isPresent()
@@ -129,7 +129,7 @@ final class ReportCommand implements Callable<Integer> {
     if (a.isEmpty() || b.isEmpty() || a.get().getValue(field) == null || b.get().getDouble(field, 0.0) == 0.0) {
       return new Ratio(name, null, target, "n/a: a scenario is missing");
     }
-    return new Ratio(name, round2(a.get().getDouble(field) / b.get().getDouble(field)), target,
+    return new Ratio(name, round4(a.get().getDouble(field) / b.get().getDouble(field)), target,
         a.get().getValue(field) + " / " + b.get().getValue(field));
   }
 
@@ -141,8 +141,9 @@ final class ReportCommand implements Callable<Integer> {
     return lines.stream().filter(which).findFirst();
   }
 
-  private static Double round2(double v) {
-    return Math.round(v * 100.0) / 100.0;
+  /** Four decimals kept, so that a verdict is never decided by rounding (0.5991 is below 0.6). */
+  private static Double round4(double v) {
+    return Math.round(v * 10_000.0) / 10_000.0;
   }
 
   static String markdown(List<JsonObject> lines, List<Ratio> ratios, TreeMap<String, String> facts) {
@@ -171,7 +172,7 @@ final class ReportCommand implements Callable<Integer> {
     }
     md.append("\n| ratio | value | target | verdict | inputs |\n|---|---:|---|---|---|\n");
     for (Ratio r : ratios) {
-      md.append("| ").append(r.name()).append(" | ").append(r.value() == null ? "n/a" : String.format(Locale.ROOT, "%.2f", r.value()))
+      md.append("| ").append(r.name()).append(" | ").append(r.value() == null ? "n/a" : String.format(Locale.ROOT, "%.3f", r.value()))
           .append(" | ").append(r.target()).append(" | ").append(r.verdict()).append(" | ").append(r.inputs()).append(" |\n");
     }
     return md.toString();
