@@ -104,7 +104,10 @@ public final class ApiVerticle extends VerticleBase {
     payments = new PaymentService(gate, store, new ProviderClient(vertx.eventBus(), config), notifier, metrics, config,
         replays);
     twins = AnomalyMonitor.of(vertx, config, metrics.registry()).detector(redis, pool);
-    server = vertx.createHttpServer(serverOptions()).requestHandler(router());
+    server = vertx.createHttpServer(serverOptions()).requestHandler(router()).connectionHandler(connection -> {
+      metrics.connectionOpened();
+      connection.closeHandler(v -> metrics.connectionClosed());
+    });
     return server.listen(config.httpPort());
   }
 
@@ -347,7 +350,7 @@ public final class ApiVerticle extends VerticleBase {
       // tester stopping). Nothing was answered, so no status: 499, as nginx logs it.
       RequestOutcome outcome = done.failed() ? RequestOutcome.CLIENT_CLOSED : ctx.get(OUTCOME);
       if (payment) {
-        metrics.requestEnded(outcome == null ? RequestOutcome.REJECTED : outcome);
+        metrics.requestEnded(outcome == null ? RequestOutcome.REJECTED : outcome, start);
       }
       var line = access.atInfo()
           .addKeyValue("request_id", RequestIds.of(ctx))

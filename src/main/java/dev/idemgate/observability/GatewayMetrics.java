@@ -10,6 +10,7 @@ import java.util.EnumMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 
@@ -32,6 +33,8 @@ public final class GatewayMetrics {
   private final AtomicInteger inFlight = new AtomicInteger();
   // Meters are looked up once, not per request: a registry lookup allocates and hashes an id.
   private final Map<RequestOutcome, Counter> requests = new EnumMap<>(RequestOutcome.class);
+  private final Map<RequestOutcome, Timer> requestLatency = new EnumMap<>(RequestOutcome.class);
+  private final AtomicInteger connections = new AtomicInteger();
   private final Map<String, Timer> timers = new ConcurrentHashMap<>();
   private final Map<String, Counter> storeErrors = new ConcurrentHashMap<>();
   private final Timer gateTimer;
@@ -42,9 +45,13 @@ public final class GatewayMetrics {
     this.tracing = tracing;
     Gauge.builder("idemgate.inflight.requests", inFlight, AtomicInteger::get)
         .description("POST /pay requests being processed by this instance").register(registry);
+    Gauge.builder("idemgate.http.connections", connections, AtomicInteger::get)
+        .description("client connections open on the API port (HTTP/1.1 and HTTP/2 alike)").register(registry);
     for (RequestOutcome outcome : RequestOutcome.values()) {
       requests.put(outcome, Counter.builder("idemgate.requests").tag("outcome", tag(outcome))
           .description("POST /pay requests by outcome").register(registry));
+      requestLatency.put(outcome, latencyTimer("idemgate.request.latency",
+          "POST /pay from its first byte to its answer, by outcome", "outcome", tag(outcome)));
     }
     gateTimer = timer("idemgate.gate.latency", "Redis gate step", "step", "claim");
     replayCacheHits = Counter.builder("idemgate.replay.cache.hits")
@@ -70,9 +77,20 @@ public final class GatewayMetrics {
     inFlight.incrementAndGet();
   }
 
-  public void requestEnded(RequestOutcome outcome) {
+  /** A POST /pay has ended: counted and timed under its outcome. */
+  public void requestEnded(RequestOutcome outcome, long startNanos) {
     inFlight.decrementAndGet();
     requests.get(outcome).increment();
+    requestLatency.get(outcome).record(System.nanoTime() - startNanos, TimeUnit.NANOSECONDS);
+  }
+
+  /** Counts a client connection on the API port until it closes. */
+  public void connectionOpened() {
+    connections.incrementAndGet();
+  }
+
+  public void connectionClosed() {
+    connections.decrementAndGet();
   }
 
   /** Times the Redis gate's atomic step, in a span of its own. */
@@ -110,11 +128,15 @@ public final class GatewayMetrics {
   }
 
   private Timer timer(String name, String description, String tagKey, String tagValue) {
-    return timers.computeIfAbsent(name + '|' + tagValue, id -> Timer.builder(name).tag(tagKey, tagValue).description(description)
+    return timers.computeIfAbsent(name + '|' + tagValue, id -> latencyTimer(name, description, tagKey, tagValue));
+  }
+
+  private Timer latencyTimer(String name, String description, String tagKey, String tagValue) {
+    return Timer.builder(name).tag(tagKey, tagValue).description(description)
         .publishPercentileHistogram()
         .minimumExpectedValue(Duration.ofMillis(1))
         .maximumExpectedValue(Duration.ofSeconds(30))
-        .register(registry));
+        .register(registry);
   }
 
   private static String tag(Enum<?> value) {

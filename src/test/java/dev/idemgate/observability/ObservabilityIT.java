@@ -35,7 +35,7 @@ class ObservabilityIT {
   }
 
   @Test
-  @DisplayName("/metrics has the request, gate, store, provider, in-flight, JVM and Vert.x meters after a few payments, and no key, amount or reference")
+  @DisplayName("/metrics has the request, latency, connection, gate, store, provider, in-flight, JVM and Vert.x pool meters after a few payments, and no key, amount or reference")
   void metricsAfterPayments() {
     String key = "metrics-secret-key-" + System.nanoTime();
     JsonObject body = new JsonObject().put("amount", 987_654_321).put("currency", "EUR").put("source", "tok_visa")
@@ -56,7 +56,9 @@ class ObservabilityIT {
         .contains("idemgate_inflight_requests")
         .contains("idemgate_recovery_pending")
         .contains("jvm_memory_used_bytes")
-        .contains("vertx_http_server_active_connections")
+        .contains("idemgate_request_latency_seconds_bucket{outcome=\"created\"")
+        .contains("idemgate_request_latency_seconds_bucket{outcome=\"replayed\"")
+        .containsPattern("(?m)^idemgate_http_connections [1-9]") // the test client's kept-alive connection
         .contains("vertx_pool_in_use")
         // The retry above was answered from the in-process replay cache, which holds both answers.
         .containsPattern("(?m)^idemgate_replay_cache_hits_total [1-9]")

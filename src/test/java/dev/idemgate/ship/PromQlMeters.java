@@ -21,10 +21,11 @@ final class PromQlMeters {
       "idemgate_recovery_actions_total",
       "idemgate_store_errors_total",
       "jvm_memory_used_bytes",
-      "vertx_http_server_active_connections");
+      "idemgate_http_connections");
 
   /** Timers and histograms: the base name plus one of Micrometer's series suffixes. */
   static final Set<String> HISTOGRAMS = Set.of(
+      "idemgate_request_latency_seconds",
       "idemgate_gate_latency_seconds",
       "idemgate_store_latency_seconds",
       "idemgate_provider_latency_seconds",
@@ -36,7 +37,7 @@ final class PromQlMeters {
   static final String VERTX_POOL_PREFIX = "vertx_pool_";
 
   static final Set<String> OUTCOMES = Set.of("created", "declined", "pending", "replayed", "in_flight_conflict",
-      "key_reused", "provider_unavailable", "store_unavailable", "rejected");
+      "key_reused", "provider_unavailable", "store_unavailable", "rejected", "duplicate_suspected", "client_closed");
 
   private static final Set<String> KEYWORDS = Set.of("and", "or", "unless", "bool", "offset", "by", "without", "on",
       "ignoring", "group_left", "group_right", "inf", "nan", "atan2");
