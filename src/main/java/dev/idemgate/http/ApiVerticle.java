@@ -330,14 +330,14 @@ public final class ApiVerticle extends VerticleBase {
     ctx.put(OUTCOME, outcome);
   }
 
+  /** The access log's status for a request whose connection closed before it was answered. */
+  static final int CLIENT_CLOSED_STATUS = 499;
+
   /**
    * First handler of every API route: counts the request in flight and, when the response is done,
    * records its outcome and writes the one access log line: request id, merchant, outcome, status,
    * latency and a hash of the key. Never the key itself, the body or the API key.
    */
-  /** The access log's status for a request whose connection closed before it was answered. */
-  static final int CLIENT_CLOSED_STATUS = 499;
-
   private void track(RoutingContext ctx) {
     long start = System.nanoTime();
     String traceId = Tracing.currentTraceId(); // the server span is current now, no longer once the response ended
