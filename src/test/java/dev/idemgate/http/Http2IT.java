@@ -17,6 +17,7 @@ import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpVersion;
 import io.vertx.core.http.RequestOptions;
 import io.vertx.core.net.SelfSignedCertificate;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
@@ -68,6 +69,36 @@ class Http2IT {
     Answer answer = Http.await(pay(client, plain.apiPort(), Http.newKey()));
     assertThat(answer.status()).isEqualTo(201);
     assertThat(answer.version()).isEqualTo(HttpVersion.HTTP_2);
+  }
+
+  @Test
+  @DisplayName("idemgate_http_connections counts an HTTP/1.1, an h2c and an upgraded h2c connection once each, and drops them when they close")
+  void connectionsAreCounted() {
+    try (TestGateway gateway = TestGateway.start(); Http scraper = new Http()) {
+      assertThat(openConnections(scraper, gateway)).isZero();
+      List<HttpClient> clients = List.of(
+          vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_1_1)),
+          vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2).setHttp2ClearTextUpgrade(false)),
+          vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
+              .setHttp2ClearTextUpgrade(true).setHttp2ClearTextUpgradeWithPreflightRequest(true)));
+      for (HttpClient client : clients) {
+        assertThat(Http.await(pay(client, gateway.apiPort(), Http.newKey())).status()).isEqualTo(201);
+      }
+      assertThat(openConnections(scraper, gateway)).isEqualTo(3);
+      clients.forEach(client -> Http.await(client.close()));
+      long deadline = System.currentTimeMillis() + 5_000;
+      while (openConnections(scraper, gateway) != 0 && System.currentTimeMillis() < deadline) {
+        Thread.onSpinWait();
+      }
+      assertThat(openConnections(scraper, gateway)).isZero();
+    }
+  }
+
+  private static int openConnections(Http http, TestGateway gateway) {
+    java.util.regex.Matcher gauge = java.util.regex.Pattern.compile("(?m)^idemgate_http_connections (\\S+)$")
+        .matcher(http.get(gateway.managementPort(), "/metrics", null).body());
+    assertThat(gauge.find()).as("idemgate_http_connections in the scrape").isTrue();
+    return (int) Double.parseDouble(gauge.group(1));
   }
 
   @Test
