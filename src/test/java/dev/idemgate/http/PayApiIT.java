@@ -212,7 +212,8 @@ class PayApiIT {
     Reply reply = pay(key, body);
     assertThat(reply.status()).isEqualTo(400);
     assertThat(reply.json().getString("code")).isEqualTo("card_data_rejected");
-    assertThat(reply.body()).doesNotContain("4242");
+    // Not "4242" alone: four digits turn up by chance in a request id now and then.
+    assertThat(reply.body()).doesNotContain("4242 4242", "42424242");
     // Nothing was claimed: the same key with a clean body is a new payment.
     Reply clean = pay(key, Http.payment(100, "tok_visa"));
     assertThat(clean.status()).isEqualTo(201);
