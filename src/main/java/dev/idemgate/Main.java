@@ -40,6 +40,25 @@ public final class Main implements Callable<Integer> {
     return new Serve().call();
   }
 
+  /** Exit status after a SIGTERM drain. */
+  static final int EXIT_DRAIN_FAILED = 1;
+
+  /**
+   * Runs the drain and returns the status to exit with: 0, or {@link #EXIT_DRAIN_FAILED} when the
+   * drain threw. Hazard: whatever it throws (even an Error, say a class that can no longer be
+   * loaded because the jar was replaced under the running process), the caller must still exit;
+   * a drain thread that died left the event loops running and the process up until SIGKILL.
+   */
+  static int drain(Runnable drain) {
+    try {
+      drain.run();
+      return 0;
+    } catch (Throwable failure) {
+      System.err.println("idemgate: the drain did not finish cleanly, exiting anyway: " + failure);
+      return EXIT_DRAIN_FAILED;
+    }
+  }
+
   static GatewayConfig loadConfig(Path file) {
     return ConfigLoader.load(file == null ? ConfigLoader.defaultFile(System.getenv()) : Optional.of(file), System.getenv());
   }
@@ -61,11 +80,10 @@ public final class Main implements Callable<Integer> {
         running = true;
         // SIGTERM (Kubernetes) and SIGINT drain, then exit 0; the hook covers any other JVM exit.
         for (String name : new String[] {"TERM", "INT"}) {
-          Signal.handle(new Signal(name), signal -> new Thread(() -> {
+          Signal.handle(new Signal(name), signal -> new Thread(() -> System.exit(drain(() -> {
             gateway.close();
             LogLevel.flush();
-            System.exit(0);
-          }, "idemgate-drain").start());
+          })), "idemgate-drain").start());
         }
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
           gateway.close();
