@@ -96,16 +96,10 @@ final class ReportCommand implements Callable<Integer> {
     Optional<JsonObject> metricsOff = find(lines, l -> is(l, "fresh-metrics-off", "wrk"));
     out.add(divide("fresh /pay (wrk) ÷ pgbench naive SQL, throughput", freshWrk, naive, "throughput", ">= 2.0"));
     out.add(divide("replays (wrk) ÷ bare Vert.x (wrk), throughput", replayWrk, bareWrk, "throughput", ">= 0.6"));
-    out.add(new Ratio("storm 409 p99 ÷ new-payment p99 in the same bursts",
-        storm.isPresent() && storm.get().getValue("conflict_p99_ms") != null
-            && storm.get().getValue("fresh_burst_p99_ms") != null
-            ? round4(storm.get().getDouble("conflict_p99_ms") / storm.get().getDouble("fresh_burst_p99_ms")) : null,
-        "<= 1.0", storm.map(l -> l.getValue("conflict_p99_ms") + " / " + l.getValue("fresh_burst_p99_ms")).orElse("n/a")));
-    out.add(new Ratio("storm 409 p99 ÷ fresh p99 (open loop, light load)",
-        storm.isPresent() && freshOpen.isPresent() && storm.get().getValue("conflict_p99_ms") != null
-            && freshOpen.get().getValue("p99_ms") != null
-            ? round4(storm.get().getDouble("conflict_p99_ms") / freshOpen.get().getDouble("p99_ms")) : null,
-        "", "storm conflict_p99_ms / fresh loadgen-open p99_ms"));
+    out.add(divide("storm 409 p99 ÷ new-payment p99 in the same bursts",
+        storm, "conflict_p99_ms", storm, "fresh_burst_p99_ms", "<= 1.0"));
+    out.add(divide("storm 409 p99 ÷ fresh p99 (open loop, light load)",
+        storm, "conflict_p99_ms", freshOpen, "p99_ms", ""));
     out.add(divide("fresh /pay (wrk) ÷ pgbench of the gateway's own SQL, throughput", freshWrk, gatewaySql, "throughput", ""));
     out.add(metricsOff.isPresent()
         ? divide("fresh /pay metrics off ÷ metrics on (wrk), throughput", metricsOff, freshWrk, "throughput", "")
@@ -126,11 +120,17 @@ final class ReportCommand implements Callable<Integer> {
   }
 
   private static Ratio divide(String name, Optional<JsonObject> a, Optional<JsonObject> b, String field, String target) {
-    if (a.isEmpty() || b.isEmpty() || a.get().getValue(field) == null || b.get().getDouble(field, 0.0) == 0.0) {
+    return divide(name, a, field, b, field, target);
+  }
+
+  /** {@code a.aField ÷ b.bField}, or n/a when either figure is missing (or the divisor is 0). */
+  private static Ratio divide(String name, Optional<JsonObject> a, String aField, Optional<JsonObject> b, String bField,
+      String target) {
+    if (a.isEmpty() || b.isEmpty() || a.get().getValue(aField) == null || b.get().getDouble(bField, 0.0) == 0.0) {
       return new Ratio(name, null, target, "n/a: a scenario is missing");
     }
-    return new Ratio(name, round4(a.get().getDouble(field) / b.get().getDouble(field)), target,
-        a.get().getValue(field) + " / " + b.get().getValue(field));
+    return new Ratio(name, round4(a.get().getDouble(aField) / b.get().getDouble(bField)), target,
+        a.get().getValue(aField) + " / " + b.get().getValue(bField));
   }
 
   private static boolean is(JsonObject line, String scenario, String tool) {
