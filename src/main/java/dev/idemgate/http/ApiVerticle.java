@@ -348,16 +348,17 @@ public final class ApiVerticle extends VerticleBase {
     ctx.addEndHandler(done -> {
       // A failed end: the connection closed before the answer went out (a client timeout, a load
       // tester stopping). Nothing was answered, so no status: 499, as nginx logs it.
+      long latencyNanos = System.nanoTime() - start; // one figure for the meter and the log line
       RequestOutcome outcome = done.failed() ? RequestOutcome.CLIENT_CLOSED : ctx.get(OUTCOME);
       if (payment) {
-        metrics.requestEnded(outcome == null ? RequestOutcome.REJECTED : outcome, start);
+        metrics.requestEnded(outcome == null ? RequestOutcome.REJECTED : outcome, latencyNanos);
       }
       var line = access.atInfo()
           .addKeyValue("request_id", RequestIds.of(ctx))
           .addKeyValue("method", ctx.request().method().name())
           .addKeyValue("route", payment ? "pay" : "get_payment")
           .addKeyValue("status", done.failed() ? CLIENT_CLOSED_STATUS : ctx.response().getStatusCode())
-          .addKeyValue("latency_ms", (System.nanoTime() - start) / 1_000_000.0);
+          .addKeyValue("latency_ms", latencyNanos / 1_000_000.0);
       String merchant = ctx.get("merchant");
       if (merchant != null) {
         line = line.addKeyValue("merchant", merchant);

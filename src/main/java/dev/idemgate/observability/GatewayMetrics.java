@@ -78,10 +78,10 @@ public final class GatewayMetrics {
   }
 
   /** A POST /pay has ended: counted and timed under its outcome. */
-  public void requestEnded(RequestOutcome outcome, long startNanos) {
+  public void requestEnded(RequestOutcome outcome, long latencyNanos) {
     inFlight.decrementAndGet();
     requests.get(outcome).increment();
-    requestLatency.get(outcome).record(System.nanoTime() - startNanos, TimeUnit.NANOSECONDS);
+    requestLatency.get(outcome).record(latencyNanos, TimeUnit.NANOSECONDS);
   }
 
   /** Counts a client connection on the API port until it closes. */
