@@ -6,6 +6,7 @@ import dev.idemgate.http.ApiVerticle;
 import dev.idemgate.http.ManagementVerticle;
 import dev.idemgate.http.ReadinessState;
 import dev.idemgate.idempotency.ReplayCache;
+import dev.idemgate.idempotency.SharedIdempotencyStore;
 import dev.idemgate.observability.GatewayMetrics;
 import dev.idemgate.observability.Tracing;
 import dev.idemgate.provider.LocalCodec;
@@ -131,8 +132,9 @@ public final class Idemgate implements AutoCloseable {
       ReadinessState readiness = new ReadinessState();
       ReplayCache replays = new ReplayCache(config.replayCacheEntries());
       metrics.watchReplayCache(replays::estimatedSize);
+      SharedIdempotencyStore sharedStore = new SharedIdempotencyStore();
       String api = await(vertx.deployVerticle(new ProviderVerticle(config))
-          .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, metrics, replays),
+          .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, metrics, replays, sharedStore),
               new DeploymentOptions().setInstances(config.effectiveApiInstances())))
           .compose(id -> vertx.deployVerticle(new RecoveryVerticle(config, registry))
               .compose(r -> vertx.deployVerticle(new ManagementVerticle(config, prometheus, registry, readiness)))
