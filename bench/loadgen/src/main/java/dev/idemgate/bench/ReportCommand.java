@@ -116,6 +116,12 @@ final class ReportCommand implements Callable<Integer> {
         "throughput", ""));
     out.add(divide("replays without the replay cache (wrk) ÷ bare Vert.x (wrk), throughput", replayNoCache, bareWrk,
         "throughput", ""));
+    Optional<JsonObject> freshOneVerticle = find(lines, l -> is(l, "fresh-one-api-verticle", "wrk"));
+    Optional<JsonObject> replayOneVerticle = find(lines, l -> is(l, "replay-one-api-verticle", "wrk"));
+    out.add(divide("fresh /pay one API verticle ÷ one per core (wrk), throughput", freshOneVerticle, freshWrk,
+        "throughput", ""));
+    out.add(divide("replays one API verticle ÷ one per core (wrk), throughput", replayOneVerticle, replayWrk,
+        "throughput", ""));
     return out;
   }
 
