@@ -65,7 +65,7 @@ public final class ApiVerticle extends VerticleBase {
    * PostgreSQL a round of binding, executing, committing and waking up whatever its size, so while
    * a group is out, every write that arrives joins the next one. Measured on 2 cores,
    * 32 connections: eight groups in flight per verticle 2,900 fresh payments/s, two 3,500/s (an
-   * earlier session); then, runs in turn, two per verticle 4,000 and 4,900/s against one shared
+   * earlier session); then, runs in turn, two per verticle 3,200 and 4,000/s against one shared
    * group 4,500 and 5,900/s (about 8 payments per statement instead of 5).
    */
   static final int GROUPS_IN_FLIGHT = 1;
