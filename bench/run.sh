@@ -304,8 +304,21 @@ BASE="http://127.0.0.1:$HTTP_PORT"
 start_gateway main
 warm_up "$(url)"
 
+group_totals() { # -> "claim_count claim_sum complete_count complete_sum" from the gateway's /metrics
+  curl -s --max-time 5 "http://127.0.0.1:$MANAGEMENT_PORT/metrics" | awk '
+    /^idemgate_store_group_payments_(count|sum)\{operation="(claim|complete)"/ {
+      split($1, name, "{"); part = name[1]; sub(/.*_/, "", part)
+      op = ($1 ~ /"claim"/) ? "claim" : "complete"; v[op "_" part] = $2 }
+    END { printf "%s %s %s %s\n", v["claim_count"] + 0, v["claim_sum"] + 0, v["complete_count"] + 0, v["complete_sum"] + 0 }'
+}
+GROUPS_BEFORE="$(group_totals)"
 run_wrk fresh gateway "$(url)" fresh "fresh-$STAMP"
 FRESH_WRK_THROUGHPUT="$LAST_WRK_THROUGHPUT"
+# Payments per grouped statement during the fresh wrk run (idemgate_store_group_payments).
+fact fresh_payments_per_statement "$(printf '%s %s\n' "$GROUPS_BEFORE" "$(group_totals)" | awk '{
+  claims = $6 - $2; completions = $8 - $4
+  if ($5 - $1 > 0 && $7 - $3 > 0) printf "claim %.1f (%d statements), complete %.1f (%d statements)", claims / ($5 - $1), $5 - $1, completions / ($7 - $3), $7 - $3
+  else print "n/a: the gateway has no idemgate_store_group_payments meter" }')"
 run_open fresh gateway "$BASE" fresh --key-prefix "fresh-open-$STAMP"
 
 prime_replays() { # prefix: completes $REPLAY_KEYS keys for the replay scenarios, then warms the replay path

@@ -107,7 +107,7 @@ public final class ApiVerticle extends VerticleBase {
     redis = Redis.createClient(vertx, RedisClients.options(config, 8));
     // Made by the first verticle to start, on its loop and with its pool; see stop().
     store = sharedStore.join(() -> new IdempotencyStore(pool, context, GROUPS_IN_FLIGHT, config.storeTimeout(),
-        config.lease(), config.providerId()));
+        config.lease(), config.providerId(), metrics.storeGroupSizes()));
     pipeline = new PipelinedRedis(redis, context);
     RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     notifier = new CompletionNotifier(vertx, redis, config.redisTimeout().toMillis());

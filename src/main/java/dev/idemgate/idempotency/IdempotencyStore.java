@@ -110,6 +110,7 @@ public final class IdempotencyStore {
   private static final int MAX_GROUP = 256;
 
   private final Pool pool;
+  private final GroupSizes groupSizes;
   private final long timeoutMs;
   private final long leaseMs;
   private final String providerId;
@@ -119,6 +120,14 @@ public final class IdempotencyStore {
   /** One completion in a group. */
   private record PendingCompletion(String merchantId, IdempotencyKey key, int epoch, Completion completion) {}
 
+  /** Told the number of payments of every grouped claim and completion statement. */
+  public interface GroupSizes {
+    GroupSizes NONE = (operation, payments) -> { };
+
+    /** @param operation claim or complete */
+    void record(String operation, int payments);
+  }
+
   /**
    * @param context the event loop the groups are formed on (the owning verticle's)
    * @param maxInFlight groups at the database at once; about the pool size
@@ -126,6 +135,13 @@ public final class IdempotencyStore {
    */
   public IdempotencyStore(Pool pool, Context context, int maxInFlight, Duration timeout, Duration lease,
       String providerId) {
+    this(pool, context, maxInFlight, timeout, lease, providerId, GroupSizes.NONE);
+  }
+
+  /** @param groupSizes told the size of every group sent (the request path's meter) */
+  public IdempotencyStore(Pool pool, Context context, int maxInFlight, Duration timeout, Duration lease,
+      String providerId, GroupSizes groupSizes) {
+    this.groupSizes = groupSizes;
     this.pool = pool;
     this.providerId = providerId;
     this.timeoutMs = timeout.toMillis();
@@ -167,6 +183,7 @@ public final class IdempotencyStore {
       }
     }
     int n = batch.size();
+    groupSizes.record("claim", n);
     String[] merchants = new String[n];
     String[] keys = new String[n];
     String[] fingerprints = new String[n];
@@ -267,6 +284,7 @@ public final class IdempotencyStore {
 
   private Future<List<Completion.Result>> completeGroup(List<PendingCompletion> group) {
     int n = group.size();
+    groupSizes.record("complete", n);
     String[] merchants = new String[n];
     String[] keys = new String[n];
     Integer[] epochs = new Integer[n];

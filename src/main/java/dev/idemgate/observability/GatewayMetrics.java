@@ -1,12 +1,15 @@
 package dev.idemgate.observability;
 
+import dev.idemgate.idempotency.IdempotencyStore;
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.vertx.core.Future;
 import java.time.Duration;
 import java.util.EnumMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -114,6 +117,22 @@ public final class GatewayMetrics {
             .description("PostgreSQL store calls that failed or timed out").register(registry)).increment();
       }
     });
+  }
+
+  /**
+   * Payments per grouped claim or completion statement ({@code idemgate_store_group_payments}):
+   * how well the request path's writes share statements and commits. Its mean is
+   * {@code rate(..._sum) / rate(..._count)}.
+   */
+  public IdempotencyStore.GroupSizes storeGroupSizes() {
+    Map<String, DistributionSummary> summaries = new ConcurrentHashMap<>();
+    for (String operation : List.of("claim", "complete")) {
+      summaries.put(operation, DistributionSummary.builder("idemgate.store.group.payments").tag("operation", operation)
+          .description("payments carried by one grouped claim or completion statement")
+          .serviceLevelObjectives(1, 2, 4, 8, 16, 32, 64, 128, 256)
+          .register(registry));
+    }
+    return (operation, payments) -> summaries.get(operation).record(payments);
   }
 
   /** Records a provider call's latency under its outcome. */

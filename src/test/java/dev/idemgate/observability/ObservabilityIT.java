@@ -8,8 +8,13 @@ import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
+import io.vertx.core.Future;
 import io.vertx.core.json.JsonObject;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -64,6 +69,32 @@ class ObservabilityIT {
         .containsPattern("(?m)^idemgate_replay_cache_hits_total [1-9]")
         .containsPattern("(?m)^idemgate_replay_cache_entries [1-9]");
     assertThat(scrape).doesNotContain(key, "987654321", "order-secret-ref-42", KEY_A, "merchant_a");
+  }
+
+  @Test
+  @DisplayName("idemgate_store_group_payments counts every claim and completion, and concurrent payments share statements")
+  void groupSizesAreMetered() {
+    String before = http.get(gateway.managementPort(), "/metrics", null).body();
+    List<Future<Http.Reply>> payments = new ArrayList<>();
+    for (int i = 0; i < 40; i++) {
+      payments.add(http.payAsync(gateway.apiPort(), KEY_A, Http.newKey(), Http.payment(100 + i, "tok_visa").encode(), Map.of()));
+    }
+    payments.forEach(p -> assertThat(Http.await(p).status()).isEqualTo(201));
+    String after = http.get(gateway.managementPort(), "/metrics", null).body();
+
+    for (String operation : List.of("claim", "complete")) {
+      double statements = scraped(after, operation, "count") - scraped(before, operation, "count");
+      double carried = scraped(after, operation, "sum") - scraped(before, operation, "sum");
+      assertThat(carried).as("%s: every payment in some statement", operation).isEqualTo(40);
+      assertThat(statements).as("%s: 40 payments sent at once share statements", operation).isLessThan(40);
+    }
+  }
+
+  /** {@code idemgate_store_group_payments_<part>{operation="..."}} from a scrape; 0 when absent. */
+  private static double scraped(String scrape, String operation, String part) {
+    Matcher m = Pattern.compile("(?m)^idemgate_store_group_payments_" + part + "\\{operation=\"" + operation
+        + "\",?\\} ([0-9.eE+-]+)$").matcher(scrape);
+    return m.find() ? Double.parseDouble(m.group(1)) : 0;
   }
 
   @Test

@@ -23,12 +23,13 @@ final class PromQlMeters {
       "jvm_memory_used_bytes",
       "idemgate_http_connections");
 
-  /** Timers and histograms: the base name plus one of Micrometer's series suffixes. */
+  /** Timers, histograms and distribution summaries: the base name plus one of Micrometer's series suffixes. */
   static final Set<String> HISTOGRAMS = Set.of(
       "idemgate_request_latency_seconds",
       "idemgate_gate_latency_seconds",
       "idemgate_store_latency_seconds",
       "idemgate_provider_latency_seconds",
+      "idemgate_store_group_payments",
       "jvm_gc_pause_seconds");
 
   static final List<String> HISTOGRAM_SUFFIXES = List.of("_bucket", "_sum", "_count", "_max");
