@@ -130,7 +130,7 @@ public final class IdempotencyStore {
 
   /**
    * @param context the event loop the groups are formed on (the owning verticle's)
-   * @param maxInFlight groups at the database at once; about the pool size
+   * @param maxInFlight claim groups (and completion groups) at the database at once
    * @param providerId the provider this gateway charges through, stored on each claim for recovery
    */
   public IdempotencyStore(Pool pool, Context context, int maxInFlight, Duration timeout, Duration lease,

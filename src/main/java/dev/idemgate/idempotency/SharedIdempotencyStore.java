@@ -16,17 +16,18 @@ import java.util.function.Supplier;
  *
  * <p>The store is made by the first verticle that joins, on that verticle's event loop and with
  * its pool. That loop and pool must outlive every request of every verticle, so
- * {@link #leave()} completes only when the last member has left: each verticle leaves in its
+ * {@link #leave(Context)} completes only when the last member has left: each verticle leaves in its
  * stop(), after its own server has drained, and closes its pool only when the leave completes.
  */
 public final class SharedIdempotencyStore {
   private final Promise<Void> allLeft = Promise.promise();
   private IdempotencyStore store;
   private int members;
+  private boolean closed;
 
   /** The shared store; the first member's {@code factory} makes it, later ones are not called. */
   public synchronized IdempotencyStore join(Supplier<IdempotencyStore> factory) {
-    if (allLeft.future().isComplete()) {
+    if (closed) {
       throw new IllegalStateException("every member has left: the shared store is closed");
     }
     if (store == null) {
@@ -42,10 +43,15 @@ public final class SharedIdempotencyStore {
    */
   public Future<Void> leave(Context leaver) {
     PromiseInternal<Void> left = ((ContextInternal) leaver).promise();
+    boolean last;
     synchronized (this) {
-      if (members > 0 && --members == 0) {
-        allLeft.tryComplete();
-      }
+      last = members > 0 && --members == 0;
+      closed |= last;
+    }
+    // Completed outside the lock: its callbacks close pools and clients, and another loop may be
+    // waiting for the lock meanwhile.
+    if (last) {
+      allLeft.tryComplete();
     }
     allLeft.future().onComplete(left);
     return left.future();
