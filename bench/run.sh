@@ -356,6 +356,20 @@ LAST_WRK_THROUGHPUT="$FRESH_WRK_THROUGHPUT"
 run_open fresh-h2c gateway "$BASE" fresh --protocol h2c --streams 100 --connections "$H2_CLIENTS" \
   --key-prefix "h2c-open-$STAMP"
 
+# Fresh keys at full speed over h2c: h2load cannot vary a header per request, so the in-repo
+# generator runs the closed loop, over HTTP/1.1 too, so that the two protocols are compared by one
+# tool (32 requests in flight: $CONNECTIONS HTTP/1.1 connections, or $H2_CLIENTS h2c connections x $H2_STREAMS streams).
+run_closed() { # scenario [more loadgen options]
+  local scenario="$1"; shift
+  say "$scenario: load generator, closed loop, $CONNECTIONS in flight, $DURATION"
+  timeout $((DURATION_S + WARMUP_S + 90)) "${LOADGEN_JAVA[@]}" closed --url "$BASE" --concurrency "$CONNECTIONS" \
+    --duration "${DURATION_S}s" --warmup "${WARMUP_S}s" --scenario "$scenario" --target-name gateway \
+    --results "$RESULTS" "$@" > "$RAW/$scenario-closed.txt" 2>&1 \
+    || echo "bench: closed-loop run of $scenario failed (see $RAW/$scenario-closed.txt)" >&2
+}
+run_closed fresh --connections "$CONNECTIONS" --key-prefix "fresh-closed-$STAMP"
+run_closed fresh-h2c --protocol h2c --connections "$H2_CLIENTS" --streams "$H2_STREAMS" --key-prefix "h2c-closed-$STAMP"
+
 say "replay-h2c: h2load, closed loop, one completed key over h2c, $DURATION"
 H2_BODY="$RAW/h2load-body.json"
 printf '{"amount":1999,"currency":"EUR","source":"tok_visa","merchant_reference":"%s-0"}' "$REPLAY_PREFIX" > "$H2_BODY"

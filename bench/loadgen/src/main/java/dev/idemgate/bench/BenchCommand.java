@@ -10,8 +10,8 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "idemgate-bench", mixinStandardHelpOptions = true, version = "idemgate-bench 0.1.0",
     description = "Load generator, bare Vert.x baseline and report for the Idemgate benchmark kit.",
-    subcommands = {BareCommand.class, OpenLoopCommand.class, PrimeCommand.class, StormCommand.class,
-        RecordCommand.class, ReportCommand.class})
+    subcommands = {BareCommand.class, OpenLoopCommand.class, ClosedLoopCommand.class, PrimeCommand.class,
+        StormCommand.class, RecordCommand.class, ReportCommand.class})
 public final class BenchCommand {
   public static void main(String[] args) {
     // The runner appends scenario-specific options after its common ones: the last one wins.

@@ -116,6 +116,10 @@ final class ReportCommand implements Callable<Integer> {
         "throughput", ""));
     out.add(divide("replays without the replay cache (wrk) ÷ bare Vert.x (wrk), throughput", replayNoCache, bareWrk,
         "throughput", ""));
+    Optional<JsonObject> freshClosed = find(lines, l -> is(l, "fresh", "loadgen-closed"));
+    Optional<JsonObject> freshH2cClosed = find(lines, l -> is(l, "fresh-h2c", "loadgen-closed"));
+    out.add(divide("fresh /pay over h2c ÷ over HTTP/1.1 (loadgen, closed loop), throughput", freshH2cClosed, freshClosed,
+        "throughput", ""));
     Optional<JsonObject> freshOneVerticle = find(lines, l -> is(l, "fresh-one-api-verticle", "wrk"));
     Optional<JsonObject> replayOneVerticle = find(lines, l -> is(l, "replay-one-api-verticle", "wrk"));
     out.add(divide("fresh /pay one API verticle ÷ one per core (wrk), throughput", freshOneVerticle, freshWrk,
