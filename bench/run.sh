@@ -386,17 +386,24 @@ fi
 gateway_memory main
 stop_gateway
 
+# A gateway of its own with one setting changed: fresh keys and replays (scenarios fresh-LABEL and
+# replay-LABEL), its memory, then it stops.
+run_variant() { # label key-tag VAR=value
+  local label="$1" tag="$2"; shift 2
+  start_gateway "$label" "$@"
+  warm_up "$(url)"
+  run_wrk "fresh-$label" gateway "$(url)" fresh "fresh-$tag-$STAMP"
+  prime_replays "replay-$tag-$STAMP"
+  run_wrk "replay-$label" gateway "$(url)" replay "replay-$tag-$STAMP"
+  gateway_memory "$label"
+  stop_gateway
+}
+
 # ---------------------------------------------------------------------------------------------
 # Metrics off: only when the gateway has the setting (it ships conf/idemgate.yaml in its jar).
 
 if { unzip -p "$GATEWAY_JAR" idemgate.yaml 2>/dev/null || cat "$ROOT/conf/idemgate.yaml"; } | grep -q '^metrics_enabled:'; then
-  start_gateway metrics-off IDEMGATE_METRICS_ENABLED=false
-  warm_up "$(url)"
-  run_wrk fresh-metrics-off gateway "$(url)" fresh "fresh-nometrics-$STAMP"
-  prime_replays "replay-nometrics-$STAMP"
-  run_wrk replay-metrics-off gateway "$(url)" replay "replay-nometrics-$STAMP"
-  gateway_memory metrics-off
-  stop_gateway
+  run_variant metrics-off nometrics IDEMGATE_METRICS_ENABLED=false
   fact metrics_off "run (IDEMGATE_METRICS_ENABLED=false)"
 else
   fact metrics_off "n/a: the gateway has no metrics_enabled setting yet (IDEMGATE_METRICS_ENABLED), so metrics were on throughout"
@@ -413,26 +420,14 @@ run_wrk replay-no-cache gateway "$(url)" replay "replay-nocache-$STAMP"
 gateway_memory no-replay-cache
 stop_gateway
 
-start_gateway no-access-log IDEMGATE_LOG_LEVEL=warn
-warm_up "$(url)"
-run_wrk fresh-no-access-log gateway "$(url)" fresh "fresh-nolog-$STAMP"
-prime_replays "replay-nolog-$STAMP"
-run_wrk replay-no-access-log gateway "$(url)" replay "replay-nolog-$STAMP"
-gateway_memory no-access-log
-stop_gateway
+run_variant no-access-log nolog IDEMGATE_LOG_LEVEL=warn
 
 # ---------------------------------------------------------------------------------------------
 # One API verticle (one event loop for the API) instead of one per core: on a machine whose cores
 # the gateway shares with PostgreSQL, Redis and the load generator, fewer busy threads may beat
 # more (fewer wake-ups and context switches, no hops between the API loops and the shared store).
 
-start_gateway one-api-verticle IDEMGATE_API_INSTANCES=1
-warm_up "$(url)"
-run_wrk fresh-one-api-verticle gateway "$(url)" fresh "fresh-oneloop-$STAMP"
-prime_replays "replay-oneloop-$STAMP"
-run_wrk replay-one-api-verticle gateway "$(url)" replay "replay-oneloop-$STAMP"
-gateway_memory one-api-verticle
-stop_gateway
+run_variant one-api-verticle oneloop IDEMGATE_API_INSTANCES=1
 
 # ---------------------------------------------------------------------------------------------
 # Provider latency: the in-process simulator answers every charge after LATENCY_MS.

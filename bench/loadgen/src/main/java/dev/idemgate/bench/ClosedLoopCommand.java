@@ -2,13 +2,10 @@ package dev.idemgate.bench;
 
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
-import io.vertx.core.VertxOptions;
 import io.vertx.core.http.HttpClient;
 import io.vertx.core.json.JsonObject;
-import java.nio.file.Path;
 import java.util.Set;
 import java.util.concurrent.Callable;
-import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -24,30 +21,10 @@ import picocli.CommandLine.Option;
     description = "Closed-loop load, a new payment per request, latencies from the actual send (HdrHistogram).")
 final class ClosedLoopCommand implements Callable<Integer> {
   @Mixin TargetOptions target;
-
-  @Option(names = "--scenario", defaultValue = "fresh", description = "Scenario name in the results.")
-  String scenario;
-
-  @Option(names = "--target-name", defaultValue = "gateway", description = "What is measured: gateway or bare.")
-  String targetName;
+  @Mixin LoadRunOptions load;
 
   @Option(names = "--concurrency", defaultValue = "32", description = "Requests in flight at all times. Default: ${DEFAULT-VALUE}.")
   int concurrency;
-
-  @Option(names = "--duration", defaultValue = "10s", description = "Measured duration. Default: ${DEFAULT-VALUE}.")
-  String duration;
-
-  @Option(names = "--warmup", defaultValue = "2s", description = "Unrecorded load first. Default: ${DEFAULT-VALUE}.")
-  String warmup;
-
-  @Option(names = "--drain", defaultValue = "10s", description = "How long to wait for the answers in flight at the end. Default: ${DEFAULT-VALUE}.")
-  String drain;
-
-  @Option(names = "--event-loops", defaultValue = "1", description = "Load generator event loops. Default: ${DEFAULT-VALUE}.")
-  int eventLoops;
-
-  @Option(names = "--results", description = "JSON Lines file to append the result to.")
-  Path results;
 
   private static final Set<Integer> EXPECTED = Set.of(201);
 
@@ -56,16 +33,8 @@ final class ClosedLoopCommand implements Callable<Integer> {
     if (concurrency < 1) {
       throw new IllegalArgumentException("--concurrency must be at least 1");
     }
-    Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(eventLoops));
-    try {
-      Promise<JsonObject> done = Promise.promise();
-      vertx.runOnContext(v -> new Run(vertx, done).start());
-      JsonObject result = done.future().toCompletionStage().toCompletableFuture().get();
-      Results.append(results, result);
-      return 0;
-    } finally {
-      vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
-    }
+    load.execute((vertx, done) -> new Run(vertx, done).start());
+    return 0;
   }
 
   /** One run, confined to one event loop context. */
@@ -85,9 +54,9 @@ final class ClosedLoopCommand implements Callable<Integer> {
       this.vertx = vertx;
       this.done = done;
       this.client = target.client(vertx);
-      this.traffic = new PaymentTraffic(target.keyPrefix(scenario), 0);
-      this.warmupNanos = BenchDurations.parse(warmup).toNanos();
-      this.measuredNanos = BenchDurations.parse(duration).toNanos();
+      this.traffic = new PaymentTraffic(target.keyPrefix(load.scenario), 0);
+      this.warmupNanos = load.warmupNanos();
+      this.measuredNanos = load.durationNanos();
     }
 
     void start() {
@@ -96,7 +65,7 @@ final class ClosedLoopCommand implements Callable<Integer> {
         sendNext();
       }
       // Answers still out when the measured window ends are waited for up to --drain, not counted.
-      vertx.setTimer((warmupNanos + measuredNanos) / 1_000_000 + BenchDurations.parse(drain).toMillis(), id -> finish());
+      vertx.setTimer((warmupNanos + measuredNanos) / 1_000_000 + load.drainMillis(), id -> finish());
     }
 
     /** The measured window is [warm-up end, warm-up end + duration): a request counts if it was sent and answered in it. */
@@ -133,7 +102,7 @@ final class ClosedLoopCommand implements Callable<Integer> {
         return;
       }
       recorder.failure("unfinished_at_drain_deadline", inFlight);
-      JsonObject line = Results.line(scenario, "loadgen-closed", targetName, "closed", target.protocolLabel())
+      JsonObject line = Results.line(load.scenario, "loadgen-closed", load.targetName, "closed", target.protocolLabel())
           .put("connections", concurrency)
           .mergeIn(recorder.figures(measuredNanos / 1e9, EXPECTED))
           .put("expected_statuses", EXPECTED.stream().map(String::valueOf).toList())

@@ -2,16 +2,13 @@ package dev.idemgate.bench;
 
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
-import io.vertx.core.VertxOptions;
 import io.vertx.core.http.HttpClient;
 import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.json.JsonObject;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ThreadLocalRandom;
-import java.util.concurrent.TimeUnit;
 import org.HdrHistogram.Histogram;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -27,27 +24,13 @@ import picocli.CommandLine.Option;
     description = "Open-loop load at a fixed rate, latencies from the intended send time (HdrHistogram).")
 final class OpenLoopCommand implements Callable<Integer> {
   @Mixin TargetOptions target;
-
-  @Option(names = "--scenario", defaultValue = "fresh", description = "Scenario name in the results.")
-  String scenario;
-
-  @Option(names = "--target-name", defaultValue = "gateway", description = "What is measured: gateway or bare.")
-  String targetName;
+  @Mixin LoadRunOptions load;
 
   @Option(names = "--mode", defaultValue = "fresh", description = "fresh, replay (primed keys) or mixed. Default: ${DEFAULT-VALUE}.")
   String mode;
 
   @Option(names = "--rate", defaultValue = "500", description = "Requests per second. Default: ${DEFAULT-VALUE}.")
   int rate;
-
-  @Option(names = "--duration", defaultValue = "10s", description = "Measured duration. Default: ${DEFAULT-VALUE}.")
-  String duration;
-
-  @Option(names = "--warmup", defaultValue = "2s", description = "Unrecorded warm-up at the same rate first. Default: ${DEFAULT-VALUE}.")
-  String warmup;
-
-  @Option(names = "--drain", defaultValue = "10s", description = "How long to wait for stragglers after the last send. Default: ${DEFAULT-VALUE}.")
-  String drain;
 
   @Option(names = "--keys", defaultValue = "1000", description = "replay: how many primed keys there are. Default: ${DEFAULT-VALUE}.")
   int keys;
@@ -58,12 +41,6 @@ final class OpenLoopCommand implements Callable<Integer> {
   @Option(names = "--decline-percent", defaultValue = "0", description = "Share of keys paid with tok_decline (402). Default: ${DEFAULT-VALUE}.")
   int declinePercent;
 
-  @Option(names = "--event-loops", defaultValue = "1", description = "Load generator event loops. Default: ${DEFAULT-VALUE}.")
-  int eventLoops;
-
-  @Option(names = "--results", description = "JSON Lines file to append the result to.")
-  Path results;
-
   @Override
   public Integer call() throws Exception {
     if (!Set.of("fresh", "replay", "mixed").contains(mode)) {
@@ -72,16 +49,8 @@ final class OpenLoopCommand implements Callable<Integer> {
     if (mode.equals("replay") && target.keyPrefix == null) {
       throw new IllegalArgumentException("--mode replay needs the --key-prefix the keys were primed with");
     }
-    Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(eventLoops));
-    try {
-      Promise<JsonObject> done = Promise.promise();
-      vertx.runOnContext(v -> new Run(vertx, done).start());
-      JsonObject result = done.future().toCompletionStage().toCompletableFuture().get();
-      Results.append(results, result);
-      return 0;
-    } finally {
-      vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
-    }
+    load.execute((vertx, done) -> new Run(vertx, done).start());
+    return 0;
   }
 
   Set<Integer> expectedStatuses() {
@@ -116,10 +85,10 @@ final class OpenLoopCommand implements Callable<Integer> {
       this.vertx = vertx;
       this.done = done;
       this.client = target.client(vertx);
-      this.traffic = new PaymentTraffic(target.keyPrefix(scenario), declinePercent);
+      this.traffic = new PaymentTraffic(target.keyPrefix(load.scenario), declinePercent);
       this.intervalNanos = 1_000_000_000L / rate;
-      this.warmupNanos = BenchDurations.parse(warmup).toNanos();
-      this.totalNanos = warmupNanos + BenchDurations.parse(duration).toNanos();
+      this.warmupNanos = load.warmupNanos();
+      this.totalNanos = warmupNanos + load.durationNanos();
     }
 
     void start() {
@@ -143,7 +112,7 @@ final class OpenLoopCommand implements Callable<Integer> {
       if (now - startNanos >= totalNanos) {
         vertx.cancelTimer(timer);
         sending = false;
-        long drainMs = BenchDurations.parse(drain).toMillis();
+        long drainMs = load.drainMillis();
         vertx.setTimer(drainMs, id -> finish());
         finishIfDrained();
       }
@@ -202,7 +171,7 @@ final class OpenLoopCommand implements Callable<Integer> {
       }
       recorder.failure("unfinished_at_drain_deadline", inFlight);
       double seconds = Duration.ofNanos(totalNanos - warmupNanos).toNanos() / 1e9;
-      JsonObject line = Results.line(scenario, "loadgen-open", targetName, "open", target.protocolLabel())
+      JsonObject line = Results.line(load.scenario, "loadgen-open", load.targetName, "open", target.protocolLabel())
           .put("connections", target.connections).put("rate", rate)
           .mergeIn(recorder.figures(seconds, expectedStatuses()))
           .put("replayed", replayed).put("duplicates_sent", duplicates)
