@@ -357,8 +357,9 @@ run_open fresh-h2c gateway "$BASE" fresh --protocol h2c --streams 100 --connecti
   --key-prefix "h2c-open-$STAMP"
 
 # Fresh keys at full speed over h2c: h2load cannot vary a header per request, so the in-repo
-# generator runs the closed loop, over HTTP/1.1 too, so that the two protocols are compared by one
-# tool (32 requests in flight: $CONNECTIONS HTTP/1.1 connections, or $H2_CLIENTS h2c connections x $H2_STREAMS streams).
+# generator runs the closed loop, and over HTTP/1.1 too, so that one tool compares the protocols.
+# CONNECTIONS requests in flight: that many HTTP/1.1 connections, or H2_CLIENTS h2c connections of
+# H2_STREAMS streams each.
 run_closed() { # scenario [more loadgen options]
   local scenario="$1"; shift
   say "$scenario: load generator, closed loop, $CONNECTIONS in flight, $DURATION"
