@@ -2,10 +2,9 @@ package dev.idemgate.anomaly;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
-import ch.qos.logback.core.read.ListAppender;
 import dev.idemgate.idempotency.IdempotencyKey;
+import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.Http.Reply;
 import dev.idemgate.support.TestGateway;
@@ -20,7 +19,6 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
-import org.slf4j.LoggerFactory;
 
 /** Anomalies end to end through a gateway: detection under policy flag, the admin view, metrics and logs. */
 class AnomalyIT {
@@ -92,11 +90,7 @@ class AnomalyIT {
   @DisplayName("a client retrying with new keys 20% of the time is flagged (and logged) within 150 requests; "
       + "a client paying the same amount for different customers is not")
   void generatedTraffic() {
-    ListAppender<ILoggingEvent> logs = new ListAppender<>();
-    Logger monitorLog = (Logger) LoggerFactory.getLogger(AnomalyMonitor.class);
-    logs.start();
-    monitorLog.addAppender(logs);
-    try {
+    try (CapturedLogs logs = CapturedLogs.of(AnomalyMonitor.class)) {
       String healthy = "healthy-" + UUID.randomUUID();
       String sloppy = "sloppy-" + UUID.randomUUID();
       // The merchant's norm: a client paying 1999 EUR again and again, each for another customer.
@@ -127,7 +121,7 @@ class AnomalyIT {
       assertThat(s.getDouble("recent_twin_rate")).isGreaterThan(s.getDouble("reference_rate"));
       assertThat(standing(view, healthy).getLong("twins")).isZero();
 
-      ILoggingEvent event = logs.list.stream()
+      ILoggingEvent event = logs.events().stream()
           .filter(e -> e.getKeyValuePairs() != null && e.getKeyValuePairs().stream()
               .anyMatch(kv -> kv.key.equals("client") && sloppy.equals(kv.value)))
           .findFirst().orElseThrow();
@@ -144,8 +138,6 @@ class AnomalyIT {
       assertThat(metrics).containsPattern("idemgate_anomaly_checks_total\\{result=\"first\"} [1-9]");
       assertThat(metrics.lines().filter(l -> l.startsWith("idemgate_anomaly")))
           .noneMatch(l -> l.contains("merchant") || l.contains(sloppy));
-    } finally {
-      monitorLog.detachAppender(logs);
     }
   }
 

@@ -3,9 +3,8 @@ package dev.idemgate.observability;
 import static dev.idemgate.support.TestGateway.KEY_A;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
-import ch.qos.logback.core.read.ListAppender;
+import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
 import io.vertx.core.Future;
@@ -20,7 +19,6 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
-import org.slf4j.LoggerFactory;
 
 /** What an SRE sees: the meters after a few payments, and one log line per request, with nothing secret in either. */
 class ObservabilityIT {
@@ -100,20 +98,16 @@ class ObservabilityIT {
   @Test
   @DisplayName("each request writes one access log line with its request id, merchant, outcome, status, latency and a key hash — never the key or the body")
   void oneAccessLinePerRequest() {
-    Logger logger = (Logger) LoggerFactory.getLogger("idemgate.access");
-    ListAppender<ILoggingEvent> appender = new ListAppender<>();
-    appender.start();
-    logger.addAppender(appender);
-    try {
+    try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
       String key = "log-secret-key-" + System.nanoTime();
       // Nine digits: a short amount turns up by chance in the latency or a hex id (4242 did, in 4.424285 ms).
       Http.Reply reply = http.pay(gateway.apiPort(), KEY_A, key, Http.payment(987_654_319, "tok_visa"));
       long deadline = System.currentTimeMillis() + 5_000;
-      while (appender.list.stream().noneMatch(e -> fields(e).get("request_id").equals(reply.header("X-Request-Id")))
+      while (access.events().stream().noneMatch(e -> fields(e).get("request_id").equals(reply.header("X-Request-Id")))
           && System.currentTimeMillis() < deadline) {
         Thread.onSpinWait();
       }
-      ILoggingEvent line = appender.list.stream()
+      ILoggingEvent line = access.events().stream()
           .filter(e -> reply.header("X-Request-Id").equals(fields(e).get("request_id"))).findFirst().orElseThrow();
       Map<String, String> fields = fields(line);
       assertThat(fields).containsEntry("merchant", TestGateway.MERCHANT_A).containsEntry("outcome", "created")
@@ -121,19 +115,13 @@ class ObservabilityIT {
       assertThat(fields.get("key_sha256")).hasSize(16).isNotEqualTo(key);
       String everything = line.getFormattedMessage() + fields;
       assertThat(everything).doesNotContain(key, KEY_A, "987654319", "tok_visa");
-    } finally {
-      logger.detachAppender(appender);
     }
   }
 
   @Test
   @DisplayName("a client that hangs up before the answer is logged as 499 client_closed and counted so, and its payment still completes")
   void clientGoneBeforeTheAnswer() throws Exception {
-    Logger logger = (Logger) LoggerFactory.getLogger("idemgate.access");
-    ListAppender<ILoggingEvent> appender = new ListAppender<>();
-    appender.start();
-    logger.addAppender(appender);
-    try {
+    try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
       String key = Http.newKey();
       JsonObject payment = Http.payment(1234, "tok_slow"); // the simulator answers tok_slow after 2 s
       String body = payment.encode();
@@ -146,12 +134,12 @@ class ObservabilityIT {
         Thread.sleep(300); // received and under way, not answered
       }
       long deadline = System.currentTimeMillis() + 5_000;
-      while (appender.list.stream().noneMatch(e -> "client_closed".equals(fields(e).get("outcome")))
+      while (access.events().stream().noneMatch(e -> "client_closed".equals(fields(e).get("outcome")))
           && System.currentTimeMillis() < deadline) {
         Thread.sleep(20);
       }
-      ILoggingEvent line = appender.list.stream().filter(e -> "client_closed".equals(fields(e).get("outcome")))
-          .findFirst().orElseThrow(() -> new AssertionError("no client_closed access line in " + appender.list));
+      ILoggingEvent line = access.events().stream().filter(e -> "client_closed".equals(fields(e).get("outcome")))
+          .findFirst().orElseThrow(() -> new AssertionError("no client_closed access line in " + access.events()));
       assertThat(fields(line)).containsEntry("status", "499").containsEntry("route", "pay");
       assertThat(http.get(gateway.managementPort(), "/metrics", null).body())
           .containsPattern("(?m)^idemgate_requests_total\\{outcome=\"client_closed\"\\} [1-9]");
@@ -165,8 +153,6 @@ class ObservabilityIT {
       }
       assertThat(retry.status()).isEqualTo(201);
       assertThat(retry.header("Idempotent-Replayed")).isEqualTo("true");
-    } finally {
-      logger.detachAppender(appender);
     }
   }
 

@@ -3,9 +3,8 @@ package dev.idemgate.observability;
 import static dev.idemgate.support.TestGateway.KEY_A;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
-import ch.qos.logback.core.read.ListAppender;
+import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
 import io.opentelemetry.api.trace.SpanKind;
@@ -21,7 +20,6 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
-import org.slf4j.LoggerFactory;
 
 class TracingIT {
   private static final InMemorySpanExporter spans = InMemorySpanExporter.create();
@@ -46,11 +44,7 @@ class TracingIT {
   @Test
   @DisplayName("a payment is one trace: the server span, with the gate, store and provider as its children, and the trace id in the access log")
   void spanPerRequestWithChildren() throws Exception {
-    Logger logger = (Logger) LoggerFactory.getLogger("idemgate.access");
-    ListAppender<ILoggingEvent> appender = new ListAppender<>();
-    appender.start();
-    logger.addAppender(appender);
-    try {
+    try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
       Http.Reply reply = http.pay(gateway.apiPort(), KEY_A, Http.newKey(), Http.payment(321, "tok_visa"));
       assertThat(reply.status()).isEqualTo(201);
       Thread.sleep(300);
@@ -63,14 +57,12 @@ class TracingIT {
       assertThat(children.stream().map(SpanData::getName))
           .contains("idemgate.gate", "idemgate.store.claim", "idemgate.provider.charge", "idemgate.store.complete");
 
-      ILoggingEvent line = appender.list.stream()
+      ILoggingEvent line = access.events().stream()
           .filter(e -> e.getKeyValuePairs() != null && e.getKeyValuePairs().stream()
               .anyMatch(kv -> kv.key.equals("request_id") && reply.header("X-Request-Id").equals(kv.value)))
           .findFirst().orElseThrow();
       assertThat(line.getKeyValuePairs().stream().filter(kv -> kv.key.equals("trace_id")).map(kv -> kv.value))
           .containsExactly(server.getTraceId());
-    } finally {
-      logger.detachAppender(appender);
     }
   }
 }
