@@ -9,7 +9,6 @@ import io.micrometer.core.instrument.Timer;
 import io.vertx.core.Future;
 import java.time.Duration;
 import java.util.EnumMap;
-import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -125,14 +124,15 @@ public final class GatewayMetrics {
    * {@code rate(..._sum) / rate(..._count)}.
    */
   public IdempotencyStore.GroupSizes storeGroupSizes() {
-    Map<String, DistributionSummary> summaries = new ConcurrentHashMap<>();
-    for (String operation : List.of("claim", "complete")) {
-      summaries.put(operation, DistributionSummary.builder("idemgate.store.group.payments").tag("operation", operation)
-          .description("payments carried by one grouped claim or completion statement")
-          .serviceLevelObjectives(1, 2, 4, 8, 16, 32, 64, 128, 256)
-          .register(registry));
-    }
+    Map<String, DistributionSummary> summaries = Map.of("claim", groupSummary("claim"), "complete", groupSummary("complete"));
     return (operation, payments) -> summaries.get(operation).record(payments);
+  }
+
+  private DistributionSummary groupSummary(String operation) {
+    return DistributionSummary.builder("idemgate.store.group.payments").tag("operation", operation)
+        .description("payments carried by one grouped claim or completion statement")
+        .serviceLevelObjectives(1, 2, 4, 8, 16, 32, 64, 128, 256)
+        .register(registry);
   }
 
   /** Records a provider call's latency under its outcome. */
