@@ -4,6 +4,7 @@ import static dev.idemgate.support.TestGateway.KEY_A;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.idemgate.support.Http;
+import dev.idemgate.support.Scrape;
 import dev.idemgate.support.TestGateway;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -19,6 +20,7 @@ import io.vertx.core.http.RequestOptions;
 import io.vertx.core.net.SelfSignedCertificate;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalDouble;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -95,10 +97,10 @@ class Http2IT {
   }
 
   private static int openConnections(Http http, TestGateway gateway) {
-    java.util.regex.Matcher gauge = java.util.regex.Pattern.compile("(?m)^idemgate_http_connections (\\S+)$")
-        .matcher(http.get(gateway.managementPort(), "/metrics", null).body());
-    assertThat(gauge.find()).as("idemgate_http_connections in the scrape").isTrue();
-    return (int) Double.parseDouble(gauge.group(1));
+    OptionalDouble gauge = Scrape.value(http.get(gateway.managementPort(), "/metrics", null).body(),
+        "idemgate_http_connections");
+    assertThat(gauge).as("idemgate_http_connections in the scrape").isPresent();
+    return (int) gauge.getAsDouble();
   }
 
   @Test

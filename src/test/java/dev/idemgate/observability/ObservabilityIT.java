@@ -6,14 +6,13 @@ import static org.assertj.core.api.Assertions.assertThat;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
+import dev.idemgate.support.Scrape;
 import dev.idemgate.support.TestGateway;
 import io.vertx.core.Future;
 import io.vertx.core.json.JsonObject;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -90,9 +89,7 @@ class ObservabilityIT {
 
   /** {@code idemgate_store_group_payments_<part>{operation="..."}} from a scrape; 0 when absent. */
   private static double scraped(String scrape, String operation, String part) {
-    Matcher m = Pattern.compile("(?m)^idemgate_store_group_payments_" + part + "\\{operation=\"" + operation
-        + "\",?\\} ([0-9.eE+-]+)$").matcher(scrape);
-    return m.find() ? Double.parseDouble(m.group(1)) : 0;
+    return Scrape.value(scrape, "idemgate_store_group_payments_" + part + "{operation=\"" + operation + "\"}").orElse(0);
   }
 
   @Test
