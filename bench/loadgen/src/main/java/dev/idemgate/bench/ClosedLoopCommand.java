@@ -106,7 +106,7 @@ final class ClosedLoopCommand implements Callable<Integer> {
           .put("connections", concurrency)
           .mergeIn(recorder.figures(measuredNanos / 1e9, EXPECTED))
           .put("expected_statuses", EXPECTED.stream().map(String::valueOf).toList())
-          .put("note", (target.h2c() ? target.connections + " connections x " + target.streams + " streams; " : "")
+          .put("note", target.connectionsNote()
               + "a new key per request; latency from actual send (closed loop)");
       client.close();
       done.complete(line);

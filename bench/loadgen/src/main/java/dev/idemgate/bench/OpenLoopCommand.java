@@ -177,7 +177,7 @@ final class OpenLoopCommand implements Callable<Integer> {
           .put("replayed", replayed).put("duplicates_sent", duplicates)
           .put("expected_statuses", expectedStatuses().stream().sorted().map(String::valueOf).toList())
           .put("generator_lag_p99_ms", LatencyRecorder.millis(sendLag.getValueAtPercentile(99)))
-          .put("note", (target.h2c() ? target.connections + " connections x " + target.streams + " streams; " : "")
+          .put("note", target.connectionsNote()
               + "latency from the intended send time (open loop)");
       client.close();
       done.complete(line);

@@ -47,6 +47,11 @@ public final class TargetOptions {
     return h2c() ? "h2c" : "http/1.1";
   }
 
+  /** How h2c load was spread, as the start of a result line's note; empty for HTTP/1.1. */
+  String connectionsNote() {
+    return h2c() ? connections + " connections x " + streams + " streams; " : "";
+  }
+
   String keyPrefix(String scenario) {
     return keyPrefix != null ? keyPrefix : "bench-" + scenario + "-" + Long.toString(System.currentTimeMillis(), 36);
   }
