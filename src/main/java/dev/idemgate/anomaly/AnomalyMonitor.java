@@ -1,6 +1,7 @@
 package dev.idemgate.anomaly;
 
 import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.storage.PipelinedRedis;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -79,9 +80,9 @@ public final class AnomalyMonitor implements Shareable {
     return shared.computeIfAbsent("monitor", k -> new AnomalyMonitor(config, registry, TwinRateJudge.Settings.defaults()));
   }
 
-  /** A detector for one API verticle, on that verticle's own Redis client and PostgreSQL pool. */
-  public TwinDetector detector(Redis redis, Pool pool) {
-    return new TwinDetector(this, redis, pool);
+  /** A detector for one API verticle, on that verticle's own Redis pipeline, Redis client and PostgreSQL pool. */
+  public TwinDetector detector(PipelinedRedis pipeline, Redis redis, Pool pool) {
+    return new TwinDetector(this, pipeline, redis, pool);
   }
 
   public GatewayConfig config() {

@@ -113,7 +113,7 @@ public final class ApiVerticle extends VerticleBase {
     notifier = new CompletionNotifier(vertx, redis, config.redisTimeout().toMillis());
     payments = new PaymentService(gate, store, new ProviderClient(vertx.eventBus(), config), notifier, metrics, config,
         replays);
-    twins = AnomalyMonitor.of(vertx, config, metrics.registry()).detector(redis, pool);
+    twins = AnomalyMonitor.of(vertx, config, metrics.registry()).detector(pipeline, redis, pool);
     server = vertx.createHttpServer(serverOptions()).requestHandler(router()).connectionHandler(connection -> {
       metrics.connectionOpened();
       connection.closeHandler(v -> metrics.connectionClosed());

@@ -15,7 +15,8 @@ import java.util.List;
  * One Redis connection owned by one verticle, with every command pipelined on it: no pool to
  * borrow from, no wait queue to overflow under load, one TCP stream per event loop. A broken
  * connection is dropped and the next command opens a new one, so the gate comes back by itself
- * after a Redis restart. Used only on its verticle's event loop.
+ * after a Redis restart. Commands are queued and sent on the owning verticle's event loop; a
+ * caller on another thread (a test) is handed over to it first.
  *
  * <p>Commands sent during one event-loop turn go out together at the end of the turn, in one
  * write: one system call for all the gate checks and completions of the requests that turn
@@ -47,6 +48,10 @@ public final class PipelinedRedis {
 
   public Future<Response> send(Request request) {
     Promise<Response> answer = context.promise();
+    if (!context.isRunningOnContext()) {
+      context.runOnContext(v -> send(request).onComplete(answer));
+      return answer.future();
+    }
     if (queued.isEmpty()) {
       context.runOnContext(v -> flush());
     }

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.payment.PaymentRequest;
+import dev.idemgate.storage.PipelinedRedis;
 import dev.idemgate.storage.Postgres;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
@@ -25,12 +26,14 @@ import org.junit.jupiter.api.Test;
 class TwinDetectorIT {
   private static Vertx vertx;
   private static Redis redis;
+  private static PipelinedRedis pipeline;
   private static Pool pool;
 
   @BeforeAll
   static void start() {
     vertx = Vertx.vertx();
     redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(TestGateway.redisUrl()).setMaxPoolSize(32));
+    pipeline = new PipelinedRedis(redis, vertx.getOrCreateContext());
     pool = Postgres.pool(vertx, TestGateway.config(Map.of()), 2);
     // Connect before the first check: its 250 ms budget is meant for commands, not for a cold connection.
     Http.await(redis.send(io.vertx.redis.client.Request.cmd(io.vertx.redis.client.Command.PING)));
@@ -38,6 +41,7 @@ class TwinDetectorIT {
 
   @AfterAll
   static void stop() {
+    Http.await(pipeline.close());
     Http.await(redis.close());
     Http.await(pool.close());
     Http.await(vertx.close());
@@ -49,7 +53,7 @@ class TwinDetectorIT {
 
   private static TwinDetector detector(Map<String, String> settings) {
     GatewayConfig config = TestGateway.config(settings);
-    return new AnomalyMonitor(config, new SimpleMeterRegistry(), TwinRateJudge.Settings.defaults()).detector(redis, pool);
+    return new AnomalyMonitor(config, new SimpleMeterRegistry(), TwinRateJudge.Settings.defaults()).detector(pipeline, redis, pool);
   }
 
   private static PaymentRequest payment(String source) {
@@ -95,6 +99,24 @@ class TwinDetectorIT {
     assertThat(pair.originalAtMillis()).isBetween(before, System.currentTimeMillis());
     assertThat(pair.originalKeyHash()).isEqualTo(PaymentTwins.keyHash(merchant, new IdempotencyKey("k1")));
     assertThat(observe(detector, merchant, "k2", request)).isInstanceOf(TwinVerdict.SameKey.class);
+  }
+
+  @Test
+  @DisplayName("a payment that is no twin costs one command on the verticle's pipeline: the detector's own "
+      + "connection is opened only for the first twin")
+  void plainChecksUseThePipeline() {
+    TwinDetector detector = detector("flag", "10m");
+    String merchant = merchant();
+    PaymentRequest request = payment("tok_visa");
+    for (int i = 0; i < 20; i++) {
+      PaymentRequest another = payment("tok_" + i);
+      assertThat(observe(detector, merchant, "k" + i, another)).isInstanceOf(TwinVerdict.First.class);
+      assertThat(observe(detector, merchant, "k" + i, another)).isInstanceOf(TwinVerdict.SameKey.class);
+    }
+    assertThat(detector.ownConnectionInUse()).isFalse();
+    assertThat(observe(detector, merchant, "first", request)).isInstanceOf(TwinVerdict.First.class);
+    assertThat(observe(detector, merchant, "second", request)).isInstanceOf(TwinVerdict.Allowed.class);
+    assertThat(detector.ownConnectionInUse()).isTrue();
   }
 
   @Test
@@ -155,14 +177,16 @@ class TwinDetectorIT {
   void redisDownGivesNoVerdict() {
     Redis dead = Redis.createClient(vertx, new RedisOptions()
         .setConnectionString("redis://127.0.0.1:" + TestGateway.freePort()));
+    PipelinedRedis deadPipeline = new PipelinedRedis(dead, vertx.getOrCreateContext());
     try {
       GatewayConfig config = TestGateway.config(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "reject"));
       TwinDetector detector = new AnomalyMonitor(config, new SimpleMeterRegistry(), TwinRateJudge.Settings.defaults())
-          .detector(dead, pool);
+          .detector(deadPipeline, dead, pool);
       long started = System.nanoTime();
       assertThat(observe(detector, merchant(), "k1", payment("tok_visa"))).isInstanceOf(TwinVerdict.Unobserved.class);
       assertThat((System.nanoTime() - started) / 1_000_000).isLessThan(TwinDetector.MAX_CHECK_MS + 500);
     } finally {
+      Http.await(deadPipeline.close());
       Http.await(dead.close());
     }
   }
