@@ -7,6 +7,7 @@ import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.payment.PaymentRequest;
 import dev.idemgate.storage.PipelinedRedis;
 import dev.idemgate.storage.Postgres;
+import dev.idemgate.support.FaultProxy;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -188,6 +189,38 @@ class TwinDetectorIT {
     } finally {
       Http.await(deadPipeline.close());
       Http.await(dead.close());
+    }
+  }
+
+  @Test
+  @DisplayName("after a failed check (Redis connection reset, reconnect refused) the next checks are skipped for a "
+      + "second, without touching Redis, then resume")
+  void failedCheckPausesChecks() throws Exception {
+    java.net.URI target = java.net.URI.create(TestGateway.redisUrl());
+    try (FaultProxy proxy = FaultProxy.start(target.getHost(), target.getPort())) {
+      String viaProxy = TestGateway.redisUrl().replace(":" + target.getPort(), ":" + proxy.port());
+      Redis client = Redis.createClient(vertx, new RedisOptions().setConnectionString(viaProxy));
+      PipelinedRedis throughProxy = new PipelinedRedis(client, vertx.getOrCreateContext());
+      try {
+        GatewayConfig config = TestGateway.config(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "flag"));
+        TwinDetector detector = new AnomalyMonitor(config, new SimpleMeterRegistry(), TwinRateJudge.Settings.defaults())
+            .detector(throughProxy, client, pool);
+        String merchant = merchant();
+        assertThat(observe(detector, merchant, "k1", payment("tok_1"))).isInstanceOf(TwinVerdict.First.class);
+        proxy.refuse();
+        proxy.cutAll();
+        assertThat(observe(detector, merchant, "k2", payment("tok_2"))).isInstanceOf(TwinVerdict.Unobserved.class);
+        proxy.pass();
+        long connections = proxy.acceptedConnections();
+        assertThat(observe(detector, merchant, "k3", payment("tok_3"))).isInstanceOf(TwinVerdict.Unobserved.class);
+        assertThat(proxy.acceptedConnections()).as("no reconnect while paused").isEqualTo(connections);
+        Http.await(vertx.timer(TwinDetector.RECONNECT_BACKOFF_MS + 100));
+        assertThat(observe(detector, merchant, "k4", payment("tok_4"))).isInstanceOf(TwinVerdict.First.class);
+        assertThat(proxy.acceptedConnections()).isGreaterThan(connections);
+      } finally {
+        Http.await(throughProxy.close());
+        Http.await(client.close());
+      }
     }
   }
 
