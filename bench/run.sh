@@ -487,6 +487,15 @@ say "pgbench: naive per-payment SQL (INSERT claim + UPDATE completion), $CONNECT
 [[ $BENCH_TABLES == 0 ]] || run_pgbench pg-naive "$ROOT/bench/pgbench/naive.pgbench" "INSERT + UPDATE per payment, one commit each"
 psql_bench -c "TRUNCATE idemgate_bench.naive_keys" > /dev/null 2>&1 || true
 
+say "pgbench: one durable commit at a time (1 client), what a commit costs here"
+if ( cd "$RAW" && timeout 60 pgbench -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -n -M prepared -c 1 -T 5 \
+    -f "$ROOT/bench/pgbench/commit.pgbench" -l --log-prefix pgbench-pg-commit "$PG_DB" ) > "$RAW/pg-commit-pgbench.txt" 2>&1; then
+  record --tool pgbench --input "$RAW/pg-commit-pgbench.txt" --log "$RAW/pgbench-pg-commit" --scenario pg-commit \
+    --target-name postgres --protocol sql --connections 1 --note "SELECT txid_current(): one commit waiting for its WAL flush"
+else
+  echo "bench: pgbench failed for pg-commit (see $RAW/pg-commit-pgbench.txt)" >&2
+fi
+
 say "redis-benchmark: the gate's SET NX GET PX, random keys, $CONNECTIONS clients"
 GATE_VALUE="P|5d41402abc4b2a76b9719d911017c592ae2d3b7c1e4f5a6b7c8d9e0f1a2b3c4d|$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 REDIS_REQUESTS=$(( DURATION_S * 20000 ))
