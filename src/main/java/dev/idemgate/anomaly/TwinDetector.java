@@ -105,6 +105,11 @@ public final class TwinDetector {
     this.leaseMs = monitor.config().lease().toMillis();
   }
 
+  /** Whether a check may refuse a payment (policy reject); under flag and off it only observes. */
+  public boolean mayRefuse() {
+    return policy == DuplicatePayloadPolicy.REJECT;
+  }
+
   /** The Redis key of one payment fingerprint; merchant and fingerprint are the Cluster hash tag. */
   static String redisKey(String merchantId, String fingerprint) {
     return "idemgate:twin:{" + merchantId + ":" + fingerprint + "}";

@@ -245,11 +245,14 @@ public final class ApiVerticle extends VerticleBase {
     } else if (parsed instanceof ParsedPayment.Valid valid) {
       PaymentService.PayCommand cmd = new PaymentService.PayCommand(merchant, key, valid.request(),
           PaymentService.fingerprint(valid.body()), bodyDigest);
-      // Anomalies (DESIGN §7): for a new payment only (after the gate, before the claim), one Redis
-      // step; a refused twin is never claimed or charged. The check never fails a payment.
+      // Anomalies (DESIGN §7): for a new payment only (after the gate), one Redis step. Under policy
+      // reject it runs before the claim, so a refused twin is never claimed or charged; under flag it
+      // cannot refuse, so it runs beside the claim. The check never fails a payment.
       MultiMap headers = ctx.request().headers();
-      ClaimGuard duplicates = c -> twins.observe(c.merchantId(), c.key(), c.request(), headers)
-          .map(verdict -> verdict instanceof TwinVerdict.Reject ? Optional.<Object>of(verdict) : Optional.empty());
+      ClaimGuard duplicates = twins.mayRefuse()
+          ? c -> twins.observe(c.merchantId(), c.key(), c.request(), headers)
+              .map(verdict -> verdict instanceof TwinVerdict.Reject ? Optional.<Object>of(verdict) : Optional.empty())
+          : ClaimGuard.observing(c -> twins.observe(c.merchantId(), c.key(), c.request(), headers));
       payments.pay(cmd, preferredWait(ctx), duplicates).onSuccess(outcome -> respond(ctx, outcome)).onFailure(ctx::fail);
     }
   }

@@ -2,11 +2,16 @@ package dev.idemgate.payment;
 
 import io.vertx.core.Future;
 import java.util.Optional;
+import java.util.function.Function;
 
 /**
  * A check a new payment must pass after the Redis gate and before its PostgreSQL claim — so a
  * refused payment is never claimed or charged, and replays and in-flight twins never pay for the
  * check. The anomaly detector's duplicate-payload policy is one.
+ *
+ * <p>A guard that only observes and never refuses ({@link #observing}) runs beside the claim
+ * instead of before it: the payment does not wait for it, only the answer does, so that what it
+ * recorded is there by the time the client hears back.
  */
 @FunctionalInterface
 public interface ClaimGuard {
@@ -18,4 +23,24 @@ public interface ClaimGuard {
    * renders. Must not fail: a check that cannot decide lets the payment through.
    */
   Future<Optional<Object>> check(PaymentService.PayCommand cmd);
+
+  /** False for a guard that never refuses: it then runs beside the claim (see the class comment). */
+  default boolean mayRefuse() {
+    return true;
+  }
+
+  /** A guard that observes each new payment and never refuses one; a failed observation is ignored. */
+  static ClaimGuard observing(Function<PaymentService.PayCommand, Future<?>> observe) {
+    return new ClaimGuard() {
+      @Override
+      public Future<Optional<Object>> check(PaymentService.PayCommand cmd) {
+        return observe.apply(cmd).otherwiseEmpty().map(v -> Optional.empty());
+      }
+
+      @Override
+      public boolean mayRefuse() {
+        return false;
+      }
+    };
+  }
 }

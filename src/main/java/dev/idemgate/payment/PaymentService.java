@@ -20,6 +20,7 @@ import dev.idemgate.provider.ProviderOutcome;
 import io.vertx.core.Future;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.Optional;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -112,6 +113,12 @@ public final class PaymentService {
       }
       // Claimed in Redis, or AskStore (PostgreSQL decides alone): a new payment, as far as Redis knows.
       String redisClaim = decision instanceof GateDecision.Claimed claimed ? claimed.token() : null;
+      if (!guard.mayRefuse()) {
+        // An observer: it runs beside the claim and the charge, and only the answer waits for it
+        // (the check never fails, see ClaimGuard).
+        Future<Optional<Object>> observed = guard.check(cmd);
+        return claimInStore(cmd, redisClaim).compose(outcome -> observed.map(ignored -> outcome));
+      }
       return guard.check(cmd).compose(refusal -> refusal.isPresent()
           ? releaseRedis(cmd, redisClaim).map(v -> (PayOutcome) new PayOutcome.Refused(refusal.get()))
           : claimInStore(cmd, redisClaim));
