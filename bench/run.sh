@@ -311,8 +311,38 @@ group_totals() { # -> "claim_count claim_sum complete_count complete_sum" from t
       op = ($1 ~ /"claim"/) ? "claim" : "complete"; v[op "_" part] = $2 }
     END { printf "%s %s %s %s\n", v["claim_count"] + 0, v["claim_sum"] + 0, v["complete_count"] + 0, v["complete_sum"] + 0 }'
 }
+# Where the CPU goes during a wrk run, per request, from /proc (clock ticks, user + system):
+# the gateway, PostgreSQL's processes and redis-server when they run on this machine, the rest
+# of the machine's busy time (the load generator and anything else), and its idle time. Processes
+# that end inside the window (a closed database connection) lose their ticks; the gateway's
+# pooled connections stay open throughout.
+CLK_TCK="$(getconf CLK_TCK)"
+ticks_of() { # pid... -> their CPU ticks added up
+  local total=0 pid ticks
+  for pid in "$@"; do
+    ticks="$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null)" && total=$((total + ${ticks:-0}))
+  done
+  echo "$total"
+}
+cpu_snapshot() { # -> "gateway postgres redis busy idle", ticks so far
+  printf '%s %s %s %s\n' "$(ticks_of "$GATEWAY_PID")" "$(ticks_of $(pgrep -x postgres))" \
+    "$(ticks_of $(pgrep -x redis-server))" "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)"
+}
+cpu_fact() { # name "snapshot before" "snapshot after" wrk-output
+  local requests
+  requests="$(grep -o '"requests":[0-9]*' "$4" | head -1 | cut -d: -f2 || true)"
+  fact "$1" "$(printf '%s %s\n' "$2" "$3" | awk -v n="${requests:-0}" -v hz="$CLK_TCK" '
+    function us(t) { return sprintf("%.0f", t * 1e6 / hz / n) }
+    n > 0 { g = $6 - $1; p = $7 - $2; r = $8 - $3; busy = $9 - $4; idle = $10 - $5
+      printf "gateway %s, postgres %s, redis %s, rest (load generator and others) %s, idle %s (us per request, %d requests)",
+        us(g), (p > 0 ? us(p) : "n/a (not local)"), (r > 0 ? us(r) : "n/a (not local)"), us(busy - g - p - r), us(idle), n }
+    n == 0 { print "n/a: no request count from wrk" }')"
+}
+
 GROUPS_BEFORE="$(group_totals)"
+CPU_BEFORE="$(cpu_snapshot)"
 run_wrk fresh gateway "$(url)" fresh "fresh-$STAMP"
+cpu_fact fresh_cpu_per_request "$CPU_BEFORE" "$(cpu_snapshot)" "$RAW/fresh-wrk.txt"
 FRESH_WRK_THROUGHPUT="$LAST_WRK_THROUGHPUT"
 # Payments per grouped statement during the fresh wrk run (idemgate_store_group_payments).
 fact fresh_payments_per_statement "$(printf '%s %s\n' "$GROUPS_BEFORE" "$(group_totals)" | awk '{
@@ -332,7 +362,9 @@ prime_replays() { # prefix: completes $REPLAY_KEYS keys for the replay scenarios
 }
 REPLAY_PREFIX="replay-$STAMP"
 prime_replays "$REPLAY_PREFIX"
+CPU_BEFORE="$(cpu_snapshot)"
 run_wrk replay gateway "$(url)" replay "$REPLAY_PREFIX"
+cpu_fact replay_cpu_per_request "$CPU_BEFORE" "$(cpu_snapshot)" "$RAW/replay-wrk.txt"
 REPLAY_WRK_THROUGHPUT="$LAST_WRK_THROUGHPUT"
 run_open replay gateway "$BASE" replay --key-prefix "$REPLAY_PREFIX" --keys "$REPLAY_KEYS"
 
@@ -485,13 +517,19 @@ else
 fi
 say "pgbench: naive per-payment SQL (INSERT claim + UPDATE completion), $CONNECTIONS clients"
 [[ $BENCH_TABLES == 0 ]] || run_pgbench pg-naive "$ROOT/bench/pgbench/naive.pgbench" "INSERT + UPDATE per payment, one commit each"
+# The CPU a new payment may cost, all processes together, for the fresh-key target (2.0x the
+# naive SQL) to be reachable on this machine; compare with fresh_cpu_per_request.
+NAIVE_THROUGHPUT="$(grep '"scenario":"pg-naive"' "$RESULTS" | grep -o '"throughput":[0-9.]*' | head -1 | cut -d: -f2 || true)"
+fact cpu_budget_per_payment_at_target "$(awk -v cpus="$(nproc)" -v naive="${NAIVE_THROUGHPUT:-0}" 'BEGIN {
+  if (naive > 0) printf "%d cores / (2.0 x %.0f naive payments/s) = %.0f us of CPU per payment for everything", cpus, naive, cpus * 1e6 / (2 * naive)
+  else print "n/a: no pg-naive figure" }')"
 psql_bench -c "TRUNCATE idemgate_bench.naive_keys" > /dev/null 2>&1 || true
 
 say "pgbench: one durable commit at a time (1 client), what a commit costs here"
 if ( cd "$RAW" && timeout 60 pgbench -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -n -M prepared -c 1 -T 5 \
     -f "$ROOT/bench/pgbench/commit.pgbench" -l --log-prefix pgbench-pg-commit "$PG_DB" ) > "$RAW/pg-commit-pgbench.txt" 2>&1; then
   record --tool pgbench --input "$RAW/pg-commit-pgbench.txt" --log "$RAW/pgbench-pg-commit" --scenario pg-commit \
-    --target-name postgres --protocol sql --connections 1 --note "SELECT txid_current(): one commit waiting for its WAL flush"
+    --target-name postgres --protocol sql --connections 1 --note "an upsert of one row per transaction: one commit waiting for its WAL flush"
 else
   echo "bench: pgbench failed for pg-commit (see $RAW/pg-commit-pgbench.txt)" >&2
 fi
