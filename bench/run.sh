@@ -331,11 +331,14 @@ cpu_snapshot() { # -> "gateway postgres redis busy idle", ticks so far
 cpu_fact() { # name "snapshot before" "snapshot after" wrk-output
   local requests
   requests="$(grep -o '"requests":[0-9]*' "$4" | head -1 | cut -d: -f2 || true)"
-  fact "$1" "$(printf '%s %s\n' "$2" "$3" | awk -v n="${requests:-0}" -v hz="$CLK_TCK" '
+  local pg_local=0 redis_local=0
+  pgrep -x postgres > /dev/null && pg_local=1
+  pgrep -x redis-server > /dev/null && redis_local=1
+  fact "$1" "$(printf '%s %s\n' "$2" "$3" | awk -v n="${requests:-0}" -v hz="$CLK_TCK" -v pg_local="$pg_local" -v redis_local="$redis_local" '
     function us(t) { return sprintf("%.0f", t * 1e6 / hz / n) }
     n > 0 { g = $6 - $1; p = $7 - $2; r = $8 - $3; busy = $9 - $4; idle = $10 - $5
       printf "gateway %s, postgres %s, redis %s, rest (load generator and others) %s, idle %s (us per request, %d requests)",
-        us(g), (p > 0 ? us(p) : "n/a (not local)"), (r > 0 ? us(r) : "n/a (not local)"), us(busy - g - p - r), us(idle), n }
+        us(g), (pg_local ? us(p) : "n/a (not local)"), (redis_local ? us(r) : "n/a (not local)"), us(busy - g - p - r), us(idle), n }
     n == 0 { print "n/a: no request count from wrk" }')"
 }
 
