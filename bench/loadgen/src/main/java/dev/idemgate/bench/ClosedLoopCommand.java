@@ -79,9 +79,7 @@ final class ClosedLoopCommand implements Callable<Integer> {
       }
       long n = sequence++;
       inFlight++;
-      client.request(target.pay(traffic.key(n)))
-          .compose(request -> request.send(traffic.body(n)))
-          .compose(response -> response.body().map(body -> response))
+      target.pay(client, traffic.key(n), traffic.body(n))
           .onComplete(outcome -> {
             inFlight--;
             long answeredAt = System.nanoTime();

@@ -122,9 +122,7 @@ final class OpenLoopCommand implements Callable<Integer> {
       long sequence = nextSequence();
       boolean recorded = intendedNanos - startNanos >= warmupNanos;
       inFlight++;
-      client.request(target.pay(traffic.key(sequence)))
-          .compose(request -> request.send(traffic.body(sequence)))
-          .compose(response -> response.body().map(body -> response))
+      target.pay(client, traffic.key(sequence), traffic.body(sequence))
           .onComplete(outcome -> {
             inFlight--;
             if (recorded) {

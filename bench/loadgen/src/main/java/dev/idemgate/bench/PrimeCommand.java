@@ -54,9 +54,8 @@ final class PrimeCommand implements Callable<Integer> {
     if (sequence >= keys) {
       return Future.succeededFuture();
     }
-    return client.request(target.pay(traffic.key(sequence)))
-        .compose(request -> request.send(traffic.body(sequence)))
-        .compose(response -> response.body().map(body -> response.statusCode()))
+    return target.pay(client, traffic.key(sequence), traffic.body(sequence))
+        .map(response -> response.statusCode())
         .compose(status -> {
           synchronized (statuses) {
             statuses.merge(status, 1L, Long::sum);

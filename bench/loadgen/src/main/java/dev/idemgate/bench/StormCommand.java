@@ -130,9 +130,7 @@ final class StormCommand implements Callable<Integer> {
       long start = System.nanoTime();
       long[] counts = new long[3];
       for (int i = 0; i < concurrency; i++) {
-        twins.add(client.request(target.pay(key))
-            .compose(request -> request.send(traffic.body(sequence)))
-            .compose(response -> response.body().map(body -> response))
+        twins.add(target.pay(client, key, traffic.body(sequence))
             .onSuccess(response -> {
               if (!measured) {
                 return;
@@ -190,9 +188,7 @@ final class StormCommand implements Callable<Integer> {
       long start = System.nanoTime();
       for (int i = 0; i < concurrency; i++) {
         long sequence = 1_000_000L + (long) n * concurrency + i;
-        payments.add(client.request(target.pay(traffic.key(sequence)))
-            .compose(request -> request.send(traffic.body(sequence)))
-            .compose(response -> response.body().map(body -> response))
+        payments.add(target.pay(client, traffic.key(sequence), traffic.body(sequence))
             .onSuccess(response -> {
               if (measured) {
                 freshBurst.response(response.statusCode(), System.nanoTime() - start);

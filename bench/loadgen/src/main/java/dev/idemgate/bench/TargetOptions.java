@@ -1,8 +1,11 @@
 package dev.idemgate.bench;
 
+import io.vertx.core.Future;
 import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClient;
 import io.vertx.core.http.HttpClientOptions;
+import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpVersion;
 import io.vertx.core.http.PoolOptions;
@@ -71,6 +74,13 @@ public final class TargetOptions {
     PoolOptions pool = new PoolOptions().setHttp1MaxSize(connections).setHttp2MaxSize(connections)
         .setMaxWaitQueueSize(-1);
     return vertx.createHttpClient(options, pool);
+  }
+
+  /** One POST /pay with this key and body, on the given client; the answer once its body is read. */
+  Future<HttpClientResponse> pay(HttpClient client, String key, Buffer body) {
+    return client.request(pay(key))
+        .compose(request -> request.send(body))
+        .compose(response -> response.body().map(read -> response));
   }
 
   RequestOptions pay(String key) {
