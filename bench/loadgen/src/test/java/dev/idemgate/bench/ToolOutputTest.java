@@ -43,6 +43,22 @@ class ToolOutputTest {
   }
 
   @Test
+  @DisplayName("pgbench with several payments per transaction: throughput counts payments, latency stays per transaction")
+  void pgbenchGrouped() throws Exception {
+    Path out = dir.resolve("pg16.txt");
+    Files.writeString(out, "duration: 2 s\nnumber of failed transactions: 0 (0.000%)\n"
+        + "tps = 1000.00 (without initial connection time)\n");
+    Files.writeString(dir.resolve("pgbench-g.7"), "0 0 4000 0 1700000000 1\n");
+    RecordCommand record = new RecordCommand();
+    record.log = dir.resolve("pgbench-g").toString();
+    record.perTransaction = 16;
+    JsonObject f = record.pgbench(Files.readString(out));
+    assertEquals(16000.0, f.getDouble("throughput"));
+    assertEquals(32000L, f.getLong("requests"));
+    assertEquals(4.0, f.getDouble("p50_ms"), 0.01);
+  }
+
+  @Test
   @DisplayName("redis-benchmark --csv gives throughput and p50/p99, no p99.9")
   void redisCsv() {
     JsonObject f = RecordCommand.redisBenchmark("\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\"p50_latency_ms\","
@@ -94,10 +110,19 @@ class ToolOutputTest {
     List<JsonObject> lines = List.of(
         new JsonObject().put("scenario", "fresh").put("tool", "wrk").put("throughput", 3000.0),
         new JsonObject().put("scenario", "pg-naive").put("tool", "pgbench").put("throughput", 1500.0),
-        new JsonObject().put("scenario", "replay").put("tool", "wrk").put("throughput", 20000.0));
+        new JsonObject().put("scenario", "replay").put("tool", "wrk").put("throughput", 20000.0),
+        new JsonObject().put("scenario", "pg-gateway-sql-grouped").put("tool", "pgbench").put("throughput", 2250.0));
     List<ReportCommand.Ratio> ratios = ReportCommand.ratios(lines, new TreeMap<>());
-    assertEquals(2.0, ratios.get(0).value());
-    assertEquals("met", ratios.get(0).verdict());
-    assertNull(ratios.get(1).value(), "no bare run: no ratio");
+    ReportCommand.Ratio fresh = ratio(ratios, "fresh /pay (wrk) ÷ pgbench naive SQL");
+    assertEquals(2.0, fresh.value());
+    assertEquals("met", fresh.verdict());
+    ReportCommand.Ratio ceiling = ratio(ratios, "ceiling: pgbench of the gateway's SQL grouped ÷ pgbench naive SQL");
+    assertEquals(1.5, ceiling.value());
+    assertEquals("2250.0 / 1500.0", ceiling.inputs());
+    assertNull(ratio(ratios, "replays (wrk) ÷ bare Vert.x (wrk)").value(), "no bare run: no ratio");
+  }
+
+  private static ReportCommand.Ratio ratio(List<ReportCommand.Ratio> ratios, String prefix) {
+    return ratios.stream().filter(r -> r.name().startsWith(prefix)).findFirst().orElseThrow();
   }
 }
