@@ -175,11 +175,16 @@ need_tool redis-benchmark redis-tools
 command -v pgbench >/dev/null || die "pgbench is missing: it ships with the PostgreSQL server package (apt-get install postgresql-15)"
 command -v jcmd >/dev/null || echo "bench: jcmd not found (a JRE, not a JDK?); heap figures will be n/a" >&2
 
-if [[ $BUILD == 1 || ! -f "$GATEWAY_JAR" ]]; then
+stale() { # jar sources... -> true when the jar is missing or older than any of the sources
+  local jar="$1"; shift
+  [[ ! -f "$jar" ]] || [[ -n "$(find "$@" -newer "$jar" -type f -print -quit 2>/dev/null)" ]]
+}
+# A jar older than its sources would measure code that is not there any more: rebuild it.
+if [[ $BUILD == 1 ]] || stale "$GATEWAY_JAR" "$ROOT/pom.xml" "$ROOT/src/main"; then
   say "building the gateway (mvn package -DskipTests)"
   mvn -B -q -f "$ROOT/pom.xml" package -DskipTests || die "the gateway build failed"
 fi
-if [[ $BUILD == 1 || ! -f "$LOADGEN_JAR" ]]; then
+if [[ $BUILD == 1 ]] || stale "$LOADGEN_JAR" "$ROOT/bench/loadgen/pom.xml" "$ROOT/bench/loadgen/src/main"; then
   say "building the load generator (bench/loadgen)"
   mvn -B -q -f "$ROOT/bench/loadgen/pom.xml" package -DskipTests || die "the load generator build failed"
 fi
