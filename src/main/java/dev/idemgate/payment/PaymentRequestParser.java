@@ -129,12 +129,13 @@ public final class PaymentRequestParser {
       return null;
     }
     for (Map.Entry<String, Object> e : object) {
-      if (e.getKey().isEmpty() || e.getKey().length() > 40) {
-        errors.add(new FieldError("metadata", "keys must be 1-40 characters"));
+      if (e.getKey().isEmpty() || e.getKey().length() > 40 || e.getKey().chars().anyMatch(Character::isISOControl)) {
+        errors.add(new FieldError("metadata", "keys must be 1-40 characters without control characters"));
         return null;
       }
-      if (!(e.getValue() instanceof String s) || s.length() > 500) {
-        errors.add(new FieldError("metadata." + e.getKey(), "must be a string of at most 500 characters"));
+      // PostgreSQL stores no U+0000 in text or jsonb; a value with one would fail its whole claim group.
+      if (!(e.getValue() instanceof String s) || s.length() > 500 || s.indexOf('\u0000') >= 0) {
+        errors.add(new FieldError("metadata." + e.getKey(), "must be a string of at most 500 characters, without U+0000"));
         return null;
       }
     }

@@ -40,6 +40,16 @@ class PaymentRequestParserTest {
   }
 
   @Test
+  @DisplayName("metadata: no control character in a key and no U+0000 in a value (PostgreSQL cannot store it)")
+  void metadataCharacters() {
+    String base = "{\"amount\":1,\"currency\":\"EUR\",\"source\":\"tok_visa\",\"metadata\":";
+    assertThat(fields(parse(base + "{\"k\":\"a\\u0000b\"}}"))).containsExactly("metadata.k");
+    assertThat(fields(parse(base + "{\"k\\u0000\":\"v\"}}"))).containsExactly("metadata");
+    assertThat(fields(parse(base + "{\"k\\n\":\"v\"}}"))).containsExactly("metadata");
+    assertThat(parse(base + "{\"address\":\"1 Main St\\nSpringfield\"}}")).isInstanceOf(ParsedPayment.Valid.class);
+  }
+
+  @Test
   @DisplayName("a body that is not a JSON object is invalid")
   void notAnObject() {
     assertThat(fields(parse("[1,2]"))).containsExactly("$");
