@@ -3,6 +3,7 @@ package dev.idemgate.idempotency;
 import dev.idemgate.storage.GroupCommit;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
+import io.vertx.pgclient.PgException;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.Row;
 import io.vertx.sqlclient.RowSet;
@@ -12,6 +13,7 @@ import java.time.Instant;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -146,8 +148,22 @@ public final class IdempotencyStore {
     this.providerId = providerId;
     this.timeoutMs = timeout.toMillis();
     this.leaseMs = lease.toMillis();
-    this.claims = new GroupCommit<>(context, MAX_GROUP, maxInFlight, this::claimGroup);
-    this.completions = new GroupCommit<>(context, MAX_GROUP, maxInFlight, this::completeGroup);
+    this.claims = new GroupCommit<>(context, MAX_GROUP, maxInFlight, this::claimGroup, IdempotencyStore::refusedAValue);
+    this.completions = new GroupCommit<>(context, MAX_GROUP, maxInFlight, this::completeGroup,
+        IdempotencyStore::refusedAValue);
+  }
+
+  /**
+   * PostgreSQL refused a value of a grouped statement (SQLSTATE class 22, a data exception, or 23,
+   * a violated constraint), not the connection. Such a statement changed nothing, and its writes
+   * are then tried one by one, so that one request's value fails that request alone, not the
+   * payments beside it in the group.
+   */
+  static boolean refusedAValue(Throwable failure) {
+    return failure instanceof StoreUnavailable store
+        && (store.operation().equals("claim") || store.operation().equals("complete"))
+        && store.getCause() instanceof PgException pg && pg.getSqlState() != null
+        && (pg.getSqlState().startsWith("22") || pg.getSqlState().startsWith("23"));
   }
 
   /**
@@ -182,6 +198,9 @@ public final class IdempotencyStore {
         batch.add(r);
       }
     }
+    // Rows in key order, so that two instances claiming the same keys at once lock them in the
+    // same order and cannot deadlock (a deadlock would fail both groups).
+    batch.sort(Comparator.comparing((ClaimRequest r) -> r.merchantId()).thenComparing(r -> r.key().value()));
     int n = batch.size();
     groupSizes.record("claim", n);
     String[] merchants = new String[n];

@@ -7,6 +7,7 @@ import io.vertx.core.Vertx;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Function;
+import java.util.function.Predicate;
 
 /**
  * Groups the writes of concurrent requests into one statement, one round trip and one commit.
@@ -14,6 +15,12 @@ import java.util.function.Function;
  * {@code maxInFlight} groups are already at the database, new writes wait and join the next
  * group. So under light traffic a write goes out at once, alone, with no added latency, and under
  * heavy traffic groups grow by themselves instead of queueing one commit per request.
+ *
+ * <p>A group's statement fails for all its writes. When the failure is one the database gives for
+ * a bad value rather than for a lost connection ({@code triedAlone}), each write of the group is
+ * then tried alone, so that one request's bad value fails that request only, never the payments
+ * of other clients beside it in the group. The executor must leave nothing behind when it fails
+ * (one autocommit statement does), so that trying again is safe.
  *
  * <p>The queue belongs to one event loop (the context given); a submit from any other thread hops
  * onto it. Each result is delivered back on the submitter's own context, so what runs after the
@@ -27,6 +34,7 @@ public final class GroupCommit<I, O> {
   private final Function<List<I>, Future<List<O>>> executor;
   private final int maxGroup;
   private final int maxInFlight;
+  private final Predicate<Throwable> triedAlone;
   private volatile Thread loopThread;
   private List<I> inputs = new ArrayList<>();
   private List<Promise<O>> promises = new ArrayList<>();
@@ -34,7 +42,14 @@ public final class GroupCommit<I, O> {
   private int inFlight;
 
   public GroupCommit(Context context, int maxGroup, int maxInFlight, Function<List<I>, Future<List<O>>> executor) {
+    this(context, maxGroup, maxInFlight, executor, failure -> false);
+  }
+
+  /** @param triedAlone which failures of a group of several writes send each of them again alone */
+  public GroupCommit(Context context, int maxGroup, int maxInFlight, Function<List<I>, Future<List<O>>> executor,
+      Predicate<Throwable> triedAlone) {
     this.context = context;
+    this.triedAlone = triedAlone;
     this.executor = executor;
     this.maxGroup = maxGroup;
     this.maxInFlight = maxInFlight;
@@ -83,24 +98,48 @@ public final class GroupCommit<I, O> {
       inputs = new ArrayList<>(inputs.subList(n, inputs.size()));
       promises = new ArrayList<>(promises.subList(n, promises.size()));
       inFlight++;
-      Future<List<O>> result;
-      try {
-        result = executor.apply(group);
-      } catch (RuntimeException e) {
-        result = Future.failedFuture(e);
-      }
-      result.onComplete(done -> {
-        inFlight--;
+      execute(group).onComplete(done -> {
         if (done.succeeded()) {
-          List<O> outputs = done.result();
-          for (int i = 0; i < waiting.size(); i++) {
-            waiting.get(i).complete(outputs.get(i));
+          deliver(done.result(), waiting);
+          landed();
+        } else if (group.size() > 1 && triedAlone.test(done.cause())) {
+          // Still one group in flight until every write has had its own try.
+          List<Future<List<O>>> alone = new ArrayList<>(group.size());
+          for (int i = 0; i < group.size(); i++) {
+            Promise<O> promise = waiting.get(i);
+            alone.add(execute(List.of(group.get(i))).onComplete(one -> {
+              if (one.succeeded()) {
+                deliver(one.result(), List.of(promise));
+              } else {
+                promise.fail(one.cause());
+              }
+            }));
           }
+          Future.join(alone).onComplete(all -> landed());
         } else {
           waiting.forEach(p -> p.fail(done.cause()));
+          landed();
         }
-        flush();
       });
     }
+  }
+
+  private Future<List<O>> execute(List<I> group) {
+    try {
+      return executor.apply(group);
+    } catch (RuntimeException e) {
+      return Future.failedFuture(e);
+    }
+  }
+
+  private void deliver(List<O> outputs, List<Promise<O>> waiting) {
+    for (int i = 0; i < waiting.size(); i++) {
+      waiting.get(i).complete(outputs.get(i));
+    }
+  }
+
+  private void landed() {
+    inFlight--;
+    flush();
   }
 }
