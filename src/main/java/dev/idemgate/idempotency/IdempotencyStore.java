@@ -94,6 +94,11 @@ public final class IdempotencyStore {
         decline_code = EXCLUDED.decline_code, updated_at = now()
       RETURNING p.id""";
 
+  /** Whether a key is held: a record the claim would not take over (anything but an expired completed one). */
+  private static final String HELD = """
+      SELECT 1 FROM idemgate.idempotency_keys
+      WHERE merchant_id = $1 AND idempotency_key = $2 AND NOT (state = 'COMPLETED' AND expires_at <= now())""";
+
   private static final String RELEASE = """
       DELETE FROM idemgate.idempotency_keys
       WHERE merchant_id = $1 AND idempotency_key = $2 AND epoch = $3 AND state = 'PROCESSING'""";
@@ -104,7 +109,8 @@ public final class IdempotencyStore {
 
   /** Every statement of the request path, by name, for the test that checks their plans. */
   static Map<String, String> statements() {
-    return Map.of("claim", CLAIM, "read", READ, "complete", COMPLETE, "release", RELEASE, "find payment", FIND_PAYMENT);
+    return Map.of("claim", CLAIM, "read", READ, "complete", COMPLETE, "held", HELD, "release", RELEASE,
+        "find payment", FIND_PAYMENT);
   }
 
   /** A claim that lost a race inside its group (a twin in the same group, a release between insert and read) goes again. */
@@ -347,6 +353,11 @@ public final class IdempotencyStore {
       }
       return results;
     });
+  }
+
+  /** Whether PostgreSQL holds this key, so that a request with it is a retry and not a new payment. */
+  public Future<Boolean> holds(String merchantId, IdempotencyKey key) {
+    return run("held", HELD, Tuple.of(merchantId, key.value())).map(rows -> rows.size() > 0);
   }
 
   /** Deletes a claim the provider definitely never charged, so the key is free again. Fenced. */

@@ -120,9 +120,29 @@ public final class PaymentService {
         return claimInStore(cmd, redisClaim).compose(outcome -> observed.map(ignored -> outcome));
       }
       return guard.check(cmd).compose(refusal -> refusal.isPresent()
-          ? releaseRedis(cmd, redisClaim).map(v -> (PayOutcome) new PayOutcome.Refused(refusal.get()))
+          ? refuseUnlessHeld(cmd, redisClaim, refusal.get())
           : claimInStore(cmd, redisClaim));
     });
+  }
+
+  /**
+   * A refusal is for a new payment only. Redis cannot always tell that a key is new: it may have
+   * lost the key, and for a pending payment it only points to PostgreSQL. So a key PostgreSQL
+   * holds is a retry and goes on to the claim, which answers with what that key's payment is (the
+   * claim never takes a key that is held). The lookup costs nothing on the common path: it runs for
+   * refusals only.
+   */
+  private Future<PayOutcome> refuseUnlessHeld(PayCommand cmd, String redisClaim, Object refusal) {
+    return metrics.timeStore("held", () -> store.holds(cmd.merchantId(), cmd.key())).compose(held -> held
+            ? claimInStore(cmd, redisClaim)
+            : releaseRedis(cmd, redisClaim).map(v -> (PayOutcome) new PayOutcome.Refused(refusal)))
+        .recover(failure -> {
+          if (!(failure instanceof StoreUnavailable)) {
+            return Future.failedFuture(failure);
+          }
+          log.warn("key lookup for a refused payment failed, answering 503: {}", failure.getMessage());
+          return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.StoreDown(STORE_RETRY_AFTER_SECONDS));
+        });
   }
 
   /** @param redisClaim the value this request wrote in Redis, or null when Redis did not claim for it */

@@ -5,7 +5,14 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.Http.Reply;
 import dev.idemgate.support.TestGateway;
+import dev.idemgate.support.Waits;
 import io.vertx.core.json.JsonObject;
+import io.vertx.redis.client.Command;
+import io.vertx.redis.client.Redis;
+import io.vertx.redis.client.Request;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -16,25 +23,36 @@ import org.junit.jupiter.api.Test;
 class DuplicateRejectIT {
   private static TestGateway gateway;
   private static Http http;
+  private static Redis redis;
 
   @BeforeAll
   static void start() {
     gateway = TestGateway.start(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "reject"));
     http = new Http();
+    redis = Redis.createClient(http.vertx(), TestGateway.redisUrl());
   }
 
   @AfterAll
   static void stop() {
+    Http.await(redis.close());
     http.close();
     gateway.close();
   }
 
   private static Reply pay(String key, JsonObject body, Map<String, String> headers) {
-    return Http.await(http.payAsync(gateway.apiPort(), TestGateway.KEY_A, key, body.encode(), headers));
+    return pay(gateway, key, body.encode(), headers);
+  }
+
+  private static Reply pay(TestGateway to, String key, String body, Map<String, String> headers) {
+    return Http.await(http.payAsync(to.apiPort(), TestGateway.KEY_A, key, body, headers));
   }
 
   private static int charges(String key) {
-    Reply log = http.get(gateway.managementPort(), "/admin/simulator/charges?merchant=" + TestGateway.MERCHANT_A
+    return charges(gateway, key);
+  }
+
+  private static int charges(TestGateway at, String key) {
+    Reply log = http.get(at.managementPort(), "/admin/simulator/charges?merchant=" + TestGateway.MERCHANT_A
         + "&key=" + key, TestGateway.ADMIN_TOKEN);
     assertThat(log.status()).isEqualTo(200);
     return log.json().getJsonArray("charges").size();
@@ -65,6 +83,37 @@ class DuplicateRejectIT {
     Reply replay = pay(k1, body, Map.of());
     assertThat(replay.status()).as("the original's own retry is replayed, not refused").isEqualTo(201);
     assertThat(replay.header("Idempotent-Replayed")).isEqualTo("true");
+  }
+
+  @Test
+  @DisplayName("the retry of a paid key is replayed, not refused, when Redis lost the key and a later payment of the "
+      + "same payload holds the twin slot")
+  void retryOfAHeldKeyIsNeverRefused() {
+    try (TestGateway shortWindow = TestGateway.start(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "reject",
+        "IDEMGATE_DUPLICATE_WINDOW", "1s"))) {
+      JsonObject body = Orders.payment(2700, "tok_visa");
+      String k1 = Http.newKey();
+      String k2 = Http.newKey();
+      Reply first = pay(shortWindow, k1, body.encode(), Map.of());
+      assertThat(first.status()).isEqualTo(201);
+      Waits.sleep(1_500);
+      assertThat(pay(shortWindow, k2, body.encode(), Map.of()).status())
+          .as("past the window the same payload is a new payment, the slot's new original").isEqualTo(201);
+      // Redis loses k1 (a restart, an eviction): only PostgreSQL still knows it.
+      Http.await(redis.send(Request.cmd(Command.DEL).arg("idemgate:idem:{" + TestGateway.MERCHANT_A + ":" + k1 + "}")));
+
+      // The same payload in another field order: the same payment, but not the same bytes, so the
+      // in-process replay cache does not answer and the request goes through the gate.
+      JsonObject reordered = new JsonObject();
+      List<String> fields = new ArrayList<>(body.fieldNames());
+      Collections.reverse(fields);
+      fields.forEach(field -> reordered.put(field, body.getValue(field)));
+      Reply retry = pay(shortWindow, k1, reordered.encode(), Map.of());
+      assertThat(retry.status()).isEqualTo(201);
+      assertThat(retry.header("Idempotent-Replayed")).isEqualTo("true");
+      assertThat(retry.json().getString("id")).isEqualTo(first.json().getString("id"));
+      assertThat(charges(shortWindow, k1)).isEqualTo(1);
+    }
   }
 
   @Test

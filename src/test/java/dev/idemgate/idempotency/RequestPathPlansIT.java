@@ -33,6 +33,7 @@ class RequestPathPlansIT {
       "read", "ARRAY['m'], ARRAY['k']",
       "complete", "ARRAY['m'], ARRAY['k'], ARRAY[1], ARRAY['pay_1'], ARRAY['COMPLETED'], ARRAY[201], ARRAY['{}'], "
           + "ARRAY[now()], ARRAY['succeeded'], ARRAY['simulator'], ARRAY['ch_1'], ARRAY[NULL]::text[], ARRAY[NULL]::timestamptz[]",
+      "held", "'m', 'k'",
       "release", "'m', 'k', 1",
       "find payment", "'pay_1', 'm'");
 
