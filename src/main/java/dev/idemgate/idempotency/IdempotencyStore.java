@@ -205,7 +205,7 @@ public final class IdempotencyStore {
       }
     }
     // Rows in key order, so that two instances claiming the same keys at once lock them in the
-    // same order and cannot deadlock (a deadlock would fail both groups).
+    // same order and cannot deadlock (PostgreSQL would end one of the two, failing its whole group).
     batch.sort(Comparator.comparing((ClaimRequest r) -> r.merchantId()).thenComparing(r -> r.key().value()));
     int n = batch.size();
     groupSizes.record("claim", n);

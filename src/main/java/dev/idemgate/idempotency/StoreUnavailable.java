@@ -9,7 +9,7 @@ public final class StoreUnavailable extends RuntimeException {
     this.operation = operation;
   }
 
-  /** The statement that failed, by name: claim, read, complete, release, find payment. */
+  /** The statement that failed, by name: claim, read, complete, held, release, find payment. */
   public String operation() {
     return operation;
   }

@@ -28,14 +28,10 @@ class ToolOutputTest {
   @Test
   @DisplayName("pgbench: tps and failures from its summary, percentiles from the per-transaction log")
   void pgbench() throws Exception {
-    Path out = dir.resolve("pg.txt");
-    Files.writeString(out, "duration: 3 s\nnumber of failed transactions: 2 (0.1%)\n"
-        + "tps = 1500.25 (without initial connection time)\n");
     Files.writeString(dir.resolve("pgbench-x.123"), "0 0 1000 0 1700000000 1\n0 1 3000 0 1700000000 2\n");
     Files.writeString(dir.resolve("pgbench-x.123.1"), "1 0 2000 0 1700000000 1\n");
-    RecordCommand record = new RecordCommand();
-    record.log = dir.resolve("pgbench-x").toString();
-    JsonObject f = record.pgbench(Files.readString(out));
+    JsonObject f = recordPgbench("duration: 3 s\nnumber of failed transactions: 2 (0.1%)\n"
+        + "tps = 1500.25 (without initial connection time)\n", "pgbench-x", 1);
     assertEquals(1500.3, f.getDouble("throughput"));
     assertEquals(2L, f.getLong("errors"));
     assertEquals(2.0, f.getDouble("p50_ms"), 0.01);
@@ -45,17 +41,20 @@ class ToolOutputTest {
   @Test
   @DisplayName("pgbench with several payments per transaction: throughput counts payments, latency stays per transaction")
   void pgbenchGrouped() throws Exception {
-    Path out = dir.resolve("pg16.txt");
-    Files.writeString(out, "duration: 2 s\nnumber of failed transactions: 0 (0.000%)\n"
-        + "tps = 1000.00 (without initial connection time)\n");
     Files.writeString(dir.resolve("pgbench-g.7"), "0 0 4000 0 1700000000 1\n");
-    RecordCommand record = new RecordCommand();
-    record.log = dir.resolve("pgbench-g").toString();
-    record.perTransaction = 16;
-    JsonObject f = record.pgbench(Files.readString(out));
+    JsonObject f = recordPgbench("duration: 2 s\nnumber of failed transactions: 0 (0.000%)\n"
+        + "tps = 1000.00 (without initial connection time)\n", "pgbench-g", 16);
     assertEquals(16000.0, f.getDouble("throughput"));
     assertEquals(32000L, f.getLong("requests"));
     assertEquals(4.0, f.getDouble("p50_ms"), 0.01);
+  }
+
+  /** What {@code record --tool pgbench} makes of a summary, with its per-transaction log files in {@code dir}. */
+  private JsonObject recordPgbench(String summary, String logPrefix, int perTransaction) throws Exception {
+    RecordCommand record = new RecordCommand();
+    record.log = dir.resolve(logPrefix).toString();
+    record.perTransaction = perTransaction;
+    return record.pgbench(summary);
   }
 
   @Test
