@@ -288,10 +288,14 @@ public final class ApiVerticle extends VerticleBase {
       outcome(ctx, RequestOutcome.KEY_REUSED);
       Problems.send(ctx, new ApiProblem(ErrorCode.IDEMPOTENCY_KEY_REUSED,
           "this key was already used with a different payload; use a new key for a new payment"));
-    } else if (outcome instanceof PayOutcome.ProviderUnavailable) {
+    } else if (outcome instanceof PayOutcome.ProviderUnavailable unavailable) {
       outcome(ctx, RequestOutcome.PROVIDER_UNAVAILABLE);
-      Problems.send(ctx, new ApiProblem(ErrorCode.PROVIDER_UNAVAILABLE,
-          "the payment provider did not take the charge; nothing was charged and the key is free: retrying is safe"));
+      Problems.send(ctx, unavailable.keyReleased()
+          ? new ApiProblem(ErrorCode.PROVIDER_UNAVAILABLE,
+              "the payment provider did not take the charge; nothing was charged and the key is free: retrying is safe")
+          : new ApiProblem(ErrorCode.PROVIDER_UNAVAILABLE, "the payment provider did not take the charge; nothing was "
+              + "charged, but the key stays in use until it is released: retry after Retry-After seconds", null,
+              unavailable.retryAfterSeconds()));
     } else if (outcome instanceof PayOutcome.Refused refused && refused.reason() instanceof TwinVerdict.Reject twin) {
       outcome(ctx, RequestOutcome.DUPLICATE_SUSPECTED);
       Problems.send(ctx, duplicateSuspected(twin.twin()));

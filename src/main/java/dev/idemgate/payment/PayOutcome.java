@@ -16,8 +16,16 @@ public sealed interface PayOutcome {
   /** Same key, different payload: 422 idempotency_key_reused. */
   record KeyReused() implements PayOutcome {}
 
-  /** The provider definitely did not charge; the key is released: 502 provider_unavailable. */
-  record ProviderUnavailable() implements PayOutcome {}
+  /**
+   * The provider definitely did not charge: 502 provider_unavailable. The key is released, or, when
+   * PostgreSQL did not take the release, stays held until recovery frees it: then
+   * {@code retryAfterSeconds} says when (0 when released).
+   */
+  record ProviderUnavailable(int retryAfterSeconds) implements PayOutcome {
+    public boolean keyReleased() {
+      return retryAfterSeconds == 0;
+    }
+  }
 
   /** A {@link ClaimGuard} refused the new payment before it was claimed; nothing was charged. */
   record Refused(Object reason) implements PayOutcome {}

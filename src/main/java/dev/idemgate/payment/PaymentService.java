@@ -49,6 +49,12 @@ public final class PaymentService {
   /** How long after its claim a charge may still be sent: the lease, less a margin for clock and queueing. */
   private final long sendWindowNanos;
   private static final Duration SEND_MARGIN = Duration.ofSeconds(1);
+  /**
+   * When a key whose release failed is free again at the latest: recovery releases a claim the
+   * provider never saw once a late charge is impossible (the lease plus twice the provider timeout
+   * after the claim), at its next pass.
+   */
+  private final int heldKeyRetryAfterSeconds;
 
   public PaymentService(RedisGate gate, IdempotencyStore store, ProviderClient provider, CompletionNotifier notifier,
       GatewayMetrics metrics, GatewayConfig config, ReplayCache replays) {
@@ -61,6 +67,8 @@ public final class PaymentService {
     this.providerName = config.provider();
     this.config = config;
     this.sendWindowNanos = config.lease().minus(SEND_MARGIN).toNanos();
+    Duration untilReleased = config.lease().plus(config.providerTimeout().multipliedBy(2)).plus(config.recoveryInterval());
+    this.heldKeyRetryAfterSeconds = (int) Math.max(1, (untilReleased.toMillis() + 999) / 1000);
   }
 
   /**
@@ -239,14 +247,20 @@ public final class PaymentService {
       ProviderOutcome.NotAttempted notAttempted) {
     log.info("provider did not attempt payment {}: {}; releasing the key", owned.paymentId(), notAttempted.reason());
     return store.release(cmd.merchantId(), cmd.key(), owned.epoch())
-        .<Void>mapEmpty()
+        .map(result -> result == Completion.Result.RECORDED)
         .otherwise(failure -> {
-          // The claim stays PROCESSING: recovery asks the provider after the lease and releases it.
           log.warn("release of payment {} not recorded: {}", owned.paymentId(), failure.getMessage());
-          return null;
+          return false;
         })
-        .compose(v -> redisClaim == null ? gate.forget(cmd.merchantId(), cmd.key()) : releaseRedis(cmd, redisClaim))
-        .map(v -> new PayOutcome.ProviderUnavailable());
+        .compose(released -> {
+          if (!released) {
+            // The claim stays PROCESSING (or recovery already took it over): recovery frees the key
+            // once a late charge is impossible, and the answer says when instead of "the key is free".
+            log.warn("payment {} was not charged but its key stays held until recovery releases it", owned.paymentId());
+          }
+          Future<Void> redis = redisClaim == null ? gate.forget(cmd.merchantId(), cmd.key()) : releaseRedis(cmd, redisClaim);
+          return redis.map(v -> new PayOutcome.ProviderUnavailable(released ? 0 : heldKeyRetryAfterSeconds));
+        });
   }
 
   private Future<Void> releaseRedis(PayCommand cmd, String redisClaim) {

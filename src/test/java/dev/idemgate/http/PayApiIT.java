@@ -5,8 +5,10 @@ import static dev.idemgate.support.TestGateway.KEY_A;
 import static dev.idemgate.support.TestGateway.KEY_B;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.Http.Reply;
+import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import io.vertx.core.Future;
 import io.vertx.core.buffer.Buffer;
@@ -268,9 +270,43 @@ class PayApiIT {
     Reply down = pay(key, Http.payment(100, "tok_provider_down"));
     assertThat(down.status()).isEqualTo(502);
     assertThat(down.json().getString("code")).isEqualTo("provider_unavailable");
+    assertThat(down.json().getString("detail")).contains("the key is free");
+    assertThat(down.header("Retry-After")).isNull();
     // Released: the same key may now carry a different payment.
     Reply next = pay(key, Http.payment(100, "tok_visa"));
     assertThat(next.status()).isEqualTo(201);
+  }
+
+  @Test
+  @DisplayName("when PostgreSQL does not take the release after a provider failure, the 502 says the key stays in use "
+      + "and when to retry, instead of calling it free")
+  void providerDownWithAHeldKey() {
+    String prefix = "release-refused-" + Http.newKey().replaceAll("[^A-Za-z0-9]", "");
+    String trigger = "refuse_release_" + Integer.toHexString(prefix.hashCode() & 0x7fffffff);
+    // Only this test's keys: every other DELETE goes through.
+    try (TestDb db = new TestDb(http.vertx())) {
+      db.query("CREATE FUNCTION idemgate." + trigger + "() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN "
+          + "IF OLD.idempotency_key LIKE '" + prefix + "%' THEN RAISE EXCEPTION 'release refused by the test'; END IF; "
+          + "RETURN OLD; END $f$");
+      db.query("CREATE TRIGGER " + trigger + " BEFORE DELETE ON idemgate.idempotency_keys FOR EACH ROW EXECUTE FUNCTION idemgate."
+          + trigger + "()");
+      try {
+        String key = prefix + "-1";
+        JsonObject body = Http.payment(100, "tok_provider_down");
+        Reply down = pay(key, body);
+        assertThat(down.status()).isEqualTo(502);
+        assertThat(down.json().getString("code")).isEqualTo("provider_unavailable");
+        assertThat(down.json().getString("detail")).contains("stays in use").doesNotContain("is free");
+        GatewayConfig config = gateway.config();
+        long untilReleased = config.lease().plus(config.providerTimeout().multipliedBy(2)).plus(config.recoveryInterval())
+            .toSeconds();
+        assertThat(down.header("Retry-After")).isEqualTo(String.valueOf(untilReleased));
+        assertThat(pay(key, body).status()).as("the key is still held").isEqualTo(409);
+      } finally {
+        db.query("DROP TRIGGER " + trigger + " ON idemgate.idempotency_keys");
+        db.query("DROP FUNCTION idemgate." + trigger + "()");
+      }
+    }
   }
 
   @Test
