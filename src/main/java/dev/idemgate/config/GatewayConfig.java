@@ -67,6 +67,16 @@ public record GatewayConfig(
     return merchantKeyTtl.getOrDefault(merchantId, keyTtl);
   }
 
+  /**
+   * How long after its claim a charge that the provider has not seen can no longer reach it: a
+   * charge is only sent before the claim's lease ends and takes at most the provider timeout; past
+   * that, twice over for safety, a provider that has not seen it never will. Recovery frees such a
+   * key only then.
+   */
+  public Duration lateChargeWindow() {
+    return lease.plus(providerTimeout.multipliedBy(2));
+  }
+
   /** API verticle instances to deploy: the configured number, or one per core. */
   public int effectiveApiInstances() {
     return apiInstances > 0 ? apiInstances : Runtime.getRuntime().availableProcessors();

@@ -290,12 +290,11 @@ public final class ApiVerticle extends VerticleBase {
           "this key was already used with a different payload; use a new key for a new payment"));
     } else if (outcome instanceof PayOutcome.ProviderUnavailable unavailable) {
       outcome(ctx, RequestOutcome.PROVIDER_UNAVAILABLE);
-      Problems.send(ctx, unavailable.keyReleased()
-          ? new ApiProblem(ErrorCode.PROVIDER_UNAVAILABLE,
-              "the payment provider did not take the charge; nothing was charged and the key is free: retrying is safe")
-          : new ApiProblem(ErrorCode.PROVIDER_UNAVAILABLE, "the payment provider did not take the charge; nothing was "
-              + "charged, but the key stays in use until it is released: retry after Retry-After seconds", null,
-              unavailable.retryAfterSeconds()));
+      boolean free = unavailable.keyReleased();
+      Problems.send(ctx, new ApiProblem(ErrorCode.PROVIDER_UNAVAILABLE, free
+          ? "the payment provider did not take the charge; nothing was charged and the key is free: retrying is safe"
+          : "the payment provider did not take the charge; nothing was charged, but the key stays in use until it is "
+              + "released: retry after Retry-After seconds", null, free ? null : unavailable.retryAfterSeconds()));
     } else if (outcome instanceof PayOutcome.Refused refused && refused.reason() instanceof TwinVerdict.Reject twin) {
       outcome(ctx, RequestOutcome.DUPLICATE_SUSPECTED);
       Problems.send(ctx, duplicateSuspected(twin.twin()));

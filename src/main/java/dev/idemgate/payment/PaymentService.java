@@ -51,8 +51,7 @@ public final class PaymentService {
   private static final Duration SEND_MARGIN = Duration.ofSeconds(1);
   /**
    * When a key whose release failed is free again at the latest: recovery releases a claim the
-   * provider never saw once a late charge is impossible (the lease plus twice the provider timeout
-   * after the claim), at its next pass.
+   * provider never saw once a late charge is impossible, at its next pass.
    */
   private final int heldKeyRetryAfterSeconds;
 
@@ -67,7 +66,7 @@ public final class PaymentService {
     this.providerName = config.provider();
     this.config = config;
     this.sendWindowNanos = config.lease().minus(SEND_MARGIN).toNanos();
-    Duration untilReleased = config.lease().plus(config.providerTimeout().multipliedBy(2)).plus(config.recoveryInterval());
+    Duration untilReleased = config.lateChargeWindow().plus(config.recoveryInterval());
     this.heldKeyRetryAfterSeconds = (int) Math.max(1, (untilReleased.toMillis() + 999) / 1000);
   }
 
@@ -144,13 +143,19 @@ public final class PaymentService {
     return metrics.timeStore("held", () -> store.holds(cmd.merchantId(), cmd.key())).compose(held -> held
             ? claimInStore(cmd, redisClaim)
             : releaseRedis(cmd, redisClaim).map(v -> (PayOutcome) new PayOutcome.Refused(refusal)))
-        .recover(failure -> {
-          if (!(failure instanceof StoreUnavailable)) {
-            return Future.failedFuture(failure);
-          }
-          log.warn("key lookup for a refused payment failed, answering 503: {}", failure.getMessage());
-          return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.StoreDown(STORE_RETRY_AFTER_SECONDS));
-        });
+        .recover(failure -> storeDown(cmd, redisClaim, "key lookup for a refused payment", failure));
+  }
+
+  /**
+   * PostgreSQL failed before anything was charged: 503, with the Redis claim freed so that the
+   * client's retry is not held off by a 409. Any other failure goes on as it is.
+   */
+  private Future<PayOutcome> storeDown(PayCommand cmd, String redisClaim, String what, Throwable failure) {
+    if (!(failure instanceof StoreUnavailable)) {
+      return Future.failedFuture(failure);
+    }
+    log.warn("{} failed, answering 503: {}", what, failure.getMessage());
+    return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.StoreDown(STORE_RETRY_AFTER_SECONDS));
   }
 
   /** @param redisClaim the value this request wrote in Redis, or null when Redis did not claim for it */
@@ -176,14 +181,7 @@ public final class PaymentService {
           }
           return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.KeyReused()); // Mismatch
         })
-        .recover(failure -> {
-          if (!(failure instanceof StoreUnavailable)) {
-            return Future.failedFuture(failure);
-          }
-          // Nothing was charged: free the Redis claim so the client's retry is not held off by a 409.
-          log.warn("claim not recorded, answering 503: {}", failure.getMessage());
-          return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.StoreDown(STORE_RETRY_AFTER_SECONDS));
-        });
+        .recover(failure -> storeDown(cmd, redisClaim, "claim", failure));
   }
 
   private Future<PayOutcome> charge(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim) {

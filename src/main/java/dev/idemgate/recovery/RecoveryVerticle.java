@@ -152,13 +152,9 @@ public final class RecoveryVerticle extends VerticleBase {
         });
   }
 
-  /**
-   * A charge can only be sent before its claim's lease ends, and takes at most the provider timeout;
-   * past that, twice over for safety, a provider that has not seen it never will.
-   */
+  /** Past {@link GatewayConfig#lateChargeWindow()}, a provider that has not seen the charge never will. */
   private boolean lateChargeImpossible(DueRecord r) {
-    Duration quiet = config.lease().plus(config.providerTimeout().multipliedBy(2));
-    return r.createdAt().plus(quiet).isBefore(Instant.now());
+    return r.createdAt().plus(config.lateChargeWindow()).isBefore(Instant.now());
   }
 
   private Future<Action> complete(DueRecord r, int status, String paymentStatus, String reference, String declineCode) {
