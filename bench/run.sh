@@ -28,6 +28,11 @@ STORM_ROUNDS=3
 # Payments per statement of the grouped pgbench run of the gateway's own SQL (pg-gateway-sql-grouped):
 # twice what the gateway forms from 32 connections, so a generous ceiling.
 SQL_GROUP=16
+# Connection counts of the extra fresh-key runs on the main gateway, and client counts of the extra
+# naive-SQL runs (each besides --connections): the gateway's throughput grows with concurrency
+# (bigger groups), the naive SQL's falls past a few dozen clients (one backend per request).
+SWEEP_CONNECTIONS="64 128 256"
+SWEEP_CLIENTS="8 16 64"
 REPLAY_KEYS=1000
 LATENCY_MS=50
 HTTP_PORT=18080
@@ -58,6 +63,9 @@ usage: bench/run.sh [options]
   --storm-concurrency N  requests per storm round, all on one key (default $STORM_CONCURRENCY)
   --storm-rounds N       storm rounds, one key each (default $STORM_ROUNDS)
   --sql-group N          payments per statement of the grouped pgbench run of the gateway's SQL (default $SQL_GROUP)
+  --sweep-connections "N ..."  extra fresh-key wrk runs at these connection counts (default "$SWEEP_CONNECTIONS"; "" for none)
+  --sweep-clients "N ..."      extra naive-SQL pgbench runs at these client counts (default "$SWEEP_CLIENTS"; "" for none);
+                         counts above the server's max_connections less 5 are skipped and said so
   --replay-keys N        completed keys the replay scenarios cycle through (default $REPLAY_KEYS)
   --latency-ms N         simulator latency of the provider-latency scenario (default $LATENCY_MS)
   --http-port P / --management-port P / --bare-port P   (defaults $HTTP_PORT / $MANAGEMENT_PORT / $BARE_PORT)
@@ -87,6 +95,8 @@ while [[ $# -gt 0 ]]; do
     --rate-percent) RATE_FRACTION="$2"; shift 2 ;;
     --rate-max) RATE_MAX="$2"; shift 2 ;;
     --sql-group) SQL_GROUP="$2"; shift 2 ;;
+    --sweep-connections) SWEEP_CONNECTIONS="$2"; shift 2 ;;
+    --sweep-clients) SWEEP_CLIENTS="$2"; shift 2 ;;
     --connections) CONNECTIONS="$2"; shift 2 ;;
     --storm-concurrency) STORM_CONCURRENCY="$2"; shift 2 ;;
     --storm-rounds) STORM_ROUNDS="$2"; shift 2 ;;
@@ -283,13 +293,14 @@ warm_up() { # send fresh payments for the warm-up time so the JIT has seen the p
 }
 
 LAST_WRK_THROUGHPUT=0
-run_wrk() { # scenario target url mode prefix
-  local scenario="$1" target="$2" url="$3" mode="$4" prefix="$5" out="$RAW/$1-wrk.txt"
-  say "$scenario: wrk, closed loop, $CONNECTIONS connections, $DURATION"
+run_wrk() { # scenario target url mode prefix [connections]
+  local scenario="$1" target="$2" url="$3" mode="$4" prefix="$5" conns="${6:-$CONNECTIONS}"
+  local out="$RAW/$1-wrk${6:+-c$6}.txt"
+  say "$scenario: wrk, closed loop, $conns connections, $DURATION"
   LAST_WRK_THROUGHPUT=0
-  timeout $((DURATION_S + 60)) wrk -t2 -c"$CONNECTIONS" -d"${DURATION_S}s" --timeout 10s -s "$WRK_SCRIPT" "$url" \
+  timeout $((DURATION_S + 60)) wrk -t2 -c"$conns" -d"${DURATION_S}s" --timeout 10s -s "$WRK_SCRIPT" "$url" \
     -- "$mode" "$prefix" "$REPLAY_KEYS" "$API_KEY" > "$out" 2>&1 || { echo "bench: wrk failed for $scenario (see $out)" >&2; return 0; }
-  record --tool wrk --input "$out" --scenario "$scenario" --target-name "$target" --connections "$CONNECTIONS" \
+  record --tool wrk --input "$out" --scenario "$scenario" --target-name "$target" --connections "$conns" \
     --note "latency from actual send (closed loop)" || { echo "bench: could not read wrk output of $scenario" >&2; return 0; }
   LAST_WRK_THROUGHPUT="$(grep -o '"throughput":[0-9]*' "$out" | head -1 | cut -d: -f2 || true)"
 }
@@ -371,6 +382,10 @@ fact fresh_payments_per_statement "$(printf '%s %s\n' "$GROUPS_BEFORE" "$(group_
   if ($5 - $1 > 0 && $7 - $3 > 0) printf "claim %.1f (%d statements), complete %.1f (%d statements)", claims / ($5 - $1), $5 - $1, completions / ($7 - $3), $7 - $3
   else print "n/a: the gateway has no idemgate_store_group_payments meter" }')"
 run_open fresh gateway "$BASE" fresh --key-prefix "fresh-open-$STAMP"
+# The same fresh keys at more connections: the grouped path carries more payments per statement.
+for conns in $SWEEP_CONNECTIONS; do
+  run_wrk fresh-concurrency gateway "$(url)" fresh "fresh-c$conns-$STAMP" "$conns"
+done
 
 prime_replays() { # prefix: completes $REPLAY_KEYS keys for the replay scenarios, then warms the replay path
   say "replay: priming $REPLAY_KEYS completed keys, then replaying them for $WARMUP unmeasured"
@@ -517,15 +532,16 @@ BARE_PID=""
 say "pgbench: the gateway's own SQL (CLAIM + COMPLETE, extracted from IdempotencyStore.java), $CONNECTIONS clients"
 BENCH_TABLES=1
 psql_bench -f "$ROOT/bench/pgbench/schema.sql" > /dev/null || { BENCH_TABLES=0; fact pgbench "n/a: could not create the bench tables (bench/pgbench/schema.sql)"; }
-run_pgbench() { # scenario script note [payments per transaction]
-  local scenario="$1" script="$2" note="$3" per="${4:-1}" out="$RAW/$1-pgbench.txt"
+run_pgbench() { # scenario script note [payments per transaction] [clients]
+  local scenario="$1" script="$2" note="$3" per="${4:-1}" clients="${5:-$CONNECTIONS}"
+  local out="$RAW/$1${5:+-c$5}-pgbench.txt" log="pgbench-$1${5:+-c$5}"
   checkpoint
   ( cd "$RAW" && timeout $((DURATION_S + 60)) pgbench -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -n -M prepared \
-      -c "$CONNECTIONS" -j 2 -T "$DURATION_S" -f "$script" -l --log-prefix "pgbench-$scenario" \
+      -c "$clients" -j 2 -T "$DURATION_S" -f "$script" -l --log-prefix "$log" \
       -D response_body="$(cat "$ROOT/bench/pgbench/response-body.json")" "$PG_DB" ) > "$out" 2>&1 \
     || { echo "bench: pgbench failed for $scenario (see $out)" >&2; return 0; }
-  record --tool pgbench --input "$out" --log "$RAW/pgbench-$scenario" --scenario "$scenario" --target-name postgres \
-    --protocol sql --connections "$CONNECTIONS" --per-transaction "$per" --note "$note"
+  record --tool pgbench --input "$out" --log "$RAW/$log" --scenario "$scenario" --target-name postgres \
+    --protocol sql --connections "$clients" --per-transaction "$per" --note "$note"
 }
 # If the statements changed shape, say so and go on: the other baselines still stand.
 if [[ $BENCH_TABLES == 0 ]]; then
@@ -551,6 +567,20 @@ NAIVE_THROUGHPUT="$(grep '"scenario":"pg-naive"' "$RESULTS" | grep -o '"throughp
 fact cpu_budget_per_payment_at_target "$(awk -v cpus="$(nproc)" -v naive="${NAIVE_THROUGHPUT:-0}" 'BEGIN {
   if (naive > 0) printf "%d cores / (2.0 x %.0f naive payments/s) = %.0f us of CPU per payment for everything", cpus, naive, cpus * 1e6 / (2 * naive)
   else print "n/a: no pg-naive figure" }')"
+# The naive SQL at other client counts: its limit is where it peaks, which is not always at
+# --connections. pgbench needs a server connection per client, so counts the server cannot take
+# are skipped (the gateway needs no more than its pool whatever its HTTP connections).
+MAX_CLIENTS="$(( $(psql_bench -Atc "SHOW max_connections" 2>/dev/null || echo 0) - 5 ))"
+for clients in $SWEEP_CLIENTS; do
+  [[ $BENCH_TABLES == 0 ]] && break
+  if (( clients > MAX_CLIENTS )); then
+    fact "pg_naive_c$clients" "n/a: the server takes $MAX_CLIENTS more connections at most (max_connections less 5)"
+    continue
+  fi
+  say "pgbench: naive per-payment SQL, $clients clients"
+  psql_bench -c "TRUNCATE idemgate_bench.naive_keys" > /dev/null 2>&1 || true  # each run from an empty table, as the first
+  run_pgbench pg-naive-concurrency "$ROOT/bench/pgbench/naive.pgbench" "INSERT + UPDATE per payment, one commit each" 1 "$clients"
+done
 psql_bench -c "TRUNCATE idemgate_bench.naive_keys" > /dev/null 2>&1 || true
 
 say "pgbench: one durable commit at a time (1 client), what a commit costs here"

@@ -121,6 +121,26 @@ class ToolOutputTest {
     assertNull(ratio(ratios, "replays (wrk) ÷ bare Vert.x (wrk)").value(), "no bare run: no ratio");
   }
 
+  @Test
+  @DisplayName("peak ratio: each side at the connection count where it ran fastest")
+  void peakRatio() {
+    List<JsonObject> lines = List.of(
+        new JsonObject().put("scenario", "fresh").put("tool", "wrk").put("connections", 32).put("throughput", 3000.0),
+        new JsonObject().put("scenario", "fresh-concurrency").put("tool", "wrk").put("connections", 128)
+            .put("throughput", 5000.0),
+        new JsonObject().put("scenario", "fresh-concurrency").put("tool", "wrk").put("connections", 256)
+            .put("throughput", 4500.0),
+        new JsonObject().put("scenario", "pg-naive").put("tool", "pgbench").put("connections", 32).put("throughput", 2500.0),
+        new JsonObject().put("scenario", "pg-naive-concurrency").put("tool", "pgbench").put("connections", 64)
+            .put("throughput", 2000.0));
+    List<ReportCommand.Ratio> ratios = ReportCommand.ratios(lines, new TreeMap<>());
+    ReportCommand.Ratio peaks = ratio(ratios, "peaks: fresh /pay (wrk) at its best connection count");
+    assertEquals(2.0, peaks.value());
+    assertEquals("5000.0 / 2500.0 (at 128 and 32)", peaks.inputs());
+    assertEquals("", peaks.verdict(), "informative: the target is read at one concurrency");
+    assertEquals(1.2, ratio(ratios, "fresh /pay (wrk) ÷ pgbench naive SQL").value(), "the target's ratio stays at --connections");
+  }
+
   private static ReportCommand.Ratio ratio(List<ReportCommand.Ratio> ratios, String prefix) {
     return ratios.stream().filter(r -> r.name().startsWith(prefix)).findFirst().orElseThrow();
   }
