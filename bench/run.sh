@@ -118,6 +118,9 @@ done
 DURATION_S="$(seconds_of "$DURATION")"
 WARMUP_S="$(seconds_of "$WARMUP")"
 GATEWAY_WARMUP_S="$(seconds_of "$GATEWAY_WARMUP")"
+for n in $SWEEP_CONNECTIONS $SWEEP_CLIENTS; do
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "bench: --sweep-connections and --sweep-clients take positive numbers, not '$n'" >&2; exit 2; }
+done
 [[ "$DURATION_S" =~ ^[0-9]+$ && "$DURATION_S" -ge 1 ]] || { echo "bench: bad --duration $DURATION" >&2; exit 2; }
 [[ "$WARMUP_S" =~ ^[0-9]+$ ]] || { echo "bench: bad --warmup $WARMUP" >&2; exit 2; }
 [[ "$GATEWAY_WARMUP_S" =~ ^[0-9]+$ ]] || { echo "bench: bad --gateway-warmup $GATEWAY_WARMUP" >&2; exit 2; }
