@@ -577,7 +577,7 @@ MAX_CLIENTS="$(( $(psql_bench -Atc "SHOW max_connections" 2>/dev/null || echo 0)
 for clients in $SWEEP_CLIENTS; do
   [[ $BENCH_TABLES == 0 ]] && break
   if (( clients > MAX_CLIENTS )); then
-    fact "pg_naive_c$clients" "n/a: the server takes $MAX_CLIENTS more connections at most (max_connections less 5)"
+    fact "pg_naive_c$clients" "n/a: pgbench at $clients clients, the server takes $MAX_CLIENTS at most (max_connections less 5)"
     continue
   fi
   say "pgbench: naive per-payment SQL, $clients clients"
