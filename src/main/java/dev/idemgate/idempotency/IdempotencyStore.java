@@ -163,7 +163,9 @@ public final class IdempotencyStore {
    * PostgreSQL refused a value of a grouped statement (SQLSTATE class 22, a data exception, or 23,
    * a violated constraint), not the connection. Such a statement changed nothing, and its writes
    * are then tried one by one, so that one request's value fails that request alone, not the
-   * payments beside it in the group.
+   * payments beside it in the group. Only the writing statements qualify: a claim group whose
+   * follow-up READ failed has already committed its claims, and claiming them again would find
+   * them taken.
    */
   static boolean refusedAValue(Throwable failure) {
     return failure instanceof StoreUnavailable store

@@ -41,10 +41,6 @@ public final class GroupCommit<I, O> {
   private boolean flushScheduled;
   private int inFlight;
 
-  public GroupCommit(Context context, int maxGroup, int maxInFlight, Function<List<I>, Future<List<O>>> executor) {
-    this(context, maxGroup, maxInFlight, executor, failure -> false);
-  }
-
   /** @param triedAlone which failures of a group of several writes send each of them again alone */
   public GroupCommit(Context context, int maxGroup, int maxInFlight, Function<List<I>, Future<List<O>>> executor,
       Predicate<Throwable> triedAlone) {
