@@ -154,24 +154,31 @@ public final class IdempotencyStore {
     this.providerId = providerId;
     this.timeoutMs = timeout.toMillis();
     this.leaseMs = lease.toMillis();
-    this.claims = new GroupCommit<>(context, MAX_GROUP, maxInFlight, this::claimGroup, IdempotencyStore::refusedAValue);
+    this.claims = new GroupCommit<>(context, MAX_GROUP, maxInFlight, this::claimGroup, IdempotencyStore::changedNothing);
     this.completions = new GroupCommit<>(context, MAX_GROUP, maxInFlight, this::completeGroup,
-        IdempotencyStore::refusedAValue);
+        IdempotencyStore::changedNothing);
   }
 
   /**
-   * PostgreSQL refused a value of a grouped statement (SQLSTATE class 22, a data exception, or 23,
-   * a violated constraint), not the connection. Such a statement changed nothing, and its writes
-   * are then tried one by one, so that one request's value fails that request alone, not the
-   * payments beside it in the group. Only the writing statements qualify: a claim group whose
-   * follow-up READ failed has already committed its claims, and claiming them again would find
-   * them taken.
+   * PostgreSQL ended a grouped statement without changing anything, for a reason that lies in the
+   * statement rather than in the connection: it refused a value (SQLSTATE class 22, a data
+   * exception, or 23, a violated constraint), or it chose the statement as the victim of a deadlock
+   * or a serialization failure (40P01, 40001: another instance's statement locked the same records
+   * in another order, say a claim of a key this instance is completing). Its writes are then tried
+   * one by one, so that one request's value fails that request alone, not the payments beside it in
+   * the group, and a deadlock's victims are written after all (a write alone waits for at most one
+   * record, so it cannot close a cycle again). Only the writing statements qualify: a claim group
+   * whose follow-up READ failed has already committed its claims, and claiming them again would
+   * find them taken.
    */
-  static boolean refusedAValue(Throwable failure) {
-    return failure instanceof StoreUnavailable store
+  static boolean changedNothing(Throwable failure) {
+    if (!(failure instanceof StoreUnavailable store
         && (store.operation().equals("claim") || store.operation().equals("complete"))
-        && store.getCause() instanceof PgException pg && pg.getSqlState() != null
-        && (pg.getSqlState().startsWith("22") || pg.getSqlState().startsWith("23"));
+        && store.getCause() instanceof PgException pg && pg.getSqlState() != null)) {
+      return false;
+    }
+    String state = pg.getSqlState();
+    return state.startsWith("22") || state.startsWith("23") || state.equals("40P01") || state.equals("40001");
   }
 
   /**

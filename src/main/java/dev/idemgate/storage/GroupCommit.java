@@ -17,10 +17,11 @@ import java.util.function.Predicate;
  * heavy traffic groups grow by themselves instead of queueing one commit per request.
  *
  * <p>A group's statement fails for all its writes. When the failure is one the database gives for
- * a bad value rather than for a lost connection ({@code triedAlone}), each write of the group is
- * then tried alone, so that one request's bad value fails that request only, never the payments
- * of other clients beside it in the group. The executor must leave nothing behind when it fails
- * (one autocommit statement does), so that trying again is safe.
+ * the statement itself (a bad value, a deadlock) rather than for a lost connection
+ * ({@code triedAlone}), each write of the group is then tried alone, so that one request's bad
+ * value fails that request only, never the payments of other clients beside it in the group, and
+ * the writes of a deadlock's victim land after all. The executor must leave nothing behind when it
+ * fails (one autocommit statement does), so that trying again is safe.
  *
  * <p>The queue belongs to one event loop (the context given); a submit from any other thread hops
  * onto it. Each result is delivered back on the submitter's own context, so what runs after the

@@ -15,6 +15,8 @@ import io.vertx.core.json.JsonObject;
 import io.vertx.pgclient.PgBuilder;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.PoolOptions;
+import io.vertx.sqlclient.SqlConnection;
+import io.vertx.sqlclient.Tuple;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -28,7 +30,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Grouped claims against the real schema: one request's value must not fail the payments grouped
- * with it, and two instances claiming the same keys at once must not deadlock.
+ * with it, two instances claiming the same keys at once must not deadlock, and a group that
+ * PostgreSQL ends as a deadlock's victim is written after all.
  */
 class GroupedWritesIT {
   private static final String MERCHANT = "grouped-writes";
@@ -124,6 +127,65 @@ class GroupedWritesIT {
         long claimed = List.of(byA.get(i), byB.get(i)).stream().filter(c -> c instanceof StoreClaim.Claimed).count();
         assertThat(claimed).as("claims of key %d in round %d: %s, %s", i, round, byA.get(i), byB.get(i)).isEqualTo(1);
       }
+    }
+  }
+
+  @Test
+  @DisplayName("a claim group and a completion group of two instances that lock the same records in opposite orders: the deadlock's victim is written write by write, nothing fails")
+  void aDeadlockVictimIsWrittenAfterAll() {
+    Context contextA = vertx.getOrCreateContext();
+    Context contextB = vertx.getOrCreateContext();
+    IdempotencyStore storeA = store(poolA, contextA, new ArrayList<>());
+    IdempotencyStore storeB = store(poolB, contextB, new ArrayList<>());
+    Pool holder = pool();
+    try {
+      for (int round = 0; round < 4; round++) {
+        // B owns both keys; "a-" sorts before "b-", so A's claim group locks first, then second.
+        String first = "a-" + Http.newKey();
+        String second = "b-" + Http.newKey();
+        StoreClaim.Claimed firstOwned = (StoreClaim.Claimed) onContext(contextB, () -> storeB.claim(claim(first, null)));
+        StoreClaim.Claimed secondOwned = (StoreClaim.Claimed) onContext(contextB, () -> storeB.claim(claim(second, null)));
+        // A third session holds the first record, so that A (claiming both, retries from B's
+        // clients) and B (completing second, then first) both queue behind it: when it lets go,
+        // whichever of them takes the first record waits for the other, which waits for it.
+        SqlConnection lock = Http.await(holder.getConnection());
+        Http.await(lock.query("BEGIN").execute());
+        Http.await(lock.preparedQuery("SELECT 1 FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2"
+            + " FOR UPDATE").execute(Tuple.of(MERCHANT, first)));
+        Promise<List<StoreClaim>> claims = Promise.promise();
+        contextA.runOnContext(v -> claimAll(storeA, List.of(first, second)).onComplete(claims));
+        Promise<List<Completion.Result>> completions = Promise.promise();
+        contextB.runOnContext(v -> {
+          List<Future<Completion.Result>> both = List.of(
+              storeB.complete(MERCHANT, new IdempotencyKey(second), secondOwned.epoch(), succeeded(secondOwned)),
+              storeB.complete(MERCHANT, new IdempotencyKey(first), firstOwned.epoch(), succeeded(firstOwned)));
+          Future.all(both).map(done -> List.of(both.get(0).result(), both.get(1).result())).onComplete(completions);
+        });
+        sleep(300);
+        Http.await(lock.query("COMMIT").execute());
+        Http.await(lock.close());
+
+        assertThat(Http.await(completions.future())).as("round %d", round)
+            .containsExactly(Completion.Result.RECORDED, Completion.Result.RECORDED);
+        assertThat(Http.await(claims.future())).as("round %d: the retries are answered, none claims", round)
+            .allSatisfy(c -> assertThat(c).isNotInstanceOf(StoreClaim.Claimed.class));
+      }
+    } finally {
+      Http.await(holder.close());
+    }
+  }
+
+  private static Completion succeeded(StoreClaim.Claimed claimed) {
+    StoredResponse response = new StoredResponse(201, "{}", claimed.paymentId(), Instant.now().plus(Duration.ofHours(1)));
+    return new Completion(RecordState.COMPLETED, response, "succeeded", "simulator", "ch_" + claimed.paymentId(), null, null);
+  }
+
+  private static void sleep(long millis) {
+    try {
+      Thread.sleep(millis);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
     }
   }
 
