@@ -146,8 +146,9 @@ class GroupedWritesIT {
         StoreClaim.Claimed firstOwned = (StoreClaim.Claimed) onContext(contextB, () -> storeB.claim(claim(first, null)));
         StoreClaim.Claimed secondOwned = (StoreClaim.Claimed) onContext(contextB, () -> storeB.claim(claim(second, null)));
         // A third session holds the first record, so that A (claiming both, retries from B's
-        // clients) and B (completing second, then first) both queue behind it: when it lets go,
-        // whichever of them takes the first record waits for the other, which waits for it.
+        // clients) and B (completing second, then first, so holding second) both wait for it.
+        // When it lets go and A takes the first record, A waits for B's second and B for A's
+        // first: a deadlock, in about half the rounds (B taking it first just finishes).
         SqlConnection lock = Http.await(holder.getConnection());
         Http.await(lock.query("BEGIN").execute());
         Http.await(lock.preparedQuery("SELECT 1 FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2"
