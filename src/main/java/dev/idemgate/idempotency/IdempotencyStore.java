@@ -163,13 +163,13 @@ public final class IdempotencyStore {
    * PostgreSQL ended a grouped statement without changing anything, for a reason that lies in the
    * statement rather than in the connection: it refused a value (SQLSTATE class 22, a data
    * exception, or 23, a violated constraint), or it chose the statement as the victim of a deadlock
-   * or a serialization failure (40P01, 40001: another instance's statement locked the same records
-   * in another order, say a claim of a key this instance is completing). Its writes are then tried
-   * one by one, so that one request's value fails that request alone, not the payments beside it in
-   * the group, and a deadlock's victims are written after all (a write alone waits for at most one
-   * record, so it cannot close a cycle again). Only the writing statements qualify: a claim group
-   * whose follow-up READ failed has already committed its claims, and claiming them again would
-   * find them taken.
+   * or a serialization failure (40P01, 40001: another session locked the same records in another
+   * order; claim and completion groups all lock theirs in key order, so it takes a session of
+   * some other kind). Its writes are then tried one by one, so that one request's value fails that
+   * request alone, not the payments beside it in the group, and a deadlock's victims are written
+   * after all (a write alone waits for at most one record, so it cannot close a cycle again). Only
+   * the writing statements qualify: a claim group whose follow-up READ failed has already
+   * committed its claims, and claiming them again would find them taken.
    */
   static boolean changedNothing(Throwable failure) {
     if (!(failure instanceof StoreUnavailable store
@@ -317,7 +317,12 @@ public final class IdempotencyStore {
   }
 
   private Future<List<Completion.Result>> completeGroup(List<PendingCompletion> group) {
-    int n = group.size();
+    // Rows in key order, as claims are: a completion group and another instance's claim group
+    // (retries of these keys, when Redis did not answer them) then lock shared records in the
+    // same order and cannot deadlock.
+    List<PendingCompletion> sorted = new ArrayList<>(group);
+    sorted.sort(Comparator.comparing((PendingCompletion p) -> p.merchantId()).thenComparing(p -> p.key().value()));
+    int n = sorted.size();
     groupSizes.record("complete", n);
     String[] merchants = new String[n];
     String[] keys = new String[n];
@@ -333,7 +338,7 @@ public final class IdempotencyStore {
     String[] declines = new String[n];
     OffsetDateTime[] nextInquiries = new OffsetDateTime[n];
     for (int i = 0; i < n; i++) {
-      PendingCompletion p = group.get(i);
+      PendingCompletion p = sorted.get(i);
       Completion c = p.completion();
       merchants[i] = p.merchantId();
       keys[i] = p.key().value();
@@ -357,8 +362,9 @@ public final class IdempotencyStore {
       Set<String> recorded = new HashSet<>();
       rows.forEach(row -> recorded.add(row.getString("id")));
       List<Completion.Result> results = new ArrayList<>(n);
-      for (String paymentId : paymentIds) {
-        results.add(recorded.contains(paymentId) ? Completion.Result.RECORDED : Completion.Result.FENCED);
+      for (PendingCompletion p : group) { // the group's order, not the statement's
+        results.add(recorded.contains(p.completion().response().paymentId()) ? Completion.Result.RECORDED
+            : Completion.Result.FENCED);
       }
       return results;
     });

@@ -29,9 +29,9 @@ import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
 /**
- * Grouped claims against the real schema: one request's value must not fail the payments grouped
- * with it, two instances claiming the same keys at once must not deadlock, and a group that
- * PostgreSQL ends as a deadlock's victim is written after all.
+ * Grouped claims and completions against the real schema: one request's value must not fail the
+ * payments grouped with it, two instances reaching the same keys at once must not deadlock, and a
+ * group that PostgreSQL ends as a deadlock's victim is written after all.
  */
 class GroupedWritesIT {
   private static final String MERCHANT = "grouped-writes";
@@ -131,28 +131,32 @@ class GroupedWritesIT {
   }
 
   @Test
-  @DisplayName("a claim group and a completion group of two instances that lock the same records in opposite orders: the deadlock's victim is written write by write, nothing fails")
-  void aDeadlockVictimIsWrittenAfterAll() {
+  @DisplayName("a claim group and a completion group of two instances that reach the same records in opposite orders never deadlock: both lock in key order")
+  void claimAndCompletionGroupsDoNotDeadlock() {
     Context contextA = vertx.getOrCreateContext();
     Context contextB = vertx.getOrCreateContext();
-    IdempotencyStore storeA = store(poolA, contextA, new ArrayList<>());
-    IdempotencyStore storeB = store(poolB, contextB, new ArrayList<>());
+    List<String> groupsA = Collections.synchronizedList(new ArrayList<>());
+    List<String> groupsB = Collections.synchronizedList(new ArrayList<>());
+    IdempotencyStore storeA = recordingStore(poolA, contextA, groupsA);
+    IdempotencyStore storeB = recordingStore(poolB, contextB, groupsB);
     Pool holder = pool();
     try {
       for (int round = 0; round < 4; round++) {
-        // B owns both keys; "a-" sorts before "b-", so A's claim group locks first, then second.
+        // B owns both keys; "a-" sorts before "b-".
         String first = "a-" + Http.newKey();
         String second = "b-" + Http.newKey();
         StoreClaim.Claimed firstOwned = (StoreClaim.Claimed) onContext(contextB, () -> storeB.claim(claim(first, null)));
         StoreClaim.Claimed secondOwned = (StoreClaim.Claimed) onContext(contextB, () -> storeB.claim(claim(second, null)));
-        // A third session holds the first record, so that A (claiming both, retries from B's
-        // clients) and B (completing second, then first, so holding second) both wait for it.
-        // When it lets go and A takes the first record, A waits for B's second and B for A's
-        // first: a deadlock, in about half the rounds (B taking it first just finishes).
+        groupsA.clear();
+        groupsB.clear();
+        // A third session holds the first record while A claims both keys (retries of B's
+        // clients) and B completes second, then first, so that both queue behind it. Were B's
+        // completions written in that order, B would hold second, and when the third session lets
+        // go and A takes the first record, A would wait for B and B for A: PostgreSQL ends one
+        // of them after a second (it did, before completions were sorted).
         SqlConnection lock = Http.await(holder.getConnection());
         Http.await(lock.query("BEGIN").execute());
-        Http.await(lock.preparedQuery("SELECT 1 FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2"
-            + " FOR UPDATE").execute(Tuple.of(MERCHANT, first)));
+        lockRecord(lock, first);
         Promise<List<StoreClaim>> claims = Promise.promise();
         contextA.runOnContext(v -> claimAll(storeA, List.of(first, second)).onComplete(claims));
         Promise<List<Completion.Result>> completions = Promise.promise();
@@ -170,10 +174,62 @@ class GroupedWritesIT {
             .containsExactly(Completion.Result.RECORDED, Completion.Result.RECORDED);
         assertThat(Http.await(claims.future())).as("round %d: the retries are answered, none claims", round)
             .allSatisfy(c -> assertThat(c).isNotInstanceOf(StoreClaim.Claimed.class));
+        assertThat(groupsA).as("round %d: A's one statement, no deadlock and no write tried alone", round)
+            .containsExactly("claim 2");
+        assertThat(groupsB).as("round %d: B's one statement", round).containsExactly("complete 2");
       }
     } finally {
       Http.await(holder.close());
     }
+  }
+
+  @Test
+  @DisplayName("a claim group that PostgreSQL ends as a deadlock's victim is written write by write: its retries are answered, none fails")
+  void aDeadlockVictimIsWrittenAfterAll() {
+    Context contextA = vertx.getOrCreateContext();
+    Context contextB = vertx.getOrCreateContext();
+    List<String> groupsA = Collections.synchronizedList(new ArrayList<>());
+    IdempotencyStore storeA = recordingStore(poolA, contextA, groupsA);
+    IdempotencyStore storeB = store(poolB, contextB, new ArrayList<>());
+    String first = "a-" + Http.newKey();
+    String second = "b-" + Http.newKey();
+    onContext(contextB, () -> storeB.claim(claim(first, null)));
+    onContext(contextB, () -> storeB.claim(claim(second, null)));
+    Pool holder = pool();
+    try {
+      // Another session takes the second record, A's claim group (retries of B's keys) takes the
+      // first and waits for the second, then the other session asks for the first: a cycle. A has
+      // waited longer, so its deadlock check (after deadlock_timeout, 1 s) runs first and ends
+      // A's statement; the other session's check would run only after 10 s.
+      SqlConnection other = Http.await(holder.getConnection());
+      Http.await(other.query("BEGIN").execute());
+      Http.await(other.query("SET LOCAL deadlock_timeout = '10s'").execute());
+      lockRecord(other, second);
+      Promise<List<StoreClaim>> claims = Promise.promise();
+      contextA.runOnContext(v -> claimAll(storeA, List.of(first, second)).onComplete(claims));
+      sleep(300);
+      lockRecord(other, first); // returns once PostgreSQL has ended A's statement
+      Http.await(other.query("COMMIT").execute());
+      Http.await(other.close());
+
+      assertThat(Http.await(claims.future())).as("the retries are answered, none claims")
+          .allSatisfy(c -> assertThat(c).isInstanceOf(StoreClaim.InFlight.class));
+      assertThat(groupsA).as("the group, ended by the deadlock, then each claim alone")
+          .containsExactly("claim 2", "claim 1", "claim 1");
+    } finally {
+      Http.await(holder.close());
+    }
+  }
+
+  private static void lockRecord(SqlConnection session, String key) {
+    Http.await(session.preparedQuery("SELECT 1 FROM idemgate.idempotency_keys WHERE merchant_id = $1"
+        + " AND idempotency_key = $2 FOR UPDATE").execute(Tuple.of(MERCHANT, key)));
+  }
+
+  /** @param groups told "claim N" or "complete N" for every grouped statement, in order */
+  private static IdempotencyStore recordingStore(Pool pool, Context context, List<String> groups) {
+    return new IdempotencyStore(pool, context, 1, Duration.ofSeconds(5), Duration.ofSeconds(30), "simulator",
+        (operation, payments) -> groups.add(operation + " " + payments));
   }
 
   private static Completion succeeded(StoreClaim.Claimed claimed) {
