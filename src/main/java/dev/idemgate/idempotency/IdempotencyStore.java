@@ -20,6 +20,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
 
 /**
  * The idempotency records and the ledger in PostgreSQL, the source of truth.
@@ -199,6 +200,14 @@ public final class IdempotencyStore {
     });
   }
 
+  /**
+   * The one order in which every claim and completion group writes its records. Two statements
+   * that lock records in the same order cannot deadlock each other, whichever instance sends them.
+   */
+  private static <T> Comparator<T> inKeyOrder(Function<T, String> merchantId, Function<T, IdempotencyKey> key) {
+    return Comparator.comparing(merchantId).thenComparing(t -> key.apply(t).value());
+  }
+
   private static String id(String merchantId, String key) {
     return merchantId + '\u0000' + key;
   }
@@ -214,8 +223,8 @@ public final class IdempotencyStore {
       }
     }
     // Rows in key order, so that two instances claiming the same keys at once lock them in the
-    // same order and cannot deadlock (PostgreSQL would end one of the two, failing its whole group).
-    batch.sort(Comparator.comparing((ClaimRequest r) -> r.merchantId()).thenComparing(r -> r.key().value()));
+    // same order and cannot deadlock (PostgreSQL would end one of the two after a second).
+    batch.sort(inKeyOrder(ClaimRequest::merchantId, ClaimRequest::key));
     int n = batch.size();
     groupSizes.record("claim", n);
     String[] merchants = new String[n];
@@ -321,7 +330,7 @@ public final class IdempotencyStore {
     // (retries of these keys, when Redis did not answer them) then lock shared records in the
     // same order and cannot deadlock.
     List<PendingCompletion> sorted = new ArrayList<>(group);
-    sorted.sort(Comparator.comparing((PendingCompletion p) -> p.merchantId()).thenComparing(p -> p.key().value()));
+    sorted.sort(inKeyOrder(PendingCompletion::merchantId, PendingCompletion::key));
     int n = sorted.size();
     groupSizes.record("complete", n);
     String[] merchants = new String[n];
