@@ -1,6 +1,7 @@
 package dev.idemgate;
 
 import dev.idemgate.anomaly.JudgeSyncVerticle;
+import dev.idemgate.auth.MerchantKeys;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.http.ApiVerticle;
 import dev.idemgate.http.ManagementVerticle;
@@ -75,6 +76,12 @@ public final class Idemgate implements AutoCloseable {
 
   /** Starts with a given OpenTelemetry (tests pass one that records spans in memory). */
   public static Idemgate start(GatewayConfig config, Optional<OpenTelemetry> openTelemetry) {
+    MerchantKeys merchantKeys;
+    try {
+      merchantKeys = MerchantKeys.load(config);
+    } catch (MerchantKeys.KeyFileUnusable e) {
+      throw new StartupFailure(e.getMessage());
+    }
     int applied = Migrations.migrate(config.pgUrl());
     if (applied > 0) {
       log.info("schema migrated: {} migration(s) applied", applied);
@@ -134,13 +141,14 @@ public final class Idemgate implements AutoCloseable {
       metrics.watchReplayCache(replays::estimatedSize);
       SharedIdempotencyStore sharedStore = new SharedIdempotencyStore();
       String api = await(vertx.deployVerticle(new ProviderVerticle(config))
-          .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, metrics, replays, sharedStore),
+          .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, metrics, replays, sharedStore, merchantKeys),
               new DeploymentOptions().setInstances(config.effectiveApiInstances())))
           .compose(id -> vertx.deployVerticle(new RecoveryVerticle(config, registry))
               .compose(r -> vertx.deployVerticle(new ManagementVerticle(config, prometheus, registry, readiness)))
               .compose(m -> vertx.deployVerticle(new JudgeSyncVerticle(config, registry)))
               .map(m -> id)),
           "the gateway could not start listening on ports " + config.httpPort() + "/" + config.managementPort());
+      merchantKeys.reloadEvery(vertx, config.apiKeysReloadInterval());
       log.info("idemgate ready: api on port {}, management on port {}, {}", config.httpPort(), config.managementPort(), config);
       return new Idemgate(vertx, config, readiness, api, gcMetrics);
     } catch (RuntimeException e) {

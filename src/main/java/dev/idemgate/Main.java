@@ -13,11 +13,15 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine;
 import sun.misc.Signal;
 
-/** The command line (DESIGN §8): {@code serve} (the default), {@code acquirer}, {@code migrate}. */
+/**
+ * The command line (DESIGN §8): {@code serve} (the default), {@code acquirer}, {@code migrate},
+ * {@code reconcile}, {@code settlement-demo} and {@code api-key}.
+ */
 @Command(name = "idemgate", mixinStandardHelpOptions = true, version = "idemgate 0.1.0",
     description = "Payment idempotency gateway: exactly-once POST /pay in front of payment providers.",
     subcommands = {Main.Serve.class, Main.Acquirer.class, Main.Migrate.class,
-        dev.idemgate.reconciliation.ReconcileCommand.class, dev.idemgate.reconciliation.SettlementDemoCommand.class})
+        dev.idemgate.reconciliation.ReconcileCommand.class, dev.idemgate.reconciliation.SettlementDemoCommand.class,
+        dev.idemgate.auth.ApiKeyCommand.class})
 public final class Main implements Callable<Integer> {
   static final int EXIT_STARTUP_FAILED = 1;
   static final int EXIT_USAGE = 2;

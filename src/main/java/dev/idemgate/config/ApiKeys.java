@@ -17,7 +17,7 @@ final class ApiKeys {
       int eq = pair.indexOf('=');
       String merchant = eq < 0 ? "" : pair.substring(0, eq).trim();
       String key = eq < 0 ? "" : pair.substring(eq + 1).trim();
-      if (!merchant.matches("[A-Za-z0-9_.-]{1,64}") || key.length() < 8) {
+      if (!GatewayConfig.MERCHANT_ID.matcher(merchant).matches() || key.length() < 8) {
         throw new ConfigException("api_keys: each entry must be merchant=key (merchant: 1-64 of A-Z a-z 0-9 _ . -; key: 8 characters or more)");
       }
       if (byKey.put(key, merchant) != null) {

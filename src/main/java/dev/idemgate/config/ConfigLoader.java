@@ -108,6 +108,18 @@ public final class ConfigLoader {
     if (provider.equals("http") && providerUrl.isEmpty()) {
       throw new ConfigException("provider_url: must be set when provider is http");
     }
+    Map<String, String> apiKeys = ApiKeys.parse(v.get("api_keys"));
+    Optional<Path> apiKeysFile = optional(v, "api_keys_file").map(Path::of);
+    if (apiKeysFile.isPresent() && !apiKeys.isEmpty()) {
+      // Refused rather than merged: the shipped default api_keys (demo=sk_test_demo) would
+      // otherwise stay valid beside the production keys.
+      throw new ConfigException("api_keys and api_keys_file: set one, not both; with api_keys_file, set api_keys "
+          + "to \"\" (IDEMGATE_API_KEYS=\"\") so that no plain-text key stays valid");
+    }
+    Duration apiKeysReload = duration(v, "api_keys_reload_interval");
+    if (apiKeysReload.toMillis() < 100 || apiKeysReload.compareTo(Duration.ofHours(1)) > 0) {
+      throw new ConfigException("api_keys_reload_interval: must be between 100ms and 1h, got " + v.get("api_keys_reload_interval"));
+    }
     Optional<String> tlsCert = optional(v, "tls_cert");
     Optional<String> tlsKey = optional(v, "tls_key");
     if (tlsCert.isPresent() != tlsKey.isPresent()) {
@@ -123,7 +135,9 @@ public final class ConfigLoader {
         oneOf(v, "redis_mode", "standalone", "sentinel", "cluster"),
         v.get("redis_master_name").trim(),
         duration(v, "redis_timeout"),
-        ApiKeys.parse(v.get("api_keys")),
+        apiKeys,
+        apiKeysFile,
+        apiKeysReload,
         optional(v, "admin_token"),
         keyTtl,
         duration(v, "lease"),

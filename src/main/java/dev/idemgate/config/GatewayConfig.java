@@ -1,17 +1,20 @@
 package dev.idemgate.config;
 
 import dev.idemgate.anomaly.DuplicatePayloadPolicy;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 
 /**
  * Every setting of a running gateway, loaded once at start-up by {@link ConfigLoader} and passed
  * down by constructor. {@link #toString()} masks secrets so the record can be logged as it is.
  *
- * @param apiKeys api key to merchant id (development and tests; see conf/idemgate.yaml)
+ * @param apiKeys api key to merchant id, in plain text (development and tests; see conf/idemgate.yaml)
+ * @param apiKeysFile the file of hashed API keys (production), re-read every {@code apiKeysReloadInterval}
  */
 public record GatewayConfig(
     int httpPort,
@@ -24,6 +27,8 @@ public record GatewayConfig(
     String redisMasterName,
     Duration redisTimeout,
     Map<String, String> apiKeys,
+    Optional<Path> apiKeysFile,
+    Duration apiKeysReloadInterval,
     Optional<String> adminToken,
     Duration keyTtl,
     Duration lease,
@@ -52,6 +57,8 @@ public record GatewayConfig(
     List<String> duplicateFields) {
 
   public static final Duration MAX_KEY_TTL = Duration.ofDays(30);
+  /** What a merchant id may be, wherever it is configured. */
+  public static final Pattern MERCHANT_ID = Pattern.compile("[A-Za-z0-9_.-]{1,64}");
 
   /**
    * Which provider this gateway's claims go to: {@code simulator}, or {@code http <provider_url>}.
@@ -94,6 +101,8 @@ public record GatewayConfig(
         + ", redis_mode=" + redisMode
         + ", redis_timeout=" + redisTimeout
         + ", api_keys=<" + apiKeys.size() + " keys for merchants " + merchants + ">"
+        + ", api_keys_file=" + apiKeysFile.map(Path::toString).orElse("<unset>")
+        + ", api_keys_reload_interval=" + apiKeysReloadInterval
         + ", admin_token=" + (adminToken.isPresent() ? "<set>" : "<unset>")
         + ", key_ttl=" + keyTtl
         + ", lease=" + lease

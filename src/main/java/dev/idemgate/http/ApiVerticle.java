@@ -3,6 +3,7 @@ package dev.idemgate.http;
 import dev.idemgate.anomaly.AnomalyMonitor;
 import dev.idemgate.anomaly.TwinDetector;
 import dev.idemgate.anomaly.TwinVerdict;
+import dev.idemgate.auth.MerchantKeys;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.CompletionNotifier;
 import dev.idemgate.idempotency.Fingerprint;
@@ -40,7 +41,6 @@ import io.vertx.ext.web.RoutingContext;
 import io.vertx.ext.web.handler.BodyHandler;
 import io.vertx.redis.client.Redis;
 import io.vertx.sqlclient.Pool;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -78,7 +78,7 @@ public final class ApiVerticle extends VerticleBase {
   private final GatewayMetrics metrics;
   private final ReplayCache replays;
   private final SharedIdempotencyStore sharedStore;
-  private final Map<String, String> merchantByKeyHash = new HashMap<>();
+  private final MerchantKeys merchantKeys;
   private Pool pool;
   private Redis redis;
   private PipelinedRedis pipeline;
@@ -91,15 +91,15 @@ public final class ApiVerticle extends VerticleBase {
   /**
    * @param replays completed responses shared by every API verticle of this process
    * @param sharedStore the idempotency store shared by every API verticle of this process
+   * @param merchantKeys the API keys, shared by every API verticle of this process
    */
   public ApiVerticle(GatewayConfig config, GatewayMetrics metrics, ReplayCache replays,
-      SharedIdempotencyStore sharedStore) {
+      SharedIdempotencyStore sharedStore, MerchantKeys merchantKeys) {
     this.config = config;
     this.metrics = metrics;
     this.replays = replays;
     this.sharedStore = sharedStore;
-    // Keys are compared by hash so that a lookup's timing says nothing about a near-miss key.
-    config.apiKeys().forEach((key, merchant) -> merchantByKeyHash.put(Fingerprint.sha256Hex(key), merchant));
+    this.merchantKeys = merchantKeys;
   }
 
   @Override
@@ -186,7 +186,7 @@ public final class ApiVerticle extends VerticleBase {
 
   private void authenticate(RoutingContext ctx) {
     String token = BearerTokens.of(ctx);
-    String merchant = token == null ? null : merchantByKeyHash.get(Fingerprint.sha256Hex(token));
+    String merchant = token == null ? null : merchantKeys.merchantOf(token);
     if (merchant == null) {
       ctx.response().putHeader("WWW-Authenticate", "Bearer");
       reject(ctx, new ApiProblem(ErrorCode.UNAUTHORIZED, "send Authorization: Bearer <api key> with a valid key"));

@@ -73,4 +73,20 @@ class ConfigLoaderTest {
     assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_REPLAY_CACHE_ENTRIES", "5000000")))
         .isInstanceOf(ConfigException.class).hasMessageStartingWith("replay_cache_entries:");
   }
+
+  @Test
+  @DisplayName("api_keys_file needs api_keys emptied, so the shipped demo key never stays valid beside production keys")
+  void apiKeysFile() {
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of()).apiKeysFile()).isEmpty();
+    GatewayConfig production = ConfigLoader.load(Optional.empty(),
+        Map.of("IDEMGATE_API_KEYS_FILE", "/etc/idemgate/api-keys/api-keys", "IDEMGATE_API_KEYS", ""));
+    assertThat(production.apiKeysFile()).contains(Path.of("/etc/idemgate/api-keys/api-keys"));
+    assertThat(production.apiKeys()).isEmpty();
+    assertThat(production.apiKeysReloadInterval()).isEqualTo(Duration.ofSeconds(10));
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_API_KEYS_FILE", "/etc/keys")))
+        .isInstanceOf(ConfigException.class).hasMessageStartingWith("api_keys and api_keys_file:")
+        .hasMessageNotContaining("sk_test_demo");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_API_KEYS_RELOAD_INTERVAL", "2h")))
+        .isInstanceOf(ConfigException.class).hasMessageStartingWith("api_keys_reload_interval:");
+  }
 }

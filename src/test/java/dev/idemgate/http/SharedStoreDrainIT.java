@@ -2,6 +2,7 @@ package dev.idemgate.http;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.idemgate.auth.MerchantKeys;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.ReplayCache;
 import dev.idemgate.idempotency.SharedIdempotencyStore;
@@ -36,8 +37,8 @@ class SharedStoreDrainIT {
       ReplayCache replays = new ReplayCache(100);
       GatewayConfig hostConfig = TestGateway.config(Map.of());
       GatewayConfig memberConfig = TestGateway.config(Map.of());
-      String host = await(vertx.deployVerticle(new ApiVerticle(hostConfig, metrics, replays, shared)));
-      String member = await(vertx.deployVerticle(new ApiVerticle(memberConfig, metrics, replays, shared)));
+      String host = await(vertx.deployVerticle(new ApiVerticle(hostConfig, metrics, replays, shared, MerchantKeys.load(hostConfig))));
+      String member = await(vertx.deployVerticle(new ApiVerticle(memberConfig, metrics, replays, shared, MerchantKeys.load(memberConfig))));
 
       String key = Http.newKey();
       Future<Http.Reply> inFlight = http.payAsync(memberConfig.httpPort(), TestGateway.KEY_A, key,

@@ -364,13 +364,35 @@ class KubernetesManifestsTest {
     Secret example = (Secret) byFile.get("secret.example.yaml");
     assertThat(example).isNotNull();
     assertThat(Files.readString(K8S.resolve("secret.example.yaml"))).contains("EXAMPLE ONLY");
-    assertThat(example.getStringData()).containsKeys("IDEMGATE_API_KEYS", "IDEMGATE_ADMIN_TOKEN");
+    assertThat(example.getStringData()).containsKeys("api-keys", "IDEMGATE_ADMIN_TOKEN");
     for (EnvVar var : gateway().getEnv()) {
       if (var.getValueFrom() != null && var.getValueFrom().getSecretKeyRef() != null) {
         assertThat(var.getValueFrom().getSecretKeyRef().getName()).isEqualTo(example.getMetadata().getName());
         assertThat(example.getStringData()).containsKey(var.getValueFrom().getSecretKeyRef().getKey());
       }
     }
+    for (Volume volume : only(Deployment.class).getSpec().getTemplate().getSpec().getVolumes()) {
+      if (volume.getSecret() != null) {
+        assertThat(volume.getSecret().getSecretName()).isEqualTo(example.getMetadata().getName());
+        volume.getSecret().getItems().forEach(item -> assertThat(example.getStringData()).containsKey(item.getKey()));
+      }
+    }
+  }
+
+  @Test
+  @DisplayName("API keys come only from the mounted file of hashes, in a directory mount that sees the Secret's updates")
+  void apiKeysFromTheMountedFile() {
+    Map<String, String> env = env(gateway());
+    assertThat(env).containsEntry("IDEMGATE_API_KEYS", "");
+    Volume keys = only(Deployment.class).getSpec().getTemplate().getSpec().getVolumes().stream()
+        .filter(v -> v.getSecret() != null).findFirst().orElseThrow();
+    var mount = gateway().getVolumeMounts().stream().filter(m -> m.getName().equals(keys.getName()))
+        .findFirst().orElseThrow();
+    assertThat(mount.getSubPath()).as("a subPath mount never sees an updated Secret").isNull();
+    assertThat(mount.getReadOnly()).isTrue();
+    assertThat(keys.getSecret().getItems()).hasSize(1);
+    assertThat(env.get("IDEMGATE_API_KEYS_FILE"))
+        .isEqualTo(mount.getMountPath() + "/" + keys.getSecret().getItems().get(0).getPath());
   }
 
   // ---- Service, Ingress, HPA, PDB, NetworkPolicy

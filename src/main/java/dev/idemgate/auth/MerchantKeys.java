@@ -1,0 +1,139 @@
+package dev.idemgate.auth;
+
+import dev.idemgate.config.GatewayConfig;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Which merchant an API key belongs to, for every API verticle of the process: the plain
+ * {@code api_keys} (development) and the hashed {@code api_keys_file} (production), both looked
+ * up by the SHA-256 of the presented key. The file's keys are replaced whole when the file
+ * changes, so a key added to or removed from a mounted secret takes effect without a restart.
+ *
+ * <p>A file that cannot be read or parsed at start-up stops the start. Later, a bad version is
+ * refused with a warning and the keys read before stay in force: a broken rotation must not lock
+ * every merchant out (and an empty file is a valid version: it revokes every key).
+ */
+public final class MerchantKeys {
+  private static final Logger log = LoggerFactory.getLogger(MerchantKeys.class);
+
+  private final Map<String, String> plainByHash;
+  private final Optional<Path> file;
+  /** Replaced whole by a reload; read by every API event loop. */
+  private volatile Map<String, String> fileByHash;
+  // The reload's state, touched only on the reload timer's event loop.
+  /** The file's text last looked at (taken or refused), so that each version is judged once. */
+  private String lastText;
+  /** Why the last read failed, null after a read that worked: each failure is logged once. */
+  private String readFailure;
+  private boolean reading;
+
+  private MerchantKeys(Map<String, String> plainByHash, Optional<Path> file, String text, Map<String, String> fileByHash) {
+    this.plainByHash = plainByHash;
+    this.file = file;
+    this.lastText = text;
+    this.fileByHash = fileByHash;
+  }
+
+  /** Start-up could not read the key file; the message names the file and the line, never a key. */
+  public static final class KeyFileUnusable extends RuntimeException {
+    KeyFileUnusable(String message) {
+      super(message);
+    }
+  }
+
+  /**
+   * The keys of {@code config}, the file read now (blocking: call it before any event loop runs).
+   *
+   * @throws KeyFileUnusable when the file cannot be read or does not parse
+   */
+  public static MerchantKeys load(GatewayConfig config) {
+    Map<String, String> plain = new HashMap<>();
+    config.apiKeys().forEach((key, merchant) -> plain.put(ApiKeyFile.hash(key), merchant));
+    if (config.apiKeysFile().isEmpty()) {
+      return new MerchantKeys(Map.copyOf(plain), Optional.empty(), null, Map.of());
+    }
+    Path path = config.apiKeysFile().get();
+    String text;
+    try {
+      text = Files.readString(path, StandardCharsets.UTF_8);
+    } catch (IOException | RuntimeException e) {
+      throw new KeyFileUnusable("api_keys_file " + path + " cannot be read: " + e.getClass().getSimpleName());
+    }
+    try {
+      Map<String, String> hashed = ApiKeyFile.parse(text);
+      log.info("api_keys_file {}: {}", path, describe(hashed));
+      return new MerchantKeys(Map.copyOf(plain), config.apiKeysFile(), text, hashed);
+    } catch (ApiKeyFile.InvalidApiKeyFile e) {
+      throw new KeyFileUnusable("api_keys_file " + path + ": " + e.getMessage());
+    }
+  }
+
+  /** The merchant of a presented API key, or null when no key matches. */
+  public String merchantOf(String apiKey) {
+    String hash = ApiKeyFile.hash(apiKey);
+    String merchant = plainByHash.get(hash);
+    return merchant != null ? merchant : fileByHash.get(hash);
+  }
+
+  /**
+   * Re-reads the file every {@code interval} on an event loop, asynchronously; a no-op without a
+   * file. The timer ends when {@code vertx} closes.
+   */
+  public void reloadEvery(Vertx vertx, java.time.Duration interval) {
+    file.ifPresent(path -> vertx.setPeriodic(interval.toMillis(), id -> reload(vertx, path)));
+  }
+
+  private void reload(Vertx vertx, Path path) {
+    if (reading) {
+      return; // the read before is still running (a slow volume): one at a time
+    }
+    reading = true;
+    vertx.fileSystem().readFile(path.toString()).onComplete(read -> {
+      reading = false;
+      if (read.failed()) {
+        String problem = read.cause().getClass().getSimpleName();
+        if (!problem.equals(readFailure)) {
+          readFailure = problem;
+          log.warn("api_keys_file {} cannot be read ({}); the {} keys read before stay in force", path, problem,
+              fileByHash.size());
+        }
+        return;
+      }
+      if (readFailure != null) {
+        readFailure = null;
+        log.info("api_keys_file {} can be read again", path);
+      }
+      take(path, read.result());
+    });
+  }
+
+  private void take(Path path, Buffer content) {
+    String text = content.toString(StandardCharsets.UTF_8);
+    if (text.equals(lastText)) {
+      return;
+    }
+    lastText = text;
+    try {
+      Map<String, String> hashed = ApiKeyFile.parse(text);
+      fileByHash = hashed;
+      log.info("api_keys_file {} reloaded: {}", path, describe(hashed));
+    } catch (ApiKeyFile.InvalidApiKeyFile e) {
+      log.warn("api_keys_file {} refused, {}; the {} keys read before stay in force", path, e.getMessage(),
+          fileByHash.size());
+    }
+  }
+
+  private static String describe(Map<String, String> merchantByHash) {
+    return merchantByHash.size() + " keys for " + merchantByHash.values().stream().distinct().count() + " merchants";
+  }
+}

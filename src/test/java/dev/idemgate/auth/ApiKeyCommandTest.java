@@ -1,0 +1,70 @@
+package dev.idemgate.auth;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.ByteArrayInputStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.util.Map;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+
+class ApiKeyCommandTest {
+  private record Run(int status, String out, String err) {}
+
+  private static Run run(String stdin, String... args) {
+    ApiKeyCommand command = new ApiKeyCommand();
+    if (stdin != null) {
+      command.stdin = new ByteArrayInputStream(stdin.getBytes(StandardCharsets.UTF_8));
+    }
+    StringWriter out = new StringWriter();
+    StringWriter err = new StringWriter();
+    CommandLine cli = new CommandLine(command);
+    cli.setOut(new PrintWriter(out, true));
+    cli.setErr(new PrintWriter(err, true));
+    int status = cli.execute(args);
+    return new Run(status, out.toString(), err.toString());
+  }
+
+  @Test
+  @DisplayName("api-key prints a new random key and the api_keys_file line that gives it to the merchant")
+  void newKey() {
+    Run first = run(null, "--merchant", "acme");
+    Run second = run(null, "--merchant", "acme");
+
+    assertThat(first.status()).isZero();
+    String[] lines = first.out().split("\n");
+    assertThat(lines).hasSize(2);
+    String key = lines[0];
+    assertThat(key).matches("sk_live_[A-Za-z0-9_-]{43}");
+    assertThat(lines[1]).doesNotContain(key);
+    assertThat(ApiKeyFile.parse(lines[1])).containsOnly(Map.entry(ApiKeyFile.hash(key), "acme"));
+    assertThat(second.out().split("\n")[0]).as("each run makes another key").isNotEqualTo(key);
+    assertThat(first.err()).contains("give it to the merchant");
+  }
+
+  @Test
+  @DisplayName("api-key --stdin prints only the line for the key read from standard input")
+  void existingKey() {
+    Run run = run("sk_live_existing-key-123\n", "--merchant", "globex", "--stdin");
+
+    assertThat(run.status()).isZero();
+    assertThat(run.out()).isEqualTo(ApiKeyFile.line("globex", "sk_live_existing-key-123") + "\n");
+  }
+
+  @Test
+  @DisplayName("a bad merchant id, or no key on standard input, is refused with exit 2 and nothing printed")
+  void refusals() {
+    Run badMerchant = run(null, "--merchant", "acme corp");
+    assertThat(badMerchant.status()).isEqualTo(2);
+    assertThat(badMerchant.out()).isEmpty();
+    assertThat(badMerchant.err()).contains("--merchant");
+
+    Run noKey = run("", "--merchant", "acme", "--stdin");
+    assertThat(noKey.status()).isEqualTo(2);
+    assertThat(noKey.out()).isEmpty();
+    assertThat(noKey.err()).contains("--stdin");
+  }
+}
