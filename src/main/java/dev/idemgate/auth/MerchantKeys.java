@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -36,6 +37,8 @@ public final class MerchantKeys {
   /** Why the last read failed, null after a read that worked: each failure is logged once. */
   private String readFailure;
   private boolean reading;
+  /** Versions of the file refused, and reads that failed, since start: a meter an alert watches. */
+  private final AtomicLong refused = new AtomicLong();
 
   private MerchantKeys(Map<String, String> plainByHash, Optional<Path> file, String text, Map<String, String> fileByHash) {
     this.plainByHash = plainByHash;
@@ -85,6 +88,16 @@ public final class MerchantKeys {
     return merchant != null ? merchant : fileByHash.get(hash);
   }
 
+  /** How many API keys are in force now: the plain ones and the file's. */
+  public int size() {
+    return plainByHash.size() + fileByHash.size();
+  }
+
+  /** Versions of the file refused (or reads of it that failed) since start. */
+  public long refusedVersions() {
+    return refused.get();
+  }
+
   /**
    * Re-reads the file every {@code interval} on an event loop, asynchronously; a no-op without a
    * file. The timer ends when {@code vertx} closes.
@@ -104,6 +117,7 @@ public final class MerchantKeys {
         String problem = read.cause().getClass().getSimpleName();
         if (!problem.equals(readFailure)) {
           readFailure = problem;
+          refused.incrementAndGet();
           log.warn("api_keys_file {} cannot be read ({}); the {} keys read before stay in force", path, problem,
               fileByHash.size());
         }
@@ -128,6 +142,7 @@ public final class MerchantKeys {
       fileByHash = hashed;
       log.info("api_keys_file {} reloaded: {}", path, describe(hashed));
     } catch (ApiKeyFile.InvalidApiKeyFile e) {
+      refused.incrementAndGet();
       log.warn("api_keys_file {} refused, {}; the {} keys read before stay in force", path, e.getMessage(),
           fileByHash.size());
     }

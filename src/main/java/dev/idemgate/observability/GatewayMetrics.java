@@ -3,6 +3,7 @@ package dev.idemgate.observability;
 import dev.idemgate.idempotency.IdempotencyStore;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.DistributionSummary;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
@@ -62,6 +63,15 @@ public final class GatewayMetrics {
   }
 
   /** Shows how many answers {@code entries} holds now, as {@code idemgate_replay_cache_entries}. */
+  /** The API keys in force, and how many versions of {@code api_keys_file} were refused. */
+  public void watchApiKeys(Supplier<Number> keys, Supplier<Number> refusedFiles) {
+    Gauge.builder("idemgate.api.keys", keys).description("API keys in force: api_keys and api_keys_file").register(registry);
+    FunctionCounter.builder("idemgate.api.keys.file.refused", refusedFiles,
+            s -> s.get().doubleValue())
+        .description("versions of api_keys_file refused (did not parse) or reads of it that failed; the keys before stay")
+        .register(registry);
+  }
+
   public void watchReplayCache(java.util.function.Supplier<Number> entries) {
     Gauge.builder("idemgate.replay.cache.entries", entries).description("completed answers in the in-process replay cache")
         .register(registry);

@@ -9,6 +9,7 @@ import ch.qos.logback.classic.spi.ILoggingEvent;
 import dev.idemgate.Idemgate;
 import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
+import dev.idemgate.support.Scrape;
 import dev.idemgate.support.TestGateway;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -97,12 +98,18 @@ class ApiKeyFileIT {
     }
   }
 
+  private double meter(TestGateway gateway, String series) {
+    return Scrape.value(http.get(gateway.managementPort(), "/metrics", null).body(), series).orElse(-1);
+  }
+
   @Test
-  @DisplayName("a broken new version of the key file is refused with a warning naming its line, never the key, and the keys before stay in force")
+  @DisplayName("a broken new version of the key file is refused with a warning naming its line, never the key, and a meter; the keys before stay in force")
   void brokenVersionKeepsTheKeysBefore() throws IOException {
     writeKeys(ApiKeyFile.line("acme", OLD_KEY) + "\n");
     try (TestGateway gateway = startWithFile(); CapturedLogs logs = CapturedLogs.of(MerchantKeys.class)) {
       assertThat(pay(gateway, OLD_KEY)).isEqualTo(201);
+      assertThat(meter(gateway, "idemgate_api_keys")).isEqualTo(1);
+      assertThat(meter(gateway, "idemgate_api_keys_file_refused_total")).isZero();
 
       // Someone pastes the new key in plain text instead of its line.
       writeKeys(ApiKeyFile.line("acme", OLD_KEY) + "\nacme=" + NEW_KEY + "\n");
@@ -116,6 +123,8 @@ class ApiKeyFileIT {
       assertThat(pay(gateway, NEW_KEY)).isEqualTo(401);
       assertThat(logs.events().stream().filter(e -> e.getLevel() == Level.WARN)).as("each version is judged once")
           .hasSize(1);
+      assertThat(meter(gateway, "idemgate_api_keys_file_refused_total")).isEqualTo(1);
+      assertThat(meter(gateway, "idemgate_api_keys")).isEqualTo(1);
     }
   }
 

@@ -21,7 +21,9 @@ final class PromQlMeters {
       "idemgate_recovery_actions_total",
       "idemgate_store_errors_total",
       "jvm_memory_used_bytes",
-      "idemgate_http_connections");
+      "idemgate_http_connections",
+      "idemgate_api_keys",
+      "idemgate_api_keys_file_refused_total");
 
   /** Timers, histograms and distribution summaries: the base name plus one of Micrometer's series suffixes. */
   static final Set<String> HISTOGRAMS = Set.of(
