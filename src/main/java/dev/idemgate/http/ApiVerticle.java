@@ -109,7 +109,7 @@ public final class ApiVerticle extends VerticleBase {
     // Made by the first verticle to start, on its loop and with its pool; see stop().
     store = sharedStore.join(() -> new IdempotencyStore(pool, context, GROUPS_IN_FLIGHT, config.storeTimeout(),
         config.lease(), config.providerId(), metrics.storeGroupSizes()));
-    pipeline = new PipelinedRedis(redis, context);
+    pipeline = new PipelinedRedis(redis, context, RedisClients.isCluster(config));
     RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     notifier = new CompletionNotifier(vertx, redis, config.redisTimeout().toMillis());
     payments = new PaymentService(gate, store, new ProviderClient(vertx.eventBus(), config), notifier, metrics, config,

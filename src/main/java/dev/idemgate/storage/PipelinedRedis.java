@@ -9,6 +9,7 @@ import io.vertx.redis.client.RedisConnection;
 import io.vertx.redis.client.Request;
 import io.vertx.redis.client.Response;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 
 /**
@@ -23,6 +24,12 @@ import java.util.List;
  * handled, instead of one each (a third of the gateway's system-call time under load). A lone
  * command goes out alone, as soon as the turn ends.
  *
+ * <p>Redis Cluster takes a batch only when all its keys are in one hash slot, and the commands of
+ * different requests are for different records, in different slots. So against a cluster each
+ * {@link #send} and each {@link #batch} goes out on its own (the commands of one batch are for one
+ * record, whose keys share a hash tag, and stay in order); only a single server or Sentinel's
+ * master gets the turn's commands in one write.
+ *
  * <p>Hazard: Redis answers a group as a whole, so an error reply to one command (a wrong type in
  * our key space, which the gateway never writes) fails every command of its group, and, as for a
  * lone command, drops the connection. Every caller treats a Redis failure as "ask PostgreSQL", so
@@ -34,64 +41,77 @@ import java.util.List;
  * well, and when the timeout fires, the caller's whole continuation ran on that foreign thread.
  */
 public final class PipelinedRedis {
+  /** One caller's commands: a {@link #send} (one command) or a {@link #batch}, answered together. */
+  private record Unit(List<Request> requests, Promise<List<Response>> answer) {}
+
   private final Redis client;
   private final ContextInternal context;
+  private final boolean cluster;
   private Future<RedisConnection> connection;
-  private List<Request> queued = new ArrayList<>();
-  private List<Promise<Response>> answers = new ArrayList<>();
+  private List<Unit> queued = new ArrayList<>();
 
   /** @param context the owning verticle's context, whose event loop sends every command */
   public PipelinedRedis(Redis client, Context context) {
+    this(client, context, false);
+  }
+
+  /** @param cluster the client is a Redis Cluster client: no write mixes the commands of two callers */
+  public PipelinedRedis(Redis client, Context context, boolean cluster) {
     this.client = client;
     this.context = (ContextInternal) context;
+    this.cluster = cluster;
   }
 
   public Future<Response> send(Request request) {
-    Promise<Response> answer = context.promise();
+    return enqueue(List.of(request)).map(responses -> responses.get(0));
+  }
+
+  /** The commands in order, in the same write; fails if any of them fails. */
+  public Future<List<Response>> batch(List<Request> requests) {
+    return enqueue(List.copyOf(requests));
+  }
+
+  private Future<List<Response>> enqueue(List<Request> requests) {
+    Promise<List<Response>> answer = context.promise();
     if (!context.isRunningOnContext()) {
-      context.runOnContext(v -> send(request).onComplete(answer));
+      context.runOnContext(v -> enqueue(requests).onComplete(answer));
       return answer.future();
     }
     if (queued.isEmpty()) {
       context.runOnContext(v -> flush());
     }
-    queued.add(request);
-    answers.add(answer);
+    queued.add(new Unit(requests, answer));
     return answer.future();
   }
 
-  /** The commands in order, in the same write; fails if any of them fails. */
-  public Future<List<Response>> batch(List<Request> requests) {
-    List<Future<Response>> each = new ArrayList<>(requests.size());
-    requests.forEach(r -> each.add(send(r)));
-    // Future.all has no context either: hand its result to a promise of ours (see the class comment).
-    Promise<List<Response>> answers = context.promise();
-    Future.all(each).map(all -> {
-      List<Response> responses = new ArrayList<>(each.size());
-      each.forEach(f -> responses.add(f.result()));
-      return responses;
-    }).onComplete(answers);
-    return answers.future();
-  }
-
   private void flush() {
-    List<Request> requests = queued;
-    List<Promise<Response>> promises = answers;
+    List<Unit> units = queued;
     queued = new ArrayList<>();
-    answers = new ArrayList<>();
-    if (requests.size() == 1) {
-      connection().compose(c -> c.send(requests.get(0))).onFailure(this::dropOnFailure).onComplete(promises.get(0));
+    if (cluster || units.size() == 1) {
+      units.forEach(unit -> write(unit.requests()).onComplete(unit.answer()));
       return;
     }
-    connection().compose(c -> c.batch(requests)).onFailure(this::dropOnFailure).onComplete(done -> {
-      for (int i = 0; i < promises.size(); i++) {
+    List<Request> all = new ArrayList<>();
+    units.forEach(unit -> all.addAll(unit.requests()));
+    write(all).onComplete(done -> {
+      int next = 0;
+      for (Unit unit : units) {
+        int size = unit.requests().size();
         if (done.succeeded()) {
-          promises.get(i).complete(done.result().get(i));
+          unit.answer().complete(done.result().subList(next, next + size));
         } else {
-          promises.get(i).fail(done.cause());
+          unit.answer().fail(done.cause());
         }
+        next += size;
       }
     });
+  }
+
+  private Future<List<Response>> write(List<Request> requests) {
+    Future<List<Response>> answered = requests.size() == 1
+        ? connection().compose(c -> c.send(requests.get(0))).map(response -> Collections.singletonList(response))
+        : connection().compose(c -> c.batch(requests));
+    return answered.onFailure(this::dropOnFailure);
   }
 
   private Future<RedisConnection> connection() {

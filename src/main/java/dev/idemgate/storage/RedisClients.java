@@ -15,6 +15,11 @@ import io.vertx.redis.client.RedisRole;
 public final class RedisClients {
   private RedisClients() {}
 
+  /** Whether {@code redis_url} is a Redis Cluster, where one write may only carry one hash slot's commands. */
+  public static boolean isCluster(GatewayConfig config) {
+    return config.redisMode().equals("cluster");
+  }
+
   public static RedisOptions options(GatewayConfig config, int poolSize) {
     RedisOptions options = new RedisOptions()
         .setMaxPoolSize(poolSize)

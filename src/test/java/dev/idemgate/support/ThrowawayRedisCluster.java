@@ -1,0 +1,157 @@
+package dev.idemgate.support;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+
+/**
+ * A Redis Cluster of the test's own: three masters ({@code redis-server --cluster-enabled yes}, no
+ * replicas, no persistence), each on a free port with its data dir in a temp directory, the 16,384
+ * slots split between them. It is built with plain commands ({@code CLUSTER ADDSLOTSRANGE},
+ * {@code CLUSTER MEET}), so it needs nothing but {@code redis-server} 7.
+ */
+public final class ThrowawayRedisCluster implements AutoCloseable {
+  private static final int NODES = 3;
+  private static final int SLOTS = 16_384;
+  private static final Duration STARTUP = Duration.ofSeconds(30);
+
+  private final Path dir;
+  private final List<Integer> ports = new ArrayList<>();
+  private final List<ChildProcess> processes = new ArrayList<>();
+
+  private ThrowawayRedisCluster(Path dir) {
+    this.dir = dir;
+  }
+
+  /** Starts three masters, gives each a third of the slots, and waits until the cluster is ok on every node. */
+  public static ThrowawayRedisCluster start() {
+    ThrowawayRedisCluster cluster;
+    try {
+      cluster = new ThrowawayRedisCluster(Files.createTempDirectory("idemgate-redis-cluster-"));
+    } catch (IOException e) {
+      throw new IllegalStateException(e);
+    }
+    try {
+      cluster.launch();
+      return cluster;
+    } catch (RuntimeException e) {
+      cluster.close();
+      throw e;
+    }
+  }
+
+  private void launch() {
+    for (int i = 0; i < NODES; i++) {
+      int port = TestGateway.freePort();
+      Path nodeDir = dir.resolve(String.valueOf(port));
+      try {
+        Files.createDirectories(nodeDir);
+      } catch (IOException e) {
+        throw new IllegalStateException(e);
+      }
+      ports.add(port);
+      processes.add(ChildProcess.start("redis-cluster:" + port, List.of("redis-server", "--port", String.valueOf(port),
+          "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", nodeDir.toString(),
+          "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"),
+          Map.of(), nodeDir.resolve("redis.log")));
+    }
+    awaitAll("PONG", "PING");
+    for (int i = 0; i < NODES; i++) {
+      int first = SLOTS * i / NODES;
+      int last = SLOTS * (i + 1) / NODES - 1;
+      expectOk(command(ports.get(i), "CLUSTER", "ADDSLOTSRANGE", String.valueOf(first), String.valueOf(last)));
+    }
+    for (int i = 1; i < NODES; i++) {
+      expectOk(command(ports.get(0), "CLUSTER", "MEET", "127.0.0.1", String.valueOf(ports.get(i))));
+    }
+    awaitAll("cluster_state:ok", "CLUSTER", "INFO");
+  }
+
+  private void awaitAll(String expected, String... command) {
+    long deadline = System.nanoTime() + STARTUP.toNanos();
+    for (int port : ports) {
+      while (!String.valueOf(command(port, command)).contains(expected)) {
+        if (System.nanoTime() > deadline) {
+          throw new IllegalStateException("redis cluster node " + port + " never answered " + expected + " to "
+              + String.join(" ", command) + ":\n" + processes.get(ports.indexOf(port)).logTail());
+        }
+        ChildProcess.sleep(100);
+      }
+    }
+  }
+
+  private static void expectOk(String reply) {
+    if (!"OK".equals(reply)) {
+      throw new IllegalStateException("redis cluster set-up: expected OK, got " + reply);
+    }
+  }
+
+  /** {@code redis://127.0.0.1:<port>} of every node, comma-separated: the value for {@code IDEMGATE_REDIS_URL}. */
+  public String urls() {
+    return ports.stream().map(port -> "redis://127.0.0.1:" + port).collect(Collectors.joining(","));
+  }
+
+  /** How many keys each node holds ({@code DBSIZE}), in node order. */
+  public List<Long> keysPerNode() {
+    List<Long> sizes = new ArrayList<>();
+    for (int port : ports) {
+      String reply = command(port, "DBSIZE");
+      sizes.add(reply == null ? -1 : Long.parseLong(reply));
+    }
+    return sizes;
+  }
+
+  /**
+   * One command over a fresh connection: the reply's text (a status, an integer, or a bulk
+   * string's content), or null when nothing answered within two seconds.
+   */
+  private static String command(int port, String... args) {
+    try (Socket socket = new Socket()) {
+      socket.connect(new InetSocketAddress("127.0.0.1", port), 2_000);
+      socket.setSoTimeout(2_000);
+      StringBuilder request = new StringBuilder("*" + args.length + "\r\n");
+      for (String arg : args) {
+        request.append('$').append(arg.getBytes(StandardCharsets.UTF_8).length).append("\r\n").append(arg).append("\r\n");
+      }
+      OutputStream out = socket.getOutputStream();
+      out.write(request.toString().getBytes(StandardCharsets.UTF_8));
+      out.flush();
+      InputStream in = socket.getInputStream();
+      String line = readLine(in);
+      if (line.startsWith("$")) {
+        int length = Integer.parseInt(line.substring(1));
+        return length < 0 ? null : new String(in.readNBytes(length), StandardCharsets.UTF_8);
+      }
+      return line.isEmpty() ? line : line.substring(1);
+    } catch (IOException | RuntimeException e) {
+      return null;
+    }
+  }
+
+  private static String readLine(InputStream in) throws IOException {
+    ByteArrayOutputStream line = new ByteArrayOutputStream();
+    int c;
+    while ((c = in.read()) >= 0 && c != '\r') {
+      line.write(c);
+    }
+    in.read(); // '\n'
+    return line.toString(StandardCharsets.UTF_8);
+  }
+
+  @Override
+  public void close() {
+    processes.forEach(ChildProcess::close);
+    Cleanup.deleteTree(dir);
+  }
+}
