@@ -139,7 +139,7 @@ public final class Idemgate implements AutoCloseable {
       ReadinessState readiness = new ReadinessState();
       ReplayCache replays = new ReplayCache(config.replayCacheEntries());
       metrics.watchReplayCache(replays::estimatedSize);
-      metrics.watchApiKeys(merchantKeys::size, merchantKeys::refusedVersions);
+      metrics.watchApiKeys(merchantKeys);
       SharedIdempotencyStore sharedStore = new SharedIdempotencyStore();
       String api = await(vertx.deployVerticle(new ProviderVerticle(config))
           .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, metrics, replays, sharedStore, merchantKeys),

@@ -1,5 +1,6 @@
 package dev.idemgate.observability;
 
+import dev.idemgate.auth.MerchantKeys;
 import dev.idemgate.idempotency.IdempotencyStore;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.DistributionSummary;
@@ -63,11 +64,16 @@ public final class GatewayMetrics {
   }
 
   /** Shows how many answers {@code entries} holds now, as {@code idemgate_replay_cache_entries}. */
-  /** The API keys in force, and how many versions of {@code api_keys_file} were refused. */
-  public void watchApiKeys(Supplier<Number> keys, Supplier<Number> refusedFiles) {
-    Gauge.builder("idemgate.api.keys", keys).description("API keys in force: api_keys and api_keys_file").register(registry);
-    FunctionCounter.builder("idemgate.api.keys.file.refused", refusedFiles,
-            s -> s.get().doubleValue())
+  /**
+   * The API keys in force, and how many versions of {@code api_keys_file} were refused. Hazard: a
+   * function counter holds its object weakly, so it reads {@code keys} itself, which every API
+   * verticle holds, and never a lambda that nothing else holds (it would be collected and the
+   * counter would read nothing).
+   */
+  public void watchApiKeys(MerchantKeys keys) {
+    Gauge.builder("idemgate.api.keys", keys, MerchantKeys::size)
+        .description("API keys in force: api_keys and api_keys_file").register(registry);
+    FunctionCounter.builder("idemgate.api.keys.file.refused", keys, MerchantKeys::refusedVersions)
         .description("versions of api_keys_file refused (did not parse) or reads of it that failed; the keys before stay")
         .register(registry);
   }
