@@ -112,7 +112,7 @@ public final class ApiVerticle extends VerticleBase {
     pipeline = new PipelinedRedis(redis, context, RedisClients.isCluster(config));
     RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     notifier = new CompletionNotifier(vertx, redis, config.redisTimeout().toMillis());
-    payments = new PaymentService(gate, store, new ProviderClient(vertx.eventBus(), config), notifier, metrics, config,
+    payments = new PaymentService(vertx, gate, store, new ProviderClient(vertx.eventBus(), config), notifier, metrics, config,
         replays);
     twins = AnomalyMonitor.of(vertx, config, metrics.registry()).detector(pipeline, redis, pool);
     server = vertx.createHttpServer(serverOptions()).requestHandler(router()).connectionHandler(connection -> {

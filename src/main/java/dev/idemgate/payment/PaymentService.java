@@ -18,9 +18,11 @@ import dev.idemgate.provider.ChargeRequest;
 import dev.idemgate.provider.ProviderClient;
 import dev.idemgate.provider.ProviderOutcome;
 import io.vertx.core.Future;
+import io.vertx.core.Vertx;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Optional;
+import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -37,7 +39,10 @@ public final class PaymentService {
   private static final int STORE_RETRY_AFTER_SECONDS = 2;
   /** First inquiry of a pending payment (the schedule is recovery's). */
   private static final Duration FIRST_INQUIRY = Duration.ofSeconds(5);
+  /** First wait before a completion PostgreSQL did not take is written again; it doubles each time. */
+  static final long FIRST_RECORD_RETRY_MS = 500;
 
+  private final Vertx vertx;
   private final RedisGate gate;
   private final CompletionNotifier notifier;
   private final GatewayMetrics metrics;
@@ -48,6 +53,7 @@ public final class PaymentService {
   private final ReplayCache replays;
   /** How long after its claim a charge may still be sent: the lease, less a margin for clock and queueing. */
   private final long sendWindowNanos;
+  private final long leaseNanos;
   private static final Duration SEND_MARGIN = Duration.ofSeconds(1);
   /**
    * When a key whose release failed is free again at the latest: recovery releases a claim the
@@ -55,8 +61,9 @@ public final class PaymentService {
    */
   private final int heldKeyRetryAfterSeconds;
 
-  public PaymentService(RedisGate gate, IdempotencyStore store, ProviderClient provider, CompletionNotifier notifier,
-      GatewayMetrics metrics, GatewayConfig config, ReplayCache replays) {
+  public PaymentService(Vertx vertx, RedisGate gate, IdempotencyStore store, ProviderClient provider,
+      CompletionNotifier notifier, GatewayMetrics metrics, GatewayConfig config, ReplayCache replays) {
+    this.vertx = vertx;
     this.gate = gate;
     this.replays = replays;
     this.metrics = metrics;
@@ -66,6 +73,7 @@ public final class PaymentService {
     this.providerName = config.provider();
     this.config = config;
     this.sendWindowNanos = config.lease().minus(SEND_MARGIN).toNanos();
+    this.leaseNanos = config.lease().toNanos();
     Duration untilReleased = config.lateChargeWindow().plus(config.recoveryInterval());
     this.heldKeyRetryAfterSeconds = (int) Math.max(1, (untilReleased.toMillis() + 999) / 1000);
   }
@@ -218,27 +226,58 @@ public final class PaymentService {
             log.warn("payment {} was taken over before it completed; answering what the provider said", owned.paymentId());
             return Future.succeededFuture(new PayOutcome.Fresh(response));
           }
-          if (state == RecordState.COMPLETED) {
-            replays.remember(cmd.merchantId(), cmd.key(), cmd.bodyDigest(), response);
-          }
-          Future<Void> cached = state == RecordState.COMPLETED
-              ? gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), response)
-              : gate.markPending(cmd.merchantId(), cmd.key(), cmd.fingerprint(), config.keyTtlFor(cmd.merchantId()));
-          return cached.map(v -> (PayOutcome) new PayOutcome.Fresh(response));
+          return recorded(cmd, completion).map(v -> (PayOutcome) new PayOutcome.Fresh(response));
         })
         .recover(failure -> {
           if (!(failure instanceof StoreUnavailable)) {
             return Future.failedFuture(failure);
           }
-          // The provider answered but the ledger did not take it. The claim stays PROCESSING and
-          // recovery finalises it from the provider after the lease; until then the truth is "pending".
-          log.error("payment {} charged outcome '{}' not recorded; recovery will finalise it: {}",
-              owned.paymentId(), paymentStatus, failure.getMessage());
+          // The provider answered but the ledger did not take it. The claim stays PROCESSING; the
+          // outcome is written again while the lease lasts, then recovery finalises it from the
+          // provider. Until one of them lands the truth is "pending".
+          log.error("payment {} charged outcome '{}' not recorded; it is written again while its lease lasts, then "
+              + "recovery finalises it: {}", owned.paymentId(), paymentStatus, failure.getMessage());
+          recordLater(cmd, owned, completion, FIRST_RECORD_RETRY_MS);
           String pendingBody = PaymentJson.render(owned.paymentId(), "pending", cmd.request(), providerName, null, null,
               owned.createdAt());
           return Future.succeededFuture(new PayOutcome.Fresh(new StoredResponse(202, pendingBody, owned.paymentId(),
               response.expiresAt())));
         });
+  }
+
+  /** After a completion landed: the replay cache and Redis learn the answer (waiters are woken). */
+  private Future<Void> recorded(PayCommand cmd, Completion completion) {
+    StoredResponse response = completion.response();
+    if (completion.state() == RecordState.COMPLETED) {
+      replays.remember(cmd.merchantId(), cmd.key(), cmd.bodyDigest(), response);
+      return gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), response);
+    }
+    return gate.markPending(cmd.merchantId(), cmd.key(), cmd.fingerprint(), config.keyTtlFor(cmd.merchantId()));
+  }
+
+  /**
+   * Writes again, in the background, a completion PostgreSQL did not take, waiting twice as long
+   * each time, for as long as the claim's lease lasts. A store that is back within seconds then
+   * holds the provider's answer and retries replay it, instead of getting 409 until recovery takes
+   * the record over after the lease. The write is fenced by the claim's epoch: once recovery owns
+   * the record it is refused (FENCED), and this ends.
+   */
+  private void recordLater(PayCommand cmd, StoreClaim.Claimed owned, Completion completion, long waitMs) {
+    long leaseEnds = owned.claimedAtNanos() + leaseNanos;
+    if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(waitMs) >= leaseEnds) {
+      log.warn("payment {} outcome still not recorded as its lease ends; recovery finalises it", owned.paymentId());
+      return;
+    }
+    vertx.setTimer(waitMs, timer -> store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion)
+        .onSuccess(result -> {
+          if (result == Completion.Result.FENCED) {
+            log.info("payment {} was taken over by recovery before its outcome could be recorded again", owned.paymentId());
+            return;
+          }
+          log.info("payment {} outcome '{}' recorded on a later try", owned.paymentId(), completion.paymentStatus());
+          recorded(cmd, completion);
+        })
+        .onFailure(failure -> recordLater(cmd, owned, completion, waitMs * 2)));
   }
 
   private Future<PayOutcome> release(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim,

@@ -60,7 +60,7 @@ class ClaimGuardIT {
     RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     IdempotencyStore store = new IdempotencyStore(pool, context, 1, config.storeTimeout(), config.lease(),
         config.providerId());
-    payments = new PaymentService(gate, store, new ProviderClient(vertx.eventBus(), config), null,
+    payments = new PaymentService(vertx, gate, store, new ProviderClient(vertx.eventBus(), config), null,
         new GatewayMetrics(new SimpleMeterRegistry(), new Tracing(OpenTelemetry.noop())), config, new ReplayCache(100));
   }
 

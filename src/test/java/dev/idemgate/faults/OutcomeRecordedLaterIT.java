@@ -1,0 +1,82 @@
+package dev.idemgate.faults;
+
+import static dev.idemgate.support.TestGateway.KEY_A;
+import static dev.idemgate.support.TestGateway.MERCHANT_A;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.idempotency.ProviderKeys;
+import dev.idemgate.support.FaultProxy;
+import dev.idemgate.support.Http;
+import dev.idemgate.support.TestDb;
+import dev.idemgate.support.TestGateway;
+import dev.idemgate.support.Waits;
+import io.vertx.core.Future;
+import java.net.URI;
+import java.net.URLEncoder;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.Map;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/**
+ * PostgreSQL lost between the charge and its completion: the client is told "pending", and the
+ * gateway writes the provider's answer again as soon as PostgreSQL is back, without waiting for
+ * recovery to take the record over at the end of the lease.
+ */
+class OutcomeRecordedLaterIT {
+  private static final String LEASE = "30s";
+
+  /** The shared PostgreSQL's URL with its host and port replaced by the proxy's. */
+  private static String throughProxy(String pgUrl, FaultProxy proxy) {
+    URI uri = URI.create(pgUrl.replaceFirst("^postgres(ql)?://", "http://"));
+    String user = uri.getRawUserInfo() == null ? "" : uri.getRawUserInfo() + "@";
+    String query = uri.getRawQuery() == null ? "" : "?" + uri.getRawQuery();
+    return "postgresql://" + user + "127.0.0.1:" + proxy.port() + uri.getRawPath() + query;
+  }
+
+  @Test
+  @DisplayName("a charged outcome PostgreSQL did not take (202 pending) is written again once PostgreSQL is back, "
+      + "long before the lease ends: retries then replay the 201; one charge, one ledger row")
+  void writtenAgainWhenTheStoreIsBack() {
+    URI pg = URI.create(TestGateway.pgUrl().replaceFirst("^postgres(ql)?://", "http://"));
+    try (FaultProxy toPostgres = FaultProxy.start(pg.getHost(), pg.getPort() < 0 ? 5432 : pg.getPort());
+         Http http = new Http(); TestDb db = new TestDb(http.vertx());
+         TestGateway gateway = TestGateway.start(Map.of(
+             "IDEMGATE_PG_URL", throughProxy(TestGateway.pgUrl(), toPostgres),
+             "IDEMGATE_SIMULATOR_SLOW_MS", "1500",
+             "IDEMGATE_STORE_TIMEOUT", "1s",
+             "IDEMGATE_LEASE", LEASE,
+             "IDEMGATE_REPLAY_CACHE_ENTRIES", "0"))) {
+      String key = Http.newKey();
+      String body = Http.payment(2_222, "tok_slow").encode();
+      Future<Http.Reply> first = http.payAsync(gateway.apiPort(), KEY_A, key, body, Map.of());
+      Waits.sleep(500); // claimed (committed), now 1.5 s at the provider
+      toPostgres.refuse();
+      toPostgres.cutAll();
+
+      Http.Reply answer = Http.await(first);
+      assertThat(answer.status()).as(answer.body()).isEqualTo(202);
+      assertThat(answer.json().getString("status")).isEqualTo("pending");
+
+      toPostgres.pass();
+      long back = System.nanoTime();
+      Waits.eventually(Duration.ofSeconds(10), () -> {
+        Http.Reply retry = Http.await(http.payAsync(gateway.apiPort(), KEY_A, key, body, Map.of()));
+        return retry.status() == 201 && "true".equals(retry.header("Idempotent-Replayed"))
+            && "succeeded".equals(retry.json().getString("status"));
+      }, "a retry replays the recorded 201 (without the later write, only recovery would record it, after the "
+          + LEASE + " lease)");
+      long afterMs = (System.nanoTime() - back) / 1_000_000;
+      System.out.println("outcome replayed " + afterMs + " ms after PostgreSQL came back");
+
+      String providerKey = ProviderKeys.of(MERCHANT_A, key);
+      assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE provider_key = $1", providerKey)).isEqualTo(1L);
+      assertThat(db.scalar("SELECT status FROM idemgate.payments WHERE provider_key = $1", providerKey))
+          .isEqualTo("succeeded");
+      Http.Reply log = http.get(gateway.managementPort(), "/admin/simulator/charges?merchant=" + MERCHANT_A + "&key="
+          + URLEncoder.encode(key, StandardCharsets.UTF_8), TestGateway.ADMIN_TOKEN);
+      assertThat(log.json().getJsonArray("charges")).hasSize(1);
+    }
+  }
+}
