@@ -109,7 +109,7 @@ public final class ConfigLoader {
       throw new ConfigException("provider_url: must be set when provider is http");
     }
     Map<String, String> apiKeys = ApiKeys.parse(v.get("api_keys"));
-    Optional<Path> apiKeysFile = optional(v, "api_keys_file").map(Path::of);
+    Optional<Path> apiKeysFile = optional(v, "api_keys_file").map(ConfigLoader::path);
     if (apiKeysFile.isPresent() && !apiKeys.isEmpty()) {
       // Refused rather than merged: the shipped default api_keys (demo=sk_test_demo) would
       // otherwise stay valid beside the production keys.
@@ -224,6 +224,14 @@ public final class ConfigLoader {
           DuplicatePayloadPolicy.FINGERPRINT_FIELDS) + ", got '" + v.get("duplicate_fields").trim() + "'");
     }
     return List.copyOf(fields);
+  }
+
+  private static Path path(String text) {
+    try {
+      return Path.of(text);
+    } catch (java.nio.file.InvalidPathException e) {
+      throw new ConfigException("api_keys_file: not a file path (" + e.getReason() + ")");
+    }
   }
 
   private static Optional<String> optional(Map<String, String> v, String key) {

@@ -40,7 +40,7 @@ public final class PaymentService {
   /** First inquiry of a pending payment (the schedule is recovery's). */
   private static final Duration FIRST_INQUIRY = Duration.ofSeconds(5);
   /** First wait before a completion PostgreSQL did not take is written again; it doubles each time. */
-  static final long FIRST_RECORD_RETRY_MS = 500;
+  private static final long FIRST_RECORD_RETRY_MS = 500;
 
   private final Vertx vertx;
   private final RedisGate gate;

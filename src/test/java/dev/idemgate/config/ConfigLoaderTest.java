@@ -86,6 +86,8 @@ class ConfigLoaderTest {
     assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_API_KEYS_FILE", "/etc/keys")))
         .isInstanceOf(ConfigException.class).hasMessageStartingWith("api_keys and api_keys_file:")
         .hasMessageNotContaining("sk_test_demo");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_API_KEYS_FILE", "keys\0file", "IDEMGATE_API_KEYS", "")))
+        .isInstanceOf(ConfigException.class).hasMessageStartingWith("api_keys_file:");
     assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_API_KEYS_RELOAD_INTERVAL", "2h")))
         .isInstanceOf(ConfigException.class).hasMessageStartingWith("api_keys_reload_interval:");
   }
