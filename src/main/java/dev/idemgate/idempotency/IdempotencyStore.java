@@ -104,6 +104,16 @@ public final class IdempotencyStore {
       DELETE FROM idemgate.idempotency_keys
       WHERE merchant_id = $1 AND idempotency_key = $2 AND epoch = $3 AND state = 'PROCESSING'""";
 
+  /**
+   * A claim whose request stopped waiting for it (the statement ran past its deadline, or the
+   * group's follow-up read failed), found by the payment id that only that request used. The
+   * request answered 503 and never called the provider, and recovery never charges, so while the
+   * record is PROCESSING no charge exists for it: deleting it frees the key for the client's retry.
+   */
+  private static final String RELEASE_UNANSWERED = """
+      DELETE FROM idemgate.idempotency_keys
+      WHERE merchant_id = $1 AND idempotency_key = $2 AND payment_id = $3 AND state = 'PROCESSING'""";
+
   private static final String FIND_PAYMENT = """
       SELECT id, status, amount, currency, merchant_reference, provider, provider_reference, decline_code, created_at
       FROM idemgate.payments WHERE id = $1 AND merchant_id = $2""";
@@ -111,7 +121,7 @@ public final class IdempotencyStore {
   /** Every statement of the request path, by name, for the test that checks their plans. */
   static Map<String, String> statements() {
     return Map.of("claim", CLAIM, "read", READ, "complete", COMPLETE, "held", HELD, "release", RELEASE,
-        "find payment", FIND_PAYMENT);
+        "release unanswered", RELEASE_UNANSWERED, "find payment", FIND_PAYMENT);
   }
 
   /** A claim that lost a race inside its group (a twin in the same group, a release between insert and read) goes again. */
@@ -388,6 +398,15 @@ public final class IdempotencyStore {
   public Future<Completion.Result> release(String merchantId, IdempotencyKey key, int epoch) {
     return run("release", RELEASE, Tuple.of(merchantId, key.value(), epoch))
         .map(rows -> rows.rowCount() == 1 ? Completion.Result.RECORDED : Completion.Result.FENCED);
+  }
+
+  /**
+   * Deletes the claim of a request that answered 503 without hearing back from its claim, if that
+   * claim committed after all: true when there was one. See {@code RELEASE_UNANSWERED}.
+   */
+  public Future<Boolean> releaseUnanswered(String merchantId, IdempotencyKey key, String paymentId) {
+    return run("release unanswered", RELEASE_UNANSWERED, Tuple.of(merchantId, key.value(), paymentId))
+        .map(rows -> rows.rowCount() == 1);
   }
 
   /** The ledger row of a payment, only for its own merchant. */

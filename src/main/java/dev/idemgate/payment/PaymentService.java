@@ -41,6 +41,11 @@ public final class PaymentService {
   private static final Duration FIRST_INQUIRY = Duration.ofSeconds(5);
   /** First wait before a completion PostgreSQL did not take is written again; it doubles each time. */
   private static final long FIRST_RECORD_RETRY_MS = 500;
+  /**
+   * First look for a claim that answered 503 but may have committed: the server ends a statement
+   * at most a second after the request's deadline (statement_timeout); it doubles each time.
+   */
+  private static final long FIRST_UNANSWERED_LOOK_MS = 1_000;
 
   private final Vertx vertx;
   private final RedisGate gate;
@@ -173,7 +178,14 @@ public final class PaymentService {
     ClaimRequest claim = new ClaimRequest(cmd.merchantId(), cmd.key(), cmd.fingerprint(),
         PaymentJson.newPaymentId(now), r.amount(), r.currency(), r.merchantReference(), r.description(),
         r.metadata(), now);
-    return metrics.timeStore("claim", () -> store.claim(claim))
+    long sentAt = System.nanoTime();
+    Future<StoreClaim> claimed = metrics.timeStore("claim", () -> store.claim(claim));
+    claimed.onFailure(failure -> {
+      if (failure instanceof StoreUnavailable) {
+        releaseUnansweredLater(cmd, claim.paymentId(), sentAt, FIRST_UNANSWERED_LOOK_MS);
+      }
+    });
+    return claimed
         .compose(decision -> {
           if (decision instanceof StoreClaim.Claimed owned) {
             return charge(cmd, owned, redisClaim);
@@ -190,6 +202,30 @@ public final class PaymentService {
           return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.KeyReused()); // Mismatch
         })
         .recover(failure -> storeDown(cmd, redisClaim, "claim", failure));
+  }
+
+  /**
+   * After a claim answered 503, deletes that claim if it committed after all (late, past the
+   * deadline, or before a follow-up read failed), so that the client's retry finds the key free
+   * instead of 409 until recovery releases it after the lease. A claim may commit late: a statement
+   * ends at the server within its deadline plus a second, but one that waited for a connection or
+   * behind another statement starts late. So it keeps looking, with doubling waits, for as long as
+   * the lease lasts (after that recovery frees the key), and stops once it deleted one.
+   */
+  private void releaseUnansweredLater(PayCommand cmd, String paymentId, long sentAt, long waitMs) {
+    if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(waitMs) >= sentAt + leaseNanos) {
+      return;
+    }
+    vertx.setTimer(waitMs, timer -> store.releaseUnanswered(cmd.merchantId(), cmd.key(), paymentId)
+        .onSuccess(released -> {
+          if (released) {
+            log.info("payment {}: its claim committed after the request had answered 503; released, the key is free",
+                paymentId);
+          } else {
+            releaseUnansweredLater(cmd, paymentId, sentAt, waitMs * 2);
+          }
+        })
+        .onFailure(failure -> releaseUnansweredLater(cmd, paymentId, sentAt, waitMs * 2)));
   }
 
   private Future<PayOutcome> charge(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim) {

@@ -28,7 +28,7 @@ class OutcomeRecordedLaterIT {
   private static final String LEASE = "30s";
 
   /** The shared PostgreSQL's URL with its host and port replaced by the proxy's. */
-  private static String throughProxy(String pgUrl, FaultProxy proxy) {
+  static String throughProxy(String pgUrl, FaultProxy proxy) {
     URI uri = URI.create(pgUrl.replaceFirst("^postgres(ql)?://", "http://"));
     String user = uri.getRawUserInfo() == null ? "" : uri.getRawUserInfo() + "@";
     String query = uri.getRawQuery() == null ? "" : "?" + uri.getRawQuery();

@@ -35,6 +35,7 @@ class RequestPathPlansIT {
           + "ARRAY[now()], ARRAY['succeeded'], ARRAY['simulator'], ARRAY['ch_1'], ARRAY[NULL]::text[], ARRAY[NULL]::timestamptz[]",
       "held", "'m', 'k'",
       "release", "'m', 'k', 1",
+      "release unanswered", "'m', 'k', 'pay_1'",
       "find payment", "'pay_1', 'm'");
 
   private static Http http;
