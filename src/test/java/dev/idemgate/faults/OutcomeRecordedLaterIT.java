@@ -5,13 +5,12 @@ import static dev.idemgate.support.TestGateway.MERCHANT_A;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.idemgate.idempotency.ProviderKeys;
-import dev.idemgate.support.FaultProxy;
 import dev.idemgate.support.Http;
+import dev.idemgate.support.ProxiedPostgres;
 import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.Waits;
 import io.vertx.core.Future;
-import java.net.URI;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -27,23 +26,14 @@ import org.junit.jupiter.api.Test;
 class OutcomeRecordedLaterIT {
   private static final String LEASE = "30s";
 
-  /** The shared PostgreSQL's URL with its host and port replaced by the proxy's. */
-  static String throughProxy(String pgUrl, FaultProxy proxy) {
-    URI uri = URI.create(pgUrl.replaceFirst("^postgres(ql)?://", "http://"));
-    String user = uri.getRawUserInfo() == null ? "" : uri.getRawUserInfo() + "@";
-    String query = uri.getRawQuery() == null ? "" : "?" + uri.getRawQuery();
-    return "postgresql://" + user + "127.0.0.1:" + proxy.port() + uri.getRawPath() + query;
-  }
-
   @Test
   @DisplayName("a charged outcome PostgreSQL did not take (202 pending) is written again once PostgreSQL is back, "
       + "long before the lease ends: retries then replay the 201; one charge, one ledger row")
   void writtenAgainWhenTheStoreIsBack() {
-    URI pg = URI.create(TestGateway.pgUrl().replaceFirst("^postgres(ql)?://", "http://"));
-    try (FaultProxy toPostgres = FaultProxy.start(pg.getHost(), pg.getPort() < 0 ? 5432 : pg.getPort());
+    try (ProxiedPostgres postgres = ProxiedPostgres.start();
          Http http = new Http(); TestDb db = new TestDb(http.vertx());
          TestGateway gateway = TestGateway.start(Map.of(
-             "IDEMGATE_PG_URL", throughProxy(TestGateway.pgUrl(), toPostgres),
+             "IDEMGATE_PG_URL", postgres.url(),
              "IDEMGATE_SIMULATOR_SLOW_MS", "1500",
              "IDEMGATE_STORE_TIMEOUT", "1s",
              "IDEMGATE_LEASE", LEASE,
@@ -52,14 +42,14 @@ class OutcomeRecordedLaterIT {
       String body = Http.payment(2_222, "tok_slow").encode();
       Future<Http.Reply> first = http.payAsync(gateway.apiPort(), KEY_A, key, body, Map.of());
       Waits.sleep(500); // claimed (committed), now 1.5 s at the provider
-      toPostgres.refuse();
-      toPostgres.cutAll();
+      postgres.proxy().refuse();
+      postgres.proxy().cutAll();
 
       Http.Reply answer = Http.await(first);
       assertThat(answer.status()).as(answer.body()).isEqualTo(202);
       assertThat(answer.json().getString("status")).isEqualTo("pending");
 
-      toPostgres.pass();
+      postgres.proxy().pass();
       long back = System.nanoTime();
       Waits.eventually(Duration.ofSeconds(10), () -> {
         Http.Reply retry = Http.await(http.payAsync(gateway.apiPort(), KEY_A, key, body, Map.of()));

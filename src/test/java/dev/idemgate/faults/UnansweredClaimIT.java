@@ -7,12 +7,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.idemgate.idempotency.ProviderKeys;
 import dev.idemgate.payment.PaymentService;
 import dev.idemgate.support.CapturedLogs;
-import dev.idemgate.support.FaultProxy;
 import dev.idemgate.support.Http;
+import dev.idemgate.support.ProxiedPostgres;
 import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.Waits;
-import java.net.URI;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -32,12 +31,11 @@ class UnansweredClaimIT {
   @DisplayName("a claim committed after its 503 (PostgreSQL slower than store_timeout) is released soon after, "
       + "long before the lease ends: the retry is charged once and gets 201")
   void lateClaimIsReleased() {
-    URI pg = URI.create(TestGateway.pgUrl().replaceFirst("^postgres(ql)?://", "http://"));
-    try (FaultProxy toPostgres = FaultProxy.start(pg.getHost(), pg.getPort() < 0 ? 5432 : pg.getPort());
+    try (ProxiedPostgres postgres = ProxiedPostgres.start();
          Http http = new Http(); TestDb db = new TestDb(http.vertx());
          CapturedLogs log = CapturedLogs.of(PaymentService.class);
          TestGateway gateway = TestGateway.start(Map.of(
-             "IDEMGATE_PG_URL", OutcomeRecordedLaterIT.throughProxy(TestGateway.pgUrl(), toPostgres),
+             "IDEMGATE_PG_URL", postgres.url(),
              "IDEMGATE_STORE_TIMEOUT", "1s",
              "IDEMGATE_LEASE", LEASE,
              "IDEMGATE_REPLAY_CACHE_ENTRIES", "0"))) {
@@ -51,9 +49,9 @@ class UnansweredClaimIT {
             .isEqualTo(201);
       }
       // Each way 700 ms: the claim reaches PostgreSQL and commits, its answer comes back after the 1 s deadline.
-      toPostgres.latency(700);
+      postgres.proxy().latency(700);
       Http.Reply first = Http.await(http.payAsync(gateway.apiPort(), KEY_A, key, body, Map.of()));
-      toPostgres.latency(0);
+      postgres.proxy().latency(0);
       assertThat(first.status()).as(first.body()).isEqualTo(503);
 
       long answered = System.nanoTime();
