@@ -141,7 +141,7 @@ public final class Idemgate implements AutoCloseable {
       metrics.watchReplayCache(replays::estimatedSize);
       metrics.watchApiKeys(merchantKeys);
       SharedIdempotencyStore sharedStore = new SharedIdempotencyStore();
-      String api = await(vertx.deployVerticle(new ProviderVerticle(config))
+      String api = await(vertx.deployVerticle(new ProviderVerticle(config, registry))
           .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, metrics, replays, sharedStore, merchantKeys),
               new DeploymentOptions().setInstances(config.effectiveApiInstances())))
           .compose(id -> vertx.deployVerticle(new RecoveryVerticle(config, registry))

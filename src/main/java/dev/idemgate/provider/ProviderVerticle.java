@@ -1,6 +1,9 @@
 package dev.idemgate.provider;
 
 import dev.idemgate.config.GatewayConfig;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.vertx.circuitbreaker.CircuitBreakerState;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.eventbus.DeliveryOptions;
@@ -25,10 +28,13 @@ public final class ProviderVerticle extends VerticleBase {
   private static final DeliveryOptions LOCAL = new DeliveryOptions().setCodecName(LocalCodec.NAME);
 
   private final GatewayConfig config;
+  private final MeterRegistry registry;
   private PaymentProvider provider;
+  private Gauge circuitOpen;
 
-  public ProviderVerticle(GatewayConfig config) {
+  public ProviderVerticle(GatewayConfig config, MeterRegistry registry) {
     this.config = config;
+    this.registry = registry;
   }
 
   @Override
@@ -39,6 +45,14 @@ public final class ProviderVerticle extends VerticleBase {
       case "http" -> HttpProvider.create(vertx, config);
       default -> throw new IllegalStateException("provider '" + config.provider() + "' is not built yet");
     };
+    if (provider instanceof HttpProvider http) {
+      // The gauge reads the connector, which this verticle holds (a gauge holds its object weakly).
+      circuitOpen = Gauge.builder("idemgate.provider.circuit.open", http,
+              p -> p.circuitState() == CircuitBreakerState.CLOSED ? 0 : 1)
+          .description("1 while the http connector's circuit breaker is open or half-open: charges are answered "
+              + "not-attempted (502) without calling the acquirer; else 0")
+          .register(registry);
+    }
     MessageConsumer<ChargeRequest> charges = vertx.eventBus().consumer(CHARGE, this::charge);
     MessageConsumer<String> inquiries = vertx.eventBus().consumer(INQUIRE, this::inquire);
     MessageConsumer<String> logs = vertx.eventBus().consumer(CHARGE_LOG, this::chargeLog);
@@ -47,6 +61,9 @@ public final class ProviderVerticle extends VerticleBase {
 
   @Override
   public Future<?> stop() {
+    if (circuitOpen != null) {
+      registry.remove(circuitOpen);
+    }
     return provider instanceof HttpProvider http ? http.close() : Future.succeededFuture();
   }
 

@@ -23,7 +23,8 @@ final class PromQlMeters {
       "jvm_memory_used_bytes",
       "idemgate_http_connections",
       "idemgate_api_keys",
-      "idemgate_api_keys_file_refused_total");
+      "idemgate_api_keys_file_refused_total",
+      "idemgate_provider_circuit_open");
 
   /** Timers, histograms and distribution summaries: the base name plus one of Micrometer's series suffixes. */
   static final Set<String> HISTOGRAMS = Set.of(

@@ -1,0 +1,49 @@
+package dev.idemgate.provider;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.support.Http;
+import dev.idemgate.support.Scrape;
+import dev.idemgate.support.Waits;
+import java.time.Duration;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/** The http connector's circuit breaker as operators see it: its meter, and the payments around it. */
+@DisplayName("provider circuit breaker")
+class ProviderCircuitIT extends ProviderFaultFixture {
+
+  @BeforeAll
+  static void start() {
+    startAll("2s", Map.of());
+  }
+
+  private double circuitMeter() {
+    return Scrape.value(http.get(gateway.managementPort(), "/metrics", null).body(), "idemgate_provider_circuit_open")
+        .orElse(-1);
+  }
+
+  @Test
+  @DisplayName("idemgate_provider_circuit_open is 0, then 1 once repeated failures open the breaker (502 without a call), "
+      + "then 0 again after a trial call succeeds; every payment is charged at most once")
+  void meterFollowsTheBreaker() {
+    assertThat(circuitMeter()).isZero();
+
+    proxy.refuse();
+    for (int i = 0; i < 6; i++) {
+      assertThat(pay(Http.newKey(), Http.payment(700 + i, "tok_visa")).status()).isEqualTo(502);
+    }
+    assertThat(circuitMeter()).as("open after 5 failures within 10 s").isEqualTo(1);
+
+    proxy.pass();
+    String key = Http.newKey();
+    var body = Http.payment(777, "tok_visa");
+    // The breaker lets one call through 5 s after it opened; until then the acquirer is not called.
+    Waits.eventually(Duration.ofSeconds(15), () -> pay(key, body).status() == 201, "a charge once the breaker lets one through");
+    assertThat(circuitMeter()).as("closed by the successful trial call").isZero();
+    assertThat(acquirerLog(key).getJsonArray("charges")).hasSize(1);
+    check().assertValid();
+  }
+}
