@@ -149,9 +149,10 @@ public final class Reconciler {
     classifyMatchedRows(c);
     insertDiscrepancies(c, runId, missingCutoff);
     prioritise(c, runId, r.asOf());
+    long resolvedEarlier = carryOverResolutions(c, runId);
     saveProbableMatches(c, runId);
 
-    JsonObject summary = summarise(c, runId, ingest, model, r.asOf());
+    JsonObject summary = summarise(c, runId, ingest, model, r.asOf()).put("resolved_earlier", resolvedEarlier);
     JsonArray malformed = new JsonArray(ingest.malformed.stream()
         .map(m -> new JsonObject().put("line", m.line()).put("reason", m.reason())).collect(Collectors.toList()));
     try (PreparedStatement s = c.prepareStatement("""
@@ -632,6 +633,42 @@ public final class Reconciler {
       s.setString(2, runId);
       s.setString(3, runId);
       s.executeUpdate();
+    }
+  }
+
+  /**
+   * A discrepancy an operator resolved in an earlier run is resolved in this one too when this run
+   * finds it again with the same facts: same category, payment, settlement row, provider key, and
+   * the same amounts, currencies and statuses on both sides. A changed fact makes it a new
+   * discrepancy, open. The note names the run it was resolved in; the latest resolution wins.
+   *
+   * @return how many of this run's discrepancies were resolved that way
+   */
+  private static long carryOverResolutions(Connection c, String runId) throws SQLException {
+    try (PreparedStatement s = c.prepareStatement("""
+        WITH earlier AS (
+          SELECT DISTINCT ON (d.id) d.id, p.run_id, p.resolved_at, p.resolution_note
+          FROM idemgate.reconciliation_discrepancies d
+          JOIN idemgate.reconciliation_discrepancies p
+            ON p.status = 'resolved' AND p.run_id <> d.run_id AND p.category = d.category
+           AND coalesce(p.payment_id, '') = coalesce(d.payment_id, '')
+           AND coalesce(p.settlement_id, '') = coalesce(d.settlement_id, '')
+           AND p.provider_key IS NOT DISTINCT FROM d.provider_key
+           AND p.ledger_amount IS NOT DISTINCT FROM d.ledger_amount
+           AND p.ledger_currency IS NOT DISTINCT FROM d.ledger_currency
+           AND p.ledger_status IS NOT DISTINCT FROM d.ledger_status
+           AND p.settlement_amount IS NOT DISTINCT FROM d.settlement_amount
+           AND p.settlement_currency IS NOT DISTINCT FROM d.settlement_currency
+           AND p.settlement_status IS NOT DISTINCT FROM d.settlement_status
+          WHERE d.run_id = ?
+          ORDER BY d.id, p.resolved_at DESC)
+        UPDATE idemgate.reconciliation_discrepancies d
+        SET status = 'resolved', resolved_at = e.resolved_at,
+            resolution_note = 'resolved in run ' || e.run_id || coalesce(': ' || e.resolution_note, '')
+        FROM earlier e WHERE d.run_id = ? AND d.id = e.id""")) {
+      s.setString(1, runId);
+      s.setString(2, runId);
+      return s.executeUpdate();
     }
   }
 

@@ -96,6 +96,52 @@ class ReconciliationApiIT {
   }
 
   @Test
+  @DisplayName("a discrepancy resolved in one run is resolved in the next run of the same file, its note naming that run; "
+      + "the others stay open")
+  void resolutionsCarryOver() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().minus(Duration.ofDays(5)).truncatedTo(ChronoUnit.SECONDS);
+      String paid = ledger.payment("shop", 2_500, "EUR", "succeeded", ledger.prefix + "ch_1", base);
+      String missing = ledger.payment("shop", 4_000, "EUR", "succeeded", ledger.prefix + "ch_2", base);
+      ledger.payment("shop", 900, "EUR", "succeeded", ledger.prefix + "ch_3", base.plus(Duration.ofDays(3)));
+      String csv = "settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n"
+          + "s1," + ledger.prefix + "ch_1," + ledger.merchant("shop") + ",2500,EUR," + base.plus(Duration.ofHours(5)) + "\n"
+          + "s2," + ledger.prefix + "ch_1," + ledger.merchant("shop") + ",2500,EUR," + base.plus(Duration.ofHours(9)) + "\n"
+          + "s4," + ledger.prefix + "ch_3," + ledger.merchant("shop") + ",900,EUR," + base.plus(Duration.ofDays(3)).plusSeconds(60) + "\n";
+      String query = "?merchant_prefix=" + ledger.prefix + "&name=day.csv";
+      int port = gateway.config().managementPort();
+
+      JsonObject first = awaitCompleted(upload(query, csv).json().getString("id"));
+      assertThat(first.getJsonObject("summary").getLong("resolved_earlier")).isZero();
+      JsonObject duplicate = first.getJsonArray("discrepancies").stream().map(JsonObject.class::cast)
+          .filter(d -> d.getString("category").equals("DUPLICATE_CHARGE")).findFirst().orElseThrow();
+      assertThat(duplicate.getString("payment_id")).isEqualTo(paid);
+      String firstId = first.getJsonObject("run").getString("id");
+      assertThat(http.send(HttpMethod.POST, port, "/admin/reconciliations/" + firstId + "/discrepancies/"
+          + duplicate.getLong("id") + "/resolve", admin(), Buffer.buffer("{\"note\":\"refunded R-78\"}")).status())
+          .isEqualTo(200);
+
+      JsonObject second = awaitCompleted(upload(query, csv).json().getString("id"));
+      String secondId = second.getJsonObject("run").getString("id");
+      assertThat(secondId).isNotEqualTo(firstId);
+      assertThat(second.getJsonObject("summary").getLong("resolved_earlier")).isEqualTo(1);
+      Map<String, String> statusByPayment = new java.util.HashMap<>();
+      second.getJsonArray("discrepancies").stream().map(JsonObject.class::cast)
+          .forEach(d -> statusByPayment.put(d.getString("category") + " " + d.getString("payment_id"), d.getString("status")));
+      assertThat(statusByPayment).containsEntry("DUPLICATE_CHARGE " + paid, "resolved")
+          .containsEntry("MISSING_IN_SETTLEMENT " + missing, "open");
+      try (var s = ledger.connection.prepareStatement("SELECT resolution_note FROM idemgate.reconciliation_discrepancies "
+          + "WHERE run_id = ? AND category = 'DUPLICATE_CHARGE'")) {
+        s.setString(1, secondId);
+        try (var rs = s.executeQuery()) {
+          assertThat(rs.next()).isTrue();
+          assertThat(rs.getString(1)).isEqualTo("resolved in run " + firstId + ": refunded R-78");
+        }
+      }
+    }
+  }
+
+  @Test
   @DisplayName("a body that is not a settlement CSV gets 400 with the reason; no token gets 401; unknown run 404")
   void errors() {
     Http.Reply bad = upload("", "{\"not\": \"csv\"}");
