@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Optional;
@@ -102,7 +103,7 @@ public final class MerchantKeys {
    * Re-reads the file every {@code interval} on an event loop, asynchronously; a no-op without a
    * file. The timer ends when {@code vertx} closes.
    */
-  public void reloadEvery(Vertx vertx, java.time.Duration interval) {
+  public void reloadEvery(Vertx vertx, Duration interval) {
     file.ifPresent(path -> vertx.setPeriodic(interval.toMillis(), id -> reload(vertx, path)));
   }
 

@@ -63,7 +63,6 @@ public final class GatewayMetrics {
         .register(registry);
   }
 
-  /** Shows how many answers {@code entries} holds now, as {@code idemgate_replay_cache_entries}. */
   /**
    * The API keys in force, and how many versions of {@code api_keys_file} were refused. Hazard: a
    * function counter holds its object weakly, so it reads {@code keys} itself, which every API
@@ -78,6 +77,7 @@ public final class GatewayMetrics {
         .register(registry);
   }
 
+  /** Shows how many answers {@code entries} holds now, as {@code idemgate_replay_cache_entries}. */
   public void watchReplayCache(java.util.function.Supplier<Number> entries) {
     Gauge.builder("idemgate.replay.cache.entries", entries).description("completed answers in the in-process replay cache")
         .register(registry);

@@ -640,7 +640,8 @@ public final class Reconciler {
    * A discrepancy an operator resolved in an earlier run is resolved in this one too when this run
    * finds it again with the same facts: same category, payment, settlement row, provider key, and
    * the same amounts, currencies and statuses on both sides. A changed fact makes it a new
-   * discrepancy, open. The note names the run it was resolved in; the latest resolution wins.
+   * discrepancy, open. The note names the run where an operator resolved it (a note carried over
+   * before is kept as it is, so it never grows); the latest resolution wins.
    *
    * @return how many of this run's discrepancies were resolved that way
    */
@@ -664,7 +665,8 @@ public final class Reconciler {
           ORDER BY d.id, p.resolved_at DESC)
         UPDATE idemgate.reconciliation_discrepancies d
         SET status = 'resolved', resolved_at = e.resolved_at,
-            resolution_note = 'resolved in run ' || e.run_id || coalesce(': ' || e.resolution_note, '')
+            resolution_note = CASE WHEN e.resolution_note LIKE 'resolved in run %' THEN e.resolution_note
+                                   ELSE 'resolved in run ' || e.run_id || coalesce(': ' || e.resolution_note, '') END
         FROM earlier e WHERE d.run_id = ? AND d.id = e.id""")) {
       s.setString(1, runId);
       s.setString(2, runId);

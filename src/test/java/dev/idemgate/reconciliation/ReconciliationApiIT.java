@@ -130,13 +130,21 @@ class ReconciliationApiIT {
           .forEach(d -> statusByPayment.put(d.getString("category") + " " + d.getString("payment_id"), d.getString("status")));
       assertThat(statusByPayment).containsEntry("DUPLICATE_CHARGE " + paid, "resolved")
           .containsEntry("MISSING_IN_SETTLEMENT " + missing, "open");
-      try (var s = ledger.connection.prepareStatement("SELECT resolution_note FROM idemgate.reconciliation_discrepancies "
-          + "WHERE run_id = ? AND category = 'DUPLICATE_CHARGE'")) {
-        s.setString(1, secondId);
-        try (var rs = s.executeQuery()) {
-          assertThat(rs.next()).isTrue();
-          assertThat(rs.getString(1)).isEqualTo("resolved in run " + firstId + ": refunded R-78");
-        }
+      assertThat(duplicateNote(ledger, secondId)).isEqualTo("resolved in run " + firstId + ": refunded R-78");
+
+      // A third run carries the operator's note on as it is, naming the run where it was written.
+      String thirdId = awaitCompleted(upload(query, csv).json().getString("id")).getJsonObject("run").getString("id");
+      assertThat(duplicateNote(ledger, thirdId)).isEqualTo("resolved in run " + firstId + ": refunded R-78");
+    }
+  }
+
+  private static String duplicateNote(LedgerFixture ledger, String runId) throws java.sql.SQLException {
+    try (var s = ledger.connection.prepareStatement("SELECT resolution_note FROM idemgate.reconciliation_discrepancies "
+        + "WHERE run_id = ? AND category = 'DUPLICATE_CHARGE'")) {
+      s.setString(1, runId);
+      try (var rs = s.executeQuery()) {
+        assertThat(rs.next()).isTrue();
+        return rs.getString(1);
       }
     }
   }
