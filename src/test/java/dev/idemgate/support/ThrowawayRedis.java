@@ -30,17 +30,29 @@ public final class ThrowawayRedis implements AutoCloseable {
 
   private final int port;
   private final Path dir;
+  private final List<String> extraArguments;
   private ChildProcess process;
 
-  private ThrowawayRedis(int port, Path dir) {
+  private ThrowawayRedis(int port, Path dir, List<String> extraArguments) {
     this.port = port;
     this.dir = dir;
+    this.extraArguments = extraArguments;
   }
 
   /** Starts {@code redis-server} on a free port and waits until it answers PING. */
   public static ThrowawayRedis start() {
+    return start(List.of());
+  }
+
+  /** Starts a replica of {@code master} ({@code --replicaof}), as a Sentinel set has. */
+  public static ThrowawayRedis startReplicaOf(ThrowawayRedis master) {
+    return start(List.of("--replicaof", "127.0.0.1", String.valueOf(master.port())));
+  }
+
+  private static ThrowawayRedis start(List<String> extraArguments) {
     try {
-      ThrowawayRedis redis = new ThrowawayRedis(TestGateway.freePort(), Files.createTempDirectory("idemgate-redis-"));
+      ThrowawayRedis redis = new ThrowawayRedis(TestGateway.freePort(), Files.createTempDirectory("idemgate-redis-"),
+          extraArguments);
       redis.launch();
       return redis;
     } catch (IOException e) {
@@ -48,9 +60,17 @@ public final class ThrowawayRedis implements AutoCloseable {
     }
   }
 
+  /** The {@code role:} line of {@code INFO replication}: master or slave; null if it does not answer. */
+  public String role() {
+    String info = RespCommand.call(port, "INFO", "replication");
+    return info == null ? null : info.lines().filter(l -> l.startsWith("role:")).map(l -> l.substring(5).strip())
+        .findFirst().orElse(null);
+  }
+
   private void launch() {
-    List<String> command = List.of("redis-server", "--port", String.valueOf(port), "--bind", "127.0.0.1",
-        "--save", "", "--appendonly", "no", "--dir", dir.toString());
+    List<String> command = new java.util.ArrayList<>(List.of("redis-server", "--port", String.valueOf(port), "--bind",
+        "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir.toString()));
+    command.addAll(extraArguments);
     process = ChildProcess.start("redis:" + port, command, Map.of(), dir.resolve("redis.log"));
     long deadline = System.nanoTime() + STARTUP.toNanos();
     while (!"+PONG".equals(ping())) {

@@ -1,12 +1,6 @@
 package dev.idemgate.support;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
-import java.net.InetSocketAddress;
-import java.net.Socket;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -70,10 +64,10 @@ public final class ThrowawayRedisCluster implements AutoCloseable {
     for (int i = 0; i < NODES; i++) {
       int first = SLOTS * i / NODES;
       int last = SLOTS * (i + 1) / NODES - 1;
-      expectOk(command(ports.get(i), "CLUSTER", "ADDSLOTSRANGE", String.valueOf(first), String.valueOf(last)));
+      expectOk(RespCommand.call(ports.get(i), "CLUSTER", "ADDSLOTSRANGE", String.valueOf(first), String.valueOf(last)));
     }
     for (int i = 1; i < NODES; i++) {
-      expectOk(command(ports.get(0), "CLUSTER", "MEET", "127.0.0.1", String.valueOf(ports.get(i))));
+      expectOk(RespCommand.call(ports.get(0), "CLUSTER", "MEET", "127.0.0.1", String.valueOf(ports.get(i))));
     }
     awaitAll("cluster_state:ok", "CLUSTER", "INFO");
   }
@@ -81,7 +75,7 @@ public final class ThrowawayRedisCluster implements AutoCloseable {
   private void awaitAll(String expected, String... command) {
     long deadline = System.nanoTime() + STARTUP.toNanos();
     for (int port : ports) {
-      while (!String.valueOf(command(port, command)).contains(expected)) {
+      while (!String.valueOf(RespCommand.call(port, command)).contains(expected)) {
         if (System.nanoTime() > deadline) {
           throw new IllegalStateException("redis cluster node " + port + " never answered " + expected + " to "
               + String.join(" ", command) + ":\n" + processes.get(ports.indexOf(port)).logTail());
@@ -106,47 +100,10 @@ public final class ThrowawayRedisCluster implements AutoCloseable {
   public List<Long> keysPerNode() {
     List<Long> sizes = new ArrayList<>();
     for (int port : ports) {
-      String reply = command(port, "DBSIZE");
+      String reply = RespCommand.call(port, "DBSIZE");
       sizes.add(reply == null ? -1 : Long.parseLong(reply));
     }
     return sizes;
-  }
-
-  /**
-   * One command over a fresh connection: the reply's text (a status, an integer, or a bulk
-   * string's content), or null when nothing answered within two seconds.
-   */
-  private static String command(int port, String... args) {
-    try (Socket socket = new Socket()) {
-      socket.connect(new InetSocketAddress("127.0.0.1", port), 2_000);
-      socket.setSoTimeout(2_000);
-      StringBuilder request = new StringBuilder("*" + args.length + "\r\n");
-      for (String arg : args) {
-        request.append('$').append(arg.getBytes(StandardCharsets.UTF_8).length).append("\r\n").append(arg).append("\r\n");
-      }
-      OutputStream out = socket.getOutputStream();
-      out.write(request.toString().getBytes(StandardCharsets.UTF_8));
-      out.flush();
-      InputStream in = socket.getInputStream();
-      String line = readLine(in);
-      if (line.startsWith("$")) {
-        int length = Integer.parseInt(line.substring(1));
-        return length < 0 ? null : new String(in.readNBytes(length), StandardCharsets.UTF_8);
-      }
-      return line.isEmpty() ? line : line.substring(1);
-    } catch (IOException | RuntimeException e) {
-      return null;
-    }
-  }
-
-  private static String readLine(InputStream in) throws IOException {
-    ByteArrayOutputStream line = new ByteArrayOutputStream();
-    int c;
-    while ((c = in.read()) >= 0 && c != '\r') {
-      line.write(c);
-    }
-    in.read(); // '\n'
-    return line.toString(StandardCharsets.UTF_8);
   }
 
   @Override
