@@ -11,28 +11,44 @@ import java.util.stream.Collectors;
 
 /**
  * A Redis Cluster of the test's own: three masters ({@code redis-server --cluster-enabled yes}, no
- * replicas, no persistence), each on a free port with its data dir in a temp directory, the 16,384
- * slots split between them. It is built with plain commands ({@code CLUSTER ADDSLOTSRANGE},
- * {@code CLUSTER MEET}), so it needs nothing but {@code redis-server} 7.
+ * persistence), with or without a replica each, every node on a free port with its data dir in a
+ * temp directory, the 16,384 slots split between the masters. It is built with plain commands
+ * ({@code CLUSTER ADDSLOTSRANGE}, {@code CLUSTER MEET}, {@code CLUSTER REPLICATE}), so it needs
+ * nothing but {@code redis-server} 7.
  */
 public final class ThrowawayRedisCluster implements AutoCloseable {
-  private static final int NODES = 3;
+  private static final int MASTERS = 3;
   private static final int SLOTS = 16_384;
   private static final Duration STARTUP = Duration.ofSeconds(30);
 
   private final Path dir;
+  private final boolean withReplicas;
+  /** Masters first, then (with replicas) the replica of master i at MASTERS + i. */
   private final List<Integer> ports = new ArrayList<>();
   private final List<ChildProcess> processes = new ArrayList<>();
 
-  private ThrowawayRedisCluster(Path dir) {
+  private ThrowawayRedisCluster(Path dir, boolean withReplicas) {
     this.dir = dir;
+    this.withReplicas = withReplicas;
   }
 
   /** Starts three masters, gives each a third of the slots, and waits until the cluster is ok on every node. */
   public static ThrowawayRedisCluster start() {
+    return start(false);
+  }
+
+  /**
+   * Like {@link #start()}, with a replica for each master, so that a master's death is a failover
+   * (the cluster promotes its replica after two seconds without an answer).
+   */
+  public static ThrowawayRedisCluster startWithReplicas() {
+    return start(true);
+  }
+
+  private static ThrowawayRedisCluster start(boolean withReplicas) {
     ThrowawayRedisCluster cluster;
     try {
-      cluster = new ThrowawayRedisCluster(Files.createTempDirectory("idemgate-redis-cluster-"));
+      cluster = new ThrowawayRedisCluster(Files.createTempDirectory("idemgate-redis-cluster-"), withReplicas);
     } catch (IOException e) {
       throw new IllegalStateException(e);
     }
@@ -46,7 +62,9 @@ public final class ThrowawayRedisCluster implements AutoCloseable {
   }
 
   private void launch() {
-    for (int i = 0; i < NODES; i++) {
+    int nodes = withReplicas ? 2 * MASTERS : MASTERS;
+    String nodeTimeout = withReplicas ? "2000" : "5000";
+    for (int i = 0; i < nodes; i++) {
       int port = TestGateway.freePort();
       Path nodeDir = dir.resolve(String.valueOf(port));
       try {
@@ -57,24 +75,56 @@ public final class ThrowawayRedisCluster implements AutoCloseable {
       ports.add(port);
       processes.add(ChildProcess.start("redis-cluster:" + port, List.of("redis-server", "--port", String.valueOf(port),
           "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", nodeDir.toString(),
-          "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"),
+          "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", nodeTimeout),
           Map.of(), nodeDir.resolve("redis.log")));
     }
     awaitAll("PONG", "PING");
-    for (int i = 0; i < NODES; i++) {
-      int first = SLOTS * i / NODES;
-      int last = SLOTS * (i + 1) / NODES - 1;
+    for (int i = 0; i < MASTERS; i++) {
+      int first = SLOTS * i / MASTERS;
+      int last = SLOTS * (i + 1) / MASTERS - 1;
       expectOk(RespCommand.call(ports.get(i), "CLUSTER", "ADDSLOTSRANGE", String.valueOf(first), String.valueOf(last)));
     }
-    for (int i = 1; i < NODES; i++) {
+    for (int i = 1; i < nodes; i++) {
       expectOk(RespCommand.call(ports.get(0), "CLUSTER", "MEET", "127.0.0.1", String.valueOf(ports.get(i))));
+    }
+    if (withReplicas) {
+      awaitAll("cluster_known_nodes:" + nodes, "CLUSTER", "INFO");
+      for (int i = 0; i < MASTERS; i++) {
+        String masterId = RespCommand.call(ports.get(i), "CLUSTER", "MYID");
+        expectOk(RespCommand.call(ports.get(MASTERS + i), "CLUSTER", "REPLICATE", masterId));
+      }
+      awaitAll(ports.subList(MASTERS, nodes), "master_link_status:up", "INFO", "replication");
     }
     awaitAll("cluster_state:ok", "CLUSTER", "INFO");
   }
 
+  /** SIGKILL of master {@code i} (0-2): with replicas, the cluster then promotes {@link #replicaPort(int)}. */
+  public void killMaster(int i) {
+    processes.get(i).kill();
+  }
+
+  /** The port of master {@code i}'s replica. */
+  public int replicaPort(int i) {
+    if (!withReplicas) {
+      throw new IllegalStateException("started without replicas");
+    }
+    return ports.get(MASTERS + i);
+  }
+
+  /** Whether every node still alive says the cluster is ok and the replica of master {@code i} is a master now. */
+  public boolean failedOver(int i) {
+    boolean promoted = String.valueOf(RespCommand.call(replicaPort(i), "INFO", "replication")).contains("role:master");
+    return promoted && ports.stream().filter(port -> port != ports.get(i))
+        .allMatch(port -> String.valueOf(RespCommand.call(port, "CLUSTER", "INFO")).contains("cluster_state:ok"));
+  }
+
   private void awaitAll(String expected, String... command) {
+    awaitAll(ports, expected, command);
+  }
+
+  private void awaitAll(List<Integer> which, String expected, String... command) {
     long deadline = System.nanoTime() + STARTUP.toNanos();
-    for (int port : ports) {
+    for (int port : which) {
       while (!String.valueOf(RespCommand.call(port, command)).contains(expected)) {
         if (System.nanoTime() > deadline) {
           throw new IllegalStateException("redis cluster node " + port + " never answered " + expected + " to "
