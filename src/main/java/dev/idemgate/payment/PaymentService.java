@@ -307,7 +307,10 @@ public final class PaymentService {
     vertx.setTimer(waitMs, timer -> store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion)
         .onSuccess(result -> {
           if (result == Completion.Result.FENCED) {
-            log.info("payment {} was taken over by recovery before its outcome could be recorded again", owned.paymentId());
+            // Recovery took the record over, or a try whose answer was lost had landed after all:
+            // either way the record is no longer ours to write, nor Redis.
+            log.info("payment {} is no longer PROCESSING under its claim's epoch; its outcome is not written again",
+                owned.paymentId());
             return;
           }
           log.info("payment {} outcome '{}' recorded on a later try", owned.paymentId(), completion.paymentStatus());
