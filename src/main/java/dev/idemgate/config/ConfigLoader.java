@@ -109,7 +109,7 @@ public final class ConfigLoader {
       throw new ConfigException("provider_url: must be set when provider is http");
     }
     Map<String, String> apiKeys = ApiKeys.parse(v.get("api_keys"));
-    Optional<Path> apiKeysFile = optional(v, "api_keys_file").map(ConfigLoader::path);
+    Optional<Path> apiKeysFile = optionalPath(v, "api_keys_file");
     if (apiKeysFile.isPresent() && !apiKeys.isEmpty()) {
       // Refused rather than merged: the shipped default api_keys (demo=sk_test_demo) would
       // otherwise stay valid beside the production keys.
@@ -226,11 +226,11 @@ public final class ConfigLoader {
     return List.copyOf(fields);
   }
 
-  private static Path path(String text) {
+  private static Optional<Path> optionalPath(Map<String, String> v, String key) {
     try {
-      return Path.of(text);
+      return optional(v, key).map(Path::of);
     } catch (java.nio.file.InvalidPathException e) {
-      throw new ConfigException("api_keys_file: not a file path (" + e.getReason() + ")");
+      throw new ConfigException(key + ": not a file path (" + e.getReason() + ")");
     }
   }
 

@@ -23,6 +23,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -182,7 +183,7 @@ public final class PaymentService {
     Future<StoreClaim> claimed = metrics.timeStore("claim", () -> store.claim(claim));
     claimed.onFailure(failure -> {
       if (failure instanceof StoreUnavailable) {
-        releaseUnansweredLater(cmd, claim.paymentId(), sentAt, FIRST_UNANSWERED_LOOK_MS);
+        releaseUnansweredLater(cmd, claim.paymentId(), sentAt);
       }
     });
     return claimed
@@ -212,20 +213,33 @@ public final class PaymentService {
    * behind another statement starts late. So it keeps looking, with doubling waits, for as long as
    * the lease lasts (after that recovery frees the key), and stops once it deleted one.
    */
-  private void releaseUnansweredLater(PayCommand cmd, String paymentId, long sentAt, long waitMs) {
-    if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(waitMs) >= sentAt + leaseNanos) {
-      return;
-    }
-    vertx.setTimer(waitMs, timer -> store.releaseUnanswered(cmd.merchantId(), cmd.key(), paymentId)
-        .onSuccess(released -> {
+  private void releaseUnansweredLater(PayCommand cmd, String paymentId, long sentAt) {
+    retryWithinLease(sentAt + leaseNanos, FIRST_UNANSWERED_LOOK_MS,
+        () -> store.releaseUnanswered(cmd.merchantId(), cmd.key(), paymentId).map(released -> {
           if (released) {
             log.info("payment {}: its claim committed after the request had answered 503; released, the key is free",
                 paymentId);
-          } else {
-            releaseUnansweredLater(cmd, paymentId, sentAt, waitMs * 2);
           }
-        })
-        .onFailure(failure -> releaseUnansweredLater(cmd, paymentId, sentAt, waitMs * 2)));
+          return released;
+        }),
+        () -> {});
+  }
+
+  /**
+   * Runs {@code attempt} after {@code waitMs}, then again with the wait doubled each time, until it
+   * yields true, or until the next try would come after {@code leaseEndsNanos} ({@code gaveUp} then
+   * runs): past the lease the record is recovery's. A failed attempt counts as not done.
+   */
+  private void retryWithinLease(long leaseEndsNanos, long waitMs, Supplier<Future<Boolean>> attempt, Runnable gaveUp) {
+    if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(waitMs) >= leaseEndsNanos) {
+      gaveUp.run();
+      return;
+    }
+    vertx.setTimer(waitMs, timer -> attempt.get().otherwise(false).onSuccess(done -> {
+      if (!done) {
+        retryWithinLease(leaseEndsNanos, waitMs * 2, attempt, gaveUp);
+      }
+    }));
   }
 
   private Future<PayOutcome> charge(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim) {
@@ -273,7 +287,7 @@ public final class PaymentService {
           // provider. Until one of them lands the truth is "pending".
           log.error("payment {} charged outcome '{}' not recorded; it is written again while its lease lasts, then "
               + "recovery finalises it: {}", owned.paymentId(), paymentStatus, failure.getMessage());
-          recordLater(cmd, owned, completion, FIRST_RECORD_RETRY_MS);
+          recordLater(cmd, owned, completion);
           String pendingBody = PaymentJson.render(owned.paymentId(), "pending", cmd.request(), providerName, null, null,
               owned.createdAt());
           return Future.succeededFuture(new PayOutcome.Fresh(new StoredResponse(202, pendingBody, owned.paymentId(),
@@ -298,25 +312,21 @@ public final class PaymentService {
    * the record over after the lease. The write is fenced by the claim's epoch: once recovery owns
    * the record it is refused (FENCED), and this ends.
    */
-  private void recordLater(PayCommand cmd, StoreClaim.Claimed owned, Completion completion, long waitMs) {
-    long leaseEnds = owned.claimedAtNanos() + leaseNanos;
-    if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(waitMs) >= leaseEnds) {
-      log.warn("payment {} outcome still not recorded as its lease ends; recovery finalises it", owned.paymentId());
-      return;
-    }
-    vertx.setTimer(waitMs, timer -> store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion)
-        .onSuccess(result -> {
+  private void recordLater(PayCommand cmd, StoreClaim.Claimed owned, Completion completion) {
+    retryWithinLease(owned.claimedAtNanos() + leaseNanos, FIRST_RECORD_RETRY_MS,
+        () -> store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion).map(result -> {
           if (result == Completion.Result.FENCED) {
             // Recovery took the record over, or a try whose answer was lost had landed after all:
             // either way the record is no longer ours to write, nor Redis.
             log.info("payment {} is no longer PROCESSING under its claim's epoch; its outcome is not written again",
                 owned.paymentId());
-            return;
+          } else {
+            log.info("payment {} outcome '{}' recorded on a later try", owned.paymentId(), completion.paymentStatus());
+            recorded(cmd, completion);
           }
-          log.info("payment {} outcome '{}' recorded on a later try", owned.paymentId(), completion.paymentStatus());
-          recorded(cmd, completion);
-        })
-        .onFailure(failure -> recordLater(cmd, owned, completion, waitMs * 2)));
+          return true;
+        }),
+        () -> log.warn("payment {} outcome still not recorded as its lease ends; recovery finalises it", owned.paymentId()));
   }
 
   private Future<PayOutcome> release(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim,
