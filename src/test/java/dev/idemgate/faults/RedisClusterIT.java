@@ -9,9 +9,8 @@ import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.ThrowawayRedisCluster;
 import dev.idemgate.support.Waits;
-import io.vertx.core.json.JsonObject;
-import java.time.Duration;
 import io.vertx.core.Future;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -101,23 +100,8 @@ class RedisClusterIT {
       Waits.eventually(Duration.ofSeconds(30), () -> cluster.failedOver(0), "the cluster promotes the replica of master 0");
       // Meanwhile payments go on through PostgreSQL alone; each API verticle's pipeline reconnects
       // and its gate breaker closes again.
-      Waits.eventually(Duration.ofSeconds(30), () -> {
-        try (CapturedLogs gateLog = CapturedLogs.of(RedisGate.class)) {
-          for (int i = 0; i < 20; i++) {
-            String key = Http.newKey();
-            JsonObject body = Http.payment(1_000 + i, "tok_visa");
-            Http.Reply first = http.pay(gateway.apiPort(), TestGateway.KEY_A, key, body);
-            Http.Reply replay = http.pay(gateway.apiPort(), TestGateway.KEY_A, key, body);
-            assertThat(first.status()).isEqualTo(201);
-            assertThat(replay.header("Idempotent-Replayed")).isEqualTo("true");
-            assertThat(replay.body()).isEqualTo(first.body());
-          }
-          List<String> failures = gateLog.events().stream().filter(e -> e.getLevel().isGreaterOrEqual(Level.WARN))
-              .map(e -> e.getFormattedMessage()).toList();
-          failures.forEach(f -> System.out.println("after failover: " + f));
-          return failures.isEmpty();
-        }
-      }, "a round of 20 payments and replays with no Redis call failing");
+      Waits.eventually(Duration.ofSeconds(30), () -> GateRounds.payAndReplay(http, gateway, 20).isEmpty(),
+          "a round of 20 payments and replays with no Redis call failing");
     }
   }
 }

@@ -2,9 +2,6 @@ package dev.idemgate.faults;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import ch.qos.logback.classic.Level;
-import dev.idemgate.idempotency.RedisGate;
-import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.ChildProcess;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
@@ -12,9 +9,11 @@ import dev.idemgate.support.RespCommand;
 import dev.idemgate.support.ThrowawayRedis;
 import dev.idemgate.support.Waits;
 import io.vertx.core.json.JsonObject;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.DisplayName;
@@ -23,21 +22,28 @@ import org.junit.jupiter.api.Test;
 /** The gateway behind Redis Sentinel, as a Kubernetes Redis chart deploys it. */
 class RedisSentinelIT {
 
+  /** A sentinel on {@code port} watching {@code master} as {@code mymaster} (quorum 1, down after 1 s), plus {@code extra} lines. */
+  private static ChildProcess startSentinel(int port, ThrowawayRedis master, String... extra) throws IOException {
+    Path dir = Files.createTempDirectory("idemgate-sentinel-");
+    Path conf = dir.resolve("sentinel.conf");
+    List<String> lines = new ArrayList<>(List.of(
+        "port " + port,
+        "bind 127.0.0.1",
+        "dir " + dir,
+        "sentinel monitor mymaster 127.0.0.1 " + master.port() + " 1",
+        "sentinel down-after-milliseconds mymaster 1000"));
+    lines.addAll(List.of(extra));
+    Files.writeString(conf, String.join("\n", lines) + "\n");
+    return ChildProcess.start("sentinel:" + port, List.of("redis-server", conf.toString(), "--sentinel"), Map.of(),
+        dir.resolve("sentinel.log"));
+  }
+
   @Test
   @DisplayName("with redis_mode sentinel the gateway finds the master through the sentinel, and gates and replays through it")
   void gatesThroughSentinel() throws Exception {
     try (ThrowawayRedis master = ThrowawayRedis.start(); Http http = new Http()) {
-      Path dir = Files.createTempDirectory("idemgate-sentinel-");
       int sentinelPort = TestGateway.freePort();
-      Path conf = dir.resolve("sentinel.conf");
-      Files.writeString(conf, String.join("\n",
-          "port " + sentinelPort,
-          "bind 127.0.0.1",
-          "dir " + dir,
-          "sentinel monitor mymaster 127.0.0.1 " + master.port() + " 1",
-          "sentinel down-after-milliseconds mymaster 1000", ""));
-      try (ChildProcess sentinel = ChildProcess.start("sentinel:" + sentinelPort,
-          List.of("redis-server", conf.toString(), "--sentinel"), Map.of(), dir.resolve("sentinel.log"))) {
+      try (ChildProcess sentinel = startSentinel(sentinelPort, master)) {
         Thread.sleep(500);
         long before = master.dbSize();
         try (TestGateway gateway = TestGateway.start(Map.of(
@@ -67,18 +73,8 @@ class RedisSentinelIT {
          Http http = new Http()) {
       Waits.eventually(Duration.ofSeconds(20), () -> String.valueOf(RespCommand.call(replica.port(), "INFO", "replication"))
           .contains("master_link_status:up"), "the replica is in sync with the master");
-      Path dir = Files.createTempDirectory("idemgate-sentinel-");
       int sentinelPort = TestGateway.freePort();
-      Path conf = dir.resolve("sentinel.conf");
-      Files.writeString(conf, String.join("\n",
-          "port " + sentinelPort,
-          "bind 127.0.0.1",
-          "dir " + dir,
-          "sentinel monitor mymaster 127.0.0.1 " + master.port() + " 1",
-          "sentinel down-after-milliseconds mymaster 1000",
-          "sentinel failover-timeout mymaster 5000", ""));
-      try (ChildProcess sentinel = ChildProcess.start("sentinel:" + sentinelPort,
-          List.of("redis-server", conf.toString(), "--sentinel"), Map.of(), dir.resolve("sentinel.log"))) {
+      try (ChildProcess sentinel = startSentinel(sentinelPort, master, "sentinel failover-timeout mymaster 5000")) {
         Waits.eventually(Duration.ofSeconds(20),
             () -> "1".equals(RespCommand.call(sentinelPort, "SENTINEL", "REPLICAS", "mymaster")),
             "the sentinel knows the replica");
@@ -104,24 +100,8 @@ class RedisSentinelIT {
           // Each API verticle has its own pipeline and gate breaker, and may still hold its breaker
           // open for a moment: within seconds every round of payments must be clean.
           Waits.eventually(Duration.ofSeconds(20), () -> {
-            try (CapturedLogs gateLog = CapturedLogs.of(RedisGate.class)) {
-              long before = replica.dbSize();
-              for (int i = 0; i < 10; i++) {
-                String key = Http.newKey();
-                JsonObject body = Http.payment(1100 + i, "tok_visa");
-                Http.Reply first = http.pay(gateway.apiPort(), TestGateway.KEY_A, key, body);
-                Http.Reply replay = http.pay(gateway.apiPort(), TestGateway.KEY_A, key, body);
-                assertThat(first.status()).isEqualTo(201);
-                assertThat(replay.header("Idempotent-Replayed")).isEqualTo("true");
-                assertThat(replay.body()).isEqualTo(first.body());
-              }
-              boolean clean = gateLog.events().stream().noneMatch(e -> e.getLevel().isGreaterOrEqual(Level.WARN))
-                  && replica.dbSize() >= before + 10;
-              if (!clean) {
-                gateLog.events().forEach(e -> System.out.println("after failover: " + e.getFormattedMessage()));
-              }
-              return clean;
-            }
+            long before = replica.dbSize();
+            return GateRounds.payAndReplay(http, gateway, 10).isEmpty() && replica.dbSize() >= before + 10;
           }, "a round of 10 payments and replays, all through the new master, with no Redis call failing");
         }
       }
