@@ -3,7 +3,6 @@ package dev.idemgate.observability;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.UnsynchronizedAppenderBase;
 import ch.qos.logback.core.encoder.Encoder;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -24,7 +23,8 @@ import java.util.concurrent.locks.LockSupport;
  * logs has to wake it (a futex call and a context switch per few lines), and the console appender
  * makes one write call per line. Here the writer looks at the queue every {@code flushIntervalMs}
  * instead of being woken, so logging costs an event loop one non-blocking offer; a line reaches
- * stdout at most that long after it was logged.
+ * stdout at most that long after it was logged. With {@link JsonLineEncoder} the lines are encoded
+ * straight into the batch's buffer.
  *
  * <p>Never blocks the caller: when the queue is full the event is dropped and counted, and the next
  * batch says how many were lost. Stopping the appender (logback's shutdown hook, or a context
@@ -82,7 +82,7 @@ public final class BatchingStdoutAppender extends UnsynchronizedAppenderBase<ILo
 
   private void writeLoop() {
     List<ILoggingEvent> batch = new ArrayList<>(MAX_BATCH);
-    ByteArrayOutputStream bytes = new ByteArrayOutputStream(64 * 1024);
+    JsonLineBuffer bytes = new JsonLineBuffer(64 * 1024);
     long interval = TimeUnit.MILLISECONDS.toNanos(flushIntervalMs);
     while (running || !queue.isEmpty()) {
       if (queue.drainTo(batch, MAX_BATCH) == 0) {
@@ -93,17 +93,24 @@ public final class BatchingStdoutAppender extends UnsynchronizedAppenderBase<ILo
     }
   }
 
-  private void write(List<ILoggingEvent> batch, ByteArrayOutputStream bytes) {
+  private void write(List<ILoggingEvent> batch, JsonLineBuffer bytes) {
     long lost = dropped.sumThenReset();
     if (lost > 0) {
-      bytes.writeBytes(("{\"timestamp\":" + System.currentTimeMillis() + ",\"level\":\"WARN\",\"loggerName\":\""
+      bytes.bytes(("{\"timestamp\":" + System.currentTimeMillis() + ",\"level\":\"WARN\",\"loggerName\":\""
           + BatchingStdoutAppender.class.getName() + "\",\"formattedMessage\":\"" + lost
           + " log lines dropped: the log writer fell behind\"}\n").getBytes(StandardCharsets.UTF_8));
     }
+    JsonLineEncoder jsonLines = encoder instanceof JsonLineEncoder json ? json : null;
     for (ILoggingEvent event : batch) {
+      int lineStart = bytes.size();
       try {
-        bytes.writeBytes(encoder.encode(event));
+        if (jsonLines != null) {
+          jsonLines.encodeTo(event, bytes); // straight into the batch, no array per line
+        } else {
+          bytes.bytes(encoder.encode(event));
+        }
       } catch (RuntimeException e) {
+        bytes.truncate(lineStart); // no half line
         addError("could not encode a log event", e);
       }
     }
