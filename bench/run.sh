@@ -502,6 +502,13 @@ run_variant no-access-log nolog IDEMGATE_LOG_LEVEL=warn
 run_variant one-api-verticle oneloop IDEMGATE_API_INSTANCES=1
 
 # ---------------------------------------------------------------------------------------------
+# The default gateway once more, after the variants: how far two runs of the same gateway land
+# apart on this machine in this invocation. A variant's ratio inside that spread says nothing
+# (in run 20261128T230413Z the gateway without its access log served replays at 0.82x the one with it).
+
+run_variant default-again again
+
+# ---------------------------------------------------------------------------------------------
 # Provider latency: the in-process simulator answers every charge after LATENCY_MS.
 
 start_gateway latency IDEMGATE_SIMULATOR_LATENCY_MS="$LATENCY_MS"

@@ -147,6 +147,14 @@ final class ReportCommand implements Callable<Integer> {
         "throughput", ""));
     out.add(divide("replays one API verticle ÷ one per core (wrk), throughput", replayOneVerticle, replayWrk,
         "throughput", ""));
+    // The control: the default gateway started again after the variants. Its distance from 1.0 is
+    // the spread every variant ratio above sits in.
+    Optional<JsonObject> freshAgain = find(lines, l -> is(l, "fresh-default-again", "wrk"));
+    Optional<JsonObject> replayAgain = find(lines, l -> is(l, "replay-default-again", "wrk"));
+    out.add(divide("control: fresh /pay, the default gateway again after the variants ÷ its first run (wrk), throughput",
+        freshAgain, freshWrk, "throughput", ""));
+    out.add(divide("control: replays, the default gateway again after the variants ÷ its first run (wrk), throughput",
+        replayAgain, replayWrk, "throughput", ""));
     return out;
   }
 

@@ -141,6 +141,22 @@ class ToolOutputTest {
     assertEquals(1.2, ratio(ratios, "fresh /pay (wrk) ÷ pgbench naive SQL").value(), "the target's ratio stays at --connections");
   }
 
+  @Test
+  @DisplayName("control ratios: the default gateway's second run against its first, fresh keys and replays")
+  void controlRatios() {
+    List<JsonObject> lines = List.of(
+        new JsonObject().put("scenario", "fresh").put("tool", "wrk").put("throughput", 5000.0),
+        new JsonObject().put("scenario", "fresh-default-again").put("tool", "wrk").put("throughput", 6000.0),
+        new JsonObject().put("scenario", "replay").put("tool", "wrk").put("throughput", 60000.0),
+        new JsonObject().put("scenario", "replay-default-again").put("tool", "wrk").put("throughput", 48000.0));
+    List<ReportCommand.Ratio> ratios = ReportCommand.ratios(lines, new TreeMap<>());
+    assertEquals(1.2, ratio(ratios, "control: fresh /pay").value());
+    assertEquals(0.8, ratio(ratios, "control: replays").value());
+    assertEquals("", ratio(ratios, "control: replays").verdict(), "informative");
+    assertNull(ReportCommand.ratios(lines.subList(0, 1), new TreeMap<>()).stream()
+        .filter(r -> r.name().startsWith("control: fresh")).findFirst().orElseThrow().value(), "no second run: no ratio");
+  }
+
   private static ReportCommand.Ratio ratio(List<ReportCommand.Ratio> ratios, String prefix) {
     return ratios.stream().filter(r -> r.name().startsWith(prefix)).findFirst().orElseThrow();
   }
