@@ -281,9 +281,11 @@ gateway_memory() { # label: memory and log warnings of the running gateway
     heap="$(grep -m1 -E 'total [0-9]+K, used [0-9]+K' "$RAW/heap-$label.txt" | sed -E 's/.*(total [0-9]+K, used [0-9]+K).*/\1/' || true)"
   fi
   fact "gateway_memory_$label" "RSS $rss (peak $hwm); heap ${heap:-n/a} (-Xmx256m)"
-  # Warnings by logger say when a figure was bought by degrading (e.g. the Redis gate timing out).
-  fact "gateway_warnings_$label" "$(awk '$2 == "WARN" { n[$4]++ } END { for (l in n) { printf "%s%s: %d", sep, l, n[l]; sep = ", " } }' \
-    "$RAW/gateway-$label.log")"
+  # Warnings and errors by logger say when a figure was bought by degrading (e.g. the Redis gate
+  # timing out). The log is JSON lines whose first fields are timestamp, level, threadName and
+  # loggerName, in that order (logback.xml).
+  fact "gateway_warnings_$label" "$(sed -n 's/^{"timestamp":[0-9]*,"level":"\(WARN\|ERROR\)","threadName":"[^"]*","loggerName":"\([^"]*\)".*/\1 \2/p' \
+    "$RAW/gateway-$label.log" | sort | uniq -c | awk '{ printf "%s%s %s: %d", sep, $2, $3, $1; sep = ", " }')"
 }
 
 url() { echo "http://127.0.0.1:$HTTP_PORT/pay"; }

@@ -58,7 +58,7 @@ public final class JudgeSyncVerticle extends VerticleBase {
       return Future.succeededFuture();
     }
     monitor.startSharing();
-    redis = Redis.createClient(vertx, dev.idemgate.storage.RedisClients.options(config, 1));
+    redis = Redis.createClient(vertx, dev.idemgate.storage.RedisClients.options(config, 1, "anomaly-judge"));
     // Only what is appended from now on: an instance starting late does not replay old history. The
     // stream's own last id is asked for, because ids come from the Redis server's clock, not ours.
     return send(Request.cmd(Command.XREVRANGE).arg(STREAM).arg("+").arg("-").arg("COUNT").arg(1))

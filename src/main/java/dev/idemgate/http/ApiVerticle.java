@@ -46,6 +46,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -72,6 +73,8 @@ public final class ApiVerticle extends VerticleBase {
   static final int GROUPS_IN_FLIGHT = 1;
 
   private static final Logger access = LoggerFactory.getLogger("idemgate.access");
+  /** Numbers the API verticles of the process, for the names of their pools. */
+  private static final AtomicInteger INSTANCES = new AtomicInteger();
   private static final String OUTCOME = "idemgate.outcome";
 
   private final GatewayConfig config;
@@ -104,8 +107,9 @@ public final class ApiVerticle extends VerticleBase {
 
   @Override
   public Future<?> start() {
-    pool = Postgres.requestPool(vertx, config, config.pgPoolSize());
-    redis = Redis.createClient(vertx, RedisClients.options(config, 8));
+    String poolName = "api-" + INSTANCES.incrementAndGet(); // the pools' name on the vertx_pool_* meters
+    pool = Postgres.requestPool(vertx, config, config.pgPoolSize(), poolName);
+    redis = Redis.createClient(vertx, RedisClients.options(config, 8, poolName));
     // Made by the first verticle to start, on its loop and with its pool; see stop().
     store = sharedStore.join(() -> new IdempotencyStore(pool, context, GROUPS_IN_FLIGHT, config.storeTimeout(),
         config.lease(), config.providerId(), metrics.storeGroupSizes()));

@@ -55,8 +55,8 @@ public final class ManagementVerticle extends VerticleBase {
 
   @Override
   public Future<?> start() {
-    pool = Postgres.pool(vertx, config, 2);
-    redis = Redis.createClient(vertx, RedisClients.options(config, 2));
+    pool = Postgres.pool(vertx, config, 2, "management");
+    redis = Redis.createClient(vertx, RedisClients.options(config, 2, "management"));
     provider = new ProviderClient(vertx.eventBus(), config);
     Router router = Router.router(vertx);
     router.route().handler(RequestIds::assign);

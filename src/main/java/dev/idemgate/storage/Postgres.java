@@ -36,8 +36,8 @@ public final class Postgres {
    * generic plan cached while the tables were small (a new deployment) would keep scanning them
    * whole as they grow, so every execution here is planned for the tables as they are.
    */
-  public static Pool pool(Vertx vertx, GatewayConfig config, int maxSize) {
-    return build(vertx, config, maxSize, Map.of("plan_cache_mode", "force_custom_plan"));
+  public static Pool pool(Vertx vertx, GatewayConfig config, int maxSize, String name) {
+    return build(vertx, config, maxSize, name, Map.of("plan_cache_mode", "force_custom_plan"));
   }
 
   /**
@@ -51,8 +51,8 @@ public final class Postgres {
    * (RequestPathPlansIT checks the plans on empty tables).
    * Hazard: a statement added here that cannot use an index still runs, slowly: give it an index.
    */
-  public static Pool requestPool(Vertx vertx, GatewayConfig config, int maxSize) {
-    return build(vertx, config, maxSize, REQUEST_PATH_PLANNING);
+  public static Pool requestPool(Vertx vertx, GatewayConfig config, int maxSize, String name) {
+    return build(vertx, config, maxSize, name, REQUEST_PATH_PLANNING);
   }
 
   /** Session settings of the request pool, also used by the test that checks its plans. */
@@ -63,8 +63,14 @@ public final class Postgres {
       "enable_hashjoin", "off",
       "enable_mergejoin", "off");
 
-  private static Pool build(Vertx vertx, GatewayConfig config, int maxSize, Map<String, String> planning) {
+  /**
+   * @param name the pool's {@code pool_name} on the {@code vertx_pool_*} meters. Every pool of the
+   *     process needs its own: Micrometer keeps the first gauge of a name and tags and ignores the
+   *     rest (with a warning), so unnamed pools all reported as the first one created.
+   */
+  private static Pool build(Vertx vertx, GatewayConfig config, int maxSize, String name, Map<String, String> planning) {
     PoolOptions pool = new PoolOptions()
+        .setName(name)
         .setMaxSize(maxSize)
         .setMaxWaitQueueSize(4_096)
         .setConnectionTimeout((int) config.storeTimeout().toMillis())

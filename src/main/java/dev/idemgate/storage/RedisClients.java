@@ -20,8 +20,10 @@ public final class RedisClients {
     return config.redisMode().equals("cluster");
   }
 
-  public static RedisOptions options(GatewayConfig config, int poolSize) {
+  /** @param name the connection pool's {@code pool_name} on the {@code vertx_pool_*} meters (else a random UUID) */
+  public static RedisOptions options(GatewayConfig config, int poolSize, String name) {
     RedisOptions options = new RedisOptions()
+        .setPoolName(name)
         .setMaxPoolSize(poolSize)
         .setMaxPoolWaiting(4_096)
         .setMaxWaitingHandlers(4_096);

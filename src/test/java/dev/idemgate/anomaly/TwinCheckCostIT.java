@@ -69,7 +69,7 @@ class TwinCheckCostIT {
       io.vertx.redis.client.Redis redis = io.vertx.redis.client.Redis.createClient(vertx,
           new io.vertx.redis.client.RedisOptions().setConnectionString(TestGateway.redisUrl()).setMaxPoolSize(8)
               .setMaxPoolWaiting(4_096));
-      io.vertx.sqlclient.Pool pool = dev.idemgate.storage.Postgres.pool(vertx, gateway.config(), 2);
+      io.vertx.sqlclient.Pool pool = dev.idemgate.storage.Postgres.pool(vertx, gateway.config(), 2, "twin-check-cost-test");
       AnomalyMonitor monitor = new AnomalyMonitor(TestGateway.config(Map.of()),
           new io.micrometer.core.instrument.simple.SimpleMeterRegistry(), TwinRateJudge.Settings.defaults());
       dev.idemgate.storage.PipelinedRedis pipeline = new dev.idemgate.storage.PipelinedRedis(redis, vertx.getOrCreateContext());

@@ -35,7 +35,7 @@ class TwinDetectorIT {
     vertx = Vertx.vertx();
     redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(TestGateway.redisUrl()).setMaxPoolSize(32));
     pipeline = new PipelinedRedis(redis, vertx.getOrCreateContext());
-    pool = Postgres.pool(vertx, TestGateway.config(Map.of()), 2);
+    pool = Postgres.pool(vertx, TestGateway.config(Map.of()), 2, "twin-detector-test");
     // Connect before the first check: its 250 ms budget is meant for commands, not for a cold connection.
     Http.await(redis.send(io.vertx.redis.client.Request.cmd(io.vertx.redis.client.Command.PING)));
   }

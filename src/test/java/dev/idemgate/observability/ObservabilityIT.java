@@ -37,7 +37,7 @@ class ObservabilityIT {
   }
 
   @Test
-  @DisplayName("/metrics has the request, latency, connection, gate, store, provider, in-flight, JVM and Vert.x pool meters after a few payments, and no key, amount or reference")
+  @DisplayName("/metrics has the request, latency, connection, gate, store, provider, in-flight, JVM and Vert.x pool meters (each database pool by name) after a few payments, and no key, amount or reference")
   void metricsAfterPayments() {
     String key = "metrics-secret-key-" + System.nanoTime();
     JsonObject body = new JsonObject().put("amount", 987_654_321).put("currency", "EUR").put("source", "tok_visa")
@@ -61,11 +61,17 @@ class ObservabilityIT {
         .contains("idemgate_request_latency_seconds_bucket{outcome=\"created\"")
         .contains("idemgate_request_latency_seconds_bucket{outcome=\"replayed\"")
         .containsPattern("(?m)^idemgate_http_connections [1-9]") // the test client's kept-alive connection
-        .contains("vertx_pool_in_use")
+        // Each pool under its own name: unnamed, the database pools all reported as the first one
+        // created, and the Redis pools as random UUIDs.
+        .containsPattern("vertx_pool_in_use\\{pool_name=\"api-[0-9]+\",pool_type=\"sql\"")
+        .containsPattern("vertx_pool_in_use\\{pool_name=\"api-[0-9]+\",pool_type=\"redis\"")
+        .contains("vertx_pool_in_use{pool_name=\"management\",pool_type=\"sql\"")
+        .contains("vertx_pool_in_use{pool_name=\"recovery\",pool_type=\"redis\"")
         // The retry above was answered from the in-process replay cache, which holds both answers.
         .containsPattern("(?m)^idemgate_replay_cache_hits_total [1-9]")
         .containsPattern("(?m)^idemgate_replay_cache_entries [1-9]");
     assertThat(scrape).doesNotContain(key, "987654321", "order-secret-ref-42", KEY_A, "merchant_a");
+    assertThat(scrape).as("the clients' per-command meters are off").doesNotContain("vertx_redis_", "vertx_sql_");
   }
 
   @Test

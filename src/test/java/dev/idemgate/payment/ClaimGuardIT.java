@@ -54,7 +54,7 @@ class ClaimGuardIT {
     vertx = gateway.gateway().vertx();
     context = vertx.getOrCreateContext();
     GatewayConfig config = gateway.config();
-    pool = Postgres.requestPool(vertx, config, 2);
+    pool = Postgres.requestPool(vertx, config, 2, "claim-guard-test");
     redis = Redis.createClient(vertx, TestGateway.redisUrl());
     pipeline = new PipelinedRedis(redis, context);
     RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
