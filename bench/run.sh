@@ -300,7 +300,7 @@ warm_up() { # send fresh payments for the warm-up time so the JIT has seen the p
 LAST_WRK_THROUGHPUT=0
 run_wrk() { # scenario target url mode prefix [connections]
   local scenario="$1" target="$2" url="$3" mode="$4" prefix="$5" conns="${6:-$CONNECTIONS}"
-  local out="$RAW/$1-wrk${6:+-c$6}.txt"
+  local out="$RAW/$1-wrk${6:+-c$6}${WRK_ROUND:+-round$WRK_ROUND}.txt"
   say "$scenario: wrk, closed loop, $conns connections, $DURATION"
   LAST_WRK_THROUGHPUT=0
   timeout $((DURATION_S + 60)) wrk -t2 -c"$conns" -d"${DURATION_S}s" --timeout 10s -s "$WRK_SCRIPT" "$url" \
@@ -408,6 +408,33 @@ run_wrk replay gateway "$(url)" replay "$REPLAY_PREFIX"
 cpu_fact replay_cpu_per_request "$CPU_BEFORE" "$(cpu_snapshot)" "$RAW/replay-wrk.txt"
 REPLAY_WRK_THROUGHPUT="$LAST_WRK_THROUGHPUT"
 run_open replay gateway "$BASE" replay --key-prefix "$REPLAY_PREFIX" --keys "$REPLAY_KEYS"
+
+# The bare Vert.x endpoint (a baseline), started beside the idle gateway so that replays and the
+# bare endpoint can also be measured in turn below.
+say "bare Vert.x endpoint on port $BARE_PORT"
+# Same JVM flags as the gateway: the baseline must differ from it only by what it does.
+java -Xmx256m -jar "$LOADGEN_JAR" bare --port "$BARE_PORT" > "$RAW/bare.log" 2>&1 &
+BARE_PID=$!
+for _ in $(seq 1 60); do
+  curl -fsS -o /dev/null -X POST -d '{}' "http://127.0.0.1:$BARE_PORT/pay" 2>/dev/null && break
+  kill -0 "$BARE_PID" 2>/dev/null || die "the bare endpoint exited, see $RAW/bare.log"
+  sleep 0.5
+done
+warm_up "http://127.0.0.1:$BARE_PORT/pay"
+run_wrk bare bare "http://127.0.0.1:$BARE_PORT/pay" fresh "bare-$STAMP"
+# Open loop at the replay scenario's rate, not at a share of the bare endpoint's own capacity:
+# the two latencies are then comparable, and the rate stays within what the generator can send.
+LAST_WRK_THROUGHPUT="$REPLAY_WRK_THROUGHPUT"
+run_open bare bare "http://127.0.0.1:$BARE_PORT" fresh --key-prefix "bare-open-$STAMP"
+# Replays and the bare endpoint in turn, three rounds of each: the replay target's ratio is taken
+# from the two medians. Single runs minutes apart are at the mercy of the machine: the default
+# gateway started again served replays at 0.86x and 1.17x its first run (20261128T232416Z, 234839Z).
+for round in 1 2 3; do
+  WRK_ROUND=$round run_wrk replay-in-turn gateway "$(url)" replay "$REPLAY_PREFIX"
+  WRK_ROUND=$round run_wrk bare-in-turn bare "http://127.0.0.1:$BARE_PORT/pay" fresh "bare-turn$round-$STAMP"
+done
+stop_pid "$BARE_PID"
+BARE_PID=""
 
 say "storm: $STORM_CONCURRENCY concurrent requests on one key, $STORM_ROUNDS rounds"
 STORM_OK=1
@@ -523,23 +550,6 @@ stop_gateway
 # ---------------------------------------------------------------------------------------------
 # Baselines, same machine, same invocation.
 
-say "bare Vert.x endpoint on port $BARE_PORT"
-# Same JVM flags as the gateway: the baseline must differ from it only by what it does.
-java -Xmx256m -jar "$LOADGEN_JAR" bare --port "$BARE_PORT" > "$RAW/bare.log" 2>&1 &
-BARE_PID=$!
-for _ in $(seq 1 60); do
-  curl -fsS -o /dev/null -X POST -d '{}' "http://127.0.0.1:$BARE_PORT/pay" 2>/dev/null && break
-  kill -0 "$BARE_PID" 2>/dev/null || die "the bare endpoint exited, see $RAW/bare.log"
-  sleep 0.5
-done
-warm_up "http://127.0.0.1:$BARE_PORT/pay"
-run_wrk bare bare "http://127.0.0.1:$BARE_PORT/pay" fresh "bare-$STAMP"
-# Open loop at the replay scenario's rate, not at a share of the bare endpoint's own capacity:
-# the two latencies are then comparable, and the rate stays within what the generator can send.
-LAST_WRK_THROUGHPUT="$REPLAY_WRK_THROUGHPUT"
-run_open bare bare "http://127.0.0.1:$BARE_PORT" fresh --key-prefix "bare-open-$STAMP"
-stop_pid "$BARE_PID"
-BARE_PID=""
 
 say "pgbench: the gateway's own SQL (CLAIM + COMPLETE, extracted from IdempotencyStore.java), $CONNECTIONS clients"
 BENCH_TABLES=1

@@ -157,6 +157,33 @@ class ToolOutputTest {
         .filter(r -> r.name().startsWith("control: fresh")).findFirst().orElseThrow().value(), "no second run: no ratio");
   }
 
+  @Test
+  @DisplayName("replay target: the median of the replay rounds ÷ the median of the bare rounds; the single runs then carry no target")
+  void replayTargetFromRoundsInTurn() {
+    List<JsonObject> lines = List.of(
+        new JsonObject().put("scenario", "replay").put("tool", "wrk").put("throughput", 50000.0),
+        new JsonObject().put("scenario", "bare").put("tool", "wrk").put("throughput", 100000.0),
+        new JsonObject().put("scenario", "replay-in-turn").put("tool", "wrk").put("throughput", 70000.0),
+        new JsonObject().put("scenario", "bare-in-turn").put("tool", "wrk").put("throughput", 90000.0),
+        new JsonObject().put("scenario", "replay-in-turn").put("tool", "wrk").put("throughput", 60000.0),
+        new JsonObject().put("scenario", "bare-in-turn").put("tool", "wrk").put("throughput", 100000.0),
+        new JsonObject().put("scenario", "replay-in-turn").put("tool", "wrk").put("throughput", 80000.0),
+        new JsonObject().put("scenario", "bare-in-turn").put("tool", "wrk").put("throughput", 95000.0));
+    List<ReportCommand.Ratio> ratios = ReportCommand.ratios(lines, new TreeMap<>());
+    ReportCommand.Ratio inTurn = ratio(ratios, "replays ÷ bare Vert.x (wrk), medians of rounds in turn");
+    assertEquals(0.7368, inTurn.value()); // 70,000 / 95,000
+    assertEquals("met", inTurn.verdict());
+    assertEquals("70000.0 / 95000.0 (rounds [70000.0, 60000.0, 80000.0] / [90000.0, 100000.0, 95000.0])", inTurn.inputs());
+    ReportCommand.Ratio single = ratio(ratios, "replays (wrk) ÷ bare Vert.x (wrk), single runs");
+    assertEquals(0.5, single.value());
+    assertEquals("", single.verdict(), "informative once rounds in turn ran");
+
+    List<ReportCommand.Ratio> older = ReportCommand.ratios(lines.subList(0, 2), new TreeMap<>());
+    assertEquals("NOT met", ratio(older, "replays (wrk) ÷ bare Vert.x (wrk), single runs").verdict(),
+        "without rounds in turn the single runs carry the target");
+    assertNull(ratio(older, "replays ÷ bare Vert.x (wrk), medians").value());
+  }
+
   private static ReportCommand.Ratio ratio(List<ReportCommand.Ratio> ratios, String prefix) {
     return ratios.stream().filter(r -> r.name().startsWith(prefix)).findFirst().orElseThrow();
   }
