@@ -548,8 +548,7 @@ gateway_memory latency
 stop_gateway
 
 # ---------------------------------------------------------------------------------------------
-# Baselines, same machine, same invocation.
-
+# Baselines, same machine, same invocation (the bare Vert.x endpoint ran beside the main gateway).
 
 say "pgbench: the gateway's own SQL (CLAIM + COMPLETE, extracted from IdempotencyStore.java), $CONNECTIONS clients"
 BENCH_TABLES=1
