@@ -2,6 +2,7 @@ package dev.idemgate.observability;
 
 import ch.qos.logback.classic.encoder.JsonEncoder;
 import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.Context;
 import ch.qos.logback.core.encoder.EncoderBase;
 import java.util.List;
 import java.util.Map;
@@ -24,24 +25,36 @@ public final class JsonLineEncoder extends EncoderBase<ILoggingEvent> {
   private static final byte[] NO_BYTES = new byte[0];
 
   /** Same layout, for the rare event with a throwable (its frames) or markers. */
-  private final JsonEncoder logbackLayout = new JsonEncoder();
+  private JsonEncoder logbackLayout;
+
+  /**
+   * Logback's own encoder set to this layout, started: what this encoder hands throwables to, and
+   * what its test and benchmark compare it with.
+   */
+  public static JsonEncoder logbackLayout(Context context) {
+    JsonEncoder encoder = new JsonEncoder();
+    encoder.setContext(context);
+    encoder.setWithSequenceNumber(false); // always 0 without a generator in the context
+    encoder.setWithNanoseconds(false);
+    encoder.setWithContext(false);
+    encoder.setWithMessage(false); // the formatted message carries it
+    encoder.setWithArguments(false); // fewer copies of caller data, fewer places for something sensitive
+    encoder.setWithFormattedMessage(true);
+    encoder.start();
+    return encoder;
+  }
 
   @Override
   public void start() {
-    logbackLayout.setContext(getContext());
-    logbackLayout.setWithSequenceNumber(false); // always 0 without a generator in the context
-    logbackLayout.setWithNanoseconds(false);
-    logbackLayout.setWithContext(false);
-    logbackLayout.setWithMessage(false); // the formatted message carries it
-    logbackLayout.setWithArguments(false); // fewer copies of caller data, fewer places for something sensitive
-    logbackLayout.setWithFormattedMessage(true);
-    logbackLayout.start();
+    logbackLayout = logbackLayout(getContext());
     super.start();
   }
 
   @Override
   public void stop() {
-    logbackLayout.stop();
+    if (logbackLayout != null) {
+      logbackLayout.stop();
+    }
     super.stop();
   }
 

@@ -27,20 +27,12 @@ class JsonLineEncoderTest {
 
   private final LoggerContext context = new LoggerContext();
   private final JsonLineEncoder encoder = new JsonLineEncoder();
-  private final JsonEncoder logback = new JsonEncoder();
+  private final JsonEncoder logback = JsonLineEncoder.logbackLayout(context);
 
   @BeforeEach
   void start() {
     encoder.setContext(context);
     encoder.start();
-    logback.setContext(context);
-    logback.setWithSequenceNumber(false);
-    logback.setWithNanoseconds(false);
-    logback.setWithContext(false);
-    logback.setWithMessage(false);
-    logback.setWithArguments(false);
-    logback.setWithFormattedMessage(true);
-    logback.start();
   }
 
   private LoggingEvent event(String message, Object... arguments) {

@@ -197,8 +197,10 @@ final class ReportCommand implements Callable<Integer> {
     if (as.isEmpty() || bs.isEmpty() || median(bs) == 0.0) {
       return new Ratio(name, null, target, "n/a: a scenario is missing");
     }
-    return new Ratio(name, round4(median(as) / median(bs)), target,
-        median(as) + " / " + median(bs) + " (rounds " + as + " / " + bs + ")");
+    double medianA = median(as);
+    double medianB = median(bs);
+    return new Ratio(name, round4(medianA / medianB), target,
+        medianA + " / " + medianB + " (rounds " + as + " / " + bs + ")");
   }
 
   private static List<Double> throughputs(List<JsonObject> lines, String scenario) {

@@ -48,15 +48,7 @@ public class AccessLineBenchmark {
     gateway = new JsonLineEncoder();
     gateway.setContext(context);
     gateway.start();
-    logback = new JsonEncoder();
-    logback.setContext(context);
-    logback.setWithSequenceNumber(false);
-    logback.setWithNanoseconds(false);
-    logback.setWithContext(false);
-    logback.setWithMessage(false);
-    logback.setWithArguments(false);
-    logback.setWithFormattedMessage(true);
-    logback.start();
+    logback = JsonLineEncoder.logbackLayout(context);
   }
 
   @Benchmark
