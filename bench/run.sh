@@ -297,14 +297,48 @@ warm_up() { # send fresh payments for the warm-up time so the JIT has seen the p
     -- fresh "warm-$STAMP-$RANDOM" > /dev/null 2>&1 || true
 }
 
+# What else went on during a wrk run, so that a long tail with no error can be explained or ruled
+# out: CPU time the hypervisor took (steal), the measured JVM's garbage collections (jstat), and
+# PostgreSQL's checkpoints and autovacuum runs on the gateway's tables. Counters only, read before
+# and after the run, outside its window.
+background_snapshot() { # pid -> "steal all ygc ygct fgc fgct cgc cgct checkpoints autovacuum autoanalyze"
+  local gc="- - - - - -" pg
+  if [[ -n "$1" ]] && command -v jstat >/dev/null; then
+    gc="$(jstat -gcutil "$1" 2>/dev/null | awk 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i }
+      NR == 2 { print $col["YGC"], $col["YGCT"], $col["FGC"], $col["FGCT"], $col["CGC"], $col["CGCT"] }')"
+    [[ -n "$gc" ]] || gc="- - - - - -"
+  fi
+  pg="$(psql_bench -Atc "SELECT (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter),
+      coalesce(sum(autovacuum_count), 0), coalesce(sum(autoanalyze_count), 0)
+      FROM pg_stat_user_tables WHERE schemaname = 'idemgate'" -F ' ' 2>/dev/null || true)"
+  printf '%s %s %s\n' "$(awk '/^cpu / { print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)" "$gc" "${pg:-- - -}"
+}
+background_fact() { # name "snapshot before" "snapshot after" jvm-name
+  fact "$1" "$(printf '%s %s\n' "$2" "$3" | awk -v jvm="$4" '
+    function d(i) { return $(i + 11) - $i }
+    { steal = $2 < $13 ? sprintf("%.1f%%", 100 * d(1) / d(2)) : "n/a"
+      if ($3 == "-" || $14 == "-") gc = "n/a"
+      else gc = sprintf("%d young (%.0f ms), %d full (%.0f ms), %d concurrent-cycle pauses (%.0f ms)", d(3), 1000 * d(4), d(5), 1000 * d(6), d(7), 1000 * d(8))
+      if ($9 == "-" || $20 == "-") pg = "n/a"
+      else pg = sprintf("%d checkpoints, %d autovacuum and %d autoanalyze runs on the gateway tables", d(9), d(10), d(11))
+      printf "CPU steal %s; %s GC: %s; PostgreSQL: %s", steal, jvm, gc, pg }')"
+}
+
 LAST_WRK_THROUGHPUT=0
 run_wrk() { # scenario target url mode prefix [connections]
   local scenario="$1" target="$2" url="$3" mode="$4" prefix="$5" conns="${6:-$CONNECTIONS}"
-  local out="$RAW/$1-wrk${6:+-c$6}${WRK_ROUND:+-round$WRK_ROUND}.txt"
+  local run="$1-wrk${6:+-c$6}${WRK_ROUND:+-round$WRK_ROUND}"
+  local out="$RAW/$run.txt" pid before
   say "$scenario: wrk, closed loop, $conns connections, $DURATION"
-  LAST_WRK_THROUGHPUT=0
+  LAST_WRK_THROUGHPUT=0 WRK_CPU_BEFORE="" WRK_CPU_AFTER=""
+  if [[ $target == bare ]]; then pid="$BARE_PID"; else pid="$GATEWAY_PID"; fi
+  before="$(background_snapshot "$pid")"
+  # CPU ticks right around wrk, for cpu_fact (the snapshots above and below cost CPU of their own).
+  WRK_CPU_BEFORE="$(cpu_snapshot)"
   timeout $((DURATION_S + 60)) wrk -t2 -c"$conns" -d"${DURATION_S}s" --timeout 10s -s "$WRK_SCRIPT" "$url" \
     -- "$mode" "$prefix" "$REPLAY_KEYS" "$API_KEY" > "$out" 2>&1 || { echo "bench: wrk failed for $scenario (see $out)" >&2; return 0; }
+  WRK_CPU_AFTER="$(cpu_snapshot)"
+  background_fact "during_$run" "$before" "$(background_snapshot "$pid")" "$target"
   record --tool wrk --input "$out" --scenario "$scenario" --target-name "$target" --connections "$conns" \
     --note "latency from actual send (closed loop)" || { echo "bench: could not read wrk output of $scenario" >&2; return 0; }
   LAST_WRK_THROUGHPUT="$(grep -o '"throughput":[0-9]*' "$out" | head -1 | cut -d: -f2 || true)"
@@ -377,9 +411,8 @@ cpu_fact() { # name "snapshot before" "snapshot after" wrk-output
 }
 
 GROUPS_BEFORE="$(group_totals)"
-CPU_BEFORE="$(cpu_snapshot)"
 run_wrk fresh gateway "$(url)" fresh "fresh-$STAMP"
-cpu_fact fresh_cpu_per_request "$CPU_BEFORE" "$(cpu_snapshot)" "$RAW/fresh-wrk.txt"
+cpu_fact fresh_cpu_per_request "$WRK_CPU_BEFORE" "$WRK_CPU_AFTER" "$RAW/fresh-wrk.txt"
 FRESH_WRK_THROUGHPUT="$LAST_WRK_THROUGHPUT"
 # Payments per grouped statement during the fresh wrk run (idemgate_store_group_payments).
 fact fresh_payments_per_statement "$(printf '%s %s\n' "$GROUPS_BEFORE" "$(group_totals)" | awk '{
@@ -403,9 +436,8 @@ prime_replays() { # prefix: completes $REPLAY_KEYS keys for the replay scenarios
 }
 REPLAY_PREFIX="replay-$STAMP"
 prime_replays "$REPLAY_PREFIX"
-CPU_BEFORE="$(cpu_snapshot)"
 run_wrk replay gateway "$(url)" replay "$REPLAY_PREFIX"
-cpu_fact replay_cpu_per_request "$CPU_BEFORE" "$(cpu_snapshot)" "$RAW/replay-wrk.txt"
+cpu_fact replay_cpu_per_request "$WRK_CPU_BEFORE" "$WRK_CPU_AFTER" "$RAW/replay-wrk.txt"
 REPLAY_WRK_THROUGHPUT="$LAST_WRK_THROUGHPUT"
 run_open replay gateway "$BASE" replay --key-prefix "$REPLAY_PREFIX" --keys "$REPLAY_KEYS"
 
