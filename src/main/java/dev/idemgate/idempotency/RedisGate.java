@@ -81,7 +81,10 @@ public final class RedisGate {
   }
 
   private static GateDecision decide(String stored, String fingerprint) {
-    if (stored.length() < 2 || stored.charAt(1) != '|') {
+    // A pending marker only points to PostgreSQL, whatever its fingerprint: it may outlive the
+    // record (written by a retry just as recovery released the key, or left by a failed delete),
+    // and a marker that forbade a different payload would answer 422 for a key that is free.
+    if (stored.length() < 2 || stored.charAt(1) != '|' || stored.charAt(0) == 'N') {
       return new GateDecision.AskStore();
     }
     String[] parts = stored.split("\\|", 6);

@@ -23,6 +23,9 @@ import dev.idemgate.support.TestGateway;
 import dev.idemgate.idempotency.IdempotencyStore;
 import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.json.JsonObject;
+import io.vertx.redis.client.Command;
+import io.vertx.redis.client.Redis;
+import io.vertx.redis.client.Request;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Map;
@@ -136,6 +139,31 @@ class RecoveryIT {
     Reply retry = http.pay(gateway.apiPort(), KEY_A, key, body);
     assertThat(retry.status()).isEqualTo(201);
     assertThat(retry.header("Idempotent-Replayed")).isNull();
+    assertThat(charges(MERCHANT_A, key)).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("a pending marker left in Redis after recovery released the key does not hold the key: "
+      + "a different payload with it is charged as new, not refused 422")
+  void stalePendingMarkerDoesNotForbid() {
+    String key = Http.newKey();
+    JsonObject abandoned = Http.payment(1250, "tok_visa");
+    abandonedClaim(key, abandoned);
+    eventually(Duration.ofSeconds(15), () -> state(MERCHANT_A, key) == null, "recovery releases the record");
+    // A retry that read PENDING in PostgreSQL just before the release marks the key pending in
+    // Redis just after recovery deleted it (the same is left when that delete fails).
+    Redis redis = Redis.createClient(http.vertx(), TestGateway.redisUrl());
+    try {
+      Http.await(redis.send(Request.cmd(Command.SET).arg("idemgate:idem:{" + MERCHANT_A + ":" + key + "}")
+          .arg("N|" + PaymentService.fingerprint(abandoned)).arg("PX").arg(600_000)));
+    } finally {
+      Http.await(redis.close());
+    }
+
+    Reply other = http.pay(gateway.apiPort(), KEY_A, key, Http.payment(1251, "tok_visa"));
+    assertThat(other.status()).as(other.body()).isEqualTo(201);
+    assertThat(other.header("Idempotent-Replayed")).isNull();
+    assertThat(other.json().getInteger("amount")).isEqualTo(1251);
     assertThat(charges(MERCHANT_A, key)).isEqualTo(1);
   }
 
