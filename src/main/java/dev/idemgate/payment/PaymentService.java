@@ -250,19 +250,19 @@ public final class PaymentService {
     return metrics.traceProvider(() -> provider.charge(charge)).compose(outcome -> {
       metrics.providerCall(ProviderClient.outcomeName(outcome), sent);
       if (outcome instanceof ProviderOutcome.Succeeded s) {
-        return finish(cmd, owned, RecordState.COMPLETED, 201, "succeeded", s.providerReference(), null);
+        return finish(cmd, owned, redisClaim, RecordState.COMPLETED, 201, "succeeded", s.providerReference(), null);
       } else if (outcome instanceof ProviderOutcome.Declined d) {
-        return finish(cmd, owned, RecordState.COMPLETED, 402, "declined", d.providerReference(), d.declineCode());
+        return finish(cmd, owned, redisClaim, RecordState.COMPLETED, 402, "declined", d.providerReference(), d.declineCode());
       } else if (outcome instanceof ProviderOutcome.Unknown u) {
         log.warn("provider outcome unknown for payment {}: {}; recovery will ask the provider", owned.paymentId(), u.reason());
-        return finish(cmd, owned, RecordState.PENDING, 202, "pending", null, null);
+        return finish(cmd, owned, redisClaim, RecordState.PENDING, 202, "pending", null, null);
       }
       return release(cmd, owned, redisClaim, (ProviderOutcome.NotAttempted) outcome);
     });
   }
 
-  private Future<PayOutcome> finish(PayCommand cmd, StoreClaim.Claimed owned, RecordState state, int status,
-      String paymentStatus, String providerReference, String declineCode) {
+  private Future<PayOutcome> finish(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim, RecordState state,
+      int status, String paymentStatus, String providerReference, String declineCode) {
     String body = PaymentJson.render(owned.paymentId(), paymentStatus, cmd.request(), providerName, providerReference,
         declineCode, owned.createdAt());
     StoredResponse response = new StoredResponse(status, body, owned.paymentId(), Instant.now().plus(config.keyTtlFor(cmd.merchantId())));
@@ -287,7 +287,7 @@ public final class PaymentService {
           // provider. Until one of them lands the truth is "pending".
           log.error("payment {} charged outcome '{}' not recorded; it is written again while its lease lasts, then "
               + "recovery finalises it: {}", owned.paymentId(), paymentStatus, failure.getMessage());
-          recordLater(cmd, owned, completion);
+          recordLater(cmd, owned, redisClaim, completion);
           String pendingBody = PaymentJson.render(owned.paymentId(), "pending", cmd.request(), providerName, null, null,
               owned.createdAt());
           return Future.succeededFuture(new PayOutcome.Fresh(new StoredResponse(202, pendingBody, owned.paymentId(),
@@ -311,20 +311,26 @@ public final class PaymentService {
    * holds the provider's answer and retries replay it, instead of getting 409 until recovery takes
    * the record over after the lease. The write is fenced by the claim's epoch: once recovery owns
    * the record it is refused (FENCED), and this ends.
+   *
+   * @param redisClaim this request's claim in Redis, or null: freed when the write is fenced
    */
-  private void recordLater(PayCommand cmd, StoreClaim.Claimed owned, Completion completion) {
+  private void recordLater(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim, Completion completion) {
     retryWithinLease(owned.claimedAtNanos() + leaseNanos, FIRST_RECORD_RETRY_MS,
-        () -> store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion).map(result -> {
+        () -> store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion).compose(result -> {
           if (result == Completion.Result.FENCED) {
-            // Recovery took the record over, or a try whose answer was lost had landed after all:
-            // either way the record is no longer ours to write, nor Redis.
+            // Recovery took the record over, or a try whose answer was lost had landed after all
+            // (the first write timed out here but committed there). Either way the record is no
+            // longer ours to write. This request's claim in Redis must go, though: left there, it
+            // would answer retries 409 "in flight" until the lease ends, for a payment PostgreSQL
+            // may already hold as completed. Without it, retries ask PostgreSQL, which knows.
             log.info("payment {} is no longer PROCESSING under its claim's epoch; its outcome is not written again",
                 owned.paymentId());
+            return releaseRedis(cmd, redisClaim).map(true);
           } else {
             log.info("payment {} outcome '{}' recorded on a later try", owned.paymentId(), completion.paymentStatus());
             recorded(cmd, completion);
+            return Future.succeededFuture(true);
           }
-          return true;
         }),
         () -> log.warn("payment {} outcome still not recorded as its lease ends; recovery finalises it", owned.paymentId()));
   }

@@ -11,6 +11,8 @@ import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.Waits;
 import io.vertx.core.Future;
+import io.vertx.sqlclient.SqlConnection;
+import io.vertx.sqlclient.Tuple;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -21,7 +23,8 @@ import org.junit.jupiter.api.Test;
 /**
  * PostgreSQL lost between the charge and its completion: the client is told "pending", and the
  * gateway writes the provider's answer again as soon as PostgreSQL is back, without waiting for
- * recovery to take the record over at the end of the lease.
+ * recovery to take the record over at the end of the lease; a completion that did land, only too
+ * late for its request, is replayed as soon as it is there.
  */
 class OutcomeRecordedLaterIT {
   private static final String LEASE = "30s";
@@ -68,5 +71,61 @@ class OutcomeRecordedLaterIT {
           + URLEncoder.encode(key, StandardCharsets.UTF_8), TestGateway.ADMIN_TOKEN);
       assertThat(log.json().getJsonArray("charges")).hasSize(1);
     }
+  }
+
+  @Test
+  @DisplayName("a completion that timed out at the gateway but committed in PostgreSQL (202 pending): retries replay "
+      + "the 201 within seconds, not 409 \"in flight\" until the lease ends; one charge, one ledger row")
+  void completionThatLandedLateIsReplayed() {
+    try (Http http = new Http(); TestDb db = new TestDb(http.vertx());
+         TestGateway gateway = TestGateway.start(Map.of(
+             "IDEMGATE_SIMULATOR_SLOW_MS", "1500",
+             "IDEMGATE_STORE_TIMEOUT", "1s",
+             "IDEMGATE_LEASE", LEASE,
+             "IDEMGATE_REPLAY_CACHE_ENTRIES", "0"))) {
+      String key = Http.newKey();
+      String body = Http.payment(3_333, "tok_slow").encode();
+      Future<Http.Reply> first = http.payAsync(gateway.apiPort(), KEY_A, key, body, Map.of());
+      Waits.eventually(Duration.ofSeconds(5), () -> "PROCESSING".equals(state(db, key)), "the claim commits");
+
+      // The test holds the record's row lock while the provider answers (1.5 s): the completion
+      // waits for it past the store timeout (1 s), so the client is told "pending". Released then,
+      // well within the statement's server-side limit (2 s), the completion commits after all, and
+      // the gateway's later write of the same outcome is fenced.
+      SqlConnection locker = Http.await(db.pool().getConnection());
+      try {
+        Http.await(locker.query("BEGIN").execute());
+        Http.await(locker.preparedQuery("SELECT 1 FROM idemgate.idempotency_keys "
+            + "WHERE merchant_id = $1 AND idempotency_key = $2 FOR UPDATE").execute(Tuple.of(MERCHANT_A, key)));
+        Http.Reply answer = Http.await(first);
+        assertThat(answer.status()).as(answer.body()).isEqualTo(202);
+        Http.await(locker.query("COMMIT").execute());
+      } finally {
+        Http.await(locker.close());
+      }
+      Waits.eventually(Duration.ofSeconds(5), () -> "COMPLETED".equals(state(db, key)),
+          "the completion that timed out commits once the lock is gone");
+
+      long landed = System.nanoTime();
+      Waits.eventually(Duration.ofSeconds(10), () -> {
+        Http.Reply retry = Http.await(http.payAsync(gateway.apiPort(), KEY_A, key, body, Map.of()));
+        return retry.status() == 201 && "true".equals(retry.header("Idempotent-Replayed"))
+            && "succeeded".equals(retry.json().getString("status"));
+      }, "a retry replays the committed 201 (before the fix the request's claim stayed in Redis and retries got 409 "
+          + "until the " + LEASE + " lease ended)");
+      System.out.println("committed outcome replayed " + (System.nanoTime() - landed) / 1_000_000
+          + " ms after its late commit was seen");
+
+      String providerKey = ProviderKeys.of(MERCHANT_A, key);
+      assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE provider_key = $1", providerKey)).isEqualTo(1L);
+      Http.Reply log = http.get(gateway.managementPort(), "/admin/simulator/charges?merchant=" + MERCHANT_A + "&key="
+          + URLEncoder.encode(key, StandardCharsets.UTF_8), TestGateway.ADMIN_TOKEN);
+      assertThat(log.json().getJsonArray("charges")).hasSize(1);
+    }
+  }
+
+  private static String state(TestDb db, String key) {
+    return (String) db.scalar("SELECT state FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
+        MERCHANT_A, key);
   }
 }
