@@ -136,11 +136,18 @@ public final class RecoveryVerticle extends VerticleBase {
             return complete(r, 201, "succeeded", s.providerReference(), null);
           } else if (outcome instanceof ProviderOutcome.Declined d) {
             return complete(r, 402, "declined", d.providerReference(), d.declineCode());
-          } else if (outcome instanceof ProviderOutcome.NotAttempted && lateChargeImpossible(r)) {
-            return release(r);
+          } else if (outcome instanceof ProviderOutcome.NotAttempted) {
+            if (lateChargeImpossible(r)) {
+              return release(r);
+            }
+            // Not seen yet, and a late charge may still land: ask again on the backoff schedule,
+            // but no later than the moment it no longer can. The next step of the backoff may be
+            // much later (30 s, 2 m), past the Retry-After a 502 gave for this held key.
+            Duration untilImpossible = Duration.between(Instant.now(), r.createdAt().plus(config.lateChargeWindow()));
+            return keepPending(r, untilImpossible);
           }
-          // Not seen yet (a late charge may still land) or the inquiry failed: keep asking.
-          return keepPending(r);
+          // The inquiry failed: keep asking on the backoff schedule.
+          return keepPending(r, null);
         })
         .recover(failure -> {
           log.warn("recovery of payment {} failed: {}", r.paymentId(), failure.getMessage());
@@ -180,8 +187,10 @@ public final class RecoveryVerticle extends VerticleBase {
     });
   }
 
-  private Future<Action> keepPending(DueRecord r) {
-    Duration next = backoff(r.inquiryAttempts());
+  /** @param atMost the longest wait before the next inquiry, or null for the backoff's */
+  private Future<Action> keepPending(DueRecord r, Duration atMost) {
+    Duration backoff = backoff(r.inquiryAttempts());
+    Duration next = atMost != null && atMost.compareTo(backoff) < 0 ? atMost : backoff;
     if (r.state() == RecordState.PENDING) {
       return recovery.reschedule(r, next).map(v -> Action.STILL_PENDING);
     }
