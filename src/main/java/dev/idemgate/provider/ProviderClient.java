@@ -23,21 +23,25 @@ public final class ProviderClient {
   }
 
   public Future<ProviderOutcome> charge(ChargeRequest request) {
-    return call(ProviderVerticle.CHARGE, request);
+    return bus.<ProviderOutcome>request(ProviderVerticle.CHARGE, request, options)
+        .map(reply -> reply.body())
+        .otherwise(ProviderClient::outcomeOfBusFailure);
   }
 
+  /**
+   * Asks the provider what became of a charge. An inquiry that did not reach the provider says
+   * nothing about the charge, so every failure here is UNKNOWN, even with nobody listening: read as
+   * "not attempted", it would let recovery release a record whose charge is real (the provider
+   * verticle is gone first while the gateway shuts down).
+   */
   public Future<ProviderOutcome> inquire(String providerKey) {
-    return call(ProviderVerticle.INQUIRE, providerKey);
+    return bus.<ProviderOutcome>request(ProviderVerticle.INQUIRE, providerKey, options)
+        .map(reply -> reply.body())
+        .otherwise(failure -> new ProviderOutcome.Unknown("inquiry not answered: " + failure.getClass().getSimpleName()));
   }
 
   public Future<JsonObject> chargeLog(String providerKey) {
     return bus.<JsonObject>request(ProviderVerticle.CHARGE_LOG, providerKey, options).map(m -> m.body());
-  }
-
-  private Future<ProviderOutcome> call(String address, Object body) {
-    return bus.<ProviderOutcome>request(address, body, options)
-        .map(reply -> reply.body())
-        .otherwise(ProviderClient::outcomeOfBusFailure);
   }
 
   /** The outcome's name for a metric tag: succeeded, declined, not_attempted or unknown. */
@@ -52,7 +56,7 @@ public final class ProviderClient {
     return "unknown";
   }
 
-  /** Nobody listening means nothing was sent; any other failure may hide a charge. */
+  /** For a charge: nobody listening means nothing was sent; any other failure may hide a charge. */
   static ProviderOutcome outcomeOfBusFailure(Throwable failure) {
     if (failure instanceof ReplyException e && e.failureType() == ReplyFailure.NO_HANDLERS) {
       return new ProviderOutcome.NotAttempted("no provider verticle is running");
