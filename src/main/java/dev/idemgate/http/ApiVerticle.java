@@ -29,6 +29,7 @@ import dev.idemgate.storage.RedisClients;
 import io.vertx.core.Future;
 import io.vertx.core.MultiMap;
 import io.vertx.core.VerticleBase;
+import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.Http2Settings;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServer;
@@ -230,8 +231,11 @@ public final class ApiVerticle extends VerticleBase {
   private void pay(RoutingContext ctx) {
     String merchant = ctx.get("merchant");
     IdempotencyKey key = ctx.get("key");
+    // No buffer at all when an HTTP/1.1 request has neither Content-Length nor Transfer-Encoding
+    // (a POST sent without a body): the body handler then reads nothing. It is an empty body.
+    Buffer raw = ctx.body().buffer() != null ? ctx.body().buffer() : Buffer.buffer();
     // A replay of the same bytes is answered from memory: no parse, no fingerprint, no Redis.
-    String bodyDigest = replays.isOn() ? Fingerprint.sha256Hex(ctx.body().buffer().getBytes()) : null;
+    String bodyDigest = replays.isOn() ? Fingerprint.sha256Hex(raw.getBytes()) : null;
     StoredResponse cached = replays.find(merchant, key, bodyDigest);
     if (cached != null) {
       metrics.replayCacheHit();
@@ -239,7 +243,7 @@ public final class ApiVerticle extends VerticleBase {
       sendStored(ctx, cached, true);
       return;
     }
-    ParsedPayment parsed = PaymentRequestParser.parse(ctx.body().buffer());
+    ParsedPayment parsed = PaymentRequestParser.parse(raw);
     if (parsed instanceof ParsedPayment.Invalid invalid) {
       JsonArray errors = new JsonArray();
       invalid.errors().forEach(e -> errors.add(e.toJson()));
@@ -333,7 +337,14 @@ public final class ApiVerticle extends VerticleBase {
 
   private void getPayment(RoutingContext ctx) {
     String merchant = ctx.get("merchant");
-    store.findPayment(merchant, ctx.pathParam("id"))
+    String id = ctx.pathParam("id");
+    if (!PaymentJson.isPaymentId(id)) {
+      // Not an id this gateway makes, so no payment has it; and PostgreSQL would refuse some such
+      // text (a NUL byte) with an error that must not read as "the store is unavailable".
+      Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no payment with this id"));
+      return;
+    }
+    store.findPayment(merchant, id)
         .onSuccess(row -> {
           if (row == null) {
             Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no payment with this id"));

@@ -16,6 +16,20 @@ public final class PaymentJson {
     return String.format("pay_%012x%016x%04x", now.toEpochMilli(), random.nextLong(), random.nextInt(0x10000));
   }
 
+  /** Whether {@code id} has the shape {@link #newPaymentId} gives: "pay_" and 32 lower-case hex digits. */
+  public static boolean isPaymentId(String id) {
+    if (id == null || id.length() != 36 || !id.startsWith("pay_")) {
+      return false;
+    }
+    for (int i = 4; i < id.length(); i++) {
+      char c = id.charAt(i);
+      if (!(c >= '0' && c <= '9' || c >= 'a' && c <= 'f')) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   /** Creation time as stored and shown: UTC, millisecond precision, so every read gives the same text. */
   public static Instant createdNow() {
     return Instant.now().truncatedTo(ChronoUnit.MILLIS);

@@ -14,6 +14,9 @@ import io.vertx.core.Future;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.json.JsonObject;
+import java.io.IOException;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.Map;
@@ -354,6 +357,30 @@ class PayApiIT {
     assertThat(other.json().getString("code")).isEqualTo("not_found");
     assertThat(http.get(port, "/v1/payments/pay_missing", KEY_A).status()).isEqualTo(404);
     assertThat(http.get(port, location, null).status()).isEqualTo(401);
+  }
+
+  @Test
+  @DisplayName("GET /v1/payments/{id} with an id PostgreSQL cannot even take (a NUL byte) gets 404, not 503 store_unavailable")
+  void getPaymentWithUnstorableId() {
+    Reply nul = http.get(port, "/v1/payments/%00", KEY_A);
+    assertThat(nul.status()).as(nul.body()).isEqualTo(404);
+    assertThat(nul.json().getString("code")).isEqualTo("not_found");
+    assertThat(nul.header("Retry-After")).isNull();
+    assertThat(http.get(port, "/v1/payments/pay_" + "0".repeat(31) + "%00", KEY_A).status()).isEqualTo(404);
+  }
+
+  @Test
+  @DisplayName("a POST sent with no body at all (neither Content-Length nor Transfer-Encoding) gets 400 invalid_request, not 500")
+  void postWithoutBody() throws IOException {
+    try (Socket socket = new Socket("127.0.0.1", port)) {
+      socket.setSoTimeout(10_000);
+      socket.getOutputStream().write(("POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY_A
+          + "\r\nContent-Type: application/json\r\nIdempotency-Key: " + Http.newKey()
+          + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+      String answer = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      assertThat(answer).startsWith("HTTP/1.1 400 ");
+      assertThat(answer).contains("\"code\":\"invalid_request\"");
+    }
   }
 
   /** Waits until the first request holds the claim, so that the twin is really second. */
