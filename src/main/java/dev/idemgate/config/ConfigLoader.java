@@ -130,22 +130,23 @@ public final class ConfigLoader {
         port(v, "management_port"),
         url(v, "pg_url", "postgresql://", "postgres://"),
         positive(v, "pg_pool_size"),
-        duration(v, "store_timeout"),
+        atLeast(v, "store_timeout", "10ms"),
         redisUrls(v),
         oneOf(v, "redis_mode", "standalone", "sentinel", "cluster"),
         v.get("redis_master_name").trim(),
-        duration(v, "redis_timeout"),
+        atLeast(v, "redis_timeout", "1ms"),
         apiKeys,
         apiKeysFile,
         apiKeysReload,
         optional(v, "admin_token"),
         keyTtl,
-        duration(v, "lease"),
+        // A charge is sent only while lease - 1 s is left (PaymentService): a shorter lease sends none.
+        atLeast(v, "lease", "2s"),
         provider,
         providerUrl,
-        duration(v, "provider_timeout"),
-        duration(v, "recovery_interval"),
-        durations(v, "recovery_backoff"),
+        atLeast(v, "provider_timeout", "100ms"),
+        atLeast(v, "recovery_interval", "10ms"),
+        durations(v, "recovery_backoff", "10ms"),
         positive(v, "recovery_batch"),
         merchantTtls(v.get("merchant_key_ttl")),
         positive(v, "retention_batch"),
@@ -243,11 +244,24 @@ public final class ConfigLoader {
     return Durations.parse(key, v.get(key));
   }
 
-  private static List<Duration> durations(Map<String, String> v, String key) {
+  /** A duration that would break the gateway at run time below {@code min} (a zero timer period, no send window). */
+  private static Duration atLeast(Map<String, String> v, String key, String min) {
+    Duration d = duration(v, key);
+    if (d.compareTo(Durations.parse(key, min)) < 0) {
+      throw new ConfigException(key + ": must be at least " + min + ", got " + v.get(key));
+    }
+    return d;
+  }
+
+  private static List<Duration> durations(Map<String, String> v, String key, String min) {
     List<Duration> list = new ArrayList<>();
     for (String part : v.get(key).split(",")) {
       if (!part.isBlank()) {
-        list.add(Durations.parse(key, part));
+        Duration d = Durations.parse(key, part);
+        if (d.compareTo(Durations.parse(key, min)) < 0) {
+          throw new ConfigException(key + ": every step must be at least " + min + ", got " + part.trim());
+        }
+        list.add(d);
       }
     }
     if (list.isEmpty()) {

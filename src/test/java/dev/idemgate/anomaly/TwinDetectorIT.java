@@ -150,14 +150,14 @@ class TwinDetectorIT {
   @DisplayName("policy reject refuses a twin of an original still in flight, but not once the original is "
       + "older than a lease with no payment in the ledger (it was released, nothing was charged)")
   void releasedOriginalDoesNotBlock() {
-    TwinDetector detector = detector(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "reject", "IDEMGATE_LEASE", "1s"));
+    TwinDetector detector = detector(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "reject", "IDEMGATE_LEASE", "2s"));
     String merchant = merchant();
     PaymentRequest request = payment("tok_provider_down");
     observe(detector, merchant, "k1", request);
     TwinVerdict inFlight = observe(detector, merchant, "k2", request);
     assertThat(inFlight).isInstanceOf(TwinVerdict.Reject.class);
     assertThat(((TwinVerdict.Reject) inFlight).twin().originalPaymentId()).isNull();
-    Http.await(vertx.timer(1_100));
+    Http.await(vertx.timer(2_100));
     assertThat(observe(detector, merchant, "k3", request)).isInstanceOf(TwinVerdict.Allowed.class);
   }
 

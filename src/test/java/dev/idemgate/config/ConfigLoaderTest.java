@@ -48,6 +48,20 @@ class ConfigLoaderTest {
         .isInstanceOf(ConfigException.class).hasMessageStartingWith("key_ttl:");
     assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_LEASE", "soon")))
         .hasMessageStartingWith("lease:");
+    // Values that parse but would break the gateway at run time.
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_LEASE", "500ms")))
+        .hasMessage("lease: must be at least 2s, got 500ms");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_RECOVERY_INTERVAL", "0s")))
+        .hasMessageStartingWith("recovery_interval: must be at least");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_RECOVERY_BACKOFF", "5s,0ms")))
+        .hasMessage("recovery_backoff: every step must be at least 10ms, got 0ms");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_STORE_TIMEOUT", "0s")))
+        .hasMessageStartingWith("store_timeout:");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_REDIS_TIMEOUT", "0ms")))
+        .hasMessageStartingWith("redis_timeout:");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER_TIMEOUT", "0s")))
+        .hasMessageStartingWith("provider_timeout:");
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_LEASE", "2s")).lease()).isEqualTo(Duration.ofSeconds(2));
     assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_API_KEYS", "demo=short")))
         .hasMessageStartingWith("api_keys:").hasMessageNotContaining("short");
     Path file = dir.resolve("bad.yaml");
