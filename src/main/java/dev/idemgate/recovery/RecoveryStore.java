@@ -23,7 +23,7 @@ import java.util.concurrent.TimeUnit;
  * provider about the same key at once.
  */
 final class RecoveryStore {
-  private static final String TAKE_DUE = """
+  static final String TAKE_DUE = """
       WITH due AS (
         SELECT merchant_id, idempotency_key FROM idemgate.idempotency_keys
         WHERE ((state = 'PROCESSING' AND lease_expires_at < now() - $2 * interval '1 millisecond')
@@ -57,18 +57,23 @@ final class RecoveryStore {
         DELETE FROM idemgate.payments p USING gone WHERE p.id = gone.payment_id AND p.status = 'pending')
       SELECT count(*) AS released FROM gone""";
 
-  private static final String PURGE_EXPIRED = """
+  static final String PURGE_EXPIRED = """
       DELETE FROM idemgate.idempotency_keys WHERE ctid IN (
         SELECT ctid FROM idemgate.idempotency_keys
         WHERE state = 'COMPLETED' AND expires_at < now()
         LIMIT $1 FOR UPDATE SKIP LOCKED)""";
 
-  private static final String PENDING_SUMMARY = """
-      SELECT count(*) FILTER (WHERE state = 'PENDING') AS pending,
-             count(*) FILTER (WHERE state = 'PROCESSING' AND lease_expires_at < now()) AS expired_leases
-      FROM idemgate.idempotency_keys WHERE state IN ('PENDING', 'PROCESSING')""";
+  /**
+   * Two counts, each written to match one partial index: {@code state IN ('PENDING', 'PROCESSING')}
+   * implies neither index's predicate, so one query over both scanned every retained key, every
+   * recovery pass on every instance.
+   */
+  static final String PENDING_SUMMARY = """
+      SELECT (SELECT count(*) FROM idemgate.idempotency_keys WHERE state = 'PENDING') AS pending,
+             (SELECT count(*) FROM idemgate.idempotency_keys
+              WHERE state = 'PROCESSING' AND lease_expires_at < now()) AS expired_leases""";
 
-  private static final String PENDING_LIST = """
+  static final String PENDING_LIST = """
       SELECT merchant_id, encode(sha256(convert_to(idempotency_key, 'UTF8')), 'hex') AS key_hash, payment_id, state,
              inquiry_attempts, next_inquiry_at, created_at
       FROM idemgate.idempotency_keys

@@ -1,0 +1,70 @@
+package dev.idemgate.recovery;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.storage.Migrations;
+import dev.idemgate.support.Http;
+import dev.idemgate.support.TestDb;
+import dev.idemgate.support.TestGateway;
+import io.vertx.sqlclient.Row;
+import java.util.Map;
+import java.util.UUID;
+import java.util.stream.Collectors;
+import java.util.stream.StreamSupport;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Recovery runs its statements every pass (5 s) on every instance, over a table that holds every
+ * key retained (24 h by default): they must find the few unresolved or expired records through the
+ * partial indexes, never by reading every retained key. Checked on a copy of the table (a schema of
+ * its own, dropped afterwards) holding 50,000 completed keys and a few unresolved ones.
+ */
+class RecoveryPlansIT {
+  private static final String SCHEMA = "recovery_plans_" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
+  private static final Map<String, String> STATEMENTS = Map.of(
+      "summary", RecoveryStore.PENDING_SUMMARY,
+      "take due", RecoveryStore.TAKE_DUE.replace("$1", "100").replace("$2", "0").replace("$3", "30000")
+          .replace("$4", "'simulator'"),
+      "list", RecoveryStore.PENDING_LIST.replace("$1", "100"),
+      "purge", RecoveryStore.PURGE_EXPIRED.replace("$1", "500"));
+
+  private static Http http;
+  private static TestDb db;
+
+  @BeforeAll
+  static void bigTable() {
+    Migrations.migrate(TestGateway.pgUrl());
+    http = new Http();
+    db = new TestDb(http.vertx());
+    db.query("CREATE SCHEMA " + SCHEMA);
+    db.query("CREATE TABLE " + SCHEMA + ".idempotency_keys (LIKE idemgate.idempotency_keys INCLUDING ALL)");
+    db.query("INSERT INTO " + SCHEMA + ".idempotency_keys (merchant_id, idempotency_key, fingerprint, state, epoch, "
+        + "generation, payment_id, provider_key, lease_expires_at, amount, currency, expires_at, next_inquiry_at, "
+        + "created_at, provider_id) "
+        + "SELECT 'm', 'k' || g, 'f', CASE WHEN g % 5000 = 0 THEN 'PENDING' WHEN g % 7000 = 0 THEN 'PROCESSING' "
+        + "ELSE 'COMPLETED' END, 1, 1, 'pay_' || g, 'pk' || g, now() - interval '1 minute', 100, 'EUR', "
+        + "now() + interval '1 day', now(), now(), 'simulator' FROM generate_series(1, 50000) g");
+    db.query("ANALYZE " + SCHEMA + ".idempotency_keys");
+  }
+
+  @AfterAll
+  static void drop() {
+    db.query("DROP SCHEMA " + SCHEMA + " CASCADE");
+    db.close();
+    http.close();
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {"summary", "take due", "list", "purge"})
+  @DisplayName("recovery's statement reads the unresolved records through an index, never every retained key")
+  void noScanOfRetainedKeys(String statement) {
+    String sql = STATEMENTS.get(statement).replace("idemgate.", SCHEMA + ".");
+    String plan = StreamSupport.stream(db.query("EXPLAIN " + sql).spliterator(), false)
+        .map(Row::toJson).map(row -> row.getString("QUERY PLAN")).collect(Collectors.joining("\n"));
+    assertThat(plan).as(plan).doesNotContain("Seq Scan");
+  }
+}
