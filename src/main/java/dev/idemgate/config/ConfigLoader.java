@@ -158,6 +158,7 @@ public final class ConfigLoader {
         (int) nonNegative(v, "api_instances"),
         bool(v, "metrics_enabled"),
         duration(v, "drain_timeout"),
+        atLeast(v, "request_body_timeout", "100ms"),
         logLevel(v),
         oneOf(v, "tracing", "off", "otlp"),
         url(v, "otlp_endpoint", "http://", "https://"),

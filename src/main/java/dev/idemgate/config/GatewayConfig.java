@@ -48,6 +48,7 @@ public record GatewayConfig(
     int apiInstances,
     boolean metricsEnabled,
     Duration drainTimeout,
+    Duration requestBodyTimeout,
     String logLevel,
     String tracing,
     String otlpEndpoint,
@@ -119,6 +120,7 @@ public record GatewayConfig(
         + ", api_instances=" + effectiveApiInstances()
         + ", metrics_enabled=" + metricsEnabled
         + ", drain_timeout=" + drainTimeout
+        + ", request_body_timeout=" + requestBodyTimeout
         + ", log_level=" + logLevel
         + ", tracing=" + tracing
         + ", duplicate_payload_policy=" + duplicatePayloadPolicy.setting()

@@ -77,6 +77,9 @@ public final class ApiVerticle extends VerticleBase {
   /** Numbers the API verticles of the process, for the names of their pools. */
   private static final AtomicInteger INSTANCES = new AtomicInteger();
   private static final String OUTCOME = "idemgate.outcome";
+  private static final String BODY_TIMER = "idemgate.bodyTimer";
+  /** RST_STREAM error code CANCEL (RFC 9113 §7): the stream is no longer needed. */
+  private static final long HTTP2_CANCEL = 0x8;
 
   private final GatewayConfig config;
   private final GatewayMetrics metrics;
@@ -168,6 +171,7 @@ public final class ApiVerticle extends VerticleBase {
       // cheap checks run first, so a bad request is refused before its body is read.
       router.post(path)
           .handler(this::track)
+          .handler(this::limitBodyTime)
           .handler(this::echoKey)
           .handler(this::authenticate)
           .handler(this::requireJson)
@@ -179,6 +183,39 @@ public final class ApiVerticle extends VerticleBase {
     router.errorHandler(404, Problems::handleFailure);
     router.errorHandler(405, Problems::handleFailure);
     return router;
+  }
+
+  /**
+   * Answers 408 a payment whose body has not fully arrived {@code request_body_timeout} after its
+   * headers, and closes its connection (HTTP/2: resets its stream), since the rest of the body may
+   * never come. Without it, a client that stops sending mid-body holds the request, and the
+   * in-flight gauge, until the connection dies. The timer ends once the body is in ({@link #pay})
+   * or the request is answered: past that point every step has a deadline of its own.
+   */
+  private void limitBodyTime(RoutingContext ctx) {
+    long timer = vertx.setTimer(config.requestBodyTimeout().toMillis(), id -> {
+      if (ctx.response().ended() || ctx.response().closed()) {
+        return;
+      }
+      boolean http2 = ctx.request().version() == HttpVersion.HTTP_2;
+      if (!http2) {
+        ctx.response().putHeader("Connection", "close");
+      }
+      outcome(ctx, RequestOutcome.REJECTED);
+      Problems.send(ctx, new ApiProblem(ErrorCode.REQUEST_TIMEOUT, "the request body did not arrive within "
+          + config.requestBodyTimeout().toMillis() + " ms of its headers; nothing was claimed or charged"))
+          .onComplete(written -> {
+            // The rest of the body may never come: the stream, or the connection, is done.
+            if (http2) {
+              ctx.response().reset(HTTP2_CANCEL);
+            } else {
+              ctx.request().connection().close();
+            }
+          });
+    });
+    ctx.put(BODY_TIMER, timer);
+    ctx.addEndHandler(done -> vertx.cancelTimer(timer));
+    ctx.next();
   }
 
   private void echoKey(RoutingContext ctx) {
@@ -229,6 +266,7 @@ public final class ApiVerticle extends VerticleBase {
   }
 
   private void pay(RoutingContext ctx) {
+    vertx.cancelTimer(ctx.<Long>get(BODY_TIMER)); // the body is in
     String merchant = ctx.get("merchant");
     IdempotencyKey key = ctx.get("key");
     // No buffer at all when an HTTP/1.1 request has neither Content-Length nor Transfer-Encoding

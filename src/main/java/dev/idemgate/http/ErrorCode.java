@@ -9,6 +9,7 @@ public enum ErrorCode {
   UNAUTHORIZED(401, "Unauthorized"),
   NOT_FOUND(404, "Not found"),
   METHOD_NOT_ALLOWED(405, "Method not allowed"),
+  REQUEST_TIMEOUT(408, "Request timeout"),
   IDEMPOTENCY_KEY_IN_USE(409, "Idempotency key in use"),
   DUPLICATE_PAYMENT_SUSPECTED(409, "Duplicate payment suspected"),
   PAYLOAD_TOO_LARGE(413, "Payload too large"),

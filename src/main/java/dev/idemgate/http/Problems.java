@@ -1,5 +1,6 @@
 package dev.idemgate.http;
 
+import io.vertx.core.Future;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.RoutingContext;
 import org.slf4j.Logger;
@@ -41,7 +42,8 @@ public final class Problems {
     send(ctx, problem);
   }
 
-  public static void send(RoutingContext ctx, ApiProblem problem) {
+  /** Writes the problem as the response; the future completes once it is written. */
+  public static Future<Void> send(RoutingContext ctx, ApiProblem problem) {
     ErrorCode code = problem.code();
     JsonObject body = new JsonObject()
         .put("type", "urn:idemgate:problem:" + code.code())
@@ -63,7 +65,7 @@ public final class Problems {
     if (problem.retryAfterSeconds() != null) {
       ctx.response().putHeader("Retry-After", String.valueOf(problem.retryAfterSeconds()));
     }
-    ctx.response().setStatusCode(code.status())
+    return ctx.response().setStatusCode(code.status())
         .putHeader("Content-Type", "application/problem+json")
         .end(body.encode());
   }

@@ -1,0 +1,101 @@
+package dev.idemgate.http;
+
+import static dev.idemgate.support.TestGateway.KEY_A;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.support.Http;
+import dev.idemgate.support.Scrape;
+import dev.idemgate.support.TestGateway;
+import dev.idemgate.support.Waits;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpClientOptions;
+import io.vertx.core.http.HttpClientRequest;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.HttpVersion;
+import io.vertx.core.http.RequestOptions;
+import io.vertx.core.http.StreamResetException;
+import java.io.IOException;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/** A client that stops sending in the middle of a payment's body gets 408 instead of holding the request for ever. */
+class SlowBodyIT {
+  private static TestGateway gateway;
+  private static Http http;
+
+  @BeforeAll
+  static void start() {
+    gateway = TestGateway.start(Map.of("IDEMGATE_REQUEST_BODY_TIMEOUT", "1s", "IDEMGATE_SIMULATOR_SLOW_MS", "1500"));
+    http = new Http();
+  }
+
+  @AfterAll
+  static void stop() {
+    http.close();
+    gateway.close();
+  }
+
+  private static double inFlight() {
+    return Scrape.value(http.get(gateway.managementPort(), "/metrics", null).body(), "idemgate_inflight_requests")
+        .orElseThrow();
+  }
+
+  @Test
+  @DisplayName("HTTP/1.1: a body that stops half way gets 408 request_timeout after request_body_timeout, the "
+      + "connection is closed, and the request leaves the in-flight gauge")
+  void http1BodyStopsHalfWay() throws IOException {
+    try (Socket socket = new Socket("127.0.0.1", gateway.apiPort())) {
+      socket.setSoTimeout(10_000);
+      socket.getOutputStream().write(("POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY_A
+          + "\r\nContent-Type: application/json\r\nIdempotency-Key: " + Http.newKey()
+          + "\r\nContent-Length: 100\r\n\r\n{\"amount\":").getBytes(StandardCharsets.US_ASCII));
+      long sent = System.nanoTime();
+      // readAllBytes returns only once the gateway closed the connection (or fails after 10 s).
+      String answer = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      long afterMs = (System.nanoTime() - sent) / 1_000_000;
+      assertThat(answer).startsWith("HTTP/1.1 408 ");
+      assertThat(answer).containsIgnoringCase("connection: close").contains("\"code\":\"request_timeout\"");
+      assertThat(afterMs).isBetween(900L, 5_000L);
+    }
+    Waits.eventually(Duration.ofSeconds(5), () -> inFlight() == 0, "the request leaves idemgate_inflight_requests");
+  }
+
+  @Test
+  @DisplayName("h2c: a stream whose body stops half way gets 408 and is reset; the connection goes on serving")
+  void http2BodyStopsHalfWay() {
+    Vertx vertx = Vertx.vertx();
+    try {
+      HttpClient client = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
+          .setHttp2ClearTextUpgrade(false));
+      RequestOptions options = new RequestOptions().setMethod(HttpMethod.POST).setHost("127.0.0.1")
+          .setPort(gateway.apiPort()).setURI("/pay").addHeader("Authorization", "Bearer " + KEY_A)
+          .addHeader("Content-Type", "application/json").addHeader("Idempotency-Key", Http.newKey());
+      Promise<Integer> status = Promise.promise();
+      Promise<Throwable> reset = Promise.promise();
+      HttpClientRequest request = Http.await(client.request(options));
+      request.setChunked(true).exceptionHandler(reset::tryComplete); // HTTP/2 has no chunks; Vert.x asks for the flag
+      request.response().onSuccess(response -> status.tryComplete(response.statusCode()));
+      Http.await(request.write("{\"amount\":")); // and nothing more: no END_STREAM
+
+      assertThat(Http.await(status.future())).isEqualTo(408);
+      assertThat(Http.await(reset.future())).isInstanceOf(StreamResetException.class);
+      // Same client, so the same connection: it still serves a payment (tok_slow: longer than the
+      // body timeout, which ends once the body is in).
+      String key = Http.newKey();
+      int paid = Http.await(client.request(new RequestOptions(options).putHeader("Idempotency-Key", key))
+          .compose(r -> r.send(Http.payment(1700, "tok_slow").encode()))
+          .map(response -> response.statusCode()));
+      assertThat(paid).isEqualTo(201);
+    } finally {
+      Http.await(vertx.close());
+    }
+  }
+}
