@@ -57,7 +57,8 @@ public final class ReconcileCommand implements Callable<Integer> {
   String provider;
 
   @Option(names = "--from", paramLabel = "T", description = "Start of the ledger window (ISO-8601 instant or date, UTC). "
-      + "Default: the file's first settled_at minus the settlement lag.")
+      + "Default: the file's first settled_at minus the settlement lag. Payments charged from T on are expected "
+      + "in the file (MISSING_IN_SETTLEMENT); by default, those charged from its first settled_at.")
   String from;
 
   @Option(names = "--to", paramLabel = "T", description = "End of the ledger window, exclusive (a date means the end of that day). "

@@ -16,7 +16,9 @@ import java.sql.Statement;
 import java.sql.Timestamp;
 import java.time.Duration;
 import java.time.Instant;
+import java.time.OffsetDateTime;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.Currency;
 import java.util.HexFormat;
 import java.util.List;
@@ -58,6 +60,11 @@ public final class Reconciler {
   private static final double PRIOR_WEIGHT = 20;
   /** Bounds on the share of unmatched rows believed to have a partner, so that "no partner" always keeps some belief. */
   private static final double MAX_PARTNER_SHARE = 0.9;
+  /**
+   * The least distance from the middle half of a file's settled_at at which a row is taken for a
+   * wrong date rather than a late one: a week of daily files, or a few late rows, stay in.
+   */
+  static final Duration STRAY_MARGIN = Duration.ofDays(7);
   private static final SecureRandom RANDOM = new SecureRandom();
 
   private final ReconciliationSettings settings;
@@ -127,11 +134,15 @@ public final class Reconciler {
           provider_key text, merchant_id text, amount bigint NOT NULL, currency text NOT NULL,
           status text NOT NULL, settled_at timestamptz NOT NULL) ON COMMIT DROP""");
     Ingest ingest = ingest(c, reader, r);
+    dropRowsThatAreNotSettlements(c, ingest);
 
+    // The ledger window, for matching: a row may settle a payment charged up to the lag before it.
     Instant from = r.from().orElseGet(() -> ingest.first == null ? r.asOf() : ingest.first.minus(lag));
     Instant to = r.to().orElseGet(() -> ingest.last == null ? r.asOf() : ingest.last.plus(lag));
-    // A payment is expected in this file only if the provider had the whole lag to settle it
-    // before the file ends (and before now).
+    // A payment is expected in this file only if the file covers its whole lag: charged at or after
+    // the file's first settlement (one charged earlier may have settled in an earlier file), and
+    // the lag before the file ends (and before now). An explicit --from says where to start instead.
+    Instant missingFrom = r.from().orElseGet(() -> ingest.first == null ? r.asOf() : ingest.first);
     Instant periodEnd = ingest.last != null ? ingest.last : r.to().orElse(r.asOf());
     Instant missingCutoff = (periodEnd.isBefore(r.asOf()) ? periodEnd : r.asOf()).minus(lag);
 
@@ -147,12 +158,14 @@ public final class Reconciler {
     JsonObject model = matchProbabilistically(c);
     execute(c, "ANALYZE recon_match");
     classifyMatchedRows(c);
-    insertDiscrepancies(c, runId, missingCutoff);
+    insertDiscrepancies(c, runId, missingFrom, missingCutoff);
     prioritise(c, runId, r.asOf());
     long resolvedEarlier = carryOverResolutions(c, runId);
     saveProbableMatches(c, runId);
 
-    JsonObject summary = summarise(c, runId, ingest, model, r.asOf()).put("resolved_earlier", resolvedEarlier);
+    JsonObject summary = summarise(c, runId, ingest, model, r.asOf()).put("resolved_earlier", resolvedEarlier)
+        .put("missing_window", new JsonObject().put("created_from", missingFrom.toString())
+            .put("created_to", missingCutoff.toString()));
     JsonArray malformed = new JsonArray(ingest.malformed.stream()
         .map(m -> new JsonObject().put("line", m.line()).put("reason", m.reason())).collect(Collectors.toList()));
     try (PreparedStatement s = c.prepareStatement("""
@@ -175,6 +188,9 @@ public final class Reconciler {
     long staged;
     long malformedCount;
     long filteredOut;
+    /** Of malformedCount: lines whose settlement_id an earlier line already had. */
+    long repeated;
+    /** The span of settled_at of the rows reconciled, set once the rows that are not settlements are dropped. */
     Instant first;
     Instant last;
     final List<MalformedRow> malformed = new ArrayList<>();
@@ -203,12 +219,6 @@ public final class Reconciler {
           continue;
         }
         ingest.staged++;
-        if (ingest.first == null || row.settledAt().isBefore(ingest.first)) {
-          ingest.first = row.settledAt();
-        }
-        if (ingest.last == null || row.settledAt().isAfter(ingest.last)) {
-          ingest.last = row.settledAt();
-        }
         line.setLength(0);
         line.append(row.line());
         field(line, row.settlementId());
@@ -230,6 +240,103 @@ public final class Reconciler {
       reader.close();
     }
     return ingest;
+  }
+
+  /**
+   * Takes out of the staging table, and reports as malformed with their line, the rows that are not
+   * settlements of their own:
+   *
+   * <ul>
+   *   <li>a settlement_id already read on an earlier line (a file re-sent or concatenated). The
+   *       first line with the id is the settlement; a later one, identical or not, is no second
+   *       settlement. With other content it is a contradiction in the file, reported with the fields
+   *       that differ, never a double charge;
+   *   <li>a settled_at far outside the file's period (a placeholder such as 1970-01-01, a wrong year):
+   *       more than three interquartile ranges, and at least {@link #STRAY_MARGIN}, from the middle
+   *       half of the rows. It would otherwise stretch the ledger and MISSING windows to that date.
+   * </ul>
+   *
+   * <p>Invariant from here on: settlement_id is unique in recon_stage, so two rows matched to one
+   * payment are two settlements; and the file's span (first, last) is taken from the rows kept.
+   */
+  private static void dropRowsThatAreNotSettlements(Connection c, Ingest ingest) throws SQLException {
+    execute(c, "ANALYZE recon_stage");
+    execute(c, """
+        CREATE TEMP TABLE recon_dropped ON COMMIT DROP AS
+        SELECT s.line, s.settlement_id, f.line AS first_line, s.settled_at, NULL::timestamptz AS q1,
+               NULL::timestamptz AS q3,
+               concat_ws(', ',
+                 CASE WHEN s.provider_reference IS DISTINCT FROM f.provider_reference THEN 'provider_reference' END,
+                 CASE WHEN s.provider_key IS DISTINCT FROM f.provider_key THEN 'provider_key' END,
+                 CASE WHEN s.merchant_id IS DISTINCT FROM f.merchant_id THEN 'merchant_id' END,
+                 CASE WHEN s.amount <> f.amount THEN 'amount' END,
+                 CASE WHEN s.currency <> f.currency THEN 'currency' END,
+                 CASE WHEN s.status <> f.status THEN 'status' END,
+                 CASE WHEN s.settled_at <> f.settled_at THEN 'settled_at' END) AS differs
+        FROM (SELECT settlement_id, min(line) AS first_line FROM recon_stage
+              GROUP BY settlement_id HAVING count(*) > 1) d
+        JOIN recon_stage f ON f.settlement_id = d.settlement_id AND f.line = d.first_line
+        JOIN recon_stage s ON s.settlement_id = d.settlement_id AND s.line > d.first_line""");
+    execute(c, "DELETE FROM recon_stage s USING recon_dropped d WHERE s.line = d.line");
+    try (PreparedStatement s = c.prepareStatement("""
+        INSERT INTO recon_dropped (line, settlement_id, settled_at, q1, q3)
+        SELECT s.line, s.settlement_id, s.settled_at, q.q1, q.q3
+        FROM recon_stage s,
+             (SELECT percentile_disc(0.25) WITHIN GROUP (ORDER BY settled_at) AS q1,
+                     percentile_disc(0.75) WITHIN GROUP (ORDER BY settled_at) AS q3 FROM recon_stage) q
+        WHERE s.settled_at < q.q1 - greatest(3 * (q.q3 - q.q1), make_interval(secs => ?))
+           OR s.settled_at > q.q3 + greatest(3 * (q.q3 - q.q1), make_interval(secs => ?))""")) {
+      s.setLong(1, STRAY_MARGIN.toSeconds());
+      s.setLong(2, STRAY_MARGIN.toSeconds());
+      s.executeUpdate();
+    }
+    execute(c, "DELETE FROM recon_stage s USING recon_dropped d WHERE s.line = d.line AND d.q1 IS NOT NULL");
+    List<MalformedRow> dropped = new ArrayList<>();
+    try (PreparedStatement s = c.prepareStatement(
+        "SELECT line, settlement_id, first_line, differs, settled_at, q1, q3 FROM recon_dropped ORDER BY line LIMIT ?")) {
+      s.setInt(1, MALFORMED_KEPT);
+      try (ResultSet rs = s.executeQuery()) {
+        while (rs.next()) {
+          String id = rs.getString(2);
+          String reason;
+          if (rs.getObject(6) == null) {
+            String differs = rs.getString(4);
+            reason = differs.isEmpty()
+                ? "repeats settlement_id '" + id + "' of line " + rs.getLong(3) + ": the same settlement read twice, not a second one"
+                : "settlement_id '" + id + "' is already on line " + rs.getLong(3) + " with another " + differs
+                    + ": the file contradicts itself; line " + rs.getLong(3) + " is reconciled, this one is not";
+          } else {
+            reason = "settled_at " + instant(rs, 5) + " is far outside the file's period (half of its rows settled from "
+                + instant(rs, 6) + " to " + instant(rs, 7) + "): taken for a wrong date, not reconciled";
+          }
+          dropped.add(new MalformedRow(rs.getLong(1), reason));
+        }
+      }
+    }
+    long repeated = count(c, "SELECT count(*) FROM recon_dropped WHERE q1 IS NULL");
+    long total = count(c, "SELECT count(*) FROM recon_dropped");
+    ingest.repeated = repeated;
+    ingest.malformedCount += total;
+    ingest.staged -= total;
+    if (total > 0) {
+      // Both lists are in line order and hold the first lines of their kind: the first of the merge are the first of all.
+      dropped.addAll(ingest.malformed);
+      dropped.sort(Comparator.comparingLong(MalformedRow::line));
+      ingest.malformed.clear();
+      ingest.malformed.addAll(dropped.subList(0, Math.min(MALFORMED_KEPT, dropped.size())));
+    }
+    try (Statement s = c.createStatement();
+         ResultSet rs = s.executeQuery("SELECT min(settled_at), max(settled_at) FROM recon_stage")) {
+      rs.next();
+      ingest.first = instant(rs, 1);
+      ingest.last = instant(rs, 2);
+    }
+  }
+
+  /** A timestamptz column as an instant (through OffsetDateTime: no calendar shift for early dates), or null. */
+  private static Instant instant(ResultSet rs, int column) throws SQLException {
+    OffsetDateTime at = rs.getObject(column, OffsetDateTime.class);
+    return at == null ? null : at.toInstant();
   }
 
   /** One field of COPY's text format: tab-separated, backslash escapes, \N for null. */
@@ -517,7 +624,7 @@ public final class Reconciler {
       coalesce(p.provider_key, p.ledger_key), p.ledger_amount, p.ledger_currency, p.ledger_status, p.amount, p.currency,
       p.status, p.method, p.confidence""";
 
-  private void insertDiscrepancies(Connection c, String runId, Instant missingCutoff)
+  private void insertDiscrepancies(Connection c, String runId, Instant missingFrom, Instant missingCutoff)
       throws SQLException {
     insert(c, runId, Category.DUPLICATE_CHARGE, """
         SELECT ?, ?, ?, p.amount, p.currency, %s, p.settled_at,
@@ -566,11 +673,12 @@ public final class Reconciler {
         FROM recon_ledger l
         LEFT JOIN LATERAL (SELECT line, confidence FROM recon_review v WHERE v.payment_id = l.id
                            ORDER BY confidence DESC LIMIT 1) rv ON true
-        WHERE l.kind = 'payment' AND l.status = 'succeeded' AND l.created_at <= ?
+        WHERE l.kind = 'payment' AND l.status = 'succeeded' AND l.created_at >= ? AND l.created_at <= ?
           AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.payment_id = l.id)""")) {
       categoryParams(s, runId, Category.MISSING_IN_SETTLEMENT);
       s.setLong(4, settings.settlementLag().toSeconds());
-      s.setTimestamp(5, Timestamp.from(missingCutoff));
+      s.setTimestamp(5, Timestamp.from(missingFrom));
+      s.setTimestamp(6, Timestamp.from(missingCutoff));
       s.executeUpdate();
     }
     insert(c, runId, Category.STUCK_IN_LEDGER, """
@@ -720,7 +828,8 @@ public final class Reconciler {
         .put("by_category", byCategory)
         .put("value_by_category", valueByCategory)
         .put("rows", new JsonObject().put("read", ingest.read).put("valid", ingest.staged + ingest.filteredOut)
-            .put("malformed", ingest.malformedCount).put("outside_merchant_filter", ingest.filteredOut)
+            .put("malformed", ingest.malformedCount).put("repeated", ingest.repeated)
+            .put("outside_merchant_filter", ingest.filteredOut)
             .put("reconciled", ingest.staged).put("matched", matched))
         .put("ledger", new JsonObject()
             .put("payments_in_window", count(c, "SELECT count(*) FROM recon_ledger WHERE kind = 'payment'"))

@@ -48,13 +48,14 @@ class ReconciliationApiIT {
     try (LedgerFixture ledger = new LedgerFixture()) {
       Instant base = Instant.now().minus(Duration.ofDays(5)).truncatedTo(ChronoUnit.SECONDS);
       String paid = ledger.payment("shop", 2_500, "EUR", "succeeded", ledger.prefix + "ch_1", base);
-      ledger.payment("shop", 4_000, "EUR", "succeeded", ledger.prefix + "ch_2", base);
+      ledger.payment("shop", 4_000, "EUR", "succeeded", ledger.prefix + "ch_2", base.plus(Duration.ofHours(6)));
       ledger.payment("shop", 900, "EUR", "succeeded", ledger.prefix + "ch_3", base.plus(Duration.ofDays(3)));
       String csv = "settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n"
           + "s1," + ledger.prefix + "ch_1," + ledger.merchant("shop") + ",2500,EUR," + base.plus(Duration.ofHours(5)) + "\n"
           + "s2," + ledger.prefix + "ch_1," + ledger.merchant("shop") + ",2500,EUR," + base.plus(Duration.ofHours(9)) + "\n"
           + "s3,not-a-number\n"
-          // The file runs three days past ch_2, more than the settlement lag: ch_2 should be in it.
+          // ch_2 was charged after the file's first row, and the file runs more than the settlement lag
+          // past it: ch_2 should be in it.
           + "s4," + ledger.prefix + "ch_3," + ledger.merchant("shop") + ",900,EUR," + base.plus(Duration.ofDays(3)).plusSeconds(60) + "\n";
 
       // Rows of other merchants make the body a few MiB, so that it arrives in many chunks.
@@ -102,7 +103,7 @@ class ReconciliationApiIT {
     try (LedgerFixture ledger = new LedgerFixture()) {
       Instant base = Instant.now().minus(Duration.ofDays(5)).truncatedTo(ChronoUnit.SECONDS);
       String paid = ledger.payment("shop", 2_500, "EUR", "succeeded", ledger.prefix + "ch_1", base);
-      String missing = ledger.payment("shop", 4_000, "EUR", "succeeded", ledger.prefix + "ch_2", base);
+      String missing = ledger.payment("shop", 4_000, "EUR", "succeeded", ledger.prefix + "ch_2", base.plus(Duration.ofHours(6)));
       ledger.payment("shop", 900, "EUR", "succeeded", ledger.prefix + "ch_3", base.plus(Duration.ofDays(3)));
       String csv = "settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n"
           + "s1," + ledger.prefix + "ch_1," + ledger.merchant("shop") + ",2500,EUR," + base.plus(Duration.ofHours(5)) + "\n"

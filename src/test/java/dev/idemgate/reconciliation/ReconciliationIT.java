@@ -64,7 +64,8 @@ class ReconciliationIT {
       csv.append(row("s_amount", p + "ch_amount", null, m1, 19_500, "EUR", "settled", settled));
       String swapped = ledger.payment("m2", 3_000, "EUR", "succeeded", p + "ch_currency", base);
       csv.append(row("s_currency", p + "ch_currency", null, m2, 3_000, "USD", "settled", settled));
-      String missing = ledger.payment("m2", 3_000, "EUR", "succeeded", p + "ch_missing", base);
+      // Charged once the file had begun (earlier, it may have settled in an earlier file), and more than the lag before it ends.
+      String missing = ledger.payment("m2", 3_000, "EUR", "succeeded", p + "ch_missing", settled);
       String recent = ledger.payment("m2", 3_000, "EUR", "succeeded", p + "ch_recent", now.minus(Duration.ofHours(2)));
       String stuckClaim = "pay_" + p + "stuck";
       ledger.key("m2", stuckClaim, "PROCESSING", 2_000, base, base.plusSeconds(30));
@@ -253,6 +254,110 @@ class ReconciliationIT {
           drifted.size(), driftedMatched, namedForReview);
       assertThat(driftedMatched + namedForReview).isGreaterThanOrEqualTo(drifted.size() / 2);
     }
+  }
+
+  @Test
+  @DisplayName("a row read twice (same settlement_id) is reported as a repeated line and never matched; "
+      + "two settlement ids for one payment are still a DUPLICATE_CHARGE")
+  void repeatedRows() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(5));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      String once = ledger.payment("m1", 10_000, "EUR", "succeeded", p + "ch_once", base);
+      String twice = ledger.payment("m1", 6_000, "EUR", "succeeded", p + "ch_twice", base);
+      String onceRow = row("s_once", p + "ch_once", null, m1, 10_000, "EUR", "settled", base.plus(Duration.ofHours(4)));
+      String csv = HEADER + onceRow                                                                               // line 2
+          + row("s_twice1", p + "ch_twice", null, m1, 6_000, "EUR", "settled", base.plus(Duration.ofHours(5)))    // line 3
+          + row("s_twice2", p + "ch_twice", null, m1, 6_000, "EUR", "settled", base.plus(Duration.ofHours(8)))    // line 4
+          + onceRow                                                                                               // line 5: the file re-sent
+          + row("s_once", p + "ch_once", null, m1, 12_000, "EUR", "settled", base.plus(Duration.ofHours(4)));     // line 6: same id, other amount
+      Path file = dir.resolve("repeated.csv");
+      Files.writeString(file, csv);
+      Path report = dir.resolve("repeated.json");
+
+      LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix", p,
+          "--out", report.toString());
+
+      assertThat(cli.status()).as(cli.err()).isZero();
+      assertThat(cli.err()).contains("line 5: ", "line 6: ");
+      JsonObject json = LedgerFixture.readJson(report);
+      JsonObject summary = json.getJsonObject("summary");
+      assertThat(summary.getJsonObject("by_category").getLong("DUPLICATE_CHARGE")).isEqualTo(1);
+      assertThat(summary.getLong("total")).isEqualTo(1);
+      JsonObject duplicate = json.getJsonArray("discrepancies").getJsonObject(0);
+      assertThat(duplicate.getString("payment_id")).isEqualTo(twice);
+      assertThat(duplicate.getString("settlement_id")).isEqualTo("s_twice2");
+      assertThat(json.getJsonArray("discrepancies").encode()).doesNotContain(once);
+      JsonObject rows = summary.getJsonObject("rows");
+      assertThat(rows.getLong("read")).isEqualTo(5);
+      assertThat(rows.getLong("malformed")).isEqualTo(2);
+      assertThat(rows.getLong("repeated")).isEqualTo(2);
+      assertThat(rows.getLong("reconciled")).isEqualTo(3);
+      assertThat(rows.getLong("matched")).isEqualTo(3);
+      JsonArray malformed = json.getJsonArray("malformed_rows");
+      assertThat(malformed.stream().map(o -> ((JsonObject) o).getLong("line"))).containsExactly(5L, 6L);
+      assertThat(malformed.getJsonObject(0).getString("reason")).contains("s_once", "line 2").doesNotContain("amount");
+      assertThat(malformed.getJsonObject(1).getString("reason")).contains("s_once", "line 2", "amount");
+    }
+  }
+
+  @Test
+  @DisplayName("MISSING_IN_SETTLEMENT expects only payments whose whole settlement lag the file covers; "
+      + "a placeholder settled_at is reported as malformed instead of widening the window")
+  void missingOnlyWhereTheFileCoversTheLag() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant day = Instant.now().truncatedTo(ChronoUnit.DAYS).minus(Duration.ofDays(10));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      // Charged two days before the daily file: it settled the next day, in yesterday's file.
+      String settledYesterday = ledger.payment("m1", 2_000, "EUR", "succeeded", p + "ch_prev",
+          day.minus(Duration.ofDays(2)).plus(Duration.ofHours(10)));
+      String old = ledger.payment("m1", 2_500, "EUR", "succeeded", p + "ch_old", day.minus(Duration.ofDays(30)));
+      // Charged during the daily file and never settled: only a file that runs the lag past it can say so.
+      String never = ledger.payment("m1", 3_000, "EUR", "succeeded", p + "ch_never", day.plus(Duration.ofHours(2)));
+      StringBuilder daily = new StringBuilder(HEADER);
+      for (int i = 0; i < 6; i++) {
+        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_" + i, day.minus(Duration.ofHours(12 - 3L * i)));
+        daily.append(row("s_" + i, p + "ch_" + i, null, m1, 1_000 + i, "EUR", "settled", day.plus(Duration.ofHours(1 + 3L * i))));
+      }
+
+      JsonObject dailyRun = reconcile(dir.resolve("daily.csv"), daily.toString(), p);
+      assertThat(dailyRun.getJsonObject("summary").getJsonObject("by_category").getLong("MISSING_IN_SETTLEMENT")).isZero();
+      assertThat(dailyRun.getJsonObject("summary").getLong("total")).isZero();
+
+      String placeholder = row("s_placeholder", "", null, m1, 100, "EUR", "settled", Instant.parse("1970-01-01T00:00:00Z"));
+      JsonObject withPlaceholder = reconcile(dir.resolve("placeholder.csv"), daily + placeholder, p);
+      JsonObject summary = withPlaceholder.getJsonObject("summary");
+      assertThat(summary.getLong("total")).as(withPlaceholder.getJsonArray("discrepancies").encode()).isZero();
+      assertThat(summary.getJsonObject("rows").getLong("malformed")).isEqualTo(1);
+      assertThat(withPlaceholder.getJsonArray("malformed_rows").getJsonObject(0).getLong("line")).isEqualTo(8);
+      assertThat(withPlaceholder.getJsonArray("malformed_rows").getJsonObject(0).getString("reason")).contains("1970-01-01");
+      assertThat(summary.getJsonObject("settlement_span").getString("first")).isEqualTo(day.plus(Duration.ofHours(1)).toString());
+
+      // A file that runs more than the lag past `never` expects it; the payment settled yesterday is still not expected.
+      StringBuilder week = new StringBuilder(daily);
+      for (int i = 0; i < 2; i++) {
+        Instant charged = day.plus(Duration.ofDays(3 + i)).plus(Duration.ofHours(1));
+        ledger.payment("m1", 5_000 + i, "EUR", "succeeded", p + "ch_w" + i, charged);
+        week.append(row("s_w" + i, p + "ch_w" + i, null, m1, 5_000 + i, "EUR", "settled", charged.plus(Duration.ofHours(2))));
+      }
+      JsonObject weekly = reconcile(dir.resolve("weekly.csv"), week.toString(), p);
+      assertThat(weekly.getJsonObject("summary").getJsonObject("by_category").getLong("MISSING_IN_SETTLEMENT")).isEqualTo(1);
+      assertThat(weekly.getJsonArray("discrepancies").getJsonObject(0).getString("payment_id")).isEqualTo(never);
+      assertThat(weekly.getJsonObject("summary").getJsonObject("rows").getLong("malformed")).isZero();
+      assertThat(weekly.getJsonArray("discrepancies").encode()).doesNotContain(settledYesterday, old);
+    }
+  }
+
+  /** Runs {@code reconcile} with a 2-day lag on {@code csv}, written to {@code file}; returns the JSON report. */
+  private static JsonObject reconcile(Path file, String csv, String merchantPrefix) throws Exception {
+    Files.writeString(file, csv);
+    Path report = file.resolveSibling(file.getFileName() + ".json");
+    LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix",
+        merchantPrefix, "--settlement-lag", "2d", "--out", report.toString());
+    assertThat(cli.status()).as(cli.err()).isZero();
+    return LedgerFixture.readJson(report);
   }
 
   @Test
