@@ -26,6 +26,12 @@ final class Jdbc {
     }
     props.setProperty("ApplicationName", "idemgate-reconciliation");
     props.setProperty("connectTimeout", "10");
+    // A remote call needs a deadline: without one, a network that goes silent mid-run blocks the
+    // CLI, or one of the management port's two worker threads, for ever. No statement of a run
+    // sends nothing for this long (a whole 1,000,000-row run takes about 40 s); keepalive lets the
+    // kernel notice a dead peer first.
+    props.setProperty("socketTimeout", "900");
+    props.setProperty("tcpKeepAlive", "true");
     return DriverManager.getConnection(Postgres.jdbcUrl(pgUrl), props);
   }
 }
