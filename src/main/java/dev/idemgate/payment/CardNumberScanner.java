@@ -62,9 +62,10 @@ public final class CardNumberScanner {
   /**
    * True when the text holds a Luhn-valid card number: 13-19 digits in one run, or grouped the way
    * card numbers are printed (4-4-4-4, 4-4-4-4-1..3, 4-6-5, 4-6-4), all groups joined by the same
-   * single space or dash. Other groupings (UUIDs, phone numbers, order ids) are not card numbers:
-   * reading any digits joined by dashes as one number would refuse about one payment in a thousand
-   * whose reference is a random UUID.
+   * kind of separator: white space (one to three of space, no-break space, thin space or tab, as
+   * typing and copy-paste leave them), or one dash, dot or slash. Other groupings (UUIDs, phone
+   * numbers, order ids) are not card numbers: reading any digits joined by dashes as one number
+   * would refuse about one payment in a thousand whose reference is a random UUID.
    */
   public static boolean containsCardNumber(String text) {
     int n = text.length();
@@ -87,10 +88,11 @@ public final class CardNumberScanner {
           j++;
         }
         groups[groupCount++] = j - start;
-        if (j + 1 < n && (text.charAt(j) == ' ' || text.charAt(j) == '-') && isDigit(text.charAt(j + 1))
-            && (separator == 0 || separator == text.charAt(j))) {
-          separator = text.charAt(j);
-          j++;
+        int next = separatorEnd(text, j);
+        char kind = next < 0 ? 0 : separatorKind(text.charAt(j));
+        if (next > 0 && next < n && isDigit(text.charAt(next)) && (separator == 0 || separator == kind)) {
+          separator = kind;
+          j = next;
         } else {
           break;
         }
@@ -102,6 +104,31 @@ public final class CardNumberScanner {
       i = i + groups[0] + 1;
     }
     return false;
+  }
+
+  /** Where a separator starting at {@code at} ends, or -1 if none starts there. */
+  private static int separatorEnd(String text, int at) {
+    if (at >= text.length()) {
+      return -1;
+    }
+    char c = text.charAt(at);
+    if (c == '-' || c == '.' || c == '/') {
+      return at + 1;
+    }
+    int end = at;
+    while (end < text.length() && end - at < 3 && isSpace(text.charAt(end))) {
+      end++;
+    }
+    return end > at ? end : -1;
+  }
+
+  /** Every run of white space is one kind of separator; each punctuation mark is its own. */
+  private static char separatorKind(char first) {
+    return isSpace(first) ? ' ' : first;
+  }
+
+  private static boolean isSpace(char c) {
+    return c == ' ' || c == '\u00a0' || c == '\u2009' || c == '\u202f' || c == '\t';
   }
 
   private static boolean isCardShaped(int[] g, int count, int total) {

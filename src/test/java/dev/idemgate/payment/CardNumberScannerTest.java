@@ -48,6 +48,23 @@ class CardNumberScannerTest {
   }
 
   @Test
+  @DisplayName("card numbers typed or pasted with uneven spaces, no-break spaces, tabs, dots or slashes are found")
+  void otherSeparators() {
+    assertThat(CardNumberScanner.containsCardNumber("4242 4242  4242 4242")).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("4242\u00a04242\u00a04242\u00a04242")).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("4242\u202f4242 4242\u20094242")).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("4242\t4242\t4242\t4242")).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("pan 4242.4242.4242.4242")).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("4242/4242/4242/4242")).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("3782.822463.10005")).isTrue();
+    // Mixed kinds, four or more spaces, dates and versions are not a card's printing.
+    assertThat(CardNumberScanner.containsCardNumber("4242.4242-4242 4242")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber("4242    4242    4242    4242")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber("invoice 2024.01.15 v1.2.3")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber("shipped 12/30/2025 box 4/4")).isFalse();
+  }
+
+  @Test
   @DisplayName("the scan reaches nested values and JSON numbers, and reports the path, not the value")
   void nested() {
     JsonObject body = new JsonObject().put("metadata", new JsonObject().put("pan", 4111111111111111L));
