@@ -53,23 +53,10 @@ class OutcomeRecordedLaterIT {
       assertThat(answer.json().getString("status")).isEqualTo("pending");
 
       postgres.proxy().pass();
-      long back = System.nanoTime();
-      Waits.eventually(Duration.ofSeconds(10), () -> {
-        Http.Reply retry = Http.await(http.payAsync(gateway.apiPort(), KEY_A, key, body, Map.of()));
-        return retry.status() == 201 && "true".equals(retry.header("Idempotent-Replayed"))
-            && "succeeded".equals(retry.json().getString("status"));
-      }, "a retry replays the recorded 201 (without the later write, only recovery would record it, after the "
-          + LEASE + " lease)");
-      long afterMs = (System.nanoTime() - back) / 1_000_000;
+      long afterMs = awaitReplayed201(http, gateway, key, body,
+          "without the later write, only recovery would record it, after the " + LEASE + " lease");
       System.out.println("outcome replayed " + afterMs + " ms after PostgreSQL came back");
-
-      String providerKey = ProviderKeys.of(MERCHANT_A, key);
-      assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE provider_key = $1", providerKey)).isEqualTo(1L);
-      assertThat(db.scalar("SELECT status FROM idemgate.payments WHERE provider_key = $1", providerKey))
-          .isEqualTo("succeeded");
-      Http.Reply log = http.get(gateway.managementPort(), "/admin/simulator/charges?merchant=" + MERCHANT_A + "&key="
-          + URLEncoder.encode(key, StandardCharsets.UTF_8), TestGateway.ADMIN_TOKEN);
-      assertThat(log.json().getJsonArray("charges")).hasSize(1);
+      assertChargedOnce(http, db, gateway, key);
     }
   }
 
@@ -106,22 +93,33 @@ class OutcomeRecordedLaterIT {
       Waits.eventually(Duration.ofSeconds(5), () -> "COMPLETED".equals(state(db, key)),
           "the completion that timed out commits once the lock is gone");
 
-      long landed = System.nanoTime();
-      Waits.eventually(Duration.ofSeconds(10), () -> {
-        Http.Reply retry = Http.await(http.payAsync(gateway.apiPort(), KEY_A, key, body, Map.of()));
-        return retry.status() == 201 && "true".equals(retry.header("Idempotent-Replayed"))
-            && "succeeded".equals(retry.json().getString("status"));
-      }, "a retry replays the committed 201 (before the fix the request's claim stayed in Redis and retries got 409 "
-          + "until the " + LEASE + " lease ended)");
-      System.out.println("committed outcome replayed " + (System.nanoTime() - landed) / 1_000_000
-          + " ms after its late commit was seen");
-
-      String providerKey = ProviderKeys.of(MERCHANT_A, key);
-      assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE provider_key = $1", providerKey)).isEqualTo(1L);
-      Http.Reply log = http.get(gateway.managementPort(), "/admin/simulator/charges?merchant=" + MERCHANT_A + "&key="
-          + URLEncoder.encode(key, StandardCharsets.UTF_8), TestGateway.ADMIN_TOKEN);
-      assertThat(log.json().getJsonArray("charges")).hasSize(1);
+      long afterMs = awaitReplayed201(http, gateway, key, body,
+          "before the fix the request's claim stayed in Redis and retries got 409 until the " + LEASE + " lease ended");
+      System.out.println("committed outcome replayed " + afterMs + " ms after its late commit was seen");
+      assertChargedOnce(http, db, gateway, key);
     }
+  }
+
+  /** Retries until one replays the 201; returns how long that took, in ms. */
+  private static long awaitReplayed201(Http http, TestGateway gateway, String key, String body, String why) {
+    long start = System.nanoTime();
+    Waits.eventually(Duration.ofSeconds(10), () -> {
+      Http.Reply retry = Http.await(http.payAsync(gateway.apiPort(), KEY_A, key, body, Map.of()));
+      return retry.status() == 201 && "true".equals(retry.header("Idempotent-Replayed"))
+          && "succeeded".equals(retry.json().getString("status"));
+    }, "a retry replays the recorded 201 (" + why + ")");
+    return (System.nanoTime() - start) / 1_000_000;
+  }
+
+  /** One charge at the provider, one ledger row, succeeded. */
+  private static void assertChargedOnce(Http http, TestDb db, TestGateway gateway, String key) {
+    String providerKey = ProviderKeys.of(MERCHANT_A, key);
+    assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE provider_key = $1", providerKey)).isEqualTo(1L);
+    assertThat(db.scalar("SELECT status FROM idemgate.payments WHERE provider_key = $1", providerKey))
+        .isEqualTo("succeeded");
+    Http.Reply log = http.get(gateway.managementPort(), "/admin/simulator/charges?merchant=" + MERCHANT_A + "&key="
+        + URLEncoder.encode(key, StandardCharsets.UTF_8), TestGateway.ADMIN_TOKEN);
+    assertThat(log.json().getJsonArray("charges")).hasSize(1);
   }
 
   private static String state(TestDb db, String key) {
