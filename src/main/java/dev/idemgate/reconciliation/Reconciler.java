@@ -262,22 +262,10 @@ public final class Reconciler {
   private static void dropRowsThatAreNotSettlements(Connection c, Ingest ingest) throws SQLException {
     execute(c, "ANALYZE recon_stage");
     execute(c, """
-        CREATE TEMP TABLE recon_dropped ON COMMIT DROP AS
-        SELECT s.line, s.settlement_id, f.line AS first_line, s.settled_at, NULL::timestamptz AS q1,
-               NULL::timestamptz AS q3,
-               concat_ws(', ',
-                 CASE WHEN s.provider_reference IS DISTINCT FROM f.provider_reference THEN 'provider_reference' END,
-                 CASE WHEN s.provider_key IS DISTINCT FROM f.provider_key THEN 'provider_key' END,
-                 CASE WHEN s.merchant_id IS DISTINCT FROM f.merchant_id THEN 'merchant_id' END,
-                 CASE WHEN s.amount <> f.amount THEN 'amount' END,
-                 CASE WHEN s.currency <> f.currency THEN 'currency' END,
-                 CASE WHEN s.status <> f.status THEN 'status' END,
-                 CASE WHEN s.settled_at <> f.settled_at THEN 'settled_at' END) AS differs
-        FROM (SELECT settlement_id, min(line) AS first_line FROM recon_stage
-              GROUP BY settlement_id HAVING count(*) > 1) d
-        JOIN recon_stage f ON f.settlement_id = d.settlement_id AND f.line = d.first_line
-        JOIN recon_stage s ON s.settlement_id = d.settlement_id AND s.line > d.first_line""");
-    execute(c, "DELETE FROM recon_stage s USING recon_dropped d WHERE s.line = d.line");
+        CREATE TEMP TABLE recon_dropped (line bigint NOT NULL, settlement_id text NOT NULL, first_line bigint,
+          settled_at timestamptz, q1 timestamptz, q3 timestamptz, differs text) ON COMMIT DROP""");
+    // Stray dates first: a repeated id whose first line is a stray leaves its later line as the
+    // settlement, instead of losing both (the later one as "repeated", the first as a stray).
     try (PreparedStatement s = c.prepareStatement("""
         INSERT INTO recon_dropped (line, settlement_id, settled_at, q1, q3)
         SELECT s.line, s.settlement_id, s.settled_at, q.q1, q.q3
@@ -290,7 +278,23 @@ public final class Reconciler {
       s.setLong(2, STRAY_MARGIN.toSeconds());
       s.executeUpdate();
     }
-    execute(c, "DELETE FROM recon_stage s USING recon_dropped d WHERE s.line = d.line AND d.q1 IS NOT NULL");
+    execute(c, "DELETE FROM recon_stage s USING recon_dropped d WHERE s.line = d.line");
+    execute(c, """
+        INSERT INTO recon_dropped (line, settlement_id, first_line, settled_at, differs)
+        SELECT s.line, s.settlement_id, f.line AS first_line, s.settled_at,
+               concat_ws(', ',
+                 CASE WHEN s.provider_reference IS DISTINCT FROM f.provider_reference THEN 'provider_reference' END,
+                 CASE WHEN s.provider_key IS DISTINCT FROM f.provider_key THEN 'provider_key' END,
+                 CASE WHEN s.merchant_id IS DISTINCT FROM f.merchant_id THEN 'merchant_id' END,
+                 CASE WHEN s.amount <> f.amount THEN 'amount' END,
+                 CASE WHEN s.currency <> f.currency THEN 'currency' END,
+                 CASE WHEN s.status <> f.status THEN 'status' END,
+                 CASE WHEN s.settled_at <> f.settled_at THEN 'settled_at' END) AS differs
+        FROM (SELECT settlement_id, min(line) AS first_line FROM recon_stage
+              GROUP BY settlement_id HAVING count(*) > 1) d
+        JOIN recon_stage f ON f.settlement_id = d.settlement_id AND f.line = d.first_line
+        JOIN recon_stage s ON s.settlement_id = d.settlement_id AND s.line > d.first_line""");
+    execute(c, "DELETE FROM recon_stage s USING recon_dropped d WHERE s.line = d.line AND d.q1 IS NULL");
     List<MalformedRow> dropped = new ArrayList<>();
     try (PreparedStatement s = c.prepareStatement(
         "SELECT line, settlement_id, first_line, differs, settled_at, q1, q3 FROM recon_dropped ORDER BY line LIMIT ?")) {

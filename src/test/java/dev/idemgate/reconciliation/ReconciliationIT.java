@@ -335,6 +335,15 @@ class ReconciliationIT {
       assertThat(withPlaceholder.getJsonArray("malformed_rows").getJsonObject(0).getString("reason")).contains("1970-01-01");
       assertThat(summary.getJsonObject("settlement_span").getString("first")).isEqualTo(day.plus(Duration.ofHours(1)).toString());
 
+      // The placeholder carries the id of a real settlement further down: that later line is the settlement.
+      String placeholderFirst = HEADER + row("s_0", p + "ch_0", null, m1, 1_000, "EUR", "settled",
+          Instant.parse("1970-01-01T00:00:00Z")) + daily.substring(HEADER.length());
+      JsonObject strayThenReal = reconcile(dir.resolve("placeholder-first.csv"), placeholderFirst, p);
+      JsonObject rows = strayThenReal.getJsonObject("summary").getJsonObject("rows");
+      assertThat(rows.getLong("malformed")).as(strayThenReal.getJsonArray("malformed_rows").encode()).isEqualTo(1);
+      assertThat(rows.getLong("repeated")).isZero();
+      assertThat(rows.getLong("matched")).isEqualTo(6);
+
       // A file that runs more than the lag past `never` expects it; the payment settled yesterday is still not expected.
       StringBuilder week = new StringBuilder(daily);
       for (int i = 0; i < 2; i++) {
