@@ -304,7 +304,7 @@ warm_up() { # send fresh payments for the warm-up time so the JIT has seen the p
 background_snapshot() { # pid -> "steal all ygc ygct fgc fgct cgc cgct checkpoints autovacuum autoanalyze"
   local gc="- - - - - -" pg
   if [[ -n "$1" ]] && command -v jstat >/dev/null; then
-    gc="$(jstat -gcutil "$1" 2>/dev/null | awk 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i }
+    gc="$(LC_ALL=C jstat -gcutil "$1" 2>/dev/null | awk 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i }
       NR == 2 { print $col["YGC"], $col["YGCT"], $col["FGC"], $col["FGCT"], $col["CGC"], $col["CGCT"] }')"
     [[ -n "$gc" ]] || gc="- - - - - -"
   fi

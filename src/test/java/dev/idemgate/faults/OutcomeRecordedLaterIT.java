@@ -5,6 +5,8 @@ import static dev.idemgate.support.TestGateway.MERCHANT_A;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.idemgate.idempotency.ProviderKeys;
+import dev.idemgate.payment.PaymentService;
+import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.ProxiedPostgres;
 import dev.idemgate.support.TestDb;
@@ -65,8 +67,9 @@ class OutcomeRecordedLaterIT {
       + "the 201 within seconds, not 409 \"in flight\" until the lease ends; one charge, one ledger row")
   void completionThatLandedLateIsReplayed() {
     try (Http http = new Http(); TestDb db = new TestDb(http.vertx());
+         CapturedLogs logs = CapturedLogs.of(PaymentService.class);
          TestGateway gateway = TestGateway.start(Map.of(
-             "IDEMGATE_SIMULATOR_SLOW_MS", "1500",
+             "IDEMGATE_SIMULATOR_SLOW_MS", "3000",
              "IDEMGATE_STORE_TIMEOUT", "1s",
              "IDEMGATE_LEASE", LEASE,
              "IDEMGATE_REPLAY_CACHE_ENTRIES", "0"))) {
@@ -75,7 +78,7 @@ class OutcomeRecordedLaterIT {
       Future<Http.Reply> first = http.payAsync(gateway.apiPort(), KEY_A, key, body, Map.of());
       Waits.eventually(Duration.ofSeconds(5), () -> "PROCESSING".equals(state(db, key)), "the claim commits");
 
-      // The test holds the record's row lock while the provider answers (1.5 s): the completion
+      // The test holds the record's row lock while the provider answers (3 s): the completion
       // waits for it past the store timeout (1 s), so the client is told "pending". Released then,
       // well within the statement's server-side limit (2 s), the completion commits after all, and
       // the gateway's later write of the same outcome is fenced.
@@ -96,6 +99,9 @@ class OutcomeRecordedLaterIT {
       long afterMs = awaitReplayed201(http, gateway, key, body,
           "before the fix the request's claim stayed in Redis and retries got 409 until the " + LEASE + " lease ended");
       System.out.println("committed outcome replayed " + afterMs + " ms after its late commit was seen");
+      // The path this test is about: the first write committed, so the later one was fenced (had
+      // the lock been held past the statement's limit, the later write would have recorded it).
+      assertThat(logs.events()).anyMatch(e -> e.getFormattedMessage().contains("is no longer PROCESSING"));
       assertChargedOnce(http, db, gateway, key);
     }
   }

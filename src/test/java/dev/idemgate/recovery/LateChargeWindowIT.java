@@ -58,7 +58,7 @@ class LateChargeWindowIT {
       System.out.println("released " + released.toMillis() + " ms after the claim; window " + WINDOW.toMillis() + " ms");
       assertThat(released).as("released after the late-charge window").isGreaterThanOrEqualTo(WINDOW);
       assertThat(released).as("released soon after the window ends, not at the 20 s backoff step")
-          .isLessThan(WINDOW.plusSeconds(3));
+          .isLessThan(WINDOW.plusSeconds(5));
     }
   }
 }
