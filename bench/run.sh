@@ -355,13 +355,17 @@ open_rate() { # the fixed --rate, or a share of what the closed loop just sustai
 }
 
 run_open() { # scenario target base-url mode [more loadgen options]
-  local scenario="$1" target="$2" base="$3" mode="$4" rate; shift 4
+  local scenario="$1" target="$2" base="$3" mode="$4" rate pid before; shift 4
   rate="$(open_rate)"
   say "$scenario: load generator, open loop at $rate/s, $DURATION"
+  if [[ $target == bare ]]; then pid="$BARE_PID"; else pid="$GATEWAY_PID"; fi
+  before="$(background_snapshot "$pid")"
   timeout $((DURATION_S + WARMUP_S + 90)) "${LOADGEN_JAVA[@]}" open --url "$base" --mode "$mode" \
     --rate "$rate" --duration "${DURATION_S}s" --warmup "${WARMUP_S}s" --connections "$CONNECTIONS" \
     --scenario "$scenario" --target-name "$target" --results "$RESULTS" "$@" > "$RAW/$scenario-open.txt" 2>&1 \
     || echo "bench: open-loop run of $scenario failed (see $RAW/$scenario-open.txt)" >&2
+  # Warm-up included: the generator's warm-up and measured window run back to back.
+  background_fact "during_$scenario-open" "$before" "$(background_snapshot "$pid")" "$target"
 }
 
 BASE="http://127.0.0.1:$HTTP_PORT"
