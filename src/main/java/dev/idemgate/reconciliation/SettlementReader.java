@@ -278,10 +278,13 @@ public final class SettlementReader implements Closeable {
 
   private record Header(char delimiter, List<String> names) {}
 
+  /** The delimiters a header may use; the header's own line is read before one is chosen. */
+  private static final String HEADER_DELIMITERS = ",;\t|";
+
   private Header readHeader(String name) {
     String first;
     try {
-      first = readRawRecord();
+      first = readRawRecord(HEADER_DELIMITERS);
     } catch (IOException e) {
       throw new SettlementFileException(name + ": cannot be read (" + e.getMessage() + ")");
     }
@@ -297,7 +300,7 @@ public final class SettlementReader implements Closeable {
     }
     char best = ',';
     List<String> bestFields = null;
-    for (char d : new char[] {',', ';', '\t', '|'}) {
+    for (char d : HEADER_DELIMITERS.toCharArray()) {
       List<String> fields = split(first, d);
       if (bestFields == null || fields.size() > bestFields.size()) {
         best = d;
@@ -328,8 +331,8 @@ public final class SettlementReader implements Closeable {
         } else {
           field.append(c);
         }
-      } else if (c == '"') {
-        quoted = true;
+      } else if (c == '"' && field.length() == 0 && (i == 0 || record.charAt(i - 1) == delimiter)) {
+        quoted = true; // only at the start of a field; elsewhere a quote is a character
       } else if (c == delimiter) {
         fields.add(field.toString());
         field.setLength(0);
@@ -341,11 +344,17 @@ public final class SettlementReader implements Closeable {
     return fields;
   }
 
-  /** The next record's text with quotes kept (line breaks inside quotes included), or null at the end. */
-  private String readRawRecord() throws IOException {
+  /**
+   * The next record's text with quotes kept (line breaks inside quotes included), or null at the
+   * end. A quote opens a quoted field only at the start of a field (or right after the quote that
+   * closed one, for an escaped ""): a stray quote inside an unquoted field is a character, not the
+   * start of a field that would swallow the lines after it.
+   */
+  private String readRawRecord(String delimiters) throws IOException {
     StringBuilder record = new StringBuilder(128);
     recordLine = nextLine;
     boolean quoted = false;
+    boolean justClosed = false; // the last character closed a quoted field: a quote now is an escaped ""
     boolean any = false;
     while (true) {
       if (position == limit) {
@@ -359,8 +368,17 @@ public final class SettlementReader implements Closeable {
       any = true;
       char c = buffer[position++];
       if (c == '"') {
-        quoted = !quoted;
-      } else if (c == '\n') {
+        boolean closes = quoted;
+        if (quoted) {
+          quoted = false;
+        } else if (justClosed || record.isEmpty() || delimiters.indexOf(record.charAt(record.length() - 1)) >= 0) {
+          quoted = true;
+        }
+        justClosed = closes;
+      } else {
+        justClosed = false;
+      }
+      if (c == '\n') {
         nextLine++;
         if (!quoted) {
           int end = record.length();
@@ -381,7 +399,7 @@ public final class SettlementReader implements Closeable {
 
   private List<String> readRecord(char d) {
     try {
-      String raw = readRawRecord();
+      String raw = readRawRecord(String.valueOf(d));
       return raw == null ? null : split(raw, d);
     } catch (IOException e) {
       throw new SettlementFileException("the settlement file could not be read past line " + recordLine + " (" + e.getMessage() + ")");

@@ -50,6 +50,23 @@ class SettlementReaderTest {
   }
 
   @Test
+  @DisplayName("a stray quote inside an unquoted field is a character: the lines after it are read as rows of their own")
+  void strayQuote() {
+    List<SettlementReader.Result> rows = read("""
+        settlement_id,provider_reference,amount,currency,settled_at,note
+        s1,ch_1,100,EUR,2026-01-02,the customer's "gift
+        s2,ch_2,200,EUR,2026-01-02,
+        s3,ch_3"x,300,EUR,2026-01-02,"quoted, still"
+        """, Map.of());
+    assertThat(rows).hasSize(3);
+    assertThat(row(rows.get(0)).settlementId()).isEqualTo("s1");
+    assertThat(row(rows.get(1)).settlementId()).isEqualTo("s2");
+    assertThat(row(rows.get(1)).line()).isEqualTo(3);
+    assertThat(row(rows.get(2)).providerReference()).isEqualTo("ch_3\"x");
+    assertThat(row(rows.get(2)).line()).isEqualTo(4);
+  }
+
+  @Test
   @DisplayName("quoted fields keep delimiters, quotes and line breaks; line numbers count physical lines")
   void quoting() {
     List<SettlementReader.Result> rows = read("\uFEFFsettlement_id,provider_reference,amount,currency,settled_at\r\n"
