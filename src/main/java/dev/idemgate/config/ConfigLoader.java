@@ -247,9 +247,12 @@ public final class ConfigLoader {
 
   /** A duration that would break the gateway at run time below {@code min} (a zero timer period, no send window). */
   private static Duration atLeast(Map<String, String> v, String key, String min) {
-    Duration d = duration(v, key);
+    return atLeast(key, duration(v, key), min, "", v.get(key));
+  }
+
+  private static Duration atLeast(String key, Duration d, String min, String what, String given) {
     if (d.compareTo(Durations.parse(key, min)) < 0) {
-      throw new ConfigException(key + ": must be at least " + min + ", got " + v.get(key));
+      throw new ConfigException(key + ": " + what + "must be at least " + min + ", got " + given);
     }
     return d;
   }
@@ -258,11 +261,7 @@ public final class ConfigLoader {
     List<Duration> list = new ArrayList<>();
     for (String part : v.get(key).split(",")) {
       if (!part.isBlank()) {
-        Duration d = Durations.parse(key, part);
-        if (d.compareTo(Durations.parse(key, min)) < 0) {
-          throw new ConfigException(key + ": every step must be at least " + min + ", got " + part.trim());
-        }
-        list.add(d);
+        list.add(atLeast(key, Durations.parse(key, part), min, "every step ", part.trim()));
       }
     }
     if (list.isEmpty()) {

@@ -78,6 +78,7 @@ public final class ApiVerticle extends VerticleBase {
   private static final AtomicInteger INSTANCES = new AtomicInteger();
   private static final String OUTCOME = "idemgate.outcome";
   private static final String BODY_TIMER = "idemgate.bodyTimer";
+  private static final ApiProblem NO_SUCH_PAYMENT = new ApiProblem(ErrorCode.NOT_FOUND, "no payment with this id");
   /** RST_STREAM error code CANCEL (RFC 9113 §7): the stream is no longer needed. */
   private static final long HTTP2_CANCEL = 0x8;
 
@@ -201,8 +202,7 @@ public final class ApiVerticle extends VerticleBase {
       if (!http2) {
         ctx.response().putHeader("Connection", "close");
       }
-      outcome(ctx, RequestOutcome.REJECTED);
-      Problems.send(ctx, new ApiProblem(ErrorCode.REQUEST_TIMEOUT, "the request body did not arrive within "
+      reject(ctx, new ApiProblem(ErrorCode.REQUEST_TIMEOUT, "the request body did not arrive within "
           + config.requestBodyTimeout().toMillis() + " ms of its headers; nothing was claimed or charged"))
           .onComplete(written -> {
             // The rest of the body may never come: the stream, or the connection, is done.
@@ -379,13 +379,13 @@ public final class ApiVerticle extends VerticleBase {
     if (!PaymentJson.isPaymentId(id)) {
       // Not an id this gateway makes, so no payment has it; and PostgreSQL would refuse some such
       // text (a NUL byte) with an error that must not read as "the store is unavailable".
-      Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no payment with this id"));
+      Problems.send(ctx, NO_SUCH_PAYMENT);
       return;
     }
     store.findPayment(merchant, id)
         .onSuccess(row -> {
           if (row == null) {
-            Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no payment with this id"));
+            Problems.send(ctx, NO_SUCH_PAYMENT);
           } else {
             ctx.response().putHeader("Content-Type", "application/json").end(PaymentJson.render(row));
           }
@@ -394,9 +394,9 @@ public final class ApiVerticle extends VerticleBase {
             "the payment store is unavailable; retry later", null, 2)));
   }
 
-  private void reject(RoutingContext ctx, ApiProblem problem) {
+  private Future<Void> reject(RoutingContext ctx, ApiProblem problem) {
     outcome(ctx, RequestOutcome.REJECTED);
-    Problems.send(ctx, problem);
+    return Problems.send(ctx, problem);
   }
 
   private static void outcome(RoutingContext ctx, RequestOutcome outcome) {

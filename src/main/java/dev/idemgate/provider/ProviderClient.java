@@ -7,6 +7,7 @@ import io.vertx.core.eventbus.EventBus;
 import io.vertx.core.eventbus.ReplyException;
 import io.vertx.core.eventbus.ReplyFailure;
 import io.vertx.core.json.JsonObject;
+import java.util.function.Function;
 
 /** The API side of the event bus hop to {@link ProviderVerticle}, with a send timeout on every call. */
 public final class ProviderClient {
@@ -23,9 +24,7 @@ public final class ProviderClient {
   }
 
   public Future<ProviderOutcome> charge(ChargeRequest request) {
-    return bus.<ProviderOutcome>request(ProviderVerticle.CHARGE, request, options)
-        .map(reply -> reply.body())
-        .otherwise(ProviderClient::outcomeOfBusFailure);
+    return call(ProviderVerticle.CHARGE, request, ProviderClient::outcomeOfBusFailure);
   }
 
   /**
@@ -35,9 +34,12 @@ public final class ProviderClient {
    * verticle is gone first while the gateway shuts down).
    */
   public Future<ProviderOutcome> inquire(String providerKey) {
-    return bus.<ProviderOutcome>request(ProviderVerticle.INQUIRE, providerKey, options)
-        .map(reply -> reply.body())
-        .otherwise(failure -> new ProviderOutcome.Unknown("inquiry not answered: " + failure.getClass().getSimpleName()));
+    return call(ProviderVerticle.INQUIRE, providerKey,
+        failure -> new ProviderOutcome.Unknown("inquiry not answered: " + failure.getClass().getSimpleName()));
+  }
+
+  private Future<ProviderOutcome> call(String address, Object body, Function<Throwable, ProviderOutcome> onBusFailure) {
+    return bus.<ProviderOutcome>request(address, body, options).map(reply -> reply.body()).otherwise(onBusFailure);
   }
 
   public Future<JsonObject> chargeLog(String providerKey) {

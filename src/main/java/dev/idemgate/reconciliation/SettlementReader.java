@@ -331,7 +331,7 @@ public final class SettlementReader implements Closeable {
         } else {
           field.append(c);
         }
-      } else if (c == '"' && field.length() == 0 && (i == 0 || record.charAt(i - 1) == delimiter)) {
+      } else if (c == '"' && (i == 0 || record.charAt(i - 1) == delimiter)) {
         quoted = true; // only at the start of a field; elsewhere a quote is a character
       } else if (c == delimiter) {
         fields.add(field.toString());

@@ -143,8 +143,7 @@ public final class RecoveryVerticle extends VerticleBase {
             // Not seen yet, and a late charge may still land: ask again on the backoff schedule,
             // but no later than the moment it no longer can. The next step of the backoff may be
             // much later (30 s, 2 m), past the Retry-After a 502 gave for this held key.
-            Duration untilImpossible = Duration.between(Instant.now(), r.createdAt().plus(config.lateChargeWindow()));
-            return keepPending(r, untilImpossible);
+            return keepPending(r, Duration.between(Instant.now(), lateChargeEnds(r)));
           }
           // The inquiry failed: keep asking on the backoff schedule.
           return keepPending(r, null);
@@ -161,7 +160,11 @@ public final class RecoveryVerticle extends VerticleBase {
 
   /** Past {@link GatewayConfig#lateChargeWindow()}, a provider that has not seen the charge never will. */
   private boolean lateChargeImpossible(DueRecord r) {
-    return r.createdAt().plus(config.lateChargeWindow()).isBefore(Instant.now());
+    return lateChargeEnds(r).isBefore(Instant.now());
+  }
+
+  private Instant lateChargeEnds(DueRecord r) {
+    return r.createdAt().plus(config.lateChargeWindow());
   }
 
   private Future<Action> complete(DueRecord r, int status, String paymentStatus, String reference, String declineCode) {
