@@ -12,6 +12,8 @@ import dev.idemgate.observability.GatewayMetrics;
 import dev.idemgate.observability.Tracing;
 import dev.idemgate.provider.LocalCodec;
 import dev.idemgate.provider.ProviderVerticle;
+import dev.idemgate.ratelimit.MerchantRateLimiter;
+import dev.idemgate.ratelimit.RateLimitSyncVerticle;
 import dev.idemgate.recovery.RecoveryVerticle;
 import dev.idemgate.storage.Migrations;
 import dev.idemgate.storage.RedisClients;
@@ -145,8 +147,11 @@ public final class Idemgate implements AutoCloseable {
       metrics.watchReplayCache(replays::estimatedSize);
       metrics.watchApiKeys(merchantKeys);
       SharedIdempotencyStore sharedStore = new SharedIdempotencyStore();
+      MerchantRateLimiter rateLimiter = new MerchantRateLimiter(config::rateLimitFor);
       String api = await(vertx.deployVerticle(new ProviderVerticle(config, registry))
-          .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, metrics, replays, sharedStore, merchantKeys),
+          .compose(provider -> config.rateLimited()
+              ? vertx.deployVerticle(new RateLimitSyncVerticle(config, rateLimiter)) : Future.succeededFuture(provider))
+          .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, metrics, replays, sharedStore, merchantKeys, rateLimiter),
               new DeploymentOptions().setInstances(config.effectiveApiInstances())))
           .compose(id -> vertx.deployVerticle(new RecoveryVerticle(config, registry))
               .compose(r -> vertx.deployVerticle(new ManagementVerticle(config, prometheus, registry, readiness)))

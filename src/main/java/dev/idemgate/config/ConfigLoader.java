@@ -26,6 +26,7 @@ import org.yaml.snakeyaml.constructor.SafeConstructor;
  */
 public final class ConfigLoader {
   static final int MAX_REPLAY_CACHE_ENTRIES = 1_000_000;
+  static final long MAX_RATE_LIMIT = 1_000_000;
   private static final String ENV_PREFIX = "IDEMGATE_";
 
   private ConfigLoader() {}
@@ -159,6 +160,8 @@ public final class ConfigLoader {
         bool(v, "metrics_enabled"),
         duration(v, "drain_timeout"),
         atLeast(v, "request_body_timeout", "100ms"),
+        rateLimit("rate_limit", v.get("rate_limit")),
+        merchantRateLimits(v.get("merchant_rate_limit")),
         logLevel(v),
         oneOf(v, "tracing", "off", "otlp"),
         url(v, "otlp_endpoint", "http://", "https://"),
@@ -287,6 +290,35 @@ public final class ConfigLoader {
       ttls.put(parts[0].trim(), ttl);
     }
     return Map.copyOf(ttls);
+  }
+
+  private static long rateLimit(String key, String text) {
+    long limit;
+    try {
+      limit = Long.parseLong(text.trim());
+    } catch (NumberFormatException e) {
+      limit = -1;
+    }
+    if (limit < 0 || limit > MAX_RATE_LIMIT) {
+      throw new ConfigException(key + ": requests per second, a whole number from 0 (no limit) to " + MAX_RATE_LIMIT
+          + ", got '" + text.trim() + "'");
+    }
+    return limit;
+  }
+
+  private static Map<String, Long> merchantRateLimits(String text) {
+    Map<String, Long> limits = new LinkedHashMap<>();
+    for (String pair : text.split(",")) {
+      if (pair.isBlank()) {
+        continue;
+      }
+      String[] parts = pair.split("=", 2);
+      if (parts.length != 2 || !GatewayConfig.MERCHANT_ID.matcher(parts[0].trim()).matches()) {
+        throw new ConfigException("merchant_rate_limit: each entry must be merchant=requests-per-second, e.g. acme=500");
+      }
+      limits.put(parts[0].trim(), rateLimit("merchant_rate_limit: " + parts[0].trim(), parts[1]));
+    }
+    return Map.copyOf(limits);
   }
 
   private static String redisUrls(Map<String, String> v) {

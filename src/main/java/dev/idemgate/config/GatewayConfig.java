@@ -49,6 +49,8 @@ public record GatewayConfig(
     boolean metricsEnabled,
     Duration drainTimeout,
     Duration requestBodyTimeout,
+    long rateLimit,
+    Map<String, Long> merchantRateLimit,
     String logLevel,
     String tracing,
     String otlpEndpoint,
@@ -83,6 +85,16 @@ public record GatewayConfig(
    */
   public Duration lateChargeWindow() {
     return lease.plus(providerTimeout.multipliedBy(2));
+  }
+
+  /** Requests per second a merchant may make to the public API: its override, else {@code rate_limit}; 0: no limit. */
+  public long rateLimitFor(String merchantId) {
+    return merchantRateLimit.getOrDefault(merchantId, rateLimit);
+  }
+
+  /** Whether any merchant has a request limit, so that requests must be counted at all. */
+  public boolean rateLimited() {
+    return rateLimit > 0 || merchantRateLimit.values().stream().anyMatch(limit -> limit > 0);
   }
 
   /** API verticle instances to deploy: the configured number, or one per core. */
@@ -121,6 +133,8 @@ public record GatewayConfig(
         + ", metrics_enabled=" + metricsEnabled
         + ", drain_timeout=" + drainTimeout
         + ", request_body_timeout=" + requestBodyTimeout
+        + ", rate_limit=" + rateLimit
+        + ", merchant_rate_limit=" + merchantRateLimit
         + ", log_level=" + logLevel
         + ", tracing=" + tracing
         + ", duplicate_payload_policy=" + duplicatePayloadPolicy.setting()

@@ -23,6 +23,7 @@ import dev.idemgate.payment.PaymentJson;
 import dev.idemgate.payment.PaymentRequestParser;
 import dev.idemgate.payment.PaymentService;
 import dev.idemgate.provider.ProviderClient;
+import dev.idemgate.ratelimit.MerchantRateLimiter;
 import dev.idemgate.storage.PipelinedRedis;
 import dev.idemgate.storage.Postgres;
 import dev.idemgate.storage.RedisClients;
@@ -87,6 +88,8 @@ public final class ApiVerticle extends VerticleBase {
   private final ReplayCache replays;
   private final SharedIdempotencyStore sharedStore;
   private final MerchantKeys merchantKeys;
+  private final MerchantRateLimiter rateLimiter;
+  private final boolean rateLimited;
   private Pool pool;
   private Redis redis;
   private PipelinedRedis pipeline;
@@ -100,14 +103,17 @@ public final class ApiVerticle extends VerticleBase {
    * @param replays completed responses shared by every API verticle of this process
    * @param sharedStore the idempotency store shared by every API verticle of this process
    * @param merchantKeys the API keys, shared by every API verticle of this process
+   * @param rateLimiter the merchants' request counts, shared by every API verticle of this process
    */
   public ApiVerticle(GatewayConfig config, GatewayMetrics metrics, ReplayCache replays,
-      SharedIdempotencyStore sharedStore, MerchantKeys merchantKeys) {
+      SharedIdempotencyStore sharedStore, MerchantKeys merchantKeys, MerchantRateLimiter rateLimiter) {
     this.config = config;
     this.metrics = metrics;
     this.replays = replays;
     this.sharedStore = sharedStore;
     this.merchantKeys = merchantKeys;
+    this.rateLimiter = rateLimiter;
+    this.rateLimited = config.rateLimited();
   }
 
   @Override
@@ -175,11 +181,13 @@ public final class ApiVerticle extends VerticleBase {
           .handler(this::limitBodyTime)
           .handler(this::echoKey)
           .handler(this::authenticate)
+          .handler(this::limitRate)
           .handler(this::requireJson)
           .handler(this::requireKey);
       router.post(path).handler(body).handler(this::pay);
     }
-    router.get("/v1/payments/:id").handler(this::track).handler(this::authenticate).handler(this::getPayment);
+    router.get("/v1/payments/:id").handler(this::track).handler(this::authenticate).handler(this::limitRate)
+        .handler(this::getPayment);
     router.route().failureHandler(Problems::handleFailure);
     router.errorHandler(404, Problems::handleFailure);
     router.errorHandler(405, Problems::handleFailure);
@@ -236,6 +244,22 @@ public final class ApiVerticle extends VerticleBase {
     }
     ctx.put("merchant", merchant);
     ctx.next();
+  }
+
+  /**
+   * Answers 429 a merchant's request past its {@code rate_limit}, before its body is read or its key
+   * looked at: nothing is claimed, stored or charged, and a retry after Retry-After is served as if
+   * this one never came.
+   */
+  private void limitRate(RoutingContext ctx) {
+    if (!rateLimited || rateLimiter.tryAcquire(ctx.get("merchant"), System.currentTimeMillis())) {
+      ctx.next();
+      return;
+    }
+    outcome(ctx, RequestOutcome.RATE_LIMITED);
+    Problems.send(ctx, new ApiProblem(ErrorCode.RATE_LIMITED, "more than " + config.rateLimitFor(ctx.get("merchant"))
+        + " requests per second for this merchant; nothing was claimed or charged: retry after Retry-After seconds",
+        null, 1));
   }
 
   private void requireJson(RoutingContext ctx) {

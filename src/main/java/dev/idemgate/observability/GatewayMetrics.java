@@ -28,6 +28,8 @@ public final class GatewayMetrics {
   public enum RequestOutcome {
     CREATED, DECLINED, PENDING, REPLAYED, IN_FLIGHT_CONFLICT, KEY_REUSED, PROVIDER_UNAVAILABLE, STORE_UNAVAILABLE, REJECTED,
     DUPLICATE_SUSPECTED,
+    /** Past the merchant's {@code rate_limit}: 429, nothing read, claimed or charged. */
+    RATE_LIMITED,
     /** The connection closed before the answer was sent; the payment itself carries on, and a retry gets its answer. */
     CLIENT_CLOSED
   }

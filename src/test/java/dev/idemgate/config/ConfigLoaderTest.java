@@ -89,6 +89,34 @@ class ConfigLoaderTest {
   }
 
   @Test
+  @DisplayName("rate_limit is off by default; merchant_rate_limit overrides it per merchant; bad values are refused")
+  void rateLimits() {
+    GatewayConfig defaults = ConfigLoader.load(Optional.empty(), Map.of());
+    assertThat(defaults.rateLimited()).isFalse();
+    assertThat(defaults.rateLimitFor("demo")).isZero();
+
+    GatewayConfig c = ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_RATE_LIMIT", "100",
+        "IDEMGATE_MERCHANT_RATE_LIMIT", " acme=500, free=0 "));
+    assertThat(c.rateLimited()).isTrue();
+    assertThat(c.rateLimitFor("acme")).isEqualTo(500);
+    assertThat(c.rateLimitFor("free")).isZero();
+    assertThat(c.rateLimitFor("demo")).isEqualTo(100);
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_RATE_LIMIT", "acme=5")).rateLimited()).isTrue();
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_RATE_LIMIT", "acme=0")).rateLimited()).isFalse();
+
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_RATE_LIMIT", "-1")))
+        .hasMessage("rate_limit: requests per second, a whole number from 0 (no limit) to 1000000, got '-1'");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_RATE_LIMIT", "10/s")))
+        .hasMessageStartingWith("rate_limit: requests per second");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_RATE_LIMIT", "acme=lots")))
+        .hasMessageStartingWith("merchant_rate_limit: acme: requests per second");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_RATE_LIMIT", "500")))
+        .hasMessageStartingWith("merchant_rate_limit: each entry must be merchant=requests-per-second");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_RATE_LIMIT", "a{b}=5")))
+        .hasMessageStartingWith("merchant_rate_limit: each entry must be merchant=requests-per-second");
+  }
+
+  @Test
   @DisplayName("api_keys_file needs api_keys emptied, so the shipped demo key never stays valid beside production keys")
   void apiKeysFile() {
     assertThat(ConfigLoader.load(Optional.empty(), Map.of()).apiKeysFile()).isEmpty();

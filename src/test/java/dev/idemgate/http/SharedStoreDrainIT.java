@@ -8,6 +8,7 @@ import dev.idemgate.idempotency.ReplayCache;
 import dev.idemgate.idempotency.SharedIdempotencyStore;
 import dev.idemgate.observability.GatewayMetrics;
 import dev.idemgate.observability.Tracing;
+import dev.idemgate.ratelimit.MerchantRateLimiter;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -37,8 +38,10 @@ class SharedStoreDrainIT {
       ReplayCache replays = new ReplayCache(100);
       GatewayConfig hostConfig = TestGateway.config(Map.of());
       GatewayConfig memberConfig = TestGateway.config(Map.of());
-      String host = await(vertx.deployVerticle(new ApiVerticle(hostConfig, metrics, replays, shared, MerchantKeys.load(hostConfig))));
-      String member = await(vertx.deployVerticle(new ApiVerticle(memberConfig, metrics, replays, shared, MerchantKeys.load(memberConfig))));
+      String host = await(vertx.deployVerticle(new ApiVerticle(hostConfig, metrics, replays, shared, MerchantKeys.load(hostConfig),
+          new MerchantRateLimiter(hostConfig::rateLimitFor))));
+      String member = await(vertx.deployVerticle(new ApiVerticle(memberConfig, metrics, replays, shared, MerchantKeys.load(memberConfig),
+          new MerchantRateLimiter(memberConfig::rateLimitFor))));
 
       String key = Http.newKey();
       Future<Http.Reply> inFlight = http.payAsync(memberConfig.httpPort(), TestGateway.KEY_A, key,
