@@ -149,13 +149,14 @@ public final class Idemgate implements AutoCloseable {
       SharedIdempotencyStore sharedStore = new SharedIdempotencyStore();
       MerchantRateLimiter rateLimiter = new MerchantRateLimiter(config::rateLimitFor);
       String api = await(vertx.deployVerticle(new ProviderVerticle(config, registry))
-          .compose(provider -> config.rateLimited()
-              ? vertx.deployVerticle(new RateLimitSyncVerticle(config, rateLimiter)) : Future.succeededFuture(provider))
           .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, metrics, replays, sharedStore, merchantKeys, rateLimiter),
               new DeploymentOptions().setInstances(config.effectiveApiInstances())))
           .compose(id -> vertx.deployVerticle(new RecoveryVerticle(config, registry))
               .compose(r -> vertx.deployVerticle(new ManagementVerticle(config, prometheus, registry, readiness)))
               .compose(m -> vertx.deployVerticle(new JudgeSyncVerticle(config, registry)))
+              // Last, so that the verticles before keep the event loops they always had.
+              .compose(j -> config.rateLimited()
+                  ? vertx.deployVerticle(new RateLimitSyncVerticle(config, rateLimiter)) : Future.succeededFuture(j))
               .map(m -> id)),
           "the gateway could not start listening on ports " + config.httpPort() + "/" + config.managementPort());
       merchantKeys.reloadEvery(vertx, config.apiKeysReloadInterval());
