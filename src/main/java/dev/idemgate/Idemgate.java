@@ -156,7 +156,7 @@ public final class Idemgate implements AutoCloseable {
               .compose(m -> vertx.deployVerticle(new JudgeSyncVerticle(config, registry)))
               // Last, so that the verticles before keep the event loops they always had.
               .compose(j -> config.rateLimited()
-                  ? vertx.deployVerticle(new RateLimitSyncVerticle(config, rateLimiter)) : Future.succeededFuture(j))
+                  ? vertx.deployVerticle(new RateLimitSyncVerticle(config, rateLimiter, registry)) : Future.succeededFuture(j))
               .map(m -> id)),
           "the gateway could not start listening on ports " + config.httpPort() + "/" + config.managementPort());
       merchantKeys.reloadEvery(vertx, config.apiKeysReloadInterval());

@@ -181,12 +181,13 @@ public final class ApiVerticle extends VerticleBase {
           .handler(this::limitBodyTime)
           .handler(this::echoKey)
           .handler(this::authenticate)
-          .handler(this::limitRate)
+          .handler(ctx -> limitRate(ctx, MerchantRateLimiter.Kind.PAYMENTS))
           .handler(this::requireJson)
           .handler(this::requireKey);
       router.post(path).handler(body).handler(this::pay);
     }
-    router.get("/v1/payments/:id").handler(this::track).handler(this::authenticate).handler(this::limitRate)
+    router.get("/v1/payments/:id").handler(this::track).handler(this::authenticate)
+        .handler(ctx -> limitRate(ctx, MerchantRateLimiter.Kind.READS))
         .handler(this::getPayment);
     router.route().failureHandler(Problems::handleFailure);
     router.errorHandler(404, Problems::handleFailure);
@@ -247,19 +248,22 @@ public final class ApiVerticle extends VerticleBase {
   }
 
   /**
-   * Answers 429 a merchant's request past its {@code rate_limit}, before its body is read or its key
-   * looked at: nothing is claimed, stored or charged, and a retry after Retry-After is served as if
-   * this one never came.
+   * Answers 429 a merchant's request past its {@code rate_limit} (payments and reads each have their
+   * own budget), before its body is read or its key looked at: nothing is claimed, stored or charged,
+   * and a retry after Retry-After is served as if this one never came.
    */
-  private void limitRate(RoutingContext ctx) {
-    if (!rateLimited || rateLimiter.tryAcquire(ctx.get("merchant"), System.currentTimeMillis())) {
+  private void limitRate(RoutingContext ctx, MerchantRateLimiter.Kind kind) {
+    String merchant = ctx.get("merchant");
+    if (!rateLimited || rateLimiter.tryAcquire(merchant, kind, System.currentTimeMillis())) {
       ctx.next();
       return;
     }
+    boolean payment = kind == MerchantRateLimiter.Kind.PAYMENTS;
+    metrics.rateLimited(payment ? "pay" : "get_payment");
     outcome(ctx, RequestOutcome.RATE_LIMITED);
-    Problems.send(ctx, new ApiProblem(ErrorCode.RATE_LIMITED, "more than " + config.rateLimitFor(ctx.get("merchant"))
-        + " requests per second for this merchant; nothing was claimed or charged: retry after Retry-After seconds",
-        null, 1));
+    Problems.send(ctx, new ApiProblem(ErrorCode.RATE_LIMITED, "more than " + config.rateLimitFor(merchant) + " "
+        + (payment ? "payments" : "reads") + " per second for this merchant; nothing was claimed or charged: "
+        + "retry after Retry-After seconds", null, 1));
   }
 
   private void requireJson(RoutingContext ctx) {

@@ -45,6 +45,7 @@ public final class GatewayMetrics {
   private final Map<String, Counter> storeErrors = new ConcurrentHashMap<>();
   private final Timer gateTimer;
   private final Counter replayCacheHits;
+  private final Map<String, Counter> rateLimited = new java.util.HashMap<>();
 
   public GatewayMetrics(MeterRegistry registry, Tracing tracing) {
     this.registry = registry;
@@ -63,6 +64,10 @@ public final class GatewayMetrics {
     replayCacheHits = Counter.builder("idemgate.replay.cache.hits")
         .description("replays answered from the in-process replay cache (also counted as replayed requests)")
         .register(registry);
+    for (String route : new String[] {"pay", "get_payment"}) {
+      rateLimited.put(route, Counter.builder("idemgate.rate.limited").tag("route", route)
+          .description("requests refused with 429 rate_limited, payments and reads").register(registry));
+    }
   }
 
   /**
@@ -87,6 +92,11 @@ public final class GatewayMetrics {
 
   public void replayCacheHit() {
     replayCacheHits.increment();
+  }
+
+  /** @param route {@code pay} or {@code get_payment} */
+  public void rateLimited(String route) {
+    rateLimited.get(route).increment();
   }
 
   public MeterRegistry registry() {

@@ -2,84 +2,105 @@ package dev.idemgate.ratelimit;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.ToLongFunction;
 
 /**
  * Per-merchant request limits over a sliding second, shared by every API verticle of this process
- * and, through {@link RateLimitSyncVerticle}, by every instance that uses the same Redis.
+ * and, through {@link RateLimitSyncVerticle}, by every instance that uses the same Redis. Payments
+ * and reads are counted apart, each against the merchant's limit, so that a merchant polling its
+ * pending payments does not use up the budget of its new ones.
  *
- * <p>Each merchant's requests are counted in one-second windows of the wall clock. A request is let
- * through while {@code previous * (1 - elapsed) + current < limit}, where {@code current} is this
- * second's count and {@code previous} the last second's, weighted by how much of the sliding second
- * it still covers: a burst at the end of one second is not followed by a full second's worth at the
- * start of the next.
+ * <p>Requests are counted in one-second windows of the wall clock (instances' clocks must agree to
+ * well under a second). A request is let through while {@code previous * (1 - elapsed) + current <
+ * limit}, where {@code current} is this second's count and {@code previous} the last second's,
+ * weighted by how much of the sliding second it still covers: a burst at the end of one second is
+ * not followed by a full second's worth at the start of the next.
  *
  * <p>The counts are the fleet's as last heard from Redis plus what this instance let through since.
- * The decision never waits on Redis: every exchange (each tick, and whenever a merchant's new
- * requests here reach a tenth of its limit) adds this instance's new counts to the window's key and
- * reads back the total. Between two exchanges the other instances' new requests are unseen, so the
- * fleet can exceed a limit by about what the other instances let through in that time. Without
- * Redis each instance enforces the whole limit on its own traffic alone.
+ * The decision never waits on Redis. An exchange (every tick, and at once when this instance has let
+ * through a tenth of what is left of a limit since the last one) adds this instance's new counts to
+ * the window's key and reads back the fleet's total. Between two exchanges the other instances' new
+ * requests are unseen; since each asks for an exchange after a tenth of the room it sees, the fleet
+ * goes past a limit by about a tenth of it per instance, plus what arrives during one round trip to
+ * Redis. Without Redis each instance enforces the whole limit on its own traffic alone.
  *
- * <p>Thread-safety: a merchant's window is guarded by its own monitor; the map of windows only grows
- * with merchants that have a limit, which are known from the configuration and the API keys.
+ * <p>Thread-safety: a window is guarded by its own monitor; the map of windows only grows with
+ * merchants that have a limit, which are known from the configuration and the API keys.
  */
 public final class MerchantRateLimiter {
+  /** What is counted: each kind has its own budget of the merchant's limit. */
+  public enum Kind {
+    PAYMENTS, READS;
+
+    /** Its part of the Redis key. */
+    String tag() {
+      return name().toLowerCase(Locale.ROOT);
+    }
+  }
+
+  /** A merchant's counter of one kind. */
+  public record Counter(String merchant, Kind kind) {}
+
+  /** Asks for an exchange once this instance has let through this share of the room it sees. */
+  private static final long SHARE_OF_ROOM = 10;
+  /** A wall clock stepping back by more than this starts counting afresh instead of freezing. */
+  private static final long CLOCK_STEP_SECONDS = 2;
+
   private final ToLongFunction<String> limitOf;
-  private static final long BATCHES_PER_LIMIT = 10;
-  private final Map<String, Window> windows = new ConcurrentHashMap<>();
-  private volatile Runnable onBatchFull = () -> {};
+  private final Map<Counter, Window> windows = new ConcurrentHashMap<>();
+  private volatile Runnable exchangeNow = () -> {};
 
   /** @param limitOf a merchant's requests per second; 0 for no limit */
   public MerchantRateLimiter(ToLongFunction<String> limitOf) {
     this.limitOf = limitOf;
   }
 
-  /** Counts one request of {@code merchant} and says whether it is within the limit; a refused one is not counted. */
-  public boolean tryAcquire(String merchant, long nowMillis) {
+  /** Counts one request and says whether it is within the limit; a refused one is not counted. */
+  public boolean tryAcquire(String merchant, Kind kind, long nowMillis) {
     long limit = limitOf.applyAsLong(merchant);
     if (limit <= 0) {
       return true;
     }
-    Window window = windows.computeIfAbsent(merchant, m -> new Window());
-    boolean batchFull;
+    Window window = windows.computeIfAbsent(new Counter(merchant, kind), c -> new Window());
+    boolean askForExchange;
     synchronized (window) {
       window.roll(nowMillis);
-      if (window.estimate(nowMillis) + 1 > limit) {
+      double counted = window.estimate(nowMillis);
+      if (counted + 1 > limit) {
         return false;
       }
-      batchFull = ++window.unsent == Math.max(1, limit / BATCHES_PER_LIMIT);
+      window.unsent++;
+      askForExchange = !window.askedForExchange && window.unsent >= Math.max(1, (limit - counted) / SHARE_OF_ROOM);
+      window.askedForExchange |= askForExchange;
     }
-    if (batchFull) {
-      onBatchFull.run();
+    if (askForExchange) {
+      exchangeNow.run();
     }
     return true;
   }
 
-  /**
-   * Called, on the caller's thread, each time a merchant's unsent count reaches a tenth of its limit,
-   * so that the instances exchange counts at once rather than at the next tick. This bounds what
-   * they can let through unseen by one another to about a tenth of the limit each.
-   */
-  public void onBatchFull(Runnable action) {
-    this.onBatchFull = action;
+  /** Called, on the requesting thread, when a counter wants an exchange before the next tick. */
+  public void onExchangeWanted(Runnable action) {
+    this.exchangeNow = action;
   }
 
   /**
-   * Takes what every active merchant let through here since the last exchange, for sending to Redis.
+   * Takes what every active counter let through here since the last exchange, for sending to Redis.
    * Each returned exchange must be answered with {@link #heard} or {@link #unheard}.
    */
   public List<Exchange> drain(long nowMillis) {
     List<Exchange> out = new ArrayList<>();
-    windows.forEach((merchant, window) -> {
+    windows.forEach((counter, window) -> {
       synchronized (window) {
         window.roll(nowMillis);
+        window.askedForExchange = false;
         if (window.idle()) {
           return;
         }
-        out.add(new Exchange(merchant, window.second, window.unsent, window.previousUnsent));
+        out.add(new Exchange(counter, window.second, window.unsent, window.previousUnsent));
         window.sending += window.unsent;
         window.unsent = 0;
         window.previousUnsent = 0;
@@ -90,7 +111,7 @@ public final class MerchantRateLimiter {
 
   /** The fleet's totals for the exchange's second and the one before, each including what it sent. */
   public void heard(Exchange sent, long currentTotal, long previousTotal) {
-    Window window = windows.get(sent.merchant());
+    Window window = windows.get(sent.counter());
     synchronized (window) {
       if (window.second == sent.second()) {
         window.sending -= sent.count();
@@ -102,9 +123,12 @@ public final class MerchantRateLimiter {
     }
   }
 
-  /** Redis did not answer: what was sent still counts, as this instance's own. */
+  /**
+   * Redis did not answer: what was sent counts here as this instance's own. It is not sent again,
+   * so if it never reached Redis the other instances do not see it (for the rest of its second).
+   */
   public void unheard(Exchange sent) {
-    Window window = windows.get(sent.merchant());
+    Window window = windows.get(sent.counter());
     synchronized (window) {
       if (window.second == sent.second()) {
         window.sending -= sent.count();
@@ -114,15 +138,15 @@ public final class MerchantRateLimiter {
   }
 
   /**
-   * What one exchange sends for one merchant.
+   * What one exchange sends for one counter.
    *
    * @param second the epoch second being counted
    * @param count requests let through here in that second since the last exchange
    * @param previousCount requests let through here in the second before, after the last exchange of it
    */
-  public record Exchange(String merchant, long second, long count, long previousCount) {}
+  public record Exchange(Counter counter, long second, long count, long previousCount) {}
 
-  /** One merchant's counts; every field is guarded by the window's monitor. */
+  /** One counter's counts; every field is guarded by the window's monitor. */
   private static final class Window {
     long second = Long.MIN_VALUE;
     /** The fleet's count of the second before, as best known. */
@@ -133,11 +157,12 @@ public final class MerchantRateLimiter {
     long unsent;
     /** Ours of the second before that no exchange has sent yet. */
     long previousUnsent;
+    boolean askedForExchange;
 
     void roll(long nowMillis) {
       long now = Math.floorDiv(nowMillis, 1000);
-      if (now <= second) {
-        return; // the same second, or the wall clock stepped back: keep counting where we are
+      if (now == second || (now < second && now > second - CLOCK_STEP_SECONDS)) {
+        return; // the same second, or the clock stepped back a little: go on counting in this one
       }
       if (now == second + 1) {
         previous = fleet + sending + unsent;

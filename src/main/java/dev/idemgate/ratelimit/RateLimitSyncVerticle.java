@@ -1,7 +1,10 @@
 package dev.idemgate.ratelimit;
 
 import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.storage.PipelinedRedis;
 import dev.idemgate.storage.RedisClients;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.redis.client.Command;
@@ -15,17 +18,21 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Shares the {@link MerchantRateLimiter}'s counts between instances, off the request path: every
- * {@value #INTERVAL_MS} ms, and at once when a merchant's new requests here reach a tenth of its
- * limit, for each merchant with recent requests one script adds this instance's
- * new counts to the merchant's Redis keys for this second and the one before, and reads back the
- * fleet's totals. The keys expire a few seconds after their second. If Redis does not answer in
- * {@code redis_timeout}, the counts stay this instance's own until it does.
+ * {@value #INTERVAL_MS} ms, and at once when a counter asks for it, one script per active counter
+ * adds this instance's new counts to the counter's Redis keys for this second and the one before,
+ * and reads back the fleet's totals. All the scripts of one exchange go out pipelined on the
+ * verticle's one connection, in one write (against a cluster, one write each: the counters are in
+ * different slots). The keys expire a few seconds after their second. Counts Redis did not take in
+ * {@code redis_timeout} stay this instance's own ({@link MerchantRateLimiter#unheard}), counted by
+ * {@code idemgate_rate_limit_exchange_failures_total}.
  */
 public final class RateLimitSyncVerticle extends VerticleBase {
   private static final Logger log = LoggerFactory.getLogger(RateLimitSyncVerticle.class);
   static final long INTERVAL_MS = 100;
   private static final long KEY_TTL_MS = 3_000;
-  // KEYS[1] this second's key, KEYS[2] the second before; ARGV: the two counts, the keys' TTL.
+  // KEYS[1] this second's key, KEYS[2] the second before's; ARGV: the two counts, the keys' TTL.
+  // Sent with EVAL each time: Redis keeps the compiled script by its digest, and a few hundred bytes
+  // per counter and exchange cost less than handling NOSCRIPT inside a pipelined write.
   private static final String ADD_AND_READ = """
       local current = redis.call('INCRBY', KEYS[1], ARGV[1])
       redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -35,40 +42,41 @@ public final class RateLimitSyncVerticle extends VerticleBase {
 
   private final GatewayConfig config;
   private final MerchantRateLimiter limiter;
-  private final long intervalMs;
+  private final Counter failures;
   private Redis redis;
+  private PipelinedRedis pipeline;
   private long timer = -1;
   private boolean busy;
   private boolean again;
 
-  public RateLimitSyncVerticle(GatewayConfig config, MerchantRateLimiter limiter) {
-    this(config, limiter, INTERVAL_MS);
-  }
-
-  RateLimitSyncVerticle(GatewayConfig config, MerchantRateLimiter limiter, long intervalMs) {
+  public RateLimitSyncVerticle(GatewayConfig config, MerchantRateLimiter limiter, MeterRegistry registry) {
     this.config = config;
     this.limiter = limiter;
-    this.intervalMs = intervalMs;
+    this.failures = Counter.builder("idemgate.rate.limit.exchange.failures")
+        .description("rate-limit counts Redis did not take in redis_timeout, one per counter and exchange; "
+            + "while it rises each instance holds the limits on its own traffic alone")
+        .register(registry);
   }
 
   @Override
   public Future<?> start() {
-    redis = Redis.createClient(vertx, RedisClients.options(config, 2, "rate-limit"));
-    timer = vertx.setPeriodic(intervalMs, t -> exchange());
-    limiter.onBatchFull(() -> context.runOnContext(v -> exchange()));
+    redis = Redis.createClient(vertx, RedisClients.options(config, 1, "rate-limit"));
+    pipeline = new PipelinedRedis(redis, context, RedisClients.isCluster(config));
+    timer = vertx.setPeriodic(INTERVAL_MS, t -> exchange());
+    limiter.onExchangeWanted(() -> context.runOnContext(v -> exchange()));
     return Future.succeededFuture();
   }
 
   @Override
   public Future<?> stop() {
-    limiter.onBatchFull(() -> {});
+    limiter.onExchangeWanted(() -> {});
     vertx.cancelTimer(timer);
-    return redis.close();
+    return pipeline.close().eventually(redis::close);
   }
 
-  /** The Redis key of one merchant's count for one epoch second; the hash tag keeps a merchant's keys on one cluster slot. */
-  static String key(String merchant, long second) {
-    return "idemgate:rate:{" + merchant + "}:" + second;
+  /** The Redis key of one counter for one epoch second; the hash tag keeps a merchant's keys on one cluster slot. */
+  static String key(MerchantRateLimiter.Counter counter, long second) {
+    return "idemgate:rate:{" + counter.merchant() + "}:" + counter.kind().tag() + ":" + second;
   }
 
   private void exchange() {
@@ -96,12 +104,13 @@ public final class RateLimitSyncVerticle extends VerticleBase {
 
   private Future<Void> send(MerchantRateLimiter.Exchange exchange) {
     Request script = Request.cmd(Command.EVAL).arg(ADD_AND_READ).arg(2)
-        .arg(key(exchange.merchant(), exchange.second()))
-        .arg(key(exchange.merchant(), exchange.second() - 1))
+        .arg(key(exchange.counter(), exchange.second()))
+        .arg(key(exchange.counter(), exchange.second() - 1))
         .arg(exchange.count()).arg(exchange.previousCount()).arg(KEY_TTL_MS);
-    return redis.send(script).timeout(config.redisTimeout().toMillis(), TimeUnit.MILLISECONDS)
+    return pipeline.send(script).timeout(config.redisTimeout().toMillis(), TimeUnit.MILLISECONDS)
         .onSuccess(totals -> limiter.heard(exchange, totals.get(0).toLong(), totals.get(1).toLong()))
         .onFailure(failure -> {
+          failures.increment();
           log.debug("rate-limit counts not exchanged: {}", failure.toString());
           limiter.unheard(exchange);
         })

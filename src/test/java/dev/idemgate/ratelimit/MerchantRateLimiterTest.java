@@ -2,6 +2,9 @@ package dev.idemgate.ratelimit;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.idemgate.ratelimit.MerchantRateLimiter.Counter;
+import dev.idemgate.ratelimit.MerchantRateLimiter.Exchange;
+import dev.idemgate.ratelimit.MerchantRateLimiter.Kind;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.DisplayName;
@@ -18,7 +21,7 @@ class MerchantRateLimiterTest {
   private static int letThrough(MerchantRateLimiter limiter, String merchant, int tries, long at) {
     int passed = 0;
     for (int i = 0; i < tries; i++) {
-      if (limiter.tryAcquire(merchant, at)) {
+      if (limiter.tryAcquire(merchant, Kind.PAYMENTS, at)) {
         passed++;
       }
     }
@@ -51,15 +54,16 @@ class MerchantRateLimiterTest {
   }
 
   @Test
-  @DisplayName("merchants are counted apart, and a merchant without a limit is never refused")
-  void merchantsApart() {
+  @DisplayName("merchants are counted apart, payments and reads each against the limit, and a merchant without a limit is never refused")
+  void countersApart() {
     MerchantRateLimiter limiter = limiter(Map.of("small", 3L, "large", 1_000L));
 
     assertThat(letThrough(limiter, "small", 10, T)).isEqualTo(3);
+    assertThat(limiter.tryAcquire("small", Kind.READS, T)).isTrue();
     assertThat(letThrough(limiter, "large", 10, T)).isEqualTo(10);
     assertThat(letThrough(limiter, "unlimited", 10_000, T)).isEqualTo(10_000);
-    assertThat(limiter.drain(T + 50)).extracting(MerchantRateLimiter.Exchange::merchant)
-        .containsExactlyInAnyOrder("small", "large");
+    assertThat(limiter.drain(T + 50)).extracting(Exchange::counter).containsExactlyInAnyOrder(
+        new Counter("small", Kind.PAYMENTS), new Counter("small", Kind.READS), new Counter("large", Kind.PAYMENTS));
   }
 
   @Test
@@ -68,8 +72,8 @@ class MerchantRateLimiterTest {
     MerchantRateLimiter limiter = limiter(Map.of("m", 50L));
     assertThat(letThrough(limiter, "m", 10, T + 100)).isEqualTo(10);
 
-    List<MerchantRateLimiter.Exchange> sent = limiter.drain(T + 150);
-    assertThat(sent).containsExactly(new MerchantRateLimiter.Exchange("m", T / 1000, 10, 0));
+    List<Exchange> sent = limiter.drain(T + 150);
+    assertThat(sent).containsExactly(new Exchange(new Counter("m", Kind.PAYMENTS), T / 1000, 10, 0));
     // While the exchange is in flight its 10 still count here.
     assertThat(letThrough(limiter, "m", 5, T + 160)).isEqualTo(5);
     // Redis: the fleet has 45 this second, ours (10) included.
@@ -80,14 +84,17 @@ class MerchantRateLimiterTest {
   }
 
   @Test
-  @DisplayName("when Redis does not answer, what was sent still counts as this instance's own")
-  void unheardStillCounts() {
+  @DisplayName("counts Redis did not take count here as this instance's own, once, even when a later answer includes them")
+  void unheardCountsOnce() {
     MerchantRateLimiter limiter = limiter(Map.of("m", 20L));
     assertThat(letThrough(limiter, "m", 15, T + 100)).isEqualTo(15);
-
     limiter.unheard(limiter.drain(T + 150).get(0));
+    assertThat(letThrough(limiter, "m", 1, T + 200)).isEqualTo(1);
 
-    assertThat(letThrough(limiter, "m", 10, T + 200)).isEqualTo(5);
+    // Redis had taken the first 15 after all: the fleet's 16 are ours, not 16 more.
+    limiter.heard(limiter.drain(T + 250).get(0), 16, 0);
+
+    assertThat(letThrough(limiter, "m", 10, T + 300)).isEqualTo(4);
   }
 
   @Test
@@ -98,8 +105,8 @@ class MerchantRateLimiterTest {
     limiter.drain(T + 150);
     letThrough(limiter, "m", 3, T + 980);
 
-    List<MerchantRateLimiter.Exchange> sent = limiter.drain(T + 1_050);
-    assertThat(sent).containsExactly(new MerchantRateLimiter.Exchange("m", T / 1000 + 1, 0, 3));
+    List<Exchange> sent = limiter.drain(T + 1_050);
+    assertThat(sent).containsExactly(new Exchange(new Counter("m", Kind.PAYMENTS), T / 1000 + 1, 0, 3));
   }
 
   @Test
@@ -107,7 +114,7 @@ class MerchantRateLimiterTest {
   void lateAnswerForTheSecondBefore() {
     MerchantRateLimiter limiter = limiter(Map.of("m", 100L));
     letThrough(limiter, "m", 10, T + 900);
-    MerchantRateLimiter.Exchange sent = limiter.drain(T + 950).get(0);
+    Exchange sent = limiter.drain(T + 950).get(0);
 
     // The answer comes after the second ended: the fleet had 90 in it.
     assertThat(letThrough(limiter, "m", 1, T + 1_000)).isEqualTo(1);
@@ -118,7 +125,19 @@ class MerchantRateLimiterTest {
   }
 
   @Test
-  @DisplayName("a merchant quiet for two seconds is not sent at all, and a wall clock stepping back resets nothing")
+  @DisplayName("the fleet's count of the second before, heard in an exchange, weighs on this second")
+  void heardSecondBefore() {
+    MerchantRateLimiter limiter = limiter(Map.of("m", 100L));
+    letThrough(limiter, "m", 1, T + 1_100);
+
+    limiter.heard(limiter.drain(T + 1_150).get(0), 1, 80);
+
+    // At 1.5 s: 80 * 0.5 + 1 = 41 counted, so 59 more.
+    assertThat(letThrough(limiter, "m", 100, T + 1_500)).isEqualTo(59);
+  }
+
+  @Test
+  @DisplayName("a merchant quiet for two seconds is not sent; a wall clock stepping back a little goes on counting, a lot starts afresh")
   void idleAndClockSteps() {
     MerchantRateLimiter limiter = limiter(Map.of("m", 10L));
     letThrough(limiter, "m", 10, T + 100);
@@ -126,22 +145,35 @@ class MerchantRateLimiterTest {
 
     assertThat(letThrough(limiter, "m", 10, T + 5_100)).isEqualTo(10);
     assertThat(letThrough(limiter, "m", 10, T + 4_900)).isZero();
+    // Stepped back 3 s: counting that second from nothing beats refusing everyone until the clock catches up.
+    assertThat(letThrough(limiter, "m", 10, T + 2_100)).isEqualTo(10);
   }
 
   @Test
-  @DisplayName("each time a tenth of the limit is let through unsent, an exchange is asked for, once per batch")
-  void batchFullAsksForAnExchange() {
+  @DisplayName("an exchange is asked for once a tenth of the room left has been let through unsent, once until the next exchange")
+  void exchangeWanted() {
     MerchantRateLimiter limiter = limiter(Map.of("m", 100L, "tiny", 3L));
     java.util.concurrent.atomic.AtomicInteger asked = new java.util.concurrent.atomic.AtomicInteger();
-    limiter.onBatchFull(asked::incrementAndGet);
+    limiter.onExchangeWanted(asked::incrementAndGet);
 
-    letThrough(limiter, "m", 25, T + 100);
+    // Room 100: asked at the 10th request, then not again before an exchange.
+    letThrough(limiter, "m", 9, T + 100);
+    assertThat(asked.get()).isZero();
+    letThrough(limiter, "m", 16, T + 100);
     assertThat(asked.get()).isEqualTo(1);
-    limiter.drain(T + 110);
+    Exchange first = limiter.drain(T + 110).get(0);
+    // Room 75 (25 in flight): asked at the 7th.
     letThrough(limiter, "m", 10, T + 120);
     assertThat(asked.get()).isEqualTo(2);
-    // A limit under 10 asks after every request.
-    letThrough(limiter, "tiny", 3, T + 130);
+
+    // The fleet had 80 with our 25: room 10 with our 10 in flight, so every request asks.
+    limiter.heard(first, 80, 0);
+    limiter.drain(T + 130);
+    letThrough(limiter, "m", 1, T + 140);
     assertThat(asked.get()).isEqualTo(3);
+
+    // A limit under 10 asks at its first request after each exchange.
+    letThrough(limiter, "tiny", 3, T + 150);
+    assertThat(asked.get()).isEqualTo(4);
   }
 }

@@ -1,9 +1,13 @@
 package dev.idemgate.ship;
 
+import dev.idemgate.observability.GatewayMetrics.RequestOutcome;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Set;
+import java.util.stream.Collectors;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -40,8 +44,9 @@ final class PromQlMeters {
   /** Vert.x client pool meters (vertx_pool_in_use, vertx_pool_queue_pending, ...). */
   static final String VERTX_POOL_PREFIX = "vertx_pool_";
 
-  static final Set<String> OUTCOMES = Set.of("created", "declined", "pending", "replayed", "in_flight_conflict",
-      "key_reused", "provider_unavailable", "store_unavailable", "rejected", "duplicate_suspected", "client_closed");
+  /** The {@code outcome} tag's values, as GatewayMetrics writes them. */
+  static final Set<String> OUTCOMES = Arrays.stream(RequestOutcome.values())
+      .map(outcome -> outcome.name().toLowerCase(Locale.ROOT)).collect(Collectors.toUnmodifiableSet());
 
   private static final Set<String> KEYWORDS = Set.of("and", "or", "unless", "bool", "offset", "by", "without", "on",
       "ignoring", "group_left", "group_right", "inf", "nan", "atan2");

@@ -23,12 +23,12 @@ public class RateLimiterBenchmark {
 
   @Benchmark
   public boolean oneLoop() {
-    return limiter.tryAcquire("demo", System.currentTimeMillis());
+    return limiter.tryAcquire("demo", MerchantRateLimiter.Kind.PAYMENTS, System.currentTimeMillis());
   }
 
   @Benchmark
   @Threads(2)
   public boolean twoLoops() {
-    return limiter.tryAcquire("demo", System.currentTimeMillis());
+    return limiter.tryAcquire("demo", MerchantRateLimiter.Kind.PAYMENTS, System.currentTimeMillis());
   }
 }
