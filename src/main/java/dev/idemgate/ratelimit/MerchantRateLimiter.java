@@ -1,6 +1,7 @@
 package dev.idemgate.ratelimit;
 
 import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -50,7 +51,9 @@ public final class MerchantRateLimiter {
   private static final long CLOCK_STEP_SECONDS = 2;
 
   private final ToLongFunction<String> limitOf;
-  private final Map<Counter, Window> windows = new ConcurrentHashMap<>();
+  // One map per kind, so that a request looks its window up by merchant id without allocating a key.
+  private final Map<Kind, Map<String, Window>> windows = new EnumMap<>(Map.of(
+      Kind.PAYMENTS, new ConcurrentHashMap<>(), Kind.READS, new ConcurrentHashMap<>()));
   private volatile Runnable exchangeNow = () -> {};
 
   /** @param limitOf a merchant's requests per second; 0 for no limit */
@@ -64,7 +67,7 @@ public final class MerchantRateLimiter {
     if (limit <= 0) {
       return true;
     }
-    Window window = windows.computeIfAbsent(new Counter(merchant, kind), c -> new Window());
+    Window window = windows.get(kind).computeIfAbsent(merchant, m -> new Window());
     boolean askForExchange;
     synchronized (window) {
       window.roll(nowMillis);
@@ -93,25 +96,25 @@ public final class MerchantRateLimiter {
    */
   public List<Exchange> drain(long nowMillis) {
     List<Exchange> out = new ArrayList<>();
-    windows.forEach((counter, window) -> {
+    windows.forEach((kind, ofKind) -> ofKind.forEach((merchant, window) -> {
       synchronized (window) {
         window.roll(nowMillis);
         window.askedForExchange = false;
         if (window.idle()) {
           return;
         }
-        out.add(new Exchange(counter, window.second, window.unsent, window.previousUnsent));
+        out.add(new Exchange(new Counter(merchant, kind), window.second, window.unsent, window.previousUnsent));
         window.sending += window.unsent;
         window.unsent = 0;
         window.previousUnsent = 0;
       }
-    });
+    }));
     return out;
   }
 
   /** The fleet's totals for the exchange's second and the one before, each including what it sent. */
   public void heard(Exchange sent, long currentTotal, long previousTotal) {
-    Window window = windows.get(sent.counter());
+    Window window = windows.get(sent.counter().kind()).get(sent.counter().merchant());
     synchronized (window) {
       if (window.second == sent.second()) {
         window.sending -= sent.count();
@@ -128,7 +131,7 @@ public final class MerchantRateLimiter {
    * so if it never reached Redis the other instances do not see it (for the rest of its second).
    */
   public void unheard(Exchange sent) {
-    Window window = windows.get(sent.counter());
+    Window window = windows.get(sent.counter().kind()).get(sent.counter().merchant());
     synchronized (window) {
       if (window.second == sent.second()) {
         window.sending -= sent.count();
