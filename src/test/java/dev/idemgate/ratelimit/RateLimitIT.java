@@ -8,11 +8,14 @@ import dev.idemgate.support.Http;
 import dev.idemgate.support.Http.Reply;
 import dev.idemgate.support.Scrape;
 import dev.idemgate.support.TestGateway;
+import dev.idemgate.support.ThrowawayRedis;
 import dev.idemgate.support.Waits;
 import io.vertx.core.Future;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
@@ -51,9 +54,23 @@ class RateLimitIT {
   }
 
   private static TestGateway gateway(Merchant limited, long limit) {
-    return TestGateway.start(Map.of(
-        "IDEMGATE_API_KEYS", limited.keyPair() + "," + MERCHANT_B + "=" + KEY_B,
-        "IDEMGATE_MERCHANT_RATE_LIMIT", limited.id() + "=" + limit));
+    return gateway(limited, limit, Map.of());
+  }
+
+  private static TestGateway gateway(Merchant limited, long limit, Map<String, String> settings) {
+    Map<String, String> all = new HashMap<>(settings);
+    all.put("IDEMGATE_API_KEYS", limited.keyPair() + "," + MERCHANT_B + "=" + KEY_B);
+    all.put("IDEMGATE_MERCHANT_RATE_LIMIT", limited.id() + "=" + limit);
+    return TestGateway.start(all);
+  }
+
+  private static List<Reply> reads(TestGateway gateway, Merchant merchant, int n) {
+    List<Future<Reply>> reads = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      reads.add(http.vertx().executeBlocking(
+          () -> http.get(gateway.apiPort(), "/v1/payments/pay_none", merchant.apiKey()), false));
+    }
+    return Http.await(Future.all(reads)).list();
   }
 
   private static List<Reply> burst(TestGateway gateway, String apiKey, List<String> keys) {
@@ -124,12 +141,7 @@ class RateLimitIT {
   void readsHaveTheirOwnBudget() {
     Merchant limited = Merchant.fresh();
     try (TestGateway gateway = gateway(limited, 2)) {
-      List<Future<Reply>> reads = new ArrayList<>();
-      for (int i = 0; i < 8; i++) {
-        reads.add(http.vertx().executeBlocking(
-            () -> http.get(gateway.apiPort(), "/v1/payments/pay_none", limited.apiKey()), false));
-      }
-      List<Reply> answers = Http.await(Future.all(reads)).list();
+      List<Reply> answers = reads(gateway, limited, 8);
       assertThat(answers).extracting(Reply::status).containsOnly(404, 429);
       Reply refused = answers.stream().filter(reply -> reply.status() == 429).findFirst().orElseThrow();
       assertThat(refused.json().getString("code")).isEqualTo("rate_limited");
@@ -140,6 +152,26 @@ class RateLimitIT {
 
       String scrape = http.get(gateway.managementPort(), "/metrics", null).body();
       assertThat(Scrape.value(scrape, "idemgate_rate_limited_total{route=\"get_payment\"}").orElse(0)).isPositive();
+    }
+  }
+
+  @Test
+  @DisplayName("with its Redis gone an instance still holds the limit on its own traffic, and counts the exchanges that failed")
+  void withoutRedis() {
+    Merchant limited = Merchant.fresh();
+    try (ThrowawayRedis redis = ThrowawayRedis.start();
+        TestGateway gateway = gateway(limited, 5, Map.of("IDEMGATE_REDIS_URL", redis.url(), "IDEMGATE_REDIS_TIMEOUT", "200ms"))) {
+      redis.kill();
+
+      long start = System.nanoTime();
+      List<Reply> answers = reads(gateway, limited, 20);
+      double burstSeconds = (System.nanoTime() - start) / 1e9;
+
+      long answered = answers.stream().filter(reply -> reply.status() == 404).count();
+      assertThat(answers).extracting(Reply::status).containsOnly(404, 429);
+      assertThat(answered).isBetween(5L, 5L + (long) (5 * burstSeconds));
+      Waits.eventually(Duration.ofSeconds(5), () -> Scrape.value(http.get(gateway.managementPort(), "/metrics", null).body(),
+          "idemgate_rate_limit_exchange_failures_total").orElse(0) > 0, "a failed exchange is counted");
     }
   }
 
