@@ -274,22 +274,33 @@ public final class ConfigLoader {
   }
 
   private static Map<String, Duration> merchantTtls(String text) {
-    Map<String, Duration> ttls = new LinkedHashMap<>();
+    return perMerchant("merchant_key_ttl", text, "duration, e.g. acme=7d", (merchant, value) -> {
+      Duration ttl = Durations.parse("merchant_key_ttl", value);
+      if (ttl.isZero() || ttl.compareTo(GatewayConfig.MAX_KEY_TTL) > 0) {
+        throw new ConfigException("merchant_key_ttl: " + merchant + " must be between 1s and 30d");
+      }
+      return ttl;
+    });
+  }
+
+  /** Comma-separated {@code merchant=value} pairs; a merchant given twice is refused rather than one entry winning. */
+  private static <T> Map<String, T> perMerchant(String key, String text, String example,
+      java.util.function.BiFunction<String, String, T> parse) {
+    Map<String, T> values = new LinkedHashMap<>();
     for (String pair : text.split(",")) {
       if (pair.isBlank()) {
         continue;
       }
       String[] parts = pair.split("=", 2);
-      if (parts.length != 2 || parts[0].isBlank()) {
-        throw new ConfigException("merchant_key_ttl: each entry must be merchant=duration, e.g. acme=7d");
+      String merchant = parts[0].trim();
+      if (parts.length != 2 || !GatewayConfig.MERCHANT_ID.matcher(merchant).matches()) {
+        throw new ConfigException(key + ": each entry must be merchant=" + example);
       }
-      Duration ttl = Durations.parse("merchant_key_ttl", parts[1]);
-      if (ttl.isZero() || ttl.compareTo(GatewayConfig.MAX_KEY_TTL) > 0) {
-        throw new ConfigException("merchant_key_ttl: " + parts[0].trim() + " must be between 1s and 30d");
+      if (values.put(merchant, parse.apply(merchant, parts[1])) != null) {
+        throw new ConfigException(key + ": " + merchant + " is given twice");
       }
-      ttls.put(parts[0].trim(), ttl);
     }
-    return Map.copyOf(ttls);
+    return Map.copyOf(values);
   }
 
   private static long rateLimit(String key, String text) {
@@ -307,18 +318,8 @@ public final class ConfigLoader {
   }
 
   private static Map<String, Long> merchantRateLimits(String text) {
-    Map<String, Long> limits = new LinkedHashMap<>();
-    for (String pair : text.split(",")) {
-      if (pair.isBlank()) {
-        continue;
-      }
-      String[] parts = pair.split("=", 2);
-      if (parts.length != 2 || !GatewayConfig.MERCHANT_ID.matcher(parts[0].trim()).matches()) {
-        throw new ConfigException("merchant_rate_limit: each entry must be merchant=requests-per-second, e.g. acme=500");
-      }
-      limits.put(parts[0].trim(), rateLimit("merchant_rate_limit: " + parts[0].trim(), parts[1]));
-    }
-    return Map.copyOf(limits);
+    return perMerchant("merchant_rate_limit", text, "requests-per-second, e.g. acme=500",
+        (merchant, value) -> rateLimit("merchant_rate_limit: " + merchant, value));
   }
 
   private static String redisUrls(Map<String, String> v) {

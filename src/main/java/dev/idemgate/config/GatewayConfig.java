@@ -87,7 +87,10 @@ public record GatewayConfig(
     return lease.plus(providerTimeout.multipliedBy(2));
   }
 
-  /** Requests per second a merchant may make to the public API: its override, else {@code rate_limit}; 0: no limit. */
+  /**
+   * Payments per second a merchant may make, and reads per second, each: its override, else
+   * {@code rate_limit}; 0: no limit.
+   */
   public long rateLimitFor(String merchantId) {
     return merchantRateLimit.getOrDefault(merchantId, rateLimit);
   }

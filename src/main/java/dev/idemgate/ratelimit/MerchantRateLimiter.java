@@ -21,12 +21,13 @@ import java.util.function.ToLongFunction;
  * not followed by a full second's worth at the start of the next.
  *
  * <p>The counts are the fleet's as last heard from Redis plus what this instance let through since.
- * The decision never waits on Redis. An exchange (every tick, and at once when this instance has let
- * through a tenth of what is left of a limit since the last one) adds this instance's new counts to
- * the window's key and reads back the fleet's total. Between two exchanges the other instances' new
- * requests are unseen; since each asks for an exchange after a tenth of the room it sees, the fleet
- * goes past a limit by about a tenth of it per instance, plus what arrives during one round trip to
- * Redis. Without Redis each instance enforces the whole limit on its own traffic alone.
+ * The decision never waits on Redis. An exchange adds this instance's new counts to the window's key
+ * and reads back the fleet's total; it runs every tick for the counters with new requests here, and
+ * at once when this instance has let through a tenth of the room it sees. So it never carries more
+ * scripts than there were requests, and the others' requests are unseen for a while: the fleet goes
+ * past a limit by about a tenth of the room per instance, plus what arrives while an exchange is
+ * under way (one round trip to Redis, up to {@code redis_timeout} when Redis is slow). Without Redis
+ * each instance enforces the whole limit on its own traffic alone.
  *
  * <p>Thread-safety: a window is guarded by its own monitor; the map of windows only grows with
  * merchants that have a limit, which are known from the configuration and the API keys.
@@ -47,7 +48,7 @@ public final class MerchantRateLimiter {
 
   /** Asks for an exchange once this instance has let through this share of the room it sees. */
   private static final long SHARE_OF_ROOM = 10;
-  /** A wall clock stepping back by more than this starts counting afresh instead of freezing. */
+  /** A wall clock stepping back this many whole seconds or more starts counting afresh instead of freezing. */
   private static final long CLOCK_STEP_SECONDS = 2;
 
   private final ToLongFunction<String> limitOf;
@@ -91,7 +92,7 @@ public final class MerchantRateLimiter {
   }
 
   /**
-   * Takes what every active counter let through here since the last exchange, for sending to Redis.
+   * Takes what each counter let through here since the last exchange, for sending to Redis.
    * Each returned exchange must be answered with {@link #heard} or {@link #unheard}.
    */
   public List<Exchange> drain(long nowMillis) {
@@ -100,8 +101,8 @@ public final class MerchantRateLimiter {
       synchronized (window) {
         window.roll(nowMillis);
         window.askedForExchange = false;
-        if (window.idle()) {
-          return;
+        if (window.unsent == 0 && window.previousUnsent == 0) {
+          return; // nothing new here: what the others did is learned when this instance next has something to send
         }
         out.add(new Exchange(new Counter(merchant, kind), window.second, window.unsent, window.previousUnsent));
         window.sending += window.unsent;
@@ -119,23 +120,26 @@ public final class MerchantRateLimiter {
       if (window.second == sent.second()) {
         window.sending -= sent.count();
         window.fleet = Math.max(window.fleet, currentTotal);
-        window.previous = Math.max(window.previous, previousTotal);
+        window.previous = Math.max(window.previous, previousTotal + window.previousUnheard);
       } else if (window.second == sent.second() + 1) {
-        window.previous = Math.max(window.previous, currentTotal);
+        window.previous = Math.max(window.previous, currentTotal + window.previousUnheard);
       }
     }
   }
 
   /**
-   * Redis did not answer: what was sent counts here as this instance's own. It is not sent again,
-   * so if it never reached Redis the other instances do not see it (for the rest of its second).
+   * The exchange failed: what it carried may or may not have reached Redis, so it counts here on top
+   * of whatever Redis says from now on (counted twice if Redis did take it: the safe side for a
+   * limit). It is not sent again, so if Redis never took it the other instances do not see it.
    */
   public void unheard(Exchange sent) {
     Window window = windows.get(sent.counter().kind()).get(sent.counter().merchant());
     synchronized (window) {
       if (window.second == sent.second()) {
         window.sending -= sent.count();
-        window.fleet += sent.count();
+        window.unheard += sent.count();
+      } else if (window.second == sent.second() + 1) {
+        window.previousUnheard += sent.count(); // already in previous, as it was in sending when the second ended
       }
     }
   }
@@ -154,39 +158,43 @@ public final class MerchantRateLimiter {
     long second = Long.MIN_VALUE;
     /** The fleet's count of the second before, as best known. */
     long previous;
-    /** Of this second: the fleet's total as last heard (ours included), ours in flight to Redis, ours not yet sent. */
+    /**
+     * Of this second: the fleet's total as last heard (ours included), ours whose exchange failed, ours
+     * in flight to Redis, ours not yet sent.
+     */
     long fleet;
+    long unheard;
     long sending;
     long unsent;
-    /** Ours of the second before that no exchange has sent yet. */
+    /** Ours of the second before: not yet sent by any exchange, and whose exchange failed. */
     long previousUnsent;
+    long previousUnheard;
     boolean askedForExchange;
 
     void roll(long nowMillis) {
       long now = Math.floorDiv(nowMillis, 1000);
-      if (now == second || (now < second && now > second - CLOCK_STEP_SECONDS)) {
+      if (now == second || (now < second && second - now < CLOCK_STEP_SECONDS)) {
         return; // the same second, or the clock stepped back a little: go on counting in this one
       }
       if (now == second + 1) {
-        previous = fleet + sending + unsent;
+        previous = fleet + unheard + sending + unsent;
         previousUnsent = unsent;
+        previousUnheard = unheard;
       } else {
         previous = 0;
         previousUnsent = 0;
+        previousUnheard = 0;
       }
       second = now;
       fleet = 0;
+      unheard = 0;
       sending = 0;
       unsent = 0;
     }
 
     double estimate(long nowMillis) {
       double elapsed = Math.min(1, Math.max(0, (nowMillis - second * 1000) / 1000.0));
-      return previous * (1 - elapsed) + fleet + sending + unsent;
-    }
-
-    boolean idle() {
-      return unsent == 0 && previousUnsent == 0 && sending == 0 && fleet == 0 && previous == 0;
+      return previous * (1 - elapsed) + fleet + unheard + sending + unsent;
     }
   }
 }

@@ -18,17 +18,21 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Shares the {@link MerchantRateLimiter}'s counts between instances, off the request path: every
- * {@value #INTERVAL_MS} ms, and at once when a counter asks for it, one script per active counter
- * adds this instance's new counts to the counter's Redis keys for this second and the one before,
- * and reads back the fleet's totals. All the scripts of one exchange go out pipelined on the
- * verticle's one connection, in one write (against a cluster, one write each: the counters are in
- * different slots). The keys expire a few seconds after their second. Counts Redis did not take in
- * {@code redis_timeout} stay this instance's own ({@link MerchantRateLimiter#unheard}), counted by
+ * {@value #INTERVAL_MS} ms, and at once when a counter asks for it, one script per counter with new
+ * requests here adds them to the counter's Redis keys for this second and the one before, and reads
+ * back the fleet's totals. The scripts go out pipelined on the verticle's one connection, at most
+ * {@value #SCRIPTS_PER_WRITE} per write and one write at a time, within the client's queue of 4,096
+ * (against a cluster, one write each: the counters are in different slots). The keys expire a few
+ * seconds after their second. A failed script (no answer in {@code redis_timeout}, no connection,
+ * an error reply of any script in its write) leaves its counts this instance's own
+ * ({@link MerchantRateLimiter#unheard}) and is counted by
  * {@code idemgate_rate_limit_exchange_failures_total}.
  */
 public final class RateLimitSyncVerticle extends VerticleBase {
   private static final Logger log = LoggerFactory.getLogger(RateLimitSyncVerticle.class);
-  static final long INTERVAL_MS = 100;
+  // Counters near their limit ask for exchanges as they need them; the tick only shares the others.
+  static final long INTERVAL_MS = 1_000;
+  static final int SCRIPTS_PER_WRITE = 1_000;
   private static final long KEY_TTL_MS = 3_000;
   // KEYS[1] this second's key, KEYS[2] the second before's; ARGV: the two counts, the keys' TTL.
   // Sent with EVAL each time: Redis keeps the compiled script by its digest, and a few hundred bytes
@@ -53,8 +57,8 @@ public final class RateLimitSyncVerticle extends VerticleBase {
     this.config = config;
     this.limiter = limiter;
     this.failures = Counter.builder("idemgate.rate.limit.exchange.failures")
-        .description("rate-limit counts Redis did not take in redis_timeout, one per counter and exchange; "
-            + "while it rises each instance holds the limits on its own traffic alone")
+        .description("rate-limit exchanges with Redis that failed (no answer in redis_timeout, no connection, an error), "
+            + "one per counter; while it rises each instance holds the limits on its own traffic alone")
         .register(registry);
   }
 
@@ -89,17 +93,23 @@ public final class RateLimitSyncVerticle extends VerticleBase {
       return;
     }
     busy = true;
-    List<Future<Void>> sent = new ArrayList<>(batch.size());
-    for (MerchantRateLimiter.Exchange exchange : batch) {
-      sent.add(send(exchange));
-    }
-    Future.join(sent).onComplete(done -> {
+    sendFrom(batch, 0).onComplete(done -> {
       busy = false;
       if (again) {
         again = false;
         exchange();
       }
     });
+  }
+
+  /** The scripts of {@code batch} from {@code first} on, one write of at most {@value #SCRIPTS_PER_WRITE} after another. */
+  private Future<Void> sendFrom(List<MerchantRateLimiter.Exchange> batch, int first) {
+    int end = Math.min(batch.size(), first + SCRIPTS_PER_WRITE);
+    List<Future<Void>> sent = new ArrayList<>(end - first);
+    for (MerchantRateLimiter.Exchange exchange : batch.subList(first, end)) {
+      sent.add(send(exchange));
+    }
+    return Future.join(sent).transform(done -> end < batch.size() ? sendFrom(batch, end) : Future.succeededFuture());
   }
 
   private Future<Void> send(MerchantRateLimiter.Exchange exchange) {

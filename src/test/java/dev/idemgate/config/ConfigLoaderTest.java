@@ -114,6 +114,23 @@ class ConfigLoaderTest {
         .hasMessageStartingWith("merchant_rate_limit: each entry must be merchant=requests-per-second");
     assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_RATE_LIMIT", "a{b}=5")))
         .hasMessageStartingWith("merchant_rate_limit: each entry must be merchant=requests-per-second");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_RATE_LIMIT", "acme=5,acme=500")))
+        .hasMessage("merchant_rate_limit: acme is given twice");
+  }
+
+  @Test
+  @DisplayName("merchant_key_ttl overrides key_ttl per merchant; a bad entry, a bad duration or a merchant given twice is refused")
+  void merchantKeyTtl() {
+    GatewayConfig c = ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_KEY_TTL", "acme=7d, shop=1h"));
+    assertThat(c.keyTtlFor("acme")).isEqualTo(Duration.ofDays(7));
+    assertThat(c.keyTtlFor("shop")).isEqualTo(Duration.ofHours(1));
+    assertThat(c.keyTtlFor("other")).isEqualTo(Duration.ofHours(24));
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_KEY_TTL", "7d")))
+        .hasMessage("merchant_key_ttl: each entry must be merchant=duration, e.g. acme=7d");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_KEY_TTL", "acme=31d")))
+        .hasMessage("merchant_key_ttl: acme must be between 1s and 30d");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_KEY_TTL", "acme=1h,acme=2h")))
+        .hasMessage("merchant_key_ttl: acme is given twice");
   }
 
   @Test

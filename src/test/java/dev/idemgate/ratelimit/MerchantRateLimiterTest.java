@@ -84,15 +84,15 @@ class MerchantRateLimiterTest {
   }
 
   @Test
-  @DisplayName("counts Redis did not take count here as this instance's own, once, even when a later answer includes them")
-  void unheardCountsOnce() {
+  @DisplayName("counts whose exchange failed count here on top of what Redis reports later, since Redis may never have taken them")
+  void unheardCountsOnTop() {
     MerchantRateLimiter limiter = limiter(Map.of("m", 20L));
     assertThat(letThrough(limiter, "m", 15, T + 100)).isEqualTo(15);
     limiter.unheard(limiter.drain(T + 150).get(0));
     assertThat(letThrough(limiter, "m", 1, T + 200)).isEqualTo(1);
 
-    // Redis had taken the first 15 after all: the fleet's 16 are ours, not 16 more.
-    limiter.heard(limiter.drain(T + 250).get(0), 16, 0);
+    // Redis never got the 15: it reports only the 1 sent since.
+    limiter.heard(limiter.drain(T + 250).get(0), 1, 0);
 
     assertThat(letThrough(limiter, "m", 10, T + 300)).isEqualTo(4);
   }
@@ -137,10 +137,12 @@ class MerchantRateLimiterTest {
   }
 
   @Test
-  @DisplayName("a merchant quiet for two seconds is not sent; a wall clock stepping back a little goes on counting, a lot starts afresh")
-  void idleAndClockSteps() {
+  @DisplayName("an exchange carries only counters with new requests here; a wall clock stepping back a little goes on counting, a lot starts afresh")
+  void onlyNewCountsAndClockSteps() {
     MerchantRateLimiter limiter = limiter(Map.of("m", 10L));
     letThrough(limiter, "m", 10, T + 100);
+    assertThat(limiter.drain(T + 150)).hasSize(1);
+    assertThat(limiter.drain(T + 250)).isEmpty();
     assertThat(limiter.drain(T + 3_000)).isEmpty();
 
     assertThat(letThrough(limiter, "m", 10, T + 5_100)).isEqualTo(10);

@@ -28,7 +28,9 @@ final class PromQlMeters {
       "idemgate_http_connections",
       "idemgate_api_keys",
       "idemgate_api_keys_file_refused_total",
-      "idemgate_provider_circuit_open");
+      "idemgate_provider_circuit_open",
+      "idemgate_rate_limited_total",
+      "idemgate_rate_limit_exchange_failures_total");
 
   /** Timers, histograms and distribution summaries: the base name plus one of Micrometer's series suffixes. */
   static final Set<String> HISTOGRAMS = Set.of(
