@@ -14,10 +14,16 @@ import java.util.List;
 
 /**
  * One Redis connection owned by one verticle, with every command pipelined on it: no pool to
- * borrow from, no wait queue to overflow under load, one TCP stream per event loop. A broken
- * connection is dropped and the next command opens a new one, so the gate comes back by itself
- * after a Redis restart. Commands are queued and sent on the owning verticle's event loop; a
+ * borrow from, no wait queue to overflow under load, one TCP stream per event loop. A connection
+ * Redis closed or reset is dropped and the next command opens a new one, so the gate comes back by
+ * itself after a Redis restart. Commands are queued and sent on the owning verticle's event loop; a
  * caller on another thread (a test) is handed over to it first.
+ *
+ * <p>Hazard: the connection is leased from the client's pool, and "dropping" it after a failure
+ * gives it back ({@code close()} of a pooled connection recycles it). A connection that stops
+ * answering without being closed (a hung Redis, a host gone without a reset) is therefore kept until
+ * TCP gives up on it; until then every command times out at its caller, who goes on through
+ * PostgreSQL: slower, never wrong.
  *
  * <p>Commands sent during one event-loop turn go out together at the end of the turn, in one
  * write: one system call for all the gate checks and completions of the requests that turn
