@@ -25,9 +25,10 @@ import java.util.function.ToLongFunction;
  * and reads back the fleet's total; it runs every tick for the counters with new requests here, and
  * at once when this instance has let through a tenth of the room it sees. So it never carries more
  * scripts than there were requests, and the others' requests are unseen for a while: the fleet goes
- * past a limit by about a tenth of the room per instance, plus what arrives while an exchange is
- * under way (one round trip to Redis, up to {@code redis_timeout} when Redis is slow). Without Redis
- * each instance enforces the whole limit on its own traffic alone.
+ * past a limit by about a tenth of the room per instance, plus what each lets through, within the
+ * room it sees, while its exchange is under way (a round trip to Redis, up to {@code redis_timeout}
+ * when Redis is slow); nothing is refused for waiting on Redis. Without Redis each instance enforces
+ * the whole limit on its own traffic alone.
  *
  * <p>Thread-safety: a window is guarded by its own monitor; the map of windows only grows with
  * merchants that have a limit, which are known from the configuration and the API keys.
