@@ -92,6 +92,8 @@ public final class ApiVerticle extends VerticleBase {
   private final boolean rateLimited;
   private Pool pool;
   private Redis redis;
+  /** The gate's pipelined connection only: closed when it stops answering (RedisClients#pipelineOptions). */
+  private Redis gateRedis;
   private PipelinedRedis pipeline;
   private HttpServer server;
   private PaymentService payments;
@@ -121,10 +123,11 @@ public final class ApiVerticle extends VerticleBase {
     String poolName = "api-" + INSTANCES.incrementAndGet(); // the pools' name on the vertx_pool_* meters
     pool = Postgres.requestPool(vertx, config, config.pgPoolSize(), poolName);
     redis = Redis.createClient(vertx, RedisClients.options(config, 8, poolName));
+    gateRedis = Redis.createClient(vertx, RedisClients.pipelineOptions(config, poolName + "-gate"));
     // Made by the first verticle to start, on its loop and with its pool; see stop().
     store = sharedStore.join(() -> new IdempotencyStore(pool, context, GROUPS_IN_FLIGHT, config.storeTimeout(),
         config.lease(), config.providerId(), metrics.storeGroupSizes()));
-    pipeline = new PipelinedRedis(redis, context, RedisClients.isCluster(config));
+    pipeline = new PipelinedRedis(gateRedis, context, RedisClients.isCluster(config));
     RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     notifier = new CompletionNotifier(vertx, redis, config.redisTimeout().toMillis());
     payments = new PaymentService(vertx, gate, store, new ProviderClient(vertx.eventBus(), config), notifier, metrics, config,
@@ -147,7 +150,8 @@ public final class ApiVerticle extends VerticleBase {
     Future<Void> anomalies = twins == null ? Future.succeededFuture() : twins.close();
     return http.eventually(() -> anomalies)
         .eventually(() -> store == null ? Future.succeededFuture() : sharedStore.leave(context))
-        .eventually(() -> Future.join(notifier.close(), pipeline.close(), pool.close(), redis.close()));
+        .eventually(() -> Future.join(notifier.close(), pipeline.close(), pool.close(), redis.close())
+            .eventually(gateRedis::close));
   }
 
   private HttpServerOptions serverOptions() {

@@ -64,7 +64,7 @@ public final class RateLimitSyncVerticle extends VerticleBase {
 
   @Override
   public Future<?> start() {
-    redis = Redis.createClient(vertx, RedisClients.options(config, 1, "rate-limit"));
+    redis = Redis.createClient(vertx, RedisClients.pipelineOptions(config, "rate-limit"));
     pipeline = new PipelinedRedis(redis, context, RedisClients.isCluster(config));
     timer = vertx.setPeriodic(INTERVAL_MS, t -> exchange());
     limiter.onExchangeWanted(() -> context.runOnContext(v -> exchange()));

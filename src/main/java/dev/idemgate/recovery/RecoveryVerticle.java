@@ -70,7 +70,7 @@ public final class RecoveryVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     pool = Postgres.pool(vertx, config, 2, "recovery");
-    redis = Redis.createClient(vertx, RedisClients.options(config, 2, "recovery"));
+    redis = Redis.createClient(vertx, RedisClients.pipelineOptions(config, "recovery"));
     recovery = new RecoveryStore(pool, config.storeTimeout(), config.providerId());
     store = new IdempotencyStore(pool, context, 2, config.storeTimeout(), config.lease(), config.providerId());
     pipeline = new PipelinedRedis(redis, context, RedisClients.isCluster(config));

@@ -20,10 +20,10 @@ import java.util.List;
  * caller on another thread (a test) is handed over to it first.
  *
  * <p>Hazard: the connection is leased from the client's pool, and "dropping" it after a failure
- * gives it back ({@code close()} of a pooled connection recycles it). A connection that stops
- * answering without being closed (a hung Redis, a host gone without a reset) is therefore kept until
- * TCP gives up on it; until then every command times out at its caller, who goes on through
- * PostgreSQL: slower, never wrong.
+ * gives it back ({@code close()} of a pooled connection recycles it, it does not close it). A
+ * connection that stops answering without being closed (a hung Redis, a host gone without a reset)
+ * is left only because the client closes it once nothing has been read from it for a while: make
+ * the client with {@link RedisClients#pipelineOptions}.
  *
  * <p>Commands sent during one event-loop turn go out together at the end of the turn, in one
  * write: one system call for all the gate checks and completions of the requests that turn

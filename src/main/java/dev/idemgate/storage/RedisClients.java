@@ -1,6 +1,8 @@
 package dev.idemgate.storage;
 
 import dev.idemgate.config.GatewayConfig;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
 import io.vertx.redis.client.RedisClientType;
 import io.vertx.redis.client.RedisOptions;
 import io.vertx.redis.client.RedisReplicas;
@@ -18,6 +20,28 @@ public final class RedisClients {
   /** Whether {@code redis_url} is a Redis Cluster, where one write may only carry one hash slot's commands. */
   public static boolean isCluster(GatewayConfig config) {
     return config.redisMode().equals("cluster");
+  }
+
+  /**
+   * For one {@link PipelinedRedis}: its one connection is closed once nothing has been read from it
+   * for {@link #pipelineReadIdle} (four Redis deadlines, at least a second), so that a connection
+   * that stops answering without being closed (a hung peer, a host gone without a reset) is left
+   * instead of timing every command out until TCP gives up on it. An idle gateway's connection is
+   * closed the same way and opened again by the next command. Not for a client whose connections
+   * wait quietly on purpose (the completion notifier's subscriptions).
+   */
+  public static RedisOptions pipelineOptions(GatewayConfig config, String name) {
+    // More than the one connection in use: a cluster client takes a second one from a node's pool
+    // while it learns the slots (with one, RedisClusterIT's gateway never got the gate back).
+    RedisOptions options = options(config, 4, name);
+    options.getNetClientOptions().setReadIdleTimeout((int) pipelineReadIdle(config).toMillis())
+        .setIdleTimeoutUnit(TimeUnit.MILLISECONDS);
+    return options;
+  }
+
+  static Duration pipelineReadIdle(GatewayConfig config) {
+    Duration fourDeadlines = config.redisTimeout().multipliedBy(4);
+    return fourDeadlines.compareTo(Duration.ofSeconds(1)) < 0 ? Duration.ofSeconds(1) : fourDeadlines;
   }
 
   /** @param name the connection pool's {@code pool_name} on the {@code vertx_pool_*} meters (else a random UUID) */

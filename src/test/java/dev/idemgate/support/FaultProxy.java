@@ -28,6 +28,9 @@ import java.util.concurrent.atomic.AtomicLong;
  *   <li>{@link #blackhole()}: accept new connections but forward nothing, and drop every byte on open
  *       ones too: a frozen network or a hung peer. Dropped bytes are gone, so {@link #cutAll()} the
  *       connections before passing traffic again;</li>
+ *   <li>{@link #freezeOpen()}: drop every byte on the connections open now, for good, while new ones
+ *       pass: a peer that hangs without closing (a hung process, a host gone without a reset) as
+ *       seen by a client that keeps its connection;</li>
  *   <li>{@link #cutAll()}: reset (TCP RST) every open connection on both sides at once;</li>
  *   <li>{@link #latency(long)}: delay every forwarded chunk by that much, keeping order.</li>
  * </ul>
@@ -134,6 +137,11 @@ public final class FaultProxy implements AutoCloseable {
     }
   }
 
+  /** The connections open now forward nothing more, either way, and stay open; new connections are not affected. */
+  public void freezeOpen() {
+    links.forEach(link -> link.frozen = true);
+  }
+
   /** Delays every chunk forwarded from now on by {@code ms} (0: none); order is kept. */
   public void latency(long ms) {
     if (ms < 0) {
@@ -222,6 +230,7 @@ public final class FaultProxy implements AutoCloseable {
     final Socket client;
     volatile Socket upstream;
     volatile boolean done;
+    volatile boolean frozen;
 
     Link(Socket client) {
       this.client = client;
@@ -251,7 +260,7 @@ public final class FaultProxy implements AutoCloseable {
           InputStream in = from.getInputStream();
           int n;
           while ((n = in.read(buffer)) >= 0) {
-            if (mode != Mode.BLACKHOLE) {
+            if (mode != Mode.BLACKHOLE && !frozen) {
               queue.put(new Chunk(System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(latencyMs), Arrays.copyOf(buffer, n)));
             }
           }
@@ -279,7 +288,7 @@ public final class FaultProxy implements AutoCloseable {
             if (done) {
               return;
             }
-            if (mode != Mode.BLACKHOLE) {
+            if (mode != Mode.BLACKHOLE && !frozen) {
               out.write(chunk.bytes);
               out.flush();
             }
