@@ -63,9 +63,10 @@ public final class CardNumberScanner {
    * True when the text holds a Luhn-valid card number: 13-19 digits in one run, or grouped the way
    * card numbers are printed (4-4-4-4, 4-4-4-4-1..3, 4-6-5, 4-6-4), all groups joined by the same
    * kind of separator: white space (one to three of space, no-break space, thin space or tab, as
-   * typing and copy-paste leave them), or one dash, dot or slash. Other groupings (UUIDs, phone
-   * numbers, order ids) are not card numbers: reading any digits joined by dashes as one number
-   * would refuse about one payment in a thousand whose reference is a random UUID.
+   * typing and copy-paste leave them), or one dash, dot or slash, and not glued to a letter on
+   * either side. Other groupings (UUIDs, phone numbers, order ids) are not card numbers: reading any
+   * digits joined by dashes as one number would refuse about one payment in a thousand whose
+   * reference is a random UUID, and a 4-4-4-4 run inside a UUID's hex groups one in 21,000.
    */
   public static boolean containsCardNumber(String text) {
     int n = text.length();
@@ -97,7 +98,11 @@ public final class CardNumberScanner {
           break;
         }
       }
-      if (isCardShaped(groups, groupCount, digits.length()) && luhn(digits)) {
+      // A grouped number glued to a letter is a piece of a longer token (a UUID's hex groups can
+      // leave a digits-only 4-4-4-4 run), not a card; a plain run of 13-19 digits counts anywhere.
+      boolean glued = groupCount > 1 && (i > 0 && Character.isLetter(text.charAt(i - 1))
+          || j < n && Character.isLetter(text.charAt(j)));
+      if (!glued && isCardShaped(groups, groupCount, digits.length()) && luhn(digits)) {
         return true;
       }
       // Groupings can start inside a longer run: try again from the next group.
