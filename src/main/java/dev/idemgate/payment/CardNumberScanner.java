@@ -5,6 +5,8 @@ import io.vertx.core.json.JsonObject;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Finds card numbers anywhere in a request body: 13-19 digits that pass the Luhn check, written in
@@ -63,10 +65,10 @@ public final class CardNumberScanner {
    * True when the text holds a Luhn-valid card number: 13-19 digits in one run, or grouped the way
    * card numbers are printed (4-4-4-4, 4-4-4-4-1..3, 4-6-5, 4-6-4), all groups joined by the same
    * kind of separator: white space (one to three of space, no-break space, thin space or tab, as
-   * typing and copy-paste leave them), or one dash, dot or slash, and not glued to a letter on
-   * either side. Other groupings (UUIDs, phone numbers, order ids) are not card numbers: reading any
-   * digits joined by dashes as one number would refuse about one payment in a thousand whose
-   * reference is a random UUID, and a 4-4-4-4 run inside a UUID's hex groups one in 21,000.
+   * typing and copy-paste leave them), or one dash, dot or slash. Other groupings (UUIDs, phone
+   * numbers, order ids) are not card numbers: reading any digits joined by dashes as one number
+   * would refuse about one payment in a thousand whose reference is a random UUID, and a 4-4-4-4 run
+   * inside a UUID's hex groups one in 21,000, so digits inside a UUID never count as grouped.
    */
   public static boolean containsCardNumber(String text) {
     int n = text.length();
@@ -98,15 +100,28 @@ public final class CardNumberScanner {
           break;
         }
       }
-      // A grouped number glued to a letter is a piece of a longer token (a UUID's hex groups can
-      // leave a digits-only 4-4-4-4 run), not a card; a plain run of 13-19 digits counts anywhere.
-      boolean glued = groupCount > 1 && (i > 0 && Character.isLetter(text.charAt(i - 1))
-          || j < n && Character.isLetter(text.charAt(j)));
-      if (!glued && isCardShaped(groups, groupCount, digits.length()) && luhn(digits)) {
+      // A UUID's hex groups can leave a digits-only 4-4-4-4 run (…c9057-2948-4795-8644-cfe…): a
+      // grouped number inside a UUID is not a card. Checked last, so only on a Luhn-valid candidate.
+      if (isCardShaped(groups, groupCount, digits.length()) && luhn(digits)
+          && !(groupCount > 1 && insideUuid(text, i, j))) {
         return true;
       }
       // Groupings can start inside a longer run: try again from the next group.
       i = i + groups[0] + 1;
+    }
+    return false;
+  }
+
+  private static final Pattern UUID = Pattern.compile(
+      "(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])");
+
+  /** Whether {@code text[from, to)} lies within a UUID written in its usual 8-4-4-4-12 form. */
+  private static boolean insideUuid(String text, int from, int to) {
+    Matcher m = UUID.matcher(text);
+    while (m.find()) {
+      if (m.start() <= from && to <= m.end()) {
+        return true;
+      }
     }
     return false;
   }

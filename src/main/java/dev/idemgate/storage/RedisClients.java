@@ -24,7 +24,8 @@ public final class RedisClients {
 
   /**
    * For one {@link PipelinedRedis}: its one connection is closed once nothing has been read from it
-   * for {@link #pipelineReadIdle} (four Redis deadlines, at least a second), so that a connection
+   * for {@link #pipelineReadIdle} (four Redis deadlines, at least 3 s: well above the rate limiter's
+   * one-second tick, whose scripts a shorter idle time would cut in flight), so that a connection
    * that stops answering without being closed (a hung peer, a host gone without a reset) is left
    * instead of timing every command out until TCP gives up on it. An idle gateway's connection is
    * closed the same way and opened again by the next command. Not for a client whose connections
@@ -41,7 +42,7 @@ public final class RedisClients {
 
   static Duration pipelineReadIdle(GatewayConfig config) {
     Duration fourDeadlines = config.redisTimeout().multipliedBy(4);
-    return fourDeadlines.compareTo(Duration.ofSeconds(1)) < 0 ? Duration.ofSeconds(1) : fourDeadlines;
+    return fourDeadlines.compareTo(Duration.ofSeconds(3)) < 0 ? Duration.ofSeconds(3) : fourDeadlines;
   }
 
   /** @param name the connection pool's {@code pool_name} on the {@code vertx_pool_*} meters (else a random UUID) */
