@@ -68,7 +68,8 @@ public final class CardNumberScanner {
    * typing and copy-paste leave them), or one dash, dot or slash. Other groupings (UUIDs, phone
    * numbers, order ids) are not card numbers: reading any digits joined by dashes as one number
    * would refuse about one payment in a thousand whose reference is a random UUID, and a 4-4-4-4 run
-   * inside a UUID's hex groups one in 21,000, so digits inside a UUID never count as grouped.
+   * inside a UUID's hex groups one in 21,000, so digits inside a UUID never count as grouped; nor do
+   * those of a printed IBAN, one in ten of which read as a 4-4-4-4-2 card.
    */
   public static boolean containsCardNumber(String text) {
     int n = text.length();
@@ -100,10 +101,11 @@ public final class CardNumberScanner {
           break;
         }
       }
-      // A UUID's hex groups can leave a digits-only 4-4-4-4 run (…c9057-2948-4795-8644-cfe…): a
-      // grouped number inside a UUID is not a card. Checked last, so only on a Luhn-valid candidate.
+      // A UUID's hex groups can leave a digits-only 4-4-4-4 run (…c9057-2948-4795-8644-cfe…), and a
+      // printed IBAN a 4-4-4-4-2 one (DE88 5886 8227 2847 1515 72): a grouped number inside either
+      // is not a card. Checked last, so only on a Luhn-valid candidate.
       if (isCardShaped(groups, groupCount, digits.length()) && luhn(digits)
-          && !(groupCount > 1 && insideUuid(text, i, j))) {
+          && !(groupCount > 1 && (inside(UUID, text, i, j) || inside(IBAN, text, i, j)))) {
         return true;
       }
       // Groupings can start inside a longer run: try again from the next group.
@@ -115,9 +117,13 @@ public final class CardNumberScanner {
   private static final Pattern UUID = Pattern.compile(
       "(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])");
 
-  /** Whether {@code text[from, to)} lies within a UUID written in its usual 8-4-4-4-12 form. */
-  private static boolean insideUuid(String text, int from, int to) {
-    Matcher m = UUID.matcher(text);
+  /** An IBAN as printed: country, check digits, then groups of four (the last shorter), spaced or not. */
+  private static final Pattern IBAN = Pattern.compile(
+      "(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?(?![A-Za-z0-9])");
+
+  /** Whether {@code text[from, to)} lies within a match of {@code token} (a UUID, an IBAN). */
+  private static boolean inside(Pattern token, String text, int from, int to) {
+    Matcher m = token.matcher(text);
     while (m.find()) {
       if (m.start() <= from && to <= m.end()) {
         return true;

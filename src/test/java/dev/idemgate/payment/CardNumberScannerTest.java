@@ -62,6 +62,27 @@ class CardNumberScannerTest {
   }
 
   @Test
+  @DisplayName("a printed IBAN is not a card, though one in ten reads as a Luhn-valid 4-4-4-4-2 grouping; a card beside it still is")
+  void ibansAreNotCards() {
+    assertThat(CardNumberScanner.containsCardNumber("IBAN DE88 5886 8227 2847 1515 72")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber("DE88588682272847151572")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber("IBAN DE88 5886 8227 2847 1515 72, card 4111 1111 1111 1111")).isTrue();
+    java.util.Random random = new java.util.Random(7);
+    List<String> refused = new ArrayList<>();
+    for (int i = 0; i < 200_000; i++) {
+      StringBuilder iban = new StringBuilder("DE").append(random.nextInt(10)).append(random.nextInt(10));
+      for (int group = 0; group < 4; group++) {
+        iban.append(' ').append(String.format("%04d", random.nextInt(10_000)));
+      }
+      iban.append(' ').append(String.format("%02d", random.nextInt(100)));
+      if (CardNumberScanner.containsCardNumber("IBAN " + iban)) {
+        refused.add(iban.toString());
+      }
+    }
+    assertThat(refused).isEmpty();
+  }
+
+  @Test
   @DisplayName("Amex and Diners groupings are recognised")
   void otherCardGroupings() {
     assertThat(CardNumberScanner.containsCardNumber("3782 822463 10005")).isTrue();
