@@ -60,7 +60,7 @@ public final class RedisGate {
    * The Redis key. The whole (merchant, key) pair is the hash tag, so a Redis Cluster spreads
    * merchants' keys over all slots while each record stays on one slot.
    */
-  static String redisKey(String merchantId, IdempotencyKey key) {
+  public static String redisKey(String merchantId, IdempotencyKey key) {
     return "idemgate:idem:{" + merchantId + ":" + key.value() + "}";
   }
 

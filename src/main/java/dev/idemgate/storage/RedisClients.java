@@ -1,12 +1,12 @@
 package dev.idemgate.storage;
 
 import dev.idemgate.config.GatewayConfig;
-import java.time.Duration;
-import java.util.concurrent.TimeUnit;
 import io.vertx.redis.client.RedisClientType;
 import io.vertx.redis.client.RedisOptions;
 import io.vertx.redis.client.RedisReplicas;
 import io.vertx.redis.client.RedisRole;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The one place Redis client options are made, for every kind of deployment: a single server,

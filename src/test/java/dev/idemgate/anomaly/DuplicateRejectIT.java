@@ -2,6 +2,8 @@ package dev.idemgate.anomaly;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.idemgate.idempotency.IdempotencyKey;
+import dev.idemgate.idempotency.RedisGate;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.Http.Reply;
 import dev.idemgate.support.TestGateway;
@@ -100,7 +102,7 @@ class DuplicateRejectIT {
       assertThat(pay(shortWindow, k2, body.encode(), Map.of()).status())
           .as("past the window the same payload is a new payment, the slot's new original").isEqualTo(201);
       // Redis loses k1 (a restart, an eviction): only PostgreSQL still knows it.
-      Http.await(redis.send(Request.cmd(Command.DEL).arg("idemgate:idem:{" + TestGateway.MERCHANT_A + ":" + k1 + "}")));
+      Http.await(redis.send(Request.cmd(Command.DEL).arg(RedisGate.redisKey(TestGateway.MERCHANT_A, new IdempotencyKey(k1)))));
 
       // The same payload in another field order: the same payment, but not the same bytes, so the
       // in-process replay cache does not answer and the request goes through the gate.

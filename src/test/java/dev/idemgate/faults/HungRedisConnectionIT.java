@@ -2,6 +2,8 @@ package dev.idemgate.faults;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.idemgate.idempotency.IdempotencyKey;
+import dev.idemgate.idempotency.RedisGate;
 import dev.idemgate.support.FaultProxy;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.RespCommand;
@@ -19,7 +21,7 @@ import org.junit.jupiter.api.Test;
 class HungRedisConnectionIT {
 
   private static String redisKey(String key) {
-    return "idemgate:idem:{" + TestGateway.MERCHANT_A + ":" + key + "}";
+    return RedisGate.redisKey(TestGateway.MERCHANT_A, new IdempotencyKey(key));
   }
 
   @Test

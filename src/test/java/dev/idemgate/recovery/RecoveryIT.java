@@ -21,6 +21,7 @@ import dev.idemgate.support.Http.Reply;
 import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.idempotency.IdempotencyStore;
+import dev.idemgate.idempotency.RedisGate;
 import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.json.JsonObject;
 import io.vertx.redis.client.Command;
@@ -154,7 +155,7 @@ class RecoveryIT {
     // Redis just after recovery deleted it (the same is left when that delete fails).
     Redis redis = Redis.createClient(http.vertx(), TestGateway.redisUrl());
     try {
-      Http.await(redis.send(Request.cmd(Command.SET).arg("idemgate:idem:{" + MERCHANT_A + ":" + key + "}")
+      Http.await(redis.send(Request.cmd(Command.SET).arg(RedisGate.redisKey(MERCHANT_A, new IdempotencyKey(key)))
           .arg("N|" + PaymentService.fingerprint(abandoned)).arg("PX").arg(600_000)));
     } finally {
       Http.await(redis.close());
