@@ -68,8 +68,9 @@ public final class CardNumberScanner {
    * typing and copy-paste leave them), or one dash, dot or slash. Other groupings (UUIDs, phone
    * numbers, order ids) are not card numbers: reading any digits joined by dashes as one number
    * would refuse about one payment in a thousand whose reference is a random UUID, and a 4-4-4-4 run
-   * inside a UUID's hex groups one in 21,000, so digits inside a UUID never count as grouped; nor do
-   * those of a printed IBAN, one in ten of which read as a 4-4-4-4-2 card.
+   * inside a UUID's hex groups one in 21,000, so digits inside a UUID never count; nor do those of
+   * an IBAN, printed or not, one in ten of which read as a card. A card followed by its CVV or expiry
+   * in the same grouping counts.
    */
   public static boolean containsCardNumber(String text) {
     int n = text.length();
@@ -81,6 +82,7 @@ public final class CardNumberScanner {
       }
       // Read groups of digits joined by one separator character, the same one throughout.
       int[] groups = new int[8];
+      int[] groupEnds = new int[8];
       int groupCount = 0;
       StringBuilder digits = new StringBuilder(24);
       char separator = 0;
@@ -91,6 +93,7 @@ public final class CardNumberScanner {
           digits.append(text.charAt(j));
           j++;
         }
+        groupEnds[groupCount] = j;
         groups[groupCount++] = j - start;
         int next = separatorEnd(text, j);
         char kind = next < 0 ? 0 : separatorKind(text.charAt(j));
@@ -101,17 +104,50 @@ public final class CardNumberScanner {
           break;
         }
       }
-      // A UUID's hex groups can leave a digits-only 4-4-4-4 run (…c9057-2948-4795-8644-cfe…), and a
-      // printed IBAN a 4-4-4-4-2 one (DE88 5886 8227 2847 1515 72): a grouped number inside either
-      // is not a card. Checked last, so only on a Luhn-valid candidate.
-      if (isCardShaped(groups, groupCount, digits.length()) && luhn(digits)
-          && !(groupCount > 1 && (inside(UUID, text, i, j) || inside(IBAN, text, i, j)))) {
-        return true;
+      // The card may be the whole run of groups or its first groups, followed by a CVV or an expiry
+      // in the same grouping (4242 4242 4242 4242 123, 4111111111111111 12/30).
+      int candidateDigits = 0;
+      for (int count = 1; count <= groupCount; count++) {
+        candidateDigits += groups[count - 1];
+        if (isCardShaped(groups, count, candidateDigits) && onlyCvvOrExpiryAfter(groups, count, groupCount)
+            && luhn(digits, candidateDigits) && !insideReference(text, i, groupEnds[count - 1])) {
+          return true;
+        }
       }
       // Groupings can start inside a longer run: try again from the next group.
       i = i + groups[0] + 1;
     }
     return false;
+  }
+
+  /**
+   * Whether the groups after the first {@code count} can be a card's CVV or expiry: none (the card
+   * is the whole run), or at most two of at most four digits. A single run of 13-19 digits is a card
+   * whatever follows it, as it is on its own.
+   */
+  private static boolean onlyCvvOrExpiryAfter(int[] groups, int count, int groupCount) {
+    if (count == 1 || count == groupCount) {
+      return true;
+    }
+    if (groupCount - count > 2) {
+      return false;
+    }
+    for (int k = count; k < groupCount; k++) {
+      if (groups[k] > 4) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Whether {@code text[from, to)} lies inside a UUID or an IBAN. A UUID's hex groups can leave a
+   * digits-only 4-4-4-4 run (…c9057-2948-4795-8644-cfe…), a printed IBAN a 4-4-4-4-2 one
+   * (DE80 2648 4756 4696 0623 07), and an unspaced IBAN of a dozen countries a run of 13-19 digits
+   * (BE68539007547034): none is a card. Checked last, so only on a Luhn-valid candidate.
+   */
+  private static boolean insideReference(String text, int from, int to) {
+    return inside(UUID, text, from, to) || inside(IBAN, text, from, to);
   }
 
   private static final Pattern UUID = Pattern.compile(
@@ -121,15 +157,30 @@ public final class CardNumberScanner {
   private static final Pattern IBAN = Pattern.compile(
       "(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?(?![A-Za-z0-9])");
 
-  /** Whether {@code text[from, to)} lies within a match of {@code token} (a UUID, an IBAN). */
+  /**
+   * Whether {@code text[from, to)} lies within a match of {@code token} (a UUID, an IBAN). An IBAN
+   * must also pass its own check (mod 97), so a card glued to two letters and two digits still counts.
+   */
   private static boolean inside(Pattern token, String text, int from, int to) {
     Matcher m = token.matcher(text);
     while (m.find()) {
-      if (m.start() <= from && to <= m.end()) {
+      if (m.start() <= from && to <= m.end() && (token != IBAN || ibanChecks(m.group()))) {
         return true;
       }
     }
     return false;
+  }
+
+  /** ISO 13616's check: the country and check digits moved to the end, letters as 10-35, mod 97 is 1. */
+  private static boolean ibanChecks(String printed) {
+    String iban = printed.replace(" ", "");
+    String rearranged = iban.substring(4) + iban.substring(0, 4);
+    int remainder = 0;
+    for (int k = 0; k < rearranged.length(); k++) {
+      int value = Character.digit(rearranged.charAt(k), 36);
+      remainder = (value > 9 ? remainder * 100 + value : remainder * 10 + value) % 97;
+    }
+    return remainder == 1;
   }
 
   /** Where a separator starting at {@code at} ends, or -1 if none starts there. */
@@ -177,9 +228,9 @@ public final class CardNumberScanner {
     return c >= '0' && c <= '9';
   }
 
-  private static boolean luhn(CharSequence digits) {
+  /** The Luhn check of the first {@code count} digits. */
+  private static boolean luhn(CharSequence digits, int count) {
     int sum = 0;
-    int count = digits.length();
     for (int k = 0; k < count; k++) {
       int d = digits.charAt(count - 1 - k) - '0';
       if (k % 2 == 1) {
