@@ -80,7 +80,11 @@ public final class AnomalyMonitor implements Shareable {
     return shared.computeIfAbsent("monitor", k -> new AnomalyMonitor(config, registry, TwinRateJudge.Settings.defaults()));
   }
 
-  /** A detector for one API verticle, on that verticle's own Redis pipeline, Redis client and PostgreSQL pool. */
+  /**
+   * A detector for one API verticle, on that verticle's own Redis pipeline and PostgreSQL pool; its
+   * own connection for the script comes from {@code redis}, the gate's client, whose connections are
+   * closed when they stop answering.
+   */
   public TwinDetector detector(PipelinedRedis pipeline, Redis redis, Pool pool) {
     return new TwinDetector(this, pipeline, redis, pool);
   }

@@ -92,7 +92,8 @@ public final class TwinDetector {
 
   /**
    * @param pipeline the verticle's pipelined connection, for the SET of every fresh payment
-   * @param redis the verticle's client, from which the detector opens its own connection for the script
+   * @param redis the verticle's gate client, from which the detector opens its own connection for the
+   *     script; it closes a connection nothing has been read from for a while, so one that hangs is left
    */
   TwinDetector(AnomalyMonitor monitor, PipelinedRedis pipeline, Redis redis, Pool pool) {
     this.monitor = monitor;
@@ -252,7 +253,8 @@ public final class TwinDetector {
   /**
    * The detector's own connection for the script, taken from the verticle's Redis client on the
    * first twin and kept. A broken connection is dropped and reopened on the next twin, at most once
-   * per {@link #RECONNECT_BACKOFF_MS}; in between, twins get no verdict.
+   * per {@link #RECONNECT_BACKOFF_MS}; in between, twins get no verdict. A connection the client
+   * closed (idle, or hung: nothing read from it for a while) is reopened by the next twin at once.
    */
   private synchronized Future<RedisConnection> connection() {
     if (connection == null) {
@@ -263,17 +265,19 @@ public final class TwinDetector {
       Future<RedisConnection> opening = redis.connect().timeout(timeoutMs, TimeUnit.MILLISECONDS);
       connection = opening;
       opening.onSuccess(c -> {
-        c.exceptionHandler(failure -> drop(opening));
-        c.endHandler(v -> drop(opening));
-      }).onFailure(failure -> drop(opening));
+        c.exceptionHandler(failure -> drop(opening, true));
+        c.endHandler(v -> drop(opening, false));
+      }).onFailure(failure -> drop(opening, true));
     }
     return connection;
   }
 
-  private synchronized void drop(Future<RedisConnection> broken) {
+  private synchronized void drop(Future<RedisConnection> broken, boolean failed) {
     if (connection == broken) {
       connection = null;
-      reconnectNotBefore = System.currentTimeMillis() + RECONNECT_BACKOFF_MS;
+      if (failed) {
+        reconnectNotBefore = System.currentTimeMillis() + RECONNECT_BACKOFF_MS;
+      }
       broken.onSuccess(RedisConnection::close);
     }
   }

@@ -91,9 +91,10 @@ public final class ApiVerticle extends VerticleBase {
   private final MerchantRateLimiter rateLimiter;
   private final boolean rateLimited;
   private Pool pool;
-  private Redis redis;
-  /** The gate's pipelined connection only: closed when it stops answering (RedisClients#pipelineOptions). */
+  /** The gate's pipelined connection and the twin check's own: closed when they stop answering (RedisClients#options). */
   private Redis gateRedis;
+  /** The completion notifier's subscriptions only, which wait quietly on purpose (RedisClients#subscriberOptions). */
+  private Redis subscriberRedis;
   private PipelinedRedis pipeline;
   private HttpServer server;
   private PaymentService payments;
@@ -122,17 +123,17 @@ public final class ApiVerticle extends VerticleBase {
   public Future<?> start() {
     String poolName = "api-" + INSTANCES.incrementAndGet(); // the pools' name on the vertx_pool_* meters
     pool = Postgres.requestPool(vertx, config, config.pgPoolSize(), poolName);
-    redis = Redis.createClient(vertx, RedisClients.options(config, 8, poolName));
     gateRedis = Redis.createClient(vertx, RedisClients.pipelineOptions(config, poolName + "-gate"));
+    subscriberRedis = Redis.createClient(vertx, RedisClients.subscriberOptions(config, poolName + "-notifier"));
     // Made by the first verticle to start, on its loop and with its pool; see stop().
     store = sharedStore.join(() -> new IdempotencyStore(pool, context, GROUPS_IN_FLIGHT, config.storeTimeout(),
         config.lease(), config.providerId(), metrics.storeGroupSizes()));
     pipeline = new PipelinedRedis(gateRedis, context, RedisClients.isCluster(config));
     RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
-    notifier = new CompletionNotifier(vertx, redis, config.redisTimeout().toMillis());
+    notifier = new CompletionNotifier(vertx, subscriberRedis, config.redisTimeout().toMillis());
     payments = new PaymentService(vertx, gate, store, new ProviderClient(vertx.eventBus(), config), notifier, metrics, config,
         replays);
-    twins = AnomalyMonitor.of(vertx, config, metrics.registry()).detector(pipeline, redis, pool);
+    twins = AnomalyMonitor.of(vertx, config, metrics.registry()).detector(pipeline, gateRedis, pool);
     server = vertx.createHttpServer(serverOptions()).requestHandler(router()).connectionHandler(connection -> {
       metrics.connectionOpened();
       connection.closeHandler(v -> metrics.connectionClosed());
@@ -150,7 +151,7 @@ public final class ApiVerticle extends VerticleBase {
     Future<Void> anomalies = twins == null ? Future.succeededFuture() : twins.close();
     return http.eventually(() -> anomalies)
         .eventually(() -> store == null ? Future.succeededFuture() : sharedStore.leave(context))
-        .eventually(() -> Future.join(notifier.close(), pipeline.close(), pool.close(), redis.close())
+        .eventually(() -> Future.join(notifier.close(), pipeline.close(), pool.close(), subscriberRedis.close())
             .eventually(gateRedis::close));
   }
 

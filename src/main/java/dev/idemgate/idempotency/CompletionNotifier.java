@@ -20,12 +20,20 @@ import java.util.concurrent.TimeUnit;
  * completion is published on a Redis channel per key, and waiters on any instance subscribe to it.
  * One subscriber connection per verticle, opened on first use; channels are subscribed while
  * someone waits on them. Used only on its verticle's event loop.
+ *
+ * <p>A subscriber connection waits quietly on purpose, so nothing closes it for being idle. One that
+ * hangs without closing (a hung Redis, a host gone without a reset) shows when a SUBSCRIBE goes
+ * unconfirmed: the connection is then left (a subscribed connection is really closed, not pooled
+ * again) and the SUBSCRIBE tried once on a new one. Waits subscribed on the connection left end at
+ * their own timer, and then look at the record again, as when Redis is down.
  */
 public final class CompletionNotifier {
   private final Vertx vertx;
   private final Redis redis;
   private final long timeoutMs;
   private final Map<String, List<Promise<Void>>> waiters = new HashMap<>();
+  /** SUBSCRIBEs sent and not yet confirmed, by channel. */
+  private final Map<String, Promise<Void>> confirmations = new HashMap<>();
   private Future<RedisConnection> subscriber;
 
   public CompletionNotifier(Vertx vertx, Redis redis, long timeoutMs) {
@@ -50,8 +58,7 @@ public final class CompletionNotifier {
       boolean first = !waiters.containsKey(channel);
       waiters.computeIfAbsent(channel, c -> new ArrayList<>()).add(done);
       this.timer = vertx.setTimer(waitMs, id -> done.tryComplete());
-      this.ready = first ? connection().compose(c -> c.send(Request.cmd(Command.SUBSCRIBE).arg(channel))).<Void>mapEmpty()
-          .timeout(timeoutMs, TimeUnit.MILLISECONDS) : Future.succeededFuture();
+      this.ready = first ? subscribe(channel).recover(unanswered -> subscribe(channel)) : Future.succeededFuture();
     }
 
     /** Subscribed; fails when Redis cannot be reached (then only the timer ends the wait). */
@@ -86,26 +93,61 @@ public final class CompletionNotifier {
     return Request.cmd(Command.PUBLISH).arg(channel(merchantId, key)).arg("done");
   }
 
+  /**
+   * SUBSCRIBE on the current connection, done when Redis confirms it (the client completes the send
+   * itself as soon as the command is written); when unconfirmed in time, that connection is left.
+   */
+  private Future<Void> subscribe(String channel) {
+    Future<RedisConnection> connection = connection();
+    Promise<Void> confirmed = Promise.promise();
+    confirmations.put(channel, confirmed);
+    connection.compose(c -> c.send(Request.cmd(Command.SUBSCRIBE).arg(channel))).onFailure(confirmed::tryFail);
+    return confirmed.future().timeout(timeoutMs, TimeUnit.MILLISECONDS)
+        .onComplete(done -> confirmations.remove(channel, confirmed))
+        .onFailure(unconfirmed -> leave(connection));
+  }
+
   private Future<RedisConnection> connection() {
     if (subscriber == null || subscriber.failed()) {
-      subscriber = redis.connect().timeout(timeoutMs, TimeUnit.MILLISECONDS).onSuccess(c -> {
+      Future<RedisConnection> opening = redis.connect().timeout(timeoutMs, TimeUnit.MILLISECONDS);
+      subscriber = opening;
+      opening.onSuccess(c -> {
         c.handler(this::onMessage);
-        c.exceptionHandler(e -> subscriber = null);
-        c.endHandler(v -> subscriber = null);
+        c.exceptionHandler(e -> forget(opening));
+        c.endHandler(v -> forget(opening));
       });
     }
     return subscriber;
   }
 
+  private void forget(Future<RedisConnection> gone) {
+    if (subscriber == gone) {
+      subscriber = null;
+    }
+  }
+
+  private void leave(Future<RedisConnection> suspect) {
+    forget(suspect);
+    suspect.onSuccess(RedisConnection::close);
+  }
+
   private void onMessage(Response message) {
-    // A pub/sub message is ["message", channel, payload]; subscribe confirmations are ignored.
-    if (message.type() != ResponseType.PUSH && message.type() != ResponseType.MULTI || message.size() < 3
-        || !"message".equals(message.get(0).toString())) {
+    // A pub/sub message is ["message", channel, payload], a confirmation ["subscribe", channel, count].
+    if (message.type() != ResponseType.PUSH && message.type() != ResponseType.MULTI || message.size() < 3) {
       return;
     }
-    List<Promise<Void>> list = waiters.get(message.get(1).toString());
-    if (list != null) {
-      list.forEach(Promise::tryComplete);
+    String kind = message.get(0).toString();
+    String channel = message.get(1).toString();
+    if (kind.equals("message")) {
+      List<Promise<Void>> list = waiters.get(channel);
+      if (list != null) {
+        list.forEach(Promise::tryComplete);
+      }
+    } else if (kind.equals("subscribe")) {
+      Promise<Void> confirmed = confirmations.get(channel);
+      if (confirmed != null) {
+        confirmed.tryComplete();
+      }
     }
   }
 

@@ -23,30 +23,48 @@ public final class RedisClients {
   }
 
   /**
-   * For one {@link PipelinedRedis}: its one connection is closed once nothing has been read from it
-   * for {@link #pipelineReadIdle} (four Redis deadlines, at least 3 s: well above the rate limiter's
-   * one-second tick, whose scripts a shorter idle time would cut in flight), so that a connection
-   * that stops answering without being closed (a hung peer, a host gone without a reset) is left
-   * instead of timing every command out until TCP gives up on it. An idle gateway's connection is
-   * closed the same way and opened again by the next command. Not for a client whose connections
-   * wait quietly on purpose (the completion notifier's subscriptions).
+   * For one {@link PipelinedRedis}: more than the one connection in use, because a cluster client
+   * takes a second one from a node's pool while it learns the slots (with one, RedisClusterIT's
+   * gateway never got the gate back).
    */
   public static RedisOptions pipelineOptions(GatewayConfig config, String name) {
-    // More than the one connection in use: a cluster client takes a second one from a node's pool
-    // while it learns the slots (with one, RedisClusterIT's gateway never got the gate back).
-    RedisOptions options = options(config, 4, name);
-    options.getNetClientOptions().setReadIdleTimeout((int) pipelineReadIdle(config).toMillis())
+    return options(config, 4, name);
+  }
+
+  /**
+   * For a client whose connections carry commands and their replies only (every client but the
+   * completion notifier's): a connection is closed once nothing has been read from it for
+   * {@link #readIdle} (four Redis deadlines, at least 3 s: well above the rate limiter's one-second
+   * tick, whose scripts a shorter idle time would cut in flight), so that a connection that stops
+   * answering without being closed (a hung peer, a host gone without a reset) is left instead of
+   * timing every command out until TCP gives up on it. Closing it also fails the commands still
+   * waiting on it, which frees a pooled client's lease. An idle connection is closed the same way
+   * and opened again by the next command.
+   *
+   * @param name the connection pool's {@code pool_name} on the {@code vertx_pool_*} meters (else a random UUID)
+   */
+  public static RedisOptions options(GatewayConfig config, int poolSize, String name) {
+    RedisOptions options = baseOptions(config, poolSize, name);
+    options.getNetClientOptions().setReadIdleTimeout((int) readIdle(config).toMillis())
         .setIdleTimeoutUnit(TimeUnit.MILLISECONDS);
     return options;
   }
 
-  static Duration pipelineReadIdle(GatewayConfig config) {
+  /**
+   * For the completion notifier's subscriptions, which wait quietly on purpose, so no read-idle
+   * close: the notifier leaves its connection itself when a SUBSCRIBE goes unanswered. Two
+   * connections: a new one may open while the one left is still closing.
+   */
+  public static RedisOptions subscriberOptions(GatewayConfig config, String name) {
+    return baseOptions(config, 2, name);
+  }
+
+  static Duration readIdle(GatewayConfig config) {
     Duration fourDeadlines = config.redisTimeout().multipliedBy(4);
     return fourDeadlines.compareTo(Duration.ofSeconds(3)) < 0 ? Duration.ofSeconds(3) : fourDeadlines;
   }
 
-  /** @param name the connection pool's {@code pool_name} on the {@code vertx_pool_*} meters (else a random UUID) */
-  public static RedisOptions options(GatewayConfig config, int poolSize, String name) {
+  private static RedisOptions baseOptions(GatewayConfig config, int poolSize, String name) {
     RedisOptions options = new RedisOptions()
         .setPoolName(name)
         .setMaxPoolSize(poolSize)

@@ -4,9 +4,8 @@ import io.vertx.core.json.JsonObject;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
- * Payment bodies for anomaly tests. The merchant reference is random letters: a random UUID now and
- * then holds a Luhn-valid digit run and is rightly refused as card data, which would make a
- * generated-traffic test flaky.
+ * Payment bodies for anomaly tests. The merchant reference is random letters, so that no generated
+ * reference can ever read as card data (random UUIDs once did, about one in 21,000).
  */
 final class Orders {
   private Orders() {}

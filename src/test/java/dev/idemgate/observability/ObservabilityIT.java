@@ -64,7 +64,7 @@ class ObservabilityIT {
         // Each pool under its own name: unnamed, the database pools all reported as the first one
         // created, and the Redis pools as random UUIDs.
         .containsPattern("vertx_pool_in_use\\{pool_name=\"api-[0-9]+\",pool_type=\"sql\"")
-        .containsPattern("vertx_pool_in_use\\{pool_name=\"api-[0-9]+\",pool_type=\"redis\"")
+        .containsPattern("vertx_pool_in_use\\{pool_name=\"api-[0-9]+-gate\",pool_type=\"redis\"")
         .contains("vertx_pool_in_use{pool_name=\"management\",pool_type=\"sql\"")
         .contains("vertx_pool_in_use{pool_name=\"recovery\",pool_type=\"redis\"")
         // The retry above was answered from the in-process replay cache, which holds both answers.
