@@ -75,20 +75,30 @@ public final class CardNumberScanner {
   public static boolean containsCardNumber(String text) {
     int n = text.length();
     int i = 0;
+    // Made at the first digit only: most strings hold none.
+    int[] groups = null;
+    int[] groupStarts = null;
+    int[] groupEnds = null;
+    StringBuilder digits = null;
     while (i < n) {
       if (!isDigit(text.charAt(i)) || (i > 0 && isDigit(text.charAt(i - 1)))) {
         i++;
         continue;
       }
       // Read groups of digits joined by one separator character, the same one throughout.
-      int[] groups = new int[8];
-      int[] groupEnds = new int[8];
+      if (groups == null) {
+        groups = new int[8];
+        groupStarts = new int[8];
+        groupEnds = new int[8];
+        digits = new StringBuilder(24);
+      }
       int groupCount = 0;
-      StringBuilder digits = new StringBuilder(24);
+      digits.setLength(0);
       char separator = 0;
       int j = i;
       while (j < n && groupCount < groups.length) {
         int start = j;
+        groupStarts[groupCount] = digits.length();
         while (j < n && isDigit(text.charAt(j))) {
           digits.append(text.charAt(j));
           j++;
@@ -109,35 +119,75 @@ public final class CardNumberScanner {
       int candidateDigits = 0;
       for (int count = 1; count <= groupCount; count++) {
         candidateDigits += groups[count - 1];
-        if (isCardShaped(groups, count, candidateDigits) && onlyCvvOrExpiryAfter(groups, count, groupCount)
+        if (isCardShaped(groups, count, candidateDigits)
+            && onlyCvvOrExpiryAfter(digits, groups, groupStarts, count, groupCount)
             && luhn(digits, candidateDigits) && !insideReference(text, i, groupEnds[count - 1])) {
           return true;
         }
       }
-      // Groupings can start inside a longer run: try again from the next group.
-      i = i + groups[0] + 1;
+      i = nextStart(groups, groupEnds, groupCount, j);
     }
     return false;
   }
 
   /**
-   * Whether the groups after the first {@code count} can be a card's CVV or expiry: none (the card
-   * is the whole run), or at most two of at most four digits. A single run of 13-19 digits is a card
-   * whatever follows it, as it is on its own.
+   * Where to look for a card next: a grouping can start inside a longer run (12 4242 4242 4242 4242),
+   * but right after a group of four only when four such groups come before it (two cards in a row):
+   * otherwise the tail of a long number printed in fours (a parcel number 9400 1000 0000 0000 0000 00,
+   * an account number) would read as a card one time in ten.
    */
-  private static boolean onlyCvvOrExpiryAfter(int[] groups, int count, int groupCount) {
+  private static int nextStart(int[] groups, int[] groupEnds, int groupCount, int chainEnd) {
+    for (int k = 1; k < groupCount; k++) {
+      if (groups[k - 1] != 4 || k % 4 == 0) {
+        return groupEnds[k] - groups[k];
+      }
+    }
+    return chainEnd;
+  }
+
+  /**
+   * Whether the groups after the first {@code count} can be a card's CVV and expiry, in either order,
+   * either or both: none (the card is the whole run); a CVV of three digits (four after the 4-6-5
+   * and 4-6-4 groupings, Amex's CID); an expiry as MMYY, MM YY, MM YYYY, or a lone month (its year
+   * after another separator: 12/30). Other trailing groups make a longer number that is not a card
+   * (a 4-4-4-4-4-2 parcel number, say). A single run of 13-19 digits is a card whatever follows it,
+   * as it is on its own.
+   */
+  private static boolean onlyCvvOrExpiryAfter(CharSequence digits, int[] groups, int[] starts, int count,
+      int groupCount) {
     if (count == 1 || count == groupCount) {
       return true;
     }
-    if (groupCount - count > 2) {
-      return false;
-    }
-    for (int k = count; k < groupCount; k++) {
-      if (groups[k] > 4) {
-        return false;
+    int cvvLength = count == 3 ? 4 : 3;
+    int k = count;
+    int expiry = expiryGroups(digits, groups, starts, k, groupCount);
+    if (expiry > 0) {
+      k += expiry;
+      if (k < groupCount && groups[k] == cvvLength) {
+        k++;
       }
+    } else if (groups[k] == cvvLength) {
+      k++;
+      k += expiryGroups(digits, groups, starts, k, groupCount);
     }
-    return true;
+    return k == groupCount;
+  }
+
+  /** How many groups from group {@code k} an expiry takes (MMYY; MM then YY or YYYY; MM alone), 0 if none. */
+  private static int expiryGroups(CharSequence digits, int[] groups, int[] starts, int k, int groupCount) {
+    if (k >= groupCount || (groups[k] != 2 && groups[k] != 4) || !isMonth(digits, starts[k])) {
+      return 0;
+    }
+    if (groups[k] == 4) {
+      return 1;
+    }
+    return k + 1 < groupCount && (groups[k + 1] == 2 || groups[k + 1] == 4) ? 2 : 1;
+  }
+
+  private static boolean isMonth(CharSequence digits, int at) {
+    char tens = digits.charAt(at);
+    char units = digits.charAt(at + 1);
+    return tens == '0' ? units != '0' : tens == '1' && units <= '2';
   }
 
   /**
@@ -158,29 +208,53 @@ public final class CardNumberScanner {
       "(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?(?![A-Za-z0-9])");
 
   /**
-   * Whether {@code text[from, to)} lies within a match of {@code token} (a UUID, an IBAN). An IBAN
-   * must also pass its own check (mod 97), so a card glued to two letters and two digits still counts.
+   * Whether {@code text[from, to)} lies within a match of {@code token}: a UUID, or an IBAN that
+   * passes its own check, so that a card glued to two letters and two digits still counts.
    */
   private static boolean inside(Pattern token, String text, int from, int to) {
     Matcher m = token.matcher(text);
     while (m.find()) {
-      if (m.start() <= from && to <= m.end() && (token != IBAN || ibanChecks(m.group()))) {
+      if (m.start() <= from && to <= m.end() && (token != IBAN || checkedIbanCovers(text, m.start(), m.end(), to))) {
         return true;
       }
     }
     return false;
   }
 
-  /** ISO 13616's check: the country and check digits moved to the end, letters as 10-35, mod 97 is 1. */
-  private static boolean ibanChecks(String printed) {
-    String iban = printed.replace(" ", "");
-    String rearranged = iban.substring(4) + iban.substring(0, 4);
+  /**
+   * Whether some IBAN starting at {@code start} and ending before {@code end}, at the end of one of
+   * its printed groups, reaches {@code to} and passes ISO 13616's check (country and check digits
+   * moved to the end, letters as 10-35, mod 97 is 1). The pattern can take a word after the IBAN for
+   * one more group ({@code AT61 1904 3002 3457 3201 EUR}), hence every group end is tried.
+   */
+  private static boolean checkedIbanCovers(String text, int start, int end, int to) {
     int remainder = 0;
-    for (int k = 0; k < rearranged.length(); k++) {
-      int value = Character.digit(rearranged.charAt(k), 36);
-      remainder = (value > 9 ? remainder * 100 + value : remainder * 10 + value) % 97;
+    int length = 4;
+    for (int k = start + 4; k < end; k++) {
+      char c = text.charAt(k);
+      if (c == ' ') {
+        continue;
+      }
+      remainder = mod97(remainder, c);
+      length++;
+      boolean groupEnd = k + 1 == end || text.charAt(k + 1) == ' ';
+      if (groupEnd && k + 1 >= to && length >= 15 && length <= 34) {
+        int withHead = remainder;
+        for (int h = start; h < start + 4; h++) {
+          withHead = mod97(withHead, text.charAt(h));
+        }
+        if (withHead == 1) {
+          return true;
+        }
+      }
     }
-    return remainder == 1;
+    return false;
+  }
+
+  /** The remainder mod 97 after appending one IBAN character (a letter counts as two digits, 10-35). */
+  private static int mod97(int remainder, char c) {
+    int value = Character.digit(c, 36);
+    return (value > 9 ? remainder * 100 + value : remainder * 10 + value) % 97;
   }
 
   /** Where a separator starting at {@code at} ends, or -1 if none starts there. */

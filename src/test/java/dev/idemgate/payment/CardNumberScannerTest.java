@@ -94,7 +94,9 @@ class CardNumberScannerTest {
       String expiry = String.format("%02d/%02d", 1 + random.nextInt(12), random.nextInt(100));
       String grouped = card.substring(0, 4) + " " + card.substring(4, 8) + " " + card.substring(8, 12) + " " + card.substring(12);
       String amex = luhnValid("37", 15, random);
+      String month = expiry.substring(0, 2);
       for (String text : List.of(grouped + " " + cvv, grouped + " " + expiry, card + " " + cvv, card + " " + expiry,
+          grouped + " " + month + " " + expiry.substring(3) + " " + cvv, grouped + " " + cvv + " " + month + expiry.substring(3),
           amex.substring(0, 4) + " " + amex.substring(4, 10) + " " + amex.substring(10) + " " + cvv + random.nextInt(10))) {
         if (!CardNumberScanner.containsCardNumber(text)) {
           missed.add(text);
@@ -105,6 +107,34 @@ class CardNumberScannerTest {
     assertThat(CardNumberScanner.containsCardNumber("4242 4242 4242 4242 123")).isTrue();
     assertThat(CardNumberScanner.containsCardNumber("4242-4242-4242-4242-12-30")).isTrue();
     assertThat(CardNumberScanner.containsCardNumber("3782 822463 10005 1234")).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("4242 4242 4242 4242 12 30 123")).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("4111-1111-1111-1111-12-2030-737")).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("cards 4000 0000 0000 0002 4242 4242 4242 4242")).isTrue();
+  }
+
+  @Test
+  @DisplayName("an IBAN followed by a word or a BIC is not a card either")
+  void ibansFollowedByWords() {
+    assertThat(CardNumberScanner.containsCardNumber("AT61 1904 3002 3457 3201 EUR")).isFalse();
+    // ES and PL IBANs are 24 and 28 characters, whole groups of four, so a word after one reads as
+    // one more group; random ones, printed and followed by a currency or a BIC.
+    java.util.Random random = new java.util.Random(13);
+    assertThat(refusedAmong(100_000, () -> {
+      String iban = random.nextBoolean() ? iban("ES", randomDigits(20, random)) : iban("PL", randomDigits(24, random));
+      String printed = random.nextBoolean() ? iban.replaceAll("(.{4})(?!$)", "$1 ") : iban;
+      return "pay to " + printed + (random.nextBoolean() ? " EUR" : " BSCHESMM");
+    })).isEmpty();
+  }
+
+  @Test
+  @DisplayName("long numbers printed in fours (parcel and account numbers) are not cards, whatever their tail")
+  void longNumbersInFoursAreNotCards() {
+    // Before, a 4-4-4-4 window anywhere in them was read as a card: one in ten or more was refused.
+    java.util.Random random = new java.util.Random(17);
+    assertThat(refusedAmong(100_000, () -> {
+      String digits = (random.nextBoolean() ? "9400" + randomDigits(18, random) : randomDigits(24, random));
+      return "tracking " + digits.replaceAll("(.{4})(?!$)", "$1 ");
+    })).isEmpty();
   }
 
   /** The IBAN of a country and its domestic account number, with the check digits ISO 13616 gives it. */
