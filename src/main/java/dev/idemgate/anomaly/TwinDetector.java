@@ -262,7 +262,10 @@ public final class TwinDetector {
       if (now < reconnectNotBefore) {
         return Future.failedFuture("twin check paused: Redis connection failed recently");
       }
-      Future<RedisConnection> opening = redis.connect().timeout(timeoutMs, TimeUnit.MILLISECONDS);
+      Future<RedisConnection> connecting = redis.connect();
+      Future<RedisConnection> opening = connecting.timeout(timeoutMs, TimeUnit.MILLISECONDS);
+      // A connection that arrives after its deadline is given back, not left holding a pool slot.
+      opening.onFailure(late -> connecting.onSuccess(RedisConnection::close));
       connection = opening;
       opening.onSuccess(c -> {
         c.exceptionHandler(failure -> drop(opening, true));

@@ -1,8 +1,10 @@
 package dev.idemgate.idempotency;
 
+import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
+import io.vertx.core.internal.ContextInternal;
 import io.vertx.redis.client.Command;
 import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.RedisConnection;
@@ -24,11 +26,14 @@ import java.util.concurrent.TimeUnit;
  * <p>A subscriber connection waits quietly on purpose, so nothing closes it for being idle. One that
  * hangs without closing (a hung Redis, a host gone without a reset) shows when a SUBSCRIBE goes
  * unconfirmed: the connection is then left (a subscribed connection is really closed, not pooled
- * again) and the SUBSCRIBE tried once on a new one. Waits subscribed on the connection left end at
- * their own timer, and then look at the record again, as when Redis is down.
+ * again) and the SUBSCRIBE tried once on a new one. Every new connection subscribes again to the
+ * channels still waited on, so waits subscribed on a connection that was left or lost go on; a
+ * completion published in between is missed, and such a wait ends at its own timer, then looks at
+ * the record again, as when Redis is down.
  */
 public final class CompletionNotifier {
   private final Vertx vertx;
+  private final ContextInternal context;
   private final Redis redis;
   private final long timeoutMs;
   private final Map<String, List<Promise<Void>>> waiters = new HashMap<>();
@@ -36,8 +41,10 @@ public final class CompletionNotifier {
   private final Map<String, Promise<Void>> confirmations = new HashMap<>();
   private Future<RedisConnection> subscriber;
 
-  public CompletionNotifier(Vertx vertx, Redis redis, long timeoutMs) {
+  /** @param context the owning verticle's context: every callback runs on its event loop */
+  public CompletionNotifier(Vertx vertx, Context context, Redis redis, long timeoutMs) {
     this.vertx = vertx;
+    this.context = (ContextInternal) context;
     this.redis = redis;
     this.timeoutMs = timeoutMs;
   }
@@ -99,7 +106,9 @@ public final class CompletionNotifier {
    */
   private Future<Void> subscribe(String channel) {
     Future<RedisConnection> connection = connection();
-    Promise<Void> confirmed = Promise.promise();
+    // The owning context's promise: its timeout fires on the verticle's loop (a bare Promise.promise()
+    // would run it, and the retry after it, on Netty's global executor thread).
+    Promise<Void> confirmed = context.promise();
     confirmations.put(channel, confirmed);
     connection.compose(c -> c.send(Request.cmd(Command.SUBSCRIBE).arg(channel))).onFailure(confirmed::tryFail);
     return confirmed.future().timeout(timeoutMs, TimeUnit.MILLISECONDS)
@@ -109,25 +118,35 @@ public final class CompletionNotifier {
 
   private Future<RedisConnection> connection() {
     if (subscriber == null || subscriber.failed()) {
-      Future<RedisConnection> opening = redis.connect().timeout(timeoutMs, TimeUnit.MILLISECONDS);
+      Future<RedisConnection> connecting = redis.connect();
+      Future<RedisConnection> opening = connecting.timeout(timeoutMs, TimeUnit.MILLISECONDS);
+      // A connection that arrives after its deadline is given back, not left holding a pool slot.
+      opening.onFailure(late -> connecting.onSuccess(RedisConnection::close));
       subscriber = opening;
       opening.onSuccess(c -> {
         c.handler(this::onMessage);
         c.exceptionHandler(e -> forget(opening));
         c.endHandler(v -> forget(opening));
+        waiters.keySet().forEach(channel -> c.send(Request.cmd(Command.SUBSCRIBE).arg(channel)));
       });
     }
     return subscriber;
   }
 
+  /** Drops a connection that is gone; while someone waits, a new one subscribes again at once. */
   private void forget(Future<RedisConnection> gone) {
     if (subscriber == gone) {
       subscriber = null;
+      if (!waiters.isEmpty()) {
+        connection();
+      }
     }
   }
 
   private void leave(Future<RedisConnection> suspect) {
-    forget(suspect);
+    if (subscriber == suspect) {
+      subscriber = null;
+    }
     suspect.onSuccess(RedisConnection::close);
   }
 
