@@ -95,6 +95,7 @@ public final class CardNumberScanner {
       int groupCount = 0;
       digits.setLength(0);
       char separator = 0;
+      boolean lastGroupStartsAnother = false;
       int j = i;
       while (j < n && groupCount < groups.length) {
         int start = j;
@@ -111,6 +112,9 @@ public final class CardNumberScanner {
           separator = kind;
           j = next;
         } else {
+          // Another kind of separator ends this grouping; its last group may begin the next one
+          // (2024 4242-4242-4242-4242).
+          lastGroupStartsAnother = next > 0 && next < n && isDigit(text.charAt(next));
           break;
         }
       }
@@ -125,7 +129,9 @@ public final class CardNumberScanner {
           return true;
         }
       }
-      i = nextStart(groups, groupEnds, groupCount, j);
+      // Always past i: a grouping that another separator ends holds at least two groups.
+      int lastGroupStart = groupEnds[groupCount - 1] - groups[groupCount - 1];
+      i = nextStart(groups, groupEnds, groupCount, lastGroupStartsAnother && groupCount > 1 ? lastGroupStart : j);
     }
     return false;
   }
@@ -136,58 +142,64 @@ public final class CardNumberScanner {
    * otherwise the tail of a long number printed in fours (a parcel number 9400 1000 0000 0000 0000 00,
    * an account number) would read as a card one time in ten.
    */
-  private static int nextStart(int[] groups, int[] groupEnds, int groupCount, int chainEnd) {
+  private static int nextStart(int[] groups, int[] groupEnds, int groupCount, int otherwise) {
     for (int k = 1; k < groupCount; k++) {
       if (groups[k - 1] != 4 || k % 4 == 0) {
         return groupEnds[k] - groups[k];
       }
     }
-    return chainEnd;
+    return otherwise;
   }
 
   /**
    * Whether the groups after the first {@code count} can be a card's CVV and expiry, in either order,
-   * either or both: none (the card is the whole run); a CVV of three digits (four after the 4-6-5
-   * and 4-6-4 groupings, Amex's CID); an expiry as MMYY, MM YY, MM YYYY, or a lone month (its year
+   * either or both: none (the card is the whole run); a CVV of three digits (or four after the 4-6-5
+   * grouping, Amex's CID); an expiry as a month then a year (9 27, 12 2030) or a lone month (its year
    * after another separator: 12/30). Other trailing groups make a longer number that is not a card
-   * (a 4-4-4-4-4-2 parcel number, say). A single run of 13-19 digits is a card whatever follows it,
-   * as it is on its own.
+   * (a 4-4-4-4-4 or 4-4-4-4-4-2 parcel number, say; hence no MMYY group either). A single run of
+   * 13-19 digits is a card whatever follows it, as it is on its own.
    */
   private static boolean onlyCvvOrExpiryAfter(CharSequence digits, int[] groups, int[] starts, int count,
       int groupCount) {
     if (count == 1 || count == groupCount) {
       return true;
     }
-    int cvvLength = count == 3 ? 4 : 3;
-    int k = count;
-    int expiry = expiryGroups(digits, groups, starts, k, groupCount);
-    if (expiry > 0) {
-      k += expiry;
-      if (k < groupCount && groups[k] == cvvLength) {
-        k++;
-      }
-    } else if (groups[k] == cvvLength) {
+    boolean amex = count == 3 && groups[2] == 5;
+    int k = count + expiryGroups(digits, groups, starts, count, groupCount);
+    if (k < groupCount && isCvv(groups[k], amex)) {
       k++;
-      k += expiryGroups(digits, groups, starts, k, groupCount);
     }
-    return k == groupCount;
+    if (k == groupCount) {
+      return true;
+    }
+    // A CVV first, then an expiry (a CVV that looks like a month was taken for one above).
+    return isCvv(groups[count], amex)
+        && count + 1 + expiryGroups(digits, groups, starts, count + 1, groupCount) == groupCount;
   }
 
-  /** How many groups from group {@code k} an expiry takes (MMYY; MM then YY or YYYY; MM alone), 0 if none. */
+  private static boolean isCvv(int length, boolean amex) {
+    return length == 3 || amex && length == 4;
+  }
+
+  /** How many groups from group {@code k} an expiry takes (a month then a year, a month alone), 0 if none. */
   private static int expiryGroups(CharSequence digits, int[] groups, int[] starts, int k, int groupCount) {
-    if (k >= groupCount || (groups[k] != 2 && groups[k] != 4) || !isMonth(digits, starts[k])) {
+    if (k >= groupCount || !isMonth(digits, starts[k], groups[k])) {
       return 0;
-    }
-    if (groups[k] == 4) {
-      return 1;
     }
     return k + 1 < groupCount && (groups[k + 1] == 2 || groups[k + 1] == 4) ? 2 : 1;
   }
 
-  private static boolean isMonth(CharSequence digits, int at) {
-    char tens = digits.charAt(at);
-    char units = digits.charAt(at + 1);
-    return tens == '0' ? units != '0' : tens == '1' && units <= '2';
+  /** 1-9 or 01-12. */
+  private static boolean isMonth(CharSequence digits, int at, int length) {
+    char first = digits.charAt(at);
+    if (length == 1) {
+      return first != '0';
+    }
+    if (length != 2) {
+      return false;
+    }
+    char second = digits.charAt(at + 1);
+    return first == '0' ? second != '0' : first == '1' && second <= '2';
   }
 
   /**
