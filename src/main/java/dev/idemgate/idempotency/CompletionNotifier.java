@@ -26,12 +26,16 @@ import java.util.concurrent.TimeUnit;
  * <p>A subscriber connection waits quietly on purpose, so nothing closes it for being idle. One that
  * hangs without closing (a hung Redis, a host gone without a reset) shows when a SUBSCRIBE goes
  * unconfirmed: the connection is then left (a subscribed connection is really closed, not pooled
- * again) and the SUBSCRIBE tried once on a new one. Every new connection subscribes again to the
- * channels still waited on, so waits subscribed on a connection that was left or lost go on; a
- * completion published in between is missed, and such a wait ends at its own timer, then looks at
- * the record again, as when Redis is down.
+ * again) and the SUBSCRIBE tried once on a new one. A connection lost while someone waits is
+ * replaced at once (at most once a second). Every new connection subscribes again to the channels
+ * still waited on, so waits subscribed on a connection that was left or lost go on; a completion
+ * published in between is missed, and such a wait ends at its own timer, then looks at the record
+ * again, as when Redis is down.
  */
 public final class CompletionNotifier {
+  /** The least time between two subscriber connections opened to replace lost ones. */
+  static final long RECONNECT_MS = 1_000;
+
   private final Vertx vertx;
   private final ContextInternal context;
   private final Redis redis;
@@ -40,6 +44,9 @@ public final class CompletionNotifier {
   /** SUBSCRIBEs sent and not yet confirmed, by channel. */
   private final Map<String, Promise<Void>> confirmations = new HashMap<>();
   private Future<RedisConnection> subscriber;
+  private long lastConnectAt;
+  private long retryTimer = -1;
+  private boolean closed;
 
   /** @param context the owning verticle's context: every callback runs on its event loop */
   public CompletionNotifier(Vertx vertx, Context context, Redis redis, long timeoutMs) {
@@ -117,12 +124,17 @@ public final class CompletionNotifier {
   }
 
   private Future<RedisConnection> connection() {
+    if (closed) {
+      return Future.failedFuture("the completion notifier is closed");
+    }
     if (subscriber == null || subscriber.failed()) {
+      lastConnectAt = System.nanoTime();
       Future<RedisConnection> connecting = redis.connect();
       Future<RedisConnection> opening = connecting.timeout(timeoutMs, TimeUnit.MILLISECONDS);
       // A connection that arrives after its deadline is given back, not left holding a pool slot.
       opening.onFailure(late -> connecting.onSuccess(RedisConnection::close));
       subscriber = opening;
+      opening.onFailure(failure -> replaceLater());
       opening.onSuccess(c -> {
         c.handler(this::onMessage);
         c.exceptionHandler(e -> forget(opening));
@@ -133,14 +145,35 @@ public final class CompletionNotifier {
     return subscriber;
   }
 
-  /** Drops a connection that is gone; while someone waits, a new one subscribes again at once. */
+  /** Drops a connection that is gone (closing it, in case only its handler failed), and replaces it. */
   private void forget(Future<RedisConnection> gone) {
     if (subscriber == gone) {
       subscriber = null;
-      if (!waiters.isEmpty()) {
-        connection();
-      }
+      gone.onSuccess(RedisConnection::close);
+      replaceLater();
     }
+  }
+
+  /**
+   * While someone waits, a new connection, which subscribes again to every channel waited on: at
+   * once, unless the last one was opened less than {@link #RECONNECT_MS} ago (a Redis that is down,
+   * or drops subscribers as they come), then when that much time has passed.
+   */
+  private void replaceLater() {
+    if (closed || waiters.isEmpty() || retryTimer >= 0) {
+      return;
+    }
+    long sinceLastMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - lastConnectAt);
+    if (sinceLastMs >= RECONNECT_MS) {
+      connection();
+      return;
+    }
+    retryTimer = vertx.setTimer(RECONNECT_MS - sinceLastMs, id -> {
+      retryTimer = -1;
+      if (subscriber == null || subscriber.failed()) {
+        replaceLater();
+      }
+    });
   }
 
   private void leave(Future<RedisConnection> suspect) {
@@ -170,7 +203,14 @@ public final class CompletionNotifier {
     }
   }
 
+  /** Closes the connection, or the one being opened when it arrives; nothing is opened after this. */
   public Future<Void> close() {
-    return subscriber != null && subscriber.succeeded() ? subscriber.result().close() : Future.succeededFuture();
+    closed = true;
+    if (retryTimer >= 0) {
+      vertx.cancelTimer(retryTimer);
+    }
+    Future<RedisConnection> open = subscriber;
+    subscriber = null;
+    return open == null ? Future.succeededFuture() : open.compose(RedisConnection::close).otherwiseEmpty();
   }
 }

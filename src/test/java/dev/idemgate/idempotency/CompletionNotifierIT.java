@@ -51,6 +51,31 @@ class CompletionNotifierIT {
     }
   }
 
+  @Test
+  @DisplayName("a subscriber connection lost while someone waits is replaced, again and again while Redis refuses "
+      + "connections, and the wait is woken once Redis is back")
+  void replacesLostSubscriber() throws Exception {
+    Vertx vertx = Vertx.vertx();
+    try (ThrowawayRedis redis = ThrowawayRedis.start(); FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port())) {
+      Context context = vertx.getOrCreateContext();
+      Redis client = Redis.createClient(vertx, new RedisOptions()
+          .setConnectionString("redis://127.0.0.1:" + proxy.port()).setMaxPoolSize(2));
+      CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client, TIMEOUT_MS));
+      CompletionNotifier.Wait wait = on(context, () -> notifier.register("m", new IdempotencyKey("lost"), 30_000));
+      wait.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+
+      proxy.refuse();
+      assertThat(proxy.cutAll()).as("the subscriber connection was cut").isPositive();
+      Thread.sleep(2 * CompletionNotifier.RECONNECT_MS + 500); // replacements refused, tried again
+      proxy.pass();
+
+      assertThat(publishUntilWoken(redis, "lost", wait)).as("woken through a new connection").isNotNull();
+      on(context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+    } finally {
+      vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    }
+  }
+
   /**
    * Publishes the key's completion every 20 ms until the wait is woken (a resubscription may still
    * be on its way, and the frozen connection still counts as a subscriber in Redis), for at most
