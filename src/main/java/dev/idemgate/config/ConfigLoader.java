@@ -4,6 +4,8 @@ import dev.idemgate.anomaly.DuplicatePayloadPolicy;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.Reader;
+import java.net.URI;
+import java.net.URISyntaxException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -105,10 +107,7 @@ public final class ConfigLoader {
     if (!provider.equals("simulator") && !provider.equals("http")) {
       throw new ConfigException("provider: must be simulator or http, got '" + provider + "'");
     }
-    Optional<String> providerUrl = optional(v, "provider_url");
-    if (provider.equals("http") && providerUrl.isEmpty()) {
-      throw new ConfigException("provider_url: must be set when provider is http");
-    }
+    Optional<String> providerUrl = providerUrl(v, provider);
     Map<String, String> apiKeys = ApiKeys.parse(v.get("api_keys"));
     Optional<Path> apiKeysFile = optionalPath(v, "api_keys_file");
     if (apiKeysFile.isPresent() && !apiKeys.isEmpty()) {
@@ -330,6 +329,38 @@ public final class ConfigLoader {
       }
     }
     return v.get("redis_url").trim();
+  }
+
+  /**
+   * An http(s) URL with a host and at most a path. The connector appends its own paths (/charges …)
+   * and sends no credentials, query or fragment, so none may be given: they would be ignored, and a
+   * password would end up in the start-up log line and in every claim's provider id. Errors never
+   * echo the value, which may hold a secret.
+   */
+  private static Optional<String> providerUrl(Map<String, String> v, String provider) {
+    Optional<String> url = optional(v, "provider_url");
+    if (url.isEmpty()) {
+      if (provider.equals("http")) {
+        throw new ConfigException("provider_url: must be set when provider is http");
+      }
+      return url;
+    }
+    URI uri;
+    try {
+      uri = new URI(url.get());
+    } catch (URISyntaxException e) {
+      throw new ConfigException("provider_url: not a URL (" + e.getReason() + ")");
+    }
+    if (!"http".equals(uri.getScheme()) && !"https".equals(uri.getScheme()) || uri.getHost() == null) {
+      throw new ConfigException("provider_url: must be an http:// or https:// URL with a host");
+    }
+    if (uri.getRawUserInfo() != null) {
+      throw new ConfigException("provider_url: must not carry credentials (user:password@), which the connector does not send");
+    }
+    if (uri.getRawQuery() != null || uri.getRawFragment() != null) {
+      throw new ConfigException("provider_url: must not have a query or a fragment; the connector adds its own paths to the URL's");
+    }
+    return url;
   }
 
   private static String url(Map<String, String> v, String key, String... schemes) {

@@ -61,6 +61,21 @@ class ConfigLoaderTest {
         .hasMessageStartingWith("redis_timeout:");
     assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER_TIMEOUT", "0s")))
         .hasMessageStartingWith("provider_timeout:");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER", "http")))
+        .hasMessage("provider_url: must be set when provider is http");
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER", "http",
+        "IDEMGATE_PROVIDER_URL", "https://acquirer.example:8443/v1/")).providerUrl()).contains("https://acquirer.example:8443/v1/");
+    for (String bad : new String[] {"ftp://acquirer.example", "acquirer.example:8443", "http:///charges", "http://exa mple"}) {
+      assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER", "http", "IDEMGATE_PROVIDER_URL", bad)))
+          .as(bad).hasMessageStartingWith("provider_url:");
+    }
+    // Credentials, a query or a fragment would be ignored, and a secret logged and stored with every claim.
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER", "http",
+        "IDEMGATE_PROVIDER_URL", "https://gw:s3cr3t-key@acquirer.example")))
+        .hasMessageStartingWith("provider_url: must not carry credentials").hasMessageNotContaining("s3cr3t");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER", "http",
+        "IDEMGATE_PROVIDER_URL", "https://acquirer.example/v1?api_key=s3cr3t")))
+        .hasMessageStartingWith("provider_url: must not have a query").hasMessageNotContaining("s3cr3t");
     assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_LEASE", "2s")).lease()).isEqualTo(Duration.ofSeconds(2));
     assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_API_KEYS", "demo=short")))
         .hasMessageStartingWith("api_keys:").hasMessageNotContaining("short");
