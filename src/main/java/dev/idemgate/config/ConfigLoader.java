@@ -339,11 +339,11 @@ public final class ConfigLoader {
    */
   private static Optional<String> providerUrl(Map<String, String> v, String provider) {
     Optional<String> url = optional(v, "provider_url");
+    if (!provider.equals("http")) {
+      return url; // unused by the simulator
+    }
     if (url.isEmpty()) {
-      if (provider.equals("http")) {
-        throw new ConfigException("provider_url: must be set when provider is http");
-      }
-      return url;
+      throw new ConfigException("provider_url: must be set when provider is http");
     }
     URI uri;
     try {
@@ -351,8 +351,14 @@ public final class ConfigLoader {
     } catch (URISyntaxException e) {
       throw new ConfigException("provider_url: not a URL (" + e.getReason() + ")");
     }
-    if (!"http".equals(uri.getScheme()) && !"https".equals(uri.getScheme()) || uri.getHost() == null) {
-      throw new ConfigException("provider_url: must be an http:// or https:// URL with a host");
+    if (!"http".equals(uri.getScheme()) && !"https".equals(uri.getScheme())) {
+      throw new ConfigException("provider_url: must start with http:// or https://");
+    }
+    if (uri.getHost() == null) {
+      throw new ConfigException("provider_url: needs a valid host name (letters, digits, dots and dashes; no underscore)");
+    }
+    if (uri.getPort() > 65535) {
+      throw new ConfigException("provider_url: the port must be 1-65535, got " + uri.getPort());
     }
     if (uri.getRawUserInfo() != null) {
       throw new ConfigException("provider_url: must not carry credentials (user:password@), which the connector does not send");

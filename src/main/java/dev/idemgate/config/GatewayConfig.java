@@ -123,7 +123,7 @@ public record GatewayConfig(
         + ", key_ttl=" + keyTtl
         + ", lease=" + lease
         + ", provider=" + provider
-        + ", provider_url=" + providerUrl.orElse("")
+        + ", provider_url=" + maskPassword(providerUrl.orElse(""))
         + ", provider_timeout=" + providerTimeout
         + ", recovery_interval=" + recoveryInterval
         + ", recovery_backoff=" + recoveryBackoff

@@ -65,7 +65,12 @@ class ConfigLoaderTest {
         .hasMessage("provider_url: must be set when provider is http");
     assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER", "http",
         "IDEMGATE_PROVIDER_URL", "https://acquirer.example:8443/v1/")).providerUrl()).contains("https://acquirer.example:8443/v1/");
-    for (String bad : new String[] {"ftp://acquirer.example", "acquirer.example:8443", "http:///charges", "http://exa mple"}) {
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER", "http",
+        "IDEMGATE_PROVIDER_URL", "http://[::1]:8181")).providerUrl()).contains("http://[::1]:8181");
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER_URL", "https://gw:s3cr3t@unused.example"))
+        .toString()).as("an unused provider_url is logged without its password").doesNotContain("s3cr3t");
+    for (String bad : new String[] {"ftp://acquirer.example", "acquirer.example:8443", "http:///charges", "http://exa mple",
+        "http://acquirer_sim:8181", "http://acquirer.example:99999", "https://acquirer.example/v1#top"}) {
       assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER", "http", "IDEMGATE_PROVIDER_URL", bad)))
           .as(bad).hasMessageStartingWith("provider_url:");
     }
