@@ -12,6 +12,7 @@ import dev.idemgate.support.ThrowawayRedis;
 import dev.idemgate.support.Waits;
 import io.vertx.core.Future;
 import io.vertx.core.json.JsonObject;
+import java.time.Duration;
 import java.util.Map;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
@@ -86,12 +87,12 @@ class HungRedisConnectionIT {
         Http http = new Http();
         TestGateway gateway = TestGateway.start(Map.of("IDEMGATE_REDIS_URL", "redis://127.0.0.1:" + proxy.port(),
             "IDEMGATE_REDIS_TIMEOUT", "200ms", "IDEMGATE_API_INSTANCES", "1", "IDEMGATE_SIMULATOR_SLOW_MS", "1500"))) {
-      assertThat(waitForSlowTwin(http, gateway)).as("woken before the freeze").isLessThan(WAIT_MS);
+      assertThat(waitForSlowTwin(http, gateway, redis)).as("woken before the freeze").isLessThan(WAIT_MS);
 
       proxy.freezeOpen();
       assertThat(gateBackOnRedis(http, gateway, redis)).as("completions are published through Redis again").isTrue();
 
-      long waitedMs = waitForSlowTwin(http, gateway);
+      long waitedMs = waitForSlowTwin(http, gateway, redis);
       System.out.printf("a Prefer: wait request after the subscriber hung was answered in %d ms (twin takes 1,500 ms)%n",
           waitedMs);
       assertThat(waitedMs).as("woken by the completion notice, not by the end of the %d ms wait", WAIT_MS)
@@ -125,11 +126,12 @@ class HungRedisConnectionIT {
   }
 
   /** A slow payment, then its retry with Prefer: wait; how long the retry took to get the replay. */
-  private static long waitForSlowTwin(Http http, TestGateway gateway) {
+  private static long waitForSlowTwin(Http http, TestGateway gateway, ThrowawayRedis redis) {
     String key = Http.newKey();
     String body = Http.payment(700, "tok_slow").encode();
     Future<Http.Reply> slow = http.payAsync(gateway.apiPort(), TestGateway.KEY_A, key, body, Map.of());
-    Waits.sleep(300); // claimed, now at the provider
+    Waits.eventually(Duration.ofSeconds(5), () -> "1".equals(RespCommand.call(redis.port(), "EXISTS", redisKey(key))),
+        "the slow payment is claimed, now at the provider");
     long started = System.nanoTime();
     Http.Reply waited = Http.await(http.payAsync(gateway.apiPort(), TestGateway.KEY_A, key, body,
         Map.of("Prefer", "wait=" + WAIT_MS / 1000)));

@@ -116,6 +116,9 @@ class CardNumberScannerTest {
     assertThat(CardNumberScanner.containsCardNumber("4242-4242-4242-4242-9-27")).isTrue();
     assertThat(CardNumberScanner.containsCardNumber("2024 4242-4242-4242-4242")).as("after another separator").isTrue();
     assertThat(CardNumberScanner.containsCardNumber("ref 1230 4111-1111-1111-1111")).isTrue();
+    // The misses the README names, the price of passing long numbers printed in fours.
+    assertThat(CardNumberScanner.containsCardNumber("4242 4242 4242 4242 1230")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber("0800 1230 4242 4242 4242 4242")).isFalse();
   }
 
   @Test
