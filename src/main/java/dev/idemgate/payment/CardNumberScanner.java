@@ -70,7 +70,7 @@ public final class CardNumberScanner {
    * would refuse about one payment in a thousand whose reference is a random UUID, and a 4-4-4-4 run
    * inside a UUID's hex groups one in 21,000, so digits inside a UUID never count; nor do those of
    * an IBAN, printed or not, one in ten of which read as a card. A card followed by its CVV or expiry
-   * in the same grouping counts.
+   * in the same grouping counts; a long number printed in fours (a parcel or account number) does not.
    */
   public static boolean containsCardNumber(String text) {
     int n = text.length();

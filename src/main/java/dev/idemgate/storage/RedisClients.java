@@ -52,7 +52,7 @@ public final class RedisClients {
 
   /**
    * For the completion notifier's subscriptions, which wait quietly on purpose, so no read-idle
-   * close: the notifier leaves its connection itself when a SUBSCRIBE goes unanswered. Two
+   * close: the notifier leaves its connection itself when a SUBSCRIBE goes unconfirmed. Two
    * connections: a new one may open while the one left is still closing.
    */
   public static RedisOptions subscriberOptions(GatewayConfig config, String name) {
