@@ -144,6 +144,7 @@ public final class ConfigLoader {
         atLeast(v, "lease", "2s"),
         provider,
         providerUrl,
+        providerName(v),
         atLeast(v, "provider_timeout", "100ms"),
         atLeast(v, "recovery_interval", "10ms"),
         durations(v, "recovery_backoff", "10ms"),
@@ -367,6 +368,14 @@ public final class ConfigLoader {
       throw new ConfigException("provider_url: must not have a query or a fragment; the connector adds its own paths to the URL's");
     }
     return url;
+  }
+
+  private static Optional<String> providerName(Map<String, String> v) {
+    Optional<String> name = optional(v, "provider_name");
+    if (name.isPresent() && !GatewayConfig.PROVIDER_NAME.matcher(name.get()).matches()) {
+      throw new ConfigException("provider_name: 1-64 letters, digits, '.', '_' or '-', got '" + name.get() + "'");
+    }
+    return name;
   }
 
   private static String url(Map<String, String> v, String key, String... schemes) {

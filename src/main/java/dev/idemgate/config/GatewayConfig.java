@@ -34,6 +34,7 @@ public record GatewayConfig(
     Duration lease,
     String provider,
     Optional<String> providerUrl,
+    Optional<String> providerName,
     Duration providerTimeout,
     Duration recoveryInterval,
     List<Duration> recoveryBackoff,
@@ -62,14 +63,26 @@ public record GatewayConfig(
   public static final Duration MAX_KEY_TTL = Duration.ofDays(30);
   /** What a merchant id may be, wherever it is configured. */
   public static final Pattern MERCHANT_ID = Pattern.compile("[A-Za-z0-9_.-]{1,64}");
+  /** What a {@code provider_name} may be. */
+  public static final Pattern PROVIDER_NAME = Pattern.compile("[A-Za-z0-9_.-]{1,64}");
 
   /**
-   * Which provider this gateway's claims go to: {@code simulator}, or {@code http <provider_url>}.
-   * Recovery only asks about claims made for the same provider, so deployments with different
-   * providers can share one database.
+   * Which provider this gateway's claims go to: {@code simulator}, or {@code http <provider_name>},
+   * else {@code http <provider_url>}. Recovery only asks about claims made for the same provider, so
+   * deployments with different providers can share one database.
    */
   public String providerId() {
-    return provider.equals("http") ? "http " + providerUrl.orElse("") : provider;
+    return provider.equals("http") ? "http " + providerName.orElse(providerUrl.orElse("")) : provider;
+  }
+
+  /**
+   * The provider ids whose claims recovery takes: {@link #providerId()}, and with a
+   * {@code provider_name} set, also {@code http <provider_url>}, under which the claims made
+   * before the name was set were recorded.
+   */
+  public List<String> recoveredProviderIds() {
+    String byUrl = "http " + providerUrl.orElse("");
+    return provider.equals("http") && providerName.isPresent() ? List.of(providerId(), byUrl) : List.of(providerId());
   }
 
   /** How long a merchant's completed keys are replayed: its override, else {@code key_ttl}. */
@@ -124,6 +137,7 @@ public record GatewayConfig(
         + ", lease=" + lease
         + ", provider=" + provider
         + ", provider_url=" + maskPassword(providerUrl.orElse(""))
+        + ", provider_name=" + providerName.orElse("")
         + ", provider_timeout=" + providerTimeout
         + ", recovery_interval=" + recoveryInterval
         + ", recovery_backoff=" + recoveryBackoff

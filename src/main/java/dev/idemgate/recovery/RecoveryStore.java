@@ -28,7 +28,7 @@ final class RecoveryStore {
         SELECT merchant_id, idempotency_key FROM idemgate.idempotency_keys
         WHERE ((state = 'PROCESSING' AND lease_expires_at < now() - $2 * interval '1 millisecond')
            OR (state = 'PENDING' AND next_inquiry_at <= now()))
-          AND (provider_id = $4 OR provider_id IS NULL)
+          AND (provider_id = ANY($4) OR provider_id IS NULL)
         ORDER BY updated_at
         LIMIT $1
         FOR UPDATE SKIP LOCKED)
@@ -82,12 +82,12 @@ final class RecoveryStore {
 
   private final Pool pool;
   private final long timeoutMs;
-  private final String providerId;
+  private final String[] providerIds;
 
-  /** @param providerId recovery only takes records claimed for this provider (see {@code GatewayConfig#providerId}) */
-  RecoveryStore(Pool pool, Duration timeout, String providerId) {
+  /** @param providerIds recovery only takes records claimed for these (see {@code GatewayConfig#recoveredProviderIds}) */
+  RecoveryStore(Pool pool, Duration timeout, List<String> providerIds) {
     this.pool = pool;
-    this.providerId = providerId;
+    this.providerIds = providerIds.toArray(String[]::new);
     this.timeoutMs = timeout.toMillis();
   }
 
@@ -97,7 +97,7 @@ final class RecoveryStore {
    * PENDING whose next inquiry is due. Each is held for {@code hold} while it is inquired.
    */
   Future<List<DueRecord>> takeDue(int batch, Duration grace, Duration hold) {
-    return run("take due", TAKE_DUE, Tuple.of(batch, grace.toMillis(), hold.toMillis(), providerId)).map(rows -> {
+    return run("take due", TAKE_DUE, Tuple.of(batch, grace.toMillis(), hold.toMillis(), providerIds)).map(rows -> {
       List<DueRecord> due = new ArrayList<>(rows.size());
       for (Row row : rows) {
         due.add(new DueRecord(row.getString("merchant_id"), new IdempotencyKey(row.getString("idempotency_key")),

@@ -71,7 +71,7 @@ public final class RecoveryVerticle extends VerticleBase {
   public Future<?> start() {
     pool = Postgres.pool(vertx, config, 2, "recovery");
     redis = Redis.createClient(vertx, RedisClients.pipelineOptions(config, "recovery"));
-    recovery = new RecoveryStore(pool, config.storeTimeout(), config.providerId());
+    recovery = new RecoveryStore(pool, config.storeTimeout(), config.recoveredProviderIds());
     store = new IdempotencyStore(pool, context, 2, config.storeTimeout(), config.lease(), config.providerId());
     pipeline = new PipelinedRedis(redis, context, RedisClients.isCluster(config));
     gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));

@@ -67,6 +67,16 @@ class ConfigLoaderTest {
         "IDEMGATE_PROVIDER_URL", "https://acquirer.example:8443/v1/")).providerUrl()).contains("https://acquirer.example:8443/v1/");
     assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER", "http",
         "IDEMGATE_PROVIDER_URL", "http://[::1]:8181")).providerUrl()).contains("http://[::1]:8181");
+    GatewayConfig named = ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER", "http",
+        "IDEMGATE_PROVIDER_URL", "https://acquirer.example/v1", "IDEMGATE_PROVIDER_NAME", "acme-acquirer"));
+    assertThat(named.providerId()).isEqualTo("http acme-acquirer");
+    assertThat(named.recoveredProviderIds()).containsExactly("http acme-acquirer", "http https://acquirer.example/v1");
+    GatewayConfig unnamed = ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER", "http",
+        "IDEMGATE_PROVIDER_URL", "https://acquirer.example/v1"));
+    assertThat(unnamed.providerId()).isEqualTo("http https://acquirer.example/v1");
+    assertThat(unnamed.recoveredProviderIds()).containsExactly("http https://acquirer.example/v1");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER_NAME", "acme acquirer")))
+        .hasMessageStartingWith("provider_name:");
     assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER_URL", "https://gw:s3cr3t@unused.example"))
         .toString()).as("an unused provider_url is logged without its password").doesNotContain("s3cr3t");
     for (String bad : new String[] {"ftp://acquirer.example", "acquirer.example:8443", "http:///charges", "http://exa mple",

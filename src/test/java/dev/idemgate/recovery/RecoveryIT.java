@@ -12,6 +12,7 @@ import dev.idemgate.idempotency.ProviderKeys;
 import dev.idemgate.idempotency.StoreClaim;
 import dev.idemgate.payment.PaymentJson;
 import dev.idemgate.payment.PaymentService;
+import dev.idemgate.provider.AcquirerServer;
 import dev.idemgate.provider.ChargeRequest;
 import dev.idemgate.provider.LocalCodec;
 import dev.idemgate.provider.ProviderOutcome;
@@ -178,6 +179,39 @@ class RecoveryIT {
     assertThat(db.scalar("SELECT epoch FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
         MERCHANT_A, key)).isEqualTo(1);
     db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+  }
+
+  @Test
+  @DisplayName("with provider_name set, recovery takes the records claimed under that name and, from before it was "
+      + "set, under the URL, but not another provider's; new claims carry the name")
+  void providerNameKeepsRecoveryAcrossUrlChanges() {
+    AcquirerServer acquirer = new AcquirerServer(0, 0, 0, false);
+    String deployment = Http.await(http.vertx().deployVerticle(acquirer));
+    String url = "http://127.0.0.1:" + acquirer.actualPort();
+    String byName = Http.newKey();
+    String byUrl = Http.newKey();
+    String other = Http.newKey();
+    String fresh = Http.newKey();
+    try (TestGateway named = TestGateway.start(Map.of("IDEMGATE_PROVIDER", "http", "IDEMGATE_PROVIDER_URL", url,
+        "IDEMGATE_PROVIDER_NAME", "acme-acquirer", "IDEMGATE_LEASE", "3s", "IDEMGATE_PROVIDER_TIMEOUT", "3s",
+        "IDEMGATE_RECOVERY_INTERVAL", "200ms", "IDEMGATE_RECOVERY_BACKOFF", "300ms,600ms"))) {
+      abandonedClaim(byName, Http.payment(1270, "tok_visa"), "http acme-acquirer");
+      abandonedClaim(byUrl, Http.payment(1271, "tok_visa"), "http " + url);
+      abandonedClaim(other, Http.payment(1272, "tok_visa"), "http http://another-acquirer.example:8181");
+
+      eventually(Duration.ofSeconds(15), () -> state(MERCHANT_A, byName) == null && state(MERCHANT_A, byUrl) == null,
+          "recovery asks the acquirer about both records, which it never saw, and releases them");
+      assertThat(state(MERCHANT_A, other)).isEqualTo("PROCESSING");
+
+      assertThat(http.pay(named.apiPort(), KEY_A, fresh, Http.payment(1273, "tok_visa")).status()).isEqualTo(201);
+      assertThat(db.scalar("SELECT provider_id FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
+          MERCHANT_A, fresh)).isEqualTo("http acme-acquirer");
+    } finally {
+      for (String key : new String[] {byName, byUrl, other, fresh}) {
+        db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+      }
+      Http.await(http.vertx().undeploy(deployment));
+    }
   }
 
   @Test

@@ -28,7 +28,7 @@ class RecoveryPlansIT {
   private static final Map<String, String> STATEMENTS = Map.of(
       "summary", RecoveryStore.PENDING_SUMMARY,
       "take due", RecoveryStore.TAKE_DUE.replace("$1", "100").replace("$2", "0").replace("$3", "30000")
-          .replace("$4", "'simulator'"),
+          .replace("$4", "ARRAY['simulator']"),
       "list", RecoveryStore.PENDING_LIST.replace("$1", "100"),
       "purge", RecoveryStore.PURGE_EXPIRED.replace("$1", "500"));
 
