@@ -20,7 +20,9 @@ import java.util.concurrent.TimeUnit;
  * Recovery's SQL. Taking a batch is one statement: the rows are locked with
  * {@code FOR UPDATE SKIP LOCKED}, their epoch is bumped and their next look pushed past the
  * inquiry, so instances sweeping at the same moment take disjoint batches and never ask the
- * provider about the same key at once.
+ * provider about the same key at once. A record taken is also labelled with this gateway's own
+ * provider id (the first of those it takes), so that records claimed under the URL before a
+ * {@code provider_name} was set move to the name as soon as recovery first takes them.
  */
 final class RecoveryStore {
   static final String TAKE_DUE = """
@@ -37,7 +39,8 @@ final class RecoveryStore {
           lease_expires_at = now() + $3 * interval '1 millisecond',
           next_inquiry_at = now() + $3 * interval '1 millisecond',
           inquiry_attempts = k.inquiry_attempts + 1,
-          updated_at = now()
+          updated_at = now(),
+          provider_id = ($4::text[])[1]
       FROM due
       WHERE k.merchant_id = due.merchant_id AND k.idempotency_key = due.idempotency_key
       RETURNING k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.epoch, k.payment_id, k.provider_key,

@@ -183,7 +183,7 @@ class RecoveryIT {
 
   @Test
   @DisplayName("with provider_name set, recovery takes the records claimed under that name and, from before it was "
-      + "set, under the URL, but not another provider's; new claims carry the name")
+      + "set, under the URL (relabelling them with the name), but not another provider's; new claims carry the name")
   void providerNameKeepsRecoveryAcrossUrlChanges() {
     AcquirerServer acquirer = new AcquirerServer(0, 0, 0, false);
     String deployment = Http.await(http.vertx().deployVerticle(acquirer));
@@ -192,22 +192,34 @@ class RecoveryIT {
     String byUrl = Http.newKey();
     String other = Http.newKey();
     String fresh = Http.newKey();
+    String young = Http.newKey();
     try (TestGateway named = TestGateway.start(Map.of("IDEMGATE_PROVIDER", "http", "IDEMGATE_PROVIDER_URL", url,
         "IDEMGATE_PROVIDER_NAME", "acme-acquirer", "IDEMGATE_LEASE", "3s", "IDEMGATE_PROVIDER_TIMEOUT", "3s",
         "IDEMGATE_RECOVERY_INTERVAL", "200ms", "IDEMGATE_RECOVERY_BACKOFF", "300ms,600ms"))) {
       abandonedClaim(byName, Http.payment(1270, "tok_visa"), "http acme-acquirer");
       abandonedClaim(byUrl, Http.payment(1271, "tok_visa"), "http " + url);
       abandonedClaim(other, Http.payment(1272, "tok_visa"), "http http://another-acquirer.example:8181");
+      // Pending and just sent, as far as anyone can tell: recovery keeps asking, and relabels it.
+      abandonedClaim(young, Http.payment(1274, "tok_visa"), "http " + url);
+      db.query("UPDATE idemgate.idempotency_keys SET state = 'PENDING', response_status = 202, response_body = '{}', "
+          + "expires_at = now() + interval '1 day', next_inquiry_at = now(), created_at = now(), lease_expires_at = now() "
+          + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, young);
 
       eventually(Duration.ofSeconds(15), () -> state(MERCHANT_A, byName) == null && state(MERCHANT_A, byUrl) == null,
           "recovery asks the acquirer about both records, which it never saw, and releases them");
       assertThat(state(MERCHANT_A, other)).isEqualTo("PROCESSING");
+      assertThat(db.scalar("SELECT epoch FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
+          MERCHANT_A, other)).as("never taken").isEqualTo(1);
+      eventually(Duration.ofSeconds(10), () -> "http acme-acquirer".equals(db.scalar("SELECT provider_id FROM "
+          + "idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, young)),
+          "a record recovery took under the URL now carries the name");
+      assertThat(state(MERCHANT_A, young)).isEqualTo("PENDING");
 
       assertThat(http.pay(named.apiPort(), KEY_A, fresh, Http.payment(1273, "tok_visa")).status()).isEqualTo(201);
       assertThat(db.scalar("SELECT provider_id FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
           MERCHANT_A, fresh)).isEqualTo("http acme-acquirer");
     } finally {
-      for (String key : new String[] {byName, byUrl, other, fresh}) {
+      for (String key : new String[] {byName, byUrl, other, fresh, young}) {
         db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
       }
       Http.await(http.vertx().undeploy(deployment));
