@@ -91,9 +91,9 @@ public final class ApiVerticle extends VerticleBase {
   private final MerchantRateLimiter rateLimiter;
   private final boolean rateLimited;
   private Pool pool;
-  /** The gate's pipelined connection and the twin check's own: closed when they stop answering (RedisClients#pipelineOptions). */
+  /** The gate's pipelined connection and the twin check's own: closed when they stop answering (RedisClients#options). */
   private Redis gateRedis;
-  /** The completion notifier's subscriptions only (RedisClients#subscriberOptions). */
+  /** The completion notifier's subscriptions only, which wait quietly on purpose (RedisClients#subscriberOptions). */
   private Redis subscriberRedis;
   private PipelinedRedis pipeline;
   private HttpServer server;
@@ -130,8 +130,7 @@ public final class ApiVerticle extends VerticleBase {
         config.lease(), config.providerId(), metrics.storeGroupSizes()));
     pipeline = new PipelinedRedis(gateRedis, context, RedisClients.isCluster(config));
     RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
-    notifier = new CompletionNotifier(vertx, context, subscriberRedis, config.redisTimeout().toMillis(),
-        RedisClients.readIdle(config).toMillis() / 3);
+    notifier = new CompletionNotifier(vertx, context, subscriberRedis, config.redisTimeout().toMillis());
     payments = new PaymentService(vertx, gate, store, new ProviderClient(vertx.eventBus(), config), notifier, metrics, config,
         replays);
     twins = AnomalyMonitor.of(vertx, config, metrics.registry()).detector(pipeline, gateRedis, pool);

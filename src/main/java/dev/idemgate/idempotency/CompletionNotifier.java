@@ -23,12 +23,10 @@ import java.util.concurrent.TimeUnit;
  * One subscriber connection per verticle, opened on first use; channels are subscribed while
  * someone waits on them. Used only on its verticle's event loop.
  *
- * <p>A connection that hangs without closing (a hung Redis, a host gone without a reset) is left in
- * two ways. While someone waits, the notifier sends a PING every {@code keepAliveMs}, so the
- * client's read-idle close (RedisClients#subscriberOptions) leaves a connection only when it stops
- * answering (or, with nobody waiting, when it is unused). And a SUBSCRIBE left unconfirmed for
- * {@code timeoutMs} leaves it at once (a subscribed connection is really closed, not pooled
- * again), and the SUBSCRIBE is tried once on a new one. A connection lost while someone waits is
+ * <p>A subscriber connection waits quietly on purpose, so nothing closes it for being idle. One that
+ * hangs without closing (a hung Redis, a host gone without a reset) shows when a SUBSCRIBE goes
+ * unconfirmed: the connection is then left (a subscribed connection is really closed, not pooled
+ * again) and the SUBSCRIBE tried once on a new one. A connection lost while someone waits is
  * replaced at once (at most once a second). Every new connection subscribes again to the channels
  * still waited on, so waits subscribed on a connection that was left or lost go on; a completion
  * published in between is missed, and such a wait ends at its own timer, then looks at the record
@@ -42,7 +40,6 @@ public final class CompletionNotifier {
   private final ContextInternal context;
   private final Redis redis;
   private final long timeoutMs;
-  private final long keepAliveMs;
   private final Map<String, List<Promise<Void>>> waiters = new HashMap<>();
   /** SUBSCRIBEs sent and not yet confirmed, by channel. */
   private final Map<String, Promise<Void>> confirmations = new HashMap<>();
@@ -51,17 +48,12 @@ public final class CompletionNotifier {
   private long retryTimer = -1;
   private boolean closed;
 
-  /**
-   * @param context the owning verticle's context: every callback runs on its event loop
-   * @param keepAliveMs how often to PING the subscriber connection while someone waits: well under
-   *     the client's read-idle time
-   */
-  public CompletionNotifier(Vertx vertx, Context context, Redis redis, long timeoutMs, long keepAliveMs) {
+  /** @param context the owning verticle's context: every callback runs on its event loop */
+  public CompletionNotifier(Vertx vertx, Context context, Redis redis, long timeoutMs) {
     this.vertx = vertx;
     this.context = (ContextInternal) context;
     this.redis = redis;
     this.timeoutMs = timeoutMs;
-    this.keepAliveMs = keepAliveMs;
   }
 
   static String channel(String merchantId, IdempotencyKey key) {
@@ -148,21 +140,9 @@ public final class CompletionNotifier {
         c.exceptionHandler(e -> forget(opening));
         c.endHandler(v -> forget(opening));
         waiters.keySet().forEach(channel -> c.send(Request.cmd(Command.SUBSCRIBE).arg(channel)));
-        keepAlive(opening, c);
       });
     }
     return subscriber;
-  }
-
-  /** While {@code current} is the subscriber connection, a PING every {@link #keepAliveMs} someone waits. */
-  private void keepAlive(Future<RedisConnection> current, RedisConnection connection) {
-    vertx.setPeriodic(keepAliveMs, timer -> {
-      if (closed || subscriber != current) {
-        vertx.cancelTimer(timer);
-      } else if (!waiters.isEmpty()) {
-        connection.send(Request.cmd(Command.PING));
-      }
-    });
   }
 
   /** Drops a connection that is gone (closing it, in case only its handler failed), and replaces it. */

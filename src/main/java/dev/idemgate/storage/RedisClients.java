@@ -32,11 +32,12 @@ public final class RedisClients {
   }
 
   /**
-   * For every Redis client of the gateway: a connection is closed once nothing has been read from it
-   * for {@link #readIdle} (four Redis deadlines, at least 3 s: well above the rate limiter's
-   * one-second tick, whose scripts a shorter idle time would cut in flight), so that a connection
-   * that stops answering without being closed (a hung peer, a host gone without a reset) is left
-   * instead of timing every command out until TCP gives up on it. Closing it also fails the commands still
+   * For a client whose connections carry commands and their replies only (every client but the
+   * completion notifier's): a connection is closed once nothing has been read from it for
+   * {@link #readIdle} (four Redis deadlines, at least 3 s: well above the rate limiter's one-second
+   * tick, whose scripts a shorter idle time would cut in flight), so that a connection that stops
+   * answering without being closed (a hung peer, a host gone without a reset) is left instead of
+   * timing every command out until TCP gives up on it. Closing it also fails the commands still
    * waiting on it, which frees a pooled client's lease. An idle connection is closed the same way
    * and opened again by the next command.
    *
@@ -50,17 +51,15 @@ public final class RedisClients {
   }
 
   /**
-   * For the completion notifier's subscriptions, which would wait quietly: the notifier sends a PING
-   * every third of {@link #readIdle} while someone waits, so the same read-idle close leaves a
-   * subscriber connection that hangs, and an unused one is closed. Two connections: a new one may
-   * open while the one left is still closing.
+   * For the completion notifier's subscriptions, which wait quietly on purpose, so no read-idle
+   * close: the notifier leaves its connection itself when a SUBSCRIBE goes unconfirmed. Two
+   * connections: a new one may open while the one left is still closing.
    */
   public static RedisOptions subscriberOptions(GatewayConfig config, String name) {
-    return options(config, 2, name);
+    return baseOptions(config, 2, name);
   }
 
-  /** How long a connection may go without reading anything before it is closed. */
-  public static Duration readIdle(GatewayConfig config) {
+  static Duration readIdle(GatewayConfig config) {
     Duration fourDeadlines = config.redisTimeout().multipliedBy(4);
     return fourDeadlines.compareTo(Duration.ofSeconds(3)) < 0 ? Duration.ofSeconds(3) : fourDeadlines;
   }

@@ -22,41 +22,6 @@ import org.junit.jupiter.api.Test;
  */
 class CompletionNotifierIT {
   private static final long TIMEOUT_MS = 200;
-  private static final long READ_IDLE_MS = 1_000;
-  private static final long KEEP_ALIVE_MS = READ_IDLE_MS / 3;
-
-  /** As the gateway's subscriber client is made (RedisClients#subscriberOptions), with a shorter read-idle time. */
-  private static Redis client(Vertx vertx, FaultProxy proxy) {
-    RedisOptions options = new RedisOptions().setConnectionString("redis://127.0.0.1:" + proxy.port()).setMaxPoolSize(2);
-    options.getNetClientOptions().setReadIdleTimeout((int) READ_IDLE_MS).setIdleTimeoutUnit(TimeUnit.MILLISECONDS);
-    return Redis.createClient(vertx, options);
-  }
-
-  @Test
-  @DisplayName("a subscriber connection that hangs while a request waits is left and replaced, with no new "
-      + "SUBSCRIBE to notice it, and the wait is woken through the new one; a healthy quiet one is kept")
-  void leavesHungSubscriberUnasked() throws Exception {
-    Vertx vertx = Vertx.vertx();
-    try (ThrowawayRedis redis = ThrowawayRedis.start(); FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port())) {
-      Context context = vertx.getOrCreateContext();
-      CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client(vertx, proxy),
-          TIMEOUT_MS, KEEP_ALIVE_MS));
-      CompletionNotifier.Wait wait = on(context, () -> notifier.register("m", new IdempotencyKey("quiet"), 30_000));
-      wait.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
-      long connections = proxy.acceptedConnections();
-
-      Thread.sleep(3 * READ_IDLE_MS); // quiet but healthy: kept open by the keep-alive
-      assertThat(proxy.acceptedConnections()).as("the quiet connection was kept").isEqualTo(connections);
-
-      proxy.freezeOpen();
-      Thread.sleep(2 * READ_IDLE_MS + CompletionNotifier.RECONNECT_MS); // left once nothing is read, then replaced
-      assertThat(publishUntilWoken(redis, "quiet", wait)).as("woken through a new connection").isNotNull();
-      assertThat(proxy.acceptedConnections()).isGreaterThan(connections);
-      on(context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
-    } finally {
-      vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
-    }
-  }
 
   @Test
   @DisplayName("after its subscriber connection hangs, the notifier subscribes on a new one, again to the channels "
@@ -66,8 +31,9 @@ class CompletionNotifierIT {
     Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(8));
     try (ThrowawayRedis redis = ThrowawayRedis.start(); FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port())) {
       Context context = vertx.getOrCreateContext();
-      Redis client = client(vertx, proxy);
-      CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client, TIMEOUT_MS, KEEP_ALIVE_MS));
+      Redis client = Redis.createClient(vertx, new RedisOptions()
+          .setConnectionString("redis://127.0.0.1:" + proxy.port()).setMaxPoolSize(2));
+      CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client, TIMEOUT_MS));
       Thread loop = on(context, Thread::currentThread);
 
       CompletionNotifier.Wait before = on(context, () -> notifier.register("m", new IdempotencyKey("before"), 30_000));
@@ -92,8 +58,9 @@ class CompletionNotifierIT {
     Vertx vertx = Vertx.vertx();
     try (ThrowawayRedis redis = ThrowawayRedis.start(); FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port())) {
       Context context = vertx.getOrCreateContext();
-      Redis client = client(vertx, proxy);
-      CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client, TIMEOUT_MS, KEEP_ALIVE_MS));
+      Redis client = Redis.createClient(vertx, new RedisOptions()
+          .setConnectionString("redis://127.0.0.1:" + proxy.port()).setMaxPoolSize(2));
+      CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client, TIMEOUT_MS));
       CompletionNotifier.Wait wait = on(context, () -> notifier.register("m", new IdempotencyKey("lost"), 30_000));
       wait.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
 
