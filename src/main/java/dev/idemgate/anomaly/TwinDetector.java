@@ -3,6 +3,7 @@ package dev.idemgate.anomaly;
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.payment.PaymentRequest;
 import dev.idemgate.storage.PipelinedRedis;
+import dev.idemgate.storage.RedisClients;
 import io.vertx.core.Future;
 import io.vertx.core.MultiMap;
 import io.vertx.redis.client.Command;
@@ -262,10 +263,7 @@ public final class TwinDetector {
       if (now < reconnectNotBefore) {
         return Future.failedFuture("twin check paused: Redis connection failed recently");
       }
-      Future<RedisConnection> connecting = redis.connect();
-      Future<RedisConnection> opening = connecting.timeout(timeoutMs, TimeUnit.MILLISECONDS);
-      // A connection that arrives after its deadline is given back, not left holding a pool slot.
-      opening.onFailure(late -> connecting.onSuccess(RedisConnection::close));
+      Future<RedisConnection> opening = RedisClients.connect(redis, timeoutMs);
       connection = opening;
       opening.onSuccess(c -> {
         c.exceptionHandler(failure -> drop(opening, true));

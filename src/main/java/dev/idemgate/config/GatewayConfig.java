@@ -63,8 +63,8 @@ public record GatewayConfig(
   public static final Duration MAX_KEY_TTL = Duration.ofDays(30);
   /** What a merchant id may be, wherever it is configured. */
   public static final Pattern MERCHANT_ID = Pattern.compile("[A-Za-z0-9_.-]{1,64}");
-  /** What a {@code provider_name} may be. */
-  public static final Pattern PROVIDER_NAME = Pattern.compile("[A-Za-z0-9_.-]{1,64}");
+  /** What a {@code provider_name} may be: the same as a merchant id. */
+  public static final Pattern PROVIDER_NAME = MERCHANT_ID;
 
   /**
    * Which provider this gateway's claims go to: {@code simulator}, or {@code http <provider_name>},

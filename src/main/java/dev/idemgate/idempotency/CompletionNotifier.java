@@ -1,5 +1,6 @@
 package dev.idemgate.idempotency;
 
+import dev.idemgate.storage.RedisClients;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -129,10 +130,7 @@ public final class CompletionNotifier {
     }
     if (subscriber == null || subscriber.failed()) {
       lastConnectAt = System.nanoTime();
-      Future<RedisConnection> connecting = redis.connect();
-      Future<RedisConnection> opening = connecting.timeout(timeoutMs, TimeUnit.MILLISECONDS);
-      // A connection that arrives after its deadline is given back, not left holding a pool slot.
-      opening.onFailure(late -> connecting.onSuccess(RedisConnection::close));
+      Future<RedisConnection> opening = RedisClients.connect(redis, timeoutMs);
       subscriber = opening;
       opening.onFailure(failure -> replaceLater());
       opening.onSuccess(c -> {

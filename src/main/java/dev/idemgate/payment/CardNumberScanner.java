@@ -5,6 +5,8 @@ import io.vertx.core.json.JsonObject;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Predicate;
+import java.util.regex.MatchResult;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -77,7 +79,6 @@ public final class CardNumberScanner {
     int i = 0;
     // Made at the first digit only: most strings hold none.
     int[] groups = null;
-    int[] groupStarts = null;
     int[] groupEnds = null;
     StringBuilder digits = null;
     while (i < n) {
@@ -88,7 +89,6 @@ public final class CardNumberScanner {
       // Read groups of digits joined by one separator character, the same one throughout.
       if (groups == null) {
         groups = new int[8];
-        groupStarts = new int[8];
         groupEnds = new int[8];
         digits = new StringBuilder(24);
       }
@@ -99,7 +99,6 @@ public final class CardNumberScanner {
       int j = i;
       while (j < n && groupCount < groups.length) {
         int start = j;
-        groupStarts[groupCount] = digits.length();
         while (j < n && isDigit(text.charAt(j))) {
           digits.append(text.charAt(j));
           j++;
@@ -124,7 +123,7 @@ public final class CardNumberScanner {
       for (int count = 1; count <= groupCount; count++) {
         candidateDigits += groups[count - 1];
         if (isCardShaped(groups, count, candidateDigits)
-            && onlyCvvOrExpiryAfter(digits, groups, groupStarts, count, groupCount)
+            && onlyCvvOrExpiryAfter(digits, groups, count, groupCount, candidateDigits)
             && luhn(digits, candidateDigits) && !insideReference(text, i, groupEnds[count - 1])) {
           return true;
         }
@@ -158,14 +157,16 @@ public final class CardNumberScanner {
    * after another separator: 12/30). Other trailing groups make a longer number that is not a card
    * (a 4-4-4-4-4 or 4-4-4-4-4-2 parcel number, say; hence no MMYY group either). A single run of
    * 13-19 digits is a card whatever follows it, as it is on its own.
+   *
+   * @param after where in {@code digits} the groups after the first {@code count} begin
    */
-  private static boolean onlyCvvOrExpiryAfter(CharSequence digits, int[] groups, int[] starts, int count,
-      int groupCount) {
+  private static boolean onlyCvvOrExpiryAfter(CharSequence digits, int[] groups, int count, int groupCount,
+      int after) {
     if (count == 1 || count == groupCount) {
       return true;
     }
     boolean amex = count == 3 && groups[2] == 5;
-    int k = count + expiryGroups(digits, groups, starts, count, groupCount);
+    int k = count + expiryGroups(digits, groups, count, after, groupCount);
     if (k < groupCount && isCvv(groups[k], amex)) {
       k++;
     }
@@ -174,16 +175,19 @@ public final class CardNumberScanner {
     }
     // A CVV first, then an expiry (a CVV that looks like a month was taken for one above).
     return isCvv(groups[count], amex)
-        && count + 1 + expiryGroups(digits, groups, starts, count + 1, groupCount) == groupCount;
+        && count + 1 + expiryGroups(digits, groups, count + 1, after + groups[count], groupCount) == groupCount;
   }
 
   private static boolean isCvv(int length, boolean amex) {
     return length == 3 || amex && length == 4;
   }
 
-  /** How many groups from group {@code k} an expiry takes (a month then a year, a month alone), 0 if none. */
-  private static int expiryGroups(CharSequence digits, int[] groups, int[] starts, int k, int groupCount) {
-    if (k >= groupCount || !isMonth(digits, starts[k], groups[k])) {
+  /**
+   * How many groups from group {@code k}, which begins at {@code at} in {@code digits}, an expiry
+   * takes (a month then a year, a month alone), 0 if none.
+   */
+  private static int expiryGroups(CharSequence digits, int[] groups, int k, int at, int groupCount) {
+    if (k >= groupCount || !isMonth(digits, at, groups[k])) {
       return 0;
     }
     return k + 1 < groupCount && (groups[k + 1] == 2 || groups[k + 1] == 4) ? 2 : 1;
@@ -209,7 +213,8 @@ public final class CardNumberScanner {
    * (BE68539007547034): none is a card. Checked last, so only on a Luhn-valid candidate.
    */
   private static boolean insideReference(String text, int from, int to) {
-    return inside(UUID, text, from, to) || inside(IBAN, text, from, to);
+    return covered(UUID.matcher(text), from, to, uuid -> true)
+        || covered(IBAN.matcher(text), from, to, iban -> checkedIbanCovers(text, iban.start(), iban.end(), to));
   }
 
   private static final Pattern UUID = Pattern.compile(
@@ -220,13 +225,12 @@ public final class CardNumberScanner {
       "(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?(?![A-Za-z0-9])");
 
   /**
-   * Whether {@code text[from, to)} lies within a match of {@code token}: a UUID, or an IBAN that
-   * passes its own check, so that a card glued to two letters and two digits still counts.
+   * Whether {@code [from, to)} lies within a match that {@code accept} takes (an IBAN must pass its own
+   * check, so that a card glued to two letters and two digits still counts).
    */
-  private static boolean inside(Pattern token, String text, int from, int to) {
-    Matcher m = token.matcher(text);
+  private static boolean covered(Matcher m, int from, int to, Predicate<MatchResult> accept) {
     while (m.find()) {
-      if (m.start() <= from && to <= m.end() && (token != IBAN || checkedIbanCovers(text, m.start(), m.end(), to))) {
+      if (m.start() <= from && to <= m.end() && accept.test(m)) {
         return true;
       }
     }

@@ -1,7 +1,10 @@
 package dev.idemgate.storage;
 
 import dev.idemgate.config.GatewayConfig;
+import io.vertx.core.Future;
+import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.RedisClientType;
+import io.vertx.redis.client.RedisConnection;
 import io.vertx.redis.client.RedisOptions;
 import io.vertx.redis.client.RedisReplicas;
 import io.vertx.redis.client.RedisRole;
@@ -57,6 +60,17 @@ public final class RedisClients {
    */
   public static RedisOptions subscriberOptions(GatewayConfig config, String name) {
     return baseOptions(config, 2, name);
+  }
+
+  /**
+   * A connection from {@code redis} within {@code timeoutMs}. One that arrives after its deadline is
+   * given back to the pool, not left holding a slot for a caller that gave up on it.
+   */
+  public static Future<RedisConnection> connect(Redis redis, long timeoutMs) {
+    Future<RedisConnection> connecting = redis.connect();
+    Future<RedisConnection> opening = connecting.timeout(timeoutMs, TimeUnit.MILLISECONDS);
+    opening.onFailure(late -> connecting.onSuccess(RedisConnection::close));
+    return opening;
   }
 
   static Duration readIdle(GatewayConfig config) {
