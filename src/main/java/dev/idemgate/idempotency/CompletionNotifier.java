@@ -16,6 +16,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -26,16 +27,32 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>A subscriber connection waits quietly on purpose, so nothing closes it for being idle. One that
  * hangs without closing (a hung Redis, a host gone without a reset) shows when a SUBSCRIBE goes
- * unconfirmed: the connection is then left (a subscribed connection is really closed, not pooled
- * again) and the SUBSCRIBE tried once on a new one. A connection lost while someone waits is
- * replaced at once (at most once a second). Every new connection subscribes again to the channels
- * still waited on, so waits subscribed on a connection that was left or lost go on; a completion
- * published in between is missed, and such a wait ends at its own timer, then looks at the record
- * again, as when Redis is down.
+ * unconfirmed for {@code timeoutMs}: the connection is then left (a subscribed connection is really
+ * closed, not pooled again) and, for a wait's own SUBSCRIBE, the SUBSCRIBE tried once on a new one.
+ * So that a hang is noticed without a new wait, the notifier subscribes again, every
+ * {@link #KEEP_ALIVE_MS} while someone waits, to a channel of its own that nobody publishes on.
+ *
+ * <p>The keep-alive is a SUBSCRIBE and not a PING on purpose: its confirmation comes back the way
+ * pub/sub messages and confirmations come, as a message to the connection's handler, so it cannot
+ * be confused with them, where a PING's reply under RESP2 can take the place of a message that
+ * arrives while it is in flight. In Redis Cluster the client sends each SUBSCRIBE, a wait's or the
+ * keep-alive's, to one master at random (a channel has no slot; the cluster carries every PUBLISH to
+ * every node), so there a hang of the master that holds a wait's subscription is noticed on the
+ * first keep-alive that goes to it.
+ *
+ * <p>A connection lost while someone waits is replaced at once (at most once a second). Every new
+ * connection subscribes again to the channels still waited on, so waits subscribed on a connection
+ * that was left or lost go on; a completion published in between is missed, and such a wait ends at
+ * its own timer, then looks at the record again, as when Redis is down.
  */
 public final class CompletionNotifier {
   /** The least time between two subscriber connections opened to replace lost ones. */
   static final long RECONNECT_MS = 1_000;
+  /** How often the subscriber connection is asked to confirm its keep-alive SUBSCRIBE while someone waits. */
+  static final long KEEP_ALIVE_MS = 1_000;
+
+  /** The notifier's own channel, for its keep-alive: nobody publishes on it. */
+  private final String keepAliveChannel = "idemgate:notifier-alive:" + UUID.randomUUID();
 
   private final Vertx vertx;
   private final ContextInternal context;
@@ -138,9 +155,27 @@ public final class CompletionNotifier {
         c.exceptionHandler(e -> forget(opening));
         c.endHandler(v -> forget(opening));
         waiters.keySet().forEach(channel -> c.send(Request.cmd(Command.SUBSCRIBE).arg(channel)));
+        keepAlive(opening);
       });
     }
     return subscriber;
+  }
+
+  /**
+   * While {@code current} is the subscriber connection: every {@link #KEEP_ALIVE_MS} someone waits,
+   * a SUBSCRIBE to the keep-alive channel. One unconfirmed for {@code timeoutMs} leaves the connection
+   * (in {@link #subscribe}), and a new one is opened, which subscribes again to the channels waited on.
+   */
+  private void keepAlive(Future<RedisConnection> current) {
+    boolean[] inFlight = {false};
+    context.setPeriodic(KEEP_ALIVE_MS, timer -> { // on the owning loop, whichever thread connected
+      if (closed || subscriber != current) {
+        vertx.cancelTimer(timer);
+      } else if (!waiters.isEmpty() && !inFlight[0]) {
+        inFlight[0] = true;
+        subscribe(keepAliveChannel).onComplete(done -> inFlight[0] = false).onFailure(unconfirmed -> replaceLater());
+      }
+    });
   }
 
   /** Drops a connection that is gone (closing it, in case only its handler failed), and replaces it. */

@@ -5,16 +5,23 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.idemgate.support.FaultProxy;
 import dev.idemgate.support.RespCommand;
 import dev.idemgate.support.ThrowawayRedis;
+import dev.idemgate.support.ThrowawayRedisCluster;
 import io.vertx.core.Context;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
+import io.vertx.redis.client.ProtocolVersion;
 import io.vertx.redis.client.Redis;
+import io.vertx.redis.client.RedisClientType;
 import io.vertx.redis.client.RedisOptions;
+import io.vertx.redis.client.RedisReplicas;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * The completion notifier against a real Redis whose connections a FaultProxy freezes (a hung peer
@@ -22,6 +29,68 @@ import org.junit.jupiter.api.Test;
  */
 class CompletionNotifierIT {
   private static final long TIMEOUT_MS = 200;
+
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(value = ProtocolVersion.class, names = {"RESP2", "RESP3"})
+  @DisplayName("while a request waits, a quiet healthy subscriber connection is kept, one that hangs is left and "
+      + "replaced with no new wait to notice it, and the wait is woken through the new one")
+  void keepAliveLeavesHungSubscriberUnasked(ProtocolVersion protocol) throws Exception {
+    Vertx vertx = Vertx.vertx();
+    try (ThrowawayRedis redis = ThrowawayRedis.start(); FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port())) {
+      Context context = vertx.getOrCreateContext();
+      Redis client = Redis.createClient(vertx, new RedisOptions().setPreferredProtocolVersion(protocol)
+          .setConnectionString("redis://127.0.0.1:" + proxy.port()).setMaxPoolSize(2));
+      CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client, TIMEOUT_MS));
+      CompletionNotifier.Wait quiet = on(context, () -> notifier.register("m", new IdempotencyKey("quiet"), 30_000));
+      quiet.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+      long connections = proxy.acceptedConnections();
+
+      Thread.sleep(3 * CompletionNotifier.KEEP_ALIVE_MS + TIMEOUT_MS); // three keep-alives confirmed
+      assertThat(proxy.acceptedConnections()).as("the quiet healthy connection was kept").isEqualTo(connections);
+      CompletionNotifier.Wait other = on(context, () -> notifier.register("m", new IdempotencyKey("other"), 30_000));
+      other.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+      assertThat(publishUntilWoken(redis.port(), "other", other)).as("a message still reaches its wait").isNotNull();
+      assertThat(quiet.done().isComplete()).as("and only that wait").isFalse();
+
+      long frozenAt = System.nanoTime();
+      proxy.freezeOpen(); // nothing new registers from here on: only the keep-alive can notice
+      assertThat(publishUntilWoken(redis.port(), "quiet", quiet)).as("woken through a new connection").isNotNull();
+      System.out.printf("%s: the wait was woken %d ms after its subscriber connection hung%n", protocol,
+          TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - frozenAt));
+      assertThat(proxy.acceptedConnections()).isGreaterThan(connections);
+      on(context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+    } finally {
+      vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    }
+  }
+
+  @Test
+  @DisplayName("in Redis Cluster, the keep-alive's confirmations come back: a quiet subscriber connection is kept on "
+      + "every node it subscribed on, and a completion wakes the wait")
+  void keepAliveKeepsClusterSubscriptions() throws Exception {
+    Vertx vertx = Vertx.vertx();
+    try (ThrowawayRedisCluster cluster = ThrowawayRedisCluster.start()) {
+      Context context = vertx.getOrCreateContext();
+      RedisOptions options = new RedisOptions().setType(RedisClientType.CLUSTER).setUseReplicas(RedisReplicas.NEVER)
+          .setMaxPoolSize(2);
+      cluster.masterPorts().forEach(port -> options.addConnectionString("redis://127.0.0.1:" + port));
+      Redis client = Redis.createClient(vertx, options);
+      CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client, TIMEOUT_MS));
+      CompletionNotifier.Wait quiet = on(context, () -> notifier.register("m", new IdempotencyKey("quiet"), 30_000));
+      quiet.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+      Set<String> subscribers = cluster.subscriberConnections();
+
+      Thread.sleep(3 * CompletionNotifier.KEEP_ALIVE_MS + TIMEOUT_MS); // three keep-alives, each to a master at random
+      assertThat(cluster.subscribedChannels("idemgate:notifier-alive:*")).as("the keep-alive reached the cluster")
+          .isPositive();
+      assertThat(cluster.subscriberConnections()).as("each confirmed: no connection left and opened again")
+          .containsAll(subscribers);
+      assertThat(publishUntilWoken(cluster.masterPorts().get(1), "quiet", quiet)).as("woken").isNotNull();
+      on(context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+    } finally {
+      vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    }
+  }
 
   @Test
   @DisplayName("after its subscriber connection hangs, the notifier subscribes on a new one, again to the channels "
@@ -43,8 +112,8 @@ class CompletionNotifierIT {
       CompletionNotifier.Wait after = on(context, () -> notifier.register("m", new IdempotencyKey("after"), 30_000));
       after.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
 
-      assertThat(publishUntilWoken(redis, "after", after)).as("the new wait woken on the owning loop").isSameAs(loop);
-      assertThat(publishUntilWoken(redis, "before", before))
+      assertThat(publishUntilWoken(redis.port(), "after", after)).as("the new wait woken on the owning loop").isSameAs(loop);
+      assertThat(publishUntilWoken(redis.port(), "before", before))
           .as("the wait subscribed before the hang, subscribed again on the new connection").isSameAs(loop);
     } finally {
       vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
@@ -69,7 +138,7 @@ class CompletionNotifierIT {
       Thread.sleep(2 * CompletionNotifier.RECONNECT_MS + 500); // replacements refused, tried again
       proxy.pass();
 
-      assertThat(publishUntilWoken(redis, "lost", wait)).as("woken through a new connection").isNotNull();
+      assertThat(publishUntilWoken(redis.port(), "lost", wait)).as("woken through a new connection").isNotNull();
       on(context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
     } finally {
       vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
@@ -81,14 +150,14 @@ class CompletionNotifierIT {
    * be on its way, and the frozen connection still counts as a subscriber in Redis), for at most
    * 5 s; the thread that woke it.
    */
-  private static Thread publishUntilWoken(ThrowawayRedis redis, String key, CompletionNotifier.Wait wait)
+  private static Thread publishUntilWoken(int redisPort, String key, CompletionNotifier.Wait wait)
       throws Exception {
     CompletableFuture<Thread> wokenOn = new CompletableFuture<>();
     wait.done().onComplete(done -> wokenOn.complete(Thread.currentThread()));
     String channel = CompletionNotifier.channel("m", new IdempotencyKey(key));
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
     while (!wokenOn.isDone() && System.nanoTime() < deadline) {
-      RespCommand.call(redis.port(), "PUBLISH", channel, "done");
+      RespCommand.call(redisPort, "PUBLISH", channel, "done");
       Thread.sleep(20);
     }
     return wokenOn.get(1, TimeUnit.SECONDS);

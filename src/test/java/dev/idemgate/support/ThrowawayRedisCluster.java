@@ -7,6 +7,10 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.SortedSet;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 
 /**
@@ -20,6 +24,8 @@ public final class ThrowawayRedisCluster implements AutoCloseable {
   private static final int MASTERS = 3;
   private static final int SLOTS = 16_384;
   private static final Duration STARTUP = Duration.ofSeconds(30);
+  /** A CLIENT LIST line of a connection subscribed to a channel or more; group 1 its id. */
+  private static final Pattern SUBSCRIBED_CLIENT = Pattern.compile("\\bid=(\\d+) .*\\bsub=[1-9]");
 
   private final Path dir;
   private final boolean withReplicas;
@@ -144,6 +150,38 @@ public final class ThrowawayRedisCluster implements AutoCloseable {
   /** {@code redis://127.0.0.1:<port>} of every node, comma-separated: the value for {@code IDEMGATE_REDIS_URL}. */
   public String urls() {
     return ports.stream().map(port -> "redis://127.0.0.1:" + port).collect(Collectors.joining(","));
+  }
+
+  /** The masters' ports (the nodes a cluster client subscribes on). */
+  public List<Integer> masterPorts() {
+    return List.copyOf(ports.subList(0, MASTERS));
+  }
+
+  /**
+   * The client connections subscribed to at least one channel, as {@code port/id} of each over every
+   * node: a connection closed and opened again shows as another id.
+   */
+  public SortedSet<String> subscriberConnections() {
+    SortedSet<String> found = new TreeSet<>();
+    for (int port : ports) {
+      String list = String.valueOf(RespCommand.call(port, "CLIENT", "LIST"));
+      for (String line : list.split("\n")) {
+        Matcher client = SUBSCRIBED_CLIENT.matcher(line);
+        if (client.find()) {
+          found.add(port + "/" + client.group(1));
+        }
+      }
+    }
+    return found;
+  }
+
+  /** How many channels matching {@code pattern} have subscribers, summed over the nodes (PUBSUB CHANNELS is per node). */
+  public int subscribedChannels(String pattern) {
+    int sum = 0;
+    for (int port : ports) {
+      sum += Integer.parseInt(RespCommand.call(port, "PUBSUB", "CHANNELS", pattern)); // an array: its length
+    }
+    return sum;
   }
 
   /** How many keys each node holds ({@code DBSIZE}), in node order. */
