@@ -16,7 +16,6 @@ import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
@@ -203,26 +202,36 @@ public final class ReconciliationRoutes {
       try (Connection c = Jdbc.connect(pgUrl)) {
         Optional<ReconciliationRun> run = ReconciliationStore.run(c, id);
         if (run.isEmpty()) {
-          return null;
+          return Report.NOT_FOUND;
         }
         if (!run.get().status().equals("COMPLETED")) {
-          return new Rendered(ReportFormat.JSON, new JsonObject().put("run", run.get().toJson()).encode());
+          ctx.response().putHeader("Content-Type", ReportFormat.JSON.contentType())
+              .end(new JsonObject().put("run", run.get().toJson()).encode());
+          return Report.SENT;
         }
-        // Admin reports are read by people; the CLI streams reports of any size to a file.
-        StringWriter body = new StringWriter();
-        ReportWriter.write(format, c, run.get(), body);
-        return new Rendered(format, body.toString());
+        // Streamed from the database cursor to the client a chunk at a time: a report of a million
+        // discrepancies never sits in the heap that the payments share.
+        ResponseWriter out = new ResponseWriter(ctx.response(), format.contentType());
+        try {
+          ReportWriter.write(format, c, run.get(), out);
+          out.finish();
+        } catch (Exception e) {
+          if (!out.started()) {
+            throw e;
+          }
+          log.warn("reconciliation report {} cut short after its first chunk: {}", id, e.toString());
+          out.abort();
+        }
+        return Report.SENT;
       }
-    }, false).onSuccess(rendered -> {
-      if (rendered == null) {
+    }, false).onSuccess(report -> {
+      if (report == Report.NOT_FOUND) {
         Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no reconciliation run " + id));
-      } else {
-        ctx.response().putHeader("Content-Type", rendered.format().contentType()).end(Buffer.buffer(rendered.body()));
       }
     }).onFailure(ctx::fail);
   }
 
-  private record Rendered(ReportFormat format, String body) {}
+  private enum Report { NOT_FOUND, SENT }
 
   private void resolve(RoutingContext ctx) {
     String id = ctx.pathParam("id");

@@ -7,6 +7,7 @@ import dev.idemgate.support.TestGateway;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.json.JsonObject;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
@@ -43,7 +44,8 @@ class ReconciliationApiIT {
   }
 
   @Test
-  @DisplayName("an uploaded settlement file is reconciled, stored, reported in three formats, and resolvable")
+  @DisplayName("an uploaded settlement file is reconciled, stored, reported in three formats (a short report with its "
+      + "Content-Length), and resolvable")
   void uploadAndReport() throws Exception {
     try (LedgerFixture ledger = new LedgerFixture()) {
       Instant base = Instant.now().minus(Duration.ofDays(5)).truncatedTo(ChronoUnit.SECONDS);
@@ -85,6 +87,8 @@ class ReconciliationApiIT {
       assertThat(html.body()).contains("<svg");
       Http.Reply csvReport = http.get(port, "/admin/reconciliations/" + id + "?format=csv", TestGateway.ADMIN_TOKEN);
       assertThat(csvReport.body().lines().count()).isEqualTo(3);
+      assertThat(csvReport.header("Content-Length")).as("shorter than a chunk: sent whole")
+          .isEqualTo(String.valueOf(csvReport.body().getBytes(StandardCharsets.UTF_8).length));
 
       Http.Reply resolved = http.send(HttpMethod.POST, port, "/admin/reconciliations/" + id + "/discrepancies/"
           + duplicate.getLong("id") + "/resolve", admin(), Buffer.buffer("{\"note\":\"refunded R-77\"}"));
@@ -147,6 +151,42 @@ class ReconciliationApiIT {
         assertThat(rs.next()).isTrue();
         return rs.getString(1);
       }
+    }
+  }
+
+  @Test
+  @DisplayName("a report larger than one chunk is streamed (chunked, no Content-Length) and arrives whole, in JSON, "
+      + "CSV and HTML")
+  void largeReportIsStreamed() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().minus(Duration.ofDays(5)).truncatedTo(ChronoUnit.SECONDS);
+      int orphans = 600; // about 400 KB of JSON, several of ResponseWriter's 64 K-char chunks
+      StringBuilder csv = new StringBuilder("settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n");
+      for (int i = 0; i < orphans; i++) {
+        csv.append("g").append(i).append(',').append(ledger.prefix).append("ghost_").append(i).append(',')
+            .append(ledger.merchant("shop")).append(",1500,EUR,").append(base.plusSeconds(i)).append('\n');
+      }
+      Http.Reply accepted = upload("?merchant_prefix=" + ledger.prefix + "&name=ghosts.csv", csv.toString());
+      assertThat(accepted.status()).as(accepted.body()).isEqualTo(202);
+      String id = accepted.json().getString("id");
+      awaitCompleted(id);
+
+      int port = gateway.config().managementPort();
+      Http.Reply json = http.get(port, "/admin/reconciliations/" + id, TestGateway.ADMIN_TOKEN);
+      assertThat(json.body().length()).isGreaterThan(2 * ResponseWriter.CHUNK_CHARS);
+      assertThat(json.header("Transfer-Encoding")).isEqualTo("chunked");
+      assertThat(json.header("Content-Length")).isNull();
+      assertThat(json.json().getJsonArray("discrepancies")).hasSize(orphans);
+      assertThat(json.json().getJsonArray("discrepancies").getJsonObject(orphans - 1).getString("category"))
+          .isEqualTo("ORPHAN_AT_PROVIDER");
+
+      Http.Reply csvReport = http.get(port, "/admin/reconciliations/" + id + "?format=csv", TestGateway.ADMIN_TOKEN);
+      assertThat(csvReport.header("Transfer-Encoding")).isEqualTo("chunked");
+      assertThat(csvReport.body().lines().count()).isEqualTo(orphans + 1);
+      assertThat(csvReport.body()).endsWith("\r\n");
+
+      Http.Reply html = http.get(port, "/admin/reconciliations/" + id + "?format=html", TestGateway.ADMIN_TOKEN);
+      assertThat(html.body()).contains("<svg").endsWith("</html>\n");
     }
   }
 
