@@ -130,7 +130,8 @@ public final class ApiVerticle extends VerticleBase {
         config.lease(), config.providerId(), metrics.storeGroupSizes()));
     pipeline = new PipelinedRedis(gateRedis, context, RedisClients.isCluster(config));
     RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
-    notifier = new CompletionNotifier(vertx, context, subscriberRedis, config.redisTimeout().toMillis());
+    notifier = new CompletionNotifier(vertx, context, subscriberRedis, config.redisTimeout().toMillis(),
+        RedisClients.isCluster(config) ? 0 : RedisClients.readIdle(config).toMillis());
     payments = new PaymentService(vertx, gate, store, new ProviderClient(vertx.eventBus(), config), notifier, metrics, config,
         replays);
     twins = AnomalyMonitor.of(vertx, config, metrics.registry()).detector(pipeline, gateRedis, pool);

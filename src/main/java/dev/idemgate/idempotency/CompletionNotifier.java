@@ -27,18 +27,22 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>A subscriber connection waits quietly on purpose, so nothing closes it for being idle. One that
  * hangs without closing (a hung Redis, a host gone without a reset) shows when a SUBSCRIBE goes
- * unconfirmed for {@code timeoutMs}: the connection is then left (a subscribed connection is really
- * closed, not pooled again) and, for a wait's own SUBSCRIBE, the SUBSCRIBE tried once on a new one.
+ * unconfirmed: the connection is then left (a subscribed connection is really closed, not pooled
+ * again). A wait's own SUBSCRIBE has {@code timeoutMs}, and is then tried once on a new connection.
  * So that a hang is noticed without a new wait, the notifier subscribes again, every
- * {@link #KEEP_ALIVE_MS} while someone waits, to a channel of its own that nobody publishes on.
+ * {@link #KEEP_ALIVE_MS} while someone waits, to a channel of its own that nobody publishes on, and
+ * leaves the connection when that goes unconfirmed for {@code keepAliveDeadlineMs}: as long as the
+ * other Redis clients wait before they close a connection nothing is read from, so that a Redis
+ * that only stalls (a fork, a slow script) keeps its subscribers and the completions they carry.
  *
  * <p>The keep-alive is a SUBSCRIBE and not a PING on purpose: its confirmation comes back the way
  * pub/sub messages and confirmations come, as a message to the connection's handler, so it cannot
  * be confused with them, where a PING's reply under RESP2 can take the place of a message that
- * arrives while it is in flight. In Redis Cluster the client sends each SUBSCRIBE, a wait's or the
- * keep-alive's, to one master at random (a channel has no slot; the cluster carries every PUBLISH to
- * every node), so there a hang of the master that holds a wait's subscription is noticed on the
- * first keep-alive that goes to it.
+ * arrives while it is in flight. There is none in Redis Cluster: there the client sends each
+ * SUBSCRIBE to one master at random (a channel has no slot; the cluster carries every PUBLISH to
+ * every node), so a keep-alive would test a random master, and leaving the connection over one hung
+ * master would drop the subscriptions held on the others, with no new connection until the cluster
+ * fails that master over (the client connects only when every master answers).
  *
  * <p>A connection lost while someone waits is replaced at once (at most once a second). Every new
  * connection subscribes again to the channels still waited on, so waits subscribed on a connection
@@ -58,6 +62,7 @@ public final class CompletionNotifier {
   private final ContextInternal context;
   private final Redis redis;
   private final long timeoutMs;
+  private final long keepAliveDeadlineMs;
   private final Map<String, List<Promise<Void>>> waiters = new HashMap<>();
   /** SUBSCRIBEs sent and not yet confirmed, by channel. */
   private final Map<String, Promise<Void>> confirmations = new HashMap<>();
@@ -66,12 +71,18 @@ public final class CompletionNotifier {
   private long retryTimer = -1;
   private boolean closed;
 
-  /** @param context the owning verticle's context: every callback runs on its event loop */
-  public CompletionNotifier(Vertx vertx, Context context, Redis redis, long timeoutMs) {
+  /**
+   * @param context the owning verticle's context: every callback runs on its event loop
+   * @param timeoutMs how long a connection and a wait's SUBSCRIBE may take
+   * @param keepAliveDeadlineMs how long a keep-alive SUBSCRIBE may go unconfirmed before the
+   *     connection is left; 0 for no keep-alive (Redis Cluster)
+   */
+  public CompletionNotifier(Vertx vertx, Context context, Redis redis, long timeoutMs, long keepAliveDeadlineMs) {
     this.vertx = vertx;
     this.context = (ContextInternal) context;
     this.redis = redis;
     this.timeoutMs = timeoutMs;
+    this.keepAliveDeadlineMs = keepAliveDeadlineMs;
   }
 
   static String channel(String merchantId, IdempotencyKey key) {
@@ -90,7 +101,8 @@ public final class CompletionNotifier {
       boolean first = !waiters.containsKey(channel);
       waiters.computeIfAbsent(channel, c -> new ArrayList<>()).add(done);
       this.timer = vertx.setTimer(waitMs, id -> done.tryComplete());
-      this.ready = first ? subscribe(channel).recover(unanswered -> subscribe(channel)) : Future.succeededFuture();
+      this.ready = first ? subscribe(channel, timeoutMs).recover(unanswered -> subscribe(channel, timeoutMs))
+          : Future.succeededFuture();
     }
 
     /** Subscribed; fails when Redis cannot be reached (then only the timer ends the wait). */
@@ -127,16 +139,19 @@ public final class CompletionNotifier {
 
   /**
    * SUBSCRIBE on the current connection, done when Redis confirms it (the client completes the send
-   * itself as soon as the command is written); when unconfirmed in time, that connection is left.
+   * itself as soon as the command is written); when unconfirmed within {@code deadlineMs}, that
+   * connection is left.
    */
-  private Future<Void> subscribe(String channel) {
+  private Future<Void> subscribe(String channel, long deadlineMs) {
     Future<RedisConnection> connection = connection();
-    // The owning context's promise: its timeout fires on the verticle's loop (a bare Promise.promise()
-    // would run it, and the retry after it, on Netty's global executor thread).
-    Promise<Void> confirmed = context.promise();
-    confirmations.put(channel, confirmed);
+    // One promise per channel, shared by SUBSCRIBEs of it sent before the first confirmation (a wait
+    // cancelled and registered again): a second one must not orphan the first, whose deadline would
+    // then leave a healthy connection. The owning context's promise: its timeout fires on the
+    // verticle's loop (a bare Promise.promise() would run it, and the retry after it, on Netty's
+    // global executor thread).
+    Promise<Void> confirmed = confirmations.computeIfAbsent(channel, c -> context.promise());
     connection.compose(c -> c.send(Request.cmd(Command.SUBSCRIBE).arg(channel))).onFailure(confirmed::tryFail);
-    return confirmed.future().timeout(timeoutMs, TimeUnit.MILLISECONDS)
+    return confirmed.future().timeout(deadlineMs, TimeUnit.MILLISECONDS)
         .onComplete(done -> confirmations.remove(channel, confirmed))
         .onFailure(unconfirmed -> leave(connection));
   }
@@ -155,7 +170,9 @@ public final class CompletionNotifier {
         c.exceptionHandler(e -> forget(opening));
         c.endHandler(v -> forget(opening));
         waiters.keySet().forEach(channel -> c.send(Request.cmd(Command.SUBSCRIBE).arg(channel)));
-        keepAlive(opening);
+        if (keepAliveDeadlineMs > 0) {
+          keepAlive(opening);
+        }
       });
     }
     return subscriber;
@@ -163,8 +180,9 @@ public final class CompletionNotifier {
 
   /**
    * While {@code current} is the subscriber connection: every {@link #KEEP_ALIVE_MS} someone waits,
-   * a SUBSCRIBE to the keep-alive channel. One unconfirmed for {@code timeoutMs} leaves the connection
-   * (in {@link #subscribe}), and a new one is opened, which subscribes again to the channels waited on.
+   * a SUBSCRIBE to the keep-alive channel, unless the last is still unconfirmed. One unconfirmed for
+   * {@code keepAliveDeadlineMs} leaves the connection (in {@link #subscribe}), and a new one is
+   * opened, which subscribes again to the channels waited on.
    */
   private void keepAlive(Future<RedisConnection> current) {
     boolean[] inFlight = {false};
@@ -173,7 +191,9 @@ public final class CompletionNotifier {
         vertx.cancelTimer(timer);
       } else if (!waiters.isEmpty() && !inFlight[0]) {
         inFlight[0] = true;
-        subscribe(keepAliveChannel).onComplete(done -> inFlight[0] = false).onFailure(unconfirmed -> replaceLater());
+        subscribe(keepAliveChannel, keepAliveDeadlineMs)
+            .onComplete(done -> inFlight[0] = false)
+            .onFailure(unconfirmed -> replaceLater());
       }
     });
   }

@@ -73,7 +73,8 @@ public final class RedisClients {
     return opening;
   }
 
-  static Duration readIdle(GatewayConfig config) {
+  /** How long a client waits, reading nothing, before it closes a connection: four Redis deadlines, at least 3 s. */
+  public static Duration readIdle(GatewayConfig config) {
     Duration fourDeadlines = config.redisTimeout().multipliedBy(4);
     return fourDeadlines.compareTo(Duration.ofSeconds(3)) < 0 ? Duration.ofSeconds(3) : fourDeadlines;
   }
