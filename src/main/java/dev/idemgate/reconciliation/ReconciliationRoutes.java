@@ -16,10 +16,13 @@ import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
+import java.io.Writer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.time.Instant;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
@@ -202,36 +205,74 @@ public final class ReconciliationRoutes {
       try (Connection c = Jdbc.connect(pgUrl)) {
         Optional<ReconciliationRun> run = ReconciliationStore.run(c, id);
         if (run.isEmpty()) {
-          return Report.NOT_FOUND;
+          return null;
         }
         if (!run.get().status().equals("COMPLETED")) {
-          ctx.response().putHeader("Content-Type", ReportFormat.JSON.contentType())
-              .end(new JsonObject().put("run", run.get().toJson()).encode());
-          return Report.SENT;
+          return Report.inMemory(new JsonObject().put("run", run.get().toJson()).encode());
         }
-        // Streamed from the database cursor to the client a chunk at a time: a report of a million
-        // discrepancies never sits in the heap that the payments share.
-        ResponseWriter out = new ResponseWriter(ctx.response(), format.contentType());
-        try {
-          ReportWriter.write(format, c, run.get(), out);
-          out.finish();
-        } catch (Exception e) {
-          if (!out.started()) {
-            throw e;
-          }
-          log.warn("reconciliation report {} cut short after its first chunk: {}", id, e.toString());
-          out.abort();
-        }
-        return Report.SENT;
+        return Report.toFile(format, c, run.get());
       }
     }, false).onSuccess(report -> {
-      if (report == Report.NOT_FOUND) {
+      if (report == null) {
         Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no reconciliation run " + id));
+      } else if (report.file() == null) {
+        ctx.response().putHeader("Content-Type", ReportFormat.JSON.contentType()).end(report.text());
+      } else {
+        sendAndForget(ctx, report.file(), report.bytes(), format);
       }
     }).onFailure(ctx::fail);
   }
 
-  private enum Report { NOT_FOUND, SENT }
+  /**
+   * A report to answer with: a short text, or a file that holds it. A completed run's report goes to
+   * a temporary file, from the database cursor through an 8 KB buffer, and is sent from there: a
+   * report of any size never sits in the heap the payments share, and the worker thread and the
+   * database transaction are free again as soon as the file is written, however slowly the client
+   * reads.
+   */
+  private record Report(String text, Path file, long bytes) {
+    static Report inMemory(String text) {
+      return new Report(text, null, 0);
+    }
+
+    static Report toFile(ReportFormat format, Connection c, ReconciliationRun run) throws Exception {
+      Path file = Files.createTempFile("idemgate-report-", "." + format.name().toLowerCase(Locale.ROOT));
+      try {
+        try (Writer out = Files.newBufferedWriter(file, StandardCharsets.UTF_8)) {
+          ReportWriter.write(format, c, run, out);
+        }
+        return new Report(null, file, Files.size(file));
+      } catch (Exception e) {
+        Files.deleteIfExists(file);
+        throw e;
+      }
+    }
+  }
+
+  /**
+   * Sends the report file and removes it: it is opened, then deleted from its directory at once (the
+   * open file stays readable), so once sending starts nothing is left behind when the client goes
+   * away or the gateway stops half way. (A gateway that stops while a worker writes one leaves it in
+   * java.io.tmpdir, an emptyDir that goes with the pod in Kubernetes.)
+   */
+  private void sendAndForget(RoutingContext ctx, Path file, long bytes, ReportFormat format) {
+    String path = file.toString();
+    vertx.fileSystem().open(path, new OpenOptions().setRead(true))
+        .eventually(() -> vertx.fileSystem().delete(path).otherwiseEmpty())
+        .compose(opened -> {
+          ctx.response().putHeader("Content-Type", format.contentType())
+              .putHeader("Content-Length", String.valueOf(bytes));
+          return opened.pipeTo(ctx.response()).eventually(() -> opened.close().otherwiseEmpty());
+        })
+        .onFailure(failure -> {
+          if (ctx.response().headWritten()) {
+            log.info("reconciliation report cut short: {}", failure.toString());
+            ctx.response().reset();
+          } else {
+            ctx.fail(failure);
+          }
+        });
+  }
 
   private void resolve(RoutingContext ctx) {
     String id = ctx.pathParam("id");
