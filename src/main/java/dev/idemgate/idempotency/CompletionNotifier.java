@@ -65,7 +65,7 @@ public final class CompletionNotifier {
   private final long keepAliveDeadlineMs;
   private final Map<String, List<Promise<Void>>> waiters = new HashMap<>();
   /** SUBSCRIBEs sent and not yet confirmed, by channel. */
-  private final Map<String, Promise<Void>> confirmations = new HashMap<>();
+  private final Map<String, Pending> confirmations = new HashMap<>();
   private Future<RedisConnection> subscriber;
   private long lastConnectAt;
   private long retryTimer = -1;
@@ -144,16 +144,31 @@ public final class CompletionNotifier {
    */
   private Future<Void> subscribe(String channel, long deadlineMs) {
     Future<RedisConnection> connection = connection();
-    // One promise per channel, shared by SUBSCRIBEs of it sent before the first confirmation (a wait
-    // cancelled and registered again): a second one must not orphan the first, whose deadline would
-    // then leave a healthy connection. The owning context's promise: its timeout fires on the
-    // verticle's loop (a bare Promise.promise() would run it, and the retry after it, on Netty's
-    // global executor thread).
-    Promise<Void> confirmed = confirmations.computeIfAbsent(channel, c -> context.promise());
-    connection.compose(c -> c.send(Request.cmd(Command.SUBSCRIBE).arg(channel))).onFailure(confirmed::tryFail);
-    return confirmed.future().timeout(deadlineMs, TimeUnit.MILLISECONDS)
-        .onComplete(done -> confirmations.remove(channel, confirmed))
+    // One promise per channel and connection, shared by SUBSCRIBEs of it sent before the first
+    // confirmation (a wait cancelled and registered again): a second one must not orphan the first,
+    // whose deadline would then leave a healthy connection. It is the owning context's promise: its
+    // timeout fires on the verticle's loop (a bare Promise.promise() would run it, and the retry
+    // after it, on Netty's global executor thread).
+    Pending pending = confirmations.get(channel);
+    if (pending == null || pending.connection() != connection) {
+      pending = new Pending(connection, context.promise());
+      confirmations.put(channel, pending);
+    }
+    Pending sent = pending;
+    connection.compose(c -> c.send(Request.cmd(Command.SUBSCRIBE).arg(channel))).onFailure(sent.confirmed()::tryFail);
+    sent.confirmed().future().onSuccess(confirmed -> confirmations.remove(channel, sent));
+    return sent.confirmed().future().timeout(deadlineMs, TimeUnit.MILLISECONDS)
         .onFailure(unconfirmed -> leave(connection));
+  }
+
+  /** A SUBSCRIBE sent and not yet confirmed: the connection it went on, and what its confirmation completes. */
+  private record Pending(Future<RedisConnection> connection, Promise<Void> confirmed) {}
+
+  /** The SUBSCRIBEs still unconfirmed on a connection that is left or lost fail now, and are forgotten. */
+  private void dropPending(Future<RedisConnection> gone) {
+    List<Pending> dropped = new ArrayList<>();
+    confirmations.values().removeIf(pending -> pending.connection() == gone && dropped.add(pending));
+    dropped.forEach(pending -> pending.confirmed().tryFail("the subscriber connection was left"));
   }
 
   private Future<RedisConnection> connection() {
@@ -166,7 +181,7 @@ public final class CompletionNotifier {
       subscriber = opening;
       opening.onFailure(failure -> replaceLater());
       opening.onSuccess(c -> {
-        c.handler(this::onMessage);
+        c.handler(message -> onMessage(opening, message));
         c.exceptionHandler(e -> forget(opening));
         c.endHandler(v -> forget(opening));
         waiters.keySet().forEach(channel -> c.send(Request.cmd(Command.SUBSCRIBE).arg(channel)));
@@ -203,6 +218,7 @@ public final class CompletionNotifier {
     if (subscriber == gone) {
       subscriber = null;
       gone.onSuccess(RedisConnection::close);
+      dropPending(gone);
       replaceLater();
     }
   }
@@ -234,9 +250,11 @@ public final class CompletionNotifier {
       subscriber = null;
     }
     suspect.onSuccess(RedisConnection::close);
+    dropPending(suspect);
   }
 
-  private void onMessage(Response message) {
+  /** A message or confirmation read from {@code source}. */
+  private void onMessage(Future<RedisConnection> source, Response message) {
     // A pub/sub message is ["message", channel, payload], a confirmation ["subscribe", channel, count].
     if (message.type() != ResponseType.PUSH && message.type() != ResponseType.MULTI || message.size() < 3) {
       return;
@@ -249,9 +267,9 @@ public final class CompletionNotifier {
         list.forEach(Promise::tryComplete);
       }
     } else if (kind.equals("subscribe")) {
-      Promise<Void> confirmed = confirmations.get(channel);
-      if (confirmed != null) {
-        confirmed.tryComplete();
+      Pending pending = confirmations.get(channel);
+      if (pending != null && pending.connection() == source) { // never a late one from a connection left
+        pending.confirmed().tryComplete();
       }
     }
   }
