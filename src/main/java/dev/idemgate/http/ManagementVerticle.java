@@ -13,6 +13,7 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.http.HttpServer;
+import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
@@ -34,6 +35,7 @@ import java.util.concurrent.TimeUnit;
  */
 public final class ManagementVerticle extends VerticleBase {
   private static final long CHECK_TIMEOUT_MS = 1_000;
+  static final int IDLE_TIMEOUT_SECONDS = 60;
 
   private final GatewayConfig config;
   private final Optional<PrometheusMeterRegistry> registry;
@@ -72,7 +74,10 @@ public final class ManagementVerticle extends VerticleBase {
     router.route().failureHandler(Problems::handleFailure);
     router.errorHandler(404, Problems::handleFailure);
     router.errorHandler(405, Problems::handleFailure);
-    server = vertx.createHttpServer().requestHandler(router);
+    // A connection with nothing read or written for a minute is closed: a client that stops reading
+    // a reconciliation report lets go of its file, and a stalled upload of its worker.
+    server = vertx.createHttpServer(new HttpServerOptions().setIdleTimeout(IDLE_TIMEOUT_SECONDS)
+        .setIdleTimeoutUnit(TimeUnit.SECONDS)).requestHandler(router);
     return server.listen(config.managementPort());
   }
 

@@ -16,6 +16,7 @@ import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
+import java.io.IOException;
 import java.io.Writer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -45,11 +46,18 @@ import org.slf4j.LoggerFactory;
 public final class ReconciliationRoutes {
   private static final Logger log = LoggerFactory.getLogger(ReconciliationRoutes.class);
   private static final int RECENT_RUNS = 50;
+  /**
+   * Reports being written or sent at once, each a temporary file the size of the report (37 MB of
+   * JSON for a million-row settlement) in java.io.tmpdir; more are refused with 429.
+   */
+  static final int MAX_REPORTS_AT_ONCE = 4;
 
   private final Vertx vertx;
   private final String pgUrl;
   private final ReconciliationSettings settings;
   private final WorkerExecutor workers;
+  /** Reports being written or sent; touched on the management verticle's event loop only. */
+  private int reportsInFlight;
 
   private ReconciliationRoutes(Vertx vertx, GatewayConfig config, ReconciliationSettings settings) {
     this.vertx = vertx;
@@ -201,6 +209,12 @@ public final class ReconciliationRoutes {
       Problems.send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, "format must be json, csv or html"));
       return;
     }
+    if (reportsInFlight >= MAX_REPORTS_AT_ONCE) {
+      Problems.send(ctx, new ApiProblem(ErrorCode.RATE_LIMITED,
+          MAX_REPORTS_AT_ONCE + " reports are being sent already; try again shortly", null, 5));
+      return;
+    }
+    reportsInFlight++;
     workers.executeBlocking(() -> {
       try (Connection c = Jdbc.connect(pgUrl)) {
         Optional<ReconciliationRun> run = ReconciliationStore.run(c, id);
@@ -212,15 +226,24 @@ public final class ReconciliationRoutes {
         }
         return Report.toFile(format, c, run.get());
       }
-    }, false).onSuccess(report -> {
+    }, false).compose(report -> {
       if (report == null) {
         Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no reconciliation run " + id));
+        return Future.succeededFuture();
       } else if (report.file() == null) {
         ctx.response().putHeader("Content-Type", ReportFormat.JSON.contentType()).end(report.text());
-      } else {
-        sendAndForget(ctx, report.file(), report.bytes(), format);
+        return Future.succeededFuture();
       }
-    }).onFailure(ctx::fail);
+      return sendAndForget(ctx, report.file(), report.bytes(), format);
+    }).onComplete(done -> reportsInFlight--).onFailure(failure -> {
+      if (ctx.response().headWritten()) {
+        // Only a failure to read the file, or a client gone: the response cannot be ended as if whole.
+        log.info("reconciliation report {} cut short: {}", id, failure.toString());
+        ctx.response().reset();
+      } else {
+        ctx.fail(failure);
+      }
+    });
   }
 
   /**
@@ -237,14 +260,17 @@ public final class ReconciliationRoutes {
 
     static Report toFile(ReportFormat format, Connection c, ReconciliationRun run) throws Exception {
       Path file = Files.createTempFile("idemgate-report-", "." + format.name().toLowerCase(Locale.ROOT));
+      boolean written = false;
       try {
         try (Writer out = Files.newBufferedWriter(file, StandardCharsets.UTF_8)) {
           ReportWriter.write(format, c, run, out);
         }
+        written = true;
         return new Report(null, file, Files.size(file));
-      } catch (Exception e) {
-        Files.deleteIfExists(file);
-        throw e;
+      } finally {
+        if (!written) {
+          deleteQuietly(file);
+        }
       }
     }
   }
@@ -253,25 +279,28 @@ public final class ReconciliationRoutes {
    * Sends the report file and removes it: it is opened, then deleted from its directory at once (the
    * open file stays readable), so once sending starts nothing is left behind when the client goes
    * away or the gateway stops half way. (A gateway that stops while a worker writes one leaves it in
-   * java.io.tmpdir, an emptyDir that goes with the pod in Kubernetes.)
+   * java.io.tmpdir, an emptyDir that goes with the pod in Kubernetes.) A client that stops reading
+   * is let go by the management server's idle timeout.
    */
-  private void sendAndForget(RoutingContext ctx, Path file, long bytes, ReportFormat format) {
+  private Future<Void> sendAndForget(RoutingContext ctx, Path file, long bytes, ReportFormat format) {
     String path = file.toString();
-    vertx.fileSystem().open(path, new OpenOptions().setRead(true))
-        .eventually(() -> vertx.fileSystem().delete(path).otherwiseEmpty())
+    return vertx.fileSystem().open(path, new OpenOptions().setRead(true))
+        .eventually(() -> vertx.fileSystem().delete(path)
+            .onFailure(e -> log.warn("could not delete the temporary report file {}: {}", path, e.toString())))
         .compose(opened -> {
           ctx.response().putHeader("Content-Type", format.contentType())
               .putHeader("Content-Length", String.valueOf(bytes));
-          return opened.pipeTo(ctx.response()).eventually(() -> opened.close().otherwiseEmpty());
-        })
-        .onFailure(failure -> {
-          if (ctx.response().headWritten()) {
-            log.info("reconciliation report cut short: {}", failure.toString());
-            ctx.response().reset();
-          } else {
-            ctx.fail(failure);
-          }
+          // Not ended on a failure: a response shorter than its Content-Length is reset instead.
+          return opened.pipe().endOnFailure(false).to(ctx.response()).eventually(opened::close);
         });
+  }
+
+  private static void deleteQuietly(Path file) {
+    try {
+      Files.deleteIfExists(file);
+    } catch (IOException | RuntimeException e) {
+      log.warn("could not delete the temporary report file {}: {}", file, e.toString());
+    }
   }
 
   private void resolve(RoutingContext ctx) {

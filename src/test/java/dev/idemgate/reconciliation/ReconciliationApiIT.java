@@ -20,6 +20,8 @@ import java.sql.Connection;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -165,7 +167,8 @@ class ReconciliationApiIT {
   @Test
   @DisplayName("a report is sent from a temporary file taken out of its directory: whole, with its Content-Length, "
       + "byte for byte what the report writer writes in each format; a client that stops reading holds only that "
-      + "open file, which is closed when the client goes away, and no file is left behind")
+      + "open file, which is closed when the client goes away, no file is left behind, and past four at once a "
+      + "report is refused with 429")
   void reportIsSentFromATemporaryFile() throws Exception {
     try (LedgerFixture ledger = new LedgerFixture()) {
       Instant base = Instant.now().minus(Duration.ofDays(5)).truncatedTo(ChronoUnit.SECONDS);
@@ -197,23 +200,42 @@ class ReconciliationApiIT {
         }
       }
 
-      // A client that reads the status line and then nothing: the gateway (in this JVM) holds the
-      // report open, already out of the directory, until the client goes away.
-      try (Socket socket = new Socket()) {
-        socket.setReceiveBufferSize(4_096);
-        socket.connect(new InetSocketAddress("127.0.0.1", port));
-        String request = "GET /admin/reconciliations/" + id + " HTTP/1.1\r\nHost: x\r\n"
-            + "Authorization: Bearer " + TestGateway.ADMIN_TOKEN + "\r\n\r\n";
-        socket.getOutputStream().write(request.getBytes(StandardCharsets.US_ASCII));
-        byte[] statusLine = socket.getInputStream().readNBytes(12);
-        assertThat(new String(statusLine, StandardCharsets.US_ASCII)).isEqualTo("HTTP/1.1 200");
-        Waits.eventually(Duration.ofSeconds(5), () -> openDeletedReports() == 1,
-            "one report held open, already deleted from its directory");
+      // Clients that read the status line and then nothing: the gateway (in this JVM) holds each
+      // report open, already out of the directory, until its client goes away; a fifth is refused.
+      List<Socket> stalled = new ArrayList<>();
+      try {
+        for (int i = 0; i < ReconciliationRoutes.MAX_REPORTS_AT_ONCE; i++) {
+          stalled.add(stalledReportClient(port, id));
+        }
+        int open = ReconciliationRoutes.MAX_REPORTS_AT_ONCE;
+        Waits.eventually(Duration.ofSeconds(5), () -> openDeletedReports() == open,
+            "every stalled report held open, already deleted from its directory");
         assertThat(reportFilesLeft()).isEqualTo(leftBefore);
+        Http.Reply refused = http.get(port, "/admin/reconciliations/" + id, TestGateway.ADMIN_TOKEN);
+        assertThat(refused.status()).isEqualTo(429);
+        assertThat(refused.header("Retry-After")).isEqualTo("5");
+      } finally {
+        for (Socket socket : stalled) {
+          socket.close();
+        }
       }
-      Waits.eventually(Duration.ofSeconds(5), () -> openDeletedReports() == 0, "the report closed once the client left");
+      Waits.eventually(Duration.ofSeconds(5), () -> openDeletedReports() == 0, "the reports closed once the clients left");
       assertThat(reportFilesLeft()).as("temporary report files left behind").isEqualTo(leftBefore);
+      assertThat(http.get(port, "/admin/reconciliations/" + id, TestGateway.ADMIN_TOKEN).status()).isEqualTo(200);
     }
+  }
+
+  /** A client that asks for the report, reads its status line, and then reads nothing. */
+  private static Socket stalledReportClient(int port, String id) throws IOException {
+    Socket socket = new Socket();
+    socket.setReceiveBufferSize(4_096);
+    socket.connect(new InetSocketAddress("127.0.0.1", port));
+    String request = "GET /admin/reconciliations/" + id + " HTTP/1.1\r\nHost: x\r\n"
+        + "Authorization: Bearer " + TestGateway.ADMIN_TOKEN + "\r\n\r\n";
+    socket.getOutputStream().write(request.getBytes(StandardCharsets.US_ASCII));
+    byte[] statusLine = socket.getInputStream().readNBytes(12);
+    assertThat(new String(statusLine, StandardCharsets.US_ASCII)).isEqualTo("HTTP/1.1 200");
+    return socket;
   }
 
   /** The gateway runs in this JVM, so its temporary files are in this java.io.tmpdir. */
