@@ -40,20 +40,17 @@ class CompletionNotifierIT {
     Vertx vertx = Vertx.vertx();
     try (ThrowawayRedis redis = ThrowawayRedis.start(); FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port())) {
       Context context = vertx.getOrCreateContext();
-      Redis client = Redis.createClient(vertx, new RedisOptions().setPreferredProtocolVersion(protocol)
-          .setConnectionString("redis://127.0.0.1:" + proxy.port()).setMaxPoolSize(2));
+      Redis client = client(vertx, proxy, new RedisOptions().setPreferredProtocolVersion(protocol));
       CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client, TIMEOUT_MS,
           KEEP_ALIVE_DEADLINE_MS));
-      CompletionNotifier.Wait quiet = on(context, () -> notifier.register("m", new IdempotencyKey("quiet"), 30_000));
-      quiet.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+      CompletionNotifier.Wait quiet = subscribed(context, notifier, "quiet");
       long connections = proxy.acceptedConnections();
 
       Thread.sleep(3 * CompletionNotifier.KEEP_ALIVE_MS + TIMEOUT_MS); // three keep-alives confirmed
       assertThat(proxy.acceptedConnections()).as("the quiet healthy connection was kept").isEqualTo(connections);
       assertThat(RespCommand.call(redis.port(), "PUBSUB", "CHANNELS", "idemgate:notifier-alive:*"))
           .as("channels subscribed for the keep-alive").isEqualTo("1");
-      CompletionNotifier.Wait other = on(context, () -> notifier.register("m", new IdempotencyKey("other"), 30_000));
-      other.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+      CompletionNotifier.Wait other = subscribed(context, notifier, "other");
       assertThat(publishUntilWoken(redis.port(), "other", other)).as("a message still reaches its wait").isNotNull();
       assertThat(quiet.done().isComplete()).as("and only that wait").isFalse();
 
@@ -76,12 +73,10 @@ class CompletionNotifierIT {
     Vertx vertx = Vertx.vertx();
     try (ThrowawayRedis redis = ThrowawayRedis.start(); FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port())) {
       Context context = vertx.getOrCreateContext();
-      Redis client = Redis.createClient(vertx, new RedisOptions()
-          .setConnectionString("redis://127.0.0.1:" + proxy.port()).setMaxPoolSize(2));
+      Redis client = client(vertx, proxy, new RedisOptions());
       CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client, TIMEOUT_MS,
           KEEP_ALIVE_DEADLINE_MS));
-      CompletionNotifier.Wait slow = on(context, () -> notifier.register("m", new IdempotencyKey("slow"), 30_000));
-      slow.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+      CompletionNotifier.Wait slow = subscribed(context, notifier, "slow");
       long connections = proxy.acceptedConnections();
 
       proxy.latency(150); // each way: a keep-alive is confirmed after about 300 ms, past TIMEOUT_MS
@@ -102,13 +97,11 @@ class CompletionNotifierIT {
     Vertx vertx = Vertx.vertx();
     try (ThrowawayRedis redis = ThrowawayRedis.start(); FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port())) {
       Context context = vertx.getOrCreateContext();
-      Redis client = Redis.createClient(vertx, new RedisOptions()
-          .setConnectionString("redis://127.0.0.1:" + proxy.port()).setMaxPoolSize(2));
+      Redis client = client(vertx, proxy, new RedisOptions());
       long timeoutMs = 1_000; // longer than TIMEOUT_MS: a cold start's slow first answers must not leave connections
       CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client, timeoutMs,
           KEEP_ALIVE_DEADLINE_MS));
-      CompletionNotifier.Wait warm = on(context, () -> notifier.register("m", new IdempotencyKey("warm"), 30_000));
-      warm.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS); // the connection is open
+      CompletionNotifier.Wait warm = subscribed(context, notifier, "warm"); // the connection is open
       long connections = proxy.acceptedConnections();
 
       proxy.latency(40); // each way: the confirmation comes well after the three calls below, well within timeoutMs
@@ -139,8 +132,7 @@ class CompletionNotifierIT {
       Redis client = Redis.createClient(vertx, options);
       // As ApiVerticle makes it for redis_mode cluster.
       CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client, TIMEOUT_MS, 0));
-      CompletionNotifier.Wait quiet = on(context, () -> notifier.register("m", new IdempotencyKey("quiet"), 30_000));
-      quiet.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+      CompletionNotifier.Wait quiet = subscribed(context, notifier, "quiet");
       Set<String> subscribers = cluster.subscriberConnections();
 
       Thread.sleep(2 * CompletionNotifier.KEEP_ALIVE_MS + TIMEOUT_MS);
@@ -161,18 +153,15 @@ class CompletionNotifierIT {
     Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(8));
     try (ThrowawayRedis redis = ThrowawayRedis.start(); FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port())) {
       Context context = vertx.getOrCreateContext();
-      Redis client = Redis.createClient(vertx, new RedisOptions()
-          .setConnectionString("redis://127.0.0.1:" + proxy.port()).setMaxPoolSize(2));
+      Redis client = client(vertx, proxy, new RedisOptions());
       CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client, TIMEOUT_MS,
           KEEP_ALIVE_DEADLINE_MS));
       Thread loop = on(context, Thread::currentThread);
 
-      CompletionNotifier.Wait before = on(context, () -> notifier.register("m", new IdempotencyKey("before"), 30_000));
-      before.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+      CompletionNotifier.Wait before = subscribed(context, notifier, "before");
 
       proxy.freezeOpen();
-      CompletionNotifier.Wait after = on(context, () -> notifier.register("m", new IdempotencyKey("after"), 30_000));
-      after.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+      CompletionNotifier.Wait after = subscribed(context, notifier, "after");
 
       assertThat(publishUntilWoken(redis.port(), "after", after)).as("the new wait woken on the owning loop").isSameAs(loop);
       assertThat(publishUntilWoken(redis.port(), "before", before))
@@ -189,12 +178,10 @@ class CompletionNotifierIT {
     Vertx vertx = Vertx.vertx();
     try (ThrowawayRedis redis = ThrowawayRedis.start(); FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port())) {
       Context context = vertx.getOrCreateContext();
-      Redis client = Redis.createClient(vertx, new RedisOptions()
-          .setConnectionString("redis://127.0.0.1:" + proxy.port()).setMaxPoolSize(2));
+      Redis client = client(vertx, proxy, new RedisOptions());
       CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client, TIMEOUT_MS,
           KEEP_ALIVE_DEADLINE_MS));
-      CompletionNotifier.Wait wait = on(context, () -> notifier.register("m", new IdempotencyKey("lost"), 30_000));
-      wait.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+      CompletionNotifier.Wait wait = subscribed(context, notifier, "lost");
 
       proxy.refuse();
       assertThat(proxy.cutAll()).as("the subscriber connection was cut").isPositive();
@@ -224,6 +211,19 @@ class CompletionNotifierIT {
       Thread.sleep(20);
     }
     return wokenOn.get(1, TimeUnit.SECONDS);
+  }
+
+  /** A client of the Redis behind {@code proxy}, with {@code options}, as small a pool as the gateway's subscriber client. */
+  private static Redis client(Vertx vertx, FaultProxy proxy, RedisOptions options) {
+    return Redis.createClient(vertx, options.setConnectionString("redis://127.0.0.1:" + proxy.port()).setMaxPoolSize(2));
+  }
+
+  /** A wait of 30 s on key {@code key} of merchant m, registered on the notifier's loop and subscribed. */
+  private static CompletionNotifier.Wait subscribed(Context context, CompletionNotifier notifier, String key)
+      throws Exception {
+    CompletionNotifier.Wait wait = on(context, () -> notifier.register("m", new IdempotencyKey(key), 30_000));
+    wait.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+    return wait;
   }
 
   private static <T> T on(Context context, Supplier<T> work) throws Exception {
