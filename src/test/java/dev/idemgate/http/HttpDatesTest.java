@@ -23,4 +23,19 @@ class HttpDatesTest {
     assertThat(HttpDates.format(t.plusSeconds(1))).isEqualTo("Sat, 28 Nov 2026 10:00:01 GMT");
     assertThat(HttpDates.format(t)).isEqualTo("Sat, 28 Nov 2026 10:00:00 GMT");
   }
+
+  @Test
+  @DisplayName("replays of keys expiring in different seconds are served from the per-loop memory, and seconds that "
+      + "share a slot never answer for each other")
+  void remembersRecentSeconds() {
+    Instant t = Instant.parse("2026-11-29T10:00:00Z");
+    String first = HttpDates.format(t);
+    String second = HttpDates.format(t.plusSeconds(7));
+    assertThat(HttpDates.format(t)).as("formatted once, then remembered").isSameAs(first);
+    assertThat(HttpDates.format(t.plusSeconds(7))).isSameAs(second);
+
+    Instant sameSlot = t.plusSeconds(HttpDates.SLOTS);
+    assertThat(HttpDates.format(sameSlot)).isEqualTo("Sun, 29 Nov 2026 10:17:04 GMT");
+    assertThat(HttpDates.format(t)).isEqualTo("Sun, 29 Nov 2026 10:00:00 GMT");
+  }
 }
