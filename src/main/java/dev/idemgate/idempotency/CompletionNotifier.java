@@ -33,7 +33,8 @@ import java.util.concurrent.TimeUnit;
  * {@link #KEEP_ALIVE_MS} while someone waits, to a channel of its own that nobody publishes on, and
  * leaves the connection when that goes unconfirmed for {@code keepAliveDeadlineMs}: as long as the
  * other Redis clients wait before they close a connection nothing is read from, so that a Redis
- * that only stalls (a fork, a slow script) keeps its subscribers and the completions they carry.
+ * that only stalls (a fork, a slow script) keeps its subscribers and the completions they carry,
+ * unless a new wait's SUBSCRIBE, with its shorter deadline, falls in the stall.
  *
  * <p>The keep-alive is a SUBSCRIBE and not a PING on purpose: its confirmation comes back the way
  * pub/sub messages and confirmations come, as a message to the connection's handler, so it cannot
