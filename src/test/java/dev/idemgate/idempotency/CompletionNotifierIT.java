@@ -37,32 +37,26 @@ class CompletionNotifierIT {
   @DisplayName("while a request waits, a quiet healthy subscriber connection is kept, one that hangs is left and "
       + "replaced with no new wait to notice it, and the wait is woken through the new one")
   void keepAliveLeavesHungSubscriberUnasked(ProtocolVersion protocol) throws Exception {
-    Vertx vertx = Vertx.vertx();
-    try (ThrowawayRedis redis = ThrowawayRedis.start(); FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port())) {
-      Context context = vertx.getOrCreateContext();
-      Redis client = client(vertx, proxy, new RedisOptions().setPreferredProtocolVersion(protocol));
-      CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client, TIMEOUT_MS,
-          KEEP_ALIVE_DEADLINE_MS));
-      CompletionNotifier.Wait quiet = subscribed(context, notifier, "quiet");
-      long connections = proxy.acceptedConnections();
+    try (Rig rig = new Rig(new VertxOptions())) {
+      CompletionNotifier notifier = rig.notifier(new RedisOptions().setPreferredProtocolVersion(protocol), TIMEOUT_MS);
+      CompletionNotifier.Wait quiet = subscribed(rig.context, notifier, "quiet");
+      long connections = rig.proxy.acceptedConnections();
 
       Thread.sleep(3 * CompletionNotifier.KEEP_ALIVE_MS + TIMEOUT_MS); // three keep-alives confirmed
-      assertThat(proxy.acceptedConnections()).as("the quiet healthy connection was kept").isEqualTo(connections);
-      assertThat(RespCommand.call(redis.port(), "PUBSUB", "CHANNELS", "idemgate:notifier-alive:*"))
+      assertThat(rig.proxy.acceptedConnections()).as("the quiet healthy connection was kept").isEqualTo(connections);
+      assertThat(RespCommand.call(rig.redis.port(), "PUBSUB", "CHANNELS", "idemgate:notifier-alive:*"))
           .as("channels subscribed for the keep-alive").isEqualTo("1");
-      CompletionNotifier.Wait other = subscribed(context, notifier, "other");
-      assertThat(publishUntilWoken(redis.port(), "other", other)).as("a message still reaches its wait").isNotNull();
+      CompletionNotifier.Wait other = subscribed(rig.context, notifier, "other");
+      assertThat(publishUntilWoken(rig.redis.port(), "other", other)).as("a message still reaches its wait").isNotNull();
       assertThat(quiet.done().isComplete()).as("and only that wait").isFalse();
 
       long frozenAt = System.nanoTime();
-      proxy.freezeOpen(); // nothing new registers from here on: only the keep-alive can notice
-      assertThat(publishUntilWoken(redis.port(), "quiet", quiet)).as("woken through a new connection").isNotNull();
+      rig.proxy.freezeOpen(); // nothing new registers from here on: only the keep-alive can notice
+      assertThat(publishUntilWoken(rig.redis.port(), "quiet", quiet)).as("woken through a new connection").isNotNull();
       System.out.printf("%s: the wait was woken %d ms after its subscriber connection hung%n", protocol,
           TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - frozenAt));
-      assertThat(proxy.acceptedConnections()).isGreaterThan(connections);
-      on(context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
-    } finally {
-      vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+      assertThat(rig.proxy.acceptedConnections()).isGreaterThan(connections);
+      on(rig.context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
     }
   }
 
@@ -70,23 +64,17 @@ class CompletionNotifierIT {
   @DisplayName("a Redis that answers slower than redis_timeout but within the keep-alive's deadline keeps its "
       + "subscriber connection, and completions still reach their waits through it")
   void keepAliveBearsWithASlowRedis() throws Exception {
-    Vertx vertx = Vertx.vertx();
-    try (ThrowawayRedis redis = ThrowawayRedis.start(); FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port())) {
-      Context context = vertx.getOrCreateContext();
-      Redis client = client(vertx, proxy, new RedisOptions());
-      CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client, TIMEOUT_MS,
-          KEEP_ALIVE_DEADLINE_MS));
-      CompletionNotifier.Wait slow = subscribed(context, notifier, "slow");
-      long connections = proxy.acceptedConnections();
+    try (Rig rig = new Rig(new VertxOptions())) {
+      CompletionNotifier notifier = rig.notifier(new RedisOptions(), TIMEOUT_MS);
+      CompletionNotifier.Wait slow = subscribed(rig.context, notifier, "slow");
+      long connections = rig.proxy.acceptedConnections();
 
-      proxy.latency(150); // each way: a keep-alive is confirmed after about 300 ms, past TIMEOUT_MS
+      rig.proxy.latency(150); // each way: a keep-alive is confirmed after about 300 ms, past TIMEOUT_MS
       Thread.sleep(3 * CompletionNotifier.KEEP_ALIVE_MS + KEEP_ALIVE_DEADLINE_MS);
-      assertThat(proxy.acceptedConnections()).as("the slow connection was kept").isEqualTo(connections);
-      assertThat(publishUntilWoken(redis.port(), "slow", slow)).as("woken through it").isNotNull();
-      assertThat(proxy.acceptedConnections()).isEqualTo(connections);
-      on(context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
-    } finally {
-      vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+      assertThat(rig.proxy.acceptedConnections()).as("the slow connection was kept").isEqualTo(connections);
+      assertThat(publishUntilWoken(rig.redis.port(), "slow", slow)).as("woken through it").isNotNull();
+      assertThat(rig.proxy.acceptedConnections()).isEqualTo(connections);
+      on(rig.context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
     }
   }
 
@@ -94,28 +82,22 @@ class CompletionNotifierIT {
   @DisplayName("a wait cancelled and registered again on its key before Redis confirms the SUBSCRIBE keeps the "
       + "healthy connection, and the new wait is woken")
   void waitRegisteredAgainBeforeConfirmation() throws Exception {
-    Vertx vertx = Vertx.vertx();
-    try (ThrowawayRedis redis = ThrowawayRedis.start(); FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port())) {
-      Context context = vertx.getOrCreateContext();
-      Redis client = client(vertx, proxy, new RedisOptions());
+    try (Rig rig = new Rig(new VertxOptions())) {
       long timeoutMs = 1_000; // longer than TIMEOUT_MS: a cold start's slow first answers must not leave connections
-      CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client, timeoutMs,
-          KEEP_ALIVE_DEADLINE_MS));
-      CompletionNotifier.Wait warm = subscribed(context, notifier, "warm"); // the connection is open
-      long connections = proxy.acceptedConnections();
+      CompletionNotifier notifier = rig.notifier(new RedisOptions(), timeoutMs);
+      CompletionNotifier.Wait warm = subscribed(rig.context, notifier, "warm"); // the connection is open
+      long connections = rig.proxy.acceptedConnections();
 
-      proxy.latency(40); // each way: the confirmation comes well after the three calls below, well within timeoutMs
-      CompletionNotifier.Wait again = on(context, () -> {
+      rig.proxy.latency(40); // each way: the confirmation comes well after the three calls below, well within timeoutMs
+      CompletionNotifier.Wait again = on(rig.context, () -> {
         notifier.register("m", new IdempotencyKey("twice"), 30_000).cancel();
         return notifier.register("m", new IdempotencyKey("twice"), 30_000);
       });
       again.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
       Thread.sleep(timeoutMs + 500); // past the first SUBSCRIBE's deadline
-      assertThat(proxy.acceptedConnections()).as("the healthy connection was kept").isEqualTo(connections);
-      assertThat(publishUntilWoken(redis.port(), "twice", again)).as("woken").isNotNull();
-      on(context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
-    } finally {
-      vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+      assertThat(rig.proxy.acceptedConnections()).as("the healthy connection was kept").isEqualTo(connections);
+      assertThat(publishUntilWoken(rig.redis.port(), "twice", again)).as("woken").isNotNull();
+      on(rig.context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
     }
   }
 
@@ -150,24 +132,18 @@ class CompletionNotifierIT {
       + "still waited on, and wakes waits there, on its own event loop")
   void leavesHungSubscriber() throws Exception {
     // More event loops than the test uses, so that work moved off the owning loop shows as another thread.
-    Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(8));
-    try (ThrowawayRedis redis = ThrowawayRedis.start(); FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port())) {
-      Context context = vertx.getOrCreateContext();
-      Redis client = client(vertx, proxy, new RedisOptions());
-      CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client, TIMEOUT_MS,
-          KEEP_ALIVE_DEADLINE_MS));
-      Thread loop = on(context, Thread::currentThread);
+    try (Rig rig = new Rig(new VertxOptions().setEventLoopPoolSize(8))) {
+      CompletionNotifier notifier = rig.notifier(new RedisOptions(), TIMEOUT_MS);
+      Thread loop = on(rig.context, Thread::currentThread);
 
-      CompletionNotifier.Wait before = subscribed(context, notifier, "before");
+      CompletionNotifier.Wait before = subscribed(rig.context, notifier, "before");
 
-      proxy.freezeOpen();
-      CompletionNotifier.Wait after = subscribed(context, notifier, "after");
+      rig.proxy.freezeOpen();
+      CompletionNotifier.Wait after = subscribed(rig.context, notifier, "after");
 
-      assertThat(publishUntilWoken(redis.port(), "after", after)).as("the new wait woken on the owning loop").isSameAs(loop);
-      assertThat(publishUntilWoken(redis.port(), "before", before))
+      assertThat(publishUntilWoken(rig.redis.port(), "after", after)).as("the new wait woken on the owning loop").isSameAs(loop);
+      assertThat(publishUntilWoken(rig.redis.port(), "before", before))
           .as("the wait subscribed before the hang, subscribed again on the new connection").isSameAs(loop);
-    } finally {
-      vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
     }
   }
 
@@ -175,23 +151,17 @@ class CompletionNotifierIT {
   @DisplayName("a subscriber connection lost while someone waits is replaced, again and again while Redis refuses "
       + "connections, and the wait is woken once Redis is back")
   void replacesLostSubscriber() throws Exception {
-    Vertx vertx = Vertx.vertx();
-    try (ThrowawayRedis redis = ThrowawayRedis.start(); FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port())) {
-      Context context = vertx.getOrCreateContext();
-      Redis client = client(vertx, proxy, new RedisOptions());
-      CompletionNotifier notifier = on(context, () -> new CompletionNotifier(vertx, context, client, TIMEOUT_MS,
-          KEEP_ALIVE_DEADLINE_MS));
-      CompletionNotifier.Wait wait = subscribed(context, notifier, "lost");
+    try (Rig rig = new Rig(new VertxOptions())) {
+      CompletionNotifier notifier = rig.notifier(new RedisOptions(), TIMEOUT_MS);
+      CompletionNotifier.Wait wait = subscribed(rig.context, notifier, "lost");
 
-      proxy.refuse();
-      assertThat(proxy.cutAll()).as("the subscriber connection was cut").isPositive();
+      rig.proxy.refuse();
+      assertThat(rig.proxy.cutAll()).as("the subscriber connection was cut").isPositive();
       Thread.sleep(2 * CompletionNotifier.RECONNECT_MS + 500); // replacements refused, tried again
-      proxy.pass();
+      rig.proxy.pass();
 
-      assertThat(publishUntilWoken(redis.port(), "lost", wait)).as("woken through a new connection").isNotNull();
-      on(context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
-    } finally {
-      vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+      assertThat(publishUntilWoken(rig.redis.port(), "lost", wait)).as("woken through a new connection").isNotNull();
+      on(rig.context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
     }
   }
 
@@ -213,9 +183,45 @@ class CompletionNotifierIT {
     return wokenOn.get(1, TimeUnit.SECONDS);
   }
 
-  /** A client of the Redis behind {@code proxy}, with {@code options}, as small a pool as the gateway's subscriber client. */
-  private static Redis client(Vertx vertx, FaultProxy proxy, RedisOptions options) {
-    return Redis.createClient(vertx, options.setConnectionString("redis://127.0.0.1:" + proxy.port()).setMaxPoolSize(2));
+  /**
+   * A test's own Redis, a FaultProxy in front of it, and a Vert.x whose context the notifiers run on;
+   * closed in the order the tests closed them by hand: the proxy, the Redis, then Vert.x.
+   */
+  private static final class Rig implements AutoCloseable {
+    final ThrowawayRedis redis;
+    final FaultProxy proxy;
+    final Vertx vertx;
+    final Context context;
+
+    Rig(VertxOptions options) {
+      redis = ThrowawayRedis.start();
+      try {
+        proxy = FaultProxy.start("127.0.0.1", redis.port());
+      } catch (RuntimeException e) {
+        redis.close();
+        throw e;
+      }
+      vertx = Vertx.vertx(options);
+      context = vertx.getOrCreateContext();
+    }
+
+    /** A notifier on {@link #context} whose client, with {@code options}, goes through the proxy. */
+    CompletionNotifier notifier(RedisOptions options, long timeoutMs) throws Exception {
+      // As small a pool as the gateway's subscriber client.
+      Redis client = Redis.createClient(vertx,
+          options.setConnectionString("redis://127.0.0.1:" + proxy.port()).setMaxPoolSize(2));
+      return on(context, () -> new CompletionNotifier(vertx, context, client, timeoutMs, KEEP_ALIVE_DEADLINE_MS));
+    }
+
+    @Override
+    public void close() throws Exception {
+      try {
+        proxy.close();
+        redis.close();
+      } finally {
+        vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+      }
+    }
   }
 
   /** A wait of 30 s on key {@code key} of merchant m, registered on the notifier's loop and subscribed. */
