@@ -78,7 +78,7 @@ public final class ApiVerticle extends VerticleBase {
   /** Numbers the API verticles of the process, for the names of their pools. */
   private static final AtomicInteger INSTANCES = new AtomicInteger();
   private static final String OUTCOME = "idemgate.outcome";
-  private static final String BODY_TIMER = "idemgate.bodyTimer";
+  private static final String BODY_DEADLINE = "idemgate.bodyDeadline";
   private static final ApiProblem NO_SUCH_PAYMENT = new ApiProblem(ErrorCode.NOT_FOUND, "no payment with this id");
   /** RST_STREAM error code CANCEL (RFC 9113 §7): the stream is no longer needed. */
   private static final long HTTP2_CANCEL = 0x8;
@@ -101,6 +101,9 @@ public final class ApiVerticle extends VerticleBase {
   private IdempotencyStore store;
   private CompletionNotifier notifier;
   private TwinDetector twins;
+  /** Requests of this event loop whose body is not in yet; see {@link #limitBodyTime}. */
+  private BodyDeadlines<RoutingContext> bodyDeadlines;
+  private long bodySweepTimer = -1;
 
   /**
    * @param replays completed responses shared by every API verticle of this process
@@ -135,6 +138,10 @@ public final class ApiVerticle extends VerticleBase {
     payments = new PaymentService(vertx, gate, store, new ProviderClient(vertx.eventBus(), config), notifier, metrics, config,
         replays);
     twins = AnomalyMonitor.of(vertx, config, metrics.registry()).detector(pipeline, gateRedis, pool);
+    long bodyTimeoutMs = config.requestBodyTimeout().toMillis();
+    bodyDeadlines = new BodyDeadlines<>(bodyTimeoutMs);
+    bodySweepTimer = vertx.setPeriodic(BodyDeadlines.sweepIntervalMillis(bodyTimeoutMs),
+        id -> bodyDeadlines.sweep(System.nanoTime(), this::bodyTimedOut));
     server = vertx.createHttpServer(serverOptions()).requestHandler(router()).connectionHandler(connection -> {
       metrics.connectionOpened();
       connection.closeHandler(v -> metrics.connectionClosed());
@@ -150,7 +157,8 @@ public final class ApiVerticle extends VerticleBase {
     Future<Void> http = server == null ? Future.succeededFuture()
         : server.shutdown(config.drainTimeout().toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
     Future<Void> anomalies = twins == null ? Future.succeededFuture() : twins.close();
-    return http.eventually(() -> anomalies)
+    return http.andThen(drained -> vertx.cancelTimer(bodySweepTimer))
+        .eventually(() -> anomalies)
         .eventually(() -> store == null ? Future.succeededFuture() : sharedStore.leave(context))
         .eventually(() -> Future.join(notifier.close(), pipeline.close(), pool.close(), subscriberRedis.close())
             .eventually(gateRedis::close));
@@ -205,32 +213,36 @@ public final class ApiVerticle extends VerticleBase {
    * Answers 408 a payment whose body has not fully arrived {@code request_body_timeout} after its
    * headers, and closes its connection (HTTP/2: resets its stream), since the rest of the body may
    * never come. Without it, a client that stops sending mid-body holds the request, and the
-   * in-flight gauge, until the connection dies. The timer ends once the body is in ({@link #pay})
-   * or the request is answered: past that point every step has a deadline of its own.
+   * in-flight gauge, until the connection dies. The deadline ends once the body is in ({@link #pay})
+   * or the request is answered: past that point every step has a deadline of its own. One periodic
+   * sweep per event loop finds the late ones ({@link BodyDeadlines}), so the 408 comes up to a
+   * tenth of the timeout (at most 1 s) after the deadline.
    */
   private void limitBodyTime(RoutingContext ctx) {
-    long timer = vertx.setTimer(config.requestBodyTimeout().toMillis(), id -> {
-      if (ctx.response().ended() || ctx.response().closed()) {
-        return;
-      }
-      boolean http2 = ctx.request().version() == HttpVersion.HTTP_2;
-      if (!http2) {
-        ctx.response().putHeader("Connection", "close");
-      }
-      reject(ctx, new ApiProblem(ErrorCode.REQUEST_TIMEOUT, "the request body did not arrive within "
-          + config.requestBodyTimeout().toMillis() + " ms of its headers; nothing was claimed or charged"))
-          .onComplete(written -> {
-            // The rest of the body may never come: the stream, or the connection, is done.
-            if (http2) {
-              ctx.response().reset(HTTP2_CANCEL);
-            } else {
-              ctx.request().connection().close();
-            }
-          });
-    });
-    ctx.put(BODY_TIMER, timer);
-    ctx.addEndHandler(done -> vertx.cancelTimer(timer));
+    BodyDeadlines<RoutingContext>.Waiting waiting = bodyDeadlines.add(ctx, System.nanoTime());
+    ctx.put(BODY_DEADLINE, waiting);
+    ctx.addEndHandler(done -> waiting.done());
     ctx.next();
+  }
+
+  private void bodyTimedOut(RoutingContext ctx) {
+    if (ctx.response().ended() || ctx.response().closed()) {
+      return;
+    }
+    boolean http2 = ctx.request().version() == HttpVersion.HTTP_2;
+    if (!http2) {
+      ctx.response().putHeader("Connection", "close");
+    }
+    reject(ctx, new ApiProblem(ErrorCode.REQUEST_TIMEOUT, "the request body did not arrive within "
+        + config.requestBodyTimeout().toMillis() + " ms of its headers; nothing was claimed or charged"))
+        .onComplete(written -> {
+          // The rest of the body may never come: the stream, or the connection, is done.
+          if (http2) {
+            ctx.response().reset(HTTP2_CANCEL);
+          } else {
+            ctx.request().connection().close();
+          }
+        });
   }
 
   private void echoKey(RoutingContext ctx) {
@@ -300,7 +312,7 @@ public final class ApiVerticle extends VerticleBase {
   }
 
   private void pay(RoutingContext ctx) {
-    vertx.cancelTimer(ctx.<Long>get(BODY_TIMER)); // the body is in
+    ctx.<BodyDeadlines<RoutingContext>.Waiting>get(BODY_DEADLINE).done(); // the body is in
     String merchant = ctx.get("merchant");
     IdempotencyKey key = ctx.get("key");
     // No buffer at all when an HTTP/1.1 request has neither Content-Length nor Transfer-Encoding
@@ -480,7 +492,7 @@ public final class ApiVerticle extends VerticleBase {
       if (traceId != null) {
         line = line.addKeyValue("trace_id", traceId);
       }
-      line          .log("request");
+      line.log("request");
     });
     ctx.next();
   }
