@@ -101,7 +101,7 @@ public final class ApiVerticle extends VerticleBase {
   private IdempotencyStore store;
   private CompletionNotifier notifier;
   private TwinDetector twins;
-  /** Requests of this event loop whose body is not in yet; see {@link #limitBodyTime}. */
+  /** Requests of this verticle whose body is not in yet; see {@link #limitBodyTime}. */
   private BodyDeadlines<RoutingContext> bodyDeadlines;
   private long bodySweepTimer = -1;
 
@@ -215,8 +215,8 @@ public final class ApiVerticle extends VerticleBase {
    * never come. Without it, a client that stops sending mid-body holds the request, and the
    * in-flight gauge, until the connection dies. The deadline ends once the body is in ({@link #pay})
    * or the request is answered: past that point every step has a deadline of its own. One periodic
-   * sweep per event loop finds the late ones ({@link BodyDeadlines}), so the 408 comes up to a
-   * tenth of the timeout (at most 1 s) after the deadline.
+   * sweep per verticle finds the late ones ({@link BodyDeadlines}), so the 408 comes up to a tenth
+   * of the timeout (at most 1 s) after the deadline.
    */
   private void limitBodyTime(RoutingContext ctx) {
     BodyDeadlines<RoutingContext>.Waiting waiting = bodyDeadlines.add(ctx, System.nanoTime());

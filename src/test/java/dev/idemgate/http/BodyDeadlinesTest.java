@@ -3,7 +3,9 @@ package dev.idemgate.http;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
@@ -91,6 +93,47 @@ class BodyDeadlinesTest {
     assertThat(expired).isEmpty();
     deadlines.sweep(start + 1_000 * MS, expired::add);
     assertThat(expired).containsExactly("late");
+  }
+
+  @Test
+  @DisplayName("as in the gateway, answering a late request finishes it again and new requests arrive during the "
+      + "sweep: neither disturbs the sweep")
+  void reentrantSweep() {
+    BodyDeadlines<String> deadlines = new BodyDeadlines<>(1_000);
+    Map<String, BodyDeadlines<String>.Waiting> waiting = new HashMap<>();
+    for (String name : List.of("a", "b", "c")) {
+      waiting.put(name, deadlines.add(name, 0));
+    }
+    List<String> expired = new ArrayList<>();
+    deadlines.sweep(1_000 * MS, item -> {
+      expired.add(item);
+      waiting.get(item).done(); // the 408 ends the response, whose end handler finishes the request
+      if (item.equals("b")) {
+        deadlines.add("new", 1_000 * MS); // a request whose headers come in meanwhile: not late yet
+        waiting.get("c").done(); // and c's body came in just before its turn
+      }
+    });
+    assertThat(expired).containsExactly("a", "b");
+    assertThat(deadlines.size()).isEqualTo(1);
+    deadlines.sweep(2_000 * MS, expired::add);
+    assertThat(expired).containsExactly("a", "b", "new");
+  }
+
+  @Test
+  @DisplayName("a late request that cannot be answered does not hold back the others")
+  void failureDoesNotStopTheSweep() {
+    BodyDeadlines<String> deadlines = new BodyDeadlines<>(1_000);
+    deadlines.add("broken", 0);
+    deadlines.add("fine", 0);
+    List<String> answered = new ArrayList<>();
+    deadlines.sweep(1_000 * MS, item -> {
+      if (item.equals("broken")) {
+        throw new IllegalStateException("connection already gone");
+      }
+      answered.add(item);
+    });
+    assertThat(answered).containsExactly("fine");
+    assertThat(deadlines.size()).isZero();
   }
 
   @Test
