@@ -221,7 +221,10 @@ class ReconciliationApiIT {
       }
       Waits.eventually(Duration.ofSeconds(5), () -> openDeletedReports() == 0, "the reports closed once the clients left");
       assertThat(reportFilesLeft()).as("temporary report files left behind").isEqualTo(leftBefore);
-      assertThat(http.get(port, "/admin/reconciliations/" + id, TestGateway.ADMIN_TOKEN).status()).isEqualTo(200);
+      // The slot is given back once the file's close has completed, a moment after the file is closed.
+      Waits.eventually(Duration.ofSeconds(5),
+          () -> http.get(port, "/admin/reconciliations/" + id, TestGateway.ADMIN_TOKEN).status() == 200,
+          "reports are served again once the stalled clients left");
     }
   }
 
