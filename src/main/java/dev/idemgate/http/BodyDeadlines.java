@@ -29,7 +29,6 @@ final class BodyDeadlines<T> {
   private final long timeoutNanos;
   private Waiting head;
   private Waiting tail;
-  private int size;
 
   BodyDeadlines(long timeoutMillis) {
     this.timeoutNanos = timeoutMillis * 1_000_000L;
@@ -54,7 +53,6 @@ final class BodyDeadlines<T> {
       waiting.prev = tail;
     }
     tail = waiting;
-    size++;
     return waiting;
   }
 
@@ -76,8 +74,12 @@ final class BodyDeadlines<T> {
     }
   }
 
-  /** Items still waiting for their body. */
+  /** Items still waiting for their body; walks the list (for tests). */
   int size() {
+    int size = 0;
+    for (Waiting w = head; w != null; w = w.next) {
+      size++;
+    }
     return size;
   }
 
@@ -111,7 +113,6 @@ final class BodyDeadlines<T> {
       prev = null;
       next = null;
       item = null; // nothing of the request is held once it is done
-      size--;
     }
   }
 }
