@@ -201,15 +201,12 @@ public final class CompletionNotifier {
    * opened, which subscribes again to the channels waited on.
    */
   private void keepAlive(Future<RedisConnection> current) {
-    boolean[] inFlight = {false};
     context.setPeriodic(KEEP_ALIVE_MS, timer -> { // on the owning loop, whichever thread connected
       if (closed || subscriber != current) {
         vertx.cancelTimer(timer);
-      } else if (!waiters.isEmpty() && !inFlight[0]) {
-        inFlight[0] = true;
-        subscribe(keepAliveChannel, keepAliveDeadlineMs)
-            .onComplete(done -> inFlight[0] = false)
-            .onFailure(unconfirmed -> replaceLater());
+      } else if (!waiters.isEmpty() && !confirmations.containsKey(keepAliveChannel)) {
+        // An unconfirmed keep-alive stays in confirmations until it is confirmed or its connection left.
+        subscribe(keepAliveChannel, keepAliveDeadlineMs).onFailure(unconfirmed -> replaceLater());
       }
     });
   }
