@@ -56,7 +56,7 @@ class CompletionNotifierIT {
       System.out.printf("%s: the wait was woken %d ms after its subscriber connection hung%n", protocol,
           TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - frozenAt));
       assertThat(rig.proxy.acceptedConnections()).isGreaterThan(connections);
-      on(rig.context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+      closeWithin5s(rig.context, notifier);
     }
   }
 
@@ -74,7 +74,7 @@ class CompletionNotifierIT {
       assertThat(rig.proxy.acceptedConnections()).as("the slow connection was kept").isEqualTo(connections);
       assertThat(publishUntilWoken(rig.redis.port(), "slow", slow)).as("woken through it").isNotNull();
       assertThat(rig.proxy.acceptedConnections()).isEqualTo(connections);
-      on(rig.context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+      closeWithin5s(rig.context, notifier);
     }
   }
 
@@ -97,7 +97,7 @@ class CompletionNotifierIT {
       Thread.sleep(timeoutMs + 500); // past the first SUBSCRIBE's deadline
       assertThat(rig.proxy.acceptedConnections()).as("the healthy connection was kept").isEqualTo(connections);
       assertThat(publishUntilWoken(rig.redis.port(), "twice", again)).as("woken").isNotNull();
-      on(rig.context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+      closeWithin5s(rig.context, notifier);
     }
   }
 
@@ -121,7 +121,7 @@ class CompletionNotifierIT {
       assertThat(cluster.subscribedChannels("idemgate:notifier-alive:*")).as("keep-alive channels").isZero();
       assertThat(cluster.subscriberConnections()).as("no connection left and opened again").isEqualTo(subscribers);
       assertThat(publishUntilWoken(cluster.masterPorts().get(1), "quiet", quiet)).as("woken").isNotNull();
-      on(context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+      closeWithin5s(context, notifier);
     } finally {
       vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
     }
@@ -161,7 +161,7 @@ class CompletionNotifierIT {
       rig.proxy.pass();
 
       assertThat(publishUntilWoken(rig.redis.port(), "lost", wait)).as("woken through a new connection").isNotNull();
-      on(rig.context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+      closeWithin5s(rig.context, notifier);
     }
   }
 
@@ -230,6 +230,11 @@ class CompletionNotifierIT {
     CompletionNotifier.Wait wait = on(context, () -> notifier.register("m", new IdempotencyKey(key), 30_000));
     wait.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
     return wait;
+  }
+
+  /** Closes {@code notifier} on its loop, and fails the test unless it is closed within 5 s. */
+  private static void closeWithin5s(Context context, CompletionNotifier notifier) throws Exception {
+    on(context, notifier::close).toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
   }
 
   private static <T> T on(Context context, Supplier<T> work) throws Exception {
