@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.payment.PaymentRequest;
+import dev.idemgate.storage.Migrations;
 import dev.idemgate.storage.PipelinedRedis;
 import dev.idemgate.storage.Postgres;
 import dev.idemgate.support.FaultProxy;
@@ -35,6 +36,8 @@ class TwinDetectorIT {
     vertx = Vertx.vertx();
     redis = Redis.createClient(vertx, new RedisOptions().setConnectionString(TestGateway.redisUrl()).setMaxPoolSize(32));
     pipeline = new PipelinedRedis(redis, vertx.getOrCreateContext());
+    // The ledger lookup needs the tables, whether or not a gateway has started in this JVM before.
+    Migrations.migrate(TestGateway.pgUrl());
     pool = Postgres.pool(vertx, TestGateway.config(Map.of()), 2, "twin-detector-test");
     // Connect before the first check: its 250 ms budget is meant for commands, not for a cold connection.
     Http.await(redis.send(io.vertx.redis.client.Request.cmd(io.vertx.redis.client.Command.PING)));
