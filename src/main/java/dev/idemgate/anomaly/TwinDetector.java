@@ -87,6 +87,10 @@ public final class TwinDetector {
   private final long storeTimeoutMs;
   private final long leaseMs;
   private Future<RedisConnection> connection;
+  /** When {@link #connection} opened or last answered. */
+  private long lastHeardNanos;
+  /** The gate client's {@link PipelinedRedis#reuseLimit}, in nanoseconds (zero: no limit). */
+  private final long reuseLimitNanos;
   private long reconnectNotBefore;
   /** Until when checks are skipped after a failed SET (a volatile: tests call from their own thread). */
   private volatile long pausedUntil;
@@ -106,6 +110,7 @@ public final class TwinDetector {
     this.timeoutMs = Math.min(monitor.config().redisTimeout().toMillis(), MAX_CHECK_MS);
     this.storeTimeoutMs = monitor.config().storeTimeout().toMillis();
     this.leaseMs = monitor.config().lease().toMillis();
+    this.reuseLimitNanos = pipeline.reuseLimit().toNanos(); // the same client, the same limit
   }
 
   /** Whether a check may refuse a payment (policy reject); under flag and off it only observes. */
@@ -248,16 +253,24 @@ public final class TwinDetector {
   }
 
   private Future<Response> sendOnOwnConnection(Request request) {
-    return connection().compose(c -> c.send(request)).timeout(timeoutMs, TimeUnit.MILLISECONDS);
+    Future<RedisConnection> on = connection();
+    return on.compose(c -> c.send(request)).onSuccess(answer -> heardFrom(on))
+        .timeout(timeoutMs, TimeUnit.MILLISECONDS);
   }
 
   /**
    * The detector's own connection for the script, taken from the verticle's Redis client on the
    * first twin and kept. A broken connection is dropped and reopened on the next twin, at most once
    * per {@link #RECONNECT_BACKOFF_MS}; in between, twins get no verdict. A connection the client
-   * closed (idle, or hung: nothing read from it for a while) is reopened by the next twin at once.
+   * closed (idle, or hung: nothing read from it for a while) is reopened by the next twin at once,
+   * and one quiet for the client's reuse limit is left to that close, as {@link PipelinedRedis}
+   * leaves its own: a twin written on it as it closes would get no verdict.
    */
   private synchronized Future<RedisConnection> connection() {
+    if (connection != null && connection.succeeded() && reuseLimitNanos > 0
+        && System.nanoTime() - lastHeardNanos >= reuseLimitNanos) {
+      connection = null;
+    }
     if (connection == null) {
       long now = System.currentTimeMillis();
       if (now < reconnectNotBefore) {
@@ -266,11 +279,18 @@ public final class TwinDetector {
       Future<RedisConnection> opening = RedisClients.connect(redis, timeoutMs);
       connection = opening;
       opening.onSuccess(c -> {
+        heardFrom(opening);
         c.exceptionHandler(failure -> drop(opening, true));
         c.endHandler(v -> drop(opening, false));
       }).onFailure(failure -> drop(opening, true));
     }
     return connection;
+  }
+
+  private synchronized void heardFrom(Future<RedisConnection> which) {
+    if (connection == which) {
+      lastHeardNanos = System.nanoTime();
+    }
   }
 
   private synchronized void drop(Future<RedisConnection> broken, boolean failed) {
@@ -279,8 +299,9 @@ public final class TwinDetector {
       if (failed) {
         reconnectNotBefore = System.currentTimeMillis() + RECONNECT_BACKOFF_MS;
       }
-      broken.onSuccess(RedisConnection::close);
     }
+    // Also for one left for being quiet: closing a connection that has ended only ends its lease.
+    broken.onSuccess(RedisConnection::close);
   }
 
   /** Whether the script's own connection is open or opening (tests: plain checks never open it). */

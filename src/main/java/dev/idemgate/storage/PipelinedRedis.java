@@ -8,6 +8,7 @@ import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.RedisConnection;
 import io.vertx.redis.client.Request;
 import io.vertx.redis.client.Response;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -24,6 +25,12 @@ import java.util.List;
  * connection that stops answering without being closed (a hung Redis, a host gone without a reset)
  * is left only because the client closes it once nothing has been read from it for a while: make
  * the client with {@link RedisClients#pipelineOptions}.
+ *
+ * <p>That close does not wait for a command being written, so a connection quiet for the client's
+ * {@link RedisClients#reuseLimit} (nothing heard from it since it opened or last answered) is not
+ * written on again: it is left, unclosed, to the read-idle close due soon after, and the command goes
+ * on a new connection. Hazard: left unclosed because closing it would only give it back to the pool,
+ * which would lend it straight back; so a limit is only for a client that does close idle connections.
  *
  * <p>Commands sent during one event-loop turn go out together at the end of the turn, in one
  * write: one system call for all the gate checks and completions of the requests that turn
@@ -53,19 +60,37 @@ public final class PipelinedRedis {
   private final Redis client;
   private final ContextInternal context;
   private final boolean cluster;
+  /** Zero: a connection is kept however long it is quiet. */
+  private final long reuseLimitNanos;
   private Future<RedisConnection> connection;
+  /** When {@link #connection} opened or last answered. */
+  private long lastHeardNanos;
   private List<Unit> queued = new ArrayList<>();
 
-  /** @param context the owning verticle's context, whose event loop sends every command */
+  /**
+   * A pipeline that keeps its connection however long it is quiet, for a client that does not close
+   * idle connections.
+   *
+   * @param context the owning verticle's context, whose event loop sends every command
+   */
   public PipelinedRedis(Redis client, Context context) {
-    this(client, context, false);
+    this(client, context, false, Duration.ZERO);
   }
 
-  /** @param cluster the client is a Redis Cluster client: no write mixes the commands of two callers */
-  public PipelinedRedis(Redis client, Context context, boolean cluster) {
+  /**
+   * @param cluster the client is a Redis Cluster client: no write mixes the commands of two callers
+   * @param reuseLimit {@link RedisClients#reuseLimit} of the client's options
+   */
+  public PipelinedRedis(Redis client, Context context, boolean cluster, Duration reuseLimit) {
     this.client = client;
     this.context = (ContextInternal) context;
     this.cluster = cluster;
+    this.reuseLimitNanos = reuseLimit.toNanos();
+  }
+
+  /** The quiet time after which a connection of this pipeline's client is left (zero: never). */
+  public Duration reuseLimit() {
+    return Duration.ofNanos(reuseLimitNanos);
   }
 
   public Future<Response> send(Request request) {
@@ -114,22 +139,41 @@ public final class PipelinedRedis {
   }
 
   private Future<List<Response>> write(List<Request> requests) {
+    Future<RedisConnection> on = connection();
     Future<List<Response>> answered = requests.size() == 1
-        ? connection().compose(c -> c.send(requests.get(0))).map(response -> Collections.singletonList(response))
-        : connection().compose(c -> c.batch(requests));
-    return answered.onFailure(this::dropOnFailure);
+        ? on.compose(c -> c.send(requests.get(0))).map(response -> Collections.singletonList(response))
+        : on.compose(c -> c.batch(requests));
+    return answered.onSuccess(responses -> heardFrom(on)).onFailure(this::dropOnFailure);
   }
 
   private Future<RedisConnection> connection() {
+    if (connection != null && connection.succeeded() && reuseLimitNanos > 0
+        && System.nanoTime() - lastHeardNanos >= reuseLimitNanos) {
+      connection = null; // left to the client's read-idle close (class comment)
+    }
     if (connection == null || connection.failed()) {
       Future<RedisConnection> opening = client.connect();
       connection = opening;
       opening.onSuccess(c -> {
-        c.exceptionHandler(e -> drop(opening));
-        c.endHandler(v -> drop(opening));
+        heardFrom(opening);
+        // Closing a connection that has ended only ends its lease: the pool's meters count it no more.
+        c.exceptionHandler(e -> {
+          drop(opening);
+          c.close();
+        });
+        c.endHandler(v -> {
+          drop(opening);
+          c.close();
+        });
       });
     }
     return connection;
+  }
+
+  private void heardFrom(Future<RedisConnection> which) {
+    if (connection == which) {
+      lastHeardNanos = System.nanoTime();
+    }
   }
 
   private void dropOnFailure(Throwable failure) {

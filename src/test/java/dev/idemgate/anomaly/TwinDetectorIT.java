@@ -8,6 +8,7 @@ import dev.idemgate.payment.PaymentRequest;
 import dev.idemgate.storage.Migrations;
 import dev.idemgate.storage.PipelinedRedis;
 import dev.idemgate.storage.Postgres;
+import dev.idemgate.storage.RedisClients;
 import dev.idemgate.support.FaultProxy;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
@@ -17,6 +18,9 @@ import io.vertx.core.Vertx;
 import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.RedisOptions;
 import io.vertx.sqlclient.Pool;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import org.junit.jupiter.api.AfterAll;
@@ -121,6 +125,51 @@ class TwinDetectorIT {
     assertThat(observe(detector, merchant, "first", request)).isInstanceOf(TwinVerdict.First.class);
     assertThat(observe(detector, merchant, "second", request)).isInstanceOf(TwinVerdict.Allowed.class);
     assertThat(detector.ownConnectionInUse()).isTrue();
+  }
+
+  @Test
+  @DisplayName("a twin checked as the detector's own connection is closed for being idle still gets its verdict")
+  void aTwinAsTheOwnConnectionClosesIsJudged() {
+    Duration readIdle = Duration.ofMillis(400);
+    Redis closingIdle = Redis.createClient(vertx, RedisClients.closingIdleConnections(
+        new RedisOptions().setConnectionString(TestGateway.redisUrl()).setMaxPoolSize(4), readIdle));
+    PipelinedRedis quietOnes = new PipelinedRedis(closingIdle, vertx.getOrCreateContext(), false,
+        RedisClients.reuseLimit(readIdle));
+    // The pipeline is kept busy, so that a twin's SET goes out at once and its script follows it on
+    // the detector's own connection a fraction of a millisecond later, as the read-idle close comes.
+    long keepBusy = vertx.setPeriodic(50, t -> quietOnes.send(io.vertx.redis.client.Request.cmd(
+        io.vertx.redis.client.Command.PING)));
+    try {
+      TwinDetector detector = new AnomalyMonitor(TestGateway.config(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "flag")),
+          new SimpleMeterRegistry(), TwinRateJudge.Settings.defaults()).detector(quietOnes, closingIdle, pool);
+      String merchant = merchant();
+      PaymentRequest request = payment("tok_visa");
+      assertThat(observe(detector, merchant, "original", request)).isInstanceOf(TwinVerdict.First.class);
+      List<String> verdicts = new ArrayList<>();
+      for (long quietMs : new long[] {readIdle.toMillis() - 3, readIdle.toMillis() - 2, readIdle.toMillis() - 1}) {
+        Http.await(twinsAfterQuiet(detector, merchant, request, quietMs, 10, verdicts));
+      }
+      assertThat(verdicts).as("verdicts of twins checked 397-399 ms after the last one").hasSize(30)
+          .allMatch(verdict -> verdict.equals("Allowed"));
+    } finally {
+      vertx.cancelTimer(keepBusy);
+      Http.await(quietOnes.close());
+      Http.await(closingIdle.close());
+    }
+  }
+
+  private static io.vertx.core.Future<Void> twinsAfterQuiet(TwinDetector detector, String merchant, PaymentRequest request,
+      long quietMs, int left, List<String> verdicts) {
+    io.vertx.core.Promise<Void> quiet = io.vertx.core.Promise.promise();
+    vertx.setTimer(quietMs, t -> quiet.complete());
+    return quiet.future()
+        .compose(v -> detector.observe(merchant, new IdempotencyKey("twin-" + UUID.randomUUID()), request,
+            MultiMap.caseInsensitiveMultiMap().add("X-Client-Id", "it")))
+        .compose(verdict -> {
+          verdicts.add(verdict.getClass().getSimpleName());
+          return left == 1 ? io.vertx.core.Future.<Void>succeededFuture()
+              : twinsAfterQuiet(detector, merchant, request, quietMs, left - 1, verdicts);
+        });
   }
 
   @Test

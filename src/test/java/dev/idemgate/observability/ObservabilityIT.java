@@ -75,6 +75,27 @@ class ObservabilityIT {
   }
 
   @Test
+  @DisplayName("after idle spells longer than Redis's read-idle close, each gate pool counts at most the one"
+      + " connection its pipeline keeps as in use")
+  void gateConnectionsLeftForIdlenessAreNotCountedInUse() throws Exception {
+    // Each spell outlasts the read-idle close (3 s), which ends the pipeline's connection; the next
+    // payment opens a new one. Before, every connection so ended stayed "in use" on the meter.
+    for (int spell = 0; spell < 3; spell++) {
+      assertThat(http.pay(gateway.apiPort(), KEY_A, Http.newKey(), Http.payment(10, "tok_visa")).status()).isEqualTo(201);
+      Thread.sleep(3_500);
+    }
+    String scrape = http.get(gateway.managementPort(), "/metrics", null).body();
+    java.util.regex.Matcher gatePools = java.util.regex.Pattern
+        .compile("(?m)^vertx_pool_in_use\\{pool_name=\"(api-[0-9]+-gate)\",pool_type=\"redis\"\\} (\\S+)$").matcher(scrape);
+    Map<String, Double> inUse = new java.util.TreeMap<>();
+    while (gatePools.find()) {
+      inUse.put(gatePools.group(1), Double.parseDouble(gatePools.group(2)));
+    }
+    assertThat(inUse).as("vertx_pool_in_use of each API verticle's gate pool").isNotEmpty()
+        .allSatisfy((pool, connections) -> assertThat(connections).as(pool).isLessThanOrEqualTo(1.0));
+  }
+
+  @Test
   @DisplayName("idemgate_store_group_payments counts every claim and completion, and concurrent payments share statements")
   void groupSizesAreMetered() {
     String before = http.get(gateway.managementPort(), "/metrics", null).body();

@@ -12,8 +12,11 @@ import io.vertx.redis.client.Command;
 import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.Request;
 import io.vertx.redis.client.Response;
+import io.vertx.redis.client.RedisOptions;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.UUID;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -92,6 +95,86 @@ class PipelinedRedisIT {
         Request.cmd(Command.SET).arg(PREFIX + "b").arg("1").arg("PX").arg(10_000),
         Request.cmd(Command.GET).arg(PREFIX + "b")))));
     assertThat(both.get(1).toString()).isEqualTo("1");
+  }
+
+  /** The read-idle close of these tests' clients: short, so that a round takes well under a second. */
+  private static final Duration READ_IDLE = Duration.ofMillis(400);
+
+  @Test
+  @DisplayName("a command sent as its connection's read-idle close comes goes on a new connection and is"
+      + " answered; one sent sooner reuses the connection")
+  void aConnectionQuietForTheReuseLimitIsLeft() {
+    Redis closingIdle = Redis.createClient(vertx, RedisClients.closingIdleConnections(
+        new RedisOptions().setConnectionString(TestGateway.redisUrl()).setMaxPoolSize(4), READ_IDLE));
+    PipelinedRedis quietOnes = new PipelinedRedis(closingIdle, context, false, RedisClients.reuseLimit(READ_IDLE));
+    try {
+      // Without the limit, 5 to 15 of 30 commands sent 0-2 ms before the read-idle close failed,
+      // unsent (ClosedChannelException) or with the reply lost (CONNECTION_CLOSED).
+      List<Long> late = clientIdsAfterQuiet(quietOnes, READ_IDLE.toMillis() - 1, 15);
+      late.addAll(clientIdsAfterQuiet(quietOnes, READ_IDLE.toMillis(), 15));
+      assertThat(late).as("Redis client ids of commands sent as the read-idle close came: each on a new"
+          + " connection").doesNotContainNull().doesNotHaveDuplicates();
+
+      List<Long> sooner = clientIdsAfterQuiet(quietOnes, RedisClients.reuseLimit(READ_IDLE).toMillis() / 2, 10);
+      assertThat(sooner).as("client ids of commands sent well within the reuse limit").doesNotContainNull();
+      assertThat(Set.copyOf(sooner)).as("their connection, the last of the late ones").containsExactly(late.get(late.size() - 1));
+    } finally {
+      Http.await(onLoop(quietOnes::close));
+      Http.await(closingIdle.close());
+    }
+  }
+
+  @Test
+  @DisplayName("a pooled client does not lend a connection about to be closed for being idle")
+  void aPooledClientDoesNotLendAConnectionAboutToClose() {
+    Redis closingIdle = Redis.createClient(vertx, RedisClients.closingIdleConnections(
+        new RedisOptions().setConnectionString(TestGateway.redisUrl()).setMaxPoolSize(1), READ_IDLE));
+    try {
+      List<String> failures = new ArrayList<>();
+      for (long quietMs : new long[] {READ_IDLE.toMillis() - 1, READ_IDLE.toMillis()}) {
+        Http.await(onLoop(() -> pingsAfterQuiet(closingIdle, quietMs, 15, failures)));
+      }
+      assertThat(failures).as("PINGs that failed, sent as the pooled connection's read-idle close came").isEmpty();
+    } finally {
+      Http.await(closingIdle.close());
+    }
+  }
+
+  /**
+   * {@code rounds} times: {@code quietMs} after the last answer, CLIENT ID on {@code pipeline}. The
+   * ids in order, null for a command that failed.
+   */
+  private static List<Long> clientIdsAfterQuiet(PipelinedRedis pipeline, long quietMs, int rounds) {
+    List<Long> ids = new ArrayList<>();
+    Promise<Void> done = Promise.promise();
+    context.runOnContext(v -> vertx.setTimer(quietMs, t -> clientIdRound(pipeline, quietMs, rounds, ids, done)));
+    Http.await(done.future());
+    return ids;
+  }
+
+  private static void clientIdRound(PipelinedRedis pipeline, long quietMs, int left, List<Long> ids, Promise<Void> done) {
+    pipeline.send(Request.cmd(Command.CLIENT).arg("ID")).onComplete(answer -> {
+      ids.add(answer.succeeded() ? answer.result().toLong() : null);
+      if (left == 1) {
+        done.complete();
+      } else {
+        vertx.setTimer(quietMs, t -> clientIdRound(pipeline, quietMs, left - 1, ids, done));
+      }
+    });
+  }
+
+  private static Future<Void> pingsAfterQuiet(Redis client, long quietMs, int left, List<String> failures) {
+    return client.send(Request.cmd(Command.PING)).transform(answer -> {
+      if (answer.failed()) {
+        failures.add(quietMs + " ms: " + answer.cause());
+      }
+      if (left == 1) {
+        return Future.<Void>succeededFuture();
+      }
+      Promise<Void> quiet = Promise.promise();
+      vertx.setTimer(quietMs, t -> quiet.complete());
+      return quiet.future().compose(v -> pingsAfterQuiet(client, quietMs, left - 1, failures));
+    });
   }
 
   @Test

@@ -1,0 +1,40 @@
+package dev.idemgate.storage;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.support.TestGateway;
+import io.vertx.redis.client.RedisOptions;
+import java.time.Duration;
+import java.util.Map;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+class RedisClientsTest {
+  @Test
+  @DisplayName("a connection is closed after four redis_timeouts of reading nothing (at least 3 s), and not used"
+      + " after half that: the pool recycles it then, its cleaner looking every sixteenth")
+  void idleConnectionsAreLeftBeforeTheyClose() {
+    GatewayConfig shortDeadline = TestGateway.config(Map.of("IDEMGATE_REDIS_TIMEOUT", "500ms"));
+    assertThat(RedisClients.readIdle(shortDeadline)).isEqualTo(Duration.ofSeconds(3));
+    assertThat(RedisClients.reuseLimit(shortDeadline)).isEqualTo(Duration.ofMillis(1_500));
+    RedisOptions options = RedisClients.options(shortDeadline, 2, "test");
+    assertThat(options.getNetClientOptions().getReadIdleTimeout()).isEqualTo(3_000);
+    assertThat(options.getPoolRecycleTimeout()).isEqualTo(1_500);
+    assertThat(options.getPoolCleanerInterval()).isEqualTo(187);
+
+    GatewayConfig longDeadline = TestGateway.config(Map.of("IDEMGATE_REDIS_TIMEOUT", "2s"));
+    assertThat(RedisClients.readIdle(longDeadline)).isEqualTo(Duration.ofSeconds(8));
+    assertThat(RedisClients.reuseLimit(longDeadline)).as("half the read-idle time, twice the deadline")
+        .isEqualTo(Duration.ofSeconds(4));
+    assertThat(RedisClients.pipelineOptions(longDeadline, "test").getPoolRecycleTimeout()).isEqualTo(4_000);
+  }
+
+  @Test
+  @DisplayName("the notifier's subscriptions wait quietly: no read-idle close, no early recycling")
+  void subscriberConnectionsAreKept() {
+    RedisOptions options = RedisClients.subscriberOptions(TestGateway.config(Map.of()), "test");
+    assertThat(options.getNetClientOptions().getReadIdleTimeout()).isZero();
+    assertThat(options.getPoolRecycleTimeout()).isEqualTo(new RedisOptions().getPoolRecycleTimeout());
+  }
+}
