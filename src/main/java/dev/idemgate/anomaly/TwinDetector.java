@@ -89,7 +89,7 @@ public final class TwinDetector {
   private Future<RedisConnection> connection;
   /** When {@link #connection} opened or last answered. */
   private long lastHeardNanos;
-  /** The gate client's {@link PipelinedRedis#reuseLimit}, in nanoseconds (zero: no limit). */
+  /** The gate client's {@link PipelinedRedis#reuseLimit}, in nanoseconds (zero: no limit, as in Redis Cluster). */
   private final long reuseLimitNanos;
   private long reconnectNotBefore;
   /** Until when checks are skipped after a failed SET (a volatile: tests call from their own thread). */
@@ -299,9 +299,12 @@ public final class TwinDetector {
       if (failed) {
         reconnectNotBefore = System.currentTimeMillis() + RECONNECT_BACKOFF_MS;
       }
+      broken.onSuccess(RedisConnection::close);
+    } else if (reuseLimitNanos > 0) {
+      // One left for being quiet (never a cluster connection, which ends node by node): closing it
+      // once it has ended only ends its lease.
+      broken.onSuccess(RedisConnection::close);
     }
-    // Also for one left for being quiet: closing a connection that has ended only ends its lease.
-    broken.onSuccess(RedisConnection::close);
   }
 
   /** Whether the script's own connection is open or opening (tests: plain checks never open it). */

@@ -31,6 +31,8 @@ import java.util.List;
  * written on again: it is left, unclosed, to the read-idle close due soon after, and the command goes
  * on a new connection. Hazard: left unclosed because closing it would only give it back to the pool,
  * which would lend it straight back; so a limit is only for a client that does close idle connections.
+ * Not in Redis Cluster, whose connection spans nodes (see the constructor): there a command sent to a
+ * node quiet for the whole read-idle time can still meet its close, and falls back to PostgreSQL.
  *
  * <p>Commands sent during one event-loop turn go out together at the end of the turn, in one
  * write: one system call for all the gate checks and completions of the requests that turn
@@ -78,14 +80,17 @@ public final class PipelinedRedis {
   }
 
   /**
-   * @param cluster the client is a Redis Cluster client: no write mixes the commands of two callers
+   * @param cluster the client is a Redis Cluster client: no write mixes the commands of two callers,
+   *     and no connection is left for being quiet (below)
    * @param reuseLimit {@link RedisClients#reuseLimit} of the client's options
    */
   public PipelinedRedis(Redis client, Context context, boolean cluster, Duration reuseLimit) {
     this.client = client;
     this.context = (ContextInternal) context;
     this.cluster = cluster;
-    this.reuseLimitNanos = reuseLimit.toNanos();
+    // A cluster connection is one connection per node, and an answer from one node says nothing of
+    // the others' quiet; leaving them all at once would not keep a command off the quiet one either.
+    this.reuseLimitNanos = cluster ? 0 : reuseLimit.toNanos();
   }
 
   /** The quiet time after which a connection of this pipeline's client is left (zero: never). */
@@ -156,18 +161,21 @@ public final class PipelinedRedis {
       connection = opening;
       opening.onSuccess(c -> {
         heardFrom(opening);
-        // Closing a connection that has ended only ends its lease: the pool's meters count it no more.
-        c.exceptionHandler(e -> {
-          drop(opening);
-          c.close();
-        });
-        c.endHandler(v -> {
-          drop(opening);
-          c.close();
-        });
+        c.exceptionHandler(e -> dropEnded(opening, c));
+        c.endHandler(v -> dropEnded(opening, c));
       });
     }
     return connection;
+  }
+
+  private void dropEnded(Future<RedisConnection> which, RedisConnection ended) {
+    drop(which);
+    if (!cluster) {
+      // Closing a connection that has ended only ends its lease: the pool's meters count it no more.
+      // Not a cluster connection: it ends node by node, and closing it would give the live nodes'
+      // connections back to their pools, once per node that ends.
+      ended.close();
+    }
   }
 
   private void heardFrom(Future<RedisConnection> which) {

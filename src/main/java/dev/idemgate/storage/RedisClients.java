@@ -28,10 +28,11 @@ public final class RedisClients {
   /**
    * For one {@link PipelinedRedis}: more than the one connection in use, because a cluster client
    * takes a second one from a node's pool while it learns the slots (with one, RedisClusterIT's
-   * gateway never got the gate back).
+   * gateway never got the gate back), the twin check keeps one of its own, and each of the two may
+   * hold a connection it left for being quiet until its read-idle close (at most 1.5 s).
    */
   public static RedisOptions pipelineOptions(GatewayConfig config, String name) {
-    return options(config, 4, name);
+    return options(config, 6, name);
   }
 
   /**
@@ -50,7 +51,7 @@ public final class RedisClients {
    * PostgreSQL with a warning. So no connection is used once it has been quiet for
    * {@link #reuseLimit}: the pool closes a connection left unused that long (its cleaner looks every
    * sixteenth of the read-idle time), and a {@link PipelinedRedis} or the twin check leaves the
-   * connection it keeps.
+   * connection it keeps (but for Redis Cluster, see {@link PipelinedRedis}).
    *
    * @param name the connection pool's {@code pool_name} on the {@code vertx_pool_*} meters (else a random UUID)
    */

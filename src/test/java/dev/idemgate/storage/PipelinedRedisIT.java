@@ -115,7 +115,7 @@ class PipelinedRedisIT {
       assertThat(late).as("Redis client ids of commands sent as the read-idle close came: each on a new"
           + " connection").doesNotContainNull().doesNotHaveDuplicates();
 
-      List<Long> sooner = clientIdsAfterQuiet(quietOnes, RedisClients.reuseLimit(READ_IDLE).toMillis() / 2, 10);
+      List<Long> sooner = clientIdsAfterQuiet(quietOnes, RedisClients.reuseLimit(READ_IDLE).toMillis() / 4, 10);
       assertThat(sooner).as("client ids of commands sent well within the reuse limit").doesNotContainNull();
       assertThat(Set.copyOf(sooner)).as("their connection, the last of the late ones").containsExactly(late.get(late.size() - 1));
     } finally {
