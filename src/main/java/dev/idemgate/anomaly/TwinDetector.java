@@ -3,6 +3,7 @@ package dev.idemgate.anomaly;
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.payment.PaymentRequest;
 import dev.idemgate.storage.PipelinedRedis;
+import dev.idemgate.storage.QuietLimit;
 import dev.idemgate.storage.RedisClients;
 import io.vertx.core.Future;
 import io.vertx.core.MultiMap;
@@ -87,10 +88,8 @@ public final class TwinDetector {
   private final long storeTimeoutMs;
   private final long leaseMs;
   private Future<RedisConnection> connection;
-  /** When {@link #connection} opened or last answered. */
-  private long lastHeardNanos;
-  /** The gate client's {@link PipelinedRedis#reuseLimit}, in nanoseconds (zero: no limit, as in Redis Cluster). */
-  private final long reuseLimitNanos;
+  /** The gate client's {@link PipelinedRedis#reuseLimit} for {@link #connection} (none in Redis Cluster). */
+  private final QuietLimit quiet;
   private long reconnectNotBefore;
   /** Until when checks are skipped after a failed SET (a volatile: tests call from their own thread). */
   private volatile long pausedUntil;
@@ -110,7 +109,7 @@ public final class TwinDetector {
     this.timeoutMs = Math.min(monitor.config().redisTimeout().toMillis(), MAX_CHECK_MS);
     this.storeTimeoutMs = monitor.config().storeTimeout().toMillis();
     this.leaseMs = monitor.config().lease().toMillis();
-    this.reuseLimitNanos = pipeline.reuseLimit().toNanos(); // the same client, the same limit
+    this.quiet = new QuietLimit(pipeline.reuseLimit()); // the same client, the same limit
   }
 
   /** Whether a check may refuse a payment (policy reject); under flag and off it only observes. */
@@ -267,8 +266,7 @@ public final class TwinDetector {
    * leaves its own: a twin written on it as it closes would get no verdict.
    */
   private synchronized Future<RedisConnection> connection() {
-    if (connection != null && connection.succeeded() && reuseLimitNanos > 0
-        && System.nanoTime() - lastHeardNanos >= reuseLimitNanos) {
+    if (connection != null && connection.succeeded() && quiet.passed()) {
       connection = null;
     }
     if (connection == null) {
@@ -289,7 +287,7 @@ public final class TwinDetector {
 
   private synchronized void heardFrom(Future<RedisConnection> which) {
     if (connection == which) {
-      lastHeardNanos = System.nanoTime();
+      quiet.heard();
     }
   }
 
@@ -300,7 +298,7 @@ public final class TwinDetector {
         reconnectNotBefore = System.currentTimeMillis() + RECONNECT_BACKOFF_MS;
       }
       broken.onSuccess(RedisConnection::close);
-    } else if (reuseLimitNanos > 0) {
+    } else if (!quiet.limit().isZero()) {
       // One left for being quiet (never a cluster connection, which ends node by node): closing it
       // once it has ended only ends its lease.
       broken.onSuccess(RedisConnection::close);

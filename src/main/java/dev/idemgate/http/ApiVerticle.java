@@ -131,7 +131,7 @@ public final class ApiVerticle extends VerticleBase {
     // Made by the first verticle to start, on its loop and with its pool; see stop().
     store = sharedStore.join(() -> new IdempotencyStore(pool, context, GROUPS_IN_FLIGHT, config.storeTimeout(),
         config.lease(), config.providerId(), metrics.storeGroupSizes()));
-    pipeline = new PipelinedRedis(gateRedis, context, RedisClients.isCluster(config), RedisClients.reuseLimit(config));
+    pipeline = RedisClients.pipeline(gateRedis, context, config);
     RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     notifier = new CompletionNotifier(vertx, context, subscriberRedis, config.redisTimeout().toMillis(),
         RedisClients.isCluster(config) ? 0 : RedisClients.readIdle(config).toMillis());

@@ -65,7 +65,7 @@ public final class RateLimitSyncVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     redis = Redis.createClient(vertx, RedisClients.pipelineOptions(config, "rate-limit"));
-    pipeline = new PipelinedRedis(redis, context, RedisClients.isCluster(config), RedisClients.reuseLimit(config));
+    pipeline = RedisClients.pipeline(redis, context, config);
     timer = vertx.setPeriodic(INTERVAL_MS, t -> exchange());
     limiter.onExchangeWanted(() -> context.runOnContext(v -> exchange()));
     return Future.succeededFuture();

@@ -73,7 +73,7 @@ public final class RecoveryVerticle extends VerticleBase {
     redis = Redis.createClient(vertx, RedisClients.pipelineOptions(config, "recovery"));
     recovery = new RecoveryStore(pool, config.storeTimeout(), config.recoveredProviderIds());
     store = new IdempotencyStore(pool, context, 2, config.storeTimeout(), config.lease(), config.providerId());
-    pipeline = new PipelinedRedis(redis, context, RedisClients.isCluster(config), RedisClients.reuseLimit(config));
+    pipeline = RedisClients.pipeline(redis, context, config);
     gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     provider = new ProviderClient(vertx.eventBus(), config);
     Gauge.builder("idemgate.recovery.pending", pendingGauge, AtomicLong::get)

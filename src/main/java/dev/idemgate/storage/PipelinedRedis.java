@@ -62,11 +62,8 @@ public final class PipelinedRedis {
   private final Redis client;
   private final ContextInternal context;
   private final boolean cluster;
-  /** Zero: a connection is kept however long it is quiet. */
-  private final long reuseLimitNanos;
+  private final QuietLimit quiet;
   private Future<RedisConnection> connection;
-  /** When {@link #connection} opened or last answered. */
-  private long lastHeardNanos;
   private List<Unit> queued = new ArrayList<>();
 
   /**
@@ -90,12 +87,12 @@ public final class PipelinedRedis {
     this.cluster = cluster;
     // A cluster connection is one connection per node, and an answer from one node says nothing of
     // the others' quiet; leaving them all at once would not keep a command off the quiet one either.
-    this.reuseLimitNanos = cluster ? 0 : reuseLimit.toNanos();
+    this.quiet = new QuietLimit(cluster ? Duration.ZERO : reuseLimit);
   }
 
   /** The quiet time after which a connection of this pipeline's client is left (zero: never). */
   public Duration reuseLimit() {
-    return Duration.ofNanos(reuseLimitNanos);
+    return quiet.limit();
   }
 
   public Future<Response> send(Request request) {
@@ -152,8 +149,7 @@ public final class PipelinedRedis {
   }
 
   private Future<RedisConnection> connection() {
-    if (connection != null && connection.succeeded() && reuseLimitNanos > 0
-        && System.nanoTime() - lastHeardNanos >= reuseLimitNanos) {
+    if (connection != null && connection.succeeded() && quiet.passed()) {
       connection = null; // left to the client's read-idle close (class comment)
     }
     if (connection == null || connection.failed()) {
@@ -180,7 +176,7 @@ public final class PipelinedRedis {
 
   private void heardFrom(Future<RedisConnection> which) {
     if (connection == which) {
-      lastHeardNanos = System.nanoTime();
+      quiet.heard();
     }
   }
 

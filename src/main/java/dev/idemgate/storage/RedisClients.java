@@ -1,6 +1,7 @@
 package dev.idemgate.storage;
 
 import dev.idemgate.config.GatewayConfig;
+import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.RedisClientType;
@@ -33,6 +34,11 @@ public final class RedisClients {
    */
   public static RedisOptions pipelineOptions(GatewayConfig config, String name) {
     return options(config, 6, name);
+  }
+
+  /** The pipeline of one verticle, for a client made with {@link #pipelineOptions} and the same {@code config}. */
+  public static PipelinedRedis pipeline(Redis client, Context context, GatewayConfig config) {
+    return new PipelinedRedis(client, context, isCluster(config), reuseLimit(config));
   }
 
   /**
