@@ -12,11 +12,14 @@ import dev.idemgate.storage.RedisClients;
 import dev.idemgate.support.FaultProxy;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
+import dev.idemgate.support.Waits;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
+import io.vertx.redis.client.Command;
 import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.RedisOptions;
+import io.vertx.redis.client.Request;
 import io.vertx.sqlclient.Pool;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -137,17 +140,21 @@ class TwinDetectorIT {
         RedisClients.reuseLimit(readIdle));
     // The pipeline is kept busy, so that a twin's SET goes out at once and its script follows it on
     // the detector's own connection a fraction of a millisecond later, as the read-idle close comes.
-    long keepBusy = vertx.setPeriodic(50, t -> quietOnes.send(io.vertx.redis.client.Request.cmd(
-        io.vertx.redis.client.Command.PING)));
+    long keepBusy = vertx.setPeriodic(50, t -> quietOnes.send(Request.cmd(Command.PING)));
     try {
-      TwinDetector detector = new AnomalyMonitor(TestGateway.config(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "flag")),
+      GatewayConfig flag = TestGateway.config(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "flag"));
+      TwinDetector detector = new AnomalyMonitor(flag,
           new SimpleMeterRegistry(), TwinRateJudge.Settings.defaults()).detector(quietOnes, closingIdle, pool);
       String merchant = merchant();
       PaymentRequest request = payment("tok_visa");
       assertThat(observe(detector, merchant, "original", request)).isInstanceOf(TwinVerdict.First.class);
       List<String> verdicts = new ArrayList<>();
       for (long quietMs : new long[] {readIdle.toMillis() - 3, readIdle.toMillis() - 2, readIdle.toMillis() - 1}) {
-        Http.await(twinsAfterQuiet(detector, merchant, request, quietMs, 10, verdicts));
+        MultiMap headers = MultiMap.caseInsensitiveMultiMap().add("X-Client-Id", "it");
+        Waits.afterQuiet(vertx.getOrCreateContext(), quietMs, 10,
+                () -> detector.observe(merchant, new IdempotencyKey("twin-" + UUID.randomUUID()), request, headers))
+            .forEach(verdict -> verdicts.add(
+                verdict.succeeded() ? verdict.result().getClass().getSimpleName() : "failed"));
       }
       assertThat(verdicts).as("verdicts of twins checked 397-399 ms after the last one").hasSize(30)
           .allMatch(verdict -> verdict.equals("Allowed"));
@@ -156,20 +163,6 @@ class TwinDetectorIT {
       Http.await(quietOnes.close());
       Http.await(closingIdle.close());
     }
-  }
-
-  private static io.vertx.core.Future<Void> twinsAfterQuiet(TwinDetector detector, String merchant, PaymentRequest request,
-      long quietMs, int left, List<String> verdicts) {
-    io.vertx.core.Promise<Void> quiet = io.vertx.core.Promise.promise();
-    vertx.setTimer(quietMs, t -> quiet.complete());
-    return quiet.future()
-        .compose(v -> detector.observe(merchant, new IdempotencyKey("twin-" + UUID.randomUUID()), request,
-            MultiMap.caseInsensitiveMultiMap().add("X-Client-Id", "it")))
-        .compose(verdict -> {
-          verdicts.add(verdict.getClass().getSimpleName());
-          return left == 1 ? io.vertx.core.Future.<Void>succeededFuture()
-              : twinsAfterQuiet(detector, merchant, request, quietMs, left - 1, verdicts);
-        });
   }
 
   @Test

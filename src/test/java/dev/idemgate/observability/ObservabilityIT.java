@@ -13,6 +13,9 @@ import io.vertx.core.json.JsonObject;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -86,9 +89,9 @@ class ObservabilityIT {
       Thread.sleep(spellMs); // the last: until the connection left by the last payment has been closed
     }
     String scrape = http.get(gateway.managementPort(), "/metrics", null).body();
-    java.util.regex.Matcher gatePools = java.util.regex.Pattern
+    Matcher gatePools = Pattern
         .compile("(?m)^vertx_pool_in_use\\{pool_name=\"(api-[0-9]+-gate)\",pool_type=\"redis\"\\} (\\S+)$").matcher(scrape);
-    Map<String, Double> inUse = new java.util.TreeMap<>();
+    Map<String, Double> inUse = new TreeMap<>();
     while (gatePools.find()) {
       inUse.put(gatePools.group(1), Double.parseDouble(gatePools.group(2)));
     }

@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
+import dev.idemgate.support.Waits;
+import io.vertx.core.AsyncResult;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -117,7 +119,8 @@ class PipelinedRedisIT {
 
       List<Long> sooner = clientIdsAfterQuiet(quietOnes, RedisClients.reuseLimit(READ_IDLE).toMillis() / 4, 10);
       assertThat(sooner).as("client ids of commands sent well within the reuse limit").doesNotContainNull();
-      assertThat(Set.copyOf(sooner)).as("their connection, the last of the late ones").containsExactly(late.get(late.size() - 1));
+      assertThat(Set.copyOf(sooner)).as("their connection, the last of the late ones")
+          .containsExactly(late.get(late.size() - 1));
     } finally {
       Http.await(onLoop(quietOnes::close));
       Http.await(closingIdle.close());
@@ -132,7 +135,8 @@ class PipelinedRedisIT {
     try {
       List<String> failures = new ArrayList<>();
       for (long quietMs : new long[] {READ_IDLE.toMillis() - 1, READ_IDLE.toMillis()}) {
-        Http.await(onLoop(() -> pingsAfterQuiet(closingIdle, quietMs, 15, failures)));
+        Waits.afterQuiet(context, quietMs, 15, () -> closingIdle.send(Request.cmd(Command.PING))).stream()
+            .filter(AsyncResult::failed).forEach(ping -> failures.add(quietMs + " ms: " + ping.cause()));
       }
       assertThat(failures).as("PINGs that failed, sent as the pooled connection's read-idle close came").isEmpty();
     } finally {
@@ -140,41 +144,12 @@ class PipelinedRedisIT {
     }
   }
 
-  /**
-   * {@code rounds} times: {@code quietMs} after the last answer, CLIENT ID on {@code pipeline}. The
-   * ids in order, null for a command that failed.
-   */
-  private static List<Long> clientIdsAfterQuiet(PipelinedRedis pipeline, long quietMs, int rounds) {
+  /** {@code times} times, {@code quietMs} after the last answer: CLIENT ID on {@code pipeline}, null if it failed. */
+  private static List<Long> clientIdsAfterQuiet(PipelinedRedis pipeline, long quietMs, int times) {
     List<Long> ids = new ArrayList<>();
-    Promise<Void> done = Promise.promise();
-    context.runOnContext(v -> vertx.setTimer(quietMs, t -> clientIdRound(pipeline, quietMs, rounds, ids, done)));
-    Http.await(done.future());
+    Waits.afterQuiet(context, quietMs, times, () -> pipeline.send(Request.cmd(Command.CLIENT).arg("ID")))
+        .forEach(answer -> ids.add(answer.succeeded() ? answer.result().toLong() : null));
     return ids;
-  }
-
-  private static void clientIdRound(PipelinedRedis pipeline, long quietMs, int left, List<Long> ids, Promise<Void> done) {
-    pipeline.send(Request.cmd(Command.CLIENT).arg("ID")).onComplete(answer -> {
-      ids.add(answer.succeeded() ? answer.result().toLong() : null);
-      if (left == 1) {
-        done.complete();
-      } else {
-        vertx.setTimer(quietMs, t -> clientIdRound(pipeline, quietMs, left - 1, ids, done));
-      }
-    });
-  }
-
-  private static Future<Void> pingsAfterQuiet(Redis client, long quietMs, int left, List<String> failures) {
-    return client.send(Request.cmd(Command.PING)).transform(answer -> {
-      if (answer.failed()) {
-        failures.add(quietMs + " ms: " + answer.cause());
-      }
-      if (left == 1) {
-        return Future.<Void>succeededFuture();
-      }
-      Promise<Void> quiet = Promise.promise();
-      vertx.setTimer(quietMs, t -> quiet.complete());
-      return quiet.future().compose(v -> pingsAfterQuiet(client, quietMs, left - 1, failures));
-    });
   }
 
   @Test

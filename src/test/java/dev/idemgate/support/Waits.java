@@ -1,9 +1,19 @@
 package dev.idemgate.support;
 
+import io.vertx.core.AsyncResult;
+import io.vertx.core.Context;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.function.BooleanSupplier;
+import java.util.function.Supplier;
 
-/** Bounded waiting for tests: polling for a condition, and sleeping without checked exceptions. */
+/**
+ * Bounded waiting for tests: polling for a condition, sleeping without checked exceptions, and
+ * calls made after quiet spells.
+ */
 public final class Waits {
   private Waits() {}
 
@@ -17,6 +27,31 @@ public final class Waits {
       sleep(100);
     }
     throw new AssertionError("not within " + limit + ": " + what);
+  }
+
+  /**
+   * {@code times} times on {@code context}: {@code quietMs} after the last call's outcome (the first:
+   * after the start), {@code call}. The outcomes in order, failures included.
+   */
+  public static <T> List<AsyncResult<T>> afterQuiet(Context context, long quietMs, int times,
+      Supplier<Future<T>> call) {
+    List<AsyncResult<T>> outcomes = new ArrayList<>();
+    Promise<Void> done = Promise.promise();
+    context.runOnContext(v -> callAfterQuiet(context, quietMs, times, call, outcomes, done));
+    Http.await(done.future());
+    return outcomes;
+  }
+
+  private static <T> void callAfterQuiet(Context context, long quietMs, int times, Supplier<Future<T>> call,
+      List<AsyncResult<T>> outcomes, Promise<Void> done) {
+    context.owner().setTimer(quietMs, t -> call.get().onComplete(outcome -> {
+      outcomes.add(outcome);
+      if (outcomes.size() == times) {
+        done.complete();
+      } else {
+        callAfterQuiet(context, quietMs, times, call, outcomes, done);
+      }
+    }));
   }
 
   public static void sleep(long ms) {
