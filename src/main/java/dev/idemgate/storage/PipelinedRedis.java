@@ -165,7 +165,9 @@ public final class PipelinedRedis {
   }
 
   private void dropEnded(Future<RedisConnection> which, RedisConnection ended) {
-    drop(which);
+    if (connection == which) {
+      connection = null;
+    }
     if (!cluster) {
       // Closing a connection that has ended only ends its lease: the pool's meters count it no more.
       // Not a cluster connection: it ends node by node, and closing it would give the live nodes'
@@ -187,12 +189,6 @@ public final class PipelinedRedis {
       current.result().close();
     }
     connection = null;
-  }
-
-  private void drop(Future<RedisConnection> which) {
-    if (connection == which) {
-      connection = null;
-    }
   }
 
   public Future<Void> close() {
