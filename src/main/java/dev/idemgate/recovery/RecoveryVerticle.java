@@ -35,14 +35,13 @@ import org.slf4j.LoggerFactory;
  * provider by provider key and either completes the record with the real outcome or, when the
  * provider never saw the charge and enough time has passed for a late one to arrive, releases it.
  * It never charges. Runs on every instance; PostgreSQL coordinates them (see {@link RecoveryStore}).
- * Also purges expired keys in small batches.
+ * Also purges expired keys in small batches ({@link RetentionPurge}).
  */
 public final class RecoveryVerticle extends VerticleBase {
   /** Event bus address answering the unresolved records for {@code /admin/pending}. */
   public static final String UNRESOLVED = "idemgate.recovery.unresolved";
 
   private static final Logger log = LoggerFactory.getLogger(RecoveryVerticle.class);
-  private static final int PURGE_ROUNDS_PER_SWEEP = 10;
 
   /** What recovery did with one record; the tag of {@code idemgate.recovery.actions}. */
   enum Action { COMPLETED, RELEASED, STILL_PENDING, FENCED, FAILED }
@@ -58,7 +57,7 @@ public final class RecoveryVerticle extends VerticleBase {
   private IdempotencyStore store;
   private RedisGate gate;
   private ProviderClient provider;
-  private Counter purged;
+  private RetentionPurge purge;
   private long timerId = -1;
   private boolean sweeping;
 
@@ -80,7 +79,8 @@ public final class RecoveryVerticle extends VerticleBase {
         .description("records whose provider outcome is still unknown").register(registry);
     Gauge.builder("idemgate.recovery.expired.leases", expiredLeaseGauge, AtomicLong::get)
         .description("in-flight records past their lease, waiting for recovery").register(registry);
-    purged = Counter.builder("idemgate.retention.purged").description("expired keys deleted").register(registry);
+    // Half the interval, so that a pass with a backlog to purge still ends before the next is due.
+    purge = new RetentionPurge(recovery, config.retentionBatch(), config.recoveryInterval().dividedBy(2), registry);
     timerId = vertx.setPeriodic(config.recoveryInterval().toMillis(), id -> sweep());
     MessageConsumer<Integer> admin = vertx.eventBus().consumer(UNRESOLVED,
         message -> recovery.unresolved(message.body() == null ? 100 : message.body())
@@ -105,7 +105,7 @@ public final class RecoveryVerticle extends VerticleBase {
     Duration hold = config.providerTimeout().plusSeconds(5);
     return recovery.takeDue(config.recoveryBatch(), grace, hold)
         .compose(due -> Future.join(due.stream().map(this::resolve).toList()).<Void>mapEmpty())
-        .compose(v -> purge(PURGE_ROUNDS_PER_SWEEP))
+        .compose(v -> purge.run())
         .compose(v -> recovery.unresolvedCounts())
         .onSuccess(counts -> {
           pendingGauge.set(counts[0]);
@@ -117,16 +117,6 @@ public final class RecoveryVerticle extends VerticleBase {
           sweeping = false;
           return Future.succeededFuture();
         });
-  }
-
-  private Future<Void> purge(int roundsLeft) {
-    if (roundsLeft == 0) {
-      return Future.succeededFuture();
-    }
-    return recovery.purgeExpired(config.retentionBatch()).compose(n -> {
-      purged.increment(n);
-      return n < config.retentionBatch() ? Future.succeededFuture() : purge(roundsLeft - 1);
-    });
   }
 
   private Future<Void> resolve(DueRecord r) {
