@@ -13,6 +13,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+source "$ROOT/bench/lib.sh"
 
 DURATION=10s
 WARMUP=10s
@@ -76,16 +77,6 @@ usage: bench/run.sh [options]
 EOF
 }
 
-seconds_of() { # 10s | 2m | 500ms | 10 -> whole seconds, at least 1
-  local d="$1"
-  case "$d" in
-    *ms) echo $(( (${d%ms} + 999) / 1000 )) ;;
-    *s) echo "${d%s}" ;;
-    *m) echo $(( ${d%m} * 60 )) ;;
-    *) echo "$d" ;;
-  esac
-}
-
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) DURATION="$2"; shift 2 ;;
@@ -145,17 +136,6 @@ say() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 fact() { printf '%s=%s\n' "$1" "$2" >> "$META"; }
 
-stop_pid() { # pid: SIGTERM, then SIGKILL after 15 s
-  local pid="$1"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 30); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.5
-  done
-  kill -9 "$pid" 2>/dev/null || true
-}
-
 cleanup() {
   stop_pid "$GATEWAY_PID"
   stop_pid "$BARE_PID"
@@ -213,11 +193,7 @@ fact settings "duration $DURATION, warm-up $GATEWAY_WARMUP per gateway start and
 fact postgres "$(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -Atqc "SELECT current_setting('server_version') || ', synchronous_commit=' || current_setting('synchronous_commit') || ', fsync=' || current_setting('fsync')")"
 fact redis "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" info server | tr -d '\r' | awk -F: '/^redis_version/ {print $2}')"
 
-# The generator shares the cores with what it measures. A small fixed heap and the serial collector
-# keep its threads few, and C1 only (TieredStopAtLevel=1) gets it to full speed within the warm-up
-# with little compiler CPU: against the bare endpoint at 1,500/s on the busy 2-core machine, p99
-# went from 73-1,163 ms with C2 to 8-19 ms with C1 only.
-LOADGEN_JAVA=(java -Xms256m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -jar "$LOADGEN_JAR")
+LOADGEN_JAVA=(java "${LOADGEN_JVM_OPTIONS[@]}" -jar "$LOADGEN_JAR")
 loadgen() { "${LOADGEN_JAVA[@]}" "$@"; }
 # A tool output that cannot be read costs that one row of the table, not the whole run.
 record() { loadgen record --results "$RESULTS" "$@" >/dev/null || echo "bench: could not read a tool's output ($*)" >&2; }
@@ -225,9 +201,7 @@ psql_bench() { PGOPTIONS='-c client_min_messages=warning' psql -h "$PG_HOST" -p 
 
 # The bench's own database: the gateway migrates its schema there at start-up, so nothing the
 # bench writes lands in a database anyone else uses.
-if [[ "$(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -Atqc "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" != 1 ]]; then
-  psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -qc "CREATE DATABASE $PG_DB" || die "cannot create database $PG_DB"
-fi
+ensure_database
 # Same starting point for every gateway: empty gateway tables in the bench database (only there),
 # so that a later gateway is not measured against bigger tables than an earlier one.
 reset_tables() {
@@ -256,14 +230,7 @@ start_gateway() { # label [VAR=value ...]: starts the jar with the bench's setti
     IDEMGATE_KEY_TTL=15m "$@" \
     java -Xmx256m -jar "$GATEWAY_JAR" > "$RAW/gateway-$label.log" 2>&1 &
   GATEWAY_PID=$!
-  for _ in $(seq 1 120); do
-    if curl -fsS -o /dev/null "http://127.0.0.1:$MANAGEMENT_PORT/health/ready" 2>/dev/null; then
-      return 0
-    fi
-    kill -0 "$GATEWAY_PID" 2>/dev/null || { tail -5 "$RAW/gateway-$label.log" >&2; die "the gateway ($label) exited at start-up, see $RAW/gateway-$label.log"; }
-    sleep 0.5
-  done
-  die "the gateway ($label) was not ready within 60 s, see $RAW/gateway-$label.log"
+  wait_until_ready "$GATEWAY_PID" "$RAW/gateway-$label.log" "$label"
 }
 
 stop_gateway() {
@@ -282,10 +249,9 @@ gateway_memory() { # label: memory and log warnings of the running gateway
   fi
   fact "gateway_memory_$label" "RSS $rss (peak $hwm); heap ${heap:-n/a} (-Xmx256m)"
   # Warnings and errors by logger say when a figure was bought by degrading (e.g. the Redis gate
-  # timing out). The log is JSON lines whose first fields are timestamp, level, threadName and
-  # loggerName, in that order (logback.xml).
-  fact "gateway_warnings_$label" "$(sed -n 's/^{"timestamp":[0-9]*,"level":"\(WARN\|ERROR\)","threadName":"[^"]*","loggerName":"\([^"]*\)".*/\1 \2/p' \
-    "$RAW/gateway-$label.log" | sort | uniq -c | awk '{ printf "%s%s %s: %d", sep, $2, $3, $1; sep = ", " }')"
+  # timing out).
+  fact "gateway_warnings_$label" "$(warnings_by_logger "$RAW/gateway-$label.log" \
+    | awk '{ printf "%s%s %s: %d", sep, $2, $3, $1; sep = ", " }')"
 }
 
 url() { echo "http://127.0.0.1:$HTTP_PORT/pay"; }

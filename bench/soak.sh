@@ -14,6 +14,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+source "$ROOT/bench/lib.sh"
 
 DURATION=10m
 # Unrecorded load first, so that the JIT of the gateway and the generator is not in the latencies.
@@ -48,16 +49,6 @@ usage: bench/soak.sh [options]
   --pg-port P / --redis-port P   where PostgreSQL and Redis listen on 127.0.0.1 (defaults $PG_PORT / $REDIS_PORT)
   --build            rebuild the gateway jar and the load generator even if present
 EOF
-}
-
-seconds_of() { # 10s | 2m | 1h | 10 -> whole seconds
-  local d="$1"
-  case "$d" in
-    *s) echo "${d%s}" ;;
-    *m) echo $(( ${d%m} * 60 )) ;;
-    *h) echo $(( ${d%h} * 3600 )) ;;
-    *) echo "$d" ;;
-  esac
 }
 
 while [[ $# -gt 0 ]]; do
@@ -100,10 +91,8 @@ LOADGEN_PID=""
 
 die() { printf 'soak: %s\n' "$*" >&2; exit 1; }
 cleanup() {
-  for pid in "$LOADGEN_PID" "$GATEWAY_PID"; do
-    [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
+  stop_pid "$LOADGEN_PID"
+  stop_pid "$GATEWAY_PID"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -121,9 +110,7 @@ if [[ $BUILD == 1 || ! -f "$LOADGEN_JAR" ]]; then
 fi
 mkdir -p "$RAW"
 
-if [[ "$(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -Atqc "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" != 1 ]]; then
-  psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -qc "CREATE DATABASE $PG_DB" || die "cannot create database $PG_DB"
-fi
+ensure_database
 if [[ "$(psql_soak -c "SELECT to_regclass('idemgate.idempotency_keys') IS NOT NULL")" == t ]]; then
   psql_soak -c "TRUNCATE idemgate.idempotency_keys, idemgate.payments"
 fi
@@ -134,16 +121,9 @@ env IDEMGATE_HTTP_PORT="$HTTP_PORT" IDEMGATE_MANAGEMENT_PORT="$MANAGEMENT_PORT" 
   IDEMGATE_API_KEYS="demo=$API_KEY" IDEMGATE_KEY_TTL="$KEY_TTL" \
   java -Xmx256m -jar "$GATEWAY_JAR" > "$RAW/gateway.log" 2>&1 &
 GATEWAY_PID=$!
-for _ in $(seq 1 120); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$MANAGEMENT_PORT/health/ready" 2>/dev/null && break
-  kill -0 "$GATEWAY_PID" 2>/dev/null || die "the gateway exited at start-up, see $RAW/gateway.log"
-  sleep 0.5
-done
-curl -fsS -o /dev/null "http://127.0.0.1:$MANAGEMENT_PORT/health/ready" || die "the gateway was not ready within 60 s"
+wait_until_ready "$GATEWAY_PID" "$RAW/gateway.log" soak
 
-# The same generator settings as bench/run.sh: a small fixed heap and C1 only, so that it takes
-# little of the cores it shares with what it measures.
-java -Xms256m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -jar "$LOADGEN_JAR" open \
+java "${LOADGEN_JVM_OPTIONS[@]}" -jar "$LOADGEN_JAR" open \
   --url "http://127.0.0.1:$HTTP_PORT" --api-key "$API_KEY" --mode mixed --decline-percent 5 \
   --rate "$RATE" --connections "$CONNECTIONS" --duration "${DURATION_S}s" --warmup "${WARMUP_S}s" \
   --scenario soak --results "$RAW/results.jsonl" > "$RAW/loadgen.log" 2>&1 &
@@ -163,7 +143,7 @@ sample() { # elapsed seconds -> one table row
   threads="$(ls "/proc/$GATEWAY_PID/task" | wc -l)"
   fds="$(ls "/proc/$GATEWAY_PID/fd" | wc -l)"
   redis="$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" info memory | tr -d '\r' | awk -F: '/^used_memory:/ {printf "%.0f", $2 / 1048576}')"
-  warnings="$(grep -c -E '^\{"timestamp":[0-9]*,"level":"(WARN|ERROR)"' "$RAW/gateway.log" || true)"
+  warnings="$(warnings_by_logger "$RAW/gateway.log" | awk '{ n += $1 } END { print n + 0 }')"
   printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
     "$1" "$keys" "$expired" "$lag" "${purged%.0}" "$rss" "${old:-n/a}" "$threads" "$fds" "$redis" "$warnings"
 }
@@ -203,7 +183,6 @@ sample $((SECONDS - START)) | tee -a "$OUT"
   echo '```'
   echo
   echo "Gateway WARN and ERROR lines by logger:"
-  sed -n 's/^{"timestamp":[0-9]*,"level":"\(WARN\|ERROR\)","threadName":"[^"]*","loggerName":"\([^"]*\)".*/\1 \2/p' "$RAW/gateway.log" \
-    | sort | uniq -c | sed 's/^/    /'
+  warnings_by_logger "$RAW/gateway.log" | sed 's/^/    /'
 } | tee -a "$OUT"
 echo "soak: written to $OUT" >&2
