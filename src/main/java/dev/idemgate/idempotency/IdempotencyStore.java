@@ -100,9 +100,14 @@ public final class IdempotencyStore {
       SELECT 1 FROM idemgate.idempotency_keys
       WHERE merchant_id = $1 AND idempotency_key = $2 AND NOT (state = 'COMPLETED' AND expires_at <= now())""";
 
+  /**
+   * Fenced on the payment id as well as the epoch: a key whose record was deleted (released) starts
+   * again at epoch 1 when it is claimed anew, so an owner that slept through its lease, recovery's
+   * release and a new claim would otherwise hold a matching epoch and delete the new claim.
+   */
   private static final String RELEASE = """
       DELETE FROM idemgate.idempotency_keys
-      WHERE merchant_id = $1 AND idempotency_key = $2 AND epoch = $3 AND state = 'PROCESSING'""";
+      WHERE merchant_id = $1 AND idempotency_key = $2 AND epoch = $3 AND payment_id = $4 AND state = 'PROCESSING'""";
 
   /**
    * A claim whose request stopped waiting for it (the statement ran past its deadline, or the
@@ -394,9 +399,12 @@ public final class IdempotencyStore {
     return run("held", HELD, Tuple.of(merchantId, key.value())).map(rows -> rows.size() > 0);
   }
 
-  /** Deletes a claim the provider definitely never charged, so the key is free again. Fenced. */
-  public Future<Completion.Result> release(String merchantId, IdempotencyKey key, int epoch) {
-    return run("release", RELEASE, Tuple.of(merchantId, key.value(), epoch))
+  /**
+   * Deletes a claim the provider definitely never charged, so the key is free again. Fenced on the
+   * epoch and the claim's payment id (see {@code RELEASE}).
+   */
+  public Future<Completion.Result> release(String merchantId, IdempotencyKey key, int epoch, String paymentId) {
+    return run("release", RELEASE, Tuple.of(merchantId, key.value(), epoch, paymentId))
         .map(rows -> rows.rowCount() == 1 ? Completion.Result.RECORDED : Completion.Result.FENCED);
   }
 

@@ -338,7 +338,7 @@ public final class PaymentService {
   private Future<PayOutcome> release(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim,
       ProviderOutcome.NotAttempted notAttempted) {
     log.info("provider did not attempt payment {}: {}; releasing the key", owned.paymentId(), notAttempted.reason());
-    return store.release(cmd.merchantId(), cmd.key(), owned.epoch())
+    return store.release(cmd.merchantId(), cmd.key(), owned.epoch(), owned.paymentId())
         .map(result -> result == Completion.Result.RECORDED)
         .otherwise(failure -> {
           log.warn("release of payment {} not recorded: {}", owned.paymentId(), failure.getMessage());

@@ -49,13 +49,14 @@ final class RecoveryStore {
 
   private static final String RESCHEDULE = """
       UPDATE idemgate.idempotency_keys SET next_inquiry_at = now() + $4 * interval '1 millisecond', updated_at = now()
-      WHERE merchant_id = $1 AND idempotency_key = $2 AND epoch = $3 AND state = 'PENDING'""";
+      WHERE merchant_id = $1 AND idempotency_key = $2 AND epoch = $3 AND payment_id = $5 AND state = 'PENDING'""";
 
   /** The record and a pending ledger row go together: the provider never saw the charge. */
   private static final String RELEASE_UNSEEN = """
       WITH gone AS (
         DELETE FROM idemgate.idempotency_keys
-        WHERE merchant_id = $1 AND idempotency_key = $2 AND epoch = $3 AND state IN ('PROCESSING', 'PENDING')
+        WHERE merchant_id = $1 AND idempotency_key = $2 AND epoch = $3 AND payment_id = $4
+          AND state IN ('PROCESSING', 'PENDING')
         RETURNING payment_id),
       ledger AS (
         DELETE FROM idemgate.payments p USING gone WHERE p.id = gone.payment_id AND p.status = 'pending')
@@ -124,14 +125,17 @@ final class RecoveryStore {
     });
   }
 
-  /** Sets the next inquiry of a record still pending; fenced on the epoch recovery holds. */
+  /**
+   * Sets the next inquiry of a record still pending; fenced on the epoch recovery holds and the
+   * payment id (an epoch alone repeats once a released key is claimed anew, IdempotencyStore#RELEASE).
+   */
   Future<Void> reschedule(DueRecord r, Duration delay) {
-    return run("reschedule", RESCHEDULE, Tuple.of(r.merchantId(), r.key().value(), r.epoch(), delay.toMillis())).mapEmpty();
+    return run("reschedule", RESCHEDULE, Tuple.of(r.merchantId(), r.key().value(), r.epoch(), delay.toMillis(), r.paymentId())).mapEmpty();
   }
 
-  /** Releases a record the provider never saw; true if this epoch still owned it. */
+  /** Releases a record the provider never saw; true if this epoch and payment id still owned it. */
   Future<Boolean> releaseUnseen(DueRecord r) {
-    return run("release", RELEASE_UNSEEN, Tuple.of(r.merchantId(), r.key().value(), r.epoch()))
+    return run("release", RELEASE_UNSEEN, Tuple.of(r.merchantId(), r.key().value(), r.epoch(), r.paymentId()))
         .map(rows -> rows.iterator().next().getLong("released") == 1);
   }
 

@@ -34,7 +34,7 @@ class RequestPathPlansIT {
       "complete", "ARRAY['m'], ARRAY['k'], ARRAY[1], ARRAY['pay_1'], ARRAY['COMPLETED'], ARRAY[201], ARRAY['{}'], "
           + "ARRAY[now()], ARRAY['succeeded'], ARRAY['simulator'], ARRAY['ch_1'], ARRAY[NULL]::text[], ARRAY[NULL]::timestamptz[]",
       "held", "'m', 'k'",
-      "release", "'m', 'k', 1",
+      "release", "'m', 'k', 1, 'pay_1'",
       "release unanswered", "'m', 'k', 'pay_1'",
       "find payment", "'pay_1', 'm'");
 

@@ -269,7 +269,9 @@ class RecoveryIT {
         "declined", "simulator", "ch_stale", "card_declined", null);
     assertThat(Http.await(store.complete(MERCHANT_A, new IdempotencyKey(key), epoch + 1, stale)))
         .isEqualTo(dev.idemgate.idempotency.Completion.Result.FENCED);
-    assertThat(Http.await(store.release(MERCHANT_A, new IdempotencyKey(key), epoch + 1)))
+    String paymentId = (String) db.scalar("SELECT payment_id FROM idemgate.idempotency_keys "
+        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+    assertThat(Http.await(store.release(MERCHANT_A, new IdempotencyKey(key), epoch + 1, paymentId)))
         .isEqualTo(dev.idemgate.idempotency.Completion.Result.FENCED);
     assertThat(http.pay(gateway.apiPort(), KEY_A, key, body).body()).isEqualTo(fresh.body());
   }
