@@ -211,10 +211,31 @@ public final class CardNumberScanner {
    * digits-only 4-4-4-4 run (…c9057-2948-4795-8644-cfe…), a printed IBAN a 4-4-4-4-2 one
    * (DE80 2648 4756 4696 0623 07), and an unspaced IBAN of a dozen countries a run of 13-19 digits
    * (BE68539007547034): none is a card. Checked last, so only on a Luhn-valid candidate.
+   *
+   * <p>Only the text around the candidate is searched ({@link #REFERENCE_REACH}): searched from the
+   * start of the text each time, a field of 64 KiB made of UUIDs that each hold a Luhn-valid run
+   * cost a search of the whole field per run, quadratic work on the event loop for one request.
    */
   private static boolean insideReference(String text, int from, int to) {
-    return covered(UUID.matcher(text), from, to, uuid -> true)
-        || covered(IBAN.matcher(text), from, to, iban -> checkedIbanCovers(text, iban.start(), iban.end(), to));
+    return covered(near(UUID.matcher(text), text, from, to), from, to, uuid -> true)
+        || covered(near(IBAN.matcher(text), text, from, to), from, to,
+            iban -> checkedIbanCovers(text, iban.start(), iban.end(), to));
+  }
+
+  /**
+   * The most characters a UUID (36) or an IBAN as {@link #IBAN} reads it (4 + 7 x 5 + 4 = 43) can
+   * reach past either end of a candidate it covers.
+   */
+  private static final int REFERENCE_REACH = 48;
+
+  /**
+   * The matcher limited to the text a reference covering {@code [from, to)} could span. Transparent
+   * bounds let the patterns' look-behind and look-ahead see past the region, so a match in it is a
+   * match in the whole text.
+   */
+  private static Matcher near(Matcher m, String text, int from, int to) {
+    return m.region(Math.max(0, from - REFERENCE_REACH), Math.min(text.length(), to + REFERENCE_REACH))
+        .useTransparentBounds(true);
   }
 
   private static final Pattern UUID = Pattern.compile(

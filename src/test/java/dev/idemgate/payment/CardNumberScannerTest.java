@@ -55,6 +55,21 @@ class CardNumberScannerTest {
   }
 
   @Test
+  @DisplayName("references far into a 64 KiB field are still recognised around each Luhn-valid run, and a card after them is still found")
+  void referencesFarIntoALongField() {
+    // Each UUID holds the Luhn-valid run 4242-4242-4242-4242: the UUID and IBAN searches are made
+    // around each run (about 1,800 of them here), no longer from the start of the field each time.
+    String uuids = "abcdefab-4242-4242-4242-4242abcdefab ".repeat(1_800);
+    assertThat(uuids.length()).isGreaterThan(64_000);
+    assertThat(CardNumberScanner.containsCardNumber(uuids)).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber(uuids + "IBAN DE80 2648 4756 4696 0623 07")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber(uuids + "BE68539007547034")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber(uuids + "card 4111 1111 1111 1111")).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber(uuids + "4242-4242-4242-4242abcdefab")).as("the tail of a UUID alone is no UUID")
+        .isTrue();
+  }
+
+  @Test
   @DisplayName("a printed IBAN is not a card, though one in ten reads as a Luhn-valid 4-4-4-4-2 grouping; a card beside it still is")
   void ibansAreNotCards() {
     assertThat(CardNumberScanner.containsCardNumber("IBAN DE80 2648 4756 4696 0623 07")).isFalse();

@@ -18,14 +18,18 @@ import org.openjdk.jmh.annotations.State;
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
 public class CardNumberScannerBenchmark {
-  @Param({"typical", "full"})
+  @Param({"typical", "full", "references"})
   public String body;
 
   private JsonObject request;
 
   @Setup
   public void parseBody() {
-    request = Requests.object(body.equals("typical") ? Requests.TYPICAL : Requests.FULL);
+    request = Requests.object(switch (body) {
+      case "typical" -> Requests.TYPICAL;
+      case "full" -> Requests.FULL;
+      default -> Requests.REFERENCES;
+    });
   }
 
   @Benchmark
