@@ -20,10 +20,31 @@ public final class CardNumberScanner {
 
   /** The JSON path of the first field that holds a card number, if any. */
   public static Optional<String> findCardNumber(Object json) {
-    return scan(json, "$");
+    return Optional.ofNullable(scan(json, Path.ROOT)).map(Path::render);
   }
 
-  private static Optional<String> scan(Object value, String path) {
+  /**
+   * Where the scan is: a member of its parent by name, or an element by index. Rendered only for the
+   * field found: a path string built for every member would copy its parent's path each time, and
+   * a body of one long name holding a long array (under 64 KiB) would allocate hundreds of
+   * megabytes per request.
+   */
+  private record Path(Path parent, String name, int index) {
+    static final Path ROOT = new Path(null, null, -1);
+
+    String render() {
+      StringBuilder out = parent == null ? new StringBuilder("$") : new StringBuilder(parent.render());
+      if (name != null) {
+        out.append('.').append(name);
+      } else if (index >= 0) {
+        out.append('[').append(index).append(']');
+      }
+      return out.toString();
+    }
+  }
+
+  /** The path of the first field at or under {@code value} that holds a card number, or null. */
+  private static Path scan(Object value, Path path) {
     if (value instanceof JsonObject object) {
       return scanMap(object.getMap(), path);
     } else if (value instanceof Map<?, ?> map) {
@@ -33,34 +54,33 @@ public final class CardNumberScanner {
     } else if (value instanceof List<?> list) {
       return scanList(list, path);
     } else if (value instanceof String || value instanceof Number) {
-      return containsCardNumber(value.toString()) ? Optional.of(path) : Optional.empty();
+      return containsCardNumber(value.toString()) ? path : null;
     }
-    return Optional.empty();
+    return null;
   }
 
-  private static Optional<String> scanMap(Map<?, ?> map, String path) {
+  private static Path scanMap(Map<?, ?> map, Path path) {
     for (Map.Entry<?, ?> e : map.entrySet()) {
       String key = String.valueOf(e.getKey());
-      String child = path + "." + (containsCardNumber(key) ? "<redacted>" : key);
       if (containsCardNumber(key)) {
-        return Optional.of(child);
+        return new Path(path, "<redacted>", -1);
       }
-      Optional<String> found = scan(e.getValue(), child);
-      if (found.isPresent()) {
+      Path found = scan(e.getValue(), new Path(path, key, -1));
+      if (found != null) {
         return found;
       }
     }
-    return Optional.empty();
+    return null;
   }
 
-  private static Optional<String> scanList(List<?> list, String path) {
+  private static Path scanList(List<?> list, Path path) {
     for (int i = 0; i < list.size(); i++) {
-      Optional<String> found = scan(list.get(i), path + "[" + i + "]");
-      if (found.isPresent()) {
+      Path found = scan(list.get(i), new Path(path, null, i));
+      if (found != null) {
         return found;
       }
     }
-    return Optional.empty();
+    return null;
   }
 
   /**

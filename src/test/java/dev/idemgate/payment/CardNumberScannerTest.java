@@ -2,6 +2,7 @@ package dev.idemgate.payment;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.util.ArrayList;
 import java.util.List;
@@ -234,5 +235,23 @@ class CardNumberScannerTest {
     JsonObject body = new JsonObject().put("metadata", new JsonObject().put("pan", 4111111111111111L));
     assertThat(CardNumberScanner.findCardNumber(body)).contains("$.metadata.pan");
     assertThat(CardNumberScanner.findCardNumber(new JsonObject().put("source", "tok_visa"))).isEmpty();
+    JsonObject inArray = new JsonObject().put("items", new JsonArray()
+        .add(new JsonObject().put("note", "gift")).add(new JsonObject().put("note", "4111 1111 1111 1111")));
+    assertThat(CardNumberScanner.findCardNumber(inArray)).contains("$.items[1].note");
+    JsonObject inName = new JsonObject().put("metadata", new JsonObject().put("4111111111111111", "x"));
+    assertThat(CardNumberScanner.findCardNumber(inName)).contains("$.metadata.<redacted>");
+  }
+
+  @Test
+  @DisplayName("a body of one long member name holding a long array is scanned without a path per element; a card at its end is still found")
+  void longNameOverLongArray() {
+    String name = "a".repeat(32_000);
+    JsonArray zeros = new JsonArray();
+    for (int i = 0; i < 16_000; i++) {
+      zeros.add(0);
+    }
+    assertThat(CardNumberScanner.findCardNumber(new JsonObject().put(name, zeros))).isEmpty();
+    zeros.add("4111 1111 1111 1111");
+    assertThat(CardNumberScanner.findCardNumber(new JsonObject().put(name, zeros))).contains("$." + name + "[16000]");
   }
 }

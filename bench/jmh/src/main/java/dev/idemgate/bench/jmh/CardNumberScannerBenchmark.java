@@ -18,7 +18,7 @@ import org.openjdk.jmh.annotations.State;
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
 public class CardNumberScannerBenchmark {
-  @Param({"typical", "full", "references"})
+  @Param({"typical", "full", "references", "long-name"})
   public String body;
 
   private JsonObject request;
@@ -28,7 +28,8 @@ public class CardNumberScannerBenchmark {
     request = Requests.object(switch (body) {
       case "typical" -> Requests.TYPICAL;
       case "full" -> Requests.FULL;
-      default -> Requests.REFERENCES;
+      case "references" -> Requests.REFERENCES;
+      default -> Requests.LONG_NAME;
     });
   }
 

@@ -19,6 +19,12 @@ final class Requests {
   static final String REFERENCES = "{\"amount\":1999,\"currency\":\"EUR\",\"source\":\"tok_visa\",\"description\":\""
       + "abcdefab-4242-4242-4242-4242abcdefab ".repeat(1_800) + "\"}";
 
+  /**
+   * A body under the 64 KiB limit of one member with a 32,000-character name holding 16,000 zeros: a
+   * scan that built each element's path would copy the name for every element.
+   */
+  static final String LONG_NAME = "{\"" + "a".repeat(32_000) + "\":[" + "0,".repeat(15_999) + "0]}";
+
   private Requests() {}
 
   static Buffer buffer(String json) {
