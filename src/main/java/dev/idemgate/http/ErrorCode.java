@@ -14,6 +14,7 @@ public enum ErrorCode {
   DUPLICATE_PAYMENT_SUSPECTED(409, "Duplicate payment suspected"),
   PAYLOAD_TOO_LARGE(413, "Payload too large"),
   UNSUPPORTED_MEDIA_TYPE(415, "Unsupported media type"),
+  EXPECTATION_FAILED(417, "Expectation failed"),
   IDEMPOTENCY_KEY_REUSED(422, "Idempotency key reused"),
   RATE_LIMITED(429, "Rate limited"),
   INTERNAL_ERROR(500, "Internal error"),

@@ -1,6 +1,8 @@
 package dev.idemgate.http;
 
 import io.vertx.core.Future;
+import io.vertx.core.http.HttpClosedException;
+import io.vertx.core.http.StreamResetException;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.RoutingContext;
 import org.slf4j.Logger;
@@ -27,11 +29,19 @@ public final class Problems {
       send(ctx, problem);
       return;
     }
+    if (failure instanceof HttpClosedException || failure instanceof StreamResetException || ctx.response().closed()) {
+      // The client hung up (or reset its stream) before its body was in: nobody to answer, and no
+      // fault of ours. The access line records it as 499 client_closed.
+      log.debug("request {} ended by the client before its body was in: {}", RequestIds.of(ctx), String.valueOf(failure));
+      return;
+    }
     ApiProblem problem = switch (ctx.statusCode()) {
       case 404 -> new ApiProblem(ErrorCode.NOT_FOUND, "no such resource");
       case 405 -> new ApiProblem(ErrorCode.METHOD_NOT_ALLOWED, "this method is not allowed here");
       case 413 -> new ApiProblem(ErrorCode.PAYLOAD_TOO_LARGE, "the body is larger than 64 KiB");
       case 415 -> new ApiProblem(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send Content-Type: application/json");
+      // The body handler refuses an Expect header other than 100-continue.
+      case 417 -> new ApiProblem(ErrorCode.EXPECTATION_FAILED, "the only expectation supported is Expect: 100-continue");
       case 400 -> new ApiProblem(ErrorCode.INVALID_REQUEST, "the request could not be read");
       default -> null;
     };

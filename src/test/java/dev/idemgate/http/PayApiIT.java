@@ -6,6 +6,7 @@ import static dev.idemgate.support.TestGateway.KEY_B;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.Http.Reply;
 import dev.idemgate.support.TestDb;
@@ -380,6 +381,23 @@ class PayApiIT {
       String answer = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
       assertThat(answer).startsWith("HTTP/1.1 400 ");
       assertThat(answer).contains("\"code\":\"invalid_request\"");
+    }
+  }
+
+  @Test
+  @DisplayName("an Expect header other than 100-continue gets 417 expectation_failed, not 500, and logs no error")
+  void unsupportedExpectation() throws IOException {
+    try (CapturedLogs errors = CapturedLogs.of(Problems.class); Socket socket = new Socket("127.0.0.1", port)) {
+      socket.setSoTimeout(10_000);
+      String body = Http.payment(1000, "tok_visa").encode();
+      socket.getOutputStream().write(("POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY_A
+          + "\r\nContent-Type: application/json\r\nIdempotency-Key: " + Http.newKey()
+          + "\r\nExpect: 100-continue, something-else\r\nContent-Length: " + body.length()
+          + "\r\nConnection: close\r\n\r\n" + body).getBytes(StandardCharsets.US_ASCII));
+      String answer = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      assertThat(answer).startsWith("HTTP/1.1 417 ");
+      assertThat(answer).contains("\"code\":\"expectation_failed\"");
+      assertThat(errors.events()).isEmpty();
     }
   }
 

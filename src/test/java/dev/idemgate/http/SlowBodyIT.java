@@ -3,6 +3,8 @@ package dev.idemgate.http;
 import static dev.idemgate.support.TestGateway.KEY_A;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import ch.qos.logback.classic.Level;
+import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.Scrape;
 import dev.idemgate.support.TestGateway;
@@ -66,6 +68,23 @@ class SlowBodyIT {
       assertThat(afterMs).isBetween(900L, 5_000L);
     }
     Waits.eventually(Duration.ofSeconds(5), () -> inFlight() == 0, "the request leaves idemgate_inflight_requests");
+  }
+
+  @Test
+  @DisplayName("HTTP/1.1: a client that hangs up half way through its body is no error of ours: no ERROR line, "
+      + "and the request leaves the in-flight gauge")
+  void http1ClientHangsUpHalfWay() throws IOException {
+    try (CapturedLogs problems = CapturedLogs.of(Problems.class)) {
+      try (Socket socket = new Socket("127.0.0.1", gateway.apiPort())) {
+        socket.getOutputStream().write(("POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY_A
+            + "\r\nContent-Type: application/json\r\nIdempotency-Key: " + Http.newKey()
+            + "\r\nContent-Length: 100\r\n\r\n{\"amount\":").getBytes(StandardCharsets.US_ASCII));
+        socket.getOutputStream().flush();
+        Waits.eventually(Duration.ofSeconds(5), () -> inFlight() == 1, "the request is in flight");
+      }
+      Waits.eventually(Duration.ofSeconds(5), () -> inFlight() == 0, "the request leaves idemgate_inflight_requests");
+      assertThat(problems.events()).filteredOn(e -> e.getLevel().isGreaterOrEqual(Level.WARN)).isEmpty();
+    }
   }
 
   @Test
