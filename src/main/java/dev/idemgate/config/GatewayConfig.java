@@ -76,6 +76,15 @@ public record GatewayConfig(
   }
 
   /**
+   * The provider a payment names, in its answer and in the ledger ({@code payments.provider}, which
+   * reconciliation's {@code --provider} selects on): the acquirer's {@code provider_name} when it has
+   * one, else {@code simulator} or {@code http}.
+   */
+  public String ledgerProvider() {
+    return provider.equals("http") && providerName.isPresent() ? providerName.get() : provider;
+  }
+
+  /**
    * The provider ids whose claims recovery takes: {@link #providerId()}, and with a
    * {@code provider_name} set, also {@code http <provider_url>}, under which the claims made
    * before the name was set were recorded.

@@ -76,7 +76,7 @@ public final class PaymentService {
     this.notifier = notifier;
     this.store = store;
     this.provider = provider;
-    this.providerName = config.provider();
+    this.providerName = config.ledgerProvider();
     this.config = config;
     this.sendWindowNanos = config.lease().minus(SEND_MARGIN).toNanos();
     this.leaseNanos = config.lease().toNanos();

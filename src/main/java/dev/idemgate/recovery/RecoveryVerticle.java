@@ -159,7 +159,7 @@ public final class RecoveryVerticle extends VerticleBase {
 
   private Future<Action> complete(DueRecord r, int status, String paymentStatus, String reference, String declineCode) {
     StoredResponse response = response(r, status, paymentStatus, reference, declineCode);
-    Completion completion = new Completion(RecordState.COMPLETED, response, paymentStatus, config.provider(), reference,
+    Completion completion = new Completion(RecordState.COMPLETED, response, paymentStatus, config.ledgerProvider(), reference,
         declineCode, null);
     return store.complete(r.merchantId(), r.key(), r.epoch(), completion).compose(result -> {
       if (result == Completion.Result.FENCED) {
@@ -190,7 +190,7 @@ public final class RecoveryVerticle extends VerticleBase {
     // An expired PROCESSING record whose outcome is unknown becomes PENDING: retries now get 202,
     // not an endless 409, and the inquiries follow the backoff schedule.
     StoredResponse response = response(r, 202, "pending", null, null);
-    Completion completion = new Completion(RecordState.PENDING, response, "pending", config.provider(), null, null,
+    Completion completion = new Completion(RecordState.PENDING, response, "pending", config.ledgerProvider(), null, null,
         Instant.now().plus(next));
     return store.complete(r.merchantId(), r.key(), r.epoch(), completion).compose(result -> result == Completion.Result.FENCED
         ? Future.succeededFuture(Action.FENCED)
@@ -205,7 +205,7 @@ public final class RecoveryVerticle extends VerticleBase {
 
   private StoredResponse response(DueRecord r, int status, String paymentStatus, String reference, String declineCode) {
     String body = PaymentJson.render(r.paymentId(), paymentStatus, r.amount(), r.currency(), r.merchantReference(),
-        config.provider(), reference, declineCode, r.createdAt());
+        config.ledgerProvider(), reference, declineCode, r.createdAt());
     return new StoredResponse(status, body, r.paymentId(), Instant.now().plus(config.keyTtlFor(r.merchantId())));
   }
 

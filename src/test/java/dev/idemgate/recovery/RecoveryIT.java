@@ -183,7 +183,8 @@ class RecoveryIT {
 
   @Test
   @DisplayName("with provider_name set, recovery takes the records claimed under that name and, from before it was "
-      + "set, under the URL (relabelling them with the name), but not another provider's; new claims carry the name")
+      + "set, under the URL (relabelling them with the name), but not another provider's; new claims and their "
+      + "ledger rows carry the name")
   void providerNameKeepsRecoveryAcrossUrlChanges() {
     AcquirerServer acquirer = new AcquirerServer(0, 0, 0, false);
     String deployment = Http.await(http.vertx().deployVerticle(acquirer));
@@ -215,7 +216,12 @@ class RecoveryIT {
           "a record recovery took under the URL now carries the name");
       assertThat(state(MERCHANT_A, young)).isEqualTo("PENDING");
 
-      assertThat(http.pay(named.apiPort(), KEY_A, fresh, Http.payment(1273, "tok_visa")).status()).isEqualTo(201);
+      Http.Reply paid = http.pay(named.apiPort(), KEY_A, fresh, Http.payment(1273, "tok_visa"));
+      assertThat(paid.status()).isEqualTo(201);
+      // The ledger names the acquirer, so that reconcile --provider acme-acquirer finds its payments.
+      assertThat(paid.json().getString("provider")).isEqualTo("acme-acquirer");
+      assertThat(db.scalar("SELECT provider FROM idemgate.payments WHERE id = $1", paid.json().getString("id")))
+          .isEqualTo("acme-acquirer");
       assertThat(db.scalar("SELECT provider_id FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
           MERCHANT_A, fresh)).isEqualTo("http acme-acquirer");
     } finally {
