@@ -19,6 +19,7 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
@@ -73,6 +74,19 @@ public final class TwinDetector {
       "end",
       "return {'twin', ARGV[2]}");
   private static final String TWIN_SHA = sha1(TWIN_SCRIPT);
+  /**
+   * KEYS[1] the fingerprint's anchor, KEYS[2] its twin keys; ARGV: the new anchor ("keyHash|time"),
+   * the old anchor's key hash, window ms, max. Makes an allowed twin the anchor, and marks the old
+   * anchor allowed so that its own retries stay retries.
+   */
+  static final String REANCHOR_SCRIPT = String.join("\n",
+      "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])",
+      "if redis.call('HLEN', KEYS[2]) < tonumber(ARGV[4]) then",
+      "  redis.call('HSET', KEYS[2], ARGV[2], 'a')",
+      "end",
+      "redis.call('PEXPIRE', KEYS[2], ARGV[3])",
+      "return 1");
+  private static final String REANCHOR_SHA = sha1(REANCHOR_SCRIPT);
   private static final String ORIGINAL_IN_LEDGER =
       "SELECT id, status FROM idemgate.payments WHERE provider_key = $1 AND merchant_id = $2";
   private static final TwinVerdict UNOBSERVED = new TwinVerdict.Unobserved();
@@ -86,7 +100,8 @@ public final class TwinDetector {
   private final long windowMs;
   private final long timeoutMs;
   private final long storeTimeoutMs;
-  private final long leaseMs;
+  /** How long after its arrival an original with no ledger row may still end up charged. */
+  private final long unresolvedMs;
   private Future<RedisConnection> connection;
   /** The gate client's {@link PipelinedRedis#reuseLimit} for {@link #connection} (none in Redis Cluster). */
   private final QuietLimit quiet;
@@ -108,7 +123,10 @@ public final class TwinDetector {
     this.windowMs = monitor.config().duplicateWindow().toMillis();
     this.timeoutMs = Math.min(monitor.config().redisTimeout().toMillis(), MAX_CHECK_MS);
     this.storeTimeoutMs = monitor.config().storeTimeout().toMillis();
-    this.leaseMs = monitor.config().lease().toMillis();
+    // A claim is charged within its lease or not at all; recovery frees one the provider never saw
+    // only after lateChargeWindow, and finds it at its next pass. Until then an original without a
+    // ledger row may be in flight, or charged by an instance that died before recording it.
+    this.unresolvedMs = monitor.config().lateChargeWindow().plus(monitor.config().recoveryInterval()).toMillis();
     this.quiet = new QuietLimit(pipeline.reuseLimit()); // the same client, the same limit
   }
 
@@ -169,8 +187,8 @@ public final class TwinDetector {
   private Future<TwinVerdict> twin(String merchantId, String fingerprint, String keyHash, TwinVerdict.Twin original,
       String client, boolean intended, long now) {
     String mark = intended ? "i" : policy == DuplicatePayloadPolicy.REJECT ? "r" : "a";
-    return script(twinKeysKey(merchantId, fingerprint), keyHash, mark, String.valueOf(windowMs),
-        String.valueOf(MAX_KEYS_PER_FINGERPRINT))
+    return script(TWIN_SHA, TWIN_SCRIPT, List.of(twinKeysKey(merchantId, fingerprint)), keyHash, mark,
+        String.valueOf(windowMs), String.valueOf(MAX_KEYS_PER_FINGERPRINT))
         .compose(reply -> {
           boolean firstTime = reply.get(0).toString().equals("twin");
           String verdictMark = reply.get(1).toString();
@@ -179,7 +197,9 @@ public final class TwinDetector {
             return Future.succeededFuture(SAME_KEY);
           }
           Future<TwinVerdict> verdict = verdictMark.equals("r")
-              ? confirmRefusal(merchantId, original, now)
+              ? confirmRefusal(merchantId, original, now).compose(v -> v instanceof TwinVerdict.Allowed
+                  ? reanchor(merchantId, fingerprint, keyHash, original, now).map(v)
+                  : Future.succeededFuture(v))
               : Future.succeededFuture(new TwinVerdict.Allowed(original, verdictMark.equals("i")));
           return verdict.onSuccess(v -> {
             if (firstTime) {
@@ -194,9 +214,11 @@ public final class TwinDetector {
   /**
    * A twin is refused only if its original was, or may have been, charged. The ledger answers by the
    * original's provider key: succeeded or pending refuses (naming the payment); declined lets the new
-   * attempt through. No ledger row yet means the original is in flight when it is younger than a lease,
-   * and charged nothing when older (it was released). If the ledger cannot answer, the twin is refused:
-   * under this policy a refused repeat is the safe mistake, and the claim would fail anyway.
+   * attempt through. No ledger row yet means the original may still be charged (in flight, or held by
+   * an instance that died after sending it, until recovery records or frees it) while it is younger
+   * than {@link #unresolvedMs}, and charged nothing when older (it was released). If the ledger cannot
+   * answer, the twin is refused: under this policy a refused repeat is the safe mistake, and the
+   * claim would fail anyway.
    */
   private Future<TwinVerdict> confirmRefusal(String merchantId, TwinVerdict.Twin original, long now) {
     return pool.preparedQuery(ORIGINAL_IN_LEDGER).execute(Tuple.of(original.originalKeyHash(), merchantId))
@@ -204,7 +226,7 @@ public final class TwinDetector {
         .map(rows -> {
           Row row = rows.iterator().hasNext() ? rows.iterator().next() : null;
           if (row == null) {
-            return now - original.originalAtMillis() < leaseMs
+            return now - original.originalAtMillis() < unresolvedMs
                 ? (TwinVerdict) new TwinVerdict.Reject(original)
                 : new TwinVerdict.Allowed(original, false);
           }
@@ -217,6 +239,23 @@ public final class TwinDetector {
         .otherwise(failure -> {
           log.warn("ledger lookup for a suspected twin failed, refusing it: {}", failure.toString());
           return new TwinVerdict.Reject(original);
+        });
+  }
+
+  /**
+   * An allowed twin (its original declined, or released) is the payment that may now be charged, so
+   * it becomes the anchor: the next twin is judged against it, not against the original that
+   * charged nothing (which would let every further twin through). Best effort: a failure leaves the
+   * old anchor, as before.
+   */
+  private Future<Void> reanchor(String merchantId, String fingerprint, String keyHash, TwinVerdict.Twin original,
+      long now) {
+    return script(REANCHOR_SHA, REANCHOR_SCRIPT, List.of(redisKey(merchantId, fingerprint), twinKeysKey(merchantId, fingerprint)),
+        keyHash + "|" + now, original.originalKeyHash(), String.valueOf(windowMs), String.valueOf(MAX_KEYS_PER_FINGERPRINT))
+        .<Void>mapEmpty()
+        .otherwise(failure -> {
+          log.debug("twin re-anchor skipped: {}", failure.toString());
+          return null;
         });
   }
 
@@ -234,17 +273,20 @@ public final class TwinDetector {
   }
 
   /** EVALSHA, loading the script with EVAL when this Redis has not seen it (restart, failover). */
-  private Future<Response> script(String key, String... args) {
-    return sendOnOwnConnection(scriptRequest(Command.EVALSHA, TWIN_SHA, key, args)).recover(failure -> {
+  private Future<Response> script(String sha, String source, List<String> keys, String... args) {
+    return sendOnOwnConnection(scriptRequest(Command.EVALSHA, sha, keys, args)).recover(failure -> {
       String message = String.valueOf(failure.getMessage());
       return message.startsWith("NOSCRIPT")
-          ? sendOnOwnConnection(scriptRequest(Command.EVAL, TWIN_SCRIPT, key, args))
+          ? sendOnOwnConnection(scriptRequest(Command.EVAL, source, keys, args))
           : Future.failedFuture(failure);
     });
   }
 
-  private static Request scriptRequest(Command command, String script, String key, String... args) {
-    Request request = Request.cmd(command).arg(script).arg(1).arg(key);
+  private static Request scriptRequest(Command command, String script, List<String> keys, String... args) {
+    Request request = Request.cmd(command).arg(script).arg(keys.size());
+    for (String key : keys) {
+      request.arg(key);
+    }
     for (String arg : args) {
       request.arg(arg);
     }

@@ -21,6 +21,7 @@ import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.RedisOptions;
 import io.vertx.redis.client.Request;
 import io.vertx.sqlclient.Pool;
+import io.vertx.sqlclient.Tuple;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -192,10 +193,14 @@ class TwinDetectorIT {
   }
 
   @Test
-  @DisplayName("policy reject refuses a twin of an original still in flight, but not once the original is "
-      + "older than a lease with no payment in the ledger (it was released, nothing was charged)")
+  @DisplayName("policy reject refuses a twin of an original with no ledger row while it may still be charged (in "
+      + "flight, or past its lease on an instance that died), and lets it through once recovery would have "
+      + "released it (nothing was charged)")
   void releasedOriginalDoesNotBlock() {
-    TwinDetector detector = detector(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "reject", "IDEMGATE_LEASE", "2s"));
+    // Released at the earliest lateChargeWindow after it came (lease + 2 x provider timeout), found by
+    // the next recovery pass: 2 + 2 x 0.5 + 0.5 = 3.5 s.
+    TwinDetector detector = detector(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "reject", "IDEMGATE_LEASE", "2s",
+        "IDEMGATE_PROVIDER_TIMEOUT", "500ms", "IDEMGATE_RECOVERY_INTERVAL", "500ms"));
     String merchant = merchant();
     PaymentRequest request = payment("tok_provider_down");
     observe(detector, merchant, "k1", request);
@@ -203,7 +208,40 @@ class TwinDetectorIT {
     assertThat(inFlight).isInstanceOf(TwinVerdict.Reject.class);
     assertThat(((TwinVerdict.Reject) inFlight).twin().originalPaymentId()).isNull();
     Http.await(vertx.timer(2_100));
-    assertThat(observe(detector, merchant, "k3", request)).isInstanceOf(TwinVerdict.Allowed.class);
+    assertThat(observe(detector, merchant, "k3", request)).as("past the lease, before any release")
+        .isInstanceOf(TwinVerdict.Reject.class);
+    Http.await(vertx.timer(1_500));
+    assertThat(observe(detector, merchant, "k4", request)).isInstanceOf(TwinVerdict.Allowed.class);
+  }
+
+  @Test
+  @DisplayName("policy reject: a twin let through because its original was declined becomes the one to compare "
+      + "with, so a twin of it is refused once it is charged; the declined original's own retries stay retries")
+  void anAllowedTwinIsTheNextOriginal() {
+    TwinDetector detector = detector("reject", "10m");
+    String merchant = merchant();
+    PaymentRequest request = payment("tok_visa");
+    observe(detector, merchant, "k1", request);
+    ledgerRow(merchant, "k1", "declined");
+    assertThat(observe(detector, merchant, "k2", request)).as("the original was declined").isInstanceOf(TwinVerdict.Allowed.class);
+    ledgerRow(merchant, "k2", "succeeded");
+
+    TwinVerdict third = observe(detector, merchant, "k3", request);
+    assertThat(third).isInstanceOf(TwinVerdict.Reject.class);
+    assertThat(((TwinVerdict.Reject) third).twin().originalPaymentId()).isEqualTo(paymentId(merchant, "k2"));
+    assertThat(observe(detector, merchant, "k2", request)).isInstanceOf(TwinVerdict.SameKey.class);
+    assertThat(observe(detector, merchant, "k1", request)).isInstanceOf(TwinVerdict.SameKey.class);
+  }
+
+  /** The ledger row a completed payment under {@code key} leaves (its first-generation provider key). */
+  private static void ledgerRow(String merchant, String key, String status) {
+    Http.await(pool.preparedQuery("INSERT INTO idemgate.payments (id, merchant_id, provider_key, amount, currency, status, "
+        + "provider, created_at) VALUES ($1, $2, $3, 1999, 'EUR', $4, 'simulator', now())")
+        .execute(Tuple.of(paymentId(merchant, key), merchant, PaymentTwins.keyHash(merchant, new IdempotencyKey(key)), status)));
+  }
+
+  private static String paymentId(String merchant, String key) {
+    return "pay_" + PaymentTwins.keyHash(merchant, new IdempotencyKey(key)).substring(0, 32);
   }
 
   @Test
