@@ -92,7 +92,7 @@ public record ReconciliationSettings(
         fraction(values, "match_threshold"),
         fraction(values, "review_threshold"),
         fraction(values, "amount_tolerance"),
-        (long) fraction(values, "max_upload_mib") * 1024 * 1024,
+        (long) (fraction(values, "max_upload_mib") * 1024 * 1024),
         columnMaps(values.get("column_map")));
   }
 

@@ -157,8 +157,10 @@ public final class SettlementReader implements Closeable {
     if (f.size() != width) {
       return skip(line, "has " + f.size() + " fields where the header has " + width);
     }
-    for (String field : f) {
-      if (field.indexOf('\uFFFD') >= 0 || field.indexOf('\0') >= 0) {
+    // Only the columns read: an extra column is ignored, bad bytes in it too (a name with an accent
+    // in a Windows-1252 export must not cost the row).
+    for (int column : new int[] {settlementId, reference, providerKey, merchant, amount, currency, status, settledAt}) {
+      if (column >= 0 && (f.get(column).indexOf('\uFFFD') >= 0 || f.get(column).indexOf('\0') >= 0)) {
         return skip(line, "is not valid UTF-8 text");
       }
     }

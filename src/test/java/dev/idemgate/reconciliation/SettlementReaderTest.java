@@ -50,6 +50,23 @@ class SettlementReaderTest {
   }
 
   @Test
+  @DisplayName("bad bytes in an extra column leave the row alone; in a column that is read they make the row malformed")
+  void badBytesOnlyCountInColumnsRead() {
+    byte[] csv = ("settlement_id,provider_reference,amount,currency,settled_at,customer\n"
+        + "s1,ch_1,100,EUR,2026-01-02,Zo\u00eb\n"
+        + "s2,ch_\u00eb,200,EUR,2026-01-02,x\n").getBytes(StandardCharsets.ISO_8859_1); // a Windows-1252 export
+    List<SettlementReader.Result> rows = new ArrayList<>();
+    try (SettlementReader reader = SettlementReader.open(new ByteArrayInputStream(csv), "latin1.csv", Map.of())) {
+      for (SettlementReader.Result r = reader.next(); r != null; r = reader.next()) {
+        rows.add(r);
+      }
+    }
+    assertThat(row(rows.get(0)).settlementId()).isEqualTo("s1");
+    assertThat(rows.get(1)).isInstanceOf(SettlementReader.Skipped.class);
+    assertThat(((SettlementReader.Skipped) rows.get(1)).malformed().reason()).contains("not valid UTF-8");
+  }
+
+  @Test
   @DisplayName("a stray quote inside an unquoted field is a character: the lines after it are read as rows of their own")
   void strayQuote() {
     List<SettlementReader.Result> rows = read("""
