@@ -28,6 +28,7 @@ import org.yaml.snakeyaml.constructor.SafeConstructor;
  */
 public final class ConfigLoader {
   static final int MAX_REPLAY_CACHE_ENTRIES = 1_000_000;
+  static final int MAX_API_INSTANCES = 256;
   static final long MAX_RATE_LIMIT = 1_000_000;
   private static final String ENV_PREFIX = "IDEMGATE_";
 
@@ -156,7 +157,7 @@ public final class ConfigLoader {
         nonNegative(v, "simulator_slow_ms"),
         tlsCert,
         tlsKey,
-        (int) nonNegative(v, "api_instances"),
+        apiInstances(v),
         bool(v, "metrics_enabled"),
         duration(v, "drain_timeout"),
         atLeast(v, "request_body_timeout", "100ms"),
@@ -168,6 +169,15 @@ public final class ConfigLoader {
         duplicatePayloadPolicy(v),
         duplicateWindow(v),
         duplicateFields(v));
+  }
+
+  private static int apiInstances(Map<String, String> v) {
+    long n = nonNegative(v, "api_instances");
+    if (n > MAX_API_INSTANCES) {
+      throw new ConfigException("api_instances: must be between 0 (one per core) and " + MAX_API_INSTANCES
+          + " (each has its own PostgreSQL pool and Redis connections), got " + v.get("api_instances"));
+    }
+    return (int) n;
   }
 
   private static int replayCacheEntries(Map<String, String> v) {

@@ -119,6 +119,16 @@ class ConfigLoaderTest {
   }
 
   @Test
+  @DisplayName("api_instances over 256 is refused at start, not cast into a negative or absurd count")
+  void apiInstancesBounded() {
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_API_INSTANCES", "256")).apiInstances()).isEqualTo(256);
+    for (String bad : new String[] {"257", "4294967297"}) {
+      assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_API_INSTANCES", bad)))
+          .as(bad).isInstanceOf(ConfigException.class).hasMessageStartingWith("api_instances:");
+    }
+  }
+
+  @Test
   @DisplayName("rate_limit is off by default; merchant_rate_limit overrides it per merchant; bad values are refused")
   void rateLimits() {
     GatewayConfig defaults = ConfigLoader.load(Optional.empty(), Map.of());
