@@ -24,22 +24,24 @@ public final class CardNumberScanner {
   }
 
   /**
-   * Where the scan is: a member of its parent by name, or an element by index. Rendered only for the
-   * field found: a path string built for every member would copy its parent's path each time, and
-   * a body of one long name holding a long array (under 64 KiB) would allocate hundreds of
+   * Where the scan is: {@code $}, then {@code .name} or {@code [index]} per level. Rendered only for
+   * the field found: a path string built for every member would copy its parent's path each time,
+   * and a body of one long name holding a long array (under 64 KiB) would allocate hundreds of
    * megabytes per request.
    */
-  private record Path(Path parent, String name, int index) {
-    static final Path ROOT = new Path(null, null, -1);
+  private record Path(Path parent, String segment) {
+    static final Path ROOT = new Path(null, "$");
+
+    Path member(String name) {
+      return new Path(this, "." + name);
+    }
+
+    Path element(int index) {
+      return new Path(this, "[" + index + "]");
+    }
 
     String render() {
-      StringBuilder out = parent == null ? new StringBuilder("$") : new StringBuilder(parent.render());
-      if (name != null) {
-        out.append('.').append(name);
-      } else if (index >= 0) {
-        out.append('[').append(index).append(']');
-      }
-      return out.toString();
+      return parent == null ? segment : parent.render() + segment;
     }
   }
 
@@ -63,9 +65,9 @@ public final class CardNumberScanner {
     for (Map.Entry<?, ?> e : map.entrySet()) {
       String key = String.valueOf(e.getKey());
       if (containsCardNumber(key)) {
-        return new Path(path, "<redacted>", -1);
+        return path.member("<redacted>");
       }
-      Path found = scan(e.getValue(), new Path(path, key, -1));
+      Path found = scan(e.getValue(), path.member(key));
       if (found != null) {
         return found;
       }
@@ -75,7 +77,7 @@ public final class CardNumberScanner {
 
   private static Path scanList(List<?> list, Path path) {
     for (int i = 0; i < list.size(); i++) {
-      Path found = scan(list.get(i), new Path(path, null, i));
+      Path found = scan(list.get(i), path.element(i));
       if (found != null) {
         return found;
       }
@@ -232,46 +234,41 @@ public final class CardNumberScanner {
    * (DE80 2648 4756 4696 0623 07), and an unspaced IBAN of a dozen countries a run of 13-19 digits
    * (BE68539007547034): none is a card. Checked last, so only on a Luhn-valid candidate.
    *
-   * <p>Only the text around the candidate is searched ({@link #REFERENCE_REACH}): searched from the
-   * start of the text each time, a field of 64 KiB made of UUIDs that each hold a Luhn-valid run
-   * cost a search of the whole field per run, quadratic work on the event loop for one request.
+   * <p>Only the starts from which a reference could reach over the candidate are tried: searched
+   * from the start of the text each time, a field of 64 KiB made of UUIDs that each hold a Luhn-valid
+   * run cost a search of the whole field per run, quadratic work on the event loop for one request.
+   * Each start is tried on its own, not by searching on from a point before the candidate: matches
+   * found that way depend on where the search began (an IBAN-like run of groups ending inside the
+   * real IBAN would hide it).
    */
   private static boolean insideReference(String text, int from, int to) {
-    return covered(near(UUID.matcher(text), text, from, to), from, to, uuid -> true)
-        || covered(near(IBAN.matcher(text), text, from, to), from, to,
+    return coveredFrom(UUID.matcher(text), UUID_LENGTH, text, from, to, uuid -> true)
+        || coveredFrom(IBAN.matcher(text), IBAN_MAX_LENGTH, text, from, to,
             iban -> checkedIbanCovers(text, iban.start(), iban.end(), to));
-  }
-
-  /**
-   * The most characters a UUID (36) or an IBAN as {@link #IBAN} reads it (4 + 7 x 5 + 4 = 43) can
-   * reach past either end of a candidate it covers.
-   */
-  private static final int REFERENCE_REACH = 48;
-
-  /**
-   * The matcher limited to the text a reference covering {@code [from, to)} could span. Transparent
-   * bounds let the patterns' look-behind and look-ahead see past the region, so a match in it is a
-   * match in the whole text.
-   */
-  private static Matcher near(Matcher m, String text, int from, int to) {
-    return m.region(Math.max(0, from - REFERENCE_REACH), Math.min(text.length(), to + REFERENCE_REACH))
-        .useTransparentBounds(true);
   }
 
   private static final Pattern UUID = Pattern.compile(
       "(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])");
+  private static final int UUID_LENGTH = 36;
 
   /** An IBAN as printed: country, check digits, then groups of four (the last shorter), spaced or not. */
   private static final Pattern IBAN = Pattern.compile(
       "(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?(?![A-Za-z0-9])");
+  /** The longest text {@link #IBAN} matches: 4 + 7 x 5 + 4. */
+  private static final int IBAN_MAX_LENGTH = 43;
 
   /**
-   * Whether {@code [from, to)} lies within a match that {@code accept} takes (an IBAN must pass its own
-   * check, so that a card glued to two letters and two digits still counts).
+   * Whether a match of {@code m}'s pattern that {@code accept} takes (an IBAN must pass its own check,
+   * so that a card glued to two letters and two digits still counts) starts at one of the places
+   * from which it could cover {@code [from, to)}, and covers it. Transparent bounds let the
+   * look-behind and look-ahead see past the region, so each try reads as it would in the whole text.
    */
-  private static boolean covered(Matcher m, int from, int to, Predicate<MatchResult> accept) {
-    while (m.find()) {
-      if (m.start() <= from && to <= m.end() && accept.test(m)) {
+  private static boolean coveredFrom(Matcher m, int maxLength, String text, int from, int to,
+      Predicate<MatchResult> accept) {
+    m.useTransparentBounds(true);
+    for (int start = Math.max(0, to - maxLength); start <= from; start++) {
+      m.region(start, Math.min(text.length(), start + maxLength));
+      if (m.lookingAt() && to <= m.end() && accept.test(m)) {
         return true;
       }
     }

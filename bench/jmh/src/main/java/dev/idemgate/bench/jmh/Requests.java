@@ -3,7 +3,7 @@ package dev.idemgate.bench.jmh;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.json.JsonObject;
 
-/** The request bodies the benchmarks work on: the typical one of the API docs, a fuller one, and a hostile one. */
+/** The request bodies the benchmarks work on: the typical one of the API docs, a fuller one, and two hostile ones. */
 final class Requests {
   static final String TYPICAL = "{\"amount\":1999,\"currency\":\"EUR\",\"source\":\"tok_visa\",\"merchant_reference\":\"order-1\"}";
 
