@@ -29,7 +29,7 @@ public final class Problems {
       send(ctx, problem);
       return;
     }
-    if (failure instanceof HttpClosedException || failure instanceof StreamResetException || ctx.response().closed()) {
+    if (failure instanceof HttpClosedException || failure instanceof StreamResetException) {
       // The client hung up (or reset its stream) before its body was in: nobody to answer, and no
       // fault of ours. The access line records it as 499 client_closed.
       log.debug("request {} ended by the client before its body was in: {}", RequestIds.of(ctx), String.valueOf(failure));
@@ -49,7 +49,9 @@ public final class Problems {
       log.error("request {} failed", RequestIds.of(ctx), failure);
       problem = new ApiProblem(ErrorCode.INTERNAL_ERROR, "an internal error occurred; quote the request_id when reporting it");
     }
-    send(ctx, problem);
+    if (!ctx.response().closed()) { // else the client is gone: nobody to answer
+      send(ctx, problem);
+    }
   }
 
   /** Writes the problem as the response; the future completes once it is written. */
