@@ -76,13 +76,16 @@ public final class TwinDetector {
   private static final String TWIN_SHA = sha1(TWIN_SCRIPT);
   /**
    * KEYS[1] the fingerprint's anchor, KEYS[2] its twin keys; ARGV: the new anchor ("keyHash|time"),
-   * the old anchor's key hash, window ms, max. Makes an allowed twin the anchor, and marks the old
-   * anchor allowed so that its own retries stay retries.
+   * the old anchor's key hash, window ms, max, the new anchor's key hash. Makes an allowed twin the
+   * anchor, unless another twin or a new window's first payment took it meanwhile, and marks both
+   * allowed, so that the retries of each stay retries whichever holds the anchor.
    */
   static final String REANCHOR_SCRIPT = String.join("\n",
+      "local current = redis.call('GET', KEYS[1])",
+      "if current and string.sub(current, 1, string.len(ARGV[2]) + 1) ~= ARGV[2] .. '|' then return 0 end",
       "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])",
       "if redis.call('HLEN', KEYS[2]) < tonumber(ARGV[4]) then",
-      "  redis.call('HSET', KEYS[2], ARGV[2], 'a')",
+      "  redis.call('HSET', KEYS[2], ARGV[2], 'a', ARGV[5], 'a')",
       "end",
       "redis.call('PEXPIRE', KEYS[2], ARGV[3])",
       "return 1");
@@ -123,10 +126,9 @@ public final class TwinDetector {
     this.windowMs = monitor.config().duplicateWindow().toMillis();
     this.timeoutMs = Math.min(monitor.config().redisTimeout().toMillis(), MAX_CHECK_MS);
     this.storeTimeoutMs = monitor.config().storeTimeout().toMillis();
-    // A claim is charged within its lease or not at all; recovery frees one the provider never saw
-    // only after lateChargeWindow, and finds it at its next pass. Until then an original without a
-    // ledger row may be in flight, or charged by an instance that died before recording it.
-    this.unresolvedMs = monitor.config().lateChargeWindow().plus(monitor.config().recoveryInterval()).toMillis();
+    // Until then an original without a ledger row may be in flight, or charged by an instance that
+    // died before recording it and not yet recovered.
+    this.unresolvedMs = monitor.config().unrecordedChargeWindow().toMillis();
     this.quiet = new QuietLimit(pipeline.reuseLimit()); // the same client, the same limit
   }
 
@@ -251,7 +253,8 @@ public final class TwinDetector {
   private Future<Void> reanchor(String merchantId, String fingerprint, String keyHash, TwinVerdict.Twin original,
       long now) {
     return script(REANCHOR_SHA, REANCHOR_SCRIPT, List.of(redisKey(merchantId, fingerprint), twinKeysKey(merchantId, fingerprint)),
-        keyHash + "|" + now, original.originalKeyHash(), String.valueOf(windowMs), String.valueOf(MAX_KEYS_PER_FINGERPRINT))
+        keyHash + "|" + now, original.originalKeyHash(), String.valueOf(windowMs), String.valueOf(MAX_KEYS_PER_FINGERPRINT),
+        keyHash)
         .<Void>mapEmpty()
         .otherwise(failure -> {
           log.debug("twin re-anchor skipped: {}", failure.toString());

@@ -110,6 +110,24 @@ public record GatewayConfig(
   }
 
   /**
+   * How long past its lease recovery leaves a PROCESSING record before taking it over, so that a
+   * charge sent just before the lease ended has had time to reach the provider.
+   */
+  public Duration takeoverGrace() {
+    return providerTimeout.plusSeconds(1);
+  }
+
+  /**
+   * How long after its request a charge may exist with no ledger row: its claim's statement, the
+   * lease, recovery's takeover grace, one recovery pass, the inquiry and the statement that records
+   * it. Past this the claim has a ledger row or was released, as long as recovery keeps up (it can
+   * fall behind when no instance runs it, or when dead instances left more claims than a pass takes).
+   */
+  public Duration unrecordedChargeWindow() {
+    return storeTimeout.plus(lease).plus(takeoverGrace()).plus(recoveryInterval).plus(providerTimeout).plus(storeTimeout);
+  }
+
+  /**
    * Payments per second a merchant may make, and reads per second, each: its override, else
    * {@code rate_limit}; 0: no limit.
    */

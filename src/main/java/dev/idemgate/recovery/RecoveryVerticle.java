@@ -101,9 +101,8 @@ public final class RecoveryVerticle extends VerticleBase {
       return Future.succeededFuture();
     }
     sweeping = true;
-    Duration grace = config.providerTimeout().plusSeconds(1);
     Duration hold = config.providerTimeout().plusSeconds(5);
-    return recovery.takeDue(config.recoveryBatch(), grace, hold)
+    return recovery.takeDue(config.recoveryBatch(), config.takeoverGrace(), hold)
         .compose(due -> Future.join(due.stream().map(this::resolve).toList()).<Void>mapEmpty())
         .compose(v -> purge.run())
         .compose(v -> recovery.unresolvedCounts())
