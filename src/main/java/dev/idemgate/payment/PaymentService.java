@@ -54,7 +54,7 @@ public final class PaymentService {
   private final GatewayMetrics metrics;
   private final IdempotencyStore store;
   private final ProviderClient provider;
-  private final String providerName;
+  private final String ledgerProvider;
   private final GatewayConfig config;
   private final ReplayCache replays;
   /** How long after its claim a charge may still be sent: the lease, less a margin for clock and queueing. */
@@ -76,7 +76,7 @@ public final class PaymentService {
     this.notifier = notifier;
     this.store = store;
     this.provider = provider;
-    this.providerName = config.ledgerProvider();
+    this.ledgerProvider = config.ledgerProvider();
     this.config = config;
     this.sendWindowNanos = config.lease().minus(SEND_MARGIN).toNanos();
     this.leaseNanos = config.lease().toNanos();
@@ -263,11 +263,11 @@ public final class PaymentService {
 
   private Future<PayOutcome> finish(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim, RecordState state,
       int status, String paymentStatus, String providerReference, String declineCode) {
-    String body = PaymentJson.render(owned.paymentId(), paymentStatus, cmd.request(), providerName, providerReference,
+    String body = PaymentJson.render(owned.paymentId(), paymentStatus, cmd.request(), ledgerProvider, providerReference,
         declineCode, owned.createdAt());
     StoredResponse response = new StoredResponse(status, body, owned.paymentId(), Instant.now().plus(config.keyTtlFor(cmd.merchantId())));
     Instant nextInquiry = state == RecordState.PENDING ? Instant.now().plus(FIRST_INQUIRY) : null;
-    Completion completion = new Completion(state, response, paymentStatus, providerName, providerReference,
+    Completion completion = new Completion(state, response, paymentStatus, ledgerProvider, providerReference,
         declineCode, nextInquiry);
     return metrics.timeStore("complete", () -> store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion))
         .compose(result -> {
@@ -288,7 +288,7 @@ public final class PaymentService {
           log.error("payment {} charged outcome '{}' not recorded; it is written again while its lease lasts, then "
               + "recovery finalises it: {}", owned.paymentId(), paymentStatus, failure.getMessage());
           recordLater(cmd, owned, redisClaim, completion);
-          String pendingBody = PaymentJson.render(owned.paymentId(), "pending", cmd.request(), providerName, null, null,
+          String pendingBody = PaymentJson.render(owned.paymentId(), "pending", cmd.request(), ledgerProvider, null, null,
               owned.createdAt());
           return Future.succeededFuture(new PayOutcome.Fresh(new StoredResponse(202, pendingBody, owned.paymentId(),
               response.expiresAt())));

@@ -365,8 +365,9 @@ public final class Reconciler {
   /**
    * The ledger window: payments created in [from, to) (and of the provider, and the merchants,
    * when asked), each flagged stuck when its idempotency record is still PROCESSING or PENDING past
-   * its lease; plus claims still PROCESSING that have no payment row yet, so that a settlement of
-   * such a charge is recognised by its provider key instead of being called an orphan.
+   * its lease; plus claims still PROCESSING that have no payment row yet (of the same provider and
+   * merchants), so that a settlement of such a charge is recognised by its provider key instead of
+   * being called an orphan.
    */
   private static void loadLedger(Connection c, ReconciliationRequest r, Instant from, Instant to) throws SQLException {
     execute(c, """
@@ -377,6 +378,13 @@ public final class Reconciler {
         ON COMMIT DROP""");
     String merchant = r.merchantPrefix().isPresent() ? " AND left(%s.merchant_id, length(?)) = ?" : "";
     String provider = r.provider().isPresent() ? " AND p.provider = ?" : "";
+    // A claim records the provider as its provider_id (simulator, http <provider_name> or
+    // http <provider_url>); its ledger row will name it as simulator, the name, or http.
+    String claimProvider = r.provider().isPresent() ? """
+
+          AND CASE WHEN k.provider_id LIKE 'http %://%' THEN 'http'
+                   WHEN k.provider_id LIKE 'http %' THEN substr(k.provider_id, 6)
+                   ELSE k.provider_id END = ?""" : "";
     String sql = """
         INSERT INTO recon_ledger
         SELECT p.id, 'payment', p.merchant_id, p.provider_key, p.amount, p.currency, p.status, p.provider_reference,
@@ -392,7 +400,8 @@ public final class Reconciler {
                k.created_at, k.state, k.lease_expires_at, k.lease_expires_at < ?
         FROM idemgate.idempotency_keys k
         WHERE k.state = 'PROCESSING' AND k.created_at >= ? AND k.created_at < ?
-          AND NOT EXISTS (SELECT 1 FROM idemgate.payments p WHERE p.id = k.payment_id)""" + merchant.formatted("k");
+          AND NOT EXISTS (SELECT 1 FROM idemgate.payments p WHERE p.id = k.payment_id)""" + claimProvider
+        + merchant.formatted("k");
     try (PreparedStatement s = c.prepareStatement(sql)) {
       int i = 1;
       s.setTimestamp(i++, Timestamp.from(r.asOf()));
@@ -408,6 +417,9 @@ public final class Reconciler {
       s.setTimestamp(i++, Timestamp.from(r.asOf()));
       s.setTimestamp(i++, Timestamp.from(from));
       s.setTimestamp(i++, Timestamp.from(to));
+      if (r.provider().isPresent()) {
+        s.setString(i++, r.provider().get());
+      }
       if (r.merchantPrefix().isPresent()) {
         s.setString(i++, r.merchantPrefix().get());
         s.setString(i, r.merchantPrefix().get());

@@ -65,10 +65,16 @@ final class LedgerFixture implements AutoCloseable {
   /** An idempotency record in PROCESSING or PENDING whose lease ran out at {@code leaseExpiresAt}. */
   void key(String merchant, String paymentId, String state, long amount, Instant createdAt, Instant leaseExpiresAt)
       throws SQLException {
+    key(merchant, paymentId, state, amount, createdAt, leaseExpiresAt, "simulator");
+  }
+
+  /** The same, claimed for {@code providerId} (simulator, http NAME or http URL). */
+  void key(String merchant, String paymentId, String state, long amount, Instant createdAt, Instant leaseExpiresAt,
+      String providerId) throws SQLException {
     try (PreparedStatement s = connection.prepareStatement("""
         INSERT INTO idemgate.idempotency_keys (merchant_id, idempotency_key, fingerprint, state, epoch, generation,
-          payment_id, provider_key, lease_expires_at, amount, currency, created_at)
-        VALUES (?, ?, 'fixture', ?, 1, 1, ?, ?, ?, ?, 'EUR', ?)""")) {
+          payment_id, provider_key, lease_expires_at, amount, currency, created_at, provider_id)
+        VALUES (?, ?, 'fixture', ?, 1, 1, ?, ?, ?, ?, 'EUR', ?, ?)""")) {
       s.setString(1, merchant(merchant));
       s.setString(2, "key-" + paymentId);
       s.setString(3, state);
@@ -77,6 +83,7 @@ final class LedgerFixture implements AutoCloseable {
       s.setTimestamp(6, Timestamp.from(leaseExpiresAt));
       s.setLong(7, amount);
       s.setTimestamp(8, Timestamp.from(createdAt));
+      s.setString(9, providerId);
       s.executeUpdate();
     }
   }

@@ -257,6 +257,41 @@ class ReconciliationIT {
   }
 
   @Test
+  @DisplayName("--provider P compares the file with P's payments and P's claims only: the ledger names an acquirer "
+      + "by its provider_name, a claim by http NAME")
+  void providerFilter() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(5));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      String northwind = ledger.payment("m1", 10_000, "EUR", "succeeded", p + "ch_northwind", base);
+      try (var named = ledger.connection.prepareStatement("UPDATE idemgate.payments SET provider = 'northwind' WHERE id = ?")) {
+        named.setString(1, northwind);
+        named.executeUpdate();
+      }
+      ledger.payment("m1", 6_000, "EUR", "succeeded", p + "ch_simulated", base); // the simulator's: not in this file
+      String northwindClaim = "pay_" + p + "northwind_stuck";
+      ledger.key("m1", northwindClaim, "PROCESSING", 2_000, base, base.plusSeconds(30), "http northwind");
+      ledger.key("m1", "pay_" + p + "other_stuck", "PROCESSING", 2_000, base, base.plusSeconds(30), "http http://other.example");
+      Path file = dir.resolve("northwind.csv");
+      Files.writeString(file, HEADER
+          + row("s_northwind", p + "ch_northwind", null, m1, 10_000, "EUR", "settled", base.plus(Duration.ofHours(4))));
+      Path report = dir.resolve("northwind.json");
+
+      LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix", p,
+          "--provider", "northwind", "--out", report.toString());
+
+      assertThat(cli.status()).as(cli.err()).isZero();
+      JsonObject json = LedgerFixture.readJson(report);
+      assertThat(json.getJsonObject("summary").getJsonObject("rows").getLong("matched")).isEqualTo(1);
+      assertThat(json.getJsonObject("summary").getLong("total")).as(json.encodePrettily()).isEqualTo(1);
+      JsonObject stuck = json.getJsonArray("discrepancies").getJsonObject(0);
+      assertThat(stuck.getString("category")).isEqualTo("STUCK_IN_LEDGER");
+      assertThat(stuck.getString("payment_id")).isEqualTo(northwindClaim);
+    }
+  }
+
+  @Test
   @DisplayName("a row read twice (same settlement_id) is reported as a repeated line and never matched; "
       + "two settlement ids for one payment are still a DUPLICATE_CHARGE")
   void repeatedRows() throws Exception {
