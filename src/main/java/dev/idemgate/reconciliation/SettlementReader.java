@@ -17,6 +17,7 @@ import java.time.LocalDateTime;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Currency;
 import java.util.HashMap;
 import java.util.List;
@@ -51,6 +52,8 @@ public final class SettlementReader implements Closeable {
   private final int currency;
   private final int status;
   private final int settledAt;
+  /** The indexes above that the header has (the optional columns may be missing). */
+  private final int[] columnsRead;
   private final Map<String, String> currencies = new HashMap<>();
   private final char[] buffer = new char[1 << 16];
   private int position;
@@ -103,6 +106,7 @@ public final class SettlementReader implements Closeable {
     currency = at[5];
     status = at[6];
     settledAt = at[7];
+    columnsRead = Arrays.stream(at).filter(column -> column >= 0).toArray();
   }
 
   /** Opens a file and reads its header; {@link SettlementFileException} when it cannot be used. */
@@ -159,8 +163,8 @@ public final class SettlementReader implements Closeable {
     }
     // Only the columns read: an extra column is ignored, bad bytes in it too (a name with an accent
     // in a Windows-1252 export must not cost the row).
-    for (int column : new int[] {settlementId, reference, providerKey, merchant, amount, currency, status, settledAt}) {
-      if (column >= 0 && (f.get(column).indexOf('\uFFFD') >= 0 || f.get(column).indexOf('\0') >= 0)) {
+    for (int column : columnsRead) {
+      if (f.get(column).indexOf('\uFFFD') >= 0 || f.get(column).indexOf('\0') >= 0) {
         return skip(line, "is not valid UTF-8 text");
       }
     }

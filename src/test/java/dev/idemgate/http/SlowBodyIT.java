@@ -74,6 +74,7 @@ class SlowBodyIT {
   @DisplayName("HTTP/1.1: a client that hangs up half way through its body is no error of ours: no ERROR line, "
       + "and the request leaves the in-flight gauge")
   void http1ClientHangsUpHalfWay() throws IOException {
+    Waits.eventually(Duration.ofSeconds(5), () -> inFlight() == 0, "no other test's request is in flight");
     try (CapturedLogs problems = CapturedLogs.of(Problems.class)) {
       try (Socket socket = new Socket("127.0.0.1", gateway.apiPort())) {
         socket.getOutputStream().write(("POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY_A
