@@ -129,7 +129,7 @@ public final class ConfigLoader {
     return new GatewayConfig(
         port(v, "http_port"),
         port(v, "management_port"),
-        url(v, "pg_url", "postgresql://", "postgres://"),
+        pgUrl(v),
         positive(v, "pg_pool_size"),
         atLeast(v, "store_timeout", "10ms"),
         redisUrls(v),
@@ -386,6 +386,21 @@ public final class ConfigLoader {
       throw new ConfigException("provider_name: 1-64 letters, digits, '.', '_' or '-', got '" + name.get() + "'");
     }
     return name;
+  }
+
+  /**
+   * PostgreSQL's URL; {@code sslmode=verify-ca} and {@code verify-full} check the server against the
+   * CA in {@code sslrootcert}, so they are refused without it (Postgres#connectOptions).
+   */
+  private static String pgUrl(Map<String, String> v) {
+    String url = url(v, "pg_url", "postgresql://", "postgres://");
+    String query = url.contains("?") ? "&" + url.substring(url.indexOf('?') + 1) + "&" : "";
+    if ((query.contains("&sslmode=verify-ca&") || query.contains("&sslmode=verify-full&"))
+        && !query.contains("&sslrootcert=")) {
+      throw new ConfigException("pg_url: sslmode=verify-ca and verify-full need sslrootcert=<path to the PEM of the "
+          + "CA that signed PostgreSQL's certificate>; or sslmode=require to encrypt without checking it");
+    }
+    return url;
   }
 
   private static String url(Map<String, String> v, String key, String... schemes) {

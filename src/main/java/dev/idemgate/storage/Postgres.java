@@ -2,12 +2,21 @@ package dev.idemgate.storage;
 
 import dev.idemgate.config.GatewayConfig;
 import io.vertx.core.Vertx;
+import io.vertx.core.net.ClientSSLOptions;
+import io.vertx.core.net.PemTrustOptions;
 import io.vertx.pgclient.PgBuilder;
 import io.vertx.pgclient.PgConnectOptions;
+import io.vertx.pgclient.SslMode;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.PoolOptions;
+import java.net.URLDecoder;
+import java.net.URLEncoder;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.Optional;
+import java.util.stream.Collectors;
 
 /** Builds the reactive PostgreSQL pools of the gateway from its URL. */
 public final class Postgres {
@@ -19,7 +28,15 @@ public final class Postgres {
   private Postgres() {}
 
   public static PgConnectOptions connectOptions(String url) {
-    PgConnectOptions options = PgConnectOptions.fromUri(url.replaceFirst("^postgres://", "postgresql://"));
+    String normalized = url.replaceFirst("^postgres://", "postgresql://");
+    Optional<String> rootCert = queryParameter(normalized, ROOT_CERT);
+    // sslrootcert is libpq's, not the Vert.x client's: left in, it would reach the server as a
+    // setting it does not know.
+    PgConnectOptions options = PgConnectOptions.fromUri(withoutParameter(normalized, ROOT_CERT));
+    SslMode mode = options.getSslMode();
+    if (mode != null && mode != SslMode.DISABLE) {
+      options.setSslOptions(sslOptions(mode, rootCert));
+    }
     return options
         .setReconnectAttempts(0)
         .setPipeliningLimit(256)
@@ -83,9 +100,70 @@ public final class Postgres {
     return PgBuilder.pool().with(pool).connectingTo(connect).using(vertx).build();
   }
 
-  /** The same database as a JDBC URL, for Flyway at start-up. */
+  /** libpq's parameter naming the PEM file of the CA that signed the server's certificate. */
+  static final String ROOT_CERT = "sslrootcert";
+
+  /**
+   * TLS as libpq reads {@code sslmode}: {@code require} (and {@code prefer}, {@code allow}) encrypts
+   * without checking the server's certificate unless {@code sslrootcert} names a CA; {@code
+   * verify-ca} checks it against that CA, {@code verify-full} the host name too. Without this the
+   * client was given no TLS options at all, and every connection of a URL with any sslmode failed.
+   */
+  private static ClientSSLOptions sslOptions(SslMode mode, Optional<String> rootCert) {
+    ClientSSLOptions ssl = new ClientSSLOptions();
+    if (rootCert.isPresent()) {
+      ssl.setTrustOptions(new PemTrustOptions().addCertPath(rootCert.get()));
+    } else if (mode == SslMode.VERIFY_CA || mode == SslMode.VERIFY_FULL) {
+      throw new IllegalArgumentException("pg_url: sslmode=" + mode.value
+          + " needs sslrootcert=<path to the PEM of the CA that signed the server's certificate>");
+    } else {
+      ssl.setTrustAll(true);
+    }
+    if (mode == SslMode.VERIFY_FULL) {
+      ssl.setHostnameVerificationAlgorithm("HTTPS");
+    }
+    return ssl;
+  }
+
+  private static Optional<String> queryParameter(String url, String name) {
+    int query = url.indexOf('?');
+    if (query < 0) {
+      return Optional.empty();
+    }
+    for (String pair : url.substring(query + 1).split("&")) {
+      if (pair.startsWith(name + "=")) {
+        return Optional.of(URLDecoder.decode(pair.substring(name.length() + 1), StandardCharsets.UTF_8));
+      }
+    }
+    return Optional.empty();
+  }
+
+  private static String withoutParameter(String url, String name) {
+    int query = url.indexOf('?');
+    if (query < 0) {
+      return url;
+    }
+    String kept = Arrays.stream(url.substring(query + 1).split("&"))
+        .filter(pair -> !pair.startsWith(name + "="))
+        .collect(Collectors.joining("&"));
+    return kept.isEmpty() ? url.substring(0, query) : url.substring(0, query + 1) + kept;
+  }
+
+  /**
+   * The same database as a JDBC URL, for Flyway at start-up and reconciliation, with the same TLS:
+   * pgJDBC reads {@code sslmode} and {@code sslrootcert} as libpq does.
+   */
   public static String jdbcUrl(String url) {
-    PgConnectOptions o = connectOptions(url);
-    return "jdbc:postgresql://" + o.getHost() + ":" + o.getPort() + "/" + o.getDatabase();
+    String normalized = url.replaceFirst("^postgres://", "postgresql://");
+    PgConnectOptions o = connectOptions(normalized);
+    StringBuilder jdbc = new StringBuilder("jdbc:postgresql://").append(o.getHost()).append(':').append(o.getPort())
+        .append('/').append(o.getDatabase());
+    SslMode mode = o.getSslMode();
+    if (mode != null && mode != SslMode.DISABLE) {
+      jdbc.append("?sslmode=").append(mode.value);
+      queryParameter(normalized, ROOT_CERT).ifPresent(cert ->
+          jdbc.append('&').append(ROOT_CERT).append('=').append(URLEncoder.encode(cert, StandardCharsets.UTF_8)));
+    }
+    return jdbc.toString();
   }
 }

@@ -119,6 +119,20 @@ class ConfigLoaderTest {
   }
 
   @Test
+  @DisplayName("pg_url with sslmode=verify-ca or verify-full and no sslrootcert is refused at start, naming what is missing")
+  void pgUrlVerifyNeedsRootCert() {
+    for (String mode : new String[] {"verify-ca", "verify-full"}) {
+      assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(),
+          Map.of("IDEMGATE_PG_URL", "postgresql://u@db:5432/pay?sslmode=" + mode)))
+          .as(mode).isInstanceOf(ConfigException.class).hasMessageStartingWith("pg_url:").hasMessageContaining("sslrootcert=");
+    }
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PG_URL",
+        "postgresql://u@db:5432/pay?sslmode=verify-full&sslrootcert=/etc/idemgate/ca.pem")).pgUrl()).endsWith("ca.pem");
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PG_URL", "postgresql://u@db:5432/pay?sslmode=require"))
+        .pgUrl()).endsWith("require");
+  }
+
+  @Test
   @DisplayName("api_instances over 256 is refused at start, not cast into a negative or absurd count")
   void apiInstancesBounded() {
     assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_API_INSTANCES", "256")).apiInstances()).isEqualTo(256);

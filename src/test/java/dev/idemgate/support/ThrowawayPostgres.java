@@ -37,6 +37,8 @@ public final class ThrowawayPostgres implements AutoCloseable {
   private final Path data;
   private final Thread reaper = new Thread(this::crashQuietly, "crash-throwaway-postgres");
   private volatile boolean running;
+  /** Server settings for TLS, empty without it. */
+  private String tlsSettings = "";
 
   private ThrowawayPostgres(int port, Path root) {
     this.port = port;
@@ -46,6 +48,18 @@ public final class ThrowawayPostgres implements AutoCloseable {
 
   /** initdb and start on a free port; waits until it accepts connections. */
   public static ThrowawayPostgres start() {
+    return start(false);
+  }
+
+  /**
+   * The same, serving TLS too (plain connections are still accepted) with a self-signed certificate
+   * for {@code localhost} and {@code 127.0.0.1} made by {@code openssl}: {@link #certificate()}.
+   */
+  public static ThrowawayPostgres startWithTls() {
+    return start(true);
+  }
+
+  private static ThrowawayPostgres start(boolean tls) {
     Path root;
     try {
       root = Files.createTempDirectory("idemgate-pg-", PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
@@ -59,6 +73,13 @@ public final class ThrowawayPostgres implements AutoCloseable {
       }
       pg.run(asServerUser(List.of(BIN.resolve("initdb").toString(), "-D", pg.data.toString(), "-A", "trust",
           "-U", "postgres", "-E", "UTF8", "--no-sync")));
+      if (tls) {
+        Path key = root.resolve("server.key");
+        pg.run(asServerUser(List.of("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout", key.toString(), "-out", pg.certificate().toString())));
+        pg.tlsSettings = " -c ssl=on -c ssl_cert_file=" + pg.certificate() + " -c ssl_key_file=" + key;
+      }
       pg.restart();
       Runtime.getRuntime().addShutdownHook(pg.reaper);
       return pg;
@@ -71,7 +92,7 @@ public final class ThrowawayPostgres implements AutoCloseable {
   /** Starts the server again after {@link #crash()} or {@link #stop()}: crash recovery runs first if needed. */
   public void restart() {
     run(asServerUser(List.of(BIN.resolve("pg_ctl").toString(), "-D", data.toString(), "-l", root.resolve("server.log").toString(),
-        "-o", "-p " + port + " -k " + root + " -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100",
+        "-o", "-p " + port + " -k " + root + " -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100" + tlsSettings,
         "-w", "-t", "60", "start")));
     running = true;
   }
@@ -96,6 +117,11 @@ public final class ThrowawayPostgres implements AutoCloseable {
   public void stop() {
     run(asServerUser(List.of(BIN.resolve("pg_ctl").toString(), "-D", data.toString(), "-m", "fast", "-w", "stop")));
     running = false;
+  }
+
+  /** The server's self-signed certificate (PEM), after {@link #startWithTls()}: its own CA. */
+  public Path certificate() {
+    return root.resolve("server.crt");
   }
 
   public int port() {
