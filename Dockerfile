@@ -43,5 +43,5 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=40s --retries=3 \
 # direct buffers and thread stacks. An OutOfMemoryError leaves a process in an unknown state, so it
 # exits and the orchestrator restarts it; PostgreSQL-backed recovery finishes whatever was in flight.
 # JAVA_TOOL_OPTIONS adds flags without rebuilding.
-ENTRYPOINT ["java", "-XX:MaxRAMPercentage=75.0", "-XX:InitialRAMPercentage=50.0", "-XX:+ExitOnOutOfMemoryError", "-XX:+UseG1GC", "-Djava.io.tmpdir=/tmp", "-jar", "/app/idemgate.jar"]
+ENTRYPOINT ["java", "-XX:MaxRAMPercentage=60.0", "-XX:InitialRAMPercentage=50.0", "-XX:+ExitOnOutOfMemoryError", "-XX:+UseG1GC", "-Djava.io.tmpdir=/tmp", "-jar", "/app/idemgate.jar"]
 CMD ["serve"]
