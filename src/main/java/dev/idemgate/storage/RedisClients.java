@@ -114,12 +114,22 @@ public final class RedisClients {
     return fourDeadlines.compareTo(Duration.ofSeconds(3)) < 0 ? Duration.ofSeconds(3) : fourDeadlines;
   }
 
+  /**
+   * How long opening a connection may take: {@code redis_timeout}, at least 1 s. Netty's default is
+   * 60 s, and a Redis that drops connection attempts (a lost node still listed, a Sentinel naming a
+   * dead master) held every command of a pipeline waiting on its connection for that long.
+   */
+  static int connectTimeoutMillis(GatewayConfig config) {
+    return (int) Math.max(1_000, config.redisTimeout().toMillis());
+  }
+
   private static RedisOptions baseOptions(GatewayConfig config, int poolSize, String name) {
     RedisOptions options = new RedisOptions()
         .setPoolName(name)
         .setMaxPoolSize(poolSize)
         .setMaxPoolWaiting(4_096)
         .setMaxWaitingHandlers(4_096);
+    options.getNetClientOptions().setConnectTimeout(connectTimeoutMillis(config));
     for (String url : config.redisUrl().split(",")) {
       if (!url.isBlank()) {
         options.addConnectionString(url.trim());

@@ -31,6 +31,17 @@ class RedisClientsTest {
   }
 
   @Test
+  @DisplayName("opening a connection gives up after redis_timeout (at least 1 s), on every client, not after Netty's 60 s")
+  void connectsHaveADeadline() {
+    GatewayConfig shortDeadline = TestGateway.config(Map.of("IDEMGATE_REDIS_TIMEOUT", "200ms"));
+    GatewayConfig longDeadline = TestGateway.config(Map.of("IDEMGATE_REDIS_TIMEOUT", "2s"));
+    assertThat(RedisClients.pipelineOptions(shortDeadline, "test").getNetClientOptions().getConnectTimeout()).isEqualTo(1_000);
+    assertThat(RedisClients.pipelineOptions(longDeadline, "test").getNetClientOptions().getConnectTimeout()).isEqualTo(2_000);
+    assertThat(RedisClients.options(longDeadline, 2, "test").getNetClientOptions().getConnectTimeout()).isEqualTo(2_000);
+    assertThat(RedisClients.subscriberOptions(longDeadline, "test").getNetClientOptions().getConnectTimeout()).isEqualTo(2_000);
+  }
+
+  @Test
   @DisplayName("the notifier's subscriptions wait quietly: no read-idle close, no early recycling")
   void subscriberConnectionsAreKept() {
     RedisOptions options = RedisClients.subscriberOptions(TestGateway.config(Map.of()), "test");
