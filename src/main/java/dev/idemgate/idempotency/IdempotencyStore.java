@@ -132,6 +132,8 @@ public final class IdempotencyStore {
   /** A claim that lost a race inside its group (a twin in the same group, a release between insert and read) goes again. */
   private static final int CLAIM_ATTEMPTS = 4;
   private static final int MAX_GROUP = 256;
+  /** Writes of each kind waiting for a group at most (GroupCommit): about 16 MB of claims. */
+  static final int MAX_QUEUED = 16_384;
 
   private final Pool pool;
   private final GroupSizes groupSizes;
@@ -170,9 +172,10 @@ public final class IdempotencyStore {
     this.providerId = providerId;
     this.timeoutMs = timeout.toMillis();
     this.leaseMs = lease.toMillis();
-    this.claims = new GroupCommit<>(context, MAX_GROUP, maxInFlight, this::claimGroup, IdempotencyStore::changedNothing);
+    this.claims = new GroupCommit<>(context, MAX_GROUP, maxInFlight, this::claimGroup, IdempotencyStore::changedNothing,
+        MAX_QUEUED, timeout);
     this.completions = new GroupCommit<>(context, MAX_GROUP, maxInFlight, this::completeGroup,
-        IdempotencyStore::changedNothing);
+        IdempotencyStore::changedNothing, MAX_QUEUED, timeout);
   }
 
   /**
@@ -206,13 +209,18 @@ public final class IdempotencyStore {
   }
 
   private Future<StoreClaim> claim(ClaimRequest r, int attemptsLeft) {
-    return claims.submit(r).compose(decided -> {
+    return claims.submit(r).recover(IdempotencyStore::unavailableIfNotSent).compose(decided -> {
       if (decided != null) {
         return Future.succeededFuture(decided);
       }
       return attemptsLeft > 1 ? claim(r, attemptsLeft - 1)
           : Future.failedFuture(new StoreUnavailable("claim", new IllegalStateException("claim kept losing races")));
     });
+  }
+
+  /** A write the queue gave up on before sending it is the store being unavailable, to the caller. */
+  private static <T> Future<T> unavailableIfNotSent(Throwable failure) {
+    return Future.failedFuture(failure instanceof GroupCommit.NotSent ? new StoreUnavailable("queue", failure) : failure);
   }
 
   /**
@@ -337,7 +345,7 @@ public final class IdempotencyStore {
 
   /** Writes the end state and the ledger row, fenced on (state, epoch). */
   public Future<Completion.Result> complete(String merchantId, IdempotencyKey key, int epoch, Completion c) {
-    return completions.submit(new PendingCompletion(merchantId, key, epoch, c));
+    return completions.submit(new PendingCompletion(merchantId, key, epoch, c)).recover(IdempotencyStore::unavailableIfNotSent);
   }
 
   private Future<List<Completion.Result>> completeGroup(List<PendingCompletion> group) {

@@ -17,6 +17,7 @@ import dev.idemgate.observability.GatewayMetrics;
 import dev.idemgate.provider.ChargeRequest;
 import dev.idemgate.provider.ProviderClient;
 import dev.idemgate.provider.ProviderOutcome;
+import dev.idemgate.storage.GroupCommit;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import java.time.Duration;
@@ -182,7 +183,8 @@ public final class PaymentService {
     long sentAt = System.nanoTime();
     Future<StoreClaim> claimed = metrics.timeStore("claim", () -> store.claim(claim));
     claimed.onFailure(failure -> {
-      if (failure instanceof StoreUnavailable) {
+      // A claim the queue gave up on was never sent: there is nothing to look for.
+      if (failure instanceof StoreUnavailable && !(failure.getCause() instanceof GroupCommit.NotSent)) {
         releaseUnansweredLater(cmd, claim.paymentId(), sentAt);
       }
     });

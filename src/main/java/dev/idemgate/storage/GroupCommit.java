@@ -4,6 +4,7 @@ import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Function;
@@ -36,20 +37,43 @@ public final class GroupCommit<I, O> {
   private final int maxGroup;
   private final int maxInFlight;
   private final Predicate<Throwable> triedAlone;
+  private final int maxQueued;
+  private final long maxWaitNanos;
   private volatile Thread loopThread;
   private List<I> inputs = new ArrayList<>();
   private List<Promise<O>> promises = new ArrayList<>();
+  /** {@link System#nanoTime()} at which each queued write came, oldest first. */
+  private List<Long> queuedAt = new ArrayList<>();
   private boolean flushScheduled;
   private int inFlight;
 
-  /** @param triedAlone which failures of a group of several writes send each of them again alone */
+  /**
+   * A write that never reached the database: the queue was full, or it waited past its deadline
+   * while the groups before it were at a database that did not answer. Nothing of it was written.
+   */
+  public static final class NotSent extends RuntimeException {
+    NotSent(String message) {
+      super(message, null, false, false);
+    }
+  }
+
+  /**
+   * @param triedAlone which failures of a group of several writes send each of them again alone
+   * @param maxQueued writes waiting for a group at most; past it a write fails at once ({@link NotSent})
+   * @param maxWait how long a write may wait for its group; past it, it fails ({@link NotSent}). Without
+   *     these a database that stalls grew the queue by every request that came (one group of 256 per
+   *     statement timeout went out), each holding its request, and served the backlog of clients long
+   *     gone before anyone new once it came back.
+   */
   public GroupCommit(Context context, int maxGroup, int maxInFlight, Function<List<I>, Future<List<O>>> executor,
-      Predicate<Throwable> triedAlone) {
+      Predicate<Throwable> triedAlone, int maxQueued, Duration maxWait) {
     this.context = context;
     this.triedAlone = triedAlone;
     this.executor = executor;
     this.maxGroup = maxGroup;
     this.maxInFlight = maxInFlight;
+    this.maxQueued = maxQueued;
+    this.maxWaitNanos = maxWait.toNanos();
     context.runOnContext(v -> loopThread = Thread.currentThread());
   }
 
@@ -76,8 +100,13 @@ public final class GroupCommit<I, O> {
   }
 
   private void enqueue(I input, Promise<O> promise) {
+    if (inputs.size() >= maxQueued) {
+      promise.fail(new NotSent(maxQueued + " writes already wait for the database"));
+      return;
+    }
     inputs.add(input);
     promises.add(promise);
+    queuedAt.add(System.nanoTime());
     if (!flushScheduled) {
       flushScheduled = true;
       context.runOnContext(v -> {
@@ -88,12 +117,14 @@ public final class GroupCommit<I, O> {
   }
 
   private void flush() {
+    failOverdue();
     while (!inputs.isEmpty() && inFlight < maxInFlight) {
       int n = Math.min(inputs.size(), maxGroup);
       List<I> group = new ArrayList<>(inputs.subList(0, n));
       List<Promise<O>> waiting = new ArrayList<>(promises.subList(0, n));
       inputs = new ArrayList<>(inputs.subList(n, inputs.size()));
       promises = new ArrayList<>(promises.subList(n, promises.size()));
+      queuedAt = new ArrayList<>(queuedAt.subList(n, queuedAt.size()));
       inFlight++;
       execute(group).onComplete(done -> {
         if (done.succeeded()) {
@@ -119,6 +150,24 @@ public final class GroupCommit<I, O> {
         }
       });
     }
+  }
+
+  /** Fails the writes that waited past their deadline; they queue oldest first. */
+  private void failOverdue() {
+    long now = System.nanoTime();
+    int overdue = 0;
+    while (overdue < queuedAt.size() && now - queuedAt.get(overdue) > maxWaitNanos) {
+      overdue++;
+    }
+    if (overdue == 0) {
+      return;
+    }
+    List<Promise<O>> late = new ArrayList<>(promises.subList(0, overdue));
+    inputs = new ArrayList<>(inputs.subList(overdue, inputs.size()));
+    promises = new ArrayList<>(promises.subList(overdue, promises.size()));
+    queuedAt = new ArrayList<>(queuedAt.subList(overdue, queuedAt.size()));
+    NotSent notSent = new NotSent("waited over " + maxWaitNanos / 1_000_000 + " ms for the database");
+    late.forEach(p -> p.fail(notSent));
   }
 
   private Future<List<O>> execute(List<I> group) {
