@@ -14,6 +14,7 @@ import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.stream.Collectors;
@@ -131,7 +132,7 @@ public final class Postgres {
       return Optional.empty();
     }
     for (String pair : url.substring(query + 1).split("&")) {
-      if (pair.startsWith(name + "=")) {
+      if (pair.toLowerCase(Locale.ROOT).startsWith(name + "=")) { // names without case, as the client reads them
         return Optional.of(URLDecoder.decode(pair.substring(name.length() + 1), StandardCharsets.UTF_8));
       }
     }
@@ -144,14 +145,17 @@ public final class Postgres {
       return url;
     }
     String kept = Arrays.stream(url.substring(query + 1).split("&"))
-        .filter(pair -> !pair.startsWith(name + "="))
+        .filter(pair -> !pair.toLowerCase(Locale.ROOT).startsWith(name + "="))
         .collect(Collectors.joining("&"));
     return kept.isEmpty() ? url.substring(0, query) : url.substring(0, query + 1) + kept;
   }
 
   /**
-   * The same database as a JDBC URL, for Flyway at start-up and reconciliation, with the same TLS:
-   * pgJDBC reads {@code sslmode} and {@code sslrootcert} as libpq does.
+   * The same database as a JDBC URL, for Flyway at start-up and reconciliation, with the same TLS as
+   * the pools. pgJDBC's {@code require} never checks the certificate, even with {@code sslrootcert}
+   * (libpq's then checks it against that CA, as the pools do), so that pair is sent as {@code
+   * verify-ca}; and without TLS for the pools (no {@code sslmode}, or {@code disable}) it says {@code
+   * disable}, since pgJDBC's default is {@code prefer}.
    */
   public static String jdbcUrl(String url) {
     String normalized = url.replaceFirst("^postgres://", "postgresql://");
@@ -159,9 +163,12 @@ public final class Postgres {
     StringBuilder jdbc = new StringBuilder("jdbc:postgresql://").append(o.getHost()).append(':').append(o.getPort())
         .append('/').append(o.getDatabase());
     SslMode mode = o.getSslMode();
-    if (mode != null && mode != SslMode.DISABLE) {
-      jdbc.append("?sslmode=").append(mode.value);
-      queryParameter(normalized, ROOT_CERT).ifPresent(cert ->
+    Optional<String> rootCert = queryParameter(normalized, ROOT_CERT);
+    if (mode == SslMode.DISABLE) {
+      jdbc.append("?sslmode=disable");
+    } else if (mode != null) {
+      jdbc.append("?sslmode=").append(mode == SslMode.REQUIRE && rootCert.isPresent() ? SslMode.VERIFY_CA.value : mode.value);
+      rootCert.ifPresent(cert ->
           jdbc.append('&').append(ROOT_CERT).append('=').append(URLEncoder.encode(cert, StandardCharsets.UTF_8)));
     }
     return jdbc.toString();

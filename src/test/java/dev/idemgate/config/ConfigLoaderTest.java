@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.io.IOException;
 import java.util.Map;
 import java.util.Optional;
 import org.junit.jupiter.api.DisplayName;
@@ -120,14 +121,20 @@ class ConfigLoaderTest {
 
   @Test
   @DisplayName("pg_url with sslmode=verify-ca or verify-full and no sslrootcert is refused at start, naming what is missing")
-  void pgUrlVerifyNeedsRootCert() {
-    for (String mode : new String[] {"verify-ca", "verify-full"}) {
+  void pgUrlVerifyNeedsRootCert(@TempDir Path dir) throws IOException {
+    for (String mode : new String[] {"verify-ca", "verify-full", "VERIFY-FULL"}) {
       assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(),
           Map.of("IDEMGATE_PG_URL", "postgresql://u@db:5432/pay?sslmode=" + mode)))
           .as(mode).isInstanceOf(ConfigException.class).hasMessageStartingWith("pg_url:").hasMessageContaining("sslrootcert=");
     }
+    Path ca = Files.writeString(dir.resolve("ca.pem"), "-----BEGIN CERTIFICATE-----\n");
     assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PG_URL",
-        "postgresql://u@db:5432/pay?sslmode=verify-full&sslrootcert=/etc/idemgate/ca.pem")).pgUrl()).endsWith("ca.pem");
+        "postgresql://u@db:5432/pay?sslmode=verify-full&sslrootcert=" + ca)).pgUrl()).endsWith("ca.pem");
+    for (String missing : new String[] {"system", dir.resolve("nope.pem").toString()}) {
+      assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(),
+          Map.of("IDEMGATE_PG_URL", "postgresql://u@db:5432/pay?sslmode=verify-full&sslrootcert=" + missing)))
+          .as(missing).isInstanceOf(ConfigException.class).hasMessageContaining("not a readable file");
+    }
     assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PG_URL", "postgresql://u@db:5432/pay?sslmode=require"))
         .pgUrl()).endsWith("require");
   }

@@ -59,6 +59,7 @@ class PostgresTlsIT {
   void requireEncrypts() throws Exception {
     String url = pg.url() + "?sslmode=require";
     assertThat(encrypted(url)).isTrue();
+    assertThat(Postgres.jdbcUrl(url)).endsWith("?sslmode=require"); // pgJDBC's default, prefer, would fall back
     try (Connection jdbc = DriverManager.getConnection(Postgres.jdbcUrl(url), "postgres", "");
         ResultSet ssl = jdbc.createStatement().executeQuery("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")) {
       assertThat(ssl.next()).isTrue();
@@ -80,7 +81,9 @@ class PostgresTlsIT {
     try (ThrowawayPostgres other = ThrowawayPostgres.startWithTls()) {
       Path stranger = Files.copy(other.certificate(), dir.resolve("stranger.crt"));
       assertThatThrownBy(() -> encrypted(pg.url() + "?sslmode=verify-full&sslrootcert=" + stranger))
-          .as("a server the CA never signed");
+          .as("a server the CA never signed").hasMessageContaining("SSL handshake failed");
+      assertThatThrownBy(() -> encrypted(pg.url() + "?sslmode=require&sslrootcert=" + stranger))
+          .as("require with a CA checks against it, as libpq does").hasMessageContaining("SSL handshake failed");
     }
   }
 
@@ -94,10 +97,13 @@ class PostgresTlsIT {
   }
 
   @Test
-  @DisplayName("a URL without sslmode stays as it was: no TLS options, the JDBC URL without parameters")
+  @DisplayName("a URL without sslmode: no TLS for the pools, and none for the JDBC URL either (pgJDBC's default would try it)")
   void noSslMode() {
     assertThat(Postgres.connectOptions(TestGateway.pgUrl()).getSslOptions()).isNull();
-    assertThat(Postgres.jdbcUrl("postgresql://u:p@db.example:5433/pay")).isEqualTo("jdbc:postgresql://db.example:5433/pay");
+    assertThat(Postgres.jdbcUrl("postgresql://u:p@db.example:5433/pay")).isEqualTo("jdbc:postgresql://db.example:5433/pay?sslmode=disable");
+    assertThat(Postgres.jdbcUrl("postgresql://u:p@db.example:5433/pay?sslmode=disable")).endsWith("/pay?sslmode=disable");
+    assertThat(Postgres.jdbcUrl("postgresql://u:p@db.example:5433/pay?sslmode=require&sslrootcert=/ca.pem"))
+        .as("pgJDBC's require never checks; libpq's does with a CA").endsWith("/pay?sslmode=verify-ca&sslrootcert=%2Fca.pem");
     assertThat(Postgres.jdbcUrl("postgresql://u:p@db.example:5433/pay?sslmode=verify-full&sslrootcert=/etc/ca%20dir/ca.pem"))
         .isEqualTo("jdbc:postgresql://db.example:5433/pay?sslmode=verify-full&sslrootcert=%2Fetc%2Fca+dir%2Fca.pem");
   }
