@@ -17,7 +17,6 @@ import dev.idemgate.observability.GatewayMetrics;
 import dev.idemgate.provider.ChargeRequest;
 import dev.idemgate.provider.ProviderClient;
 import dev.idemgate.provider.ProviderOutcome;
-import dev.idemgate.storage.GroupCommit;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import java.time.Duration;
@@ -184,7 +183,7 @@ public final class PaymentService {
     Future<StoreClaim> claimed = metrics.timeStore("claim", () -> store.claim(claim));
     claimed.onFailure(failure -> {
       // A claim the queue gave up on was never sent: there is nothing to look for.
-      if (failure instanceof StoreUnavailable && !(failure.getCause() instanceof GroupCommit.NotSent)) {
+      if (failure instanceof StoreUnavailable unavailable && unavailable.reachedDatabase()) {
         releaseUnansweredLater(cmd, claim.paymentId(), sentAt);
       }
     });
