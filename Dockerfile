@@ -39,8 +39,8 @@ EXPOSE 8080 9090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=40s --retries=3 \
   CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9090 && printf 'GET /health/live HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
 
-# Heap from the container's memory limit, not the node's; leave a quarter for metaspace, Netty's
-# direct buffers and thread stacks. An OutOfMemoryError leaves a process in an unknown state, so it
+# Heap from the container's memory limit, not the node's; leave 40 % for metaspace, Netty's direct
+# buffers, thread stacks and the collector (155-197 MB beside a 256 MB heap, docs/performance.md). An OutOfMemoryError leaves a process in an unknown state, so it
 # exits and the orchestrator restarts it; PostgreSQL-backed recovery finishes whatever was in flight.
 # JAVA_TOOL_OPTIONS adds flags without rebuilding.
 ENTRYPOINT ["java", "-XX:MaxRAMPercentage=60.0", "-XX:InitialRAMPercentage=50.0", "-XX:+ExitOnOutOfMemoryError", "-XX:+UseG1GC", "-Djava.io.tmpdir=/tmp", "-jar", "/app/idemgate.jar"]

@@ -173,7 +173,7 @@ public final class SimulatedAcquirer {
 
   /**
    * The log for one provider key, in the shape of the acquirer's {@code GET /charges?idempotency_key=K}.
-   * A key it has no log of, once it has forgotten any, has no {@code requests} count: it may be one
+   * A key it has no log of, once it has forgotten any, has a null {@code requests} count: it may be one
    * of the forgotten, and "0 requests" would tell recovery (HttpProvider#mapInquiry) that a charge
    * it made was never seen, and the key would be released and charged again.
    */
@@ -183,13 +183,8 @@ public final class SimulatedAcquirer {
     if (log != null) {
       log.charges.forEach(c -> charges.add(c.toJson()));
     }
-    JsonObject answer = new JsonObject().put("idempotency_key", providerKey);
-    if (log != null || forgottenKeys == 0) {
-      answer.put("requests", log == null ? 0 : log.requests);
-    } else {
-      answer.put("forgotten_keys", forgottenKeys);
-    }
-    return answer.put("charges", charges);
+    Long requests = log != null ? Long.valueOf(log.requests) : forgottenKeys == 0 ? Long.valueOf(0) : null;
+    return new JsonObject().put("idempotency_key", providerKey).put("requests", requests).put("charges", charges);
   }
 
   /** Every charge under every key, oldest key first, in the shape of the acquirer's {@code GET /charges}. */
