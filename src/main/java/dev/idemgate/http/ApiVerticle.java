@@ -154,10 +154,13 @@ public final class ApiVerticle extends VerticleBase {
     // Stops accepting, lets in-flight requests finish (HTTP/2 clients get GOAWAY), then closes.
     // The pool closes only once every verticle has left the shared store: the store may be
     // running on this verticle's loop and pool, for another verticle's in-flight payments.
+    long drainEnds = System.nanoTime() + config.drainTimeout().toNanos();
     Future<Void> http = server == null ? Future.succeededFuture()
         : server.shutdown(config.drainTimeout().toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
     Future<Void> anomalies = twins == null ? Future.succeededFuture() : twins.close();
     return http.andThen(drained -> vertx.cancelTimer(bodySweepTimer))
+        // Payments whose clients hung up are no open request: finish them within the same drain.
+        .eventually(() -> payments == null ? Future.succeededFuture() : payments.settled(drainEnds))
         .eventually(() -> anomalies)
         .eventually(() -> store == null ? Future.succeededFuture() : sharedStore.leave(context))
         .eventually(() -> Future.join(notifier.close(), pipeline.close(), pool.close(), subscriberRedis.close())

@@ -18,11 +18,13 @@ import dev.idemgate.provider.ChargeRequest;
 import dev.idemgate.provider.ProviderClient;
 import dev.idemgate.provider.ProviderOutcome;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -56,6 +58,9 @@ public final class PaymentService {
   private final ProviderClient provider;
   private final String ledgerProvider;
   private final GatewayConfig config;
+  /** Payments of {@link #pay(PayCommand, int, ClaimGuard)} not yet answered (counted wherever their futures end). */
+  private final AtomicInteger paymentsUnderway = new AtomicInteger();
+  private static final long SETTLED_POLL_MS = 20;
   private final ReplayCache replays;
   /** How long after its claim a charge may still be sent: the lease, less a margin for clock and queueing. */
   private final long sendWindowNanos;
@@ -97,6 +102,34 @@ public final class PaymentService {
    * completion notice, it looks again once, then answers 409 if the twin is still not done.
    */
   public Future<PayOutcome> pay(PayCommand cmd, int waitSeconds, ClaimGuard guard) {
+    paymentsUnderway.incrementAndGet();
+    Future<PayOutcome> paid = payWaiting(cmd, waitSeconds, guard);
+    paid.onComplete(done -> paymentsUnderway.decrementAndGet());
+    return paid;
+  }
+
+  /**
+   * Completes once no payment of this service is under way, or at {@code deadlineNanos}
+   * ({@link System#nanoTime()}), whichever comes first. A
+   * payment whose client hung up is no open HTTP request, so the server's drain does not wait for
+   * it; stopping the store under it would leave its claim PROCESSING (and its retries at 409) until
+   * another instance's recovery, although the drain had time to finish it.
+   */
+  public Future<Void> settled(long deadlineNanos) {
+    Promise<Void> settled = Promise.promise();
+    checkSettled(settled, deadlineNanos);
+    return settled.future();
+  }
+
+  private void checkSettled(Promise<Void> settled, long deadlineNanos) {
+    if (paymentsUnderway.get() == 0 || System.nanoTime() >= deadlineNanos) {
+      settled.complete();
+    } else {
+      vertx.setTimer(SETTLED_POLL_MS, id -> checkSettled(settled, deadlineNanos));
+    }
+  }
+
+  private Future<PayOutcome> payWaiting(PayCommand cmd, int waitSeconds, ClaimGuard guard) {
     if (waitSeconds <= 0 || notifier == null) {
       return pay(cmd, guard);
     }
