@@ -5,6 +5,7 @@ import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Function;
@@ -40,12 +41,13 @@ public final class GroupCommit<I, O> {
   private final int maxQueued;
   private final long maxWaitNanos;
   private volatile Thread loopThread;
-  private List<I> inputs = new ArrayList<>();
-  private List<Promise<O>> promises = new ArrayList<>();
-  /** {@link System#nanoTime()} at which each queued write came, oldest first. */
-  private List<Long> queuedAt = new ArrayList<>();
+  /** The writes waiting for a group, oldest first. */
+  private final ArrayDeque<Queued<I, O>> queue = new ArrayDeque<>();
   private boolean flushScheduled;
   private int inFlight;
+
+  /** One waiting write: what to write, who waits for it, and since when ({@link System#nanoTime()}). */
+  private record Queued<I, O>(I input, Promise<O> promise, long since) {}
 
   /**
    * A write that never reached the database: the queue was full, or it waited past its deadline
@@ -100,13 +102,11 @@ public final class GroupCommit<I, O> {
   }
 
   private void enqueue(I input, Promise<O> promise) {
-    if (inputs.size() >= maxQueued) {
+    if (queue.size() >= maxQueued) {
       promise.fail(new NotSent(maxQueued + " writes already wait for the database"));
       return;
     }
-    inputs.add(input);
-    promises.add(promise);
-    queuedAt.add(System.nanoTime());
+    queue.add(new Queued<>(input, promise, System.nanoTime()));
     if (!flushScheduled) {
       flushScheduled = true;
       context.runOnContext(v -> {
@@ -118,13 +118,15 @@ public final class GroupCommit<I, O> {
 
   private void flush() {
     failOverdue();
-    while (!inputs.isEmpty() && inFlight < maxInFlight) {
-      int n = Math.min(inputs.size(), maxGroup);
-      List<I> group = new ArrayList<>(inputs.subList(0, n));
-      List<Promise<O>> waiting = new ArrayList<>(promises.subList(0, n));
-      inputs = new ArrayList<>(inputs.subList(n, inputs.size()));
-      promises = new ArrayList<>(promises.subList(n, promises.size()));
-      queuedAt = new ArrayList<>(queuedAt.subList(n, queuedAt.size()));
+    while (!queue.isEmpty() && inFlight < maxInFlight) {
+      int n = Math.min(queue.size(), maxGroup);
+      List<I> group = new ArrayList<>(n);
+      List<Promise<O>> waiting = new ArrayList<>(n);
+      for (int i = 0; i < n; i++) {
+        Queued<I, O> next = queue.poll();
+        group.add(next.input());
+        waiting.add(next.promise());
+      }
       inFlight++;
       execute(group).onComplete(done -> {
         if (done.succeeded()) {
@@ -155,19 +157,9 @@ public final class GroupCommit<I, O> {
   /** Fails the writes that waited past their deadline; they queue oldest first. */
   private void failOverdue() {
     long now = System.nanoTime();
-    int overdue = 0;
-    while (overdue < queuedAt.size() && now - queuedAt.get(overdue) > maxWaitNanos) {
-      overdue++;
+    while (!queue.isEmpty() && now - queue.peek().since() > maxWaitNanos) {
+      queue.poll().promise().fail(new NotSent("waited over " + maxWaitNanos / 1_000_000 + " ms for the database"));
     }
-    if (overdue == 0) {
-      return;
-    }
-    List<Promise<O>> late = new ArrayList<>(promises.subList(0, overdue));
-    inputs = new ArrayList<>(inputs.subList(overdue, inputs.size()));
-    promises = new ArrayList<>(promises.subList(overdue, promises.size()));
-    queuedAt = new ArrayList<>(queuedAt.subList(overdue, queuedAt.size()));
-    NotSent notSent = new NotSent("waited over " + maxWaitNanos / 1_000_000 + " ms for the database");
-    late.forEach(p -> p.fail(notSent));
   }
 
   private Future<List<O>> execute(List<I> group) {
