@@ -6,13 +6,11 @@ import java.io.InputStream;
 import java.io.Reader;
 import java.net.URI;
 import java.net.URISyntaxException;
-import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -396,21 +394,13 @@ public final class ConfigLoader {
    */
   private static String pgUrl(Map<String, String> v) {
     String url = url(v, "pg_url", "postgresql://", "postgres://");
-    Map<String, String> query = new HashMap<>();
-    if (url.contains("?")) {
-      for (String pair : url.substring(url.indexOf('?') + 1).split("&")) {
-        String[] kv = pair.split("=", 2);
-        // Names and sslmode's values as the PostgreSQL client reads them: without case.
-        query.put(kv[0].toLowerCase(Locale.ROOT), kv.length < 2 ? "" : URLDecoder.decode(kv[1], StandardCharsets.UTF_8));
-      }
-    }
-    String mode = query.getOrDefault("sslmode", "").toLowerCase(Locale.ROOT);
-    String rootCert = query.get("sslrootcert");
+    String mode = UrlQuery.parameter(url, "sslmode").orElse("").toLowerCase(Locale.ROOT);
+    String rootCert = UrlQuery.parameter(url, "sslrootcert").orElse(null);
     if ((mode.equals("verify-ca") || mode.equals("verify-full")) && rootCert == null) {
       throw new ConfigException("pg_url: sslmode=verify-ca and verify-full need sslrootcert=<path to the PEM of the "
           + "CA that signed PostgreSQL's certificate>; or sslmode=require to encrypt without checking it");
     }
-    if (rootCert != null && !Files.isReadable(Path.of(rootCert))) {
+    if (rootCert != null && !(Files.isRegularFile(Path.of(rootCert)) && Files.isReadable(Path.of(rootCert)))) {
       throw new ConfigException("pg_url: sslrootcert=" + rootCert + " is not a readable file (a PEM of the CA that "
           + "signed PostgreSQL's certificate; libpq's 'system' is not supported)");
     }

@@ -1,6 +1,7 @@
 package dev.idemgate.storage;
 
 import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.config.UrlQuery;
 import io.vertx.core.Vertx;
 import io.vertx.core.net.ClientSSLOptions;
 import io.vertx.core.net.PemTrustOptions;
@@ -9,15 +10,11 @@ import io.vertx.pgclient.PgConnectOptions;
 import io.vertx.pgclient.SslMode;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.PoolOptions;
-import java.net.URLDecoder;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
-import java.util.Arrays;
 import java.util.HashMap;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
-import java.util.stream.Collectors;
 
 /** Builds the reactive PostgreSQL pools of the gateway from its URL. */
 public final class Postgres {
@@ -30,10 +27,10 @@ public final class Postgres {
 
   public static PgConnectOptions connectOptions(String url) {
     String normalized = url.replaceFirst("^postgres://", "postgresql://");
-    Optional<String> rootCert = queryParameter(normalized, ROOT_CERT);
+    Optional<String> rootCert = UrlQuery.parameter(normalized, ROOT_CERT);
     // sslrootcert is libpq's, not the Vert.x client's: left in, it would reach the server as a
     // setting it does not know.
-    PgConnectOptions options = PgConnectOptions.fromUri(withoutParameter(normalized, ROOT_CERT));
+    PgConnectOptions options = PgConnectOptions.fromUri(UrlQuery.without(normalized, ROOT_CERT));
     SslMode mode = options.getSslMode();
     if (mode != null && mode != SslMode.DISABLE) {
       options.setSslOptions(sslOptions(mode, rootCert));
@@ -126,30 +123,6 @@ public final class Postgres {
     return ssl;
   }
 
-  private static Optional<String> queryParameter(String url, String name) {
-    int query = url.indexOf('?');
-    if (query < 0) {
-      return Optional.empty();
-    }
-    for (String pair : url.substring(query + 1).split("&")) {
-      if (pair.toLowerCase(Locale.ROOT).startsWith(name + "=")) { // names without case, as the client reads them
-        return Optional.of(URLDecoder.decode(pair.substring(name.length() + 1), StandardCharsets.UTF_8));
-      }
-    }
-    return Optional.empty();
-  }
-
-  private static String withoutParameter(String url, String name) {
-    int query = url.indexOf('?');
-    if (query < 0) {
-      return url;
-    }
-    String kept = Arrays.stream(url.substring(query + 1).split("&"))
-        .filter(pair -> !pair.toLowerCase(Locale.ROOT).startsWith(name + "="))
-        .collect(Collectors.joining("&"));
-    return kept.isEmpty() ? url.substring(0, query) : url.substring(0, query + 1) + kept;
-  }
-
   /**
    * The same database as a JDBC URL, for Flyway at start-up and reconciliation, with the same TLS as
    * the pools. pgJDBC's {@code require} never checks the certificate, even with {@code sslrootcert}
@@ -163,7 +136,7 @@ public final class Postgres {
     StringBuilder jdbc = new StringBuilder("jdbc:postgresql://").append(o.getHost()).append(':').append(o.getPort())
         .append('/').append(o.getDatabase());
     SslMode mode = o.getSslMode();
-    Optional<String> rootCert = queryParameter(normalized, ROOT_CERT);
+    Optional<String> rootCert = UrlQuery.parameter(normalized, ROOT_CERT);
     if (mode == SslMode.DISABLE) {
       jdbc.append("?sslmode=disable");
     } else if (mode != null) {
