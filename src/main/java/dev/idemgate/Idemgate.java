@@ -141,7 +141,7 @@ public final class Idemgate implements AutoCloseable {
     }
     try {
       vertx.eventBus().registerCodec(new LocalCodec());
-      await(checkRedis(vertx, config), "Redis at " + config.redisUrl().replaceAll("://[^,]*@", "://") + " cannot be reached");
+      await(checkRedis(vertx, config), "Redis at " + GatewayConfig.maskPassword(config.redisUrl()) + " cannot be reached");
       ReadinessState readiness = new ReadinessState();
       ReplayCache replays = new ReplayCache(config.replayCacheEntries());
       metrics.watchReplayCache(replays::estimatedSize);

@@ -186,8 +186,12 @@ public record GatewayConfig(
         + ", duplicate_fields=" + String.join(",", duplicateFields) + "]";
   }
 
-  /** Hides the password part of a {@code scheme://user:password@host} URL. */
-  static String maskPassword(String url) {
-    return url.replaceAll("(://[^:/@,]*:)[^@/,]*@", "$1***@");
+  /**
+   * Hides the password part of a {@code scheme://user:password@host} URL, or of each URL of a
+   * comma-separated list. Up to the last {@code @} of each: a password may hold a {@code /} (base64
+   * does), which used to end the match, and the password was then logged whole.
+   */
+  public static String maskPassword(String url) {
+    return url.replaceAll("(://[^:/@,]*:)[^,]*@", "$1***@");
   }
 }

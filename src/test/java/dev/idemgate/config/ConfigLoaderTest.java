@@ -80,6 +80,10 @@ class ConfigLoaderTest {
         .hasMessageStartingWith("provider_name:");
     assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER_URL", "https://gw:s3cr3t@unused.example"))
         .toString()).as("an unused provider_url is logged without its password").doesNotContain("s3cr3t");
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PG_URL", "postgresql://gw:s3/cr3t@db:5432/pay",
+        "IDEMGATE_REDIS_URL", "redis://:a/b@r1:6379,redis://:c/d@r2:6379")).toString())
+        .as("passwords holding a '/', and every URL of a list").doesNotContain("s3/cr3t", "a/b", "c/d")
+        .contains("postgresql://gw:***@db:5432/pay", "redis://:***@r1:6379,redis://:***@r2:6379");
     for (String bad : new String[] {"ftp://acquirer.example", "acquirer.example:8443", "http:///charges", "http://exa mple",
         "http://acquirer_sim:8181", "http://acquirer.example:99999", "https://acquirer.example/v1#top"}) {
       assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER", "http", "IDEMGATE_PROVIDER_URL", bad)))
