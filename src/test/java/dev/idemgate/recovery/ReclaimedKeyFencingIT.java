@@ -59,8 +59,7 @@ class ReclaimedKeyFencingIT {
   void staleOwnerCannotReleaseTheNewClaim() {
     String key = Http.newKey();
     StoreClaim.Claimed old = claim(key);
-    releasedByRecovery(key);
-    StoreClaim.Claimed current = claim(key);
+    StoreClaim.Claimed current = releasedAndClaimedAgain(key);
     assertThat(current.epoch()).as("the premise: a key claimed anew starts again at the same epoch").isEqualTo(old.epoch());
 
     assertThat(Http.await(store.release(MERCHANT, new IdempotencyKey(key), old.epoch(), old.paymentId())))
@@ -77,8 +76,7 @@ class ReclaimedKeyFencingIT {
   void staleRecoveryCannotTouchTheNewRecord() {
     String key = Http.newKey();
     StoreClaim.Claimed old = claim(key);
-    releasedByRecovery(key);
-    StoreClaim.Claimed current = claim(key);
+    StoreClaim.Claimed current = releasedAndClaimedAgain(key);
     db.query("UPDATE idemgate.idempotency_keys SET state = 'PENDING', next_inquiry_at = now() + interval '1 hour' "
         + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT, key);
     OffsetDateTime nextInquiry = nextInquiry(key);
@@ -100,9 +98,13 @@ class ReclaimedKeyFencingIT {
     return (StoreClaim.Claimed) claim;
   }
 
-  /** What recovery's release of a charge the provider never saw leaves: no record of the key. */
-  private static void releasedByRecovery(String key) {
+  /**
+   * The key released as recovery releases a charge the provider never saw (no record of it is
+   * left), then claimed by a new request: that request's claim.
+   */
+  private static StoreClaim.Claimed releasedAndClaimedAgain(String key) {
     db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT, key);
+    return claim(key);
   }
 
   private static DueRecord due(String key, StoreClaim.Claimed claim) {
