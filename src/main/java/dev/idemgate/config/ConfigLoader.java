@@ -152,12 +152,14 @@ public final class ConfigLoader {
         positive(v, "recovery_batch"),
         merchantTtls(v.get("merchant_key_ttl")),
         positive(v, "retention_batch"),
-        replayCacheEntries(v),
+        upTo(v, "replay_cache_entries", MAX_REPLAY_CACHE_ENTRIES,
+            "0 and " + MAX_REPLAY_CACHE_ENTRIES + " (about 1 KiB of heap each)"),
         nonNegative(v, "simulator_latency_ms"),
         nonNegative(v, "simulator_slow_ms"),
         tlsCert,
         tlsKey,
-        apiInstances(v),
+        upTo(v, "api_instances", MAX_API_INSTANCES,
+            "0 (one per core) and " + MAX_API_INSTANCES + " (each has its own PostgreSQL pool and Redis connections)"),
         bool(v, "metrics_enabled"),
         duration(v, "drain_timeout"),
         atLeast(v, "request_body_timeout", "100ms"),
@@ -171,20 +173,14 @@ public final class ConfigLoader {
         duplicateFields(v));
   }
 
-  private static int apiInstances(Map<String, String> v) {
-    long n = nonNegative(v, "api_instances");
-    if (n > MAX_API_INSTANCES) {
-      throw new ConfigException("api_instances: must be between 0 (one per core) and " + MAX_API_INSTANCES
-          + " (each has its own PostgreSQL pool and Redis connections), got " + v.get("api_instances"));
-    }
-    return (int) n;
-  }
-
-  private static int replayCacheEntries(Map<String, String> v) {
-    long n = nonNegative(v, "replay_cache_entries");
-    if (n > MAX_REPLAY_CACHE_ENTRIES) {
-      throw new ConfigException("replay_cache_entries: must be between 0 and " + MAX_REPLAY_CACHE_ENTRIES
-          + " (about 1 KiB of heap each), got " + v.get("replay_cache_entries"));
+  /**
+   * A whole number from 0 to {@code max}, else the setting is refused at start with a message
+   * naming the range ({@code range}: what its two ends mean).
+   */
+  private static int upTo(Map<String, String> v, String key, int max, String range) {
+    long n = nonNegative(v, key);
+    if (n > max) {
+      throw new ConfigException(key + ": must be between " + range + ", got " + v.get(key));
     }
     return (int) n;
   }
