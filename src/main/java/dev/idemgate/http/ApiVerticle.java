@@ -339,8 +339,8 @@ public final class ApiVerticle extends VerticleBase {
       reject(ctx, new ApiProblem(ErrorCode.CARD_DATA_REJECTED, "the field " + card.field()
           + " holds what looks like a card number; send a payment token in source, never card data"));
     } else if (parsed instanceof ParsedPayment.Valid valid) {
-      PaymentService.PayCommand cmd = new PaymentService.PayCommand(merchant, key, valid.request(),
-          PaymentService.fingerprint(valid.body()), bodyDigest);
+      PaymentService.PayCommand cmd = new PaymentService.PayCommand(merchant, key, valid.request(), valid.body(),
+          bodyDigest);
       // Anomalies (DESIGN §7): for a new payment only (after the gate), one Redis step. Under policy
       // reject it runs before the claim, so a refused twin is never claimed or charged; under flag it
       // cannot refuse, so it runs beside the claim. The check never fails a payment.

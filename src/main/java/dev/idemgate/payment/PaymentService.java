@@ -4,6 +4,7 @@ import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.ClaimRequest;
 import dev.idemgate.idempotency.Completion;
 import dev.idemgate.idempotency.CompletionNotifier;
+import dev.idemgate.idempotency.Fingerprint;
 import dev.idemgate.idempotency.GateDecision;
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.IdempotencyStore;
@@ -20,6 +21,7 @@ import dev.idemgate.provider.ProviderOutcome;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonObject;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Optional;
@@ -94,7 +96,18 @@ public final class PaymentService {
    * SHA-256 of the body's bytes (for the {@link ReplayCache}; null to leave the cache alone).
    */
   public record PayCommand(String merchantId, IdempotencyKey key, PaymentRequest request, String fingerprint,
-      String bodyDigest) {}
+      String bodyDigest, String fingerprintWithNulls) {
+
+    /** @param body the parsed body: both fingerprints are taken from it */
+    public PayCommand(String merchantId, IdempotencyKey key, PaymentRequest request, JsonObject body, String bodyDigest) {
+      this(merchantId, key, request, PaymentService.fingerprint(body), bodyDigest, PaymentService.fingerprintWithNulls(body));
+    }
+
+    /** The same payment under the fingerprint of the body as sent, which has no second one to try. */
+    PayCommand asSent() {
+      return new PayCommand(merchantId, key, request, fingerprintWithNulls, bodyDigest, null);
+    }
+  }
 
   /**
    * Like {@link #pay(PayCommand)}, but a request whose twin is in flight waits up to
@@ -154,8 +167,23 @@ public final class PaymentService {
     return pay(cmd, ClaimGuard.NONE);
   }
 
-  /** One payment: the gate, then (for a new payment only) the guard, then the claim and the charge. */
+  /**
+   * One payment. A body with a member sent as {@code null} is looked up under its fingerprint as
+   * sent too, if the key is held for another payload: a payment made before the fingerprint
+   * dropped null members is stored under that one.
+   */
   public Future<PayOutcome> pay(PayCommand cmd, ClaimGuard guard) {
+    Future<PayOutcome> paid = payOnce(cmd, guard);
+    if (cmd.fingerprintWithNulls() == null) {
+      return paid;
+    }
+    return paid.compose(outcome -> outcome instanceof PayOutcome.KeyReused
+        ? payOnce(cmd.asSent(), guard)
+        : Future.succeededFuture(outcome));
+  }
+
+  /** One payment: the gate, then (for a new payment only) the guard, then the claim and the charge. */
+  private Future<PayOutcome> payOnce(PayCommand cmd, ClaimGuard guard) {
     return metrics.timeGate(() -> gate.claim(cmd.merchantId(), cmd.key(), cmd.fingerprint())).compose(decision -> {
       if (decision instanceof GateDecision.Replay replay) {
         replays.remember(cmd.merchantId(), cmd.key(), cmd.bodyDigest(), replay.response());
@@ -393,7 +421,35 @@ public final class PaymentService {
     return redisClaim == null ? Future.succeededFuture() : gate.release(cmd.merchantId(), cmd.key(), redisClaim);
   }
 
-  public static String fingerprint(io.vertx.core.json.JsonObject body) {
-    return dev.idemgate.idempotency.Fingerprint.of(OPERATION, body);
+  /**
+   * The payload's fingerprint, over the body as meant: a top-level member sent as {@code null} is
+   * left out, as validation reads it (an optional field sent as null and one not sent are one
+   * payment, whichever a client's serializer writes on a retry). Nulls inside {@code metadata} are
+   * the merchant's data and count.
+   */
+  public static String fingerprint(JsonObject body) {
+    return Fingerprint.of(OPERATION, withoutNullMembers(body));
+  }
+
+  /**
+   * The fingerprint over the body as sent, nulls included, as it was taken before null members were
+   * left out; null when the body has no null member (the two are then one). Payments made before
+   * that change are stored under it, for up to one {@code key_ttl} after it.
+   */
+  static String fingerprintWithNulls(JsonObject body) {
+    return body.getMap().containsValue(null) ? Fingerprint.of(OPERATION, body) : null;
+  }
+
+  private static JsonObject withoutNullMembers(JsonObject body) {
+    if (!body.getMap().containsValue(null)) {
+      return body;
+    }
+    JsonObject meant = new JsonObject();
+    body.getMap().forEach((name, value) -> {
+      if (value != null) {
+        meant.put(name, value);
+      }
+    });
+    return meant;
   }
 }

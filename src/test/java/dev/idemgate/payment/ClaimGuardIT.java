@@ -110,7 +110,7 @@ class ClaimGuardIT {
     ParsedPayment.Valid valid = (ParsedPayment.Valid) PaymentRequestParser.parse(
         Buffer.buffer(Http.payment(amount, "tok_visa").encode()));
     return new PaymentService.PayCommand(TestGateway.MERCHANT_A, new IdempotencyKey(Http.newKey()), valid.request(),
-        PaymentService.fingerprint(valid.body()), null);
+        valid.body(), null);
   }
 
   /** The key's state in PostgreSQL, or null when it was never claimed. */
