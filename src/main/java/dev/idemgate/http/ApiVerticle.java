@@ -316,6 +316,11 @@ public final class ApiVerticle extends VerticleBase {
 
   private void pay(RoutingContext ctx) {
     ctx.<BodyDeadlines<RoutingContext>.Waiting>get(BODY_DEADLINE).done(); // the body is in
+    if (ctx.response().ended()) {
+      // Answered 408 ("nothing was claimed or charged") while the last bytes came in: the 408 may
+      // still be waiting to go out, so the stream is not reset yet. The answer stands.
+      return;
+    }
     String merchant = ctx.get("merchant");
     IdempotencyKey key = ctx.get("key");
     // No buffer at all when an HTTP/1.1 request has neither Content-Length nor Transfer-Encoding

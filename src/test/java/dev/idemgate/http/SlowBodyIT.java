@@ -11,6 +11,7 @@ import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.Waits;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
+import io.vertx.core.http.Http2Settings;
 import io.vertx.core.http.HttpClient;
 import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.HttpClientRequest;
@@ -114,6 +115,34 @@ class SlowBodyIT {
           .compose(r -> r.send(Http.payment(1700, "tok_slow").encode()))
           .map(response -> response.statusCode()));
       assertThat(paid).isEqualTo(201);
+    } finally {
+      Http.await(vertx.close());
+    }
+  }
+  @Test
+  @DisplayName("h2c: a body that arrives while its 408 cannot go out (the client's window is 1 byte) is not paid: "
+      + "the 408 said nothing was claimed or charged")
+  void http2BodyArrivingAfterItsTimeout() {
+    Vertx vertx = Vertx.vertx();
+    try {
+      // A stream window of 1 byte: the 408's headers go out, its body waits, so the stream is not reset yet.
+      HttpClient client = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
+          .setHttp2ClearTextUpgrade(false).setInitialSettings(new Http2Settings().setInitialWindowSize(1)));
+      String key = Http.newKey();
+      RequestOptions options = new RequestOptions().setMethod(HttpMethod.POST).setHost("127.0.0.1")
+          .setPort(gateway.apiPort()).setURI("/pay").addHeader("Authorization", "Bearer " + KEY_A)
+          .addHeader("Content-Type", "application/json").addHeader("Idempotency-Key", key);
+      Promise<Integer> status = Promise.promise();
+      HttpClientRequest request = Http.await(client.request(options));
+      request.setChunked(true).exceptionHandler(e -> { }); // the reset that may follow is expected
+      request.response().onSuccess(response -> status.tryComplete(response.statusCode()));
+      String body = Http.payment(1800, "tok_visa").encode();
+      Http.await(request.write(body.substring(0, 10)));
+      assertThat(Http.await(status.future())).isEqualTo(408);
+
+      request.end(body.substring(10));
+      Waits.sleep(1_500); // time enough for a claim and a charge, had they been made
+      assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key)).isZero();
     } finally {
       Http.await(vertx.close());
     }
