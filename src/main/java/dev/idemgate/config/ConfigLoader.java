@@ -163,6 +163,7 @@ public final class ConfigLoader {
         bool(v, "metrics_enabled"),
         duration(v, "drain_timeout"),
         atLeast(v, "request_body_timeout", "100ms"),
+        atLeast(v, "http_idle_timeout", "1s"),
         rateLimit("rate_limit", v.get("rate_limit")),
         merchantRateLimits(v.get("merchant_rate_limit")),
         logLevel(v),

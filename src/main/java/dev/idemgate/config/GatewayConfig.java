@@ -50,6 +50,7 @@ public record GatewayConfig(
     boolean metricsEnabled,
     Duration drainTimeout,
     Duration requestBodyTimeout,
+    Duration httpIdleTimeout,
     long rateLimit,
     Map<String, Long> merchantRateLimit,
     String logLevel,
@@ -177,6 +178,7 @@ public record GatewayConfig(
         + ", metrics_enabled=" + metricsEnabled
         + ", drain_timeout=" + drainTimeout
         + ", request_body_timeout=" + requestBodyTimeout
+        + ", http_idle_timeout=" + httpIdleTimeout
         + ", rate_limit=" + rateLimit
         + ", merchant_rate_limit=" + merchantRateLimit
         + ", log_level=" + logLevel

@@ -60,6 +60,7 @@ public final class ApiVerticle extends VerticleBase {
   static final int MAX_BODY_BYTES = 64 * 1024;
   static final int MAX_WAIT_SECONDS = 10;
   static final int MAX_CONCURRENT_STREAMS = 256;
+  static final int MAX_HEADER_BYTES = 16 * 1024;
   static final int RST_FLOOD_MAX_FRAMES = 200;
   private static final String KEY_HEADER = "Idempotency-Key";
   /**
@@ -142,7 +143,8 @@ public final class ApiVerticle extends VerticleBase {
     bodyDeadlines = new BodyDeadlines<>(bodyTimeoutMs);
     bodySweepTimer = vertx.setPeriodic(BodyDeadlines.sweepIntervalMillis(bodyTimeoutMs),
         id -> bodyDeadlines.sweep(System.nanoTime(), this::bodyTimedOut));
-    server = vertx.createHttpServer(serverOptions()).requestHandler(router()).connectionHandler(connection -> {
+    server = vertx.createHttpServer(serverOptions()).requestHandler(router())
+        .invalidRequestHandler(Problems::invalidRequest).connectionHandler(connection -> {
       metrics.connectionOpened();
       connection.closeHandler(v -> metrics.connectionClosed());
     });
@@ -170,9 +172,15 @@ public final class ApiVerticle extends VerticleBase {
   private HttpServerOptions serverOptions() {
     HttpServerOptions options = new HttpServerOptions()
         .setHttp2ClearTextEnabled(true)
+        // Vert.x closes nothing idle unless told: an abandoned connection would hold its
+        // descriptor and buffers for ever.
+        .setIdleTimeout((int) config.httpIdleTimeout().toMillis())
+        .setIdleTimeoutUnit(java.util.concurrent.TimeUnit.MILLISECONDS)
+        // HTTP/1.1 headers up to 16 KiB, as HTTP/2's header list below (Vert.x's default is 8 KiB).
+        .setMaxHeaderSize(MAX_HEADER_BYTES)
         // Explicit HTTP/2 limits: streams per connection, and rapid-reset (CVE-2023-44487)
         // protection: more than 200 RST_STREAM frames in 30 s closes the connection.
-        .setInitialSettings(new Http2Settings().setMaxConcurrentStreams(MAX_CONCURRENT_STREAMS).setMaxHeaderListSize(16 * 1024))
+        .setInitialSettings(new Http2Settings().setMaxConcurrentStreams(MAX_CONCURRENT_STREAMS).setMaxHeaderListSize(MAX_HEADER_BYTES))
         .setHttp2RstFloodMaxRstFramePerWindow(RST_FLOOD_MAX_FRAMES)
         .setHttp2RstFloodWindowDuration(30)
         .setHttp2RstFloodWindowDurationTimeUnit(java.util.concurrent.TimeUnit.SECONDS);
@@ -249,7 +257,8 @@ public final class ApiVerticle extends VerticleBase {
   }
 
   private void echoKey(RoutingContext ctx) {
-    String raw = ctx.request().getHeader(KEY_HEADER);
+    List<String> keys = ctx.request().headers().getAll(KEY_HEADER);
+    String raw = keys.size() == 1 ? keys.get(0) : null;
     if (raw != null && raw.length() <= 1024 && raw.chars().allMatch(c -> c >= 0x20 && c <= 0x7e)) {
       ctx.response().putHeader(KEY_HEADER, raw);
     }
@@ -289,16 +298,40 @@ public final class ApiVerticle extends VerticleBase {
 
   private void requireJson(RoutingContext ctx) {
     String type = ctx.request().getHeader("Content-Type");
-    String mime = type == null ? "" : type.split(";", 2)[0].trim().toLowerCase(Locale.ROOT);
-    if (!mime.equals("application/json")) {
+    String[] parts = type == null ? new String[] {""} : type.split(";");
+    if (!parts[0].trim().toLowerCase(Locale.ROOT).equals("application/json")) {
       reject(ctx, new ApiProblem(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send Content-Type: application/json"));
+      return;
+    }
+    // JSON is UTF-8 (RFC 8259 §8.1): a body declared in another charset would be misread as UTF-8.
+    for (int i = 1; i < parts.length; i++) {
+      String[] parameter = parts[i].split("=", 2);
+      if (parameter[0].trim().equalsIgnoreCase("charset") && (parameter.length < 2
+          || !parameter[1].trim().replace("\"", "").equalsIgnoreCase("utf-8"))) {
+        reject(ctx, new ApiProblem(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            "send the body as UTF-8: Content-Type: application/json, or with charset=utf-8"));
+        return;
+      }
+    }
+    String encoding = ctx.request().getHeader("Content-Encoding");
+    if (encoding != null && !encoding.trim().equalsIgnoreCase("identity")) {
+      reject(ctx, new ApiProblem(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+          "send the body uncompressed: no Content-Encoding is supported"));
       return;
     }
     ctx.next();
   }
 
   private void requireKey(RoutingContext ctx) {
-    String raw = ctx.request().getHeader(KEY_HEADER);
+    List<String> keys = ctx.request().headers().getAll(KEY_HEADER);
+    if (keys.size() > 1) {
+      // A client default plus a per-request key, say: taking either would key this payment on a
+      // guess (every payment on the default one would replay the first).
+      reject(ctx, new ApiProblem(ErrorCode.IDEMPOTENCY_KEY_INVALID,
+          "send one Idempotency-Key header; this request has " + keys.size()));
+      return;
+    }
+    String raw = keys.isEmpty() ? null : keys.get(0);
     if (raw == null || raw.isBlank()) {
       reject(ctx, new ApiProblem(ErrorCode.IDEMPOTENCY_KEY_MISSING,
           "send an Idempotency-Key header: 1-255 visible ASCII characters, unique per payment"));

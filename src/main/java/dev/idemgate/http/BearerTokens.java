@@ -6,9 +6,13 @@ import io.vertx.ext.web.RoutingContext;
 final class BearerTokens {
   private BearerTokens() {}
 
-  /** The token, or null when the header is absent or not a bearer credential. */
+  /**
+   * The token, or null when the header is absent, sent more than once (which one was meant is
+   * anybody's guess) or not a bearer credential.
+   */
   static String of(RoutingContext ctx) {
-    String header = ctx.request().getHeader("Authorization");
+    java.util.List<String> headers = ctx.request().headers().getAll("Authorization");
+    String header = headers.size() == 1 ? headers.get(0) : null;
     return header != null && header.regionMatches(true, 0, "Bearer ", 0, 7) ? header.substring(7).trim() : null;
   }
 }

@@ -13,10 +13,12 @@ public enum ErrorCode {
   IDEMPOTENCY_KEY_IN_USE(409, "Idempotency key in use"),
   DUPLICATE_PAYMENT_SUSPECTED(409, "Duplicate payment suspected"),
   PAYLOAD_TOO_LARGE(413, "Payload too large"),
+  URI_TOO_LONG(414, "URI too long"),
   UNSUPPORTED_MEDIA_TYPE(415, "Unsupported media type"),
   EXPECTATION_FAILED(417, "Expectation failed"),
   IDEMPOTENCY_KEY_REUSED(422, "Idempotency key reused"),
   RATE_LIMITED(429, "Rate limited"),
+  REQUEST_HEADER_FIELDS_TOO_LARGE(431, "Request header fields too large"),
   INTERNAL_ERROR(500, "Internal error"),
   PROVIDER_UNAVAILABLE(502, "Provider unavailable"),
   STORE_UNAVAILABLE(503, "Store unavailable");

@@ -1,7 +1,13 @@
 package dev.idemgate.http;
 
+import io.netty.handler.codec.DecoderException;
+import io.netty.handler.codec.http.TooLongHttpHeaderException;
+import io.netty.handler.codec.http.TooLongHttpLineException;
 import io.vertx.core.Future;
 import io.vertx.core.http.HttpClosedException;
+import io.vertx.core.http.HttpServerRequest;
+import io.vertx.core.http.HttpServerResponse;
+import io.vertx.core.http.HttpVersion;
 import io.vertx.core.http.StreamResetException;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.RoutingContext;
@@ -29,6 +35,18 @@ public final class Problems {
       send(ctx, problem);
       return;
     }
+    if (unreadable(failure)) {
+      // The client's bytes are not HTTP (a chunk size that is no number, say): its fault, not ours.
+      log.debug("request {} could not be read: {}", RequestIds.of(ctx), String.valueOf(failure));
+      if (!ctx.response().closed()) {
+        if (ctx.request().version() != HttpVersion.HTTP_2) {
+          ctx.response().putHeader("Connection", "close"); // the framing is lost: nothing after it can be read
+        }
+        send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST,
+            "the request body could not be read: its framing (chunked encoding or length) is broken"));
+      }
+      return;
+    }
     if (failure instanceof HttpClosedException || failure instanceof StreamResetException) {
       // The client hung up (or reset its stream) before its body was in: nobody to answer, and no
       // fault of ours. The access line records it as 499 client_closed.
@@ -54,8 +72,43 @@ public final class Problems {
     }
   }
 
+  /**
+   * A failure raised by Netty's HTTP codec while reading the request: the client sent something
+   * that is not HTTP. Such a failure comes as the codec's own exception (a NumberFormatException
+   * for a bad chunk size), so it is told by where it was thrown.
+   */
+  static boolean unreadable(Throwable failure) {
+    if (failure instanceof DecoderException) {
+      return true;
+    }
+    StackTraceElement[] trace = failure == null ? new StackTraceElement[0] : failure.getStackTrace();
+    return trace.length > 0 && trace[0].getClassName().startsWith("io.netty.handler.codec.");
+  }
+
+  /**
+   * The server's handler of a request line or headers that cannot be read (too long, malformed),
+   * which never reach the router: the same problem body as every other error, then the connection
+   * is closed, as nothing after such a request can be trusted to start where it seems to.
+   */
+  public static void invalidRequest(HttpServerRequest request) {
+    Throwable cause = request.decoderResult().cause();
+    ApiProblem problem = cause instanceof TooLongHttpLineException
+        ? new ApiProblem(ErrorCode.URI_TOO_LONG, "the request line is longer than 4 KiB")
+        : cause instanceof TooLongHttpHeaderException
+            ? new ApiProblem(ErrorCode.REQUEST_HEADER_FIELDS_TOO_LARGE, "the headers are larger than 16 KiB")
+            : new ApiProblem(ErrorCode.INVALID_REQUEST, "the request could not be read as HTTP");
+    log.debug("request refused before routing: {}", String.valueOf(cause));
+    String requestId = RequestIds.newId();
+    request.response().putHeader("X-Request-Id", requestId).putHeader("Connection", "close");
+    render(request.response(), problem, requestId).onComplete(written -> request.connection().close());
+  }
+
   /** Writes the problem as the response; the future completes once it is written. */
   public static Future<Void> send(RoutingContext ctx, ApiProblem problem) {
+    return render(ctx.response(), problem, RequestIds.of(ctx));
+  }
+
+  private static Future<Void> render(HttpServerResponse response, ApiProblem problem, String requestId) {
     ErrorCode code = problem.code();
     JsonObject body = new JsonObject()
         .put("type", "urn:idemgate:problem:" + code.code())
@@ -63,7 +116,7 @@ public final class Problems {
         .put("status", code.status())
         .put("detail", problem.detail())
         .put("code", code.code())
-        .put("request_id", RequestIds.of(ctx));
+        .put("request_id", requestId);
     if (problem.errors() != null) {
       body.put("errors", problem.errors());
     }
@@ -75,9 +128,9 @@ public final class Problems {
       });
     }
     if (problem.retryAfterSeconds() != null) {
-      ctx.response().putHeader("Retry-After", String.valueOf(problem.retryAfterSeconds()));
+      response.putHeader("Retry-After", String.valueOf(problem.retryAfterSeconds()));
     }
-    return ctx.response().setStatusCode(code.status())
+    return response.setStatusCode(code.status())
         .putHeader("Content-Type", "application/problem+json")
         .end(body.encode());
   }

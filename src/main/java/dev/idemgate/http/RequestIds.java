@@ -11,10 +11,14 @@ final class RequestIds {
   private RequestIds() {}
 
   static void assign(RoutingContext ctx) {
-    String id = "req_" + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong());
+    String id = newId();
     ctx.put(KEY, id);
     ctx.response().putHeader("X-Request-Id", id);
     ctx.next();
+  }
+
+  static String newId() {
+    return "req_" + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong());
   }
 
   static String of(RoutingContext ctx) {

@@ -1,0 +1,143 @@
+package dev.idemgate.http;
+
+import static dev.idemgate.support.TestGateway.KEY_A;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ch.qos.logback.classic.Level;
+import dev.idemgate.support.CapturedLogs;
+import dev.idemgate.support.Http;
+import dev.idemgate.support.TestGateway;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.Socket;
+import java.net.SocketTimeoutException;
+import java.nio.charset.StandardCharsets;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Requests a client gets wrong at the HTTP level, over raw sockets: each gets a problem body naming
+ * it (or, past saving, a closed connection), never a 500 or an ERROR line, and nothing is charged.
+ */
+class ClientMistakesIT {
+  private static TestGateway gateway;
+  private static Http http;
+
+  @BeforeAll
+  static void start() {
+    gateway = TestGateway.start(Map.of("IDEMGATE_HTTP_IDLE_TIMEOUT", "2s"));
+    http = new Http();
+  }
+
+  @AfterAll
+  static void stop() {
+    http.close();
+    gateway.close();
+  }
+
+  private static String headers(String key, String extra) {
+    return "POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY_A
+        + "\r\nContent-Type: application/json\r\nIdempotency-Key: " + key + "\r\n" + extra;
+  }
+
+  /** Sends the bytes and reads until the gateway closes the connection (Connection: close is asked). */
+  private static String exchange(String request) throws IOException {
+    try (Socket socket = new Socket("127.0.0.1", gateway.apiPort())) {
+      socket.setSoTimeout(10_000);
+      socket.getOutputStream().write(request.getBytes(StandardCharsets.UTF_8));
+      return new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    }
+  }
+
+  private static String withBody(String key, String extraHeaders, String body) throws IOException {
+    return exchange(headers(key, extraHeaders + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length
+        + "\r\nConnection: close\r\n\r\n" + body));
+  }
+
+  private static final String PAYMENT = "{\"amount\":1000,\"currency\":\"EUR\",\"source\":\"tok_visa\"}";
+
+  @Test
+  @DisplayName("a chunked body whose chunk size is no number is the client's error: at most a 400, no ERROR line, nothing charged")
+  void brokenChunkedBody() throws IOException {
+    String key = Http.newKey();
+    try (CapturedLogs problems = CapturedLogs.of(Problems.class)) {
+      String answer = exchange(headers(key, "Transfer-Encoding: chunked\r\n\r\nzz\r\n" + PAYMENT + "\r\n0\r\n\r\n"));
+      // Vert.x may close the connection before any answer can be written; if one is, it is a 400.
+      if (!answer.isEmpty()) {
+        assertThat(answer).startsWith("HTTP/1.1 400 ").contains("\"code\":\"invalid_request\"");
+      }
+      assertThat(problems.events()).filteredOn(e -> e.getLevel().isGreaterOrEqual(Level.WARN)).isEmpty();
+    }
+    assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key)).isZero();
+  }
+
+  @Test
+  @DisplayName("headers over 16 KiB get 431 and a request line over 4 KiB 414, as problem bodies; 12 KiB of headers are served")
+  void oversizedHeadersAndLines() throws IOException {
+    String bigHeaders = exchange(headers(Http.newKey(), "X-Padding: " + "a".repeat(17 * 1024) + "\r\n\r\n"));
+    assertThat(bigHeaders).startsWith("HTTP/1.1 431 ")
+        .contains("application/problem+json").contains("\"code\":\"request_header_fields_too_large\"")
+        .contains("\"request_id\":\"req_");
+
+    String longLine = exchange("GET /v1/payments/" + "a".repeat(5 * 1024) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    // The line could not be read, so neither could its version: Vert.x answers in HTTP/1.0.
+    assertThat(longLine).startsWith("HTTP/1.0 414 ").contains("\"code\":\"uri_too_long\"");
+
+    String served = withBody(Http.newKey(), "X-Padding: " + "a".repeat(12 * 1024) + "\r\n", PAYMENT);
+    assertThat(served).startsWith("HTTP/1.1 201 ");
+  }
+
+  @Test
+  @DisplayName("two Idempotency-Key headers get 400 idempotency_key_invalid, two Authorization headers 401; nothing charged")
+  void duplicatedHeaders() throws IOException {
+    String key = Http.newKey();
+    String twoKeys = withBody(key, "Idempotency-Key: " + key + "-other\r\n", PAYMENT);
+    assertThat(twoKeys).startsWith("HTTP/1.1 400 ").contains("\"code\":\"idempotency_key_invalid\"");
+    assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key)).isZero();
+    assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key + "-other")).isZero();
+
+    String twoTokens = withBody(Http.newKey(), "Authorization: Bearer " + KEY_A + "\r\n", PAYMENT);
+    assertThat(twoTokens).startsWith("HTTP/1.1 401 ").contains("\"code\":\"unauthorized\"");
+  }
+
+  @Test
+  @DisplayName("a charset other than UTF-8, or a Content-Encoding, gets 415; charset=utf-8 in any spelling is served")
+  void charsetsAndEncodings() throws IOException {
+    String latin1 = exchange(("POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY_A
+        + "\r\nContent-Type: application/json; charset=iso-8859-1\r\nIdempotency-Key: " + Http.newKey()
+        + "\r\nContent-Length: " + PAYMENT.length() + "\r\nConnection: close\r\n\r\n" + PAYMENT));
+    assertThat(latin1).startsWith("HTTP/1.1 415 ").contains("\"code\":\"unsupported_media_type\"").contains("UTF-8");
+
+    String gzip = withBody(Http.newKey(), "Content-Encoding: gzip\r\n", PAYMENT);
+    assertThat(gzip).startsWith("HTTP/1.1 415 ").contains("uncompressed");
+
+    for (String charset : new String[] {"utf-8", "UTF-8", "\"utf-8\""}) {
+      String answer = exchange("POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY_A
+          + "\r\nContent-Type: application/json;charset=" + charset + "\r\nIdempotency-Key: " + Http.newKey()
+          + "\r\nContent-Length: " + PAYMENT.length() + "\r\nConnection: close\r\n\r\n" + PAYMENT);
+      assertThat(answer).as(charset).startsWith("HTTP/1.1 201 ");
+    }
+  }
+
+  @Test
+  @DisplayName("a connection on which nothing is sent is closed after http_idle_timeout")
+  void idleConnectionIsClosed() throws IOException {
+    try (Socket socket = new Socket("127.0.0.1", gateway.apiPort())) {
+      socket.setSoTimeout(10_000);
+      long opened = System.nanoTime();
+      InputStream in = socket.getInputStream();
+      int read;
+      try {
+        read = in.read();
+      } catch (SocketTimeoutException e) {
+        throw new AssertionError("the idle connection was still open after 10 s", e);
+      }
+      long afterMs = (System.nanoTime() - opened) / 1_000_000;
+      assertThat(read).isEqualTo(-1);
+      assertThat(afterMs).isBetween(1_500L, 8_000L);
+    }
+  }
+}
