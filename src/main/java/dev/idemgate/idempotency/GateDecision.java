@@ -11,8 +11,8 @@ public sealed interface GateDecision {
   /** The key is completed with the same payload: replay this. */
   record Replay(StoredResponse response) implements GateDecision {}
 
-  /** The key was used with another payload. */
-  record Mismatch() implements GateDecision {}
+  /** The key was used with another payload, whose fingerprint is {@code heldFingerprint}. */
+  record Mismatch(String heldFingerprint) implements GateDecision {}
 
   /** Redis cannot decide (the key is pending, or Redis is unreachable): PostgreSQL decides alone. */
   record AskStore() implements GateDecision {}

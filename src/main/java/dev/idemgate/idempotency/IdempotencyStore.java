@@ -325,7 +325,7 @@ public final class IdempotencyStore {
 
   private static StoreClaim decide(Row row, String fingerprint) {
     if (!row.getString("fingerprint").equals(fingerprint)) {
-      return new StoreClaim.Mismatch();
+      return new StoreClaim.Mismatch(row.getString("fingerprint"));
     }
     RecordState state = RecordState.valueOf(row.getString("state"));
     if (state == RecordState.PROCESSING) {

@@ -89,7 +89,7 @@ public final class RedisGate {
     }
     String[] parts = stored.split("\\|", 6);
     if (parts.length < 2 || !parts[1].equals(fingerprint)) {
-      return new GateDecision.Mismatch();
+      return new GateDecision.Mismatch(parts.length < 2 ? "" : parts[1]);
     }
     return switch (stored.charAt(0)) {
       case 'P' -> new GateDecision.InFlight();

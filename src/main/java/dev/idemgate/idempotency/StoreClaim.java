@@ -20,6 +20,6 @@ public sealed interface StoreClaim {
   /** The provider outcome is unknown; recovery owns the record. The stored 202 is replayed. */
   record Pending(StoredResponse response) implements StoreClaim {}
 
-  /** The key was used with another payload. */
-  record Mismatch() implements StoreClaim {}
+  /** The key was used with another payload, whose fingerprint is {@code heldFingerprint}. */
+  record Mismatch(String heldFingerprint) implements StoreClaim {}
 }

@@ -13,8 +13,8 @@ public sealed interface PayOutcome {
   /** A twin is in flight: 409 idempotency_key_in_use, retry after this many seconds. */
   record InFlight(int retryAfterSeconds) implements PayOutcome {}
 
-  /** Same key, different payload: 422 idempotency_key_reused. */
-  record KeyReused() implements PayOutcome {}
+  /** Same key, different payload (held under {@code heldFingerprint}): 422 idempotency_key_reused. */
+  record KeyReused(String heldFingerprint) implements PayOutcome {}
 
   /**
    * The provider definitely did not charge: 502 provider_unavailable. The key is released, or, when

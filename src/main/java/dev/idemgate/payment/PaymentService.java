@@ -168,16 +168,18 @@ public final class PaymentService {
   }
 
   /**
-   * One payment. A body with a member sent as {@code null} is looked up under its fingerprint as
-   * sent too, if the key is held for another payload: a payment made before the fingerprint
-   * dropped null members is stored under that one.
+   * One payment. A payment made before the fingerprint left out null members is held under the
+   * fingerprint of its body as sent: a retry of that body is looked up again under that one, only
+   * when that is the fingerprint the key is held under (so the second look finds the payment; it
+   * would claim a new one under the old fingerprint only if the key were freed in between).
    */
   public Future<PayOutcome> pay(PayCommand cmd, ClaimGuard guard) {
     Future<PayOutcome> paid = payOnce(cmd, guard);
     if (cmd.fingerprintWithNulls() == null) {
       return paid;
     }
-    return paid.compose(outcome -> outcome instanceof PayOutcome.KeyReused
+    return paid.compose(outcome -> outcome instanceof PayOutcome.KeyReused reused
+            && cmd.fingerprintWithNulls().equals(reused.heldFingerprint())
         ? payOnce(cmd.asSent(), guard)
         : Future.succeededFuture(outcome));
   }
@@ -190,8 +192,8 @@ public final class PaymentService {
         return Future.succeededFuture(new PayOutcome.Replayed(replay.response()));
       } else if (decision instanceof GateDecision.InFlight) {
         return Future.succeededFuture(new PayOutcome.InFlight(IN_FLIGHT_RETRY_AFTER_SECONDS));
-      } else if (decision instanceof GateDecision.Mismatch) {
-        return Future.succeededFuture(new PayOutcome.KeyReused());
+      } else if (decision instanceof GateDecision.Mismatch mismatch) {
+        return Future.succeededFuture(new PayOutcome.KeyReused(mismatch.heldFingerprint()));
       }
       // Claimed in Redis, or AskStore (PostgreSQL decides alone): a new payment, as far as Redis knows.
       String redisClaim = decision instanceof GateDecision.Claimed claimed ? claimed.token() : null;
@@ -262,7 +264,8 @@ public final class PaymentService {
           } else if (decision instanceof StoreClaim.InFlight) {
             return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.InFlight(IN_FLIGHT_RETRY_AFTER_SECONDS));
           }
-          return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.KeyReused()); // Mismatch
+          StoreClaim.Mismatch mismatch = (StoreClaim.Mismatch) decision; // the one answer left
+          return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.KeyReused(mismatch.heldFingerprint()));
         })
         .recover(failure -> storeDown(cmd, redisClaim, "claim", failure));
   }

@@ -8,6 +8,7 @@ import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.RedisGate;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.Http.Reply;
+import dev.idemgate.support.Scrape;
 import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import io.vertx.core.json.JsonObject;
@@ -107,5 +108,23 @@ class NullMembersIT {
       redis.close();
     }
     assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key)).isEqualTo(1);
+  }
+  @Test
+  @DisplayName("a body with a null, on a key held for another payload, gets 422 after one look: a second look is only for a key held under its fingerprint with nulls")
+  void noSecondLookForAnotherPayload() {
+    String key = Http.newKey();
+    assertThat(pay(key, "{\"amount\":1000,\"currency\":\"EUR\",\"source\":\"tok_visa\"}").status()).isEqualTo(201);
+    double looksBefore = gateLooks();
+    Reply other = pay(key, "{\"amount\":1001,\"currency\":\"EUR\",\"source\":\"tok_visa\",\"description\":null}");
+
+    assertThat(other.status()).isEqualTo(422);
+    assertThat(gateLooks() - looksBefore).isEqualTo(1);
+    assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key)).isEqualTo(1);
+  }
+
+  /** How many times the Redis gate was asked, from the gateway's own timer. */
+  private static double gateLooks() {
+    return Scrape.value(http.get(gateway.managementPort(), "/metrics", null).body(),
+        "idemgate_gate_latency_seconds_count{step=\"claim\"}").orElseThrow();
   }
 }
