@@ -3,6 +3,7 @@ package dev.idemgate.idempotency;
 import dev.idemgate.storage.PipelinedRedis;
 import io.vertx.circuitbreaker.CircuitBreaker;
 import io.vertx.circuitbreaker.CircuitBreakerOptions;
+import io.vertx.circuitbreaker.OpenCircuitException;
 import io.vertx.core.Future;
 import io.vertx.redis.client.Command;
 import io.vertx.redis.client.Request;
@@ -76,6 +77,13 @@ public final class RedisGate {
         .map(previous -> previous == null ? new GateDecision.Claimed(value) : decide(previous.toString(), fingerprint))
         .otherwise(failure -> {
           log.warn("redis gate unavailable, deciding in PostgreSQL alone: {}", failure.toString());
+          if (!(failure instanceof OpenCircuitException)) {
+            // The SET was sent and may have been applied with its reply late: a claim nobody frees,
+            // whose key would answer 409 (or 422 to another payload) for the whole lease, though
+            // this request goes on (or is answered 503, "retry") without it. Deleted if it is there;
+            // sent after the SET on the same connection, so it lands after it.
+            release(merchantId, key, value);
+          }
           return new GateDecision.AskStore();
         });
   }
