@@ -161,6 +161,10 @@ public final class Idemgate implements AutoCloseable {
           "the gateway could not start listening on ports " + config.httpPort() + "/" + config.managementPort());
       merchantKeys.reloadEvery(vertx, config.apiKeysReloadInterval());
       log.info("idemgate ready: api on port {}, management on port {}, {}", config.httpPort(), config.managementPort(), config);
+      if (config.provider().equals("simulator")) {
+        log.warn("provider is the in-process simulator: payments are answered as if charged but no money moves; "
+            + "set provider: http and provider_url for a real acquirer");
+      }
       return new Idemgate(vertx, config, readiness, api, gcMetrics);
     } catch (RuntimeException e) {
       vertx.close();

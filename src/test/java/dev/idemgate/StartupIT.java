@@ -114,6 +114,8 @@ class StartupIT {
       Http.Reply pay = http.pay(Integer.parseInt(env.get("IDEMGATE_HTTP_PORT")), "sk_test_demo", Http.newKey(),
           Http.payment(100, "tok_visa"));
       assertThat(pay.status()).isEqualTo(201);
+      assertThat(Files.readString(out, StandardCharsets.UTF_8)).as("the default provider says it charges nobody")
+          .contains("\"level\":\"WARN\"").contains("provider is the in-process simulator");
     } finally {
       p.destroy();
       assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();

@@ -380,6 +380,16 @@ class KubernetesManifestsTest {
   }
 
   @Test
+  @DisplayName("the pods charge through a real acquirer named in the Secret, never the ConfigMap's in-process simulator")
+  void realAcquirer() {
+    assertThat(env(gateway())).containsEntry("IDEMGATE_PROVIDER", "http");
+    for (String name : new String[] {"IDEMGATE_PROVIDER_URL", "IDEMGATE_PROVIDER_NAME"}) {
+      EnvVar var = gateway().getEnv().stream().filter(v -> v.getName().equals(name)).findFirst().orElseThrow();
+      assertThat(var.getValueFrom().getSecretKeyRef().getKey()).isEqualTo(name);
+    }
+  }
+
+  @Test
   @DisplayName("API keys come only from the mounted file of hashes, in a directory mount that sees the Secret's updates")
   void apiKeysFromTheMountedFile() {
     Map<String, String> env = env(gateway());
