@@ -31,6 +31,7 @@ public final class ConfigLoader {
   static final int MAX_API_INSTANCES = 256;
   static final long MAX_RATE_LIMIT = 1_000_000;
   private static final String ENV_PREFIX = "IDEMGATE_";
+  private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(ConfigLoader.class);
 
   private ConfigLoader() {}
 
@@ -44,7 +45,29 @@ public final class ConfigLoader {
         values.put(key, env);
       }
     }
+    List<String> ignored = ignoredVariables(environment, values.keySet());
+    if (!ignored.isEmpty()) {
+      log.warn("environment variables that name no setting, ignored: {}", String.join(", ", ignored));
+    }
     return build(values);
+  }
+
+  /**
+   * The {@code IDEMGATE_*} variables that set nothing: a misspelt setting
+   * ({@code IDEMGATE_PROVIDER_TIMEOUTS}) would otherwise be dropped without a word. Not refused, as
+   * an unknown key in a file is: the variables of a process are not all ours to name. Left out:
+   * {@code IDEMGATE_CONFIG}, reconciliation's own {@code IDEMGATE_RECONCILIATION_*}, and the
+   * service links Kubernetes sets for a Service named idemgate ({@code IDEMGATE_SERVICE_*},
+   * {@code IDEMGATE_PORT*}).
+   */
+  static List<String> ignoredVariables(Map<String, String> environment, java.util.Set<String> keys) {
+    return environment.keySet().stream()
+        .filter(name -> name.startsWith(ENV_PREFIX))
+        .filter(name -> !keys.contains(name.substring(ENV_PREFIX.length()).toLowerCase(Locale.ROOT)))
+        .filter(name -> !name.equals("IDEMGATE_CONFIG") && !name.startsWith("IDEMGATE_RECONCILIATION_")
+            && !name.startsWith("IDEMGATE_SERVICE_") && !name.equals("IDEMGATE_PORT") && !name.startsWith("IDEMGATE_PORT_"))
+        .sorted()
+        .toList();
   }
 
   /** The file to read when none is named: {@code IDEMGATE_CONFIG}, else {@code conf/idemgate.yaml} if present. */

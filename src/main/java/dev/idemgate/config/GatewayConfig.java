@@ -191,9 +191,12 @@ public record GatewayConfig(
   /**
    * Hides the password part of a {@code scheme://user:password@host} URL, or of each URL of a
    * comma-separated list. Up to the last {@code @} of each: a password may hold a {@code /} (base64
-   * does), which used to end the match, and the password was then logged whole.
+   * does), which used to end the match, and the password was then logged whole. A password given
+   * as a query parameter ({@code ?password=}, which the PostgreSQL client takes, or
+   * {@code sslpassword=}) is hidden too.
    */
   public static String maskPassword(String url) {
-    return url.replaceAll("(://[^:/@,]*:)[^,]*@", "$1***@");
+    return url.replaceAll("(://[^:/@,]*:)[^,]*@", "$1***@")
+        .replaceAll("(?i)([?&](?:ssl)?password=)[^&,]*", "$1***");
   }
 }

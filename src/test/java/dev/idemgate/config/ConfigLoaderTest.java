@@ -84,6 +84,10 @@ class ConfigLoaderTest {
         "IDEMGATE_REDIS_URL", "redis://:a/b@r1:6379,redis://:c/d@r2:6379")).toString())
         .as("passwords holding a '/', and every URL of a list").doesNotContain("s3/cr3t", "a/b", "c/d")
         .contains("postgresql://gw:***@db:5432/pay", "redis://:***@r1:6379,redis://:***@r2:6379");
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PG_URL",
+        "postgresql://gw@db:5432/pay?sslmode=require&Password=s3cr3t&application_name=gw")).toString())
+        .as("a password given as a query parameter").doesNotContain("s3cr3t")
+        .contains("postgresql://gw@db:5432/pay?sslmode=require&Password=***&application_name=gw");
     for (String bad : new String[] {"ftp://acquirer.example", "acquirer.example:8443", "http:///charges", "http://exa mple",
         "http://acquirer_sim:8181", "http://acquirer.example:99999", "https://acquirer.example/v1#top"}) {
       assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER", "http", "IDEMGATE_PROVIDER_URL", bad)))
@@ -214,5 +218,17 @@ class ConfigLoaderTest {
         .isInstanceOf(ConfigException.class).hasMessageStartingWith("api_keys_file:");
     assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_API_KEYS_RELOAD_INTERVAL", "2h")))
         .isInstanceOf(ConfigException.class).hasMessageStartingWith("api_keys_reload_interval:");
+  }
+  @Test
+  @DisplayName("IDEMGATE_ variables that name no setting are listed for a warning, but not Kubernetes' service links or reconciliation's")
+  void ignoredVariables() {
+    Map<String, String> env = new java.util.HashMap<>();
+    for (String name : new String[] {"IDEMGATE_PROVIDER_TIMEOUTS", "IDEMGATE_LEASE", "IDEMGATE_CONFIG", "IDEMGATE_PORT",
+        "IDEMGATE_PORT_8080_TCP_ADDR", "IDEMGATE_SERVICE_HOST", "IDEMGATE_SERVICE_PORT_HTTP", "IDEMGATE_RECONCILIATION_CONFIG",
+        "IDEMGATE_API_KEY", "PATH"}) {
+      env.put(name, "x");
+    }
+    assertThat(ConfigLoader.ignoredVariables(env, java.util.Set.of("lease", "api_keys", "provider_timeout")))
+        .containsExactly("IDEMGATE_API_KEY", "IDEMGATE_PROVIDER_TIMEOUTS");
   }
 }
