@@ -47,10 +47,12 @@ public final class ProviderVerticle extends VerticleBase {
     };
     if (provider instanceof HttpProvider http) {
       // The gauge reads the connector, which this verticle holds (a gauge holds its object weakly).
+      // Half-open reads 0: the next charge tries the acquirer. Vert.x's breaker stays half-open
+      // until that call, so on a quiet pod it would read 1 for good after one blip.
       circuitOpen = Gauge.builder("idemgate.provider.circuit.open", http,
-              p -> p.circuitState() == CircuitBreakerState.CLOSED ? 0 : 1)
-          .description("1 while the http connector's circuit breaker is open or half-open: charges are answered "
-              + "not-attempted (502) without calling the acquirer; else 0")
+              p -> p.circuitState() == CircuitBreakerState.OPEN ? 1 : 0)
+          .description("1 while the http connector's circuit breaker is open: charges are answered "
+              + "not-attempted (502) without calling the acquirer; else 0 (half-open too: the next charge is tried)")
           .register(registry);
     }
     MessageConsumer<ChargeRequest> charges = vertx.eventBus().consumer(CHARGE, this::charge);
