@@ -7,7 +7,11 @@ package dev.idemgate.reconciliation;
 public enum Category {
   /** One payment settled more than once: the customer paid twice. */
   DUPLICATE_CHARGE(Remediation.REFUND_DUPLICATE, 1.0),
-  /** Settled at the provider, no ledger payment: money taken that the books do not know. */
+  /**
+   * A settlement row that matches no ledger payment. Settled: money taken that the books do not know
+   * ({@link Remediation#REFUND_OR_RECORD_ORPHAN}). A refund or chargeback: money already given back
+   * for a payment the books do not know ({@link Remediation#FIND_REVERSED_PAYMENT}), never to be refunded.
+   */
   ORPHAN_AT_PROVIDER(Remediation.REFUND_OR_RECORD_ORPHAN, 0.9),
   /** The ledger says declined or pending and the provider settled, or the ledger says succeeded and the provider reversed. */
   STATUS_MISMATCH(Remediation.CORRECT_LEDGER_STATUS, 0.8),
@@ -20,9 +24,15 @@ public enum Category {
   /** The ledger row is still PROCESSING or PENDING past its lease. */
   STUCK_IN_LEDGER(Remediation.RESOLVE_STUCK, 0.6);
 
-  /** The suggested action for each category. */
+  /** The suggested action: one per category, except an orphan refund or chargeback (above). */
   public enum Remediation {
-    REFUND_DUPLICATE, REFUND_OR_RECORD_ORPHAN, CORRECT_LEDGER_STATUS, RAISE_WITH_PROVIDER, REQUERY_PROVIDER, RESOLVE_STUCK
+    REFUND_DUPLICATE, REFUND_OR_RECORD_ORPHAN, CORRECT_LEDGER_STATUS, RAISE_WITH_PROVIDER, REQUERY_PROVIDER, RESOLVE_STUCK,
+    /**
+     * The provider gave money back (refund, chargeback) for a payment the ledger does not know: find
+     * the payment (another system, a ledger row lost) and record the reversal. Refunding it again
+     * would pay the customer twice.
+     */
+    FIND_REVERSED_PAYMENT
   }
 
   private final Remediation remediation;
@@ -33,6 +43,7 @@ public enum Category {
     this.severity = severity;
   }
 
+  /** The action for a discrepancy of this category (an orphan reversal's is {@link Remediation#FIND_REVERSED_PAYMENT}). */
   public Remediation remediation() {
     return remediation;
   }

@@ -7,14 +7,16 @@ import java.time.Instant;
 import java.util.Currency;
 
 /**
- * One finding of a run, as stored: what it is, what to do, the money at stake and the evidence
- * from both sides. Ledger or settlement fields are null where that side does not exist.
+ * One finding of a run, as stored: what it is, what to do (as stored: an orphan refund or
+ * chargeback is not to be refunded, unlike its category's usual action), the money at stake and the
+ * evidence from both sides. Ledger or settlement fields are null where that side does not exist.
  */
 public record Discrepancy(
     long id,
     int priority,
     double score,
     Category category,
+    Category.Remediation remediation,
     String status,
     long valueMinor,
     String valueCurrency,
@@ -55,7 +57,7 @@ public record Discrepancy(
         .put("id", id)
         .put("priority", priority)
         .put("category", category.name())
-        .put("remediation", category.remediation().name())
+        .put("remediation", remediation.name())
         .put("status", status)
         .put("score", Math.round(score * 1000) / 1000.0)
         .put("value", new JsonObject().put("amount", valueMinor).put("currency", valueCurrency)

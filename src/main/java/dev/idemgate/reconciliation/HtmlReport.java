@@ -27,7 +27,7 @@ final class HtmlReport {
       Category.DUPLICATE_CHARGE, new Look("#c0392b", "Duplicate charge",
           "The provider settled one payment more than once: the customer paid twice."),
       Category.ORPHAN_AT_PROVIDER, new Look("#d35400", "Orphan at provider",
-          "The provider settled money that no payment in our ledger accounts for."),
+          "The provider settled, refunded or charged back money that no payment in our ledger accounts for."),
       Category.STATUS_MISMATCH, new Look("#8e44ad", "Status mismatch",
           "Our ledger and the provider disagree on whether the money moved (declined or pending here, settled there; or reversed there)."),
       Category.AMOUNT_MISMATCH, new Look("#2471a3", "Amount mismatch",
@@ -39,6 +39,7 @@ final class HtmlReport {
       Category.STUCK_IN_LEDGER, new Look("#5d6d7e", "Stuck in ledger",
           "The payment is still being processed in our ledger, long after it should have finished.")));
   private static final Map<Category.Remediation, String> ACTIONS = new EnumMap<>(Map.of(
+      Category.Remediation.FIND_REVERSED_PAYMENT, "Find the reversed payment; do not refund",
       Category.Remediation.REFUND_DUPLICATE, "Refund the duplicate",
       Category.Remediation.REFUND_OR_RECORD_ORPHAN, "Refund, or record the payment",
       Category.Remediation.CORRECT_LEDGER_STATUS, "Correct the ledger status",
@@ -146,7 +147,10 @@ final class HtmlReport {
         + "<th>What to do</th><th class=\"num\">Count</th></tr></thead><tbody>");
     for (Category category : Category.values()) {
       out.write("<tr><td>" + tag(category) + "</td><td>" + esc(LOOKS.get(category).meaning()) + "</td><td>"
-          + esc(ACTIONS.get(category.remediation())) + "</td><td class=\"num\">"
+          + esc(ACTIONS.get(category.remediation())
+              + (category == Category.ORPHAN_AT_PROVIDER ? "; for a refund or chargeback: "
+                  + ACTIONS.get(Category.Remediation.FIND_REVERSED_PAYMENT) : ""))
+          + "</td><td class=\"num\">"
           + String.format(Locale.ROOT, "%,d", counts.getLong(category.name(), 0L)) + "</td></tr>");
     }
     out.write("</tbody></table>\n");
@@ -229,7 +233,7 @@ final class HtmlReport {
     String match = d.matchMethod() == null ? "<span class=\"muted\">—</span>"
         : esc(d.matchMethod().replace('_', ' ')) + String.format(Locale.ROOT, "<br><span class=\"muted\">%.0f%%</span>", 100 * d.confidence());
     return "<tr><td class=\"num\">" + d.priority() + "</td><td>" + tag(d.category()) + "</td><td>"
-        + esc(ACTIONS.get(d.category().remediation())) + "</td><td class=\"num\"><b>"
+        + esc(ACTIONS.get(d.remediation())) + "</td><td class=\"num\"><b>"
         + esc(money(d.valueMinor(), d.valueCurrency())) + "</b></td><td class=\"num\">" + ledger
         + "</td><td class=\"num\">" + provider + "</td><td>" + ids + "</td><td>" + match + "</td><td class=\"num\">"
         + String.format(Locale.ROOT, "%.1f", d.ageDays(run.asOf())) + "</td></tr>\n";

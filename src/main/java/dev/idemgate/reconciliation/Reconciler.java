@@ -153,6 +153,11 @@ public final class Reconciler {
         + "confidence double precision NOT NULL) ON COMMIT DROP");
     matchByReference(c);
     matchByProviderKey(c);
+    // A refund or chargeback can come months after its charge, far before this file's window.
+    if (loadPaymentsBeyondWindow(c, r, from, to) > 0) {
+      matchByReference(c);
+      matchByProviderKey(c);
+    }
     execute(c, "CREATE INDEX ON recon_match (payment_id)");
     execute(c, "ANALYZE recon_match");
     JsonObject model = matchProbabilistically(c);
@@ -374,7 +379,8 @@ public final class Reconciler {
         CREATE TEMP TABLE recon_ledger (
           id text NOT NULL, kind text NOT NULL, merchant_id text NOT NULL, provider_key text, amount bigint NOT NULL,
           currency text NOT NULL, status text NOT NULL, provider_reference text, ref_key text,
-          created_at timestamptz NOT NULL, key_state text, lease_expires_at timestamptz, stuck boolean NOT NULL)
+          created_at timestamptz NOT NULL, key_state text, lease_expires_at timestamptz, stuck boolean NOT NULL,
+          in_window boolean NOT NULL DEFAULT true)
         ON COMMIT DROP""");
     String merchant = r.merchantPrefix().isPresent() ? " AND left(%s.merchant_id, length(?)) = ?" : "";
     String provider = r.provider().isPresent() ? " AND p.provider = ?" : "";
@@ -443,8 +449,59 @@ public final class Reconciler {
                  count(*) OVER (PARTITION BY s.line) AS candidates,
                  count(*) FILTER (WHERE l.merchant_id = s.merchant_id) OVER (PARTITION BY s.line) AS same_merchant_candidates
           FROM recon_stage s JOIN recon_ledger l ON l.ref_key = s.ref_key
-          WHERE s.ref_key IS NOT NULL) c
+          WHERE s.ref_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)) c
         WHERE candidates = 1 OR (same_merchant AND same_merchant_candidates = 1)""");
+  }
+
+  /**
+   * Step 1b. The settlement rows still unmatched that carry a reference or a provider key are looked
+   * up in the whole ledger (of the provider and merchants asked for), through its indexes on
+   * provider_key and on the normalised reference: a refund or chargeback of a payment charged long
+   * before the file's window, or a late settlement, names a payment that is no orphan. The payments
+   * found join recon_ledger with in_window false, so that steps 1 and 2 can match them.
+   *
+   * <p>Invariant: a payment outside the window is only ever matched by its reference or key. It is
+   * no candidate of the probabilistic step, never expected (MISSING_IN_SETTLEMENT) and not counted
+   * in the window. A reference names a payment outside the window only for the row's own merchant
+   * when the row has one: simulator references restart at every start, so an old payment of another
+   * merchant may carry the same one.
+   *
+   * @return how many payments were added
+   */
+  private static int loadPaymentsBeyondWindow(Connection c, ReconciliationRequest r, Instant from, Instant to)
+      throws SQLException {
+    String provider = r.provider().isPresent() ? " AND p.provider = ?" : "";
+    String merchant = r.merchantPrefix().isPresent() ? " AND left(p.merchant_id, length(?)) = ?" : "";
+    String sql = """
+        INSERT INTO recon_ledger
+        SELECT p.id, 'payment', p.merchant_id, p.provider_key, p.amount, p.currency, p.status, p.provider_reference,
+               idemgate.recon_ref_norm(p.provider_reference), p.created_at, k.state, k.lease_expires_at,
+               coalesce(k.lease_expires_at < ?, false), false
+        FROM idemgate.payments p
+        LEFT JOIN (SELECT payment_id, state, lease_expires_at FROM idemgate.idempotency_keys
+                   WHERE state IN ('PROCESSING', 'PENDING')) k ON k.payment_id = p.id
+        WHERE p.id IN (
+            SELECT q.id FROM recon_stage s JOIN idemgate.payments q ON q.provider_key = s.provider_key
+            WHERE s.provider_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)
+            UNION
+            SELECT q.id FROM recon_stage s JOIN idemgate.payments q ON idemgate.recon_ref_norm(q.provider_reference) = s.ref_key
+            WHERE s.ref_key IS NOT NULL AND (s.merchant_id IS NULL OR q.merchant_id = s.merchant_id)
+              AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line))
+          AND NOT (p.created_at >= ? AND p.created_at < ?)""" + provider + merchant;
+    try (PreparedStatement s = c.prepareStatement(sql)) {
+      int i = 1;
+      s.setTimestamp(i++, Timestamp.from(r.asOf()));
+      s.setTimestamp(i++, Timestamp.from(from));
+      s.setTimestamp(i++, Timestamp.from(to));
+      if (r.provider().isPresent()) {
+        s.setString(i++, r.provider().get());
+      }
+      if (r.merchantPrefix().isPresent()) {
+        s.setString(i++, r.merchantPrefix().get());
+        s.setString(i, r.merchantPrefix().get());
+      }
+      return s.executeUpdate();
+    }
   }
 
   /** Step 2: the provider key is the gateway's own idempotency key at the provider, unique per charge. */
@@ -474,7 +531,7 @@ public final class Reconciler {
     execute(c, """
         CREATE TEMP TABLE recon_left_ledger ON COMMIT DROP AS
         SELECT l.* FROM recon_ledger l
-        WHERE l.kind = 'payment' AND l.status = 'succeeded'
+        WHERE l.kind = 'payment' AND l.status = 'succeeded' AND l.in_window
           AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.payment_id = l.id)""");
     execute(c, "ANALYZE recon_left_settlement");
     execute(c, "ANALYZE recon_left_ledger");
@@ -649,18 +706,24 @@ public final class Reconciler {
                  'times_settled', p.times_settled)
         FROM recon_pair p
         WHERE p.role = 'duplicate'""".formatted(PAIR_COLUMNS));
-    insert(c, runId, Category.ORPHAN_AT_PROVIDER, """
-        SELECT ?, ?, ?, s.amount, s.currency, NULL, s.merchant_id, s.settlement_id, s.line, s.provider_reference,
+    // A refund or chargeback that matches no payment gave money back already: refunding it too would
+    // pay the customer twice, so it gets its own action.
+    try (PreparedStatement orphans = c.prepareStatement(INSERT + """
+        SELECT ?, ?, CASE WHEN s.status = 'settled' THEN ? ELSE ? END, s.amount, s.currency, NULL, s.merchant_id, s.settlement_id, s.line, s.provider_reference,
                s.provider_key, NULL, NULL, NULL, s.amount, s.currency, s.status, NULL, NULL, s.settled_at,
                jsonb_strip_nulls(jsonb_build_object(
                  'reason', CASE WHEN s.ref_key IS NULL AND s.provider_key IS NULL
                                 THEN 'no reference or key, and no ledger payment close enough in amount, merchant and time'
-                                ELSE 'no ledger payment in the window has this reference or provider key' END,
+                                ELSE 'no single ledger payment has this reference or provider key' END,
                  'candidate_payment_id', rv.payment_id, 'candidate_confidence', round(rv.confidence::numeric, 4)))
         FROM recon_stage s
         LEFT JOIN LATERAL (SELECT payment_id, confidence FROM recon_review v WHERE v.line = s.line
                            ORDER BY confidence DESC LIMIT 1) rv ON true
-        WHERE NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)""");
+        WHERE NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)""")) {
+      categoryParams(orphans, runId, Category.ORPHAN_AT_PROVIDER);
+      orphans.setString(4, Category.Remediation.FIND_REVERSED_PAYMENT.name());
+      orphans.executeUpdate();
+    }
     insert(c, runId, Category.STATUS_MISMATCH, """
         SELECT ?, ?, ?, p.amount, p.currency, %s, p.created_at,
                jsonb_build_object('ledger_status', p.ledger_status, 'settlement_status', p.status,
@@ -689,7 +752,7 @@ public final class Reconciler {
         FROM recon_ledger l
         LEFT JOIN LATERAL (SELECT line, confidence FROM recon_review v WHERE v.payment_id = l.id
                            ORDER BY confidence DESC LIMIT 1) rv ON true
-        WHERE l.kind = 'payment' AND l.status = 'succeeded' AND l.created_at >= ? AND l.created_at <= ?
+        WHERE l.kind = 'payment' AND l.status = 'succeeded' AND l.in_window AND l.created_at >= ? AND l.created_at <= ?
           AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.payment_id = l.id)""")) {
       categoryParams(s, runId, Category.MISSING_IN_SETTLEMENT);
       s.setLong(4, settings.settlementLag().toSeconds());
@@ -848,7 +911,8 @@ public final class Reconciler {
             .put("outside_merchant_filter", ingest.filteredOut)
             .put("reconciled", ingest.staged).put("matched", matched))
         .put("ledger", new JsonObject()
-            .put("payments_in_window", count(c, "SELECT count(*) FROM recon_ledger WHERE kind = 'payment'"))
+            .put("payments_in_window", count(c, "SELECT count(*) FROM recon_ledger WHERE kind = 'payment' AND in_window"))
+            .put("payments_outside_window", count(c, "SELECT count(*) FROM recon_ledger WHERE NOT in_window"))
             .put("claims_in_flight", count(c, "SELECT count(*) FROM recon_ledger WHERE kind = 'claim'")))
         .put("matches", matches)
         .put("needs_review", count(c, "SELECT count(DISTINCT line) FROM recon_review"))

@@ -51,7 +51,7 @@ final class ReconciliationStore {
         SELECT id, priority, score, category, status, value_minor, value_currency, payment_id, merchant_id,
                settlement_id, settlement_line, provider_reference, provider_key, ledger_amount, ledger_currency,
                ledger_status, settlement_amount, settlement_currency, settlement_status, match_method, confidence,
-               occurred_at, evidence::text
+               occurred_at, evidence::text, remediation
         FROM idemgate.reconciliation_discrepancies WHERE run_id = ? ORDER BY priority"""
         + (limit > 0 ? " LIMIT " + limit : ""))) {
       s.setFetchSize(FETCH);
@@ -59,7 +59,7 @@ final class ReconciliationStore {
       try (ResultSet rs = s.executeQuery()) {
         while (rs.next()) {
           sink.accept(new Discrepancy(rs.getLong(1), rs.getInt(2), rs.getDouble(3), Category.valueOf(rs.getString(4)),
-              rs.getString(5), rs.getLong(6), rs.getString(7), rs.getString(8), rs.getString(9), rs.getString(10),
+              Category.Remediation.valueOf(rs.getString(24)), rs.getString(5), rs.getLong(6), rs.getString(7), rs.getString(8), rs.getString(9), rs.getString(10),
               (Long) rs.getObject(11), rs.getString(12), rs.getString(13), (Long) rs.getObject(14), rs.getString(15),
               rs.getString(16), (Long) rs.getObject(17), rs.getString(18), rs.getString(19), rs.getString(20),
               (Double) rs.getObject(21), instant(rs, 22), new JsonObject(rs.getString(23))));

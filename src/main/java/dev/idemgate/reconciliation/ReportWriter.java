@@ -57,7 +57,7 @@ public final class ReportWriter {
     out.write(String.join(",", CSV_COLUMNS));
     out.write("\r\n");
     ReconciliationStore.discrepancies(c, run.id(), 0, d -> {
-      Object[] values = {d.priority(), d.category().name(), d.category().remediation().name(), d.status(),
+      Object[] values = {d.priority(), d.category().name(), d.remediation().name(), d.status(),
           String.format(Locale.ROOT, "%.3f", d.score()), Discrepancy.major(d.valueMinor(), d.valueCurrency()),
           d.valueCurrency(), d.valueMinor(), d.paymentId(), d.merchantId(), d.settlementId(), d.settlementLine(),
           d.providerReference(), d.providerKey(), d.ledgerAmount(), d.ledgerCurrency(), d.ledgerStatus(),

@@ -2,6 +2,7 @@ package dev.idemgate.storage;
 
 import io.vertx.pgclient.PgConnectOptions;
 import java.sql.SQLException;
+import java.util.Map;
 import org.flywaydb.core.Flyway;
 import org.flywaydb.core.api.output.MigrateResult;
 
@@ -9,6 +10,11 @@ import org.flywaydb.core.api.output.MigrateResult;
  * Creates and migrates the schema with Flyway. Runs on the caller's thread over JDBC, so it is
  * called at start-up before any verticle is deployed, never on an event loop. Flyway takes a
  * PostgreSQL advisory lock, so instances starting together migrate once.
+ *
+ * <p>The lock is a session lock, taken by polling {@code pg_try_advisory_lock}, not Flyway's default
+ * transactional one: a migration that builds an index CONCURRENTLY (outside a transaction, so that a
+ * live table is not locked for writes) waits for every older transaction to end, and would wait
+ * forever for the transaction that holds a transactional lock.
  */
 public final class Migrations {
   private Migrations() {}
@@ -23,6 +29,7 @@ public final class Migrations {
           .schemas(Postgres.SCHEMA)
           .createSchemas(true)
           .locations("classpath:db/migration")
+          .configuration(Map.of("flyway.postgresql.transactional.lock", "false"))
           .load()
           .migrate();
       return result.migrationsExecuted;

@@ -394,6 +394,56 @@ class ReconciliationIT {
     }
   }
 
+  @Test
+  @DisplayName("a refund or chargeback of a payment charged long before the file is matched in the whole ledger "
+      + "(reference, reformatted reference or provider key), never called an orphan to refund; "
+      + "an orphan reversal is to be traced, not refunded")
+  void reversalsOfPaymentsBeforeTheWindow() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      // A week's file, like 1-7 June, holding reversals of payments charged some 40 days before it.
+      Instant day = Instant.now().truncatedTo(ChronoUnit.DAYS).minus(Duration.ofDays(10));
+      Instant april = day.minus(Duration.ofDays(40));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder csv = new StringBuilder(HEADER);
+      for (int i = 0; i < 6; i++) {
+        Instant charged = day.plus(Duration.ofDays(i)).plus(Duration.ofHours(2));
+        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_" + i, charged);
+        csv.append(row("s_" + i, p + "ch_" + i, null, m1, 1_000 + i, "EUR", "settled", charged.plus(Duration.ofHours(3))));
+      }
+      String chargedBack = ledger.payment("m1", 1_999, "EUR", "succeeded", p + "ch_123", april);
+      csv.append(row("cb1", p + "ch_123", null, m1, 1_999, "EUR", "chargeback", day.plus(Duration.ofDays(2))));
+      String refunded = ledger.payment("m1", 2_500, "EUR", "succeeded", p + "ch_refund_me", april);
+      csv.append(row("rf1", (p + "ch_refund_me").toUpperCase().replace('_', '-'), null, m1, 2_500, "EUR", "refunded",
+          day.plus(Duration.ofDays(3))));
+      String byKey = ledger.payment("m1", 3_100, "EUR", "succeeded", null, april);
+      csv.append(row("rf2", null, LedgerFixture.providerKey(byKey), m1, 3_100, "EUR", "refunded", day.plus(Duration.ofDays(3))));
+      // Another merchant's old payment with the same reference (simulator references restart) is not m1's.
+      ledger.payment("m2", 4_000, "EUR", "succeeded", p + "ch_reused", april);
+      csv.append(row("cb2", p + "ch_reused", null, m1, 4_000, "EUR", "chargeback", day.plus(Duration.ofDays(4))));
+
+      JsonObject json = reconcile(dir.resolve("june.csv"), csv.toString(), p);
+
+      JsonObject byCategory = json.getJsonObject("summary").getJsonObject("by_category");
+      assertThat(byCategory.getLong("ORPHAN_AT_PROVIDER")).as(json.getJsonArray("discrepancies").encode()).isEqualTo(1);
+      assertThat(byCategory.getLong("STATUS_MISMATCH")).isEqualTo(3);
+      assertThat(byCategory.getLong("MISSING_IN_SETTLEMENT")).isZero();
+      Map<String, JsonObject> bySettlement = new HashMap<>();
+      json.getJsonArray("discrepancies").forEach(o -> bySettlement.put(((JsonObject) o).getString("settlement_id"), (JsonObject) o));
+      for (Map.Entry<String, String> reversal : Map.of("cb1", chargedBack, "rf1", refunded, "rf2", byKey).entrySet()) {
+        JsonObject d = bySettlement.get(reversal.getKey());
+        assertThat(d.getString("category")).as(reversal.getKey()).isEqualTo("STATUS_MISMATCH");
+        assertThat(d.getString("payment_id")).as(reversal.getKey()).isEqualTo(reversal.getValue());
+        assertThat(d.getString("remediation")).as(reversal.getKey()).isEqualTo("CORRECT_LEDGER_STATUS");
+      }
+      JsonObject orphan = bySettlement.get("cb2");
+      assertThat(orphan.getString("category")).isEqualTo("ORPHAN_AT_PROVIDER");
+      assertThat(orphan.getString("remediation")).isEqualTo("FIND_REVERSED_PAYMENT");
+      assertThat(json.getJsonArray("discrepancies").encode()).doesNotContain("REFUND_OR_RECORD_ORPHAN");
+      assertThat(json.getJsonObject("summary").getJsonObject("ledger").getLong("payments_in_window")).isEqualTo(6);
+    }
+  }
+
   /** Runs {@code reconcile} with a 2-day lag on {@code csv}, written to {@code file}; returns the JSON report. */
   private static JsonObject reconcile(Path file, String csv, String merchantPrefix) throws Exception {
     Files.writeString(file, csv);
