@@ -8,8 +8,6 @@ import dev.idemgate.http.Problems;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.WorkerExecutor;
-import io.vertx.core.buffer.Buffer;
-import io.vertx.core.file.AsyncFile;
 import io.vertx.core.file.OpenOptions;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.json.JsonArray;
@@ -91,13 +89,14 @@ public final class ReconciliationRoutes {
       return;
     }
     String length = request.getHeader("Content-Length");
-    if (length != null && length.matches("\\d{1,18}") && Long.parseLong(length) > settings.maxUploadBytes()) {
-      Problems.send(ctx, tooLarge());
+    Long declaredLength = length != null && length.matches("\\d{1,18}") ? Long.parseLong(length) : null;
+    if (declaredLength != null && declaredLength > settings.maxUploadBytes()) {
+      Problems.send(ctx, SettlementUpload.tooLarge());
       return;
     }
     vertx.fileSystem().createTempFile("idemgate-settlement-", ".csv")
         .compose(path -> vertx.fileSystem().open(path, new OpenOptions().setWrite(true))
-            .compose(file -> receive(request, file))
+            .compose(file -> SettlementUpload.store(request, file, settings.maxUploadBytes(), declaredLength))
             .compose(v -> workers.executeBlocking(() -> start(Path.of(path), r), false))
             .onFailure(failure -> vertx.fileSystem().delete(path)))
         .onSuccess(started -> {
@@ -116,33 +115,6 @@ public final class ReconciliationRoutes {
             ctx.fail(failure);
           }
         });
-  }
-
-  /** Streams the body into the file with back-pressure, refusing it past the size limit. */
-  private Future<Void> receive(HttpServerRequest request, AsyncFile file) {
-    io.vertx.core.Promise<Void> done = io.vertx.core.Promise.promise();
-    long[] received = {0};
-    request.handler(chunk -> {
-      received[0] += chunk.length();
-      if (received[0] > settings.maxUploadBytes()) {
-        request.handler(null);
-        done.tryFail(tooLarge());
-        return;
-      }
-      file.write(chunk);
-      if (file.writeQueueFull()) {
-        request.pause();
-        file.drainHandler(v -> request.resume());
-      }
-    });
-    request.exceptionHandler(done::tryFail);
-    request.endHandler(v -> done.tryComplete());
-    request.resume();
-    return done.future().eventually(file::close);
-  }
-
-  private static ApiProblem tooLarge() {
-    return new ApiProblem(ErrorCode.PAYLOAD_TOO_LARGE, "the settlement file is larger than max_upload_mib of the reconciliation settings");
   }
 
   /** Worker: checks the file's header and records the run. */
