@@ -239,12 +239,30 @@ public final class Reconciler {
         out.append(line);
       }
     } catch (IOException e) {
-      Throwable cause = e.getCause() instanceof SQLException sql ? sql : e;
-      throw new SQLException("COPY of the settlement file into PostgreSQL failed: " + cause.getMessage(), e);
+      throw copyFailed(e);
     } finally {
       reader.close();
     }
     return ingest;
+  }
+
+  /**
+   * A COPY failure said without the row: PostgreSQL's message quotes the value it refused and its
+   * context ("Where: COPY recon_stage, line 3: ...") the whole staged row, which may hold anything a
+   * provider put in a reference (a card number). The run's stored error, the log and standard error
+   * get the SQLSTATE and the first line of the message with every quoted value left out.
+   */
+  static SQLException copyFailed(IOException e) {
+    Throwable cause = e.getCause() instanceof SQLException sql ? sql : e;
+    String state = cause instanceof SQLException sql && sql.getSQLState() != null ? " (SQLSTATE " + sql.getSQLState() + ")" : "";
+    String message = String.valueOf(cause.getMessage()).lines().findFirst().orElse("");
+    String withoutValues = message.replaceAll("\"[^\"]*\"?", "\"…\"");
+    if (withoutValues.length() > 200) {
+      withoutValues = withoutValues.substring(0, 200) + "…";
+    }
+    // Not chained: the cause's message is the one that must not travel on.
+    return new SQLException("COPY of the settlement file into PostgreSQL failed" + state + ": " + withoutValues,
+        cause instanceof SQLException sql ? sql.getSQLState() : null);
   }
 
   /**

@@ -141,7 +141,9 @@ public final class ReconciliationRoutes {
     try (Connection c = started.connection()) {
       new Reconciler(settings).run(c, started.runId(), started.reader(), started.request());
     } catch (Exception e) {
-      log.warn("reconciliation {} failed: {}", started.runId(), e.getMessage());
+      // The first line only: a PostgreSQL error's Detail and Where lines can quote the values of a row.
+      String reason = String.valueOf(e.getMessage()).lines().findFirst().orElse("");
+      log.warn("reconciliation {} failed: {}", started.runId(), reason.length() > 300 ? reason.substring(0, 300) + "…" : reason);
     }
     return null;
   }

@@ -40,6 +40,13 @@ public final class SettlementReader implements Closeable {
   static final Set<String> STATUSES = Set.of("settled", "refunded", "chargeback");
   private static final long MAX_AMOUNT = 1_000_000_000_000_000L;
   private static final int MAX_RECORD_CHARS = 1 << 20;
+  /**
+   * The settled_at accepted: years 1 to 9999. PostgreSQL's timestamptz has no year 0 and COPY reads
+   * neither a signed nor a five-digit year, so one placeholder such as 0000-01-01, -0001-01-01 or
+   * +12345-01-01 would fail the whole run's COPY instead of being one malformed line.
+   */
+  static final Instant EARLIEST_SETTLED_AT = Instant.parse("0001-01-01T00:00:00Z");
+  static final Instant LATEST_SETTLED_AT = Instant.parse("9999-12-31T23:59:59.999999Z");
 
   private final Reader in;
   private final char delimiter;
@@ -191,6 +198,9 @@ public final class SettlementReader implements Closeable {
     Instant at = parseInstant(f.get(settledAt).trim());
     if (at == null) {
       return skip(line, "settled_at '" + abbreviate(f.get(settledAt).trim()) + "' is not an ISO-8601 date-time");
+    }
+    if (at.isBefore(EARLIEST_SETTLED_AT) || at.isAfter(LATEST_SETTLED_AT)) {
+      return skip(line, "settled_at '" + abbreviate(f.get(settledAt).trim()) + "' is not in the years 1 to 9999");
     }
     return new Valid(new SettlementRow(line, id, ref, ref == null ? null : normalizeReference(ref),
         key == null ? null : key.toLowerCase(Locale.ROOT), merchantId, minor, code, state, at));

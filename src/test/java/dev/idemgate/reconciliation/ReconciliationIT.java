@@ -444,6 +444,59 @@ class ReconciliationIT {
     }
   }
 
+  @Test
+  @DisplayName("a placeholder settled_at PostgreSQL cannot store (0000-01-01, -0001-…, +12345-…) is a malformed line; "
+      + "the run completes")
+  void placeholderYearsAreMalformedLines() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant day = Instant.now().truncatedTo(ChronoUnit.DAYS).minus(Duration.ofDays(10));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder csv = new StringBuilder(HEADER);
+      for (int i = 0; i < 3; i++) {
+        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_" + i, day.plus(Duration.ofHours(i)));
+        csv.append(row("s_" + i, p + "ch_" + i, null, m1, 1_000 + i, "EUR", "settled", day.plus(Duration.ofHours(i + 2))));
+      }
+      for (String placeholder : List.of("0000-01-01", "-0001-01-01T00:00:00Z", "+12345-01-01T00:00:00Z")) {
+        csv.append(String.join(",", "s" + placeholder, p + "ch_x", "", m1, "100", "EUR", "settled", placeholder)).append('\n');
+      }
+      JsonObject json = reconcile(dir.resolve("placeholders.csv"), csv.toString(), p);
+      JsonObject rows = json.getJsonObject("summary").getJsonObject("rows");
+      assertThat(rows.getLong("malformed")).isEqualTo(3);
+      assertThat(rows.getLong("matched")).isEqualTo(3);
+      assertThat(json.getJsonArray("malformed_rows").stream().map(o -> ((JsonObject) o).getLong("line")))
+          .containsExactly(5L, 6L, 7L);
+    }
+  }
+
+  @Test
+  @DisplayName("a COPY failure is told by its SQLSTATE and first line, without the values of the row PostgreSQL quotes")
+  void copyFailureDoesNotQuoteTheRow() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Connection c = ledger.connection;
+      c.setAutoCommit(false);
+      try (java.sql.Statement s = c.createStatement()) {
+        s.execute("CREATE TEMP TABLE copy_probe (reference text, settled_at timestamptz) ON COMMIT DROP");
+      }
+      String card = "4242424242424242";
+      java.io.IOException failure = null;
+      try (java.io.Writer out = new java.io.OutputStreamWriter(new org.postgresql.copy.PGCopyOutputStream(
+          c.unwrap(org.postgresql.PGConnection.class), "COPY copy_probe FROM STDIN"), StandardCharsets.UTF_8)) {
+        out.write(card + "\t0000-01-01T00:00:00Z\n");
+      } catch (java.io.IOException e) {
+        failure = e;
+      } finally {
+        c.rollback();
+        c.setAutoCommit(true);
+      }
+      assertThat(failure).isNotNull();
+      java.sql.SQLException said = Reconciler.copyFailed(failure);
+      assertThat(said.getMessage()).contains("COPY", "SQLSTATE").doesNotContain(card).doesNotContain("0000-01-01")
+          .doesNotContain("\n");
+      assertThat(said.getCause()).isNull();
+    }
+  }
+
   /** Runs {@code reconcile} with a 2-day lag on {@code csv}, written to {@code file}; returns the JSON report. */
   private static JsonObject reconcile(Path file, String csv, String merchantPrefix) throws Exception {
     Files.writeString(file, csv);

@@ -50,6 +50,27 @@ class SettlementReaderTest {
   }
 
   @Test
+  @DisplayName("a settled_at outside the years 1 to 9999 (year 0, a signed or five-digit year) is a malformed line, "
+      + "not a value PostgreSQL's COPY would refuse for the whole file")
+  void settledAtWithinYearsPostgresAccepts() {
+    List<SettlementReader.Result> rows = read("""
+        settlement_id,provider_reference,amount,currency,settled_at
+        s1,ch_1,100,EUR,0000-01-01
+        s2,ch_2,100,EUR,-0001-01-01T00:00:00Z
+        s3,ch_3,100,EUR,+12345-01-01T00:00:00Z
+        s4,ch_4,100,EUR,0001-01-01T00:30:00+01:00
+        s5,ch_5,100,EUR,0001-01-01
+        s6,ch_6,100,EUR,9999-12-31T23:59:59Z
+        """, Map.of());
+    for (int i = 0; i < 4; i++) {
+      assertThat(rows.get(i)).as("line " + (i + 2)).isInstanceOf(SettlementReader.Skipped.class);
+      assertThat(((SettlementReader.Skipped) rows.get(i)).malformed().reason()).contains("settled_at");
+    }
+    assertThat(row(rows.get(4)).settledAt()).isEqualTo(Instant.parse("0001-01-01T00:00:00Z"));
+    assertThat(row(rows.get(5)).settledAt()).isEqualTo(Instant.parse("9999-12-31T23:59:59Z"));
+  }
+
+  @Test
   @DisplayName("bad bytes in an extra column leave the row alone; in a column that is read they make the row malformed")
   void badBytesOnlyCountInColumnsRead() {
     byte[] csv = ("settlement_id,provider_reference,amount,currency,settled_at,customer\n"
