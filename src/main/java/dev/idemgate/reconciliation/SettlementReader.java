@@ -1,5 +1,7 @@
 package dev.idemgate.reconciliation;
 
+import dev.idemgate.payment.CardNumberScanner;
+import dev.idemgate.payment.PaymentRequestParser;
 import java.io.Closeable;
 import java.io.IOException;
 import java.io.InputStream;
@@ -24,6 +26,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.regex.Pattern;
 
 /**
  * Reads a settlement CSV (DESIGN §6) one record at a time, so memory stays bounded whatever the
@@ -38,7 +41,14 @@ public final class SettlementReader implements Closeable {
   public static final List<String> COLUMNS = List.of(
       "settlement_id", "provider_reference", "provider_key", "merchant_id", "amount", "currency", "status", "settled_at");
   static final Set<String> STATUSES = Set.of("settled", "refunded", "chargeback");
-  private static final long MAX_AMOUNT = 1_000_000_000_000_000L;
+  /**
+   * The largest amount, as for POST /pay: a 13-19 digit card number pasted into the amount column
+   * is a malformed line, never an amount stored (and echoed in reports).
+   */
+  static final long MAX_AMOUNT = PaymentRequestParser.MAX_AMOUNT;
+  /** The characters of a value shown in a malformed line's reason: a 1 MiB field is never copied whole. */
+  static final int ECHO_CHARS = 40;
+  private static final Pattern LONG_DIGIT_RUN = Pattern.compile("[0-9]{13,}");
   private static final int MAX_RECORD_CHARS = 1 << 20;
   /**
    * The settled_at accepted: years 1 to 9999. PostgreSQL's timestamptz has no year 0 and COPY reads
@@ -103,7 +113,7 @@ public final class SettlementReader implements Closeable {
     if (!missing.isEmpty()) {
       String found = String.join(", ", header);
       throw new SettlementFileException(name + ": not a settlement CSV: missing required column(s) "
-          + String.join(", ", missing) + " (header has: " + (found.length() > 200 ? found.substring(0, 200) + "…" : found) + ")");
+          + String.join(", ", missing) + " (header has: " + echo(found, 200) + ")");
     }
     settlementId = at[0];
     reference = at[1];
@@ -185,22 +195,22 @@ public final class SettlementReader implements Closeable {
     String amountText = f.get(amount).trim();
     long minor = parseAmount(amountText);
     if (minor <= 0) {
-      return skip(line, "amount '" + abbreviate(amountText) + "' is not a positive whole number of minor units");
+      return skip(line, "amount '" + echo(amountText) + "' is not a positive whole number of minor units up to " + MAX_AMOUNT);
     }
     String code = currencyCode(f.get(currency).trim());
     if (code == null) {
-      return skip(line, "currency '" + abbreviate(f.get(currency).trim()) + "' is not an ISO 4217 code");
+      return skip(line, "currency '" + echo(f.get(currency).trim()) + "' is not an ISO 4217 code");
     }
     String state = status < 0 ? "settled" : f.get(status).trim().toLowerCase(Locale.ROOT);
     if (!STATUSES.contains(state)) {
-      return skip(line, "status '" + abbreviate(state) + "' is not one of settled, refunded, chargeback");
+      return skip(line, "status '" + echo(state) + "' is not one of settled, refunded, chargeback");
     }
     Instant at = parseInstant(f.get(settledAt).trim());
     if (at == null) {
-      return skip(line, "settled_at '" + abbreviate(f.get(settledAt).trim()) + "' is not an ISO-8601 date-time");
+      return skip(line, "settled_at '" + echo(f.get(settledAt).trim()) + "' is not an ISO-8601 date-time");
     }
     if (at.isBefore(EARLIEST_SETTLED_AT) || at.isAfter(LATEST_SETTLED_AT)) {
-      return skip(line, "settled_at '" + abbreviate(f.get(settledAt).trim()) + "' is not in the years 1 to 9999");
+      return skip(line, "settled_at '" + echo(f.get(settledAt).trim()) + "' is not in the years 1 to 9999");
     }
     return new Valid(new SettlementRow(line, id, ref, ref == null ? null : normalizeReference(ref),
         key == null ? null : key.toLowerCase(Locale.ROOT), merchantId, minor, code, state, at));
@@ -218,8 +228,25 @@ public final class SettlementReader implements Closeable {
     return s.isEmpty() ? null : s;
   }
 
-  private static String abbreviate(String s) {
-    return s.length() > 40 ? s.substring(0, 40) + "…" : s;
+  /** A value of the file as it may be shown in a reason, on standard error and in reports. */
+  static String echo(String value) {
+    return echo(value, ECHO_CHARS);
+  }
+
+  /**
+   * At most {@code max} characters of {@code value}, and none when a card number (a Luhn-valid run
+   * of 13-19 digits, grouped as cards are printed or not) is shown or cut short by the limit: the
+   * characters shown are scanned with the 19 after them, so a card the cut runs through is hidden too.
+   * A run of 13 or more digits that the scanner does not take for a card (a card glued to other
+   * digits, say) is not shown either: a reason needs no long number to be understood.
+   */
+  static String echo(String value, int max) {
+    String scanned = value.length() > max + 19 ? value.substring(0, max + 19) : value;
+    if (CardNumberScanner.containsCardNumber(scanned)) {
+      return "<not shown: it looks like a card number>";
+    }
+    String shown = LONG_DIGIT_RUN.matcher(scanned).replaceAll("<long number>");
+    return shown.length() > max || value.length() > scanned.length() ? shown.substring(0, Math.min(max, shown.length())) + "…" : shown;
   }
 
   /**

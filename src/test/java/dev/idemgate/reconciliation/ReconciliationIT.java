@@ -497,6 +497,37 @@ class ReconciliationIT {
     }
   }
 
+  @Test
+  @DisplayName("a repeated settlement_id is named in its reason by a short prefix, and never when it looks like a card number")
+  void repeatedIdsAreEchoedShortAndCardFree() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant day = Instant.now().truncatedTo(ChronoUnit.DAYS).minus(Duration.ofDays(10));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      String longId = "s" + "9".repeat(100_000);
+      String cardId = "4242424242424242";
+      StringBuilder csv = new StringBuilder(HEADER);
+      for (String id : List.of(longId, cardId)) {
+        for (int copy = 0; copy < 2; copy++) {
+          csv.append(row(id, p + "ch_" + id.length(), null, m1, 1_000, "EUR", "settled", day.plus(Duration.ofHours(copy))));
+        }
+      }
+      Path file = dir.resolve("repeated-ids.csv");
+      Files.writeString(file, csv);
+      Path report = dir.resolve("repeated-ids.json");
+      LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix", p,
+          "--out", report.toString());
+      assertThat(cli.status()).as(cli.err()).isZero();
+      assertThat(cli.err()).doesNotContain(cardId).hasSizeLessThan(2_000);
+      JsonArray malformed = LedgerFixture.readJson(report).getJsonArray("malformed_rows");
+      assertThat(malformed).hasSize(2);
+      for (Object o : malformed) {
+        String reason = ((JsonObject) o).getString("reason");
+        assertThat(reason).doesNotContain(cardId).hasSizeLessThan(300);
+      }
+    }
+  }
+
   /** Runs {@code reconcile} with a 2-day lag on {@code csv}, written to {@code file}; returns the JSON report. */
   private static JsonObject reconcile(Path file, String csv, String merchantPrefix) throws Exception {
     Files.writeString(file, csv);

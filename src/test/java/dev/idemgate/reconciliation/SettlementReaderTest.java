@@ -71,6 +71,29 @@ class SettlementReaderTest {
   }
 
   @Test
+  @DisplayName("amounts are capped as POST /pay caps them, so a card number in the amount column is a malformed line; "
+      + "a reason never shows a card number, nor more than a short prefix of a value")
+  void amountCapAndShortCardFreeReasons() {
+    String card = "4242424242424242";
+    String huge = "x".repeat(100_000);
+    List<SettlementReader.Result> rows = read("settlement_id,provider_reference,amount,currency,status,settled_at\n"
+        + "s1,ch_1,1000000000000,EUR,settled,2026-01-02\n"
+        + "s2,ch_2,1000000000001,EUR,settled,2026-01-02\n"
+        + "s3,ch_3," + card + ",EUR,settled,2026-01-02\n"
+        + "s4,ch_4,100,EUR,4242 4242 4242 4242,2026-01-02\n"
+        + "s5,ch_5,100,EUR,settled,20260102" + card + "\n"
+        + "s6,ch_6,100,EUR," + huge + ",2026-01-02\n"
+        + "s7,ch_7,100,EUR,settled,2026-01-02T10:00:00.000000000000000000000000" + card + "Z\n", Map.of());
+    assertThat(row(rows.get(0)).amount()).isEqualTo(1_000_000_000_000L);
+    for (int i = 1; i < rows.size(); i++) {
+      assertThat(rows.get(i)).as("line " + (i + 2)).isInstanceOf(SettlementReader.Skipped.class);
+      String reason = ((SettlementReader.Skipped) rows.get(i)).malformed().reason();
+      assertThat(reason).as("line " + (i + 2)).doesNotContain(card).doesNotContain("4242 4242 4242 4242").hasSizeLessThan(200);
+      assertThat(dev.idemgate.payment.CardNumberScanner.containsCardNumber(reason)).as(reason).isFalse();
+    }
+  }
+
+  @Test
   @DisplayName("bad bytes in an extra column leave the row alone; in a column that is read they make the row malformed")
   void badBytesOnlyCountInColumnsRead() {
     byte[] csv = ("settlement_id,provider_reference,amount,currency,settled_at,customer\n"
