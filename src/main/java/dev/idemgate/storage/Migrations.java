@@ -2,9 +2,10 @@ package dev.idemgate.storage;
 
 import io.vertx.pgclient.PgConnectOptions;
 import java.sql.SQLException;
-import java.util.Map;
 import org.flywaydb.core.Flyway;
+import org.flywaydb.core.api.configuration.FluentConfiguration;
 import org.flywaydb.core.api.output.MigrateResult;
+import org.flywaydb.database.postgresql.PostgreSQLConfigurationExtension;
 
 /**
  * Creates and migrates the schema with Flyway. Runs on the caller's thread over JDBC, so it is
@@ -23,15 +24,16 @@ public final class Migrations {
   public static int migrate(String pgUrl) {
     PgConnectOptions o = Postgres.connectOptions(pgUrl);
     try {
-      MigrateResult result = Flyway.configure()
+      FluentConfiguration configuration = Flyway.configure()
           .dataSource(Postgres.jdbcUrl(pgUrl), o.getUser(), o.getPassword())
           .connectRetries(0)
           .schemas(Postgres.SCHEMA)
           .createSchemas(true)
-          .locations("classpath:db/migration")
-          .configuration(Map.of("flyway.postgresql.transactional.lock", "false"))
-          .load()
-          .migrate();
+          .locations("classpath:db/migration");
+      // Through the extension, not configuration(Map): that path needs jackson-databind, which the
+      // packaged jar does not hold (the tests' classpath does, so only the jar failed).
+      configuration.getConfigurationExtension(PostgreSQLConfigurationExtension.class).setTransactionalLock(false);
+      MigrateResult result = configuration.load().migrate();
       return result.migrationsExecuted;
     } catch (RuntimeException e) {
       throw new StoreUnreachable("PostgreSQL at " + o.getHost() + ":" + o.getPort() + "/" + o.getDatabase()
