@@ -23,7 +23,11 @@ import java.util.concurrent.ConcurrentHashMap;
  *
  * <p>Thread-safe: every API event loop records into one judge; each merchant's state is guarded by
  * its own lock, held for a few arithmetic operations. Memory is bounded by the merchants (configured
- * API keys) times {@link Settings#maxClientsPerMerchant}; clients past that share one bucket.
+ * API keys) times {@link Settings#maxClientsPerMerchant}. A new client past that takes the place of
+ * the client seen least recently, if that one is not flagged and has not paid for
+ * {@link Settings#merchantHalfLife} of the merchant's payments; else it shares one bucket. Without
+ * that, the first thousand client ids a merchant ever showed (SDK versions, browser user agents)
+ * kept their places for good, and every client after them was judged only in the shared bucket.
  */
 public final class TwinRateJudge {
   /** The bucket for clients past {@link Settings#maxClientsPerMerchant}. */
@@ -91,7 +95,7 @@ public final class TwinRateJudge {
   public Change record(String merchant, String client, boolean twin, long nowMillis) {
     MerchantState m = merchants.computeIfAbsent(merchant, k -> new MerchantState());
     synchronized (m) {
-      ClientState c = m.client(client, settings.maxClientsPerMerchant());
+      ClientState c = m.client(client, settings.maxClientsPerMerchant(), (long) settings.merchantHalfLife());
       double x = twin ? 1 : 0;
       // Bring the client's share of the merchant's slow totals to the merchant's clock, then add
       // this payment to both, so that "the others" is the merchant minus this client at one moment.
@@ -176,13 +180,32 @@ public final class TwinRateJudge {
     int flagged;
     final Map<String, ClientState> clients = new HashMap<>();
 
-    ClientState client(String id, int max) {
+    ClientState client(String id, int max, long idleTicks) {
       ClientState c = clients.get(id);
-      if (c == null) {
-        String bucket = clients.size() >= max - 1 ? OVERFLOW_CLIENT : id;
-        c = clients.computeIfAbsent(bucket, ClientState::new);
+      if (c != null) {
+        return c;
       }
-      return c;
+      boolean room = clients.size() < max - 1 || evictIdle(idleTicks);
+      return clients.computeIfAbsent(room ? id : OVERFLOW_CLIENT, ClientState::new);
+    }
+
+    /**
+     * Frees the place of the client seen least recently, if it is not flagged and has not paid for
+     * {@code idleTicks} of the merchant's payments. A scan of at most maxClientsPerMerchant entries,
+     * only for a new client of a full merchant.
+     */
+    private boolean evictIdle(long idleTicks) {
+      ClientState oldest = null;
+      for (ClientState c : clients.values()) {
+        if (!c.flagged && !c.id.equals(OVERFLOW_CLIENT) && (oldest == null || c.shareTick < oldest.shareTick)) {
+          oldest = c;
+        }
+      }
+      if (oldest == null || tick - oldest.shareTick < idleTicks) {
+        return false;
+      }
+      clients.remove(oldest.id);
+      return true;
     }
   }
 

@@ -152,6 +152,40 @@ class TwinRateJudgeTest {
   }
 
   @Test
+  @DisplayName("a new client of a full merchant takes the place of one idle for a merchant half-life, never a flagged one's")
+  void idleClientsMakeRoom() {
+    TwinRateJudge.Settings base = TwinRateJudge.Settings.defaults();
+    TwinRateJudge judge = new TwinRateJudge(new TwinRateJudge.Settings(base.halfLife(), 100,
+        base.minSample(), base.evidenceThreshold(), base.floorRate(), base.capRate(), base.minExcess(),
+        base.priorTwins(), base.priorPayments(), 3));
+    judge.record("m", "old-sdk", false, 0);
+    judge.record("m", "busy", false, 1);
+    judge.record("m", "newcomer-1", false, 2);
+    assertThat(names(judge)).containsExactlyInAnyOrder("old-sdk", "busy", TwinRateJudge.OVERFLOW_CLIENT);
+
+    for (int i = 0; i < 100; i++) {
+      judge.record("m", "busy", false, 3 + i);
+    }
+    judge.record("m", "newcomer-2", false, 200);
+    assertThat(names(judge)).as("old-sdk idle for 100 payments").contains("newcomer-2", "busy").doesNotContain("old-sdk");
+
+    // A flagged client keeps its place however idle it is.
+    for (int i = 0; i < 60; i++) {
+      judge.record("m", "busy", true, 300 + i);
+    }
+    assertThat(judge.standings("m")).anySatisfy(s -> assertThat(s.client().equals("busy") && s.flagged()).isTrue());
+    for (int i = 0; i < 200; i++) {
+      judge.record("m", "newcomer-2", false, 400 + i);
+    }
+    judge.record("m", "newcomer-3", false, 700);
+    assertThat(names(judge)).contains("busy", "newcomer-2").doesNotContain("newcomer-3");
+  }
+
+  private static List<String> names(TwinRateJudge judge) {
+    return judge.standings("m").stream().map(TwinRateJudge.ClientStanding::client).toList();
+  }
+
+  @Test
   @DisplayName("the Chernoff statistic is the Bernoulli KL divergence, zero at the reference")
   void klDivergence() {
     assertThat(TwinRateJudge.klBernoulli(0.01, 0.01)).isEqualTo(0.0, org.assertj.core.data.Offset.offset(1e-12));
