@@ -55,6 +55,14 @@ import org.slf4j.LoggerFactory;
 public final class Idemgate implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Idemgate.class);
   private static final Duration STARTUP_TIMEOUT = Duration.ofSeconds(30);
+  /** How long stopping may take beyond drain_timeout: the API verticles' last closes, then Vert.x's. */
+  private static final Duration UNDEPLOY_MARGIN = Duration.ofSeconds(5);
+  private static final Duration CLOSE_TIMEOUT = Duration.ofSeconds(10);
+  /**
+   * The longest a stop takes after {@code drain_timeout}. Kubernetes' grace period must cover the
+   * preStop pause, the drain and this, or the kubelet kills the process mid-close.
+   */
+  public static final Duration STOP_AFTER_DRAIN = UNDEPLOY_MARGIN.plus(CLOSE_TIMEOUT);
 
   private final Vertx vertx;
   private final GatewayConfig config;
@@ -204,8 +212,9 @@ public final class Idemgate implements AutoCloseable {
     long drainMs = config.drainTimeout().toMillis();
     log.info("draining: in-flight payments have {} ms to finish", drainMs);
     try {
-      vertx.undeploy(apiDeployment).toCompletionStage().toCompletableFuture().get(drainMs + 5_000, TimeUnit.MILLISECONDS);
-      vertx.close().toCompletionStage().toCompletableFuture().get(STARTUP_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+      vertx.undeploy(apiDeployment).toCompletionStage().toCompletableFuture()
+          .get(drainMs + UNDEPLOY_MARGIN.toMillis(), TimeUnit.MILLISECONDS);
+      vertx.close().toCompletionStage().toCompletableFuture().get(CLOSE_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
       log.info("idemgate stopped");
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();

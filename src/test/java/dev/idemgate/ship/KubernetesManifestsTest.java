@@ -287,7 +287,7 @@ class KubernetesManifestsTest {
   }
 
   @Test
-  @DisplayName("terminationGracePeriodSeconds exceeds the preStop pause plus the drain time")
+  @DisplayName("terminationGracePeriodSeconds exceeds the preStop pause plus the drain time plus the longest close after it")
   void graceCoversDrain() {
     PodSpec pod = only(Deployment.class).getSpec().getTemplate().getSpec();
     String drainSetting = env(gateway()).get("IDEMGATE_DRAIN_TIMEOUT");
@@ -299,7 +299,7 @@ class KubernetesManifestsTest {
       preStop = Long.parseLong(command.get(1));
     }
     assertThat(pod.getTerminationGracePeriodSeconds()).isEqualTo(45L)
-        .isGreaterThan(preStop + drain.toSeconds());
+        .isGreaterThan(preStop + drain.toSeconds() + dev.idemgate.Idemgate.STOP_AFTER_DRAIN.toSeconds());
   }
 
   private static Duration parseSeconds(String value) {
