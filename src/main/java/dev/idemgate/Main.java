@@ -97,6 +97,11 @@ public final class Main implements Callable<Integer> {
       } catch (ConfigException | Idemgate.StartupFailure | Migrations.StoreUnreachable e) {
         System.err.println("idemgate: " + e.getMessage());
         return e instanceof ConfigException ? EXIT_USAGE : EXIT_STARTUP_FAILED;
+      } catch (RuntimeException e) {
+        // Anything else that stops start-up (a TLS certificate that does not parse, say): one line
+        // still, and the exit status of a failed start, not picocli's stack trace.
+        System.err.println("idemgate: start-up failed: " + e);
+        return EXIT_STARTUP_FAILED;
       }
     }
   }
