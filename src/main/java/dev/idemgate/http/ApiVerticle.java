@@ -16,7 +16,6 @@ import dev.idemgate.idempotency.StoredResponse;
 import dev.idemgate.observability.GatewayMetrics.RequestOutcome;
 import dev.idemgate.observability.GatewayMetrics;
 import dev.idemgate.observability.Tracing;
-import dev.idemgate.payment.CardNumberScanner;
 import dev.idemgate.payment.ClaimGuard;
 import dev.idemgate.payment.ParsedPayment;
 import dev.idemgate.payment.PayOutcome;
@@ -342,14 +341,6 @@ public final class ApiVerticle extends VerticleBase {
     if (key == null) {
       reject(ctx, new ApiProblem(ErrorCode.IDEMPOTENCY_KEY_INVALID,
           "the Idempotency-Key must be 1-255 visible ASCII characters, bare or as a quoted string"));
-      return;
-    }
-    if (CardNumberScanner.containsCardNumber(key.value())) {
-      // The key is stored, sent to Redis and hashed into the access log: it must hold no card
-      // number any more than the body may. Not echoed back either.
-      ctx.response().headers().remove(KEY_HEADER);
-      reject(ctx, new ApiProblem(ErrorCode.CARD_DATA_REJECTED, "the Idempotency-Key holds what looks like a card "
-          + "number; use a key of your own making (a UUID, say), never card data"));
       return;
     }
     ctx.put("key", key);
