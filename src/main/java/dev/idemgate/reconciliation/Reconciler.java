@@ -474,11 +474,14 @@ public final class Reconciler {
   }
 
   /**
-   * Step 1b. The settlement rows still unmatched that carry a reference or a provider key are looked
-   * up in the whole ledger (of the provider and merchants asked for), through its indexes on
-   * provider_key and on the normalised reference: a refund or chargeback of a payment charged long
-   * before the file's window, or a late settlement, names a payment that is no orphan. The payments
-   * found join recon_ledger with in_window false, so that steps 1 and 2 can match them.
+   * Step 1b. The refunds and chargebacks still unmatched that carry a reference or a provider key
+   * are looked up in the whole ledger (of the provider and merchants asked for), through its
+   * indexes on provider_key and on provider_reference (the reference as the provider wrote it: a
+   * normalised one would need an index of its own, a regular expression on every payment written):
+   * a reversal of a payment charged long before the file's window names a payment that is no
+   * orphan. The payments found join recon_ledger with in_window false, so that steps 1 and 2 can
+   * match them. Settled rows are not looked up: one naming a payment outside the window stays an
+   * orphan, as a second settlement of a payment an earlier file settled must not pass unseen.
    *
    * <p>Invariant: a payment outside the window is only ever matched by its reference or key. It is
    * no candidate of the probabilistic step, never expected (MISSING_IN_SETTLEMENT) and not counted
@@ -502,10 +505,12 @@ public final class Reconciler {
                    WHERE state IN ('PROCESSING', 'PENDING')) k ON k.payment_id = p.id
         WHERE p.id IN (
             SELECT q.id FROM recon_stage s JOIN idemgate.payments q ON q.provider_key = s.provider_key
-            WHERE s.provider_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)
+            WHERE s.provider_key IS NOT NULL AND s.status <> 'settled'
+              AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)
             UNION
-            SELECT q.id FROM recon_stage s JOIN idemgate.payments q ON idemgate.recon_ref_norm(q.provider_reference) = s.ref_key
-            WHERE s.ref_key IS NOT NULL AND (s.merchant_id IS NULL OR q.merchant_id = s.merchant_id)
+            SELECT q.id FROM recon_stage s JOIN idemgate.payments q ON q.provider_reference = s.provider_reference
+            WHERE s.provider_reference IS NOT NULL AND s.status <> 'settled'
+              AND (s.merchant_id IS NULL OR q.merchant_id = s.merchant_id)
               AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line))
           AND NOT (p.created_at >= ? AND p.created_at < ?)""" + provider + merchant;
     try (PreparedStatement s = c.prepareStatement(sql)) {

@@ -396,8 +396,8 @@ class ReconciliationIT {
 
   @Test
   @DisplayName("a refund or chargeback of a payment charged long before the file is matched in the whole ledger "
-      + "(reference, reformatted reference or provider key), never called an orphan to refund; "
-      + "an orphan reversal is to be traced, not refunded")
+      + "(reference as the ledger has it, or provider key), never called an orphan to refund; an orphan reversal "
+      + "is to be traced, not refunded; a settled row of an old payment stays an orphan")
   void reversalsOfPaymentsBeforeTheWindow() throws Exception {
     try (LedgerFixture ledger = new LedgerFixture()) {
       // A week's file, like 1-7 June, holding reversals of payments charged some 40 days before it.
@@ -414,8 +414,16 @@ class ReconciliationIT {
       String chargedBack = ledger.payment("m1", 1_999, "EUR", "succeeded", p + "ch_123", april);
       csv.append(row("cb1", p + "ch_123", null, m1, 1_999, "EUR", "chargeback", day.plus(Duration.ofDays(2))));
       String refunded = ledger.payment("m1", 2_500, "EUR", "succeeded", p + "ch_refund_me", april);
-      csv.append(row("rf1", (p + "ch_refund_me").toUpperCase().replace('_', '-'), null, m1, 2_500, "EUR", "refunded",
+      csv.append(row("rf1", p + "ch_refund_me", null, m1, 2_500, "EUR", "refunded", day.plus(Duration.ofDays(3))));
+      // Outside the window a reference must be written as the ledger has it: a reformatted one is
+      // an orphan, but a reversal's, never advised to be refunded.
+      ledger.payment("m1", 2_600, "EUR", "succeeded", p + "ch_reformatted", april);
+      csv.append(row("rf3", (p + "ch_reformatted").toUpperCase().replace('_', '-'), null, m1, 2_600, "EUR", "refunded",
           day.plus(Duration.ofDays(3))));
+      // A settled row of an old payment is not looked up outside the window: a second settlement
+      // of a payment an earlier file settled must not pass as a late one.
+      ledger.payment("m1", 2_700, "EUR", "succeeded", p + "ch_settled_before", april);
+      csv.append(row("s_again", p + "ch_settled_before", null, m1, 2_700, "EUR", "settled", day.plus(Duration.ofDays(3))));
       String byKey = ledger.payment("m1", 3_100, "EUR", "succeeded", null, april);
       csv.append(row("rf2", null, LedgerFixture.providerKey(byKey), m1, 3_100, "EUR", "refunded", day.plus(Duration.ofDays(3))));
       // Another merchant's old payment with the same reference (simulator references restart) is not m1's.
@@ -425,7 +433,7 @@ class ReconciliationIT {
       JsonObject json = reconcile(dir.resolve("june.csv"), csv.toString(), p);
 
       JsonObject byCategory = json.getJsonObject("summary").getJsonObject("by_category");
-      assertThat(byCategory.getLong("ORPHAN_AT_PROVIDER")).as(json.getJsonArray("discrepancies").encode()).isEqualTo(1);
+      assertThat(byCategory.getLong("ORPHAN_AT_PROVIDER")).as(json.getJsonArray("discrepancies").encode()).isEqualTo(3);
       assertThat(byCategory.getLong("STATUS_MISMATCH")).isEqualTo(3);
       assertThat(byCategory.getLong("MISSING_IN_SETTLEMENT")).isZero();
       Map<String, JsonObject> bySettlement = new HashMap<>();
@@ -436,10 +444,13 @@ class ReconciliationIT {
         assertThat(d.getString("payment_id")).as(reversal.getKey()).isEqualTo(reversal.getValue());
         assertThat(d.getString("remediation")).as(reversal.getKey()).isEqualTo("CORRECT_LEDGER_STATUS");
       }
-      JsonObject orphan = bySettlement.get("cb2");
-      assertThat(orphan.getString("category")).isEqualTo("ORPHAN_AT_PROVIDER");
-      assertThat(orphan.getString("remediation")).isEqualTo("FIND_REVERSED_PAYMENT");
-      assertThat(json.getJsonArray("discrepancies").encode()).doesNotContain("REFUND_OR_RECORD_ORPHAN");
+      for (String reversal : new String[] {"cb2", "rf3"}) {
+        JsonObject orphan = bySettlement.get(reversal);
+        assertThat(orphan.getString("category")).as(reversal).isEqualTo("ORPHAN_AT_PROVIDER");
+        assertThat(orphan.getString("remediation")).as(reversal).isEqualTo("FIND_REVERSED_PAYMENT");
+      }
+      assertThat(bySettlement.get("s_again").getString("category")).isEqualTo("ORPHAN_AT_PROVIDER");
+      assertThat(bySettlement.get("s_again").getString("remediation")).isEqualTo("REFUND_OR_RECORD_ORPHAN");
       assertThat(json.getJsonObject("summary").getJsonObject("ledger").getLong("payments_in_window")).isEqualTo(6);
     }
   }
