@@ -96,16 +96,17 @@ public final class PaymentService {
    * SHA-256 of the body's bytes (for the {@link ReplayCache}; null to leave the cache alone).
    */
   public record PayCommand(String merchantId, IdempotencyKey key, PaymentRequest request, String fingerprint,
-      String bodyDigest, String fingerprintWithNulls) {
+      String bodyDigest, String fingerprintWithoutNulls) {
 
     /** @param body the parsed body: both fingerprints are taken from it */
     public PayCommand(String merchantId, IdempotencyKey key, PaymentRequest request, JsonObject body, String bodyDigest) {
-      this(merchantId, key, request, PaymentService.fingerprint(body), bodyDigest, PaymentService.fingerprintWithNulls(body));
+      this(merchantId, key, request, PaymentService.fingerprint(body), bodyDigest,
+          PaymentService.fingerprintWithoutNulls(body));
     }
 
-    /** The same payment under the fingerprint of the body as sent, which has no second one to try. */
-    PayCommand asSent() {
-      return new PayCommand(merchantId, key, request, fingerprintWithNulls, bodyDigest, null);
+    /** The same payment under the fingerprint of its body without null members, with no second one to try. */
+    PayCommand withoutNulls() {
+      return new PayCommand(merchantId, key, request, fingerprintWithoutNulls, bodyDigest, null);
     }
   }
 
@@ -168,19 +169,26 @@ public final class PaymentService {
   }
 
   /**
-   * One payment. A payment made before the fingerprint left out null members is held under the
-   * fingerprint of its body as sent: a retry of that body is looked up again under that one, only
-   * when that is the fingerprint the key is held under (so the second look finds the payment; it
-   * would claim a new one under the old fingerprint only if the key were freed in between).
+   * One payment. A body with a top-level member sent as {@code null} is the payment of the body
+   * without it, as validation reads them: when the key is held under the fingerprint of the body
+   * without its null members (its first request left the field out), the payment is looked up again
+   * under that one. Only then, so that the second look finds the payment: it would claim a new one
+   * only if the key were freed in between.
+   *
+   * <p>Claims are still stored under the body as sent, nulls included, as by every earlier version:
+   * during a rolling upgrade an instance of an earlier version then agrees on every record a newer
+   * one writes, where it would answer 422 "use a new key" (a second charge for a client that obeys)
+   * to the retry of a payment stored without its nulls. So a first request with a null and a retry
+   * without it still differ (README, known limits).
    */
   public Future<PayOutcome> pay(PayCommand cmd, ClaimGuard guard) {
     Future<PayOutcome> paid = payOnce(cmd, guard);
-    if (cmd.fingerprintWithNulls() == null) {
+    if (cmd.fingerprintWithoutNulls() == null) {
       return paid;
     }
     return paid.compose(outcome -> outcome instanceof PayOutcome.KeyReused reused
-            && cmd.fingerprintWithNulls().equals(reused.heldFingerprint())
-        ? payOnce(cmd.asSent(), guard)
+            && cmd.fingerprintWithoutNulls().equals(reused.heldFingerprint())
+        ? payOnce(cmd.withoutNulls(), guard)
         : Future.succeededFuture(outcome));
   }
 
@@ -424,23 +432,17 @@ public final class PaymentService {
     return redisClaim == null ? Future.succeededFuture() : gate.release(cmd.merchantId(), cmd.key(), redisClaim);
   }
 
-  /**
-   * The payload's fingerprint, over the body as meant: a top-level member sent as {@code null} is
-   * left out, as validation reads it (an optional field sent as null and one not sent are one
-   * payment, whichever a client's serializer writes on a retry). Nulls inside {@code metadata} are
-   * the merchant's data and count.
-   */
+  /** The payload's fingerprint, over the body as sent, the one claims are stored under. */
   public static String fingerprint(JsonObject body) {
-    return Fingerprint.of(OPERATION, withoutNullMembers(body));
+    return Fingerprint.of(OPERATION, body);
   }
 
   /**
-   * The fingerprint over the body as sent, nulls included, as it was taken before null members were
-   * left out; null when the body has no null member (the two are then one). Payments made before
-   * that change are stored under it, for up to one {@code key_ttl} after it.
+   * The fingerprint of the body without its top-level members sent as {@code null}; null when it
+   * has none (the two are then one). Nulls inside {@code metadata} are the merchant's data and count.
    */
-  static String fingerprintWithNulls(JsonObject body) {
-    return body.getMap().containsValue(null) ? Fingerprint.of(OPERATION, body) : null;
+  static String fingerprintWithoutNulls(JsonObject body) {
+    return body.getMap().containsValue(null) ? Fingerprint.of(OPERATION, withoutNullMembers(body)) : null;
   }
 
   private static JsonObject withoutNullMembers(JsonObject body) {
