@@ -178,6 +178,12 @@ public final class TwinRateJudge {
     double slowN;
     double slowT;
     int flagged;
+    /**
+     * No client can be evicted before this tick: the last scan's least recently seen client was
+     * seen then less idleTicks ago (a client's last tick only grows). So a merchant full of active
+     * clients costs one scan per idle period, not one per payment of a client past the limit.
+     */
+    long noEvictionBefore;
     final Map<String, ClientState> clients = new HashMap<>();
 
     ClientState client(String id, int max, long idleTicks) {
@@ -192,9 +198,13 @@ public final class TwinRateJudge {
     /**
      * Frees the place of the client seen least recently, if it is not flagged and has not paid for
      * {@code idleTicks} of the merchant's payments. A scan of at most maxClientsPerMerchant entries,
-     * only for a new client of a full merchant.
+     * only for a new client of a full merchant, and at most once per {@code idleTicks} while none
+     * can be freed.
      */
     private boolean evictIdle(long idleTicks) {
+      if (tick < noEvictionBefore) {
+        return false;
+      }
       ClientState oldest = null;
       for (ClientState c : clients.values()) {
         if (!c.flagged && !c.id.equals(OVERFLOW_CLIENT) && (oldest == null || c.shareTick < oldest.shareTick)) {
@@ -202,6 +212,8 @@ public final class TwinRateJudge {
         }
       }
       if (oldest == null || tick - oldest.shareTick < idleTicks) {
+        // A flagged client that clears could be evicted earlier: it waits at most idleTicks more.
+        noEvictionBefore = (oldest == null ? tick : oldest.shareTick) + idleTicks;
         return false;
       }
       clients.remove(oldest.id);
