@@ -149,6 +149,13 @@ public final class ConfigLoader {
     if (tlsCert.isPresent() != tlsKey.isPresent()) {
       throw new ConfigException("tls_cert and tls_key: set both or neither");
     }
+    Duration bodyTimeout = atLeast(v, "request_body_timeout", "100ms");
+    Duration idleTimeout = atLeast(v, "http_idle_timeout", "1s");
+    if (idleTimeout.compareTo(bodyTimeout) <= 0) {
+      // Else a body that stops half way loses its connection without the 408 that says why.
+      throw new ConfigException("http_idle_timeout: must be longer than request_body_timeout (" + v.get("request_body_timeout")
+          + "), got " + v.get("http_idle_timeout"));
+    }
     return new GatewayConfig(
         port(v, "http_port"),
         port(v, "management_port"),
@@ -185,8 +192,8 @@ public final class ConfigLoader {
             "0 (one per core) and " + MAX_API_INSTANCES + " (each has its own PostgreSQL pool and Redis connections)"),
         bool(v, "metrics_enabled"),
         duration(v, "drain_timeout"),
-        atLeast(v, "request_body_timeout", "100ms"),
-        atLeast(v, "http_idle_timeout", "1s"),
+        bodyTimeout,
+        idleTimeout,
         rateLimit("rate_limit", v.get("rate_limit")),
         merchantRateLimits(v.get("merchant_rate_limit")),
         logLevel(v),

@@ -220,6 +220,16 @@ class ConfigLoaderTest {
         .isInstanceOf(ConfigException.class).hasMessageStartingWith("api_keys_reload_interval:");
   }
   @Test
+  @DisplayName("http_idle_timeout must be longer than request_body_timeout, so a stalled body gets its 408")
+  void idleTimeoutOutlastsBodyTimeout() {
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of()).httpIdleTimeout()).isEqualTo(Duration.ofSeconds(120));
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_HTTP_IDLE_TIMEOUT", "30s")))
+        .hasMessageStartingWith("http_idle_timeout: must be longer than request_body_timeout");
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_HTTP_IDLE_TIMEOUT", "2s",
+        "IDEMGATE_REQUEST_BODY_TIMEOUT", "1s")).httpIdleTimeout()).isEqualTo(Duration.ofSeconds(2));
+  }
+
+  @Test
   @DisplayName("IDEMGATE_ variables that name no setting are listed for a warning, but not Kubernetes' service links or reconciliation's")
   void ignoredVariables() {
     Map<String, String> env = new java.util.HashMap<>();

@@ -28,7 +28,7 @@ class ClientMistakesIT {
 
   @BeforeAll
   static void start() {
-    gateway = TestGateway.start(Map.of("IDEMGATE_HTTP_IDLE_TIMEOUT", "2s"));
+    gateway = TestGateway.start(Map.of("IDEMGATE_HTTP_IDLE_TIMEOUT", "2s", "IDEMGATE_REQUEST_BODY_TIMEOUT", "1s"));
     http = new Http();
   }
 
