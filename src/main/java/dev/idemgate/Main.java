@@ -100,6 +100,8 @@ public final class Main implements Callable<Integer> {
       } catch (RuntimeException e) {
         // Anything else that stops start-up (a TLS certificate that does not parse, say): one line
         // still, and the exit status of a failed start, not picocli's stack trace.
+        // The trace goes to the log (stdout, JSON), for whoever has to find the cause.
+        org.slf4j.LoggerFactory.getLogger(Main.class).error("start-up failed", e);
         System.err.println("idemgate: start-up failed: " + e);
         return EXIT_STARTUP_FAILED;
       }

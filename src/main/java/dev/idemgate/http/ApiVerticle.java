@@ -257,8 +257,7 @@ public final class ApiVerticle extends VerticleBase {
   }
 
   private void echoKey(RoutingContext ctx) {
-    List<String> keys = ctx.request().headers().getAll(KEY_HEADER);
-    String raw = keys.size() == 1 ? keys.get(0) : null;
+    String raw = Headers.single(ctx.request(), KEY_HEADER);
     if (raw != null && raw.length() <= 1024 && raw.chars().allMatch(c -> c >= 0x20 && c <= 0x7e)) {
       ctx.response().putHeader(KEY_HEADER, raw);
     }

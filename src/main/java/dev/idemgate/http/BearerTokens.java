@@ -11,8 +11,7 @@ final class BearerTokens {
    * anybody's guess) or not a bearer credential.
    */
   static String of(RoutingContext ctx) {
-    java.util.List<String> headers = ctx.request().headers().getAll("Authorization");
-    String header = headers.size() == 1 ? headers.get(0) : null;
+    String header = Headers.single(ctx.request(), "Authorization");
     return header != null && header.regionMatches(true, 0, "Bearer ", 0, 7) ? header.substring(7).trim() : null;
   }
 }
