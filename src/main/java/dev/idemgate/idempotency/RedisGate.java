@@ -80,9 +80,15 @@ public final class RedisGate {
           if (!(failure instanceof OpenCircuitException)) {
             // The SET was sent and may have been applied with its reply late: a claim nobody frees,
             // whose key would answer 409 (or 422 to another payload) for the whole lease, though
-            // this request goes on (or is answered 503, "retry") without it. Deleted if it is there;
-            // sent after the SET on the same connection, so it lands after it.
+            // this request goes on (or is answered 503, "retry") without it. Deleted if it is there:
+            // at once, after the SET on the same connection; and again a deadline later, as the
+            // failure may have dropped that connection and the delete gone out on a new one, ahead
+            // of a SET still on its way.
             release(merchantId, key, value);
+            io.vertx.core.Context context = io.vertx.core.Vertx.currentContext();
+            if (context != null) {
+              context.owner().setTimer(timeoutMs, id -> release(merchantId, key, value));
+            }
           }
           return new GateDecision.AskStore();
         });
