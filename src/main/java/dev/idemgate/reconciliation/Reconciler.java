@@ -411,14 +411,8 @@ public final class Reconciler {
           AND CASE WHEN k.provider_id LIKE 'http %://%' THEN 'http'
                    WHEN k.provider_id LIKE 'http %' THEN substr(k.provider_id, 6)
                    ELSE k.provider_id END = ?""" : "";
-    String sql = """
-        INSERT INTO recon_ledger
-        SELECT p.id, 'payment', p.merchant_id, p.provider_key, p.amount, p.currency, p.status, p.provider_reference,
-               idemgate.recon_ref_norm(p.provider_reference), p.created_at, k.state, k.lease_expires_at,
-               coalesce(k.lease_expires_at < ?, false)
-        FROM idemgate.payments p
-        LEFT JOIN (SELECT payment_id, state, lease_expires_at FROM idemgate.idempotency_keys
-                   WHERE state IN ('PROCESSING', 'PENDING')) k ON k.payment_id = p.id
+    String sql = "INSERT INTO recon_ledger\n" + LEDGER_PAYMENTS + """
+
         WHERE p.created_at >= ? AND p.created_at < ?""" + provider + merchant.formatted("p") + """
 
         UNION ALL
@@ -429,27 +423,7 @@ public final class Reconciler {
           AND NOT EXISTS (SELECT 1 FROM idemgate.payments p WHERE p.id = k.payment_id)""" + claimProvider
         + merchant.formatted("k");
     try (PreparedStatement s = c.prepareStatement(sql)) {
-      int i = 1;
-      s.setTimestamp(i++, Timestamp.from(r.asOf()));
-      s.setTimestamp(i++, Timestamp.from(from));
-      s.setTimestamp(i++, Timestamp.from(to));
-      if (r.provider().isPresent()) {
-        s.setString(i++, r.provider().get());
-      }
-      if (r.merchantPrefix().isPresent()) {
-        s.setString(i++, r.merchantPrefix().get());
-        s.setString(i++, r.merchantPrefix().get());
-      }
-      s.setTimestamp(i++, Timestamp.from(r.asOf()));
-      s.setTimestamp(i++, Timestamp.from(from));
-      s.setTimestamp(i++, Timestamp.from(to));
-      if (r.provider().isPresent()) {
-        s.setString(i++, r.provider().get());
-      }
-      if (r.merchantPrefix().isPresent()) {
-        s.setString(i++, r.merchantPrefix().get());
-        s.setString(i, r.merchantPrefix().get());
-      }
+      bindLedgerQuery(s, bindLedgerQuery(s, 1, r, from, to), r, from, to); // the payments, then the claims
       s.executeUpdate();
     }
   }
@@ -495,14 +469,8 @@ public final class Reconciler {
       throws SQLException {
     String provider = r.provider().isPresent() ? " AND p.provider = ?" : "";
     String merchant = r.merchantPrefix().isPresent() ? " AND left(p.merchant_id, length(?)) = ?" : "";
-    String sql = """
-        INSERT INTO recon_ledger
-        SELECT p.id, 'payment', p.merchant_id, p.provider_key, p.amount, p.currency, p.status, p.provider_reference,
-               idemgate.recon_ref_norm(p.provider_reference), p.created_at, k.state, k.lease_expires_at,
-               coalesce(k.lease_expires_at < ?, false), false
-        FROM idemgate.payments p
-        LEFT JOIN (SELECT payment_id, state, lease_expires_at FROM idemgate.idempotency_keys
-                   WHERE state IN ('PROCESSING', 'PENDING')) k ON k.payment_id = p.id
+    String sql = "INSERT INTO recon_ledger SELECT found.*, false FROM (\n" + LEDGER_PAYMENTS + """
+
         WHERE p.id IN (
             SELECT q.id FROM recon_stage s JOIN idemgate.payments q ON q.provider_key = s.provider_key
             WHERE s.provider_key IS NOT NULL AND s.status <> 'settled'
@@ -512,21 +480,44 @@ public final class Reconciler {
             WHERE s.provider_reference IS NOT NULL AND s.status <> 'settled'
               AND (s.merchant_id IS NULL OR q.merchant_id = s.merchant_id)
               AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line))
-          AND NOT (p.created_at >= ? AND p.created_at < ?)""" + provider + merchant;
+          AND NOT (p.created_at >= ? AND p.created_at < ?)""" + provider + merchant + ") found";
     try (PreparedStatement s = c.prepareStatement(sql)) {
-      int i = 1;
-      s.setTimestamp(i++, Timestamp.from(r.asOf()));
-      s.setTimestamp(i++, Timestamp.from(from));
-      s.setTimestamp(i++, Timestamp.from(to));
-      if (r.provider().isPresent()) {
-        s.setString(i++, r.provider().get());
-      }
-      if (r.merchantPrefix().isPresent()) {
-        s.setString(i++, r.merchantPrefix().get());
-        s.setString(i, r.merchantPrefix().get());
-      }
+      bindLedgerQuery(s, 1, r, from, to);
       return s.executeUpdate();
     }
+  }
+
+  /**
+   * A recon_ledger row of a ledger payment, and whether recovery holds it stuck; its one parameter,
+   * the as-of time, then the caller's WHERE on {@code p}.
+   */
+  private static final String LEDGER_PAYMENTS = """
+        SELECT p.id, 'payment', p.merchant_id, p.provider_key, p.amount, p.currency, p.status, p.provider_reference,
+               idemgate.recon_ref_norm(p.provider_reference), p.created_at, k.state, k.lease_expires_at,
+               coalesce(k.lease_expires_at < ?, false)
+        FROM idemgate.payments p
+        LEFT JOIN (SELECT payment_id, state, lease_expires_at FROM idemgate.idempotency_keys
+                   WHERE state IN ('PROCESSING', 'PENDING')) k ON k.payment_id = p.id""";
+
+  /**
+   * Binds, from {@code i}, what every ledger query takes in this order: the as-of time, the
+   * window's ends, then the provider and the merchant prefix (twice) when asked for.
+   *
+   * @return the next parameter's index
+   */
+  private static int bindLedgerQuery(PreparedStatement s, int i, ReconciliationRequest r, Instant from, Instant to)
+      throws SQLException {
+    s.setTimestamp(i++, Timestamp.from(r.asOf()));
+    s.setTimestamp(i++, Timestamp.from(from));
+    s.setTimestamp(i++, Timestamp.from(to));
+    if (r.provider().isPresent()) {
+      s.setString(i++, r.provider().get());
+    }
+    if (r.merchantPrefix().isPresent()) {
+      s.setString(i++, r.merchantPrefix().get());
+      s.setString(i++, r.merchantPrefix().get());
+    }
+    return i;
   }
 
   /** Step 2: the provider key is the gateway's own idempotency key at the provider, unique per charge. */
