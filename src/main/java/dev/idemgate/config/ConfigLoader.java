@@ -29,6 +29,7 @@ import org.yaml.snakeyaml.constructor.SafeConstructor;
 public final class ConfigLoader {
   static final int MAX_REPLAY_CACHE_ENTRIES = 1_000_000;
   static final int MAX_API_INSTANCES = 256;
+  static final int MAX_PROVIDER_CONNECTIONS = 4096;
   static final long MAX_RATE_LIMIT = 1_000_000;
   private static final String ENV_PREFIX = "IDEMGATE_";
   private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(ConfigLoader.class);
@@ -149,6 +150,11 @@ public final class ConfigLoader {
     if (tlsCert.isPresent() != tlsKey.isPresent()) {
       throw new ConfigException("tls_cert and tls_key: set both or neither");
     }
+    int providerConnections = upTo(v, "provider_max_connections", MAX_PROVIDER_CONNECTIONS, "1 and " + MAX_PROVIDER_CONNECTIONS);
+    if (providerConnections < 1) {
+      throw new ConfigException("provider_max_connections: must be between 1 and " + MAX_PROVIDER_CONNECTIONS
+          + ", got " + v.get("provider_max_connections"));
+    }
     Duration bodyTimeout = atLeast(v, "request_body_timeout", "100ms");
     Duration idleTimeout = atLeast(v, "http_idle_timeout", "1s");
     if (idleTimeout.compareTo(bodyTimeout) <= 0) {
@@ -177,6 +183,7 @@ public final class ConfigLoader {
         providerUrl,
         providerName(v),
         atLeast(v, "provider_timeout", "100ms"),
+        providerConnections,
         atLeast(v, "recovery_interval", "10ms"),
         durations(v, "recovery_backoff", "10ms"),
         positive(v, "recovery_batch"),

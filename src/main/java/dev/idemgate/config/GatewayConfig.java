@@ -36,6 +36,7 @@ public record GatewayConfig(
     Optional<String> providerUrl,
     Optional<String> providerName,
     Duration providerTimeout,
+    int providerMaxConnections,
     Duration recoveryInterval,
     List<Duration> recoveryBackoff,
     int recoveryBatch,
@@ -167,6 +168,7 @@ public record GatewayConfig(
         + ", provider_url=" + maskPassword(providerUrl.orElse(""))
         + ", provider_name=" + providerName.orElse("")
         + ", provider_timeout=" + providerTimeout
+        + ", provider_max_connections=" + providerMaxConnections
         + ", recovery_interval=" + recoveryInterval
         + ", recovery_backoff=" + recoveryBackoff
         + ", merchant_key_ttl=" + merchantKeyTtl

@@ -59,8 +59,13 @@ import org.slf4j.LoggerFactory;
  */
 public final class HttpProvider implements PaymentProvider {
   private static final Logger log = LoggerFactory.getLogger(HttpProvider.class);
-  /** Connections to the acquirer; requests beyond wait in the pool queue, within the connect timeout. */
-  private static final int POOL_SIZE = 64;
+  /**
+   * Connections to the acquirer by default ({@code provider_max_connections}). A charge holds one for
+   * the acquirer's whole answer time, so a pod charges at most this many divided by that time a
+   * second; charges beyond wait in the pool queue within the connect timeout, then are answered
+   * not attempted (502).
+   */
+  public static final int DEFAULT_MAX_CONNECTIONS = 256;
   private static final int MAX_WAIT_QUEUE = 4096;
   private static final long MAX_CONNECT_TIMEOUT_MS = 2_000;
   /** The connector answers this much before the provider verticle's own deadline for the same call. */
@@ -79,6 +84,11 @@ public final class HttpProvider implements PaymentProvider {
   }
 
   public HttpProvider(Vertx vertx, String providerUrl, Duration timeout, BreakerSettings breakerSettings) {
+    this(vertx, providerUrl, timeout, DEFAULT_MAX_CONNECTIONS, breakerSettings);
+  }
+
+  public HttpProvider(Vertx vertx, String providerUrl, Duration timeout, int maxConnections,
+      BreakerSettings breakerSettings) {
     this.base = URI.create(providerUrl);
     if (!"http".equals(base.getScheme()) && !"https".equals(base.getScheme()) || base.getHost() == null) {
       throw new IllegalArgumentException("provider_url must be an http:// or https:// URL with a host");
@@ -89,7 +99,7 @@ public final class HttpProvider implements PaymentProvider {
     this.connectTimeoutMs = Math.max(1, Math.min(MAX_CONNECT_TIMEOUT_MS, timeoutMs / 2));
     this.client = vertx.createHttpClient(
         new HttpClientOptions().setKeepAlive(true).setKeepAliveTimeout(30).setConnectTimeout((int) connectTimeoutMs),
-        new PoolOptions().setHttp1MaxSize(POOL_SIZE).setMaxWaitQueueSize(MAX_WAIT_QUEUE));
+        new PoolOptions().setHttp1MaxSize(maxConnections).setMaxWaitQueueSize(MAX_WAIT_QUEUE));
     this.breaker = CircuitBreaker.create("idemgate-provider-http", vertx, new CircuitBreakerOptions()
             .setMaxFailures(breakerSettings.maxFailures())
             .setResetTimeout(breakerSettings.resetTimeout().toMillis())
@@ -105,7 +115,8 @@ public final class HttpProvider implements PaymentProvider {
 
   /** The connector for {@code provider: http}, with the default breaker. */
   public static HttpProvider create(Vertx vertx, GatewayConfig config) {
-    return new HttpProvider(vertx, config.providerUrl().orElseThrow(), config.providerTimeout(), BreakerSettings.DEFAULT);
+    return new HttpProvider(vertx, config.providerUrl().orElseThrow(), config.providerTimeout(),
+        config.providerMaxConnections(), BreakerSettings.DEFAULT);
   }
 
   @Override

@@ -220,6 +220,18 @@ class ConfigLoaderTest {
         .isInstanceOf(ConfigException.class).hasMessageStartingWith("api_keys_reload_interval:");
   }
   @Test
+  @DisplayName("provider_max_connections defaults to 256 and must be between 1 and 4096")
+  void providerMaxConnections() {
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of()).providerMaxConnections()).isEqualTo(256);
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER_MAX_CONNECTIONS", "1")).providerMaxConnections())
+        .isEqualTo(1);
+    for (String bad : new String[] {"0", "4097", "-1", "many"}) {
+      assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER_MAX_CONNECTIONS", bad)))
+          .as(bad).hasMessageStartingWith("provider_max_connections:");
+    }
+  }
+
+  @Test
   @DisplayName("http_idle_timeout must be longer than request_body_timeout, so a stalled body gets its 408")
   void idleTimeoutOutlastsBodyTimeout() {
     assertThat(ConfigLoader.load(Optional.empty(), Map.of()).httpIdleTimeout()).isEqualTo(Duration.ofSeconds(120));

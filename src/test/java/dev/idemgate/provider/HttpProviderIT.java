@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.idemgate.support.FaultProxy;
 import dev.idemgate.support.Http;
 import io.vertx.circuitbreaker.CircuitBreakerState;
+import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonObject;
 import java.io.IOException;
@@ -284,5 +285,34 @@ class HttpProviderIT {
     assertThat(Http.await(provider.inquire(request.providerKey()))).isInstanceOf(ProviderOutcome.Unknown.class);
     proxy.blackhole();
     assertThat(Http.await(provider.inquire(request.providerKey()))).isInstanceOf(ProviderOutcome.Unknown.class);
+  }
+  @Test
+  @DisplayName("the connections to the acquirer are provider_max_connections: 12 one-second charges at once fit in 12, "
+      + "not in 3 (those left waiting past the connect timeout are not attempted)")
+  void connectionsBoundConcurrentCharges() {
+    AcquirerServer slow = new AcquirerServer(0, 1_000, SLOW_MS, false);
+    Http.await(vertx.deployVerticle(slow));
+    String url = "http://127.0.0.1:" + slow.actualPort();
+    for (int connections : new int[] {3, 12}) {
+      HttpProvider pool = new HttpProvider(vertx, url, Duration.ofSeconds(5), connections, HttpProvider.BreakerSettings.DEFAULT);
+      try {
+        List<Future<ProviderOutcome>> charges = new ArrayList<>();
+        for (int i = 0; i < 12; i++) {
+          charges.add(pool.charge(charge("tok_visa")));
+        }
+        Http.await(Future.join(charges));
+        long succeeded = charges.stream().filter(f -> f.result() instanceof ProviderOutcome.Succeeded).count();
+        long notAttempted = charges.stream().filter(f -> f.result() instanceof ProviderOutcome.NotAttempted).count();
+        if (connections == 12) {
+          assertThat(succeeded).as("12 connections").isEqualTo(12);
+        } else {
+          // 3 at a time for 1 s each: the fourth wave would start after 3 s, past the 2 s connect timeout.
+          assertThat(notAttempted).as("3 connections").isGreaterThanOrEqualTo(3);
+          assertThat(succeeded + notAttempted).isEqualTo(12);
+        }
+      } finally {
+        Http.await(pool.close());
+      }
+    }
   }
 }
