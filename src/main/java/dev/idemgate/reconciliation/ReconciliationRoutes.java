@@ -40,6 +40,11 @@ import org.slf4j.LoggerFactory;
  * </ul>
  * Runs are JDBC batch work (COPY, set-based joins), so they execute on a dedicated worker pool of
  * two threads, never on the event loop; the uploads are written with the non-blocking file system.
+ * The rest (checking a file's header and recording its run, lists, reports, resolutions) has its
+ * own two threads, so a long run never holds up a status poll or an upload's 202. At most two
+ * uploads and runs are under way at once; more are refused with 429 before their body is read, so
+ * none waits for a thread with its connection open (a client that timed out would send the file
+ * again and have it reconciled twice) and the uploads on disk stay bounded.
  */
 public final class ReconciliationRoutes {
   private static final Logger log = LoggerFactory.getLogger(ReconciliationRoutes.class);
@@ -49,13 +54,18 @@ public final class ReconciliationRoutes {
    * JSON for a million-row settlement) in java.io.tmpdir; more are refused with 429.
    */
   static final int MAX_REPORTS_AT_ONCE = 4;
+  /** Uploads and runs under way at once, one per thread of the runs' pool. */
+  static final int MAX_RUNS_AT_ONCE = 2;
 
   private final Vertx vertx;
   private final String pgUrl;
   private final ReconciliationSettings settings;
   private final WorkerExecutor workers;
+  private final WorkerExecutor runs;
   /** Reports being written or sent; touched on the management verticle's event loop only. */
   private int reportsInFlight;
+  /** Uploads being received and runs not finished; touched on the management verticle's event loop only. */
+  private int runsInFlight;
 
   private ReconciliationRoutes(Vertx vertx, GatewayConfig config, ReconciliationSettings settings) {
     this.vertx = vertx;
@@ -63,6 +73,7 @@ public final class ReconciliationRoutes {
     this.settings = settings;
     // Closed with the verticle that creates it (the management verticle).
     this.workers = vertx.createSharedWorkerExecutor("idemgate-reconciliation", 2, 60, TimeUnit.MINUTES);
+    this.runs = vertx.createSharedWorkerExecutor("idemgate-reconciliation-runs", MAX_RUNS_AT_ONCE, 60, TimeUnit.MINUTES);
   }
 
   /** Adds the routes; call after the {@code /admin/*} authentication handler. */
@@ -94,6 +105,13 @@ public final class ReconciliationRoutes {
       Problems.send(ctx, SettlementUpload.tooLarge());
       return;
     }
+    if (runsInFlight >= MAX_RUNS_AT_ONCE) {
+      Problems.send(ctx, new ApiProblem(ErrorCode.RATE_LIMITED, MAX_RUNS_AT_ONCE
+          + " reconciliations are being uploaded or run already; nothing was stored: send the file again later",
+          null, 30));
+      return;
+    }
+    runsInFlight++;
     vertx.fileSystem().createTempFile("idemgate-settlement-", ".csv")
         .compose(path -> vertx.fileSystem().open(path, new OpenOptions().setWrite(true))
             .compose(file -> SettlementUpload.store(request, file, settings.maxUploadBytes(), declaredLength))
@@ -104,9 +122,10 @@ public final class ReconciliationRoutes {
               .putHeader("Location", "/admin/reconciliations/" + started.runId())
               .putHeader("Content-Type", "application/json")
               .end(new JsonObject().put("id", started.runId()).put("status", "RUNNING").encode());
-          workers.executeBlocking(() -> finish(started), false);
+          runs.executeBlocking(() -> finish(started), false).onComplete(done -> runsInFlight--);
         })
         .onFailure(failure -> {
+          runsInFlight--;
           if (failure instanceof SettlementFileException e) {
             Problems.send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, e.getMessage()));
           } else if (failure instanceof ApiProblem problem) {

@@ -228,6 +228,35 @@ class ReconciliationApiIT {
     }
   }
 
+  @Test
+  @DisplayName("past two uploads or runs under way, an upload is refused with 429 before its body is read; "
+      + "once they end, uploads are taken again")
+  void uploadsUnderWayAreBounded() throws Exception {
+    int port = gateway.config().managementPort();
+    List<Socket> halfSent = new ArrayList<>();
+    try {
+      for (int i = 0; i < ReconciliationRoutes.MAX_RUNS_AT_ONCE; i++) {
+        // Headers and the start of a body that never ends: an upload under way.
+        Socket socket = new Socket("127.0.0.1", port);
+        socket.getOutputStream().write(("POST /admin/reconciliations?name=slow.csv HTTP/1.1\r\nHost: x\r\n"
+            + "Authorization: Bearer " + TestGateway.ADMIN_TOKEN + "\r\nContent-Length: 100000\r\n\r\n"
+            + "settlement_id,provider_reference").getBytes(StandardCharsets.US_ASCII));
+        halfSent.add(socket);
+      }
+      Waits.eventually(Duration.ofSeconds(5), () -> upload("?name=third.csv", "x\n").status() == 429,
+          "a third upload is refused while two are under way");
+      Http.Reply refused = upload("?name=third.csv", "x\n");
+      assertThat(refused.header("Retry-After")).isEqualTo("30");
+      assertThat(refused.json().getString("code")).isEqualTo("rate_limited");
+    } finally {
+      for (Socket socket : halfSent) {
+        socket.close();
+      }
+    }
+    Waits.eventually(Duration.ofSeconds(5), () -> upload("?name=later.csv", "x\n").status() != 429,
+        "uploads are taken again once the others ended");
+  }
+
   /** A client that asks for the report, reads its status line, and then reads nothing. */
   private static Socket stalledReportClient(int port, String id) throws IOException {
     Socket socket = new Socket();
