@@ -446,9 +446,6 @@ public final class PaymentService {
   }
 
   private static JsonObject withoutNullMembers(JsonObject body) {
-    if (!body.getMap().containsValue(null)) {
-      return body;
-    }
     JsonObject meant = new JsonObject();
     body.getMap().forEach((name, value) -> {
       if (value != null) {
