@@ -16,6 +16,9 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import org.yaml.snakeyaml.LoaderOptions;
 import org.yaml.snakeyaml.Yaml;
 import org.yaml.snakeyaml.constructor.SafeConstructor;
@@ -32,7 +35,7 @@ public final class ConfigLoader {
   static final int MAX_PROVIDER_CONNECTIONS = 4096;
   static final long MAX_RATE_LIMIT = 1_000_000;
   private static final String ENV_PREFIX = "IDEMGATE_";
-  private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(ConfigLoader.class);
+  private static final Logger log = LoggerFactory.getLogger(ConfigLoader.class);
 
   private ConfigLoader() {}
 
@@ -61,7 +64,7 @@ public final class ConfigLoader {
    * service links Kubernetes sets for a Service named idemgate ({@code IDEMGATE_SERVICE_*},
    * {@code IDEMGATE_PORT*}).
    */
-  static List<String> ignoredVariables(Map<String, String> environment, java.util.Set<String> keys) {
+  static List<String> ignoredVariables(Map<String, String> environment, Set<String> keys) {
     return environment.keySet().stream()
         .filter(name -> name.startsWith(ENV_PREFIX))
         .filter(name -> !keys.contains(name.substring(ENV_PREFIX.length()).toLowerCase(Locale.ROOT)))
@@ -241,7 +244,7 @@ public final class ConfigLoader {
 
   private static String logLevel(Map<String, String> v) {
     String level = v.get("log_level").trim().toUpperCase(Locale.ROOT);
-    if (!java.util.Set.of("TRACE", "DEBUG", "INFO", "WARN", "ERROR").contains(level)) {
+    if (!Set.of("TRACE", "DEBUG", "INFO", "WARN", "ERROR").contains(level)) {
       throw new ConfigException("log_level: must be TRACE, DEBUG, INFO, WARN or ERROR, got '" + v.get("log_level") + "'");
     }
     return level;

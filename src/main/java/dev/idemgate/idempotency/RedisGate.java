@@ -4,7 +4,9 @@ import dev.idemgate.storage.PipelinedRedis;
 import io.vertx.circuitbreaker.CircuitBreaker;
 import io.vertx.circuitbreaker.CircuitBreakerOptions;
 import io.vertx.circuitbreaker.OpenCircuitException;
+import io.vertx.core.Context;
 import io.vertx.core.Future;
+import io.vertx.core.Vertx;
 import io.vertx.redis.client.Command;
 import io.vertx.redis.client.Request;
 import io.vertx.redis.client.Response;
@@ -52,7 +54,7 @@ public final class RedisGate {
   }
 
   /** The breaker every gate uses: five failures open it for one second. */
-  public static CircuitBreaker breaker(io.vertx.core.Vertx vertx) {
+  public static CircuitBreaker breaker(Vertx vertx) {
     return CircuitBreaker.create("idemgate-redis-gate", vertx, new CircuitBreakerOptions()
         .setMaxFailures(5).setTimeout(-1).setResetTimeout(1_000).setNotificationAddress(null));
   }
@@ -85,7 +87,7 @@ public final class RedisGate {
             // failure may have dropped that connection and the delete gone out on a new one, ahead
             // of a SET still on its way.
             release(merchantId, key, value);
-            io.vertx.core.Context context = io.vertx.core.Vertx.currentContext();
+            Context context = Vertx.currentContext();
             if (context != null) {
               context.owner().setTimer(timeoutMs, id -> release(merchantId, key, value));
             }
