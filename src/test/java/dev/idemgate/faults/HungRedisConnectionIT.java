@@ -14,7 +14,6 @@ import dev.idemgate.support.Waits;
 import io.vertx.core.Future;
 import io.vertx.core.json.JsonObject;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.Map;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
@@ -37,7 +36,7 @@ class HungRedisConnectionIT {
     try (ThrowawayRedis redis = ThrowawayRedis.start();
         FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port());
         Http http = new Http();
-        TestGateway gateway = gatewayThrough(proxy)) {
+        TestGateway gateway = InfraFaultFixture.gatewayThrough(proxy)) {
       for (int i = 0; i < 4; i++) {
         String key = Http.newKey();
         assertThat(http.pay(gateway.apiPort(), TestGateway.KEY_A, key, Http.payment(500, "tok_visa")).status()).isEqualTo(201);
@@ -61,7 +60,7 @@ class HungRedisConnectionIT {
     try (ThrowawayRedis redis = ThrowawayRedis.start();
         FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port());
         Http http = new Http();
-        TestGateway gateway = gatewayThrough(proxy, "IDEMGATE_API_INSTANCES", "1",
+        TestGateway gateway = InfraFaultFixture.gatewayThrough(proxy, "IDEMGATE_API_INSTANCES", "1",
             "IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "reject")) {
       assertThat(twinRefused(http, gateway, 600)).as("a twin is refused before the freeze").isTrue();
 
@@ -85,7 +84,7 @@ class HungRedisConnectionIT {
     try (ThrowawayRedis redis = ThrowawayRedis.start();
         FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port());
         Http http = new Http();
-        TestGateway gateway = gatewayThrough(proxy, "IDEMGATE_API_INSTANCES", "1", "IDEMGATE_SIMULATOR_SLOW_MS", "1500")) {
+        TestGateway gateway = InfraFaultFixture.gatewayThrough(proxy, "IDEMGATE_API_INSTANCES", "1", "IDEMGATE_SIMULATOR_SLOW_MS", "1500")) {
       assertThat(waitForSlowTwin(http, gateway)).as("woken before the freeze").isLessThan(WAIT_MS);
 
       proxy.freezeOpen();
@@ -100,16 +99,6 @@ class HungRedisConnectionIT {
   }
 
   private static final long WAIT_MS = 10_000;
-
-  /** A gateway whose Redis is behind the proxy, with a short Redis deadline, and {@code settings} (name, value, …). */
-  private static TestGateway gatewayThrough(FaultProxy proxy, String... settings) {
-    Map<String, String> env = new HashMap<>(Map.of("IDEMGATE_REDIS_URL", "redis://127.0.0.1:" + proxy.port(),
-        "IDEMGATE_REDIS_TIMEOUT", "200ms"));
-    for (int i = 0; i + 1 < settings.length; i += 2) {
-      env.put(settings[i], settings[i + 1]);
-    }
-    return TestGateway.start(env);
-  }
 
   /** Pays until a payment's record is in Redis again, for at most 15 s; whether it got there. */
   private static boolean gateBackOnRedis(Http http, TestGateway gateway, ThrowawayRedis redis) {

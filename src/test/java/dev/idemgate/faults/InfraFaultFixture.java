@@ -3,6 +3,7 @@ package dev.idemgate.faults;
 import dev.idemgate.support.AcquirerProcess;
 import dev.idemgate.support.ClientHistory;
 import dev.idemgate.support.ExactlyOnceChecker;
+import dev.idemgate.support.FaultProxy;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
 import java.util.HashMap;
@@ -20,6 +21,16 @@ final class InfraFaultFixture {
   static final long SEED = Long.getLong("idemgate.faults.seed", System.nanoTime());
 
   private InfraFaultFixture() {}
+
+  /** A gateway whose Redis is behind the proxy, with a short Redis deadline, and {@code settings} (name, value, …). */
+  static TestGateway gatewayThrough(FaultProxy proxy, String... settings) {
+    Map<String, String> env = new HashMap<>(Map.of("IDEMGATE_REDIS_URL", "redis://127.0.0.1:" + proxy.port(),
+        "IDEMGATE_REDIS_TIMEOUT", "200ms"));
+    for (int i = 0; i + 1 < settings.length; i += 2) {
+      env.put(settings[i], settings[i + 1]);
+    }
+    return TestGateway.start(env);
+  }
 
   /** Runs {@code fault} on its own thread after {@code ms}, while the test drives the workload. */
   static Thread after(long ms, Runnable fault) {

@@ -12,7 +12,6 @@ import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.ThrowawayRedis;
 import dev.idemgate.support.Waits;
 import io.vertx.core.json.JsonObject;
-import java.util.Map;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
@@ -28,8 +27,7 @@ class LateRedisClaimIT {
     try (ThrowawayRedis redis = ThrowawayRedis.start();
         FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port());
         Http http = new Http();
-        TestGateway gateway = TestGateway.start(Map.of("IDEMGATE_REDIS_URL", "redis://127.0.0.1:" + proxy.port(),
-            "IDEMGATE_REDIS_TIMEOUT", "200ms", "IDEMGATE_API_INSTANCES", "1"))) {
+        TestGateway gateway = InfraFaultFixture.gatewayThrough(proxy, "IDEMGATE_API_INSTANCES", "1")) {
       String key = Http.newKey();
       String redisKey = RedisGate.redisKey(TestGateway.MERCHANT_A, new IdempotencyKey(key));
       JsonObject original = Http.payment(700, "tok_visa");
