@@ -216,7 +216,7 @@ public final class ApiVerticle extends VerticleBase {
         .handler(this::getPayment);
     router.route().failureHandler(Problems::handleFailure);
     router.errorHandler(404, Problems::handleFailure);
-    router.errorHandler(405, Problems::handleFailure);
+    router.errorHandler(405, Problems.methodNotAllowed(router));
     return router;
   }
 

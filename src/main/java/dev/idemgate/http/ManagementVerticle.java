@@ -73,7 +73,7 @@ public final class ManagementVerticle extends VerticleBase {
     router.get("/admin/pending").handler(this::unresolved);
     router.route().failureHandler(Problems::handleFailure);
     router.errorHandler(404, Problems::handleFailure);
-    router.errorHandler(405, Problems::handleFailure);
+    router.errorHandler(405, Problems.methodNotAllowed(router));
     // A connection with nothing read or written for a minute is closed: a client that stops reading
     // a reconciliation report lets go of its file, and a stalled upload of its worker.
     server = vertx.createHttpServer(new HttpServerOptions().setIdleTimeout(IDLE_TIMEOUT_SECONDS)

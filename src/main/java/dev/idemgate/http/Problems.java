@@ -4,13 +4,18 @@ import io.netty.handler.codec.DecoderException;
 import io.netty.handler.codec.http.TooLongHttpHeaderException;
 import io.netty.handler.codec.http.TooLongHttpLineException;
 import io.vertx.core.Future;
+import io.vertx.core.Handler;
 import io.vertx.core.http.HttpClosedException;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.http.HttpVersion;
 import io.vertx.core.http.StreamResetException;
 import io.vertx.core.json.JsonObject;
+import io.vertx.ext.web.Route;
+import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
+import java.util.Set;
+import java.util.TreeSet;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -70,6 +75,49 @@ public final class Problems {
     if (!ctx.response().closed()) { // else the client is gone: nobody to answer
       send(ctx, problem);
     }
+  }
+
+  /**
+   * The router's 405 handler: the problem body, with the {@code Allow} header RFC 9110 asks for,
+   * naming the methods the router's routes take for this path.
+   */
+  public static Handler<RoutingContext> methodNotAllowed(Router router) {
+    return ctx -> {
+      String allowed = allowedMethods(router, ctx.normalizedPath());
+      if (!allowed.isEmpty()) {
+        ctx.response().putHeader("Allow", allowed);
+      }
+      handleFailure(ctx);
+    };
+  }
+
+  /**
+   * The methods of the routes whose path fits {@code path}, a {@code :name} matching one segment.
+   * A route made from a regular expression has no path and counts for nothing.
+   */
+  static String allowedMethods(Router router, String path) {
+    Set<String> methods = new TreeSet<>();
+    for (Route route : router.getRoutes()) {
+      if (route.methods() != null && route.getPath() != null && pathFits(route.getPath(), path)) {
+        route.methods().forEach(method -> methods.add(method.name()));
+      }
+    }
+    return String.join(", ", methods);
+  }
+
+  private static boolean pathFits(String pattern, String path) {
+    String[] want = pattern.split("/", -1);
+    String[] have = path.split("/", -1);
+    if (want.length != have.length) {
+      return false;
+    }
+    for (int i = 0; i < want.length; i++) {
+      boolean parameter = want[i].startsWith(":") && !have[i].isEmpty();
+      if (!parameter && !want[i].equals(have[i])) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /**

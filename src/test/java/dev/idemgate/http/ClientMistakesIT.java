@@ -7,6 +7,7 @@ import ch.qos.logback.classic.Level;
 import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
+import io.vertx.core.http.HttpMethod;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.Socket;
@@ -101,6 +102,23 @@ class ClientMistakesIT {
 
     String twoTokens = withBody(Http.newKey(), "Authorization: Bearer " + KEY_A + "\r\n", PAYMENT);
     assertThat(twoTokens).startsWith("HTTP/1.1 401 ").contains("\"code\":\"unauthorized\"");
+  }
+
+  @Test
+  @DisplayName("a method a path does not take gets 405 with an Allow header naming the ones it does, on both ports")
+  void methodNotAllowedNamesTheAllowedMethods() {
+    Http.Reply getPay = http.send(HttpMethod.GET, gateway.apiPort(), "/pay", Map.of("Authorization", "Bearer " + KEY_A), null);
+    assertThat(getPay.status()).isEqualTo(405);
+    assertThat(getPay.header("Allow")).isEqualTo("POST");
+    assertThat(getPay.json().getString("code")).isEqualTo("method_not_allowed");
+
+    Http.Reply deletePayment = http.send(HttpMethod.DELETE, gateway.apiPort(), "/v1/payments/pay_x", Map.of(), null);
+    assertThat(deletePayment.status()).isEqualTo(405);
+    assertThat(deletePayment.header("Allow")).isEqualTo("GET");
+
+    Http.Reply postHealth = http.send(HttpMethod.POST, gateway.managementPort(), "/health/live", Map.of(), null);
+    assertThat(postHealth.status()).isEqualTo(405);
+    assertThat(postHealth.header("Allow")).isEqualTo("GET");
   }
 
   @Test
