@@ -17,6 +17,7 @@ import dev.idemgate.ratelimit.RateLimitSyncVerticle;
 import dev.idemgate.recovery.RecoveryVerticle;
 import dev.idemgate.storage.Migrations;
 import dev.idemgate.storage.RedisClients;
+import dev.idemgate.storage.ServerLimits;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
@@ -96,6 +97,7 @@ public final class Idemgate implements AutoCloseable {
     if (applied > 0) {
       log.info("schema migrated: {} migration(s) applied", applied);
     }
+    ServerLimits.check(config);
     VertxBuilder builder = Vertx.builder();
     MeterRegistry registry;
     Optional<PrometheusMeterRegistry> prometheus;

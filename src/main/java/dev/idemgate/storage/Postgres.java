@@ -12,9 +12,13 @@ import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.PoolOptions;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.SQLException;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Properties;
 
 /** Builds the reactive PostgreSQL pools of the gateway from its URL. */
 public final class Postgres {
@@ -145,5 +149,27 @@ public final class Postgres {
           jdbc.append('&').append(ROOT_CERT).append('=').append(URLEncoder.encode(cert, StandardCharsets.UTF_8)));
     }
     return jdbc.toString();
+  }
+
+  /**
+   * A JDBC connection to the same database, for blocking work off the event loops (start-up checks,
+   * reconciliation). Every remote call needs a deadline: {@code socketTimeoutSeconds} bounds each
+   * read, and keepalive lets the kernel notice a dead peer first.
+   */
+  public static Connection jdbcConnection(String pgUrl, String applicationName, int connectTimeoutSeconds,
+      int socketTimeoutSeconds) throws SQLException {
+    PgConnectOptions o = connectOptions(pgUrl);
+    Properties props = new Properties();
+    if (o.getUser() != null) {
+      props.setProperty("user", o.getUser());
+    }
+    if (o.getPassword() != null) {
+      props.setProperty("password", o.getPassword());
+    }
+    props.setProperty("ApplicationName", applicationName);
+    props.setProperty("connectTimeout", String.valueOf(connectTimeoutSeconds));
+    props.setProperty("socketTimeout", String.valueOf(socketTimeoutSeconds));
+    props.setProperty("tcpKeepAlive", "true");
+    return DriverManager.getConnection(jdbcUrl(pgUrl), props);
   }
 }

@@ -7,8 +7,6 @@ import dev.idemgate.support.Http;
 import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import java.net.URI;
-import java.net.URISyntaxException;
 import java.time.Duration;
 import java.util.List;
 import java.util.UUID;
@@ -33,11 +31,11 @@ class RetentionPurgeIT {
   private static RecoveryStore store;
 
   @BeforeAll
-  static void ownDatabase() throws URISyntaxException {
+  static void ownDatabase() {
     http = new Http();
     admin = new TestDb(http.vertx());
     admin.query("CREATE DATABASE " + DATABASE);
-    String url = withDatabase(TestGateway.pgUrl(), DATABASE);
+    String url = TestGateway.pgUrlOf(DATABASE);
     Migrations.migrate(url);
     db = new TestDb(http.vertx(), url);
     store = new RecoveryStore(db.pool(), Duration.ofSeconds(10), List.of("simulator"));
@@ -108,10 +106,5 @@ class RetentionPurgeIT {
 
   private static long count(String where) {
     return (Long) db.scalar("SELECT count(*) FROM idemgate.idempotency_keys WHERE " + where);
-  }
-
-  private static String withDatabase(String url, String database) throws URISyntaxException {
-    URI uri = new URI(url.replaceFirst("^postgres://", "postgresql://"));
-    return new URI(uri.getScheme(), uri.getUserInfo(), uri.getHost(), uri.getPort(), "/" + database, uri.getQuery(), null).toString();
   }
 }

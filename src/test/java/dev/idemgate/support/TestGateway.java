@@ -5,6 +5,8 @@ import dev.idemgate.config.ConfigLoader;
 import dev.idemgate.config.GatewayConfig;
 import java.io.IOException;
 import java.net.ServerSocket;
+import java.net.URI;
+import java.net.URISyntaxException;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Optional;
@@ -61,6 +63,16 @@ public final class TestGateway implements AutoCloseable {
 
   public static String pgUrl() {
     return System.getenv().getOrDefault("IDEMGATE_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres");
+  }
+
+  /** The test server's URL with another database, for a test that creates (and drops) its own. */
+  public static String pgUrlOf(String database) {
+    try {
+      URI uri = new URI(pgUrl().replaceFirst("^postgres://", "postgresql://"));
+      return new URI(uri.getScheme(), uri.getUserInfo(), uri.getHost(), uri.getPort(), "/" + database, uri.getQuery(), null).toString();
+    } catch (URISyntaxException e) {
+      throw new IllegalStateException("IDEMGATE_PG_URL is not a URL", e);
+    }
   }
 
   public static String redisUrl() {
