@@ -27,6 +27,7 @@ import io.micrometer.core.instrument.composite.CompositeMeterRegistry;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.opentelemetry.api.OpenTelemetry;
+import io.opentelemetry.sdk.OpenTelemetrySdk;
 import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
@@ -71,6 +72,8 @@ public final class Idemgate implements AutoCloseable {
   private final String apiDeployment;
   private final AtomicBoolean closed = new AtomicBoolean();
   private final JvmGcMetrics gcMetrics;
+  /** The tracing SDK this gateway built (not one a caller passed): shut down, so flushed, on close. */
+  private volatile Optional<OpenTelemetrySdk> ownTracing = Optional.empty();
 
   private Idemgate(Vertx vertx, GatewayConfig config, ReadinessState readiness, String apiDeployment, JvmGcMetrics gcMetrics) {
     this.vertx = vertx;
@@ -82,7 +85,15 @@ public final class Idemgate implements AutoCloseable {
 
   /** Migrates the schema, checks Redis, deploys everything; fails with {@link StartupFailure} naming what is wrong. */
   public static Idemgate start(GatewayConfig config) {
-    return start(config, Tracing.fromConfig(config));
+    Optional<OpenTelemetrySdk> tracing = Tracing.fromConfig(config);
+    try {
+      Idemgate gateway = start(config, tracing.map(OpenTelemetry.class::cast));
+      gateway.ownTracing = tracing;
+      return gateway;
+    } catch (RuntimeException e) {
+      tracing.ifPresent(OpenTelemetrySdk::close);
+      throw e;
+    }
   }
 
   /** Starts with a given OpenTelemetry (tests pass one that records spans in memory). */
@@ -227,6 +238,8 @@ public final class Idemgate implements AutoCloseable {
       if (gcMetrics != null) {
         gcMetrics.close();
       }
+      // Sends the spans still buffered (to the exporter's own 10 s timeout), then stops its thread.
+      ownTracing.ifPresent(sdk -> sdk.shutdown().join(CLOSE_TIMEOUT.toSeconds(), TimeUnit.SECONDS));
     }
   }
 

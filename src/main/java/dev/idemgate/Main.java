@@ -8,9 +8,10 @@ import dev.idemgate.storage.Migrations;
 import java.nio.file.Path;
 import java.util.Optional;
 import java.util.concurrent.Callable;
+import org.slf4j.bridge.SLF4JBridgeHandler;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
-import picocli.CommandLine;
 import sun.misc.Signal;
 
 /**
@@ -27,6 +28,9 @@ public final class Main implements Callable<Integer> {
   static final int EXIT_USAGE = 2;
 
   public static void main(String[] args) {
+    // Libraries that log through java.util.logging (the OpenTelemetry SDK) join the JSON log.
+    SLF4JBridgeHandler.removeHandlersForRootLogger();
+    SLF4JBridgeHandler.install();
     CommandLine cli = new CommandLine(new Main());
     cli.setParameterExceptionHandler((e, a) -> {
       System.err.println("idemgate: " + e.getMessage() + " (see --help)");

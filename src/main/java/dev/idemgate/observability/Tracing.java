@@ -9,7 +9,7 @@ import io.opentelemetry.api.trace.StatusCode;
 import io.opentelemetry.api.trace.Tracer;
 import io.opentelemetry.context.Context;
 import io.opentelemetry.context.Scope;
-import io.opentelemetry.exporter.otlp.trace.OtlpGrpcSpanExporter;
+import io.opentelemetry.exporter.otlp.http.trace.OtlpHttpSpanExporter;
 import io.opentelemetry.sdk.OpenTelemetrySdk;
 import io.opentelemetry.sdk.resources.Resource;
 import io.opentelemetry.sdk.trace.SdkTracerProvider;
@@ -31,18 +31,35 @@ public final class Tracing {
     this.tracer = openTelemetry.getTracer("idemgate");
   }
 
-  /** The SDK exporting over OTLP/gRPC to {@code otlp_endpoint}, or empty when tracing is off. */
-  public static Optional<OpenTelemetry> fromConfig(GatewayConfig config) {
+  /**
+   * The SDK exporting over OTLP/HTTP (protobuf) to {@code otlp_endpoint}, or empty when tracing is
+   * off; the caller shuts it down, which sends the spans still buffered. OTLP/HTTP, not gRPC: the
+   * only exporter sender on the classpath is the JDK's HTTP client (no OkHttp, no grpc-java), and
+   * the gRPC exporter found no sender and failed start-up.
+   */
+  public static Optional<OpenTelemetrySdk> fromConfig(GatewayConfig config) {
     if (!config.tracing().equals("otlp")) {
       return Optional.empty();
     }
-    OtlpGrpcSpanExporter exporter = OtlpGrpcSpanExporter.builder().setEndpoint(config.otlpEndpoint()).build();
+    OtlpHttpSpanExporter exporter = OtlpHttpSpanExporter.builder().setEndpoint(tracesUrl(config.otlpEndpoint())).build();
     SdkTracerProvider provider = SdkTracerProvider.builder()
         .setResource(Resource.getDefault().merge(Resource.create(Attributes.of(
             io.opentelemetry.api.common.AttributeKey.stringKey("service.name"), "idemgate"))))
         .addSpanProcessor(BatchSpanProcessor.builder(exporter).build())
         .build();
     return Optional.of(OpenTelemetrySdk.builder().setTracerProvider(provider).build());
+  }
+
+  /**
+   * The collector's URL for spans: {@code otlp_endpoint} as given when it names a path, else with
+   * OTLP/HTTP's standard {@code /v1/traces} (a collector's address is usually given bare).
+   */
+  static String tracesUrl(String endpoint) {
+    String path = java.net.URI.create(endpoint).getRawPath();
+    if (path == null || path.isEmpty() || path.equals("/")) {
+      return endpoint.replaceFirst("/?$", "") + "/v1/traces";
+    }
+    return endpoint;
   }
 
   /** Runs {@code call} inside a child span of the current request's span. */

@@ -13,8 +13,10 @@ import io.opentelemetry.sdk.testing.exporter.InMemorySpanExporter;
 import io.opentelemetry.sdk.trace.SdkTracerProvider;
 import io.opentelemetry.sdk.trace.data.SpanData;
 import io.opentelemetry.sdk.trace.export.SimpleSpanProcessor;
+import io.vertx.core.http.HttpServer;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -64,5 +66,39 @@ class TracingIT {
       assertThat(line.getKeyValuePairs().stream().filter(kv -> kv.key.equals("trace_id")).map(kv -> kv.value))
           .containsExactly(server.getTraceId());
     }
+  }
+
+  @Test
+  @DisplayName("tracing: otlp starts, and a payment's spans reach an OTLP/HTTP collector at /v1/traces, the last ones on stop")
+  void otlpExportOverHttp() throws Exception {
+    List<String> received = new CopyOnWriteArrayList<>();
+    HttpServer collector = http.vertx().createHttpServer().requestHandler(request -> request.body().onSuccess(body -> {
+      received.add(request.method() + " " + request.path() + " " + request.getHeader("Content-Type") + " " + body.length());
+      request.response().putHeader("Content-Type", "application/x-protobuf").end();
+    }));
+    int port = Http.await(collector.listen(0)).actualPort();
+    try {
+      TestGateway traced = TestGateway.start(Map.of("IDEMGATE_TRACING", "otlp",
+          "IDEMGATE_OTLP_ENDPOINT", "http://127.0.0.1:" + port));
+      try {
+        assertThat(http.pay(traced.apiPort(), KEY_A, Http.newKey(), Http.payment(321, "tok_visa")).status()).isEqualTo(201);
+      } finally {
+        traced.close(); // the batch processor sends what it holds on shutdown
+      }
+      assertThat(received).isNotEmpty()
+          .allSatisfy(r -> assertThat(r).startsWith("POST /v1/traces application/x-protobuf "));
+      assertThat(received.stream().mapToInt(r -> Integer.parseInt(r.substring(r.lastIndexOf(' ') + 1))).sum())
+          .as("protobuf bytes of spans").isGreaterThan(100);
+    } finally {
+      Http.await(collector.close());
+    }
+  }
+
+  @Test
+  @DisplayName("otlp_endpoint without a path gets /v1/traces; one with a path is kept")
+  void tracesUrl() {
+    assertThat(Tracing.tracesUrl("http://collector:4318")).isEqualTo("http://collector:4318/v1/traces");
+    assertThat(Tracing.tracesUrl("http://collector:4318/")).isEqualTo("http://collector:4318/v1/traces");
+    assertThat(Tracing.tracesUrl("https://otel.example/custom/traces")).isEqualTo("https://otel.example/custom/traces");
   }
 }
