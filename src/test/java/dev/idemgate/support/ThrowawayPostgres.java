@@ -28,8 +28,11 @@ import java.util.concurrent.TimeUnit;
  * }</pre>
  */
 public final class ThrowawayPostgres implements AutoCloseable {
-  /** Where Debian's postgresql-15 package puts the server binaries; {@code IDEMGATE_PG_BIN} overrides it. */
-  private static final Path BIN = Path.of(System.getenv().getOrDefault("IDEMGATE_PG_BIN", "/usr/lib/postgresql/15/bin"));
+  /**
+   * The server binaries: {@code IDEMGATE_PG_BIN}, else where Debian's postgresql package puts the
+   * newest version installed ({@code /usr/lib/postgresql/<version>/bin}).
+   */
+  private static final Path BIN = binaries();
   private static final long COMMAND_TIMEOUT_SECONDS = 60;
 
   private final int port;
@@ -39,6 +42,20 @@ public final class ThrowawayPostgres implements AutoCloseable {
   private volatile boolean running;
   /** Server settings for TLS, empty without it. */
   private String tlsSettings = "";
+
+  private static Path binaries() {
+    String named = System.getenv("IDEMGATE_PG_BIN");
+    if (named != null) {
+      return Path.of(named);
+    }
+    try (var versions = Files.list(Path.of("/usr/lib/postgresql"))) {
+      return versions.filter(v -> v.getFileName().toString().matches("\\d+") && Files.isExecutable(v.resolve("bin/initdb")))
+          .max(java.util.Comparator.comparingInt(v -> Integer.parseInt(v.getFileName().toString())))
+          .map(v -> v.resolve("bin")).orElse(Path.of("/usr/lib/postgresql/15/bin"));
+    } catch (IOException e) {
+      return Path.of("/usr/lib/postgresql/15/bin");
+    }
+  }
 
   private ThrowawayPostgres(int port, Path root) {
     this.port = port;
