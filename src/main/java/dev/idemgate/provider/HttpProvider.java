@@ -6,11 +6,13 @@ import io.vertx.circuitbreaker.CircuitBreakerOptions;
 import io.vertx.circuitbreaker.CircuitBreakerState;
 import io.vertx.circuitbreaker.OpenCircuitException;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClientAgent;
 import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.HttpClientRequest;
+import io.vertx.core.http.HttpClientResponse;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.PoolOptions;
 import io.vertx.core.http.RequestOptions;
@@ -41,10 +43,15 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Answers, mapped in {@link #mapCharge}:
  * <ul>
- *   <li>2xx with {@code status: succeeded | declined} → SUCCEEDED / DECLINED; a 2xx it cannot read → UNKNOWN
- *       (the acquirer accepted something).</li>
- *   <li>503 and 429 → NOT_ATTEMPTED: the acquirer refuses before accepting (503 is the protocol's
- *       "down before acceptance"; 429 is a rate limit).</li>
+ *   <li>2xx with {@code status: succeeded | declined} → SUCCEEDED / DECLINED; a 2xx it cannot read,
+ *       or whose charge id could not be stored (over {@value #MAX_REFERENCE_CHARS} characters, or
+ *       holding control characters) → UNKNOWN (the acquirer accepted something).</li>
+ *   <li>503 with the acquirer's own error body ({@code {"error": …}}) and 429 → NOT_ATTEMPTED: the
+ *       acquirer refuses before accepting (503 is the protocol's "down before acceptance"; 429 is a
+ *       rate limit). A 503 without that body → UNKNOWN: it may come from a proxy between the two
+ *       (Envoy's "reset before headers") after the charge went through.</li>
+ *   <li>3xx → NOT_ATTEMPTED: the URL points at something that redirects, which processed nothing
+ *       (an {@code http://} URL of an {@code https://} acquirer, say); it counts as trouble.</li>
  *   <li>409 → UNKNOWN: the acquirer is still processing a request under the same provider key, which may charge.</li>
  *   <li>any other 4xx (400, 401, 404, 422 …) → NOT_ATTEMPTED: the acquirer refused the request as it
  *       stands; retrying it unchanged would fail again, but nothing was charged.</li>
@@ -52,10 +59,16 @@ import org.slf4j.LoggerFactory;
  *       proxy that gave up waiting, may hide a charge.</li>
  * </ul>
  *
- * <p>The circuit breaker opens after repeated provider trouble (transport failures, 5xx, 429), not on
- * refusals of a bad request. While it is open a charge is answered NOT_ATTEMPTED without sending
- * anything, and an inquiry UNKNOWN (an inquiry that did not happen proves nothing). It never retries:
- * a charge is sent at most once per call.
+ * <p>Circuit breakers open after repeated provider trouble (transport failures, 5xx, 429), not on
+ * refusals of a bad request, nor on charges that waited too long for one of the pod's own
+ * connections (the pod is busy, not the acquirer). Charges and inquiries have one each, so that a
+ * failing inquiry endpoint (recovery sends up to a batch of them every pass) does not refuse new
+ * charges. While the charges' one is open a charge is answered NOT_ATTEMPTED without sending
+ * anything; while the inquiries' one is, an inquiry is UNKNOWN (an inquiry that did not happen
+ * proves nothing). Neither retries: a charge is sent at most once per call.
+ *
+ * <p>Answers are read up to {@value #MAX_ANSWER_BYTES} bytes; a longer one is cut off and read as
+ * no answer (UNKNOWN), so a misrouted URL cannot fill the heap or stall the provider's event loop.
  */
 public final class HttpProvider implements PaymentProvider {
   private static final Logger log = LoggerFactory.getLogger(HttpProvider.class);
@@ -70,13 +83,28 @@ public final class HttpProvider implements PaymentProvider {
   private static final long MAX_CONNECT_TIMEOUT_MS = 2_000;
   /** The connector answers this much before the provider verticle's own deadline for the same call. */
   private static final long ANSWER_MARGIN_MS = 100;
+  /** The longest answer read: an acquirer's charge or charge log is a few hundred bytes. */
+  static final int MAX_ANSWER_BYTES = 64 * 1024;
+  /**
+   * The longest charge id or decline code stored. Longer ones, or ones with control characters
+   * (a NUL is refused by PostgreSQL, an id over 2,704 bytes by the ledger's index, failing the whole
+   * grouped completion with it), are not the acquirer's protocol.
+   */
+  static final int MAX_REFERENCE_CHARS = 255;
 
   private final URI base;
   private final String basePath;
   private final long timeoutMs;
   private final long connectTimeoutMs;
+  private final int maxConnections;
   private final HttpClientAgent client;
-  private final CircuitBreaker breaker;
+  private final CircuitBreaker chargeBreaker;
+  private final CircuitBreaker inquiryBreaker;
+  /**
+   * Requests holding one of the pool's connections. Touched on the provider verticle's event loop
+   * only (the client's callbacks run on the context that made it).
+   */
+  private int holdingConnections;
 
   /** Settings of the circuit breaker: trouble counted within a rolling window, and how long it stays open. */
   public record BreakerSettings(int maxFailures, Duration resetTimeout, Duration failuresWindow) {
@@ -100,17 +128,26 @@ public final class HttpProvider implements PaymentProvider {
     this.client = vertx.createHttpClient(
         new HttpClientOptions().setKeepAlive(true).setKeepAliveTimeout(30).setConnectTimeout((int) connectTimeoutMs),
         new PoolOptions().setHttp1MaxSize(maxConnections).setMaxWaitQueueSize(MAX_WAIT_QUEUE));
-    this.breaker = CircuitBreaker.create("idemgate-provider-http", vertx, new CircuitBreakerOptions()
-            .setMaxFailures(breakerSettings.maxFailures())
-            .setResetTimeout(breakerSettings.resetTimeout().toMillis())
-            .setFailuresRollingWindow(breakerSettings.failuresWindow().toMillis())
-            .setTimeout(-1) // deadlines are ours: a breaker timeout could not tell sent from unsent
-            .setMaxRetries(0)
-            .setFallbackOnFailure(false)
-            .setNotificationAddress(null))
+    this.maxConnections = maxConnections;
+    this.chargeBreaker = breaker(vertx, "idemgate-provider-http", breakerSettings)
         .openHandler(v -> log.warn("provider circuit open: charges answer not-attempted without calling the acquirer"))
-        .halfOpenHandler(v -> log.info("provider circuit half-open: letting one call through"))
+        .halfOpenHandler(v -> log.info("provider circuit half-open: letting one charge through"))
         .closeHandler(v -> log.info("provider circuit closed"));
+    this.inquiryBreaker = breaker(vertx, "idemgate-provider-http-inquiries", breakerSettings)
+        .openHandler(v -> log.warn("provider inquiry circuit open: outcomes stay unknown until the acquirer answers inquiries again"))
+        .halfOpenHandler(v -> log.info("provider inquiry circuit half-open: letting one inquiry through"))
+        .closeHandler(v -> log.info("provider inquiry circuit closed"));
+  }
+
+  private static CircuitBreaker breaker(Vertx vertx, String name, BreakerSettings settings) {
+    return CircuitBreaker.create(name, vertx, new CircuitBreakerOptions()
+        .setMaxFailures(settings.maxFailures())
+        .setResetTimeout(settings.resetTimeout().toMillis())
+        .setFailuresRollingWindow(settings.failuresWindow().toMillis())
+        .setTimeout(-1) // deadlines are ours: a breaker timeout could not tell sent from unsent
+        .setMaxRetries(0)
+        .setFallbackOnFailure(false)
+        .setNotificationAddress(null));
   }
 
   /** The connector for {@code provider: http}, with the default breaker. */
@@ -124,9 +161,14 @@ public final class HttpProvider implements PaymentProvider {
     return "http";
   }
 
-  /** Open, half-open or closed; for health and tests. */
+  /** The charges' circuit: open, half-open or closed; for health and tests. */
   public CircuitBreakerState circuitState() {
-    return breaker.state();
+    return chargeBreaker.state();
+  }
+
+  /** The inquiries' circuit; for tests. */
+  CircuitBreakerState inquiryCircuitState() {
+    return inquiryBreaker.state();
   }
 
   @Override
@@ -136,7 +178,7 @@ public final class HttpProvider implements PaymentProvider {
     RequestOptions options = requestOptions(HttpMethod.POST, "/charges")
         .putHeader("Idempotency-Key", request.providerKey())
         .putHeader("Content-Type", "application/json");
-    return guarded(() -> exchange(options, body, request::maySend, HttpProvider::mapCharge),
+    return guarded(chargeBreaker, () -> exchange(options, body, request::maySend, HttpProvider::mapCharge),
         new ProviderOutcome.NotAttempted("provider circuit open"));
   }
 
@@ -144,7 +186,7 @@ public final class HttpProvider implements PaymentProvider {
   public Future<ProviderOutcome> inquire(String providerKey) {
     RequestOptions options = requestOptions(HttpMethod.GET,
         "/charges?idempotency_key=" + URLEncoder.encode(providerKey, StandardCharsets.UTF_8));
-    return guarded(() -> exchange(options, null, () -> true, HttpProvider::mapInquiry)
+    return guarded(inquiryBreaker, () -> exchange(options, null, () -> true, (status, body) -> mapInquiry(status, body, providerKey))
             .map(answer -> answer.outcome() instanceof ProviderOutcome.NotAttempted && answer.trouble()
                 // The inquiry itself did not happen: that says nothing about the charge.
                 ? new Answer(new ProviderOutcome.Unknown("inquiry not sent"), true)
@@ -154,7 +196,8 @@ public final class HttpProvider implements PaymentProvider {
 
   /** Stops the client; calls still in flight fail, and are read as {@link ProviderOutcome.Unknown}. */
   public Future<Void> close() {
-    breaker.close();
+    chargeBreaker.close();
+    inquiryBreaker.close();
     return client.close();
   }
 
@@ -171,7 +214,8 @@ public final class HttpProvider implements PaymentProvider {
     }
   }
 
-  private Future<ProviderOutcome> guarded(Supplier<Future<Answer>> call, ProviderOutcome whenOpen) {
+  private static Future<ProviderOutcome> guarded(CircuitBreaker breaker, Supplier<Future<Answer>> call,
+      ProviderOutcome whenOpen) {
     return breaker.<ProviderOutcome>execute(() -> call.get().compose(answer -> answer.trouble()
             ? Future.failedFuture(new Trouble(answer.outcome()))
             : Future.succeededFuture(answer.outcome())))
@@ -209,27 +253,63 @@ public final class HttpProvider implements PaymentProvider {
     long startedAt = System.nanoTime();
     return client.request(options).transform(connected -> {
       if (connected.failed()) {
-        return Future.succeededFuture(new Answer(new ProviderOutcome.NotAttempted(
-            "no connection to the acquirer: " + connected.cause().getClass().getSimpleName()), true));
+        // Every connection busy with other calls is this pod's load, not the acquirer's trouble:
+        // counted, it would open the circuit and refuse every charge of a busy pod.
+        boolean poolFull = holdingConnections >= maxConnections;
+        return Future.succeededFuture(new Answer(new ProviderOutcome.NotAttempted((poolFull
+            ? "every connection to the acquirer busy: " : "no connection to the acquirer: ")
+            + connected.cause().getClass().getSimpleName()), !poolFull));
       }
       HttpClientRequest request = connected.result();
-      if (!maySend.getAsBoolean()) {
-        request.reset();
-        return Future.succeededFuture(new Answer(new ProviderOutcome.NotAttempted(
-            "lease expired while waiting for a connection to the acquirer"), false));
-      }
-      long elapsedMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - startedAt);
-      long leftMs = Math.max(1, timeoutMs - ANSWER_MARGIN_MS - elapsedMs);
-      Future<Answer> answered = (body == null ? request.send() : request.send(body))
-          .compose(response -> response.body().map(b -> mapping.map(response.statusCode(), b)))
-          .timeout(leftMs, TimeUnit.MILLISECONDS);
-      return answered.recover(failure -> {
-        // From here on the acquirer may have the request: a timeout or a reset is "may have charged".
-        request.reset();
-        return Future.succeededFuture(new Answer(new ProviderOutcome.Unknown(
-            "no answer from the acquirer: " + failure.getClass().getSimpleName()), true));
-      });
+      holdingConnections++;
+      Future<Answer> answer = send(request, body, maySend, startedAt, mapping);
+      answer.onComplete(done -> holdingConnections--);
+      return answer;
     });
+  }
+
+  /** Sends a request that holds a connection, and reads its answer; never fails. */
+  private Future<Answer> send(HttpClientRequest request, Buffer body, BooleanSupplier maySend, long startedAt,
+      ResponseMapping mapping) {
+    if (!maySend.getAsBoolean()) {
+      request.reset();
+      return Future.succeededFuture(new Answer(new ProviderOutcome.NotAttempted(
+          "lease expired while waiting for a connection to the acquirer"), false));
+    }
+    long elapsedMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - startedAt);
+    long leftMs = Math.max(1, timeoutMs - ANSWER_MARGIN_MS - elapsedMs);
+    Future<Answer> answered = (body == null ? request.send() : request.send(body))
+        .compose(response -> boundedBody(response).map(b -> mapping.map(response.statusCode(), b)))
+        .timeout(leftMs, TimeUnit.MILLISECONDS);
+    return answered.recover(failure -> {
+      // From here on the acquirer may have the request: a timeout or a reset is "may have charged".
+      request.reset();
+      return Future.succeededFuture(new Answer(new ProviderOutcome.Unknown(
+          "no answer from the acquirer: " + failure.getClass().getSimpleName()), true));
+    });
+  }
+
+  /** The answer's body, failed with {@link AnswerTooLarge} past {@value #MAX_ANSWER_BYTES} bytes. */
+  private static Future<Buffer> boundedBody(HttpClientResponse response) {
+    Promise<Buffer> read = Promise.promise();
+    Buffer body = Buffer.buffer();
+    response.exceptionHandler(read::tryFail);
+    response.handler(chunk -> {
+      if (body.length() + chunk.length() > MAX_ANSWER_BYTES) {
+        read.tryFail(new AnswerTooLarge()); // the caller resets the request, which closes the connection
+      } else if (!read.future().isComplete()) {
+        body.appendBuffer(chunk);
+      }
+    });
+    response.endHandler(end -> read.tryComplete(body));
+    return read.future();
+  }
+
+  /** An answer longer than any the protocol has. */
+  private static final class AnswerTooLarge extends RuntimeException {
+    AnswerTooLarge() {
+      super("answer over " + MAX_ANSWER_BYTES + " bytes", null, false, false);
+    }
   }
 
   /** The one place a charge response becomes an outcome (see the class comment for the table). */
@@ -237,16 +317,24 @@ public final class HttpProvider implements PaymentProvider {
     if (status >= 200 && status < 300) {
       JsonObject json = jsonOrNull(body);
       String chargeStatus = json == null ? null : json.getValue("status") instanceof String s ? s : null;
-      String id = json == null ? null : json.getValue("id") instanceof String s ? s : null;
-      if ("succeeded".equals(chargeStatus) && id != null) {
-        return new Answer(new ProviderOutcome.Succeeded(id), false);
-      } else if ("declined".equals(chargeStatus) && id != null) {
-        String code = json.getValue("decline_code") instanceof String s ? s : "declined";
-        return new Answer(new ProviderOutcome.Declined(id, code), false);
+      Object id = json == null ? null : json.getValue("id");
+      if (("succeeded".equals(chargeStatus) || "declined".equals(chargeStatus)) && id instanceof String && !storable(id)) {
+        log.warn("the acquirer answered {} with a charge id that cannot be stored ({} characters, or control characters): "
+            + "the outcome is left unknown for recovery and for an operator", chargeStatus, ((String) id).length());
+        return new Answer(new ProviderOutcome.Unknown("acquirer answered a charge id that cannot be stored"), false);
+      }
+      if ("succeeded".equals(chargeStatus) && id instanceof String charge) {
+        return new Answer(new ProviderOutcome.Succeeded(charge), false);
+      } else if ("declined".equals(chargeStatus) && id instanceof String charge) {
+        // A decline is certain whatever its code; a code that cannot be stored is replaced.
+        String code = storable(json.getValue("decline_code")) ? json.getString("decline_code") : "declined";
+        return new Answer(new ProviderOutcome.Declined(charge, code), false);
       }
       return new Answer(new ProviderOutcome.Unknown("acquirer answered " + status + " without a charge status"), false);
-    } else if (status == 503 || status == 429) {
+    } else if (status == 429 || status == 503 && acquirerError(body)) {
       return new Answer(new ProviderOutcome.NotAttempted("acquirer refused before accepting (" + status + ")"), true);
+    } else if (status >= 300 && status < 400) {
+      return new Answer(new ProviderOutcome.NotAttempted("the provider URL redirects (" + status + "): nothing was charged"), true);
     } else if (status == 409) {
       return new Answer(new ProviderOutcome.Unknown("acquirer is still processing this provider key (409)"), false);
     } else if (status >= 400 && status < 500) {
@@ -255,20 +343,38 @@ public final class HttpProvider implements PaymentProvider {
     return new Answer(new ProviderOutcome.Unknown("acquirer answered " + status), status >= 500);
   }
 
+  /** A string the ledger can hold: 1 to {@value #MAX_REFERENCE_CHARS} characters, none a control character. */
+  static boolean storable(Object value) {
+    return value instanceof String s && !s.isEmpty() && s.length() <= MAX_REFERENCE_CHARS
+        && s.chars().noneMatch(Character::isISOControl);
+  }
+
+  /** Whether a body is the acquirer's own error ({@code {"error": "…"}}), not a proxy's page. */
+  private static boolean acquirerError(Buffer body) {
+    JsonObject json = jsonOrNull(body);
+    return json != null && json.getValue("error") instanceof String;
+  }
+
   /**
-   * An inquiry response: the last charge under the key decides. NOT_ATTEMPTED only when the acquirer
-   * never saw a request under the key ({@code requests} 0 and no charge); a request seen but not yet
-   * charged is still being processed and may charge any moment, so it is UNKNOWN. Anything but a
-   * readable 200 is UNKNOWN too: a failed inquiry proves nothing.
+   * An inquiry response. NOT_ATTEMPTED only when the acquirer never saw a request under the key
+   * ({@code requests} 0 and no charge); a request seen but not yet charged is still being processed
+   * and may charge any moment, so it is UNKNOWN. With charges, a succeeded one decides (money moved,
+   * whatever else the list holds), else the last one. An answer about another key (a proxy that
+   * dropped the query string, say) and anything but a readable 200 are UNKNOWN: such an inquiry
+   * proves nothing.
    */
-  static Answer mapInquiry(int status, Buffer body) {
+  static Answer mapInquiry(int status, Buffer body, String providerKey) {
     if (status != 200) {
-      return new Answer(new ProviderOutcome.Unknown("inquiry answered " + status), status >= 500 || status == 429);
+      return new Answer(new ProviderOutcome.Unknown("inquiry answered " + status),
+          status >= 500 || status == 429 || status >= 300 && status < 400);
     }
     JsonObject json = jsonOrNull(body);
     JsonArray charges = json == null ? null : json.getValue("charges") instanceof JsonArray a ? a : null;
     if (charges == null) {
       return new Answer(new ProviderOutcome.Unknown("inquiry answer without a charge list"), false);
+    }
+    if (!providerKey.equals(json.getValue("idempotency_key"))) {
+      return new Answer(new ProviderOutcome.Unknown("inquiry answer is not about the key asked for"), false);
     }
     if (charges.isEmpty()) {
       Object requests = json.getValue("requests");
@@ -277,10 +383,18 @@ public final class HttpProvider implements PaymentProvider {
       }
       return new Answer(new ProviderOutcome.NotAttempted("acquirer never saw this provider key"), false);
     }
-    Answer last = charges.getValue(charges.size() - 1) instanceof JsonObject charge
-        ? mapCharge(200, charge.toBuffer())
-        : null;
-    return last != null ? last : new Answer(new ProviderOutcome.Unknown("unreadable charge in inquiry answer"), false);
+    Answer decided = null;
+    for (Object entry : charges) {
+      if (!(entry instanceof JsonObject charge)
+          || charge.containsKey("idempotency_key") && !providerKey.equals(charge.getValue("idempotency_key"))) {
+        return new Answer(new ProviderOutcome.Unknown("unreadable charge, or another key's, in inquiry answer"), false);
+      }
+      Answer answer = mapCharge(200, charge.toBuffer());
+      if (decided == null || !(decided.outcome() instanceof ProviderOutcome.Succeeded)) {
+        decided = answer;
+      }
+    }
+    return decided;
   }
 
   private static JsonObject jsonOrNull(Buffer body) {

@@ -139,7 +139,11 @@ public final class RecoveryVerticle extends VerticleBase {
         })
         .recover(failure -> {
           log.warn("recovery of payment {} failed: {}", r.paymentId(), failure.getMessage());
-          return Future.succeededFuture(Action.FAILED);
+          // Put it on the backoff schedule all the same (a PROCESSING record becomes PENDING, so
+          // retries get 202, not 409): a write that fails on this record's data would otherwise
+          // fail again at every takeover, 15-26 s apart, for ever. During an outage this write
+          // fails too, and the record is simply taken again.
+          return keepPending(r, null).otherwise(Action.FAILED).map(Action.FAILED);
         })
         .map(action -> {
           count(action);

@@ -229,7 +229,8 @@ class HttpProviderIT {
     assertThat(outcome).isEqualTo(new ProviderOutcome.NotAttempted("provider circuit open"));
     assertThat(proxy.acceptedConnections()).isEqualTo(acceptedBefore);
     assertThat(log(whileOpen.providerKey()).getInteger("requests")).isZero();
-    assertThat(Http.await(guarded.inquire(whileOpen.providerKey()))).isInstanceOf(ProviderOutcome.Unknown.class);
+    // Inquiries have a circuit of their own: the charges' one open does not stop them.
+    assertThat(Http.await(guarded.inquire(whileOpen.providerKey()))).isInstanceOf(ProviderOutcome.NotAttempted.class);
 
     Thread.sleep(1_000);
     assertThat(Http.await(guarded.charge(charge("tok_visa")))).isInstanceOf(ProviderOutcome.Succeeded.class);
@@ -309,10 +310,72 @@ class HttpProviderIT {
           // 3 at a time for 1 s each: the fourth wave would start after 3 s, past the 2 s connect timeout.
           assertThat(notAttempted).as("3 connections").isGreaterThanOrEqualTo(3);
           assertThat(succeeded + notAttempted).isEqualTo(12);
+          // Waiting for one of the pod's own connections is its load, not the acquirer's trouble:
+          // counted (5 failures open the default breaker), every later charge would be refused.
+          assertThat(pool.circuitState()).as("the charges' circuit").isEqualTo(CircuitBreakerState.CLOSED);
         }
       } finally {
         Http.await(pool.close());
       }
+    }
+  }
+
+  /** A server that answers charges and inquiries as told, counting the inquiries it got. */
+  private static final class ScriptedAcquirer {
+    final java.util.concurrent.atomic.AtomicInteger inquiries = new java.util.concurrent.atomic.AtomicInteger();
+    final io.vertx.core.http.HttpServer server;
+
+    ScriptedAcquirer(Vertx vertx, int inquiryStatus, io.vertx.core.buffer.Buffer chargeAnswer, io.vertx.core.buffer.Buffer inquiryAnswer) {
+      server = Http.await(vertx.createHttpServer().requestHandler(request -> {
+        if (request.method() == io.vertx.core.http.HttpMethod.GET) {
+          inquiries.incrementAndGet();
+          request.response().setStatusCode(inquiryStatus).end(inquiryAnswer);
+        } else {
+          request.body().onSuccess(b -> request.response().setStatusCode(200).end(chargeAnswer));
+        }
+      }).listen(0));
+    }
+
+    String url() {
+      return "http://127.0.0.1:" + server.actualPort();
+    }
+  }
+
+  @Test
+  @DisplayName("an answer over 64 KiB is cut off and read as no answer: UNKNOWN for a charge and for an inquiry")
+  void oversizedAnswer() {
+    io.vertx.core.buffer.Buffer huge = io.vertx.core.buffer.Buffer.buffer("{\"id\":\"ch_1\",\"status\":\"succeeded\",\"pad\":\""
+        + "x".repeat(1024 * 1024) + "\"}");
+    ScriptedAcquirer scripted = new ScriptedAcquirer(vertx, 200, huge, huge);
+    HttpProvider guarded = provider(scripted.url(), HttpProvider.BreakerSettings.DEFAULT);
+    try {
+      ChargeRequest request = charge("tok_visa");
+      assertThat(Http.await(guarded.charge(request))).isInstanceOf(ProviderOutcome.Unknown.class);
+      assertThat(Http.await(guarded.inquire(request.providerKey()))).isInstanceOf(ProviderOutcome.Unknown.class);
+    } finally {
+      Http.await(guarded.close());
+      Http.await(scripted.server.close());
+    }
+  }
+
+  @Test
+  @DisplayName("failing inquiries open the inquiries' circuit only: charges go on, and inquiries stop reaching the acquirer")
+  void inquiryTroubleLeavesChargesAlone() {
+    io.vertx.core.buffer.Buffer charged = new JsonObject().put("id", "ch_1").put("status", "succeeded").toBuffer();
+    ScriptedAcquirer scripted = new ScriptedAcquirer(vertx, 500, charged, io.vertx.core.buffer.Buffer.buffer("oops"));
+    HttpProvider guarded = provider(scripted.url(), new HttpProvider.BreakerSettings(3, Duration.ofSeconds(30), Duration.ofSeconds(10)));
+    try {
+      for (int i = 0; i < 3; i++) {
+        assertThat(Http.await(guarded.inquire("pk-" + i))).isInstanceOf(ProviderOutcome.Unknown.class);
+      }
+      assertThat(guarded.inquiryCircuitState()).isEqualTo(CircuitBreakerState.OPEN);
+      assertThat(guarded.circuitState()).isEqualTo(CircuitBreakerState.CLOSED);
+      assertThat(Http.await(guarded.charge(charge("tok_visa")))).isEqualTo(new ProviderOutcome.Succeeded("ch_1"));
+      assertThat(Http.await(guarded.inquire("pk-while-open"))).isInstanceOf(ProviderOutcome.Unknown.class);
+      assertThat(scripted.inquiries.get()).as("no inquiry sent while its circuit is open").isEqualTo(3);
+    } finally {
+      Http.await(guarded.close());
+      Http.await(scripted.server.close());
     }
   }
 }

@@ -42,9 +42,9 @@ class HttpProviderMappingTest {
 
   @ParameterizedTest(name = "{0}")
   @ValueSource(ints = {503, 429})
-  @DisplayName("503 and 429 are NOT_ATTEMPTED and count as provider trouble")
+  @DisplayName("503 with the acquirer's error body, and 429, are NOT_ATTEMPTED and count as provider trouble")
   void refusedBeforeAcceptance(int status) {
-    HttpProvider.Answer answer = HttpProvider.mapCharge(status, Buffer.buffer("{}"));
+    HttpProvider.Answer answer = HttpProvider.mapCharge(status, Buffer.buffer("{\"error\":\"acquirer_unavailable\"}"));
     assertThat(answer.outcome()).isInstanceOf(ProviderOutcome.NotAttempted.class);
     assertThat(answer.trouble()).isTrue();
   }
@@ -74,31 +74,92 @@ class HttpProviderMappingTest {
   }
 
   @Test
-  @DisplayName("an inquiry with no charge is NOT_ATTEMPTED; with charges the last one decides")
+  @DisplayName("an inquiry with no charge is NOT_ATTEMPTED; with charges a succeeded one decides")
   void inquiry() {
     JsonObject none = new JsonObject().put("idempotency_key", "k").put("requests", 0).put("charges", new JsonArray());
-    assertThat(HttpProvider.mapInquiry(200, none.toBuffer()).outcome()).isInstanceOf(ProviderOutcome.NotAttempted.class);
+    assertThat(HttpProvider.mapInquiry(200, none.toBuffer(), "k").outcome()).isInstanceOf(ProviderOutcome.NotAttempted.class);
     JsonObject two = new JsonObject().put("idempotency_key", "k").put("requests", 2).put("charges", new JsonArray()
         .add(new JsonObject().put("id", "ch_1").put("status", "declined").put("decline_code", "card_declined"))
         .add(new JsonObject().put("id", "ch_2").put("status", "succeeded")));
-    assertThat(HttpProvider.mapInquiry(200, two.toBuffer()).outcome()).isEqualTo(new ProviderOutcome.Succeeded("ch_2"));
+    assertThat(HttpProvider.mapInquiry(200, two.toBuffer(), "k").outcome()).isEqualTo(new ProviderOutcome.Succeeded("ch_2"));
   }
 
   @Test
   @DisplayName("an inquiry of a request the acquirer has but has not charged yet is UNKNOWN, not NOT_ATTEMPTED")
   void inquiryInProgress() {
     JsonObject inProgress = new JsonObject().put("idempotency_key", "k").put("requests", 1).put("charges", new JsonArray());
-    assertThat(HttpProvider.mapInquiry(200, inProgress.toBuffer()).outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(HttpProvider.mapInquiry(200, inProgress.toBuffer(), "k").outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
     JsonObject noCount = new JsonObject().put("idempotency_key", "k").put("charges", new JsonArray());
-    assertThat(HttpProvider.mapInquiry(200, noCount.toBuffer()).outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(HttpProvider.mapInquiry(200, noCount.toBuffer(), "k").outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
   }
 
   @ParameterizedTest(name = "{0}")
   @ValueSource(ints = {400, 404, 500, 503})
   @DisplayName("an inquiry that is not a readable 200 is UNKNOWN, never NOT_ATTEMPTED")
   void failedInquiryIsUnknown(int status) {
-    assertThat(HttpProvider.mapInquiry(status, Buffer.buffer("{\"charges\":[]}")).outcome())
+    assertThat(HttpProvider.mapInquiry(status, Buffer.buffer("{\"idempotency_key\":\"k\",\"charges\":[]}"), "k").outcome())
         .isInstanceOf(ProviderOutcome.Unknown.class);
-    assertThat(HttpProvider.mapInquiry(200, Buffer.buffer("{}")).outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(HttpProvider.mapInquiry(200, Buffer.buffer("{}"), "k").outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
+  }
+
+  @ParameterizedTest(name = "body [{0}]")
+  @ValueSource(strings = {"", "upstream connect error or disconnect/reset before headers", "<html>503</html>", "{}"})
+  @DisplayName("a 503 without the acquirer's error body (a proxy's, after the charge may have gone through) is UNKNOWN and trouble")
+  void proxy503IsUnknown(String body) {
+    HttpProvider.Answer answer = HttpProvider.mapCharge(503, Buffer.buffer(body));
+    assertThat(answer.outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(answer.trouble()).isTrue();
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(ints = {301, 302, 307, 308})
+  @DisplayName("a redirect is NOT_ATTEMPTED (nothing there charged) and trouble, for charges; UNKNOWN and trouble for inquiries")
+  void redirects(int status) {
+    HttpProvider.Answer charge = HttpProvider.mapCharge(status, Buffer.buffer(""));
+    assertThat(charge.outcome()).isInstanceOf(ProviderOutcome.NotAttempted.class);
+    assertThat(charge.trouble()).isTrue();
+    HttpProvider.Answer inquiry = HttpProvider.mapInquiry(status, Buffer.buffer(""), "k");
+    assertThat(inquiry.outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(inquiry.trouble()).isTrue();
+  }
+
+  @Test
+  @DisplayName("a charge id the ledger cannot hold (over 255 characters, a NUL, a newline, empty) is UNKNOWN, not stored")
+  void unstorableChargeId() {
+    for (String id : new String[] {"c".repeat(256), "ch_\u0000", "ch_1\nx", ""}) {
+      assertThat(HttpProvider.mapCharge(200, charge(id, "succeeded", null)).outcome()).as(id.length() + " chars")
+          .isInstanceOf(ProviderOutcome.Unknown.class);
+      assertThat(HttpProvider.mapCharge(200, charge(id, "declined", "card_declined")).outcome())
+          .isInstanceOf(ProviderOutcome.Unknown.class);
+    }
+    assertThat(HttpProvider.mapCharge(200, charge("c".repeat(255), "succeeded", null)).outcome())
+        .isEqualTo(new ProviderOutcome.Succeeded("c".repeat(255)));
+  }
+
+  @Test
+  @DisplayName("a decline whose code cannot be stored is still DECLINED, with the code 'declined'")
+  void unstorableDeclineCode() {
+    assertThat(HttpProvider.mapCharge(200, charge("ch_9", "declined", "x".repeat(5_000))).outcome())
+        .isEqualTo(new ProviderOutcome.Declined("ch_9", "declined"));
+    assertThat(HttpProvider.mapCharge(200, charge("ch_9", "declined", "bad\u0000code")).outcome())
+        .isEqualTo(new ProviderOutcome.Declined("ch_9", "declined"));
+  }
+
+  @Test
+  @DisplayName("an inquiry answer about another key, or without the key, is UNKNOWN; a succeeded charge wins over a later decline")
+  void inquiryKeyAndPrecedence() {
+    JsonArray succeeded = new JsonArray().add(new JsonObject().put("id", "ch_1").put("status", "succeeded"));
+    JsonObject other = new JsonObject().put("idempotency_key", "other").put("requests", 1).put("charges", succeeded);
+    assertThat(HttpProvider.mapInquiry(200, other.toBuffer(), "k").outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
+    JsonObject unnamed = new JsonObject().put("requests", 0).put("charges", new JsonArray());
+    assertThat(HttpProvider.mapInquiry(200, unnamed.toBuffer(), "k").outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
+    JsonObject everyCharge = new JsonObject().put("idempotency_key", "k").put("requests", 2).put("charges", new JsonArray()
+        .add(new JsonObject().put("id", "ch_1").put("status", "succeeded").put("idempotency_key", "k"))
+        .add(new JsonObject().put("id", "ch_2").put("status", "succeeded").put("idempotency_key", "someone-else")));
+    assertThat(HttpProvider.mapInquiry(200, everyCharge.toBuffer(), "k").outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
+    JsonObject thenDeclined = new JsonObject().put("idempotency_key", "k").put("requests", 2).put("charges", new JsonArray()
+        .add(new JsonObject().put("id", "ch_1").put("status", "succeeded"))
+        .add(new JsonObject().put("id", "ch_2").put("status", "declined").put("decline_code", "card_declined")));
+    assertThat(HttpProvider.mapInquiry(200, thenDeclined.toBuffer(), "k").outcome()).isEqualTo(new ProviderOutcome.Succeeded("ch_1"));
   }
 }

@@ -71,9 +71,9 @@ class SimulatedAcquirerTest {
     assertThat(onLoop(() -> acquirer.inquire("never-sent"))).isInstanceOf(ProviderOutcome.Unknown.class);
     assertThat(onLoop(() -> acquirer.inquire("pk3"))).isInstanceOf(ProviderOutcome.Succeeded.class);
     // The standalone acquirer answers inquiries with its charge log: read as HttpProvider reads it.
-    assertThat(HttpProvider.mapInquiry(200, acquirer.chargeLog("pk1").toBuffer()).outcome())
+    assertThat(HttpProvider.mapInquiry(200, acquirer.chargeLog("pk1").toBuffer(), "pk1").outcome())
         .as("a forgotten key over HTTP").isInstanceOf(ProviderOutcome.Unknown.class);
-    assertThat(HttpProvider.mapInquiry(200, acquirer.chargeLog("pk3").toBuffer()).outcome())
+    assertThat(HttpProvider.mapInquiry(200, acquirer.chargeLog("pk3").toBuffer(), "pk3").outcome())
         .isInstanceOf(ProviderOutcome.Succeeded.class);
   }
 
@@ -81,7 +81,7 @@ class SimulatedAcquirerTest {
   @DisplayName("over HTTP, a key the acquirer never saw is 'never seen' only while it has forgotten nothing")
   void neverSeenOverHttpOnlyWhileNothingIsForgotten() {
     SimulatedAcquirer acquirer = new SimulatedAcquirer(vertx, 0, 0, true, 2);
-    assertThat(HttpProvider.mapInquiry(200, acquirer.chargeLog("never-sent").toBuffer()).outcome())
+    assertThat(HttpProvider.mapInquiry(200, acquirer.chargeLog("never-sent").toBuffer(), "never-sent").outcome())
         .isInstanceOf(ProviderOutcome.NotAttempted.class);
   }
 
