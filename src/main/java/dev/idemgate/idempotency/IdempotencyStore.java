@@ -80,7 +80,8 @@ public final class IdempotencyStore {
         SET state = i.state, response_status = i.response_status, response_body = i.response_body,
             expires_at = i.expires_at, next_inquiry_at = i.next_inquiry_at, updated_at = now()
         FROM i
-        WHERE k.merchant_id = i.merchant_id AND k.idempotency_key = i.idempotency_key AND k.epoch = i.epoch
+        WHERE k.merchant_id = i.merchant_id AND k.idempotency_key = i.idempotency_key
+          AND (i.epoch IS NULL OR k.epoch = i.epoch)
           AND k.payment_id = i.payment_id AND k.state IN ('PROCESSING', 'PENDING')
         RETURNING k.payment_id, k.merchant_id, k.provider_key, k.amount, k.currency, k.merchant_reference,
                   k.description, k.metadata, k.created_at, i.payment_status, i.provider, i.provider_reference,
@@ -144,7 +145,8 @@ public final class IdempotencyStore {
   private final GroupCommit<PendingCompletion, Completion.Result> completions;
 
   /** One completion in a group. */
-  private record PendingCompletion(String merchantId, IdempotencyKey key, int epoch, Completion completion) {}
+  /** A completion to write; {@code epoch} null for one written over recovery's claim ({@link #completeTakenOver}). */
+  private record PendingCompletion(String merchantId, IdempotencyKey key, Integer epoch, Completion completion) {}
 
   /** Told the number of payments of every grouped claim and completion statement. */
   public interface GroupSizes {
@@ -346,6 +348,21 @@ public final class IdempotencyStore {
   /** Writes the end state and the ledger row, fenced on (state, epoch). */
   public Future<Completion.Result> complete(String merchantId, IdempotencyKey key, int epoch, Completion c) {
     return completions.submit(new PendingCompletion(merchantId, key, epoch, c)).recover(IdempotencyStore::unavailableIfNotSent);
+  }
+
+  /**
+   * Writes a final answer the provider gave the request that claimed this payment, after recovery
+   * took the record over (the claim's own write was FENCED: it landed after lease +
+   * {@code provider_timeout}). Fenced on the payment id and on the record not being final, not on
+   * the epoch: the provider's answer is the truth, and recovery's own writes are all fenced on the
+   * state, so whichever lands second writes nothing; a key released and claimed again has another
+   * payment id. Without it the client held a 201 while retries got 202 until recovery settled it.
+   */
+  public Future<Completion.Result> completeTakenOver(String merchantId, IdempotencyKey key, Completion c) {
+    if (c.state() != RecordState.COMPLETED) {
+      throw new IllegalArgumentException("only a final answer is written over recovery's claim");
+    }
+    return completions.submit(new PendingCompletion(merchantId, key, null, c)).recover(IdempotencyStore::unavailableIfNotSent);
   }
 
   private Future<List<Completion.Result>> completeGroup(List<PendingCompletion> group) {

@@ -345,9 +345,10 @@ public final class PaymentService {
     return metrics.timeStore("complete", () -> store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion))
         .compose(result -> {
           if (result == Completion.Result.FENCED) {
-            // Recovery took the record over (our lease ran out); it owns what Redis and the ledger say.
+            // Recovery took the record over (our lease ran out). A final answer is still the truth:
+            // written over recovery's claim, so retries replay the answer this client gets.
             log.warn("payment {} was taken over before it completed; answering what the provider said", owned.paymentId());
-            return Future.succeededFuture(new PayOutcome.Fresh(response));
+            return completeTakenOver(cmd, completion).map((PayOutcome) new PayOutcome.Fresh(response));
           }
           return recorded(cmd, completion).map(v -> (PayOutcome) new PayOutcome.Fresh(response));
         })
@@ -366,6 +367,28 @@ public final class PaymentService {
           return Future.succeededFuture(new PayOutcome.Fresh(new StoredResponse(202, pendingBody, owned.paymentId(),
               response.expiresAt())));
         });
+  }
+
+  /**
+   * Writes a final completion over recovery's claim of the record ({@link IdempotencyStore#completeTakenOver});
+   * a pending one is left to recovery. Never fails: recovery settles the record whatever happens here.
+   */
+  private Future<Void> completeTakenOver(PayCommand cmd, Completion completion) {
+    if (completion.state() != RecordState.COMPLETED) {
+      return Future.succeededFuture();
+    }
+    String paymentId = completion.response().paymentId();
+    return store.completeTakenOver(cmd.merchantId(), cmd.key(), completion).compose(result -> {
+      if (result == Completion.Result.FENCED) {
+        return Future.succeededFuture(); // recovery completed it first, or released it
+      }
+      log.info("payment {} outcome '{}' written over recovery's claim", paymentId, completion.paymentStatus());
+      return recorded(cmd, completion);
+    }).otherwise(failure -> {
+      log.warn("payment {} outcome not written over recovery's claim; recovery settles it: {}", paymentId,
+          failure.getMessage());
+      return null;
+    });
   }
 
   /** After a completion landed: the replay cache and Redis learn the answer (waiters are woken). */
@@ -396,9 +419,9 @@ public final class PaymentService {
             // longer ours to write. This request's claim in Redis must go, though: left there, it
             // would answer retries 409 "in flight" until the lease ends, for a payment PostgreSQL
             // may already hold as completed. Without it, retries ask PostgreSQL, which knows.
-            log.info("payment {} is no longer PROCESSING under its claim's epoch; its outcome is not written again",
-                owned.paymentId());
-            return releaseRedis(cmd, redisClaim).map(true);
+            log.info("payment {} is no longer PROCESSING under its claim's epoch; its outcome is written only if "
+                + "final and the record is not", owned.paymentId());
+            return releaseRedis(cmd, redisClaim).compose(v -> completeTakenOver(cmd, completion)).map(true);
           } else {
             log.info("payment {} outcome '{}' recorded on a later try", owned.paymentId(), completion.paymentStatus());
             recorded(cmd, completion);

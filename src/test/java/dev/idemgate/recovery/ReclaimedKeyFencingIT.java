@@ -90,6 +90,39 @@ class ReclaimedKeyFencingIT {
     assertThat(record(key)).isNull();
   }
 
+  @Test
+  @DisplayName("a final answer that lands after recovery took the record over is written over recovery's claim, once, and never over a newer claim of the key")
+  void finalAnswerAfterTakeover() {
+    String key = Http.newKey();
+    StoreClaim.Claimed owner = claim(key);
+    // Recovery's takeover (TAKE_DUE): the epoch moves on.
+    db.query("UPDATE idemgate.idempotency_keys SET epoch = epoch + 1 WHERE merchant_id = $1 AND idempotency_key = $2",
+        MERCHANT, key);
+    Completion succeeded = succeeded(owner);
+    assertThat(Http.await(store.complete(MERCHANT, new IdempotencyKey(key), owner.epoch(), succeeded)))
+        .as("the owner's own write is fenced").isEqualTo(Completion.Result.FENCED);
+    assertThat(Http.await(store.completeTakenOver(MERCHANT, new IdempotencyKey(key), succeeded)))
+        .isEqualTo(Completion.Result.RECORDED);
+    assertThat(record(key)).isEqualTo("COMPLETED " + owner.paymentId());
+    assertThat(db.scalar("SELECT status || ' ' || provider_reference FROM idemgate.payments WHERE id = $1", owner.paymentId()))
+        .isEqualTo("succeeded ch_taken_over");
+    assertThat(Http.await(store.completeTakenOver(MERCHANT, new IdempotencyKey(key), succeeded)))
+        .as("a final record is not written again").isEqualTo(Completion.Result.FENCED);
+
+    String reclaimedKey = Http.newKey();
+    StoreClaim.Claimed old = claim(reclaimedKey);
+    StoreClaim.Claimed current = releasedAndClaimedAgain(reclaimedKey);
+    assertThat(Http.await(store.completeTakenOver(MERCHANT, new IdempotencyKey(reclaimedKey), succeeded(old))))
+        .isEqualTo(Completion.Result.FENCED);
+    assertThat(record(reclaimedKey)).isEqualTo("PROCESSING " + current.paymentId());
+  }
+
+  private static Completion succeeded(StoreClaim.Claimed claim) {
+    String body = "{\"id\":\"" + claim.paymentId() + "\",\"status\":\"succeeded\"}";
+    return new Completion(RecordState.COMPLETED, new dev.idemgate.idempotency.StoredResponse(201, body, claim.paymentId(),
+        Instant.now().plus(Duration.ofHours(1))), "succeeded", "simulator", "ch_taken_over", null, null);
+  }
+
   private static StoreClaim.Claimed claim(String key) {
     Instant now = PaymentJson.createdNow();
     StoreClaim claim = Http.await(store.claim(new ClaimRequest(MERCHANT, new IdempotencyKey(key), "fp-" + key,
