@@ -215,6 +215,8 @@ public final class ApiVerticle extends VerticleBase {
         .handler(ctx -> limitRate(ctx, MerchantRateLimiter.Kind.READS))
         .handler(this::getPayment);
     router.route().failureHandler(Problems::handleFailure);
+    // 400: a path the router cannot decode (a bad percent-encoding) reaches no route.
+    router.errorHandler(400, Problems::undecodablePath);
     router.errorHandler(404, Problems::handleFailure);
     router.errorHandler(405, Problems.methodNotAllowed(router));
     return router;
@@ -433,7 +435,8 @@ public final class ApiVerticle extends VerticleBase {
     } else if (outcome instanceof PayOutcome.StoreDown down) {
       outcome(ctx, RequestOutcome.STORE_UNAVAILABLE);
       Problems.send(ctx, new ApiProblem(ErrorCode.STORE_UNAVAILABLE,
-          "the payment store is unavailable; nothing was charged: retry after Retry-After seconds", null, down.retryAfterSeconds()));
+          "the payment store is unavailable; this request charged nothing (an earlier request with this key may have): "
+              + "retry with the same key after Retry-After seconds, never with a new one", null, down.retryAfterSeconds()));
     }
   }
 

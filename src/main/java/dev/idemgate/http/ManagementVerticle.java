@@ -72,6 +72,8 @@ public final class ManagementVerticle extends VerticleBase {
     router.get("/admin/simulator/charges").handler(this::simulatorCharges);
     router.get("/admin/pending").handler(this::unresolved);
     router.route().failureHandler(Problems::handleFailure);
+    // 400: a path the router cannot decode (a bad percent-encoding) reaches no route.
+    router.errorHandler(400, Problems::undecodablePath);
     router.errorHandler(404, Problems::handleFailure);
     router.errorHandler(405, Problems.methodNotAllowed(router));
     // A connection with nothing read or written for a minute is closed: a client that stops reading

@@ -31,6 +31,7 @@ public final class Problems {
 
   /** Router failure handler. */
   public static void handleFailure(RoutingContext ctx) {
+    RequestIds.ensure(ctx);
     if (ctx.response().headWritten()) {
       ctx.response().reset();
       return;
@@ -74,6 +75,17 @@ public final class Problems {
     }
     if (!ctx.response().closed()) { // else the client is gone: nobody to answer
       send(ctx, problem);
+    }
+  }
+
+  /**
+   * The router's 400 handler: a request no route could take because its path cannot be decoded (a
+   * broken percent-encoding). Vert.x calls it with no failure and no status code set.
+   */
+  public static void undecodablePath(RoutingContext ctx) {
+    RequestIds.ensure(ctx);
+    if (!ctx.response().headWritten() && !ctx.response().closed()) {
+      send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, "the request's path could not be decoded (a broken percent-encoding)"));
     }
   }
 

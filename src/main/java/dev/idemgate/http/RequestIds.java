@@ -17,6 +17,15 @@ final class RequestIds {
     ctx.next();
   }
 
+  /** Assigns an id to a request that no route handled (a path that cannot be decoded, say). */
+  static void ensure(RoutingContext ctx) {
+    if (ctx.get(KEY) == null && !ctx.response().headWritten()) {
+      String id = newId();
+      ctx.put(KEY, id);
+      ctx.response().putHeader("X-Request-Id", id);
+    }
+  }
+
   static String newId() {
     return "req_" + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong());
   }

@@ -50,8 +50,9 @@ import org.slf4j.LoggerFactory;
  *       acquirer refuses before accepting (503 is the protocol's "down before acceptance"; 429 is a
  *       rate limit). A 503 without that body → UNKNOWN: it may come from a proxy between the two
  *       (Envoy's "reset before headers") after the charge went through.</li>
- *   <li>3xx → NOT_ATTEMPTED: the URL points at something that redirects, which processed nothing
- *       (an {@code http://} URL of an {@code https://} acquirer, say); it counts as trouble.</li>
+ *   <li>307 and 308 → NOT_ATTEMPTED ("send it there instead": nothing processed here); other 3xx →
+ *       UNKNOWN (a 303 may answer a charge already made). Either way the URL is wrong (an
+ *       {@code http://} URL of an {@code https://} acquirer, say), and it counts as trouble.</li>
  *   <li>409 → UNKNOWN: the acquirer is still processing a request under the same provider key, which may charge.</li>
  *   <li>any other 4xx (400, 401, 404, 422 …) → NOT_ATTEMPTED: the acquirer refused the request as it
  *       stands; retrying it unchanged would fail again, but nothing was charged.</li>
@@ -333,8 +334,12 @@ public final class HttpProvider implements PaymentProvider {
       return new Answer(new ProviderOutcome.Unknown("acquirer answered " + status + " without a charge status"), false);
     } else if (status == 429 || status == 503 && acquirerError(body)) {
       return new Answer(new ProviderOutcome.NotAttempted("acquirer refused before accepting (" + status + ")"), true);
-    } else if (status >= 300 && status < 400) {
+    } else if (status == 307 || status == 308) {
+      // "Send it there instead": the request was not processed here.
       return new Answer(new ProviderOutcome.NotAttempted("the provider URL redirects (" + status + "): nothing was charged"), true);
+    } else if (status >= 300 && status < 400) {
+      // A 303 may answer a POST already processed (RFC 9110 9.3.3); 301/302 say nothing either way.
+      return new Answer(new ProviderOutcome.Unknown("the provider URL redirects (" + status + ")"), true);
     } else if (status == 409) {
       return new Answer(new ProviderOutcome.Unknown("acquirer is still processing this provider key (409)"), false);
     } else if (status >= 400 && status < 500) {

@@ -122,6 +122,23 @@ class ClientMistakesIT {
   }
 
   @Test
+  @DisplayName("a path with a broken percent-encoding gets a 400 problem body with a request id, on both ports")
+  void brokenPercentEncoding() throws IOException {
+    for (int port : new int[] {gateway.apiPort(), gateway.managementPort()}) {
+      String answer;
+      try (Socket socket = new Socket("127.0.0.1", port)) {
+        socket.setSoTimeout(10_000);
+        socket.getOutputStream().write(("GET /v1/payments/%zz HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY_A
+            + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.UTF_8));
+        answer = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      }
+      assertThat(answer).as("port %d", port).startsWith("HTTP/1.1 400 ").contains("application/problem+json")
+          .contains("\"code\":\"invalid_request\"").containsPattern("(?i)x-request-id: req_[0-9a-f]{16}")
+          .doesNotContain("req_unassigned");
+    }
+  }
+
+  @Test
   @DisplayName("a charset other than UTF-8, or a Content-Encoding, gets 415; charset=utf-8 in any spelling is served")
   void charsetsAndEncodings() throws IOException {
     String latin1 = exchange(("POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY_A
