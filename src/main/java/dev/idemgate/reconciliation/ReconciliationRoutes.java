@@ -8,12 +8,14 @@ import dev.idemgate.http.Problems;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.WorkerExecutor;
+import io.vertx.core.buffer.Buffer;
 import io.vertx.core.file.OpenOptions;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
+import io.vertx.ext.web.handler.BodyHandler;
 import java.io.IOException;
 import java.io.Writer;
 import java.nio.charset.StandardCharsets;
@@ -24,6 +26,7 @@ import java.time.Instant;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -56,6 +59,10 @@ public final class ReconciliationRoutes {
   static final int MAX_REPORTS_AT_ONCE = 4;
   /** Uploads and runs under way at once, one per thread of the runs' pool. */
   static final int MAX_RUNS_AT_ONCE = 2;
+  /** A run id as {@link Reconciler} makes them: anything else names no run, and is not sent to PostgreSQL. */
+  private static final Pattern RUN_ID = Pattern.compile("rec_[0-9a-f]{1,64}");
+  /** The largest body of a resolution (a note), as for {@code /pay}. */
+  private static final int MAX_RESOLVE_BODY_BYTES = 64 * 1024;
 
   private final Vertx vertx;
   private final String pgUrl;
@@ -84,8 +91,11 @@ public final class ReconciliationRoutes {
     router.post("/admin/reconciliations").handler(routes::upload);
     router.get("/admin/reconciliations").handler(routes::list);
     router.get("/admin/reconciliations/:id").handler(routes::report);
-    router.post("/admin/reconciliations/:id/discrepancies/:discrepancy/resolve").handler(routes::resolve);
+    router.post("/admin/reconciliations/:id/discrepancies/:discrepancy/resolve")
+        .handler(BodyHandler.create(false).setBodyLimit(MAX_RESOLVE_BODY_BYTES)).handler(routes::resolve);
   }
+
+
 
   private record Started(String runId, Connection connection, SettlementReader reader, ReconciliationRequest request) {}
 
@@ -97,6 +107,9 @@ public final class ReconciliationRoutes {
       r = request(ctx);
     } catch (ConfigException e) {
       Problems.send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, e.getMessage()));
+      return;
+    } catch (ApiProblem problem) {
+      Problems.send(ctx, problem);
       return;
     }
     String length = request.getHeader("Content-Length");
@@ -168,7 +181,7 @@ public final class ReconciliationRoutes {
   }
 
   private ReconciliationRequest request(RoutingContext ctx) {
-    String name = Optional.ofNullable(ctx.queryParams().get("name")).filter(s -> !s.isBlank()).orElse("upload.csv");
+    String name = param(ctx, "name").orElse("upload.csv");
     return new ReconciliationRequest(name, ReconciliationRequest.Source.API,
         param(ctx, "provider"),
         param(ctx, "from").map(t -> ReconcileCommand.instant("from", t, false)),
@@ -177,7 +190,15 @@ public final class ReconciliationRoutes {
   }
 
   private static Optional<String> param(RoutingContext ctx, String name) {
-    return Optional.ofNullable(ctx.queryParams().get(name)).filter(s -> !s.isBlank());
+    return Optional.ofNullable(text(name, ctx.queryParams().get(name), false)).filter(s -> !s.isBlank());
+  }
+
+  /** A text a client sends: control characters (a NUL PostgreSQL refuses, say) are refused with 400. */
+  private static String text(String name, String value, boolean lineBreaksAllowed) {
+    if (value != null && value.chars().anyMatch(c -> Character.isISOControl(c) && !(lineBreaksAllowed && (c == '\n' || c == '\r' || c == '\t')))) {
+      throw new ApiProblem(ErrorCode.INVALID_REQUEST, name + " must not hold control characters");
+    }
+    return value;
   }
 
   private void list(RoutingContext ctx) {
@@ -196,6 +217,10 @@ public final class ReconciliationRoutes {
 
   private void report(RoutingContext ctx) {
     String id = ctx.pathParam("id");
+    if (!RUN_ID.matcher(id).matches()) {
+      Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no such reconciliation run"));
+      return;
+    }
     String requested = ctx.queryParams().get("format");
     ReportFormat format = requested == null ? ReportFormat.JSON : ReportFormat.parse(requested);
     if (format == null) {
@@ -305,17 +330,26 @@ public final class ReconciliationRoutes {
       Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no such discrepancy"));
       return;
     }
-    ctx.request().body().compose(body -> workers.executeBlocking(() -> {
-      String note;
-      try {
-        note = body.length() == 0 ? null : new JsonObject(body).getString("note");
-      } catch (RuntimeException e) {
-        throw new ApiProblem(ErrorCode.INVALID_REQUEST, "send {\"note\": \"why it is resolved\"} or no body");
-      }
+    if (!RUN_ID.matcher(id).matches()) {
+      Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no such reconciliation run"));
+      return;
+    }
+    Buffer body = ctx.body().buffer();
+    String note;
+    try {
+      note = body == null || body.length() == 0 ? null : text("note", new JsonObject(body).getString("note"), true);
+    } catch (ApiProblem problem) {
+      Problems.send(ctx, problem);
+      return;
+    } catch (RuntimeException e) {
+      Problems.send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, "send {\"note\": \"why it is resolved\"} or no body"));
+      return;
+    }
+    workers.executeBlocking(() -> {
       try (Connection c = Jdbc.connect(pgUrl)) {
         return ReconciliationStore.resolve(c, id, discrepancy, note);
       }
-    }, false)).onSuccess(found -> {
+    }, false).onSuccess(found -> {
       if (found) {
         ctx.response().putHeader("Content-Type", "application/json")
             .end(new JsonObject().put("id", discrepancy).put("status", "resolved").encode());

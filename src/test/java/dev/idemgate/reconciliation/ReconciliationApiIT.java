@@ -2,6 +2,9 @@ package dev.idemgate.reconciliation;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import ch.qos.logback.classic.Level;
+import dev.idemgate.http.Problems;
+import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.Waits;
@@ -304,6 +307,29 @@ class ReconciliationApiIT {
     assertThat(http.send(HttpMethod.POST, port, "/admin/reconciliations", Map.of(), Buffer.buffer("a,b\n")).status())
         .isEqualTo(401);
     assertThat(http.get(port, "/admin/reconciliations/rec_nope", TestGateway.ADMIN_TOKEN).status()).isEqualTo(404);
+  }
+
+  @Test
+  @DisplayName("a NUL or other control character in a run id, a query parameter or a note gets 404 or 400, never a 500")
+  void controlCharacters() {
+    int port = gateway.config().managementPort();
+    try (CapturedLogs problems = CapturedLogs.of(Problems.class)) {
+      assertThat(http.get(port, "/admin/reconciliations/rec_00%00", TestGateway.ADMIN_TOKEN).status()).isEqualTo(404);
+      assertThat(http.send(HttpMethod.POST, port, "/admin/reconciliations/rec_00%00/discrepancies/1/resolve", admin(),
+          Buffer.buffer("{}")).status()).isEqualTo(404);
+      for (String query : new String[] {"?name=a%00b", "?provider=x%00", "?merchant_prefix=m%0A"}) {
+        Http.Reply refused = upload(query, "a,b\n");
+        assertThat(refused.status()).as(query).isEqualTo(400);
+        assertThat(refused.json().getString("detail")).contains("control characters");
+      }
+      Http.Reply note = http.send(HttpMethod.POST, port, "/admin/reconciliations/rec_0123/discrepancies/1/resolve", admin(),
+          Buffer.buffer("{\"note\":\"a\\u0000b\"}"));
+      assertThat(note.status()).isEqualTo(400);
+      Http.Reply huge = http.send(HttpMethod.POST, port, "/admin/reconciliations/rec_0123/discrepancies/1/resolve", admin(),
+          Buffer.buffer("{\"note\":\"" + "n".repeat(100_000) + "\"}"));
+      assertThat(huge.status()).isEqualTo(413);
+      assertThat(problems.events()).noneMatch(e -> e.getLevel() == Level.ERROR);
+    }
   }
 
   private static JsonObject awaitCompleted(String id) throws InterruptedException {
