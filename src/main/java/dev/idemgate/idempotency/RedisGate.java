@@ -150,6 +150,16 @@ public final class RedisGate {
     return bestEffort(Request.cmd(Command.DEL).arg(redisKey(merchantId, key)), "forget");
   }
 
+  /**
+   * Wakes the twins waiting on a key ({@code Prefer: wait}) that is free again, nothing claimed or
+   * charged under it: one of them may claim it now instead of at the end of its wait. Only for a
+   * free key: a twin woken while another request holds the key looks again, finds it in flight, and
+   * answers 409 before its wait is up.
+   */
+  public Future<Void> keyFreed(String merchantId, IdempotencyKey key) {
+    return bestEffort(CompletionNotifier.publish(merchantId, key), "wake waiters");
+  }
+
   public Future<Void> ping() {
     return send(Request.cmd(Command.PING)).mapEmpty();
   }

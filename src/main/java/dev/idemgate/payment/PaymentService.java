@@ -227,7 +227,8 @@ public final class PaymentService {
   private Future<PayOutcome> refuseUnlessHeld(PayCommand cmd, String redisClaim, Object refusal) {
     return metrics.timeStore("held", () -> store.holds(cmd.merchantId(), cmd.key())).compose(held -> held
             ? claimInStore(cmd, redisClaim)
-            : releaseRedis(cmd, redisClaim).map(v -> (PayOutcome) new PayOutcome.Refused(refusal)))
+            : releaseRedis(cmd, redisClaim).compose(v -> gate.keyFreed(cmd.merchantId(), cmd.key()))
+                .map(v -> (PayOutcome) new PayOutcome.Refused(refusal)))
         .recover(failure -> storeDown(cmd, redisClaim, "key lookup for a refused payment", failure));
   }
 
@@ -447,7 +448,8 @@ public final class PaymentService {
             log.warn("payment {} was not charged but its key stays held until recovery releases it", owned.paymentId());
           }
           Future<Void> redis = redisClaim == null ? gate.forget(cmd.merchantId(), cmd.key()) : releaseRedis(cmd, redisClaim);
-          return redis.map(v -> new PayOutcome.ProviderUnavailable(released ? 0 : heldKeyRetryAfterSeconds));
+          return redis.compose(v -> released ? gate.keyFreed(cmd.merchantId(), cmd.key()) : Future.succeededFuture())
+              .map(v -> new PayOutcome.ProviderUnavailable(released ? 0 : heldKeyRetryAfterSeconds));
         });
   }
 

@@ -179,7 +179,7 @@ public final class RecoveryVerticle extends VerticleBase {
         return Future.succeededFuture(Action.FENCED);
       }
       log.info("recovery released payment {}: the provider never saw it", r.paymentId());
-      return gate.forget(r.merchantId(), r.key()).map(v -> Action.RELEASED);
+      return gate.forget(r.merchantId(), r.key()).compose(v -> gate.keyFreed(r.merchantId(), r.key())).map(v -> Action.RELEASED);
     });
   }
 

@@ -302,6 +302,26 @@ class RecoveryIT {
   }
 
   @Test
+  @DisplayName("Prefer: wait=N ends when the twin's key is released (nothing charged), not at N: the waiter then makes its own attempt")
+  void preferWaitWakesOnRelease() {
+    TestGateway slow = TestGateway.start(Map.of("IDEMGATE_SIMULATOR_LATENCY_MS", "1500"));
+    try {
+      String key = Http.newKey();
+      JsonObject body = Http.payment(1450, "tok_provider_down");
+      var first = http.payAsync(slow.apiPort(), KEY_A, key, body.encode(), Map.of());
+      eventually(Duration.ofSeconds(5), () -> "PROCESSING".equals(state(MERCHANT_A, key)), "the first request is in flight");
+      Instant before = Instant.now();
+      Reply waited = Http.await(http.payAsync(slow.apiPort(), KEY_A, key, body.encode(), Map.of("Prefer", "wait=10")));
+      assertThat(Http.await(first).status()).isEqualTo(502);
+      // Woken by the release at about 1.5 s, it claims the key and is refused in turn after 1.5 s more.
+      assertThat(waited.status()).isEqualTo(502);
+      assertThat(Duration.between(before, Instant.now())).as("well before the 10 s wait is up").isLessThan(Duration.ofSeconds(8));
+    } finally {
+      slow.close();
+    }
+  }
+
+  @Test
   @DisplayName("Prefer: wait shorter than the twin's run ends in 409 when the wait runs out")
   void preferWaitRunsOut() {
     String key = Http.newKey();
