@@ -88,8 +88,10 @@ public final class CardNumberScanner {
   /**
    * True when the text holds a Luhn-valid card number: 13-19 digits in one run, or grouped the way
    * card numbers are printed (4-4-4-4, 4-4-4-4-1..3, 4-6-5, 4-6-4), all groups joined by the same
-   * kind of separator: white space (one to three of space, no-break space, thin space or tab, as
-   * typing and copy-paste leave them), or one dash, dot or slash. Other groupings (UUIDs, phone
+   * kind of separator: white space (one to three of space, tab, or a space of any other width, as
+   * typing and copy-paste leave them), or one dash (of any kind: en dash, minus sign …), dot or
+   * slash. Digits of any script count (full-width, Arabic-Indic), and zero-width characters
+   * between digits are read as absent. Other groupings (UUIDs, phone
    * numbers, order ids) are not card numbers: reading any digits joined by dashes as one number
    * would refuse about one payment in a thousand whose reference is a random UUID, and a 4-4-4-4 run
    * inside a UUID's hex groups one in 21,000, so digits inside a UUID never count; nor do those of
@@ -101,6 +103,7 @@ public final class CardNumberScanner {
     int i = 0;
     // Made at the first digit only: most strings hold none.
     int[] groups = null;
+    int[] groupStarts = null;
     int[] groupEnds = null;
     StringBuilder digits = null;
     while (i < n) {
@@ -111,6 +114,7 @@ public final class CardNumberScanner {
       // Read groups of digits joined by one separator character, the same one throughout.
       if (groups == null) {
         groups = new int[8];
+        groupStarts = new int[8];
         groupEnds = new int[8];
         digits = new StringBuilder(24);
       }
@@ -121,12 +125,19 @@ public final class CardNumberScanner {
       int j = i;
       while (j < n && groupCount < groups.length) {
         int start = j;
-        while (j < n && isDigit(text.charAt(j))) {
-          digits.append(text.charAt(j));
+        int digitsBefore = digits.length();
+        while (j < n) {
+          char c = text.charAt(j);
+          if (isDigit(c)) {
+            digits.append(asciiDigit(c));
+          } else if (!(isInvisible(c) && j + 1 < n && isDigit(text.charAt(j + 1)))) {
+            break; // an invisible character inside a run (a zero-width space) is read as absent
+          }
           j++;
         }
+        groupStarts[groupCount] = start;
         groupEnds[groupCount] = j;
-        groups[groupCount++] = j - start;
+        groups[groupCount++] = digits.length() - digitsBefore;
         int next = separatorEnd(text, j);
         char kind = next < 0 ? 0 : separatorKind(text.charAt(j));
         if (next > 0 && next < n && isDigit(text.charAt(next)) && (separator == 0 || separator == kind)) {
@@ -151,8 +162,8 @@ public final class CardNumberScanner {
         }
       }
       // Always past i: a grouping that another separator ends holds at least two groups.
-      int lastGroupStart = groupEnds[groupCount - 1] - groups[groupCount - 1];
-      i = nextStart(groups, groupEnds, groupCount, lastGroupStartsAnother && groupCount > 1 ? lastGroupStart : j);
+      int lastGroupStart = groupStarts[groupCount - 1];
+      i = nextStart(groups, groupStarts, groupCount, lastGroupStartsAnother && groupCount > 1 ? lastGroupStart : j);
     }
     return false;
   }
@@ -163,10 +174,10 @@ public final class CardNumberScanner {
    * otherwise the tail of a long number printed in fours (a parcel number 9400 1000 0000 0000 0000 00,
    * an account number) would read as a card one time in ten.
    */
-  private static int nextStart(int[] groups, int[] groupEnds, int groupCount, int otherwise) {
+  private static int nextStart(int[] groups, int[] groupStarts, int groupCount, int otherwise) {
     for (int k = 1; k < groupCount; k++) {
       if (groups[k - 1] != 4 || k % 4 == 0) {
-        return groupEnds[k] - groups[k];
+        return groupStarts[k];
       }
     }
     return otherwise;
@@ -317,7 +328,7 @@ public final class CardNumberScanner {
       return -1;
     }
     char c = text.charAt(at);
-    if (c == '-' || c == '.' || c == '/') {
+    if (c == '-' || c == '.' || c == '/' || isDash(c)) {
       return at + 1;
     }
     int end = at;
@@ -332,8 +343,22 @@ public final class CardNumberScanner {
     return isSpace(first) ? ' ' : first;
   }
 
+  /** A space of any width (no-break, thin, figure, ideographic …) or a tab. */
   private static boolean isSpace(char c) {
-    return c == ' ' || c == '\u00a0' || c == '\u2009' || c == '\u202f' || c == '\t';
+    return c == ' ' || c == '\t' || c > 0x7f && Character.isSpaceChar(c);
+  }
+
+  /**
+   * A dash other than the hyphen-minus: hyphen, non-breaking hyphen, figure dash, en and em dash,
+   * minus sign, full-width hyphen-minus (word processors and phones turn "-" into them).
+   */
+  private static boolean isDash(char c) {
+    return c >= '\u2010' && c <= '\u2014' || c == '\u2212' || c == '\uff0d';
+  }
+
+  /** Zero-width space, non-joiner and joiner, word joiner, and the byte-order mark: nothing shows. */
+  private static boolean isInvisible(char c) {
+    return c >= '\u200b' && c <= '\u200d' || c == '\u2060' || c == '\ufeff';
   }
 
   private static boolean isCardShaped(int[] g, int count, int total) {
@@ -352,8 +377,13 @@ public final class CardNumberScanner {
     return count == 3 && g[0] == 4 && g[1] == 6 && (g[2] == 5 || g[2] == 4);
   }
 
+  /** A decimal digit of any script: ASCII, full-width (４), Arabic-Indic (٤), Devanagari … */
   private static boolean isDigit(char c) {
-    return c >= '0' && c <= '9';
+    return c >= '0' && c <= '9' || c > 0x7f && Character.isDigit(c);
+  }
+
+  private static char asciiDigit(char c) {
+    return c <= '9' ? c : (char) ('0' + Character.digit(c, 10));
   }
 
   /** The Luhn check of the first {@code count} digits. */

@@ -234,6 +234,25 @@ class CardNumberScannerTest {
   }
 
   @Test
+  @DisplayName("card numbers in other scripts' digits, with typographic dashes, other spaces or zero-width characters are found")
+  void unicodePrintings() {
+    assertThat(CardNumberScanner.containsCardNumber("4111\u20131111\u20131111\u20131111")).as("en dash").isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("3782\u2013822463\u201310005")).as("en dash, Amex").isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("4111\u22121111\u22121111\u22121111")).as("minus sign").isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("4111\u30001111\u30001111\u30001111")).as("ideographic space").isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("4111\u200b1111\u200b1111\u200b1111")).as("zero-width space").isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("4\u200b1\u200b1\u200b1\u200b1111\u200d11111111")).as("zero-width between every digit").isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("\uff14\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11"))
+        .as("full-width digits").isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("\u0664\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661"))
+        .as("Arabic-Indic digits").isTrue();
+    // Luhn still decides, and mixed dashes are still two kinds.
+    assertThat(CardNumberScanner.containsCardNumber("4111\u20131111\u20131111\u20131112")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber("4111\u20131111-1111\u20141111")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber("pages 12\u201314, 2019\u20132024")).isFalse();
+  }
+
+  @Test
   @DisplayName("the scan reaches nested values and JSON numbers, and reports the path, not the value")
   void nested() {
     JsonObject body = new JsonObject().put("metadata", new JsonObject().put("pan", 4111111111111111L));
