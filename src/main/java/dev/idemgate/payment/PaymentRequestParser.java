@@ -20,8 +20,22 @@ public final class PaymentRequestParser {
   public static final long MAX_AMOUNT = 1_000_000_000_000L;
   private static final Set<String> FIELDS =
       Set.of("amount", "currency", "source", "merchant_reference", "description", "metadata");
-  private static final Set<String> CURRENCIES =
-      Currency.getAvailableCurrencies().stream().map(Currency::getCurrencyCode).collect(Collectors.toUnmodifiableSet());
+  /**
+   * Codes the JDK knows that no acquirer charges: precious metals, bond units, testing and
+   * "no currency" codes (XAU, XTS, XXX …), and currencies withdrawn for good (the euro's
+   * predecessors, redenominated ones such as TRL or ZMK, CUC). An acquirer would refuse them with
+   * a 4xx, which reads as "not attempted, retrying is safe": the client would retry a payment that
+   * can never work instead of hearing that its request is wrong. Codes still in a transition
+   * (ANG, SLL, ZWL) stay accepted: refusing a currency a merchant still uses is the worse mistake.
+   */
+  private static final Set<String> NOT_CHARGEABLE = Set.of(
+      "XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XFO", "XFU", "XPD", "XPT", "XSU", "XTS", "XUA", "XXX",
+      "ADP", "ATS", "BEF", "CYP", "DEM", "EEK", "ESP", "FIM", "FRF", "GRD", "HRK", "IEP", "ITL", "LTL", "LUF", "LVL",
+      "MTL", "NLG", "PTE", "SIT", "SKK",
+      "AFA", "AYM", "AZM", "BGL", "BYB", "BYR", "CSD", "CUC", "GHC", "GWP", "MGF", "MRO", "MZM", "ROL", "RUR", "SDD",
+      "SRG", "STD", "TMM", "TPE", "TRL", "USS", "VEB", "VEF", "YUM", "ZMK", "ZWD", "ZWN", "ZWR");
+  private static final Set<String> CURRENCIES = Currency.getAvailableCurrencies().stream().map(Currency::getCurrencyCode)
+      .filter(code -> !NOT_CHARGEABLE.contains(code)).collect(Collectors.toUnmodifiableSet());
   private static final Pattern TOKEN = Pattern.compile("[A-Za-z0-9_-]{1,255}");
   private static final int MAX_METADATA_KEYS = 50;
 
@@ -82,7 +96,7 @@ public final class PaymentRequestParser {
       return null;
     }
     if (!CURRENCIES.contains(code)) {
-      errors.add(new FieldError("currency", "must be an upper-case ISO 4217 currency code such as EUR"));
+      errors.add(new FieldError("currency", "must be an upper-case ISO 4217 code of a currency in use, such as EUR"));
       return null;
     }
     return code;

@@ -40,6 +40,19 @@ class PaymentRequestParserTest {
   }
 
   @Test
+  @DisplayName("codes no acquirer charges (metals, testing, 'no currency', withdrawn currencies) are refused; those in use pass")
+  void currenciesNotInUse() {
+    for (String code : new String[] {"XAU", "XTS", "XXX", "XDR", "DEM", "FRF", "HRK", "TRL", "ZMK", "CUC", "VEF"}) {
+      assertThat(fields(parse("{\"amount\":1,\"currency\":\"" + code + "\",\"source\":\"tok_visa\"}"))).as(code)
+          .containsExactly("currency");
+    }
+    for (String code : new String[] {"EUR", "USD", "JPY", "XOF", "XAF", "XPF", "XCD", "ZMW", "VES", "TRY", "BYN", "ANG"}) {
+      assertThat(parse("{\"amount\":1,\"currency\":\"" + code + "\",\"source\":\"tok_visa\"}")).as(code)
+          .isInstanceOf(ParsedPayment.Valid.class);
+    }
+  }
+
+  @Test
   @DisplayName("metadata: no control character in a key and no U+0000 in a value (PostgreSQL cannot store it)")
   void metadataCharacters() {
     String base = "{\"amount\":1,\"currency\":\"EUR\",\"source\":\"tok_visa\",\"metadata\":";
