@@ -44,6 +44,8 @@ public final class PaymentService {
   private static final int STORE_RETRY_AFTER_SECONDS = 2;
   /** First inquiry of a pending payment (the schedule is recovery's). */
   private static final Duration FIRST_INQUIRY = Duration.ofSeconds(5);
+  /** The last try within a lease comes this long before it ends: past it the record is recovery's. */
+  static final long LAST_TRY_BEFORE_LEASE_END_MS = 500;
   /** First wait before a completion PostgreSQL did not take is written again; it doubles each time. */
   private static final long FIRST_RECORD_RETRY_MS = 500;
   /**
@@ -301,19 +303,35 @@ public final class PaymentService {
 
   /**
    * Runs {@code attempt} after {@code waitMs}, then again with the wait doubled each time, until it
-   * yields true, or until the next try would come after {@code leaseEndsNanos} ({@code gaveUp} then
-   * runs): past the lease the record is recovery's. A failed attempt counts as not done.
+   * yields true, or until the lease ends ({@code gaveUp} then runs): past the lease the record is
+   * recovery's. A failed attempt counts as not done.
    */
   private void retryWithinLease(long leaseEndsNanos, long waitMs, Supplier<Future<Boolean>> attempt, Runnable gaveUp) {
-    if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(waitMs) >= leaseEndsNanos) {
+    long delay = nextTry(waitMs, TimeUnit.NANOSECONDS.toMillis(leaseEndsNanos - System.nanoTime()));
+    if (delay < 0) {
       gaveUp.run();
       return;
     }
-    vertx.setTimer(waitMs, timer -> attempt.get().otherwise(false).onSuccess(done -> {
+    vertx.setTimer(delay, timer -> attempt.get().otherwise(false).onSuccess(done -> {
       if (!done) {
         retryWithinLease(leaseEndsNanos, waitMs * 2, attempt, gaveUp);
       }
     }));
+  }
+
+  /**
+   * How long to wait before the next try: {@code waitMs}, or, when that would come after the lease,
+   * one last try {@link #LAST_TRY_BEFORE_LEASE_END_MS} before it ends; -1 when there is no time left
+   * for one. With the default 30 s lease and a first wait of 1 s the tries come at 1, 3, 7 and 15 s,
+   * then at 29.5 s: without that last one, a claim that committed after 15 s (a statement queued,
+   * then waiting for a connection, then running to its deadline) kept its key at 409 for a minute.
+   */
+  static long nextTry(long waitMs, long leaseLeftMs) {
+    long lastTry = leaseLeftMs - LAST_TRY_BEFORE_LEASE_END_MS;
+    if (lastTry <= 0) {
+      return -1;
+    }
+    return Math.min(waitMs, lastTry);
   }
 
   private Future<PayOutcome> charge(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim) {
