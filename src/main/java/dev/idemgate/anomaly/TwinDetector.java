@@ -18,9 +18,13 @@ import io.vertx.sqlclient.Tuple;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -78,20 +82,27 @@ public final class TwinDetector {
    * KEYS[1] the fingerprint's anchor, KEYS[2] its twin keys; ARGV: the new anchor ("keyHash|time"),
    * the old anchor's key hash, window ms, max, the new anchor's key hash. Makes an allowed twin the
    * anchor, unless another twin or a new window's first payment took it meanwhile, and marks both
-   * allowed, so that the retries of each stay retries whichever holds the anchor.
+   * allowed, so that the retries of each stay retries whichever holds the anchor. Answers
+   * {@code {1}} when it took the anchor, else {@code {0, the current anchor}}.
    */
   static final String REANCHOR_SCRIPT = String.join("\n",
       "local current = redis.call('GET', KEYS[1])",
-      "if current and string.sub(current, 1, string.len(ARGV[2]) + 1) ~= ARGV[2] .. '|' then return 0 end",
+      "if current and string.sub(current, 1, string.len(ARGV[2]) + 1) ~= ARGV[2] .. '|' then return {0, current} end",
       "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])",
       "if redis.call('HLEN', KEYS[2]) < tonumber(ARGV[4]) then",
       "  redis.call('HSET', KEYS[2], ARGV[2], 'a', ARGV[5], 'a')",
       "end",
       "redis.call('PEXPIRE', KEYS[2], ARGV[3])",
-      "return 1");
+      "return {1}");
   private static final String REANCHOR_SHA = sha1(REANCHOR_SCRIPT);
-  private static final String ORIGINAL_IN_LEDGER =
-      "SELECT id, status FROM idemgate.payments WHERE provider_key = $1 AND merchant_id = $2";
+  /**
+   * How much earlier than its anchor an original's ledger row may be dated: the anchor is set on one
+   * instance's clock before the claim, the row's time on the claiming instance's. An older row is an
+   * earlier generation of a reused key, not this original.
+   */
+  static final long CLOCK_SKEW_MS = 5 * 60_000;
+  /** The fields of the twin fingerprint the ledger holds, in the order they are compared. */
+  private static final List<String> LEDGER_FIELDS = List.of("amount", "currency", "merchant_reference", "description");
   private static final TwinVerdict UNOBSERVED = new TwinVerdict.Unobserved();
   private static final TwinVerdict SAME_KEY = new TwinVerdict.SameKey();
 
@@ -105,6 +116,9 @@ public final class TwinDetector {
   private final long storeTimeoutMs;
   /** How long after its arrival an original with no ledger row may still end up charged. */
   private final long unresolvedMs;
+  /** The ledger lookup of an original, comparing the fingerprint's fields the ledger holds ({@link #ledgerLookup}). */
+  private final String originalInLedger;
+  private final List<String> comparedFields;
   private Future<RedisConnection> connection;
   /** The gate client's {@link PipelinedRedis#reuseLimit} for {@link #connection} (none in Redis Cluster). */
   private final QuietLimit quiet;
@@ -130,6 +144,23 @@ public final class TwinDetector {
     // died before recording it and not yet recovered.
     this.unresolvedMs = monitor.config().unrecordedChargeWindow().toMillis();
     this.quiet = new QuietLimit(pipeline.reuseLimit()); // the same client, the same limit
+    this.comparedFields = LEDGER_FIELDS.stream().filter(monitor.config().duplicateFields()::contains).toList();
+    this.originalInLedger = ledgerLookup(comparedFields);
+  }
+
+  /**
+   * The original's row in the ledger, by its provider key, from this generation of the key (not
+   * dated before the anchor), with {@code same}: whether it holds the twin's payment, compared on
+   * {@code fields}. A row of another payment means the original's key holds that one, so the
+   * twin's payment was never claimed under it (the claim answered 422).
+   */
+  static String ledgerLookup(List<String> fields) {
+    StringBuilder same = new StringBuilder("true");
+    for (int i = 0; i < fields.size(); i++) {
+      same.append(" AND ").append(fields.get(i)).append(" IS NOT DISTINCT FROM $").append(i + 4);
+    }
+    return "SELECT id, status, " + same + " AS same FROM idemgate.payments"
+        + " WHERE provider_key = $1 AND merchant_id = $2 AND created_at >= $3";
   }
 
   /** Whether a check may refuse a payment (policy reject); under flag and off it only observes. */
@@ -177,7 +208,7 @@ public final class TwinDetector {
             monitor.recordSameKey();
             return Future.succeededFuture(SAME_KEY);
           }
-          return twin(merchantId, fingerprint, keyHash, original, client, intended(headers), now);
+          return twin(merchantId, fingerprint, keyHash, original, request, client, intended(headers), now);
         })
         .otherwise(failure -> {
           log.debug("twin check skipped: {}", failure.toString());
@@ -187,7 +218,7 @@ public final class TwinDetector {
   }
 
   private Future<TwinVerdict> twin(String merchantId, String fingerprint, String keyHash, TwinVerdict.Twin original,
-      String client, boolean intended, long now) {
+      PaymentRequest request, String client, boolean intended, long now) {
     String mark = intended ? "i" : policy == DuplicatePayloadPolicy.REJECT ? "r" : "a";
     return script(TWIN_SHA, TWIN_SCRIPT, List.of(twinKeysKey(merchantId, fingerprint)), keyHash, mark,
         String.valueOf(windowMs), String.valueOf(MAX_KEYS_PER_FINGERPRINT))
@@ -199,8 +230,8 @@ public final class TwinDetector {
             return Future.succeededFuture(SAME_KEY);
           }
           Future<TwinVerdict> verdict = verdictMark.equals("r")
-              ? confirmRefusal(merchantId, original, now).compose(v -> v instanceof TwinVerdict.Allowed
-                  ? reanchor(merchantId, fingerprint, keyHash, original, now).map(v)
+              ? confirmRefusal(merchantId, original, request, now).compose(v -> v instanceof TwinVerdict.Allowed
+                  ? reanchor(merchantId, fingerprint, keyHash, original, now).map(taken -> taken.orElse(v))
                   : Future.succeededFuture(v))
               : Future.succeededFuture(new TwinVerdict.Allowed(original, verdictMark.equals("i")));
           return verdict.onSuccess(v -> {
@@ -216,14 +247,25 @@ public final class TwinDetector {
   /**
    * A twin is refused only if its original was, or may have been, charged. The ledger answers by the
    * original's provider key: succeeded or pending refuses (naming the payment); declined lets the new
-   * attempt through. No ledger row yet means the original may still be charged (in flight, or held by
-   * an instance that died after sending it, until recovery records or frees it) while it is younger
-   * than {@link #unresolvedMs}, and charged nothing when older (it was released). If the ledger cannot
-   * answer, the twin is refused: under this policy a refused repeat is the safe mistake, and the
-   * claim would fail anyway.
+   * attempt through, and so does a row of another payment (the original's key holds that one, so
+   * this payment was never claimed under it: its claim got 422). No row of this generation of the key
+   * means the original may still be charged (in flight, or held by an instance that died after
+   * sending it, until recovery records or frees it) while it is younger than {@link #unresolvedMs},
+   * and charged nothing when older (it was released). If the ledger cannot answer, the twin is
+   * refused: under this policy a refused repeat is the safe mistake, and the claim would fail anyway.
    */
-  private Future<TwinVerdict> confirmRefusal(String merchantId, TwinVerdict.Twin original, long now) {
-    return pool.preparedQuery(ORIGINAL_IN_LEDGER).execute(Tuple.of(original.originalKeyHash(), merchantId))
+  private Future<TwinVerdict> confirmRefusal(String merchantId, TwinVerdict.Twin original, PaymentRequest request, long now) {
+    Tuple params = Tuple.of(original.originalKeyHash(), merchantId,
+        OffsetDateTime.ofInstant(Instant.ofEpochMilli(original.originalAtMillis() - CLOCK_SKEW_MS), ZoneOffset.UTC));
+    for (String field : comparedFields) {
+      params.addValue(switch (field) {
+        case "amount" -> request.amount();
+        case "currency" -> request.currency();
+        case "merchant_reference" -> request.merchantReference();
+        default -> request.description();
+      });
+    }
+    return pool.preparedQuery(originalInLedger).execute(params)
         .timeout(storeTimeoutMs, TimeUnit.MILLISECONDS)
         .map(rows -> {
           Row row = rows.iterator().hasNext() ? rows.iterator().next() : null;
@@ -234,7 +276,7 @@ public final class TwinDetector {
           }
           TwinVerdict.Twin named = new TwinVerdict.Twin(original.originalKeyHash(), original.originalAtMillis(),
               row.getString("id"));
-          return "declined".equals(row.getString("status"))
+          return "declined".equals(row.getString("status")) || !row.getBoolean("same")
               ? new TwinVerdict.Allowed(named, false)
               : new TwinVerdict.Reject(named);
         })
@@ -247,18 +289,25 @@ public final class TwinDetector {
   /**
    * An allowed twin (its original declined, or released) is the payment that may now be charged, so
    * it becomes the anchor: the next twin is judged against it, not against the original that
-   * charged nothing (which would let every further twin through). Best effort: a failure leaves the
-   * old anchor, as before.
+   * charged nothing (which would let every further twin through). If another payment took the anchor
+   * meanwhile (a twin let through a moment before, or a new window's first payment), this twin is a
+   * twin of that one, which is in flight: it is refused, naming it, as a twin of an original with no
+   * ledger row yet is; two twins of a declined original arriving together were both charged. Best
+   * effort otherwise: a failure leaves the old anchor, and the twin its verdict.
+   *
+   * @return the refusal when another payment holds the anchor, else empty
    */
-  private Future<Void> reanchor(String merchantId, String fingerprint, String keyHash, TwinVerdict.Twin original,
-      long now) {
+  private Future<Optional<TwinVerdict>> reanchor(String merchantId, String fingerprint, String keyHash,
+      TwinVerdict.Twin original, long now) {
     return script(REANCHOR_SHA, REANCHOR_SCRIPT, List.of(redisKey(merchantId, fingerprint), twinKeysKey(merchantId, fingerprint)),
         keyHash + "|" + now, original.originalKeyHash(), String.valueOf(windowMs), String.valueOf(MAX_KEYS_PER_FINGERPRINT),
         keyHash)
-        .<Void>mapEmpty()
+        .map(reply -> reply.get(0).toInteger() == 1
+            ? Optional.<TwinVerdict>empty()
+            : Optional.<TwinVerdict>of(new TwinVerdict.Reject(parse(reply.get(1).toString()))))
         .otherwise(failure -> {
           log.debug("twin re-anchor skipped: {}", failure.toString());
-          return null;
+          return Optional.empty();
         });
   }
 

@@ -231,9 +231,9 @@ class TwinDetectorIT {
   private static void allowedTwinBecomesTheAnchor(TwinDetector detector, String merchant) {
     PaymentRequest request = payment("tok_visa");
     observe(detector, merchant, "k1", request);
-    ledgerRow(merchant, "k1", "declined");
+    ledgerRow(merchant, "k1", "declined", request);
     assertThat(observe(detector, merchant, "k2", request)).as("the original was declined").isInstanceOf(TwinVerdict.Allowed.class);
-    ledgerRow(merchant, "k2", "succeeded");
+    ledgerRow(merchant, "k2", "succeeded", request);
 
     TwinVerdict third = observe(detector, merchant, "k3", request);
     assertThat(third).isInstanceOf(TwinVerdict.Reject.class);
@@ -243,10 +243,58 @@ class TwinDetectorIT {
   }
 
   /** The ledger row a completed payment under {@code key} leaves (its first-generation provider key). */
-  private static void ledgerRow(String merchant, String key, String status) {
+  private static void ledgerRow(String merchant, String key, String status, PaymentRequest request) {
+    ledgerRow(merchant, key, status, request, "now()");
+  }
+
+  private static void ledgerRow(String merchant, String key, String status, PaymentRequest request, String createdAt) {
     Http.await(pool.preparedQuery("INSERT INTO idemgate.payments (id, merchant_id, provider_key, amount, currency, status, "
-        + "provider, created_at) VALUES ($1, $2, $3, 1999, 'EUR', $4, 'simulator', now())")
-        .execute(Tuple.of(paymentId(merchant, key), merchant, PaymentTwins.keyHash(merchant, new IdempotencyKey(key)), status)));
+        + "merchant_reference, provider, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'simulator', " + createdAt + ")")
+        .execute(Tuple.of(paymentId(merchant, key), merchant, PaymentTwins.keyHash(merchant, new IdempotencyKey(key)),
+            request.amount(), request.currency(), status, request.merchantReference())));
+  }
+
+  @Test
+  @DisplayName("policy reject: a ledger row of another payment under the original's key (this one got 422 there), or one "
+      + "of an earlier generation of a reused key, does not decide the twin")
+  void ledgerRowMustBeThisPayment() {
+    TwinDetector detector = detector("reject", "10m");
+    String merchant = merchant();
+    try {
+      PaymentRequest request = payment("tok_visa");
+      PaymentRequest other = new PaymentRequest(5000, "EUR", "tok_visa", "order-other", null, null);
+      observe(detector, merchant, "k1", request);
+      ledgerRow(merchant, "k1", "succeeded", other); // k1 holds another payment: this one was never claimed there
+      assertThat(observe(detector, merchant, "k2", request)).isInstanceOf(TwinVerdict.Allowed.class);
+
+      String merchant2 = merchant();
+      observe(detector, merchant2, "k1", request);
+      // A declined first generation of k1, two days old: today's k1 may be charging this payment now.
+      ledgerRow(merchant2, "k1", "declined", request, "now() - interval '2 days'");
+      assertThat(observe(detector, merchant2, "k2", request)).isInstanceOf(TwinVerdict.Reject.class);
+      Http.await(pool.preparedQuery("DELETE FROM idemgate.payments WHERE merchant_id = $1").execute(Tuple.of(merchant2)));
+    } finally {
+      Http.await(pool.preparedQuery("DELETE FROM idemgate.payments WHERE merchant_id = $1").execute(Tuple.of(merchant)));
+    }
+  }
+
+  @Test
+  @DisplayName("policy reject: of two twins arriving together after a declined original, one goes through and the other is refused")
+  void concurrentTwinsOfADeclinedOriginal() {
+    TwinDetector detector = detector("reject", "10m");
+    String merchant = merchant();
+    try {
+      PaymentRequest request = payment("tok_visa");
+      observe(detector, merchant, "k1", request);
+      ledgerRow(merchant, "k1", "declined", request);
+      var second = detector.observe(merchant, new IdempotencyKey("k2"), request, MultiMap.caseInsensitiveMultiMap());
+      var third = detector.observe(merchant, new IdempotencyKey("k3"), request, MultiMap.caseInsensitiveMultiMap());
+      List<TwinVerdict> verdicts = List.of(Http.await(second), Http.await(third));
+      assertThat(verdicts).filteredOn(v -> v instanceof TwinVerdict.Allowed).hasSize(1);
+      assertThat(verdicts).filteredOn(v -> v instanceof TwinVerdict.Reject).hasSize(1);
+    } finally {
+      Http.await(pool.preparedQuery("DELETE FROM idemgate.payments WHERE merchant_id = $1").execute(Tuple.of(merchant)));
+    }
   }
 
   private static String paymentId(String merchant, String key) {
