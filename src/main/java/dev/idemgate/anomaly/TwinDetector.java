@@ -122,9 +122,14 @@ public final class TwinDetector {
   private Future<RedisConnection> connection;
   /** The gate client's {@link PipelinedRedis#reuseLimit} for {@link #connection} (none in Redis Cluster). */
   private final QuietLimit quiet;
-  private long reconnectNotBefore;
+  /*
+   * The backoffs below are System.nanoTime() deadlines, compared by difference: on the wall clock, a
+   * step back (NTP, a VM resumed) would skip every check for as long as the step.
+   */
+  private long reconnectNotBefore = System.nanoTime();
+  private boolean closed;
   /** Until when checks are skipped after a failed SET (a volatile: tests call from their own thread). */
-  private volatile long pausedUntil;
+  private volatile long pausedUntil = System.nanoTime();
 
   /**
    * @param pipeline the verticle's pipelined connection, for the SET of every fresh payment
@@ -189,14 +194,14 @@ public final class TwinDetector {
     String fingerprint = PaymentTwins.fingerprint(monitor.config().duplicateFields(), request);
     String keyHash = PaymentTwins.keyHash(merchantId, key);
     long now = System.currentTimeMillis();
-    if (now < pausedUntil) {
+    if (System.nanoTime() - pausedUntil < 0) {
       monitor.unobserved();
       return Future.succeededFuture(UNOBSERVED);
     }
     Request claim = Request.cmd(Command.SET).arg(redisKey(merchantId, fingerprint)).arg(keyHash + "|" + now)
         .arg("NX").arg("GET").arg("PX").arg(windowMs);
     return pipeline.send(claim).timeout(timeoutMs, TimeUnit.MILLISECONDS)
-        .onFailure(failure -> pausedUntil = System.currentTimeMillis() + RECONNECT_BACKOFF_MS)
+        .onFailure(failure -> pausedUntil = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(RECONNECT_BACKOFF_MS))
         .compose(previous -> {
           String client = ClientIds.attribute(headers);
           if (previous == null) {
@@ -364,8 +369,7 @@ public final class TwinDetector {
       connection = null;
     }
     if (connection == null) {
-      long now = System.currentTimeMillis();
-      if (now < reconnectNotBefore) {
+      if (closed || System.nanoTime() - reconnectNotBefore < 0) {
         return Future.failedFuture("twin check paused: Redis connection failed recently");
       }
       Future<RedisConnection> opening = RedisClients.connect(redis, timeoutMs);
@@ -389,7 +393,7 @@ public final class TwinDetector {
     if (connection == broken) {
       connection = null;
       if (failed) {
-        reconnectNotBefore = System.currentTimeMillis() + RECONNECT_BACKOFF_MS;
+        reconnectNotBefore = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(RECONNECT_BACKOFF_MS);
       }
       broken.onSuccess(RedisConnection::close);
     } else if (!quiet.limit().isZero()) {
@@ -408,7 +412,7 @@ public final class TwinDetector {
   public synchronized Future<Void> close() {
     Future<RedisConnection> open = connection;
     connection = null;
-    reconnectNotBefore = Long.MAX_VALUE;
+    closed = true;
     return open == null ? Future.succeededFuture() : open.compose(RedisConnection::close).otherwiseEmpty();
   }
 
