@@ -23,7 +23,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>A file that cannot be read or parsed at start-up stops the start. Later, a bad version is
  * refused with a warning and the keys read before stay in force: a broken rotation must not lock
- * every merchant out (and an empty file is a valid version: it revokes every key).
+ * every merchant out. An empty version is refused too (a file rewritten in place reads empty for
+ * a moment); one with only comments is valid, and revokes every key.
  */
 public final class MerchantKeys {
   private static final Logger log = LoggerFactory.getLogger(MerchantKeys.class);
@@ -138,6 +139,14 @@ public final class MerchantKeys {
       return;
     }
     lastText = text;
+    if (text.isBlank()) {
+      // A file rewritten in place (truncated, then written) reads empty in between: taken, it would
+      // answer 401 to every merchant until the next look. A file meant to hold no key says so.
+      refused.incrementAndGet();
+      log.warn("api_keys_file {} refused, it is empty (a file being rewritten reads so); the {} keys read before "
+          + "stay in force; to revoke every key, leave a comment line in it", path, fileByHash.size());
+      return;
+    }
     try {
       Map<String, String> hashed = ApiKeyFile.parse(text);
       fileByHash = hashed;

@@ -132,6 +132,22 @@ class ApiKeyFileIT {
   }
 
   @Test
+  @DisplayName("an empty new version (a file caught mid-rewrite) is refused and the keys stay; one with only a comment revokes every key")
+  void emptyVersionIsRefused() throws IOException {
+    writeKeys(ApiKeyFile.line("acme", OLD_KEY) + "\n");
+    try (TestGateway gateway = startWithFile(); CapturedLogs logs = CapturedLogs.of(MerchantKeys.class)) {
+      writeKeys("");
+      eventually(RELOAD_SEEN, () -> logs.events().stream().anyMatch(e -> e.getLevel() == Level.WARN), "the empty file refused");
+      assertThat(logs.events().stream().filter(e -> e.getLevel() == Level.WARN).findFirst().orElseThrow().getFormattedMessage())
+          .contains("empty", "the 1 keys read before stay in force");
+      assertThat(pay(gateway, OLD_KEY)).isEqualTo(201);
+
+      writeKeys("# every key revoked\n");
+      eventually(RELOAD_SEEN, () -> pay(gateway, OLD_KEY) == 401, "a file of comments only revokes every key");
+    }
+  }
+
+  @Test
   @DisplayName("a gateway whose key file is missing or does not parse does not start, and the error names the line, never the key")
   void unusableFileStopsTheStart() throws IOException {
     assertThatThrownBy(this::startWithFile).isInstanceOf(Idemgate.StartupFailure.class)
