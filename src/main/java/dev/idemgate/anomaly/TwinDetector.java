@@ -1,7 +1,9 @@
 package dev.idemgate.anomaly;
 
 import dev.idemgate.idempotency.IdempotencyKey;
+import dev.idemgate.payment.ClaimGuard;
 import dev.idemgate.payment.PaymentRequest;
+import dev.idemgate.payment.PaymentService;
 import dev.idemgate.storage.PipelinedRedis;
 import dev.idemgate.storage.QuietLimit;
 import dev.idemgate.storage.RedisClients;
@@ -95,6 +97,15 @@ public final class TwinDetector {
       "redis.call('PEXPIRE', KEYS[2], ARGV[3])",
       "return {1}");
   private static final String REANCHOR_SHA = sha1(REANCHOR_SCRIPT);
+  /** KEYS[1] a fingerprint's anchor; ARGV[1] a key hash: deletes the anchor if it names that key. */
+  static final String FORGET_SCRIPT = String.join("\n",
+      "local current = redis.call('GET', KEYS[1])",
+      "if current and string.sub(current, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '|' then",
+      "  redis.call('DEL', KEYS[1])",
+      "  return 1",
+      "end",
+      "return 0");
+  private static final String FORGET_SHA = sha1(FORGET_SCRIPT);
   /**
    * How much earlier than its anchor an original's ledger row may be dated: the anchor is set on one
    * instance's clock before the claim, the row's time on the claiming instance's. An older row is an
@@ -166,6 +177,51 @@ public final class TwinDetector {
     }
     return "SELECT id, status, " + same + " AS same FROM idemgate.payments"
         + " WHERE provider_key = $1 AND merchant_id = $2 AND created_at >= $3";
+  }
+
+  /**
+   * The check as the payment path's guard for one request: under policy reject it refuses a
+   * {@link TwinVerdict.Reject}, otherwise it only observes. A payment it let through that was then
+   * neither claimed nor charged under its key gives up the anchor it took ({@link #forgetAnchor}).
+   */
+  public ClaimGuard guard(MultiMap headers) {
+    return new ClaimGuard() {
+      @Override
+      public Future<Optional<Object>> check(PaymentService.PayCommand cmd) {
+        return observe(cmd.merchantId(), cmd.key(), cmd.request(), headers)
+            .map(verdict -> mayRefuse() && verdict instanceof TwinVerdict.Reject ? Optional.of(verdict) : Optional.empty());
+      }
+
+      @Override
+      public boolean mayRefuse() {
+        return TwinDetector.this.mayRefuse();
+      }
+
+      @Override
+      public Future<Void> notCharged(PaymentService.PayCommand cmd) {
+        return forgetAnchor(cmd.merchantId(), cmd.key(), cmd.request());
+      }
+    };
+  }
+
+  /**
+   * Gives up the anchor of this payment's fingerprint if this key holds it: the payment was not
+   * charged under the key (the provider refused it and the key was released, or the key holds
+   * another payment), so a later payment of the same payload under another key is no twin of it.
+   * Left in place, under policy reject such a payment got 409 while the anchor looked unresolved
+   * (66 s by default). Best effort.
+   */
+  Future<Void> forgetAnchor(String merchantId, IdempotencyKey key, PaymentRequest request) {
+    if (policy == DuplicatePayloadPolicy.OFF) {
+      return Future.succeededFuture();
+    }
+    String fingerprint = PaymentTwins.fingerprint(monitor.config().duplicateFields(), request);
+    return script(FORGET_SHA, FORGET_SCRIPT, List.of(redisKey(merchantId, fingerprint)), PaymentTwins.keyHash(merchantId, key))
+        .<Void>mapEmpty()
+        .otherwise(failure -> {
+          log.debug("twin anchor not given up: {}", failure.toString());
+          return null;
+        });
   }
 
   /** Whether a check may refuse a payment (policy reject); under flag and off it only observes. */

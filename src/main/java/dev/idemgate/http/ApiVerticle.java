@@ -16,7 +16,6 @@ import dev.idemgate.idempotency.StoredResponse;
 import dev.idemgate.observability.GatewayMetrics.RequestOutcome;
 import dev.idemgate.observability.GatewayMetrics;
 import dev.idemgate.observability.Tracing;
-import dev.idemgate.payment.ClaimGuard;
 import dev.idemgate.payment.ParsedPayment;
 import dev.idemgate.payment.PayOutcome;
 import dev.idemgate.payment.PaymentJson;
@@ -28,7 +27,6 @@ import dev.idemgate.storage.PipelinedRedis;
 import dev.idemgate.storage.Postgres;
 import dev.idemgate.storage.RedisClients;
 import io.vertx.core.Future;
-import io.vertx.core.MultiMap;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.Http2Settings;
@@ -46,7 +44,6 @@ import io.vertx.sqlclient.Pool;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
@@ -383,12 +380,7 @@ public final class ApiVerticle extends VerticleBase {
       // Anomalies (DESIGN §7): for a new payment only (after the gate), one Redis step. Under policy
       // reject it runs before the claim, so a refused twin is never claimed or charged; under flag it
       // cannot refuse, so it runs beside the claim. The check never fails a payment.
-      MultiMap headers = ctx.request().headers();
-      ClaimGuard duplicates = twins.mayRefuse()
-          ? c -> twins.observe(c.merchantId(), c.key(), c.request(), headers)
-              .map(verdict -> verdict instanceof TwinVerdict.Reject ? Optional.<Object>of(verdict) : Optional.empty())
-          : ClaimGuard.observing(c -> twins.observe(c.merchantId(), c.key(), c.request(), headers));
-      payments.pay(cmd, preferredWait(ctx), duplicates).onSuccess(outcome -> respond(ctx, outcome)).onFailure(ctx::fail);
+      payments.pay(cmd, preferredWait(ctx), twins.guard(ctx.request().headers())).onSuccess(outcome -> respond(ctx, outcome)).onFailure(ctx::fail);
     }
   }
 

@@ -29,6 +29,14 @@ public interface ClaimGuard {
     return true;
   }
 
+  /**
+   * The payment this guard checked was neither claimed nor charged under its key (the key holds
+   * another payment, or the provider refused it and the key was released). Best effort.
+   */
+  default Future<Void> notCharged(PaymentService.PayCommand cmd) {
+    return Future.succeededFuture();
+  }
+
   /** A guard that observes each new payment and never refuses one; a failed observation is ignored. */
   static ClaimGuard observing(Function<PaymentService.PayCommand, Future<?>> observe) {
     return new ClaimGuard() {

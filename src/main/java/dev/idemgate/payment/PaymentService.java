@@ -211,12 +211,23 @@ public final class PaymentService {
         // An observer: it runs beside the claim and the charge, and only the answer waits for it
         // (the check never fails, see ClaimGuard).
         Future<Optional<Object>> observed = guard.check(cmd);
-        return claimInStore(cmd, redisClaim).compose(outcome -> observed.map(ignored -> outcome));
+        return claimInStore(cmd, redisClaim).compose(outcome -> observed.compose(ignored -> told(guard, cmd, outcome)));
       }
       return guard.check(cmd).compose(refusal -> refusal.isPresent()
           ? refuseUnlessHeld(cmd, redisClaim, refusal.get())
-          : claimInStore(cmd, redisClaim));
+          : claimInStore(cmd, redisClaim).compose(outcome -> told(guard, cmd, outcome)));
     });
+  }
+
+  /**
+   * Tells the guard that the payment it let through was neither claimed nor charged under its key
+   * (422: the key holds another payment; 502 with the key released), so that it does not hold that
+   * key against a later payment of the same payload. Then the outcome, as it was.
+   */
+  private static Future<PayOutcome> told(ClaimGuard guard, PayCommand cmd, PayOutcome outcome) {
+    boolean notCharged = outcome instanceof PayOutcome.KeyReused
+        || outcome instanceof PayOutcome.ProviderUnavailable unavailable && unavailable.keyReleased();
+    return notCharged ? guard.notCharged(cmd).otherwiseEmpty().map(outcome) : Future.succeededFuture(outcome);
   }
 
   /**

@@ -88,6 +88,25 @@ class DuplicateRejectIT {
   }
 
   @Test
+  @DisplayName("a payment refused by the provider (502, key released) or answered 422 (its key holds another payment) "
+      + "does not make the same payload under a new key a twin")
+  void notChargedIsNoOriginal() {
+    JsonObject refused = Orders.payment(2600, "tok_provider_down");
+    assertThat(pay(Http.newKey(), refused, Map.of()).status()).isEqualTo(502);
+    Reply again = pay(Http.newKey(), refused, Map.of());
+    assertThat(again.status()).as("nothing was charged under the first key").isEqualTo(502);
+    assertThat(again.json().getString("code")).isEqualTo("provider_unavailable");
+
+    String held = Http.newKey();
+    assertThat(pay(held, Orders.payment(2610, "tok_visa"), Map.of()).status()).isEqualTo(201);
+    JsonObject other = Orders.payment(2620, "tok_visa");
+    assertThat(pay(held, other, Map.of()).status()).as("the key holds another payment").isEqualTo(422);
+    String fresh = Http.newKey();
+    assertThat(pay(fresh, other, Map.of()).status()).as("the 422'd payment was never claimed").isEqualTo(201);
+    assertThat(charges(fresh)).isEqualTo(1);
+  }
+
+  @Test
   @DisplayName("the retry of a paid key is replayed, not refused, when Redis lost the key and a later payment of the "
       + "same payload holds the twin slot")
   void retryOfAHeldKeyIsNeverRefused() {
