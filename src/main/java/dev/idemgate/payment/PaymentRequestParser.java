@@ -1,11 +1,21 @@
 package dev.idemgate.payment;
 
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.StreamReadFeature;
 import dev.idemgate.payment.ParsedPayment.FieldError;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.json.DecodeException;
+import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
+import io.vertx.core.json.jackson.JacksonCodec;
+import java.io.IOException;
 import java.math.BigDecimal;
 import java.math.BigInteger;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Currency;
 import java.util.List;
@@ -41,15 +51,25 @@ public final class PaymentRequestParser {
 
   private PaymentRequestParser() {}
 
+  /**
+   * Strict JSON (RFC 8259): no comments (Vert.x's own parser takes them) and no member named twice.
+   * A lenient parser reads what the client did not mean, and what another reader of the same bytes
+   * (a proxy, a log) would not: {@code {"amount":1,"amount":2}} charged 2, and a card number in a
+   * comment, or in the first of two members of one name, passed the card scan.
+   */
+  private static final JsonFactory STRICT_JSON =
+      JsonFactory.builder().enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
+
   public static ParsedPayment parse(Buffer raw) {
-    JsonObject body;
-    try {
-      body = raw == null || raw.length() == 0 ? null : new JsonObject(raw);
-    } catch (DecodeException | ClassCastException e) {
-      body = null;
-    }
+    JsonObject body = strictObject(raw);
     if (body == null) {
-      return new ParsedPayment.Invalid(List.of(new FieldError("$", "the body must be a JSON object")));
+      return new ParsedPayment.Invalid(List.of(new FieldError("$",
+          "the body must be one JSON object in UTF-8 (RFC 8259: no comments, no member named twice)")));
+    }
+    if (hasLoneSurrogate(body)) {
+      // Stored, such a string becomes '?': two different payloads would read as one and replay.
+      return new ParsedPayment.Invalid(List.of(new FieldError("$",
+          "a string holds an unpaired surrogate escape (\\ud800-\\udfff alone): it is not text")));
     }
     Optional<String> card = CardNumberScanner.findCardNumber(body);
     if (card.isPresent()) {
@@ -123,7 +143,7 @@ public final class PaymentRequestParser {
       errors.add(new FieldError(field, "must be a string"));
       return null;
     }
-    if (text.isEmpty() || text.length() > max || text.chars().anyMatch(Character::isISOControl)) {
+    if (text.isEmpty() || characters(text) > max || text.chars().anyMatch(Character::isISOControl)) {
       errors.add(new FieldError(field, "must be 1-" + max + " characters without control characters"));
       return null;
     }
@@ -143,17 +163,74 @@ public final class PaymentRequestParser {
       return null;
     }
     for (Map.Entry<String, Object> e : object) {
-      if (e.getKey().isEmpty() || e.getKey().length() > 40 || e.getKey().chars().anyMatch(Character::isISOControl)) {
+      if (e.getKey().isEmpty() || characters(e.getKey()) > 40 || e.getKey().chars().anyMatch(Character::isISOControl)) {
         errors.add(new FieldError("metadata", "keys must be 1-40 characters without control characters"));
         return null;
       }
       // PostgreSQL stores no U+0000 in text or jsonb; a value with one would fail its whole claim group.
-      if (!(e.getValue() instanceof String s) || s.length() > 500 || s.indexOf('\u0000') >= 0) {
+      if (!(e.getValue() instanceof String s) || characters(s) > 500 || s.indexOf('\u0000') >= 0) {
         errors.add(new FieldError("metadata." + e.getKey(), "must be a string of at most 500 characters, without U+0000"));
         return null;
       }
     }
     return object;
+  }
+
+  /** The body as a JSON object, or null when it is not valid UTF-8 or not one strict JSON object. */
+  static JsonObject strictObject(Buffer raw) {
+    if (raw == null || raw.length() == 0) {
+      return null;
+    }
+    String text;
+    try {
+      // Invalid UTF-8 (an overlong "/", a surrogate encoded in three bytes) is refused, not replaced.
+      text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+          .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(raw.getBytes())).toString();
+    } catch (CharacterCodingException e) {
+      return null;
+    }
+    try (JsonParser parser = STRICT_JSON.createParser(text)) {
+      return JacksonCodec.fromParser(parser, Object.class) instanceof JsonObject object ? object : null;
+    } catch (DecodeException | IOException e) {
+      return null;
+    }
+  }
+
+  /** Whether any member name or string, at any depth, holds a surrogate that is not half of a pair. */
+  static boolean hasLoneSurrogate(Object json) {
+    if (json instanceof JsonObject object) {
+      for (Map.Entry<String, Object> e : object) {
+        if (loneSurrogate(e.getKey()) || hasLoneSurrogate(e.getValue())) {
+          return true;
+        }
+      }
+    } else if (json instanceof JsonArray array) {
+      for (Object element : array) {
+        if (hasLoneSurrogate(element)) {
+          return true;
+        }
+      }
+    } else if (json instanceof String text) {
+      return loneSurrogate(text);
+    }
+    return false;
+  }
+
+  private static boolean loneSurrogate(String text) {
+    for (int i = 0; i < text.length(); i++) {
+      char c = text.charAt(i);
+      if (Character.isHighSurrogate(c) && i + 1 < text.length() && Character.isLowSurrogate(text.charAt(i + 1))) {
+        i++;
+      } else if (Character.isSurrogate(c)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Characters as a person counts them: an emoji is one, not two UTF-16 units. */
+  private static int characters(String text) {
+    return text.codePointCount(0, text.length());
   }
 
   private static String describe(Object value) {

@@ -3,6 +3,7 @@ package dev.idemgate.payment;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.vertx.core.buffer.Buffer;
+import java.nio.charset.StandardCharsets;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
@@ -37,6 +38,50 @@ class PaymentRequestParserTest {
   void currencyAndUnknownFields() {
     assertThat(fields(parse("{\"amount\":1,\"currency\":\"XYZ\",\"source\":\"tok_visa\",\"card\":\"x\"}")))
         .containsExactlyInAnyOrder("currency", "card");
+  }
+
+  @Test
+  @DisplayName("a body that is not strict JSON in UTF-8 is refused: a member named twice, a comment, invalid or overlong UTF-8, UTF-16")
+  void strictJson() {
+    String ok = "{\"amount\":1,\"currency\":\"EUR\",\"source\":\"tok_visa\"";
+    assertThat(parse(ok + "}")).isInstanceOf(ParsedPayment.Valid.class);
+    assertThat(fields(parse("{\"amount\":1,\"amount\":2,\"currency\":\"EUR\",\"source\":\"tok_visa\"}"))).containsExactly("$");
+    assertThat(fields(parse(ok + ",\"description\":\"4242424242424242\",\"description\":\"ok\"}"))).containsExactly("$");
+    assertThat(fields(parse(ok + " /* 4242424242424242 */}"))).containsExactly("$");
+    assertThat(fields(parse(ok + "} // 4242424242424242"))).containsExactly("$");
+    byte[] overlong = (ok + ",\"description\":\"a\u0000b\"}").getBytes(StandardCharsets.UTF_8);
+    for (int i = 0; i < overlong.length; i++) {
+      if (overlong[i] == 0) { // NUL, written as the overlong pair C0 80 below
+        byte[] bytes = new byte[overlong.length + 1];
+        System.arraycopy(overlong, 0, bytes, 0, i);
+        bytes[i] = (byte) 0xc0;
+        bytes[i + 1] = (byte) 0x80;
+        System.arraycopy(overlong, i + 1, bytes, i + 2, overlong.length - i - 1);
+        assertThat(PaymentRequestParser.parse(Buffer.buffer(bytes))).isInstanceOf(ParsedPayment.Invalid.class);
+      }
+    }
+    assertThat(PaymentRequestParser.parse(Buffer.buffer((ok + "}").getBytes(StandardCharsets.UTF_16LE))))
+        .isInstanceOf(ParsedPayment.Invalid.class);
+    assertThat(PaymentRequestParser.parse(Buffer.buffer(new byte[] {'{', '"', 'a', (byte) 0xed, (byte) 0xa0, (byte) 0x80, '"', ':', '1', '}'})))
+        .as("a surrogate encoded in three bytes").isInstanceOf(ParsedPayment.Invalid.class);
+  }
+
+  @Test
+  @DisplayName("an unpaired surrogate escape in any string or member name is refused (stored, it became '?'); a pair is an emoji")
+  void loneSurrogates() {
+    String ok = "{\"amount\":1,\"currency\":\"EUR\",\"source\":\"tok_visa\"";
+    assertThat(fields(parse(ok + ",\"merchant_reference\":\"a\\ud800b\"}"))).containsExactly("$");
+    assertThat(fields(parse(ok + ",\"description\":\"x\\udfff\"}"))).containsExactly("$");
+    assertThat(fields(parse(ok + ",\"metadata\":{\"k\\ud800\":\"v\"}}"))).containsExactly("$");
+    assertThat(parse(ok + ",\"description\":\"\\ud83d\\ude00\"}")).isInstanceOf(ParsedPayment.Valid.class);
+  }
+
+  @Test
+  @DisplayName("text limits count characters as people do: 255 emoji are a valid reference, 256 are not")
+  void limitsCountCharacters() {
+    String ok = "{\"amount\":1,\"currency\":\"EUR\",\"source\":\"tok_visa\"";
+    assertThat(parse(ok + ",\"merchant_reference\":\"" + "\uD83D\uDE00".repeat(255) + "\"}")).isInstanceOf(ParsedPayment.Valid.class);
+    assertThat(fields(parse(ok + ",\"merchant_reference\":\"" + "\uD83D\uDE00".repeat(256) + "\"}"))).containsExactly("merchant_reference");
   }
 
   @Test
