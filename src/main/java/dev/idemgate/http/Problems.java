@@ -14,6 +14,7 @@ import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Route;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
+import java.io.IOException;
 import java.util.Set;
 import java.util.TreeSet;
 import org.slf4j.Logger;
@@ -53,9 +54,11 @@ public final class Problems {
       }
       return;
     }
-    if (failure instanceof HttpClosedException || failure instanceof StreamResetException) {
-      // The client hung up (or reset its stream) before its body was in: nobody to answer, and no
-      // fault of ours. The access line records it as 499 client_closed.
+    if (failure instanceof HttpClosedException || failure instanceof StreamResetException
+        || failure instanceof IOException && !ctx.request().isEnded()) {
+      // The client hung up, reset its stream or its connection (an IOException such as "connection
+      // reset by peer") before its body was in: nobody to answer, and no fault of ours. The access
+      // line records it as 499 client_closed.
       log.debug("request {} ended by the client before its body was in: {}", RequestIds.of(ctx), String.valueOf(failure));
       return;
     }

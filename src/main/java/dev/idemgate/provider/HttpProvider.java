@@ -126,9 +126,14 @@ public final class HttpProvider implements PaymentProvider {
     this.basePath = path.endsWith("/") ? path.substring(0, path.length() - 1) : path;
     this.timeoutMs = timeout.toMillis();
     this.connectTimeoutMs = Math.max(1, Math.min(MAX_CONNECT_TIMEOUT_MS, timeoutMs / 2));
-    this.client = vertx.createHttpClient(
-        new HttpClientOptions().setKeepAlive(true).setKeepAliveTimeout(30).setConnectTimeout((int) connectTimeoutMs),
-        new PoolOptions().setHttp1MaxSize(maxConnections).setMaxWaitQueueSize(MAX_WAIT_QUEUE));
+    this.client = vertx.httpClientBuilder()
+        .with(new HttpClientOptions().setKeepAlive(true).setKeepAliveTimeout(30).setConnectTimeout((int) connectTimeoutMs))
+        .with(new PoolOptions().setHttp1MaxSize(maxConnections).setMaxWaitQueueSize(MAX_WAIT_QUEUE))
+        // A connection the acquirer resets fails the call on it, which maps it (UNKNOWN once sent);
+        // without a handler Vert.x also logs each reset at ERROR, an alert for a case handled here.
+        .withConnectHandler(connection -> connection.exceptionHandler(failure ->
+            log.debug("connection to the acquirer failed: {}", failure.toString())))
+        .build();
     this.maxConnections = maxConnections;
     this.chargeBreaker = breaker(vertx, "idemgate-provider-http", breakerSettings)
         .openHandler(v -> log.warn("provider circuit open: charges answer not-attempted without calling the acquirer"))
@@ -272,6 +277,9 @@ public final class HttpProvider implements PaymentProvider {
   /** Sends a request that holds a connection, and reads its answer; never fails. */
   private Future<Answer> send(HttpClientRequest request, Buffer body, BooleanSupplier maySend, long startedAt,
       ResponseMapping mapping) {
+    // Its failures reach the answer below; without a handler Vert.x also logs each at ERROR (our
+    // own reset of a request never sent, or whose answer timed out or ran too long).
+    request.exceptionHandler(failure -> log.debug("call to the acquirer failed: {}", failure.toString()));
     if (!maySend.getAsBoolean()) {
       request.reset();
       return Future.succeededFuture(new Answer(new ProviderOutcome.NotAttempted(

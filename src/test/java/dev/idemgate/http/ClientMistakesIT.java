@@ -139,6 +139,23 @@ class ClientMistakesIT {
   }
 
   @Test
+  @DisplayName("a client that resets its connection mid-body causes no ERROR line and no charge")
+  void resetMidBody() throws Exception {
+    String key = Http.newKey();
+    try (CapturedLogs problems = CapturedLogs.of(Problems.class)) {
+      Socket socket = new Socket("127.0.0.1", gateway.apiPort());
+      socket.getOutputStream().write(headers(key, "Content-Length: 100\r\n\r\n{\"amo").getBytes(StandardCharsets.UTF_8));
+      socket.getOutputStream().flush();
+      Thread.sleep(200);
+      socket.setSoLinger(true, 0); // close() now sends RST
+      socket.close();
+      Thread.sleep(500);
+      assertThat(problems.events()).filteredOn(e -> e.getLevel().isGreaterOrEqual(Level.WARN)).isEmpty();
+    }
+    assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key)).isZero();
+  }
+
+  @Test
   @DisplayName("a charset other than UTF-8, or a Content-Encoding, gets 415; charset=utf-8 in any spelling is served")
   void charsetsAndEncodings() throws IOException {
     String latin1 = exchange(("POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY_A

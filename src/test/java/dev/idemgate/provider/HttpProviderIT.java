@@ -175,7 +175,11 @@ class HttpProviderIT {
   @DisplayName("a connection reset after the charge (tok_reset_after_charge) is UNKNOWN, and the charge exists")
   void resetAfterCharge() {
     ChargeRequest request = charge("tok_reset_after_charge");
-    assertThat(Http.await(provider.charge(request))).isInstanceOf(ProviderOutcome.Unknown.class);
+    try (dev.idemgate.support.CapturedLogs vertx = dev.idemgate.support.CapturedLogs.of("io.vertx.core.net.impl.ConnectionBase")) {
+      assertThat(Http.await(provider.charge(request))).isInstanceOf(ProviderOutcome.Unknown.class);
+      assertThat(vertx.events()).as("a reset the connector handles is no ERROR line")
+          .noneMatch(e -> e.getLevel() == ch.qos.logback.classic.Level.ERROR);
+    }
     assertThat(chargesAt(request.providerKey())).isEqualTo(1);
   }
 
