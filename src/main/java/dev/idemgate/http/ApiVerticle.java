@@ -295,7 +295,8 @@ public final class ApiVerticle extends VerticleBase {
   }
 
   private void requireJson(RoutingContext ctx) {
-    String type = ctx.request().getHeader("Content-Type");
+    // Sent twice, which type was meant is a guess (Headers.single gives null, refused below).
+    String type = Headers.single(ctx.request(), "Content-Type");
     String[] parts = type == null ? new String[] {""} : type.split(";");
     if (!parts[0].trim().toLowerCase(Locale.ROOT).equals("application/json")) {
       reject(ctx, new ApiProblem(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send Content-Type: application/json"));
@@ -315,6 +316,16 @@ public final class ApiVerticle extends VerticleBase {
     if (encoding != null && !encoding.trim().equalsIgnoreCase("identity")) {
       reject(ctx, new ApiProblem(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
           "send the body uncompressed: no Content-Encoding is supported"));
+      return;
+    }
+    // HTTP/1.1 framing: only chunked is read; with another coding before it (gzip, chunked) the
+    // body would be read as if it were not coded at all.
+    String transfer = ctx.request().getHeader("Transfer-Encoding");
+    if (transfer != null && ctx.request().version() != HttpVersion.HTTP_2
+        && !transfer.trim().equalsIgnoreCase("chunked")) {
+      ctx.response().putHeader("Connection", "close"); // the body's framing cannot be trusted
+      reject(ctx, new ApiProblem(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+          "the only Transfer-Encoding supported is chunked"));
       return;
     }
     ctx.next();

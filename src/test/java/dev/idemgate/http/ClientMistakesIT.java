@@ -156,7 +156,7 @@ class ClientMistakesIT {
   }
 
   @Test
-  @DisplayName("a charset other than UTF-8, or a Content-Encoding, gets 415; charset=utf-8 in any spelling is served")
+  @DisplayName("a charset other than UTF-8, a Content-Encoding, a Transfer-Encoding other than chunked or two Content-Types get 415; charset=utf-8 in any spelling is served")
   void charsetsAndEncodings() throws IOException {
     String latin1 = exchange(("POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY_A
         + "\r\nContent-Type: application/json; charset=iso-8859-1\r\nIdempotency-Key: " + Http.newKey()
@@ -165,6 +165,13 @@ class ClientMistakesIT {
 
     String gzip = withBody(Http.newKey(), "Content-Encoding: gzip\r\n", PAYMENT);
     assertThat(gzip).startsWith("HTTP/1.1 415 ").contains("uncompressed");
+
+    String twoTypes = withBody(Http.newKey(), "Content-Type: text/plain\r\n", PAYMENT);
+    assertThat(twoTypes).as("Content-Type sent twice").startsWith("HTTP/1.1 415 ");
+
+    String gzipChunked = exchange(headers(Http.newKey(), "Transfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n"
+        + Integer.toHexString(PAYMENT.length()) + "\r\n" + PAYMENT + "\r\n0\r\n\r\n"));
+    assertThat(gzipChunked).startsWith("HTTP/1.1 415 ").contains("Transfer-Encoding");
 
     for (String charset : new String[] {"utf-8", "UTF-8", "\"utf-8\""}) {
       String answer = exchange("POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY_A
