@@ -398,15 +398,34 @@ public final class ApiVerticle extends VerticleBase {
   /** Seconds from {@code Prefer: wait=N} (RFC 7240), capped at {@link #MAX_WAIT_SECONDS}; 0 when absent or malformed. */
   static int preferredWait(RoutingContext ctx) {
     for (String prefer : ctx.request().headers().getAll("Prefer")) {
-      for (String token : prefer.split(",")) {
-        String[] kv = token.trim().split("=", 2);
-        if (kv.length == 2 && kv[0].trim().equalsIgnoreCase("wait") && kv[1].trim().matches("\\d{1,4}")) {
-          ctx.response().putHeader("Preference-Applied", "wait=" + Math.min(Integer.parseInt(kv[1].trim()), MAX_WAIT_SECONDS));
-          return Math.min(Integer.parseInt(kv[1].trim()), MAX_WAIT_SECONDS);
-        }
+      int seconds = waitPreference(prefer);
+      if (seconds >= 0) {
+        ctx.response().putHeader("Preference-Applied", "wait=" + seconds);
+        return seconds;
       }
     }
     return 0;
+  }
+
+  /**
+   * The {@code wait} of one {@code Prefer} header (RFC 7240: preferences split by commas, each
+   * {@code token [= value]} and then {@code ;} parameters, the value a token or a quoted string),
+   * capped at {@link #MAX_WAIT_SECONDS}; -1 when there is none, or it is no number of seconds.
+   */
+  static int waitPreference(String header) {
+    for (String preference : header.split(",")) {
+      String[] kv = preference.split(";", 2)[0].split("=", 2);
+      if (kv.length == 2 && kv[0].trim().equalsIgnoreCase("wait")) {
+        String value = kv[1].trim();
+        if (value.length() >= 2 && value.startsWith("\"") && value.endsWith("\"")) {
+          value = value.substring(1, value.length() - 1).trim();
+        }
+        if (value.matches("\\d{1,4}")) {
+          return Math.min(Integer.parseInt(value), MAX_WAIT_SECONDS);
+        }
+      }
+    }
+    return -1;
   }
 
   private void respond(RoutingContext ctx, PayOutcome outcome) {
