@@ -121,6 +121,9 @@ public final class Problems {
   }
 
   private static boolean pathFits(String pattern, String path) {
+    if (path.length() > 1 && path.endsWith("/")) {
+      path = path.substring(0, path.length() - 1); // the router takes /pay/ for /pay
+    }
     String[] want = pattern.split("/", -1);
     String[] have = path.split("/", -1);
     if (want.length != have.length) {

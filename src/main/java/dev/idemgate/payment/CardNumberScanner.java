@@ -356,9 +356,12 @@ public final class CardNumberScanner {
     return c >= '\u2010' && c <= '\u2014' || c == '\u2212' || c == '\uff0d';
   }
 
-  /** Zero-width space, non-joiner and joiner, word joiner, and the byte-order mark: nothing shows. */
+  /**
+   * A character that does not show: a format character (Unicode Cf: soft hyphen, zero-width space,
+   * joiners, direction marks, the byte-order mark) or the zero-width space (Zs in older Unicode).
+   */
   private static boolean isInvisible(char c) {
-    return c >= '\u200b' && c <= '\u200d' || c == '\u2060' || c == '\ufeff';
+    return c > 0x7f && (Character.getType(c) == Character.FORMAT || c == '\u200b');
   }
 
   private static boolean isCardShaped(int[] g, int count, int total) {

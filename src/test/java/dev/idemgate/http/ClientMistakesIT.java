@@ -112,6 +112,10 @@ class ClientMistakesIT {
     assertThat(getPay.header("Allow")).isEqualTo("POST");
     assertThat(getPay.json().getString("code")).isEqualTo("method_not_allowed");
 
+    Http.Reply getPaySlash = http.send(HttpMethod.GET, gateway.apiPort(), "/pay/", Map.of("Authorization", "Bearer " + KEY_A), null);
+    assertThat(getPaySlash.status()).isEqualTo(405);
+    assertThat(getPaySlash.header("Allow")).as("a trailing slash names the same resource").isEqualTo("POST");
+
     Http.Reply deletePayment = http.send(HttpMethod.DELETE, gateway.apiPort(), "/v1/payments/pay_x", Map.of(), null);
     assertThat(deletePayment.status()).isEqualTo(405);
     assertThat(deletePayment.header("Allow")).isEqualTo("GET");

@@ -241,6 +241,8 @@ class CardNumberScannerTest {
     assertThat(CardNumberScanner.containsCardNumber("4111\u22121111\u22121111\u22121111")).as("minus sign").isTrue();
     assertThat(CardNumberScanner.containsCardNumber("4111\u30001111\u30001111\u30001111")).as("ideographic space").isTrue();
     assertThat(CardNumberScanner.containsCardNumber("4111\u200b1111\u200b1111\u200b1111")).as("zero-width space").isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("4111\u00ad1111\u00ad1111\u00ad1111")).as("soft hyphen").isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("\u200e4111111111111111\u200f")).as("direction marks").isTrue();
     assertThat(CardNumberScanner.containsCardNumber("4\u200b1\u200b1\u200b1\u200b1111\u200d11111111")).as("zero-width between every digit").isTrue();
     assertThat(CardNumberScanner.containsCardNumber("\uff14\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11"))
         .as("full-width digits").isTrue();
