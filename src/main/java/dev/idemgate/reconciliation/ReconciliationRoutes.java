@@ -182,10 +182,12 @@ public final class ReconciliationRoutes {
 
   private ReconciliationRequest request(RoutingContext ctx) {
     String name = param(ctx, "name").orElse("upload.csv");
-    return new ReconciliationRequest(name, ReconciliationRequest.Source.API,
-        param(ctx, "provider"),
-        param(ctx, "from").map(t -> ReconcileCommand.instant("from", t, false)),
-        param(ctx, "to").map(t -> ReconcileCommand.instant("to", t, true)),
+    Optional<Instant> from = param(ctx, "from").map(t -> ReconcileCommand.instant("from", t, false));
+    Optional<Instant> to = param(ctx, "to").map(t -> ReconcileCommand.instant("to", t, true));
+    if (from.isPresent() && to.isPresent() && !from.get().isBefore(to.get())) {
+      throw new ConfigException("from must be before to"); // as the CLI's --from and --to
+    }
+    return new ReconciliationRequest(name, ReconciliationRequest.Source.API, param(ctx, "provider"), from, to,
         param(ctx, "merchant_prefix"), Instant.now());
   }
 

@@ -22,6 +22,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Currency;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -91,9 +92,17 @@ public final class SettlementReader implements Closeable {
     List<String> header = parsed.names();
     this.delimiter = parsed.delimiter();
     this.width = header.size();
+    Set<String> read = new HashSet<>(); // the header names of the columns read, as this provider calls them
+    for (String canonical : COLUMNS) {
+      read.add(columnMap.getOrDefault(canonical, canonical));
+    }
     Map<String, Integer> index = new HashMap<>();
     for (int i = 0; i < header.size(); i++) {
-      index.putIfAbsent(header.get(i), i);
+      if (index.putIfAbsent(header.get(i), i) != null && read.contains(header.get(i))) {
+        // Which of the two holds the settlement's value would be a guess.
+        throw new SettlementFileException(name + ": not a settlement CSV: column " + echo(header.get(i), 60)
+            + " is named twice in the header");
+      }
     }
     int[] at = new int[COLUMNS.size()];
     List<String> missing = new ArrayList<>();

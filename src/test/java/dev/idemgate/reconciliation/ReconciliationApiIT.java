@@ -236,6 +236,10 @@ class ReconciliationApiIT {
       + "once they end, uploads are taken again")
   void uploadsUnderWayAreBounded() throws Exception {
     int port = gateway.config().managementPort();
+    // Runs of the tests before still count: they would refuse the two uploads below instead.
+    Waits.eventually(Duration.ofSeconds(60), () -> http.get(port, "/admin/reconciliations", TestGateway.ADMIN_TOKEN).json()
+        .getJsonArray("runs").stream().noneMatch(run -> "RUNNING".equals(((JsonObject) run).getString("status"))),
+        "the runs of the tests before are done");
     List<Socket> halfSent = new ArrayList<>();
     try {
       for (int i = 0; i < ReconciliationRoutes.MAX_RUNS_AT_ONCE; i++) {
@@ -296,7 +300,7 @@ class ReconciliationApiIT {
   }
 
   @Test
-  @DisplayName("a body that is not a settlement CSV gets 400 with the reason; no token gets 401; unknown run 404")
+  @DisplayName("a body that is not a settlement CSV, or a window that ends before it starts, gets 400 with the reason; no token gets 401; unknown run 404")
   void errors() {
     Http.Reply bad = upload("", "{\"not\": \"csv\"}");
     assertThat(bad.status()).isEqualTo(400);
@@ -307,6 +311,10 @@ class ReconciliationApiIT {
     assertThat(http.send(HttpMethod.POST, port, "/admin/reconciliations", Map.of(), Buffer.buffer("a,b\n")).status())
         .isEqualTo(401);
     assertThat(http.get(port, "/admin/reconciliations/rec_nope", TestGateway.ADMIN_TOKEN).status()).isEqualTo(404);
+
+    Http.Reply backwards = upload("?from=2026-12-01&to=2026-11-01", "a,b\n");
+    assertThat(backwards.status()).isEqualTo(400);
+    assertThat(backwards.json().getString("detail")).contains("from must be before to");
   }
 
   @Test

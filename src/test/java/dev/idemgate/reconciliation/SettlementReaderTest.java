@@ -199,6 +199,19 @@ class SettlementReaderTest {
   }
 
   @Test
+  @DisplayName("a column the reader uses, named twice in the header, is refused; a repeated column it ignores is not")
+  void columnNamedTwice() {
+    assertThatThrownBy(() -> read("settlement_id,provider_reference,amount,currency,settled_at,amount\ns1,ch_1,100,EUR,2026-11-01T00:00:00Z,999\n",
+        Map.of()))
+        .isInstanceOf(SettlementFileException.class).hasMessageContaining("column amount is named twice");
+    assertThatThrownBy(() -> read("id,provider_reference,amount,currency,settled_at,id\ns1,ch_1,100,EUR,2026-11-01T00:00:00Z,s2\n",
+        Map.of("settlement_id", "id")))
+        .as("under a provider's own name").hasMessageContaining("column id is named twice");
+    assertThat(read("settlement_id,provider_reference,amount,currency,settled_at,note,note\ns1,ch_1,100,EUR,2026-11-01T00:00:00Z,a,b\n",
+        Map.of())).hasSize(1);
+  }
+
+  @Test
   @DisplayName("an empty, binary or JSON file is not CSV")
   void notCsv() {
     assertThatThrownBy(() -> read("", Map.of())).isInstanceOf(SettlementFileException.class).hasMessageContaining("is empty");
