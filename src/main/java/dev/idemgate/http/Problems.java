@@ -6,6 +6,7 @@ import io.netty.handler.codec.http.TooLongHttpLineException;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;
 import io.vertx.core.http.HttpClosedException;
+import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.http.HttpVersion;
@@ -168,15 +169,17 @@ public final class Problems {
     log.debug("request refused before routing: {}", String.valueOf(cause));
     String requestId = RequestIds.newId();
     request.response().putHeader("X-Request-Id", requestId).putHeader("Connection", "close");
-    render(request.response(), problem, requestId).onComplete(written -> request.connection().close());
+    render(request.response(), problem, requestId, request.method() == HttpMethod.HEAD)
+        .onComplete(written -> request.connection().close());
   }
 
   /** Writes the problem as the response; the future completes once it is written. */
   public static Future<Void> send(RoutingContext ctx, ApiProblem problem) {
-    return render(ctx.response(), problem, RequestIds.of(ctx));
+    return render(ctx.response(), problem, RequestIds.of(ctx), ctx.request().method() == HttpMethod.HEAD);
   }
 
-  private static Future<Void> render(HttpServerResponse response, ApiProblem problem, String requestId) {
+  /** @param head whether the request was HEAD: its answer has the headers and no body (over HTTP/2, a body is a protocol error) */
+  private static Future<Void> render(HttpServerResponse response, ApiProblem problem, String requestId, boolean head) {
     ErrorCode code = problem.code();
     JsonObject body = new JsonObject()
         .put("type", "urn:idemgate:problem:" + code.code())
@@ -198,8 +201,7 @@ public final class Problems {
     if (problem.retryAfterSeconds() != null) {
       response.putHeader("Retry-After", String.valueOf(problem.retryAfterSeconds()));
     }
-    return response.setStatusCode(code.status())
-        .putHeader("Content-Type", "application/problem+json")
-        .end(body.encode());
+    response.setStatusCode(code.status()).putHeader("Content-Type", "application/problem+json");
+    return head ? response.end() : response.end(body.encode());
   }
 }

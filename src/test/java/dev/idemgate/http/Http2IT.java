@@ -74,6 +74,22 @@ class Http2IT {
   }
 
   @Test
+  @DisplayName("HEAD over HTTP/2 gets its error's status and headers with no body, and the stream ends cleanly")
+  void headOverHttp2() {
+    HttpClient client = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
+        .setHttp2ClearTextUpgrade(false));
+    for (String path : new String[] {"/pay", "/v1/payments/pay_none"}) {
+      Answer answer = Http.await(client.request(new RequestOptions().setMethod(HttpMethod.HEAD).setHost("127.0.0.1")
+              .setPort(plain.apiPort()).setURI(path).addHeader("Authorization", "Bearer " + KEY_A))
+          .compose(request -> request.send())
+          .compose(response -> response.body().map(b -> new Answer(response.statusCode(), response.version(), b.toString()))));
+      assertThat(answer.status()).as(path).isEqualTo(405);
+      assertThat(answer.version()).isEqualTo(HttpVersion.HTTP_2);
+      assertThat(answer.body()).isEmpty();
+    }
+  }
+
+  @Test
   @DisplayName("idemgate_http_connections counts an HTTP/1.1, an h2c and an upgraded h2c connection once each, and drops them when they close")
   void connectionsAreCounted() {
     try (TestGateway gateway = TestGateway.start(); Http scraper = new Http()) {
