@@ -85,10 +85,12 @@ public final class TwinDetector {
    * the old anchor's key hash, window ms, max, the new anchor's key hash. Makes an allowed twin the
    * anchor, unless another twin or a new window's first payment took it meanwhile, and marks both
    * allowed, so that the retries of each stay retries whichever holds the anchor. Answers
-   * {@code {1}} when it took the anchor, else {@code {0, the current anchor}}.
+   * {@code {1}} when it took the anchor or this key holds it already (a retry of the same key racing
+   * it), else {@code {0, the current anchor}}.
    */
   static final String REANCHOR_SCRIPT = String.join("\n",
       "local current = redis.call('GET', KEYS[1])",
+      "if current and string.sub(current, 1, string.len(ARGV[5]) + 1) == ARGV[5] .. '|' then return {1} end",
       "if current and string.sub(current, 1, string.len(ARGV[2]) + 1) ~= ARGV[2] .. '|' then return {0, current} end",
       "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])",
       "if redis.call('HLEN', KEYS[2]) < tonumber(ARGV[4]) then",
@@ -97,10 +99,9 @@ public final class TwinDetector {
       "redis.call('PEXPIRE', KEYS[2], ARGV[3])",
       "return {1}");
   private static final String REANCHOR_SHA = sha1(REANCHOR_SCRIPT);
-  /** KEYS[1] a fingerprint's anchor; ARGV[1] a key hash: deletes the anchor if it names that key. */
+  /** KEYS[1] a fingerprint's anchor; ARGV[1] an anchor value: deletes the anchor if it still holds exactly that. */
   static final String FORGET_SCRIPT = String.join("\n",
-      "local current = redis.call('GET', KEYS[1])",
-      "if current and string.sub(current, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '|' then",
+      "if redis.call('GET', KEYS[1]) == ARGV[1] then",
       "  redis.call('DEL', KEYS[1])",
       "  return 1",
       "end",
@@ -186,10 +187,15 @@ public final class TwinDetector {
    */
   public ClaimGuard guard(MultiMap headers) {
     return new ClaimGuard() {
+      /** The anchor this request's check stored (it was the first), else null. Only this request's loop touches it. */
+      private TwinVerdict.First first;
+
       @Override
       public Future<Optional<Object>> check(PaymentService.PayCommand cmd) {
-        return observe(cmd.merchantId(), cmd.key(), cmd.request(), headers)
-            .map(verdict -> mayRefuse() && verdict instanceof TwinVerdict.Reject ? Optional.of(verdict) : Optional.empty());
+        return observe(cmd.merchantId(), cmd.key(), cmd.request(), headers).map(verdict -> {
+          first = verdict instanceof TwinVerdict.First f ? f : null;
+          return mayRefuse() && verdict instanceof TwinVerdict.Reject ? Optional.of(verdict) : Optional.empty();
+        });
       }
 
       @Override
@@ -199,24 +205,26 @@ public final class TwinDetector {
 
       @Override
       public Future<Void> notCharged(PaymentService.PayCommand cmd) {
-        return forgetAnchor(cmd.merchantId(), cmd.key(), cmd.request());
+        return first == null ? Future.succeededFuture() : forgetAnchor(cmd.merchantId(), cmd.request(), first.anchor());
       }
     };
   }
 
   /**
-   * Gives up the anchor of this payment's fingerprint if this key holds it: the payment was not
-   * charged under the key (the provider refused it and the key was released, or the key holds
-   * another payment), so a later payment of the same payload under another key is no twin of it.
-   * Left in place, under policy reject such a payment got 409 while the anchor looked unresolved
-   * (66 s by default). Best effort.
+   * Gives up the anchor this request stored for its payment's fingerprint, if it still holds it: the
+   * payment was not charged under its key (the provider refused it and the key was released, or the
+   * key holds another payment), so a later payment of the same payload under another key is no twin
+   * of it. Left in place, under policy reject such a payment got 409 while the anchor looked
+   * unresolved (66 s by default). Only an anchor this request stored, exactly: one naming the same
+   * key but stored by another request (the key's first payment, pending, and this request a retry of
+   * it with another payload) stays. Best effort.
    */
-  Future<Void> forgetAnchor(String merchantId, IdempotencyKey key, PaymentRequest request) {
+  Future<Void> forgetAnchor(String merchantId, PaymentRequest request, String anchor) {
     if (policy == DuplicatePayloadPolicy.OFF) {
       return Future.succeededFuture();
     }
     String fingerprint = PaymentTwins.fingerprint(monitor.config().duplicateFields(), request);
-    return script(FORGET_SHA, FORGET_SCRIPT, List.of(redisKey(merchantId, fingerprint)), PaymentTwins.keyHash(merchantId, key))
+    return script(FORGET_SHA, FORGET_SCRIPT, List.of(redisKey(merchantId, fingerprint)), anchor)
         .<Void>mapEmpty()
         .otherwise(failure -> {
           log.debug("twin anchor not given up: {}", failure.toString());
@@ -262,7 +270,7 @@ public final class TwinDetector {
           String client = ClientIds.attribute(headers);
           if (previous == null) {
             monitor.recordFirst(merchantId, client, now);
-            return Future.succeededFuture(new TwinVerdict.First(keyHash));
+            return Future.succeededFuture(new TwinVerdict.First(keyHash, keyHash + "|" + now));
           }
           TwinVerdict.Twin original = parse(previous.toString());
           if (original.originalKeyHash().equals(keyHash)) {

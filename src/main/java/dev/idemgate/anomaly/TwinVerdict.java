@@ -8,8 +8,12 @@ public sealed interface TwinVerdict {
   /** No verdict: the check is off, or Redis failed or was too slow. The payment is never held up. */
   record Unobserved() implements TwinVerdict {}
 
-  /** The first payment with this fingerprint in the window: later ones under other keys are its twins. */
-  record First(String keyHash) implements TwinVerdict {}
+  /**
+   * The first payment with this fingerprint in the window: later ones under other keys are its twins.
+   *
+   * @param anchor the value this check stored as the fingerprint's anchor ({@code keyHash|millis})
+   */
+  record First(String keyHash, String anchor) implements TwinVerdict {}
 
   /** The same key again (a healthy retry, or the retry of a twin that went through): never a twin. */
   record SameKey() implements TwinVerdict {}

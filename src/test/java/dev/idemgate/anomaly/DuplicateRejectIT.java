@@ -99,11 +99,28 @@ class DuplicateRejectIT {
 
     String held = Http.newKey();
     assertThat(pay(held, Orders.payment(2610, "tok_visa"), Map.of()).status()).isEqualTo(201);
+    // Redis lost the key: the gate lets the request on, the twin check makes it the original of its
+    // payload, and PostgreSQL answers 422.
+    Http.await(redis.send(Request.cmd(Command.DEL).arg(RedisGate.redisKey(TestGateway.MERCHANT_A, new IdempotencyKey(held)))));
     JsonObject other = Orders.payment(2620, "tok_visa");
     assertThat(pay(held, other, Map.of()).status()).as("the key holds another payment").isEqualTo(422);
     String fresh = Http.newKey();
     assertThat(pay(fresh, other, Map.of()).status()).as("the 422'd payment was never claimed").isEqualTo(201);
     assertThat(charges(fresh)).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("a 422 for a retry that changed a field outside the duplicate fields leaves the pending original's "
+      + "place: the same payment under a new key is still refused")
+  void a422KeepsTheOriginalOfAnotherRequest() {
+    String key = Http.newKey();
+    JsonObject pending = Orders.payment(2630, "tok_timeout_after_charge");
+    assertThat(pay(key, pending, Map.of()).status()).isEqualTo(202);
+    JsonObject changed = pending.copy().put("description", "edited");
+    assertThat(pay(key, changed, Map.of()).status()).as("another payload under the key").isEqualTo(422);
+    Reply twin = pay(Http.newKey(), pending, Map.of());
+    assertThat(twin.status()).as("the pending payment's twin").isEqualTo(409);
+    assertThat(twin.json().getString("code")).isEqualTo("duplicate_payment_suspected");
   }
 
   @Test
