@@ -166,9 +166,9 @@ public final class TwinDetector {
   }
 
   /**
-   * The original's row in the ledger, by its provider key, from this generation of the key (not
-   * dated before the anchor), with {@code same}: whether it holds the twin's payment, compared on
-   * {@code fields}. A row of another payment means the original's key holds that one, so the
+   * The original's row in the ledger, by its provider key (a declined one only from this generation
+   * of the key: not dated before the anchor), with {@code same}: whether it holds the twin's
+   * payment, compared on {@code fields}. A row of another payment means the original's key holds that one, so the
    * twin's payment was never claimed under it (the claim answered 422).
    */
   static String ledgerLookup(List<String> fields) {
@@ -176,8 +176,11 @@ public final class TwinDetector {
     for (int i = 0; i < fields.size(); i++) {
       same.append(" AND ").append(fields.get(i)).append(" IS NOT DISTINCT FROM $").append(i + 4);
     }
+    // Only a declined row must be of this generation: a succeeded or pending one of an earlier
+    // payment under the key refuses all the same (the safe side), and the anchor can be younger
+    // than the original's row (a retry of the original that reached the check re-stored it).
     return "SELECT id, status, " + same + " AS same FROM idemgate.payments"
-        + " WHERE provider_key = $1 AND merchant_id = $2 AND created_at >= $3";
+        + " WHERE provider_key = $1 AND merchant_id = $2 AND (status <> 'declined' OR created_at >= $3)";
   }
 
   /**

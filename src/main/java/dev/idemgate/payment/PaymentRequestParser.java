@@ -189,6 +189,9 @@ public final class PaymentRequestParser {
     } catch (CharacterCodingException e) {
       return null;
     }
+    if (text.startsWith("\uFEFF")) {
+      text = text.substring(1); // a byte-order mark (.NET and PowerShell write one): RFC 8259 lets a parser ignore it
+    }
     try (JsonParser parser = STRICT_JSON.createParser(text)) {
       return JacksonCodec.fromParser(parser, Object.class) instanceof JsonObject object ? object : null;
     } catch (DecodeException | IOException e) {

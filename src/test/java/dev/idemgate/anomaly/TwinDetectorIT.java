@@ -273,6 +273,17 @@ class TwinDetectorIT {
       ledgerRow(merchant2, "k1", "declined", request, "now() - interval '2 days'");
       assertThat(observe(detector, merchant2, "k2", request)).isInstanceOf(TwinVerdict.Reject.class);
       Http.await(pool.preparedQuery("DELETE FROM idemgate.payments WHERE merchant_id = $1").execute(Tuple.of(merchant2)));
+
+      // A pending original older than its anchor (a retry of it re-stored the anchor after the window):
+      // still refuses, though the anchor is past the 66 s in which a missing row would.
+      String merchant3 = merchant();
+      TwinDetector shortWait = detector(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "reject", "IDEMGATE_LEASE", "2s",
+          "IDEMGATE_PROVIDER_TIMEOUT", "200ms", "IDEMGATE_RECOVERY_INTERVAL", "200ms", "IDEMGATE_STORE_TIMEOUT", "200ms"));
+      observe(shortWait, merchant3, "k1", request);
+      ledgerRow(merchant3, "k1", "pending", request, "now() - interval '12 minutes'");
+      Http.await(vertx.timer(4_500)); // past 0.2 + 2 + 1.2 + 0.2 + 0.2 + 0.2 = 4.0 s
+      assertThat(observe(shortWait, merchant3, "k2", request)).isInstanceOf(TwinVerdict.Reject.class);
+      Http.await(pool.preparedQuery("DELETE FROM idemgate.payments WHERE merchant_id = $1").execute(Tuple.of(merchant3)));
     } finally {
       Http.await(pool.preparedQuery("DELETE FROM idemgate.payments WHERE merchant_id = $1").execute(Tuple.of(merchant)));
     }

@@ -62,6 +62,8 @@ class PaymentRequestParserTest {
     }
     assertThat(PaymentRequestParser.parse(Buffer.buffer((ok + "}").getBytes(StandardCharsets.UTF_16LE))))
         .isInstanceOf(ParsedPayment.Invalid.class);
+    assertThat(PaymentRequestParser.parse(Buffer.buffer(("\uFEFF" + ok + "}").getBytes(StandardCharsets.UTF_8))))
+        .as("a UTF-8 byte-order mark, as .NET writes it").isInstanceOf(ParsedPayment.Valid.class);
     assertThat(PaymentRequestParser.parse(Buffer.buffer(new byte[] {'{', '"', 'a', (byte) 0xed, (byte) 0xa0, (byte) 0x80, '"', ':', '1', '}'})))
         .as("a surrogate encoded in three bytes").isInstanceOf(ParsedPayment.Invalid.class);
   }
