@@ -90,8 +90,8 @@ public final class CardNumberScanner {
    * card numbers are printed (4-4-4-4, 4-4-4-4-1..3, 4-6-5, 4-6-4), all groups joined by the same
    * kind of separator: white space (one to three of space, tab, or a space of any other width, as
    * typing and copy-paste leave them), or one dash (of any kind: en dash, minus sign …), dot or
-   * slash. Digits of any script count (full-width, Arabic-Indic), and zero-width characters
-   * between digits are read as absent. Other groupings (UUIDs, phone
+   * slash, read in the {@link #folded} text: digits of any script count, and characters that do
+   * not show are read as absent. Other groupings (UUIDs, phone
    * numbers, order ids) are not card numbers: reading any digits joined by dashes as one number
    * would refuse about one payment in a thousand whose reference is a random UUID, and a 4-4-4-4 run
    * inside a UUID's hex groups one in 21,000, so digits inside a UUID never count; nor do those of
@@ -99,6 +99,7 @@ public final class CardNumberScanner {
    * in the same grouping counts; a long number printed in fours (a parcel or account number) does not.
    */
   public static boolean containsCardNumber(String text) {
+    text = folded(text);
     int n = text.length();
     int i = 0;
     // Made at the first digit only: most strings hold none.
@@ -126,13 +127,8 @@ public final class CardNumberScanner {
       while (j < n && groupCount < groups.length) {
         int start = j;
         int digitsBefore = digits.length();
-        while (j < n) {
-          char c = text.charAt(j);
-          if (isDigit(c)) {
-            digits.append(asciiDigit(c));
-          } else if (!(isInvisible(c) && j + 1 < n && isDigit(text.charAt(j + 1)))) {
-            break; // an invisible character inside a run (a zero-width space) is read as absent
-          }
+        while (j < n && isDigit(text.charAt(j))) {
+          digits.append(text.charAt(j));
           j++;
         }
         groupStarts[groupCount] = start;
@@ -328,7 +324,7 @@ public final class CardNumberScanner {
       return -1;
     }
     char c = text.charAt(at);
-    if (c == '-' || c == '.' || c == '/' || isDash(c)) {
+    if (c == '-' || c == '.' || c == '/') {
       return at + 1;
     }
     int end = at;
@@ -343,25 +339,46 @@ public final class CardNumberScanner {
     return isSpace(first) ? ' ' : first;
   }
 
-  /** A space of any width (no-break, thin, figure, ideographic …) or a tab. */
   private static boolean isSpace(char c) {
-    return c == ' ' || c == '\t' || c > 0x7f && Character.isSpaceChar(c);
+    return c == ' ' || c == '\t';
   }
 
   /**
-   * A dash other than the hyphen-minus: hyphen, non-breaking hyphen, figure dash, en and em dash,
-   * minus sign, full-width hyphen-minus (word processors and phones turn "-" into them).
+   * The text as the scan reads it: ASCII text as it is; in any other, each digit of any script
+   * (full-width ４, Arabic-Indic ٤, mathematical 𝟒 …) as its ASCII digit, each dash (en dash, minus
+   * sign, full-width hyphen …) as '-', each space of any width as ' ', and every character that does
+   * not show (Unicode format characters: soft hyphen, zero-width space and joiners, direction
+   * marks, the byte-order mark) left out, wherever it is. What a person reads as a card is then
+   * read as one.
    */
-  private static boolean isDash(char c) {
-    return c >= '\u2010' && c <= '\u2014' || c == '\u2212' || c == '\uff0d';
-  }
-
-  /**
-   * A character that does not show: a format character (Unicode Cf: soft hyphen, zero-width space,
-   * joiners, direction marks, the byte-order mark) or the zero-width space (Zs in older Unicode).
-   */
-  private static boolean isInvisible(char c) {
-    return c > 0x7f && (Character.getType(c) == Character.FORMAT || c == '\u200b');
+  static String folded(String text) {
+    int n = text.length();
+    int k = 0;
+    while (k < n && text.charAt(k) < 0x80) {
+      k++;
+    }
+    if (k == n) {
+      return text;
+    }
+    StringBuilder folded = new StringBuilder(n).append(text, 0, k);
+    for (int i = k; i < n; ) {
+      int c = text.codePointAt(i);
+      i += Character.charCount(c);
+      if (c < 0x80) {
+        folded.append((char) c);
+      } else if (Character.isDigit(c)) {
+        folded.append((char) ('0' + Character.digit(c, 10)));
+      } else if (Character.getType(c) == Character.FORMAT || c == 0x200b) {
+        continue; // not shown: read as absent
+      } else if (Character.getType(c) == Character.DASH_PUNCTUATION || c == 0x2212) {
+        folded.append('-');
+      } else if (Character.isSpaceChar(c)) {
+        folded.append(' ');
+      } else {
+        folded.appendCodePoint(c);
+      }
+    }
+    return folded.toString();
   }
 
   private static boolean isCardShaped(int[] g, int count, int total) {
@@ -380,13 +397,8 @@ public final class CardNumberScanner {
     return count == 3 && g[0] == 4 && g[1] == 6 && (g[2] == 5 || g[2] == 4);
   }
 
-  /** A decimal digit of any script: ASCII, full-width (４), Arabic-Indic (٤), Devanagari … */
   private static boolean isDigit(char c) {
-    return c >= '0' && c <= '9' || c > 0x7f && Character.isDigit(c);
-  }
-
-  private static char asciiDigit(char c) {
-    return c <= '9' ? c : (char) ('0' + Character.digit(c, 10));
+    return c >= '0' && c <= '9';
   }
 
   /** The Luhn check of the first {@code count} digits. */

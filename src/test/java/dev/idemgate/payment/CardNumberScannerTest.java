@@ -243,14 +243,22 @@ class CardNumberScannerTest {
     assertThat(CardNumberScanner.containsCardNumber("4111\u200b1111\u200b1111\u200b1111")).as("zero-width space").isTrue();
     assertThat(CardNumberScanner.containsCardNumber("4111\u00ad1111\u00ad1111\u00ad1111")).as("soft hyphen").isTrue();
     assertThat(CardNumberScanner.containsCardNumber("\u200e4111111111111111\u200f")).as("direction marks").isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("4111\u200b 1111 1111 1111")).as("invisible beside a separator").isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("4111\u00ad-1111-1111-1111")).as("soft hyphen beside a dash").isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("4111\u200e\u200f1111\u200b\u200b11111111")).as("two invisibles in a row").isTrue();
+    String mathematicalBold = "4111111111111111".codePoints().map(d -> 0x1d7ce + d - '0')
+        .collect(StringBuilder::new, StringBuilder::appendCodePoint, StringBuilder::append).toString();
+    assertThat(CardNumberScanner.containsCardNumber(mathematicalBold)).as("mathematical digits, outside the BMP").isTrue();
     assertThat(CardNumberScanner.containsCardNumber("4\u200b1\u200b1\u200b1\u200b1111\u200d11111111")).as("zero-width between every digit").isTrue();
     assertThat(CardNumberScanner.containsCardNumber("\uff14\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11"))
         .as("full-width digits").isTrue();
     assertThat(CardNumberScanner.containsCardNumber("\u0664\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661"))
         .as("Arabic-Indic digits").isTrue();
-    // Luhn still decides, and mixed dashes are still two kinds.
+    // Luhn still decides; dashes of different kinds are one kind (autocorrect turns some of a typed
+    // number's hyphens into en dashes), but a dash and a dot are still two.
     assertThat(CardNumberScanner.containsCardNumber("4111\u20131111\u20131111\u20131112")).isFalse();
-    assertThat(CardNumberScanner.containsCardNumber("4111\u20131111-1111\u20141111")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber("4111\u20131111-1111\u20141111")).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("4111\u20131111.1111\u20131111")).isFalse();
     assertThat(CardNumberScanner.containsCardNumber("pages 12\u201314, 2019\u20132024")).isFalse();
   }
 
