@@ -60,11 +60,13 @@ public final class Idemgate implements AutoCloseable {
   /** How long stopping may take beyond drain_timeout: the API verticles' last closes, then Vert.x's. */
   private static final Duration UNDEPLOY_MARGIN = Duration.ofSeconds(5);
   private static final Duration CLOSE_TIMEOUT = Duration.ofSeconds(10);
+  /** How long the spans still buffered may take to reach the collector on stop ({@code tracing: otlp}). */
+  private static final Duration TRACING_FLUSH_TIMEOUT = Duration.ofSeconds(3);
   /**
    * The longest a stop takes after {@code drain_timeout}. Kubernetes' grace period must cover the
    * preStop pause, the drain and this, or the kubelet kills the process mid-close.
    */
-  public static final Duration STOP_AFTER_DRAIN = UNDEPLOY_MARGIN.plus(CLOSE_TIMEOUT);
+  public static final Duration STOP_AFTER_DRAIN = UNDEPLOY_MARGIN.plus(CLOSE_TIMEOUT).plus(TRACING_FLUSH_TIMEOUT);
 
   private final Vertx vertx;
   private final GatewayConfig config;
@@ -238,8 +240,9 @@ public final class Idemgate implements AutoCloseable {
       if (gcMetrics != null) {
         gcMetrics.close();
       }
-      // Sends the spans still buffered (to the exporter's own 10 s timeout), then stops its thread.
-      ownTracing.ifPresent(sdk -> sdk.shutdown().join(CLOSE_TIMEOUT.toSeconds(), TimeUnit.SECONDS));
+      // Sends the spans still buffered, then stops its thread; a collector that does not answer
+      // in time costs those spans, not the stop.
+      ownTracing.ifPresent(sdk -> sdk.shutdown().join(TRACING_FLUSH_TIMEOUT.toSeconds(), TimeUnit.SECONDS));
     }
   }
 
