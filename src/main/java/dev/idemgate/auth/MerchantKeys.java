@@ -59,7 +59,7 @@ public final class MerchantKeys {
   /**
    * The keys of {@code config}, the file read now (blocking: call it before any event loop runs).
    *
-   * @throws KeyFileUnusable when the file cannot be read or does not parse
+   * @throws KeyFileUnusable when the file cannot be read, is empty or does not parse
    */
   public static MerchantKeys load(GatewayConfig config) {
     Map<String, String> plain = new HashMap<>();
@@ -73,6 +73,10 @@ public final class MerchantKeys {
       text = Files.readString(path, StandardCharsets.UTF_8);
     } catch (IOException | RuntimeException e) {
       throw new KeyFileUnusable("api_keys_file " + path + " cannot be read: " + e.getClass().getSimpleName());
+    }
+    if (text.isBlank()) {
+      // As on a reload: an empty file is one being written, or a mount gone wrong, not a decision.
+      throw new KeyFileUnusable("api_keys_file " + path + " is empty; a file meant to hold no key says so in a comment line");
     }
     try {
       Map<String, String> hashed = ApiKeyFile.parse(text);

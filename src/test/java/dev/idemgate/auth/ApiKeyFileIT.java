@@ -148,6 +148,17 @@ class ApiKeyFileIT {
   }
 
   @Test
+  @DisplayName("a gateway whose key file is empty does not start; one with only a comment starts with no file key")
+  void emptyFileStopsTheStart() throws IOException {
+    writeKeys("");
+    assertThatThrownBy(this::startWithFile).isInstanceOf(Idemgate.StartupFailure.class).hasMessageContaining("is empty");
+    writeKeys("# no keys yet\n");
+    try (TestGateway gateway = startWithFile()) {
+      assertThat(pay(gateway, OLD_KEY)).isEqualTo(401);
+    }
+  }
+
+  @Test
   @DisplayName("a gateway whose key file is missing or does not parse does not start, and the error names the line, never the key")
   void unusableFileStopsTheStart() throws IOException {
     assertThatThrownBy(this::startWithFile).isInstanceOf(Idemgate.StartupFailure.class)
