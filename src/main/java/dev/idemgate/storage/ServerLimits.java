@@ -37,7 +37,7 @@ public final class ServerLimits {
    * PostgreSQL 16, for roles granted pg_use_reserved_connections). A limit of -1 means none.
    */
   record Settings(int maxConnections, int reservedSlots, boolean superuser, int roleLimit, int databaseLimit,
-      int othersConnected, boolean autovacuum, boolean keysAutovacuum) {
+      Others others, boolean autovacuum, boolean keysAutovacuum) {
 
     /** Connections this role may open on this database, others' aside. */
     int usable() {
@@ -50,7 +50,25 @@ public final class ServerLimits {
       }
       return usable;
     }
+
+    /**
+     * What is left for this instance now: of the server's slots, less every other client's; of the
+     * role's and the database's limits, less that role's and that database's other sessions.
+     */
+    int left() {
+      int left = maxConnections - (superuser ? 0 : reservedSlots) - others.onServer();
+      if (roleLimit >= 0 && !superuser) {
+        left = Math.min(left, roleLimit - others.ofRole());
+      }
+      if (databaseLimit >= 0 && !superuser) {
+        left = Math.min(left, databaseLimit - others.onDatabase());
+      }
+      return Math.max(0, left);
+    }
   }
+
+  /** Client sessions other than this check's: on the server, of this role, on this database. */
+  record Others(int onServer, int ofRole, int onDatabase) {}
 
   private ServerLimits() {}
 
@@ -75,7 +93,7 @@ public final class ServerLimits {
     int perInstance = connectionsPerInstance(config);
     log.info("PostgreSQL allows this gateway {} connections, {} in use by other clients now; one instance opens "
         + "up to {} ({} API verticles x pg_pool_size {} + {}): {} instances fit, rolling updates included",
-        settings.usable(), settings.othersConnected(), perInstance, config.effectiveApiInstances(), config.pgPoolSize(),
+        settings.usable(), settings.others().onServer(), perInstance, config.effectiveApiInstances(), config.pgPoolSize(),
         OTHER_CONNECTIONS, settings.usable() / perInstance);
     for (String warning : warnings(settings, perInstance)) {
       log.warn(warning);
@@ -90,11 +108,10 @@ public final class ServerLimits {
     if (perInstance > usable) {
       warnings.add("PostgreSQL allows this gateway " + usable + " connections, but one instance opens up to "
           + perInstance + ": under load, payments will fail with 503 store_unavailable; " + remedy);
-    } else if (perInstance > usable - settings.othersConnected()) {
-      warnings.add("PostgreSQL allows this gateway " + usable + " connections and " + settings.othersConnected()
-          + " are in use by other clients, leaving " + Math.max(0, usable - settings.othersConnected())
-          + "; this instance opens up to " + perInstance + ": under load, payments will fail with 503 "
-          + "store_unavailable; " + remedy);
+    } else if (perInstance > settings.left()) {
+      warnings.add("PostgreSQL allows this gateway " + usable + " connections; those other clients hold now leave "
+          + settings.left() + ", and this instance opens up to " + perInstance + ": under load, payments will fail "
+          + "with 503 store_unavailable; " + remedy);
     }
     if (!settings.autovacuum()) {
       warnings.add("PostgreSQL runs with autovacuum off: the keys the retention purge deletes are never "
@@ -117,6 +134,10 @@ public final class ServerLimits {
                  + coalesce(nullif(current_setting('reserved_connections', true), ''), '0')::int,
                r.rolsuper, r.rolconnlimit, d.datconnlimit,
                (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())::int,
+               (SELECT count(*) FROM pg_stat_activity
+                 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND usename = current_user)::int,
+               (SELECT count(*) FROM pg_stat_activity
+                 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND datname = current_database())::int,
                current_setting('autovacuum')::boolean,
                NOT EXISTS (SELECT 1 FROM pg_class c, unnest(c.reloptions) AS option
                  WHERE c.oid = to_regclass(?) AND CASE WHEN option LIKE 'autovacuum\\_enabled=%'
@@ -133,7 +154,7 @@ public final class ServerLimits {
           throw new SQLException("no row for the current role and database");
         }
         return new Settings(row.getInt(1), row.getInt(2), row.getBoolean(3), row.getInt(4), row.getInt(5),
-            row.getInt(6), row.getBoolean(7), row.getBoolean(8));
+            new Others(row.getInt(6), row.getInt(7), row.getInt(8)), row.getBoolean(9), row.getBoolean(10));
       }
     }
   }
