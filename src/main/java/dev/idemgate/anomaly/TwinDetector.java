@@ -168,8 +168,8 @@ public final class TwinDetector {
   /**
    * The original's row in the ledger, by its provider key (a declined one only from this generation
    * of the key: not dated before the anchor), with {@code same}: whether it holds the twin's
-   * payment, compared on {@code fields}. A row of another payment means the original's key holds that one, so the
-   * twin's payment was never claimed under it (the claim answered 422).
+   * payment, compared on {@code fields}. A row of another payment means the original's key holds
+   * that one, so the twin's payment was never claimed under it (the claim answered 422).
    */
   static String ledgerLookup(List<String> fields) {
     StringBuilder same = new StringBuilder("true");

@@ -391,7 +391,8 @@ public final class ApiVerticle extends VerticleBase {
       // Anomalies (DESIGN §7): for a new payment only (after the gate), one Redis step. Under policy
       // reject it runs before the claim, so a refused twin is never claimed or charged; under flag it
       // cannot refuse, so it runs beside the claim. The check never fails a payment.
-      payments.pay(cmd, preferredWait(ctx), twins.guard(ctx.request().headers())).onSuccess(outcome -> respond(ctx, outcome)).onFailure(ctx::fail);
+      payments.pay(cmd, preferredWait(ctx), twins.guard(ctx.request().headers()))
+          .onSuccess(outcome -> respond(ctx, outcome)).onFailure(ctx::fail);
     }
   }
 

@@ -144,8 +144,7 @@ public final class IdempotencyStore {
   private final GroupCommit<ClaimRequest, StoreClaim> claims;
   private final GroupCommit<PendingCompletion, Completion.Result> completions;
 
-  /** One completion in a group. */
-  /** A completion to write; {@code epoch} null for one written over recovery's claim ({@link #completeTakenOver}). */
+  /** One completion in a group; {@code epoch} null for one written over recovery's claim ({@link #completeTakenOver}). */
   private record PendingCompletion(String merchantId, IdempotencyKey key, Integer epoch, Completion completion) {}
 
   /** Told the number of payments of every grouped claim and completion statement. */

@@ -106,20 +106,20 @@ public final class ReconciliationRoutes {
     try {
       r = request(ctx);
     } catch (ConfigException e) {
-      Problems.send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, e.getMessage()));
+      refuseUpload(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, e.getMessage()));
       return;
     } catch (ApiProblem problem) {
-      Problems.send(ctx, problem);
+      refuseUpload(ctx, problem);
       return;
     }
     String length = request.getHeader("Content-Length");
     Long declaredLength = length != null && length.matches("\\d{1,18}") ? Long.parseLong(length) : null;
     if (declaredLength != null && declaredLength > settings.maxUploadBytes()) {
-      Problems.send(ctx, SettlementUpload.tooLarge());
+      refuseUpload(ctx, SettlementUpload.tooLarge());
       return;
     }
     if (runsInFlight >= MAX_RUNS_AT_ONCE) {
-      Problems.send(ctx, new ApiProblem(ErrorCode.RATE_LIMITED, MAX_RUNS_AT_ONCE
+      refuseUpload(ctx, new ApiProblem(ErrorCode.RATE_LIMITED, MAX_RUNS_AT_ONCE
           + " reconciliations are being uploaded or run already; nothing was stored: send the file again later",
           null, 30));
       return;
@@ -147,6 +147,23 @@ public final class ReconciliationRoutes {
             ctx.fail(failure);
           }
         });
+  }
+
+  /**
+   * Answers an upload refused before its body is read. The body stays unread (it may be a GiB), so
+   * an HTTP/1.1 connection is closed after the answer: left open and paused, the next request on it
+   * (a client's keep-alive) was never read, and waited for the idle timeout. An HTTP/2 stream's body
+   * is let in and dropped.
+   */
+  private static void refuseUpload(RoutingContext ctx, ApiProblem problem) {
+    if (ctx.request().version() == io.vertx.core.http.HttpVersion.HTTP_2) {
+      ctx.request().handler(ignored -> { }).resume();
+      Problems.send(ctx, problem);
+      return;
+    }
+    // Vert.x keeps the connection open whatever this header says; it is closed once the answer is out.
+    ctx.response().putHeader("Connection", "close");
+    Problems.send(ctx, problem).onComplete(written -> ctx.request().connection().close());
   }
 
   /** Worker: checks the file's header and records the run. */
@@ -197,7 +214,9 @@ public final class ReconciliationRoutes {
 
   /** A text a client sends: control characters (a NUL PostgreSQL refuses, say) are refused with 400. */
   private static String text(String name, String value, boolean lineBreaksAllowed) {
-    if (value != null && value.chars().anyMatch(c -> Character.isISOControl(c) && !(lineBreaksAllowed && (c == '\n' || c == '\r' || c == '\t')))) {
+    boolean refused = value != null && value.chars().anyMatch(c -> Character.isISOControl(c)
+        && !(lineBreaksAllowed && (c == '\n' || c == '\r' || c == '\t')));
+    if (refused) {
       throw new ApiProblem(ErrorCode.INVALID_REQUEST, name + " must not hold control characters");
     }
     return value;

@@ -318,6 +318,20 @@ class ReconciliationApiIT {
   }
 
   @Test
+  @DisplayName("an upload refused before its body is read closes its HTTP/1.1 connection, so a client's next request "
+      + "on it is not left waiting behind the unread body")
+  void refusedUploadClosesTheConnection() throws IOException {
+    try (Socket socket = new Socket("127.0.0.1", gateway.config().managementPort())) {
+      socket.setSoTimeout(10_000);
+      socket.getOutputStream().write(("POST /admin/reconciliations?from=2026-12-01&to=2026-11-01 HTTP/1.1\r\nHost: x\r\n"
+          + "Authorization: Bearer " + TestGateway.ADMIN_TOKEN + "\r\nContent-Length: 4\r\n\r\na,b\n"
+          + "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+      String answer = new String(socket.getInputStream().readAllBytes(), StandardCharsets.US_ASCII);
+      assertThat(answer).startsWith("HTTP/1.1 400 ").containsIgnoringCase("connection: close");
+    }
+  }
+
+  @Test
   @DisplayName("a NUL or other control character in a run id, a query parameter or a note gets 404 or 400, never a 500")
   void controlCharacters() {
     int port = gateway.config().managementPort();
