@@ -223,14 +223,18 @@ public final class ReconciliationRoutes {
   }
 
   private void list(RoutingContext ctx) {
+    // Uploads and runs this instance has under way: a run is recorded COMPLETED a moment before it
+    // gives its place back, so a client that polls a run's status and uploads next reads this.
+    int underWay = runsInFlight;
     workers.executeBlocking(() -> {
       try (Connection c = Jdbc.connect(pgUrl)) {
         JsonArray runs = new JsonArray();
         for (ReconciliationRun run : ReconciliationStore.recent(c, RECENT_RUNS)) {
-          runs.add(run.toJson().put("summary", run.summary() == null ? null
-              : new JsonObject().put("total", run.summary().getLong("total")).put("by_category", run.summary().getJsonObject("by_category"))));
+          runs.add(run.toJson().put("summary", run.summary() == null ? null : new JsonObject()
+              .put("total", run.summary().getLong("total")).put("by_category", run.summary().getJsonObject("by_category"))));
         }
-        return new JsonObject().put("runs", runs);
+        return new JsonObject().put("runs", runs)
+            .put("under_way", new JsonObject().put("here", underWay).put("at_most", MAX_RUNS_AT_ONCE));
       }
     }, false).onSuccess(body -> ctx.response().putHeader("Content-Type", "application/json").end(body.encode()))
         .onFailure(ctx::fail);

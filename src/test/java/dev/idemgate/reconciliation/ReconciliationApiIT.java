@@ -30,6 +30,7 @@ import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
@@ -236,10 +237,6 @@ class ReconciliationApiIT {
       + "once they end, uploads are taken again")
   void uploadsUnderWayAreBounded() throws Exception {
     int port = gateway.config().managementPort();
-    // Runs of the tests before still count: they would refuse the two uploads below instead.
-    Waits.eventually(Duration.ofSeconds(60), () -> http.get(port, "/admin/reconciliations", TestGateway.ADMIN_TOKEN).json()
-        .getJsonArray("runs").stream().noneMatch(run -> "RUNNING".equals(((JsonObject) run).getString("status"))),
-        "the runs of the tests before are done");
     List<Socket> halfSent = new ArrayList<>();
     try {
       for (int i = 0; i < ReconciliationRoutes.MAX_RUNS_AT_ONCE; i++) {
@@ -250,6 +247,9 @@ class ReconciliationApiIT {
             + "settlement_id,provider_reference").getBytes(StandardCharsets.US_ASCII));
         halfSent.add(socket);
       }
+      // Both are taken before the third is sent: one that came after it would be the one refused.
+      Waits.eventually(Duration.ofSeconds(5), () -> underWay() == ReconciliationRoutes.MAX_RUNS_AT_ONCE,
+          "both uploads are under way");
       Waits.eventually(Duration.ofSeconds(5), () -> upload("?name=third.csv", "x\n").status() == 429,
           "a third upload is refused while two are under way");
       Http.Reply refused = upload("?name=third.csv", "x\n");
@@ -352,6 +352,26 @@ class ReconciliationApiIT {
       assertThat(huge.status()).isEqualTo(413);
       assertThat(problems.events()).noneMatch(e -> e.getLevel() == Level.ERROR);
     }
+  }
+
+  /**
+   * Each test starts with no upload or run under way: a run of a test before still holds its place
+   * for a moment after it is recorded as done, and two would refuse this test's uploads with 429.
+   */
+  @BeforeEach
+  void noneUnderWay() {
+    awaitNoneUnderWay();
+  }
+
+  /** Until this gateway has no upload or run under way, as its list says. */
+  private static void awaitNoneUnderWay() {
+    Waits.eventually(Duration.ofSeconds(60), () -> underWay() == 0, "no upload or run under way");
+  }
+
+  /** Uploads and runs under way on this gateway, as its list says. */
+  private static int underWay() {
+    return http.get(gateway.config().managementPort(), "/admin/reconciliations", TestGateway.ADMIN_TOKEN).json()
+        .getJsonObject("under_way").getInteger("here");
   }
 
   private static JsonObject awaitCompleted(String id) throws InterruptedException {
