@@ -104,7 +104,6 @@ public final class CardNumberScanner {
     int i = 0;
     // Made at the first digit only: most strings hold none.
     int[] groups = null;
-    int[] groupStarts = null;
     int[] groupEnds = null;
     StringBuilder digits = null;
     while (i < n) {
@@ -115,7 +114,6 @@ public final class CardNumberScanner {
       // Read groups of digits joined by one separator character, the same one throughout.
       if (groups == null) {
         groups = new int[8];
-        groupStarts = new int[8];
         groupEnds = new int[8];
         digits = new StringBuilder(24);
       }
@@ -126,14 +124,12 @@ public final class CardNumberScanner {
       int j = i;
       while (j < n && groupCount < groups.length) {
         int start = j;
-        int digitsBefore = digits.length();
         while (j < n && isDigit(text.charAt(j))) {
           digits.append(text.charAt(j));
           j++;
         }
-        groupStarts[groupCount] = start;
         groupEnds[groupCount] = j;
-        groups[groupCount++] = digits.length() - digitsBefore;
+        groups[groupCount++] = j - start;
         int next = separatorEnd(text, j);
         char kind = next < 0 ? 0 : separatorKind(text.charAt(j));
         if (next > 0 && next < n && isDigit(text.charAt(next)) && (separator == 0 || separator == kind)) {
@@ -158,8 +154,8 @@ public final class CardNumberScanner {
         }
       }
       // Always past i: a grouping that another separator ends holds at least two groups.
-      int lastGroupStart = groupStarts[groupCount - 1];
-      i = nextStart(groups, groupStarts, groupCount, lastGroupStartsAnother && groupCount > 1 ? lastGroupStart : j);
+      int lastGroupStart = groupEnds[groupCount - 1] - groups[groupCount - 1];
+      i = nextStart(groups, groupEnds, groupCount, lastGroupStartsAnother && groupCount > 1 ? lastGroupStart : j);
     }
     return false;
   }
@@ -170,10 +166,10 @@ public final class CardNumberScanner {
    * otherwise the tail of a long number printed in fours (a parcel number 9400 1000 0000 0000 0000 00,
    * an account number) would read as a card one time in ten.
    */
-  private static int nextStart(int[] groups, int[] groupStarts, int groupCount, int otherwise) {
+  private static int nextStart(int[] groups, int[] groupEnds, int groupCount, int otherwise) {
     for (int k = 1; k < groupCount; k++) {
       if (groups[k - 1] != 4 || k % 4 == 0) {
-        return groupStarts[k];
+        return groupEnds[k] - groups[k];
       }
     }
     return otherwise;

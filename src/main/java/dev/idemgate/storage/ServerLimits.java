@@ -41,14 +41,7 @@ public final class ServerLimits {
 
     /** Connections this role may open on this database, others' aside. */
     int usable() {
-      int usable = maxConnections - (superuser ? 0 : reservedSlots);
-      if (roleLimit >= 0 && !superuser) {
-        usable = Math.min(usable, roleLimit);
-      }
-      if (databaseLimit >= 0 && !superuser) {
-        usable = Math.min(usable, databaseLimit);
-      }
-      return usable;
+      return room(0, 0, 0);
     }
 
     /**
@@ -56,14 +49,18 @@ public final class ServerLimits {
      * role's and the database's limits, less that role's and that database's other sessions.
      */
     int left() {
-      int left = maxConnections - (superuser ? 0 : reservedSlots) - others.onServer();
+      return Math.max(0, room(others.onServer(), others.ofRole(), others.onDatabase()));
+    }
+
+    private int room(int takenOnServer, int takenByRole, int takenOnDatabase) {
+      int room = maxConnections - (superuser ? 0 : reservedSlots) - takenOnServer;
       if (roleLimit >= 0 && !superuser) {
-        left = Math.min(left, roleLimit - others.ofRole());
+        room = Math.min(room, roleLimit - takenByRole);
       }
       if (databaseLimit >= 0 && !superuser) {
-        left = Math.min(left, databaseLimit - others.onDatabase());
+        room = Math.min(room, databaseLimit - takenOnDatabase);
       }
-      return Math.max(0, left);
+      return room;
     }
   }
 
