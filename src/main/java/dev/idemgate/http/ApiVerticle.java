@@ -78,8 +78,6 @@ public final class ApiVerticle extends VerticleBase {
   private static final String OUTCOME = "idemgate.outcome";
   private static final String BODY_DEADLINE = "idemgate.bodyDeadline";
   private static final ApiProblem NO_SUCH_PAYMENT = new ApiProblem(ErrorCode.NOT_FOUND, "no payment with this id");
-  /** RST_STREAM error code CANCEL (RFC 9113 §7): the stream is no longer needed. */
-  private static final long HTTP2_CANCEL = 0x8;
 
   private final GatewayConfig config;
   private final GatewayMetrics metrics;
@@ -239,20 +237,10 @@ public final class ApiVerticle extends VerticleBase {
     if (ctx.response().ended() || ctx.response().closed()) {
       return;
     }
-    boolean http2 = ctx.request().version() == HttpVersion.HTTP_2;
-    if (!http2) {
-      ctx.response().putHeader("Connection", "close");
-    }
-    reject(ctx, new ApiProblem(ErrorCode.REQUEST_TIMEOUT, "the request body did not arrive within "
-        + config.requestBodyTimeout().toMillis() + " ms of its headers; nothing was claimed or charged"))
-        .onComplete(written -> {
-          // The rest of the body may never come: the stream, or the connection, is done.
-          if (http2) {
-            ctx.response().reset(HTTP2_CANCEL);
-          } else {
-            ctx.request().connection().close();
-          }
-        });
+    // The rest of the body may never come: the stream, or the connection, is done.
+    outcome(ctx, RequestOutcome.REJECTED);
+    Problems.sendLeavingBodyUnread(ctx, new ApiProblem(ErrorCode.REQUEST_TIMEOUT, "the request body did not arrive within "
+        + config.requestBodyTimeout().toMillis() + " ms of its headers; nothing was claimed or charged"));
   }
 
   private void echoKey(RoutingContext ctx) {
@@ -323,8 +311,8 @@ public final class ApiVerticle extends VerticleBase {
     String transfer = ctx.request().getHeader("Transfer-Encoding");
     if (transfer != null && ctx.request().version() != HttpVersion.HTTP_2
         && !transfer.trim().equalsIgnoreCase("chunked")) {
-      ctx.response().putHeader("Connection", "close"); // the body's framing cannot be trusted
-      reject(ctx, new ApiProblem(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+      outcome(ctx, RequestOutcome.REJECTED); // the body's framing cannot be trusted: nothing after it is read
+      Problems.sendLeavingBodyUnread(ctx, new ApiProblem(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
           "the only Transfer-Encoding supported is chunked"));
       return;
     }

@@ -173,6 +173,29 @@ public final class Problems {
         .onComplete(written -> request.connection().close());
   }
 
+  /** RST_STREAM error code CANCEL (RFC 9113 §7): the stream is no longer needed. */
+  private static final long HTTP2_CANCEL = 0x8;
+
+  /**
+   * Answers a request whose body is left unread (it may never come, or be a GiB), then ends what
+   * carries it: an HTTP/2 stream is reset, an HTTP/1.1 connection closed (Vert.x keeps it open
+   * whatever {@code Connection: close} says). Left open, the connection stays paused, and a
+   * client's next request on it is never read.
+   */
+  public static Future<Void> sendLeavingBodyUnread(RoutingContext ctx, ApiProblem problem) {
+    boolean http2 = ctx.request().version() == HttpVersion.HTTP_2;
+    if (!http2) {
+      ctx.response().putHeader("Connection", "close");
+    }
+    return send(ctx, problem).onComplete(written -> {
+      if (http2) {
+        ctx.response().reset(HTTP2_CANCEL);
+      } else {
+        ctx.request().connection().close();
+      }
+    });
+  }
+
   /** Writes the problem as the response; the future completes once it is written. */
   public static Future<Void> send(RoutingContext ctx, ApiProblem problem) {
     return render(ctx.response(), problem, RequestIds.of(ctx), ctx.request().method() == HttpMethod.HEAD);

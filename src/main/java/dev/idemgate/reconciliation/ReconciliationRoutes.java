@@ -106,20 +106,20 @@ public final class ReconciliationRoutes {
     try {
       r = request(ctx);
     } catch (ConfigException e) {
-      refuseUpload(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, e.getMessage()));
+      Problems.sendLeavingBodyUnread(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, e.getMessage()));
       return;
     } catch (ApiProblem problem) {
-      refuseUpload(ctx, problem);
+      Problems.sendLeavingBodyUnread(ctx, problem);
       return;
     }
     String length = request.getHeader("Content-Length");
     Long declaredLength = length != null && length.matches("\\d{1,18}") ? Long.parseLong(length) : null;
     if (declaredLength != null && declaredLength > settings.maxUploadBytes()) {
-      refuseUpload(ctx, SettlementUpload.tooLarge());
+      Problems.sendLeavingBodyUnread(ctx, SettlementUpload.tooLarge());
       return;
     }
     if (runsInFlight >= MAX_RUNS_AT_ONCE) {
-      refuseUpload(ctx, new ApiProblem(ErrorCode.RATE_LIMITED, MAX_RUNS_AT_ONCE
+      Problems.sendLeavingBodyUnread(ctx, new ApiProblem(ErrorCode.RATE_LIMITED, MAX_RUNS_AT_ONCE
           + " reconciliations are being uploaded or run already; nothing was stored: send the file again later",
           null, 30));
       return;
@@ -147,23 +147,6 @@ public final class ReconciliationRoutes {
             ctx.fail(failure);
           }
         });
-  }
-
-  /**
-   * Answers an upload refused before its body is read. The body stays unread (it may be a GiB), so
-   * an HTTP/1.1 connection is closed after the answer: left open and paused, the next request on it
-   * (a client's keep-alive) was never read, and waited for the idle timeout. An HTTP/2 stream's body
-   * is let in and dropped.
-   */
-  private static void refuseUpload(RoutingContext ctx, ApiProblem problem) {
-    if (ctx.request().version() == io.vertx.core.http.HttpVersion.HTTP_2) {
-      ctx.request().handler(ignored -> { }).resume();
-      Problems.send(ctx, problem);
-      return;
-    }
-    // Vert.x keeps the connection open whatever this header says; it is closed once the answer is out.
-    ctx.response().putHeader("Connection", "close");
-    Problems.send(ctx, problem).onComplete(written -> ctx.request().connection().close());
   }
 
   /** Worker: checks the file's header and records the run. */

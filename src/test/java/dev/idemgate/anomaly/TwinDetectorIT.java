@@ -224,7 +224,7 @@ class TwinDetectorIT {
     try {
       allowedTwinBecomesTheAnchor(detector, merchant);
     } finally {
-      Http.await(pool.preparedQuery("DELETE FROM idemgate.payments WHERE merchant_id = $1").execute(Tuple.of(merchant)));
+      deleteLedger(merchant);
     }
   }
 
@@ -240,6 +240,11 @@ class TwinDetectorIT {
     assertThat(((TwinVerdict.Reject) third).twin().originalPaymentId()).isEqualTo(paymentId(merchant, "k2"));
     assertThat(observe(detector, merchant, "k2", request)).isInstanceOf(TwinVerdict.SameKey.class);
     assertThat(observe(detector, merchant, "k1", request)).isInstanceOf(TwinVerdict.SameKey.class);
+  }
+
+  /** Removes the merchant's ledger rows a test wrote. */
+  private static void deleteLedger(String merchant) {
+    Http.await(pool.preparedQuery("DELETE FROM idemgate.payments WHERE merchant_id = $1").execute(Tuple.of(merchant)));
   }
 
   /** The ledger row a completed payment under {@code key} leaves (its first-generation provider key). */
@@ -272,7 +277,7 @@ class TwinDetectorIT {
       // A declined first generation of k1, two days old: today's k1 may be charging this payment now.
       ledgerRow(merchant2, "k1", "declined", request, "now() - interval '2 days'");
       assertThat(observe(detector, merchant2, "k2", request)).isInstanceOf(TwinVerdict.Reject.class);
-      Http.await(pool.preparedQuery("DELETE FROM idemgate.payments WHERE merchant_id = $1").execute(Tuple.of(merchant2)));
+      deleteLedger(merchant2);
 
       // A pending original older than its anchor (a retry of it re-stored the anchor after the window):
       // still refuses, though the anchor is past the 66 s in which a missing row would.
@@ -283,9 +288,9 @@ class TwinDetectorIT {
       ledgerRow(merchant3, "k1", "pending", request, "now() - interval '12 minutes'");
       Http.await(vertx.timer(4_500)); // past 0.2 + 2 + 1.2 + 0.2 + 0.2 + 0.2 = 4.0 s
       assertThat(observe(shortWait, merchant3, "k2", request)).isInstanceOf(TwinVerdict.Reject.class);
-      Http.await(pool.preparedQuery("DELETE FROM idemgate.payments WHERE merchant_id = $1").execute(Tuple.of(merchant3)));
+      deleteLedger(merchant3);
     } finally {
-      Http.await(pool.preparedQuery("DELETE FROM idemgate.payments WHERE merchant_id = $1").execute(Tuple.of(merchant)));
+      deleteLedger(merchant);
     }
   }
 
@@ -304,7 +309,7 @@ class TwinDetectorIT {
       assertThat(verdicts).filteredOn(v -> v instanceof TwinVerdict.Allowed).hasSize(1);
       assertThat(verdicts).filteredOn(v -> v instanceof TwinVerdict.Reject).hasSize(1);
     } finally {
-      Http.await(pool.preparedQuery("DELETE FROM idemgate.payments WHERE merchant_id = $1").execute(Tuple.of(merchant)));
+      deleteLedger(merchant);
     }
   }
 
