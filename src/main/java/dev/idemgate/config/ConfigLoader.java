@@ -33,6 +33,7 @@ public final class ConfigLoader {
   static final int MAX_REPLAY_CACHE_ENTRIES = 1_000_000;
   static final int MAX_API_INSTANCES = 256;
   static final int MAX_PROVIDER_CONNECTIONS = 4096;
+  static final Duration MAX_PROVIDER_KEY_RETENTION = Duration.ofDays(400);
   static final long MAX_RATE_LIMIT = 1_000_000;
   private static final String ENV_PREFIX = "IDEMGATE_";
   private static final Logger log = LoggerFactory.getLogger(ConfigLoader.class);
@@ -158,6 +159,17 @@ public final class ConfigLoader {
       throw new ConfigException("provider_max_connections: must be between 1 and " + MAX_PROVIDER_CONNECTIONS
           + ", got " + v.get("provider_max_connections"));
     }
+    Duration providerTimeout = atLeast(v, "provider_timeout", "100ms");
+    // A charge is sent only while lease - 1 s is left (PaymentService): a shorter lease sends none.
+    Duration lease = atLeast(v, "lease", "2s");
+    Duration keyRetention = duration(v, "provider_key_retention");
+    Duration lateChargeWindow = lease.plus(providerTimeout.multipliedBy(2));
+    if (keyRetention.compareTo(lateChargeWindow) <= 0 || keyRetention.compareTo(MAX_PROVIDER_KEY_RETENTION) > 0) {
+      // At or below the late-charge window no "never seen" would ever be believed, and no payment
+      // the provider missed would ever be released.
+      throw new ConfigException("provider_key_retention: must be longer than lease + 2 x provider_timeout (" + lateChargeWindow.toSeconds()
+          + "s) and at most 400d, got " + v.get("provider_key_retention"));
+    }
     Duration bodyTimeout = atLeast(v, "request_body_timeout", "100ms");
     Duration idleTimeout = atLeast(v, "http_idle_timeout", "1s");
     if (idleTimeout.compareTo(bodyTimeout) <= 0) {
@@ -180,13 +192,13 @@ public final class ConfigLoader {
         apiKeysReload,
         optional(v, "admin_token"),
         keyTtl,
-        // A charge is sent only while lease - 1 s is left (PaymentService): a shorter lease sends none.
-        atLeast(v, "lease", "2s"),
+        lease,
         provider,
         providerUrl,
         providerName(v),
-        atLeast(v, "provider_timeout", "100ms"),
+        providerTimeout,
         providerConnections,
+        keyRetention,
         atLeast(v, "recovery_interval", "10ms"),
         durations(v, "recovery_backoff", "10ms"),
         positive(v, "recovery_batch"),

@@ -37,6 +37,7 @@ public record GatewayConfig(
     Optional<String> providerName,
     Duration providerTimeout,
     int providerMaxConnections,
+    Duration providerKeyRetention,
     Duration recoveryInterval,
     List<Duration> recoveryBackoff,
     int recoveryBatch,
@@ -112,6 +113,17 @@ public record GatewayConfig(
   }
 
   /**
+   * Whether the acquirer's "never seen" about a charge claimed at {@code claimedAt} can be
+   * believed now: only while it still remembers every request it was sent since then
+   * ({@code provider_key_retention}). The earliest the charge could have reached it is the claim
+   * itself, so the age is counted from there. Past it, "never seen" may mean "forgotten", and
+   * releasing the key would let a retry charge the card again.
+   */
+  public boolean providerRemembers(java.time.Instant claimedAt, java.time.Instant now) {
+    return claimedAt.plus(providerKeyRetention).isAfter(now);
+  }
+
+  /**
    * How long past its lease recovery leaves a PROCESSING record before taking it over, so that a
    * charge sent just before the lease ended has had time to reach the provider.
    */
@@ -169,6 +181,7 @@ public record GatewayConfig(
         + ", provider_name=" + providerName.orElse("")
         + ", provider_timeout=" + providerTimeout
         + ", provider_max_connections=" + providerMaxConnections
+        + ", provider_key_retention=" + providerKeyRetention
         + ", recovery_interval=" + recoveryInterval
         + ", recovery_backoff=" + recoveryBackoff
         + ", merchant_key_ttl=" + merchantKeyTtl

@@ -12,6 +12,8 @@ public enum ErrorCode {
   REQUEST_TIMEOUT(408, "Request timeout"),
   IDEMPOTENCY_KEY_IN_USE(409, "Idempotency key in use"),
   DUPLICATE_PAYMENT_SUSPECTED(409, "Duplicate payment suspected"),
+  /** Admin only: the record is not in a state the operation may change now. */
+  CONFLICT(409, "Conflict"),
   PAYLOAD_TOO_LARGE(413, "Payload too large"),
   URI_TOO_LONG(414, "URI too long"),
   UNSUPPORTED_MEDIA_TYPE(415, "Unsupported media type"),

@@ -4,6 +4,8 @@ import dev.idemgate.anomaly.AnomalyMonitor;
 import dev.idemgate.anomaly.AnomalyRoutes;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.ProviderKeys;
+import dev.idemgate.payment.PaymentJson;
+import dev.idemgate.provider.HttpProvider;
 import dev.idemgate.provider.ProviderClient;
 import dev.idemgate.recovery.RecoveryVerticle;
 import dev.idemgate.storage.Postgres;
@@ -12,19 +14,24 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.eventbus.ReplyException;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
+import io.vertx.ext.web.handler.BodyHandler;
 import io.vertx.redis.client.Command;
 import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.Request;
 import io.vertx.sqlclient.Pool;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
+import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -36,6 +43,8 @@ import java.util.concurrent.TimeUnit;
 public final class ManagementVerticle extends VerticleBase {
   private static final long CHECK_TIMEOUT_MS = 1_000;
   static final int IDLE_TIMEOUT_SECONDS = 60;
+  /** The longest verdict on a pending payment read: two references of 255 characters and the outcome. */
+  private static final int MAX_VERDICT_BYTES = 4096;
 
   private final GatewayConfig config;
   private final Optional<PrometheusMeterRegistry> registry;
@@ -71,6 +80,8 @@ public final class ManagementVerticle extends VerticleBase {
     dev.idemgate.reconciliation.ReconciliationRoutes.mount(router, vertx, config);
     router.get("/admin/simulator/charges").handler(this::simulatorCharges);
     router.get("/admin/pending").handler(this::unresolved);
+    router.post("/admin/pending/:payment_id/resolve")
+        .handler(BodyHandler.create(false).setBodyLimit(MAX_VERDICT_BYTES)).handler(this::resolvePending);
     router.route().failureHandler(Problems::handleFailure);
     // 400: a path the router cannot decode (a bad percent-encoding) reaches no route.
     router.errorHandler(400, Problems::undecodablePath);
@@ -143,6 +154,67 @@ public final class ManagementVerticle extends VerticleBase {
         .onSuccess(reply -> json(ctx, 200, new JsonObject().put("unresolved", reply.body())))
         .onFailure(failure -> Problems.send(ctx, new ApiProblem(ErrorCode.STORE_UNAVAILABLE,
             "the payment store is unavailable; retry later", null, 2)));
+  }
+
+  /**
+   * An operator's verdict on a pending payment, read from the acquirer's own records (its dashboard,
+   * its settlement file): {@code {"outcome": "succeeded", "provider_reference": "ch_…"}},
+   * {@code {"outcome": "declined", "provider_reference": …, "decline_code": …}} (both optional), or
+   * {@code {"outcome": "not_charged"}}, which frees the key so that a retry charges anew.
+   */
+  private void resolvePending(RoutingContext ctx) {
+    String paymentId = ctx.pathParam("payment_id");
+    if (!PaymentJson.isPaymentId(paymentId)) {
+      Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no pending payment with this id"));
+      return;
+    }
+    JsonObject verdict;
+    try {
+      verdict = verdict(ctx.body().buffer()).put("payment_id", paymentId);
+    } catch (ApiProblem problem) {
+      Problems.send(ctx, problem);
+      return;
+    }
+    vertx.eventBus().<JsonObject>request(RecoveryVerticle.RESOLVE, verdict)
+        .onSuccess(reply -> json(ctx, 200, reply.body()))
+        .onFailure(failure -> {
+          int code = failure instanceof ReplyException reply ? reply.failureCode() : 503;
+          Problems.send(ctx, switch (code) {
+            case 404 -> new ApiProblem(ErrorCode.NOT_FOUND, failure.getMessage());
+            case 409 -> new ApiProblem(ErrorCode.CONFLICT, failure.getMessage());
+            default -> new ApiProblem(ErrorCode.STORE_UNAVAILABLE, "the payment store is unavailable; retry later", null, 2);
+          });
+        });
+  }
+
+  /** The verdict's fields, checked: an outcome, and only the fields that outcome takes, each storable. */
+  static JsonObject verdict(Buffer body) {
+    String usage = "send {\"outcome\": \"succeeded\", \"provider_reference\": \"<the acquirer's charge id>\"}, "
+        + "{\"outcome\": \"declined\"} (provider_reference and decline_code optional) or {\"outcome\": \"not_charged\"}";
+    JsonObject json;
+    try {
+      json = body == null ? null : new JsonObject(body);
+    } catch (RuntimeException e) {
+      json = null;
+    }
+    Object outcome = json == null ? null : json.getValue("outcome");
+    Set<String> allowed = "succeeded".equals(outcome) || "declined".equals(outcome)
+        ? Set.of("outcome", "provider_reference", "decline_code")
+        : Set.of("outcome");
+    if (!(outcome instanceof String named && Set.of("succeeded", "declined", "not_charged").contains(named))
+        || !allowed.containsAll(json.fieldNames())) {
+      throw new ApiProblem(ErrorCode.INVALID_REQUEST, usage);
+    }
+    if ("succeeded".equals(outcome) && !json.containsKey("provider_reference")) {
+      throw new ApiProblem(ErrorCode.INVALID_REQUEST, "a succeeded payment needs its provider_reference: " + usage);
+    }
+    for (String field : List.of("provider_reference", "decline_code")) {
+      if (json.containsKey(field) && !HttpProvider.storable(json.getValue(field))) {
+        throw new ApiProblem(ErrorCode.INVALID_REQUEST, field + ": must be text of 1 to " + HttpProvider.MAX_REFERENCE_CHARS
+            + " characters, none of them control characters");
+      }
+    }
+    return json;
   }
 
   private static void json(RoutingContext ctx, int status, JsonObject body) {

@@ -91,7 +91,7 @@ public final class HttpProvider implements PaymentProvider {
    * (a NUL is refused by PostgreSQL, an id over 2,704 bytes by the ledger's index, failing the whole
    * grouped completion with it), are not the acquirer's protocol.
    */
-  static final int MAX_REFERENCE_CHARS = 255;
+  public static final int MAX_REFERENCE_CHARS = 255;
 
   private final URI base;
   private final String basePath;
@@ -357,7 +357,7 @@ public final class HttpProvider implements PaymentProvider {
   }
 
   /** A string the ledger can hold: 1 to {@value #MAX_REFERENCE_CHARS} characters, none a control character. */
-  static boolean storable(Object value) {
+  public static boolean storable(Object value) {
     return value instanceof String s && !s.isEmpty() && s.length() <= MAX_REFERENCE_CHARS
         && s.chars().noneMatch(Character::isISOControl);
   }

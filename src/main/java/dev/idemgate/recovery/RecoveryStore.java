@@ -47,6 +47,21 @@ final class RecoveryStore {
       RETURNING k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.epoch, k.payment_id, k.provider_key,
                 k.amount, k.currency, k.merchant_reference, k.created_at, k.inquiry_attempts""";
 
+  /**
+   * Takes one PENDING record by payment id for an operator's verdict. Its epoch is bumped, so a
+   * recovery pass asking about it at the same moment is fenced out of writing its own outcome. The
+   * {@code state} predicate lets the planner find it through the pending records' partial index.
+   */
+  static final String TAKE_PENDING = """
+      UPDATE idemgate.idempotency_keys k
+      SET epoch = k.epoch + 1,
+          lease_expires_at = now() + $2 * interval '1 millisecond',
+          next_inquiry_at = now() + $2 * interval '1 millisecond',
+          updated_at = now()
+      WHERE k.state = 'PENDING' AND k.payment_id = $1
+      RETURNING k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.epoch, k.payment_id, k.provider_key,
+                k.amount, k.currency, k.merchant_reference, k.created_at, k.inquiry_attempts""";
+
   private static final String RESCHEDULE = """
       UPDATE idemgate.idempotency_keys SET next_inquiry_at = now() + $4 * interval '1 millisecond', updated_at = now()
       WHERE merchant_id = $1 AND idempotency_key = $2 AND epoch = $3 AND payment_id = $5 AND state = 'PENDING'""";
@@ -90,7 +105,8 @@ final class RecoveryStore {
 
   static final String PENDING_LIST = """
       SELECT merchant_id, encode(sha256(convert_to(idempotency_key, 'UTF8')), 'hex') AS key_hash, payment_id, state,
-             inquiry_attempts, next_inquiry_at, created_at
+             inquiry_attempts, next_inquiry_at, created_at,
+             created_at <= now() - $2 * interval '1 millisecond' AS beyond_provider_key_retention
       FROM idemgate.idempotency_keys
       WHERE state = 'PENDING' OR (state = 'PROCESSING' AND lease_expires_at < now())
       ORDER BY created_at LIMIT $1""";
@@ -98,10 +114,15 @@ final class RecoveryStore {
   private final Pool pool;
   private final long timeoutMs;
   private final String[] providerIds;
+  private final long providerKeyRetentionMs;
 
-  /** @param providerIds recovery only takes records claimed for these (see {@code GatewayConfig#recoveredProviderIds}) */
-  RecoveryStore(Pool pool, Duration timeout, List<String> providerIds) {
+  /**
+   * @param providerIds recovery only takes records claimed for these (see {@code GatewayConfig#recoveredProviderIds})
+   * @param providerKeyRetention how long the provider remembers keys: older records are marked in the unresolved list
+   */
+  RecoveryStore(Pool pool, Duration timeout, List<String> providerIds, Duration providerKeyRetention) {
     this.pool = pool;
+    this.providerKeyRetentionMs = providerKeyRetention.toMillis();
     this.providerIds = providerIds.toArray(String[]::new);
     this.timeoutMs = timeout.toMillis();
   }
@@ -115,14 +136,24 @@ final class RecoveryStore {
     return run("take due", TAKE_DUE, Tuple.of(batch, grace.toMillis(), hold.toMillis(), providerIds)).map(rows -> {
       List<DueRecord> due = new ArrayList<>(rows.size());
       for (Row row : rows) {
-        due.add(new DueRecord(row.getString("merchant_id"), new IdempotencyKey(row.getString("idempotency_key")),
-            row.getString("fingerprint"), RecordState.valueOf(row.getString("state")), row.getInteger("epoch"),
-            row.getString("payment_id"), row.getString("provider_key"), row.getLong("amount"),
-            row.getString("currency"), row.getString("merchant_reference"),
-            row.getOffsetDateTime("created_at").toInstant(), row.getInteger("inquiry_attempts")));
+        due.add(dueRecord(row));
       }
       return due;
     });
+  }
+
+  /** Takes the PENDING record of payment {@code paymentId} (held for {@code hold}); null if there is none. */
+  Future<DueRecord> takePending(String paymentId, Duration hold) {
+    return run("take pending", TAKE_PENDING, Tuple.of(paymentId, hold.toMillis()))
+        .map(rows -> rows.size() == 0 ? null : dueRecord(rows.iterator().next()));
+  }
+
+  private static DueRecord dueRecord(Row row) {
+    return new DueRecord(row.getString("merchant_id"), new IdempotencyKey(row.getString("idempotency_key")),
+        row.getString("fingerprint"), RecordState.valueOf(row.getString("state")), row.getInteger("epoch"),
+        row.getString("payment_id"), row.getString("provider_key"), row.getLong("amount"),
+        row.getString("currency"), row.getString("merchant_reference"),
+        row.getOffsetDateTime("created_at").toInstant(), row.getInteger("inquiry_attempts"));
   }
 
   /**
@@ -164,7 +195,7 @@ final class RecoveryStore {
 
   /** The unresolved records for {@code /admin/pending}: key hashes, never raw keys. */
   Future<JsonArray> unresolved(int limit) {
-    return run("list", PENDING_LIST, Tuple.of(limit)).map(rows -> {
+    return run("list", PENDING_LIST, Tuple.of(limit, providerKeyRetentionMs)).map(rows -> {
       JsonArray list = new JsonArray();
       for (Row row : rows) {
         Instant next = row.getOffsetDateTime("next_inquiry_at") == null ? null : row.getOffsetDateTime("next_inquiry_at").toInstant();
@@ -175,7 +206,9 @@ final class RecoveryStore {
             .put("state", row.getString("state"))
             .put("inquiry_attempts", row.getInteger("inquiry_attempts"))
             .put("next_inquiry_at", next == null ? null : next.toString())
-            .put("created_at", row.getOffsetDateTime("created_at").toInstant().toString()));
+            .put("created_at", row.getOffsetDateTime("created_at").toInstant().toString())
+            // Recovery no longer believes the provider's "never seen" about it (GatewayConfig#providerRemembers).
+            .put("beyond_provider_key_retention", row.getBoolean("beyond_provider_key_retention")));
       }
       return list;
     });

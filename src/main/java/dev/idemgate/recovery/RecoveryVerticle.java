@@ -17,7 +17,11 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
+import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.MessageConsumer;
+import io.vertx.core.eventbus.ReplyException;
+import io.vertx.core.eventbus.ReplyFailure;
+import io.vertx.core.json.JsonObject;
 import io.vertx.core.json.JsonArray;
 import io.vertx.redis.client.Redis;
 import io.vertx.sqlclient.Pool;
@@ -33,18 +37,26 @@ import org.slf4j.LoggerFactory;
  * Finishes what the request path could not (DESIGN §1): PROCESSING records whose lease expired
  * (their instance died or stalled) and PENDING records (the provider's answer was lost). It asks the
  * provider by provider key and either completes the record with the real outcome or, when the
- * provider never saw the charge and enough time has passed for a late one to arrive, releases it.
+ * provider never saw the charge and enough time has passed for a late one to arrive, releases it
+ * (but never once the record is older than the provider is known to remember keys).
  * It never charges. Runs on every instance; PostgreSQL coordinates them (see {@link RecoveryStore}).
  * Also purges expired keys in small batches ({@link RetentionPurge}).
  */
 public final class RecoveryVerticle extends VerticleBase {
   /** Event bus address answering the unresolved records for {@code /admin/pending}. */
   public static final String UNRESOLVED = "idemgate.recovery.unresolved";
+  /**
+   * Event bus address settling one pending payment by an operator's verdict (for
+   * {@code POST /admin/pending/{id}/resolve}): a JsonObject with {@code payment_id}, {@code outcome}
+   * ({@code succeeded}, {@code declined} or {@code not_charged}) and, for the first two,
+   * {@code provider_reference} and {@code decline_code}, already checked. Fails with 404, 409 or 503.
+   */
+  public static final String RESOLVE = "idemgate.recovery.resolve";
 
   private static final Logger log = LoggerFactory.getLogger(RecoveryVerticle.class);
 
   /** What recovery did with one record; the tag of {@code idemgate.recovery.actions}. */
-  enum Action { COMPLETED, RELEASED, STILL_PENDING, FENCED, FAILED }
+  enum Action { COMPLETED, RELEASED, STILL_PENDING, UNVERIFIABLE, FENCED, FAILED, OPERATOR_COMPLETED, OPERATOR_RELEASED }
 
   private final GatewayConfig config;
   private final MeterRegistry registry;
@@ -70,11 +82,15 @@ public final class RecoveryVerticle extends VerticleBase {
   public Future<?> start() {
     pool = Postgres.pool(vertx, config, 2, "recovery");
     redis = Redis.createClient(vertx, RedisClients.pipelineOptions(config, "recovery"));
-    recovery = new RecoveryStore(pool, config.storeTimeout(), config.recoveredProviderIds());
+    recovery = new RecoveryStore(pool, config.storeTimeout(), config.recoveredProviderIds(), config.providerKeyRetention());
     store = new IdempotencyStore(pool, context, 2, config.storeTimeout(), config.lease(), config.providerId());
     pipeline = RedisClients.pipeline(redis, context, config);
     gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     provider = new ProviderClient(vertx.eventBus(), config);
+    // Every action's series from 0, so that an alert on the increase of one sees its first count.
+    for (Action action : Action.values()) {
+      counter(action);
+    }
     Gauge.builder("idemgate.recovery.pending", pendingGauge, AtomicLong::get)
         .description("records whose provider outcome is still unknown").register(registry);
     Gauge.builder("idemgate.recovery.expired.leases", expiredLeaseGauge, AtomicLong::get)
@@ -86,7 +102,52 @@ public final class RecoveryVerticle extends VerticleBase {
         message -> recovery.unresolved(message.body() == null ? 100 : message.body())
             .onSuccess(message::reply)
             .onFailure(failure -> message.fail(503, "store unavailable")));
-    return admin.completion();
+    MessageConsumer<JsonObject> operator = vertx.eventBus().consumer(RESOLVE, this::resolveByOperator);
+    return Future.join(admin.completion(), operator.completion());
+  }
+
+  /**
+   * An operator's verdict on a pending payment, from the acquirer's own records. It takes the
+   * record over like a recovery pass (fencing out one in flight), then completes or releases it
+   * exactly as recovery would. A release is refused while a late charge could still land.
+   */
+  private void resolveByOperator(Message<JsonObject> message) {
+    JsonObject verdict = message.body();
+    String outcome = verdict.getString("outcome");
+    recovery.takePending(verdict.getString("payment_id"), config.providerTimeout().plusSeconds(5)).compose(r -> {
+      if (r == null) {
+        return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 404, "no pending payment with this id"));
+      }
+      Future<Action> done;
+      if (outcome.equals("not_charged")) {
+        if (!lateChargeImpossible(r)) {
+          // Its epoch is bumped already; recovery takes it again once its hold ends.
+          return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409,
+              "a charge sent for this payment could still reach the acquirer until " + lateChargeEnds(r)));
+        }
+        done = release(r, "an operator says the acquirer never charged it");
+      } else {
+        boolean succeeded = outcome.equals("succeeded");
+        done = complete(r, succeeded ? 201 : 402, outcome, verdict.getString("provider_reference"),
+            succeeded ? null : verdict.getString("decline_code", "declined"));
+      }
+      return done.compose(action -> {
+        if (action == Action.FENCED) {
+          return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409,
+              "the payment changed while it was being settled; look at /admin/pending again"));
+        }
+        Action operatorAction = action == Action.RELEASED ? Action.OPERATOR_RELEASED : Action.OPERATOR_COMPLETED;
+        count(operatorAction);
+        log.info("an operator settled payment {} as {}", r.paymentId(), outcome);
+        return Future.succeededFuture(new JsonObject().put("payment_id", r.paymentId()).put("resolved_as", outcome));
+      });
+    }).onSuccess(message::reply).onFailure(failure -> {
+      if (failure instanceof ReplyException known) {
+        message.fail(known.failureCode(), known.getMessage());
+      } else {
+        message.fail(503, "store unavailable");
+      }
+    });
   }
 
   @Override
@@ -126,8 +187,17 @@ public final class RecoveryVerticle extends VerticleBase {
           } else if (outcome instanceof ProviderOutcome.Declined d) {
             return complete(r, 402, "declined", d.providerReference(), d.declineCode());
           } else if (outcome instanceof ProviderOutcome.NotAttempted) {
+            if (!config.providerRemembers(r.createdAt(), Instant.now())) {
+              // Too old for "never seen" to be believed: it may be "forgotten". Releasing would let
+              // a retry charge again, so it stays pending and keeps being asked (a charge found later
+              // still completes it), and an operator decides.
+              log.warn("payment {} is pending and the acquirer says it never saw it, but it was claimed more than "
+                  + "provider_key_retention ({}) ago: the acquirer may have forgotten it; it stays pending until an "
+                  + "operator settles it (docs/operations.md)", r.paymentId(), config.providerKeyRetention());
+              return keepPending(r, null).map(action -> action == Action.FENCED ? action : Action.UNVERIFIABLE);
+            }
             if (lateChargeImpossible(r)) {
-              return release(r);
+              return release(r, "the provider never saw it");
             }
             // Not seen yet, and a late charge may still land: ask again on the backoff schedule,
             // but no later than the moment it no longer can. The next step of the backoff may be
@@ -173,12 +243,12 @@ public final class RecoveryVerticle extends VerticleBase {
     });
   }
 
-  private Future<Action> release(DueRecord r) {
+  private Future<Action> release(DueRecord r, String why) {
     return recovery.releaseUnseen(r).compose(released -> {
       if (!released) {
         return Future.succeededFuture(Action.FENCED);
       }
-      log.info("recovery released payment {}: the provider never saw it", r.paymentId());
+      log.info("recovery released payment {}: {}", r.paymentId(), why);
       return gate.forget(r.merchantId(), r.key()).compose(v -> gate.keyFreed(r.merchantId(), r.key())).map(v -> Action.RELEASED);
     });
   }
@@ -213,8 +283,12 @@ public final class RecoveryVerticle extends VerticleBase {
   }
 
   private void count(Action action) {
-    Counter.builder("idemgate.recovery.actions").tag("action", action.name().toLowerCase(Locale.ROOT))
-        .description("what recovery did with a record").register(registry).increment();
+    counter(action).increment();
+  }
+
+  private Counter counter(Action action) {
+    return Counter.builder("idemgate.recovery.actions").tag("action", action.name().toLowerCase(Locale.ROOT))
+        .description("what recovery did with a record").register(registry);
   }
 
   /** For tests: the unresolved list as the admin endpoint shows it. */

@@ -220,6 +220,26 @@ class ConfigLoaderTest {
         .isInstanceOf(ConfigException.class).hasMessageStartingWith("api_keys_reload_interval:");
   }
   @Test
+  @DisplayName("provider_key_retention defaults to 24h and must be longer than lease + 2 x provider_timeout, at most 400d; "
+      + "\"never seen\" is believed only about a claim younger than it")
+  void providerKeyRetention() {
+    GatewayConfig defaults = ConfigLoader.load(Optional.empty(), Map.of());
+    assertThat(defaults.providerKeyRetention()).isEqualTo(Duration.ofHours(24));
+    java.time.Instant now = java.time.Instant.parse("2026-11-30T12:00:00Z");
+    assertThat(defaults.providerRemembers(now.minus(Duration.ofHours(23)), now)).isTrue();
+    assertThat(defaults.providerRemembers(now.minus(Duration.ofHours(24)), now)).isFalse();
+    // lease 30s + 2 x provider_timeout 10s = 50s
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER_KEY_RETENTION", "51s")).providerKeyRetention())
+        .isEqualTo(Duration.ofSeconds(51));
+    for (String bad : new String[] {"50s", "0s", "401d", "x"}) {
+      assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER_KEY_RETENTION", bad)))
+          .as(bad).hasMessageStartingWith("provider_key_retention:");
+    }
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER_KEY_RETENTION", "2m",
+        "IDEMGATE_PROVIDER_TIMEOUT", "1m"))).hasMessageContaining("(150s)");
+  }
+
+  @Test
   @DisplayName("provider_max_connections defaults to 256 and must be between 1 and 4096")
   void providerMaxConnections() {
     assertThat(ConfigLoader.load(Optional.empty(), Map.of()).providerMaxConnections()).isEqualTo(256);

@@ -23,7 +23,9 @@ import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.idempotency.IdempotencyStore;
 import dev.idemgate.idempotency.RedisGate;
+import io.vertx.core.buffer.Buffer;
 import io.vertx.core.eventbus.DeliveryOptions;
+import io.vertx.core.http.HttpMethod;
 import io.vertx.core.json.JsonObject;
 import io.vertx.redis.client.Command;
 import io.vertx.redis.client.Redis;
@@ -142,6 +144,116 @@ class RecoveryIT {
     assertThat(retry.status()).isEqualTo(201);
     assertThat(retry.header("Idempotent-Replayed")).isNull();
     assertThat(charges(MERCHANT_A, key)).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("a claim older than provider_key_retention whose charge the provider says it never saw is not released "
+      + "(the provider may have forgotten it): it stays pending, its retry gets 202 and no charge, /admin/pending marks it")
+  void neverSeenIsNotBelievedPastTheProvidersMemory() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(1210, "tok_visa");
+    abandonedClaim(key, body);
+    // Claimed two days ago; the gateway's provider_key_retention is the default 24h.
+    db.query("UPDATE idemgate.idempotency_keys SET created_at = now() - interval '2 days' "
+        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+
+    eventually(Duration.ofSeconds(15), () -> "PENDING".equals(state(MERCHANT_A, key)), "recovery marks it pending");
+    eventually(Duration.ofSeconds(10), () -> ((Integer) db.scalar("SELECT inquiry_attempts FROM idemgate.idempotency_keys "
+        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key)) >= 2, "recovery asks again and still keeps it");
+    assertThat(state(MERCHANT_A, key)).isEqualTo("PENDING");
+    Reply retry = http.pay(gateway.apiPort(), KEY_A, key, body);
+    assertThat(retry.status()).isEqualTo(202);
+    assertThat(retry.json().getString("status")).isEqualTo("pending");
+    assertThat(charges(MERCHANT_A, key)).isZero();
+    JsonObject listed = http.get(gateway.managementPort(), "/admin/pending", TestGateway.ADMIN_TOKEN).json()
+        .getJsonArray("unresolved").stream().map(JsonObject.class::cast)
+        .filter(r -> r.getString("key_sha256").equals(dev.idemgate.idempotency.Fingerprint.sha256Hex(key)))
+        .findFirst().orElseThrow();
+    assertThat(listed.getBoolean("beyond_provider_key_retention")).isTrue();
+    assertThat(http.get(gateway.managementPort(), "/metrics", null).body().lines()
+        .anyMatch(l -> l.startsWith("idemgate_recovery_actions_total{action=\"unverifiable\"") && !l.endsWith(" 0.0")))
+        .as("counted as unverifiable").isTrue();
+    db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+  }
+
+  /** A pending payment recovery keeps asking about but cannot release: claimed longer ago than provider_key_retention. */
+  private static String forgottenPending(String key, JsonObject body) {
+    abandonedClaim(key, body);
+    db.query("UPDATE idemgate.idempotency_keys SET created_at = now() - interval '2 days' "
+        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+    eventually(Duration.ofSeconds(15), () -> "PENDING".equals(state(MERCHANT_A, key)), "recovery marks it pending");
+    return (String) db.scalar("SELECT payment_id FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
+        MERCHANT_A, key);
+  }
+
+  private static Reply settle(String paymentId, String verdict) {
+    return http.send(HttpMethod.POST, gateway.managementPort(), "/admin/pending/" + paymentId + "/resolve",
+        Map.of("Authorization", "Bearer " + TestGateway.ADMIN_TOKEN, "Content-Type", "application/json"), Buffer.buffer(verdict));
+  }
+
+  @Test
+  @DisplayName("an operator settles a pending payment as succeeded from the acquirer's records: its retries replay 201 "
+      + "with that charge id, the ledger says succeeded, nothing is charged")
+  void operatorSettlesAsSucceeded() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(1220, "tok_visa");
+    String paymentId = forgottenPending(key, body);
+
+    Reply settled = settle(paymentId, "{\"outcome\":\"succeeded\",\"provider_reference\":\"ch_from_dashboard\"}");
+    assertThat(settled.status()).as(settled.body()).isEqualTo(200);
+    assertThat(settled.json().getString("resolved_as")).isEqualTo("succeeded");
+    assertThat(state(MERCHANT_A, key)).isEqualTo("COMPLETED");
+    Reply retry = http.pay(gateway.apiPort(), KEY_A, key, body);
+    assertThat(retry.status()).isEqualTo(201);
+    assertThat(retry.header("Idempotent-Replayed")).isEqualTo("true");
+    assertThat(retry.json().getString("id")).isEqualTo(paymentId);
+    assertThat(retry.json().getString("provider_reference")).isEqualTo("ch_from_dashboard");
+    assertThat(db.scalar("SELECT status FROM idemgate.payments WHERE id = $1", paymentId)).isEqualTo("succeeded");
+    assertThat(charges(MERCHANT_A, key)).isZero();
+    assertThat(settle(paymentId, "{\"outcome\":\"not_charged\"}").status()).as("no longer pending").isEqualTo(404);
+  }
+
+  @Test
+  @DisplayName("an operator settles a pending payment as not charged: the key is freed, a retry is charged as new, once")
+  void operatorSettlesAsNotCharged() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(1230, "tok_visa");
+    String paymentId = forgottenPending(key, body);
+
+    Reply settled = settle(paymentId, "{\"outcome\":\"not_charged\"}");
+    assertThat(settled.status()).as(settled.body()).isEqualTo(200);
+    assertThat(state(MERCHANT_A, key)).isNull();
+    assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE id = $1", paymentId)).isEqualTo(0L);
+    Reply retry = http.pay(gateway.apiPort(), KEY_A, key, body);
+    assertThat(retry.status()).isEqualTo(201);
+    assertThat(retry.header("Idempotent-Replayed")).isNull();
+    assertThat(charges(MERCHANT_A, key)).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("an operator cannot free a pending payment while a late charge could still reach the acquirer (409), "
+      + "nor settle an unknown id (404), nor send a verdict that is not one (400)")
+  void operatorVerdictsThatAreRefused() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(1240, "tok_visa");
+    abandonedClaim(key, body);
+    db.query("UPDATE idemgate.idempotency_keys SET state = 'PENDING', response_status = 202, response_body = '{}', "
+        + "expires_at = now() + interval '1 day', next_inquiry_at = now() + interval '1 hour', created_at = now() "
+        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+    String paymentId = (String) db.scalar("SELECT payment_id FROM idemgate.idempotency_keys WHERE merchant_id = $1 "
+        + "AND idempotency_key = $2", MERCHANT_A, key);
+
+    Reply early = settle(paymentId, "{\"outcome\":\"not_charged\"}");
+    assertThat(early.status()).isEqualTo(409);
+    assertThat(early.json().getString("code")).isEqualTo("conflict");
+    assertThat(state(MERCHANT_A, key)).isEqualTo("PENDING");
+    assertThat(settle("pay_" + "0".repeat(32), "{\"outcome\":\"not_charged\"}").status()).isEqualTo(404);
+    assertThat(settle("nonsense", "{\"outcome\":\"not_charged\"}").status()).isEqualTo(404);
+    assertThat(settle(paymentId, "{\"outcome\":\"succeeded\"}").status()).as("no charge id").isEqualTo(400);
+    assertThat(settle(paymentId, "{\"outcome\":\"refunded\"}").status()).isEqualTo(400);
+    assertThat(http.send(HttpMethod.POST, gateway.managementPort(), "/admin/pending/" + paymentId + "/resolve",
+        Map.of(), Buffer.buffer("{\"outcome\":\"not_charged\"}")).status()).as("admin token needed").isEqualTo(401);
+    db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
   }
 
   @Test

@@ -31,8 +31,9 @@ class RecoveryPlansIT {
       "summary", RecoveryStore.PENDING_SUMMARY,
       "take due", RecoveryStore.TAKE_DUE.replace("$1", "100").replace("$2", "0").replace("$3", "30000")
           .replace("$4", "ARRAY['simulator']"),
-      "list", RecoveryStore.PENDING_LIST.replace("$1", "100"),
-      "purge", RecoveryStore.PURGE_EXPIRED.replace("$1", "500"));
+      "list", RecoveryStore.PENDING_LIST.replace("$1", "100").replace("$2", "86400000"),
+      "purge", RecoveryStore.PURGE_EXPIRED.replace("$1", "500"),
+      "take pending", RecoveryStore.TAKE_PENDING.replace("$1", "'pay_5000'").replace("$2", "15000"));
 
   private static Http http;
   private static TestDb db;
@@ -62,7 +63,7 @@ class RecoveryPlansIT {
   }
 
   @ParameterizedTest(name = "{0}")
-  @ValueSource(strings = {"summary", "take due", "list", "purge"})
+  @ValueSource(strings = {"summary", "take due", "list", "purge", "take pending"})
   @DisplayName("recovery's statement reads the unresolved records through an index, never every retained key")
   void noScanOfRetainedKeys(String statement) {
     String plan = plan(STATEMENTS.get(statement));

@@ -1,0 +1,44 @@
+package dev.idemgate.http;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.vertx.core.buffer.Buffer;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+class PendingVerdictTest {
+  @Test
+  @DisplayName("an operator's verdict is an outcome with the fields that outcome takes")
+  void verdictsTaken() {
+    assertThat(ManagementVerticle.verdict(Buffer.buffer("{\"outcome\":\"succeeded\",\"provider_reference\":\"ch_1\"}"))
+        .getString("provider_reference")).isEqualTo("ch_1");
+    assertThat(ManagementVerticle.verdict(Buffer.buffer("{\"outcome\":\"declined\"}")).getString("outcome")).isEqualTo("declined");
+    assertThat(ManagementVerticle.verdict(Buffer.buffer(
+        "{\"outcome\":\"declined\",\"provider_reference\":\"ch_2\",\"decline_code\":\"do_not_honor\"}")).getString("decline_code"))
+        .isEqualTo("do_not_honor");
+    assertThat(ManagementVerticle.verdict(Buffer.buffer("{\"outcome\":\"not_charged\"}")).fieldNames()).containsOnly("outcome");
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"", "[]", "\"succeeded\"", "{}", "{\"outcome\":null}", "{\"outcome\":\"refunded\"}",
+      "{\"outcome\":\"succeeded\"}", "{\"outcome\":\"succeeded\",\"provider_reference\":\"\"}",
+      "{\"outcome\":\"succeeded\",\"provider_reference\":7}", "{\"outcome\":\"succeeded\",\"provider_reference\":\"ch\\u0000\"}",
+      "{\"outcome\":\"not_charged\",\"provider_reference\":\"ch_1\"}", "{\"outcome\":\"declined\",\"note\":\"x\"}"})
+  @DisplayName("anything else is refused with 400 invalid_request")
+  void verdictsRefused(String body) {
+    assertThatThrownBy(() -> ManagementVerticle.verdict(Buffer.buffer(body)))
+        .isInstanceOfSatisfying(ApiProblem.class, p -> assertThat(p.code()).isEqualTo(ErrorCode.INVALID_REQUEST));
+  }
+
+  @Test
+  @DisplayName("a decline code longer than the ledger holds (255 characters) is refused")
+  void longDeclineCode() {
+    assertThat(ManagementVerticle.verdict(Buffer.buffer("{\"outcome\":\"declined\",\"decline_code\":\"" + "d".repeat(255) + "\"}")))
+        .isNotNull();
+    assertThatThrownBy(() -> ManagementVerticle.verdict(Buffer.buffer("{\"outcome\":\"declined\",\"decline_code\":\""
+        + "d".repeat(256) + "\"}"))).isInstanceOf(ApiProblem.class);
+  }
+}
