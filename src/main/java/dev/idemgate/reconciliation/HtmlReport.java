@@ -79,9 +79,15 @@ final class HtmlReport {
 
   static void write(Connection c, ReconciliationRun run, Writer out) throws Exception {
     JsonObject summary = ReportWriter.summaryOrEmpty(run);
-    JsonObject counts = summary.getJsonObject("by_category", new JsonObject());
-    JsonObject values = summary.getJsonObject("value_by_category", new JsonObject());
     JsonObject rows = summary.getJsonObject("rows", new JsonObject());
+    // The page is for acting: its figures, charts and table leave out what is resolved, read now
+    // (not from the stored summary), so a resolution made since the run counts.
+    JsonObject figures = ReconciliationStore.currentFigures(c, run.id());
+    JsonObject open = figures.getJsonObject("open");
+    JsonObject counts = open.getJsonObject("by_category");
+    JsonObject values = open.getJsonObject("value_by_category");
+    JsonObject atStake = open.getJsonObject("value_at_stake");
+    long resolved = figures.getLong("resolved");
 
     out.write("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         + "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -96,11 +102,13 @@ final class HtmlReport {
       out.write("<p class=\"card alert\">This run failed: " + esc(run.error()) + "</p>");
     }
 
-    long total = summary.getLong("total", 0L);
+    long total = open.getLong("total");
     out.write("<div class=\"cards\">");
-    card(out, String.format(Locale.ROOT, "%,d", total), "discrepancies to look at", total > 0);
-    out.write("<div class=\"card\"><div class=\"n stake\">" + stakeHeadline(values)
-        + "</div><div class=\"l\">money at stake (no exchange rates: each currency on its own)</div></div>");
+    card(out, String.format(Locale.ROOT, "%,d", total), "discrepancies to look at"
+        + (resolved > 0 ? String.format(Locale.ROOT, " (%,d more resolved)", resolved) : ""), total > 0);
+    out.write("<div class=\"card\"><div class=\"n stake\">" + stakeHeadline(atStake)
+        + "</div><div class=\"l\">money at stake, each payment and settlement counted once (no exchange rates: "
+        + "each currency on its own)</div></div>");
     card(out, String.format(Locale.ROOT, "%,d of %,d", rows.getLong("matched", 0L), rows.getLong("reconciled", 0L)),
         "settlement rows matched to the ledger", false);
     card(out, String.format(Locale.ROOT, "%,d", summary.getLong("needs_review", 0L)),
@@ -110,7 +118,7 @@ final class HtmlReport {
     out.write("</div>\n");
 
     out.write("<h2>Where the problems are</h2><div class=\"charts\">");
-    out.write("<div class=\"chart\"><h3>Number of discrepancies by category</h3>");
+    out.write("<div class=\"chart\"><h3>Number of open discrepancies by category</h3>");
     List<Bar> countBars = new ArrayList<>();
     for (Category category : Category.values()) {
       long n = counts.getLong(category.name(), 0L);
@@ -118,8 +126,9 @@ final class HtmlReport {
     }
     out.write(barChart(countBars));
     out.write("</div>");
-    for (String currency : topCurrencies(values, 3)) {
-      out.write("<div class=\"chart\"><h3>Money at stake by category, " + esc(currency) + "</h3>");
+    for (String currency : topCurrencies(atStake, 3)) {
+      out.write("<div class=\"chart\"><h3>Money at stake by category, " + esc(currency)
+          + "</h3><p class=\"note\">A payment with discrepancies of two categories is in both bars.</p>");
       List<Bar> valueBars = new ArrayList<>();
       for (Category category : Category.values()) {
         long minor = values.getJsonObject(category.name(), new JsonObject()).getLong(currency, 0L);
@@ -132,19 +141,21 @@ final class HtmlReport {
 
     out.write("<h2>Act on these first</h2><p class=\"note\">Sorted by priority: the money at stake, how serious "
         + "the category is, and how old the item is. " + (total > ReportWriter.HTML_ROWS
-        ? String.format(Locale.ROOT, "The first %,d of %,d are shown; the JSON and CSV reports list all.", ReportWriter.HTML_ROWS, total)
-        : "") + "</p>\n");
+        ? String.format(Locale.ROOT, "The first %,d of %,d open are shown; the JSON and CSV reports list all.", ReportWriter.HTML_ROWS, total)
+        : "") + (resolved > 0 ? String.format(Locale.ROOT, " %,d resolved are not listed here; the JSON and CSV reports "
+        + "list them with their status.", resolved) : "") + "</p>\n");
     out.write("<table><thead><tr><th>#</th><th>Category</th><th>What to do</th><th class=\"num\">At stake</th>"
         + "<th class=\"num\">Ledger</th><th class=\"num\">Provider</th><th>Payment · settlement · reference</th>"
         + "<th>Match</th><th class=\"num\">Age (days)</th></tr></thead><tbody>\n");
-    ReconciliationStore.discrepancies(c, run.id(), ReportWriter.HTML_ROWS, d -> out.write(row(d, run)));
+    ReconciliationStore.discrepancies(c, run.id(), true, ReportWriter.HTML_ROWS, d -> out.write(row(d, run)));
     if (total == 0) {
-      out.write("<tr><td colspan=\"9\" class=\"muted\">No discrepancies: the ledger and the settlement file agree.</td></tr>");
+      out.write("<tr><td colspan=\"9\" class=\"muted\">" + (resolved > 0 ? "No open discrepancies: all are resolved."
+          : "No discrepancies: the ledger and the settlement file agree.") + "</td></tr>");
     }
     out.write("</tbody></table>\n");
 
     out.write("<h2>What the categories mean</h2><table class=\"legend\"><thead><tr><th>Category</th><th>Meaning</th>"
-        + "<th>What to do</th><th class=\"num\">Count</th></tr></thead><tbody>");
+        + "<th>What to do</th><th class=\"num\">Open</th></tr></thead><tbody>");
     for (Category category : Category.values()) {
       out.write("<tr><td>" + tag(category) + "</td><td>" + esc(LOOKS.get(category).meaning()) + "</td><td>"
           + esc(ACTIONS.get(category.remediation())
@@ -262,33 +273,22 @@ final class HtmlReport {
   }
 
   /** The currencies with the most money at stake, largest first (no exchange rates: each is charted alone). */
-  private static List<String> topCurrencies(JsonObject values, int limit) {
-    Map<String, Long> totals = new java.util.HashMap<>();
-    for (String category : values.fieldNames()) {
-      JsonObject byCurrency = values.getJsonObject(category);
-      for (String currency : byCurrency.fieldNames()) {
-        totals.merge(currency, byCurrency.getLong(currency), Long::sum);
-      }
-    }
-    return totals.entrySet().stream()
-        .sorted(Comparator.comparing((Map.Entry<String, Long> e) -> majorValue(e.getValue(), e.getKey())).reversed())
-        .limit(limit).map(Map.Entry::getKey).toList();
+  private static List<String> topCurrencies(JsonObject atStake, int limit) {
+    return atStake.fieldNames().stream()
+        .sorted(Comparator.comparing((String currency) -> majorValue(atStake.getLong(currency), currency)).reversed())
+        .limit(limit).toList();
   }
 
-  private static String stakeHeadline(JsonObject values) {
-    List<String> currencies = topCurrencies(values, 3);
-    if (currencies.isEmpty()) {
+  /**
+   * The money at stake in the three largest currencies. It is {@code value_at_stake}, never the sum
+   * of {@code value_by_category}, whose categories overlap (one payment can be two discrepancies).
+   */
+  private static String stakeHeadline(JsonObject atStake) {
+    List<String> parts = topCurrencies(atStake, 3).stream().map(currency -> money(atStake.getLong(currency), currency)).toList();
+    if (parts.isEmpty()) {
       return "none";
     }
-    List<String> parts = new ArrayList<>();
-    for (String currency : currencies) {
-      long sum = 0;
-      for (String category : values.fieldNames()) {
-        sum += values.getJsonObject(category).getLong(currency, 0L);
-      }
-      parts.add(money(sum, currency));
-    }
-    int more = topCurrencies(values, 100).size() - parts.size();
+    int more = atStake.size() - parts.size();
     return parts.stream().map(HtmlReport::esc).collect(java.util.stream.Collectors.joining("<br>"))
         + (more > 0 ? "<br><span class=\"muted\">and " + more + " more</span>" : "");
   }

@@ -179,7 +179,9 @@ public final class ReconcileCommand implements Callable<Integer> {
     }
     return "run " + runId + ": " + rows.getLong("reconciled") + " settlement rows, " + rows.getLong("matched") + " matched, "
         + rows.getLong("malformed") + " malformed; " + summary.getLong("total") + " discrepancies"
-        + (found.isEmpty() ? "" : " (" + String.join(", ", found) + ")");
+        + (found.isEmpty() ? "" : " (" + String.join(", ", found) + ")")
+        + (summary.getLong("resolved_earlier", 0L) > 0 ? ", of which " + summary.getLong("resolved_earlier")
+            + " resolved in an earlier run" : "");
   }
 
   /** An ISO-8601 instant, or a date (UTC): its start, or for an end bound the start of the next day. */

@@ -45,6 +45,12 @@ final class ReconciliationStore {
 
   /** The run's discrepancies by priority (1 first); {@code limit} 0 means all. Streams with a cursor. */
   static void discrepancies(Connection c, String runId, int limit, Sink<Discrepancy> sink) throws Exception {
+    discrepancies(c, runId, false, limit, sink);
+  }
+
+  /** The same, with {@code openOnly} leaving out the discrepancies resolved. */
+  static void discrepancies(Connection c, String runId, boolean openOnly, int limit, Sink<Discrepancy> sink)
+      throws Exception {
     boolean autoCommit = c.getAutoCommit();
     c.setAutoCommit(false);
     try (PreparedStatement s = c.prepareStatement("""
@@ -52,8 +58,8 @@ final class ReconciliationStore {
                settlement_id, settlement_line, provider_reference, provider_key, ledger_amount, ledger_currency,
                ledger_status, settlement_amount, settlement_currency, settlement_status, match_method, confidence,
                occurred_at, evidence::text, remediation
-        FROM idemgate.reconciliation_discrepancies WHERE run_id = ? ORDER BY priority"""
-        + (limit > 0 ? " LIMIT " + limit : ""))) {
+        FROM idemgate.reconciliation_discrepancies WHERE run_id = ?"""
+        + (openOnly ? " AND status = 'open'" : "") + " ORDER BY priority" + (limit > 0 ? " LIMIT " + limit : ""))) {
       s.setFetchSize(FETCH);
       s.setString(1, runId);
       try (ResultSet rs = s.executeQuery()) {
@@ -69,6 +75,59 @@ final class ReconciliationStore {
       c.commit();
       c.setAutoCommit(autoCommit);
     }
+  }
+
+  /**
+   * The run's figures as they stand now, for the report's {@code summary.open} and
+   * {@code summary.resolved}: the summary stored with the run counts every discrepancy found, and
+   * an operator may resolve some after the run.
+   *
+   * <p>{@code value_at_stake} is the money of the open discrepancies per currency, counting each
+   * payment and settlement row pair once: one pair can be two discrepancies (a declined payment
+   * settled for another amount is a STATUS_MISMATCH of the settled amount and an AMOUNT_MISMATCH of
+   * the difference; settled in another currency, a CURRENCY_MISMATCH of the ledger amount), and
+   * their values are the same money. The pair counts as its first discrepancy by priority. Distinct
+   * settlement rows of one payment (a duplicate settlement, a refund) are distinct money and each count.
+   * {@code value_by_category} keeps each category's own money, so its categories overlap.
+   */
+  static JsonObject currentFigures(Connection c, String runId) throws SQLException {
+    JsonObject byCategory = new JsonObject();
+    JsonObject valueByCategory = new JsonObject();
+    for (Category category : Category.values()) {
+      byCategory.put(category.name(), 0L);
+      valueByCategory.put(category.name(), new JsonObject());
+    }
+    JsonObject atStake = new JsonObject();
+    long open = 0;
+    long resolved = 0;
+    // PARTITION BY groups NULLs together: an orphan (no payment) is its own row's pair, and a missing
+    // settlement (no row) its own payment's.
+    try (PreparedStatement s = c.prepareStatement("""
+        SELECT status, category, value_currency, count(*), sum(value_minor), sum(value_minor) FILTER (WHERE nth = 1)
+        FROM (SELECT status, category, value_currency, value_minor,
+                     row_number() OVER (PARTITION BY status, payment_id, settlement_line ORDER BY priority, id) AS nth
+              FROM idemgate.reconciliation_discrepancies WHERE run_id = ?) d
+        GROUP BY 1, 2, 3""")) {
+      s.setString(1, runId);
+      try (ResultSet rs = s.executeQuery()) {
+        while (rs.next()) {
+          if (!"open".equals(rs.getString(1))) {
+            resolved += rs.getLong(4);
+            continue;
+          }
+          String category = rs.getString(2);
+          String currency = rs.getString(3);
+          open += rs.getLong(4);
+          byCategory.put(category, byCategory.getLong(category) + rs.getLong(4));
+          valueByCategory.getJsonObject(category).put(currency, rs.getLong(5));
+          if (rs.getObject(6) != null) {
+            atStake.put(currency, atStake.getLong(currency, 0L) + rs.getLong(6));
+          }
+        }
+      }
+    }
+    return new JsonObject().put("resolved", resolved).put("open", new JsonObject().put("total", open)
+        .put("by_category", byCategory).put("value_by_category", valueByCategory).put("value_at_stake", atStake));
   }
 
   /** The matches that were not certain, lowest confidence first (the ones most worth a look). */

@@ -38,7 +38,10 @@ public final class ReportWriter {
     out.write("{\"run\":");
     out.write(run.toJson().encode());
     out.write(",\n\"summary\":");
-    out.write(run.summary() == null ? "null" : run.summary().encode());
+    // The stored summary counts what the run found; open and resolved are read now, so that they
+    // count the resolutions made since.
+    out.write(run.summary() == null ? "null"
+        : run.summary().copy().mergeIn(ReconciliationStore.currentFigures(c, run.id())).encode());
     out.write(",\n\"discrepancies\":[");
     boolean[] first = {true};
     ReconciliationStore.discrepancies(c, run.id(), 0, d -> {

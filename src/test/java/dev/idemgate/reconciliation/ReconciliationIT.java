@@ -581,6 +581,69 @@ class ReconciliationIT {
   }
 
   @Test
+  @DisplayName("the report's open figures count a payment's money once when two discrepancies concern it, and leave "
+      + "out a discrepancy resolved after the run, which the JSON report still lists as resolved")
+  void openFiguresCountMoneyOnceAndLeaveOutResolved() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(6));
+      Instant settled = base.plus(Duration.ofHours(6));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder csv = new StringBuilder(HEADER);
+      for (int i = 0; i < 4; i++) {
+        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_ok" + i, base.plusSeconds(60L * i));
+        csv.append(row("s_ok" + i, p + "ch_ok" + i, null, m1, 1_000 + i, "EUR", "settled", settled));
+      }
+      // Declined here, settled there for less: STATUS_MISMATCH (EUR 195) and AMOUNT_MISMATCH (EUR 5), one EUR 195 at stake.
+      ledger.payment("m1", 20_000, "EUR", "declined", p + "ch_declined_less", base);
+      csv.append(row("s_declined_less", p + "ch_declined_less", null, m1, 19_500, "EUR", "settled", settled));
+      // Declined here, settled in dollars: STATUS_MISMATCH (USD 30) and CURRENCY_MISMATCH (EUR 30), one USD 30 at stake.
+      ledger.payment("m1", 3_000, "EUR", "declined", p + "ch_declined_usd", base);
+      csv.append(row("s_declined_usd", p + "ch_declined_usd", null, m1, 3_000, "USD", "settled", settled));
+      String paidTwice = ledger.payment("m1", 10_000, "EUR", "succeeded", p + "ch_dup", base);
+      csv.append(row("s_dup1", p + "ch_dup", null, m1, 10_000, "EUR", "settled", settled));
+      csv.append(row("s_dup2", p + "ch_dup", null, m1, 10_000, "EUR", "settled", settled.plus(Duration.ofHours(1))));
+      csv.append(row("s_orphan", p + "ch_orphan", null, m1, 5_000, "EUR", "settled", settled));
+
+      JsonObject found = reconcile(dir.resolve("overlap.csv"), csv.toString(), p);
+      JsonObject summary = found.getJsonObject("summary");
+      assertThat(summary.getLong("total")).as(found.getJsonArray("discrepancies").encode()).isEqualTo(6);
+
+      String runId = found.getJsonObject("run").getString("id");
+      JsonObject duplicate = found.getJsonArray("discrepancies").stream().map(JsonObject.class::cast)
+          .filter(d -> d.getString("category").equals("DUPLICATE_CHARGE")).findFirst().orElseThrow();
+      assertThat(duplicate.getString("payment_id")).isEqualTo(paidTwice);
+      try (Connection c = Jdbc.connect(TestGateway.pgUrl())) {
+        assertThat(ReconciliationStore.resolve(c, runId, duplicate.getLong("id"), "refunded R-1")).isTrue();
+        ReconciliationRun run = ReconciliationStore.run(c, runId).orElseThrow();
+        java.io.StringWriter json = new java.io.StringWriter();
+        ReportWriter.write(ReportFormat.JSON, c, run, json);
+        java.io.StringWriter html = new java.io.StringWriter();
+        ReportWriter.write(ReportFormat.HTML, c, run, html);
+
+        String page = html.toString();
+        // EUR 195 + 50 (orphan): the difference and the ledger's EUR 30 are the same money again, the duplicate is
+        // resolved. Not the sum of every category's money, the duplicate's included: EUR 100 + 195 + 5 + 30 + 50.
+        assertThat(page).contains("<div class=\"n stake\">EUR 245.00<br>USD 30.00</div>")
+            .contains("<div class=\"n\">5</div><div class=\"l\">discrepancies to look at (1 more resolved)</div>")
+            .doesNotContain("s_dup2", "EUR 100.00");
+
+        JsonObject after = new JsonObject(json.toString());
+        JsonObject open = after.getJsonObject("summary").getJsonObject("open");
+        assertThat(after.getJsonObject("summary").getLong("total")).isEqualTo(6);
+        assertThat(after.getJsonObject("summary").getLong("resolved")).isEqualTo(1);
+        assertThat(open.getLong("total")).isEqualTo(5);
+        assertThat(open.getJsonObject("by_category").getLong("DUPLICATE_CHARGE")).isZero();
+        assertThat(open.getJsonObject("value_at_stake").getMap())
+            .containsExactlyInAnyOrderEntriesOf(Map.of("EUR", 24_500, "USD", 3_000));
+        assertThat(after.getJsonArray("discrepancies").stream().map(JsonObject.class::cast)
+            .filter(d -> d.getLong("id").equals(duplicate.getLong("id"))).findFirst().orElseThrow().getString("status"))
+            .isEqualTo("resolved");
+      }
+    }
+  }
+
+  @Test
   @DisplayName("the Java and SQL reference normalisations agree")
   void referenceNormalisation() throws Exception {
     try (LedgerFixture ledger = new LedgerFixture();
