@@ -28,6 +28,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -192,13 +193,35 @@ public final class TwinDetector {
     return new ClaimGuard() {
       /** The anchor this request's check stored (it was the first), else null. Only this request's loop touches it. */
       private TwinVerdict.First first;
+      /**
+       * Counts the twin this request's check refused for the first time, run once the refusal is final
+       * ({@link #refusalSettled}), else null. Only this request's loop touches it.
+       */
+      private Runnable uncountedRefusal;
 
       @Override
       public Future<Optional<Object>> check(PaymentService.PayCommand cmd) {
-        return observe(cmd.merchantId(), cmd.key(), cmd.request(), headers).map(verdict -> {
+        uncountedRefusal = null;
+        // Under policy reject every Reject is returned as the refusal, so the caller settles it.
+        Consumer<Runnable> refusals = mayRefuse() ? count -> uncountedRefusal = count : Runnable::run;
+        return observe(cmd.merchantId(), cmd.key(), cmd.request(), headers, refusals).map(verdict -> {
           first = verdict instanceof TwinVerdict.First f ? f : null;
           return mayRefuse() && verdict instanceof TwinVerdict.Reject ? Optional.of(verdict) : Optional.empty();
         });
+      }
+
+      @Override
+      public void refusalSettled(PaymentService.PayCommand cmd, boolean refused) {
+        Runnable count = uncountedRefusal;
+        uncountedRefusal = null;
+        if (count == null) {
+          return; // the refusal of a key refused before: counted as a retry by the check
+        }
+        if (refused) {
+          count.run();
+        } else {
+          monitor.recordSameKey(); // the key is held: a retry of its own payment, no twin
+        }
       }
 
       @Override
@@ -251,10 +274,20 @@ public final class TwinDetector {
   }
 
   /**
-   * Checks one validated payment. The future always succeeds; {@link TwinVerdict.Reject} is the only
-   * verdict that should stop the request.
+   * Checks one validated payment, and counts it at once. The future always succeeds;
+   * {@link TwinVerdict.Reject} is the only verdict that should stop the request.
    */
   public Future<TwinVerdict> observe(String merchantId, IdempotencyKey key, PaymentRequest request, MultiMap headers) {
+    return observe(merchantId, key, request, headers, Runnable::run);
+  }
+
+  /**
+   * @param refusals takes the counting of a twin refused for the first time, to run it once the
+   *     refusal is final: the caller may yet find the key held, a retry and no twin
+   *     ({@link ClaimGuard#refusalSettled}). Every other verdict is counted here.
+   */
+  private Future<TwinVerdict> observe(String merchantId, IdempotencyKey key, PaymentRequest request, MultiMap headers,
+      Consumer<Runnable> refusals) {
     if (policy == DuplicatePayloadPolicy.OFF) {
       return Future.succeededFuture(UNOBSERVED);
     }
@@ -280,7 +313,7 @@ public final class TwinDetector {
             monitor.recordSameKey();
             return Future.succeededFuture(SAME_KEY);
           }
-          return twin(merchantId, fingerprint, keyHash, original, request, client, intended(headers), now);
+          return twin(merchantId, fingerprint, keyHash, original, request, client, intended(headers), now, refusals);
         })
         .otherwise(failure -> {
           log.debug("twin check skipped: {}", failure.toString());
@@ -290,7 +323,7 @@ public final class TwinDetector {
   }
 
   private Future<TwinVerdict> twin(String merchantId, String fingerprint, String keyHash, TwinVerdict.Twin original,
-      PaymentRequest request, String client, boolean intended, long now) {
+      PaymentRequest request, String client, boolean intended, long now, Consumer<Runnable> refusals) {
     String mark = intended ? "i" : policy == DuplicatePayloadPolicy.REJECT ? "r" : "a";
     return script(TWIN_SHA, TWIN_SCRIPT, List.of(twinKeysKey(merchantId, fingerprint)), keyHash, mark,
         String.valueOf(windowMs), String.valueOf(MAX_KEYS_PER_FINGERPRINT))
@@ -307,10 +340,12 @@ public final class TwinDetector {
                   : Future.succeededFuture(v))
               : Future.succeededFuture(new TwinVerdict.Allowed(original, verdictMark.equals("i")));
           return verdict.onSuccess(v -> {
-            if (firstTime) {
-              monitor.recordTwin(merchantId, client, keyHash, v, now);
-            } else {
+            if (!firstTime) {
               monitor.recordSameKey();
+            } else if (v instanceof TwinVerdict.Reject) {
+              refusals.accept(() -> monitor.recordTwin(merchantId, client, keyHash, v, now));
+            } else {
+              monitor.recordTwin(merchantId, client, keyHash, v, now);
             }
           });
         });

@@ -30,6 +30,15 @@ public interface ClaimGuard {
   }
 
   /**
+   * What became of the refusal {@link #check} gave: {@code refused} when the payment was refused with
+   * it (also when the store could not say whether the key is held: the request was not let through),
+   * false when PostgreSQL holds the key, so the request is a retry of that key's payment, no new
+   * payment, and goes on to the claim. A guard that counts its refusals counts them here, once final,
+   * never in {@link #check}. Called once per refusal, before the answer; must not fail.
+   */
+  default void refusalSettled(PaymentService.PayCommand cmd, boolean refused) {}
+
+  /**
    * The payment this guard checked was neither claimed nor charged under its key (the key holds
    * another payment, or the provider refused it and the key was released). Best effort.
    */

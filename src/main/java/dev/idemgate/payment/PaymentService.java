@@ -214,7 +214,7 @@ public final class PaymentService {
         return claimInStore(cmd, redisClaim).compose(outcome -> observed.compose(ignored -> told(guard, cmd, outcome)));
       }
       return guard.check(cmd).compose(refusal -> refusal.isPresent()
-          ? refuseUnlessHeld(cmd, redisClaim, refusal.get())
+          ? refuseUnlessHeld(cmd, redisClaim, guard, refusal.get())
           : claimInStore(cmd, redisClaim).compose(outcome -> told(guard, cmd, outcome)));
     });
   }
@@ -235,10 +235,13 @@ public final class PaymentService {
    * lost the key, and for a pending payment it only points to PostgreSQL. So a key PostgreSQL
    * holds is a retry and goes on to the claim, which answers with what that key's payment is (the
    * claim never takes a key that is held). The lookup costs nothing on the common path: it runs for
-   * refusals only.
+   * refusals only. Only its answer makes the refusal final, so only then does the guard hear what
+   * became of it ({@link ClaimGuard#refusalSettled}): a held key's retry is no refused payment.
    */
-  private Future<PayOutcome> refuseUnlessHeld(PayCommand cmd, String redisClaim, Object refusal) {
-    return metrics.timeStore("held", () -> store.holds(cmd.merchantId(), cmd.key())).compose(held -> held
+  private Future<PayOutcome> refuseUnlessHeld(PayCommand cmd, String redisClaim, ClaimGuard guard, Object refusal) {
+    Future<Boolean> held = metrics.timeStore("held", () -> store.holds(cmd.merchantId(), cmd.key()));
+    held.onComplete(lookup -> guard.refusalSettled(cmd, lookup.failed() || !lookup.result()));
+    return held.compose(isHeld -> isHeld
             ? claimInStore(cmd, redisClaim)
             : releaseRedis(cmd, redisClaim).compose(v -> gate.keyFreed(cmd.merchantId(), cmd.key()))
                 .map(v -> (PayOutcome) new PayOutcome.Refused(refusal)))

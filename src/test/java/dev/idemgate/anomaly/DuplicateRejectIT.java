@@ -16,6 +16,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
+import java.util.UUID;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
@@ -124,19 +125,24 @@ class DuplicateRejectIT {
   }
 
   @Test
-  @DisplayName("the retry of a paid key is replayed, not refused, when Redis lost the key and a later payment of the "
-      + "same payload holds the twin slot")
+  @DisplayName("the retry of a paid key is replayed, not refused nor counted as a twin against its client, when Redis "
+      + "lost the key and a later payment of the same payload holds the twin slot; a twin refused after it still counts")
   void retryOfAHeldKeyIsNeverRefused() {
     try (TestGateway shortWindow = TestGateway.start(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "reject",
-        "IDEMGATE_DUPLICATE_WINDOW", "1s"))) {
+        "IDEMGATE_DUPLICATE_WINDOW", "2s"))) {
       JsonObject body = Orders.payment(2700, "tok_visa");
       String k1 = Http.newKey();
       String k2 = Http.newKey();
-      Reply first = pay(shortWindow, k1, body.encode(), Map.of());
+      String client = "shop-" + UUID.randomUUID();
+      Map<String, String> headers = Map.of("X-Client-Id", client);
+      Reply first = pay(shortWindow, k1, body.encode(), headers);
       assertThat(first.status()).isEqualTo(201);
-      Waits.sleep(1_500);
-      assertThat(pay(shortWindow, k2, body.encode(), Map.of()).status())
+      Waits.sleep(2_300);
+      assertThat(pay(shortWindow, k2, body.encode(), headers).status())
           .as("past the window the same payload is a new payment, the slot's new original").isEqualTo(201);
+      String k3 = Http.newKey();
+      assertThat(pay(shortWindow, k3, body.encode(), headers).status()).as("a twin of k2").isEqualTo(409);
+      assertThat(pay(shortWindow, k3, body.encode(), headers).status()).as("its retry, not counted again").isEqualTo(409);
       // Redis loses k1 (a restart, an eviction): only PostgreSQL still knows it.
       Http.await(redis.send(Request.cmd(Command.DEL).arg(RedisGate.redisKey(TestGateway.MERCHANT_A, new IdempotencyKey(k1)))));
 
@@ -146,12 +152,38 @@ class DuplicateRejectIT {
       List<String> fields = new ArrayList<>(body.fieldNames());
       Collections.reverse(fields);
       fields.forEach(field -> reordered.put(field, body.getValue(field)));
-      Reply retry = pay(shortWindow, k1, reordered.encode(), Map.of());
+      Reply retry = pay(shortWindow, k1, reordered.encode(), headers);
       assertThat(retry.status()).isEqualTo(201);
       assertThat(retry.header("Idempotent-Replayed")).isEqualTo("true");
       assertThat(retry.json().getString("id")).isEqualTo(first.json().getString("id"));
       assertThat(charges(shortWindow, k1)).isEqualTo(1);
+      // The check judged the retry a twin of k2 before PostgreSQL said k1 is held: it was no twin, so
+      // neither the client's figures nor the recent pairs show it. Only k3, refused for good, counts.
+      JsonObject view = anomalies(shortWindow);
+      assertThat(standing(view, client).getLong("payments")).as("k1, k2 and k3; the retry is no new payment").isEqualTo(3);
+      assertThat(standing(view, client).getLong("twins")).isEqualTo(1);
+      assertThat(pairsOf(view, client)).singleElement().satisfies(pair -> {
+        assertThat(pair.getString("key_hash")).isEqualTo(PaymentTwins.keyHash(TestGateway.MERCHANT_A, new IdempotencyKey(k3)));
+        assertThat(pair.getString("outcome")).isEqualTo("rejected");
+      });
     }
+  }
+
+  private static JsonObject anomalies(TestGateway at) {
+    Reply reply = http.get(at.managementPort(), "/admin/anomalies?merchant=" + TestGateway.MERCHANT_A + "&limit=200",
+        TestGateway.ADMIN_TOKEN);
+    assertThat(reply.status()).isEqualTo(200);
+    return reply.json();
+  }
+
+  private static JsonObject standing(JsonObject view, String client) {
+    return view.getJsonArray("clients").stream().map(JsonObject.class::cast)
+        .filter(s -> s.getString("client").equals(client)).findFirst().orElseThrow();
+  }
+
+  private static List<JsonObject> pairsOf(JsonObject view, String client) {
+    return view.getJsonArray("recent_twins").stream().map(JsonObject.class::cast)
+        .filter(pair -> pair.getString("client").equals(client)).toList();
   }
 
   @Test
