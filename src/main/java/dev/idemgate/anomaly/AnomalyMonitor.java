@@ -16,7 +16,6 @@ import java.time.Instant;
 import java.util.ArrayDeque;
 import java.util.Deque;
 import java.util.HashMap;
-import java.util.List;
 import java.util.Map;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -227,19 +226,13 @@ public final class AnomalyMonitor implements Shareable {
     }
   }
 
-  /** The admin view: flagged clients, every tracked client's standing, and recent twin pairs. */
+  /** The admin view: flagged clients, the first {@code limit} clients by standing, and recent twin pairs. */
   public JsonObject view(String merchant, int limit) {
+    TwinRateJudge.Shown shown = judge.shown(merchant, limit);
     JsonArray flagged = new JsonArray();
+    shown.flagged().forEach(s -> flagged.add(standing(s)));
     JsonArray clients = new JsonArray();
-    List<TwinRateJudge.ClientStanding> standings = judge.standings(merchant);
-    for (TwinRateJudge.ClientStanding s : standings) {
-      if (s.flagged()) {
-        flagged.add(standing(s));
-      }
-      if (clients.size() < limit) {
-        clients.add(standing(s));
-      }
-    }
+    shown.clients().forEach(s -> clients.add(standing(s)));
     JsonArray twins = new JsonArray();
     synchronized (recent) {
       for (TwinPair pair : recent) {

@@ -5,6 +5,7 @@ import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.PriorityQueue;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -72,6 +73,15 @@ public final class TwinRateJudge {
   }
 
   private static final Change NONE = new Change.None();
+  /** The order of {@link #standings}: flagged first, then the most evidence first. */
+  private static final Comparator<ClientStanding> ORDER =
+      Comparator.comparing((ClientStanding s) -> !s.flagged()).thenComparing(s -> -s.evidence());
+
+  /** A standing and when {@link #shown} met it, ties going to the one met first. */
+  private record Ranked(ClientStanding standing, long met) {}
+
+  private static final Comparator<Ranked> RANKED =
+      Comparator.comparing(Ranked::standing, ORDER).thenComparingLong(Ranked::met);
 
   private final Settings settings;
   private final double clientDecay;
@@ -157,8 +167,55 @@ public final class TwinRateJudge {
         }
       }
     });
-    out.sort(Comparator.comparing((ClientStanding s) -> !s.flagged()).thenComparing(s -> -s.evidence()));
+    out.sort(ORDER);
     return out;
+  }
+
+  /**
+   * What the admin view shows of {@link #standings}: every flagged client, and the first {@code limit}
+   * clients.
+   */
+  public record Shown(List<ClientStanding> flagged, List<ClientStanding> clients) {}
+
+  /**
+   * The lists the admin view takes from {@link #standings}, the same, without building and sorting a
+   * standing for every client of every merchant (up to 1 000 per merchant): the flagged clients are
+   * all shown, so they are sorted; of the others only the best {@code limit} met so far are kept, in a
+   * bounded heap. O(clients × log limit) time, O(flagged + limit) memory.
+   */
+  public Shown shown(String merchant, int limit) {
+    int rows = Math.max(0, limit);
+    List<ClientStanding> flagged = new ArrayList<>();
+    // The worst kept at the head. Each carries when it was met: standings' sort is stable, so of two
+    // clients with equal evidence (every quiet client has 0) the one met first comes first.
+    PriorityQueue<Ranked> best = new PriorityQueue<>(Math.max(1, rows), RANKED.reversed());
+    long[] met = {0};
+    merchants.forEach((id, m) -> {
+      if (merchant == null || merchant.equals(id)) {
+        synchronized (m) {
+          for (ClientState c : m.clients.values()) {
+            long order = met[0]++;
+            if (c.flagged) {
+              flagged.add(standing(id, c));
+            } else if (best.size() < rows) {
+              best.add(new Ranked(standing(id, c), order));
+            } else if (rows > 0 && Double.compare(-c.evidence, -best.peek().standing().evidence()) < 0) {
+              // Only more evidence displaces the worst kept: on a tie, the one met earlier stays first.
+              best.poll();
+              best.add(new Ranked(standing(id, c), order));
+            }
+          }
+        }
+      }
+    });
+    flagged.sort(ORDER);
+    List<Ranked> others = new ArrayList<>(best);
+    others.sort(RANKED);
+    List<ClientStanding> clients = new ArrayList<>(flagged.subList(0, Math.min(rows, flagged.size())));
+    for (int i = 0; i < others.size() && clients.size() < rows; i++) {
+      clients.add(others.get(i).standing());
+    }
+    return new Shown(flagged, clients);
   }
 
   private static ClientStanding standing(String merchant, ClientState c) {
