@@ -73,11 +73,15 @@ class DockerfileTest {
   }
 
   @Test
-  @DisplayName("java is PID 1 with container-aware memory flags and exits on OutOfMemoryError")
+  @DisplayName("java is PID 1 with container-aware memory flags, bounded direct memory, and exits on OutOfMemoryError")
   void containerJvmFlags() {
     assertThat(Checks.containerJvm(image)).isEmpty();
     assertThat(Checks.containerJvm(Dockerfile.parse("FROM a:1\nENTRYPOINT java -Xmx1g -jar /app/idemgate.jar\n")))
         .as("shell form and a fixed heap").hasSizeGreaterThanOrEqualTo(2);
+    assertThat(Checks.containerJvm(Dockerfile.parse("FROM a:1\nENTRYPOINT [\"java\", \"-XX:MaxRAMPercentage=60.0\", "
+        + "\"-XX:+ExitOnOutOfMemoryError\", \"-jar\", \"/app/idemgate.jar\"]\n")))
+        .as("direct memory unbounded").containsExactly(
+            "no -XX:MaxDirectMemorySize: direct buffers may grow as large as the heap, past the container's limit");
   }
 
   @Test
@@ -189,6 +193,9 @@ class DockerfileTest {
       }
       if (!all.contains("-XX:+ExitOnOutOfMemoryError")) {
         problems.add("no -XX:+ExitOnOutOfMemoryError");
+      }
+      if (!all.contains("-XX:MaxDirectMemorySize=")) {
+        problems.add("no -XX:MaxDirectMemorySize: direct buffers may grow as large as the heap, past the container's limit");
       }
       if (all.contains("-Xmx")) {
         problems.add("a fixed -Xmx ignores the container's memory limit");
