@@ -102,10 +102,12 @@ public final class HttpProvider implements PaymentProvider {
   private final CircuitBreaker chargeBreaker;
   private final CircuitBreaker inquiryBreaker;
   /**
-   * Requests holding one of the pool's connections. Touched on the provider verticle's event loop
-   * only (the client's callbacks run on the context that made it).
+   * Requests holding one of the pool's connections. Written on the provider verticle's event loop
+   * only (the client's callbacks run on the context that made it); volatile for the metrics scrape.
    */
-  private int holdingConnections;
+  private volatile int holdingConnections;
+  /** Calls not sent because every connection stayed busy past the connect timeout; read by the scrape. */
+  private final java.util.concurrent.atomic.AtomicLong poolFullRefusals = new java.util.concurrent.atomic.AtomicLong();
 
   /** Settings of the circuit breaker: trouble counted within a rolling window, and how long it stays open. */
   public record BreakerSettings(int maxFailures, Duration resetTimeout, Duration failuresWindow) {
@@ -262,16 +264,33 @@ public final class HttpProvider implements PaymentProvider {
         // Every connection busy with other calls is this pod's load, not the acquirer's trouble:
         // counted, it would open the circuit and refuse every charge of a busy pod.
         boolean poolFull = holdingConnections >= maxConnections;
+        if (poolFull) {
+          poolFullRefusals.incrementAndGet();
+        }
         return Future.succeededFuture(new Answer(new ProviderOutcome.NotAttempted((poolFull
             ? "every connection to the acquirer busy: " : "no connection to the acquirer: ")
             + connected.cause().getClass().getSimpleName()), !poolFull));
       }
       HttpClientRequest request = connected.result();
-      holdingConnections++;
+      holdingConnections = holdingConnections + 1; // single writer: the provider's event loop
       Future<Answer> answer = send(request, body, maySend, startedAt, mapping);
-      answer.onComplete(done -> holdingConnections--);
+      answer.onComplete(done -> holdingConnections = holdingConnections - 1);
       return answer;
     });
+  }
+
+  /** Connections to the acquirer in use by a charge or an inquiry, of {@link #maxConnections()}. */
+  public int busyConnections() {
+    return holdingConnections;
+  }
+
+  public int maxConnections() {
+    return maxConnections;
+  }
+
+  /** Charges and inquiries not sent so far because every connection stayed busy (answered not attempted). */
+  public long poolFullRefusals() {
+    return poolFullRefusals.get();
   }
 
   /** Sends a request that holds a connection, and reads its answer; never fails. */

@@ -1,7 +1,9 @@
 package dev.idemgate.provider;
 
 import dev.idemgate.config.GatewayConfig;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.vertx.circuitbreaker.CircuitBreakerState;
 import io.vertx.core.Future;
@@ -9,6 +11,7 @@ import io.vertx.core.VerticleBase;
 import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.MessageConsumer;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -31,6 +34,7 @@ public final class ProviderVerticle extends VerticleBase {
   private final MeterRegistry registry;
   private PaymentProvider provider;
   private Gauge circuitOpen;
+  private List<Meter> poolMeters = List.of();
 
   public ProviderVerticle(GatewayConfig config, MeterRegistry registry) {
     this.config = config;
@@ -54,6 +58,16 @@ public final class ProviderVerticle extends VerticleBase {
           .description("1 while the http connector's circuit breaker is open: charges are answered "
               + "not-attempted (502) without calling the acquirer; else 0 (half-open too: the next charge is tried)")
           .register(registry);
+      // The pod's own limit on the acquirer (provider_max_connections): busy near the limit, or any
+      // refusal, means charges queue on this pod, not at the acquirer.
+      poolMeters = List.of(
+          Gauge.builder("idemgate.provider.connections.busy", http, HttpProvider::busyConnections)
+              .description("connections to the acquirer in use by a charge or an inquiry").register(registry),
+          Gauge.builder("idemgate.provider.connections.max", http, HttpProvider::maxConnections)
+              .description("provider_max_connections: connections to the acquirer this instance may open").register(registry),
+          FunctionCounter.builder("idemgate.provider.pool.full", http, HttpProvider::poolFullRefusals)
+              .description("charges and inquiries not sent because every connection to the acquirer stayed busy "
+                  + "past the connect timeout (a charge is answered 502, nothing charged)").register(registry));
     }
     MessageConsumer<ChargeRequest> charges = vertx.eventBus().consumer(CHARGE, this::charge);
     MessageConsumer<String> inquiries = vertx.eventBus().consumer(INQUIRE, this::inquire);
@@ -66,6 +80,7 @@ public final class ProviderVerticle extends VerticleBase {
     if (circuitOpen != null) {
       registry.remove(circuitOpen);
     }
+    poolMeters.forEach(registry::remove);
     return provider instanceof HttpProvider http ? http.close() : Future.succeededFuture();
   }
 

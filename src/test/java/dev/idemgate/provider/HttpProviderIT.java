@@ -1,5 +1,6 @@
 package dev.idemgate.provider;
 
+import static dev.idemgate.support.Waits.eventually;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.idemgate.support.FaultProxy;
@@ -305,14 +306,18 @@ class HttpProviderIT {
         for (int i = 0; i < 12; i++) {
           charges.add(pool.charge(charge("tok_visa")));
         }
+        eventually(Duration.ofSeconds(1), () -> pool.busyConnections() == connections, "every connection busy");
         Http.await(Future.join(charges));
+        assertThat(pool.busyConnections()).as("all given back").isZero();
         long succeeded = charges.stream().filter(f -> f.result() instanceof ProviderOutcome.Succeeded).count();
         long notAttempted = charges.stream().filter(f -> f.result() instanceof ProviderOutcome.NotAttempted).count();
         if (connections == 12) {
           assertThat(succeeded).as("12 connections").isEqualTo(12);
+          assertThat(pool.poolFullRefusals()).isZero();
         } else {
           // 3 at a time for 1 s each: the fourth wave would start after 3 s, past the 2 s connect timeout.
           assertThat(notAttempted).as("3 connections").isGreaterThanOrEqualTo(3);
+          assertThat(pool.poolFullRefusals()).as("counted as the pool's refusals").isEqualTo(notAttempted);
           assertThat(succeeded + notAttempted).isEqualTo(12);
           // Waiting for one of the pod's own connections is its load, not the acquirer's trouble:
           // counted (5 failures open the default breaker), every later charge would be refused.

@@ -49,4 +49,13 @@ class ProviderCircuitIT extends ProviderFaultFixture {
     assertThat(acquirerLog(key).getJsonArray("charges")).hasSize(1);
     check().assertValid();
   }
+
+  @Test
+  @DisplayName("the connections to the acquirer are in the metrics: the limit, those busy and the calls the full pool refused")
+  void poolMeters() {
+    String metrics = http.get(gateway.managementPort(), "/metrics", null).body();
+    assertThat(Scrape.value(metrics, "idemgate_provider_connections_max")).hasValue(256);
+    assertThat(Scrape.value(metrics, "idemgate_provider_connections_busy")).hasValue(0);
+    assertThat(Scrape.value(metrics, "idemgate_provider_pool_full_total")).hasValue(0);
+  }
 }
