@@ -194,12 +194,19 @@ public final class HttpProvider implements PaymentProvider {
   public Future<ProviderOutcome> inquire(String providerKey) {
     RequestOptions options = requestOptions(HttpMethod.GET,
         "/charges?idempotency_key=" + URLEncoder.encode(providerKey, StandardCharsets.UTF_8));
-    return guarded(inquiryBreaker, () -> exchange(options, null, () -> true, (status, body) -> mapInquiry(status, body, providerKey))
-            .map(answer -> answer.outcome() instanceof ProviderOutcome.NotAttempted && answer.trouble()
-                // The inquiry itself did not happen: that says nothing about the charge.
-                ? new Answer(new ProviderOutcome.Unknown("inquiry not sent"), true)
-                : answer),
-        new ProviderOutcome.Unknown("provider circuit open; inquiry not sent"));
+    return guarded(inquiryBreaker, () -> {
+      // Only the acquirer's own answer ("requests": 0) may say that it never saw the charge. A
+      // "not attempted" from the connection (refused, or every connection of this pod busy) means
+      // the inquiry was not sent, which says nothing about the charge: read as "never seen", it
+      // would free the key, and the client's retry would charge the card again.
+      boolean[] answered = {false};
+      return exchange(options, null, () -> true, (status, body) -> {
+        answered[0] = true;
+        return mapInquiry(status, body, providerKey);
+      }).map(answer -> answer.outcome() instanceof ProviderOutcome.NotAttempted notSent && !answered[0]
+          ? new Answer(new ProviderOutcome.Unknown("inquiry not sent: " + notSent.reason()), answer.trouble())
+          : answer);
+    }, new ProviderOutcome.Unknown("provider circuit open; inquiry not sent"));
   }
 
   /** Stops the client; calls still in flight fail, and are read as {@link ProviderOutcome.Unknown}. */

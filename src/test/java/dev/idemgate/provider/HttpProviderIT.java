@@ -329,6 +329,29 @@ class HttpProviderIT {
     }
   }
 
+  @Test
+  @DisplayName("an inquiry that could not be sent because every connection stayed busy is an unknown outcome, "
+      + "never the acquirer's \"never seen\" (which would free the key for a second charge)")
+  void inquiryNotSentIsUnknown() {
+    AcquirerServer slow = new AcquirerServer(0, 1_000, SLOW_MS, false);
+    Http.await(vertx.deployVerticle(slow));
+    HttpProvider pool = new HttpProvider(vertx, "http://127.0.0.1:" + slow.actualPort(), Duration.ofSeconds(5), 1,
+        HttpProvider.BreakerSettings.DEFAULT);
+    try {
+      List<Future<ProviderOutcome>> charges = new ArrayList<>();
+      for (int i = 0; i < 4; i++) {
+        charges.add(pool.charge(charge("tok_visa")));
+      }
+      // The one connection is busy for 4 s; the inquiry waits past the 2 s connect timeout.
+      ProviderOutcome inquiry = Http.await(pool.inquire("never-charged-" + Http.newKey()));
+      assertThat(inquiry).isInstanceOf(ProviderOutcome.Unknown.class);
+      assertThat(pool.poolFullRefusals()).isPositive();
+      Http.await(Future.join(charges));
+    } finally {
+      Http.await(pool.close());
+    }
+  }
+
   /** A server that answers charges and inquiries as told, counting the inquiries it got. */
   private static final class ScriptedAcquirer {
     final java.util.concurrent.atomic.AtomicInteger inquiries = new java.util.concurrent.atomic.AtomicInteger();
