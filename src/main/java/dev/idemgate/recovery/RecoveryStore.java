@@ -48,9 +48,10 @@ final class RecoveryStore {
                 k.amount, k.currency, k.merchant_reference, k.created_at, k.inquiry_attempts""";
 
   /**
-   * Takes one PENDING record by payment id for an operator's verdict. Its epoch is bumped, so a
-   * recovery pass asking about it at the same moment is fenced out of writing its own outcome. The
-   * {@code state} predicate lets the planner find it through the pending records' partial index.
+   * Takes one PENDING record of this gateway's provider by payment id for an operator's verdict,
+   * if it was claimed at least {@code $3} ms ago. Its epoch is bumped, so a recovery pass asking
+   * about it at the same moment is fenced out of writing its own outcome. The {@code state}
+   * predicate lets the planner find it through the pending records' partial index.
    */
   static final String TAKE_PENDING = """
       UPDATE idemgate.idempotency_keys k
@@ -58,9 +59,14 @@ final class RecoveryStore {
           lease_expires_at = now() + $2 * interval '1 millisecond',
           next_inquiry_at = now() + $2 * interval '1 millisecond',
           updated_at = now()
-      WHERE k.state = 'PENDING' AND k.payment_id = $1
+      WHERE k.state = 'PENDING' AND k.payment_id = $1 AND k.created_at <= now() - $3 * interval '1 millisecond'
+        AND (k.provider_id = ANY($4) OR k.provider_id IS NULL)
       RETURNING k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.epoch, k.payment_id, k.provider_key,
                 k.amount, k.currency, k.merchant_reference, k.created_at, k.inquiry_attempts""";
+
+  static final String PENDING_SINCE = """
+      SELECT created_at FROM idemgate.idempotency_keys
+      WHERE state = 'PENDING' AND payment_id = $1 AND (provider_id = ANY($2) OR provider_id IS NULL)""";
 
   private static final String RESCHEDULE = """
       UPDATE idemgate.idempotency_keys SET next_inquiry_at = now() + $4 * interval '1 millisecond', updated_at = now()
@@ -142,10 +148,20 @@ final class RecoveryStore {
     });
   }
 
-  /** Takes the PENDING record of payment {@code paymentId} (held for {@code hold}); null if there is none. */
-  Future<DueRecord> takePending(String paymentId, Duration hold) {
-    return run("take pending", TAKE_PENDING, Tuple.of(paymentId, hold.toMillis()))
+  /**
+   * Takes the PENDING record of payment {@code paymentId} (held for {@code hold}) if it was claimed
+   * at least {@code minAge} ago; null if there is none.
+   */
+  Future<DueRecord> takePending(String paymentId, Duration minAge, Duration hold) {
+    return run("take pending", TAKE_PENDING, Tuple.of(paymentId, hold.toMillis(), minAge.toMillis(), providerIds))
         .map(rows -> rows.size() == 0 ? null : dueRecord(rows.iterator().next()));
+  }
+
+  /** When the PENDING record of payment {@code paymentId} was claimed; null if there is none. */
+  Future<Instant> pendingSince(String paymentId) {
+    // Built by hand: Tuple.of(id, array) would spread the array as further parameters.
+    return run("pending since", PENDING_SINCE, Tuple.tuple().addString(paymentId).addArrayOfString(providerIds))
+        .map(rows -> rows.size() == 0 ? null : rows.iterator().next().getOffsetDateTime("created_at").toInstant());
   }
 
   private static DueRecord dueRecord(Row row) {
@@ -159,9 +175,11 @@ final class RecoveryStore {
   /**
    * Sets the next inquiry of a record still pending; fenced on the epoch recovery holds and the
    * payment id (an epoch alone repeats once a released key is claimed anew, IdempotencyStore#RELEASE).
+   * False when fenced out (an operator or another pass took the record meanwhile).
    */
-  Future<Void> reschedule(DueRecord r, Duration delay) {
-    return run("reschedule", RESCHEDULE, Tuple.of(r.merchantId(), r.key().value(), r.epoch(), delay.toMillis(), r.paymentId())).mapEmpty();
+  Future<Boolean> reschedule(DueRecord r, Duration delay) {
+    return run("reschedule", RESCHEDULE, Tuple.of(r.merchantId(), r.key().value(), r.epoch(), delay.toMillis(), r.paymentId()))
+        .map(rows -> rows.rowCount() == 1);
   }
 
   /** Releases a record the provider never saw; true if this epoch and payment id still owned it. */

@@ -108,45 +108,67 @@ public final class RecoveryVerticle extends VerticleBase {
 
   /**
    * An operator's verdict on a pending payment, from the acquirer's own records. It takes the
-   * record over like a recovery pass (fencing out one in flight), then completes or releases it
-   * exactly as recovery would. A release is refused while a late charge could still land.
+   * record over like a recovery pass (fencing out one in flight, whose answer is then lost), asks
+   * the acquirer once more, and completes the record with the acquirer's answer if it has one,
+   * else with the verdict, exactly as recovery would. Freeing the key ({@code not_charged}) is
+   * refused while a late charge could still land.
    */
   private void resolveByOperator(Message<JsonObject> message) {
     JsonObject verdict = message.body();
+    String paymentId = verdict.getString("payment_id");
     String outcome = verdict.getString("outcome");
-    recovery.takePending(verdict.getString("payment_id"), config.providerTimeout().plusSeconds(5)).compose(r -> {
-      if (r == null) {
-        return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 404, "no pending payment with this id"));
+    Duration minAge = outcome.equals("not_charged") ? config.lateChargeWindow() : Duration.ZERO;
+    recovery.takePending(paymentId, minAge, config.providerTimeout().plusSeconds(5)).compose(r -> r != null
+            ? provider.inquire(r.providerKey()).compose(answer -> settle(r, outcome, verdict, answer))
+            : recovery.pendingSince(paymentId).compose(claimed -> Future.failedFuture(claimed == null
+                ? new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 404, "no pending payment with this id for this provider")
+                : new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409, "a charge sent for this payment could still "
+                    + "reach the acquirer until " + claimed.plus(config.lateChargeWindow())))))
+        .onSuccess(message::reply)
+        .onFailure(failure -> {
+          if (failure instanceof ReplyException known) {
+            message.fail(known.failureCode(), known.getMessage());
+          } else {
+            log.warn("an operator's verdict on payment {} failed: {}", paymentId, failure.toString());
+            message.fail(503, "store unavailable");
+          }
+        });
+  }
+
+  /** Settles a record the operator's verdict took: by the acquirer's answer if it has one, else by the verdict. */
+  private Future<JsonObject> settle(DueRecord r, String outcome, JsonObject verdict, ProviderOutcome answer) {
+    Future<Action> done;
+    String settledAs;
+    if (answer instanceof ProviderOutcome.Succeeded s) {
+      settledAs = "succeeded";
+      done = complete(r, 201, settledAs, s.providerReference(), null);
+    } else if (answer instanceof ProviderOutcome.Declined d) {
+      settledAs = "declined";
+      done = complete(r, 402, settledAs, d.providerReference(), d.declineCode());
+    } else if (outcome.equals("not_charged")) {
+      settledAs = outcome;
+      done = release(r, "an operator says the acquirer never charged it");
+    } else {
+      settledAs = outcome;
+      boolean succeeded = outcome.equals("succeeded");
+      done = complete(r, succeeded ? 201 : 402, outcome, verdict.getString("provider_reference"),
+          succeeded ? null : verdict.getString("decline_code", "declined"));
+    }
+    return done.compose(action -> {
+      if (action == Action.FENCED) {
+        return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409,
+            "the payment changed while it was being settled; look at /admin/pending again"));
       }
-      Future<Action> done;
-      if (outcome.equals("not_charged")) {
-        if (!lateChargeImpossible(r)) {
-          // Its epoch is bumped already; recovery takes it again once its hold ends.
-          return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409,
-              "a charge sent for this payment could still reach the acquirer until " + lateChargeEnds(r)));
-        }
-        done = release(r, "an operator says the acquirer never charged it");
-      } else {
-        boolean succeeded = outcome.equals("succeeded");
-        done = complete(r, succeeded ? 201 : 402, outcome, verdict.getString("provider_reference"),
-            succeeded ? null : verdict.getString("decline_code", "declined"));
+      count(action == Action.RELEASED ? Action.OPERATOR_RELEASED : Action.OPERATOR_COMPLETED);
+      if (!settledAs.equals(outcome)) {
+        // The acquirer knows better than the operator's reading of its records: its answer is kept.
+        log.warn("an operator settled payment {} as {}, but the acquirer answered {} when asked: recorded as {}",
+            r.paymentId(), outcome, settledAs, settledAs);
+        return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409,
+            "the acquirer answered " + settledAs + " when asked just now; the payment is recorded as " + settledAs));
       }
-      return done.compose(action -> {
-        if (action == Action.FENCED) {
-          return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409,
-              "the payment changed while it was being settled; look at /admin/pending again"));
-        }
-        Action operatorAction = action == Action.RELEASED ? Action.OPERATOR_RELEASED : Action.OPERATOR_COMPLETED;
-        count(operatorAction);
-        log.info("an operator settled payment {} as {}", r.paymentId(), outcome);
-        return Future.succeededFuture(new JsonObject().put("payment_id", r.paymentId()).put("resolved_as", outcome));
-      });
-    }).onSuccess(message::reply).onFailure(failure -> {
-      if (failure instanceof ReplyException known) {
-        message.fail(known.failureCode(), known.getMessage());
-      } else {
-        message.fail(503, "store unavailable");
-      }
+      log.info("an operator settled payment {} as {}", r.paymentId(), outcome);
+      return Future.succeededFuture(new JsonObject().put("payment_id", r.paymentId()).put("resolved_as", outcome));
     });
   }
 
@@ -186,16 +208,19 @@ public final class RecoveryVerticle extends VerticleBase {
             return complete(r, 201, "succeeded", s.providerReference(), null);
           } else if (outcome instanceof ProviderOutcome.Declined d) {
             return complete(r, 402, "declined", d.providerReference(), d.declineCode());
-          } else if (outcome instanceof ProviderOutcome.NotAttempted) {
-            if (!config.providerRemembers(r.createdAt(), Instant.now())) {
-              // Too old for "never seen" to be believed: it may be "forgotten". Releasing would let
-              // a retry charge again, so it stays pending and keeps being asked (a charge found later
-              // still completes it), and an operator decides.
-              log.warn("payment {} is pending and the acquirer says it never saw it, but it was claimed more than "
-                  + "provider_key_retention ({}) ago: the acquirer may have forgotten it; it stays pending until an "
-                  + "operator settles it (docs/operations.md)", r.paymentId(), config.providerKeyRetention());
-              return keepPending(r, null).map(action -> action == Action.FENCED ? action : Action.UNVERIFIABLE);
-            }
+          }
+          boolean neverSeen = outcome instanceof ProviderOutcome.NotAttempted;
+          if (!config.providerRemembers(r.createdAt(), Instant.now())) {
+            // Past what the acquirer is known to remember, neither its "never seen" (it may have
+            // forgotten) nor its silence will ever settle this payment, and freeing the key would
+            // let a retry charge again: it stays pending, still asked about (a charge found later
+            // completes it), and an operator decides (POST /admin/pending/{id}/resolve).
+            log.warn("payment {} was claimed more than provider_key_retention ({}) ago and the acquirer {}: it stays "
+                + "pending until an operator settles it (docs/operations.md)", r.paymentId(), config.providerKeyRetention(),
+                neverSeen ? "says it never saw it, which may mean it forgot it" : "cannot tell its outcome");
+            return keepPending(r, null).map(action -> action == Action.FENCED ? action : Action.UNVERIFIABLE);
+          }
+          if (neverSeen) {
             if (lateChargeImpossible(r)) {
               return release(r, "the provider never saw it");
             }
@@ -258,7 +283,7 @@ public final class RecoveryVerticle extends VerticleBase {
     Duration backoff = backoff(r.inquiryAttempts());
     Duration next = atMost != null && atMost.compareTo(backoff) < 0 ? atMost : backoff;
     if (r.state() == RecordState.PENDING) {
-      return recovery.reschedule(r, next).map(v -> Action.STILL_PENDING);
+      return recovery.reschedule(r, next).map(kept -> kept ? Action.STILL_PENDING : Action.FENCED);
     }
     // An expired PROCESSING record whose outcome is unknown becomes PENDING: retries now get 202,
     // not an endless 409, and the inquiries follow the backoff schedule.

@@ -231,6 +231,34 @@ class RecoveryIT {
   }
 
   @Test
+  @DisplayName("an operator's not_charged for a payment the acquirer did charge is refused (409): the acquirer is asked "
+      + "once more, and the payment is recorded as it answers; the key is never freed")
+  void operatorVerdictAgainstTheAcquirer() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(1235, "tok_visa");
+    abandonedClaim(key, body);
+    ChargeRequest charge = new ChargeRequest(ProviderKeys.of(MERCHANT_A, key), 1235, "EUR", "tok_visa", "pay_x");
+    Object outcome = Http.await(gateway.gateway().vertx().eventBus()
+        .request(ProviderVerticle.CHARGE, charge, new DeliveryOptions().setCodecName(LocalCodec.NAME))).body();
+    assertThat(outcome).isInstanceOf(ProviderOutcome.Succeeded.class);
+    // Pending, with recovery's next look an hour away: only the operator's verdict asks the acquirer now.
+    db.query("UPDATE idemgate.idempotency_keys SET state = 'PENDING', response_status = 202, response_body = '{}', "
+        + "expires_at = now() + interval '1 day', next_inquiry_at = now() + interval '1 hour' "
+        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+    String paymentId = (String) db.scalar("SELECT payment_id FROM idemgate.idempotency_keys WHERE merchant_id = $1 "
+        + "AND idempotency_key = $2", MERCHANT_A, key);
+
+    Reply refused = settle(paymentId, "{\"outcome\":\"not_charged\"}");
+    assertThat(refused.status()).as(refused.body()).isEqualTo(409);
+    assertThat(refused.json().getString("detail")).contains("succeeded");
+    assertThat(state(MERCHANT_A, key)).isEqualTo("COMPLETED");
+    Reply retry = http.pay(gateway.apiPort(), KEY_A, key, body);
+    assertThat(retry.status()).isEqualTo(201);
+    assertThat(retry.header("Idempotent-Replayed")).isEqualTo("true");
+    assertThat(charges(MERCHANT_A, key)).isEqualTo(1);
+  }
+
+  @Test
   @DisplayName("an operator cannot free a pending payment while a late charge could still reach the acquirer (409), "
       + "nor settle an unknown id (404), nor send a verdict that is not one (400)")
   void operatorVerdictsThatAreRefused() {
@@ -243,10 +271,13 @@ class RecoveryIT {
     String paymentId = (String) db.scalar("SELECT payment_id FROM idemgate.idempotency_keys WHERE merchant_id = $1 "
         + "AND idempotency_key = $2", MERCHANT_A, key);
 
+    Object epoch = db.scalar("SELECT epoch FROM idemgate.idempotency_keys WHERE payment_id = $1", paymentId);
     Reply early = settle(paymentId, "{\"outcome\":\"not_charged\"}");
     assertThat(early.status()).isEqualTo(409);
     assertThat(early.json().getString("code")).isEqualTo("conflict");
     assertThat(state(MERCHANT_A, key)).isEqualTo("PENDING");
+    assertThat(db.scalar("SELECT epoch FROM idemgate.idempotency_keys WHERE payment_id = $1", paymentId))
+        .as("a refused verdict takes nothing over").isEqualTo(epoch);
     assertThat(settle("pay_" + "0".repeat(32), "{\"outcome\":\"not_charged\"}").status()).isEqualTo(404);
     assertThat(settle("nonsense", "{\"outcome\":\"not_charged\"}").status()).isEqualTo(404);
     assertThat(settle(paymentId, "{\"outcome\":\"succeeded\"}").status()).as("no charge id").isEqualTo(400);

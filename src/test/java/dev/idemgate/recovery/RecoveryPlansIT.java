@@ -33,7 +33,9 @@ class RecoveryPlansIT {
           .replace("$4", "ARRAY['simulator']"),
       "list", RecoveryStore.PENDING_LIST.replace("$1", "100").replace("$2", "86400000"),
       "purge", RecoveryStore.PURGE_EXPIRED.replace("$1", "500"),
-      "take pending", RecoveryStore.TAKE_PENDING.replace("$1", "'pay_5000'").replace("$2", "15000"));
+      "take pending", RecoveryStore.TAKE_PENDING.replace("$1", "'pay_5000'").replace("$2", "15000").replace("$3", "50000")
+          .replace("$4", "ARRAY['simulator']"),
+      "pending since", RecoveryStore.PENDING_SINCE.replace("$1", "'pay_5000'").replace("$2", "ARRAY['simulator']"));
 
   private static Http http;
   private static TestDb db;
@@ -63,7 +65,7 @@ class RecoveryPlansIT {
   }
 
   @ParameterizedTest(name = "{0}")
-  @ValueSource(strings = {"summary", "take due", "list", "purge", "take pending"})
+  @ValueSource(strings = {"summary", "take due", "list", "purge", "take pending", "pending since"})
   @DisplayName("recovery's statement reads the unresolved records through an index, never every retained key")
   void noScanOfRetainedKeys(String statement) {
     String plan = plan(STATEMENTS.get(statement));
