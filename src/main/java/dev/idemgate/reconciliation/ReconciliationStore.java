@@ -86,7 +86,9 @@ final class ReconciliationStore {
    * payment and settlement row pair once: one pair can be two discrepancies (a declined payment
    * settled for another amount is a STATUS_MISMATCH of the settled amount and an AMOUNT_MISMATCH of
    * the difference; settled in another currency, a CURRENCY_MISMATCH of the ledger amount), and
-   * their values are the same money. The pair counts as its first discrepancy by priority. Distinct
+   * their values are the same money. The pair counts as its first discrepancy by priority, an
+   * AMOUNT_MISMATCH last: beside a status or currency mismatch the difference from the ledger's
+   * amount is no money moved (declined here at 100, settled at 30: 30 were taken, not 70). Distinct
    * settlement rows of one payment (a duplicate settlement, a refund) are distinct money and each count.
    * {@code value_by_category} keeps each category's own money, so its categories overlap.
    */
@@ -105,7 +107,8 @@ final class ReconciliationStore {
     try (PreparedStatement s = c.prepareStatement("""
         SELECT status, category, value_currency, count(*), sum(value_minor), sum(value_minor) FILTER (WHERE nth = 1)
         FROM (SELECT status, category, value_currency, value_minor,
-                     row_number() OVER (PARTITION BY status, payment_id, settlement_line ORDER BY priority, id) AS nth
+                     row_number() OVER (PARTITION BY status, payment_id, settlement_line
+                                        ORDER BY category = 'AMOUNT_MISMATCH', priority, id) AS nth
               FROM idemgate.reconciliation_discrepancies WHERE run_id = ?) d
         GROUP BY 1, 2, 3""")) {
       s.setString(1, runId);
