@@ -5,6 +5,7 @@ import java.util.EnumMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.ToLongFunction;
 
@@ -20,15 +21,18 @@ import java.util.function.ToLongFunction;
  * weighted by how much of the sliding second it still covers: a burst at the end of one second is
  * not followed by a full second's worth at the start of the next.
  *
- * <p>The counts are the fleet's as last heard from Redis plus what this instance let through since.
- * The decision never waits on Redis. An exchange adds this instance's new counts to the window's key
- * and reads back the fleet's total; it runs every tick for the counters with new requests here, and
- * at once when this instance has let through a tenth of the room it sees. So it never carries more
- * scripts than there were requests, and the others' requests are unseen for a while: the fleet goes
- * past a limit by about a tenth of the room per instance, plus what each lets through, within the
- * room it sees, while its exchange is under way (a round trip to Redis, up to {@code redis_timeout}
- * when Redis is slow); nothing is refused for waiting on Redis. Without Redis each instance enforces
- * the whole limit on its own traffic alone.
+ * <p>The counts are this instance's own plus the other instances' as last heard from Redis. The
+ * decision never waits on Redis. An exchange sends this instance's totals of the window's second and
+ * the one before; Redis adds to each key what it has not yet applied of them (it remembers, per
+ * instance, the highest total applied), and answers the others' counts. So a count is applied at
+ * most once, and counted here once, even when an exchange timed out after Redis took it: it is just
+ * sent again. Exchanges run every tick for the counters with counts Redis has not confirmed, and at
+ * once when this instance has let through a tenth of the room it sees. So it carries no more scripts
+ * than there were requests, but for resending a failed one, and the others' requests are unseen for
+ * a while: the fleet goes past a limit by about a tenth of the room per instance, plus what each lets
+ * through, within the room it sees, while its exchange is under way (a round trip to Redis, up to
+ * {@code redis_timeout} when Redis is slow); nothing is refused for waiting on Redis. Without Redis
+ * each instance enforces the whole limit on its own traffic alone.
  *
  * <p>Thread-safety: a window is guarded by its own monitor; the map of windows only grows with
  * merchants that have a limit, which are known from the configuration and the API keys.
@@ -57,6 +61,7 @@ public final class MerchantRateLimiter {
   private final Map<Kind, Map<String, Window>> windows = new EnumMap<>(Map.of(
       Kind.PAYMENTS, new ConcurrentHashMap<>(), Kind.READS, new ConcurrentHashMap<>()));
   private volatile Runnable exchangeNow = () -> {};
+  private final String instance = UUID.randomUUID().toString();
 
   /** @param limitOf a merchant's requests per second; 0 for no limit */
   public MerchantRateLimiter(ToLongFunction<String> limitOf) {
@@ -77,8 +82,9 @@ public final class MerchantRateLimiter {
       if (counted + 1 > limit) {
         return false;
       }
-      window.unsent++;
-      askForExchange = !window.askedForExchange && window.unsent >= Math.max(1, (limit - counted) / SHARE_OF_ROOM);
+      window.ours++;
+      askForExchange = !window.askedForExchange
+          && window.ours - window.drained >= Math.max(1, (limit - counted) / SHARE_OF_ROOM);
       window.askedForExchange |= askForExchange;
     }
     if (askForExchange) {
@@ -93,8 +99,11 @@ public final class MerchantRateLimiter {
   }
 
   /**
-   * Takes what each counter let through here since the last exchange, for sending to Redis.
-   * Each returned exchange must be answered with {@link #heard} or {@link #unheard}.
+   * Takes the counters with counts that Redis has not confirmed yet, for sending to Redis: each
+   * exchange carries this instance's totals so far, not what is new, so sending one again is
+   * harmless (the script applies only what it has not applied for this instance). Call it only once
+   * the exchanges of the last call have been {@link #heard} or have failed: a failed one needs no
+   * answer, its counts stay unconfirmed and go again in the next.
    */
   public List<Exchange> drain(long nowMillis) {
     List<Exchange> out = new ArrayList<>();
@@ -102,74 +111,67 @@ public final class MerchantRateLimiter {
       synchronized (window) {
         window.roll(nowMillis);
         window.askedForExchange = false;
-        if (window.unsent == 0 && window.previousUnsent == 0) {
-          return; // nothing new here: what the others did is learned when this instance next has something to send
+        window.drained = window.ours;
+        if (window.ours == window.acked && window.previousOurs == window.previousAcked) {
+          return; // Redis holds all of it: what the others did is learned when this instance next has something to send
         }
-        out.add(new Exchange(new Counter(merchant, kind), window.second, window.unsent, window.previousUnsent));
-        window.sending += window.unsent;
-        window.unsent = 0;
-        window.previousUnsent = 0;
+        out.add(new Exchange(new Counter(merchant, kind), window.second, window.ours, window.previousOurs));
       }
     }));
     return out;
   }
 
-  /** The fleet's totals for the exchange's second and the one before, each including what it sent. */
-  public void heard(Exchange sent, long currentTotal, long previousTotal) {
+  /**
+   * Redis took {@code sent}: the other instances' totals for its second and the one before, as Redis
+   * had them once it had applied ours (whatever of ours Redis holds is never in them).
+   */
+  public void heard(Exchange sent, long othersCurrent, long othersPrevious) {
     Window window = windows.get(sent.counter().kind()).get(sent.counter().merchant());
     synchronized (window) {
+      // Answers can come late or out of order: keep the highest of each, as counts only grow.
       if (window.second == sent.second()) {
-        window.sending -= sent.count();
-        window.fleet = Math.max(window.fleet, currentTotal);
-        window.previous = Math.max(window.previous, previousTotal + window.previousUnheard);
+        window.acked = Math.max(window.acked, sent.total());
+        window.others = Math.max(window.others, othersCurrent);
+        window.previousAcked = Math.max(window.previousAcked, sent.previousTotal());
+        window.previousOthers = Math.max(window.previousOthers, othersPrevious);
       } else if (window.second == sent.second() + 1) {
-        window.previous = Math.max(window.previous, currentTotal + window.previousUnheard);
+        window.previousAcked = Math.max(window.previousAcked, sent.total());
+        window.previousOthers = Math.max(window.previousOthers, othersCurrent);
       }
     }
   }
 
-  /**
-   * The exchange failed: what it carried may or may not have reached Redis, so it counts here on top
-   * of whatever Redis says from now on (counted twice if Redis did take it: the safe side for a
-   * limit). It is not sent again, so if Redis never took it the other instances do not see it.
-   */
-  public void unheard(Exchange sent) {
-    Window window = windows.get(sent.counter().kind()).get(sent.counter().merchant());
-    synchronized (window) {
-      if (window.second == sent.second()) {
-        window.sending -= sent.count();
-        window.unheard += sent.count();
-      } else if (window.second == sent.second() + 1) {
-        window.previousUnheard += sent.count(); // already in previous, as it was in sending when the second ended
-      }
-    }
+  /** This instance's id in Redis, under which the script remembers how much of each total it applied. */
+  String instance() {
+    return instance;
   }
 
   /**
    * What one exchange sends for one counter.
    *
    * @param second the epoch second being counted
-   * @param count requests let through here in that second since the last exchange
-   * @param previousCount requests let through here in the second before, after the last exchange of it
+   * @param total requests let through here in that second, all of them so far
+   * @param previousTotal requests let through here in the second before, all of them
    */
-  public record Exchange(Counter counter, long second, long count, long previousCount) {}
+  public record Exchange(Counter counter, long second, long total, long previousTotal) {}
 
-  /** One counter's counts; every field is guarded by the window's monitor. */
+  /**
+   * One counter's counts; every field is guarded by the window's monitor. Invariant: {@code acked <=
+   * ours} and {@code previousAcked <= previousOurs}; what this instance let through is counted once,
+   * in {@code ours}, whatever Redis said, and the others' counts never include it.
+   */
   private static final class Window {
     long second = Long.MIN_VALUE;
-    /** The fleet's count of the second before, as best known. */
-    long previous;
-    /**
-     * Of this second: the fleet's total as last heard (ours included), ours whose exchange failed, ours
-     * in flight to Redis, ours not yet sent.
-     */
-    long fleet;
-    long unheard;
-    long sending;
-    long unsent;
-    /** Ours of the second before: not yet sent by any exchange, and whose exchange failed. */
-    long previousUnsent;
-    long previousUnheard;
+    /** Of this second: let through here; of those, the most Redis confirmed holding; {@code ours} at the last drain. */
+    long ours;
+    long acked;
+    long drained;
+    /** Of this second: the other instances' count as last heard from Redis. */
+    long others;
+    /** The same of the second before ({@code drained} aside). */
+    long previousOurs;
+    long previousAcked;
+    long previousOthers;
     boolean askedForExchange;
 
     void roll(long nowMillis) {
@@ -178,24 +180,24 @@ public final class MerchantRateLimiter {
         return; // the same second, or the clock stepped back a little: go on counting in this one
       }
       if (now == second + 1) {
-        previous = fleet + unheard + sending + unsent;
-        previousUnsent = unsent;
-        previousUnheard = unheard;
+        previousOurs = ours;
+        previousAcked = acked;
+        previousOthers = others;
       } else {
-        previous = 0;
-        previousUnsent = 0;
-        previousUnheard = 0;
+        previousOurs = 0;
+        previousAcked = 0;
+        previousOthers = 0;
       }
       second = now;
-      fleet = 0;
-      unheard = 0;
-      sending = 0;
-      unsent = 0;
+      ours = 0;
+      acked = 0;
+      drained = 0;
+      others = 0;
     }
 
     double estimate(long nowMillis) {
       double elapsed = Math.min(1, Math.max(0, (nowMillis - second * 1000) / 1000.0));
-      return previous * (1 - elapsed) + fleet + unheard + sending + unsent;
+      return (previousOthers + previousOurs) * (1 - elapsed) + others + ours;
     }
   }
 }

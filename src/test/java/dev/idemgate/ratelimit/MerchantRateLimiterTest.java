@@ -76,25 +76,29 @@ class MerchantRateLimiterTest {
     assertThat(sent).containsExactly(new Exchange(new Counter("m", Kind.PAYMENTS), T / 1000, 10, 0));
     // While the exchange is in flight its 10 still count here.
     assertThat(letThrough(limiter, "m", 5, T + 160)).isEqualTo(5);
-    // Redis: the fleet has 45 this second, ours (10) included.
-    limiter.heard(sent.get(0), 45, 0);
+    // Redis: the others have 35 this second (45 with our 10).
+    limiter.heard(sent.get(0), 35, 0);
 
-    // 45 heard + 5 not yet sent = 50: nothing more this second.
+    // 35 heard + our 15 = 50: nothing more this second.
     assertThat(letThrough(limiter, "m", 10, T + 200)).isZero();
   }
 
   @Test
-  @DisplayName("counts whose exchange failed count here on top of what Redis reports later, since Redis may never have taken them")
-  void unheardCountsOnTop() {
+  @DisplayName("an exchange carries totals, so a failed one's counts go again in the next and count here once, "
+      + "whether or not Redis took them")
+  void failedExchangeGoesAgainCountedOnce() {
     MerchantRateLimiter limiter = limiter(Map.of("m", 20L));
     assertThat(letThrough(limiter, "m", 15, T + 100)).isEqualTo(15);
-    limiter.unheard(limiter.drain(T + 150).get(0));
+    assertThat(limiter.drain(T + 150)).containsExactly(new Exchange(new Counter("m", Kind.PAYMENTS), T / 1000, 15, 0));
+    // It timed out: no answer. Redis may have taken the 15 or not; either way the script applies what
+    // it lacks of the total sent next, and answers the others' count, which ours are never in.
     assertThat(letThrough(limiter, "m", 1, T + 200)).isEqualTo(1);
-
-    // Redis never got the 15: it reports only the 1 sent since.
-    limiter.heard(limiter.drain(T + 250).get(0), 1, 0);
+    List<Exchange> again = limiter.drain(T + 250);
+    assertThat(again).containsExactly(new Exchange(new Counter("m", Kind.PAYMENTS), T / 1000, 16, 0));
+    limiter.heard(again.get(0), 0, 0);
 
     assertThat(letThrough(limiter, "m", 10, T + 300)).isEqualTo(4);
+    assertThat(limiter.drain(T + 350)).extracting(Exchange::total).containsExactly(20L);
   }
 
   @Test
@@ -102,11 +106,12 @@ class MerchantRateLimiterTest {
   void lastOfASecondIsStillSent() {
     MerchantRateLimiter limiter = limiter(Map.of("m", 100L));
     letThrough(limiter, "m", 7, T + 100);
-    limiter.drain(T + 150);
+    Exchange first = limiter.drain(T + 150).get(0);
+    limiter.heard(first, 0, 0);
     letThrough(limiter, "m", 3, T + 980);
 
     List<Exchange> sent = limiter.drain(T + 1_050);
-    assertThat(sent).containsExactly(new Exchange(new Counter("m", Kind.PAYMENTS), T / 1000 + 1, 0, 3));
+    assertThat(sent).containsExactly(new Exchange(new Counter("m", Kind.PAYMENTS), T / 1000 + 1, 0, 10));
   }
 
   @Test
@@ -116,32 +121,35 @@ class MerchantRateLimiterTest {
     letThrough(limiter, "m", 10, T + 900);
     Exchange sent = limiter.drain(T + 950).get(0);
 
-    // The answer comes after the second ended: the fleet had 90 in it.
+    // The answer comes after the second ended: the others had 80 in it, 90 with ours.
     assertThat(letThrough(limiter, "m", 1, T + 1_000)).isEqualTo(1);
-    limiter.heard(sent, 90, 0);
+    limiter.heard(sent, 80, 0);
 
     // At 1.5 s: 90 * 0.5 + 1 = 46 counted, so 54 more.
     assertThat(letThrough(limiter, "m", 100, T + 1_500)).isEqualTo(54);
   }
 
   @Test
-  @DisplayName("the fleet's count of the second before, heard in an exchange, weighs on this second")
+  @DisplayName("the others' count of the second before, heard in an exchange, weighs on this second")
   void heardSecondBefore() {
     MerchantRateLimiter limiter = limiter(Map.of("m", 100L));
     letThrough(limiter, "m", 1, T + 1_100);
 
-    limiter.heard(limiter.drain(T + 1_150).get(0), 1, 80);
+    // The others: none yet this second, 80 the second before.
+    limiter.heard(limiter.drain(T + 1_150).get(0), 0, 80);
 
     // At 1.5 s: 80 * 0.5 + 1 = 41 counted, so 59 more.
     assertThat(letThrough(limiter, "m", 100, T + 1_500)).isEqualTo(59);
   }
 
   @Test
-  @DisplayName("an exchange carries only counters with new requests here; a wall clock stepping back a little goes on counting, a lot starts afresh")
+  @DisplayName("an exchange carries only counters with counts Redis has not confirmed; a wall clock stepping back a little goes on counting, a lot starts afresh")
   void onlyNewCountsAndClockSteps() {
     MerchantRateLimiter limiter = limiter(Map.of("m", 10L));
     letThrough(limiter, "m", 10, T + 100);
-    assertThat(limiter.drain(T + 150)).hasSize(1);
+    List<Exchange> sent = limiter.drain(T + 150);
+    assertThat(sent).hasSize(1);
+    limiter.heard(sent.get(0), 0, 0);
     assertThat(limiter.drain(T + 250)).isEmpty();
     assertThat(limiter.drain(T + 3_000)).isEmpty();
 
@@ -168,8 +176,8 @@ class MerchantRateLimiterTest {
     letThrough(limiter, "m", 10, T + 120);
     assertThat(asked.get()).isEqualTo(2);
 
-    // The fleet had 80 with our 25: room 10 with our 10 in flight, so every request asks.
-    limiter.heard(first, 80, 0);
+    // The others had 55 (80 with our 25): room 10 with our 35, so every request asks.
+    limiter.heard(first, 55, 0);
     limiter.drain(T + 130);
     letThrough(limiter, "m", 1, T + 140);
     assertThat(asked.get()).isEqualTo(3);
