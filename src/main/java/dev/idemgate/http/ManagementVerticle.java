@@ -15,7 +15,9 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.buffer.Buffer;
+import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.ReplyException;
+import io.vertx.core.eventbus.ReplyFailure;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.json.JsonArray;
@@ -175,15 +177,20 @@ public final class ManagementVerticle extends VerticleBase {
       Problems.send(ctx, problem);
       return;
     }
-    vertx.eventBus().<JsonObject>request(RecoveryVerticle.RESOLVE, verdict)
+    DeliveryOptions within = new DeliveryOptions().setSendTimeout(RecoveryVerticle.operatorAnswerWithin(config).toMillis());
+    vertx.eventBus().<JsonObject>request(RecoveryVerticle.RESOLVE, verdict, within)
         .onSuccess(reply -> json(ctx, 200, reply.body()))
         .onFailure(failure -> {
-          int code = failure instanceof ReplyException reply ? reply.failureCode() : 503;
-          Problems.send(ctx, switch (code) {
-            case 404 -> new ApiProblem(ErrorCode.NOT_FOUND, failure.getMessage());
-            case 409 -> new ApiProblem(ErrorCode.CONFLICT, failure.getMessage());
-            default -> new ApiProblem(ErrorCode.STORE_UNAVAILABLE, "the payment store is unavailable; retry later", null, 2);
-          });
+          ReplyException reply = failure instanceof ReplyException e ? e : null;
+          Problems.send(ctx, reply != null && reply.failureType() == ReplyFailure.TIMEOUT
+              ? new ApiProblem(ErrorCode.STORE_UNAVAILABLE, "no answer in time: the verdict may or may not have been "
+                  + "recorded; look at /admin/pending before sending it again", null, 5)
+              : switch (reply == null ? 503 : reply.failureCode()) {
+                case 404 -> new ApiProblem(ErrorCode.NOT_FOUND, failure.getMessage());
+                case 409 -> new ApiProblem(ErrorCode.CONFLICT, failure.getMessage());
+                case 502 -> new ApiProblem(ErrorCode.PROVIDER_UNAVAILABLE, failure.getMessage());
+                default -> new ApiProblem(ErrorCode.STORE_UNAVAILABLE, "the payment store is unavailable; retry later", null, 2);
+              });
         });
   }
 

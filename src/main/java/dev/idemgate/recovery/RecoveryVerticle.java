@@ -107,23 +107,37 @@ public final class RecoveryVerticle extends VerticleBase {
   }
 
   /**
-   * An operator's verdict on a pending payment, from the acquirer's own records. It takes the
-   * record over like a recovery pass (fencing out one in flight, whose answer is then lost), asks
-   * the acquirer once more, and completes the record with the acquirer's answer if it has one,
-   * else with the verdict, exactly as recovery would. Freeing the key ({@code not_charged}) is
-   * refused while a late charge could still land.
+   * How long settling one operator's verdict may take: the take, the inquiry (the provider's
+   * deadline and the event bus's margin), the write and the Redis record. The record is held that
+   * long, so that no recovery pass takes it back meanwhile, and the management port waits a little
+   * longer for the answer ({@link #operatorAnswerWithin}).
+   */
+  static Duration operatorSettleBudget(GatewayConfig config) {
+    return config.providerTimeout().plusSeconds(2).plus(config.storeTimeout().multipliedBy(3))
+        .plus(config.redisTimeout().multipliedBy(2)).plusSeconds(3);
+  }
+
+  /** How long the management port waits for a verdict's answer; past it the outcome is unknown. */
+  public static Duration operatorAnswerWithin(GatewayConfig config) {
+    return operatorSettleBudget(config).plusSeconds(5);
+  }
+
+  /**
+   * An operator's verdict on a pending payment, from the acquirer's own records. Only for a payment
+   * claimed longer ago than a late charge can land. It takes the record over like a recovery pass
+   * (fencing out one in flight, whose answer is then lost), asks the acquirer once more and settles
+   * it ({@link #settle}).
    */
   private void resolveByOperator(Message<JsonObject> message) {
     JsonObject verdict = message.body();
     String paymentId = verdict.getString("payment_id");
     String outcome = verdict.getString("outcome");
-    Duration minAge = outcome.equals("not_charged") ? config.lateChargeWindow() : Duration.ZERO;
-    recovery.takePending(paymentId, minAge, config.providerTimeout().plusSeconds(5)).compose(r -> r != null
+    recovery.takePending(paymentId, config.lateChargeWindow(), operatorSettleBudget(config)).compose(r -> r != null
             ? provider.inquire(r.providerKey()).compose(answer -> settle(r, outcome, verdict, answer))
             : recovery.pendingSince(paymentId).compose(claimed -> Future.failedFuture(claimed == null
                 ? new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 404, "no pending payment with this id for this provider")
                 : new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409, "a charge sent for this payment could still "
-                    + "reach the acquirer until " + claimed.plus(config.lateChargeWindow())))))
+                    + "reach the acquirer until " + claimed.plus(config.lateChargeWindow()) + "; nothing was changed"))))
         .onSuccess(message::reply)
         .onFailure(failure -> {
           if (failure instanceof ReplyException known) {
@@ -135,8 +149,15 @@ public final class RecoveryVerticle extends VerticleBase {
         });
   }
 
-  /** Settles a record the operator's verdict took: by the acquirer's answer if it has one, else by the verdict. */
+  /**
+   * Settles a record an operator's verdict took. The acquirer's answer comes first: a charge it
+   * reports is recorded whatever the verdict said. While the payment is younger than
+   * {@code provider_key_retention} the acquirer still remembers it, so only its answer settles it:
+   * the verdict is applied when it agrees ("never seen" for {@code not_charged}), and nothing is
+   * written when the acquirer contradicts it or cannot be asked. Past that, the verdict decides.
+   */
   private Future<JsonObject> settle(DueRecord r, String outcome, JsonObject verdict, ProviderOutcome answer) {
+    boolean acquirerRemembers = config.providerRemembers(r.createdAt(), Instant.now());
     Future<Action> done;
     String settledAs;
     if (answer instanceof ProviderOutcome.Succeeded s) {
@@ -145,6 +166,13 @@ public final class RecoveryVerticle extends VerticleBase {
     } else if (answer instanceof ProviderOutcome.Declined d) {
       settledAs = "declined";
       done = complete(r, 402, settledAs, d.providerReference(), d.declineCode());
+    } else if (acquirerRemembers && answer instanceof ProviderOutcome.Unknown unknown) {
+      return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 502, "the acquirer could not be "
+          + "asked (" + unknown.reason() + "); until the payment is older than provider_key_retention only its answer "
+          + "settles it; nothing was changed"));
+    } else if (acquirerRemembers && !outcome.equals("not_charged")) {
+      return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409, "the acquirer says it never "
+          + "saw this payment; nothing was changed (recovery frees its key by itself)"));
     } else if (outcome.equals("not_charged")) {
       settledAs = outcome;
       done = release(r, "an operator says the acquirer never charged it");
@@ -160,15 +188,15 @@ public final class RecoveryVerticle extends VerticleBase {
             "the payment changed while it was being settled; look at /admin/pending again"));
       }
       count(action == Action.RELEASED ? Action.OPERATOR_RELEASED : Action.OPERATOR_COMPLETED);
-      if (!settledAs.equals(outcome)) {
-        // The acquirer knows better than the operator's reading of its records: its answer is kept.
+      boolean overridden = !settledAs.equals(outcome);
+      if (overridden) {
         log.warn("an operator settled payment {} as {}, but the acquirer answered {} when asked: recorded as {}",
             r.paymentId(), outcome, settledAs, settledAs);
-        return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409,
-            "the acquirer answered " + settledAs + " when asked just now; the payment is recorded as " + settledAs));
+      } else {
+        log.info("an operator settled payment {} as {}", r.paymentId(), outcome);
       }
-      log.info("an operator settled payment {} as {}", r.paymentId(), outcome);
-      return Future.succeededFuture(new JsonObject().put("payment_id", r.paymentId()).put("resolved_as", outcome));
+      return Future.succeededFuture(new JsonObject().put("payment_id", r.paymentId()).put("resolved_as", settledAs)
+          .put("verdict_overridden", overridden));
     });
   }
 

@@ -231,7 +231,7 @@ class RecoveryIT {
   }
 
   @Test
-  @DisplayName("an operator's not_charged for a payment the acquirer did charge is refused (409): the acquirer is asked "
+  @DisplayName("an operator's not_charged for a payment the acquirer did charge is overridden: the acquirer is asked "
       + "once more, and the payment is recorded as it answers; the key is never freed")
   void operatorVerdictAgainstTheAcquirer() {
     String key = Http.newKey();
@@ -248,14 +248,38 @@ class RecoveryIT {
     String paymentId = (String) db.scalar("SELECT payment_id FROM idemgate.idempotency_keys WHERE merchant_id = $1 "
         + "AND idempotency_key = $2", MERCHANT_A, key);
 
-    Reply refused = settle(paymentId, "{\"outcome\":\"not_charged\"}");
-    assertThat(refused.status()).as(refused.body()).isEqualTo(409);
-    assertThat(refused.json().getString("detail")).contains("succeeded");
+    Reply overridden = settle(paymentId, "{\"outcome\":\"not_charged\"}");
+    assertThat(overridden.status()).as(overridden.body()).isEqualTo(200);
+    assertThat(overridden.json().getString("resolved_as")).isEqualTo("succeeded");
+    assertThat(overridden.json().getBoolean("verdict_overridden")).isTrue();
     assertThat(state(MERCHANT_A, key)).isEqualTo("COMPLETED");
     Reply retry = http.pay(gateway.apiPort(), KEY_A, key, body);
     assertThat(retry.status()).isEqualTo(201);
     assertThat(retry.header("Idempotent-Replayed")).isEqualTo("true");
     assertThat(charges(MERCHANT_A, key)).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("while the acquirer still remembers a payment, a verdict it contradicts changes nothing: succeeded or "
+      + "declined for a payment it never saw get 409, and the record stays pending")
+  void verdictAgainstAnAcquirerThatRemembers() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(1245, "tok_visa");
+    abandonedClaim(key, body); // claimed a minute ago: past the late-charge window, well within provider_key_retention
+    db.query("UPDATE idemgate.idempotency_keys SET state = 'PENDING', response_status = 202, response_body = '{}', "
+        + "expires_at = now() + interval '1 day', next_inquiry_at = now() + interval '1 hour' "
+        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+    String paymentId = (String) db.scalar("SELECT payment_id FROM idemgate.idempotency_keys WHERE merchant_id = $1 "
+        + "AND idempotency_key = $2", MERCHANT_A, key);
+
+    Reply succeeded = settle(paymentId, "{\"outcome\":\"succeeded\",\"provider_reference\":\"ch_made_up\"}");
+    assertThat(succeeded.status()).as(succeeded.body()).isEqualTo(409);
+    assertThat(succeeded.json().getString("detail")).contains("never saw");
+    assertThat(settle(paymentId, "{\"outcome\":\"declined\"}").status()).isEqualTo(409);
+    assertThat(state(MERCHANT_A, key)).isEqualTo("PENDING");
+    assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE id = $1 AND status <> 'pending'", paymentId))
+        .isEqualTo(0L);
+    db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
   }
 
   @Test
