@@ -186,6 +186,18 @@ class RecoveryIT {
         MERCHANT_A, key);
   }
 
+  /**
+   * Makes an abandoned claim PENDING with recovery's next look an hour away, so that only an
+   * operator's verdict asks the acquirer about it; {@code justClaimed} dates its claim now.
+   */
+  private static String quietPending(String key, boolean justClaimed) {
+    db.query("UPDATE idemgate.idempotency_keys SET state = 'PENDING', response_status = 202, response_body = '{}', "
+        + "expires_at = now() + interval '1 day', next_inquiry_at = now() + interval '1 hour'"
+        + (justClaimed ? ", created_at = now()" : "") + " WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+    return (String) db.scalar("SELECT payment_id FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
+        MERCHANT_A, key);
+  }
+
   private static Reply settle(String paymentId, String verdict) {
     return http.send(HttpMethod.POST, gateway.managementPort(), "/admin/pending/" + paymentId + "/resolve",
         Map.of("Authorization", "Bearer " + TestGateway.ADMIN_TOKEN, "Content-Type", "application/json"), Buffer.buffer(verdict));
@@ -241,12 +253,7 @@ class RecoveryIT {
     Object outcome = Http.await(gateway.gateway().vertx().eventBus()
         .request(ProviderVerticle.CHARGE, charge, new DeliveryOptions().setCodecName(LocalCodec.NAME))).body();
     assertThat(outcome).isInstanceOf(ProviderOutcome.Succeeded.class);
-    // Pending, with recovery's next look an hour away: only the operator's verdict asks the acquirer now.
-    db.query("UPDATE idemgate.idempotency_keys SET state = 'PENDING', response_status = 202, response_body = '{}', "
-        + "expires_at = now() + interval '1 day', next_inquiry_at = now() + interval '1 hour' "
-        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
-    String paymentId = (String) db.scalar("SELECT payment_id FROM idemgate.idempotency_keys WHERE merchant_id = $1 "
-        + "AND idempotency_key = $2", MERCHANT_A, key);
+    String paymentId = quietPending(key, false);
 
     Reply overridden = settle(paymentId, "{\"outcome\":\"not_charged\"}");
     assertThat(overridden.status()).as(overridden.body()).isEqualTo(200);
@@ -266,11 +273,7 @@ class RecoveryIT {
     String key = Http.newKey();
     JsonObject body = Http.payment(1245, "tok_visa");
     abandonedClaim(key, body); // claimed a minute ago: past the late-charge window, well within provider_key_retention
-    db.query("UPDATE idemgate.idempotency_keys SET state = 'PENDING', response_status = 202, response_body = '{}', "
-        + "expires_at = now() + interval '1 day', next_inquiry_at = now() + interval '1 hour' "
-        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
-    String paymentId = (String) db.scalar("SELECT payment_id FROM idemgate.idempotency_keys WHERE merchant_id = $1 "
-        + "AND idempotency_key = $2", MERCHANT_A, key);
+    String paymentId = quietPending(key, false);
 
     Reply succeeded = settle(paymentId, "{\"outcome\":\"succeeded\",\"provider_reference\":\"ch_made_up\"}");
     assertThat(succeeded.status()).as(succeeded.body()).isEqualTo(409);
@@ -289,11 +292,7 @@ class RecoveryIT {
     String key = Http.newKey();
     JsonObject body = Http.payment(1240, "tok_visa");
     abandonedClaim(key, body);
-    db.query("UPDATE idemgate.idempotency_keys SET state = 'PENDING', response_status = 202, response_body = '{}', "
-        + "expires_at = now() + interval '1 day', next_inquiry_at = now() + interval '1 hour', created_at = now() "
-        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
-    String paymentId = (String) db.scalar("SELECT payment_id FROM idemgate.idempotency_keys WHERE merchant_id = $1 "
-        + "AND idempotency_key = $2", MERCHANT_A, key);
+    String paymentId = quietPending(key, true);
 
     Object epoch = db.scalar("SELECT epoch FROM idemgate.idempotency_keys WHERE payment_id = $1", paymentId);
     Reply early = settle(paymentId, "{\"outcome\":\"not_charged\"}");
