@@ -5,6 +5,7 @@ import dev.idemgate.anomaly.AnomalyRoutes;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.ProviderKeys;
 import dev.idemgate.payment.PaymentJson;
+import dev.idemgate.payment.PaymentRequestParser;
 import dev.idemgate.provider.HttpProvider;
 import dev.idemgate.provider.ProviderClient;
 import dev.idemgate.recovery.RecoveryVerticle;
@@ -45,8 +46,11 @@ import java.util.concurrent.TimeUnit;
 public final class ManagementVerticle extends VerticleBase {
   private static final long CHECK_TIMEOUT_MS = 1_000;
   static final int IDLE_TIMEOUT_SECONDS = 60;
-  /** The longest verdict on a pending payment read: two references of 255 characters and the outcome. */
-  private static final int MAX_VERDICT_BYTES = 4096;
+  /**
+   * The longest verdict on a pending payment read. One needs a few hundred bytes; this is the cap of
+   * every other body here, which the 413's text names.
+   */
+  private static final int MAX_VERDICT_BYTES = 64 * 1024;
 
   private final GatewayConfig config;
   private final Optional<PrometheusMeterRegistry> registry;
@@ -198,15 +202,12 @@ public final class ManagementVerticle extends VerticleBase {
   static JsonObject verdict(Buffer body) {
     String usage = "send {\"outcome\": \"succeeded\", \"provider_reference\": \"<the acquirer's charge id>\"}, "
         + "{\"outcome\": \"declined\"} (provider_reference and decline_code optional) or {\"outcome\": \"not_charged\"}";
-    JsonObject json;
-    try {
-      json = body == null ? null : new JsonObject(body);
-    } catch (RuntimeException e) {
-      json = null;
-    }
+    // Strict, as for payments: a member named twice ({"outcome": "declined", "outcome": "not_charged"})
+    // is refused, not read as its last value, before an action that cannot be undone.
+    JsonObject json = PaymentRequestParser.strictObject(body);
     Object outcome = json == null ? null : json.getValue("outcome");
-    Set<String> allowed = "succeeded".equals(outcome) || "declined".equals(outcome)
-        ? Set.of("outcome", "provider_reference", "decline_code")
+    Set<String> allowed = "succeeded".equals(outcome) ? Set.of("outcome", "provider_reference")
+        : "declined".equals(outcome) ? Set.of("outcome", "provider_reference", "decline_code")
         : Set.of("outcome");
     if (!(outcome instanceof String named && Set.of("succeeded", "declined", "not_charged").contains(named))
         || !allowed.containsAll(json.fieldNames())) {

@@ -177,7 +177,7 @@ public final class PaymentRequestParser {
   }
 
   /** The body as a JSON object, or null when it is not valid UTF-8 or not one strict JSON object. */
-  static JsonObject strictObject(Buffer raw) {
+  public static JsonObject strictObject(Buffer raw) {
     if (raw == null || raw.length() == 0) {
       return null;
     }

@@ -188,10 +188,14 @@ public final class RecoveryVerticle extends VerticleBase {
             "the payment changed while it was being settled; look at /admin/pending again"));
       }
       count(action == Action.RELEASED ? Action.OPERATOR_RELEASED : Action.OPERATOR_COMPLETED);
-      boolean overridden = !settledAs.equals(outcome);
+      // Also when the acquirer's charge id replaced the one the operator gave.
+      String givenReference = verdict.getString("provider_reference");
+      boolean overridden = !settledAs.equals(outcome)
+          || answer instanceof ProviderOutcome.Succeeded s && givenReference != null && !givenReference.equals(s.providerReference())
+          || answer instanceof ProviderOutcome.Declined d && givenReference != null && !givenReference.equals(d.providerReference());
       if (overridden) {
-        log.warn("an operator settled payment {} as {}, but the acquirer answered {} when asked: recorded as {}",
-            r.paymentId(), outcome, settledAs, settledAs);
+        log.warn("an operator settled payment {} as {}, but the acquirer answered otherwise when asked: recorded as "
+            + "the acquirer answered, {}", r.paymentId(), outcome, settledAs);
       } else {
         log.info("an operator settled payment {} as {}", r.paymentId(), outcome);
       }

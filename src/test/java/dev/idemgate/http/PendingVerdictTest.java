@@ -26,7 +26,9 @@ class PendingVerdictTest {
   @ValueSource(strings = {"", "[]", "\"succeeded\"", "{}", "{\"outcome\":null}", "{\"outcome\":\"refunded\"}",
       "{\"outcome\":\"succeeded\"}", "{\"outcome\":\"succeeded\",\"provider_reference\":\"\"}",
       "{\"outcome\":\"succeeded\",\"provider_reference\":7}", "{\"outcome\":\"succeeded\",\"provider_reference\":\"ch\\u0000\"}",
-      "{\"outcome\":\"not_charged\",\"provider_reference\":\"ch_1\"}", "{\"outcome\":\"declined\",\"note\":\"x\"}"})
+      "{\"outcome\":\"not_charged\",\"provider_reference\":\"ch_1\"}", "{\"outcome\":\"declined\",\"note\":\"x\"}",
+      "{\"outcome\":\"declined\",\"outcome\":\"not_charged\"}",
+      "{\"outcome\":\"succeeded\",\"provider_reference\":\"ch_1\",\"decline_code\":\"insufficient_funds\"}"})
   @DisplayName("anything else is refused with 400 invalid_request")
   void verdictsRefused(String body) {
     assertThatThrownBy(() -> ManagementVerticle.verdict(Buffer.buffer(body)))
