@@ -141,6 +141,9 @@ public final class RecoveryVerticle extends VerticleBase {
         .onSuccess(message::reply)
         .onFailure(failure -> {
           if (failure instanceof ReplyException known) {
+            // The audit trail of an action on money: the management port writes no access lines.
+            log.info("an operator's verdict {} on payment {} was refused ({}): {}", outcome, paymentId, known.failureCode(),
+                known.getMessage());
             message.fail(known.failureCode(), known.getMessage());
           } else {
             log.warn("an operator's verdict on payment {} failed: {}", paymentId, failure.toString());
