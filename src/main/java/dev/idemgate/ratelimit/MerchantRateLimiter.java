@@ -146,6 +146,17 @@ public final class MerchantRateLimiter {
     return instance;
   }
 
+  /** For tests: how many of this second's requests here Redis confirmed holding (0 for an unknown counter). */
+  long confirmed(String merchant, Kind kind) {
+    Window window = windows.get(kind).get(merchant);
+    if (window == null) {
+      return 0;
+    }
+    synchronized (window) {
+      return window.acked;
+    }
+  }
+
   /**
    * What one exchange sends for one counter.
    *

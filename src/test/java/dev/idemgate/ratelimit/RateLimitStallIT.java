@@ -97,7 +97,11 @@ class RateLimitStallIT {
     if (!pollWithin(second, () -> "5".equals(RespCommand.call(redis.port(), "GET", key)), "the next exchange")) {
       return false;
     }
-    Waits.sleep(100); // its answer heard
+    // Its answer heard: Redis confirmed all 5. Without waiting for it, counting the stalled 4 twice
+    // (the bug) could go unseen, as long as that answer had not come.
+    if (!pollWithin(second, () -> limiter.confirmed(merchant, Kind.PAYMENTS) == 5, "the next exchange's answer")) {
+      return false;
+    }
 
     // 5 of 8 let through, so 3 more. Counting the stalled 4 twice (9) would refuse them all.
     int more = letThrough(limiter, merchant, 10);
