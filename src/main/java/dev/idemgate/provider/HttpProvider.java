@@ -24,6 +24,7 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
+import java.util.function.Function;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -186,7 +187,8 @@ public final class HttpProvider implements PaymentProvider {
     RequestOptions options = requestOptions(HttpMethod.POST, "/charges")
         .putHeader("Idempotency-Key", request.providerKey())
         .putHeader("Content-Type", "application/json");
-    return guarded(chargeBreaker, () -> exchange(options, body, request::maySend, HttpProvider::mapCharge),
+    return guarded(chargeBreaker, () -> exchange(options, body, request::maySend, ProviderOutcome.NotAttempted::new,
+            HttpProvider::mapCharge),
         new ProviderOutcome.NotAttempted("provider circuit open"));
   }
 
@@ -194,19 +196,13 @@ public final class HttpProvider implements PaymentProvider {
   public Future<ProviderOutcome> inquire(String providerKey) {
     RequestOptions options = requestOptions(HttpMethod.GET,
         "/charges?idempotency_key=" + URLEncoder.encode(providerKey, StandardCharsets.UTF_8));
-    return guarded(inquiryBreaker, () -> {
-      // Only the acquirer's own answer ("requests": 0) may say that it never saw the charge. A
-      // "not attempted" from the connection (refused, or every connection of this pod busy) means
-      // the inquiry was not sent, which says nothing about the charge: read as "never seen", it
-      // would free the key, and the client's retry would charge the card again.
-      boolean[] answered = {false};
-      return exchange(options, null, () -> true, (status, body) -> {
-        answered[0] = true;
-        return mapInquiry(status, body, providerKey);
-      }).map(answer -> answer.outcome() instanceof ProviderOutcome.NotAttempted notSent && !answered[0]
-          ? new Answer(new ProviderOutcome.Unknown("inquiry not sent: " + notSent.reason()), answer.trouble())
-          : answer);
-    }, new ProviderOutcome.Unknown("provider circuit open; inquiry not sent"));
+    // Only the acquirer's own answer ("requests": 0) may say that it never saw the charge. An
+    // inquiry that never left this pod (no connection, or every one busy) says nothing about the
+    // charge: read as "never seen", it would free the key for a second charge.
+    return guarded(inquiryBreaker, () -> exchange(options, null, () -> true,
+            reason -> new ProviderOutcome.Unknown("inquiry not sent: " + reason),
+            (status, body) -> mapInquiry(status, body, providerKey)),
+        new ProviderOutcome.Unknown("provider circuit open; inquiry not sent"));
   }
 
   /** Stops the client; calls still in flight fail, and are read as {@link ProviderOutcome.Unknown}. */
@@ -263,8 +259,11 @@ public final class HttpProvider implements PaymentProvider {
    *
    * @param maySend asked once a connection is ready, right before anything is written: a charge whose
    *     send deadline (the claim's lease) passed while it waited for a connection is not sent at all
+   * @param notSent what a request that never left this pod means, given why: for a charge nothing
+   *     was attempted; for an inquiry nothing was learned
    */
-  private Future<Answer> exchange(RequestOptions options, Buffer body, BooleanSupplier maySend, ResponseMapping mapping) {
+  private Future<Answer> exchange(RequestOptions options, Buffer body, BooleanSupplier maySend,
+      Function<String, ProviderOutcome> notSent, ResponseMapping mapping) {
     long startedAt = System.nanoTime();
     return client.request(options).transform(connected -> {
       if (connected.failed()) {
@@ -274,13 +273,13 @@ public final class HttpProvider implements PaymentProvider {
         if (poolFull) {
           poolFullRefusals.incrementAndGet();
         }
-        return Future.succeededFuture(new Answer(new ProviderOutcome.NotAttempted((poolFull
+        return Future.succeededFuture(new Answer(notSent.apply((poolFull
             ? "every connection to the acquirer busy: " : "no connection to the acquirer: ")
             + connected.cause().getClass().getSimpleName()), !poolFull));
       }
       HttpClientRequest request = connected.result();
       holdingConnections = holdingConnections + 1; // single writer: the provider's event loop
-      Future<Answer> answer = send(request, body, maySend, startedAt, mapping);
+      Future<Answer> answer = send(request, body, maySend, notSent, startedAt, mapping);
       answer.onComplete(done -> holdingConnections = holdingConnections - 1);
       return answer;
     });
@@ -301,14 +300,14 @@ public final class HttpProvider implements PaymentProvider {
   }
 
   /** Sends a request that holds a connection, and reads its answer; never fails. */
-  private Future<Answer> send(HttpClientRequest request, Buffer body, BooleanSupplier maySend, long startedAt,
-      ResponseMapping mapping) {
+  private Future<Answer> send(HttpClientRequest request, Buffer body, BooleanSupplier maySend,
+      Function<String, ProviderOutcome> notSent, long startedAt, ResponseMapping mapping) {
     // Its failures reach the answer below; without a handler Vert.x also logs each at ERROR (our
     // own reset of a request never sent, or whose answer timed out or ran too long).
     request.exceptionHandler(failure -> log.debug("call to the acquirer failed: {}", failure.toString()));
     if (!maySend.getAsBoolean()) {
       request.reset();
-      return Future.succeededFuture(new Answer(new ProviderOutcome.NotAttempted(
+      return Future.succeededFuture(new Answer(notSent.apply(
           "lease expired while waiting for a connection to the acquirer"), false));
     }
     long elapsedMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - startedAt);
