@@ -118,10 +118,7 @@ class RecoveryIT {
     JsonObject body = Http.payment(1100, "tok_visa");
     abandonedClaim(key, body);
     // The dead instance had sent its charge before it died.
-    ChargeRequest charge = new ChargeRequest(ProviderKeys.of(MERCHANT_A, key), 1100, "EUR", "tok_visa", "pay_x");
-    Object outcome = Http.await(gateway.gateway().vertx().eventBus()
-        .request(ProviderVerticle.CHARGE, charge, new DeliveryOptions().setCodecName(LocalCodec.NAME))).body();
-    assertThat(outcome).isInstanceOf(ProviderOutcome.Succeeded.class);
+    chargeAtTheAcquirer(key, 1100);
 
     eventually(Duration.ofSeconds(15), () -> "COMPLETED".equals(state(MERCHANT_A, key)), "recovery completes the record");
     Reply retry = http.pay(gateway.apiPort(), KEY_A, key, body);
@@ -140,10 +137,7 @@ class RecoveryIT {
     abandonedClaim(key, body);
 
     eventually(Duration.ofSeconds(15), () -> state(MERCHANT_A, key) == null, "recovery releases the record");
-    Reply retry = http.pay(gateway.apiPort(), KEY_A, key, body);
-    assertThat(retry.status()).isEqualTo(201);
-    assertThat(retry.header("Idempotent-Replayed")).isNull();
-    assertThat(charges(MERCHANT_A, key)).isEqualTo(1);
+    chargedAnew(key, body);
   }
 
   @Test
@@ -152,12 +146,7 @@ class RecoveryIT {
   void neverSeenIsNotBelievedPastTheProvidersMemory() {
     String key = Http.newKey();
     JsonObject body = Http.payment(1210, "tok_visa");
-    abandonedClaim(key, body);
-    // Claimed two days ago; the gateway's provider_key_retention is the default 24h.
-    db.query("UPDATE idemgate.idempotency_keys SET created_at = now() - interval '2 days' "
-        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
-
-    eventually(Duration.ofSeconds(15), () -> "PENDING".equals(state(MERCHANT_A, key)), "recovery marks it pending");
+    forgottenPending(key, body);
     eventually(Duration.ofSeconds(10), () -> ((Integer) db.scalar("SELECT inquiry_attempts FROM idemgate.idempotency_keys "
         + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key)) >= 2, "recovery asks again and still keeps it");
     assertThat(state(MERCHANT_A, key)).isEqualTo("PENDING");
@@ -176,7 +165,26 @@ class RecoveryIT {
     db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
   }
 
-  /** A pending payment recovery keeps asking about but cannot release: claimed longer ago than provider_key_retention. */
+  /** Sends the charge of a claim of MERCHANT_A to the provider, as the instance that claimed it did before it died. */
+  private static void chargeAtTheAcquirer(String key, long amount) {
+    ChargeRequest charge = new ChargeRequest(ProviderKeys.of(MERCHANT_A, key), amount, "EUR", "tok_visa", "pay_x");
+    Object outcome = Http.await(gateway.gateway().vertx().eventBus()
+        .request(ProviderVerticle.CHARGE, charge, new DeliveryOptions().setCodecName(LocalCodec.NAME))).body();
+    assertThat(outcome).isInstanceOf(ProviderOutcome.Succeeded.class);
+  }
+
+  /** A retry after its key was freed is a new payment: 201, not a replay, and the acquirer's only charge. */
+  private static void chargedAnew(String key, JsonObject body) {
+    Reply retry = http.pay(gateway.apiPort(), KEY_A, key, body);
+    assertThat(retry.status()).isEqualTo(201);
+    assertThat(retry.header("Idempotent-Replayed")).isNull();
+    assertThat(charges(MERCHANT_A, key)).isEqualTo(1);
+  }
+
+  /**
+   * A pending payment recovery keeps asking about but cannot release: claimed longer ago than
+   * provider_key_retention (the gateway's is the default 24h; this one two days ago).
+   */
   private static String forgottenPending(String key, JsonObject body) {
     abandonedClaim(key, body);
     db.query("UPDATE idemgate.idempotency_keys SET created_at = now() - interval '2 days' "
@@ -236,10 +244,7 @@ class RecoveryIT {
     assertThat(settled.status()).as(settled.body()).isEqualTo(200);
     assertThat(state(MERCHANT_A, key)).isNull();
     assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE id = $1", paymentId)).isEqualTo(0L);
-    Reply retry = http.pay(gateway.apiPort(), KEY_A, key, body);
-    assertThat(retry.status()).isEqualTo(201);
-    assertThat(retry.header("Idempotent-Replayed")).isNull();
-    assertThat(charges(MERCHANT_A, key)).isEqualTo(1);
+    chargedAnew(key, body);
   }
 
   @Test
@@ -249,10 +254,7 @@ class RecoveryIT {
     String key = Http.newKey();
     JsonObject body = Http.payment(1235, "tok_visa");
     abandonedClaim(key, body);
-    ChargeRequest charge = new ChargeRequest(ProviderKeys.of(MERCHANT_A, key), 1235, "EUR", "tok_visa", "pay_x");
-    Object outcome = Http.await(gateway.gateway().vertx().eventBus()
-        .request(ProviderVerticle.CHARGE, charge, new DeliveryOptions().setCodecName(LocalCodec.NAME))).body();
-    assertThat(outcome).isInstanceOf(ProviderOutcome.Succeeded.class);
+    chargeAtTheAcquirer(key, 1235);
     String paymentId = quietPending(key, false);
 
     Reply overridden = settle(paymentId, "{\"outcome\":\"not_charged\"}");
