@@ -171,7 +171,7 @@ public final class ManagementVerticle extends VerticleBase {
   private void resolvePending(RoutingContext ctx) {
     String paymentId = ctx.pathParam("payment_id");
     if (!PaymentJson.isPaymentId(paymentId)) {
-      Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no pending payment with this id"));
+      Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no unsettled payment with this id"));
       return;
     }
     JsonObject verdict;

@@ -48,10 +48,13 @@ final class RecoveryStore {
                 k.amount, k.currency, k.merchant_reference, k.created_at, k.inquiry_attempts""";
 
   /**
-   * Takes one PENDING record of this gateway's provider by payment id for an operator's verdict,
-   * if it was claimed at least {@code $3} ms ago. Its epoch is bumped, so a recovery pass asking
-   * about it at the same moment is fenced out of writing its own outcome. The {@code state}
-   * predicate lets the planner find it through the pending records' partial index.
+   * Takes one unsettled record of this gateway's provider by payment id for an operator's verdict,
+   * if it was claimed at least {@code $3} ms ago: PENDING, or PROCESSING, which that old is a claim
+   * whose owner's lease ran out (a claim's lease is shorter than the late-charge window the caller
+   * passes) and that recovery has not made PENDING yet, or is inquiring about. Its epoch is bumped,
+   * so a recovery pass asking about it at the same moment is fenced out of writing its own outcome.
+   * The state is matched arm by arm so that the planner finds the record through the two partial
+   * indexes: {@code state IN (...)} implies neither index's predicate and would scan every key.
    */
   static final String TAKE_PENDING = """
       UPDATE idemgate.idempotency_keys k
@@ -59,14 +62,26 @@ final class RecoveryStore {
           lease_expires_at = now() + $2 * interval '1 millisecond',
           next_inquiry_at = now() + $2 * interval '1 millisecond',
           updated_at = now()
-      WHERE k.state = 'PENDING' AND k.payment_id = $1 AND k.created_at <= now() - $3 * interval '1 millisecond'
-        AND (k.provider_id = ANY($4) OR k.provider_id IS NULL)
+      WHERE (k.state = 'PENDING' OR k.state = 'PROCESSING') AND k.payment_id = $1
+        AND k.created_at <= now() - $3 * interval '1 millisecond' AND (k.provider_id = ANY($4) OR k.provider_id IS NULL)
       RETURNING k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.epoch, k.payment_id, k.provider_key,
                 k.amount, k.currency, k.merchant_reference, k.created_at, k.inquiry_attempts""";
 
   static final String PENDING_SINCE = """
       SELECT created_at FROM idemgate.idempotency_keys
-      WHERE state = 'PENDING' AND payment_id = $1 AND (provider_id = ANY($2) OR provider_id IS NULL)""";
+      WHERE (state = 'PENDING' OR state = 'PROCESSING') AND payment_id = $1 AND (provider_id = ANY($2) OR provider_id IS NULL)""";
+
+  /**
+   * Gives a record an operator's verdict took, and did not settle, back to recovery at once, instead
+   * of holding it for the verdict's whole budget: its next inquiry is due now, or, still PROCESSING,
+   * its lease ends now (recovery takes it after {@code takeover_grace}). Fenced on the epoch the
+   * verdict holds and the payment id.
+   */
+  static final String HAND_BACK = """
+      UPDATE idemgate.idempotency_keys
+      SET lease_expires_at = now(), next_inquiry_at = now(), updated_at = now()
+      WHERE merchant_id = $1 AND idempotency_key = $2 AND epoch = $3 AND payment_id = $4
+        AND state IN ('PROCESSING', 'PENDING')""";
 
   private static final String RESCHEDULE = """
       UPDATE idemgate.idempotency_keys SET next_inquiry_at = now() + $4 * interval '1 millisecond', updated_at = now()
@@ -149,7 +164,7 @@ final class RecoveryStore {
   }
 
   /**
-   * Takes the PENDING record of payment {@code paymentId} (held for {@code hold}) if it was claimed
+   * Takes the unsettled record of payment {@code paymentId} (held for {@code hold}) if it was claimed
    * at least {@code minAge} ago; null if there is none.
    */
   Future<DueRecord> takePending(String paymentId, Duration minAge, Duration hold) {
@@ -157,7 +172,7 @@ final class RecoveryStore {
         .map(rows -> rows.size() == 0 ? null : dueRecord(rows.iterator().next()));
   }
 
-  /** When the PENDING record of payment {@code paymentId} was claimed; null if there is none. */
+  /** When the unsettled record of payment {@code paymentId} was claimed; null if there is none. */
   Future<Instant> pendingSince(String paymentId) {
     // Built by hand: Tuple.of(id, array) would spread the array as further parameters.
     return run("pending since", PENDING_SINCE, Tuple.tuple().addString(paymentId).addArrayOfString(providerIds))
@@ -179,6 +194,12 @@ final class RecoveryStore {
    */
   Future<Boolean> reschedule(DueRecord r, Duration delay) {
     return run("reschedule", RESCHEDULE, Tuple.of(r.merchantId(), r.key().value(), r.epoch(), delay.toMillis(), r.paymentId()))
+        .map(rows -> rows.rowCount() == 1);
+  }
+
+  /** See {@link #HAND_BACK}; false when fenced out. */
+  Future<Boolean> handBack(DueRecord r) {
+    return run("hand back", HAND_BACK, Tuple.of(r.merchantId(), r.key().value(), r.epoch(), r.paymentId()))
         .map(rows -> rows.rowCount() == 1);
   }
 

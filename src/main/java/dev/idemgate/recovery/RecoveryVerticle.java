@@ -134,8 +134,10 @@ public final class RecoveryVerticle extends VerticleBase {
     String outcome = verdict.getString("outcome");
     recovery.takePending(paymentId, config.lateChargeWindow(), operatorSettleBudget(config)).compose(r -> r != null
             ? provider.inquire(r.providerKey()).compose(answer -> settle(r, outcome, verdict, answer))
+                // Not settled: recovery may ask about it again at once, not after the verdict's budget.
+                .recover(failure -> recovery.handBack(r).transform(ignored -> Future.failedFuture(failure)))
             : recovery.pendingSince(paymentId).compose(claimed -> Future.failedFuture(claimed == null
-                ? new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 404, "no pending payment with this id for this provider")
+                ? new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 404, "no unsettled payment with this id for this provider")
                 : new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409, "a charge sent for this payment could still "
                     + "reach the acquirer until " + claimed.plus(config.lateChargeWindow()) + "; nothing was changed"))))
         .onSuccess(message::reply)

@@ -270,7 +270,7 @@ class RecoveryIT {
 
   @Test
   @DisplayName("while the acquirer still remembers a payment, a verdict it contradicts changes nothing: succeeded or "
-      + "declined for a payment it never saw get 409, and the record stays pending")
+      + "declined for a payment it never saw get 409, the record stays pending, and recovery gets it back at once")
   void verdictAgainstAnAcquirerThatRemembers() {
     String key = Http.newKey();
     JsonObject body = Http.payment(1245, "tok_visa");
@@ -280,11 +280,48 @@ class RecoveryIT {
     Reply succeeded = settle(paymentId, "{\"outcome\":\"succeeded\",\"provider_reference\":\"ch_made_up\"}");
     assertThat(succeeded.status()).as(succeeded.body()).isEqualTo(409);
     assertThat(succeeded.json().getString("detail")).contains("never saw");
-    assertThat(settle(paymentId, "{\"outcome\":\"declined\"}").status()).isEqualTo(409);
-    assertThat(state(MERCHANT_A, key)).isEqualTo("PENDING");
     assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE id = $1 AND status <> 'pending'", paymentId))
         .isEqualTo(0L);
-    db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+    // The refused verdict gave the record back: recovery asks at once, hears "never seen" too, and
+    // frees the key, instead of waiting out the verdict's budget (24 s with these settings).
+    eventually(Duration.ofSeconds(5), () -> state(MERCHANT_A, key) == null, "recovery releases the record");
+    assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE id = $1 AND status <> 'pending'", paymentId))
+        .isEqualTo(0L);
+    chargedAnew(key, body);
+  }
+
+  @Test
+  @DisplayName("a verdict the acquirer contradicts on a second payment: declined for a payment it never saw gets 409 too")
+  void declinedVerdictAgainstAnAcquirerThatRemembers() {
+    String key = Http.newKey();
+    abandonedClaim(key, Http.payment(1246, "tok_visa"));
+    String paymentId = quietPending(key, false);
+
+    assertThat(settle(paymentId, "{\"outcome\":\"declined\"}").status()).isEqualTo(409);
+    assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE id = $1 AND status <> 'pending'", paymentId))
+        .isEqualTo(0L);
+    eventually(Duration.ofSeconds(5), () -> state(MERCHANT_A, key) == null, "recovery releases the record");
+  }
+
+  @Test
+  @DisplayName("an operator settles a claim whose lease ran out and that recovery has not made pending yet, as "
+      + "/admin/pending lists it: not_charged frees the key, and a retry is charged as new, once")
+  void operatorSettlesAnExpiredClaim() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(1247, "tok_visa");
+    abandonedClaim(key, body);
+    // Claimed a minute ago, but its lease ended only just now: recovery waits takeover_grace (4 s) before taking it.
+    db.query("UPDATE idemgate.idempotency_keys SET lease_expires_at = now() - interval '100 milliseconds' "
+        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+    String paymentId = (String) db.scalar("SELECT payment_id FROM idemgate.idempotency_keys WHERE merchant_id = $1 "
+        + "AND idempotency_key = $2", MERCHANT_A, key);
+    assertThat(http.get(gateway.managementPort(), "/admin/pending", TestGateway.ADMIN_TOKEN).body()).contains(paymentId);
+
+    Reply settled = settle(paymentId, "{\"outcome\":\"not_charged\"}");
+    assertThat(settled.status()).as(settled.body()).isEqualTo(200);
+    assertThat(settled.json().getString("resolved_as")).isEqualTo("not_charged");
+    assertThat(state(MERCHANT_A, key)).isNull();
+    chargedAnew(key, body);
   }
 
   @Test

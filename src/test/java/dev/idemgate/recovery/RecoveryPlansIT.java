@@ -35,7 +35,9 @@ class RecoveryPlansIT {
       "purge", RecoveryStore.PURGE_EXPIRED.replace("$1", "500"),
       "take pending", RecoveryStore.TAKE_PENDING.replace("$1", "'pay_5000'").replace("$2", "15000").replace("$3", "50000")
           .replace("$4", "ARRAY['simulator']"),
-      "pending since", RecoveryStore.PENDING_SINCE.replace("$1", "'pay_5000'").replace("$2", "ARRAY['simulator']"));
+      "pending since", RecoveryStore.PENDING_SINCE.replace("$1", "'pay_5000'").replace("$2", "ARRAY['simulator']"),
+      "hand back", RecoveryStore.HAND_BACK.replace("$1", "'m_1'").replace("$2", "'key_5000'").replace("$3", "2")
+          .replace("$4", "'pay_5000'"));
 
   private static Http http;
   private static TestDb db;
