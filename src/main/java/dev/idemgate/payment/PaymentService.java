@@ -278,7 +278,7 @@ public final class PaymentService {
     return claimed
         .compose(decision -> {
           if (decision instanceof StoreClaim.Claimed owned) {
-            return charge(cmd, owned, redisClaim);
+            return charge(cmd, owned, redisClaim, sentAt);
           } else if (decision instanceof StoreClaim.Completed done) {
             replays.remember(cmd.merchantId(), cmd.key(), cmd.bodyDigest(), done.response());
             return gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), done.response())
@@ -348,10 +348,19 @@ public final class PaymentService {
     return Math.min(waitMs, lastTry);
   }
 
-  private Future<PayOutcome> charge(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim) {
+  /**
+   * @param createdAtNanos {@link System#nanoTime()} when the claim's {@code created_at} was taken,
+   *     before it waited in the group queue (and, for a claim sent again after losing a race in its
+   *     group, before its first sending)
+   */
+  private Future<PayOutcome> charge(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim, long createdAtNanos) {
     PaymentRequest r = cmd.request();
+    // The charge is sent within the lease counted from the earlier of the two moments. From the
+    // claim's sending alone it could leave long after created_at, while recovery and operator
+    // verdicts take "created_at + lease + 2 x provider_timeout" as the moment past which no charge
+    // of this payment can land (GatewayConfig#lateChargeWindow).
     ChargeRequest charge = new ChargeRequest(owned.providerKey(), r.amount(), r.currency(), r.source(), owned.paymentId(),
-        owned.claimedAtNanos() + sendWindowNanos);
+        Math.min(owned.claimedAtNanos(), createdAtNanos) + sendWindowNanos);
     long sent = System.nanoTime();
     return metrics.traceProvider(() -> provider.charge(charge)).compose(outcome -> {
       metrics.providerCall(ProviderClient.outcomeName(outcome), sent);
