@@ -13,6 +13,7 @@ import io.vertx.sqlclient.Tuple;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -49,12 +50,14 @@ final class RecoveryStore {
 
   /**
    * Takes one unsettled record of this gateway's provider by payment id for an operator's verdict,
-   * if it was claimed at least {@code $3} ms ago: PENDING, or PROCESSING, which that old is a claim
-   * whose owner's lease ran out (a claim's lease is shorter than the late-charge window the caller
-   * passes) and that recovery has not made PENDING yet, or is inquiring about. Its epoch is bumped,
-   * so a recovery pass asking about it at the same moment is fenced out of writing its own outcome.
-   * The state is matched arm by arm so that the planner finds the record through the two partial
-   * indexes: {@code state IN (...)} implies neither index's predicate and would scan every key.
+   * if it was claimed at or before {@code $3} (the gateway's clock, as recovery's late-charge check
+   * reads {@code created_at}): PENDING, or PROCESSING whose lease ran out more than {@code $5} ms
+   * ago, the gate of recovery's own takeover ({@link #TAKE_DUE}). The owner of a claim sends its
+   * charge within its lease, counted from before the claim reached PostgreSQL, so past that gate
+   * the charge was sent or never will be; {@code created_at} alone would not say so. Its epoch is
+   * bumped, so a recovery pass asking about it at the same moment is fenced out of writing its own
+   * outcome. The two arms each match one partial index: {@code state IN (...)} implies neither
+   * index's predicate and would scan every key.
    */
   static final String TAKE_PENDING = """
       UPDATE idemgate.idempotency_keys k
@@ -62,13 +65,15 @@ final class RecoveryStore {
           lease_expires_at = now() + $2 * interval '1 millisecond',
           next_inquiry_at = now() + $2 * interval '1 millisecond',
           updated_at = now()
-      WHERE (k.state = 'PENDING' OR k.state = 'PROCESSING') AND k.payment_id = $1
-        AND k.created_at <= now() - $3 * interval '1 millisecond' AND (k.provider_id = ANY($4) OR k.provider_id IS NULL)
+      WHERE (k.state = 'PENDING' OR (k.state = 'PROCESSING' AND k.lease_expires_at < now() - $5 * interval '1 millisecond'))
+        AND k.payment_id = $1 AND k.created_at <= $3 AND (k.provider_id = ANY($4) OR k.provider_id IS NULL)
       RETURNING k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.epoch, k.payment_id, k.provider_key,
                 k.amount, k.currency, k.merchant_reference, k.created_at, k.inquiry_attempts""";
 
+  /** An unsettled record's claim time and, still PROCESSING, when {@link #TAKE_PENDING} may take it. */
   static final String PENDING_SINCE = """
-      SELECT created_at FROM idemgate.idempotency_keys
+      SELECT created_at, CASE WHEN state = 'PROCESSING' THEN lease_expires_at + $3 * interval '1 millisecond' END AS takeable_from
+      FROM idemgate.idempotency_keys
       WHERE (state = 'PENDING' OR state = 'PROCESSING') AND payment_id = $1 AND (provider_id = ANY($2) OR provider_id IS NULL)""";
 
   /**
@@ -165,19 +170,35 @@ final class RecoveryStore {
 
   /**
    * Takes the unsettled record of payment {@code paymentId} (held for {@code hold}) if it was claimed
-   * at least {@code minAge} ago; null if there is none.
+   * at or before {@code claimedBy} and, still PROCESSING, its lease ran out more than {@code grace}
+   * ago; null if there is none.
    */
-  Future<DueRecord> takePending(String paymentId, Duration minAge, Duration hold) {
-    return run("take pending", TAKE_PENDING, Tuple.of(paymentId, hold.toMillis(), minAge.toMillis(), providerIds))
-        .map(rows -> rows.size() == 0 ? null : dueRecord(rows.iterator().next()));
+  Future<DueRecord> takePending(String paymentId, Instant claimedBy, Duration hold, Duration grace) {
+    Tuple params = Tuple.tuple().addString(paymentId).addLong(hold.toMillis())
+        .addOffsetDateTime(claimedBy.atOffset(ZoneOffset.UTC)).addArrayOfString(providerIds).addLong(grace.toMillis());
+    return run("take pending", TAKE_PENDING, params).map(rows -> rows.size() == 0 ? null : dueRecord(rows.iterator().next()));
   }
 
-  /** When the unsettled record of payment {@code paymentId} was claimed; null if there is none. */
-  Future<Instant> pendingSince(String paymentId) {
+  /**
+   * The unsettled record of payment {@code paymentId} that {@link #takePending} did not take: when it
+   * was claimed, and, still PROCESSING, from when it may be taken ({@code grace} after its lease);
+   * null if there is none.
+   */
+  Future<Unsettled> pendingSince(String paymentId, Duration grace) {
     // Built by hand: Tuple.of(id, array) would spread the array as further parameters.
-    return run("pending since", PENDING_SINCE, Tuple.tuple().addString(paymentId).addArrayOfString(providerIds))
-        .map(rows -> rows.size() == 0 ? null : rows.iterator().next().getOffsetDateTime("created_at").toInstant());
+    return run("pending since", PENDING_SINCE, Tuple.tuple().addString(paymentId).addArrayOfString(providerIds)
+        .addLong(grace.toMillis())).map(rows -> {
+          if (rows.size() == 0) {
+            return null;
+          }
+          Row row = rows.iterator().next();
+          OffsetDateTime takeable = row.getOffsetDateTime("takeable_from");
+          return new Unsettled(row.getOffsetDateTime("created_at").toInstant(), takeable == null ? null : takeable.toInstant());
+        });
   }
+
+  /** See {@link #pendingSince}; {@code takeableFrom} is null for a PENDING record. */
+  record Unsettled(Instant claimedAt, Instant takeableFrom) {}
 
   private static DueRecord dueRecord(Row row) {
     return new DueRecord(row.getString("merchant_id"), new IdempotencyKey(row.getString("idempotency_key")),

@@ -132,14 +132,12 @@ public final class RecoveryVerticle extends VerticleBase {
     JsonObject verdict = message.body();
     String paymentId = verdict.getString("payment_id");
     String outcome = verdict.getString("outcome");
-    recovery.takePending(paymentId, config.lateChargeWindow(), operatorSettleBudget(config)).compose(r -> r != null
+    recovery.takePending(paymentId, Instant.now().minus(config.lateChargeWindow()), operatorSettleBudget(config),
+            config.takeoverGrace()).compose(r -> r != null
             ? provider.inquire(r.providerKey()).compose(answer -> settle(r, outcome, verdict, answer))
                 // Not settled: recovery may ask about it again at once, not after the verdict's budget.
                 .recover(failure -> recovery.handBack(r).transform(ignored -> Future.failedFuture(failure)))
-            : recovery.pendingSince(paymentId).compose(claimed -> Future.failedFuture(claimed == null
-                ? new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 404, "no unsettled payment with this id for this provider")
-                : new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409, "a charge sent for this payment could still "
-                    + "reach the acquirer until " + claimed.plus(config.lateChargeWindow()) + "; nothing was changed"))))
+            : recovery.pendingSince(paymentId, config.takeoverGrace()).compose(unsettled -> Future.failedFuture(notTaken(unsettled))))
         .onSuccess(message::reply)
         .onFailure(failure -> {
           if (failure instanceof ReplyException known) {
@@ -152,6 +150,21 @@ public final class RecoveryVerticle extends VerticleBase {
             message.fail(503, "store unavailable");
           }
         });
+  }
+
+  /** Why a verdict did not take the record: there is none (404), or not yet (409, saying until when). */
+  private ReplyException notTaken(RecoveryStore.Unsettled unsettled) {
+    if (unsettled == null) {
+      return new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 404, "no unsettled payment with this id for this provider");
+    }
+    Instant lateChargeEnds = unsettled.claimedAt().plus(config.lateChargeWindow());
+    if (lateChargeEnds.isAfter(Instant.now())) {
+      return new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409, "a charge sent for this payment could still "
+          + "reach the acquirer until " + lateChargeEnds + "; nothing was changed");
+    }
+    return new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409, "the payment is still being worked on (its claim's "
+        + "lease, or a recovery pass holding it, ends " + (unsettled.takeableFrom() == null ? "soon"
+        : "before " + unsettled.takeableFrom()) + "); nothing was changed: look at /admin/pending again then");
   }
 
   /**

@@ -81,6 +81,13 @@ class RecoveryIT {
   }
 
   private static void abandonedClaim(String key, JsonObject body, String providerId) {
+    claim(key, body, providerId);
+    db.query("UPDATE idemgate.idempotency_keys SET lease_expires_at = now() - interval '1 minute', "
+        + "created_at = now() - interval '1 minute' WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+  }
+
+  /** A claim of MERCHANT_A just made, with its 3 s lease: recovery leaves it alone for 7 s. */
+  private static void claim(String key, JsonObject body, String providerId) {
     IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 2, Duration.ofSeconds(5),
         Duration.ofSeconds(3), providerId);
     Instant created = PaymentJson.createdNow();
@@ -88,8 +95,6 @@ class RecoveryIT {
         PaymentJson.newPaymentId(created), body.getLong("amount"), body.getString("currency"),
         body.getString("merchant_reference"), null, null, created);
     assertThat(Http.await(store.claim(claim))).isInstanceOf(StoreClaim.Claimed.class);
-    db.query("UPDATE idemgate.idempotency_keys SET lease_expires_at = now() - interval '1 minute', "
-        + "created_at = now() - interval '1 minute' WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
   }
 
   @Test
@@ -186,28 +191,39 @@ class RecoveryIT {
    * provider_key_retention (the gateway's is the default 24h; this one two days ago).
    */
   private static String forgottenPending(String key, JsonObject body) {
-    abandonedClaim(key, body);
-    db.query("UPDATE idemgate.idempotency_keys SET created_at = now() - interval '2 days' "
-        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+    claim(key, body, "simulator");
+    // One statement: a pass between two would see a claim only a minute old, and free its key.
+    db.query("UPDATE idemgate.idempotency_keys SET lease_expires_at = now() - interval '1 minute', "
+        + "created_at = now() - interval '2 days' WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
     eventually(Duration.ofSeconds(15), () -> "PENDING".equals(state(MERCHANT_A, key)), "recovery marks it pending");
-    return (String) db.scalar("SELECT payment_id FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
-        MERCHANT_A, key);
+    return paymentId(key);
   }
 
   /**
-   * Makes an abandoned claim PENDING with recovery's next look an hour away, so that only an
-   * operator's verdict asks the acquirer about it; {@code justClaimed} dates its claim now.
+   * Makes a claim just made ({@link #claim}) PENDING, in one statement so that no recovery pass
+   * sees it in between, with recovery's next look an hour away, so that only an operator's verdict
+   * asks the acquirer about it. Claimed a minute ago (past the late-charge window, well within
+   * provider_key_retention), or now if {@code justClaimed}.
    */
   private static String quietPending(String key, boolean justClaimed) {
     db.query("UPDATE idemgate.idempotency_keys SET state = 'PENDING', response_status = 202, response_body = '{}', "
-        + "expires_at = now() + interval '1 day', next_inquiry_at = now() + interval '1 hour'"
-        + (justClaimed ? ", created_at = now()" : "") + " WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+        + "expires_at = now() + interval '1 day', next_inquiry_at = now() + interval '1 hour', "
+        + "lease_expires_at = now() - interval '1 minute', created_at = now()"
+        + (justClaimed ? "" : " - interval '1 minute'") + " WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+    return paymentId(key);
+  }
+
+  private static String paymentId(String key) {
     return (String) db.scalar("SELECT payment_id FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
         MERCHANT_A, key);
   }
 
   private static Reply settle(String paymentId, String verdict) {
-    return http.send(HttpMethod.POST, gateway.managementPort(), "/admin/pending/" + paymentId + "/resolve",
+    return settle(gateway, paymentId, verdict);
+  }
+
+  private static Reply settle(TestGateway to, String paymentId, String verdict) {
+    return http.send(HttpMethod.POST, to.managementPort(), "/admin/pending/" + paymentId + "/resolve",
         Map.of("Authorization", "Bearer " + TestGateway.ADMIN_TOKEN, "Content-Type", "application/json"), Buffer.buffer(verdict));
   }
 
@@ -253,7 +269,7 @@ class RecoveryIT {
   void operatorVerdictAgainstTheAcquirer() {
     String key = Http.newKey();
     JsonObject body = Http.payment(1235, "tok_visa");
-    abandonedClaim(key, body);
+    claim(key, body, "simulator");
     chargeAtTheAcquirer(key, 1235);
     String paymentId = quietPending(key, false);
 
@@ -274,7 +290,7 @@ class RecoveryIT {
   void verdictAgainstAnAcquirerThatRemembers() {
     String key = Http.newKey();
     JsonObject body = Http.payment(1245, "tok_visa");
-    abandonedClaim(key, body); // claimed a minute ago: past the late-charge window, well within provider_key_retention
+    claim(key, body, "simulator");
     String paymentId = quietPending(key, false);
 
     Reply succeeded = settle(paymentId, "{\"outcome\":\"succeeded\",\"provider_reference\":\"ch_made_up\"}");
@@ -294,7 +310,7 @@ class RecoveryIT {
   @DisplayName("a verdict the acquirer contradicts on a second payment: declined for a payment it never saw gets 409 too")
   void declinedVerdictAgainstAnAcquirerThatRemembers() {
     String key = Http.newKey();
-    abandonedClaim(key, Http.payment(1246, "tok_visa"));
+    claim(key, Http.payment(1246, "tok_visa"), "simulator");
     String paymentId = quietPending(key, false);
 
     assertThat(settle(paymentId, "{\"outcome\":\"declined\"}").status()).isEqualTo(409);
@@ -304,24 +320,44 @@ class RecoveryIT {
   }
 
   @Test
-  @DisplayName("an operator settles a claim whose lease ran out and that recovery has not made pending yet, as "
-      + "/admin/pending lists it: not_charged frees the key, and a retry is charged as new, once")
+  @DisplayName("an operator settles a claim whose lease ran out that recovery has not taken (its passes an hour "
+      + "apart here), as /admin/pending lists it; one whose lease ended less than takeover_grace ago gets 409, "
+      + "since its owner may still have a charge on the way")
   void operatorSettlesAnExpiredClaim() {
-    String key = Http.newKey();
-    JsonObject body = Http.payment(1247, "tok_visa");
-    abandonedClaim(key, body);
-    // Claimed a minute ago, but its lease ended only just now: recovery waits takeover_grace (4 s) before taking it.
-    db.query("UPDATE idemgate.idempotency_keys SET lease_expires_at = now() - interval '100 milliseconds' "
-        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
-    String paymentId = (String) db.scalar("SELECT payment_id FROM idemgate.idempotency_keys WHERE merchant_id = $1 "
-        + "AND idempotency_key = $2", MERCHANT_A, key);
-    assertThat(http.get(gateway.managementPort(), "/admin/pending", TestGateway.ADMIN_TOKEN).body()).contains(paymentId);
+    AcquirerServer acquirer = new AcquirerServer(0, 0, 0, false);
+    String deployment = Http.await(http.vertx().deployVerticle(acquirer));
+    // A provider of its own, so that the suite's gateway, whose recovery runs every 200 ms, leaves its records alone.
+    String providerId = "http operator-test";
+    String expired = Http.newKey();
+    String recent = Http.newKey();
+    try (TestGateway slow = TestGateway.start(Map.of("IDEMGATE_PROVIDER", "http",
+        "IDEMGATE_PROVIDER_URL", "http://127.0.0.1:" + acquirer.actualPort(), "IDEMGATE_PROVIDER_NAME", "operator-test",
+        "IDEMGATE_LEASE", "3s", "IDEMGATE_PROVIDER_TIMEOUT", "3s", "IDEMGATE_RECOVERY_INTERVAL", "1h"))) {
+      abandonedClaim(expired, Http.payment(1247, "tok_visa"), providerId);
+      claim(recent, Http.payment(1248, "tok_visa"), providerId);
+      // Claimed a minute ago, but its lease (counted by PostgreSQL) ended only a second ago.
+      db.query("UPDATE idemgate.idempotency_keys SET created_at = now() - interval '1 minute', "
+          + "lease_expires_at = now() - interval '1 second' WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, recent);
+      String expiredId = paymentId(expired);
+      String recentId = paymentId(recent);
+      String listed = http.get(slow.managementPort(), "/admin/pending", TestGateway.ADMIN_TOKEN).body();
+      assertThat(listed).contains(expiredId).contains(recentId);
 
-    Reply settled = settle(paymentId, "{\"outcome\":\"not_charged\"}");
-    assertThat(settled.status()).as(settled.body()).isEqualTo(200);
-    assertThat(settled.json().getString("resolved_as")).isEqualTo("not_charged");
-    assertThat(state(MERCHANT_A, key)).isNull();
-    chargedAnew(key, body);
+      Reply early = settle(slow, recentId, "{\"outcome\":\"not_charged\"}");
+      assertThat(early.status()).as(early.body()).isEqualTo(409);
+      assertThat(early.json().getString("detail")).contains("still being worked on");
+      assertThat(state(MERCHANT_A, recent)).isEqualTo("PROCESSING");
+
+      Reply settled = settle(slow, expiredId, "{\"outcome\":\"not_charged\"}");
+      assertThat(settled.status()).as(settled.body()).isEqualTo(200);
+      assertThat(settled.json().getString("resolved_as")).isEqualTo("not_charged");
+      assertThat(state(MERCHANT_A, expired)).isNull();
+    } finally {
+      for (String key : new String[] {expired, recent}) {
+        db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+      }
+      Http.await(http.vertx().undeploy(deployment));
+    }
   }
 
   @Test
@@ -330,7 +366,7 @@ class RecoveryIT {
   void operatorVerdictsThatAreRefused() {
     String key = Http.newKey();
     JsonObject body = Http.payment(1240, "tok_visa");
-    abandonedClaim(key, body);
+    claim(key, body, "simulator");
     String paymentId = quietPending(key, true);
 
     Object epoch = db.scalar("SELECT epoch FROM idemgate.idempotency_keys WHERE payment_id = $1", paymentId);

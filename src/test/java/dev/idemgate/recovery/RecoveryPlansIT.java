@@ -33,9 +33,10 @@ class RecoveryPlansIT {
           .replace("$4", "ARRAY['simulator']"),
       "list", RecoveryStore.PENDING_LIST.replace("$1", "100").replace("$2", "86400000"),
       "purge", RecoveryStore.PURGE_EXPIRED.replace("$1", "500"),
-      "take pending", RecoveryStore.TAKE_PENDING.replace("$1", "'pay_5000'").replace("$2", "15000").replace("$3", "50000")
-          .replace("$4", "ARRAY['simulator']"),
-      "pending since", RecoveryStore.PENDING_SINCE.replace("$1", "'pay_5000'").replace("$2", "ARRAY['simulator']"),
+      "take pending", RecoveryStore.TAKE_PENDING.replace("$1", "'pay_5000'").replace("$2", "15000")
+          .replace("$3", "now() - interval '50 seconds'").replace("$4", "ARRAY['simulator']").replace("$5", "11000"),
+      "pending since", RecoveryStore.PENDING_SINCE.replace("$1", "'pay_5000'").replace("$2", "ARRAY['simulator']")
+          .replace("$3", "11000"),
       "hand back", RecoveryStore.HAND_BACK.replace("$1", "'m_1'").replace("$2", "'key_5000'").replace("$3", "2")
           .replace("$4", "'pay_5000'"));
 
@@ -67,7 +68,7 @@ class RecoveryPlansIT {
   }
 
   @ParameterizedTest(name = "{0}")
-  @ValueSource(strings = {"summary", "take due", "list", "purge", "take pending", "pending since"})
+  @ValueSource(strings = {"summary", "take due", "list", "purge", "take pending", "pending since", "hand back"})
   @DisplayName("recovery's statement reads the unresolved records through an index, never every retained key")
   void noScanOfRetainedKeys(String statement) {
     String plan = plan(STATEMENTS.get(statement));
