@@ -46,8 +46,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * The public API (DESIGN §2), one instance per event loop. Each instance owns its PostgreSQL pool
@@ -72,7 +70,6 @@ public final class ApiVerticle extends VerticleBase {
    */
   static final int GROUPS_IN_FLIGHT = 1;
 
-  private static final Logger access = LoggerFactory.getLogger("idemgate.access");
   /** Numbers the API verticles of the process, for the names of their pools. */
   private static final AtomicInteger INSTANCES = new AtomicInteger();
   private static final String OUTCOME = "idemgate.outcome";
@@ -503,9 +500,6 @@ public final class ApiVerticle extends VerticleBase {
     ctx.put(OUTCOME, outcome);
   }
 
-  /** The access log's status for a request whose connection closed before it was answered. */
-  static final int CLIENT_CLOSED_STATUS = 499;
-
   /**
    * First handler of every API route: counts the request in flight and, when the response is done,
    * records its outcome and writes the one access log line: request id, merchant, outcome, status,
@@ -526,12 +520,7 @@ public final class ApiVerticle extends VerticleBase {
       if (payment) {
         metrics.requestEnded(outcome == null ? RequestOutcome.REJECTED : outcome, latencyNanos);
       }
-      var line = access.atInfo()
-          .addKeyValue("request_id", RequestIds.of(ctx))
-          .addKeyValue("method", ctx.request().method().name())
-          .addKeyValue("route", payment ? "pay" : "get_payment")
-          .addKeyValue("status", done.failed() ? CLIENT_CLOSED_STATUS : ctx.response().getStatusCode())
-          .addKeyValue("latency_ms", latencyNanos / 1_000_000.0);
+      var line = AccessLog.line(ctx, "route", payment ? "pay" : "get_payment", done.failed(), latencyNanos);
       String merchant = ctx.get("merchant");
       if (merchant != null) {
         line = line.addKeyValue("merchant", merchant);

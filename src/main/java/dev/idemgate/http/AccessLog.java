@@ -1,0 +1,35 @@
+package dev.idemgate.http;
+
+import io.vertx.ext.web.RoutingContext;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.slf4j.spi.LoggingEventBuilder;
+
+/**
+ * The access lines of both ports: logger {@code idemgate.access}, message {@code request}, one line
+ * per request once it ended. Each port adds its own fields to the common start ({@link #line}).
+ */
+final class AccessLog {
+  /** The status logged for a request whose connection closed before it was answered (nginx's 499). */
+  static final int CLIENT_CLOSED_STATUS = 499;
+  private static final Logger access = LoggerFactory.getLogger("idemgate.access");
+
+  private AccessLog() {}
+
+  /**
+   * The start of the line of an ended request: request id, method, what was asked for (named
+   * {@code target}: the API port logs a route name, the management port the path), status and
+   * latency. The caller adds its fields and then {@code log("request")}.
+   *
+   * @param clientClosed whether the connection closed before the answer went out (status 499)
+   */
+  static LoggingEventBuilder line(RoutingContext ctx, String target, String targetValue, boolean clientClosed,
+      long latencyNanos) {
+    return access.atInfo()
+        .addKeyValue("request_id", RequestIds.of(ctx))
+        .addKeyValue("method", ctx.request().method().name())
+        .addKeyValue(target, targetValue)
+        .addKeyValue("status", clientClosed ? CLIENT_CLOSED_STATUS : ctx.response().getStatusCode())
+        .addKeyValue("latency_ms", latencyNanos / 1_000_000.0);
+  }
+}
