@@ -23,6 +23,7 @@ import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
+import io.vertx.core.net.SocketAddress;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import io.vertx.ext.web.handler.BodyHandler;
@@ -33,6 +34,7 @@ import io.vertx.sqlclient.Pool;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
@@ -51,6 +53,11 @@ public final class ManagementVerticle extends VerticleBase {
    * every other body here, which the 413's text names.
    */
   private static final int MAX_VERDICT_BYTES = 64 * 1024;
+  /** Where {@link #requireAdmin} leaves what it made of the admin token, for the access line. */
+  private static final String ADMIN_TOKEN_CHECK = "idemgate.adminToken";
+
+  /** What the admin token check made of a request, as its access line says it. */
+  private enum AdminToken { ACCEPTED, REFUSED, MISSING, NOT_CHECKED }
 
   private final GatewayConfig config;
   private final Optional<PrometheusMeterRegistry> registry;
@@ -81,7 +88,12 @@ public final class ManagementVerticle extends VerticleBase {
     router.get("/health/ready").handler(this::ready);
     registry.ifPresent(prometheus -> router.get("/metrics").handler(ctx -> ctx.response()
         .putHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8").end(prometheus.scrape())));
-    router.route("/admin/*").handler(this::requireAdmin);
+    // Admin requests act on money, so each one, refused ones too, gets an access line: the audit
+    // trail. Health probes and scrapes, every few seconds from the kubelet and Prometheus, get none.
+    router.route("/admin/*").handler(ctx -> {
+      logAccess(ctx);
+      ctx.next();
+    }).handler(this::requireAdmin);
     AnomalyRoutes.mount(router, AnomalyMonitor.of(vertx, config, meters), pool);
     dev.idemgate.reconciliation.ReconciliationRoutes.mount(router, vertx, config);
     router.get("/admin/simulator/charges").handler(this::simulatorCharges);
@@ -89,8 +101,14 @@ public final class ManagementVerticle extends VerticleBase {
     router.post("/admin/pending/:payment_id/resolve")
         .handler(BodyHandler.create(false).setBodyLimit(MAX_VERDICT_BYTES)).handler(this::resolvePending);
     router.route().failureHandler(Problems::handleFailure);
-    // 400: a path the router cannot decode (a bad percent-encoding) reaches no route.
-    router.errorHandler(400, Problems::undecodablePath);
+    // 400: a path the router cannot decode (a bad percent-encoding) reaches no route, so an admin
+    // path gets its access line here.
+    router.errorHandler(400, ctx -> {
+      if (ctx.request().path().startsWith("/admin/")) {
+        logAccess(ctx);
+      }
+      Problems.undecodablePath(ctx);
+    });
     router.errorHandler(404, Problems::handleFailure);
     router.errorHandler(405, Problems.methodNotAllowed(router));
     // A connection with nothing read or written for a minute is closed: a client that stops reading
@@ -119,13 +137,32 @@ public final class ManagementVerticle extends VerticleBase {
     });
   }
 
+  /**
+   * Writes the access line of an admin request once it ended: request id, method, path, status,
+   * latency, remote address and what became of the admin token. Never the token or the body, and
+   * not the query: {@code /admin/simulator/charges?merchant=&key=} carries a client's idempotency
+   * key, which the API port logs only as a hash.
+   */
+  private static void logAccess(RoutingContext ctx) {
+    long start = System.nanoTime();
+    SocketAddress remote = ctx.request().remoteAddress();
+    ctx.addEndHandler(done -> AccessLog.line(ctx, "path", ctx.request().path(), done.failed(), System.nanoTime() - start)
+        .addKeyValue("remote_address", remote == null ? null : remote.hostAddress())
+        .addKeyValue("admin_token", ctx.get(ADMIN_TOKEN_CHECK, AdminToken.NOT_CHECKED).name().toLowerCase(Locale.ROOT))
+        .log("request"));
+  }
+
   private void requireAdmin(RoutingContext ctx) {
+    String presented = BearerTokens.of(ctx);
+    AdminToken check = presented == null ? AdminToken.MISSING : config.adminToken()
+        .filter(token -> MessageDigest.isEqual(presented.getBytes(StandardCharsets.UTF_8), token.getBytes(StandardCharsets.UTF_8)))
+        .isPresent() ? AdminToken.ACCEPTED : AdminToken.REFUSED;
+    ctx.put(ADMIN_TOKEN_CHECK, check);
     if (config.adminToken().isEmpty()) {
       Problems.send(ctx, new ApiProblem(ErrorCode.UNAUTHORIZED, "admin endpoints are closed until IDEMGATE_ADMIN_TOKEN is set"));
       return;
     }
-    String presented = java.util.Objects.requireNonNullElse(BearerTokens.of(ctx), "");
-    if (!MessageDigest.isEqual(presented.getBytes(StandardCharsets.UTF_8), config.adminToken().get().getBytes(StandardCharsets.UTF_8))) {
+    if (check != AdminToken.ACCEPTED) {
       ctx.response().putHeader("WWW-Authenticate", "Bearer");
       Problems.send(ctx, new ApiProblem(ErrorCode.UNAUTHORIZED, "send Authorization: Bearer <admin token>"));
       return;

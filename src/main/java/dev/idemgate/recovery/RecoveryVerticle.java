@@ -141,7 +141,8 @@ public final class RecoveryVerticle extends VerticleBase {
         .onSuccess(message::reply)
         .onFailure(failure -> {
           if (failure instanceof ReplyException known) {
-            // The audit trail of an action on money: the management port writes no access lines.
+            // The management port's access line has the status only; this records which verdict on
+            // which payment was refused, and why.
             log.info("an operator's verdict {} on payment {} was refused ({}): {}", outcome, paymentId, known.failureCode(),
                 known.getMessage());
             message.fail(known.failureCode(), known.getMessage());

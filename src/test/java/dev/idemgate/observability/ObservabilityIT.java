@@ -8,12 +8,20 @@ import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.Scrape;
 import dev.idemgate.support.TestGateway;
+import dev.idemgate.support.Waits;
 import io.vertx.core.Future;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpMethod;
 import io.vertx.core.json.JsonObject;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.TreeMap;
+import java.util.UUID;
+import java.util.function.Predicate;
+import java.util.function.Supplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
@@ -130,13 +138,7 @@ class ObservabilityIT {
       String key = "log-secret-key-" + System.nanoTime();
       // Nine digits: a short amount turns up by chance in the latency or a hex id (4242 did, in 4.424285 ms).
       Http.Reply reply = http.pay(gateway.apiPort(), KEY_A, key, Http.payment(987_654_319, "tok_visa"));
-      long deadline = System.currentTimeMillis() + 5_000;
-      while (access.events().stream().noneMatch(e -> fields(e).get("request_id").equals(reply.header("X-Request-Id")))
-          && System.currentTimeMillis() < deadline) {
-        Thread.onSpinWait();
-      }
-      ILoggingEvent line = access.events().stream()
-          .filter(e -> reply.header("X-Request-Id").equals(fields(e).get("request_id"))).findFirst().orElseThrow();
+      ILoggingEvent line = lineOf(access, reply);
       Map<String, String> fields = fields(line);
       assertThat(fields).containsEntry("merchant", TestGateway.MERCHANT_A).containsEntry("outcome", "created")
           .containsEntry("status", "201").containsKeys("latency_ms", "key_sha256");
@@ -161,13 +163,7 @@ class ObservabilityIT {
         socket.getOutputStream().flush();
         Thread.sleep(300); // received and under way, not answered
       }
-      long deadline = System.currentTimeMillis() + 5_000;
-      while (access.events().stream().noneMatch(e -> "client_closed".equals(fields(e).get("outcome")))
-          && System.currentTimeMillis() < deadline) {
-        Thread.sleep(20);
-      }
-      ILoggingEvent line = access.events().stream().filter(e -> "client_closed".equals(fields(e).get("outcome")))
-          .findFirst().orElseThrow(() -> new AssertionError("no client_closed access line in " + access.events()));
+      ILoggingEvent line = awaitLine(access, "client_closed", fields -> "client_closed".equals(fields.get("outcome")));
       assertThat(fields(line)).containsEntry("status", "499").containsEntry("route", "pay");
       assertThat(http.get(gateway.managementPort(), "/metrics", null).body())
           .containsPattern("(?m)^idemgate_requests_total\\{outcome=\"client_closed\"\\} [1-9]");
@@ -182,6 +178,102 @@ class ObservabilityIT {
       assertThat(retry.status()).isEqualTo(201);
       assertThat(retry.header("Idempotent-Replayed")).isEqualTo("true");
     }
+  }
+
+  @Test
+  @DisplayName("an admin request with a wrong token writes an access line with status 401, its path and admin_token refused — never the token or the body")
+  void refusedAdminRequestIsLogged() {
+    try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
+      String wrongToken = "wrong-admin-token-" + System.nanoTime();
+      String path = "/admin/pending/pay_" + UUID.randomUUID().toString().replace("-", "") + "/resolve";
+      String verdict = "{\"outcome\": \"succeeded\", \"provider_reference\": \"ch_secret_" + System.nanoTime() + "\"}";
+      Http.Reply reply = http.send(HttpMethod.POST, gateway.managementPort(), path,
+          Map.of("Authorization", "Bearer " + wrongToken, "Content-Type", "application/json"), Buffer.buffer(verdict));
+      assertThat(reply.status()).isEqualTo(401);
+
+      ILoggingEvent line = lineOf(access, reply);
+      assertThat(fields(line)).containsEntry("method", "POST").containsEntry("path", path).containsEntry("status", "401")
+          .containsEntry("remote_address", "127.0.0.1").containsEntry("admin_token", "refused").containsKey("latency_ms");
+      String everything = line.getFormattedMessage() + fields(line);
+      assertThat(everything).doesNotContain(wrongToken, TestGateway.ADMIN_TOKEN, "ch_secret_", "outcome");
+    }
+  }
+
+  @Test
+  @DisplayName("an accepted admin request writes an access line with status 200 and its path without the query, which may carry a client's key")
+  void acceptedAdminRequestIsLogged() {
+    try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
+      String clientKey = "admin-log-secret-key-" + System.nanoTime();
+      Http.Reply reply = http.get(gateway.managementPort(),
+          "/admin/simulator/charges?merchant=" + TestGateway.MERCHANT_A + "&key=" + clientKey, TestGateway.ADMIN_TOKEN);
+      assertThat(reply.status()).isEqualTo(200);
+
+      ILoggingEvent line = lineOf(access, reply);
+      assertThat(fields(line)).containsEntry("method", "GET").containsEntry("path", "/admin/simulator/charges")
+          .containsEntry("status", "200").containsEntry("admin_token", "accepted");
+      assertThat(line.getFormattedMessage() + fields(line)).doesNotContain(clientKey, TestGateway.ADMIN_TOKEN);
+    }
+  }
+
+  @Test
+  @DisplayName("an admin request whose client hangs up before the answer is logged as 499")
+  void adminClientGoneBeforeTheAnswer() throws Exception {
+    try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
+      String path = "/admin/pending/pay_" + UUID.randomUUID().toString().replace("-", "") + "/resolve";
+      try (java.net.Socket socket = new java.net.Socket("127.0.0.1", gateway.managementPort())) {
+        String request = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + TestGateway.ADMIN_TOKEN
+            + "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"outcome\"";
+        socket.getOutputStream().write(request.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        socket.getOutputStream().flush();
+        Thread.sleep(300); // the headers are read, the body is still awaited
+      }
+      ILoggingEvent line = awaitLine(access, path, fields -> path.equals(fields.get("path")));
+      assertThat(fields(line)).containsEntry("status", "499").containsEntry("admin_token", "accepted");
+    }
+  }
+
+  @Test
+  @DisplayName("an admin path that cannot be decoded is logged with status 400, its token not checked")
+  void undecodableAdminPathIsLogged() throws Exception {
+    try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
+      try (java.net.Socket socket = new java.net.Socket("127.0.0.1", gateway.managementPort())) {
+        socket.setSoTimeout(10_000);
+        socket.getOutputStream().write("GET /admin/pending/%zz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        assertThat(new String(socket.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8))
+            .startsWith("HTTP/1.1 400 ");
+      }
+      ILoggingEvent line = awaitLine(access, "/admin/pending/%zz", fields -> "/admin/pending/%zz".equals(fields.get("path")));
+      assertThat(fields(line)).containsEntry("status", "400").containsEntry("admin_token", "not_checked");
+    }
+  }
+
+  @Test
+  @DisplayName("health probes and metrics scrapes write no access line, while an admin request between them does")
+  void probesAndScrapesAreNotLogged() {
+    try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
+      List<String> unlogged = new ArrayList<>();
+      for (String path : List.of("/health/live", "/health/ready", "/metrics")) {
+        Http.Reply reply = http.get(gateway.managementPort(), path, null);
+        assertThat(reply.status()).as(path).isEqualTo(200);
+        unlogged.add(reply.header("X-Request-Id"));
+      }
+      // The management port has one event loop: the admin line comes after any the probes wrote.
+      lineOf(access, http.get(gateway.managementPort(), "/admin/pending", TestGateway.ADMIN_TOKEN));
+      assertThat(access.events()).extracting(e -> fields(e).get("request_id")).doesNotContainAnyElementsOf(unlogged);
+    }
+  }
+
+  /** The access line of the request that got {@code reply}, waited for (it is written once the answer went out). */
+  private static ILoggingEvent lineOf(CapturedLogs access, Http.Reply reply) {
+    String requestId = reply.header("X-Request-Id");
+    return awaitLine(access, requestId, fields -> requestId.equals(fields.get("request_id")));
+  }
+
+  private static ILoggingEvent awaitLine(CapturedLogs access, String description, Predicate<Map<String, String>> match) {
+    Supplier<Optional<ILoggingEvent>> line = () -> access.events().stream().filter(e -> match.test(fields(e))).findFirst();
+    Waits.eventually(Duration.ofSeconds(5), () -> line.get().isPresent(), "an access line for " + description);
+    return line.get().orElseThrow();
   }
 
   private static Map<String, String> fields(ILoggingEvent event) {
