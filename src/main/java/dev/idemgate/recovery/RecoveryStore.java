@@ -92,15 +92,29 @@ final class RecoveryStore {
       UPDATE idemgate.idempotency_keys SET next_inquiry_at = now() + $4 * interval '1 millisecond', updated_at = now()
       WHERE merchant_id = $1 AND idempotency_key = $2 AND epoch = $3 AND payment_id = $5 AND state = 'PENDING'""";
 
-  /** The record and a pending ledger row go together: the provider never saw the charge. */
+  /**
+   * The record and a pending ledger row go together: the acquirer never charged the payment. Its client
+   * may hold the payment id from a 202 (a PENDING record's, or one answered while the record was
+   * still PROCESSING, which has no ledger row), so the same statement keeps the payment in
+   * {@code released_payments} for GET: the ledger row as it was, else the record's copy of it
+   * under this gateway's provider ({@code $5}), for reason {@code $6}.
+   */
   private static final String RELEASE_UNSEEN = """
       WITH gone AS (
         DELETE FROM idemgate.idempotency_keys
         WHERE merchant_id = $1 AND idempotency_key = $2 AND epoch = $3 AND payment_id = $4
           AND state IN ('PROCESSING', 'PENDING')
-        RETURNING payment_id),
+        RETURNING payment_id, merchant_id, amount, currency, merchant_reference, created_at),
       ledger AS (
-        DELETE FROM idemgate.payments p USING gone WHERE p.id = gone.payment_id AND p.status = 'pending')
+        DELETE FROM idemgate.payments p USING gone WHERE p.id = gone.payment_id AND p.status = 'pending'
+        RETURNING p.id, p.merchant_id, p.amount, p.currency, p.merchant_reference, p.provider, p.created_at),
+      kept AS (
+        INSERT INTO idemgate.released_payments
+          (id, merchant_id, amount, currency, merchant_reference, provider, reason, created_at)
+        SELECT id, merchant_id, amount, currency, merchant_reference, provider, $6, created_at FROM ledger
+        UNION ALL
+        SELECT payment_id, merchant_id, amount, currency, merchant_reference, $5, $6, created_at FROM gone
+        WHERE NOT EXISTS (SELECT 1 FROM ledger))
       SELECT count(*) AS released FROM gone""";
 
   /**
@@ -141,13 +155,18 @@ final class RecoveryStore {
   private final long timeoutMs;
   private final String[] providerIds;
   private final long providerKeyRetentionMs;
+  private final String ledgerProvider;
 
   /**
    * @param providerIds recovery only takes records claimed for these (see {@code GatewayConfig#recoveredProviderIds})
    * @param providerKeyRetention how long the provider remembers keys: older records are marked in the unresolved list
+   * @param ledgerProvider the provider payments name ({@code GatewayConfig#ledgerProvider}), for a released one
+   *     that has no ledger row
    */
-  RecoveryStore(Pool pool, Duration timeout, List<String> providerIds, Duration providerKeyRetention) {
+  RecoveryStore(Pool pool, Duration timeout, List<String> providerIds, Duration providerKeyRetention,
+      String ledgerProvider) {
     this.pool = pool;
+    this.ledgerProvider = ledgerProvider;
     this.providerKeyRetentionMs = providerKeyRetention.toMillis();
     this.providerIds = providerIds.toArray(String[]::new);
     this.timeoutMs = timeout.toMillis();
@@ -224,9 +243,13 @@ final class RecoveryStore {
         .map(rows -> rows.rowCount() == 1);
   }
 
-  /** Releases a record the provider never saw; true if this epoch and payment id still owned it. */
-  Future<Boolean> releaseUnseen(DueRecord r) {
-    return run("release", RELEASE_UNSEEN, Tuple.of(r.merchantId(), r.key().value(), r.epoch(), r.paymentId()))
+  /**
+   * Releases a record the provider never charged, keeping its payment as released for
+   * {@code reason}; true if this epoch and payment id still owned it.
+   */
+  Future<Boolean> releaseUnseen(DueRecord r, ReleaseReason reason) {
+    return run("release", RELEASE_UNSEEN, Tuple.of(r.merchantId(), r.key().value(), r.epoch(), r.paymentId(),
+            ledgerProvider, reason.column()))
         .map(rows -> rows.iterator().next().getLong("released") == 1);
   }
 

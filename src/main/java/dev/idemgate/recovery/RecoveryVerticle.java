@@ -82,7 +82,8 @@ public final class RecoveryVerticle extends VerticleBase {
   public Future<?> start() {
     pool = Postgres.pool(vertx, config, 2, "recovery");
     redis = Redis.createClient(vertx, RedisClients.pipelineOptions(config, "recovery"));
-    recovery = new RecoveryStore(pool, config.storeTimeout(), config.recoveredProviderIds(), config.providerKeyRetention());
+    recovery = new RecoveryStore(pool, config.storeTimeout(), config.recoveredProviderIds(), config.providerKeyRetention(),
+        config.ledgerProvider());
     store = new IdempotencyStore(pool, context, 2, config.storeTimeout(), config.lease(), config.providerId());
     pipeline = RedisClients.pipeline(redis, context, config);
     gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
@@ -194,7 +195,7 @@ public final class RecoveryVerticle extends VerticleBase {
           + "saw this payment; nothing was changed (recovery frees its key by itself)"));
     } else if (outcome.equals("not_charged")) {
       settledAs = outcome;
-      done = release(r, "an operator says the acquirer never charged it");
+      done = release(r, ReleaseReason.OPERATOR_NOT_CHARGED);
     } else {
       settledAs = outcome;
       boolean succeeded = outcome.equals("succeeded");
@@ -273,7 +274,7 @@ public final class RecoveryVerticle extends VerticleBase {
           }
           if (neverSeen) {
             if (lateChargeImpossible(r)) {
-              return release(r, "the provider never saw it");
+              return release(r, ReleaseReason.PROVIDER_NEVER_SAW_IT);
             }
             // Not seen yet, and a late charge may still land: ask again on the backoff schedule,
             // but no later than the moment it no longer can. The next step of the backoff may be
@@ -319,12 +320,12 @@ public final class RecoveryVerticle extends VerticleBase {
     });
   }
 
-  private Future<Action> release(DueRecord r, String why) {
-    return recovery.releaseUnseen(r).compose(released -> {
+  private Future<Action> release(DueRecord r, ReleaseReason reason) {
+    return recovery.releaseUnseen(r, reason).compose(released -> {
       if (!released) {
         return Future.succeededFuture(Action.FENCED);
       }
-      log.info("recovery released payment {}: {}", r.paymentId(), why);
+      log.info("recovery released payment {}: {}", r.paymentId(), reason.description());
       return gate.forget(r.merchantId(), r.key()).compose(v -> gate.keyFreed(r.merchantId(), r.key())).map(v -> Action.RELEASED);
     });
   }

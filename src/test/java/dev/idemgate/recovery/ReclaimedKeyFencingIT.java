@@ -44,12 +44,13 @@ class ReclaimedKeyFencingIT {
     db = new TestDb(http.vertx());
     store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 1, Duration.ofSeconds(5),
         Duration.ofSeconds(30), "simulator");
-    recovery = new RecoveryStore(db.pool(), Duration.ofSeconds(5), List.of("simulator"), Duration.ofDays(1));
+    recovery = new RecoveryStore(db.pool(), Duration.ofSeconds(5), List.of("simulator"), Duration.ofDays(1), "simulator");
   }
 
   @AfterAll
   static void stop() {
     db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1", MERCHANT);
+    db.query("DELETE FROM idemgate.released_payments WHERE merchant_id = $1", MERCHANT);
     db.close();
     http.close();
   }
@@ -83,11 +84,15 @@ class ReclaimedKeyFencingIT {
 
     Http.await(recovery.reschedule(due(key, old), Duration.ZERO));
     assertThat(nextInquiry(key)).as("not rescheduled by the old pass").isEqualTo(nextInquiry);
-    assertThat(Http.await(recovery.releaseUnseen(due(key, old)))).isFalse();
+    assertThat(Http.await(recovery.releaseUnseen(due(key, old), ReleaseReason.PROVIDER_NEVER_SAW_IT))).isFalse();
     assertThat(record(key)).isEqualTo("PENDING " + current.paymentId());
+    assertThat(releasedAs(old.paymentId())).as("a fenced release keeps no payment as released").isNull();
+    assertThat(releasedAs(current.paymentId())).isNull();
 
-    assertThat(Http.await(recovery.releaseUnseen(due(key, current)))).as("its own pass still releases it").isTrue();
+    assertThat(Http.await(recovery.releaseUnseen(due(key, current), ReleaseReason.PROVIDER_NEVER_SAW_IT)))
+        .as("its own pass still releases it").isTrue();
     assertThat(record(key)).isNull();
+    assertThat(releasedAs(current.paymentId())).isEqualTo("provider_never_saw_it");
   }
 
   @Test
@@ -150,6 +155,11 @@ class ReclaimedKeyFencingIT {
     var rows = db.query("SELECT state || ' ' || payment_id AS r FROM idemgate.idempotency_keys "
         + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT, key);
     return rows.size() == 0 ? null : rows.iterator().next().getString("r");
+  }
+
+  /** The reason a payment was kept as released for, or null when it was not. */
+  private static Object releasedAs(String paymentId) {
+    return db.scalar("SELECT reason FROM idemgate.released_payments WHERE id = $1", paymentId);
   }
 
   private static OffsetDateTime nextInquiry(String key) {
