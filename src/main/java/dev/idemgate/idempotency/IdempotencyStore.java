@@ -120,9 +120,19 @@ public final class IdempotencyStore {
       DELETE FROM idemgate.idempotency_keys
       WHERE merchant_id = $1 AND idempotency_key = $2 AND payment_id = $3 AND state = 'PROCESSING'""";
 
+  /**
+   * The ledger row, else the payment as released ({@code status} {@code not_charged}: the acquirer
+   * never charged it and its key was freed). A release moves an id from the one table to the other
+   * in one statement, so an id is in one of them at most; the ledger comes first, so that the
+   * common lookup stops at its row (LIMIT) without probing the second index.
+   */
   private static final String FIND_PAYMENT = """
       SELECT id, status, amount, currency, merchant_reference, provider, provider_reference, decline_code, created_at
-      FROM idemgate.payments WHERE id = $1 AND merchant_id = $2""";
+      FROM idemgate.payments WHERE id = $1 AND merchant_id = $2
+      UNION ALL
+      SELECT id, 'not_charged', amount, currency, merchant_reference, provider, NULL::text, NULL::text, created_at
+      FROM idemgate.released_payments WHERE id = $1 AND merchant_id = $2
+      LIMIT 1""";
 
   /** Every statement of the request path, by name, for the test that checks their plans. */
   static Map<String, String> statements() {
@@ -441,7 +451,11 @@ public final class IdempotencyStore {
         .map(rows -> rows.rowCount() == 1);
   }
 
-  /** The ledger row of a payment, only for its own merchant. */
+  /**
+   * A payment as {@code GET /v1/payments/{id}} shows it, only for its own merchant: its ledger row,
+   * or, for a payment whose key was released, its row as released with status {@code not_charged};
+   * null when there is neither.
+   */
   public Future<Row> findPayment(String merchantId, String paymentId) {
     return run("find payment", FIND_PAYMENT, Tuple.of(paymentId, merchantId))
         .map(rows -> rows.size() == 1 ? rows.iterator().next() : null);

@@ -48,7 +48,7 @@ class RequestPathPlansIT {
     http = new Http();
     db = new TestDb(http.vertx());
     db.query("CREATE SCHEMA " + SCHEMA);
-    for (String table : new String[] {"idempotency_keys", "payments"}) {
+    for (String table : new String[] {"idempotency_keys", "payments", "released_payments"}) {
       db.query("CREATE TABLE " + SCHEMA + "." + table + " (LIKE idemgate." + table + " INCLUDING ALL)");
     }
   }

@@ -75,19 +75,29 @@ class RecoveryIT {
         TestGateway.ADMIN_TOKEN).json().getJsonArray("charges").size();
   }
 
-  /** Writes a PROCESSING claim as a crashed instance would have left it, its lease long expired. */
-  private static void abandonedClaim(String key, JsonObject body) {
-    abandonedClaim(key, body, "simulator");
+  /**
+   * Writes a PROCESSING claim as a crashed instance would have left it, claimed a minute ago, its
+   * lease long expired; returns its payment id.
+   */
+  private static String abandonedClaim(String key, JsonObject body) {
+    return abandonedClaim(key, body, "simulator", Duration.ofMinutes(1));
   }
 
-  private static void abandonedClaim(String key, JsonObject body, String providerId) {
-    claim(key, body, providerId);
+  private static String abandonedClaim(String key, JsonObject body, String providerId) {
+    return abandonedClaim(key, body, providerId, Duration.ofMinutes(1));
+  }
+
+  /** The same, claimed {@code claimedAgo}: one statement after the claim, whose fresh lease keeps recovery away until then. */
+  private static String abandonedClaim(String key, JsonObject body, String providerId, Duration claimedAgo) {
+    String paymentId = claim(key, body, providerId);
     db.query("UPDATE idemgate.idempotency_keys SET lease_expires_at = now() - interval '1 minute', "
-        + "created_at = now() - interval '1 minute' WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+        + "created_at = now() - $3 * interval '1 millisecond' WHERE merchant_id = $1 AND idempotency_key = $2",
+        MERCHANT_A, key, claimedAgo.toMillis());
+    return paymentId;
   }
 
-  /** A claim of MERCHANT_A just made, with its 3 s lease: recovery leaves it alone for 7 s. */
-  private static void claim(String key, JsonObject body, String providerId) {
+  /** A claim of MERCHANT_A just made, with its 3 s lease (recovery leaves it alone for 7 s); returns its payment id. */
+  private static String claim(String key, JsonObject body, String providerId) {
     IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 2, Duration.ofSeconds(5),
         Duration.ofSeconds(3), providerId);
     Instant created = PaymentJson.createdNow();
@@ -95,6 +105,7 @@ class RecoveryIT {
         PaymentJson.newPaymentId(created), body.getLong("amount"), body.getString("currency"),
         body.getString("merchant_reference"), null, null, created);
     assertThat(Http.await(store.claim(claim))).isInstanceOf(StoreClaim.Claimed.class);
+    return claim.paymentId();
   }
 
   @Test
@@ -135,14 +146,43 @@ class RecoveryIT {
   }
 
   @Test
-  @DisplayName("a claim left PROCESSING whose charge the provider never saw is released, and a retry is processed as new")
+  @DisplayName("a claim left PROCESSING whose charge the provider never saw is released: its payment id answers "
+      + "not_charged, and a retry is processed as new")
   void expiredLeaseWithoutChargeIsReleased() {
     String key = Http.newKey();
     JsonObject body = Http.payment(1200, "tok_visa");
-    abandonedClaim(key, body);
+    // No ledger row: the payment is kept as released from the record. Its id may have reached the
+    // client in a 202 all the same (the claim's request answers 202 when PostgreSQL did not take
+    // its pending outcome, or when recovery had taken the record over).
+    String paymentId = abandonedClaim(key, body);
 
     eventually(Duration.ofSeconds(15), () -> state(MERCHANT_A, key) == null, "recovery releases the record");
-    chargedAnew(key, body);
+    notChargedThenChargedAnew(key, body, paymentId, "provider_never_saw_it");
+  }
+
+  @Test
+  @DisplayName("a payment answered 202 and then released (the provider never saw it): GET of its id gives its merchant "
+      + "200 with status not_charged (404 to another merchant), and the retry with its key is charged under a new id")
+  void releasedPendingPaymentReadsNotCharged() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(1205, "tok_visa");
+    // Claimed just now, as far as recovery can tell: a late charge could still land, so recovery
+    // makes it pending (a ledger row) and keeps asking instead of releasing it.
+    String paymentId = abandonedClaim(key, body, "simulator", Duration.ZERO);
+    eventually(Duration.ofSeconds(15), () -> "PENDING".equals(state(MERCHANT_A, key)), "recovery makes it pending");
+    Reply pending = http.pay(gateway.apiPort(), KEY_A, key, body);
+    assertThat(pending.status()).isEqualTo(202);
+    assertThat(pending.json().getString("id")).isEqualTo(paymentId);
+    assertThat(http.get(gateway.apiPort(), pending.header("Location"), KEY_A).json().getString("status")).isEqualTo("pending");
+
+    // The late-charge window (lease + 2 x provider timeout) ends: moved back rather than waited for.
+    db.query("UPDATE idemgate.idempotency_keys SET created_at = created_at - interval '1 minute' "
+        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+    eventually(Duration.ofSeconds(15), () -> state(MERCHANT_A, key) == null, "recovery releases the record");
+    assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE id = $1", paymentId)).isEqualTo(0L);
+    JsonObject released = notChargedThenChargedAnew(key, body, paymentId, "provider_never_saw_it");
+    assertThat(released).as("the payment its 202 showed, but not charged")
+        .isEqualTo(pending.json().put("status", "not_charged"));
   }
 
   @Test
@@ -179,11 +219,45 @@ class RecoveryIT {
   }
 
   /** A retry after its key was freed is a new payment: 201, not a replay, and the acquirer's only charge. */
-  private static void chargedAnew(String key, JsonObject body) {
+  private static Reply chargedAnew(String key, JsonObject body) {
     Reply retry = http.pay(gateway.apiPort(), KEY_A, key, body);
     assertThat(retry.status()).isEqualTo(201);
     assertThat(retry.header("Idempotent-Replayed")).isNull();
     assertThat(charges(MERCHANT_A, key)).isEqualTo(1);
+    return retry;
+  }
+
+  /**
+   * After the key's payment {@code releasedId} was released for {@code reason}: GET of that id gives
+   * its merchant the payment with status not_charged, and another merchant 404; the retry with the
+   * key is a new payment under a new id (and the same provider key, so that the acquirer would
+   * dedup a late charge of the released one), and the released id still reads not_charged beside
+   * it. Returns the released payment as GET shows it.
+   */
+  private static JsonObject notChargedThenChargedAnew(String key, JsonObject body, String releasedId, String reason) {
+    Reply released = http.get(gateway.apiPort(), "/v1/payments/" + releasedId, KEY_A);
+    assertThat(released.status()).as(released.body()).isEqualTo(200);
+    JsonObject payment = released.json();
+    assertThat(payment.getString("id")).isEqualTo(releasedId);
+    assertThat(payment.getString("status")).isEqualTo("not_charged");
+    assertThat(payment.getLong("amount")).isEqualTo(body.getLong("amount"));
+    assertThat(payment.getString("currency")).isEqualTo(body.getString("currency"));
+    assertThat(payment.getString("merchant_reference")).isEqualTo(body.getString("merchant_reference"));
+    assertThat(payment.getString("provider")).isEqualTo("simulator");
+    assertThat(payment.getString("provider_reference")).isNull();
+    assertThat(payment.getString("decline_code")).isNull();
+    assertThat(http.get(gateway.apiPort(), "/v1/payments/" + releasedId, TestGateway.KEY_B).status())
+        .as("another merchant's GET").isEqualTo(404);
+    assertThat(db.scalar("SELECT reason FROM idemgate.released_payments WHERE id = $1", releasedId)).isEqualTo(reason);
+
+    String chargedId = chargedAnew(key, body).json().getString("id");
+    assertThat(chargedId).isNotEqualTo(releasedId);
+    assertThat(db.scalar("SELECT provider_key FROM idemgate.payments WHERE id = $1", chargedId))
+        .isEqualTo(ProviderKeys.of(MERCHANT_A, key));
+    assertThat(http.get(gateway.apiPort(), "/v1/payments/" + chargedId, KEY_A).json().getString("status"))
+        .isEqualTo("succeeded");
+    assertThat(http.get(gateway.apiPort(), "/v1/payments/" + releasedId, KEY_A).body()).isEqualTo(released.body());
+    return payment;
   }
 
   /**
@@ -250,7 +324,8 @@ class RecoveryIT {
   }
 
   @Test
-  @DisplayName("an operator settles a pending payment as not charged: the key is freed, a retry is charged as new, once")
+  @DisplayName("an operator settles a pending payment as not charged: the key is freed, its payment id answers "
+      + "not_charged, a retry is charged as new, once")
   void operatorSettlesAsNotCharged() {
     String key = Http.newKey();
     JsonObject body = Http.payment(1230, "tok_visa");
@@ -260,7 +335,7 @@ class RecoveryIT {
     assertThat(settled.status()).as(settled.body()).isEqualTo(200);
     assertThat(state(MERCHANT_A, key)).isNull();
     assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE id = $1", paymentId)).isEqualTo(0L);
-    chargedAnew(key, body);
+    notChargedThenChargedAnew(key, body, paymentId, "operator_not_charged");
   }
 
   @Test
