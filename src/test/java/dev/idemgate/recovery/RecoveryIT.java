@@ -427,6 +427,12 @@ class RecoveryIT {
       assertThat(settled.status()).as(settled.body()).isEqualTo(200);
       assertThat(settled.json().getString("resolved_as")).isEqualTo("not_charged");
       assertThat(state(MERCHANT_A, expired)).isNull();
+      // No ledger row: the payment is kept as released from the record.
+      Reply released = http.get(slow.apiPort(), "/v1/payments/" + expiredId, KEY_A);
+      assertThat(released.status()).as(released.body()).isEqualTo(200);
+      assertThat(released.json().getString("status")).isEqualTo("not_charged");
+      assertThat(db.scalar("SELECT reason FROM idemgate.released_payments WHERE id = $1", expiredId))
+          .isEqualTo("operator_not_charged");
     } finally {
       for (String key : new String[] {expired, recent}) {
         db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
