@@ -31,16 +31,16 @@ class ChargeSendWindowIT {
          TestGateway gateway = TestGateway.start(Map.of(
              "IDEMGATE_PG_URL", postgres.url(),
              "IDEMGATE_LEASE", "3s", // a send window of 2 s
-             "IDEMGATE_STORE_TIMEOUT", "5s",
+             "IDEMGATE_STORE_TIMEOUT", "8s", // longer than the queue wait below: the claim is not given up
              "IDEMGATE_REPLAY_CACHE_ENTRIES", "0"))) {
       // Connections open first: with the latency below, opening one would take long too.
       for (int i = 0; i < 4; i++) {
         assertThat(http.pay(gateway.apiPort(), KEY_A, Http.newKey(), Http.payment(100 + i, "tok_visa")).status())
             .isEqualTo(201);
       }
-      // The claim statement ahead reaches PostgreSQL 3 s late; only one claim statement is at the
-      // database at a time, so the next claim waits in the queue for about 2.8 s.
-      postgres.proxy().latency(3_000);
+      // The claim statement ahead reaches PostgreSQL 5 s late; only one claim statement is at the
+      // database at a time, so the next claim waits in the queue for about 4.8 s, well past its window.
+      postgres.proxy().latency(5_000);
       Future<Http.Reply> ahead = http.payAsync(gateway.apiPort(), KEY_A, Http.newKey(),
           Http.payment(200, "tok_visa").encode(), Map.of());
       sleep(200);

@@ -86,8 +86,7 @@ class ReclaimedKeyFencingIT {
     assertThat(nextInquiry(key)).as("not rescheduled by the old pass").isEqualTo(nextInquiry);
     assertThat(Http.await(recovery.releaseUnseen(due(key, old), ReleaseReason.PROVIDER_NEVER_SAW_IT))).isFalse();
     assertThat(record(key)).isEqualTo("PENDING " + current.paymentId());
-    assertThat(releasedAs(old.paymentId())).as("a fenced release keeps no payment as released").isNull();
-    assertThat(releasedAs(current.paymentId())).isNull();
+    assertThat(releasedAs(current.paymentId())).as("a fenced release keeps no payment as released").isNull();
 
     assertThat(Http.await(recovery.releaseUnseen(due(key, current), ReleaseReason.PROVIDER_NEVER_SAW_IT)))
         .as("its own pass still releases it").isTrue();
