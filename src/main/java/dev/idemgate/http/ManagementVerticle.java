@@ -256,7 +256,7 @@ public final class ManagementVerticle extends VerticleBase {
     for (String field : List.of("provider_reference", "decline_code")) {
       if (json.containsKey(field) && !HttpProvider.storable(json.getValue(field))) {
         throw new ApiProblem(ErrorCode.INVALID_REQUEST, field + ": must be text of 1 to " + HttpProvider.MAX_REFERENCE_CHARS
-            + " characters, none of them control characters");
+            + " characters, none of them control characters or unpaired surrogate escapes");
       }
     }
     return json;

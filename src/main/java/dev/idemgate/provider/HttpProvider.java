@@ -381,10 +381,14 @@ public final class HttpProvider implements PaymentProvider {
     return new Answer(new ProviderOutcome.Unknown("acquirer answered " + status), status >= 500);
   }
 
-  /** A string the ledger can hold: 1 to {@value #MAX_REFERENCE_CHARS} characters, none a control character. */
+  /**
+   * A string the ledger can hold as it is: 1 to {@value #MAX_REFERENCE_CHARS} characters, none a
+   * control character or half a surrogate pair.
+   */
   public static boolean storable(Object value) {
     return value instanceof String s && !s.isEmpty() && s.length() <= MAX_REFERENCE_CHARS
-        && s.chars().noneMatch(Character::isISOControl);
+        // codePoints() joins each surrogate pair; one left alone would be stored as '?'
+        && s.codePoints().noneMatch(c -> Character.isISOControl(c) || Character.getType(c) == Character.SURROGATE);
   }
 
   /** Whether a body is the acquirer's own error ({@code {"error": "…"}}), not a proxy's page. */
@@ -417,7 +421,7 @@ public final class HttpProvider implements PaymentProvider {
     if (charges.isEmpty()) {
       Object requests = json.getValue("requests");
       if (!(requests instanceof Number seen) || seen.longValue() != 0) {
-        return new Answer(new ProviderOutcome.Unknown("acquirer has the request but no charge yet"), false);
+        return new Answer(new ProviderOutcome.Unknown("acquirer has the request but no charge yet", true), false);
       }
       return new Answer(new ProviderOutcome.NotAttempted("acquirer never saw this provider key"), false);
     }

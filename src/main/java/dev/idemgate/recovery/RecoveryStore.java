@@ -237,6 +237,19 @@ final class RecoveryStore {
         .map(rows -> rows.rowCount() == 1);
   }
 
+  /** Another payment of the ledger with charge id {@code $1}; the index on provider_reference finds it. */
+  static final String CHARGED_AS = """
+      SELECT id FROM idemgate.payments WHERE provider_reference = $1 AND id <> $2 LIMIT 1""";
+
+  /** The id of another payment whose charge is {@code reference}, or null (also for a null reference). */
+  Future<String> paymentCharged(String reference, String paymentId) {
+    if (reference == null) {
+      return Future.succeededFuture(null);
+    }
+    return run("charged as", CHARGED_AS, Tuple.of(reference, paymentId))
+        .map(rows -> rows.size() == 0 ? null : rows.iterator().next().getString("id"));
+  }
+
   /** See {@link #HAND_BACK}; false when fenced out. */
   Future<Boolean> handBack(DueRecord r) {
     return run("hand back", HAND_BACK, Tuple.of(r.merchantId(), r.key().value(), r.epoch(), r.paymentId()))

@@ -190,6 +190,11 @@ public final class RecoveryVerticle extends VerticleBase {
       return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 502, "the acquirer could not be "
           + "asked (" + unknown.reason() + "); until the payment is older than provider_key_retention only its answer "
           + "settles it; nothing was changed"));
+    } else if (answer instanceof ProviderOutcome.Unknown unknown && !unknown.acquirerAnswered()) {
+      // No answer at all, so a charge the acquirer still remembers could not have been found.
+      return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 502, "the acquirer gave no answer ("
+          + unknown.reason() + "), so a charge it made could not be looked for; nothing was changed: send the verdict "
+          + "again once it answers"));
     } else if (acquirerRemembers && !outcome.equals("not_charged")) {
       return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409, "the acquirer says it never "
           + "saw this payment; nothing was changed (recovery frees its key by itself)"));
@@ -199,8 +204,12 @@ public final class RecoveryVerticle extends VerticleBase {
     } else {
       settledAs = outcome;
       boolean succeeded = outcome.equals("succeeded");
-      done = complete(r, succeeded ? 201 : 402, outcome, verdict.getString("provider_reference"),
-          succeeded ? null : verdict.getString("decline_code", "declined"));
+      String reference = verdict.getString("provider_reference");
+      done = recovery.paymentCharged(reference, r.paymentId()).compose(other -> other == null
+          ? complete(r, succeeded ? 201 : 402, outcome, reference, succeeded ? null : verdict.getString("decline_code", "declined"))
+          // One charge is one payment: a charge id already in the ledger is a typo or the wrong payment.
+          : Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409, "the charge " + reference
+              + " is already the charge of payment " + other + "; nothing was changed")));
     }
     return done.compose(action -> {
       if (action == Action.FENCED) {

@@ -309,7 +309,8 @@ class RecoveryIT {
     JsonObject body = Http.payment(1220, "tok_visa");
     String paymentId = forgottenPending(key, body);
 
-    Reply settled = settle(paymentId, "{\"outcome\":\"succeeded\",\"provider_reference\":\"ch_from_dashboard\"}");
+    String charge = "ch_from_dashboard_" + key; // its own: one charge is one payment
+    Reply settled = settle(paymentId, "{\"outcome\":\"succeeded\",\"provider_reference\":\"" + charge + "\"}");
     assertThat(settled.status()).as(settled.body()).isEqualTo(200);
     assertThat(settled.json().getString("resolved_as")).isEqualTo("succeeded");
     assertThat(state(MERCHANT_A, key)).isEqualTo("COMPLETED");
@@ -317,7 +318,7 @@ class RecoveryIT {
     assertThat(retry.status()).isEqualTo(201);
     assertThat(retry.header("Idempotent-Replayed")).isEqualTo("true");
     assertThat(retry.json().getString("id")).isEqualTo(paymentId);
-    assertThat(retry.json().getString("provider_reference")).isEqualTo("ch_from_dashboard");
+    assertThat(retry.json().getString("provider_reference")).isEqualTo(charge);
     assertThat(db.scalar("SELECT status FROM idemgate.payments WHERE id = $1", paymentId)).isEqualTo("succeeded");
     assertThat(charges(MERCHANT_A, key)).isZero();
     assertThat(settle(paymentId, "{\"outcome\":\"not_charged\"}").status()).as("no longer pending").isEqualTo(404);
@@ -336,6 +337,53 @@ class RecoveryIT {
     assertThat(state(MERCHANT_A, key)).isNull();
     assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE id = $1", paymentId)).isEqualTo(0L);
     notChargedThenChargedAnew(key, body, paymentId, "operator_not_charged");
+  }
+
+  @Test
+  @DisplayName("past provider_key_retention, a verdict is applied only once the acquirer answered: with no answer "
+      + "(no connection here; an open circuit alike) a charge it still remembers could not be looked for, so 502 "
+      + "and nothing changed")
+  void verdictWithoutAnAnswerChangesNothing() throws Exception {
+    int closedPort;
+    try (java.net.ServerSocket socket = new java.net.ServerSocket(0)) {
+      closedPort = socket.getLocalPort();
+    }
+    String key = Http.newKey();
+    try (TestGateway unreachable = TestGateway.start(Map.of("IDEMGATE_PROVIDER", "http",
+        "IDEMGATE_PROVIDER_URL", "http://127.0.0.1:" + closedPort, "IDEMGATE_PROVIDER_NAME", "verdict-unreachable",
+        "IDEMGATE_LEASE", "3s", "IDEMGATE_PROVIDER_TIMEOUT", "3s", "IDEMGATE_RECOVERY_INTERVAL", "1h"))) {
+      String paymentId = claim(key, Http.payment(1236, "tok_visa"), "http verdict-unreachable");
+      db.query("UPDATE idemgate.idempotency_keys SET state = 'PENDING', response_status = 202, response_body = '{}', "
+          + "expires_at = now() + interval '1 day', next_inquiry_at = now() + interval '1 hour', "
+          + "lease_expires_at = now() - interval '2 days', created_at = now() - interval '2 days' "
+          + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+
+      Reply refused = settle(unreachable, paymentId, "{\"outcome\":\"not_charged\"}");
+      assertThat(refused.status()).as(refused.body()).isEqualTo(502);
+      assertThat(refused.json().getString("detail")).contains("gave no answer");
+      assertThat(state(MERCHANT_A, key)).isEqualTo("PENDING");
+      assertThat(db.scalar("SELECT count(*) FROM idemgate.released_payments WHERE id = $1", paymentId)).isEqualTo(0L);
+    } finally {
+      db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+    }
+  }
+
+  @Test
+  @DisplayName("a succeeded verdict naming a charge id another payment already has is refused (409): one charge is one "
+      + "payment")
+  void verdictWithAnotherPaymentsCharge() {
+    Reply paid = http.pay(gateway.apiPort(), KEY_A, Http.newKey(), Http.payment(1237, "tok_visa"));
+    assertThat(paid.status()).isEqualTo(201);
+    String taken = paid.json().getString("provider_reference");
+    String key = Http.newKey();
+    String paymentId = forgottenPending(key, Http.payment(1238, "tok_visa"));
+
+    Reply refused = settle(paymentId, "{\"outcome\":\"succeeded\",\"provider_reference\":\"" + taken + "\"}");
+    assertThat(refused.status()).as(refused.body()).isEqualTo(409);
+    assertThat(refused.json().getString("detail")).contains(paid.json().getString("id"));
+    assertThat(state(MERCHANT_A, key)).isEqualTo("PENDING");
+    assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE provider_reference = $1", taken)).isEqualTo(1L);
+    db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
   }
 
   @Test

@@ -37,6 +37,7 @@ class RecoveryPlansIT {
           .replace("$3", "now() - interval '50 seconds'").replace("$4", "ARRAY['simulator']").replace("$5", "11000"),
       "pending since", RecoveryStore.PENDING_SINCE.replace("$1", "'pay_5000'").replace("$2", "ARRAY['simulator']")
           .replace("$3", "11000"),
+      "charged as", RecoveryStore.CHARGED_AS.replace("$1", "'ch_5000'").replace("$2", "'pay_5000'"),
       "hand back", RecoveryStore.HAND_BACK.replace("$1", "'m_1'").replace("$2", "'key_5000'").replace("$3", "2")
           .replace("$4", "'pay_5000'"));
 
@@ -58,6 +59,11 @@ class RecoveryPlansIT {
         + "CASE WHEN g % 2 = 0 THEN now() - interval '1 hour' ELSE now() + interval '1 day' END, now(), now(), "
         + "'simulator' FROM generate_series(1, 50000) g");
     db.query("ANALYZE " + SCHEMA + ".idempotency_keys");
+    db.query("CREATE TABLE " + SCHEMA + ".payments (LIKE idemgate.payments INCLUDING ALL)");
+    db.query("INSERT INTO " + SCHEMA + ".payments (id, merchant_id, provider_key, amount, currency, status, provider, "
+        + "provider_reference, created_at) SELECT 'pay_' || g, 'm', 'pk' || g, 100, 'EUR', 'succeeded', 'simulator', "
+        + "'ch_' || g, now() FROM generate_series(1, 50000) g");
+    db.query("ANALYZE " + SCHEMA + ".payments");
   }
 
   @AfterAll
@@ -68,7 +74,7 @@ class RecoveryPlansIT {
   }
 
   @ParameterizedTest(name = "{0}")
-  @ValueSource(strings = {"summary", "take due", "list", "purge", "take pending", "pending since", "hand back"})
+  @ValueSource(strings = {"summary", "take due", "list", "purge", "take pending", "pending since", "hand back", "charged as"})
   @DisplayName("recovery's statement reads the unresolved records through an index, never every retained key")
   void noScanOfRetainedKeys(String statement) {
     String plan = plan(STATEMENTS.get(statement));
