@@ -355,7 +355,8 @@ public final class HttpProvider implements PaymentProvider {
       if (("succeeded".equals(chargeStatus) || "declined".equals(chargeStatus)) && id instanceof String && !storable(id)) {
         log.warn("the acquirer answered {} with a charge id that cannot be stored ({} characters, or control characters): "
             + "the outcome is left unknown for recovery and for an operator", chargeStatus, ((String) id).length());
-        return new Answer(new ProviderOutcome.Unknown("acquirer answered a charge id that cannot be stored"), false);
+        return new Answer(new ProviderOutcome.Unknown("acquirer answered a charge id that cannot be stored",
+            ProviderOutcome.Heard.HAS_IT), false);
       }
       if ("succeeded".equals(chargeStatus) && id instanceof String charge) {
         return new Answer(new ProviderOutcome.Succeeded(charge), false);
@@ -364,7 +365,9 @@ public final class HttpProvider implements PaymentProvider {
         String code = storable(json.getValue("decline_code")) ? json.getString("decline_code") : "declined";
         return new Answer(new ProviderOutcome.Declined(charge, code), false);
       }
-      return new Answer(new ProviderOutcome.Unknown("acquirer answered " + status + " without a charge status"), false);
+      // A charge in another state (processing, say) is the acquirer's; an unreadable body is nobody's.
+      return new Answer(new ProviderOutcome.Unknown("acquirer answered " + status + " without a final charge status",
+          chargeStatus != null ? ProviderOutcome.Heard.HAS_IT : ProviderOutcome.Heard.NO_ANSWER), false);
     } else if (status == 429 || status == 503 && acquirerError(body)) {
       return new Answer(new ProviderOutcome.NotAttempted("acquirer refused before accepting (" + status + ")"), true);
     } else if (status == 307 || status == 308) {
@@ -420,8 +423,13 @@ public final class HttpProvider implements PaymentProvider {
     }
     if (charges.isEmpty()) {
       Object requests = json.getValue("requests");
-      if (!(requests instanceof Number seen) || seen.longValue() != 0) {
-        return new Answer(new ProviderOutcome.Unknown("acquirer has the request but no charge yet", true), false);
+      if (!(requests instanceof Number seen)) {
+        return new Answer(new ProviderOutcome.Unknown("acquirer does not say whether it saw the key (it may have "
+            + "forgotten it)", ProviderOutcome.Heard.CANNOT_TELL), false);
+      }
+      if (seen.longValue() != 0) {
+        return new Answer(new ProviderOutcome.Unknown("acquirer has the request but no charge yet",
+            ProviderOutcome.Heard.HAS_IT), false);
       }
       return new Answer(new ProviderOutcome.NotAttempted("acquirer never saw this provider key"), false);
     }

@@ -16,15 +16,28 @@ public sealed interface ProviderOutcome {
 
   /**
    * May have been charged (timeout or reset after sending): never blindly retried; recovery asks.
-   * {@code acquirerAnswered} is true when the acquirer itself answered an inquiry that it cannot
-   * tell (it has the request but no charge yet, or no longer remembers the key), false when no
-   * answer came (a timeout, no connection, an open circuit, an error status, an answer that proves
-   * nothing): then a charge the acquirer made could not have been found.
+   * {@code heard} says what, if anything, the acquirer itself answered (see {@link Heard}).
    */
-  record Unknown(String reason, boolean acquirerAnswered) implements ProviderOutcome {
+  record Unknown(String reason, Heard heard) implements ProviderOutcome {
     /** No answer from the acquirer. */
     public Unknown(String reason) {
-      this(reason, false);
+      this(reason, Heard.NO_ANSWER);
     }
+  }
+
+  /** What an unknown outcome heard from the acquirer: an operator's verdict depends on it. */
+  enum Heard {
+    /**
+     * Nothing it said (a timeout, no connection, an open circuit, an error status, an answer that
+     * proves nothing): a charge the acquirer made could not have been found.
+     */
+    NO_ANSWER,
+    /** The acquirer answered that it does not know the key (it no longer remembers it). */
+    CANNOT_TELL,
+    /**
+     * The acquirer answered that it has the request or its charge, in a form that does not settle
+     * it (still processing, or a charge id the ledger cannot hold): it may well be charged.
+     */
+    HAS_IT
   }
 }

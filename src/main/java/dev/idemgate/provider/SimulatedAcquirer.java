@@ -159,13 +159,14 @@ public final class SimulatedAcquirer {
     return after(latencyMs).map(v -> {
       ChargeLog log = logs.get(providerKey);
       if (log == null && forgottenKeys > 0) {
-        return new ProviderOutcome.Unknown("acquirer simulator no longer remembers charges this old", true);
+        return new ProviderOutcome.Unknown("acquirer simulator no longer remembers charges this old",
+            ProviderOutcome.Heard.CANNOT_TELL);
       }
       if (log == null || log.requests == 0) {
         return new ProviderOutcome.NotAttempted("acquirer never saw this charge");
       }
       if (log.charges.isEmpty()) {
-        return new ProviderOutcome.Unknown("acquirer is still processing this charge", true);
+        return new ProviderOutcome.Unknown("acquirer is still processing this charge", ProviderOutcome.Heard.HAS_IT);
       }
       return outcomeOf(log.charges.get(log.charges.size() - 1));
     });

@@ -156,6 +156,8 @@ final class RecoveryStore {
   private final String[] providerIds;
   private final long providerKeyRetentionMs;
   private final String ledgerProvider;
+  /** The names this acquirer's payments have in the ledger: before a provider_name was set, "http". */
+  private final String[] ledgerProviders;
 
   /**
    * @param providerIds recovery only takes records claimed for these (see {@code GatewayConfig#recoveredProviderIds})
@@ -167,6 +169,8 @@ final class RecoveryStore {
       String ledgerProvider) {
     this.pool = pool;
     this.ledgerProvider = ledgerProvider;
+    this.ledgerProviders = ledgerProvider.equals("simulator") || ledgerProvider.equals("http")
+        ? new String[] {ledgerProvider} : new String[] {ledgerProvider, "http"};
     this.providerKeyRetentionMs = providerKeyRetention.toMillis();
     this.providerIds = providerIds.toArray(String[]::new);
     this.timeoutMs = timeout.toMillis();
@@ -237,16 +241,19 @@ final class RecoveryStore {
         .map(rows -> rows.rowCount() == 1);
   }
 
-  /** Another payment of the ledger with charge id {@code $1}; the index on provider_reference finds it. */
+  /**
+   * Another payment of this acquirer in the ledger with charge id {@code $1} (another acquirer's ids
+   * may be the same text); the index on provider_reference finds it.
+   */
   static final String CHARGED_AS = """
-      SELECT id FROM idemgate.payments WHERE provider_reference = $1 AND id <> $2 LIMIT 1""";
+      SELECT id FROM idemgate.payments WHERE provider_reference = $1 AND id <> $2 AND provider = ANY($3) LIMIT 1""";
 
   /** The id of another payment whose charge is {@code reference}, or null (also for a null reference). */
   Future<String> paymentCharged(String reference, String paymentId) {
     if (reference == null) {
       return Future.succeededFuture(null);
     }
-    return run("charged as", CHARGED_AS, Tuple.of(reference, paymentId))
+    return run("charged as", CHARGED_AS, Tuple.tuple().addString(reference).addString(paymentId).addArrayOfString(ledgerProviders))
         .map(rows -> rows.size() == 0 ? null : rows.iterator().next().getString("id"));
   }
 

@@ -174,7 +174,9 @@ public final class RecoveryVerticle extends VerticleBase {
    * reports is recorded whatever the verdict said. While the payment is younger than
    * {@code provider_key_retention} the acquirer still remembers it, so only its answer settles it:
    * the verdict is applied when it agrees ("never seen" for {@code not_charged}), and nothing is
-   * written when the acquirer contradicts it or cannot be asked. Past that, the verdict decides.
+   * written when the acquirer contradicts it or its answer does not settle it. Past that, the verdict
+   * decides, once the acquirer answered at all, and {@code not_charged} only if it does not report
+   * having the request ({@link ProviderOutcome.Heard}). A charge id is one payment's only.
    */
   private Future<JsonObject> settle(DueRecord r, String outcome, JsonObject verdict, ProviderOutcome answer) {
     boolean acquirerRemembers = config.providerRemembers(r.createdAt(), Instant.now());
@@ -186,15 +188,20 @@ public final class RecoveryVerticle extends VerticleBase {
     } else if (answer instanceof ProviderOutcome.Declined d) {
       settledAs = "declined";
       done = complete(r, 402, settledAs, d.providerReference(), d.declineCode());
-    } else if (acquirerRemembers && answer instanceof ProviderOutcome.Unknown unknown) {
-      return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 502, "the acquirer could not be "
-          + "asked (" + unknown.reason() + "); until the payment is older than provider_key_retention only its answer "
-          + "settles it; nothing was changed"));
-    } else if (answer instanceof ProviderOutcome.Unknown unknown && !unknown.acquirerAnswered()) {
+    } else if (answer instanceof ProviderOutcome.Unknown unknown && unknown.heard() == ProviderOutcome.Heard.NO_ANSWER) {
       // No answer at all, so a charge the acquirer still remembers could not have been found.
       return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 502, "the acquirer gave no answer ("
           + unknown.reason() + "), so a charge it made could not be looked for; nothing was changed: send the verdict "
           + "again once it answers"));
+    } else if (acquirerRemembers && answer instanceof ProviderOutcome.Unknown unknown) {
+      return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409, "the acquirer's answer does "
+          + "not settle it yet (" + unknown.reason() + "); until the payment is older than provider_key_retention only "
+          + "its answer settles it; nothing was changed"));
+    } else if (answer instanceof ProviderOutcome.Unknown unknown && unknown.heard() == ProviderOutcome.Heard.HAS_IT
+        && outcome.equals("not_charged")) {
+      return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409, "the acquirer has this "
+          + "payment's request or charge (" + unknown.reason() + "), so it may be charged: not_charged is refused; "
+          + "settle it as succeeded or declined from the acquirer's records; nothing was changed"));
     } else if (acquirerRemembers && !outcome.equals("not_charged")) {
       return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409, "the acquirer says it never "
           + "saw this payment; nothing was changed (recovery frees its key by itself)"));

@@ -88,18 +88,32 @@ class HttpProviderMappingTest {
   @DisplayName("an inquiry of a request the acquirer has but has not charged yet is UNKNOWN, not NOT_ATTEMPTED")
   void inquiryInProgress() {
     JsonObject inProgress = new JsonObject().put("idempotency_key", "k").put("requests", 1).put("charges", new JsonArray());
-    assertThat(HttpProvider.mapInquiry(200, inProgress.toBuffer(), "k").outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(heard(HttpProvider.mapInquiry(200, inProgress.toBuffer(), "k"))).isEqualTo(ProviderOutcome.Heard.HAS_IT);
     JsonObject noCount = new JsonObject().put("idempotency_key", "k").put("charges", new JsonArray());
-    assertThat(HttpProvider.mapInquiry(200, noCount.toBuffer(), "k").outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(heard(HttpProvider.mapInquiry(200, noCount.toBuffer(), "k")))
+        .as("requests null: the acquirer forgot, or does not count").isEqualTo(ProviderOutcome.Heard.CANNOT_TELL);
+    JsonObject processing = new JsonObject().put("idempotency_key", "k").put("requests", 1).put("charges", new JsonArray()
+        .add(new JsonObject().put("id", "ch_1").put("status", "processing")));
+    assertThat(heard(HttpProvider.mapInquiry(200, processing.toBuffer(), "k"))).isEqualTo(ProviderOutcome.Heard.HAS_IT);
+    JsonObject unstorable = new JsonObject().put("idempotency_key", "k").put("requests", 1).put("charges", new JsonArray()
+        .add(new JsonObject().put("id", "ch_\ud800").put("status", "succeeded")));
+    assertThat(heard(HttpProvider.mapInquiry(200, unstorable.toBuffer(), "k")))
+        .as("charged, under an id the ledger cannot hold").isEqualTo(ProviderOutcome.Heard.HAS_IT);
+  }
+
+  /** What an UNKNOWN inquiry heard from the acquirer, which decides what an operator's verdict may do. */
+  private static ProviderOutcome.Heard heard(HttpProvider.Answer answer) {
+    assertThat(answer.outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
+    return ((ProviderOutcome.Unknown) answer.outcome()).heard();
   }
 
   @ParameterizedTest(name = "{0}")
   @ValueSource(ints = {400, 404, 500, 503})
   @DisplayName("an inquiry that is not a readable 200 is UNKNOWN, never NOT_ATTEMPTED")
   void failedInquiryIsUnknown(int status) {
-    assertThat(HttpProvider.mapInquiry(status, Buffer.buffer("{\"idempotency_key\":\"k\",\"charges\":[]}"), "k").outcome())
-        .isInstanceOf(ProviderOutcome.Unknown.class);
-    assertThat(HttpProvider.mapInquiry(200, Buffer.buffer("{}"), "k").outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(heard(HttpProvider.mapInquiry(status, Buffer.buffer("{\"idempotency_key\":\"k\",\"charges\":[]}"), "k")))
+        .isEqualTo(ProviderOutcome.Heard.NO_ANSWER);
+    assertThat(heard(HttpProvider.mapInquiry(200, Buffer.buffer("{}"), "k"))).isEqualTo(ProviderOutcome.Heard.NO_ANSWER);
   }
 
   @ParameterizedTest(name = "body [{0}]")

@@ -369,6 +369,29 @@ class RecoveryIT {
   }
 
   @Test
+  @DisplayName("past provider_key_retention, not_charged is refused (409) while the acquirer reports it has the "
+      + "payment's request (its charge still processing), and recovery later records the charge it makes")
+  void notChargedRefusedWhileTheAcquirerHasTheRequest() {
+    String key = Http.newKey();
+    String paymentId = forgottenPending(key, Http.payment(1239, "tok_visa"));
+    // The dead instance's charge reaches the acquirer only now and takes 2.5 s to decide (tok_slow).
+    ChargeRequest slow = new ChargeRequest(ProviderKeys.of(MERCHANT_A, key), 1239, "EUR", "tok_slow", paymentId);
+    gateway.gateway().vertx().eventBus().request(ProviderVerticle.CHARGE, slow,
+        new DeliveryOptions().setCodecName(LocalCodec.NAME).setSendTimeout(10_000));
+    eventually(Duration.ofSeconds(2), () -> http.get(gateway.managementPort(), "/admin/simulator/charges?idempotency_key="
+        + ProviderKeys.of(MERCHANT_A, key), TestGateway.ADMIN_TOKEN).json().getInteger("requests", 0) > 0,
+        "the acquirer has the request");
+
+    Reply refused = settle(paymentId, "{\"outcome\":\"not_charged\"}");
+    assertThat(refused.status()).as(refused.body()).isEqualTo(409);
+    assertThat(refused.json().getString("detail")).contains("may be charged");
+    assertThat(db.scalar("SELECT count(*) FROM idemgate.released_payments WHERE id = $1", paymentId)).isEqualTo(0L);
+    eventually(Duration.ofSeconds(15), () -> "COMPLETED".equals(state(MERCHANT_A, key)),
+        "recovery, given the record back, records the charge once the acquirer made it");
+    assertThat(db.scalar("SELECT status FROM idemgate.payments WHERE id = $1", paymentId)).isEqualTo("succeeded");
+  }
+
+  @Test
   @DisplayName("a succeeded verdict naming a charge id another payment already has is refused (409): one charge is one "
       + "payment")
   void verdictWithAnotherPaymentsCharge() {
@@ -383,7 +406,15 @@ class RecoveryIT {
     assertThat(refused.json().getString("detail")).contains(paid.json().getString("id"));
     assertThat(state(MERCHANT_A, key)).isEqualTo("PENDING");
     assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE provider_reference = $1", taken)).isEqualTo(1L);
-    db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+
+    // Another acquirer's charge may have the same id: it is not this one's.
+    String othersCharge = "ch_other_" + key;
+    db.query("INSERT INTO idemgate.payments (id, merchant_id, provider_key, amount, currency, status, provider, "
+        + "provider_reference, created_at) VALUES ($1, $2, $3, 500, 'EUR', 'succeeded', 'another-acquirer', $4, now())",
+        PaymentJson.newPaymentId(Instant.now()), MERCHANT_A, "pk_other_" + key, othersCharge);
+    Reply settled = settle(paymentId, "{\"outcome\":\"succeeded\",\"provider_reference\":\"" + othersCharge + "\"}");
+    assertThat(settled.status()).as(settled.body()).isEqualTo(200);
+    assertThat(state(MERCHANT_A, key)).isEqualTo("COMPLETED");
   }
 
   @Test

@@ -37,7 +37,8 @@ class RecoveryPlansIT {
           .replace("$3", "now() - interval '50 seconds'").replace("$4", "ARRAY['simulator']").replace("$5", "11000"),
       "pending since", RecoveryStore.PENDING_SINCE.replace("$1", "'pay_5000'").replace("$2", "ARRAY['simulator']")
           .replace("$3", "11000"),
-      "charged as", RecoveryStore.CHARGED_AS.replace("$1", "'ch_5000'").replace("$2", "'pay_5000'"),
+      "charged as", RecoveryStore.CHARGED_AS.replace("$1", "'ch_5000'").replace("$2", "'pay_5000'")
+          .replace("$3", "ARRAY['simulator']"),
       "hand back", RecoveryStore.HAND_BACK.replace("$1", "'m_1'").replace("$2", "'key_5000'").replace("$3", "2")
           .replace("$4", "'pay_5000'"));
 
