@@ -353,8 +353,9 @@ public final class HttpProvider implements PaymentProvider {
       String chargeStatus = json == null ? null : json.getValue("status") instanceof String s ? s : null;
       Object id = json == null ? null : json.getValue("id");
       if (("succeeded".equals(chargeStatus) || "declined".equals(chargeStatus)) && id instanceof String && !storable(id)) {
-        log.warn("the acquirer answered {} with a charge id that cannot be stored ({} characters, or control characters): "
-            + "the outcome is left unknown for recovery and for an operator", chargeStatus, ((String) id).length());
+        log.warn("the acquirer answered {} with a charge id that cannot be stored ({} characters, or control characters, or "
+            + "half a surrogate pair): the outcome is left unknown for recovery and for an operator", chargeStatus,
+            ((String) id).length());
         return new Answer(new ProviderOutcome.Unknown("acquirer answered a charge id that cannot be stored",
             ProviderOutcome.Heard.HAS_IT), false);
       }
