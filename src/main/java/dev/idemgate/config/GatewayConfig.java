@@ -3,6 +3,7 @@ package dev.idemgate.config;
 import dev.idemgate.anomaly.DuplicatePayloadPolicy;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -97,6 +98,15 @@ public record GatewayConfig(
     return provider.equals("http") && providerName.isPresent() ? List.of(providerId(), byUrl) : List.of(providerId());
   }
 
+  /**
+   * The names this acquirer's payments have in the ledger, {@link #ledgerProvider()} first: with a
+   * {@code provider_name} set, also {@code http}, under which payments made before it was set are
+   * recorded (as {@link #recoveredProviderIds()} does for claims).
+   */
+  public List<String> ledgerProviders() {
+    return provider.equals("http") && providerName.isPresent() ? List.of(ledgerProvider(), provider) : List.of(ledgerProvider());
+  }
+
   /** How long a merchant's completed keys are replayed: its override, else {@code key_ttl}. */
   public Duration keyTtlFor(String merchantId) {
     return merchantKeyTtl.getOrDefault(merchantId, keyTtl);
@@ -119,7 +129,7 @@ public record GatewayConfig(
    * itself, so the age is counted from there. Past it, "never seen" may mean "forgotten", and
    * releasing the key would let a retry charge the card again.
    */
-  public boolean providerRemembers(java.time.Instant claimedAt, java.time.Instant now) {
+  public boolean providerRemembers(Instant claimedAt, Instant now) {
     return claimedAt.plus(providerKeyRetention).isAfter(now);
   }
 

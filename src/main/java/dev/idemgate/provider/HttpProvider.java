@@ -23,6 +23,7 @@ import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
 import java.util.function.Function;
 import java.util.function.Supplier;
@@ -108,7 +109,7 @@ public final class HttpProvider implements PaymentProvider {
    */
   private volatile int holdingConnections;
   /** Calls not sent because every connection stayed busy past the connect timeout; read by the scrape. */
-  private final java.util.concurrent.atomic.AtomicLong poolFullRefusals = new java.util.concurrent.atomic.AtomicLong();
+  private final AtomicLong poolFullRefusals = new AtomicLong();
 
   /** Settings of the circuit breaker: trouble counted within a rolling window, and how long it stays open. */
   public record BreakerSettings(int maxFailures, Duration resetTimeout, Duration failuresWindow) {

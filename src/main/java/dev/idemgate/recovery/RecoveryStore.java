@@ -155,22 +155,19 @@ final class RecoveryStore {
   private final long timeoutMs;
   private final String[] providerIds;
   private final long providerKeyRetentionMs;
-  private final String ledgerProvider;
-  /** The names this acquirer's payments have in the ledger: before a provider_name was set, "http". */
+  /** The names this acquirer's payments have in the ledger, the current one first. */
   private final String[] ledgerProviders;
 
   /**
    * @param providerIds recovery only takes records claimed for these (see {@code GatewayConfig#recoveredProviderIds})
    * @param providerKeyRetention how long the provider remembers keys: older records are marked in the unresolved list
-   * @param ledgerProvider the provider payments name ({@code GatewayConfig#ledgerProvider}), for a released one
-   *     that has no ledger row
+   * @param ledgerProviders the names this acquirer's payments have in the ledger, the current one
+   *     first ({@code GatewayConfig#ledgerProviders}): a released payment without a ledger row takes it
    */
   RecoveryStore(Pool pool, Duration timeout, List<String> providerIds, Duration providerKeyRetention,
-      String ledgerProvider) {
+      List<String> ledgerProviders) {
     this.pool = pool;
-    this.ledgerProvider = ledgerProvider;
-    this.ledgerProviders = ledgerProvider.equals("simulator") || ledgerProvider.equals("http")
-        ? new String[] {ledgerProvider} : new String[] {ledgerProvider, "http"};
+    this.ledgerProviders = ledgerProviders.toArray(String[]::new);
     this.providerKeyRetentionMs = providerKeyRetention.toMillis();
     this.providerIds = providerIds.toArray(String[]::new);
     this.timeoutMs = timeout.toMillis();
@@ -269,7 +266,7 @@ final class RecoveryStore {
    */
   Future<Boolean> releaseUnseen(DueRecord r, ReleaseReason reason) {
     return run("release", RELEASE_UNSEEN, Tuple.of(r.merchantId(), r.key().value(), r.epoch(), r.paymentId(),
-            ledgerProvider, reason.column()))
+            ledgerProviders[0], reason.column()))
         .map(rows -> rows.iterator().next().getLong("released") == 1);
   }
 

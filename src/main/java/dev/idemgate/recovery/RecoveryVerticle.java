@@ -83,7 +83,7 @@ public final class RecoveryVerticle extends VerticleBase {
     pool = Postgres.pool(vertx, config, 2, "recovery");
     redis = Redis.createClient(vertx, RedisClients.pipelineOptions(config, "recovery"));
     recovery = new RecoveryStore(pool, config.storeTimeout(), config.recoveredProviderIds(), config.providerKeyRetention(),
-        config.ledgerProvider());
+        config.ledgerProviders());
     store = new IdempotencyStore(pool, context, 2, config.storeTimeout(), config.lease(), config.providerId());
     pipeline = RedisClients.pipeline(redis, context, config);
     gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
@@ -154,17 +154,22 @@ public final class RecoveryVerticle extends VerticleBase {
         });
   }
 
+  /** A verdict's refusal: the management port answers its status with the message. */
+  private static ReplyException refusal(int status, String message) {
+    return new ReplyException(ReplyFailure.RECIPIENT_FAILURE, status, message);
+  }
+
   /** Why a verdict did not take the record: there is none (404), or not yet (409, saying until when). */
   private ReplyException notTaken(RecoveryStore.Unsettled unsettled) {
     if (unsettled == null) {
-      return new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 404, "no unsettled payment with this id for this provider");
+      return refusal(404, "no unsettled payment with this id for this provider");
     }
     Instant lateChargeEnds = unsettled.claimedAt().plus(config.lateChargeWindow());
     if (lateChargeEnds.isAfter(Instant.now())) {
-      return new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409, "a charge sent for this payment could still "
+      return refusal(409, "a charge sent for this payment could still "
           + "reach the acquirer until " + lateChargeEnds + "; nothing was changed");
     }
-    return new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409, "the payment is still being worked on (its claim's "
+    return refusal(409, "the payment is still being worked on (its claim's "
         + "lease, or a recovery pass holding it, ends " + (unsettled.takeableFrom() == null ? "soon"
         : "before " + unsettled.takeableFrom()) + "); nothing was changed: look at /admin/pending again then");
   }
@@ -190,20 +195,20 @@ public final class RecoveryVerticle extends VerticleBase {
       done = complete(r, 402, settledAs, d.providerReference(), d.declineCode());
     } else if (answer instanceof ProviderOutcome.Unknown unknown && unknown.heard() == ProviderOutcome.Heard.NO_ANSWER) {
       // No answer at all, so a charge the acquirer still remembers could not have been found.
-      return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 502, "the acquirer gave no answer ("
+      return Future.failedFuture(refusal(502, "the acquirer gave no answer ("
           + unknown.reason() + "), so a charge it made could not be looked for; nothing was changed: send the verdict "
           + "again once it answers"));
     } else if (acquirerRemembers && answer instanceof ProviderOutcome.Unknown unknown) {
-      return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409, "the acquirer's answer does "
+      return Future.failedFuture(refusal(409, "the acquirer's answer does "
           + "not settle it yet (" + unknown.reason() + "); until the payment is older than provider_key_retention only "
           + "its answer settles it; nothing was changed"));
     } else if (answer instanceof ProviderOutcome.Unknown unknown && unknown.heard() == ProviderOutcome.Heard.HAS_IT
         && outcome.equals("not_charged")) {
-      return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409, "the acquirer has this "
+      return Future.failedFuture(refusal(409, "the acquirer has this "
           + "payment's request or charge (" + unknown.reason() + "), so it may be charged: not_charged is refused; "
           + "settle it as succeeded or declined from the acquirer's records; nothing was changed"));
     } else if (acquirerRemembers && !outcome.equals("not_charged")) {
-      return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409, "the acquirer says it never "
+      return Future.failedFuture(refusal(409, "the acquirer says it never "
           + "saw this payment; nothing was changed (recovery frees its key by itself)"));
     } else if (outcome.equals("not_charged")) {
       settledAs = outcome;
@@ -215,12 +220,12 @@ public final class RecoveryVerticle extends VerticleBase {
       done = recovery.paymentCharged(reference, r.paymentId()).compose(other -> other == null
           ? complete(r, succeeded ? 201 : 402, outcome, reference, succeeded ? null : verdict.getString("decline_code", "declined"))
           // One charge is one payment: a charge id already in the ledger is a typo or the wrong payment.
-          : Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409, "the charge " + reference
+          : Future.failedFuture(refusal(409, "the charge " + reference
               + " is already the charge of payment " + other + "; nothing was changed")));
     }
     return done.compose(action -> {
       if (action == Action.FENCED) {
-        return Future.failedFuture(new ReplyException(ReplyFailure.RECIPIENT_FAILURE, 409,
+        return Future.failedFuture(refusal(409,
             "the payment changed while it was being settled; look at /admin/pending again"));
       }
       count(action == Action.RELEASED ? Action.OPERATOR_RELEASED : Action.OPERATOR_COMPLETED);

@@ -44,7 +44,7 @@ class ReclaimedKeyFencingIT {
     db = new TestDb(http.vertx());
     store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 1, Duration.ofSeconds(5),
         Duration.ofSeconds(30), "simulator");
-    recovery = new RecoveryStore(db.pool(), Duration.ofSeconds(5), List.of("simulator"), Duration.ofDays(1), "simulator");
+    recovery = new RecoveryStore(db.pool(), Duration.ofSeconds(5), List.of("simulator"), Duration.ofDays(1), List.of("simulator"));
   }
 
   @AfterAll

@@ -38,7 +38,7 @@ class RetentionPurgeIT {
     String url = TestGateway.pgUrlOf(DATABASE);
     Migrations.migrate(url);
     db = new TestDb(http.vertx(), url);
-    store = new RecoveryStore(db.pool(), Duration.ofSeconds(10), List.of("simulator"), Duration.ofDays(1), "simulator");
+    store = new RecoveryStore(db.pool(), Duration.ofSeconds(10), List.of("simulator"), Duration.ofDays(1), List.of("simulator"));
   }
 
   @AfterAll
