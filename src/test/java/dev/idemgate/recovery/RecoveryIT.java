@@ -207,7 +207,7 @@ class RecoveryIT {
     assertThat(http.get(gateway.managementPort(), "/metrics", null).body().lines()
         .anyMatch(l -> l.startsWith("idemgate_recovery_actions_total{action=\"unverifiable\"") && !l.endsWith(" 0.0")))
         .as("counted as unverifiable").isTrue();
-    db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+    forget(key);
   }
 
   /** Sends the charge of a claim of MERCHANT_A to the provider, as the instance that claimed it did before it died. */
@@ -287,6 +287,11 @@ class RecoveryIT {
     return paymentId(key);
   }
 
+  /** Deletes a record of MERCHANT_A a test left unsettled, so that recovery stops asking about it. */
+  private static void forget(String key) {
+    db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+  }
+
   private static String paymentId(String key) {
     return (String) db.scalar("SELECT payment_id FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
         MERCHANT_A, key);
@@ -364,7 +369,7 @@ class RecoveryIT {
       assertThat(state(MERCHANT_A, key)).isEqualTo("PENDING");
       assertThat(db.scalar("SELECT count(*) FROM idemgate.released_payments WHERE id = $1", paymentId)).isEqualTo(0L);
     } finally {
-      db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+      forget(key);
     }
   }
 
@@ -514,7 +519,7 @@ class RecoveryIT {
           .isEqualTo("operator_not_charged");
     } finally {
       for (String key : new String[] {expired, recent}) {
-        db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+        forget(key);
       }
       Http.await(http.vertx().undeploy(deployment));
     }
@@ -542,7 +547,7 @@ class RecoveryIT {
     assertThat(settle(paymentId, "{\"outcome\":\"refunded\"}").status()).isEqualTo(400);
     assertThat(http.send(HttpMethod.POST, gateway.managementPort(), "/admin/pending/" + paymentId + "/resolve",
         Map.of(), Buffer.buffer("{\"outcome\":\"not_charged\"}")).status()).as("admin token needed").isEqualTo(401);
-    db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+    forget(key);
   }
 
   @Test
@@ -579,7 +584,7 @@ class RecoveryIT {
     assertThat(state(MERCHANT_A, key)).isEqualTo("PROCESSING");
     assertThat(db.scalar("SELECT epoch FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
         MERCHANT_A, key)).isEqualTo(1);
-    db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+    forget(key);
   }
 
   @Test
@@ -627,7 +632,7 @@ class RecoveryIT {
           MERCHANT_A, fresh)).isEqualTo("http acme-acquirer");
     } finally {
       for (String key : new String[] {byName, byUrl, other, fresh, young}) {
-        db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+        forget(key);
       }
       Http.await(http.vertx().undeploy(deployment));
     }
@@ -653,7 +658,7 @@ class RecoveryIT {
     assertThat(admin.body()).contains(keyHash).doesNotContain(key);
     eventually(Duration.ofSeconds(5), () -> http.get(gateway.managementPort(), "/metrics", null).body().lines()
         .anyMatch(l -> l.startsWith("idemgate_recovery_pending ") && !l.endsWith(" 0.0")), "the pending gauge counts it");
-    db.query("DELETE FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+    forget(key);
   }
 
   @Test
