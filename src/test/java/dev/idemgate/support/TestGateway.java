@@ -10,6 +10,8 @@ import java.net.URISyntaxException;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * A gateway started in the test JVM against the real PostgreSQL and Redis
@@ -79,13 +81,29 @@ public final class TestGateway implements AutoCloseable {
     return System.getenv().getOrDefault("IDEMGATE_REDIS_URL", "redis://127.0.0.1:6379");
   }
 
+  /*
+   * Ports for servers a test starts, bound later by whoever gets them. They come from below the
+   * kernel's ephemeral range (32768 and up here): an ephemeral port found free could be handed to
+   * one of this JVM's own outgoing connections (PostgreSQL, Redis, the acquirer) before the server
+   * binds it. Each JVM starts at its own random point, so test JVMs running side by side (helpers'
+   * worktrees) rarely walk the same ports at the same time; a port something already listens on
+   * is skipped.
+   */
+  private static final int FIRST_PORT = 20_000;
+  private static final int PORT_SPAN = 12_000;
+  private static final AtomicInteger NEXT_PORT =
+      new AtomicInteger(ThreadLocalRandom.current().nextInt(PORT_SPAN));
+
   public static int freePort() {
-    try (ServerSocket socket = new ServerSocket(0)) {
-      socket.setReuseAddress(true);
-      return socket.getLocalPort();
-    } catch (IOException e) {
-      throw new IllegalStateException(e);
+    for (int attempt = 0; attempt < 1_000; attempt++) {
+      int port = FIRST_PORT + Math.floorMod(NEXT_PORT.getAndIncrement(), PORT_SPAN);
+      try (ServerSocket socket = new ServerSocket(port)) {
+        return port;
+      } catch (IOException taken) {
+        // in use: try the next one
+      }
     }
+    throw new IllegalStateException("no free port in " + FIRST_PORT + "-" + (FIRST_PORT + PORT_SPAN - 1));
   }
 
   public GatewayConfig config() {
