@@ -23,7 +23,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.time.Instant;
+import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
@@ -37,7 +39,8 @@ import org.slf4j.LoggerFactory;
  *       {@code from}, {@code to}, {@code merchant_prefix}, {@code name}. The body is streamed to a
  *       temporary file; a file that cannot be reconciled gets 400 at once, otherwise 202 with the
  *       run id while the run goes on.</li>
- *   <li>{@code GET /admin/reconciliations} — the latest runs.</li>
+ *   <li>{@code GET /admin/reconciliations} — the latest runs, each with what it found and, read when
+ *       asked as in its report, how many of those are resolved and what is still open.</li>
  *   <li>{@code GET /admin/reconciliations/{id}?format=json|csv|html} — the run; once COMPLETED, its report.</li>
  *   <li>{@code POST /admin/reconciliations/{id}/discrepancies/{n}/resolve} — body {@code {"note": "…"}}.</li>
  * </ul>
@@ -211,10 +214,16 @@ public final class ReconciliationRoutes {
     int underWay = runsInFlight;
     workers.executeBlocking(() -> {
       try (Connection c = Jdbc.connect(pgUrl)) {
+        List<ReconciliationRun> recent = ReconciliationStore.recent(c, RECENT_RUNS);
+        // As in the report's summary: total and by_category are what the run found, resolved and open
+        // are read now, so that a list and a report asked at the same time agree.
+        Map<String, JsonObject> figures = ReconciliationStore.currentFigures(c,
+            recent.stream().filter(run -> run.summary() != null).map(ReconciliationRun::id).toList());
         JsonArray runs = new JsonArray();
-        for (ReconciliationRun run : ReconciliationStore.recent(c, RECENT_RUNS)) {
+        for (ReconciliationRun run : recent) {
           runs.add(run.toJson().put("summary", run.summary() == null ? null : new JsonObject()
-              .put("total", run.summary().getLong("total")).put("by_category", run.summary().getJsonObject("by_category"))));
+              .put("total", run.summary().getLong("total")).put("by_category", run.summary().getJsonObject("by_category"))
+              .mergeIn(figures.get(run.id()))));
         }
         return new JsonObject().put("runs", runs)
             .put("under_way", new JsonObject().put("here", underWay).put("at_most", MAX_RUNS_AT_ONCE));

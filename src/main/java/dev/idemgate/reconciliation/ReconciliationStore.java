@@ -8,7 +8,9 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Timestamp;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 
 /** Reads stored runs and discrepancies back (JDBC, off any event loop), and resolves discrepancies. */
@@ -93,44 +95,61 @@ final class ReconciliationStore {
    * {@code value_by_category} keeps each category's own money, so its categories overlap.
    */
   static JsonObject currentFigures(Connection c, String runId) throws SQLException {
-    JsonObject byCategory = new JsonObject();
-    JsonObject valueByCategory = new JsonObject();
-    for (Category category : Category.values()) {
-      byCategory.put(category.name(), 0L);
-      valueByCategory.put(category.name(), new JsonObject());
+    return currentFigures(c, List.of(runId)).get(runId);
+  }
+
+  /**
+   * {@link #currentFigures(Connection, String)} of each run, in one statement (the list of runs reads
+   * them for fifty runs at once); a run without discrepancies has zeros.
+   */
+  static Map<String, JsonObject> currentFigures(Connection c, List<String> runIds) throws SQLException {
+    Map<String, JsonObject> figures = new HashMap<>();
+    for (String runId : runIds) {
+      JsonObject byCategory = new JsonObject();
+      JsonObject valueByCategory = new JsonObject();
+      for (Category category : Category.values()) {
+        byCategory.put(category.name(), 0L);
+        valueByCategory.put(category.name(), new JsonObject());
+      }
+      figures.put(runId, new JsonObject().put("resolved", 0L).put("open", new JsonObject().put("total", 0L)
+          .put("by_category", byCategory).put("value_by_category", valueByCategory).put("value_at_stake", new JsonObject())));
     }
-    JsonObject atStake = new JsonObject();
-    long open = 0;
-    long resolved = 0;
+    if (runIds.isEmpty()) {
+      return figures;
+    }
     // PARTITION BY groups NULLs together: an orphan (no payment) is its own row's pair, and a missing
     // settlement (no row) its own payment's.
     try (PreparedStatement s = c.prepareStatement("""
-        SELECT status, category, value_currency, count(*), sum(value_minor), sum(value_minor) FILTER (WHERE nth = 1)
-        FROM (SELECT status, category, value_currency, value_minor,
-                     row_number() OVER (PARTITION BY status, payment_id, settlement_line
+        SELECT run_id, status, category, value_currency, count(*), sum(value_minor),
+               sum(value_minor) FILTER (WHERE nth = 1)
+        FROM (SELECT run_id, status, category, value_currency, value_minor,
+                     row_number() OVER (PARTITION BY run_id, status, payment_id, settlement_line
                                         ORDER BY category = 'AMOUNT_MISMATCH', priority, id) AS nth
-              FROM idemgate.reconciliation_discrepancies WHERE run_id = ?) d
-        GROUP BY 1, 2, 3""")) {
-      s.setString(1, runId);
+              FROM idemgate.reconciliation_discrepancies WHERE run_id = ANY (?)) d
+        GROUP BY 1, 2, 3, 4""")) {
+      s.setArray(1, c.createArrayOf("text", runIds.toArray()));
       try (ResultSet rs = s.executeQuery()) {
         while (rs.next()) {
-          if (!"open".equals(rs.getString(1))) {
-            resolved += rs.getLong(4);
+          JsonObject run = figures.get(rs.getString(1));
+          if (!"open".equals(rs.getString(2))) {
+            run.put("resolved", run.getLong("resolved") + rs.getLong(5));
             continue;
           }
-          String category = rs.getString(2);
-          String currency = rs.getString(3);
-          open += rs.getLong(4);
-          byCategory.put(category, byCategory.getLong(category) + rs.getLong(4));
-          valueByCategory.getJsonObject(category).put(currency, rs.getLong(5));
-          if (rs.getObject(6) != null) {
-            atStake.put(currency, atStake.getLong(currency, 0L) + rs.getLong(6));
+          JsonObject open = run.getJsonObject("open");
+          String category = rs.getString(3);
+          String currency = rs.getString(4);
+          open.put("total", open.getLong("total") + rs.getLong(5));
+          JsonObject byCategory = open.getJsonObject("by_category");
+          byCategory.put(category, byCategory.getLong(category) + rs.getLong(5));
+          open.getJsonObject("value_by_category").getJsonObject(category).put(currency, rs.getLong(6));
+          if (rs.getObject(7) != null) {
+            JsonObject atStake = open.getJsonObject("value_at_stake");
+            atStake.put(currency, atStake.getLong(currency, 0L) + rs.getLong(7));
           }
         }
       }
     }
-    return new JsonObject().put("resolved", resolved).put("open", new JsonObject().put("total", open)
-        .put("by_category", byCategory).put("value_by_category", valueByCategory).put("value_at_stake", atStake));
+    return figures;
   }
 
   /** The matches that were not certain, lowest confidence first (the ones most worth a look). */

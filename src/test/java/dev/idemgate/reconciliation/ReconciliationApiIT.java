@@ -115,6 +115,63 @@ class ReconciliationApiIT {
   }
 
   @Test
+  @DisplayName("the list of runs gives each run's figures as its report does: total and by_category as found, "
+      + "resolved and open as they are when the list is asked, so a resolution since the run counts")
+  void listReadsOpenAndResolvedWhenAsked() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().minus(Duration.ofDays(5)).truncatedTo(ChronoUnit.SECONDS);
+      String paid = ledger.payment("shop", 2_500, "EUR", "succeeded", ledger.prefix + "ch_1", base);
+      ledger.payment("shop", 4_000, "EUR", "succeeded", ledger.prefix + "ch_2", base.plus(Duration.ofHours(6)));
+      ledger.payment("shop", 900, "EUR", "succeeded", ledger.prefix + "ch_3", base.plus(Duration.ofDays(3)));
+      String csv = "settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n"
+          + "s1," + ledger.prefix + "ch_1," + ledger.merchant("shop") + ",2500,EUR," + base.plus(Duration.ofHours(5)) + "\n"
+          + "s2," + ledger.prefix + "ch_1," + ledger.merchant("shop") + ",2500,EUR," + base.plus(Duration.ofHours(9)) + "\n"
+          + "s4," + ledger.prefix + "ch_3," + ledger.merchant("shop") + ",900,EUR," + base.plus(Duration.ofDays(3)).plusSeconds(60) + "\n";
+      int port = gateway.config().managementPort();
+      String id = awaitCompleted(upload("?merchant_prefix=" + ledger.prefix + "&name=day.csv", csv).json().getString("id"))
+          .getJsonObject("run").getString("id");
+
+      JsonObject before = listed(id).getJsonObject("summary");
+      assertThat(before.getLong("total")).isEqualTo(2);
+      assertThat(before.getLong("resolved")).isZero();
+      assertThat(before.getJsonObject("open").getLong("total")).isEqualTo(2);
+
+      // The duplicate (EUR 25.00, settled twice) is refunded and resolved; the missing EUR 40.00 stays open.
+      JsonObject duplicate = reportOf(id).getJsonArray("discrepancies").stream().map(JsonObject.class::cast)
+          .filter(d -> d.getString("category").equals("DUPLICATE_CHARGE")).findFirst().orElseThrow();
+      assertThat(duplicate.getString("payment_id")).isEqualTo(paid);
+      assertThat(http.send(HttpMethod.POST, port, "/admin/reconciliations/" + id + "/discrepancies/"
+          + duplicate.getLong("id") + "/resolve", admin(), Buffer.buffer("{\"note\":\"refunded R-79\"}")).status())
+          .isEqualTo(200);
+
+      JsonObject summary = listed(id).getJsonObject("summary");
+      assertThat(summary.getLong("total")).as("found by the run").isEqualTo(2);
+      assertThat(summary.getJsonObject("by_category").getLong("DUPLICATE_CHARGE")).as("found by the run").isEqualTo(1);
+      assertThat(summary.getLong("resolved")).isEqualTo(1);
+      JsonObject open = summary.getJsonObject("open");
+      assertThat(open.getLong("total")).isEqualTo(1);
+      assertThat(open.getJsonObject("by_category").getLong("DUPLICATE_CHARGE")).isZero();
+      assertThat(open.getJsonObject("by_category").getLong("MISSING_IN_SETTLEMENT")).isEqualTo(1);
+      assertThat(open.getJsonObject("value_at_stake").getMap()).containsExactlyEntriesOf(Map.of("EUR", 4_000));
+      // The same figures as the report's summary, asked now.
+      JsonObject reported = reportOf(id).getJsonObject("summary");
+      assertThat(summary.getLong("resolved")).isEqualTo(reported.getLong("resolved"));
+      assertThat(open).isEqualTo(reported.getJsonObject("open"));
+    }
+  }
+
+  /** The run's entry in GET /admin/reconciliations. */
+  private static JsonObject listed(String id) {
+    return http.get(gateway.config().managementPort(), "/admin/reconciliations", TestGateway.ADMIN_TOKEN).json()
+        .getJsonArray("runs").stream().map(JsonObject.class::cast).filter(run -> run.getString("id").equals(id))
+        .findFirst().orElseThrow(() -> new AssertionError("run " + id + " is not listed"));
+  }
+
+  private static JsonObject reportOf(String id) {
+    return http.get(gateway.config().managementPort(), "/admin/reconciliations/" + id, TestGateway.ADMIN_TOKEN).json();
+  }
+
+  @Test
   @DisplayName("a discrepancy resolved in one run is resolved in the next run of the same file, its note naming that run; "
       + "the others stay open")
   void resolutionsCarryOver() throws Exception {
