@@ -140,16 +140,22 @@ final class HtmlReport {
     out.write("</div>\n");
 
     out.write("<h2>Act on these first</h2><p class=\"note\">Sorted by priority: the money at stake, how serious "
-        + "the category is, and how old the item is. " + (total > ReportWriter.HTML_ROWS
+        + "the category is, and how old the item is; # is the order to act in. Id is the discrepancy's id in the "
+        + "JSON and CSV reports, the one to resolve it by. " + (total > ReportWriter.HTML_ROWS
         ? String.format(Locale.ROOT, "The first %,d of %,d open are shown; the JSON and CSV reports list all.", ReportWriter.HTML_ROWS, total)
         : "") + (resolved > 0 ? String.format(Locale.ROOT, " %,d resolved are not listed here; the JSON and CSV reports "
         + "list them with their status.", resolved) : "") + "</p>\n");
-    out.write("<table><thead><tr><th>#</th><th>Category</th><th>What to do</th><th class=\"num\">At stake</th>"
+    out.write("<table><thead><tr><th class=\"num\">#</th><th class=\"num\">Id</th><th>Category</th><th>What to do</th>"
+        + "<th class=\"num\">At stake</th>"
         + "<th class=\"num\">Ledger</th><th class=\"num\">Provider</th><th>Payment · settlement · reference</th>"
         + "<th>Match</th><th class=\"num\">Age (days)</th></tr></thead><tbody>\n");
-    ReconciliationStore.discrepancies(c, run.id(), true, ReportWriter.HTML_ROWS, d -> out.write(row(d, run)));
+    // # counts the rows shown, 1, 2, 3…: the order to act in now. The run's priority (the rank among
+    // all it found, resolved ones included) would leave a gap for each one resolved; the Id is the
+    // stable name of a discrepancy, the one the JSON report lists and a resolution is sent for.
+    int[] shown = {0};
+    ReconciliationStore.discrepancies(c, run.id(), true, ReportWriter.HTML_ROWS, d -> out.write(row(++shown[0], d, run)));
     if (total == 0) {
-      out.write("<tr><td colspan=\"9\" class=\"muted\">" + (resolved > 0 ? "No open discrepancies: all are resolved."
+      out.write("<tr><td colspan=\"10\" class=\"muted\">" + (resolved > 0 ? "No open discrepancies: all are resolved."
           : "No discrepancies: the ledger and the settlement file agree.") + "</td></tr>");
     }
     out.write("</tbody></table>\n");
@@ -220,7 +226,7 @@ final class HtmlReport {
     return svg.toString();
   }
 
-  private static String row(Discrepancy d, ReconciliationRun run) {
+  private static String row(int number, Discrepancy d, ReconciliationRun run) {
     String ledger = d.ledgerAmount() == null ? "<span class=\"muted\">none</span>"
         : esc(money(d.ledgerAmount(), d.ledgerCurrency())) + "<br><span class=\"muted\">" + esc(d.ledgerStatus()) + "</span>";
     String provider = d.settlementAmount() == null ? "<span class=\"muted\">none</span>"
@@ -243,7 +249,8 @@ final class HtmlReport {
     }
     String match = d.matchMethod() == null ? "<span class=\"muted\">—</span>"
         : esc(d.matchMethod().replace('_', ' ')) + String.format(Locale.ROOT, "<br><span class=\"muted\">%.0f%%</span>", 100 * d.confidence());
-    return "<tr><td class=\"num\">" + d.priority() + "</td><td>" + tag(d.category()) + "</td><td>"
+    return "<tr><td class=\"num\">" + number + "</td><td class=\"num mono\">" + d.id() + "</td><td>"
+        + tag(d.category()) + "</td><td>"
         + esc(ACTIONS.get(d.remediation())) + "</td><td class=\"num\"><b>"
         + esc(money(d.valueMinor(), d.valueCurrency())) + "</b></td><td class=\"num\">" + ledger
         + "</td><td class=\"num\">" + provider + "</td><td>" + ids + "</td><td>" + match + "</td><td class=\"num\">"

@@ -19,6 +19,8 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -149,7 +151,8 @@ class ReconciliationIT {
       List<String> lines = Files.readAllLines(csvReport);
       assertThat(lines).hasSize(9);
       assertThat(lines.get(0)).isEqualTo(String.join(",", ReportWriter.CSV_COLUMNS));
-      assertThat(lines.get(1)).startsWith("1,DUPLICATE_CHARGE,REFUND_DUPLICATE,open,");
+      // id (that run's own), then priority.
+      assertThat(lines.get(1)).matches("\\d+,1,DUPLICATE_CHARGE,REFUND_DUPLICATE,open,.*");
       assertThat(LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix", p,
           "--format", "html", "--out", html.toString()).status()).isZero();
       String page = Files.readString(html);
@@ -582,7 +585,8 @@ class ReconciliationIT {
 
   @Test
   @DisplayName("the report's open figures count a payment's money once when two discrepancies concern it, and leave "
-      + "out a discrepancy resolved after the run, which the JSON report still lists as resolved")
+      + "out a discrepancy resolved after the run, which the JSON report still lists as resolved; the HTML table "
+      + "numbers the open ones shown 1, 2, 3… without a gap, each with its id")
   void openFiguresCountMoneyOnceAndLeaveOutResolved() throws Exception {
     try (LedgerFixture ledger = new LedgerFixture()) {
       Instant base = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(6));
@@ -641,6 +645,22 @@ class ReconciliationIT {
         assertThat(after.getJsonArray("discrepancies").stream().map(JsonObject.class::cast)
             .filter(d -> d.getLong("id").equals(duplicate.getLong("id"))).findFirst().orElseThrow().getString("status"))
             .isEqualTo("resolved");
+
+        // The table numbers the open discrepancies it shows 1 to 5, with no gap where the resolved one
+        // ranked, and names each by its id, in the JSON report's order.
+        String table = page.substring(page.indexOf("<h2>Act on these first</h2>"),
+            page.indexOf("<h2>What the categories mean</h2>"));
+        List<Long> numbers = new ArrayList<>();
+        List<Long> ids = new ArrayList<>();
+        Matcher shown = Pattern.compile("<tr><td class=\"num\">(\\d+)</td>(?:<td class=\"num mono\">(\\d+)</td>)?")
+            .matcher(table);
+        while (shown.find()) {
+          numbers.add(Long.parseLong(shown.group(1)));
+          ids.add(shown.group(2) == null ? null : Long.parseLong(shown.group(2)));
+        }
+        assertThat(numbers).as(table).containsExactly(1L, 2L, 3L, 4L, 5L);
+        assertThat(ids).containsExactlyElementsOf(after.getJsonArray("discrepancies").stream().map(JsonObject.class::cast)
+            .filter(d -> d.getString("status").equals("open")).map(d -> d.getLong("id")).toList());
       }
     }
   }
