@@ -17,10 +17,10 @@ public final class ReportWriter {
   /** Discrepancies listed in the HTML report; JSON and CSV list all. */
   static final int HTML_ROWS = 200;
 
-  static final List<String> CSV_COLUMNS = List.of("id", "priority", "category", "remediation", "status", "score",
+  static final List<String> CSV_COLUMNS = List.of("priority", "category", "remediation", "status", "score",
       "value", "value_currency", "value_minor", "payment_id", "merchant_id", "settlement_id", "settlement_line",
       "provider_reference", "provider_key", "ledger_amount", "ledger_currency", "ledger_status", "settlement_amount",
-      "settlement_currency", "settlement_status", "match_method", "confidence", "occurred_at", "age_days", "evidence");
+      "settlement_currency", "settlement_status", "match_method", "confidence", "occurred_at", "age_days", "evidence", "id");
 
   private ReportWriter() {}
 
@@ -60,13 +60,13 @@ public final class ReportWriter {
     out.write(String.join(",", CSV_COLUMNS));
     out.write("\r\n");
     ReconciliationStore.discrepancies(c, run.id(), 0, d -> {
-      Object[] values = {d.id(), d.priority(), d.category().name(), d.remediation().name(), d.status(),
+      Object[] values = {d.priority(), d.category().name(), d.remediation().name(), d.status(),
           String.format(Locale.ROOT, "%.3f", d.score()), Discrepancy.major(d.valueMinor(), d.valueCurrency()),
           d.valueCurrency(), d.valueMinor(), d.paymentId(), d.merchantId(), d.settlementId(), d.settlementLine(),
           d.providerReference(), d.providerKey(), d.ledgerAmount(), d.ledgerCurrency(), d.ledgerStatus(),
           d.settlementAmount(), d.settlementCurrency(), d.settlementStatus(), d.matchMethod(),
           d.confidence() == null ? null : String.format(Locale.ROOT, "%.4f", d.confidence()),
-          d.occurredAt().toString(), String.format(Locale.ROOT, "%.1f", d.ageDays(run.asOf())), d.evidence().encode()};
+          d.occurredAt().toString(), String.format(Locale.ROOT, "%.1f", d.ageDays(run.asOf())), d.evidence().encode(), d.id()};
       for (int i = 0; i < values.length; i++) {
         if (i > 0) {
           out.write(',');

@@ -151,8 +151,8 @@ class ReconciliationIT {
       List<String> lines = Files.readAllLines(csvReport);
       assertThat(lines).hasSize(9);
       assertThat(lines.get(0)).isEqualTo(String.join(",", ReportWriter.CSV_COLUMNS));
-      // id (that run's own), then priority.
-      assertThat(lines.get(1)).matches("\\d+,1,DUPLICATE_CHARGE,REFUND_DUPLICATE,open,.*");
+      // priority first; the id (that run's own) last, added after the others so positional readers keep theirs.
+      assertThat(lines.get(1)).matches("1,DUPLICATE_CHARGE,REFUND_DUPLICATE,open,.*,\\d+");
       assertThat(LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix", p,
           "--format", "html", "--out", html.toString()).status()).isZero();
       String page = Files.readString(html);
