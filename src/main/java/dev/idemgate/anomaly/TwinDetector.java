@@ -186,41 +186,55 @@ public final class TwinDetector {
 
   /**
    * The check as the payment path's guard for one request: under policy reject it refuses a
-   * {@link TwinVerdict.Reject}, otherwise it only observes. A payment it let through that was then
-   * neither claimed nor charged under its key gives up the anchor it took ({@link #forgetAnchor}).
+   * {@link TwinVerdict.Reject}, otherwise it only observes. A twin is counted only once PostgreSQL
+   * has said its key is new ({@link ClaimGuard#keySettled}); a held key's request is a retry, whatever
+   * its payload is a twin of. A payment it let through that was then neither claimed nor charged
+   * under its key gives up the anchor it took ({@link #forgetAnchor}).
    */
   public ClaimGuard guard(MultiMap headers) {
     return new ClaimGuard() {
-      /** The anchor this request's check stored (it was the first), else null. Only this request's loop touches it. */
-      private TwinVerdict.First first;
-      /**
-       * Counts the twin this request's check refused for the first time, run once the refusal is final
-       * ({@link #refusalSettled}), else null. Only this request's loop touches it.
+      /*
+       * Only this request's loop touches these. Under policy flag the check runs beside the claim,
+       * so the verdict and what the store said of the key come in either order.
        */
-      private Runnable uncountedRefusal;
+      /** The anchor this request's check stored (it was the first), else null. */
+      private TwinVerdict.First first;
+      /** Counts the twin this request's check found for the first time, until it is settled; else null. */
+      private Runnable uncounted;
+      /** Whether PostgreSQL holds this request's key, once it said; else null. */
+      private Boolean held;
 
       @Override
       public Future<Optional<Object>> check(PaymentService.PayCommand cmd) {
-        uncountedRefusal = null;
-        // Under policy reject every Reject is returned as the refusal, so the caller settles it.
-        Consumer<Runnable> refusals = mayRefuse() ? count -> uncountedRefusal = count : Runnable::run;
-        return observe(cmd.merchantId(), cmd.key(), cmd.request(), headers, refusals).map(verdict -> {
+        uncounted = null;
+        held = null;
+        return observe(cmd.merchantId(), cmd.key(), cmd.request(), headers, this::countOnceSettled).map(verdict -> {
           first = verdict instanceof TwinVerdict.First f ? f : null;
           return mayRefuse() && verdict instanceof TwinVerdict.Reject ? Optional.of(verdict) : Optional.empty();
         });
       }
 
       @Override
-      public void refusalSettled(PaymentService.PayCommand cmd, boolean refused) {
-        Runnable count = uncountedRefusal;
-        uncountedRefusal = null;
-        if (count == null) {
-          return; // the refusal of a key refused before: counted as a retry by the check
+      public void keySettled(PaymentService.PayCommand cmd, boolean held) {
+        this.held = held;
+        settle();
+      }
+
+      private void countOnceSettled(Runnable count) {
+        uncounted = count;
+        settle();
+      }
+
+      private void settle() {
+        if (uncounted == null || held == null) {
+          return; // no twin to count (none, or a key judged before: a retry), or the store has not said yet
         }
-        if (refused) {
-          count.run();
+        Runnable count = uncounted;
+        uncounted = null;
+        if (held) {
+          monitor.recordSameKey(); // a retry of its own payment, no twin
         } else {
-          monitor.recordSameKey(); // the key is held: a retry of its own payment, no twin
+          count.run();
         }
       }
 
@@ -282,12 +296,12 @@ public final class TwinDetector {
   }
 
   /**
-   * @param refusals takes the counting of a twin refused for the first time, to run it once the
-   *     refusal is final: the caller may yet find the key held, a retry and no twin
-   *     ({@link ClaimGuard#refusalSettled}). Every other verdict is counted here.
+   * @param twins takes the counting of a twin found for the first time, to run it once PostgreSQL
+   *     has said the key is new: a key it holds is a retry and no twin ({@link ClaimGuard#keySettled}).
+   *     Every other verdict is counted here.
    */
   private Future<TwinVerdict> observe(String merchantId, IdempotencyKey key, PaymentRequest request, MultiMap headers,
-      Consumer<Runnable> refusals) {
+      Consumer<Runnable> twins) {
     if (policy == DuplicatePayloadPolicy.OFF) {
       return Future.succeededFuture(UNOBSERVED);
     }
@@ -313,7 +327,7 @@ public final class TwinDetector {
             monitor.recordSameKey();
             return Future.succeededFuture(SAME_KEY);
           }
-          return twin(merchantId, fingerprint, keyHash, original, request, client, intended(headers), now, refusals);
+          return twin(merchantId, fingerprint, keyHash, original, request, client, intended(headers), now, twins);
         })
         .otherwise(failure -> {
           log.debug("twin check skipped: {}", failure.toString());
@@ -323,7 +337,7 @@ public final class TwinDetector {
   }
 
   private Future<TwinVerdict> twin(String merchantId, String fingerprint, String keyHash, TwinVerdict.Twin original,
-      PaymentRequest request, String client, boolean intended, long now, Consumer<Runnable> refusals) {
+      PaymentRequest request, String client, boolean intended, long now, Consumer<Runnable> twins) {
     String mark = intended ? "i" : policy == DuplicatePayloadPolicy.REJECT ? "r" : "a";
     return script(TWIN_SHA, TWIN_SCRIPT, List.of(twinKeysKey(merchantId, fingerprint)), keyHash, mark,
         String.valueOf(windowMs), String.valueOf(MAX_KEYS_PER_FINGERPRINT))
@@ -340,12 +354,10 @@ public final class TwinDetector {
                   : Future.succeededFuture(v))
               : Future.succeededFuture(new TwinVerdict.Allowed(original, verdictMark.equals("i")));
           return verdict.onSuccess(v -> {
-            if (!firstTime) {
-              monitor.recordSameKey();
-            } else if (v instanceof TwinVerdict.Reject) {
-              refusals.accept(() -> monitor.recordTwin(merchantId, client, keyHash, v, now));
+            if (firstTime) {
+              twins.accept(() -> monitor.recordTwin(merchantId, client, keyHash, v, now));
             } else {
-              monitor.recordTwin(merchantId, client, keyHash, v, now);
+              monitor.recordSameKey();
             }
           });
         });

@@ -30,13 +30,18 @@ public interface ClaimGuard {
   }
 
   /**
-   * What became of the refusal {@link #check} gave: {@code refused} when the payment was refused with
-   * it (also when the store could not say whether the key is held: the request was not let through),
-   * false when PostgreSQL holds the key, so the request is a retry of that key's payment, no new
-   * payment, and goes on to the claim. A guard that counts its refusals counts them here, once final,
-   * never in {@link #check}. Called once per refusal, before the answer; must not fail.
+   * What PostgreSQL said of the key of the payment {@link #check} judged, the first time it was asked:
+   * {@code held} when it holds the key, so the request is a retry of that key's payment, no new
+   * payment (a refusal is then not given, and the claim answers with that payment); false when the
+   * key is new (claimed for this payment, or found free by a refusal's lookup), and when the store
+   * could not say (the request got no payment, and the key's retries are not judged again). Redis
+   * cannot tell: it may have lost the key, and for a pending payment it only points to PostgreSQL.
+   * A guard that counts what it judged counts it here, never in {@link #check}.
+   *
+   * <p>Called once per check, before the answer; under a guard that only observes, possibly before
+   * the check has answered. Must not fail.
    */
-  default void refusalSettled(PaymentService.PayCommand cmd, boolean refused) {}
+  default void keySettled(PaymentService.PayCommand cmd, boolean held) {}
 
   /**
    * The payment this guard checked was neither claimed nor charged under its key (the key holds

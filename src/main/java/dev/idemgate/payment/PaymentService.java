@@ -211,11 +211,12 @@ public final class PaymentService {
         // An observer: it runs beside the claim and the charge, and only the answer waits for it
         // (the check never fails, see ClaimGuard).
         Future<Optional<Object>> observed = guard.check(cmd);
-        return claimInStore(cmd, redisClaim).compose(outcome -> observed.compose(ignored -> told(guard, cmd, outcome)));
+        return claimInStore(cmd, redisClaim, guard)
+            .compose(outcome -> observed.compose(ignored -> told(guard, cmd, outcome)));
       }
       return guard.check(cmd).compose(refusal -> refusal.isPresent()
           ? refuseUnlessHeld(cmd, redisClaim, guard, refusal.get())
-          : claimInStore(cmd, redisClaim).compose(outcome -> told(guard, cmd, outcome)));
+          : claimInStore(cmd, redisClaim, guard).compose(outcome -> told(guard, cmd, outcome)));
     });
   }
 
@@ -235,14 +236,14 @@ public final class PaymentService {
    * lost the key, and for a pending payment it only points to PostgreSQL. So a key PostgreSQL
    * holds is a retry and goes on to the claim, which answers with what that key's payment is (the
    * claim never takes a key that is held). The lookup costs nothing on the common path: it runs for
-   * refusals only. Only its answer makes the refusal final, so only then does the guard hear what
-   * became of it ({@link ClaimGuard#refusalSettled}): a held key's retry is no refused payment.
+   * refusals only. Only its answer makes the refusal final, so only then does the guard hear whether
+   * the key is held ({@link ClaimGuard#keySettled}): a held key's retry is no refused payment.
    */
   private Future<PayOutcome> refuseUnlessHeld(PayCommand cmd, String redisClaim, ClaimGuard guard, Object refusal) {
     Future<Boolean> held = metrics.timeStore("held", () -> store.holds(cmd.merchantId(), cmd.key()));
-    held.onComplete(lookup -> guard.refusalSettled(cmd, lookup.failed() || !lookup.result()));
+    held.onComplete(lookup -> guard.keySettled(cmd, lookup.succeeded() && lookup.result()));
     return held.compose(isHeld -> isHeld
-            ? claimInStore(cmd, redisClaim)
+            ? claimInStore(cmd, redisClaim, ClaimGuard.NONE) // the guard has heard: a retry
             : releaseRedis(cmd, redisClaim).compose(v -> gate.keyFreed(cmd.merchantId(), cmd.key()))
                 .map(v -> (PayOutcome) new PayOutcome.Refused(refusal)))
         .recover(failure -> storeDown(cmd, redisClaim, "key lookup for a refused payment", failure));
@@ -260,8 +261,12 @@ public final class PaymentService {
     return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.StoreDown(STORE_RETRY_AFTER_SECONDS));
   }
 
-  /** @param redisClaim the value this request wrote in Redis, or null when Redis did not claim for it */
-  private Future<PayOutcome> claimInStore(PayCommand cmd, String redisClaim) {
+  /**
+   * @param redisClaim the value this request wrote in Redis, or null when Redis did not claim for it
+   * @param guard the guard that checked this payment, told by the claim's answer whether the key is
+   *     held ({@link ClaimGuard#keySettled}): only the claim tells a new key from a held one
+   */
+  private Future<PayOutcome> claimInStore(PayCommand cmd, String redisClaim, ClaimGuard guard) {
     Instant now = PaymentJson.createdNow();
     PaymentRequest r = cmd.request();
     ClaimRequest claim = new ClaimRequest(cmd.merchantId(), cmd.key(), cmd.fingerprint(),
@@ -269,6 +274,8 @@ public final class PaymentService {
         r.metadata(), now);
     long sentAt = System.nanoTime();
     Future<StoreClaim> claimed = metrics.timeStore("claim", () -> store.claim(claim));
+    claimed.onComplete(answer -> guard.keySettled(cmd,
+        answer.succeeded() && !(answer.result() instanceof StoreClaim.Claimed)));
     claimed.onFailure(failure -> {
       // A claim the queue gave up on was never sent: there is nothing to look for.
       if (failure instanceof StoreUnavailable unavailable && unavailable.reachedDatabase()) {
