@@ -1,0 +1,166 @@
+package dev.idemgate.anomaly;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.idempotency.IdempotencyKey;
+import dev.idemgate.idempotency.RedisGate;
+import dev.idemgate.support.Http;
+import dev.idemgate.support.Http.Reply;
+import dev.idemgate.support.TestGateway;
+import dev.idemgate.support.Waits;
+import io.vertx.core.json.JsonObject;
+import io.vertx.redis.client.Command;
+import io.vertx.redis.client.Redis;
+import io.vertx.redis.client.Request;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * A retry of a key PostgreSQL holds reaches the twin check whenever Redis cannot answer for the key
+ * (it lost it, or it only points to PostgreSQL for a pending payment). It is a healthy client's
+ * retry, never a twin, whatever the check said of its payload: only the claim tells a new key from a
+ * held one. The refused case under policy reject is in {@link DuplicateRejectIT}; these are the
+ * twins that go on to the claim.
+ */
+class HeldKeyRetryIT {
+  private static Http http;
+  private static Redis redis;
+
+  /** A twin that goes on to the claim, and how the admin view names it. */
+  enum LetThrough {
+    /** Policy flag: every twin is charged, and counted against its client. */
+    FLAGGED("flag", Map.of(), "flagged"),
+    /** Policy reject: a declared repeat is charged, and counted as intended. */
+    DECLARED_REPEAT("reject", Map.of(TwinDetector.REPEAT_HEADER, "intended"), "intended");
+
+    final String policy;
+    final Map<String, String> headers;
+    final String outcome;
+
+    LetThrough(String policy, Map<String, String> headers, String outcome) {
+      this.policy = policy;
+      this.headers = headers;
+      this.outcome = outcome;
+    }
+  }
+
+  @BeforeAll
+  static void start() {
+    http = new Http();
+    redis = Redis.createClient(http.vertx(), TestGateway.redisUrl());
+  }
+
+  @AfterAll
+  static void stop() {
+    Http.await(redis.close());
+    http.close();
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(LetThrough.class)
+  @DisplayName("the retry of a paid key is replayed and counted as a retry, not as a twin against its client, when "
+      + "Redis lost the key and a later payment of the same payload holds the twin slot; a twin of that one still "
+      + "counts, by the time its answer is sent")
+  void retryOfAHeldKeyIsNoTwin(LetThrough twin) {
+    try (TestGateway shortWindow = TestGateway.start(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", twin.policy,
+        "IDEMGATE_DUPLICATE_WINDOW", "2s"))) {
+      String client = "shop-" + UUID.randomUUID();
+      Map<String, String> headers = new HashMap<>(twin.headers);
+      headers.put("X-Client-Id", client);
+      JsonObject body = Orders.payment(2800, "tok_visa");
+      String k1 = Http.newKey();
+      Reply first = pay(shortWindow, k1, body.encode(), headers);
+      assertThat(first.status()).isEqualTo(201);
+      Waits.sleep(2_300);
+      assertThat(pay(shortWindow, Http.newKey(), body.encode(), headers).status())
+          .as("past the window the same payload is a new payment, the slot's new original").isEqualTo(201);
+      String k3 = Http.newKey();
+      assertThat(pay(shortWindow, k3, body.encode(), headers).status()).as("a twin of it, let through").isEqualTo(201);
+      JsonObject before = anomalies(shortWindow);
+      assertThat(pairsOf(before, client)).as("the twin, counted before its client heard back").singleElement()
+          .satisfies(pair -> {
+            assertThat(pair.getString("key_hash")).isEqualTo(PaymentTwins.keyHash(TestGateway.MERCHANT_A, new IdempotencyKey(k3)));
+            assertThat(pair.getString("outcome")).isEqualTo(twin.outcome);
+          });
+      double twinChecks = meter(shortWindow, "idemgate_anomaly_checks_total{result=\"twin\"}");
+      double sameKeyChecks = meter(shortWindow, "idemgate_anomaly_checks_total{result=\"same_key\"}");
+      // Redis loses k1 (a restart, an eviction): only PostgreSQL still knows it, so its retry passes
+      // the gate and is checked, a twin of the slot's new original as far as the payload goes.
+      Http.await(redis.send(Request.cmd(Command.DEL).arg(RedisGate.redisKey(TestGateway.MERCHANT_A, new IdempotencyKey(k1)))));
+
+      Reply retry = pay(shortWindow, k1, reordered(body).encode(), headers);
+      assertThat(retry.status()).isEqualTo(201);
+      assertThat(retry.header("Idempotent-Replayed")).isEqualTo("true");
+      assertThat(retry.json().getString("id")).isEqualTo(first.json().getString("id"));
+      assertThat(charges(shortWindow, k1)).isEqualTo(1);
+      JsonObject after = anomalies(shortWindow);
+      assertThat(pairsOf(after, client)).as("the retry is no twin pair").singleElement()
+          .satisfies(pair -> assertThat(pair.getString("key_hash"))
+              .isEqualTo(PaymentTwins.keyHash(TestGateway.MERCHANT_A, new IdempotencyKey(k3))));
+      assertThat(standing(after, client).getLong("payments")).as("the retry is no new payment")
+          .isEqualTo(standing(before, client).getLong("payments"));
+      assertThat(standing(after, client).getLong("twins")).as("nor a twin of its client")
+          .isEqualTo(standing(before, client).getLong("twins"));
+      assertThat(meter(shortWindow, "idemgate_anomaly_checks_total{result=\"twin\"}")).isEqualTo(twinChecks);
+      assertThat(meter(shortWindow, "idemgate_anomaly_checks_total{result=\"same_key\"}")).as("counted as a retry")
+          .isEqualTo(sameKeyChecks + 1);
+    }
+  }
+
+  private static Reply pay(TestGateway to, String key, String body, Map<String, String> headers) {
+    return Http.await(http.payAsync(to.apiPort(), TestGateway.KEY_A, key, body, headers));
+  }
+
+  /**
+   * The same payment with its fields in reverse order: the same fingerprint, but another body, so
+   * that the API verticle's replay cache of recent bodies does not answer it before the gate.
+   */
+  private static JsonObject reordered(JsonObject body) {
+    JsonObject reordered = new JsonObject();
+    List<String> fields = new ArrayList<>(body.fieldNames());
+    Collections.reverse(fields);
+    fields.forEach(field -> reordered.put(field, body.getValue(field)));
+    return reordered;
+  }
+
+  private static int charges(TestGateway at, String key) {
+    Reply log = http.get(at.managementPort(), "/admin/simulator/charges?merchant=" + TestGateway.MERCHANT_A
+        + "&key=" + key, TestGateway.ADMIN_TOKEN);
+    assertThat(log.status()).isEqualTo(200);
+    return log.json().getJsonArray("charges").size();
+  }
+
+  private static JsonObject anomalies(TestGateway at) {
+    Reply reply = http.get(at.managementPort(), "/admin/anomalies?merchant=" + TestGateway.MERCHANT_A + "&limit=200",
+        TestGateway.ADMIN_TOKEN);
+    assertThat(reply.status()).isEqualTo(200);
+    return reply.json();
+  }
+
+  private static JsonObject standing(JsonObject view, String client) {
+    return view.getJsonArray("clients").stream().map(JsonObject.class::cast)
+        .filter(s -> s.getString("client").equals(client)).findFirst().orElseThrow();
+  }
+
+  private static List<JsonObject> pairsOf(JsonObject view, String client) {
+    return view.getJsonArray("recent_twins").stream().map(JsonObject.class::cast)
+        .filter(pair -> pair.getString("client").equals(client)).toList();
+  }
+
+  /** One series of the gateway's Prometheus scrape, e.g. {@code name{tag="value"}}; 0 when absent. */
+  private static double meter(TestGateway at, String series) {
+    return http.get(at.managementPort(), "/metrics", null).body().lines()
+        .filter(line -> line.startsWith(series + " "))
+        .mapToDouble(line -> Double.parseDouble(line.substring(series.length() + 1).trim()))
+        .findFirst().orElse(0);
+  }
+}
