@@ -14,7 +14,6 @@ import java.net.URI;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
@@ -136,15 +135,15 @@ final class StormCommand implements Callable<Integer> {
                 return;
               }
               long latency = System.nanoTime() - start;
-              all.response(response.statusCode(), latency);
+              all.response(response.statusCode(), latency, response.statusCode() == 201 || response.statusCode() == 409);
               if (response.statusCode() == 409) {
-                conflicts.response(409, latency);
+                conflicts.response(409, latency, true);
                 counts[1]++;
               } else if (response.statusCode() == 201 && "true".equals(response.getHeader("Idempotent-Replayed"))) {
                 replayed++;
                 counts[2]++;
               } else if (response.statusCode() == 201) {
-                created.response(201, latency);
+                created.response(201, latency, true);
                 counts[0]++;
               }
             })
@@ -191,7 +190,7 @@ final class StormCommand implements Callable<Integer> {
         payments.add(target.pay(client, traffic.key(sequence), traffic.body(sequence))
             .onSuccess(response -> {
               if (measured) {
-                freshBurst.response(response.statusCode(), System.nanoTime() - start);
+                freshBurst.response(response.statusCode(), System.nanoTime() - start, response.statusCode() == 201);
               }
             })
             .onFailure(failure -> {
@@ -221,7 +220,7 @@ final class StormCommand implements Callable<Integer> {
       JsonObject conflictPercentiles = LatencyRecorder.percentiles(conflicts.histogram());
       return Results.line("storm", "loadgen-storm", "gateway", "burst", target.protocolLabel())
           .put("connections", concurrency)
-          .mergeIn(all.figures(seconds, Set.of(201, 409)))
+          .mergeIn(all.figures(seconds))
           .put("rounds", rounds)
           .put("rounds_with_one_charge", roundsWithOneCharge)
           .put("created_201", created.responses())
