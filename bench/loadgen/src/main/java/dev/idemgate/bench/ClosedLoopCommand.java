@@ -64,11 +64,17 @@ final class ClosedLoopCommand implements Callable<Integer> {
       for (int i = 0; i < concurrency; i++) {
         sendNext();
       }
-      // Answers still out when the measured window ends are waited for up to --drain, not counted.
+      // Answers still out when the measured window ends are waited for up to --drain: a success is
+      // not counted then (it left the window), a failure is (see sendNext).
       vertx.setTimer((warmupNanos + measuredNanos) / 1_000_000 + load.drainMillis(), id -> finish());
     }
 
-    /** The measured window is [warm-up end, warm-up end + duration): a request counts if it was sent and answered in it. */
+    /**
+     * The measured window is [warm-up end, warm-up end + duration): a request counts if it was sent
+     * and answered in it. A request sent in it and failed after it (an error status or no answer)
+     * still counts as an error, without a latency: dropping it would hide a server that fails
+     * exactly the slowest requests.
+     */
     private void sendNext() {
       long sentAt = System.nanoTime();
       if (sentAt - startNanos >= warmupNanos + measuredNanos) {
@@ -83,13 +89,20 @@ final class ClosedLoopCommand implements Callable<Integer> {
           .onComplete(outcome -> {
             inFlight--;
             long answeredAt = System.nanoTime();
-            boolean measured = sentAt - startNanos >= warmupNanos && answeredAt - startNanos < warmupNanos + measuredNanos;
-            if (measured) {
+            boolean sentInWindow = sentAt - startNanos >= warmupNanos;
+            boolean answeredInWindow = answeredAt - startNanos < warmupNanos + measuredNanos;
+            if (sentInWindow && answeredInWindow) {
               if (outcome.succeeded()) {
                 int status = outcome.result().statusCode();
                 recorder.response(status, answeredAt - sentAt, status == EXPECTED);
               } else {
                 recorder.failure(outcome.cause());
+              }
+            } else if (sentInWindow) {
+              if (outcome.failed()) {
+                recorder.failure(outcome.cause().getClass().getSimpleName() + "_after_window", 1);
+              } else if (outcome.result().statusCode() != EXPECTED) {
+                recorder.failure("status_" + outcome.result().statusCode() + "_after_window", 1);
               }
             }
             sendNext();
