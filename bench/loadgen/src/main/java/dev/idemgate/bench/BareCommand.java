@@ -9,6 +9,10 @@ import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -18,7 +22,9 @@ import picocli.CommandLine.Option;
 /**
  * The bare Vert.x baseline: an endpoint that reads the request body and answers with a payment
  * body like the gateway's, and does nothing else (no auth, no Redis, no Postgres). Its throughput
- * is what Vert.x itself costs on this machine, the ceiling a replay could approach.
+ * is what Vert.x itself costs on this machine, the ceiling a replay could approach. It runs on the
+ * gateway's transport (Linux epoll where it loads, as the gateway prefers it), and says which one it
+ * got: a baseline on the JDK's NIO against a gateway on epoll would compare transports, not work.
  */
 @Command(name = "bare", mixinStandardHelpOptions = true,
     description = "Serve a bare Vert.x endpoint answering POST /pay with a canned 201 payment body.")
@@ -33,13 +39,22 @@ final class BareCommand implements Callable<Integer> {
   @Option(names = "--instances", defaultValue = "0", description = "Server verticles; 0 = one per core, like the gateway. Default: ${DEFAULT-VALUE}.")
   int instances;
 
+  @Option(names = "--fact-file", description = "key=value facts file of the run: appends bare_transport=... to it.")
+  Path factFile;
+
   @Override
   public Integer call() throws Exception {
     int n = instances > 0 ? instances : Runtime.getRuntime().availableProcessors();
-    Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(n));
+    // As the gateway does (Idemgate.java): epoll when it loads, else the JDK's NIO.
+    Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(n).setPreferNativeTransport(true));
     vertx.deployVerticle(() -> new BareVerticle(port), new DeploymentOptions().setInstances(n))
         .toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
-    System.out.println("bare Vert.x endpoint on 127.0.0.1:" + port + " (" + n + " instances)");
+    String transport = transport(vertx);
+    System.out.println("bare Vert.x endpoint on 127.0.0.1:" + port + " (" + n + " instances), transport: " + transport);
+    if (factFile != null) {
+      Files.writeString(factFile, "bare_transport=" + transport + "\n", StandardCharsets.UTF_8,
+          StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+    }
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
       vertx.close();
@@ -48,6 +63,12 @@ final class BareCommand implements Callable<Integer> {
     // Serves until the runner sends SIGTERM; the hook above closes the servers.
     stopped.await();
     return 0;
+  }
+
+  /** "native (epoll)" or "JDK NIO (why native did not load)", for the output and the facts. */
+  static String transport(Vertx vertx) {
+    return vertx.isNativeTransportEnabled() ? "native (epoll)"
+        : "JDK NIO (native unavailable: " + String.valueOf(vertx.unavailableNativeTransportCause()).replace('\n', ' ') + ")";
   }
 
   static final class BareVerticle extends VerticleBase {
