@@ -125,17 +125,41 @@ final class RecordCommand implements Callable<Integer> {
     return files;
   }
 
-  /** redis-benchmark --csv: a header row, then one row per test. No p99.9 is printed. */
+  /** What redis-benchmark prints (on stderr) for an error reply. */
+  private static final String REDIS_ERROR_LINE = "Error from server";
+
+  /**
+   * redis-benchmark --csv (stdout and stderr together): a header row, then one row per test. No
+   * p99.9 is printed. The tool does not count error replies: redis-benchmark 7 prints "Error from
+   * server: ..." and exits 1 at the first one, leaving no row (so a row it finished has none);
+   * older versions go on, printing that line at most once a second (with -e). The row's errors are
+   * those lines: exact for 7 (0), a lower bound for the older ones.
+   */
   static JsonObject redisBenchmark(String text) {
-    String[] rows = text.strip().split("\n");
-    String[] header = unquote(rows[0]);
-    String[] values = unquote(rows[rows.length - 1]);
+    List<String> csv = new ArrayList<>();
+    List<String> errorLines = new ArrayList<>();
+    for (String line : text.strip().split("\n")) {
+      if (line.contains(REDIS_ERROR_LINE)) {
+        errorLines.add(line.strip());
+      } else if (line.startsWith("\"")) {
+        csv.add(line);
+      }
+    }
+    if (csv.size() < 2 || !csv.get(0).startsWith("\"test\"")) {
+      throw new IllegalArgumentException("no CSV header and row in the redis-benchmark output (was it run with --csv?)"
+          + (errorLines.isEmpty() ? "" : "; it stopped at an error reply: " + errorLines.get(0)));
+    }
+    String[] header = unquote(csv.get(0));
+    String[] values = unquote(csv.get(csv.size() - 1));
     Map<String, String> row = new TreeMap<>();
     for (int i = 0; i < header.length && i < values.length; i++) {
       row.put(header[i], values[i]);
     }
     return new JsonObject().put("throughput", LatencyRecorder.round(Double.parseDouble(row.get("rps"))))
-        .put("errors", 0).put("p50_ms", Double.parseDouble(row.get("p50_latency_ms")))
+        .put("errors", errorLines.size())
+        .put("errors_read_as", "'" + REDIS_ERROR_LINE + "' lines: redis-benchmark 7 stops at the first error reply, "
+            + "older versions show at most one a second (a lower bound)")
+        .put("p50_ms", Double.parseDouble(row.get("p50_latency_ms")))
         .put("p99_ms", Double.parseDouble(row.get("p99_latency_ms")))
         .put("max_ms", Double.parseDouble(row.get("max_latency_ms")))
         .put("command", row.get("test"));

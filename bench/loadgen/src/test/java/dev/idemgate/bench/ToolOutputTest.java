@@ -3,6 +3,7 @@ package dev.idemgate.bench;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.vertx.core.json.JsonObject;
 import java.nio.file.Files;
@@ -66,6 +67,24 @@ class ToolOutputTest {
     assertEquals(23255.8, f.getDouble("throughput"));
     assertEquals(1.087, f.getDouble("p99_ms"));
     assertNull(f.getValue("p999_ms"));
+    assertEquals(0L, f.getLong("errors"), "no error line: none (redis-benchmark 7 stops at the first)");
+  }
+
+  @Test
+  @DisplayName("redis-benchmark error replies: its 'Error from server' lines are the row's errors; a run it stopped has no row")
+  void redisErrors() {
+    String header = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\"p50_latency_ms\",\"p95_latency_ms\","
+        + "\"p99_latency_ms\",\"max_latency_ms\"\n";
+    // An older redis-benchmark goes on after error replies, printing one line a second at most.
+    JsonObject f = RecordCommand.redisBenchmark(header + "Error from server: OOM command not allowed\n"
+        + "\"SET k val NX GET PX 30000\",\"23255.81\",\"0.109\",\"0.024\",\"0.079\",\"0.119\",\"1.087\",\"5.799\"\n"
+        + "Error from server: OOM command not allowed\n");
+    assertEquals(2L, f.getLong("errors"));
+    assertEquals(23255.8, f.getDouble("throughput"));
+    // What redis-benchmark 7.0.15 printed (stdout and stderr together) for an unknown command: it exits 1 at the first error.
+    IllegalArgumentException stopped = assertThrows(IllegalArgumentException.class, () -> RecordCommand.redisBenchmark(
+        header + "\nError from server: ERR unknown command 'NOSUCH', with args beginning with: \n"));
+    assertTrue(stopped.getMessage().contains("ERR unknown command"), stopped.getMessage());
   }
 
   @Test
