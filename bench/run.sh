@@ -6,9 +6,11 @@
 # Builds what is missing, installs missing Debian tools (wrk, h2load), starts the gateway
 # (-Xmx256m, its own database idemgate_bench, its own ports), runs every scenario and baseline,
 # and prints one table, also written to bench/results/<timestamp>.md and .json. Raw tool outputs
-# stay in bench/results/<timestamp>-raw/. Every step is bounded in time; the gateway and the bare
-# endpoint are stopped on exit whatever happens. Postgres and Redis must already be running: the
-# bench never starts, stops or flushes them, and writes only to its own database and keys.
+# stay in bench/results/<timestamp>-raw/. Every step is bounded in time; the gateway, the bare
+# endpoint are stopped on exit whatever happens. A step that fails is listed in
+# the fact failed_steps (the report then says INCOMPLETE) and makes the exit status 1, after the
+# report. Postgres and Redis must already be running: the bench never starts, stops or flushes
+# them, and writes only to its own database and keys.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -131,10 +133,17 @@ API_KEY=sk_test_demo
 ADMIN_TOKEN="bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 GATEWAY_PID=""
 BARE_PID=""
+# Steps that failed or were skipped for want of an input: their rows are missing or unusable. Written
+# as the fact failed_steps (the report then says the run is INCOMPLETE), and run.sh exits 1 at the end.
+FAILED_STEPS=()
 
 say() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 fact() { printf '%s=%s\n' "$1" "$2" >> "$META"; }
+step_failed() { # step message: counts the step as failed, says why on stderr, and goes on
+  FAILED_STEPS+=("$1")
+  printf 'bench: FAILED %s: %s\n' "$1" "$2" >&2
+}
 
 cleanup() {
   stop_pid "$GATEWAY_PID"
@@ -195,8 +204,11 @@ fact redis "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" info server | tr -d '\
 
 LOADGEN_JAVA=(java "${LOADGEN_JVM_OPTIONS[@]}" -jar "$LOADGEN_JAR")
 loadgen() { "${LOADGEN_JAVA[@]}" "$@"; }
-# A tool output that cannot be read costs that one row of the table, not the whole run.
-record() { loadgen record --results "$RESULTS" "$@" >/dev/null || echo "bench: could not read a tool's output ($*)" >&2; }
+# A tool output that cannot be read costs that one row of the table, not the whole run: record
+# says so and fails, and its caller counts the step as failed.
+record() {
+  loadgen record --results "$RESULTS" "$@" > /dev/null || { echo "bench: could not read a tool's output ($*)" >&2; return 1; }
+}
 psql_bench() { PGOPTIONS='-c client_min_messages=warning' psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$PG_DB" -v ON_ERROR_STOP=1 -q "$@"; }
 
 # The bench's own database: the gateway migrates its schema there at start-up, so nothing the
@@ -256,11 +268,13 @@ gateway_memory() { # label: memory and log warnings of the running gateway
 
 url() { echo "http://127.0.0.1:$HTTP_PORT/pay"; }
 
-warm_up() { # send fresh payments for the warm-up time so the JIT has seen the path
+warm_up() { # url label: send fresh payments for the warm-up time so the JIT has seen the path
   [[ "$GATEWAY_WARMUP_S" -ge 1 ]] || return 0
   say "warm-up: fresh payments for $GATEWAY_WARMUP"
+  # A warm-up that fails leaves the next runs measuring a cold JIT: counted, not fatal.
   timeout $((GATEWAY_WARMUP_S + 30)) wrk -t2 -c"$CONNECTIONS" -d"${GATEWAY_WARMUP_S}s" --timeout 10s -s "$WRK_SCRIPT" "$1" \
-    -- fresh "warm-$STAMP-$RANDOM" > /dev/null 2>&1 || true
+    -- fresh "warm-$STAMP-$RANDOM" > "$RAW/warm-up-$2.txt" 2>&1 \
+    || step_failed "warm-up-$2" "the warm-up's wrk failed (see $RAW/warm-up-$2.txt)"
 }
 
 # What else went on during a wrk run, so that a long tail with no error can be explained or ruled
@@ -302,19 +316,19 @@ run_wrk() { # scenario target url mode prefix [connections]
   # CPU ticks right around wrk, for cpu_fact (the snapshots above and below cost CPU of their own).
   WRK_CPU_BEFORE="$(cpu_snapshot)"
   timeout $((DURATION_S + 60)) wrk -t2 -c"$conns" -d"${DURATION_S}s" --timeout 10s -s "$WRK_SCRIPT" "$url" \
-    -- "$mode" "$prefix" "$REPLAY_KEYS" "$API_KEY" > "$out" 2>&1 || { echo "bench: wrk failed for $scenario (see $out)" >&2; return 0; }
+    -- "$mode" "$prefix" "$REPLAY_KEYS" "$API_KEY" > "$out" 2>&1 || { step_failed "$run" "wrk failed (see $out)"; return 0; }
   WRK_CPU_AFTER="$(cpu_snapshot)"
   background_fact "during_$run" "$before" "$(background_snapshot "$pid")" "$target"
   record --tool wrk --input "$out" --scenario "$scenario" --target-name "$target" --connections "$conns" \
-    --note "latency from actual send (closed loop)" || { echo "bench: could not read wrk output of $scenario" >&2; return 0; }
+    --note "latency from actual send (closed loop)" || { step_failed "$run" "could not read wrk's output (see $out)"; return 0; }
   LAST_WRK_THROUGHPUT="$(grep -o '"throughput":[0-9]*' "$out" | head -1 | cut -d: -f2 || true)"
 }
 
-open_rate() { # the fixed --rate, or a share of what the closed loop just sustained
+open_rate() { # the fixed --rate, or a share of what the closed loop just sustained; nothing without one
   if [[ "$RATE" != auto ]]; then
     echo "$RATE"
-  else
-    local r=$(( ${LAST_WRK_THROUGHPUT:-0} * RATE_FRACTION / 100 ))
+  elif [[ "${LAST_WRK_THROUGHPUT:-0}" =~ ^[0-9]+$ ]] && (( LAST_WRK_THROUGHPUT > 0 )); then
+    local r=$(( LAST_WRK_THROUGHPUT * RATE_FRACTION / 100 ))
     r=$(( r > RATE_MAX ? RATE_MAX : r ))
     echo $(( r < 10 ? 10 : r ))
   fi
@@ -323,13 +337,16 @@ open_rate() { # the fixed --rate, or a share of what the closed loop just sustai
 run_open() { # scenario target base-url mode [more loadgen options]
   local scenario="$1" target="$2" base="$3" mode="$4" rate pid before; shift 4
   rate="$(open_rate)"
+  # With --rate auto and no closed-loop figure (its wrk run failed), a rate would be a guess: the run
+  # would measure a near-idle gateway under the scenario's name.
+  [[ -n "$rate" ]] || { step_failed "$scenario-open" "skipped: no closed-loop throughput to take the auto rate from"; return 0; }
   say "$scenario: load generator, open loop at $rate/s, $DURATION"
   if [[ $target == bare ]]; then pid="$BARE_PID"; else pid="$GATEWAY_PID"; fi
   before="$(background_snapshot "$pid")"
   timeout $((DURATION_S + WARMUP_S + 90)) "${LOADGEN_JAVA[@]}" open --url "$base" --mode "$mode" \
     --rate "$rate" --duration "${DURATION_S}s" --warmup "${WARMUP_S}s" --connections "$CONNECTIONS" \
     --scenario "$scenario" --target-name "$target" --results "$RESULTS" "$@" > "$RAW/$scenario-open.txt" 2>&1 \
-    || echo "bench: open-loop run of $scenario failed (see $RAW/$scenario-open.txt)" >&2
+    || step_failed "$scenario-open" "the open-loop run failed (see $RAW/$scenario-open.txt)"
   # Warm-up included: the generator's warm-up and measured window run back to back.
   background_fact "during_$scenario-open" "$before" "$(background_snapshot "$pid")" "$target"
 }
@@ -340,7 +357,7 @@ BASE="http://127.0.0.1:$HTTP_PORT"
 # Gateway scenarios, metrics on, no provider latency.
 
 start_gateway main
-warm_up "$(url)"
+warm_up "$(url)" main
 
 group_totals() { # -> "claim_count claim_sum complete_count complete_sum" from the gateway's /metrics
   curl -s --max-time 5 "http://127.0.0.1:$MANAGEMENT_PORT/metrics" | awk '
@@ -401,8 +418,11 @@ prime_replays() { # prefix: completes $REPLAY_KEYS keys for the replay scenarios
     --connections "$CONNECTIONS" > "$RAW/prime-$1.txt" 2>&1 || die "priming the replay keys failed (see $RAW/prime-$1.txt)"
   # Fresh payments do not compile the replay path: without this the JIT works through the first
   # seconds of the measured replay run (37,800 vs 61,000 replays/s on the same build).
-  [[ "$WARMUP_S" -ge 1 ]] && timeout $((WARMUP_S + 30)) wrk -t2 -c"$CONNECTIONS" -d"${WARMUP_S}s" --timeout 10s \
-    -s "$WRK_SCRIPT" "$(url)" -- replay "$1" "$REPLAY_KEYS" "$API_KEY" > /dev/null 2>&1 || true
+  [[ "$WARMUP_S" -ge 1 ]] || return 0
+  local step="warm-up-${1%-"$STAMP"}"
+  timeout $((WARMUP_S + 30)) wrk -t2 -c"$CONNECTIONS" -d"${WARMUP_S}s" --timeout 10s \
+    -s "$WRK_SCRIPT" "$(url)" -- replay "$1" "$REPLAY_KEYS" "$API_KEY" > "$RAW/$step.txt" 2>&1 \
+    || step_failed "$step" "the replay warm-up's wrk failed (see $RAW/$step.txt)"
 }
 REPLAY_PREFIX="replay-$STAMP"
 prime_replays "$REPLAY_PREFIX"
@@ -422,7 +442,7 @@ for _ in $(seq 1 60); do
   kill -0 "$BARE_PID" 2>/dev/null || die "the bare endpoint exited, see $RAW/bare.log"
   sleep 0.5
 done
-warm_up "http://127.0.0.1:$BARE_PORT/pay"
+warm_up "http://127.0.0.1:$BARE_PORT/pay" bare
 run_wrk bare bare "http://127.0.0.1:$BARE_PORT/pay" fresh "bare-$STAMP"
 # Open loop at the replay scenario's rate, not at a share of the bare endpoint's own capacity:
 # the two latencies are then comparable, and the rate stays within what the generator can send.
@@ -444,6 +464,9 @@ timeout 600 "${LOADGEN_JAVA[@]}" storm --url "$BASE" --admin-url "http://127.0.0
   --admin-token "$ADMIN_TOKEN" --concurrency "$STORM_CONCURRENCY" --rounds "$STORM_ROUNDS" \
   --key-prefix "storm-$STAMP" --results "$RESULTS" > "$RAW/storm.txt" 2>&1 || STORM_OK=0
 fact storm_exactly_one_charge_per_round "$([[ $STORM_OK == 1 ]] && echo yes || echo "NO: see $RAW/storm.txt")"
+# A storm that found a second charge still wrote its row (the verdict above, and exit status 1); one
+# that wrote none did not run to its end.
+grep -q '"scenario":"storm"' "$RESULTS" || step_failed storm "the storm wrote no result (see $RAW/storm.txt)"
 
 run_wrk mixed gateway "$(url)" mixed "mixed-$STAMP"
 run_open mixed gateway "$BASE" mixed --key-prefix "mixed-open-$STAMP" --duplicate-percent 1 --decline-percent 5
@@ -468,7 +491,7 @@ run_closed() { # scenario [more loadgen options]
   timeout $((DURATION_S + WARMUP_S + 90)) "${LOADGEN_JAVA[@]}" closed --url "$BASE" --concurrency "$CONNECTIONS" \
     --duration "${DURATION_S}s" --warmup "${WARMUP_S}s" --scenario "$scenario" --target-name gateway \
     --results "$RESULTS" "$@" > "$RAW/$scenario-closed.txt" 2>&1 \
-    || echo "bench: closed-loop run of $scenario failed (see $RAW/$scenario-closed.txt)" >&2
+    || step_failed "$scenario-closed" "the closed-loop run failed (see $RAW/$scenario-closed.txt)"
 }
 run_closed fresh --connections "$CONNECTIONS" --key-prefix "fresh-closed-$STAMP"
 run_closed fresh-h2c --protocol h2c --connections "$H2_CLIENTS" --streams "$H2_STREAMS" --key-prefix "h2c-closed-$STAMP"
@@ -481,9 +504,10 @@ if timeout $((DURATION_S + 60)) h2load -c "$H2_CLIENTS" -m "$H2_STREAMS" -t 1 -D
     -d "$H2_BODY" --log-file "$RAW/h2load.log" "$BASE/pay" > "$RAW/replay-h2c-h2load.txt" 2>&1; then
   record --tool h2load --input "$RAW/replay-h2c-h2load.txt" --log "$RAW/h2load.log" --scenario replay-h2c \
     --protocol h2c --connections $((H2_CLIENTS * H2_STREAMS)) \
-    --note "$H2_CLIENTS connections x $H2_STREAMS streams; h2load cannot vary a header per request, so one replayed key"
+    --note "$H2_CLIENTS connections x $H2_STREAMS streams; h2load cannot vary a header per request, so one replayed key" \
+    || step_failed replay-h2c-h2load "could not read h2load's output (see $RAW/replay-h2c-h2load.txt)"
 else
-  echo "bench: h2load failed (see $RAW/replay-h2c-h2load.txt)" >&2
+  step_failed replay-h2c-h2load "h2load failed (see $RAW/replay-h2c-h2load.txt)"
 fi
 
 gateway_memory main
@@ -494,7 +518,7 @@ stop_gateway
 run_variant() { # label key-tag VAR=value
   local label="$1" tag="$2"; shift 2
   start_gateway "$label" "$@"
-  warm_up "$(url)"
+  warm_up "$(url)" "$label"
   run_wrk "fresh-$label" gateway "$(url)" fresh "fresh-$tag-$STAMP"
   prime_replays "replay-$tag-$STAMP"
   run_wrk "replay-$label" gateway "$(url)" replay "replay-$tag-$STAMP"
@@ -517,7 +541,7 @@ fi
 # parse and a canonical fingerprint), and without the per-request access log line.
 
 start_gateway no-replay-cache IDEMGATE_REPLAY_CACHE_ENTRIES=0
-warm_up "$(url)"
+warm_up "$(url)" no-replay-cache
 prime_replays "replay-nocache-$STAMP"
 run_wrk replay-no-cache gateway "$(url)" replay "replay-nocache-$STAMP"
 gateway_memory no-replay-cache
@@ -543,7 +567,7 @@ run_variant default-again again
 # Provider latency: the in-process simulator answers every charge after LATENCY_MS.
 
 start_gateway latency IDEMGATE_SIMULATOR_LATENCY_MS="$LATENCY_MS"
-warm_up "$(url)"
+warm_up "$(url)" latency
 run_wrk "fresh-latency${LATENCY_MS}ms" gateway "$(url)" fresh "latency-$STAMP"
 run_open "fresh-latency${LATENCY_MS}ms" gateway "$BASE" fresh --key-prefix "latency-open-$STAMP"
 gateway_memory latency
@@ -554,17 +578,21 @@ stop_gateway
 
 say "pgbench: the gateway's own SQL (CLAIM + COMPLETE, extracted from IdempotencyStore.java), $CONNECTIONS clients"
 BENCH_TABLES=1
-psql_bench -f "$ROOT/bench/pgbench/schema.sql" > /dev/null || { BENCH_TABLES=0; fact pgbench "n/a: could not create the bench tables (bench/pgbench/schema.sql)"; }
+psql_bench -f "$ROOT/bench/pgbench/schema.sql" > /dev/null \
+  || { BENCH_TABLES=0; fact pgbench "n/a: could not create the bench tables (bench/pgbench/schema.sql)"
+       step_failed pgbench "could not create the bench tables (bench/pgbench/schema.sql): no pgbench baseline"; }
 run_pgbench() { # scenario script note [payments per transaction] [clients]
   local scenario="$1" script="$2" note="$3" per="${4:-1}" clients="${5:-$CONNECTIONS}"
-  local out="$RAW/$1${5:+-c$5}-pgbench.txt" log="pgbench-$1${5:+-c$5}"
+  local step="$1${5:+-c$5}-pgbench"
+  local out="$RAW/$step.txt" log="pgbench-$1${5:+-c$5}"
   checkpoint
   ( cd "$RAW" && timeout $((DURATION_S + 60)) pgbench -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -n -M prepared \
       -c "$clients" -j 2 -T "$DURATION_S" -f "$script" -l --log-prefix "$log" \
       -D response_body="$(cat "$ROOT/bench/pgbench/response-body.json")" "$PG_DB" ) > "$out" 2>&1 \
-    || { echo "bench: pgbench failed for $scenario (see $out)" >&2; return 0; }
+    || { step_failed "$step" "pgbench failed (see $out)"; return 0; }
   record --tool pgbench --input "$out" --log "$RAW/$log" --scenario "$scenario" --target-name postgres \
-    --protocol sql --connections "$clients" --per-transaction "$per" --note "$note"
+    --protocol sql --connections "$clients" --per-transaction "$per" --note "$note" \
+    || step_failed "$step" "could not read pgbench's output (see $out)"
 }
 # If the statements changed shape, say so and go on: the other baselines still stand.
 if [[ $BENCH_TABLES == 0 ]]; then
@@ -575,12 +603,18 @@ elif "$ROOT/bench/pgbench/gateway-sql.sh" > "$RAW/gateway-sql.pgbench" 2> "$RAW/
   # machine: the most the database gives the gateway's SQL, before HTTP, Redis and the load generator
   # take their share of the cores. Throughput counts payments; latency is per CLAIM + COMPLETE pair.
   say "pgbench: the gateway's own SQL grouped, $SQL_GROUP payments per statement, $CONNECTIONS clients"
-  "$ROOT/bench/pgbench/gateway-sql.sh" --group "$SQL_GROUP" > "$RAW/gateway-sql-grouped.pgbench" \
-    && run_pgbench pg-gateway-sql-grouped "$RAW/gateway-sql-grouped.pgbench" \
+  if "$ROOT/bench/pgbench/gateway-sql.sh" --group "$SQL_GROUP" > "$RAW/gateway-sql-grouped.pgbench" 2>> "$RAW/gateway-sql.err"; then
+    run_pgbench pg-gateway-sql-grouped "$RAW/gateway-sql-grouped.pgbench" \
       "CLAIM + COMPLETE of $SQL_GROUP payments each, one commit each; latency per pair of statements" "$SQL_GROUP"
+  else
+    step_failed pg-gateway-sql-grouped-pgbench "gateway-sql.sh --group $SQL_GROUP failed: $(tail -1 "$RAW/gateway-sql.err")"
+  fi
 else
   cat "$RAW/gateway-sql.err" >&2
   fact pg_gateway_sql "n/a: $(head -1 "$RAW/gateway-sql.err")"
+  for step in pg-gateway-sql-pgbench pg-gateway-sql-grouped-pgbench; do
+    step_failed "$step" "bench/pgbench/gateway-sql.sh failed: $(head -1 "$RAW/gateway-sql.err")"
+  done
 fi
 say "pgbench: naive per-payment SQL (INSERT claim + UPDATE completion), $CONNECTIONS clients"
 [[ $BENCH_TABLES == 0 ]] || run_pgbench pg-naive "$ROOT/bench/pgbench/naive.pgbench" "INSERT + UPDATE per payment, one commit each"
@@ -610,9 +644,10 @@ say "pgbench: one durable commit at a time (1 client), what a commit costs here"
 if ( cd "$RAW" && timeout 60 pgbench -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -n -M prepared -c 1 -T 5 \
     -f "$ROOT/bench/pgbench/commit.pgbench" -l --log-prefix pgbench-pg-commit "$PG_DB" ) > "$RAW/pg-commit-pgbench.txt" 2>&1; then
   record --tool pgbench --input "$RAW/pg-commit-pgbench.txt" --log "$RAW/pgbench-pg-commit" --scenario pg-commit \
-    --target-name postgres --protocol sql --connections 1 --note "an upsert of one row per transaction: one commit waiting for its WAL flush"
+    --target-name postgres --protocol sql --connections 1 --note "an upsert of one row per transaction: one commit waiting for its WAL flush" \
+    || step_failed pg-commit-pgbench "could not read pgbench's output (see $RAW/pg-commit-pgbench.txt)"
 else
-  echo "bench: pgbench failed for pg-commit (see $RAW/pg-commit-pgbench.txt)" >&2
+  step_failed pg-commit-pgbench "pgbench failed (see $RAW/pg-commit-pgbench.txt)"
 fi
 
 say "redis-benchmark: the gate's SET NX GET PX, random keys, $CONNECTIONS clients"
@@ -621,16 +656,22 @@ REDIS_REQUESTS=$(( DURATION_S * 20000 ))
 if timeout $((DURATION_S * 10 + 60)) redis-benchmark -h "$REDIS_HOST" -p "$REDIS_PORT" -c "$CONNECTIONS" -n "$REDIS_REQUESTS" \
     -r 1000000000 --csv SET "idemgate-bench:{demo:__rand_int__}" "$GATE_VALUE" NX GET PX 30000 > "$RAW/redis-benchmark.csv" 2>&1; then
   record --tool redis-benchmark --input "$RAW/redis-benchmark.csv" --scenario redis-gate --target-name redis \
-    --protocol resp --connections "$CONNECTIONS" --note "$REDIS_REQUESTS requests; keys expire after 30 s; no p99.9 from redis-benchmark"
+    --protocol resp --connections "$CONNECTIONS" --note "$REDIS_REQUESTS requests; keys expire after 30 s; no p99.9 from redis-benchmark" \
+    || step_failed redis-gate-redis-benchmark "could not read redis-benchmark's output (see $RAW/redis-benchmark.csv)"
 else
-  echo "bench: redis-benchmark failed (see $RAW/redis-benchmark.csv)" >&2
+  step_failed redis-gate-redis-benchmark "redis-benchmark failed (see $RAW/redis-benchmark.csv)"
 fi
 
 # ---------------------------------------------------------------------------------------------
 
 fact load_average_at_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+# Always written, empty when every step ran: the report marks a run with failed steps INCOMPLETE.
+fact failed_steps "${FAILED_STEPS[*]}"
 say "report"
 loadgen report --results "$RESULTS" --meta "$META" \
   --markdown "$RESULTS_DIR/$STAMP.md" --json "$RESULTS_DIR/$STAMP.json"
 echo "written: bench/results/$STAMP.md, bench/results/$STAMP.json (raw outputs in bench/results/$STAMP-raw/)" >&2
+(( ${#FAILED_STEPS[@]} == 0 )) \
+  || echo "bench: INCOMPLETE: ${#FAILED_STEPS[@]} step(s) failed or were skipped, their rows are missing: ${FAILED_STEPS[*]}" >&2
 [[ $STORM_OK == 1 ]] || die "the retry storm did not end with exactly one charge per key: see $RAW/storm.txt"
+(( ${#FAILED_STEPS[@]} == 0 )) || exit 1
