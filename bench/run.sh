@@ -581,12 +581,12 @@ BENCH_TABLES=1
 psql_bench -f "$ROOT/bench/pgbench/schema.sql" > /dev/null \
   || { BENCH_TABLES=0; fact pgbench "n/a: could not create the bench tables (bench/pgbench/schema.sql)"
        step_failed pgbench "could not create the bench tables (bench/pgbench/schema.sql): no pgbench baseline"; }
-run_pgbench() { # scenario script note [payments per transaction] [clients]
-  local scenario="$1" script="$2" note="$3" per="${4:-1}" clients="${5:-$CONNECTIONS}"
+run_pgbench() { # scenario script note [payments per transaction] [clients] [PGOPTIONS]
+  local scenario="$1" script="$2" note="$3" per="${4:-1}" clients="${5:-$CONNECTIONS}" options="${6:-}"
   local step="$1${5:+-c$5}-pgbench"
   local out="$RAW/$step.txt" log="pgbench-$1${5:+-c$5}"
   checkpoint
-  ( cd "$RAW" && timeout $((DURATION_S + 60)) pgbench -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -n -M prepared \
+  ( cd "$RAW" && PGOPTIONS="$options" timeout $((DURATION_S + 60)) pgbench -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -n -M prepared \
       -c "$clients" -j 2 -T "$DURATION_S" -f "$script" -l --log-prefix "$log" \
       -D response_body="$(cat "$ROOT/bench/pgbench/response-body.json")" "$PG_DB" ) > "$out" 2>&1 \
     || { step_failed "$step" "pgbench failed (see $out)"; return 0; }
@@ -594,18 +594,26 @@ run_pgbench() { # scenario script note [payments per transaction] [clients]
     --protocol sql --connections "$clients" --per-transaction "$per" --note "$note" \
     || step_failed "$step" "could not read pgbench's output (see $out)"
 }
-# If the statements changed shape, say so and go on: the other baselines still stand.
+# The gateway's SQL runs with the planner settings of the gateway's request pool
+# (Postgres.REQUEST_PATH_PLANNING, read from the Java source like the statements): a generic plan
+# per statement and index paths only. Without them pgbench would time other plans than the gateway's.
+# If the statements or the settings changed shape, say so and go on: the other baselines still stand.
 if [[ $BENCH_TABLES == 0 ]]; then
   :
-elif "$ROOT/bench/pgbench/gateway-sql.sh" > "$RAW/gateway-sql.pgbench" 2> "$RAW/gateway-sql.err"; then
-  run_pgbench pg-gateway-sql "$RAW/gateway-sql.pgbench" "CLAIM + COMPLETE per payment, one commit each"
-  # The same SQL grouped as the gateway groups it, with nothing but PostgreSQL and pgbench on the
-  # machine: the most the database gives the gateway's SQL, before HTTP, Redis and the load generator
-  # take their share of the cores. Throughput counts payments; latency is per CLAIM + COMPLETE pair.
+elif GATEWAY_PLANNING="$("$ROOT/bench/pgbench/gateway-sql.sh" --pgoptions 2> "$RAW/gateway-sql.err")" \
+    && "$ROOT/bench/pgbench/gateway-sql.sh" > "$RAW/gateway-sql.pgbench" 2> "$RAW/gateway-sql.err"; then
+  fact pg_gateway_sql_planning "PGOPTIONS $GATEWAY_PLANNING (the request pool's Postgres.REQUEST_PATH_PLANNING)"
+  run_pgbench pg-gateway-sql "$RAW/gateway-sql.pgbench" \
+    "CLAIM + COMPLETE, one payment per statement (the gateway groups them), one commit each; the request pool's planner settings" \
+    1 "" "$GATEWAY_PLANNING"
+  # The same SQL grouped, with nothing but PostgreSQL and pgbench on the machine: the most the
+  # database gives the gateway's SQL, before HTTP, Redis and the load generator take their share of
+  # the cores. Throughput counts payments; latency is per CLAIM + COMPLETE pair.
   say "pgbench: the gateway's own SQL grouped, $SQL_GROUP payments per statement, $CONNECTIONS clients"
   if "$ROOT/bench/pgbench/gateway-sql.sh" --group "$SQL_GROUP" > "$RAW/gateway-sql-grouped.pgbench" 2>> "$RAW/gateway-sql.err"; then
     run_pgbench pg-gateway-sql-grouped "$RAW/gateway-sql-grouped.pgbench" \
-      "CLAIM + COMPLETE of $SQL_GROUP payments each, one commit each; latency per pair of statements" "$SQL_GROUP"
+      "CLAIM + COMPLETE of $SQL_GROUP payments per statement, one commit each; latency per pair of statements; the request pool's planner settings" \
+      "$SQL_GROUP" "" "$GATEWAY_PLANNING"
   else
     step_failed pg-gateway-sql-grouped-pgbench "gateway-sql.sh --group $SQL_GROUP failed: $(tail -1 "$RAW/gateway-sql.err")"
   fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Writes a pgbench script that runs, per transaction, the SQL the gateway issues for one new
-# payment: the CLAIM statement, then the COMPLETE statement, each its own autocommit, exactly as
-# IdempotencyStore runs them. The SQL text is extracted from the Java source on every run, so the
+# Writes a pgbench script that runs, per transaction, the SQL the gateway issues for new payments:
+# the CLAIM statement, then the COMPLETE statement, each its own autocommit, as IdempotencyStore
+# runs them, with one payment per statement (the gateway groups the payments waiting at the time,
+# about 8 per statement from 32 connections) or --group G payments per statement. The SQL text is extracted from the Java source on every run, so the
 # baseline follows the code; only the parameter values below are the bench's.
 #
 #   bench/pgbench/gateway-sql.sh [--group G] [path/to/IdempotencyStore.java] > gateway-sql.pgbench
@@ -10,11 +11,36 @@
 # Then `idemgate.` becomes `idemgate_bench.` (the bench copies of the tables), and each `$n`
 # becomes the value listed below for that position, the one the gateway binds for a typical new
 # payment (Tuple order in IdempotencyStore.claim / complete). If the number of parameters of a
-# statement changes (say the lead batches it), this script stops with a clear message instead of
+# statement changes (a column added, say), this script stops with a clear message instead of
 # measuring something else: update the value lists to the new Tuple order.
 # The stored response body is a pgbench variable: run with -D response_body="$(cat response-body.json)".
+#
+#   bench/pgbench/gateway-sql.sh --pgoptions [path/to/Postgres.java]
+#
+# prints instead the session settings of the gateway's request pool (Postgres.REQUEST_PATH_PLANNING:
+# a generic plan per statement, no whole-table scans, no hash or merge joins) as PGOPTIONS
+# ("-c name=value ..."), read from the Java source on every run like the SQL, so that pgbench plans
+# the statements as the gateway's pool does.
 set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true  # bash 5.2: keep "&" literal in replacements
+
+if [[ "${1:-}" == --pgoptions ]]; then
+  pg_src="${2:-$(dirname "$0")/../../src/main/java/dev/idemgate/storage/Postgres.java}"
+  [[ -r "$pg_src" ]] || { echo "gateway-sql.sh: cannot read $pg_src" >&2; exit 1; }
+  # The quoted strings of `REQUEST_PATH_PLANNING = Map.of(` up to its `);`, taken in pairs.
+  options="$(awk '
+    index($0, "REQUEST_PATH_PLANNING = Map.of(") { on = 1 }
+    on { line = $0
+         while (match(line, /"[^"]*"/)) { s[n++] = substr(line, RSTART + 1, RLENGTH - 2); line = substr(line, RSTART + RLENGTH) }
+         if (index($0, ");")) exit }
+    END { if (n == 0 || n % 2) exit 1
+          for (i = 0; i < n; i += 2) printf "%s-c %s=%s", (i ? " " : ""), s[i], s[i + 1] }' "$pg_src")" \
+    || { echo "gateway-sql.sh: no 'REQUEST_PATH_PLANNING = Map.of(\"name\", \"value\", ...)' in $pg_src" >&2; exit 1; }
+  [[ "$options" =~ ^(-c\ [a-z_]+=[A-Za-z0-9_.]+\ ?)+$ ]] \
+    || { echo "gateway-sql.sh: REQUEST_PATH_PLANNING in $pg_src is not a list of plain name/value pairs: $options" >&2; exit 1; }
+  echo "$options"
+  exit 0
+fi
 
 # The gateway groups concurrent payments into one statement over unnest() arrays. By default the
 # bench runs the same statements with one payment per statement (arrays of one), so pgbench shows
