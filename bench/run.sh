@@ -4,10 +4,11 @@
 #   bench/run.sh [--duration 10s] [--rate 300] [--connections 32] [--build] ...   (--help for all)
 #
 # Builds what is missing, installs missing Debian tools (wrk, h2load), starts the gateway
-# (-Xmx256m, its own database idemgate_bench, its own ports), runs every scenario and baseline,
+# (-Xmx256m, its own database idemgate_bench, its own ports) and, for the provider-latency
+# scenario, the standalone acquirer it then calls over HTTP, runs every scenario and baseline,
 # and prints one table, also written to bench/results/<timestamp>.md and .json. Raw tool outputs
 # stay in bench/results/<timestamp>-raw/. Every step is bounded in time; the gateway, the bare
-# endpoint are stopped on exit whatever happens. A step that fails is listed in
+# endpoint and the acquirer are stopped on exit whatever happens. A step that fails is listed in
 # the fact failed_steps (the report then says INCOMPLETE) and makes the exit status 1, after the
 # report. Postgres and Redis must already be running: the bench never starts, stops or flushes
 # them, and writes only to its own database and keys.
@@ -41,6 +42,7 @@ LATENCY_MS=50
 HTTP_PORT=18080
 MANAGEMENT_PORT=19090
 BARE_PORT=18099
+ACQUIRER_PORT=18098
 PG_HOST=127.0.0.1
 PG_PORT=5432
 PG_USER=postgres
@@ -70,8 +72,10 @@ usage: bench/run.sh [options]
   --sweep-clients "N ..."      extra naive-SQL pgbench runs at these client counts (default "$SWEEP_CLIENTS"; "" for none);
                          counts above the server's max_connections less 5 are skipped and said so
   --replay-keys N        completed keys the replay scenarios cycle through (default $REPLAY_KEYS)
-  --latency-ms N         simulator latency of the provider-latency scenario (default $LATENCY_MS)
-  --http-port P / --management-port P / --bare-port P   (defaults $HTTP_PORT / $MANAGEMENT_PORT / $BARE_PORT)
+  --latency-ms N         latency of every charge in the provider-latency scenario, where the gateway
+                         calls the standalone acquirer over HTTP (default $LATENCY_MS)
+  --http-port P / --management-port P / --bare-port P / --acquirer-port P
+                         (defaults $HTTP_PORT / $MANAGEMENT_PORT / $BARE_PORT / $ACQUIRER_PORT)
   --pg-db NAME           database the bench gateway and pgbench use; created if missing (default $PG_DB)
   --pg-port P / --redis-port P   where PostgreSQL and Redis listen on 127.0.0.1 (defaults $PG_PORT / $REDIS_PORT)
   --build                rebuild the gateway jar and the load generator even if present
@@ -98,6 +102,7 @@ while [[ $# -gt 0 ]]; do
     --http-port) HTTP_PORT="$2"; shift 2 ;;
     --management-port) MANAGEMENT_PORT="$2"; shift 2 ;;
     --bare-port) BARE_PORT="$2"; shift 2 ;;
+    --acquirer-port) ACQUIRER_PORT="$2"; shift 2 ;;
     --pg-db) PG_DB="$2"; shift 2 ;;
     --pg-port) PG_PORT="$2"; shift 2 ;;
     --redis-port) REDIS_PORT="$2"; shift 2 ;;
@@ -120,6 +125,10 @@ done
 [[ "$RATE" == auto || "$RATE" =~ ^[0-9]+$ ]] || { echo "bench: bad --rate $RATE (a number or auto)" >&2; exit 2; }
 [[ "$RATE_MAX" =~ ^[1-9][0-9]*$ ]] || { echo "bench: bad --rate-max $RATE_MAX" >&2; exit 2; }
 [[ "$SQL_GROUP" =~ ^[1-9][0-9]*$ ]] || { echo "bench: bad --sql-group $SQL_GROUP" >&2; exit 2; }
+[[ "$LATENCY_MS" =~ ^[0-9]+$ ]] || { echo "bench: bad --latency-ms $LATENCY_MS" >&2; exit 2; }
+for port in "$HTTP_PORT" "$MANAGEMENT_PORT" "$BARE_PORT" "$ACQUIRER_PORT"; do
+  [[ "$port" =~ ^[1-9][0-9]*$ && "$port" -le 65535 ]] || { echo "bench: bad port $port" >&2; exit 2; }
+done
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 RESULTS_DIR="$ROOT/bench/results"
@@ -133,6 +142,7 @@ API_KEY=sk_test_demo
 ADMIN_TOKEN="bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 GATEWAY_PID=""
 BARE_PID=""
+ACQUIRER_PID=""
 # Steps that failed or were skipped for want of an input: their rows are missing or unusable. Written
 # as the fact failed_steps (the report then says the run is INCOMPLETE), and run.sh exits 1 at the end.
 FAILED_STEPS=()
@@ -148,6 +158,7 @@ step_failed() { # step message: counts the step as failed, says why on stderr, a
 cleanup() {
   stop_pid "$GATEWAY_PID"
   stop_pid "$BARE_PID"
+  stop_pid "$ACQUIRER_PID"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -243,6 +254,24 @@ start_gateway() { # label [VAR=value ...]: starts the jar with the bench's setti
     java -Xmx256m -jar "$GATEWAY_JAR" > "$RAW/gateway-$label.log" 2>&1 &
   GATEWAY_PID=$!
   wait_until_ready "$GATEWAY_PID" "$RAW/gateway-$label.log" "$label"
+  fact "provider_$label" "$(provider_of "$@")"
+}
+
+provider_of() { # VAR=value ... -> the provider a gateway started with these extras calls
+  local provider=simulator url="" connections="" latency=0 arg
+  for arg in "$@"; do
+    case "$arg" in
+      IDEMGATE_PROVIDER=*) provider="${arg#*=}" ;;
+      IDEMGATE_PROVIDER_URL=*) url="${arg#*=}" ;;
+      IDEMGATE_PROVIDER_MAX_CONNECTIONS=*) connections="${arg#*=}" ;;
+      IDEMGATE_SIMULATOR_LATENCY_MS=*) latency="${arg#*=}" ;;
+    esac
+  done
+  if [[ $provider == http ]]; then
+    echo "http: the standalone acquirer at $url over HTTP/1.1, provider_max_connections ${connections:-default}"
+  else
+    echo "simulator: in-process, $latency ms added per charge"
+  fi
 }
 
 stop_gateway() {
@@ -564,14 +593,52 @@ run_variant one-api-verticle oneloop IDEMGATE_API_INSTANCES=1
 run_variant default-again again
 
 # ---------------------------------------------------------------------------------------------
-# Provider latency: the in-process simulator answers every charge after LATENCY_MS.
+# Provider latency over the network: the standalone acquirer (`idemgate acquirer`, the peer of the
+# http connector) runs in a process of its own and answers every charge after LATENCY_MS, and the
+# gateway calls it over HTTP (provider: http) as it would call a real acquirer. The acquirer stands
+# in for another machine, so it gets the load generator's light JVM flags (C1 only, serial GC): as
+# little of the shared cores as it can do with.
 
-start_gateway latency IDEMGATE_SIMULATOR_LATENCY_MS="$LATENCY_MS"
-warm_up "$(url)" latency
-run_wrk "fresh-latency${LATENCY_MS}ms" gateway "$(url)" fresh "latency-$STAMP"
-run_open "fresh-latency${LATENCY_MS}ms" gateway "$BASE" fresh --key-prefix "latency-open-$STAMP"
-gateway_memory latency
-stop_gateway
+port_in_use() { timeout 2 bash -c "exec 3<> /dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+start_acquirer() { # -> 0 once the acquirer answers; 1 (and why, on stderr) if it cannot
+  if port_in_use "$ACQUIRER_PORT"; then
+    echo "bench: port $ACQUIRER_PORT is taken (--acquirer-port): another process would answer as the acquirer" >&2
+    return 1
+  fi
+  say "the standalone acquirer on port $ACQUIRER_PORT, $LATENCY_MS ms per charge"
+  java "${LOADGEN_JVM_OPTIONS[@]}" -jar "$GATEWAY_JAR" acquirer --port "$ACQUIRER_PORT" --latency-ms "$LATENCY_MS" \
+    --dedup on > "$RAW/acquirer.log" 2>&1 &
+  ACQUIRER_PID=$!
+  for _ in $(seq 1 60); do
+    curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$ACQUIRER_PORT/health" 2>/dev/null && return 0
+    kill -0 "$ACQUIRER_PID" 2>/dev/null || { tail -5 "$RAW/acquirer.log" >&2; echo "bench: the acquirer exited at start-up" >&2; return 1; }
+    sleep 0.5
+  done
+  echo "bench: the acquirer did not answer GET /health within 30 s" >&2
+  return 1
+}
+
+LATENCY_SCENARIO="fresh-latency${LATENCY_MS}ms"
+# A charge holds one of the connector's connections for the acquirer's whole answer time: the
+# default 256 carry 256 / 50 ms = 5,120 charges/s, far more than 32 connections can ask for
+# (32 / 50 ms = 640/s); with more than 256 HTTP connections, as many.
+PROVIDER_CONNECTIONS=$(( CONNECTIONS > 256 ? (CONNECTIONS < 4096 ? CONNECTIONS : 4096) : 256 ))
+if start_acquirer; then
+  start_gateway latency IDEMGATE_PROVIDER=http IDEMGATE_PROVIDER_URL="http://127.0.0.1:$ACQUIRER_PORT" \
+    IDEMGATE_PROVIDER_MAX_CONNECTIONS="$PROVIDER_CONNECTIONS"
+  warm_up "$(url)" latency
+  run_wrk "$LATENCY_SCENARIO" gateway "$(url)" fresh "latency-$STAMP"
+  run_open "$LATENCY_SCENARIO" gateway "$BASE" fresh --key-prefix "latency-open-$STAMP"
+  gateway_memory latency
+  stop_gateway
+  # What the acquirer saw, warm-up included: the charges did go over the network.
+  ACQUIRER_REQUESTS="$(curl -s --max-time 30 "http://127.0.0.1:$ACQUIRER_PORT/charges" | grep -o '"requests":[0-9]*' | head -1 | cut -d: -f2 || true)"
+  fact acquirer "standalone (idemgate acquirer), port $ACQUIRER_PORT, $LATENCY_MS ms per charge: ${ACQUIRER_REQUESTS:-n/a} charge requests from the latency gateway (warm-up included)"
+else
+  step_failed "$LATENCY_SCENARIO" "skipped: the standalone acquirer did not start (see $RAW/acquirer.log)"
+fi
+stop_pid "$ACQUIRER_PID"
+ACQUIRER_PID=""
 
 # ---------------------------------------------------------------------------------------------
 # Baselines, same machine, same invocation (the bare Vert.x endpoint ran beside the main gateway).
