@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell pieces that bench/run.sh and bench/soak.sh share; sourced, not run. A script that sources it
 # defines die() and sets PG_HOST, PG_PORT, PG_USER, PG_DB and MANAGEMENT_PORT first.
 
@@ -5,6 +6,7 @@
 # collector keep its threads few, and C1 only (TieredStopAtLevel=1) gets it to full speed within the
 # warm-up with little compiler CPU: against the bare endpoint at 1,500/s on the busy 2-core machine,
 # p99 went from 73-1,163 ms with C2 to 8-19 ms with C1 only.
+# shellcheck disable=SC2034  # used by the scripts that source this file
 LOADGEN_JVM_OPTIONS=(-Xms256m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1)
 
 seconds_of() { # 500ms | 10s | 2m | 1h | 10 -> whole seconds (milliseconds rounded up)

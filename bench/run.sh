@@ -192,8 +192,9 @@ stale() { # jar sources... -> true when the jar is missing or older than any of 
   local jar="$1"; shift
   [[ ! -f "$jar" ]] || [[ -n "$(find "$@" -newer "$jar" -type f -print -quit 2>/dev/null)" ]]
 }
-# A jar older than its sources would measure code that is not there any more: rebuild it.
-if [[ $BUILD == 1 ]] || stale "$GATEWAY_JAR" "$ROOT/pom.xml" "$ROOT/src/main"; then
+# A jar older than its sources would measure code that is not there any more: rebuild it. conf/
+# counts: conf/idemgate.yaml (the defaults) ships inside the jar.
+if [[ $BUILD == 1 ]] || stale "$GATEWAY_JAR" "$ROOT/pom.xml" "$ROOT/src/main" "$ROOT/conf"; then
   say "building the gateway (mvn package -DskipTests)"
   mvn -B -q -f "$ROOT/pom.xml" package -DskipTests || die "the gateway build failed"
 fi
@@ -210,7 +211,21 @@ fact commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown
 fact cpus "$(nproc)"
 fact load_average_at_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 fact settings "duration $DURATION, warm-up $GATEWAY_WARMUP per gateway start and $WARMUP per open-loop run, open-loop rate $([[ $RATE == auto ]] && echo "auto ($RATE_FRACTION% of closed-loop, at most $RATE_MAX/s)" || echo "$RATE/s"), connections $CONNECTIONS, storm $STORM_CONCURRENCY x $STORM_ROUNDS, gateway -Xmx256m"
-fact postgres "$(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -Atqc "SELECT current_setting('server_version') || ', synchronous_commit=' || current_setting('synchronous_commit') || ', fsync=' || current_setting('fsync')")"
+# The bench's own database: the gateway migrates its schema there at start-up, so nothing the
+# bench writes lands in a database anyone else uses.
+ensure_database
+psql_bench() { PGOPTIONS='-c client_min_messages=warning' psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$PG_DB" -v ON_ERROR_STOP=1 -q "$@"; }
+# The server's settings that move a commit-bound figure, read in the bench database (a setting made
+# with ALTER DATABASE applies there only): how commits reach the disk (synchronous_commit, fsync,
+# wal_sync_method, commit_delay / commit_siblings), the WAL and checkpoints, and autovacuum, which
+# runs on the gateway's tables during the runs (the during_* facts count its runs). Settings this
+# server does not have are left out.
+fact postgres "$(psql_bench -Atc "SELECT current_setting('server_version') || ', ' || string_agg(s.name || '=' || current_setting(s.name), ', ' ORDER BY s.n)
+  FROM unnest(ARRAY['synchronous_commit', 'fsync', 'wal_sync_method', 'commit_delay', 'commit_siblings', 'full_page_writes',
+    'wal_level', 'wal_buffers', 'wal_writer_delay', 'max_wal_size', 'checkpoint_timeout', 'shared_buffers', 'max_connections',
+    'autovacuum', 'autovacuum_naptime', 'autovacuum_vacuum_scale_factor', 'autovacuum_vacuum_insert_scale_factor',
+    'autovacuum_analyze_scale_factor', 'autovacuum_vacuum_cost_delay', 'autovacuum_vacuum_cost_limit']) WITH ORDINALITY AS s(name, n)
+  JOIN pg_settings p ON p.name = s.name" 2>&1 | paste -sd ' ')"
 fact redis "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" info server | tr -d '\r' | awk -F: '/^redis_version/ {print $2}')"
 
 LOADGEN_JAVA=(java "${LOADGEN_JVM_OPTIONS[@]}" -jar "$LOADGEN_JAR")
@@ -220,11 +235,6 @@ loadgen() { "${LOADGEN_JAVA[@]}" "$@"; }
 record() {
   loadgen record --results "$RESULTS" "$@" > /dev/null || { echo "bench: could not read a tool's output ($*)" >&2; return 1; }
 }
-psql_bench() { PGOPTIONS='-c client_min_messages=warning' psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$PG_DB" -v ON_ERROR_STOP=1 -q "$@"; }
-
-# The bench's own database: the gateway migrates its schema there at start-up, so nothing the
-# bench writes lands in a database anyone else uses.
-ensure_database
 # Same starting point for every gateway: empty gateway tables in the bench database (only there),
 # so that a later gateway is not measured against bigger tables than an earlier one.
 reset_tables() {
@@ -255,6 +265,7 @@ start_gateway() { # label [VAR=value ...]: starts the jar with the bench's setti
   GATEWAY_PID=$!
   wait_until_ready "$GATEWAY_PID" "$RAW/gateway-$label.log" "$label"
   fact "provider_$label" "$(provider_of "$@")"
+  check_metrics_endpoint "$label" "$@"
 }
 
 provider_of() { # VAR=value ... -> the provider a gateway started with these extras calls
@@ -271,6 +282,20 @@ provider_of() { # VAR=value ... -> the provider a gateway started with these ext
     echo "http: the standalone acquirer at $url over HTTP/1.1, provider_max_connections ${connections:-default}"
   else
     echo "simulator: in-process, $latency ms added per charge"
+  fi
+}
+
+# /metrics on the management port answers 200 when metrics are on and 404 when they are off: a
+# metrics-off figure from a gateway that still meters would compare nothing.
+check_metrics_endpoint() { # label VAR=value ...
+  local label="$1" expected=200 status; shift
+  [[ " $* " == *" IDEMGATE_METRICS_ENABLED=false "* ]] && expected=404
+  status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$MANAGEMENT_PORT/metrics" || true)"
+  if [[ $status == "$expected" ]]; then
+    fact "metrics_endpoint_$label" "GET /metrics answered $status (metrics $([[ $expected == 200 ]] && echo on || echo off), as set)"
+  else
+    fact "metrics_endpoint_$label" "GET /metrics answered ${status:-nothing}, expected $expected"
+    step_failed "metrics-endpoint-$label" "GET /metrics answered ${status:-nothing}, expected $expected"
   fi
 }
 
@@ -560,7 +585,7 @@ run_variant() { # label key-tag VAR=value
 
 if { unzip -p "$GATEWAY_JAR" idemgate.yaml 2>/dev/null || cat "$ROOT/conf/idemgate.yaml"; } | grep -q '^metrics_enabled:'; then
   run_variant metrics-off nometrics IDEMGATE_METRICS_ENABLED=false
-  fact metrics_off "run (IDEMGATE_METRICS_ENABLED=false)"
+  fact metrics_off "run (IDEMGATE_METRICS_ENABLED=false; what /metrics answered: metrics_endpoint_metrics-off)"
 else
   fact metrics_off "n/a: the gateway has no metrics_enabled setting yet (IDEMGATE_METRICS_ENABLED), so metrics were on throughout"
 fi
