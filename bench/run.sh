@@ -625,9 +625,10 @@ run_variant default-again again
 # little of the shared cores as it can do with.
 
 port_in_use() { timeout 2 bash -c "exec 3<> /dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-start_acquirer() { # -> 0 once the acquirer answers; 1 (and why, on stderr) if it cannot
+ACQUIRER_PROBLEM=""
+start_acquirer() { # -> 0 once the acquirer answers; 1 if it cannot, with ACQUIRER_PROBLEM saying why
   if port_in_use "$ACQUIRER_PORT"; then
-    echo "bench: port $ACQUIRER_PORT is taken (--acquirer-port): another process would answer as the acquirer" >&2
+    ACQUIRER_PROBLEM="port $ACQUIRER_PORT is taken (--acquirer-port): another process would answer as the acquirer"
     return 1
   fi
   say "the standalone acquirer on port $ACQUIRER_PORT, $LATENCY_MS ms per charge"
@@ -636,10 +637,10 @@ start_acquirer() { # -> 0 once the acquirer answers; 1 (and why, on stderr) if i
   ACQUIRER_PID=$!
   for _ in $(seq 1 60); do
     curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$ACQUIRER_PORT/health" 2>/dev/null && return 0
-    kill -0 "$ACQUIRER_PID" 2>/dev/null || { tail -5 "$RAW/acquirer.log" >&2; echo "bench: the acquirer exited at start-up" >&2; return 1; }
+    kill -0 "$ACQUIRER_PID" 2>/dev/null || { ACQUIRER_PROBLEM="it exited at start-up (see $RAW/acquirer.log)"; return 1; }
     sleep 0.5
   done
-  echo "bench: the acquirer did not answer GET /health within 30 s" >&2
+  ACQUIRER_PROBLEM="it did not answer GET /health within 30 s (see $RAW/acquirer.log)"
   return 1
 }
 
@@ -660,7 +661,7 @@ if start_acquirer; then
   ACQUIRER_REQUESTS="$(curl -s --max-time 30 "http://127.0.0.1:$ACQUIRER_PORT/charges" | grep -o '"requests":[0-9]*' | head -1 | cut -d: -f2 || true)"
   fact acquirer "standalone (idemgate acquirer), port $ACQUIRER_PORT, $LATENCY_MS ms per charge: ${ACQUIRER_REQUESTS:-n/a} charge requests from the latency gateway (warm-up included)"
 else
-  step_failed "$LATENCY_SCENARIO" "skipped: the standalone acquirer did not start (see $RAW/acquirer.log)"
+  step_failed "$LATENCY_SCENARIO" "skipped: the standalone acquirer did not start: $ACQUIRER_PROBLEM"
 fi
 stop_pid "$ACQUIRER_PID"
 ACQUIRER_PID=""
