@@ -40,7 +40,7 @@ ensure_database() { # creates $PG_DB if it is missing
 wait_until_ready() { # pid log label: waits up to 60 s for the gateway's readiness, or dies
   local pid="$1" log="$2" label="$3"
   for _ in $(seq 1 120); do
-    if curl -fsS -o /dev/null "http://127.0.0.1:$MANAGEMENT_PORT/health/ready" 2>/dev/null; then
+    if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$MANAGEMENT_PORT/health/ready" 2>/dev/null; then
       return 0
     fi
     kill -0 "$pid" 2>/dev/null || { tail -5 "$log" >&2; die "the gateway ($label) exited at start-up, see $log"; }

@@ -254,6 +254,10 @@ checkpoint() { psql_bench -c "CHECKPOINT" > /dev/null 2>&1 || echo "bench: CHECK
 
 start_gateway() { # label [VAR=value ...]: starts the jar with the bench's settings plus the extras
   local label="$1"; shift
+  local port
+  for port in "$HTTP_PORT" "$MANAGEMENT_PORT"; do
+    port_in_use "$port" && die "port $port is taken (another bench, or --http-port / --management-port): the gateway ($label) could not listen there, and the readiness probe would ask the other process"
+  done
   reset_tables
   say "starting the gateway ($label)"
   env IDEMGATE_HTTP_PORT="$HTTP_PORT" IDEMGATE_MANAGEMENT_PORT="$MANAGEMENT_PORT" \
@@ -321,6 +325,9 @@ gateway_memory() { # label: memory and log warnings of the running gateway
 }
 
 url() { echo "http://127.0.0.1:$HTTP_PORT/pay"; }
+# True when something already accepts connections on 127.0.0.1:port: a bench process started there
+# would fail to bind while the readiness probe is answered by the stranger.
+port_in_use() { timeout 2 bash -c "exec 3<> /dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
 warm_up() { # url label: send fresh payments for the warm-up time so the JIT has seen the path
   [[ "$GATEWAY_WARMUP_S" -ge 1 ]] || return 0
@@ -487,28 +494,41 @@ run_open replay gateway "$BASE" replay --key-prefix "$REPLAY_PREFIX" --keys "$RE
 
 # The bare Vert.x endpoint (a baseline), started beside the idle gateway so that replays and the
 # bare endpoint can also be measured in turn below.
-say "bare Vert.x endpoint on port $BARE_PORT"
-# Same JVM flags as the gateway: the baseline must differ from it only by what it does.
-java -Xmx256m -jar "$LOADGEN_JAR" bare --port "$BARE_PORT" > "$RAW/bare.log" 2>&1 &
-BARE_PID=$!
-for _ in $(seq 1 60); do
-  curl -fsS -o /dev/null -X POST -d '{}' "http://127.0.0.1:$BARE_PORT/pay" 2>/dev/null && break
-  kill -0 "$BARE_PID" 2>/dev/null || die "the bare endpoint exited, see $RAW/bare.log"
-  sleep 0.5
-done
-warm_up "http://127.0.0.1:$BARE_PORT/pay" bare
-run_wrk bare bare "http://127.0.0.1:$BARE_PORT/pay" fresh "bare-$STAMP"
-# Open loop at the replay scenario's rate, not at a share of the bare endpoint's own capacity:
-# the two latencies are then comparable, and the rate stays within what the generator can send.
-LAST_WRK_THROUGHPUT="$REPLAY_WRK_THROUGHPUT"
-run_open bare bare "http://127.0.0.1:$BARE_PORT" fresh --key-prefix "bare-open-$STAMP"
-# Replays and the bare endpoint in turn, three rounds of each: the replay target's ratio is taken
-# from the two medians. Single runs minutes apart are at the mercy of the machine: the default
-# gateway started again served replays at 0.86x and 1.17x its first run (20261128T232416Z, 234839Z).
-for round in 1 2 3; do
-  WRK_ROUND=$round run_wrk replay-in-turn gateway "$(url)" replay "$REPLAY_PREFIX"
-  WRK_ROUND=$round run_wrk bare-in-turn bare "http://127.0.0.1:$BARE_PORT/pay" fresh "bare-turn$round-$STAMP"
-done
+BARE_PROBLEM=""
+start_bare() { # -> 0 once the bare endpoint answers; 1 if it cannot, with BARE_PROBLEM saying why
+  if port_in_use "$BARE_PORT"; then
+    BARE_PROBLEM="port $BARE_PORT is taken (--bare-port): another process would answer as the bare endpoint"
+    return 1
+  fi
+  say "bare Vert.x endpoint on port $BARE_PORT"
+  # Same JVM flags as the gateway: the baseline must differ from it only by what it does.
+  java -Xmx256m -jar "$LOADGEN_JAR" bare --port "$BARE_PORT" > "$RAW/bare.log" 2>&1 &
+  BARE_PID=$!
+  for _ in $(seq 1 60); do
+    curl -fsS -o /dev/null --max-time 2 -X POST -d '{}' "http://127.0.0.1:$BARE_PORT/pay" 2>/dev/null && return 0
+    kill -0 "$BARE_PID" 2>/dev/null || { BARE_PROBLEM="it exited at start-up (see $RAW/bare.log)"; return 1; }
+    sleep 0.5
+  done
+  BARE_PROBLEM="it did not answer within 30 s (see $RAW/bare.log)"
+  return 1
+}
+if start_bare; then
+  warm_up "http://127.0.0.1:$BARE_PORT/pay" bare
+  run_wrk bare bare "http://127.0.0.1:$BARE_PORT/pay" fresh "bare-$STAMP"
+  # Open loop at the replay scenario's rate, not at a share of the bare endpoint's own capacity:
+  # the two latencies are then comparable, and the rate stays within what the generator can send.
+  LAST_WRK_THROUGHPUT="$REPLAY_WRK_THROUGHPUT"
+  run_open bare bare "http://127.0.0.1:$BARE_PORT" fresh --key-prefix "bare-open-$STAMP"
+  # Replays and the bare endpoint in turn, three rounds of each: the replay target's ratio is taken
+  # from the two medians. Single runs minutes apart are at the mercy of the machine: the default
+  # gateway started again served replays at 0.86x and 1.17x its first run (20261128T232416Z, 234839Z).
+  for round in 1 2 3; do
+    WRK_ROUND=$round run_wrk replay-in-turn gateway "$(url)" replay "$REPLAY_PREFIX"
+    WRK_ROUND=$round run_wrk bare-in-turn bare "http://127.0.0.1:$BARE_PORT/pay" fresh "bare-turn$round-$STAMP"
+  done
+else
+  step_failed bare "skipped, and the replay rounds in turn with it: the bare endpoint did not start: $BARE_PROBLEM"
+fi
 stop_pid "$BARE_PID"
 BARE_PID=""
 
@@ -624,7 +644,6 @@ run_variant default-again again
 # in for another machine, so it gets the load generator's light JVM flags (C1 only, serial GC): as
 # little of the shared cores as it can do with.
 
-port_in_use() { timeout 2 bash -c "exec 3<> /dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 ACQUIRER_PROBLEM=""
 start_acquirer() { # -> 0 once the acquirer answers; 1 if it cannot, with ACQUIRER_PROBLEM saying why
   if port_in_use "$ACQUIRER_PORT"; then
