@@ -8,6 +8,12 @@
 -- The body of a key is a function of the key alone (merchant_reference = key), exactly as the
 -- loadgen's PaymentTraffic builds it, so a replay or retry never counts as key reuse (422).
 -- done() prints one line "WRK_JSON {...}" that `idemgate-bench record --tool wrk` reads.
+--
+-- Errors: every status other than 201 (mixed: 201, 402, 409) and every transport failure. In mixed
+-- mode an answer is also an error when it does not fit its key: a 402 for a key not paid with
+-- tok_decline, a 201 for one that was (read from merchant_reference in the answer, which is the
+-- key), and 409s beyond the number of retries sent (a 409 does not name its key, and wrk does not
+-- say which request an answer belongs to, so that part is a lower bound).
 
 local threads = {}
 local thread_count = 0
@@ -25,6 +31,8 @@ function init(args)
   api_key = args[4] or "sk_test_demo"
   sent = 0
   statuses = {}
+  retries_sent = 0   -- mixed: requests that reuse a key already sent
+  wrong_outcome = 0  -- mixed: a 402 on a tok_visa key, or a 201 on a tok_decline key
   math.randomseed(os.time() * 1000 + thread_id)
 end
 
@@ -52,6 +60,7 @@ function request()
   end
   if mode == "mixed" and sent > 0 and math.random(100) == 1 then
     local n = sent - math.random(math.min(sent, 100))
+    retries_sent = retries_sent + 1
     return pay(prefix .. "-" .. thread_id .. "-" .. n, mixed_source(n))
   end
   local n = sent
@@ -65,15 +74,25 @@ end
 function response(status, headers, body)
   local s = tostring(status)
   statuses[s] = (statuses[s] or 0) + 1
+  if mode == "mixed" and (status == 201 or status == 402) then
+    -- The key is PREFIX-THREAD-N and the answer carries it as merchant_reference.
+    local n = tonumber(string.match(body or "", '"merchant_reference":"[^"]*%-(%d+)"'))
+    if n == nil or (status == 402) ~= (mixed_source(n) == "tok_decline") then
+      wrong_outcome = wrong_outcome + 1
+    end
+  end
 end
 
 function done(summary, latency, requests)
   -- done() runs in the main Lua state, where init() never ran: read the mode from a thread.
   local mode = threads[1]:get("mode")
   local merged = {}
+  local retries, wrong = 0, 0
   for _, thread in ipairs(threads) do
     local counts = thread:get("statuses") or {}
     for s, n in pairs(counts) do merged[s] = (merged[s] or 0) + n end
+    retries = retries + (thread:get("retries_sent") or 0)
+    wrong = wrong + (thread:get("wrong_outcome") or 0)
   end
   local expected = { ["201"] = true }
   if mode == "mixed" then expected = { ["201"] = true, ["402"] = true, ["409"] = true } end
@@ -83,14 +102,20 @@ function done(summary, latency, requests)
     if not expected[s] then unexpected = unexpected + n end
     table.insert(status_json, string.format('"%s":%d', s, n))
   end
+  local mixed_json = ""
+  if mode == "mixed" then
+    local excess_409 = math.max(0, (merged["409"] or 0) - retries)
+    unexpected = unexpected + wrong + excess_409
+    mixed_json = string.format(',"retries_sent":%d,"wrong_outcome":%d,"conflicts_beyond_retries":%d', retries, wrong, excess_409)
+  end
   local e = summary.errors
   local transport = e.connect + e.read + e.write + e.timeout
   local seconds = summary.duration / 1e6
   io.write(string.format(
     'WRK_JSON {"requests":%d,"duration_s":%.1f,"throughput":%.1f,"p50_ms":%.2f,"p99_ms":%.2f,"p999_ms":%.2f,'
-      .. '"max_ms":%.2f,"errors":%d,"statuses":{%s},"failures":{"connect":%d,"read":%d,"write":%d,"timeout":%d}}\n',
+      .. '"max_ms":%.2f,"errors":%d,"statuses":{%s},"failures":{"connect":%d,"read":%d,"write":%d,"timeout":%d}%s}\n',
     summary.requests, seconds, summary.requests / seconds,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000,
     latency.max / 1000, unexpected + transport, table.concat(status_json, ","),
-    e.connect, e.read, e.write, e.timeout))
+    e.connect, e.read, e.write, e.timeout, mixed_json))
 end
