@@ -230,14 +230,6 @@ fact redis "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" info server | tr -d '\
 
 LOADGEN_JAVA=(java "${LOADGEN_JVM_OPTIONS[@]}" -jar "$LOADGEN_JAR")
 loadgen() { "${LOADGEN_JAVA[@]}" "$@"; }
-# Options a load generator may not have yet (storm --pg-url, bare --fact-file came with the same
-# review as this script's failed steps): asked of the jar rather than assumed, so that neither side
-# breaks the other whichever is built first.
-loadgen_has() { # command option -> true when `loadgen command --help` lists the option
-  local help
-  help="$(loadgen "$1" --help 2>&1 || true)"
-  [[ $help == *"$2"* ]]
-}
 # A tool output that cannot be read costs that one row of the table, not the whole run: record
 # says so and fails, and its caller counts the step as failed.
 record() {
@@ -277,6 +269,9 @@ start_gateway() { # label [VAR=value ...]: starts the jar with the bench's setti
   GATEWAY_PID=$!
   wait_until_ready "$GATEWAY_PID" "$RAW/gateway-$label.log" "$label"
   fact "provider_$label" "$(provider_of "$@")"
+  # The gateway logs only when it could not have epoll (Idemgate.java); the bare endpoint writes its own.
+  fact "gateway_transport_$label" "$(grep -q 'native transport unavailable' "$RAW/gateway-$label.log" \
+    && echo 'JDK NIO' || echo 'native (epoll)')"
   check_metrics_endpoint "$label" "$@"
 }
 
@@ -509,11 +504,9 @@ start_bare() { # -> 0 once the bare endpoint answers; 1 if it cannot, with BARE_
     return 1
   fi
   say "bare Vert.x endpoint on port $BARE_PORT"
-  # Same JVM flags as the gateway: the baseline must differ from it only by what it does. It writes
-  # the transport it got (epoll or NIO) as the fact bare_transport when it can.
-  local facts=()
-  loadgen_has bare --fact-file && facts=(--fact-file "$META")
-  java -Xmx256m -jar "$LOADGEN_JAR" bare --port "$BARE_PORT" "${facts[@]}" > "$RAW/bare.log" 2>&1 &
+  # Same JVM flags and transport as the gateway: the baseline must differ from it only by what it
+  # does. It writes the transport it got (epoll or NIO) as the fact bare_transport.
+  java -Xmx256m -jar "$LOADGEN_JAR" bare --port "$BARE_PORT" --fact-file "$META" > "$RAW/bare.log" 2>&1 &
   BARE_PID=$!
   for _ in $(seq 1 60); do
     curl -fsS -o /dev/null --max-time 2 -X POST -d '{}' "http://127.0.0.1:$BARE_PORT/pay" 2>/dev/null && return 0
@@ -545,13 +538,8 @@ BARE_PID=""
 
 say "storm: $STORM_CONCURRENCY concurrent requests on one key, $STORM_ROUNDS rounds"
 STORM_OK=1
-# The storm counts each round's payments in the gateway's ledger too, when it can read it.
-STORM_LEDGER=()
-if loadgen_has storm --pg-url; then
-  STORM_LEDGER=(--pg-url "postgresql://$PG_USER@$PG_HOST:$PG_PORT/$PG_DB")
-else
-  fact storm_ledger "NOT CHECKED: this load generator's storm has no --pg-url"
-fi
+# The storm counts each round's payments in the gateway's ledger too.
+STORM_LEDGER=(--pg-url "postgresql://$PG_USER@$PG_HOST:$PG_PORT/$PG_DB")
 timeout 600 "${LOADGEN_JAVA[@]}" storm --url "$BASE" --admin-url "http://127.0.0.1:$MANAGEMENT_PORT" \
   --admin-token "$ADMIN_TOKEN" --concurrency "$STORM_CONCURRENCY" --rounds "$STORM_ROUNDS" \
   --key-prefix "storm-$STAMP" --results "$RESULTS" "${STORM_LEDGER[@]}" > "$RAW/storm.txt" 2>&1 || STORM_OK=0
