@@ -513,14 +513,15 @@ public final class ApiVerticle extends VerticleBase {
       metrics.requestStarted();
     }
     ctx.addEndHandler(done -> {
-      // A failed end: the connection closed before the answer went out (a client timeout, a load
-      // tester stopping). Nothing was answered, so no status: 499, as nginx logs it.
+      // The connection closed before the answer went out (a client timeout, a load tester
+      // stopping). Nothing was answered, so no status: 499, as nginx logs it.
+      boolean clientClosed = AccessLog.clientClosed(ctx, done);
       long latencyNanos = System.nanoTime() - start; // one figure for the meter and the log line
-      RequestOutcome outcome = done.failed() ? RequestOutcome.CLIENT_CLOSED : ctx.get(OUTCOME);
+      RequestOutcome outcome = clientClosed ? RequestOutcome.CLIENT_CLOSED : ctx.get(OUTCOME);
       if (payment) {
         metrics.requestEnded(outcome == null ? RequestOutcome.REJECTED : outcome, latencyNanos);
       }
-      var line = AccessLog.line(ctx, "route", payment ? "pay" : "get_payment", done.failed(), latencyNanos);
+      var line = AccessLog.line(ctx, "route", payment ? "pay" : "get_payment", clientClosed, latencyNanos);
       String merchant = ctx.get("merchant");
       if (merchant != null) {
         line = line.addKeyValue("merchant", merchant);

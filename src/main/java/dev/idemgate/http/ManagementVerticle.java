@@ -146,7 +146,8 @@ public final class ManagementVerticle extends VerticleBase {
   private static void logAccess(RoutingContext ctx) {
     long start = System.nanoTime();
     SocketAddress remote = ctx.request().remoteAddress();
-    ctx.addEndHandler(done -> AccessLog.line(ctx, "path", ctx.request().path(), done.failed(), System.nanoTime() - start)
+    ctx.addEndHandler(done -> AccessLog.line(ctx, "path", ctx.request().path(), AccessLog.clientClosed(ctx, done),
+        System.nanoTime() - start)
         .addKeyValue("remote_address", remote == null ? null : remote.hostAddress())
         .addKeyValue("admin_token", ctx.get(ADMIN_TOKEN_CHECK, AdminToken.NOT_CHECKED).name().toLowerCase(Locale.ROOT))
         .log("request"));

@@ -149,6 +149,61 @@ class ObservabilityIT {
   }
 
   @Test
+  @DisplayName("over HTTP/2 an answered payment is logged and counted with its own status and outcome, not as 499 client_closed; a stream reset before its answer is")
+  void http2AnswersAreNotClientClosed() throws Exception {
+    io.vertx.core.Vertx vertx = io.vertx.core.Vertx.vertx();
+    try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
+      io.vertx.core.http.HttpClient h2 = vertx.createHttpClient(new io.vertx.core.http.HttpClientOptions()
+          .setProtocolVersion(io.vertx.core.http.HttpVersion.HTTP_2).setHttp2ClearTextUpgrade(false));
+      double closedBefore = clientClosedSoFar();
+      // A charge (the claim, the provider and the completion: answered after asynchronous steps) and a decline.
+      Map<String, String> answered = new TreeMap<>();
+      for (String source : List.of("tok_visa", "tok_decline")) {
+        String requestId = Http.await(h2.request(new io.vertx.core.http.RequestOptions().setMethod(HttpMethod.POST)
+                .setHost("127.0.0.1").setPort(gateway.apiPort()).setURI("/pay")
+                .addHeader("Authorization", "Bearer " + KEY_A).addHeader("Content-Type", "application/json")
+                .addHeader("Idempotency-Key", Http.newKey()))
+            .compose(request -> request.send(Http.payment(1500, source).encode()))
+            .compose(response -> {
+              assertThat(response.version()).isEqualTo(io.vertx.core.http.HttpVersion.HTTP_2);
+              return response.body().map(b -> response.statusCode() + " " + response.getHeader("X-Request-Id"));
+            }));
+        answered.put(source, requestId);
+      }
+      assertThat(answered.get("tok_visa")).startsWith("201 ");
+      assertThat(answered.get("tok_decline")).startsWith("402 ");
+      for (String source : answered.keySet()) {
+        String requestId = answered.get(source).split(" ")[1];
+        Map<String, String> line = fields(awaitLine(access, requestId, f -> requestId.equals(f.get("request_id"))));
+        assertThat(line).as(source)
+            .containsEntry("status", answered.get(source).split(" ")[0])
+            .containsEntry("outcome", source.equals("tok_visa") ? "created" : "declined");
+      }
+      assertThat(clientClosedSoFar()).as("idemgate_requests_total{outcome=client_closed}").isEqualTo(closedBefore);
+
+      // A stream the client resets before its answer is still one: 499 client_closed.
+      String slowKey = Http.newKey();
+      io.vertx.core.http.HttpClientRequest slow = Http.await(h2.request(new io.vertx.core.http.RequestOptions()
+          .setMethod(HttpMethod.POST).setHost("127.0.0.1").setPort(gateway.apiPort()).setURI("/pay")
+          .addHeader("Authorization", "Bearer " + KEY_A).addHeader("Content-Type", "application/json")
+          .addHeader("Idempotency-Key", slowKey)));
+      slow.end(Http.payment(1501, "tok_slow").encode()); // the simulator answers tok_slow after 2 s
+      Thread.sleep(300); // received and under way, not answered
+      Http.await(slow.reset());
+      Map<String, String> reset = fields(awaitLine(access, "the reset stream", f -> "client_closed".equals(f.get("outcome"))));
+      assertThat(reset).containsEntry("status", "499").containsEntry("route", "pay");
+      assertThat(clientClosedSoFar()).isEqualTo(closedBefore + 1);
+    } finally {
+      Http.await(vertx.close());
+    }
+  }
+
+  private static double clientClosedSoFar() {
+    return Scrape.value(http.get(gateway.managementPort(), "/metrics", null).body(),
+        "idemgate_requests_total{outcome=\"client_closed\"}").orElse(0);
+  }
+
+  @Test
   @DisplayName("a client that hangs up before the answer is logged as 499 client_closed and counted so, and its payment still completes")
   void clientGoneBeforeTheAnswer() throws Exception {
     try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
