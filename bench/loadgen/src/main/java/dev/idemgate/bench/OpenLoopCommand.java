@@ -63,12 +63,13 @@ final class OpenLoopCommand implements Callable<Integer> {
 
   /**
    * Whether an answer is right for its request. Judged per request, not per status: a 409 (the
-   * key's first attempt still in flight) is right only for a duplicate, a 402 only for a key paid
-   * with tok_decline, and such a key must not be paid (201).
+   * key's other attempt still in flight) is right only for a key sent twice, a 402 only for a key
+   * paid with tok_decline, and such a key must not be paid (201). Either attempt of a key sent twice
+   * may get the 409: on another connection the retry can reach the gateway first and claim the key.
    */
-  static boolean expected(int status, boolean declineKey, boolean duplicate) {
+  static boolean expected(int status, boolean declineKey, boolean sentTwice) {
     if (status == 409) {
-      return duplicate;
+      return sentTwice;
     }
     return status == (declineKey ? 402 : 201);
   }
@@ -78,7 +79,7 @@ final class OpenLoopCommand implements Callable<Integer> {
     List<String> out = new ArrayList<>();
     out.add(declinePercent > 0 ? "201 (402 on tok_decline keys)" : "201");
     if (mode.equals("mixed")) {
-      out.add("409 on duplicates only");
+      out.add("409 only on a key sent twice (its retry, or its first attempt when the retry overtook it)");
     }
     return out;
   }
@@ -103,6 +104,11 @@ final class OpenLoopCommand implements Callable<Integer> {
     private long duplicates;
     /** Set by {@link #nextSequence}: whether the sequence it returned retries an earlier key. */
     private boolean duplicate;
+    /**
+     * The sequences retried so far (one in a hundred requests). A first attempt that got 409 was
+     * overtaken by its retry, which was therefore sent, and is here, before that answer came.
+     */
+    private final java.util.Set<Long> retried = new java.util.HashSet<>();
     private long replayed;
     private long timer;
     private boolean sending = true;
@@ -160,7 +166,7 @@ final class OpenLoopCommand implements Callable<Integer> {
                 HttpClientResponse response = outcome.result();
                 int status = response.statusCode();
                 recorder.response(status, System.nanoTime() - intendedNanos,
-                    expected(status, traffic.declines(sequence), retry));
+                    expected(status, traffic.declines(sequence), retry || retried.contains(sequence)));
                 if ("true".equals(response.getHeader("Idempotent-Replayed"))) {
                   replayed++;
                 }
@@ -182,7 +188,9 @@ final class OpenLoopCommand implements Callable<Integer> {
           if (fresh > 0 && random.nextInt(100) < duplicatePercent) {
             duplicate = true;
             // A client retrying soon after its first attempt: one of the last hundred keys.
-            return fresh - 1 - random.nextLong(Math.min(fresh, 100));
+            long earlier = fresh - 1 - random.nextLong(Math.min(fresh, 100));
+            retried.add(earlier);
+            return earlier;
           }
           return fresh++;
         default:

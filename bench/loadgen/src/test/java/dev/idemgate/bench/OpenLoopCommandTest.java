@@ -54,7 +54,7 @@ class OpenLoopCommandTest {
   }
 
   @Test
-  @DisplayName("mixed mode: a 409 is an error except on a duplicate, and duplicates are counted in the measured window only")
+  @DisplayName("mixed mode: a 409 is an error except on a key sent twice (either attempt), and duplicates are counted in the measured window only")
   void mixedConflictsOnlyOnDuplicates() throws Exception {
     int port = serve(request -> request.body().onSuccess(body -> request.response().setStatusCode(409).end("{}")));
     JsonObject line = run(port, "--mode", "mixed", "--duplicate-percent", "10", "--rate", "200", "--warmup", "500ms",
@@ -63,13 +63,16 @@ class OpenLoopCommandTest {
     long duplicates = line.getLong("duplicates_sent");
     assertEquals(200, requests, 5, line.encode());
     assertTrue(duplicates > 0, line.encode());
-    // Every answer was a 409: right for the duplicates among the recorded requests, wrong for the rest.
-    assertEquals(requests - duplicates, line.getLong("errors"),
-        "errors = recorded requests that were not duplicates; warm-up duplicates not counted: " + line);
+    // Every answer was a 409: right for the duplicates among the recorded requests and for the first
+    // attempts they retried (a retry may overtake its first attempt), wrong for every other key.
+    long errors = line.getLong("errors");
+    assertTrue(errors <= requests - duplicates, "no 409 on a duplicate is an error: " + line);
+    assertTrue(errors >= requests - 2 * duplicates, "at most one first attempt excused per duplicate: " + line);
+    assertTrue(errors > 0, "a key sent once has no other attempt to conflict with: " + line);
   }
 
   @Test
-  @DisplayName("which answers are right for a request: 409 only for a duplicate, 402 only for a decline key, 201 otherwise")
+  @DisplayName("which answers are right for a request: 409 only for a key sent twice, 402 only for a decline key, 201 otherwise")
   void expectedAnswers() {
     assertTrue(OpenLoopCommand.expected(201, false, false));
     assertTrue(OpenLoopCommand.expected(201, false, true), "a duplicate replayed");
