@@ -159,31 +159,14 @@ class DuplicateRejectIT {
       assertThat(charges(shortWindow, k1)).isEqualTo(1);
       // The check judged the retry a twin of k2 before PostgreSQL said k1 is held: it was no twin, so
       // neither the client's figures nor the recent pairs show it. Only k3, refused for good, counts.
-      JsonObject view = anomalies(shortWindow);
-      assertThat(standing(view, client).getLong("payments")).as("k1, k2 and k3; the retry is no new payment").isEqualTo(3);
-      assertThat(standing(view, client).getLong("twins")).isEqualTo(1);
-      assertThat(pairsOf(view, client)).singleElement().satisfies(pair -> {
+      JsonObject view = AnomalyViews.anomalies(http, shortWindow);
+      assertThat(AnomalyViews.standing(view, client).getLong("payments")).as("k1, k2 and k3; the retry is no new payment").isEqualTo(3);
+      assertThat(AnomalyViews.standing(view, client).getLong("twins")).isEqualTo(1);
+      assertThat(AnomalyViews.pairsOf(view, client)).singleElement().satisfies(pair -> {
         assertThat(pair.getString("key_hash")).isEqualTo(PaymentTwins.keyHash(TestGateway.MERCHANT_A, new IdempotencyKey(k3)));
         assertThat(pair.getString("outcome")).isEqualTo("rejected");
       });
     }
-  }
-
-  private static JsonObject anomalies(TestGateway at) {
-    Reply reply = http.get(at.managementPort(), "/admin/anomalies?merchant=" + TestGateway.MERCHANT_A + "&limit=200",
-        TestGateway.ADMIN_TOKEN);
-    assertThat(reply.status()).isEqualTo(200);
-    return reply.json();
-  }
-
-  private static JsonObject standing(JsonObject view, String client) {
-    return view.getJsonArray("clients").stream().map(JsonObject.class::cast)
-        .filter(s -> s.getString("client").equals(client)).findFirst().orElseThrow();
-  }
-
-  private static List<JsonObject> pairsOf(JsonObject view, String client) {
-    return view.getJsonArray("recent_twins").stream().map(JsonObject.class::cast)
-        .filter(pair -> pair.getString("client").equals(client)).toList();
   }
 
   @Test

@@ -85,8 +85,8 @@ class HeldKeyRetryIT {
           .as("past the window the same payload is a new payment, the slot's new original").isEqualTo(201);
       String k3 = Http.newKey();
       assertThat(pay(shortWindow, k3, body.encode(), headers).status()).as("a twin of it, let through").isEqualTo(201);
-      JsonObject before = anomalies(shortWindow);
-      assertThat(pairsOf(before, client)).as("the twin, counted before its client heard back").singleElement()
+      JsonObject before = AnomalyViews.anomalies(http, shortWindow);
+      assertThat(AnomalyViews.pairsOf(before, client)).as("the twin, counted before its client heard back").singleElement()
           .satisfies(pair -> {
             assertThat(pair.getString("key_hash")).isEqualTo(PaymentTwins.keyHash(TestGateway.MERCHANT_A, new IdempotencyKey(k3)));
             assertThat(pair.getString("outcome")).isEqualTo(twin.outcome);
@@ -102,14 +102,14 @@ class HeldKeyRetryIT {
       assertThat(retry.header("Idempotent-Replayed")).isEqualTo("true");
       assertThat(retry.json().getString("id")).isEqualTo(first.json().getString("id"));
       assertThat(charges(shortWindow, k1)).isEqualTo(1);
-      JsonObject after = anomalies(shortWindow);
-      assertThat(pairsOf(after, client)).as("the retry is no twin pair").singleElement()
+      JsonObject after = AnomalyViews.anomalies(http, shortWindow);
+      assertThat(AnomalyViews.pairsOf(after, client)).as("the retry is no twin pair").singleElement()
           .satisfies(pair -> assertThat(pair.getString("key_hash"))
               .isEqualTo(PaymentTwins.keyHash(TestGateway.MERCHANT_A, new IdempotencyKey(k3))));
-      assertThat(standing(after, client).getLong("payments")).as("the retry is no new payment")
-          .isEqualTo(standing(before, client).getLong("payments"));
-      assertThat(standing(after, client).getLong("twins")).as("nor a twin of its client")
-          .isEqualTo(standing(before, client).getLong("twins"));
+      assertThat(AnomalyViews.standing(after, client).getLong("payments")).as("the retry is no new payment")
+          .isEqualTo(AnomalyViews.standing(before, client).getLong("payments"));
+      assertThat(AnomalyViews.standing(after, client).getLong("twins")).as("nor a twin of its client")
+          .isEqualTo(AnomalyViews.standing(before, client).getLong("twins"));
       assertThat(meter(shortWindow, "idemgate_anomaly_checks_total{result=\"twin\"}")).isEqualTo(twinChecks);
       assertThat(meter(shortWindow, "idemgate_anomaly_checks_total{result=\"same_key\"}")).as("counted as a retry")
           .isEqualTo(sameKeyChecks + 1);
@@ -137,23 +137,6 @@ class HeldKeyRetryIT {
         + "&key=" + key, TestGateway.ADMIN_TOKEN);
     assertThat(log.status()).isEqualTo(200);
     return log.json().getJsonArray("charges").size();
-  }
-
-  private static JsonObject anomalies(TestGateway at) {
-    Reply reply = http.get(at.managementPort(), "/admin/anomalies?merchant=" + TestGateway.MERCHANT_A + "&limit=200",
-        TestGateway.ADMIN_TOKEN);
-    assertThat(reply.status()).isEqualTo(200);
-    return reply.json();
-  }
-
-  private static JsonObject standing(JsonObject view, String client) {
-    return view.getJsonArray("clients").stream().map(JsonObject.class::cast)
-        .filter(s -> s.getString("client").equals(client)).findFirst().orElseThrow();
-  }
-
-  private static List<JsonObject> pairsOf(JsonObject view, String client) {
-    return view.getJsonArray("recent_twins").stream().map(JsonObject.class::cast)
-        .filter(pair -> pair.getString("client").equals(client)).toList();
   }
 
   /** One series of the gateway's Prometheus scrape, e.g. {@code name{tag="value"}}; 0 when absent. */
