@@ -130,7 +130,7 @@ java "${LOADGEN_JVM_OPTIONS[@]}" -jar "$LOADGEN_JAR" open \
 LOADGEN_PID=$!
 
 meter() { # name -> its value on the gateway's /metrics, or n/a
-  curl -fsS "http://127.0.0.1:$MANAGEMENT_PORT/metrics" 2>/dev/null | awk -v m="$1" '$1 == m {print $2; found=1} END {if (!found) print "n/a"}'
+  curl -fsS --max-time 5 "http://127.0.0.1:$MANAGEMENT_PORT/metrics" 2>/dev/null | awk -v m="$1" '$1 == m {print $2; found=1} END {if (!found) print "n/a"}'
 }
 sample() { # elapsed seconds -> one table row
   local keys expired lag purged rss old threads fds redis warnings
