@@ -12,7 +12,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.DisplayName;
@@ -27,7 +26,7 @@ class OpenLoopCommandTest {
 
   @AfterEach
   void stop() throws Exception {
-    server.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    BenchTests.close(server);
   }
 
   @Test
@@ -94,8 +93,7 @@ class OpenLoopCommandTest {
   }
 
   private int serve(Handler<HttpServerRequest> handler) throws Exception {
-    return server.createHttpServer().requestHandler(handler).listen(0, "127.0.0.1")
-        .toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS).actualPort();
+    return BenchTests.serve(server, handler);
   }
 
   private static void sleep(long millis) {

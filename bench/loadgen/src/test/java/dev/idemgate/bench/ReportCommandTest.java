@@ -1,5 +1,6 @@
 package dev.idemgate.bench;
 
+import static dev.idemgate.bench.BenchTests.ratio;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -143,9 +144,5 @@ class ReportCommandTest {
   private static JsonObject row(String scenario, String tool, double throughput, long errors) {
     return new JsonObject().put("scenario", scenario).put("tool", tool).put("target", "gateway").put("connections", 32)
         .put("throughput", throughput).put("errors", errors);
-  }
-
-  private static ReportCommand.Ratio ratio(List<ReportCommand.Ratio> ratios, String prefix) {
-    return ratios.stream().filter(r -> r.name().startsWith(prefix)).findFirst().orElseThrow();
   }
 }

@@ -17,7 +17,6 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
@@ -40,7 +39,7 @@ class StormCommandTest {
 
   @AfterEach
   void stop() throws Exception {
-    server.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    BenchTests.close(server);
   }
 
   @Test
@@ -129,7 +128,7 @@ class StormCommandTest {
   private int serve() throws Exception {
     Map<String, String> done = new HashMap<>(); // key -> payment id, once created
     Map<String, Boolean> inFlight = new HashMap<>();
-    return server.createHttpServer().requestHandler(request -> {
+    return BenchTests.serve(server, request -> {
       if (request.path().equals("/admin/simulator/charges")) {
         request.response().putHeader("Content-Type", "application/json").end(new JsonObject()
             .put("requests", providerRequests)
@@ -139,7 +138,7 @@ class StormCommandTest {
       } else {
         request.body().onSuccess(body -> pay(request, done, inFlight));
       }
-    }).listen(0, "127.0.0.1").toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS).actualPort();
+    });
   }
 
   private void pay(HttpServerRequest request, Map<String, String> done, Map<String, Boolean> inFlight) {

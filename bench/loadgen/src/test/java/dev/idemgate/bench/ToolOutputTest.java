@@ -1,5 +1,6 @@
 package dev.idemgate.bench;
 
+import static dev.idemgate.bench.BenchTests.ratio;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -201,9 +202,5 @@ class ToolOutputTest {
     assertEquals("NOT met", ratio(older, "replays (wrk) ÷ bare Vert.x (wrk), single runs").verdict(),
         "without rounds in turn the single runs carry the target");
     assertNull(ratio(older, "replays ÷ bare Vert.x (wrk), medians").value());
-  }
-
-  private static ReportCommand.Ratio ratio(List<ReportCommand.Ratio> ratios, String prefix) {
-    return ratios.stream().filter(r -> r.name().startsWith(prefix)).findFirst().orElseThrow();
   }
 }
