@@ -60,21 +60,35 @@ class ReconciliationApiIT {
         Buffer.buffer(csv));
   }
 
+  /** Merchant shop's payments of the upload tests: ch_1, which the file settles twice, and ch_2, which it never settles. */
+  private record ShopPayments(String settledTwice, String neverSettled) {}
+
+  /** Merchant shop's three payments: ch_1 EUR 25.00 at {@code base}, ch_2 EUR 40.00 six hours later, ch_3 EUR 9.00 three days later. */
+  private static ShopPayments shopPayments(LedgerFixture ledger, Instant base) throws Exception {
+    String settledTwice = ledger.payment("shop", 2_500, "EUR", "succeeded", ledger.prefix + "ch_1", base);
+    String neverSettled = ledger.payment("shop", 4_000, "EUR", "succeeded", ledger.prefix + "ch_2", base.plus(Duration.ofHours(6)));
+    ledger.payment("shop", 900, "EUR", "succeeded", ledger.prefix + "ch_3", base.plus(Duration.ofDays(3)));
+    return new ShopPayments(settledTwice, neverSettled);
+  }
+
+  /** One settlement line of merchant shop, in EUR. */
+  private static String shopRow(LedgerFixture ledger, String settlementId, String charge, long amount, Instant settledAt) {
+    return settlementId + "," + ledger.prefix + charge + "," + ledger.merchant("shop") + "," + amount + ",EUR," + settledAt + "\n";
+  }
+
   @Test
   @DisplayName("an uploaded settlement file is reconciled, stored, reported in three formats, and resolvable")
   void uploadAndReport() throws Exception {
     try (LedgerFixture ledger = new LedgerFixture()) {
       Instant base = Instant.now().minus(Duration.ofDays(5)).truncatedTo(ChronoUnit.SECONDS);
-      String paid = ledger.payment("shop", 2_500, "EUR", "succeeded", ledger.prefix + "ch_1", base);
-      ledger.payment("shop", 4_000, "EUR", "succeeded", ledger.prefix + "ch_2", base.plus(Duration.ofHours(6)));
-      ledger.payment("shop", 900, "EUR", "succeeded", ledger.prefix + "ch_3", base.plus(Duration.ofDays(3)));
+      String paid = shopPayments(ledger, base).settledTwice();
       String csv = "settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n"
-          + "s1," + ledger.prefix + "ch_1," + ledger.merchant("shop") + ",2500,EUR," + base.plus(Duration.ofHours(5)) + "\n"
-          + "s2," + ledger.prefix + "ch_1," + ledger.merchant("shop") + ",2500,EUR," + base.plus(Duration.ofHours(9)) + "\n"
+          + shopRow(ledger, "s1", "ch_1", 2_500, base.plus(Duration.ofHours(5)))
+          + shopRow(ledger, "s2", "ch_1", 2_500, base.plus(Duration.ofHours(9)))
           + "s3,not-a-number\n"
           // ch_2 was charged after the file's first row, and the file runs more than the settlement lag
           // past it: ch_2 should be in it.
-          + "s4," + ledger.prefix + "ch_3," + ledger.merchant("shop") + ",900,EUR," + base.plus(Duration.ofDays(3)).plusSeconds(60) + "\n";
+          + shopRow(ledger, "s4", "ch_3", 900, base.plus(Duration.ofDays(3)).plusSeconds(60));
 
       // Rows of other merchants make the body a few MiB, so that it arrives in many chunks.
       StringBuilder body = new StringBuilder(csv);
@@ -120,13 +134,11 @@ class ReconciliationApiIT {
   void listReadsOpenAndResolvedWhenAsked() throws Exception {
     try (LedgerFixture ledger = new LedgerFixture()) {
       Instant base = Instant.now().minus(Duration.ofDays(5)).truncatedTo(ChronoUnit.SECONDS);
-      String paid = ledger.payment("shop", 2_500, "EUR", "succeeded", ledger.prefix + "ch_1", base);
-      ledger.payment("shop", 4_000, "EUR", "succeeded", ledger.prefix + "ch_2", base.plus(Duration.ofHours(6)));
-      ledger.payment("shop", 900, "EUR", "succeeded", ledger.prefix + "ch_3", base.plus(Duration.ofDays(3)));
+      String paid = shopPayments(ledger, base).settledTwice();
       String csv = "settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n"
-          + "s1," + ledger.prefix + "ch_1," + ledger.merchant("shop") + ",2500,EUR," + base.plus(Duration.ofHours(5)) + "\n"
-          + "s2," + ledger.prefix + "ch_1," + ledger.merchant("shop") + ",2500,EUR," + base.plus(Duration.ofHours(9)) + "\n"
-          + "s4," + ledger.prefix + "ch_3," + ledger.merchant("shop") + ",900,EUR," + base.plus(Duration.ofDays(3)).plusSeconds(60) + "\n";
+          + shopRow(ledger, "s1", "ch_1", 2_500, base.plus(Duration.ofHours(5)))
+          + shopRow(ledger, "s2", "ch_1", 2_500, base.plus(Duration.ofHours(9)))
+          + shopRow(ledger, "s4", "ch_3", 900, base.plus(Duration.ofDays(3)).plusSeconds(60));
       int port = gateway.config().managementPort();
       String id = awaitCompleted(upload("?merchant_prefix=" + ledger.prefix + "&name=day.csv", csv).json().getString("id"))
           .getJsonObject("run").getString("id");
@@ -177,13 +189,13 @@ class ReconciliationApiIT {
   void resolutionsCarryOver() throws Exception {
     try (LedgerFixture ledger = new LedgerFixture()) {
       Instant base = Instant.now().minus(Duration.ofDays(5)).truncatedTo(ChronoUnit.SECONDS);
-      String paid = ledger.payment("shop", 2_500, "EUR", "succeeded", ledger.prefix + "ch_1", base);
-      String missing = ledger.payment("shop", 4_000, "EUR", "succeeded", ledger.prefix + "ch_2", base.plus(Duration.ofHours(6)));
-      ledger.payment("shop", 900, "EUR", "succeeded", ledger.prefix + "ch_3", base.plus(Duration.ofDays(3)));
+      ShopPayments shop = shopPayments(ledger, base);
+      String paid = shop.settledTwice();
+      String missing = shop.neverSettled();
       String csv = "settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n"
-          + "s1," + ledger.prefix + "ch_1," + ledger.merchant("shop") + ",2500,EUR," + base.plus(Duration.ofHours(5)) + "\n"
-          + "s2," + ledger.prefix + "ch_1," + ledger.merchant("shop") + ",2500,EUR," + base.plus(Duration.ofHours(9)) + "\n"
-          + "s4," + ledger.prefix + "ch_3," + ledger.merchant("shop") + ",900,EUR," + base.plus(Duration.ofDays(3)).plusSeconds(60) + "\n";
+          + shopRow(ledger, "s1", "ch_1", 2_500, base.plus(Duration.ofHours(5)))
+          + shopRow(ledger, "s2", "ch_1", 2_500, base.plus(Duration.ofHours(9)))
+          + shopRow(ledger, "s4", "ch_3", 900, base.plus(Duration.ofDays(3)).plusSeconds(60));
       String query = "?merchant_prefix=" + ledger.prefix + "&name=day.csv";
       int port = gateway.config().managementPort();
 
