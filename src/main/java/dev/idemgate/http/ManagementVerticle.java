@@ -1,5 +1,7 @@
 package dev.idemgate.http;
 
+import static dev.idemgate.recovery.RecoveryVerticle.WITHOUT_ACQUIRER;
+
 import dev.idemgate.anomaly.AnomalyMonitor;
 import dev.idemgate.anomaly.AnomalyRoutes;
 import dev.idemgate.config.GatewayConfig;
@@ -204,7 +206,8 @@ public final class ManagementVerticle extends VerticleBase {
    * An operator's verdict on a pending payment, read from the acquirer's own records (its dashboard,
    * its settlement file): {@code {"outcome": "succeeded", "provider_reference": "ch_…"}},
    * {@code {"outcome": "declined", "provider_reference": …, "decline_code": …}} (both optional), or
-   * {@code {"outcome": "not_charged"}}, which frees the key so that a retry charges anew.
+   * {@code {"outcome": "not_charged"}}, which frees the key so that a retry charges anew. Any of them
+   * may add {@code "without_acquirer": true} for a payment the acquirer cannot be asked about.
    */
   private void resolvePending(RoutingContext ctx) {
     String paymentId = ctx.pathParam("payment_id");
@@ -239,17 +242,21 @@ public final class ManagementVerticle extends VerticleBase {
   /** The verdict's fields, checked: an outcome, and only the fields that outcome takes, each storable. */
   static JsonObject verdict(Buffer body) {
     String usage = "send {\"outcome\": \"succeeded\", \"provider_reference\": \"<the acquirer's charge id>\"}, "
-        + "{\"outcome\": \"declined\"} (provider_reference and decline_code optional) or {\"outcome\": \"not_charged\"}";
+        + "{\"outcome\": \"declined\"} (provider_reference and decline_code optional) or {\"outcome\": \"not_charged\"}; "
+        + "each may add \"without_acquirer\": true";
     // Strict, as for payments: a member named twice ({"outcome": "declined", "outcome": "not_charged"})
     // is refused, not read as its last value, before an action that cannot be undone.
     JsonObject json = PaymentRequestParser.strictObject(body);
     Object outcome = json == null ? null : json.getValue("outcome");
-    Set<String> allowed = "succeeded".equals(outcome) ? Set.of("outcome", "provider_reference")
-        : "declined".equals(outcome) ? Set.of("outcome", "provider_reference", "decline_code")
-        : Set.of("outcome");
+    Set<String> allowed = "succeeded".equals(outcome) ? Set.of("outcome", "provider_reference", WITHOUT_ACQUIRER)
+        : "declined".equals(outcome) ? Set.of("outcome", "provider_reference", "decline_code", WITHOUT_ACQUIRER)
+        : Set.of("outcome", WITHOUT_ACQUIRER);
     if (!(outcome instanceof String named && Set.of("succeeded", "declined", "not_charged").contains(named))
         || !allowed.containsAll(json.fieldNames())) {
       throw new ApiProblem(ErrorCode.INVALID_REQUEST, usage);
+    }
+    if (json.containsKey(WITHOUT_ACQUIRER) && !(json.getValue(WITHOUT_ACQUIRER) instanceof Boolean)) {
+      throw new ApiProblem(ErrorCode.INVALID_REQUEST, WITHOUT_ACQUIRER + ": must be true or false");
     }
     if ("succeeded".equals(outcome) && !json.containsKey("provider_reference")) {
       throw new ApiProblem(ErrorCode.INVALID_REQUEST, "a succeeded payment needs its provider_reference: " + usage);

@@ -49,9 +49,17 @@ public final class RecoveryVerticle extends VerticleBase {
    * Event bus address settling one pending payment by an operator's verdict (for
    * {@code POST /admin/pending/{id}/resolve}): a JsonObject with {@code payment_id}, {@code outcome}
    * ({@code succeeded}, {@code declined} or {@code not_charged}) and, for the first two,
-   * {@code provider_reference} and {@code decline_code}, already checked. Fails with 404, 409 or 503.
+   * {@code provider_reference} and {@code decline_code}, already checked, and optionally
+   * {@link #WITHOUT_ACQUIRER}. Fails with 404, 409, 502 or 503.
    */
   public static final String RESOLVE = "idemgate.recovery.resolve";
+
+  /**
+   * The verdict's member by which an operator settles, on their own records, a payment older than
+   * {@code provider_key_retention} that the acquirer gives no answer about at all (gone, or its
+   * inquiries always fail). Without it such a verdict gets 502 and changes nothing.
+   */
+  public static final String WITHOUT_ACQUIRER = "without_acquirer";
 
   private static final Logger log = LoggerFactory.getLogger(RecoveryVerticle.class);
 
@@ -181,10 +189,13 @@ public final class RecoveryVerticle extends VerticleBase {
    * the verdict is applied when it agrees ("never seen" for {@code not_charged}), and nothing is
    * written when the acquirer contradicts it or its answer does not settle it. Past that, the verdict
    * decides, once the acquirer answered at all, and {@code not_charged} only if it does not report
-   * having the request ({@link ProviderOutcome.Heard}). A charge id is one payment's only.
+   * having the request ({@link ProviderOutcome.Heard}); with no answer at all, only when the operator
+   * said {@link #WITHOUT_ACQUIRER}. A charge id is one payment's only.
    */
   private Future<JsonObject> settle(DueRecord r, String outcome, JsonObject verdict, ProviderOutcome answer) {
     boolean acquirerRemembers = config.providerRemembers(r.createdAt(), Instant.now());
+    boolean withoutAcquirer = verdict.getBoolean(WITHOUT_ACQUIRER, false);
+    boolean answered = !(answer instanceof ProviderOutcome.Unknown unknown && unknown.heard() == ProviderOutcome.Heard.NO_ANSWER);
     Future<Action> done;
     String settledAs;
     if (answer instanceof ProviderOutcome.Succeeded s) {
@@ -193,11 +204,15 @@ public final class RecoveryVerticle extends VerticleBase {
     } else if (answer instanceof ProviderOutcome.Declined d) {
       settledAs = "declined";
       done = complete(r, 402, settledAs, d.providerReference(), d.declineCode());
-    } else if (answer instanceof ProviderOutcome.Unknown unknown && unknown.heard() == ProviderOutcome.Heard.NO_ANSWER) {
+    } else if (answer instanceof ProviderOutcome.Unknown unknown && unknown.heard() == ProviderOutcome.Heard.NO_ANSWER
+        && !(withoutAcquirer && !acquirerRemembers)) {
       // No answer at all, so a charge the acquirer still remembers could not have been found.
       return Future.failedFuture(refusal(502, "the acquirer gave no answer ("
           + unknown.reason() + "), so a charge it made could not be looked for; nothing was changed: send the verdict "
-          + "again once it answers"));
+          + "again once it answers" + (acquirerRemembers
+              ? "; \"" + WITHOUT_ACQUIRER + "\": true is taken only once the payment is older than provider_key_retention, from "
+                  + r.createdAt().plus(config.providerKeyRetention())
+              : ", or, if it cannot answer at all, with \"" + WITHOUT_ACQUIRER + "\": true from its own records")));
     } else if (acquirerRemembers && answer instanceof ProviderOutcome.Unknown unknown) {
       return Future.failedFuture(refusal(409, "the acquirer's answer does "
           + "not settle it yet (" + unknown.reason() + "); until the payment is older than provider_key_retention only "
@@ -234,14 +249,17 @@ public final class RecoveryVerticle extends VerticleBase {
       boolean overridden = !settledAs.equals(outcome)
           || answer instanceof ProviderOutcome.Succeeded s && givenReference != null && !givenReference.equals(s.providerReference())
           || answer instanceof ProviderOutcome.Declined d && givenReference != null && !givenReference.equals(d.providerReference());
-      if (overridden) {
+      if (!answered) {
+        log.warn("an operator settled payment {} as {} without the acquirer's answer (it gave none), on the "
+            + "operator's own records", r.paymentId(), outcome);
+      } else if (overridden) {
         log.warn("an operator settled payment {} as {}, but the acquirer answered otherwise when asked: recorded as "
             + "the acquirer answered, {}", r.paymentId(), outcome, settledAs);
       } else {
         log.info("an operator settled payment {} as {}", r.paymentId(), outcome);
       }
       return Future.succeededFuture(new JsonObject().put("payment_id", r.paymentId()).put("resolved_as", settledAs)
-          .put("verdict_overridden", overridden));
+          .put("verdict_overridden", overridden).put("acquirer_answered", answered));
     });
   }
 

@@ -22,6 +22,13 @@ class PendingVerdictTest {
     assertThat(ManagementVerticle.verdict(Buffer.buffer("{\"outcome\":\"not_charged\"}")).fieldNames()).containsOnly("outcome");
     assertThat(ManagementVerticle.verdict(Buffer.buffer("{\"outcome\":\"succeeded\",\"provider_reference\":\"ch_\\ud83d\\ude00\"}"))
         .getString("provider_reference")).as("a pair is one character").isEqualTo("ch_\ud83d\ude00");
+    assertThat(ManagementVerticle.verdict(Buffer.buffer("{\"outcome\":\"not_charged\",\"without_acquirer\":true}"))
+        .getBoolean("without_acquirer")).isTrue();
+    assertThat(ManagementVerticle.verdict(Buffer.buffer(
+        "{\"outcome\":\"succeeded\",\"provider_reference\":\"ch_3\",\"without_acquirer\":false}")).getBoolean("without_acquirer"))
+        .isFalse();
+    assertThat(ManagementVerticle.verdict(Buffer.buffer("{\"outcome\":\"declined\",\"without_acquirer\":true}")).fieldNames())
+        .containsOnly("outcome", "without_acquirer");
   }
 
   @ParameterizedTest
@@ -33,7 +40,11 @@ class PendingVerdictTest {
       "{\"outcome\":\"succeeded\",\"provider_reference\":\"ch_1\",\"decline_code\":\"insufficient_funds\"}",
       // Half a surrogate pair is no text: stored, it would become "ch_?", a charge id the acquirer never gave.
       "{\"outcome\":\"succeeded\",\"provider_reference\":\"ch_\\ud800\"}",
-      "{\"outcome\":\"declined\",\"decline_code\":\"dnh\\udc00\"}"})
+      "{\"outcome\":\"declined\",\"decline_code\":\"dnh\\udc00\"}",
+      // Taking responsibility is said plainly, not with a value read as one.
+      "{\"outcome\":\"not_charged\",\"without_acquirer\":\"true\"}", "{\"outcome\":\"not_charged\",\"without_acquirer\":1}",
+      "{\"outcome\":\"not_charged\",\"without_acquirer\":null}",
+      "{\"outcome\":\"not_charged\",\"without_acquirer\":true,\"without_acquirer\":false}"})
   @DisplayName("anything else is refused with 400 invalid_request")
   void verdictsRefused(String body) {
     assertThatThrownBy(() -> ManagementVerticle.verdict(Buffer.buffer(body)))

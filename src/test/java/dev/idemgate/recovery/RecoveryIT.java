@@ -357,19 +357,72 @@ class RecoveryIT {
     try (TestGateway unreachable = TestGateway.start(Map.of("IDEMGATE_PROVIDER", "http",
         "IDEMGATE_PROVIDER_URL", "http://127.0.0.1:" + closedPort, "IDEMGATE_PROVIDER_NAME", "verdict-unreachable",
         "IDEMGATE_LEASE", "3s", "IDEMGATE_PROVIDER_TIMEOUT", "3s", "IDEMGATE_RECOVERY_INTERVAL", "1h"))) {
-      String paymentId = claim(key, Http.payment(1236, "tok_visa"), "http verdict-unreachable");
-      db.query("UPDATE idemgate.idempotency_keys SET state = 'PENDING', response_status = 202, response_body = '{}', "
-          + "expires_at = now() + interval '1 day', next_inquiry_at = now() + interval '1 hour', "
-          + "lease_expires_at = now() - interval '2 days', created_at = now() - interval '2 days' "
-          + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+      String paymentId = pendingClaimedAgo(key, Http.payment(1236, "tok_visa"), "http verdict-unreachable", Duration.ofDays(2));
 
       Reply refused = settle(unreachable, paymentId, "{\"outcome\":\"not_charged\"}");
       assertThat(refused.status()).as(refused.body()).isEqualTo(502);
-      assertThat(refused.json().getString("detail")).contains("gave no answer");
+      assertThat(refused.json().getString("detail")).contains("gave no answer").contains("\"without_acquirer\": true");
       assertThat(state(MERCHANT_A, key)).isEqualTo("PENDING");
       assertThat(db.scalar("SELECT count(*) FROM idemgate.released_payments WHERE id = $1", paymentId)).isEqualTo(0L);
     } finally {
       forget(key);
+    }
+  }
+
+  /** A PENDING record of MERCHANT_A claimed {@code claimedAgo} by {@code providerId}, its next inquiry an hour away. */
+  private static String pendingClaimedAgo(String key, JsonObject body, String providerId, Duration claimedAgo) {
+    String paymentId = claim(key, body, providerId);
+    db.query("UPDATE idemgate.idempotency_keys SET state = 'PENDING', response_status = 202, response_body = '{}', "
+        + "expires_at = now() + interval '1 day', next_inquiry_at = now() + interval '1 hour', "
+        + "lease_expires_at = now() - $3 * interval '1 millisecond', created_at = now() - $3 * interval '1 millisecond' "
+        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key, claimedAgo.toMillis());
+    return paymentId;
+  }
+
+  @Test
+  @DisplayName("with an acquirer that gives no answer at all, a verdict saying without_acquirer is applied past "
+      + "provider_key_retention (acquirer_answered false), and still refused (502) while the acquirer remembers the payment")
+  void verdictWithoutTheAcquirer() throws Exception {
+    int closedPort;
+    try (java.net.ServerSocket socket = new java.net.ServerSocket(0)) {
+      closedPort = socket.getLocalPort();
+    }
+    String old = Http.newKey();
+    String charged = Http.newKey();
+    String young = Http.newKey();
+    try (TestGateway unreachable = TestGateway.start(Map.of("IDEMGATE_PROVIDER", "http",
+        "IDEMGATE_PROVIDER_URL", "http://127.0.0.1:" + closedPort, "IDEMGATE_PROVIDER_NAME", "verdict-gone",
+        "IDEMGATE_LEASE", "3s", "IDEMGATE_PROVIDER_TIMEOUT", "3s", "IDEMGATE_RECOVERY_INTERVAL", "1h"))) {
+      String provider = "http verdict-gone";
+      String oldId = pendingClaimedAgo(old, Http.payment(1237, "tok_visa"), provider, Duration.ofDays(2));
+      String chargedId = pendingClaimedAgo(charged, Http.payment(1238, "tok_visa"), provider, Duration.ofDays(2));
+      String youngId = pendingClaimedAgo(young, Http.payment(1239, "tok_visa"), provider, Duration.ofHours(2));
+
+      Reply released = settle(unreachable, oldId, "{\"outcome\":\"not_charged\",\"without_acquirer\":true}");
+      assertThat(released.status()).as(released.body()).isEqualTo(200);
+      assertThat(released.json().getString("resolved_as")).isEqualTo("not_charged");
+      assertThat(released.json().getBoolean("acquirer_answered")).isFalse();
+      assertThat(state(MERCHANT_A, old)).isNull();
+      assertThat(db.scalar("SELECT reason FROM idemgate.released_payments WHERE id = $1", oldId)).isEqualTo("operator_not_charged");
+
+      String charge = "ch_from_settlement_file_" + charged;
+      Reply completed = settle(unreachable, chargedId, "{\"outcome\":\"succeeded\",\"provider_reference\":\"" + charge
+          + "\",\"without_acquirer\":true}");
+      assertThat(completed.status()).as(completed.body()).isEqualTo(200);
+      assertThat(completed.json().getBoolean("acquirer_answered")).isFalse();
+      assertThat(completed.json().getBoolean("verdict_overridden")).isFalse();
+      assertThat(state(MERCHANT_A, charged)).isEqualTo("COMPLETED");
+      assertThat(db.scalar("SELECT provider_reference FROM idemgate.payments WHERE id = $1", chargedId)).isEqualTo(charge);
+
+      Reply tooYoung = settle(unreachable, youngId, "{\"outcome\":\"not_charged\",\"without_acquirer\":true}");
+      assertThat(tooYoung.status()).as(tooYoung.body()).isEqualTo(502);
+      assertThat(tooYoung.json().getString("detail")).contains("older than provider_key_retention");
+      assertThat(state(MERCHANT_A, young)).isEqualTo("PENDING");
+      assertThat(db.scalar("SELECT count(*) FROM idemgate.released_payments WHERE id = $1", youngId)).isEqualTo(0L);
+    } finally {
+      forget(old);
+      forget(charged);
+      forget(young);
     }
   }
 
