@@ -280,27 +280,9 @@ public final class ApiVerticle extends VerticleBase {
   }
 
   private void requireJson(RoutingContext ctx) {
-    // Sent twice, which type was meant is a guess (Headers.single gives null, refused below).
-    String type = Headers.single(ctx.request(), "Content-Type");
-    String[] parts = type == null ? new String[] {""} : type.split(";");
-    if (!parts[0].trim().toLowerCase(Locale.ROOT).equals("application/json")) {
-      reject(ctx, new ApiProblem(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send Content-Type: application/json"));
-      return;
-    }
-    // JSON is UTF-8 (RFC 8259 §8.1): a body declared in another charset would be misread as UTF-8.
-    for (int i = 1; i < parts.length; i++) {
-      String[] parameter = parts[i].split("=", 2);
-      if (parameter[0].trim().equalsIgnoreCase("charset") && (parameter.length < 2
-          || !parameter[1].trim().replace("\"", "").equalsIgnoreCase("utf-8"))) {
-        reject(ctx, new ApiProblem(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-            "send the body as UTF-8: Content-Type: application/json, or with charset=utf-8"));
-        return;
-      }
-    }
-    String encoding = ctx.request().getHeader("Content-Encoding");
-    if (encoding != null && !encoding.trim().equalsIgnoreCase("identity")) {
-      reject(ctx, new ApiProblem(ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-          "send the body uncompressed: no Content-Encoding is supported"));
+    ApiProblem unreadable = Headers.unreadableJson(ctx.request());
+    if (unreadable != null) {
+      reject(ctx, unreadable);
       return;
     }
     // HTTP/1.1 framing: only chunked is read; with another coding before it (gzip, chunked) the

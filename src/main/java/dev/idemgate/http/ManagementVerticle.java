@@ -100,6 +100,9 @@ public final class ManagementVerticle extends VerticleBase {
     dev.idemgate.reconciliation.ReconciliationRoutes.mount(router, vertx, config);
     router.get("/admin/simulator/charges").handler(this::simulatorCharges);
     router.get("/admin/pending").handler(this::unresolved);
+    // Two routes, as for payments: Vert.x Web runs a route's body handler before its other handlers,
+    // and the body's headers are checked before it is read.
+    router.post("/admin/pending/:payment_id/resolve").handler(ManagementVerticle::requireJson);
     router.post("/admin/pending/:payment_id/resolve")
         .handler(BodyHandler.create(false).setBodyLimit(MAX_VERDICT_BYTES)).handler(this::resolvePending);
     router.route().failureHandler(Problems::handleFailure);
@@ -200,6 +203,16 @@ public final class ManagementVerticle extends VerticleBase {
         .onSuccess(reply -> json(ctx, 200, new JsonObject().put("unresolved", reply.body())))
         .onFailure(failure -> Problems.send(ctx, new ApiProblem(ErrorCode.STORE_UNAVAILABLE,
             "the payment store is unavailable; retry later", null, 2)));
+  }
+
+  /** A verdict is JSON, declared as such like a payment's body (415 otherwise), before an action that cannot be undone. */
+  private static void requireJson(RoutingContext ctx) {
+    ApiProblem unreadable = Headers.unreadableJson(ctx.request());
+    if (unreadable != null) {
+      Problems.send(ctx, unreadable);
+    } else {
+      ctx.next();
+    }
   }
 
   /**

@@ -32,6 +32,7 @@ import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.Request;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -580,7 +581,7 @@ class RecoveryIT {
 
   @Test
   @DisplayName("an operator cannot free a pending payment while a late charge could still reach the acquirer (409), "
-      + "nor settle an unknown id (404), nor send a verdict that is not one (400)")
+      + "nor settle an unknown id (404), nor send a verdict that is not one (400) or not declared as UTF-8 JSON (415)")
   void operatorVerdictsThatAreRefused() {
     String key = Http.newKey();
     JsonObject body = Http.payment(1240, "tok_visa");
@@ -600,6 +601,17 @@ class RecoveryIT {
     assertThat(settle(paymentId, "{\"outcome\":\"refunded\"}").status()).isEqualTo(400);
     assertThat(http.send(HttpMethod.POST, gateway.managementPort(), "/admin/pending/" + paymentId + "/resolve",
         Map.of(), Buffer.buffer("{\"outcome\":\"not_charged\"}")).status()).as("admin token needed").isEqualTo(401);
+    String admin = "Bearer " + TestGateway.ADMIN_TOKEN;
+    for (Map<String, String> headers : List.of(Map.of("Authorization", admin),
+        Map.of("Authorization", admin, "Content-Type", "text/plain"),
+        Map.of("Authorization", admin, "Content-Type", "application/json; charset=iso-8859-1"),
+        Map.of("Authorization", admin, "Content-Type", "application/json", "Content-Encoding", "gzip"))) {
+      Reply unreadable = http.send(HttpMethod.POST, gateway.managementPort(), "/admin/pending/" + paymentId + "/resolve",
+          headers, Buffer.buffer("{\"outcome\":\"not_charged\"}"));
+      assertThat(unreadable.status()).as(headers.toString()).isEqualTo(415);
+      assertThat(unreadable.json().getString("code")).isEqualTo("unsupported_media_type");
+    }
+    assertThat(state(MERCHANT_A, key)).isEqualTo("PENDING");
     forget(key);
   }
 
