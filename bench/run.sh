@@ -348,8 +348,9 @@ warm_up() { # url label: send fresh payments for the warm-up time so the JIT has
 background_snapshot() { # pid -> "steal all ygc ygct fgc fgct cgc cgct checkpoints autovacuum autoanalyze"
   local gc="- - - - - -" pg
   if [[ -n "$1" ]] && command -v jstat >/dev/null; then
+    # A process that has exited fails jstat: no figures, not the end of the run.
     gc="$(LC_ALL=C jstat -gcutil "$1" 2>/dev/null | awk 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i }
-      NR == 2 { print $col["YGC"], $col["YGCT"], $col["FGC"], $col["FGCT"], $col["CGC"], $col["CGCT"] }')"
+      NR == 2 { print $col["YGC"], $col["YGCT"], $col["FGC"], $col["FGCT"], $col["CGC"], $col["CGCT"] }' || true)"
     [[ -n "$gc" ]] || gc="- - - - - -"
   fi
   pg="$(psql_bench -Atc "SELECT (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter),
@@ -424,7 +425,7 @@ start_gateway main
 warm_up "$(url)" main
 
 group_totals() { # -> "claim_count claim_sum complete_count complete_sum" from the gateway's /metrics
-  curl -s --max-time 5 "http://127.0.0.1:$MANAGEMENT_PORT/metrics" | awk '
+  { curl -s --max-time 5 "http://127.0.0.1:$MANAGEMENT_PORT/metrics" || true; } | awk '
     /^idemgate_store_group_payments_(count|sum)\{operation="(claim|complete)"/ {
       split($1, name, "{"); part = name[1]; sub(/.*_/, "", part)
       op = ($1 ~ /"claim"/) ? "claim" : "complete"; v[op "_" part] = $2 }
