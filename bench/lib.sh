@@ -37,16 +37,22 @@ ensure_database() { # creates $PG_DB if it is missing
   fi
 }
 
-wait_until_ready() { # pid log label: waits up to 60 s for the gateway's readiness, or dies
+wait_until_ready() { # pid log label: waits up to 60 s for the gateway's readiness; 1 with NOT_READY saying why
   local pid="$1" log="$2" label="$3"
+  NOT_READY=""
   for _ in $(seq 1 120); do
     if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$MANAGEMENT_PORT/health/ready" 2>/dev/null; then
       return 0
     fi
-    kill -0 "$pid" 2>/dev/null || { tail -5 "$log" >&2; die "the gateway ($label) exited at start-up, see $log"; }
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -5 "$log" >&2
+      NOT_READY="the gateway ($label) exited at start-up, see $log"
+      return 1
+    fi
     sleep 0.5
   done
-  die "the gateway ($label) was not ready within 60 s, see $log"
+  NOT_READY="the gateway ($label) was not ready within 60 s, see $log"
+  return 1
 }
 
 warnings_by_logger() { # log -> "count level logger" lines, one per level and logger

@@ -10,9 +10,12 @@
 # stay in bench/results/<timestamp>-raw/. Every step is bounded in time; the gateway, the bare
 # endpoint and the acquirer are stopped on exit whatever happens. A step that fails is listed in
 # the fact failed_steps (the report then says INCOMPLETE) and makes the exit status 1, after the
-# report. Postgres and Redis must already be running: the bench never starts, stops or flushes
-# them, and writes only to its own database and keys.
-set -euo pipefail
+# report; so is a gateway or acquirer that does not start or exits, and every step that needed it
+# is skipped, each a failed step. A run that stops early (the main gateway did not start, a fatal
+# error, Ctrl-C) still writes its report, with the failed step run-stopped. Postgres and Redis must
+# already be running: the bench never starts, stops or flushes them, and writes only to its own
+# database and keys.
+set -Eeuo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -146,9 +149,14 @@ ACQUIRER_PID=""
 # Steps that failed or were skipped for want of an input: their rows are missing or unusable. Written
 # as the fact failed_steps (the report then says the run is INCOMPLETE), and run.sh exits 1 at the end.
 FAILED_STEPS=()
+# Set once the results directory exists and until the report is written: an exit in between writes
+# the report from the exit trap, with the step run-stopped and the fact run_stopped saying why.
+REPORT_DUE=0
+STOPPED_BY=""
+ERROR_LINE=""
 
 say() { printf '\n== %s\n' "$*" >&2; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+die() { printf 'bench: %s\n' "$*" >&2; STOPPED_BY="$*"; exit 1; }
 fact() { printf '%s=%s\n' "$1" "$2" >> "$META"; }
 step_failed() { # step message: counts the step as failed, says why on stderr, and goes on
   FAILED_STEPS+=("$1")
@@ -156,12 +164,23 @@ step_failed() { # step message: counts the step as failed, says why on stderr, a
 }
 
 cleanup() {
+  local status=$?
   stop_pid "$GATEWAY_PID"
   stop_pid "$BARE_PID"
   stop_pid "$ACQUIRER_PID"
+  [[ $REPORT_DUE == 1 ]] || return 0
+  if [[ -z $STOPPED_BY ]]; then
+    if (( status == 130 )); then STOPPED_BY="interrupted (SIGINT or SIGTERM)"
+    else STOPPED_BY="a command failed unexpectedly at bench/run.sh line ${ERROR_LINE:-unknown} (exit status $status)"; fi
+  fi
+  step_failed run-stopped "$STOPPED_BY; no later step ran"
+  fact run_stopped "$STOPPED_BY; no later step ran"
+  write_report || echo "bench: the report could not be written either" >&2
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# Where set -e stopped the run, for run_stopped (errtrace: also inside functions).
+trap 'ERROR_LINE=$LINENO' ERR
 
 # ---------------------------------------------------------------------------------------------
 # Preflight: dependencies up, tools present, jars built.
@@ -206,6 +225,7 @@ fi
 mkdir -p "$RAW"
 : > "$RESULTS"
 : > "$META"
+REPORT_DUE=1
 fact timestamp "$STAMP"
 fact commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 fact cpus "$(nproc)"
@@ -241,7 +261,7 @@ reset_tables() {
   if psql_bench -Atqc "SELECT to_regclass('idemgate.idempotency_keys') IS NOT NULL" | grep -q t; then
     psql_bench -c "DO \$\$ DECLARE t record; BEGIN
       FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'idemgate' AND tablename NOT LIKE 'flyway%' LOOP
-        EXECUTE format('TRUNCATE idemgate.%I CASCADE', t.tablename); END LOOP; END \$\$;"
+        EXECUTE format('TRUNCATE idemgate.%I CASCADE', t.tablename); END LOOP; END \$\$;" || return 1
   fi
   checkpoint
 }
@@ -249,25 +269,60 @@ reset_tables() {
 # chance (the naive SQL's baseline varied 7,679-11,352/s between three runs without this).
 checkpoint() { psql_bench -c "CHECKPOINT" > /dev/null 2>&1 || echo "bench: CHECKPOINT refused (not a superuser?)" >&2; }
 
+write_report() { # the end of every run that got this far, including one the exit trap ends
+  REPORT_DUE=0
+  fact load_average_at_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+  # Always written, empty when every step ran: the report marks a run with failed steps INCOMPLETE.
+  fact failed_steps "${FAILED_STEPS[*]}"
+  say "report"
+  loadgen report --results "$RESULTS" --meta "$META" \
+    --markdown "$RESULTS_DIR/$STAMP.md" --json "$RESULTS_DIR/$STAMP.json" || return 1
+  echo "written: bench/results/$STAMP.md, bench/results/$STAMP.json (raw outputs in bench/results/$STAMP-raw/)" >&2
+  (( ${#FAILED_STEPS[@]} == 0 )) \
+    || echo "bench: INCOMPLETE: ${#FAILED_STEPS[@]} step(s) failed or were skipped, their rows are missing or partial: ${FAILED_STEPS[*]}" >&2
+}
+
 # ---------------------------------------------------------------------------------------------
 # The gateway and the bare endpoint.
 
+# The gateway the steps in progress send to, and why it is not there (it did not start, it exited, or
+# the acquirer it calls exited), once known: every later step that needs it is then skipped.
+GATEWAY_LABEL=""
+GATEWAY_PROBLEM=""
+# The key prefix whose replay keys the running gateway completed (prime_replays): replays of keys it
+# does not have would be new payments measured as replays.
+PRIMED=""
+
 start_gateway() { # label [VAR=value ...]: starts the jar with the bench's settings plus the extras
+  # 1 when it does not start: counted as the failed step gateway-<label>, and GATEWAY_PROBLEM makes
+  # the steps that need it skip themselves. Called in a condition, so set -e is off in here: every
+  # command that matters is checked.
   local label="$1"; shift
-  local port
+  local port problem=""
+  GATEWAY_LABEL="$label" GATEWAY_PROBLEM="" PRIMED=""
   for port in "$HTTP_PORT" "$MANAGEMENT_PORT"; do
-    port_in_use "$port" && die "port $port is taken (another bench, or --http-port / --management-port): the gateway ($label) could not listen there, and the readiness probe would ask the other process"
+    port_in_use "$port" && { problem="port $port is taken (another bench, or --http-port / --management-port): the gateway could not listen there, and the readiness probe would ask the other process"; break; }
   done
-  reset_tables
-  say "starting the gateway ($label)"
-  env IDEMGATE_HTTP_PORT="$HTTP_PORT" IDEMGATE_MANAGEMENT_PORT="$MANAGEMENT_PORT" \
-    IDEMGATE_PG_URL="postgresql://$PG_USER@$PG_HOST:$PG_PORT/$PG_DB" \
-    IDEMGATE_REDIS_URL="redis://$REDIS_HOST:$REDIS_PORT" \
-    IDEMGATE_API_KEYS="demo=$API_KEY" IDEMGATE_ADMIN_TOKEN="$ADMIN_TOKEN" \
-    IDEMGATE_KEY_TTL=15m "$@" \
-    java -Xmx256m -jar "$GATEWAY_JAR" > "$RAW/gateway-$label.log" 2>&1 &
-  GATEWAY_PID=$!
-  wait_until_ready "$GATEWAY_PID" "$RAW/gateway-$label.log" "$label"
+  [[ -n $problem ]] || reset_tables || problem="could not empty the gateway tables in $PG_DB"
+  if [[ -z $problem ]]; then
+    say "starting the gateway ($label)"
+    env IDEMGATE_HTTP_PORT="$HTTP_PORT" IDEMGATE_MANAGEMENT_PORT="$MANAGEMENT_PORT" \
+      IDEMGATE_PG_URL="postgresql://$PG_USER@$PG_HOST:$PG_PORT/$PG_DB" \
+      IDEMGATE_REDIS_URL="redis://$REDIS_HOST:$REDIS_PORT" \
+      IDEMGATE_API_KEYS="demo=$API_KEY" IDEMGATE_ADMIN_TOKEN="$ADMIN_TOKEN" \
+      IDEMGATE_KEY_TTL=15m "$@" \
+      java -Xmx256m -jar "$GATEWAY_JAR" > "$RAW/gateway-$label.log" 2>&1 &
+    GATEWAY_PID=$!
+    # One that never got ready may still be running, and would hold the ports of the next one.
+    wait_until_ready "$GATEWAY_PID" "$RAW/gateway-$label.log" "$label" \
+      || { problem="${NOT_READY#"the gateway ($label) "}"; stop_gateway; }
+  fi
+  if [[ -n $problem ]]; then
+    GATEWAY_PROBLEM="the gateway ($label) did not start: $problem"
+    fact "gateway_problem_$label" "did not start: $problem"
+    step_failed "gateway-$label" "$problem"
+    return 1
+  fi
   fact "provider_$label" "$(provider_of "$@")"
   # The gateway logs only when it could not have epoll (Idemgate.java); the bare endpoint writes its own.
   fact "gateway_transport_$label" "$(grep -q 'native transport unavailable' "$RAW/gateway-$label.log" \
@@ -311,9 +366,54 @@ stop_gateway() {
   GATEWAY_PID=""
 }
 
+# Whether a step can run, and whether what it measured still stands: the process it sends to must
+# be there before and still be there after (a gateway that exits mid-run leaves connection errors, or
+# nothing, in the tools' outputs, and wrk and the load generator would still exit 0).
+gateway_gone() { # -> 0 when the gateway (or the acquirer behind it) is not there, GATEWAY_PROBLEM saying why
+  [[ -n $GATEWAY_PROBLEM ]] && return 0
+  if ! kill -0 "$GATEWAY_PID" 2>/dev/null; then
+    GATEWAY_PROBLEM="the gateway ($GATEWAY_LABEL) exited (see $RAW/gateway-$GATEWAY_LABEL.log)"
+  elif [[ -n $ACQUIRER_PID ]] && ! kill -0 "$ACQUIRER_PID" 2>/dev/null; then
+    GATEWAY_PROBLEM="the standalone acquirer the gateway ($GATEWAY_LABEL) calls exited (see $RAW/acquirer.log)"
+  else
+    return 1
+  fi
+  fact "gateway_problem_$GATEWAY_LABEL" "$GATEWAY_PROBLEM"
+}
+blocked() { # target [replay-prefix] -> 0 when a step cannot run now, BLOCKED saying why
+  BLOCKED=""
+  if [[ $1 == bare ]]; then
+    kill -0 "$BARE_PID" 2>/dev/null || BLOCKED="the bare endpoint exited (see $RAW/bare.log)"
+  elif gateway_gone; then
+    BLOCKED="$GATEWAY_PROBLEM"
+  fi
+  if [[ -z $BLOCKED && -n ${2:-} && $2 != "$PRIMED" ]]; then
+    BLOCKED="the replay keys $2-* were not primed"
+  fi
+  [[ -n $BLOCKED ]]
+}
+can_run() { # step target [replay-prefix]: 0 when it can; else the step is skipped, a failed step
+  blocked "${@:2}" || return 0
+  step_failed "$1" "skipped: $BLOCKED"
+  return 1
+}
+still_up() { # step target: after the step, 0 when what it measured is still there; else the step failed
+  blocked "$2" || return 0
+  step_failed "$1" "$BLOCKED during the step"
+  return 1
+}
+
 # Heap and RSS of the running gateway, at the end of its scenarios.
 gateway_memory() { # label: memory and log warnings of the running gateway
   local label="$1" rss hwm heap="n/a"
+  # Warnings and errors by logger say when a figure was bought by degrading (e.g. the Redis gate
+  # timing out), or why a gateway that exited did; a gateway that never started may have no log.
+  [[ -f "$RAW/gateway-$label.log" ]] && fact "gateway_warnings_$label" "$(warnings_by_logger "$RAW/gateway-$label.log" \
+    | awk '{ printf "%s%s %s: %d", sep, $2, $3, $1; sep = ", " }')"
+  if blocked gateway; then
+    fact "gateway_memory_$label" "n/a: $BLOCKED"
+    return 0
+  fi
   rss="$(awk '/^VmRSS/ {print $2 " " $3}' "/proc/$GATEWAY_PID/status" 2>/dev/null || echo n/a)"
   hwm="$(awk '/^VmHWM/ {print $2 " " $3}' "/proc/$GATEWAY_PID/status" 2>/dev/null || echo n/a)"
   if command -v jcmd >/dev/null; then
@@ -321,10 +421,6 @@ gateway_memory() { # label: memory and log warnings of the running gateway
     heap="$(grep -m1 -E 'total [0-9]+K, used [0-9]+K' "$RAW/heap-$label.txt" | sed -E 's/.*(total [0-9]+K, used [0-9]+K).*/\1/' || true)"
   fi
   fact "gateway_memory_$label" "RSS $rss (peak $hwm); heap ${heap:-n/a} (-Xmx256m)"
-  # Warnings and errors by logger say when a figure was bought by degrading (e.g. the Redis gate
-  # timing out).
-  fact "gateway_warnings_$label" "$(warnings_by_logger "$RAW/gateway-$label.log" \
-    | awk '{ printf "%s%s %s: %d", sep, $2, $3, $1; sep = ", " }')"
 }
 
 url() { echo "http://127.0.0.1:$HTTP_PORT/pay"; }
@@ -332,13 +428,19 @@ url() { echo "http://127.0.0.1:$HTTP_PORT/pay"; }
 # would fail to bind while the readiness probe is answered by the stranger.
 port_in_use() { timeout 2 bash -c "exec 3<> /dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
-warm_up() { # url label: send fresh payments for the warm-up time so the JIT has seen the path
+warm_up() { # url label [target]: send fresh payments for the warm-up time so the JIT has seen the path
   [[ "$GATEWAY_WARMUP_S" -ge 1 ]] || return 0
+  local step="warm-up-$2" target="${3:-gateway}"
+  can_run "$step" "$target" || return 0
   say "warm-up: fresh payments for $GATEWAY_WARMUP"
   # A warm-up that fails leaves the next runs measuring a cold JIT: counted, not fatal.
-  timeout $((GATEWAY_WARMUP_S + 30)) wrk -t2 -c"$CONNECTIONS" -d"${GATEWAY_WARMUP_S}s" --timeout 10s -s "$WRK_SCRIPT" "$1" \
-    -- fresh "warm-$STAMP-$RANDOM" > "$RAW/warm-up-$2.txt" 2>&1 \
-    || step_failed "warm-up-$2" "the warm-up's wrk failed (see $RAW/warm-up-$2.txt)"
+  if timeout $((GATEWAY_WARMUP_S + 30)) wrk -t2 -c"$CONNECTIONS" -d"${GATEWAY_WARMUP_S}s" --timeout 10s -s "$WRK_SCRIPT" "$1" \
+      -- fresh "warm-$STAMP-$RANDOM" > "$RAW/$step.txt" 2>&1; then
+    still_up "$step" "$target" || return 0
+  else
+    still_up "$step" "$target" && step_failed "$step" "the warm-up's wrk failed (see $RAW/$step.txt)"
+  fi
+  return 0
 }
 
 # What else went on during a wrk run, so that a long tail with no error can be explained or ruled
@@ -374,15 +476,22 @@ run_wrk() { # scenario target url mode prefix [connections]
   local scenario="$1" target="$2" url="$3" mode="$4" prefix="$5" conns="${6:-$CONNECTIONS}"
   local run="$1-wrk${6:+-c$6}${WRK_ROUND:+-round$WRK_ROUND}"
   local out="$RAW/$run.txt" pid before
-  say "$scenario: wrk, closed loop, $conns connections, $DURATION"
   LAST_WRK_THROUGHPUT=0 WRK_CPU_BEFORE="" WRK_CPU_AFTER=""
+  can_run "$run" "$target" "$([[ $mode == replay ]] && echo "$prefix")" || return 0
+  say "$scenario: wrk, closed loop, $conns connections, $DURATION"
   if [[ $target == bare ]]; then pid="$BARE_PID"; else pid="$GATEWAY_PID"; fi
   before="$(background_snapshot "$pid")"
   # CPU ticks right around wrk, for cpu_fact (the snapshots above and below cost CPU of their own).
   WRK_CPU_BEFORE="$(cpu_snapshot)"
-  timeout $((DURATION_S + 60)) wrk -t2 -c"$conns" -d"${DURATION_S}s" --timeout 10s -s "$WRK_SCRIPT" "$url" \
-    -- "$mode" "$prefix" "$REPLAY_KEYS" "$API_KEY" > "$out" 2>&1 || { step_failed "$run" "wrk failed (see $out)"; return 0; }
+  if ! timeout $((DURATION_S + 60)) wrk -t2 -c"$conns" -d"${DURATION_S}s" --timeout 10s -s "$WRK_SCRIPT" "$url" \
+      -- "$mode" "$prefix" "$REPLAY_KEYS" "$API_KEY" > "$out" 2>&1; then
+    still_up "$run" "$target" && step_failed "$run" "wrk failed (see $out)"
+    return 0
+  fi
   WRK_CPU_AFTER="$(cpu_snapshot)"
+  # A run during which the process went away is not recorded: its throughput would also set the
+  # rate of the open-loop run after it.
+  still_up "$run" "$target" || { WRK_CPU_AFTER=""; return 0; }
   background_fact "during_$run" "$before" "$(background_snapshot "$pid")" "$target"
   record --tool wrk --input "$out" --scenario "$scenario" --target-name "$target" --connections "$conns" \
     --note "latency from actual send (closed loop)" || { step_failed "$run" "could not read wrk's output (see $out)"; return 0; }
@@ -400,7 +509,12 @@ open_rate() { # the fixed --rate, or a share of what the closed loop just sustai
 }
 
 run_open() { # scenario target base-url mode [more loadgen options]
-  local scenario="$1" target="$2" base="$3" mode="$4" rate pid before; shift 4
+  local scenario="$1" target="$2" base="$3" mode="$4" rate pid before prefix="" previous="" arg status=0; shift 4
+  for arg in "$@"; do
+    [[ $previous == --key-prefix ]] && prefix="$arg"
+    previous="$arg"
+  done
+  can_run "$scenario-open" "$target" "$([[ $mode == replay ]] && echo "$prefix")" || return 0
   rate="$(open_rate)"
   # With --rate auto and no closed-loop figure (its wrk run failed), a rate would be a guess: the run
   # would measure a near-idle gateway under the scenario's name.
@@ -411,7 +525,12 @@ run_open() { # scenario target base-url mode [more loadgen options]
   timeout $((DURATION_S + WARMUP_S + 90)) "${LOADGEN_JAVA[@]}" open --url "$base" --mode "$mode" \
     --rate "$rate" --duration "${DURATION_S}s" --warmup "${WARMUP_S}s" --connections "$CONNECTIONS" \
     --scenario "$scenario" --target-name "$target" --results "$RESULTS" "$@" > "$RAW/$scenario-open.txt" 2>&1 \
-    || step_failed "$scenario-open" "the open-loop run failed (see $RAW/$scenario-open.txt)"
+    || status=$?
+  # A row the generator wrote against a process that went away stays, with its errors: the failed
+  # step says it is partial.
+  if still_up "$scenario-open" "$target" && (( status != 0 )); then
+    step_failed "$scenario-open" "the open-loop run failed (see $RAW/$scenario-open.txt)"
+  fi
   # Warm-up included: the generator's warm-up and measured window run back to back.
   background_fact "during_$scenario-open" "$before" "$(background_snapshot "$pid")" "$target"
 }
@@ -421,7 +540,11 @@ BASE="http://127.0.0.1:$HTTP_PORT"
 # ---------------------------------------------------------------------------------------------
 # Gateway scenarios, metrics on, no provider latency.
 
-start_gateway main
+# Nearly every scenario runs on the main gateway, and what stops it starting (a broken jar or
+# config, a port another bench holds, an unreachable database) would stop every later gateway too,
+# while the baselines would load a machine another bench may be measuring on: the run stops here,
+# and the exit trap writes the report (failed steps gateway-main and run-stopped).
+start_gateway main || die "$GATEWAY_PROBLEM"
 warm_up "$(url)" main
 
 group_totals() { # -> "claim_count claim_sum complete_count complete_sum" from the gateway's /metrics
@@ -450,6 +573,7 @@ cpu_snapshot() { # -> "gateway postgres redis busy idle", ticks so far
 }
 cpu_fact() { # name "snapshot before" "snapshot after" wrk-output
   local requests
+  [[ -n $3 ]] || { fact "$1" "n/a: the wrk run failed or was skipped"; return 0; }
   requests="$(grep -o '"requests":[0-9]*' "$4" | head -1 | cut -d: -f2 || true)"
   local pg_local=0 redis_local=0
   pgrep -x postgres > /dev/null && pg_local=1
@@ -467,10 +591,14 @@ run_wrk fresh gateway "$(url)" fresh "fresh-$STAMP"
 cpu_fact fresh_cpu_per_request "$WRK_CPU_BEFORE" "$WRK_CPU_AFTER" "$RAW/fresh-wrk.txt"
 FRESH_WRK_THROUGHPUT="$LAST_WRK_THROUGHPUT"
 # Payments per grouped statement during the fresh wrk run (idemgate_store_group_payments).
-fact fresh_payments_per_statement "$(printf '%s %s\n' "$GROUPS_BEFORE" "$(group_totals)" | awk '{
-  claims = $6 - $2; completions = $8 - $4
-  if ($5 - $1 > 0 && $7 - $3 > 0) printf "claim %.1f (%d statements), complete %.1f (%d statements)", claims / ($5 - $1), $5 - $1, completions / ($7 - $3), $7 - $3
-  else print "n/a: the gateway has no idemgate_store_group_payments meter" }')"
+if blocked gateway; then
+  fact fresh_payments_per_statement "n/a: $BLOCKED"
+else
+  fact fresh_payments_per_statement "$(printf '%s %s\n' "$GROUPS_BEFORE" "$(group_totals)" | awk '{
+    claims = $6 - $2; completions = $8 - $4
+    if ($5 - $1 > 0 && $7 - $3 > 0) printf "claim %.1f (%d statements), complete %.1f (%d statements)", claims / ($5 - $1), $5 - $1, completions / ($7 - $3), $7 - $3
+    else print "n/a: the gateway has no idemgate_store_group_payments meter" }')"
+fi
 run_open fresh gateway "$BASE" fresh --key-prefix "fresh-open-$STAMP"
 # The same fresh keys at more connections: the grouped path carries more payments per statement.
 for conns in $SWEEP_CONNECTIONS; do
@@ -478,16 +606,29 @@ for conns in $SWEEP_CONNECTIONS; do
 done
 
 prime_replays() { # prefix: completes $REPLAY_KEYS keys for the replay scenarios, then warms the replay path
+  # Only keys that were primed are replayed (PRIMED): the replay runs of keys that were not are skipped.
+  local step="prime-${1%-"$STAMP"}"
+  PRIMED=""
+  can_run "$step" gateway || return 0
   say "replay: priming $REPLAY_KEYS completed keys, then replaying them for $WARMUP unmeasured"
-  timeout 300 "${LOADGEN_JAVA[@]}" prime --url "$BASE" --keys "$REPLAY_KEYS" --key-prefix "$1" \
-    --connections "$CONNECTIONS" > "$RAW/prime-$1.txt" 2>&1 || die "priming the replay keys failed (see $RAW/prime-$1.txt)"
+  if ! timeout 300 "${LOADGEN_JAVA[@]}" prime --url "$BASE" --keys "$REPLAY_KEYS" --key-prefix "$1" \
+      --connections "$CONNECTIONS" > "$RAW/prime-$1.txt" 2>&1; then
+    still_up "$step" gateway && step_failed "$step" "priming the replay keys failed (see $RAW/prime-$1.txt)"
+    return 0
+  fi
+  still_up "$step" gateway || return 0
+  PRIMED="$1"
   # Fresh payments do not compile the replay path: without this the JIT works through the first
   # seconds of the measured replay run (37,800 vs 61,000 replays/s on the same build).
   [[ "$WARMUP_S" -ge 1 ]] || return 0
-  local step="warm-up-${1%-"$STAMP"}"
-  timeout $((WARMUP_S + 30)) wrk -t2 -c"$CONNECTIONS" -d"${WARMUP_S}s" --timeout 10s \
-    -s "$WRK_SCRIPT" "$(url)" -- replay "$1" "$REPLAY_KEYS" "$API_KEY" > "$RAW/$step.txt" 2>&1 \
-    || step_failed "$step" "the replay warm-up's wrk failed (see $RAW/$step.txt)"
+  step="warm-up-${1%-"$STAMP"}"
+  if timeout $((WARMUP_S + 30)) wrk -t2 -c"$CONNECTIONS" -d"${WARMUP_S}s" --timeout 10s \
+      -s "$WRK_SCRIPT" "$(url)" -- replay "$1" "$REPLAY_KEYS" "$API_KEY" > "$RAW/$step.txt" 2>&1; then
+    still_up "$step" gateway || return 0
+  else
+    still_up "$step" gateway && step_failed "$step" "the replay warm-up's wrk failed (see $RAW/$step.txt)"
+  fi
+  return 0
 }
 REPLAY_PREFIX="replay-$STAMP"
 prime_replays "$REPLAY_PREFIX"
@@ -518,7 +659,7 @@ start_bare() { # -> 0 once the bare endpoint answers; 1 if it cannot, with BARE_
   return 1
 }
 if start_bare; then
-  warm_up "http://127.0.0.1:$BARE_PORT/pay" bare
+  warm_up "http://127.0.0.1:$BARE_PORT/pay" bare bare
   run_wrk bare bare "http://127.0.0.1:$BARE_PORT/pay" fresh "bare-$STAMP"
   # Open loop at the replay scenario's rate, not at a share of the bare endpoint's own capacity:
   # the two latencies are then comparable, and the rate stays within what the generator can send.
@@ -537,17 +678,28 @@ fi
 stop_pid "$BARE_PID"
 BARE_PID=""
 
-say "storm: $STORM_CONCURRENCY concurrent requests on one key, $STORM_ROUNDS rounds"
 STORM_OK=1
-# The storm counts each round's payments in the gateway's ledger too.
-STORM_LEDGER=(--pg-url "postgresql://$PG_USER@$PG_HOST:$PG_PORT/$PG_DB")
-timeout 600 "${LOADGEN_JAVA[@]}" storm --url "$BASE" --admin-url "http://127.0.0.1:$MANAGEMENT_PORT" \
-  --admin-token "$ADMIN_TOKEN" --concurrency "$STORM_CONCURRENCY" --rounds "$STORM_ROUNDS" \
-  --key-prefix "storm-$STAMP" --results "$RESULTS" "${STORM_LEDGER[@]}" > "$RAW/storm.txt" 2>&1 || STORM_OK=0
-fact storm_exactly_one_charge_per_round "$([[ $STORM_OK == 1 ]] && echo yes || echo "NO: see $RAW/storm.txt")"
-# A storm that found a second charge still wrote its row (the verdict above, and exit status 1); one
-# that wrote none did not run to its end.
-grep -q '"scenario":"storm"' "$RESULTS" || step_failed storm "the storm wrote no result (see $RAW/storm.txt)"
+if can_run storm gateway; then
+  say "storm: $STORM_CONCURRENCY concurrent requests on one key, $STORM_ROUNDS rounds"
+  # The storm counts each round's payments in the gateway's ledger too.
+  STORM_LEDGER=(--pg-url "postgresql://$PG_USER@$PG_HOST:$PG_PORT/$PG_DB")
+  timeout 600 "${LOADGEN_JAVA[@]}" storm --url "$BASE" --admin-url "http://127.0.0.1:$MANAGEMENT_PORT" \
+    --admin-token "$ADMIN_TOKEN" --concurrency "$STORM_CONCURRENCY" --rounds "$STORM_ROUNDS" \
+    --key-prefix "storm-$STAMP" --results "$RESULTS" "${STORM_LEDGER[@]}" > "$RAW/storm.txt" 2>&1 || STORM_OK=0
+  if still_up storm gateway; then
+    fact storm_exactly_one_charge_per_round "$([[ $STORM_OK == 1 ]] && echo yes || echo "NO: see $RAW/storm.txt")"
+    # A storm that found a second charge still wrote its row (the verdict above, and exit status 1);
+    # one that wrote none did not run to its end.
+    grep -q '"scenario":"storm"' "$RESULTS" || step_failed storm "the storm wrote no result (see $RAW/storm.txt)"
+  else
+    # Answers missing because the gateway went away are no verdict on its charges; a row the storm
+    # still wrote keeps what it saw, and the report's storm check reads it.
+    STORM_OK=1
+    fact storm_exactly_one_charge_per_round "unknown: $BLOCKED during the storm (see $RAW/storm.txt)"
+  fi
+else
+  fact storm_exactly_one_charge_per_round "n/a: skipped, $BLOCKED"
+fi
 
 run_wrk mixed gateway "$(url)" mixed "mixed-$STAMP"
 run_open mixed gateway "$BASE" mixed --key-prefix "mixed-open-$STAMP" --duplicate-percent 1 --decline-percent 5
@@ -567,28 +719,35 @@ run_open fresh-h2c gateway "$BASE" fresh --protocol h2c --streams 100 --connecti
 # CONNECTIONS requests in flight: that many HTTP/1.1 connections, or H2_CLIENTS h2c connections of
 # H2_STREAMS streams each.
 run_closed() { # scenario [more loadgen options]
-  local scenario="$1"; shift
+  local scenario="$1" status=0; shift
+  can_run "$scenario-closed" gateway || return 0
   say "$scenario: load generator, closed loop, $CONNECTIONS in flight, $DURATION"
   timeout $((DURATION_S + WARMUP_S + 90)) "${LOADGEN_JAVA[@]}" closed --url "$BASE" --concurrency "$CONNECTIONS" \
     --duration "${DURATION_S}s" --warmup "${WARMUP_S}s" --scenario "$scenario" --target-name gateway \
-    --results "$RESULTS" "$@" > "$RAW/$scenario-closed.txt" 2>&1 \
-    || step_failed "$scenario-closed" "the closed-loop run failed (see $RAW/$scenario-closed.txt)"
+    --results "$RESULTS" "$@" > "$RAW/$scenario-closed.txt" 2>&1 || status=$?
+  if still_up "$scenario-closed" gateway && (( status != 0 )); then
+    step_failed "$scenario-closed" "the closed-loop run failed (see $RAW/$scenario-closed.txt)"
+  fi
 }
 run_closed fresh --connections "$CONNECTIONS" --key-prefix "fresh-closed-$STAMP"
 run_closed fresh-h2c --protocol h2c --connections "$H2_CLIENTS" --streams "$H2_STREAMS" --key-prefix "h2c-closed-$STAMP"
 
-say "replay-h2c: h2load, closed loop, one completed key over h2c, $DURATION"
 H2_BODY="$RAW/h2load-body.json"
 printf '{"amount":1999,"currency":"EUR","source":"tok_visa","merchant_reference":"%s-0"}' "$REPLAY_PREFIX" > "$H2_BODY"
-if timeout $((DURATION_S + 60)) h2load -c "$H2_CLIENTS" -m "$H2_STREAMS" -t 1 -D "$DURATION_S" \
-    -H "Authorization: Bearer $API_KEY" -H "Idempotency-Key: $REPLAY_PREFIX-0" -H "Content-Type: application/json" \
-    -d "$H2_BODY" --log-file "$RAW/h2load.log" "$BASE/pay" > "$RAW/replay-h2c-h2load.txt" 2>&1; then
-  record --tool h2load --input "$RAW/replay-h2c-h2load.txt" --log "$RAW/h2load.log" --scenario replay-h2c \
-    --protocol h2c --connections $((H2_CLIENTS * H2_STREAMS)) \
-    --note "$H2_CLIENTS connections x $H2_STREAMS streams; h2load cannot vary a header per request, so one replayed key" \
-    || step_failed replay-h2c-h2load "could not read h2load's output (see $RAW/replay-h2c-h2load.txt)"
-else
-  step_failed replay-h2c-h2load "h2load failed (see $RAW/replay-h2c-h2load.txt)"
+if can_run replay-h2c-h2load gateway "$REPLAY_PREFIX"; then
+  say "replay-h2c: h2load, closed loop, one completed key over h2c, $DURATION"
+  if timeout $((DURATION_S + 60)) h2load -c "$H2_CLIENTS" -m "$H2_STREAMS" -t 1 -D "$DURATION_S" \
+      -H "Authorization: Bearer $API_KEY" -H "Idempotency-Key: $REPLAY_PREFIX-0" -H "Content-Type: application/json" \
+      -d "$H2_BODY" --log-file "$RAW/h2load.log" "$BASE/pay" > "$RAW/replay-h2c-h2load.txt" 2>&1; then
+    if still_up replay-h2c-h2load gateway; then
+      record --tool h2load --input "$RAW/replay-h2c-h2load.txt" --log "$RAW/h2load.log" --scenario replay-h2c \
+        --protocol h2c --connections $((H2_CLIENTS * H2_STREAMS)) \
+        --note "$H2_CLIENTS connections x $H2_STREAMS streams; h2load cannot vary a header per request, so one replayed key" \
+        || step_failed replay-h2c-h2load "could not read h2load's output (see $RAW/replay-h2c-h2load.txt)"
+    fi
+  elif still_up replay-h2c-h2load gateway; then
+    step_failed replay-h2c-h2load "h2load failed (see $RAW/replay-h2c-h2load.txt)"
+  fi
 fi
 
 gateway_memory main
@@ -598,7 +757,8 @@ stop_gateway
 # replay-LABEL), its memory, then it stops.
 run_variant() { # label key-tag VAR=value
   local label="$1" tag="$2"; shift 2
-  start_gateway "$label" "$@"
+  # One that does not start is a failed step, and so is each of its runs, skipped.
+  start_gateway "$label" "$@" || true
   warm_up "$(url)" "$label"
   run_wrk "fresh-$label" gateway "$(url)" fresh "fresh-$tag-$STAMP"
   prime_replays "replay-$tag-$STAMP"
@@ -621,7 +781,7 @@ fi
 # What replays cost without the in-process replay cache (every replay a Redis round trip, a JSON
 # parse and a canonical fingerprint), and without the per-request access log line.
 
-start_gateway no-replay-cache IDEMGATE_REPLAY_CACHE_ENTRIES=0
+start_gateway no-replay-cache IDEMGATE_REPLAY_CACHE_ENTRIES=0 || true  # if not, its runs are skipped, each a failed step
 warm_up "$(url)" no-replay-cache
 prime_replays "replay-nocache-$STAMP"
 run_wrk replay-no-cache gateway "$(url)" replay "replay-nocache-$STAMP"
@@ -677,16 +837,21 @@ LATENCY_SCENARIO="fresh-latency${LATENCY_MS}ms"
 PROVIDER_CONNECTIONS=$(( CONNECTIONS > 256 ? (CONNECTIONS < 4096 ? CONNECTIONS : 4096) : 256 ))
 if start_acquirer; then
   start_gateway latency IDEMGATE_PROVIDER=http IDEMGATE_PROVIDER_URL="http://127.0.0.1:$ACQUIRER_PORT" \
-    IDEMGATE_PROVIDER_MAX_CONNECTIONS="$PROVIDER_CONNECTIONS"
+    IDEMGATE_PROVIDER_MAX_CONNECTIONS="$PROVIDER_CONNECTIONS" || true  # if not, its runs are skipped, each a failed step
   warm_up "$(url)" latency
   run_wrk "$LATENCY_SCENARIO" gateway "$(url)" fresh "latency-$STAMP"
   run_open "$LATENCY_SCENARIO" gateway "$BASE" fresh --key-prefix "latency-open-$STAMP"
   gateway_memory latency
   stop_gateway
   # What the acquirer saw, warm-up included: the charges did go over the network.
-  ACQUIRER_REQUESTS="$(curl -s --max-time 30 "http://127.0.0.1:$ACQUIRER_PORT/charges" | grep -o '"requests":[0-9]*' | head -1 | cut -d: -f2 || true)"
-  fact acquirer "standalone (idemgate acquirer), port $ACQUIRER_PORT, $LATENCY_MS ms per charge: ${ACQUIRER_REQUESTS:-n/a} charge requests from the latency gateway (warm-up included)"
+  if kill -0 "$ACQUIRER_PID" 2>/dev/null; then
+    ACQUIRER_REQUESTS="$(curl -s --max-time 30 "http://127.0.0.1:$ACQUIRER_PORT/charges" | grep -o '"requests":[0-9]*' | head -1 | cut -d: -f2 || true)"
+    fact acquirer "standalone (idemgate acquirer), port $ACQUIRER_PORT, $LATENCY_MS ms per charge: ${ACQUIRER_REQUESTS:-n/a} charge requests from the latency gateway (warm-up included)"
+  else
+    fact acquirer "standalone (idemgate acquirer), port $ACQUIRER_PORT, $LATENCY_MS ms per charge: exited during the run (see $RAW/acquirer.log)"
+  fi
 else
+  fact acquirer "did not start: $ACQUIRER_PROBLEM"
   step_failed "$LATENCY_SCENARIO" "skipped: the standalone acquirer did not start: $ACQUIRER_PROBLEM"
 fi
 stop_pid "$ACQUIRER_PID"
@@ -791,14 +956,6 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 
-fact load_average_at_end "$(cut -d' ' -f1-3 /proc/loadavg)"
-# Always written, empty when every step ran: the report marks a run with failed steps INCOMPLETE.
-fact failed_steps "${FAILED_STEPS[*]}"
-say "report"
-loadgen report --results "$RESULTS" --meta "$META" \
-  --markdown "$RESULTS_DIR/$STAMP.md" --json "$RESULTS_DIR/$STAMP.json"
-echo "written: bench/results/$STAMP.md, bench/results/$STAMP.json (raw outputs in bench/results/$STAMP-raw/)" >&2
-(( ${#FAILED_STEPS[@]} == 0 )) \
-  || echo "bench: INCOMPLETE: ${#FAILED_STEPS[@]} step(s) failed or were skipped, their rows are missing: ${FAILED_STEPS[*]}" >&2
+write_report || die "the report could not be written"
 [[ $STORM_OK == 1 ]] || die "the retry storm did not end with exactly one charge per key: see $RAW/storm.txt"
 (( ${#FAILED_STEPS[@]} == 0 )) || exit 1

@@ -121,7 +121,7 @@ env IDEMGATE_HTTP_PORT="$HTTP_PORT" IDEMGATE_MANAGEMENT_PORT="$MANAGEMENT_PORT" 
   IDEMGATE_API_KEYS="demo=$API_KEY" IDEMGATE_KEY_TTL="$KEY_TTL" \
   java -Xmx256m -jar "$GATEWAY_JAR" > "$RAW/gateway.log" 2>&1 &
 GATEWAY_PID=$!
-wait_until_ready "$GATEWAY_PID" "$RAW/gateway.log" soak
+wait_until_ready "$GATEWAY_PID" "$RAW/gateway.log" soak || die "$NOT_READY"
 
 java "${LOADGEN_JVM_OPTIONS[@]}" -jar "$LOADGEN_JAR" open \
   --url "http://127.0.0.1:$HTTP_PORT" --api-key "$API_KEY" --mode mixed --decline-percent 5 \
