@@ -21,8 +21,11 @@ import io.vertx.core.buffer.Buffer;
 import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.ReplyException;
 import io.vertx.core.eventbus.ReplyFailure;
+import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
+import io.vertx.core.http.HttpServerRequest;
+import io.vertx.core.http.HttpVersion;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import io.vertx.core.net.SocketAddress;
@@ -51,6 +54,12 @@ public final class ManagementVerticle extends VerticleBase {
   private static final long CHECK_TIMEOUT_MS = 1_000;
   static final int IDLE_TIMEOUT_SECONDS = 60;
   /**
+   * The longest an admin body may take to arrive: {@code request_body_timeout}, at most half the idle
+   * timeout, so that a body that stops gets its 408 before the idle timeout closes the connection
+   * without an answer (which the access line could only log as a client that went away, 499).
+   */
+  static final long MAX_BODY_TIMEOUT_MS = IDLE_TIMEOUT_SECONDS * 1_000L / 2;
+  /**
    * The longest verdict on a pending payment read. One needs a few hundred bytes; this is the cap of
    * every other body here, which the 413's text names.
    */
@@ -69,6 +78,10 @@ public final class ManagementVerticle extends VerticleBase {
   private Redis redis;
   private HttpServer server;
   private ProviderClient provider;
+  /** Admin requests whose body is not in yet; see {@link #limitBodyTime}. */
+  private BodyDeadlines<RoutingContext> bodyDeadlines;
+  private long bodyTimeoutMs;
+  private long bodySweepTimer = -1;
 
   /** @param registry the Prometheus registry, empty when metrics are off ({@code /metrics} then answers 404) */
   public ManagementVerticle(GatewayConfig config, Optional<PrometheusMeterRegistry> registry, MeterRegistry meters,
@@ -84,6 +97,10 @@ public final class ManagementVerticle extends VerticleBase {
     pool = Postgres.pool(vertx, config, 2, "management");
     redis = Redis.createClient(vertx, RedisClients.options(config, 2, "management"));
     provider = new ProviderClient(vertx.eventBus(), config);
+    bodyTimeoutMs = Math.min(config.requestBodyTimeout().toMillis(), MAX_BODY_TIMEOUT_MS);
+    bodyDeadlines = new BodyDeadlines<>(bodyTimeoutMs);
+    bodySweepTimer = vertx.setPeriodic(BodyDeadlines.sweepIntervalMillis(bodyTimeoutMs),
+        id -> bodyDeadlines.sweep(System.nanoTime(), this::bodyTimedOut));
     Router router = Router.router(vertx);
     router.route().handler(RequestIds::assign);
     router.get("/health/live").handler(ctx -> json(ctx, 200, new JsonObject().put("status", "UP")));
@@ -94,6 +111,7 @@ public final class ManagementVerticle extends VerticleBase {
     // trail. Health probes and scrapes, every few seconds from the kubelet and Prometheus, get none.
     router.route("/admin/*").handler(ctx -> {
       logAccess(ctx);
+      limitBodyTime(ctx);
       ctx.next();
     }).handler(this::requireAdmin);
     AnomalyRoutes.mount(router, AnomalyMonitor.of(vertx, config, meters), pool);
@@ -125,6 +143,7 @@ public final class ManagementVerticle extends VerticleBase {
 
   @Override
   public Future<?> stop() {
+    vertx.cancelTimer(bodySweepTimer);
     Future<Void> http = server == null ? Future.succeededFuture() : server.close();
     return http.eventually(() -> Future.join(pool.close(), redis.close()));
   }
@@ -156,6 +175,54 @@ public final class ManagementVerticle extends VerticleBase {
         .addKeyValue("remote_address", remote == null ? null : remote.hostAddress())
         .addKeyValue("admin_token", ctx.get(ADMIN_TOKEN_CHECK, AdminToken.NOT_CHECKED).name().toLowerCase(Locale.ROOT))
         .log("request"));
+  }
+
+  /**
+   * Starts the body deadline of an admin request that has a body still to come, as the API port
+   * does for payments: a client that stops sending mid-body gets 408 and its connection closed
+   * ({@link #bodyTimedOut}), and its access line says 408, what the server did, instead of the 499
+   * of a connection the idle timeout cut without an answer. The settlement upload is left out: its
+   * body, up to {@code max_upload_mib}, may rightly take longer than the deadline, so only the idle
+   * timeout ends one that stops.
+   */
+  private void limitBodyTime(RoutingContext ctx) {
+    HttpServerRequest request = ctx.request();
+    if (request.isEnded() || !announcesBody(request) || isSettlementUpload(ctx)) {
+      return;
+    }
+    BodyDeadlines<RoutingContext>.Waiting waiting = bodyDeadlines.add(ctx, System.nanoTime());
+    ctx.addEndHandler(done -> waiting.done());
+  }
+
+  /**
+   * Whether a body follows the head. Over HTTP/1.1 only a Content-Length above 0 or a
+   * Transfer-Encoding says so: a request with neither (a GET) has none to wait for, though its end
+   * may not have been read yet when the route starts.
+   */
+  private static boolean announcesBody(HttpServerRequest request) {
+    if (request.version() == HttpVersion.HTTP_2) {
+      return true; // its stream is not ended: DATA frames are to come
+    }
+    String length = request.getHeader("Content-Length");
+    return request.getHeader("Transfer-Encoding") != null || length != null && !length.matches("0+");
+  }
+
+  private static boolean isSettlementUpload(RoutingContext ctx) {
+    String path = ctx.normalizedPath();
+    return ctx.request().method() == HttpMethod.POST
+        && (path.equals("/admin/reconciliations") || path.equals("/admin/reconciliations/"));
+  }
+
+  /**
+   * An admin body still not in {@code bodyTimeoutMs} after its head. A request whose body did
+   * arrive, or that was answered, is left alone: each later step has a deadline of its own.
+   */
+  private void bodyTimedOut(RoutingContext ctx) {
+    if (ctx.request().isEnded() || ctx.response().headWritten() || ctx.response().closed()) {
+      return;
+    }
+    Problems.sendLeavingBodyUnread(ctx, new ApiProblem(ErrorCode.REQUEST_TIMEOUT, "the request body did not arrive within "
+        + bodyTimeoutMs + " ms of its headers; nothing was done"));
   }
 
   private void requireAdmin(RoutingContext ctx) {

@@ -4,6 +4,7 @@ import static dev.idemgate.support.TestGateway.KEY_A;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.spi.ILoggingEvent;
 import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.Scrape;
@@ -24,6 +25,9 @@ import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Map;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
@@ -87,6 +91,56 @@ class SlowBodyIT {
       Waits.eventually(Duration.ofSeconds(5), () -> inFlight() == 0, "the request leaves idemgate_inflight_requests");
       assertThat(problems.events()).filteredOn(e -> e.getLevel().isGreaterOrEqual(Level.WARN)).isEmpty();
     }
+  }
+
+  @Test
+  @DisplayName("management port: an admin verdict whose body stops half way gets 408 request_timeout after "
+      + "request_body_timeout, the connection closed, and its access line says 408, not 499 client_closed")
+  void adminBodyStopsHalfWay() throws IOException {
+    String path = "/admin/pending/pay_" + UUID.randomUUID().toString().replace("-", "") + "/resolve";
+    try (CapturedLogs access = CapturedLogs.of("idemgate.access");
+        Socket socket = new Socket("127.0.0.1", gateway.managementPort())) {
+      socket.setSoTimeout(10_000);
+      socket.getOutputStream().write(("POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+          + TestGateway.ADMIN_TOKEN + "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"outcome\"")
+          .getBytes(StandardCharsets.US_ASCII));
+      long sent = System.nanoTime();
+      String answer = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      long afterMs = (System.nanoTime() - sent) / 1_000_000;
+      assertThat(answer).startsWith("HTTP/1.1 408 ").containsIgnoringCase("connection: close")
+          .contains("\"code\":\"request_timeout\"");
+      assertThat(afterMs).isBetween(900L, 5_000L);
+      Waits.eventually(Duration.ofSeconds(5), () -> accessLine(access, path).isPresent(), "the access line of " + path);
+      assertThat(accessLine(access, path).orElseThrow()).containsEntry("status", "408").containsEntry("admin_token", "accepted");
+    }
+  }
+
+  @Test
+  @DisplayName("management port: a settlement upload is not held to request_body_timeout (its file may be large): "
+      + "a body with a pause longer than the timeout is read to its end and answered for what it holds")
+  void settlementUploadMayPauseLongerThanTheBodyTimeout() throws IOException {
+    String body = "not,a,settlement\n";
+    try (Socket socket = new Socket("127.0.0.1", gateway.managementPort())) {
+      socket.setSoTimeout(10_000);
+      socket.getOutputStream().write(("POST /admin/reconciliations?name=paused.csv HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          + "Authorization: Bearer " + TestGateway.ADMIN_TOKEN + "\r\nConnection: close\r\nContent-Length: "
+          + body.length() + "\r\n\r\n" + body.substring(0, 4)).getBytes(StandardCharsets.US_ASCII));
+      socket.getOutputStream().flush();
+      Waits.sleep(1_500); // past the 1 s body timeout and its sweep
+      socket.getOutputStream().write(body.substring(4).getBytes(StandardCharsets.US_ASCII));
+      String answer = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      assertThat(answer).startsWith("HTTP/1.1 400 ").contains("missing required column(s)");
+    }
+  }
+
+  private static Optional<Map<String, String>> accessLine(CapturedLogs access, String path) {
+    return access.events().stream().map(SlowBodyIT::fields).filter(fields -> path.equals(fields.get("path"))).findFirst();
+  }
+
+  private static Map<String, String> fields(ILoggingEvent event) {
+    return event.getKeyValuePairs() == null ? Map.of() : event.getKeyValuePairs().stream()
+        .filter(kv -> kv.value != null)
+        .collect(Collectors.toMap(kv -> kv.key, kv -> String.valueOf(kv.value), (a, b) -> a));
   }
 
   @Test
