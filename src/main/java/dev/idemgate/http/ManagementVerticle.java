@@ -115,7 +115,7 @@ public final class ManagementVerticle extends VerticleBase {
       ctx.next();
     }).handler(this::requireAdmin);
     AnomalyRoutes.mount(router, AnomalyMonitor.of(vertx, config, meters), pool);
-    dev.idemgate.reconciliation.ReconciliationRoutes.mount(router, vertx, config);
+    dev.idemgate.reconciliation.ReconciliationRoutes.mount(router, vertx, config, bodyTimeoutMs);
     router.get("/admin/simulator/charges").handler(this::simulatorCharges);
     router.get("/admin/pending").handler(this::unresolved);
     // Two routes, as for payments: Vert.x Web runs a route's body handler before its other handlers,
@@ -182,8 +182,8 @@ public final class ManagementVerticle extends VerticleBase {
    * does for payments: a client that stops sending mid-body gets 408 and its connection closed
    * ({@link #bodyTimedOut}), and its access line says 408, what the server did, instead of the 499
    * of a connection the idle timeout cut without an answer. The settlement upload is left out: its
-   * body, up to {@code max_upload_mib}, may rightly take longer than the deadline, so only the idle
-   * timeout ends one that stops.
+   * body, up to {@code max_upload_mib}, may rightly take longer than the deadline, so its own limit
+   * is on silence, the same time with nothing of its body arriving (SettlementUpload).
    */
   private void limitBodyTime(RoutingContext ctx) {
     HttpServerRequest request = ctx.request();

@@ -72,13 +72,17 @@ public final class ReconciliationRoutes {
   private final ReconciliationSettings settings;
   private final WorkerExecutor workers;
   private final WorkerExecutor runs;
+  /** How long an upload's body may go silent before it is answered 408 ({@link SettlementUpload}). */
+  private final long uploadSilenceMillis;
   /** Reports being written or sent; touched on the management verticle's event loop only. */
   private int reportsInFlight;
   /** Uploads being received and runs not finished; touched on the management verticle's event loop only. */
   private int runsInFlight;
 
-  private ReconciliationRoutes(Vertx vertx, GatewayConfig config, ReconciliationSettings settings) {
+  private ReconciliationRoutes(Vertx vertx, GatewayConfig config, ReconciliationSettings settings,
+      long uploadSilenceMillis) {
     this.vertx = vertx;
+    this.uploadSilenceMillis = uploadSilenceMillis;
     this.pgUrl = config.pgUrl();
     this.settings = settings;
     // Closed with the verticle that creates it (the management verticle).
@@ -86,11 +90,15 @@ public final class ReconciliationRoutes {
     this.runs = vertx.createSharedWorkerExecutor("idemgate-reconciliation-runs", MAX_RUNS_AT_ONCE, 60, TimeUnit.MINUTES);
   }
 
-  /** Adds the routes; call after the {@code /admin/*} authentication handler. */
-  public static void mount(Router router, Vertx vertx, GatewayConfig config) {
+  /**
+   * Adds the routes; call after the {@code /admin/*} authentication handler.
+   *
+   * @param uploadSilenceMillis how long an upload's body may send nothing before it is answered 408
+   */
+  public static void mount(Router router, Vertx vertx, GatewayConfig config, long uploadSilenceMillis) {
     ReconciliationSettings settings = ReconciliationSettings.load(
         ReconciliationSettings.defaultFile(System.getenv()), System.getenv());
-    ReconciliationRoutes routes = new ReconciliationRoutes(vertx, config, settings);
+    ReconciliationRoutes routes = new ReconciliationRoutes(vertx, config, settings, uploadSilenceMillis);
     router.post("/admin/reconciliations").handler(routes::upload);
     router.get("/admin/reconciliations").handler(routes::list);
     router.get("/admin/reconciliations/:id").handler(routes::report);
@@ -130,7 +138,8 @@ public final class ReconciliationRoutes {
     runsInFlight++;
     vertx.fileSystem().createTempFile("idemgate-settlement-", ".csv")
         .compose(path -> vertx.fileSystem().open(path, new OpenOptions().setWrite(true))
-            .compose(file -> SettlementUpload.store(request, file, settings.maxUploadBytes(), declaredLength))
+            .compose(file -> SettlementUpload.store(request, file, settings.maxUploadBytes(), declaredLength, vertx,
+                uploadSilenceMillis))
             .compose(v -> workers.executeBlocking(() -> start(Path.of(path), r), false))
             .onFailure(failure -> vertx.fileSystem().delete(path)))
         .onSuccess(started -> {
@@ -144,6 +153,8 @@ public final class ReconciliationRoutes {
           runsInFlight--;
           if (failure instanceof SettlementFileException e) {
             Problems.send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, e.getMessage()));
+          } else if (failure instanceof ApiProblem problem && problem.code() == ErrorCode.REQUEST_TIMEOUT) {
+            Problems.sendLeavingBodyUnread(ctx, problem); // the rest of the body may never come
           } else if (failure instanceof ApiProblem problem) {
             Problems.send(ctx, problem);
           } else {

@@ -4,6 +4,7 @@ import dev.idemgate.http.ApiProblem;
 import dev.idemgate.http.ErrorCode;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.streams.ReadStream;
 import io.vertx.core.streams.WriteStream;
@@ -17,6 +18,12 @@ import org.slf4j.LoggerFactory;
  * outcome is awaited, the file is closed before the upload counts as stored, and the bytes written
  * must be the bytes received (and the Content-Length, when given).
  *
+ * <p>A body that stops arriving fails the upload with 408 once nothing of it came for the silence
+ * limit, as a payment body that stops gets 408: else only the management port's idle timeout would
+ * end it, a minute later and without an answer. A file of up to {@code max_upload_mib} may take
+ * longer than that limit as a whole, so the limit is on silence, not on the whole body; and the
+ * time the body is paused because the disk is behind is no silence of the client's.
+ *
  * <p>All callbacks run on the caller's event loop (the request's and the file's context), so the
  * counters need no locking.
  */
@@ -27,6 +34,7 @@ final class SettlementUpload {
   private final WriteStream<Buffer> file;
   private final long maxBytes;
   private final Long declaredLength;
+  private final long silenceLimitNanos;
   private final Promise<Long> done = Promise.promise();
   private long received;
   private long written;
@@ -34,12 +42,18 @@ final class SettlementUpload {
   private boolean ended;
   private boolean closing;
   private Throwable failure;
+  /** When the last chunk came, or the body was last resumed after the disk caught up ({@link System#nanoTime()}). */
+  private long lastHeard;
+  /** Paused by this upload until the file's write queue drains: the client is not silent then. */
+  private boolean waitingForDisk;
 
-  private SettlementUpload(ReadStream<Buffer> body, WriteStream<Buffer> file, long maxBytes, Long declaredLength) {
+  private SettlementUpload(ReadStream<Buffer> body, WriteStream<Buffer> file, long maxBytes, Long declaredLength,
+      long silenceLimitMillis) {
     this.body = body;
     this.file = file;
     this.maxBytes = maxBytes;
     this.declaredLength = declaredLength;
+    this.silenceLimitNanos = silenceLimitMillis * 1_000_000L;
   }
 
   /**
@@ -51,7 +65,25 @@ final class SettlementUpload {
    * @param declaredLength the request's Content-Length, or null without one
    */
   static Future<Long> store(ReadStream<Buffer> body, WriteStream<Buffer> file, long maxBytes, Long declaredLength) {
-    return new SettlementUpload(body, file, maxBytes, declaredLength).start();
+    return new SettlementUpload(body, file, maxBytes, declaredLength, 0).start();
+  }
+
+  /**
+   * As {@link #store(ReadStream, WriteStream, long, Long)}, and fails with a 408 {@link ApiProblem}
+   * once nothing of the body arrived for {@code silenceLimitMillis}, checked by a timer of
+   * {@code vertx} a tenth of the limit apart (10 ms to 1 s).
+   */
+  static Future<Long> store(ReadStream<Buffer> body, WriteStream<Buffer> file, long maxBytes, Long declaredLength,
+      Vertx vertx, long silenceLimitMillis) {
+    SettlementUpload upload = new SettlementUpload(body, file, maxBytes, declaredLength, silenceLimitMillis);
+    upload.lastHeard = System.nanoTime();
+    long timer = vertx.setPeriodic(Math.max(10, Math.min(1_000, silenceLimitMillis / 10)), id -> upload.checkSilence());
+    return upload.start().andThen(stored -> vertx.cancelTimer(timer));
+  }
+
+  private static ApiProblem silent(long silenceLimitMillis) {
+    return new ApiProblem(ErrorCode.REQUEST_TIMEOUT, "nothing of the settlement file arrived for " + silenceLimitMillis
+        + " ms; nothing was stored: send the file again");
   }
 
   static ApiProblem tooLarge() {
@@ -76,7 +108,14 @@ final class SettlementUpload {
     return done.future();
   }
 
+  private void checkSilence() {
+    if (!ended && !waitingForDisk && failure == null && System.nanoTime() - lastHeard >= silenceLimitNanos) {
+      fail(silent(silenceLimitNanos / 1_000_000));
+    }
+  }
+
   private void chunk(Buffer chunk) {
+    lastHeard = System.nanoTime();
     received += chunk.length();
     if (received > maxBytes) {
       fail(tooLarge());
@@ -95,7 +134,10 @@ final class SettlementUpload {
     });
     if (file.writeQueueFull()) {
       body.pause();
+      waitingForDisk = true;
       file.drainHandler(v -> {
+        waitingForDisk = false;
+        lastHeard = System.nanoTime();
         if (failure == null) {
           body.resume();
         }

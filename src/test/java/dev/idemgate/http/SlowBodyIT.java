@@ -116,21 +116,47 @@ class SlowBodyIT {
   }
 
   @Test
-  @DisplayName("management port: a settlement upload is not held to request_body_timeout (its file may be large): "
-      + "a body with a pause longer than the timeout is read to its end and answered for what it holds")
-  void settlementUploadMayPauseLongerThanTheBodyTimeout() throws IOException {
-    String body = "not,a,settlement\n";
+  @DisplayName("management port: a settlement upload is held to request_body_timeout of silence, not of the whole "
+      + "body (its file may be large): one that keeps sending for longer is read to its end and answered for what it holds")
+  void settlementUploadMaySendForLongerThanTheBodyTimeout() throws IOException {
+    String body = "not,a,settlement,file,at,all\n";
     try (Socket socket = new Socket("127.0.0.1", gateway.managementPort())) {
       socket.setSoTimeout(10_000);
-      socket.getOutputStream().write(("POST /admin/reconciliations?name=paused.csv HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      socket.getOutputStream().write(("POST /admin/reconciliations?name=long.csv HTTP/1.1\r\nHost: 127.0.0.1\r\n"
           + "Authorization: Bearer " + TestGateway.ADMIN_TOKEN + "\r\nConnection: close\r\nContent-Length: "
-          + body.length() + "\r\n\r\n" + body.substring(0, 4)).getBytes(StandardCharsets.US_ASCII));
-      socket.getOutputStream().flush();
-      Waits.sleep(1_500); // past the 1 s body timeout and its sweep
-      socket.getOutputStream().write(body.substring(4).getBytes(StandardCharsets.US_ASCII));
+          + body.length() + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+      for (int i = 0; i < body.length(); i += 4) { // 8 pieces 300 ms apart: 2.1 s in all, past the 1 s timeout
+        socket.getOutputStream().write(body.substring(i, Math.min(i + 4, body.length())).getBytes(StandardCharsets.US_ASCII));
+        socket.getOutputStream().flush();
+        Waits.sleep(300);
+      }
       String answer = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
       assertThat(answer).startsWith("HTTP/1.1 400 ").contains("missing required column(s)");
     }
+  }
+
+  @Test
+  @DisplayName("management port: a settlement upload whose body stops gets 408 request_timeout after request_body_timeout "
+      + "of silence, the connection closed; its access line says 408 and its place among the uploads under way is freed")
+  void settlementUploadStopsHalfWay() throws IOException {
+    String path = "/admin/reconciliations";
+    try (CapturedLogs access = CapturedLogs.of("idemgate.access");
+        Socket socket = new Socket("127.0.0.1", gateway.managementPort())) {
+      socket.setSoTimeout(10_000);
+      socket.getOutputStream().write(("POST " + path + "?name=stalled.csv HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          + "Authorization: Bearer " + TestGateway.ADMIN_TOKEN + "\r\nContent-Length: 100000\r\n\r\n"
+          + "settlement_id,provider_reference").getBytes(StandardCharsets.US_ASCII));
+      long sent = System.nanoTime();
+      String answer = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      long afterMs = (System.nanoTime() - sent) / 1_000_000;
+      assertThat(answer).startsWith("HTTP/1.1 408 ").containsIgnoringCase("connection: close")
+          .contains("\"code\":\"request_timeout\"");
+      assertThat(afterMs).isBetween(900L, 5_000L);
+      Waits.eventually(Duration.ofSeconds(5), () -> accessLine(access, path).isPresent(), "the access line of the upload");
+      assertThat(accessLine(access, path).orElseThrow()).containsEntry("status", "408").containsEntry("method", "POST");
+    }
+    Waits.eventually(Duration.ofSeconds(5), () -> http.get(gateway.managementPort(), "/admin/reconciliations",
+        TestGateway.ADMIN_TOKEN).json().getJsonObject("under_way").getInteger("here") == 0, "no upload under way");
   }
 
   private static Optional<Map<String, String>> accessLine(CapturedLogs access, String path) {

@@ -59,6 +59,39 @@ class SettlementUploadTest {
     assertThat(failure(new Disk(Long.MAX_VALUE, false), 40L).code()).isEqualTo(ErrorCode.INTERNAL_ERROR);
   }
 
+  @Test
+  @DisplayName("a body that stops arriving fails the upload with 408 once nothing of it came for the silence limit; the file is closed")
+  void silentBodyTimesOut() throws Exception {
+    Disk disk = new Disk(Long.MAX_VALUE, false);
+    Body body = new Body(List.of("aaaaaaaaaa"), false); // one chunk, then nothing: no end
+    Promise<Long> stored = Promise.promise();
+    long start = System.nanoTime();
+    vertx.runOnContext(v -> SettlementUpload.store(body, disk, 1_000, 30L, vertx, 200).onComplete(stored));
+    Throwable failure = stored.future().toCompletionStage().toCompletableFuture()
+        .handle((bytes, e) -> e).get(10, TimeUnit.SECONDS);
+    assertThat(failure).isInstanceOf(ApiProblem.class);
+    assertThat(((ApiProblem) failure).code()).isEqualTo(ErrorCode.REQUEST_TIMEOUT);
+    assertThat((System.nanoTime() - start) / 1_000_000).isGreaterThanOrEqualTo(200);
+    assertThat(disk.closed).isTrue();
+  }
+
+  @Test
+  @DisplayName("a body paused while the disk catches up is not silent: it is stored whole though the pause outlasts the silence limit")
+  void pauseForTheDiskIsNoSilence() throws Exception {
+    Disk disk = new Disk(Long.MAX_VALUE, false);
+    disk.full = true; // every write fills the queue until the disk drains, 600 ms later
+    Body body = new Body(List.of("aaaaaaaaaa", "bbbbbbbbbb", "cccccccccc"), true);
+    Promise<Long> stored = Promise.promise();
+    vertx.runOnContext(v -> {
+      SettlementUpload.store(body, disk, 1_000, 30L, vertx, 200).onComplete(stored);
+      vertx.setTimer(600, id -> {
+        disk.full = false;
+        disk.drain.handle(null);
+      });
+    });
+    assertThat(stored.future().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS)).isEqualTo(30L);
+  }
+
   private ApiProblem failure(Disk disk, Long declared) {
     try {
       store(disk, 1_000, declared);
@@ -73,21 +106,23 @@ class SettlementUploadTest {
 
   /** Three chunks of 10 bytes into {@code disk}, on an event loop as the routes do. */
   private Long store(Disk disk, long maxBytes, Long declared) throws Exception {
-    Body body = new Body(List.of("aaaaaaaaaa", "bbbbbbbbbb", "cccccccccc"));
+    Body body = new Body(List.of("aaaaaaaaaa", "bbbbbbbbbb", "cccccccccc"), true);
     Promise<Long> stored = Promise.promise();
     vertx.runOnContext(v -> SettlementUpload.store(body, disk, maxBytes, declared).onComplete(stored));
     return stored.future().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
   }
 
-  /** A request body that sends its chunks once resumed, then ends. */
+  /** A request body that sends its chunks once resumed, then ends (or, if told not to, sends nothing more). */
   private final class Body implements ReadStream<Buffer> {
     private final ArrayDeque<String> chunks;
+    private final boolean ends;
     private Handler<Buffer> handler;
     private Handler<Void> end;
     private boolean paused = true;
 
-    Body(List<String> chunks) {
+    Body(List<String> chunks, boolean ends) {
       this.chunks = new ArrayDeque<>(chunks);
+      this.ends = ends;
     }
 
     @Override
@@ -113,7 +148,7 @@ class SettlementUploadTest {
       while (!paused && !chunks.isEmpty() && handler != null) {
         handler.handle(Buffer.buffer(chunks.poll()));
       }
-      if (chunks.isEmpty() && end != null) {
+      if (chunks.isEmpty() && ends && end != null) {
         Handler<Void> last = end;
         end = null;
         last.handle(null);
@@ -139,6 +174,9 @@ class SettlementUploadTest {
     private final boolean closeFails;
     long bytes;
     boolean closed;
+    /** Whether the write queue reads as full, until {@link #drain} is called. */
+    boolean full;
+    Handler<Void> drain;
 
     Disk(long room, boolean closeFails) {
       this.room = room;
@@ -172,11 +210,12 @@ class SettlementUploadTest {
 
     @Override
     public boolean writeQueueFull() {
-      return false;
+      return full;
     }
 
     @Override
     public WriteStream<Buffer> drainHandler(Handler<Void> h) {
+      drain = h;
       return this;
     }
   }
