@@ -909,6 +909,24 @@ public final class Reconciler {
         }
       }
     }
+    // Each payment and settlement row pair's money once, as the report's open value_at_stake counts
+    // it (ReconciliationStore.currentFigures) but over every discrepancy found, resolved or not: the
+    // list of runs takes the resolved ones out of it.
+    JsonObject valueAtStake = new JsonObject();
+    try (PreparedStatement s = c.prepareStatement("""
+        SELECT value_currency, sum(value_minor)
+        FROM (SELECT value_currency, value_minor,
+                     row_number() OVER (PARTITION BY payment_id, settlement_line
+                                        ORDER BY category = 'AMOUNT_MISMATCH', priority, id) AS nth
+              FROM idemgate.reconciliation_discrepancies WHERE run_id = ?) d
+        WHERE nth = 1 GROUP BY 1 ORDER BY 1""")) {
+      s.setString(1, runId);
+      try (ResultSet rs = s.executeQuery()) {
+        while (rs.next()) {
+          valueAtStake.put(rs.getString(1), rs.getLong(2));
+        }
+      }
+    }
     JsonObject matches = new JsonObject();
     long matched = 0;
     try (Statement s = c.createStatement();
@@ -922,6 +940,7 @@ public final class Reconciler {
         .put("total", total)
         .put("by_category", byCategory)
         .put("value_by_category", valueByCategory)
+        .put("value_at_stake", valueAtStake)
         .put("rows", new JsonObject().put("read", ingest.read).put("valid", ingest.staged + ingest.filteredOut)
             .put("malformed", ingest.malformedCount).put("repeated", ingest.repeated)
             .put("outside_merchant_filter", ingest.filteredOut)
