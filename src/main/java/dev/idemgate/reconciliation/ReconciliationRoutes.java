@@ -228,8 +228,7 @@ public final class ReconciliationRoutes {
         List<ReconciliationRun> recent = ReconciliationStore.recent(c, RECENT_RUNS);
         // As in the report's summary: total and by_category are what the run found, resolved and open
         // are read now, so that a list and a report asked at the same time agree.
-        Map<String, JsonObject> figures = ReconciliationStore.currentFigures(c,
-            recent.stream().filter(run -> run.summary() != null).map(ReconciliationRun::id).toList());
+        Map<String, JsonObject> figures = ReconciliationStore.listedFigures(c, recent);
         JsonArray runs = new JsonArray();
         for (ReconciliationRun run : recent) {
           runs.add(run.toJson().put("summary", run.summary() == null ? null : new JsonObject()

@@ -590,28 +590,9 @@ class ReconciliationIT {
   void openFiguresCountMoneyOnceAndLeaveOutResolved() throws Exception {
     try (LedgerFixture ledger = new LedgerFixture()) {
       Instant base = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(6));
-      Instant settled = base.plus(Duration.ofHours(6));
       String p = ledger.prefix;
-      String m1 = ledger.merchant("m1");
-      StringBuilder csv = new StringBuilder(HEADER);
-      for (int i = 0; i < 4; i++) {
-        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_ok" + i, base.plusSeconds(60L * i));
-        csv.append(row("s_ok" + i, p + "ch_ok" + i, null, m1, 1_000 + i, "EUR", "settled", settled));
-      }
-      // Declined here, settled there for less: STATUS_MISMATCH (EUR 30) and AMOUNT_MISMATCH (EUR 70), one EUR 30 at
-      // stake: the money taken that the ledger says was not. The difference from the ledger's amount, though larger and
-      // ranked first, is no money moved.
-      ledger.payment("m1", 10_000, "EUR", "declined", p + "ch_declined_less", base);
-      csv.append(row("s_declined_less", p + "ch_declined_less", null, m1, 3_000, "EUR", "settled", settled));
-      // Declined here, settled in dollars: STATUS_MISMATCH (USD 30) and CURRENCY_MISMATCH (EUR 30), one USD 30 at stake.
-      ledger.payment("m1", 3_000, "EUR", "declined", p + "ch_declined_usd", base);
-      csv.append(row("s_declined_usd", p + "ch_declined_usd", null, m1, 3_000, "USD", "settled", settled));
-      String paidTwice = ledger.payment("m1", 10_000, "EUR", "succeeded", p + "ch_dup", base);
-      csv.append(row("s_dup1", p + "ch_dup", null, m1, 10_000, "EUR", "settled", settled));
-      csv.append(row("s_dup2", p + "ch_dup", null, m1, 10_000, "EUR", "settled", settled.plus(Duration.ofHours(1))));
-      csv.append(row("s_orphan", p + "ch_orphan", null, m1, 5_000, "EUR", "settled", settled));
-
-      JsonObject found = reconcile(dir.resolve("overlap.csv"), csv.toString(), p);
+      String paidTwice = overlaps(ledger, base);
+      JsonObject found = reconcile(dir.resolve("overlap.csv"), overlapFile(ledger, base), p);
       JsonObject summary = found.getJsonObject("summary");
       assertThat(summary.getLong("total")).as(found.getJsonArray("discrepancies").encode()).isEqualTo(6);
 
@@ -663,6 +644,156 @@ class ReconciliationIT {
             .filter(d -> d.getString("status").equals("open")).map(d -> d.getLong("id")).toList());
       }
     }
+  }
+
+  @Test
+  @DisplayName("the list of runs reads a run's open figures from the totals it stored less what is resolved, "
+      + "the same as the report's, whichever discrepancy of a pair is resolved; a run from before those totals "
+      + "were stored is read whole; one that has no summary has no figures")
+  void listedFiguresAreTheReportsFromTheStoredTotals() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(6));
+      overlaps(ledger, base);
+      JsonObject found = reconcile(dir.resolve("overlap.csv"), overlapFile(ledger, base), ledger.prefix);
+      String runId = found.getJsonObject("run").getString("id");
+      // Found: EUR 100 (duplicate) + 30 (declined, settled for less) + 50 (orphan), and the pair settled in
+      // dollars as its first discrepancy by priority (USD 30 or EUR 30): each pair's money once.
+      JsonObject foundAtStake = found.getJsonObject("summary").getJsonObject("value_at_stake");
+      assertThat(foundAtStake.getLong("EUR", 0L) + foundAtStake.getLong("USD", 0L)).isEqualTo(21_000);
+      List<JsonObject> discrepancies = found.getJsonArray("discrepancies").stream().map(JsonObject.class::cast).toList();
+      try (Connection c = Jdbc.connect(TestGateway.pgUrl())) {
+        assertThat(listed(c, runId)).isEqualTo(ReconciliationStore.currentFigures(c, runId));
+        // One at a time: the discrepancy a pair's money counts as (its AMOUNT_MISMATCH counts now), a
+        // duplicate, a pair's other discrepancy (its first by priority still counts), then the rest;
+        // each time the list agrees with the report's figures.
+        List<JsonObject> order = new ArrayList<>();
+        order.add(pair(discrepancies, "s_declined_less").stream()
+            .filter(d -> d.getString("category").equals("STATUS_MISMATCH")).findFirst().orElseThrow());
+        order.add(discrepancies.stream().filter(d -> d.getString("category").equals("DUPLICATE_CHARGE")).findFirst().orElseThrow());
+        order.add(pair(discrepancies, "s_declined_usd").get(1));
+        discrepancies.stream().filter(d -> !order.contains(d)).forEach(order::add);
+        for (JsonObject d : order) {
+          assertThat(ReconciliationStore.resolve(c, runId, d.getLong("id"), "checked")).isTrue();
+          assertThat(listed(c, runId)).as("after resolving %s", d.getString("category"))
+              .isEqualTo(ReconciliationStore.currentFigures(c, runId));
+          if (d == order.get(0)) {
+            // The declined payment settled for less: its EUR 70 difference is what of that pair is open now.
+            assertThat(listed(c, runId).getJsonObject("open").getJsonObject("value_at_stake").getLong("EUR"))
+                .isEqualTo(foundAtStake.getLong("EUR") - 3_000 + 7_000);
+          }
+        }
+        JsonObject none = listed(c, runId);
+        assertThat(none.getLong("resolved")).isEqualTo(discrepancies.size());
+        assertThat(none.getJsonObject("open").getJsonObject("value_at_stake").isEmpty()).isTrue();
+
+        ReconciliationRun run = ReconciliationStore.run(c, runId).orElseThrow();
+        JsonObject olderSummary = run.summary().copy();
+        olderSummary.remove("value_at_stake");
+        ReconciliationRun older = new ReconciliationRun(run.id(), run.source(), run.status(), run.settlementFile(),
+            run.provider(), run.merchantPrefix(), run.windowFrom(), run.windowTo(), run.settlementLagSeconds(),
+            run.asOf(), olderSummary, run.malformedRows(), run.error(), run.startedAt(), run.finishedAt());
+        ReconciliationRun running = new ReconciliationRun("rec_0", "api", "RUNNING", "x.csv", null, null, null, null,
+            0, run.asOf(), null, new JsonArray(), null, run.startedAt(), null);
+        assertThat(ReconciliationStore.listedFigures(c, List.of(older, running)))
+            .containsOnlyKeys(runId).containsEntry(runId, ReconciliationStore.currentFigures(c, runId));
+      }
+    }
+  }
+
+  @Test
+  @DisplayName("the list of runs reads, of a run's discrepancies, only the resolved ones and the others of their pairs, "
+      + "not the thousands still open")
+  void listedFiguresReadOnlyTheResolved() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant settled = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(6));
+      String m1 = ledger.merchant("m1");
+      StringBuilder csv = new StringBuilder(HEADER);
+      int orphans = 3_000;
+      for (int i = 0; i < orphans; i++) {
+        csv.append(row(ledger.prefix + "s_" + i, ledger.prefix + "ch_" + i, null, m1, 100 + i, "EUR", "settled", settled));
+      }
+      JsonObject found = reconcile(dir.resolve("orphans.csv"), csv.toString(), ledger.prefix);
+      String runId = found.getJsonObject("run").getString("id");
+      assertThat(found.getJsonObject("summary").getLong("total")).isEqualTo(orphans);
+      long resolved = found.getJsonArray("discrepancies").getJsonObject(0).getLong("id");
+      try (Connection c = Jdbc.connect(TestGateway.pgUrl())) {
+        assertThat(ReconciliationStore.resolve(c, runId, resolved, "refunded")).isTrue();
+        try (var s = c.createStatement()) {
+          s.execute("ANALYZE idemgate.reconciliation_discrepancies"); // plans as a table long in use has them
+        }
+        ReconciliationRun run = ReconciliationStore.run(c, runId).orElseThrow();
+        c.setAutoCommit(false);
+        // Within one transaction the backend's table counters only grow (they are flushed, with those of
+        // earlier transactions not flushed yet, after it ends): their growth is what the list read.
+        long before = rowsRead(c);
+        JsonObject figures = ReconciliationStore.listedFigures(c, List.of(run)).get(runId);
+        // A handful: the orphan resolved, read as resolved and as its own pair (alone in it), and at most
+        // the version its resolution left that is not pruned yet; never the run's thousands.
+        assertThat(rowsRead(c) - before).as("rows read of a run of %d", orphans).isLessThan(10);
+        c.rollback();
+        assertThat(figures.getLong("resolved")).isEqualTo(1);
+        assertThat(figures).isEqualTo(ReconciliationStore.currentFigures(c, runId));
+      }
+    }
+  }
+
+  /** Rows of discrepancies this connection has read and not yet reported to the statistics. */
+  private static long rowsRead(Connection c) throws Exception {
+    try (var s = c.createStatement(); ResultSet rs = s.executeQuery("""
+        SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables
+        WHERE relid = 'idemgate.reconciliation_discrepancies'::regclass""")) {
+      rs.next();
+      return rs.getLong(1);
+    }
+  }
+
+  private static JsonObject listed(Connection c, String runId) throws Exception {
+    return ReconciliationStore.listedFigures(c, List.of(ReconciliationStore.run(c, runId).orElseThrow())).get(runId);
+  }
+
+  /** The two discrepancies of one payment and settlement row, by priority. */
+  private static List<JsonObject> pair(List<JsonObject> discrepancies, String settlementId) {
+    List<JsonObject> pair = discrepancies.stream().filter(d -> settlementId.equals(d.getString("settlement_id"))).toList();
+    assertThat(pair).as(settlementId).hasSize(2);
+    return pair;
+  }
+
+  /**
+   * A day of payments whose discrepancies overlap: four settled as charged, a payment declined here and settled for
+   * less, one declined and settled in dollars, one settled twice and a settlement of no payment. Returns the id of the
+   * payment settled twice.
+   */
+  private static String overlaps(LedgerFixture ledger, Instant base) throws Exception {
+    String p = ledger.prefix;
+    for (int i = 0; i < 4; i++) {
+      ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_ok" + i, base.plusSeconds(60L * i));
+    }
+    ledger.payment("m1", 10_000, "EUR", "declined", p + "ch_declined_less", base);
+    ledger.payment("m1", 3_000, "EUR", "declined", p + "ch_declined_usd", base);
+    return ledger.payment("m1", 10_000, "EUR", "succeeded", p + "ch_dup", base);
+  }
+
+  /** The settlement file of {@link #overlaps}. */
+  private static String overlapFile(LedgerFixture ledger, Instant base) {
+    Instant settled = base.plus(Duration.ofHours(6));
+    String p = ledger.prefix;
+    String m1 = ledger.merchant("m1");
+    StringBuilder csv = new StringBuilder(HEADER);
+    for (int i = 0; i < 4; i++) {
+      csv.append(row("s_ok" + i, p + "ch_ok" + i, null, m1, 1_000 + i, "EUR", "settled", settled));
+    }
+    // Declined here, settled there for less: STATUS_MISMATCH (EUR 30) and AMOUNT_MISMATCH (EUR 70), one EUR 30 at
+    // stake: the money taken that the ledger says was not. The difference from the ledger's amount, though larger and
+    // ranked first, is no money moved.
+    csv.append(row("s_declined_less", p + "ch_declined_less", null, m1, 3_000, "EUR", "settled", settled));
+    // Declined here, settled in dollars: STATUS_MISMATCH (USD 30) and CURRENCY_MISMATCH (EUR 30), one USD 30 at stake.
+    csv.append(row("s_declined_usd", p + "ch_declined_usd", null, m1, 3_000, "USD", "settled", settled));
+    csv.append(row("s_dup1", p + "ch_dup", null, m1, 10_000, "EUR", "settled", settled));
+    csv.append(row("s_dup2", p + "ch_dup", null, m1, 10_000, "EUR", "settled", settled.plus(Duration.ofHours(1))));
+    // Its settlement_id is the test's own: a resolution carries over to any later run that finds the same
+    // orphan (no payment, same settlement_id, amount and status), and a test resolves them all.
+    csv.append(row(p + "s_orphan", p + "ch_orphan", null, m1, 5_000, "EUR", "settled", settled));
+    return csv.toString();
   }
 
   @Test
