@@ -28,4 +28,12 @@ final class AnomalyViews {
     return view.getJsonArray("recent_twins").stream().map(JsonObject.class::cast)
         .filter(pair -> pair.getString("client").equals(client)).toList();
   }
+
+  /** One series of the gateway's Prometheus scrape, e.g. {@code name{tag="value"}}; 0 when absent. */
+  static double meter(Http http, TestGateway at, String series) {
+    return http.get(at.managementPort(), "/metrics", null).body().lines()
+        .filter(line -> line.startsWith(series + " "))
+        .mapToDouble(line -> Double.parseDouble(line.substring(series.length() + 1).trim()))
+        .findFirst().orElse(0);
+  }
 }

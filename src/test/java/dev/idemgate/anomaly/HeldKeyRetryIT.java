@@ -35,24 +35,6 @@ class HeldKeyRetryIT {
   private static Http http;
   private static Redis redis;
 
-  /** A twin that goes on to the claim, and how the admin view names it. */
-  enum LetThrough {
-    /** Policy flag: every twin is charged, and counted against its client. */
-    FLAGGED("flag", Map.of(), "flagged"),
-    /** Policy reject: a declared repeat is charged, and counted as intended. */
-    DECLARED_REPEAT("reject", Map.of(TwinDetector.REPEAT_HEADER, "intended"), "intended");
-
-    final String policy;
-    final Map<String, String> headers;
-    final String outcome;
-
-    LetThrough(String policy, Map<String, String> headers, String outcome) {
-      this.policy = policy;
-      this.headers = headers;
-      this.outcome = outcome;
-    }
-  }
-
   @BeforeAll
   static void start() {
     http = new Http();
@@ -91,8 +73,8 @@ class HeldKeyRetryIT {
             assertThat(pair.getString("key_hash")).isEqualTo(PaymentTwins.keyHash(TestGateway.MERCHANT_A, new IdempotencyKey(k3)));
             assertThat(pair.getString("outcome")).isEqualTo(twin.outcome);
           });
-      double twinChecks = meter(shortWindow, "idemgate_anomaly_checks_total{result=\"twin\"}");
-      double sameKeyChecks = meter(shortWindow, "idemgate_anomaly_checks_total{result=\"same_key\"}");
+      double twinChecks = AnomalyViews.meter(http, shortWindow, "idemgate_anomaly_checks_total{result=\"twin\"}");
+      double sameKeyChecks = AnomalyViews.meter(http, shortWindow, "idemgate_anomaly_checks_total{result=\"same_key\"}");
       // Redis loses k1 (a restart, an eviction): only PostgreSQL still knows it, so its retry passes
       // the gate and is checked, a twin of the slot's new original as far as the payload goes.
       Http.await(redis.send(Request.cmd(Command.DEL).arg(RedisGate.redisKey(TestGateway.MERCHANT_A, new IdempotencyKey(k1)))));
@@ -110,9 +92,10 @@ class HeldKeyRetryIT {
           .isEqualTo(AnomalyViews.standing(before, client).getLong("payments"));
       assertThat(AnomalyViews.standing(after, client).getLong("twins")).as("nor a twin of its client")
           .isEqualTo(AnomalyViews.standing(before, client).getLong("twins"));
-      assertThat(meter(shortWindow, "idemgate_anomaly_checks_total{result=\"twin\"}")).isEqualTo(twinChecks);
-      assertThat(meter(shortWindow, "idemgate_anomaly_checks_total{result=\"same_key\"}")).as("counted as a retry")
-          .isEqualTo(sameKeyChecks + 1);
+      assertThat(AnomalyViews.meter(http, shortWindow, "idemgate_anomaly_checks_total{result=\"twin\"}"))
+          .isEqualTo(twinChecks);
+      assertThat(AnomalyViews.meter(http, shortWindow, "idemgate_anomaly_checks_total{result=\"same_key\"}"))
+          .as("counted as a retry").isEqualTo(sameKeyChecks + 1);
     }
   }
 
@@ -137,13 +120,5 @@ class HeldKeyRetryIT {
         + "&key=" + key, TestGateway.ADMIN_TOKEN);
     assertThat(log.status()).isEqualTo(200);
     return log.json().getJsonArray("charges").size();
-  }
-
-  /** One series of the gateway's Prometheus scrape, e.g. {@code name{tag="value"}}; 0 when absent. */
-  private static double meter(TestGateway at, String series) {
-    return http.get(at.managementPort(), "/metrics", null).body().lines()
-        .filter(line -> line.startsWith(series + " "))
-        .mapToDouble(line -> Double.parseDouble(line.substring(series.length() + 1).trim()))
-        .findFirst().orElse(0);
   }
 }
