@@ -44,10 +44,11 @@ import org.slf4j.LoggerFactory;
  * cost a write and a Redis wake-up per payment; moving it cut Redis's CPU per payment by 16 %).
  * Nothing there: this is the original. The same key there: a retry, never a twin. Another
  * key: a twin, and only then a second step runs, a small script on a sibling hash that remembers the
- * twin keys with their verdicts, so that a twin's own retries are not counted again and a refused
- * twin stays refused. The script goes on the detector's own connection, never the pipeline: a
- * NOSCRIPT reply (a restarted Redis) would fail every command of the group it travelled in. Under
- * policy reject a twin is refused only when the ledger says the original was (or may have been)
+ * twin keys with their verdicts, so that a twin's own retries keep its verdict (a refused twin stays
+ * refused, and its retries are not counted again). On the payment path a twin counts only once its
+ * key is taken ({@link #guard}), which PostgreSQL alone can say. The script goes on the detector's
+ * own connection, never the pipeline: a NOSCRIPT reply (a restarted Redis) would fail every command
+ * of the group it travelled in. Under policy reject a twin is refused only when the ledger says the original was (or may have been)
  * charged, looked up once by its provider key.
  *
  * <p>The check never fails a payment: a Redis error or a missed deadline is {@link TwinVerdict.Unobserved},
@@ -60,7 +61,10 @@ public final class TwinDetector {
   public static final String REPEAT_HEADER = "Idempotency-Repeat";
   /** The check is advisory: it may delay a payment by this much at most, however slow Redis is. */
   static final long MAX_CHECK_MS = 250;
-  /** Twin keys remembered per fingerprint; past this a twin's retries count again (bounded memory). */
+  /**
+   * Twin keys remembered per fingerprint; past this a twin's retries are judged again (bounded memory):
+   * on the payment path they count no twin (their key is held), but a refused one's may be let through.
+   */
   static final int MAX_KEYS_PER_FINGERPRINT = 64;
   static final long RECONNECT_BACKOFF_MS = 1_000;
 
@@ -108,6 +112,29 @@ public final class TwinDetector {
       "end",
       "return 0");
   private static final String FORGET_SHA = sha1(FORGET_SCRIPT);
+  /**
+   * KEYS[1] a fingerprint's anchor, KEYS[2] its twin keys; ARGV: the anchor a twin's re-anchoring stored
+   * (or ''), the anchor it replaced, that one's time left in ms, the twin's key hash, the key's mark
+   * before the check (or '' for none). Undoes, for a twin under policy reject whose payment was not
+   * taken, what its judging wrote: the anchor it took goes back to the one before (deleted if that
+   * one's window is over), if it still holds exactly what the twin stored; and the twin's key gets
+   * back its mark, or none, so that its retry is judged afresh, not as the retry of a let-through twin.
+   */
+  static final String GIVE_BACK_SCRIPT = String.join("\n",
+      "if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) == ARGV[1] then",
+      "  if tonumber(ARGV[3]) > 0 then",
+      "    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])",
+      "  else",
+      "    redis.call('DEL', KEYS[1])",
+      "  end",
+      "end",
+      "if ARGV[5] == '' then",
+      "  redis.call('HDEL', KEYS[2], ARGV[4])",
+      "else",
+      "  redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])",
+      "end",
+      "return 1");
+  private static final String GIVE_BACK_SHA = sha1(GIVE_BACK_SCRIPT);
   /**
    * How much earlier than its anchor an original's ledger row may be dated: the anchor is set on one
    * instance's clock before the claim, the row's time on the claiming instance's. An older row is an
@@ -186,10 +213,14 @@ public final class TwinDetector {
 
   /**
    * The check as the payment path's guard for one request: under policy reject it refuses a
-   * {@link TwinVerdict.Reject}, otherwise it only observes. A twin is counted only once PostgreSQL
-   * has said its key is new ({@link ClaimGuard#keySettled}); a held key's request is a retry, whatever
-   * its payload is a twin of. A payment it let through that was then neither claimed nor charged
-   * under its key gives up the anchor it took ({@link #forgetAnchor}).
+   * {@link TwinVerdict.Reject}, otherwise it only observes. A twin is counted only once PostgreSQL has
+   * said what became of its key ({@link ClaimGuard#keySettled}): when the key is new and now stands for
+   * this request (claimed and charged, declined or pending; or refused, the key found free). A held
+   * key's request is a retry, whatever its payload is a twin of; a payment not taken (503, or 502)
+   * counts nothing, and its retry is judged again. A twin whose key was judged before and let through
+   * is counted too if this request takes the key: the earlier request's claim failed, or lost the race
+   * to this one. A payment it let through that was then neither claimed nor charged under its key gives
+   * up the anchor it took ({@link #forgetAnchor}, {@link #giveBack}).
    */
   public ClaimGuard guard(MultiMap headers) {
     return new ClaimGuard() {
@@ -197,45 +228,66 @@ public final class TwinDetector {
        * Only this request's loop touches these. Under policy flag the check runs beside the claim,
        * so the verdict and what the store said of the key come in either order.
        */
+      private PaymentService.PayCommand checked;
       /** The anchor this request's check stored (it was the first), else null. */
       private TwinVerdict.First first;
-      /** Counts the twin this request's check found for the first time, until it is settled; else null. */
-      private Runnable uncounted;
-      /** Whether PostgreSQL holds this request's key, once it said; else null. */
-      private Boolean held;
+      /** The twin this request's check judged, else null. */
+      private Judged twin;
+      /** What became of this request's key, once PostgreSQL said; else null. */
+      private KeyFate fate;
+      private boolean settled;
+      private boolean givenBack;
 
       @Override
       public Future<Optional<Object>> check(PaymentService.PayCommand cmd) {
-        uncounted = null;
-        held = null;
-        return observe(cmd.merchantId(), cmd.key(), cmd.request(), headers, this::countOnceSettled).map(verdict -> {
+        checked = cmd;
+        twin = null;
+        fate = null;
+        settled = false;
+        givenBack = false;
+        return observe(cmd.merchantId(), cmd.key(), cmd.request(), headers, this::judged).map(verdict -> {
           first = verdict instanceof TwinVerdict.First f ? f : null;
           return mayRefuse() && verdict instanceof TwinVerdict.Reject ? Optional.of(verdict) : Optional.empty();
         });
       }
 
       @Override
-      public void keySettled(PaymentService.PayCommand cmd, boolean held) {
-        this.held = held;
+      public void keySettled(PaymentService.PayCommand cmd, KeyFate fate) {
+        this.fate = fate;
         settle();
       }
 
-      private void countOnceSettled(Runnable count) {
-        uncounted = count;
+      private void judged(Judged judged) {
+        twin = judged;
         settle();
       }
 
       private void settle() {
-        if (uncounted == null || held == null) {
-          return; // no twin to count (none, or a key judged before: a retry), or the store has not said yet
+        if (twin == null || fate == null || settled) {
+          return; // no twin (none, or a check that found no verdict), or the store has not said yet
         }
-        Runnable count = uncounted;
-        uncounted = null;
-        if (held) {
-          monitor.recordSameKey(); // a retry of its own payment, no twin
-        } else {
-          count.run();
+        settled = true;
+        switch (fate) {
+          case NEW -> {
+            if (twin.count() != null) {
+              twin.count().run();
+            }
+          }
+          case HELD -> {
+            if (twin.count() != null) {
+              monitor.recordSameKey(); // a retry of its own payment, no twin
+            }
+          }
+          case NOT_TAKEN -> giveBackOnce(); // counts nothing: its retry is judged again
         }
+      }
+
+      private Future<Void> giveBackOnce() {
+        if (givenBack || twin == null || checked == null) {
+          return Future.succeededFuture();
+        }
+        givenBack = true;
+        return giveBack(checked.merchantId(), checked.request(), twin);
       }
 
       @Override
@@ -245,9 +297,48 @@ public final class TwinDetector {
 
       @Override
       public Future<Void> notCharged(PaymentService.PayCommand cmd) {
-        return first == null ? Future.succeededFuture() : forgetAnchor(cmd.merchantId(), cmd.request(), first.anchor());
+        return first != null ? forgetAnchor(cmd.merchantId(), cmd.request(), first.anchor()) : giveBackOnce();
       }
     };
+  }
+
+  /**
+   * A twin one check judged, as the guard settles it.
+   *
+   * @param mark the twin key's mark after the check ({@code a}, {@code i} or {@code r})
+   * @param firstTime whether the key had no mark before the check
+   * @param count counts the twin; null when the key was refused before and so counted already (its
+   *     retries are counted as same_key at once)
+   */
+  private record Judged(TwinVerdict verdict, String keyHash, boolean firstTime, String mark, Runnable count) {}
+
+  /**
+   * Undoes what judging a twin wrote under policy reject, for a payment that was then not taken (its
+   * claim failed, the provider did not charge it, or its key holds another payment): the anchor it took
+   * by re-anchoring goes back to the original's, so the next twin is judged against that one (a payment
+   * that was charged, or charged nothing) and not refused as a twin of a payment that does not exist;
+   * and its key gets back the mark it had, so that its retry is judged as the first time, and counted
+   * when it is taken. Under flag, and for a twin let through with no anchor, there is nothing to undo:
+   * a let-through key's retry is counted anyway when it takes the key. Best effort.
+   */
+  private Future<Void> giveBack(String merchantId, PaymentRequest request, Judged twin) {
+    String anchor = twin.verdict() instanceof TwinVerdict.Allowed allowed ? allowed.anchor() : null;
+    if (anchor == null && !(twin.firstTime() && twin.mark().equals("r"))) {
+      return Future.succeededFuture();
+    }
+    TwinVerdict.Twin original = twin.verdict() instanceof TwinVerdict.Allowed allowed ? allowed.twin()
+        : ((TwinVerdict.Reject) twin.verdict()).twin();
+    long left = original.originalAtMillis() + windowMs - System.currentTimeMillis();
+    String fingerprint = PaymentTwins.fingerprint(monitor.config().duplicateFields(), request);
+    return script(GIVE_BACK_SHA, GIVE_BACK_SCRIPT,
+        List.of(redisKey(merchantId, fingerprint), twinKeysKey(merchantId, fingerprint)),
+        anchor == null ? "" : anchor, original.originalKeyHash() + "|" + original.originalAtMillis(),
+        String.valueOf(Math.max(0, left)), twin.keyHash(), twin.firstTime() ? "" : "r")
+        .<Void>mapEmpty()
+        .otherwise(failure -> {
+          log.debug("twin judging not given back: {}", failure.toString());
+          return null;
+        });
   }
 
   /**
@@ -292,16 +383,16 @@ public final class TwinDetector {
    * {@link TwinVerdict.Reject} is the only verdict that should stop the request.
    */
   public Future<TwinVerdict> observe(String merchantId, IdempotencyKey key, PaymentRequest request, MultiMap headers) {
-    return observe(merchantId, key, request, headers, Runnable::run);
+    return observe(merchantId, key, request, headers, null);
   }
 
   /**
-   * @param twins takes the counting of a twin found for the first time, to run it once PostgreSQL
-   *     has said the key is new: a key it holds is a retry and no twin ({@link ClaimGuard#keySettled}).
-   *     Every other verdict is counted here.
+   * @param twins null to count a twin here, the first time its key is judged (a key judged before is
+   *     then {@link TwinVerdict.SameKey}); else takes every twin judged, to count it once PostgreSQL has
+   *     said what became of its key ({@link ClaimGuard#keySettled}). Every other verdict is counted here.
    */
   private Future<TwinVerdict> observe(String merchantId, IdempotencyKey key, PaymentRequest request, MultiMap headers,
-      Consumer<Runnable> twins) {
+      Consumer<Judged> twins) {
     if (policy == DuplicatePayloadPolicy.OFF) {
       return Future.succeededFuture(UNOBSERVED);
     }
@@ -337,27 +428,36 @@ public final class TwinDetector {
   }
 
   private Future<TwinVerdict> twin(String merchantId, String fingerprint, String keyHash, TwinVerdict.Twin original,
-      PaymentRequest request, String client, boolean intended, long now, Consumer<Runnable> twins) {
+      PaymentRequest request, String client, boolean intended, long now, Consumer<Judged> twins) {
     String mark = intended ? "i" : policy == DuplicatePayloadPolicy.REJECT ? "r" : "a";
     return script(TWIN_SHA, TWIN_SCRIPT, List.of(twinKeysKey(merchantId, fingerprint)), keyHash, mark,
         String.valueOf(windowMs), String.valueOf(MAX_KEYS_PER_FINGERPRINT))
         .compose(reply -> {
           boolean firstTime = reply.get(0).toString().equals("twin");
           String verdictMark = reply.get(1).toString();
-          if (!firstTime && !verdictMark.equals("r")) {
+          if (!firstTime && !verdictMark.equals("r") && twins == null) {
             monitor.recordSameKey(); // the retry of a twin that went through: its verdict stands
             return Future.succeededFuture(SAME_KEY);
           }
+          // A key let through before goes on as it did. Its twin is counted only if this request takes
+          // the key (the guard): the earlier one's claim failed, or this one won the race of the two.
           Future<TwinVerdict> verdict = verdictMark.equals("r")
-              ? confirmRefusal(merchantId, original, request, now).compose(v -> v instanceof TwinVerdict.Allowed
-                  ? reanchor(merchantId, fingerprint, keyHash, original, now).map(taken -> taken.orElse(v))
+              ? confirmRefusal(merchantId, original, request, now).compose(v -> v instanceof TwinVerdict.Allowed allowed
+                  ? reanchor(merchantId, fingerprint, keyHash, original, now).map(taken -> taken.orElseGet(
+                      () -> new TwinVerdict.Allowed(allowed.twin(), false, keyHash + "|" + now)))
                   : Future.succeededFuture(v))
-              : Future.succeededFuture(new TwinVerdict.Allowed(original, verdictMark.equals("i")));
+              : Future.succeededFuture(new TwinVerdict.Allowed(original, verdictMark.equals("i"), null));
           return verdict.onSuccess(v -> {
-            if (firstTime) {
-              twins.accept(() -> monitor.recordTwin(merchantId, client, keyHash, v, now));
-            } else {
+            // A refused key's retry was counted with the refusal, whatever it gets now.
+            boolean counts = firstTime || !verdictMark.equals("r");
+            Runnable count = () -> monitor.recordTwin(merchantId, client, keyHash, v, now);
+            if (!counts) {
               monitor.recordSameKey();
+            } else if (twins == null) {
+              count.run();
+            }
+            if (twins != null) {
+              twins.accept(new Judged(v, keyHash, firstTime, verdictMark, counts ? count : null));
             }
           });
         });
@@ -391,12 +491,12 @@ public final class TwinDetector {
           if (row == null) {
             return now - original.originalAtMillis() < unresolvedMs
                 ? (TwinVerdict) new TwinVerdict.Reject(original)
-                : new TwinVerdict.Allowed(original, false);
+                : new TwinVerdict.Allowed(original, false, null);
           }
           TwinVerdict.Twin named = new TwinVerdict.Twin(original.originalKeyHash(), original.originalAtMillis(),
               row.getString("id"));
           return "declined".equals(row.getString("status")) || !row.getBoolean("same")
-              ? new TwinVerdict.Allowed(named, false)
+              ? new TwinVerdict.Allowed(named, false, null)
               : new TwinVerdict.Reject(named);
         })
         .otherwise(failure -> {

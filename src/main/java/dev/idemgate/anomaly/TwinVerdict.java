@@ -21,8 +21,11 @@ public sealed interface TwinVerdict {
   /**
    * A twin that goes on: counted under policy flag; under policy reject, one declared intended or one
    * whose original charged nothing.
+   *
+   * @param anchor the value this check stored as the fingerprint's anchor when it made the twin the
+   *     one to compare with (policy reject, an original that charged nothing), else null
    */
-  record Allowed(Twin twin, boolean intended) implements TwinVerdict {}
+  record Allowed(Twin twin, boolean intended, String anchor) implements TwinVerdict {}
 
   /** A twin refused with 409 duplicate_payment_suspected; nothing is claimed or charged. */
   record Reject(Twin twin) implements TwinVerdict {}

@@ -30,18 +30,37 @@ public interface ClaimGuard {
   }
 
   /**
-   * What PostgreSQL said of the key of the payment {@link #check} judged, the first time it was asked:
-   * {@code held} when it holds the key, so the request is a retry of that key's payment, no new
-   * payment (a refusal is then not given, and the claim answers with that payment); false when the
-   * key is new (claimed for this payment, or found free by a refusal's lookup), and when the store
-   * could not say (the request got no payment, and the key's retries are not judged again). Redis
-   * cannot tell: it may have lost the key, and for a pending payment it only points to PostgreSQL.
-   * A guard that counts what it judged counts it here, never in {@link #check}.
+   * What became of the key of the payment {@link #check} judged, as PostgreSQL answered for it. Redis
+   * cannot tell: it may have lost the key, and for a pending payment it only points to PostgreSQL. A
+   * guard that counts what it judged counts it here, never in {@link #check}.
    *
-   * <p>Called once per check, before the answer; under a guard that only observes, possibly before
-   * the check has answered. Must not fail.
+   * <p>Called at most once per check, before the answer (not when the payment failed in a way that
+   * gives neither, an internal error); under a guard that only observes, possibly before the check has
+   * answered. Must not fail.
    */
-  default void keySettled(PaymentService.PayCommand cmd, boolean held) {}
+  default void keySettled(PaymentService.PayCommand cmd, KeyFate fate) {}
+
+  /** What became of a checked payment's key ({@link #keySettled}). */
+  enum KeyFate {
+    /**
+     * The key was new and now stands for this request: its claim took the key and the provider charged,
+     * declined or may have charged the payment (201, 402, 202); or, for a refusal, PostgreSQL found the
+     * key free and the refusal is final (409). Exactly one request per key gets this, whichever of
+     * several racing ones it is, since only one claim takes a key.
+     */
+    NEW,
+    /**
+     * PostgreSQL holds the key for a payment of its own: the request is a retry of that payment (in
+     * flight, completed, pending, or another payload's: 422), no new payment.
+     */
+    HELD,
+    /**
+     * Nothing stands under the key for this request: PostgreSQL could not answer (503, the key is not
+     * consumed), or the claim took the key but the provider did not charge (502, the key released or,
+     * failing that, held until recovery frees it). The client's retry of the key is a new attempt.
+     */
+    NOT_TAKEN
+  }
 
   /**
    * The payment this guard checked was neither claimed nor charged under its key (the key holds

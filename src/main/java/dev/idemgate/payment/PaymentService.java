@@ -237,11 +237,13 @@ public final class PaymentService {
    * holds is a retry and goes on to the claim, which answers with what that key's payment is (the
    * claim never takes a key that is held). The lookup costs nothing on the common path: it runs for
    * refusals only. Only its answer makes the refusal final, so only then does the guard hear whether
-   * the key is held ({@link ClaimGuard#keySettled}): a held key's retry is no refused payment.
+   * the key is held ({@link ClaimGuard#keySettled}): a held key's retry is no refused payment, and a
+   * failed lookup (503) refused nothing.
    */
   private Future<PayOutcome> refuseUnlessHeld(PayCommand cmd, String redisClaim, ClaimGuard guard, Object refusal) {
     Future<Boolean> held = metrics.timeStore("held", () -> store.holds(cmd.merchantId(), cmd.key()));
-    held.onComplete(lookup -> guard.keySettled(cmd, lookup.succeeded() && lookup.result()));
+    held.onComplete(lookup -> guard.keySettled(cmd, lookup.failed() ? ClaimGuard.KeyFate.NOT_TAKEN
+        : lookup.result() ? ClaimGuard.KeyFate.HELD : ClaimGuard.KeyFate.NEW));
     return held.compose(isHeld -> isHeld
             ? claimInStore(cmd, redisClaim, ClaimGuard.NONE) // the guard has heard: a retry
             : releaseRedis(cmd, redisClaim).compose(v -> gate.keyFreed(cmd.merchantId(), cmd.key()))
@@ -263,8 +265,9 @@ public final class PaymentService {
 
   /**
    * @param redisClaim the value this request wrote in Redis, or null when Redis did not claim for it
-   * @param guard the guard that checked this payment, told by the claim's answer whether the key is
-   *     held ({@link ClaimGuard#keySettled}): only the claim tells a new key from a held one
+   * @param guard the guard that checked this payment, told what became of its key ({@link ClaimGuard#keySettled}):
+   *     held, by the claim's answer (only the claim tells a new key from a held one); not taken, when
+   *     the claim failed; and, for a claim that took the key, new or not taken by the charge's outcome
    */
   private Future<PayOutcome> claimInStore(PayCommand cmd, String redisClaim, ClaimGuard guard) {
     Instant now = PaymentJson.createdNow();
@@ -274,8 +277,13 @@ public final class PaymentService {
         r.metadata(), now);
     long sentAt = System.nanoTime();
     Future<StoreClaim> claimed = metrics.timeStore("claim", () -> store.claim(claim));
-    claimed.onComplete(answer -> guard.keySettled(cmd,
-        answer.succeeded() && !(answer.result() instanceof StoreClaim.Claimed)));
+    claimed.onComplete(answer -> {
+      if (answer.failed()) {
+        guard.keySettled(cmd, ClaimGuard.KeyFate.NOT_TAKEN); // nothing claimed, nothing charged
+      } else if (!(answer.result() instanceof StoreClaim.Claimed)) {
+        guard.keySettled(cmd, ClaimGuard.KeyFate.HELD);
+      }
+    });
     claimed.onFailure(failure -> {
       // A claim the queue gave up on was never sent: there is nothing to look for.
       if (failure instanceof StoreUnavailable unavailable && unavailable.reachedDatabase()) {
@@ -285,7 +293,10 @@ public final class PaymentService {
     return claimed
         .compose(decision -> {
           if (decision instanceof StoreClaim.Claimed owned) {
-            return charge(cmd, owned, redisClaim, sentAt);
+            // Told after the charge: a claim the provider did not charge (502) stands for nothing,
+            // and the key's retry may take it again.
+            return charge(cmd, owned, redisClaim, sentAt).onSuccess(outcome -> guard.keySettled(cmd,
+                outcome instanceof PayOutcome.ProviderUnavailable ? ClaimGuard.KeyFate.NOT_TAKEN : ClaimGuard.KeyFate.NEW));
           } else if (decision instanceof StoreClaim.Completed done) {
             replays.remember(cmd.merchantId(), cmd.key(), cmd.bodyDigest(), done.response());
             return gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), done.response())

@@ -4,7 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.IdempotencyKey;
+import dev.idemgate.payment.ClaimGuard;
+import dev.idemgate.payment.ClaimGuard.KeyFate;
 import dev.idemgate.payment.PaymentRequest;
+import dev.idemgate.payment.PaymentService;
 import dev.idemgate.storage.Migrations;
 import dev.idemgate.storage.PipelinedRedis;
 import dev.idemgate.storage.Postgres;
@@ -16,6 +19,7 @@ import dev.idemgate.support.Waits;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonObject;
 import io.vertx.redis.client.Command;
 import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.RedisOptions;
@@ -385,5 +389,118 @@ class TwinDetectorIT {
   void offIsFree() {
     TwinDetector detector = detector("off", "10m");
     assertThat(observe(detector, merchant(), "k1", payment("tok_visa"))).isInstanceOf(TwinVerdict.Unobserved.class);
+  }
+
+  /** A detector under these settings, and the monitor it counts into. */
+  private record Counted(TwinDetector detector, AnomalyMonitor monitor) {
+    static Counted under(String policy) {
+      AnomalyMonitor monitor = new AnomalyMonitor(TestGateway.config(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", policy)),
+          new SimpleMeterRegistry(), TwinRateJudge.Settings.defaults());
+      return new Counted(monitor.detector(pipeline, redis, pool), monitor);
+    }
+
+    /** One request's guard: checks the payment, and returns the guard to be told what became of its key. */
+    ClaimGuard checked(String merchant, String key, PaymentRequest request, MultiMap headers) {
+      ClaimGuard guard = detector.guard(headers);
+      Http.await(guard.check(command(merchant, key, request)));
+      return guard;
+    }
+
+    List<JsonObject> pairs(String merchant) {
+      return monitor.view(merchant, 200).getJsonArray("recent_twins").stream().map(JsonObject.class::cast).toList();
+    }
+  }
+
+  private static PaymentService.PayCommand command(String merchant, String key, PaymentRequest request) {
+    return new PaymentService.PayCommand(merchant, new IdempotencyKey(key), request, "fingerprint", null, null);
+  }
+
+  private static MultiMap client() {
+    return MultiMap.caseInsensitiveMultiMap().add("X-Client-Id", "it");
+  }
+
+  @Test
+  @DisplayName("a twin whose payment was not taken (its claim failed: 503; or the provider did not charge it: 502) "
+      + "counts nothing; the retry of its key that takes the key counts it once, and a retry after that none")
+  void aTwinCountsWhenItsKeyIsTaken() {
+    Counted flag = Counted.under("flag");
+    String merchant = merchant();
+    PaymentRequest request = payment("tok_visa");
+    flag.checked(merchant, "k1", request, client()).keySettled(command(merchant, "k1", request), KeyFate.NEW);
+
+    flag.checked(merchant, "k2", request, client()).keySettled(command(merchant, "k2", request), KeyFate.NOT_TAKEN);
+    assertThat(flag.pairs(merchant)).as("a twin whose claim failed").isEmpty();
+    flag.checked(merchant, "k2", request, client()).keySettled(command(merchant, "k2", request), KeyFate.NEW);
+    assertThat(flag.pairs(merchant)).as("its retry, which took the key").singleElement()
+        .satisfies(pair -> assertThat(pair.getString("key_hash"))
+            .isEqualTo(PaymentTwins.keyHash(merchant, new IdempotencyKey("k2"))));
+    flag.checked(merchant, "k2", request, client()).keySettled(command(merchant, "k2", request), KeyFate.HELD);
+    assertThat(flag.pairs(merchant)).as("a retry of the key it holds").hasSize(1);
+    assertThat(flag.monitor.judge().shown(merchant, 10).clients()).singleElement()
+        .satisfies(standing -> assertThat(standing.twins()).isEqualTo(1));
+  }
+
+  @Test
+  @DisplayName("two requests of one new twin key racing each other count the twin once, whichever takes the key")
+  void racingRequestsOfATwinKeyCountItOnce() {
+    for (boolean laterTakesIt : new boolean[] {true, false}) {
+      Counted flag = Counted.under("flag");
+      String merchant = merchant();
+      PaymentRequest request = payment("tok_visa");
+      flag.checked(merchant, "k1", request, client()).keySettled(command(merchant, "k1", request), KeyFate.NEW);
+      // Both past the gate (Redis lost the key, or only pointed to PostgreSQL): both judged, one claim takes the key.
+      ClaimGuard earlier = flag.checked(merchant, "k2", request, client());
+      ClaimGuard later = flag.checked(merchant, "k2", request, client());
+      earlier.keySettled(command(merchant, "k2", request), laterTakesIt ? KeyFate.HELD : KeyFate.NEW);
+      later.keySettled(command(merchant, "k2", request), laterTakesIt ? KeyFate.NEW : KeyFate.HELD);
+      assertThat(flag.pairs(merchant)).as(laterTakesIt ? "the later one took the key" : "the earlier one took the key")
+          .hasSize(1);
+    }
+  }
+
+  @Test
+  @DisplayName("policy reject: a twin let through because its original was declined, whose claim then failed, gives "
+      + "the anchor back to the original; its retry is judged again, takes the anchor, and counts once")
+  void aTwinNotTakenGivesTheAnchorBack() {
+    Counted reject = Counted.under("reject");
+    String merchant = merchant();
+    PaymentRequest request = payment("tok_visa");
+    try {
+      reject.checked(merchant, "k1", request, client()).keySettled(command(merchant, "k1", request), KeyFate.NEW);
+      ledgerRow(merchant, "k1", "declined", request);
+      String anchorKey = TwinDetector.redisKey(merchant, PaymentTwins.fingerprint(reject.monitor.config().duplicateFields(),
+          request));
+      String original = anchor(anchorKey);
+
+      ClaimGuard failed = reject.checked(merchant, "k2", request, client());
+      assertThat(anchor(anchorKey)).as("the twin took the anchor").startsWith(keyHash(merchant, "k2") + "|");
+      failed.keySettled(command(merchant, "k2", request), KeyFate.NOT_TAKEN);
+      Waits.eventually(Duration.ofSeconds(5), () -> original.equals(anchor(anchorKey)),
+          "the anchor goes back to the declined original");
+      assertThat(reject.pairs(merchant)).isEmpty();
+
+      ClaimGuard retry = reject.checked(merchant, "k2", request, client());
+      assertThat(anchor(anchorKey)).as("the retry takes the anchor again").startsWith(keyHash(merchant, "k2") + "|");
+      retry.keySettled(command(merchant, "k2", request), KeyFate.NEW);
+      assertThat(reject.pairs(merchant)).singleElement().satisfies(pair -> {
+        assertThat(pair.getString("key_hash")).isEqualTo(keyHash(merchant, "k2"));
+        assertThat(pair.getString("outcome")).isEqualTo("allowed");
+      });
+      ledgerRow(merchant, "k2", "succeeded", request);
+      TwinVerdict third = observe(reject.detector, merchant, "k3", request);
+      assertThat(third).isInstanceOf(TwinVerdict.Reject.class);
+      assertThat(((TwinVerdict.Reject) third).twin().originalPaymentId()).isEqualTo(paymentId(merchant, "k2"));
+    } finally {
+      deleteLedger(merchant);
+    }
+  }
+
+  private static String keyHash(String merchant, String key) {
+    return PaymentTwins.keyHash(merchant, new IdempotencyKey(key));
+  }
+
+  private static String anchor(String redisKey) {
+    var value = Http.await(redis.send(Request.cmd(Command.GET).arg(redisKey)));
+    return value == null ? null : value.toString();
   }
 }
