@@ -495,6 +495,31 @@ class TwinDetectorIT {
     }
   }
 
+  @Test
+  @DisplayName("policy reject: a refusal answered 503 (the held-key lookup failed) counts nothing; its retry, "
+      + "refused, counts once, and further retries none")
+  void aRefusalAnswered503CountsOnItsRetry() {
+    Counted reject = Counted.under("reject");
+    String merchant = merchant();
+    PaymentRequest request = payment("tok_visa");
+    reject.checked(merchant, "k1", request, client()).keySettled(command(merchant, "k1", request), KeyFate.NEW);
+    String twinKeys = TwinDetector.twinKeysKey(merchant, PaymentTwins.fingerprint(reject.monitor.config().duplicateFields(),
+        request));
+
+    reject.checked(merchant, "k2", request, client()).keySettled(command(merchant, "k2", request), KeyFate.NOT_TAKEN);
+    assertThat(reject.pairs(merchant)).as("a refusal answered 503").isEmpty();
+    Waits.eventually(Duration.ofSeconds(5), () -> Http.await(redis.send(
+        Request.cmd(Command.HEXISTS).arg(twinKeys).arg(keyHash(merchant, "k2")))).toInteger() == 0,
+        "the refused mark of k2 is given back");
+    for (int retry = 0; retry < 2; retry++) {
+      ClaimGuard guard = reject.detector.guard(client());
+      assertThat(Http.await(guard.check(command(merchant, "k2", request)))).as("still refused").isPresent();
+      guard.keySettled(command(merchant, "k2", request), KeyFate.NEW);
+    }
+    assertThat(reject.pairs(merchant)).as("the retry refused, once").singleElement()
+        .satisfies(pair -> assertThat(pair.getString("outcome")).isEqualTo("rejected"));
+  }
+
   private static String keyHash(String merchant, String key) {
     return PaymentTwins.keyHash(merchant, new IdempotencyKey(key));
   }
