@@ -31,6 +31,8 @@ public final class ThrowawayRedisCluster implements AutoCloseable {
   private final boolean withReplicas;
   /** Masters first, then (with replicas) the replica of master i at MASTERS + i. */
   private final List<Integer> ports = new ArrayList<>();
+  /** Each node's cluster bus port, by the index of its port in {@link #ports}. */
+  private final List<Integer> busPorts = new ArrayList<>();
   private final List<ChildProcess> processes = new ArrayList<>();
 
   private ThrowawayRedisCluster(Path dir, boolean withReplicas) {
@@ -79,9 +81,14 @@ public final class ThrowawayRedisCluster implements AutoCloseable {
         throw new IllegalStateException(e);
       }
       ports.add(port);
+      // The cluster bus gets a free port of its own: by default it is the port + 10,000, which lands
+      // in the kernel's ephemeral range, where an outgoing connection may hold it (seen: 41322).
+      int busPort = TestGateway.freePort();
+      busPorts.add(busPort);
       processes.add(ChildProcess.start("redis-cluster:" + port, List.of("redis-server", "--port", String.valueOf(port),
           "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", nodeDir.toString(),
-          "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", nodeTimeout),
+          "--cluster-enabled", "yes", "--cluster-port", String.valueOf(busPort), "--cluster-config-file", "nodes.conf",
+          "--cluster-node-timeout", nodeTimeout),
           Map.of(), nodeDir.resolve("redis.log")));
     }
     awaitAll("PONG", "PING");
@@ -91,7 +98,8 @@ public final class ThrowawayRedisCluster implements AutoCloseable {
       expectOk(RespCommand.call(ports.get(i), "CLUSTER", "ADDSLOTSRANGE", String.valueOf(first), String.valueOf(last)));
     }
     for (int i = 1; i < nodes; i++) {
-      expectOk(RespCommand.call(ports.get(0), "CLUSTER", "MEET", "127.0.0.1", String.valueOf(ports.get(i))));
+      expectOk(RespCommand.call(ports.get(0), "CLUSTER", "MEET", "127.0.0.1", String.valueOf(ports.get(i)),
+          String.valueOf(busPorts.get(i))));
     }
     if (withReplicas) {
       awaitAll("cluster_known_nodes:" + nodes, "CLUSTER", "INFO");
