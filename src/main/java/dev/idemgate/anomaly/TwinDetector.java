@@ -446,6 +446,8 @@ public final class TwinDetector {
                   ? reanchor(merchantId, fingerprint, keyHash, original, now).map(taken -> taken.orElseGet(
                       () -> new TwinVerdict.Allowed(allowed.twin(), false, keyHash + "|" + now)))
                   : Future.succeededFuture(v))
+              : verdictMark.equals("i") && firstTime && policy == DuplicatePayloadPolicy.REJECT
+              ? intendedUnderReject(merchantId, fingerprint, keyHash, original, request, now)
               : Future.succeededFuture(new TwinVerdict.Allowed(original, verdictMark.equals("i"), null));
           return verdict.onSuccess(v -> {
             // A refused key's retry was counted with the refusal, whatever it gets now.
@@ -461,6 +463,23 @@ public final class TwinDetector {
             }
           });
         });
+  }
+
+  /**
+   * A repeat declared intended goes on whatever its original became; under policy reject it is still
+   * judged like any twin, only to keep the anchor right: when its original charged nothing it becomes
+   * the anchor ({@link #reanchor}), so that a later twin is judged against the payment that may now be
+   * charged. Else a twin sent after a charged intended repeat of a declined original would be judged
+   * against the declined one, let through and charged again. When the original was (or may have been)
+   * charged, it stays the anchor, and a later twin is refused against it. The ledger lookup costs
+   * intended repeats only.
+   */
+  private Future<TwinVerdict> intendedUnderReject(String merchantId, String fingerprint, String keyHash,
+      TwinVerdict.Twin original, PaymentRequest request, long now) {
+    return confirmRefusal(merchantId, original, request, now).compose(v -> v instanceof TwinVerdict.Allowed allowed
+        ? reanchor(merchantId, fingerprint, keyHash, original, now).map(taken -> (TwinVerdict) new TwinVerdict.Allowed(
+            allowed.twin(), true, taken.isPresent() ? null : keyHash + "|" + now))
+        : Future.succeededFuture(new TwinVerdict.Allowed(((TwinVerdict.Reject) v).twin(), true, null)));
   }
 
   /**

@@ -190,6 +190,28 @@ class DuplicateRejectIT {
   }
 
   @Test
+  @DisplayName("after a declined original, a repeat declared intended that is charged becomes the one twins are judged "
+      + "against: a further twin is refused naming it, not let through as a twin of the declined original")
+  void twinAfterAChargedIntendedRepeatIsRefused() {
+    // Without the card in the duplicate fields, a declined card and the card that then pays are one payment.
+    try (TestGateway byOrder = TestGateway.start(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "reject",
+        "IDEMGATE_DUPLICATE_FIELDS", "amount,currency,merchant_reference"))) {
+      JsonObject declinedCard = Orders.payment(2650, "tok_decline");
+      JsonObject card = declinedCard.copy().put("source", "tok_visa");
+      assertThat(pay(byOrder, Http.newKey(), declinedCard.encode(), Map.of()).status()).isEqualTo(402);
+      Http.await(http.vertx().timer(100)); // the original's record is let go after its answer, not before
+      Reply repeat = pay(byOrder, Http.newKey(), card.encode(), Map.of(TwinDetector.REPEAT_HEADER, "intended"));
+      assertThat(repeat.status()).isEqualTo(201);
+
+      String twinKey = Http.newKey();
+      Reply twin = pay(byOrder, twinKey, card.encode(), Map.of());
+      assertThat(twin.status()).as(twin.body()).isEqualTo(409);
+      assertThat(twin.json().getString("original_payment_id")).isEqualTo(repeat.json().getString("id"));
+      assertThat(charges(byOrder, twinKey)).isZero();
+    }
+  }
+
+  @Test
   @DisplayName("a declined payment may be tried again under a new key: only a possible charge anchors twins")
   void declinedOriginalDoesNotBlock() {
     JsonObject body = Orders.payment(2700, "tok_decline");
