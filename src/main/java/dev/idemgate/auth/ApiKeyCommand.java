@@ -53,8 +53,9 @@ public final class ApiKeyCommand implements Callable<Integer> {
     }
     if (fromStdin) {
       String key = firstLine(stdin);
-      if (key == null || key.strip().length() < 8) {
-        err.println("idemgate: --stdin: give the key on the first line of standard input (8 characters or more)");
+      if (key == null || !GatewayConfig.API_KEY.matcher(key.strip()).matches()) {
+        err.println("idemgate: --stdin: give the key on the first line of standard input (8 or more visible ASCII "
+            + "characters, no spaces: it is sent in Authorization: Bearer)");
         return EXIT_USAGE;
       }
       out.println(ApiKeyFile.line(merchant, key.strip()));

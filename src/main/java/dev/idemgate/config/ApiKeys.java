@@ -17,8 +17,9 @@ final class ApiKeys {
       int eq = pair.indexOf('=');
       String merchant = eq < 0 ? "" : pair.substring(0, eq).trim();
       String key = eq < 0 ? "" : pair.substring(eq + 1).trim();
-      if (!GatewayConfig.MERCHANT_ID.matcher(merchant).matches() || key.length() < 8) {
-        throw new ConfigException("api_keys: each entry must be merchant=key (merchant: 1-64 of A-Z a-z 0-9 _ . -; key: 8 characters or more)");
+      if (!GatewayConfig.MERCHANT_ID.matcher(merchant).matches() || !GatewayConfig.API_KEY.matcher(key).matches()) {
+        throw new ConfigException("api_keys: each entry must be merchant=key (merchant: 1-64 of A-Z a-z 0-9 _ . -; key: 8 "
+            + "or more visible ASCII characters, no spaces, as it is sent in Authorization: Bearer)");
       }
       if (byKey.put(key, merchant) != null) {
         throw new ConfigException("api_keys: the same key is given to two merchants");

@@ -67,6 +67,12 @@ public record GatewayConfig(
   public static final Duration MAX_KEY_TTL = Duration.ofDays(30);
   /** What a merchant id may be, wherever it is configured. */
   public static final Pattern MERCHANT_ID = Pattern.compile("[A-Za-z0-9_.-]{1,64}");
+  /**
+   * An API key a client can present: 8 or more visible ASCII characters. A space, a control character
+   * or a non-ASCII one cannot travel in {@code Authorization: Bearer} as it was given, so such a key
+   * would never match.
+   */
+  public static final Pattern API_KEY = Pattern.compile("[\\x21-\\x7E]{8,}");
   /** What a {@code provider_name} may be: the same as a merchant id. */
   public static final Pattern PROVIDER_NAME = MERCHANT_ID;
 
