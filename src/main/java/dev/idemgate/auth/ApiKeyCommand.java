@@ -9,11 +9,13 @@ import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
 import java.util.Base64;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
+import picocli.CommandLine.Unmatched;
 
 /**
  * {@code idemgate api-key}: makes a merchant's API key and the {@code api_keys_file} line that
@@ -40,6 +42,13 @@ public final class ApiKeyCommand implements Callable<Integer> {
   @Option(names = "--stdin", description = "Read an existing key from standard input (its first line) instead of making one.")
   boolean fromStdin;
 
+  /**
+   * Arguments this command does not take. Taken here rather than refused by picocli, whose message
+   * repeats them: the likeliest is a key given as an argument, which must not be printed again.
+   */
+  @Unmatched
+  List<String> unexpected;
+
   /** Where --stdin reads; tests give their own. */
   InputStream stdin = System.in;
 
@@ -47,6 +56,11 @@ public final class ApiKeyCommand implements Callable<Integer> {
   public Integer call() {
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
+    if (unexpected != null && !unexpected.isEmpty()) {
+      err.println("idemgate: api-key takes only --merchant and --stdin; " + unexpected.size() + " other argument(s) "
+          + "not shown, in case one is a key: give an existing key on standard input with --stdin (see --help)");
+      return EXIT_USAGE;
+    }
     if (!GatewayConfig.MERCHANT_ID.matcher(merchant).matches()) {
       err.println("idemgate: --merchant must be 1-64 of A-Z a-z 0-9 _ . -");
       return EXIT_USAGE;

@@ -55,7 +55,7 @@ class ApiKeyCommandTest {
   }
 
   @Test
-  @DisplayName("a bad merchant id, or no key or one with a space on standard input, is refused with exit 2 and nothing printed")
+  @DisplayName("a bad merchant id, no key or one with a space on standard input, or a key as an argument, is refused with exit 2 and nothing printed")
   void refusals() {
     Run badMerchant = run(null, "--merchant", "acme corp");
     assertThat(badMerchant.status()).isEqualTo(2);
@@ -66,6 +66,11 @@ class ApiKeyCommandTest {
     assertThat(noKey.status()).isEqualTo(2);
     assertThat(noKey.out()).isEmpty();
     assertThat(noKey.err()).contains("--stdin");
+
+    Run asArgument = run(null, "--merchant", "acme", "sk_live_given-as-argument");
+    assertThat(asArgument.status()).as("a key given as an argument").isEqualTo(2);
+    assertThat(asArgument.out()).isEmpty();
+    assertThat(asArgument.err()).contains("--stdin").doesNotContain("given-as-argument");
 
     Run spaced = run("sk_live_with a space\n", "--merchant", "acme", "--stdin");
     assertThat(spaced.status()).as("a key a client cannot send in Authorization: Bearer").isEqualTo(2);
