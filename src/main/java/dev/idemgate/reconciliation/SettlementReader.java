@@ -60,6 +60,8 @@ public final class SettlementReader implements Closeable {
   static final Instant LATEST_SETTLED_AT = Instant.parse("9999-12-31T23:59:59.999999Z");
 
   private final Reader in;
+  /** The file's name, as every message about it names it. */
+  private final String name;
   private final char delimiter;
   private final int width;
   private final int settlementId;
@@ -88,6 +90,7 @@ public final class SettlementReader implements Closeable {
 
   private SettlementReader(Reader in, String name, Map<String, String> columnMap) {
     this.in = in;
+    this.name = name;
     Header parsed = readHeader(name);
     List<String> header = parsed.names();
     this.delimiter = parsed.delimiter();
@@ -442,7 +445,7 @@ public final class SettlementReader implements Closeable {
       }
       if (record.length() >= MAX_RECORD_CHARS) {
         // An unclosed quote would otherwise swallow the rest of the file into one record.
-        throw new SettlementFileException("line " + recordLine + ": a record longer than "
+        throw new SettlementFileException(name + " line " + recordLine + ": a record longer than "
             + MAX_RECORD_CHARS + " characters (an unclosed quote?)");
       }
       record.append(c);
@@ -454,7 +457,7 @@ public final class SettlementReader implements Closeable {
       String raw = readRawRecord(String.valueOf(d));
       return raw == null ? null : split(raw, d);
     } catch (IOException e) {
-      throw new SettlementFileException("the settlement file could not be read past line " + recordLine + " (" + e.getMessage() + ")");
+      throw new SettlementFileException(name + ": could not be read past line " + recordLine + " (" + e.getMessage() + ")");
     }
   }
 

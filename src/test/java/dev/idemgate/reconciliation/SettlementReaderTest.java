@@ -223,6 +223,32 @@ class SettlementReaderTest {
   }
 
   @Test
+  @DisplayName("a record longer than 1 MiB (an unclosed quote, a runaway line) is refused with the file's name and its line")
+  void overlongRecordNamesTheFile() {
+    String csv = "settlement_id,provider_reference,amount,currency,settled_at\n"
+        + "s1,\"" + "x".repeat((1 << 20) + 10) + "\n";
+    assertThatThrownBy(() -> read(csv, Map.of())).isInstanceOf(SettlementFileException.class)
+        .hasMessageStartingWith("test.csv line 2: a record longer than 1048576 characters");
+  }
+
+  @Test
+  @DisplayName("a file that cannot be read half way is refused with its name and the line reached")
+  void unreadableHalfWayNamesTheFile() {
+    byte[] header = "settlement_id,provider_reference,amount,currency,settled_at\n".getBytes(StandardCharsets.UTF_8);
+    java.io.InputStream failing = new java.io.SequenceInputStream(new ByteArrayInputStream(header), new java.io.InputStream() {
+      @Override
+      public int read() throws java.io.IOException {
+        throw new java.io.IOException("Input/output error");
+      }
+    });
+    assertThatThrownBy(() -> {
+      try (SettlementReader reader = SettlementReader.open(failing, "disk.csv", Map.of())) {
+        reader.next();
+      }
+    }).isInstanceOf(SettlementFileException.class).hasMessageStartingWith("disk.csv: could not be read past line 2");
+  }
+
+  @Test
   @DisplayName("references are compared without case or punctuation")
   void referenceKey() {
     assertThat(SettlementReader.normalizeReference("CH-SIM-12")).isEqualTo(SettlementReader.normalizeReference("ch_sim_12"));
