@@ -24,6 +24,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -32,8 +33,9 @@ import picocli.CommandLine.Spec;
 
 /**
  * {@code idemgate reconcile}: reconciles a settlement file against the ledger and writes the
- * report. Exit status 0 when the run completed (whatever it found), 2 for a bad argument or a file
- * that cannot be reconciled, 1 when PostgreSQL cannot be used.
+ * report. Exit status 0 when the run completed (whatever it found), 2 for a bad argument (a provider
+ * nothing knows, an --out that cannot be written) or a file that cannot be reconciled, 1 when
+ * PostgreSQL cannot be used.
  */
 @Command(name = "reconcile", mixinStandardHelpOptions = true, sortOptions = false,
     description = {"Reconcile a provider's settlement file against the ledger (DESIGN §6).",
@@ -53,7 +55,8 @@ public final class ReconcileCommand implements Callable<Integer> {
   Path settlement;
 
   @Option(names = "--provider", paramLabel = "P",
-      description = "Provider: reads the file with column_map.P of the reconciliation settings and limits the ledger to payments.provider = P.")
+      description = "Provider: reads the file with column_map.P of the reconciliation settings and limits the ledger to "
+          + "payments.provider = P. Refused (exit 2) when P has no column_map entry and no payment in the ledger.")
   String provider;
 
   @Option(names = "--from", paramLabel = "T", description = "Start of the ledger window (ISO-8601 instant or date, UTC). "
@@ -112,6 +115,10 @@ public final class ReconcileCommand implements Callable<Integer> {
     if (windowFrom.isPresent() && windowTo.isPresent() && !windowFrom.get().isBefore(windowTo.get())) {
       return usage(err, "--from must be before --to");
     }
+    Optional<String> unwritable = out == null ? Optional.empty() : OutputFile.problem(out);
+    if (unwritable.isPresent()) {
+      return usage(err, "--out " + out + ": " + unwritable.get() + "; nothing was run");
+    }
     SettlementReader reader;
     try {
       reader = SettlementReader.open(settlement, settings.columnMap(Optional.ofNullable(provider)));
@@ -129,6 +136,12 @@ public final class ReconcileCommand implements Callable<Integer> {
       return EXIT_FAILED;
     }
     try (Connection c = Jdbc.connect(gateway.pgUrl())) {
+      Optional<String> unknown = provider == null ? Optional.empty()
+          : KnownProviders.refusal(c, settings, "--provider", provider, Set.of());
+      if (unknown.isPresent()) {
+        reader.close();
+        return usage(err, unknown.get());
+      }
       Reconciler reconciler = new Reconciler(settings);
       String runId = reconciler.createRun(c, request);
       Reconciler.Outcome outcome;
@@ -158,7 +171,7 @@ public final class ReconcileCommand implements Callable<Integer> {
       err.println("idemgate: reconciliation failed in PostgreSQL: " + firstLine(e.getMessage()));
       return EXIT_FAILED;
     } catch (IOException e) {
-      err.println("idemgate: cannot write the report" + (out == null ? "" : " to " + out) + ": " + firstLine(e.getMessage()));
+      err.println("idemgate: cannot write the report" + (out == null ? "" : " to " + out) + ": " + OutputFile.reason(e));
       return EXIT_FAILED;
     } catch (Exception e) {
       err.println("idemgate: reconciliation failed: " + firstLine(String.valueOf(e.getMessage())));

@@ -27,6 +27,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
 import org.slf4j.Logger;
@@ -36,7 +37,8 @@ import org.slf4j.LoggerFactory;
  * Reconciliation on the management port, behind the admin token:
  * <ul>
  *   <li>{@code POST /admin/reconciliations} — body: the settlement CSV; query: {@code provider},
- *       {@code from}, {@code to}, {@code merchant_prefix}, {@code name}. The body is streamed to a
+ *       {@code from}, {@code to}, {@code merchant_prefix}, {@code name}. A provider nothing knows
+ *       gets 400 before the body is read ({@link KnownProviders}). The body is streamed to a
  *       temporary file; a file that cannot be reconciled gets 400 at once, otherwise 202 with the
  *       run id while the run goes on.</li>
  *   <li>{@code GET /admin/reconciliations} — the latest runs, each with what it found and, read when
@@ -136,6 +138,45 @@ public final class ReconciliationRoutes {
       return;
     }
     runsInFlight++;
+    knownProvider(r).onComplete(known -> {
+      if (known.succeeded()) {
+        receive(ctx, r, declaredLength);
+        return;
+      }
+      runsInFlight--;
+      if (known.cause() instanceof ApiProblem problem) {
+        Problems.sendLeavingBodyUnread(ctx, problem);
+      } else {
+        String reason = String.valueOf(known.cause().getMessage()).lines().findFirst().orElse("");
+        log.warn("reconciliation upload refused: its provider could not be looked up in the ledger: {}", reason);
+        Problems.sendLeavingBodyUnread(ctx, new ApiProblem(ErrorCode.INTERNAL_ERROR,
+            "the provider could not be looked up in the ledger; nothing was stored: send the file again later"));
+      }
+    });
+  }
+
+  /**
+   * Worker, before the body is read: a provider nothing knows would have every row of the file
+   * reported as an orphan to refund ({@link KnownProviders}); it fails with 400, the body unread.
+   */
+  private Future<Void> knownProvider(ReconciliationRequest r) {
+    if (r.provider().isEmpty()) {
+      return Future.succeededFuture();
+    }
+    return workers.executeBlocking(() -> {
+      try (Connection c = Jdbc.connect(pgUrl)) {
+        Optional<String> refused = KnownProviders.refusal(c, settings, "provider", r.provider().get(), Set.of());
+        if (refused.isPresent()) {
+          throw new ApiProblem(ErrorCode.INVALID_REQUEST, refused.get());
+        }
+        return null;
+      }
+    }, false);
+  }
+
+  /** Streams the body to a temporary file, checks its header and records the run (202), then runs it. */
+  private void receive(RoutingContext ctx, ReconciliationRequest r, Long declaredLength) {
+    HttpServerRequest request = ctx.request();
     vertx.fileSystem().createTempFile("idemgate-settlement-", ".csv")
         .compose(path -> vertx.fileSystem().open(path, new OpenOptions().setWrite(true))
             .compose(file -> SettlementUpload.store(request, file, settings.maxUploadBytes(), declaredLength, vertx,

@@ -26,6 +26,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Random;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 import picocli.CommandLine.Command;
@@ -54,7 +55,8 @@ public final class SettlementDemoCommand implements Callable<Integer> {
   boolean plant;
 
   @Option(names = "--provider", paramLabel = "P", description = "Only the ledger's payments of provider P, and "
-      + "write the header with column_map.P of the reconciliation settings.")
+      + "write the header with column_map.P of the reconciliation settings. Refused (exit 2) when P has no "
+      + "column_map entry and no payment in the ledger.")
   String provider;
 
   @Option(names = "--merchant-prefix", paramLabel = "PREFIX", description = "Only merchants whose id starts with PREFIX.")
@@ -91,6 +93,11 @@ public final class SettlementDemoCommand implements Callable<Integer> {
       err.println("idemgate: --seed-ledger must not be negative");
       return ReconcileCommand.EXIT_USAGE;
     }
+    Optional<String> unwritable = OutputFile.problem(out);
+    if (unwritable.isPresent()) {
+      err.println("idemgate: --out " + out + ": " + unwritable.get() + "; nothing was written");
+      return ReconcileCommand.EXIT_USAGE;
+    }
     try {
       Migrations.migrate(gateway.pgUrl());
     } catch (Migrations.StoreUnreachable e) {
@@ -98,13 +105,29 @@ public final class SettlementDemoCommand implements Callable<Integer> {
       return ReconcileCommand.EXIT_FAILED;
     }
     Instant now = Instant.now();
-    Map<SettlementFileWriter.Plant, Integer> planted = new EnumMap<>(SettlementFileWriter.Plant.class);
-    long[] rows = {0};
-    try (Connection c = Jdbc.connect(gateway.pgUrl());
-         Writer file = new BufferedWriter(Files.newBufferedWriter(out, StandardCharsets.UTF_8), 1 << 16)) {
+    try (Connection c = Jdbc.connect(gateway.pgUrl())) {
+      // Checked before seeding, which adds the simulator's payments; and before the file is opened,
+      // so that a provider nothing knows leaves no empty settlement file behind to be reconciled.
+      Optional<String> unknown = provider == null ? Optional.empty() : KnownProviders.refusal(c, settings, "--provider",
+          provider, seedLedger > 0 ? Set.of("simulator") : Set.of());
+      if (unknown.isPresent()) {
+        err.println("idemgate: " + unknown.get());
+        return ReconcileCommand.EXIT_USAGE;
+      }
       if (seedLedger > 0) {
         seedDemoLedger(c, seedLedger, new Random(seed), now);
       }
+      return write(c, settings, now, err);
+    } catch (SQLException e) {
+      err.println("idemgate: reading the ledger failed: " + e.getMessage().lines().findFirst().orElse(""));
+      return ReconcileCommand.EXIT_FAILED;
+    }
+  }
+
+  private int write(Connection c, ReconciliationSettings settings, Instant now, PrintWriter err) throws SQLException {
+    Map<SettlementFileWriter.Plant, Integer> planted = new EnumMap<>(SettlementFileWriter.Plant.class);
+    long[] rows = {0};
+    try (Writer file = new BufferedWriter(Files.newBufferedWriter(out, StandardCharsets.UTF_8), 1 << 16)) {
       SettlementFileWriter writer = new SettlementFileWriter(file, settings.columnMap(Optional.ofNullable(provider)),
           plant ? SettlementFileWriter.Plan.demo() : SettlementFileWriter.Plan.none(), seed, now, w -> {
             if (w.line() > 0) {
@@ -118,11 +141,11 @@ public final class SettlementDemoCommand implements Callable<Integer> {
           + (planted.isEmpty() ? "" : "; planted " + planted.entrySet().stream()
               .map(e -> e.getValue() + " " + e.getKey()).collect(Collectors.joining(", "))));
       return ReconcileCommand.EXIT_OK;
-    } catch (SQLException e) {
-      err.println("idemgate: reading the ledger failed: " + e.getMessage().lines().findFirst().orElse(""));
+    } catch (IOException e) {
+      err.println("idemgate: cannot write " + out + ": " + OutputFile.reason(e));
       return ReconcileCommand.EXIT_FAILED;
-    } catch (IOException | java.io.UncheckedIOException e) {
-      err.println("idemgate: cannot write " + out + ": " + e.getMessage());
+    } catch (java.io.UncheckedIOException e) {
+      err.println("idemgate: cannot write " + out + ": " + OutputFile.reason(e.getCause()));
       return ReconcileCommand.EXIT_FAILED;
     }
   }

@@ -387,6 +387,45 @@ class ReconciliationApiIT {
   }
 
   @Test
+  @DisplayName("a provider no column_map names and no payment has gets 400 invalid_request with the providers known, "
+      + "before its body is read, and no run is stored; a provider of column_map is taken")
+  void unknownProviderIsRefused() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().minus(Duration.ofDays(5)).truncatedTo(ChronoUnit.SECONDS);
+      shopPayments(ledger, base); // the simulator's
+      String name = ledger.prefix + "typo.csv";
+      String csv = "settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n"
+          + shopRow(ledger, "s1", "ch_1", 2_500, base.plus(Duration.ofHours(5)));
+
+      Http.Reply refused = upload("?provider=" + ledger.prefix + "nosuch&merchant_prefix=" + ledger.prefix + "&name=" + name, csv);
+
+      assertThat(refused.status()).as(refused.body()).isEqualTo(400);
+      assertThat(refused.json().getString("code")).isEqualTo("invalid_request");
+      assertThat(refused.json().getString("detail"))
+          .startsWith("provider '" + ledger.prefix + "nosuch' names no provider reconciliation knows")
+          .contains("the ledger has ").contains("simulator").contains("column_map has acme").contains("Leave provider out");
+      assertThat(refused.header("Connection")).as("refused before its body is read").isEqualTo("close");
+      assertThat(countRuns(ledger.connection, name)).as("runs stored").isZero();
+
+      String acme = "txn_id,charge_id,account,amount_minor,ccy,value_date\n"
+          + shopRow(ledger, "s1", "ch_1", 2_500, base.plus(Duration.ofHours(5)));
+      Http.Reply taken = upload("?provider=acme&merchant_prefix=" + ledger.prefix + "&name=" + name, acme);
+      assertThat(taken.status()).as(taken.body()).isEqualTo(202);
+      assertThat(awaitCompleted(taken.json().getString("id")).getJsonObject("run").getString("provider")).isEqualTo("acme");
+    }
+  }
+
+  private static long countRuns(Connection c, String settlementFile) throws Exception {
+    try (var s = c.prepareStatement("SELECT count(*) FROM idemgate.reconciliation_runs WHERE settlement_file = ?")) {
+      s.setString(1, settlementFile);
+      try (var rs = s.executeQuery()) {
+        rs.next();
+        return rs.getLong(1);
+      }
+    }
+  }
+
+  @Test
   @DisplayName("an upload refused before its body is read closes its HTTP/1.1 connection, so a client's next request "
       + "on it is not left waiting behind the unread body")
   void refusedUploadClosesTheConnection() throws IOException {

@@ -572,6 +572,10 @@ class ReconciliationIT {
     cases.put(new String[] {"--settlement", noAmount.toString(), "--format", "xml"}, "--format must be json, csv or html");
     cases.put(new String[] {"--settlement", noAmount.toString(), "--from", "last tuesday"}, "--from: 'last tuesday'");
     cases.put(new String[] {}, "Missing required option: '--settlement=FILE'");
+    Path longLine = dir.resolve("long-line.csv");
+    Files.writeString(longLine, "settlement_id,provider_reference,amount,currency,settled_at\ns1,\"" + "x".repeat(1 << 21) + "\n");
+    cases.put(new String[] {"--settlement", longLine.toString(), "--merchant-prefix", "rt_no_such_"},
+        longLine + " line 2: a record longer than 1048576 characters");
     for (Map.Entry<String[], String> c : cases.entrySet()) {
       String[] args = new String[c.getKey().length + 1];
       args[0] = "reconcile";
@@ -580,6 +584,110 @@ class ReconciliationIT {
       assertThat(cli.status()).as(String.join(" ", args)).isEqualTo(2);
       assertThat(cli.err().strip()).as(String.join(" ", args)).startsWith("idemgate: ").contains(c.getValue())
           .doesNotContain("\n").doesNotContain("Exception");
+    }
+  }
+
+  @Test
+  @DisplayName("--provider that no column_map names and no payment has (a typo, or '') is refused with exit 2 and the "
+      + "providers known, before a run is stored; the same file without --provider matches its rows")
+  void unknownProviderIsRefused() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(5));
+      String p = ledger.prefix;
+      ledger.payment("m1", 10_000, "EUR", "succeeded", p + "ch_1", base); // the simulator's
+      Path file = dir.resolve(p + "typo.csv");
+      Files.writeString(file, HEADER + row("s1", p + "ch_1", null, ledger.merchant("m1"), 10_000, "EUR", "settled",
+          base.plus(Duration.ofHours(4))));
+      Path report = dir.resolve("typo.json");
+
+      for (String typo : List.of(p + "nosuch", "", " ")) {
+        LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix", p,
+            "--provider", typo, "--out", report.toString());
+
+        assertThat(cli.status()).as(cli.err()).isEqualTo(2);
+        assertThat(cli.err().strip()).as(cli.err()).startsWith("idemgate: --provider ")
+            .contains(typo.isBlank() ? "--provider is empty" : "'" + typo + "' names no provider reconciliation knows")
+            .contains("the ledger has ").contains("simulator").contains("column_map has acme")
+            .contains("Leave --provider out").doesNotContain("\n");
+        assertThat(report).doesNotExist();
+        assertThat(count(ledger.connection, "SELECT count(*) FROM idemgate.reconciliation_runs WHERE settlement_file = ?",
+            file.getFileName().toString())).as("runs stored").isZero();
+      }
+
+      LedgerFixture.Cli all = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix", p,
+          "--out", report.toString());
+      assertThat(all.status()).as(all.err()).isZero();
+      assertThat(LedgerFixture.readJson(report).getJsonObject("summary").getJsonObject("rows").getLong("matched"))
+          .isEqualTo(1);
+
+      Path demo = dir.resolve("demo.csv");
+      LedgerFixture.Cli demoCli = LedgerFixture.cli("settlement-demo", "--out", demo.toString(), "--merchant-prefix", p,
+          "--provider", p + "nosuch");
+      assertThat(demoCli.status()).as(demoCli.err()).isEqualTo(2);
+      assertThat(demoCli.err()).contains("'" + p + "nosuch' names no provider reconciliation knows");
+      assertThat(demo).as("no empty settlement file left to reconcile").doesNotExist();
+    }
+  }
+
+  @Test
+  @DisplayName("a provider named under column_map is reconciled although the ledger has no payment of it yet")
+  void providerKnownByItsColumnMapOnly() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      String p = ledger.prefix;
+      String fresh = p + "newacquirer";
+      Path settings = dir.resolve("reconciliation.yaml");
+      Files.writeString(settings, "column_map:\n  " + fresh + ": {}\n");
+      Path file = dir.resolve(p + "fresh.csv");
+      Instant settled = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(3));
+      Files.writeString(file, HEADER + row("s1", p + "ch_1", null, ledger.merchant("m1"), 10_000, "EUR", "settled", settled));
+      Path report = dir.resolve("fresh.json");
+
+      LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix", p,
+          "--provider", fresh, "--reconciliation-config", settings.toString(), "--out", report.toString());
+
+      assertThat(cli.status()).as(cli.err()).isZero();
+      JsonObject json = LedgerFixture.readJson(report);
+      assertThat(json.getJsonObject("run").getString("provider")).isEqualTo(fresh);
+      assertThat(json.getJsonObject("summary").getJsonObject("by_category").getLong("ORPHAN_AT_PROVIDER")).isEqualTo(1);
+    }
+  }
+
+  @Test
+  @DisplayName("an --out that cannot be written (no such directory, a directory, under a file) is refused with exit 2 "
+      + "and the reason before a run is stored; settlement-demo's too")
+  void unwritableOutIsRefusedFirst() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      String p = ledger.prefix;
+      Path file = dir.resolve(p + "out.csv");
+      Files.writeString(file, HEADER + row("s1", p + "ch_1", null, ledger.merchant("m1"), 10_000, "EUR", "settled",
+          Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(3))));
+      Path aFile = dir.resolve("plain.txt");
+      Files.writeString(aFile, "x");
+      Map<Path, String> cases = new java.util.LinkedHashMap<>();
+      cases.put(dir.resolve("nonexistent/dir/r.json"), "no such directory: " + dir.resolve("nonexistent/dir"));
+      cases.put(dir, "is a directory");
+      cases.put(aFile.resolve("r.json"), "not a directory: " + aFile);
+      for (Map.Entry<Path, String> c : cases.entrySet()) {
+        LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix", p,
+            "--out", c.getKey().toString());
+        assertThat(cli.status()).as(cli.err()).isEqualTo(2);
+        assertThat(cli.err().strip()).as(cli.err()).isEqualTo("idemgate: --out " + c.getKey() + ": " + c.getValue()
+            + "; nothing was run");
+
+        LedgerFixture.Cli demo = LedgerFixture.cli("settlement-demo", "--merchant-prefix", p, "--out", c.getKey().toString());
+        assertThat(demo.status()).as(demo.err()).isEqualTo(2);
+        assertThat(demo.err().strip()).as(demo.err()).isEqualTo("idemgate: --out " + c.getKey() + ": " + c.getValue()
+            + "; nothing was written");
+      }
+      assertThat(count(ledger.connection, "SELECT count(*) FROM idemgate.reconciliation_runs WHERE settlement_file = ?",
+          file.getFileName().toString())).as("runs stored").isZero();
+
+      Path existing = dir.resolve("existing.json");
+      Files.writeString(existing, "kept until the report replaces it");
+      LedgerFixture.Cli ok = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix", p,
+          "--out", existing.toString());
+      assertThat(ok.status()).as(ok.err()).isZero();
+      assertThat(LedgerFixture.readJson(existing).getJsonObject("summary").getLong("total")).isEqualTo(1);
     }
   }
 
