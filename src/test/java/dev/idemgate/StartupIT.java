@@ -5,6 +5,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
 import java.io.IOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -13,9 +16,12 @@ import java.time.Instant;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** The packaged jar as a user runs it: start-up, health, and clear failures. */
 class StartupIT {
@@ -35,7 +41,11 @@ class StartupIT {
     Path out = Files.createTempFile("idemgate", ".out");
     Path err = Files.createTempFile("idemgate", ".err");
     Process p = launch(env, out, err, args);
-    assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("the process exits").isTrue();
+    boolean exited = p.waitFor(60, TimeUnit.SECONDS);
+    if (!exited) {
+      p.destroyForcibly(); // a hung process must not outlive the test
+    }
+    assertThat(exited).as("the process exits").isTrue();
     return new Run(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8), Files.readString(err, StandardCharsets.UTF_8));
   }
 
@@ -57,6 +67,68 @@ class StartupIT {
     assertThat(run.stderr().strip().lines()).hasSize(1);
     assertThat(run.stderr()).contains("PostgreSQL").contains(String.valueOf(closed)).doesNotContain("\tat ");
     assertThat(run.stdout()).doesNotContain("\tat ");
+  }
+
+  /**
+   * A PostgreSQL that accepts connections and never answers (a hung server, a proxy with nothing
+   * behind it): it holds every connection it accepts, open and silent, until closed.
+   */
+  private static final class SilentListener implements AutoCloseable {
+    private final ServerSocket server;
+    private final List<Socket> accepted = new CopyOnWriteArrayList<>();
+
+    SilentListener() throws IOException {
+      server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+      Thread acceptor = new Thread(() -> {
+        while (!server.isClosed()) {
+          try {
+            accepted.add(server.accept());
+          } catch (IOException closed) {
+            return;
+          }
+        }
+      }, "silent-postgres");
+      acceptor.setDaemon(true);
+      acceptor.start();
+    }
+
+    int port() {
+      return server.getLocalPort();
+    }
+
+    int acceptedCount() {
+      return accepted.size();
+    }
+
+    @Override
+    public void close() throws IOException {
+      server.close();
+      for (Socket socket : accepted) {
+        socket.close();
+      }
+    }
+  }
+
+  /** Within this, start-up against a silent PostgreSQL must have ended (its login timeout is 10 s). */
+  private static final Duration SILENT_POSTGRES_BOUND = Duration.ofSeconds(30);
+
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {"serve", "migrate"})
+  @DisplayName("a PostgreSQL that accepts and never answers fails start-up and migrate within 30 s, with one line naming it and its host:port, no password, exit 1")
+  void postgresSilent(String command) throws Exception {
+    try (SilentListener silent = new SilentListener()) {
+      Instant started = Instant.now();
+      Run run = runToExit(env("postgresql://postgres:hush-secret@127.0.0.1:" + silent.port() + "/postgres",
+          TestGateway.redisUrl()), command);
+      Duration took = Duration.between(started, Instant.now());
+      assertThat(silent.acceptedCount()).as("the gateway did reach the silent listener").isPositive();
+      assertThat(took).isLessThan(SILENT_POSTGRES_BOUND);
+      assertThat(run.exit()).isEqualTo(1);
+      assertThat(run.stderr().strip().lines()).hasSize(1);
+      assertThat(run.stderr()).contains("PostgreSQL at 127.0.0.1:" + silent.port())
+          .contains("no answer").doesNotContain("hush-secret").doesNotContain("\tat ");
+      assertThat(run.stdout()).doesNotContain("\tat ").doesNotContain("hush-secret");
+    }
   }
 
   @Test

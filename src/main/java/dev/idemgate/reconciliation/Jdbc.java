@@ -13,13 +13,15 @@ final class Jdbc {
   /**
    * The deadline of each read: without one, a network that goes silent mid-run blocks the CLI, or
    * a worker thread of the management port, for ever. No statement of a run sends nothing for this
-   * long (a whole 1,000,000-row run takes about 40 s).
+   * long (a whole 1,000,000-row run takes about 40 s). Opening a connection has its own short
+   * deadline, so a PostgreSQL that accepts and never answers fails a run in seconds.
    */
   private static final int SOCKET_TIMEOUT_SECONDS = 900;
 
   private Jdbc() {}
 
   static Connection connect(String pgUrl) throws SQLException {
-    return Postgres.jdbcConnection(pgUrl, "idemgate-reconciliation", 10, SOCKET_TIMEOUT_SECONDS);
+    return Postgres.jdbcConnection(pgUrl, "idemgate-reconciliation", Postgres.JDBC_LOGIN_TIMEOUT_SECONDS,
+        SOCKET_TIMEOUT_SECONDS);
   }
 }

@@ -11,6 +11,14 @@ import org.flywaydb.core.api.output.MigrateResult;
  * PostgreSQL advisory lock, so instances starting together migrate once.
  */
 public final class Migrations {
+  /**
+   * The deadline of each read while migrating. A migration may rightly run for minutes (an index
+   * built on a large table sends nothing back until done), so this is long; it is there so that a
+   * network gone silent mid-migration ends start-up instead of blocking it for ever. Opening the
+   * connection has its own short deadline ({@link Postgres#JDBC_LOGIN_TIMEOUT_SECONDS}).
+   */
+  static final int SOCKET_TIMEOUT_SECONDS = 1_800;
+
   private Migrations() {}
 
   /** Migrates and returns the number of migrations applied; fails with {@link StoreUnreachable}. */
@@ -18,7 +26,8 @@ public final class Migrations {
     PgConnectOptions o = Postgres.connectOptions(pgUrl);
     try {
       MigrateResult result = Flyway.configure()
-          .dataSource(Postgres.jdbcUrl(pgUrl), o.getUser(), o.getPassword())
+          .dataSource(Postgres.jdbcDataSource(pgUrl, "idemgate-migrations", Postgres.JDBC_LOGIN_TIMEOUT_SECONDS,
+              SOCKET_TIMEOUT_SECONDS))
           .connectRetries(0)
           .schemas(Postgres.SCHEMA)
           .createSchemas(true)
@@ -38,7 +47,10 @@ public final class Migrations {
       t = t.getCause();
     }
     String message = t.getMessage() == null ? t.getClass().getSimpleName() : t.getMessage();
-    return message.lines().findFirst().orElse(message);
+    String line = message.lines().findFirst().orElse(message);
+    // pgJDBC's words for its login timeout do not say that the server was silent, nor for how long.
+    return line.startsWith("Connection attempt timed out")
+        ? "no answer to connect and log in within " + Postgres.JDBC_LOGIN_TIMEOUT_SECONDS + " s" : line;
   }
 
   /** A store that start-up cannot use; the message is one line for the operator. */

@@ -4,6 +4,7 @@ import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.config.UrlQuery;
 import io.vertx.core.Vertx;
 import io.vertx.core.net.ClientSSLOptions;
+import io.vertx.core.net.NetClientOptions;
 import io.vertx.core.net.PemTrustOptions;
 import io.vertx.pgclient.PgBuilder;
 import io.vertx.pgclient.PgConnectOptions;
@@ -13,12 +14,12 @@ import io.vertx.sqlclient.PoolOptions;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
-import java.sql.DriverManager;
 import java.sql.SQLException;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Optional;
-import java.util.Properties;
+import javax.sql.DataSource;
+import org.postgresql.ds.PGSimpleDataSource;
 
 /** Builds the reactive PostgreSQL pools of the gateway from its URL. */
 public final class Postgres {
@@ -99,7 +100,10 @@ public final class Postgres {
     // The server abandons a statement shortly after the client stops waiting for it.
     properties.put("statement_timeout", String.valueOf(config.storeTimeout().toMillis() + 1_000));
     PgConnectOptions connect = connectOptions(config.pgUrl()).setProperties(properties);
-    return PgBuilder.pool().with(pool).connectingTo(connect).using(vertx).build();
+    // A connection being opened holds a place in the pool: without a deadline on the TCP connect
+    // (60 s by default) a PostgreSQL host that drops packets fills the pool with attempts.
+    NetClientOptions transport = new NetClientOptions().setConnectTimeout((int) config.storeTimeout().toMillis());
+    return PgBuilder.pool().with(pool).with(transport).connectingTo(connect).using(vertx).build();
   }
 
   /** libpq's parameter naming the PEM file of the CA that signed the server's certificate. */
@@ -152,24 +156,43 @@ public final class Postgres {
   }
 
   /**
-   * A JDBC connection to the same database, for blocking work off the event loops (start-up checks,
-   * reconciliation). Every remote call needs a deadline: {@code socketTimeoutSeconds} bounds each
-   * read, and keepalive lets the kernel notice a dead peer first.
+   * How long opening a JDBC connection may take, TCP connect and login together: a PostgreSQL that
+   * accepts the connection and never answers (a stopped process behind a live port, a proxy with
+   * no server) otherwise blocks start-up, {@code migrate} and reconciliation for as long as the
+   * socket timeout, which for migrations and reconciliation must be long.
    */
-  public static Connection jdbcConnection(String pgUrl, String applicationName, int connectTimeoutSeconds,
+  public static final int JDBC_LOGIN_TIMEOUT_SECONDS = 10;
+
+  /**
+   * A JDBC connection to the same database, for blocking work off the event loops (start-up checks,
+   * reconciliation). Every remote call needs a deadline: opening the connection may take
+   * {@code loginTimeoutSeconds}, then {@code socketTimeoutSeconds} bounds each read (so a statement
+   * that sends nothing back for longer), and keepalive lets the kernel notice a dead peer first.
+   */
+  public static Connection jdbcConnection(String pgUrl, String applicationName, int loginTimeoutSeconds,
       int socketTimeoutSeconds) throws SQLException {
+    return jdbcDataSource(pgUrl, applicationName, loginTimeoutSeconds, socketTimeoutSeconds).getConnection();
+  }
+
+  /** The connections of {@link #jdbcConnection} as a DataSource, for Flyway. */
+  public static DataSource jdbcDataSource(String pgUrl, String applicationName, int loginTimeoutSeconds,
+      int socketTimeoutSeconds) {
     PgConnectOptions o = connectOptions(pgUrl);
-    Properties props = new Properties();
+    PGSimpleDataSource source = new PGSimpleDataSource();
+    source.setURL(jdbcUrl(pgUrl));
     if (o.getUser() != null) {
-      props.setProperty("user", o.getUser());
+      source.setUser(o.getUser());
     }
     if (o.getPassword() != null) {
-      props.setProperty("password", o.getPassword());
+      source.setPassword(o.getPassword());
     }
-    props.setProperty("ApplicationName", applicationName);
-    props.setProperty("connectTimeout", String.valueOf(connectTimeoutSeconds));
-    props.setProperty("socketTimeout", String.valueOf(socketTimeoutSeconds));
-    props.setProperty("tcpKeepAlive", "true");
-    return DriverManager.getConnection(jdbcUrl(pgUrl), props);
+    source.setApplicationName(applicationName);
+    // connectTimeout bounds the TCP connect alone, loginTimeout that and the start-up exchange
+    // (TLS, authentication); neither limits a statement once connected.
+    source.setConnectTimeout(loginTimeoutSeconds);
+    source.setLoginTimeout(loginTimeoutSeconds);
+    source.setSocketTimeout(socketTimeoutSeconds);
+    source.setTcpKeepAlive(true);
+    return source;
   }
 }
