@@ -187,6 +187,7 @@ public final class ConfigLoader {
         oneOf(v, "redis_mode", "standalone", "sentinel", "cluster"),
         v.get("redis_master_name").trim(),
         atLeast(v, "redis_timeout", "1ms"),
+        optionalPath(v, "redis_tls_ca_file").map(Path::toString),
         apiKeys,
         apiKeysFile,
         apiKeysReload,

@@ -27,6 +27,7 @@ public record GatewayConfig(
     String redisMode,
     String redisMasterName,
     Duration redisTimeout,
+    Optional<String> redisTlsCaFile,
     Map<String, String> apiKeys,
     Optional<Path> apiKeysFile,
     Duration apiKeysReloadInterval,
@@ -204,6 +205,7 @@ public record GatewayConfig(
         + ", replay_cache_entries=" + replayCacheEntries
         + ", simulator_latency_ms=" + simulatorLatencyMs
         + ", simulator_slow_ms=" + simulatorSlowMs
+        + ", redis_tls_ca_file=" + redisTlsCaFile.orElse("")
         + ", tls=" + (tlsCert.isPresent() ? "on" : "off")
         + ", api_instances=" + effectiveApiInstances()
         + ", metrics_enabled=" + metricsEnabled

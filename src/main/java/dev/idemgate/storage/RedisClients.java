@@ -3,6 +3,8 @@ package dev.idemgate.storage;
 import dev.idemgate.config.GatewayConfig;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
+import io.vertx.core.net.NetClientOptions;
+import io.vertx.core.net.PemTrustOptions;
 import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.RedisClientType;
 import io.vertx.redis.client.RedisConnection;
@@ -10,6 +12,7 @@ import io.vertx.redis.client.RedisOptions;
 import io.vertx.redis.client.RedisReplicas;
 import io.vertx.redis.client.RedisRole;
 import java.time.Duration;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -123,6 +126,17 @@ public final class RedisClients {
     return (int) Math.max(1_000, config.redisTimeout().toMillis());
   }
 
+  /**
+   * TLS for {@code rediss://} URLs: the server's certificate is checked against {@code
+   * redis_tls_ca_file} if set, else the JVM's trust store, and its host name against the URL's.
+   * Vert.x 5 refuses a TLS connection whose client names no host name verification (every rediss://
+   * URL failed to connect with "Missing hostname verification algorithm").
+   */
+  static void withTls(NetClientOptions net, Optional<String> caFile) {
+    net.setHostnameVerificationAlgorithm("HTTPS");
+    caFile.ifPresent(file -> net.setTrustOptions(new PemTrustOptions().addCertPath(file)));
+  }
+
   private static RedisOptions baseOptions(GatewayConfig config, int poolSize, String name) {
     RedisOptions options = new RedisOptions()
         .setPoolName(name)
@@ -130,10 +144,15 @@ public final class RedisClients {
         .setMaxPoolWaiting(4_096)
         .setMaxWaitingHandlers(4_096);
     options.getNetClientOptions().setConnectTimeout(connectTimeoutMillis(config));
+    boolean tls = false;
     for (String url : config.redisUrl().split(",")) {
       if (!url.isBlank()) {
         options.addConnectionString(url.trim());
+        tls |= url.trim().startsWith("rediss://");
       }
+    }
+    if (tls) {
+      withTls(options.getNetClientOptions(), config.redisTlsCaFile());
     }
     switch (config.redisMode()) {
       case "sentinel" -> options.setType(RedisClientType.SENTINEL).setMasterName(config.redisMasterName())

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.support.TestGateway;
+import io.vertx.core.net.PemTrustOptions;
 import io.vertx.redis.client.RedisOptions;
 import java.time.Duration;
 import java.util.Map;
@@ -47,5 +48,21 @@ class RedisClientsTest {
     RedisOptions options = RedisClients.subscriberOptions(TestGateway.config(Map.of()), "test");
     assertThat(options.getNetClientOptions().getReadIdleTimeout()).isZero();
     assertThat(options.getPoolRecycleTimeout()).isEqualTo(new RedisOptions().getPoolRecycleTimeout());
+  }
+
+  @Test
+  @DisplayName("rediss:// checks the server's host name, and its certificate against redis_tls_ca_file when set; redis:// has no TLS options")
+  void tlsForRedissUrls() {
+    RedisOptions tls = RedisClients.options(TestGateway.config(Map.of("IDEMGATE_REDIS_URL", "rediss://:pw@redis.example:6380",
+        "IDEMGATE_REDIS_TLS_CA_FILE", "/etc/idemgate/redis-ca.crt")), 1, "test");
+    assertThat(tls.getNetClientOptions().getHostnameVerificationAlgorithm()).isEqualTo("HTTPS");
+    assertThat(((PemTrustOptions) tls.getNetClientOptions().getTrustOptions()).getCertPaths())
+        .containsExactly("/etc/idemgate/redis-ca.crt");
+    RedisOptions jvmTrust = RedisClients.pipelineOptions(
+        TestGateway.config(Map.of("IDEMGATE_REDIS_URL", "rediss://redis.example:6380")), "test");
+    assertThat(jvmTrust.getNetClientOptions().getHostnameVerificationAlgorithm()).isEqualTo("HTTPS");
+    assertThat(jvmTrust.getNetClientOptions().getTrustOptions()).as("the JVM's trust store").isNull();
+    RedisOptions plain = RedisClients.subscriberOptions(TestGateway.config(Map.of()), "test");
+    assertThat(plain.getNetClientOptions().getHostnameVerificationAlgorithm()).isNullOrEmpty();
   }
 }
