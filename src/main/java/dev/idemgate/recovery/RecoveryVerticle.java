@@ -80,6 +80,12 @@ public final class RecoveryVerticle extends VerticleBase {
   private RetentionPurge purge;
   private long timerId = -1;
   private boolean sweeping;
+  /**
+   * Set by {@link #stop}: a pass still under way then fails as its pool and clients close under it.
+   * That is the stop, not a fault, and is not worth a WARN on every clean shutdown; the records the
+   * pass held are taken again after their hold by whichever instance runs next.
+   */
+  private boolean stopping;
 
   public RecoveryVerticle(GatewayConfig config, MeterRegistry registry) {
     this.config = config;
@@ -265,6 +271,7 @@ public final class RecoveryVerticle extends VerticleBase {
 
   @Override
   public Future<?> stop() {
+    stopping = true;
     vertx.cancelTimer(timerId);
     return Future.join(pipeline.close(), pool.close(), redis.close());
   }
@@ -285,7 +292,13 @@ public final class RecoveryVerticle extends VerticleBase {
           expiredLeaseGauge.set(counts[1]);
         })
         .<Void>mapEmpty()
-        .onFailure(failure -> log.warn("recovery pass failed; it runs again in {}: {}", config.recoveryInterval(), failure.getMessage()))
+        .onFailure(failure -> {
+          if (stopping) {
+            log.debug("recovery pass cut short by the stop: {}", failure.getMessage());
+          } else {
+            log.warn("recovery pass failed; it runs again in {}: {}", config.recoveryInterval(), failure.getMessage());
+          }
+        })
         .eventually(() -> {
           sweeping = false;
           return Future.succeededFuture();
@@ -324,7 +337,11 @@ public final class RecoveryVerticle extends VerticleBase {
           return keepPending(r, null);
         })
         .recover(failure -> {
-          log.warn("recovery of payment {} failed: {}", r.paymentId(), failure.getMessage());
+          if (stopping) {
+            log.debug("recovery of payment {} cut short by the stop: {}", r.paymentId(), failure.getMessage());
+          } else {
+            log.warn("recovery of payment {} failed: {}", r.paymentId(), failure.getMessage());
+          }
           // Put it on the backoff schedule all the same (a PROCESSING record becomes PENDING, so
           // retries get 202, not 409): a write that fails on this record's data would otherwise
           // fail again at every takeover, 15-26 s apart, for ever. During an outage this write
