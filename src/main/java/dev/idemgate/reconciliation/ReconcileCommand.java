@@ -2,7 +2,6 @@ package dev.idemgate.reconciliation;
 
 import dev.idemgate.config.ConfigException;
 import dev.idemgate.config.ConfigLoader;
-import dev.idemgate.config.Durations;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.storage.Migrations;
 import io.vertx.core.json.JsonObject;
@@ -105,7 +104,7 @@ public final class ReconcileCommand implements Callable<Integer> {
       settings = ReconciliationSettings.load(
           reconciliationConfig == null ? ReconciliationSettings.defaultFile(env) : Optional.of(reconciliationConfig), env);
       if (settlementLag != null) {
-        settings = settings.withSettlementLag(Durations.parse("--settlement-lag", settlementLag));
+        settings = settings.withSettlementLag(ReconciliationSettings.settlementLag("--settlement-lag", settlementLag));
       }
       windowFrom = Optional.ofNullable(from).map(t -> instant("--from", t, false));
       windowTo = Optional.ofNullable(to).map(t -> instant("--to", t, true));

@@ -35,6 +35,20 @@ public record ReconciliationSettings(
     Map<String, Map<String, String>> columnMaps) {
 
   private static final String ENV_PREFIX = "IDEMGATE_RECONCILIATION_";
+  /** Longer than any provider settles in; far longer, and PostgreSQL's timestamps go out of range. */
+  public static final Duration MAX_SETTLEMENT_LAG = Duration.ofDays(90);
+
+  /**
+   * A settlement lag given as {@code name} ({@code settlement_lag}, {@code --settlement-lag}): a
+   * duration from 0 to {@link #MAX_SETTLEMENT_LAG}, else one line naming it.
+   */
+  public static Duration settlementLag(String name, String text) {
+    Duration lag = Durations.parse(name, text);
+    if (lag.compareTo(MAX_SETTLEMENT_LAG) > 0) {
+      throw new ConfigException(name + ": must be at most " + MAX_SETTLEMENT_LAG.toDays() + "d, got " + text.trim());
+    }
+    return lag;
+  }
 
   public ReconciliationSettings {
     // Above 1/2 a settlement row and a payment can each have at most one accepted partner.
@@ -88,7 +102,7 @@ public record ReconciliationSettings(
       }
     }
     return new ReconciliationSettings(
-        Durations.parse("settlement_lag", String.valueOf(values.get("settlement_lag"))),
+        settlementLag("settlement_lag", String.valueOf(values.get("settlement_lag"))),
         fraction(values, "match_threshold"),
         fraction(values, "review_threshold"),
         fraction(values, "amount_tolerance"),
