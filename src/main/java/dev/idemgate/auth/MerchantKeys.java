@@ -1,6 +1,7 @@
 package dev.idemgate.auth;
 
 import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.config.Unreadable;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import java.io.IOException;
@@ -72,7 +73,7 @@ public final class MerchantKeys {
     try {
       text = Files.readString(path, StandardCharsets.UTF_8);
     } catch (IOException | RuntimeException e) {
-      throw new KeyFileUnusable("api_keys_file " + path + " cannot be read: " + e.getClass().getSimpleName());
+      throw new KeyFileUnusable("api_keys_file " + path + " cannot be read: " + Unreadable.reason(path, e));
     }
     if (text.isBlank()) {
       // As on a reload: an empty file is one being written, or a mount gone wrong, not a decision.
@@ -120,7 +121,7 @@ public final class MerchantKeys {
     vertx.fileSystem().readFile(path.toString()).onComplete(read -> {
       reading = false;
       if (read.failed()) {
-        String problem = read.cause().getClass().getSimpleName();
+        String problem = Unreadable.reason(null, read.cause()); // no path: its check would block the loop
         if (!problem.equals(readFailure)) {
           readFailure = problem;
           refused.incrementAndGet();
