@@ -2,8 +2,15 @@ package dev.idemgate;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
 
 class MainTest {
   @Test
@@ -23,5 +30,24 @@ class MainTest {
     assertThat(Main.drain(() -> {
       throw new IllegalStateException("vert.x did not close");
     })).isEqualTo(Main.EXIT_DRAIN_FAILED);
+  }
+
+  @Test
+  @DisplayName("migrate with a malformed pg_url exits 2 with one line naming pg_url, without its password or a stack trace")
+  void migrateRefusesBadPgUrl(@TempDir Path dir) throws Exception {
+    Path file = Files.writeString(dir.resolve("idemgate.yaml"), "pg_url: postgresql://postgres:PGSECRET@127.0.0.1:99999/db\n");
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    PrintStream before = System.err;
+    int status;
+    System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+    try {
+      status = new CommandLine(new Main()).execute("migrate", "--config", file.toString());
+    } finally {
+      System.setErr(before);
+    }
+    String printed = err.toString(StandardCharsets.UTF_8);
+    assertThat(status).isEqualTo(Main.EXIT_USAGE);
+    assertThat(printed.lines()).hasSize(1).first().asString().startsWith("idemgate: pg_url: the port must be a number 1-65535");
+    assertThat(printed).doesNotContain("SECRET");
   }
 }

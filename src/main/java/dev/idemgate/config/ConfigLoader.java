@@ -19,6 +19,8 @@ import java.util.Optional;
 import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import io.vertx.pgclient.PgConnectOptions;
+import io.vertx.redis.client.impl.RedisURI;
 import org.yaml.snakeyaml.LoaderOptions;
 import org.yaml.snakeyaml.Yaml;
 import org.yaml.snakeyaml.constructor.SafeConstructor;
@@ -94,16 +96,25 @@ public final class ConfigLoader {
   }
 
   private static Map<String, String> readFile(Path path) {
+    // Checked first: a directory opens, and only its read fails, as "not valid YAML".
+    String problem = Unreadable.check(path);
+    if (problem != null) {
+      throw new ConfigException("cannot read configuration file " + path + ": " + problem);
+    }
     try {
       return readYaml(Files.newInputStream(path), path.toString());
     } catch (IOException e) {
-      throw new ConfigException("cannot read configuration file " + path + ": " + e.getMessage());
+      throw new ConfigException("cannot read configuration file " + path + ": " + Unreadable.reason(path, e));
     }
   }
 
   private static Map<String, String> readYaml(InputStream in, String source) {
     try (Reader reader = new java.io.InputStreamReader(in, StandardCharsets.UTF_8)) {
-      Object parsed = new Yaml(new SafeConstructor(new LoaderOptions())).load(reader);
+      // A setting given twice is refused: SnakeYAML would otherwise keep the last one, with only
+      // a warning that names neither the file nor the line.
+      LoaderOptions options = new LoaderOptions();
+      options.setAllowDuplicateKeys(false);
+      Object parsed = new Yaml(new SafeConstructor(options)).load(reader);
       Map<String, String> values = new LinkedHashMap<>();
       if (parsed == null) {
         return values;
@@ -113,6 +124,10 @@ public final class ConfigLoader {
       }
       map.forEach((k, v) -> values.put(String.valueOf(k), v == null ? "" : String.valueOf(v)));
       return values;
+    } catch (org.yaml.snakeyaml.constructor.DuplicateKeyException e) {
+      String problem = String.valueOf(e.getProblem()).replaceFirst("^found duplicate key ", "");
+      throw new ConfigException(source + ": " + problem + " is given twice (line " + (e.getProblemMark().getLine() + 1)
+          + "); keep one");
     } catch (IOException | org.yaml.snakeyaml.error.YAMLException e) {
       throw new ConfigException(source + ": not valid YAML (" + e.getMessage().lines().findFirst().orElse("") + ")");
     }
@@ -154,14 +169,17 @@ public final class ConfigLoader {
     if (tlsCert.isPresent() != tlsKey.isPresent()) {
       throw new ConfigException("tls_cert and tls_key: set both or neither");
     }
+    tlsCert.ifPresent(path -> pem("tls_cert", path, "a certificate", "CERTIFICATE"));
+    tlsKey.ifPresent(path -> pem("tls_key", path, "a private key", "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"));
     int providerConnections = upTo(v, "provider_max_connections", MAX_PROVIDER_CONNECTIONS, "1 and " + MAX_PROVIDER_CONNECTIONS);
     if (providerConnections < 1) {
       throw new ConfigException("provider_max_connections: must be between 1 and " + MAX_PROVIDER_CONNECTIONS
           + ", got " + v.get("provider_max_connections"));
     }
-    Duration providerTimeout = atLeast(v, "provider_timeout", "100ms");
+    Duration providerTimeout = between(v, "provider_timeout", "100ms", "2m");
     // A charge is sent only while lease - 1 s is left (PaymentService): a shorter lease sends none.
-    Duration lease = atLeast(v, "lease", "2s");
+    // At most an hour: a claim whose instance died waits this long for recovery.
+    Duration lease = between(v, "lease", "2s", "1h");
     Duration keyRetention = duration(v, "provider_key_retention");
     Duration lateChargeWindow = lease.plus(providerTimeout.multipliedBy(2));
     if (keyRetention.compareTo(lateChargeWindow) <= 0 || keyRetention.compareTo(MAX_PROVIDER_KEY_RETENTION) > 0) {
@@ -170,23 +188,31 @@ public final class ConfigLoader {
       throw new ConfigException("provider_key_retention: must be longer than lease + 2 x provider_timeout (" + lateChargeWindow.toSeconds()
           + "s) and at most 400d, got " + v.get("provider_key_retention"));
     }
-    Duration bodyTimeout = atLeast(v, "request_body_timeout", "100ms");
-    Duration idleTimeout = atLeast(v, "http_idle_timeout", "1s");
+    Duration bodyTimeout = between(v, "request_body_timeout", "100ms", "10m");
+    Duration idleTimeout = between(v, "http_idle_timeout", "1s", "1h");
     if (idleTimeout.compareTo(bodyTimeout) <= 0) {
       // Else a body that stops half way loses its connection without the 408 that says why.
       throw new ConfigException("http_idle_timeout: must be longer than request_body_timeout (" + v.get("request_body_timeout")
           + "), got " + v.get("http_idle_timeout"));
     }
+    int httpPort = port(v, "http_port");
+    int managementPort = port(v, "management_port");
+    if (httpPort == managementPort) {
+      // Both servers would bind it, and each request would land on either at random.
+      throw new ConfigException("http_port and management_port: must differ, both are " + httpPort);
+    }
+    String redisMode = oneOf(v, "redis_mode", "standalone", "sentinel", "cluster");
     return new GatewayConfig(
-        port(v, "http_port"),
-        port(v, "management_port"),
+        httpPort,
+        managementPort,
         pgUrl(v),
         positive(v, "pg_pool_size"),
-        atLeast(v, "store_timeout", "10ms"),
-        redisUrls(v),
-        oneOf(v, "redis_mode", "standalone", "sentinel", "cluster"),
+        // PostgreSQL's statement_timeout takes at most about 24.8 days; a payment waits on this.
+        between(v, "store_timeout", "10ms", "1m"),
+        redisUrls(v, redisMode),
+        redisMode,
         v.get("redis_master_name").trim(),
-        atLeast(v, "redis_timeout", "1ms"),
+        between(v, "redis_timeout", "1ms", "1m"),
         optionalPath(v, "redis_tls_ca_file").map(Path::toString),
         apiKeys,
         apiKeysFile,
@@ -200,8 +226,8 @@ public final class ConfigLoader {
         providerTimeout,
         providerConnections,
         keyRetention,
-        atLeast(v, "recovery_interval", "10ms"),
-        durations(v, "recovery_backoff", "10ms"),
+        between(v, "recovery_interval", "10ms", "1h"),
+        durations(v, "recovery_backoff", "10ms", "1d"),
         positive(v, "recovery_batch"),
         merchantTtls(v.get("merchant_key_ttl")),
         positive(v, "retention_batch"),
@@ -214,7 +240,7 @@ public final class ConfigLoader {
         upTo(v, "api_instances", MAX_API_INSTANCES,
             "0 (one per core) and " + MAX_API_INSTANCES + " (each has its own PostgreSQL pool and Redis connections)"),
         bool(v, "metrics_enabled"),
-        duration(v, "drain_timeout"),
+        atMost(v, "drain_timeout", "10m"),
         bodyTimeout,
         idleTimeout,
         rateLimit("rate_limit", v.get("rate_limit")),
@@ -308,9 +334,24 @@ public final class ConfigLoader {
     return Durations.parse(key, v.get(key));
   }
 
-  /** A duration that would break the gateway at run time below {@code min} (a zero timer period, no send window). */
-  private static Duration atLeast(Map<String, String> v, String key, String min) {
-    return atLeast(key, duration(v, key), min, "", v.get(key));
+  /**
+   * A duration that would break the gateway at run time below {@code min} (a zero timer period, no
+   * send window) or above {@code max} (a timeout PostgreSQL or Vert.x cannot take, a timer that
+   * never fires in practice, milliseconds that overflow a long).
+   */
+  private static Duration between(Map<String, String> v, String key, String min, String max) {
+    return atMost(key, atLeast(key, duration(v, key), min, "", v.get(key)), max, "", v.get(key));
+  }
+
+  private static Duration atMost(Map<String, String> v, String key, String max) {
+    return atMost(key, duration(v, key), max, "", v.get(key));
+  }
+
+  private static Duration atMost(String key, Duration d, String max, String what, String given) {
+    if (d.compareTo(Durations.parse(key, max)) > 0) {
+      throw new ConfigException(key + ": " + what + "must be at most " + max + ", got " + given.trim());
+    }
+    return d;
   }
 
   private static Duration atLeast(String key, Duration d, String min, String what, String given) {
@@ -320,15 +361,18 @@ public final class ConfigLoader {
     return d;
   }
 
-  private static List<Duration> durations(Map<String, String> v, String key, String min) {
-    List<Duration> list = new ArrayList<>();
-    for (String part : v.get(key).split(",")) {
-      if (!part.isBlank()) {
-        list.add(atLeast(key, Durations.parse(key, part), min, "every step ", part.trim()));
-      }
-    }
-    if (list.isEmpty()) {
+  private static List<Duration> durations(Map<String, String> v, String key, String min, String max) {
+    if (v.get(key).isBlank()) {
       throw new ConfigException(key + ": give at least one duration, e.g. 5s,30s,2m");
+    }
+    List<Duration> list = new ArrayList<>();
+    for (String part : v.get(key).split(",", -1)) {
+      if (part.isBlank()) {
+        throw new ConfigException(key + ": a step is empty (two commas in a row, or one at an end), got '"
+            + v.get(key).trim() + "'; e.g. 5s,30s,2m");
+      }
+      Duration step = atLeast(key, Durations.parse(key, part), min, "every step ", part.trim());
+      list.add(atMost(key, step, max, "every step ", part));
     }
     return List.copyOf(list);
   }
@@ -382,14 +426,103 @@ public final class ConfigLoader {
         (merchant, value) -> rateLimit("merchant_rate_limit: " + merchant, value));
   }
 
-  private static String redisUrls(Map<String, String> v) {
+  /**
+   * One Redis URL, or for sentinel and cluster several, each parsed here as the Redis client will
+   * parse it ({@link RedisURI}), so that a bad one is refused before anything starts. Messages never
+   * echo a URL: it may hold a password.
+   */
+  private static String redisUrls(Map<String, String> v, String mode) {
+    List<String> urls = new ArrayList<>();
     for (String url : v.get("redis_url").split(",")) {
-      String u = url.trim();
-      if (!u.startsWith("redis://") && !u.startsWith("rediss://")) {
-        throw new ConfigException("redis_url: each URL must start with redis:// or rediss://");
+      if (!url.isBlank()) {
+        urls.add(url.trim());
+      }
+    }
+    if (urls.isEmpty()) {
+      throw new ConfigException("redis_url: must be set, e.g. redis://127.0.0.1:6379");
+    }
+    if (mode.equals("standalone") && urls.size() > 1) {
+      // The standalone client would use the first and ignore the rest without a word.
+      throw new ConfigException("redis_url: standalone mode takes one URL, got " + urls.size()
+          + "; for several, set redis_mode to sentinel (the sentinels' URLs) or cluster (seed nodes)");
+    }
+    for (int i = 0; i < urls.size(); i++) {
+      String which = urls.size() == 1 ? "redis_url: " : "redis_url: URL " + (i + 1) + " of " + urls.size() + ": ";
+      String problem = redisUrlProblem(urls.get(i));
+      if (problem != null) {
+        throw new ConfigException(which + problem);
       }
     }
     return v.get("redis_url").trim();
+  }
+
+  /** What is wrong with one Redis URL, or null; never the URL itself. */
+  private static String redisUrlProblem(String url) {
+    if (!url.startsWith("redis://") && !url.startsWith("rediss://")) {
+      return "must start with redis:// or rediss://";
+    }
+    String problem = authorityProblem(url, url.indexOf("://") + 3, 6379);
+    if (problem != null) {
+      return problem;
+    }
+    String database = url.substring(url.indexOf("://") + 3).replaceFirst("^[^/?#]*", "").replaceFirst("[?#].*$", "");
+    if (!database.isEmpty() && !database.equals("/") && !database.matches("/\\d{1,9}")) {
+      return "the path must be a database number (redis://host:6379/0); a / ? or # in the password must be "
+          + "percent-encoded (%2F %3F %23)";
+    }
+    try {
+      new RedisURI(url);
+    } catch (RuntimeException e) {
+      return "not a valid Redis URL (redis://[user:password@]host[:port][/database])";
+    }
+    return null;
+  }
+
+  /**
+   * The user information, host and port that start at {@code from} in a connection URL: a port of
+   * 1-65535, percent escapes of two hex digits, no space or control character. Null when fine.
+   * Never returns any part of the URL.
+   */
+  private static String authorityProblem(String url, int from, int defaultPort) {
+    int end = from;
+    while (end < url.length() && "/?#".indexOf(url.charAt(end)) < 0) {
+      end++;
+    }
+    String authority = url.substring(from, end);
+    int at = authority.lastIndexOf('@');
+    String hostPort = authority.substring(at + 1);
+    for (int i = 0; i < url.length(); i++) {
+      char c = url.charAt(i);
+      if (c <= ' ' || c == 0x7f) {
+        return (i < from + at ? "the user name or password" : "the URL") + " holds a space or control character; "
+            + "percent-encode it (a space is %20)";
+      }
+    }
+    java.util.regex.Matcher escape = java.util.regex.Pattern.compile("%(?![0-9A-Fa-f]{2})").matcher(url);
+    if (escape.find()) {
+      return (escape.start() < from + at ? "the user name or password" : "the URL") + " holds a % that is not followed by "
+          + "two hex digits; write a literal % as %25";
+    }
+    String port;
+    if (hostPort.startsWith("[")) {
+      int close = hostPort.indexOf(']');
+      if (close < 0) {
+        return "an IPv6 host must be closed with ]";
+      }
+      port = hostPort.substring(close + 1);
+    } else {
+      port = hostPort.indexOf(':') < 0 ? "" : hostPort.substring(hostPort.indexOf(':'));
+    }
+    if (port.isEmpty()) {
+      return null;
+    }
+    String digits = port.substring(1);
+    // Not echoed: a password holding a / ends the authority early, and its start would be read as the port.
+    if (!digits.matches("\\d{1,9}") || Integer.parseInt(digits) < 1 || Integer.parseInt(digits) > 65535) {
+      return "the port must be a number 1-65535 (without one, " + defaultPort + "); a / ? or # in the password must be "
+          + "percent-encoded (%2F %3F %23)";
+    }
+    return null;
   }
 
   /**
@@ -444,6 +577,18 @@ public final class ConfigLoader {
    */
   private static String pgUrl(Map<String, String> v) {
     String url = url(v, "pg_url", "postgresql://", "postgres://");
+    // Parsed here as the client will parse it, whose error echoes the whole URL with its password,
+    // and only once the gateway had started: a bad URL is refused first, in words that hold none of it.
+    String problem = authorityProblem(url, url.indexOf("://") + 3, 5432);
+    if (problem != null) {
+      throw new ConfigException("pg_url: " + problem);
+    }
+    try {
+      PgConnectOptions.fromUri(UrlQuery.without(url.replaceFirst("^postgres://", "postgresql://"), "sslrootcert"));
+    } catch (RuntimeException e) {
+      throw new ConfigException("pg_url: not a valid PostgreSQL URL (postgresql://user:password@host:port/database"
+          + "?sslmode=...; percent-encode any of : / @ ? # % in the password)");
+    }
     String mode = UrlQuery.parameter(url, "sslmode").orElse("").toLowerCase(Locale.ROOT);
     String rootCert = UrlQuery.parameter(url, "sslrootcert").orElse(null);
     if ((mode.equals("verify-ca") || mode.equals("verify-full")) && rootCert == null) {
@@ -467,12 +612,46 @@ public final class ConfigLoader {
     throw new ConfigException(key + ": must start with " + String.join(" or ", schemes));
   }
 
+  /** 0 (any free port) is refused: the ready line would name port 0, and no one could find the port. */
   private static int port(Map<String, String> v, String key) {
     long n = number(v, key);
-    if (n < 0 || n > 65535) {
-      throw new ConfigException(key + ": must be a port number 0-65535, got " + n);
+    if (n < 1 || n > 65535) {
+      throw new ConfigException(key + ": must be a port number 1-65535, got " + n);
     }
     return (int) n;
+  }
+
+  /**
+   * A PEM file of one of {@code kinds} ({@code -----BEGIN <kind>-----}), checked at load: a file
+   * missing, unreadable or of the wrong kind otherwise surfaced only as "could not start listening",
+   * after the migration ran. Reads the file (small) before any event loop runs.
+   */
+  private static void pem(String key, String file, String what, String... kinds) {
+    Path path;
+    try {
+      path = Path.of(file);
+    } catch (java.nio.file.InvalidPathException e) {
+      throw new ConfigException(key + ": not a file path (" + e.getReason() + ")");
+    }
+    String problem = Unreadable.check(path);
+    if (problem != null) {
+      throw new ConfigException(key + ": " + file + ": " + problem);
+    }
+    String text;
+    try {
+      text = Files.readString(path, StandardCharsets.ISO_8859_1);
+    } catch (IOException e) {
+      throw new ConfigException(key + ": " + file + ": " + Unreadable.reason(path, e));
+    }
+    for (String kind : kinds) {
+      if (text.contains("-----BEGIN " + kind + "-----")) {
+        return;
+      }
+    }
+    String found = text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") ? " (it holds an encrypted key, which is not supported)"
+        : text.contains("PRIVATE KEY-----") ? " (it holds a private key)"
+        : text.contains("-----BEGIN CERTIFICATE-----") ? " (it holds a certificate)" : "";
+    throw new ConfigException(key + ": " + file + ": not " + what + " in PEM (-----BEGIN " + kinds[0] + "-----)" + found);
   }
 
   private static int positive(Map<String, String> v, String key) {

@@ -1,0 +1,184 @@
+package dev.idemgate.config;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.vertx.core.net.SelfSignedCertificate;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Settings refused at load, each with one line that names it and never echoes a secret. */
+class ConfigRefusalsTest {
+  private static GatewayConfig load(Map<String, String> env) {
+    return ConfigLoader.load(Optional.empty(), env);
+  }
+
+  private static String refusal(Map<String, String> env) {
+    try {
+      load(env);
+    } catch (ConfigException e) {
+      return e.getMessage();
+    }
+    throw new AssertionError("accepted: " + env);
+  }
+
+  @Test
+  @DisplayName("a malformed pg_url is refused naming pg_url and what is wrong, its password never in the line")
+  void badPgUrlNeverEchoesThePassword() {
+    Map<String, String> expected = Map.of(
+        "postgresql://postgres:PGSECRET@127.0.0.1:99999/db", "pg_url: the port must be a number 1-65535",
+        "postgresql://postgres:PGSECRET@127.0.0.1:0/db", "pg_url: the port must be a number 1-65535",
+        "postgresql://postgres:PG%zzSECRET@127.0.0.1:5432/db", "pg_url: the user name or password holds a % that is not "
+            + "followed by two hex digits",
+        "postgresql://postgres:PG SECRET@127.0.0.1:5432/db", "pg_url: the user name or password holds a space",
+        "postgresql://postgres:PG/SECRET@127.0.0.1:5432/db", "pg_url: the port must be a number 1-65535",
+        "postgres://postgres:PGSECRET@127.0.0.1:54x32/db", "pg_url: the port must be a number 1-65535");
+    expected.forEach((url, message) -> {
+      String line = refusal(Map.of("IDEMGATE_PG_URL", url));
+      assertThat(line).as(url).startsWith(message).doesNotContain("SECRET").doesNotContain("PG").doesNotContain("\n");
+    });
+  }
+
+  @Test
+  @DisplayName("a well-formed pg_url is still taken: user, escaped password, IPv6 host, no port, parameters")
+  void goodPgUrls() {
+    for (String url : List.of("postgresql://postgres@127.0.0.1:5432/postgres", "postgres://u:p%40ss%2Fw@db.example/idem",
+        "postgresql://u:pw@[::1]:5432/db?sslmode=disable", "postgresql://u@127.0.0.1/db?application_name=x")) {
+      assertThat(load(Map.of("IDEMGATE_PG_URL", url)).pgUrl()).isEqualTo(url);
+    }
+  }
+
+  @Test
+  @DisplayName("a malformed redis_url is refused naming redis_url and what is wrong, its password never in the line")
+  void badRedisUrlNeverEchoesThePassword() {
+    Map<String, String> expected = Map.of(
+        "redis://:RD%zzSECRET@127.0.0.1:6379", "redis_url: the user name or password holds a % that is not followed",
+        "redis://user:RDSECRET@127.0.0.1:99999", "redis_url: the port must be a number 1-65535",
+        "redis://127.0.0.1:6379/abc", "redis_url: the path must be a database number",
+        "redis://:RD SECRET@127.0.0.1:6379", "redis_url: the user name or password holds a space",
+        "redis://:12/RDSECRET@127.0.0.1:6379", "redis_url: the path must be a database number",
+        "http://:RDSECRET@127.0.0.1:6379", "redis_url: must start with redis:// or rediss://");
+    expected.forEach((url, message) -> {
+      String line = refusal(Map.of("IDEMGATE_REDIS_URL", url));
+      assertThat(line).as(url).startsWith(message).doesNotContain("SECRET").doesNotContain("\n");
+    });
+    assertThat(refusal(Map.of("IDEMGATE_REDIS_MODE", "cluster", "IDEMGATE_REDIS_URL",
+        "redis://a:6379,redis://:RDSECRET@b:99999")))
+        .startsWith("redis_url: URL 2 of 2: the port must be a number 1-65535").doesNotContain("SECRET");
+    assertThat(load(Map.of("IDEMGATE_REDIS_URL", "rediss://user:p%25w@cache.example:6380/3")).redisUrl())
+        .isEqualTo("rediss://user:p%25w@cache.example:6380/3");
+  }
+
+  @Test
+  @DisplayName("redis_mode standalone with several URLs is refused, pointing at sentinel or cluster")
+  void standaloneTakesOneUrl() {
+    assertThat(refusal(Map.of("IDEMGATE_REDIS_URL", "redis://a:6379,redis://b:6379")))
+        .isEqualTo("redis_url: standalone mode takes one URL, got 2; for several, set redis_mode to sentinel "
+            + "(the sentinels' URLs) or cluster (seed nodes)");
+    assertThat(load(Map.of("IDEMGATE_REDIS_MODE", "sentinel", "IDEMGATE_REDIS_URL",
+        "redis://a:26379,redis://b:26379")).redisUrl()).isEqualTo("redis://a:26379,redis://b:26379");
+  }
+
+  @Test
+  @DisplayName("http_port equal to management_port is refused; so is port 0 for either")
+  void ports() {
+    assertThat(refusal(Map.of("IDEMGATE_HTTP_PORT", "9090")))
+        .isEqualTo("http_port and management_port: must differ, both are 9090");
+    assertThat(refusal(Map.of("IDEMGATE_HTTP_PORT", "0"))).isEqualTo("http_port: must be a port number 1-65535, got 0");
+    assertThat(refusal(Map.of("IDEMGATE_MANAGEMENT_PORT", "0")))
+        .isEqualTo("management_port: must be a port number 1-65535, got 0");
+    assertThat(refusal(Map.of("IDEMGATE_MANAGEMENT_PORT", "65536")))
+        .isEqualTo("management_port: must be a port number 1-65535, got 65536");
+  }
+
+  @Test
+  @DisplayName("every duration has an upper bound, refused at load naming the setting")
+  void durationMaxima() {
+    Map<String, String> tooLong = Map.ofEntries(
+        Map.entry("IDEMGATE_STORE_TIMEOUT", "store_timeout: must be at most 1m, got 25d"),
+        Map.entry("IDEMGATE_REDIS_TIMEOUT", "redis_timeout: must be at most 1m, got 25d"),
+        Map.entry("IDEMGATE_PROVIDER_TIMEOUT", "provider_timeout: must be at most 2m, got 25d"),
+        Map.entry("IDEMGATE_LEASE", "lease: must be at most 1h, got 25d"),
+        Map.entry("IDEMGATE_RECOVERY_INTERVAL", "recovery_interval: must be at most 1h, got 25d"),
+        Map.entry("IDEMGATE_DRAIN_TIMEOUT", "drain_timeout: must be at most 10m, got 25d"),
+        Map.entry("IDEMGATE_REQUEST_BODY_TIMEOUT", "request_body_timeout: must be at most 10m, got 25d"),
+        Map.entry("IDEMGATE_HTTP_IDLE_TIMEOUT", "http_idle_timeout: must be at most 1h, got 25d"));
+    tooLong.forEach((variable, message) -> assertThat(refusal(Map.of(variable, "25d"))).as(variable).isEqualTo(message));
+    // 99999999d used to overflow into a long overflow or a negative timeout blamed on the ports.
+    tooLong.forEach((variable, message) -> assertThat(refusal(Map.of(variable, "99999999d"))).as(variable)
+        .isEqualTo(message.replace("25d", "99999999d")));
+    assertThat(refusal(Map.of("IDEMGATE_RECOVERY_BACKOFF", "5s,99999999d")))
+        .isEqualTo("recovery_backoff: every step must be at most 1d, got 99999999d");
+    assertThat(load(Map.of("IDEMGATE_STORE_TIMEOUT", "1m", "IDEMGATE_LEASE", "1h", "IDEMGATE_PROVIDER_TIMEOUT", "2m",
+        "IDEMGATE_RECOVERY_BACKOFF", "5s,1d", "IDEMGATE_DRAIN_TIMEOUT", "0s")).storeTimeout()).isEqualTo(Duration.ofMinutes(1));
+  }
+
+  @Test
+  @DisplayName("the longest lease and provider_timeout still fit under provider_key_retention's default, so its check blames it only when it is the one changed")
+  void leaseAndProviderTimeoutBoundedBeforeRetention() {
+    assertThat(refusal(Map.of("IDEMGATE_LEASE", "2h"))).startsWith("lease:");
+    assertThat(refusal(Map.of("IDEMGATE_PROVIDER_TIMEOUT", "1h"))).startsWith("provider_timeout:");
+    assertThat(load(Map.of("IDEMGATE_LEASE", "1h", "IDEMGATE_PROVIDER_TIMEOUT", "2m")).providerKeyRetention())
+        .isEqualTo(Duration.ofHours(24));
+  }
+
+  @Test
+  @DisplayName("recovery_backoff with an empty step is refused, not read as the steps around it")
+  void emptyBackoffStep() {
+    assertThat(refusal(Map.of("IDEMGATE_RECOVERY_BACKOFF", "5s,,1h")))
+        .isEqualTo("recovery_backoff: a step is empty (two commas in a row, or one at an end), got '5s,,1h'; e.g. 5s,30s,2m");
+    assertThat(refusal(Map.of("IDEMGATE_RECOVERY_BACKOFF", "5s,1h,"))).startsWith("recovery_backoff: a step is empty");
+    assertThat(refusal(Map.of("IDEMGATE_RECOVERY_BACKOFF", " "))).startsWith("recovery_backoff: give at least one duration");
+    assertThat(load(Map.of("IDEMGATE_RECOVERY_BACKOFF", "5s, 30s")).recoveryBackoff())
+        .containsExactly(Duration.ofSeconds(5), Duration.ofSeconds(30));
+  }
+
+  @Test
+  @DisplayName("a setting given twice in the file is refused, naming the setting, the file and the line")
+  void duplicateSetting(@TempDir Path dir) throws Exception {
+    Path file = dir.resolve("idemgate.yaml");
+    Files.writeString(file, "http_port: 8181\nkey_ttl: 24h\nlease: 10s\nkey_ttl: 1s\n");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.of(file), Map.of()))
+        .isInstanceOf(ConfigException.class)
+        .hasMessage(file + ": key_ttl is given twice (line 4); keep one");
+  }
+
+  @Test
+  @DisplayName("a configuration file that cannot be read says why: no such file, is a directory")
+  void unreadableFile(@TempDir Path dir) {
+    Path missing = dir.resolve("nonexistent.yaml");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.of(missing), Map.of()))
+        .hasMessage("cannot read configuration file " + missing + ": no such file");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.of(dir), Map.of()))
+        .hasMessage("cannot read configuration file " + dir + ": is a directory");
+  }
+
+  @Test
+  @DisplayName("tls_cert and tls_key must be readable PEM files of a certificate and a private key")
+  void tlsFiles(@TempDir Path dir) throws Exception {
+    SelfSignedCertificate pair = SelfSignedCertificate.create("localhost");
+    String cert = pair.certificatePath();
+    String key = pair.privateKeyPath();
+    GatewayConfig ok = load(Map.of("IDEMGATE_TLS_CERT", cert, "IDEMGATE_TLS_KEY", key));
+    assertThat(ok.tlsCert()).contains(cert);
+    Path missing = dir.resolve("missing.pem");
+    assertThat(refusal(Map.of("IDEMGATE_TLS_CERT", missing.toString(), "IDEMGATE_TLS_KEY", key)))
+        .isEqualTo("tls_cert: " + missing + ": no such file");
+    assertThat(refusal(Map.of("IDEMGATE_TLS_CERT", cert, "IDEMGATE_TLS_KEY", dir.toString())))
+        .isEqualTo("tls_key: " + dir + ": is a directory");
+    assertThat(refusal(Map.of("IDEMGATE_TLS_CERT", key, "IDEMGATE_TLS_KEY", key)))
+        .isEqualTo("tls_cert: " + key + ": not a certificate in PEM (-----BEGIN CERTIFICATE-----) (it holds a private key)");
+    assertThat(refusal(Map.of("IDEMGATE_TLS_CERT", cert, "IDEMGATE_TLS_KEY", cert)))
+        .isEqualTo("tls_key: " + cert + ": not a private key in PEM (-----BEGIN PRIVATE KEY-----) (it holds a certificate)");
+    Path text = Files.writeString(dir.resolve("notes.txt"), "hello\n");
+    assertThat(refusal(Map.of("IDEMGATE_TLS_CERT", text.toString(), "IDEMGATE_TLS_KEY", key)))
+        .isEqualTo("tls_cert: " + text + ": not a certificate in PEM (-----BEGIN CERTIFICATE-----)");
+  }
+}
