@@ -17,6 +17,8 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import io.vertx.pgclient.PgConnectOptions;
@@ -38,6 +40,8 @@ public final class ConfigLoader {
   static final Duration MAX_PROVIDER_KEY_RETENTION = Duration.ofDays(400);
   static final long MAX_RATE_LIMIT = 1_000_000;
   private static final String ENV_PREFIX = "IDEMGATE_";
+  /** A {@code %} not followed by two hex digits, which the URL parsers of both clients refuse. */
+  private static final Pattern BAD_ESCAPE = Pattern.compile("%(?![0-9A-Fa-f]{2})");
   private static final Logger log = LoggerFactory.getLogger(ConfigLoader.class);
 
   private ConfigLoader() {}
@@ -498,7 +502,7 @@ public final class ConfigLoader {
             + "percent-encode it (a space is %20)";
       }
     }
-    java.util.regex.Matcher escape = java.util.regex.Pattern.compile("%(?![0-9A-Fa-f]{2})").matcher(url);
+    Matcher escape = BAD_ESCAPE.matcher(url);
     if (escape.find()) {
       return (escape.start() < from + at ? "the user name or password" : "the URL") + " holds a % that is not followed by "
           + "two hex digits; write a literal % as %25";
