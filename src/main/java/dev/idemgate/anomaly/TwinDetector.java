@@ -68,13 +68,17 @@ public final class TwinDetector {
   static final int MAX_KEYS_PER_FINGERPRINT = 64;
   static final long RECONNECT_BACKOFF_MS = 1_000;
 
-  /** KEYS[1] the twin keys of one fingerprint; ARGV: key hash, mark (a allowed, i intended, r refused), window ms, max. */
+  /**
+   * KEYS[1] the twin keys of one fingerprint; ARGV: key hash, mark (a allowed, i intended, r refused), window ms, max.
+   * Answers {@code {'twin', mark}} for a key not seen before, {@code {'seen', mark}} for one seen before, and
+   * {@code {'seen', mark, 'r'}} for a refused key now let through (sent as intended).
+   */
   static final String TWIN_SCRIPT = String.join("\n",
       "local mine = redis.call('HGET', KEYS[1], ARGV[1])",
       "if mine then",
       "  if mine == 'r' and ARGV[2] ~= 'r' then",
       "    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])",
-      "    mine = ARGV[2]",
+      "    return {'seen', ARGV[2], 'r'}",
       "  end",
       "  return {'seen', mine}",
       "end",
@@ -435,7 +439,9 @@ public final class TwinDetector {
         .compose(reply -> {
           boolean firstTime = reply.get(0).toString().equals("twin");
           String verdictMark = reply.get(1).toString();
-          if (!firstTime && !verdictMark.equals("r") && twins == null) {
+          // A key refused before and now sent as intended: its first time through.
+          boolean refusedBefore = reply.size() > 2;
+          if (!firstTime && !refusedBefore && !verdictMark.equals("r") && twins == null) {
             monitor.recordSameKey(); // the retry of a twin that went through: its verdict stands
             return Future.succeededFuture(SAME_KEY);
           }
@@ -446,7 +452,7 @@ public final class TwinDetector {
                   ? reanchor(merchantId, fingerprint, keyHash, original, now).map(taken -> taken.orElseGet(
                       () -> new TwinVerdict.Allowed(allowed.twin(), false, keyHash + "|" + now)))
                   : Future.succeededFuture(v))
-              : verdictMark.equals("i") && firstTime && policy == DuplicatePayloadPolicy.REJECT
+              : verdictMark.equals("i") && (firstTime || refusedBefore) && policy == DuplicatePayloadPolicy.REJECT
               ? intendedUnderReject(merchantId, fingerprint, keyHash, original, request, now)
               : Future.succeededFuture(new TwinVerdict.Allowed(original, verdictMark.equals("i"), null));
           return verdict.onSuccess(v -> {

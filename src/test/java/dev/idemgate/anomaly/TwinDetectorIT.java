@@ -192,7 +192,9 @@ class TwinDetectorIT {
     assertThat(observe(detector, merchant, "k2", request)).isInstanceOf(TwinVerdict.Reject.class);
     assertThat(observe(detector, merchant, "k2", request)).isInstanceOf(TwinVerdict.Reject.class);
     MultiMap intended = MultiMap.caseInsensitiveMultiMap().add(TwinDetector.REPEAT_HEADER, "intended");
-    assertThat(observe(detector, merchant, "k2", request, intended)).isInstanceOf(TwinVerdict.SameKey.class);
+    // The refused key sent again as intended goes through (as on the payment path, DuplicateRejectIT).
+    assertThat(observe(detector, merchant, "k2", request, intended)).isInstanceOfSatisfying(TwinVerdict.Allowed.class,
+        allowed -> assertThat(allowed.intended()).isTrue());
     assertThat(observe(detector, merchant, "k3", request, intended)).isInstanceOf(TwinVerdict.Allowed.class);
   }
 
@@ -244,6 +246,32 @@ class TwinDetectorIT {
     assertThat(((TwinVerdict.Reject) third).twin().originalPaymentId()).isEqualTo(paymentId(merchant, "k2"));
     assertThat(observe(detector, merchant, "k2", request)).isInstanceOf(TwinVerdict.SameKey.class);
     assertThat(observe(detector, merchant, "k1", request)).isInstanceOf(TwinVerdict.SameKey.class);
+  }
+
+  @Test
+  @DisplayName("policy reject: a twin refused while its original was in flight, sent again as intended once the "
+      + "original was declined, becomes the one to compare with, so a later twin is refused against it")
+  void aRefusedTwinSentAsIntendedIsTheNextOriginal() {
+    TwinDetector detector = detector("reject", "10m");
+    String merchant = merchant();
+    PaymentRequest request = payment("tok_visa");
+    MultiMap intended = client().add(TwinDetector.REPEAT_HEADER, "intended");
+    try {
+      observe(detector, merchant, "k1", request);
+      assertThat(observe(detector, merchant, "k2", request)).as("the original in flight, no ledger row yet")
+          .isInstanceOf(TwinVerdict.Reject.class);
+      ledgerRow(merchant, "k1", "declined", request);
+      TwinVerdict repeat = observe(detector, merchant, "k2", request, intended);
+      assertThat(repeat).isInstanceOf(TwinVerdict.Allowed.class);
+      assertThat(((TwinVerdict.Allowed) repeat).intended()).isTrue();
+      ledgerRow(merchant, "k2", "succeeded", request);
+
+      TwinVerdict third = observe(detector, merchant, "k3", request);
+      assertThat(third).as("judged against the charged repeat, not the declined original").isInstanceOf(TwinVerdict.Reject.class);
+      assertThat(((TwinVerdict.Reject) third).twin().originalPaymentId()).isEqualTo(paymentId(merchant, "k2"));
+    } finally {
+      deleteLedger(merchant);
+    }
   }
 
   /** Removes the merchant's ledger rows a test wrote. */
