@@ -290,6 +290,11 @@ public final class ManagementVerticle extends VerticleBase {
    * may add {@code "without_acquirer": true} for a payment the acquirer cannot be asked about.
    */
   private void resolvePending(RoutingContext ctx) {
+    if (ctx.response().ended()) {
+      // Answered 408 ("nothing was done") while the last bytes came in: the answer stands, so the
+      // verdict is not applied behind it.
+      return;
+    }
     String paymentId = ctx.pathParam("payment_id");
     if (!PaymentJson.isPaymentId(paymentId)) {
       Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no unsettled payment with this id"));

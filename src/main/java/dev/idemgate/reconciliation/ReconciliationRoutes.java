@@ -390,6 +390,9 @@ public final class ReconciliationRoutes {
   }
 
   private void resolve(RoutingContext ctx) {
+    if (ctx.response().ended()) {
+      return; // answered 408 ("nothing marked") while the last bytes came in: the answer stands
+    }
     String id = ctx.pathParam("id");
     long discrepancy;
     try {
