@@ -175,6 +175,11 @@ public final class ConfigLoader {
     }
     tlsCert.ifPresent(path -> pem("tls_cert", path, "a certificate", "CERTIFICATE"));
     tlsKey.ifPresent(path -> pem("tls_key", path, "a private key", "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"));
+    Optional<String> redisCa = optional(v, "redis_tls_ca_file");
+    redisCa.ifPresent(path -> pem("redis_tls_ca_file", path, "a certificate", "CERTIFICATE"));
+    if (redisCa.isPresent() && !v.get("redis_url").contains("rediss://")) {
+      throw new ConfigException("redis_tls_ca_file: only for rediss:// URLs (TLS); redis_url does not use TLS");
+    }
     int providerConnections = upTo(v, "provider_max_connections", MAX_PROVIDER_CONNECTIONS, "1 and " + MAX_PROVIDER_CONNECTIONS);
     if (providerConnections < 1) {
       throw new ConfigException("provider_max_connections: must be between 1 and " + MAX_PROVIDER_CONNECTIONS

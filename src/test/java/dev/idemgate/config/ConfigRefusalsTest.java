@@ -181,4 +181,17 @@ class ConfigRefusalsTest {
     assertThat(refusal(Map.of("IDEMGATE_TLS_CERT", text.toString(), "IDEMGATE_TLS_KEY", key)))
         .isEqualTo("tls_cert: " + text + ": not a certificate in PEM (-----BEGIN CERTIFICATE-----)");
   }
+
+  @Test
+  @DisplayName("redis_tls_ca_file must be a readable PEM certificate, and only with a rediss:// URL")
+  void redisCaFile(@TempDir Path dir) throws Exception {
+    String ca = SelfSignedCertificate.create("localhost").certificatePath();
+    assertThat(load(Map.of("IDEMGATE_REDIS_URL", "rediss://127.0.0.1:6380", "IDEMGATE_REDIS_TLS_CA_FILE", ca))
+        .redisTlsCaFile()).contains(ca);
+    Path missing = dir.resolve("ca.pem");
+    assertThat(refusal(Map.of("IDEMGATE_REDIS_URL", "rediss://127.0.0.1:6380", "IDEMGATE_REDIS_TLS_CA_FILE", missing.toString())))
+        .isEqualTo("redis_tls_ca_file: " + missing + ": no such file");
+    assertThat(refusal(Map.of("IDEMGATE_REDIS_TLS_CA_FILE", ca)))
+        .isEqualTo("redis_tls_ca_file: only for rediss:// URLs (TLS); redis_url does not use TLS");
+  }
 }
