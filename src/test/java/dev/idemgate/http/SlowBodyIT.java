@@ -93,6 +93,25 @@ class SlowBodyIT {
     }
   }
 
+  /**
+   * Sends the head and part of a body of a request to {@code path} on the management port, then
+   * nothing: asserts the answer is 408 request_timeout with the connection closed, after about
+   * request_body_timeout (1 s here), and returns the request's access line.
+   */
+  private static Map<String, String> stalledGets408(Socket socket, String headAndPartOfBody, CapturedLogs access,
+      String path) throws IOException {
+    socket.setSoTimeout(10_000);
+    socket.getOutputStream().write(headAndPartOfBody.getBytes(StandardCharsets.US_ASCII));
+    long sent = System.nanoTime();
+    String answer = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    long afterMs = (System.nanoTime() - sent) / 1_000_000;
+    assertThat(answer).startsWith("HTTP/1.1 408 ").containsIgnoringCase("connection: close")
+        .contains("\"code\":\"request_timeout\"");
+    assertThat(afterMs).isBetween(900L, 5_000L);
+    Waits.eventually(Duration.ofSeconds(5), () -> accessLine(access, path).isPresent(), "the access line of " + path);
+    return accessLine(access, path).orElseThrow();
+  }
+
   @Test
   @DisplayName("management port: an admin verdict whose body stops half way gets 408 request_timeout after "
       + "request_body_timeout, the connection closed, and its access line says 408, not 499 client_closed")
@@ -100,18 +119,9 @@ class SlowBodyIT {
     String path = "/admin/pending/pay_" + UUID.randomUUID().toString().replace("-", "") + "/resolve";
     try (CapturedLogs access = CapturedLogs.of("idemgate.access");
         Socket socket = new Socket("127.0.0.1", gateway.managementPort())) {
-      socket.setSoTimeout(10_000);
-      socket.getOutputStream().write(("POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
-          + TestGateway.ADMIN_TOKEN + "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"outcome\"")
-          .getBytes(StandardCharsets.US_ASCII));
-      long sent = System.nanoTime();
-      String answer = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-      long afterMs = (System.nanoTime() - sent) / 1_000_000;
-      assertThat(answer).startsWith("HTTP/1.1 408 ").containsIgnoringCase("connection: close")
-          .contains("\"code\":\"request_timeout\"");
-      assertThat(afterMs).isBetween(900L, 5_000L);
-      Waits.eventually(Duration.ofSeconds(5), () -> accessLine(access, path).isPresent(), "the access line of " + path);
-      assertThat(accessLine(access, path).orElseThrow()).containsEntry("status", "408").containsEntry("admin_token", "accepted");
+      assertThat(stalledGets408(socket, "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+          + TestGateway.ADMIN_TOKEN + "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"outcome\"", access, path))
+          .containsEntry("status", "408").containsEntry("admin_token", "accepted");
     }
   }
 
@@ -142,18 +152,10 @@ class SlowBodyIT {
     String path = "/admin/reconciliations";
     try (CapturedLogs access = CapturedLogs.of("idemgate.access");
         Socket socket = new Socket("127.0.0.1", gateway.managementPort())) {
-      socket.setSoTimeout(10_000);
-      socket.getOutputStream().write(("POST " + path + "?name=stalled.csv HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      assertThat(stalledGets408(socket, "POST " + path + "?name=stalled.csv HTTP/1.1\r\nHost: 127.0.0.1\r\n"
           + "Authorization: Bearer " + TestGateway.ADMIN_TOKEN + "\r\nContent-Length: 100000\r\n\r\n"
-          + "settlement_id,provider_reference").getBytes(StandardCharsets.US_ASCII));
-      long sent = System.nanoTime();
-      String answer = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-      long afterMs = (System.nanoTime() - sent) / 1_000_000;
-      assertThat(answer).startsWith("HTTP/1.1 408 ").containsIgnoringCase("connection: close")
-          .contains("\"code\":\"request_timeout\"");
-      assertThat(afterMs).isBetween(900L, 5_000L);
-      Waits.eventually(Duration.ofSeconds(5), () -> accessLine(access, path).isPresent(), "the access line of the upload");
-      assertThat(accessLine(access, path).orElseThrow()).containsEntry("status", "408").containsEntry("method", "POST");
+          + "settlement_id,provider_reference", access, path))
+          .containsEntry("status", "408").containsEntry("method", "POST");
     }
     Waits.eventually(Duration.ofSeconds(5), () -> http.get(gateway.managementPort(), "/admin/reconciliations",
         TestGateway.ADMIN_TOKEN).json().getJsonObject("under_way").getInteger("here") == 0, "no upload under way");

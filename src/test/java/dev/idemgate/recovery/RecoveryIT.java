@@ -350,14 +350,8 @@ class RecoveryIT {
       + "(no connection here; an open circuit alike) a charge it still remembers could not be looked for, so 502 "
       + "and nothing changed")
   void verdictWithoutAnAnswerChangesNothing() throws Exception {
-    int closedPort;
-    try (java.net.ServerSocket socket = new java.net.ServerSocket(0)) {
-      closedPort = socket.getLocalPort();
-    }
     String key = Http.newKey();
-    try (TestGateway unreachable = TestGateway.start(Map.of("IDEMGATE_PROVIDER", "http",
-        "IDEMGATE_PROVIDER_URL", "http://127.0.0.1:" + closedPort, "IDEMGATE_PROVIDER_NAME", "verdict-unreachable",
-        "IDEMGATE_LEASE", "3s", "IDEMGATE_PROVIDER_TIMEOUT", "3s", "IDEMGATE_RECOVERY_INTERVAL", "1h"))) {
+    try (TestGateway unreachable = withUnreachableAcquirer("verdict-unreachable")) {
       String paymentId = pendingClaimedAgo(key, Http.payment(1236, "tok_visa"), "http verdict-unreachable", Duration.ofDays(2));
 
       Reply refused = settle(unreachable, paymentId, "{\"outcome\":\"not_charged\"}");
@@ -368,6 +362,20 @@ class RecoveryIT {
     } finally {
       forget(key);
     }
+  }
+
+  /**
+   * A gateway whose acquirer (provider {@code http <name>}) is a port nothing listens on, so every
+   * inquiry gets no answer at all; its recovery passes are an hour apart, out of the tests' way.
+   */
+  private static TestGateway withUnreachableAcquirer(String name) throws java.io.IOException {
+    int closedPort;
+    try (java.net.ServerSocket socket = new java.net.ServerSocket(0)) {
+      closedPort = socket.getLocalPort();
+    }
+    return TestGateway.start(Map.of("IDEMGATE_PROVIDER", "http", "IDEMGATE_PROVIDER_URL", "http://127.0.0.1:" + closedPort,
+        "IDEMGATE_PROVIDER_NAME", name, "IDEMGATE_LEASE", "3s", "IDEMGATE_PROVIDER_TIMEOUT", "3s",
+        "IDEMGATE_RECOVERY_INTERVAL", "1h"));
   }
 
   /** A PENDING record of MERCHANT_A claimed {@code claimedAgo} by {@code providerId}, its next inquiry an hour away. */
@@ -384,16 +392,10 @@ class RecoveryIT {
   @DisplayName("with an acquirer that gives no answer at all, a verdict saying without_acquirer is applied past "
       + "provider_key_retention (acquirer_answered false), and still refused (502) while the acquirer remembers the payment")
   void verdictWithoutTheAcquirer() throws Exception {
-    int closedPort;
-    try (java.net.ServerSocket socket = new java.net.ServerSocket(0)) {
-      closedPort = socket.getLocalPort();
-    }
     String old = Http.newKey();
     String charged = Http.newKey();
     String young = Http.newKey();
-    try (TestGateway unreachable = TestGateway.start(Map.of("IDEMGATE_PROVIDER", "http",
-        "IDEMGATE_PROVIDER_URL", "http://127.0.0.1:" + closedPort, "IDEMGATE_PROVIDER_NAME", "verdict-gone",
-        "IDEMGATE_LEASE", "3s", "IDEMGATE_PROVIDER_TIMEOUT", "3s", "IDEMGATE_RECOVERY_INTERVAL", "1h"))) {
+    try (TestGateway unreachable = withUnreachableAcquirer("verdict-gone")) {
       String provider = "http verdict-gone";
       String oldId = pendingClaimedAgo(old, Http.payment(1237, "tok_visa"), provider, Duration.ofDays(2));
       String chargedId = pendingClaimedAgo(charged, Http.payment(1238, "tok_visa"), provider, Duration.ofDays(2));
