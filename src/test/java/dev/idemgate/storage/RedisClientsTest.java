@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.support.TestGateway;
 import io.vertx.core.net.PemTrustOptions;
+import io.vertx.core.net.SelfSignedCertificate;
 import io.vertx.redis.client.RedisOptions;
 import java.time.Duration;
 import java.util.Map;
@@ -53,11 +54,12 @@ class RedisClientsTest {
   @Test
   @DisplayName("rediss:// checks the server's host name, and its certificate against redis_tls_ca_file when set; redis:// has no TLS options")
   void tlsForRedissUrls() {
+    // A real PEM certificate: the setting is checked at start-up.
+    String ca = SelfSignedCertificate.create("redis.example").certificatePath();
     RedisOptions tls = RedisClients.options(TestGateway.config(Map.of("IDEMGATE_REDIS_URL", "rediss://:pw@redis.example:6380",
-        "IDEMGATE_REDIS_TLS_CA_FILE", "/etc/idemgate/redis-ca.crt")), 1, "test");
+        "IDEMGATE_REDIS_TLS_CA_FILE", ca)), 1, "test");
     assertThat(tls.getNetClientOptions().getHostnameVerificationAlgorithm()).isEqualTo("HTTPS");
-    assertThat(((PemTrustOptions) tls.getNetClientOptions().getTrustOptions()).getCertPaths())
-        .containsExactly("/etc/idemgate/redis-ca.crt");
+    assertThat(((PemTrustOptions) tls.getNetClientOptions().getTrustOptions()).getCertPaths()).containsExactly(ca);
     RedisOptions jvmTrust = RedisClients.pipelineOptions(
         TestGateway.config(Map.of("IDEMGATE_REDIS_URL", "rediss://redis.example:6380")), "test");
     assertThat(jvmTrust.getNetClientOptions().getHostnameVerificationAlgorithm()).isEqualTo("HTTPS");
