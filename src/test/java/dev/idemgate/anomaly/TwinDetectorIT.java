@@ -434,6 +434,11 @@ class TwinDetectorIT {
       return guard;
     }
 
+    /** One request of a client checked, then told by PostgreSQL what became of its key. */
+    void settled(String merchant, String key, PaymentRequest request, KeyFate fate) {
+      checked(merchant, key, request, client()).keySettled(command(merchant, key, request), fate);
+    }
+
     List<JsonObject> pairs(String merchant) {
       return monitor.view(merchant, 200).getJsonArray("recent_twins").stream().map(JsonObject.class::cast).toList();
     }
@@ -454,15 +459,15 @@ class TwinDetectorIT {
     Counted flag = Counted.under("flag");
     String merchant = merchant();
     PaymentRequest request = payment("tok_visa");
-    flag.checked(merchant, "k1", request, client()).keySettled(command(merchant, "k1", request), KeyFate.NEW);
+    flag.settled(merchant, "k1", request, KeyFate.NEW);
 
-    flag.checked(merchant, "k2", request, client()).keySettled(command(merchant, "k2", request), KeyFate.NOT_TAKEN);
+    flag.settled(merchant, "k2", request, KeyFate.NOT_TAKEN);
     assertThat(flag.pairs(merchant)).as("a twin whose claim failed").isEmpty();
-    flag.checked(merchant, "k2", request, client()).keySettled(command(merchant, "k2", request), KeyFate.NEW);
+    flag.settled(merchant, "k2", request, KeyFate.NEW);
     assertThat(flag.pairs(merchant)).as("its retry, which took the key").singleElement()
         .satisfies(pair -> assertThat(pair.getString("key_hash"))
             .isEqualTo(PaymentTwins.keyHash(merchant, new IdempotencyKey("k2"))));
-    flag.checked(merchant, "k2", request, client()).keySettled(command(merchant, "k2", request), KeyFate.HELD);
+    flag.settled(merchant, "k2", request, KeyFate.HELD);
     assertThat(flag.pairs(merchant)).as("a retry of the key it holds").hasSize(1);
     assertThat(flag.monitor.judge().shown(merchant, 10).clients()).singleElement()
         .satisfies(standing -> assertThat(standing.twins()).isEqualTo(1));
@@ -475,7 +480,7 @@ class TwinDetectorIT {
       Counted flag = Counted.under("flag");
       String merchant = merchant();
       PaymentRequest request = payment("tok_visa");
-      flag.checked(merchant, "k1", request, client()).keySettled(command(merchant, "k1", request), KeyFate.NEW);
+      flag.settled(merchant, "k1", request, KeyFate.NEW);
       // Both past the gate (Redis lost the key, or only pointed to PostgreSQL): both judged, one claim takes the key.
       ClaimGuard earlier = flag.checked(merchant, "k2", request, client());
       ClaimGuard later = flag.checked(merchant, "k2", request, client());
@@ -494,7 +499,7 @@ class TwinDetectorIT {
     String merchant = merchant();
     PaymentRequest request = payment("tok_visa");
     try {
-      reject.checked(merchant, "k1", request, client()).keySettled(command(merchant, "k1", request), KeyFate.NEW);
+      reject.settled(merchant, "k1", request, KeyFate.NEW);
       ledgerRow(merchant, "k1", "declined", request);
       String anchorKey = TwinDetector.redisKey(merchant, PaymentTwins.fingerprint(reject.monitor.config().duplicateFields(),
           request));
@@ -530,11 +535,11 @@ class TwinDetectorIT {
     Counted reject = Counted.under("reject");
     String merchant = merchant();
     PaymentRequest request = payment("tok_visa");
-    reject.checked(merchant, "k1", request, client()).keySettled(command(merchant, "k1", request), KeyFate.NEW);
+    reject.settled(merchant, "k1", request, KeyFate.NEW);
     String twinKeys = TwinDetector.twinKeysKey(merchant, PaymentTwins.fingerprint(reject.monitor.config().duplicateFields(),
         request));
 
-    reject.checked(merchant, "k2", request, client()).keySettled(command(merchant, "k2", request), KeyFate.NOT_TAKEN);
+    reject.settled(merchant, "k2", request, KeyFate.NOT_TAKEN);
     assertThat(reject.pairs(merchant)).as("a refusal answered 503").isEmpty();
     Waits.eventually(Duration.ofSeconds(5), () -> Http.await(redis.send(
         Request.cmd(Command.HEXISTS).arg(twinKeys).arg(keyHash(merchant, "k2")))).toInteger() == 0,
