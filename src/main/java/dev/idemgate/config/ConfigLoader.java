@@ -175,7 +175,7 @@ public final class ConfigLoader {
     }
     tlsCert.ifPresent(path -> pem("tls_cert", path, "a certificate", "CERTIFICATE"));
     tlsKey.ifPresent(path -> pem("tls_key", path, "a private key", "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"));
-    Optional<String> redisCa = optional(v, "redis_tls_ca_file");
+    Optional<String> redisCa = optionalPath(v, "redis_tls_ca_file").map(Path::toString);
     redisCa.ifPresent(path -> pem("redis_tls_ca_file", path, "a certificate", "CERTIFICATE"));
     if (redisCa.isPresent() && !v.get("redis_url").contains("rediss://")) {
       throw new ConfigException("redis_tls_ca_file: only for rediss:// URLs (TLS); redis_url does not use TLS");
@@ -222,7 +222,7 @@ public final class ConfigLoader {
         redisMode,
         v.get("redis_master_name").trim(),
         between(v, "redis_timeout", "1ms", "1m"),
-        optionalPath(v, "redis_tls_ca_file").map(Path::toString),
+        redisCa,
         apiKeys,
         apiKeysFile,
         apiKeysReload,
