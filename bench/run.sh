@@ -694,8 +694,14 @@ if can_run storm gateway; then
   else
     # Answers missing because the gateway went away are no verdict on its charges; a row the storm
     # still wrote keeps what it saw, and the report's storm check reads it.
+    # But a round that saw a second payment before the gateway went away is a verdict: NO.
     STORM_OK=1
-    fact storm_exactly_one_charge_per_round "unknown: $BLOCKED during the storm (see $RAW/storm.txt)"
+    if grep -Eq 'failed: .*\b(([2-9]|[1-9][0-9]+) (answers created|charges in|charge requests|rows in the ledger)|201s named ([2-9]|[1-9][0-9]+) payments)' "$RAW/storm.txt"; then
+      STORM_OK=0
+      fact storm_exactly_one_charge_per_round "NO: a round saw a second payment, then $BLOCKED (see $RAW/storm.txt)"
+    else
+      fact storm_exactly_one_charge_per_round "unknown: $BLOCKED during the storm (see $RAW/storm.txt)"
+    fi
   fi
 else
   fact storm_exactly_one_charge_per_round "n/a: skipped, $BLOCKED"

@@ -217,6 +217,9 @@ final class StormCommand implements Callable<Integer> {
       int chargeCount = charges.getJsonArray("charges", new JsonArray()).size();
       // null when the simulator has forgotten keys and cannot tell: not 1, so the round fails.
       Long providerRequests = charges.getLong("requests");
+      // bench/run.sh reads these messages when the gateway went away during the storm: keep
+      // "<n> answers created", "<n> charges in", "<n> charge requests", "<n> rows in the ledger"
+      // and "201s named <n> payments" as they are.
       List<String> failed = new ArrayList<>();
       if (tally.created != 1) {
         failed.add(tally.created + " answers created the payment (201 not replayed)");
