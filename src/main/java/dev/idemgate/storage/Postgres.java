@@ -100,10 +100,29 @@ public final class Postgres {
     // The server abandons a statement shortly after the client stops waiting for it.
     properties.put("statement_timeout", String.valueOf(config.storeTimeout().toMillis() + 1_000));
     PgConnectOptions connect = connectOptions(config.pgUrl()).setProperties(properties);
-    // A connection being opened holds a place in the pool: without a deadline on the TCP connect
-    // (60 s by default) a PostgreSQL host that drops packets fills the pool with attempts.
-    NetClientOptions transport = new NetClientOptions().setConnectTimeout((int) config.storeTimeout().toMillis());
-    return PgBuilder.pool().with(pool).with(transport).connectingTo(connect).using(vertx).build();
+    return PgBuilder.pool().with(pool).with(transportOptions(config)).connectingTo(connect).using(vertx).build();
+  }
+
+  /**
+   * The shortest deadline of a pool's TCP connect, whatever {@code store_timeout}: a lost SYN is
+   * sent again after 1 s (Linux), and a PostgreSQL in another zone or region is a round trip of
+   * 1-100 ms away, so 2 s is one lost SYN and a distant server.
+   */
+  static final int MIN_CONNECT_TIMEOUT_MS = 2_000;
+
+  /**
+   * The pools' transport: a TCP connect gives up after {@code store_timeout}, at least {@link
+   * #MIN_CONNECT_TIMEOUT_MS}. A connection being opened holds a place in the pool, so it needs a
+   * deadline: Netty's default, 60 s, let a PostgreSQL host that drops packets fill the pool with
+   * attempts. But the deadline is not the request's: the request stops waiting after {@code
+   * store_timeout} anyway (the pool's connection timeout, and the store's own), while the connect
+   * goes on and the connection, once open, joins the pool and serves the requests after it. Tied to
+   * {@code store_timeout} alone, a 10 ms setting (allowed) left a pool to a server 10 ms or more
+   * away, or one that lost a SYN, unable ever to open a connection: every payment answered 503.
+   */
+  static NetClientOptions transportOptions(GatewayConfig config) {
+    int connectTimeout = (int) Math.max(MIN_CONNECT_TIMEOUT_MS, config.storeTimeout().toMillis());
+    return new NetClientOptions().setConnectTimeout(connectTimeout);
   }
 
   /** libpq's parameter naming the PEM file of the CA that signed the server's certificate. */

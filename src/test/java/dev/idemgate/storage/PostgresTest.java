@@ -1,0 +1,24 @@
+package dev.idemgate.storage;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.support.TestGateway;
+import java.util.Map;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+class PostgresTest {
+  private static int connectTimeoutMs(String storeTimeout) {
+    return Postgres.transportOptions(TestGateway.config(Map.of("IDEMGATE_STORE_TIMEOUT", storeTimeout))).getConnectTimeout();
+  }
+
+  @Test
+  @DisplayName("the pools' TCP connect waits store_timeout, but never less than 2 s: a 10 ms store_timeout still "
+      + "lets a pool reach a PostgreSQL more than 10 ms away")
+  void connectTimeoutHasAFloor() {
+    assertThat(connectTimeoutMs("10ms")).isEqualTo(2_000);
+    assertThat(connectTimeoutMs("1999ms")).isEqualTo(2_000);
+    assertThat(connectTimeoutMs("5s")).as("the default store_timeout").isEqualTo(5_000);
+    assertThat(connectTimeoutMs("1m")).isEqualTo(60_000);
+  }
+}
