@@ -197,7 +197,7 @@ public final class Postgres {
   public static DataSource jdbcDataSource(String pgUrl, String applicationName, int loginTimeoutSeconds,
       int socketTimeoutSeconds) {
     PgConnectOptions o = connectOptions(pgUrl);
-    PGSimpleDataSource source = new PGSimpleDataSource();
+    PGSimpleDataSource source = new ReadDeadlineAfterLogin(socketTimeoutSeconds * 1_000);
     source.setURL(jdbcUrl(pgUrl));
     if (o.getUser() != null) {
       source.setUser(o.getUser());
@@ -210,8 +210,36 @@ public final class Postgres {
     // (TLS, authentication); neither limits a statement once connected.
     source.setConnectTimeout(loginTimeoutSeconds);
     source.setLoginTimeout(loginTimeoutSeconds);
-    source.setSocketTimeout(socketTimeoutSeconds);
+    // pgJDBC meets its loginTimeout by giving up on the thread that connects, not by stopping it:
+    // that thread reads the start-up exchange with the socket timeout, and against a server that
+    // accepts and never answers it stayed blocked that long (15 minutes for reconciliation, in a
+    // gateway that lives on) after the connection was refused. So the reads of the login have the
+    // login's deadline, and the long one is set once logged in (ReadDeadlineAfterLogin).
+    source.setSocketTimeout(loginTimeoutSeconds);
     source.setTcpKeepAlive(true);
     return source;
+  }
+
+  /** Connections whose reads have {@code readTimeoutMillis} once logged in (the login's reads have the socket timeout). */
+  private static final class ReadDeadlineAfterLogin extends PGSimpleDataSource {
+    private static final long serialVersionUID = 1L;
+    private final int readTimeoutMillis;
+
+    ReadDeadlineAfterLogin(int readTimeoutMillis) {
+      this.readTimeoutMillis = readTimeoutMillis;
+    }
+
+    @Override
+    public Connection getConnection(String user, String password) throws SQLException {
+      Connection connection = super.getConnection(user, password);
+      try {
+        // pgJDBC sets the socket's SO_TIMEOUT here and never uses the executor (given for the JDBC contract).
+        connection.setNetworkTimeout(Runnable::run, readTimeoutMillis);
+        return connection;
+      } catch (SQLException | RuntimeException e) {
+        connection.close();
+        throw e;
+      }
+    }
   }
 }
