@@ -223,8 +223,9 @@ public final class TwinDetector {
    * key's request is a retry, whatever its payload is a twin of; a payment not taken (503, or 502)
    * counts nothing, and its retry is judged again. A twin whose key was judged before and let through
    * is counted too if this request takes the key: the earlier request's claim failed, or lost the race
-   * to this one. A payment it let through that was then neither claimed nor charged under its key gives
-   * up the anchor it took ({@link #forgetAnchor}, {@link #giveBack}).
+   * to this one. A payment it let through that was then not taken (503, 502) or not claimed under its
+   * key (422) gives up the anchor it took, as the first payment of its payload or as a twin
+   * ({@link #forgetAnchor}, {@link #giveBack}).
    */
   public ClaimGuard guard(MultiMap headers) {
     return new ClaimGuard() {
@@ -240,7 +241,8 @@ public final class TwinDetector {
       /** What became of this request's key, once PostgreSQL said; else null. */
       private KeyFate fate;
       private boolean settled;
-      private boolean givenBack;
+      /** What this request's check wrote, being given back (its payment was not taken), else null. */
+      private Future<Void> undone;
 
       @Override
       public Future<Optional<Object>> check(PaymentService.PayCommand cmd) {
@@ -248,9 +250,10 @@ public final class TwinDetector {
         twin = null;
         fate = null;
         settled = false;
-        givenBack = false;
+        undone = null;
         return observe(cmd.merchantId(), cmd.key(), cmd.request(), headers, this::judged).map(verdict -> {
           first = verdict instanceof TwinVerdict.First f ? f : null;
+          settle(); // under policy flag the store may have spoken first
           return mayRefuse() && verdict instanceof TwinVerdict.Reject ? Optional.of(verdict) : Optional.empty();
         });
       }
@@ -267,31 +270,36 @@ public final class TwinDetector {
       }
 
       private void settle() {
-        if (twin == null || fate == null || settled) {
-          return; // no twin (none, or a check that found no verdict), or the store has not said yet
+        if ((twin == null && first == null) || fate == null || settled) {
+          return; // nothing to settle (a retry, or no verdict), the check has not answered, or the store has not said
         }
         settled = true;
         switch (fate) {
           case NEW -> {
-            if (twin.count() != null) {
+            if (twin != null && twin.count() != null) {
               twin.count().run();
             }
           }
           case HELD -> {
-            if (twin.count() != null) {
+            if (twin != null && twin.count() != null) {
               monitor.recordSameKey(); // a retry of its own payment, no twin
             }
           }
-          case NOT_TAKEN -> giveBackOnce(); // counts nothing: its retry is judged again
+          case NOT_TAKEN -> undoOnce(); // counts nothing: its retry is judged again
         }
       }
 
-      private Future<Void> giveBackOnce() {
-        if (givenBack || twin == null || checked == null) {
-          return Future.succeededFuture();
+      /**
+       * Gives back what this request's check wrote, once: the anchor it stored as the first payment of
+       * its payload ({@link #forgetAnchor}), or what judging it as a twin wrote ({@link #giveBack}).
+       */
+      private Future<Void> undoOnce() {
+        if (undone == null) {
+          undone = first != null ? forgetAnchor(checked.merchantId(), checked.request(), first.anchor())
+              : twin != null ? giveBack(checked.merchantId(), checked.request(), twin)
+              : Future.succeededFuture();
         }
-        givenBack = true;
-        return giveBack(checked.merchantId(), checked.request(), twin);
+        return undone;
       }
 
       @Override
@@ -301,7 +309,8 @@ public final class TwinDetector {
 
       @Override
       public Future<Void> notCharged(PaymentService.PayCommand cmd) {
-        return first != null ? forgetAnchor(cmd.merchantId(), cmd.request(), first.anchor()) : giveBackOnce();
+        // Under policy flag a failed claim may come before the check's answer: settle() gives back then.
+        return first == null && twin == null ? Future.succeededFuture() : undoOnce();
       }
     };
   }
@@ -347,12 +356,14 @@ public final class TwinDetector {
 
   /**
    * Gives up the anchor this request stored for its payment's fingerprint, if it still holds it: the
-   * payment was not charged under its key (the provider refused it and the key was released, or the
-   * key holds another payment), so a later payment of the same payload under another key is no twin
-   * of it. Left in place, under policy reject such a payment got 409 while the anchor looked
-   * unresolved (66 s by default). Only an anchor this request stored, exactly: one naming the same
-   * key but stored by another request (the key's first payment, pending, and this request a retry of
-   * it with another payload) stays. Best effort.
+   * payment was not charged under its key (its claim failed, the provider refused it, or the key holds
+   * another payment), so a later payment of the same payload under another key is no twin of it. Left
+   * in place, under policy reject such a payment got 409 while the anchor looked unresolved (66 s by
+   * default). A claim that failed never reaches the provider (recovery never charges, and one that
+   * committed late is deleted), nor does one the provider refused, so the only payment of this payload
+   * that can be charged is a later one, which anchors anew. Only an anchor this request stored,
+   * exactly: one naming the same key but stored by another request (the key's first payment, pending,
+   * and this request a retry of it with another payload) stays. Best effort.
    */
   Future<Void> forgetAnchor(String merchantId, PaymentRequest request, String anchor) {
     if (policy == DuplicatePayloadPolicy.OFF) {

@@ -222,12 +222,12 @@ public final class PaymentService {
 
   /**
    * Tells the guard that the payment it let through was neither claimed nor charged under its key
-   * (422: the key holds another payment; 502 with the key released), so that it does not hold that
-   * key against a later payment of the same payload. Then the outcome, as it was.
+   * (422: the key holds another payment; 502: the provider did not charge it, its key released or left
+   * for recovery to free), so that it does not hold that key against a later payment of the same
+   * payload. Then the outcome, as it was.
    */
   private static Future<PayOutcome> told(ClaimGuard guard, PayCommand cmd, PayOutcome outcome) {
-    boolean notCharged = outcome instanceof PayOutcome.KeyReused
-        || outcome instanceof PayOutcome.ProviderUnavailable unavailable && unavailable.keyReleased();
+    boolean notCharged = outcome instanceof PayOutcome.KeyReused || outcome instanceof PayOutcome.ProviderUnavailable;
     return notCharged ? guard.notCharged(cmd).otherwiseEmpty().map(outcome) : Future.succeededFuture(outcome);
   }
 
@@ -310,7 +310,11 @@ public final class PaymentService {
           StoreClaim.Mismatch mismatch = (StoreClaim.Mismatch) decision; // the one answer left
           return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.KeyReused(mismatch.heldFingerprint()));
         })
-        .recover(failure -> storeDown(cmd, redisClaim, "claim", failure));
+        .recover(failure -> claimed.failed()
+            // Nothing claimed, nothing charged: the guard gives back what its check wrote before the
+            // Redis claim goes, so that no retry of the key passes the gate while it still stands.
+            ? guard.notCharged(cmd).otherwiseEmpty().compose(v -> storeDown(cmd, redisClaim, "claim", failure))
+            : storeDown(cmd, redisClaim, "claim", failure));
   }
 
   /**

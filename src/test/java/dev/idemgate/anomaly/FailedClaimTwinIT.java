@@ -16,11 +16,13 @@ import java.util.UUID;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * A twin whose claim fails (PostgreSQL unreachable: 503, nothing claimed or charged) is no payment,
- * and counts nothing; the client's retry of the same key, once PostgreSQL is back, is the twin, and
- * counts once. PostgreSQL is reached through a fault proxy of the test's own, which is cut; the
+ * A payment whose claim fails (PostgreSQL unreachable: 503, nothing claimed or charged) is no payment.
+ * As a twin it counts nothing; the client's retry of the same key, once PostgreSQL is back, is the
+ * twin, and counts once. As an original it holds no place: the same payment under a new key is no
+ * twin of it. PostgreSQL is reached through a fault proxy of the test's own, which is cut; the
  * shared database itself is never touched.
  */
 class FailedClaimTwinIT {
@@ -73,6 +75,53 @@ class FailedClaimTwinIT {
         assertThat(AnomalyViews.standing(after, client).getLong("twins")).isEqualTo(1);
       }
     }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {"reject", "flag"})
+  @DisplayName("an original answered 503 (its claim failed: nothing claimed, nothing charged) is no original: the same "
+      + "payment under a new key is charged and is no twin; under reject the first key's retry is then refused as its twin")
+  void anOriginalAnswered503IsNoOriginal(String policy) {
+    try (ProxiedPostgres postgres = ProxiedPostgres.start();
+         Http http = new Http();
+         TestGateway gateway = TestGateway.start(Map.of(
+             "IDEMGATE_PG_URL", postgres.url(),
+             "IDEMGATE_DUPLICATE_PAYLOAD_POLICY", policy,
+             "IDEMGATE_STORE_TIMEOUT", "1s",
+             "IDEMGATE_REPLAY_CACHE_ENTRIES", "0"))) {
+      String client = "shop-" + UUID.randomUUID();
+      Map<String, String> headers = Map.of("X-Client-Id", client);
+      String body = Orders.payment(2950, "tok_visa").encode();
+      String k1 = Http.newKey();
+      postgres.proxy().refuse();
+      postgres.proxy().cutAll();
+      Reply failed = pay(http, gateway, k1, body, headers);
+      assertThat(failed.status()).as(failed.body()).isEqualTo(503);
+
+      postgres.proxy().pass();
+      // Until this was fixed, the 503'd original kept its place: under reject this got 409
+      // duplicate_payment_suspected for 66 s, refused as a twin of a payment that does not exist;
+      // under flag it was counted as a twin against its client.
+      String k2 = Http.newKey();
+      Waits.eventually(Duration.ofSeconds(15), () -> pay(http, gateway, k2, body, headers).status() == 201,
+          "the same payment under a new key is charged once PostgreSQL is back");
+      assertThat(AnomalyViews.pairsOf(AnomalyViews.anomalies(http, gateway), client)).as("no twin of anything").isEmpty();
+      assertThat(charges(http, gateway, k2)).isEqualTo(1);
+      if (policy.equals("reject")) {
+        Reply retry = pay(http, gateway, k1, body, headers);
+        assertThat(retry.status()).as(retry.body()).isEqualTo(409);
+        assertThat(retry.json().getString("code")).as("the first key is now a twin of the charged one")
+            .isEqualTo("duplicate_payment_suspected");
+        assertThat(charges(http, gateway, k1)).isZero();
+      }
+    }
+  }
+
+  private static int charges(Http http, TestGateway at, String key) {
+    Reply log = http.get(at.managementPort(), "/admin/simulator/charges?merchant=" + TestGateway.MERCHANT_A
+        + "&key=" + key, TestGateway.ADMIN_TOKEN);
+    assertThat(log.status()).isEqualTo(200);
+    return log.json().getJsonArray("charges").size();
   }
 
   private static Reply pay(Http http, TestGateway to, String key, String body, Map<String, String> headers) {

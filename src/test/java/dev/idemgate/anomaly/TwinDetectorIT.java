@@ -474,6 +474,31 @@ class TwinDetectorIT {
   }
 
   @Test
+  @DisplayName("a first payment not taken (its claim failed: 503; or the provider did not charge it: 502) gives up its "
+      + "place as the original, also under flag, where PostgreSQL may answer before the check does: the same payment "
+      + "under a new key is then no twin")
+  void aFirstPaymentNotTakenGivesUpItsPlace() {
+    for (String policy : List.of("reject", "flag")) {
+      Counted counted = Counted.under(policy);
+      String merchant = merchant();
+      PaymentRequest request = payment("tok_visa");
+      String anchorKey = TwinDetector.redisKey(merchant, PaymentTwins.fingerprint(counted.monitor.config().duplicateFields(),
+          request));
+      ClaimGuard guard = counted.detector.guard(client());
+      PaymentService.PayCommand k1 = command(merchant, "k1", request);
+      // As under flag, where the claim runs beside the check: told before the check's answer has come back.
+      var checked = guard.check(k1);
+      guard.keySettled(k1, KeyFate.NOT_TAKEN);
+      Http.await(checked);
+      Waits.eventually(Duration.ofSeconds(5), () -> anchor(anchorKey) == null, policy + ": the anchor is given up");
+
+      counted.settled(merchant, "k2", request, KeyFate.NEW);
+      assertThat(anchor(anchorKey)).as(policy).startsWith(keyHash(merchant, "k2") + "|");
+      assertThat(counted.pairs(merchant)).as(policy + ": no twin of a payment that does not exist").isEmpty();
+    }
+  }
+
+  @Test
   @DisplayName("two requests of one new twin key racing each other count the twin once, whichever takes the key")
   void racingRequestsOfATwinKeyCountItOnce() {
     for (boolean laterTakesIt : new boolean[] {true, false}) {
