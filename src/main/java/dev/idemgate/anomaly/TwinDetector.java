@@ -92,18 +92,21 @@ public final class TwinDetector {
   /**
    * KEYS[1] the fingerprint's anchor, KEYS[2] its twin keys; ARGV: the new anchor ("keyHash|time"),
    * the old anchor's key hash, window ms, max, the new anchor's key hash. Makes an allowed twin the
-   * anchor, unless another twin or a new window's first payment took it meanwhile, and marks both
-   * allowed, so that the retries of each stay retries whichever holds the anchor. Answers
-   * {@code {1}} when it took the anchor or this key holds it already (a retry of the same key racing
-   * it), else {@code {0, the current anchor}}.
+   * anchor, unless another twin or a new window's first payment took it meanwhile, and marks it
+   * allowed. The old anchor's key loses any mark: it charged nothing, so a request under it is either
+   * a retry of the payment its key holds (declined: the claim replays it) or, its key released, a new
+   * payment of this payload, judged against the new anchor like any twin (marked allowed, it went
+   * through and was charged beside the new anchor). Answers {@code {1}} when it took the anchor or
+   * this key holds it already (a retry of the same key racing it), else {@code {0, the current anchor}}.
    */
   static final String REANCHOR_SCRIPT = String.join("\n",
       "local current = redis.call('GET', KEYS[1])",
       "if current and string.sub(current, 1, string.len(ARGV[5]) + 1) == ARGV[5] .. '|' then return {1} end",
       "if current and string.sub(current, 1, string.len(ARGV[2]) + 1) ~= ARGV[2] .. '|' then return {0, current} end",
       "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])",
+      "redis.call('HDEL', KEYS[2], ARGV[2])",
       "if redis.call('HLEN', KEYS[2]) < tonumber(ARGV[4]) then",
-      "  redis.call('HSET', KEYS[2], ARGV[2], 'a', ARGV[5], 'a')",
+      "  redis.call('HSET', KEYS[2], ARGV[5], 'a')",
       "end",
       "redis.call('PEXPIRE', KEYS[2], ARGV[3])",
       "return {1}");

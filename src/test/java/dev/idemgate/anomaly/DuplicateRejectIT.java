@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.RedisGate;
+import dev.idemgate.payment.PaymentRequest;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.Http.Reply;
 import dev.idemgate.support.TestGateway;
@@ -108,6 +109,35 @@ class DuplicateRejectIT {
     String fresh = Http.newKey();
     assertThat(pay(fresh, other, Map.of()).status()).as("the 422'd payment was never claimed").isEqualTo(201);
     assertThat(charges(fresh)).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("the key of an original released without a charge, sent again after the same payment was charged under "
+      + "a new key, is refused as that payment's twin, not charged a second time")
+  void aReleasedOriginalsKeyIsJudgedAgainstTheChargedTwin() {
+    JsonObject body = Orders.payment(2640, "tok_visa");
+    String k1 = Http.newKey();
+    String k2 = Http.newKey();
+    // What an original leaves when the instance that checked it died before charging it, and recovery
+    // released its claim: its place as the original, older than any charge of it could go unrecorded,
+    // and no claim nor ledger row under its key (free for a retry).
+    long checkedAt = System.currentTimeMillis() - gateway.config().unrecordedChargeWindow().toMillis() - 1_000;
+    PaymentRequest request = new PaymentRequest(body.getLong("amount"), body.getString("currency"), body.getString("source"),
+        body.getString("merchant_reference"), null, null);
+    String anchor = TwinDetector.redisKey(TestGateway.MERCHANT_A,
+        PaymentTwins.fingerprint(gateway.config().duplicateFields(), request));
+    Http.await(redis.send(Request.cmd(Command.SET).arg(anchor)
+        .arg(PaymentTwins.keyHash(TestGateway.MERCHANT_A, new IdempotencyKey(k1)) + "|" + checkedAt).arg("PX").arg(600_000)));
+
+    Reply twin = pay(k2, body, Map.of());
+    assertThat(twin.status()).as("the original charged nothing: the payment under a new key goes through").isEqualTo(201);
+    Reply retry = pay(k1, body, Map.of());
+    // Until this was fixed, k1 was marked allowed when k2 took its place, and its retry was charged.
+    assertThat(retry.status()).as(retry.body()).isEqualTo(409);
+    assertThat(retry.json().getString("code")).isEqualTo("duplicate_payment_suspected");
+    assertThat(retry.json().getString("original_payment_id")).isEqualTo(twin.json().getString("id"));
+    assertThat(charges(k1)).isZero();
+    assertThat(charges(k2)).isEqualTo(1);
   }
 
   @Test
