@@ -141,6 +141,33 @@ class DuplicateRejectIT {
   }
 
   @Test
+  @DisplayName("the key of a declined original that lost its place to a charged twin is still a retry when Redis lost "
+      + "it: judged against the twin, it is held in PostgreSQL, so its declined answer is replayed, not refused")
+  void aDeclinedOriginalsKeyIsReplayedAfterItLostItsPlace() {
+    // Without the card in the duplicate fields, a declined card and the card that then pays are one payment.
+    try (TestGateway byOrder = TestGateway.start(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "reject",
+        "IDEMGATE_DUPLICATE_FIELDS", "amount,currency,merchant_reference",
+        "IDEMGATE_REPLAY_CACHE_ENTRIES", "0"))) {
+      JsonObject declinedCard = Orders.payment(2660, "tok_decline");
+      String k1 = Http.newKey();
+      Reply declined = pay(byOrder, k1, declinedCard.encode(), Map.of());
+      assertThat(declined.status()).isEqualTo(402);
+      Http.await(http.vertx().timer(100)); // the original's record is let go after its answer, not before
+      assertThat(pay(byOrder, Http.newKey(), declinedCard.copy().put("source", "tok_visa").encode(), Map.of()).status())
+          .as("the declined original charged nothing: the twin goes through").isEqualTo(201);
+
+      Http.await(redis.send(Request.cmd(Command.DEL).arg(RedisGate.redisKey(TestGateway.MERCHANT_A, new IdempotencyKey(k1)))));
+      Reply retry = pay(byOrder, k1, declinedCard.encode(), Map.of());
+      assertThat(retry.status()).as(retry.body()).isEqualTo(402);
+      assertThat(retry.header("Idempotent-Replayed")).isEqualTo("true");
+      assertThat(retry.json().getString("id")).isEqualTo(declined.json().getString("id"));
+      assertThat(AnomalyViews.meter(http, byOrder, "idemgate_anomaly_twins_total{outcome=\"rejected\",policy=\"reject\"}"))
+          .as("a retry, not a refused twin").isZero();
+      assertThat(AnomalyViews.meter(http, byOrder, "idemgate_anomaly_checks_total{result=\"same_key\"}")).isEqualTo(1);
+    }
+  }
+
+  @Test
   @DisplayName("a 422 for a retry that changed a field outside the duplicate fields leaves the pending original's "
       + "place: the same payment under a new key is still refused")
   void a422KeepsTheOriginalOfAnotherRequest() {
