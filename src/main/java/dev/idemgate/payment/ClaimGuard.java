@@ -64,9 +64,9 @@ public interface ClaimGuard {
 
   /**
    * The payment this guard checked was neither claimed nor charged under its key (its claim failed,
-   * the key holds another payment, or the provider refused it). The caller
-   * waits for it before it answers and, for a failed claim, before it frees the key's Redis claim, so
-   * that no retry of the key is judged while what the check wrote still stands. Best effort.
+   * the key holds another payment, or the provider refused it). The caller waits for it before it
+   * answers and, for a failed claim, before it frees the key's Redis claim, so that no retry of the
+   * key is judged while what the check wrote still stands. Best effort.
    */
   default Future<Void> notCharged(PaymentService.PayCommand cmd) {
     return Future.succeededFuture();
