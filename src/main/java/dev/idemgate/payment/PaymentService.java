@@ -295,7 +295,7 @@ public final class PaymentService {
           if (decision instanceof StoreClaim.Claimed owned) {
             // Told after the charge: a claim the provider did not charge (502) stands for nothing,
             // and the key's retry may take it again.
-            return charge(cmd, owned, redisClaim, sentAt).onSuccess(outcome -> guard.keySettled(cmd,
+            return charge(cmd, owned, redisClaim, sentAt, guard).onSuccess(outcome -> guard.keySettled(cmd,
                 outcome instanceof PayOutcome.ProviderUnavailable ? ClaimGuard.KeyFate.NOT_TAKEN : ClaimGuard.KeyFate.NEW));
           } else if (decision instanceof StoreClaim.Completed done) {
             replays.remember(cmd.merchantId(), cmd.key(), cmd.bodyDigest(), done.response());
@@ -375,7 +375,8 @@ public final class PaymentService {
    *     before it waited in the group queue (and, for a claim sent again after losing a race in its
    *     group, before its first sending)
    */
-  private Future<PayOutcome> charge(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim, long createdAtNanos) {
+  private Future<PayOutcome> charge(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim, long createdAtNanos,
+      ClaimGuard guard) {
     PaymentRequest r = cmd.request();
     // The charge is sent within the lease counted from the earlier of the two moments. From the
     // claim's sending alone it could leave long after created_at, while recovery and operator
@@ -394,7 +395,7 @@ public final class PaymentService {
         log.warn("provider outcome unknown for payment {}: {}; recovery will ask the provider", owned.paymentId(), u.reason());
         return finish(cmd, owned, redisClaim, RecordState.PENDING, 202, "pending", null, null);
       }
-      return release(cmd, owned, redisClaim, (ProviderOutcome.NotAttempted) outcome);
+      return release(cmd, owned, redisClaim, (ProviderOutcome.NotAttempted) outcome, guard);
     });
   }
 
@@ -496,7 +497,7 @@ public final class PaymentService {
   }
 
   private Future<PayOutcome> release(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim,
-      ProviderOutcome.NotAttempted notAttempted) {
+      ProviderOutcome.NotAttempted notAttempted, ClaimGuard guard) {
     log.info("provider did not attempt payment {}: {}; releasing the key", owned.paymentId(), notAttempted.reason());
     return store.release(cmd.merchantId(), cmd.key(), owned.epoch(), owned.paymentId())
         .map(result -> result == Completion.Result.RECORDED)
@@ -510,7 +511,11 @@ public final class PaymentService {
             // once a late charge is impossible, and the answer says when instead of "the key is free".
             log.warn("payment {} was not charged but its key stays held until recovery releases it", owned.paymentId());
           }
-          Future<Void> redis = redisClaim == null ? gate.forget(cmd.merchantId(), cmd.key()) : releaseRedis(cmd, redisClaim);
+          // The guard gives back what its check wrote before the Redis claim goes and waiters wake:
+          // a retry of this key let in earlier would be judged against an anchor about to vanish,
+          // be charged, and leave no anchor for the next twin to be refused against.
+          Future<Void> redis = guard.notCharged(cmd).otherwiseEmpty().compose(v -> redisClaim == null
+              ? gate.forget(cmd.merchantId(), cmd.key()) : releaseRedis(cmd, redisClaim));
           return redis.compose(v -> released ? gate.keyFreed(cmd.merchantId(), cmd.key()) : Future.succeededFuture())
               .map(v -> new PayOutcome.ProviderUnavailable(released ? 0 : heldKeyRetryAfterSeconds));
         });
