@@ -105,7 +105,12 @@ public final class RedisGate {
     }
     String[] parts = stored.split("\\|", 6);
     if (parts.length < 2 || !parts[1].equals(fingerprint)) {
-      return new GateDecision.Mismatch(parts.length < 2 ? "" : parts[1]);
+      // A processing claim is only the word of a request that has not yet asked PostgreSQL: after
+      // Redis lost the key (eviction, a restart, a failover), another payload's request writes one
+      // for a key PostgreSQL holds, and a retry of the payment PostgreSQL has must not hear 422
+      // ("use a new key": a second charge for a client that obeys). PostgreSQL decides; it refuses
+      // the other payload when it holds the key, with the same 422 as before.
+      return stored.charAt(0) == 'P' ? new GateDecision.AskStore() : new GateDecision.Mismatch(parts.length < 2 ? "" : parts[1]);
     }
     return switch (stored.charAt(0)) {
       case 'P' -> new GateDecision.InFlight();
