@@ -424,7 +424,7 @@ public final class PaymentService {
           // The provider answered but the ledger did not take it. The claim stays PROCESSING; the
           // outcome is written again while the lease lasts, then recovery finalises it from the
           // provider. Until one of them lands the truth is "pending".
-          log.error("payment {} charged outcome '{}' not recorded; it is written again while its lease lasts, then "
+          log.error("payment {} provider outcome '{}' not recorded; it is written again while its lease lasts, then "
               + "recovery finalises it: {}", owned.paymentId(), paymentStatus, failure.getMessage());
           recordLater(cmd, owned, redisClaim, completion);
           String pendingBody = PaymentJson.render(owned.paymentId(), "pending", cmd.request(), ledgerProvider, null, null,
