@@ -3,6 +3,7 @@ package dev.idemgate.idempotency;
 import dev.idemgate.storage.PipelinedRedis;
 import io.vertx.circuitbreaker.CircuitBreaker;
 import io.vertx.circuitbreaker.CircuitBreakerOptions;
+import io.vertx.circuitbreaker.CircuitBreakerState;
 import io.vertx.circuitbreaker.OpenCircuitException;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
@@ -163,6 +164,11 @@ public final class RedisGate {
    */
   public Future<Void> keyFreed(String merchantId, IdempotencyKey key) {
     return bestEffort(CompletionNotifier.publish(merchantId, key), "wake waiters");
+  }
+
+  /** Whether the breaker is open: claims skip Redis now, and so may writes no answer waits for. */
+  public boolean skipping() {
+    return breaker.state() == CircuitBreakerState.OPEN;
   }
 
   public Future<Void> ping() {

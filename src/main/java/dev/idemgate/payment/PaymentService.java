@@ -299,10 +299,11 @@ public final class PaymentService {
                 outcome instanceof PayOutcome.ProviderUnavailable ? ClaimGuard.KeyFate.NOT_TAKEN : ClaimGuard.KeyFate.NEW));
           } else if (decision instanceof StoreClaim.Completed done) {
             replays.remember(cmd.merchantId(), cmd.key(), cmd.bodyDigest(), done.response());
-            return gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), done.response())
+            return cached(redisClaim, () -> gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), done.response()))
                 .map(v -> new PayOutcome.Replayed(done.response()));
           } else if (decision instanceof StoreClaim.Pending pending) {
-            return gate.markPending(cmd.merchantId(), cmd.key(), cmd.fingerprint(), config.keyTtlFor(cmd.merchantId()))
+            return cached(redisClaim, () -> gate.markPending(cmd.merchantId(), cmd.key(), cmd.fingerprint(),
+                    config.keyTtlFor(cmd.merchantId())))
                 .map(v -> new PayOutcome.Replayed(pending.response()));
           } else if (decision instanceof StoreClaim.InFlight) {
             return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.InFlight(IN_FLIGHT_RETRY_AFTER_SECONDS));
@@ -413,9 +414,9 @@ public final class PaymentService {
             // Recovery took the record over (our lease ran out). A final answer is still the truth:
             // written over recovery's claim, so retries replay the answer this client gets.
             log.warn("payment {} was taken over before it completed; answering what the provider said", owned.paymentId());
-            return completeTakenOver(cmd, completion).map((PayOutcome) new PayOutcome.Fresh(response));
+            return completeTakenOver(cmd, completion, redisClaim).map((PayOutcome) new PayOutcome.Fresh(response));
           }
-          return recorded(cmd, completion).map(v -> (PayOutcome) new PayOutcome.Fresh(response));
+          return recorded(cmd, completion, redisClaim).map(v -> (PayOutcome) new PayOutcome.Fresh(response));
         })
         .recover(failure -> {
           if (!(failure instanceof StoreUnavailable)) {
@@ -438,7 +439,7 @@ public final class PaymentService {
    * Writes a final completion over recovery's claim of the record ({@link IdempotencyStore#completeTakenOver});
    * a pending one is left to recovery. Never fails: recovery settles the record whatever happens here.
    */
-  private Future<Void> completeTakenOver(PayCommand cmd, Completion completion) {
+  private Future<Void> completeTakenOver(PayCommand cmd, Completion completion, String redisClaim) {
     if (completion.state() != RecordState.COMPLETED) {
       return Future.succeededFuture();
     }
@@ -448,7 +449,7 @@ public final class PaymentService {
         return Future.succeededFuture(); // recovery completed it first, or released it
       }
       log.info("payment {} outcome '{}' written over recovery's claim", paymentId, completion.paymentStatus());
-      return recorded(cmd, completion);
+      return recorded(cmd, completion, redisClaim);
     }).otherwise(failure -> {
       log.warn("payment {} outcome not written over recovery's claim; recovery settles it: {}", paymentId,
           failure.getMessage());
@@ -457,13 +458,32 @@ public final class PaymentService {
   }
 
   /** After a completion landed: the replay cache and Redis learn the answer (waiters are woken). */
-  private Future<Void> recorded(PayCommand cmd, Completion completion) {
+  private Future<Void> recorded(PayCommand cmd, Completion completion, String redisClaim) {
     StoredResponse response = completion.response();
     if (completion.state() == RecordState.COMPLETED) {
       replays.remember(cmd.merchantId(), cmd.key(), cmd.bodyDigest(), response);
-      return gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), response);
+      return cached(redisClaim, () -> gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), response));
     }
-    return gate.markPending(cmd.merchantId(), cmd.key(), cmd.fingerprint(), config.keyTtlFor(cmd.merchantId()));
+    return cached(redisClaim, () -> gate.markPending(cmd.merchantId(), cmd.key(), cmd.fingerprint(),
+        config.keyTtlFor(cmd.merchantId())));
+  }
+
+  /**
+   * Writes the key's answer or pending mark to Redis. The answer waits for it only when it replaces
+   * this request's own claim there ({@code redisClaim}): left in place, that claim would answer the
+   * client's next retry 409. Without one (the gate was skipped, or sent the request to PostgreSQL)
+   * the write only fills the cache: it goes in the background, and not at all while the gate's
+   * breaker is open, so that while Redis hangs a payment waits for no Redis deadline (before, each
+   * waited one redis_timeout for this write though its claim had skipped Redis).
+   */
+  private Future<Void> cached(String redisClaim, Supplier<Future<Void>> write) {
+    if (redisClaim != null) {
+      return write.get();
+    }
+    if (!gate.skipping()) {
+      write.get(); // best effort, never fails (RedisGate)
+    }
+    return Future.succeededFuture();
   }
 
   /**
@@ -486,10 +506,10 @@ public final class PaymentService {
             // may already hold as completed. Without it, retries ask PostgreSQL, which knows.
             log.info("payment {} is no longer PROCESSING under its claim's epoch; its outcome is written only if "
                 + "final and the record is not", owned.paymentId());
-            return releaseRedis(cmd, redisClaim).compose(v -> completeTakenOver(cmd, completion)).map(true);
+            return releaseRedis(cmd, redisClaim).compose(v -> completeTakenOver(cmd, completion, null)).map(true);
           } else {
             log.info("payment {} outcome '{}' recorded on a later try", owned.paymentId(), completion.paymentStatus());
-            recorded(cmd, completion);
+            recorded(cmd, completion, redisClaim);
             return Future.succeededFuture(true);
           }
         }),

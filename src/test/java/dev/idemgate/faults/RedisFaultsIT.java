@@ -9,7 +9,10 @@ import dev.idemgate.support.ExactlyOnceChecker;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.ThrowawayRedis;
+import io.vertx.core.Future;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicReference;
@@ -90,4 +93,41 @@ class RedisFaultsIT {
     }
   }
 
+  @Test
+  @DisplayName("Redis frozen: once the gate's breaker is open, a new payment is answered without waiting for a Redis deadline")
+  void frozenRedisCostsNoDeadlineOnceTheBreakerIsOpen() {
+    try (ThrowawayRedis redis = ThrowawayRedis.start();
+         Http http = new Http();
+         TestGateway gateway = TestGateway.start(Map.of("IDEMGATE_REDIS_URL", redis.url(),
+             "IDEMGATE_REDIS_TIMEOUT", "1500ms", "IDEMGATE_API_INSTANCES", "1"))) {
+      assertThat(http.pay(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(), Http.payment(900, "tok_visa")).status())
+          .isEqualTo(201);
+      redis.pause();
+      try {
+        // Five claims that time out open the breaker (RedisGate.breaker).
+        List<Future<Http.Reply>> opening = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+          opening.add(http.payAsync(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(),
+              Http.payment(901 + i, "tok_visa").encode(), Map.of()));
+        }
+        opening.forEach(reply -> assertThat(Http.await(reply).status()).isEqualTo(201));
+
+        // While it is open the claim skips Redis; the answer waited one redis_timeout for its write
+        // to Redis all the same. Every second the breaker lets one claim try Redis again (half
+        // open), which waits its deadline: most payments, not all, are quick.
+        int quick = 0;
+        for (int i = 0; i < 10; i++) {
+          long started = System.nanoTime();
+          Http.Reply reply = http.pay(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(), Http.payment(920 + i, "tok_visa"));
+          long ms = (System.nanoTime() - started) / 1_000_000;
+          assertThat(reply.status()).as(reply.body()).isEqualTo(201);
+          System.out.printf("payment %d while Redis is frozen: %d ms%n", i, ms);
+          quick += ms < 1_000 ? 1 : 0;
+        }
+        assertThat(quick).as("payments answered well within redis_timeout (1,500 ms) of 10").isGreaterThanOrEqualTo(5);
+      } finally {
+        redis.resume();
+      }
+    }
+  }
 }
