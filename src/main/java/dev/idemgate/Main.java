@@ -11,18 +11,20 @@ import java.util.concurrent.Callable;
 import org.slf4j.bridge.SLF4JBridgeHandler;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.IExecutionStrategy;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParseResult;
 import sun.misc.Signal;
 
 /**
  * The command line (DESIGN §8): {@code serve} (the default), {@code acquirer}, {@code migrate},
- * {@code reconcile}, {@code settlement-demo} and {@code api-key}.
+ * {@code reconcile}, {@code settlement-demo}, {@code api-key} and {@code help [COMMAND]}.
  */
 @Command(name = "idemgate", mixinStandardHelpOptions = true, version = "idemgate 0.1.0",
     description = "Payment idempotency gateway: exactly-once POST /pay in front of payment providers.",
     subcommands = {Main.Serve.class, Main.Acquirer.class, Main.Migrate.class,
         dev.idemgate.reconciliation.ReconcileCommand.class, dev.idemgate.reconciliation.SettlementDemoCommand.class,
-        dev.idemgate.auth.ApiKeyCommand.class})
+        dev.idemgate.auth.ApiKeyCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Callable<Integer> {
   static final int EXIT_STARTUP_FAILED = 1;
   static final int EXIT_USAGE = 2;
@@ -31,15 +33,35 @@ public final class Main implements Callable<Integer> {
     // Libraries that log through java.util.logging (the OpenTelemetry SDK) join the JSON log.
     SLF4JBridgeHandler.removeHandlersForRootLogger();
     SLF4JBridgeHandler.install();
-    CommandLine cli = new CommandLine(new Main());
-    cli.setParameterExceptionHandler((e, a) -> {
-      System.err.println("idemgate: " + e.getMessage() + " (see --help)");
-      return EXIT_USAGE;
-    });
-    int status = cli.execute(args);
+    int status = commandLine().execute(args);
     if (status != 0 || !(Serve.running || Acquirer.running)) {
       System.exit(status);
     }
+  }
+
+  /**
+   * The command line as {@link #main} runs it: a bad argument is one line on standard error and exit
+   * status {@link #EXIT_USAGE}, also when help was asked for too.
+   */
+  static CommandLine commandLine() {
+    CommandLine cli = new CommandLine(new Main());
+    cli.setParameterExceptionHandler((e, a) -> {
+      e.getCommandLine().getErr().println("idemgate: " + e.getMessage() + " (see --help)");
+      e.getCommandLine().getErr().flush();
+      return EXIT_USAGE;
+    });
+    IExecutionStrategy run = cli.getExecutionStrategy();
+    cli.setExecutionStrategy(parsed -> {
+      // Picocli leaves an unknown option unreported when -h is among the arguments, and prints the
+      // help with exit status 0: a script that mistyped an option alongside it would never learn.
+      for (ParseResult command = parsed; command != null; command = command.subcommand()) {
+        if (!command.unmatched().isEmpty()) {
+          throw new CommandLine.UnmatchedArgumentException(command.commandSpec().commandLine(), command.unmatched());
+        }
+      }
+      return run.execute(parsed);
+    });
+    return cli;
   }
 
   /** No subcommand: serve. */

@@ -50,4 +50,46 @@ class MainTest {
     assertThat(printed.lines()).hasSize(1).first().asString().startsWith("idemgate: pg_url: the port must be a number 1-65535");
     assertThat(printed).doesNotContain("SECRET");
   }
+
+  private record Run(int status, String out, String err) {}
+
+  private static Run run(String... args) {
+    java.io.StringWriter out = new java.io.StringWriter();
+    java.io.StringWriter err = new java.io.StringWriter();
+    CommandLine cli = Main.commandLine();
+    cli.setOut(new java.io.PrintWriter(out, true));
+    cli.setErr(new java.io.PrintWriter(err, true));
+    int status = cli.execute(args);
+    return new Run(status, out.toString(), err.toString());
+  }
+
+  @Test
+  @DisplayName("an unknown option is refused with exit 2 even beside -h, which alone still prints the help and exits 0")
+  void unknownOptionBesideHelp() {
+    Run refused = run("serve", "-h", "--bogus");
+    assertThat(refused.status()).isEqualTo(Main.EXIT_USAGE);
+    assertThat(refused.err().lines().toList()).containsExactly("idemgate: Unknown option: '--bogus' (see --help)");
+    assertThat(refused.out()).isEmpty();
+    assertThat(run("--help", "--bogus").status()).isEqualTo(Main.EXIT_USAGE);
+
+    Run help = run("serve", "-h");
+    assertThat(help.status()).isZero();
+    assertThat(help.out()).contains("Usage: idemgate serve");
+  }
+
+  @Test
+  @DisplayName("idemgate help lists the commands, help COMMAND prints its usage, help of no such command exits 2")
+  void helpCommand() {
+    Run all = run("help");
+    assertThat(all.status()).isZero();
+    assertThat(all.out()).contains("Usage: idemgate", "serve", "reconcile", "settlement-demo", "api-key", "help");
+
+    Run reconcile = run("help", "reconcile");
+    assertThat(reconcile.status()).isZero();
+    assertThat(reconcile.out()).contains("Usage: idemgate reconcile", "--settlement");
+
+    Run unknown = run("help", "nosuch");
+    assertThat(unknown.status()).isEqualTo(Main.EXIT_USAGE);
+    assertThat(unknown.err()).startsWith("idemgate: Unknown subcommand 'nosuch'");
+  }
 }
