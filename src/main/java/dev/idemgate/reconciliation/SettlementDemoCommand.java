@@ -44,8 +44,17 @@ import picocli.CommandLine.Spec;
     description = {"Write a settlement CSV for the ledger's charges, optionally with planted discrepancies.",
         "Try: settlement-demo --seed-ledger 300 --plant --out /tmp/settlement.csv, then reconcile --settlement /tmp/settlement.csv"})
 public final class SettlementDemoCommand implements Callable<Integer> {
+  /**
+   * The most demo payments {@code --seed-ledger} adds: ten days of a busy shop. Beyond it, a typo
+   * (an extra zero or three) would go on filling a development database, up to 2^31 rows.
+   */
+  static final int MAX_SEED_LEDGER = 1_000_000;
+
   @Spec
   CommandSpec spec;
+
+  /** The process's environment; a test gives its own. */
+  Map<String, String> environment = System.getenv();
 
   @Option(names = "--out", required = true, paramLabel = "FILE", description = "Where to write the settlement CSV.")
   Path out;
@@ -63,7 +72,8 @@ public final class SettlementDemoCommand implements Callable<Integer> {
   String merchantPrefix;
 
   @Option(names = "--seed-ledger", paramLabel = "N", defaultValue = "0",
-      description = "First add N demo payments over the past 10 days for merchants demo_shop_1..4 (development databases only).")
+      description = "First add N demo payments (at most 1,000,000) over the past 10 days for merchants demo_shop_1..4 "
+          + "(development databases only).")
   int seedLedger;
 
   @Option(names = "--seed", paramLabel = "N", defaultValue = "42", description = "Random seed (default: ${DEFAULT-VALUE}).")
@@ -81,7 +91,7 @@ public final class SettlementDemoCommand implements Callable<Integer> {
     GatewayConfig gateway;
     ReconciliationSettings settings;
     try {
-      Map<String, String> env = System.getenv();
+      Map<String, String> env = environment;
       gateway = ConfigLoader.load(config == null ? ConfigLoader.defaultFile(env) : Optional.of(config), env);
       settings = ReconciliationSettings.load(
           reconciliationConfig == null ? ReconciliationSettings.defaultFile(env) : Optional.of(reconciliationConfig), env);
@@ -89,8 +99,8 @@ public final class SettlementDemoCommand implements Callable<Integer> {
       err.println("idemgate: " + e.getMessage());
       return ReconcileCommand.EXIT_USAGE;
     }
-    if (seedLedger < 0) {
-      err.println("idemgate: --seed-ledger must not be negative");
+    if (seedLedger < 0 || seedLedger > MAX_SEED_LEDGER) {
+      err.println("idemgate: --seed-ledger must be between 0 and " + MAX_SEED_LEDGER + ", got " + seedLedger + "; nothing was written");
       return ReconcileCommand.EXIT_USAGE;
     }
     Optional<String> unwritable = OutputFile.problem(out);
@@ -211,6 +221,9 @@ public final class SettlementDemoCommand implements Callable<Integer> {
         s.setString(9, status.equals("declined") ? "card_declined" : null);
         s.setTimestamp(10, Timestamp.from(created));
         s.addBatch();
+        if ((i + 1) % 10_000 == 0) {
+          s.executeBatch(); // the driver keeps a batch's rows in memory until it is sent
+        }
       }
       s.executeBatch();
     }

@@ -1,0 +1,54 @@
+package dev.idemgate.reconciliation;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/** The reconciliation commands' refusals that come before any database is touched. */
+class CommandRefusalsTest {
+  private record Run(int status, String out, String err) {}
+
+  private static Run run(Object command, String... args) {
+    StringWriter out = new StringWriter();
+    StringWriter err = new StringWriter();
+    CommandLine cli = new CommandLine(command);
+    cli.setOut(new PrintWriter(out, true));
+    cli.setErr(new PrintWriter(err, true));
+    int status = cli.execute(args);
+    return new Run(status, out.toString(), err.toString());
+  }
+
+  /** A configuration whose PostgreSQL nothing listens on: a command that got past its refusals fails there (exit 1), touching nothing. */
+  private static Path nowhere(Path dir) throws java.io.IOException {
+    return Files.writeString(dir.resolve("idemgate.yaml"), "pg_url: postgresql://postgres@127.0.0.1:1/nowhere\n");
+  }
+
+  private static SettlementDemoCommand demo() {
+    SettlementDemoCommand command = new SettlementDemoCommand();
+    command.environment = Map.of(); // no IDEMGATE_PG_URL of the machine's
+    return command;
+  }
+
+  @Test
+  @DisplayName("settlement-demo --seed-ledger above 1,000,000 is refused with one line and exit 2, nothing written")
+  void seedLedgerBounded(@TempDir Path dir) throws Exception {
+    Path out = dir.resolve("settlement.csv");
+    String config = nowhere(dir).toString();
+    Run run = run(demo(), "--config", config, "--out", out.toString(), "--seed-ledger", "1000001");
+
+    assertThat(run.status()).isEqualTo(ReconcileCommand.EXIT_USAGE);
+    assertThat(run.err().lines().toList())
+        .containsExactly("idemgate: --seed-ledger must be between 0 and 1000000, got 1000001; nothing was written");
+    assertThat(Files.exists(out)).isFalse();
+    assertThat(run(demo(), "--config", config, "--out", out.toString(), "--seed-ledger", "-1").err())
+        .startsWith("idemgate: --seed-ledger must be between 0 and 1000000, got -1");
+  }
+}
