@@ -3,7 +3,6 @@ package dev.idemgate.config;
 import dev.idemgate.anomaly.DuplicatePayloadPolicy;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.Reader;
 import java.net.URI;
 import java.net.URISyntaxException;
 import java.nio.charset.StandardCharsets;
@@ -23,9 +22,6 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import io.vertx.pgclient.PgConnectOptions;
 import io.vertx.redis.client.impl.RedisURI;
-import org.yaml.snakeyaml.LoaderOptions;
-import org.yaml.snakeyaml.Yaml;
-import org.yaml.snakeyaml.constructor.SafeConstructor;
 
 /**
  * Builds the {@link GatewayConfig}: the defaults shipped in the jar (a copy of
@@ -113,28 +109,9 @@ public final class ConfigLoader {
   }
 
   private static Map<String, String> readYaml(InputStream in, String source) {
-    try (Reader reader = new java.io.InputStreamReader(in, StandardCharsets.UTF_8)) {
-      // A setting given twice is refused: SnakeYAML would otherwise keep the last one, with only
-      // a warning that names neither the file nor the line.
-      LoaderOptions options = new LoaderOptions();
-      options.setAllowDuplicateKeys(false);
-      Object parsed = new Yaml(new SafeConstructor(options)).load(reader);
-      Map<String, String> values = new LinkedHashMap<>();
-      if (parsed == null) {
-        return values;
-      }
-      if (!(parsed instanceof Map<?, ?> map)) {
-        throw new ConfigException(source + ": expected a mapping of setting: value");
-      }
-      map.forEach((k, v) -> values.put(String.valueOf(k), v == null ? "" : String.valueOf(v)));
-      return values;
-    } catch (org.yaml.snakeyaml.constructor.DuplicateKeyException e) {
-      String problem = String.valueOf(e.getProblem()).replaceFirst("^found duplicate key ", "");
-      throw new ConfigException(source + ": " + problem + " is given twice (line " + (e.getProblemMark().getLine() + 1)
-          + "); keep one");
-    } catch (IOException | org.yaml.snakeyaml.error.YAMLException e) {
-      throw new ConfigException(source + ": not valid YAML (" + e.getMessage().lines().findFirst().orElse("") + ")");
-    }
+    Map<String, String> values = new LinkedHashMap<>();
+    StrictYaml.read(in, source).forEach((k, v) -> values.put(k, v == null ? "" : String.valueOf(v)));
+    return values;
   }
 
   private static void mergeKnown(Map<String, String> values, Map<String, String> overrides, String source) {

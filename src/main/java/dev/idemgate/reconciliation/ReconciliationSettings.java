@@ -2,11 +2,9 @@ package dev.idemgate.reconciliation;
 
 import dev.idemgate.config.ConfigException;
 import dev.idemgate.config.Durations;
+import dev.idemgate.config.StrictYaml;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.InputStreamReader;
-import java.io.Reader;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -14,9 +12,6 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
-import org.yaml.snakeyaml.LoaderOptions;
-import org.yaml.snakeyaml.Yaml;
-import org.yaml.snakeyaml.constructor.SafeConstructor;
 
 /**
  * The settings of reconciliation, from {@code conf/reconciliation.yaml}: the built-in copy in the
@@ -80,11 +75,11 @@ public record ReconciliationSettings(
 
   /** Built-in defaults, then {@code file}, then the environment. */
   public static ReconciliationSettings load(Optional<Path> file, Map<String, String> environment) {
-    Map<String, Object> values = read(builtIn(), "built-in reconciliation.yaml");
+    Map<String, Object> values = StrictYaml.read(builtIn(), "built-in reconciliation.yaml");
     if (file.isPresent()) {
       Map<String, Object> overrides;
       try {
-        overrides = read(Files.newInputStream(file.get()), file.get().toString());
+        overrides = StrictYaml.read(Files.newInputStream(file.get()), file.get().toString());
       } catch (IOException e) {
         throw new ConfigException("cannot read reconciliation settings " + file.get() + ": " + e.getMessage());
       }
@@ -116,21 +111,6 @@ public record ReconciliationSettings(
       throw new ConfigException("the built-in reconciliation.yaml is missing from the jar; rebuild with mvn package");
     }
     return in;
-  }
-
-  private static Map<String, Object> read(InputStream in, String source) {
-    try (Reader reader = new InputStreamReader(in, StandardCharsets.UTF_8)) {
-      Object parsed = new Yaml(new SafeConstructor(new LoaderOptions())).load(reader);
-      Map<String, Object> values = new LinkedHashMap<>();
-      if (parsed instanceof Map<?, ?> map) {
-        map.forEach((k, v) -> values.put(String.valueOf(k), v));
-      } else if (parsed != null) {
-        throw new ConfigException(source + ": expected a mapping of setting: value");
-      }
-      return values;
-    } catch (IOException | org.yaml.snakeyaml.error.YAMLException e) {
-      throw new ConfigException(source + ": not valid YAML (" + String.valueOf(e.getMessage()).lines().findFirst().orElse("") + ")");
-    }
   }
 
   private static double fraction(Map<String, Object> values, String key) {

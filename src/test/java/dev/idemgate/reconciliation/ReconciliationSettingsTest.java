@@ -4,12 +4,14 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.idemgate.config.ConfigException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
-
 import java.util.Map;
 import java.util.Optional;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class ReconciliationSettingsTest {
   @Test
@@ -31,5 +33,19 @@ class ReconciliationSettingsTest {
         .isInstanceOf(ConfigException.class).hasMessage("--settlement-lag: must be at most 90d, got 91d");
     assertThat(ReconciliationSettings.settlementLag("--settlement-lag", "90d")).isEqualTo(Duration.ofDays(90));
     assertThat(ReconciliationSettings.settlementLag("--settlement-lag", "0s")).isEqualTo(Duration.ZERO);
+  }
+
+  @Test
+  @DisplayName("a setting given twice in the reconciliation file is refused naming the file, the setting and the line, as in idemgate.yaml")
+  void duplicateSetting(@TempDir Path dir) throws Exception {
+    Path file = Files.writeString(dir.resolve("reconciliation.yaml"), "settlement_lag: 1d\nmatch_threshold: 0.9\nsettlement_lag: 3d\n");
+    assertThatThrownBy(() -> ReconciliationSettings.load(Optional.of(file), Map.of()))
+        .isInstanceOf(ConfigException.class)
+        .hasMessage(file + ": settlement_lag is given twice (line 3); keep one");
+    Path nested = Files.writeString(dir.resolve("nested.yaml"),
+        "column_map:\n  acme:\n    amount: amt\n    amount: total\n");
+    assertThatThrownBy(() -> ReconciliationSettings.load(Optional.of(nested), Map.of()))
+        .isInstanceOf(ConfigException.class)
+        .hasMessage(nested + ": amount is given twice (line 4); keep one");
   }
 }
