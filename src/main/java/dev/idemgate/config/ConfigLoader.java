@@ -16,6 +16,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.function.Consumer;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.slf4j.Logger;
@@ -42,8 +43,20 @@ public final class ConfigLoader {
 
   private ConfigLoader() {}
 
-  /** Loads defaults, then {@code file} if given, then the overrides (normally {@code System.getenv()}). */
+  /**
+   * Loads defaults, then {@code file} if given, then the overrides (normally {@code System.getenv()});
+   * a variable that names no setting is warned about in the log.
+   */
   public static GatewayConfig load(Optional<Path> file, Map<String, String> environment) {
+    return load(file, environment, log::warn);
+  }
+
+  /**
+   * As {@link #load(Optional, Map)}, the warning handed to {@code warnings} instead: a command whose
+   * standard output is its product (a report) says it on standard error, where the log's JSON line
+   * would have gone into the report.
+   */
+  public static GatewayConfig load(Optional<Path> file, Map<String, String> environment, Consumer<String> warnings) {
     Map<String, String> values = readYaml(defaults(), "built-in defaults");
     file.ifPresent(path -> mergeKnown(values, readFile(path), path.toString()));
     for (String key : values.keySet()) {
@@ -54,7 +67,7 @@ public final class ConfigLoader {
     }
     List<String> ignored = ignoredVariables(environment, values.keySet());
     if (!ignored.isEmpty()) {
-      log.warn("environment variables that name no setting, ignored: {}", String.join(", ", ignored));
+      warnings.accept("environment variables that name no setting, ignored: " + String.join(", ", ignored));
     }
     return build(values);
   }

@@ -48,6 +48,9 @@ public final class ReconcileCommand implements Callable<Integer> {
   @Spec
   CommandSpec spec;
 
+  /** The process's environment; a test gives its own. */
+  Map<String, String> environment = System.getenv();
+
   @Option(names = "--settlement", required = true, paramLabel = "FILE",
       description = "Settlement CSV: header row with settlement_id, provider_reference, provider_key, merchant_id, "
           + "amount, currency, status, settled_at (any order; extra columns ignored).")
@@ -99,10 +102,12 @@ public final class ReconcileCommand implements Callable<Integer> {
     Optional<Instant> windowFrom;
     Optional<Instant> windowTo;
     try {
-      Map<String, String> env = System.getenv();
-      gateway = ConfigLoader.load(config == null ? ConfigLoader.defaultFile(env) : Optional.of(config), env);
+      Map<String, String> env = environment;
+      // Warnings on standard error: the log's JSON line on standard output would go into the report.
+      java.util.function.Consumer<String> warn = w -> err.println("idemgate: warning: " + w);
+      gateway = ConfigLoader.load(config == null ? ConfigLoader.defaultFile(env) : Optional.of(config), env, warn);
       settings = ReconciliationSettings.load(
-          reconciliationConfig == null ? ReconciliationSettings.defaultFile(env) : Optional.of(reconciliationConfig), env);
+          reconciliationConfig == null ? ReconciliationSettings.defaultFile(env) : Optional.of(reconciliationConfig), env, warn);
       if (settlementLag != null) {
         settings = settings.withSettlementLag(ReconciliationSettings.settlementLag("--settlement-lag", settlementLag));
       }

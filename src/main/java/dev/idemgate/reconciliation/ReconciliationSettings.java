@@ -9,9 +9,14 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
+import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The settings of reconciliation, from {@code conf/reconciliation.yaml}: the built-in copy in the
@@ -30,6 +35,7 @@ public record ReconciliationSettings(
     Map<String, Map<String, String>> columnMaps) {
 
   private static final String ENV_PREFIX = "IDEMGATE_RECONCILIATION_";
+  private static final Logger log = LoggerFactory.getLogger(ReconciliationSettings.class);
   /** Longer than any provider settles in; far longer, and PostgreSQL's timestamps go out of range. */
   public static final Duration MAX_SETTLEMENT_LAG = Duration.ofDays(90);
 
@@ -73,8 +79,13 @@ public record ReconciliationSettings(
     return Files.isRegularFile(local) ? Optional.of(local) : Optional.empty();
   }
 
-  /** Built-in defaults, then {@code file}, then the environment. */
+  /** Built-in defaults, then {@code file}, then the environment; a variable that sets nothing is warned about in the log. */
   public static ReconciliationSettings load(Optional<Path> file, Map<String, String> environment) {
+    return load(file, environment, log::warn);
+  }
+
+  /** As {@link #load(Optional, Map)}, the warning handed to {@code warnings} (a command's standard error). */
+  public static ReconciliationSettings load(Optional<Path> file, Map<String, String> environment, Consumer<String> warnings) {
     Map<String, Object> values = StrictYaml.read(builtIn(), "built-in reconciliation.yaml");
     if (file.isPresent()) {
       Map<String, Object> overrides;
@@ -96,6 +107,10 @@ public record ReconciliationSettings(
         values.put(key, env);
       }
     }
+    List<String> ignored = ignoredVariables(environment, values.keySet());
+    if (!ignored.isEmpty()) {
+      warnings.accept("environment variables that name no reconciliation setting, ignored: " + String.join(", ", ignored));
+    }
     return new ReconciliationSettings(
         settlementLag("settlement_lag", String.valueOf(values.get("settlement_lag"))),
         fraction(values, "match_threshold"),
@@ -103,6 +118,23 @@ public record ReconciliationSettings(
         fraction(values, "amount_tolerance"),
         (long) (fraction(values, "max_upload_mib") * 1024 * 1024),
         columnMaps(values.get("column_map")));
+  }
+
+  /**
+   * The {@code IDEMGATE_RECONCILIATION_*} variables that set nothing: a misspelt one
+   * ({@code IDEMGATE_RECONCILIATION_SETTLEMNT_LAG}) would otherwise leave the default in force
+   * without a word. {@code COLUMN_MAP} among them: the nested column maps are read from the file only.
+   * Names only, never values.
+   */
+  static List<String> ignoredVariables(Map<String, String> environment, Set<String> keys) {
+    return environment.keySet().stream()
+        .filter(name -> name.startsWith(ENV_PREFIX) && !name.equals(ENV_PREFIX + "CONFIG"))
+        .filter(name -> {
+          String key = name.substring(ENV_PREFIX.length()).toLowerCase(Locale.ROOT);
+          return !keys.contains(key) || key.equals("column_map");
+        })
+        .sorted()
+        .toList();
   }
 
   private static InputStream builtIn() {

@@ -92,9 +92,11 @@ public final class SettlementDemoCommand implements Callable<Integer> {
     ReconciliationSettings settings;
     try {
       Map<String, String> env = environment;
-      gateway = ConfigLoader.load(config == null ? ConfigLoader.defaultFile(env) : Optional.of(config), env);
+      // Warnings on standard error, as reconcile's: a command's messages are there, not in the JSON log.
+      java.util.function.Consumer<String> warn = w -> err.println("idemgate: warning: " + w);
+      gateway = ConfigLoader.load(config == null ? ConfigLoader.defaultFile(env) : Optional.of(config), env, warn);
       settings = ReconciliationSettings.load(
-          reconciliationConfig == null ? ReconciliationSettings.defaultFile(env) : Optional.of(reconciliationConfig), env);
+          reconciliationConfig == null ? ReconciliationSettings.defaultFile(env) : Optional.of(reconciliationConfig), env, warn);
     } catch (ConfigException e) {
       err.println("idemgate: " + e.getMessage());
       return ReconcileCommand.EXIT_USAGE;

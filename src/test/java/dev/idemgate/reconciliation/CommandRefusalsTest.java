@@ -31,6 +31,23 @@ class CommandRefusalsTest {
     return Files.writeString(dir.resolve("idemgate.yaml"), "pg_url: postgresql://postgres@127.0.0.1:1/nowhere\n");
   }
 
+  @Test
+  @DisplayName("reconcile warns on standard error, by name and never the value, of IDEMGATE_ and IDEMGATE_RECONCILIATION_ variables that set nothing")
+  void reconcileWarnsOfIgnoredVariables(@TempDir Path dir) throws Exception {
+    ReconcileCommand command = new ReconcileCommand();
+    command.environment = Map.of("IDEMGATE_PROVDER", "value-one", "IDEMGATE_RECONCILIATION_SETTLEMNT_LAG", "value-two");
+    // A file that does not exist: refused (exit 2) after the settings are read, before PostgreSQL.
+    Run run = run(command, "--config", nowhere(dir).toString(), "--settlement", dir.resolve("missing.csv").toString());
+
+    assertThat(run.status()).isEqualTo(ReconcileCommand.EXIT_USAGE);
+    assertThat(run.err().lines().toList()).containsExactly(
+        "idemgate: warning: environment variables that name no setting, ignored: IDEMGATE_PROVDER",
+        "idemgate: warning: environment variables that name no reconciliation setting, ignored: "
+            + "IDEMGATE_RECONCILIATION_SETTLEMNT_LAG",
+        "idemgate: " + dir.resolve("missing.csv") + ": no such file");
+    assertThat(run.out()).isEmpty();
+  }
+
   private static SettlementDemoCommand demo() {
     SettlementDemoCommand command = new SettlementDemoCommand();
     command.environment = Map.of(); // no IDEMGATE_PG_URL of the machine's

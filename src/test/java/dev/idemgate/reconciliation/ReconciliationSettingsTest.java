@@ -7,6 +7,8 @@ import dev.idemgate.config.ConfigException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import org.junit.jupiter.api.DisplayName;
@@ -47,5 +49,21 @@ class ReconciliationSettingsTest {
     assertThatThrownBy(() -> ReconciliationSettings.load(Optional.of(nested), Map.of()))
         .isInstanceOf(ConfigException.class)
         .hasMessage(nested + ": amount is given twice (line 4); keep one");
+  }
+
+  @Test
+  @DisplayName("an IDEMGATE_RECONCILIATION_ variable that sets nothing is warned about once, by name, never its value")
+  void ignoredVariables() {
+    List<String> warnings = new ArrayList<>();
+    ReconciliationSettings settings = ReconciliationSettings.load(Optional.empty(), Map.of(
+        "IDEMGATE_RECONCILIATION_SETTLEMNT_LAG", "secret-3d", "IDEMGATE_RECONCILIATION_COLUMN_MAP", "secret-map",
+        "IDEMGATE_RECONCILIATION_MATCH_THRESHOLD", "0.9", "IDEMGATE_RECONCILIATION_CONFIG", "",
+        "IDEMGATE_PROVIDER", "simulator"), warnings::add);
+    assertThat(settings.matchThreshold()).isEqualTo(0.9);
+    assertThat(warnings).containsExactly("environment variables that name no reconciliation setting, ignored: "
+        + "IDEMGATE_RECONCILIATION_COLUMN_MAP, IDEMGATE_RECONCILIATION_SETTLEMNT_LAG");
+    warnings.clear();
+    ReconciliationSettings.load(Optional.empty(), Map.of("IDEMGATE_RECONCILIATION_SETTLEMENT_LAG", "3d"), warnings::add);
+    assertThat(warnings).isEmpty();
   }
 }
