@@ -36,6 +36,8 @@ public final class ConfigLoader {
   static final int MAX_PROVIDER_CONNECTIONS = 4096;
   static final Duration MAX_PROVIDER_KEY_RETENTION = Duration.ofDays(400);
   static final long MAX_RATE_LIMIT = 1_000_000;
+  static final int MIN_ADMIN_TOKEN_CHARS = 16;
+  private static final Pattern ADMIN_TOKEN = Pattern.compile("[\\x21-\\x7E]{" + MIN_ADMIN_TOKEN_CHARS + ",}");
   private static final String ENV_PREFIX = "IDEMGATE_";
   /** A {@code %} not followed by two hex digits, which the URL parsers of both clients refuse. */
   private static final Pattern BAD_ESCAPE = Pattern.compile("%(?![0-9A-Fa-f]{2})");
@@ -216,7 +218,7 @@ public final class ConfigLoader {
         apiKeys,
         apiKeysFile,
         apiKeysReload,
-        optional(v, "admin_token"),
+        adminToken(v),
         keyTtl,
         lease,
         provider,
@@ -609,6 +611,20 @@ public final class ConfigLoader {
       }
     }
     throw new ConfigException(key + ": must start with " + String.join(" or ", schemes));
+  }
+
+  /**
+   * Unset (the admin endpoints closed), or at least {@link #MIN_ADMIN_TOKEN_CHARS} visible ASCII
+   * characters: the one secret of every /admin/ route, where a token of a few characters is found by
+   * trying. The message never holds the token, nor its length.
+   */
+  private static Optional<String> adminToken(Map<String, String> v) {
+    Optional<String> token = optional(v, "admin_token");
+    if (token.isPresent() && !ADMIN_TOKEN.matcher(token.get()).matches()) {
+      throw new ConfigException("admin_token: must be at least " + MIN_ADMIN_TOKEN_CHARS + " visible ASCII characters "
+          + "(no spaces), e.g. openssl rand -hex 32; or unset, which closes the admin endpoints");
+    }
+    return token;
   }
 
   /** 0 (any free port) is refused: the ready line would name port 0, and no one could find the port. */

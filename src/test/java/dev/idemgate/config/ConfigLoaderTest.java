@@ -113,7 +113,7 @@ class ConfigLoaderTest {
   @Test
   @DisplayName("the logged form of the configuration hides API keys, the admin token and passwords")
   void masked() {
-    GatewayConfig c = ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_ADMIN_TOKEN", "supersecret",
+    GatewayConfig c = ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_ADMIN_TOKEN", "supersecret-admin-token",
         "IDEMGATE_PG_URL", "postgresql://app:pw123@db:5432/pay"));
     assertThat(c.toString()).doesNotContain("sk_test_demo", "supersecret", "pw123").contains("demo");
   }

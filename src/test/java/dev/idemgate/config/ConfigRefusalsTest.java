@@ -194,4 +194,15 @@ class ConfigRefusalsTest {
     assertThat(refusal(Map.of("IDEMGATE_REDIS_TLS_CA_FILE", ca)))
         .isEqualTo("redis_tls_ca_file: only for rediss:// URLs (TLS); redis_url does not use TLS");
   }
+
+  @Test
+  @DisplayName("a set admin_token shorter than 16 visible ASCII characters is refused, never echoed; unset still closes /admin/")
+  void shortAdminToken() {
+    for (String token : List.of("x", "fifteen-chars!!", "sixteen chars ok")) {
+      assertThat(refusal(Map.of("IDEMGATE_ADMIN_TOKEN", token))).isEqualTo("admin_token: must be at least 16 visible ASCII "
+          + "characters (no spaces), e.g. openssl rand -hex 32; or unset, which closes the admin endpoints");
+    }
+    assertThat(load(Map.of("IDEMGATE_ADMIN_TOKEN", "sixteen-chars-ok")).adminToken()).contains("sixteen-chars-ok");
+    assertThat(load(Map.of("IDEMGATE_ADMIN_TOKEN", "")).adminToken()).isEmpty();
+  }
 }
