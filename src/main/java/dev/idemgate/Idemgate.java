@@ -106,6 +106,7 @@ public final class Idemgate implements AutoCloseable {
     } catch (MerchantKeys.KeyFileUnusable e) {
       throw new StartupFailure(e.getMessage());
     }
+    merchantKeys.warnOfKeylessMerchants(config);
     int applied = Migrations.migrate(config.pgUrl());
     if (applied > 0) {
       log.info("schema migrated: {} migration(s) applied", applied);

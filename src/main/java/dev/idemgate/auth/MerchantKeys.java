@@ -9,9 +9,13 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Collection;
 import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -93,6 +97,30 @@ public final class MerchantKeys {
     String hash = ApiKeyFile.hash(apiKey);
     String merchant = plainByHash.get(hash);
     return merchant != null ? merchant : fileByHash.get(hash);
+  }
+
+  /**
+   * The merchants among {@code merchants} that no key in force now belongs to, sorted. For the
+   * per-merchant settings of a gateway with {@code api_keys_file}, whose keys may be added later:
+   * warned about at start (a misspelt merchant id would leave its setting unused), not refused.
+   */
+  public List<String> keyless(Collection<String> merchants) {
+    Set<String> withKeys = new HashSet<>(plainByHash.values());
+    withKeys.addAll(fileByHash.values());
+    return merchants.stream().filter(m -> !withKeys.contains(m)).distinct().sorted().toList();
+  }
+
+  /**
+   * Warns once, naming them (never a key), of the merchants of {@code merchant_key_ttl} and
+   * {@code merchant_rate_limit} that have no key in force at start.
+   */
+  public void warnOfKeylessMerchants(GatewayConfig config) {
+    List<String> keyless = keyless(java.util.stream.Stream.concat(config.merchantKeyTtl().keySet().stream(),
+        config.merchantRateLimit().keySet().stream()).toList());
+    if (!keyless.isEmpty()) {
+      log.warn("merchant_key_ttl or merchant_rate_limit names merchant(s) with no API key at start: {} (a misspelt "
+          + "merchant id? the setting applies only once a key of theirs is in api_keys_file)", String.join(", ", keyless));
+    }
   }
 
   /** How many API keys are in force now: the plain ones and the file's. */

@@ -203,6 +203,15 @@ public final class ConfigLoader {
       throw new ConfigException("http_port and management_port: must differ, both are " + httpPort);
     }
     String redisMode = oneOf(v, "redis_mode", "standalone", "sentinel", "cluster");
+    Map<String, Duration> merchantKeyTtls = merchantTtls(v.get("merchant_key_ttl"));
+    Map<String, Long> merchantRateLimits = merchantRateLimits(v.get("merchant_rate_limit"));
+    if (apiKeysFile.isEmpty()) {
+      // api_keys is fixed for the life of the process: a merchant without a key there (a typo, most
+      // likely) can never send a request, and its setting would never apply. With api_keys_file the
+      // keys change at run time, and Idemgate warns at start instead (MerchantKeys#keyless).
+      keyless("merchant_key_ttl", merchantKeyTtls.keySet(), apiKeys);
+      keyless("merchant_rate_limit", merchantRateLimits.keySet(), apiKeys);
+    }
     return new GatewayConfig(
         httpPort,
         managementPort,
@@ -230,7 +239,7 @@ public final class ConfigLoader {
         between(v, "recovery_interval", "10ms", "1h"),
         durations(v, "recovery_backoff", "10ms", "1d"),
         positive(v, "recovery_batch"),
-        merchantTtls(v.get("merchant_key_ttl")),
+        merchantKeyTtls,
         positive(v, "retention_batch"),
         upTo(v, "replay_cache_entries", MAX_REPLAY_CACHE_ENTRIES,
             "0 and " + MAX_REPLAY_CACHE_ENTRIES + " (about 1 KiB of heap each)"),
@@ -245,7 +254,7 @@ public final class ConfigLoader {
         bodyTimeout,
         idleTimeout,
         rateLimit("rate_limit", v.get("rate_limit")),
-        merchantRateLimits(v.get("merchant_rate_limit")),
+        merchantRateLimits,
         logLevel(v),
         oneOf(v, "tracing", "off", "otlp"),
         url(v, "otlp_endpoint", "http://", "https://"),
@@ -406,6 +415,15 @@ public final class ConfigLoader {
       }
     }
     return Map.copyOf(values);
+  }
+
+  /** Refuses a per-merchant setting naming a merchant that no key of {@code apiKeys} (key to merchant) belongs to. */
+  private static void keyless(String key, Set<String> merchants, Map<String, String> apiKeys) {
+    Set<String> withKeys = new java.util.TreeSet<>(apiKeys.values());
+    merchants.stream().filter(m -> !withKeys.contains(m)).sorted().findFirst().ifPresent(merchant -> {
+      throw new ConfigException(key + ": " + merchant + " has no API key in api_keys (a misspelt merchant id?), so this "
+          + "setting would never apply; merchants with a key: " + (withKeys.isEmpty() ? "none" : String.join(", ", withKeys)));
+    });
   }
 
   private static long rateLimit(String key, String text) {

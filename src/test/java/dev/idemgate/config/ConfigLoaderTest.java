@@ -14,6 +14,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class ConfigLoaderTest {
+  /** API keys of the merchants the per-merchant settings below name: one without a key is refused. */
+  private static final String KEYS = "acme=sk_test_acme_key,shop=sk_test_shop_key,free=sk_test_free_key";
+
   @Test
   @DisplayName("with nothing set, the defaults of DESIGN §5 apply")
   void defaults() {
@@ -167,13 +170,15 @@ class ConfigLoaderTest {
     assertThat(defaults.rateLimitFor("demo")).isZero();
 
     GatewayConfig c = ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_RATE_LIMIT", "100",
-        "IDEMGATE_MERCHANT_RATE_LIMIT", " acme=500, free=0 "));
+        "IDEMGATE_MERCHANT_RATE_LIMIT", " acme=500, free=0 ", "IDEMGATE_API_KEYS", KEYS));
     assertThat(c.rateLimited()).isTrue();
     assertThat(c.rateLimitFor("acme")).isEqualTo(500);
     assertThat(c.rateLimitFor("free")).isZero();
     assertThat(c.rateLimitFor("demo")).isEqualTo(100);
-    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_RATE_LIMIT", "acme=5")).rateLimited()).isTrue();
-    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_RATE_LIMIT", "acme=0")).rateLimited()).isFalse();
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_RATE_LIMIT", "acme=5", "IDEMGATE_API_KEYS", KEYS))
+        .rateLimited()).isTrue();
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_RATE_LIMIT", "acme=0", "IDEMGATE_API_KEYS", KEYS))
+        .rateLimited()).isFalse();
 
     assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_RATE_LIMIT", "-1")))
         .hasMessage("rate_limit: requests per second, a whole number from 0 (no limit) to 1000000, got '-1'");
@@ -192,7 +197,8 @@ class ConfigLoaderTest {
   @Test
   @DisplayName("merchant_key_ttl overrides key_ttl per merchant; a bad entry, a bad duration or a merchant given twice is refused")
   void merchantKeyTtl() {
-    GatewayConfig c = ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_KEY_TTL", "acme=7d, shop=1h"));
+    GatewayConfig c = ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_KEY_TTL", "acme=7d, shop=1h",
+        "IDEMGATE_API_KEYS", KEYS));
     assertThat(c.keyTtlFor("acme")).isEqualTo(Duration.ofDays(7));
     assertThat(c.keyTtlFor("shop")).isEqualTo(Duration.ofHours(1));
     assertThat(c.keyTtlFor("other")).isEqualTo(Duration.ofHours(24));

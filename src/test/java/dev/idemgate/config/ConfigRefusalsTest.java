@@ -205,4 +205,17 @@ class ConfigRefusalsTest {
     assertThat(load(Map.of("IDEMGATE_ADMIN_TOKEN", "sixteen-chars-ok")).adminToken()).contains("sixteen-chars-ok");
     assertThat(load(Map.of("IDEMGATE_ADMIN_TOKEN", "")).adminToken()).isEmpty();
   }
+
+  @Test
+  @DisplayName("with api_keys only, a per-merchant setting naming a merchant without a key is refused, naming the merchant")
+  void keylessMerchantSetting() {
+    assertThat(refusal(Map.of("IDEMGATE_API_KEYS", "acme=sk_test_acme_key", "IDEMGATE_MERCHANT_RATE_LIMIT", "acme=5,acmee=50")))
+        .isEqualTo("merchant_rate_limit: acmee has no API key in api_keys (a misspelt merchant id?), so this setting "
+            + "would never apply; merchants with a key: acme");
+    assertThat(refusal(Map.of("IDEMGATE_MERCHANT_KEY_TTL", "shop=1h")))
+        .isEqualTo("merchant_key_ttl: shop has no API key in api_keys (a misspelt merchant id?), so this setting "
+            + "would never apply; merchants with a key: demo")
+        .doesNotContain("sk_test_demo");
+    assertThat(load(Map.of("IDEMGATE_MERCHANT_KEY_TTL", "demo=1h")).keyTtlFor("demo")).isEqualTo(Duration.ofHours(1));
+  }
 }
