@@ -246,8 +246,18 @@ public final class ReconciliationRoutes {
         param(ctx, "merchant_prefix"), Instant.now());
   }
 
+  /**
+   * A query parameter, empty when not given. Given empty ({@code ?provider=}) it is refused with 400,
+   * as the CLI refuses {@code --provider ''}: an empty provider read as "not given" reconciled the
+   * file against every provider's payments, a query template's missing value taken for a choice.
+   */
   private static Optional<String> param(RoutingContext ctx, String name) {
-    return Optional.ofNullable(text(name, ctx.queryParams().get(name), false)).filter(s -> !s.isBlank());
+    String value = text(name, ctx.queryParams().get(name), false);
+    if (value != null && value.isBlank()) {
+      throw new ApiProblem(ErrorCode.INVALID_REQUEST, name + " must not be empty: leave it out"
+          + (name.equals("provider") ? " for every provider's payments" : ""));
+    }
+    return Optional.ofNullable(value);
   }
 
   /** A text a client sends: control characters (a NUL PostgreSQL refuses, say) are refused with 400. */

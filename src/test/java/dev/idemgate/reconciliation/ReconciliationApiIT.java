@@ -10,6 +10,7 @@ import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.Waits;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpMethod;
+import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.io.IOException;
 import java.io.StringWriter;
@@ -437,6 +438,31 @@ class ReconciliationApiIT {
       String answer = new String(socket.getInputStream().readAllBytes(), StandardCharsets.US_ASCII);
       assertThat(answer).startsWith("HTTP/1.1 400 ").containsIgnoringCase("connection: close");
     }
+  }
+
+  @Test
+  @DisplayName("a query parameter given empty (?provider=) gets 400 invalid_request, nothing stored, as the CLI refuses --provider ''")
+  void emptyParameterRefused() {
+    // A file that would be taken: without the refusal each of these uploads would be run.
+    String csv = String.join(",", SettlementReader.COLUMNS) + "\n";
+    String before = newestRun();
+    for (String query : new String[] {"?provider=", "?provider=%20", "?from=&to=2026-11-01", "?merchant_prefix=", "?name="}) {
+      Http.Reply refused = upload(query, csv);
+      assertThat(refused.status()).as(query).isEqualTo(400);
+      assertThat(refused.header("Content-Type")).as(query).startsWith("application/problem+json");
+      assertThat(refused.json().getString("code")).as(query).isEqualTo("invalid_request");
+      assertThat(refused.json().getString("detail")).as(query).contains("must not be empty: leave it out");
+    }
+    assertThat(upload("?provider=", csv).json().getString("detail"))
+        .isEqualTo("provider must not be empty: leave it out for every provider's payments");
+    assertThat(newestRun()).isEqualTo(before);
+  }
+
+  /** The id of the newest run stored, or null. */
+  private static String newestRun() {
+    JsonArray runs = http.get(gateway.config().managementPort(), "/admin/reconciliations", TestGateway.ADMIN_TOKEN).json()
+        .getJsonArray("runs");
+    return runs.isEmpty() ? null : runs.getJsonObject(0).getString("id");
   }
 
   @Test
