@@ -42,6 +42,7 @@ import io.vertx.redis.client.Request;
 import io.vertx.tracing.opentelemetry.OpenTelemetryOptions;
 import io.vertx.tracing.opentelemetry.OpenTelemetryTracingFactory;
 import java.time.Duration;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -196,7 +197,7 @@ public final class Idemgate implements AutoCloseable {
     }
   }
 
-  private static Future<Void> checkRedis(Vertx vertx, GatewayConfig config) {
+  static Future<Void> checkRedis(Vertx vertx, GatewayConfig config) {
     Redis redis = Redis.createClient(vertx, RedisClients.options(config, 1, "start-up-check"));
     return redis.send(Request.cmd(Command.PING)).timeout(5, TimeUnit.SECONDS).<Void>mapEmpty()
         .eventually(redis::close);
@@ -247,7 +248,7 @@ public final class Idemgate implements AutoCloseable {
     }
   }
 
-  private static <T> T await(Future<T> future, String whatFailed) {
+  static <T> T await(Future<T> future, String whatFailed) {
     try {
       return future.toCompletionStage().toCompletableFuture().get(STARTUP_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
     } catch (InterruptedException e) {
@@ -255,10 +256,28 @@ public final class Idemgate implements AutoCloseable {
       throw new StartupFailure(whatFailed + ": interrupted");
     } catch (ExecutionException e) {
       Throwable cause = e.getCause() == null ? e : e.getCause();
-      throw new StartupFailure(whatFailed + ": " + (cause.getMessage() == null ? cause.getClass().getSimpleName() : cause.getMessage()));
+      throw new StartupFailure(whatFailed + ": " + oneLine(cause));
     } catch (TimeoutException e) {
       throw new StartupFailure(whatFailed + ": no answer in " + STARTUP_TIMEOUT.toSeconds() + "s");
     }
+  }
+
+  /**
+   * The message of a start-up failure's cause on one line. The Sentinel and Cluster clients of
+   * Vert.x Redis list each endpoint's failure on a line of its own under "Cannot connect to any of
+   * the provided endpoints", some as {@code - <exception class>: <message>}: those become
+   * {@code first line: one; two}, without the class names.
+   */
+  static String oneLine(Throwable cause) {
+    String message = cause.getMessage() == null ? cause.getClass().getSimpleName() : cause.getMessage();
+    List<String> lines = message.lines().map(String::strip)
+        .map(line -> line.replaceFirst("^- ", "").replaceFirst("^([a-z][\\w$]*\\.)+[A-Z][\\w$]*(Exception|Error): ", "").strip())
+        .filter(line -> !line.isEmpty())
+        .toList();
+    if (lines.isEmpty()) {
+      return cause.getClass().getSimpleName();
+    }
+    return lines.size() == 1 ? lines.get(0) : lines.get(0) + ": " + String.join("; ", lines.subList(1, lines.size()));
   }
 
   /** Start-up could not complete; the message is one line for the operator. */
