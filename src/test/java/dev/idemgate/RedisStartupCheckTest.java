@@ -60,4 +60,13 @@ class RedisStartupCheckTest {
     assertThat(refusal("standalone", "redis://127.0.0.1:1")).doesNotContain("\n")
         .startsWith("Redis cannot be reached: ").contains("Connection refused: /127.0.0.1:1");
   }
+
+  @Test
+  @DisplayName("a database number the server does not have (its 'databases', 16 by default) stops start-up in one line")
+  void databaseOutOfRange() {
+    // Negative and non-numeric ones are refused at load (ConfigRefusalsTest); the upper bound is the
+    // server's own, which it checks when the connection selects the database.
+    assertThat(refusal("standalone", "redis://127.0.0.1:6379/99"))
+        .isEqualTo("Redis cannot be reached: ERR DB index is out of range");
+  }
 }

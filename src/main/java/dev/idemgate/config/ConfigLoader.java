@@ -468,11 +468,21 @@ public final class ConfigLoader {
     for (int i = 0; i < urls.size(); i++) {
       String which = urls.size() == 1 ? "redis_url: " : "redis_url: URL " + (i + 1) + " of " + urls.size() + ": ";
       String problem = redisUrlProblem(urls.get(i));
+      if (problem == null && mode.equals("cluster") && database(urls.get(i)).matches("/0*[1-9]\\d*")) {
+        // Known without asking the server; outside a cluster the number of databases is the
+        // server's setting ('databases'), and one it lacks stops start-up with its own answer.
+        problem = "a Redis Cluster has database 0 only; leave the path out or give /0";
+      }
       if (problem != null) {
         throw new ConfigException(which + problem);
       }
     }
     return v.get("redis_url").trim();
+  }
+
+  /** The path of a Redis URL, its database number after a slash ({@code /3}), else empty or {@code /}. */
+  private static String database(String url) {
+    return url.substring(url.indexOf("://") + 3).replaceFirst("^[^/?#]*", "").replaceFirst("[?#].*$", "");
   }
 
   /** What is wrong with one Redis URL, or null; never the URL itself. */
@@ -484,7 +494,7 @@ public final class ConfigLoader {
     if (problem != null) {
       return problem;
     }
-    String database = url.substring(url.indexOf("://") + 3).replaceFirst("^[^/?#]*", "").replaceFirst("[?#].*$", "");
+    String database = database(url);
     if (!database.isEmpty() && !database.equals("/") && !database.matches("/\\d{1,9}")) {
       return "the path must be a database number (redis://host:6379/0); a / ? or # in the password must be "
           + "percent-encoded (%2F %3F %23)";

@@ -62,6 +62,8 @@ class ConfigRefusalsTest {
         "redis://:RD%zzSECRET@127.0.0.1:6379", "redis_url: the user name or password holds a % that is not followed",
         "redis://user:RDSECRET@127.0.0.1:99999", "redis_url: the port must be a number 1-65535",
         "redis://127.0.0.1:6379/abc", "redis_url: the path must be a database number",
+        "redis://127.0.0.1:6379/-1", "redis_url: the path must be a database number",
+        "redis://127.0.0.1:6379/1.5", "redis_url: the path must be a database number",
         "redis://:RD SECRET@127.0.0.1:6379", "redis_url: the user name or password holds a space",
         "redis://:12/RDSECRET@127.0.0.1:6379", "redis_url: the path must be a database number",
         "http://:RDSECRET@127.0.0.1:6379", "redis_url: must start with redis:// or rediss://");
@@ -74,6 +76,16 @@ class ConfigRefusalsTest {
         .startsWith("redis_url: URL 2 of 2: the port must be a number 1-65535").doesNotContain("SECRET");
     assertThat(load(Map.of("IDEMGATE_REDIS_URL", "rediss://user:p%25w@cache.example:6380/3")).redisUrl())
         .isEqualTo("rediss://user:p%25w@cache.example:6380/3");
+  }
+
+  @Test
+  @DisplayName("redis_mode cluster with a database other than 0 is refused: a Redis Cluster has database 0 only")
+  void clusterDatabaseZeroOnly() {
+    assertThat(refusal(Map.of("IDEMGATE_REDIS_MODE", "cluster", "IDEMGATE_REDIS_URL", "redis://a:6379/0,redis://:RDSECRET@b:6379/3")))
+        .isEqualTo("redis_url: URL 2 of 2: a Redis Cluster has database 0 only; leave the path out or give /0");
+    assertThat(load(Map.of("IDEMGATE_REDIS_MODE", "cluster", "IDEMGATE_REDIS_URL", "redis://a:6379/0,redis://b:6379/,redis://c"))
+        .redisMode()).isEqualTo("cluster");
+    assertThat(load(Map.of("IDEMGATE_REDIS_URL", "redis://a:6379/3")).redisUrl()).isEqualTo("redis://a:6379/3");
   }
 
   @Test
