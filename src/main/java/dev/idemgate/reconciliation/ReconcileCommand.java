@@ -125,9 +125,18 @@ public final class ReconcileCommand implements Callable<Integer> {
     }
     SettlementReader reader;
     try {
-      reader = SettlementReader.open(settlement, settings.columnMap(Optional.ofNullable(provider)));
+      Map<String, String> columnMap = settings.columnMap(Optional.ofNullable(provider));
+      if (Files.isRegularFile(settlement)) {
+        // Not a pipe (--settlement /dev/stdin), which this first reading would use up.
+        try (java.io.InputStream in = Files.newInputStream(settlement)) {
+          SettlementReader.checkRecords(in, settlement.toString(), columnMap);
+        } catch (IOException e) {
+          return usage(err, settlement + ": cannot be read (" + e.getMessage() + ")");
+        }
+      }
+      reader = SettlementReader.open(settlement, columnMap);
     } catch (SettlementFileException e) {
-      return usage(err, e.getMessage());
+      return usage(err, e.getMessage() + "; nothing was run");
     }
     ReconciliationRequest request = new ReconciliationRequest(settlement.getFileName().toString(),
         ReconciliationRequest.Source.CLI, Optional.ofNullable(provider), windowFrom, windowTo,

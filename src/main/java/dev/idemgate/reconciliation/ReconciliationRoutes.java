@@ -204,8 +204,9 @@ public final class ReconciliationRoutes {
         });
   }
 
-  /** Worker: checks the file's header and records the run. */
+  /** Worker: checks the file's header and records (a 400 for a file that cannot be run), then records the run. */
   private Started start(Path file, ReconciliationRequest r) throws Exception {
+    SettlementReader.checkRecords(Files.newInputStream(file), r.settlementName(), settings.columnMap(r.provider()));
     SettlementReader reader = SettlementReader.open(Files.newInputStream(file), r.settlementName(),
         settings.columnMap(r.provider()));
     try {

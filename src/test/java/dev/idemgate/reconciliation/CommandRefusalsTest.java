@@ -44,7 +44,7 @@ class CommandRefusalsTest {
         "idemgate: warning: environment variables that name no setting, ignored: IDEMGATE_PROVDER",
         "idemgate: warning: environment variables that name no reconciliation setting, ignored: "
             + "IDEMGATE_RECONCILIATION_SETTLEMNT_LAG",
-        "idemgate: " + dir.resolve("missing.csv") + ": no such file");
+        "idemgate: " + dir.resolve("missing.csv") + ": no such file; nothing was run");
     assertThat(run.out()).isEmpty();
   }
 

@@ -588,6 +588,32 @@ class ReconciliationIT {
   }
 
   @Test
+  @DisplayName("a record longer than 1 MiB far down the file is refused with exit 2 and its line before a run is stored, "
+      + "not recorded as a FAILED run")
+  void overlongRecordRefusedBeforeARun() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(5));
+      String p = ledger.prefix;
+      StringBuilder csv = new StringBuilder(HEADER);
+      for (int i = 0; i < 1_000; i++) {
+        csv.append(row("s" + i, p + "ch_" + i, null, ledger.merchant("m1"), 1_000, "EUR", "settled", base));
+      }
+      csv.append("s_last,\"").append("x".repeat((1 << 20) + 10)).append('\n');
+      Path file = dir.resolve(p + "runaway.csv");
+      Files.writeString(file, csv);
+
+      LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix", p,
+          "--out", dir.resolve("runaway.json").toString());
+
+      assertThat(cli.status()).as(cli.err()).isEqualTo(2);
+      assertThat(cli.err().strip()).isEqualTo("idemgate: " + file + " line 1002: a record longer than 1048576 characters "
+          + "(an unclosed quote?); nothing was run");
+      assertThat(count(ledger.connection, "SELECT count(*) FROM idemgate.reconciliation_runs WHERE settlement_file = ?",
+          file.getFileName().toString())).as("runs stored").isZero();
+    }
+  }
+
+  @Test
   @DisplayName("--provider that no column_map names and no payment has (a typo, or '') is refused with exit 2 and the "
       + "providers known, before a run is stored; the same file without --provider matches its rows")
   void unknownProviderIsRefused() throws Exception {

@@ -232,6 +232,19 @@ class SettlementReaderTest {
   }
 
   @Test
+  @DisplayName("checkRecords reads a whole file and refuses its first record longer than 1 MiB, wherever it is; a good file passes")
+  void checkRecordsFindsTheOverlongRecord() {
+    String header = "settlement_id,provider_reference,amount,currency,settled_at\n";
+    String good = header + "s1,ch_1,100,EUR,2026-01-01\n".repeat(1_000) + "s2,\"quoted,\nover two lines\",1,EUR,2026-01-01\n";
+    SettlementReader.checkRecords(new ByteArrayInputStream(good.getBytes(StandardCharsets.UTF_8)), "good.csv", Map.of());
+    String bad = good + "s3,\"" + "x".repeat((1 << 20) + 10) + "\n";
+    assertThatThrownBy(() -> SettlementReader.checkRecords(new ByteArrayInputStream(bad.getBytes(StandardCharsets.UTF_8)),
+        "bad.csv", Map.of()))
+        .isInstanceOf(SettlementFileException.class)
+        .hasMessage("bad.csv line 1004: a record longer than 1048576 characters (an unclosed quote?)");
+  }
+
+  @Test
   @DisplayName("a file that cannot be read half way is refused with its name and the line reached")
   void unreadableHalfWayNamesTheFile() {
     byte[] header = "settlement_id,provider_reference,amount,currency,settled_at\n".getBytes(StandardCharsets.UTF_8);
