@@ -54,8 +54,10 @@ public final class Main implements Callable<Integer> {
     cli.setExecutionStrategy(parsed -> {
       // Picocli leaves an unknown option unreported when -h is among the arguments, and prints the
       // help with exit status 0: a script that mistyped an option alongside it would never learn.
+      // A command that takes its unmatched arguments (@Unmatched: api-key, whose stray argument may
+      // be a key) refuses them itself, without repeating them as picocli's message would.
       for (ParseResult command = parsed; command != null; command = command.subcommand()) {
-        if (!command.unmatched().isEmpty()) {
+        if (!command.unmatched().isEmpty() && command.commandSpec().unmatchedArgsBindings().isEmpty()) {
           throw new CommandLine.UnmatchedArgumentException(command.commandSpec().commandLine(), command.unmatched());
         }
       }

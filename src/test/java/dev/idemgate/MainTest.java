@@ -78,6 +78,15 @@ class MainTest {
   }
 
   @Test
+  @DisplayName("a key given to api-key as an argument by mistake is refused without being printed, through the whole command line")
+  void apiKeyArgumentNotEchoed() {
+    Run refused = run("api-key", "--merchant", "m1", "sk_live_NOT_TO_BE_PRINTED");
+    assertThat(refused.status()).isEqualTo(Main.EXIT_USAGE);
+    assertThat(refused.err()).contains("not shown").doesNotContain("NOT_TO_BE_PRINTED");
+    assertThat(refused.out()).doesNotContain("NOT_TO_BE_PRINTED");
+  }
+
+  @Test
   @DisplayName("idemgate help lists the commands, help COMMAND prints its usage, help of no such command exits 2")
   void helpCommand() {
     Run all = run("help");
