@@ -17,6 +17,7 @@ import java.util.List;
 import java.util.HexFormat;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -54,10 +55,26 @@ public final class RedisGate {
     this.breaker = breaker;
   }
 
-  /** The breaker every gate uses: five failures open it for one second. */
+  /**
+   * The breaker every gate uses: five failures open it for one second. It says once when it opens
+   * and once when Redis answers again, not at each of the one-second tries in between (each failed
+   * try opens it anew).
+   */
   public static CircuitBreaker breaker(Vertx vertx) {
+    AtomicBoolean open = new AtomicBoolean();
     return CircuitBreaker.create("idemgate-redis-gate", vertx, new CircuitBreakerOptions()
-        .setMaxFailures(5).setTimeout(-1).setResetTimeout(1_000).setNotificationAddress(null));
+            .setMaxFailures(5).setTimeout(-1).setResetTimeout(1_000).setNotificationAddress(null))
+        .openHandler(v -> {
+          if (open.compareAndSet(false, true)) {
+            log.warn("redis gate breaker open after repeated failures: payments are decided in PostgreSQL alone, "
+                + "Redis tried again each second");
+          }
+        })
+        .closeHandler(v -> {
+          if (open.compareAndSet(true, false)) {
+            log.info("redis gate breaker closed: Redis answers again");
+          }
+        });
   }
 
   /**
@@ -79,8 +96,11 @@ public final class RedisGate {
     return breaker.<Response>execute(() -> send(set))
         .map(previous -> previous == null ? new GateDecision.Claimed(value) : decide(previous.toString(), fingerprint))
         .otherwise(failure -> {
-          log.warn("redis gate unavailable, deciding in PostgreSQL alone: {}", failure.toString());
-          if (!(failure instanceof OpenCircuitException)) {
+          if (failure instanceof OpenCircuitException) {
+            // The breaker said so when it opened (below): a line per payment would flood the log.
+            log.debug("redis gate skipped, its breaker open: deciding in PostgreSQL alone");
+          } else {
+            log.warn("redis gate unavailable, deciding in PostgreSQL alone: {}", failure.toString());
             // The SET was sent and may have been applied with its reply late: a claim nobody frees,
             // whose key would answer 409 (or 422 to another payload) for the whole lease, though
             // this request goes on (or is answered 503, "retry") without it. Deleted if it is there:

@@ -3,7 +3,10 @@ package dev.idemgate.faults;
 import static dev.idemgate.support.Waits.sleep;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import ch.qos.logback.classic.Level;
+import dev.idemgate.idempotency.RedisGate;
 import dev.idemgate.support.AcquirerProcess;
+import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.ClientHistory;
 import dev.idemgate.support.ExactlyOnceChecker;
 import dev.idemgate.support.Http;
@@ -94,10 +97,12 @@ class RedisFaultsIT {
   }
 
   @Test
-  @DisplayName("Redis frozen: once the gate's breaker is open, a new payment is answered without waiting for a Redis deadline")
+  @DisplayName("Redis frozen: once the gate's breaker is open, a new payment is answered without waiting for a Redis deadline, "
+      + "and the log says so once, not at every payment")
   void frozenRedisCostsNoDeadlineOnceTheBreakerIsOpen() {
     try (ThrowawayRedis redis = ThrowawayRedis.start();
          Http http = new Http();
+         CapturedLogs logs = CapturedLogs.of(RedisGate.class);
          TestGateway gateway = TestGateway.start(Map.of("IDEMGATE_REDIS_URL", redis.url(),
              "IDEMGATE_REDIS_TIMEOUT", "1500ms", "IDEMGATE_API_INSTANCES", "1"))) {
       assertThat(http.pay(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(), Http.payment(900, "tok_visa")).status())
@@ -115,6 +120,7 @@ class RedisFaultsIT {
         // While it is open the claim skips Redis; the answer waited one redis_timeout for its write
         // to Redis all the same. Every second the breaker lets one claim try Redis again (half
         // open), which waits its deadline: most payments, not all, are quick.
+        long warningsBefore = warnings(logs);
         int quick = 0;
         for (int i = 0; i < 10; i++) {
           long started = System.nanoTime();
@@ -125,9 +131,17 @@ class RedisFaultsIT {
           quick += ms < 1_000 ? 1 : 0;
         }
         assertThat(quick).as("payments answered well within redis_timeout (1,500 ms) of 10").isGreaterThanOrEqualTo(5);
+        assertThat(warnings(logs) - warningsBefore).as("WARN lines of the gate for 10 payments while its breaker is open "
+            + "(at most the tries of a half-open breaker)").isLessThanOrEqualTo(10 - quick);
+        assertThat(logs.events().stream().filter(e -> e.getFormattedMessage().startsWith("redis gate breaker open")))
+            .as("the breaker's opening is told once").hasSize(1);
       } finally {
         redis.resume();
       }
     }
+  }
+
+  private static long warnings(CapturedLogs logs) {
+    return logs.events().stream().filter(e -> e.getLevel() == Level.WARN).count();
   }
 }
