@@ -13,6 +13,7 @@ import dev.idemgate.provider.ProviderClient;
 import dev.idemgate.recovery.RecoveryVerticle;
 import dev.idemgate.storage.Postgres;
 import dev.idemgate.storage.RedisClients;
+import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.vertx.core.Future;
@@ -41,9 +42,11 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The management port (DESIGN §3): liveness, readiness, Prometheus metrics and the admin API.
@@ -83,6 +86,14 @@ public final class ManagementVerticle extends VerticleBase {
   private BodyDeadlines<RoutingContext> bodyDeadlines;
   private long bodyTimeoutMs;
   private long bodySweepTimer = -1;
+  /**
+   * What the last readiness check found, 1 reached or 0 not, as {@code idemgate_dependency_up}: an
+   * instance PostgreSQL does not answer is out of the Service and its request counters stand still,
+   * so only this says, while every instance is out, that the database is why. 1 until the first
+   * check (start-up reached both).
+   */
+  private final AtomicInteger postgresReached = new AtomicInteger(1);
+  private final AtomicInteger redisReached = new AtomicInteger(1);
 
   /** @param registry the Prometheus registry, empty when metrics are off ({@code /metrics} then answers 404) */
   public ManagementVerticle(GatewayConfig config, Optional<PrometheusMeterRegistry> registry, MeterRegistry meters,
@@ -102,6 +113,10 @@ public final class ManagementVerticle extends VerticleBase {
     bodyDeadlines = new BodyDeadlines<>(bodyTimeoutMs);
     bodySweepTimer = vertx.setPeriodic(BodyDeadlines.sweepIntervalMillis(bodyTimeoutMs),
         id -> bodyDeadlines.sweep(System.nanoTime(), this::bodyTimedOut));
+    for (var dependency : Map.of("postgres", postgresReached, "redis", redisReached).entrySet()) {
+      Gauge.builder("idemgate.dependency.up", dependency.getValue(), AtomicInteger::get).tag("dependency", dependency.getKey())
+          .description("1 when this instance's last readiness check reached the dependency, else 0").register(meters);
+    }
     Router router = Router.router(vertx);
     router.route().handler(RequestIds::assign);
     router.get("/health/live").handler(ctx -> json(ctx, 200, new JsonObject().put("status", "UP")));
@@ -155,6 +170,8 @@ public final class ManagementVerticle extends VerticleBase {
     Future.join(pg, rd).onComplete(done -> {
       boolean pgUp = pg.succeeded();
       boolean redisUp = rd.succeeded();
+      postgresReached.set(pgUp ? 1 : 0);
+      redisReached.set(redisUp ? 1 : 0);
       String status = readiness.draining() ? "DRAINING" : !pgUp ? "DOWN" : redisUp ? "UP" : "DEGRADED";
       JsonObject body = new JsonObject().put("status", status)
           .put("checks", new JsonObject().put("postgres", pgUp ? "UP" : "DOWN").put("redis", redisUp ? "UP" : "DOWN"));

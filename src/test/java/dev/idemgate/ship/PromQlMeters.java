@@ -31,7 +31,8 @@ final class PromQlMeters {
       "idemgate_provider_circuit_open",
       "idemgate_rate_limited_total",
       "idemgate_rate_limit_exchange_failures_total",
-      "idemgate_retention_lag_seconds");
+      "idemgate_retention_lag_seconds",
+      "idemgate_dependency_up");
 
   /** Timers, histograms and distribution summaries: the base name plus one of Micrometer's series suffixes. */
   static final Set<String> HISTOGRAMS = Set.of(
