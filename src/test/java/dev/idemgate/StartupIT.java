@@ -3,11 +3,9 @@ package dev.idemgate;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.idemgate.support.Http;
+import dev.idemgate.support.SilentListener;
 import dev.idemgate.support.TestGateway;
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
-import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -16,7 +14,6 @@ import java.time.Instant;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
@@ -67,46 +64,6 @@ class StartupIT {
     assertThat(run.stderr().strip().lines()).hasSize(1);
     assertThat(run.stderr()).contains("PostgreSQL").contains(String.valueOf(closed)).doesNotContain("\tat ");
     assertThat(run.stdout()).doesNotContain("\tat ");
-  }
-
-  /**
-   * A PostgreSQL that accepts connections and never answers (a hung server, a proxy with nothing
-   * behind it): it holds every connection it accepts, open and silent, until closed.
-   */
-  private static final class SilentListener implements AutoCloseable {
-    private final ServerSocket server;
-    private final List<Socket> accepted = new CopyOnWriteArrayList<>();
-
-    SilentListener() throws IOException {
-      server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
-      Thread acceptor = new Thread(() -> {
-        while (!server.isClosed()) {
-          try {
-            accepted.add(server.accept());
-          } catch (IOException closed) {
-            return;
-          }
-        }
-      }, "silent-postgres");
-      acceptor.setDaemon(true);
-      acceptor.start();
-    }
-
-    int port() {
-      return server.getLocalPort();
-    }
-
-    int acceptedCount() {
-      return accepted.size();
-    }
-
-    @Override
-    public void close() throws IOException {
-      server.close();
-      for (Socket socket : accepted) {
-        socket.close();
-      }
-    }
   }
 
   /** Within this, start-up against a silent PostgreSQL must have ended (its login timeout is 10 s). */

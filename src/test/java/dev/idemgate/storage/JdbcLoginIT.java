@@ -3,17 +3,13 @@ package dev.idemgate.storage;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.idemgate.support.SilentListener;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.Waits;
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
-import java.net.Socket;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.time.Duration;
-import java.util.List;
-import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
@@ -62,43 +58,6 @@ class JdbcLoginIT {
       assertThat(c.getNetworkTimeout()).isEqualTo(SOCKET_TIMEOUT_SECONDS * 1_000);
       // A statement quiet for longer than the login timeout is waited for.
       c.createStatement().execute("SELECT pg_sleep(" + (LOGIN_TIMEOUT_SECONDS + 1) + ")");
-    }
-  }
-
-  /** Accepts connections and never sends a byte; keeps them open until closed. */
-  private static final class SilentListener implements AutoCloseable {
-    private final ServerSocket server;
-    private final List<Socket> accepted = new CopyOnWriteArrayList<>();
-
-    SilentListener() throws IOException {
-      server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
-      Thread acceptor = new Thread(() -> {
-        while (!server.isClosed()) {
-          try {
-            accepted.add(server.accept());
-          } catch (IOException closed) {
-            return;
-          }
-        }
-      }, "silent-postgres");
-      acceptor.setDaemon(true);
-      acceptor.start();
-    }
-
-    int port() {
-      return server.getLocalPort();
-    }
-
-    int acceptedCount() {
-      return accepted.size();
-    }
-
-    @Override
-    public void close() throws IOException {
-      server.close();
-      for (Socket socket : accepted) {
-        socket.close();
-      }
     }
   }
 }
