@@ -2,6 +2,7 @@ package dev.idemgate;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.idemgate.support.CommandRun;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -51,28 +52,20 @@ class MainTest {
     assertThat(printed).doesNotContain("SECRET");
   }
 
-  private record Run(int status, String out, String err) {}
-
-  private static Run run(String... args) {
-    java.io.StringWriter out = new java.io.StringWriter();
-    java.io.StringWriter err = new java.io.StringWriter();
-    CommandLine cli = Main.commandLine();
-    cli.setOut(new java.io.PrintWriter(out, true));
-    cli.setErr(new java.io.PrintWriter(err, true));
-    int status = cli.execute(args);
-    return new Run(status, out.toString(), err.toString());
+  private static CommandRun run(String... args) {
+    return CommandRun.of(Main.commandLine(), args);
   }
 
   @Test
   @DisplayName("an unknown option is refused with exit 2 even beside -h, which alone still prints the help and exits 0")
   void unknownOptionBesideHelp() {
-    Run refused = run("serve", "-h", "--bogus");
+    CommandRun refused = run("serve", "-h", "--bogus");
     assertThat(refused.status()).isEqualTo(Main.EXIT_USAGE);
     assertThat(refused.err().lines().toList()).containsExactly("idemgate: Unknown option: '--bogus' (see --help)");
     assertThat(refused.out()).isEmpty();
     assertThat(run("--help", "--bogus").status()).isEqualTo(Main.EXIT_USAGE);
 
-    Run help = run("serve", "-h");
+    CommandRun help = run("serve", "-h");
     assertThat(help.status()).isZero();
     assertThat(help.out()).contains("Usage: idemgate serve");
   }
@@ -80,7 +73,7 @@ class MainTest {
   @Test
   @DisplayName("a key given to api-key as an argument by mistake is refused without being printed, through the whole command line")
   void apiKeyArgumentNotEchoed() {
-    Run refused = run("api-key", "--merchant", "m1", "sk_live_NOT_TO_BE_PRINTED");
+    CommandRun refused = run("api-key", "--merchant", "m1", "sk_live_NOT_TO_BE_PRINTED");
     assertThat(refused.status()).isEqualTo(Main.EXIT_USAGE);
     assertThat(refused.err()).contains("not shown").doesNotContain("NOT_TO_BE_PRINTED");
     assertThat(refused.out()).doesNotContain("NOT_TO_BE_PRINTED");
@@ -89,15 +82,15 @@ class MainTest {
   @Test
   @DisplayName("idemgate help lists the commands, help COMMAND prints its usage, help of no such command exits 2")
   void helpCommand() {
-    Run all = run("help");
+    CommandRun all = run("help");
     assertThat(all.status()).isZero();
     assertThat(all.out()).contains("Usage: idemgate", "serve", "reconcile", "settlement-demo", "api-key", "help");
 
-    Run reconcile = run("help", "reconcile");
+    CommandRun reconcile = run("help", "reconcile");
     assertThat(reconcile.status()).isZero();
     assertThat(reconcile.out()).contains("Usage: idemgate reconcile", "--settlement");
 
-    Run unknown = run("help", "nosuch");
+    CommandRun unknown = run("help", "nosuch");
     assertThat(unknown.status()).isEqualTo(Main.EXIT_USAGE);
     assertThat(unknown.err()).startsWith("idemgate: Unknown subcommand 'nosuch'");
   }

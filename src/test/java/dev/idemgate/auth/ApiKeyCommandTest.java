@@ -2,9 +2,8 @@ package dev.idemgate.auth;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.idemgate.support.CommandRun;
 import java.io.ByteArrayInputStream;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import org.junit.jupiter.api.DisplayName;
@@ -12,27 +11,19 @@ import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
 
 class ApiKeyCommandTest {
-  private record Run(int status, String out, String err) {}
-
-  private static Run run(String stdin, String... args) {
+  private static CommandRun run(String stdin, String... args) {
     ApiKeyCommand command = new ApiKeyCommand();
     if (stdin != null) {
       command.stdin = new ByteArrayInputStream(stdin.getBytes(StandardCharsets.UTF_8));
     }
-    StringWriter out = new StringWriter();
-    StringWriter err = new StringWriter();
-    CommandLine cli = new CommandLine(command);
-    cli.setOut(new PrintWriter(out, true));
-    cli.setErr(new PrintWriter(err, true));
-    int status = cli.execute(args);
-    return new Run(status, out.toString(), err.toString());
+    return CommandRun.of(new CommandLine(command), args);
   }
 
   @Test
   @DisplayName("api-key prints a new random key and the api_keys_file line that gives it to the merchant")
   void newKey() {
-    Run first = run(null, "--merchant", "acme");
-    Run second = run(null, "--merchant", "acme");
+    CommandRun first = run(null, "--merchant", "acme");
+    CommandRun second = run(null, "--merchant", "acme");
 
     assertThat(first.status()).isZero();
     String[] lines = first.out().split("\n");
@@ -48,7 +39,7 @@ class ApiKeyCommandTest {
   @Test
   @DisplayName("api-key --stdin prints only the line for the key read from standard input")
   void existingKey() {
-    Run run = run("sk_live_existing-key-123\n", "--merchant", "globex", "--stdin");
+    CommandRun run = run("sk_live_existing-key-123\n", "--merchant", "globex", "--stdin");
 
     assertThat(run.status()).isZero();
     assertThat(run.out()).isEqualTo(ApiKeyFile.line("globex", "sk_live_existing-key-123") + "\n");
@@ -57,22 +48,22 @@ class ApiKeyCommandTest {
   @Test
   @DisplayName("a bad merchant id, no key or one with a space on standard input, or a key as an argument, is refused with exit 2 and nothing printed")
   void refusals() {
-    Run badMerchant = run(null, "--merchant", "acme corp");
+    CommandRun badMerchant = run(null, "--merchant", "acme corp");
     assertThat(badMerchant.status()).isEqualTo(2);
     assertThat(badMerchant.out()).isEmpty();
     assertThat(badMerchant.err()).contains("--merchant");
 
-    Run noKey = run("", "--merchant", "acme", "--stdin");
+    CommandRun noKey = run("", "--merchant", "acme", "--stdin");
     assertThat(noKey.status()).isEqualTo(2);
     assertThat(noKey.out()).isEmpty();
     assertThat(noKey.err()).contains("--stdin");
 
-    Run asArgument = run(null, "--merchant", "acme", "sk_live_given-as-argument");
+    CommandRun asArgument = run(null, "--merchant", "acme", "sk_live_given-as-argument");
     assertThat(asArgument.status()).as("a key given as an argument").isEqualTo(2);
     assertThat(asArgument.out()).isEmpty();
     assertThat(asArgument.err()).contains("--stdin").doesNotContain("given-as-argument");
 
-    Run spaced = run("sk_live_with a space\n", "--merchant", "acme", "--stdin");
+    CommandRun spaced = run("sk_live_with a space\n", "--merchant", "acme", "--stdin");
     assertThat(spaced.status()).as("a key a client cannot send in Authorization: Bearer").isEqualTo(2);
     assertThat(spaced.out()).isEmpty();
     assertThat(spaced.err()).contains("--stdin").doesNotContain("with a space");

@@ -2,8 +2,7 @@ package dev.idemgate.reconciliation;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
+import dev.idemgate.support.CommandRun;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -14,16 +13,8 @@ import picocli.CommandLine;
 
 /** The reconciliation commands' refusals that come before any database is touched. */
 class CommandRefusalsTest {
-  private record Run(int status, String out, String err) {}
-
-  private static Run run(Object command, String... args) {
-    StringWriter out = new StringWriter();
-    StringWriter err = new StringWriter();
-    CommandLine cli = new CommandLine(command);
-    cli.setOut(new PrintWriter(out, true));
-    cli.setErr(new PrintWriter(err, true));
-    int status = cli.execute(args);
-    return new Run(status, out.toString(), err.toString());
+  private static CommandRun run(Object command, String... args) {
+    return CommandRun.of(new CommandLine(command), args);
   }
 
   /** A configuration whose PostgreSQL nothing listens on: a command that got past its refusals fails there (exit 1), touching nothing. */
@@ -37,7 +28,7 @@ class CommandRefusalsTest {
     ReconcileCommand command = new ReconcileCommand();
     command.environment = Map.of("IDEMGATE_PROVDER", "value-one", "IDEMGATE_RECONCILIATION_SETTLEMNT_LAG", "value-two");
     // A file that does not exist: refused (exit 2) after the settings are read, before PostgreSQL.
-    Run run = run(command, "--config", nowhere(dir).toString(), "--settlement", dir.resolve("missing.csv").toString());
+    CommandRun run = run(command, "--config", nowhere(dir).toString(), "--settlement", dir.resolve("missing.csv").toString());
 
     assertThat(run.status()).isEqualTo(ReconcileCommand.EXIT_USAGE);
     assertThat(run.err().lines().toList()).containsExactly(
@@ -59,7 +50,7 @@ class CommandRefusalsTest {
   void seedLedgerBounded(@TempDir Path dir) throws Exception {
     Path out = dir.resolve("settlement.csv");
     String config = nowhere(dir).toString();
-    Run run = run(demo(), "--config", config, "--out", out.toString(), "--seed-ledger", "1000001");
+    CommandRun run = run(demo(), "--config", config, "--out", out.toString(), "--seed-ledger", "1000001");
 
     assertThat(run.status()).isEqualTo(ReconcileCommand.EXIT_USAGE);
     assertThat(run.err().lines().toList())
