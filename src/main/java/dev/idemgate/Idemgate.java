@@ -39,8 +39,12 @@ import io.vertx.micrometer.MicrometerMetricsOptions;
 import io.vertx.redis.client.Command;
 import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.Request;
+import io.vertx.redis.client.Response;
 import io.vertx.tracing.opentelemetry.OpenTelemetryOptions;
 import io.vertx.tracing.opentelemetry.OpenTelemetryTracingFactory;
+import java.net.ConnectException;
+import java.net.NoRouteToHostException;
+import java.net.UnknownHostException;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
@@ -48,6 +52,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -58,6 +63,21 @@ import org.slf4j.LoggerFactory;
 public final class Idemgate implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Idemgate.class);
   private static final Duration STARTUP_TIMEOUT = Duration.ofSeconds(30);
+  /** How long the start-up check waits for Redis's answer to PING. */
+  private static final long REDIS_CHECK_SECONDS = 5;
+  /** How the Sentinel and Cluster clients' failures begin when they list each endpoint's failure. */
+  private static final String ALL_ENDPOINTS_FAILED = "Cannot connect to any of the provided endpoints";
+  private static final String ALL_NODES_FAILED = "Failed to connect to all nodes of the cluster";
+  /**
+   * Redis's own failures that say it is not there yet: the connection closed with no answer (a
+   * server that hangs, closed at the client's read-idle deadline; a proxy with no Redis behind it)
+   * and a server still loading its data.
+   */
+  private static final Pattern NOT_THERE_YET = Pattern.compile("(?:CONNECTION_CLOSED|LOADING)\\b");
+  /** An endpoint's line in such a failure that says it could not be reached. */
+  private static final Pattern UNREACHABLE_LINE = Pattern.compile(
+      "- (?:[\\w$.]+\\.)?(?:[\\w$]*ConnectException|[\\w$]*ConnectTimeoutException|NoRouteToHostException"
+      + "|UnknownHostException|[\\w$]*TimeoutException)\\b|- (?:CONNECTION_CLOSED|LOADING)\\b");
   /** How long stopping may take beyond drain_timeout: the API verticles' last closes, then Vert.x's. */
   private static final Duration UNDEPLOY_MARGIN = Duration.ofSeconds(5);
   private static final Duration CLOSE_TIMEOUT = Duration.ofSeconds(10);
@@ -166,7 +186,7 @@ public final class Idemgate implements AutoCloseable {
     }
     try {
       vertx.eventBus().registerCodec(new LocalCodec());
-      await(checkRedis(vertx, config), "Redis at " + GatewayConfig.maskPassword(config.redisUrl()) + " cannot be reached");
+      await(redisAtStart(vertx, config), "Redis at " + GatewayConfig.maskPassword(config.redisUrl()) + " cannot be reached");
       ReadinessState readiness = new ReadinessState();
       ReplayCache replays = new ReplayCache(config.replayCacheEntries());
       metrics.watchReplayCache(replays::estimatedSize);
@@ -199,8 +219,50 @@ public final class Idemgate implements AutoCloseable {
 
   static Future<Void> checkRedis(Vertx vertx, GatewayConfig config) {
     Redis redis = Redis.createClient(vertx, RedisClients.options(config, 1, "start-up-check"));
-    return redis.send(Request.cmd(Command.PING)).timeout(5, TimeUnit.SECONDS).<Void>mapEmpty()
+    return redis.send(Request.cmd(Command.PING)).timeout(REDIS_CHECK_SECONDS, TimeUnit.SECONDS).<Void>mapEmpty()
         .eventually(redis::close);
+  }
+
+  /**
+   * {@link #checkRedis}, whose failure stops start-up, but for a Redis that cannot be reached under
+   * {@code redis_at_start: optional}: then a WARN, and the gateway starts DEGRADED. Nothing else
+   * needs Redis to start: every client connects on first use, and the gate's breaker, the pipelines
+   * and the notifier try again by themselves, so Redis is taken up once it answers.
+   */
+  static Future<Void> redisAtStart(Vertx vertx, GatewayConfig config) {
+    return checkRedis(vertx, config).recover(failure -> {
+      if (!config.redisOptionalAtStart() || !unreachable(failure)) {
+        return Future.failedFuture(failure);
+      }
+      log.warn("Redis at {} cannot be reached: {}; starting DEGRADED (redis_at_start: optional): payments are decided "
+          + "in PostgreSQL alone until Redis answers", GatewayConfig.maskPassword(config.redisUrl()), oneLine(failure));
+      return Future.succeededFuture();
+    });
+  }
+
+  /**
+   * Whether a failed {@link #checkRedis} says only that Redis is not there (yet): the connection
+   * refused or timed out, no route to it, its host name not resolving, no answer within the check's
+   * deadline or the connection closed without one, or a server still loading its data. Anything
+   * else is not: an answer that proves a misconfiguration (a password refused, a database it lacks,
+   * a TLS certificate not trusted, no sentinel), a connection reset. The Sentinel and Cluster
+   * clients give one failure listing each endpoint's as a line of text ({@code - <exception
+   * class>: <message>}): unreachable only when every endpoint's is.
+   */
+  static boolean unreachable(Throwable failure) {
+    String message = failure.getMessage() == null ? "" : failure.getMessage();
+    if (message.startsWith(ALL_ENDPOINTS_FAILED) || message.startsWith(ALL_NODES_FAILED)) {
+      List<String> endpoints = message.lines().map(String::strip).filter(line -> line.startsWith("- ")).toList();
+      return !endpoints.isEmpty() && endpoints.stream().allMatch(line -> UNREACHABLE_LINE.matcher(line).lookingAt());
+    }
+    for (Throwable cause = failure; cause != null; cause = cause.getCause() == cause ? null : cause.getCause()) {
+      if (cause instanceof ConnectException || cause instanceof NoRouteToHostException
+          || cause instanceof UnknownHostException || cause instanceof TimeoutException
+          || cause instanceof Response && NOT_THERE_YET.matcher(String.valueOf(cause.getMessage())).lookingAt()) {
+        return true;
+      }
+    }
+    return false;
   }
 
   public Vertx vertx() {

@@ -5,7 +5,11 @@ import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
 import dev.idemgate.config.ConfigLoader;
 import dev.idemgate.config.GatewayConfig;
+import io.vertx.core.Future;
 import io.vertx.core.Vertx;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
 import java.util.Map;
 import java.util.Optional;
 import org.junit.jupiter.api.AfterAll;
@@ -68,5 +72,74 @@ class RedisStartupCheckTest {
     // server's own, which it checks when the connection selects the database.
     assertThat(refusal("standalone", "redis://127.0.0.1:6379/99"))
         .isEqualTo("Redis cannot be reached: ERR DB index is out of range");
+  }
+
+  /** What {@link Idemgate#checkRedis} failed with, against {@code urls} in {@code mode}. */
+  private static Throwable checkFailure(String mode, String urls) {
+    GatewayConfig config = ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_REDIS_MODE", mode, "IDEMGATE_REDIS_URL", urls));
+    Future<Void> check = Idemgate.checkRedis(vertx, config);
+    try {
+      check.toCompletionStage().toCompletableFuture().get(30, java.util.concurrent.TimeUnit.SECONDS);
+    } catch (Exception e) {
+      return e.getCause();
+    }
+    throw new AssertionError(mode + " " + urls + " was reached");
+  }
+
+  @Test
+  @DisplayName("redis_at_start optional: what says Redis is not there (refused, unresolvable, no answer, every endpoint refused) is tolerated")
+  void unreachableFailures() throws IOException {
+    assertThat(Idemgate.unreachable(checkFailure("standalone", "redis://127.0.0.1:1"))).as("refused").isTrue();
+    assertThat(Idemgate.unreachable(checkFailure("standalone", "redis://no-such-host.invalid:6379"))).as("unresolvable").isTrue();
+    for (String mode : new String[] {"sentinel", "cluster"}) {
+      assertThat(Idemgate.unreachable(checkFailure(mode, "redis://127.0.0.1:1,redis://127.0.0.1:2"))).as(mode + " refused").isTrue();
+      assertThat(Idemgate.unreachable(checkFailure(mode, "redis://no-such-host.invalid:26379"))).as(mode + " unresolvable").isTrue();
+    }
+    // Accepts the connection (the kernel's backlog) and never answers: closed at the client's read-idle deadline.
+    try (ServerSocket silent = new ServerSocket(0, 5, InetAddress.getLoopbackAddress())) {
+      assertThat(Idemgate.unreachable(checkFailure("standalone", "redis://127.0.0.1:" + silent.getLocalPort()))).as("silent").isTrue();
+    }
+    // Accepts and closes at once, unanswered (a proxy with nothing behind it).
+    try (ServerSocket closing = new ServerSocket(0, 5, InetAddress.getLoopbackAddress())) {
+      Thread closer = new Thread(() -> {
+        while (!closing.isClosed()) {
+          try {
+            closing.accept().close();
+          } catch (IOException e) {
+            return;
+          }
+        }
+      });
+      closer.start();
+      Throwable closed = checkFailure("standalone", "redis://127.0.0.1:" + closing.getLocalPort());
+      assertThat(Idemgate.unreachable(closed)).as("closed: " + closed).isTrue();
+    }
+  }
+
+  @Test
+  @DisplayName("redis_at_start optional: an answer that proves a misconfiguration is not tolerated (database, password, not a sentinel)")
+  void misconfigurationFailures() {
+    assertThat(Idemgate.unreachable(checkFailure("standalone", "redis://127.0.0.1:6379/99"))).as("database").isFalse();
+    assertThat(Idemgate.unreachable(checkFailure("sentinel", "redis://127.0.0.1:6379"))).as("no sentinel").isFalse();
+    assertThat(Idemgate.unreachable(checkFailure("sentinel", "redis://127.0.0.1:6379,redis://127.0.0.1:1")))
+        .as("one endpoint refused, one no sentinel").isFalse();
+  }
+
+  private static Future<Void> atStart(String setting, String url) {
+    return Idemgate.redisAtStart(vertx, ConfigLoader.load(Optional.empty(),
+        Map.of("IDEMGATE_REDIS_URL", url, "IDEMGATE_REDIS_AT_START", setting)));
+  }
+
+  @Test
+  @DisplayName("redis_at_start: required stops start-up on a Redis refusing connections; optional starts; optional still stops on a refusal")
+  void redisAtStart() {
+    assertThat(catchThrowableOfType(Idemgate.StartupFailure.class,
+        () -> Idemgate.await(atStart("required", "redis://127.0.0.1:1"), "Redis cannot be reached")))
+        .hasMessageStartingWith("Redis cannot be reached: ").hasMessageContaining("Connection refused");
+    Idemgate.await(atStart("optional", "redis://127.0.0.1:1"), "Redis cannot be reached");
+    assertThat(catchThrowableOfType(Idemgate.StartupFailure.class,
+        () -> Idemgate.await(atStart("optional", "redis://127.0.0.1:6379/99"), "Redis cannot be reached")))
+        .hasMessage("Redis cannot be reached: ERR DB index is out of range");
+    Idemgate.await(atStart("optional", "redis://127.0.0.1:6379"), "Redis cannot be reached");
   }
 }

@@ -224,6 +224,7 @@ public final class ConfigLoader {
         v.get("redis_master_name").trim(),
         between(v, "redis_timeout", "1ms", "1m"),
         redisCa,
+        oneOf(v, "redis_at_start", "required", "optional"),
         apiKeys,
         apiKeysFile,
         apiKeysReload,

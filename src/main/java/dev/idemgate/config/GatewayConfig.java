@@ -28,6 +28,7 @@ public record GatewayConfig(
     String redisMasterName,
     Duration redisTimeout,
     Optional<String> redisTlsCaFile,
+    String redisAtStart,
     Map<String, String> apiKeys,
     Optional<Path> apiKeysFile,
     Duration apiKeysReloadInterval,
@@ -171,6 +172,14 @@ public record GatewayConfig(
     return rateLimit > 0 || merchantRateLimit.values().stream().anyMatch(limit -> limit > 0);
   }
 
+  /**
+   * Whether a Redis that cannot be reached at start-up ({@code redis_at_start: optional}) is only a
+   * warning, the gateway starting DEGRADED; a Redis that answers with a refusal stops start-up either way.
+   */
+  public boolean redisOptionalAtStart() {
+    return redisAtStart.equals("optional");
+  }
+
   /** API verticle instances to deploy: the configured number, or one per core. */
   public int effectiveApiInstances() {
     return apiInstances > 0 ? apiInstances : Runtime.getRuntime().availableProcessors();
@@ -206,6 +215,7 @@ public record GatewayConfig(
         + ", simulator_latency_ms=" + simulatorLatencyMs
         + ", simulator_slow_ms=" + simulatorSlowMs
         + ", redis_tls_ca_file=" + redisTlsCaFile.orElse("")
+        + ", redis_at_start=" + redisAtStart
         + ", tls=" + (tlsCert.isPresent() ? "on" : "off")
         + ", api_instances=" + effectiveApiInstances()
         + ", metrics_enabled=" + metricsEnabled

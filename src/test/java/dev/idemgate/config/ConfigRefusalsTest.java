@@ -208,6 +208,15 @@ class ConfigRefusalsTest {
   }
 
   @Test
+  @DisplayName("redis_at_start is required (the default) or optional")
+  void redisAtStart() {
+    assertThat(load(Map.of()).redisOptionalAtStart()).isFalse();
+    assertThat(load(Map.of("IDEMGATE_REDIS_AT_START", "Optional")).redisOptionalAtStart()).isTrue();
+    assertThat(refusal(Map.of("IDEMGATE_REDIS_AT_START", "lazy")))
+        .isEqualTo("redis_at_start: must be one of required, optional, got 'lazy'");
+  }
+
+  @Test
   @DisplayName("a set admin_token shorter than 16 visible ASCII characters is refused, never echoed; unset still closes /admin/")
   void shortAdminToken() {
     for (String token : List.of("x", "fifteen-chars!!", "sixteen chars ok")) {

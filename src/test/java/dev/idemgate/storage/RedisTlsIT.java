@@ -133,6 +133,10 @@ class RedisTlsIT {
     assertThatThrownBy(() -> TestGateway.start(Map.of("IDEMGATE_REDIS_URL", "rediss://localhost:" + port)).close())
         .as("without redis_tls_ca_file, the JVM's trust store, which does not hold the test CA")
         .isInstanceOf(Idemgate.StartupFailure.class).hasMessageContaining("Redis at rediss://localhost:" + port);
+    assertThatThrownBy(() -> TestGateway.start(Map.of("IDEMGATE_REDIS_URL", "rediss://localhost:" + port,
+            "IDEMGATE_REDIS_TLS_CA_FILE", file("other.crt"), "IDEMGATE_REDIS_AT_START", "optional")).close())
+        .as("redis_at_start optional tolerates a Redis not reached, not a certificate refused")
+        .isInstanceOf(Idemgate.StartupFailure.class).hasMessageContaining("Redis at rediss://localhost:" + port);
   }
 
   @Test
@@ -141,5 +145,14 @@ class RedisTlsIT {
     assertThatThrownBy(() -> TestGateway.start(Map.of("IDEMGATE_REDIS_URL", "rediss://127.0.0.2:" + port,
             "IDEMGATE_REDIS_TLS_CA_FILE", file("ca.crt"))).close())
         .isInstanceOf(Idemgate.StartupFailure.class).hasMessageContaining("Redis at rediss://127.0.0.2:" + port);
+  }
+
+  @Test
+  @DisplayName("a redis:// URL for the TLS-only port (the server resets the connection) stops start-up even under redis_at_start optional")
+  void plainUrlForTheTlsPortIsRefused() {
+    assertThatThrownBy(() -> TestGateway.start(Map.of("IDEMGATE_REDIS_URL", "redis://localhost:" + port,
+            "IDEMGATE_REDIS_AT_START", "optional")).close())
+        .isInstanceOf(Idemgate.StartupFailure.class).hasMessageContaining("Redis at redis://localhost:" + port)
+        .hasMessageContaining("Connection reset");
   }
 }

@@ -49,6 +49,11 @@ public final class ThrowawayRedis implements AutoCloseable {
     return start(List.of("--replicaof", "127.0.0.1", String.valueOf(master.port())));
   }
 
+  /** Starts one that asks every client for {@code password} ({@code --requirepass}). */
+  public static ThrowawayRedis startWithPassword(String password) {
+    return start(List.of("--requirepass", password));
+  }
+
   private static ThrowawayRedis start(List<String> extraArguments) {
     try {
       ThrowawayRedis redis = new ThrowawayRedis(TestGateway.freePort(), Files.createTempDirectory("idemgate-redis-"),
@@ -73,7 +78,7 @@ public final class ThrowawayRedis implements AutoCloseable {
     command.addAll(extraArguments);
     process = ChildProcess.start("redis:" + port, command, Map.of(), dir.resolve("redis.log"));
     long deadline = System.nanoTime() + STARTUP.toNanos();
-    while (!"+PONG".equals(ping())) {
+    while (!answers()) {
       if (!process.isAlive() || System.nanoTime() > deadline) {
         String tail = process.logTail();
         process.close();
@@ -81,6 +86,12 @@ public final class ThrowawayRedis implements AutoCloseable {
       }
       ChildProcess.sleep(50);
     }
+  }
+
+  /** Whether it answers: PONG, or asks for the password it was started with. */
+  private boolean answers() {
+    String reply = ping();
+    return "+PONG".equals(reply) || reply != null && reply.startsWith("-NOAUTH");
   }
 
   public int port() {
