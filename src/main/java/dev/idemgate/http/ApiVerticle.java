@@ -30,6 +30,7 @@ import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.Http2Settings;
+import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
@@ -41,6 +42,7 @@ import io.vertx.ext.web.RoutingContext;
 import io.vertx.ext.web.handler.BodyHandler;
 import io.vertx.redis.client.Redis;
 import io.vertx.sqlclient.Pool;
+import java.time.Instant;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -135,7 +137,13 @@ public final class ApiVerticle extends VerticleBase {
     bodyDeadlines = new BodyDeadlines<>(bodyTimeoutMs);
     bodySweepTimer = vertx.setPeriodic(BodyDeadlines.sweepIntervalMillis(bodyTimeoutMs),
         id -> bodyDeadlines.sweep(System.nanoTime(), this::bodyTimedOut));
-    server = vertx.createHttpServer(serverOptions()).requestHandler(router())
+    Router router = router();
+    // Every answer carries Date (RFC 9110 6.6.1): a client reads Idempotency-Key-Expires against it,
+    // not against its own clock. The text is formatted once a second per event loop (HttpDates).
+    server = vertx.createHttpServer(serverOptions()).requestHandler(request -> {
+          request.response().putHeader(HttpHeaders.DATE, HttpDates.format(Instant.now()));
+          router.handle(request);
+        })
         .invalidRequestHandler(Problems::invalidRequest).connectionHandler(connection -> {
       metrics.connectionOpened();
       connection.closeHandler(v -> metrics.connectionClosed());
@@ -203,7 +211,9 @@ public final class ApiVerticle extends VerticleBase {
           .handler(this::requireKey);
       router.post(path).handler(body).handler(this::pay);
     }
-    router.get("/v1/payments/:id").handler(this::track).handler(this::authenticate)
+    // HEAD as GET (RFC 9110 9.1): Vert.x sends a HEAD answer's headers without its body.
+    router.route("/v1/payments/:id").method(HttpMethod.GET).method(HttpMethod.HEAD)
+        .handler(this::track).handler(this::authenticate)
         .handler(ctx -> limitRate(ctx, MerchantRateLimiter.Kind.READS))
         .handler(this::getPayment);
     router.route().failureHandler(Problems::handleFailure);
@@ -275,8 +285,8 @@ public final class ApiVerticle extends VerticleBase {
     metrics.rateLimited(payment ? "pay" : "get_payment");
     outcome(ctx, RequestOutcome.RATE_LIMITED);
     Problems.send(ctx, new ApiProblem(ErrorCode.RATE_LIMITED, "more than " + config.rateLimitFor(merchant) + " "
-        + (payment ? "payments" : "reads") + " per second for this merchant; nothing was claimed or charged: "
-        + "retry after Retry-After seconds", null, 1));
+        + (payment ? "payments" : "reads") + " per second for this merchant; this request was refused unread and charged nothing (a payment made "
+        + "earlier under its key stands): retry with the same key after Retry-After seconds", null, 1));
   }
 
   private void requireJson(RoutingContext ctx) {
@@ -388,8 +398,9 @@ public final class ApiVerticle extends VerticleBase {
         if (value.length() >= 2 && value.startsWith("\"") && value.endsWith("\"")) {
           value = value.substring(1, value.length() - 1).trim();
         }
-        if (value.matches("\\d{1,4}")) {
-          return Math.min(Integer.parseInt(value), MAX_WAIT_SECONDS);
+        if (value.matches("\\d+")) {
+          // A number too long to parse waits as long as any (RFC 9110's delta-seconds overflow).
+          return value.length() > 4 ? MAX_WAIT_SECONDS : Math.min(Integer.parseInt(value), MAX_WAIT_SECONDS);
         }
       }
     }
@@ -436,13 +447,17 @@ public final class ApiVerticle extends VerticleBase {
         + "idempotency key within the duplicate window (" + original + "); retry with that key, or send "
         + TwinDetector.REPEAT_HEADER + ": intended if charging again is meant")
         .with("original_payment_id", twin.originalPaymentId())
-        .with("original_created_at", java.time.Instant.ofEpochMilli(twin.originalAtMillis()).toString());
+        .with("original_created_at", Instant.ofEpochMilli(twin.originalAtMillis()).toString());
   }
 
   private void sendStored(RoutingContext ctx, StoredResponse stored, boolean replay) {
     var response = ctx.response().setStatusCode(stored.status())
-        .putHeader("Content-Type", "application/json")
-        .putHeader("Idempotency-Key-Expires", HttpDates.format(stored.expiresAt()));
+        .putHeader("Content-Type", "application/json");
+    if (stored.status() != 202) {
+      // A pending payment's key expires only once its outcome is known (the purge leaves pending
+      // records), and its expiry is set then: a date on a 202 was one the key would outlive.
+      response.putHeader("Idempotency-Key-Expires", HttpDates.format(stored.expiresAt()));
+    }
     if (stored.status() == 201 || stored.status() == 202) {
       response.putHeader("Location", "/v1/payments/" + stored.paymentId());
     }

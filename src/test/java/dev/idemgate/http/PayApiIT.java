@@ -18,8 +18,10 @@ import io.vertx.core.json.JsonObject;
 import java.io.IOException;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -314,7 +316,8 @@ class PayApiIT {
   }
 
   @Test
-  @DisplayName("an answer lost after charging gets 202 pending with Location, and its retry replays the 202")
+  @DisplayName("an answer lost after charging gets 202 pending with Location and no key expiry (known only once the "
+      + "outcome is), and its retry replays the 202")
   void unknownOutcomeIsPending() {
     String key = Http.newKey();
     JsonObject body = Http.payment(100, "tok_timeout_after_charge");
@@ -322,10 +325,39 @@ class PayApiIT {
     assertThat(first.status()).isEqualTo(202);
     assertThat(first.json().getString("status")).isEqualTo("pending");
     assertThat(first.header("Location")).startsWith("/v1/payments/pay_");
+    assertThat(first.header("Idempotency-Key-Expires")).isNull();
     Reply retry = pay(key, body);
     assertThat(retry.status()).isEqualTo(202);
     assertThat(retry.json().getString("id")).isEqualTo(first.json().getString("id"));
+    assertThat(retry.header("Idempotency-Key-Expires")).isNull();
     assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key)).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("every answer carries Date, the server's clock: a payment, a replay, a problem, a read")
+  void answersCarryDate() {
+    String key = Http.newKey();
+    Reply created = pay(key, Http.payment(300, "tok_visa"));
+    Reply replayed = pay(key, Http.payment(300, "tok_visa"));
+    Reply problem = Http.await(http.payAsync(port, KEY_A, key, "{not json", Map.of()));
+    Reply read = http.get(port, created.header("Location"), KEY_A);
+    for (Reply reply : List.of(created, replayed, problem, read)) {
+      ZonedDateTime date = ZonedDateTime.parse(reply.header("Date"), DateTimeFormatter.RFC_1123_DATE_TIME);
+      assertThat(Duration.between(date, ZonedDateTime.now()).abs()).as(reply.status() + " " + reply.header("Date"))
+          .isLessThan(Duration.ofSeconds(5));
+    }
+  }
+
+  @Test
+  @DisplayName("HEAD on a payment answers as GET does, without the body; HEAD of another merchant's payment is 404")
+  void headOfAPayment() {
+    Reply created = pay(Http.newKey(), Http.payment(310, "tok_visa"));
+    Reply head = http.send(HttpMethod.HEAD, port, created.header("Location"), Map.of("Authorization", "Bearer " + KEY_A), null);
+    assertThat(head.status()).isEqualTo(200);
+    assertThat(head.header("Content-Type")).isEqualTo("application/json");
+    assertThat(head.body()).isNullOrEmpty();
+    assertThat(http.send(HttpMethod.HEAD, port, created.header("Location"), Map.of("Authorization", "Bearer " + KEY_B), null)
+        .status()).isEqualTo(404);
   }
 
   @Test

@@ -18,9 +18,11 @@ class PreferWaitTest {
   }
 
   @Test
-  @DisplayName("a wait over 10 s is 10 s; no wait, or one that is no number of seconds, is none")
+  @DisplayName("a wait over 10 s is 10 s, however many digits; no wait, or one that is no number of seconds, is none")
   void limitsAndNone() {
     assertThat(ApiVerticle.waitPreference("wait=60")).isEqualTo(ApiVerticle.MAX_WAIT_SECONDS);
+    assertThat(ApiVerticle.waitPreference("wait=99999")).isEqualTo(ApiVerticle.MAX_WAIT_SECONDS);
+    assertThat(ApiVerticle.waitPreference("wait=99999999999999999999")).isEqualTo(ApiVerticle.MAX_WAIT_SECONDS);
     assertThat(ApiVerticle.waitPreference("respond-async")).isEqualTo(-1);
     assertThat(ApiVerticle.waitPreference("wait=soon")).isEqualTo(-1);
     assertThat(ApiVerticle.waitPreference("wait=-1")).isEqualTo(-1);
