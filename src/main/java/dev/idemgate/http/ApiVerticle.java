@@ -42,6 +42,7 @@ import io.vertx.ext.web.RoutingContext;
 import io.vertx.ext.web.handler.BodyHandler;
 import io.vertx.redis.client.Redis;
 import io.vertx.sqlclient.Pool;
+import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.List;
 import java.util.Locale;
@@ -228,7 +229,7 @@ public final class ApiVerticle extends VerticleBase {
           .handler(this::requireKey);
       router.post(path).handler(body).handler(this::pay);
     }
-    // HEAD as GET (RFC 9110 9.1): Vert.x sends a HEAD answer's headers without its body.
+    // HEAD as GET (RFC 9110 9.1), its answer without the body (sendPayment).
     router.route("/v1/payments/:id").method(HttpMethod.GET).method(HttpMethod.HEAD)
         .handler(this::track).handler(this::authenticate)
         .handler(ctx -> limitRate(ctx, MerchantRateLimiter.Kind.READS))
@@ -302,8 +303,9 @@ public final class ApiVerticle extends VerticleBase {
     metrics.rateLimited(payment ? "pay" : "get_payment");
     outcome(ctx, RequestOutcome.RATE_LIMITED);
     Problems.send(ctx, new ApiProblem(ErrorCode.RATE_LIMITED, "more than " + config.rateLimitFor(merchant) + " "
-        + (payment ? "payments" : "reads") + " per second for this merchant; this request was refused unread and charged nothing (a payment made "
-        + "earlier under its key stands): retry with the same key after Retry-After seconds", null, 1));
+        + (payment ? "payments per second for this merchant; this request was refused unread and charged nothing "
+            + "(a payment made earlier under its key stands): retry with the same key after Retry-After seconds"
+            : "reads per second for this merchant: retry after Retry-After seconds"), null, 1));
   }
 
   private void requireJson(RoutingContext ctx) {
@@ -484,6 +486,20 @@ public final class ApiVerticle extends VerticleBase {
     response.end(stored.body());
   }
 
+  /**
+   * A payment's answer to GET, or to HEAD its headers alone: Vert.x leaves a HEAD answer's body out
+   * over HTTP/1.1 but sends it over HTTP/2, where a body on a HEAD stream is a protocol error.
+   */
+  private static void sendPayment(RoutingContext ctx, String body) {
+    var response = ctx.response().putHeader("Content-Type", "application/json");
+    if (ctx.request().method() == HttpMethod.HEAD) {
+      response.putHeader("Content-Length", String.valueOf(body.getBytes(StandardCharsets.UTF_8).length))
+          .end();
+    } else {
+      response.end(body);
+    }
+  }
+
   private void getPayment(RoutingContext ctx) {
     String merchant = ctx.get("merchant");
     String id = ctx.pathParam("id");
@@ -498,7 +514,7 @@ public final class ApiVerticle extends VerticleBase {
           if (row == null) {
             Problems.send(ctx, NO_SUCH_PAYMENT);
           } else {
-            ctx.response().putHeader("Content-Type", "application/json").end(PaymentJson.render(row));
+            sendPayment(ctx, PaymentJson.render(row));
           }
         })
         .onFailure(failure -> Problems.send(ctx, new ApiProblem(ErrorCode.STORE_UNAVAILABLE,

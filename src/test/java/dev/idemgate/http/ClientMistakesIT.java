@@ -118,7 +118,7 @@ class ClientMistakesIT {
 
     Http.Reply deletePayment = http.send(HttpMethod.DELETE, gateway.apiPort(), "/v1/payments/pay_x", Map.of(), null);
     assertThat(deletePayment.status()).isEqualTo(405);
-    assertThat(deletePayment.header("Allow")).isEqualTo("GET");
+    assertThat(deletePayment.header("Allow")).isEqualTo("GET, HEAD");
 
     Http.Reply postHealth = http.send(HttpMethod.POST, gateway.managementPort(), "/health/live", Map.of(), null);
     assertThat(postHealth.status()).isEqualTo(405);

@@ -17,6 +17,7 @@ import io.vertx.core.http.HttpConnectOptions;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpVersion;
 import io.vertx.core.http.RequestOptions;
+import io.vertx.core.json.JsonObject;
 import io.vertx.core.net.SelfSignedCertificate;
 import java.util.List;
 import java.util.Map;
@@ -74,16 +75,20 @@ class Http2IT {
   }
 
   @Test
-  @DisplayName("HEAD over HTTP/2 gets its error's status and headers with no body, and the stream ends cleanly")
+  @DisplayName("HEAD over HTTP/2 gets its status and headers with no body, and the stream ends cleanly: 405 on /pay, "
+      + "404 for a payment that does not exist, 200 for one that does")
   void headOverHttp2() {
     HttpClient client = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
         .setHttp2ClearTextUpgrade(false));
-    for (String path : new String[] {"/pay", "/v1/payments/pay_none"}) {
+    String payment = "/v1/payments/" + new JsonObject(Http.await(pay(client, plain.apiPort(), Http.newKey())).body())
+        .getString("id");
+    Map<String, Integer> expected = Map.of("/pay", 405, "/v1/payments/pay_none", 404, payment, 200);
+    for (Map.Entry<String, Integer> path : expected.entrySet()) {
       Answer answer = Http.await(client.request(new RequestOptions().setMethod(HttpMethod.HEAD).setHost("127.0.0.1")
-              .setPort(plain.apiPort()).setURI(path).addHeader("Authorization", "Bearer " + KEY_A))
+              .setPort(plain.apiPort()).setURI(path.getKey()).addHeader("Authorization", "Bearer " + KEY_A))
           .compose(request -> request.send())
           .compose(response -> response.body().map(b -> new Answer(response.statusCode(), response.version(), b.toString()))));
-      assertThat(answer.status()).as(path).isEqualTo(405);
+      assertThat(answer.status()).as(path.getKey()).isEqualTo(path.getValue());
       assertThat(answer.version()).isEqualTo(HttpVersion.HTTP_2);
       assertThat(answer.body()).isEmpty();
     }

@@ -356,6 +356,9 @@ class PayApiIT {
     assertThat(head.status()).isEqualTo(200);
     assertThat(head.header("Content-Type")).isEqualTo("application/json");
     assertThat(head.body()).isNullOrEmpty();
+    Reply get = http.get(port, created.header("Location"), KEY_A);
+    assertThat(head.header("Content-Length")).as("the length GET's body has")
+        .isEqualTo(String.valueOf(get.body().getBytes(StandardCharsets.UTF_8).length));
     assertThat(http.send(HttpMethod.HEAD, port, created.header("Location"), Map.of("Authorization", "Bearer " + KEY_B), null)
         .status()).isEqualTo(404);
   }
