@@ -524,7 +524,10 @@ class ReconciliationApiIT {
   }
 
   private static JsonObject awaitCompleted(String id) throws InterruptedException {
-    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    // A run of these sizes takes a few seconds; one 10,000-row run was seen still RUNNING after 30 s
+    // in a fresh-clone CI run (session 25) and never again in the runs after: not understood. The
+    // deadline tells a run that never ends from a slow moment of a shared machine.
+    long deadline = System.nanoTime() + Duration.ofSeconds(120).toNanos();
     while (true) {
       JsonObject body = http.get(gateway.config().managementPort(), "/admin/reconciliations/" + id, TestGateway.ADMIN_TOKEN).json();
       String status = body.getJsonObject("run").getString("status");
