@@ -104,7 +104,7 @@ public final class ReconcileCommand implements Callable<Integer> {
     try {
       Map<String, String> env = environment;
       // Warnings on standard error: the log's JSON line on standard output would go into the report.
-      java.util.function.Consumer<String> warn = w -> err.println("idemgate: warning: " + w);
+      java.util.function.Consumer<String> warn = warnings(err);
       gateway = ConfigLoader.load(config == null ? ConfigLoader.defaultFile(env) : Optional.of(config), env, warn);
       settings = ReconciliationSettings.load(
           reconciliationConfig == null ? ReconciliationSettings.defaultFile(env) : Optional.of(reconciliationConfig), env, warn);
@@ -225,6 +225,11 @@ public final class ReconcileCommand implements Callable<Integer> {
       // reported below
     }
     throw new ConfigException(option + ": '" + text + "' is not an ISO-8601 date or date-time (e.g. 2026-01-31 or 2026-01-31T12:00:00Z)");
+  }
+
+  /** Where the reconciliation commands say a configuration warning: one line on standard error. */
+  static java.util.function.Consumer<String> warnings(PrintWriter err) {
+    return warning -> err.println("idemgate: warning: " + warning);
   }
 
   private static int usage(PrintWriter err, String message) {

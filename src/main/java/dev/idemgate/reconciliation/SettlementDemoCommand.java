@@ -93,7 +93,7 @@ public final class SettlementDemoCommand implements Callable<Integer> {
     try {
       Map<String, String> env = environment;
       // Warnings on standard error, as reconcile's: a command's messages are there, not in the JSON log.
-      java.util.function.Consumer<String> warn = w -> err.println("idemgate: warning: " + w);
+      java.util.function.Consumer<String> warn = ReconcileCommand.warnings(err);
       gateway = ConfigLoader.load(config == null ? ConfigLoader.defaultFile(env) : Optional.of(config), env, warn);
       settings = ReconciliationSettings.load(
           reconciliationConfig == null ? ReconciliationSettings.defaultFile(env) : Optional.of(reconciliationConfig), env, warn);
