@@ -94,7 +94,8 @@ public final class CardNumberScanner {
    * not show are read as absent. Other groupings (UUIDs, phone
    * numbers, order ids) are not card numbers: reading any digits joined by dashes as one number
    * would refuse about one payment in a thousand whose reference is a random UUID, and a 4-4-4-4 run
-   * inside a UUID's hex groups one in 21,000, so digits inside a UUID never count; nor do those of
+   * inside a UUID's hex groups one in 21,000, so digits inside a UUID (or one cut short after its
+   * fourth group) never count; nor do those of
    * an IBAN, printed or not, one in ten of which read as a card. A card followed by its CVV or expiry
    * in the same grouping counts; a long number printed in fours (a parcel or account number) does not.
    */
@@ -250,8 +251,14 @@ public final class CardNumberScanner {
             iban -> checkedIbanCovers(text, iban.start(), iban.end(), to));
   }
 
+  /**
+   * A UUID, or one cut short anywhere after its fourth group: references are often truncated to a
+   * column's width, and the cut leaves the same hex groups, whose digits read as a 4-4-4-4 card (with
+   * a Luhn-valid run about once in 20,000 random cuts). Its first group of eight is what no printed
+   * card has: a card's first four digits glued to four more hex characters.
+   */
   private static final Pattern UUID = Pattern.compile(
-      "(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])");
+      "(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}(?:-[0-9A-Fa-f]{0,12})?(?![0-9A-Fa-f])");
   private static final int UUID_LENGTH = 36;
 
   /** An IBAN as printed: country, check digits, then groups of four (the last shorter), spaced or not. */

@@ -45,6 +45,23 @@ class CardNumberScannerTest {
   }
 
   @Test
+  @DisplayName("a UUID cut short after its fourth group (a reference truncated to a column's width) is not a card")
+  void truncatedUuidsAreNotCards() {
+    // Found by a probe: 6791-8628-4906-8917 is Luhn-valid, and the cut removed the UUID's last character.
+    assertThat(CardNumberScanner.containsCardNumber("ld-7-b02a6791-8628-4906-8917-082cea9b38a")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber("ld-7-b02a6791-8628-4906-8917-")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber("ld-7-b02a6791-8628-4906-8917")).isFalse();
+    // 1,000,000 random UUIDs cut after 23 to 35 characters: none may be refused as a card.
+    java.util.Random random = new java.util.Random(7);
+    assertThat(refusedAmong(1_000_000, () -> "order-"
+        + new java.util.UUID(random.nextLong(), random.nextLong()).toString().substring(0, 23 + random.nextInt(13))))
+        .isEmpty();
+    // A card after a group of four hex letters that are no UUID's is still a card.
+    assertThat(CardNumberScanner.containsCardNumber("beef 4111-1111-1111-1111")).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("VISA4111-1111-1111-1111")).isTrue();
+  }
+
+  @Test
   @DisplayName("a card number written against letters (VISA4111-…, カード番号4111 …) is found; digits inside a UUID are not a card")
   void cardsAgainstLettersButNotInUuids() {
     assertThat(CardNumberScanner.containsCardNumber("VISA4111-1111-1111-1111")).isTrue();
