@@ -59,4 +59,26 @@ class CommandRefusalsTest {
     assertThat(run(demo(), "--config", config, "--out", out.toString(), "--seed-ledger", "-1").err())
         .startsWith("idemgate: --seed-ledger must be between 0 and 1000000, got -1");
   }
+
+  @Test
+  @DisplayName("an empty --merchant-prefix is refused by reconcile and settlement-demo with one line and exit 2, nothing run or written")
+  void emptyMerchantPrefixRefused(@TempDir Path dir) throws Exception {
+    Path settlement = Files.writeString(dir.resolve("settlement.csv"), "");
+    Path out = dir.resolve("out.csv");
+    String config = nowhere(dir).toString();
+    ReconcileCommand reconcile = new ReconcileCommand();
+    reconcile.environment = Map.of();
+    CommandRun refused = run(reconcile, "--config", config, "--settlement", settlement.toString(), "--merchant-prefix", "");
+
+    assertThat(refused.status()).isEqualTo(ReconcileCommand.EXIT_USAGE);
+    assertThat(refused.err().lines().toList()).containsExactly(
+        "idemgate: --merchant-prefix must not be empty (leave it out for every merchant); nothing was run");
+    assertThat(refused.out()).isEmpty();
+
+    CommandRun demoRefused = run(demo(), "--config", config, "--out", out.toString(), "--merchant-prefix", "");
+    assertThat(demoRefused.status()).isEqualTo(ReconcileCommand.EXIT_USAGE);
+    assertThat(demoRefused.err().lines().toList()).containsExactly(
+        "idemgate: --merchant-prefix must not be empty (leave it out for every merchant); nothing was written");
+    assertThat(Files.exists(out)).isFalse();
+  }
 }
