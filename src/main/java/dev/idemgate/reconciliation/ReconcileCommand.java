@@ -119,7 +119,7 @@ public final class ReconcileCommand implements Callable<Integer> {
     if (windowFrom.isPresent() && windowTo.isPresent() && !windowFrom.get().isBefore(windowTo.get())) {
       return usage(err, "--from must be before --to");
     }
-    if (EMPTY_PREFIX.equals(merchantPrefix)) {
+    if ("".equals(merchantPrefix)) {
       return usage(err, EMPTY_PREFIX_REFUSAL + "; nothing was run");
     }
     Optional<String> unwritable = out == null ? Optional.empty() : OutputFile.problem(out);
@@ -239,7 +239,6 @@ public final class ReconcileCommand implements Callable<Integer> {
    * {@code --merchant-prefix ''} (a variable that came out empty, say) would select every merchant: a
    * scope nobody asked for. Refused, as the API refuses {@code ?merchant_prefix=}.
    */
-  static final String EMPTY_PREFIX = "";
   static final String EMPTY_PREFIX_REFUSAL = "--merchant-prefix must not be empty (leave it out for every merchant)";
 
   private static int usage(PrintWriter err, String message) {

@@ -105,7 +105,7 @@ public final class SettlementDemoCommand implements Callable<Integer> {
       err.println("idemgate: --seed-ledger must be between 0 and " + MAX_SEED_LEDGER + ", got " + seedLedger + "; nothing was written");
       return ReconcileCommand.EXIT_USAGE;
     }
-    if (ReconcileCommand.EMPTY_PREFIX.equals(merchantPrefix)) {
+    if ("".equals(merchantPrefix)) {
       err.println("idemgate: " + ReconcileCommand.EMPTY_PREFIX_REFUSAL + "; nothing was written");
       return ReconcileCommand.EXIT_USAGE;
     }
