@@ -30,6 +30,13 @@ public final class JudgeSyncVerticle extends VerticleBase {
   private static final int READ_BATCH = 500;
   /** One client's payments in one batch from one instance, at most: a bound on replay work. */
   private static final long MAX_REPLAYED_PER_CLIENT = 100_000;
+  /**
+   * The longest the start-up read of the stream's last id may take, whatever {@code redis_timeout}
+   * says: its failure costs nothing (this instance then starts from its own clock), while a wait as
+   * long as a large {@code redis_timeout} with Redis silent would outlast the gateway's 30 s start-up
+   * bound and fail a start that {@code redis_at_start: optional} allows.
+   */
+  static final long START_READ_MAX_MS = 2_000;
 
   private final GatewayConfig config;
   private final MeterRegistry registry;
@@ -61,7 +68,8 @@ public final class JudgeSyncVerticle extends VerticleBase {
     redis = Redis.createClient(vertx, dev.idemgate.storage.RedisClients.options(config, 1, "anomaly-judge"));
     // Only what is appended from now on: an instance starting late does not replay old history. The
     // stream's own last id is asked for, because ids come from the Redis server's clock, not ours.
-    return send(Request.cmd(Command.XREVRANGE).arg(STREAM).arg("+").arg("-").arg("COUNT").arg(1))
+    return redis.send(Request.cmd(Command.XREVRANGE).arg(STREAM).arg("+").arg("-").arg("COUNT").arg(1))
+        .timeout(Math.min(config.redisTimeout().toMillis(), START_READ_MAX_MS), TimeUnit.MILLISECONDS)
         .map(last -> last != null && last.size() > 0 ? last.get(0).get(0).toString() : "0-0")
         .otherwise(failure -> System.currentTimeMillis() + "-0")
         .onSuccess(id -> {
