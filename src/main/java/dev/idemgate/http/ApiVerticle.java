@@ -27,6 +27,7 @@ import dev.idemgate.storage.PipelinedRedis;
 import dev.idemgate.storage.Postgres;
 import dev.idemgate.storage.RedisClients;
 import io.vertx.core.Future;
+import io.vertx.core.MultiMap;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.Http2Settings;
@@ -392,38 +393,61 @@ public final class ApiVerticle extends VerticleBase {
     }
   }
 
-  /** Seconds from {@code Prefer: wait=N} (RFC 7240), capped at {@link #MAX_WAIT_SECONDS}; 0 when absent or malformed. */
+  /** Seconds from {@code Prefer: wait=N} (RFC 7240), capped at {@link #MAX_WAIT_SECONDS}; 0 when absent or unusable. */
   static int preferredWait(RoutingContext ctx) {
-    for (String prefer : ctx.request().headers().getAll("Prefer")) {
-      int seconds = waitPreference(prefer);
-      if (seconds >= 0) {
-        ctx.response().putHeader("Preference-Applied", "wait=" + seconds);
-        return seconds;
-      }
+    MultiMap headers = ctx.request().headers();
+    // Most payments send no Prefer: one lookup, where getAll would make a list for each of them.
+    if (headers.get("Prefer") == null) {
+      return 0;
     }
-    return 0;
+    int seconds = waitPreference(headers.getAll("Prefer"));
+    if (seconds < 0) {
+      return 0;
+    }
+    ctx.response().putHeader("Preference-Applied", "wait=" + seconds);
+    return seconds;
+  }
+
+  /** The {@code wait} of one {@code Prefer} field line: see {@link #waitPreference(List)}. */
+  static int waitPreference(String fieldLine) {
+    return waitPreference(List.of(fieldLine));
   }
 
   /**
-   * The {@code wait} of one {@code Prefer} header (RFC 7240: preferences split by commas, each
-   * {@code token [= value]} and then {@code ;} parameters, the value a token or a quoted string),
-   * capped at {@link #MAX_WAIT_SECONDS}; -1 when there is none, or it is no number of seconds.
+   * The {@code wait} of a request's {@code Prefer} field lines, in the order sent, in seconds capped
+   * at {@link #MAX_WAIT_SECONDS}; -1 when none names {@code wait}, or the first that does gives no
+   * number of seconds. Several lines are one list (RFC 7240 §2: "equivalent to a single Prefer
+   * header field with the comma-separated concatenation"), and a preference sent twice counts
+   * once, as first given (RFC 7240 §2: "only the first instance is to be considered. All
+   * subsequent occurrences SHOULD be ignored"): {@code wait=soon, wait=5} waits not at all.
    */
-  static int waitPreference(String header) {
-    for (String preference : header.split(",")) {
-      String[] kv = preference.split(";", 2)[0].split("=", 2);
-      if (kv.length == 2 && kv[0].trim().equalsIgnoreCase("wait")) {
-        String value = kv[1].trim();
-        if (value.length() >= 2 && value.startsWith("\"") && value.endsWith("\"")) {
-          value = value.substring(1, value.length() - 1).trim();
-        }
-        if (value.matches("\\d+")) {
-          // A number too long to parse waits as long as any (RFC 9110's delta-seconds overflow).
-          return value.length() > 4 ? MAX_WAIT_SECONDS : Math.min(Integer.parseInt(value), MAX_WAIT_SECONDS);
+  static int waitPreference(List<String> fieldLines) {
+    for (String line : fieldLines) {
+      PreferenceReader preferences = new PreferenceReader(line);
+      while (preferences.next()) {
+        if (preferences.name().equalsIgnoreCase("wait")) {
+          return waitSeconds(preferences.value());
         }
       }
     }
     return -1;
+  }
+
+  /** The wait's delta-seconds (RFC 7240 §4.3: 1*DIGIT) capped at {@link #MAX_WAIT_SECONDS}, leading zeros and all; -1 for anything else. */
+  private static int waitSeconds(String value) {
+    if (value == null) {
+      return -1;
+    }
+    int seconds = 0;
+    for (int i = 0; i < value.length(); i++) {
+      char c = value.charAt(i);
+      if (c < '0' || c > '9') {
+        return -1;
+      }
+      // Past the cap it stays past it: a number too long for an int waits as long as any.
+      seconds = Math.min(seconds * 10 + (c - '0'), MAX_WAIT_SECONDS + 1);
+    }
+    return Math.min(seconds, MAX_WAIT_SECONDS);
   }
 
   private void respond(RoutingContext ctx, PayOutcome outcome) {
