@@ -393,19 +393,18 @@ public final class ApiVerticle extends VerticleBase {
     }
   }
 
-  /** Seconds from {@code Prefer: wait=N} (RFC 7240), capped at {@link #MAX_WAIT_SECONDS}; 0 when absent or unusable. */
+  /**
+   * Seconds from {@code Prefer: wait=N} (RFC 7240), capped at {@link #MAX_WAIT_SECONDS}; 0 when absent
+   * or unusable. Nothing goes on the response here: {@code Preference-Applied} is for an answer that
+   * waited ({@link PayOutcome.Waited}).
+   */
   static int preferredWait(RoutingContext ctx) {
     MultiMap headers = ctx.request().headers();
     // Most payments send no Prefer: one lookup, where getAll would make a list for each of them.
     if (headers.get("Prefer") == null) {
       return 0;
     }
-    int seconds = waitPreference(headers.getAll("Prefer"));
-    if (seconds < 0) {
-      return 0;
-    }
-    ctx.response().putHeader("Preference-Applied", "wait=" + seconds);
-    return seconds;
+    return Math.max(0, waitPreference(headers.getAll("Prefer")));
   }
 
   /** The {@code wait} of one {@code Prefer} field line: see {@link #waitPreference(List)}. */
@@ -451,7 +450,13 @@ public final class ApiVerticle extends VerticleBase {
   }
 
   private void respond(RoutingContext ctx, PayOutcome outcome) {
-    if (outcome instanceof PayOutcome.Fresh fresh) {
+    if (outcome instanceof PayOutcome.Waited waited) {
+      // RFC 7240 §3: Preference-Applied names the preferences applied to this request's processing.
+      // wait is applied only here, where a twin was in flight and this request waited for it; a
+      // new payment, a replay or a 409 given at once would have been answered the same without it.
+      ctx.response().putHeader("Preference-Applied", "wait=" + waited.waitSeconds());
+      respond(ctx, waited.outcome());
+    } else if (outcome instanceof PayOutcome.Fresh fresh) {
       int status = fresh.response().status();
       outcome(ctx, status == 201 ? RequestOutcome.CREATED : status == 402 ? RequestOutcome.DECLINED : RequestOutcome.PENDING);
       sendStored(ctx, fresh.response(), false);

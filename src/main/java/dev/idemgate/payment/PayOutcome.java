@@ -32,4 +32,20 @@ public sealed interface PayOutcome {
 
   /** PostgreSQL cannot be used; nothing was charged: 503 store_unavailable. */
   record StoreDown(int retryAfterSeconds) implements PayOutcome {}
+
+  /**
+   * The key was in flight and this request waited up to {@code waitSeconds} for its twin
+   * ({@code Prefer: wait=N}, N capped): {@code outcome} is what it came to after, the twin's answer
+   * replayed, this request's own attempt (the twin's key was freed), or {@link InFlight} when the
+   * wait ran out. It waited once it found the twin in flight and looked again after subscribing to
+   * its completion, even when that second look found the twin done. The HTTP layer answers
+   * {@code outcome} with {@code Preference-Applied: wait=N}; no other outcome applied the preference.
+   */
+  record Waited(PayOutcome outcome, int waitSeconds) implements PayOutcome {
+    public Waited {
+      if (outcome instanceof Waited) {
+        throw new IllegalArgumentException("a request waits once");
+      }
+    }
+  }
 }

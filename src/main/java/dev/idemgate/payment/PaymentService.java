@@ -115,7 +115,9 @@ public final class PaymentService {
   /**
    * Like {@link #pay(PayCommand)}, but a request whose twin is in flight waits up to
    * {@code waitSeconds} for it ({@code Prefer: wait=N}) and replays its outcome: woken by the twin's
-   * completion notice, it looks again once, then answers 409 if the twin is still not done.
+   * completion notice, it looks again once, then answers 409 if the twin is still not done. What a
+   * request that waited comes to is a {@link PayOutcome.Waited}; every other outcome is as from
+   * {@link #pay(PayCommand, ClaimGuard)}.
    */
   public Future<PayOutcome> pay(PayCommand cmd, int waitSeconds, ClaimGuard guard) {
     paymentsUnderway.incrementAndGet();
@@ -159,6 +161,7 @@ public final class PaymentService {
           .compose(v -> pay(cmd, guard))
           .compose(second -> second instanceof PayOutcome.InFlight ? wait.done().compose(v -> pay(cmd, guard))
               : Future.succeededFuture(second))
+          .map(after -> (PayOutcome) new PayOutcome.Waited(after, waitSeconds))
           .eventually(() -> {
             wait.cancel();
             return Future.succeededFuture();

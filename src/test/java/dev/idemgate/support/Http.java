@@ -49,13 +49,18 @@ public final class Http implements AutoCloseable {
   }
 
   public Future<Reply> payAsync(int port, String apiKey, String idempotencyKey, String body, Map<String, String> headers) {
+    return payAsync(port, apiKey, idempotencyKey, body, MultiMap.caseInsensitiveMultiMap().addAll(headers));
+  }
+
+  /** POST /pay with headers of which a name may come more than once: each of its values goes as a line of its own. */
+  public Future<Reply> payAsync(int port, String apiKey, String idempotencyKey, String body, MultiMap headers) {
     HttpRequest<Buffer> request = client.post(port, "127.0.0.1", "/pay").timeout(30_000)
         .putHeader("Authorization", "Bearer " + apiKey)
         .putHeader("Content-Type", "application/json");
     if (idempotencyKey != null) {
       request.putHeader("Idempotency-Key", idempotencyKey);
     }
-    headers.forEach(request::putHeader);
+    request.headers().addAll(headers);
     return request.sendBuffer(Buffer.buffer(body)).map(r -> new Reply(r.statusCode(), r.headers(), r.bodyAsString()));
   }
 
