@@ -74,10 +74,21 @@ public final class Idemgate implements AutoCloseable {
    * and a server still loading its data.
    */
   private static final Pattern NOT_THERE_YET = Pattern.compile("(?:CONNECTION_CLOSED|LOADING)\\b");
+  /**
+   * A connection the other end reset (TCP RST) before answering, as {@code <exception class>:
+   * <message>}: Netty's epoll says {@code Errors$NativeIoException: recvAddress(..) failed with
+   * error(-104): Connection reset by peer}; the JDK's NIO {@code SocketException: Connection reset},
+   * {@code Connection reset by peer: /host:port} or {@code IOException: Connection reset by peer},
+   * or, when the reset closed the connection before the client wrote its first command, Vert.x's
+   * {@code Connection was closed}. All seen against a server that accepts and resets.
+   */
+  private static final String RESET = "(?:[\\w$.]+\\.)?(?:IOException|[\\w$]*SocketException|Errors\\$NativeIoException): "
+      + "(?:[^:]*: )?Connection reset\\b|io\\.vertx\\.core\\.VertxException: Connection was closed$";
+  private static final Pattern CONNECTION_RESET = Pattern.compile(RESET);
   /** An endpoint's line in such a failure that says it could not be reached. */
   private static final Pattern UNREACHABLE_LINE = Pattern.compile(
       "- (?:[\\w$.]+\\.)?(?:[\\w$]*ConnectException|[\\w$]*ConnectTimeoutException|NoRouteToHostException"
-      + "|UnknownHostException|[\\w$]*TimeoutException)\\b|- (?:CONNECTION_CLOSED|LOADING)\\b");
+      + "|UnknownHostException|[\\w$]*TimeoutException)\\b|- (?:CONNECTION_CLOSED|LOADING)\\b|- (?:" + RESET + ")");
   /** How long stopping may take beyond drain_timeout: the API verticles' last closes, then Vert.x's. */
   private static final Duration UNDEPLOY_MARGIN = Duration.ofSeconds(5);
   private static final Duration CLOSE_TIMEOUT = Duration.ofSeconds(10);
@@ -243,9 +254,14 @@ public final class Idemgate implements AutoCloseable {
   /**
    * Whether a failed {@link #checkRedis} says only that Redis is not there (yet): the connection
    * refused or timed out, no route to it, its host name not resolving, no answer within the check's
-   * deadline or the connection closed without one, or a server still loading its data. Anything
-   * else is not: an answer that proves a misconfiguration (a password refused, a database it lacks,
-   * a TLS certificate not trusted, no sentinel), a connection reset. The Sentinel and Cluster
+   * deadline or the connection closed without one, the connection reset before an answer (a
+   * service-mesh sidecar or TCP load balancer with no Redis behind it, a Redis killed mid-accept),
+   * or a server still loading its data. Anything else is not: an answer that proves a
+   * misconfiguration (a password refused, a database it lacks, a TLS certificate not trusted, no
+   * sentinel). A reset cannot be told from a {@code redis://} URL for a TLS-only port (that server
+   * resets too, sending nothing), which is therefore a WARN under {@code optional}, as a mistyped
+   * host name is. Over {@code rediss://}, a reset or close mid-handshake fails as a bare closed
+   * channel, as a plain Redis's silence does, so it stays a refusal. The Sentinel and Cluster
    * clients give one failure listing each endpoint's as a line of text ({@code - <exception
    * class>: <message>}): unreachable only when every endpoint's is.
    */
@@ -258,7 +274,8 @@ public final class Idemgate implements AutoCloseable {
     for (Throwable cause = failure; cause != null; cause = cause.getCause() == cause ? null : cause.getCause()) {
       if (cause instanceof ConnectException || cause instanceof NoRouteToHostException
           || cause instanceof UnknownHostException || cause instanceof TimeoutException
-          || cause instanceof Response && NOT_THERE_YET.matcher(String.valueOf(cause.getMessage())).lookingAt()) {
+          || cause instanceof Response && NOT_THERE_YET.matcher(String.valueOf(cause.getMessage())).lookingAt()
+          || CONNECTION_RESET.matcher(cause.toString()).lookingAt()) {
         return true;
       }
     }

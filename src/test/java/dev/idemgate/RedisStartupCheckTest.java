@@ -5,11 +5,18 @@ import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
 import dev.idemgate.config.ConfigLoader;
 import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.support.ResettingListener;
+import io.netty.channel.unix.Errors;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
+import io.vertx.core.VertxException;
+import io.vertx.core.VertxOptions;
 import java.io.IOException;
+import java.net.ConnectException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
+import java.net.SocketException;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import org.junit.jupiter.api.AfterAll;
@@ -76,6 +83,10 @@ class RedisStartupCheckTest {
 
   /** What {@link Idemgate#checkRedis} failed with, against {@code urls} in {@code mode}. */
   private static Throwable checkFailure(String mode, String urls) {
+    return checkFailure(vertx, mode, urls);
+  }
+
+  private static Throwable checkFailure(Vertx vertx, String mode, String urls) {
     GatewayConfig config = ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_REDIS_MODE", mode, "IDEMGATE_REDIS_URL", urls));
     Future<Void> check = Idemgate.checkRedis(vertx, config);
     try {
@@ -117,12 +128,59 @@ class RedisStartupCheckTest {
   }
 
   @Test
+  @DisplayName("redis_at_start optional: a connection reset before any answer (a sidecar or load balancer with no Redis behind it) is tolerated")
+  void connectionReset() throws IOException {
+    // The gateway's transport, epoll: a reset reads "Errors$NativeIoException: recvAddress(..) failed
+    // with error(-104): Connection reset by peer".
+    Vertx epoll = Vertx.vertx(new VertxOptions().setPreferNativeTransport(true));
+    try (ResettingListener reset = new ResettingListener()) {
+      assertThat(epoll.isNativeTransportEnabled()).as("epoll, as the gateway: %s", epoll.unavailableNativeTransportCause()).isTrue();
+      String url = "redis://127.0.0.1:" + reset.port();
+      Throwable standalone = checkFailure(epoll, "standalone", url);
+      assertThat(standalone).hasMessageContaining("Connection reset");
+      assertThat(Idemgate.unreachable(standalone)).as("standalone: %s", standalone).isTrue();
+      for (String mode : new String[] {"sentinel", "cluster"}) {
+        Throwable failure = checkFailure(epoll, mode, url + ",redis://127.0.0.1:1");
+        assertThat(failure).hasMessageContaining("Connection reset").hasMessageContaining("Connection refused");
+        assertThat(Idemgate.unreachable(failure)).as("%s, one endpoint reset, one refused: %s", mode, failure.getMessage()).isTrue();
+      }
+      assertThat(Idemgate.unreachable(checkFailure(epoll, "sentinel", url + ",redis://127.0.0.1:6379")))
+          .as("one endpoint reset, one no sentinel").isFalse();
+    } finally {
+      epoll.close().await();
+    }
+    // Where epoll does not load, the JDK's NIO words the same reset as one of these, depending on
+    // whether the connect, the first write or the read meets it first (each seen against a
+    // ResettingListener); Vert.x's "Connection was closed" when the reset closed the connection
+    // before the first command was written.
+    SocketException annotated = new SocketException("Connection reset by peer: /127.0.0.1:6390");
+    annotated.initCause(new SocketException("Connection reset by peer"));
+    List<Throwable> nio = List.of(new SocketException("Connection reset"), annotated,
+        new IOException("Connection reset by peer"), new VertxException("Connection was closed", true),
+        new Errors.NativeIoException("recvAddress(..) failed with error(-104): Connection reset by peer", -104));
+    for (Throwable failure : nio) {
+      assertThat(Idemgate.unreachable(failure)).as(failure.toString()).isTrue();
+    }
+    assertThat(Idemgate.unreachable(new ConnectException("""
+        Cannot connect to any of the provided endpoints
+        - java.net.SocketException: Connection reset
+        - io.netty.channel.AbstractChannel$AnnotatedSocketException: Connection reset by peer: /127.0.0.1:6390
+        - java.io.IOException: Connection reset by peer
+        - io.vertx.core.VertxException: Connection was closed
+        - io.netty.channel.unix.Errors$NativeIoException: recvAddress(..) failed with error(-104): Connection reset by peer"""))).isTrue();
+  }
+
+  @Test
   @DisplayName("redis_at_start optional: an answer that proves a misconfiguration is not tolerated (database, password, not a sentinel)")
   void misconfigurationFailures() {
     assertThat(Idemgate.unreachable(checkFailure("standalone", "redis://127.0.0.1:6379/99"))).as("database").isFalse();
     assertThat(Idemgate.unreachable(checkFailure("sentinel", "redis://127.0.0.1:6379"))).as("no sentinel").isFalse();
     assertThat(Idemgate.unreachable(checkFailure("sentinel", "redis://127.0.0.1:6379,redis://127.0.0.1:1")))
         .as("one endpoint refused, one no sentinel").isFalse();
+    // A TLS client against a plain Redis: no TLS answer, the connection closed at the client's
+    // read-idle deadline mid-handshake (StacklessClosedChannelException), as before resets counted.
+    Throwable tlsToPlain = checkFailure("standalone", "rediss://127.0.0.1:6379");
+    assertThat(Idemgate.unreachable(tlsToPlain)).as("rediss:// to a plain Redis: %s", tlsToPlain).isFalse();
   }
 
   private static Future<Void> atStart(String setting, String url) {

@@ -6,12 +6,16 @@ import static org.assertj.core.api.Assertions.catchThrowableOfType;
 import dev.idemgate.Idemgate;
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.RedisGate;
+import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
+import dev.idemgate.support.ResettingListener;
 import dev.idemgate.support.RespCommand;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.ThrowawayRedis;
 import dev.idemgate.support.Waits;
+import ch.qos.logback.classic.Level;
 import io.vertx.core.json.JsonObject;
+import java.io.IOException;
 import java.time.Duration;
 import java.util.Map;
 import org.junit.jupiter.api.DisplayName;
@@ -84,6 +88,31 @@ class RedisAtStartIT {
       assertThat(failure).isNotNull();
       assertThat(failure.getMessage()).doesNotContain("\n")
           .startsWith("Redis at " + redis.url() + " cannot be reached: ").contains("Connection refused");
+    }
+  }
+
+  @Test
+  @DisplayName("a connection reset at start-up (a sidecar or load balancer with no Redis behind it): optional starts DEGRADED with a WARN, required stops")
+  void connectionResetIsNotARefusal() throws IOException {
+    try (ResettingListener reset = new ResettingListener(); Http http = new Http()) {
+      String url = "redis://127.0.0.1:" + reset.port();
+      try (CapturedLogs logs = CapturedLogs.of(Idemgate.class);
+          TestGateway gateway = TestGateway.start(Map.of("IDEMGATE_REDIS_URL", url, "IDEMGATE_REDIS_AT_START", "optional"))) {
+        assertThat(logs.events()).anySatisfy(event -> {
+          assertThat(event.getLevel()).isEqualTo(Level.WARN);
+          assertThat(event.getFormattedMessage()).startsWith("Redis at " + url + " cannot be reached: ")
+              .contains("Connection reset", "starting DEGRADED (redis_at_start: optional)");
+        });
+        Http.Reply ready = http.get(gateway.managementPort(), "/health/ready", null);
+        assertThat(ready.json().getString("status")).isEqualTo("DEGRADED");
+        Http.Reply paid = http.pay(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(), Http.payment(1200, "tok_visa"));
+        assertThat(paid.status()).as(paid.body()).isEqualTo(201);
+      }
+      Idemgate.StartupFailure failure = catchThrowableOfType(Idemgate.StartupFailure.class,
+          () -> TestGateway.start(Map.of("IDEMGATE_REDIS_URL", url)).close());
+      assertThat(failure).as("required started on a reset").isNotNull();
+      assertThat(failure.getMessage()).doesNotContain("\n").startsWith("Redis at " + url + " cannot be reached: ")
+          .contains("Connection reset");
     }
   }
 
