@@ -435,18 +435,27 @@ public final class HttpProvider implements PaymentProvider {
       }
       return new Answer(new ProviderOutcome.NotAttempted("acquirer never saw this provider key"), false);
     }
-    Answer decided = null;
+    // Several charges under one key (an acquirer that does not deduplicate, or lists every attempt):
+    // a succeeded one decides; else one that is not settled (still processing, or a success the
+    // ledger cannot hold) leaves the whole answer unknown, whatever else is listed: a decline beside
+    // it would record 402 for a key under which money moved or may still move. Else the last one.
+    Answer succeeded = null;
+    Answer unsettled = null;
+    Answer last = null;
     for (Object entry : charges) {
       if (!(entry instanceof JsonObject charge)
           || charge.containsKey("idempotency_key") && !providerKey.equals(charge.getValue("idempotency_key"))) {
         return new Answer(new ProviderOutcome.Unknown("unreadable charge, or another key's, in inquiry answer"), false);
       }
       Answer answer = mapCharge(200, charge.toBuffer());
-      if (decided == null || !(decided.outcome() instanceof ProviderOutcome.Succeeded)) {
-        decided = answer;
+      if (answer.outcome() instanceof ProviderOutcome.Succeeded) {
+        succeeded = succeeded == null ? answer : succeeded;
+      } else if (answer.outcome() instanceof ProviderOutcome.Unknown) {
+        unsettled = unsettled == null ? answer : unsettled;
       }
+      last = answer;
     }
-    return decided;
+    return succeeded != null ? succeeded : unsettled != null ? unsettled : last;
   }
 
   private static JsonObject jsonOrNull(Buffer body) {
