@@ -37,9 +37,19 @@ public final class IdempotencyStore {
         (merchant_id, idempotency_key, fingerprint, state, epoch, generation, payment_id, provider_key,
          lease_expires_at, amount, currency, merchant_reference, description, metadata, created_at, provider_id)
       SELECT i.merchant_id, i.idempotency_key, i.fingerprint, 'PROCESSING', 1, 1, i.payment_id,
-             CASE WHEN used.provider_key IS NOT NULL
-                  THEN encode(sha256(convert_to(i.merchant_id || ':' || i.idempotency_key || '#' || i.payment_id, 'UTF8')), 'hex')
-                  ELSE i.first_key END,
+             -- A key with a payment in the ledger is being used again: the provider key of its last
+             -- release that nothing was charged under since (a retry after a release goes out under
+             -- the released payment's provider key, so a released charge that lands late is matched
+             -- to it), else one of its own. Evaluated only in that case (CASE runs one branch).
+             CASE WHEN used.provider_key IS NULL THEN i.first_key
+                  ELSE coalesce(
+                    (SELECT r.provider_key FROM idemgate.released_payments r
+                     WHERE r.merchant_id = i.merchant_id AND r.idempotency_key = i.idempotency_key
+                       AND r.provider_key IS NOT NULL
+                       AND NOT EXISTS (SELECT 1 FROM idemgate.payments p2 WHERE p2.provider_key = r.provider_key)
+                     ORDER BY r.released_at DESC LIMIT 1),
+                    encode(sha256(convert_to(i.merchant_id || ':' || i.idempotency_key || '#' || i.payment_id, 'UTF8')), 'hex'))
+                  END,
              now() + $1 * interval '1 millisecond', i.amount, i.currency, i.merchant_reference, i.description,
              i.metadata::jsonb, i.created_at, $13
       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[],

@@ -97,23 +97,29 @@ final class RecoveryStore {
    * may hold the payment id from a 202 (a PENDING record's, or one answered while the record was
    * still PROCESSING, which has no ledger row), so the same statement keeps the payment in
    * {@code released_payments} for GET: the ledger row as it was, else the record's copy of it
-   * under this gateway's provider ({@code $5}), for reason {@code $6}.
+   * under this gateway's provider ({@code $5}), for reason {@code $6}; with the record's idempotency key
+   * and provider key, so that the retry under that key goes out under the same provider key
+   * ({@code IdempotencyStore#CLAIM}).
    */
   private static final String RELEASE_UNSEEN = """
       WITH gone AS (
         DELETE FROM idemgate.idempotency_keys
         WHERE merchant_id = $1 AND idempotency_key = $2 AND epoch = $3 AND payment_id = $4
           AND state IN ('PROCESSING', 'PENDING')
-        RETURNING payment_id, merchant_id, amount, currency, merchant_reference, created_at),
+        RETURNING payment_id, merchant_id, idempotency_key, provider_key, amount, currency, merchant_reference,
+                  created_at),
       ledger AS (
         DELETE FROM idemgate.payments p USING gone WHERE p.id = gone.payment_id AND p.status = 'pending'
         RETURNING p.id, p.merchant_id, p.amount, p.currency, p.merchant_reference, p.provider, p.created_at),
       kept AS (
         INSERT INTO idemgate.released_payments
-          (id, merchant_id, amount, currency, merchant_reference, provider, reason, created_at)
-        SELECT id, merchant_id, amount, currency, merchant_reference, provider, $6, created_at FROM ledger
+          (id, merchant_id, amount, currency, merchant_reference, provider, reason, created_at, idempotency_key,
+           provider_key)
+        SELECT l.id, l.merchant_id, l.amount, l.currency, l.merchant_reference, l.provider, $6, l.created_at,
+               gone.idempotency_key, gone.provider_key FROM ledger l, gone
         UNION ALL
-        SELECT payment_id, merchant_id, amount, currency, merchant_reference, $5, $6, created_at FROM gone
+        SELECT payment_id, merchant_id, amount, currency, merchant_reference, $5, $6, created_at, idempotency_key,
+               provider_key FROM gone
         WHERE NOT EXISTS (SELECT 1 FROM ledger))
       SELECT count(*) AS released FROM gone""";
 
