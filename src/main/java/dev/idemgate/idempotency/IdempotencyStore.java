@@ -132,9 +132,12 @@ public final class IdempotencyStore {
 
   /**
    * The ledger row, else the payment as released ({@code status} {@code not_charged}: the acquirer
-   * never charged it and its key was freed). A release moves an id from the one table to the other
-   * in one statement, so an id is in one of them at most; the ledger comes first, so that the
-   * common lookup stops at its row (LIMIT) without probing the second index.
+   * never charged it and its key was freed), else its record while unsettled, as {@code pending}: a
+   * payment answered 202 because PostgreSQL did not take its charged outcome has no ledger row until
+   * that outcome is written again or recovery makes it PENDING, and its client holds its id. A
+   * release moves an id from the one table to the other in one statement, so an id is in one of
+   * them at most; the ledger comes first, so that the common lookup stops at its row (LIMIT)
+   * without probing the other indexes (V9's for the records).
    */
   private static final String FIND_PAYMENT = """
       SELECT id, status, amount, currency, merchant_reference, provider, provider_reference, decline_code, created_at
@@ -142,6 +145,9 @@ public final class IdempotencyStore {
       UNION ALL
       SELECT id, 'not_charged', amount, currency, merchant_reference, provider, NULL::text, NULL::text, created_at
       FROM idemgate.released_payments WHERE id = $1 AND merchant_id = $2
+      UNION ALL
+      SELECT payment_id, 'pending', amount, currency, merchant_reference, provider_id, NULL::text, NULL::text, created_at
+      FROM idemgate.idempotency_keys WHERE payment_id = $1 AND merchant_id = $2 AND state IN ('PROCESSING', 'PENDING')
       LIMIT 1""";
 
   /** Every statement of the request path, by name, for the test that checks their plans. */

@@ -3,7 +3,9 @@ package dev.idemgate.storage;
 import io.vertx.pgclient.PgConnectOptions;
 import java.sql.SQLException;
 import org.flywaydb.core.Flyway;
+import org.flywaydb.core.api.configuration.FluentConfiguration;
 import org.flywaydb.core.api.output.MigrateResult;
+import org.flywaydb.database.postgresql.PostgreSQLConfigurationExtension;
 
 /**
  * Creates and migrates the schema with Flyway. Runs on the caller's thread over JDBC, so it is
@@ -25,15 +27,18 @@ public final class Migrations {
   public static int migrate(String pgUrl) {
     PgConnectOptions o = Postgres.connectOptions(pgUrl);
     try {
-      MigrateResult result = Flyway.configure()
+      FluentConfiguration flyway = Flyway.configure()
           .dataSource(Postgres.jdbcDataSource(pgUrl, "idemgate-migrations", Postgres.JDBC_LOGIN_TIMEOUT_SECONDS,
               SOCKET_TIMEOUT_SECONDS))
           .connectRetries(0)
           .schemas(Postgres.SCHEMA)
           .createSchemas(true)
-          .locations("classpath:db/migration")
-          .load()
-          .migrate();
+          .locations("classpath:db/migration");
+      // Flyway's lock on PostgreSQL is by default an advisory lock held in an open transaction of
+      // its own; CREATE INDEX CONCURRENTLY (V9) waits for every transaction open when it starts,
+      // that one included, so the migration would wait for ever. A session lock does not.
+      flyway.getConfigurationExtension(PostgreSQLConfigurationExtension.class).setTransactionalLock(false);
+      MigrateResult result = flyway.load().migrate();
       return result.migrationsExecuted;
     } catch (RuntimeException e) {
       throw new StoreUnreachable("PostgreSQL at " + o.getHost() + ":" + o.getPort() + "/" + o.getDatabase()
