@@ -406,7 +406,8 @@ public final class HttpProvider implements PaymentProvider {
    * An inquiry response. NOT_ATTEMPTED only when the acquirer never saw a request under the key
    * ({@code requests} 0 and no charge); a request seen but not yet charged is still being processed
    * and may charge any moment, so it is UNKNOWN. With charges, a succeeded one decides (money moved,
-   * whatever else the list holds), else the last one. An answer about another key (a proxy that
+   * whatever else the list holds), else one not settled (processing, or a success the ledger cannot
+   * hold) leaves it UNKNOWN, else the last one. An answer about another key (a proxy that
    * dropped the query string, say) and anything but a readable 200 are UNKNOWN: such an inquiry
    * proves nothing.
    */
