@@ -99,7 +99,8 @@ public final class ApiVerticle extends VerticleBase {
   private CompletionNotifier notifier;
   private TwinDetector twins;
   /** Requests of this verticle whose body is not in yet; see {@link #limitBodyTime}. */
-  private BodyDeadlines<RoutingContext> bodyDeadlines;
+  private Deadlines<RoutingContext> bodyDeadlines;
+  private UndeliveredAnswers undelivered;
   private long bodySweepTimer = -1;
   /** The second {@link #dateValue} names (this verticle's event loop only). */
   private long dateSecond = -1;
@@ -139,9 +140,13 @@ public final class ApiVerticle extends VerticleBase {
         replays);
     twins = AnomalyMonitor.of(vertx, config, metrics.registry()).detector(pipeline, gateRedis, pool);
     long bodyTimeoutMs = config.requestBodyTimeout().toMillis();
-    bodyDeadlines = new BodyDeadlines<>(bodyTimeoutMs);
-    bodySweepTimer = vertx.setPeriodic(BodyDeadlines.sweepIntervalMillis(bodyTimeoutMs),
-        id -> bodyDeadlines.sweep(System.nanoTime(), this::bodyTimedOut));
+    bodyDeadlines = new Deadlines<>(bodyTimeoutMs);
+    undelivered = new UndeliveredAnswers(bodyTimeoutMs);
+    bodySweepTimer = vertx.setPeriodic(Deadlines.sweepIntervalMillis(bodyTimeoutMs), id -> {
+      long now = System.nanoTime();
+      bodyDeadlines.sweep(now, this::bodyTimedOut);
+      undelivered.sweep(now);
+    });
     Router router = router();
     server = vertx.createHttpServer(serverOptions()).requestHandler(request -> {
           request.response().headers().add(HttpHeaders.DATE, date());
@@ -215,7 +220,12 @@ public final class ApiVerticle extends VerticleBase {
 
   private Router router() {
     Router router = Router.router(vertx);
-    router.route().handler(RequestIds::assign);
+    router.route().handler(ctx -> {
+      if (ctx.request().version() == HttpVersion.HTTP_2) {
+        undelivered.watch(ctx);
+      }
+      RequestIds.assign(ctx);
+    });
     BodyHandler body = BodyHandler.create(false).setBodyLimit(MAX_BODY_BYTES);
     for (String path : new String[] {"/pay", "/v1/payments"}) {
       // Two routes because Vert.x Web puts body handlers before user handlers on one route: the
@@ -249,11 +259,11 @@ public final class ApiVerticle extends VerticleBase {
    * never come. Without it, a client that stops sending mid-body holds the request, and the
    * in-flight gauge, until the connection dies. The deadline ends once the body is in ({@link #pay})
    * or the request is answered: past that point every step has a deadline of its own. One periodic
-   * sweep per verticle finds the late ones ({@link BodyDeadlines}), so the 408 comes up to a tenth
+   * sweep per verticle finds the late ones ({@link Deadlines}), so the 408 comes up to a tenth
    * of the timeout (at most 1 s) after the deadline.
    */
   private void limitBodyTime(RoutingContext ctx) {
-    BodyDeadlines<RoutingContext>.Waiting waiting = bodyDeadlines.add(ctx, System.nanoTime());
+    Deadlines<RoutingContext>.Waiting waiting = bodyDeadlines.add(ctx, System.nanoTime());
     ctx.put(BODY_DEADLINE, waiting);
     ctx.addEndHandler(done -> waiting.done());
     ctx.next();
@@ -354,7 +364,7 @@ public final class ApiVerticle extends VerticleBase {
   }
 
   private void pay(RoutingContext ctx) {
-    ctx.<BodyDeadlines<RoutingContext>.Waiting>get(BODY_DEADLINE).done(); // the body is in
+    ctx.<Deadlines<RoutingContext>.Waiting>get(BODY_DEADLINE).done(); // the body is in
     if (ctx.response().ended()) {
       // Answered 408 ("nothing was claimed or charged") while the last bytes came in: the 408 may
       // still be waiting to go out, so the stream is not reset yet. The answer stands.

@@ -83,7 +83,7 @@ public final class ManagementVerticle extends VerticleBase {
   private HttpServer server;
   private ProviderClient provider;
   /** Admin requests whose body is not in yet; see {@link #limitBodyTime}. */
-  private BodyDeadlines<RoutingContext> bodyDeadlines;
+  private Deadlines<RoutingContext> bodyDeadlines;
   private long bodyTimeoutMs;
   private long bodySweepTimer = -1;
   /**
@@ -110,8 +110,8 @@ public final class ManagementVerticle extends VerticleBase {
     redis = Redis.createClient(vertx, RedisClients.options(config, 2, "management"));
     provider = new ProviderClient(vertx.eventBus(), config);
     bodyTimeoutMs = Math.min(config.requestBodyTimeout().toMillis(), MAX_BODY_TIMEOUT_MS);
-    bodyDeadlines = new BodyDeadlines<>(bodyTimeoutMs);
-    bodySweepTimer = vertx.setPeriodic(BodyDeadlines.sweepIntervalMillis(bodyTimeoutMs),
+    bodyDeadlines = new Deadlines<>(bodyTimeoutMs);
+    bodySweepTimer = vertx.setPeriodic(Deadlines.sweepIntervalMillis(bodyTimeoutMs),
         id -> bodyDeadlines.sweep(System.nanoTime(), this::bodyTimedOut));
     for (var dependency : Map.of("postgres", postgresReached, "redis", redisReached).entrySet()) {
       Gauge.builder("idemgate.dependency.up", dependency.getValue(), AtomicInteger::get).tag("dependency", dependency.getKey())
@@ -226,7 +226,7 @@ public final class ManagementVerticle extends VerticleBase {
   }
 
   private void startBodyDeadline(RoutingContext ctx) {
-    BodyDeadlines<RoutingContext>.Waiting waiting = bodyDeadlines.add(ctx, System.nanoTime());
+    Deadlines<RoutingContext>.Waiting waiting = bodyDeadlines.add(ctx, System.nanoTime());
     ctx.addEndHandler(done -> waiting.done());
   }
 

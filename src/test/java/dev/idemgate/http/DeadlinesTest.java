@@ -9,13 +9,13 @@ import java.util.Map;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
-class BodyDeadlinesTest {
+class DeadlinesTest {
   private static final long MS = 1_000_000L;
 
   @Test
   @DisplayName("a sweep takes exactly the requests past their deadline, oldest first, and leaves the rest waiting")
   void sweepTakesOnlyTheLateOnes() {
-    BodyDeadlines<String> deadlines = new BodyDeadlines<>(1_000);
+    Deadlines<String> deadlines = new Deadlines<>(1_000);
     deadlines.add("a", 0);
     deadlines.add("b", 100 * MS);
     deadlines.add("c", 200 * MS);
@@ -37,7 +37,7 @@ class BodyDeadlinesTest {
   @DisplayName("a request whose body came in, from the head, the middle or the tail, is never swept, and the list "
       + "goes on working around the gap")
   void doneRequestsAreNeverSwept() {
-    BodyDeadlines<String> deadlines = new BodyDeadlines<>(1_000);
+    Deadlines<String> deadlines = new Deadlines<>(1_000);
     var a = deadlines.add("a", 0);
     var b = deadlines.add("b", 1);
     deadlines.add("c", 2);
@@ -65,8 +65,8 @@ class BodyDeadlinesTest {
   @Test
   @DisplayName("the last waiting request done leaves an empty list, whatever the order")
   void emptiedInAnyOrder() {
-    BodyDeadlines<Integer> deadlines = new BodyDeadlines<>(30_000);
-    List<BodyDeadlines<Integer>.Waiting> all = new ArrayList<>();
+    Deadlines<Integer> deadlines = new Deadlines<>(30_000);
+    List<Deadlines<Integer>.Waiting> all = new ArrayList<>();
     for (int i = 0; i < 1_000; i++) {
       all.add(deadlines.add(i, i));
     }
@@ -85,7 +85,7 @@ class BodyDeadlinesTest {
   @Test
   @DisplayName("deadlines are compared as System.nanoTime differences, so they hold across the counter's overflow")
   void nanoTimeOverflow() {
-    BodyDeadlines<String> deadlines = new BodyDeadlines<>(1_000);
+    Deadlines<String> deadlines = new Deadlines<>(1_000);
     long start = Long.MAX_VALUE - 500 * MS;
     deadlines.add("late", start);
     List<String> expired = new ArrayList<>();
@@ -99,8 +99,8 @@ class BodyDeadlinesTest {
   @DisplayName("as in the gateway, answering a late request finishes it again and new requests arrive during the "
       + "sweep: neither disturbs the sweep")
   void reentrantSweep() {
-    BodyDeadlines<String> deadlines = new BodyDeadlines<>(1_000);
-    Map<String, BodyDeadlines<String>.Waiting> waiting = new HashMap<>();
+    Deadlines<String> deadlines = new Deadlines<>(1_000);
+    Map<String, Deadlines<String>.Waiting> waiting = new HashMap<>();
     for (String name : List.of("a", "b", "c")) {
       waiting.put(name, deadlines.add(name, 0));
     }
@@ -122,7 +122,7 @@ class BodyDeadlinesTest {
   @Test
   @DisplayName("a late request that cannot be answered does not hold back the others")
   void failureDoesNotStopTheSweep() {
-    BodyDeadlines<String> deadlines = new BodyDeadlines<>(1_000);
+    Deadlines<String> deadlines = new Deadlines<>(1_000);
     deadlines.add("broken", 0);
     deadlines.add("fine", 0);
     List<String> answered = new ArrayList<>();
@@ -139,9 +139,9 @@ class BodyDeadlinesTest {
   @Test
   @DisplayName("the sweep runs every tenth of the timeout, between 10 ms and 1 s")
   void sweepInterval() {
-    assertThat(BodyDeadlines.sweepIntervalMillis(30_000)).isEqualTo(1_000);
-    assertThat(BodyDeadlines.sweepIntervalMillis(1_000)).isEqualTo(100);
-    assertThat(BodyDeadlines.sweepIntervalMillis(100)).isEqualTo(10);
-    assertThat(BodyDeadlines.sweepIntervalMillis(3_600_000)).isEqualTo(1_000);
+    assertThat(Deadlines.sweepIntervalMillis(30_000)).isEqualTo(1_000);
+    assertThat(Deadlines.sweepIntervalMillis(1_000)).isEqualTo(100);
+    assertThat(Deadlines.sweepIntervalMillis(100)).isEqualTo(10);
+    assertThat(Deadlines.sweepIntervalMillis(3_600_000)).isEqualTo(1_000);
   }
 }

@@ -6,31 +6,31 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The requests of one API verticle whose body has not fully arrived, oldest first, so that one
- * periodic sweep finds those past {@code request_body_timeout} instead of a Vert.x timer per
- * request. A timer set and cancelled per payment request is an entry in the Vert.x timer map, a
- * close hook on the verticle's context and a task in Netty's scheduled-task queue, each added and
- * removed again microseconds later, since almost every body arrives with its headers: in paired
- * replay runs the sweep served 1.05× the replays of the timers, at 0.95× the gateway's CPU per
- * replay (docs/performance.md, session 15).
+ * Requests of one verticle waiting for something with a deadline, oldest first, so that one
+ * periodic sweep finds those past it instead of a Vert.x timer per request: a body that has not
+ * fully arrived ({@code request_body_timeout}), an HTTP/2 answer the client has not taken
+ * ({@link UndeliveredAnswers}). A timer set and cancelled per payment request is an entry in the
+ * Vert.x timer map, a close hook on the verticle's context and a task in Netty's scheduled-task
+ * queue, each added and removed again microseconds later, since almost every body arrives with its
+ * headers: in paired replay runs the sweep served 1.05× the replays of the timers, at 0.95× the
+ * gateway's CPU per replay (docs/performance.md, session 15).
  *
- * <p>Every request gets the same timeout, so deadlines only grow from head to tail and a sweep
- * stops at the first request still in time. A request leaves the list the moment its body is in or
- * it is answered ({@link Waiting#done()}, constant time), so the list holds only the requests
- * actually waiting for their body.
+ * <p>Every request of one list gets the same timeout, so deadlines only grow from head to tail and a
+ * sweep stops at the first request still in time. A request leaves the list the moment what it
+ * waited for happens ({@link Waiting#done()}, constant time), or at the sweep.
  *
  * <p>Confined to one event loop: not thread-safe. Its verticle adds, finishes and sweeps on its
  * own event-loop thread (requests and the periodic timer run on contexts of that loop).
  *
  * @param <T> what is waiting: the routing context in the gateway, anything in tests
  */
-final class BodyDeadlines<T> {
-  private static final Logger log = LoggerFactory.getLogger(BodyDeadlines.class);
+final class Deadlines<T> {
+  private static final Logger log = LoggerFactory.getLogger(Deadlines.class);
   private final long timeoutNanos;
   private Waiting head;
   private Waiting tail;
 
-  BodyDeadlines(long timeoutMillis) {
+  Deadlines(long timeoutMillis) {
     this.timeoutNanos = timeoutMillis * 1_000_000L;
   }
 
@@ -69,12 +69,12 @@ final class BodyDeadlines<T> {
       try {
         expired.accept(item);
       } catch (RuntimeException e) {
-        log.warn("answering a request whose body is late failed", e);
+        log.warn("acting on a request past its deadline failed", e);
       }
     }
   }
 
-  /** Items still waiting for their body; walks the list (for tests). */
+  /** Items still waiting; walks the list (for tests). */
   int size() {
     int size = 0;
     for (Waiting w = head; w != null; w = w.next) {
@@ -95,7 +95,7 @@ final class BodyDeadlines<T> {
       this.deadlineNanos = deadlineNanos;
     }
 
-    /** The body is in, or the request was answered: no deadline any more. Safe to call more than once. */
+    /** What the request waited for happened: no deadline any more. Safe to call more than once. */
     void done() {
       if (item == null) {
         return;

@@ -1,0 +1,68 @@
+package dev.idemgate.http;
+
+import io.vertx.core.http.HttpServerResponse;
+import io.vertx.ext.web.RoutingContext;
+
+/**
+ * HTTP/2 answers of one API verticle that the client has not taken. A client can open streams and
+ * never let their answers through (a flow-control window of 0 that it never opens, or a socket it
+ * never reads) while its PINGs keep the connection from going idle: each such stream holds about
+ * 8 KB of heap until the connection closes, and 130 connections of 256 streams each, with no API
+ * key, filled a 256 MB heap in 6 seconds and left the gateway unable to recover (a probe, session
+ * 26). Netty holds the answer; nothing of ours can see it but the stream still being open after
+ * the answer was written.
+ *
+ * <p>So the stream of every HTTP/2 answer is looked at once, one event-loop turn after its headers
+ * went out, when a client that reads has taken a small answer whole and the stream is closed. One
+ * still open is held here until {@code request_body_timeout} and then reset (CANCEL) if it is still
+ * open; past {@link #MAX_HELD} held at once it is reset at once. A payment whose answer is reset
+ * this way stands: the client's retry with its key gets the answer replayed.
+ *
+ * <p>Confined to its verticle's event loop, as {@link Deadlines}.
+ */
+final class UndeliveredAnswers {
+  /** Streams held per verticle at most, about 8 MB of heap. */
+  static final int MAX_HELD = 1_024;
+  /** RFC 9113 section 7: CANCEL, "the stream is no longer needed". */
+  private static final long CANCEL = 0x8;
+
+  private final Deadlines<RoutingContext> deadlines;
+  private int held;
+
+  UndeliveredAnswers(long timeoutMillis) {
+    this.deadlines = new Deadlines<>(timeoutMillis);
+  }
+
+  /** Looks at {@code ctx}'s stream one turn after its answer's headers are written. For HTTP/2 requests only. */
+  void watch(RoutingContext ctx) {
+    ctx.addHeadersEndHandler(v -> ctx.vertx().runOnContext(turn -> lookAt(ctx)));
+  }
+
+  private void lookAt(RoutingContext ctx) {
+    HttpServerResponse response = ctx.response();
+    if (response.closed()) {
+      return; // taken
+    }
+    if (held >= MAX_HELD) {
+      response.reset(CANCEL);
+      return;
+    }
+    held++;
+    deadlines.add(ctx, System.nanoTime());
+  }
+
+  /** Resets the held streams past their deadline that are still open. */
+  void sweep(long nowNanos) {
+    deadlines.sweep(nowNanos, ctx -> {
+      held--;
+      if (!ctx.response().closed()) {
+        ctx.response().reset(CANCEL);
+      }
+    });
+  }
+
+  /** Streams held now (for tests). */
+  int held() {
+    return held;
+  }
+}
