@@ -176,4 +176,40 @@ class Http2IT {
         .setHttp2ClearTextUpgrade(false));
     assertThat(Http.await(pay(honest, plain.apiPort(), Http.newKey())).status()).isEqualTo(201);
   }
+
+  @Test
+  @DisplayName("over TLS, a connection that negotiates h2 and sends no HTTP/2 preface is closed with no log line holding its bytes")
+  void badPrefaceLeavesNoBytesInTheLog() throws Exception {
+    javax.net.ssl.SSLContext trustAll = javax.net.ssl.SSLContext.getInstance("TLS");
+    trustAll.init(null, new javax.net.ssl.TrustManager[] {new javax.net.ssl.X509TrustManager() {
+      @Override public void checkClientTrusted(java.security.cert.X509Certificate[] chain, String authType) {}
+      @Override public void checkServerTrusted(java.security.cert.X509Certificate[] chain, String authType) {}
+      @Override public java.security.cert.X509Certificate[] getAcceptedIssuers() {
+        return new java.security.cert.X509Certificate[0];
+      }
+    }}, null);
+    try (dev.idemgate.support.CapturedLogs logs = dev.idemgate.support.CapturedLogs.of("io.vertx.core.net.impl.ConnectionBase");
+         javax.net.ssl.SSLSocket socket = (javax.net.ssl.SSLSocket) trustAll.getSocketFactory().createSocket("127.0.0.1", tls.apiPort())) {
+      javax.net.ssl.SSLParameters parameters = socket.getSSLParameters();
+      parameters.setApplicationProtocols(new String[] {"h2"});
+      socket.setSSLParameters(parameters);
+      socket.setSoTimeout(5_000);
+      socket.startHandshake();
+      assertThat(socket.getApplicationProtocol()).isEqualTo("h2");
+      socket.getOutputStream().write("Authorization: Bearer sk_live_probe\n".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+      socket.getOutputStream().flush();
+      byte[] buffer = new byte[4096];
+      try {
+        while (socket.getInputStream().read(buffer) >= 0) {
+          // the gateway's SETTINGS, then its GOAWAY; read to the end of the connection
+        }
+      } catch (java.io.IOException closed) {
+        // reset or closed: the connection is over either way
+      }
+      Thread.sleep(200); // the log line, if any, is written on the event loop as the connection closes
+      assertThat(logs.events()).as("no line with the client's bytes in hex")
+          .noneMatch(e -> String.valueOf(e.getFormattedMessage()).contains("Hex dump")
+              || e.getThrowableProxy() != null && String.valueOf(e.getThrowableProxy().getMessage()).contains("Hex dump"));
+    }
+  }
 }

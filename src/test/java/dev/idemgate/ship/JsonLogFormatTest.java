@@ -100,6 +100,19 @@ class JsonLogFormatTest {
     assertThat(lines.get(0)).contains("shown at INFO");
   }
 
+  @Test
+  @DisplayName("Vert.x's ERROR for a TLS client's bad HTTP/2 preface, which holds the client's bytes in hex, is dropped; its other errors stay")
+  void badPrefaceLineDropped() throws Exception {
+    List<String> lines = captureStdout(context -> {
+      Logger connection = context.getLogger("io.vertx.core.net.impl.ConnectionBase");
+      connection.error("HTTP/2 client preface string missing or corrupt. Hex dump for received bytes: 417574",
+          new IllegalStateException("HTTP/2 client preface string missing or corrupt. Hex dump for received bytes: 417574"));
+      connection.error("some other connection failure", new IllegalStateException("boom"));
+    });
+    assertThat(lines).hasSize(1);
+    assertThat(lines.get(0)).contains("some other connection failure").doesNotContain("417574");
+  }
+
   private static List<String> captureStdout(Consumer<LoggerContext> logging) throws Exception {
     URL config = JsonLogFormatTest.class.getResource("/logback.xml");
     assertThat(config).as("logback.xml on the classpath").isNotNull();
