@@ -141,7 +141,7 @@ public final class ApiVerticle extends VerticleBase {
     twins = AnomalyMonitor.of(vertx, config, metrics.registry()).detector(pipeline, gateRedis, pool);
     long bodyTimeoutMs = config.requestBodyTimeout().toMillis();
     bodyDeadlines = new Deadlines<>(bodyTimeoutMs);
-    undelivered = new UndeliveredAnswers(bodyTimeoutMs);
+    undelivered = new UndeliveredAnswers(bodyTimeoutMs, UndeliveredAnswers.API_MAX_HELD);
     bodySweepTimer = vertx.setPeriodic(Deadlines.sweepIntervalMillis(bodyTimeoutMs), id -> {
       long now = System.nanoTime();
       bodyDeadlines.sweep(now, this::bodyTimedOut);

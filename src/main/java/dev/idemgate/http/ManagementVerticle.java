@@ -111,14 +111,25 @@ public final class ManagementVerticle extends VerticleBase {
     provider = new ProviderClient(vertx.eventBus(), config);
     bodyTimeoutMs = Math.min(config.requestBodyTimeout().toMillis(), MAX_BODY_TIMEOUT_MS);
     bodyDeadlines = new Deadlines<>(bodyTimeoutMs);
-    bodySweepTimer = vertx.setPeriodic(Deadlines.sweepIntervalMillis(bodyTimeoutMs),
-        id -> bodyDeadlines.sweep(System.nanoTime(), this::bodyTimedOut));
+    UndeliveredAnswers undelivered = new UndeliveredAnswers(bodyTimeoutMs, UndeliveredAnswers.MANAGEMENT_MAX_HELD);
+    bodySweepTimer = vertx.setPeriodic(Deadlines.sweepIntervalMillis(bodyTimeoutMs), id -> {
+      long now = System.nanoTime();
+      bodyDeadlines.sweep(now, this::bodyTimedOut);
+      undelivered.sweep(now);
+    });
     for (var dependency : Map.of("postgres", postgresReached, "redis", redisReached).entrySet()) {
       Gauge.builder("idemgate.dependency.up", dependency.getValue(), AtomicInteger::get).tag("dependency", dependency.getKey())
           .description("1 when this instance's last readiness check reached the dependency, else 0").register(meters);
     }
     Router router = Router.router(vertx);
-    router.route().handler(RequestIds::assign);
+    // HTTP/2 answers a client does not take are reset, as on the API port: /health and /metrics need
+    // no token, and a scrape held on a window of 0 would keep a hundred KB each.
+    router.route().handler(ctx -> {
+      if (ctx.request().version() == HttpVersion.HTTP_2) {
+        undelivered.watch(ctx);
+      }
+      RequestIds.assign(ctx);
+    });
     router.get("/health/live").handler(ctx -> json(ctx, 200, new JsonObject().put("status", "UP")));
     router.get("/health/ready").handler(this::ready);
     registry.ifPresent(prometheus -> router.get("/metrics").handler(ctx -> ctx.response()

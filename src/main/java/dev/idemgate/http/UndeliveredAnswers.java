@@ -15,22 +15,30 @@ import io.vertx.ext.web.RoutingContext;
  * <p>So the stream of every HTTP/2 answer is looked at once, one event-loop turn after its headers
  * went out, when a client that reads has taken a small answer whole and the stream is closed. One
  * still open is held here until {@code request_body_timeout} and then reset (CANCEL) if it is still
- * open; past {@link #MAX_HELD} held at once it is reset at once. A payment whose answer is reset
+ * open; past a number held at once ({@link #API_MAX_HELD}, {@link #MANAGEMENT_MAX_HELD}) it is reset
+ * at once. A payment whose answer is reset
  * this way stands: the client's retry with its key gets the answer replayed.
  *
  * <p>Confined to its verticle's event loop, as {@link Deadlines}.
  */
 final class UndeliveredAnswers {
-  /** Streams held per verticle at most, about 8 MB of heap. */
-  static final int MAX_HELD = 1_024;
+  /** Streams an API verticle holds at most, about 8 MB of heap. */
+  static final int API_MAX_HELD = 1_024;
+  /**
+   * Streams the management verticle holds at most: its clients are the kubelet, Prometheus and
+   * operators, and one of its answers (a scrape, a report page) can be a hundred KB.
+   */
+  static final int MANAGEMENT_MAX_HELD = 64;
   /** RFC 9113 section 7: CANCEL, "the stream is no longer needed". */
   private static final long CANCEL = 0x8;
 
   private final Deadlines<RoutingContext> deadlines;
+  private final int maxHeld;
   private int held;
 
-  UndeliveredAnswers(long timeoutMillis) {
+  UndeliveredAnswers(long timeoutMillis, int maxHeld) {
     this.deadlines = new Deadlines<>(timeoutMillis);
+    this.maxHeld = maxHeld;
   }
 
   /** Looks at {@code ctx}'s stream one turn after its answer's headers are written. For HTTP/2 requests only. */
@@ -43,7 +51,7 @@ final class UndeliveredAnswers {
     if (response.closed()) {
       return; // taken
     }
-    if (held >= MAX_HELD) {
+    if (held >= maxHeld) {
       response.reset(CANCEL);
       return;
     }

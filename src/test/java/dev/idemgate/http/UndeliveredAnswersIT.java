@@ -16,7 +16,10 @@ import io.vertx.core.http.StreamResetException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
@@ -26,68 +29,98 @@ import org.junit.jupiter.api.Test;
  */
 class UndeliveredAnswersIT {
   /**
-   * Connections of 190 streams each, more than one verticle's cap of held streams on any split over
-   * two: a Vert.x client closes a connection on which it was sent 200 resets (its own rapid-reset
-   * guard), which would end those streams before the gateway does.
+   * Streams per connection below 200: a Vert.x client closes a connection on which it was sent 200
+   * resets (its own rapid-reset guard), which would end those streams before the gateway does.
    */
-  private static final int CONNECTIONS = 13;
   private static final int STREAMS = 190;
 
-  @Test
-  @DisplayName("streams whose answers a client never takes (window 0) are reset, past the cap at once and the rest at "
-      + "request_body_timeout, while other clients are served")
-  void stuckAnswersAreReset() {
-    Vertx vertx = Vertx.vertx();
-    List<HttpClient> stuckClients = new ArrayList<>();
-    try (TestGateway gateway = TestGateway.start(Map.of("IDEMGATE_REQUEST_BODY_TIMEOUT", "3s")); Http http = new Http()) {
-      AtomicInteger headers = new AtomicInteger();
-      AtomicInteger reset = new AtomicInteger();
-      AtomicInteger resetAtOnce = new AtomicInteger();
-      Map<String, Integer> others = new java.util.concurrent.ConcurrentHashMap<>();
-      List<Future<?>> streams = new ArrayList<>();
-      long started = System.nanoTime();
-      for (int c = 0; c < CONNECTIONS; c++) {
-        // A window of 0 for every stream: the answers' headers come through, their bodies never.
-        HttpClient client = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
-            .setHttp2ClearTextUpgrade(false)
-            .setInitialSettings(new Http2Settings().setInitialWindowSize(0)));
-        stuckClients.add(client);
-        for (int s = 0; s < STREAMS; s++) {
-          // No API key: answered 401 before anything else, as an attacker would be.
-          streams.add(client.request(new RequestOptions().setMethod(HttpMethod.GET).setHost("127.0.0.1")
-                  .setPort(gateway.apiPort()).setURI("/v1/payments/pay_none"))
-              .compose(request -> request.send())
-              .compose(response -> {
-                headers.incrementAndGet();
-                return response.body();
-              })
-              .onFailure(failure -> {
-                if (failure instanceof StreamResetException) {
-                  reset.incrementAndGet();
-                  if (System.nanoTime() - started < 2_000_000_000L) {
-                    resetAtOnce.incrementAndGet();
-                  }
-                } else {
-                  others.merge(failure.getClass().getSimpleName() + ": " + failure.getMessage(), 1, Integer::sum);
-                }
-              }));
-        }
-      }
-      int total = CONNECTIONS * STREAMS;
-      Http.await(Future.join(streams).otherwiseEmpty());
-      double seconds = (System.nanoTime() - started) / 1e9;
+  private Vertx vertx;
+  private final List<HttpClient> stuckClients = new ArrayList<>();
 
-      assertThat(headers.get()).as("every answer's headers came through").isEqualTo(total);
-      assertThat(reset.get()).as("every stream was reset (after %.1f s; other failures %s)", seconds, others).isEqualTo(total);
-      assertThat(resetAtOnce.get()).as("past the cap of held streams (%d per verticle), reset before the deadline",
-          UndeliveredAnswers.MAX_HELD).isGreaterThanOrEqualTo(CONNECTIONS * STREAMS - 2 * UndeliveredAnswers.MAX_HELD);
-      assertThat(seconds).as("the last ones at request_body_timeout (3 s) and its sweep, not at the connection's end")
+  @BeforeEach
+  void start() {
+    vertx = Vertx.vertx();
+  }
+
+  @AfterEach
+  void stop() {
+    stuckClients.forEach(HttpClient::close);
+    Http.await(vertx.close());
+  }
+
+  /** What became of streams whose answers were never let through. */
+  private record Stuck(int total, int headers, int reset, int resetAtOnce, double seconds, Map<String, Integer> others) {}
+
+  /** {@code connections} connections of {@link #STREAMS} streams each, GET {@code path} with a window of 0. */
+  private Stuck stuckStreams(int port, String path, int connections) {
+    AtomicInteger headers = new AtomicInteger();
+    AtomicInteger reset = new AtomicInteger();
+    AtomicInteger resetAtOnce = new AtomicInteger();
+    Map<String, Integer> others = new ConcurrentHashMap<>();
+    List<Future<?>> streams = new ArrayList<>();
+    long started = System.nanoTime();
+    for (int c = 0; c < connections; c++) {
+      // A window of 0 for every stream: the answers' headers come through, their bodies never.
+      HttpClient client = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
+          .setHttp2ClearTextUpgrade(false).setInitialSettings(new Http2Settings().setInitialWindowSize(0)));
+      stuckClients.add(client);
+      for (int s = 0; s < STREAMS; s++) {
+        streams.add(client.request(new RequestOptions().setMethod(HttpMethod.GET).setHost("127.0.0.1").setPort(port).setURI(path))
+            .compose(request -> request.send())
+            .compose(response -> {
+              headers.incrementAndGet();
+              return response.body();
+            })
+            .onFailure(failure -> {
+              if (failure instanceof StreamResetException) {
+                reset.incrementAndGet();
+                if (System.nanoTime() - started < 2_000_000_000L) {
+                  resetAtOnce.incrementAndGet();
+                }
+              } else {
+                others.merge(failure.getClass().getSimpleName() + ": " + failure.getMessage(), 1, Integer::sum);
+              }
+            }));
+      }
+    }
+    Http.await(Future.join(streams).otherwiseEmpty());
+    return new Stuck(connections * STREAMS, headers.get(), reset.get(), resetAtOnce.get(),
+        (System.nanoTime() - started) / 1e9, others);
+  }
+
+  @Test
+  @DisplayName("API port: streams whose answers a client never takes (window 0) are reset, past the cap at once and the "
+      + "rest at request_body_timeout, while other clients are served")
+  void stuckAnswersAreReset() {
+    try (TestGateway gateway = TestGateway.start(Map.of("IDEMGATE_REQUEST_BODY_TIMEOUT", "3s")); Http http = new Http()) {
+      // No API key: answered 401 before anything else, as an attacker would be. 13 connections: more
+      // than one verticle's cap of held streams on any split over two.
+      Stuck stuck = stuckStreams(gateway.apiPort(), "/v1/payments/pay_none", 13);
+
+      assertThat(stuck.headers()).as("every answer's headers came through").isEqualTo(stuck.total());
+      assertThat(stuck.reset()).as("every stream was reset (after %.1f s; other failures %s)", stuck.seconds(), stuck.others())
+          .isEqualTo(stuck.total());
+      assertThat(stuck.resetAtOnce()).as("past the cap of held streams (%d per verticle), reset before the deadline",
+          UndeliveredAnswers.API_MAX_HELD).isGreaterThanOrEqualTo(stuck.total() - 2 * UndeliveredAnswers.API_MAX_HELD);
+      assertThat(stuck.seconds()).as("the last ones at request_body_timeout (3 s) and its sweep, not at the connection's end")
           .isLessThan(10);
       // A client that reads is served all along.
       assertThat(http.get(gateway.apiPort(), "/v1/payments/pay_none", TestGateway.KEY_A).status()).isEqualTo(404);
-    } finally {
-      stuckClients.forEach(HttpClient::close);
-      Http.await(vertx.close());
+    }
+  }
+
+  @Test
+  @DisplayName("management port: scrapes a client never takes are reset too, past its smaller cap at once, and the port still answers")
+  void stuckScrapesAreReset() {
+    try (TestGateway gateway = TestGateway.start(Map.of("IDEMGATE_REQUEST_BODY_TIMEOUT", "3s")); Http http = new Http()) {
+      Stuck stuck = stuckStreams(gateway.managementPort(), "/metrics", 2);
+
+      assertThat(stuck.reset()).as("every stream was reset (after %.1f s; other failures %s)", stuck.seconds(), stuck.others())
+          .isEqualTo(stuck.total());
+      assertThat(stuck.resetAtOnce()).as("past the cap of held streams (%d)", UndeliveredAnswers.MANAGEMENT_MAX_HELD)
+          .isGreaterThanOrEqualTo(stuck.total() - UndeliveredAnswers.MANAGEMENT_MAX_HELD);
+      assertThat(stuck.seconds()).isLessThan(10);
+      assertThat(http.get(gateway.managementPort(), "/health/live", null).status()).isEqualTo(200);
     }
   }
 }
