@@ -221,9 +221,7 @@ public final class ApiVerticle extends VerticleBase {
   private Router router() {
     Router router = Router.router(vertx);
     router.route().handler(ctx -> {
-      if (ctx.request().version() == HttpVersion.HTTP_2) {
-        undelivered.watch(ctx);
-      }
+      undelivered.watch(ctx);
       RequestIds.assign(ctx);
     });
     BodyHandler body = BodyHandler.create(false).setBodyLimit(MAX_BODY_BYTES);

@@ -125,9 +125,7 @@ public final class ManagementVerticle extends VerticleBase {
     // HTTP/2 answers a client does not take are reset, as on the API port: /health and /metrics need
     // no token, and a scrape held on a window of 0 would keep a hundred KB each.
     router.route().handler(ctx -> {
-      if (ctx.request().version() == HttpVersion.HTTP_2) {
-        undelivered.watch(ctx);
-      }
+      undelivered.watch(ctx);
       RequestIds.assign(ctx);
     });
     router.get("/health/live").handler(ctx -> json(ctx, 200, new JsonObject().put("status", "UP")));

@@ -1,6 +1,7 @@
 package dev.idemgate.http;
 
 import io.vertx.core.http.HttpServerResponse;
+import io.vertx.core.http.HttpVersion;
 import io.vertx.ext.web.RoutingContext;
 
 /**
@@ -41,9 +42,14 @@ final class UndeliveredAnswers {
     this.maxHeld = maxHeld;
   }
 
-  /** Looks at {@code ctx}'s stream one turn after its answer's headers are written. For HTTP/2 requests only. */
+  /**
+   * Looks at {@code ctx}'s stream one turn after its answer's headers are written, if it is an
+   * HTTP/2 request; an HTTP/1.1 connection holds one answer at most, and its idle timeout ends it.
+   */
   void watch(RoutingContext ctx) {
-    ctx.addHeadersEndHandler(v -> ctx.vertx().runOnContext(turn -> lookAt(ctx)));
+    if (ctx.request().version() == HttpVersion.HTTP_2) {
+      ctx.addHeadersEndHandler(v -> ctx.vertx().runOnContext(turn -> lookAt(ctx)));
+    }
   }
 
   private void lookAt(RoutingContext ctx) {
@@ -67,10 +73,5 @@ final class UndeliveredAnswers {
         ctx.response().reset(CANCEL);
       }
     });
-  }
-
-  /** Streams held now (for tests). */
-  int held() {
-    return held;
   }
 }
