@@ -59,35 +59,17 @@ final class PreferenceReader {
     if (name == null) {
       return false;
     }
-    value = null;
-    skipSpaces();
-    if (peek('=')) {
-      at++;
-      skipSpaces();
-      value = word();
-      if (value == null) {
-        return false;
-      }
-      if (value.isEmpty()) {
-        value = null;
-      }
-      skipSpaces();
+    String given = valueIfAny();
+    if (given == null) {
+      return false;
     }
+    value = given.isEmpty() ? null : given;
     // Parameters are read only to find where the preference ends: none of them means anything here.
     while (peek(';')) {
       at++;
       skipSpaces();
-      if (at < line.length() && isTokenChar(line.charAt(at))) {
-        token();
-        skipSpaces();
-        if (peek('=')) {
-          at++;
-          skipSpaces();
-          if (word() == null) {
-            return false;
-          }
-          skipSpaces();
-        }
+      if (token() != null && valueIfAny() == null) {
+        return false;
       }
     }
     if (at == line.length()) {
@@ -98,6 +80,23 @@ final class PreferenceReader {
       return true;
     }
     return false;
+  }
+
+  /**
+   * After a name: {@code BWS "=" BWS word} if an "=" follows, and the spaces after it. The word,
+   * unquoted; "" when there is none or it is empty (the same, RFC 7240 §2); null when a
+   * quoted-string is broken.
+   */
+  private String valueIfAny() {
+    skipSpaces();
+    if (!peek('=')) {
+      return "";
+    }
+    at++;
+    skipSpaces();
+    String word = word();
+    skipSpaces();
+    return word;
   }
 
   /** A token from {@code at}, or null when none starts there. */
