@@ -13,8 +13,6 @@ import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.Waits;
 import io.vertx.core.Future;
-import io.vertx.sqlclient.SqlConnection;
-import io.vertx.sqlclient.Tuple;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -82,16 +80,9 @@ class OutcomeRecordedLaterIT {
       // waits for it past the store timeout (1 s), so the client is told "pending". Released then,
       // well within the statement's server-side limit (2 s), the completion commits after all, and
       // the gateway's later write of the same outcome is fenced.
-      SqlConnection locker = Http.await(db.pool().getConnection());
-      try {
-        Http.await(locker.query("BEGIN").execute());
-        Http.await(locker.preparedQuery("SELECT 1 FROM idemgate.idempotency_keys "
-            + "WHERE merchant_id = $1 AND idempotency_key = $2 FOR UPDATE").execute(Tuple.of(MERCHANT_A, key)));
+      try (TestDb.RecordLock lock = db.lockRecord(MERCHANT_A, key)) {
         Http.Reply answer = Http.await(first);
         assertThat(answer.status()).as(answer.body()).isEqualTo(202);
-        Http.await(locker.query("COMMIT").execute());
-      } finally {
-        Http.await(locker.close());
       }
       Waits.eventually(Duration.ofSeconds(5), () -> "COMPLETED".equals(state(db, key)),
           "the completion that timed out commits once the lock is gone");

@@ -9,8 +9,6 @@ import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.Waits;
 import io.vertx.core.Future;
-import io.vertx.sqlclient.SqlConnection;
-import io.vertx.sqlclient.Tuple;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -47,11 +45,7 @@ class PendingReadBackIT {
       // The record's row is locked while the provider charges (2 s): the completion waits past
       // the store timeout (1 s) and the client is told 202 pending. The lock stands (a long
       // transaction, a vacuum, a migration), so the outcome is not written yet.
-      SqlConnection locker = Http.await(db.pool().getConnection());
-      try {
-        Http.await(locker.query("BEGIN").execute());
-        Http.await(locker.preparedQuery("SELECT 1 FROM idemgate.idempotency_keys "
-            + "WHERE merchant_id = $1 AND idempotency_key = $2 FOR UPDATE").execute(Tuple.of(MERCHANT_A, key)));
+      try (TestDb.RecordLock lock = db.lockRecord(MERCHANT_A, key)) {
         Http.Reply answer = Http.await(first);
         assertThat(answer.status()).as(answer.body()).isEqualTo(202);
         assertThat(answer.json().getString("status")).isEqualTo("pending");
@@ -68,9 +62,6 @@ class PendingReadBackIT {
             .as("GET of the Location a 202 gave, for a payment the provider charged: " + read.body())
             .isEqualTo(200);
         assertThat(read.json().getString("status")).isEqualTo("pending");
-      } finally {
-        Http.await(locker.query("ROLLBACK").execute());
-        Http.await(locker.close());
       }
     }
   }

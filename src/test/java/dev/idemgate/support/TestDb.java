@@ -6,6 +6,7 @@ import io.vertx.pgclient.PgBuilder;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.Row;
 import io.vertx.sqlclient.RowSet;
+import io.vertx.sqlclient.SqlConnection;
 import io.vertx.sqlclient.Tuple;
 
 /** Direct SQL against the test database, for setting up and checking what the gateway left behind. */
@@ -28,6 +29,41 @@ public final class TestDb implements AutoCloseable {
   public Object scalar(String sql, Object... params) {
     RowSet<Row> rows = query(sql, params);
     return rows.size() == 0 ? null : rows.iterator().next().getValue(0);
+  }
+
+  /**
+   * Holds the idempotency record's row lock ({@code SELECT … FOR UPDATE}) in a transaction of its own
+   * until {@link RecordLock#close()}: the gateway's writes to that record wait behind it, as behind a
+   * long transaction, a vacuum or a migration.
+   */
+  public RecordLock lockRecord(String merchantId, String key) {
+    SqlConnection connection = Http.await(pool.getConnection());
+    Http.await(connection.query("BEGIN").execute());
+    Http.await(connection.preparedQuery("SELECT 1 FROM idemgate.idempotency_keys "
+        + "WHERE merchant_id = $1 AND idempotency_key = $2 FOR UPDATE").execute(Tuple.of(merchantId, key)));
+    return new RecordLock(connection);
+  }
+
+  /** A record's row lock; closing it (more than once is fine) ends its transaction, which wrote nothing. */
+  public static final class RecordLock implements AutoCloseable {
+    private SqlConnection connection;
+
+    private RecordLock(SqlConnection connection) {
+      this.connection = connection;
+    }
+
+    @Override
+    public void close() {
+      if (connection != null) {
+        SqlConnection held = connection;
+        connection = null;
+        try {
+          Http.await(held.query("ROLLBACK").execute());
+        } finally {
+          Http.await(held.close());
+        }
+      }
+    }
   }
 
   public Pool pool() {
