@@ -27,6 +27,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
 import java.util.function.Function;
 import java.util.function.Supplier;
+import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -48,7 +49,7 @@ import org.slf4j.LoggerFactory;
  *   <li>2xx with {@code status: succeeded | declined} → SUCCEEDED / DECLINED; a 2xx it cannot read,
  *       or whose charge id could not be stored (over {@value #MAX_REFERENCE_CHARS} characters, or
  *       holding control characters) → UNKNOWN (the acquirer accepted something).</li>
- *   <li>503 with the acquirer's own error body ({@code {"error": …}}) and 429 → NOT_ATTEMPTED: the
+ *   <li>503 with the acquirer's own error body ({@code {"error": "snake_case_code"}}) and 429 → NOT_ATTEMPTED: the
  *       acquirer refuses before accepting (503 is the protocol's "down before acceptance"; 429 is a
  *       rate limit). A 503 without that body → UNKNOWN: it may come from a proxy between the two
  *       (Envoy's "reset before headers") after the charge went through.</li>
@@ -396,11 +397,20 @@ public final class HttpProvider implements PaymentProvider {
         && s.codePoints().noneMatch(c -> Character.isISOControl(c) || Character.getType(c) == Character.SURROGATE);
   }
 
-  /** Whether a body is the acquirer's own error ({@code {"error": "…"}}), not a proxy's page. */
+  /**
+   * Whether a body is the acquirer's own error, {@code {"error": "code"}} with a code of lower-case
+   * letters, digits and underscores, not a page from something in between. A mere string is not
+   * enough: Spring Boot's error page, which a Spring Cloud Gateway in front of the acquirer sends
+   * after it forwarded the charge, holds {@code "error": "Service Unavailable"}; read as "not
+   * attempted" it would release the key of a payment that may have been charged.
+   */
   private static boolean acquirerError(Buffer body) {
     JsonObject json = jsonOrNull(body);
-    return json != null && json.getValue("error") instanceof String;
+    return json != null && json.getValue("error") instanceof String code && ERROR_CODE.matcher(code).matches();
   }
+
+  /** The acquirer protocol's error codes ({@code acquirer_unavailable}). */
+  private static final Pattern ERROR_CODE = Pattern.compile("[a-z][a-z0-9_]{0,63}");
 
   /**
    * An inquiry response. NOT_ATTEMPTED only when the acquirer never saw a request under the key

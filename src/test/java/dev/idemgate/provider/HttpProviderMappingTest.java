@@ -117,7 +117,11 @@ class HttpProviderMappingTest {
   }
 
   @ParameterizedTest(name = "body [{0}]")
-  @ValueSource(strings = {"", "upstream connect error or disconnect/reset before headers", "<html>503</html>", "{}"})
+  @ValueSource(strings = {"", "upstream connect error or disconnect/reset before headers", "<html>503</html>", "{}",
+      // Spring Boot's error page (a Spring Cloud Gateway in front of the acquirer, say): "error" is a reason phrase
+      "{\"timestamp\":\"2026-11-30T15:00:00.000+00:00\",\"path\":\"/charges\",\"status\":503,"
+          + "\"error\":\"Service Unavailable\",\"requestId\":\"4f1c2a9e-1\"}",
+      "{\"error\":\"\"}", "{\"error\":{\"code\":503,\"message\":\"The service is currently unavailable.\"}}"})
   @DisplayName("a 503 without the acquirer's error body (a proxy's, after the charge may have gone through) is UNKNOWN and trouble")
   void proxy503IsUnknown(String body) {
     HttpProvider.Answer answer = HttpProvider.mapCharge(503, Buffer.buffer(body));
