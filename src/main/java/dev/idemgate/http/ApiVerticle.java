@@ -101,6 +101,7 @@ public final class ApiVerticle extends VerticleBase {
   /** Requests of this verticle whose body is not in yet; see {@link #limitBodyTime}. */
   private Deadlines<RoutingContext> bodyDeadlines;
   private UndeliveredAnswers undelivered;
+  private final ShutdownNotice shutdownNotice = new ShutdownNotice();
   private long bodySweepTimer = -1;
   /** The second {@link #dateValue} names (this verticle's event loop only). */
   private long dateSecond = -1;
@@ -150,23 +151,30 @@ public final class ApiVerticle extends VerticleBase {
     Router router = router();
     server = vertx.createHttpServer(serverOptions()).requestHandler(request -> {
           request.response().headers().add(HttpHeaders.DATE, date());
+          shutdownNotice.requestArrived(request);
           router.handle(request);
         })
         .invalidRequestHandler(Problems::invalidRequest).connectionHandler(connection -> {
       metrics.connectionOpened();
-      connection.closeHandler(v -> metrics.connectionClosed());
+      connection.closeHandler(v -> {
+        metrics.connectionClosed();
+        shutdownNotice.closed(connection);
+      });
     });
     return server.listen(config.httpPort()).onFailure(e -> sharedStore.leave(context));
   }
 
   @Override
   public Future<?> stop() {
-    // Stops accepting, lets in-flight requests finish (HTTP/2 clients get GOAWAY), then closes.
-    // The pool closes only once every verticle has left the shared store: the store may be
-    // running on this verticle's loop and pool, for another verticle's in-flight payments.
+    // Stops accepting, lets in-flight requests finish (HTTP/2 clients are told first, see
+    // ShutdownNotice, within the drain), then closes. The pool closes only once every verticle has
+    // left the shared store: the store may be running on this verticle's loop and pool, for
+    // another verticle's in-flight payments.
     long drainEnds = System.nanoTime() + config.drainTimeout().toNanos();
     Future<Void> http = server == null ? Future.succeededFuture()
-        : server.shutdown(config.drainTimeout().toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+        : shutdownNotice.announce(vertx).compose(told -> server.shutdown(
+            Math.max(0, java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(drainEnds - System.nanoTime())),
+            java.util.concurrent.TimeUnit.MILLISECONDS));
     Future<Void> anomalies = twins == null ? Future.succeededFuture() : twins.close();
     return http.andThen(drained -> vertx.cancelTimer(bodySweepTimer))
         // Payments whose clients hung up are no open request: finish them within the same drain.

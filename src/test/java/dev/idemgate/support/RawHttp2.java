@@ -1,0 +1,191 @@
+package dev.idemgate.support;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelOutboundHandlerAdapter;
+import io.netty.channel.embedded.EmbeddedChannel;
+import io.netty.handler.codec.http2.DefaultHttp2FrameReader;
+import io.netty.handler.codec.http2.DefaultHttp2FrameWriter;
+import io.netty.handler.codec.http2.DefaultHttp2Headers;
+import io.netty.handler.codec.http2.Http2CodecUtil;
+import io.netty.handler.codec.http2.Http2FrameAdapter;
+import io.netty.handler.codec.http2.Http2Headers;
+import io.netty.handler.codec.http2.Http2Settings;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Predicate;
+
+/**
+ * An HTTP/2 client over a plain socket that sends exactly the frames a test tells it to, when it
+ * tells it to, and writes down every frame the server sends as a line ("HEADERS 1 :status=201",
+ * "GOAWAY last=3 error=0", "RST 5 error=7", "PING", "EOF"). It acknowledges SETTINGS and nothing
+ * else: a PING stays unanswered until {@link #answerPings} is called, which is how a client that
+ * has not yet read what the server sent behaves. Netty's own frame reader and writer make and read
+ * the bytes; nothing here reacts to a frame the way a real client would, on purpose.
+ */
+public final class RawHttp2 implements AutoCloseable {
+  private final Socket socket;
+  private final OutputStream out;
+  /** Only a context for Netty's frame writer and reader: whatever the writer writes lands here. */
+  private final EmbeddedChannel frames = new EmbeddedChannel(new ChannelOutboundHandlerAdapter());
+  private final DefaultHttp2FrameWriter writer = new DefaultHttp2FrameWriter();
+  private final List<String> events = new CopyOnWriteArrayList<>();
+  private final Thread readerThread;
+  private volatile boolean answerPings;
+
+  private RawHttp2(Socket socket) throws IOException {
+    this.socket = socket;
+    this.out = socket.getOutputStream();
+    InputStream in = socket.getInputStream();
+    readerThread = new Thread(() -> read(in), "raw-http2-reader");
+    readerThread.setDaemon(true);
+  }
+
+  /** Connects with prior knowledge (h2c): the preface and an empty SETTINGS frame. */
+  public static RawHttp2 connect(int port) throws IOException {
+    RawHttp2 client = new RawHttp2(new Socket("127.0.0.1", port));
+    client.readerThread.start();
+    client.send(Http2CodecUtil.connectionPrefaceBuf());
+    client.write(ctx -> client.writer.writeSettings(ctx, new Http2Settings(), ctx.newPromise()));
+    return client;
+  }
+
+  /** The HEADERS of a POST, without END_STREAM: its body is to come in {@link #data}. */
+  public void postHeaders(int streamId, String path, Map<String, String> headers) throws IOException {
+    Http2Headers h2 = new DefaultHttp2Headers().method("POST").scheme("http").authority("127.0.0.1").path(path);
+    headers.forEach((name, value) -> h2.add(name.toLowerCase(java.util.Locale.ROOT), value));
+    write(ctx -> writer.writeHeaders(ctx, streamId, h2, 0, false, ctx.newPromise()));
+  }
+
+  /** One DATA frame that ends the stream. */
+  public void data(int streamId, String body) throws IOException {
+    write(ctx -> writer.writeData(ctx, streamId, Unpooled.copiedBuffer(body, StandardCharsets.UTF_8), 0, true,
+        ctx.newPromise()));
+  }
+
+  /** From now on PINGs are acknowledged as they arrive. */
+  public void answerPings() {
+    answerPings = true;
+  }
+
+  /** Every frame the server sent so far, as lines. */
+  public List<String> events() {
+    return List.copyOf(events);
+  }
+
+  /** Waits until a frame line matches, or throws after {@code timeout}. */
+  public String await(Predicate<String> line, Duration timeout) throws InterruptedException {
+    long ends = System.nanoTime() + timeout.toNanos();
+    while (System.nanoTime() < ends) {
+      for (String event : events) {
+        if (line.test(event)) {
+          return event;
+        }
+      }
+      Thread.sleep(10);
+    }
+    throw new AssertionError("no such frame within " + timeout + "; the server sent " + events);
+  }
+
+  private interface FrameWrite {
+    void write(ChannelHandlerContext ctx) throws Exception;
+  }
+
+  private synchronized void write(FrameWrite frame) throws IOException {
+    try {
+      frame.write(frames.pipeline().firstContext());
+    } catch (Exception e) {
+      throw new IOException(e);
+    }
+    frames.flushOutbound();
+    for (Object written; (written = frames.readOutbound()) != null; ) {
+      send((ByteBuf) written);
+    }
+  }
+
+  /** A frame written from the reader's thread: a failure there ends the reading. */
+  private void reply(FrameWrite frame) {
+    try {
+      write(frame);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  private synchronized void send(ByteBuf bytes) throws IOException {
+    try {
+      byte[] array = new byte[bytes.readableBytes()];
+      bytes.readBytes(array);
+      out.write(array);
+      out.flush();
+    } finally {
+      bytes.release();
+    }
+  }
+
+  private void read(InputStream in) {
+    DefaultHttp2FrameReader reader = new DefaultHttp2FrameReader();
+    ByteBuf pending = Unpooled.buffer();
+    Http2FrameAdapter listener = new Http2FrameAdapter() {
+      @Override
+      public void onHeadersRead(ChannelHandlerContext ctx, int streamId, Http2Headers headers, int padding,
+          boolean endOfStream) {
+        events.add("HEADERS " + streamId + " :status=" + headers.status());
+      }
+
+      @Override
+      public void onHeadersRead(ChannelHandlerContext ctx, int streamId, Http2Headers headers, int streamDependency,
+          short weight, boolean exclusive, int padding, boolean endOfStream) {
+        onHeadersRead(ctx, streamId, headers, padding, endOfStream);
+      }
+
+      @Override
+      public void onRstStreamRead(ChannelHandlerContext ctx, int streamId, long errorCode) {
+        events.add("RST " + streamId + " error=" + errorCode);
+      }
+
+      @Override
+      public void onGoAwayRead(ChannelHandlerContext ctx, int lastStreamId, long errorCode, ByteBuf debugData) {
+        events.add("GOAWAY last=" + lastStreamId + " error=" + errorCode);
+      }
+
+      @Override
+      public void onSettingsRead(ChannelHandlerContext ctx, Http2Settings settings) {
+        reply(c -> writer.writeSettingsAck(c, c.newPromise()));
+      }
+
+      @Override
+      public void onPingRead(ChannelHandlerContext ctx, long data) {
+        events.add("PING");
+        if (answerPings) {
+          reply(c -> writer.writePing(c, true, data, c.newPromise()));
+        }
+      }
+    };
+    byte[] chunk = new byte[16_384];
+    try {
+      for (int n; (n = in.read(chunk)) >= 0; ) {
+        pending.writeBytes(chunk, 0, n);
+        reader.readFrame(frames.pipeline().firstContext(), pending, listener);
+        pending.discardReadBytes();
+      }
+    } catch (Exception closed) {
+      // reset, or a frame this reader refuses: the connection is over for this client either way
+    }
+    events.add("EOF");
+  }
+
+  @Override
+  public void close() throws IOException {
+    socket.close();
+    frames.finishAndReleaseAll();
+  }
+}
