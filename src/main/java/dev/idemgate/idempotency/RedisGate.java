@@ -143,11 +143,18 @@ public final class RedisGate {
     };
   }
 
-  /** Stores a completed response for replay until it expires. Best effort: PostgreSQL already has it. */
-  public Future<Void> complete(String merchantId, IdempotencyKey key, String fingerprint, StoredResponse response) {
+  /**
+   * Stores a completed response for replay until it expires, in place of the request's own claim
+   * ({@code ownClaim}, null if it has none). Best effort: PostgreSQL already has it. An answer
+   * already expired is not stored, and the request's claim is deleted instead: left behind, it would
+   * answer the key 409 "in flight" for a whole lease while PostgreSQL holds the key as new (a claim
+   * that read the record just after its expiry, behind a row lock or on a clock ahead of PostgreSQL's).
+   */
+  public Future<Void> complete(String merchantId, IdempotencyKey key, String fingerprint, StoredResponse response,
+      String ownClaim) {
     long ttl = response.expiresAt().toEpochMilli() - System.currentTimeMillis();
     if (ttl <= 0) {
-      return Future.succeededFuture();
+      return ownClaim == null ? Future.succeededFuture() : release(merchantId, key, ownClaim);
     }
     String value = "C|" + fingerprint + "|" + response.status() + "|" + response.expiresAt().toEpochMilli()
         + "|" + response.paymentId() + "|" + response.body();

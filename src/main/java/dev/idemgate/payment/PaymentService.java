@@ -302,7 +302,8 @@ public final class PaymentService {
                 outcome instanceof PayOutcome.ProviderUnavailable ? ClaimGuard.KeyFate.NOT_TAKEN : ClaimGuard.KeyFate.NEW));
           } else if (decision instanceof StoreClaim.Completed done) {
             replays.remember(cmd.merchantId(), cmd.key(), cmd.bodyDigest(), done.response());
-            return cached(redisClaim, () -> gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), done.response()))
+            return cached(redisClaim, () -> gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), done.response(),
+                redisClaim))
                 .map(v -> new PayOutcome.Replayed(done.response()));
           } else if (decision instanceof StoreClaim.Pending pending) {
             return cached(redisClaim, () -> gate.markPending(cmd.merchantId(), cmd.key(), cmd.fingerprint(),
@@ -465,7 +466,7 @@ public final class PaymentService {
     StoredResponse response = completion.response();
     if (completion.state() == RecordState.COMPLETED) {
       replays.remember(cmd.merchantId(), cmd.key(), cmd.bodyDigest(), response);
-      return cached(redisClaim, () -> gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), response));
+      return cached(redisClaim, () -> gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), response, redisClaim));
     }
     return cached(redisClaim, () -> gate.markPending(cmd.merchantId(), cmd.key(), cmd.fingerprint(),
         config.keyTtlFor(cmd.merchantId())));

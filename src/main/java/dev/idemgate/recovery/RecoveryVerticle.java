@@ -372,7 +372,7 @@ public final class RecoveryVerticle extends VerticleBase {
         return Future.succeededFuture(Action.FENCED);
       }
       log.info("recovery completed payment {} as {}", r.paymentId(), paymentStatus);
-      return gate.complete(r.merchantId(), r.key(), r.fingerprint(), response).map(v -> Action.COMPLETED);
+      return gate.complete(r.merchantId(), r.key(), r.fingerprint(), response, null).map(v -> Action.COMPLETED);
     });
   }
 
