@@ -444,6 +444,24 @@ public final class IdempotencyStore {
     });
   }
 
+  /**
+   * What the key's record holds for payment {@code paymentId} now, as a retry's claim finds it: the
+   * stored answer ({@link StoreClaim.Completed}, or the 202 of {@link StoreClaim.Pending}), or
+   * {@link StoreClaim.InFlight} while it is PROCESSING; null when the key no longer holds this payment
+   * (released, and perhaps claimed again since by another).
+   */
+  public Future<StoreClaim> recordOf(String merchantId, IdempotencyKey key, String paymentId) {
+    Tuple params = Tuple.tuple().addArrayOfString(new String[] {merchantId}).addArrayOfString(new String[] {key.value()});
+    return run("read", READ, params).map(rows -> {
+      for (Row row : rows) {
+        if (row.getString("payment_id").equals(paymentId)) {
+          return decide(row, row.getString("fingerprint"));
+        }
+      }
+      return null;
+    });
+  }
+
   /** Whether PostgreSQL holds this key, so that a request with it is a retry and not a new payment. */
   public Future<Boolean> holds(String merchantId, IdempotencyKey key) {
     return run("held", HELD, Tuple.of(merchantId, key.value())).map(rows -> rows.size() > 0);

@@ -4,7 +4,10 @@ import dev.idemgate.idempotency.StoredResponse;
 
 /** What {@code POST /pay} ends in; the HTTP layer turns each into its status and headers. */
 public sealed interface PayOutcome {
-  /** First answer for this key (201, 402 or 202), stored for replay. */
+  /**
+   * First answer of this request's payment (201, 402 or 202), as stored for replay: its own, or the
+   * one recovery stored when it settled the payment before this request's answer was written.
+   */
   record Fresh(StoredResponse response) implements PayOutcome {}
 
   /** A stored answer replayed byte for byte. */

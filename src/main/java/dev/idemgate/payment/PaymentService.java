@@ -415,10 +415,9 @@ public final class PaymentService {
     return metrics.timeStore("complete", () -> store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion))
         .compose(result -> {
           if (result == Completion.Result.FENCED) {
-            // Recovery took the record over (our lease ran out). A final answer is still the truth:
-            // written over recovery's claim, so retries replay the answer this client gets.
-            log.warn("payment {} was taken over before it completed; answering what the provider said", owned.paymentId());
-            return completeTakenOver(cmd, completion, redisClaim).map((PayOutcome) new PayOutcome.Fresh(response));
+            log.warn("payment {} was taken over before it completed; its outcome goes over recovery's claim if the "
+                + "record is still unsettled", owned.paymentId());
+            return answerTakenOver(cmd, owned, completion, redisClaim);
           }
           return recorded(cmd, completion, redisClaim).map(v -> (PayOutcome) new PayOutcome.Fresh(response));
         })
@@ -432,33 +431,78 @@ public final class PaymentService {
           log.error("payment {} provider outcome '{}' not recorded; it is written again while its lease lasts, then "
               + "recovery finalises it: {}", owned.paymentId(), paymentStatus, failure.getMessage());
           recordLater(cmd, owned, redisClaim, completion);
-          String pendingBody = PaymentJson.render(owned.paymentId(), "pending", cmd.request(), ledgerProvider, null, null,
-              owned.createdAt());
-          return Future.succeededFuture(new PayOutcome.Fresh(new StoredResponse(202, pendingBody, owned.paymentId(),
-              response.expiresAt())));
+          return Future.succeededFuture(new PayOutcome.Fresh(pendingAnswer(cmd, owned, response.expiresAt())));
         });
+  }
+
+  /** The 202 of a payment whose outcome the ledger does not hold (yet): recovery settles it from the provider. */
+  private StoredResponse pendingAnswer(PayCommand cmd, StoreClaim.Claimed owned, Instant expiresAt) {
+    String body = PaymentJson.render(owned.paymentId(), "pending", cmd.request(), ledgerProvider, null, null,
+        owned.createdAt());
+    return new StoredResponse(202, body, owned.paymentId(), expiresAt);
+  }
+
+  /**
+   * The answer of a payment whose record recovery took over before its completion landed (its lease
+   * ran out before the provider answered). Only an answer the ledger holds is sent, since that is what
+   * every retry gets: the provider's, once written over recovery's claim; else what the record holds
+   * now ({@link #asRecordedNow}); and 202 pending when the write failed, as when PostgreSQL did not
+   * take the first one: recovery settles the record, and later replays give its final answer.
+   */
+  private Future<PayOutcome> answerTakenOver(PayCommand cmd, StoreClaim.Claimed owned, Completion completion,
+      String redisClaim) {
+    StoredResponse pending = pendingAnswer(cmd, owned, completion.response().expiresAt());
+    return completeTakenOver(cmd, completion, redisClaim)
+        .compose(result -> result == Completion.Result.RECORDED
+            ? Future.succeededFuture((PayOutcome) new PayOutcome.Fresh(completion.response()))
+            : asRecordedNow(cmd, owned, completion, pending))
+        .otherwise(failure -> new PayOutcome.Fresh(pending));
+  }
+
+  /**
+   * What the record holds for this payment after recovery settled it first: its stored answer (a
+   * final one, possibly not what the provider told this request: an inquiry can disagree with it), or
+   * {@code pending} while recovery still works on it. A key that no longer holds the payment was
+   * released (recovery found no charge): the ledger says "not charged", so the provider's answer would
+   * be replayed by no retry, and "not charged" would invite a new key and a second charge. Pending
+   * sends the client back to the same key, whose retry goes out under the same provider key (the
+   * provider answers it with the charge it made, and the ledger then holds it).
+   */
+  private Future<PayOutcome> asRecordedNow(PayCommand cmd, StoreClaim.Claimed owned, Completion completion,
+      StoredResponse pending) {
+    return store.recordOf(cmd.merchantId(), cmd.key(), owned.paymentId()).map(record -> {
+      if (record instanceof StoreClaim.Completed done) {
+        return new PayOutcome.Fresh(done.response());
+      } else if (record instanceof StoreClaim.Pending unsettled) {
+        return new PayOutcome.Fresh(unsettled.response());
+      } else if (record == null && completion.state() == RecordState.COMPLETED) {
+        log.error("payment {}: the provider answered '{}', but recovery had released its key (as never charged); "
+            + "answering 202 pending so that the client retries with the key", owned.paymentId(), completion.paymentStatus());
+      }
+      return (PayOutcome) new PayOutcome.Fresh(pending);
+    }).onFailure(failure -> log.warn("payment {}: its record was not read after recovery took it over; answering 202 "
+        + "pending: {}", owned.paymentId(), failure.getMessage()));
   }
 
   /**
    * Writes a final completion over recovery's claim of the record ({@link IdempotencyStore#completeTakenOver});
-   * a pending one is left to recovery. Never fails: recovery settles the record whatever happens here.
+   * once it landed, the replay cache and Redis learn it. FENCED when recovery settled the record
+   * first (completed or released it), and for a pending completion, which is not written: an unknown
+   * outcome is recovery's to find. Fails when the store did; recovery settles the record then.
    */
-  private Future<Void> completeTakenOver(PayCommand cmd, Completion completion, String redisClaim) {
+  private Future<Completion.Result> completeTakenOver(PayCommand cmd, Completion completion, String redisClaim) {
     if (completion.state() != RecordState.COMPLETED) {
-      return Future.succeededFuture();
+      return Future.succeededFuture(Completion.Result.FENCED);
     }
     String paymentId = completion.response().paymentId();
     return store.completeTakenOver(cmd.merchantId(), cmd.key(), completion).compose(result -> {
       if (result == Completion.Result.FENCED) {
-        return Future.succeededFuture(); // recovery completed it first, or released it
+        return Future.succeededFuture(result);
       }
       log.info("payment {} outcome '{}' written over recovery's claim", paymentId, completion.paymentStatus());
-      return recorded(cmd, completion, redisClaim);
-    }).otherwise(failure -> {
-      log.warn("payment {} outcome not written over recovery's claim; recovery settles it: {}", paymentId,
-          failure.getMessage());
-      return null;
-    });
+      return recorded(cmd, completion, redisClaim).map(result);
+    }).onFailure(failure -> log.warn("payment {} outcome not written over recovery's claim; recovery settles it: {}",
+        paymentId, failure.getMessage()));
   }
 
   /** After a completion landed: the replay cache and Redis learn the answer (waiters are woken). */
@@ -510,7 +554,8 @@ public final class PaymentService {
             // may already hold as completed. Without it, retries ask PostgreSQL, which knows.
             log.info("payment {} is no longer PROCESSING under its claim's epoch; its outcome is written only if "
                 + "final and the record is not", owned.paymentId());
-            return releaseRedis(cmd, redisClaim).compose(v -> completeTakenOver(cmd, completion, null)).map(true);
+            return releaseRedis(cmd, redisClaim).compose(v -> completeTakenOver(cmd, completion, null)).otherwiseEmpty()
+                .map(true);
           } else {
             log.info("payment {} outcome '{}' recorded on a later try", owned.paymentId(), completion.paymentStatus());
             recorded(cmd, completion, redisClaim);
