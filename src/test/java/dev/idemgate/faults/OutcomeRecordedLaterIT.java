@@ -44,7 +44,9 @@ class OutcomeRecordedLaterIT {
       String key = Http.newKey();
       String body = Http.payment(2_222, "tok_slow").encode();
       Future<Http.Reply> first = http.payAsync(gateway.apiPort(), KEY_A, key, body, Map.of());
-      Waits.sleep(500); // claimed (committed), now 1.5 s at the provider
+      // Claimed (committed), now 1.5 s at the provider. Waited for, not slept: on a loaded machine
+      // the first claim of a new gateway took over the 500 ms slept here before, and got 503.
+      Waits.eventually(Duration.ofSeconds(1), () -> "PROCESSING".equals(state(db, key)), "the claim commits");
       postgres.proxy().refuse();
       postgres.proxy().cutAll();
 
