@@ -70,7 +70,7 @@ public final class ApiVerticle extends VerticleBase {
    * 32 connections: eight groups in flight per verticle 2,900 fresh payments/s, two 3,500/s (an
    * earlier session); then, runs in turn, two per verticle 3,200 and 4,000/s against one shared
    * group 4,500 and 5,900/s (about 8 payments per statement instead of 5). Two shared groups
-   * in flight were slower again, in three rounds of three (docs/performance.md, session 5).
+   * in flight were slower again, in three rounds of three (docs/performance-history.md, session 5).
    */
   static final int GROUPS_IN_FLIGHT = 1;
 

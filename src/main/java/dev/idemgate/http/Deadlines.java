@@ -13,7 +13,7 @@ import org.slf4j.LoggerFactory;
  * Vert.x timer map, a close hook on the verticle's context and a task in Netty's scheduled-task
  * queue, each added and removed again microseconds later, since almost every body arrives with its
  * headers: in paired replay runs the sweep served 1.05× the replays of the timers, at 0.95× the
- * gateway's CPU per replay (docs/performance.md, session 15).
+ * gateway's CPU per replay (docs/performance-history.md, session 15).
  *
  * <p>Every request of one list gets the same timeout, so deadlines only grow from head to tail and a
  * sweep stops at the first request still in time. A request leaves the list the moment what it

@@ -12,7 +12,7 @@ import java.util.function.Supplier;
  * completions of all event loops join the same groups. PostgreSQL's cost per payment is mostly
  * its cost per statement (bind, execute, commit, wake-up), so a statement that carries twice the
  * payments halves most of it: with one store per verticle a statement carried about 5 payments at
- * 32 connections; shared, about 8 (docs/performance.md has the runs).
+ * 32 connections; shared, about 8 (docs/performance-history.md has the runs).
  *
  * <p>The store is made by the first verticle that joins, on that verticle's event loop and with
  * its pool. That loop and pool must outlive every request of every verticle, so
