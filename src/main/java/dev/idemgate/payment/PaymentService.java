@@ -22,8 +22,10 @@ import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonObject;
+import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.time.temporal.ChronoUnit;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -75,10 +77,18 @@ public final class PaymentService {
    * provider never saw once a late charge is impossible, at its next pass.
    */
   private final int heldKeyRetryAfterSeconds;
+  /** This gateway's wall clock; a test gives one that disagrees with PostgreSQL's. */
+  private final Clock clock;
 
   public PaymentService(Vertx vertx, RedisGate gate, IdempotencyStore store, ProviderClient provider,
       CompletionNotifier notifier, GatewayMetrics metrics, GatewayConfig config, ReplayCache replays) {
+    this(vertx, gate, store, provider, notifier, metrics, config, replays, Clock.systemUTC());
+  }
+
+  public PaymentService(Vertx vertx, RedisGate gate, IdempotencyStore store, ProviderClient provider,
+      CompletionNotifier notifier, GatewayMetrics metrics, GatewayConfig config, ReplayCache replays, Clock clock) {
     this.vertx = vertx;
+    this.clock = clock;
     this.gate = gate;
     this.replays = replays;
     this.metrics = metrics;
@@ -273,7 +283,7 @@ public final class PaymentService {
    *     the claim failed; and, for a claim that took the key, new or not taken by the charge's outcome
    */
   private Future<PayOutcome> claimInStore(PayCommand cmd, String redisClaim, ClaimGuard guard) {
-    Instant now = PaymentJson.createdNow();
+    Instant now = clock.instant().truncatedTo(ChronoUnit.MILLIS);
     PaymentRequest r = cmd.request();
     ClaimRequest claim = new ClaimRequest(cmd.merchantId(), cmd.key(), cmd.fingerprint(),
         PaymentJson.newPaymentId(now), r.amount(), r.currency(), r.merchantReference(), r.description(),
@@ -408,8 +418,8 @@ public final class PaymentService {
       int status, String paymentStatus, String providerReference, String declineCode) {
     String body = PaymentJson.render(owned.paymentId(), paymentStatus, cmd.request(), ledgerProvider, providerReference,
         declineCode, owned.createdAt());
-    StoredResponse response = new StoredResponse(status, body, owned.paymentId(), Instant.now().plus(config.keyTtlFor(cmd.merchantId())));
-    Instant nextInquiry = state == RecordState.PENDING ? Instant.now().plus(FIRST_INQUIRY) : null;
+    StoredResponse response = new StoredResponse(status, body, owned.paymentId(), clock.instant().plus(config.keyTtlFor(cmd.merchantId())));
+    Instant nextInquiry = state == RecordState.PENDING ? clock.instant().plus(FIRST_INQUIRY) : null;
     Completion completion = new Completion(state, response, paymentStatus, ledgerProvider, providerReference,
         declineCode, nextInquiry);
     return metrics.timeStore("complete", () -> store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion))

@@ -25,6 +25,7 @@ import io.vertx.core.json.JsonObject;
 import io.vertx.core.json.JsonArray;
 import io.vertx.redis.client.Redis;
 import io.vertx.sqlclient.Pool;
+import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -86,10 +87,17 @@ public final class RecoveryVerticle extends VerticleBase {
    * pass held are taken again after their hold by whichever instance runs next.
    */
   private boolean stopping;
+  /** This instance's wall clock; a test gives one that disagrees with PostgreSQL's. */
+  private final Clock clock;
 
   public RecoveryVerticle(GatewayConfig config, MeterRegistry registry) {
+    this(config, registry, Clock.systemUTC());
+  }
+
+  public RecoveryVerticle(GatewayConfig config, MeterRegistry registry, Clock clock) {
     this.config = config;
     this.registry = registry;
+    this.clock = clock;
   }
 
   @Override
@@ -147,7 +155,7 @@ public final class RecoveryVerticle extends VerticleBase {
     JsonObject verdict = message.body();
     String paymentId = verdict.getString("payment_id");
     String outcome = verdict.getString("outcome");
-    recovery.takePending(paymentId, Instant.now().minus(config.lateChargeWindow()), operatorSettleBudget(config),
+    recovery.takePending(paymentId, clock.instant().minus(config.lateChargeWindow()), operatorSettleBudget(config),
             config.takeoverGrace()).compose(r -> r != null
             ? provider.inquire(r.providerKey()).compose(answer -> settle(r, outcome, verdict, answer))
                 // Not settled: recovery may ask about it again at once, not after the verdict's budget.
@@ -179,7 +187,7 @@ public final class RecoveryVerticle extends VerticleBase {
       return refusal(404, "no unsettled payment with this id for this provider");
     }
     Instant lateChargeEnds = unsettled.claimedAt().plus(config.lateChargeWindow());
-    if (lateChargeEnds.isAfter(Instant.now())) {
+    if (lateChargeEnds.isAfter(clock.instant())) {
       return refusal(409, "a charge sent for this payment could still "
           + "reach the acquirer until " + lateChargeEnds + "; nothing was changed");
     }
@@ -199,7 +207,7 @@ public final class RecoveryVerticle extends VerticleBase {
    * said {@link #WITHOUT_ACQUIRER}. A charge id is one payment's only.
    */
   private Future<JsonObject> settle(DueRecord r, String outcome, JsonObject verdict, ProviderOutcome answer) {
-    boolean acquirerRemembers = config.providerRemembers(r.createdAt(), Instant.now());
+    boolean acquirerRemembers = config.providerRemembers(r.createdAt(), clock.instant());
     boolean withoutAcquirer = verdict.getBoolean(WITHOUT_ACQUIRER, false);
     boolean answered = !(answer instanceof ProviderOutcome.Unknown unknown && unknown.heard() == ProviderOutcome.Heard.NO_ANSWER);
     Future<Action> done;
@@ -314,7 +322,7 @@ public final class RecoveryVerticle extends VerticleBase {
             return complete(r, 402, "declined", d.providerReference(), d.declineCode());
           }
           boolean neverSeen = outcome instanceof ProviderOutcome.NotAttempted;
-          if (!config.providerRemembers(r.createdAt(), Instant.now())) {
+          if (!config.providerRemembers(r.createdAt(), clock.instant())) {
             // Past what the acquirer is known to remember, neither its "never seen" (it may have
             // forgotten) nor its silence will ever settle this payment, and freeing the key would
             // let a retry charge again: it stays pending, still asked about (a charge found later
@@ -331,7 +339,7 @@ public final class RecoveryVerticle extends VerticleBase {
             // Not seen yet, and a late charge may still land: ask again on the backoff schedule,
             // but no later than the moment it no longer can. The next step of the backoff may be
             // much later (30 s, 2 m), past the Retry-After a 502 gave for this held key.
-            return keepPending(r, Duration.between(Instant.now(), lateChargeEnds(r)));
+            return keepPending(r, Duration.between(clock.instant(), lateChargeEnds(r)));
           }
           // The inquiry failed: keep asking on the backoff schedule.
           return keepPending(r, null);
@@ -356,7 +364,7 @@ public final class RecoveryVerticle extends VerticleBase {
 
   /** Past {@link GatewayConfig#lateChargeWindow()}, a provider that has not seen the charge never will. */
   private boolean lateChargeImpossible(DueRecord r) {
-    return lateChargeEnds(r).isBefore(Instant.now());
+    return lateChargeEnds(r).isBefore(clock.instant());
   }
 
   private Instant lateChargeEnds(DueRecord r) {
@@ -397,7 +405,7 @@ public final class RecoveryVerticle extends VerticleBase {
     // not an endless 409, and the inquiries follow the backoff schedule.
     StoredResponse response = response(r, 202, "pending", null, null);
     Completion completion = new Completion(RecordState.PENDING, response, "pending", config.ledgerProvider(), null, null,
-        Instant.now().plus(next));
+        clock.instant().plus(next));
     return store.complete(r.merchantId(), r.key(), r.epoch(), completion).compose(result -> result == Completion.Result.FENCED
         ? Future.succeededFuture(Action.FENCED)
         : gate.markPending(r.merchantId(), r.key(), r.fingerprint(), config.keyTtlFor(r.merchantId())).map(v -> Action.STILL_PENDING));
@@ -412,7 +420,7 @@ public final class RecoveryVerticle extends VerticleBase {
   private StoredResponse response(DueRecord r, int status, String paymentStatus, String reference, String declineCode) {
     String body = PaymentJson.render(r.paymentId(), paymentStatus, r.amount(), r.currency(), r.merchantReference(),
         config.ledgerProvider(), reference, declineCode, r.createdAt());
-    return new StoredResponse(status, body, r.paymentId(), Instant.now().plus(config.keyTtlFor(r.merchantId())));
+    return new StoredResponse(status, body, r.paymentId(), clock.instant().plus(config.keyTtlFor(r.merchantId())));
   }
 
   private void count(Action action) {
