@@ -8,6 +8,7 @@ import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.Row;
 import io.vertx.sqlclient.RowSet;
 import io.vertx.sqlclient.Tuple;
+import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.OffsetDateTime;
@@ -30,6 +31,10 @@ import java.util.function.Function;
  * payments. A claim is still committed before its provider call, and every state change after the
  * claim is conditional on the record's state and epoch (the fencing token), so an owner that lost
  * its lease changes nothing.
+ *
+ * <p>A completed key's expiry and a pending payment's next inquiry are written from PostgreSQL's
+ * {@code now()}, as the lease is: the gateway sends durations, so that a gateway whose clock
+ * disagrees with PostgreSQL's cannot make a key expire early.
  */
 public final class IdempotencyStore {
   private static final String CLAIM = """
@@ -72,23 +77,34 @@ public final class IdempotencyStore {
       WHERE k.state = 'COMPLETED' AND k.expires_at <= now()
       RETURNING merchant_id, idempotency_key, epoch, provider_key""";
 
+  /**
+   * A stored response's expiry is read as the time left on PostgreSQL's clock (rounded down), for
+   * the gateway to add to its own clock ({@link #stored}); never as PostgreSQL's moment itself.
+   */
   private static final String READ = """
       SELECT k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.response_status, k.response_body,
-             k.payment_id, k.expires_at, k.lease_expires_at
+             k.payment_id, floor(extract(epoch FROM k.expires_at - now()) * 1000)::bigint AS expires_in_ms,
+             k.lease_expires_at
       FROM idemgate.idempotency_keys k
       JOIN unnest($1::text[], $2::text[]) AS i(merchant_id, idempotency_key)
         ON k.merchant_id = i.merchant_id AND k.idempotency_key = i.idempotency_key""";
 
+  /**
+   * The key's expiry and the next inquiry are PostgreSQL's {@code now()} plus durations the gateway
+   * sends ({@code key_ttl_ms}, {@code next_inquiry_in_ms}), so that the statements that read them
+   * (CLAIM, HELD, recovery's take and purge) compare them with the clock that wrote them.
+   */
   private static final String COMPLETE = """
       WITH i AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[],
-                             $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[])
-          AS t(merchant_id, idempotency_key, epoch, payment_id, state, response_status, response_body, expires_at,
-               payment_status, provider, provider_reference, decline_code, next_inquiry_at)),
+                             $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
+          AS t(merchant_id, idempotency_key, epoch, payment_id, state, response_status, response_body, key_ttl_ms,
+               payment_status, provider, provider_reference, decline_code, next_inquiry_in_ms)),
       done AS (
         UPDATE idemgate.idempotency_keys k
         SET state = i.state, response_status = i.response_status, response_body = i.response_body,
-            expires_at = i.expires_at, next_inquiry_at = i.next_inquiry_at, updated_at = now()
+            expires_at = now() + i.key_ttl_ms * interval '1 millisecond',
+            next_inquiry_at = now() + i.next_inquiry_in_ms * interval '1 millisecond', updated_at = now()
         FROM i
         WHERE k.merchant_id = i.merchant_id AND k.idempotency_key = i.idempotency_key
           AND (i.epoch IS NULL OR k.epoch = i.epoch)
@@ -167,6 +183,8 @@ public final class IdempotencyStore {
   private final long timeoutMs;
   private final long leaseMs;
   private final String providerId;
+  /** This gateway's wall clock: a stored response's expiry read back is put on it ({@link #stored}). */
+  private final Clock clock;
   private final GroupCommit<ClaimRequest, StoreClaim> claims;
   private final GroupCommit<PendingCompletion, Completion.Result> completions;
 
@@ -194,7 +212,14 @@ public final class IdempotencyStore {
   /** @param groupSizes told the size of every group sent (the request path's meter) */
   public IdempotencyStore(Pool pool, Context context, int maxInFlight, Duration timeout, Duration lease,
       String providerId, GroupSizes groupSizes) {
+    this(pool, context, maxInFlight, timeout, lease, providerId, groupSizes, Clock.systemUTC());
+  }
+
+  /** @param clock this gateway's wall clock; a test gives one that disagrees with PostgreSQL's */
+  public IdempotencyStore(Pool pool, Context context, int maxInFlight, Duration timeout, Duration lease,
+      String providerId, GroupSizes groupSizes, Clock clock) {
     this.groupSizes = groupSizes;
+    this.clock = clock;
     this.pool = pool;
     this.providerId = providerId;
     this.timeoutMs = timeout.toMillis();
@@ -321,6 +346,8 @@ public final class IdempotencyStore {
           readKeys.add(r.key().value());
         }
       }
+      // Taken before the read is sent, so before PostgreSQL's now() in it (see stored).
+      Instant readAt = clock.instant();
       Future<Map<String, Row>> existing = readMerchants.isEmpty() ? Future.succeededFuture(Map.of())
           : run("read", READ, Tuple.tuple().addArrayOfString(readMerchants.toArray(new String[0]))
               .addArrayOfString(readKeys.toArray(new String[0]))).map(rows -> {
@@ -342,7 +369,7 @@ public final class IdempotencyStore {
           } else {
             Row row = read.get(id);
             // No row: released (NOT_ATTEMPTED) between the insert and the read; the key is free again.
-            results.add(row == null ? null : decide(row, r.fingerprint()));
+            results.add(row == null ? null : decide(row, r.fingerprint(), readAt));
           }
         }
         return results;
@@ -350,7 +377,7 @@ public final class IdempotencyStore {
     });
   }
 
-  private static StoreClaim decide(Row row, String fingerprint) {
+  private static StoreClaim decide(Row row, String fingerprint, Instant readAt) {
     if (!row.getString("fingerprint").equals(fingerprint)) {
       return new StoreClaim.Mismatch(row.getString("fingerprint"));
     }
@@ -358,16 +385,23 @@ public final class IdempotencyStore {
     if (state == RecordState.PROCESSING) {
       return new StoreClaim.InFlight(row.getOffsetDateTime("lease_expires_at").toInstant());
     } else if (state == RecordState.PENDING) {
-      return new StoreClaim.Pending(stored(row));
+      return new StoreClaim.Pending(stored(row, readAt));
     }
     // An expired completed key is re-claimed by the INSERT unless a twin got there first.
-    return new StoreClaim.Completed(stored(row));
+    return new StoreClaim.Completed(stored(row, readAt));
   }
 
-  private static StoredResponse stored(Row row) {
-    OffsetDateTime expires = row.getOffsetDateTime("expires_at");
+  /**
+   * The stored response, its expiry on this gateway's clock: the time PostgreSQL has left, counted
+   * from {@code readAt}, taken before the read was sent. PostgreSQL's {@code now()} came later, so
+   * the key outlives (in real time) the moment given, whatever the two clocks read. PostgreSQL's
+   * {@code expires_at} itself, given as the header and to Redis and the replay cache, would promise
+   * a client the skew between the clocks past the moment the key is free again.
+   */
+  private static StoredResponse stored(Row row, Instant readAt) {
+    Long expiresInMs = row.getLong("expires_in_ms");
     return new StoredResponse(row.getInteger("response_status"), row.getString("response_body"),
-        row.getString("payment_id"), expires == null ? Instant.EPOCH : expires.toInstant());
+        row.getString("payment_id"), expiresInMs == null ? Instant.EPOCH : readAt.plusMillis(expiresInMs));
   }
 
   /** Writes the end state and the ledger row, fenced on (state, epoch). */
@@ -405,12 +439,12 @@ public final class IdempotencyStore {
     String[] states = new String[n];
     Integer[] statuses = new Integer[n];
     String[] bodies = new String[n];
-    OffsetDateTime[] expires = new OffsetDateTime[n];
+    Long[] keyTtls = new Long[n];
     String[] paymentStatuses = new String[n];
     String[] providers = new String[n];
     String[] references = new String[n];
     String[] declines = new String[n];
-    OffsetDateTime[] nextInquiries = new OffsetDateTime[n];
+    Long[] nextInquiries = new Long[n];
     for (int i = 0; i < n; i++) {
       PendingCompletion p = sorted.get(i);
       Completion c = p.completion();
@@ -421,17 +455,17 @@ public final class IdempotencyStore {
       states[i] = c.state().name();
       statuses[i] = c.response().status();
       bodies[i] = c.response().body();
-      expires[i] = utc(c.response().expiresAt());
+      keyTtls[i] = c.keyTtl().toMillis();
       paymentStatuses[i] = c.paymentStatus();
       providers[i] = c.provider();
       references[i] = c.providerReference();
       declines[i] = c.declineCode();
-      nextInquiries[i] = c.nextInquiryAt() == null ? null : utc(c.nextInquiryAt());
+      nextInquiries[i] = c.nextInquiryIn() == null ? null : c.nextInquiryIn().toMillis();
     }
     Tuple params = Tuple.tuple().addArrayOfString(merchants).addArrayOfString(keys).addArrayOfInteger(epochs)
         .addArrayOfString(paymentIds).addArrayOfString(states).addArrayOfInteger(statuses).addArrayOfString(bodies)
-        .addArrayOfOffsetDateTime(expires).addArrayOfString(paymentStatuses).addArrayOfString(providers)
-        .addArrayOfString(references).addArrayOfString(declines).addArrayOfOffsetDateTime(nextInquiries);
+        .addArrayOfLong(keyTtls).addArrayOfString(paymentStatuses).addArrayOfString(providers)
+        .addArrayOfString(references).addArrayOfString(declines).addArrayOfLong(nextInquiries);
     return run("complete", COMPLETE, params).map(rows -> {
       Set<String> recorded = new HashSet<>();
       rows.forEach(row -> recorded.add(row.getString("id")));

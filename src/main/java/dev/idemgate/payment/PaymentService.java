@@ -77,7 +77,11 @@ public final class PaymentService {
    * provider never saw once a late charge is impossible, at its next pass.
    */
   private final int heldKeyRetryAfterSeconds;
-  /** This gateway's wall clock; a test gives one that disagrees with PostgreSQL's. */
+  /**
+   * This gateway's wall clock: payment ids, a claim's created_at, and the key expiry a client is
+   * given (the key's expiry in PostgreSQL is counted on PostgreSQL's clock). A test gives one that
+   * disagrees with PostgreSQL's.
+   */
   private final Clock clock;
 
   public PaymentService(Vertx vertx, RedisGate gate, IdempotencyStore store, ProviderClient provider,
@@ -418,10 +422,12 @@ public final class PaymentService {
       int status, String paymentStatus, String providerReference, String declineCode) {
     String body = PaymentJson.render(owned.paymentId(), paymentStatus, cmd.request(), ledgerProvider, providerReference,
         declineCode, owned.createdAt());
-    StoredResponse response = new StoredResponse(status, body, owned.paymentId(), clock.instant().plus(config.keyTtlFor(cmd.merchantId())));
-    Instant nextInquiry = state == RecordState.PENDING ? clock.instant().plus(FIRST_INQUIRY) : null;
-    Completion completion = new Completion(state, response, paymentStatus, ledgerProvider, providerReference,
-        declineCode, nextInquiry);
+    // The expiry the client is told is on this gateway's clock, taken before the completion is sent;
+    // PostgreSQL counts the same TTL from its own now() in that statement, later (StoredResponse).
+    Duration keyTtl = config.keyTtlFor(cmd.merchantId());
+    StoredResponse response = new StoredResponse(status, body, owned.paymentId(), clock.instant().plus(keyTtl));
+    Completion completion = new Completion(state, response, keyTtl, paymentStatus, ledgerProvider, providerReference,
+        declineCode, state == RecordState.PENDING ? FIRST_INQUIRY : null);
     return metrics.timeStore("complete", () -> store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion))
         .compose(result -> {
           if (result == Completion.Result.FENCED) {

@@ -373,8 +373,8 @@ public final class RecoveryVerticle extends VerticleBase {
 
   private Future<Action> complete(DueRecord r, int status, String paymentStatus, String reference, String declineCode) {
     StoredResponse response = response(r, status, paymentStatus, reference, declineCode);
-    Completion completion = new Completion(RecordState.COMPLETED, response, paymentStatus, config.ledgerProvider(), reference,
-        declineCode, null);
+    Completion completion = new Completion(RecordState.COMPLETED, response, config.keyTtlFor(r.merchantId()), paymentStatus,
+        config.ledgerProvider(), reference, declineCode, null);
     return store.complete(r.merchantId(), r.key(), r.epoch(), completion).compose(result -> {
       if (result == Completion.Result.FENCED) {
         return Future.succeededFuture(Action.FENCED);
@@ -404,8 +404,8 @@ public final class RecoveryVerticle extends VerticleBase {
     // An expired PROCESSING record whose outcome is unknown becomes PENDING: retries now get 202,
     // not an endless 409, and the inquiries follow the backoff schedule.
     StoredResponse response = response(r, 202, "pending", null, null);
-    Completion completion = new Completion(RecordState.PENDING, response, "pending", config.ledgerProvider(), null, null,
-        clock.instant().plus(next));
+    Completion completion = new Completion(RecordState.PENDING, response, config.keyTtlFor(r.merchantId()), "pending",
+        config.ledgerProvider(), null, null, next);
     return store.complete(r.merchantId(), r.key(), r.epoch(), completion).compose(result -> result == Completion.Result.FENCED
         ? Future.succeededFuture(Action.FENCED)
         : gate.markPending(r.merchantId(), r.key(), r.fingerprint(), config.keyTtlFor(r.merchantId())).map(v -> Action.STILL_PENDING));

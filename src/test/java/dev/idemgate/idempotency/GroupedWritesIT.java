@@ -234,7 +234,8 @@ class GroupedWritesIT {
 
   private static Completion succeeded(StoreClaim.Claimed claimed) {
     StoredResponse response = new StoredResponse(201, "{}", claimed.paymentId(), Instant.now().plus(Duration.ofHours(1)));
-    return new Completion(RecordState.COMPLETED, response, "succeeded", "simulator", "ch_" + claimed.paymentId(), null, null);
+    return new Completion(RecordState.COMPLETED, response, Duration.ofHours(1), "succeeded", "simulator",
+        "ch_" + claimed.paymentId(), null, null);
   }
 
   private static void sleep(long millis) {

@@ -124,7 +124,7 @@ class ReclaimedKeyFencingIT {
   private static Completion succeeded(StoreClaim.Claimed claim) {
     String body = "{\"id\":\"" + claim.paymentId() + "\",\"status\":\"succeeded\"}";
     return new Completion(RecordState.COMPLETED, new dev.idemgate.idempotency.StoredResponse(201, body, claim.paymentId(),
-        Instant.now().plus(Duration.ofHours(1))), "succeeded", "simulator", "ch_taken_over", null, null);
+        Instant.now().plus(Duration.ofHours(1))), Duration.ofHours(1), "succeeded", "simulator", "ch_taken_over", null, null);
   }
 
   private static StoreClaim.Claimed claim(String key) {
