@@ -144,7 +144,7 @@ public final class TwinDetector {
   private static final String GIVE_BACK_SHA = sha1(GIVE_BACK_SCRIPT);
   /**
    * How much earlier than its anchor an original's ledger row may be dated: the anchor is set on one
-   * instance's clock before the claim, the row's time on the claiming instance's. An older row is an
+   * instance's clock before the claim, the row's time on PostgreSQL's at the claim. An older row is an
    * earlier generation of a reused key, not this original.
    */
   static final long CLOCK_SKEW_MS = 5 * 60_000;

@@ -124,7 +124,8 @@ public record GatewayConfig(
    * How long after its claim a charge that the provider has not seen can no longer reach it: a
    * charge is only sent before the claim's lease ends and takes at most the provider timeout; past
    * that, twice over for safety, a provider that has not seen it never will. Recovery frees such a
-   * key only then.
+   * key only then. Counted from the claim's {@code created_at} on PostgreSQL's clock, which comes
+   * after the claimer started its send window (PaymentService).
    */
   public Duration lateChargeWindow() {
     return lease.plus(providerTimeout.multipliedBy(2));
@@ -135,7 +136,8 @@ public record GatewayConfig(
    * believed now: only while it still remembers every request it was sent since then
    * ({@code provider_key_retention}). The earliest the charge could have reached it is the claim
    * itself, so the age is counted from there. Past it, "never seen" may mean "forgotten", and
-   * releasing the key would let a retry charge the card again.
+   * releasing the key would let a retry charge the card again. Both moments must be on one clock:
+   * recovery gives PostgreSQL's, which stamps {@code created_at}.
    */
   public boolean providerRemembers(Instant claimedAt, Instant now) {
     return claimedAt.plus(providerKeyRetention).isAfter(now);

@@ -1,9 +1,11 @@
 package dev.idemgate.idempotency;
 
 import io.vertx.core.json.JsonObject;
-import java.time.Instant;
 
-/** Everything the claim row keeps, so that recovery can finish the payment without the request. */
+/**
+ * Everything the claim row keeps, so that recovery can finish the payment without the request.
+ * Not its creation time: PostgreSQL stamps that ({@code IdempotencyStore#CLAIM}).
+ */
 public record ClaimRequest(
     String merchantId,
     IdempotencyKey key,
@@ -13,5 +15,4 @@ public record ClaimRequest(
     String currency,
     String merchantReference,
     String description,
-    JsonObject metadata,
-    Instant createdAt) {}
+    JsonObject metadata) {}

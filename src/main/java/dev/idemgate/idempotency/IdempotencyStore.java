@@ -11,8 +11,6 @@ import io.vertx.sqlclient.Tuple;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
-import java.time.OffsetDateTime;
-import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
@@ -32,11 +30,17 @@ import java.util.function.Function;
  * claim is conditional on the record's state and epoch (the fencing token), so an owner that lost
  * its lease changes nothing.
  *
- * <p>A completed key's expiry and a pending payment's next inquiry are written from PostgreSQL's
- * {@code now()}, as the lease is: the gateway sends durations, so that a gateway whose clock
- * disagrees with PostgreSQL's cannot make a key expire early.
+ * <p>Every moment PostgreSQL compares with its {@code now()} is written from its {@code now()}: the
+ * claim's {@code created_at} and lease, the key's expiry and the next inquiry. The gateway sends
+ * durations only, so a gateway whose clock disagrees with PostgreSQL's (or with another instance's)
+ * cannot make a key expire early, nor recovery think a claim older than it is.
  */
 public final class IdempotencyStore {
+  /**
+   * {@code created_at} is PostgreSQL's {@code now()} (to the millisecond, as shown), returned to the
+   * claimer: recovery counts a claim's age from it on the same clock ({@code RecoveryStore}). The
+   * claimer's send window starts before the claim is sent, so before that moment.
+   */
   private static final String CLAIM = """
       INSERT INTO idemgate.idempotency_keys AS k
         (merchant_id, idempotency_key, fingerprint, state, epoch, generation, payment_id, provider_key,
@@ -56,11 +60,11 @@ public final class IdempotencyStore {
                     encode(sha256(convert_to(i.merchant_id || ':' || i.idempotency_key || '#' || i.payment_id, 'UTF8')), 'hex'))
                   END,
              now() + $1 * interval '1 millisecond', i.amount, i.currency, i.merchant_reference, i.description,
-             i.metadata::jsonb, i.created_at, $13
+             i.metadata::jsonb, date_trunc('milliseconds', now()), $12
       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[],
-                  $10::text[], $11::text[], $12::timestamptz[])
+                  $10::text[], $11::text[])
         AS i(merchant_id, idempotency_key, fingerprint, payment_id, first_key, amount, currency, merchant_reference,
-             description, metadata, created_at)
+             description, metadata)
       -- A lateral probe with LIMIT is run per row through the index; an EXISTS could be planned as
       -- one hash of the whole ledger per statement (see Postgres.requestPool).
       LEFT JOIN LATERAL (SELECT p.provider_key FROM idemgate.payments p WHERE p.provider_key = i.first_key LIMIT 1) used
@@ -75,7 +79,7 @@ public final class IdempotencyStore {
         inquiry_attempts = 0, next_inquiry_at = NULL, created_at = EXCLUDED.created_at, updated_at = now(),
         provider_id = EXCLUDED.provider_id
       WHERE k.state = 'COMPLETED' AND k.expires_at <= now()
-      RETURNING merchant_id, idempotency_key, epoch, provider_key""";
+      RETURNING merchant_id, idempotency_key, epoch, provider_key, created_at""";
 
   /**
    * A stored response's expiry is read as the time left on PostgreSQL's clock (rounded down), for
@@ -312,7 +316,6 @@ public final class IdempotencyStore {
     String[] references = new String[n];
     String[] descriptions = new String[n];
     String[] metadata = new String[n];
-    OffsetDateTime[] created = new OffsetDateTime[n];
     for (int i = 0; i < n; i++) {
       ClaimRequest r = batch.get(i);
       merchants[i] = r.merchantId();
@@ -325,13 +328,11 @@ public final class IdempotencyStore {
       references[i] = r.merchantReference();
       descriptions[i] = r.description();
       metadata[i] = r.metadata() == null ? null : r.metadata().encode();
-      created[i] = utc(r.createdAt());
     }
     Tuple params = Tuple.tuple().addLong(leaseMs).addArrayOfString(merchants).addArrayOfString(keys)
         .addArrayOfString(fingerprints).addArrayOfString(paymentIds).addArrayOfString(firstKeys)
         .addArrayOfLong(amounts).addArrayOfString(currencies).addArrayOfString(references)
-        .addArrayOfString(descriptions).addArrayOfString(metadata).addArrayOfOffsetDateTime(created)
-        .addString(providerId);
+        .addArrayOfString(descriptions).addArrayOfString(metadata).addString(providerId);
     long sentAt = System.nanoTime();
     return run("claim", CLAIM, params).compose(inserted -> {
       Map<String, Row> claimed = new HashMap<>();
@@ -363,7 +364,7 @@ public final class IdempotencyStore {
           Row mine = claimed.get(id);
           if (mine != null && owned.add(id)) {
             results.add(new StoreClaim.Claimed(r.paymentId(), mine.getString("provider_key"), mine.getInteger("epoch"),
-                r.createdAt(), sentAt));
+                mine.getOffsetDateTime("created_at").toInstant(), sentAt));
           } else if (mine != null) {
             results.add(null); // a twin in the same group: it sees the committed claim next round
           } else {
@@ -533,9 +534,5 @@ public final class IdempotencyStore {
     return pool.preparedQuery(sql).execute(params)
         .timeout(timeoutMs, TimeUnit.MILLISECONDS)
         .recover(failure -> Future.failedFuture(new StoreUnavailable(operation, failure)));
-  }
-
-  private static OffsetDateTime utc(Instant instant) {
-    return instant.atOffset(ZoneOffset.UTC);
   }
 }

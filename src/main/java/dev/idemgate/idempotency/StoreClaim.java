@@ -7,7 +7,8 @@ public sealed interface StoreClaim {
   /**
    * The row was inserted (or an expired key re-claimed) and committed: this request owns it at
    * {@code epoch}. {@code claimedAtNanos} is {@link System#nanoTime()} just before the claim was
-   * sent, so the lease counted from it never outlives the one PostgreSQL counts.
+   * sent, so the lease counted from it never outlives the one PostgreSQL counts. {@code createdAt}
+   * is PostgreSQL's clock at the claim (the payment's {@code created_at}).
    */
   record Claimed(String paymentId, String providerKey, int epoch, Instant createdAt, long claimedAtNanos) implements StoreClaim {}
 

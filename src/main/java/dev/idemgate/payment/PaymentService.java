@@ -24,8 +24,6 @@ import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonObject;
 import java.time.Clock;
 import java.time.Duration;
-import java.time.Instant;
-import java.time.temporal.ChronoUnit;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -78,8 +76,8 @@ public final class PaymentService {
    */
   private final int heldKeyRetryAfterSeconds;
   /**
-   * This gateway's wall clock: payment ids, a claim's created_at, and the key expiry a client is
-   * given (the key's expiry in PostgreSQL is counted on PostgreSQL's clock). A test gives one that
+   * This gateway's wall clock, for what is only told: payment ids and the key expiry a client is
+   * given. Nothing PostgreSQL compares with its own clock is taken from it. A test gives one that
    * disagrees with PostgreSQL's.
    */
   private final Clock clock;
@@ -287,11 +285,10 @@ public final class PaymentService {
    *     the claim failed; and, for a claim that took the key, new or not taken by the charge's outcome
    */
   private Future<PayOutcome> claimInStore(PayCommand cmd, String redisClaim, ClaimGuard guard) {
-    Instant now = clock.instant().truncatedTo(ChronoUnit.MILLIS);
     PaymentRequest r = cmd.request();
     ClaimRequest claim = new ClaimRequest(cmd.merchantId(), cmd.key(), cmd.fingerprint(),
-        PaymentJson.newPaymentId(now), r.amount(), r.currency(), r.merchantReference(), r.description(),
-        r.metadata(), now);
+        PaymentJson.newPaymentId(clock.instant()), r.amount(), r.currency(), r.merchantReference(), r.description(),
+        r.metadata());
     long sentAt = System.nanoTime();
     Future<StoreClaim> claimed = metrics.timeStore("claim", () -> store.claim(claim));
     claimed.onComplete(answer -> {
@@ -390,17 +387,18 @@ public final class PaymentService {
   }
 
   /**
-   * @param createdAtNanos {@link System#nanoTime()} when the claim's {@code created_at} was taken,
-   *     before it waited in the group queue (and, for a claim sent again after losing a race in its
-   *     group, before its first sending)
+   * @param createdAtNanos {@link System#nanoTime()} before the claim waited in the group queue (and,
+   *     for a claim sent again after losing a race in its group, before its first sending), so before
+   *     the statement in which PostgreSQL stamped its {@code created_at}
    */
   private Future<PayOutcome> charge(PayCommand cmd, StoreClaim.Claimed owned, String redisClaim, long createdAtNanos,
       ClaimGuard guard) {
     PaymentRequest r = cmd.request();
-    // The charge is sent within the lease counted from the earlier of the two moments. From the
-    // claim's sending alone it could leave long after created_at, while recovery and operator
-    // verdicts take "created_at + lease + 2 x provider_timeout" as the moment past which no charge
-    // of this payment can land (GatewayConfig#lateChargeWindow).
+    // The charge is sent within the lease counted from the earlier of the two moments, both before
+    // created_at: recovery and operator verdicts take "created_at + lease + 2 x provider_timeout",
+    // on PostgreSQL's clock, as the moment past which no charge of this payment can land
+    // (GatewayConfig#lateChargeWindow). Counted on this process's monotonic clock from before that,
+    // the send deadline comes earlier in real time, whatever the wall clocks read.
     ChargeRequest charge = new ChargeRequest(owned.providerKey(), r.amount(), r.currency(), r.source(), owned.paymentId(),
         Math.min(owned.claimedAtNanos(), createdAtNanos) + sendWindowNanos);
     long sent = System.nanoTime();

@@ -13,7 +13,6 @@ import io.vertx.sqlclient.Tuple;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.OffsetDateTime;
-import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -25,6 +24,11 @@ import java.util.concurrent.TimeUnit;
  * provider about the same key at once. A record taken is also labelled with this gateway's own
  * provider id (the first of those it takes), so that records claimed under the URL before a
  * {@code provider_name} was set move to the name as soon as recovery first takes them.
+ *
+ * <p>One clock: every moment here is PostgreSQL's (its {@code now()}, or a column written from it,
+ * {@code created_at} included), and the gateway sends durations. A take returns PostgreSQL's
+ * {@code now()} ({@link DueRecord#takenAt}), so that recovery's own verdicts on a record's age (a
+ * late charge, the acquirer's memory) are on that clock too, never on this instance's.
  */
 final class RecoveryStore {
   static final String TAKE_DUE = """
@@ -46,18 +50,18 @@ final class RecoveryStore {
       FROM due
       WHERE k.merchant_id = due.merchant_id AND k.idempotency_key = due.idempotency_key
       RETURNING k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.epoch, k.payment_id, k.provider_key,
-                k.amount, k.currency, k.merchant_reference, k.created_at, k.inquiry_attempts""";
+                k.amount, k.currency, k.merchant_reference, k.created_at, k.inquiry_attempts, now() AS taken_at""";
 
   /**
    * Takes one unsettled record of this gateway's provider by payment id for an operator's verdict,
-   * if it was claimed at or before {@code $3} (the gateway's clock, as recovery's late-charge check
-   * reads {@code created_at}): PENDING, or PROCESSING whose lease ran out more than {@code $5} ms
-   * ago, the gate of recovery's own takeover ({@link #TAKE_DUE}). The owner of a claim sends its
-   * charge within its lease, counted from before the claim reached PostgreSQL, so past that gate
-   * the charge was sent or never will be; {@code created_at} alone would not say so. Its epoch is
-   * bumped, so a recovery pass asking about it at the same moment is fenced out of writing its own
-   * outcome. The two arms each match one partial index: {@code state IN (...)} implies neither
-   * index's predicate and would scan every key.
+   * if it was claimed at least {@code $3} ms ago (on PostgreSQL's clock, which wrote
+   * {@code created_at}): PENDING, or PROCESSING whose lease ran out more than {@code $5} ms ago, the
+   * gate of recovery's own takeover ({@link #TAKE_DUE}). The owner of a claim sends its charge within
+   * its lease, counted from before the claim reached PostgreSQL, so past that gate the charge was
+   * sent or never will be; {@code created_at} alone would not say so. Its epoch is bumped, so a
+   * recovery pass asking about it at the same moment is fenced out of writing its own outcome. The
+   * two arms each match one partial index: {@code state IN (...)} implies neither index's predicate
+   * and would scan every key.
    */
   static final String TAKE_PENDING = """
       UPDATE idemgate.idempotency_keys k
@@ -66,13 +70,17 @@ final class RecoveryStore {
           next_inquiry_at = now() + $2 * interval '1 millisecond',
           updated_at = now()
       WHERE (k.state = 'PENDING' OR (k.state = 'PROCESSING' AND k.lease_expires_at < now() - $5 * interval '1 millisecond'))
-        AND k.payment_id = $1 AND k.created_at <= $3 AND (k.provider_id = ANY($4) OR k.provider_id IS NULL)
+        AND k.payment_id = $1 AND k.created_at <= now() - $3 * interval '1 millisecond'
+        AND (k.provider_id = ANY($4) OR k.provider_id IS NULL)
       RETURNING k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.epoch, k.payment_id, k.provider_key,
-                k.amount, k.currency, k.merchant_reference, k.created_at, k.inquiry_attempts""";
+                k.amount, k.currency, k.merchant_reference, k.created_at, k.inquiry_attempts, now() AS taken_at""";
 
-  /** An unsettled record's claim time and, still PROCESSING, when {@link #TAKE_PENDING} may take it. */
+  /**
+   * An unsettled record's claim time, when {@link #TAKE_PENDING} may take it if still PROCESSING, and
+   * PostgreSQL's now, to read them against.
+   */
   static final String PENDING_SINCE = """
-      SELECT created_at, CASE WHEN state = 'PROCESSING' THEN lease_expires_at + $3 * interval '1 millisecond' END AS takeable_from
+      SELECT created_at, now() AS now, CASE WHEN state = 'PROCESSING' THEN lease_expires_at + $3 * interval '1 millisecond' END AS takeable_from
       FROM idemgate.idempotency_keys
       WHERE (state = 'PENDING' OR state = 'PROCESSING') AND payment_id = $1 AND (provider_id = ANY($2) OR provider_id IS NULL)""";
 
@@ -185,10 +193,11 @@ final class RecoveryStore {
    * PENDING whose next inquiry is due. Each is held for {@code hold} while it is inquired.
    */
   Future<List<DueRecord>> takeDue(int batch, Duration grace, Duration hold) {
+    long sentAt = System.nanoTime();
     return run("take due", TAKE_DUE, Tuple.of(batch, grace.toMillis(), hold.toMillis(), providerIds)).map(rows -> {
       List<DueRecord> due = new ArrayList<>(rows.size());
       for (Row row : rows) {
-        due.add(dueRecord(row));
+        due.add(dueRecord(row, sentAt));
       }
       return due;
     });
@@ -196,13 +205,15 @@ final class RecoveryStore {
 
   /**
    * Takes the unsettled record of payment {@code paymentId} (held for {@code hold}) if it was claimed
-   * at or before {@code claimedBy} and, still PROCESSING, its lease ran out more than {@code grace}
-   * ago; null if there is none.
+   * at least {@code age} ago and, still PROCESSING, its lease ran out more than {@code grace} ago;
+   * null if there is none.
    */
-  Future<DueRecord> takePending(String paymentId, Instant claimedBy, Duration hold, Duration grace) {
+  Future<DueRecord> takePending(String paymentId, Duration age, Duration hold, Duration grace) {
     Tuple params = Tuple.tuple().addString(paymentId).addLong(hold.toMillis())
-        .addOffsetDateTime(claimedBy.atOffset(ZoneOffset.UTC)).addArrayOfString(providerIds).addLong(grace.toMillis());
-    return run("take pending", TAKE_PENDING, params).map(rows -> rows.size() == 0 ? null : dueRecord(rows.iterator().next()));
+        .addLong(age.toMillis()).addArrayOfString(providerIds).addLong(grace.toMillis());
+    long sentAt = System.nanoTime();
+    return run("take pending", TAKE_PENDING, params)
+        .map(rows -> rows.size() == 0 ? null : dueRecord(rows.iterator().next(), sentAt));
   }
 
   /**
@@ -219,19 +230,22 @@ final class RecoveryStore {
           }
           Row row = rows.iterator().next();
           OffsetDateTime takeable = row.getOffsetDateTime("takeable_from");
-          return new Unsettled(row.getOffsetDateTime("created_at").toInstant(), takeable == null ? null : takeable.toInstant());
+          return new Unsettled(row.getOffsetDateTime("created_at").toInstant(), takeable == null ? null : takeable.toInstant(),
+              row.getOffsetDateTime("now").toInstant());
         });
   }
 
-  /** See {@link #pendingSince}; {@code takeableFrom} is null for a PENDING record. */
-  record Unsettled(Instant claimedAt, Instant takeableFrom) {}
+  /** See {@link #pendingSince}; {@code takeableFrom} is null for a PENDING record. All on PostgreSQL's clock. */
+  record Unsettled(Instant claimedAt, Instant takeableFrom, Instant now) {}
 
-  private static DueRecord dueRecord(Row row) {
+  /** @param sentAt {@link System#nanoTime()} just before the take was sent */
+  private static DueRecord dueRecord(Row row, long sentAt) {
     return new DueRecord(row.getString("merchant_id"), new IdempotencyKey(row.getString("idempotency_key")),
         row.getString("fingerprint"), RecordState.valueOf(row.getString("state")), row.getInteger("epoch"),
         row.getString("payment_id"), row.getString("provider_key"), row.getLong("amount"),
         row.getString("currency"), row.getString("merchant_reference"),
-        row.getOffsetDateTime("created_at").toInstant(), row.getInteger("inquiry_attempts"));
+        row.getOffsetDateTime("created_at").toInstant(), row.getInteger("inquiry_attempts"),
+        row.getOffsetDateTime("taken_at").toInstant(), sentAt);
   }
 
   /**

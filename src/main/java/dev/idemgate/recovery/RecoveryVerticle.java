@@ -41,6 +41,9 @@ import org.slf4j.LoggerFactory;
  * provider never saw the charge and enough time has passed for a late one to arrive, releases it
  * (but never once the record is older than the provider is known to remember keys).
  * It never charges. Runs on every instance; PostgreSQL coordinates them (see {@link RecoveryStore}).
+ * A record's age (may a late charge still land? does the acquirer still remember it?) is read on
+ * PostgreSQL's clock, which stamped the claim ({@link DueRecord}): on this instance's, a clock ahead
+ * of PostgreSQL's (or of the claiming instance's) would release a payment whose charge may still land.
  * Also purges expired keys in small batches ({@link RetentionPurge}).
  */
 public final class RecoveryVerticle extends VerticleBase {
@@ -87,7 +90,11 @@ public final class RecoveryVerticle extends VerticleBase {
    * pass held are taken again after their hold by whichever instance runs next.
    */
   private boolean stopping;
-  /** This instance's wall clock; a test gives one that disagrees with PostgreSQL's. */
+  /**
+   * This instance's wall clock, for the key expiry given with a completed payment (as the request
+   * path's, see {@code StoredResponse}); recovery's verdicts never read it. A test gives one that
+   * disagrees with PostgreSQL's.
+   */
   private final Clock clock;
 
   public RecoveryVerticle(GatewayConfig config, MeterRegistry registry) {
@@ -155,7 +162,7 @@ public final class RecoveryVerticle extends VerticleBase {
     JsonObject verdict = message.body();
     String paymentId = verdict.getString("payment_id");
     String outcome = verdict.getString("outcome");
-    recovery.takePending(paymentId, clock.instant().minus(config.lateChargeWindow()), operatorSettleBudget(config),
+    recovery.takePending(paymentId, config.lateChargeWindow(), operatorSettleBudget(config),
             config.takeoverGrace()).compose(r -> r != null
             ? provider.inquire(r.providerKey()).compose(answer -> settle(r, outcome, verdict, answer))
                 // Not settled: recovery may ask about it again at once, not after the verdict's budget.
@@ -187,7 +194,7 @@ public final class RecoveryVerticle extends VerticleBase {
       return refusal(404, "no unsettled payment with this id for this provider");
     }
     Instant lateChargeEnds = unsettled.claimedAt().plus(config.lateChargeWindow());
-    if (lateChargeEnds.isAfter(clock.instant())) {
+    if (lateChargeEnds.isAfter(unsettled.now())) {
       return refusal(409, "a charge sent for this payment could still "
           + "reach the acquirer until " + lateChargeEnds + "; nothing was changed");
     }
@@ -207,7 +214,7 @@ public final class RecoveryVerticle extends VerticleBase {
    * said {@link #WITHOUT_ACQUIRER}. A charge id is one payment's only.
    */
   private Future<JsonObject> settle(DueRecord r, String outcome, JsonObject verdict, ProviderOutcome answer) {
-    boolean acquirerRemembers = config.providerRemembers(r.createdAt(), clock.instant());
+    boolean acquirerRemembers = config.providerRemembers(r.createdAt(), r.storeNowAtMost());
     boolean withoutAcquirer = verdict.getBoolean(WITHOUT_ACQUIRER, false);
     boolean answered = !(answer instanceof ProviderOutcome.Unknown unknown && unknown.heard() == ProviderOutcome.Heard.NO_ANSWER);
     Future<Action> done;
@@ -322,7 +329,7 @@ public final class RecoveryVerticle extends VerticleBase {
             return complete(r, 402, "declined", d.providerReference(), d.declineCode());
           }
           boolean neverSeen = outcome instanceof ProviderOutcome.NotAttempted;
-          if (!config.providerRemembers(r.createdAt(), clock.instant())) {
+          if (!config.providerRemembers(r.createdAt(), r.storeNowAtMost())) {
             // Past what the acquirer is known to remember, neither its "never seen" (it may have
             // forgotten) nor its silence will ever settle this payment, and freeing the key would
             // let a retry charge again: it stays pending, still asked about (a charge found later
@@ -338,8 +345,10 @@ public final class RecoveryVerticle extends VerticleBase {
             }
             // Not seen yet, and a late charge may still land: ask again on the backoff schedule,
             // but no later than the moment it no longer can. The next step of the backoff may be
-            // much later (30 s, 2 m), past the Retry-After a 502 gave for this held key.
-            return keepPending(r, Duration.between(clock.instant(), lateChargeEnds(r)));
+            // much later (30 s, 2 m), past the Retry-After a 502 gave for this held key. Counted
+            // from the take; PostgreSQL counts it from its now() when it writes it, later, so the
+            // next look comes once the window has ended on its clock.
+            return keepPending(r, Duration.between(r.takenAt(), lateChargeEnds(r)));
           }
           // The inquiry failed: keep asking on the backoff schedule.
           return keepPending(r, null);
@@ -362,9 +371,12 @@ public final class RecoveryVerticle extends VerticleBase {
         });
   }
 
-  /** Past {@link GatewayConfig#lateChargeWindow()}, a provider that has not seen the charge never will. */
+  /**
+   * Past {@link GatewayConfig#lateChargeWindow()}, a provider that has not seen the charge never will.
+   * Read at the take, before the inquiry was sent, so the provider's "never seen" came after.
+   */
   private boolean lateChargeImpossible(DueRecord r) {
-    return lateChargeEnds(r).isBefore(clock.instant());
+    return lateChargeEnds(r).isBefore(r.takenAt());
   }
 
   private Instant lateChargeEnds(DueRecord r) {

@@ -71,7 +71,7 @@ class GroupedWritesIT {
   private static ClaimRequest claim(String key, JsonObject metadata) {
     Instant now = PaymentJson.createdNow();
     return new ClaimRequest(MERCHANT, new IdempotencyKey(key), "fp-" + key, PaymentJson.newPaymentId(now), 1_000, "EUR",
-        null, null, metadata, now);
+        null, null, metadata);
   }
 
   /** Runs {@code action} on {@code context}: the claims it submits there form one group. */

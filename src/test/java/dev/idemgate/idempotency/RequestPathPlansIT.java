@@ -29,7 +29,7 @@ import org.junit.jupiter.api.Test;
 class RequestPathPlansIT {
   private static final Map<String, String> SAMPLE_PARAMETERS = Map.of(
       "claim", "30000, ARRAY['m'], ARRAY['k'], ARRAY['f'], ARRAY['pay_1'], ARRAY['pk'], ARRAY[1999]::bigint[], "
-          + "ARRAY['EUR'], ARRAY[NULL]::text[], ARRAY[NULL]::text[], ARRAY[NULL]::text[], ARRAY[now()], 'simulator'",
+          + "ARRAY['EUR'], ARRAY[NULL]::text[], ARRAY[NULL]::text[], ARRAY[NULL]::text[], 'simulator'",
       "read", "ARRAY['m'], ARRAY['k']",
       "complete", "ARRAY['m'], ARRAY['k'], ARRAY[1], ARRAY['pay_1'], ARRAY['COMPLETED'], ARRAY[201], ARRAY['{}'], "
           + "ARRAY[86400000]::bigint[], ARRAY['succeeded'], ARRAY['simulator'], ARRAY['ch_1'], ARRAY[NULL]::text[], "

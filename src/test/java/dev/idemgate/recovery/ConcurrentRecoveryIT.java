@@ -38,7 +38,7 @@ class ConcurrentRecoveryIT {
       for (int i = 0; i < RECORDS; i++) {
         Instant created = PaymentJson.createdNow();
         Http.await(store.claim(new ClaimRequest(merchant, new IdempotencyKey("k" + i), "fp", PaymentJson.newPaymentId(created),
-            100 + i, "EUR", null, null, null, created)));
+            100 + i, "EUR", null, null, null)));
       }
       try (TestGateway one = TestGateway.start(fast); TestGateway two = TestGateway.start(fast)) {
         // Both are sweeping before the records expire, so they race for them.

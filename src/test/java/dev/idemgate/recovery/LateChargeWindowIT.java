@@ -45,7 +45,7 @@ class LateChargeWindowIT {
           Duration.ofSeconds(3), "simulator");
       Instant created = PaymentJson.createdNow();
       ClaimRequest claim = new ClaimRequest(MERCHANT_A, new IdempotencyKey(key), PaymentService.fingerprint(body),
-          PaymentJson.newPaymentId(created), 1300, "EUR", null, null, null, created);
+          PaymentJson.newPaymentId(created), 1300, "EUR", null, null, null);
       assertThat(Http.await(store.claim(claim))).isInstanceOf(StoreClaim.Claimed.class);
       // The instance that claimed it died before sending the charge; its lease is over at once,
       // so recovery takes the record over while a late charge is still possible.

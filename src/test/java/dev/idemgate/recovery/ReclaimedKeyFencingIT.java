@@ -130,7 +130,7 @@ class ReclaimedKeyFencingIT {
   private static StoreClaim.Claimed claim(String key) {
     Instant now = PaymentJson.createdNow();
     StoreClaim claim = Http.await(store.claim(new ClaimRequest(MERCHANT, new IdempotencyKey(key), "fp-" + key,
-        PaymentJson.newPaymentId(now), 1_000, "EUR", null, null, null, now)));
+        PaymentJson.newPaymentId(now), 1_000, "EUR", null, null, null)));
     assertThat(claim).isInstanceOf(StoreClaim.Claimed.class);
     return (StoreClaim.Claimed) claim;
   }
@@ -146,7 +146,7 @@ class ReclaimedKeyFencingIT {
 
   private static DueRecord due(String key, StoreClaim.Claimed claim) {
     return new DueRecord(MERCHANT, new IdempotencyKey(key), "fp-" + key, RecordState.PENDING, claim.epoch(),
-        claim.paymentId(), claim.providerKey(), 1_000, "EUR", null, claim.createdAt(), 1);
+        claim.paymentId(), claim.providerKey(), 1_000, "EUR", null, claim.createdAt(), 1, claim.createdAt(), System.nanoTime());
   }
 
   /** "STATE payment_id" of the key's record, or null when there is none. */

@@ -104,7 +104,7 @@ class RecoveryIT {
     Instant created = PaymentJson.createdNow();
     ClaimRequest claim = new ClaimRequest(MERCHANT_A, new IdempotencyKey(key), PaymentService.fingerprint(body),
         PaymentJson.newPaymentId(created), body.getLong("amount"), body.getString("currency"),
-        body.getString("merchant_reference"), null, null, created);
+        body.getString("merchant_reference"), null, null);
     assertThat(Http.await(store.claim(claim))).isInstanceOf(StoreClaim.Claimed.class);
     return claim.paymentId();
   }

@@ -34,7 +34,7 @@ class RecoveryPlansIT {
       "list", RecoveryStore.PENDING_LIST.replace("$1", "100").replace("$2", "86400000"),
       "purge", RecoveryStore.PURGE_EXPIRED.replace("$1", "500"),
       "take pending", RecoveryStore.TAKE_PENDING.replace("$1", "'pay_5000'").replace("$2", "15000")
-          .replace("$3", "now() - interval '50 seconds'").replace("$4", "ARRAY['simulator']").replace("$5", "11000"),
+          .replace("$3", "50000").replace("$4", "ARRAY['simulator']").replace("$5", "11000"),
       "pending since", RecoveryStore.PENDING_SINCE.replace("$1", "'pay_5000'").replace("$2", "ARRAY['simulator']")
           .replace("$3", "11000"),
       "charged as", RecoveryStore.CHARGED_AS.replace("$1", "'ch_5000'").replace("$2", "'pay_5000'")

@@ -59,7 +59,7 @@ class ReleasedReusedKeyIT {
       Instant created = PaymentJson.createdNow();
       ClaimRequest claim = new ClaimRequest(MERCHANT_B, new IdempotencyKey(key), PaymentService.fingerprint(body),
           PaymentJson.newPaymentId(created), body.getLong("amount"), body.getString("currency"),
-          body.getString("merchant_reference"), null, null, created);
+          body.getString("merchant_reference"), null, null);
       StoreClaim.Claimed abandoned = (StoreClaim.Claimed) Http.await(store.claim(claim));
       db.query("UPDATE idemgate.idempotency_keys SET lease_expires_at = now() - interval '1 minute', "
           + "created_at = now() - interval '1 minute' WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_B, key);
