@@ -145,7 +145,8 @@ final class RecoveryStore {
           ORDER BY expires_at
           LIMIT $1 FOR UPDATE SKIP LOCKED)
         RETURNING expires_at)
-      SELECT count(*) AS purged, max(expires_at) AS newest FROM gone""";
+      SELECT count(*) AS purged, floor(extract(epoch FROM now() - max(expires_at)) * 1000)::bigint AS newest_expired_ms
+      FROM gone""";
 
   /**
    * Two counts, each written to match one partial index: {@code state IN ('PENDING', 'PROCESSING')}
@@ -297,13 +298,16 @@ final class RecoveryStore {
   Future<PurgedBatch> purgeExpired(int batch) {
     return run("purge", PURGE_EXPIRED, Tuple.of(batch)).map(rows -> {
       Row row = rows.iterator().next();
-      OffsetDateTime newest = row.getOffsetDateTime("newest");
-      return new PurgedBatch(row.getLong("purged").intValue(), newest == null ? null : newest.toInstant());
+      Long newestExpiredMs = row.getLong("newest_expired_ms");
+      return new PurgedBatch(row.getLong("purged").intValue(), newestExpiredMs == null ? null : Duration.ofMillis(newestExpiredMs));
     });
   }
 
-  /** What one purge statement deleted: how many keys, and the latest expiry among them (null if none). */
-  record PurgedBatch(int count, Instant newestExpiry) {}
+  /**
+   * What one purge statement deleted: how many keys, and how long ago, on PostgreSQL's clock, the
+   * latest expiry among them was (null if none).
+   */
+  record PurgedBatch(int count, Duration newestExpiredFor) {}
 
   /** Counts for the gauges: pending records, and processing records past their lease. */
   Future<long[]> unresolvedCounts() {

@@ -5,7 +5,6 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.vertx.core.Future;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -59,7 +58,7 @@ final class RetentionPurge {
       }
       if (System.nanoTime() - deadline >= 0) {
         // Oldest first: every key left expired no earlier than the newest one just deleted.
-        lagSeconds.set(Math.max(0, Duration.between(deleted.newestExpiry(), Instant.now()).toSeconds()));
+        lagSeconds.set(Math.max(0, deleted.newestExpiredFor().toSeconds()));
         return Future.succeededFuture();
       }
       return round(deadline);
