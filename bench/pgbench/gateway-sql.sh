@@ -63,17 +63,19 @@ arr() { # expression type -> an array of $group values of that expression (g num
 }
 if ((group == 1)); then key=":key::text"; else key="(:key::text || '-' || g)"; fi
 
-# $1..$13 of CLAIM: lease ms, then arrays of merchant, key, fingerprint, payment id, first provider
-# key, amount, currency, merchant reference, description, metadata, created_at; then provider id.
+# $1..$12 of CLAIM: lease ms, then arrays of merchant, key, fingerprint, payment id, first provider
+# key, amount, currency, merchant reference, description, metadata; then provider id.
 claim_values=("30000" "$(arr "'demo'" text)" "$(arr "$key" text)" "$(arr "$fingerprint" text)"
   "$(arr "'pay_' || $key" text)" "$(arr "'pk_' || $key" text)" "$(arr 1999 bigint)" "$(arr "'EUR'" text)"
-  "$(arr "'order-' || $key" text)" "$(arr NULL text)" "$(arr NULL text)" "$(arr "now()" timestamptz)" "'simulator'")
-# $1..$13 of COMPLETE: arrays of merchant, key, epoch, payment id, state, response status, response
-# body, expires_at, payment status, provider, provider reference, decline code, next inquiry.
+  "$(arr "'order-' || $key" text)" "$(arr NULL text)" "$(arr NULL text)" "'simulator'")
+# $1..$14 of COMPLETE: arrays of merchant, key, epoch, payment id, state, response status, response
+# body, key TTL ms, payment status, provider, provider reference, decline code, next inquiry ms,
+# the expiry the answer told.
 complete_values=("$(arr "'demo'" text)" "$(arr "$key" text)" "$(arr 1 int)" "$(arr "'pay_' || $key" text)"
   "$(arr "'COMPLETED'" text)" "$(arr 201 int)" "$(arr ":response_body::text" text)"
-  "$(arr "now() + interval '24 hours'" timestamptz)" "$(arr "'succeeded'" text)" "$(arr "'simulator'" text)"
-  "$(arr "'sim_ch_' || $key" text)" "$(arr NULL text)" "$(arr NULL timestamptz)")
+  "$(arr 86400000 bigint)" "$(arr "'succeeded'" text)" "$(arr "'simulator'" text)"
+  "$(arr "'sim_ch_' || $key" text)" "$(arr NULL text)" "$(arr NULL bigint)"
+  "$(arr "now() + interval '24 hours'" timestamptz)")
 
 extract() { # name -> the SQL text of the Java text block `String name = """ ... """`
   awk -v name="$1" '

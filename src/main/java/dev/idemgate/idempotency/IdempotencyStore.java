@@ -8,9 +8,10 @@ import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.Row;
 import io.vertx.sqlclient.RowSet;
 import io.vertx.sqlclient.Tuple;
-import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
@@ -32,8 +33,10 @@ import java.util.function.Function;
  *
  * <p>Every moment PostgreSQL compares with its {@code now()} is written from its {@code now()}: the
  * claim's {@code created_at} and lease, the key's expiry and the next inquiry. The gateway sends
- * durations only, so a gateway whose clock disagrees with PostgreSQL's (or with another instance's)
- * cannot make a key expire early, nor recovery think a claim older than it is.
+ * durations for them, so a gateway whose clock disagrees with PostgreSQL's (or with another
+ * instance's) cannot make a key expire early, nor recovery think a claim older than it is. The one
+ * moment on the gateway's clock it stores, the expiry its answer told ({@code told_expires_at}), is
+ * only given back to replays, never compared.
  */
 public final class IdempotencyStore {
   /**
@@ -76,19 +79,19 @@ public final class IdempotencyStore {
         lease_expires_at = EXCLUDED.lease_expires_at, amount = EXCLUDED.amount, currency = EXCLUDED.currency,
         merchant_reference = EXCLUDED.merchant_reference, description = EXCLUDED.description,
         metadata = EXCLUDED.metadata, response_status = NULL, response_body = NULL, expires_at = NULL,
+        told_expires_at = NULL,
         inquiry_attempts = 0, next_inquiry_at = NULL, created_at = EXCLUDED.created_at, updated_at = now(),
         provider_id = EXCLUDED.provider_id
       WHERE k.state = 'COMPLETED' AND k.expires_at <= now()
       RETURNING merchant_id, idempotency_key, epoch, provider_key, created_at""";
 
   /**
-   * A stored response's expiry is read as the time left on PostgreSQL's clock (rounded down), for
-   * the gateway to add to its own clock ({@link #stored}); never as PostgreSQL's moment itself.
+   * A stored response's expiry is the moment its first answer told ({@code told_expires_at}; for a
+   * record written before V10, {@code expires_at}, which was that moment), never PostgreSQL's own.
    */
   private static final String READ = """
       SELECT k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.response_status, k.response_body,
-             k.payment_id, floor(extract(epoch FROM k.expires_at - now()) * 1000)::bigint AS expires_in_ms,
-             k.lease_expires_at
+             k.payment_id, coalesce(k.told_expires_at, k.expires_at) AS told_expires_at, k.lease_expires_at
       FROM idemgate.idempotency_keys k
       JOIN unnest($1::text[], $2::text[]) AS i(merchant_id, idempotency_key)
         ON k.merchant_id = i.merchant_id AND k.idempotency_key = i.idempotency_key""";
@@ -96,18 +99,20 @@ public final class IdempotencyStore {
   /**
    * The key's expiry and the next inquiry are PostgreSQL's {@code now()} plus durations the gateway
    * sends ({@code key_ttl_ms}, {@code next_inquiry_in_ms}), so that the statements that read them
-   * (CLAIM, HELD, recovery's take and purge) compare them with the clock that wrote them.
+   * (CLAIM, HELD, recovery's take and purge) compare them with the clock that wrote them. The moment
+   * the answer tells ({@code told_expires_at}) is kept beside it for replays.
    */
   private static final String COMPLETE = """
       WITH i AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[],
-                             $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[])
+                             $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[],
+                             $14::timestamptz[])
           AS t(merchant_id, idempotency_key, epoch, payment_id, state, response_status, response_body, key_ttl_ms,
-               payment_status, provider, provider_reference, decline_code, next_inquiry_in_ms)),
+               payment_status, provider, provider_reference, decline_code, next_inquiry_in_ms, told_expires_at)),
       done AS (
         UPDATE idemgate.idempotency_keys k
         SET state = i.state, response_status = i.response_status, response_body = i.response_body,
-            expires_at = now() + i.key_ttl_ms * interval '1 millisecond',
+            expires_at = now() + i.key_ttl_ms * interval '1 millisecond', told_expires_at = i.told_expires_at,
             next_inquiry_at = now() + i.next_inquiry_in_ms * interval '1 millisecond', updated_at = now()
         FROM i
         WHERE k.merchant_id = i.merchant_id AND k.idempotency_key = i.idempotency_key
@@ -187,8 +192,6 @@ public final class IdempotencyStore {
   private final long timeoutMs;
   private final long leaseMs;
   private final String providerId;
-  /** This gateway's wall clock: a stored response's expiry read back is put on it ({@link #stored}). */
-  private final Clock clock;
   private final GroupCommit<ClaimRequest, StoreClaim> claims;
   private final GroupCommit<PendingCompletion, Completion.Result> completions;
 
@@ -216,14 +219,7 @@ public final class IdempotencyStore {
   /** @param groupSizes told the size of every group sent (the request path's meter) */
   public IdempotencyStore(Pool pool, Context context, int maxInFlight, Duration timeout, Duration lease,
       String providerId, GroupSizes groupSizes) {
-    this(pool, context, maxInFlight, timeout, lease, providerId, groupSizes, Clock.systemUTC());
-  }
-
-  /** @param clock this gateway's wall clock; a test gives one that disagrees with PostgreSQL's */
-  public IdempotencyStore(Pool pool, Context context, int maxInFlight, Duration timeout, Duration lease,
-      String providerId, GroupSizes groupSizes, Clock clock) {
     this.groupSizes = groupSizes;
-    this.clock = clock;
     this.pool = pool;
     this.providerId = providerId;
     this.timeoutMs = timeout.toMillis();
@@ -347,8 +343,6 @@ public final class IdempotencyStore {
           readKeys.add(r.key().value());
         }
       }
-      // Taken before the read is sent, so before PostgreSQL's now() in it (see stored).
-      Instant readAt = clock.instant();
       Future<Map<String, Row>> existing = readMerchants.isEmpty() ? Future.succeededFuture(Map.of())
           : run("read", READ, Tuple.tuple().addArrayOfString(readMerchants.toArray(new String[0]))
               .addArrayOfString(readKeys.toArray(new String[0]))).map(rows -> {
@@ -370,7 +364,7 @@ public final class IdempotencyStore {
           } else {
             Row row = read.get(id);
             // No row: released (NOT_ATTEMPTED) between the insert and the read; the key is free again.
-            results.add(row == null ? null : decide(row, r.fingerprint(), readAt));
+            results.add(row == null ? null : decide(row, r.fingerprint()));
           }
         }
         return results;
@@ -378,7 +372,7 @@ public final class IdempotencyStore {
     });
   }
 
-  private static StoreClaim decide(Row row, String fingerprint, Instant readAt) {
+  private static StoreClaim decide(Row row, String fingerprint) {
     if (!row.getString("fingerprint").equals(fingerprint)) {
       return new StoreClaim.Mismatch(row.getString("fingerprint"));
     }
@@ -386,23 +380,17 @@ public final class IdempotencyStore {
     if (state == RecordState.PROCESSING) {
       return new StoreClaim.InFlight(row.getOffsetDateTime("lease_expires_at").toInstant());
     } else if (state == RecordState.PENDING) {
-      return new StoreClaim.Pending(stored(row, readAt));
+      return new StoreClaim.Pending(stored(row));
     }
     // An expired completed key is re-claimed by the INSERT unless a twin got there first.
-    return new StoreClaim.Completed(stored(row, readAt));
+    return new StoreClaim.Completed(stored(row));
   }
 
-  /**
-   * The stored response, its expiry on this gateway's clock: the time PostgreSQL has left, counted
-   * from {@code readAt}, taken before the read was sent. PostgreSQL's {@code now()} came later, so
-   * the key outlives (in real time) the moment given, whatever the two clocks read. PostgreSQL's
-   * {@code expires_at} itself, given as the header and to Redis and the replay cache, would promise
-   * a client the skew between the clocks past the moment the key is free again.
-   */
-  private static StoredResponse stored(Row row, Instant readAt) {
-    Long expiresInMs = row.getLong("expires_in_ms");
+  /** The stored response, with the expiry its first answer told (READ). */
+  private static StoredResponse stored(Row row) {
+    OffsetDateTime told = row.getOffsetDateTime("told_expires_at");
     return new StoredResponse(row.getInteger("response_status"), row.getString("response_body"),
-        row.getString("payment_id"), expiresInMs == null ? Instant.EPOCH : readAt.plusMillis(expiresInMs));
+        row.getString("payment_id"), told == null ? Instant.EPOCH : told.toInstant());
   }
 
   /** Writes the end state and the ledger row, fenced on (state, epoch). */
@@ -446,6 +434,7 @@ public final class IdempotencyStore {
     String[] references = new String[n];
     String[] declines = new String[n];
     Long[] nextInquiries = new Long[n];
+    OffsetDateTime[] told = new OffsetDateTime[n];
     for (int i = 0; i < n; i++) {
       PendingCompletion p = sorted.get(i);
       Completion c = p.completion();
@@ -462,11 +451,13 @@ public final class IdempotencyStore {
       references[i] = c.providerReference();
       declines[i] = c.declineCode();
       nextInquiries[i] = c.nextInquiryIn() == null ? null : c.nextInquiryIn().toMillis();
+      told[i] = c.response().expiresAt().atOffset(ZoneOffset.UTC);
     }
     Tuple params = Tuple.tuple().addArrayOfString(merchants).addArrayOfString(keys).addArrayOfInteger(epochs)
         .addArrayOfString(paymentIds).addArrayOfString(states).addArrayOfInteger(statuses).addArrayOfString(bodies)
         .addArrayOfLong(keyTtls).addArrayOfString(paymentStatuses).addArrayOfString(providers)
-        .addArrayOfString(references).addArrayOfString(declines).addArrayOfLong(nextInquiries);
+        .addArrayOfString(references).addArrayOfString(declines).addArrayOfLong(nextInquiries)
+        .addArrayOfOffsetDateTime(told);
     return run("complete", COMPLETE, params).map(rows -> {
       Set<String> recorded = new HashSet<>();
       rows.forEach(row -> recorded.add(row.getString("id")));

@@ -24,6 +24,8 @@ import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonObject;
 import java.time.Clock;
 import java.time.Duration;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -423,7 +425,9 @@ public final class PaymentService {
     // The expiry the client is told is on this gateway's clock, taken before the completion is sent;
     // PostgreSQL counts the same TTL from its own now() in that statement, later (StoredResponse).
     Duration keyTtl = config.keyTtlFor(cmd.merchantId());
-    StoredResponse response = new StoredResponse(status, body, owned.paymentId(), clock.instant().plus(keyTtl));
+    // To the millisecond, as Redis keeps it: every replay tells the same moment.
+    StoredResponse response = new StoredResponse(status, body, owned.paymentId(),
+        clock.instant().plus(keyTtl).truncatedTo(ChronoUnit.MILLIS));
     Completion completion = new Completion(state, response, keyTtl, paymentStatus, ledgerProvider, providerReference,
         declineCode, state == RecordState.PENDING ? FIRST_INQUIRY : null);
     return metrics.timeStore("complete", () -> store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion))

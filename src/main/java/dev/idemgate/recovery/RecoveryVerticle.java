@@ -28,6 +28,7 @@ import io.vertx.sqlclient.Pool;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.time.temporal.ChronoUnit;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.atomic.AtomicLong;
@@ -432,7 +433,8 @@ public final class RecoveryVerticle extends VerticleBase {
   private StoredResponse response(DueRecord r, int status, String paymentStatus, String reference, String declineCode) {
     String body = PaymentJson.render(r.paymentId(), paymentStatus, r.amount(), r.currency(), r.merchantReference(),
         config.ledgerProvider(), reference, declineCode, r.createdAt());
-    return new StoredResponse(status, body, r.paymentId(), clock.instant().plus(config.keyTtlFor(r.merchantId())));
+    return new StoredResponse(status, body, r.paymentId(),
+        clock.instant().plus(config.keyTtlFor(r.merchantId())).truncatedTo(ChronoUnit.MILLIS));
   }
 
   private void count(Action action) {
