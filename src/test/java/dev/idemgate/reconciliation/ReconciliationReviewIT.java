@@ -1,0 +1,181 @@
+package dev.idemgate.reconciliation;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.support.TestGateway;
+import io.vertx.core.json.JsonObject;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.HashMap;
+import java.util.Map;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Review findings (session h-review2): discrepancies a finance team would act on that the report
+ * misses or stores card data for. Each runs the real command against the real PostgreSQL.
+ */
+class ReconciliationReviewIT {
+  private static final String HEADER = "settlement_id,provider_reference,provider_key,merchant_id,amount,currency,status,settled_at\n";
+
+  @TempDir
+  Path dir;
+
+  private static String row(String id, String ref, String key, String merchant, long amount, String currency,
+      String status, Instant settledAt) {
+    return String.join(",", id, ref == null ? "" : ref, key == null ? "" : key, merchant, Long.toString(amount),
+        currency, status, settledAt.toString()) + "\n";
+  }
+
+  private JsonObject reconcile(String name, String csv, String merchantPrefix) throws Exception {
+    Path file = dir.resolve(name);
+    Files.writeString(file, csv);
+    Path report = dir.resolve(name + ".json");
+    LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix",
+        merchantPrefix, "--settlement-lag", "2d", "--out", report.toString());
+    assertThat(cli.status()).as(cli.err()).isZero();
+    return LedgerFixture.readJson(report);
+  }
+
+  private static Map<String, JsonObject> bySettlement(JsonObject json) {
+    Map<String, JsonObject> out = new HashMap<>();
+    json.getJsonArray("discrepancies").forEach(o -> {
+      JsonObject d = (JsonObject) o;
+      if (d.getString("settlement_id") != null) {
+        out.put(d.getString("settlement_id"), d);
+      }
+    });
+    return out;
+  }
+
+  /**
+   * A file spanning three days around the payments under test: a row settled at {@code base} and one
+   * three days later, each matched by reference, so that a payment charged in the first day is
+   * expected (its whole 2-day lag is covered).
+   */
+  private static String frame(LedgerFixture ledger, Instant base) throws Exception {
+    String p = ledger.prefix;
+    String m1 = ledger.merchant("m1");
+    ledger.payment("m1", 1_111, "EUR", "succeeded", p + "ch_first", base.minus(Duration.ofHours(1)));
+    ledger.payment("m1", 2_222, "EUR", "succeeded", p + "ch_last", base.plus(Duration.ofDays(3)).minus(Duration.ofHours(1)));
+    return row("s_first", p + "ch_first", null, m1, 1_111, "EUR", "settled", base)
+        + row("s_last", p + "ch_last", null, m1, 2_222, "EUR", "settled", base.plus(Duration.ofDays(3)));
+  }
+
+  @Test
+  @DisplayName("a settlement row whose provider key and reference name another charge is not paired by probability "
+      + "with a ledger payment that has its own, different key and reference: an orphan and a missing settlement")
+  void contradictoryKeysAreNoProbableMatch() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(6));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder csv = new StringBuilder(HEADER).append(frame(ledger, base));
+      // The ledger's payment: charged, succeeded, never settled by the acquirer.
+      String unsettled = ledger.payment("m1", 5_000, "EUR", "succeeded", p + "ch_ledger_only", base.plus(Duration.ofHours(1)));
+      // The acquirer's charge the ledger never recorded (another provider key, another reference):
+      // same merchant, same price (a fixed-price product), same day.
+      String foreignKey = LedgerFixture.providerKey("pay_" + p + "never_in_ledger");
+      csv.append(row("s_orphan", p + "ch_provider_only", foreignKey, m1, 5_000, "EUR", "settled",
+          base.plus(Duration.ofHours(3))));
+
+      JsonObject json = reconcile("contradictory.csv", csv.toString(), p);
+
+      JsonObject byCategory = json.getJsonObject("summary").getJsonObject("by_category");
+      assertThat(byCategory.getLong("ORPHAN_AT_PROVIDER"))
+          .as("the acquirer's charge with a key and reference the ledger lacks; report: %s", json.getJsonObject("summary").encode())
+          .isEqualTo(1);
+      assertThat(byCategory.getLong("MISSING_IN_SETTLEMENT")).as("the ledger payment %s never settled", unsettled).isEqualTo(1);
+    }
+  }
+
+  @Test
+  @DisplayName("a reference unique in the window but of another merchant is no match for a row naming its merchant "
+      + "(simulator references restart): an orphan for the row's merchant, a missing settlement for the other's")
+  void aLoneReferenceOfAnotherMerchantIsNoMatch() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(6));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder csv = new StringBuilder(HEADER).append(frame(ledger, base));
+      String m2Payment = ledger.payment("m2", 5_000, "EUR", "succeeded", p + "ch_sim_7", base.plus(Duration.ofHours(1)));
+      csv.append(row("s_m1", p + "ch_sim_7", null, m1, 5_000, "EUR", "settled", base.plus(Duration.ofHours(3))));
+
+      JsonObject json = reconcile("other-merchant.csv", csv.toString(), p);
+
+      JsonObject orphan = bySettlement(json).get("s_m1");
+      assertThat(orphan).as("m1's settlement was matched to m2's payment %s: %s", m2Payment,
+          json.getJsonObject("summary").encode()).isNotNull();
+      assertThat(orphan.getString("category")).isEqualTo("ORPHAN_AT_PROVIDER");
+      assertThat(json.getJsonObject("summary").getJsonObject("by_category").getLong("MISSING_IN_SETTLEMENT")).isEqualTo(1);
+    }
+  }
+
+  @Test
+  @DisplayName("a settled row of a payment charged before the window stays an orphan when the file also holds a "
+      + "refund of that payment (the refund's look-up outside the window must not match settled rows)")
+  void aSecondSettlementOfAnOldPaymentStaysAnOrphanBesideItsRefund() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(6));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder csv = new StringBuilder(HEADER).append(frame(ledger, base));
+      // Charged 40 days before the file and settled in an earlier one; this file refunds it and settles it again.
+      String old = ledger.payment("m1", 2_700, "EUR", "succeeded", p + "ch_old", base.minus(Duration.ofDays(40)));
+      csv.append(row("s_again", p + "ch_old", null, m1, 2_700, "EUR", "settled", base.plus(Duration.ofDays(1))));
+      csv.append(row("rf_old", p + "ch_old", null, m1, 2_700, "EUR", "refunded", base.plus(Duration.ofDays(2))));
+
+      JsonObject json = reconcile("settled-again.csv", csv.toString(), p);
+
+      Map<String, JsonObject> found = bySettlement(json);
+      assertThat(found.get("rf_old").getString("category")).isEqualTo("STATUS_MISMATCH");
+      assertThat(found.get("s_again"))
+          .as("the second settlement of %s, outside the window, was matched because its refund brought it in: %s", old,
+              json.getJsonArray("discrepancies").encode())
+          .isNotNull();
+      assertThat(found.get("s_again").getString("category")).isEqualTo("ORPHAN_AT_PROVIDER");
+    }
+  }
+
+  @Test
+  @DisplayName("a card number in a settlement row's reference is neither stored with the run nor written in its report")
+  void aCardNumberInAReferenceIsNotStored() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(6));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      String pan = "4111111111111111";
+      String csv = HEADER + frame(ledger, base)
+          + row("s_pan", pan, null, m1, 4_200, "EUR", "settled", base.plus(Duration.ofHours(5)));
+
+      Path file = dir.resolve("pan.csv");
+      Files.writeString(file, csv);
+      Path report = dir.resolve("pan.json");
+      LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix", p,
+          "--settlement-lag", "2d", "--out", report.toString());
+      assertThat(cli.status()).as(cli.err()).isZero();
+      String runId = LedgerFixture.readJson(report).getJsonObject("run").getString("id");
+
+      assertThat(cli.err()).doesNotContain(pan);
+      assertThat(Files.readString(report)).as("the JSON report").doesNotContain(pan);
+      try (Connection c = Jdbc.connect(TestGateway.pgUrl());
+           PreparedStatement s = c.prepareStatement("""
+               SELECT count(*) FROM idemgate.reconciliation_discrepancies d
+               WHERE d.run_id = ? AND (d::text LIKE '%' || ? || '%')""")) {
+        s.setString(1, runId);
+        s.setString(2, pan);
+        try (ResultSet rs = s.executeQuery()) {
+          rs.next();
+          assertThat(rs.getLong(1)).as("discrepancies of run %s holding the card number", runId).isZero();
+        }
+      }
+    }
+  }
+}
