@@ -534,7 +534,10 @@ public final class Reconciler {
    * Step 3: Fellegi–Sunter over the rows left on both sides. Candidate pairs are blocked: same
    * merchant, or for a row without a merchant same amount and currency, within the settlement lag.
    * (Blocking across merchants on amount too would pair non-matches that agree exactly on amount,
-   * which breaks the independence of fields that EM assumes.) Each pair gets agreement
+   * which breaks the independence of fields that EM assumes.) Nor is a pair whose sides both carry
+   * a provider key, or both a reference, that differ: the key is unique per charge and a reference
+   * names one, so these are two charges (an orphan and a missing settlement) however well amount,
+   * merchant and time agree; a side without the identifier leaves the pair in. Each pair gets agreement
    * levels; EM fits m, u and p on the counts of each pattern; a pair's confidence is its odds
    * against every competitor of its settlement row and of its payment, so two equally good
    * candidates share the belief instead of one being guessed. Since the threshold is above 1/2,
@@ -563,7 +566,9 @@ public final class Reconciler {
                WHEN s.settled_at - l.created_at > interval '1 day' THEN 1 ELSE 2 END
         FROM recon_left_settlement s JOIN recon_left_ledger l ON %s
         WHERE l.created_at BETWEEN s.settled_at - make_interval(secs => ?) - interval '1 day'
-                               AND s.settled_at + interval '1 day'""";
+                               AND s.settled_at + interval '1 day'
+          -- NULL (a side without it) passes; two different keys or references are two charges
+          AND (s.provider_key = l.provider_key) IS NOT FALSE AND (s.ref_key = l.ref_key) IS NOT FALSE""";
     try (PreparedStatement s = c.prepareStatement("INSERT INTO recon_candidate "
         + pairs.formatted("l.merchant_id = s.merchant_id") + " UNION ALL "
         + pairs.formatted("s.merchant_id IS NULL AND l.amount = s.amount AND l.currency = s.currency"))) {
