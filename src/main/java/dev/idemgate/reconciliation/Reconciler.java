@@ -431,6 +431,8 @@ public final class Reconciler {
   /**
    * Step 1. A reference names one ledger payment when it is unique in the window, or unique for
    * the row's merchant (simulator references restart with each process, so they can repeat).
+   * Here and in step 2, a payment outside the window (brought in by a reversal's look-up) is only
+   * ever a refund's or chargeback's: a settled row naming it stays an orphan.
    */
   private static void matchByReference(Connection c) throws SQLException {
     execute(c, """
@@ -443,7 +445,8 @@ public final class Reconciler {
                  count(*) OVER (PARTITION BY s.line) AS candidates,
                  count(*) FILTER (WHERE l.merchant_id = s.merchant_id) OVER (PARTITION BY s.line) AS same_merchant_candidates
           FROM recon_stage s JOIN recon_ledger l ON l.ref_key = s.ref_key
-          WHERE s.ref_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)) c
+          WHERE s.ref_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)
+            AND (l.in_window OR s.status <> 'settled')) c
         WHERE candidates = 1 OR (same_merchant AND same_merchant_candidates = 1)""");
   }
 
@@ -454,8 +457,9 @@ public final class Reconciler {
    * normalised one would need an index of its own, a regular expression on every payment written):
    * a reversal of a payment charged long before the file's window names a payment that is no
    * orphan. The payments found join recon_ledger with in_window false, so that steps 1 and 2 can
-   * match them. Settled rows are not looked up: one naming a payment outside the window stays an
-   * orphan, as a second settlement of a payment an earlier file settled must not pass unseen.
+   * match them, and only for reversals. Settled rows are not looked up, nor matched to a payment a
+   * reversal brought in: one naming a payment outside the window stays an orphan, as a second
+   * settlement of a payment an earlier file settled must not pass unseen.
    *
    * <p>Invariant: a payment outside the window is only ever matched by its reference or key. It is
    * no candidate of the probabilistic step, never expected (MISSING_IN_SETTLEMENT) and not counted
@@ -527,6 +531,7 @@ public final class Reconciler {
         SELECT DISTINCT ON (s.line) s.line, l.id, 'provider_key', 1.0
         FROM recon_stage s JOIN recon_ledger l ON l.provider_key = s.provider_key
         WHERE s.provider_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)
+          AND (l.in_window OR s.status <> 'settled')
         ORDER BY s.line, l.id""");
   }
 
