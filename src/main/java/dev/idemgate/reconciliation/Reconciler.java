@@ -429,8 +429,11 @@ public final class Reconciler {
   }
 
   /**
-   * Step 1. A reference names one ledger payment when it is unique in the window, or unique for
-   * the row's merchant (simulator references restart with each process, so they can repeat).
+   * Step 1. A reference names one ledger payment when it is unique for the row's merchant, or,
+   * for a row without a merchant, unique in the window. A row's merchant is never overruled by its
+   * reference: simulator references restart with each process, so another merchant's payment may
+   * carry the same one, and matching it would hide an orphan of one merchant and a missing
+   * settlement of the other.
    * Here and in step 2, a payment outside the window (brought in by a reversal's look-up) is only
    * ever a refund's or chargeback's: a settled row naming it stays an orphan.
    */
@@ -441,13 +444,13 @@ public final class Reconciler {
                CASE WHEN exact THEN 1.0 ELSE 0.99 END
         FROM (
           SELECT s.line, l.id, s.provider_reference = l.provider_reference AS exact,
-                 l.merchant_id = s.merchant_id AS same_merchant,
+                 s.merchant_id IS NULL AS no_merchant, l.merchant_id = s.merchant_id AS same_merchant,
                  count(*) OVER (PARTITION BY s.line) AS candidates,
                  count(*) FILTER (WHERE l.merchant_id = s.merchant_id) OVER (PARTITION BY s.line) AS same_merchant_candidates
           FROM recon_stage s JOIN recon_ledger l ON l.ref_key = s.ref_key
           WHERE s.ref_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)
             AND (l.in_window OR s.status <> 'settled')) c
-        WHERE candidates = 1 OR (same_merchant AND same_merchant_candidates = 1)""");
+        WHERE (no_merchant AND candidates = 1) OR (same_merchant AND same_merchant_candidates = 1)""");
   }
 
   /**
