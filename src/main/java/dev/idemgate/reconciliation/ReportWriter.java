@@ -79,7 +79,10 @@ public final class ReportWriter {
 
   /**
    * RFC 4180 quoting. Text that a spreadsheet would run as a formula (a provider's file is not
-   * trusted input) gets a leading apostrophe.
+   * trusted input) gets a leading apostrophe. A field holding ';' is quoted too: Excel set to the
+   * ';' list separator (de-DE, fr-FR …) splits an unquoted field there, and a piece that starts
+   * with '=' would be a formula cell; quoted, the field is one cell that starts with its first
+   * character, which the apostrophe rule has made safe.
    */
   static String csvField(Object value) {
     if (value == null) {
@@ -89,7 +92,8 @@ public final class ReportWriter {
     if (!(value instanceof Number) && !s.isEmpty() && "=+-@\t\r".indexOf(s.charAt(0)) >= 0) {
       s = "'" + s;
     }
-    if (s.indexOf(',') >= 0 || s.indexOf('"') >= 0 || s.indexOf('\n') >= 0 || s.indexOf('\r') >= 0) {
+    if (s.indexOf(',') >= 0 || s.indexOf(';') >= 0 || s.indexOf('"') >= 0 || s.indexOf('\n') >= 0
+        || s.indexOf('\r') >= 0) {
       return '"' + s.replace("\"", "\"\"") + '"';
     }
     return s;
