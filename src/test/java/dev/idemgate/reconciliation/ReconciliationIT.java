@@ -27,12 +27,12 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** Reconciliation against the real PostgreSQL, through the command line as a user runs it. */
 class ReconciliationIT {
-  private static final String HEADER = "settlement_id,provider_reference,provider_key,merchant_id,amount,currency,status,settled_at\n";
+  static final String HEADER = "settlement_id,provider_reference,provider_key,merchant_id,amount,currency,status,settled_at\n";
 
   @TempDir
   Path dir;
 
-  private static String row(String id, String ref, String key, String merchant, long amount, String currency,
+  static String row(String id, String ref, String key, String merchant, long amount, String currency,
       String status, Instant settledAt) {
     return String.join(",", id, ref == null ? "" : ref, key == null ? "" : key, merchant, Long.toString(amount),
         currency, status, settledAt.toString()) + "\n";

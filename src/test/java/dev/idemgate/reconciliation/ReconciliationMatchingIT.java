@@ -1,5 +1,7 @@
 package dev.idemgate.reconciliation;
 
+import static dev.idemgate.reconciliation.ReconciliationIT.HEADER;
+import static dev.idemgate.reconciliation.ReconciliationIT.row;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.vertx.core.json.JsonObject;
@@ -18,17 +20,9 @@ import org.junit.jupiter.api.io.TempDir;
  * Discrepancies a finance team acts on that the report used to miss (session 27's review). Each runs
  * the real command against the real PostgreSQL.
  */
-class ReconciliationReviewIT {
-  private static final String HEADER = "settlement_id,provider_reference,provider_key,merchant_id,amount,currency,status,settled_at\n";
-
+class ReconciliationMatchingIT {
   @TempDir
   Path dir;
-
-  private static String row(String id, String ref, String key, String merchant, long amount, String currency,
-      String status, Instant settledAt) {
-    return String.join(",", id, ref == null ? "" : ref, key == null ? "" : key, merchant, Long.toString(amount),
-        currency, status, settledAt.toString()) + "\n";
-  }
 
   private JsonObject reconcile(String name, String csv, String merchantPrefix) throws Exception {
     Path file = dir.resolve(name);
