@@ -3,8 +3,8 @@ package dev.idemgate.recovery;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.idemgate.config.GatewayConfig;
-import dev.idemgate.storage.Migrations;
 import dev.idemgate.support.Http;
+import dev.idemgate.support.ScratchDatabase;
 import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.Waits;
@@ -14,7 +14,6 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.Map;
-import java.util.UUID;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
@@ -28,28 +27,24 @@ import org.junit.jupiter.api.Test;
  * gateway's provider verticle).
  */
 class LateChargeClockSkewIT {
-  private static final String DATABASE = "idemgate_skew_" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
   /** Lease 3 s + 2 x provider timeout 3 s. */
   private static final Duration WINDOW = Duration.ofSeconds(9);
   private static final Duration FAST = Duration.ofMinutes(10);
 
   private static Http http;
-  private static TestDb admin;
+  private static ScratchDatabase scratch;
   private static String url;
 
   @BeforeAll
   static void ownDatabase() {
     http = new Http();
-    admin = new TestDb(http.vertx());
-    admin.query("CREATE DATABASE " + DATABASE);
-    url = TestGateway.pgUrlOf(DATABASE);
-    Migrations.migrate(url);
+    scratch = ScratchDatabase.create(http.vertx(), "idemgate_skew");
+    url = scratch.url();
   }
 
   @AfterAll
   static void dropDatabase() {
-    admin.query("DROP DATABASE " + DATABASE + " WITH (FORCE)");
-    admin.close();
+    scratch.close();
     http.close();
   }
 
@@ -74,7 +69,7 @@ class LateChargeClockSkewIT {
             INSERT INTO idemgate.idempotency_keys (merchant_id, idempotency_key, fingerprint, state, epoch, generation,
               payment_id, provider_key, lease_expires_at, amount, currency, created_at, provider_id)
             VALUES ($1, 'k-skew', 'f', 'PROCESSING', 1, 1, 'pay_skew', 'pk-skew-' || $2, now() - interval '1 second',
-              1300, 'EUR', date_trunc('milliseconds', now()), 'simulator')""", TestGateway.MERCHANT_A, DATABASE);
+              1300, 'EUR', date_trunc('milliseconds', now()), 'simulator')""", TestGateway.MERCHANT_A, scratch.name());
 
         Waits.eventually(Duration.ofSeconds(30), () -> db.scalar("SELECT 1 FROM idemgate.released_payments "
             + "WHERE id = 'pay_skew'") != null, "recovery releases the record");

@@ -6,16 +6,15 @@ import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import dev.idemgate.config.GatewayConfig;
-import dev.idemgate.storage.Migrations;
 import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
+import dev.idemgate.support.ScratchDatabase;
 import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vertx.core.Vertx;
 import java.util.List;
 import java.util.Map;
-import java.util.UUID;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
@@ -24,25 +23,21 @@ import org.slf4j.LoggerFactory;
 
 /** Stopping recovery in the middle of its passes: a clean stop is not a fault. */
 class RecoveryShutdownIT {
-  private static final String DATABASE = "idemgate_recstop_" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
 
   private static Http http;
-  private static TestDb admin;
+  private static ScratchDatabase scratch;
   private static String url;
 
   @BeforeAll
   static void ownDatabase() {
     http = new Http();
-    admin = new TestDb(http.vertx());
-    admin.query("CREATE DATABASE " + DATABASE);
-    url = TestGateway.pgUrlOf(DATABASE);
-    Migrations.migrate(url);
+    scratch = ScratchDatabase.create(http.vertx(), "idemgate_recstop");
+    url = scratch.url();
   }
 
   @AfterAll
   static void dropDatabase() {
-    admin.query("DROP DATABASE " + DATABASE + " WITH (FORCE)");
-    admin.close();
+    scratch.close();
     http.close();
   }
 

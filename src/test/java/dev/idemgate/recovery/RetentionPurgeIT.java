@@ -2,14 +2,12 @@ package dev.idemgate.recovery;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.idemgate.storage.Migrations;
 import dev.idemgate.support.Http;
+import dev.idemgate.support.ScratchDatabase;
 import dev.idemgate.support.TestDb;
-import dev.idemgate.support.TestGateway;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
 import java.util.List;
-import java.util.UUID;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -22,21 +20,18 @@ import org.junit.jupiter.api.Test;
  * exact.
  */
 class RetentionPurgeIT {
-  private static final String DATABASE = "idemgate_purge_" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
   private static final int BATCH = 500;
 
   private static Http http;
-  private static TestDb admin;
+  private static ScratchDatabase scratch;
   private static TestDb db;
   private static RecoveryStore store;
 
   @BeforeAll
   static void ownDatabase() {
     http = new Http();
-    admin = new TestDb(http.vertx());
-    admin.query("CREATE DATABASE " + DATABASE);
-    String url = TestGateway.pgUrlOf(DATABASE);
-    Migrations.migrate(url);
+    scratch = ScratchDatabase.create(http.vertx(), "idemgate_purge");
+    String url = scratch.url();
     db = new TestDb(http.vertx(), url);
     store = new RecoveryStore(db.pool(), Duration.ofSeconds(10), List.of("simulator"), Duration.ofDays(1), List.of("simulator"));
   }
@@ -44,8 +39,7 @@ class RetentionPurgeIT {
   @AfterAll
   static void dropDatabase() {
     db.close();
-    admin.query("DROP DATABASE " + DATABASE + " WITH (FORCE)");
-    admin.close();
+    scratch.close();
     http.close();
   }
 

@@ -10,10 +10,10 @@ import dev.idemgate.provider.ChargeRequest;
 import dev.idemgate.provider.LocalCodec;
 import dev.idemgate.provider.ProviderOutcome;
 import dev.idemgate.provider.ProviderVerticle;
-import dev.idemgate.storage.Migrations;
 import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.Http.Reply;
+import dev.idemgate.support.ScratchDatabase;
 import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.Waits;
@@ -22,7 +22,6 @@ import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.json.JsonObject;
 import java.time.Duration;
 import java.util.Map;
-import java.util.UUID;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
@@ -42,11 +41,10 @@ import org.junit.jupiter.api.Test;
  * provider answered the payer.
  */
 class TakenOverAnswerIT {
-  private static final String DATABASE = "idemgate_takeover_" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
   private static final long AMOUNT = 1_234;
 
   private static Http http;
-  private static TestDb admin;
+  private static ScratchDatabase scratch;
   private static TestDb db;
   private static String url;
   private static TestGateway payer;
@@ -54,10 +52,8 @@ class TakenOverAnswerIT {
   @BeforeAll
   static void start() {
     http = new Http();
-    admin = new TestDb(http.vertx());
-    admin.query("CREATE DATABASE " + DATABASE);
-    url = TestGateway.pgUrlOf(DATABASE);
-    Migrations.migrate(url);
+    scratch = ScratchDatabase.create(http.vertx(), "idemgate_takeover");
+    url = scratch.url();
     db = new TestDb(http.vertx(), url);
     payer = TestGateway.start(Map.of(
         "IDEMGATE_PG_URL", url,
@@ -74,8 +70,7 @@ class TakenOverAnswerIT {
   static void stop() {
     payer.close();
     db.close();
-    admin.query("DROP DATABASE " + DATABASE + " WITH (FORCE)");
-    admin.close();
+    scratch.close();
     http.close();
   }
 
@@ -186,7 +181,7 @@ class TakenOverAnswerIT {
       try (TestDb.RecordLock lock = db.lockRecord(MERCHANT_A, key)) {
         answer = Http.await(first);
         Waits.eventually(Duration.ofSeconds(10), () -> Long.valueOf(0).equals(db.scalar("SELECT count(*) FROM pg_stat_activity "
-            + "WHERE datname = $1 AND wait_event_type = 'Lock'", DATABASE)),
+            + "WHERE datname = $1 AND wait_event_type = 'Lock'", scratch.name())),
             "PostgreSQL abandons the waiting write (statement_timeout), so that it cannot land once the lock goes");
       }
       Reply retry = http.pay(payer.apiPort(), KEY_A, key, body);
