@@ -2,33 +2,16 @@ package dev.idemgate.payment;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.idemgate.config.GatewayConfig;
-import dev.idemgate.idempotency.IdempotencyKey;
-import dev.idemgate.idempotency.IdempotencyStore;
-import dev.idemgate.idempotency.RedisGate;
-import dev.idemgate.idempotency.ReplayCache;
-import dev.idemgate.observability.GatewayMetrics;
-import dev.idemgate.observability.Tracing;
-import dev.idemgate.provider.ProviderClient;
-import dev.idemgate.storage.PipelinedRedis;
-import dev.idemgate.storage.Postgres;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.Waits;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.opentelemetry.api.OpenTelemetry;
-import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
-import io.vertx.core.Vertx;
-import io.vertx.core.buffer.Buffer;
-import io.vertx.redis.client.Redis;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.Row;
 import io.vertx.sqlclient.Tuple;
 import java.time.Duration;
 import java.util.Optional;
-import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
@@ -41,34 +24,21 @@ import org.junit.jupiter.api.Test;
  */
 class ClaimGuardIT {
   private static TestGateway gateway;
-  private static Vertx vertx;
-  private static Context context;
-  private static Pool pool;
-  private static Redis redis;
-  private static PipelinedRedis pipeline;
+  private static OwnPaymentService own;
   private static PaymentService payments;
+  private static Pool pool;
 
   @BeforeAll
   static void start() {
     gateway = TestGateway.start();
-    vertx = gateway.gateway().vertx();
-    context = vertx.getOrCreateContext();
-    GatewayConfig config = gateway.config();
-    pool = Postgres.requestPool(vertx, config, 2, "claim-guard-test");
-    redis = Redis.createClient(vertx, TestGateway.redisUrl());
-    pipeline = new PipelinedRedis(redis, context);
-    RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
-    IdempotencyStore store = new IdempotencyStore(pool, context, 1, config.storeTimeout(), config.lease(),
-        config.providerId());
-    payments = new PaymentService(vertx, gate, store, new ProviderClient(vertx.eventBus(), config), null,
-        new GatewayMetrics(new SimpleMeterRegistry(), new Tracing(OpenTelemetry.noop())), config, new ReplayCache(100));
+    own = new OwnPaymentService(gateway, "claim-guard-test", 100, java.time.Clock.systemUTC());
+    payments = own.payments;
+    pool = own.pool;
   }
 
   @AfterAll
   static void stop() {
-    Http.await(onContext(pipeline::close));
-    Http.await(redis.close());
-    Http.await(pool.close());
+    own.close();
     gateway.close();
   }
 
@@ -76,9 +46,9 @@ class ClaimGuardIT {
   @DisplayName("an observing guard runs beside the claim: the payment is claimed, charged and completed while "
       + "the observation is still open, and the answer waits for the observation")
   void observerRunsBesideTheClaim() {
-    PaymentService.PayCommand cmd = command(4_401);
+    PaymentService.PayCommand cmd = OwnPaymentService.command(4_401);
     Promise<Void> observation = Promise.promise();
-    Future<PayOutcome> outcome = onContext(() -> payments.pay(cmd, ClaimGuard.observing(c -> observation.future())));
+    Future<PayOutcome> outcome = own.onContext(() -> payments.pay(cmd, ClaimGuard.observing(c -> observation.future())));
 
     Waits.eventually(Duration.ofSeconds(10), () -> "COMPLETED".equals(state(cmd)), "the payment completed in PostgreSQL");
     Waits.sleep(100);
@@ -94,9 +64,9 @@ class ClaimGuardIT {
   @DisplayName("a guard that may refuse runs before the claim: while it is open nothing is claimed, and a "
       + "refused payment is never claimed or charged")
   void refusingGuardRunsBeforeTheClaim() {
-    PaymentService.PayCommand cmd = command(4_402);
+    PaymentService.PayCommand cmd = OwnPaymentService.command(4_402);
     Promise<Optional<Object>> decision = Promise.promise();
-    Future<PayOutcome> outcome = onContext(() -> payments.pay(cmd, c -> decision.future()));
+    Future<PayOutcome> outcome = own.onContext(() -> payments.pay(cmd, c -> decision.future()));
 
     Waits.sleep(500);
     assertThat(state(cmd)).as("no claim while the guard decides").isNull();
@@ -106,12 +76,6 @@ class ClaimGuardIT {
     assertThat(state(cmd)).isNull();
   }
 
-  private static PaymentService.PayCommand command(long amount) {
-    ParsedPayment.Valid valid = (ParsedPayment.Valid) PaymentRequestParser.parse(
-        Buffer.buffer(Http.payment(amount, "tok_visa").encode()));
-    return new PaymentService.PayCommand(TestGateway.MERCHANT_A, new IdempotencyKey(Http.newKey()), valid.request(),
-        valid.body(), null);
-  }
 
   /** The key's state in PostgreSQL, or null when it was never claimed. */
   private static String state(PaymentService.PayCommand cmd) {
@@ -122,10 +86,4 @@ class ClaimGuardIT {
     return row == null ? null : row.getString("state");
   }
 
-  /** Runs on the context the store and the pipeline belong to. */
-  private static <T> Future<T> onContext(Supplier<Future<T>> action) {
-    Promise<T> result = Promise.promise();
-    context.runOnContext(v -> action.get().onComplete(result));
-    return result.future();
-  }
 }

@@ -2,26 +2,10 @@ package dev.idemgate.payment;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.idemgate.config.GatewayConfig;
-import dev.idemgate.idempotency.IdempotencyKey;
-import dev.idemgate.idempotency.IdempotencyStore;
 import dev.idemgate.idempotency.RedisGate;
-import dev.idemgate.idempotency.ReplayCache;
 import dev.idemgate.idempotency.StoredResponse;
-import dev.idemgate.observability.GatewayMetrics;
-import dev.idemgate.observability.Tracing;
-import dev.idemgate.provider.ProviderClient;
-import dev.idemgate.storage.PipelinedRedis;
-import dev.idemgate.storage.Postgres;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.opentelemetry.api.OpenTelemetry;
-import io.vertx.core.Context;
-import io.vertx.core.Future;
-import io.vertx.core.Promise;
-import io.vertx.core.Vertx;
-import io.vertx.core.buffer.Buffer;
 import io.vertx.redis.client.Command;
 import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.Request;
@@ -31,7 +15,6 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Map;
-import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
@@ -50,37 +33,23 @@ class KeyExpiryClockSkewIT {
   private static final Duration KEY_TTL = Duration.ofSeconds(60);
 
   private static TestGateway gateway;
-  private static Vertx vertx;
-  private static Context context;
-  private static Pool pool;
-  private static Redis redis;
-  private static PipelinedRedis pipeline;
+  private static OwnPaymentService own;
   private static PaymentService payments;
+  private static Pool pool;
   private static Clock slowClock;
 
   @BeforeAll
   static void start() {
     gateway = TestGateway.start(Map.of("IDEMGATE_KEY_TTL", KEY_TTL.toSeconds() + "s"));
-    vertx = gateway.gateway().vertx();
-    context = vertx.getOrCreateContext();
-    GatewayConfig config = gateway.config();
     slowClock = Clock.offset(Clock.systemUTC(), SLOW.negated());
-    pool = Postgres.requestPool(vertx, config, 2, "key-expiry-skew-test");
-    redis = Redis.createClient(vertx, TestGateway.redisUrl());
-    pipeline = new PipelinedRedis(redis, context);
-    RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
-    IdempotencyStore store = new IdempotencyStore(pool, context, 1, config.storeTimeout(), config.lease(),
-        config.providerId());
-    payments = new PaymentService(vertx, gate, store, new ProviderClient(vertx.eventBus(), config), null,
-        new GatewayMetrics(new SimpleMeterRegistry(), new Tracing(OpenTelemetry.noop())), config, new ReplayCache(0),
-        slowClock);
+    own = new OwnPaymentService(gateway, "key-expiry-skew-test", 0, slowClock);
+    payments = own.payments;
+    pool = own.pool;
   }
 
   @AfterAll
   static void stop() {
-    Http.await(onContext(pipeline::close));
-    Http.await(redis.close());
-    Http.await(pool.close());
+    own.close();
     gateway.close();
   }
 
@@ -88,8 +57,8 @@ class KeyExpiryClockSkewIT {
   @DisplayName("with PostgreSQL's clock 5 min ahead of the gateway's, a retry within the advertised key expiry "
       + "replays the payment: PostgreSQL keeps the key at least until the moment the gateway advertised")
   void retryWithinTheAdvertisedWindowIsReplayed() {
-    PaymentService.PayCommand cmd = command(7_301);
-    PayOutcome first = Http.await(onContext(() -> payments.pay(cmd)));
+    PaymentService.PayCommand cmd = OwnPaymentService.command(7_301);
+    PayOutcome first = Http.await(own.onContext(() -> payments.pay(cmd)));
     assertThat(first).isInstanceOf(PayOutcome.Fresh.class);
     StoredResponse answer = ((PayOutcome.Fresh) first).response();
     assertThat(answer.status()).isEqualTo(201);
@@ -101,7 +70,7 @@ class KeyExpiryClockSkewIT {
 
     forgetInRedis(cmd);
     assertThat(slowClock.instant()).as("the retry comes within the advertised window").isBefore(answer.expiresAt());
-    PayOutcome retry = Http.await(onContext(() -> payments.pay(cmd)));
+    PayOutcome retry = Http.await(own.onContext(() -> payments.pay(cmd)));
     assertThat(retry).as("the retry within the advertised window").isInstanceOf(PayOutcome.Replayed.class);
     StoredResponse replayed = ((PayOutcome.Replayed) retry).response();
     assertThat(replayed.paymentId()).isEqualTo(answer.paymentId());
@@ -110,16 +79,10 @@ class KeyExpiryClockSkewIT {
     assertThat(replayed.expiresAt()).isEqualTo(answer.expiresAt());
   }
 
-  private static PaymentService.PayCommand command(long amount) {
-    ParsedPayment.Valid valid = (ParsedPayment.Valid) PaymentRequestParser.parse(
-        Buffer.buffer(Http.payment(amount, "tok_visa").encode()));
-    return new PaymentService.PayCommand(TestGateway.MERCHANT_A, new IdempotencyKey(Http.newKey()), valid.request(),
-        valid.body(), null);
-  }
 
   /** Redis lost the key (a restart, a failover): the retry is decided by PostgreSQL. */
   private static void forgetInRedis(PaymentService.PayCommand cmd) {
-    Http.await(redis.send(Request.cmd(Command.DEL).arg(RedisGate.redisKey(cmd.merchantId(), cmd.key()))));
+    Http.await(own.redis.send(Request.cmd(Command.DEL).arg(RedisGate.redisKey(cmd.merchantId(), cmd.key()))));
   }
 
   private static Instant pgExpiry(PaymentService.PayCommand cmd) {
@@ -133,10 +96,4 @@ class KeyExpiryClockSkewIT {
         .execute(Tuple.of(cmd.merchantId(), cmd.request().merchantReference()))).iterator().next().getLong(0);
   }
 
-  /** Runs on the context the store and the pipeline belong to. */
-  private static <T> Future<T> onContext(Supplier<Future<T>> action) {
-    Promise<T> result = Promise.promise();
-    context.runOnContext(v -> action.get().onComplete(result));
-    return result.future();
-  }
 }
