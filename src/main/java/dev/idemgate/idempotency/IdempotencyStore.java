@@ -32,11 +32,14 @@ import java.util.function.Function;
  * its lease changes nothing.
  *
  * <p>Every moment PostgreSQL compares with its {@code now()} is written from its {@code now()}: the
- * claim's {@code created_at} and lease, the key's expiry and the next inquiry. The gateway sends
- * durations for them, so a gateway whose clock disagrees with PostgreSQL's (or with another
- * instance's) cannot make a key expire early, nor recovery think a claim older than it is. The one
- * moment on the gateway's clock it stores, the expiry its answer told ({@code told_expires_at}), is
- * only given back to replays, never compared.
+ * claim's {@code created_at} and lease, the moment the key is freed ({@code frees_at}) and the next
+ * inquiry. The gateway sends durations for them, so a gateway whose clock disagrees with
+ * PostgreSQL's (or with another instance's) cannot make a key expire early, nor recovery think a
+ * claim older than it is. The expiry its answer told ({@code expires_at}, on the gateway's clock) is
+ * replayed. A completed key is free again once both have passed, {@code greatest(expires_at,
+ * frees_at) <= now()} (in CLAIM, HELD and RecoveryStore's purge): {@code greatest} skips a NULL
+ * {@code frees_at} (records written before V10), and a value left by an earlier use of the key, or
+ * not renewed by a pod of the previous version, is older than {@code expires_at} and changes nothing.
  */
 public final class IdempotencyStore {
   /**
@@ -79,28 +82,24 @@ public final class IdempotencyStore {
         lease_expires_at = EXCLUDED.lease_expires_at, amount = EXCLUDED.amount, currency = EXCLUDED.currency,
         merchant_reference = EXCLUDED.merchant_reference, description = EXCLUDED.description,
         metadata = EXCLUDED.metadata, response_status = NULL, response_body = NULL, expires_at = NULL,
-        told_expires_at = NULL,
+        frees_at = NULL,
         inquiry_attempts = 0, next_inquiry_at = NULL, created_at = EXCLUDED.created_at, updated_at = now(),
         provider_id = EXCLUDED.provider_id
-      WHERE k.state = 'COMPLETED' AND k.expires_at <= now()
+      WHERE k.state = 'COMPLETED' AND greatest(k.expires_at, k.frees_at) <= now()
       RETURNING merchant_id, idempotency_key, epoch, provider_key, created_at""";
 
-  /**
-   * A stored response's expiry is the moment its first answer told ({@code told_expires_at}; for a
-   * record written before V10, {@code expires_at}, which was that moment), never PostgreSQL's own.
-   */
   private static final String READ = """
       SELECT k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.response_status, k.response_body,
-             k.payment_id, coalesce(k.told_expires_at, k.expires_at) AS told_expires_at, k.lease_expires_at
+             k.payment_id, k.expires_at, k.lease_expires_at
       FROM idemgate.idempotency_keys k
       JOIN unnest($1::text[], $2::text[]) AS i(merchant_id, idempotency_key)
         ON k.merchant_id = i.merchant_id AND k.idempotency_key = i.idempotency_key""";
 
   /**
-   * The key's expiry and the next inquiry are PostgreSQL's {@code now()} plus durations the gateway
-   * sends ({@code key_ttl_ms}, {@code next_inquiry_in_ms}), so that the statements that read them
-   * (CLAIM, HELD, recovery's take and purge) compare them with the clock that wrote them. The moment
-   * the answer tells ({@code told_expires_at}) is kept beside it for replays.
+   * The moment the key is freed and the next inquiry are PostgreSQL's {@code now()} plus durations
+   * the gateway sends ({@code key_ttl_ms}, {@code next_inquiry_in_ms}), so that the statements that
+   * read them (CLAIM, HELD, recovery's take and purge) compare them with the clock that wrote them.
+   * {@code expires_at} is the moment the answer tells, replayed as it is.
    */
   private static final String COMPLETE = """
       WITH i AS (
@@ -112,7 +111,7 @@ public final class IdempotencyStore {
       done AS (
         UPDATE idemgate.idempotency_keys k
         SET state = i.state, response_status = i.response_status, response_body = i.response_body,
-            expires_at = now() + i.key_ttl_ms * interval '1 millisecond', told_expires_at = i.told_expires_at,
+            expires_at = i.told_expires_at, frees_at = now() + i.key_ttl_ms * interval '1 millisecond',
             next_inquiry_at = now() + i.next_inquiry_in_ms * interval '1 millisecond', updated_at = now()
         FROM i
         WHERE k.merchant_id = i.merchant_id AND k.idempotency_key = i.idempotency_key
@@ -134,7 +133,8 @@ public final class IdempotencyStore {
   /** Whether a key is held: a record the claim would not take over (anything but an expired completed one). */
   private static final String HELD = """
       SELECT 1 FROM idemgate.idempotency_keys
-      WHERE merchant_id = $1 AND idempotency_key = $2 AND NOT (state = 'COMPLETED' AND expires_at <= now())""";
+      WHERE merchant_id = $1 AND idempotency_key = $2
+        AND NOT (state = 'COMPLETED' AND greatest(expires_at, frees_at) <= now())""";
 
   /**
    * Fenced on the payment id as well as the epoch: a key whose record was deleted (released) starts
@@ -388,7 +388,7 @@ public final class IdempotencyStore {
 
   /** The stored response, with the expiry its first answer told (READ). */
   private static StoredResponse stored(Row row) {
-    OffsetDateTime told = row.getOffsetDateTime("told_expires_at");
+    OffsetDateTime told = row.getOffsetDateTime("expires_at");
     return new StoredResponse(row.getInteger("response_status"), row.getString("response_body"),
         row.getString("payment_id"), told == null ? Instant.EPOCH : told.toInstant());
   }

@@ -8,9 +8,9 @@ import java.time.Instant;
  *
  * <p>{@code expiresAt} (the {@code Idempotency-Key-Expires} header) is on the clock of the gateway
  * that answered first, taken before its completion statement; PostgreSQL keeps the moment as told
- * for replays ({@code told_expires_at}) and frees the key by its own {@code now()} plus the same TTL,
- * counted in that later statement ({@link Completion}), so never before (in real time) the moment
- * told, whichever clock is ahead. Redis and the replay cache count down the time left from it on
+ * for replays ({@code expires_at}) and frees the key only once its own {@code now()} plus the same
+ * TTL, counted in that later statement, has passed too ({@code frees_at}, {@link Completion}), so
+ * never before (in real time) the moment told, whichever clock is ahead. Redis and the replay cache count down the time left from it on
  * the answering gateway's clock; a replay from Redis on another instance whose clock is behind
  * reads that moment against its own Date (README, known limits).
  */

@@ -87,8 +87,9 @@ class KeyExpiryClockSkewIT {
 
   private static Instant pgExpiry(PaymentService.PayCommand cmd) {
     return Http.await(pool.preparedQuery(
-            "SELECT expires_at FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2")
-        .execute(Tuple.of(cmd.merchantId(), cmd.key().value()))).iterator().next().getOffsetDateTime("expires_at").toInstant();
+            "SELECT greatest(expires_at, frees_at) AS free FROM idemgate.idempotency_keys "
+                + "WHERE merchant_id = $1 AND idempotency_key = $2")
+        .execute(Tuple.of(cmd.merchantId(), cmd.key().value()))).iterator().next().getOffsetDateTime("free").toInstant();
   }
 
   private static long payments(PaymentService.PayCommand cmd) {

@@ -46,12 +46,12 @@ import org.junit.jupiter.api.Test;
 /**
  * A rolling upgrade to V10: pods of the previous version (732e446) run beside this one on the
  * migrated schema. Such a pod answers a retry that Redis does not answer (a restart, a failover,
- * another payload's claim in the way) from PostgreSQL with its own READ, which knows no
- * {@code told_expires_at} and gives {@code expires_at} as the key's expiry. Since V10 that column
- * is PostgreSQL's {@code now()} + TTL at the completion, not the moment the first answer told; the
- * old pod then also stores that moment in Redis, from which every pod replays it for the key's life.
- * The gateway here runs 3 s slow against PostgreSQL (a node whose NTP is off); with agreeing clocks
- * the header still differs whenever the completion's latency straddles a second boundary.
+ * another payload's claim in the way) from PostgreSQL with its own READ, which gives
+ * {@code expires_at} as the key's expiry, and stores that moment in Redis, from which every pod
+ * replays it for the key's life; and its recovery settles records with its own COMPLETE. Both must
+ * tell the moment the first answer told. (Session 27's first V10 moved PostgreSQL's own count into
+ * {@code expires_at} and the told moment into a column old pods do not know: both tests failed.)
+ * The gateway here runs 3 s slow against PostgreSQL (a node whose NTP is off).
  */
 class RollingUpgradeReplayExpiryIT {
   private static final Duration SLOW = Duration.ofSeconds(3);
