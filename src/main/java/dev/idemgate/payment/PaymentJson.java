@@ -3,7 +3,6 @@ package dev.idemgate.payment;
 import io.vertx.core.json.JsonObject;
 import io.vertx.sqlclient.Row;
 import java.time.Instant;
-import java.time.temporal.ChronoUnit;
 import java.util.concurrent.ThreadLocalRandom;
 
 /** The payment object of the API (DESIGN §2), and payment ids. */
@@ -28,11 +27,6 @@ public final class PaymentJson {
       }
     }
     return true;
-  }
-
-  /** Creation time as stored and shown: UTC, millisecond precision, so every read gives the same text. */
-  public static Instant createdNow() {
-    return Instant.now().truncatedTo(ChronoUnit.MILLIS);
   }
 
   public static String render(String id, String status, PaymentRequest request, String provider,

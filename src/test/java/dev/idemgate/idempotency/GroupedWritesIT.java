@@ -69,8 +69,7 @@ class GroupedWritesIT {
   }
 
   private static ClaimRequest claim(String key, JsonObject metadata) {
-    Instant now = PaymentJson.createdNow();
-    return new ClaimRequest(MERCHANT, new IdempotencyKey(key), "fp-" + key, PaymentJson.newPaymentId(now), 1_000, "EUR",
+    return new ClaimRequest(MERCHANT, new IdempotencyKey(key), "fp-" + key, PaymentJson.newPaymentId(Instant.now()), 1_000, "EUR",
         null, null, metadata);
   }
 

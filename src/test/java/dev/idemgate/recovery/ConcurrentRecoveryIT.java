@@ -36,8 +36,7 @@ class ConcurrentRecoveryIT {
       IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 4,
           Duration.ofSeconds(5), Duration.ofSeconds(2), "simulator");
       for (int i = 0; i < RECORDS; i++) {
-        Instant created = PaymentJson.createdNow();
-        Http.await(store.claim(new ClaimRequest(merchant, new IdempotencyKey("k" + i), "fp", PaymentJson.newPaymentId(created),
+        Http.await(store.claim(new ClaimRequest(merchant, new IdempotencyKey("k" + i), "fp", PaymentJson.newPaymentId(Instant.now()),
             100 + i, "EUR", null, null, null)));
       }
       try (TestGateway one = TestGateway.start(fast); TestGateway two = TestGateway.start(fast)) {

@@ -43,7 +43,7 @@ class LateChargeWindowIT {
       JsonObject body = Http.payment(1300, "tok_visa");
       IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 2, Duration.ofSeconds(5),
           Duration.ofSeconds(3), "simulator");
-      Instant created = PaymentJson.createdNow();
+      Instant created = Instant.now();
       ClaimRequest claim = new ClaimRequest(MERCHANT_A, new IdempotencyKey(key), PaymentService.fingerprint(body),
           PaymentJson.newPaymentId(created), 1300, "EUR", null, null, null);
       assertThat(Http.await(store.claim(claim))).isInstanceOf(StoreClaim.Claimed.class);

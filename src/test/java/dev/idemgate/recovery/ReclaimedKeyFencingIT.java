@@ -128,9 +128,8 @@ class ReclaimedKeyFencingIT {
   }
 
   private static StoreClaim.Claimed claim(String key) {
-    Instant now = PaymentJson.createdNow();
     StoreClaim claim = Http.await(store.claim(new ClaimRequest(MERCHANT, new IdempotencyKey(key), "fp-" + key,
-        PaymentJson.newPaymentId(now), 1_000, "EUR", null, null, null)));
+        PaymentJson.newPaymentId(Instant.now()), 1_000, "EUR", null, null, null)));
     assertThat(claim).isInstanceOf(StoreClaim.Claimed.class);
     return (StoreClaim.Claimed) claim;
   }

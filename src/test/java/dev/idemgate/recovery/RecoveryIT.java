@@ -101,9 +101,8 @@ class RecoveryIT {
   private static String claim(String key, JsonObject body, String providerId) {
     IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 2, Duration.ofSeconds(5),
         Duration.ofSeconds(3), providerId);
-    Instant created = PaymentJson.createdNow();
     ClaimRequest claim = new ClaimRequest(MERCHANT_A, new IdempotencyKey(key), PaymentService.fingerprint(body),
-        PaymentJson.newPaymentId(created), body.getLong("amount"), body.getString("currency"),
+        PaymentJson.newPaymentId(Instant.now()), body.getLong("amount"), body.getString("currency"),
         body.getString("merchant_reference"), null, null);
     assertThat(Http.await(store.claim(claim))).isInstanceOf(StoreClaim.Claimed.class);
     return claim.paymentId();

@@ -56,9 +56,8 @@ class ReleasedReusedKeyIT {
       // came back from the acquirer. Its provider key is derived from its own payment id.
       IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 2,
           Duration.ofSeconds(5), Duration.ofSeconds(3), "simulator");
-      Instant created = PaymentJson.createdNow();
       ClaimRequest claim = new ClaimRequest(MERCHANT_B, new IdempotencyKey(key), PaymentService.fingerprint(body),
-          PaymentJson.newPaymentId(created), body.getLong("amount"), body.getString("currency"),
+          PaymentJson.newPaymentId(Instant.now()), body.getLong("amount"), body.getString("currency"),
           body.getString("merchant_reference"), null, null);
       StoreClaim.Claimed abandoned = (StoreClaim.Claimed) Http.await(store.claim(claim));
       db.query("UPDATE idemgate.idempotency_keys SET lease_expires_at = now() - interval '1 minute', "
