@@ -49,6 +49,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -172,9 +173,8 @@ public final class ApiVerticle extends VerticleBase {
     // another verticle's in-flight payments.
     long drainEnds = System.nanoTime() + config.drainTimeout().toNanos();
     Future<Void> http = server == null ? Future.succeededFuture()
-        : shutdownNotice.announce(vertx).compose(told -> server.shutdown(
-            Math.max(0, java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(drainEnds - System.nanoTime())),
-            java.util.concurrent.TimeUnit.MILLISECONDS));
+        : shutdownNotice.announce().compose(told -> server.shutdown(
+            Math.max(0, TimeUnit.NANOSECONDS.toMillis(drainEnds - System.nanoTime())), TimeUnit.MILLISECONDS));
     Future<Void> anomalies = twins == null ? Future.succeededFuture() : twins.close();
     return http.andThen(drained -> vertx.cancelTimer(bodySweepTimer))
         // Payments whose clients hung up are no open request: finish them within the same drain.
@@ -207,7 +207,7 @@ public final class ApiVerticle extends VerticleBase {
         // Vert.x closes nothing idle unless told: an abandoned connection would hold its
         // descriptor and buffers for ever.
         .setIdleTimeout((int) config.httpIdleTimeout().toMillis())
-        .setIdleTimeoutUnit(java.util.concurrent.TimeUnit.MILLISECONDS)
+        .setIdleTimeoutUnit(TimeUnit.MILLISECONDS)
         // HTTP/1.1 headers up to 16 KiB, as HTTP/2's header list below (Vert.x's default is 8 KiB).
         .setMaxHeaderSize(MAX_HEADER_BYTES)
         // Explicit HTTP/2 limits: streams per connection, and rapid-reset (CVE-2023-44487)
@@ -215,7 +215,7 @@ public final class ApiVerticle extends VerticleBase {
         .setInitialSettings(new Http2Settings().setMaxConcurrentStreams(MAX_CONCURRENT_STREAMS).setMaxHeaderListSize(MAX_HEADER_BYTES))
         .setHttp2RstFloodMaxRstFramePerWindow(RST_FLOOD_MAX_FRAMES)
         .setHttp2RstFloodWindowDuration(30)
-        .setHttp2RstFloodWindowDurationTimeUnit(java.util.concurrent.TimeUnit.SECONDS);
+        .setHttp2RstFloodWindowDurationTimeUnit(TimeUnit.SECONDS);
     if (config.tlsCert().isPresent()) {
       options.setSsl(true).setUseAlpn(true)
           .setAlpnVersions(List.of(HttpVersion.HTTP_2, HttpVersion.HTTP_1_1))

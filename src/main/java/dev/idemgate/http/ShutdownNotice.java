@@ -1,8 +1,6 @@
 package dev.idemgate.http;
 
 import io.vertx.core.Future;
-import io.vertx.core.Promise;
-import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpConnection;
 import io.vertx.core.http.HttpServerRequest;
@@ -11,6 +9,7 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Tells one API verticle's HTTP/2 clients that the gateway is stopping, in the two steps of RFC 9113
@@ -53,7 +52,7 @@ final class ShutdownNotice {
   }
 
   /** Sends each HTTP/2 connection the first GOAWAY and a PING; completes when all answered, or after the bound. */
-  Future<Void> announce(Vertx vertx) {
+  Future<Void> announce() {
     if (http2.isEmpty()) {
       return Future.succeededFuture();
     }
@@ -62,13 +61,7 @@ final class ShutdownNotice {
       connection.goAway(NO_ERROR, HIGHEST_STREAM_ID);
       acknowledged.add(connection.ping(Buffer.buffer(new byte[8])));
     }
-    Promise<Void> done = Promise.promise();
-    long timer = vertx.setTimer(BOUND_MILLIS, id -> done.tryComplete());
     // A connection that closes meanwhile fails its PING: nothing more to wait for there either.
-    Future.join(acknowledged).onComplete(all -> {
-      vertx.cancelTimer(timer);
-      done.tryComplete();
-    });
-    return done.future();
+    return Future.join(acknowledged).timeout(BOUND_MILLIS, TimeUnit.MILLISECONDS).<Void>mapEmpty().otherwiseEmpty();
   }
 }
