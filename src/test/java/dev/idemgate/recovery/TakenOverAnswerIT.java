@@ -22,6 +22,7 @@ import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.json.JsonObject;
 import java.time.Duration;
 import java.util.Map;
+import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
@@ -96,11 +97,9 @@ class TakenOverAnswerIT {
       JsonObject body = Http.payment(AMOUNT, "tok_slow");
       declinedAt(recoverer, key);
 
-      Future<Reply> first = http.payAsync(payer.apiPort(), KEY_A, key, body.encode(), Map.of());
-      Waits.eventually(Duration.ofSeconds(15), () -> Integer.valueOf(402).equals(db.scalar(
+      Future<Reply> first = payWhile(key, body, () -> Integer.valueOf(402).equals(db.scalar(
           "SELECT response_status FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
           MERCHANT_A, key)), "recovery completes the record as declined");
-      assertThat(first.isComplete()).as("the premise: recovery settled it while the charge was at the provider").isFalse();
 
       Reply answer = Http.await(first);
       Reply retry = http.pay(payer.apiPort(), KEY_A, key, body);
@@ -150,9 +149,7 @@ class TakenOverAnswerIT {
     try (TestGateway recoverer = recoverer("30s"); CapturedLogs logs = CapturedLogs.of(PaymentService.class)) {
       String key = Http.newKey();
       JsonObject body = Http.payment(AMOUNT, "tok_slow");
-      Future<Reply> first = http.payAsync(payer.apiPort(), KEY_A, key, body.encode(), Map.of());
-      Waits.eventually(Duration.ofSeconds(15), () -> "PENDING".equals(state(key)), "recovery makes the record PENDING");
-      assertThat(first.isComplete()).as("the premise: recovery took it while the charge was at the provider").isFalse();
+      Future<Reply> first = payWhile(key, body, () -> "PENDING".equals(state(key)), "recovery makes the record PENDING");
 
       Reply answer = Http.await(first);
       Reply retry = http.pay(payer.apiPort(), KEY_A, key, body);
@@ -171,9 +168,7 @@ class TakenOverAnswerIT {
     try (TestGateway recoverer = recoverer("30s"); CapturedLogs logs = CapturedLogs.of(PaymentService.class)) {
       String key = Http.newKey();
       JsonObject body = Http.payment(AMOUNT, "tok_slow");
-      Future<Reply> first = http.payAsync(payer.apiPort(), KEY_A, key, body.encode(), Map.of());
-      Waits.eventually(Duration.ofSeconds(15), () -> "PENDING".equals(state(key)), "recovery makes the record PENDING");
-      assertThat(first.isComplete()).as("the premise: recovery took it while the charge was at the provider").isFalse();
+      Future<Reply> first = payWhile(key, body, () -> "PENDING".equals(state(key)), "recovery makes the record PENDING");
 
       Reply answer;
       // The payer's own write, fenced on the epoch, skips the record without waiting for its lock;
@@ -191,6 +186,17 @@ class TakenOverAnswerIT {
       assertThat(answer.json().getString("status")).isEqualTo("pending");
       assertSameAnswer(answer, retry);
     }
+  }
+
+  /**
+   * Sends the payment (its charge takes 6 s at the provider) and waits until recovery did
+   * {@code what}, which must happen while the charge is still out.
+   */
+  private static Future<Reply> payWhile(String key, JsonObject body, BooleanSupplier recoveryDid, String what) {
+    Future<Reply> first = http.payAsync(payer.apiPort(), KEY_A, key, body.encode(), Map.of());
+    Waits.eventually(Duration.ofSeconds(15), recoveryDid, what);
+    assertThat(first.isComplete()).as("the premise: %s while the charge was at the provider", what).isFalse();
+    return first;
   }
 
   /** The recoverer's acquirer takes a declined charge under the key's provider key. */
