@@ -95,6 +95,8 @@ public final class HttpProvider implements PaymentProvider {
    * grouped completion with it), are not the acquirer's protocol.
    */
   public static final int MAX_REFERENCE_CHARS = 255;
+  /** The acquirer protocol's error codes ({@code acquirer_unavailable}): a 503 with one is a refusal before acceptance. */
+  private static final Pattern ERROR_CODE = Pattern.compile("[a-z][a-z0-9_]{0,63}");
 
   private final URI base;
   private final String basePath;
@@ -408,9 +410,6 @@ public final class HttpProvider implements PaymentProvider {
     JsonObject json = jsonOrNull(body);
     return json != null && json.getValue("error") instanceof String code && ERROR_CODE.matcher(code).matches();
   }
-
-  /** The acquirer protocol's error codes ({@code acquirer_unavailable}). */
-  private static final Pattern ERROR_CODE = Pattern.compile("[a-z][a-z0-9_]{0,63}");
 
   /**
    * An inquiry response. NOT_ATTEMPTED only when the acquirer never saw a request under the key
