@@ -1,13 +1,12 @@
 package dev.idemgate.http;
 
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpConnection;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpVersion;
-import java.util.ArrayList;
 import java.util.HashSet;
-import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
@@ -39,11 +38,21 @@ final class ShutdownNotice {
   private static final long NO_ERROR = 0;
 
   private final Set<HttpConnection> http2 = new HashSet<>();
+  /** Set by {@link #announce()}: from then on a connection seen for the first time is told at once. */
+  private boolean stopping;
+  /** PINGs sent and not yet acknowledged (or failed, when their connection closed). */
+  private int unanswered;
+  private final Promise<Void> allAnswered = Promise.promise();
 
-  /** Notes the connection of an HTTP/2 request (one that has sent nothing yet has no stream to lose). */
+  /**
+   * Notes the connection of an HTTP/2 request (one that has sent nothing yet has no stream to lose).
+   * A connection whose first request arrives while the notice waits for its PINGs is told too, and
+   * waited for: the server still accepts connections until its shutdown, and one told only by the
+   * shutdown's GOAWAY could lose its answers the same way.
+   */
   void requestArrived(HttpServerRequest request) {
-    if (request.version() == HttpVersion.HTTP_2) {
-      http2.add(request.connection());
+    if (request.version() == HttpVersion.HTTP_2 && http2.add(request.connection()) && stopping) {
+      tell(request.connection());
     }
   }
 
@@ -51,17 +60,27 @@ final class ShutdownNotice {
     http2.remove(connection);
   }
 
-  /** Sends each HTTP/2 connection the first GOAWAY and a PING; completes when all answered, or after the bound. */
+  /**
+   * Sends each HTTP/2 connection the first GOAWAY and a PING; completes when every PING sent (to
+   * these connections and to those first seen meanwhile) is answered, or after the bound.
+   */
   Future<Void> announce() {
-    if (http2.isEmpty()) {
-      return Future.succeededFuture();
+    stopping = true;
+    http2.forEach(this::tell);
+    if (unanswered == 0) {
+      allAnswered.tryComplete();
     }
-    List<Future<Buffer>> acknowledged = new ArrayList<>(http2.size());
-    for (HttpConnection connection : http2) {
-      connection.goAway(NO_ERROR, HIGHEST_STREAM_ID);
-      acknowledged.add(connection.ping(Buffer.buffer(new byte[8])));
-    }
+    return allAnswered.future().timeout(BOUND_MILLIS, TimeUnit.MILLISECONDS).otherwiseEmpty();
+  }
+
+  private void tell(HttpConnection connection) {
+    unanswered++;
+    connection.goAway(NO_ERROR, HIGHEST_STREAM_ID);
     // A connection that closes meanwhile fails its PING: nothing more to wait for there either.
-    return Future.join(acknowledged).timeout(BOUND_MILLIS, TimeUnit.MILLISECONDS).<Void>mapEmpty().otherwiseEmpty();
+    connection.ping(Buffer.buffer(new byte[8])).onComplete(answered -> {
+      if (--unanswered == 0) {
+        allAnswered.tryComplete();
+      }
+    });
   }
 }

@@ -34,10 +34,7 @@ class Http2StopIT {
         String slow = Http.payment(2_468, "tok_slow").encode();
         client.postHeaders(1, "/pay", headers(slowKey, slow));
         client.data(1, slow);
-        for (int i = 0; i < 100 && !"PROCESSING".equals(state(db, slowKey)); i++) {
-          Thread.sleep(20);
-        }
-        assertThat(state(db, slowKey)).as("claimed, now at the provider").isEqualTo("PROCESSING");
+        awaitState(db, slowKey, "PROCESSING");
 
         stopping.start(); // what SIGTERM does
         client.await(line -> line.startsWith("GOAWAY"), Duration.ofSeconds(5));
@@ -60,6 +57,57 @@ class Http2StopIT {
         stopping.join(60_000);
       }
     }
+  }
+
+  @Test
+  @DisplayName("a connection whose first POST arrives while the stop waits for PING answers is told the same way, and loses no answer")
+  void connectionFirstSeenDuringTheNoticeLosesNoAnswer() throws Exception {
+    String firstSlowKey = Http.newKey();
+    String lateSlowKey = Http.newKey();
+    try (Http http = new Http(); TestDb db = new TestDb(http.vertx())) {
+      // One API verticle: with one per core the late connection could land on an instance that had no
+      // HTTP/2 connection, whose notice has nothing to wait for and whose server shuts down at once.
+      TestGateway gateway = TestGateway.start(Map.of("IDEMGATE_SIMULATOR_SLOW_MS", "1500", "IDEMGATE_API_INSTANCES", "1"));
+      Thread stopping = new Thread(gateway::close, "sigterm");
+      try (RawHttp2 silent = RawHttp2.connect(gateway.apiPort()); RawHttp2 late = RawHttp2.connect(gateway.apiPort())) {
+        // A client that never answers PINGs holds the stop in its bounded wait (ShutdownNotice.BOUND_MILLIS).
+        String first = Http.payment(2_469, "tok_slow").encode();
+        silent.postHeaders(1, "/pay", headers(firstSlowKey, first));
+        silent.data(1, first);
+        awaitState(db, firstSlowKey, "PROCESSING");
+        stopping.start(); // what SIGTERM does
+        silent.await(line -> line.startsWith("GOAWAY"), Duration.ofSeconds(5));
+
+        // Within that wait, a connection sends its first payment, then races a second one against the GOAWAY.
+        String slow = Http.payment(2_470, "tok_slow").encode();
+        late.postHeaders(1, "/pay", headers(lateSlowKey, slow));
+        late.data(1, slow);
+        String told = late.await(line -> line.startsWith("GOAWAY"), Duration.ofSeconds(5));
+        assertThat(told).as("the first GOAWAY refuses no stream").isEqualTo("GOAWAY last=2147483647 error=0");
+        String quick = Http.payment(1_358, "tok_visa").encode();
+        late.postHeaders(3, "/pay", headers(Http.newKey(), quick));
+        late.data(3, quick);
+        late.answerPings();
+
+        late.await(line -> line.startsWith("HEADERS 1") || line.equals("EOF"), Duration.ofSeconds(10));
+        assertThat(late.events()).as("the late connection's slow payment was answered, its connection not ended")
+            .contains("HEADERS 1 :status=201")
+            .noneMatch(line -> line.startsWith("GOAWAY") && !line.endsWith("error=0"));
+        assertThat(late.events()).as("its racing POST was served").contains("HEADERS 3 :status=201");
+      } finally {
+        if (!stopping.isAlive() && stopping.getState() == Thread.State.NEW) {
+          gateway.close();
+        }
+        stopping.join(60_000);
+      }
+    }
+  }
+
+  private static void awaitState(TestDb db, String key, String expected) throws InterruptedException {
+    for (int i = 0; i < 100 && !expected.equals(state(db, key)); i++) {
+      Thread.sleep(20);
+    }
+    assertThat(state(db, key)).as("claimed, now at the provider").isEqualTo(expected);
   }
 
   private static Map<String, String> headers(String key, String body) {
