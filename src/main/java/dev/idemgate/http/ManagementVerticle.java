@@ -28,7 +28,6 @@ import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpVersion;
-import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import io.vertx.core.net.SocketAddress;
 import io.vertx.ext.web.Router;
@@ -68,6 +67,9 @@ public final class ManagementVerticle extends VerticleBase {
    * every other body here, which the 413's text names.
    */
   private static final int MAX_VERDICT_BYTES = 64 * 1024;
+  /** Records {@code /admin/pending} lists when not told ({@code ?limit=}), and at most. */
+  private static final int PENDING_LISTED = 100;
+  private static final int MAX_PENDING_LISTED = 1_000;
   /** Where {@link #requireAdmin} leaves what it made of the admin token, for the access line. */
   private static final String ADMIN_TOKEN_CHECK = "idemgate.adminToken";
 
@@ -315,10 +317,46 @@ public final class ManagementVerticle extends VerticleBase {
 
   /** Records recovery has not resolved yet: pending ones and expired leases, key hashes only. */
   private void unresolved(RoutingContext ctx) {
-    vertx.eventBus().<JsonArray>request(RecoveryVerticle.UNRESOLVED, 100)
-        .onSuccess(reply -> json(ctx, 200, new JsonObject().put("unresolved", reply.body())))
+    JsonObject query;
+    try {
+      query = new JsonObject()
+          .put("limit", pendingLimit(ctx.queryParams().get("limit")))
+          .put("merchant_id", listFilter(ctx, "merchant_id"))
+          .put("payment_id", listFilter(ctx, "payment_id"));
+    } catch (ApiProblem refused) {
+      Problems.send(ctx, refused);
+      return;
+    }
+    vertx.eventBus().<JsonObject>request(RecoveryVerticle.UNRESOLVED, query)
+        .onSuccess(reply -> json(ctx, 200, reply.body()))
         .onFailure(failure -> Problems.send(ctx, new ApiProblem(ErrorCode.STORE_UNAVAILABLE,
             "the payment store is unavailable; retry later", null, 2)));
+  }
+
+  /** {@code ?limit=}: 1 to {@value #MAX_PENDING_LISTED}, {@value #PENDING_LISTED} when absent. */
+  private static int pendingLimit(String value) {
+    if (value == null) {
+      return PENDING_LISTED;
+    }
+    int limit;
+    try {
+      limit = Integer.parseInt(value);
+    } catch (NumberFormatException e) {
+      limit = 0;
+    }
+    if (limit < 1 || limit > MAX_PENDING_LISTED) {
+      throw new ApiProblem(ErrorCode.INVALID_REQUEST, "limit: a whole number from 1 to " + MAX_PENDING_LISTED);
+    }
+    return limit;
+  }
+
+  /** An optional exact-match filter of {@code /admin/pending}: absent, or 1 to 255 visible characters. */
+  private static String listFilter(RoutingContext ctx, String name) {
+    String value = ctx.queryParams().get(name);
+    if (value != null && (value.isEmpty() || value.length() > 255 || !value.chars().allMatch(c -> c > 0x20 && c < 0x7f))) {
+      throw new ApiProblem(ErrorCode.INVALID_REQUEST, name + ": 1 to 255 visible ASCII characters, or leave it out");
+    }
+    return value;
   }
 
   /** A verdict is JSON, declared as such like a payment's body (415 otherwise), before an action that cannot be undone. */

@@ -160,12 +160,17 @@ final class RecoveryStore {
              (SELECT count(*) FROM idemgate.idempotency_keys
               WHERE state = 'PROCESSING' AND lease_expires_at < now()) AS expired_leases""";
 
+  /**
+   * Oldest first, at most {@code $1}; only merchant {@code $3} and payment {@code $4} when given
+   * (the filters narrow what the partial indexes found).
+   */
   static final String PENDING_LIST = """
       SELECT merchant_id, encode(sha256(convert_to(idempotency_key, 'UTF8')), 'hex') AS key_hash, payment_id, state,
              inquiry_attempts, next_inquiry_at, created_at,
              created_at <= now() - $2 * interval '1 millisecond' AS beyond_provider_key_retention
       FROM idemgate.idempotency_keys
-      WHERE state = 'PENDING' OR (state = 'PROCESSING' AND lease_expires_at < now())
+      WHERE (state = 'PENDING' OR (state = 'PROCESSING' AND lease_expires_at < now()))
+        AND ($3::text IS NULL OR merchant_id = $3) AND ($4::text IS NULL OR payment_id = $4)
       ORDER BY created_at LIMIT $1""";
 
   private final Pool pool;
@@ -319,11 +324,20 @@ final class RecoveryStore {
     });
   }
 
-  /** The unresolved records for {@code /admin/pending}: key hashes, never raw keys. */
-  Future<JsonArray> unresolved(int limit) {
-    return run("list", PENDING_LIST, Tuple.of(limit, providerKeyRetentionMs)).map(rows -> {
+  /**
+   * The unresolved records for {@code /admin/pending}, oldest first: key hashes, never raw keys.
+   * {@code more} says whether records past {@code limit} match too.
+   *
+   * @param merchantId only this merchant's, or null for all
+   * @param paymentId only this payment, or null for all
+   */
+  Future<JsonObject> unresolved(int limit, String merchantId, String paymentId) {
+    return run("list", PENDING_LIST, Tuple.of(limit + 1, providerKeyRetentionMs, merchantId, paymentId)).map(rows -> {
       JsonArray list = new JsonArray();
       for (Row row : rows) {
+        if (list.size() == limit) {
+          break;
+        }
         Instant next = row.getOffsetDateTime("next_inquiry_at") == null ? null : row.getOffsetDateTime("next_inquiry_at").toInstant();
         list.add(new JsonObject()
             .put("merchant_id", row.getString("merchant_id"))
@@ -336,7 +350,7 @@ final class RecoveryStore {
             // Recovery no longer believes the provider's "never seen" about it (GatewayConfig#providerRemembers).
             .put("beyond_provider_key_retention", row.getBoolean("beyond_provider_key_retention")));
       }
-      return list;
+      return new JsonObject().put("unresolved", list).put("more", rows.size() > limit);
     });
   }
 

@@ -22,7 +22,6 @@ import io.vertx.core.eventbus.MessageConsumer;
 import io.vertx.core.eventbus.ReplyException;
 import io.vertx.core.eventbus.ReplyFailure;
 import io.vertx.core.json.JsonObject;
-import io.vertx.core.json.JsonArray;
 import io.vertx.redis.client.Redis;
 import io.vertx.sqlclient.Pool;
 import java.time.Clock;
@@ -48,7 +47,11 @@ import org.slf4j.LoggerFactory;
  * Also purges expired keys in small batches ({@link RetentionPurge}).
  */
 public final class RecoveryVerticle extends VerticleBase {
-  /** Event bus address answering the unresolved records for {@code /admin/pending}. */
+  /**
+   * Event bus address answering the unresolved records for {@code /admin/pending}: a JsonObject with
+   * {@code limit} and, to narrow the list, {@code merchant_id} and {@code payment_id}, already checked;
+   * answered {@code {"unresolved": [...], "more": boolean}}.
+   */
   public static final String UNRESOLVED = "idemgate.recovery.unresolved";
   /**
    * Event bus address settling one pending payment by an operator's verdict (for
@@ -129,8 +132,9 @@ public final class RecoveryVerticle extends VerticleBase {
     // Half the interval, so that a pass with a backlog to purge still ends before the next is due.
     purge = new RetentionPurge(recovery, config.retentionBatch(), config.recoveryInterval().dividedBy(2), registry);
     timerId = vertx.setPeriodic(config.recoveryInterval().toMillis(), id -> sweep());
-    MessageConsumer<Integer> admin = vertx.eventBus().consumer(UNRESOLVED,
-        message -> recovery.unresolved(message.body() == null ? 100 : message.body())
+    MessageConsumer<JsonObject> admin = vertx.eventBus().consumer(UNRESOLVED,
+        message -> recovery.unresolved(message.body().getInteger("limit"), message.body().getString("merchant_id"),
+                message.body().getString("payment_id"))
             .onSuccess(message::reply)
             .onFailure(failure -> message.fail(503, "store unavailable")));
     MessageConsumer<JsonObject> operator = vertx.eventBus().consumer(RESOLVE, this::resolveByOperator);
@@ -444,10 +448,5 @@ public final class RecoveryVerticle extends VerticleBase {
   private Counter counter(Action action) {
     return Counter.builder("idemgate.recovery.actions").tag("action", action.name().toLowerCase(Locale.ROOT))
         .description("what recovery did with a record").register(registry);
-  }
-
-  /** For tests: the unresolved list as the admin endpoint shows it. */
-  Future<JsonArray> unresolved() {
-    return recovery.unresolved(100);
   }
 }

@@ -31,7 +31,10 @@ class RecoveryPlansIT {
       "summary", RecoveryStore.PENDING_SUMMARY,
       "take due", RecoveryStore.TAKE_DUE.replace("$1", "100").replace("$2", "0").replace("$3", "30000")
           .replace("$4", "ARRAY['simulator']"),
-      "list", RecoveryStore.PENDING_LIST.replace("$1", "100").replace("$2", "86400000"),
+      "list", RecoveryStore.PENDING_LIST.replace("$1", "100").replace("$2", "86400000").replace("$3", "NULL")
+          .replace("$4", "NULL"),
+      "list of a merchant", RecoveryStore.PENDING_LIST.replace("$1", "100").replace("$2", "86400000").replace("$3", "'m'")
+          .replace("$4", "NULL"),
       "purge", RecoveryStore.PURGE_EXPIRED.replace("$1", "500"),
       "take pending", RecoveryStore.TAKE_PENDING.replace("$1", "'pay_5000'").replace("$2", "15000")
           .replace("$3", "50000").replace("$4", "ARRAY['simulator']").replace("$5", "11000"),
@@ -75,7 +78,7 @@ class RecoveryPlansIT {
   }
 
   @ParameterizedTest(name = "{0}")
-  @ValueSource(strings = {"summary", "take due", "list", "purge", "take pending", "pending since", "hand back", "charged as"})
+  @ValueSource(strings = {"summary", "take due", "list", "list of a merchant", "purge", "take pending", "pending since", "hand back", "charged as"})
   @DisplayName("recovery's statement reads the unresolved records through an index, never every retained key")
   void noScanOfRetainedKeys(String statement) {
     String plan = plan(STATEMENTS.get(statement));
