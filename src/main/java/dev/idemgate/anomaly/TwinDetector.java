@@ -462,7 +462,7 @@ public final class TwinDetector {
           // A key let through before goes on as it did. Its twin is counted only if this request takes
           // the key (the guard): the earlier one's claim failed, or this one won the race of the two.
           Future<TwinVerdict> verdict = verdictMark.equals("r")
-              ? confirmRefusal(merchantId, original, request, now).compose(v -> v instanceof TwinVerdict.Allowed allowed
+              ? confirmRefusal(merchantId, fingerprint, original, request, now).compose(v -> v instanceof TwinVerdict.Allowed allowed
                   ? reanchor(merchantId, fingerprint, keyHash, original, now).map(taken -> taken.orElseGet(
                       () -> new TwinVerdict.Allowed(allowed.twin(), false, keyHash + "|" + now)))
                   : Future.succeededFuture(v))
@@ -496,7 +496,7 @@ public final class TwinDetector {
    */
   private Future<TwinVerdict> intendedUnderReject(String merchantId, String fingerprint, String keyHash,
       TwinVerdict.Twin original, PaymentRequest request, long now) {
-    return confirmRefusal(merchantId, original, request, now).compose(v -> v instanceof TwinVerdict.Allowed allowed
+    return confirmRefusal(merchantId, fingerprint, original, request, now).compose(v -> v instanceof TwinVerdict.Allowed allowed
         ? reanchor(merchantId, fingerprint, keyHash, original, now).map(taken -> (TwinVerdict) new TwinVerdict.Allowed(
             allowed.twin(), true, taken.isPresent() ? null : keyHash + "|" + now))
         : Future.succeededFuture(new TwinVerdict.Allowed(((TwinVerdict.Reject) v).twin(), true, null)));
@@ -509,10 +509,12 @@ public final class TwinDetector {
    * this payment was never claimed under it: its claim got 422). No row of this generation of the key
    * means the original may still be charged (in flight, or held by an instance that died after
    * sending it, until recovery records or frees it) while it is younger than {@link #unresolvedMs},
-   * and charged nothing when older (it was released). If the ledger cannot answer, the twin is
-   * refused: under this policy a refused repeat is the safe mistake, and the claim would fail anyway.
+   * and charged nothing when older (it was released). That age is read on Redis's clock
+   * ({@link #anchorAgeMs}). If the ledger cannot answer, the twin is refused: under this policy a
+   * refused repeat is the safe mistake, and the claim would fail anyway.
    */
-  private Future<TwinVerdict> confirmRefusal(String merchantId, TwinVerdict.Twin original, PaymentRequest request, long now) {
+  private Future<TwinVerdict> confirmRefusal(String merchantId, String fingerprint, TwinVerdict.Twin original,
+      PaymentRequest request, long now) {
     Tuple params = Tuple.of(original.originalKeyHash(), merchantId,
         OffsetDateTime.ofInstant(Instant.ofEpochMilli(original.originalAtMillis() - CLOCK_SKEW_MS), ZoneOffset.UTC));
     for (String field : comparedFields) {
@@ -525,23 +527,38 @@ public final class TwinDetector {
     }
     return pool.preparedQuery(originalInLedger).execute(params)
         .timeout(storeTimeoutMs, TimeUnit.MILLISECONDS)
-        .map(rows -> {
+        .compose(rows -> {
           Row row = rows.iterator().hasNext() ? rows.iterator().next() : null;
           if (row == null) {
-            return now - original.originalAtMillis() < unresolvedMs
+            return anchorAgeMs(merchantId, fingerprint, original, now).map(age -> age < unresolvedMs
                 ? (TwinVerdict) new TwinVerdict.Reject(original)
-                : new TwinVerdict.Allowed(original, false, null);
+                : new TwinVerdict.Allowed(original, false, null));
           }
           TwinVerdict.Twin named = new TwinVerdict.Twin(original.originalKeyHash(), original.originalAtMillis(),
               row.getString("id"));
-          return "declined".equals(row.getString("status")) || !row.getBoolean("same")
+          return Future.succeededFuture("declined".equals(row.getString("status")) || !row.getBoolean("same")
               ? new TwinVerdict.Allowed(named, false, null)
-              : new TwinVerdict.Reject(named);
+              : new TwinVerdict.Reject(named));
         })
         .otherwise(failure -> {
           log.warn("ledger lookup for a suspected twin failed, refusing it: {}", failure.toString());
           return new TwinVerdict.Reject(original);
         });
+  }
+
+  /**
+   * How long ago the original's anchor was stored, on Redis's clock: the anchor is stored with the
+   * window as its expiry, so its age is the window less the time it has left. Read on the wall
+   * clocks (this instance's now against the anchoring instance's time in the anchor), a clock stepped
+   * forward by a minute or more, or an anchoring instance that far behind, made an original still at
+   * the acquirer look old enough to have been released, and under policy reject its twin was charged
+   * beside it (TwinClockStepIT). An anchor with no expiry left to read (gone meanwhile) falls back to
+   * the wall clocks.
+   */
+  private Future<Long> anchorAgeMs(String merchantId, String fingerprint, TwinVerdict.Twin original, long now) {
+    return pipeline.send(Request.cmd(Command.PTTL).arg(redisKey(merchantId, fingerprint)))
+        .timeout(timeoutMs, TimeUnit.MILLISECONDS)
+        .map(left -> left != null && left.toLong() >= 0 ? windowMs - left.toLong() : now - original.originalAtMillis());
   }
 
   /**

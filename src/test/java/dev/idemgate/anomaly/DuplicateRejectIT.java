@@ -119,15 +119,18 @@ class DuplicateRejectIT {
     String k1 = Http.newKey();
     String k2 = Http.newKey();
     // What an original leaves when the instance that checked it died before charging it, and recovery
-    // released its claim: its place as the original, older than any charge of it could go unrecorded,
-    // and no claim nor ledger row under its key (free for a retry).
-    long checkedAt = System.currentTimeMillis() - gateway.config().unrecordedChargeWindow().toMillis() - 1_000;
+    // released its claim: its place as the original, older than any charge of it could go unrecorded
+    // (its age is read from the expiry left on Redis's clock, so that is back-dated too), and no claim
+    // nor ledger row under its key (free for a retry).
+    long age = gateway.config().unrecordedChargeWindow().toMillis() + 1_000;
+    long checkedAt = System.currentTimeMillis() - age;
     PaymentRequest request = new PaymentRequest(body.getLong("amount"), body.getString("currency"), body.getString("source"),
         body.getString("merchant_reference"), null, null);
     String anchor = TwinDetector.redisKey(TestGateway.MERCHANT_A,
         PaymentTwins.fingerprint(gateway.config().duplicateFields(), request));
     Http.await(redis.send(Request.cmd(Command.SET).arg(anchor)
-        .arg(PaymentTwins.keyHash(TestGateway.MERCHANT_A, new IdempotencyKey(k1)) + "|" + checkedAt).arg("PX").arg(600_000)));
+        .arg(PaymentTwins.keyHash(TestGateway.MERCHANT_A, new IdempotencyKey(k1)) + "|" + checkedAt).arg("PX")
+        .arg(gateway.config().duplicateWindow().toMillis() - age)));
 
     Reply twin = pay(k2, body, Map.of());
     assertThat(twin.status()).as("the original charged nothing: the payment under a new key goes through").isEqualTo(201);
