@@ -159,6 +159,35 @@ class MerchantRateLimiterTest {
     assertThat(letThrough(limiter, "m", 10, T + 2_100)).isEqualTo(10);
   }
 
+  /** Requests at {@code perSecond}, evenly spread over {@code realMillis} of real time, on a wall clock reading {@code from} at the first. */
+  private static int refusedAtSteadyRate(MerchantRateLimiter limiter, int perSecond, long from, long realMillis) {
+    int refused = 0;
+    for (long i = 0; i < realMillis * perSecond / 1000; i++) {
+      if (!limiter.tryAcquire("m", Kind.PAYMENTS, from + i * 1000 / perSecond)) {
+        refused++;
+      }
+    }
+    return refused;
+  }
+
+  @Test
+  @DisplayName("a merchant at 60 % of its limit is never refused when the wall clock steps back less than two seconds")
+  void clockStepBackRefusesNoneWithinTheLimit() {
+    MerchantRateLimiter limiter = limiter(Map.of("m", 100L));
+    assertThat(refusedAtSteadyRate(limiter, 60, T, 2_000)).isZero();
+    // NTP (or a resumed VM) steps the clock back 1.5 s; the merchant goes on at 60 a second.
+    assertThat(refusedAtSteadyRate(limiter, 60, T + 500, 3_000)).isZero();
+  }
+
+  @Test
+  @DisplayName("a merchant at 60 % of its limit is never refused when the wall clock steps back within a second")
+  void clockStepBackInsideASecondRefusesNoneWithinTheLimit() {
+    MerchantRateLimiter limiter = limiter(Map.of("m", 100L));
+    assertThat(refusedAtSteadyRate(limiter, 60, T, 1_900)).isZero();
+    // Back 0.8 s, from 1.9 s to 1.1 s: still the same epoch second.
+    assertThat(refusedAtSteadyRate(limiter, 60, T + 1_100, 3_000)).isZero();
+  }
+
   @Test
   @DisplayName("an exchange is asked for once a tenth of the room left has been let through unsent, once until the next exchange")
   void exchangeWanted() {
