@@ -16,7 +16,7 @@ import java.util.function.ToLongFunction;
  * pending payments does not use up the budget of its new ones.
  *
  * <p>Requests are counted in one-second windows of the wall clock (instances' clocks must agree to
- * well under a second). A request is let through while {@code previous * (1 - elapsed) + current <
+ * well under a second), which a counter never follows back by a small step ({@link Window#time}). A request is let through while {@code previous * (1 - elapsed) + current <
  * limit}, where {@code current} is this second's count and {@code previous} the last second's,
  * weighted by how much of the sliding second it still covers: a burst at the end of one second is
  * not followed by a full second's worth at the start of the next.
@@ -53,8 +53,13 @@ public final class MerchantRateLimiter {
 
   /** Asks for an exchange once this instance has let through this share of the room it sees. */
   private static final long SHARE_OF_ROOM = 10;
-  /** A wall clock stepping back this many whole seconds or more starts counting afresh instead of freezing. */
-  private static final long CLOCK_STEP_SECONDS = 2;
+  /** A wall clock stepping back this much or more starts counting afresh at its new time. */
+  private static final long CLOCK_STEP_MS = 2_000;
+  /**
+   * A smaller step back is given back over this many times its length: a counter's time runs at
+   * 1 - 1/SLEW of the wall clock's pace until it meets the wall clock again ({@link Window#time}).
+   */
+  private static final long SLEW = 4;
 
   private final ToLongFunction<String> limitOf;
   // One map per kind, so that a request looks its window up by merchant id without allocating a key.
@@ -77,8 +82,9 @@ public final class MerchantRateLimiter {
     Window window = windows.get(kind).computeIfAbsent(merchant, m -> new Window());
     boolean askForExchange;
     synchronized (window) {
-      window.roll(nowMillis);
-      double counted = window.estimate(nowMillis);
+      long now = window.time(nowMillis);
+      window.roll(now);
+      double counted = window.estimate(now);
       if (counted + 1 > limit) {
         return false;
       }
@@ -109,7 +115,7 @@ public final class MerchantRateLimiter {
     List<Exchange> out = new ArrayList<>();
     windows.forEach((kind, ofKind) -> ofKind.forEach((merchant, window) -> {
       synchronized (window) {
-        window.roll(nowMillis);
+        window.roll(window.time(nowMillis));
         window.askedForExchange = false;
         window.drained = window.ours;
         if (window.ours == window.acked && window.previousOurs == window.previousAcked) {
@@ -184,11 +190,42 @@ public final class MerchantRateLimiter {
     long previousAcked;
     long previousOthers;
     boolean askedForExchange;
+    /** The latest time this counter was at ({@link #time}), and the last step back of the wall clock being given back. */
+    long latest = Long.MIN_VALUE;
+    long skewAtStep;
+    long wallAtStep;
 
+    /**
+     * This counter's time for a reading of the wall clock: the wall clock, but never earlier than a
+     * time already used. A wall clock that steps back a little (NTP, a resumed VM) is not followed at
+     * once: the counter goes on from where it was and slows to 1 - 1/{@link #SLEW} of the wall
+     * clock's pace until it meets it again. Followed at once, the second before weighed in full again
+     * and this one's count went on for up to two seconds, so a merchant at 60 % of its limit was
+     * refused for a second or more (MerchantRateLimiterTest). A step back of {@link #CLOCK_STEP_MS}
+     * or more starts counting afresh at the new time, so that this instance's seconds are not long
+     * apart from the others' in Redis while it is given back.
+     */
+    long time(long wallMillis) {
+      if (wallMillis < latest && latest - wallMillis >= CLOCK_STEP_MS) {
+        skewAtStep = 0;
+        latest = wallMillis;
+        return wallMillis;
+      }
+      long time = wallMillis + Math.max(0, skewAtStep - (wallMillis - wallAtStep) / SLEW);
+      if (time < latest) {
+        skewAtStep = latest - wallMillis;
+        wallAtStep = wallMillis;
+        time = latest;
+      }
+      latest = time;
+      return time;
+    }
+
+    /** Moves to the second of {@code nowMillis}, a counter's {@link #time}: the same second, a later one, or one long before (a big step back). */
     void roll(long nowMillis) {
       long now = Math.floorDiv(nowMillis, 1000);
-      if (now == second || (now < second && second - now < CLOCK_STEP_SECONDS)) {
-        return; // the same second, or the clock stepped back a little: go on counting in this one
+      if (now == second) {
+        return;
       }
       if (now == second + 1) {
         previousOurs = ours;

@@ -177,6 +177,9 @@ class MerchantRateLimiterTest {
     assertThat(refusedAtSteadyRate(limiter, 60, T, 2_000)).isZero();
     // NTP (or a resumed VM) steps the clock back 1.5 s; the merchant goes on at 60 a second.
     assertThat(refusedAtSteadyRate(limiter, 60, T + 500, 3_000)).isZero();
+    // The step is given back within four times its length: the counter is on the wall clock's second again.
+    assertThat(limiter.tryAcquire("m", Kind.PAYMENTS, T + 9_000)).isTrue();
+    assertThat(limiter.drain(T + 9_001)).extracting(Exchange::second).containsExactly(T / 1000 + 9);
   }
 
   @Test
