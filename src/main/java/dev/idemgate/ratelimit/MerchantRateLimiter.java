@@ -16,8 +16,8 @@ import java.util.function.ToLongFunction;
  * pending payments does not use up the budget of its new ones.
  *
  * <p>Requests are counted in one-second windows of the wall clock (instances' clocks must agree to
- * well under a second), which a counter never follows back by a small step ({@link Window#time}). A request is let through while {@code previous * (1 - elapsed) + current <
- * limit}, where {@code current} is this second's count and {@code previous} the last second's,
+ * well under a second), which a counter never follows back by a small step ({@link Window#time}).
+ * A request is let through while {@code previous * (1 - elapsed) + current < limit}, where {@code current} is this second's count and {@code previous} the last second's,
  * weighted by how much of the sliding second it still covers: a burst at the end of one second is
  * not followed by a full second's worth at the start of the next.
  *
