@@ -17,9 +17,10 @@ import java.util.function.ToLongFunction;
  *
  * <p>Requests are counted in one-second windows of the wall clock (instances' clocks must agree to
  * well under a second), which a counter never follows back by a small step ({@link Window#time}).
- * A request is let through while {@code previous * (1 - elapsed) + current < limit}, where {@code current} is this second's count and {@code previous} the last second's,
- * weighted by how much of the sliding second it still covers: a burst at the end of one second is
- * not followed by a full second's worth at the start of the next.
+ * A request is let through while {@code previous * (1 - elapsed) + current < limit}, where
+ * {@code current} is this second's count and {@code previous} the last second's, weighted by how
+ * much of the sliding second it still covers: a burst at the end of one second is not followed by a
+ * full second's worth at the start of the next.
  *
  * <p>The counts are this instance's own plus the other instances' as last heard from Redis. The
  * decision never waits on Redis. An exchange sends this instance's totals of the window's second and
