@@ -46,6 +46,25 @@ class ConfigLoaderTest {
   }
 
   @Test
+  @DisplayName("a value in the file is read as the text it is written as: off is off, not YAML's false, and a number is not reinterpreted")
+  void fileValuesAreText(@TempDir Path dir) throws Exception {
+    // Before, SnakeYAML's YAML 1.1 types came first: `duplicate_payload_policy: off` (a documented
+    // value) was refused as "got 'false'", `http_port: 1:30` became port 90 (base 60) and
+    // `admin_token: 0123456701234567` the octal number's decimal digits.
+    Path file = dir.resolve("idemgate.yaml");
+    Files.writeString(file, "duplicate_payload_policy: off\ntracing: off\nmetrics_enabled: false\nprovider_url:\n");
+    GatewayConfig c = ConfigLoader.load(Optional.of(file), Map.of());
+    assertThat(c.duplicatePayloadPolicy()).isEqualTo(dev.idemgate.anomaly.DuplicatePayloadPolicy.OFF);
+    assertThat(c.tracing()).isEqualTo("off");
+    assertThat(c.metricsEnabled()).isFalse();
+    assertThat(c.providerUrl()).isEmpty();
+    Files.writeString(file, "admin_token: 0123456701234567\n");
+    assertThat(ConfigLoader.load(Optional.of(file), Map.of()).adminToken()).contains("0123456701234567");
+    Files.writeString(file, "http_port: 1:30\n");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.of(file), Map.of())).hasMessage("http_port: '1:30' is not a whole number");
+  }
+
+  @Test
   @DisplayName("bad values fail with one line naming the setting, and never echo an API key")
   void badValues(@TempDir Path dir) throws Exception {
     assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_KEY_TTL", "31d")))
