@@ -125,7 +125,7 @@ public final class ConfigLoader {
 
   private static Map<String, String> readYaml(InputStream in, String source) {
     Map<String, String> values = new LinkedHashMap<>();
-    StrictYaml.read(in, source).forEach((k, v) -> values.put(k, v == null ? "" : String.valueOf(v)));
+    StrictYaml.readText(in, source).forEach((k, v) -> values.put(k, v == null ? "" : String.valueOf(v)));
     return values;
   }
 
