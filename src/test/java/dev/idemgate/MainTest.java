@@ -52,6 +52,26 @@ class MainTest {
     assertThat(printed).doesNotContain("SECRET");
   }
 
+  @Test
+  @DisplayName("serve with a malformed otlp_endpoint exits 2 with one line naming otlp_endpoint, without the URL, before anything starts")
+  void serveRefusesBadOtlpEndpoint(@TempDir Path dir) throws Exception {
+    Path file = Files.writeString(dir.resolve("idemgate.yaml"),
+        "tracing: otlp\notlp_endpoint: \"http://otel collector:4318/SECRET\"\n");
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    PrintStream before = System.err;
+    int status;
+    System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+    try {
+      status = new CommandLine(new Main()).execute("serve", "--config", file.toString());
+    } finally {
+      System.setErr(before);
+    }
+    String printed = err.toString(StandardCharsets.UTF_8);
+    assertThat(printed.lines()).hasSize(1).first().asString().startsWith("idemgate: otlp_endpoint: not a URL");
+    assertThat(printed).doesNotContain("SECRET");
+    assertThat(status).isEqualTo(Main.EXIT_USAGE);
+  }
+
   private static CommandRun run(String... args) {
     return CommandRun.of(Main.commandLine(), args);
   }

@@ -239,4 +239,35 @@ class ConfigRefusalsTest {
         .doesNotContain("sk_test_demo");
     assertThat(load(Map.of("IDEMGATE_MERCHANT_KEY_TTL", "demo=1h")).keyTtlFor("demo")).isEqualTo(Duration.ofHours(1));
   }
+  @Test
+  @DisplayName("with tracing otlp, an otlp_endpoint that is no usable http(s) URL is refused at load naming it, its secrets never echoed")
+  void badOtlpEndpoint() {
+    // Before, only the scheme was checked: these failed start-up with exit status 1, a stack trace
+    // and the whole URL in the line, or started and lost every span (no host, no such port, a query
+    // that /v1/traces was appended to).
+    Map<String, String> expected = Map.of(
+        "http://coll ector:4318/SECRET", "otlp_endpoint: not a URL",
+        "http://:4318", "otlp_endpoint: needs a valid host name",
+        "http://otel_collector:4318", "otlp_endpoint: needs a valid host name",
+        "http://collector:99999", "otlp_endpoint: the port must be 1-65535",
+        "http://collector:0", "otlp_endpoint: the port must be 1-65535",
+        "http://user:SECRET@collector:4318", "otlp_endpoint: must not carry credentials",
+        "http://collector:4318?token=SECRET", "otlp_endpoint: must not have a query or a fragment");
+    expected.forEach((url, message) -> {
+      String line = refusal(Map.of("IDEMGATE_TRACING", "otlp", "IDEMGATE_OTLP_ENDPOINT", url));
+      assertThat(line).as(url).startsWith(message).doesNotContain("SECRET").doesNotContain("\n");
+    });
+    for (String url : List.of("http://collector:4318", "https://otel.example/custom/traces", "http://[::1]:4318/")) {
+      assertThat(load(Map.of("IDEMGATE_TRACING", "otlp", "IDEMGATE_OTLP_ENDPOINT", url)).otlpEndpoint()).isEqualTo(url);
+    }
+    // Unused with tracing off, as provider_url is with the simulator.
+    assertThat(load(Map.of("IDEMGATE_OTLP_ENDPOINT", "http://collector:99999")).tracing()).isEqualTo("off");
+  }
+
+  @Test
+  @DisplayName("a provider_url with port 0 is refused, as pg_url's and redis_url's are: every charge would fail to connect")
+  void providerUrlPortZero() {
+    assertThat(refusal(Map.of("IDEMGATE_PROVIDER", "http", "IDEMGATE_PROVIDER_URL", "http://acquirer.example:0/v1")))
+        .isEqualTo("provider_url: the port must be 1-65535, got 0");
+  }
 }
