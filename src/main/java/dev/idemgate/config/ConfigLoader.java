@@ -205,6 +205,7 @@ public final class ConfigLoader {
     String redisMode = oneOf(v, "redis_mode", "standalone", "sentinel", "cluster");
     Map<String, Duration> merchantKeyTtls = merchantTtls(v.get("merchant_key_ttl"));
     Map<String, Long> merchantRateLimits = merchantRateLimits(v.get("merchant_rate_limit"));
+    String tracing = oneOf(v, "tracing", "off", "otlp");
     if (apiKeysFile.isEmpty()) {
       // api_keys is fixed for the life of the process: a merchant without a key there (a typo, most
       // likely) can never send a request, and its setting would never apply. With api_keys_file the
@@ -257,8 +258,8 @@ public final class ConfigLoader {
         rateLimit("rate_limit", v.get("rate_limit")),
         merchantRateLimits,
         logLevel(v),
-        oneOf(v, "tracing", "off", "otlp"),
-        url(v, "otlp_endpoint", "http://", "https://"),
+        tracing,
+        otlpEndpoint(v, tracing),
         duplicatePayloadPolicy(v),
         duplicateWindow(v),
         duplicateFields(v));
@@ -569,26 +570,46 @@ public final class ConfigLoader {
     if (url.isEmpty()) {
       throw new ConfigException("provider_url: must be set when provider is http");
     }
+    return Optional.of(httpUrl("provider_url", url.get(), "the connector adds its own paths to the URL's"));
+  }
+
+  /**
+   * The collector's URL, checked only when spans are exported ({@code tracing: otlp}), as
+   * {@link #providerUrl} is: the exporter sends no credentials and appends {@code /v1/traces} to an
+   * endpoint without a path (after a query, where it would be no path at all); one it cannot parse
+   * failed start-up with the URL in the line, one with no host or port lost every span.
+   */
+  private static String otlpEndpoint(Map<String, String> v, String tracing) {
+    String url = url(v, "otlp_endpoint", "http://", "https://");
+    return tracing.equals("otlp") ? httpUrl("otlp_endpoint", url, "spans go to the endpoint, /v1/traces added without a path") : url;
+  }
+
+  /**
+   * {@code url} if it is an http(s) URL with a host, an optional port of 1-65535 and at most a path;
+   * else refused naming {@code key}, never echoing the URL. {@code paths}: why no query or fragment.
+   */
+  private static String httpUrl(String key, String url, String paths) {
     URI uri;
     try {
-      uri = new URI(url.get());
+      uri = new URI(url);
     } catch (URISyntaxException e) {
-      throw new ConfigException("provider_url: not a URL (" + e.getReason() + ")");
+      throw new ConfigException(key + ": not a URL (" + e.getReason() + ")");
     }
     if (!"http".equals(uri.getScheme()) && !"https".equals(uri.getScheme())) {
-      throw new ConfigException("provider_url: must start with http:// or https://");
+      throw new ConfigException(key + ": must start with http:// or https://");
     }
     if (uri.getHost() == null) {
-      throw new ConfigException("provider_url: needs a valid host name (letters, digits, dots and dashes; no underscore)");
+      throw new ConfigException(key + ": needs a valid host name (letters, digits, dots and dashes; no underscore)");
     }
-    if (uri.getPort() > 65535) {
-      throw new ConfigException("provider_url: the port must be 1-65535, got " + uri.getPort());
+    // -1: none given; 0 is no port anything listens on, and every connection would fail.
+    if (uri.getPort() == 0 || uri.getPort() > 65535) {
+      throw new ConfigException(key + ": the port must be 1-65535, got " + uri.getPort());
     }
     if (uri.getRawUserInfo() != null) {
-      throw new ConfigException("provider_url: must not carry credentials (user:password@), which the connector does not send");
+      throw new ConfigException(key + ": must not carry credentials (user:password@), which are never sent");
     }
     if (uri.getRawQuery() != null || uri.getRawFragment() != null) {
-      throw new ConfigException("provider_url: must not have a query or a fragment; the connector adds its own paths to the URL's");
+      throw new ConfigException(key + ": must not have a query or a fragment; " + paths);
     }
     return url;
   }
