@@ -33,6 +33,8 @@ import io.vertx.redis.client.impl.RedisURI;
 public final class ConfigLoader {
   static final int MAX_REPLAY_CACHE_ENTRIES = 1_000_000;
   static final int MAX_API_INSTANCES = 256;
+  /** The shortest key TTL: a client's retry a moment later would be a new payment, charged again. */
+  private static final Duration MIN_KEY_TTL = Duration.ofSeconds(1);
   static final int MAX_PROVIDER_CONNECTIONS = 4096;
   static final Duration MAX_PROVIDER_KEY_RETENTION = Duration.ofDays(400);
   static final long MAX_RATE_LIMIT = 1_000_000;
@@ -140,7 +142,7 @@ public final class ConfigLoader {
 
   private static GatewayConfig build(Map<String, String> v) {
     Duration keyTtl = duration(v, "key_ttl");
-    if (keyTtl.compareTo(GatewayConfig.MAX_KEY_TTL) > 0 || keyTtl.isZero()) {
+    if (keyTtl.compareTo(GatewayConfig.MAX_KEY_TTL) > 0 || keyTtl.compareTo(MIN_KEY_TTL) < 0) {
       throw new ConfigException("key_ttl: must be between 1s and 30d, got " + v.get("key_ttl"));
     }
     String provider = v.get("provider").trim();
@@ -392,7 +394,7 @@ public final class ConfigLoader {
   private static Map<String, Duration> merchantTtls(String text) {
     return perMerchant("merchant_key_ttl", text, "duration, e.g. acme=7d", (merchant, value) -> {
       Duration ttl = Durations.parse("merchant_key_ttl", value);
-      if (ttl.isZero() || ttl.compareTo(GatewayConfig.MAX_KEY_TTL) > 0) {
+      if (ttl.compareTo(MIN_KEY_TTL) < 0 || ttl.compareTo(GatewayConfig.MAX_KEY_TTL) > 0) {
         throw new ConfigException("merchant_key_ttl: " + merchant + " must be between 1s and 30d");
       }
       return ttl;

@@ -225,6 +225,11 @@ class ConfigLoaderTest {
         .hasMessage("merchant_key_ttl: each entry must be merchant=duration, e.g. acme=7d");
     assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_KEY_TTL", "acme=31d")))
         .hasMessage("merchant_key_ttl: acme must be between 1s and 30d");
+    // Below the second the message names: a retry a moment later would be a new payment.
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_KEY_TTL", "acme=500ms")))
+        .hasMessage("merchant_key_ttl: acme must be between 1s and 30d");
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_KEY_TTL", "999ms")))
+        .hasMessage("key_ttl: must be between 1s and 30d, got 999ms");
     assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_MERCHANT_KEY_TTL", "acme=1h,acme=2h")))
         .hasMessage("merchant_key_ttl: acme is given twice");
   }
