@@ -552,8 +552,8 @@ public final class TwinDetector {
    * clocks (this instance's now against the anchoring instance's time in the anchor), a clock stepped
    * forward by a minute or more, or an anchoring instance that far behind, made an original still at
    * the acquirer look old enough to have been released, and under policy reject its twin was charged
-   * beside it (TwinClockStepIT). An anchor with no expiry left to read (gone meanwhile) falls back to
-   * the wall clocks.
+   * beside it (DuplicateRejectIT#inFlightOriginalAfterAClockStepForward). An anchor with no expiry
+   * left to read (gone meanwhile) falls back to the wall clocks.
    */
   private Future<Long> anchorAgeMs(String merchantId, String fingerprint, TwinVerdict.Twin original, long now) {
     return pipeline.send(Request.cmd(Command.PTTL).arg(redisKey(merchantId, fingerprint)))

@@ -13,6 +13,7 @@ import io.vertx.core.json.JsonObject;
 import io.vertx.redis.client.Command;
 import io.vertx.redis.client.Redis;
 import io.vertx.redis.client.Request;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -141,6 +142,40 @@ class DuplicateRejectIT {
     assertThat(retry.json().getString("original_payment_id")).isEqualTo(twin.json().getString("id"));
     assertThat(charges(k1)).isZero();
     assertThat(charges(k2)).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("a twin of an original still at the acquirer is refused even when the wall clock stepped forward "
+      + "two minutes since the original was checked")
+  void inFlightOriginalAfterAClockStepForward() {
+    // The twin check read the original's age on the wall clocks (the anchor's time, written by the
+    // anchoring instance, against this one's now). Moving the anchor's time back by the step is what a
+    // check after a step forward of the instance's clock (NTP, a resumed VM) read, or one on an
+    // instance whose clock runs that far ahead. The age is now read from the anchor's expiry, on
+    // Redis's clock: before, this twin was charged beside its original ("expected: 409 but was: 201").
+    long clockStepMs = 120_000;
+    try (TestGateway slow = TestGateway.start(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "reject",
+        "IDEMGATE_SIMULATOR_SLOW_MS", "3000"))) {
+      JsonObject body = Orders.payment(4100, "tok_slow");
+      String k1 = Http.newKey();
+      var original = http.payAsync(slow.apiPort(), TestGateway.KEY_A, k1, body.encode(), Map.of());
+
+      String anchorKey = TwinDetector.redisKey(TestGateway.MERCHANT_A, PaymentTwins.fingerprint(
+          slow.config().duplicateFields(), new PaymentRequest(4100, "EUR", "tok_slow", body.getString("merchant_reference"),
+              null, null)));
+      String k1Hash = PaymentTwins.keyHash(TestGateway.MERCHANT_A, new IdempotencyKey(k1));
+      Waits.eventually(Duration.ofSeconds(2), () -> {
+        var stored = Http.await(redis.send(Request.cmd(Command.GET).arg(anchorKey)));
+        return stored != null && stored.toString().startsWith(k1Hash + "|");
+      }, "the original's anchor");
+      String stored = Http.await(redis.send(Request.cmd(Command.GET).arg(anchorKey))).toString();
+      long at = Long.parseLong(stored.substring(stored.indexOf('|') + 1));
+      Http.await(redis.send(Request.cmd(Command.SET).arg(anchorKey).arg(k1Hash + "|" + (at - clockStepMs)).arg("KEEPTTL")));
+
+      Reply twin = pay(slow, Http.newKey(), body.encode(), Map.of());
+      assertThat(Http.await(original).status()).isEqualTo(201);
+      assertThat(twin.status()).as("the twin of a payment the acquirer is still charging").isEqualTo(409);
+    }
   }
 
   @Test
