@@ -1,0 +1,167 @@
+package dev.idemgate.recovery;
+
+import static dev.idemgate.support.TestGateway.MERCHANT_A;
+import static dev.idemgate.support.Waits.eventually;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.idempotency.ClaimRequest;
+import dev.idemgate.idempotency.IdempotencyKey;
+import dev.idemgate.idempotency.IdempotencyStore;
+import dev.idemgate.idempotency.StoreClaim;
+import dev.idemgate.payment.PaymentJson;
+import dev.idemgate.payment.PaymentService;
+import dev.idemgate.support.Http;
+import dev.idemgate.support.Http.Reply;
+import dev.idemgate.support.TestDb;
+import dev.idemgate.support.TestGateway;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.json.JsonObject;
+import io.vertx.sqlclient.SqlConnection;
+import io.vertx.sqlclient.Tuple;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/** Operator verdicts that meet other verdicts, recovery passes or a client's retry at the same moment. */
+class OperatorVerdictRaceIT {
+  private static TestGateway gateway;
+  private static Http http;
+  private static TestDb db;
+  /** The payments the tests made, deleted at the end. */
+  private static final List<String> made = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+  @BeforeAll
+  static void start() {
+    gateway = TestGateway.start(Map.of("IDEMGATE_LEASE", "3s", "IDEMGATE_PROVIDER_TIMEOUT", "3s"));
+    http = new Http();
+    db = new TestDb(http.vertx());
+  }
+
+  @AfterAll
+  static void stop() {
+    // Left unsettled, they would be asked about by every recovery pass on this machine for ever.
+    db.query("DELETE FROM idemgate.idempotency_keys WHERE payment_id = ANY($1)", (Object) made.toArray(String[]::new));
+    db.query("DELETE FROM idemgate.payments WHERE id = ANY($1)", (Object) made.toArray(String[]::new));
+    db.close();
+    http.close();
+    gateway.close();
+  }
+
+  /**
+   * A payment of MERCHANT_A left pending two days ago, past provider_key_retention (the acquirer may
+   * have forgotten it, so a verdict decides), with its pending ledger row, as recovery leaves one;
+   * recovery's next look is an hour away, so only a verdict touches it. Returns its payment id.
+   */
+  private static String forgottenPending(String key, long amount) {
+    JsonObject body = Http.payment(amount, "tok_visa");
+    IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 2, Duration.ofSeconds(5),
+        Duration.ofSeconds(3), "simulator");
+    ClaimRequest claim = new ClaimRequest(MERCHANT_A, new IdempotencyKey(key), PaymentService.fingerprint(body),
+        PaymentJson.newPaymentId(Instant.now()), amount, "EUR", body.getString("merchant_reference"), null, null);
+    assertThat(Http.await(store.claim(claim))).isInstanceOf(StoreClaim.Claimed.class);
+    db.query("UPDATE idemgate.idempotency_keys SET state = 'PENDING', response_status = 202, response_body = '{}', "
+        + "expires_at = now() + interval '1 day', next_inquiry_at = now() + interval '1 hour', "
+        + "lease_expires_at = now() - interval '1 minute', created_at = now() - interval '2 days' "
+        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+    db.query("INSERT INTO idemgate.payments (id, merchant_id, provider_key, amount, currency, status, provider, created_at) "
+        + "SELECT payment_id, merchant_id, provider_key, amount, currency, 'pending', 'simulator', created_at "
+        + "FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
+    made.add(claim.paymentId());
+    return claim.paymentId();
+  }
+
+  private static CompletableFuture<Reply> settleAsync(String paymentId, String verdict) {
+    return CompletableFuture.supplyAsync(() -> http.send(HttpMethod.POST, gateway.managementPort(),
+        "/admin/pending/" + paymentId + "/resolve",
+        Map.of("Authorization", "Bearer " + TestGateway.ADMIN_TOKEN, "Content-Type", "application/json"),
+        Buffer.buffer(verdict)));
+  }
+
+  /**
+   * Completions (IdempotencyStore's, which write the ledger) waiting for a lock; known by their
+   * opening, as pg_stat_activity keeps only the first 1 kB of a statement.
+   */
+  private static long ledgerWritesWaiting() {
+    return (Long) db.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        + "AND query LIKE '%SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[]%'");
+  }
+
+  @Test
+  @DisplayName("two verdicts at once naming one charge id for two payments: one is applied, the other refused (409); "
+      + "the ledger never holds one charge as two payments")
+  void oneChargeIsOnePaymentUnderConcurrentVerdicts() throws Exception {
+    String keyOne = Http.newKey();
+    String keyTwo = Http.newKey();
+    String one = forgottenPending(keyOne, 1501);
+    String two = forgottenPending(keyTwo, 1502);
+    String charge = "ch_race_" + keyOne;
+    String verdict = "{\"outcome\":\"succeeded\",\"provider_reference\":\"" + charge + "\"}";
+
+    // Both ledger rows are locked (a long transaction, a vacuum, a backup's lock): the verdicts
+    // each check the charge id, find it nowhere, and wait to write. Each one's check and write must
+    // exclude the other's.
+    SqlConnection held = Http.await(db.pool().getConnection());
+    CompletableFuture<Reply> first;
+    CompletableFuture<Reply> second;
+    try {
+      Http.await(held.query("BEGIN").execute());
+      Http.await(held.preparedQuery("SELECT 1 FROM idemgate.payments WHERE id = ANY($1) FOR UPDATE")
+          .execute(Tuple.of(new String[] {one, two})));
+      first = settleAsync(one, verdict);
+      second = settleAsync(two, verdict);
+      eventually(Duration.ofSeconds(15), () -> ledgerWritesWaiting() >= 1 || first.isDone() || second.isDone(),
+          "a verdict reaches its ledger write");
+      // The other verdict has its own ledger write to reach (or is in the same grouped statement).
+      long until = System.nanoTime() + Duration.ofSeconds(1).toNanos();
+      while (System.nanoTime() < until && ledgerWritesWaiting() < 2 && !first.isDone() && !second.isDone()) {
+        Thread.sleep(100);
+      }
+    } finally {
+      Http.await(held.query("ROLLBACK").execute());
+      Http.await(held.close());
+    }
+    List<Reply> replies = List.of(first.get(), second.get());
+    assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE provider_reference = $1", charge))
+        .as("ledger rows naming charge %s after verdicts answered %s / %s", charge, replies.get(0).body(),
+            replies.get(1).body())
+        .isEqualTo(1L);
+    assertThat(replies).extracting(Reply::status).containsExactlyInAnyOrder(200, 409);
+  }
+
+  @Test
+  @DisplayName("a verdict whose write PostgreSQL confirms too late (behind a lock) but then commits is not answered "
+      + "'store unavailable, retry later': the operator is told it may have been recorded, and to look first")
+  void lateWriteIsNotToldAsNothingDone() throws Exception {
+    String key = Http.newKey();
+    String paymentId = forgottenPending(key, 1503);
+    SqlConnection held = Http.await(db.pool().getConnection());
+    CompletableFuture<Reply> verdict;
+    try {
+      Http.await(held.query("BEGIN").execute());
+      Http.await(held.preparedQuery("SELECT 1 FROM idemgate.payments WHERE id = $1 FOR UPDATE").execute(Tuple.of(paymentId)));
+      verdict = settleAsync(paymentId, "{\"outcome\":\"succeeded\",\"provider_reference\":\"ch_late_" + key + "\"}");
+      eventually(Duration.ofSeconds(15), () -> ledgerWritesWaiting() >= 1, "the verdict reaches its ledger write");
+      // The gateway stops waiting for the write after store_timeout (5 s); PostgreSQL ends the
+      // statement only a second after that. The lock goes in between: the write commits.
+      Thread.sleep(5_400);
+    } finally {
+      Http.await(held.query("ROLLBACK").execute());
+      Http.await(held.close());
+    }
+    Reply answered = verdict.get();
+    eventually(Duration.ofSeconds(5), () -> "COMPLETED".equals(db.scalar(
+        "SELECT state FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key)),
+        "the write the gateway stopped waiting for lands");
+    assertThat(db.scalar("SELECT status FROM idemgate.payments WHERE id = $1", paymentId)).isEqualTo("succeeded");
+    assertThat(answered.status()).as(answered.body()).isEqualTo(503);
+    assertThat(answered.json().getString("detail")).as("what the operator is told of a verdict that was applied")
+        .contains("may or may not have been recorded").doesNotContain("retry later");
+  }
+}
