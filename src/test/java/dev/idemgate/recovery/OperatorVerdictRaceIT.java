@@ -49,6 +49,7 @@ class OperatorVerdictRaceIT {
     // Left unsettled, they would be asked about by every recovery pass on this machine for ever.
     db.query("DELETE FROM idemgate.idempotency_keys WHERE payment_id = ANY($1)", (Object) made.toArray(String[]::new));
     db.query("DELETE FROM idemgate.payments WHERE id = ANY($1)", (Object) made.toArray(String[]::new));
+    db.query("DELETE FROM idemgate.released_payments WHERE id = ANY($1)", (Object) made.toArray(String[]::new));
     db.close();
     http.close();
     gateway.close();
@@ -85,12 +86,13 @@ class OperatorVerdictRaceIT {
   }
 
   /**
-   * Completions (IdempotencyStore's, which write the ledger) waiting for a lock; known by their
-   * opening, as pg_stat_activity keeps only the first 1 kB of a statement.
+   * Completions (IdempotencyStore's) and releases (RecoveryStore's), which write the ledger, waiting
+   * for a lock; known by their openings, as pg_stat_activity keeps only the first 1 kB of a statement.
    */
   private static long ledgerWritesWaiting() {
     return (Long) db.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-        + "AND query LIKE '%SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[]%'");
+        + "AND (query LIKE '%SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[]%' "
+        + "OR query LIKE '%WITH gone AS (%DELETE FROM idemgate.idempotency_keys%AND epoch = $3 AND payment_id = $4%')");
   }
 
   @Test
@@ -136,8 +138,9 @@ class OperatorVerdictRaceIT {
   }
 
   @Test
-  @DisplayName("a verdict whose write PostgreSQL confirms too late (behind a lock) but then commits is not answered "
-      + "'store unavailable, retry later': the operator is told it may have been recorded, and to look first")
+  @DisplayName("a not_charged verdict whose write PostgreSQL confirms too late (behind a lock) but then commits, "
+      + "freeing the key, is not answered 'store unavailable, retry later': the operator is told it may have been "
+      + "recorded, and to look first")
   void lateWriteIsNotToldAsNothingDone() throws Exception {
     String key = Http.newKey();
     String paymentId = forgottenPending(key, 1503);
@@ -146,7 +149,7 @@ class OperatorVerdictRaceIT {
     try {
       Http.await(held.query("BEGIN").execute());
       Http.await(held.preparedQuery("SELECT 1 FROM idemgate.payments WHERE id = $1 FOR UPDATE").execute(Tuple.of(paymentId)));
-      verdict = settleAsync(paymentId, "{\"outcome\":\"succeeded\",\"provider_reference\":\"ch_late_" + key + "\"}");
+      verdict = settleAsync(paymentId, "{\"outcome\":\"not_charged\"}");
       eventually(Duration.ofSeconds(15), () -> ledgerWritesWaiting() >= 1, "the verdict reaches its ledger write");
       // The gateway stops waiting for the write after store_timeout (5 s); PostgreSQL ends the
       // statement only a second after that. The lock goes in between: the write commits.
@@ -156,10 +159,11 @@ class OperatorVerdictRaceIT {
       Http.await(held.close());
     }
     Reply answered = verdict.get();
-    eventually(Duration.ofSeconds(5), () -> "COMPLETED".equals(db.scalar(
-        "SELECT state FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key)),
-        "the write the gateway stopped waiting for lands");
-    assertThat(db.scalar("SELECT status FROM idemgate.payments WHERE id = $1", paymentId)).isEqualTo("succeeded");
+    eventually(Duration.ofSeconds(5), () -> db.scalar(
+        "SELECT reason FROM idemgate.released_payments WHERE id = $1", paymentId) != null,
+        "the release the gateway stopped waiting for lands");
+    assertThat(db.scalar("SELECT count(*) FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
+        MERCHANT_A, key)).as("the key is free").isEqualTo(0L);
     assertThat(answered.status()).as(answered.body()).isEqualTo(503);
     assertThat(answered.json().getString("detail")).as("what the operator is told of a verdict that was applied")
         .contains("may or may not have been recorded").doesNotContain("retry later");
