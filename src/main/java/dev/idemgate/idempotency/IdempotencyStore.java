@@ -7,6 +7,7 @@ import io.vertx.pgclient.PgException;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.Row;
 import io.vertx.sqlclient.RowSet;
+import io.vertx.sqlclient.SqlClient;
 import io.vertx.sqlclient.Tuple;
 import java.time.Duration;
 import java.time.Instant;
@@ -413,7 +414,22 @@ public final class IdempotencyStore {
     return completions.submit(new PendingCompletion(merchantId, key, null, c)).recover(IdempotencyStore::unavailableIfNotSent);
   }
 
+  /**
+   * Writes one completion on {@code client} (a connection in a transaction of the caller's) instead
+   * of in a group, so that it commits with the caller's own statements: an operator's verdict checks
+   * in the same transaction that no other payment has its charge id (RecoveryVerticle). Fenced as
+   * {@link #complete} is.
+   */
+  public Future<Completion.Result> completeOn(SqlClient client, String merchantId, IdempotencyKey key, int epoch,
+      Completion c) {
+    return completeGroup(client, List.of(new PendingCompletion(merchantId, key, epoch, c))).map(results -> results.get(0));
+  }
+
   private Future<List<Completion.Result>> completeGroup(List<PendingCompletion> group) {
+    return completeGroup(pool, group);
+  }
+
+  private Future<List<Completion.Result>> completeGroup(SqlClient client, List<PendingCompletion> group) {
     // Rows in key order, as claims are: a completion group and another instance's claim group
     // (retries of these keys, when Redis did not answer them) then lock shared records in the
     // same order and cannot deadlock.
@@ -458,7 +474,7 @@ public final class IdempotencyStore {
         .addArrayOfLong(keyTtls).addArrayOfString(paymentStatuses).addArrayOfString(providers)
         .addArrayOfString(references).addArrayOfString(declines).addArrayOfLong(nextInquiries)
         .addArrayOfOffsetDateTime(told);
-    return run("complete", COMPLETE, params).map(rows -> {
+    return run(client, "complete", COMPLETE, params).map(rows -> {
       Set<String> recorded = new HashSet<>();
       rows.forEach(row -> recorded.add(row.getString("id")));
       List<Completion.Result> results = new ArrayList<>(n);
@@ -522,7 +538,11 @@ public final class IdempotencyStore {
   }
 
   private Future<RowSet<Row>> run(String operation, String sql, Tuple params) {
-    return pool.preparedQuery(sql).execute(params)
+    return run(pool, operation, sql, params);
+  }
+
+  private Future<RowSet<Row>> run(SqlClient client, String operation, String sql, Tuple params) {
+    return client.preparedQuery(sql).execute(params)
         .timeout(timeoutMs, TimeUnit.MILLISECONDS)
         .recover(failure -> Future.failedFuture(new StoreUnavailable(operation, failure)));
   }

@@ -9,6 +9,8 @@ import io.vertx.core.json.JsonObject;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.Row;
 import io.vertx.sqlclient.RowSet;
+import io.vertx.sqlclient.SqlClient;
+import io.vertx.sqlclient.SqlConnection;
 import io.vertx.sqlclient.Tuple;
 import java.time.Duration;
 import java.time.Instant;
@@ -16,6 +18,7 @@ import java.time.OffsetDateTime;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
 
 /**
  * Recovery's SQL. Taking a batch is one statement: the rows are locked with
@@ -273,12 +276,35 @@ final class RecoveryStore {
   static final String CHARGED_AS = """
       SELECT id FROM idemgate.payments WHERE provider_reference = $1 AND id <> $2 AND provider = ANY($3) LIMIT 1""";
 
-  /** The id of another payment whose charge is {@code reference}, or null (also for a null reference). */
-  Future<String> paymentCharged(String reference, String paymentId) {
+  /**
+   * The lock of one charge id, held until the transaction ends. The two-key form, with a key of
+   * Idemgate's own first, so that it shares nothing with Flyway's (one bigint key).
+   */
+  static final String LOCK_CHARGE = "SELECT pg_advisory_xact_lock(1229870151, hashtext($1))";
+
+  /**
+   * Runs {@code work} in a transaction of one connection that first takes the lock of charge id
+   * {@code reference} ({@link #LOCK_CHARGE}), committed when {@code work} succeeds. Two operator
+   * verdicts naming one charge id for two payments then check and write one after the other: each
+   * checked it unused ({@link #CHARGED_AS}) before either had written it, and the ledger held it
+   * twice. Only the lock's own connection is used, so a verdict waiting for it holds up none that
+   * holds it; and after the lock each statement sees what the other committed.
+   */
+  <T> Future<T> underChargeLock(String reference, Function<SqlConnection, Future<T>> work) {
+    return pool.withTransaction(connection -> run(connection, "charge lock", LOCK_CHARGE, Tuple.of(reference))
+        .compose(locked -> work.apply(connection)));
+  }
+
+  /**
+   * The id of another payment whose charge is {@code reference}, or null (also for a null
+   * reference); on {@code client}, the connection of {@link #underChargeLock}.
+   */
+  Future<String> paymentCharged(SqlClient client, String reference, String paymentId) {
     if (reference == null) {
       return Future.succeededFuture(null);
     }
-    return run("charged as", CHARGED_AS, Tuple.tuple().addString(reference).addString(paymentId).addArrayOfString(ledgerProviders))
+    return run(client, "charged as", CHARGED_AS,
+            Tuple.tuple().addString(reference).addString(paymentId).addArrayOfString(ledgerProviders))
         .map(rows -> rows.size() == 0 ? null : rows.iterator().next().getString("id"));
   }
 
@@ -355,7 +381,11 @@ final class RecoveryStore {
   }
 
   private Future<RowSet<Row>> run(String operation, String sql, Tuple params) {
-    return pool.preparedQuery(sql).execute(params)
+    return run(pool, operation, sql, params);
+  }
+
+  private Future<RowSet<Row>> run(SqlClient client, String operation, String sql, Tuple params) {
+    return client.preparedQuery(sql).execute(params)
         .timeout(timeoutMs, TimeUnit.MILLISECONDS)
         .recover(failure -> Future.failedFuture(new StoreUnavailable(operation, failure)));
   }

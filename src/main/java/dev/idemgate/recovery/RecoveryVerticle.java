@@ -258,11 +258,17 @@ public final class RecoveryVerticle extends VerticleBase {
       settledAs = outcome;
       boolean succeeded = outcome.equals("succeeded");
       String reference = verdict.getString("provider_reference");
-      done = recovery.paymentCharged(reference, r.paymentId()).compose(other -> other == null
-          ? complete(r, succeeded ? 201 : 402, outcome, reference, succeeded ? null : verdict.getString("decline_code", "declined"))
-          // One charge is one payment: a charge id already in the ledger is a typo or the wrong payment.
-          : Future.failedFuture(refusal(409, "the charge " + reference
-              + " is already the charge of payment " + other + "; nothing was changed")));
+      Completion completion = completion(r, succeeded ? 201 : 402, outcome, reference,
+          succeeded ? null : verdict.getString("decline_code", "declined"));
+      // One charge is one payment: a charge id already in the ledger is a typo or the wrong payment.
+      // Checked and written under the charge id's lock, so that two verdicts at once naming it for
+      // two payments cannot both find it unused.
+      done = reference == null ? complete(r, completion) : recovery.underChargeLock(reference,
+              connection -> recovery.paymentCharged(connection, reference, r.paymentId()).compose(other -> other == null
+                  ? store.completeOn(connection, r.merchantId(), r.key(), r.epoch(), completion)
+                  : Future.failedFuture(refusal(409, "the charge " + reference
+                      + " is already the charge of payment " + other + "; nothing was changed"))))
+          .compose(result -> completed(r, completion, result));
     }
     return done.compose(action -> {
       if (action == Action.FENCED) {
@@ -389,16 +395,26 @@ public final class RecoveryVerticle extends VerticleBase {
   }
 
   private Future<Action> complete(DueRecord r, int status, String paymentStatus, String reference, String declineCode) {
+    return complete(r, completion(r, status, paymentStatus, reference, declineCode));
+  }
+
+  private Future<Action> complete(DueRecord r, Completion completion) {
+    return store.complete(r.merchantId(), r.key(), r.epoch(), completion).compose(result -> completed(r, completion, result));
+  }
+
+  private Completion completion(DueRecord r, int status, String paymentStatus, String reference, String declineCode) {
     StoredResponse response = response(r, status, paymentStatus, reference, declineCode);
-    Completion completion = new Completion(RecordState.COMPLETED, response, config.keyTtlFor(r.merchantId()), paymentStatus,
+    return new Completion(RecordState.COMPLETED, response, config.keyTtlFor(r.merchantId()), paymentStatus,
         config.ledgerProvider(), reference, declineCode, null);
-    return store.complete(r.merchantId(), r.key(), r.epoch(), completion).compose(result -> {
-      if (result == Completion.Result.FENCED) {
-        return Future.succeededFuture(Action.FENCED);
-      }
-      log.info("recovery completed payment {} as {}", r.paymentId(), paymentStatus);
-      return gate.complete(r.merchantId(), r.key(), r.fingerprint(), response, null).map(v -> Action.COMPLETED);
-    });
+  }
+
+  /** After the completion's write committed: Redis learns the answer, unless the write was fenced. */
+  private Future<Action> completed(DueRecord r, Completion completion, Completion.Result result) {
+    if (result == Completion.Result.FENCED) {
+      return Future.succeededFuture(Action.FENCED);
+    }
+    log.info("recovery completed payment {} as {}", r.paymentId(), completion.paymentStatus());
+    return gate.complete(r.merchantId(), r.key(), r.fingerprint(), completion.response(), null).map(v -> Action.COMPLETED);
   }
 
   private Future<Action> release(DueRecord r, ReleaseReason reason) {

@@ -135,6 +135,8 @@ class OperatorVerdictRaceIT {
             replies.get(1).body())
         .isEqualTo(1L);
     assertThat(replies).extracting(Reply::status).containsExactlyInAnyOrder(200, 409);
+    Reply refused = replies.get(0).status() == 409 ? replies.get(0) : replies.get(1);
+    assertThat(refused.json().getString("detail")).contains("is already the charge of payment");
   }
 
   @Test
