@@ -406,7 +406,9 @@ public final class ManagementVerticle extends VerticleBase {
                 case 404 -> new ApiProblem(ErrorCode.NOT_FOUND, failure.getMessage());
                 case 409 -> new ApiProblem(ErrorCode.CONFLICT, failure.getMessage());
                 case 502 -> new ApiProblem(ErrorCode.PROVIDER_UNAVAILABLE, failure.getMessage());
-                default -> new ApiProblem(ErrorCode.STORE_UNAVAILABLE, "the payment store is unavailable; retry later", null, 2);
+                // Recovery's text: "retry later", or, for a write that may land after all, "look first".
+                case 503 -> new ApiProblem(ErrorCode.STORE_UNAVAILABLE, failure.getMessage(), null, 2);
+                default -> new ApiProblem(ErrorCode.STORE_UNAVAILABLE, RecoveryVerticle.STORE_UNAVAILABLE, null, 2);
               });
         });
   }

@@ -5,6 +5,7 @@ import dev.idemgate.idempotency.Completion;
 import dev.idemgate.idempotency.IdempotencyStore;
 import dev.idemgate.idempotency.RecordState;
 import dev.idemgate.idempotency.RedisGate;
+import dev.idemgate.idempotency.StoreUnavailable;
 import dev.idemgate.idempotency.StoredResponse;
 import dev.idemgate.payment.PaymentJson;
 import dev.idemgate.provider.ProviderClient;
@@ -58,7 +59,7 @@ public final class RecoveryVerticle extends VerticleBase {
    * {@code POST /admin/pending/{id}/resolve}): a JsonObject with {@code payment_id}, {@code outcome}
    * ({@code succeeded}, {@code declined} or {@code not_charged}) and, for the first two,
    * {@code provider_reference} and {@code decline_code}, already checked, and optionally
-   * {@link #WITHOUT_ACQUIRER}. Fails with 404, 409, 502 or 503.
+   * {@link #WITHOUT_ACQUIRER}. Fails with 404, 409, 502 or 503, each with the text for the operator.
    */
   public static final String RESOLVE = "idemgate.recovery.resolve";
 
@@ -181,11 +182,27 @@ public final class RecoveryVerticle extends VerticleBase {
             log.info("an operator's verdict {} on payment {} was refused ({}): {}", outcome, paymentId, known.failureCode(),
                 known.getMessage());
             message.fail(known.failureCode(), known.getMessage());
+          } else if (failure instanceof StoreUnavailable unavailable && mayHaveLanded(unavailable)) {
+            // PostgreSQL ends a statement only a second after the gateway stops waiting for it: the
+            // write may commit after all, the key freed or the payment settled. "Retry later" would
+            // send the operator to a 404 for a verdict that was applied.
+            log.warn("an operator's verdict {} on payment {} may or may not have been recorded: {}", outcome, paymentId,
+                failure.toString());
+            message.fail(503, "PostgreSQL did not confirm the verdict's write in time: the verdict may or may not have "
+                + "been recorded; look at /admin/pending (or GET the payment) before sending it again");
           } else {
             log.warn("an operator's verdict on payment {} failed: {}", paymentId, failure.toString());
-            message.fail(503, "store unavailable");
+            message.fail(503, STORE_UNAVAILABLE);
           }
         });
+  }
+
+  /** A verdict that failed before it could have written anything: the management port answers it 503 as it is. */
+  public static final String STORE_UNAVAILABLE = "the payment store is unavailable; retry later";
+
+  /** Whether a failed write of a verdict (a completion or a release) may still commit: it was sent. */
+  private static boolean mayHaveLanded(StoreUnavailable failure) {
+    return (failure.operation().equals("complete") || failure.operation().equals("release")) && failure.reachedDatabase();
   }
 
   /** A verdict's refusal: the management port answers its status with the message. */
