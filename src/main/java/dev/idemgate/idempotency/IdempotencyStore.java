@@ -163,7 +163,11 @@ public final class IdempotencyStore {
    * that outcome is written again or recovery makes it PENDING, and its client holds its id. A
    * release moves an id from the one table to the other in one statement, so an id is in one of
    * them at most; the ledger comes first, so that the common lookup stops at its row (LIMIT)
-   * without probing the other indexes (V9's for the records).
+   * without probing the other indexes (V9's for the records). A record names its provider as its
+   * 202 did, by the ledger's name ({@code GatewayConfig#ledgerProvider}) made back from the claim's
+   * label ({@code GatewayConfig#providerId}): {@code http <provider_name>} is the name, {@code http
+   * <provider_url>} (no name set; a name has no "://") is {@code http}. The label itself told the
+   * merchant the acquirer's URL.
    */
   private static final String FIND_PAYMENT = """
       SELECT id, status, amount, currency, merchant_reference, provider, provider_reference, decline_code, created_at
@@ -172,7 +176,11 @@ public final class IdempotencyStore {
       SELECT id, 'not_charged', amount, currency, merchant_reference, provider, NULL::text, NULL::text, created_at
       FROM idemgate.released_payments WHERE id = $1 AND merchant_id = $2
       UNION ALL
-      SELECT payment_id, 'pending', amount, currency, merchant_reference, provider_id, NULL::text, NULL::text, created_at
+      SELECT payment_id, 'pending', amount, currency, merchant_reference,
+             CASE WHEN provider_id LIKE 'http %://%' THEN 'http'
+                  WHEN provider_id LIKE 'http %' THEN substr(provider_id, 6)
+                  ELSE provider_id END,
+             NULL::text, NULL::text, created_at
       FROM idemgate.idempotency_keys WHERE payment_id = $1 AND merchant_id = $2 AND state IN ('PROCESSING', 'PENDING')
       LIMIT 1""";
 
