@@ -144,12 +144,13 @@ public final class RecoveryVerticle extends VerticleBase {
 
   /**
    * How long settling one operator's verdict may take: the take, the inquiry (the provider's
-   * deadline and the event bus's margin), the write and the Redis record. The record is held that
+   * deadline and the event bus's margin), the charge id's lock, its check, the write and the Redis
+   * record. The record is held that
    * long, so that no recovery pass takes it back meanwhile, and the management port waits a little
    * longer for the answer ({@link #operatorAnswerWithin}).
    */
   static Duration operatorSettleBudget(GatewayConfig config) {
-    return config.providerTimeout().plusSeconds(2).plus(config.storeTimeout().multipliedBy(3))
+    return config.providerTimeout().plusSeconds(2).plus(config.storeTimeout().multipliedBy(4))
         .plus(config.redisTimeout().multipliedBy(2)).plusSeconds(3);
   }
 
