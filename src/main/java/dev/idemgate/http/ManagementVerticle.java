@@ -330,7 +330,7 @@ public final class ManagementVerticle extends VerticleBase {
     vertx.eventBus().<JsonObject>request(RecoveryVerticle.UNRESOLVED, query)
         .onSuccess(reply -> json(ctx, 200, reply.body()))
         .onFailure(failure -> Problems.send(ctx, new ApiProblem(ErrorCode.STORE_UNAVAILABLE,
-            "the payment store is unavailable; retry later", null, 2)));
+            RecoveryVerticle.STORE_UNAVAILABLE, null, 2)));
   }
 
   /** {@code ?limit=}: 1 to {@value #MAX_PENDING_LISTED}, {@value #PENDING_LISTED} when absent. */

@@ -62,6 +62,8 @@ public final class RecoveryVerticle extends VerticleBase {
    * {@link #WITHOUT_ACQUIRER}. Fails with 404, 409, 502 or 503, each with the text for the operator.
    */
   public static final String RESOLVE = "idemgate.recovery.resolve";
+  /** The 503 text of an admin request that failed before it could have written anything. */
+  public static final String STORE_UNAVAILABLE = "the payment store is unavailable; retry later";
 
   /**
    * The verdict's member by which an operator settles, on their own records, a payment older than
@@ -145,9 +147,8 @@ public final class RecoveryVerticle extends VerticleBase {
   /**
    * How long settling one operator's verdict may take: the take, the inquiry (the provider's
    * deadline and the event bus's margin), the charge id's lock, its check, the write and the Redis
-   * record. The record is held that
-   * long, so that no recovery pass takes it back meanwhile, and the management port waits a little
-   * longer for the answer ({@link #operatorAnswerWithin}).
+   * record. The record is held that long, so that no recovery pass takes it back meanwhile, and the
+   * management port waits a little longer for the answer ({@link #operatorAnswerWithin}).
    */
   static Duration operatorSettleBudget(GatewayConfig config) {
     return config.providerTimeout().plusSeconds(2).plus(config.storeTimeout().multipliedBy(4))
@@ -197,9 +198,6 @@ public final class RecoveryVerticle extends VerticleBase {
           }
         });
   }
-
-  /** A verdict that failed before it could have written anything: the management port answers it 503 as it is. */
-  public static final String STORE_UNAVAILABLE = "the payment store is unavailable; retry later";
 
   /** Whether a failed write of a verdict (a completion or a release) may still commit: it was sent. */
   private static boolean mayHaveLanded(StoreUnavailable failure) {
