@@ -36,8 +36,10 @@ USER 10001:10001
 EXPOSE 8080 9090
 
 # The JRE image has no curl; bash's /dev/tcp speaks just enough HTTP to read the status line of /health/live.
+# On the management port the gateway listens on: a container run with another IDEMGATE_MANAGEMENT_PORT
+# was reported unhealthy while it served.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=40s --retries=3 \
-  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9090 && printf 'GET /health/live HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${IDEMGATE_MANAGEMENT_PORT:-9090} && printf 'GET /health/live HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
 
 # Heap from the container's memory limit, not the node's; leave 40 % for metaspace, Netty's direct
 # buffers, thread stacks and the collector (155-197 MB beside a 256 MB heap, docs/performance.md). An OutOfMemoryError leaves a process in an unknown state, so it
