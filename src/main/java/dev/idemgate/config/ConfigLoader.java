@@ -224,7 +224,7 @@ public final class ConfigLoader {
         between(v, "store_timeout", "10ms", "1m"),
         redisUrls(v, redisMode),
         redisMode,
-        v.get("redis_master_name").trim(),
+        redisMasterName(v, redisMode),
         between(v, "redis_timeout", "1ms", "1m"),
         redisCa,
         oneOf(v, "redis_at_start", "required", "optional"),
@@ -573,6 +573,15 @@ public final class ConfigLoader {
       throw new ConfigException("provider_url: must be set when provider is http");
     }
     return Optional.of(httpUrl("provider_url", url.get(), "the connector adds its own paths to the URL's"));
+  }
+
+  /** The sentinels' master set: needed in sentinel mode, where a blank one names no master to ask for. */
+  private static String redisMasterName(Map<String, String> v, String redisMode) {
+    String name = v.get("redis_master_name").trim();
+    if (name.isEmpty() && redisMode.equals("sentinel")) {
+      throw new ConfigException("redis_master_name: must be set in sentinel mode (the master set's name, e.g. mymaster)");
+    }
+    return name;
   }
 
   /**

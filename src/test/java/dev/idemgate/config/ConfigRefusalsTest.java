@@ -99,6 +99,15 @@ class ConfigRefusalsTest {
   }
 
   @Test
+  @DisplayName("sentinel mode with a blank redis_master_name is refused: the sentinels would be asked for no master")
+  void sentinelNeedsAMasterName() {
+    assertThat(refusal(Map.of("IDEMGATE_REDIS_MODE", "sentinel", "IDEMGATE_REDIS_URL", "redis://a:26379,redis://b:26379",
+        "IDEMGATE_REDIS_MASTER_NAME", " ")))
+        .isEqualTo("redis_master_name: must be set in sentinel mode (the master set's name, e.g. mymaster)");
+    assertThat(load(Map.of("IDEMGATE_REDIS_MASTER_NAME", "")).redisMasterName()).as("unused outside sentinel mode").isEmpty();
+  }
+
+  @Test
   @DisplayName("http_port equal to management_port is refused; so is port 0 for either")
   void ports() {
     assertThat(refusal(Map.of("IDEMGATE_HTTP_PORT", "9090")))
