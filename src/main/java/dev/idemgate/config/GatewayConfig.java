@@ -144,6 +144,18 @@ public record GatewayConfig(
   }
 
   /**
+   * How long after its claim recovery will have freed a key the provider never charged whose release
+   * PostgreSQL did not take (a 502's {@code Retry-After}): not before the late-charge window, nor
+   * before recovery may take the claim over (its lease and {@link #takeoverGrace}, the later of the
+   * two when {@code provider_timeout} is under a second), and then at its next pass.
+   */
+  public Duration heldKeyFreedWithin() {
+    Duration takeover = lease.plus(takeoverGrace());
+    Duration releasable = takeover.compareTo(lateChargeWindow()) > 0 ? takeover : lateChargeWindow();
+    return releasable.plus(recoveryInterval);
+  }
+
+  /**
    * How long past its lease recovery leaves a PROCESSING record before taking it over, so that a
    * charge sent just before the lease ended has had time to reach the provider.
    */

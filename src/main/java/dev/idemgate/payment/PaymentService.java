@@ -103,8 +103,7 @@ public final class PaymentService {
     this.config = config;
     this.sendWindowNanos = config.lease().minus(SEND_MARGIN).toNanos();
     this.leaseNanos = config.lease().toNanos();
-    Duration untilReleased = config.lateChargeWindow().plus(config.recoveryInterval());
-    this.heldKeyRetryAfterSeconds = (int) Math.max(1, (untilReleased.toMillis() + 999) / 1000);
+    this.heldKeyRetryAfterSeconds = (int) Math.max(1, (config.heldKeyFreedWithin().toMillis() + 999) / 1000);
   }
 
   /**

@@ -305,4 +305,17 @@ class ConfigLoaderTest {
     assertThat(ConfigLoader.ignoredVariables(env, java.util.Set.of("lease", "api_keys", "provider_timeout")))
         .containsExactly("IDEMGATE_API_KEY", "IDEMGATE_PROVIDER_TIMEOUTS");
   }
+
+  @Test
+  @DisplayName("a held key is promised back no earlier than recovery may take its claim over, also with a provider "
+      + "timeout under a second (where that comes after the late-charge window)")
+  void heldKeyFreedWithin() {
+    GatewayConfig defaults = ConfigLoader.load(Optional.empty(), Map.of());
+    assertThat(defaults.heldKeyFreedWithin()).isEqualTo(defaults.lateChargeWindow().plus(defaults.recoveryInterval()));
+    GatewayConfig quick = ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER_TIMEOUT", "100ms",
+        "IDEMGATE_LEASE", "2s", "IDEMGATE_RECOVERY_INTERVAL", "5s"));
+    // Taken over at 2 s + 1.1 s, after the late-charge window (2.2 s); released at the next pass. The late-charge
+    // window alone promised 7.2 s (Retry-After 8), and a retry at 8 s could still find the key held: 409.
+    assertThat(quick.heldKeyFreedWithin()).isEqualTo(Duration.ofMillis(8_100));
+  }
 }
