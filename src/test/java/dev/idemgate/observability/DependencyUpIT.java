@@ -5,6 +5,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.ProxiedPostgres;
 import dev.idemgate.support.Scrape;
+import dev.idemgate.support.ScratchDatabase;
+import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.ThrowawayRedis;
 import java.util.Map;
@@ -46,6 +48,36 @@ class DependencyUpIT {
       } finally {
         redis.resume();
       }
+    }
+  }
+
+  @Test
+  @DisplayName("PostgreSQL that answers but takes no writes (a demoted primary, read-only): readiness is DOWN and idemgate_dependency_up 0, as for one that does not answer, since no payment can be taken")
+  void readOnlyPostgresIsDown() throws Exception {
+    io.vertx.core.Vertx vertx = io.vertx.core.Vertx.vertx();
+    try (ScratchDatabase db = ScratchDatabase.create(vertx, "readonly");
+         TestDb admin = new TestDb(vertx);
+         Http http = new Http();
+         TestGateway gateway = TestGateway.start(Map.of("IDEMGATE_PG_URL", db.url()))) {
+      assertThat(http.pay(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(), Http.payment(100, "tok_visa")).status())
+          .isEqualTo(201);
+      assertThat(readiness(http, gateway)).isEqualTo("UP");
+
+      // What a failover leaves behind when the address still leads to the old primary, now a
+      // standby: sessions open, SELECT answers, every write is refused.
+      admin.query("ALTER DATABASE " + db.name() + " SET default_transaction_read_only = on");
+      admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+          db.name());
+      int status = 0;
+      for (int i = 0; i < 20 && status != 503; i++) {
+        status = http.pay(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(), Http.payment(100, "tok_visa")).status();
+      }
+      assertThat(status).as("a payment on a read-only database").isEqualTo(503);
+
+      assertThat(readiness(http, gateway)).as("readiness while no payment can be taken").isEqualTo("DOWN");
+      assertThat(up(http, gateway, "postgres")).isEqualTo(0.0);
+    } finally {
+      Http.await(vertx.close());
     }
   }
 
