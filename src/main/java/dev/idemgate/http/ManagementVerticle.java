@@ -55,6 +55,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 public final class ManagementVerticle extends VerticleBase {
   private static final long CHECK_TIMEOUT_MS = 1_000;
+  /** True when a new session may write: not in recovery, not read-only. */
+  static final String WRITABLE_CHECK =
+      "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'";
   static final int IDLE_TIMEOUT_SECONDS = 60;
   /**
    * The longest an admin body may take to arrive: {@code request_body_timeout}, at most half the idle
@@ -121,7 +124,8 @@ public final class ManagementVerticle extends VerticleBase {
     });
     for (var dependency : Map.of("postgres", postgresReached, "redis", redisReached).entrySet()) {
       Gauge.builder("idemgate.dependency.up", dependency.getValue(), AtomicInteger::get).tag("dependency", dependency.getKey())
-          .description("1 when this instance's last readiness check reached the dependency, else 0").register(meters);
+          .description("1 when this instance's last readiness check reached the dependency (PostgreSQL: taking writes), else 0")
+          .register(meters);
     }
     Router router = Router.router(vertx);
     // HTTP/2 answers a client does not take are reset, as on the API port: /health and /metrics need
@@ -176,7 +180,12 @@ public final class ManagementVerticle extends VerticleBase {
   }
 
   private void ready(RoutingContext ctx) {
-    Future<Void> pg = pool.query("SELECT 1").execute().<Void>mapEmpty().timeout(CHECK_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+    // A PostgreSQL that answers but takes no writes (a standby, such as the old primary a failover
+    // left behind the same address, or default_transaction_read_only) takes no payment: every
+    // claim would be 503 store_unavailable, so it counts as down, not merely reached.
+    Future<Void> pg = pool.query(WRITABLE_CHECK).execute().<Void>compose(rows -> rows.iterator().next().getBoolean(0)
+            ? Future.succeededFuture() : Future.failedFuture("PostgreSQL takes no writes"))
+        .timeout(CHECK_TIMEOUT_MS, TimeUnit.MILLISECONDS);
     Future<Void> rd = redis.send(Request.cmd(Command.PING)).<Void>mapEmpty().timeout(CHECK_TIMEOUT_MS, TimeUnit.MILLISECONDS);
     Future.join(pg, rd).onComplete(done -> {
       boolean pgUp = pg.succeeded();
