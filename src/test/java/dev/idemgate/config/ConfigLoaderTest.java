@@ -318,4 +318,16 @@ class ConfigLoaderTest {
     // window alone promised 7.2 s (Retry-After 8), and a retry at 8 s could still find the key held: 409.
     assertThat(quick.heldKeyFreedWithin()).isEqualTo(Duration.ofMillis(8_100));
   }
+
+  @Test
+  @DisplayName("a password given as a query parameter is masked whole when it holds a comma, in the startup line too")
+  void queryPasswordWithACommaIsMaskedWhole() {
+    // A comma is a legal query character, and PostgreSQL's client takes the whole value as the password.
+    GatewayConfig config = ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PG_URL",
+        "postgresql://gw@db:5432/pay?password=s3c,r3t-tail&sslmode=require"));
+    assertThat(config.toString()).doesNotContain("r3t-tail")
+        .contains("postgresql://gw@db:5432/pay?password=***&sslmode=require");
+    assertThat(GatewayConfig.maskPassword("redis://r1:6379?password=a,b-tail,redis://r2:6379"))
+        .as("a list of URLs still splits at the next URL").isEqualTo("redis://r1:6379?password=***,redis://r2:6379");
+  }
 }
