@@ -254,6 +254,7 @@ public record GatewayConfig(
    */
   public static String maskPassword(String url) {
     return url.replaceAll("(://[^:/@,]*:)[^,]*@", "$1***@")
-        .replaceAll("(?i)([?&](?:ssl)?password=)[^&,]*", "$1***");
+        // To the next parameter or the next URL of a list: a comma alone is part of the password.
+        .replaceAll("(?i)([?&](?:ssl)?password=)(?:(?!,[a-z][a-z0-9+.-]*://)[^&])*", "$1***");
   }
 }
