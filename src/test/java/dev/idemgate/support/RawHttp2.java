@@ -60,7 +60,13 @@ public final class RawHttp2 implements AutoCloseable {
 
   /** The HEADERS of a POST, without END_STREAM: its body is to come in {@link #data}. */
   public void postHeaders(int streamId, String path, Map<String, String> headers) throws IOException {
-    Http2Headers h2 = new DefaultHttp2Headers().method("POST").scheme("http").authority("127.0.0.1").path(path);
+    postHeaders(streamId, "http", path, headers);
+  }
+
+  /** As {@link #postHeaders(int, String, Map)}, with the {@code :scheme} given. */
+  public void postHeaders(int streamId, String scheme, String path, Map<String, String> headers) throws IOException {
+    // Netty's own checks of header names are off: a test sends what a careless client would.
+    Http2Headers h2 = new DefaultHttp2Headers(false).method("POST").scheme(scheme).authority("127.0.0.1").path(path);
     headers.forEach((name, value) -> h2.add(name.toLowerCase(java.util.Locale.ROOT), value));
     write(ctx -> writer.writeHeaders(ctx, streamId, h2, 0, false, ctx.newPromise()));
   }

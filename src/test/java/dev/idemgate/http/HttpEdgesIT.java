@@ -1,0 +1,83 @@
+package dev.idemgate.http;
+
+import static dev.idemgate.support.TestGateway.KEY_A;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.support.Http;
+import dev.idemgate.support.RawHttp2;
+import dev.idemgate.support.TestGateway;
+import java.time.Duration;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/** How the API port treats requests load testers send over HTTP/1.1 and h2c at the edges of the protocols. */
+class HttpEdgesIT {
+  private static TestGateway gateway;
+  private static Http http;
+
+  @BeforeAll
+  static void start() {
+    gateway = TestGateway.start(Map.of("IDEMGATE_HTTP_IDLE_TIMEOUT", "3s", "IDEMGATE_REQUEST_BODY_TIMEOUT", "1s"));
+    http = new Http();
+  }
+
+  @AfterAll
+  static void stop() {
+    http.close();
+    gateway.close();
+  }
+
+  private static Map<String, String> h2Headers(String key, String body) {
+    return Map.of("authorization", "Bearer " + KEY_A, "content-type", "application/json", "idempotency-key", key,
+        "content-length", String.valueOf(body.length()));
+  }
+
+  @Test
+  @DisplayName("an HTTP/2 POST whose :path is not origin-form, or whose :scheme is neither http nor https, is refused as malformed (400 or PROTOCOL_ERROR) and charges nothing")
+  void malformedHttp2Targets() throws Exception {
+    String[][] cases = {
+        {"http", "pay"}, {"http", "*"}, {"http", "http://127.0.0.1/pay"}, {"http", "/pay#fragment"},
+        {"ftp", "/pay"},
+    };
+    StringBuilder served = new StringBuilder();
+    try (RawHttp2 client = RawHttp2.connect(gateway.apiPort())) {
+      int stream = 1;
+      for (String[] target : cases) {
+        String key = Http.newKey();
+        String body = Http.payment(1_000, "tok_visa").encode();
+        client.postHeaders(stream, target[0], target[1], h2Headers(key, body));
+        client.data(stream, body);
+        int id = stream;
+        String answer = client.await(line -> line.startsWith("HEADERS " + id + " ") || line.startsWith("RST " + id + " ")
+            || line.equals("EOF"), Duration.ofSeconds(5));
+        int charges = SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key);
+        // RFC 9113 8.1.1: a malformed request is a stream error PROTOCOL_ERROR, which may follow an answer.
+        boolean refused = answer.equals("HEADERS " + id + " :status=400") || answer.equals("RST " + id + " error=1");
+        if (charges != 0 || !refused) {
+          served.append(String.format("%n  :scheme=%s :path=%s -> %s, %d charge(s)", target[0], target[1], answer, charges));
+        }
+        stream += 2;
+      }
+      assertThat(served).as("malformed requests served, or answered as something else than malformed").isEmpty();
+
+      // A client still streaming the body when the answer comes: the stream is reset, its body
+      // then arriving costs the connection nothing.
+      String body = Http.payment(1_000, "tok_visa").encode();
+      int streaming = stream;
+      client.postHeaders(streaming, "http", "pay", h2Headers(Http.newKey(), body));
+      client.await(line -> line.equals("RST " + streaming + " error=1") || line.equals("EOF"), Duration.ofSeconds(5));
+      client.data(streaming, body);
+      int good = streaming + 2;
+      client.postHeaders(good, "/pay", h2Headers(Http.newKey(), body));
+      client.data(good, body);
+      assertThat(client.await(line -> line.startsWith("HEADERS " + good + " ") || line.equals("EOF"), Duration.ofSeconds(5)))
+          .as("a good request on the same connection afterwards; the server sent %s", client.events())
+          .isEqualTo("HEADERS " + good + " :status=201");
+      assertThat(client.events()).as("the streaming one was answered 400, then reset PROTOCOL_ERROR")
+          .containsSubsequence("HEADERS " + streaming + " :status=400", "RST " + streaming + " error=1");
+    }
+  }
+}
