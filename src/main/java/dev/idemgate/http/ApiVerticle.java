@@ -230,6 +230,7 @@ public final class ApiVerticle extends VerticleBase {
     Router router = Router.router(vertx);
     router.route().handler(ctx -> {
       undelivered.watch(ctx);
+      shutdownNotice.watch(ctx);
       RequestIds.assign(ctx);
     });
     BodyHandler body = BodyHandler.create(false).setBodyLimit(MAX_BODY_BYTES);

@@ -4,8 +4,10 @@ import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpConnection;
+import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpVersion;
+import io.vertx.ext.web.RoutingContext;
 import java.util.HashSet;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
@@ -28,6 +30,12 @@ import java.util.concurrent.TimeUnit;
  * finds a GOAWAY already sent, sends no other one (Netty's close does not send a second) and waits
  * for the open streams. The wait for the acknowledgements is bounded ({@link #BOUND_MILLIS}): a
  * client that does not answer is shut down as before.
+ *
+ * <p>HTTP/1.1 has no such notice: the server's shutdown closes each connection once its answer is
+ * out. So an answer whose headers go out once the stop began says {@code Connection: close} (RFC
+ * 9112 section 9.6), and a keep-alive client (a load tester's pool) opens a new connection for its
+ * next request instead of sending it into the close, where it is lost unanswered, and learns that
+ * a request it pipelined behind this one was not served.
  *
  * <p>Confined to its verticle's event loop.
  */
@@ -53,6 +61,17 @@ final class ShutdownNotice {
   void requestArrived(HttpServerRequest request) {
     if (request.version() == HttpVersion.HTTP_2 && http2.add(request.connection()) && stopping) {
       tell(request.connection());
+    }
+  }
+
+  /** Makes {@code ctx}'s answer say {@code Connection: close} if the stop has begun by the time it is written (HTTP/1.x only). */
+  void watch(RoutingContext ctx) {
+    if (ctx.request().version() != HttpVersion.HTTP_2) {
+      ctx.addHeadersEndHandler(v -> {
+        if (stopping) {
+          ctx.response().headers().set(HttpHeaders.CONNECTION, HttpHeaders.CLOSE);
+        }
+      });
     }
   }
 
