@@ -173,6 +173,45 @@ public final class Problems {
         .onComplete(written -> request.connection().close());
   }
 
+  /** RST_STREAM error code PROTOCOL_ERROR (RFC 9113 §7). */
+  private static final long HTTP2_PROTOCOL_ERROR = 0x1;
+
+  /**
+   * Why an HTTP/2 request's target is malformed (RFC 9113 §8.3.1), or null when it is not (and for
+   * HTTP/1.x, which Netty parses itself): {@code :scheme} must be http or https and {@code :path}
+   * origin-form, a path from "/" without a fragment ({@code *} only for OPTIONS). Netty lets such
+   * a request through, and Vert.x reads the path of {@code http://host/pay} as {@code /pay}: a
+   * client's mistake would be charged, or answered 404 as if the resource were missing.
+   */
+  static String malformedHttp2Target(HttpServerRequest request) {
+    if (request.version() != HttpVersion.HTTP_2 || request.method() == HttpMethod.CONNECT) {
+      return null; // a CONNECT has no :scheme nor :path; the router answers it 405
+    }
+    String scheme = request.scheme();
+    if (!"http".equalsIgnoreCase(scheme) && !"https".equalsIgnoreCase(scheme)) {
+      return "the :scheme must be http or https";
+    }
+    String path = request.uri();
+    boolean asterisk = "*".equals(path) && request.method() == HttpMethod.OPTIONS;
+    if (!asterisk && (path == null || !path.startsWith("/") || path.indexOf('#') >= 0)) {
+      return "the :path must be a path starting with / (origin-form), without a fragment";
+    }
+    return null;
+  }
+
+  /**
+   * Answers a malformed HTTP/2 request (see {@link #malformedHttp2Target}) 400 with the reason,
+   * then resets its stream PROTOCOL_ERROR, as RFC 9113 §8.1.1 has it; its body is never read.
+   */
+  public static void refuseMalformedHttp2(HttpServerRequest request, String reason) {
+    log.debug("malformed HTTP/2 request refused: {}", reason);
+    String requestId = RequestIds.newId();
+    request.response().putHeader("X-Request-Id", requestId);
+    render(request.response(), new ApiProblem(ErrorCode.INVALID_REQUEST, "malformed HTTP/2 request: " + reason
+        + "; nothing was claimed or charged"), requestId, request.method() == HttpMethod.HEAD)
+        .onComplete(written -> request.response().reset(HTTP2_PROTOCOL_ERROR));
+  }
+
   /** RST_STREAM error code CANCEL (RFC 9113 §7): the stream is no longer needed. */
   private static final long HTTP2_CANCEL = 0x8;
 
