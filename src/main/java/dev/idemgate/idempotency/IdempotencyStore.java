@@ -404,7 +404,13 @@ public final class IdempotencyStore {
 
   /** Writes the end state and the ledger row, fenced on (state, epoch). */
   public Future<Completion.Result> complete(String merchantId, IdempotencyKey key, int epoch, Completion c) {
-    return completions.submit(new PendingCompletion(merchantId, key, epoch, c)).recover(IdempotencyStore::unavailableIfNotSent);
+    return completeGrouped(new PendingCompletion(merchantId, key, epoch, c));
+  }
+
+  /** A completion that waited a round behind another of its key in the same group ({@link #completeGroup}) goes again. */
+  private Future<Completion.Result> completeGrouped(PendingCompletion p) {
+    return completions.submit(p).recover(IdempotencyStore::unavailableIfNotSent)
+        .compose(result -> result != null ? Future.succeededFuture(result) : completeGrouped(p));
   }
 
   /**
@@ -419,7 +425,7 @@ public final class IdempotencyStore {
     if (c.state() != RecordState.COMPLETED) {
       throw new IllegalArgumentException("only a final answer is written over recovery's claim");
     }
-    return completions.submit(new PendingCompletion(merchantId, key, null, c)).recover(IdempotencyStore::unavailableIfNotSent);
+    return completeGrouped(new PendingCompletion(merchantId, key, null, c));
   }
 
   /**
@@ -437,11 +443,23 @@ public final class IdempotencyStore {
     return completeGroup(pool, group);
   }
 
+  /** One statement for the group; a null result means "not sent, submit again". */
   private Future<List<Completion.Result>> completeGroup(SqlClient client, List<PendingCompletion> group) {
+    // Two completions of one key cannot go in one statement: the UPDATE ... FROM writes the record
+    // once, from whichever of them PostgreSQL joins first, and both were told RECORDED (the answer
+    // is by payment id). Recovery's store can hold two: a pass's write, fenced out by an operator's
+    // verdict that took the record over while the pass's inquiry ran, and the verdict's. The later
+    // ones wait a round, so that each writer is told what became of its own write.
+    Set<String> seen = new HashSet<>();
+    List<PendingCompletion> sorted = new ArrayList<>(group.size());
+    for (PendingCompletion p : group) {
+      if (seen.add(id(p.merchantId(), p.key().value()))) {
+        sorted.add(p);
+      }
+    }
     // Rows in key order, as claims are: a completion group and another instance's claim group
     // (retries of these keys, when Redis did not answer them) then lock shared records in the
     // same order and cannot deadlock.
-    List<PendingCompletion> sorted = new ArrayList<>(group);
     sorted.sort(inKeyOrder(PendingCompletion::merchantId, PendingCompletion::key));
     int n = sorted.size();
     groupSizes.record("complete", n);
@@ -485,10 +503,15 @@ public final class IdempotencyStore {
     return run(client, "complete", COMPLETE, params).map(rows -> {
       Set<String> recorded = new HashSet<>();
       rows.forEach(row -> recorded.add(row.getString("id")));
-      List<Completion.Result> results = new ArrayList<>(n);
+      List<Completion.Result> results = new ArrayList<>(group.size());
+      Set<String> sent = new HashSet<>();
       for (PendingCompletion p : group) { // the group's order, not the statement's
-        results.add(recorded.contains(p.completion().response().paymentId()) ? Completion.Result.RECORDED
-            : Completion.Result.FENCED);
+        if (!sent.add(id(p.merchantId(), p.key().value()))) {
+          results.add(null); // waited behind another completion of its key
+        } else {
+          results.add(recorded.contains(p.completion().response().paymentId()) ? Completion.Result.RECORDED
+              : Completion.Result.FENCED);
+        }
       }
       return results;
     });

@@ -224,6 +224,34 @@ class GroupedWritesIT {
     }
   }
 
+  @Test
+  @DisplayName("one group holding two completions of one payment (a recovery pass's, fenced out by an operator's "
+      + "verdict that took the record over, and the verdict's): only the write that landed is told RECORDED")
+  void aPaymentTwiceInOneGroupIsToldWhatLanded() {
+    Context context = vertx.getOrCreateContext();
+    List<String> groups = Collections.synchronizedList(new ArrayList<>());
+    IdempotencyStore store = recordingStore(poolA, context, groups);
+    String key = Http.newKey();
+    StoreClaim.Claimed owned = (StoreClaim.Claimed) onContext(context, () -> store.claim(claim(key, null)));
+    // Taken over twice, as a recovery pass and then an operator's verdict take a record: each bumps the epoch.
+    Http.await(poolA.preparedQuery("UPDATE idemgate.idempotency_keys SET epoch = epoch + 2 WHERE merchant_id = $1 "
+        + "AND idempotency_key = $2").execute(Tuple.of(MERCHANT, key)));
+    int pass = owned.epoch() + 1;
+    int verdict = owned.epoch() + 2;
+    List<Completion.Result> results = onContext(context, () -> {
+      List<Future<Completion.Result>> both = List.of(
+          store.complete(MERCHANT, new IdempotencyKey(key), pass, declined(owned)),
+          store.complete(MERCHANT, new IdempotencyKey(key), verdict, succeeded(owned)));
+      return Future.all(both).map(done -> List.of(both.get(0).result(), both.get(1).result()));
+    });
+
+    Object status = Http.await(poolA.preparedQuery("SELECT status FROM idemgate.payments WHERE id = $1")
+        .execute(Tuple.of(owned.paymentId()))).iterator().next().getString("status");
+    assertThat(status).as("the ledger holds the verdict's write").isEqualTo("succeeded");
+    assertThat(results).as("what each writer is told (groups %s)", groups)
+        .containsExactly(Completion.Result.FENCED, Completion.Result.RECORDED);
+  }
+
   private static void lockRecord(SqlConnection session, String key) {
     Http.await(session.preparedQuery("SELECT 1 FROM idemgate.idempotency_keys WHERE merchant_id = $1"
         + " AND idempotency_key = $2 FOR UPDATE").execute(Tuple.of(MERCHANT, key)));
@@ -239,6 +267,12 @@ class GroupedWritesIT {
     StoredResponse response = new StoredResponse(201, "{}", claimed.paymentId(), Instant.now().plus(Duration.ofHours(1)));
     return new Completion(RecordState.COMPLETED, response, Duration.ofHours(1), "succeeded", "simulator",
         "ch_" + claimed.paymentId(), null, null);
+  }
+
+  private static Completion declined(StoreClaim.Claimed claimed) {
+    StoredResponse response = new StoredResponse(402, "{}", claimed.paymentId(), Instant.now().plus(Duration.ofHours(1)));
+    return new Completion(RecordState.COMPLETED, response, Duration.ofHours(1), "declined", "simulator",
+        "ch_" + claimed.paymentId(), "card_declined", null);
   }
 
   private static void sleep(long millis) {
