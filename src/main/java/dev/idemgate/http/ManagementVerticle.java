@@ -324,7 +324,7 @@ public final class ManagementVerticle extends VerticleBase {
             "the charge log is kept by the simulator provider only")));
   }
 
-  /** Records recovery has not resolved yet: pending ones and expired leases, key hashes only. */
+  /** Records recovery has not resolved yet: pending ones, expired leases and claims it holds now, key hashes only. */
   private void unresolved(RoutingContext ctx) {
     JsonObject query;
     try {

@@ -165,14 +165,20 @@ final class RecoveryStore {
 
   /**
    * Oldest first, at most {@code $1}; only merchant {@code $3} and payment {@code $4} when given
-   * (the filters narrow what the partial indexes found).
+   * (the filters narrow what the partial indexes found). A PROCESSING record is listed once its
+   * lease ran out, and while a recovery pass or an operator's verdict holds it: their take pushes
+   * its lease past the inquiry, and only they set {@code next_inquiry_at} on a PROCESSING record (a
+   * claim clears it), so without that arm it vanished from the list for the hold. Both arms of the
+   * PROCESSING branch read the partial index of PROCESSING records, one entry per claim in flight.
    */
   static final String PENDING_LIST = """
       SELECT merchant_id, encode(sha256(convert_to(idempotency_key, 'UTF8')), 'hex') AS key_hash, payment_id, state,
              inquiry_attempts, next_inquiry_at, created_at,
-             created_at <= now() - $2 * interval '1 millisecond' AS beyond_provider_key_retention
+             created_at <= now() - $2 * interval '1 millisecond' AS beyond_provider_key_retention,
+             CASE WHEN state = 'PROCESSING' AND lease_expires_at >= now() THEN lease_expires_at END AS held_until
       FROM idemgate.idempotency_keys
-      WHERE (state = 'PENDING' OR (state = 'PROCESSING' AND lease_expires_at < now()))
+      WHERE (state = 'PENDING'
+             OR (state = 'PROCESSING' AND (lease_expires_at < now() OR next_inquiry_at IS NOT NULL)))
         AND ($3::text IS NULL OR merchant_id = $3) AND ($4::text IS NULL OR payment_id = $4)
       ORDER BY created_at LIMIT $1""";
 
@@ -365,6 +371,7 @@ final class RecoveryStore {
           break;
         }
         Instant next = row.getOffsetDateTime("next_inquiry_at") == null ? null : row.getOffsetDateTime("next_inquiry_at").toInstant();
+        OffsetDateTime heldUntil = row.getOffsetDateTime("held_until");
         list.add(new JsonObject()
             .put("merchant_id", row.getString("merchant_id"))
             .put("key_sha256", row.getString("key_hash"))
@@ -374,7 +381,9 @@ final class RecoveryStore {
             .put("next_inquiry_at", next == null ? null : next.toString())
             .put("created_at", row.getOffsetDateTime("created_at").toInstant().toString())
             // Recovery no longer believes the provider's "never seen" about it (GatewayConfig#providerRemembers).
-            .put("beyond_provider_key_retention", row.getBoolean("beyond_provider_key_retention")));
+            .put("beyond_provider_key_retention", row.getBoolean("beyond_provider_key_retention"))
+            // A claim recovery or an operator's verdict is resolving now; a verdict sent before then gets 409.
+            .put("held_until", heldUntil == null ? null : heldUntil.toInstant().toString()));
       }
       return new JsonObject().put("unresolved", list).put("more", rows.size() > limit);
     });

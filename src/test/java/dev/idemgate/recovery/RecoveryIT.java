@@ -775,6 +775,36 @@ class RecoveryIT {
   }
 
   @Test
+  @DisplayName("/admin/pending lists a claim whose lease ran out while recovery or an operator's verdict holds it "
+      + "(its lease pushed past the inquiry), marked with the hold's end; a claim still within its owner's lease is not listed")
+  void heldClaimStaysListed() {
+    // A provider of its own, so that the suite's gateway leaves the records alone: the test takes one itself.
+    String providerId = "held-by-test";
+    String held = Http.newKey();
+    String inFlight = Http.newKey();
+    try {
+      String heldId = abandonedClaim(held, Http.payment(1265, "tok_visa"), providerId);
+      String inFlightId = claim(inFlight, Http.payment(1266, "tok_visa"), providerId);
+      RecoveryStore recovery = new RecoveryStore(db.pool(), Duration.ofSeconds(5), List.of(providerId), Duration.ofDays(1),
+          List.of("simulator"));
+      // Taken as an operator's verdict (or a recovery pass) takes it, held for a minute while the acquirer is asked.
+      assertThat(Http.await(recovery.takePending(heldId, Duration.ZERO, Duration.ofMinutes(1), Duration.ZERO)))
+          .isNotNull();
+
+      JsonObject listed = pendingList(gateway, "?payment_id=" + heldId);
+      assertThat(listed.getJsonArray("unresolved")).as(listed.encode()).hasSize(1);
+      JsonObject entry = listed.getJsonArray("unresolved").getJsonObject(0);
+      assertThat(entry.getString("state")).isEqualTo("PROCESSING");
+      assertThat(Instant.parse(entry.getString("held_until"))).as(entry.encode()).isAfter(Instant.now());
+      assertThat(pendingList(gateway, "?payment_id=" + inFlightId).getJsonArray("unresolved"))
+          .as("a claim its owner still works on").isEmpty();
+    } finally {
+      forget(held);
+      forget(inFlight);
+    }
+  }
+
+  @Test
   @DisplayName("an owner that wakes up after recovery took its record over is fenced: its completion changes nothing")
   void lateOwnerIsFenced() {
     String key = Http.newKey();
