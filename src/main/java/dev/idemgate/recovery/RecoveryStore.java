@@ -18,6 +18,7 @@ import java.time.OffsetDateTime;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Function;
 
 /**
@@ -295,10 +296,17 @@ final class RecoveryStore {
    * checked it unused ({@link #CHARGED_AS}) before either had written it, and the ledger held it
    * twice. Only the lock's own connection is used, so a verdict waiting for it holds up none that
    * holds it; and after the lock each statement sees what the other committed.
+   *
+   * <p>Fails with a {@link StoreUnavailable} of operation {@code commit} when everything but the
+   * COMMIT succeeded: a COMMIT sent and then cut off (a lost connection) may have committed, so the
+   * caller must not answer as if nothing was written. Any earlier failure rolled everything back.
    */
   <T> Future<T> underChargeLock(String reference, Function<SqlConnection, Future<T>> work) {
+    AtomicBoolean written = new AtomicBoolean();
     return pool.withTransaction(connection -> run(connection, "charge lock", LOCK_CHARGE, Tuple.of(reference))
-        .compose(locked -> work.apply(connection)));
+            .compose(locked -> work.apply(connection))
+            .onSuccess(done -> written.set(true)))
+        .recover(failure -> Future.failedFuture(written.get() ? new StoreUnavailable("commit", failure) : failure));
   }
 
   /**

@@ -185,9 +185,10 @@ public final class RecoveryVerticle extends VerticleBase {
                 known.getMessage());
             message.fail(known.failureCode(), known.getMessage());
           } else if (failure instanceof StoreUnavailable unavailable && mayHaveLanded(unavailable)) {
-            // PostgreSQL ends a statement only a second after the gateway stops waiting for it: the
-            // write may commit after all, the key freed or the payment settled. "Retry later" would
-            // send the operator to a 404 for a verdict that was applied.
+            // PostgreSQL ends a statement only a second after the gateway stops waiting for it, and a
+            // COMMIT whose connection was lost may have committed: the write may have landed, the key
+            // freed or the payment settled. "Retry later" would send the operator to a 404 for a
+            // verdict that was applied.
             log.warn("an operator's verdict {} on payment {} may or may not have been recorded: {}", outcome, paymentId,
                 failure.toString());
             message.fail(503, "PostgreSQL did not confirm the verdict's write in time: the verdict may or may not have "
@@ -199,9 +200,12 @@ public final class RecoveryVerticle extends VerticleBase {
         });
   }
 
-  /** Whether a failed write of a verdict (a completion or a release) may still commit: it was sent. */
+  /**
+   * Whether a failed write of a verdict (a completion or a release, or the COMMIT of a verdict written
+   * under its charge id's lock) may still commit, or have committed: it was sent.
+   */
   private static boolean mayHaveLanded(StoreUnavailable failure) {
-    return (failure.operation().equals("complete") || failure.operation().equals("release")) && failure.reachedDatabase();
+    return List.of("complete", "release", "commit").contains(failure.operation()) && failure.reachedDatabase();
   }
 
   /** A verdict's refusal: the management port answers its status with the message. */

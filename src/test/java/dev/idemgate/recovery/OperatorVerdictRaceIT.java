@@ -12,6 +12,7 @@ import dev.idemgate.payment.PaymentJson;
 import dev.idemgate.payment.PaymentService;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.Http.Reply;
+import dev.idemgate.support.ProxiedPostgres;
 import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import io.vertx.core.buffer.Buffer;
@@ -169,5 +170,31 @@ class OperatorVerdictRaceIT {
     assertThat(answered.status()).as(answered.body()).isEqualTo(503);
     assertThat(answered.json().getString("detail")).as("what the operator is told of a verdict that was applied")
         .contains("may or may not have been recorded").doesNotContain("retry later");
+  }
+
+  @Test
+  @DisplayName("a succeeded verdict whose COMMIT reaches PostgreSQL and commits, but whose connection is lost before "
+      + "the answer comes back, is not answered 'store unavailable, retry later': the operator is told it may have "
+      + "been recorded, and to look first")
+  void lostCommitIsNotToldAsNothingDone() throws Exception {
+    String key = Http.newKey();
+    String paymentId = forgottenPending(key, 1504);
+    String charge = "ch_commit_" + key;
+    try (ProxiedPostgres postgres = ProxiedPostgres.start();
+         TestGateway proxied = TestGateway.start(Map.of("IDEMGATE_PG_URL", postgres.url(), "IDEMGATE_LEASE", "3s",
+             "IDEMGATE_PROVIDER_TIMEOUT", "3s"))) {
+      // A verdict naming a charge id is written in a transaction (under the charge id's lock); the
+      // gateway's other statements are single autocommit ones, so its COMMIT is the only one sent.
+      postgres.proxy().loseAnswerAfter("COMMIT", 500);
+      Reply answered = http.send(HttpMethod.POST, proxied.managementPort(), "/admin/pending/" + paymentId + "/resolve",
+          Map.of("Authorization", "Bearer " + TestGateway.ADMIN_TOKEN, "Content-Type", "application/json"),
+          Buffer.buffer("{\"outcome\":\"succeeded\",\"provider_reference\":\"" + charge + "\"}"));
+
+      assertThat(db.scalar("SELECT status FROM idemgate.payments WHERE id = $1 AND provider_reference = $2", paymentId,
+          charge)).as("the verdict committed").isEqualTo("succeeded");
+      assertThat(answered.status()).as(answered.body()).isEqualTo(503);
+      assertThat(answered.json().getString("detail")).as("what the operator is told of a verdict that was applied")
+          .contains("may or may not have been recorded").doesNotContain("retry later");
+    }
   }
 }

@@ -8,6 +8,7 @@ import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.SocketException;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -16,6 +17,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * A TCP proxy for fault injection between a client and a server (the gateway and the acquirer, or the
@@ -53,6 +55,10 @@ public final class FaultProxy implements AutoCloseable {
   private volatile ServerSocket listener;
   private volatile Mode mode = Mode.PASS;
   private volatile long latencyMs;
+  /** A one-shot fault armed by {@link #loseAnswerAfter}: what the client sends that triggers it, and the reset's delay. */
+  private final AtomicReference<LostAnswer> lostAnswer = new AtomicReference<>();
+
+  private record LostAnswer(byte[] marker, long resetAfterMs) {}
 
   private FaultProxy(InetSocketAddress target) throws IOException {
     this.target = target;
@@ -155,6 +161,25 @@ public final class FaultProxy implements AutoCloseable {
     List<Link> open = new ArrayList<>(links);
     open.forEach(Link::reset);
     return open.size();
+  }
+
+  /**
+   * Once: the first chunk a client sends that contains {@code marker} is forwarded to the target,
+   * then its connection forwards nothing more either way and is reset {@code resetAfterMs} later.
+   * The target has the request and acts on it (a PostgreSQL {@code COMMIT} commits), and the client
+   * never hears the answer: the connection is lost during the request.
+   */
+  public void loseAnswerAfter(String marker, long resetAfterMs) {
+    lostAnswer.set(new LostAnswer(marker.getBytes(StandardCharsets.UTF_8), resetAfterMs));
+  }
+
+  private static boolean contains(byte[] bytes, byte[] marker) {
+    for (int i = 0; i + marker.length <= bytes.length; i++) {
+      if (Arrays.equals(bytes, i, i + marker.length, marker, 0, marker.length)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Connections open through the proxy now. */
@@ -291,6 +316,19 @@ public final class FaultProxy implements AutoCloseable {
             if (mode != Mode.BLACKHOLE && !frozen) {
               out.write(chunk.bytes);
               out.flush();
+              LostAnswer lost = lostAnswer.get();
+              if (direction.equals("up") && lost != null && contains(chunk.bytes, lost.marker())
+                  && lostAnswer.compareAndSet(lost, null)) {
+                frozen = true;
+                daemon("fault-proxy-lost-answer-" + port, () -> {
+                  try {
+                    Thread.sleep(lost.resetAfterMs());
+                  } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                  }
+                  reset();
+                });
+              }
             }
           }
         } catch (IOException e) {
