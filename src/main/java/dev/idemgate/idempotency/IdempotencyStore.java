@@ -168,19 +168,30 @@ public final class IdempotencyStore {
    * label ({@code GatewayConfig#providerId}): {@code http <provider_name>} is the name, {@code http
    * <provider_url>} (no name set; a name has no "://") is {@code http}. The label itself told the
    * merchant the acquirer's URL.
+   *
+   * <p>A released payment is {@code not_charged} only while the ledger holds no payment under its
+   * provider key. The retry with its key goes out under that provider key (CLAIM), so a charge of
+   * the released payment that reached the acquirer after all is answered to that retry and recorded
+   * as the retry's payment: the key's one charge, whichever request made it. The released payment
+   * then reads as that charge, naming the payment that holds it ({@code charged_as}); "not charged"
+   * would tell its client to pay again, under another key. (Before, it read not_charged for ever.)
    */
   private static final String FIND_PAYMENT = """
-      SELECT id, status, amount, currency, merchant_reference, provider, provider_reference, decline_code, created_at
+      SELECT id, status, amount, currency, merchant_reference, provider, provider_reference, decline_code, created_at,
+             NULL::text AS charged_as
       FROM idemgate.payments WHERE id = $1 AND merchant_id = $2
       UNION ALL
-      SELECT id, 'not_charged', amount, currency, merchant_reference, provider, NULL::text, NULL::text, created_at
-      FROM idemgate.released_payments WHERE id = $1 AND merchant_id = $2
+      SELECT r.id, coalesce(p.status, 'not_charged'), r.amount, r.currency, r.merchant_reference, r.provider,
+             p.provider_reference, p.decline_code, r.created_at, p.id
+      FROM idemgate.released_payments r
+      LEFT JOIN idemgate.payments p ON p.provider_key = r.provider_key AND p.merchant_id = r.merchant_id
+      WHERE r.id = $1 AND r.merchant_id = $2
       UNION ALL
       SELECT payment_id, 'pending', amount, currency, merchant_reference,
              CASE WHEN provider_id LIKE 'http %://%' THEN 'http'
                   WHEN provider_id LIKE 'http %' THEN substr(provider_id, 6)
                   ELSE provider_id END,
-             NULL::text, NULL::text, created_at
+             NULL::text, NULL::text, created_at, NULL::text
       FROM idemgate.idempotency_keys WHERE payment_id = $1 AND merchant_id = $2 AND state IN ('PROCESSING', 'PENDING')
       LIMIT 1""";
 

@@ -35,13 +35,27 @@ public final class PaymentJson {
         providerReference, declineCode, createdAt);
   }
 
+  /**
+   * A payment as GET shows it, from {@code IdempotencyStore#findPayment}'s row. A released payment
+   * whose provider key's charge the ledger holds under another payment (the retry with its key) also
+   * names that payment, {@code charged_as}: the key's one charge, which this payment's request may
+   * have made.
+   */
   public static String render(Row row) {
-    return render(row.getString("id"), row.getString("status"), row.getLong("amount"), row.getString("currency"),
-        row.getString("merchant_reference"), row.getString("provider"), row.getString("provider_reference"),
-        row.getString("decline_code"), row.getOffsetDateTime("created_at").toInstant());
+    JsonObject payment = json(row.getString("id"), row.getString("status"), row.getLong("amount"),
+        row.getString("currency"), row.getString("merchant_reference"), row.getString("provider"),
+        row.getString("provider_reference"), row.getString("decline_code"), row.getOffsetDateTime("created_at").toInstant());
+    String chargedAs = row.getString("charged_as");
+    return (chargedAs == null ? payment : payment.put("charged_as", chargedAs)).encode();
   }
 
   public static String render(String id, String status, long amount, String currency, String merchantReference,
+      String provider, String providerReference, String declineCode, Instant createdAt) {
+    return json(id, status, amount, currency, merchantReference, provider, providerReference, declineCode, createdAt)
+        .encode();
+  }
+
+  private static JsonObject json(String id, String status, long amount, String currency, String merchantReference,
       String provider, String providerReference, String declineCode, Instant createdAt) {
     return new JsonObject()
         .put("id", id)
@@ -52,7 +66,6 @@ public final class PaymentJson {
         .put("provider", provider)
         .put("provider_reference", providerReference)
         .put("decline_code", declineCode)
-        .put("created_at", createdAt.toString())
-        .encode();
+        .put("created_at", createdAt.toString());
   }
 }

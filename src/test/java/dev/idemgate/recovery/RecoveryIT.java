@@ -186,6 +186,33 @@ class RecoveryIT {
   }
 
   @Test
+  @DisplayName("a released payment whose charge lands at the acquirer after all, and is answered to the retry with its "
+      + "key (same provider key), no longer reads not_charged: GET of its id gives the charge and the payment that holds it")
+  void releasedPaymentChargedLateReadsItsCharge() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(1207, "tok_visa");
+    String releasedId = abandonedClaim(key, body);
+    eventually(Duration.ofSeconds(15), () -> state(MERCHANT_A, key) == null, "recovery releases the record");
+    assertThat(http.get(gateway.apiPort(), "/v1/payments/" + releasedId, KEY_A).json().getString("status"))
+        .isEqualTo("not_charged");
+
+    // The released payment's charge reaches the acquirer late (an owner whose clock broke the send
+    // window, an acquirer that forgot): its retry goes out under the same provider key and is answered with it.
+    chargeAtTheAcquirer(key, body.getLong("amount"));
+    JsonObject retry = chargedAnew(key, body).json();
+
+    Reply released = http.get(gateway.apiPort(), "/v1/payments/" + releasedId, KEY_A);
+    assertThat(released.status()).as(released.body()).isEqualTo(200);
+    JsonObject payment = released.json();
+    assertThat(payment.getString("id")).isEqualTo(releasedId);
+    assertThat(payment.getString("status")).as("the key's one charge, which this payment's request may have made")
+        .isEqualTo("succeeded");
+    assertThat(payment.getString("provider_reference")).isEqualTo(retry.getString("provider_reference"));
+    assertThat(payment.getString("charged_as")).isEqualTo(retry.getString("id"));
+    assertThat(retry.containsKey("charged_as")).as("a payment's own answer has no pointer").isFalse();
+  }
+
+  @Test
   @DisplayName("a claim older than provider_key_retention whose charge the provider says it never saw is not released "
       + "(the provider may have forgotten it): it stays pending, its retry gets 202 and no charge, /admin/pending marks it")
   void neverSeenIsNotBelievedPastTheProvidersMemory() {
@@ -256,7 +283,11 @@ class RecoveryIT {
         .isEqualTo(ProviderKeys.of(MERCHANT_A, key));
     assertThat(http.get(gateway.apiPort(), "/v1/payments/" + chargedId, KEY_A).json().getString("status"))
         .isEqualTo("succeeded");
-    assertThat(http.get(gateway.apiPort(), "/v1/payments/" + releasedId, KEY_A).body()).isEqualTo(released.body());
+    // The key's one charge: the released payment's request, had it reached the acquirer, would have been answered with it.
+    JsonObject after = http.get(gateway.apiPort(), "/v1/payments/" + releasedId, KEY_A).json();
+    assertThat(after).isEqualTo(payment.copy().put("status", "succeeded")
+        .put("provider_reference", after.getString("provider_reference")).put("charged_as", chargedId));
+    assertThat(after.getString("provider_reference")).isNotNull();
     return payment;
   }
 
