@@ -14,9 +14,11 @@ import java.time.Instant;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -217,6 +219,22 @@ public final class IdempotencyStore {
 
   /** One completion in a group; {@code epoch} null for one written over recovery's claim ({@link #completeTakenOver}). */
   private record PendingCompletion(String merchantId, IdempotencyKey key, Integer epoch, Completion completion) {}
+
+  /** Takes out of {@code sorted} (in key order) every completion after the first of its key; empty nearly always. */
+  private static Set<PendingCompletion> takeOutRepeatedKeys(List<PendingCompletion> sorted) {
+    Set<PendingCompletion> repeated = Set.of();
+    for (int i = sorted.size() - 1; i > 0; i--) {
+      PendingCompletion p = sorted.get(i);
+      PendingCompletion before = sorted.get(i - 1);
+      if (p.merchantId().equals(before.merchantId()) && p.key().value().equals(before.key().value())) {
+        if (repeated.isEmpty()) {
+          repeated = Collections.newSetFromMap(new IdentityHashMap<>());
+        }
+        repeated.add(sorted.remove(i));
+      }
+    }
+    return repeated;
+  }
 
   /** Told the number of payments of every grouped claim and completion statement. */
   public interface GroupSizes {
@@ -456,22 +474,18 @@ public final class IdempotencyStore {
 
   /** One statement for the group; a null result means "not sent, submit again". */
   private Future<List<Completion.Result>> completeGroup(SqlClient client, List<PendingCompletion> group) {
-    // Two completions of one key cannot go in one statement: the UPDATE ... FROM writes the record
-    // once, from whichever of them PostgreSQL joins first, and both were told RECORDED (the answer
-    // is by payment id). Recovery's store can hold two: a pass's write, fenced out by an operator's
-    // verdict that took the record over while the pass's inquiry ran, and the verdict's. The later
-    // ones wait a round, so that each writer is told what became of its own write.
-    Set<String> seen = new HashSet<>();
-    List<PendingCompletion> sorted = new ArrayList<>(group.size());
-    for (PendingCompletion p : group) {
-      if (seen.add(id(p.merchantId(), p.key().value()))) {
-        sorted.add(p);
-      }
-    }
     // Rows in key order, as claims are: a completion group and another instance's claim group
     // (retries of these keys, when Redis did not answer them) then lock shared records in the
     // same order and cannot deadlock.
+    List<PendingCompletion> sorted = new ArrayList<>(group);
     sorted.sort(inKeyOrder(PendingCompletion::merchantId, PendingCompletion::key));
+    // Two completions of one key cannot go in one statement: the UPDATE ... FROM writes the record
+    // once, from whichever of them PostgreSQL joins first, and both were told RECORDED (the answer
+    // is by payment id). Recovery's store can hold two: a pass's write, fenced out by an operator's
+    // verdict that took the record over while the pass's inquiry ran, and the verdict's. Sorted,
+    // they stand side by side, the first submitted first (the sort is stable); the later ones wait
+    // a round, so that each writer is told what became of its own write.
+    Set<PendingCompletion> waitingARound = takeOutRepeatedKeys(sorted);
     int n = sorted.size();
     groupSizes.record("complete", n);
     String[] merchants = new String[n];
@@ -515,14 +529,10 @@ public final class IdempotencyStore {
       Set<String> recorded = new HashSet<>();
       rows.forEach(row -> recorded.add(row.getString("id")));
       List<Completion.Result> results = new ArrayList<>(group.size());
-      Set<String> sent = new HashSet<>();
       for (PendingCompletion p : group) { // the group's order, not the statement's
-        if (!sent.add(id(p.merchantId(), p.key().value()))) {
-          results.add(null); // waited behind another completion of its key
-        } else {
-          results.add(recorded.contains(p.completion().response().paymentId()) ? Completion.Result.RECORDED
-              : Completion.Result.FENCED);
-        }
+        results.add(waitingARound.contains(p) ? null // behind another completion of its key: submitted again
+            : recorded.contains(p.completion().response().paymentId()) ? Completion.Result.RECORDED
+            : Completion.Result.FENCED);
       }
       return results;
     });
