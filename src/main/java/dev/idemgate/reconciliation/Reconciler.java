@@ -132,18 +132,19 @@ public final class Reconciler {
         CREATE TEMP TABLE recon_stage (
           line bigint NOT NULL, settlement_id text NOT NULL, provider_reference text, ref_key text,
           provider_key text, merchant_id text, amount bigint NOT NULL, currency text NOT NULL,
-          status text NOT NULL, settled_at timestamptz NOT NULL) ON COMMIT DROP""");
+          status text NOT NULL, settled_at timestamptz NOT NULL, whole_day boolean NOT NULL) ON COMMIT DROP""");
     Ingest ingest = ingest(c, reader, r);
     dropRowsThatAreNotSettlements(c, ingest);
 
     // The ledger window, for matching: a row may settle a payment charged up to the lag before it.
     Instant from = r.from().orElseGet(() -> ingest.first == null ? r.asOf() : ingest.first.minus(lag));
-    Instant to = r.to().orElseGet(() -> ingest.last == null ? r.asOf() : ingest.last.plus(lag));
+    Instant to = r.to().orElseGet(() -> ingest.last == null ? r.asOf() : ingest.coveredUntil.plus(lag));
     // A payment is expected in this file only if the file covers its whole lag: charged at or after
     // the file's first settlement (one charged earlier may have settled in an earlier file), and
     // the lag before the file ends (and before now). An explicit --from says where to start instead.
+    // A file whose last settled_at is a bare date ends with that day, not at its start.
     Instant missingFrom = r.from().orElseGet(() -> ingest.first == null ? r.asOf() : ingest.first);
-    Instant periodEnd = ingest.last != null ? ingest.last : r.to().orElse(r.asOf());
+    Instant periodEnd = ingest.last != null ? ingest.coveredUntil : r.to().orElse(r.asOf());
     Instant missingCutoff = (periodEnd.isBefore(r.asOf()) ? periodEnd : r.asOf()).minus(lag);
 
     loadLedger(c, r, from, to);
@@ -198,6 +199,8 @@ public final class Reconciler {
     /** The span of settled_at of the rows reconciled, set once the rows that are not settlements are dropped. */
     Instant first;
     Instant last;
+    /** The end of the time the rows cover: last, or the end of its day when a row of that day has a bare date. */
+    Instant coveredUntil;
     final List<MalformedRow> malformed = new ArrayList<>();
   }
 
@@ -208,7 +211,7 @@ public final class Reconciler {
     StringBuilder line = new StringBuilder(256);
     try (Writer out = new BufferedWriter(new OutputStreamWriter(new PGCopyOutputStream(pg,
         "COPY recon_stage (line, settlement_id, provider_reference, ref_key, provider_key, merchant_id, amount, "
-            + "currency, status, settled_at) FROM STDIN", 1 << 16), StandardCharsets.UTF_8), 1 << 16)) {
+            + "currency, status, settled_at, whole_day) FROM STDIN", 1 << 16), StandardCharsets.UTF_8), 1 << 16)) {
       for (SettlementReader.Result result = reader.next(); result != null; result = reader.next()) {
         ingest.read++;
         if (result instanceof SettlementReader.Skipped skipped) {
@@ -235,7 +238,7 @@ public final class Reconciler {
         field(line, row.currency());
         field(line, row.status());
         field(line, row.settledAt().toString());
-        line.append('\n');
+        line.append('\t').append(row.wholeDay() ? 't' : 'f').append('\n');
         out.append(line);
       }
     } catch (IOException e) {
@@ -355,10 +358,12 @@ public final class Reconciler {
       ingest.malformed.addAll(dropped.subList(0, Math.min(MALFORMED_KEPT, dropped.size())));
     }
     try (Statement s = c.createStatement();
-         ResultSet rs = s.executeQuery("SELECT min(settled_at), max(settled_at) FROM recon_stage")) {
+         ResultSet rs = s.executeQuery("SELECT min(settled_at), max(settled_at), "
+             + "max(settled_at + CASE WHEN whole_day THEN interval '1 day' ELSE interval '0' END) FROM recon_stage")) {
       rs.next();
       ingest.first = instant(rs, 1);
       ingest.last = instant(rs, 2);
+      ingest.coveredUntil = instant(rs, 3);
     }
   }
 

@@ -217,7 +217,8 @@ public final class SettlementReader implements Closeable {
     if (!STATUSES.contains(state)) {
       return skip(line, "status '" + echo(state) + "' is not one of settled, refunded, chargeback");
     }
-    Instant at = parseInstant(f.get(settledAt).trim());
+    String settledText = f.get(settledAt).trim();
+    Instant at = parseInstant(settledText);
     if (at == null) {
       return skip(line, "settled_at '" + echo(f.get(settledAt).trim()) + "' is not an ISO-8601 date-time");
     }
@@ -225,7 +226,7 @@ public final class SettlementReader implements Closeable {
       return skip(line, "settled_at '" + echo(f.get(settledAt).trim()) + "' is not in the years 1 to 9999");
     }
     return new Valid(new SettlementRow(line, id, ref, ref == null ? null : normalizeReference(ref),
-        key == null ? null : key.toLowerCase(Locale.ROOT), merchantId, minor, code, state, at));
+        key == null ? null : key.toLowerCase(Locale.ROOT), merchantId, minor, code, state, at, isDate(settledText)));
   }
 
   private static Skipped skip(long line, String reason) {
@@ -307,13 +308,18 @@ public final class SettlementReader implements Closeable {
     });
   }
 
-  /** ISO-8601 with an offset; a date-time without one, or a bare date, is taken as UTC. */
+  /** Whether {@link #parseInstant} reads {@code s} as a bare date (2026-11-30), which stands for that whole day. */
+  static boolean isDate(String s) {
+    return s.length() == 10;
+  }
+
+  /** ISO-8601 with an offset; a date-time without one, or a bare date (its start), is taken as UTC. */
   static Instant parseInstant(String s) {
     if (s.isEmpty()) {
       return null;
     }
     try {
-      if (s.length() == 10) {
+      if (isDate(s)) {
         return LocalDate.parse(s).atStartOfDay(ZoneOffset.UTC).toInstant();
       }
       char last = s.charAt(s.length() - 1);

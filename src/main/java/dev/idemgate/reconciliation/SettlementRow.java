@@ -12,6 +12,8 @@ import java.time.Instant;
  * @param merchantId or null when the file has no merchant column
  * @param amount minor units, positive
  * @param status settled, refunded or chargeback
+ * @param settledAt the instant, or for a bare date the start of that day (UTC)
+ * @param wholeDay settled_at was a bare date: the settlement happened some time that day
  */
 public record SettlementRow(
     long line,
@@ -23,4 +25,5 @@ public record SettlementRow(
     long amount,
     String currency,
     String status,
-    Instant settledAt) {}
+    Instant settledAt,
+    boolean wholeDay) {}

@@ -133,4 +133,45 @@ class ReconciliationMatchingIT {
       assertThat(found.get("s_again").getString("category")).isEqualTo("ORPHAN_AT_PROVIDER");
     }
   }
+
+  /** A row whose settled_at is written as the file gives it (a bare date, say). */
+  private static String rowAt(String id, String ref, String merchant, long amount, String settledAt) {
+    return String.join(",", id, ref == null ? "" : ref, "", merchant, Long.toString(amount), "EUR", "settled", settledAt) + "\n";
+  }
+
+  private static long count(JsonObject json, String category) {
+    return json.getJsonObject("summary").getJsonObject("by_category").getLong(category);
+  }
+
+  @Test
+  @DisplayName("a file of bare dates covers the whole of its last day: a payment the lag before it ends is expected, "
+      + "and one charged late on a day settles that day")
+  void bareDatesCoverTheirWholeDay() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant day = Instant.now().truncatedTo(ChronoUnit.DAYS).minus(Duration.ofDays(20));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder csv = new StringBuilder(HEADER);
+      for (int i = 0; i < 7; i++) {
+        Instant settled = day.plus(Duration.ofDays(i));
+        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_d" + i, settled.plus(Duration.ofHours(1)));
+        csv.append(rowAt("s_d" + i, p + "ch_d" + i, m1, 1_000 + i, settled.toString().substring(0, 10)));
+      }
+      // Charged on the morning of the fifth day, never settled: its 2-day lag ends within the file's last day.
+      String unsettled = ledger.payment("m1", 3_000, "EUR", "succeeded", p + "ch_unsettled",
+          day.plus(Duration.ofDays(4)).plus(Duration.ofHours(10)));
+      // Charged at 22:00 and settled that day, in a row without a reference: only its amount, merchant and day match it.
+      ledger.payment("m1", 4_321, "EUR", "succeeded", p + "ch_late", day.plus(Duration.ofDays(3)).plus(Duration.ofHours(22)));
+      csv.append(rowAt("s_late", null, m1, 4_321, day.plus(Duration.ofDays(3)).toString().substring(0, 10)));
+
+      JsonObject json = reconcile("bare-dates.csv", csv.toString(), p);
+
+      JsonObject summary = json.getJsonObject("summary");
+      assertThat(summary.getJsonObject("missing_window").getString("created_to"))
+          .isEqualTo(day.plus(Duration.ofDays(5)).toString());
+      assertThat(summary.getLong("total")).as(json.getJsonArray("discrepancies").encode()).isEqualTo(1);
+      assertThat(json.getJsonArray("discrepancies").getJsonObject(0).getString("payment_id")).isEqualTo(unsettled);
+      assertThat(count(json, "MISSING_IN_SETTLEMENT")).isEqualTo(1);
+    }
+  }
 }
