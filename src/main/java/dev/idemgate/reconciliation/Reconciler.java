@@ -544,8 +544,15 @@ public final class Reconciler {
   }
 
   /**
-   * Step 3: Fellegi–Sunter over the rows left on both sides. Candidate pairs are blocked: same
-   * merchant, or for a row without a merchant same amount and currency, within the settlement lag.
+   * Step 3: Fellegi–Sunter over the rows left on both sides. The ledger's side is every charge that
+   * may have been made: succeeded payments, and those whose outcome the gateway does not know yet
+   * (a pending payment, a claim still PROCESSING). The latter carry no provider reference, so a file
+   * that gives none of our provider keys can only match them here; left out, their settlements were
+   * orphans to refund while recovery could still record them as charged. Declined payments stay
+   * out: a decline and its succeeded retry would share every field and split the belief in the
+   * retry's settlement (a row that names its charge is matched in steps 1 and 2 before this).
+   * Candidate pairs are blocked: same merchant, or for a row without a merchant same amount and
+   * currency, within the settlement lag.
    * (Blocking across merchants on amount too would pair non-matches that agree exactly on amount,
    * which breaks the independence of fields that EM assumes.) Nor is a pair whose sides both carry
    * a provider key, or both a reference, that differ: the key is unique per charge and a reference
@@ -563,7 +570,7 @@ public final class Reconciler {
     execute(c, """
         CREATE TEMP TABLE recon_left_ledger ON COMMIT DROP AS
         SELECT l.* FROM recon_ledger l
-        WHERE l.kind = 'payment' AND l.status = 'succeeded' AND l.in_window
+        WHERE l.status IN ('succeeded', 'pending', 'processing') AND l.in_window
           AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.payment_id = l.id)""");
     execute(c, "ANALYZE recon_left_settlement");
     execute(c, "ANALYZE recon_left_ledger");

@@ -174,4 +174,36 @@ class ReconciliationMatchingIT {
       assertThat(count(json, "MISSING_IN_SETTLEMENT")).isEqualTo(1);
     }
   }
+
+  @Test
+  @DisplayName("a settled row without our provider key, of a charge whose outcome the ledger does not know yet (a claim "
+      + "in flight, a pending payment), is matched to it and reported with its stuck record, never as an orphan to refund")
+  void aSettlementOfAnUnsettledChargeIsNoOrphan() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(6));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder csv = new StringBuilder(HEADER).append(frame(ledger, base));
+      // Claimed, sent, and never answered: no ledger row, so no reference either.
+      String inFlight = "pay_" + p + "inflight";
+      ledger.key("m1", inFlight, "PROCESSING", 4_400, base.plus(Duration.ofHours(1)), base.plus(Duration.ofHours(1)).plusSeconds(30));
+      csv.append(row("s_claim", p + "ch_inflight", null, m1, 4_400, "EUR", "settled", base.plus(Duration.ofHours(5))));
+      // Timed out: a pending payment, no reference, recovery still asking.
+      String pending = ledger.payment("m1", 6_600, "EUR", "pending", null, base.plus(Duration.ofHours(2)));
+      ledger.key("m1", pending, "PENDING", 6_600, base.plus(Duration.ofHours(2)), base.plus(Duration.ofHours(2)).plusSeconds(30));
+      csv.append(row("s_pending", p + "ch_unknown", null, m1, 6_600, "EUR", "settled", base.plus(Duration.ofHours(6))));
+
+      JsonObject json = reconcile("unsettled.csv", csv.toString(), p);
+
+      assertThat(count(json, "ORPHAN_AT_PROVIDER")).as(json.getJsonArray("discrepancies").encode()).isZero();
+      assertThat(count(json, "STUCK_IN_LEDGER")).isEqualTo(2);
+      Map<String, JsonObject> found = bySettlement(json);
+      assertThat(found.get("s_claim").getString("payment_id")).isEqualTo(inFlight);
+      assertThat(found.get("s_pending").getString("payment_id")).isEqualTo(pending);
+      for (JsonObject stuck : found.values()) {
+        assertThat(stuck.getString("category")).isEqualTo("STUCK_IN_LEDGER");
+        assertThat(stuck.getJsonObject("evidence").getBoolean("provider_settled")).isTrue();
+      }
+    }
+  }
 }
