@@ -62,9 +62,12 @@ public final class Reconciler {
   private static final double MAX_PARTNER_SHARE = 0.9;
   /**
    * The least distance from the middle half of a file's settled_at at which a row is taken for a
-   * wrong date rather than a late one: a week of daily files, or a few late rows, stay in.
+   * wrong date rather than a late one. A placeholder (1970-01-01) or a wrong year is a year or more
+   * away; a genuine row of a month's file can be weeks from the middle half when that half is narrow:
+   * a small file (one merchant's month), or a daily file whose rows nearly all share one date, where
+   * the interquartile range is nil. At 7 days such rows were dropped, with what they showed.
    */
-  static final Duration STRAY_MARGIN = Duration.ofDays(7);
+  static final Duration STRAY_MARGIN = Duration.ofDays(90);
   private static final SecureRandom RANDOM = new SecureRandom();
 
   private final ReconciliationSettings settings;

@@ -11,6 +11,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
@@ -204,6 +205,52 @@ class ReconciliationMatchingIT {
         assertThat(stuck.getString("category")).isEqualTo("STUCK_IN_LEDGER");
         assertThat(stuck.getJsonObject("evidence").getBoolean("provider_settled")).isTrue();
       }
+    }
+  }
+
+  @Test
+  @DisplayName("a row some weeks from the others is no stray date in a small file (a merchant's month) nor in a file "
+      + "whose rows nearly all share one date: it is reconciled and stretches the period the file covers (a wrong year "
+      + "is still a stray)")
+  void rowsAFewWeeksApartAreNoStrays() throws Exception {
+    Instant day = Instant.now().truncatedTo(ChronoUnit.DAYS).minus(Duration.ofDays(40));
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder month = new StringBuilder(HEADER);
+      for (Duration at : List.of(Duration.ZERO, Duration.ofHours(5), Duration.ofDays(1), Duration.ofDays(2), Duration.ofDays(20))) {
+        Instant settled = day.plus(at);
+        ledger.payment("m1", 1_000 + at.toHours(), "EUR", "succeeded", p + "ch_" + at.toHours(), settled.minus(Duration.ofHours(1)));
+        month.append(row("s_" + at.toHours(), p + "ch_" + at.toHours(), null, m1, 1_000 + at.toHours(), "EUR", "settled", settled));
+      }
+      String unsettled = ledger.payment("m1", 3_000, "EUR", "succeeded", p + "ch_unsettled", day.plus(Duration.ofDays(10)));
+
+      JsonObject json = reconcile("small-month.csv", month.toString(), p);
+
+      assertThat(json.getJsonObject("summary").getJsonObject("rows").getLong("malformed"))
+          .as(json.getJsonArray("malformed_rows").encode()).isZero();
+      assertThat(count(json, "MISSING_IN_SETTLEMENT")).isEqualTo(1);
+      assertThat(json.getJsonArray("discrepancies").getJsonObject(0).getString("payment_id")).isEqualTo(unsettled);
+    }
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder daily = new StringBuilder(HEADER);
+      String date = day.plus(Duration.ofDays(30)).toString().substring(0, 10);
+      for (int i = 0; i < 6; i++) {
+        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_" + i, day.plus(Duration.ofDays(29)).plus(Duration.ofHours(i)));
+        daily.append(rowAt("s_" + i, p + "ch_" + i, m1, 1_000 + i, date));
+      }
+      // Settled nine days before the others, of a charge the ledger lacks.
+      daily.append(rowAt("s_orphan", p + "ch_orphan", m1, 5_000, day.plus(Duration.ofDays(21)).toString().substring(0, 10)));
+      // A wrong year is still taken for one (line 9).
+      daily.append(rowAt("s_year", p + "ch_5", m1, 1_005, day.plus(Duration.ofDays(30 - 365)).toString().substring(0, 10)));
+
+      JsonObject json = reconcile("one-date.csv", daily.toString(), p);
+
+      assertThat(json.getJsonArray("malformed_rows").stream().map(o -> ((JsonObject) o).getLong("line")))
+          .as(json.getJsonArray("malformed_rows").encode()).containsExactly(9L);
+      assertThat(bySettlement(json).get("s_orphan").getString("category")).isEqualTo("ORPHAN_AT_PROVIDER");
     }
   }
 }
