@@ -185,13 +185,17 @@ class ReconciliationMatchingIT {
       String p = ledger.prefix;
       String m1 = ledger.merchant("m1");
       StringBuilder csv = new StringBuilder(HEADER).append(frame(ledger, base));
-      // Claimed, sent, and never answered: no ledger row, so no reference either.
+      // Claimed, sent, and never answered: no ledger row, so no reference either. Claimed for an
+      // acquirer no gateway serves, so that the recovery of one running on this database leaves it be.
+      String acquirer = "http " + p + "acquirer";
       String inFlight = "pay_" + p + "inflight";
-      ledger.key("m1", inFlight, "PROCESSING", 4_400, base.plus(Duration.ofHours(1)), base.plus(Duration.ofHours(1)).plusSeconds(30));
+      ledger.key("m1", inFlight, "PROCESSING", 4_400, base.plus(Duration.ofHours(1)), base.plus(Duration.ofHours(1)).plusSeconds(30),
+          acquirer);
       csv.append(row("s_claim", p + "ch_inflight", null, m1, 4_400, "EUR", "settled", base.plus(Duration.ofHours(5))));
       // Timed out: a pending payment, no reference, recovery still asking.
       String pending = ledger.payment("m1", 6_600, "EUR", "pending", null, base.plus(Duration.ofHours(2)));
-      ledger.key("m1", pending, "PENDING", 6_600, base.plus(Duration.ofHours(2)), base.plus(Duration.ofHours(2)).plusSeconds(30));
+      ledger.key("m1", pending, "PENDING", 6_600, base.plus(Duration.ofHours(2)), base.plus(Duration.ofHours(2)).plusSeconds(30),
+          acquirer);
       csv.append(row("s_pending", p + "ch_unknown", null, m1, 6_600, "EUR", "settled", base.plus(Duration.ofHours(6))));
 
       JsonObject json = reconcile("unsettled.csv", csv.toString(), p);
