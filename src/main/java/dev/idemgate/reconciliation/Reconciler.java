@@ -442,23 +442,35 @@ public final class Reconciler {
    * reference: simulator references restart with each process, so another merchant's payment may
    * carry the same one, and matching it would hide an orphan of one merchant and a missing
    * settlement of the other.
+   * References are compared as written first, then, for the rows left, without case or punctuation:
+   * a reference written exactly as one payment's names that payment, even when another payment's
+   * reads the same once normalised (inv-1-12 and inv-11-2); compared only normalised, the two made
+   * each other ambiguous and both rows orphans.
    * Here and in step 2, a payment outside the window (brought in by a reversal's look-up) is only
    * ever a refund's or chargeback's: a settled row naming it stays an orphan.
    */
   private static void matchByReference(Connection c) throws SQLException {
-    execute(c, """
+    matchByReference(c, "provider_reference", "provider_reference", 1.0);
+    matchByReference(c, "ref_key", "provider_reference_normalized", 0.99);
+  }
+
+  private static void matchByReference(Connection c, String column, String method, double confidence)
+      throws SQLException {
+    try (PreparedStatement s = c.prepareStatement("""
         INSERT INTO recon_match (line, payment_id, method, confidence)
-        SELECT line, id, CASE WHEN exact THEN 'provider_reference' ELSE 'provider_reference_normalized' END,
-               CASE WHEN exact THEN 1.0 ELSE 0.99 END
+        SELECT line, id, ?, ?
         FROM (
-          SELECT s.line, l.id, s.provider_reference = l.provider_reference AS exact,
-                 s.merchant_id IS NULL AS no_merchant, l.merchant_id = s.merchant_id AS same_merchant,
+          SELECT s.line, l.id, s.merchant_id IS NULL AS no_merchant, l.merchant_id = s.merchant_id AS same_merchant,
                  count(*) OVER (PARTITION BY s.line) AS candidates,
                  count(*) FILTER (WHERE l.merchant_id = s.merchant_id) OVER (PARTITION BY s.line) AS same_merchant_candidates
-          FROM recon_stage s JOIN recon_ledger l ON l.ref_key = s.ref_key
-          WHERE s.ref_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)
+          FROM recon_stage s JOIN recon_ledger l ON l.%1$s = s.%1$s
+          WHERE s.%1$s IS NOT NULL AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)
             AND (l.in_window OR s.status <> 'settled')) c
-        WHERE (no_merchant AND candidates = 1) OR (same_merchant AND same_merchant_candidates = 1)""");
+        WHERE (no_merchant AND candidates = 1) OR (same_merchant AND same_merchant_candidates = 1)""".formatted(column))) {
+      s.setString(1, method);
+      s.setDouble(2, confidence);
+      s.executeUpdate();
+    }
   }
 
   /**

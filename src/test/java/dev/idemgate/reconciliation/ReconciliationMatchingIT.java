@@ -257,4 +257,27 @@ class ReconciliationMatchingIT {
       assertThat(bySettlement(json).get("s_orphan").getString("category")).isEqualTo("ORPHAN_AT_PROVIDER");
     }
   }
+
+  @Test
+  @DisplayName("a reference written exactly as one payment's is matched to it, although another payment's reference "
+      + "is the same without punctuation (inv-1-12 and inv-11-2)")
+  void anExactReferenceWinsOverANormalisedTwin() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(6));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder csv = new StringBuilder(HEADER).append(frame(ledger, base));
+      // Invoice 1's twelfth attempt and invoice 11's second, both for the same fixed price.
+      ledger.payment("m1", 2_500, "EUR", "succeeded", p + "inv-1-12", base.plus(Duration.ofHours(1)));
+      ledger.payment("m1", 2_500, "EUR", "succeeded", p + "inv-11-2", base.plus(Duration.ofHours(2)));
+      csv.append(row("s_inv_1", p + "inv-1-12", null, m1, 2_500, "EUR", "settled", base.plus(Duration.ofHours(5))));
+      csv.append(row("s_inv_11", p + "inv-11-2", null, m1, 2_500, "EUR", "settled", base.plus(Duration.ofHours(6))));
+
+      JsonObject json = reconcile("twins.csv", csv.toString(), p);
+
+      assertThat(json.getJsonObject("summary").getLong("total")).as(json.getJsonArray("discrepancies").encode()).isZero();
+      assertThat(json.getJsonObject("summary").getJsonObject("matches").getJsonObject("provider_reference").getLong("rows"))
+          .isEqualTo(4);
+    }
+  }
 }
