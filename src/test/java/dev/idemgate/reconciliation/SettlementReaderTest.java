@@ -68,6 +68,9 @@ class SettlementReaderTest {
     }
     assertThat(row(rows.get(4)).settledAt()).isEqualTo(Instant.parse("0001-01-01T00:00:00Z"));
     assertThat(row(rows.get(5)).settledAt()).isEqualTo(Instant.parse("9999-12-31T23:59:59Z"));
+    // A bare date stands for its whole day (the file's period ends with it); a date-time for its instant.
+    assertThat(row(rows.get(4)).wholeDay()).isTrue();
+    assertThat(row(rows.get(5)).wholeDay()).isFalse();
   }
 
   @Test
