@@ -50,14 +50,22 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * The management port (DESIGN §3): liveness, readiness, Prometheus metrics and the admin API.
  * Readiness fails only when PostgreSQL, the source of truth, is unusable or the instance is
- * draining; Redis down is reported as DEGRADED and keeps the instance in service, because the
- * gateway stays exactly-once through PostgreSQL alone.
+ * draining; Redis down, or up but taking no writes, is reported as DEGRADED and keeps the instance
+ * in service, because the gateway stays exactly-once through PostgreSQL alone.
  */
 public final class ManagementVerticle extends VerticleBase {
   private static final long CHECK_TIMEOUT_MS = 1_000;
   /** True when a new session may write: not in recovery, not read-only. */
   static final String WRITABLE_CHECK =
       "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'";
+  /**
+   * Answers only where a write would be taken, and writes nothing: a script declared with a shebang
+   * and without the {@code no-writes} flag is refused as a write (Redis 7) by a replica (READONLY:
+   * the old master a failover left behind the address) or a Redis past its maxmemory (OOM), both of
+   * which answer PING but refuse every claim of the gate. Needs only EVAL, which the gate uses anyway
+   * (ROLE and INFO are admin commands a least-privilege ACL user may lack).
+   */
+  static final String WRITE_PROBE = "#!lua\nreturn 1";
   static final int IDLE_TIMEOUT_SECONDS = 60;
   /**
    * The longest an admin body may take to arrive: {@code request_body_timeout}, at most half the idle
@@ -92,7 +100,7 @@ public final class ManagementVerticle extends VerticleBase {
   private long bodyTimeoutMs;
   private long bodySweepTimer = -1;
   /**
-   * What the last readiness check found, 1 reached or 0 not, as {@code idemgate_dependency_up}: an
+   * What the last readiness check found, 1 taking writes or 0 not, as {@code idemgate_dependency_up}: an
    * instance PostgreSQL does not answer is out of the Service and its request counters stand still,
    * so only this says, while every instance is out, that the database is why. 1 until the first
    * check (start-up reached both).
@@ -124,7 +132,7 @@ public final class ManagementVerticle extends VerticleBase {
     });
     for (var dependency : Map.of("postgres", postgresReached, "redis", redisReached).entrySet()) {
       Gauge.builder("idemgate.dependency.up", dependency.getValue(), AtomicInteger::get).tag("dependency", dependency.getKey())
-          .description("1 when this instance's last readiness check reached the dependency (PostgreSQL: taking writes), else 0")
+          .description("1 when this instance's last readiness check found the dependency taking writes, else 0")
           .register(meters);
     }
     Router router = Router.router(vertx);
@@ -186,7 +194,8 @@ public final class ManagementVerticle extends VerticleBase {
     Future<Void> pg = pool.query(WRITABLE_CHECK).execute().<Void>compose(rows -> rows.iterator().next().getBoolean(0)
             ? Future.succeededFuture() : Future.failedFuture("PostgreSQL takes no writes"))
         .timeout(CHECK_TIMEOUT_MS, TimeUnit.MILLISECONDS);
-    Future<Void> rd = redis.send(Request.cmd(Command.PING)).<Void>mapEmpty().timeout(CHECK_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+    Future<Void> rd = redis.send(Request.cmd(Command.EVAL).arg(WRITE_PROBE).arg(0)).<Void>mapEmpty()
+        .timeout(CHECK_TIMEOUT_MS, TimeUnit.MILLISECONDS);
     Future.join(pg, rd).onComplete(done -> {
       boolean pgUp = pg.succeeded();
       boolean redisUp = rd.succeeded();

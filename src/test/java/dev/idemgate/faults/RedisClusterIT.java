@@ -57,6 +57,8 @@ class RedisClusterIT {
       assertThat(gateLog.events().stream().filter(e -> e.getLevel().isGreaterOrEqual(Level.WARN))
           .map(e -> e.getFormattedMessage()))
           .as("no gate, completion or release call failed (each would fall back to PostgreSQL)").isEmpty();
+      assertThat(http.get(gateway.managementPort(), "/health/ready", null).json().getJsonObject("checks").getString("redis"))
+          .as("readiness's Redis check (a write probe, with no key) through the cluster").isEqualTo("UP");
     }
   }
 

@@ -2,13 +2,19 @@ package dev.idemgate.observability;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.idemgate.idempotency.RedisGate;
+import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.ProxiedPostgres;
+import dev.idemgate.support.RespCommand;
 import dev.idemgate.support.Scrape;
 import dev.idemgate.support.ScratchDatabase;
 import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.ThrowawayRedis;
+import dev.idemgate.support.Waits;
+import io.vertx.core.json.JsonObject;
+import java.time.Duration;
 import java.util.Map;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
@@ -79,6 +85,59 @@ class DependencyUpIT {
     } finally {
       Http.await(vertx.close());
     }
+  }
+
+  @Test
+  @DisplayName("Redis that answers but takes no writes (a replica, as a failover leaves the old master): payments"
+      + " go on through PostgreSQL, exactly once, and readiness is DEGRADED with idemgate_dependency_up 0, as for"
+      + " a Redis that does not answer")
+  void readOnlyRedisIsDegraded() {
+    try (ThrowawayRedis redis = ThrowawayRedis.start();
+         ThrowawayRedis newMaster = ThrowawayRedis.start();
+         Http http = new Http();
+         CapturedLogs gateLog = CapturedLogs.of(RedisGate.class);
+         TestGateway gateway = TestGateway.start(Map.of("IDEMGATE_REDIS_URL", redis.url()))) {
+      String before = Http.newKey();
+      JsonObject beforeBody = Http.payment(100, "tok_visa");
+      Http.Reply first = http.pay(gateway.apiPort(), TestGateway.KEY_A, before, beforeBody);
+      assertThat(first.status()).isEqualTo(201);
+      assertThat(readiness(http, gateway)).isEqualTo("UP");
+
+      // The address still leads to the old master, now a replica: PING answers, every write is refused.
+      assertThat(RespCommand.call(redis.port(), "REPLICAOF", "127.0.0.1", String.valueOf(newMaster.port()))).isEqualTo("OK");
+      Waits.eventually(Duration.ofSeconds(10), () -> "slave".equals(redis.role()), "the old master is a replica");
+      assertThat(RespCommand.call(redis.port(), "SET", "idemgate-test:readonly", "x")).startsWith("READONLY");
+
+      String during = Http.newKey();
+      JsonObject duringBody = Http.payment(200, "tok_visa");
+      Http.Reply paid = http.pay(gateway.apiPort(), TestGateway.KEY_A, during, duringBody);
+      assertThat(paid.status()).as(paid.body()).isEqualTo(201);
+      Http.Reply retried = http.pay(gateway.apiPort(), TestGateway.KEY_A, during, duringBody);
+      assertThat(retried.status()).isEqualTo(201);
+      assertThat(retried.header("Idempotent-Replayed")).isEqualTo("true");
+      assertThat(retried.json().getString("id")).isEqualTo(paid.json().getString("id"));
+      Http.Reply older = http.pay(gateway.apiPort(), TestGateway.KEY_A, before, beforeBody);
+      assertThat(older.json().getString("id")).isEqualTo(first.json().getString("id"));
+      assertThat(http.pay(gateway.apiPort(), TestGateway.KEY_A, during, Http.payment(201, "tok_visa")).status())
+          .as("the same key, another payload").isEqualTo(422);
+      assertThat(charges(http, gateway, during)).as("charges of the key paid while Redis was read-only").isEqualTo(1);
+      assertThat(gateLog.events()).as("the gate's claims were refused by the replica")
+          .anySatisfy(e -> assertThat(e.getFormattedMessage()).contains("READONLY"));
+
+      assertThat(readiness(http, gateway)).as("readiness while Redis takes no writes").isEqualTo("DEGRADED");
+      assertThat(up(http, gateway, "redis")).isEqualTo(0.0);
+
+      assertThat(RespCommand.call(redis.port(), "REPLICAOF", "NO", "ONE")).isEqualTo("OK");
+      assertThat(readiness(http, gateway)).as("readiness once it is a master again").isEqualTo("UP");
+      assertThat(up(http, gateway, "redis")).isEqualTo(1.0);
+    }
+  }
+
+  private static int charges(Http http, TestGateway gateway, String key) {
+    Http.Reply reply = http.get(gateway.managementPort(), "/admin/simulator/charges?merchant=" + TestGateway.MERCHANT_A
+        + "&key=" + key, TestGateway.ADMIN_TOKEN);
+    assertThat(reply.status()).isEqualTo(200);
+    return reply.json().getJsonArray("charges").size();
   }
 
   private static String readiness(Http http, TestGateway gateway) {
