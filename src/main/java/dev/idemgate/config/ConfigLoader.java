@@ -455,12 +455,7 @@ public final class ConfigLoader {
    * echo a URL: it may hold a password.
    */
   private static String redisUrls(Map<String, String> v, String mode) {
-    List<String> urls = new ArrayList<>();
-    for (String url : v.get("redis_url").split(",")) {
-      if (!url.isBlank()) {
-        urls.add(url.trim());
-      }
-    }
+    List<String> urls = GatewayConfig.splitRedisUrls(v.get("redis_url"));
     if (urls.isEmpty()) {
       throw new ConfigException("redis_url: must be set, e.g. redis://127.0.0.1:6379");
     }

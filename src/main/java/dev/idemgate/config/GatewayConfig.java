@@ -4,6 +4,7 @@ import dev.idemgate.anomaly.DuplicatePayloadPolicy;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -77,6 +78,8 @@ public record GatewayConfig(
   public static final Pattern API_KEY = Pattern.compile("[\\x21-\\x7E]{8,}");
   /** What a {@code provider_name} may be: the same as a merchant id. */
   public static final Pattern PROVIDER_NAME = MERCHANT_ID;
+  /** A comma that begins the next URL of a {@code redis_url} list. */
+  private static final Pattern NEXT_REDIS_URL = Pattern.compile(",(?=\\s*rediss?://)");
 
   /**
    * Which provider this gateway's claims go to: {@code simulator}, or {@code http <provider_name>},
@@ -113,6 +116,26 @@ public record GatewayConfig(
    */
   public List<String> ledgerProviders() {
     return provider.equals("http") && providerName.isPresent() ? List.of(ledgerProvider(), provider) : List.of(ledgerProvider());
+  }
+
+  /** The URLs of {@code redis_url}: one, or for sentinel and cluster several. */
+  public List<String> redisUrls() {
+    return splitRedisUrls(redisUrl);
+  }
+
+  /**
+   * Splits a {@code redis_url} list at the commas that begin a new {@code redis://} or {@code
+   * rediss://} URL: any other comma is part of a URL (a comma is legal in a password, which the
+   * Redis client takes whole). A password holding ",redis://" must percent-encode its comma (%2C).
+   */
+  static List<String> splitRedisUrls(String text) {
+    List<String> urls = new ArrayList<>();
+    for (String url : NEXT_REDIS_URL.split(text)) {
+      if (!url.isBlank()) {
+        urls.add(url.trim());
+      }
+    }
+    return urls;
   }
 
   /** How long a merchant's completed keys are replayed: its override, else {@code key_ttl}. */
@@ -253,7 +276,8 @@ public record GatewayConfig(
    * {@code sslpassword=}) is hidden too.
    */
   public static String maskPassword(String url) {
-    return url.replaceAll("(://[^:/@,]*:)[^,]*@", "$1***@")
+    // The password runs to the last @ before the next URL of a list, commas included.
+    return url.replaceAll("(://[^:/@,]*:)(?:(?!,\\s*[a-z][a-z0-9+.-]*://).)*@", "$1***@")
         // To the next parameter or the next URL of a list: a comma alone is part of the password.
         .replaceAll("(?i)([?&](?:ssl)?password=)(?:(?!,[a-z][a-z0-9+.-]*://)[^&])*", "$1***");
   }

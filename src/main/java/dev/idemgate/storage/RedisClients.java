@@ -145,11 +145,9 @@ public final class RedisClients {
         .setMaxWaitingHandlers(4_096);
     options.getNetClientOptions().setConnectTimeout(connectTimeoutMillis(config));
     boolean tls = false;
-    for (String url : config.redisUrl().split(",")) {
-      if (!url.isBlank()) {
-        options.addConnectionString(url.trim());
-        tls |= url.trim().startsWith("rediss://");
-      }
+    for (String url : config.redisUrls()) {
+      options.addConnectionString(url);
+      tls |= url.startsWith("rediss://");
     }
     if (tls) {
       withTls(options.getNetClientOptions(), config.redisTlsCaFile());

@@ -79,6 +79,25 @@ class ConfigRefusalsTest {
   }
 
   @Test
+  @DisplayName("a comma in a Redis password is part of it: redis_url splits only where a new redis:// or rediss:// URL"
+      + " begins, and the password is masked whole")
+  void redisPasswordWithAComma() {
+    GatewayConfig one = load(Map.of("IDEMGATE_REDIS_URL", "redis://:RD,SECRET@127.0.0.1:6379"));
+    assertThat(one.redisUrl()).isEqualTo("redis://:RD,SECRET@127.0.0.1:6379");
+    assertThat(one.redisUrls()).containsExactly("redis://:RD,SECRET@127.0.0.1:6379");
+    assertThat(one.toString()).contains("redis_url=redis://:***@127.0.0.1:6379").doesNotContain("SECRET");
+
+    GatewayConfig sentinels = load(Map.of("IDEMGATE_REDIS_MODE", "sentinel", "IDEMGATE_REDIS_URL",
+        "redis://:RD,SECRET1@a:26379, redis://u:RD,SECRET2@b:26379"));
+    assertThat(sentinels.redisUrls()).containsExactly("redis://:RD,SECRET1@a:26379", "redis://u:RD,SECRET2@b:26379");
+    assertThat(sentinels.toString()).contains("redis://:***@a:26379, redis://u:***@b:26379").doesNotContain("SECRET");
+
+    assertThat(refusal(Map.of("IDEMGATE_REDIS_MODE", "sentinel", "IDEMGATE_REDIS_URL",
+        "redis://:RD,SECRET@a:26379,redis://:RD,SECRET@b:99999")))
+        .startsWith("redis_url: URL 2 of 2: the port must be a number 1-65535").doesNotContain("SECRET");
+  }
+
+  @Test
   @DisplayName("redis_mode cluster with a database other than 0 is refused: a Redis Cluster has database 0 only")
   void clusterDatabaseZeroOnly() {
     assertThat(refusal(Map.of("IDEMGATE_REDIS_MODE", "cluster", "IDEMGATE_REDIS_URL", "redis://a:6379/0,redis://:RDSECRET@b:6379/3")))

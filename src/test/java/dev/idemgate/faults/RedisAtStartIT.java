@@ -117,6 +117,21 @@ class RedisAtStartIT {
   }
 
   @Test
+  @DisplayName("a password holding a comma is taken whole: start-up reaches a Redis asking for it, and payments go"
+      + " through it")
+  void passwordWithAComma() {
+    try (ThrowawayRedis redis = ThrowawayRedis.startWithPassword("pa,ss");
+         Http http = new Http();
+         CapturedLogs gateLog = CapturedLogs.of(RedisGate.class);
+         TestGateway gateway = TestGateway.start(Map.of("IDEMGATE_REDIS_URL", "redis://:pa,ss@127.0.0.1:" + redis.port()))) {
+      assertThat(http.pay(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(), Http.payment(100, "tok_visa")).status())
+          .isEqualTo(201);
+      assertThat(gateLog.events().stream().filter(e -> e.getLevel() == Level.WARN).map(e -> e.getFormattedMessage()))
+          .as("gate calls that failed").isEmpty();
+    }
+  }
+
+  @Test
   @DisplayName("optional, a Redis refusing the password (or asking for one): start-up still fails with its answer")
   void optionalStillRefusesAWrongPassword() {
     try (ThrowawayRedis redis = ThrowawayRedis.startWithPassword("the-right-password")) {
