@@ -476,6 +476,13 @@ public final class ConfigLoader {
         throw new ConfigException(which + problem);
       }
     }
+    long tls = urls.stream().filter(url -> url.startsWith("rediss://")).count();
+    if (tls != 0 && tls != urls.size()) {
+      // The client would reach the redis:// ones in clear text, their password too: TLS on some
+      // nodes of one set only is a mistake, not a deployment to serve.
+      throw new ConfigException("redis_url: mixes redis:// and rediss:// URLs; a sentinel set or cluster speaks TLS"
+          + " on every node or on none: use rediss:// for all (TLS) or redis:// for all");
+    }
     return v.get("redis_url").trim();
   }
 

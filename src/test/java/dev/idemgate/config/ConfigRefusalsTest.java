@@ -98,6 +98,24 @@ class ConfigRefusalsTest {
   }
 
   @Test
+  @DisplayName("a sentinel or cluster list mixing redis:// and rediss:// URLs is refused, with or without"
+      + " redis_tls_ca_file: part of the set would be reached without TLS")
+  void mixedTlsListRefused() {
+    String ca = SelfSignedCertificate.create("localhost").certificatePath();
+    String expected = "redis_url: mixes redis:// and rediss:// URLs; a sentinel set or cluster speaks TLS on every"
+        + " node or on none: use rediss:// for all (TLS) or redis:// for all";
+    for (String mode : List.of("sentinel", "cluster")) {
+      assertThat(refusal(Map.of("IDEMGATE_REDIS_MODE", mode, "IDEMGATE_REDIS_URL",
+          "rediss://:RDSECRET@a:26379,redis://:RDSECRET@b:26379", "IDEMGATE_REDIS_TLS_CA_FILE", ca)))
+          .as(mode).isEqualTo(expected);
+      assertThat(refusal(Map.of("IDEMGATE_REDIS_MODE", mode, "IDEMGATE_REDIS_URL",
+          "redis://a:26379,rediss://b:26379"))).as(mode + ", no CA file").isEqualTo(expected);
+      assertThat(load(Map.of("IDEMGATE_REDIS_MODE", mode, "IDEMGATE_REDIS_URL", "rediss://a:26379,rediss://b:26379",
+          "IDEMGATE_REDIS_TLS_CA_FILE", ca)).redisTlsCaFile()).contains(ca);
+    }
+  }
+
+  @Test
   @DisplayName("redis_mode cluster with a database other than 0 is refused: a Redis Cluster has database 0 only")
   void clusterDatabaseZeroOnly() {
     assertThat(refusal(Map.of("IDEMGATE_REDIS_MODE", "cluster", "IDEMGATE_REDIS_URL", "redis://a:6379/0,redis://:RDSECRET@b:6379/3")))
