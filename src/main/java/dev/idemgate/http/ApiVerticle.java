@@ -153,12 +153,9 @@ public final class ApiVerticle extends VerticleBase {
     server = vertx.createHttpServer(serverOptions()).requestHandler(request -> {
           request.response().headers().add(HttpHeaders.DATE, date());
           shutdownNotice.requestArrived(request);
-          String malformed = Problems.malformedHttp2Target(request);
-          if (malformed != null) {
-            Problems.refuseMalformedHttp2(request, malformed);
-            return;
+          if (!Problems.refusedMalformedTarget(request)) {
+            router.handle(request);
           }
-          router.handle(request);
         })
         .invalidRequestHandler(Problems::invalidRequest).connectionHandler(connection -> {
       metrics.connectionOpened();

@@ -177,39 +177,78 @@ public final class Problems {
   private static final long HTTP2_PROTOCOL_ERROR = 0x1;
 
   /**
-   * Why an HTTP/2 request's target is malformed (RFC 9113 §8.3.1), or null when it is not (and for
-   * HTTP/1.x, which Netty parses itself): {@code :scheme} must be http or https and {@code :path}
-   * origin-form, a path from "/" without a fragment ({@code *} only for OPTIONS). Netty lets such
-   * a request through, and Vert.x reads the path of {@code http://host/pay} as {@code /pay}: a
-   * client's mistake would be charged, or answered 404 as if the resource were missing.
+   * Why a request's target is malformed, or null when it is not. HTTP/1.x (RFC 9112 §3.2): a path
+   * from "/" (origin-form) or a URL with a scheme (absolute-form, which Vert.x routes by its path).
+   * HTTP/2 (RFC 9113 §8.3.1): {@code :scheme} http or https, and {@code :path} origin-form. In
+   * either, {@code *} only for OPTIONS, and no fragment. Netty lets such a target through, and the
+   * router would answer 404 as if the resource were missing, or charge it: {@code /pay?a=1#x} is
+   * /pay with a query, and Vert.x reads the path of an HTTP/2 {@code http://host/pay} as /pay.
    */
-  static String malformedHttp2Target(HttpServerRequest request) {
-    if (request.version() != HttpVersion.HTTP_2 || request.method() == HttpMethod.CONNECT) {
-      return null; // a CONNECT has no :scheme nor :path; the router answers it 405
+  static String malformedTarget(HttpServerRequest request) {
+    if (request.method() == HttpMethod.CONNECT) {
+      return null; // authority-form, or over HTTP/2 no :scheme nor :path: the router answers it 405
     }
-    String scheme = request.scheme();
-    if (!"http".equalsIgnoreCase(scheme) && !"https".equalsIgnoreCase(scheme)) {
-      return "the :scheme must be http or https";
+    boolean http2 = request.version() == HttpVersion.HTTP_2;
+    if (http2) {
+      String scheme = request.scheme();
+      if (!"http".equalsIgnoreCase(scheme) && !"https".equalsIgnoreCase(scheme)) {
+        return "the :scheme must be http or https";
+      }
     }
-    String path = request.uri();
-    boolean asterisk = "*".equals(path) && request.method() == HttpMethod.OPTIONS;
-    if (!asterisk && (path == null || !path.startsWith("/") || path.indexOf('#') >= 0)) {
-      return "the :path must be a path starting with / (origin-form), without a fragment";
+    String target = request.uri();
+    if ("*".equals(target) && request.method() == HttpMethod.OPTIONS) {
+      return null;
     }
-    return null;
+    if (target != null && target.indexOf('#') < 0 && (target.startsWith("/") || !http2 && isAbsoluteForm(target))) {
+      return null;
+    }
+    return http2 ? "the :path must be a path starting with / (origin-form), without a fragment"
+        : "the request target must be a path starting with / (origin-form) or a URL (absolute-form), without a fragment";
+  }
+
+  /** Whether an HTTP/1.x target starts as an absolute URI does: a scheme (RFC 3986 §3.1), then "://". */
+  private static boolean isAbsoluteForm(String target) {
+    int colon = target.indexOf("://");
+    if (colon < 1 || !Character.isLetter(target.charAt(0))) {
+      return false;
+    }
+    for (int i = 1; i < colon; i++) {
+      char c = target.charAt(i);
+      if (!Character.isLetterOrDigit(c) && c != '+' && c != '-' && c != '.') {
+        return false;
+      }
+    }
+    return true;
   }
 
   /**
-   * Answers a malformed HTTP/2 request (see {@link #malformedHttp2Target}) 400 with the reason,
-   * then resets its stream PROTOCOL_ERROR, as RFC 9113 §8.1.1 has it; its body is never read.
+   * Answers a request whose target is malformed (see {@link #malformedTarget}) 400 with the reason,
+   * its body never read, and returns true; returns false for any other request. What carries it is
+   * then ended: an HTTP/2 stream is reset PROTOCOL_ERROR, as RFC 9113 §8.1.1 has it, an HTTP/1.x
+   * connection closed, as its unread body would be taken for the next request.
    */
-  public static void refuseMalformedHttp2(HttpServerRequest request, String reason) {
-    log.debug("malformed HTTP/2 request refused: {}", reason);
+  public static boolean refusedMalformedTarget(HttpServerRequest request) {
+    String reason = malformedTarget(request);
+    if (reason == null) {
+      return false;
+    }
+    log.debug("request with a malformed target refused: {}", reason);
+    boolean http2 = request.version() == HttpVersion.HTTP_2;
     String requestId = RequestIds.newId();
     request.response().putHeader("X-Request-Id", requestId);
-    render(request.response(), new ApiProblem(ErrorCode.INVALID_REQUEST, "malformed HTTP/2 request: " + reason
+    if (!http2) {
+      request.response().putHeader("Connection", "close");
+    }
+    render(request.response(), new ApiProblem(ErrorCode.INVALID_REQUEST, "malformed request: " + reason
         + "; nothing was claimed or charged"), requestId, request.method() == HttpMethod.HEAD)
-        .onComplete(written -> request.response().reset(HTTP2_PROTOCOL_ERROR));
+        .onComplete(written -> {
+          if (http2) {
+            request.response().reset(HTTP2_PROTOCOL_ERROR);
+          } else {
+            request.connection().close();
+          }
+        });
+    return true;
   }
 
   /** RST_STREAM error code CANCEL (RFC 9113 §7): the stream is no longer needed. */

@@ -6,6 +6,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.RawHttp2;
 import dev.idemgate.support.TestGateway;
+import java.io.IOException;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
@@ -33,6 +36,40 @@ class HttpEdgesIT {
   private static Map<String, String> h2Headers(String key, String body) {
     return Map.of("authorization", "Bearer " + KEY_A, "content-type", "application/json", "idempotency-key", key,
         "content-length", String.valueOf(body.length()));
+  }
+
+  /**
+   * Sends one HTTP/1.1 POST of a payment with the request target given, as written (curl would
+   * normalise it), and reads until the gateway closes the connection.
+   */
+  private static String http1Payment(String target, String key) throws IOException {
+    String body = Http.payment(1_000, "tok_visa").encode();
+    try (Socket socket = new Socket("127.0.0.1", gateway.apiPort())) {
+      socket.setSoTimeout(10_000);
+      socket.getOutputStream().write(("POST " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + gateway.apiPort()
+          + "\r\nAuthorization: Bearer " + KEY_A + "\r\nContent-Type: application/json\r\nIdempotency-Key: " + key
+          + "\r\nContent-Length: " + body.length() + "\r\n\r\n" + body).getBytes(StandardCharsets.UTF_8));
+      return new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    }
+  }
+
+  @Test
+  @DisplayName("an HTTP/1.1 POST whose request target is no path from / nor a URL, or carries a fragment, gets 400 invalid_request, "
+      + "its connection closed, and charges nothing")
+  void malformedHttp1Targets() throws Exception {
+    StringBuilder served = new StringBuilder();
+    for (String target : new String[] {"/pay#x", "/pay?a=1#x", "pay", "*"}) {
+      String key = Http.newKey();
+      String answer = http1Payment(target, key);
+      int charges = SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key);
+      // RFC 9112 3.2: origin-form, absolute-form, or * for OPTIONS; no fragment in any of them.
+      boolean refused = answer.startsWith("HTTP/1.1 400 ") && answer.contains("\"code\":\"invalid_request\"")
+          && answer.toLowerCase(java.util.Locale.ROOT).contains("connection: close");
+      if (charges != 0 || !refused) {
+        served.append(String.format("%n  %s -> %s, %d charge(s)", target, answer.lines().findFirst().orElse("nothing"), charges));
+      }
+    }
+    assertThat(served).as("malformed request targets served, or answered as something else than malformed").isEmpty();
   }
 
   @Test
