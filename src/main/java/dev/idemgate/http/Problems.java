@@ -178,7 +178,7 @@ public final class Problems {
 
   /**
    * Why a request's target is malformed, or null when it is not. HTTP/1.x (RFC 9112 §3.2): a path
-   * from "/" (origin-form) or a URL with a scheme (absolute-form, which Vert.x routes by its path).
+   * from "/" (origin-form) or an http or https URL (absolute-form, {@link #isAbsoluteForm}).
    * HTTP/2 (RFC 9113 §8.3.1): {@code :scheme} http or https, and {@code :path} origin-form. In
    * either, {@code *} only for OPTIONS, and no fragment. Netty lets such a target through, and the
    * router would answer 404 as if the resource were missing, or charge it: {@code /pay?a=1#x} is
@@ -203,22 +203,18 @@ public final class Problems {
       return null;
     }
     return http2 ? "the :path must be a path starting with / (origin-form), without a fragment"
-        : "the request target must be a path starting with / (origin-form) or a URL (absolute-form), without a fragment";
+        : "the request target must be a path starting with / (origin-form) or an http or https URL with a host "
+            + "(absolute-form), without a fragment";
   }
 
-  /** Whether an HTTP/1.x target starts as an absolute URI does: a scheme (RFC 3986 §3.1), then "://". */
+  /**
+   * Whether an HTTP/1.x target is an http or https URL with a host (RFC 9110 §4.2), which Vert.x
+   * routes by its path. A URL of another scheme names no resource of this gateway, and one with no
+   * host is invalid (RFC 9110 §4.2.1); Vert.x would route both by their path all the same.
+   */
   private static boolean isAbsoluteForm(String target) {
-    int colon = target.indexOf("://");
-    if (colon < 1 || !Character.isLetter(target.charAt(0))) {
-      return false;
-    }
-    for (int i = 1; i < colon; i++) {
-      char c = target.charAt(i);
-      if (!Character.isLetterOrDigit(c) && c != '+' && c != '-' && c != '.') {
-        return false;
-      }
-    }
-    return true;
+    int host = target.regionMatches(true, 0, "http://", 0, 7) ? 7 : target.regionMatches(true, 0, "https://", 0, 8) ? 8 : -1;
+    return host > 0 && target.length() > host && target.charAt(host) != '/' && target.charAt(host) != '?';
   }
 
   /**

@@ -40,7 +40,8 @@ class HttpEdgesIT {
 
   /**
    * Sends one HTTP/1.1 POST of a payment with the request target given, as written (curl would
-   * normalise it), and reads until the gateway closes the connection.
+   * normalise it), and reads until the gateway closes the connection: a refused one at once, a
+   * served one (kept alive) after the idle timeout.
    */
   private static String http1Payment(String target, String key) throws IOException {
     String body = Http.payment(1_000, "tok_visa").encode();
@@ -70,6 +71,55 @@ class HttpEdgesIT {
       }
     }
     assertThat(served).as("malformed request targets served, or answered as something else than malformed").isEmpty();
+  }
+
+  @Test
+  @DisplayName("an HTTP/1.1 POST to an http URL (absolute-form, RFC 9112 3.2.2) is served as its path; one to a URL of "
+      + "another scheme, or with no host, gets 400 invalid_request and charges nothing")
+  void absoluteFormTargets() throws Exception {
+    String key = Http.newKey();
+    assertThat(http1Payment("http://127.0.0.1:" + gateway.apiPort() + "/pay", key)).startsWith("HTTP/1.1 201 ");
+    assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key)).isOne();
+    assertThat(http1Payment("HTTPS://127.0.0.1/v1/payments", Http.newKey())).as("https, in capitals").startsWith("HTTP/1.1 201 ");
+
+    StringBuilder served = new StringBuilder();
+    for (String target : new String[] {"ftp://127.0.0.1/pay", "http:///pay", "http://"}) {
+      String refusedKey = Http.newKey();
+      String answer = http1Payment(target, refusedKey);
+      int charges = SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, refusedKey);
+      if (charges != 0 || !answer.startsWith("HTTP/1.1 400 ") || !answer.contains("\"code\":\"invalid_request\"")) {
+        served.append(String.format("%n  %s -> %s, %d charge(s)", target, answer.lines().findFirst().orElse("nothing"), charges));
+      }
+    }
+    assertThat(served).as("URLs that name no resource of this gateway served, or answered as something else than malformed")
+        .isEmpty();
+  }
+
+  @Test
+  @DisplayName("an HTTP/1.1 POST upgraded to h2c keeps its target as the :path: an absolute-form one is refused as malformed "
+      + "HTTP/2 (400, or PROTOCOL_ERROR) and charges nothing, an origin-form one is served")
+  void h2cUpgradeTargets() throws Exception {
+    String body = Http.payment(1_000, "tok_visa").encode();
+    for (String target : new String[] {"http://127.0.0.1:" + gateway.apiPort() + "/pay", "/pay"}) {
+      String key = Http.newKey();
+      String request = "POST " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + gateway.apiPort()
+          + "\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA"
+          + "\r\nAuthorization: Bearer " + KEY_A + "\r\nContent-Type: application/json\r\nIdempotency-Key: " + key
+          + "\r\nContent-Length: " + body.length() + "\r\n\r\n" + body;
+      try (RawHttp2 client = RawHttp2.upgrade(gateway.apiPort(), request)) {
+        String answer = client.await(line -> line.startsWith("HEADERS 1 ") || line.startsWith("RST 1 ") || line.equals("EOF"),
+            Duration.ofSeconds(5));
+        assertThat(client.events()).as(target).first().asString().startsWith("HTTP/1.1 101 ");
+        int charges = SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key);
+        if (target.startsWith("/")) {
+          assertThat(answer).as(target).isEqualTo("HEADERS 1 :status=201");
+          assertThat(charges).as(target).isOne();
+        } else {
+          assertThat(answer).as(target).isIn("HEADERS 1 :status=400", "RST 1 error=1");
+          assertThat(charges).as(target).isZero();
+        }
+      }
+    }
   }
 
   @Test

@@ -58,6 +58,31 @@ public final class RawHttp2 implements AutoCloseable {
     return client;
   }
 
+  /**
+   * Connects over HTTP/1.1 and sends {@code request}, head and body, as given: one asking for h2c
+   * with {@code Upgrade} (RFC 7540 §3.2). The first event is the answer's status line; once it is
+   * {@code 101}, the preface and an empty SETTINGS frame follow, and the request's answer comes on
+   * stream 1 as any other stream's.
+   */
+  public static RawHttp2 upgrade(int port, String request) throws IOException {
+    RawHttp2 client = new RawHttp2(new Socket("127.0.0.1", port));
+    client.out.write(request.getBytes(StandardCharsets.ISO_8859_1));
+    client.out.flush();
+    // Byte by byte up to the blank line: whatever follows it is HTTP/2, the reader's.
+    InputStream in = client.socket.getInputStream();
+    StringBuilder head = new StringBuilder();
+    for (int b; head.indexOf("\r\n\r\n") < 0 && (b = in.read()) >= 0; ) {
+      head.append((char) b);
+    }
+    client.events.add(head.toString().lines().findFirst().orElse("EOF"));
+    client.readerThread.start();
+    if (head.toString().startsWith("HTTP/1.1 101 ")) {
+      client.send(Http2CodecUtil.connectionPrefaceBuf());
+      client.write(ctx -> client.writer.writeSettings(ctx, new Http2Settings(), ctx.newPromise()));
+    }
+    return client;
+  }
+
   /** The HEADERS of a POST, without END_STREAM: its body is to come in {@link #data}. */
   public void postHeaders(int streamId, String path, Map<String, String> headers) throws IOException {
     postHeaders(streamId, "http", path, headers);
@@ -65,10 +90,16 @@ public final class RawHttp2 implements AutoCloseable {
 
   /** As {@link #postHeaders(int, String, Map)}, with the {@code :scheme} given. */
   public void postHeaders(int streamId, String scheme, String path, Map<String, String> headers) throws IOException {
+    requestHeaders(streamId, "POST", scheme, path, headers, false);
+  }
+
+  /** The HEADERS of a request; with {@code endStream} it has no body (a GET), else its body is to come in {@link #data}. */
+  public void requestHeaders(int streamId, String method, String scheme, String path, Map<String, String> headers,
+      boolean endStream) throws IOException {
     // Netty's own checks of header names are off: a test sends what a careless client would.
-    Http2Headers h2 = new DefaultHttp2Headers(false).method("POST").scheme(scheme).authority("127.0.0.1").path(path);
+    Http2Headers h2 = new DefaultHttp2Headers(false).method(method).scheme(scheme).authority("127.0.0.1").path(path);
     headers.forEach((name, value) -> h2.add(name.toLowerCase(java.util.Locale.ROOT), value));
-    write(ctx -> writer.writeHeaders(ctx, streamId, h2, 0, false, ctx.newPromise()));
+    write(ctx -> writer.writeHeaders(ctx, streamId, h2, 0, endStream, ctx.newPromise()));
   }
 
   /** One DATA frame that ends the stream. */
