@@ -174,9 +174,15 @@ public final class ManagementVerticle extends VerticleBase {
     router.errorHandler(404, Problems::handleFailure);
     router.errorHandler(405, Problems.methodNotAllowed(router));
     // A connection with nothing read or written for a minute is closed: a client that stops reading
-    // a reconciliation report lets go of its file, and a stalled upload of its worker.
+    // a reconciliation report lets go of its file, and a stalled upload of its worker. A request
+    // whose target is malformed is refused as on the API port, before routing: it does nothing, so
+    // it gets no access line.
     server = vertx.createHttpServer(new HttpServerOptions().setIdleTimeout(IDLE_TIMEOUT_SECONDS)
-        .setIdleTimeoutUnit(TimeUnit.SECONDS)).requestHandler(router);
+        .setIdleTimeoutUnit(TimeUnit.SECONDS)).requestHandler(request -> {
+          if (!Problems.refusedMalformedTarget(request)) {
+            router.handle(request);
+          }
+        });
     return server.listen(config.managementPort());
   }
 

@@ -123,6 +123,44 @@ class HttpEdgesIT {
   }
 
   @Test
+  @DisplayName("on the management port, an admin request whose target is malformed (HTTP/2 :path not origin-form or with a "
+      + "fragment, :scheme neither http nor https; an HTTP/1.1 fragment) is refused as malformed, not served")
+  void malformedTargetsOnTheManagementPort() throws Exception {
+    Map<String, String> admin = Map.of("authorization", "Bearer " + TestGateway.ADMIN_TOKEN);
+    String[][] cases = {
+        {"http", "http://127.0.0.1/admin/pending"}, {"http", "/admin/pending#x"}, {"http", "admin/pending"}, {"ftp", "/admin/pending"},
+    };
+    StringBuilder served = new StringBuilder();
+    try (RawHttp2 client = RawHttp2.connect(gateway.managementPort())) {
+      int stream = 1;
+      for (String[] target : cases) {
+        int id = stream;
+        client.requestHeaders(id, "GET", target[0], target[1], admin, true);
+        String answer = client.await(line -> line.startsWith("HEADERS " + id + " ") || line.startsWith("RST " + id + " ")
+            || line.equals("EOF"), Duration.ofSeconds(5));
+        if (!answer.equals("HEADERS " + id + " :status=400") && !answer.equals("RST " + id + " error=1")) {
+          served.append(String.format("%n  :scheme=%s :path=%s -> %s", target[0], target[1], answer));
+        }
+        stream += 2;
+      }
+      int good = stream;
+      client.requestHeaders(good, "GET", "http", "/admin/pending", admin, true);
+      assertThat(client.await(line -> line.startsWith("HEADERS " + good + " ") || line.equals("EOF"), Duration.ofSeconds(5)))
+          .as("a good admin request on the same connection afterwards").isEqualTo("HEADERS " + good + " :status=200");
+    }
+    try (Socket socket = new Socket("127.0.0.1", gateway.managementPort())) {
+      socket.setSoTimeout(10_000);
+      socket.getOutputStream().write(("GET /admin/pending#x HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+          + TestGateway.ADMIN_TOKEN + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.UTF_8));
+      String answer = new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      if (!answer.startsWith("HTTP/1.1 400 ") || !answer.contains("\"code\":\"invalid_request\"")) {
+        served.append(String.format("%n  HTTP/1.1 /admin/pending#x -> %s", answer.lines().findFirst().orElse("nothing")));
+      }
+    }
+    assertThat(served).as("malformed admin requests served, or answered as something else than malformed").isEmpty();
+  }
+
+  @Test
   @DisplayName("an HTTP/2 POST whose :path is not origin-form, or whose :scheme is neither http nor https, is refused as malformed (400 or PROTOCOL_ERROR) and charges nothing")
   void malformedHttp2Targets() throws Exception {
     String[][] cases = {
