@@ -213,7 +213,9 @@ public final class ApiVerticle extends VerticleBase {
         // HTTP/1.1 headers up to 16 KiB, as HTTP/2's header list below (Vert.x's default is 8 KiB).
         .setMaxHeaderSize(MAX_HEADER_BYTES)
         // Explicit HTTP/2 limits: streams per connection, and rapid-reset (CVE-2023-44487)
-        // protection: more than 200 RST_STREAM frames in 30 s closes the connection.
+        // protection: more than 200 RST_STREAM frames in 30 s closes the connection. Hazard: Netty
+        // enforces the stream limit before the client can have read it, and the body of a stream
+        // refused for it ends the connection (README, known limits).
         .setInitialSettings(new Http2Settings().setMaxConcurrentStreams(MAX_CONCURRENT_STREAMS).setMaxHeaderListSize(MAX_HEADER_BYTES))
         .setHttp2RstFloodMaxRstFramePerWindow(RST_FLOOD_MAX_FRAMES)
         .setHttp2RstFloodWindowDuration(30)
