@@ -52,9 +52,8 @@ public final class RawHttp2 implements AutoCloseable {
   /** Connects with prior knowledge (h2c): the preface and an empty SETTINGS frame. */
   public static RawHttp2 connect(int port) throws IOException {
     RawHttp2 client = new RawHttp2(new Socket("127.0.0.1", port));
+    client.preface();
     client.readerThread.start();
-    client.send(Http2CodecUtil.connectionPrefaceBuf());
-    client.write(ctx -> client.writer.writeSettings(ctx, new Http2Settings(), ctx.newPromise()));
     return client;
   }
 
@@ -75,12 +74,22 @@ public final class RawHttp2 implements AutoCloseable {
       head.append((char) b);
     }
     client.events.add(head.toString().lines().findFirst().orElse("EOF"));
-    client.readerThread.start();
     if (head.toString().startsWith("HTTP/1.1 101 ")) {
-      client.send(Http2CodecUtil.connectionPrefaceBuf());
-      client.write(ctx -> client.writer.writeSettings(ctx, new Http2Settings(), ctx.newPromise()));
+      client.preface();
     }
+    client.readerThread.start();
     return client;
+  }
+
+  /**
+   * The preface and an empty SETTINGS frame, sent before the reader starts: the reader acknowledges
+   * the server's SETTINGS as it reads them, and an acknowledgement ahead of the client's own
+   * SETTINGS is a connection error to the server ("First received frame was SETTINGS frame but had
+   * ACK flag set").
+   */
+  private void preface() throws IOException {
+    send(Http2CodecUtil.connectionPrefaceBuf());
+    write(ctx -> writer.writeSettings(ctx, new Http2Settings(), ctx.newPromise()));
   }
 
   /** The HEADERS of a POST, without END_STREAM: its body is to come in {@link #data}. */
