@@ -599,7 +599,13 @@ public final class ApiVerticle extends VerticleBase {
       long latencyNanos = System.nanoTime() - start; // one figure for the meter and the log line
       RequestOutcome outcome = clientClosed ? RequestOutcome.CLIENT_CLOSED : ctx.get(OUTCOME);
       if (payment) {
-        metrics.requestEnded(outcome == null ? RequestOutcome.REJECTED : outcome, latencyNanos);
+        if (outcome == null) {
+          // Answered by the router's failure handler, not by a step that names its outcome: a
+          // request the router refused (413, say), or a 500 for a failure nothing expected, which
+          // must not hide among the client's mistakes.
+          outcome = ctx.response().getStatusCode() >= 500 ? RequestOutcome.INTERNAL_ERROR : RequestOutcome.REJECTED;
+        }
+        metrics.requestEnded(outcome, latencyNanos);
       }
       var line = AccessLog.line(ctx, "route", payment ? "pay" : "get_payment", clientClosed, latencyNanos);
       String merchant = ctx.get("merchant");

@@ -31,7 +31,9 @@ public final class GatewayMetrics {
     /** Past the merchant's {@code rate_limit}: 429, nothing read, claimed or charged. */
     RATE_LIMITED,
     /** The connection closed before the answer was sent; the payment itself carries on, and a retry gets its answer. */
-    CLIENT_CLOSED
+    CLIENT_CLOSED,
+    /** 500 internal_error: a failure no step of the payment path expected (a bug, or data the code never writes). */
+    INTERNAL_ERROR
   }
 
   private final MeterRegistry registry;

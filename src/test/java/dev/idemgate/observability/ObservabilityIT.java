@@ -4,17 +4,24 @@ import static dev.idemgate.support.TestGateway.KEY_A;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import ch.qos.logback.classic.spi.ILoggingEvent;
+import dev.idemgate.idempotency.IdempotencyKey;
+import dev.idemgate.idempotency.RedisGate;
 import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.Scrape;
+import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.Waits;
 import io.vertx.core.Future;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.json.JsonObject;
+import io.vertx.redis.client.Command;
+import io.vertx.redis.client.Redis;
+import io.vertx.redis.client.Request;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -83,6 +90,41 @@ class ObservabilityIT {
         .containsPattern("(?m)^idemgate_replay_cache_entries [1-9]");
     assertThat(scrape).doesNotContain(key, "987654321", "order-secret-ref-42", KEY_A, "merchant_a");
     assertThat(scrape).as("the clients' per-command meters are off").doesNotContain("vertx_redis_", "vertx_sql_");
+  }
+
+  @Test
+  @DisplayName("a payment that fails inside the gateway (500 internal_error) is counted as internal_error, not as a rejected request")
+  void internalErrorIsCountedAsSuch() {
+    // A record the code never writes: COMPLETED without its stored answer (a hand-made repair, say).
+    // Reading it throws, which no step of the payment path expects: a real unexpected failure.
+    String key = Http.newKey();
+    JsonObject body = Http.payment(4321, "tok_visa");
+    assertThat(http.pay(gateway.apiPort(), KEY_A, key, body).status()).isEqualTo(201);
+    Redis redis = Redis.createClient(http.vertx(), TestGateway.redisUrl());
+    try (TestDb db = new TestDb(http.vertx())) {
+      db.query("UPDATE idemgate.idempotency_keys SET response_status = NULL WHERE merchant_id = $1 AND idempotency_key = $2",
+          TestGateway.MERCHANT_A, key);
+      // Only PostgreSQL answers the retry: Redis forgets the key, and the body's other field order
+      // misses the in-process replay cache.
+      Http.await(redis.send(Request.cmd(Command.DEL).arg(RedisGate.redisKey(TestGateway.MERCHANT_A, new IdempotencyKey(key)))));
+      JsonObject reordered = new JsonObject();
+      List<String> fields = new ArrayList<>(body.fieldNames());
+      Collections.reverse(fields);
+      fields.forEach(field -> reordered.put(field, body.getValue(field)));
+      String before = http.get(gateway.managementPort(), "/metrics", null).body();
+
+      Http.Reply failed = http.pay(gateway.apiPort(), KEY_A, key, reordered);
+      assertThat(failed.status()).isEqualTo(500);
+      assertThat(failed.json().getString("code")).isEqualTo("internal_error");
+
+      String after = http.get(gateway.managementPort(), "/metrics", null).body();
+      String internal = "idemgate_requests_total{outcome=\"internal_error\"}";
+      String rejected = "idemgate_requests_total{outcome=\"rejected\"}";
+      assertThat(Scrape.value(after, internal)).as(internal).hasValue(Scrape.value(before, internal).orElse(0) + 1);
+      assertThat(Scrape.value(after, rejected)).as(rejected).isEqualTo(Scrape.value(before, rejected));
+    } finally {
+      redis.close();
+    }
   }
 
   @Test
