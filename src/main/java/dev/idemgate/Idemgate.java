@@ -9,6 +9,7 @@ import dev.idemgate.http.ReadinessState;
 import dev.idemgate.idempotency.ReplayCache;
 import dev.idemgate.idempotency.SharedIdempotencyStore;
 import dev.idemgate.observability.GatewayMetrics;
+import dev.idemgate.observability.PathOnlyTracing;
 import dev.idemgate.observability.Tracing;
 import dev.idemgate.provider.LocalCodec;
 import dev.idemgate.provider.ProviderVerticle;
@@ -187,7 +188,7 @@ public final class Idemgate implements AutoCloseable {
     }
     openTelemetry.ifPresent(otel -> {
       options.setTracingOptions(new OpenTelemetryOptions());
-      builder.withTracer(new OpenTelemetryTracingFactory(otel));
+      builder.withTracer(new PathOnlyTracing(new OpenTelemetryTracingFactory(otel)));
     });
     GatewayMetrics metrics = new GatewayMetrics(registry,
         new Tracing(openTelemetry.orElse(io.opentelemetry.api.OpenTelemetry.noop())));

@@ -7,12 +7,14 @@ import ch.qos.logback.classic.spi.ILoggingEvent;
 import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
+import io.opentelemetry.api.common.AttributeKey;
 import io.opentelemetry.api.trace.SpanKind;
 import io.opentelemetry.sdk.OpenTelemetrySdk;
 import io.opentelemetry.sdk.testing.exporter.InMemorySpanExporter;
 import io.opentelemetry.sdk.trace.SdkTracerProvider;
 import io.opentelemetry.sdk.trace.data.SpanData;
 import io.opentelemetry.sdk.trace.export.SimpleSpanProcessor;
+import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServer;
 import java.util.List;
 import java.util.Map;
@@ -20,6 +22,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
@@ -35,6 +38,11 @@ class TracingIT {
         .build();
     gateway = TestGateway.start(Map.of(), sdk);
     http = new Http();
+  }
+
+  @BeforeEach
+  void forgetEarlierSpans() {
+    spans.reset(); // each test reads the server spans of its own requests
   }
 
   @AfterAll
@@ -66,6 +74,29 @@ class TracingIT {
       assertThat(line.getKeyValuePairs().stream().filter(kv -> kv.key.equals("trace_id")).map(kv -> kv.value))
           .containsExactly(server.getTraceId());
     }
+  }
+
+  @Test
+  @DisplayName("server spans carry the path without the query: a key in /admin/simulator/charges?idempotency_key=, or any query a client sends, never reaches the collector")
+  void serverSpansLeaveTheQueryOut() throws Exception {
+    String key = "span-secret-key-" + System.nanoTime();
+    String query = "note=span-secret-query-" + System.nanoTime();
+    assertThat(http.get(gateway.managementPort(), "/admin/simulator/charges?idempotency_key=" + key, TestGateway.ADMIN_TOKEN)
+        .status()).isEqualTo(200);
+    assertThat(http.send(HttpMethod.POST, gateway.apiPort(), "/pay?" + query, Map.of("Authorization", "Bearer " + KEY_A,
+        "Idempotency-Key", Http.newKey(), "Content-Type", "application/json"), Http.payment(321, "tok_visa").toBuffer())
+        .status()).isEqualTo(201);
+    Thread.sleep(300);
+
+    List<SpanData> servers = spans.getFinishedSpanItems().stream()
+        .filter(s -> s.getKind() == SpanKind.SERVER && s.getAttributes().asMap().values().stream()
+            .anyMatch(v -> String.valueOf(v).startsWith("/admin/simulator/charges") || String.valueOf(v).startsWith("/pay")))
+        .collect(Collectors.toList());
+    assertThat(servers).hasSize(2);
+    assertThat(servers).allSatisfy(span -> assertThat(span.getAttributes().asMap().values())
+        .as(span.getAttributes().toString()).noneMatch(v -> String.valueOf(v).contains(key) || String.valueOf(v).contains(query)));
+    assertThat(servers.stream().map(span -> span.getAttributes().get(AttributeKey.stringKey("url.path"))))
+        .containsExactlyInAnyOrder("/admin/simulator/charges", "/pay");
   }
 
   @Test
