@@ -1,5 +1,7 @@
 package dev.idemgate.observability;
 
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.LoggerContext;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.UnsynchronizedAppenderBase;
 import ch.qos.logback.core.encoder.Encoder;
@@ -27,7 +29,8 @@ import java.util.concurrent.locks.LockSupport;
  * straight into the batch's buffer.
  *
  * <p>Never blocks the caller: when the queue is full the event is dropped and counted, and the next
- * batch says how many were lost. Stopping the appender (logback's shutdown hook, or a context
+ * batch says how many were lost; {@link #droppedLines} reads the count for
+ * {@code idemgate_log_lines_dropped_total}. Stopping the appender (logback's shutdown hook, or a context
  * stop) writes out what is queued.
  */
 public final class BatchingStdoutAppender extends UnsynchronizedAppenderBase<ILoggingEvent> {
@@ -39,7 +42,10 @@ public final class BatchingStdoutAppender extends UnsynchronizedAppenderBase<ILo
   private ArrayBlockingQueue<ILoggingEvent> queue;
   private Thread writer;
   private volatile boolean running;
+  /** Dropped since the last batch told of them. */
   private final LongAdder dropped = new LongAdder();
+  /** Dropped since the appender started: the meter's count, never reset. */
+  private final LongAdder droppedEver = new LongAdder();
 
   public void setEncoder(Encoder<ILoggingEvent> encoder) {
     this.encoder = encoder;
@@ -77,7 +83,22 @@ public final class BatchingStdoutAppender extends UnsynchronizedAppenderBase<ILo
     event.prepareForDeferredProcessing();
     if (!queue.offer(event)) {
       dropped.increment();
+      droppedEver.increment();
     }
+  }
+
+  /**
+   * Lines dropped so far by the appenders of this class on {@code context}'s root logger, where
+   * {@code logback.xml} puts it: the count behind {@code idemgate_log_lines_dropped_total}.
+   */
+  public static double droppedLines(LoggerContext context) {
+    long lines = 0;
+    for (var appenders = context.getLogger(Logger.ROOT_LOGGER_NAME).iteratorForAppenders(); appenders.hasNext(); ) {
+      if (appenders.next() instanceof BatchingStdoutAppender batching) {
+        lines += batching.droppedEver.sum();
+      }
+    }
+    return lines;
   }
 
   private void writeLoop() {

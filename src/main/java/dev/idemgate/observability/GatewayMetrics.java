@@ -1,6 +1,7 @@
 package dev.idemgate.observability;
 
 import dev.idemgate.auth.MerchantKeys;
+import ch.qos.logback.classic.LoggerContext;
 import dev.idemgate.idempotency.IdempotencyStore;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.DistributionSummary;
@@ -17,6 +18,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
+import org.slf4j.LoggerFactory;
 
 /**
  * The gateway's own meters, named {@code idemgate.<feature>.<thing>} (Prometheus:
@@ -70,6 +72,19 @@ public final class GatewayMetrics {
       rateLimited.put(route, Counter.builder("idemgate.rate.limited").tag("route", route)
           .description("requests refused with 429 rate_limited, payments and reads").register(registry));
     }
+    if (LoggerFactory.getILoggerFactory() instanceof LoggerContext logback) {
+      watchLogWriter(registry, logback);
+    }
+  }
+
+  /**
+   * Log lines the log writer dropped because its queue was full ({@link BatchingStdoutAppender}).
+   * The counter reads {@code logback} itself, which logback's LoggerFactory holds for the life of the
+   * process (a function counter holds its object weakly).
+   */
+  static void watchLogWriter(MeterRegistry registry, LoggerContext logback) {
+    FunctionCounter.builder("idemgate.log.lines.dropped", logback, BatchingStdoutAppender::droppedLines)
+        .description("log lines dropped, not written, because the log writer fell behind").register(registry);
   }
 
   /**

@@ -6,6 +6,7 @@ import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.LoggerContext;
 import ch.qos.logback.classic.encoder.PatternLayoutEncoder;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -15,11 +16,19 @@ import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
 class BatchingStdoutAppenderTest {
-  /** Logs through a private context whose only appender is the one under test; returns stdout's lines. */
   private static List<String> run(int queueSize, int flushIntervalMs, Consumer<Logger> logging) {
+    return run(new LoggerContext(), queueSize, flushIntervalMs, logging, () -> {});
+  }
+
+  /**
+   * Logs through {@code context}, whose only appender is the one under test, on its root logger;
+   * runs {@code stopped} once the appender has stopped (written what it held), before the context
+   * stops; returns stdout's lines.
+   */
+  private static List<String> run(LoggerContext context, int queueSize, int flushIntervalMs, Consumer<Logger> logging,
+      Runnable stopped) {
     PrintStream original = System.out;
     ByteArrayOutputStream captured = new ByteArrayOutputStream();
-    LoggerContext context = new LoggerContext();
     context.setMDCAdapter(org.slf4j.MDC.getMDCAdapter()); // a private context has none of its own
     try {
       System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
@@ -33,10 +42,10 @@ class BatchingStdoutAppenderTest {
       appender.setQueueSize(queueSize);
       appender.setFlushIntervalMs(flushIntervalMs);
       appender.start();
+      Logger root = context.getLogger(Logger.ROOT_LOGGER_NAME);
+      root.setLevel(Level.INFO);
+      root.addAppender(appender);
       Logger logger = context.getLogger("test");
-      logger.setLevel(Level.INFO);
-      logger.setAdditive(false);
-      logger.addAppender(appender);
       // The writer takes its first look as soon as it starts; wait until it has and is parked, so
       // what it writes depends on the interval alone and not on how fast the thread got going.
       long deadline = System.nanoTime() + 5_000_000_000L;
@@ -46,6 +55,7 @@ class BatchingStdoutAppenderTest {
       assertThat(appender.writerIsParked()).as("writer parked after its first look").isTrue();
       logging.accept(logger);
       appender.stop();
+      stopped.run();
 
     } finally {
       context.stop();
@@ -79,5 +89,24 @@ class BatchingStdoutAppenderTest {
     assertThat(lines).hasSize(3);
     assertThat(lines.get(0)).contains("\"level\":\"WARN\"").contains("3 log lines dropped");
     assertThat(lines.subList(1, 3)).containsExactly("line 0", "line 1");
+  }
+
+  @Test
+  @DisplayName("dropped lines are counted on idemgate_log_lines_dropped_total, which the batch that tells of them does not reset")
+  void droppedLinesAreMetered() {
+    LoggerContext context = new LoggerContext();
+    SimpleMeterRegistry registry = new SimpleMeterRegistry();
+    GatewayMetrics.watchLogWriter(registry, context);
+    List<String> lines = run(context, 2, 60_000, logger -> {
+      for (int i = 0; i < 5; i++) {
+        logger.info("line {}", i);
+      }
+      assertThat(dropped(registry)).isEqualTo(3);
+    }, () -> assertThat(dropped(registry)).as("after the batch that told of them").isEqualTo(3));
+    assertThat(lines.get(0)).contains("3 log lines dropped");
+  }
+
+  private static double dropped(SimpleMeterRegistry registry) {
+    return registry.get("idemgate.log.lines.dropped").functionCounter().count();
   }
 }

@@ -75,6 +75,7 @@ class ObservabilityIT {
         .contains("idemgate_provider_latency_seconds_bucket{outcome=\"succeeded\"")
         .contains("idemgate_inflight_requests")
         .contains("idemgate_recovery_pending")
+        .contains("idemgate_log_lines_dropped_total")
         .contains("jvm_memory_used_bytes")
         .contains("idemgate_request_latency_seconds_bucket{outcome=\"created\"")
         .contains("idemgate_request_latency_seconds_bucket{outcome=\"replayed\"")
