@@ -45,7 +45,8 @@ import org.slf4j.LoggerFactory;
  * Nothing there: this is the original. The same key there: a retry, never a twin. Another
  * key: a twin, and only then a second step runs, a small script on a sibling hash that remembers the
  * twin keys with their verdicts, so that a twin's own retries keep its verdict (a refused twin stays
- * refused, and its retries are not counted again). On the payment path a twin counts only once its
+ * refused, and its retries are not counted again; past {@link #MAX_KEYS_PER_FINGERPRINT} keys a refusal is
+ * not counted at all). On the payment path a twin counts only once its
  * key is taken ({@link #guard}), which PostgreSQL alone can say. The script goes on the detector's
  * own connection, never the pipeline: a NOSCRIPT reply (a restarted Redis) would fail every command
  * of the group it travelled in. Under policy reject a twin is refused only when the ledger says the original was (or may have been)
@@ -62,15 +63,18 @@ public final class TwinDetector {
   /** The check is advisory: it may delay a payment by this much at most, however slow Redis is. */
   static final long MAX_CHECK_MS = 250;
   /**
-   * Twin keys remembered per fingerprint; past this a twin's retries are judged again (bounded memory):
-   * on the payment path they count no twin (their key is held), but a refused one's may be let through.
+   * Twin keys remembered per fingerprint (bounded memory). A key past this is judged afresh each time
+   * it comes. On the payment path a let-through one still counts once, when its claim takes the key
+   * (its retries find the key held); but a refused one never takes its key, so its retries cannot be
+   * told from its refusal: such a refusal is not counted at all (it still gets its 409).
    */
   static final int MAX_KEYS_PER_FINGERPRINT = 64;
   static final long RECONNECT_BACKOFF_MS = 1_000;
 
   /**
    * KEYS[1] the twin keys of one fingerprint; ARGV: key hash, mark (a allowed, i intended, r refused), window ms, max.
-   * Answers {@code {'twin', mark}} for a key not seen before, {@code {'seen', mark}} for one seen before, and
+   * Answers {@code {'twin', mark}} for a key not seen before, {@code {'full', mark}} for one not seen before that
+   * there is no room left to remember, {@code {'seen', mark}} for one seen before, and
    * {@code {'seen', mark, 'r'}} for a refused key now let through (sent as intended).
    */
   static final String TWIN_SCRIPT = String.join("\n",
@@ -83,10 +87,9 @@ public final class TwinDetector {
       "  return {'seen', mine}",
       "end",
       "local n = redis.call('HLEN', KEYS[1])",
-      "if n < tonumber(ARGV[4]) then",
-      "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])",
-      "  if n == 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end",
-      "end",
+      "if n >= tonumber(ARGV[4]) then return {'full', ARGV[2]} end",
+      "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])",
+      "if n == 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end",
       "return {'twin', ARGV[2]}");
   private static final String TWIN_SHA = sha1(TWIN_SCRIPT);
   /**
@@ -324,7 +327,8 @@ public final class TwinDetector {
    * @param mark the twin key's mark after the check ({@code a}, {@code i} or {@code r})
    * @param firstTime whether the key had no mark before the check
    * @param count counts the twin; null when the key was refused before and so counted already (its
-   *     retries are counted as same_key at once)
+   *     retries are counted as same_key at once), or is refused now and was not remembered (past
+   *     {@link #MAX_KEYS_PER_FINGERPRINT}: counted under no result at all)
    */
   private record Judged(TwinVerdict verdict, String keyHash, boolean firstTime, String mark, Runnable count) {}
 
@@ -451,7 +455,9 @@ public final class TwinDetector {
     return script(TWIN_SHA, TWIN_SCRIPT, List.of(twinKeysKey(merchantId, fingerprint)), keyHash, mark,
         String.valueOf(windowMs), String.valueOf(MAX_KEYS_PER_FINGERPRINT))
         .compose(reply -> {
-          boolean firstTime = reply.get(0).toString().equals("twin");
+          boolean firstTime = !reply.get(0).toString().equals("seen");
+          // No room to remember the key: its next request will look like a first time again.
+          boolean remembered = !reply.get(0).toString().equals("full");
           String verdictMark = reply.get(1).toString();
           // A key refused before and now sent as intended: its first time through.
           boolean refusedBefore = reply.size() > 2;
@@ -470,12 +476,15 @@ public final class TwinDetector {
               ? intendedUnderReject(merchantId, fingerprint, keyHash, original, request, now)
               : Future.succeededFuture(new TwinVerdict.Allowed(original, verdictMark.equals("i"), null));
           return verdict.onSuccess(v -> {
-            // A refused key's retry was counted with the refusal, whatever it gets now.
-            boolean counts = firstTime || !verdictMark.equals("r");
+            // A refused key's retry was counted with the refusal, whatever it gets now. A refusal of a
+            // key not remembered is not counted: its retries could not be told from it, and each would
+            // count again (MAX_KEYS_PER_FINGERPRINT).
+            boolean refusedRetry = !firstTime && verdictMark.equals("r");
+            boolean counts = !refusedRetry && (remembered || !(v instanceof TwinVerdict.Reject));
             Runnable count = () -> monitor.recordTwin(merchantId, client, keyHash, v, now);
-            if (!counts) {
+            if (refusedRetry) {
               monitor.recordSameKey();
-            } else if (twins == null) {
+            } else if (counts && twins == null) {
               count.run();
             }
             if (twins != null) {

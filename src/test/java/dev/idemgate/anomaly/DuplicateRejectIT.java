@@ -91,6 +91,45 @@ class DuplicateRejectIT {
   }
 
   @Test
+  @DisplayName("past the twin keys remembered for one payload, a refused key's retries are still not counted again")
+  void refusedRetriesPastTheRememberedKeysAreNotCountedAgain() {
+    String client = "many-keys-" + UUID.randomUUID();
+    Map<String, String> headers = Map.of("X-Client-Id", client);
+    JsonObject body = Orders.payment(2560, "tok_visa");
+    assertThat(pay(Http.newKey(), body, headers).status()).isEqualTo(201);
+    for (int i = 0; i < TwinDetector.MAX_KEYS_PER_FINGERPRINT; i++) {
+      assertThat(pay(Http.newKey(), body, headers).status()).isEqualTo(409);
+    }
+    String past = Http.newKey(); // a twin key the payload's hash has no room left to remember
+    assertThat(pay(past, body, headers).status()).isEqualTo(409);
+    assertThat(pay(past, body, headers).status()).as("its retry").isEqualTo(409);
+    assertThat(pay(past, body, headers).status()).as("its retry").isEqualTo(409);
+    assertThat(charges(past)).isZero();
+
+    // Its refusal cannot be told from its retries, so none of them counts: a twin is counted once at most.
+    JsonObject view = AnomalyViews.anomalies(http, gateway);
+    String pastHash = PaymentTwins.keyHash(TestGateway.MERCHANT_A, new IdempotencyKey(past));
+    assertThat(AnomalyViews.pairsOf(view, client)).hasSize(TwinDetector.MAX_KEYS_PER_FINGERPRINT)
+        .noneMatch(pair -> pair.getString("key_hash").equals(pastHash));
+    assertThat(AnomalyViews.standing(view, client).getLong("twins")).isEqualTo(TwinDetector.MAX_KEYS_PER_FINGERPRINT);
+  }
+
+  @Test
+  @DisplayName("a refused twin's pair in /admin/anomalies names the original's payment, and has no payment_id of its own: it was never charged")
+  void refusedTwinHasNoPaymentId() {
+    String client = "refused-" + UUID.randomUUID();
+    JsonObject body = Orders.payment(2570, "tok_visa");
+    Reply original = pay(Http.newKey(), body, Map.of("X-Client-Id", client));
+    assertThat(pay(Http.newKey(), body, Map.of("X-Client-Id", client)).status()).isEqualTo(409);
+    assertThat(AnomalyViews.pairsOf(AnomalyViews.anomalies(http, gateway), client)).singleElement().satisfies(pair -> {
+      assertThat(pair.getString("outcome")).isEqualTo("rejected");
+      assertThat(pair.getString("original_payment_id")).isEqualTo(original.json().getString("id"));
+      assertThat(pair.containsKey("payment_id")).isTrue();
+      assertThat(pair.getString("payment_id")).isNull();
+    });
+  }
+
+  @Test
   @DisplayName("a payment refused by the provider (502, key released) or answered 422 (its key holds another payment) "
       + "does not make the same payload under a new key a twin")
   void notChargedIsNoOriginal() {
