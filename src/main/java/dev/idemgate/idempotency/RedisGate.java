@@ -29,7 +29,7 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Values: {@code P|fingerprint|token} (processing), {@code N|fingerprint} (pending: ask the store),
  * {@code C|fingerprint|status|expiresAtMillis|paymentId|body} (completed; the body goes last because
- * it may contain '|').
+ * it may contain '|'; past {@code expiresAtMillis} it decides nothing).
  */
 public final class RedisGate {
   private static final Logger log = LoggerFactory.getLogger(RedisGate.class);
@@ -94,7 +94,8 @@ public final class RedisGate {
     Request set = Request.cmd(Command.SET).arg(redisKey(merchantId, key)).arg(value)
         .arg("NX").arg("GET").arg("PX").arg(leaseMs);
     return breaker.<Response>execute(() -> send(set))
-        .map(previous -> previous == null ? new GateDecision.Claimed(value) : decide(previous.toString(), fingerprint))
+        .map(previous -> previous == null ? new GateDecision.Claimed(value)
+            : decide(previous.toString(), fingerprint, System.currentTimeMillis()))
         .otherwise(failure -> {
           if (failure instanceof OpenCircuitException) {
             // The breaker said so when it opened (below): a line per payment would flood the log.
@@ -117,7 +118,7 @@ public final class RedisGate {
         });
   }
 
-  private static GateDecision decide(String stored, String fingerprint) {
+  private static GateDecision decide(String stored, String fingerprint, long nowMillis) {
     // A pending marker only points to PostgreSQL, whatever its fingerprint: it may outlive the
     // record (written by a retry just as recovery released the key, or left by a failed delete),
     // and a marker that forbade a different payload would answer 422 for a key that is free.
@@ -125,6 +126,13 @@ public final class RedisGate {
       return new GateDecision.AskStore();
     }
     String[] parts = stored.split("\\|", 6);
+    if (stored.charAt(0) == 'C' && parts.length == 6 && Long.parseLong(parts[3]) <= nowMillis) {
+      // A completed answer speaks for the key only until the expiry it told, when PostgreSQL frees the
+      // key. Its PX was counted when its SET was sent, so a SET that reached Redis late (a stalled
+      // Redis, a slow link) keeps it that much longer: past it, a replay would answer a new payment
+      // with the old one, and a 422 would send a client whose new payment may be charged to a new key.
+      return new GateDecision.AskStore();
+    }
     if (parts.length < 2 || !parts[1].equals(fingerprint)) {
       // A processing claim is only the word of a request that has not yet asked PostgreSQL: after
       // Redis lost the key (eviction, a restart, a failover), another payload's request writes one
