@@ -46,7 +46,14 @@ public final class Main implements Callable<Integer> {
   static CommandLine commandLine() {
     CommandLine cli = new CommandLine(new Main());
     cli.setParameterExceptionHandler((e, a) -> {
-      e.getCommandLine().getErr().println("idemgate: " + e.getMessage() + " (see --help)");
+      String message = e.getMessage();
+      // A command that keeps its stray arguments out of its messages (@Unmatched: api-key) keeps a
+      // bad option value out too: "--stdin=<key>" would otherwise be printed back whole.
+      if (!e.getCommandLine().getCommandSpec().unmatchedArgsBindings().isEmpty() && e.getValue() != null
+          && !e.getValue().isEmpty()) {
+        message = message.replace(e.getValue(), "<not shown, in case it is a key>");
+      }
+      e.getCommandLine().getErr().println("idemgate: " + message + " (see --help)");
       e.getCommandLine().getErr().flush();
       return EXIT_USAGE;
     });

@@ -100,6 +100,17 @@ class MainTest {
   }
 
   @Test
+  @DisplayName("a key given to api-key as the value of a switch (--stdin=KEY) is refused without being printed")
+  void apiKeyAsSwitchValueNotEchoed() {
+    for (String option : new String[] {"--stdin", "--help", "--version"}) {
+      CommandRun refused = run("api-key", "--merchant", "m1", option + "=sk_live_NOT_TO_BE_PRINTED");
+      assertThat(refused.status()).as(option).isEqualTo(Main.EXIT_USAGE);
+      assertThat(refused.err()).as(option).contains(option, "not shown").doesNotContain("NOT_TO_BE_PRINTED");
+      assertThat(refused.out()).as(option).doesNotContain("NOT_TO_BE_PRINTED");
+    }
+  }
+
+  @Test
   @DisplayName("idemgate help lists the commands, help COMMAND prints its usage, help of no such command exits 2")
   void helpCommand() {
     CommandRun all = run("help");
