@@ -20,6 +20,8 @@ import java.util.regex.Pattern;
 public final class ApiKeyFile {
   static final String HASH_PREFIX = "sha256:";
   private static final Pattern HEX_64 = Pattern.compile("[0-9a-fA-F]{64}");
+  /** The UTF-8 byte order mark some editors put first (Notepad, PowerShell's Out-File): not part of line 1. */
+  private static final String BYTE_ORDER_MARK = "\uFEFF";
 
   private ApiKeyFile() {}
 
@@ -37,7 +39,7 @@ public final class ApiKeyFile {
    */
   public static Map<String, String> parse(String text) {
     Map<String, String> merchantByHash = new HashMap<>();
-    String[] lines = text.split("\r?\n", -1);
+    String[] lines = withoutByteOrderMark(text).split("\r?\n", -1);
     for (int i = 0; i < lines.length; i++) {
       String line = lines[i].strip();
       if (line.isEmpty() || line.startsWith("#")) {
@@ -63,6 +65,15 @@ public final class ApiKeyFile {
       }
     }
     return Map.copyOf(merchantByHash);
+  }
+
+  /** Whether the file's text holds nothing at all: only white space, or a byte order mark alone. */
+  public static boolean isBlank(String text) {
+    return withoutByteOrderMark(text).isBlank();
+  }
+
+  private static String withoutByteOrderMark(String text) {
+    return text.startsWith(BYTE_ORDER_MARK) ? text.substring(BYTE_ORDER_MARK.length()) : text;
   }
 
   /** The SHA-256 of an API key, as the file and the lookup keep it. */

@@ -79,7 +79,7 @@ public final class MerchantKeys {
     } catch (IOException | RuntimeException e) {
       throw new KeyFileUnusable("api_keys_file " + path + " cannot be read: " + Unreadable.reason(path, e));
     }
-    if (text.isBlank()) {
+    if (ApiKeyFile.isBlank(text)) {
       // As on a reload: an empty file is one being written, or a mount gone wrong, not a decision.
       throw new KeyFileUnusable("api_keys_file " + path + " is empty; a file meant to hold no key says so in a comment line");
     }
@@ -172,7 +172,7 @@ public final class MerchantKeys {
       return;
     }
     lastText = text;
-    if (text.isBlank()) {
+    if (ApiKeyFile.isBlank(text)) {
       // A file rewritten in place (truncated, then written) reads empty in between: taken, it would
       // answer 401 to every merchant until the next look. A file meant to hold no key says so.
       refused.incrementAndGet();

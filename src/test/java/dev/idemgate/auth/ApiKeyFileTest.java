@@ -31,6 +31,17 @@ class ApiKeyFileTest {
   }
 
   @Test
+  @DisplayName("a file saved with a UTF-8 byte order mark (Windows editors, PowerShell) is read like one without")
+  void byteOrderMark() {
+    String text = "\uFEFF" + ApiKeyFile.line("acme", KEY_A) + "\r\n" + ApiKeyFile.line("globex.eu", KEY_C) + "\r\n";
+
+    assertThat(ApiKeyFile.parse(text)).containsOnly(
+        Map.entry(ApiKeyFile.hash(KEY_A), "acme"),
+        Map.entry(ApiKeyFile.hash(KEY_C), "globex.eu"));
+    assertThat(ApiKeyFile.isBlank("\uFEFF\n")).as("a mark alone is an empty file, refused as one being written").isTrue();
+  }
+
+  @Test
   @DisplayName("the line printed for a key is the SHA-256 of that key, never the key")
   void lineHoldsTheHashOnly() {
     String line = ApiKeyFile.line("acme", KEY_A);
