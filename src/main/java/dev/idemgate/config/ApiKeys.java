@@ -21,7 +21,8 @@ final class ApiKeys {
         throw new ConfigException("api_keys: each entry must be merchant=key (merchant: 1-64 of A-Z a-z 0-9 _ . -; key: 8 "
             + "or more visible ASCII characters, no spaces, as it is sent in Authorization: Bearer)");
       }
-      if (byKey.put(key, merchant) != null) {
+      String before = byKey.putIfAbsent(key, merchant);
+      if (before != null && !before.equals(merchant)) {
         throw new ConfigException("api_keys: the same key is given to two merchants");
       }
     }

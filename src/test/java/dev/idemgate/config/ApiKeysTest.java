@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -22,5 +23,14 @@ class ApiKeysTest {
   @DisplayName("any 8 or more visible ASCII characters are a key, surrounding spaces left out")
   void visibleAsciiKeys(String key) {
     assertThat(ApiKeys.parse(" demo = " + key + " ")).containsEntry(key, "demo");
+  }
+
+  @Test
+  @DisplayName("one key given to two merchants is refused without the key; the same entry twice is not, as in api_keys_file")
+  void sameKeyTwice() {
+    assertThat(ApiKeys.parse("demo=sk_test_demo,shop=sk_test_shop,demo=sk_test_demo"))
+        .containsOnlyKeys("sk_test_demo", "sk_test_shop").containsEntry("sk_test_demo", "demo");
+    assertThatThrownBy(() -> ApiKeys.parse("demo=sk_test_shared,shop=sk_test_shared")).isInstanceOf(ConfigException.class)
+        .hasMessageContaining("two merchants").hasMessageNotContaining("shared");
   }
 }
