@@ -166,7 +166,10 @@ public final class Problems {
         : cause instanceof TooLongHttpHeaderException
             ? new ApiProblem(ErrorCode.REQUEST_HEADER_FIELDS_TOO_LARGE, "the headers are larger than 16 KiB")
             : new ApiProblem(ErrorCode.INVALID_REQUEST, "the request could not be read as HTTP");
-    log.debug("request refused before routing: {}", String.valueOf(cause));
+    // The exception's class, not its message: Netty's quotes the header value it refused whole, which
+    // may be "Bearer <api key>".
+    log.debug("request refused before routing: {} ({})", problem.detail(),
+        cause == null ? "no cause given" : cause.getClass().getName());
     String requestId = RequestIds.newId();
     request.response().putHeader("X-Request-Id", requestId).putHeader("Connection", "close");
     render(request.response(), problem, requestId, request.method() == HttpMethod.HEAD)

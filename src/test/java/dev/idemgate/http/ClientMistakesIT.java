@@ -105,6 +105,30 @@ class ClientMistakesIT {
   }
 
   @Test
+  @DisplayName("a header with a control character gets 400, and no log line holds its value (an API key), at DEBUG too")
+  void unreadableHeaderValueNotLogged() throws IOException {
+    String secret = "sk_live_NOT_TO_BE_LOGGED";
+    ch.qos.logback.classic.Logger root = (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(
+        org.slf4j.Logger.ROOT_LOGGER_NAME);
+    Level before = root.getLevel();
+    root.setLevel(Level.DEBUG); // log_level: DEBUG, which an operator may turn on to find a problem
+    try (CapturedLogs logs = CapturedLogs.of(org.slf4j.Logger.ROOT_LOGGER_NAME)) {
+      for (char control : new char[] {'\u0000', '\u0001'}) {
+        String answer = exchange("POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + secret + control
+            + "x\r\nContent-Length: 0\r\n\r\n");
+        assertThat(answer).startsWith("HTTP/1.1 400 ").contains("\"code\":\"invalid_request\"").doesNotContain(secret);
+      }
+      assertThat(logs.events()).as("some line says what was refused").isNotEmpty();
+      assertThat(logs.events()).allSatisfy(event -> {
+        assertThat(event.getFormattedMessage()).doesNotContain(secret);
+        assertThat(event.getThrowableProxy() == null ? "" : event.getThrowableProxy().getMessage()).doesNotContain(secret);
+      });
+    } finally {
+      root.setLevel(before);
+    }
+  }
+
+  @Test
   @DisplayName("a method a path does not take gets 405 with an Allow header naming the ones it does, on both ports")
   void methodNotAllowedNamesTheAllowedMethods() {
     Http.Reply getPay = http.send(HttpMethod.GET, gateway.apiPort(), "/pay", Map.of("Authorization", "Bearer " + KEY_A), null);
