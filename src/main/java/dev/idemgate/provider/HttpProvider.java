@@ -48,7 +48,9 @@ import org.slf4j.LoggerFactory;
  * <ul>
  *   <li>2xx with {@code status: succeeded | declined} → SUCCEEDED / DECLINED; a 2xx it cannot read,
  *       or whose charge id could not be stored (over {@value #MAX_REFERENCE_CHARS} characters, or
- *       holding control characters) → UNKNOWN (the acquirer accepted something).</li>
+ *       holding control characters) → UNKNOWN (the acquirer accepted something). So is one whose
+ *       {@code amount} or {@code currency}, when it gives them, are not the ones asked for (a partial
+ *       approval, or an earlier charge under the provider key): that charge is not the payment's.</li>
  *   <li>503 with the acquirer's own error body ({@code {"error": "snake_case_code"}}) and 429 → NOT_ATTEMPTED: the
  *       acquirer refuses before accepting (503 is the protocol's "down before acceptance"; 429 is a
  *       rate limit). A 503 without that body → UNKNOWN: it may come from a proxy between the two
@@ -192,20 +194,20 @@ public final class HttpProvider implements PaymentProvider {
         .putHeader("Idempotency-Key", request.providerKey())
         .putHeader("Content-Type", "application/json");
     return guarded(chargeBreaker, () -> exchange(options, body, request::maySend, ProviderOutcome.NotAttempted::new,
-            HttpProvider::mapCharge),
+            (status, answer) -> mapCharge(status, answer, request.amount(), request.currency())),
         new ProviderOutcome.NotAttempted("provider circuit open"));
   }
 
   @Override
-  public Future<ProviderOutcome> inquire(String providerKey) {
+  public Future<ProviderOutcome> inquire(ChargeInquiry inquiry) {
     RequestOptions options = requestOptions(HttpMethod.GET,
-        "/charges?idempotency_key=" + URLEncoder.encode(providerKey, StandardCharsets.UTF_8));
+        "/charges?idempotency_key=" + URLEncoder.encode(inquiry.providerKey(), StandardCharsets.UTF_8));
     // Only the acquirer's own answer ("requests": 0) may say that it never saw the charge. An
     // inquiry that never left this pod (no connection, or every one busy) says nothing about the
     // charge: read as "never seen", it would free the key for a second charge.
     return guarded(inquiryBreaker, () -> exchange(options, null, () -> true,
             reason -> new ProviderOutcome.Unknown("inquiry not sent: " + reason),
-            (status, body) -> mapInquiry(status, body, providerKey)),
+            (status, body) -> mapInquiry(status, body, inquiry)),
         new ProviderOutcome.Unknown("provider circuit open; inquiry not sent"));
   }
 
@@ -350,8 +352,13 @@ public final class HttpProvider implements PaymentProvider {
     }
   }
 
-  /** The one place a charge response becomes an outcome (see the class comment for the table). */
-  static Answer mapCharge(int status, Buffer body) {
+  /**
+   * The one place a charge response becomes an outcome (see the class comment for the table).
+   *
+   * @param amount the amount asked for, in minor units
+   * @param currency the currency asked for
+   */
+  static Answer mapCharge(int status, Buffer body, long amount, String currency) {
     if (status >= 200 && status < 300) {
       JsonObject json = jsonOrNull(body);
       String chargeStatus = json == null ? null : json.getValue("status") instanceof String s ? s : null;
@@ -361,6 +368,15 @@ public final class HttpProvider implements PaymentProvider {
             + "half a surrogate pair): the outcome is left unknown for recovery and for an operator", chargeStatus,
             ((String) id).length());
         return new Answer(new ProviderOutcome.Unknown("acquirer answered a charge id that cannot be stored",
+            ProviderOutcome.Heard.HAS_IT), false);
+      }
+      if (("succeeded".equals(chargeStatus) || "declined".equals(chargeStatus)) && id instanceof String
+          && !asked(json, amount, currency)) {
+        // Recorded as the payment's, it would tell the client that the amount it asked for was
+        // charged (or declined) when the acquirer speaks of another charge.
+        log.warn("the acquirer answered {} for a charge of another amount or currency than asked: the outcome is left "
+            + "unknown for recovery and for an operator", chargeStatus);
+        return new Answer(new ProviderOutcome.Unknown("acquirer answered a charge of another amount or currency",
             ProviderOutcome.Heard.HAS_IT), false);
       }
       if ("succeeded".equals(chargeStatus) && id instanceof String charge) {
@@ -400,6 +416,19 @@ public final class HttpProvider implements PaymentProvider {
   }
 
   /**
+   * Whether a charge's {@code amount} and {@code currency} are the ones asked for, or not given (the
+   * protocol does not require them). The currency's case is not compared: some acquirers answer
+   * ISO 4217 codes in lower case.
+   */
+  private static boolean asked(JsonObject charge, long amount, String currency) {
+    Object answeredAmount = charge.getValue("amount");
+    Object answeredCurrency = charge.getValue("currency");
+    return (answeredAmount == null
+            || answeredAmount instanceof Number n && n.longValue() == amount && n.doubleValue() == amount)
+        && (answeredCurrency == null || answeredCurrency instanceof String c && c.equalsIgnoreCase(currency));
+  }
+
+  /**
    * Whether a body is the acquirer's own error, {@code {"error": "code"}} with a code of lower-case
    * letters, digits and underscores, not a page from something in between. A mere string is not
    * enough: Spring Boot's error page, which a Spring Cloud Gateway in front of the acquirer sends
@@ -416,11 +445,12 @@ public final class HttpProvider implements PaymentProvider {
    * ({@code requests} 0 and no charge); a request seen but not yet charged is still being processed
    * and may charge any moment, so it is UNKNOWN. With charges, a succeeded one decides (money moved,
    * whatever else the list holds), else one not settled (processing, or a success the ledger cannot
-   * hold) leaves it UNKNOWN, else the last one. An answer about another key (a proxy that
-   * dropped the query string, say) and anything but a readable 200 are UNKNOWN: such an inquiry
-   * proves nothing.
+   * hold, or of another amount or currency than asked) leaves it UNKNOWN, else the last one. An
+   * answer about another key (a proxy that dropped the query string, say) and anything but a
+   * readable 200 are UNKNOWN: such an inquiry proves nothing.
    */
-  static Answer mapInquiry(int status, Buffer body, String providerKey) {
+  static Answer mapInquiry(int status, Buffer body, ChargeInquiry inquiry) {
+    String providerKey = inquiry.providerKey();
     if (status != 200) {
       return new Answer(new ProviderOutcome.Unknown("inquiry answered " + status),
           status >= 500 || status == 429 || status >= 300 && status < 400);
@@ -457,7 +487,7 @@ public final class HttpProvider implements PaymentProvider {
           || charge.containsKey("idempotency_key") && !providerKey.equals(charge.getValue("idempotency_key"))) {
         return new Answer(new ProviderOutcome.Unknown("unreadable charge, or another key's, in inquiry answer"), false);
       }
-      Answer answer = mapCharge(200, charge.toBuffer());
+      Answer answer = mapCharge(200, charge.toBuffer(), inquiry.amount(), inquiry.currency());
       if (answer.outcome() instanceof ProviderOutcome.Succeeded) {
         succeeded = succeeded == null ? answer : succeeded;
       } else if (answer.outcome() instanceof ProviderOutcome.Unknown) {

@@ -12,7 +12,8 @@ public interface PaymentProvider {
 
   /**
    * What the provider knows of a charge by provider key: its terminal outcome, or
-   * {@link ProviderOutcome.NotAttempted} when it never saw the charge.
+   * {@link ProviderOutcome.NotAttempted} when it never saw the charge. A charge of another amount or
+   * currency than the inquiry's is not the payment's: {@link ProviderOutcome.Unknown}.
    */
-  Future<ProviderOutcome> inquire(String providerKey);
+  Future<ProviderOutcome> inquire(ChargeInquiry inquiry);
 }

@@ -33,8 +33,8 @@ public final class ProviderClient {
    * "not attempted", it would let recovery release a record whose charge is real (the provider
    * verticle is gone first while the gateway shuts down).
    */
-  public Future<ProviderOutcome> inquire(String providerKey) {
-    return call(ProviderVerticle.INQUIRE, providerKey,
+  public Future<ProviderOutcome> inquire(ChargeInquiry inquiry) {
+    return call(ProviderVerticle.INQUIRE, inquiry,
         failure -> new ProviderOutcome.Unknown("inquiry not answered: " + failure.getClass().getSimpleName()));
   }
 

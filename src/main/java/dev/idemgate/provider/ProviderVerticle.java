@@ -70,7 +70,7 @@ public final class ProviderVerticle extends VerticleBase {
                   + "past the connect timeout (a charge is answered 502, nothing charged)").register(registry));
     }
     MessageConsumer<ChargeRequest> charges = vertx.eventBus().consumer(CHARGE, this::charge);
-    MessageConsumer<String> inquiries = vertx.eventBus().consumer(INQUIRE, this::inquire);
+    MessageConsumer<ChargeInquiry> inquiries = vertx.eventBus().consumer(INQUIRE, this::inquire);
     MessageConsumer<String> logs = vertx.eventBus().consumer(CHARGE_LOG, this::chargeLog);
     return Future.all(charges.completion(), inquiries.completion(), logs.completion());
   }
@@ -95,7 +95,7 @@ public final class ProviderVerticle extends VerticleBase {
     answer(message, provider.charge(request), "charge");
   }
 
-  private void inquire(Message<String> message) {
+  private void inquire(Message<ChargeInquiry> message) {
     answer(message, provider.inquire(message.body()), "inquiry");
   }
 

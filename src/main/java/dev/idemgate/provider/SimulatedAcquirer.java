@@ -108,7 +108,7 @@ public final class SimulatedAcquirer {
     return accept(request).map(answer -> {
       if (answer instanceof Answer.Accepted accepted) {
         return accepted.delivery() == Delivery.ANSWER
-            ? outcomeOf(accepted.charge())
+            ? outcomeOf(accepted.charge(), request.amount(), request.currency())
             : new ProviderOutcome.Unknown("acquirer charged, then the answer was lost");
       }
       return new ProviderOutcome.NotAttempted(((Answer.Refused) answer).reason());
@@ -155,9 +155,9 @@ public final class SimulatedAcquirer {
     return new Answer.Accepted(charge, delivery);
   }
 
-  public Future<ProviderOutcome> inquire(String providerKey) {
+  public Future<ProviderOutcome> inquire(ChargeInquiry inquiry) {
     return after(latencyMs).map(v -> {
-      ChargeLog log = logs.get(providerKey);
+      ChargeLog log = logs.get(inquiry.providerKey());
       if (log == null && forgottenKeys > 0) {
         return new ProviderOutcome.Unknown("acquirer simulator no longer remembers charges this old",
             ProviderOutcome.Heard.CANNOT_TELL);
@@ -168,7 +168,7 @@ public final class SimulatedAcquirer {
       if (log.charges.isEmpty()) {
         return new ProviderOutcome.Unknown("acquirer is still processing this charge", ProviderOutcome.Heard.HAS_IT);
       }
-      return outcomeOf(log.charges.get(log.charges.size() - 1));
+      return outcomeOf(log.charges.get(log.charges.size() - 1), inquiry.amount(), inquiry.currency());
     });
   }
 
@@ -202,7 +202,16 @@ public final class SimulatedAcquirer {
     return all;
   }
 
-  private static ProviderOutcome outcomeOf(Charge charge) {
+  /**
+   * The outcome a charge means for a payment of {@code amount} and {@code currency}: a charge of
+   * another (the first one under the key, answered by deduplication) is not the payment's, as the
+   * http connector reads it too.
+   */
+  private static ProviderOutcome outcomeOf(Charge charge, long amount, String currency) {
+    if (charge.amount() != amount || !charge.currency().equalsIgnoreCase(currency)) {
+      return new ProviderOutcome.Unknown("acquirer answered a charge of another amount or currency",
+          ProviderOutcome.Heard.HAS_IT);
+    }
     return charge.declineCode() == null
         ? new ProviderOutcome.Succeeded(charge.id())
         : new ProviderOutcome.Declined(charge.id(), charge.declineCode());

@@ -22,8 +22,8 @@ public final class SimulatorProvider implements PaymentProvider {
   }
 
   @Override
-  public Future<ProviderOutcome> inquire(String providerKey) {
-    return acquirer.inquire(providerKey);
+  public Future<ProviderOutcome> inquire(ChargeInquiry inquiry) {
+    return acquirer.inquire(inquiry);
   }
 
   public JsonObject chargeLog(String providerKey) {

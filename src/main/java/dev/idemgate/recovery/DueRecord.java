@@ -2,6 +2,7 @@ package dev.idemgate.recovery;
 
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.RecordState;
+import dev.idemgate.provider.ChargeInquiry;
 import java.time.Instant;
 
 /**
@@ -27,6 +28,11 @@ record DueRecord(
     int inquiryAttempts,
     Instant takenAt,
     long takeSentNanos) {
+
+  /** What to ask the provider: the charge under the provider key, for this payment's amount and currency. */
+  ChargeInquiry inquiry() {
+    return new ChargeInquiry(providerKey, amount, currency);
+  }
 
   /**
    * PostgreSQL's clock now, at the latest: its {@code now()} in the take came after the take was

@@ -172,7 +172,7 @@ public final class RecoveryVerticle extends VerticleBase {
     String outcome = verdict.getString("outcome");
     recovery.takePending(paymentId, config.lateChargeWindow(), operatorSettleBudget(config),
             config.takeoverGrace()).compose(r -> r != null
-            ? provider.inquire(r.providerKey()).compose(answer -> settle(r, outcome, verdict, answer))
+            ? provider.inquire(r.inquiry()).compose(answer -> settle(r, outcome, verdict, answer))
                 // Not settled: recovery may ask about it again at once, not after the verdict's budget.
                 .recover(failure -> recovery.handBack(r).transform(ignored -> Future.failedFuture(failure)))
             : recovery.pendingSince(paymentId, config.takeoverGrace()).compose(unsettled -> Future.failedFuture(notTaken(unsettled))))
@@ -352,7 +352,7 @@ public final class RecoveryVerticle extends VerticleBase {
   }
 
   private Future<Void> resolve(DueRecord r) {
-    return provider.inquire(r.providerKey())
+    return provider.inquire(r.inquiry())
         .compose(outcome -> {
           if (outcome instanceof ProviderOutcome.Succeeded s) {
             return complete(r, 201, "succeeded", s.providerReference(), null);

@@ -65,6 +65,11 @@ class HttpProviderIT {
     return new ChargeRequest("pk-" + UUID.randomUUID(), 1999, "EUR", source, "pay_" + UUID.randomUUID());
   }
 
+  /** An inquiry about the charge under {@code providerKey}, for the amount and currency {@link #charge} asks. */
+  private static ChargeInquiry about(String providerKey) {
+    return new ChargeInquiry(providerKey, 1999, "EUR");
+  }
+
   private JsonObject log(String providerKey) {
     return http.get(acquirer.actualPort(), "/charges?idempotency_key=" + providerKey, null).json();
   }
@@ -235,7 +240,7 @@ class HttpProviderIT {
     assertThat(proxy.acceptedConnections()).isEqualTo(acceptedBefore);
     assertThat(log(whileOpen.providerKey()).getInteger("requests")).isZero();
     // Inquiries have a circuit of their own: the charges' one open does not stop them.
-    assertThat(Http.await(guarded.inquire(whileOpen.providerKey()))).isInstanceOf(ProviderOutcome.NotAttempted.class);
+    assertThat(Http.await(guarded.inquire(about(whileOpen.providerKey())))).isInstanceOf(ProviderOutcome.NotAttempted.class);
 
     Thread.sleep(1_000);
     assertThat(Http.await(guarded.charge(charge("tok_visa")))).isInstanceOf(ProviderOutcome.Succeeded.class);
@@ -259,7 +264,7 @@ class HttpProviderIT {
   void inquiryFindsLostCharge() {
     ChargeRequest request = charge("tok_timeout_after_charge");
     Http.await(provider.charge(request));
-    ProviderOutcome found = Http.await(provider.inquire(request.providerKey()));
+    ProviderOutcome found = Http.await(provider.inquire(about(request.providerKey())));
     assertThat(found).isInstanceOf(ProviderOutcome.Succeeded.class);
   }
 
@@ -270,16 +275,16 @@ class HttpProviderIT {
     ChargeRequest request = charge("tok_slow");
     var charging = patient.charge(request);
     Thread.sleep(300);
-    assertThat(Http.await(provider.inquire(request.providerKey()))).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(Http.await(provider.inquire(about(request.providerKey())))).isInstanceOf(ProviderOutcome.Unknown.class);
     assertThat(Http.await(charging)).isInstanceOf(ProviderOutcome.Succeeded.class);
-    assertThat(Http.await(provider.inquire(request.providerKey()))).isInstanceOf(ProviderOutcome.Succeeded.class);
+    assertThat(Http.await(provider.inquire(about(request.providerKey())))).isInstanceOf(ProviderOutcome.Succeeded.class);
     Http.await(patient.close());
   }
 
   @Test
   @DisplayName("an inquiry of a key the acquirer never charged is NOT_ATTEMPTED")
   void inquiryOfUnknownKey() {
-    assertThat(Http.await(provider.inquire("pk-never-" + UUID.randomUUID()))).isInstanceOf(ProviderOutcome.NotAttempted.class);
+    assertThat(Http.await(provider.inquire(about("pk-never-" + UUID.randomUUID())))).isInstanceOf(ProviderOutcome.NotAttempted.class);
   }
 
   @Test
@@ -288,9 +293,9 @@ class HttpProviderIT {
     ChargeRequest request = charge("tok_timeout_after_charge");
     Http.await(provider.charge(request));
     proxy.refuse();
-    assertThat(Http.await(provider.inquire(request.providerKey()))).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(Http.await(provider.inquire(about(request.providerKey())))).isInstanceOf(ProviderOutcome.Unknown.class);
     proxy.blackhole();
-    assertThat(Http.await(provider.inquire(request.providerKey()))).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(Http.await(provider.inquire(about(request.providerKey())))).isInstanceOf(ProviderOutcome.Unknown.class);
   }
   @Test
   @DisplayName("the connections to the acquirer are provider_max_connections: 12 one-second charges at once fit in 12, "
@@ -343,7 +348,7 @@ class HttpProviderIT {
         charges.add(pool.charge(charge("tok_visa")));
       }
       // The one connection is busy for 4 s; the inquiry waits past the 2 s connect timeout.
-      ProviderOutcome inquiry = Http.await(pool.inquire("never-charged-" + Http.newKey()));
+      ProviderOutcome inquiry = Http.await(pool.inquire(about("never-charged-" + Http.newKey())));
       assertThat(inquiry).isInstanceOf(ProviderOutcome.Unknown.class);
       assertThat(pool.poolFullRefusals()).isPositive();
       Http.await(Future.join(charges));
@@ -383,7 +388,7 @@ class HttpProviderIT {
     try {
       ChargeRequest request = charge("tok_visa");
       assertThat(Http.await(guarded.charge(request))).isInstanceOf(ProviderOutcome.Unknown.class);
-      assertThat(Http.await(guarded.inquire(request.providerKey()))).isInstanceOf(ProviderOutcome.Unknown.class);
+      assertThat(Http.await(guarded.inquire(about(request.providerKey())))).isInstanceOf(ProviderOutcome.Unknown.class);
     } finally {
       Http.await(guarded.close());
       Http.await(scripted.server.close());
@@ -398,12 +403,12 @@ class HttpProviderIT {
     HttpProvider guarded = provider(scripted.url(), new HttpProvider.BreakerSettings(3, Duration.ofSeconds(30), Duration.ofSeconds(10)));
     try {
       for (int i = 0; i < 3; i++) {
-        assertThat(Http.await(guarded.inquire("pk-" + i))).isInstanceOf(ProviderOutcome.Unknown.class);
+        assertThat(Http.await(guarded.inquire(about("pk-" + i)))).isInstanceOf(ProviderOutcome.Unknown.class);
       }
       assertThat(guarded.inquiryCircuitState()).isEqualTo(CircuitBreakerState.OPEN);
       assertThat(guarded.circuitState()).isEqualTo(CircuitBreakerState.CLOSED);
       assertThat(Http.await(guarded.charge(charge("tok_visa")))).isEqualTo(new ProviderOutcome.Succeeded("ch_1"));
-      assertThat(Http.await(guarded.inquire("pk-while-open"))).isInstanceOf(ProviderOutcome.Unknown.class);
+      assertThat(Http.await(guarded.inquire(about("pk-while-open")))).isInstanceOf(ProviderOutcome.Unknown.class);
       assertThat(scripted.inquiries.get()).as("no inquiry sent while its circuit is open").isEqualTo(3);
     } finally {
       Http.await(guarded.close());

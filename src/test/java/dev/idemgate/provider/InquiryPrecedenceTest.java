@@ -13,6 +13,7 @@ import org.junit.jupiter.api.Test;
  * not settled, or a success the ledger cannot hold, is not overruled by a decline listed after it.
  */
 class InquiryPrecedenceTest {
+  private static final ChargeInquiry K = new ChargeInquiry("k", 1999, "EUR");
 
   private static JsonObject inquiry(JsonObject... charges) {
     JsonArray list = new JsonArray();
@@ -30,7 +31,7 @@ class InquiryPrecedenceTest {
       + "first may still charge")
   void processingThenDeclinedIsUnknown() {
     JsonObject answer = inquiry(new JsonObject().put("id", "ch_1").put("status", "processing"), DECLINED);
-    assertThat(HttpProvider.mapInquiry(200, answer.toBuffer(), "k").outcome())
+    assertThat(HttpProvider.mapInquiry(200, answer.toBuffer(), K).outcome())
         .as("a charge the acquirer may still complete is not settled by a later decline")
         .isInstanceOf(ProviderOutcome.Unknown.class);
   }
@@ -40,7 +41,7 @@ class InquiryPrecedenceTest {
       + "DECLINED: money moved")
   void unstorableSuccessThenDeclinedIsUnknown() {
     JsonObject answer = inquiry(new JsonObject().put("id", "ch_" + "x".repeat(300)).put("status", "succeeded"), DECLINED);
-    assertThat(HttpProvider.mapInquiry(200, answer.toBuffer(), "k").outcome())
+    assertThat(HttpProvider.mapInquiry(200, answer.toBuffer(), K).outcome())
         .as("the acquirer reports a succeeded charge: it must not be recorded as declined")
         .isInstanceOf(ProviderOutcome.Unknown.class);
   }

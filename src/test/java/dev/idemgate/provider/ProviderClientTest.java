@@ -43,7 +43,7 @@ class ProviderClientTest {
   @DisplayName("an inquiry nobody received says nothing about the charge: unknown, never 'not attempted' "
       + "(recovery would release a record whose charge is real while the gateway shuts down)")
   void inquiryWithNobodyListeningIsUnknown() throws Exception {
-    ProviderOutcome outcome = client.inquire("demo:k").toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    ProviderOutcome outcome = client.inquire(new ChargeInquiry("demo:k", 1999, "EUR")).toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
     assertThat(outcome).isInstanceOf(ProviderOutcome.Unknown.class);
   }
 }

@@ -61,19 +61,19 @@ class SimulatedAcquirerTest {
   @DisplayName("after forgetting, an unknown key is 'unknown', never 'not attempted'; a remembered one keeps its outcome")
   void forgottenKeyIsUnknownNotReleased() {
     SimulatedAcquirer acquirer = new SimulatedAcquirer(vertx, 0, 0, true, 2);
-    assertThat(onLoop(() -> acquirer.inquire("never-sent"))).as("nothing forgotten yet")
+    assertThat(onLoop(() -> acquirer.inquire(new ChargeInquiry("never-sent", 1999, "EUR")))).as("nothing forgotten yet")
         .isInstanceOf(ProviderOutcome.NotAttempted.class);
     for (int i = 1; i <= 3; i++) {
       String key = "pk" + i;
       onLoop(() -> acquirer.charge(visa(key)));
     }
-    assertThat(onLoop(() -> acquirer.inquire("pk1"))).isInstanceOf(ProviderOutcome.Unknown.class);
-    assertThat(onLoop(() -> acquirer.inquire("never-sent"))).isInstanceOf(ProviderOutcome.Unknown.class);
-    assertThat(onLoop(() -> acquirer.inquire("pk3"))).isInstanceOf(ProviderOutcome.Succeeded.class);
+    assertThat(onLoop(() -> acquirer.inquire(new ChargeInquiry("pk1", 1999, "EUR")))).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(onLoop(() -> acquirer.inquire(new ChargeInquiry("never-sent", 1999, "EUR")))).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(onLoop(() -> acquirer.inquire(new ChargeInquiry("pk3", 1999, "EUR")))).isInstanceOf(ProviderOutcome.Succeeded.class);
     // The standalone acquirer answers inquiries with its charge log: read as HttpProvider reads it.
-    assertThat(HttpProvider.mapInquiry(200, acquirer.chargeLog("pk1").toBuffer(), "pk1").outcome())
+    assertThat(HttpProvider.mapInquiry(200, acquirer.chargeLog("pk1").toBuffer(), new ChargeInquiry("pk1", 1999, "EUR")).outcome())
         .as("a forgotten key over HTTP").isInstanceOf(ProviderOutcome.Unknown.class);
-    assertThat(HttpProvider.mapInquiry(200, acquirer.chargeLog("pk3").toBuffer(), "pk3").outcome())
+    assertThat(HttpProvider.mapInquiry(200, acquirer.chargeLog("pk3").toBuffer(), new ChargeInquiry("pk3", 1999, "EUR")).outcome())
         .isInstanceOf(ProviderOutcome.Succeeded.class);
   }
 
@@ -81,8 +81,19 @@ class SimulatedAcquirerTest {
   @DisplayName("over HTTP, a key the acquirer never saw is 'never seen' only while it has forgotten nothing")
   void neverSeenOverHttpOnlyWhileNothingIsForgotten() {
     SimulatedAcquirer acquirer = new SimulatedAcquirer(vertx, 0, 0, true, 2);
-    assertThat(HttpProvider.mapInquiry(200, acquirer.chargeLog("never-sent").toBuffer(), "never-sent").outcome())
+    assertThat(HttpProvider.mapInquiry(200, acquirer.chargeLog("never-sent").toBuffer(), new ChargeInquiry("never-sent", 1999, "EUR")).outcome())
         .isInstanceOf(ProviderOutcome.NotAttempted.class);
+  }
+
+  @Test
+  @DisplayName("a key's first charge, answered again for another amount or currency, is not the asking payment's: unknown")
+  void otherAmountUnderTheKeyIsUnknown() {
+    SimulatedAcquirer acquirer = new SimulatedAcquirer(vertx, 0, 0, true);
+    assertThat(onLoop(() -> acquirer.charge(visa("pk1")))).isInstanceOf(ProviderOutcome.Succeeded.class);
+    assertThat(onLoop(() -> acquirer.charge(new ChargeRequest("pk1", 5000, "EUR", "tok_visa", "pay_other"))))
+        .isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(onLoop(() -> acquirer.inquire(new ChargeInquiry("pk1", 1999, "USD")))).isInstanceOf(ProviderOutcome.Unknown.class);
+    assertThat(onLoop(() -> acquirer.inquire(new ChargeInquiry("pk1", 1999, "EUR")))).isInstanceOf(ProviderOutcome.Succeeded.class);
   }
 
   @Test
