@@ -62,7 +62,8 @@ import org.slf4j.LoggerFactory;
  *   <li>any other 4xx (400, 401, 404, 422 …) → NOT_ATTEMPTED: the acquirer refused the request as it
  *       stands; retrying it unchanged would fail again, but nothing was charged.</li>
  *   <li>any other 5xx (500, 502, 504 …) and anything else → UNKNOWN: an error after acceptance, or a
- *       proxy that gave up waiting, may hide a charge.</li>
+ *       proxy that gave up waiting, may hide a charge. An interim 1xx answer is no answer: UNKNOWN,
+ *       and its connection is closed, so that the final answer after it reaches nobody.</li>
  * </ul>
  *
  * <p>Circuit breakers open after repeated provider trouble (transport failures, 5xx, 429), not on
@@ -319,7 +320,17 @@ public final class HttpProvider implements PaymentProvider {
     long elapsedMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - startedAt);
     long leftMs = Math.max(1, timeoutMs - ANSWER_MARGIN_MS - elapsedMs);
     Future<Answer> answered = (body == null ? request.send() : request.send(body))
-        .compose(response -> boundedBody(response).map(b -> mapping.map(response.statusCode(), b)))
+        .compose(response -> {
+          if (response.statusCode() < 200) {
+            // An interim answer (102 Processing, say): Vert.x hands on every 1xx but 100 and 103 as
+            // the response, and would give the connection back once it "ended", so the final answer
+            // coming after it would be read as the next request's on that connection: another
+            // payment's charge taken for its own. The connection goes with it.
+            request.connection().close();
+            return Future.failedFuture(new InterimAnswer(response.statusCode()));
+          }
+          return boundedBody(response).map(b -> mapping.map(response.statusCode(), b));
+        })
         .timeout(leftMs, TimeUnit.MILLISECONDS);
     return answered.recover(failure -> {
       // From here on the acquirer may have the request: a timeout or a reset is "may have charged".
@@ -343,6 +354,13 @@ public final class HttpProvider implements PaymentProvider {
     });
     response.endHandler(end -> read.tryComplete(body));
     return read.future();
+  }
+
+  /** An interim (1xx) answer, the final one still to come: no answer yet. */
+  private static final class InterimAnswer extends RuntimeException {
+    InterimAnswer(int status) {
+      super("interim answer " + status, null, false, false);
+    }
   }
 
   /** An answer longer than any the protocol has. */

@@ -415,4 +415,127 @@ class HttpProviderIT {
       Http.await(scripted.server.close());
     }
   }
+
+  @Test
+  @DisplayName("an interim answer (102 Processing) is UNKNOWN, and the final answer after it is never read as the "
+      + "next charge's on the same connection")
+  void interimAnswerEndsItsConnection() throws Exception {
+    ChargeRequest first = charge("tok_visa");
+    try (InterimThenFinalAcquirer acquirer = new InterimThenFinalAcquirer(first.providerKey())) {
+      HttpProvider oneConnection = new HttpProvider(vertx, acquirer.url(), TIMEOUT, 1, HttpProvider.BreakerSettings.DEFAULT);
+      try {
+        assertThat(Http.await(oneConnection.charge(first))).isInstanceOf(ProviderOutcome.Unknown.class);
+        ChargeRequest next = charge("tok_visa");
+        assertThat(Http.await(oneConnection.charge(next))).as("the next charge's own answer")
+            .isEqualTo(new ProviderOutcome.Succeeded("ch_" + next.providerKey()));
+      } finally {
+        Http.await(oneConnection.close());
+      }
+    }
+  }
+
+  /**
+   * An acquirer on a plain socket: it answers a charge under {@code slowKey} with 102 Processing
+   * only, and sends that charge's final 200 just before the answer to the next request on the same
+   * connection. Any other charge gets its own 200 with the charge id {@code ch_<provider key>}.
+   */
+  private static final class InterimThenFinalAcquirer implements AutoCloseable {
+    private final ServerSocket listener = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+    private final String slowKey;
+    private final List<Socket> accepted = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+    InterimThenFinalAcquirer(String slowKey) throws IOException {
+      this.slowKey = slowKey;
+      Thread acceptor = new Thread(() -> {
+        try {
+          while (true) {
+            Socket socket = listener.accept();
+            accepted.add(socket);
+            Thread serve = new Thread(() -> serve(socket), "interim-acquirer-connection");
+            serve.setDaemon(true);
+            serve.start();
+          }
+        } catch (IOException closed) {
+          // the listener was closed
+        }
+      }, "interim-acquirer");
+      acceptor.setDaemon(true);
+      acceptor.start();
+    }
+
+    String url() {
+      return "http://127.0.0.1:" + listener.getLocalPort();
+    }
+
+    private void serve(Socket socket) {
+      try (socket) {
+        java.io.BufferedInputStream in = new java.io.BufferedInputStream(socket.getInputStream());
+        java.io.OutputStream out = socket.getOutputStream();
+        boolean slowAnswerOwed = false;
+        String key;
+        while ((key = readRequest(in)) != null) {
+          if (key.equals(slowKey)) {
+            out.write("HTTP/1.1 102 Processing\r\n\r\n".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+            slowAnswerOwed = true;
+          } else {
+            if (slowAnswerOwed) {
+              out.write(answer(slowKey));
+              slowAnswerOwed = false;
+            }
+            out.write(answer(key));
+          }
+          out.flush();
+        }
+      } catch (IOException e) {
+        // the client closed the connection
+      }
+    }
+
+    /** Reads one request; its Idempotency-Key, or null at the end of the stream. */
+    private static String readRequest(java.io.BufferedInputStream in) throws IOException {
+      String key = null;
+      int length = 0;
+      String line;
+      while ((line = readLine(in)) != null && !line.isEmpty()) {
+        int colon = line.indexOf(':');
+        if (colon > 0 && line.substring(0, colon).equalsIgnoreCase("Idempotency-Key")) {
+          key = line.substring(colon + 1).trim();
+        } else if (colon > 0 && line.substring(0, colon).equalsIgnoreCase("Content-Length")) {
+          length = Integer.parseInt(line.substring(colon + 1).trim());
+        }
+      }
+      if (line == null) {
+        return null;
+      }
+      in.readNBytes(length);
+      return key;
+    }
+
+    private static String readLine(java.io.BufferedInputStream in) throws IOException {
+      StringBuilder line = new StringBuilder();
+      int c;
+      while ((c = in.read()) != -1) {
+        if (c == '\n') {
+          return line.toString().strip();
+        }
+        line.append((char) c);
+      }
+      return null;
+    }
+
+    private static byte[] answer(String key) {
+      String body = new JsonObject().put("id", "ch_" + key).put("status", "succeeded").put("amount", 1999)
+          .put("currency", "EUR").encode();
+      return ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + body.length() + "\r\n\r\n" + body)
+          .getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+    }
+
+    @Override
+    public void close() throws IOException {
+      listener.close();
+      for (Socket socket : accepted) {
+        socket.close();
+      }
+    }
+  }
 }
