@@ -59,6 +59,7 @@ import org.slf4j.LoggerFactory;
  *       UNKNOWN (a 303 may answer a charge already made). Either way the URL is wrong (an
  *       {@code http://} URL of an {@code https://} acquirer, say), and it counts as trouble.</li>
  *   <li>409 → UNKNOWN: the acquirer is still processing a request under the same provider key, which may charge.</li>
+ *   <li>402 with a body the 2xx rule reads as a decline → DECLINED; any other 402 is a refusal like the 4xx below.</li>
  *   <li>any other 4xx (400, 401, 404, 422 …) → NOT_ATTEMPTED: the acquirer refused the request as it
  *       stands; retrying it unchanged would fail again, but nothing was charged.</li>
  *   <li>any other 5xx (500, 502, 504 …) and anything else → UNKNOWN: an error after acceptance, or a
@@ -415,6 +416,12 @@ public final class HttpProvider implements PaymentProvider {
     } else if (status >= 300 && status < 400) {
       // A 303 may answer a POST already processed (RFC 9110 9.3.3); 301/302 say nothing either way.
       return new Answer(new ProviderOutcome.Unknown("the provider URL redirects (" + status + ")"), true);
+    } else if (status == 402) {
+      // An acquirer that answers its declines with 402: read as a refusal, the client would get 502
+      // "retry is safe" for a declined card, every retry alike. Without the decline, still nothing charged.
+      Answer decline = mapCharge(200, body, amount, currency);
+      return decline.outcome() instanceof ProviderOutcome.Declined ? decline
+          : new Answer(new ProviderOutcome.NotAttempted("acquirer rejected the request (402)"), false);
     } else if (status == 409) {
       return new Answer(new ProviderOutcome.Unknown("acquirer is still processing this provider key (409)"), false);
     } else if (status >= 400 && status < 500) {

@@ -60,6 +60,17 @@ class HttpProviderMappingTest {
   }
 
   @Test
+  @DisplayName("402 with the acquirer's decline is DECLINED (a client told 502 'retry is safe' would retry a declined card "
+      + "for ever); a 402 without one charged nothing either: NOT_ATTEMPTED")
+  void paymentRequiredWithADecline() {
+    assertThat(HttpProvider.mapCharge(402, charge("ch_4", "declined", "card_declined"), 1999, "EUR").outcome())
+        .isEqualTo(new ProviderOutcome.Declined("ch_4", "card_declined"));
+    HttpProvider.Answer bare = HttpProvider.mapCharge(402, Buffer.buffer("{\"error\":\"card_declined\"}"), 1999, "EUR");
+    assertThat(bare.outcome()).isInstanceOf(ProviderOutcome.NotAttempted.class);
+    assertThat(bare.trouble()).isFalse();
+  }
+
+  @Test
   @DisplayName("409 is UNKNOWN: a twin under the same provider key is still in flight at the acquirer")
   void conflictIsUnknown() {
     assertThat(HttpProvider.mapCharge(409, Buffer.buffer("{}"), 1999, "EUR").outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
