@@ -328,8 +328,7 @@ public final class RecoveryVerticle extends VerticleBase {
       return Future.succeededFuture();
     }
     sweeping = true;
-    Duration hold = config.providerTimeout().plusSeconds(5);
-    return recovery.takeDue(config.recoveryBatch(), config.takeoverGrace(), hold)
+    return recovery.takeDue(config.recoveryBatch(), config.takeoverGrace(), inquiryHold())
         .compose(due -> Future.join(due.stream().map(this::resolve).toList()).<Void>mapEmpty())
         .compose(v -> purge.run())
         .compose(v -> recovery.unresolvedCounts())
@@ -447,10 +446,27 @@ public final class RecoveryVerticle extends VerticleBase {
     });
   }
 
+  /** How long a pass holds a record it took while it asks the provider about it. */
+  private Duration inquiryHold() {
+    return config.providerTimeout().plusSeconds(5);
+  }
+
+  /**
+   * How long from now until the last look that is answered while the acquirer still remembers the
+   * payment ({@code provider_key_retention} from the claim, less a pass's wait and an inquiry's hold),
+   * or null once that moment has passed. Without it the backoff's long steps (1 h by default) jumped
+   * past the end of that memory: an acquirer back from an outage in time was never asked while its
+   * "never seen" still counted, and a payment it never saw waited for an operator.
+   */
+  private Duration untilLastLookWhileRemembered(DueRecord r) {
+    Instant lastLook = r.createdAt().plus(config.providerKeyRetention()).minus(config.recoveryInterval()).minus(inquiryHold());
+    Duration left = Duration.between(r.storeNowAtMost(), lastLook);
+    return left.isNegative() || left.isZero() ? null : left;
+  }
+
   /** @param atMost the longest wait before the next inquiry, or null for the backoff's */
   private Future<Action> keepPending(DueRecord r, Duration atMost) {
-    Duration backoff = backoff(r.inquiryAttempts());
-    Duration next = atMost != null && atMost.compareTo(backoff) < 0 ? atMost : backoff;
+    Duration next = earlier(earlier(backoff(r.inquiryAttempts()), atMost), untilLastLookWhileRemembered(r));
     if (r.state() == RecordState.PENDING) {
       return recovery.reschedule(r, next).map(kept -> kept ? Action.STILL_PENDING : Action.FENCED);
     }
@@ -462,6 +478,11 @@ public final class RecoveryVerticle extends VerticleBase {
     return store.complete(r.merchantId(), r.key(), r.epoch(), completion).compose(result -> result == Completion.Result.FENCED
         ? Future.succeededFuture(Action.FENCED)
         : gate.markPending(r.merchantId(), r.key(), r.fingerprint(), config.keyTtlFor(r.merchantId())).map(v -> Action.STILL_PENDING));
+  }
+
+  /** The shorter of two waits; {@code cap} null is none. */
+  private static Duration earlier(Duration wait, Duration cap) {
+    return cap != null && cap.compareTo(wait) < 0 ? cap : wait;
   }
 
   /** The delay before the next inquiry after {@code attempts} of them: the schedule, its last step repeating. */
