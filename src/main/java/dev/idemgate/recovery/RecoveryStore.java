@@ -285,9 +285,15 @@ final class RecoveryStore {
 
   /**
    * The lock of one charge id, held until the transaction ends. The two-key form, with a key of
-   * Idemgate's own first, so that it shares nothing with Flyway's (one bigint key).
+   * Idemgate's own first, so that it shares nothing with Flyway's (one bigint key). The same
+   * statement has PostgreSQL end this transaction should its client fall silent between two
+   * statements for {@code $2} ms (a paused process, a partition that drops packets): it holds the
+   * payment's record and ledger row once written, and every retry of the key waited behind them,
+   * failing the whole claim group it was in, until TCP gave up on the connection (hours). Set for
+   * this transaction only ({@code is_local}), not as a startup parameter, which PgBouncer refuses.
    */
-  static final String LOCK_CHARGE = "SELECT pg_advisory_xact_lock(1229870151, hashtext($1))";
+  static final String LOCK_CHARGE = """
+      SELECT set_config('idle_in_transaction_session_timeout', $2, true), pg_advisory_xact_lock(1229870151, hashtext($1))""";
 
   /**
    * Runs {@code work} in a transaction of one connection that first takes the lock of charge id
@@ -303,7 +309,8 @@ final class RecoveryStore {
    */
   <T> Future<T> underChargeLock(String reference, Function<SqlConnection, Future<T>> work) {
     AtomicBoolean written = new AtomicBoolean();
-    return pool.withTransaction(connection -> run(connection, "charge lock", LOCK_CHARGE, Tuple.of(reference))
+    return pool.withTransaction(connection -> run(connection, "charge lock", LOCK_CHARGE,
+            Tuple.of(reference, String.valueOf(timeoutMs + 1_000)))
             .compose(locked -> work.apply(connection))
             .onSuccess(done -> written.set(true)))
         .recover(failure -> Future.failedFuture(written.get() ? new StoreUnavailable("commit", failure) : failure));

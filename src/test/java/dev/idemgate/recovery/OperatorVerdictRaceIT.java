@@ -80,7 +80,11 @@ class OperatorVerdictRaceIT {
   }
 
   private static CompletableFuture<Reply> settleAsync(String paymentId, String verdict) {
-    return CompletableFuture.supplyAsync(() -> http.send(HttpMethod.POST, gateway.managementPort(),
+    return settleAsync(paymentId, verdict, gateway);
+  }
+
+  private static CompletableFuture<Reply> settleAsync(String paymentId, String verdict, TestGateway to) {
+    return CompletableFuture.supplyAsync(() -> http.send(HttpMethod.POST, to.managementPort(),
         "/admin/pending/" + paymentId + "/resolve",
         Map.of("Authorization", "Bearer " + TestGateway.ADMIN_TOKEN, "Content-Type", "application/json"),
         Buffer.buffer(verdict)));
@@ -195,6 +199,41 @@ class OperatorVerdictRaceIT {
       assertThat(answered.status()).as(answered.body()).isEqualTo(503);
       assertThat(answered.json().getString("detail")).as("what the operator is told of a verdict that was applied")
           .contains("may or may not have been recorded").doesNotContain("retry later");
+    }
+  }
+
+  @Test
+  @DisplayName("a verdict whose connection falls silent after its write, inside the transaction under the charge id's "
+      + "lock (a paused gateway, a partition that drops packets), does not leave the payment's record locked: "
+      + "PostgreSQL ends the idle transaction, the write is undone, and retries of the key are not held up")
+  void silentConnectionDoesNotKeepTheRecordLocked() throws Exception {
+    String key = Http.newKey();
+    String paymentId = forgottenPending(key, 1505);
+    String charge = "ch_silent_" + key;
+    try (ProxiedPostgres postgres = ProxiedPostgres.start();
+         TestGateway proxied = TestGateway.start(Map.of("IDEMGATE_PG_URL", postgres.url(), "IDEMGATE_LEASE", "3s",
+             "IDEMGATE_PROVIDER_TIMEOUT", "3s"))) {
+      // The completion's stored answer names the charge id: only the verdict's write sends it. It
+      // reaches PostgreSQL and runs; then its connection forwards nothing either way for a minute.
+      postgres.proxy().loseAnswerAfter("\"provider_reference\":\"" + charge, 60_000);
+      settleAsync(paymentId,
+          "{\"outcome\":\"succeeded\",\"provider_reference\":\"" + charge + "\"}", proxied);
+      eventually(Duration.ofSeconds(15), () -> !lockable(key), "the verdict's write holds the record");
+
+      eventually(Duration.ofSeconds(15), () -> lockable(key), "the record is no longer locked by the silent verdict");
+      assertThat(db.scalar("SELECT state FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
+          MERCHANT_A, key)).as("the verdict's write undone").isEqualTo("PENDING");
+    }
+  }
+
+  /** Whether the key's record can be locked at once (nobody holds it). */
+  private static boolean lockable(String key) {
+    try {
+      db.query("SELECT 1 FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2 FOR UPDATE NOWAIT",
+          MERCHANT_A, key);
+      return true;
+    } catch (AssertionError locked) { // how TestDb reports the statement's failure
+      return false;
     }
   }
 }
