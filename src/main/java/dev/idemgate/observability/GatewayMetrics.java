@@ -1,7 +1,7 @@
 package dev.idemgate.observability;
 
-import dev.idemgate.auth.MerchantKeys;
 import ch.qos.logback.classic.LoggerContext;
+import dev.idemgate.auth.MerchantKeys;
 import dev.idemgate.idempotency.IdempotencyStore;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.DistributionSummary;
