@@ -42,10 +42,10 @@ public final class BatchingStdoutAppender extends UnsynchronizedAppenderBase<ILo
   private ArrayBlockingQueue<ILoggingEvent> queue;
   private Thread writer;
   private volatile boolean running;
-  /** Dropped since the last batch told of them. */
-  private final LongAdder dropped = new LongAdder();
   /** Dropped since the appender started: the meter's count, never reset. */
-  private final LongAdder droppedEver = new LongAdder();
+  private final LongAdder dropped = new LongAdder();
+  /** How many of those a batch has told of already; the writer thread's alone. */
+  private long droppedTold;
 
   public void setEncoder(Encoder<ILoggingEvent> encoder) {
     this.encoder = encoder;
@@ -83,7 +83,6 @@ public final class BatchingStdoutAppender extends UnsynchronizedAppenderBase<ILo
     event.prepareForDeferredProcessing();
     if (!queue.offer(event)) {
       dropped.increment();
-      droppedEver.increment();
     }
   }
 
@@ -95,7 +94,7 @@ public final class BatchingStdoutAppender extends UnsynchronizedAppenderBase<ILo
     long lines = 0;
     for (var appenders = context.getLogger(Logger.ROOT_LOGGER_NAME).iteratorForAppenders(); appenders.hasNext(); ) {
       if (appenders.next() instanceof BatchingStdoutAppender batching) {
-        lines += batching.droppedEver.sum();
+        lines += batching.dropped.sum();
       }
     }
     return lines;
@@ -115,7 +114,8 @@ public final class BatchingStdoutAppender extends UnsynchronizedAppenderBase<ILo
   }
 
   private void write(List<ILoggingEvent> batch, JsonLineBuffer bytes) {
-    long lost = dropped.sumThenReset();
+    long lost = dropped.sum() - droppedTold;
+    droppedTold += lost;
     if (lost > 0) {
       bytes.bytes(("{\"timestamp\":" + System.currentTimeMillis() + ",\"level\":\"WARN\",\"loggerName\":\""
           + BatchingStdoutAppender.class.getName() + "\",\"formattedMessage\":\"" + lost
