@@ -59,7 +59,9 @@ import org.slf4j.LoggerFactory;
  *       UNKNOWN (a 303 may answer a charge already made). Either way the URL is wrong (an
  *       {@code http://} URL of an {@code https://} acquirer, say), and it counts as trouble.</li>
  *   <li>409 → UNKNOWN: the acquirer is still processing a request under the same provider key, which may charge.</li>
- *   <li>402 with a body the 2xx rule reads as a decline → DECLINED; any other 402 is a refusal like the 4xx below.</li>
+ *   <li>402 with a body the 2xx rule reads as a decline → DECLINED; a 402 whose body names a charge in
+ *       any other state (succeeded, processing, another amount) → UNKNOWN (it contradicts itself, and
+ *       a retry could charge twice); a 402 without a charge status is a refusal like the 4xx below.</li>
  *   <li>any other 4xx (400, 401, 404, 422 …) → NOT_ATTEMPTED: the acquirer refused the request as it
  *       stands; retrying it unchanged would fail again, but nothing was charged.</li>
  *   <li>any other 5xx (500, 502, 504 …) and anything else → UNKNOWN: an error after acceptance, or a
@@ -418,10 +420,21 @@ public final class HttpProvider implements PaymentProvider {
       return new Answer(new ProviderOutcome.Unknown("the provider URL redirects (" + status + ")"), true);
     } else if (status == 402) {
       // An acquirer that answers its declines with 402: read as a refusal, the client would get 502
-      // "retry is safe" for a declined card, every retry alike. Without the decline, still nothing charged.
-      Answer decline = mapCharge(200, body, amount, currency);
-      return decline.outcome() instanceof ProviderOutcome.Declined ? decline
-          : new Answer(new ProviderOutcome.NotAttempted("acquirer rejected the request (402)"), false);
+      // "retry is safe" for a declined card, every retry alike. A 402 whose body speaks of a charge
+      // in any other state (succeeded, processing, another amount) contradicts itself: released as
+      // "nothing charged", a retry could charge the card a second time, so it is left unknown.
+      // Without a charge status, the 402 is a plain refusal: nothing charged.
+      Answer asCharge = mapCharge(200, body, amount, currency);
+      if (asCharge.outcome() instanceof ProviderOutcome.Declined) {
+        return asCharge;
+      }
+      if (asCharge.outcome() instanceof ProviderOutcome.Unknown unknown && unknown.heard() == ProviderOutcome.Heard.NO_ANSWER) {
+        return new Answer(new ProviderOutcome.NotAttempted("acquirer rejected the request (402)"), false);
+      }
+      log.warn("the acquirer answered 402 with a charge that is not declined: the outcome is left unknown for recovery "
+          + "and for an operator");
+      return new Answer(new ProviderOutcome.Unknown("acquirer answered 402 with a charge that is not declined",
+          ProviderOutcome.Heard.HAS_IT), false);
     } else if (status == 409) {
       return new Answer(new ProviderOutcome.Unknown("acquirer is still processing this provider key (409)"), false);
     } else if (status >= 400 && status < 500) {

@@ -71,6 +71,22 @@ class HttpProviderMappingTest {
   }
 
   @Test
+  @DisplayName("a 402 whose body names a charge that is not declined (succeeded, processing, another amount) is UNKNOWN: "
+      + "released as 'nothing charged', a retry could charge the card twice")
+  void paymentRequiredWithAChargeThatIsNotDeclined() {
+    for (Buffer body : new Buffer[] {charge("ch_5", "succeeded", null), charge("ch_6", "processing", null),
+        charge("ch_7", "succeeded", null).toJsonObject().put("amount", 999).put("currency", "EUR").toBuffer()}) {
+      HttpProvider.Answer answer = HttpProvider.mapCharge(402, body, 1999, "EUR");
+      assertThat(answer.outcome()).as(body.toString())
+          .isEqualTo(new ProviderOutcome.Unknown("acquirer answered 402 with a charge that is not declined",
+              ProviderOutcome.Heard.HAS_IT));
+      assertThat(answer.trouble()).isFalse();
+    }
+    assertThat(HttpProvider.mapCharge(402, Buffer.buffer("payment required"), 1999, "EUR").outcome())
+        .isInstanceOf(ProviderOutcome.NotAttempted.class);
+  }
+
+  @Test
   @DisplayName("409 is UNKNOWN: a twin under the same provider key is still in flight at the acquirer")
   void conflictIsUnknown() {
     assertThat(HttpProvider.mapCharge(409, Buffer.buffer("{}"), 1999, "EUR").outcome()).isInstanceOf(ProviderOutcome.Unknown.class);
