@@ -423,12 +423,15 @@ public final class HttpProvider implements PaymentProvider {
       // "retry is safe" for a declined card, every retry alike. A 402 whose body speaks of a charge
       // in any other state (succeeded, processing, another amount) contradicts itself: released as
       // "nothing charged", a retry could charge the card a second time, so it is left unknown.
-      // Without a charge status, the 402 is a plain refusal: nothing charged.
+      // Without a charge status, or declined without a charge id, the 402 is a plain refusal:
+      // nothing charged.
       Answer asCharge = mapCharge(200, body, amount, currency);
       if (asCharge.outcome() instanceof ProviderOutcome.Declined) {
         return asCharge;
       }
-      if (asCharge.outcome() instanceof ProviderOutcome.Unknown unknown && unknown.heard() == ProviderOutcome.Heard.NO_ANSWER) {
+      JsonObject json = jsonOrNull(body);
+      Object chargeStatus = json == null ? null : json.getValue("status");
+      if (!(chargeStatus instanceof String) || "declined".equals(chargeStatus)) {
         return new Answer(new ProviderOutcome.NotAttempted("acquirer rejected the request (402)"), false);
       }
       log.warn("the acquirer answered 402 with a charge that is not declined: the outcome is left unknown for recovery "

@@ -84,6 +84,9 @@ class HttpProviderMappingTest {
     }
     assertThat(HttpProvider.mapCharge(402, Buffer.buffer("payment required"), 1999, "EUR").outcome())
         .isInstanceOf(ProviderOutcome.NotAttempted.class);
+    assertThat(HttpProvider.mapCharge(402, charge(null, "declined", "card_declined"), 1999, "EUR").outcome())
+        .as("declined without a charge id: refused, nothing charged")
+        .isInstanceOf(ProviderOutcome.NotAttempted.class);
   }
 
   @Test
