@@ -60,7 +60,7 @@ import org.slf4j.LoggerFactory;
  *       {@code http://} URL of an {@code https://} acquirer, say), and it counts as trouble.</li>
  *   <li>409 → UNKNOWN: the acquirer is still processing a request under the same provider key, which may charge.</li>
  *   <li>402 with a body the 2xx rule reads as a decline → DECLINED; a 402 whose body names a charge in
- *       any other state (succeeded, processing, another amount) → UNKNOWN (it contradicts itself, and
+ *       any other state (succeeded or processing, of any amount) → UNKNOWN (it contradicts itself, and
  *       a retry could charge twice); a 402 without a charge status is a refusal like the 4xx below.</li>
  *   <li>any other 4xx (400, 401, 404, 422 …) → NOT_ATTEMPTED: the acquirer refused the request as it
  *       stands; retrying it unchanged would fail again, but nothing was charged.</li>
@@ -421,7 +421,7 @@ public final class HttpProvider implements PaymentProvider {
     } else if (status == 402) {
       // An acquirer that answers its declines with 402: read as a refusal, the client would get 502
       // "retry is safe" for a declined card, every retry alike. A 402 whose body speaks of a charge
-      // in any other state (succeeded, processing, another amount) contradicts itself: released as
+      // in any other state (succeeded or processing, of any amount) contradicts itself: released as
       // "nothing charged", a retry could charge the card a second time, so it is left unknown.
       // Without a charge status, or declined without a charge id, the 402 is a plain refusal:
       // nothing charged.

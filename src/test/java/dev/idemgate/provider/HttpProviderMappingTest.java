@@ -71,7 +71,7 @@ class HttpProviderMappingTest {
   }
 
   @Test
-  @DisplayName("a 402 whose body names a charge that is not declined (succeeded, processing, another amount) is UNKNOWN: "
+  @DisplayName("a 402 whose body names a charge that is not declined (succeeded or processing, of any amount) is UNKNOWN: "
       + "released as 'nothing charged', a retry could charge the card twice")
   void paymentRequiredWithAChargeThatIsNotDeclined() {
     for (Buffer body : new Buffer[] {charge("ch_5", "succeeded", null), charge("ch_6", "processing", null),
