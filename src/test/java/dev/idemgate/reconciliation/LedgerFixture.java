@@ -62,10 +62,21 @@ final class LedgerFixture implements AutoCloseable {
     return ProviderKeys.of("fixture", paymentId);
   }
 
-  /** An idempotency record in PROCESSING or PENDING whose lease ran out at {@code leaseExpiresAt}. */
+  /**
+   * An idempotency record in PROCESSING or PENDING whose lease ran out at {@code leaseExpiresAt},
+   * claimed for {@link #nobodysProvider()}. Not for {@code simulator}: the recovery of any gateway
+   * running on this database with the simulator would take such a claim, hear "never seen" from its
+   * own simulator and free the key (or, past its provider_key_retention, turn the claim into a
+   * pending payment), and the record a test planted would be gone or changed under it.
+   */
   void key(String merchant, String paymentId, String state, long amount, Instant createdAt, Instant leaseExpiresAt)
       throws SQLException {
-    key(merchant, paymentId, state, amount, createdAt, leaseExpiresAt, "simulator");
+    key(merchant, paymentId, state, amount, createdAt, leaseExpiresAt, nobodysProvider());
+  }
+
+  /** A provider id ({@code http NAME}) of this test's own, which no gateway's recovery takes records of. */
+  String nobodysProvider() {
+    return "http " + prefix + "acquirer";
   }
 
   /** The same, claimed for {@code providerId} (simulator, http NAME or http URL). */
