@@ -184,12 +184,9 @@ public final class ConfigLoader {
     // At most an hour: a claim whose instance died waits this long for recovery.
     Duration lease = between(v, "lease", "2s", "1h");
     Duration keyRetention = duration(v, "provider_key_retention");
-    Duration lateChargeWindow = lease.plus(providerTimeout.multipliedBy(2));
-    if (keyRetention.compareTo(lateChargeWindow) <= 0 || keyRetention.compareTo(MAX_PROVIDER_KEY_RETENTION) > 0) {
-      // At or below the late-charge window no "never seen" would ever be believed, and no payment
-      // the provider missed would ever be released.
-      throw new ConfigException("provider_key_retention: must be longer than lease + 2 x provider_timeout (" + lateChargeWindow.toSeconds()
-          + "s) and at most 400d, got " + v.get("provider_key_retention"));
+    if (keyRetention.compareTo(MAX_PROVIDER_KEY_RETENTION) > 0) {
+      // Its lower bound is checked once the whole configuration is read (minProviderKeyRetention).
+      throw new ConfigException("provider_key_retention: must be at most 400d, got " + v.get("provider_key_retention"));
     }
     Duration bodyTimeout = between(v, "request_body_timeout", "100ms", "10m");
     Duration idleTimeout = between(v, "http_idle_timeout", "1s", "1h");
@@ -215,7 +212,7 @@ public final class ConfigLoader {
       keyless("merchant_key_ttl", merchantKeyTtls.keySet(), apiKeys);
       keyless("merchant_rate_limit", merchantRateLimits.keySet(), apiKeys);
     }
-    return new GatewayConfig(
+    GatewayConfig config = new GatewayConfig(
         httpPort,
         managementPort,
         pgUrl(v),
@@ -265,6 +262,22 @@ public final class ConfigLoader {
         duplicatePayloadPolicy(v),
         duplicateWindow(v),
         duplicateFields(v));
+    if (config.providerKeyRetention().compareTo(config.minProviderKeyRetention()) <= 0) {
+      // Recovery would hear the acquirer's "never seen" only once it no longer counts: no payment
+      // the acquirer missed would ever be released but by an operator, whatever a 502's Retry-After
+      // promised. (Before session 30 the bound was lease + 2 x provider_timeout, which leaves out
+      // the takeover, the recovery pass and the inquiry.)
+      throw new ConfigException("provider_key_retention: must be longer than " + seconds(config.minProviderKeyRetention())
+          + " (recovery frees the key of a payment the acquirer never saw up to " + seconds(config.heldKeyFreedWithin())
+          + " after its claim, and hears the acquirer's answer up to " + seconds(config.inquiryHold())
+          + " later) and at most 400d, got " + v.get("provider_key_retention"));
+    }
+    return config;
+  }
+
+  /** A duration as whole seconds ({@code 70s}), or milliseconds when it has a fraction of a second. */
+  private static String seconds(Duration d) {
+    return d.toMillis() % 1000 == 0 ? d.toSeconds() + "s" : d.toMillis() + "ms";
   }
 
   /**

@@ -179,6 +179,27 @@ public record GatewayConfig(
   }
 
   /**
+   * The shortest {@code provider_key_retention} under which recovery frees, by itself, the key of a
+   * payment the acquirer never saw (a held key, a 502's {@code Retry-After}): it believes "never
+   * seen" only about a payment younger than the retention ({@link #providerRemembers}, read when the
+   * answer has come), and that answer comes at the latest {@link #heldKeyFreedWithin()} after the
+   * claim plus one {@link #inquiryHold()}. With a shorter one no such key is ever freed but by an
+   * operator. This bound is about that, not about safety: however short the retention, a "never
+   * seen" heard after it is not believed.
+   */
+  public Duration minProviderKeyRetention() {
+    return heldKeyFreedWithin().plus(inquiryHold());
+  }
+
+  /**
+   * How long recovery holds a record it took while it asks the provider about it: the provider's
+   * deadline, the event bus's margin over it (ProviderClient) and a few seconds to spare.
+   */
+  public Duration inquiryHold() {
+    return providerTimeout.plusSeconds(5);
+  }
+
+  /**
    * How long past its lease recovery leaves a PROCESSING record before taking it over, so that a
    * charge sent just before the lease ended has had time to reach the provider.
    */

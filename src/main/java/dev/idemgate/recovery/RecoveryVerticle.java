@@ -328,7 +328,7 @@ public final class RecoveryVerticle extends VerticleBase {
       return Future.succeededFuture();
     }
     sweeping = true;
-    return recovery.takeDue(config.recoveryBatch(), config.takeoverGrace(), inquiryHold())
+    return recovery.takeDue(config.recoveryBatch(), config.takeoverGrace(), config.inquiryHold())
         .compose(due -> Future.join(due.stream().map(this::resolve).toList()).<Void>mapEmpty())
         .compose(v -> purge.run())
         .compose(v -> recovery.unresolvedCounts())
@@ -446,11 +446,6 @@ public final class RecoveryVerticle extends VerticleBase {
     });
   }
 
-  /** How long a pass holds a record it took while it asks the provider about it. */
-  private Duration inquiryHold() {
-    return config.providerTimeout().plusSeconds(5);
-  }
-
   /**
    * How long from now until the last look that is answered while the acquirer still remembers the
    * payment ({@code provider_key_retention} from the claim, less a pass's wait and an inquiry's hold),
@@ -459,7 +454,7 @@ public final class RecoveryVerticle extends VerticleBase {
    * "never seen" still counted, and a payment it never saw waited for an operator.
    */
   private Duration untilLastLookWhileRemembered(DueRecord r) {
-    Instant lastLook = r.createdAt().plus(config.providerKeyRetention()).minus(config.recoveryInterval()).minus(inquiryHold());
+    Instant lastLook = r.createdAt().plus(config.providerKeyRetention()).minus(config.recoveryInterval()).minus(config.inquiryHold());
     Duration left = Duration.between(r.storeNowAtMost(), lastLook);
     return left.isNegative() || left.isZero() ? null : left;
   }

@@ -252,23 +252,34 @@ class ConfigLoaderTest {
         .isInstanceOf(ConfigException.class).hasMessageStartingWith("api_keys_reload_interval:");
   }
   @Test
-  @DisplayName("provider_key_retention defaults to 24h and must be longer than lease + 2 x provider_timeout, at most 400d; "
-      + "\"never seen\" is believed only about a claim younger than it")
+  @DisplayName("provider_key_retention defaults to 24h and must be longer than the latest moment recovery frees a held "
+      + "key plus one inquiry, at most 400d; \"never seen\" is believed only about a claim younger than it")
   void providerKeyRetention() {
     GatewayConfig defaults = ConfigLoader.load(Optional.empty(), Map.of());
     assertThat(defaults.providerKeyRetention()).isEqualTo(Duration.ofHours(24));
     java.time.Instant now = java.time.Instant.parse("2026-11-30T12:00:00Z");
     assertThat(defaults.providerRemembers(now.minus(Duration.ofHours(23)), now)).isTrue();
     assertThat(defaults.providerRemembers(now.minus(Duration.ofHours(24)), now)).isFalse();
-    // lease 30s + 2 x provider_timeout 10s = 50s
-    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER_KEY_RETENTION", "51s")).providerKeyRetention())
-        .isEqualTo(Duration.ofSeconds(51));
-    for (String bad : new String[] {"50s", "0s", "401d", "x"}) {
+    // A held key is freed at the latest 55 s after its claim (the later of lease 30s + takeover_grace
+    // 11s and lease + 2 x provider_timeout 10s = 50s, plus recovery_interval 5s), and the acquirer's
+    // "never seen" then takes up to an inquiry's hold (provider_timeout + 5s = 15s) to come: 70s.
+    assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER_KEY_RETENTION", "71s")).providerKeyRetention())
+        .isEqualTo(Duration.ofSeconds(71));
+    // 51s to 70s passed the old check (lease + 2 x provider_timeout, 50s), yet recovery heard the
+    // acquirer's "never seen" only once it no longer counted: no such key was ever freed by itself.
+    for (String bad : new String[] {"70s", "55s", "51s", "50s", "0s", "401d", "x"}) {
       assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER_KEY_RETENTION", bad)))
           .as(bad).hasMessageStartingWith("provider_key_retention:");
     }
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER_KEY_RETENTION", "70s")))
+        .hasMessage("provider_key_retention: must be longer than 70s (recovery frees the key of a payment the acquirer never "
+            + "saw up to 55s after its claim, and hears the acquirer's answer up to 15s later) and at most 400d, got 70s");
+    // provider_timeout 1m: lease + 2 x 1m = 150s, + recovery_interval 5s, + 1m5s = 220s.
+    assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER_KEY_RETENTION", "3m",
+        "IDEMGATE_PROVIDER_TIMEOUT", "1m"))).hasMessageContaining("longer than 220s");
+    // recovery_interval counts too: 1m of it puts the minimum at 50s + 1m + 15s.
     assertThatThrownBy(() -> ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PROVIDER_KEY_RETENTION", "2m",
-        "IDEMGATE_PROVIDER_TIMEOUT", "1m"))).hasMessageContaining("(150s)");
+        "IDEMGATE_RECOVERY_INTERVAL", "1m"))).hasMessageContaining("longer than 125s");
   }
 
   @Test
