@@ -398,7 +398,7 @@ public final class HttpProvider implements PaymentProvider {
         log.warn("the acquirer answered {} for a charge of another amount or currency than asked: the outcome is left "
             + "unknown for recovery and for an operator", chargeStatus);
         return new Answer(new ProviderOutcome.Unknown("acquirer answered a charge of another amount or currency",
-            ProviderOutcome.Heard.HAS_IT), false);
+            ProviderOutcome.Heard.OTHER_CHARGE), false);
       }
       if ("succeeded".equals(chargeStatus) && id instanceof String charge) {
         return new Answer(new ProviderOutcome.Succeeded(charge), false);
@@ -486,7 +486,8 @@ public final class HttpProvider implements PaymentProvider {
    * ({@code requests} 0 and no charge); a request seen but not yet charged is still being processed
    * and may charge any moment, so it is UNKNOWN. With charges, a succeeded one decides (money moved,
    * whatever else the list holds), else one not settled (processing, or a success the ledger cannot
-   * hold, or of another amount or currency than asked) leaves it UNKNOWN, else the last one. An
+   * hold) leaves it UNKNOWN, else one of another amount or currency than asked does (heard
+   * {@link ProviderOutcome.Heard#OTHER_CHARGE}), else the last one. An
    * answer about another key (a proxy that dropped the query string, say) and anything but a
    * readable 200 are UNKNOWN: such an inquiry proves nothing.
    */
@@ -519,9 +520,12 @@ public final class HttpProvider implements PaymentProvider {
     // Several charges under one key (an acquirer that does not deduplicate, or lists every attempt):
     // a succeeded one decides; else one that is not settled (still processing, or a success the
     // ledger cannot hold) leaves the whole answer unknown, whatever else is listed: a decline beside
-    // it would record 402 for a key under which money moved or may still move. Else the last one.
+    // it would record 402 for a key under which money moved or may still move. Then one of another
+    // amount or currency (unknown too, but it lets an operator close the payment as declined, which
+    // a charge still processing beside it must not). Else the last one.
     Answer succeeded = null;
     Answer unsettled = null;
+    Answer otherCharge = null;
     Answer last = null;
     for (Object entry : charges) {
       if (!(entry instanceof JsonObject charge)
@@ -531,12 +535,14 @@ public final class HttpProvider implements PaymentProvider {
       Answer answer = mapCharge(200, charge.toBuffer(), inquiry.amount(), inquiry.currency());
       if (answer.outcome() instanceof ProviderOutcome.Succeeded) {
         succeeded = succeeded == null ? answer : succeeded;
+      } else if (answer.outcome() instanceof ProviderOutcome.Unknown u && u.heard() == ProviderOutcome.Heard.OTHER_CHARGE) {
+        otherCharge = otherCharge == null ? answer : otherCharge;
       } else if (answer.outcome() instanceof ProviderOutcome.Unknown) {
         unsettled = unsettled == null ? answer : unsettled;
       }
       last = answer;
     }
-    return succeeded != null ? succeeded : unsettled != null ? unsettled : last;
+    return succeeded != null ? succeeded : unsettled != null ? unsettled : otherCharge != null ? otherCharge : last;
   }
 
   private static JsonObject jsonOrNull(Buffer body) {

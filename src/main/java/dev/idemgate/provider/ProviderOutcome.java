@@ -38,6 +38,14 @@ public sealed interface ProviderOutcome {
      * The acquirer answered that it has the request or its charge, in a form that does not settle
      * it (still processing, or a charge id the ledger cannot hold): it may well be charged.
      */
-    HAS_IT
+    HAS_IT,
+    /**
+     * The acquirer answered with a final charge under the key (succeeded or declined) of another
+     * amount or currency than the payment's: a partial approval, or an earlier charge it returns for
+     * the provider key. It holds a charge under the key, so the key must never be freed, but that
+     * charge is not the payment as asked: an operator may close the payment as declined (after
+     * reversing that charge at the acquirer), never as succeeded (RecoveryVerticle#settle).
+     */
+    OTHER_CHARGE
   }
 }

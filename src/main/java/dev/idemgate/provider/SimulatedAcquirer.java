@@ -210,7 +210,7 @@ public final class SimulatedAcquirer {
   private static ProviderOutcome outcomeOf(Charge charge, long amount, String currency) {
     if (charge.amount() != amount || !charge.currency().equalsIgnoreCase(currency)) {
       return new ProviderOutcome.Unknown("acquirer answered a charge of another amount or currency",
-          ProviderOutcome.Heard.HAS_IT);
+          ProviderOutcome.Heard.OTHER_CHARGE);
     }
     return charge.declineCode() == null
         ? new ProviderOutcome.Succeeded(charge.id())

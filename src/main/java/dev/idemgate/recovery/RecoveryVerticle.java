@@ -236,7 +236,11 @@ public final class RecoveryVerticle extends VerticleBase {
    * written when the acquirer contradicts it or its answer does not settle it. Past that, the verdict
    * decides, once the acquirer answered at all, and {@code not_charged} only if it does not report
    * having the request ({@link ProviderOutcome.Heard}); with no answer at all, only when the operator
-   * said {@link #WITHOUT_ACQUIRER}. A charge id is one payment's only.
+   * said {@link #WITHOUT_ACQUIRER}. At any age, when the acquirer answers with a final charge of
+   * another amount or currency ({@link ProviderOutcome.Heard#OTHER_CHARGE}, a partial approval), only
+   * {@code declined} is applied: the operator closes the payment (having reversed that charge) without
+   * waiting out {@code provider_key_retention}, and the key stays taken, so that no retry goes to an
+   * acquirer holding a charge under it. A charge id is one payment's only.
    */
   private Future<JsonObject> settle(DueRecord r, String outcome, JsonObject verdict, ProviderOutcome answer) {
     boolean acquirerRemembers = config.providerRemembers(r.createdAt(), r.storeNowAtMost());
@@ -259,7 +263,16 @@ public final class RecoveryVerticle extends VerticleBase {
               ? "; \"" + WITHOUT_ACQUIRER + "\": true is taken only once the payment is older than provider_key_retention, from "
                   + r.createdAt().plus(config.providerKeyRetention())
               : ", or, if it cannot answer at all, with \"" + WITHOUT_ACQUIRER + "\": true from its own records")));
-    } else if (acquirerRemembers && answer instanceof ProviderOutcome.Unknown unknown) {
+    } else if (answer instanceof ProviderOutcome.Unknown unknown && unknown.heard() == ProviderOutcome.Heard.OTHER_CHARGE
+        && !outcome.equals("declined")) {
+      // At any age: the acquirer plainly still remembers the key, since it answers with its charge.
+      return Future.failedFuture(refusal(409, "the acquirer holds a charge of another amount or currency under this "
+          + "payment's key (" + unknown.reason() + "; a partial approval, or an earlier charge): it is not this payment as "
+          + "asked, so succeeded is refused (it would record the amount asked as charged), and so is not_charged (it would "
+          + "free a key the acquirer holds a charge under); reverse that charge at the acquirer, then settle the payment as "
+          + "declined, with a decline_code that says why; nothing was changed"));
+    } else if (acquirerRemembers && answer instanceof ProviderOutcome.Unknown unknown
+        && unknown.heard() != ProviderOutcome.Heard.OTHER_CHARGE) {
       return Future.failedFuture(refusal(409, "the acquirer's answer does "
           + "not settle it yet (" + unknown.reason() + "); until the payment is older than provider_key_retention only "
           + "its answer settles it; nothing was changed"));
@@ -268,7 +281,7 @@ public final class RecoveryVerticle extends VerticleBase {
       return Future.failedFuture(refusal(409, "the acquirer has this "
           + "payment's request or charge (" + unknown.reason() + "), so it may be charged: not_charged is refused; "
           + "settle it as succeeded or declined from the acquirer's records; nothing was changed"));
-    } else if (acquirerRemembers && !outcome.equals("not_charged")) {
+    } else if (acquirerRemembers && answer instanceof ProviderOutcome.NotAttempted && !outcome.equals("not_charged")) {
       return Future.failedFuture(refusal(409, "the acquirer says it never "
           + "saw this payment; nothing was changed (recovery frees its key by itself)"));
     } else if (outcome.equals("not_charged")) {
@@ -304,6 +317,9 @@ public final class RecoveryVerticle extends VerticleBase {
       if (!answered) {
         log.warn("an operator settled payment {} as {} without the acquirer's answer (it gave none), on the "
             + "operator's own records", r.paymentId(), outcome);
+      } else if (answer instanceof ProviderOutcome.Unknown unknown && unknown.heard() == ProviderOutcome.Heard.OTHER_CHARGE) {
+        log.warn("an operator settled payment {} as declined while the acquirer holds a charge of another amount or "
+            + "currency under its key: reversing that charge is the operator's", r.paymentId());
       } else if (overridden) {
         log.warn("an operator settled payment {} as {}, but the acquirer answered otherwise when asked: recorded as "
             + "the acquirer answered, {}", r.paymentId(), outcome, settledAs);

@@ -214,23 +214,44 @@ class HttpProviderMappingTest {
   }
 
   @Test
-  @DisplayName("a charge of another amount or currency than asked is UNKNOWN (the acquirer has it), not the payment's outcome; "
-      + "the same amount and currency, in any case, or none given, are")
+  @DisplayName("a charge of another amount or currency than asked is UNKNOWN (the acquirer has another charge), not the "
+      + "payment's outcome; the same amount and currency, in any case, or none given, are")
   void otherAmountOrCurrency() {
     Buffer partial = charge("ch_1", "succeeded", null).toJsonObject().put("amount", 1000).put("currency", "EUR").toBuffer();
-    assertThat(heard(HttpProvider.mapCharge(200, partial, 1999, "EUR"))).isEqualTo(ProviderOutcome.Heard.HAS_IT);
+    assertThat(heard(HttpProvider.mapCharge(200, partial, 1999, "EUR"))).isEqualTo(ProviderOutcome.Heard.OTHER_CHARGE);
     Buffer dollars = charge("ch_1", "succeeded", null).toJsonObject().put("amount", 1999).put("currency", "USD").toBuffer();
-    assertThat(heard(HttpProvider.mapCharge(200, dollars, 1999, "EUR"))).isEqualTo(ProviderOutcome.Heard.HAS_IT);
+    assertThat(heard(HttpProvider.mapCharge(200, dollars, 1999, "EUR"))).isEqualTo(ProviderOutcome.Heard.OTHER_CHARGE);
     Buffer fraction = charge("ch_1", "succeeded", null).toJsonObject().put("amount", 1999.5).toBuffer();
-    assertThat(heard(HttpProvider.mapCharge(200, fraction, 1999, "EUR"))).isEqualTo(ProviderOutcome.Heard.HAS_IT);
+    assertThat(heard(HttpProvider.mapCharge(200, fraction, 1999, "EUR"))).isEqualTo(ProviderOutcome.Heard.OTHER_CHARGE);
     Buffer declinedOther = charge("ch_2", "declined", "card_declined").toJsonObject().put("amount", 1000).toBuffer();
-    assertThat(heard(HttpProvider.mapCharge(200, declinedOther, 1999, "EUR"))).isEqualTo(ProviderOutcome.Heard.HAS_IT);
+    assertThat(heard(HttpProvider.mapCharge(200, declinedOther, 1999, "EUR"))).isEqualTo(ProviderOutcome.Heard.OTHER_CHARGE);
+    // Not a final charge: still the acquirer's request, whatever its amount.
+    Buffer processingOther = charge("ch_3", "processing", null).toJsonObject().put("amount", 1000).toBuffer();
+    assertThat(heard(HttpProvider.mapCharge(200, processingOther, 1999, "EUR"))).isEqualTo(ProviderOutcome.Heard.HAS_IT);
 
     Buffer same = charge("ch_1", "succeeded", null).toJsonObject().put("amount", 1999).put("currency", "eur").toBuffer();
     assertThat(HttpProvider.mapCharge(200, same, 1999, "EUR").outcome()).isEqualTo(new ProviderOutcome.Succeeded("ch_1"));
 
     JsonObject inquiry = new JsonObject().put("idempotency_key", "k").put("requests", 1).put("charges", new JsonArray()
         .add(partial.toJsonObject()));
-    assertThat(heard(HttpProvider.mapInquiry(200, inquiry.toBuffer(), K))).isEqualTo(ProviderOutcome.Heard.HAS_IT);
+    assertThat(heard(HttpProvider.mapInquiry(200, inquiry.toBuffer(), K))).isEqualTo(ProviderOutcome.Heard.OTHER_CHARGE);
+  }
+
+  @Test
+  @DisplayName("an inquiry listing a charge of another amount beside one still processing is heard as the processing one "
+      + "(it may still charge the payment), in either order; beside a decline of the payment's own, as the other charge")
+  void otherChargeSaysLeast() {
+    JsonObject partial = charge("ch_1", "succeeded", null).toJsonObject().put("amount", 1000);
+    JsonObject processing = new JsonObject().put("id", "ch_2").put("status", "processing");
+    for (JsonArray charges : new JsonArray[] {new JsonArray().add(partial).add(processing),
+        new JsonArray().add(processing).add(partial)}) {
+      JsonObject inquiry = new JsonObject().put("idempotency_key", "k").put("requests", 2).put("charges", charges);
+      assertThat(heard(HttpProvider.mapInquiry(200, inquiry.toBuffer(), K))).as(charges.encode())
+          .isEqualTo(ProviderOutcome.Heard.HAS_IT);
+    }
+    JsonObject declined = charge("ch_3", "declined", "card_declined").toJsonObject();
+    JsonObject inquiry = new JsonObject().put("idempotency_key", "k").put("requests", 2).put("charges",
+        new JsonArray().add(partial).add(declined));
+    assertThat(heard(HttpProvider.mapInquiry(200, inquiry.toBuffer(), K))).isEqualTo(ProviderOutcome.Heard.OTHER_CHARGE);
   }
 }
