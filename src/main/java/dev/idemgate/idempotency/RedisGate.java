@@ -182,8 +182,21 @@ public final class RedisGate {
 
   /** Deletes this request's own claim, and nothing another request wrote since. */
   public Future<Void> release(String merchantId, IdempotencyKey key, String claimValue) {
-    return bestEffort(Request.cmd(Command.EVAL).arg(COMPARE_AND_DELETE).arg(1)
-        .arg(redisKey(merchantId, key)).arg(claimValue), "release");
+    return bestEffort(compareAndDelete(merchantId, key, claimValue), "release");
+  }
+
+  /**
+   * {@link #release} and {@link #wakeWaiters} in one round trip, the delete first: for a request that
+   * ends with nothing for its twins to replay (503, 422), whose twins would otherwise sit out their
+   * whole wait on a claim that is gone.
+   */
+  public Future<Void> releaseAndWake(String merchantId, IdempotencyKey key, String claimValue) {
+    return ignoreFailure(redis.batch(List.of(compareAndDelete(merchantId, key, claimValue),
+        CompletionNotifier.publish(merchantId, key))), "release and wake waiters");
+  }
+
+  private static Request compareAndDelete(String merchantId, IdempotencyKey key, String claimValue) {
+    return Request.cmd(Command.EVAL).arg(COMPARE_AND_DELETE).arg(1).arg(redisKey(merchantId, key)).arg(claimValue);
   }
 
   /** Deletes whatever is stored for the key (used when the record itself was released). */
@@ -192,12 +205,15 @@ public final class RedisGate {
   }
 
   /**
-   * Wakes the twins waiting on a key ({@code Prefer: wait}) that is free again, nothing claimed or
-   * charged under it: one of them may claim it now instead of at the end of its wait. Only for a
-   * free key: a twin woken while another request holds the key looks again, finds it in flight, and
-   * answers 409 before its wait is up.
+   * Wakes the twins waiting on a key ({@code Prefer: wait}) once the request they wait for ended
+   * without an answer for them to replay. A woken twin looks once more and answers what a retry
+   * would get now: a key free again (nothing claimed or charged under it) it may claim at once; a
+   * key that stays held for longer than any wait (a release PostgreSQL did not take: until recovery
+   * frees it) gets its 409 now instead of at the end of the wait. Not while another request still
+   * holds the key in flight: a woken twin would find it so and answer 409 before its wait is up,
+   * where that request's own completion wakes it with the answer.
    */
-  public Future<Void> keyFreed(String merchantId, IdempotencyKey key) {
+  public Future<Void> wakeWaiters(String merchantId, IdempotencyKey key) {
     return bestEffort(CompletionNotifier.publish(merchantId, key), "wake waiters");
   }
 

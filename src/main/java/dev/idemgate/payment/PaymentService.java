@@ -128,14 +128,26 @@ public final class PaymentService {
   /**
    * Like {@link #pay(PayCommand)}, but a request whose twin is in flight waits up to
    * {@code waitSeconds} for it ({@code Prefer: wait=N}) and replays its outcome: woken by the twin's
-   * completion notice, it looks again once, then answers 409 if the twin is still not done. What a
+   * completion notice, it looks again once, then answers 409 if the twin is still not done. Every
+   * end of the twin wakes it ({@link RedisGate#wakeWaiters}), and it answers what a retry would get
+   * then: the stored answer, or, after a twin that stored none (503, 502, 422, 500), the key free
+   * to claim, the 422 of a key holding another payload, or 409 for a key held until recovery
+   * frees it. Only a twin answered 202 because PostgreSQL did not take its outcome wakes it later,
+   * when a later write of that outcome lands ({@link #recordLater}), or not within the wait. What a
    * request that waited comes to is a {@link PayOutcome.Waited}; every other outcome is as from
    * {@link #pay(PayCommand, ClaimGuard)}.
    */
   public Future<PayOutcome> pay(PayCommand cmd, int waitSeconds, ClaimGuard guard) {
     paymentsUnderway.incrementAndGet();
     Future<PayOutcome> paid = payWaiting(cmd, waitSeconds, guard);
-    paid.onComplete(done -> paymentsUnderway.decrementAndGet());
+    paid.onComplete(done -> {
+      paymentsUnderway.decrementAndGet();
+      if (done.failed()) {
+        // A failure nothing expected (500) leaves the key held for its lease: twins waiting on it
+        // get the 409 a retry gets now, not at the end of their wait.
+        gate.wakeWaiters(cmd.merchantId(), cmd.key());
+      }
+    });
     return paid;
   }
 
@@ -262,7 +274,7 @@ public final class PaymentService {
         : lookup.result() ? ClaimGuard.KeyFate.HELD : ClaimGuard.KeyFate.NEW));
     return held.compose(isHeld -> isHeld
             ? claimInStore(cmd, redisClaim, ClaimGuard.NONE) // the guard has heard: a retry
-            : releaseRedis(cmd, redisClaim).compose(v -> gate.keyFreed(cmd.merchantId(), cmd.key()))
+            : releaseRedis(cmd, redisClaim).compose(v -> gate.wakeWaiters(cmd.merchantId(), cmd.key()))
                 .map(v -> (PayOutcome) new PayOutcome.Refused(refusal)))
         .recover(failure -> storeDown(cmd, redisClaim, "key lookup for a refused payment", failure));
   }
@@ -276,7 +288,7 @@ public final class PaymentService {
       return Future.failedFuture(failure);
     }
     log.warn("{} failed, answering 503: {}", what, failure.getMessage());
-    return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.StoreDown(STORE_RETRY_AFTER_SECONDS));
+    return releaseAndWake(cmd, redisClaim).map(v -> new PayOutcome.StoreDown(STORE_RETRY_AFTER_SECONDS));
   }
 
   /**
@@ -322,10 +334,12 @@ public final class PaymentService {
                     config.keyTtlFor(cmd.merchantId())))
                 .map(v -> new PayOutcome.Replayed(pending.response()));
           } else if (decision instanceof StoreClaim.InFlight) {
+            // Twins that waited on this request's Redis claim are not woken: the request that holds
+            // the key wakes them with its answer once it completes.
             return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.InFlight(IN_FLIGHT_RETRY_AFTER_SECONDS));
           }
           StoreClaim.Mismatch mismatch = (StoreClaim.Mismatch) decision; // the one answer left
-          return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.KeyReused(mismatch.heldFingerprint()));
+          return releaseAndWake(cmd, redisClaim).map(v -> new PayOutcome.KeyReused(mismatch.heldFingerprint()));
         })
         .recover(failure -> claimed.failed()
             // Nothing claimed, nothing charged: the guard gives back what its check wrote before the
@@ -348,6 +362,7 @@ public final class PaymentService {
           if (released) {
             log.info("payment {}: its claim committed after the request had answered 503; released, the key is free",
                 paymentId);
+            gate.wakeWaiters(cmd.merchantId(), cmd.key()); // twins that found that claim in flight
           }
           return released;
         }),
@@ -599,16 +614,27 @@ public final class PaymentService {
           }
           // The guard gives back what its check wrote before the Redis claim goes and waiters wake:
           // a retry of this key let in earlier would be judged against an anchor about to vanish,
-          // be charged, and leave no anchor for the next twin to be refused against.
+          // be charged, and leave no anchor for the next twin to be refused against. Waiters wake
+          // either way: a free key one of them may claim; one held until recovery frees it (longer
+          // than any wait) gets them the 409 a retry gets, at once instead of at the end of the wait.
           Future<Void> redis = guard.notCharged(cmd).otherwiseEmpty().compose(v -> redisClaim == null
               ? gate.forget(cmd.merchantId(), cmd.key()) : releaseRedis(cmd, redisClaim));
-          return redis.compose(v -> released ? gate.keyFreed(cmd.merchantId(), cmd.key()) : Future.succeededFuture())
+          return redis.compose(v -> gate.wakeWaiters(cmd.merchantId(), cmd.key()))
               .map(v -> new PayOutcome.ProviderUnavailable(released ? 0 : heldKeyRetryAfterSeconds));
         });
   }
 
   private Future<Void> releaseRedis(PayCommand cmd, String redisClaim) {
     return redisClaim == null ? Future.succeededFuture() : gate.release(cmd.merchantId(), cmd.key(), redisClaim);
+  }
+
+  /**
+   * Frees this request's Redis claim and wakes the twins that found it in flight, in one round trip:
+   * for a request that ends with nothing stored (503, 422), whose twins would otherwise wait until
+   * their {@code Prefer: wait} runs out. Without a Redis claim no twin waits on this request.
+   */
+  private Future<Void> releaseAndWake(PayCommand cmd, String redisClaim) {
+    return redisClaim == null ? Future.succeededFuture() : gate.releaseAndWake(cmd.merchantId(), cmd.key(), redisClaim);
   }
 
   /** The payload's fingerprint, over the body as sent, the one claims are stored under. */

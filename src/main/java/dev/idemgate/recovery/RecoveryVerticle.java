@@ -458,7 +458,7 @@ public final class RecoveryVerticle extends VerticleBase {
         return Future.succeededFuture(Action.FENCED);
       }
       log.info("recovery released payment {}: {}", r.paymentId(), reason.description());
-      return gate.forget(r.merchantId(), r.key()).compose(v -> gate.keyFreed(r.merchantId(), r.key())).map(v -> Action.RELEASED);
+      return gate.forget(r.merchantId(), r.key()).compose(v -> gate.wakeWaiters(r.merchantId(), r.key())).map(v -> Action.RELEASED);
     });
   }
 
