@@ -1,6 +1,7 @@
 package dev.idemgate.http;
 
 import io.vertx.core.AsyncResult;
+import io.vertx.core.http.HttpServerRequest;
 import io.vertx.ext.web.RoutingContext;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -38,11 +39,17 @@ final class AccessLog {
    */
   static LoggingEventBuilder line(RoutingContext ctx, String target, String targetValue, boolean clientClosed,
       long latencyNanos) {
+    return line(ctx.request(), RequestIds.of(ctx), target, targetValue, clientClosed, latencyNanos);
+  }
+
+  /** {@link #line(RoutingContext, String, String, boolean, long)} for a request answered before routing. */
+  static LoggingEventBuilder line(HttpServerRequest request, String requestId, String target, String targetValue,
+      boolean clientClosed, long latencyNanos) {
     return access.atInfo()
-        .addKeyValue("request_id", RequestIds.of(ctx))
-        .addKeyValue("method", ctx.request().method().name())
+        .addKeyValue("request_id", requestId)
+        .addKeyValue("method", request.method().name())
         .addKeyValue(target, targetValue)
-        .addKeyValue("status", clientClosed ? CLIENT_CLOSED_STATUS : ctx.response().getStatusCode())
+        .addKeyValue("status", clientClosed ? CLIENT_CLOSED_STATUS : request.response().getStatusCode())
         .addKeyValue("latency_ms", latencyNanos / 1_000_000.0);
   }
 }

@@ -166,7 +166,7 @@ public final class ManagementVerticle extends VerticleBase {
     // 400: a path the router cannot decode (a bad percent-encoding) reaches no route, so an admin
     // path gets its access line here.
     router.errorHandler(400, ctx -> {
-      if (ctx.request().path().startsWith("/admin/")) {
+      if (isAdminPath(ctx.request().path())) {
         logAccess(ctx);
       }
       Problems.undecodablePath(ctx);
@@ -175,13 +175,20 @@ public final class ManagementVerticle extends VerticleBase {
     router.errorHandler(405, Problems.methodNotAllowed(router));
     // A connection with nothing read or written for a minute is closed: a client that stops reading
     // a reconciliation report lets go of its file, and a stalled upload of its worker. A request
-    // whose target is malformed is refused as on the API port, before routing: it does nothing, so
-    // it gets no access line.
+    // whose target is malformed, or whose head is not HTTP, is refused as on the API port, before
+    // routing; an admin one still gets its access line (logRefused).
     server = vertx.createHttpServer(new HttpServerOptions().setIdleTimeout(IDLE_TIMEOUT_SECONDS)
         .setIdleTimeoutUnit(TimeUnit.SECONDS)).requestHandler(request -> {
-          if (!Problems.refusedMalformedTarget(request)) {
+          long arrived = System.nanoTime();
+          if (Problems.refusedMalformedTarget(request)) {
+            logRefused(request, arrived);
+          } else {
             router.handle(request);
           }
+        }).invalidRequestHandler(request -> {
+          long arrived = System.nanoTime();
+          Problems.invalidRequest(request, HttpServerOptions.DEFAULT_MAX_HEADER_SIZE);
+          logRefused(request, arrived);
         });
     return server.listen(config.managementPort());
   }
@@ -228,6 +235,35 @@ public final class ManagementVerticle extends VerticleBase {
         .addKeyValue("remote_address", remote == null ? null : remote.hostAddress())
         .addKeyValue("admin_token", ctx.get(ADMIN_TOKEN_CHECK, AdminToken.NOT_CHECKED).name().toLowerCase(Locale.ROOT))
         .log("request"));
+  }
+
+  /**
+   * The access line of a request answered before routing ({@link Problems#refusedMalformedTarget},
+   * {@link Problems#invalidRequest}), when its path is an admin one: the same fields as
+   * {@link #logAccess}, its token never checked. Before session 30 such a request was answered with
+   * no line, unlike every other admin request. The path is cut at a fragment as at the query, which
+   * the line never holds. A request line too long to be read has no path to tell, and no line.
+   */
+  private static void logRefused(HttpServerRequest request, long arrived) {
+    String path = request.path();
+    int fragment = path == null ? -1 : path.indexOf('#');
+    if (fragment >= 0) {
+      path = path.substring(0, fragment);
+    }
+    if (!isAdminPath(path)) {
+      return;
+    }
+    SocketAddress remote = request.remoteAddress();
+    AccessLog.line(request, request.response().headers().get("X-Request-Id"), "path", path, !request.response().ended(),
+            System.nanoTime() - arrived)
+        .addKeyValue("remote_address", remote == null ? null : remote.hostAddress())
+        .addKeyValue("admin_token", AdminToken.NOT_CHECKED.name().toLowerCase(Locale.ROOT))
+        .log("request");
+  }
+
+  /** Whether a request path is the admin API's: those requests get an access line, probes and scrapes none. */
+  private static boolean isAdminPath(String path) {
+    return path != null && (path.startsWith("/admin/") || path.equals("/admin"));
   }
 
   /**

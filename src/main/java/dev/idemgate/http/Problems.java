@@ -160,11 +160,17 @@ public final class Problems {
    * is closed, as nothing after such a request can be trusted to start where it seems to.
    */
   public static void invalidRequest(HttpServerRequest request) {
+    invalidRequest(request, ApiVerticle.MAX_HEADER_BYTES);
+  }
+
+  /** {@link #invalidRequest(HttpServerRequest)} on a server whose headers may take {@code maxHeaderBytes}. */
+  static void invalidRequest(HttpServerRequest request, int maxHeaderBytes) {
     Throwable cause = request.decoderResult().cause();
     ApiProblem problem = cause instanceof TooLongHttpLineException
         ? new ApiProblem(ErrorCode.URI_TOO_LONG, "the request line is longer than 4 KiB")
         : cause instanceof TooLongHttpHeaderException
-            ? new ApiProblem(ErrorCode.REQUEST_HEADER_FIELDS_TOO_LARGE, "the headers are larger than 16 KiB")
+            ? new ApiProblem(ErrorCode.REQUEST_HEADER_FIELDS_TOO_LARGE, "the headers are larger than "
+                + maxHeaderBytes / 1024 + " KiB")
             : new ApiProblem(ErrorCode.INVALID_REQUEST, "the request could not be read as HTTP");
     // The exception's class, not its message: Netty's quotes the header value it refused whole, which
     // may be "Bearer <api key>".

@@ -36,6 +36,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /** What an SRE sees: the meters after a few payments, and one log line per request, with nothing secret in either. */
 class ObservabilityIT {
@@ -343,6 +345,49 @@ class ObservabilityIT {
       }
       ILoggingEvent line = awaitLine(access, "/admin/pending/%zz", fields -> "/admin/pending/%zz".equals(fields.get("path")));
       assertThat(fields(line)).containsEntry("status", "400").containsEntry("admin_token", "not_checked");
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', value = {
+      "a fragment in the target (refused before routing)|GET /admin/pending#frag|400|/admin/pending",
+      "a URL of a scheme other than http as target (refused before routing)|GET ftp://127.0.0.1/admin/pending|400|/admin/pending",
+      "headers too large to read (refused before routing)|GET /admin/pending BIG|431|/admin/pending",
+      "a query string that cannot be decoded|GET /admin/pending?limit=%zz|400|/admin/pending",
+      "a verdict body that is not JSON|POST /admin/pending/pay_0123456789abcdef0123456789abcdef/resolve {\"outcome\"|400|"
+          + "/admin/pending/pay_0123456789abcdef0123456789abcdef/resolve"})
+  @DisplayName("a malformed admin request gets exactly one access line, with its status and path — never its token, "
+      + "query or body")
+  void malformedAdminRequestIsLoggedOnce(String what, String request, int status, String path) throws Exception {
+    try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
+      String[] parts = request.split(" ", 3);
+      String body = parts[0].equals("POST") ? parts[2] : "";
+      String bigHeader = parts.length > 2 && parts[2].equals("BIG") ? "X-Padding: " + "x".repeat(10_000) + "\r\n" : "";
+      String answer = rawExchange(parts[0] + " " + parts[1] + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+          + "Authorization: Bearer " + TestGateway.ADMIN_TOKEN + "\r\n" + bigHeader
+          + (body.isEmpty() ? "" : "Content-Type: application/json\r\nContent-Length: " + body.length() + "\r\n")
+          + "\r\n" + body);
+      assertThat(answer).as(what).startsWith("HTTP/1.1 " + status + " ");
+      Matcher id = Pattern.compile("(?im)^X-Request-Id: *(\\S+)").matcher(answer);
+      assertThat(id.find()).as("the answer names its request id: " + answer).isTrue();
+      String requestId = id.group(1);
+
+      ILoggingEvent line = awaitLine(access, what, fields -> requestId.equals(fields.get("request_id")));
+      assertThat(fields(line)).containsEntry("path", path).containsEntry("status", String.valueOf(status))
+          .containsEntry("method", parts[0]).containsEntry("remote_address", "127.0.0.1").containsKey("admin_token");
+      assertThat(line.getFormattedMessage() + fields(line)).doesNotContain(TestGateway.ADMIN_TOKEN, "frag", "%zz", "outcome");
+      Waits.sleep(300); // a second line would come within the same turn of the loop
+      assertThat(access.events()).filteredOn(e -> requestId.equals(fields(e).get("request_id"))).as("lines").hasSize(1);
+    }
+  }
+
+  /** Sends {@code request} as it is to the management port and reads the whole answer (the request asks to close). */
+  private static String rawExchange(String request) throws Exception {
+    try (java.net.Socket socket = new java.net.Socket("127.0.0.1", gateway.managementPort())) {
+      socket.setSoTimeout(10_000);
+      socket.getOutputStream().write(request.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+      socket.getOutputStream().flush();
+      return new String(socket.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
     }
   }
 
