@@ -420,18 +420,18 @@ public final class HttpProvider implements PaymentProvider {
       return new Answer(new ProviderOutcome.Unknown("the provider URL redirects (" + status + ")"), true);
     } else if (status == 402) {
       // An acquirer that answers its declines with 402: read as a refusal, the client would get 502
-      // "retry is safe" for a declined card, every retry alike. A 402 whose body speaks of a charge
-      // in any other state (succeeded or processing, of any amount) contradicts itself: released as
-      // "nothing charged", a retry could charge the card a second time, so it is left unknown.
-      // Without a charge status, or declined without a charge id, the 402 is a plain refusal:
-      // nothing charged.
-      Answer asCharge = mapCharge(200, body, amount, currency);
-      if (asCharge.outcome() instanceof ProviderOutcome.Declined) {
-        return asCharge;
-      }
+      // "retry is safe" for a declined card, every retry alike. A decline that is not the payment's
+      // (no charge id, another amount) charged nothing either, nor did a 402 without a charge
+      // status. A 402 whose body speaks of a charge in any other state (succeeded or processing, of
+      // any amount) contradicts itself: released as "nothing charged", a retry could charge the card
+      // a second time, so it is left unknown.
       JsonObject json = jsonOrNull(body);
       Object chargeStatus = json == null ? null : json.getValue("status");
-      if (!(chargeStatus instanceof String) || "declined".equals(chargeStatus)) {
+      if ("declined".equals(chargeStatus)) {
+        return json.getValue("id") instanceof String && asked(json, amount, currency)
+            ? mapCharge(200, body, amount, currency)
+            : new Answer(new ProviderOutcome.NotAttempted("acquirer rejected the request (402)"), false);
+      } else if (!(chargeStatus instanceof String)) {
         return new Answer(new ProviderOutcome.NotAttempted("acquirer rejected the request (402)"), false);
       }
       log.warn("the acquirer answered 402 with a charge that is not declined: the outcome is left unknown for recovery "

@@ -87,6 +87,10 @@ class HttpProviderMappingTest {
     assertThat(HttpProvider.mapCharge(402, charge(null, "declined", "card_declined"), 1999, "EUR").outcome())
         .as("declined without a charge id: refused, nothing charged")
         .isInstanceOf(ProviderOutcome.NotAttempted.class);
+    assertThat(HttpProvider.mapCharge(402, charge("ch_8", "declined", "card_declined").toJsonObject().put("amount", 999)
+        .put("currency", "EUR").toBuffer(), 1999, "EUR").outcome())
+        .as("a decline of another amount: refused, nothing charged")
+        .isInstanceOf(ProviderOutcome.NotAttempted.class);
   }
 
   @Test
