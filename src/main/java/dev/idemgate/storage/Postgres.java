@@ -2,6 +2,7 @@ package dev.idemgate.storage;
 
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.config.UrlQuery;
+import io.netty.handler.timeout.IdleStateHandler;
 import io.vertx.core.Vertx;
 import io.vertx.core.net.ClientSSLOptions;
 import io.vertx.core.net.NetClientOptions;
@@ -11,15 +12,23 @@ import io.vertx.pgclient.PgConnectOptions;
 import io.vertx.pgclient.SslMode;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.PoolOptions;
+import io.vertx.sqlclient.SqlConnection;
+import io.vertx.sqlclient.impl.SocketConnectionBase;
+import io.vertx.sqlclient.internal.Connection;
+import io.vertx.sqlclient.internal.SqlConnectionInternal;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
-import java.sql.Connection;
 import java.sql.SQLException;
+import java.time.Duration;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import javax.sql.DataSource;
 import org.postgresql.ds.PGSimpleDataSource;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /** Builds the reactive PostgreSQL pools of the gateway from its URL. */
 public final class Postgres {
@@ -94,13 +103,72 @@ public final class Postgres {
         .setMaxSize(maxSize)
         .setMaxWaitQueueSize(4_096)
         .setConnectionTimeout((int) config.storeTimeout().toMillis())
-        .setConnectionTimeoutUnit(java.util.concurrent.TimeUnit.MILLISECONDS);
+        .setConnectionTimeoutUnit(TimeUnit.MILLISECONDS)
+        // A connection idle in the pool for half the read-idle time (looked for every sixteenth of
+        // it) is closed before the read-idle close could meet a statement sent on it (closeWhenSilent).
+        .setIdleTimeout((int) readIdle(config).dividedBy(2).toMillis())
+        .setIdleTimeoutUnit(TimeUnit.MILLISECONDS)
+        .setPoolCleanerPeriod((int) Math.max(1, readIdle(config).toMillis() / 16));
     Map<String, String> properties = new HashMap<>(planning);
     properties.put("application_name", "idemgate");
     // The server abandons a statement shortly after the client stops waiting for it.
     properties.put("statement_timeout", String.valueOf(config.storeTimeout().toMillis() + 1_000));
     PgConnectOptions connect = connectOptions(config.pgUrl()).setProperties(properties);
-    return PgBuilder.pool().with(pool).with(transportOptions(config)).connectingTo(connect).using(vertx).build();
+    long readIdleMs = readIdle(config).toMillis();
+    return PgBuilder.pool().with(pool).with(transportOptions(config))
+        .withConnectHandler(connection -> closeWhenSilent(connection, readIdleMs))
+        .connectingTo(connect).using(vertx).build();
+  }
+
+  /**
+   * How long a pool connection may go without a byte from the server before it is closed: four
+   * times {@code store_timeout} + 1 s, the statement_timeout of every statement (24 s at the
+   * defaults). See {@link #closeWhenSilent}.
+   *
+   * <p>Invariant: no statement PostgreSQL is still working on is cut. The server ends every
+   * statement within statement_timeout, and a connection is written on only after at most half this
+   * time plus a cleaner period idle in the pool ({@link #build}), so a statement has over 7/16 of it,
+   * 1.75 x statement_timeout, to be answered. The cost: under light traffic a connection idle for half
+   * this time is closed, and the next statement opens a new one (a connect, a login, its statements
+   * prepared again: milliseconds); never under load.
+   */
+  static Duration readIdle(GatewayConfig config) {
+    return config.storeTimeout().plusSeconds(1).multipliedBy(4);
+  }
+
+  private static final Logger log = LoggerFactory.getLogger(Postgres.class);
+  private static final AtomicBoolean SILENCE_UNWATCHED = new AtomicBoolean();
+
+  /**
+   * Gives a new pool connection a read-idle close ({@link #readIdle}), then hands it to the pool. A
+   * statement sent on a connection that has stopped answering without being closed (a host gone
+   * without a reset, a proxy or load balancer whose server is gone, a network that drops packets) is
+   * never answered, and the pool gets that connection back only when it closes: without this, once
+   * every connection of the request pool had carried such a statement, every payment was answered
+   * 503 for as long as TCP kept them (about 15 minutes for a host gone; for ever behind a live
+   * proxy), though PostgreSQL answered new connections (HungPostgresConnectionIT). The close fails
+   * the statement on it, which its caller treats as "may or may not have been written" (a claim's
+   * 503 and late release, a completion's 202), as when its own deadline passes.
+   *
+   * <p>Hazard: done on the connection's Netty pipeline through the client's internals, because
+   * Vert.x 5.0.7's PostgreSQL driver drops the transport options given to the pool (read-idle
+   * timeout included; eclipse-vertx/vertx-sql-client#1608, fixed after 5.0.7). Once it takes them,
+   * {@code NetClientOptions#setReadIdleTimeout} in {@link #transportOptions} does the same, and also
+   * for connections whose start-up exchange is never answered, which this cannot reach.
+   */
+  private static void closeWhenSilent(SqlConnection connection, long readIdleMs) {
+    try {
+      Connection socketConnection = ((SqlConnectionInternal) connection).unwrap().unwrap();
+      if (socketConnection instanceof SocketConnectionBase base) {
+        base.socket().channelHandlerContext().pipeline()
+            .addFirst("idemgate-read-idle", new IdleStateHandler(readIdleMs, 0, 0, TimeUnit.MILLISECONDS));
+      } else if (SILENCE_UNWATCHED.compareAndSet(false, true)) {
+        log.warn("PostgreSQL connections get no read-idle close ({}): a connection that stops answering holds its "
+            + "pool place until TCP gives up on it", socketConnection.getClass().getName());
+      }
+    } finally {
+      connection.close(); // into the pool
+    }
   }
 
   /**
@@ -119,6 +187,12 @@ public final class Postgres {
    * goes on and the connection, once open, joins the pool and serves the requests after it. Tied to
    * {@code store_timeout} alone, a 10 ms setting (allowed) left a pool to a server 10 ms or more
    * away, or one that lost a SYN, unable ever to open a connection: every payment answered 503.
+   *
+   * <p>Hazard: Vert.x 5.0.7's PostgreSQL driver drops these options (its PgDriver makes its
+   * connection factory without them: eclipse-vertx/vertx-sql-client#1608, fixed after 5.0.7), so
+   * until Vert.x is upgraded the pools connect with Netty's default deadline, 60 s. Kept so that the
+   * upgrade brings the deadline back; a read-idle timeout set here would reach nothing either
+   * ({@link #closeWhenSilent} says how the pools get theirs).
    */
   static NetClientOptions transportOptions(GatewayConfig config) {
     int connectTimeout = (int) Math.max(MIN_CONNECT_TIMEOUT_MS, config.storeTimeout().toMillis());
@@ -188,7 +262,7 @@ public final class Postgres {
    * {@code loginTimeoutSeconds}, then {@code socketTimeoutSeconds} bounds each read (so a statement
    * that sends nothing back for longer), and keepalive lets the kernel notice a dead peer first.
    */
-  public static Connection jdbcConnection(String pgUrl, String applicationName, int loginTimeoutSeconds,
+  public static java.sql.Connection jdbcConnection(String pgUrl, String applicationName, int loginTimeoutSeconds,
       int socketTimeoutSeconds) throws SQLException {
     return jdbcDataSource(pgUrl, applicationName, loginTimeoutSeconds, socketTimeoutSeconds).getConnection();
   }
@@ -230,8 +304,8 @@ public final class Postgres {
     }
 
     @Override
-    public Connection getConnection(String user, String password) throws SQLException {
-      Connection connection = super.getConnection(user, password);
+    public java.sql.Connection getConnection(String user, String password) throws SQLException {
+      java.sql.Connection connection = super.getConnection(user, password);
       try {
         // pgJDBC sets the socket's SO_TIMEOUT here and never uses the executor (given for the JDBC contract).
         connection.setNetworkTimeout(Runnable::run, readTimeoutMillis);
