@@ -6,6 +6,7 @@ import io.netty.handler.codec.http.TooLongHttpLineException;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;
 import io.vertx.core.http.HttpClosedException;
+import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
@@ -16,6 +17,7 @@ import io.vertx.ext.web.Route;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import java.io.IOException;
+import java.time.Instant;
 import java.util.Set;
 import java.util.TreeSet;
 import org.slf4j.Logger;
@@ -177,7 +179,10 @@ public final class Problems {
     log.debug("request refused before routing: {} ({})", problem.detail(),
         cause == null ? "no cause given" : cause.getClass().getName());
     String requestId = RequestIds.newId();
-    request.response().putHeader("X-Request-Id", requestId).putHeader("Connection", "close");
+    // Date as on every other answer (RFC 9110 6.6.1): these never reach the request handler that
+    // adds it. Formatted here, once per refused request, which is no hot path.
+    request.response().putHeader(HttpHeaders.DATE, HttpDates.format(Instant.now()))
+        .putHeader("X-Request-Id", requestId).putHeader("Connection", "close");
     render(request.response(), problem, requestId, request.method() == HttpMethod.HEAD)
         .onComplete(written -> request.connection().close());
   }

@@ -13,6 +13,9 @@ import java.io.InputStream;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.time.ZonedDateTime;
+import java.time.format.DateTimeFormatter;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -89,6 +92,22 @@ class ClientMistakesIT {
 
     String served = withBody(Http.newKey(), "X-Padding: " + "a".repeat(12 * 1024) + "\r\n", PAYMENT);
     assertThat(served).startsWith("HTTP/1.1 201 ");
+  }
+
+  @Test
+  @DisplayName("answers given before any route (431, 414, an unreadable header's 400) carry Date, as every answer does")
+  void refusalsBeforeRoutingCarryDate() throws IOException {
+    String bigHeaders = exchange(headers(Http.newKey(), "X-Padding: " + "a".repeat(17 * 1024) + "\r\n\r\n"));
+    String longLine = exchange("GET /v1/payments/" + "a".repeat(5 * 1024) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    String unreadable = exchange("POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Bad: a\u0001b\r\nContent-Length: 0\r\n\r\n");
+    for (String answer : new String[] {bigHeaders, longLine, unreadable}) {
+      String head = answer.substring(0, Math.max(0, answer.indexOf("\r\n\r\n")));
+      String date = head.lines().filter(line -> line.regionMatches(true, 0, "Date:", 0, 5))
+          .map(line -> line.substring(5).trim()).findFirst().orElse(null);
+      assertThat(date).as(head.lines().findFirst().orElse(answer)).isNotNull();
+      ZonedDateTime sent = ZonedDateTime.parse(date, DateTimeFormatter.RFC_1123_DATE_TIME);
+      assertThat(Duration.between(sent, ZonedDateTime.now()).abs()).isLessThan(Duration.ofSeconds(5));
+    }
   }
 
   @Test
