@@ -35,6 +35,7 @@ import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
+import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpVersion;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.net.PemKeyCertOptions;
@@ -152,6 +153,9 @@ public final class ApiVerticle extends VerticleBase {
     Router router = router();
     server = vertx.createHttpServer(serverOptions()).requestHandler(request -> {
           request.response().headers().add(HttpHeaders.DATE, date());
+          // Before routing, so that every answer echoes the key: a 404, a 405 and a malformed target's
+          // 400 too, not only those of the payment route (DESIGN 2).
+          echoKey(request);
           shutdownNotice.requestArrived(request);
           if (!Problems.refusedMalformedTarget(request)) {
             router.handle(request);
@@ -244,7 +248,6 @@ public final class ApiVerticle extends VerticleBase {
       router.post(path)
           .handler(this::track)
           .handler(this::limitBodyTime)
-          .handler(this::echoKey)
           .handler(this::authenticate)
           .handler(ctx -> limitRate(ctx, MerchantRateLimiter.Kind.PAYMENTS))
           .handler(this::requireJson)
@@ -290,12 +293,16 @@ public final class ApiVerticle extends VerticleBase {
         + config.requestBodyTimeout().toMillis() + " ms of its headers; nothing was claimed or charged"));
   }
 
-  private void echoKey(RoutingContext ctx) {
-    String raw = Headers.single(ctx.request(), KEY_HEADER);
+  /**
+   * Echoes the request's Idempotency-Key, as sent, on whatever answers it. Not a key sent twice
+   * (which one?), nor one holding characters other than printable ASCII, which a header value may
+   * not carry back safely, nor one over 1 KiB.
+   */
+  private static void echoKey(HttpServerRequest request) {
+    String raw = Headers.single(request, KEY_HEADER);
     if (raw != null && raw.length() <= 1024 && raw.chars().allMatch(c -> c >= 0x20 && c <= 0x7e)) {
-      ctx.response().putHeader(KEY_HEADER, raw);
+      request.response().putHeader(KEY_HEADER, raw);
     }
-    ctx.next();
   }
 
   private void authenticate(RoutingContext ctx) {

@@ -7,6 +7,7 @@ import ch.qos.logback.classic.Level;
 import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
+import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpMethod;
 import java.io.IOException;
 import java.io.InputStream;
@@ -108,6 +109,30 @@ class ClientMistakesIT {
       ZonedDateTime sent = ZonedDateTime.parse(date, DateTimeFormatter.RFC_1123_DATE_TIME);
       assertThat(Duration.between(sent, ZonedDateTime.now()).abs()).isLessThan(Duration.ofSeconds(5));
     }
+  }
+
+  @Test
+  @DisplayName("every answer to a request with a key echoes it: a mistyped path's 404, a 405, a malformed or undecodable target's 400, a read")
+  void answersOffThePaymentRouteEchoTheKey() throws IOException {
+    String key = Http.newKey();
+    Map<String, String> headers = Map.of("Authorization", "Bearer " + KEY_A, "Content-Type", "application/json",
+        "Idempotency-Key", key);
+    Http.Reply mistyped = http.send(HttpMethod.POST, gateway.apiPort(), "/v1/payment", headers, Buffer.buffer(PAYMENT));
+    assertThat(mistyped.status()).isEqualTo(404);
+    Http.Reply wrongMethod = http.send(HttpMethod.PUT, gateway.apiPort(), "/pay", headers, Buffer.buffer(PAYMENT));
+    assertThat(wrongMethod.status()).isEqualTo(405);
+    Http.Reply undecodable = http.send(HttpMethod.POST, gateway.apiPort(), "/pay%zz", headers, Buffer.buffer(PAYMENT));
+    assertThat(undecodable.status()).isEqualTo(400);
+    Http.Reply read = http.send(HttpMethod.GET, gateway.apiPort(), "/v1/payments/pay_none", headers, null);
+    assertThat(read.status()).isEqualTo(404);
+    for (Http.Reply reply : new Http.Reply[] {mistyped, wrongMethod, undecodable, read}) {
+      assertThat(reply.header("Idempotency-Key")).as(reply.status() + " " + reply.body()).isEqualTo(key);
+    }
+    String malformed = exchange("POST /pay#x HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY_A
+        + "\r\nContent-Type: application/json\r\nIdempotency-Key: " + key + "\r\nContent-Length: "
+        + PAYMENT.length() + "\r\n\r\n" + PAYMENT);
+    assertThat(malformed).startsWith("HTTP/1.1 400 ").contains("\r\nIdempotency-Key: " + key + "\r\n");
+    assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key)).isZero();
   }
 
   @Test
