@@ -253,6 +253,7 @@ public record GatewayConfig(
         + ", store_timeout=" + storeTimeout
         + ", redis_url=" + maskPassword(redisUrl)
         + ", redis_mode=" + redisMode
+        + ", redis_master_name=" + redisMasterName
         + ", redis_timeout=" + redisTimeout
         + ", api_keys=<" + apiKeys.size() + " keys for merchants " + merchants + ">"
         + ", api_keys_file=" + apiKeysFile.map(Path::toString).orElse("<unset>")
@@ -268,13 +269,16 @@ public record GatewayConfig(
         + ", provider_key_retention=" + providerKeyRetention
         + ", recovery_interval=" + recoveryInterval
         + ", recovery_backoff=" + recoveryBackoff
+        + ", recovery_batch=" + recoveryBatch
+        + ", retention_batch=" + retentionBatch
         + ", merchant_key_ttl=" + merchantKeyTtl
         + ", replay_cache_entries=" + replayCacheEntries
         + ", simulator_latency_ms=" + simulatorLatencyMs
         + ", simulator_slow_ms=" + simulatorSlowMs
         + ", redis_tls_ca_file=" + redisTlsCaFile.orElse("")
         + ", redis_at_start=" + redisAtStart
-        + ", tls=" + (tlsCert.isPresent() ? "on" : "off")
+        + ", tls_cert=" + tlsCert.orElse("")
+        + ", tls_key=" + tlsKey.orElse("")
         + ", api_instances=" + effectiveApiInstances()
         + ", metrics_enabled=" + metricsEnabled
         + ", drain_timeout=" + drainTimeout
@@ -284,6 +288,7 @@ public record GatewayConfig(
         + ", merchant_rate_limit=" + merchantRateLimit
         + ", log_level=" + logLevel
         + ", tracing=" + tracing
+        + ", otlp_endpoint=" + maskPassword(otlpEndpoint)
         + ", duplicate_payload_policy=" + duplicatePayloadPolicy.setting()
         + ", duplicate_window=" + duplicateWindow
         + ", duplicate_fields=" + String.join(",", duplicateFields) + "]";

@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.io.IOException;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import org.junit.jupiter.api.DisplayName;
@@ -138,6 +139,16 @@ class ConfigLoaderTest {
     GatewayConfig c = ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_ADMIN_TOKEN", "supersecret-admin-token",
         "IDEMGATE_PG_URL", "postgresql://app:pw123@db:5432/pay"));
     assertThat(c.toString()).doesNotContain("sk_test_demo", "supersecret", "pw123").contains("demo");
+  }
+
+  @Test
+  @DisplayName("the logged form of the configuration names every setting conf/idemgate.yaml holds")
+  void loggedFormNamesEverySetting() throws IOException {
+    String logged = ConfigLoader.load(Optional.empty(), Map.of()).toString();
+    List<String> settings = Files.readAllLines(Path.of("conf/idemgate.yaml")).stream()
+        .filter(line -> line.matches("[a-z_]+:.*")).map(line -> line.substring(0, line.indexOf(':'))).toList();
+    assertThat(settings).hasSizeGreaterThan(40);
+    assertThat(settings).allSatisfy(setting -> assertThat(logged).as(setting).containsPattern("[\\[ ]" + setting + "="));
   }
 
   @Test
