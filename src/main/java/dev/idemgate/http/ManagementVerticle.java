@@ -23,6 +23,7 @@ import io.vertx.core.buffer.Buffer;
 import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.ReplyException;
 import io.vertx.core.eventbus.ReplyFailure;
+import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
@@ -39,6 +40,7 @@ import io.vertx.redis.client.Request;
 import io.vertx.sqlclient.Pool;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
+import java.time.Instant;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -180,6 +182,9 @@ public final class ManagementVerticle extends VerticleBase {
     server = vertx.createHttpServer(new HttpServerOptions().setIdleTimeout(IDLE_TIMEOUT_SECONDS)
         .setIdleTimeoutUnit(TimeUnit.SECONDS)).requestHandler(request -> {
           long arrived = System.nanoTime();
+          // Date on every answer, as on the API port (RFC 9110 6.6.1); formatted per request, as this
+          // port serves probes and scrapes, not payments.
+          request.response().headers().add(HttpHeaders.DATE, HttpDates.format(Instant.now()));
           if (Problems.refusedMalformedTarget(request)) {
             logRefused(request, arrived);
           } else {

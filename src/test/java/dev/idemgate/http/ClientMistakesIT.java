@@ -112,6 +112,17 @@ class ClientMistakesIT {
   }
 
   @Test
+  @DisplayName("the management port's answers carry Date too: probes, metrics, admin refusals, a 404")
+  void managementAnswersCarryDate() {
+    for (String path : new String[] {"/health/live", "/health/ready", "/metrics", "/admin/pending", "/nothing-here"}) {
+      Http.Reply reply = http.send(HttpMethod.GET, gateway.managementPort(), path, Map.of(), null);
+      assertThat(reply.header("Date")).as(path + " " + reply.status()).isNotNull();
+      ZonedDateTime sent = ZonedDateTime.parse(reply.header("Date"), DateTimeFormatter.RFC_1123_DATE_TIME);
+      assertThat(Duration.between(sent, ZonedDateTime.now()).abs()).as(path).isLessThan(Duration.ofSeconds(5));
+    }
+  }
+
+  @Test
   @DisplayName("every answer to a request with a key echoes it: a mistyped path's 404, a 405, a malformed or undecodable target's 400, a read")
   void answersOffThePaymentRouteEchoTheKey() throws IOException {
     String key = Http.newKey();
