@@ -2,6 +2,7 @@ package dev.idemgate.http;
 
 import java.util.Objects;
 import java.util.function.Consumer;
+import java.util.function.Predicate;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -72,6 +73,23 @@ final class Deadlines<T> {
         log.warn("acting on a request past its deadline failed", e);
       }
     }
+  }
+
+  /**
+   * Takes every item {@code gone} holds true for out of the list, whatever its deadline, and returns
+   * how many. Walks the whole list: for a caller that needs room, not for every request.
+   */
+  int removeIf(Predicate<? super T> gone) {
+    int removed = 0;
+    for (Waiting w = head; w != null; ) {
+      Waiting next = w.next;
+      if (gone.test(w.item)) {
+        w.done();
+        removed++;
+      }
+      w = next;
+    }
+    return removed;
   }
 
   /** Items still waiting; walks the list (for tests). */

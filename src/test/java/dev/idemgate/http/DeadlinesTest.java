@@ -34,6 +34,22 @@ class DeadlinesTest {
   }
 
   @Test
+  @DisplayName("removeIf takes out the items it is told to, at the head, the middle and the tail, counts them, "
+      + "and the rest are swept in order")
+  void removeIfTakesTheGoneOnes() {
+    Deadlines<String> deadlines = new Deadlines<>(1_000);
+    for (String item : List.of("gone-1", "b", "gone-2", "c", "gone-3")) {
+      deadlines.add(item, 0);
+    }
+    assertThat(deadlines.removeIf(item -> item.startsWith("gone"))).isEqualTo(3);
+    assertThat(deadlines.removeIf(item -> item.startsWith("gone"))).isZero();
+    deadlines.add("d", 0);
+    List<String> expired = new ArrayList<>();
+    deadlines.sweep(5_000 * MS, expired::add);
+    assertThat(expired).containsExactly("b", "c", "d");
+  }
+
+  @Test
   @DisplayName("a request whose body came in, from the head, the middle or the tail, is never swept, and the list "
       + "goes on working around the gap")
   void doneRequestsAreNeverSwept() {

@@ -8,6 +8,9 @@ import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.Http2Settings;
 import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpClientAgent;
+import io.vertx.core.http.HttpClientConnection;
+import io.vertx.core.http.HttpConnectOptions;
 import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpVersion;
@@ -110,6 +113,52 @@ class UndeliveredAnswersIT {
           .isLessThan(10);
       // A client that reads is served all along.
       assertThat(http.get(gateway.apiPort(), "/v1/payments/pay_none", TestGateway.KEY_A).status()).isEqualTo(404);
+    }
+  }
+
+  @Test
+  @DisplayName("API port: answers a busy client takes a moment late free their place in the cap once taken: more of them "
+      + "than the cap, connection after connection, are all delivered, none reset")
+  void answersTakenLateDoNotFillTheCap() {
+    // One verticle, so that every connection counts against the same cap; deadlines far off, so that
+    // only the cap can reset a stream here.
+    try (TestGateway gateway = TestGateway.start(Map.of("IDEMGATE_API_INSTANCES", "1",
+        "IDEMGATE_REQUEST_BODY_TIMEOUT", "5m", "IDEMGATE_HTTP_IDLE_TIMEOUT", "10m"))) {
+      int rounds = UndeliveredAnswers.API_MAX_HELD / STREAMS + 2;
+      AtomicInteger delivered = new AtomicInteger();
+      Map<String, Integer> failures = new ConcurrentHashMap<>();
+      for (int round = 0; round < rounds; round++) {
+        // A window of 0 until every answer's headers are in, then opened: what a client whose
+        // connection window is spent for a moment (a burst of answers, a slow reader) does.
+        HttpClient client = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
+            .setHttp2ClearTextUpgrade(false).setInitialSettings(new Http2Settings().setInitialWindowSize(0)));
+        HttpClientConnection connection = Http.await(((HttpClientAgent) client)
+            .connect(new HttpConnectOptions().setHost("127.0.0.1").setPort(gateway.apiPort())));
+        AtomicInteger answered = new AtomicInteger(); // headers in, or failed: nothing more to wait for before opening
+        List<Future<?>> bodies = new ArrayList<>();
+        for (int s = 0; s < STREAMS; s++) {
+          bodies.add(connection.request(new RequestOptions().setMethod(HttpMethod.GET).setURI("/v1/payments/pay_none"))
+              .compose(request -> request.send())
+              .compose(response -> {
+                answered.incrementAndGet();
+                return response.body();
+              })
+              .onSuccess(body -> delivered.incrementAndGet())
+              .onFailure(failure -> {
+                answered.incrementAndGet();
+                failures.merge(failure.getClass().getSimpleName(), 1, Integer::sum);
+              }));
+        }
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (answered.get() < STREAMS && System.nanoTime() < deadline) {
+          Thread.onSpinWait();
+        }
+        Http.await(connection.updateSettings(new Http2Settings().setInitialWindowSize(65_535)));
+        Http.await(Future.join(bodies).otherwiseEmpty());
+        Http.await(client.close());
+      }
+      assertThat(failures).as("streams reset or failed, of %d answers taken late", rounds * STREAMS).isEmpty();
+      assertThat(delivered.get()).isEqualTo(rounds * STREAMS);
     }
   }
 
