@@ -4,6 +4,7 @@ import static dev.idemgate.support.TestGateway.KEY_A;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.idemgate.support.Http;
+import dev.idemgate.support.RawHttp2;
 import dev.idemgate.support.Scrape;
 import dev.idemgate.support.TestGateway;
 import io.vertx.core.Future;
@@ -114,6 +115,35 @@ class Http2IT {
         Thread.onSpinWait();
       }
       assertThat(openConnections(scraper, gateway)).isZero();
+    }
+  }
+
+  @Test
+  @DisplayName("idemgate_http_connections drops an h2c connection its client aborts while the gateway refuses its streams' "
+      + "oversized headers (431)")
+  void abortedConnectionWithRefusedHeadersIsUncounted() throws Exception {
+    try (TestGateway gateway = TestGateway.start(); Http scraper = new Http()) {
+      String pad = "a".repeat(ApiVerticle.MAX_HEADER_BYTES + 1_000); // over the header list limit, under GOAWAY's
+      for (int round = 0; round < 3; round++) {
+        RawHttp2 client = RawHttp2.connect(gateway.apiPort());
+        try {
+          for (int i = 0; i < 200; i++) {
+            int stream = 1 + 2 * i;
+            client.postHeaders(stream, "/pay", Map.of("Authorization", "Bearer " + KEY_A,
+                "Content-Type", "application/json", "Idempotency-Key", Http.newKey(), "X-Pad", pad));
+            client.data(stream, "{}");
+          }
+          Thread.sleep(5); // the gateway still answering 431s as the client gives up
+        } catch (java.io.IOException endedByTheGateway) {
+          // the gateway ended the connection first: as much a close to count
+        }
+        client.abort();
+      }
+      long deadline = System.currentTimeMillis() + 5_000;
+      while (openConnections(scraper, gateway) != 0 && System.currentTimeMillis() < deadline) {
+        Thread.sleep(50);
+      }
+      assertThat(openConnections(scraper, gateway)).as("connections counted open after every client hung up").isZero();
     }
   }
 

@@ -229,6 +229,12 @@ public final class RawHttp2 implements AutoCloseable {
     events.add("EOF");
   }
 
+  /** Ends the connection with a TCP reset (SO_LINGER 0), as a client process that dies or gives up does. */
+  public void abort() throws IOException {
+    socket.setSoLinger(true, 0);
+    close();
+  }
+
   @Override
   public void close() throws IOException {
     socket.close();
