@@ -556,9 +556,12 @@ group_totals() { # -> "claim_count claim_sum complete_count complete_sum" from t
 }
 # Where the CPU goes during a wrk run, per request, from /proc (clock ticks, user + system):
 # the gateway, PostgreSQL's processes and redis-server when they run on this machine, the rest
-# of the machine's busy time (the load generator and anything else), and its idle time. Processes
-# that end inside the window (a closed database connection) lose their ticks; the gateway's
-# pooled connections stay open throughout.
+# of the machine's busy time (the load generator and anything else), and its idle time.
+# PostgreSQL's are counted per process: a backend that starts inside the window counts all its
+# ticks, one that ends inside it (a pool connection closed, as the gateway's pools close idle
+# ones) counts none, and its ticks since the window began fall to "rest". Before session 30 the
+# ticks were summed over the processes alive at each end, so a backend ending inside the window
+# took its whole life's ticks off PostgreSQL's share: -72 us per replay in 20261201T004626Z.
 CLK_TCK="$(getconf CLK_TCK)"
 ticks_of() { # pid... -> their CPU ticks added up
   local total=0 pid ticks
@@ -567,8 +570,15 @@ ticks_of() { # pid... -> their CPU ticks added up
   done
   echo "$total"
 }
-cpu_snapshot() { # -> "gateway postgres redis busy idle", ticks so far
-  printf '%s %s %s %s\n' "$(ticks_of "$GATEWAY_PID")" "$(ticks_of $(pgrep -x postgres))" \
+ticks_per_process() { # pid... -> "pid:ticks,pid:ticks,..." ("-" for none), for cpu_fact's per-process deltas
+  local list="" pid ticks
+  for pid in "$@"; do
+    ticks="$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null)" && list="$list$pid:${ticks:-0},"
+  done
+  echo "${list:--}"
+}
+cpu_snapshot() { # -> "gateway postgres-per-process redis busy idle", ticks so far
+  printf '%s %s %s %s\n' "$(ticks_of "$GATEWAY_PID")" "$(ticks_per_process $(pgrep -x postgres))" \
     "$(ticks_of $(pgrep -x redis-server))" "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)"
 }
 cpu_fact() { # name "snapshot before" "snapshot after" wrk-output
@@ -580,7 +590,12 @@ cpu_fact() { # name "snapshot before" "snapshot after" wrk-output
   pgrep -x redis-server > /dev/null && redis_local=1
   fact "$1" "$(printf '%s %s\n' "$2" "$3" | awk -v n="${requests:-0}" -v hz="$CLK_TCK" -v pg_local="$pg_local" -v redis_local="$redis_local" '
     function us(t) { return sprintf("%.0f", t * 1e6 / hz / n) }
-    n > 0 { g = $6 - $1; p = $7 - $2; r = $8 - $3; busy = $9 - $4; idle = $10 - $5
+    # Ticks of the processes alive at the end since the start (all of them for one started since).
+    function grown(before, after,   parts, kv, i, n1, n2, was, sum) {
+      n1 = split(before, parts, ","); for (i = 1; i <= n1; i++) if (split(parts[i], kv, ":") == 2) was[kv[1]] = kv[2]
+      n2 = split(after, parts, ","); for (i = 1; i <= n2; i++) if (split(parts[i], kv, ":") == 2) sum += kv[2] - ((kv[1] in was) ? was[kv[1]] : 0)
+      return sum + 0 }
+    n > 0 { g = $6 - $1; p = grown($2, $7); r = $8 - $3; busy = $9 - $4; idle = $10 - $5
       printf "gateway %s, postgres %s, redis %s, rest (load generator and others) %s, idle %s (us per request, %d requests)",
         us(g), (pg_local ? us(p) : "n/a (not local)"), (redis_local ? us(r) : "n/a (not local)"), us(busy - g - p - r), us(idle), n }
     n == 0 { print "n/a: no request count from wrk" }')"
