@@ -32,6 +32,7 @@ import org.slf4j.LoggerFactory;
 
 /** Builds the reactive PostgreSQL pools of the gateway from its URL. */
 public final class Postgres {
+  private static final Logger log = LoggerFactory.getLogger(Postgres.class);
   /** Schema that holds every table of the gateway. */
   public static final String SCHEMA = "idemgate";
   /** Longest SQL text kept prepared per connection: every statement of the gateway fits. */
@@ -136,7 +137,7 @@ public final class Postgres {
     return config.storeTimeout().plusSeconds(1).multipliedBy(4);
   }
 
-  private static final Logger log = LoggerFactory.getLogger(Postgres.class);
+  /** Set once it has been logged that connections get no read-idle close (said once, not per connection). */
   private static final AtomicBoolean SILENCE_UNWATCHED = new AtomicBoolean();
 
   /**
