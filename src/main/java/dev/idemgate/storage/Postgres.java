@@ -99,6 +99,7 @@ public final class Postgres {
    *     rest (with a warning), so unnamed pools all reported as the first one created.
    */
   private static Pool build(Vertx vertx, GatewayConfig config, int maxSize, String name, Map<String, String> planning) {
+    long readIdleMs = readIdle(config).toMillis();
     PoolOptions pool = new PoolOptions()
         .setName(name)
         .setMaxSize(maxSize)
@@ -106,16 +107,16 @@ public final class Postgres {
         .setConnectionTimeout((int) config.storeTimeout().toMillis())
         .setConnectionTimeoutUnit(TimeUnit.MILLISECONDS)
         // A connection idle in the pool for half the read-idle time (looked for every sixteenth of
-        // it) is closed before the read-idle close could meet a statement sent on it (closeWhenSilent).
-        .setIdleTimeout((int) readIdle(config).dividedBy(2).toMillis())
+        // it) is closed before the read-idle close could meet a statement sent on it (closeWhenSilent);
+        // the same rule as the Redis clients' (RedisClients.closingIdleConnections).
+        .setIdleTimeout((int) (readIdleMs / 2))
         .setIdleTimeoutUnit(TimeUnit.MILLISECONDS)
-        .setPoolCleanerPeriod((int) Math.max(1, readIdle(config).toMillis() / 16));
+        .setPoolCleanerPeriod((int) Math.max(1, readIdleMs / 16));
     Map<String, String> properties = new HashMap<>(planning);
     properties.put("application_name", "idemgate");
     // The server abandons a statement shortly after the client stops waiting for it.
     properties.put("statement_timeout", String.valueOf(config.storeTimeout().toMillis() + 1_000));
     PgConnectOptions connect = connectOptions(config.pgUrl()).setProperties(properties);
-    long readIdleMs = readIdle(config).toMillis();
     return PgBuilder.pool().with(pool).with(transportOptions(config))
         .withConnectHandler(connection -> closeWhenSilent(connection, readIdleMs))
         .connectingTo(connect).using(vertx).build();
