@@ -427,11 +427,9 @@ public final class HttpProvider implements PaymentProvider {
       // a second time, so it is left unknown.
       JsonObject json = jsonOrNull(body);
       Object chargeStatus = json == null ? null : json.getValue("status");
-      if ("declined".equals(chargeStatus)) {
-        return json.getValue("id") instanceof String && asked(json, amount, currency)
-            ? mapCharge(200, body, amount, currency)
-            : new Answer(new ProviderOutcome.NotAttempted("acquirer rejected the request (402)"), false);
-      } else if (!(chargeStatus instanceof String)) {
+      if ("declined".equals(chargeStatus) && json.getValue("id") instanceof String && asked(json, amount, currency)) {
+        return mapCharge(200, body, amount, currency);
+      } else if (!(chargeStatus instanceof String) || "declined".equals(chargeStatus)) {
         return new Answer(new ProviderOutcome.NotAttempted("acquirer rejected the request (402)"), false);
       }
       log.warn("the acquirer answered 402 with a charge that is not declined: the outcome is left unknown for recovery "
