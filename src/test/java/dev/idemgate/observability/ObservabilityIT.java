@@ -120,9 +120,13 @@ class ObservabilityIT {
       assertThat(failed.status()).isEqualTo(500);
       assertThat(failed.json().getString("code")).isEqualTo("internal_error");
 
-      String after = http.get(gateway.managementPort(), "/metrics", null).body();
       String internal = "idemgate_requests_total{outcome=\"internal_error\"}";
       String rejected = "idemgate_requests_total{outcome=\"rejected\"}";
+      // The request is counted once its answer has been written, which the client may read a moment
+      // earlier: wait for the count to move (or 5 s) before comparing.
+      Waits.eventually(Duration.ofSeconds(5), () -> !Scrape.value(http.get(gateway.managementPort(), "/metrics", null).body(),
+          internal).equals(Scrape.value(before, internal)), "the request counted");
+      String after = http.get(gateway.managementPort(), "/metrics", null).body();
       assertThat(Scrape.value(after, internal)).as(internal).hasValue(Scrape.value(before, internal).orElse(0) + 1);
       assertThat(Scrape.value(after, rejected)).as(rejected).isEqualTo(Scrape.value(before, rejected));
     } finally {
