@@ -15,6 +15,7 @@ import java.sql.SQLException;
 import java.sql.Timestamp;
 import java.time.Instant;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
 import picocli.CommandLine;
 
@@ -121,8 +122,30 @@ final class LedgerFixture implements AutoCloseable {
     return new JsonObject(Files.readString(file));
   }
 
+  /**
+   * Deletes what this test created, and nothing else: the ledger payments, idempotency records and
+   * released payments of its merchants, and the reconciliation runs made for its merchants (with
+   * their discrepancies and matches, which cascade). Every one of them carries this test's random
+   * prefix; {@code starts_with}, not {@code LIKE}, whose {@code _} would match any character.
+   */
   @Override
   public void close() throws SQLException {
-    connection.close();
+    try {
+      // A test that turned autocommit off (a batch of inserts) has its work committed first, then
+      // each delete commits on its own.
+      connection.setAutoCommit(true);
+      for (String delete : List.of(
+          "DELETE FROM idemgate.reconciliation_runs WHERE starts_with(merchant_prefix, ?)",
+          "DELETE FROM idemgate.payments WHERE starts_with(merchant_id, ?)",
+          "DELETE FROM idemgate.released_payments WHERE starts_with(merchant_id, ?)",
+          "DELETE FROM idemgate.idempotency_keys WHERE starts_with(merchant_id, ?)")) {
+        try (PreparedStatement s = connection.prepareStatement(delete)) {
+          s.setString(1, prefix);
+          s.executeUpdate();
+        }
+      }
+    } finally {
+      connection.close();
+    }
   }
 }
