@@ -49,6 +49,16 @@ public final class SettlementReader implements Closeable {
   static final long MAX_AMOUNT = PaymentRequestParser.MAX_AMOUNT;
   /** The characters of a value shown in a malformed line's reason: a 1 MiB field is never copied whole. */
   static final int ECHO_CHARS = 40;
+  /**
+   * The longest settlement_id read; a longer one makes its line malformed. The run keeps each
+   * discrepancy's settlement_id, and a resolved one is found again through a B-tree index on it
+   * ({@code reconciliation_discrepancies_resolved}, V4), whose entries PostgreSQL refuses past 2,704
+   * bytes: an id of a few thousand characters that do not compress was reported, and then its
+   * discrepancy could never be resolved (every attempt failed with "index row size exceeds"). 500
+   * characters are at most 1,500 bytes of UTF-8 (three for any char, a surrogate pair's four for two),
+   * far above any provider's ids and far below that limit.
+   */
+  static final int MAX_SETTLEMENT_ID_CHARS = 500;
   private static final Pattern LONG_DIGIT_RUN = Pattern.compile("[0-9]{13,}");
   private static final int MAX_RECORD_CHARS = 1 << 20;
   /**
@@ -200,6 +210,11 @@ public final class SettlementReader implements Closeable {
     String id = f.get(settlementId).trim();
     if (id.isEmpty()) {
       return skip(line, "settlement_id is empty");
+    }
+    if (id.length() > MAX_SETTLEMENT_ID_CHARS) {
+      // Not echoed, even in part: no prefix of it says more than its length.
+      return skip(line, "settlement_id is " + id.length() + " characters long, longer than the " + MAX_SETTLEMENT_ID_CHARS
+          + " an identifier may be");
     }
     String ref = optional(f, reference);
     String key = optional(f, providerKey);

@@ -518,7 +518,8 @@ class ReconciliationIT {
       Instant day = Instant.now().truncatedTo(ChronoUnit.DAYS).minus(Duration.ofDays(10));
       String p = ledger.prefix;
       String m1 = ledger.merchant("m1");
-      String longId = "s" + "9".repeat(100_000);
+      // As long as a settlement_id may be (a longer one is malformed for its length alone).
+      String longId = "s" + "9".repeat(SettlementReader.MAX_SETTLEMENT_ID_CHARS - 1);
       String cardId = "4242424242424242";
       StringBuilder csv = new StringBuilder(HEADER);
       for (String id : List.of(longId, cardId)) {
@@ -539,6 +540,40 @@ class ReconciliationIT {
         String reason = ((JsonObject) o).getString("reason");
         assertThat(reason).doesNotContain(cardId).hasSizeLessThan(300);
       }
+    }
+  }
+
+  @Test
+  @DisplayName("a settlement_id too long to be an identifier (2,000 random characters) is a malformed line, not a "
+      + "discrepancy that an operator then cannot resolve: every discrepancy of the run can be resolved")
+  void overlongSettlementIdIsMalformedNotUnresolvable() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant day = Instant.now().truncatedTo(ChronoUnit.DAYS).minus(Duration.ofDays(10));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      // Random letters and digits, which PostgreSQL cannot compress below its index row limit (2,704 bytes).
+      Random random = new Random(7);
+      StringBuilder longId = new StringBuilder("s");
+      while (longId.length() < 3_000) {
+        longId.append(Character.forDigit(random.nextInt(36), 36));
+      }
+      String csv = HEADER + row(longId.toString(), p + "ch_long", null, m1, 1_000, "EUR", "settled", day)
+          + row("s_short", p + "ch_short", null, m1, 2_000, "EUR", "settled", day);
+      JsonObject found = reconcile(dir.resolve("long-id.csv"), csv, p);
+      String runId = found.getJsonObject("run").getString("id");
+      try (Connection c = Jdbc.connect(TestGateway.pgUrl())) {
+        for (Object o : found.getJsonArray("discrepancies")) {
+          JsonObject d = (JsonObject) o;
+          assertThat(ReconciliationStore.resolve(c, runId, d.getLong("id"), "checked")).as(d.getString("category")).isTrue();
+        }
+      }
+      assertThat(found.getJsonArray("discrepancies").stream().map(o -> ((JsonObject) o).getString("settlement_id")))
+          .containsExactly("s_short");
+      JsonArray malformed = found.getJsonArray("malformed_rows");
+      assertThat(malformed).hasSize(1);
+      assertThat(malformed.getJsonObject(0).getLong("line")).isEqualTo(2);
+      assertThat(malformed.getJsonObject(0).getString("reason")).contains("settlement_id").contains("longer than")
+          .hasSizeLessThan(200);
     }
   }
 

@@ -97,6 +97,21 @@ class SettlementReaderTest {
   }
 
   @Test
+  @DisplayName("a settlement_id of up to 500 characters is read as given; a longer one makes its line malformed, the "
+      + "reason giving its length and none of it")
+  void settlementIdLength() {
+    String longest = "s" + "4".repeat(SettlementReader.MAX_SETTLEMENT_ID_CHARS - 1);
+    String tooLong = "t" + "4242424242424242".repeat(40);
+    List<SettlementReader.Result> rows = read("settlement_id,provider_reference,amount,currency,settled_at\n"
+        + longest + ",ch_1,100,EUR,2026-01-02\n"
+        + tooLong + ",ch_2,100,EUR,2026-01-02\n", Map.of());
+    assertThat(row(rows.get(0)).settlementId()).isEqualTo(longest);
+    assertThat(rows.get(1)).isInstanceOf(SettlementReader.Skipped.class);
+    String reason = ((SettlementReader.Skipped) rows.get(1)).malformed().reason();
+    assertThat(reason).contains("settlement_id is " + tooLong.length() + " characters long").doesNotContain("4242");
+  }
+
+  @Test
   @DisplayName("bad bytes in an extra column leave the row alone; in a column that is read they make the row malformed")
   void badBytesOnlyCountInColumnsRead() {
     byte[] csv = ("settlement_id,provider_reference,amount,currency,settled_at,customer\n"
