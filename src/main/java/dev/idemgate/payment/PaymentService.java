@@ -143,8 +143,9 @@ public final class PaymentService {
     paid.onComplete(done -> {
       paymentsUnderway.decrementAndGet();
       if (done.failed()) {
-        // A failure nothing expected (500) leaves the key held for its lease: twins waiting on it
-        // get the 409 a retry gets now, not at the end of their wait.
+        // A failure nothing expected (500): twins waiting on the key look again now, not at the end
+        // of their wait, and get what a retry gets (payOnce freed this request's Redis claim, if
+        // it had one, and woke them already; this wakes those of a request that had none).
         gate.wakeWaiters(cmd.merchantId(), cmd.key());
       }
     });
@@ -235,17 +236,29 @@ public final class PaymentService {
       }
       // Claimed in Redis, or AskStore (PostgreSQL decides alone): a new payment, as far as Redis knows.
       String redisClaim = decision instanceof GateDecision.Claimed claimed ? claimed.token() : null;
-      if (!guard.mayRefuse()) {
-        // An observer: it runs beside the claim and the charge, and only the answer waits for it
-        // (the check never fails, see ClaimGuard).
-        Future<Optional<Object>> observed = guard.check(cmd);
-        return claimInStore(cmd, redisClaim, guard)
-            .compose(outcome -> observed.compose(ignored -> told(guard, cmd, outcome)));
-      }
-      return guard.check(cmd).compose(refusal -> refusal.isPresent()
-          ? refuseUnlessHeld(cmd, redisClaim, guard, refusal.get())
-          : claimInStore(cmd, redisClaim, guard).compose(outcome -> told(guard, cmd, outcome)));
+      return newPayment(cmd, redisClaim, guard).recover(failure -> {
+        // A failure nothing expected (500). Left in place, this request's Redis claim would answer
+        // every retry 409 "in flight" until its lease ends, though nothing may be in flight at all
+        // (a failure before the PostgreSQL claim, which charged nothing). Freed, a retry asks
+        // PostgreSQL, which knows: a key it holds is still refused, a free one is paid at once.
+        // Twins waiting on the claim are woken with it (and again by pay, for requests without one).
+        return releaseAndWake(cmd, redisClaim).transform(v -> Future.failedFuture(failure));
+      });
     });
+  }
+
+  /** A payment Redis did not refuse: the guard, then the claim in PostgreSQL and the charge. */
+  private Future<PayOutcome> newPayment(PayCommand cmd, String redisClaim, ClaimGuard guard) {
+    if (!guard.mayRefuse()) {
+      // An observer: it runs beside the claim and the charge, and only the answer waits for it
+      // (the check never fails, see ClaimGuard).
+      Future<Optional<Object>> observed = guard.check(cmd);
+      return claimInStore(cmd, redisClaim, guard)
+          .compose(outcome -> observed.compose(ignored -> told(guard, cmd, outcome)));
+    }
+    return guard.check(cmd).compose(refusal -> refusal.isPresent()
+        ? refuseUnlessHeld(cmd, redisClaim, guard, refusal.get())
+        : claimInStore(cmd, redisClaim, guard).compose(outcome -> told(guard, cmd, outcome)));
   }
 
   /**

@@ -2,7 +2,9 @@ package dev.idemgate.payment;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.idemgate.idempotency.RedisGate;
 import dev.idemgate.support.Http;
+import dev.idemgate.support.RespCommand;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.Waits;
 import io.vertx.core.Future;
@@ -10,6 +12,7 @@ import io.vertx.core.Promise;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.Row;
 import io.vertx.sqlclient.Tuple;
+import java.net.URI;
 import java.time.Duration;
 import java.util.Optional;
 import org.junit.jupiter.api.AfterAll;
@@ -74,6 +77,56 @@ class ClaimGuardIT {
     PayOutcome done = Http.await(outcome);
     assertThat(done).isEqualTo(new PayOutcome.Refused("refused by the test"));
     assertThat(state(cmd)).isNull();
+  }
+
+  @Test
+  @DisplayName("a payment that fails inside the gateway before its claim (500) leaves no claim in Redis: a retry "
+      + "with its key is charged at once, not refused 409 in_flight until the lease ends")
+  void internalErrorLeavesNoRedisClaim() {
+    PaymentService.PayCommand cmd = OwnPaymentService.command(4_403);
+    // A guard must not fail; one that does stands for any failure the gateway did not expect.
+    Future<PayOutcome> failed = own.onContext(() -> payments.pay(cmd, 0, c -> Future.failedFuture(
+        new IllegalStateException("an unexpected failure"))));
+    Throwable failure = Http.await(failed.transform(done -> Future.succeededFuture(done.cause())));
+    assertThat(failure).as("the payment failed (500)").hasMessage("an unexpected failure");
+    assertThat(state(cmd)).as("nothing claimed in PostgreSQL").isNull();
+    assertThat(redisRecord(cmd)).as("the failed request's claim in Redis").isNull();
+
+    PayOutcome retried = Http.await(own.onContext(() -> payments.pay(cmd, ClaimGuard.NONE)));
+    assertThat(retried).as("the retry").isInstanceOf(PayOutcome.Fresh.class);
+    assertThat(((PayOutcome.Fresh) retried).response().status()).isEqualTo(201);
+  }
+  @Test
+  @DisplayName("a request waiting for its twin (Prefer: wait=10) is woken when the twin fails inside the gateway "
+      + "before its claim (500), finds the key free and is charged at once, not answered 409 or at the end of its wait")
+  void internalErrorWakesAWaiterThatThenPays() {
+    PaymentService.PayCommand cmd = OwnPaymentService.command(4_404);
+    Promise<Optional<Object>> check = Promise.promise();
+    // As the API calls it: no Prefer: wait of its own.
+    Future<PayOutcome> twin = own.onContext(() -> payments.pay(cmd, 0, c -> check.future()));
+    Waits.eventually(Duration.ofSeconds(5), () -> redisRecord(cmd) != null, "the twin holds the key in Redis");
+    long sent = System.nanoTime();
+    Future<PayOutcome> waiter = own.onContext(() -> payments.pay(cmd, 10, ClaimGuard.NONE));
+    Waits.sleep(500); // the waiter found the twin in flight, subscribed and looked again
+    assertThat(waiter.isComplete()).as("the waiter waits").isFalse();
+
+    check.fail(new IllegalStateException("an unexpected failure"));
+    Throwable twinFailure = Http.await(twin.transform(done -> Future.succeededFuture(done.cause())));
+    assertThat(twinFailure).as("the twin failed (500)").hasMessage("an unexpected failure");
+    PayOutcome waited = Http.await(waiter);
+    long tookMs = Duration.ofNanos(System.nanoTime() - sent).toMillis();
+
+    assertThat(waited).isInstanceOf(PayOutcome.Waited.class);
+    PayOutcome after = ((PayOutcome.Waited) waited).outcome();
+    assertThat(after).as("what the waiter came to").isInstanceOf(PayOutcome.Fresh.class);
+    assertThat(((PayOutcome.Fresh) after).response().status()).isEqualTo(201);
+    assertThat(tookMs).as("ms until the waiter was answered").isLessThan(7_000);
+    assertThat(state(cmd)).isEqualTo("COMPLETED");
+  }
+
+  private static String redisRecord(PaymentService.PayCommand cmd) {
+    return RespCommand.call(URI.create(TestGateway.redisUrl()).getPort(), "GET",
+        RedisGate.redisKey(cmd.merchantId(), cmd.key()));
   }
 
 

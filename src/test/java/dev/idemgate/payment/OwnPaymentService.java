@@ -1,6 +1,7 @@
 package dev.idemgate.payment;
 
 import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.idempotency.CompletionNotifier;
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.IdempotencyStore;
 import dev.idemgate.idempotency.RedisGate;
@@ -36,6 +37,8 @@ final class OwnPaymentService implements AutoCloseable {
   final Redis redis;
   private final Context context;
   private final PipelinedRedis pipeline;
+  private final Redis subscriber;
+  private final CompletionNotifier notifier;
 
   OwnPaymentService(TestGateway gateway, String poolName, int replayCacheEntries, Clock clock) {
     Vertx vertx = gateway.gateway().vertx();
@@ -47,7 +50,10 @@ final class OwnPaymentService implements AutoCloseable {
     RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     IdempotencyStore store = new IdempotencyStore(pool, context, 1, config.storeTimeout(), config.lease(),
         config.providerId());
-    payments = new PaymentService(vertx, gate, store, new ProviderClient(vertx.eventBus(), config), null,
+    // Its own subscriber connection: a Prefer: wait request of this service waits on it.
+    subscriber = Redis.createClient(vertx, TestGateway.redisUrl());
+    notifier = new CompletionNotifier(vertx, context, subscriber, config.redisTimeout().toMillis(), 0);
+    payments = new PaymentService(vertx, gate, store, new ProviderClient(vertx.eventBus(), config), notifier,
         new GatewayMetrics(new SimpleMeterRegistry(), new Tracing(OpenTelemetry.noop())), config,
         new ReplayCache(replayCacheEntries), clock);
   }
@@ -70,6 +76,8 @@ final class OwnPaymentService implements AutoCloseable {
   @Override
   public void close() {
     Http.await(onContext(pipeline::close));
+    Http.await(onContext(notifier::close));
+    Http.await(subscriber.close());
     Http.await(redis.close());
     Http.await(pool.close());
   }
