@@ -214,7 +214,8 @@ public final class IdempotencyStore {
   private final long timeoutMs;
   private final long leaseMs;
   private final String providerId;
-  private final GroupCommit<ClaimRequest, StoreClaim> claims;
+  /** Each claim's own answer, so that a record one of them cannot read fails that claim alone (claimGroup). */
+  private final GroupCommit<ClaimRequest, Future<StoreClaim>> claims;
   private final GroupCommit<PendingCompletion, Completion.Result> completions;
 
   /** One completion in a group; {@code epoch} null for one written over recovery's claim ({@link #completeTakenOver}). */
@@ -301,7 +302,7 @@ public final class IdempotencyStore {
   private Future<StoreClaim> claim(ClaimRequest r, int attemptsLeft) {
     return claims.submit(r).recover(IdempotencyStore::unavailableIfNotSent).compose(decided -> {
       if (decided != null) {
-        return Future.succeededFuture(decided);
+        return decided;
       }
       return attemptsLeft > 1 ? claim(r, attemptsLeft - 1)
           : Future.failedFuture(new StoreUnavailable("claim", new IllegalStateException("claim kept losing races")));
@@ -326,7 +327,7 @@ public final class IdempotencyStore {
   }
 
   /** One statement for the group; a null result means "not decided, submit again". */
-  private Future<List<StoreClaim>> claimGroup(List<ClaimRequest> group) {
+  private Future<List<Future<StoreClaim>>> claimGroup(List<ClaimRequest> group) {
     // Two claims of one key cannot go in one INSERT ... ON CONFLICT: the later ones wait a round.
     Set<String> seen = new HashSet<>();
     List<ClaimRequest> batch = new ArrayList<>(group.size());
@@ -389,25 +390,38 @@ public final class IdempotencyStore {
                 return byId;
               });
       return existing.map(read -> {
-        List<StoreClaim> results = new ArrayList<>(group.size());
+        List<Future<StoreClaim>> results = new ArrayList<>(group.size());
         Set<String> owned = new HashSet<>();
         for (ClaimRequest r : group) {
           String id = id(r.merchantId(), r.key().value());
           Row mine = claimed.get(id);
           if (mine != null && owned.add(id)) {
-            results.add(new StoreClaim.Claimed(r.paymentId(), mine.getString("provider_key"), mine.getInteger("epoch"),
-                mine.getOffsetDateTime("created_at").toInstant(), sentAt));
+            results.add(Future.succeededFuture(new StoreClaim.Claimed(r.paymentId(), mine.getString("provider_key"),
+                mine.getInteger("epoch"), mine.getOffsetDateTime("created_at").toInstant(), sentAt)));
           } else if (mine != null) {
             results.add(null); // a twin in the same group: it sees the committed claim next round
           } else {
             Row row = read.get(id);
             // No row: released (NOT_ATTEMPTED) between the insert and the read; the key is free again.
-            results.add(row == null ? null : decide(row, r.fingerprint()));
+            results.add(row == null ? null : decided(row, r.fingerprint()));
           }
         }
         return results;
       });
     });
+  }
+
+  /**
+   * {@link #decide}, failed for a record it cannot read (a hand-made repair, a later version's): that
+   * claim fails (500), and only it. Thrown, it failed the whole group, and with it the requests whose
+   * claims the group had already committed, which then held their keys until recovery freed them.
+   */
+  private static Future<StoreClaim> decided(Row row, String fingerprint) {
+    try {
+      return Future.succeededFuture(decide(row, fingerprint));
+    } catch (RuntimeException unreadable) {
+      return Future.failedFuture(unreadable);
+    }
   }
 
   private static StoreClaim decide(Row row, String fingerprint) {

@@ -106,6 +106,32 @@ class GroupedWritesIT {
   }
 
   @Test
+  @DisplayName("a record the claim cannot read (a COMPLETED one without its stored answer) fails its own key's claim "
+      + "only: a claim of the same group is answered Claimed, not failed with it after its row committed")
+  void unreadableRecordFailsOnlyItsOwnClaim() {
+    Context context = vertx.getOrCreateContext();
+    IdempotencyStore store = store(poolA, context, new ArrayList<>());
+    String good = Http.newKey();
+    String unreadable = Http.newKey();
+    // A record the code never writes (a hand-made repair, say, or a later version's): reading it throws.
+    Http.await(poolA.preparedQuery("""
+        INSERT INTO idemgate.idempotency_keys (merchant_id, idempotency_key, fingerprint, state, epoch, generation,
+          payment_id, provider_key, lease_expires_at, amount, currency, expires_at, frees_at, created_at)
+        VALUES ($1, $2, $3, 'COMPLETED', 1, 1, $4, $5, now(), 1000, 'EUR', now() + interval '1 hour',
+          now() + interval '1 hour', now())""")
+        .execute(Tuple.of(MERCHANT, unreadable, "fp-" + unreadable, PaymentJson.newPaymentId(Instant.now()),
+            "pk-" + unreadable)));
+    List<Future<StoreClaim>> claims = onContext(context, () -> {
+      List<Future<StoreClaim>> both = List.of(store.claim(claim(good, null)), store.claim(claim(unreadable, null)));
+      return Future.join(both).transform(done -> Future.succeededFuture(both));
+    });
+
+    assertThat(claims.get(0).succeeded()).as("the good claim: %s", claims.get(0).cause()).isTrue();
+    assertThat(claims.get(0).result()).isInstanceOf(StoreClaim.Claimed.class);
+    assertThat(claims.get(1).failed()).as("the unreadable record's claim").isTrue();
+  }
+
+  @Test
   @DisplayName("two instances claiming the same keys in opposite orders at once never deadlock: each key is claimed once")
   void oppositeOrdersDoNotDeadlock() {
     Context contextA = vertx.getOrCreateContext();
