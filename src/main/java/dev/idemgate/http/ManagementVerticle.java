@@ -28,6 +28,7 @@ import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
+import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.http.HttpVersion;
 import io.vertx.core.json.JsonObject;
 import io.vertx.core.net.SocketAddress;
@@ -144,10 +145,14 @@ public final class ManagementVerticle extends VerticleBase {
       undelivered.watch(ctx);
       RequestIds.assign(ctx);
     });
-    router.get("/health/live").handler(ctx -> json(ctx, 200, new JsonObject().put("status", "UP")));
-    router.get("/health/ready").handler(this::ready);
-    registry.ifPresent(prometheus -> router.get("/metrics").handler(ctx -> ctx.response()
-        .putHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8").end(prometheus.scrape())));
+    // GET and HEAD (RFC 9110 9.1: every server takes both; some load balancers and uptime checks probe
+    // with HEAD, which got 405 before session 31).
+    router.route("/health/live").method(HttpMethod.GET).method(HttpMethod.HEAD)
+        .handler(ctx -> json(ctx, 200, new JsonObject().put("status", "UP")));
+    router.route("/health/ready").method(HttpMethod.GET).method(HttpMethod.HEAD).handler(this::ready);
+    registry.ifPresent(prometheus -> router.route("/metrics").method(HttpMethod.GET).method(HttpMethod.HEAD)
+        .handler(ctx -> send(ctx.response().putHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ctx,
+            prometheus.scrape())));
     // Admin requests act on money, so each one, refused ones too, gets an access line: the audit
     // trail. Health probes and scrapes, every few seconds from the kubelet and Prometheus, get none.
     router.route("/admin/*").handler(ctx -> {
@@ -510,6 +515,19 @@ public final class ManagementVerticle extends VerticleBase {
   }
 
   private static void json(RoutingContext ctx, int status, JsonObject body) {
-    ctx.response().setStatusCode(status).putHeader("Content-Type", "application/json").end(body.encode());
+    send(ctx.response().setStatusCode(status).putHeader("Content-Type", "application/json"), ctx, body.encode());
+  }
+
+  /**
+   * Ends the response with {@code body}, or for HEAD with its length alone: Vert.x leaves a HEAD
+   * answer's body out over HTTP/1.1 but sends it over HTTP/2, where a body on a HEAD stream is a
+   * protocol error (as ApiVerticle#sendPayment).
+   */
+  private static void send(HttpServerResponse response, RoutingContext ctx, String body) {
+    if (ctx.request().method() == HttpMethod.HEAD) {
+      response.putHeader("Content-Length", String.valueOf(body.getBytes(StandardCharsets.UTF_8).length)).end();
+    } else {
+      response.end(body);
+    }
   }
 }

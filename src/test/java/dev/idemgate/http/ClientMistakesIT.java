@@ -219,7 +219,7 @@ class ClientMistakesIT {
 
     Http.Reply postHealth = http.send(HttpMethod.POST, gateway.managementPort(), "/health/live", Map.of(), null);
     assertThat(postHealth.status()).isEqualTo(405);
-    assertThat(postHealth.header("Allow")).isEqualTo("GET");
+    assertThat(postHealth.header("Allow")).isEqualTo("GET, HEAD");
   }
 
   @Test

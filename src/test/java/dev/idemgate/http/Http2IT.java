@@ -96,6 +96,28 @@ class Http2IT {
   }
 
   @Test
+  @DisplayName("HEAD on the management port's probes and metrics answers as GET does, without the body, over HTTP/1.1 "
+      + "and h2c (RFC 9110 9.1: every server takes GET and HEAD; some load balancers probe with HEAD)")
+  void headOnManagementPort() {
+    HttpClient http1 = vertx.createHttpClient(new HttpClientOptions());
+    HttpClient h2c = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
+        .setHttp2ClearTextUpgrade(false));
+    for (HttpClient client : List.of(http1, h2c)) {
+      for (String path : List.of("/health/live", "/health/ready", "/metrics")) {
+        record Head(int status, String contentType, String body) {}
+        Head head = Http.await(client.request(new RequestOptions().setMethod(HttpMethod.HEAD).setHost("127.0.0.1")
+                .setPort(plain.managementPort()).setURI(path))
+            .compose(request -> request.send())
+            .compose(response -> response.body().map(b -> new Head(response.statusCode(),
+                response.getHeader("Content-Type"), b.toString()))));
+        assertThat(head.status()).as("HEAD %s", path).isEqualTo(200);
+        assertThat(head.contentType()).as("HEAD %s", path).doesNotContain("problem");
+        assertThat(head.body()).as("HEAD %s", path).isEmpty();
+      }
+    }
+  }
+
+  @Test
   @DisplayName("idemgate_http_connections counts an HTTP/1.1, an h2c and an upgraded h2c connection once each, and drops them when they close")
   void connectionsAreCounted() {
     try (TestGateway gateway = TestGateway.start(); Http scraper = new Http()) {
