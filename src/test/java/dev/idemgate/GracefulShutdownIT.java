@@ -63,6 +63,41 @@ class GracefulShutdownIT {
     }
   }
 
+  @Test
+  @DisplayName("a second SIGTERM, and a SIGINT, during the drain do not cut it short: the in-flight slow payment still "
+      + "gets its 201 and the process exits 0 once it is answered")
+  void laterSignalsDoNotCutTheDrain() throws Exception {
+    int api = TestGateway.freePort();
+    int management = TestGateway.freePort();
+    Path log = Files.createTempFile("idemgate", ".log");
+    ProcessBuilder builder = new ProcessBuilder(List.of("java", "-Xmx256m", "-jar", JAR))
+        .redirectErrorStream(true).redirectOutput(log.toFile());
+    builder.environment().putAll(Map.of("IDEMGATE_PG_URL", TestGateway.pgUrl(), "IDEMGATE_REDIS_URL", TestGateway.redisUrl(),
+        "IDEMGATE_HTTP_PORT", String.valueOf(api), "IDEMGATE_MANAGEMENT_PORT", String.valueOf(management),
+        "IDEMGATE_SIMULATOR_SLOW_MS", "3000", "IDEMGATE_DRAIN_TIMEOUT", "10s", "IDEMGATE_API_INSTANCES", "1"));
+    Process gateway = builder.start();
+    try (Http http = new Http()) {
+      awaitReady(http, management, gateway, log);
+      Future<Http.Reply> inFlight = http.payAsync(api, "sk_test_demo", Http.newKey(), Http.payment(5100, "tok_slow").encode(),
+          Map.of());
+      Thread.sleep(500);
+      long started = System.nanoTime();
+      gateway.destroy(); // SIGTERM
+      Thread.sleep(300);
+      gateway.destroy(); // SIGTERM again, as an impatient operator or a second kill sends it
+      Thread.sleep(300);
+      new ProcessBuilder("kill", "-INT", String.valueOf(gateway.pid())).start().waitFor();
+
+      assertThat(Http.await(inFlight).status()).as("the in-flight payment; log: %s", Files.readString(log)).isEqualTo(201);
+      assertThat(gateway.waitFor(30, TimeUnit.SECONDS)).isTrue();
+      assertThat(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started)).as("the process ran until the payment was answered")
+          .isGreaterThan(2_000);
+      assertThat(gateway.exitValue()).as("exit status; log: %s", Files.readString(log)).isZero();
+    } finally {
+      gateway.destroyForcibly();
+    }
+  }
+
   static void awaitReady(Http http, int management, Process process, Path log) throws Exception {
     Instant deadline = Instant.now().plus(Duration.ofSeconds(40));
     while (Instant.now().isBefore(deadline) && process.isAlive()) {
