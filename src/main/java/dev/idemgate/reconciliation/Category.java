@@ -5,7 +5,10 @@ package dev.idemgate.reconciliation;
  * Severity is one factor of the priority score; the others are the money at stake and the age.
  */
 public enum Category {
-  /** One payment settled more than once: the customer paid twice. */
+  /**
+   * One payment settled more than once: the customer paid twice. A refund or chargeback of the same
+   * amount in the file nets an extra settlement; only what is left over is reported.
+   */
   DUPLICATE_CHARGE(Remediation.REFUND_DUPLICATE, 1.0),
   /**
    * A settlement row that matches no ledger payment. Settled: money taken that the books do not know

@@ -25,7 +25,7 @@ final class HtmlReport {
 
   private static final Map<Category, Look> LOOKS = new EnumMap<>(Map.of(
       Category.DUPLICATE_CHARGE, new Look("#c0392b", "Duplicate charge",
-          "The provider settled one payment more than once: the customer paid twice."),
+          "The provider settled one payment more than once, and did not refund or charge back the extra: the customer paid twice."),
       Category.ORPHAN_AT_PROVIDER, new Look("#d35400", "Orphan at provider",
           "The provider settled, refunded or charged back money that no payment in our ledger accounts for."),
       Category.STATUS_MISMATCH, new Look("#8e44ad", "Status mismatch",

@@ -711,6 +711,15 @@ public final class Reconciler {
   /**
    * Every matched settlement row with its ledger side and role: the first settled row of a payment
    * is its primary, later settled rows are duplicates, refunds and chargebacks are reversals.
+   *
+   * <p>A reversal and a duplicate of the same payment, amount and currency cancel out ({@code
+   * netted}): settled twice and refunded once is one charge. Reported apart, they advised refunding
+   * the duplicate (the customer paid back twice) and marking the ledger refunded (it is charged
+   * once). The k-th reversal, by settled_at, nets the k-th duplicate, whatever their order in time;
+   * what is left over is reported. A chargeback nets like a refund: the customer has that money
+   * back, and a card scheme forbids refunding a charged-back transaction. A reversal of another
+   * amount (a partial refund) nets nothing, and nothing nets the primary: a refund of a payment
+   * settled once is still a STATUS_MISMATCH.
    */
   private static void classifyMatchedRows(Connection c) throws SQLException {
     // Only rows that can be a discrepancy are classified: a payment settled more than once, a
@@ -721,6 +730,13 @@ public final class Reconciler {
         SELECT payment_id FROM recon_match GROUP BY payment_id HAVING count(*) > 1""");
     execute(c, """
         CREATE TEMP TABLE recon_pair ON COMMIT DROP AS
+        SELECT q.*,
+               q.role <> 'primary'
+                 AND row_number() OVER netting <= CASE WHEN q.role = 'duplicate'
+                                                       THEN count(*) FILTER (WHERE q.role = 'reversal') OVER same_money
+                                                       ELSE count(*) FILTER (WHERE q.role = 'duplicate') OVER same_money END
+                 AS netted
+        FROM (
         SELECT s.line, s.settlement_id, s.provider_reference, s.provider_key, s.merchant_id, s.amount, s.currency,
                s.status, s.settled_at, m.payment_id, m.method, m.confidence, l.kind, l.status AS ledger_status,
                l.amount AS ledger_amount, l.currency AS ledger_currency, l.merchant_id AS ledger_merchant,
@@ -735,7 +751,10 @@ public final class Reconciler {
         WHERE s.status <> 'settled' OR l.status <> 'succeeded' OR l.kind <> 'payment' OR l.stuck
            OR s.amount <> l.amount OR s.currency <> l.currency
            OR m.payment_id IN (SELECT payment_id FROM recon_multi)
-        WINDOW settled AS (PARTITION BY m.payment_id, s.status = 'settled' ORDER BY s.settled_at, s.line)""");
+        WINDOW settled AS (PARTITION BY m.payment_id, s.status = 'settled' ORDER BY s.settled_at, s.line)
+        ) q
+        WINDOW same_money AS (PARTITION BY q.payment_id, q.amount, q.currency),
+               netting AS (PARTITION BY q.payment_id, q.amount, q.currency, q.role ORDER BY q.settled_at, q.line)""");
     execute(c, "CREATE INDEX ON recon_pair (payment_id)");
     execute(c, "ANALYZE recon_pair");
   }
@@ -760,8 +779,11 @@ public final class Reconciler {
                jsonb_build_object('first_settlement_id', p.first_settlement_id, 'first_settled_at', p.first_settled_at,
                  'duplicate_settled_at', p.settled_at, 'ledger_created_at', p.created_at,
                  'times_settled', p.times_settled)
+               || coalesce((SELECT jsonb_build_object('reversals_netted', count(*) FILTER (WHERE n.role = 'reversal'),
+                                     'netted_settlement_ids', jsonb_agg(n.settlement_id ORDER BY n.settled_at, n.line))
+                            FROM recon_pair n WHERE n.payment_id = p.payment_id AND n.netted HAVING count(*) > 0), '{}')
         FROM recon_pair p
-        WHERE p.role = 'duplicate'""".formatted(PAIR_COLUMNS));
+        WHERE p.role = 'duplicate' AND NOT p.netted""".formatted(PAIR_COLUMNS));
     // A refund or chargeback that matches no payment gave money back already: refunding it too would
     // pay the customer twice, so it gets its own action.
     try (PreparedStatement orphans = c.prepareStatement(INSERT + """
@@ -785,7 +807,7 @@ public final class Reconciler {
                jsonb_build_object('ledger_status', p.ledger_status, 'settlement_status', p.status,
                  'ledger_created_at', p.created_at, 'settled_at', p.settled_at)
         FROM recon_pair p
-        WHERE p.kind = 'payment' AND NOT p.stuck AND p.role <> 'duplicate'
+        WHERE p.kind = 'payment' AND NOT p.stuck AND p.role <> 'duplicate' AND NOT p.netted
           AND NOT (p.ledger_status = 'succeeded' AND p.status = 'settled')""".formatted(PAIR_COLUMNS));
     insert(c, runId, Category.AMOUNT_MISMATCH, """
         SELECT ?, ?, ?, abs(p.amount - p.ledger_amount), p.currency, %s, p.created_at,
@@ -984,7 +1006,8 @@ public final class Reconciler {
         .put("rows", new JsonObject().put("read", ingest.read).put("valid", ingest.staged + ingest.filteredOut)
             .put("malformed", ingest.malformedCount).put("repeated", ingest.repeated)
             .put("outside_merchant_filter", ingest.filteredOut)
-            .put("reconciled", ingest.staged).put("matched", matched))
+            .put("reconciled", ingest.staged).put("matched", matched)
+            .put("netted", count(c, "SELECT count(*) FROM recon_pair WHERE netted")))
         .put("ledger", new JsonObject()
             .put("payments_in_window", count(c, "SELECT count(*) FROM recon_ledger WHERE kind = 'payment' AND in_window"))
             .put("payments_outside_window", count(c, "SELECT count(*) FROM recon_ledger WHERE NOT in_window"))

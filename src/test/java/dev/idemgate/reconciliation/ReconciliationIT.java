@@ -459,6 +459,79 @@ class ReconciliationIT {
   }
 
   @Test
+  @DisplayName("a refund or chargeback of the same amount nets an extra settlement of its payment: settled twice and "
+      + "refunded once is one charge, no discrepancy; settled three times and refunded once is one DUPLICATE_CHARGE; "
+      + "a refund of a payment settled once, or one of another amount, is reported as before")
+  void reversalsNetExtraSettlements() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant day = Instant.now().truncatedTo(ChronoUnit.DAYS).minus(Duration.ofDays(10));
+      Instant charged = day.minus(Duration.ofHours(4));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder csv = new StringBuilder(HEADER);
+      for (int i = 0; i < 4; i++) {
+        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_" + i, charged);
+        csv.append(row("s_" + i, p + "ch_" + i, null, m1, 1_000 + i, "EUR", "settled", day.plus(Duration.ofHours(i))));
+      }
+      // Settled twice, refunded once, all of one amount: the customer paid once, as the ledger says.
+      ledger.payment("m1", 3_000, "EUR", "succeeded", p + "ch_d", charged);
+      csv.append(row("sd1", p + "ch_d", null, m1, 3_000, "EUR", "settled", day));
+      csv.append(row("sd2", p + "ch_d", null, m1, 3_000, "EUR", "settled", day.plus(Duration.ofHours(1))));
+      csv.append(row("rd1", p + "ch_d", null, m1, 3_000, "EUR", "refunded", day.plus(Duration.ofHours(5))));
+      // The same with a chargeback of the duplicate: the customer has that money back too.
+      ledger.payment("m1", 3_100, "EUR", "succeeded", p + "ch_c", charged);
+      csv.append(row("sc1", p + "ch_c", null, m1, 3_100, "EUR", "settled", day));
+      csv.append(row("sc2", p + "ch_c", null, m1, 3_100, "EUR", "settled", day.plus(Duration.ofHours(1))));
+      csv.append(row("cc1", p + "ch_c", null, m1, 3_100, "EUR", "chargeback", day.plus(Duration.ofHours(6))));
+      // Settled three times, refunded once: one charge too many is left.
+      String thrice = ledger.payment("m1", 3_200, "EUR", "succeeded", p + "ch_t", charged);
+      csv.append(row("st1", p + "ch_t", null, m1, 3_200, "EUR", "settled", day));
+      csv.append(row("st2", p + "ch_t", null, m1, 3_200, "EUR", "settled", day.plus(Duration.ofHours(1))));
+      csv.append(row("st3", p + "ch_t", null, m1, 3_200, "EUR", "settled", day.plus(Duration.ofHours(2))));
+      csv.append(row("rt1", p + "ch_t", null, m1, 3_200, "EUR", "refunded", day.plus(Duration.ofHours(5))));
+      // Settled twice, refunded twice: nothing charged, the ledger still says succeeded.
+      String allBack = ledger.payment("m1", 3_300, "EUR", "succeeded", p + "ch_z", charged);
+      csv.append(row("sz1", p + "ch_z", null, m1, 3_300, "EUR", "settled", day));
+      csv.append(row("sz2", p + "ch_z", null, m1, 3_300, "EUR", "settled", day.plus(Duration.ofHours(1))));
+      csv.append(row("rz1", p + "ch_z", null, m1, 3_300, "EUR", "refunded", day.plus(Duration.ofHours(5))));
+      csv.append(row("rz2", p + "ch_z", null, m1, 3_300, "EUR", "refunded", day.plus(Duration.ofHours(6))));
+      // Settled once and refunded: the ledger should say so (unchanged).
+      String refunded = ledger.payment("m1", 3_400, "EUR", "succeeded", p + "ch_r", charged);
+      csv.append(row("sr1", p + "ch_r", null, m1, 3_400, "EUR", "settled", day));
+      csv.append(row("rr1", p + "ch_r", null, m1, 3_400, "EUR", "refunded", day.plus(Duration.ofHours(5))));
+      // Settled twice, refunded in part: no netting of another amount (unchanged).
+      String partly = ledger.payment("m1", 3_500, "EUR", "succeeded", p + "ch_p", charged);
+      csv.append(row("sp1", p + "ch_p", null, m1, 3_500, "EUR", "settled", day));
+      csv.append(row("sp2", p + "ch_p", null, m1, 3_500, "EUR", "settled", day.plus(Duration.ofHours(1))));
+      csv.append(row("rp1", p + "ch_p", null, m1, 1_000, "EUR", "refunded", day.plus(Duration.ofHours(5))));
+
+      JsonObject json = reconcile(dir.resolve("netted.csv"), csv.toString(), p);
+
+      Map<String, String> found = new HashMap<>();
+      json.getJsonArray("discrepancies").forEach(o -> found.put(((JsonObject) o).getString("settlement_id"),
+          ((JsonObject) o).getString("category") + " " + ((JsonObject) o).getString("payment_id")));
+      assertThat(found).as("discrepancies by settlement_id").containsExactlyInAnyOrderEntriesOf(Map.of(
+          "st3", "DUPLICATE_CHARGE " + thrice,
+          "rz2", "STATUS_MISMATCH " + allBack,
+          "rr1", "STATUS_MISMATCH " + refunded,
+          "sp2", "DUPLICATE_CHARGE " + partly,
+          "rp1", "STATUS_MISMATCH " + partly));
+      Map<String, JsonObject> bySettlement = new HashMap<>();
+      json.getJsonArray("discrepancies").forEach(o -> bySettlement.put(((JsonObject) o).getString("settlement_id"), (JsonObject) o));
+      JsonObject left = bySettlement.get("st3");
+      assertThat(left.getString("remediation")).isEqualTo("REFUND_DUPLICATE");
+      assertThat(left.getJsonObject("evidence").getLong("times_settled")).isEqualTo(3);
+      assertThat(left.getJsonObject("evidence").getLong("reversals_netted")).isEqualTo(1);
+      assertThat(left.getJsonObject("evidence").getJsonArray("netted_settlement_ids").getList()).containsExactly("st2", "rt1");
+      assertThat(bySettlement.get("sp2").getJsonObject("evidence").containsKey("reversals_netted")).isFalse();
+      assertThat(bySettlement.get("rr1").getString("remediation")).isEqualTo("CORRECT_LEDGER_STATUS");
+      // Netted: sd2 with rd1, sc2 with cc1, st2 with rt1, sz2 with rz1.
+      assertThat(json.getJsonObject("summary").getJsonObject("rows").getLong("netted")).isEqualTo(8);
+      assertThat(json.getJsonObject("summary").getJsonObject("rows").getLong("matched")).isEqualTo(23);
+    }
+  }
+
+  @Test
   @DisplayName("a placeholder settled_at PostgreSQL cannot store (0000-01-01, -0001-…, +12345-…) is a malformed line; "
       + "the run completes")
   void placeholderYearsAreMalformedLines() throws Exception {
