@@ -108,10 +108,10 @@ public final class RedisGate {
             // at once, after the SET on the same connection; and again a deadline later, as the
             // failure may have dropped that connection and the delete gone out on a new one, ahead
             // of a SET still on its way.
-            release(merchantId, key, value);
+            releaseOnce(merchantId, key, value);
             Context context = Vertx.currentContext();
             if (context != null) {
-              context.owner().setTimer(timeoutMs, id -> release(merchantId, key, value));
+              context.owner().setTimer(timeoutMs, id -> releaseOnce(merchantId, key, value));
             }
           }
           return new GateDecision.AskStore();
@@ -157,6 +157,7 @@ public final class RedisGate {
    * already expired is not stored, and the request's claim is deleted instead: left behind, it would
    * answer the key 409 "in flight" for a whole lease while PostgreSQL holds the key as new (a claim
    * that read the record just after its expiry, behind a row lock or on a clock ahead of PostgreSQL's).
+   * A write that fails deletes the claim too ({@link #setAndNotify}).
    */
   public Future<Void> complete(String merchantId, IdempotencyKey key, String fingerprint, StoredResponse response,
       String ownClaim) {
@@ -166,33 +167,104 @@ public final class RedisGate {
     }
     String value = "C|" + fingerprint + "|" + response.status() + "|" + response.expiresAt().toEpochMilli()
         + "|" + response.paymentId() + "|" + response.body();
-    return setAndNotify(merchantId, key, value, ttl, "complete");
+    return setAndNotify(merchantId, key, value, ttl, "complete", ownClaim);
   }
 
-  /** Marks the key pending: retries then ask PostgreSQL, which follows recovery's progress. */
-  public Future<Void> markPending(String merchantId, IdempotencyKey key, String fingerprint, Duration ttl) {
-    return setAndNotify(merchantId, key, "N|" + fingerprint, ttl.toMillis(), "mark pending");
+  /**
+   * Marks the key pending: retries then ask PostgreSQL, which follows recovery's progress. In place
+   * of the request's own claim ({@code ownClaim}, null if it has none), as {@link #complete}.
+   */
+  public Future<Void> markPending(String merchantId, IdempotencyKey key, String fingerprint, Duration ttl,
+      String ownClaim) {
+    return setAndNotify(merchantId, key, "N|" + fingerprint, ttl.toMillis(), "mark pending", ownClaim);
   }
 
-  /** SET the record and PUBLISH to waiting twins in one round trip. Best effort: PostgreSQL has it. */
-  private Future<Void> setAndNotify(String merchantId, IdempotencyKey key, String value, long ttlMs, String what) {
+  /**
+   * SET the record and PUBLISH to waiting twins in one round trip. Best effort: PostgreSQL has it.
+   * When the write replaces the request's own claim ({@code ownClaim}) and fails, the claim is
+   * deleted in its place, with a wake-up: left there, it would answer every retry 409 "in flight"
+   * until its lease ends (30 s by default) for a payment PostgreSQL holds as done, and its waiting
+   * twins would sit out their whole wait for a PUBLISH that never went. Without it, retries and
+   * twins ask PostgreSQL, which has the answer. Only the compare-and-delete of the claim's own
+   * token: it leaves alone a SET that was applied after all (its reply lost or late), or lands
+   * later, whichever comes first. Nothing is added to a write that succeeds.
+   */
+  private Future<Void> setAndNotify(String merchantId, IdempotencyKey key, String value, long ttlMs, String what,
+      String ownClaim) {
     Request set = Request.cmd(Command.SET).arg(redisKey(merchantId, key)).arg(value).arg("PX").arg(ttlMs);
-    return ignoreFailure(redis.batch(List.of(set, CompletionNotifier.publish(merchantId, key))), what);
+    Future<List<Response>> written = redis.batch(List.of(set, CompletionNotifier.publish(merchantId, key)));
+    if (ownClaim == null) {
+      return ignoreFailure(written, what);
+    }
+    return written.timeout(timeoutMs, TimeUnit.MILLISECONDS).<Void>mapEmpty().recover(failure -> {
+      log.warn("redis {} failed; this request's claim is deleted in its place, PostgreSQL stays authoritative: {}",
+          what, failure.toString());
+      return releaseAndWake(merchantId, key, ownClaim);
+    });
   }
 
-  /** Deletes this request's own claim, and nothing another request wrote since. */
+  /**
+   * Deletes this request's own claim, and nothing another request wrote since. A delete that fails
+   * is tried again while the claim's lease may last ({@link #dropClaim}).
+   */
   public Future<Void> release(String merchantId, IdempotencyKey key, String claimValue) {
-    return bestEffort(compareAndDelete(merchantId, key, claimValue), "release");
+    return dropClaim(merchantId, key, claimValue, false, "release");
   }
 
   /**
    * {@link #release} and {@link #wakeWaiters} in one round trip, the delete first: for a request that
    * ends with nothing for its twins to replay (503, 422), whose twins would otherwise sit out their
-   * whole wait on a claim that is gone.
+   * whole wait on a claim that is gone. Tried again as {@link #release} is.
    */
   public Future<Void> releaseAndWake(String merchantId, IdempotencyKey key, String claimValue) {
-    return ignoreFailure(redis.batch(List.of(compareAndDelete(merchantId, key, claimValue),
-        CompletionNotifier.publish(merchantId, key))), "release and wake waiters");
+    return dropClaim(merchantId, key, claimValue, true, "release and wake waiters");
+  }
+
+  /**
+   * Deletes a claim of this gateway's (and wakes its waiters, {@code wake}); the future, which never
+   * fails, ends with the first try, within one Redis deadline. A claim whose delete failed would
+   * answer its key 409 "in flight" until its lease ends, whatever PostgreSQL holds, so a failed try
+   * is followed, in the background, by others a deadline later, then twice as long each time, until
+   * one is answered or the lease (counted from now, so past the claim's) is over; none while the
+   * breaker is open, when Redis is taken as down and claims skip it (its half-open probe tells when
+   * it is back). Deleting a claim by its own token is safe however late: the token is this
+   * request's alone. Nothing is added to a delete that succeeds.
+   */
+  private Future<Void> dropClaim(String merchantId, IdempotencyKey key, String claimValue, boolean wake, String what) {
+    return tryDrop(merchantId, key, claimValue, wake).recover(failure -> {
+      log.warn("redis {} failed, tried again while the claim's lease lasts; PostgreSQL stays authoritative: {}",
+          what, failure.toString());
+      Context context = Vertx.currentContext();
+      if (context != null) {
+        dropLater(context, merchantId, key, claimValue, wake, timeoutMs,
+            System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(leaseMs));
+      }
+      return Future.succeededFuture();
+    });
+  }
+
+  private void dropLater(Context context, String merchantId, IdempotencyKey key, String claimValue, boolean wake,
+      long waitMs, long leaseEndsNanos) {
+    if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(waitMs) >= leaseEndsNanos) {
+      log.debug("redis claim not deleted within its lease; it has expired by now");
+      return;
+    }
+    context.owner().setTimer(waitMs, id -> {
+      Future<Void> tried = skipping() ? Future.failedFuture("breaker open") : tryDrop(merchantId, key, claimValue, wake);
+      tried.onFailure(failure -> dropLater(context, merchantId, key, claimValue, wake, waitMs * 2, leaseEndsNanos));
+    });
+  }
+
+  private Future<Void> tryDrop(String merchantId, IdempotencyKey key, String claimValue, boolean wake) {
+    Future<?> sent = wake
+        ? redis.batch(List.of(compareAndDelete(merchantId, key, claimValue), CompletionNotifier.publish(merchantId, key)))
+        : redis.send(compareAndDelete(merchantId, key, claimValue));
+    return sent.timeout(timeoutMs, TimeUnit.MILLISECONDS).mapEmpty();
+  }
+
+  /** One compare-and-delete, not tried again: for the gate's own claim, which does its own second try. */
+  private void releaseOnce(String merchantId, IdempotencyKey key, String claimValue) {
+    bestEffort(compareAndDelete(merchantId, key, claimValue), "release");
   }
 
   private static Request compareAndDelete(String merchantId, IdempotencyKey key, String claimValue) {

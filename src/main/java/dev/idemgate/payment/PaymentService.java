@@ -344,7 +344,7 @@ public final class PaymentService {
                 .map(v -> new PayOutcome.Replayed(done.response()));
           } else if (decision instanceof StoreClaim.Pending pending) {
             return cached(redisClaim, () -> gate.markPending(cmd.merchantId(), cmd.key(), cmd.fingerprint(),
-                    config.keyTtlFor(cmd.merchantId())))
+                    config.keyTtlFor(cmd.merchantId()), redisClaim))
                 .map(v -> new PayOutcome.Replayed(pending.response()));
           } else if (decision instanceof StoreClaim.InFlight) {
             // Twins that waited on this request's Redis claim are not woken: the request that holds
@@ -558,7 +558,7 @@ public final class PaymentService {
       return cached(redisClaim, () -> gate.complete(cmd.merchantId(), cmd.key(), cmd.fingerprint(), response, redisClaim));
     }
     return cached(redisClaim, () -> gate.markPending(cmd.merchantId(), cmd.key(), cmd.fingerprint(),
-        config.keyTtlFor(cmd.merchantId())));
+        config.keyTtlFor(cmd.merchantId()), redisClaim));
   }
 
   /**

@@ -488,7 +488,7 @@ public final class RecoveryVerticle extends VerticleBase {
         config.ledgerProvider(), null, null, next);
     return store.complete(r.merchantId(), r.key(), r.epoch(), completion).compose(result -> result == Completion.Result.FENCED
         ? Future.succeededFuture(Action.FENCED)
-        : gate.markPending(r.merchantId(), r.key(), r.fingerprint(), config.keyTtlFor(r.merchantId())).map(v -> Action.STILL_PENDING));
+        : gate.markPending(r.merchantId(), r.key(), r.fingerprint(), config.keyTtlFor(r.merchantId()), null).map(v -> Action.STILL_PENDING));
   }
 
   /** The shorter of two waits; {@code cap} null is none. */

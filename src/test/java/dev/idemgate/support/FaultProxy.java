@@ -34,7 +34,9 @@ import java.util.concurrent.atomic.AtomicReference;
  *       pass: a peer that hangs without closing (a hung process, a host gone without a reset) as
  *       seen by a client that keeps its connection;</li>
  *   <li>{@link #cutAll()}: reset (TCP RST) every open connection on both sides at once;</li>
- *   <li>{@link #latency(long)}: delay every forwarded chunk by that much, keeping order.</li>
+ *   <li>{@link #latency(long)}: delay every forwarded chunk by that much, keeping order;</li>
+ *   <li>{@link #loseAnswerAfter} and {@link #resetBefore}: lose one connection just after, or just
+ *       before, a request that contains a marker.</li>
  * </ul>
  *
  * <p>Plain blocking sockets on daemon threads (an acceptor, and per connection a reader and a writer
@@ -59,6 +61,9 @@ public final class FaultProxy implements AutoCloseable {
   private final AtomicReference<LostAnswer> lostAnswer = new AtomicReference<>();
 
   private record LostAnswer(byte[] marker, long resetAfterMs) {}
+
+  /** A one-shot fault armed by {@link #resetBefore}: what the client sends that triggers it. */
+  private final AtomicReference<byte[]> lostRequest = new AtomicReference<>();
 
   private FaultProxy(InetSocketAddress target) throws IOException {
     this.target = target;
@@ -173,6 +178,15 @@ public final class FaultProxy implements AutoCloseable {
     lostAnswer.set(new LostAnswer(marker.getBytes(StandardCharsets.UTF_8), resetAfterMs));
   }
 
+  /**
+   * Once: the first chunk a client sends that contains {@code marker} is not forwarded, and its
+   * connection is reset at once. The target never gets the request (nor what came with it in the
+   * same chunk): the connection is lost just before it, as when the target restarts.
+   */
+  public void resetBefore(String marker) {
+    lostRequest.set(marker.getBytes(StandardCharsets.UTF_8));
+  }
+
   private static boolean contains(byte[] bytes, byte[] marker) {
     for (int i = 0; i + marker.length <= bytes.length; i++) {
       if (Arrays.equals(bytes, i, i + marker.length, marker, 0, marker.length)) {
@@ -285,6 +299,13 @@ public final class FaultProxy implements AutoCloseable {
           InputStream in = from.getInputStream();
           int n;
           while ((n = in.read(buffer)) >= 0) {
+            byte[] lost = lostRequest.get();
+            if (direction.equals("up") && lost != null && contains(Arrays.copyOf(buffer, n), lost)
+                && lostRequest.compareAndSet(lost, null)) {
+              reset();
+              queue.offer(Chunk.END);
+              return;
+            }
             if (mode != Mode.BLACKHOLE && !frozen) {
               queue.put(new Chunk(System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(latencyMs), Arrays.copyOf(buffer, n)));
             }
