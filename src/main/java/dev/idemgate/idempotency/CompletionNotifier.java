@@ -65,6 +65,13 @@ public final class CompletionNotifier {
   private final long timeoutMs;
   private final long keepAliveDeadlineMs;
   private final Map<String, List<Promise<Void>>> waiters = new HashMap<>();
+  /**
+   * The SUBSCRIBE of each channel waited on, which every wait on it is ready with: a wait that took
+   * a channel already waited on as subscribed before Redis confirmed it looked at the record again
+   * too early, and a completion published between that look and the confirmation never reached it
+   * (it ended at its own timer, up to 10 s later).
+   */
+  private final Map<String, Future<Void>> subscriptions = new HashMap<>();
   /** SUBSCRIBEs sent and not yet confirmed, by channel. */
   private final Map<String, Pending> confirmations = new HashMap<>();
   private Future<RedisConnection> subscriber;
@@ -99,14 +106,22 @@ public final class CompletionNotifier {
 
     private Wait(String channel, long waitMs) {
       this.channel = channel;
-      boolean first = !waiters.containsKey(channel);
       waiters.computeIfAbsent(channel, c -> new ArrayList<>()).add(done);
       this.timer = vertx.setTimer(waitMs, id -> done.tryComplete());
-      this.ready = first ? subscribe(channel, timeoutMs).recover(unanswered -> subscribe(channel, timeoutMs))
-          : Future.succeededFuture();
+      // A channel already waited on is subscribed once Redis confirms it, and not before; one whose
+      // SUBSCRIBE failed (Redis not reached, each try left its connection) is tried again.
+      Future<Void> subscribed = subscriptions.get(channel);
+      if (subscribed == null || subscribed.failed()) {
+        subscribed = subscribe(channel, timeoutMs).recover(unanswered -> subscribe(channel, timeoutMs));
+        subscriptions.put(channel, subscribed);
+      }
+      this.ready = subscribed;
     }
 
-    /** Subscribed; fails when Redis cannot be reached (then only the timer ends the wait). */
+    /**
+     * Subscribed: Redis confirmed the channel's SUBSCRIBE, this wait's or an earlier one's; fails
+     * when Redis cannot be reached (then only the timer ends the wait).
+     */
     public Future<Void> ready() {
       return ready;
     }
@@ -122,6 +137,7 @@ public final class CompletionNotifier {
       List<Promise<Void>> list = waiters.get(channel);
       if (list != null && list.remove(done) && list.isEmpty()) {
         waiters.remove(channel);
+        subscriptions.remove(channel);
         if (subscriber != null && subscriber.succeeded()) {
           subscriber.result().send(Request.cmd(Command.UNSUBSCRIBE).arg(channel));
         }

@@ -102,6 +102,32 @@ class CompletionNotifierIT {
   }
 
   @Test
+  @DisplayName("a second wait on a key is ready only once Redis confirmed the key's SUBSCRIBE: a completion "
+      + "published as soon as it is ready reaches it, instead of being missed and the wait sat out")
+  void secondWaitReadyOnlyOnceSubscribed() throws Exception {
+    try (Rig rig = new Rig(new VertxOptions())) {
+      long timeoutMs = 2_000; // well past the confirmation's delay below: no connection is left
+      CompletionNotifier notifier = rig.notifier(new RedisOptions(), timeoutMs);
+      subscribed(rig.context, notifier, "warm"); // the connection is open
+
+      // Each way: the key's SUBSCRIBE is confirmed some 600 ms after it is sent. A waiter looks at
+      // the record again once its wait is ready, and its twin's completion may come right after.
+      rig.proxy.latency(300);
+      CompletionNotifier.Wait second = on(rig.context, () -> {
+        notifier.register("m", new IdempotencyKey("pair"), 30_000);
+        return notifier.register("m", new IdempotencyKey("pair"), 30_000);
+      });
+      second.ready().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+      String receivers = RespCommand.call(rig.redis.port(), "PUBLISH",
+          CompletionNotifier.channel("m", new IdempotencyKey("pair")), "done");
+      assertThat(receivers).as("subscribers of the key's channel in Redis when the second wait was ready").isEqualTo("1");
+      assertThat(second.done().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS))
+          .as("woken by that completion").isNull();
+      closeWithin5s(rig.context, notifier);
+    }
+  }
+
+  @Test
   @DisplayName("in Redis Cluster there is no keep-alive (it would test a master at random): a quiet subscriber "
       + "connection is kept, and a completion wakes the wait")
   void noKeepAliveInCluster() throws Exception {
