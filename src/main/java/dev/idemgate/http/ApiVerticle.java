@@ -570,12 +570,18 @@ public final class ApiVerticle extends VerticleBase {
    * over HTTP/1.1 but sends it over HTTP/2, where a body on a HEAD stream is a protocol error.
    */
   private static void sendPayment(RoutingContext ctx, String body) {
+    // A GET that holds back a body for 100 (Continue) is answered unread, as a refusal is.
+    boolean closing = Problems.closingIfBodyWithheld(ctx.request());
     var response = ctx.response().putHeader("Content-Type", "application/json");
+    Future<Void> written;
     if (ctx.request().method() == HttpMethod.HEAD) {
-      response.putHeader("Content-Length", String.valueOf(body.getBytes(StandardCharsets.UTF_8).length))
+      written = response.putHeader("Content-Length", String.valueOf(body.getBytes(StandardCharsets.UTF_8).length))
           .end();
     } else {
-      response.end(body);
+      written = response.end(body);
+    }
+    if (closing) {
+      written.onComplete(done -> ctx.request().connection().close());
     }
   }
 

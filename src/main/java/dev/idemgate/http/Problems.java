@@ -305,9 +305,41 @@ public final class Problems {
     });
   }
 
-  /** Writes the problem as the response; the future completes once it is written. */
+  /**
+   * Writes the problem as the response; the future completes once it is written. An answer to a
+   * request whose body is held back for a 100 (Continue) that was never sent ends its connection
+   * ({@link #closingIfBodyWithheld}).
+   */
   public static Future<Void> send(RoutingContext ctx, ApiProblem problem) {
-    return render(ctx.response(), problem, RequestIds.of(ctx), ctx.request().method() == HttpMethod.HEAD);
+    boolean closing = closingIfBodyWithheld(ctx.request());
+    Future<Void> written = render(ctx.response(), problem, RequestIds.of(ctx), ctx.request().method() == HttpMethod.HEAD);
+    return closing ? written.onComplete(done -> ctx.request().connection().close()) : written;
+  }
+
+  /**
+   * Whether a final answer to {@code request}, about to be written, leaves unread a body the client
+   * holds back: an HTTP/1.1 request with an {@code Expect} header (100-continue, or one the body
+   * handler refuses 417), not all in, of which no body byte has been read. Such a client waits for
+   * 100 (Continue), and given a final status instead it may skip its body (RFC 9110 §10.1.1), as
+   * curl, Go and Java clients do; Vert.x keeps the connection open and takes the next bytes for that
+   * body, so the client's next request on it was read as the body and its rest answered HTTP/1.0
+   * 400. If so, this marks the answer {@code Connection: close} (RFC 9110 §10.1.1 asks a server to
+   * say whether it will keep reading; RFC 9112 §9.6) and returns true: the caller closes the
+   * connection once the answer is written. Not HTTP/2, whose streams are framed on their own, nor
+   * HTTP/1.0, whose 100-continue a server must ignore. A request sent 100 has its body read before
+   * any answer but a 413 or 408 mid-body, with body bytes read. Hazard: a client that sends its body
+   * unasked all the same has it read within the read that brought the head; one whose body is
+   * still on its way when the connection closes may get a reset and lose the answer.
+   * Cost: a request all in (every payment's answer, a read's answer once the store replied) pays
+   * for that one check; the others, answered before their body, for a header lookup.
+   */
+  static boolean closingIfBodyWithheld(HttpServerRequest request) {
+    if (request.isEnded() || request.version() != HttpVersion.HTTP_1_1 || request.bytesRead() > 0
+        || !request.headers().contains(HttpHeaders.EXPECT)) {
+      return false;
+    }
+    request.response().putHeader(HttpHeaders.CONNECTION, HttpHeaders.CLOSE);
+    return true;
   }
 
   /** @param head whether the request was HEAD: its answer has the headers and no body (over HTTP/2, a body is a protocol error) */
