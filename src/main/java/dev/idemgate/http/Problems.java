@@ -326,12 +326,15 @@ public final class Problems {
    * 400. If so, this marks the answer {@code Connection: close} (RFC 9110 §10.1.1 asks a server to
    * say whether it will keep reading; RFC 9112 §9.6) and returns true: the caller closes the
    * connection once the answer is written. Not HTTP/2, whose streams are framed on their own, nor
-   * HTTP/1.0, whose 100-continue a server must ignore. A request sent 100 has its body read before
-   * any answer but a 413 or 408 mid-body, with body bytes read. Hazard: a client that sends its body
-   * unasked all the same has it read within the read that brought the head; one whose body is
-   * still on its way when the connection closes may get a reset and lose the answer.
-   * Cost: a request all in (every payment's answer, a read's answer once the store replied) pays
-   * for that one check; the others, answered before their body, for a header lookup.
+   * HTTP/1.0, whose 100-continue a server must ignore. Not a request that was sent 100 either: its
+   * body is read before any answer but a 413 for a chunked body past the limit (bytes read by then)
+   * or a 408 (which closes the connection itself). Hazard: a client that sends its body without
+   * waiting has it read before the close when it came with the head; one whose body is still on
+   * its way when the connection closes may get a reset and lose the answer.
+   * Cost: only problem answers and a payment's GET call this. A request all in (a problem found
+   * after the body, a GET answered once the store replied) pays for one flag check; the others,
+   * answered before their body, for a header lookup. The answers of payments (201, 402, 202,
+   * replays) never call it.
    */
   static boolean closingIfBodyWithheld(HttpServerRequest request) {
     if (request.isEnded() || request.version() != HttpVersion.HTTP_1_1 || request.bytesRead() > 0
