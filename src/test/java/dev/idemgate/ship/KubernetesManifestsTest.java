@@ -319,6 +319,30 @@ class KubernetesManifestsTest {
     }
   }
 
+  @Test
+  @DisplayName("an init container migrates the schema, with the gateway's image, database, config and lock-down, and no probe to cut it short")
+  void migratesBeforeTheProbedStart() {
+    PodSpec pod = only(Deployment.class).getSpec().getTemplate().getSpec();
+    // The startup probe gives the gateway's container failureThreshold x periodSeconds (2 minutes) to
+    // answer /health/live. A migration may take far longer (V9 builds an index CONCURRENTLY over the
+    // whole idempotency_keys table, Migrations allows it 30 minutes); run by "serve" under that probe
+    // it was killed, its build cancelled and started over at every restart, and the rollout never ended.
+    assertThat(pod.getInitContainers()).as("init containers").hasSize(1);
+    Container migrate = pod.getInitContainers().get(0);
+    assertThat(migrate.getArgs()).containsExactly("migrate");
+    assertThat(migrate.getImage()).isEqualTo(gateway().getImage());
+    assertThat(migrate.getStartupProbe()).isNull();
+    assertThat(migrate.getLivenessProbe()).isNull();
+    EnvVar pgUrl = migrate.getEnv().stream().filter(v -> v.getName().equals("IDEMGATE_PG_URL")).findFirst()
+        .orElseThrow(() -> new AssertionError("the init container has no IDEMGATE_PG_URL"));
+    EnvVar gatewayPgUrl = gateway().getEnv().stream().filter(v -> v.getName().equals("IDEMGATE_PG_URL")).findFirst().orElseThrow();
+    assertThat(pgUrl.getValueFrom()).isEqualTo(gatewayPgUrl.getValueFrom());
+    assertThat(env(migrate).get("IDEMGATE_CONFIG")).isEqualTo(env(gateway()).get("IDEMGATE_CONFIG"));
+    assertThat(migrate.getVolumeMounts()).extracting(m -> m.getMountPath()).contains("/app/conf", "/tmp");
+    assertThat(migrate.getSecurityContext()).isEqualTo(gateway().getSecurityContext());
+    assertThat(migrate.getResources().getLimits()).isEqualTo(gateway().getResources().getLimits());
+  }
+
   private static void assertProbe(Probe probe, String path) {
     assertThat(probe).as(path + " probe").isNotNull();
     assertThat(probe.getHttpGet().getPath()).isEqualTo(path);
