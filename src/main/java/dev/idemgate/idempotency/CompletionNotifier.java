@@ -69,7 +69,9 @@ public final class CompletionNotifier {
    * The SUBSCRIBE of each channel waited on, which every wait on it is ready with: a wait that took
    * a channel already waited on as subscribed before Redis confirmed it looked at the record again
    * too early, and a completion published between that look and the confirmation never reached it
-   * (it ended at its own timer, up to 10 s later).
+   * (it ended at its own timer, up to 10 s later). Emptied when the subscriber connection is lost or
+   * left: a confirmation came on that connection, and a wait registered before its replacement
+   * subscribed again was taken as subscribed while nothing was, with the same miss.
    */
   private final Map<String, Future<Void>> subscriptions = new HashMap<>();
   /** SUBSCRIBEs sent and not yet confirmed, by channel. */
@@ -231,6 +233,7 @@ public final class CompletionNotifier {
   private void forget(Future<RedisConnection> gone) {
     if (subscriber == gone) {
       subscriber = null;
+      subscriptions.clear();
       gone.onSuccess(RedisConnection::close);
       dropPending(gone);
       replaceLater();
@@ -262,6 +265,7 @@ public final class CompletionNotifier {
   private void leave(Future<RedisConnection> suspect) {
     if (subscriber == suspect) {
       subscriber = null;
+      subscriptions.clear();
     }
     suspect.onSuccess(RedisConnection::close);
     dropPending(suspect);

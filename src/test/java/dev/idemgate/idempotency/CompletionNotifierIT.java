@@ -128,6 +128,32 @@ class CompletionNotifierIT {
   }
 
   @Test
+  @DisplayName("a wait registered on a key while its subscriber connection is being replaced is ready only once the "
+      + "new connection confirmed the key's SUBSCRIBE: a completion published as soon as it is ready reaches it")
+  void waitDuringReplacementReadyOnlyOnceSubscribedAgain() throws Exception {
+    try (Rig rig = new Rig(new VertxOptions())) {
+      long timeoutMs = 5_000; // well past the new connection's slow handshake below: nothing is left
+      CompletionNotifier notifier = rig.notifier(new RedisOptions(), timeoutMs);
+      subscribed(rig.context, notifier, "lost-pair"); // the key's channel confirmed on the first connection
+
+      // Each way, for the connection that replaces the first: its SUBSCRIBE is confirmed some 600 ms
+      // after it is sent. The first was opened just now, so its replacement waits up to RECONNECT_MS.
+      rig.proxy.latency(300);
+      assertThat(rig.proxy.cutAll()).as("the subscriber connection was cut").isPositive();
+      Thread.sleep(200); // the notifier has seen it go
+      CompletionNotifier.Wait second = on(rig.context, () -> notifier.register("m", new IdempotencyKey("lost-pair"), 30_000));
+      second.ready().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+      String receivers = RespCommand.call(rig.redis.port(), "PUBLISH",
+          CompletionNotifier.channel("m", new IdempotencyKey("lost-pair")), "done");
+      assertThat(receivers).as("subscribers of the key's channel in Redis when the wait registered during the "
+          + "replacement was ready").isEqualTo("1");
+      assertThat(second.done().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS))
+          .as("woken by that completion").isNull();
+      closeWithin5s(rig.context, notifier);
+    }
+  }
+
+  @Test
   @DisplayName("in Redis Cluster there is no keep-alive (it would test a master at random): a quiet subscriber "
       + "connection is kept, and a completion wakes the wait")
   void noKeepAliveInCluster() throws Exception {
