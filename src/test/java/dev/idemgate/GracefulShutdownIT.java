@@ -27,12 +27,7 @@ class GracefulShutdownIT {
     int api = TestGateway.freePort();
     int management = TestGateway.freePort();
     Path log = Files.createTempFile("idemgate", ".log");
-    ProcessBuilder builder = new ProcessBuilder(List.of("java", "-Xmx256m", "-jar", JAR))
-        .redirectErrorStream(true).redirectOutput(log.toFile());
-    builder.environment().putAll(Map.of("IDEMGATE_PG_URL", TestGateway.pgUrl(), "IDEMGATE_REDIS_URL", TestGateway.redisUrl(),
-        "IDEMGATE_HTTP_PORT", String.valueOf(api), "IDEMGATE_MANAGEMENT_PORT", String.valueOf(management),
-        "IDEMGATE_SIMULATOR_SLOW_MS", "3000", "IDEMGATE_DRAIN_TIMEOUT", "10s", "IDEMGATE_API_INSTANCES", "2"));
-    Process gateway = builder.start();
+    Process gateway = start(api, management, log, 2);
     try (Http http = new Http()) {
       awaitReady(http, management, gateway, log);
 
@@ -70,12 +65,7 @@ class GracefulShutdownIT {
     int api = TestGateway.freePort();
     int management = TestGateway.freePort();
     Path log = Files.createTempFile("idemgate", ".log");
-    ProcessBuilder builder = new ProcessBuilder(List.of("java", "-Xmx256m", "-jar", JAR))
-        .redirectErrorStream(true).redirectOutput(log.toFile());
-    builder.environment().putAll(Map.of("IDEMGATE_PG_URL", TestGateway.pgUrl(), "IDEMGATE_REDIS_URL", TestGateway.redisUrl(),
-        "IDEMGATE_HTTP_PORT", String.valueOf(api), "IDEMGATE_MANAGEMENT_PORT", String.valueOf(management),
-        "IDEMGATE_SIMULATOR_SLOW_MS", "3000", "IDEMGATE_DRAIN_TIMEOUT", "10s", "IDEMGATE_API_INSTANCES", "1"));
-    Process gateway = builder.start();
+    Process gateway = start(api, management, log, 1);
     try (Http http = new Http()) {
       awaitReady(http, management, gateway, log);
       Future<Http.Reply> inFlight = http.payAsync(api, "sk_test_demo", Http.newKey(), Http.payment(5100, "tok_slow").encode(),
@@ -96,6 +86,20 @@ class GracefulShutdownIT {
     } finally {
       gateway.destroyForcibly();
     }
+  }
+
+  /**
+   * The gateway jar in its own process, its output in {@code log}: charges of tok_slow take 3 s, the
+   * drain 10 s at most, with {@code apiInstances} API verticles.
+   */
+  private static Process start(int api, int management, Path log, int apiInstances) throws Exception {
+    ProcessBuilder builder = new ProcessBuilder(List.of("java", "-Xmx256m", "-jar", JAR))
+        .redirectErrorStream(true).redirectOutput(log.toFile());
+    builder.environment().putAll(Map.of("IDEMGATE_PG_URL", TestGateway.pgUrl(), "IDEMGATE_REDIS_URL", TestGateway.redisUrl(),
+        "IDEMGATE_HTTP_PORT", String.valueOf(api), "IDEMGATE_MANAGEMENT_PORT", String.valueOf(management),
+        "IDEMGATE_SIMULATOR_SLOW_MS", "3000", "IDEMGATE_DRAIN_TIMEOUT", "10s",
+        "IDEMGATE_API_INSTANCES", String.valueOf(apiInstances)));
+    return builder.start();
   }
 
   static void awaitReady(Http http, int management, Process process, Path log) throws Exception {
