@@ -22,6 +22,7 @@ import java.io.IOException;
 import java.time.Instant;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -324,8 +325,12 @@ public final class Problems {
    * curl, Go and Java clients do; Vert.x keeps the connection open and takes the next bytes for that
    * body, so the client's next request on it was read as the body and its rest answered HTTP/1.0
    * 400. If so, this marks the answer {@code Connection: close} (RFC 9110 §10.1.1 asks a server to
-   * say whether it will keep reading; RFC 9112 §9.6) and returns true: the caller closes the
-   * connection once the answer is written. Not HTTP/2, whose streams are framed on their own, nor
+   * say whether it will keep reading), shuts the connection down and returns true: the caller closes
+   * it once the answer is written. The shutdown comes first, before the answer: Vert.x then serves no
+   * request after this one on the connection (RFC 9112 §9.6). Closed without it, a payment pipelined
+   * behind this request in the same write (its body sent at once) was still served, and charged, and
+   * its answer cut by the close; its retry replayed it. {@link #CLOSE_BACKSTOP_MS} bounds the
+   * shutdown should the close never come. Not HTTP/2, whose streams are framed on their own, nor
    * HTTP/1.0, whose 100-continue a server must ignore. Not a request that was sent 100 either: its
    * body is read before any answer but a 413 for a chunked body past the limit (bytes read by then)
    * or a 408 (which closes the connection itself). Hazard: a client that sends its body without
@@ -342,8 +347,12 @@ public final class Problems {
       return false;
     }
     request.response().putHeader(HttpHeaders.CONNECTION, HttpHeaders.CLOSE);
+    request.connection().shutdown(CLOSE_BACKSTOP_MS, TimeUnit.MILLISECONDS);
     return true;
   }
+
+  /** How long a connection shut down by {@link #closingIfBodyWithheld} may wait for the close that follows its answer. */
+  static final long CLOSE_BACKSTOP_MS = 5_000;
 
   /** @param head whether the request was HEAD: its answer has the headers and no body (over HTTP/2, a body is a protocol error) */
   private static Future<Void> render(HttpServerResponse response, ApiProblem problem, String requestId, boolean head) {

@@ -210,6 +210,32 @@ class ExpectContinueIT {
   }
 
   @Test
+  @DisplayName("a payment pipelined behind a refused request that expects 100-continue and sent its body at once is "
+      + "not processed: the refusal said Connection: close (RFC 9112 §9.6)")
+  void paymentPipelinedBehindAClosingAnswerIsNotProcessed() throws Exception {
+    String key = Http.newKey();
+    try (Socket socket = new Socket("127.0.0.1", gateway.apiPort())) {
+      socket.setSoTimeout(5_000);
+      socket.getOutputStream().write(("POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sk_nobody\r\n"
+          + "Content-Type: application/json\r\nIdempotency-Key: " + Http.newKey() + "\r\nExpect: 100-continue\r\n"
+          + "Content-Length: " + PAYMENT.length() + "\r\n\r\n" + PAYMENT
+          + "POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY_A
+          + "\r\nContent-Type: application/json\r\nIdempotency-Key: " + key + "\r\nContent-Length: " + PAYMENT.length()
+          + "\r\n\r\n" + PAYMENT).getBytes(StandardCharsets.UTF_8));
+      Answer refused = readAnswer(socket.getInputStream());
+      assertThat(refused.statusLine()).startsWith("HTTP/1.1 401 ");
+      assertThat(refused.closes()).as(refused.head()).isTrue();
+      restUntilClosed(socket);
+    }
+    Thread.sleep(1_000); // a payment the gateway took would have been claimed by now
+    Http.Reply retry = http.pay(gateway.apiPort(), KEY_A, key, new io.vertx.core.json.JsonObject(PAYMENT));
+    assertThat(retry.header("Idempotent-Replayed"))
+        .as("the pipelined payment's key, sent again on a new connection (%d): %s", retry.status(), retry.body())
+        .isNull();
+    assertThat(retry.status()).isEqualTo(201);
+  }
+
+  @Test
   @DisplayName("a request that expects 100-continue and is accepted gets 100, sends its body, is charged, and "
       + "its connection serves the next request")
   void acceptedContinueKeepsTheConnection() throws IOException {
