@@ -42,6 +42,7 @@ public final class JudgeSyncVerticle extends VerticleBase {
   private final MeterRegistry registry;
   private final long intervalMs;
   private final String instanceId = UUID.randomUUID().toString();
+  private final String stream;
   private Redis redis;
   private AnomalyMonitor monitor;
   private long timer = -1;
@@ -53,9 +54,15 @@ public final class JudgeSyncVerticle extends VerticleBase {
   }
 
   JudgeSyncVerticle(GatewayConfig config, MeterRegistry registry, long intervalMs) {
+    this(config, registry, intervalMs, STREAM);
+  }
+
+  /** @param stream the stream's Redis key (tests: one of their own) */
+  JudgeSyncVerticle(GatewayConfig config, MeterRegistry registry, long intervalMs, String stream) {
     this.config = config;
     this.registry = registry;
     this.intervalMs = intervalMs;
+    this.stream = stream;
   }
 
   @Override
@@ -68,7 +75,7 @@ public final class JudgeSyncVerticle extends VerticleBase {
     redis = Redis.createClient(vertx, dev.idemgate.storage.RedisClients.options(config, 1, "anomaly-judge"));
     // Only what is appended from now on: an instance starting late does not replay old history. The
     // stream's own last id is asked for, because ids come from the Redis server's clock, not ours.
-    return redis.send(Request.cmd(Command.XREVRANGE).arg(STREAM).arg("+").arg("-").arg("COUNT").arg(1))
+    return redis.send(Request.cmd(Command.XREVRANGE).arg(stream).arg("+").arg("-").arg("COUNT").arg(1))
         .timeout(Math.min(config.redisTimeout().toMillis(), START_READ_MAX_MS), TimeUnit.MILLISECONDS)
         .map(last -> last != null && last.size() > 0 ? last.get(0).get(0).toString() : "0-0")
         .otherwise(failure -> System.currentTimeMillis() + "-0")
@@ -102,18 +109,18 @@ public final class JudgeSyncVerticle extends VerticleBase {
     if (batch.isEmpty()) {
       return Future.succeededFuture();
     }
-    Request add = Request.cmd(Command.XADD).arg(STREAM).arg("MAXLEN").arg("~").arg(MAX_STREAM_LENGTH).arg("*")
+    Request add = Request.cmd(Command.XADD).arg(stream).arg("MAXLEN").arg("~").arg(MAX_STREAM_LENGTH).arg("*")
         .arg("instance").arg(instanceId).arg("batch").arg(batch.encode());
     return send(add).mapEmpty();
   }
 
   private Future<Void> read() {
-    Request xread = Request.cmd(Command.XREAD).arg("COUNT").arg(READ_BATCH).arg("STREAMS").arg(STREAM).arg(lastId);
+    Request xread = Request.cmd(Command.XREAD).arg("COUNT").arg(READ_BATCH).arg("STREAMS").arg(stream).arg(lastId);
     return send(xread).map(reply -> {
       if (reply == null || reply.size() == 0) {
         return null;
       }
-      Response entries = entries(reply);
+      Response entries = entries(reply, stream);
       if (entries == null) {
         return null;
       }
@@ -140,10 +147,10 @@ public final class JudgeSyncVerticle extends VerticleBase {
   }
 
   /** RESP3 answers XREAD with a map keyed by stream, RESP2 with an array of [stream, entries] pairs. */
-  private static Response entries(Response reply) {
+  private static Response entries(Response reply, String stream) {
     try {
-      if (reply.containsKey(STREAM)) {
-        return reply.get(STREAM);
+      if (reply.containsKey(stream)) {
+        return reply.get(stream);
       }
     } catch (UnsupportedOperationException notAMap) {
       // RESP2: fall through
