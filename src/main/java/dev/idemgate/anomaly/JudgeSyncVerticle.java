@@ -21,12 +21,22 @@ import org.slf4j.LoggerFactory;
  * to one Redis stream, and replays what the other instances appended into its own judge. Every
  * instance thus judges a client on all of its traffic, whichever instance served it, at the price of
  * two Redis commands per second per instance. If Redis is away, each instance judges its own share
- * until it is back; batches older than the stream's trimmed length are lost, never a payment.
+ * until it is back; entries trimmed before an instance read them (older than
+ * {@link #STREAM_RETENTION_MS}) are lost to it, never a payment.
  */
 public final class JudgeSyncVerticle extends VerticleBase {
   private static final Logger log = LoggerFactory.getLogger(JudgeSyncVerticle.class);
   static final String STREAM = "idemgate:anomaly:observations";
-  private static final long MAX_STREAM_LENGTH = 100_000;
+  /**
+   * How long an entry stays in the stream, on Redis's clock (its ids): every instance reads it within
+   * a second or two, and one that could not for longer loses what is older. The stream used to be
+   * trimmed to about 100 000 entries instead, a count that says nothing of their size: an entry
+   * holds one instance's second of every merchant's and client's counts, so a fleet of 20 instances
+   * serving 200 merchants of 10 clients each (≈ 90 KB a second per instance) kept ≈ 9 GB in Redis,
+   * reached within 90 minutes, for data read once within the second. Now it holds a minute of
+   * entries per instance.
+   */
+  static final long STREAM_RETENTION_MS = 60_000;
   private static final int READ_BATCH = 500;
   /** One client's payments in one batch from one instance, at most: a bound on replay work. */
   private static final long MAX_REPLAYED_PER_CLIENT = 100_000;
@@ -47,6 +57,8 @@ public final class JudgeSyncVerticle extends VerticleBase {
   private AnomalyMonitor monitor;
   private long timer = -1;
   private String lastId;
+  /** The time part of the last id read from Redis here (never this instance's clock), 0 before one. */
+  private long lastReadMillis;
   private boolean busy;
 
   public JudgeSyncVerticle(GatewayConfig config, MeterRegistry registry) {
@@ -77,7 +89,11 @@ public final class JudgeSyncVerticle extends VerticleBase {
     // stream's own last id is asked for, because ids come from the Redis server's clock, not ours.
     return redis.send(Request.cmd(Command.XREVRANGE).arg(stream).arg("+").arg("-").arg("COUNT").arg(1))
         .timeout(Math.min(config.redisTimeout().toMillis(), START_READ_MAX_MS), TimeUnit.MILLISECONDS)
-        .map(last -> last != null && last.size() > 0 ? last.get(0).get(0).toString() : "0-0")
+        .map(last -> {
+          String id = last != null && last.size() > 0 ? last.get(0).get(0).toString() : "0-0";
+          lastReadMillis = millisOf(id);
+          return id;
+        })
         .otherwise(failure -> System.currentTimeMillis() + "-0")
         .onSuccess(id -> {
           lastId = id;
@@ -109,8 +125,11 @@ public final class JudgeSyncVerticle extends VerticleBase {
     if (batch.isEmpty()) {
       return Future.succeededFuture();
     }
-    Request add = Request.cmd(Command.XADD).arg(stream).arg("MAXLEN").arg("~").arg(MAX_STREAM_LENGTH).arg("*")
-        .arg("instance").arg(instanceId).arg("batch").arg(batch.encode());
+    // Entries more than STREAM_RETENTION_MS older than the last one read here go, by their ids (Redis's
+    // clock, which this instance's may not agree with). Exact, not "~": approximate trimming frees only
+    // whole nodes of 100 entries, and a small fleet's stream would keep its oldest node for good.
+    Request add = Request.cmd(Command.XADD).arg(stream).arg("MINID").arg(Math.max(0, lastReadMillis - STREAM_RETENTION_MS))
+        .arg("*").arg("instance").arg(instanceId).arg("batch").arg(batch.encode());
     return send(add).mapEmpty();
   }
 
@@ -127,6 +146,7 @@ public final class JudgeSyncVerticle extends VerticleBase {
       long now = System.currentTimeMillis();
       for (Response entry : entries) {
         lastId = entry.get(0).toString();
+        lastReadMillis = millisOf(lastId);
         Response fields = entry.get(1);
         String instance = null;
         String batch = null;
@@ -156,6 +176,16 @@ public final class JudgeSyncVerticle extends VerticleBase {
       // RESP2: fall through
     }
     return reply.get(0).get(1);
+  }
+
+  /** The milliseconds part of a stream id ({@code <ms>-<seq>}), 0 for one that has none. */
+  static long millisOf(String id) {
+    int dash = id.indexOf('-');
+    try {
+      return Long.parseLong(dash < 0 ? id : id.substring(0, dash));
+    } catch (NumberFormatException e) {
+      return 0;
+    }
   }
 
   /** Replays another instance's counts: its twins spread evenly among its payments. */
