@@ -1,5 +1,8 @@
 package dev.idemgate.anomaly;
 
+import dev.idemgate.http.ApiProblem;
+import dev.idemgate.http.ErrorCode;
+import dev.idemgate.http.Problems;
 import io.vertx.core.Future;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
@@ -35,15 +38,36 @@ public final class AnomalyRoutes {
 
   private static void view(RoutingContext ctx, AnomalyMonitor monitor, Pool pool) {
     String merchant = ctx.queryParams().get("merchant");
-    int limit = DEFAULT_LIMIT;
-    String rawLimit = ctx.queryParams().get("limit");
-    if (rawLimit != null && rawLimit.matches("\\d{1,3}")) {
-      limit = Math.max(1, Math.min(AnomalyMonitor.RECENT_TWINS, Integer.parseInt(rawLimit)));
+    int limit;
+    try {
+      limit = rows(ctx.queryParams().get("limit"));
+    } catch (ApiProblem invalid) {
+      Problems.send(ctx, invalid);
+      return;
     }
     JsonObject view = monitor.view(merchant == null || merchant.isBlank() ? null : merchant, limit);
     namePayments(pool, view.getJsonArray("recent_twins"))
         .onComplete(named -> ctx.response().putHeader("Content-Type", "application/json")
             .putHeader("Cache-Control", "no-store").end(view.encode()));
+  }
+
+  /**
+   * {@code ?limit=}: {@value #DEFAULT_LIMIT} when absent; a whole number is brought into 1 to
+   * {@value AnomalyMonitor#RECENT_TWINS}; anything else is refused. Until it was parsed here, a limit of
+   * four digits or more ({@code 1000}) was taken for none and gave 50 rows where 999 gave 200, and a
+   * limit that was no number at all ({@code -5}, {@code ten}) was ignored without a word.
+   */
+  static int rows(String raw) {
+    if (raw == null) {
+      return DEFAULT_LIMIT;
+    }
+    if (raw.isEmpty() || !raw.chars().allMatch(c -> c >= '0' && c <= '9')) {
+      throw new ApiProblem(ErrorCode.INVALID_REQUEST,
+          "limit: a whole number of rows per list (at most " + AnomalyMonitor.RECENT_TWINS + ")");
+    }
+    String digits = raw.replaceFirst("^0+(?=.)", "");
+    int rows = digits.length() > 3 ? AnomalyMonitor.RECENT_TWINS : Integer.parseInt(digits);
+    return Math.max(1, Math.min(AnomalyMonitor.RECENT_TWINS, rows));
   }
 
   /** Fills in payment ids from the ledger; the view is still useful without them if the ledger is slow. */
