@@ -70,12 +70,24 @@ public final class AnomalyRoutes {
     return Math.max(1, Math.min(AnomalyMonitor.RECENT_TWINS, rows));
   }
 
+  /**
+   * Whether a pair is a refused twin, whose request was never charged: it has no payment of its own,
+   * even when its key was charged later (sent again as intended, or let through once its original
+   * turned out declined), which that later request's own pair names. Until this was so, the refusal's
+   * pair showed that later payment as its own.
+   */
+  private static boolean refused(JsonObject pair) {
+    return "rejected".equals(pair.getString("outcome"));
+  }
+
   /** Fills in payment ids from the ledger; the view is still useful without them if the ledger is slow. */
   private static Future<Void> namePayments(Pool pool, JsonArray pairs) {
     Set<String> keys = new LinkedHashSet<>();
     for (Object o : pairs) {
       JsonObject pair = (JsonObject) o;
-      keys.add(pair.getString("key_hash"));
+      if (!refused(pair)) {
+        keys.add(pair.getString("key_hash"));
+      }
       keys.add(pair.getString("original_key_hash"));
     }
     if (keys.isEmpty()) {
@@ -90,7 +102,9 @@ public final class AnomalyRoutes {
           }
           for (Object o : pairs) {
             JsonObject pair = (JsonObject) o;
-            pair.put("payment_id", ids.get(pair.getString("key_hash")));
+            if (!refused(pair)) {
+              pair.put("payment_id", ids.get(pair.getString("key_hash")));
+            }
             if (pair.getString("original_payment_id") == null) {
               pair.put("original_payment_id", ids.get(pair.getString("original_key_hash")));
             }

@@ -130,6 +130,24 @@ class DuplicateRejectIT {
   }
 
   @Test
+  @DisplayName("a refused twin's pair keeps no payment_id when its key is charged later as a declared repeat: the "
+      + "refused request charged nothing, the repeat's own pair names the payment")
+  void refusedTwinChargedLaterAsIntendedHasNoPaymentId() {
+    String client = "refused-then-intended-" + UUID.randomUUID();
+    JsonObject body = Orders.payment(2575, "tok_visa");
+    String k2 = Http.newKey();
+    assertThat(pay(Http.newKey(), body, Map.of("X-Client-Id", client)).status()).isEqualTo(201);
+    assertThat(pay(k2, body, Map.of("X-Client-Id", client)).status()).isEqualTo(409);
+    Reply repeat = pay(k2, body, Map.of("X-Client-Id", client, TwinDetector.REPEAT_HEADER, "intended"));
+    assertThat(repeat.status()).isEqualTo(201);
+    List<JsonObject> pairs = AnomalyViews.pairsOf(AnomalyViews.anomalies(http, gateway), client);
+    assertThat(pairs).extracting(pair -> pair.getString("outcome")).containsExactly("intended", "rejected");
+    assertThat(pairs.get(0).getString("payment_id")).as("the repeat's pair").isEqualTo(repeat.json().getString("id"));
+    assertThat(pairs.get(1).getString("payment_id")).as("the refusal's pair: the refused request was never charged")
+        .isNull();
+  }
+
+  @Test
   @DisplayName("a payment refused by the provider (502, key released) or answered 422 (its key holds another payment) "
       + "does not make the same payload under a new key a twin")
   void notChargedIsNoOriginal() {
