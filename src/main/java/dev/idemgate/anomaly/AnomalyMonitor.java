@@ -115,6 +115,7 @@ public final class AnomalyMonitor implements Shareable {
     TwinVerdict.Twin twin;
     String outcome;
     boolean intended = false;
+    boolean heldAgainstClient = true;
     if (verdict instanceof TwinVerdict.Reject reject) {
       twin = reject.twin();
       outcome = "rejected";
@@ -125,9 +126,11 @@ public final class AnomalyMonitor implements Shareable {
       if (intended) {
         outcome = "intended";
         intendedTwins.increment();
-      } else if (config.duplicatePayloadPolicy() == DuplicatePayloadPolicy.REJECT) {
-        outcome = "allowed"; // the original charged nothing
+      } else if (!allowed.originalCharged()) {
+        // The original charged nothing (declined, released): a new key is what the client should send.
+        outcome = "allowed";
         allowedTwins.increment();
+        heldAgainstClient = false;
       } else {
         outcome = "flagged";
         flaggedTwins.increment();
@@ -143,9 +146,10 @@ public final class AnomalyMonitor implements Shareable {
           twin.originalAtMillis(), now, outcome));
     }
     if (!intended) {
-      // A declared repeat is the client telling us it means it: not evidence against the client.
-      share(merchant, client, true);
-      judged(judge.record(merchant, client, true, now));
+      // A declared repeat is the client telling us it means it: not evidence against the client. Nor is
+      // a new attempt at a payment that charged nothing: it is one more payment of its client.
+      share(merchant, client, heldAgainstClient);
+      judged(judge.record(merchant, client, heldAgainstClient, now));
     }
   }
 

@@ -333,13 +333,14 @@ public final class TwinDetector {
   private record Judged(TwinVerdict verdict, String keyHash, boolean firstTime, String mark, Runnable count) {}
 
   /**
-   * Undoes what judging a twin wrote under policy reject, for a payment that was then not taken (its
+   * Undoes what judging a twin wrote, for a payment that was then not taken (its
    * claim failed, the provider did not charge it, or its key holds another payment): the anchor it took
    * by re-anchoring goes back to the original's, so the next twin is judged against that one (a payment
    * that was charged, or charged nothing) and not refused as a twin of a payment that does not exist;
    * and its key gets back the mark it had, so that its retry is judged as the first time, and counted
-   * when it is taken. Under flag, and for a twin let through with no anchor, there is nothing to undo:
-   * a let-through key's retry is counted anyway when it takes the key. Best effort.
+   * when it is taken (under flag, where a twin re-anchors too, a key judged before gets back its mark
+   * allowed). For a twin let through with no anchor there is nothing to undo: a let-through key's retry
+   * is counted anyway when it takes the key. Best effort.
    */
   private Future<Void> giveBack(String merchantId, PaymentRequest request, Judged twin) {
     String anchor = twin.verdict() instanceof TwinVerdict.Allowed allowed ? allowed.anchor() : null;
@@ -353,7 +354,7 @@ public final class TwinDetector {
     return script(GIVE_BACK_SHA, GIVE_BACK_SCRIPT,
         List.of(redisKey(merchantId, fingerprint), twinKeysKey(merchantId, fingerprint)),
         anchor == null ? "" : anchor, original.originalKeyHash() + "|" + original.originalAtMillis(),
-        String.valueOf(Math.max(0, left)), twin.keyHash(), twin.firstTime() ? "" : "r")
+        String.valueOf(Math.max(0, left)), twin.keyHash(), twin.firstTime() ? "" : mayRefuse() ? "r" : "a")
         .<Void>mapEmpty()
         .otherwise(failure -> {
           log.debug("twin judging not given back: {}", failure.toString());
@@ -470,11 +471,15 @@ public final class TwinDetector {
           Future<TwinVerdict> verdict = verdictMark.equals("r")
               ? confirmRefusal(merchantId, fingerprint, original, request, now).compose(v -> v instanceof TwinVerdict.Allowed allowed
                   ? reanchor(merchantId, fingerprint, keyHash, original, now).map(taken -> taken.orElseGet(
-                      () -> new TwinVerdict.Allowed(allowed.twin(), false, keyHash + "|" + now)))
+                      () -> new TwinVerdict.Allowed(allowed.twin(), false, keyHash + "|" + now, false)))
                   : Future.succeededFuture(v))
               : verdictMark.equals("i") && (firstTime || refusedBefore) && policy == DuplicatePayloadPolicy.REJECT
               ? intendedUnderReject(merchantId, fingerprint, keyHash, original, request, now)
-              : Future.succeededFuture(new TwinVerdict.Allowed(original, verdictMark.equals("i"), null));
+              : verdictMark.equals("a") && policy == DuplicatePayloadPolicy.FLAG
+              ? flagged(merchantId, fingerprint, keyHash, original, request, now)
+              // Under reject a key marked allowed was let through because its original charged nothing;
+              // a repeat declared intended is held against no client, whatever its original became.
+              : Future.succeededFuture(new TwinVerdict.Allowed(original, verdictMark.equals("i"), null, false));
           return verdict.onSuccess(v -> {
             // A refused key's retry was counted with the refusal, whatever it gets now. A refusal of a
             // key not remembered is not counted: its retries could not be told from it, and each would
@@ -507,8 +512,29 @@ public final class TwinDetector {
       TwinVerdict.Twin original, PaymentRequest request, long now) {
     return confirmRefusal(merchantId, fingerprint, original, request, now).compose(v -> v instanceof TwinVerdict.Allowed allowed
         ? reanchor(merchantId, fingerprint, keyHash, original, now).map(taken -> (TwinVerdict) new TwinVerdict.Allowed(
-            allowed.twin(), true, taken.isPresent() ? null : keyHash + "|" + now))
-        : Future.succeededFuture(new TwinVerdict.Allowed(((TwinVerdict.Reject) v).twin(), true, null)));
+            allowed.twin(), true, taken.isPresent() ? null : keyHash + "|" + now, taken.isPresent()))
+        : Future.succeededFuture(new TwinVerdict.Allowed(((TwinVerdict.Reject) v).twin(), true, null, true)));
+  }
+
+  /**
+   * Under policy flag a twin is charged whatever its original became, but it is held against its
+   * client only if the original was, or may have been, charged: a new key after a decline (or a
+   * release) is what a client should send, since nothing was charged, and a storefront with many
+   * declined cards tried again would otherwise be judged to defeat idempotency. The ledger decides,
+   * as it does under reject ({@link #confirmRefusal}: an original in flight, with no row yet, counts,
+   * as does one the ledger could not be asked about). An original that charged nothing gives its
+   * place to the twin ({@link #reanchor}), so that a later twin is judged against the payment that
+   * may now be charged: judged against the declined one, a client charging a retried payment twice
+   * would count nothing. Costs twins only, one ledger lookup each, beside the claim and the charge.
+   */
+  private Future<TwinVerdict> flagged(String merchantId, String fingerprint, String keyHash, TwinVerdict.Twin original,
+      PaymentRequest request, long now) {
+    return confirmRefusal(merchantId, fingerprint, original, request, now).compose(v -> v instanceof TwinVerdict.Allowed allowed
+        ? reanchor(merchantId, fingerprint, keyHash, original, now).map(taken -> taken
+            // Another payment took the anchor meanwhile (a twin let through a moment before): a twin of that one.
+            .<TwinVerdict>map(other -> new TwinVerdict.Allowed(((TwinVerdict.Reject) other).twin(), false, null, true))
+            .orElseGet(() -> new TwinVerdict.Allowed(allowed.twin(), false, keyHash + "|" + now, false)))
+        : Future.succeededFuture(new TwinVerdict.Allowed(((TwinVerdict.Reject) v).twin(), false, null, true)));
   }
 
   /**
@@ -520,7 +546,9 @@ public final class TwinDetector {
    * sending it, until recovery records or frees it) while it is younger than {@link #unresolvedMs},
    * and charged nothing when older (it was released). That age is read on Redis's clock
    * ({@link #anchorAgeMs}). If the ledger cannot answer, the twin is refused: under this policy a
-   * refused repeat is the safe mistake, and the claim would fail anyway.
+   * refused repeat is the safe mistake, and the claim would fail anyway. Under policy flag the same
+   * answer decides whether the twin is held against its client ({@link #flagged}): a refusal here
+   * means it is.
    */
   private Future<TwinVerdict> confirmRefusal(String merchantId, String fingerprint, TwinVerdict.Twin original,
       PaymentRequest request, long now) {
@@ -541,16 +569,17 @@ public final class TwinDetector {
           if (row == null) {
             return anchorAgeMs(merchantId, fingerprint, original, now).map(age -> age < unresolvedMs
                 ? (TwinVerdict) new TwinVerdict.Reject(original)
-                : new TwinVerdict.Allowed(original, false, null));
+                : new TwinVerdict.Allowed(original, false, null, false));
           }
           TwinVerdict.Twin named = new TwinVerdict.Twin(original.originalKeyHash(), original.originalAtMillis(),
               row.getString("id"));
           return Future.succeededFuture("declined".equals(row.getString("status")) || !row.getBoolean("same")
-              ? new TwinVerdict.Allowed(named, false, null)
+              ? new TwinVerdict.Allowed(named, false, null, false)
               : new TwinVerdict.Reject(named));
         })
         .otherwise(failure -> {
-          log.warn("ledger lookup for a suspected twin failed, refusing it: {}", failure.toString());
+          log.warn("ledger lookup for a suspected twin failed, {}: {}", mayRefuse() ? "refusing it" : "counting it",
+              failure.toString());
           return new TwinVerdict.Reject(original);
         });
   }

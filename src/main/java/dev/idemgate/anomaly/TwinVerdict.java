@@ -19,13 +19,16 @@ public sealed interface TwinVerdict {
   record SameKey() implements TwinVerdict {}
 
   /**
-   * A twin that goes on: counted under policy flag; under policy reject, one declared intended or one
+   * A twin that goes on: any under policy flag; under policy reject, one declared intended or one
    * whose original charged nothing.
    *
    * @param anchor the value this check stored as the fingerprint's anchor when it made the twin the
-   *     one to compare with (policy reject, an original that charged nothing), else null
+   *     one to compare with (its original charged nothing), else null
+   * @param originalCharged whether its original was, or may have been, charged (the ledger says so, or
+   *     cannot say: in flight, or the lookup failed). Only then is the twin held against its client: a
+   *     new key after a decline or a release is what a client should send, nothing having been charged
    */
-  record Allowed(Twin twin, boolean intended, String anchor) implements TwinVerdict {}
+  record Allowed(Twin twin, boolean intended, String anchor, boolean originalCharged) implements TwinVerdict {}
 
   /** A twin refused with 409 duplicate_payment_suspected; nothing is claimed or charged. */
   record Reject(Twin twin) implements TwinVerdict {}

@@ -142,6 +142,37 @@ class AnomalyIT {
   }
 
   @Test
+  @DisplayName("a storefront that tries each declined card once more under a new key, as it should (nothing was "
+      + "charged), is not flagged: those twins are payments, not twins held against it; charging a payment twice still is")
+  void retriesOfDeclinedPaymentsAreNotHeldAgainstTheClient() {
+    try (CapturedLogs logs = CapturedLogs.of(AnomalyMonitor.class)) {
+      String storefront = "storefront-" + UUID.randomUUID();
+      for (int i = 0; i < 20; i++) {
+        assertThat(pay(Http.newKey(), Orders.payment(2900, "tok_customer_" + i), storefront).status()).isEqualTo(201);
+        JsonObject declinedCard = Orders.payment(2900, "tok_decline");
+        assertThat(pay(Http.newKey(), declinedCard, storefront).status()).isEqualTo(402);
+        Http.await(http.vertx().timer(100)); // as a shopper would: not within the same millisecond
+        assertThat(pay(Http.newKey(), declinedCard, storefront).status()).as("tried again: declined again").isEqualTo(402);
+      }
+      JsonObject view = anomalies("?merchant=" + TestGateway.MERCHANT_A + "&limit=200");
+      JsonObject standing = standing(view, storefront);
+      assertThat(standing.getBoolean("flagged")).as("flagged: " + standing.encode()).isFalse();
+      assertThat(standing.getLong("twins")).as(standing.encode()).isZero();
+      assertThat(standing.getLong("payments")).isEqualTo(60);
+      assertThat(AnomalyViews.pairsOf(view, storefront)).hasSize(20)
+          .allSatisfy(pair -> assertThat(pair.getString("outcome")).isEqualTo("allowed"));
+      assertThat(logs.events()).noneMatch(e -> e.getKeyValuePairs() != null && e.getKeyValuePairs().stream()
+          .anyMatch(kv -> kv.key.equals("client") && storefront.equals(kv.value)));
+
+      JsonObject charged = Orders.payment(2900, "tok_visa");
+      assertThat(pay(Http.newKey(), charged, storefront).status()).isEqualTo(201);
+      assertThat(pay(Http.newKey(), charged, storefront).status()).isEqualTo(201);
+      assertThat(standing(anomalies("?merchant=" + TestGateway.MERCHANT_A + "&limit=200"), storefront).getLong("twins"))
+          .as("a twin of a charged payment").isEqualTo(1);
+    }
+  }
+
+  @Test
   @DisplayName("the admin view is closed without the admin token")
   void adminViewNeedsToken() {
     assertThat(http.get(gateway.managementPort(), "/admin/anomalies", null).status()).isEqualTo(401);

@@ -373,6 +373,35 @@ class DuplicateRejectIT {
   }
 
   @Test
+  @DisplayName("a storefront that tries each declined card once more under a new key, as it should (nothing was "
+      + "charged), is not flagged: those twins are let through and are payments, not twins held against it; a refused "
+      + "twin of a charged payment still counts")
+  void retriesOfDeclinedPaymentsAreNotHeldAgainstTheClient() {
+    String storefront = "storefront-" + UUID.randomUUID();
+    Map<String, String> from = Map.of("X-Client-Id", storefront);
+    for (int i = 0; i < 20; i++) {
+      assertThat(pay(Http.newKey(), Orders.payment(2900, "tok_customer_" + i), from).status()).isEqualTo(201);
+      JsonObject declinedCard = Orders.payment(2900, "tok_decline");
+      assertThat(pay(Http.newKey(), declinedCard, from).status()).isEqualTo(402);
+      Http.await(http.vertx().timer(100)); // the original's record is let go after its answer, not before
+      assertThat(pay(Http.newKey(), declinedCard, from).status()).as("tried again: declined again").isEqualTo(402);
+    }
+    JsonObject view = AnomalyViews.anomalies(http, gateway);
+    JsonObject standing = AnomalyViews.standing(view, storefront);
+    assertThat(standing.getBoolean("flagged")).as("flagged: " + standing.encode()).isFalse();
+    assertThat(standing.getLong("twins")).as(standing.encode()).isZero();
+    assertThat(standing.getLong("payments")).isEqualTo(60);
+    assertThat(AnomalyViews.pairsOf(view, storefront)).hasSize(20)
+        .allSatisfy(pair -> assertThat(pair.getString("outcome")).isEqualTo("allowed"));
+
+    JsonObject charged = Orders.payment(2900, "tok_visa");
+    assertThat(pay(Http.newKey(), charged, from).status()).isEqualTo(201);
+    assertThat(pay(Http.newKey(), charged, from).status()).isEqualTo(409);
+    assertThat(AnomalyViews.standing(AnomalyViews.anomalies(http, gateway), storefront).getLong("twins"))
+        .as("a refused twin of a charged payment").isEqualTo(1);
+  }
+
+  @Test
   @DisplayName("payments alike but for different customers are all charged under policy reject")
   void similarPaymentsAreCharged() {
     // One reference shared by every payment of this run (a fresh one per run: Redis outlives the test).

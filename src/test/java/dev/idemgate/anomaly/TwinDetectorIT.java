@@ -502,6 +502,42 @@ class TwinDetectorIT {
   }
 
   @Test
+  @DisplayName("a twin of an original that charged nothing (declined) is a payment of its client, not a twin held against "
+      + "it, under either policy: trying a declined payment again under a new key is what a client should do; a twin of "
+      + "the payment that then charged still counts, judged against that one")
+  void aTwinOfADeclinedOriginalIsNotHeldAgainstItsClient() {
+    for (String policy : List.of("reject", "flag")) {
+      Counted counted = Counted.under(policy);
+      String merchant = merchant();
+      PaymentRequest request = payment("tok_visa");
+      try {
+        counted.settled(merchant, "k1", request, KeyFate.NEW);
+        ledgerRow(merchant, "k1", "declined", request);
+        counted.settled(merchant, "k2", request, KeyFate.NEW);
+        assertThat(counted.pairs(merchant)).as(policy + ": the twin of the declined original is shown").singleElement()
+            .satisfies(pair -> assertThat(pair.getString("outcome")).isEqualTo("allowed"));
+        assertThat(counted.monitor.judge().shown(merchant, 10).clients()).as(policy).singleElement()
+            .satisfies(standing -> {
+              assertThat(standing.twins()).as(policy + ": twins held against the client").isZero();
+              assertThat(standing.payments()).as(policy + ": payments").isEqualTo(2);
+            });
+
+        ledgerRow(merchant, "k2", "succeeded", request);
+        counted.settled(merchant, "k3", request, KeyFate.NEW);
+        assertThat(counted.pairs(merchant)).as(policy + ": a twin of the charged payment").hasSize(2).first()
+            .satisfies(pair -> {
+              assertThat(pair.getString("outcome")).isEqualTo(policy.equals("reject") ? "rejected" : "flagged");
+              assertThat(pair.getString("original_key_hash")).isEqualTo(keyHash(merchant, "k2"));
+            });
+        assertThat(counted.monitor.judge().shown(merchant, 10).clients()).singleElement()
+            .satisfies(standing -> assertThat(standing.twins()).as(policy + ": twins held against the client").isEqualTo(1));
+      } finally {
+        deleteLedger(merchant);
+      }
+    }
+  }
+
+  @Test
   @DisplayName("two requests of one new twin key racing each other count the twin once, whichever takes the key")
   void racingRequestsOfATwinKeyCountItOnce() {
     for (boolean laterTakesIt : new boolean[] {true, false}) {
