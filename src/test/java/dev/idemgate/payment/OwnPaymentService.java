@@ -20,6 +20,7 @@ import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
+import io.vertx.core.json.JsonObject;
 import io.vertx.redis.client.Redis;
 import io.vertx.sqlclient.Pool;
 import java.time.Clock;
@@ -60,9 +61,13 @@ final class OwnPaymentService implements AutoCloseable {
 
   /** A new key's payment of {@code amount} by merchant A, as the API would hand it over. */
   static PaymentService.PayCommand command(long amount) {
-    ParsedPayment.Valid valid = (ParsedPayment.Valid) PaymentRequestParser.parse(
-        Buffer.buffer(Http.payment(amount, "tok_visa").encode()));
-    return new PaymentService.PayCommand(TestGateway.MERCHANT_A, new IdempotencyKey(Http.newKey()), valid.request(),
+    return command(Http.newKey(), Http.payment(amount, "tok_visa"));
+  }
+
+  /** Merchant A's payment of {@code body} under {@code key}, as the API would hand over a POST /pay of that body. */
+  static PaymentService.PayCommand command(String key, JsonObject body) {
+    ParsedPayment.Valid valid = (ParsedPayment.Valid) PaymentRequestParser.parse(Buffer.buffer(body.encode()));
+    return new PaymentService.PayCommand(TestGateway.MERCHANT_A, new IdempotencyKey(key), valid.request(),
         valid.body(), null);
   }
 
