@@ -47,7 +47,6 @@ import io.vertx.ext.web.RoutingContext;
 import io.vertx.ext.web.handler.BodyHandler;
 import io.vertx.redis.client.Redis;
 import io.vertx.sqlclient.Pool;
-import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.List;
 import java.util.Locale;
@@ -565,21 +564,12 @@ public final class ApiVerticle extends VerticleBase {
     response.end(stored.body());
   }
 
-  /**
-   * A payment's answer to GET, or to HEAD its headers alone: Vert.x leaves a HEAD answer's body out
-   * over HTTP/1.1 but sends it over HTTP/2, where a body on a HEAD stream is a protocol error.
-   */
+  /** A payment's answer to GET, or to HEAD its headers alone ({@link HeadAnswers}). */
   private static void sendPayment(RoutingContext ctx, String body) {
     // A GET that holds back a body for 100 (Continue) is answered unread, as a refusal is.
     boolean closing = Problems.closingIfBodyWithheld(ctx.request());
-    var response = ctx.response().putHeader("Content-Type", "application/json");
-    Future<Void> written;
-    if (ctx.request().method() == HttpMethod.HEAD) {
-      written = response.putHeader("Content-Length", String.valueOf(body.getBytes(StandardCharsets.UTF_8).length))
-          .end();
-    } else {
-      written = response.end(body);
-    }
+    ctx.response().putHeader("Content-Type", "application/json");
+    Future<Void> written = HeadAnswers.end(ctx.request(), body);
     if (closing) {
       written.onComplete(done -> ctx.request().connection().close());
     }

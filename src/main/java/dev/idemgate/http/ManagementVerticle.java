@@ -28,7 +28,6 @@ import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
-import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.http.HttpVersion;
 import io.vertx.core.json.JsonObject;
 import io.vertx.core.net.SocketAddress;
@@ -151,8 +150,10 @@ public final class ManagementVerticle extends VerticleBase {
         .handler(ctx -> json(ctx, 200, new JsonObject().put("status", "UP")));
     router.route("/health/ready").method(HttpMethod.GET).method(HttpMethod.HEAD).handler(this::ready);
     registry.ifPresent(prometheus -> router.route("/metrics").method(HttpMethod.GET).method(HttpMethod.HEAD)
-        .handler(ctx -> send(ctx.response().putHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ctx,
-            prometheus.scrape())));
+        .handler(ctx -> {
+          ctx.response().putHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+          HeadAnswers.end(ctx.request(), prometheus.scrape());
+        }));
     // Admin requests act on money, so each one, refused ones too, gets an access line: the audit
     // trail. Health probes and scrapes, every few seconds from the kubelet and Prometheus, get none.
     router.route("/admin/*").handler(ctx -> {
@@ -515,19 +516,7 @@ public final class ManagementVerticle extends VerticleBase {
   }
 
   private static void json(RoutingContext ctx, int status, JsonObject body) {
-    send(ctx.response().setStatusCode(status).putHeader("Content-Type", "application/json"), ctx, body.encode());
-  }
-
-  /**
-   * Ends the response with {@code body}, or for HEAD with its length alone: Vert.x leaves a HEAD
-   * answer's body out over HTTP/1.1 but sends it over HTTP/2, where a body on a HEAD stream is a
-   * protocol error (as ApiVerticle#sendPayment).
-   */
-  private static void send(HttpServerResponse response, RoutingContext ctx, String body) {
-    if (ctx.request().method() == HttpMethod.HEAD) {
-      response.putHeader("Content-Length", String.valueOf(body.getBytes(StandardCharsets.UTF_8).length)).end();
-    } else {
-      response.end(body);
-    }
+    ctx.response().setStatusCode(status).putHeader("Content-Type", "application/json");
+    HeadAnswers.end(ctx.request(), body.encode());
   }
 }
