@@ -72,12 +72,12 @@ class UndeliveredAnswersIT {
         // machine the last of a few hundred answers can leave seconds after the first.
         long[] answeredAt = {Long.MAX_VALUE};
         streams.add(client.request(new RequestOptions().setMethod(HttpMethod.GET).setHost("127.0.0.1").setPort(port).setURI(path))
-            .compose(request -> request.send())
-            .compose(response -> {
-              answeredAt[0] = System.nanoTime();
-              headers.incrementAndGet();
-              return response.body();
-            })
+            .compose(request -> request.send()
+                .compose(response -> {
+                  answeredAt[0] = System.nanoTime();
+                  headers.incrementAndGet();
+                  return response.body();
+                }))
             .onFailure(failure -> {
               if (failure instanceof StreamResetException) {
                 reset.incrementAndGet();
@@ -138,11 +138,11 @@ class UndeliveredAnswersIT {
         List<Future<?>> bodies = new ArrayList<>();
         for (int s = 0; s < STREAMS; s++) {
           bodies.add(connection.request(new RequestOptions().setMethod(HttpMethod.GET).setURI("/v1/payments/pay_none"))
-              .compose(request -> request.send())
-              .compose(response -> {
-                answered.incrementAndGet();
-                return response.body();
-              })
+              .compose(request -> request.send()
+                  .compose(response -> {
+                    answered.incrementAndGet();
+                    return response.body();
+                  }))
               .onSuccess(body -> delivered.incrementAndGet())
               .onFailure(failure -> {
                 answered.incrementAndGet();

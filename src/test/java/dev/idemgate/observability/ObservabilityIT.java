@@ -212,11 +212,11 @@ class ObservabilityIT {
                 .setHost("127.0.0.1").setPort(gateway.apiPort()).setURI("/pay")
                 .addHeader("Authorization", "Bearer " + KEY_A).addHeader("Content-Type", "application/json")
                 .addHeader("Idempotency-Key", Http.newKey()))
-            .compose(request -> request.send(Http.payment(1500, source).encode()))
-            .compose(response -> {
-              assertThat(response.version()).isEqualTo(io.vertx.core.http.HttpVersion.HTTP_2);
-              return response.body().map(b -> response.statusCode() + " " + response.getHeader("X-Request-Id"));
-            }));
+            .compose(request -> request.send(Http.payment(1500, source).encode())
+                .compose(response -> {
+                  assertThat(response.version()).isEqualTo(io.vertx.core.http.HttpVersion.HTTP_2);
+                  return response.body().map(b -> response.statusCode() + " " + response.getHeader("X-Request-Id"));
+                })));
         answered.put(source, requestId);
       }
       assertThat(answered.get("tok_visa")).startsWith("201 ");
