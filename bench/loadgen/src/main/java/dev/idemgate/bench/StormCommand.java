@@ -157,7 +157,7 @@ final class StormCommand implements Callable<Integer> {
       for (int i = 0; i < concurrency; i++) {
         warm.add(client.request(new RequestOptions().setMethod(HttpMethod.GET).setURI("/v1/payments/pay_warmup")
                 .putHeader("Authorization", "Bearer " + target.apiKey))
-            .compose(r -> r.send()).compose(r -> r.body()));
+            .compose(r -> r.send().compose(response -> response.body())));
       }
       return Future.join(warm).mapEmpty();
     }
@@ -285,13 +285,12 @@ final class StormCommand implements Callable<Integer> {
       String uri = "/admin/simulator/charges?merchant=" + encode(merchant) + "&key=" + encode(key);
       return admin.request(new RequestOptions().setMethod(HttpMethod.GET).setURI(uri)
               .putHeader("Authorization", "Bearer " + token))
-          .compose(r -> r.send())
-          .compose(r -> r.body().map(body -> {
-            if (r.statusCode() != 200) {
-              throw new IllegalStateException("charge log answered " + r.statusCode() + ": " + body);
+          .compose(r -> r.send().compose(response -> response.body().map(body -> {
+            if (response.statusCode() != 200) {
+              throw new IllegalStateException("charge log answered " + response.statusCode() + ": " + body);
             }
             return body.toJsonObject();
-          }));
+          })));
     }
 
     /** The key's ledger rows, or null when the ledger is not read (no --pg-url). */
