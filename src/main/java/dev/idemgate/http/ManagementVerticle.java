@@ -5,6 +5,7 @@ import static dev.idemgate.recovery.RecoveryVerticle.WITHOUT_ACQUIRER;
 import dev.idemgate.anomaly.AnomalyMonitor;
 import dev.idemgate.anomaly.AnomalyRoutes;
 import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.ProviderKeys;
 import dev.idemgate.payment.PaymentJson;
 import dev.idemgate.payment.PaymentRequestParser;
@@ -367,14 +368,22 @@ public final class ManagementVerticle extends VerticleBase {
 
   /**
    * The simulator's charge log for one provider key ({@code ?idempotency_key=}), or for a client
-   * key of a merchant ({@code ?merchant=&key=}, first generation), in the acquirer's shape.
+   * key of a merchant ({@code ?merchant=&key=}, first generation), in the acquirer's shape. The
+   * client key is read as the API reads its header, so its quoted form names the same key; before,
+   * {@code key="abc"} was hashed quotes and all and answered {@code "requests":0} for a charged key.
    */
   private void simulatorCharges(RoutingContext ctx) {
     String providerKey = ctx.queryParams().get("idempotency_key");
     String merchant = ctx.queryParams().get("merchant");
     String key = ctx.queryParams().get("key");
     if (providerKey == null && merchant != null && key != null) {
-      providerKey = ProviderKeys.of(merchant, key);
+      IdempotencyKey clientKey = IdempotencyKey.parse(key).orElse(null);
+      if (clientKey == null) {
+        Problems.send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST,
+            "key: an Idempotency-Key as the client sent it, 1-255 visible ASCII characters, bare or as a quoted string"));
+        return;
+      }
+      providerKey = ProviderKeys.of(merchant, clientKey.value());
     }
     if (providerKey == null || providerKey.isBlank()) {
       Problems.send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, "give idempotency_key=<provider key>, or merchant= and key="));

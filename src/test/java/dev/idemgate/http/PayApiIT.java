@@ -194,6 +194,23 @@ class PayApiIT {
   }
 
   @Test
+  @DisplayName("the admin charge log finds a key's charge by its quoted form as by its bare one, and refuses a "
+      + "key= that is no key with 400 instead of answering that nothing was charged")
+  void chargeLogTakesTheKeyInEitherForm() {
+    String key = Http.newKey();
+    assertThat(pay("\"" + key + "\"", Http.payment(100, "tok_visa")).status()).isEqualTo(201);
+
+    assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key)).isEqualTo(1);
+    assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, "\"" + key + "\"")).isEqualTo(1);
+    for (String notAKey : List.of("", "a b", "\"\"")) {
+      Reply refused = http.get(gateway.managementPort(), "/admin/simulator/charges?merchant=" + TestGateway.MERCHANT_A
+          + "&key=" + java.net.URLEncoder.encode(notAKey, StandardCharsets.UTF_8), TestGateway.ADMIN_TOKEN);
+      assertThat(refused.status()).as("key=%s", notAKey).isEqualTo(400);
+      assertThat(refused.json().getString("code")).isEqualTo("invalid_request");
+    }
+  }
+
+  @Test
   @DisplayName("an invalid body gets 400 invalid_request listing each field's problem")
   void invalidBody() {
     Reply reply = pay(Http.newKey(), new JsonObject().put("amount", 0).put("currency", "eur").put("colour", "red"));
