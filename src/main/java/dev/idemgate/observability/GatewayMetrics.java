@@ -47,6 +47,8 @@ public final class GatewayMetrics {
   private final AtomicInteger connections = new AtomicInteger();
   private final Map<String, Timer> timers = new ConcurrentHashMap<>();
   private final Map<String, Counter> storeErrors = new ConcurrentHashMap<>();
+  /** The operations {@link #timeStore} is called with. */
+  private static final String[] STORE_OPERATIONS = {"held", "claim", "complete"};
   private final Timer gateTimer;
   private final Counter replayCacheHits;
   private final Map<String, Counter> rateLimited = new java.util.HashMap<>();
@@ -68,6 +70,12 @@ public final class GatewayMetrics {
     replayCacheHits = Counter.builder("idemgate.replay.cache.hits")
         .description("replays answered from the in-process replay cache (also counted as replayed requests)")
         .register(registry);
+    // Every store operation's error counter exists from the start, at 0: a counter that appears at its
+    // first failure hides that failure from rate() (and the alert on it), and reads "no data" until then.
+    for (String operation : STORE_OPERATIONS) {
+      storeErrors.put(operation, Counter.builder("idemgate.store.errors").tag("operation", operation)
+          .description("PostgreSQL store calls that failed or timed out").register(registry));
+    }
     for (String route : new String[] {"pay", "get_payment"}) {
       rateLimited.put(route, Counter.builder("idemgate.rate.limited").tag("route", route)
           .description("requests refused with 429 rate_limited, payments and reads").register(registry));

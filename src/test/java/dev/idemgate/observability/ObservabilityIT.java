@@ -175,6 +175,17 @@ class ObservabilityIT {
     }
   }
 
+  @Test
+  @DisplayName("idemgate_store_errors_total has a series for each store operation before its first failure, so "
+      + "that rate() sees that failure and the dashboard reads 0, not no data")
+  void storeErrorsAreScrapedBeforeTheFirstOne() {
+    String scrape = http.get(gateway.managementPort(), "/metrics", null).body();
+    for (String operation : List.of("held", "claim", "complete")) {
+      assertThat(Scrape.value(scrape, "idemgate_store_errors_total{operation=\"" + operation + "\"}"))
+          .as("idemgate_store_errors_total{operation=\"%s\"}", operation).isPresent();
+    }
+  }
+
   /** {@code idemgate_store_group_payments_<part>{operation="..."}} from a scrape; 0 when absent. */
   private static double scraped(String scrape, String operation, String part) {
     return Scrape.value(scrape, "idemgate_store_group_payments_" + part + "{operation=\"" + operation + "\"}").orElse(0);
