@@ -26,6 +26,9 @@ import org.slf4j.LoggerFactory;
  * operation, an action. Never a key, an amount, a merchant or a reference.
  */
 public final class GatewayMetrics {
+  /** The operations {@link #timeStore} is called with. */
+  private static final String[] STORE_OPERATIONS = {"held", "claim", "complete"};
+
   /** Outcome tag of {@code idemgate.requests}. */
   public enum RequestOutcome {
     CREATED, DECLINED, PENDING, REPLAYED, IN_FLIGHT_CONFLICT, KEY_REUSED, PROVIDER_UNAVAILABLE, STORE_UNAVAILABLE, REJECTED,
@@ -47,8 +50,6 @@ public final class GatewayMetrics {
   private final AtomicInteger connections = new AtomicInteger();
   private final Map<String, Timer> timers = new ConcurrentHashMap<>();
   private final Map<String, Counter> storeErrors = new ConcurrentHashMap<>();
-  /** The operations {@link #timeStore} is called with. */
-  private static final String[] STORE_OPERATIONS = {"held", "claim", "complete"};
   private final Timer gateTimer;
   private final Counter replayCacheHits;
   private final Map<String, Counter> rateLimited = new java.util.HashMap<>();
@@ -73,8 +74,7 @@ public final class GatewayMetrics {
     // Every store operation's error counter exists from the start, at 0: a counter that appears at its
     // first failure hides that failure from rate() (and the alert on it), and reads "no data" until then.
     for (String operation : STORE_OPERATIONS) {
-      storeErrors.put(operation, Counter.builder("idemgate.store.errors").tag("operation", operation)
-          .description("PostgreSQL store calls that failed or timed out").register(registry));
+      storeErrors(operation);
     }
     for (String route : new String[] {"pay", "get_payment"}) {
       rateLimited.put(route, Counter.builder("idemgate.rate.limited").tag("route", route)
@@ -165,10 +165,14 @@ public final class GatewayMetrics {
       timer("idemgate.store.latency", "PostgreSQL store call", "operation", operation)
           .record(Duration.ofNanos(System.nanoTime() - start));
       if (done.failed()) {
-        storeErrors.computeIfAbsent(operation, op -> Counter.builder("idemgate.store.errors").tag("operation", op)
-            .description("PostgreSQL store calls that failed or timed out").register(registry)).increment();
+        storeErrors(operation).increment();
       }
     });
+  }
+
+  private Counter storeErrors(String operation) {
+    return storeErrors.computeIfAbsent(operation, op -> Counter.builder("idemgate.store.errors").tag("operation", op)
+        .description("PostgreSQL store calls that failed or timed out").register(registry));
   }
 
   /**
