@@ -1,16 +1,20 @@
 package dev.idemgate.anomaly;
 
+import dev.idemgate.payment.CardNumberScanner;
 import io.vertx.core.MultiMap;
 
 /**
  * Who sent a payment, for attributing twins: {@code X-Client-Id}, else {@code User-Agent} (prefixed
  * {@code ua:}), else {@code unknown}. Only a safe subset of characters is kept and the result is cut to
  * {@link #MAX_LENGTH}, so a client cannot inject into logs or blow up the admin view; how many distinct
- * clients are tracked per merchant is bounded by {@link TwinRateJudge}.
+ * clients are tracked per merchant is bounded by {@link TwinRateJudge}. A header holding a card number
+ * (a client that sends one there by mistake) becomes {@link #REDACTED}: ids are kept in Redis and
+ * shown on the admin view, where no card number may be.
  */
 public final class ClientIds {
   public static final String HEADER = "X-Client-Id";
   public static final String UNKNOWN = "unknown";
+  static final String REDACTED = "redacted:card_number";
   static final int MAX_LENGTH = 64;
 
   private ClientIds() {}
@@ -29,6 +33,10 @@ public final class ClientIds {
       return "";
     }
     raw = raw.strip();
+    // The whole header, not the part kept: cut at 64 characters, a number could leave digits behind.
+    if (CardNumberScanner.containsCardNumber(raw)) {
+      return REDACTED;
+    }
     StringBuilder out = new StringBuilder(Math.min(raw.length(), MAX_LENGTH));
     for (int i = 0; i < raw.length() && out.length() < MAX_LENGTH; i++) {
       char c = raw.charAt(i);

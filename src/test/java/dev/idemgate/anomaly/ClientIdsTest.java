@@ -30,4 +30,18 @@ class ClientIdsTest {
     assertThat(id).hasSize(64).doesNotContain("\r", "\n", "\"", "=", " ");
     assertThat(ClientIds.attribute(headers("User-Agent", "Mozilla/5.0 (X11; Linux x86_64)"))).isEqualTo("ua:Mozilla/5.0_?X11?_Linux_x86_64?");
   }
+
+  @Test
+  @DisplayName("a client id or User-Agent holding a card number is kept as one redacted id, never the number: the "
+      + "anomaly view and the Redis stream would otherwise hold it")
+  void cardNumbersAreNotKept() {
+    assertThat(ClientIds.attribute(headers("X-Client-Id", "4242424242424242"))).isEqualTo("redacted:card_number");
+    assertThat(ClientIds.attribute(headers("X-Client-Id", "shop 4242 4242 4242 4242"))).isEqualTo("redacted:card_number");
+    assertThat(ClientIds.attribute(headers("User-Agent", "app/1.0 pan=4000-0566-5566-5556")))
+        .isEqualTo("ua:redacted:card_number");
+    // Beyond the 64 characters kept, still found: cut short, its digits would be left in the id.
+    assertThat(ClientIds.attribute(headers("X-Client-Id", "x".repeat(56) + "4242424242424242")))
+        .isEqualTo("redacted:card_number");
+    assertThat(ClientIds.attribute(headers("X-Client-Id", "checkout-eu-20261201"))).isEqualTo("checkout-eu-20261201");
+  }
 }
