@@ -44,7 +44,7 @@ class Http2StopIT {
         client.data(3, quick);
         client.answerPings(); // the client reads on, and sees the GOAWAY
 
-        client.await(line -> line.startsWith("HEADERS 1") || line.equals("EOF"), Duration.ofSeconds(10));
+        awaitBothAnswers(client);
         assertThat(client.events()).as("the slow payment's answer arrived, the connection was not ended for stream 3")
             .contains("HEADERS 1 :status=201")
             .noneMatch(line -> line.startsWith("GOAWAY") && !line.endsWith("error=0"));
@@ -89,7 +89,7 @@ class Http2StopIT {
         late.data(3, quick);
         late.answerPings();
 
-        late.await(line -> line.startsWith("HEADERS 1") || line.equals("EOF"), Duration.ofSeconds(10));
+        awaitBothAnswers(late);
         assertThat(late.events()).as("the late connection's slow payment was answered, its connection not ended")
             .contains("HEADERS 1 :status=201")
             .noneMatch(line -> line.startsWith("GOAWAY") && !line.endsWith("error=0"));
@@ -101,6 +101,17 @@ class Http2StopIT {
         stopping.join(60_000);
       }
     }
+  }
+
+  /*
+   * Each stream's answer awaited on its own: the quick payment (stream 3) usually answers before the
+   * slow one (stream 1, 1.5 s at the provider), but nothing orders them, and on a busy machine it can
+   * come after. Awaiting stream 1 alone would then read the events before stream 3's HEADERS. An EOF
+   * ends both waits: the connection is over, and the assertions say what it lost.
+   */
+  private static void awaitBothAnswers(RawHttp2 client) throws InterruptedException {
+    client.await(line -> line.startsWith("HEADERS 1") || line.equals("EOF"), Duration.ofSeconds(10));
+    client.await(line -> line.startsWith("HEADERS 3") || line.equals("EOF"), Duration.ofSeconds(10));
   }
 
   private static void awaitState(TestDb db, String key, String expected) throws InterruptedException {
