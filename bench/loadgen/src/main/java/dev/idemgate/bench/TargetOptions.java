@@ -76,11 +76,16 @@ public final class TargetOptions {
     return vertx.createHttpClient(options, pool);
   }
 
-  /** One POST /pay with this key and body, on the given client; the answer once its body is read. */
+  /**
+   * One POST /pay with this key and body, on the given client; the answer once its body is read. The
+   * body is asked for inside the compose on send(): prime calls this from its main thread, and a
+   * step chained flat after send() could be added there after the answer had ended, and a body()
+   * asked for after the end never completes.
+   */
   Future<HttpClientResponse> pay(HttpClient client, String key, Buffer body) {
     return client.request(pay(key))
-        .compose(request -> request.send(body))
-        .compose(response -> response.body().map(read -> response));
+        .compose(request -> request.send(body)
+            .compose(response -> response.body().map(read -> response)));
   }
 
   RequestOptions pay(String key) {
