@@ -14,7 +14,6 @@ import dev.idemgate.support.Http.Reply;
 import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import io.vertx.core.json.JsonObject;
-import java.net.ServerSocket;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Map;
@@ -41,10 +40,9 @@ class UnsettledPaymentGetIT {
   @DisplayName("an unsettled payment without a ledger row names its provider as its 202 did (the ledger's name), not "
       + "the claim's internal label, which holds the acquirer's URL when no provider_name is set")
   void unsettledPaymentNamesItsProviderAsItsAnswerDid() throws Exception {
-    int closedPort;
-    try (ServerSocket socket = new ServerSocket(0)) {
-      closedPort = socket.getLocalPort();
-    }
+    // Below the ephemeral range (TestGateway.freePort): a port the kernel just handed out and took back
+    // can be handed to another socket, or to the gateway's own connect to it (a self-connection).
+    int closedPort = TestGateway.freePort();
     String url = "http://127.0.0.1:" + closedPort;
     String named = Http.newKey();
     String unnamed = Http.newKey();

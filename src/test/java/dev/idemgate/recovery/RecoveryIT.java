@@ -405,11 +405,10 @@ class RecoveryIT {
    * A gateway whose acquirer (provider {@code http <name>}) is a port nothing listens on, so every
    * inquiry gets no answer at all; its recovery passes are an hour apart, out of the tests' way.
    */
-  private static TestGateway withUnreachableAcquirer(String name) throws java.io.IOException {
-    int closedPort;
-    try (java.net.ServerSocket socket = new java.net.ServerSocket(0)) {
-      closedPort = socket.getLocalPort();
-    }
+  private static TestGateway withUnreachableAcquirer(String name) {
+    // Below the ephemeral range (TestGateway.freePort): a port the kernel just handed out and took back
+    // can be handed to another socket, or to the gateway's own connect to it (a self-connection).
+    int closedPort = TestGateway.freePort();
     return TestGateway.start(Map.of("IDEMGATE_PROVIDER", "http", "IDEMGATE_PROVIDER_URL", "http://127.0.0.1:" + closedPort,
         "IDEMGATE_PROVIDER_NAME", name, "IDEMGATE_LEASE", "3s", "IDEMGATE_PROVIDER_TIMEOUT", "3s",
         "IDEMGATE_RECOVERY_INTERVAL", "1h"));
