@@ -33,8 +33,8 @@ import java.util.regex.Pattern;
  * Reads a settlement CSV (DESIGN §6) one record at a time, so memory stays bounded whatever the
  * file's size: a header row, columns in any order under their canonical names or a provider's
  * names from the column map, extra columns ignored. RFC 4180 quoting (delimiters, quotes and line
- * breaks inside quoted fields) is understood; the delimiter is the one of {@code , ; TAB |} that
- * splits the header best. A line that cannot be used comes back as a {@link MalformedRow} and
+ * breaks inside quoted fields) is understood, a line ending at LF, CRLF or a lone CR; the delimiter
+ * is the one of {@code , ; TAB |} that splits the header best. A line that cannot be used comes back as a {@link MalformedRow} and
  * reading goes on; a file that is not CSV, or lacks a required column, fails at {@link #open}.
  */
 public final class SettlementReader implements Closeable {
@@ -88,7 +88,10 @@ public final class SettlementReader implements Closeable {
   private final char[] buffer = new char[1 << 16];
   private int position;
   private int limit;
+  /** The line of the next character: a line ends at LF, CRLF or a lone CR, inside quotes too. */
   private long nextLine = 1;
+  /** The last character read was a CR: an LF now is the second half of that line break. */
+  private boolean afterCr;
   private long recordLine;
 
   /** One record: a row, or the reason it was skipped. */
@@ -424,7 +427,8 @@ public final class SettlementReader implements Closeable {
    * The next record's text with quotes kept (line breaks inside quotes included), or null at the
    * end. A quote opens a quoted field only at the start of a field (or right after the quote that
    * closed one, for an escaped ""): a stray quote inside an unquoted field is a character, not the
-   * start of a field that would swallow the lines after it.
+   * start of a field that would swallow the lines after it. Outside quotes a record ends at LF, CRLF
+   * or a lone CR, as in Python's csv module.
    */
   private String readRawRecord(String delimiters) throws IOException {
     StringBuilder record = new StringBuilder(128);
@@ -441,8 +445,16 @@ public final class SettlementReader implements Closeable {
           return any ? record.toString() : null;
         }
       }
-      any = true;
       char c = buffer[position++];
+      boolean lf = c == '\n' && afterCr; // the LF of a CRLF, whose CR ended the line
+      afterCr = c == '\r';
+      if (lf) {
+        if (quoted) {
+          record.append(c);
+        }
+        continue; // outside quotes, the CR ended the record before it
+      }
+      any = true;
       if (c == '"') {
         boolean closes = quoted;
         if (quoted) {
@@ -454,13 +466,9 @@ public final class SettlementReader implements Closeable {
       } else {
         justClosed = false;
       }
-      if (c == '\n') {
+      if (c == '\n' || c == '\r') {
         nextLine++;
         if (!quoted) {
-          int end = record.length();
-          if (end > 0 && record.charAt(end - 1) == '\r') {
-            record.setLength(end - 1);
-          }
           return record.toString();
         }
       }

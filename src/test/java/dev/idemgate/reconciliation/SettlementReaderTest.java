@@ -159,6 +159,47 @@ class SettlementReaderTest {
   }
 
   @Test
+  @DisplayName("a lone CR ends a line as LF and CRLF do (old Mac and spreadsheet exports); line numbers count those "
+      + "lines, and a CR inside a quoted field stays in its value")
+  void crOnlyLineEndings() {
+    List<SettlementReader.Result> rows = read("settlement_id,provider_reference,amount,currency,settled_at,note\r"
+        + "s1,ch_1,100,EUR,2026-01-02,\r"
+        + "s2,\"ch\r2\",200,EUR,2026-01-02,\r"
+        + "s3,ch_3,12.50,EUR,2026-01-02,\r"
+        + "\r"
+        + "s4,ch_4,400,EUR,2026-01-02,\r\n" // a CRLF and an LF in the same file still end one line each
+        + "s5,ch_5,500,EUR,2026-01-02,\n"
+        + "s6,ch_6,600,EUR,2026-01-02,", Map.of());
+    assertThat(rows).hasSize(6);
+    assertThat(row(rows.get(0)).settlementId()).isEqualTo("s1");
+    assertThat(row(rows.get(0)).line()).isEqualTo(2);
+    assertThat(row(rows.get(1)).settlementId()).isEqualTo("s2");
+    assertThat(row(rows.get(1)).line()).isEqualTo(3);
+    assertThat(row(rows.get(1)).providerReference()).isEqualTo("ch\r2");
+    assertThat(rows.get(2)).isInstanceOf(SettlementReader.Skipped.class);
+    assertThat(((SettlementReader.Skipped) rows.get(2)).malformed().line()).isEqualTo(5);
+    assertThat(((SettlementReader.Skipped) rows.get(2)).malformed().reason()).contains("amount '12.50'");
+    assertThat(row(rows.get(3)).line()).isEqualTo(7);
+    assertThat(row(rows.get(4)).line()).isEqualTo(8);
+    assertThat(row(rows.get(5)).line()).isEqualTo(9);
+    assertThat(row(rows.get(5)).amount()).isEqualTo(600);
+  }
+
+  @Test
+  @DisplayName("a CR-only file larger than 1 MiB passes checkRecords and is read row by row")
+  void crOnlyFileLargerThanTheRecordLimit() {
+    StringBuilder csv = new StringBuilder("settlement_id,provider_reference,amount,currency,settled_at\r");
+    for (int i = 0; i < 40_000; i++) {
+      csv.append("s").append(i).append(",ch_").append(i).append(",100,EUR,2026-01-02\r");
+    }
+    assertThat(csv.length()).isGreaterThan(1 << 20);
+    SettlementReader.checkRecords(new ByteArrayInputStream(csv.toString().getBytes(StandardCharsets.UTF_8)), "mac.csv", Map.of());
+    List<SettlementReader.Result> rows = read(csv.toString(), Map.of());
+    assertThat(rows).hasSize(40_000).allMatch(r -> r instanceof SettlementReader.Valid);
+    assertThat(row(rows.get(39_999)).line()).isEqualTo(40_001);
+  }
+
+  @Test
   @DisplayName("a semicolon-separated file is read too")
   void semicolons() {
     List<SettlementReader.Result> rows = read("settlement_id;provider_key;amount;currency;settled_at;status\n"
