@@ -34,7 +34,8 @@ import java.util.regex.Pattern;
  * file's size: a header row, columns in any order under their canonical names or a provider's
  * names from the column map, extra columns ignored. RFC 4180 quoting (delimiters, quotes and line
  * breaks inside quoted fields) is understood, a line ending at LF, CRLF or a lone CR; the delimiter
- * is the one of {@code , ; TAB |} that splits the header best. A line that cannot be used comes back as a {@link MalformedRow} and
+ * is the one of {@code , ; TAB |} that splits the header best. A quote left open costs only its own
+ * line (see {@link #readRecord}). A line that cannot be used comes back as a {@link MalformedRow} and
  * reading goes on; a file that is not CSV, or lacks a required column, fails at {@link #open}.
  */
 public final class SettlementReader implements Closeable {
@@ -88,11 +89,25 @@ public final class SettlementReader implements Closeable {
   private final char[] buffer = new char[1 << 16];
   private int position;
   private int limit;
+  /**
+   * Text to read again before the rest of the stream: the lines after the first of a record that
+   * could not be read (see {@link #readRecord}). At most one record's text, so at most about 1 MiB.
+   */
+  private String reread = "";
+  private int rereadPosition;
   /** The line of the next character: a line ends at LF, CRLF or a lone CR, inside quotes too. */
   private long nextLine = 1;
   /** The last character read was a CR: an LF now is the second half of that line break. */
   private boolean afterCr;
   private long recordLine;
+  /** Of the record last read: the line breaks inside it (all within quoted fields). */
+  private int recordBreaks;
+  /** Of the record last read: the line where its first quoted field with a line break began, or 0. */
+  private long spanLine;
+  /** Of the record last read: why its lines cannot be one record (a quoted field never closes…), or null. */
+  private String brokenReason;
+  /** Of the record last read: the line break that ended it, or -1 (the end of the file, or of its quoted field's room). */
+  private int recordEnd;
 
   /** One record: a row, or the reason it was skipped. */
   public sealed interface Result permits Valid, Skipped {}
@@ -187,10 +202,14 @@ public final class SettlementReader implements Closeable {
   /** The next record, or null at the end of the file. */
   public Result next() {
     while (true) {
-      List<String> fields = readRecord(delimiter);
-      if (fields == null) {
+      CsvRecord record = readRecord(true);
+      if (record == null) {
         return null;
       }
+      if (record.broken() != null) {
+        return skip(record.line(), record.broken());
+      }
+      List<String> fields = record.fields();
       if (fields.size() == 1 && fields.get(0).isBlank()) {
         continue;
       }
@@ -371,6 +390,9 @@ public final class SettlementReader implements Closeable {
       throw new SettlementFileException(name + ": is empty: expected a CSV header row naming "
           + String.join(", ", COLUMNS));
     }
+    if (brokenReason != null) {
+      throw new SettlementFileException(name + ": not a settlement CSV: a quote in its header is never closed");
+    }
     if (first.charAt(0) == '\uFEFF') {
       first = first.substring(1);
     }
@@ -428,24 +450,30 @@ public final class SettlementReader implements Closeable {
    * end. A quote opens a quoted field only at the start of a field (or right after the quote that
    * closed one, for an escaped ""): a stray quote inside an unquoted field is a character, not the
    * start of a field that would swallow the lines after it. Outside quotes a record ends at LF, CRLF
-   * or a lone CR, as in Python's csv module.
+   * or a lone CR, as in Python's csv module. When the file or {@link #MAX_RECORD_CHARS} ends inside
+   * a quoted field, or a quoted field over several lines ends inside a field, the text read so far
+   * comes back with {@link #brokenReason} saying so; a line longer than that limit fails the file.
    */
   private String readRawRecord(String delimiters) throws IOException {
     StringBuilder record = new StringBuilder(128);
     recordLine = nextLine;
+    recordBreaks = 0;
+    spanLine = 0;
+    brokenReason = null;
+    recordEnd = -1;
     boolean quoted = false;
+    long quoteLine = 0; // the line where the quoted field now open (or just closed) began
     boolean justClosed = false; // the last character closed a quoted field: a quote now is an escaped ""
     boolean any = false;
     while (true) {
-      if (position == limit) {
-        limit = in.read(buffer, 0, buffer.length);
-        position = 0;
-        if (limit <= 0) {
-          limit = 0;
-          return any ? record.toString() : null;
+      int read = read();
+      if (read < 0) {
+        if (quoted) {
+          brokenReason = opened(quoteLine) + " is never closed";
         }
+        return any ? record.toString() : null;
       }
-      char c = buffer[position++];
+      char c = (char) read;
       boolean lf = c == '\n' && afterCr; // the LF of a CRLF, whose CR ended the line
       afterCr = c == '\r';
       if (lf) {
@@ -455,12 +483,22 @@ public final class SettlementReader implements Closeable {
         continue; // outside quotes, the CR ended the record before it
       }
       any = true;
+      if (justClosed && quoteLine < nextLine && c != '"' && c != '\n' && c != '\r' && delimiters.indexOf(c) < 0) {
+        // A quoted field over several lines that ends inside a field: its quote was most likely left
+        // open, and closed by the next quote in the file (a later line's opening quote).
+        record.append(c);
+        brokenReason = opened(quoteLine) + " runs on to line " + nextLine + ", where it ends inside a field (an unclosed quote?)";
+        return record.toString();
+      }
       if (c == '"') {
         boolean closes = quoted;
         if (quoted) {
           quoted = false;
-        } else if (justClosed || record.isEmpty() || delimiters.indexOf(record.charAt(record.length() - 1)) >= 0) {
+        } else if (justClosed) {
+          quoted = true; // an escaped "": the same field goes on
+        } else if (record.isEmpty() || delimiters.indexOf(record.charAt(record.length() - 1)) >= 0) {
           quoted = true;
+          quoteLine = nextLine;
         }
         justClosed = closes;
       } else {
@@ -469,34 +507,106 @@ public final class SettlementReader implements Closeable {
       if (c == '\n' || c == '\r') {
         nextLine++;
         if (!quoted) {
+          recordEnd = c;
           return record.toString();
+        }
+        recordBreaks++;
+        if (spanLine == 0) {
+          spanLine = quoteLine;
         }
       }
       if (record.length() >= MAX_RECORD_CHARS) {
-        // An unclosed quote would otherwise swallow the rest of the file into one record.
-        throw new SettlementFileException(name + " line " + recordLine + ": a record longer than "
-            + MAX_RECORD_CHARS + " characters (an unclosed quote?)");
+        if (recordBreaks == 0) {
+          throw new SettlementFileException(name + " line " + recordLine + ": a line longer than "
+              + MAX_RECORD_CHARS + " characters");
+        }
+        // A quote left open would otherwise take every line after it into this record.
+        record.append(c);
+        brokenReason = quoted ? opened(quoteLine) + " is not closed within " + MAX_RECORD_CHARS + " characters"
+            : opened(spanLine) + " makes a record longer than " + MAX_RECORD_CHARS + " characters";
+        return record.toString();
       }
       record.append(c);
     }
   }
 
-  private List<String> readRecord(char d) {
-    String raw = readRaw(d);
-    return raw == null ? null : split(raw, d);
+  private String opened(long quoteLine) {
+    return "a quoted field opened " + (quoteLine == recordLine ? "here" : "on line " + quoteLine);
   }
 
-  private String readRaw(char d) {
+  /** The next character: first those to read again, then the file's; -1 at its end. */
+  private int read() throws IOException {
+    if (rereadPosition < reread.length()) {
+      return reread.charAt(rereadPosition++);
+    }
+    if (position == limit) {
+      limit = in.read(buffer, 0, buffer.length);
+      position = 0;
+      if (limit <= 0) {
+        limit = 0;
+        return -1;
+      }
+    }
+    return buffer[position++];
+  }
+
+  /** A record: its fields (null when not asked for), or why its lines were not read as one record. */
+  private record CsvRecord(long line, List<String> fields, String broken) {}
+
+  /**
+   * The next record, or null at the end. A record over several lines that cannot be one (its quoted
+   * field never closes, or closes leaving the wrong number of fields: a quote left open and closed
+   * by a later line's quote) is given back as broken at its first line, and reading goes on at its
+   * second line as if the first had ended there: a quote left open costs its own line, never the
+   * settlements after it. {@code fields} false splits only the records that span lines (for
+   * {@link #checkRecords}, which must go through the file as {@link #next} does).
+   */
+  private CsvRecord readRecord(boolean fields) {
+    String raw;
     try {
-      return readRawRecord(String.valueOf(d));
+      raw = readRawRecord(String.valueOf(delimiter));
     } catch (IOException e) {
       throw new SettlementFileException(name + ": could not be read past line " + recordLine + " (" + e.getMessage() + ")");
     }
+    if (raw == null) {
+      return null;
+    }
+    String broken = brokenReason;
+    List<String> split = null;
+    if (broken == null && (fields || recordBreaks > 0)) {
+      split = split(raw, delimiter);
+      if (recordBreaks > 0 && split.size() != width) {
+        broken = opened(spanLine) + " runs on to line " + (recordLine + recordBreaks) + ", leaving " + split.size()
+            + " fields where the header has " + width + " (an unclosed quote?)";
+      }
+    }
+    if (broken == null) {
+      return new CsvRecord(recordLine, split, null);
+    }
+    readAgainAfterFirstLine(raw);
+    return new CsvRecord(recordLine, null, broken);
+  }
+
+  /** Makes the lines of {@code raw} after its first the next ones read, numbered from the line after its first. */
+  private void readAgainAfterFirstLine(String raw) {
+    int cr = raw.indexOf('\r');
+    int lf = raw.indexOf('\n');
+    int lineBreak = cr < 0 ? lf : lf < 0 ? cr : Math.min(cr, lf);
+    if (lineBreak < 0) {
+      return; // one line, the file's last: nothing after it
+    }
+    int after = raw.startsWith("\r\n", lineBreak) ? lineBreak + 2 : lineBreak + 1;
+    // A lone CR as the last character may be the first half of a CRLF whose LF is not read yet.
+    afterCr = after == lineBreak + 1 && raw.charAt(lineBreak) == '\r';
+    // The line break that ended the record is read again too: a CR of it may have its LF still unread.
+    reread = raw.substring(after) + (recordEnd < 0 ? "" : String.valueOf((char) recordEnd)) + reread.substring(rereadPosition);
+    rereadPosition = 0;
+    nextLine = recordLine + 1;
   }
 
   /**
    * Reads a whole file for its records' bounds only, none parsed, and fails as {@link #next} would
-   * on a record longer than {@link #MAX_RECORD_CHARS}: the one fault of a file's content that stops
+   * on a line longer than {@link #MAX_RECORD_CHARS}: the one fault of a file's content that stops
    * a run half way instead of being a malformed line. Called before a run is stored, so that such
    * a file is refused with nothing stored rather than recorded as a FAILED run. Streams, one record
    * in memory at a time: 0.5-0.9 s for 100 MB (1,000,000 rows), where reconciling that file took
@@ -504,7 +614,7 @@ public final class SettlementReader implements Closeable {
    */
   public static void checkRecords(InputStream stream, String name, Map<String, String> columnMap) {
     try (SettlementReader scan = open(stream, name, columnMap)) {
-      while (scan.readRaw(scan.delimiter) != null) {
+      while (scan.readRecord(false) != null) {
         // each record's length is checked as it is read
       }
     }

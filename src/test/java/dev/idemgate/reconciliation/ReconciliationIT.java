@@ -683,7 +683,7 @@ class ReconciliationIT {
     Path longLine = dir.resolve("long-line.csv");
     Files.writeString(longLine, "settlement_id,provider_reference,amount,currency,settled_at\ns1,\"" + "x".repeat(1 << 21) + "\n");
     cases.put(new String[] {"--settlement", longLine.toString(), "--merchant-prefix", "rt_no_such_"},
-        longLine + " line 2: a record longer than 1048576 characters");
+        longLine + " line 2: a line longer than 1048576 characters");
     for (Map.Entry<String[], String> c : cases.entrySet()) {
       String[] args = new String[c.getKey().length + 1];
       args[0] = "reconcile";
@@ -696,7 +696,7 @@ class ReconciliationIT {
   }
 
   @Test
-  @DisplayName("a record longer than 1 MiB far down the file is refused with exit 2 and its line before a run is stored, "
+  @DisplayName("a line longer than 1 MiB far down the file is refused with exit 2 and its line before a run is stored, "
       + "not recorded as a FAILED run")
   void overlongRecordRefusedBeforeARun() throws Exception {
     try (LedgerFixture ledger = new LedgerFixture()) {
@@ -714,10 +714,45 @@ class ReconciliationIT {
           "--out", dir.resolve("runaway.json").toString());
 
       assertThat(cli.status()).as(cli.err()).isEqualTo(2);
-      assertThat(cli.err().strip()).isEqualTo("idemgate: " + file + " line 1002: a record longer than 1048576 characters "
-          + "(an unclosed quote?); nothing was run");
+      assertThat(cli.err().strip()).isEqualTo("idemgate: " + file + " line 1002: a line longer than 1048576 characters; "
+          + "nothing was run");
       assertThat(count(ledger.connection, "SELECT count(*) FROM idemgate.reconciliation_runs WHERE settlement_file = ?",
           file.getFileName().toString())).as("runs stored").isZero();
+    }
+  }
+
+  @Test
+  @DisplayName("a CR-only file (old Mac, spreadsheet export) is reconciled row by row, and a quoted field left open "
+      + "costs only its own line: the rows after it, more than 1 MiB of them, are read and matched")
+  void crOnlyFileWithAnUnclosedQuote() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(5));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder csv = new StringBuilder(HEADER.replace('\n', '\r'));
+      csv.append("s_open,\"").append(p).append("ch_open,,").append(m1).append(",1000,EUR,settled,").append(base).append('\r');
+      for (int i = 0; i < 20_000; i++) { // another merchant's rows, past the 1 MiB record limit
+        csv.append(row("s_other" + i, "ch_other" + i, null, "other_merchant", 100, "EUR", "settled", base).replace('\n', '\r'));
+      }
+      for (int i = 0; i < 3; i++) {
+        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_" + i, base.minus(Duration.ofHours(1)));
+        csv.append(row("s" + i, p + "ch_" + i, null, m1, 1_000 + i, "EUR", "settled", base).replace('\n', '\r'));
+      }
+      assertThat(csv.length()).isGreaterThan(1 << 20);
+      Path file = dir.resolve(p + "mac.csv");
+      Files.writeString(file, csv);
+      Path report = dir.resolve("mac.json");
+
+      LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix", p,
+          "--out", report.toString());
+
+      assertThat(cli.status()).as(cli.err()).isZero();
+      assertThat(cli.err()).contains(file + " line 2: a quoted field opened here is not closed within 1048576 characters "
+          + "(skipped)");
+      JsonObject rows = LedgerFixture.readJson(report).getJsonObject("summary").getJsonObject("rows");
+      assertThat(rows.getLong("malformed")).isEqualTo(1);
+      assertThat(rows.getLong("matched")).isEqualTo(3);
+      assertThat(rows.getLong("read")).isEqualTo(20_004);
     }
   }
 

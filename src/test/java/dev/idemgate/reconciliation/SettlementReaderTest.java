@@ -200,6 +200,96 @@ class SettlementReaderTest {
   }
 
   @Test
+  @DisplayName("a quoted field never closed before the end of the file makes only its own line malformed; the lines "
+      + "after it are read as rows")
+  void unclosedQuoteAtEndOfFile() {
+    List<SettlementReader.Result> rows = read("""
+        settlement_id,provider_reference,amount,currency,settled_at,note
+        s1,ch_1,100,EUR,2026-01-02,
+        s2,ch_2,200,EUR,2026-01-02,"Best deal
+        s3,ch_3,300,EUR,2026-01-02,
+        s4,ch_4,400,EUR,2026-01-02,
+        """, Map.of());
+    assertThat(rows).hasSize(4);
+    assertThat(row(rows.get(0)).line()).isEqualTo(2);
+    assertThat(rows.get(1)).isInstanceOf(SettlementReader.Skipped.class);
+    MalformedRow unclosed = ((SettlementReader.Skipped) rows.get(1)).malformed();
+    assertThat(unclosed.line()).isEqualTo(3);
+    assertThat(unclosed.reason()).isEqualTo("a quoted field opened here is never closed");
+    assertThat(row(rows.get(2)).settlementId()).isEqualTo("s3");
+    assertThat(row(rows.get(2)).line()).isEqualTo(4);
+    assertThat(row(rows.get(3)).settlementId()).isEqualTo("s4");
+    assertThat(read("settlement_id,provider_reference,amount,currency,settled_at\ns1,\"ch_1,100,EUR,2026-01-02", Map.of()))
+        .as("on the last line").containsExactly(new SettlementReader.Skipped(new MalformedRow(2,
+            "a quoted field opened here is never closed")));
+  }
+
+  @Test
+  @DisplayName("in a file that quotes every field, an unclosed quote is closed by the next line's first quote: that "
+      + "line is malformed alone and the next one is read as its own row, not merged into it")
+  void unclosedQuoteClosedByALaterLine() {
+    List<SettlementReader.Result> rows = read("""
+        "settlement_id","provider_reference","amount","currency","settled_at","note"
+        "s1","ch_1","100","EUR","2026-01-02",""
+        "s2","ch_2","200","EUR","2026-01-02","Best deal
+        "s3","ch_3","300","EUR","2026-01-02",""
+        "s4","ch_4","400","EUR","2026-01-02","two
+        lines"
+        """, Map.of());
+    assertThat(rows).hasSize(4);
+    assertThat(row(rows.get(0)).settlementId()).isEqualTo("s1");
+    assertThat(rows.get(1)).isInstanceOf(SettlementReader.Skipped.class);
+    assertThat(((SettlementReader.Skipped) rows.get(1)).malformed().line()).isEqualTo(3);
+    assertThat(((SettlementReader.Skipped) rows.get(1)).malformed().reason()).contains("line 4");
+    assertThat(row(rows.get(2)).settlementId()).isEqualTo("s3");
+    assertThat(row(rows.get(2)).line()).isEqualTo(4);
+    assertThat(row(rows.get(3)).settlementId()).isEqualTo("s4");
+    assertThat(row(rows.get(3)).line()).isEqualTo(5);
+  }
+
+  @Test
+  @DisplayName("a quote left open in a column that is quoted on every line is closed by the next line's opening quote, "
+      + "leaving the right number of fields: that line is malformed alone, and the next is read as its own row")
+  void unclosedQuoteClosedInTheSameColumn() {
+    List<SettlementReader.Result> rows = read("""
+        settlement_id,provider_reference,amount,currency,settled_at,note
+        s1,ch_1,100,EUR,2026-01-02,"Blue widget"
+        s2,ch_2,200,EUR,2026-01-02,"Best deal
+        s3,ch_3,300,EUR,2026-01-02,"Red widget"
+        s4,ch_4,400,EUR,2026-01-02,"two
+        lines"
+        """, Map.of());
+    assertThat(rows).hasSize(4);
+    assertThat(row(rows.get(0)).settlementId()).isEqualTo("s1");
+    assertThat(((SettlementReader.Skipped) rows.get(1)).malformed()).isEqualTo(new MalformedRow(3,
+        "a quoted field opened here runs on to line 4, where it ends inside a field (an unclosed quote?)"));
+    assertThat(row(rows.get(2)).settlementId()).isEqualTo("s3");
+    assertThat(row(rows.get(2)).line()).isEqualTo(4);
+    assertThat(row(rows.get(3)).settlementId()).isEqualTo("s4");
+  }
+
+  @Test
+  @DisplayName("a quoted field not closed within 1 MiB costs its own line only: checkRecords lets the file through and "
+      + "every row after that line is read")
+  void unclosedQuoteRunningPastTheRecordLimit() {
+    StringBuilder csv = new StringBuilder("settlement_id,provider_reference,amount,currency,settled_at\n"
+        + "s0,\"ch_0,100,EUR,2026-01-02\n");
+    for (int i = 1; i <= 40_000; i++) {
+      csv.append("s").append(i).append(",ch_").append(i).append(",100,EUR,2026-01-02\n");
+    }
+    csv.append("s_last,\"ch_last\",100,EUR,2026-01-02\n"); // a quote that, read from line 2, closes the one opened there
+    assertThat(csv.length()).isGreaterThan(1 << 20);
+    SettlementReader.checkRecords(new ByteArrayInputStream(csv.toString().getBytes(StandardCharsets.UTF_8)), "q.csv", Map.of());
+    List<SettlementReader.Result> rows = read(csv.toString(), Map.of());
+    assertThat(rows).hasSize(40_002);
+    assertThat(((SettlementReader.Skipped) rows.get(0)).malformed())
+        .isEqualTo(new MalformedRow(2, "a quoted field opened here is not closed within 1048576 characters"));
+    assertThat(rows.subList(1, rows.size())).allMatch(r -> r instanceof SettlementReader.Valid);
+    assertThat(row(rows.get(1)).line()).isEqualTo(3);
+    assertThat(row(rows.get(40_001)).providerReference()).isEqualTo("ch_last");
+  }
+
+  @Test
   @DisplayName("a semicolon-separated file is read too")
   void semicolons() {
     List<SettlementReader.Result> rows = read("settlement_id;provider_key;amount;currency;settled_at;status\n"
@@ -282,16 +372,16 @@ class SettlementReaderTest {
   }
 
   @Test
-  @DisplayName("a record longer than 1 MiB (an unclosed quote, a runaway line) is refused with the file's name and its line")
+  @DisplayName("a line longer than 1 MiB is refused with the file's name and its line")
   void overlongRecordNamesTheFile() {
     String csv = "settlement_id,provider_reference,amount,currency,settled_at\n"
         + "s1,\"" + "x".repeat((1 << 20) + 10) + "\n";
     assertThatThrownBy(() -> read(csv, Map.of())).isInstanceOf(SettlementFileException.class)
-        .hasMessageStartingWith("test.csv line 2: a record longer than 1048576 characters");
+        .hasMessage("test.csv line 2: a line longer than 1048576 characters");
   }
 
   @Test
-  @DisplayName("checkRecords reads a whole file and refuses its first record longer than 1 MiB, wherever it is; a good file passes")
+  @DisplayName("checkRecords reads a whole file and refuses its first line longer than 1 MiB, wherever it is; a good file passes")
   void checkRecordsFindsTheOverlongRecord() {
     String header = "settlement_id,provider_reference,amount,currency,settled_at\n";
     String good = header + "s1,ch_1,100,EUR,2026-01-01\n".repeat(1_000) + "s2,\"quoted,\nover two lines\",1,EUR,2026-01-01\n";
@@ -300,7 +390,7 @@ class SettlementReaderTest {
     assertThatThrownBy(() -> SettlementReader.checkRecords(new ByteArrayInputStream(bad.getBytes(StandardCharsets.UTF_8)),
         "bad.csv", Map.of()))
         .isInstanceOf(SettlementFileException.class)
-        .hasMessage("bad.csv line 1004: a record longer than 1048576 characters (an unclosed quote?)");
+        .hasMessage("bad.csv line 1004: a line longer than 1048576 characters");
   }
 
   @Test
