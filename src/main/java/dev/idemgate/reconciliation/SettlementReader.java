@@ -63,6 +63,15 @@ public final class SettlementReader implements Closeable {
   private static final Pattern LONG_DIGIT_RUN = Pattern.compile("[0-9]{13,}");
   private static final int MAX_RECORD_CHARS = 1 << 20;
   /**
+   * The characters a file may have read again (see {@link #readRecord}) beyond {@link #REREAD_PER_CHAR} times those
+   * it has. A quote left open is read again at most up to the next quote, about once; but lines that each open a
+   * quoted field and keep the one before open ({@code x","""}) make every line's record run 1 MiB, each read again:
+   * 150,000 times a 7-character line's cost (a 2 MB file was not through the pre-check in 30 s). Such a file is
+   * refused instead.
+   */
+  private static final long REREAD_ALLOWANCE = 16L << 20;
+  private static final int REREAD_PER_CHAR = 4;
+  /**
    * The settled_at accepted: years 1 to 9999. PostgreSQL's timestamptz has no year 0 and COPY reads
    * neither a signed nor a five-digit year, so one placeholder such as 0000-01-01, -0001-01-01 or
    * +12345-01-01 would fail the whole run's COPY instead of being one malformed line.
@@ -95,6 +104,9 @@ public final class SettlementReader implements Closeable {
    */
   private String reread = "";
   private int rereadPosition;
+  /** The characters read from the stream so far, and those put back to read again: see {@link #REREAD_ALLOWANCE}. */
+  private long streamed;
+  private long rereadTotal;
   /** The line of the next character: a line ends at LF, CRLF or a lone CR, inside quotes too. */
   private long nextLine = 1;
   /** The last character read was a CR: an LF now is the second half of that line break. */
@@ -546,6 +558,7 @@ public final class SettlementReader implements Closeable {
         limit = 0;
         return -1;
       }
+      streamed += limit;
     }
     return buffer[position++];
   }
@@ -596,6 +609,11 @@ public final class SettlementReader implements Closeable {
       return; // one line, the file's last: nothing after it
     }
     int after = raw.startsWith("\r\n", lineBreak) ? lineBreak + 2 : lineBreak + 1;
+    rereadTotal += raw.length() - after + 1 + reread.length() - rereadPosition;
+    if (rereadTotal > REREAD_ALLOWANCE + REREAD_PER_CHAR * streamed) {
+      throw new SettlementFileException(name + " line " + recordLine + ": quoted fields left open line after line, each "
+          + "running on over many lines: too many to read the file line by line");
+    }
     // A lone CR as the last character may be the first half of a CRLF whose LF is not read yet.
     afterCr = after == lineBreak + 1 && raw.charAt(lineBreak) == '\r';
     // The line break that ended the record is read again too: a CR of it may have its LF still unread.

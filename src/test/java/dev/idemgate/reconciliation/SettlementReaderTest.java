@@ -2,9 +2,11 @@ package dev.idemgate.reconciliation;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
 import java.io.ByteArrayInputStream;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
@@ -287,6 +289,26 @@ class SettlementReaderTest {
     assertThat(rows.subList(1, rows.size())).allMatch(r -> r instanceof SettlementReader.Valid);
     assertThat(row(rows.get(1)).line()).isEqualTo(3);
     assertThat(row(rows.get(40_001)).providerReference()).isEqualTo("ch_last");
+  }
+
+  @Test
+  @DisplayName("quotes left open line after line, each keeping a quoted field open for 1 MiB, refuse the file in "
+      + "bounded time: each line's record ran 1 MiB and was read again (a 2 MB file was not through checkRecords in 30 s)")
+  void quotesLeftOpenOnEveryLineAreNotReadAgainWithoutEnd() {
+    // Read from its own start a line opens a quoted field (at ,") and leaves it open (the escaped "" of """); read
+    // inside a quoted field it closes it (x"), opens another (,") and leaves that one open: every line starts a
+    // record that runs 1 MiB.
+    String csv = "settlement_id,provider_reference,amount,currency,settled_at\n" + "x\",\"\"\"\n".repeat(300_000);
+    assertTimeoutPreemptively(Duration.ofSeconds(30), () -> {
+      assertThatThrownBy(() -> SettlementReader.checkRecords(new ByteArrayInputStream(csv.getBytes(StandardCharsets.UTF_8)),
+          "hostile.csv", Map.of()))
+          .isInstanceOf(SettlementFileException.class)
+          .hasMessageStartingWith("hostile.csv line ")
+          .hasMessageEndingWith(": quoted fields left open line after line, each running on over many lines: too many "
+              + "to read the file line by line");
+      assertThatThrownBy(() -> read(csv, Map.of())).isInstanceOf(SettlementFileException.class)
+          .hasMessageEndingWith("too many to read the file line by line");
+    });
   }
 
   @Test
