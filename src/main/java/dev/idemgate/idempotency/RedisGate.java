@@ -101,7 +101,7 @@ public final class RedisGate {
             // The breaker said so when it opened (below): a line per payment would flood the log.
             log.debug("redis gate skipped, its breaker open: deciding in PostgreSQL alone");
           } else {
-            log.warn("redis gate unavailable, deciding in PostgreSQL alone: {}", failure.toString());
+            warnUnlessBreakerTold("redis gate unavailable, deciding in PostgreSQL alone: {}", failure.toString());
             // The SET was sent and may have been applied with its reply late: a claim nobody frees,
             // whose key would answer 409 (or 422 to another payload) for the whole lease, though
             // this request goes on (or is answered 503, "retry") without it. Deleted if it is there:
@@ -197,8 +197,8 @@ public final class RedisGate {
       return ignoreFailure(written, what);
     }
     return written.timeout(timeoutMs, TimeUnit.MILLISECONDS).<Void>mapEmpty().recover(failure -> {
-      log.warn("redis {} failed; this request's claim is deleted in its place, PostgreSQL stays authoritative: {}",
-          what, failure.toString());
+      warnUnlessBreakerTold("redis {} failed; this request's claim is deleted in its place, PostgreSQL stays "
+          + "authoritative: {}", what, failure.toString());
       return releaseAndWake(merchantId, key, ownClaim);
     });
   }
@@ -226,14 +226,14 @@ public final class RedisGate {
    * answer its key 409 "in flight" until its lease ends, whatever PostgreSQL holds, so a failed try
    * is followed, in the background, by others a deadline later, then twice as long each time, until
    * one is answered or the lease (counted from now, so past the claim's) is over; none while the
-   * breaker is open, when Redis is taken as down and claims skip it (its half-open probe tells when
-   * it is back). Deleting a claim by its own token is safe however late: the token is this
+   * breaker is open or half open, when Redis is taken as down and claims skip it (its half-open
+   * probe tells when it is back). Deleting a claim by its own token is safe however late: the token is this
    * request's alone. Nothing is added to a delete that succeeds.
    */
   private Future<Void> dropClaim(String merchantId, IdempotencyKey key, String claimValue, boolean wake, String what) {
     return tryDrop(merchantId, key, claimValue, wake).recover(failure -> {
-      log.warn("redis {} failed, tried again while the claim's lease lasts; PostgreSQL stays authoritative: {}",
-          what, failure.toString());
+      warnUnlessBreakerTold("redis {} failed, tried again while the claim's lease lasts; PostgreSQL stays "
+          + "authoritative: {}", what, failure.toString());
       Context context = Vertx.currentContext();
       if (context != null) {
         dropLater(context, merchantId, key, claimValue, wake, timeoutMs,
@@ -289,9 +289,13 @@ public final class RedisGate {
     return bestEffort(CompletionNotifier.publish(merchantId, key), "wake waiters");
   }
 
-  /** Whether the breaker is open: claims skip Redis now, and so may writes no answer waits for. */
+  /**
+   * Whether the breaker is open or half open: claims skip Redis now (half open, all but its one
+   * try), and so may writes no answer waits for. Half open counts: writes sent then, while Redis
+   * still hangs, each waited out a deadline and logged a WARN, one per payment of that moment.
+   */
   public boolean skipping() {
-    return breaker.state() == CircuitBreakerState.OPEN;
+    return breaker.state() != CircuitBreakerState.CLOSED;
   }
 
   public Future<Void> ping() {
@@ -308,8 +312,21 @@ public final class RedisGate {
 
   private Future<Void> ignoreFailure(Future<?> call, String what) {
     return call.timeout(timeoutMs, TimeUnit.MILLISECONDS).<Void>mapEmpty().otherwise(failure -> {
-      log.warn("redis {} failed; PostgreSQL stays authoritative: {}", what, failure.toString());
+      warnUnlessBreakerTold("redis {} failed; PostgreSQL stays authoritative: {}", what, failure.toString());
       return null;
     });
+  }
+
+  /**
+   * A Redis failure is a WARN only while the breaker is closed. Open or half open, its WARN has told
+   * that Redis is down, and each failure after it is DEBUG: a payment's write, or the half-open try
+   * each second, would otherwise log a line for every payment (or every second) of the outage.
+   */
+  private void warnUnlessBreakerTold(String format, Object... args) {
+    if (breaker.state() == CircuitBreakerState.CLOSED) {
+      log.warn(format, args);
+    } else {
+      log.debug(format, args);
+    }
   }
 }

@@ -12,6 +12,7 @@ import dev.idemgate.support.ExactlyOnceChecker;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.ThrowawayRedis;
+import dev.idemgate.support.Waits;
 import io.vertx.core.Future;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -135,6 +136,58 @@ class RedisFaultsIT {
             + "(at most the tries of a half-open breaker)").isLessThanOrEqualTo(10 - quick);
         assertThat(logs.events().stream().filter(e -> e.getFormattedMessage().startsWith("redis gate breaker open")))
             .as("the breaker's opening is told once").hasSize(1);
+      } finally {
+        redis.resume();
+      }
+    }
+  }
+
+  @Test
+  @DisplayName("Redis frozen under concurrent payments: once the gate's breaker is open, its one-second half-open tries "
+      + "do not bring back a WARN line per payment (each payment's cache write went to the hung Redis while half open)")
+  void frozenRedisUnderConcurrencyLogsNoLinePerPayment() {
+    try (ThrowawayRedis redis = ThrowawayRedis.start();
+         Http http = new Http();
+         CapturedLogs logs = CapturedLogs.of(RedisGate.class);
+         TestGateway gateway = TestGateway.start(Map.of("IDEMGATE_REDIS_URL", redis.url(),
+             "IDEMGATE_REDIS_TIMEOUT", "500ms", "IDEMGATE_API_INSTANCES", "1"))) {
+      assertThat(http.pay(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(), Http.payment(950, "tok_visa")).status())
+          .isEqualTo(201);
+      redis.pause();
+      try {
+        List<Future<Http.Reply>> opening = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+          opening.add(http.payAsync(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(),
+              Http.payment(951 + i, "tok_visa").encode(), Map.of()));
+        }
+        opening.forEach(reply -> assertThat(Http.await(reply).status()).isEqualTo(201));
+        Waits.eventually(Duration.ofSeconds(5), () -> logs.events().stream()
+            .anyMatch(e -> e.getFormattedMessage().startsWith("redis gate breaker open")), "the gate's breaker opens");
+        // The opening payments' own writes end within one redis_timeout of their answers.
+        sleep(1_000);
+
+        // Eight clients at once for three seconds: two or three half-open tries of the breaker.
+        long warningsBefore = warnings(logs);
+        int payments = 0;
+        long until = System.nanoTime() + Duration.ofSeconds(3).toNanos();
+        while (System.nanoTime() < until) {
+          List<Future<Http.Reply>> batch = new ArrayList<>();
+          for (int i = 0; i < 8; i++) {
+            batch.add(http.payAsync(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(),
+                Http.payment(1_000 + payments + i, "tok_visa").encode(), Map.of()));
+          }
+          for (Future<Http.Reply> reply : batch) {
+            assertThat(Http.await(reply).status()).isEqualTo(201);
+          }
+          payments += batch.size();
+        }
+        sleep(1_000); // the background writes of the last payments end within one redis_timeout
+        List<String> lines = logs.events().stream().filter(e -> e.getLevel() == Level.WARN).skip(warningsBefore)
+            .map(e -> e.getFormattedMessage()).toList();
+        System.out.printf("%d payments while Redis is frozen, %d WARN lines of the gate%n", payments, lines.size());
+        assertThat(payments).isGreaterThanOrEqualTo(40);
+        assertThat(lines).as("WARN lines of the gate while its breaker is open or half open, for %d payments", payments)
+            .hasSizeLessThanOrEqualTo(3);
       } finally {
         redis.resume();
       }
