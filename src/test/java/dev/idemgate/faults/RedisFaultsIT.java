@@ -110,13 +110,7 @@ class RedisFaultsIT {
           .isEqualTo(201);
       redis.pause();
       try {
-        // Five claims that time out open the breaker (RedisGate.breaker).
-        List<Future<Http.Reply>> opening = new ArrayList<>();
-        for (int i = 0; i < 6; i++) {
-          opening.add(http.payAsync(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(),
-              Http.payment(901 + i, "tok_visa").encode(), Map.of()));
-        }
-        opening.forEach(reply -> assertThat(Http.await(reply).status()).isEqualTo(201));
+        openBreaker(http, gateway, 901);
 
         // While it is open the claim skips Redis; the answer waited one redis_timeout for its write
         // to Redis all the same. Every second the breaker lets one claim try Redis again (half
@@ -155,12 +149,7 @@ class RedisFaultsIT {
           .isEqualTo(201);
       redis.pause();
       try {
-        List<Future<Http.Reply>> opening = new ArrayList<>();
-        for (int i = 0; i < 6; i++) {
-          opening.add(http.payAsync(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(),
-              Http.payment(951 + i, "tok_visa").encode(), Map.of()));
-        }
-        opening.forEach(reply -> assertThat(Http.await(reply).status()).isEqualTo(201));
+        openBreaker(http, gateway, 951);
         Waits.eventually(Duration.ofSeconds(5), () -> logs.events().stream()
             .anyMatch(e -> e.getFormattedMessage().startsWith("redis gate breaker open")), "the gate's breaker opens");
         // The opening payments' own writes end within one redis_timeout of their answers.
@@ -192,6 +181,16 @@ class RedisFaultsIT {
         redis.resume();
       }
     }
+  }
+
+  /** Six payments at once against a frozen Redis: five claims that time out open the gate's breaker (RedisGate.breaker). */
+  private static void openBreaker(Http http, TestGateway gateway, long firstAmount) {
+    List<Future<Http.Reply>> opening = new ArrayList<>();
+    for (int i = 0; i < 6; i++) {
+      opening.add(http.payAsync(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(),
+          Http.payment(firstAmount + i, "tok_visa").encode(), Map.of()));
+    }
+    opening.forEach(reply -> assertThat(Http.await(reply).status()).isEqualTo(201));
   }
 
   private static long warnings(CapturedLogs logs) {
