@@ -567,12 +567,8 @@ public final class ApiVerticle extends VerticleBase {
   /** A payment's answer to GET, or to HEAD its headers alone ({@link HeadAnswers}). */
   private static void sendPayment(RoutingContext ctx, String body) {
     // A GET that holds back a body for 100 (Continue) is answered unread, as a refusal is.
-    boolean closing = Problems.closingIfBodyWithheld(ctx.request());
     ctx.response().putHeader("Content-Type", "application/json");
-    Future<Void> written = HeadAnswers.end(ctx.request(), body);
-    if (closing) {
-      written.onComplete(done -> ctx.request().connection().close());
-    }
+    Problems.answerMaybeBeforeBody(ctx.request(), () -> HeadAnswers.end(ctx.request(), body));
   }
 
   private void getPayment(RoutingContext ctx) {

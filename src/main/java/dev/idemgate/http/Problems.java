@@ -23,6 +23,7 @@ import java.time.Instant;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -312,9 +313,19 @@ public final class Problems {
    * ({@link #closingIfBodyWithheld}).
    */
   public static Future<Void> send(RoutingContext ctx, ApiProblem problem) {
-    boolean closing = closingIfBodyWithheld(ctx.request());
-    Future<Void> written = render(ctx.response(), problem, RequestIds.of(ctx), ctx.request().method() == HttpMethod.HEAD);
-    return closing ? written.onComplete(done -> ctx.request().connection().close()) : written;
+    return answerMaybeBeforeBody(ctx.request(),
+        () -> render(ctx.response(), problem, RequestIds.of(ctx), ctx.request().method() == HttpMethod.HEAD));
+  }
+
+  /**
+   * Writes an answer that may come before the request's body is read ({@code write}), and closes the
+   * connection once it is written when the client holds that body back ({@link #closingIfBodyWithheld},
+   * asked before the write, which must carry its {@code Connection: close}).
+   */
+  static Future<Void> answerMaybeBeforeBody(HttpServerRequest request, Supplier<Future<Void>> write) {
+    boolean closing = closingIfBodyWithheld(request);
+    Future<Void> written = write.get();
+    return closing ? written.onComplete(done -> request.connection().close()) : written;
   }
 
   /**
@@ -341,7 +352,7 @@ public final class Problems {
    * answered before their body, for a header lookup. The answers of payments (201, 402, 202,
    * replays) never call it.
    */
-  static boolean closingIfBodyWithheld(HttpServerRequest request) {
+  private static boolean closingIfBodyWithheld(HttpServerRequest request) {
     if (request.isEnded() || request.version() != HttpVersion.HTTP_1_1 || request.bytesRead() > 0
         || !request.headers().contains(HttpHeaders.EXPECT)) {
       return false;
