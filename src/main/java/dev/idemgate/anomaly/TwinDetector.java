@@ -28,7 +28,9 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BiFunction;
 import java.util.function.Consumer;
+import java.util.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -469,10 +471,9 @@ public final class TwinDetector {
           // A key let through before goes on as it did. Its twin is counted only if this request takes
           // the key (the guard): the earlier one's claim failed, or this one won the race of the two.
           Future<TwinVerdict> verdict = verdictMark.equals("r")
-              ? confirmRefusal(merchantId, fingerprint, original, request, now).compose(v -> v instanceof TwinVerdict.Allowed allowed
-                  ? reanchor(merchantId, fingerprint, keyHash, original, now).map(taken -> taken.orElseGet(
+              ? byLedger(merchantId, fingerprint, keyHash, original, request, now, reject -> reject,
+                  (allowed, taken) -> taken.orElseGet(
                       () -> new TwinVerdict.Allowed(allowed.twin(), false, keyHash + "|" + now, false)))
-                  : Future.succeededFuture(v))
               : verdictMark.equals("i") && (firstTime || refusedBefore) && policy == DuplicatePayloadPolicy.REJECT
               ? intendedUnderReject(merchantId, fingerprint, keyHash, original, request, now)
               : verdictMark.equals("a") && policy == DuplicatePayloadPolicy.FLAG
@@ -510,10 +511,10 @@ public final class TwinDetector {
    */
   private Future<TwinVerdict> intendedUnderReject(String merchantId, String fingerprint, String keyHash,
       TwinVerdict.Twin original, PaymentRequest request, long now) {
-    return confirmRefusal(merchantId, fingerprint, original, request, now).compose(v -> v instanceof TwinVerdict.Allowed allowed
-        ? reanchor(merchantId, fingerprint, keyHash, original, now).map(taken -> (TwinVerdict) new TwinVerdict.Allowed(
-            allowed.twin(), true, taken.isPresent() ? null : keyHash + "|" + now, taken.isPresent()))
-        : Future.succeededFuture(new TwinVerdict.Allowed(((TwinVerdict.Reject) v).twin(), true, null, true)));
+    return byLedger(merchantId, fingerprint, keyHash, original, request, now,
+        reject -> new TwinVerdict.Allowed(reject.twin(), true, null, true),
+        (allowed, taken) -> new TwinVerdict.Allowed(allowed.twin(), true, taken.isPresent() ? null : keyHash + "|" + now,
+            taken.isPresent()));
   }
 
   /**
@@ -529,12 +530,27 @@ public final class TwinDetector {
    */
   private Future<TwinVerdict> flagged(String merchantId, String fingerprint, String keyHash, TwinVerdict.Twin original,
       PaymentRequest request, long now) {
-    return confirmRefusal(merchantId, fingerprint, original, request, now).compose(v -> v instanceof TwinVerdict.Allowed allowed
-        ? reanchor(merchantId, fingerprint, keyHash, original, now).map(taken -> taken
+    return byLedger(merchantId, fingerprint, keyHash, original, request, now,
+        reject -> new TwinVerdict.Allowed(reject.twin(), false, null, true),
+        (allowed, taken) -> taken
             // Another payment took the anchor meanwhile (a twin let through a moment before): a twin of that one.
             .<TwinVerdict>map(other -> new TwinVerdict.Allowed(((TwinVerdict.Reject) other).twin(), false, null, true))
-            .orElseGet(() -> new TwinVerdict.Allowed(allowed.twin(), false, keyHash + "|" + now, false)))
-        : Future.succeededFuture(new TwinVerdict.Allowed(((TwinVerdict.Reject) v).twin(), false, null, true)));
+            .orElseGet(() -> new TwinVerdict.Allowed(allowed.twin(), false, keyHash + "|" + now, false)));
+  }
+
+  /**
+   * A twin judged by its original's fate in the ledger ({@link #confirmRefusal}): {@code charged} makes
+   * the verdict when the original was, or may have been, charged; when it charged nothing this payment
+   * takes its place as the anchor ({@link #reanchor}) and {@code nothingCharged} makes the verdict,
+   * given the refusal naming the payment that took the anchor first, if one did (empty when this one
+   * took it, or the re-anchor failed). The three policies' cases differ only in those two verdicts.
+   */
+  private Future<TwinVerdict> byLedger(String merchantId, String fingerprint, String keyHash, TwinVerdict.Twin original,
+      PaymentRequest request, long now, Function<TwinVerdict.Reject, TwinVerdict> charged,
+      BiFunction<TwinVerdict.Allowed, Optional<TwinVerdict>, TwinVerdict> nothingCharged) {
+    return confirmRefusal(merchantId, fingerprint, original, request, now).compose(v -> v instanceof TwinVerdict.Allowed allowed
+        ? reanchor(merchantId, fingerprint, keyHash, original, now).map(taken -> nothingCharged.apply(allowed, taken))
+        : Future.succeededFuture(charged.apply((TwinVerdict.Reject) v)));
   }
 
   /**
