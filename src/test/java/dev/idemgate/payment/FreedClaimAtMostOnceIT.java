@@ -125,16 +125,13 @@ class FreedClaimAtMostOnceIT {
     assertRefusedInFlight(http.pay(other.apiPort(), KEY_A, key, body), "the retry on another instance");
     assertChargedOnce(key, body, "after the retries in flight");
 
-    Waits.eventually(Duration.ofSeconds(30), () -> "COMPLETED".equals(state(key)),
-        "recovery completed the record from the provider's charge");
-    String paymentId = paymentId(key);
+    String paymentId = awaitRecovered(key);
     assertReplayed(http.pay(payer.apiPort(), KEY_A, key, body), paymentId, "the retry on the instance that failed");
     assertReplayed(http.pay(other.apiPort(), KEY_A, key, body), paymentId, "the retry on another instance");
     PayOutcome settled = Http.await(own.onContext(() -> own.payments.pay(cmd, ClaimGuard.NONE)));
     assertThat(settled).as("the retry on the service that failed").isInstanceOf(PayOutcome.Replayed.class);
     assertThat(((PayOutcome.Replayed) settled).response().paymentId()).isEqualTo(paymentId);
-    assertChargedOnce(key, body, "after the record was settled");
-    assertThat(ledgerRows(body)).as("ledger rows of the payment").isEqualTo(1);
+    assertSettledOnce(key, body, "after the record was settled");
   }
 
   @Test
@@ -175,12 +172,9 @@ class FreedClaimAtMostOnceIT {
     assertThat(state(key)).as("the key in PostgreSQL").isEqualTo("PROCESSING");
     assertChargedOnce(key, body, "after the twins were answered");
 
-    Waits.eventually(Duration.ofSeconds(30), () -> "COMPLETED".equals(state(key)),
-        "recovery completed the record from the provider's charge");
-    String paymentId = paymentId(key);
+    String paymentId = awaitRecovered(key);
     assertReplayed(http.pay(other.apiPort(), KEY_A, key, body), paymentId, "a later retry on another instance");
-    assertChargedOnce(key, body, "after the record was settled");
-    assertThat(ledgerRows(body)).as("ledger rows of the payment").isEqualTo(1);
+    assertSettledOnce(key, body, "after the record was settled");
   }
 
   @Test
@@ -226,7 +220,19 @@ class FreedClaimAtMostOnceIT {
     // Redis forgetting the answer too (eviction, a restart): PostgreSQL replays it.
     RespCommand.call(redisPort(), "DEL", RedisGate.redisKey(MERCHANT_A, new IdempotencyKey(key)));
     assertReplayed(http.pay(other.apiPort(), KEY_A, key, body), paymentId, "a retry once Redis forgot the key");
-    assertChargedOnce(key, body, "after the retries");
+    assertSettledOnce(key, body, "after the retries");
+  }
+
+  /** Waits for recovery to complete the record from the provider's charge; returns its payment id. */
+  private static String awaitRecovered(String key) {
+    Waits.eventually(Duration.ofSeconds(30), () -> "COMPLETED".equals(state(key)),
+        "recovery completed the record from the provider's charge");
+    return paymentId(key);
+  }
+
+  /** Charged once ({@link #assertChargedOnce}), and one ledger row for the payment. */
+  private static void assertSettledOnce(String key, JsonObject body, String when) {
+    assertChargedOnce(key, body, when);
     assertThat(ledgerRows(body)).as("ledger rows of the payment").isEqualTo(1);
   }
 
