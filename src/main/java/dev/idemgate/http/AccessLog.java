@@ -1,5 +1,6 @@
 package dev.idemgate.http;
 
+import dev.idemgate.payment.CardNumberScanner;
 import io.vertx.core.AsyncResult;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.ext.web.RoutingContext;
@@ -16,7 +17,38 @@ final class AccessLog {
   static final int CLIENT_CLOSED_STATUS = 499;
   private static final Logger access = LoggerFactory.getLogger("idemgate.access");
 
+  /** The most of a path a line holds: a request line may be 4 KiB of anything. */
+  static final int MAX_LOGGED_PATH = 256;
+  /** What a line holds instead of a path with a card number in it. */
+  static final String REDACTED_PATH = "redacted:card_number";
+
   private AccessLog() {}
+
+  /**
+   * A request's path as a line may hold it ({@link #loggable}), without a fragment: Netty leaves one
+   * in the path (the query, which may carry a client's key, is never part of it). Null for a request
+   * line too long to be read.
+   */
+  static String loggablePath(HttpServerRequest request) {
+    return loggable(withoutFragment(request.path()));
+  }
+
+  static String withoutFragment(String path) {
+    int fragment = path == null ? -1 : path.indexOf('#');
+    return fragment < 0 ? path : path.substring(0, fragment);
+  }
+
+  /**
+   * A path cut to {@link #MAX_LOGGED_PATH} characters, or {@link #REDACTED_PATH} when it holds a card
+   * number: a path is whatever a client sent, and a misconfigured one may put a card number in it.
+   */
+  static String loggable(String path) {
+    if (path == null) {
+      return null;
+    }
+    String cut = path.length() > MAX_LOGGED_PATH ? path.substring(0, MAX_LOGGED_PATH) : path;
+    return CardNumberScanner.containsCardNumber(path) ? REDACTED_PATH : cut;
+  }
 
   /**
    * Whether the connection (over HTTP/2, the stream) closed before the answer went out, from the

@@ -27,6 +27,7 @@ import dev.idemgate.storage.PipelinedRedis;
 import dev.idemgate.storage.Postgres;
 import dev.idemgate.storage.RedisClients;
 import io.vertx.core.Future;
+import io.vertx.core.Handler;
 import io.vertx.core.MultiMap;
 import io.vertx.core.Promise;
 import io.vertx.core.VerticleBase;
@@ -81,6 +82,8 @@ public final class ApiVerticle extends VerticleBase {
   /** Numbers the API verticles of the process, for the names of their pools. */
   private static final AtomicInteger INSTANCES = new AtomicInteger();
   private static final String OUTCOME = "idemgate.outcome";
+  /** Set on a request that reached an API route's {@link #track}, which writes its access line. */
+  private static final String TRACKED = "idemgate.tracked";
   private static final String BODY_DEADLINE = "idemgate.bodyDeadline";
   private static final ApiProblem NO_SUCH_PAYMENT = new ApiProblem(ErrorCode.NOT_FOUND, "no payment with this id");
 
@@ -159,11 +162,18 @@ public final class ApiVerticle extends VerticleBase {
           // 400 too, not only those of the payment route (DESIGN 2).
           echoKey(request);
           shutdownNotice.requestArrived(request);
-          if (!Problems.refusedMalformedTarget(request)) {
+          long arrived = System.nanoTime();
+          if (Problems.refusedMalformedTarget(request)) {
+            logUnrouted(request, request.response().headers().get("X-Request-Id"), !request.response().ended(), arrived);
+          } else {
             router.handle(request);
           }
         })
-        .invalidRequestHandler(Problems::invalidRequest).connectionHandler(connection -> {
+        .invalidRequestHandler(request -> {
+          long arrived = System.nanoTime();
+          Problems.invalidRequest(request);
+          logUnrouted(request, request.response().headers().get("X-Request-Id"), !request.response().ended(), arrived);
+        }).connectionHandler(connection -> {
       metrics.connectionOpened();
       closed(connection).onComplete(v -> {
         metrics.connectionClosed();
@@ -281,10 +291,21 @@ public final class ApiVerticle extends VerticleBase {
         .handler(ctx -> limitRate(ctx, MerchantRateLimiter.Kind.READS))
         .handler(this::getPayment);
     router.route().failureHandler(Problems::handleFailure);
-    // 400: a path the router cannot decode (a bad percent-encoding) reaches no route.
-    router.errorHandler(400, Problems::undecodablePath);
-    router.errorHandler(404, Problems::handleFailure);
-    router.errorHandler(405, Problems.methodNotAllowed(router));
+    // 400: a path the router cannot decode (a bad percent-encoding) reaches no route. The access
+    // lines of these three are written here, off the path of every routed request.
+    router.errorHandler(400, ctx -> {
+      logIfUnrouted(ctx);
+      Problems.undecodablePath(ctx);
+    });
+    router.errorHandler(404, ctx -> {
+      logIfUnrouted(ctx);
+      Problems.handleFailure(ctx);
+    });
+    Handler<RoutingContext> methodNotAllowed = Problems.methodNotAllowed(router);
+    router.errorHandler(405, ctx -> {
+      logIfUnrouted(ctx);
+      methodNotAllowed.handle(ctx);
+    });
     return router;
   }
 
@@ -602,11 +623,35 @@ public final class ApiVerticle extends VerticleBase {
   }
 
   /**
+   * Gives a request that no API route takes (a 404, a 405, a path that cannot be decoded) its access
+   * line once it ended: route {@code none} and the path ({@link AccessLog#loggablePath}), unless
+   * {@link #track} ran for it and writes its own. Without it an ingress that rewrote paths wrongly
+   * produced 404s the gateway logged nowhere. The latency counts from the router's answer, not from
+   * the request's arrival: a microsecond apart, and no cost added to every routed request.
+   */
+  private static void logIfUnrouted(RoutingContext ctx) {
+    long start = System.nanoTime();
+    ctx.addEndHandler(done -> {
+      if (ctx.get(TRACKED) == null) {
+        logUnrouted(ctx.request(), RequestIds.of(ctx), AccessLog.clientClosed(ctx, done), start);
+      }
+    });
+  }
+
+  /** The access line of a request no route took, or answered before routing (malformed target, headers unreadable). */
+  private static void logUnrouted(HttpServerRequest request, String requestId, boolean clientClosed, long start) {
+    AccessLog.line(request, requestId, "route", "none", clientClosed, System.nanoTime() - start)
+        .addKeyValue("path", AccessLog.loggablePath(request))
+        .log("request");
+  }
+
+  /**
    * First handler of every API route: counts the request in flight and, when the response is done,
    * records its outcome and writes the one access log line: request id, merchant, outcome, status,
    * latency and a hash of the key. Never the key itself, the body or the API key.
    */
   private void track(RoutingContext ctx) {
+    ctx.put(TRACKED, Boolean.TRUE);
     long start = System.nanoTime();
     String traceId = Tracing.currentTraceId(); // the server span is current now, no longer once the response ended
     boolean payment = ctx.request().method() == HttpMethod.POST;

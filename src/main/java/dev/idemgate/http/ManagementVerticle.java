@@ -242,7 +242,7 @@ public final class ManagementVerticle extends VerticleBase {
   private static void logAccess(RoutingContext ctx) {
     long start = System.nanoTime();
     SocketAddress remote = ctx.request().remoteAddress();
-    ctx.addEndHandler(done -> AccessLog.line(ctx, "path", ctx.request().path(), AccessLog.clientClosed(ctx, done),
+    ctx.addEndHandler(done -> AccessLog.line(ctx, "path", AccessLog.loggablePath(ctx.request()), AccessLog.clientClosed(ctx, done),
         System.nanoTime() - start)
         .addKeyValue("remote_address", remote == null ? null : remote.hostAddress())
         .addKeyValue("admin_token", ctx.get(ADMIN_TOKEN_CHECK, AdminToken.NOT_CHECKED).name().toLowerCase(Locale.ROOT))
@@ -257,17 +257,13 @@ public final class ManagementVerticle extends VerticleBase {
    * the line never holds. A request line too long to be read has no path to tell, and no line.
    */
   private static void logRefused(HttpServerRequest request, long arrived) {
-    String path = request.path();
-    int fragment = path == null ? -1 : path.indexOf('#');
-    if (fragment >= 0) {
-      path = path.substring(0, fragment);
-    }
+    String path = AccessLog.withoutFragment(request.path());
     if (!isAdminPath(path)) {
       return;
     }
     SocketAddress remote = request.remoteAddress();
-    AccessLog.line(request, request.response().headers().get("X-Request-Id"), "path", path, !request.response().ended(),
-            System.nanoTime() - arrived)
+    AccessLog.line(request, request.response().headers().get("X-Request-Id"), "path", AccessLog.loggable(path),
+            !request.response().ended(), System.nanoTime() - arrived)
         .addKeyValue("remote_address", remote == null ? null : remote.hostAddress())
         .addKeyValue("admin_token", AdminToken.NOT_CHECKED.name().toLowerCase(Locale.ROOT))
         .log("request");

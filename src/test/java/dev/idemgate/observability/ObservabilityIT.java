@@ -369,6 +369,7 @@ class ObservabilityIT {
       "a URL of a scheme other than http as target (refused before routing)|GET ftp://127.0.0.1/admin/pending|400|/admin/pending",
       "headers too large to read (refused before routing)|GET /admin/pending BIG|431|/admin/pending",
       "a query string that cannot be decoded|GET /admin/pending?limit=%zz|400|/admin/pending",
+      "a card number in the path|GET /admin/pending/4242424242424242|404|redacted:card_number",
       "a verdict body that is not JSON|POST /admin/pending/pay_0123456789abcdef0123456789abcdef/resolve {\"outcome\"|400|"
           + "/admin/pending/pay_0123456789abcdef0123456789abcdef/resolve"})
   @DisplayName("a malformed admin request gets exactly one access line, with its status and path — never its token, "
@@ -390,7 +391,39 @@ class ObservabilityIT {
       ILoggingEvent line = awaitLine(access, what, fields -> requestId.equals(fields.get("request_id")));
       assertThat(fields(line)).containsEntry("path", path).containsEntry("status", String.valueOf(status))
           .containsEntry("method", parts[0]).containsEntry("remote_address", "127.0.0.1").containsKey("admin_token");
-      assertThat(line.getFormattedMessage() + fields(line)).doesNotContain(TestGateway.ADMIN_TOKEN, "frag", "%zz", "outcome");
+      assertThat(line.getFormattedMessage() + fields(line))
+          .doesNotContain(TestGateway.ADMIN_TOKEN, "frag", "%zz", "outcome", "4242424242424242");
+      Waits.sleep(300); // a second line would come within the same turn of the loop
+      assertThat(access.events()).filteredOn(e -> requestId.equals(fields(e).get("request_id"))).as("lines").hasSize(1);
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', value = {
+      "a path no route takes|GET /v1/payment/pay_1?merchant=m|404|/v1/payment/pay_1",
+      "a method the payment route does not take|DELETE /pay|405|/pay",
+      "a path that cannot be decoded|GET /pay/%zz|400|/pay/%zz",
+      "a fragment in the target (refused before routing)|GET /pay#frag|400|/pay",
+      "headers too large to read (refused before routing)|GET /pay BIG|431|/pay",
+      "a card number in the path|GET /v1/cards/4242424242424242/pay|404|redacted:card_number"})
+  @DisplayName("a request no API route takes gets exactly one access line, route none, with its status and path — "
+      + "never its query, its API key or a card number")
+  void unroutedApiRequestIsLoggedOnce(String what, String request, int status, String path) throws Exception {
+    try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
+      String[] parts = request.split(" ", 3);
+      String bigHeader = parts.length > 2 && parts[2].equals("BIG") ? "X-Padding: " + "x".repeat(20_000) + "\r\n" : "";
+      String answer = rawExchange(gateway.apiPort(), parts[0] + " " + parts[1] + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          + "Connection: close\r\nAuthorization: Bearer " + KEY_A + "\r\n" + bigHeader + "\r\n");
+      assertThat(answer).as(what).startsWith("HTTP/1.1 " + status + " ");
+      Matcher id = Pattern.compile("(?im)^X-Request-Id: *(\\S+)").matcher(answer);
+      assertThat(id.find()).as("the answer names its request id: " + answer).isTrue();
+      String requestId = id.group(1);
+
+      ILoggingEvent line = awaitLine(access, what, fields -> requestId.equals(fields.get("request_id")));
+      assertThat(fields(line)).containsEntry("route", "none").containsEntry("path", path)
+          .containsEntry("status", String.valueOf(status)).containsEntry("method", parts[0]);
+      assertThat(line.getFormattedMessage() + fields(line))
+          .doesNotContain(KEY_A, "merchant=m", "frag", "4242424242424242");
       Waits.sleep(300); // a second line would come within the same turn of the loop
       assertThat(access.events()).filteredOn(e -> requestId.equals(fields(e).get("request_id"))).as("lines").hasSize(1);
     }
@@ -398,7 +431,12 @@ class ObservabilityIT {
 
   /** Sends {@code request} as it is to the management port and reads the whole answer (the request asks to close). */
   private static String rawExchange(String request) throws Exception {
-    try (java.net.Socket socket = new java.net.Socket("127.0.0.1", gateway.managementPort())) {
+    return rawExchange(gateway.managementPort(), request);
+  }
+
+  /** Sends {@code request} as it is to {@code port} and reads the whole answer (the request asks to close). */
+  private static String rawExchange(int port, String request) throws Exception {
+    try (java.net.Socket socket = new java.net.Socket("127.0.0.1", port)) {
       socket.setSoTimeout(10_000);
       socket.getOutputStream().write(request.getBytes(java.nio.charset.StandardCharsets.UTF_8));
       socket.getOutputStream().flush();
