@@ -12,12 +12,14 @@ import io.micrometer.core.instrument.Timer;
 import io.vertx.core.Future;
 import java.time.Duration;
 import java.util.EnumMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
+import java.util.stream.Stream;
 import org.slf4j.LoggerFactory;
 
 /**
@@ -40,6 +42,35 @@ public final class GatewayMetrics {
     /** 500 internal_error: a failure no step of the payment path expected (a bug, or data the code never writes). */
     INTERNAL_ERROR
   }
+
+  /**
+   * The bucket boundaries of {@code idemgate_request_latency_seconds}, the same for every outcome.
+   * A fixed set, not Micrometer's percentile-histogram ladder: that one has 68 boundaries between
+   * 1 ms and 30 s, and with 13 outcomes (every one registered at start) it made 936 series per pod
+   * for this one meter; these 14 make 234 (per outcome 14 buckets, +Inf, _count, _sum and _max).
+   * They follow the 1-2.5-5 steps of Prometheus's own default buckets, with what a payment API
+   * needs to tell apart:
+   * <ul>
+   *   <li>1 ms: a replay from the in-process cache (well under a millisecond) against one read
+   *       from Redis or PostgreSQL (a round trip or two). No boundary below it: Java writes 0.0005
+   *       as {@code le="5.0E-4"}, which a query written {@code le="0.0005"} would not match;
+   *   <li>2.5, 5 and 10 ms: 409s, 422s, refusals, replays from the store, a new payment's commit;
+   *   <li>25 ms to 500 ms: new payments through an acquirer; 500 ms is {@code redis_timeout}'s default;
+   *   <li>1, 2.5 and 5 s: slow acquirers, the wait for a provider connection (up to 2 s), and
+   *       {@code store_timeout}'s default, 5 s;
+   *   <li>10 s: {@code provider_timeout}'s default and the longest {@code Prefer: wait};
+   *   <li>30 s: {@code request_body_timeout} and {@code lease}; past it only +Inf.
+   * </ul>
+   * A request that waited out one of those timeouts ends just past its boundary, so the buckets keep
+   * it apart from the requests answered in time. A quantile is interpolated within its bucket, so it
+   * is known to within that bucket (a p99 read as 180 ms lies between 100 and 250 ms). Hazard: an
+   * alert or SLO query on this meter must use one of these values as its threshold ({@code le}),
+   * or it compares against an interpolation; {@code KubernetesManifestsTest} and
+   * {@code GrafanaDashboardTest} check the shipped ones, docs/operations.md lists the values.
+   */
+  public static final List<Duration> REQUEST_LATENCY_BOUNDARIES = Stream
+      .of(1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1_000.0, 2_500.0, 5_000.0, 10_000.0, 30_000.0)
+      .map(millis -> Duration.ofNanos(Math.round(millis * 1_000_000))).toList();
 
   private final MeterRegistry registry;
   private final Tracing tracing;
@@ -64,8 +95,11 @@ public final class GatewayMetrics {
     for (RequestOutcome outcome : RequestOutcome.values()) {
       requests.put(outcome, Counter.builder("idemgate.requests").tag("outcome", tag(outcome))
           .description("POST /pay requests by outcome").register(registry));
-      requestLatency.put(outcome, latencyTimer("idemgate.request.latency",
-          "POST /pay from its first byte to its answer, by outcome", "outcome", tag(outcome)));
+      requestLatency.put(outcome, Timer.builder("idemgate.request.latency").tag("outcome", tag(outcome))
+          .description("POST /pay from its first byte to its answer, by outcome")
+          .publishPercentileHistogram(false)
+          .serviceLevelObjectives(REQUEST_LATENCY_BOUNDARIES.toArray(Duration[]::new))
+          .register(registry));
     }
     gateTimer = timer("idemgate.gate.latency", "Redis gate step", "step", "claim");
     replayCacheHits = Counter.builder("idemgate.replay.cache.hits")

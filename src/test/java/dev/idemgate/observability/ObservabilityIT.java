@@ -95,6 +95,58 @@ class ObservabilityIT {
     assertThat(scrape).as("the clients' per-command meters are off").doesNotContain("vertx_redis_", "vertx_sql_");
   }
 
+  /**
+   * The request latency histogram's {@code le} values, in seconds, written as docs/operations.md
+   * lists them and as a query must match them (written out here, not read from GatewayMetrics, so
+   * that a change to either is seen).
+   */
+  private static final List<String> REQUEST_LATENCY_BOUNDARIES =
+      List.of("0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0", "30.0");
+
+  @Test
+  @DisplayName("idemgate_request_latency_seconds has for every outcome exactly the 14 documented buckets from 1 ms to "
+      + "30 s and +Inf, so 18 series per outcome and 234 per pod (Micrometer's default ladder made 69 buckets per outcome, "
+      + "936 series)")
+  void requestLatencyHasTheDocumentedBuckets() {
+    String key = Http.newKey();
+    JsonObject payment = Http.payment(1200, "tok_visa");
+    assertThat(http.pay(gateway.apiPort(), KEY_A, key, payment).status()).isEqualTo(201);
+    assertThat(http.pay(gateway.apiPort(), KEY_A, key, payment).status()).isEqualTo(201);
+    assertThat(http.pay(gateway.apiPort(), KEY_A, Http.newKey(), Http.payment(10, "tok_decline")).status()).isEqualTo(402);
+    String scrape = http.get(gateway.managementPort(), "/metrics", null).body();
+
+    Matcher sample = Pattern.compile("(?m)^idemgate_request_latency_seconds(_bucket|_count|_sum|_max)"
+        + "\\{outcome=\"([a-z_]+)\"(?:,le=\"([^\"]+)\")?} (\\S+)$").matcher(scrape);
+    Map<String, List<String>> boundaries = new TreeMap<>();
+    Map<String, Double> infinite = new TreeMap<>();
+    Map<String, Double> counts = new TreeMap<>();
+    int series = 0;
+    while (sample.find()) {
+      series++;
+      String outcome = sample.group(2);
+      double value = Double.parseDouble(sample.group(4));
+      if (sample.group(1).equals("_bucket") && sample.group(3).equals("+Inf")) {
+        infinite.put(outcome, value);
+      } else if (sample.group(1).equals("_bucket")) {
+        boundaries.computeIfAbsent(outcome, o -> new ArrayList<>()).add(sample.group(3));
+      } else if (sample.group(1).equals("_count")) {
+        counts.put(outcome, value);
+      }
+    }
+    Map<String, Integer> bucketsPerOutcome = new TreeMap<>();
+    boundaries.forEach((outcome, les) -> bucketsPerOutcome.put(outcome, les.size()));
+    int outcomes = GatewayMetrics.RequestOutcome.values().length;
+    assertThat(series).as("series of idemgate_request_latency_seconds: %d outcomes x (14 buckets, +Inf, _count, _sum, "
+        + "_max); finite buckets per outcome: %s", outcomes, bucketsPerOutcome).isEqualTo(outcomes * 18);
+    for (GatewayMetrics.RequestOutcome outcome : GatewayMetrics.RequestOutcome.values()) {
+      String tag = outcome.name().toLowerCase(java.util.Locale.ROOT);
+      assertThat(boundaries.get(tag)).as("le boundaries of outcome %s", tag).containsExactlyElementsOf(REQUEST_LATENCY_BOUNDARIES);
+      assertThat(infinite.get(tag)).as("le=+Inf of outcome %s: every request counted", tag).isEqualTo(counts.get(tag));
+    }
+    assertThat(counts.get("created")).as("_count of created").isGreaterThanOrEqualTo(1);
+    assertThat(counts.get("replayed")).as("_count of replayed").isGreaterThanOrEqualTo(1);
+  }
+
   @Test
   @DisplayName("a payment that fails inside the gateway (500 internal_error) is counted as internal_error, not as a rejected request")
   void internalErrorIsCountedAsSuch() {

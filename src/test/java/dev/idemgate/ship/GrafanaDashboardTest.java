@@ -61,7 +61,8 @@ class GrafanaDashboardTest {
   }
 
   @Test
-  @DisplayName("every panel query names only meters from the gateway's list")
+  @DisplayName("every panel query names only meters from the gateway's list, and only bucket boundaries as request latency "
+      + "thresholds")
   void panelsNameKnownMetersOnly() {
     for (JsonNode panel : panels()) {
       for (JsonNode target : panel.path("targets")) {
@@ -69,6 +70,9 @@ class GrafanaDashboardTest {
         assertThat(PromQlMeters.seriesIn(expr)).as(panel.get("title").asString() + ": " + expr).isNotEmpty();
         assertThat(PromQlMeters.unknownSeries(expr, Set.of())).as(panel.get("title").asString() + ": " + expr).isEmpty();
         assertThat(PromQlMeters.unknownOutcomes(expr)).as(panel.get("title").asString()).isEmpty();
+        assertThat(PromQlMeters.offBoundaryLatencyThresholds(expr))
+            .as("%s: latency thresholds that are no bucket boundary %s", panel.get("title").asString(),
+                PromQlMeters.REQUEST_LATENCY_BOUNDARIES).isEmpty();
       }
     }
   }
@@ -111,5 +115,22 @@ class GrafanaDashboardTest {
     assertThat(PromQlMeters.unknownOutcomes("idemgate_requests_total{outcome=~\"created|charged\"}")).containsExactly("charged");
     assertThat(PromQlMeters.seriesIn("up{job=\"idemgate\"} == 1 and on (pod) vertx_pool_in_use > 0"))
         .containsExactly("up", "vertx_pool_in_use");
+  }
+
+  @Test
+  @DisplayName("the bucket check catches a request latency threshold between two boundaries, as a quantile's bound or as le, "
+      + "and lets boundaries, +Inf and ratios through")
+  void latencyThresholdCheckCanFail() {
+    String p99 = "histogram_quantile(0.99, sum by (le) (rate(idemgate_request_latency_seconds_bucket{outcome=\"created\"}[5m])))";
+    assertThat(PromQlMeters.offBoundaryLatencyThresholds(p99 + " > 0.3")).containsExactly("0.3");
+    assertThat(PromQlMeters.offBoundaryLatencyThresholds(p99 + " > 0.25")).isEmpty();
+    assertThat(PromQlMeters.offBoundaryLatencyThresholds(p99 + " >= 2.5")).isEmpty();
+    String fastShare = "sum(rate(idemgate_request_latency_seconds_bucket{le=\"%s\"}[5m])) "
+        + "/ sum(rate(idemgate_request_latency_seconds_count[5m])) < 0.99";
+    assertThat(PromQlMeters.offBoundaryLatencyThresholds(fastShare.formatted("0.3"))).containsExactly("0.3");
+    assertThat(PromQlMeters.offBoundaryLatencyThresholds(fastShare.formatted("0.001"))).isEmpty();
+    assertThat(PromQlMeters.offBoundaryLatencyThresholds(fastShare.formatted("+Inf"))).isEmpty();
+    assertThat(PromQlMeters.offBoundaryLatencyThresholds(
+        "histogram_quantile(0.99, sum by (le) (rate(idemgate_gate_latency_seconds_bucket[5m]))) > 0.3")).isEmpty();
   }
 }

@@ -555,7 +555,8 @@ class KubernetesManifestsTest {
   }
 
   @Test
-  @DisplayName("the PrometheusRule uses only rule fields, and its alerts name only the gateway's meters")
+  @DisplayName("the PrometheusRule uses only rule fields, and its alerts name only the gateway's meters, and only bucket "
+      + "boundaries as request latency thresholds")
   void alertRules() {
     GenericKubernetesResource rules = custom("PrometheusRule");
     assertThat(rules.getAdditionalProperties()).containsOnlyKeys("spec");
@@ -569,6 +570,9 @@ class KubernetesManifestsTest {
         String expr = rule.get("expr").asString();
         assertThat(PromQlMeters.unknownSeries(expr, Set.of("up"))).as(rule.get("alert").asString()).isEmpty();
         assertThat(PromQlMeters.unknownOutcomes(expr)).as(rule.get("alert").asString()).isEmpty();
+        assertThat(PromQlMeters.offBoundaryLatencyThresholds(expr))
+            .as("%s: latency thresholds that are no bucket boundary of idemgate_request_latency_seconds %s",
+                rule.get("alert").asString(), PromQlMeters.REQUEST_LATENCY_BOUNDARIES).isEmpty();
         assertThat(rule.path("labels").path("severity").asString()).isIn("critical", "warning");
         assertThat(rule.path("annotations").path("summary").asString()).isNotBlank();
         alerts++;

@@ -1,5 +1,6 @@
 package dev.idemgate.ship;
 
+import dev.idemgate.observability.GatewayMetrics;
 import dev.idemgate.observability.GatewayMetrics.RequestOutcome;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -52,6 +53,15 @@ final class PromQlMeters {
   /** The {@code outcome} tag's values, as GatewayMetrics writes them. */
   static final Set<String> OUTCOMES = Arrays.stream(RequestOutcome.values())
       .map(outcome -> outcome.name().toLowerCase(Locale.ROOT)).collect(Collectors.toUnmodifiableSet());
+
+  /** The bucket boundaries of {@code idemgate_request_latency_seconds}, in seconds, as Prometheus reads them. */
+  static final List<Double> REQUEST_LATENCY_BOUNDARIES = GatewayMetrics.REQUEST_LATENCY_BOUNDARIES.stream()
+      .map(boundary -> boundary.toNanos() / 1e9).toList();
+
+  private static final String REQUEST_LATENCY_BUCKET = "idemgate_request_latency_seconds_bucket";
+  private static final Pattern LE_MATCHER = Pattern.compile("\\ble\\s*(?:=|!=)\\s*\"([^\"]*)\"");
+  private static final Pattern COMPARED_NUMBER =
+      Pattern.compile("(?:>=|<=|==|!=|>|<)\\s*(?:bool\\s+)?([0-9]*\\.?[0-9]+(?:[eE][-+]?[0-9]+)?)");
 
   private static final Set<String> KEYWORDS = Set.of("and", "or", "unless", "bool", "offset", "by", "without", "on",
       "ignoring", "group_left", "group_right", "inf", "nan", "atan2");
@@ -107,6 +117,43 @@ final class PromQlMeters {
       }
     }
     return unknown;
+  }
+
+  /**
+   * In an expression over {@code idemgate_request_latency_seconds_bucket}, the latency thresholds
+   * that are not bucket boundaries: the values of {@code le} matchers, and, where the expression
+   * takes a {@code histogram_quantile}, the numbers that quantile is compared with. A threshold
+   * between two boundaries selects no bucket ({@code le}), or compares with an interpolation.
+   */
+  static List<String> offBoundaryLatencyThresholds(String expr) {
+    List<String> off = new ArrayList<>();
+    if (!expr.contains(REQUEST_LATENCY_BUCKET)) {
+      return off;
+    }
+    Matcher le = LE_MATCHER.matcher(expr);
+    while (le.find()) {
+      if (!le.group(1).equals("+Inf") && !isRequestLatencyBoundary(le.group(1))) {
+        off.add(le.group(1));
+      }
+    }
+    if (expr.contains("histogram_quantile")) {
+      Matcher compared = COMPARED_NUMBER.matcher(MATCHERS.matcher(expr).replaceAll(" "));
+      while (compared.find()) {
+        if (!isRequestLatencyBoundary(compared.group(1))) {
+          off.add(compared.group(1));
+        }
+      }
+    }
+    return off;
+  }
+
+  private static boolean isRequestLatencyBoundary(String seconds) {
+    try {
+      double value = Double.parseDouble(seconds);
+      return REQUEST_LATENCY_BOUNDARIES.stream().anyMatch(boundary -> Math.abs(boundary - value) < 1e-12);
+    } catch (NumberFormatException notANumber) {
+      return false;
+    }
   }
 
   /** Values matched by outcome="..." or outcome=~"a|b" that are not request outcomes. */
