@@ -7,9 +7,9 @@ import io.vertx.core.Vertx;
 import io.vertx.core.net.ClientSSLOptions;
 import io.vertx.core.net.NetClientOptions;
 import io.vertx.core.net.PemTrustOptions;
-import io.vertx.pgclient.PgBuilder;
 import io.vertx.pgclient.PgConnectOptions;
 import io.vertx.pgclient.SslMode;
+import io.vertx.sqlclient.ClientBuilder;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.PoolOptions;
 import io.vertx.sqlclient.SqlConnection;
@@ -117,9 +117,18 @@ public final class Postgres {
     // The server abandons a statement shortly after the client stops waiting for it.
     properties.put("statement_timeout", String.valueOf(config.storeTimeout().toMillis() + 1_000));
     PgConnectOptions connect = connectOptions(config.pgUrl()).setProperties(properties);
-    return PgBuilder.pool().with(pool).with(transportOptions(config))
+    return poolBuilder(config).with(pool)
         .withConnectHandler(connection -> closeWhenSilent(connection, readIdleMs))
         .connectingTo(connect).using(vertx).build();
+  }
+
+  /**
+   * The pools' driver and transport, without pool options, connect options or connect handler: every
+   * attempt to open a connection, TCP connect, TLS and start-up exchange together, is given up after
+   * {@link #connectDeadlineMs} ({@link ConnectDeadlinePgDriver}).
+   */
+  static ClientBuilder<Pool> poolBuilder(GatewayConfig config) {
+    return ClientBuilder.pool(new ConnectDeadlinePgDriver(connectDeadlineMs(config))).with(transportOptions(config));
   }
 
   /**
@@ -153,10 +162,12 @@ public final class Postgres {
    * 503 and late release, a completion's 202), as when its own deadline passes.
    *
    * <p>Hazard: done on the connection's Netty pipeline through the client's internals, because
-   * Vert.x 5.0.7's PostgreSQL driver drops the transport options given to the pool (read-idle
-   * timeout included; eclipse-vertx/vertx-sql-client#1608, fixed after 5.0.7). Once it takes them,
-   * {@code NetClientOptions#setReadIdleTimeout} in {@link #transportOptions} does the same, and also
-   * for connections whose start-up exchange is never answered, which this cannot reach.
+   * Vert.x 5.0.7's PostgreSQL driver dropped the transport options given to the pool (read-idle
+   * timeout included; eclipse-vertx/vertx-sql-client#1608, fixed after 5.0.7). The pools' own driver
+   * ({@link ConnectDeadlinePgDriver}) now hands them to the TCP client, so {@code
+   * NetClientOptions#setReadIdleTimeout} in {@link #transportOptions} could do the same; this is
+   * kept, tested as it is (HungPostgresConnectionIT). A connection whose start-up exchange is never
+   * answered, which this cannot reach, is closed by that driver's deadline.
    */
   private static void closeWhenSilent(SqlConnection connection, long readIdleMs) {
     try {
@@ -174,31 +185,39 @@ public final class Postgres {
   }
 
   /**
-   * The shortest deadline of a pool's TCP connect, whatever {@code store_timeout}: a lost SYN is
-   * sent again after 1 s (Linux), and a PostgreSQL in another zone or region is a round trip of
-   * 1-100 ms away, so 2 s is one lost SYN and a distant server.
+   * The shortest deadline of a pool's connection attempt, whatever {@code store_timeout}: a lost SYN
+   * is sent again after 1 s (Linux), and a PostgreSQL in another zone or region is a round trip of
+   * 1-100 ms away, so 2 s is one lost SYN and a distant server, with TLS and a SCRAM login (three
+   * or four more round trips, and a few milliseconds of hashing) well inside it.
    */
   static final int MIN_CONNECT_TIMEOUT_MS = 2_000;
 
   /**
-   * The pools' transport: a TCP connect gives up after {@code store_timeout}, at least {@link
-   * #MIN_CONNECT_TIMEOUT_MS}. A connection being opened holds a place in the pool, so it needs a
-   * deadline: Netty's default, 60 s, let a PostgreSQL host that drops packets fill the pool with
-   * attempts. But the deadline is not the request's: the request stops waiting after {@code
-   * store_timeout} anyway (the pool's connection timeout, and the store's own), while the connect
-   * goes on and the connection, once open, joins the pool and serves the requests after it. Tied to
-   * {@code store_timeout} alone, a 10 ms setting (allowed) left a pool to a server 10 ms or more
-   * away, or one that lost a SYN, unable ever to open a connection: every payment answered 503.
-   *
-   * <p>Hazard: Vert.x 5.0.7's PostgreSQL driver drops these options (its PgDriver makes its
-   * connection factory without them: eclipse-vertx/vertx-sql-client#1608, fixed after 5.0.7), so
-   * until Vert.x is upgraded the pools connect with Netty's default deadline, 60 s. Kept so that the
-   * upgrade brings the deadline back; a read-idle timeout set here would reach nothing either
-   * ({@link #closeWhenSilent} says how the pools get theirs).
+   * How long a pool's attempt to open a connection may take, TCP connect, TLS and start-up exchange
+   * together: {@code store_timeout}, at least {@link #MIN_CONNECT_TIMEOUT_MS} (5 s at the defaults).
+   * An attempt holds a place in the pool, so it needs a deadline: without one, a PostgreSQL host that
+   * dropped packets held each place for Netty's 60 s, and one that accepted and never answered (a
+   * stopped process behind a live port, a proxy with no server) for ever. But the deadline is not the
+   * request's: the request stops waiting after {@code store_timeout} anyway (the pool's connection
+   * timeout, and the store's own), while the attempt goes on and the connection, once open, joins the
+   * pool and serves the requests after it. Tied to {@code store_timeout} alone, a 10 ms setting
+   * (allowed) left a pool to a server 10 ms or more away, or one that lost a SYN, unable ever to open
+   * a connection: every payment answered 503. The start-up exchange shares the TCP connect's
+   * deadline rather than having one of its own: a PostgreSQL that takes seconds to start a backend is
+   * already failing the requests, and one value is one thing to explain.
+   */
+  static int connectDeadlineMs(GatewayConfig config) {
+    return (int) Math.max(MIN_CONNECT_TIMEOUT_MS, config.storeTimeout().toMillis());
+  }
+
+  /**
+   * The pools' transport: a TCP connect gives up after {@link #connectDeadlineMs}. Vert.x 5.0.7's
+   * own PostgreSQL driver drops these options (eclipse-vertx/vertx-sql-client#1608, fixed after
+   * 5.0.7); {@link ConnectDeadlinePgDriver} hands them to the TCP client itself. The pool connections'
+   * read-idle close is not set here but by {@link #closeWhenSilent}.
    */
   static NetClientOptions transportOptions(GatewayConfig config) {
-    int connectTimeout = (int) Math.max(MIN_CONNECT_TIMEOUT_MS, config.storeTimeout().toMillis());
-    return new NetClientOptions().setConnectTimeout(connectTimeout);
+    return new NetClientOptions().setConnectTimeout(connectDeadlineMs(config));
   }
 
   /** libpq's parameter naming the PEM file of the CA that signed the server's certificate. */

@@ -3,6 +3,7 @@ package dev.idemgate.storage;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.idemgate.support.TestGateway;
+import io.vertx.pgclient.PgConnectOptions;
 import java.util.Map;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
@@ -20,5 +21,18 @@ class PostgresTest {
     assertThat(connectTimeoutMs("1999ms")).isEqualTo(2_000);
     assertThat(connectTimeoutMs("5s")).as("the default store_timeout").isEqualTo(5_000);
     assertThat(connectTimeoutMs("1m")).isEqualTo(60_000);
+  }
+
+  @Test
+  @DisplayName("the options of one connection attempt are the pool's, every one (Vert.x 5.0.7's copy leaves out "
+      + "useLayer7Proxy), with one server address object for the attempt's TCP connects")
+  void attemptOptionsCopyEverything() {
+    PgConnectOptions options = Postgres.connectOptions("postgresql://app:secret@db.example:6543/pay?sslmode=require")
+        .setUseLayer7Proxy(true)
+        .setProperties(Map.of("application_name", "idemgate", "statement_timeout", "6000"));
+    ConnectDeadlinePgDriver.AttemptOptions attempt = new ConnectDeadlinePgDriver.AttemptOptions(options);
+    assertThat(attempt.toJson()).isEqualTo(options.toJson());
+    assertThat(attempt.getPreparedStatementCacheSqlFilter()).isSameAs(options.getPreparedStatementCacheSqlFilter());
+    assertThat(attempt.getSocketAddress()).isEqualTo(options.getSocketAddress()).isSameAs(attempt.getSocketAddress());
   }
 }

@@ -7,7 +7,6 @@ import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.ThrowawayPostgres;
 import io.vertx.core.Vertx;
-import io.vertx.pgclient.PgBuilder;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.PoolOptions;
 import java.nio.file.Files;
@@ -15,6 +14,7 @@ import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.ResultSet;
+import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
@@ -42,10 +42,13 @@ class PostgresTlsIT {
     pg.close();
   }
 
-  /** Whether the pool's connection to {@code url} is encrypted, by the server's own account. */
+  /**
+   * Whether the connection of a pool with the gateway's driver to {@code url} is encrypted, by the
+   * server's own account.
+   */
   private static boolean encrypted(String url) {
-    Pool pool = PgBuilder.pool().with(new PoolOptions().setMaxSize(1)).connectingTo(Postgres.connectOptions(url))
-        .using(vertx).build();
+    Pool pool = Postgres.poolBuilder(TestGateway.config(Map.of())).with(new PoolOptions().setMaxSize(1))
+        .connectingTo(Postgres.connectOptions(url)).using(vertx).build();
     try {
       return Http.await(pool.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").execute())
           .iterator().next().getBoolean("ssl");
