@@ -1,5 +1,6 @@
 package dev.idemgate.storage;
 
+import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.vertx.core.AsyncResult;
 import io.vertx.core.Completable;
@@ -22,6 +23,8 @@ import io.vertx.pgclient.PgConnectOptions;
 import io.vertx.pgclient.impl.PgConnectionFactory;
 import io.vertx.pgclient.spi.PgDriver;
 import io.vertx.sqlclient.SqlConnection;
+import io.vertx.sqlclient.impl.SocketConnectionBase;
+import io.vertx.sqlclient.internal.SqlConnectionInternal;
 import io.vertx.sqlclient.spi.ConnectionFactory;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -245,6 +248,15 @@ final class ConnectDeadlinePgDriver extends PgDriver {
       }
     }
 
+    /** The channel under a connection of the stock factory; null if it is not known how to reach it (then nothing is closed). */
+    private static Channel channelOf(SqlConnection connection) {
+      if (connection instanceof SqlConnectionInternal internal
+          && internal.unwrap() instanceof SocketConnectionBase socketConnection) {
+        return socketConnection.socket().channelHandlerContext().channel();
+      }
+      return null;
+    }
+
     /**
      * Closes the socket at once. Not {@code NetSocket#close}: once the start-up exchange has begun,
      * the PostgreSQL codec in the pipeline turns a close into a Terminate message and waits for the
@@ -277,10 +289,25 @@ final class ConnectDeadlinePgDriver extends PgDriver {
       open.forEach(Attempt::abort);
     }
 
-    /** The stock factory's outcome: the attempt's, unless the deadline came first; a connection after it is closed. */
+    /**
+     * The stock factory's outcome: the attempt's, unless the deadline came first; a connection after
+     * it is closed. Any other socket the attempt opened is closed too: with sslmode=prefer, a server
+     * that refuses TLS leaves the stock factory's first socket open, and it stayed so until the
+     * server gave up waiting for a start-up message (authentication_timeout, 60 s by default).
+     */
     void ended(AsyncResult<SqlConnection> outcome) {
+      List<NetSocket> opened;
       synchronized (this) {
+        opened = List.copyOf(sockets);
         sockets.clear();
+      }
+      Channel kept = outcome.succeeded() ? channelOf(outcome.result()) : null;
+      if (outcome.failed() || kept != null) {
+        for (NetSocket socket : opened) {
+          if (((NetSocketInternal) socket).channelHandlerContext().channel() != kept) {
+            abort(socket);
+          }
+        }
       }
       if (outcome.succeeded()) {
         if (!result.tryComplete(outcome.result())) {

@@ -205,6 +205,24 @@ class PoolConnectDeadlineIT {
   }
 
   @Test
+  @DisplayName("sslmode=prefer against a PostgreSQL without TLS falls back to a plain connection within the same "
+      + "attempt, and the refused TLS connection is closed")
+  void preferFallsBackWithinTheAttempt() throws Exception {
+    try (ProxiedPostgres postgres = ProxiedPostgres.start()) {
+      assertThat(postgres.url()).as("the test server's URL has no query of its own").doesNotContain("?");
+      String url = postgres.url() + "?sslmode=prefer";
+      try (Closing pool = new Closing(Postgres.poolBuilder(config(url)).with(new PoolOptions().setMaxSize(1))
+          .connectingTo(Postgres.connectOptions(url)).using(vertx).build())) {
+        assertThat(Http.await(pool.pool().query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").execute())
+            .iterator().next().getBoolean("ssl")).as("the PostgreSQL of the tests runs without TLS").isFalse();
+        assertThat(postgres.proxy().acceptedConnections()).as("a TLS connection refused, then a plain one").isEqualTo(2);
+        Waits.eventually(Duration.ofMillis(SLACK_MS), () -> postgres.proxy().openConnections() == 1,
+            "the refused connection closed, the pool's left open");
+      }
+    }
+  }
+
+  @Test
   @DisplayName("the gateway's pools still connect, and their connections still get the read-idle close")
   void poolsStillConnectWithReadIdleClose() {
     Pool pool = Postgres.pool(vertx, TestGateway.config(Map.of()), 1, "connect-deadline-normal-test");
