@@ -11,6 +11,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.vertx.core.Future;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Locale;
@@ -19,7 +20,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
-import java.util.stream.Stream;
 import org.slf4j.LoggerFactory;
 
 /**
@@ -30,6 +30,9 @@ import org.slf4j.LoggerFactory;
 public final class GatewayMetrics {
   /** The operations {@link #timeStore} is called with. */
   private static final String[] STORE_OPERATIONS = {"held", "claim", "complete"};
+
+  /** The outcomes {@link #providerCall} is called with (ProviderClient#outcomeName). */
+  private static final String[] PROVIDER_OUTCOMES = {"succeeded", "declined", "not_attempted", "unknown"};
 
   /** Outcome tag of {@code idemgate.requests}. */
   public enum RequestOutcome {
@@ -53,7 +56,8 @@ public final class GatewayMetrics {
    * <ul>
    *   <li>1 ms: a replay from the in-process cache (well under a millisecond) against one read
    *       from Redis or PostgreSQL (a round trip or two). No boundary below it: Java writes 0.0005
-   *       as {@code le="5.0E-4"}, which a query written {@code le="0.0005"} would not match;
+   *       as {@code le="5.0E-4"}, which a query written {@code le="0.0005"} matches on Prometheus 3
+   *       only (below);
    *   <li>2.5, 5 and 10 ms: 409s, 422s, refusals, replays from the store, a new payment's commit;
    *   <li>25 ms to 500 ms: new payments through an acquirer; 500 ms is {@code redis_timeout}'s default;
    *   <li>1, 2.5 and 5 s: slow acquirers, the wait for a provider connection (up to 2 s), and
@@ -68,9 +72,59 @@ public final class GatewayMetrics {
    * or it compares against an interpolation; {@code KubernetesManifestsTest} and
    * {@code GrafanaDashboardTest} check the shipped ones, docs/operations.md lists the values.
    */
-  public static final List<Duration> REQUEST_LATENCY_BOUNDARIES = Stream
-      .of(1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1_000.0, 2_500.0, 5_000.0, 10_000.0, 30_000.0)
-      .map(millis -> Duration.ofNanos(Math.round(millis * 1_000_000))).toList();
+  public static final List<Duration> REQUEST_LATENCY_BOUNDARIES =
+      millis(1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000);
+
+  /*
+   * The gate, store and provider histograms below have fixed buckets too, each on the same 1-2.5-5
+   * steps, from what its call takes when all is well to the default timeout of that call, the last
+   * boundary. Micrometer's ladder, before, gave each 68 boundaries from 1 ms to 30 s (72 series per
+   * label value: 360 per pod after a few payments, 576 with every label value); these make 121, all
+   * there from start-up. None is below 1 ms: Java writes 0.0005 as le="5.0E-4", which Prometheus 2
+   * stores as it is and Prometheus 3 stores as le="0.0005" (it rewrites le values on ingestion), so
+   * an le matcher on it would select nothing on one of the two. From 1 ms up both write the same
+   * string as Java. Hazard: an alert or panel threshold on one of these meters must be one of its
+   * boundaries; KubernetesManifestsTest and GrafanaDashboardTest check the shipped ones.
+   */
+
+  /**
+   * Buckets of {@code idemgate_gate_latency_seconds}, the Redis gate's claim. Redis answers in
+   * 0.1-0.3 ms, so a healthy gate sits in the first bucket, under 1 ms: its quantiles there are
+   * interpolations (a p50 of 0.5 ms says "under 1 ms", nothing finer). 1 to 10 ms is a busy Redis,
+   * a slow network or a busy event loop; 25 to 250 ms eats the latency budget (the alert
+   * IdemgateGateLatencyHigh is at 0.25 s); 0.5 s is {@code redis_timeout}'s default, so a claim that
+   * waited it out counts in {@code +Inf} only. 9 buckets, 13 series for the one step.
+   */
+  public static final List<Duration> GATE_LATENCY_BOUNDARIES = millis(1, 2.5, 5, 10, 25, 50, 100, 250, 500);
+
+  /**
+   * Buckets of {@code idemgate_store_latency_seconds}, one PostgreSQL call: a millisecond or a few
+   * for a statement, tens of ms when a grouped statement waits for its group or a connection,
+   * seconds when PostgreSQL is in trouble, and 5 s, {@code store_timeout}'s default: a call that
+   * waited it out counts in {@code +Inf} only. 12 buckets, 16 series per operation, 48 for the three.
+   */
+  public static final List<Duration> STORE_LATENCY_BOUNDARIES =
+      millis(1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000);
+
+  /**
+   * Buckets of {@code idemgate_provider_latency_seconds}, one provider call: acquirers answer in
+   * tens to hundreds of ms, slow ones in seconds; the wait for a connection is up to 2 s; 10 s is
+   * {@code provider_timeout}'s default (the call gives up a little before it). Under 5 ms are only
+   * calls not sent (breaker open, connection refused) and the in-process simulator. 11 buckets, 15
+   * series per outcome, 60 for the four.
+   */
+  public static final List<Duration> PROVIDER_LATENCY_BOUNDARIES =
+      millis(5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000);
+
+  /** One of the latency histograms timed per call, and its tag. */
+  private record LatencyMeter(String name, String description, String tagKey, List<Duration> boundaries) {}
+
+  private static final LatencyMeter GATE_LATENCY =
+      new LatencyMeter("idemgate.gate.latency", "Redis gate step", "step", GATE_LATENCY_BOUNDARIES);
+  private static final LatencyMeter STORE_LATENCY =
+      new LatencyMeter("idemgate.store.latency", "PostgreSQL store call", "operation", STORE_LATENCY_BOUNDARIES);
+  private static final LatencyMeter PROVIDER_LATENCY =
+      new LatencyMeter("idemgate.provider.latency", "provider charge by outcome", "outcome", PROVIDER_LATENCY_BOUNDARIES);
 
   private final MeterRegistry registry;
   private final Tracing tracing;
@@ -101,14 +155,20 @@ public final class GatewayMetrics {
           .serviceLevelObjectives(REQUEST_LATENCY_BOUNDARIES.toArray(Duration[]::new))
           .register(registry));
     }
-    gateTimer = timer("idemgate.gate.latency", "Redis gate step", "step", "claim");
+    gateTimer = timer(GATE_LATENCY, "claim");
     replayCacheHits = Counter.builder("idemgate.replay.cache.hits")
         .description("replays answered from the in-process replay cache (also counted as replayed requests)")
         .register(registry);
     // Every store operation's error counter exists from the start, at 0: a counter that appears at its
     // first failure hides that failure from rate() (and the alert on it), and reads "no data" until then.
+    // The same goes for the latency histograms: every operation's and provider outcome's exists from
+    // the start, empty, so that their series do not come and go with the traffic.
     for (String operation : STORE_OPERATIONS) {
       storeErrors(operation);
+      timer(STORE_LATENCY, operation);
+    }
+    for (String outcome : PROVIDER_OUTCOMES) {
+      timer(PROVIDER_LATENCY, outcome);
     }
     for (String route : new String[] {"pay", "get_payment"}) {
       rateLimited.put(route, Counter.builder("idemgate.rate.limited").tag("route", route)
@@ -196,8 +256,7 @@ public final class GatewayMetrics {
   public <T> Future<T> timeStore(String operation, Supplier<Future<T>> call) {
     long start = System.nanoTime();
     return tracing.span("idemgate.store." + operation, call).onComplete(done -> {
-      timer("idemgate.store.latency", "PostgreSQL store call", "operation", operation)
-          .record(Duration.ofNanos(System.nanoTime() - start));
+      timer(STORE_LATENCY, operation).record(Duration.ofNanos(System.nanoTime() - start));
       if (done.failed()) {
         storeErrors(operation).increment();
       }
@@ -228,8 +287,7 @@ public final class GatewayMetrics {
 
   /** Records a provider call's latency under its outcome. */
   public void providerCall(String outcome, long startNanos) {
-    timer("idemgate.provider.latency", "provider charge by outcome", "outcome", outcome)
-        .record(Duration.ofNanos(System.nanoTime() - startNanos));
+    timer(PROVIDER_LATENCY, outcome).record(Duration.ofNanos(System.nanoTime() - startNanos));
   }
 
   private <T> Future<T> time(Future<T> call, Timer timer) {
@@ -237,16 +295,20 @@ public final class GatewayMetrics {
     return call.onComplete(done -> timer.record(Duration.ofNanos(System.nanoTime() - start)));
   }
 
-  private Timer timer(String name, String description, String tagKey, String tagValue) {
-    return timers.computeIfAbsent(name + '|' + tagValue, id -> latencyTimer(name, description, tagKey, tagValue));
+  private Timer timer(LatencyMeter meter, String tagValue) {
+    return timers.computeIfAbsent(meter.name() + '|' + tagValue, id -> latencyTimer(meter, tagValue));
   }
 
-  private Timer latencyTimer(String name, String description, String tagKey, String tagValue) {
-    return Timer.builder(name).tag(tagKey, tagValue).description(description)
-        .publishPercentileHistogram()
-        .minimumExpectedValue(Duration.ofMillis(1))
-        .maximumExpectedValue(Duration.ofSeconds(30))
+  private Timer latencyTimer(LatencyMeter meter, String tagValue) {
+    return Timer.builder(meter.name()).tag(meter.tagKey(), tagValue).description(meter.description())
+        .publishPercentileHistogram(false)
+        .serviceLevelObjectives(meter.boundaries().toArray(Duration[]::new))
         .register(registry);
+  }
+
+  /** Bucket boundaries given in milliseconds. */
+  private static List<Duration> millis(double... boundaries) {
+    return Arrays.stream(boundaries).mapToObj(millis -> Duration.ofNanos(Math.round(millis * 1_000_000))).toList();
   }
 
   private static String tag(Enum<?> value) {

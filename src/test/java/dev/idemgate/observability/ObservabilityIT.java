@@ -147,6 +147,100 @@ class ObservabilityIT {
     assertThat(counts.get("replayed")).as("_count of replayed").isGreaterThanOrEqualTo(1);
   }
 
+  /**
+   * The {@code le} values of the gate, store and provider latency histograms, in seconds, written as
+   * docs/operations.md lists them (written out here, not read from GatewayMetrics, so that a change
+   * to either is seen). Each ends at its call's default timeout: redis_timeout 0.5 s, store_timeout
+   * 5 s, provider_timeout 10 s.
+   */
+  private static final List<String> GATE_LATENCY_BOUNDARIES =
+      List.of("0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5");
+  private static final List<String> STORE_LATENCY_BOUNDARIES =
+      List.of("0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0");
+  private static final List<String> PROVIDER_LATENCY_BOUNDARIES =
+      List.of("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0");
+
+  @Test
+  @DisplayName("the gate, store and provider latency histograms have their documented buckets (gate 1 ms to 0.5 s, store "
+      + "1 ms to 5 s, provider 5 ms to 10 s) for every step, operation and provider outcome from start-up: "
+      + "13 + 3 x 16 + 4 x 15 = 121 series per pod (Micrometer's default ladder made 72 per label value: 360 after a few "
+      + "payments, up to 576)")
+  void dependencyLatencyHistogramsHaveTheDocumentedBuckets() {
+    String key = Http.newKey();
+    JsonObject payment = Http.payment(1300, "tok_visa");
+    assertThat(http.pay(gateway.apiPort(), KEY_A, key, payment).status()).isEqualTo(201);
+    assertThat(http.pay(gateway.apiPort(), KEY_A, key, payment).status()).isEqualTo(201);
+    assertThat(http.pay(gateway.apiPort(), KEY_A, Http.newKey(), Http.payment(10, "tok_decline")).status()).isEqualTo(402);
+    String scrape = http.get(gateway.managementPort(), "/metrics", null).body();
+
+    Histogram gate = Histogram.read(scrape, "idemgate_gate_latency_seconds", "step");
+    Histogram store = Histogram.read(scrape, "idemgate_store_latency_seconds", "operation");
+    Histogram provider = Histogram.read(scrape, "idemgate_provider_latency_seconds", "outcome");
+    assertThat(gate.series() + store.series() + provider.series())
+        .as("series of the gate, store and provider latency histograms (gate %d, store %d, provider %d); finite buckets "
+            + "per label value: gate %s, store %s, provider %s", gate.series(), store.series(), provider.series(),
+            gate.bucketCounts(), store.bucketCounts(), provider.bucketCounts())
+        .isEqualTo(121);
+    assertThat(gate.boundaries().keySet()).as("gate steps").containsExactly("claim");
+    assertThat(store.boundaries().keySet()).as("store operations").containsExactlyInAnyOrder("held", "claim", "complete");
+    assertThat(provider.boundaries().keySet()).as("provider outcomes")
+        .containsExactlyInAnyOrder("succeeded", "declined", "not_attempted", "unknown");
+    gate.assertBuckets(GATE_LATENCY_BOUNDARIES);
+    store.assertBuckets(STORE_LATENCY_BOUNDARIES);
+    provider.assertBuckets(PROVIDER_LATENCY_BOUNDARIES);
+    // The payments above went through each timer: the first and the decline through the gate, the
+    // store's claim and completion, and the provider (the replay was answered from the cache).
+    assertThat(gate.counts().get("claim")).as("gate claims timed").isGreaterThanOrEqualTo(2);
+    assertThat(store.counts().get("claim")).as("store claims timed").isGreaterThanOrEqualTo(2);
+    assertThat(store.counts().get("complete")).as("store completions timed").isGreaterThanOrEqualTo(2);
+    assertThat(provider.counts().get("succeeded")).as("provider calls succeeded").isGreaterThanOrEqualTo(1);
+    assertThat(provider.counts().get("declined")).as("provider calls declined").isGreaterThanOrEqualTo(1);
+  }
+
+  /**
+   * One histogram meter as the scrape writes it, by the value of its one tag: the finite {@code le}
+   * values in the order written, the {@code +Inf} bucket and {@code _count}, and how many series it
+   * has in all ({@code _bucket}, {@code _count}, {@code _sum}, {@code _max}).
+   */
+  private record Histogram(String name, Map<String, List<String>> boundaries, Map<String, Double> infinite,
+      Map<String, Double> counts, int series) {
+    static Histogram read(String scrape, String name, String tag) {
+      Matcher sample = Pattern.compile("(?m)^" + Pattern.quote(name) + "(_bucket|_count|_sum|_max)\\{" + Pattern.quote(tag)
+          + "=\"([a-z_]+)\"(?:,le=\"([^\"]+)\")?} (\\S+)$").matcher(scrape);
+      Map<String, List<String>> boundaries = new TreeMap<>();
+      Map<String, Double> infinite = new TreeMap<>();
+      Map<String, Double> counts = new TreeMap<>();
+      int series = 0;
+      while (sample.find()) {
+        series++;
+        String value = sample.group(2);
+        double sampled = Double.parseDouble(sample.group(4));
+        if (sample.group(1).equals("_bucket") && sample.group(3).equals("+Inf")) {
+          infinite.put(value, sampled);
+        } else if (sample.group(1).equals("_bucket")) {
+          boundaries.computeIfAbsent(value, v -> new ArrayList<>()).add(sample.group(3));
+        } else if (sample.group(1).equals("_count")) {
+          counts.put(value, sampled);
+        }
+      }
+      return new Histogram(name, boundaries, infinite, counts, series);
+    }
+
+    Map<String, Integer> bucketCounts() {
+      Map<String, Integer> perValue = new TreeMap<>();
+      boundaries.forEach((value, les) -> perValue.put(value, les.size()));
+      return perValue;
+    }
+
+    /** Exactly these finite buckets for every tag value, and +Inf holding every observation. */
+    void assertBuckets(List<String> expected) {
+      boundaries.forEach((value, les) -> {
+        assertThat(les).as("le boundaries of %s{%s}", name, value).containsExactlyElementsOf(expected);
+        assertThat(infinite.get(value)).as("le=+Inf of %s{%s}: every call counted", name, value).isEqualTo(counts.get(value));
+      });
+    }
+  }
+
   @Test
   @DisplayName("a payment that fails inside the gateway (500 internal_error) is counted as internal_error, not as a rejected request")
   void internalErrorIsCountedAsSuch() {

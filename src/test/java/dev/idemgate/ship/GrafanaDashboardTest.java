@@ -61,8 +61,8 @@ class GrafanaDashboardTest {
   }
 
   @Test
-  @DisplayName("every panel query names only meters from the gateway's list, and only bucket boundaries as request latency "
-      + "thresholds")
+  @DisplayName("every panel query names only meters from the gateway's list, and only bucket boundaries as thresholds on the "
+      + "request, gate, store and provider latency histograms")
   void panelsNameKnownMetersOnly() {
     for (JsonNode panel : panels()) {
       for (JsonNode target : panel.path("targets")) {
@@ -72,7 +72,7 @@ class GrafanaDashboardTest {
         assertThat(PromQlMeters.unknownOutcomes(expr)).as(panel.get("title").asString()).isEmpty();
         assertThat(PromQlMeters.offBoundaryLatencyThresholds(expr))
             .as("%s: latency thresholds that are no bucket boundary %s", panel.get("title").asString(),
-                PromQlMeters.REQUEST_LATENCY_BOUNDARIES).isEmpty();
+                PromQlMeters.LATENCY_BOUNDARIES).isEmpty();
       }
     }
   }
@@ -118,8 +118,8 @@ class GrafanaDashboardTest {
   }
 
   @Test
-  @DisplayName("the bucket check catches a request latency threshold between two boundaries, as a quantile's bound or as le, "
-      + "and lets boundaries, +Inf and ratios through")
+  @DisplayName("the bucket check catches a latency threshold between two boundaries of its histogram, as a quantile's bound "
+      + "or as le, and lets boundaries, +Inf and ratios through")
   void latencyThresholdCheckCanFail() {
     String p99 = "histogram_quantile(0.99, sum by (le) (rate(idemgate_request_latency_seconds_bucket{outcome=\"created\"}[5m])))";
     assertThat(PromQlMeters.offBoundaryLatencyThresholds(p99 + " > 0.3")).containsExactly("0.3");
@@ -130,7 +130,17 @@ class GrafanaDashboardTest {
     assertThat(PromQlMeters.offBoundaryLatencyThresholds(fastShare.formatted("0.3"))).containsExactly("0.3");
     assertThat(PromQlMeters.offBoundaryLatencyThresholds(fastShare.formatted("0.001"))).isEmpty();
     assertThat(PromQlMeters.offBoundaryLatencyThresholds(fastShare.formatted("+Inf"))).isEmpty();
+    String gateP99 = "histogram_quantile(0.99, sum by (le) (rate(idemgate_gate_latency_seconds_bucket[5m])))";
+    assertThat(PromQlMeters.offBoundaryLatencyThresholds(gateP99 + " > 0.3")).containsExactly("0.3");
+    assertThat(PromQlMeters.offBoundaryLatencyThresholds(gateP99 + " > 0.25")).isEmpty();
+    // Each histogram by its own buckets: 10 s is a provider boundary, past the gate's last (0.5 s).
+    assertThat(PromQlMeters.offBoundaryLatencyThresholds(gateP99 + " > 10")).containsExactly("10");
+    String providerP99 = "histogram_quantile(0.99, sum by (le) (rate(idemgate_provider_latency_seconds_bucket[5m])))";
+    assertThat(PromQlMeters.offBoundaryLatencyThresholds(providerP99 + " > 10")).isEmpty();
+    assertThat(PromQlMeters.offBoundaryLatencyThresholds(providerP99 + " > 0.001")).containsExactly("0.001");
     assertThat(PromQlMeters.offBoundaryLatencyThresholds(
-        "histogram_quantile(0.99, sum by (le) (rate(idemgate_gate_latency_seconds_bucket[5m]))) > 0.3")).isEmpty();
+        "sum(rate(idemgate_store_latency_seconds_bucket{operation=\"claim\", le=\"0.0005\"}[5m]))")).containsExactly("0.0005");
+    assertThat(PromQlMeters.offBoundaryLatencyThresholds(
+        "sum(rate(idemgate_store_latency_seconds_bucket{operation=\"claim\", le=\"5.0\"}[5m]))")).isEmpty();
   }
 }

@@ -556,13 +556,14 @@ class KubernetesManifestsTest {
 
   @Test
   @DisplayName("the PrometheusRule uses only rule fields, and its alerts name only the gateway's meters, and only bucket "
-      + "boundaries as request latency thresholds")
+      + "boundaries as thresholds on the latency histograms (IdemgateGateLatencyHigh's among them)")
   void alertRules() {
     GenericKubernetesResource rules = custom("PrometheusRule");
     assertThat(rules.getAdditionalProperties()).containsOnlyKeys("spec");
     JsonNode spec = STRICT.valueToTree(rules.getAdditionalProperties().get("spec"));
     assertThat(fieldNames(spec)).containsOnly("groups");
     int alerts = 0;
+    List<String> latencyAlerts = new ArrayList<>();
     for (JsonNode group : spec.get("groups")) {
       assertThat(fieldNames(group)).isSubsetOf(RULE_GROUP);
       for (JsonNode rule : group.get("rules")) {
@@ -571,14 +572,18 @@ class KubernetesManifestsTest {
         assertThat(PromQlMeters.unknownSeries(expr, Set.of("up"))).as(rule.get("alert").asString()).isEmpty();
         assertThat(PromQlMeters.unknownOutcomes(expr)).as(rule.get("alert").asString()).isEmpty();
         assertThat(PromQlMeters.offBoundaryLatencyThresholds(expr))
-            .as("%s: latency thresholds that are no bucket boundary of idemgate_request_latency_seconds %s",
-                rule.get("alert").asString(), PromQlMeters.REQUEST_LATENCY_BOUNDARIES).isEmpty();
+            .as("%s: latency thresholds that are no bucket boundary of their histogram %s",
+                rule.get("alert").asString(), PromQlMeters.LATENCY_BOUNDARIES).isEmpty();
+        if (PromQlMeters.LATENCY_BOUNDARIES.keySet().stream().anyMatch(expr::contains)) {
+          latencyAlerts.add(rule.get("alert").asString());
+        }
         assertThat(rule.path("labels").path("severity").asString()).isIn("critical", "warning");
         assertThat(rule.path("annotations").path("summary").asString()).isNotBlank();
         alerts++;
       }
     }
     assertThat(alerts).isGreaterThanOrEqualTo(5);
+    assertThat(latencyAlerts).as("alerts whose latency thresholds were checked").contains("IdemgateGateLatencyHigh");
   }
 
   private static List<String> fieldNames(JsonNode node) {

@@ -2,11 +2,13 @@ package dev.idemgate.ship;
 
 import dev.idemgate.observability.GatewayMetrics;
 import dev.idemgate.observability.GatewayMetrics.RequestOutcome;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Set;
 import java.util.stream.Collectors;
 import java.util.regex.Matcher;
@@ -54,11 +56,18 @@ final class PromQlMeters {
   static final Set<String> OUTCOMES = Arrays.stream(RequestOutcome.values())
       .map(outcome -> outcome.name().toLowerCase(Locale.ROOT)).collect(Collectors.toUnmodifiableSet());
 
-  /** The bucket boundaries of {@code idemgate_request_latency_seconds}, in seconds, as Prometheus reads them. */
-  static final List<Double> REQUEST_LATENCY_BOUNDARIES = GatewayMetrics.REQUEST_LATENCY_BOUNDARIES.stream()
-      .map(boundary -> boundary.toNanos() / 1e9).toList();
+  /**
+   * The bucket boundaries of each latency histogram with fixed buckets, in seconds, as Prometheus
+   * reads them, by the name of its {@code _bucket} series.
+   */
+  static final Map<String, List<Double>> LATENCY_BOUNDARIES = Map.of(
+      "idemgate_request_latency_seconds_bucket", seconds(GatewayMetrics.REQUEST_LATENCY_BOUNDARIES),
+      "idemgate_gate_latency_seconds_bucket", seconds(GatewayMetrics.GATE_LATENCY_BOUNDARIES),
+      "idemgate_store_latency_seconds_bucket", seconds(GatewayMetrics.STORE_LATENCY_BOUNDARIES),
+      "idemgate_provider_latency_seconds_bucket", seconds(GatewayMetrics.PROVIDER_LATENCY_BOUNDARIES));
 
-  private static final String REQUEST_LATENCY_BUCKET = "idemgate_request_latency_seconds_bucket";
+  /** A latency histogram's bucket series, with its label matchers if it has any. */
+  private static final Pattern LATENCY_BUCKETS = Pattern.compile("(idemgate_\\w+_latency_seconds_bucket)\\s*(\\{[^}]*})?");
   private static final Pattern LE_MATCHER = Pattern.compile("\\ble\\s*(?:=|!=)\\s*\"([^\"]*)\"");
   private static final Pattern COMPARED_NUMBER =
       Pattern.compile("(?:>=|<=|==|!=|>|<)\\s*(?:bool\\s+)?([0-9]*\\.?[0-9]+(?:[eE][-+]?[0-9]+)?)");
@@ -120,40 +129,53 @@ final class PromQlMeters {
   }
 
   /**
-   * In an expression over {@code idemgate_request_latency_seconds_bucket}, the latency thresholds
-   * that are not bucket boundaries: the values of {@code le} matchers, and, where the expression
-   * takes a {@code histogram_quantile}, the numbers that quantile is compared with. A threshold
-   * between two boundaries selects no bucket ({@code le}), or compares with an interpolation.
+   * In an expression over the bucket series of the latency histograms (request, gate, store,
+   * provider), the latency thresholds that are not bucket boundaries of the histogram they apply
+   * to: the values of the {@code le} matchers of each histogram's selectors, and, where the
+   * expression takes a {@code histogram_quantile}, the numbers that quantile is compared with (a
+   * boundary of every latency histogram the expression names). A threshold between two boundaries
+   * selects no bucket ({@code le}), or compares with an interpolation.
    */
   static List<String> offBoundaryLatencyThresholds(String expr) {
     List<String> off = new ArrayList<>();
-    if (!expr.contains(REQUEST_LATENCY_BUCKET)) {
-      return off;
-    }
-    Matcher le = LE_MATCHER.matcher(expr);
-    while (le.find()) {
-      if (!le.group(1).equals("+Inf") && !isRequestLatencyBoundary(le.group(1))) {
-        off.add(le.group(1));
+    List<List<Double>> named = new ArrayList<>();
+    Matcher selector = LATENCY_BUCKETS.matcher(expr);
+    while (selector.find()) {
+      List<Double> boundaries = LATENCY_BOUNDARIES.get(selector.group(1));
+      if (boundaries == null) {
+        continue; // no such histogram: unknownSeries says so
+      }
+      named.add(boundaries);
+      Matcher le = LE_MATCHER.matcher(selector.group(2) == null ? "" : selector.group(2));
+      while (le.find()) {
+        if (!le.group(1).equals("+Inf") && !isBoundary(le.group(1), boundaries)) {
+          off.add(le.group(1));
+        }
       }
     }
-    if (expr.contains("histogram_quantile")) {
+    if (!named.isEmpty() && expr.contains("histogram_quantile")) {
       Matcher compared = COMPARED_NUMBER.matcher(MATCHERS.matcher(expr).replaceAll(" "));
       while (compared.find()) {
-        if (!isRequestLatencyBoundary(compared.group(1))) {
-          off.add(compared.group(1));
+        String threshold = compared.group(1);
+        if (!named.stream().allMatch(boundaries -> isBoundary(threshold, boundaries))) {
+          off.add(threshold);
         }
       }
     }
     return off;
   }
 
-  private static boolean isRequestLatencyBoundary(String seconds) {
+  private static boolean isBoundary(String seconds, List<Double> boundaries) {
     try {
       double value = Double.parseDouble(seconds);
-      return REQUEST_LATENCY_BOUNDARIES.stream().anyMatch(boundary -> Math.abs(boundary - value) < 1e-12);
+      return boundaries.stream().anyMatch(boundary -> Math.abs(boundary - value) < 1e-12);
     } catch (NumberFormatException notANumber) {
       return false;
     }
+  }
+
+  private static List<Double> seconds(List<Duration> boundaries) {
+    return boundaries.stream().map(boundary -> boundary.toNanos() / 1e9).toList();
   }
 
   /** Values matched by outcome="..." or outcome=~"a|b" that are not request outcomes. */
