@@ -28,16 +28,17 @@ WORKDIR /app
 COPY --from=build /build/target/idemgate.jar /app/idemgate.jar
 COPY conf/ /app/conf/
 
-ENV IDEMGATE_CONFIG=/app/conf/idemgate.yaml \
-    IDEMGATE_HTTP_PORT=8080 \
-    IDEMGATE_MANAGEMENT_PORT=9090
+# The config file only, no setting: the environment wins over the file, so a setting set here
+# would silently override the ConfigMap's (http_port and management_port did until session 33).
+ENV IDEMGATE_CONFIG=/app/conf/idemgate.yaml
 
 USER 10001:10001
 EXPOSE 8080 9090
 
 # The JRE image has no curl; bash's /dev/tcp speaks just enough HTTP to read the status line of /health/live.
 # On the management port the gateway listens on: a container run with another IDEMGATE_MANAGEMENT_PORT
-# was reported unhealthy while it served.
+# was reported unhealthy while it served. A port changed in the config file instead is not seen here:
+# set IDEMGATE_MANAGEMENT_PORT too (Kubernetes uses its own probes, not this check).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=40s --retries=3 \
   CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${IDEMGATE_MANAGEMENT_PORT:-9090} && printf 'GET /health/live HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
 

@@ -9,6 +9,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.regex.MatchResult;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
@@ -94,6 +96,15 @@ class DockerfileTest {
         .flatMap(arguments -> List.of(arguments.split("\\s+")).stream()).toList();
     assertThat(exposed).contains("8080", "9090");
     assertThat(image.finalStage().arguments("COPY")).anySatisfy(copy -> assertThat(copy).startsWith("conf/ ").endsWith("/app/conf/"));
+  }
+
+  @Test
+  @DisplayName("the image's environment names the config file and no setting: an ENV setting would win over the ConfigMap unseen")
+  void noSettingInTheImageEnvironment() {
+    List<String> settings = image.finalStage().arguments("ENV").stream()
+        .flatMap(env -> Pattern.compile("IDEMGATE_[A-Z0-9_]+").matcher(env).results().map(MatchResult::group))
+        .filter(name -> !name.equals("IDEMGATE_CONFIG")).toList();
+    assertThat(settings).as("settings the image's ENV sets").isEmpty();
   }
 
   @Test
