@@ -36,6 +36,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
@@ -584,6 +585,26 @@ class KubernetesManifestsTest {
     }
     assertThat(alerts).isGreaterThanOrEqualTo(5);
     assertThat(latencyAlerts).as("alerts whose latency thresholds were checked").contains("IdemgateGateLatencyHigh");
+  }
+
+  @Test
+  @DisplayName("the alerts on a share of failed payments leave requests refused before the store (429, 4xx) out of "
+      + "the whole: a flood of 401s or 400s must not hide an outage")
+  void failureSharesLeaveRefusedRequestsOut() {
+    JsonNode spec = STRICT.valueToTree(custom("PrometheusRule").getAdditionalProperties().get("spec"));
+    Map<String, String> denominators = new TreeMap<>();
+    for (JsonNode group : spec.get("groups")) {
+      for (JsonNode rule : group.get("rules")) {
+        String expr = rule.get("expr").asString();
+        int divide = expr.indexOf(" / ");
+        if (expr.contains("idemgate_requests_total") && divide > 0) {
+          denominators.put(rule.get("alert").asString(), expr.substring(divide + 3).strip());
+        }
+      }
+    }
+    assertThat(denominators).containsKeys("IdemgateStoreUnavailable", "IdemgateProviderUnavailable");
+    assertThat(denominators).allSatisfy((alert, denominator) ->
+        assertThat(denominator).as(alert).contains("idemgate_requests_total{outcome!~\"rate_limited|rejected\"}"));
   }
 
   private static List<String> fieldNames(JsonNode node) {
