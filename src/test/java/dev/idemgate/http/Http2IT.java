@@ -223,7 +223,7 @@ class Http2IT {
     attacker.closeHandler(v -> closed.tryComplete());
     attacker.goAwayHandler(goAway -> closed.tryComplete());
 
-    for (int i = 0; i < 1_000 && !closed.future().isComplete(); i++) {
+    for (int i = 0; i < 3 * ApiVerticle.RST_FLOOD_MAX_FRAMES && !closed.future().isComplete(); i++) {
       attacker.request(new RequestOptions().setMethod(HttpMethod.POST).setURI("/pay")
               .addHeader("Authorization", "Bearer " + KEY_A).addHeader("Content-Type", "application/json")
               .addHeader("Idempotency-Key", Http.newKey()))
@@ -237,6 +237,34 @@ class Http2IT {
     HttpClient honest = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
         .setHttp2ClearTextUpgrade(false));
     assertThat(Http.await(pay(honest, plain.apiPort(), Http.newKey())).status()).isEqualTo(201);
+  }
+
+  @Test
+  @DisplayName("cancels at the pace of a proxy whose clients time out (300 in 3 s on one connection) leave the connection "
+      + "and the payments on it alone")
+  void cancelsOfASharedProxyConnectionAreNoFlood() throws Exception {
+    HttpClient proxyClient = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
+        .setHttp2ClearTextUpgrade(false));
+    HttpClientConnection proxy = Http.await(((io.vertx.core.http.HttpClientAgent) proxyClient)
+        .connect(new HttpConnectOptions().setHost("127.0.0.1").setPort(plain.apiPort())));
+    Promise<Void> closed = Promise.promise();
+    proxy.closeHandler(v -> closed.tryComplete());
+    proxy.goAwayHandler(goAway -> closed.tryComplete());
+
+    for (int i = 0; i < 300 && !closed.future().isComplete(); i++) {
+      proxy.request(new RequestOptions().setMethod(HttpMethod.POST).setURI("/pay")
+              .addHeader("Authorization", "Bearer " + KEY_A).addHeader("Content-Type", "application/json")
+              .addHeader("Idempotency-Key", Http.newKey()))
+          .compose(request -> request.sendHead().compose(v -> request.reset()));
+      Thread.sleep(10);
+    }
+    Answer after = Http.await(proxy.request(new RequestOptions().setMethod(HttpMethod.POST).setURI("/pay")
+            .addHeader("Authorization", "Bearer " + KEY_A).addHeader("Content-Type", "application/json")
+            .addHeader("Idempotency-Key", Http.newKey()))
+        .compose(request -> request.send(Buffer.buffer(Http.payment(1999, "tok_visa").encode()))
+            .compose(response -> response.body().map(b -> new Answer(response.statusCode(), response.version(), b.toString())))));
+    assertThat(closed.future().isComplete()).as("the connection was closed or sent GOAWAY").isFalse();
+    assertThat(after.status()).isEqualTo(201);
   }
 
   @Test
