@@ -19,7 +19,7 @@ final class AccessLog {
 
   /** The most of a path a line holds: a request line may be 4 KiB of anything. */
   static final int MAX_LOGGED_PATH = 256;
-  /** What a line holds instead of a path with a card number in it. */
+  /** What a line holds instead of a path (or a forwarded request id) with a card number in it. */
   static final String REDACTED_PATH = "redacted:card_number";
 
   private AccessLog() {}

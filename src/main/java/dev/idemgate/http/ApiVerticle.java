@@ -697,6 +697,10 @@ public final class ApiVerticle extends VerticleBase {
       if (traceId != null) {
         line = line.addKeyValue("trace_id", traceId);
       }
+      String forwardedId = RequestIds.forwarded(ctx.request());
+      if (forwardedId != null) {
+        line = line.addKeyValue("forwarded_request_id", forwardedId);
+      }
       line.log("request");
     });
     ctx.next();

@@ -1,5 +1,7 @@
 package dev.idemgate.http;
 
+import dev.idemgate.payment.CardNumberScanner;
+import io.vertx.core.http.HttpServerRequest;
 import io.vertx.ext.web.RoutingContext;
 import java.util.HexFormat;
 import java.util.concurrent.ThreadLocalRandom;
@@ -28,6 +30,30 @@ final class RequestIds {
 
   static String newId() {
     return "req_" + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong());
+  }
+
+  /** The longest request id from outside that a line keeps (a UUID is 36, ingress-nginx's 32). */
+  static final int MAX_FORWARDED_ID = 128;
+
+  /**
+   * The {@code X-Request-Id} a request arrived with (an ingress sets one: ingress-nginx does by
+   * default), for the access line beside the gateway's own id, which the answer carries: it is what
+   * joins the ingress's log to the gateway's. Null when absent, over {@link
+   * #MAX_FORWARDED_ID} characters or holding anything but printable ASCII without spaces (a log line
+   * is no place for whatever a client sends); {@code redacted:card_number} when it holds a card number.
+   */
+  static String forwarded(HttpServerRequest request) {
+    String id = request.getHeader("X-Request-Id");
+    if (id == null || id.isEmpty() || id.length() > MAX_FORWARDED_ID) {
+      return null;
+    }
+    for (int i = 0; i < id.length(); i++) {
+      char c = id.charAt(i);
+      if (c <= ' ' || c > '~') {
+        return null;
+      }
+    }
+    return CardNumberScanner.containsCardNumber(id) ? AccessLog.REDACTED_PATH : id;
   }
 
   static String of(RoutingContext ctx) {

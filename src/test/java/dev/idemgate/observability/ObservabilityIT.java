@@ -354,6 +354,31 @@ class ObservabilityIT {
     }
   }
 
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', nullValues = "ABSENT", value = {
+      "an ingress's request id|5f1e0c2a9b7d4e3f8a6b1c0d2e4f6a8b|5f1e0c2a9b7d4e3f8a6b1c0d2e4f6a8b",
+      "one with a space|abc def|ABSENT",
+      "one over 128 characters|LONG|ABSENT",
+      "one holding a card number|trace-4242424242424242|redacted:card_number"})
+  @DisplayName("the X-Request-Id a payment arrives with (an ingress's) is logged as forwarded_request_id beside the "
+      + "gateway's own, which the answer carries; one that is not a plain token of up to 128 characters is not, nor a card number")
+  void forwardedRequestIdIsLogged(String what, String sent, String logged) {
+    String header = sent.equals("LONG") ? "r".repeat(129) : sent;
+    try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
+      Http.Reply reply = Http.await(http.payAsync(gateway.apiPort(), KEY_A, Http.newKey(),
+          Http.payment(10, "tok_visa").encode(), Map.of("X-Request-Id", header)));
+      assertThat(reply.status()).isEqualTo(201);
+      assertThat(reply.header("X-Request-Id")).as("the gateway's own id").startsWith("req_");
+      Map<String, String> fields = fields(lineOf(access, reply));
+      if (logged == null) {
+        assertThat(fields).as(what).doesNotContainKey("forwarded_request_id");
+      } else {
+        assertThat(fields).as(what).containsEntry("forwarded_request_id", logged);
+      }
+      assertThat(fields.toString()).doesNotContain("4242424242424242");
+    }
+  }
+
   @Test
   @DisplayName("over HTTP/2 an answered payment is logged and counted with its own status and outcome, not as 499 client_closed; a stream reset before its answer is")
   void http2AnswersAreNotClientClosed() throws Exception {
