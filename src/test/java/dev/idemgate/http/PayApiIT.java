@@ -19,8 +19,10 @@ import java.io.IOException;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.time.Instant;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
+import java.time.temporal.ChronoUnit;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
@@ -362,6 +364,19 @@ class PayApiIT {
       ZonedDateTime date = ZonedDateTime.parse(reply.header("Date"), DateTimeFormatter.RFC_1123_DATE_TIME);
       assertThat(Duration.between(date, ZonedDateTime.now()).abs()).as(reply.status() + " " + reply.header("Date"))
           .isLessThan(Duration.ofSeconds(5));
+    }
+  }
+
+  @Test
+  @DisplayName("Date is the time of the answer, not of the request's arrival: a payment answered after 3 s carries a Date 3 s on")
+  void dateIsTheAnswersTime() {
+    try (TestGateway slow = TestGateway.start(Map.of("IDEMGATE_SIMULATOR_SLOW_MS", "3000"))) {
+      Instant sent = Instant.now();
+      Reply reply = http.pay(slow.apiPort(), KEY_A, Http.newKey(), Http.payment(320, "tok_slow"));
+      assertThat(reply.status()).isEqualTo(201);
+      Instant date = ZonedDateTime.parse(reply.header("Date"), DateTimeFormatter.RFC_1123_DATE_TIME).toInstant();
+      assertThat(date).as("Date %s of an answer sent 3 s after %s", reply.header("Date"), sent)
+          .isAfterOrEqualTo(sent.truncatedTo(ChronoUnit.SECONDS).plusSeconds(2));
     }
   }
 
