@@ -115,34 +115,14 @@ class ObservabilityIT {
     assertThat(http.pay(gateway.apiPort(), KEY_A, Http.newKey(), Http.payment(10, "tok_decline")).status()).isEqualTo(402);
     String scrape = http.get(gateway.managementPort(), "/metrics", null).body();
 
-    Matcher sample = Pattern.compile("(?m)^idemgate_request_latency_seconds(_bucket|_count|_sum|_max)"
-        + "\\{outcome=\"([a-z_]+)\"(?:,le=\"([^\"]+)\")?} (\\S+)$").matcher(scrape);
-    Map<String, List<String>> boundaries = new TreeMap<>();
-    Map<String, Double> infinite = new TreeMap<>();
-    Map<String, Double> counts = new TreeMap<>();
-    int series = 0;
-    while (sample.find()) {
-      series++;
-      String outcome = sample.group(2);
-      double value = Double.parseDouble(sample.group(4));
-      if (sample.group(1).equals("_bucket") && sample.group(3).equals("+Inf")) {
-        infinite.put(outcome, value);
-      } else if (sample.group(1).equals("_bucket")) {
-        boundaries.computeIfAbsent(outcome, o -> new ArrayList<>()).add(sample.group(3));
-      } else if (sample.group(1).equals("_count")) {
-        counts.put(outcome, value);
-      }
-    }
-    Map<String, Integer> bucketsPerOutcome = new TreeMap<>();
-    boundaries.forEach((outcome, les) -> bucketsPerOutcome.put(outcome, les.size()));
+    Histogram latency = Histogram.read(scrape, "idemgate_request_latency_seconds", "outcome");
     int outcomes = GatewayMetrics.RequestOutcome.values().length;
-    assertThat(series).as("series of idemgate_request_latency_seconds: %d outcomes x (14 buckets, +Inf, _count, _sum, "
-        + "_max); finite buckets per outcome: %s", outcomes, bucketsPerOutcome).isEqualTo(outcomes * 18);
-    for (GatewayMetrics.RequestOutcome outcome : GatewayMetrics.RequestOutcome.values()) {
-      String tag = outcome.name().toLowerCase(java.util.Locale.ROOT);
-      assertThat(boundaries.get(tag)).as("le boundaries of outcome %s", tag).containsExactlyElementsOf(REQUEST_LATENCY_BOUNDARIES);
-      assertThat(infinite.get(tag)).as("le=+Inf of outcome %s: every request counted", tag).isEqualTo(counts.get(tag));
-    }
+    assertThat(latency.series()).as("series of idemgate_request_latency_seconds: %d outcomes x (14 buckets, +Inf, _count, "
+        + "_sum, _max); finite buckets per outcome: %s", outcomes, latency.bucketCounts()).isEqualTo(outcomes * 18);
+    assertThat(latency.boundaries().keySet()).as("outcomes").containsExactlyInAnyOrderElementsOf(
+        java.util.Arrays.stream(GatewayMetrics.RequestOutcome.values()).map(o -> o.name().toLowerCase(java.util.Locale.ROOT)).toList());
+    latency.assertBuckets(REQUEST_LATENCY_BOUNDARIES);
+    Map<String, Double> counts = latency.counts();
     assertThat(counts.get("created")).as("_count of created").isGreaterThanOrEqualTo(1);
     assertThat(counts.get("replayed")).as("_count of replayed").isGreaterThanOrEqualTo(1);
   }
