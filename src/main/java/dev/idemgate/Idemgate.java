@@ -4,6 +4,7 @@ import dev.idemgate.anomaly.JudgeSyncVerticle;
 import dev.idemgate.auth.MerchantKeys;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.http.ApiVerticle;
+import dev.idemgate.http.DrainTally;
 import dev.idemgate.http.ManagementVerticle;
 import dev.idemgate.http.ReadinessState;
 import dev.idemgate.idempotency.ReplayCache;
@@ -107,11 +108,14 @@ public final class Idemgate implements AutoCloseable {
   private final String apiDeployment;
   private final AtomicBoolean closed = new AtomicBoolean();
   private final JvmGcMetrics gcMetrics;
+  private final DrainTally drainTally;
   /** The tracing SDK this gateway built (not one a caller passed): shut down, so flushed, on close. */
   private volatile Optional<OpenTelemetrySdk> ownTracing = Optional.empty();
 
-  private Idemgate(Vertx vertx, GatewayConfig config, ReadinessState readiness, String apiDeployment, JvmGcMetrics gcMetrics) {
+  private Idemgate(Vertx vertx, GatewayConfig config, ReadinessState readiness, String apiDeployment, JvmGcMetrics gcMetrics,
+      DrainTally drainTally) {
     this.vertx = vertx;
+    this.drainTally = drainTally;
     this.config = config;
     this.readiness = readiness;
     this.apiDeployment = apiDeployment;
@@ -205,8 +209,10 @@ public final class Idemgate implements AutoCloseable {
       metrics.watchApiKeys(merchantKeys);
       SharedIdempotencyStore sharedStore = new SharedIdempotencyStore();
       MerchantRateLimiter rateLimiter = new MerchantRateLimiter(config::rateLimitFor);
+      DrainTally drainTally = new DrainTally();
       String api = await(vertx.deployVerticle(new ProviderVerticle(config, registry))
-          .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, metrics, replays, sharedStore, merchantKeys, rateLimiter),
+          .compose(id -> vertx.deployVerticle(() -> new ApiVerticle(config, metrics, replays, sharedStore, merchantKeys, rateLimiter,
+              drainTally),
               new DeploymentOptions().setInstances(config.effectiveApiInstances())))
           .compose(id -> vertx.deployVerticle(new RecoveryVerticle(config, registry))
               .compose(r -> vertx.deployVerticle(new ManagementVerticle(config, prometheus, registry, readiness)))
@@ -222,7 +228,7 @@ public final class Idemgate implements AutoCloseable {
         log.warn("provider is the in-process simulator: payments are answered as if charged but no money moves; "
             + "set provider: http and provider_url for a real acquirer");
       }
-      return new Idemgate(vertx, config, readiness, api, gcMetrics);
+      return new Idemgate(vertx, config, readiness, api, gcMetrics, drainTally);
     } catch (RuntimeException e) {
       vertx.close();
       throw e;
@@ -311,6 +317,7 @@ public final class Idemgate implements AutoCloseable {
     try {
       vertx.undeploy(apiDeployment).toCompletionStage().toCompletableFuture()
           .get(drainMs + UNDEPLOY_MARGIN.toMillis(), TimeUnit.MILLISECONDS);
+      warnIfDrainRanOut(drainMs);
       vertx.close().toCompletionStage().toCompletableFuture().get(CLOSE_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
       log.info("idemgate stopped");
     } catch (InterruptedException e) {
@@ -325,6 +332,22 @@ public final class Idemgate implements AutoCloseable {
       // Sends the spans still buffered, then stops its thread; a collector that does not answer
       // in time costs those spans, not the stop.
       ownTracing.ifPresent(sdk -> sdk.shutdown().join(TRACING_FLUSH_TIMEOUT.toSeconds(), TimeUnit.SECONDS));
+    }
+  }
+
+  /**
+   * One warning when the drain ended with payments still under way (their charges slower than
+   * drain_timeout): the requests still waiting for them were closed unanswered. Before session 34
+   * nothing said so, and their access lines read as if the clients had hung up.
+   */
+  private void warnIfDrainRanOut(long drainMs) {
+    int cut = drainTally.paymentsCut();
+    if (cut > 0) {
+      log.warn("the drain ran out (drain_timeout {} ms) with {} still under way; requests still waiting were closed "
+          + "unanswered (access log: status 499, outcome shutdown). The claims stand: once lease + takeover_grace ({} s) "
+          + "has passed, recovery on a running instance asks the provider and records the outcome, or frees the key if "
+          + "the provider never saw the charge; until then a retry with the same key gets 409 idempotency_key_in_use",
+          drainMs, cut == 1 ? "1 payment" : cut + " payments", config.lease().plus(config.takeoverGrace()).toSeconds());
     }
   }
 

@@ -75,6 +75,8 @@ public final class ApiVerticle extends VerticleBase {
    */
   static final int RST_FLOOD_MAX_FRAMES = 1_000;
   static final int RST_FLOOD_WINDOW_SECONDS = 10;
+  /** The access-log outcome of a request the server closed unanswered because the drain ran out. */
+  static final String SHUTDOWN_OUTCOME = "shutdown";
   private static final String KEY_HEADER = "Idempotency-Key";
   /**
    * Claim (and completion) groups at the database at once, for the whole process (the store is
@@ -118,6 +120,13 @@ public final class ApiVerticle extends VerticleBase {
   private Deadlines<RoutingContext> bodyDeadlines;
   private UndeliveredAnswers undelivered;
   private final ShutdownNotice shutdownNotice = new ShutdownNotice();
+  private final DrainTally drainTally;
+  /**
+   * Set when the server's shutdown is asked for: from {@link #serverClosesAt} ({@link System#nanoTime})
+   * on, the server closes the connections still open, answered or not (this verticle's event loop only).
+   */
+  private boolean serverCloses;
+  private long serverClosesAt;
   private long bodySweepTimer = -1;
   /** The second {@link #dateValue} names (this verticle's event loop only). */
   private long dateSecond = -1;
@@ -128,9 +137,10 @@ public final class ApiVerticle extends VerticleBase {
    * @param sharedStore the idempotency store shared by every API verticle of this process
    * @param merchantKeys the API keys, shared by every API verticle of this process
    * @param rateLimiter the merchants' request counts, shared by every API verticle of this process
+   * @param drainTally what the drains of every API verticle of this process left undone
    */
   public ApiVerticle(GatewayConfig config, GatewayMetrics metrics, ReplayCache replays,
-      SharedIdempotencyStore sharedStore, MerchantKeys merchantKeys, MerchantRateLimiter rateLimiter) {
+      SharedIdempotencyStore sharedStore, MerchantKeys merchantKeys, MerchantRateLimiter rateLimiter, DrainTally drainTally) {
     this.config = config;
     this.metrics = metrics;
     this.replays = replays;
@@ -138,6 +148,7 @@ public final class ApiVerticle extends VerticleBase {
     this.merchantKeys = merchantKeys;
     this.rateLimiter = rateLimiter;
     this.rateLimited = config.rateLimited();
+    this.drainTally = drainTally;
   }
 
   @Override
@@ -221,12 +232,19 @@ public final class ApiVerticle extends VerticleBase {
     // another verticle's in-flight payments.
     long drainEnds = System.nanoTime() + config.drainTimeout().toNanos();
     Future<Void> http = server == null ? Future.succeededFuture()
-        : shutdownNotice.announce().compose(told -> server.shutdown(
-            Math.max(0, TimeUnit.NANOSECONDS.toMillis(drainEnds - System.nanoTime())), TimeUnit.MILLISECONDS));
+        : shutdownNotice.announce().compose(told -> {
+          long leftMs = Math.max(0, TimeUnit.NANOSECONDS.toMillis(drainEnds - System.nanoTime()));
+          serverCloses = true;
+          serverClosesAt = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(leftMs);
+          return server.shutdown(leftMs, TimeUnit.MILLISECONDS);
+        });
     Future<Void> anomalies = twins == null ? Future.succeededFuture() : twins.close();
     return http.andThen(drained -> vertx.cancelTimer(bodySweepTimer))
         // Payments whose clients hung up are no open request: finish them within the same drain.
-        .eventually(() -> payments == null ? Future.succeededFuture() : payments.settled(drainEnds))
+        // Those still under way then are cut: they go on until the pools close, their claims stay
+        // for recovery, and the gateway's one warning counts them.
+        .eventually(() -> payments == null ? Future.succeededFuture()
+            : payments.settled(drainEnds).andThen(settled -> drainTally.paymentsCut(payments.underway())))
         .eventually(() -> anomalies)
         .eventually(() -> store == null ? Future.succeededFuture() : sharedStore.leave(context))
         .eventually(() -> Future.join(notifier.close(), pipeline.close(), pool.close(), subscriberRedis.close())
@@ -662,6 +680,22 @@ public final class ApiVerticle extends VerticleBase {
   }
 
   /**
+   * Whether a connection that closed unanswered at {@code now} was closed by the server because the
+   * drain ran out: Vert.x closes the connections still open once the shutdown's timeout has passed,
+   * never before, so an unanswered close from then on is the server's. Before then the server closes
+   * no connection with a request unanswered (HTTP/1.1 after its answer, HTTP/2 once its streams are
+   * done): such a close is the client's. Before session 34 the cut requests were logged
+   * {@code client_closed}, and nothing showed that a drain had run out.
+   *
+   * <p>The metrics count a cut request under {@code client_closed}: the process exits right after
+   * the drain, before any scrape could read a series of its own, which would be 18 more series
+   * always at 0.
+   */
+  private boolean closedByDrain(long now) {
+    return serverCloses && now - serverClosesAt >= 0;
+  }
+
+  /**
    * First handler of every API route: counts the request in flight and, when the response is done,
    * records its outcome and writes the one access log line: request id, merchant, outcome, status,
    * latency and a hash of the key. Never the key itself, the body or the API key.
@@ -678,8 +712,12 @@ public final class ApiVerticle extends VerticleBase {
       // The connection closed before the answer went out (a client timeout, a load tester
       // stopping). Nothing was answered, so no status: 499, as nginx logs it.
       boolean clientClosed = AccessLog.clientClosed(ctx, done);
-      long latencyNanos = System.nanoTime() - start; // one figure for the meter and the log line
+      long now = System.nanoTime();
+      long latencyNanos = now - start; // one figure for the meter and the log line
       RequestOutcome outcome = clientClosed ? RequestOutcome.CLIENT_CLOSED : ctx.get(OUTCOME);
+      // Not the client: the drain ran out and the server closed the connection. Only the access line
+      // tells it apart; the meters count it client_closed (see closedByDrain).
+      boolean cut = clientClosed && closedByDrain(now);
       if (payment) {
         if (outcome == null) {
           // Answered by the router's failure handler, not by a step that names its outcome: a
@@ -695,7 +733,7 @@ public final class ApiVerticle extends VerticleBase {
         line = line.addKeyValue("merchant", merchant);
       }
       if (outcome != null) {
-        line = line.addKeyValue("outcome", outcome.name().toLowerCase(Locale.ROOT));
+        line = line.addKeyValue("outcome", cut ? SHUTDOWN_OUTCOME : outcome.name().toLowerCase(Locale.ROOT));
       }
       IdempotencyKey key = ctx.get("key");
       if (key != null) {

@@ -165,6 +165,11 @@ public final class PaymentService {
     return settled.future();
   }
 
+  /** Payments of this service not yet answered: after {@link #settled}, those the drain ran out on. */
+  public int underway() {
+    return paymentsUnderway.get();
+  }
+
   private void checkSettled(Promise<Void> settled, long deadlineNanos) {
     if (paymentsUnderway.get() == 0 || System.nanoTime() >= deadlineNanos) {
       settled.complete();

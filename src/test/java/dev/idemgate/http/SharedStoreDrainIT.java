@@ -39,9 +39,9 @@ class SharedStoreDrainIT {
       GatewayConfig hostConfig = TestGateway.config(Map.of());
       GatewayConfig memberConfig = TestGateway.config(Map.of());
       String host = await(vertx.deployVerticle(new ApiVerticle(hostConfig, metrics, replays, shared, MerchantKeys.load(hostConfig),
-          new MerchantRateLimiter(hostConfig::rateLimitFor))));
+          new MerchantRateLimiter(hostConfig::rateLimitFor), new DrainTally())));
       String member = await(vertx.deployVerticle(new ApiVerticle(memberConfig, metrics, replays, shared, MerchantKeys.load(memberConfig),
-          new MerchantRateLimiter(memberConfig::rateLimitFor))));
+          new MerchantRateLimiter(memberConfig::rateLimitFor), new DrainTally())));
 
       String key = Http.newKey();
       Future<Http.Reply> inFlight = http.payAsync(memberConfig.httpPort(), TestGateway.KEY_A, key,
