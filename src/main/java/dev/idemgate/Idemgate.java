@@ -107,6 +107,7 @@ public final class Idemgate implements AutoCloseable {
   private final ReadinessState readiness;
   private final String apiDeployment;
   private final AtomicBoolean closed = new AtomicBoolean();
+  private final AtomicBoolean draining = new AtomicBoolean();
   private final JvmGcMetrics gcMetrics;
   private final DrainTally drainTally;
   /** The tracing SDK this gateway built (not one a caller passed): shut down, so flushed, on close. */
@@ -302,6 +303,18 @@ public final class Idemgate implements AutoCloseable {
   }
 
   /**
+   * The drain's first step, at once: readiness fails and the {@code draining} line is logged; the
+   * first call only. {@link #close} starts with it; a signal handler calls it before handing the
+   * close to a thread of its own, so that the line comes before any about a later signal.
+   */
+  public void startDraining() {
+    if (draining.compareAndSet(false, true)) {
+      readiness.startDraining();
+      log.info("draining: in-flight payments have {} ms to finish", config.drainTimeout().toMillis());
+    }
+  }
+
+  /**
    * Graceful stop: readiness fails at once; the API servers stop accepting and give in-flight
    * payments up to {@code drain_timeout} to finish; then recovery, the provider and the clients
    * close. Safe to call twice.
@@ -311,9 +324,8 @@ public final class Idemgate implements AutoCloseable {
     if (!closed.compareAndSet(false, true)) {
       return;
     }
-    readiness.startDraining();
+    startDraining();
     long drainMs = config.drainTimeout().toMillis();
-    log.info("draining: in-flight payments have {} ms to finish", drainMs);
     try {
       vertx.undeploy(apiDeployment).toCompletionStage().toCompletableFuture()
           .get(drainMs + UNDEPLOY_MARGIN.toMillis(), TimeUnit.MILLISECONDS);

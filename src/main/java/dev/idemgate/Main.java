@@ -8,14 +8,12 @@ import dev.idemgate.storage.Migrations;
 import java.nio.file.Path;
 import java.util.Optional;
 import java.util.concurrent.Callable;
-import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.bridge.SLF4JBridgeHandler;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.IExecutionStrategy;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParseResult;
-import sun.misc.Signal;
 
 /**
  * The command line (DESIGN §8): {@code serve} (the default), {@code acquirer}, {@code migrate},
@@ -118,26 +116,20 @@ public final class Main implements Callable<Integer> {
         LogLevel.apply(loaded.logLevel());
         Idemgate gateway = Idemgate.start(loaded);
         running = true;
-        // SIGTERM (Kubernetes) and SIGINT drain, then exit 0; the hook covers any other JVM exit.
-        // Only the first signal starts the drain. Hazard: a later one (a second kill, Ctrl-C pressed
-        // again) used to start a second drain thread whose close() returned at once, the drain being
-        // under way, and whose System.exit(0) then ended the process mid-drain: in-flight payments lost
-        // their answers and stayed claimed until recovery, and the exit status said all was well.
-        // The drain is bounded by drain_timeout; SIGKILL is there for whoever cannot wait.
-        AtomicBoolean draining = new AtomicBoolean();
-        for (String name : new String[] {"TERM", "INT"}) {
-          Signal.handle(new Signal(name), signal -> {
-            if (!draining.compareAndSet(false, true)) {
-              org.slf4j.LoggerFactory.getLogger(Main.class).info("SIG{} ignored: the drain is under way and ends within "
-                  + "drain_timeout ({} ms)", signal.getName(), loaded.drainTimeout().toMillis());
-              return;
-            }
-            new Thread(() -> System.exit(drain(() -> {
-              gateway.close();
-              LogLevel.flush();
-            })), "idemgate-drain").start();
-          });
-        }
+        // SIGTERM (Kubernetes) and SIGINT drain, then exit (ShutdownSignals); the hook covers any
+        // other JVM exit.
+        new ShutdownSignals(new ShutdownSignals.Drainable() {
+          @Override
+          public void startDraining() {
+            gateway.startDraining();
+          }
+
+          @Override
+          public void close() {
+            gateway.close();
+            LogLevel.flush();
+          }
+        }, loaded.drainTimeout(), System::exit).install();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
           gateway.close();
           LogLevel.flush();

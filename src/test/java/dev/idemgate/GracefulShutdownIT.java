@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
+import dev.idemgate.support.Waits;
 import io.vertx.core.Future;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -88,12 +89,48 @@ class GracefulShutdownIT {
     }
   }
 
+  @Test
+  @DisplayName("started with SIGINT ignored (a shell's background job): one WARN at start-up says SIGINT neither drains nor "
+      + "stops it; SIGTERM still drains and exits 0")
+  void inheritedIgnoredSigintIsReported() throws Exception {
+    int api = TestGateway.freePort();
+    int management = TestGateway.freePort();
+    Path log = Files.createTempFile("idemgate", ".log");
+    // As "java -jar idemgate.jar &" in a script: the shell ignores SIGINT for the job, exec keeps it so.
+    Process gateway = start(List.of("sh", "-c", "trap '' INT; exec \"$0\" \"$@\"", "java", "-Xmx256m", "-jar", JAR),
+        api, management, log, 1);
+    try (Http http = new Http()) {
+      awaitReady(http, management, gateway, log);
+      Waits.eventually(Duration.ofSeconds(10), () -> read(log).contains("SIGINT was ignored"), "the start-up warning about SIGINT");
+      assertThat(read(log).lines().filter(line -> line.contains("\"level\":\"WARN\"") && line.contains("SIGINT was ignored")))
+          .as("log: %s", read(log)).singleElement().asString().contains("neither drains nor stops the gateway; send SIGTERM");
+      assertThat(read(log)).doesNotContain("SIGTERM was ignored");
+      gateway.destroy(); // SIGTERM
+      assertThat(gateway.waitFor(30, TimeUnit.SECONDS)).isTrue();
+      assertThat(gateway.exitValue()).as("exit status; log: %s", read(log)).isZero();
+    } finally {
+      gateway.destroyForcibly();
+    }
+  }
+
+  private static String read(Path log) {
+    try {
+      return Files.readString(log);
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
   /**
    * The gateway jar in its own process, its output in {@code log}: charges of tok_slow take 3 s, the
    * drain 10 s at most, with {@code apiInstances} API verticles.
    */
   private static Process start(int api, int management, Path log, int apiInstances) throws Exception {
-    ProcessBuilder builder = new ProcessBuilder(List.of("java", "-Xmx256m", "-jar", JAR))
+    return start(List.of("java", "-Xmx256m", "-jar", JAR), api, management, log, apiInstances);
+  }
+
+  private static Process start(List<String> command, int api, int management, Path log, int apiInstances) throws Exception {
+    ProcessBuilder builder = new ProcessBuilder(command)
         .redirectErrorStream(true).redirectOutput(log.toFile());
     builder.environment().putAll(Map.of("IDEMGATE_PG_URL", TestGateway.pgUrl(), "IDEMGATE_REDIS_URL", TestGateway.redisUrl(),
         "IDEMGATE_HTTP_PORT", String.valueOf(api), "IDEMGATE_MANAGEMENT_PORT", String.valueOf(management),
