@@ -349,14 +349,14 @@ public final class Idemgate implements AutoCloseable {
 
   /**
    * One warning when the drain ended with payments still under way (their charges slower than
-   * drain_timeout): the requests still waiting for them were closed unanswered. Before session 34
+   * drain_timeout): the requests still waiting for them were closed unanswered. Before session 33
    * nothing said so, and their access lines read as if the clients had hung up.
    */
   private void warnIfDrainRanOut(long drainMs) {
     int cut = drainTally.paymentsCut();
     if (cut > 0) {
       log.warn("the drain ran out (drain_timeout {} ms) with {} still under way; requests still waiting were closed "
-          + "unanswered (access log: status 499, outcome shutdown). The claims stand: once lease + takeover_grace ({} s) "
+          + "unanswered (access log: status 499, outcome shutdown). The claims stand: once the lease and the takeover grace ({} s) "
           + "has passed, recovery on a running instance asks the provider and records the outcome, or frees the key if "
           + "the provider never saw the charge; until then a retry with the same key gets 409 idempotency_key_in_use",
           drainMs, cut == 1 ? "1 payment" : cut + " payments", config.lease().plus(config.takeoverGrace()).toSeconds());

@@ -62,7 +62,7 @@ final class ShutdownSignals {
   /**
    * A signal arrived (on a thread the JVM starts for it): the first starts the drain, later ones are
    * ignored. The draining line is logged here, under the lock, before the close goes to a thread of
-   * its own: a later signal's line then always comes after it. Before session 34 the drain thread
+   * its own: a later signal's line then always comes after it. Before session 33 the drain thread
    * logged it, and a second SIGTERM sent with the first (timeout(1) signals the process, then its
    * group) could log "ignored" before "draining".
    */

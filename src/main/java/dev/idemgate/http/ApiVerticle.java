@@ -684,7 +684,7 @@ public final class ApiVerticle extends VerticleBase {
    * drain ran out: Vert.x closes the connections still open once the shutdown's timeout has passed,
    * never before, so an unanswered close from then on is the server's. Before then the server closes
    * no connection with a request unanswered (HTTP/1.1 after its answer, HTTP/2 once its streams are
-   * done): such a close is the client's. Before session 34 the cut requests were logged
+   * done): such a close is the client's. Before session 33 the cut requests were logged
    * {@code client_closed}, and nothing showed that a drain had run out.
    *
    * <p>The metrics count a cut request under {@code client_closed}: the process exits right after

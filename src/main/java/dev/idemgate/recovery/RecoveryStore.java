@@ -91,7 +91,7 @@ final class RecoveryStore {
   /**
    * Gives a record an operator's verdict took, and did not settle, back to recovery at once, instead
    * of holding it for the verdict's whole budget: its next inquiry is due now, or, still PROCESSING,
-   * its lease ends now (recovery takes it after {@code takeover_grace}). Fenced on the epoch the
+   * its lease ends now (recovery takes it after the takeover grace, {@code GatewayConfig#takeoverGrace}). Fenced on the epoch the
    * verdict holds and the payment id.
    */
   static final String HAND_BACK = """

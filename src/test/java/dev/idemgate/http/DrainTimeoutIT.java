@@ -25,7 +25,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * A stop whose drain runs out (drain_timeout) with payments still at the provider. The server closes
- * their connections unanswered; before session 34 their access lines said 499 {@code client_closed},
+ * their connections unanswered; before session 33 their access lines said 499 {@code client_closed},
  * as if the clients had hung up, and nothing in the log said the drain had cut anything.
  */
 class DrainTimeoutIT {
