@@ -206,15 +206,22 @@ public final class Main implements Callable<Integer> {
     }
   }
 
-  @Command(name = "migrate", mixinStandardHelpOptions = true, description = "Create or migrate the database schema, then exit.")
+  /**
+   * Reads pg_url alone (ConfigLoader#loadPgUrl): run as Kubernetes' init container, it has the
+   * ConfigMap and the connection string but not what the gateway's container adds for the other
+   * settings, which it does not use.
+   */
+  @Command(name = "migrate", mixinStandardHelpOptions = true, description = {"Create or migrate the database schema, then exit.",
+      "Uses pg_url only: the configuration file must parse and name only known settings, the other settings' values are not checked."})
   static final class Migrate implements Callable<Integer> {
-    @Option(names = "--config", description = "YAML configuration file.")
+    @Option(names = "--config", description = "YAML configuration file (default: $IDEMGATE_CONFIG, else conf/idemgate.yaml if present).")
     Path config;
 
     @Override
     public Integer call() {
       try {
-        int applied = Migrations.migrate(loadConfig(config).pgUrl());
+        Optional<Path> file = config == null ? ConfigLoader.defaultFile(System.getenv()) : Optional.of(config);
+        int applied = Migrations.migrate(ConfigLoader.loadPgUrl(file, System.getenv()));
         System.out.println("idemgate: schema up to date (" + applied + " migration(s) applied)");
         return 0;
       } catch (ConfigException | Migrations.StoreUnreachable e) {

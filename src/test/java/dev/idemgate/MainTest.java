@@ -53,6 +53,40 @@ class MainTest {
   }
 
   @Test
+  @DisplayName("migrate leaves alone the settings it does not use, bad as they may be here, and goes on to PostgreSQL")
+  void migrateIgnoresSettingsItDoesNotUse(@TempDir Path dir) throws Exception {
+    Path file = Files.writeString(dir.resolve("idemgate.yaml"), """
+        pg_url: postgresql://postgres@127.0.0.1:1/postgres
+        merchant_key_ttl: nobody=7d
+        provider: http
+        lease: forever
+        """);
+    CommandRun run = runPrintingToSystemErr("migrate", "--config", file.toString());
+    assertThat(run.err().lines()).as("stderr").hasSize(1).first().asString()
+        .startsWith("idemgate: PostgreSQL at 127.0.0.1:1/postgres cannot be reached");
+    assertThat(run.status()).isEqualTo(Main.EXIT_STARTUP_FAILED);
+  }
+
+  @Test
+  @DisplayName("migrate still refuses, with exit 2 and one line, a file that names an unknown setting or is not YAML")
+  void migrateRefusesUnknownSettingAndBadYaml(@TempDir Path dir) throws Exception {
+    Path misspelt = Files.writeString(dir.resolve("misspelt.yaml"), "pg_ulr: postgresql://postgres@127.0.0.1:1/postgres\n");
+    CommandRun unknown = runPrintingToSystemErr("migrate", "--config", misspelt.toString());
+    assertThat(unknown.status()).isEqualTo(Main.EXIT_USAGE);
+    assertThat(unknown.err().lines()).hasSize(1).first().asString()
+        .isEqualTo("idemgate: " + misspelt + ": unknown setting 'pg_ulr'");
+
+    Path broken = Files.writeString(dir.resolve("broken.yaml"), "pg_url: [unclosed\n");
+    CommandRun notYaml = runPrintingToSystemErr("migrate", "--config", broken.toString());
+    assertThat(notYaml.status()).isEqualTo(Main.EXIT_USAGE);
+    assertThat(notYaml.err().lines()).hasSize(1).first().asString().startsWith("idemgate: " + broken);
+
+    CommandRun missing = runPrintingToSystemErr("migrate", "--config", dir.resolve("absent.yaml").toString());
+    assertThat(missing.status()).isEqualTo(Main.EXIT_USAGE);
+    assertThat(missing.err().lines()).hasSize(1).first().asString().endsWith("absent.yaml: no such file");
+  }
+
+  @Test
   @DisplayName("serve with a malformed otlp_endpoint exits 2 with one line naming otlp_endpoint, without the URL, before anything starts")
   void serveRefusesBadOtlpEndpoint(@TempDir Path dir) throws Exception {
     Path file = Files.writeString(dir.resolve("idemgate.yaml"),
@@ -74,6 +108,20 @@ class MainTest {
 
   private static CommandRun run(String... args) {
     return CommandRun.of(Main.commandLine(), args);
+  }
+
+  /** As {@link #run}, for a command that prints its failure on System.err itself (serve, migrate), captured too. */
+  private static CommandRun runPrintingToSystemErr(String... args) {
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    PrintStream before = System.err;
+    System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+    CommandRun run;
+    try {
+      run = run(args);
+    } finally {
+      System.setErr(before);
+    }
+    return new CommandRun(run.status(), run.out(), run.err() + err.toString(StandardCharsets.UTF_8));
   }
 
   @Test

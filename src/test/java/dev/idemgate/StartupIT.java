@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.idemgate.support.Http;
 import dev.idemgate.support.SilentListener;
+import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -14,9 +15,11 @@ import java.time.Instant;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -27,17 +30,32 @@ class StartupIT {
   private record Run(int exit, String stdout, String stderr) {}
 
   private static Process launch(Map<String, String> env, Path out, Path err, String... args) throws IOException {
+    return launch(false, env, out, err, args);
+  }
+
+  /** {@code onlyEnv}: the process gets {@code env} and PATH, nothing else of this JVM's environment. */
+  private static Process launch(boolean onlyEnv, Map<String, String> env, Path out, Path err, String... args)
+      throws IOException {
     List<String> command = new java.util.ArrayList<>(List.of("java", "-Xmx256m", "-jar", JAR));
     command.addAll(List.of(args));
     ProcessBuilder builder = new ProcessBuilder(command).redirectOutput(out.toFile()).redirectError(err.toFile());
+    if (onlyEnv) {
+      String path = builder.environment().get("PATH");
+      builder.environment().clear();
+      builder.environment().put("PATH", path);
+    }
     builder.environment().putAll(env);
     return builder.start();
   }
 
   private static Run runToExit(Map<String, String> env, String... args) throws Exception {
+    return runToExit(false, env, args);
+  }
+
+  private static Run runToExit(boolean onlyEnv, Map<String, String> env, String... args) throws Exception {
     Path out = Files.createTempFile("idemgate", ".out");
     Path err = Files.createTempFile("idemgate", ".err");
-    Process p = launch(env, out, err, args);
+    Process p = launch(onlyEnv, env, out, err, args);
     boolean exited = p.waitFor(60, TimeUnit.SECONDS);
     if (!exited) {
       p.destroyForcibly(); // a hung process must not outlive the test
@@ -107,6 +125,37 @@ class StartupIT {
     Run run = runToExit(env);
     assertThat(run.exit()).isEqualTo(2);
     assertThat(run.stderr().strip()).startsWith("idemgate: lease:");
+  }
+
+  @Test
+  @DisplayName("migrate given only IDEMGATE_CONFIG and IDEMGATE_PG_URL, as Kubernetes' init container is, migrates although "
+      + "the file holds settings only serve's container can satisfy (a merchant whose key is in its API keys file, "
+      + "provider http with the URL in its Secret, TLS files mounted there)")
+  void migrateNeedsOnlyTheConnectionString(@TempDir Path dir) throws Exception {
+    String database = "idemgate_migrate_only_" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
+    // Each of these alone is refused by serve without its container's environment and mounts.
+    Path configMap = Files.writeString(dir.resolve("idemgate.yaml"), """
+        merchant_key_ttl: acme=7d
+        merchant_rate_limit: acme=50
+        provider: http
+        tls_cert: /etc/idemgate/tls/tls.crt
+        tls_key: /etc/idemgate/tls/tls.key
+        """);
+    try (Http http = new Http(); TestDb admin = new TestDb(http.vertx())) {
+      admin.query("CREATE DATABASE " + database);
+      try {
+        String url = TestGateway.pgUrlOf(database);
+        Run run = runToExit(true, Map.of("IDEMGATE_CONFIG", configMap.toString(), "IDEMGATE_PG_URL", url), "migrate");
+        assertThat(run.exit()).as("exit status; stderr: %s", run.stderr()).isZero();
+        assertThat(run.stderr()).isEmpty();
+        assertThat(run.stdout()).containsPattern("idemgate: schema up to date \\([1-9]\\d* migration\\(s\\) applied\\)");
+        try (TestDb db = new TestDb(http.vertx(), url)) {
+          assertThat(db.scalar("SELECT to_regclass('idemgate.payments') IS NOT NULL")).isEqualTo(true);
+        }
+      } finally {
+        admin.query("DROP DATABASE " + database + " WITH (FORCE)");
+      }
+    }
   }
 
   @Test

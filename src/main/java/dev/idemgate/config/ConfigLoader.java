@@ -61,6 +61,23 @@ public final class ConfigLoader {
    * would have gone into the report.
    */
   public static GatewayConfig load(Optional<Path> file, Map<String, String> environment, Consumer<String> warnings) {
+    return build(values(file, environment, warnings));
+  }
+
+  /**
+   * The one setting {@code migrate} uses, {@code pg_url}, checked as {@link #load} checks it. The
+   * file must still be readable YAML naming only known settings (a misspelt key is caught wherever
+   * it is read), but the values of the other settings are neither needed nor checked: Kubernetes'
+   * init container runs {@code migrate} with the ConfigMap and the connection string alone, while
+   * what the ConfigMap's other settings need (API keys, the acquirer's URL, TLS files) is given to
+   * the gateway's container only. Checking them here stopped every pod in Init:Error.
+   */
+  public static String loadPgUrl(Optional<Path> file, Map<String, String> environment) {
+    return pgUrl(values(file, environment, log::warn));
+  }
+
+  /** Defaults, then {@code file}, then the environment: every setting's text, none of them checked yet. */
+  private static Map<String, String> values(Optional<Path> file, Map<String, String> environment, Consumer<String> warnings) {
     Map<String, String> values = readYaml(defaults(), "built-in defaults");
     file.ifPresent(path -> mergeKnown(values, readFile(path), path.toString()));
     for (String key : values.keySet()) {
@@ -73,7 +90,7 @@ public final class ConfigLoader {
     if (!ignored.isEmpty()) {
       warnings.accept("environment variables that name no setting, ignored: " + String.join(", ", ignored));
     }
-    return build(values);
+    return values;
   }
 
   /**
