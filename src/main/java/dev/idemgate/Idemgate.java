@@ -16,6 +16,7 @@ import dev.idemgate.provider.LocalCodec;
 import dev.idemgate.provider.ProviderVerticle;
 import dev.idemgate.ratelimit.MerchantRateLimiter;
 import dev.idemgate.ratelimit.RateLimitSyncVerticle;
+import dev.idemgate.reconciliation.ReconciliationSettings;
 import dev.idemgate.recovery.RecoveryVerticle;
 import dev.idemgate.storage.Migrations;
 import dev.idemgate.storage.RedisClients;
@@ -123,11 +124,16 @@ public final class Idemgate implements AutoCloseable {
     this.gcMetrics = gcMetrics;
   }
 
-  /** Migrates the schema, checks Redis, deploys everything; fails with {@link StartupFailure} naming what is wrong. */
+  /** As {@link #start(GatewayConfig, ReconciliationSettings)}, with the reconciliation settings of this process's environment. */
   public static Idemgate start(GatewayConfig config) {
+    return start(config, ReconciliationSettings.fromEnvironment(System.getenv()));
+  }
+
+  /** Migrates the schema, checks Redis, deploys everything; fails with {@link StartupFailure} naming what is wrong. */
+  public static Idemgate start(GatewayConfig config, ReconciliationSettings reconciliation) {
     Optional<OpenTelemetrySdk> tracing = Tracing.fromConfig(config);
     try {
-      Idemgate gateway = start(config, tracing.map(OpenTelemetry.class::cast));
+      Idemgate gateway = start(config, reconciliation, tracing.map(OpenTelemetry.class::cast));
       gateway.ownTracing = tracing;
       return gateway;
     } catch (RuntimeException e) {
@@ -138,6 +144,11 @@ public final class Idemgate implements AutoCloseable {
 
   /** Starts with a given OpenTelemetry (tests pass one that records spans in memory). */
   public static Idemgate start(GatewayConfig config, Optional<OpenTelemetry> openTelemetry) {
+    return start(config, ReconciliationSettings.fromEnvironment(System.getenv()), openTelemetry);
+  }
+
+  private static Idemgate start(GatewayConfig config, ReconciliationSettings reconciliation,
+      Optional<OpenTelemetry> openTelemetry) {
     MerchantKeys merchantKeys;
     try {
       merchantKeys = MerchantKeys.load(config);
@@ -216,7 +227,7 @@ public final class Idemgate implements AutoCloseable {
               drainTally),
               new DeploymentOptions().setInstances(config.effectiveApiInstances())))
           .compose(id -> vertx.deployVerticle(new RecoveryVerticle(config, registry))
-              .compose(r -> vertx.deployVerticle(new ManagementVerticle(config, prometheus, registry, readiness)))
+              .compose(r -> vertx.deployVerticle(new ManagementVerticle(config, reconciliation, prometheus, registry, readiness)))
               .compose(m -> vertx.deployVerticle(new JudgeSyncVerticle(config, registry)))
               // Last, so that the verticles before keep the event loops they always had.
               .compose(j -> config.rateLimited()

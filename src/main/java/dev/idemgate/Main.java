@@ -4,6 +4,7 @@ import dev.idemgate.config.ConfigException;
 import dev.idemgate.config.ConfigLoader;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.provider.StandaloneAcquirer;
+import dev.idemgate.reconciliation.ReconciliationSettings;
 import dev.idemgate.storage.Migrations;
 import java.nio.file.Path;
 import java.util.Optional;
@@ -113,8 +114,10 @@ public final class Main implements Callable<Integer> {
     public Integer call() {
       try {
         GatewayConfig loaded = loadConfig(config);
+        // With the rest of the configuration: a bad one is refused here (exit 2), before the database is touched.
+        ReconciliationSettings reconciliation = ReconciliationSettings.fromEnvironment(System.getenv());
         LogLevel.apply(loaded.logLevel());
-        Idemgate gateway = Idemgate.start(loaded);
+        Idemgate gateway = Idemgate.start(loaded, reconciliation);
         running = true;
         // SIGTERM (Kubernetes) and SIGINT drain, then exit (ShutdownSignals); the hook covers any
         // other JVM exit.

@@ -21,6 +21,7 @@ import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /** The packaged jar as a user runs it: start-up, health, and clear failures. */
@@ -125,6 +126,25 @@ class StartupIT {
     Run run = runToExit(env);
     assertThat(run.exit()).isEqualTo(2);
     assertThat(run.stderr().strip()).startsWith("idemgate: lease:");
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', value = {
+      "IDEMGATE_RECONCILIATION_SETTLEMENT_LAG | -3d | idemgate: settlement_lag: '-3d' is not a duration",
+      "IDEMGATE_RECONCILIATION_MATCH_THRESHOLD | abc | idemgate: reconciliation match_threshold: 'abc' is not a number",
+      "IDEMGATE_RECONCILIATION_CONFIG | /nonexistent/reconciliation.yaml | "
+          + "idemgate: cannot read reconciliation settings /nonexistent/reconciliation.yaml: no such file"})
+  @DisplayName("serve refuses a bad reconciliation setting or file with one line naming it and exit 2, before it connects to PostgreSQL")
+  void badReconciliationSetting(String variable, String value, String line) throws Exception {
+    // PostgreSQL there accepts and never answers: a start that reached it would take 10 s and say so.
+    try (SilentListener silent = new SilentListener()) {
+      Map<String, String> env = env("postgresql://postgres@127.0.0.1:" + silent.port() + "/postgres", TestGateway.redisUrl());
+      env.put(variable, value);
+      Run run = runToExit(env);
+      assertThat(run.stderr().strip().lines()).hasSize(1).first().asString().startsWith(line);
+      assertThat(run.exit()).isEqualTo(2);
+      assertThat(silent.acceptedCount()).as("connections to PostgreSQL").isZero();
+    }
   }
 
   @Test

@@ -11,6 +11,7 @@ import dev.idemgate.payment.PaymentJson;
 import dev.idemgate.payment.PaymentRequestParser;
 import dev.idemgate.provider.HttpProvider;
 import dev.idemgate.provider.ProviderClient;
+import dev.idemgate.reconciliation.ReconciliationSettings;
 import dev.idemgate.recovery.RecoveryVerticle;
 import dev.idemgate.storage.Postgres;
 import dev.idemgate.storage.RedisClients;
@@ -94,6 +95,7 @@ public final class ManagementVerticle extends VerticleBase {
   private final Optional<PrometheusMeterRegistry> registry;
   private final MeterRegistry meters;
   private final ReadinessState readiness;
+  private final ReconciliationSettings reconciliation;
   private Pool pool;
   private Redis redis;
   private HttpServer server;
@@ -111,9 +113,14 @@ public final class ManagementVerticle extends VerticleBase {
   private final AtomicInteger postgresReached = new AtomicInteger(1);
   private final AtomicInteger redisReached = new AtomicInteger(1);
 
-  /** @param registry the Prometheus registry, empty when metrics are off ({@code /metrics} then answers 404) */
-  public ManagementVerticle(GatewayConfig config, Optional<PrometheusMeterRegistry> registry, MeterRegistry meters,
-      ReadinessState readiness) {
+  /**
+   * @param reconciliation read and checked before start-up (Main), not here: a bad one failed the
+   *     deployment after the migrations, as a port that could not be listened on
+   * @param registry the Prometheus registry, empty when metrics are off ({@code /metrics} then answers 404)
+   */
+  public ManagementVerticle(GatewayConfig config, ReconciliationSettings reconciliation,
+      Optional<PrometheusMeterRegistry> registry, MeterRegistry meters, ReadinessState readiness) {
+    this.reconciliation = reconciliation;
     this.meters = meters;
     this.config = config;
     this.registry = registry;
@@ -163,7 +170,7 @@ public final class ManagementVerticle extends VerticleBase {
       ctx.next();
     }).handler(this::requireAdmin);
     AnomalyRoutes.mount(router, AnomalyMonitor.of(vertx, config, meters), pool);
-    dev.idemgate.reconciliation.ReconciliationRoutes.mount(router, vertx, config, bodyTimeoutMs);
+    dev.idemgate.reconciliation.ReconciliationRoutes.mount(router, vertx, config, reconciliation, bodyTimeoutMs);
     router.get("/admin/simulator/charges").handler(this::simulatorCharges);
     router.get("/admin/pending").handler(this::unresolved);
     // Two routes, as for payments: Vert.x Web runs a route's body handler before its other handlers,

@@ -97,9 +97,8 @@ public final class ReconciliationRoutes {
    *
    * @param uploadSilenceMillis how long an upload's body may send nothing before it is answered 408
    */
-  public static void mount(Router router, Vertx vertx, GatewayConfig config, long uploadSilenceMillis) {
-    ReconciliationSettings settings = ReconciliationSettings.load(
-        ReconciliationSettings.defaultFile(System.getenv()), System.getenv());
+  public static void mount(Router router, Vertx vertx, GatewayConfig config, ReconciliationSettings settings,
+      long uploadSilenceMillis) {
     ReconciliationRoutes routes = new ReconciliationRoutes(vertx, config, settings, uploadSilenceMillis);
     router.post("/admin/reconciliations").handler(routes::upload);
     router.get("/admin/reconciliations").handler(routes::list);

@@ -3,6 +3,7 @@ package dev.idemgate.reconciliation;
 import dev.idemgate.config.ConfigException;
 import dev.idemgate.config.Durations;
 import dev.idemgate.config.StrictYaml;
+import dev.idemgate.config.Unreadable;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -79,6 +80,16 @@ public record ReconciliationSettings(
     return Files.isRegularFile(local) ? Optional.of(local) : Optional.empty();
   }
 
+  /**
+   * The settings {@code serve} runs with: {@link #defaultFile} and the {@code IDEMGATE_RECONCILIATION_*}
+   * variables of {@code environment}. Read with the gateway's configuration, before anything starts,
+   * so that a bad one is refused in one line (exit status 2) instead of after the migrations, as a
+   * management port that "could not start listening".
+   */
+  public static ReconciliationSettings fromEnvironment(Map<String, String> environment) {
+    return load(defaultFile(environment), environment);
+  }
+
   /** Built-in defaults, then {@code file}, then the environment; a variable that sets nothing is warned about in the log. */
   public static ReconciliationSettings load(Optional<Path> file, Map<String, String> environment) {
     return load(file, environment, log::warn);
@@ -88,11 +99,16 @@ public record ReconciliationSettings(
   public static ReconciliationSettings load(Optional<Path> file, Map<String, String> environment, Consumer<String> warnings) {
     Map<String, Object> values = StrictYaml.read(builtIn(), "built-in reconciliation.yaml");
     if (file.isPresent()) {
+      // Checked first, as for idemgate.yaml: a missing file's IOException says only its path again.
+      String problem = Unreadable.check(file.get());
+      if (problem != null) {
+        throw new ConfigException("cannot read reconciliation settings " + file.get() + ": " + problem);
+      }
       Map<String, Object> overrides;
       try {
         overrides = StrictYaml.read(Files.newInputStream(file.get()), file.get().toString());
       } catch (IOException e) {
-        throw new ConfigException("cannot read reconciliation settings " + file.get() + ": " + e.getMessage());
+        throw new ConfigException("cannot read reconciliation settings " + file.get() + ": " + Unreadable.reason(file.get(), e));
       }
       overrides.forEach((key, value) -> {
         if (!values.containsKey(key)) {

@@ -2,6 +2,7 @@ package dev.idemgate.http;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.idemgate.reconciliation.ReconciliationSettings;
 import dev.idemgate.recovery.RecoveryVerticle;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
@@ -51,7 +52,7 @@ class AdminHttp2BodyDeadlineIT {
     vertx = Vertx.vertx();
     var config = TestGateway.config(Map.of("IDEMGATE_REQUEST_BODY_TIMEOUT", BODY_TIMEOUT_MS + "ms"));
     port = config.managementPort();
-    management = new ManagementVerticle(config, Optional.empty(), new SimpleMeterRegistry(), new ReadinessState());
+    management = new ManagementVerticle(config, ReconciliationSettings.load(Optional.empty(), Map.of()), Optional.empty(), new SimpleMeterRegistry(), new ReadinessState());
     Http.await(vertx.deployVerticle(management));
     client = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
         .setHttp2ClearTextUpgrade(false));

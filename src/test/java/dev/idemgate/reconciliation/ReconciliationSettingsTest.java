@@ -38,6 +38,16 @@ class ReconciliationSettingsTest {
   }
 
   @Test
+  @DisplayName("a reconciliation file that is missing or a directory is refused saying so, not with its path repeated")
+  void unreadableFile(@TempDir Path dir) {
+    Path missing = dir.resolve("absent.yaml");
+    assertThatThrownBy(() -> ReconciliationSettings.load(Optional.of(missing), Map.of()))
+        .isInstanceOf(ConfigException.class).hasMessage("cannot read reconciliation settings " + missing + ": no such file");
+    assertThatThrownBy(() -> ReconciliationSettings.load(Optional.of(dir), Map.of()))
+        .isInstanceOf(ConfigException.class).hasMessage("cannot read reconciliation settings " + dir + ": is a directory");
+  }
+
+  @Test
   @DisplayName("a setting given twice in the reconciliation file is refused naming the file, the setting and the line, as in idemgate.yaml")
   void duplicateSetting(@TempDir Path dir) throws Exception {
     Path file = Files.writeString(dir.resolve("reconciliation.yaml"), "settlement_lag: 1d\nmatch_threshold: 0.9\nsettlement_lag: 3d\n");
