@@ -247,10 +247,37 @@ public final class Idemgate implements AutoCloseable {
     }
   }
 
+  /**
+   * PING through a client like the gateway's. A Redis that accepts the connection and never answers
+   * fails it with "no answer within N s", N being whichever ends the wait first: the client's
+   * read-idle close (RedisClients#readIdle, 3 s with the default redis_timeout), which Redis's client
+   * reports as a bare CONNECTION_CLOSED, or the check's own deadline, whose message is Vert.x's
+   * "Timeout 5000 (ms) fired". Both stay a TimeoutException, so unreachable() still tolerates them.
+   */
   static Future<Void> checkRedis(Vertx vertx, GatewayConfig config) {
     Redis redis = Redis.createClient(vertx, RedisClients.options(config, 1, "start-up-check"));
+    long started = System.nanoTime();
+    Duration readIdle = RedisClients.readIdle(config);
     return redis.send(Request.cmd(Command.PING)).timeout(REDIS_CHECK_SECONDS, TimeUnit.SECONDS).<Void>mapEmpty()
+        .recover(failure -> {
+          if (failure instanceof TimeoutException) {
+            return Future.failedFuture(noAnswerWithin(Duration.ofSeconds(REDIS_CHECK_SECONDS), failure));
+          }
+          // Closed with nothing read for the read-idle time: silence, whoever closed it. A connection
+          // the server closes sooner (a proxy with nothing behind it) keeps its own words.
+          boolean closedSilent = failure instanceof Response && String.valueOf(failure.getMessage()).equals("CONNECTION_CLOSED")
+              && System.nanoTime() - started >= readIdle.toNanos();
+          return Future.failedFuture(closedSilent ? noAnswerWithin(readIdle, failure) : failure);
+        })
         .eventually(redis::close);
+  }
+
+  private static TimeoutException noAnswerWithin(Duration wait, Throwable cause) {
+    String seconds = wait.toMillis() % 1000 == 0 ? String.valueOf(wait.toSeconds())
+        : java.math.BigDecimal.valueOf(wait.toMillis(), 3).stripTrailingZeros().toPlainString();
+    TimeoutException noAnswer = new TimeoutException("no answer within " + seconds + " s");
+    noAnswer.initCause(cause);
+    return noAnswer;
   }
 
   /**

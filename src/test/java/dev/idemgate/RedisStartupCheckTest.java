@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.catchThrowableOfType;
 import dev.idemgate.config.ConfigLoader;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.support.ResettingListener;
+import dev.idemgate.support.SilentListener;
 import io.netty.channel.unix.Errors;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
@@ -41,7 +42,13 @@ class RedisStartupCheckTest {
   }
 
   private static String refusal(String mode, String urls) {
-    GatewayConfig config = ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_REDIS_MODE", mode, "IDEMGATE_REDIS_URL", urls));
+    return refusal(Map.of("IDEMGATE_REDIS_MODE", mode, "IDEMGATE_REDIS_URL", urls));
+  }
+
+  private static String refusal(Map<String, String> settings) {
+    GatewayConfig config = ConfigLoader.load(Optional.empty(), settings);
+    String mode = config.redisMode();
+    String urls = config.redisUrl();
     Idemgate.StartupFailure failure = catchThrowableOfType(Idemgate.StartupFailure.class,
         () -> Idemgate.await(Idemgate.checkRedis(vertx, config), "Redis cannot be reached"));
     assertThat(failure).as(mode + " " + urls + " was reached").isNotNull();
@@ -72,6 +79,21 @@ class RedisStartupCheckTest {
   void standaloneAsBefore() {
     assertThat(refusal("standalone", "redis://127.0.0.1:1")).doesNotContain("\n")
         .startsWith("Redis cannot be reached: ").contains("Connection refused: /127.0.0.1:1");
+  }
+
+  @Test
+  @DisplayName("a Redis that accepts the connection and never answers: one line saying it gave no answer, and within how "
+      + "long (still tolerated under redis_at_start: optional, see unreachableFailures)")
+  void silentRedisSaysNoAnswer() throws IOException {
+    try (SilentListener silent = new SilentListener()) {
+      String url = "redis://127.0.0.1:" + silent.port();
+      // redis_timeout 500ms: the connection, silent for its read-idle time (3 s), is closed first.
+      assertThat(refusal("standalone", url)).isEqualTo("Redis cannot be reached: no answer within 3 s");
+      // redis_timeout 2s: a read-idle time of 8 s, so the check's own deadline, 5 s, ends it.
+      assertThat(refusal(Map.of("IDEMGATE_REDIS_URL", url, "IDEMGATE_REDIS_TIMEOUT", "2s")))
+          .isEqualTo("Redis cannot be reached: no answer within 5 s");
+      assertThat(silent.acceptedCount()).as("connections the checks made").isEqualTo(2);
+    }
   }
 
   @Test
