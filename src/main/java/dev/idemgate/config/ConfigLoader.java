@@ -73,7 +73,16 @@ public final class ConfigLoader {
    * the gateway's container only. Checking them here stopped every pod in Init:Error.
    */
   public static String loadPgUrl(Optional<Path> file, Map<String, String> environment) {
-    return pgUrl(values(file, environment, log::warn));
+    return loadPgUrl(file, environment, log::warn);
+  }
+
+  /**
+   * {@link #loadPgUrl(Optional, Map)} with the warnings (variables that name no setting) going to
+   * {@code warnings}: {@code reconcile} and {@code settlement-demo} use pg_url alone too, and say
+   * their warnings on standard error.
+   */
+  public static String loadPgUrl(Optional<Path> file, Map<String, String> environment, Consumer<String> warnings) {
+    return pgUrl(values(file, environment, warnings));
   }
 
   /** Defaults, then {@code file}, then the environment: every setting's text, none of them checked yet. */

@@ -2,7 +2,6 @@ package dev.idemgate.reconciliation;
 
 import dev.idemgate.config.ConfigException;
 import dev.idemgate.config.ConfigLoader;
-import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.storage.Migrations;
 import io.vertx.core.json.JsonObject;
 import java.io.BufferedWriter;
@@ -97,7 +96,7 @@ public final class ReconcileCommand implements Callable<Integer> {
     if (reportFormat == null) {
       return usage(err, "--format must be json, csv or html, got '" + format + "'");
     }
-    GatewayConfig gateway;
+    String pgUrl;
     ReconciliationSettings settings;
     Optional<Instant> windowFrom;
     Optional<Instant> windowTo;
@@ -105,7 +104,9 @@ public final class ReconcileCommand implements Callable<Integer> {
       Map<String, String> env = environment;
       // Warnings on standard error: the log's JSON line on standard output would go into the report.
       java.util.function.Consumer<String> warn = warnings(err);
-      gateway = ConfigLoader.load(config == null ? ConfigLoader.defaultFile(env) : Optional.of(config), env, warn);
+      // pg_url alone, the one setting used: a Job given the ConfigMap was refused over the gateway
+      // container's own settings (an acquirer URL in its Secret, TLS files it mounts), as migrate was.
+      pgUrl = ConfigLoader.loadPgUrl(config == null ? ConfigLoader.defaultFile(env) : Optional.of(config), env, warn);
       settings = ReconciliationSettings.load(
           reconciliationConfig == null ? ReconciliationSettings.defaultFile(env) : Optional.of(reconciliationConfig), env, warn);
       if (settlementLag != null) {
@@ -145,13 +146,13 @@ public final class ReconcileCommand implements Callable<Integer> {
         ReconciliationRequest.Source.CLI, Optional.ofNullable(provider), windowFrom, windowTo,
         Optional.ofNullable(merchantPrefix), Instant.now());
     try {
-      Migrations.migrate(gateway.pgUrl());
+      Migrations.migrate(pgUrl);
     } catch (Migrations.StoreUnreachable e) {
       reader.close();
       err.println("idemgate: " + e.getMessage());
       return EXIT_FAILED;
     }
-    try (Connection c = Jdbc.connect(gateway.pgUrl())) {
+    try (Connection c = Jdbc.connect(pgUrl)) {
       Optional<String> unknown = provider == null ? Optional.empty()
           : KnownProviders.refusal(c, settings, "--provider", provider, Set.of());
       if (unknown.isPresent()) {

@@ -2,7 +2,6 @@ package dev.idemgate.reconciliation;
 
 import dev.idemgate.config.ConfigException;
 import dev.idemgate.config.ConfigLoader;
-import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.ProviderKeys;
 import dev.idemgate.payment.PaymentJson;
 import dev.idemgate.storage.Migrations;
@@ -88,13 +87,15 @@ public final class SettlementDemoCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     PrintWriter err = spec.commandLine().getErr();
-    GatewayConfig gateway;
+    String pgUrl;
     ReconciliationSettings settings;
     try {
       Map<String, String> env = environment;
       // Warnings on standard error, as reconcile's: a command's messages are there, not in the JSON log.
       java.util.function.Consumer<String> warn = ReconcileCommand.warnings(err);
-      gateway = ConfigLoader.load(config == null ? ConfigLoader.defaultFile(env) : Optional.of(config), env, warn);
+      // pg_url alone, the one setting used: a Job given the ConfigMap was refused over the gateway
+      // container's own settings (an acquirer URL in its Secret, TLS files it mounts), as migrate was.
+      pgUrl = ConfigLoader.loadPgUrl(config == null ? ConfigLoader.defaultFile(env) : Optional.of(config), env, warn);
       settings = ReconciliationSettings.load(
           reconciliationConfig == null ? ReconciliationSettings.defaultFile(env) : Optional.of(reconciliationConfig), env, warn);
     } catch (ConfigException e) {
@@ -115,13 +116,13 @@ public final class SettlementDemoCommand implements Callable<Integer> {
       return ReconcileCommand.EXIT_USAGE;
     }
     try {
-      Migrations.migrate(gateway.pgUrl());
+      Migrations.migrate(pgUrl);
     } catch (Migrations.StoreUnreachable e) {
       err.println("idemgate: " + e.getMessage());
       return ReconcileCommand.EXIT_FAILED;
     }
     Instant now = Instant.now();
-    try (Connection c = Jdbc.connect(gateway.pgUrl())) {
+    try (Connection c = Jdbc.connect(pgUrl)) {
       // Checked before seeding, which adds the simulator's payments; and before the file is opened,
       // so that a provider nothing knows leaves no empty settlement file behind to be reconciled.
       Optional<String> unknown = provider == null ? Optional.empty() : KnownProviders.refusal(c, settings, "--provider",

@@ -39,6 +39,25 @@ class CommandRefusalsTest {
     assertThat(run.out()).isEmpty();
   }
 
+  @Test
+  @DisplayName("reconcile and settlement-demo read pg_url alone: settings only the gateway's container can satisfy (an "
+      + "acquirer URL in its Secret, TLS files it mounts) do not stop them; they go on to PostgreSQL")
+  void commandsIgnoreTheGatewaysOwnSettings(@TempDir Path dir) throws Exception {
+    Path config = Files.writeString(dir.resolve("configmap.yaml"), "pg_url: postgresql://postgres@127.0.0.1:1/nowhere\n"
+        + "provider: http\ntls_cert: /etc/idemgate/tls/tls.crt\ntls_key: /etc/idemgate/tls/tls.key\n");
+    Path settlement = Files.writeString(dir.resolve("settlement.csv"), "settlement_id,provider_reference,provider_key,"
+        + "merchant_id,amount,currency,status,settled_at\n");
+    ReconcileCommand reconcile = new ReconcileCommand();
+    reconcile.environment = Map.of();
+    CommandRun reconciled = run(reconcile, "--config", config.toString(), "--settlement", settlement.toString());
+    assertThat(reconciled.err()).as("reconcile").contains("127.0.0.1:1").doesNotContain("provider_url", "tls_");
+    assertThat(reconciled.status()).as("reconcile: PostgreSQL unreachable, not a usage error").isNotEqualTo(ReconcileCommand.EXIT_USAGE);
+
+    CommandRun demoRun = run(demo(), "--config", config.toString(), "--out", dir.resolve("out.csv").toString());
+    assertThat(demoRun.err()).as("settlement-demo").contains("127.0.0.1:1").doesNotContain("provider_url", "tls_");
+    assertThat(demoRun.status()).as("settlement-demo").isNotEqualTo(ReconcileCommand.EXIT_USAGE);
+  }
+
   private static SettlementDemoCommand demo() {
     SettlementDemoCommand command = new SettlementDemoCommand();
     command.environment = Map.of(); // no IDEMGATE_PG_URL of the machine's
