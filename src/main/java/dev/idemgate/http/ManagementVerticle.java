@@ -59,7 +59,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 public final class ManagementVerticle extends VerticleBase {
   private static final long CHECK_TIMEOUT_MS = 1_000;
-  /** True when a new session may write: not in recovery, not read-only. */
+  /** True when the session asked may write: not in recovery, not read-only. */
   static final String WRITABLE_CHECK =
       "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'";
   /**
@@ -222,9 +222,18 @@ public final class ManagementVerticle extends VerticleBase {
   private void ready(RoutingContext ctx) {
     // A PostgreSQL that answers but takes no writes (a standby, such as the old primary a failover
     // left behind the same address, or default_transaction_read_only) takes no payment: every
-    // claim would be 503 store_unavailable, so it counts as down, not merely reached.
-    Future<Void> pg = pool.query(WRITABLE_CHECK).execute().<Void>compose(rows -> rows.iterator().next().getBoolean(0)
-            ? Future.succeededFuture() : Future.failedFuture("PostgreSQL takes no writes"))
+    // claim would be 503 store_unavailable, so it counts as down, not merely reached. A session
+    // found read-only stays so for its life, though writes come back (default_transaction_read_only
+    // is read when a session starts): its connection is left, not given back to the pool, so the
+    // next check asks a new session (Postgres.leave). Through withConnection for that handle on the
+    // connection; the same single statement and round trip as a query of the pool.
+    Future<Void> pg = pool.withConnection(connection -> connection.query(WRITABLE_CHECK).execute().<Void>compose(rows -> {
+          if (rows.iterator().next().getBoolean(0)) {
+            return Future.succeededFuture();
+          }
+          Postgres.leave(connection);
+          return Future.failedFuture("PostgreSQL takes no writes");
+        }))
         .timeout(CHECK_TIMEOUT_MS, TimeUnit.MILLISECONDS);
     Future<Void> rd = redis.send(Request.cmd(Command.EVAL).arg(WRITE_PROBE).arg(0)).<Void>mapEmpty()
         .timeout(CHECK_TIMEOUT_MS, TimeUnit.MILLISECONDS);

@@ -46,7 +46,8 @@ import java.util.concurrent.TimeUnit;
  * <p>When the deadline passes, the attempt fails (naming the deadline and host:port, never the
  * password), so the pool frees the place, and its socket is closed. A connection the stock factory
  * delivers after that is closed at once, never handed to the pool. The pool's transport options also
- * reach the TCP client here, as they will once Vert.x takes them itself.
+ * reach the TCP client here, as they will once Vert.x takes them itself. Every connection it hands
+ * the pool is watched by {@link ReadOnlySessions}: one whose session turns out read-only is closed.
  *
  * <p>Hazard: this goes through the client's internals (the factory's Vert.x instance, and the
  * options of one attempt, see {@link AttemptOptions}). Once Vert.x is upgraded past the fix of
@@ -128,7 +129,9 @@ final class ConnectDeadlinePgDriver extends PgDriver {
         attempts.remove(attemptOptions.getSocketAddress());
         attempt.ended(result);
       });
-      return attempt.result.future();
+      // Every connection the pool gets is one whose session, once refused a write as read-only, is
+      // left (ReadOnlySessions).
+      return attempt.result.future().map(opened -> ReadOnlySessions.watched((ContextInternal) context, stock, opened));
     }
 
     @Override

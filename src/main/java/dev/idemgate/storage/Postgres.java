@@ -171,7 +171,7 @@ public final class Postgres {
    */
   private static void closeWhenSilent(SqlConnection connection, long readIdleMs) {
     try {
-      Connection socketConnection = ((SqlConnectionInternal) connection).unwrap().unwrap();
+      Connection socketConnection = innermost(((SqlConnectionInternal) connection).unwrap());
       if (socketConnection instanceof SocketConnectionBase base) {
         base.socket().channelHandlerContext().pipeline()
             .addFirst("idemgate-read-idle", new IdleStateHandler(readIdleMs, 0, 0, TimeUnit.MILLISECONDS));
@@ -182,6 +182,30 @@ public final class Postgres {
     } finally {
       connection.close(); // into the pool
     }
+  }
+
+  /**
+   * Takes a connection lent by a pool of this class ({@code withConnection}, {@code getConnection})
+   * out of its pool and closes it, for a session found to take no writes without a write being
+   * refused (a refused one is left by itself, see {@link ReadOnlySessions}). The caller still
+   * closes {@code connection} as usual; nothing goes back to the pool.
+   *
+   * @return false, and nothing done, for a connection not from such a pool
+   */
+  public static boolean leave(SqlConnection connection) {
+    return ReadOnlySessions.leave(connection);
+  }
+
+  /**
+   * The socket connection under a pool connection (the pool's own, then {@link ReadOnlySessions}'
+   * watch, then the socket connection): each layer's {@code unwrap} goes one or more steps in.
+   */
+  static Connection innermost(Connection connection) {
+    Connection c = connection;
+    for (Connection inner = c.unwrap(); inner != c; inner = c.unwrap()) {
+      c = inner;
+    }
+    return c;
   }
 
   /**

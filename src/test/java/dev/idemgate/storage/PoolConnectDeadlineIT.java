@@ -229,7 +229,7 @@ class PoolConnectDeadlineIT {
     try {
       SqlConnection connection = Http.await(pool.getConnection());
       try {
-        SocketConnectionBase socket = (SocketConnectionBase) ((SqlConnectionInternal) connection).unwrap().unwrap();
+        SocketConnectionBase socket = (SocketConnectionBase) Postgres.innermost(((SqlConnectionInternal) connection).unwrap());
         assertThat(socket.socket().channelHandlerContext().pipeline().get("idemgate-read-idle")).isNotNull();
         assertThat(Http.await(connection.query("SELECT 1 AS one").execute()).iterator().next().getInteger("one"))
             .isEqualTo(1);

@@ -1,0 +1,155 @@
+package dev.idemgate.storage;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.support.Http;
+import dev.idemgate.support.ScratchDatabase;
+import dev.idemgate.support.TestDb;
+import dev.idemgate.support.TestGateway;
+import dev.idemgate.support.Waits;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.pgclient.PgException;
+import io.vertx.sqlclient.Pool;
+import java.time.Duration;
+import java.util.Map;
+import java.util.function.Function;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A pool connection whose session takes no writes is closed, not lent again, on every path a
+ * statement takes to it (ReadOnlySessions): a query of the pool, withConnection, withTransaction, on
+ * the request pool and the others. Each pool here has one connection, opened while writes are frozen;
+ * the freeze is lifted, and the next write on that session is refused as read-only (SQLSTATE 25006).
+ * Before, the pool kept the session, and every write on it was refused for as long as it lived.
+ */
+class ReadOnlySessionsIT {
+  private static final String WRITE = "INSERT INTO written (x) VALUES (1)";
+
+  private static Vertx vertx;
+  private static ScratchDatabase db;
+  private static TestDb admin;
+  private static GatewayConfig config;
+
+  @BeforeAll
+  static void start() {
+    vertx = Vertx.vertx();
+    db = ScratchDatabase.create(vertx, "rosessions");
+    admin = new TestDb(vertx);
+    try (TestDb scratch = new TestDb(vertx, db.url())) {
+      scratch.query("CREATE TABLE written (x int)");
+    }
+    config = TestGateway.config(Map.of("IDEMGATE_PG_URL", db.url()));
+  }
+
+  @AfterAll
+  static void stop() {
+    admin.close();
+    db.close();
+    Http.await(vertx.close());
+  }
+
+  @Test
+  @DisplayName("a query of the request pool refused as read-only: the next statement runs on a new session, which writes")
+  void requestPoolQuery() {
+    refusedThenNewSession(Postgres.requestPool(vertx, config, 1, "read-only-request-test"),
+        pool -> pool.preparedQuery(WRITE).execute().mapEmpty());
+  }
+
+  @Test
+  @DisplayName("a query of a pool for occasional work refused as read-only: the next statement runs on a new session")
+  void poolQuery() {
+    refusedThenNewSession(Postgres.pool(vertx, config, 1, "read-only-query-test"),
+        pool -> pool.query(WRITE).execute().mapEmpty());
+  }
+
+  @Test
+  @DisplayName("a statement in withConnection refused as read-only: the next statement runs on a new session")
+  void withConnection() {
+    refusedThenNewSession(Postgres.pool(vertx, config, 1, "read-only-connection-test"),
+        pool -> pool.withConnection(connection -> connection.preparedQuery(WRITE).execute()).mapEmpty());
+  }
+
+  @Test
+  @DisplayName("a statement in withTransaction refused as read-only (recovery's path): the next statement runs on a new session")
+  void withTransaction() {
+    refusedThenNewSession(Postgres.pool(vertx, config, 1, "read-only-transaction-test"),
+        pool -> pool.withTransaction(connection -> connection.preparedQuery("SELECT 1").execute()
+            .compose(read -> connection.preparedQuery(WRITE).execute())).mapEmpty());
+  }
+
+  @Test
+  @DisplayName("a connection left by its holder (Postgres.leave, the readiness check's) is closed, and the pool opens another")
+  void leftByItsHolder() {
+    Pool pool = Postgres.pool(vertx, config, 1, "read-only-leave-test");
+    try {
+      int first = pid(pool);
+      Http.await(pool.withConnection(connection -> {
+        assertThat(Postgres.leave(connection)).isTrue();
+        return Future.succeededFuture();
+      }));
+      assertThat(pid(pool)).as("the session after the one left").isNotEqualTo(first);
+      Waits.eventually(Duration.ofSeconds(10), () -> !alive(first), "the session left is closed");
+    } finally {
+      Http.await(pool.close());
+    }
+  }
+
+  @Test
+  @DisplayName("a statement refused for any other reason (a bad value) keeps its connection")
+  void otherRefusalsKeepTheConnection() {
+    Pool pool = Postgres.requestPool(vertx, config, 1, "read-only-other-test");
+    try {
+      int first = pid(pool);
+      Throwable refused = failure(pool.preparedQuery("SELECT 1 / (0 * pg_backend_pid())").execute().mapEmpty());
+      assertThat(refused).isInstanceOf(PgException.class);
+      assertThat(((PgException) refused).getSqlState()).as("division by zero").isEqualTo("22012");
+      assertThat(pid(pool)).as("the same session").isEqualTo(first);
+    } finally {
+      Http.await(pool.close());
+    }
+  }
+
+  /**
+   * Opens the pool's one connection while writes are frozen, lifts the freeze, and writes through
+   * {@code write}: refused (the session is still read-only), then the next statement is on another
+   * session, the frozen one is closed, and the same write goes through.
+   */
+  private static void refusedThenNewSession(Pool pool, Function<Pool, Future<Void>> write) {
+    try {
+      int frozen;
+      admin.query("ALTER DATABASE " + db.name() + " SET default_transaction_read_only = on");
+      try {
+        frozen = pid(pool);
+      } finally {
+        admin.query("ALTER DATABASE " + db.name() + " RESET default_transaction_read_only");
+      }
+      Throwable refused = failure(write.apply(pool));
+      assertThat(refused).isInstanceOf(PgException.class);
+      assertThat(((PgException) refused).getSqlState()).as(refused.getMessage()).isEqualTo("25006");
+
+      assertThat(pid(pool)).as("the session of the statement after the refused write (the refused one's: %d)", frozen)
+          .isNotEqualTo(frozen);
+      Http.await(write.apply(pool));
+      Waits.eventually(Duration.ofSeconds(10), () -> !alive(frozen), "the read-only session is closed");
+    } finally {
+      Http.await(pool.close());
+    }
+  }
+
+  private static int pid(Pool pool) {
+    return Http.await(pool.query("SELECT pg_backend_pid() AS pid").execute()).iterator().next().getInteger("pid");
+  }
+
+  private static boolean alive(int pid) {
+    return (Long) admin.scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid) > 0;
+  }
+
+  private static Throwable failure(Future<Void> future) {
+    return Http.await(future.map(v -> (Throwable) null).otherwise(failure -> failure));
+  }
+}
