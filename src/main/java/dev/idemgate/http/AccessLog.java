@@ -3,6 +3,7 @@ package dev.idemgate.http;
 import dev.idemgate.payment.CardNumberScanner;
 import io.vertx.core.AsyncResult;
 import io.vertx.core.http.HttpServerRequest;
+import io.vertx.core.http.HttpVersion;
 import io.vertx.ext.web.RoutingContext;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -31,6 +32,16 @@ final class AccessLog {
    */
   static String loggablePath(HttpServerRequest request) {
     return loggable(withoutFragment(request.path()));
+  }
+
+  /**
+   * Whether a request the HTTP decoder refused had its request line read. When it had not (a line
+   * over 4 KiB, or not HTTP), Netty hands on a stand-in, {@code HTTP/1.0 GET /bad-request}, whose
+   * method and path no client sent: such a request has no line of its own (its answer still names
+   * its request id).
+   */
+  static boolean requestLineRead(HttpServerRequest request) {
+    return !(request.version() == HttpVersion.HTTP_1_0 && "/bad-request".equals(request.uri()));
   }
 
   static String withoutFragment(String path) {

@@ -123,10 +123,12 @@ public final class ApiVerticle extends VerticleBase {
   private final DrainTally drainTally;
   /**
    * Set when the server's shutdown is asked for: from {@link #serverClosesAt} ({@link System#nanoTime})
-   * on, the server closes the connections still open, answered or not (this verticle's event loop only).
+   * on, the server closes the connections still open, answered or not. Volatile: written by stop(),
+   * which may run on a thread of Netty's (the shutdown notice's own timeout completes it there), and
+   * read by the event loop's end handlers.
    */
-  private boolean serverCloses;
-  private long serverClosesAt;
+  private volatile boolean serverCloses;
+  private volatile long serverClosesAt;
   private long bodySweepTimer = -1;
   /** The second {@link #dateValue} names (this verticle's event loop only). */
   private long dateSecond = -1;
@@ -194,7 +196,9 @@ public final class ApiVerticle extends VerticleBase {
         .invalidRequestHandler(request -> {
           long arrived = System.nanoTime();
           Problems.invalidRequest(request);
-          logUnrouted(request, request.response().headers().get("X-Request-Id"), !request.response().ended(), arrived);
+          if (AccessLog.requestLineRead(request)) {
+            logUnrouted(request, request.response().headers().get("X-Request-Id"), !request.response().ended(), arrived);
+          }
         }).connectionHandler(connection -> {
       metrics.connectionOpened();
       closed(connection).onComplete(v -> {
@@ -234,8 +238,8 @@ public final class ApiVerticle extends VerticleBase {
     Future<Void> http = server == null ? Future.succeededFuture()
         : shutdownNotice.announce().compose(told -> {
           long leftMs = Math.max(0, TimeUnit.NANOSECONDS.toMillis(drainEnds - System.nanoTime()));
-          serverCloses = true;
           serverClosesAt = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(leftMs);
+          serverCloses = true; // after the time it publishes
           return server.shutdown(leftMs, TimeUnit.MILLISECONDS);
         });
     Future<Void> anomalies = twins == null ? Future.succeededFuture() : twins.close();

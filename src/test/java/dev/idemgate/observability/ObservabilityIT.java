@@ -580,6 +580,21 @@ class ObservabilityIT {
     }
   }
 
+  @Test
+  @DisplayName("a request line too long to read (414) gets no access line on the API port: it has no method or path to tell "
+      + "(Netty hands on a stand-in, GET /bad-request, which no client sent)")
+  void unreadableRequestLineIsNotLogged() throws Exception {
+    try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
+      String answer = rawExchange(gateway.apiPort(), "GET /pay/" + "a".repeat(5_000) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          + "Connection: close\r\n\r\n");
+      assertThat(answer).contains(" 414 ");
+      Matcher id = Pattern.compile("(?im)^X-Request-Id: *(\\S+)").matcher(answer);
+      assertThat(id.find()).as("the answer names its request id: " + answer).isTrue();
+      Waits.sleep(300); // a line would be written within the same turn of the loop
+      assertThat(access.events()).filteredOn(e -> id.group(1).equals(fields(e).get("request_id"))).as("lines").isEmpty();
+    }
+  }
+
   /** Sends {@code request} as it is to the management port and reads the whole answer (the request asks to close). */
   private static String rawExchange(String request) throws Exception {
     return rawExchange(gateway.managementPort(), request);
