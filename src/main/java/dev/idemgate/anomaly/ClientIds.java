@@ -8,13 +8,12 @@ import io.vertx.core.MultiMap;
  * {@code ua:}), else {@code unknown}. Only a safe subset of characters is kept and the result is cut to
  * {@link #MAX_LENGTH}, so a client cannot inject into logs or blow up the admin view; how many distinct
  * clients are tracked per merchant is bounded by {@link TwinRateJudge}. A header holding a card number
- * (a client that sends one there by mistake) becomes {@link #REDACTED}: ids are kept in Redis and
+ * (a client that sends one there by mistake) becomes {@link CardNumberScanner#REDACTED}: ids are kept in Redis and
  * shown on the admin view, where no card number may be.
  */
 public final class ClientIds {
   public static final String HEADER = "X-Client-Id";
   public static final String UNKNOWN = "unknown";
-  static final String REDACTED = "redacted:card_number";
   static final int MAX_LENGTH = 64;
 
   private ClientIds() {}
@@ -35,7 +34,7 @@ public final class ClientIds {
     raw = raw.strip();
     // The whole header, not the part kept: cut at 64 characters, a number could leave digits behind.
     if (CardNumberScanner.containsCardNumber(raw)) {
-      return REDACTED;
+      return CardNumberScanner.REDACTED;
     }
     StringBuilder out = new StringBuilder(Math.min(raw.length(), MAX_LENGTH));
     for (int i = 0; i < raw.length() && out.length() < MAX_LENGTH; i++) {

@@ -20,8 +20,6 @@ final class AccessLog {
 
   /** The most of a path a line holds: a request line may be 4 KiB of anything. */
   static final int MAX_LOGGED_PATH = 256;
-  /** What a line holds instead of a path (or a forwarded request id) with a card number in it. */
-  static final String REDACTED_PATH = "redacted:card_number";
 
   private AccessLog() {}
 
@@ -50,15 +48,16 @@ final class AccessLog {
   }
 
   /**
-   * A path cut to {@link #MAX_LOGGED_PATH} characters, or {@link #REDACTED_PATH} when it holds a card
+   * A path cut to {@link #MAX_LOGGED_PATH} characters, or {@link CardNumberScanner#REDACTED} when it holds a card
    * number: a path is whatever a client sent, and a misconfigured one may put a card number in it.
    */
   static String loggable(String path) {
     if (path == null) {
       return null;
     }
-    String cut = path.length() > MAX_LOGGED_PATH ? path.substring(0, MAX_LOGGED_PATH) : path;
-    return CardNumberScanner.containsCardNumber(path) ? REDACTED_PATH : cut;
+    // The whole path is scanned, not only what is kept: a cut could leave a card number's digits behind.
+    return CardNumberScanner.containsCardNumber(path) ? CardNumberScanner.REDACTED
+        : path.length() > MAX_LOGGED_PATH ? path.substring(0, MAX_LOGGED_PATH) : path;
   }
 
   /**

@@ -53,7 +53,7 @@ final class RequestIds {
         return null;
       }
     }
-    return CardNumberScanner.containsCardNumber(id) ? AccessLog.REDACTED_PATH : id;
+    return CardNumberScanner.containsCardNumber(id) ? CardNumberScanner.REDACTED : id;
   }
 
   static String of(RoutingContext ctx) {

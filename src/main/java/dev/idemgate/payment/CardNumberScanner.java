@@ -99,6 +99,12 @@ public final class CardNumberScanner {
    * an IBAN, printed or not, one in ten of which read as a card. A card followed by its CVV or expiry
    * in the same grouping counts; a long number printed in fours (a parcel or account number) does not.
    */
+  /**
+   * What a text holding a card number is kept or logged as where no card number may be: a client
+   * id in Redis and on the admin view, an access line's path or forwarded request id.
+   */
+  public static final String REDACTED = "redacted:card_number";
+
   public static boolean containsCardNumber(String text) {
     text = folded(text);
     int n = text.length();

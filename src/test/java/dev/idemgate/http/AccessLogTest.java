@@ -17,8 +17,8 @@ class AccessLogTest {
   @Test
   @DisplayName("a path holding a card number is logged as redacted:card_number, even past the cut")
   void cardNumbersAreNotLogged() {
-    assertThat(AccessLog.loggable("/v1/cards/4242424242424242")).isEqualTo(AccessLog.REDACTED_PATH);
-    assertThat(AccessLog.loggable("/" + "a".repeat(300) + "/4242424242424242")).isEqualTo(AccessLog.REDACTED_PATH);
+    assertThat(AccessLog.loggable("/v1/cards/4242424242424242")).isEqualTo(dev.idemgate.payment.CardNumberScanner.REDACTED);
+    assertThat(AccessLog.loggable("/" + "a".repeat(300) + "/4242424242424242")).isEqualTo(dev.idemgate.payment.CardNumberScanner.REDACTED);
     assertThat(AccessLog.loggable("/v1/payments/pay_0123456789")).isEqualTo("/v1/payments/pay_0123456789");
   }
 
