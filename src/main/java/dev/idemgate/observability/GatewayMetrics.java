@@ -116,9 +116,11 @@ public final class GatewayMetrics {
   public static final List<Duration> PROVIDER_LATENCY_BOUNDARIES =
       millis(5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000);
 
-  /** One of the latency histograms timed per call, and its tag. */
+  /** One of the latency histograms: its name, its one tag and its buckets. */
   private record LatencyMeter(String name, String description, String tagKey, List<Duration> boundaries) {}
 
+  private static final LatencyMeter REQUEST_LATENCY = new LatencyMeter("idemgate.request.latency",
+      "POST /pay from its first byte to its answer, by outcome", "outcome", REQUEST_LATENCY_BOUNDARIES);
   private static final LatencyMeter GATE_LATENCY =
       new LatencyMeter("idemgate.gate.latency", "Redis gate step", "step", GATE_LATENCY_BOUNDARIES);
   private static final LatencyMeter STORE_LATENCY =
@@ -149,11 +151,7 @@ public final class GatewayMetrics {
     for (RequestOutcome outcome : RequestOutcome.values()) {
       requests.put(outcome, Counter.builder("idemgate.requests").tag("outcome", tag(outcome))
           .description("POST /pay requests by outcome").register(registry));
-      requestLatency.put(outcome, Timer.builder("idemgate.request.latency").tag("outcome", tag(outcome))
-          .description("POST /pay from its first byte to its answer, by outcome")
-          .publishPercentileHistogram(false)
-          .serviceLevelObjectives(REQUEST_LATENCY_BOUNDARIES.toArray(Duration[]::new))
-          .register(registry));
+      requestLatency.put(outcome, latencyTimer(REQUEST_LATENCY, tag(outcome)));
     }
     gateTimer = timer(GATE_LATENCY, "claim");
     replayCacheHits = Counter.builder("idemgate.replay.cache.hits")
