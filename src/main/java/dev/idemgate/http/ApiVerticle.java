@@ -179,9 +179,6 @@ public final class ApiVerticle extends VerticleBase {
     });
     Router router = router();
     server = vertx.createHttpServer(serverOptions()).requestHandler(request -> {
-          // Date on every answer, those refused before routing too; a routed one's is set again as
-          // its headers go out (router()).
-          request.response().headers().add(HttpHeaders.DATE, date());
           // Before routing, so that every answer echoes the key: a 404, a 405 and a malformed target's
           // 400 too, not only those of the payment route (DESIGN 2).
           echoKey(request);
@@ -304,7 +301,8 @@ public final class ApiVerticle extends VerticleBase {
       // Date as the headers go out, not as the request arrived: a payment answered after a slow
       // acquirer (10 s) carried the Date of its arrival, 10 s old, against which clients read
       // Idempotency-Key-Expires. Through Vert.x Web's own list: it takes the response's single
-      // headersEndHandler for itself.
+      // headersEndHandler for itself. Every request the server takes reaches this route (it has no
+      // path or method), 404s and 405s too; those refused before routing get theirs from Problems.
       ctx.addHeadersEndHandler(v -> ctx.response().headers().set(HttpHeaders.DATE, date()));
       undelivered.watch(ctx);
       shutdownNotice.watch(ctx);

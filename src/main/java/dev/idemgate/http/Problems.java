@@ -269,6 +269,11 @@ public final class Problems {
     boolean http2 = request.version() == HttpVersion.HTTP_2;
     String requestId = RequestIds.newId();
     request.response().putHeader("X-Request-Id", requestId);
+    // Date as on every answer (RFC 9110 6.6.1): the API port sets it as a routed answer's headers go
+    // out, and this one is never routed (the management port's is there already, from its arrival).
+    if (!request.response().headers().contains(HttpHeaders.DATE)) {
+      request.response().putHeader(HttpHeaders.DATE, HttpDates.format(Instant.now()));
+    }
     if (!http2) {
       request.response().putHeader("Connection", "close");
     }
