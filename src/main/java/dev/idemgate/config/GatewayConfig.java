@@ -208,6 +208,27 @@ public record GatewayConfig(
   }
 
   /**
+   * How long after its claim a request that is still running has answered, about: the charge (at
+   * most {@code provider_timeout}), the store's statement around it ({@code store_timeout}), and a
+   * second for the event bus, Redis and queueing; never past the lease. A key still in flight after
+   * that has most likely lost its holder (its instance died, or hangs), and the answer waits for
+   * recovery ({@link #settledAfterLease}). Only told (a 409's Retry-After): nothing is decided on it.
+   */
+  public Duration holderAnswersWithin() {
+    Duration alive = providerTimeout.plus(storeTimeout).plusSeconds(1);
+    return alive.compareTo(lease) < 0 ? alive : lease;
+  }
+
+  /**
+   * How long after a PROCESSING claim's lease ran out recovery has settled it, as long as it keeps
+   * up: its takeover grace, then its next pass, and a second for the inquiry and the statement that
+   * records it. The record is then completed, pending (202) or released.
+   */
+  public Duration settledAfterLease() {
+    return takeoverGrace().plus(recoveryInterval).plusSeconds(1);
+  }
+
+  /**
    * How long after its request a charge may exist with no ledger row: its claim's statement, the
    * lease, recovery's takeover grace, one recovery pass, the inquiry and the statement that records
    * it. Past this the claim has a ledger row or was released, as long as recovery keeps up (it can

@@ -91,9 +91,17 @@ public final class IdempotencyStore {
       WHERE k.state = 'COMPLETED' AND greatest(k.expires_at, k.frees_at) <= now()
       RETURNING merchant_id, idempotency_key, epoch, provider_key, created_at""";
 
+  /**
+   * A PROCESSING record's age and lease left are read on PostgreSQL's clock, which wrote them, for
+   * the 409's Retry-After (PaymentService); {@code next_inquiry_at} is set on a PROCESSING record
+   * only by recovery's take and an operator's verdict (a claim clears it).
+   */
   private static final String READ = """
       SELECT k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.response_status, k.response_body,
-             k.payment_id, k.expires_at, k.lease_expires_at
+             k.payment_id, k.expires_at,
+             floor(extract(epoch FROM now() - k.created_at) * 1000)::bigint AS age_ms,
+             floor(extract(epoch FROM k.lease_expires_at - now()) * 1000)::bigint AS lease_left_ms,
+             k.next_inquiry_at IS NOT NULL AS taken_over
       FROM idemgate.idempotency_keys k
       JOIN unnest($1::text[], $2::text[]) AS i(merchant_id, idempotency_key)
         ON k.merchant_id = i.merchant_id AND k.idempotency_key = i.idempotency_key""";
@@ -430,7 +438,8 @@ public final class IdempotencyStore {
     }
     RecordState state = RecordState.valueOf(row.getString("state"));
     if (state == RecordState.PROCESSING) {
-      return new StoreClaim.InFlight(row.getOffsetDateTime("lease_expires_at").toInstant());
+      return new StoreClaim.InFlight(Duration.ofMillis(row.getLong("age_ms")), Duration.ofMillis(row.getLong("lease_left_ms")),
+          row.getBoolean("taken_over"));
     } else if (state == RecordState.PENDING) {
       return new StoreClaim.Pending(stored(row));
     }

@@ -27,7 +27,8 @@ import org.slf4j.LoggerFactory;
  * the same step. Redis is never trusted to forbid: a failure or timeout here sends the request on
  * to PostgreSQL, which makes the same decisions.
  *
- * <p>Values: {@code P|fingerprint|token} (processing), {@code N|fingerprint} (pending: ask the store),
+ * <p>Values: {@code P|fingerprint|token|claimedAtMillis} (processing; earlier versions wrote no
+ * {@code claimedAtMillis}), {@code N|fingerprint} (pending: ask the store),
  * {@code C|fingerprint|status|expiresAtMillis|paymentId|body} (completed; the body goes last because
  * it may contain '|'; past {@code expiresAtMillis} it decides nothing).
  */
@@ -90,7 +91,10 @@ public final class RedisGate {
     // no SecureRandom (UUID.randomUUID locks one shared generator on every request).
     ThreadLocalRandom random = ThreadLocalRandom.current();
     String token = HEX.toHexDigits(random.nextLong()) + HEX.toHexDigits(random.nextLong());
-    String value = "P|" + fingerprint + "|" + token;
+    // The claim's time travels in its value, so that a twin's SET ... GET reads its age in the same
+    // step: a 409 tells when an answer can come (a holder that died leaves the key to recovery)
+    // without another Redis call for the storm of twins on one key.
+    String value = "P|" + fingerprint + "|" + token + "|" + System.currentTimeMillis();
     Request set = Request.cmd(Command.SET).arg(redisKey(merchantId, key)).arg(value)
         .arg("NX").arg("GET").arg("PX").arg(leaseMs);
     return breaker.<Response>execute(() -> send(set))
@@ -142,13 +146,29 @@ public final class RedisGate {
       return stored.charAt(0) == 'P' ? new GateDecision.AskStore() : new GateDecision.Mismatch(parts.length < 2 ? "" : parts[1]);
     }
     return switch (stored.charAt(0)) {
-      case 'P' -> new GateDecision.InFlight();
+      case 'P' -> new GateDecision.InFlight(claimAge(parts, nowMillis));
       case 'C' -> parts.length == 6
           ? new GateDecision.Replay(new StoredResponse(Integer.parseInt(parts[2]), parts[5], parts[4],
               Instant.ofEpochMilli(Long.parseLong(parts[3]))))
           : new GateDecision.AskStore();
       default -> new GateDecision.AskStore();
     };
+  }
+
+  /**
+   * A processing claim's age, from the time its claimer wrote in it; null when it wrote none (an
+   * earlier version) or something unreadable. Never negative: a claimer's clock ahead of this one's
+   * makes a young claim, not one from the future.
+   */
+  private static Duration claimAge(String[] parts, long nowMillis) {
+    if (parts.length < 4) {
+      return null;
+    }
+    try {
+      return Duration.ofMillis(Math.max(0, nowMillis - Long.parseLong(parts[3])));
+    } catch (NumberFormatException unreadable) {
+      return null;
+    }
   }
 
   /**

@@ -1,5 +1,6 @@
 package dev.idemgate.idempotency;
 
+import java.time.Duration;
 import java.time.Instant;
 
 /** What the PostgreSQL claim decided; the same decisions as the Redis gate, made by the source of truth. */
@@ -12,8 +13,13 @@ public sealed interface StoreClaim {
    */
   record Claimed(String paymentId, String providerKey, int epoch, Instant createdAt, long claimedAtNanos) implements StoreClaim {}
 
-  /** Another request owns the key with the same payload until {@code leaseExpiresAt}. */
-  record InFlight(Instant leaseExpiresAt) implements StoreClaim {}
+  /**
+   * Another request owns the key with the same payload: claimed {@code age} ago, its lease running
+   * out in {@code leaseLeft} (negative once it has), both on PostgreSQL's clock. {@code takenOver}:
+   * recovery (or an operator's verdict) has taken the record over and is asking the provider about
+   * it, until the lease it took runs out.
+   */
+  record InFlight(Duration age, Duration leaseLeft, boolean takenOver) implements StoreClaim {}
 
   /** The key is completed with the same payload. */
   record Completed(StoredResponse response) implements StoreClaim {}

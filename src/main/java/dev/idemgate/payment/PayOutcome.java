@@ -13,8 +13,12 @@ public sealed interface PayOutcome {
   /** A stored answer replayed byte for byte. */
   record Replayed(StoredResponse response) implements PayOutcome {}
 
-  /** A twin is in flight: 409 idempotency_key_in_use, retry after this many seconds. */
-  record InFlight(int retryAfterSeconds) implements PayOutcome {}
+  /**
+   * A twin is in flight: 409 idempotency_key_in_use, retry after this many seconds.
+   * {@code awaitingRecovery}: the claim is older than a live holder takes, so its holder seems gone
+   * and the answer comes once recovery settles the record ({@link InFlightRetryAfter}).
+   */
+  record InFlight(int retryAfterSeconds, boolean awaitingRecovery) implements PayOutcome {}
 
   /** Same key, different payload (held under {@code heldFingerprint}): 422 idempotency_key_reused. */
   record KeyReused(String heldFingerprint) implements PayOutcome {}

@@ -42,7 +42,6 @@ import org.slf4j.LoggerFactory;
 public final class PaymentService {
   private static final Logger log = LoggerFactory.getLogger(PaymentService.class);
   static final String OPERATION = "payments.create";
-  private static final int IN_FLIGHT_RETRY_AFTER_SECONDS = 1;
   private static final int STORE_RETRY_AFTER_SECONDS = 2;
   /** First inquiry of a pending payment (the schedule is recovery's). */
   private static final Duration FIRST_INQUIRY = Duration.ofSeconds(5);
@@ -77,6 +76,7 @@ public final class PaymentService {
    * provider never saw once a late charge is impossible, at its next pass.
    */
   private final int heldKeyRetryAfterSeconds;
+  private final InFlightRetryAfter inFlightRetryAfter;
   /**
    * This gateway's wall clock, for what is only told: payment ids and the key expiry a client is
    * given. Nothing PostgreSQL compares with its own clock is taken from it. A test gives one that
@@ -104,6 +104,7 @@ public final class PaymentService {
     this.sendWindowNanos = config.lease().minus(SEND_MARGIN).toNanos();
     this.leaseNanos = config.lease().toNanos();
     this.heldKeyRetryAfterSeconds = (int) Math.max(1, (config.heldKeyFreedWithin().toMillis() + 999) / 1000);
+    this.inFlightRetryAfter = new InFlightRetryAfter(config);
   }
 
   /**
@@ -234,8 +235,8 @@ public final class PaymentService {
       if (decision instanceof GateDecision.Replay replay) {
         replays.remember(cmd.merchantId(), cmd.key(), cmd.bodyDigest(), replay.response());
         return Future.succeededFuture(new PayOutcome.Replayed(replay.response()));
-      } else if (decision instanceof GateDecision.InFlight) {
-        return Future.succeededFuture(new PayOutcome.InFlight(IN_FLIGHT_RETRY_AFTER_SECONDS));
+      } else if (decision instanceof GateDecision.InFlight inFlight) {
+        return Future.succeededFuture(inFlightRetryAfter.ofRedisClaim(inFlight.age()));
       } else if (decision instanceof GateDecision.Mismatch mismatch) {
         return Future.succeededFuture(new PayOutcome.KeyReused(mismatch.heldFingerprint()));
       }
@@ -351,10 +352,10 @@ public final class PaymentService {
             return cached(redisClaim, () -> gate.markPending(cmd.merchantId(), cmd.key(), cmd.fingerprint(),
                     config.keyTtlFor(cmd.merchantId()), redisClaim))
                 .map(v -> new PayOutcome.Replayed(pending.response()));
-          } else if (decision instanceof StoreClaim.InFlight) {
+          } else if (decision instanceof StoreClaim.InFlight inFlight) {
             // Twins that waited on this request's Redis claim are not woken: the request that holds
             // the key wakes them with its answer once it completes.
-            return releaseRedis(cmd, redisClaim).map(v -> new PayOutcome.InFlight(IN_FLIGHT_RETRY_AFTER_SECONDS));
+            return releaseRedis(cmd, redisClaim).map(v -> inFlightRetryAfter.ofStoreClaim(inFlight));
           }
           StoreClaim.Mismatch mismatch = (StoreClaim.Mismatch) decision; // the one answer left
           return releaseAndWake(cmd, redisClaim).map(v -> new PayOutcome.KeyReused(mismatch.heldFingerprint()));
