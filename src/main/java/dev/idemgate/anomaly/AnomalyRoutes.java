@@ -3,6 +3,7 @@ package dev.idemgate.anomaly;
 import dev.idemgate.http.ApiProblem;
 import dev.idemgate.http.ErrorCode;
 import dev.idemgate.http.Problems;
+import dev.idemgate.http.QueryParameters;
 import io.vertx.core.Future;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
@@ -21,7 +22,8 @@ import java.util.concurrent.TimeUnit;
  * {@code GET /admin/anomalies} on the management port: flagged clients with their rates, every tracked
  * client's standing, and recent twin pairs by key hash, payment id and time. Mount it after the admin
  * authentication handler; it shows hashes, ids, client ids and rates only, never a key or a payload.
- * Query: {@code merchant} (one merchant's view), {@code limit} (rows per list, 1-200, default 50).
+ * Query: {@code merchant} (one merchant's view), {@code limit} (rows per list, 1-200, default 50); any
+ * other parameter, one given twice or a value out of range is refused with 400.
  */
 public final class AnomalyRoutes {
   private static final int DEFAULT_LIMIT = 50;
@@ -33,7 +35,7 @@ public final class AnomalyRoutes {
 
   /** @param pool the management verticle's pool, used to name the payments of recent twin pairs */
   public static void mount(Router router, AnomalyMonitor monitor, Pool pool) {
-    router.get("/admin/anomalies").handler(ctx -> view(ctx, monitor, pool));
+    router.get("/admin/anomalies").handler(QueryParameters.only("merchant", "limit")).handler(ctx -> view(ctx, monitor, pool));
   }
 
   private static void view(RoutingContext ctx, AnomalyMonitor monitor, Pool pool) {
@@ -45,29 +47,37 @@ public final class AnomalyRoutes {
       Problems.send(ctx, invalid);
       return;
     }
-    JsonObject view = monitor.view(merchant == null || merchant.isBlank() ? null : merchant, limit);
+    if (merchant != null && merchant.isBlank()) {
+      // A query template's missing value: it was taken for none, and every merchant's view shown.
+      Problems.send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, "merchant: a merchant id, or leave it out for every merchant"));
+      return;
+    }
+    JsonObject view = monitor.view(merchant, limit);
     namePayments(pool, view.getJsonArray("recent_twins"))
         .onComplete(named -> ctx.response().putHeader("Content-Type", "application/json")
             .putHeader("Cache-Control", "no-store").end(view.encode()));
   }
 
   /**
-   * {@code ?limit=}: {@value #DEFAULT_LIMIT} when absent; a whole number is brought into 1 to
+   * {@code ?limit=}: {@value #DEFAULT_LIMIT} when absent, else a whole number from 1 to
    * {@value AnomalyMonitor#RECENT_TWINS}; anything else is refused. Until it was parsed here, a limit of
    * four digits or more ({@code 1000}) was taken for none and gave 50 rows where 999 gave 200, and a
-   * limit that was no number at all ({@code -5}, {@code ten}) was ignored without a word.
+   * limit that was no number at all ({@code -5}, {@code ten}) was ignored without a word; after that,
+   * 0 gave 1 row and a limit past {@value AnomalyMonitor#RECENT_TWINS} gave that many, which an operator
+   * who asked for more could take for all there is.
    */
   static int rows(String raw) {
     if (raw == null) {
       return DEFAULT_LIMIT;
     }
-    if (raw.isEmpty() || !raw.chars().allMatch(c -> c >= '0' && c <= '9')) {
-      throw new ApiProblem(ErrorCode.INVALID_REQUEST,
-          "limit: a whole number of rows per list (at most " + AnomalyMonitor.RECENT_TWINS + ")");
-    }
     String digits = raw.replaceFirst("^0+(?=.)", "");
-    int rows = digits.length() > 3 ? AnomalyMonitor.RECENT_TWINS : Integer.parseInt(digits);
-    return Math.max(1, Math.min(AnomalyMonitor.RECENT_TWINS, rows));
+    boolean whole = !digits.isEmpty() && digits.length() <= 3 && digits.chars().allMatch(c -> c >= '0' && c <= '9');
+    int rows = whole ? Integer.parseInt(digits) : 0;
+    if (rows < 1 || rows > AnomalyMonitor.RECENT_TWINS) {
+      throw new ApiProblem(ErrorCode.INVALID_REQUEST,
+          "limit: a whole number of rows per list, 1 to " + AnomalyMonitor.RECENT_TWINS);
+    }
+    return rows;
   }
 
   /**

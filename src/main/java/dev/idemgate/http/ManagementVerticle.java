@@ -171,11 +171,14 @@ public final class ManagementVerticle extends VerticleBase {
     }).handler(this::requireAdmin);
     AnomalyRoutes.mount(router, AnomalyMonitor.of(vertx, config, meters), pool);
     dev.idemgate.reconciliation.ReconciliationRoutes.mount(router, vertx, config, reconciliation, bodyTimeoutMs);
-    router.get("/admin/simulator/charges").handler(this::simulatorCharges);
-    router.get("/admin/pending").handler(this::unresolved);
+    // Each admin route names the query parameters it takes: any other is refused, never ignored
+    // (QueryParameters).
+    router.get("/admin/simulator/charges").handler(QueryParameters.only("idempotency_key", "merchant", "key"))
+        .handler(this::simulatorCharges);
+    router.get("/admin/pending").handler(QueryParameters.only("limit", "merchant_id", "payment_id")).handler(this::unresolved);
     // Two routes, as for payments: Vert.x Web runs a route's body handler before its other handlers,
-    // and the body's headers are checked before it is read.
-    router.post("/admin/pending/:payment_id/resolve").handler(ManagementVerticle::requireJson);
+    // and the query and the body's headers are checked before it is read.
+    router.post("/admin/pending/:payment_id/resolve").handler(QueryParameters.none()).handler(ManagementVerticle::requireJson);
     router.post("/admin/pending/:payment_id/resolve")
         .handler(BodyHandler.create(false).setBodyLimit(MAX_VERDICT_BYTES)).handler(this::resolvePending);
     router.route().failureHandler(Problems::handleFailure);
@@ -388,6 +391,17 @@ public final class ManagementVerticle extends VerticleBase {
     String providerKey = ctx.queryParams().get("idempotency_key");
     String merchant = ctx.queryParams().get("merchant");
     String key = ctx.queryParams().get("key");
+    if (providerKey != null && (merchant != null || key != null)) {
+      // Which was meant is a guess: the provider key was looked up, and merchant= and key= ignored.
+      Problems.send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST,
+          "give idempotency_key=<provider key> alone, or merchant= and key=, not both"));
+      return;
+    }
+    if (merchant != null && merchant.isEmpty()) {
+      // A provider key of no merchant, which no charge has: it answered "requests": 0.
+      Problems.send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, "merchant: the merchant id the key was sent under, not empty"));
+      return;
+    }
     if (providerKey == null && merchant != null && key != null) {
       IdempotencyKey clientKey = IdempotencyKey.parse(key).orElse(null);
       if (clientKey == null) {

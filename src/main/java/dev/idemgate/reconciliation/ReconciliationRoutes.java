@@ -5,6 +5,7 @@ import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.http.ApiProblem;
 import dev.idemgate.http.ErrorCode;
 import dev.idemgate.http.Problems;
+import dev.idemgate.http.QueryParameters;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.WorkerExecutor;
@@ -37,7 +38,8 @@ import org.slf4j.LoggerFactory;
  * Reconciliation on the management port, behind the admin token:
  * <ul>
  *   <li>{@code POST /admin/reconciliations} — body: the settlement CSV; query: {@code provider},
- *       {@code from}, {@code to}, {@code merchant_prefix}, {@code name}. A provider nothing knows
+ *       {@code from}, {@code to}, {@code merchant_prefix}, {@code name} (any other, or one given twice,
+ *       gets 400 before the body is read, as on every route here). A provider nothing knows
  *       gets 400 before the body is read ({@link KnownProviders}). The body is streamed to a
  *       temporary file; a file that cannot be reconciled gets 400 at once, otherwise 202 with the
  *       run id while the run goes on.</li>
@@ -100,9 +102,12 @@ public final class ReconciliationRoutes {
   public static void mount(Router router, Vertx vertx, GatewayConfig config, ReconciliationSettings settings,
       long uploadSilenceMillis) {
     ReconciliationRoutes routes = new ReconciliationRoutes(vertx, config, settings, uploadSilenceMillis);
+    // The upload checks its query itself (request), to answer with its body unread. The resolution
+    // checks it on a route of its own: Vert.x Web runs a route's body handler before its other handlers.
     router.post("/admin/reconciliations").handler(routes::upload);
-    router.get("/admin/reconciliations").handler(routes::list);
-    router.get("/admin/reconciliations/:id").handler(routes::report);
+    router.get("/admin/reconciliations").handler(QueryParameters.none()).handler(routes::list);
+    router.get("/admin/reconciliations/:id").handler(QueryParameters.only("format")).handler(routes::report);
+    router.post("/admin/reconciliations/:id/discrepancies/:discrepancy/resolve").handler(QueryParameters.none());
     router.post("/admin/reconciliations/:id/discrepancies/:discrepancy/resolve")
         .handler(BodyHandler.create(false).setBodyLimit(MAX_RESOLVE_BODY_BYTES)).handler(routes::resolve);
   }
@@ -235,7 +240,11 @@ public final class ReconciliationRoutes {
     return null;
   }
 
+  /** The query parameters of an upload; any other, or one given twice, is refused before the body is read. */
+  private static final Set<String> UPLOAD_PARAMETERS = Set.of("provider", "from", "to", "merchant_prefix", "name");
+
   private ReconciliationRequest request(RoutingContext ctx) {
+    QueryParameters.check(ctx, UPLOAD_PARAMETERS);
     String name = param(ctx, "name").orElse("upload.csv");
     Optional<Instant> from = param(ctx, "from").map(t -> ReconcileCommand.instant("from", t, false));
     Optional<Instant> to = param(ctx, "to").map(t -> ReconcileCommand.instant("to", t, true));

@@ -21,7 +21,7 @@ import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
 /**
- * {@code ?limit=} of GET /admin/anomalies (rows per list: 50 when absent, at most 200), on the route
+ * {@code ?limit=} of GET /admin/anomalies (rows per list: 50 when absent, 1 to 200), on the route
  * alone. The monitor has 250 clients and no twin pairs, so the ledger is never asked.
  */
 class AnomalyRoutesTest {
@@ -60,14 +60,25 @@ class AnomalyRoutesTest {
   }
 
   @Test
-  @DisplayName("a limit past 200 gives 200 rows, however many digits it has; absent, 50")
-  void largeLimitsGiveTheMost() throws Exception {
+  @DisplayName("a limit from 1 to 200 gives that many rows, however it is written; absent, 50")
+  void limitGivesThatManyRows() throws Exception {
     assertThat(clientRows("")).isEqualTo(50);
     assertThat(clientRows("?limit=7")).isEqualTo(7);
-    assertThat(clientRows("?limit=0")).isEqualTo(1);
-    assertThat(clientRows("?limit=999")).isEqualTo(200);
-    assertThat(clientRows("?limit=1000")).as("limit=1000").isEqualTo(200);
-    assertThat(clientRows("?limit=99999999999999999999")).as("limit=99999999999999999999").isEqualTo(200);
+    assertThat(clientRows("?limit=1")).isEqualTo(1);
+    assertThat(clientRows("?limit=200")).isEqualTo(200);
+    assertThat(clientRows("?limit=000200")).as("limit=000200").isEqualTo(200);
+  }
+
+  @Test
+  @DisplayName("a limit of 0 or past 200 is refused 400 naming the range, not brought into it without a word")
+  void aLimitOutOfRangeIsRefused() throws Exception {
+    for (String bad : new String[] {"0", "000", "201", "999", "1000", "99999999999999999999"}) {
+      HttpResponse<String> reply = get("?limit=" + bad);
+      assertThat(reply.statusCode()).as("limit=%s", bad).isEqualTo(400);
+      JsonObject problem = new JsonObject(reply.body());
+      assertThat(problem.getString("code")).isEqualTo("invalid_request");
+      assertThat(problem.getString("detail")).as("limit=%s", bad).contains("limit", "1 to 200");
+    }
   }
 
   @Test

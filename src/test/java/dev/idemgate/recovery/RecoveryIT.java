@@ -767,7 +767,7 @@ class RecoveryIT {
 
   @Test
   @DisplayName("/admin/pending narrows by merchant and payment, lists at most its limit and says when more match; "
-      + "a bad limit or an empty filter is 400")
+      + "a bad limit, an empty filter, a parameter it does not take or one given twice is 400")
   void pendingListNarrowsAndSaysWhenThereIsMore() {
     String first = Http.newKey();
     String second = Http.newKey();
@@ -793,7 +793,9 @@ class RecoveryIT {
       assertThat(none.getJsonArray("unresolved")).isEmpty();
       assertThat(none.getBoolean("more")).isFalse();
 
-      for (String bad : List.of("?limit=0", "?limit=1001", "?limit=ten", "?merchant_id=", "?payment_id=a%20b")) {
+      // ?merchant= is no filter of this list (merchant_id is): it was ignored, and both records listed.
+      for (String bad : List.of("?limit=0", "?limit=1001", "?limit=ten", "?merchant_id=", "?payment_id=a%20b",
+          "?merchant=" + MERCHANT_A, "?limt=1", "?merchant_id=" + MERCHANT_A + "&merchant_id=" + TestGateway.MERCHANT_B)) {
         Reply refused = http.get(gateway.managementPort(), "/admin/pending" + bad, TestGateway.ADMIN_TOKEN);
         assertThat(refused.status()).as(bad).isEqualTo(400);
         assertThat(refused.json().getString("code")).as(bad).isEqualTo("invalid_request");
