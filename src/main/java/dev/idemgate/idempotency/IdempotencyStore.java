@@ -1,6 +1,7 @@
 package dev.idemgate.idempotency;
 
 import dev.idemgate.storage.GroupCommit;
+import dev.idemgate.storage.Postgres;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.pgclient.PgException;
@@ -616,8 +617,15 @@ public final class IdempotencyStore {
     return run(pool, operation, sql, params);
   }
 
+  /**
+   * One statement, within {@code store_timeout} in all. On the pool it is a transaction of its own,
+   * sent again on a new session if its session turns out read-only ({@link Postgres#execute}); on a
+   * connection ({@link #completeOn}) it is part of the caller's transaction, and is never sent again.
+   */
   private Future<RowSet<Row>> run(SqlClient client, String operation, String sql, Tuple params) {
-    return client.preparedQuery(sql).execute(params)
+    Future<RowSet<Row>> executed = client instanceof Pool onPool ? Postgres.execute(onPool, sql, params)
+        : client.preparedQuery(sql).execute(params);
+    return executed
         .timeout(timeoutMs, TimeUnit.MILLISECONDS)
         .recover(failure -> Future.failedFuture(new StoreUnavailable(operation, failure)));
   }

@@ -3,6 +3,7 @@ package dev.idemgate.recovery;
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.RecordState;
 import dev.idemgate.idempotency.StoreUnavailable;
+import dev.idemgate.storage.Postgres;
 import io.vertx.core.Future;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
@@ -408,8 +409,15 @@ final class RecoveryStore {
     return run(pool, operation, sql, params);
   }
 
+  /**
+   * One statement, within the store timeout in all. On the pool it is a transaction of its own, sent
+   * again on a new session if its session turns out read-only ({@link Postgres#execute}); on a
+   * connection ({@link #underChargeLock}) it is part of a transaction, and is never sent again.
+   */
   private Future<RowSet<Row>> run(SqlClient client, String operation, String sql, Tuple params) {
-    return client.preparedQuery(sql).execute(params)
+    Future<RowSet<Row>> executed = client instanceof Pool onPool ? Postgres.execute(onPool, sql, params)
+        : client.preparedQuery(sql).execute(params);
+    return executed
         .timeout(timeoutMs, TimeUnit.MILLISECONDS)
         .recover(failure -> Future.failedFuture(new StoreUnavailable(operation, failure)));
   }

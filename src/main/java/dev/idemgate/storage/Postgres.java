@@ -3,6 +3,7 @@ package dev.idemgate.storage;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.config.UrlQuery;
 import io.netty.handler.timeout.IdleStateHandler;
+import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.net.ClientSSLOptions;
 import io.vertx.core.net.NetClientOptions;
@@ -12,7 +13,10 @@ import io.vertx.pgclient.SslMode;
 import io.vertx.sqlclient.ClientBuilder;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.PoolOptions;
+import io.vertx.sqlclient.Row;
+import io.vertx.sqlclient.RowSet;
 import io.vertx.sqlclient.SqlConnection;
+import io.vertx.sqlclient.Tuple;
 import io.vertx.sqlclient.impl.SocketConnectionBase;
 import io.vertx.sqlclient.internal.Connection;
 import io.vertx.sqlclient.internal.SqlConnectionInternal;
@@ -194,6 +198,19 @@ public final class Postgres {
    */
   public static boolean leave(SqlConnection connection) {
     return ReadOnlySessions.leave(connection);
+  }
+
+  /**
+   * One statement on a connection of {@code pool}, a transaction of its own, as {@code
+   * pool.preparedQuery(sql).execute(params)}; but if PostgreSQL refuses it because its session takes
+   * no writes (SQLSTATE 25006: a session opened during a write freeze, or on a demoted primary),
+   * which wrote nothing, it is sent again on a new session, and fails only if that one refuses it
+   * too. Without this, after a freeze was lifted, every pool connection opened during it failed one
+   * payment (503) before it was closed. The caller's deadline covers both attempts. A statement
+   * of a transaction is never sent again (it is sent on a connection, not through this).
+   */
+  public static Future<RowSet<Row>> execute(Pool pool, String sql, Tuple params) {
+    return ReadOnlySessions.execute(pool, sql, params);
   }
 
   /**

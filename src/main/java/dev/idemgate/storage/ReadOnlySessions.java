@@ -1,6 +1,7 @@
 package dev.idemgate.storage;
 
 import io.vertx.core.Completable;
+import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.internal.ContextInternal;
 import io.vertx.core.net.SocketAddress;
@@ -9,7 +10,11 @@ import io.vertx.core.tracing.TracingPolicy;
 import io.vertx.pgclient.PgException;
 import io.vertx.pgclient.impl.PgConnectionFactory;
 import io.vertx.pgclient.impl.PgConnectionImpl;
+import io.vertx.sqlclient.Pool;
+import io.vertx.sqlclient.Row;
+import io.vertx.sqlclient.RowSet;
 import io.vertx.sqlclient.SqlConnection;
+import io.vertx.sqlclient.Tuple;
 import io.vertx.sqlclient.internal.Connection;
 import io.vertx.sqlclient.internal.SqlConnectionInternal;
 import io.vertx.sqlclient.internal.command.CommandBase;
@@ -29,7 +34,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * (WriteFreezeLiftedIT). Now the pool forgets a connection once PostgreSQL refuses a statement on
  * it as read-only ({@link #refusedAsReadOnly}) or the readiness check finds it read-only ({@link
  * #leave}), and closes it; the next statement opens a session that reads the setting as it is now.
- * The statement refused still fails (a claim's 503): nothing is sent again here.
+ * The refused statement itself failed too (a claim's 503, one per such connection after a freeze):
+ * a statement sent through {@link #execute} (the stores' statements on their pools) is now sent again
+ * on a new session, and fails only if that one refuses it as well (writes still frozen).
  *
  * <p>Why here, under the pool: the request path sends its statements through {@code
  * Pool#preparedQuery} (one connection per statement, picked by the pool and never seen by the
@@ -44,7 +51,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@link Postgres#closeWhenSilent} is; {@code PgConnection#cancelRequest} on a connection taken from
  * the pool is not supported (its cast to the socket connection finds this wrapper; the gateway never
  * cancels). While writes stay frozen every refused statement costs a new session (a connect and a
- * login, milliseconds); readiness is DOWN then, so traffic has left the pod.
+ * login, milliseconds), and one sent through {@link #execute} two; readiness is DOWN then, so traffic
+ * has left the pod.
  */
 final class ReadOnlySessions {
   /**
@@ -63,6 +71,45 @@ final class ReadOnlySessions {
   /** Whether PostgreSQL refused a statement because its session takes no writes. */
   static boolean refusedAsReadOnly(Throwable failure) {
     return failure instanceof PgException pg && READ_ONLY_SQL_TRANSACTION.equals(pg.getSqlState());
+  }
+
+  /**
+   * One statement on a connection of {@code pool}; if PostgreSQL refuses it as read-only, it is sent
+   * again on a new session ({@link #againOnANewSession}). Safe because a statement sent through a
+   * pool is a transaction of its own (the pool lends a connection for it alone, and the extended
+   * protocol carries one statement per Sync): a refusal, wherever in the statement it comes
+   * (PostgreSQL checks before it touches a row that a writing statement, its data-modifying WITH
+   * parts included, may write), rolls back all of it, so nothing of it was written. Not so for a
+   * statement on a connection the caller holds, perhaps inside a transaction whose earlier
+   * statements the refusal rolled back too: this takes a pool, never a connection. Nothing is added
+   * when the statement is not refused.
+   */
+  static Future<RowSet<Row>> execute(Pool pool, String sql, Tuple params) {
+    return pool.preparedQuery(sql).execute(params).recover(failure -> refusedAsReadOnly(failure)
+        ? againOnANewSession(pool, sql, params, System.nanoTime())
+        : Future.failedFuture(failure));
+  }
+
+  /**
+   * Sends the statement refused at {@code refusedAt} (nanoTime) again, until a session opened after
+   * that moment has answered it: the first such session reads the setting as it is now, and if it
+   * refuses too, writes are still frozen and the refusal stands (the database is not asked again).
+   * The pool may lend first other sessions opened before the refusal, idle in it: those opened
+   * during the same freeze refuse too and are left as the first was; one that takes writes answers.
+   * Each lent session that refuses is left and never lent again, so this ends after at most the
+   * pool's size of those, and one new session.
+   */
+  private static Future<RowSet<Row>> againOnANewSession(Pool pool, String sql, Tuple params, long refusedAt) {
+    AtomicBoolean openedBefore = new AtomicBoolean();
+    return pool.withConnection(connection -> {
+          LeftWhenReadOnly watched = watchOf(connection);
+          // A connection not of ConnectDeadlinePgDriver's is not known to be older: it counts as new.
+          openedBefore.set(watched != null && watched.openedAt - refusedAt < 0);
+          return connection.preparedQuery(sql).execute(params);
+        })
+        .recover(failure -> refusedAsReadOnly(failure) && openedBefore.get()
+            ? againOnANewSession(pool, sql, params, refusedAt)
+            : Future.failedFuture(failure));
   }
 
   /**
@@ -87,19 +134,28 @@ final class ReadOnlySessions {
    * pool. False, and nothing done, for a connection not from such a pool.
    */
   static boolean leave(SqlConnection connection) {
-    if (!(connection instanceof SqlConnectionInternal internal)) {
+    LeftWhenReadOnly watched = watchOf(connection);
+    if (watched == null) {
       return false;
+    }
+    watched.leave();
+    return true;
+  }
+
+  /** The watch under a pool connection, or null for a connection not made by {@link #watched}. */
+  private static LeftWhenReadOnly watchOf(SqlConnection connection) {
+    if (!(connection instanceof SqlConnectionInternal internal)) {
+      return null;
     }
     Connection c = internal.unwrap();
     while (!(c instanceof LeftWhenReadOnly)) {
       Connection inner = c.unwrap();
       if (inner == c) {
-        return false;
+        return null;
       }
       c = inner;
     }
-    ((LeftWhenReadOnly) c).leave();
-    return true;
+    return (LeftWhenReadOnly) c;
   }
 
   /**
@@ -110,6 +166,8 @@ final class ReadOnlySessions {
    */
   private static final class LeftWhenReadOnly implements Connection, Connection.Holder {
     private final Connection socketConnection;
+    /** When the session was ready ({@link System#nanoTime()}): its read-only setting is the one of that moment or before. */
+    final long openedAt = System.nanoTime();
     /** The pool's holder of the connection (set by the pool when it takes it); told of the events of the socket. */
     private Holder holder;
     /** Taken out of its pool: the socket's later close is not told to it again. */

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.support.Http;
+import dev.idemgate.support.ProxiedPostgres;
 import dev.idemgate.support.ScratchDatabase;
 import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
@@ -12,8 +13,15 @@ import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.pgclient.PgException;
 import io.vertx.sqlclient.Pool;
+import io.vertx.sqlclient.Row;
+import io.vertx.sqlclient.RowSet;
+import io.vertx.sqlclient.SqlConnection;
+import io.vertx.sqlclient.Tuple;
 import java.time.Duration;
+import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.Function;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -26,6 +34,8 @@ import org.junit.jupiter.api.Test;
  * the request pool and the others. Each pool here has one connection, opened while writes are frozen;
  * the freeze is lifted, and the next write on that session is refused as read-only (SQLSTATE 25006).
  * Before, the pool kept the session, and every write on it was refused for as long as it lived.
+ * A statement sent through {@link Postgres#execute} (the stores' own) is also sent again on a new
+ * session, once: before, it failed (a payment's 503) on each such session.
  */
 class ReadOnlySessionsIT {
   private static final String WRITE = "INSERT INTO written (x) VALUES (1)";
@@ -33,6 +43,8 @@ class ReadOnlySessionsIT {
   private static Vertx vertx;
   private static ScratchDatabase db;
   private static TestDb admin;
+  /** On the test's database, where {@code written} and {@code tries} are. */
+  private static TestDb scratch;
   private static GatewayConfig config;
 
   @BeforeAll
@@ -40,14 +52,16 @@ class ReadOnlySessionsIT {
     vertx = Vertx.vertx();
     db = ScratchDatabase.create(vertx, "rosessions");
     admin = new TestDb(vertx);
-    try (TestDb scratch = new TestDb(vertx, db.url())) {
-      scratch.query("CREATE TABLE written (x int)");
-    }
+    // Its connection is opened here, before any freeze: it takes writes throughout.
+    scratch = new TestDb(vertx, db.url());
+    scratch.query("CREATE TABLE written (x int)");
+    scratch.query("CREATE SEQUENCE tries");
     config = TestGateway.config(Map.of("IDEMGATE_PG_URL", db.url()));
   }
 
   @AfterAll
   static void stop() {
+    scratch.close();
     admin.close();
     db.close();
     Http.await(vertx.close());
@@ -80,6 +94,83 @@ class ReadOnlySessionsIT {
     refusedThenNewSession(Postgres.pool(vertx, config, 1, "read-only-transaction-test"),
         pool -> pool.withTransaction(connection -> connection.preparedQuery("SELECT 1").execute()
             .compose(read -> connection.preparedQuery(WRITE).execute())).mapEmpty());
+  }
+
+  @Test
+  @DisplayName("a statement of the pool (Postgres.execute) refused as read-only is sent again on a new session, past "
+      + "every other session opened during the freeze: it writes, once")
+  void refusedStatementSentAgainOnANewSession() {
+    Pool pool = Postgres.requestPool(vertx, config, 3, "read-only-again-test");
+    try {
+      Set<Integer> frozen = new HashSet<>();
+      admin.query("ALTER DATABASE " + db.name() + " SET default_transaction_read_only = on");
+      try {
+        // Two sessions at once, both given back to the pool: both read-only, both idle in it.
+        List<SqlConnection> held = List.of(Http.await(pool.getConnection()), Http.await(pool.getConnection()));
+        for (SqlConnection connection : held) {
+          frozen.add(Http.await(connection.query("SELECT pg_backend_pid() AS pid").execute()).iterator().next()
+              .getInteger("pid"));
+          Http.await(connection.close());
+        }
+      } finally {
+        admin.query("ALTER DATABASE " + db.name() + " RESET default_transaction_read_only");
+      }
+      assertThat(frozen).hasSize(2);
+
+      RowSet<Row> written = Http.await(Postgres.execute(pool,
+          "INSERT INTO written (x) VALUES (2) RETURNING pg_backend_pid() AS pid", Tuple.tuple()));
+      assertThat(written.iterator().next().getInteger("pid")).as("the session that wrote (frozen: %s)", frozen)
+          .isNotIn(frozen);
+      assertThat(scratch.scalar("SELECT count(*) FROM written WHERE x = 2")).isEqualTo(1L);
+      for (int pid : frozen) {
+        Waits.eventually(Duration.ofSeconds(10), () -> !alive(pid), "the read-only session " + pid + " is closed");
+      }
+    } finally {
+      Http.await(pool.close());
+    }
+  }
+
+  @Test
+  @DisplayName("while writes stay frozen, a statement refused as read-only is sent again on one new session, refused "
+      + "there too, and fails as read-only: no third session")
+  void stillFrozenFailsAfterOneNewSession() {
+    try (ProxiedPostgres proxied = ProxiedPostgres.start(db.url())) {
+      Pool pool = Postgres.requestPool(vertx, TestGateway.config(Map.of("IDEMGATE_PG_URL", proxied.url())), 3,
+          "read-only-frozen-test");
+      admin.query("ALTER DATABASE " + db.name() + " SET default_transaction_read_only = on");
+      try {
+        pid(pool);
+        assertThat(proxied.proxy().acceptedConnections()).as("sessions opened before the write").isEqualTo(1);
+        Throwable refused = failure(Postgres.execute(pool, WRITE, Tuple.tuple()).mapEmpty());
+        assertThat(refused).isInstanceOf(PgException.class);
+        assertThat(((PgException) refused).getSqlState()).as(refused.getMessage()).isEqualTo("25006");
+        Waits.sleep(500);
+        assertThat(proxied.proxy().acceptedConnections()).as("sessions opened: the frozen one, then one new one")
+            .isEqualTo(2);
+      } finally {
+        admin.query("ALTER DATABASE " + db.name() + " RESET default_transaction_read_only");
+        Http.await(pool.close());
+      }
+    }
+  }
+
+  @Test
+  @DisplayName("a statement of the pool (Postgres.execute) that fails for another reason, or succeeds, is sent once")
+  void otherOutcomesAreSentOnce() {
+    Pool pool = Postgres.requestPool(vertx, config, 1, "read-only-once-test");
+    try {
+      // nextval is not undone by a rollback: the sequence counts the executions.
+      long before = (Long) scratch.scalar("SELECT nextval('tries')");
+      Throwable refused = failure(Postgres.execute(pool, "SELECT nextval('tries') / 0", Tuple.tuple()).mapEmpty());
+      assertThat(((PgException) refused).getSqlState()).as("division by zero").isEqualTo("22012");
+      assertThat(scratch.scalar("SELECT last_value FROM tries")).as("executions of the failed statement")
+          .isEqualTo(before + 1);
+      Http.await(Postgres.execute(pool, "SELECT nextval('tries')", Tuple.tuple()));
+      assertThat(scratch.scalar("SELECT last_value FROM tries")).as("executions of the statement that succeeded")
+          .isEqualTo(before + 2);
+    } finally {
+      Http.await(pool.close());
+    }
   }
 
   @Test

@@ -73,7 +73,15 @@ public final class Http implements AutoCloseable {
   }
 
   public Reply get(int port, String path, String bearer) {
-    return send(HttpMethod.GET, port, path, bearer == null ? Map.of() : Map.of("Authorization", "Bearer " + bearer), null);
+    return await(getAsync(port, path, bearer));
+  }
+
+  public Future<Reply> getAsync(int port, String path, String bearer) {
+    HttpRequest<Buffer> request = client.request(HttpMethod.GET, port, "127.0.0.1", path).timeout(30_000);
+    if (bearer != null) {
+      request.putHeader("Authorization", "Bearer " + bearer);
+    }
+    return request.send().map(r -> new Reply(r.statusCode(), r.headers(), r.bodyAsString()));
   }
 
   public static <T> T await(Future<T> future) {

@@ -17,7 +17,12 @@ public final class ProxiedPostgres implements AutoCloseable {
   }
 
   public static ProxiedPostgres start() {
-    URI target = URI.create(TestGateway.pgUrl().replaceFirst("^postgres(ql)?://", "http://"));
+    return start(TestGateway.pgUrl());
+  }
+
+  /** The database of {@code pgUrl} (on the test PostgreSQL: a {@link ScratchDatabase}'s) behind a proxy. */
+  public static ProxiedPostgres start(String pgUrl) {
+    URI target = URI.create(pgUrl.replaceFirst("^postgres(ql)?://", "http://"));
     FaultProxy proxy = FaultProxy.start(target.getHost(), target.getPort() < 0 ? 5432 : target.getPort());
     String user = target.getRawUserInfo() == null ? "" : target.getRawUserInfo() + "@";
     String query = target.getRawQuery() == null ? "" : "?" + target.getRawQuery();
