@@ -415,7 +415,7 @@ final class RecoveryStore {
    * connection ({@link #underChargeLock}) it is part of a transaction, and is never sent again.
    */
   private Future<RowSet<Row>> run(SqlClient client, String operation, String sql, Tuple params) {
-    Future<RowSet<Row>> executed = client instanceof Pool onPool ? Postgres.execute(onPool, sql, params)
+    Future<RowSet<Row>> executed = client instanceof Pool onPool ? Postgres.execute(onPool, sql, params, timeoutMs)
         : client.preparedQuery(sql).execute(params);
     return executed
         .timeout(timeoutMs, TimeUnit.MILLISECONDS)

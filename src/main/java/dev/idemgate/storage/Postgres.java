@@ -206,11 +206,12 @@ public final class Postgres {
    * no writes (SQLSTATE 25006: a session opened during a write freeze, or on a demoted primary),
    * which wrote nothing, it is sent again on a new session, and fails only if that one refuses it
    * too. Without this, after a freeze was lifted, every pool connection opened during it failed one
-   * payment (503) before it was closed. The caller's deadline covers both attempts. A statement
-   * of a transaction is never sent again (it is sent on a connection, not through this).
+   * payment (503) before it was closed. {@code timeoutMs} is the caller's deadline, which covers
+   * both attempts: past it nothing is sent again. A statement of a transaction is never sent again
+   * (it is sent on a connection, not through this).
    */
-  public static Future<RowSet<Row>> execute(Pool pool, String sql, Tuple params) {
-    return ReadOnlySessions.execute(pool, sql, params);
+  public static Future<RowSet<Row>> execute(Pool pool, String sql, Tuple params, long timeoutMs) {
+    return ReadOnlySessions.execute(pool, sql, params, timeoutMs);
   }
 
   /**

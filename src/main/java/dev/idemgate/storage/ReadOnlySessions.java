@@ -20,6 +20,8 @@ import io.vertx.sqlclient.internal.SqlConnectionInternal;
 import io.vertx.sqlclient.internal.command.CommandBase;
 import io.vertx.sqlclient.internal.command.CompositeCommand;
 import io.vertx.sqlclient.spi.DatabaseMetadata;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -84,9 +86,10 @@ final class ReadOnlySessions {
    * statements the refusal rolled back too: this takes a pool, never a connection. Nothing is added
    * when the statement is not refused.
    */
-  static Future<RowSet<Row>> execute(Pool pool, String sql, Tuple params) {
+  static Future<RowSet<Row>> execute(Pool pool, String sql, Tuple params, long timeoutMs) {
+    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
     return pool.preparedQuery(sql).execute(params).recover(failure -> refusedAsReadOnly(failure)
-        ? againOnANewSession(pool, sql, params, System.nanoTime())
+        ? againOnANewSession(pool, sql, params, System.nanoTime(), deadline)
         : Future.failedFuture(failure));
   }
 
@@ -99,7 +102,14 @@ final class ReadOnlySessions {
    * Each lent session that refuses is left and never lent again, so this ends after at most the
    * pool's size of those, and one new session.
    */
-  private static Future<RowSet<Row>> againOnANewSession(Pool pool, String sql, Tuple params, long refusedAt) {
+  private static Future<RowSet<Row>> againOnANewSession(Pool pool, String sql, Tuple params, long refusedAt,
+      long deadline) {
+    if (System.nanoTime() - deadline >= 0) {
+      // The caller has answered by now (a 503 for a claim): a statement sent after that could
+      // still write, behind an answer that said it had not.
+      return Future.failedFuture(new TimeoutException("refused as read-only, and the deadline passed before it could "
+          + "be sent on a new session"));
+    }
     AtomicBoolean openedBefore = new AtomicBoolean();
     return pool.withConnection(connection -> {
           LeftWhenReadOnly watched = watchOf(connection);
@@ -108,7 +118,7 @@ final class ReadOnlySessions {
           return connection.preparedQuery(sql).execute(params);
         })
         .recover(failure -> refusedAsReadOnly(failure) && openedBefore.get()
-            ? againOnANewSession(pool, sql, params, refusedAt)
+            ? againOnANewSession(pool, sql, params, refusedAt, deadline)
             : Future.failedFuture(failure));
   }
 

@@ -22,6 +22,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -118,7 +119,7 @@ class ReadOnlySessionsIT {
       assertThat(frozen).hasSize(2);
 
       RowSet<Row> written = Http.await(Postgres.execute(pool,
-          "INSERT INTO written (x) VALUES (2) RETURNING pg_backend_pid() AS pid", Tuple.tuple()));
+          "INSERT INTO written (x) VALUES (2) RETURNING pg_backend_pid() AS pid", Tuple.tuple(), 10_000));
       assertThat(written.iterator().next().getInteger("pid")).as("the session that wrote (frozen: %s)", frozen)
           .isNotIn(frozen);
       assertThat(scratch.scalar("SELECT count(*) FROM written WHERE x = 2")).isEqualTo(1L);
@@ -141,7 +142,7 @@ class ReadOnlySessionsIT {
       try {
         pid(pool);
         assertThat(proxied.proxy().acceptedConnections()).as("sessions opened before the write").isEqualTo(1);
-        Throwable refused = failure(Postgres.execute(pool, WRITE, Tuple.tuple()).mapEmpty());
+        Throwable refused = failure(Postgres.execute(pool, WRITE, Tuple.tuple(), 10_000).mapEmpty());
         assertThat(refused).isInstanceOf(PgException.class);
         assertThat(((PgException) refused).getSqlState()).as(refused.getMessage()).isEqualTo("25006");
         Waits.sleep(500);
@@ -155,17 +156,43 @@ class ReadOnlySessionsIT {
   }
 
   @Test
+  @DisplayName("a statement refused as read-only after its caller's deadline is not sent again: its caller has answered")
+  void refusedPastTheDeadlineIsNotSentAgain() {
+    try (ProxiedPostgres proxied = ProxiedPostgres.start(db.url())) {
+      Pool pool = Postgres.requestPool(vertx, TestGateway.config(Map.of("IDEMGATE_PG_URL", proxied.url())), 3,
+          "read-only-deadline-test");
+      admin.query("ALTER DATABASE " + db.name() + " SET default_transaction_read_only = on");
+      try {
+        pid(pool);
+      } finally {
+        admin.query("ALTER DATABASE " + db.name() + " RESET default_transaction_read_only");
+      }
+      try {
+        // A deadline of 0 ms has passed by the time the refusal comes back.
+        Throwable refused = failure(Postgres.execute(pool, "INSERT INTO written (x) VALUES (3)", Tuple.tuple(), 0)
+            .mapEmpty());
+        assertThat(refused).as(String.valueOf(refused)).isInstanceOf(TimeoutException.class);
+        Waits.sleep(500);
+        assertThat(proxied.proxy().acceptedConnections()).as("sessions opened: the frozen one alone").isEqualTo(1);
+        assertThat(scratch.scalar("SELECT count(*) FROM written WHERE x = 3")).isEqualTo(0L);
+      } finally {
+        Http.await(pool.close());
+      }
+    }
+  }
+
+  @Test
   @DisplayName("a statement of the pool (Postgres.execute) that fails for another reason, or succeeds, is sent once")
   void otherOutcomesAreSentOnce() {
     Pool pool = Postgres.requestPool(vertx, config, 1, "read-only-once-test");
     try {
       // nextval is not undone by a rollback: the sequence counts the executions.
       long before = (Long) scratch.scalar("SELECT nextval('tries')");
-      Throwable refused = failure(Postgres.execute(pool, "SELECT nextval('tries') / 0", Tuple.tuple()).mapEmpty());
+      Throwable refused = failure(Postgres.execute(pool, "SELECT nextval('tries') / 0", Tuple.tuple(), 10_000).mapEmpty());
       assertThat(((PgException) refused).getSqlState()).as("division by zero").isEqualTo("22012");
       assertThat(scratch.scalar("SELECT last_value FROM tries")).as("executions of the failed statement")
           .isEqualTo(before + 1);
-      Http.await(Postgres.execute(pool, "SELECT nextval('tries')", Tuple.tuple()));
+      Http.await(Postgres.execute(pool, "SELECT nextval('tries')", Tuple.tuple(), 10_000));
       assertThat(scratch.scalar("SELECT last_value FROM tries")).as("executions of the statement that succeeded")
           .isEqualTo(before + 2);
     } finally {
