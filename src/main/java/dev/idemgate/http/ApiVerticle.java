@@ -179,12 +179,12 @@ public final class ApiVerticle extends VerticleBase {
     });
     Router router = router();
     server = vertx.createHttpServer(serverOptions()).requestHandler(request -> {
-          // Before routing, so that every answer echoes the key: a 404, a 405 and a malformed target's
+          // Before routing, so that every answer echoes the key: a 404, a 405 and a malformed request's
           // 400 too, not only those of the payment route (DESIGN 2).
           echoKey(request);
           shutdownNotice.requestArrived(request);
           long arrived = System.nanoTime();
-          if (Problems.refusedMalformedTarget(request)) {
+          if (Problems.refusedMalformed(request)) {
             logUnrouted(request, request.response().headers().get("X-Request-Id"), !request.response().ended(), arrived);
           } else {
             router.handle(request);
@@ -678,7 +678,7 @@ public final class ApiVerticle extends VerticleBase {
     });
   }
 
-  /** The access line of a request no route took, or answered before routing (malformed target, headers unreadable). */
+  /** The access line of a request no route took, or answered before routing (malformed target or Host, headers unreadable). */
   private static void logUnrouted(HttpServerRequest request, String requestId, boolean clientClosed, long start) {
     AccessLog.line(request, requestId, "route", "none", clientClosed, System.nanoTime() - start)
         .addKeyValue("path", AccessLog.loggablePath(request))

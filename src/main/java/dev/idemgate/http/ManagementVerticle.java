@@ -194,15 +194,16 @@ public final class ManagementVerticle extends VerticleBase {
     router.errorHandler(405, Problems.methodNotAllowed(router));
     // A connection with nothing read or written for a minute is closed: a client that stops reading
     // a reconciliation report lets go of its file, and a stalled upload of its worker. A request
-    // whose target is malformed, or whose head is not HTTP, is refused as on the API port, before
-    // routing; an admin one still gets its access line (logRefused).
+    // whose target or Host is malformed, or whose head is not HTTP, is refused as on the API port,
+    // before routing; an admin one still gets its access line (logRefused). Probes and scrapes send
+    // one Host (the kubelet its pod's address and port), so they pass.
     server = vertx.createHttpServer(new HttpServerOptions().setIdleTimeout(IDLE_TIMEOUT_SECONDS)
         .setIdleTimeoutUnit(TimeUnit.SECONDS)).requestHandler(request -> {
           long arrived = System.nanoTime();
           // Date on every answer, as on the API port (RFC 9110 6.6.1); formatted per request, as this
           // port serves probes and scrapes, not payments.
           request.response().headers().add(HttpHeaders.DATE, HttpDates.format(Instant.now()));
-          if (Problems.refusedMalformedTarget(request)) {
+          if (Problems.refusedMalformed(request)) {
             logRefused(request, arrived);
           } else {
             router.handle(request);
@@ -269,7 +270,7 @@ public final class ManagementVerticle extends VerticleBase {
   }
 
   /**
-   * The access line of a request answered before routing ({@link Problems#refusedMalformedTarget},
+   * The access line of a request answered before routing ({@link Problems#refusedMalformed},
    * {@link Problems#invalidRequest}), when its path is an admin one: the same fields as
    * {@link #logAccess}, its token never checked. Before session 30 such a request was answered with
    * no line, unlike every other admin request. The path is cut at a fragment as at the query, which

@@ -255,17 +255,22 @@ public final class Problems {
   }
 
   /**
-   * Answers a request whose target is malformed (see {@link #malformedTarget}) 400 with the reason,
-   * its body never read, and returns true; returns false for any other request. What carries it is
-   * then ended: an HTTP/2 stream is reset PROTOCOL_ERROR, as RFC 9113 §8.1.1 has it, an HTTP/1.x
-   * connection closed, as its unread body would be taken for the next request.
+   * Answers a malformed request 400 with the reason, its body never read, and returns true; returns
+   * false for any other request. Malformed: its target ({@link #malformedTarget}), or over HTTP/1.x
+   * its Host ({@link HostField#problem(HttpServerRequest)}). What carries it is then ended: an
+   * HTTP/2 stream is reset PROTOCOL_ERROR, as RFC 9113 §8.1.1 has it, an HTTP/1.x connection
+   * closed, as its unread body would be taken for the next request (and after Host lines that a
+   * proxy in front may have read otherwise, nothing on the connection can be trusted).
    */
-  public static boolean refusedMalformedTarget(HttpServerRequest request) {
+  public static boolean refusedMalformed(HttpServerRequest request) {
     String reason = malformedTarget(request);
+    if (reason == null) {
+      reason = HostField.problem(request);
+    }
     if (reason == null) {
       return false;
     }
-    log.debug("request with a malformed target refused: {}", reason);
+    log.debug("malformed request refused: {}", reason);
     boolean http2 = request.version() == HttpVersion.HTTP_2;
     String requestId = RequestIds.newId();
     request.response().putHeader("X-Request-Id", requestId);

@@ -114,15 +114,19 @@ class ClientMistakesIT {
   }
 
   @Test
-  @DisplayName("answers given before any route (431, 414, an unreadable header's 400, a malformed target's 400) carry Date, "
-      + "as every answer does")
+  @DisplayName("answers given before any route (431, 414, an unreadable header's 400, a malformed target's or Host's 400) "
+      + "carry Date, as every answer does")
   void refusalsBeforeRoutingCarryDate() throws IOException {
     String bigHeaders = exchange(headers(Http.newKey(), "X-Padding: " + "a".repeat(17 * 1024) + "\r\n\r\n"));
     String longLine = exchange("GET /v1/payments/" + "a".repeat(5 * 1024) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     String unreadable = exchange("POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Bad: a\u0001b\r\nContent-Length: 0\r\n\r\n");
     String fragment = exchange("GET /pay#frag HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     assertThat(fragment).startsWith("HTTP/1.1 400 ");
-    for (String answer : new String[] {bigHeaders, longLine, unreadable, fragment}) {
+    String twoHosts = exchange("GET /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: other.example\r\n\r\n");
+    String noHost = exchange("GET /pay HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assertThat(twoHosts).startsWith("HTTP/1.1 400 ");
+    assertThat(noHost).startsWith("HTTP/1.1 400 ");
+    for (String answer : new String[] {bigHeaders, longLine, unreadable, fragment, twoHosts, noHost}) {
       String head = answer.substring(0, Math.max(0, answer.indexOf("\r\n\r\n")));
       String date = head.lines().filter(line -> line.regionMatches(true, 0, "Date:", 0, 5))
           .map(line -> line.substring(5).trim()).findFirst().orElse(null);

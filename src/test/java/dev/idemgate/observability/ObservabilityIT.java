@@ -519,6 +519,7 @@ class ObservabilityIT {
       "a fragment in the target (refused before routing)|GET /admin/pending#frag|400|/admin/pending",
       "a URL of a scheme other than http as target (refused before routing)|GET ftp://127.0.0.1/admin/pending|400|/admin/pending",
       "headers too large to read (refused before routing)|GET /admin/pending BIG|431|/admin/pending",
+      "two Host lines (refused before routing)|GET /admin/pending TWO_HOSTS|400|/admin/pending",
       "a query string that cannot be decoded|GET /admin/pending?limit=%zz|400|/admin/pending",
       "a card number in the path|GET /admin/pending/4242424242424242|404|redacted:card_number",
       "a verdict body that is not JSON|POST /admin/pending/pay_0123456789abcdef0123456789abcdef/resolve {\"outcome\"|400|"
@@ -530,7 +531,7 @@ class ObservabilityIT {
       String[] parts = request.split(" ", 3);
       String body = parts[0].equals("POST") ? parts[2] : "";
       String bigHeader = parts.length > 2 && parts[2].equals("BIG") ? "X-Padding: " + "x".repeat(10_000) + "\r\n" : "";
-      String answer = rawExchange(parts[0] + " " + parts[1] + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+      String answer = rawExchange(parts[0] + " " + parts[1] + " HTTP/1.1\r\n" + hostLines(parts) + "Connection: close\r\n"
           + "Authorization: Bearer " + TestGateway.ADMIN_TOKEN + "\r\n" + bigHeader
           + (body.isEmpty() ? "" : "Content-Type: application/json\r\nContent-Length: " + body.length() + "\r\n")
           + "\r\n" + body);
@@ -556,6 +557,8 @@ class ObservabilityIT {
       "a path that cannot be decoded|GET /pay/%zz|400|/pay/%zz",
       "a fragment in the target (refused before routing)|GET /pay#frag|400|/pay",
       "headers too large to read (refused before routing)|GET /pay BIG|431|/pay",
+      "two Host lines (refused before routing)|GET /pay TWO_HOSTS|400|/pay",
+      "no Host over HTTP/1.1 (refused before routing)|GET /pay NO_HOST|400|/pay",
       "a card number in the path|GET /v1/cards/4242424242424242/pay|404|redacted:card_number"})
   @DisplayName("a request no API route takes gets exactly one access line, route none, with its status and path — "
       + "never its query, its API key or a card number")
@@ -563,7 +566,7 @@ class ObservabilityIT {
     try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
       String[] parts = request.split(" ", 3);
       String bigHeader = parts.length > 2 && parts[2].equals("BIG") ? "X-Padding: " + "x".repeat(20_000) + "\r\n" : "";
-      String answer = rawExchange(gateway.apiPort(), parts[0] + " " + parts[1] + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      String answer = rawExchange(gateway.apiPort(), parts[0] + " " + parts[1] + " HTTP/1.1\r\n" + hostLines(parts)
           + "Connection: close\r\nAuthorization: Bearer " + KEY_A + "\r\n" + bigHeader + "\r\n");
       assertThat(answer).as(what).startsWith("HTTP/1.1 " + status + " ");
       Matcher id = Pattern.compile("(?im)^X-Request-Id: *(\\S+)").matcher(answer);
@@ -593,6 +596,13 @@ class ObservabilityIT {
       Waits.sleep(300); // a line would be written within the same turn of the loop
       assertThat(access.events()).filteredOn(e -> id.group(1).equals(fields(e).get("request_id"))).as("lines").isEmpty();
     }
+  }
+
+  /** The Host field lines of a request from the cases above: one, unless the case says TWO_HOSTS or NO_HOST. */
+  private static String hostLines(String[] parts) {
+    String hosts = parts.length > 2 ? parts[2] : "";
+    return hosts.equals("NO_HOST") ? "" : hosts.equals("TWO_HOSTS") ? "Host: 127.0.0.1\r\nHost: other.example\r\n"
+        : "Host: 127.0.0.1\r\n";
   }
 
   /** Sends {@code request} as it is to the management port and reads the whole answer (the request asks to close). */
