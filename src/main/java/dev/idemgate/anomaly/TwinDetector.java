@@ -219,7 +219,7 @@ public final class TwinDetector {
     // Only a declined row must be of this generation: a succeeded or pending one of an earlier
     // payment under the key refuses all the same (the safe side), and the anchor can be younger
     // than the original's row (a retry of the original that reached the check re-stored it).
-    return "SELECT id, status, " + same + " AS same FROM idemgate.payments"
+    return "SELECT id, status, created_at, " + same + " AS same FROM idemgate.payments"
         + " WHERE provider_key = $1 AND merchant_id = $2 AND (status <> 'declined' OR created_at >= $3)";
   }
 
@@ -588,7 +588,7 @@ public final class TwinDetector {
                 : new TwinVerdict.Allowed(original, false, null, false));
           }
           TwinVerdict.Twin named = new TwinVerdict.Twin(original.originalKeyHash(), original.originalAtMillis(),
-              row.getString("id"));
+              row.getString("id"), row.getOffsetDateTime("created_at").toInstant());
           return Future.succeededFuture("declined".equals(row.getString("status")) || !row.getBoolean("same")
               ? new TwinVerdict.Allowed(named, false, null, false)
               : new TwinVerdict.Reject(named));
@@ -643,9 +643,9 @@ public final class TwinDetector {
   private static TwinVerdict.Twin parse(String stored) {
     int bar = stored.indexOf('|');
     if (bar < 0) {
-      return new TwinVerdict.Twin(stored, 0, null);
+      return new TwinVerdict.Twin(stored, 0, null, null);
     }
-    return new TwinVerdict.Twin(stored.substring(0, bar), Long.parseLong(stored.substring(bar + 1)), null);
+    return new TwinVerdict.Twin(stored.substring(0, bar), Long.parseLong(stored.substring(bar + 1)), null, null);
   }
 
   private static boolean intended(MultiMap headers) {

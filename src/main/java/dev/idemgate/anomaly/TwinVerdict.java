@@ -1,5 +1,7 @@
 package dev.idemgate.anomaly;
 
+import java.time.Instant;
+
 /**
  * What the twin check said about one {@code POST /pay}. Only {@link Reject} stops a request; every
  * other verdict lets it go on to the idempotency gate.
@@ -39,6 +41,8 @@ public sealed interface TwinVerdict {
    * @param originalKeyHash the original's provider key, hex(SHA-256(merchant ":" key))
    * @param originalAtMillis when the original arrived
    * @param originalPaymentId the original's payment id when the ledger was asked and has it, else null
+   * @param originalCreatedAt that payment's {@code created_at} as the ledger has it (PostgreSQL's
+   *     clock, when it was claimed: a little after {@code originalAtMillis}), else null
    */
-  record Twin(String originalKeyHash, long originalAtMillis, String originalPaymentId) {}
+  record Twin(String originalKeyHash, long originalAtMillis, String originalPaymentId, Instant originalCreatedAt) {}
 }

@@ -605,7 +605,10 @@ public final class ApiVerticle extends VerticleBase {
         + "idempotency key within the duplicate window (" + original + "); retry with that key, or send "
         + TwinDetector.REPEAT_HEADER + ": intended if charging again is meant")
         .with("original_payment_id", twin.originalPaymentId())
-        .with("original_created_at", Instant.ofEpochMilli(twin.originalAtMillis()).toString());
+        // The payment's created_at as GET shows it when the ledger named it; while the original is in
+        // flight (no payment yet), when it reached the gateway.
+        .with("original_created_at", (twin.originalCreatedAt() != null ? twin.originalCreatedAt()
+            : Instant.ofEpochMilli(twin.originalAtMillis())).toString());
   }
 
   private void sendStored(RoutingContext ctx, StoredResponse stored, boolean replay) {

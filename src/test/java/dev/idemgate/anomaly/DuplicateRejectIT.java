@@ -79,6 +79,8 @@ class DuplicateRejectIT {
     JsonObject problem = twin.json();
     assertThat(problem.getString("code")).isEqualTo("duplicate_payment_suspected");
     assertThat(problem.getString("original_payment_id")).isEqualTo(original.json().getString("id"));
+    assertThat(problem.getString("original_created_at")).as("the original payment's created_at, as its answer gave it")
+        .isEqualTo(original.json().getString("created_at"));
     assertThat(problem.getString("detail")).contains(original.json().getString("id")).doesNotContain(k1);
     assertThat(problem.getString("request_id")).startsWith("req_");
 
