@@ -19,6 +19,11 @@ public final class Waits {
 
   /** Polls every 100 ms until {@code condition} holds; fails naming {@code what} after {@code limit}. */
   public static void eventually(Duration limit, BooleanSupplier condition, String what) {
+    eventually(limit, condition, () -> what);
+  }
+
+  /** As {@link #eventually(Duration, BooleanSupplier, String)}, {@code what} asked at the failure: it can say what was seen. */
+  public static void eventually(Duration limit, BooleanSupplier condition, Supplier<String> what) {
     long deadline = System.nanoTime() + limit.toNanos();
     while (System.nanoTime() < deadline) {
       if (condition.getAsBoolean()) {
@@ -26,7 +31,7 @@ public final class Waits {
       }
       sleep(100);
     }
-    throw new AssertionError("not within " + limit + ": " + what);
+    throw new AssertionError("not within " + limit + ": " + what.get());
   }
 
   /**
