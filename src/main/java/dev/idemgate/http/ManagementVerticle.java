@@ -422,7 +422,10 @@ public final class ManagementVerticle extends VerticleBase {
             "the charge log is kept by the simulator provider only")));
   }
 
-  /** Records recovery has not resolved yet: pending ones, expired leases and claims it holds now, key hashes only. */
+  /**
+   * Records recovery has not resolved yet: pending ones, expired leases and claims it holds now, each
+   * with its provider key (the key the acquirer knows the charge by) and never the client's raw key.
+   */
   private void unresolved(RoutingContext ctx) {
     JsonObject query;
     try {
@@ -520,27 +523,49 @@ public final class ManagementVerticle extends VerticleBase {
         });
   }
 
-  /** The verdict's fields, checked: an outcome, and only the fields that outcome takes, each storable. */
+  /** The shape of a verdict, which each refusal of one gives after naming its fault. */
+  static final String VERDICT_SHAPE = "send {\"outcome\": \"succeeded\", \"provider_reference\": \"<the acquirer's charge id>\"}, "
+      + "{\"outcome\": \"declined\"} (provider_reference and decline_code optional) or {\"outcome\": \"not_charged\"}; "
+      + "each may add \"without_acquirer\": true";
+  private static final List<String> OUTCOMES = List.of("succeeded", "declined", "not_charged");
+
+  /**
+   * The verdict's fields, checked: an outcome, and only the fields that outcome takes, each storable.
+   * A refusal names its fault first (the body, the outcome, a member), then {@link #VERDICT_SHAPE}:
+   * every refusal once gave only the shape, and an operator had to guess which part was wrong.
+   */
   static JsonObject verdict(Buffer body) {
-    String usage = "send {\"outcome\": \"succeeded\", \"provider_reference\": \"<the acquirer's charge id>\"}, "
-        + "{\"outcome\": \"declined\"} (provider_reference and decline_code optional) or {\"outcome\": \"not_charged\"}; "
-        + "each may add \"without_acquirer\": true";
     // Strict, as for payments: a member named twice ({"outcome": "declined", "outcome": "not_charged"})
     // is refused, not read as its last value, before an action that cannot be undone.
     JsonObject json = PaymentRequestParser.strictObject(body);
-    Object outcome = json == null ? null : json.getValue("outcome");
-    Set<String> allowed = "succeeded".equals(outcome) ? Set.of("outcome", "provider_reference", WITHOUT_ACQUIRER)
-        : "declined".equals(outcome) ? Set.of("outcome", "provider_reference", "decline_code", WITHOUT_ACQUIRER)
-        : Set.of("outcome", WITHOUT_ACQUIRER);
-    if (!(outcome instanceof String named && Set.of("succeeded", "declined", "not_charged").contains(named))
-        || !allowed.containsAll(json.fieldNames())) {
-      throw new ApiProblem(ErrorCode.INVALID_REQUEST, usage);
+    if (json == null) {
+      throw badVerdict(PaymentRequestParser.whyNotOneObject(body));
+    }
+    if (json.getValue("outcome") == null) {
+      throw badVerdict("outcome is missing");
+    }
+    if (!(json.getValue("outcome") instanceof String outcome && OUTCOMES.contains(outcome))) {
+      throw badVerdict("outcome must be succeeded, declined or not_charged");
+    }
+    Set<String> allowed = switch (outcome) {
+      case "succeeded" -> Set.of("outcome", "provider_reference", WITHOUT_ACQUIRER);
+      case "declined" -> Set.of("outcome", "provider_reference", "decline_code", WITHOUT_ACQUIRER);
+      default -> Set.of("outcome", WITHOUT_ACQUIRER);
+    };
+    List<String> notTaken = json.fieldNames().stream().filter(field -> !allowed.contains(field)).sorted()
+        .map(field -> switch (field) {
+          case "provider_reference" -> "provider_reference is taken only with outcome succeeded or declined, not " + outcome;
+          case "decline_code" -> "decline_code is taken only with outcome declined, not " + outcome;
+          default -> PaymentRequestParser.memberName(field) + " is no member of a verdict";
+        }).toList();
+    if (!notTaken.isEmpty()) {
+      throw badVerdict(String.join("; ", notTaken));
     }
     if (json.containsKey(WITHOUT_ACQUIRER) && !(json.getValue(WITHOUT_ACQUIRER) instanceof Boolean)) {
       throw new ApiProblem(ErrorCode.INVALID_REQUEST, WITHOUT_ACQUIRER + ": must be true or false");
     }
-    if ("succeeded".equals(outcome) && !json.containsKey("provider_reference")) {
-      throw new ApiProblem(ErrorCode.INVALID_REQUEST, "a succeeded payment needs its provider_reference: " + usage);
+    if (outcome.equals("succeeded") && !json.containsKey("provider_reference")) {
+      throw badVerdict("a succeeded payment needs its provider_reference");
     }
     for (String field : List.of("provider_reference", "decline_code")) {
       if (json.containsKey(field) && !HttpProvider.storable(json.getValue(field))) {
@@ -549,6 +574,10 @@ public final class ManagementVerticle extends VerticleBase {
       }
     }
     return json;
+  }
+
+  private static ApiProblem badVerdict(String fault) {
+    return new ApiProblem(ErrorCode.INVALID_REQUEST, (fault == null ? "not a verdict" : fault) + ": " + VERDICT_SHAPE);
   }
 
   private static void json(RoutingContext ctx, int status, JsonObject body) {

@@ -1,7 +1,10 @@
 package dev.idemgate.payment;
 
 import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadFeature;
 import dev.idemgate.payment.ParsedPayment.FieldError;
 import io.vertx.core.buffer.Buffer;
@@ -16,8 +19,11 @@ import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Currency;
+import java.util.Deque;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -59,6 +65,7 @@ public final class PaymentRequestParser {
    */
   private static final JsonFactory STRICT_JSON =
       JsonFactory.builder().enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
+  private static final JsonFactory LENIENT_JSON = JsonFactory.builder().build();
 
   public static ParsedPayment parse(Buffer raw) {
     JsonObject body = strictObject(raw);
@@ -199,8 +206,74 @@ public final class PaymentRequestParser {
     }
   }
 
+  /**
+   * Why {@link #strictObject} refused {@code raw}, for a 400 that names the fault: empty, not UTF-8,
+   * not JSON (and where), more than one value, not an object, or a member named twice (and which);
+   * null when it is one strict JSON object. Reads the body again, so it is for refusals only.
+   */
+  public static String whyNotOneObject(Buffer raw) {
+    if (raw == null || raw.length() == 0) {
+      return "the body is empty";
+    }
+    String text;
+    try {
+      text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+          .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(raw.getBytes())).toString();
+    } catch (CharacterCodingException e) {
+      return "the body is not UTF-8";
+    }
+    if (text.startsWith("\uFEFF")) {
+      text = text.substring(1);
+    }
+    // Without duplicate detection, so that the walk below finds the member named twice and says which.
+    try (JsonParser parser = LENIENT_JSON.createParser(text)) {
+      JsonToken first = parser.nextToken();
+      if (first == null) {
+        return "the body holds no JSON value, only white space";
+      }
+      // The members named so far in each object open, innermost first.
+      Deque<Set<String>> objects = new ArrayDeque<>();
+      for (JsonToken token = first; ; token = parser.nextToken()) {
+        if (token == null) {
+          return "the body is not JSON (it ends inside a value)";
+        } else if (token == JsonToken.START_OBJECT) {
+          objects.push(new HashSet<>());
+        } else if (token == JsonToken.END_OBJECT) {
+          objects.pop();
+        } else if (token == JsonToken.FIELD_NAME && !objects.peek().add(parser.currentName())) {
+          return "member " + memberName(parser.currentName()) + " is sent twice"
+              + (objects.size() > 1 ? ", in a nested object" : "") + " (which one would count is a guess)";
+        }
+        if (parser.getParsingContext().inRoot()) {
+          break; // the first value is read whole
+        }
+      }
+      if (parser.nextToken() != null) {
+        return "the body holds more than one JSON value";
+      }
+      if (first != JsonToken.START_OBJECT) {
+        return "the body is JSON but not an object";
+      }
+      return null;
+    } catch (JsonProcessingException e) {
+      JsonLocation where = e.getLocation();
+      return "the body is not JSON" + (where == null ? ""
+          : " (line " + where.getLineNr() + ", column " + where.getColumnNr() + ")");
+    } catch (IOException e) {
+      return "the body is not JSON";
+    }
+  }
+
+  /**
+   * A member name as a refusal may show it: printable ASCII of at most 64 characters as it is, any
+   * other (a control character, half a surrogate pair, a page of text) not at all.
+   */
+  public static String memberName(String name) {
+    return name.length() <= 64 && name.chars().allMatch(c -> c >= 0x20 && c < 0x7f) ? name : "(a name not shown)";
+  }
+
   /** Whether any member name or string, at any depth, holds a surrogate that is not half of a pair. */
-  static boolean hasLoneSurrogate(Object json) {
+  public static boolean hasLoneSurrogate(Object json) {
     if (json instanceof JsonObject object) {
       for (Map.Entry<String, Object> e : object) {
         if (loneSurrogate(e.getKey()) || hasLoneSurrogate(e.getValue())) {

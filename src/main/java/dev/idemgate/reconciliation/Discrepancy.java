@@ -9,7 +9,8 @@ import java.util.Currency;
 /**
  * One finding of a run, as stored: what it is, what to do (as stored: an orphan refund or
  * chargeback is not to be refunded, unlike its category's usual action), the money at stake and the
- * evidence from both sides. Ledger or settlement fields are null where that side does not exist.
+ * evidence from both sides, and, once resolved, when and with what note. Ledger or settlement fields
+ * are null where that side does not exist.
  */
 public record Discrepancy(
     long id,
@@ -35,7 +36,9 @@ public record Discrepancy(
     String matchMethod,
     Double confidence,
     Instant occurredAt,
-    JsonObject evidence) {
+    JsonObject evidence,
+    Instant resolvedAt,
+    String resolutionNote) {
 
   /** Minor units as a decimal amount in the currency's major unit, e.g. 1999 EUR as 19.99. */
   public static String major(long minor, String currency) {
@@ -76,6 +79,16 @@ public record Discrepancy(
         .put("confidence", confidence)
         .put("occurred_at", occurredAt.toString())
         .put("age_days", Math.round(ageDays(asOf) * 10) / 10.0)
-        .put("evidence", evidence);
+        .put("evidence", evidence)
+        .put("resolution", resolution());
+  }
+
+  /**
+   * How it was resolved, when it is: when and with what note (one carried over from an earlier run
+   * reads {@code resolved in run <id>: <note>}, at that run's time); null while it is open.
+   */
+  public JsonObject resolution() {
+    return "resolved".equals(status) ? new JsonObject()
+        .put("resolved_at", resolvedAt == null ? null : resolvedAt.toString()).put("note", resolutionNote) : null;
   }
 }

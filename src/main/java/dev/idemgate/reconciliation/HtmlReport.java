@@ -7,6 +7,7 @@ import java.math.BigDecimal;
 import java.sql.Connection;
 import java.text.DecimalFormat;
 import java.text.DecimalFormatSymbols;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.EnumMap;
@@ -16,8 +17,8 @@ import java.util.Map;
 
 /**
  * A self-contained HTML report for a finance reader: inline CSS and inline SVG charts (no script,
- * font or image is fetched), the counts and the money at stake by category, and the discrepancies
- * to act on first with what to do about each.
+ * font or image is fetched), the counts and the money at stake by category, the discrepancies
+ * to act on first with what to do about each, and the latest resolutions with their notes.
  */
 final class HtmlReport {
   /** How the report shows a category: its colour, its name, and what it means for the money. */
@@ -73,7 +74,11 @@ final class HtmlReport {
       .muted{color:#808b96}
       .legend td:first-child{white-space:nowrap}
       .note{color:#566573;font-size:13px}
+      td.resolution{white-space:pre-wrap;overflow-wrap:anywhere}
       """;
+
+  /** The characters of a resolution note the page shows; the JSON and CSV reports have it whole. */
+  private static final int NOTE_SHOWN = 1_000;
 
   private HtmlReport() {}
 
@@ -97,7 +102,7 @@ final class HtmlReport {
         + (run.merchantPrefix() == null ? "" : " · merchants <b>" + esc(run.merchantPrefix()) + "*</b>")
         + " · ledger window " + (run.windowFrom() == null ? "—" : esc(day(run.windowFrom().toString()) + " to " + day(run.windowTo().toString())))
         + " · run <span class=\"mono\">" + esc(run.id()) + "</span> · " + esc(run.status())
-        + " · as of " + esc(run.asOf().toString().replace('T', ' ').replaceAll("\\.\\d+Z$|Z$", " UTC")) + "</div>\n");
+        + " · as of " + esc(time(run.asOf())) + "</div>\n");
     if (run.error() != null) {
       out.write("<p class=\"card alert\">This run failed: " + esc(run.error()) + "</p>");
     }
@@ -143,8 +148,8 @@ final class HtmlReport {
         + "the category is, and how old the item is; # is the order to act in. Id is the discrepancy's id in the "
         + "JSON and CSV reports, the one to resolve it by. " + (total > ReportWriter.HTML_ROWS
         ? String.format(Locale.ROOT, "The first %,d of %,d open are shown; the JSON and CSV reports list all.", ReportWriter.HTML_ROWS, total)
-        : "") + (resolved > 0 ? String.format(Locale.ROOT, " %,d resolved are not listed here; the JSON and CSV reports "
-        + "list them with their status.", resolved) : "") + "</p>\n");
+        : "") + (resolved > 0 ? String.format(Locale.ROOT, " %,d resolved are not listed here but under Resolved below.",
+        resolved) : "") + "</p>\n");
     out.write("<table><thead><tr><th class=\"num\">#</th><th class=\"num\">Id</th><th>Category</th><th>What to do</th>"
         + "<th class=\"num\">At stake</th>"
         + "<th class=\"num\">Ledger</th><th class=\"num\">Provider</th><th>Payment · settlement · reference</th>"
@@ -159,6 +164,17 @@ final class HtmlReport {
           : "No discrepancies: the ledger and the settlement file agree.") + "</td></tr>");
     }
     out.write("</tbody></table>\n");
+
+    if (resolved > 0) {
+      out.write("<h2>Resolved</h2><p class=\"note\">When each was resolved, and the note it was resolved with; one "
+          + "resolved in an earlier run with the same facts names that run. Latest first. " + (resolved > ReportWriter.HTML_ROWS
+          ? String.format(Locale.ROOT, "The latest %,d of %,d are shown; the JSON and CSV reports list all.", ReportWriter.HTML_ROWS, resolved)
+          : "") + "</p>\n");
+      out.write("<table><thead><tr><th class=\"num\">Id</th><th>Category</th><th class=\"num\">At stake</th>"
+          + "<th>Payment · settlement · reference</th><th>Resolved</th><th>Note</th></tr></thead><tbody>\n");
+      ReconciliationStore.resolvedDiscrepancies(c, run.id(), ReportWriter.HTML_ROWS, d -> out.write(resolvedRow(d)));
+      out.write("</tbody></table>\n");
+    }
 
     out.write("<h2>What the categories mean</h2><table class=\"legend\"><thead><tr><th>Category</th><th>Meaning</th>"
         + "<th>What to do</th><th class=\"num\">Open</th></tr></thead><tbody>");
@@ -231,17 +247,7 @@ final class HtmlReport {
         : esc(money(d.ledgerAmount(), d.ledgerCurrency())) + "<br><span class=\"muted\">" + esc(d.ledgerStatus()) + "</span>";
     String provider = d.settlementAmount() == null ? "<span class=\"muted\">none</span>"
         : esc(money(d.settlementAmount(), d.settlementCurrency())) + "<br><span class=\"muted\">" + esc(d.settlementStatus()) + "</span>";
-    StringBuilder ids = new StringBuilder("<span class=\"mono\">");
-    if (d.paymentId() != null) {
-      ids.append(esc(d.paymentId())).append("<br>");
-    }
-    if (d.settlementId() != null) {
-      ids.append("settlement ").append(esc(d.settlementId())).append(" (line ").append(d.settlementLine()).append(")<br>");
-    }
-    if (d.providerReference() != null) {
-      ids.append("ref ").append(esc(d.providerReference()));
-    }
-    ids.append("</span>");
+    StringBuilder ids = ids(d);
     if (d.evidence().containsKey("candidate_confidence")) {
       ids.append("<br><span class=\"muted\">possible match ")
           .append(esc(String.valueOf(d.evidence().getValue(d.paymentId() == null ? "candidate_payment_id" : "candidate_settlement_line"))))
@@ -255,6 +261,33 @@ final class HtmlReport {
         + esc(money(d.valueMinor(), d.valueCurrency())) + "</b></td><td class=\"num\">" + ledger
         + "</td><td class=\"num\">" + provider + "</td><td>" + ids + "</td><td>" + match + "</td><td class=\"num\">"
         + String.format(Locale.ROOT, "%.1f", d.ageDays(run.asOf())) + "</td></tr>\n";
+  }
+
+  /** The payment, settlement row and reference of a discrepancy, those it has, one a line. */
+  private static StringBuilder ids(Discrepancy d) {
+    StringBuilder ids = new StringBuilder("<span class=\"mono\">");
+    if (d.paymentId() != null) {
+      ids.append(esc(d.paymentId())).append("<br>");
+    }
+    if (d.settlementId() != null) {
+      ids.append("settlement ").append(esc(d.settlementId())).append(" (line ").append(d.settlementLine()).append(")<br>");
+    }
+    if (d.providerReference() != null) {
+      ids.append("ref ").append(esc(d.providerReference()));
+    }
+    return ids.append("</span>");
+  }
+
+  /** A resolved discrepancy: what it was, when it was resolved and the note, cut at {@value #NOTE_SHOWN} characters. */
+  private static String resolvedRow(Discrepancy d) {
+    String note = d.resolutionNote() == null ? "<span class=\"muted\">no note</span>"
+        : d.resolutionNote().length() <= NOTE_SHOWN ? esc(d.resolutionNote())
+        // Not between the two halves of a surrogate pair.
+        : esc(d.resolutionNote().substring(0, Character.isHighSurrogate(d.resolutionNote().charAt(NOTE_SHOWN - 1))
+            ? NOTE_SHOWN - 1 : NOTE_SHOWN)) + "<span class=\"muted\">… (whole in the JSON and CSV reports)</span>";
+    return "<tr><td class=\"num mono\">" + d.id() + "</td><td>" + tag(d.category()) + "</td><td class=\"num\">"
+        + esc(money(d.valueMinor(), d.valueCurrency())) + "</td><td>" + ids(d) + "</td><td class=\"num\">"
+        + (d.resolvedAt() == null ? "—" : esc(time(d.resolvedAt()))) + "</td><td class=\"resolution\">" + note + "</td></tr>\n";
   }
 
   private static String matchTable(JsonObject matches) {
@@ -311,6 +344,11 @@ final class HtmlReport {
     format.setMinimumFractionDigits(major.scale());
     format.setMaximumFractionDigits(major.scale());
     return currency + " " + format.format(major);
+  }
+
+  /** A moment as the page shows it: "2026-03-01 09:15:02 UTC", to the second. */
+  static String time(Instant instant) {
+    return instant.toString().replace('T', ' ').replaceAll("\\.\\d+Z$|Z$", " UTC");
   }
 
   private static String day(String instant) {

@@ -6,6 +6,7 @@ import dev.idemgate.http.ApiProblem;
 import dev.idemgate.http.ErrorCode;
 import dev.idemgate.http.Problems;
 import dev.idemgate.http.QueryParameters;
+import dev.idemgate.payment.PaymentRequestParser;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.WorkerExecutor;
@@ -46,7 +47,8 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code GET /admin/reconciliations} — the latest runs, each with what it found and, read when
  *       asked as in its report, how many of those are resolved and what is still open.</li>
  *   <li>{@code GET /admin/reconciliations/{id}?format=json|csv|html} — the run; once COMPLETED, its report.</li>
- *   <li>{@code POST /admin/reconciliations/{id}/discrepancies/{n}/resolve} — body {@code {"note": "…"}}.</li>
+ *   <li>{@code POST /admin/reconciliations/{id}/discrepancies/{n}/resolve} — body {@code {"note": "…"}}, once:
+ *       a discrepancy resolved already gets 409 naming when and with what note.</li>
  * </ul>
  * Runs are JDBC batch work (COPY, set-based joins), so they execute on a dedicated worker pool of
  * two threads, never on the event loop; the uploads are written with the non-blocking file system.
@@ -424,28 +426,80 @@ public final class ReconciliationRoutes {
       Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no such reconciliation run"));
       return;
     }
-    Buffer body = ctx.body().buffer();
     String note;
     try {
-      note = body == null || body.length() == 0 ? null : text("note", new JsonObject(body).getString("note"), true);
+      note = note(ctx.body().buffer());
     } catch (ApiProblem problem) {
       Problems.send(ctx, problem);
-      return;
-    } catch (RuntimeException e) {
-      Problems.send(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, "send {\"note\": \"why it is resolved\"} or no body"));
       return;
     }
     workers.executeBlocking(() -> {
       try (Connection c = Jdbc.connect(pgUrl)) {
         return ReconciliationStore.resolve(c, id, discrepancy, note);
       }
-    }, false).onSuccess(found -> {
-      if (found) {
-        ctx.response().putHeader("Content-Type", "application/json")
-            .end(new JsonObject().put("id", discrepancy).put("status", "resolved").encode());
+    }, false).onSuccess(resolution -> {
+      if (resolution instanceof ReconciliationStore.Resolution.Resolved now) {
+        ctx.response().putHeader("Content-Type", "application/json").end(new JsonObject().put("id", discrepancy)
+            .put("status", "resolved").put("resolved_at", now.at().toString()).put("note", note).encode());
+      } else if (resolution instanceof ReconciliationStore.Resolution.AlreadyResolved earlier) {
+        String at = earlier.at() == null ? null : earlier.at().toString();
+        Problems.send(ctx, new ApiProblem(ErrorCode.CONFLICT, "discrepancy " + discrepancy + " of run " + id
+            + " was resolved already, at " + at + ", "
+            + (earlier.note() == null ? "with no note" : "with the note " + quoted(earlier.note()))
+            + "; a resolution is not overwritten: nothing was changed")
+            .with("resolved_at", at).with("resolution_note", earlier.note()));
       } else {
         Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "run " + id + " has no discrepancy " + discrepancy));
       }
     }).onFailure(ctx::fail);
+  }
+
+  /** The shape of a resolution, which each refusal of one gives after naming its fault. */
+  private static final String RESOLUTION_SHAPE = "send {\"note\": \"what was done about it (a refund, a ticket)\"}";
+  /** The characters of an earlier note a 409's detail quotes; its {@code resolution_note} has it whole. */
+  private static final int NOTE_QUOTED = 200;
+
+  /**
+   * The note of a resolution: the body must be {@code {"note": "…"}}, the note text that says
+   * something. It is the audit record of what was done about the discrepancy, so a body without one,
+   * or with a member that would not be recorded ({@code "ticket": 42}), is refused, not resolved
+   * with no note or part of one; each refusal names its fault.
+   */
+  static String note(Buffer body) {
+    JsonObject json = PaymentRequestParser.strictObject(body);
+    if (json == null) {
+      throw badResolution(PaymentRequestParser.whyNotOneObject(body));
+    }
+    List<String> unknown = json.fieldNames().stream().filter(field -> !field.equals("note")).sorted()
+        .map(field -> PaymentRequestParser.memberName(field) + " is no member of a resolution").toList();
+    if (!unknown.isEmpty()) {
+      throw badResolution(String.join("; ", unknown));
+    }
+    Object note = json.getValue("note");
+    if (note == null) {
+      throw badResolution("note is missing");
+    }
+    if (!(note instanceof String text)) {
+      throw badResolution("note must be text");
+    }
+    if (text.isBlank()) {
+      throw badResolution("note is empty");
+    }
+    if (PaymentRequestParser.hasLoneSurrogate(text)) {
+      // Stored, half a surrogate pair would become '?': the note would not be the one sent.
+      throw badResolution("note holds an unpaired surrogate escape (\\ud800-\\udfff alone)");
+    }
+    return text("note", text, true);
+  }
+
+  private static ApiProblem badResolution(String fault) {
+    return new ApiProblem(ErrorCode.INVALID_REQUEST, (fault == null ? "not a resolution" : fault) + ": " + RESOLUTION_SHAPE);
+  }
+
+  /** A note as a detail quotes it: in quotes, cut at {@value #NOTE_QUOTED} characters. */
+  private static String quoted(String note) {
+    return note.length() <= NOTE_QUOTED ? "\"" + note + "\""
+        : "\"" + note.substring(0, Character.isHighSurrogate(note.charAt(NOTE_QUOTED - 1)) ? NOTE_QUOTED - 1 : NOTE_QUOTED)
+            + "…\" (whole in resolution_note)";
   }
 }

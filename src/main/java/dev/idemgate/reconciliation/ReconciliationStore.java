@@ -7,6 +7,7 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Timestamp;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -53,15 +54,25 @@ final class ReconciliationStore {
   /** The same, with {@code openOnly} leaving out the discrepancies resolved. */
   static void discrepancies(Connection c, String runId, boolean openOnly, int limit, Sink<Discrepancy> sink)
       throws Exception {
+    stream(c, runId, (openOnly ? " AND status = 'open'" : "") + " ORDER BY priority", limit, sink);
+  }
+
+  /** The run's resolved discrepancies, the latest resolution first, at most {@code limit}. */
+  static void resolvedDiscrepancies(Connection c, String runId, int limit, Sink<Discrepancy> sink) throws Exception {
+    stream(c, runId, " AND status = 'resolved' ORDER BY resolved_at DESC NULLS LAST, priority", limit, sink);
+  }
+
+  /** {@code order}: the rest of the WHERE clause and the ORDER BY, constant text, never a client's. */
+  private static void stream(Connection c, String runId, String order, int limit, Sink<Discrepancy> sink)
+      throws Exception {
     boolean autoCommit = c.getAutoCommit();
     c.setAutoCommit(false);
     try (PreparedStatement s = c.prepareStatement("""
         SELECT id, priority, score, category, status, value_minor, value_currency, payment_id, merchant_id,
                settlement_id, settlement_line, provider_reference, provider_key, ledger_amount, ledger_currency,
                ledger_status, settlement_amount, settlement_currency, settlement_status, match_method, confidence,
-               occurred_at, evidence::text, remediation
-        FROM idemgate.reconciliation_discrepancies WHERE run_id = ?"""
-        + (openOnly ? " AND status = 'open'" : "") + " ORDER BY priority" + (limit > 0 ? " LIMIT " + limit : ""))) {
+               occurred_at, evidence::text, remediation, resolved_at, resolution_note
+        FROM idemgate.reconciliation_discrepancies WHERE run_id = ?""" + order + (limit > 0 ? " LIMIT " + limit : ""))) {
       s.setFetchSize(FETCH);
       s.setString(1, runId);
       try (ResultSet rs = s.executeQuery()) {
@@ -70,7 +81,7 @@ final class ReconciliationStore {
               Category.Remediation.valueOf(rs.getString(24)), rs.getString(5), rs.getLong(6), rs.getString(7), rs.getString(8), rs.getString(9), rs.getString(10),
               (Long) rs.getObject(11), rs.getString(12), rs.getString(13), (Long) rs.getObject(14), rs.getString(15),
               rs.getString(16), (Long) rs.getObject(17), rs.getString(18), rs.getString(19), rs.getString(20),
-              (Double) rs.getObject(21), instant(rs, 22), new JsonObject(rs.getString(23))));
+              (Double) rs.getObject(21), instant(rs, 22), new JsonObject(rs.getString(23)), instant(rs, 25), rs.getString(26)));
         }
       }
     } finally {
@@ -284,15 +295,44 @@ final class ReconciliationStore {
     return matches;
   }
 
-  /** Marks a discrepancy resolved, with a note; false when the run has no such discrepancy. */
-  static boolean resolve(Connection c, String runId, long id, String note) throws SQLException {
+  /** What became of a resolution sent for a discrepancy. */
+  sealed interface Resolution {
+    /** Resolved now, at {@code at} (PostgreSQL's clock), with the note sent. */
+    record Resolved(Instant at) implements Resolution {}
+
+    /** Resolved before, by an operator or carried over from an earlier run; left as it was. */
+    record AlreadyResolved(Instant at, String note) implements Resolution {}
+
+    /** The run has no such discrepancy. */
+    record NotFound() implements Resolution {}
+  }
+
+  /**
+   * Marks an open discrepancy resolved, with a note. A resolved one is left as it is: its note is the
+   * audit record of what was done about it, which a second resolution used to overwrite. The update
+   * is conditional on the status, so of two sent at once one resolves and the other finds it resolved;
+   * that one's read is a statement of its own, so it sees what the first committed.
+   */
+  static Resolution resolve(Connection c, String runId, long id, String note) throws SQLException {
     try (PreparedStatement s = c.prepareStatement("""
         UPDATE idemgate.reconciliation_discrepancies SET status = 'resolved', resolved_at = now(), resolution_note = ?
-        WHERE run_id = ? AND id = ?""")) {
+        WHERE run_id = ? AND id = ? AND status = 'open' RETURNING resolved_at""")) {
       s.setString(1, note);
       s.setString(2, runId);
       s.setLong(3, id);
-      return s.executeUpdate() == 1;
+      try (ResultSet rs = s.executeQuery()) {
+        if (rs.next()) {
+          return new Resolution.Resolved(instant(rs, 1));
+        }
+      }
+    }
+    try (PreparedStatement s = c.prepareStatement("""
+        SELECT resolved_at, resolution_note FROM idemgate.reconciliation_discrepancies WHERE run_id = ? AND id = ?""")) {
+      s.setString(1, runId);
+      s.setLong(2, id);
+      try (ResultSet rs = s.executeQuery()) {
+        return rs.next() ? new Resolution.AlreadyResolved(instant(rs, 1), rs.getString(2)) : new Resolution.NotFound();
+      }
     }
   }
 
@@ -315,7 +355,7 @@ final class ReconciliationStore {
     return runs;
   }
 
-  private static java.time.Instant instant(ResultSet rs, int column) throws SQLException {
+  private static Instant instant(ResultSet rs, int column) throws SQLException {
     Timestamp t = rs.getTimestamp(column);
     return t == null ? null : t.toInstant();
   }

@@ -20,7 +20,8 @@ public final class ReportWriter {
   static final List<String> CSV_COLUMNS = List.of("priority", "category", "remediation", "status", "score",
       "value", "value_currency", "value_minor", "payment_id", "merchant_id", "settlement_id", "settlement_line",
       "provider_reference", "provider_key", "ledger_amount", "ledger_currency", "ledger_status", "settlement_amount",
-      "settlement_currency", "settlement_status", "match_method", "confidence", "occurred_at", "age_days", "evidence", "id");
+      "settlement_currency", "settlement_status", "match_method", "confidence", "occurred_at", "age_days", "evidence", "id",
+      "resolved_at", "resolution_note");
 
   private ReportWriter() {}
 
@@ -66,7 +67,8 @@ public final class ReportWriter {
           d.providerReference(), d.providerKey(), d.ledgerAmount(), d.ledgerCurrency(), d.ledgerStatus(),
           d.settlementAmount(), d.settlementCurrency(), d.settlementStatus(), d.matchMethod(),
           d.confidence() == null ? null : String.format(Locale.ROOT, "%.4f", d.confidence()),
-          d.occurredAt().toString(), String.format(Locale.ROOT, "%.1f", d.ageDays(run.asOf())), d.evidence().encode(), d.id()};
+          d.occurredAt().toString(), String.format(Locale.ROOT, "%.1f", d.ageDays(run.asOf())), d.evidence().encode(), d.id(),
+          d.resolvedAt(), d.resolutionNote()};
       for (int i = 0; i < values.length; i++) {
         if (i > 0) {
           out.write(',');

@@ -174,7 +174,7 @@ final class RecoveryStore {
    * PROCESSING branch read the partial index of PROCESSING records, one entry per claim in flight.
    */
   static final String PENDING_LIST = """
-      SELECT merchant_id, encode(sha256(convert_to(idempotency_key, 'UTF8')), 'hex') AS key_hash, payment_id, state,
+      SELECT merchant_id, provider_key, encode(sha256(convert_to(idempotency_key, 'UTF8')), 'hex') AS key_hash, payment_id, state,
              inquiry_attempts, next_inquiry_at, created_at,
              created_at <= now() - $2 * interval '1 millisecond' AS beyond_provider_key_retention,
              CASE WHEN state = 'PROCESSING' AND lease_expires_at >= now() THEN lease_expires_at END AS held_until
@@ -373,7 +373,8 @@ final class RecoveryStore {
   }
 
   /**
-   * The unresolved records for {@code /admin/pending}, oldest first: key hashes, never raw keys.
+   * The unresolved records for {@code /admin/pending}, oldest first: each with its provider key and
+   * the hash of its client key, never the raw key.
    * {@code more} says whether records past {@code limit} match too.
    *
    * @param merchantId only this merchant's, or null for all
@@ -390,6 +391,12 @@ final class RecoveryStore {
         OffsetDateTime heldUntil = row.getOffsetDateTime("held_until");
         list.add(new JsonObject()
             .put("merchant_id", row.getString("merchant_id"))
+            // The key the charge went to the acquirer under, the one its charge log is looked up by: a
+            // hash of merchant and key (and, for a key used again after it expired, payment id) that
+            // the acquirer receives with every charge, so no secret.
+            .put("provider_key", row.getString("provider_key"))
+            // SHA-256 of the client's key alone, the access log's key_sha256 (its first 16 digits):
+            // for finding the payment's requests there. No key the acquirer knows.
             .put("key_sha256", row.getString("key_hash"))
             .put("payment_id", row.getString("payment_id"))
             .put("state", row.getString("state"))

@@ -326,7 +326,8 @@ public final class RecoveryVerticle extends VerticleBase {
       } else {
         log.info("an operator settled payment {} as {}", r.paymentId(), outcome);
       }
-      return Future.succeededFuture(new JsonObject().put("payment_id", r.paymentId()).put("resolved_as", settledAs)
+      return Future.succeededFuture(new JsonObject().put("payment_id", r.paymentId())
+          .put("provider_key", r.providerKey()).put("resolved_as", settledAs)
           .put("verdict_overridden", overridden).put("acquirer_answered", answered));
     });
   }

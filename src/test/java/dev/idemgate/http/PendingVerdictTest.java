@@ -7,6 +7,7 @@ import io.vertx.core.buffer.Buffer;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 class PendingVerdictTest {
@@ -49,6 +50,32 @@ class PendingVerdictTest {
   void verdictsRefused(String body) {
     assertThatThrownBy(() -> ManagementVerticle.verdict(Buffer.buffer(body)))
         .isInstanceOfSatisfying(ApiProblem.class, p -> assertThat(p.code()).isEqualTo(ErrorCode.INVALID_REQUEST));
+  }
+
+  @ParameterizedTest
+  @CsvSource(delimiter = '|', quoteCharacter = '`', value = {
+      "{\"outcome\":\"succeeded\",\"provider_reference\":\"ch_1\",\"decline_code\":\"insufficient_funds\"}"
+          + "|decline_code is taken only with outcome declined, not succeeded",
+      "{\"outcome\":\"not_charged\",\"provider_reference\":\"ch_1\"}"
+          + "|provider_reference is taken only with outcome succeeded or declined, not not_charged",
+      "{\"outcome\":\"declined\",\"note\":\"x\"}|note is no member of a verdict",
+      "{\"outcome\":\"refunded\"}|outcome must be succeeded, declined or not_charged",
+      "{\"outcome\":7}|outcome must be succeeded, declined or not_charged",
+      "{\"provider_reference\":\"ch_1\"}|outcome is missing",
+      "{\"outcome\":null}|outcome is missing",
+      "not json|the body is not JSON",
+      "{\"outcome\":\"declined\"|the body is not JSON",
+      "`[\"succeeded\"]`|the body is JSON but not an object",
+      "{\"outcome\":\"declined\"} {}|the body holds more than one JSON value",
+      "{\"outcome\":\"declined\",\"outcome\":\"not_charged\"}|member outcome is sent twice",
+      "{\"outcome\":\"not_charged\",\"without_acquirer\":true,\"without_acquirer\":false}"
+          + "|member without_acquirer is sent twice",
+      "|the body is empty"})
+  @DisplayName("a refused verdict's detail names what is wrong with it first, then the shape a verdict takes")
+  void refusalNamesTheFault(String body, String fault) {
+    assertThatThrownBy(() -> ManagementVerticle.verdict(Buffer.buffer(body == null ? "" : body)))
+        .isInstanceOfSatisfying(ApiProblem.class, p -> assertThat(p.detail()).startsWith(fault)
+            .contains("send {\"outcome\": \"succeeded\""));
   }
 
   @Test

@@ -173,6 +173,81 @@ class ReconciliationApiIT {
     }
   }
 
+  @Test
+  @DisplayName("a discrepancy is resolved once, with a note: a second resolution gets 409 naming when and with what "
+      + "note it was resolved, and the first note stays; a missing or empty note is 400 naming the fault; the JSON, "
+      + "CSV and HTML reports show each resolution's note and time")
+  void aResolutionIsKeptAndReported() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().minus(Duration.ofDays(5)).truncatedTo(ChronoUnit.SECONDS);
+      shopPayments(ledger, base);
+      String csv = "settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n"
+          + shopRow(ledger, "s1", "ch_1", 2_500, base.plus(Duration.ofHours(5)))
+          + shopRow(ledger, "s2", "ch_1", 2_500, base.plus(Duration.ofHours(9)))
+          + shopRow(ledger, "s4", "ch_3", 900, base.plus(Duration.ofDays(3)).plusSeconds(60));
+      int port = gateway.config().managementPort();
+      String id = awaitCompleted(upload("?merchant_prefix=" + ledger.prefix + "&name=day.csv", csv).json().getString("id"))
+          .getJsonObject("run").getString("id");
+      long duplicate = discrepancyOf(reportOf(id), "DUPLICATE_CHARGE").getLong("id");
+      String path = "/admin/reconciliations/" + id + "/discrepancies/" + duplicate + "/resolve";
+
+      Map<String, String> faults = new java.util.LinkedHashMap<>();
+      faults.put("", "the body is empty");
+      faults.put("{}", "note is missing");
+      faults.put("{\"note\":null}", "note is missing");
+      faults.put("{\"note\":\"\"}", "note is empty");
+      faults.put("{\"note\":\" \\n \"}", "note is empty");
+      faults.put("{\"note\":42}", "note must be text");
+      faults.put("not json", "the body is not JSON");
+      faults.put("{\"note\":\"refunded\",\"ticket\":42}", "ticket is no member of a resolution");
+      faults.put("{\"note\":\"a\",\"note\":\"b\"}", "member note is sent twice");
+      for (Map.Entry<String, String> fault : faults.entrySet()) {
+        Http.Reply refused = http.send(HttpMethod.POST, port, path, admin(), Buffer.buffer(fault.getKey()));
+        assertThat(refused.status()).as(fault.getKey()).isEqualTo(400);
+        assertThat(refused.json().getString("detail")).as(fault.getKey()).startsWith(fault.getValue())
+            .contains("send {\"note\":");
+      }
+      assertThat(discrepancyOf(reportOf(id), "DUPLICATE_CHARGE").getString("status")).as("nothing marked").isEqualTo("open");
+
+      Http.Reply first = http.send(HttpMethod.POST, port, path, admin(),
+          Buffer.buffer("{\"note\":\"refunded duplicate, ticket 42\"}"));
+      assertThat(first.status()).as(first.body()).isEqualTo(200);
+      String resolvedAt = first.json().getString("resolved_at");
+      assertThat(Instant.parse(resolvedAt)).isCloseTo(Instant.now(), org.assertj.core.api.Assertions.within(1, ChronoUnit.MINUTES));
+      assertThat(first.json().getString("note")).isEqualTo("refunded duplicate, ticket 42");
+
+      Http.Reply again = http.send(HttpMethod.POST, port, path, admin(), Buffer.buffer("{\"note\":\"again\"}"));
+      assertThat(again.status()).as(again.body()).isEqualTo(409);
+      assertThat(again.json().getString("code")).isEqualTo("conflict");
+      assertThat(again.json().getString("detail")).contains(resolvedAt).contains("refunded duplicate, ticket 42")
+          .contains("nothing was changed");
+      assertThat(again.json().getString("resolved_at")).isEqualTo(resolvedAt);
+      assertThat(again.json().getString("resolution_note")).isEqualTo("refunded duplicate, ticket 42");
+
+      JsonObject report = reportOf(id);
+      assertThat(discrepancyOf(report, "DUPLICATE_CHARGE").getJsonObject("resolution"))
+          .isEqualTo(new JsonObject().put("resolved_at", resolvedAt).put("note", "refunded duplicate, ticket 42"));
+      JsonObject open = discrepancyOf(report, "MISSING_IN_SETTLEMENT");
+      assertThat(open.containsKey("resolution")).isTrue();
+      assertThat(open.getValue("resolution")).isNull();
+
+      List<String> csvLines = http.get(port, "/admin/reconciliations/" + id + "?format=csv", TestGateway.ADMIN_TOKEN).body()
+          .lines().toList();
+      assertThat(csvLines.get(0)).endsWith(",id,resolved_at,resolution_note");
+      assertThat(csvLines).anyMatch(line -> line.endsWith("," + duplicate + "," + resolvedAt + ",\"refunded duplicate, ticket 42\""));
+      assertThat(csvLines).anyMatch(line -> line.endsWith("," + open.getLong("id") + ",,"));
+
+      String html = http.get(port, "/admin/reconciliations/" + id + "?format=html", TestGateway.ADMIN_TOKEN).body();
+      assertThat(html).contains("refunded duplicate, ticket 42").contains(HtmlReport.time(Instant.parse(resolvedAt)));
+    }
+  }
+
+  /** The report's one discrepancy of {@code category}. */
+  private static JsonObject discrepancyOf(JsonObject report, String category) {
+    return report.getJsonArray("discrepancies").stream().map(JsonObject.class::cast)
+        .filter(d -> d.getString("category").equals(category)).findFirst().orElseThrow();
+  }
+
   /** The run's entry in GET /admin/reconciliations. */
   private static JsonObject listed(String id) {
     return http.get(gateway.config().managementPort(), "/admin/reconciliations", TestGateway.ADMIN_TOKEN).json()

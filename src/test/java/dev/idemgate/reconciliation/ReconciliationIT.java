@@ -151,8 +151,9 @@ class ReconciliationIT {
       List<String> lines = Files.readAllLines(csvReport);
       assertThat(lines).hasSize(9);
       assertThat(lines.get(0)).isEqualTo(String.join(",", ReportWriter.CSV_COLUMNS));
-      // priority first; the id (that run's own) last, added after the others so positional readers keep theirs.
-      assertThat(lines.get(1)).matches("1,DUPLICATE_CHARGE,REFUND_DUPLICATE,open,.*,\\d+");
+      // priority first; the id (that run's own), then the resolution's time and note (none while open), added
+      // after the others so positional readers keep theirs.
+      assertThat(lines.get(1)).matches("1,DUPLICATE_CHARGE,REFUND_DUPLICATE,open,.*,\\d+,,");
       assertThat(LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix", p,
           "--format", "html", "--out", html.toString()).status()).isZero();
       String page = Files.readString(html);
@@ -637,7 +638,8 @@ class ReconciliationIT {
       try (Connection c = Jdbc.connect(TestGateway.pgUrl())) {
         for (Object o : found.getJsonArray("discrepancies")) {
           JsonObject d = (JsonObject) o;
-          assertThat(ReconciliationStore.resolve(c, runId, d.getLong("id"), "checked")).as(d.getString("category")).isTrue();
+          assertThat(ReconciliationStore.resolve(c, runId, d.getLong("id"), "checked")).as(d.getString("category"))
+              .isInstanceOf(ReconciliationStore.Resolution.Resolved.class);
         }
       }
       assertThat(found.getJsonArray("discrepancies").stream().map(o -> ((JsonObject) o).getString("settlement_id")))
@@ -878,7 +880,8 @@ class ReconciliationIT {
           .filter(d -> d.getString("category").equals("DUPLICATE_CHARGE")).findFirst().orElseThrow();
       assertThat(duplicate.getString("payment_id")).isEqualTo(paidTwice);
       try (Connection c = Jdbc.connect(TestGateway.pgUrl())) {
-        assertThat(ReconciliationStore.resolve(c, runId, duplicate.getLong("id"), "refunded R-1")).isTrue();
+        assertThat(ReconciliationStore.resolve(c, runId, duplicate.getLong("id"), "refunded R-1"))
+            .isInstanceOf(ReconciliationStore.Resolution.Resolved.class);
         ReconciliationRun run = ReconciliationStore.run(c, runId).orElseThrow();
         java.io.StringWriter json = new java.io.StringWriter();
         ReportWriter.write(ReportFormat.JSON, c, run, json);
@@ -889,8 +892,12 @@ class ReconciliationIT {
         // EUR 30 + 50 (orphan): the difference and the ledger's EUR 30 are the same money again, the duplicate is
         // resolved. Not the sum of every category's money, the duplicate's included: EUR 100 + 30 + 70 + 30 + 50.
         assertThat(page).contains("<div class=\"n stake\">EUR 80.00<br>USD 30.00</div>")
-            .contains("<div class=\"n\">5</div><div class=\"l\">discrepancies to look at (1 more resolved)</div>")
+            .contains("<div class=\"n\">5</div><div class=\"l\">discrepancies to look at (1 more resolved)</div>");
+        // The resolved duplicate is not among those to act on, but listed as resolved, with its note.
+        assertThat(page.substring(page.indexOf("<h2>Act on these first</h2>"), page.indexOf("<h2>Resolved</h2>")))
             .doesNotContain("s_dup2");
+        assertThat(page.substring(page.indexOf("<h2>Resolved</h2>"), page.indexOf("<h2>What the categories mean</h2>")))
+            .contains("s_dup2", "refunded R-1");
 
         JsonObject after = new JsonObject(json.toString());
         JsonObject open = after.getJsonObject("summary").getJsonObject("open");
@@ -906,8 +913,7 @@ class ReconciliationIT {
 
         // The table numbers the open discrepancies it shows 1 to 5, with no gap where the resolved one
         // ranked, and names each by its id, in the JSON report's order.
-        String table = page.substring(page.indexOf("<h2>Act on these first</h2>"),
-            page.indexOf("<h2>What the categories mean</h2>"));
+        String table = page.substring(page.indexOf("<h2>Act on these first</h2>"), page.indexOf("<h2>Resolved</h2>"));
         List<Long> numbers = new ArrayList<>();
         List<Long> ids = new ArrayList<>();
         Matcher shown = Pattern.compile("<tr><td class=\"num\">(\\d+)</td>(?:<td class=\"num mono\">(\\d+)</td>)?")
@@ -950,7 +956,8 @@ class ReconciliationIT {
         order.add(pair(discrepancies, "s_declined_usd").get(1));
         discrepancies.stream().filter(d -> !order.contains(d)).forEach(order::add);
         for (JsonObject d : order) {
-          assertThat(ReconciliationStore.resolve(c, runId, d.getLong("id"), "checked")).isTrue();
+          assertThat(ReconciliationStore.resolve(c, runId, d.getLong("id"), "checked"))
+              .isInstanceOf(ReconciliationStore.Resolution.Resolved.class);
           assertThat(listed(c, runId)).as("after resolving %s", d.getString("category"))
               .isEqualTo(ReconciliationStore.currentFigures(c, runId));
           if (d == order.get(0)) {
@@ -994,7 +1001,8 @@ class ReconciliationIT {
       assertThat(found.getJsonObject("summary").getLong("total")).isEqualTo(orphans);
       long resolved = found.getJsonArray("discrepancies").getJsonObject(0).getLong("id");
       try (Connection c = Jdbc.connect(TestGateway.pgUrl())) {
-        assertThat(ReconciliationStore.resolve(c, runId, resolved, "refunded")).isTrue();
+        assertThat(ReconciliationStore.resolve(c, runId, resolved, "refunded"))
+            .isInstanceOf(ReconciliationStore.Resolution.Resolved.class);
         try (var s = c.createStatement()) {
           s.execute("ANALYZE idemgate.reconciliation_discrepancies"); // plans as a table long in use has them
         }

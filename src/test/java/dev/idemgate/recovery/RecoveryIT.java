@@ -528,11 +528,36 @@ class RecoveryIT {
     assertThat(overridden.status()).as(overridden.body()).isEqualTo(200);
     assertThat(overridden.json().getString("resolved_as")).isEqualTo("succeeded");
     assertThat(overridden.json().getBoolean("verdict_overridden")).isTrue();
+    assertThat(overridden.json().getString("provider_key")).as("the key to look the payment up by at the acquirer")
+        .isEqualTo(ProviderKeys.of(MERCHANT_A, key));
     assertThat(state(MERCHANT_A, key)).isEqualTo("COMPLETED");
     Reply retry = http.pay(gateway.apiPort(), KEY_A, key, body);
     assertThat(retry.status()).isEqualTo(201);
     assertThat(retry.header("Idempotent-Replayed")).isEqualTo("true");
     assertThat(charges(MERCHANT_A, key)).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("/admin/pending names each payment's provider_key, the key the acquirer knows it by: looked up there, "
+      + "it finds the charge; key_sha256, the client's key alone, is no key the acquirer knows")
+  void pendingListNamesTheProviderKey() {
+    String key = Http.newKey();
+    claim(key, Http.payment(1237, "tok_visa"), "simulator");
+    chargeAtTheAcquirer(key, 1237);
+    String paymentId = quietPending(key, false);
+    try {
+      JsonObject entry = pendingList(gateway, "?payment_id=" + paymentId).getJsonArray("unresolved").getJsonObject(0);
+      assertThat(entry.getString("provider_key")).as(entry.encode())
+          .isEqualTo(db.scalar("SELECT provider_key FROM idemgate.idempotency_keys WHERE payment_id = $1", paymentId));
+      JsonObject atTheAcquirer = http.get(gateway.managementPort(), "/admin/simulator/charges?idempotency_key="
+          + entry.getString("provider_key"), TestGateway.ADMIN_TOKEN).json();
+      assertThat(atTheAcquirer.getJsonArray("charges")).as("the acquirer's record of the charge").hasSize(1);
+      assertThat(entry.getString("key_sha256")).isEqualTo(dev.idemgate.idempotency.Fingerprint.sha256Hex(key));
+      assertThat(http.get(gateway.managementPort(), "/admin/simulator/charges?idempotency_key="
+          + entry.getString("key_sha256"), TestGateway.ADMIN_TOKEN).json().getInteger("requests")).isZero();
+    } finally {
+      forget(key);
+    }
   }
 
   @Test
