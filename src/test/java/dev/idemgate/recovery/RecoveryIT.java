@@ -771,7 +771,9 @@ class RecoveryIT {
   void unexplainedStaysPending() {
     String key = Http.newKey();
     JsonObject body = Http.payment(1250, "tok_visa");
-    abandonedClaim(key, body);
+    // A fresh claim, whose lease keeps recovery away until the statement below: an abandoned one
+    // (lease run out) could be taken and released between the two statements.
+    claim(key, body, "simulator");
     // Just sent, as far as anyone can tell: a late charge could still land, so it must not be released.
     db.query("UPDATE idemgate.idempotency_keys SET state = 'PENDING', response_status = 202, response_body = '{}', "
         + "expires_at = now() + interval '1 day', next_inquiry_at = now(), created_at = now(), lease_expires_at = now() "
