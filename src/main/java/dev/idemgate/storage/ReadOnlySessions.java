@@ -105,13 +105,15 @@ final class ReadOnlySessions {
   private static Future<RowSet<Row>> againOnANewSession(Pool pool, String sql, Tuple params, long refusedAt,
       long deadline) {
     if (System.nanoTime() - deadline >= 0) {
-      // The caller has answered by now (a 503 for a claim): a statement sent after that could
-      // still write, behind an answer that said it had not.
-      return Future.failedFuture(new TimeoutException("refused as read-only, and the deadline passed before it could "
-          + "be sent on a new session"));
+      return pastTheDeadline();
     }
     AtomicBoolean openedBefore = new AtomicBoolean();
     return pool.withConnection(connection -> {
+          if (System.nanoTime() - deadline >= 0) {
+            // The pool may lend a connection long after it was asked (a full pool's queue, a slow
+            // connect): checked again just before the statement goes.
+            return pastTheDeadline();
+          }
           LeftWhenReadOnly watched = watchOf(connection);
           // A connection not of ConnectDeadlinePgDriver's is not known to be older: it counts as new.
           openedBefore.set(watched != null && watched.openedAt - refusedAt < 0);
@@ -120,6 +122,16 @@ final class ReadOnlySessions {
         .recover(failure -> refusedAsReadOnly(failure) && openedBefore.get()
             ? againOnANewSession(pool, sql, params, refusedAt, deadline)
             : Future.failedFuture(failure));
+  }
+
+  /**
+   * The caller has answered by now (a 503 for a claim): a statement sent after that could still
+   * write, behind an answer that said it had not. A resend sent before it can still commit after
+   * it, as the first attempt could.
+   */
+  private static <T> Future<T> pastTheDeadline() {
+    return Future.failedFuture(new TimeoutException("refused as read-only, and the deadline passed before it could "
+        + "be sent on a new session"));
   }
 
   /**

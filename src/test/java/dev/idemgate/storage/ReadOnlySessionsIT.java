@@ -182,6 +182,39 @@ class ReadOnlySessionsIT {
   }
 
   @Test
+  @DisplayName("a statement refused as read-only whose new session is ready only after the caller's deadline is not sent "
+      + "on it")
+  void newSessionReadyPastTheDeadlineIsNotUsed() {
+    try (ProxiedPostgres proxied = ProxiedPostgres.start(db.url())) {
+      Pool pool = Postgres.requestPool(vertx, TestGateway.config(Map.of("IDEMGATE_PG_URL", proxied.url())), 3,
+          "read-only-late-session-test");
+      admin.query("ALTER DATABASE " + db.name() + " SET default_transaction_read_only = on");
+      try {
+        pid(pool);
+      } finally {
+        admin.query("ALTER DATABASE " + db.name() + " RESET default_transaction_read_only");
+      }
+      try {
+        // 500 ms each way: the refusal comes back after about 2 s (the statement's prepare and its
+        // execution, a round trip each), within the 2.5 s deadline; a new session (its start-up and
+        // answer, at least a round trip) is ready only after about 3 s.
+        proxied.proxy().latency(500);
+        Throwable refused = failure(Postgres.execute(pool, "INSERT INTO written (x) VALUES (4)", Tuple.tuple(), 2_500)
+            .mapEmpty());
+        assertThat(refused).as(String.valueOf(refused)).isInstanceOf(TimeoutException.class);
+        assertThat(proxied.proxy().acceptedConnections()).as("sessions opened: the frozen one, then a new one")
+            .isEqualTo(2);
+        Waits.sleep(2_000);
+        assertThat(scratch.scalar("SELECT count(*) FROM written WHERE x = 4")).as("rows the statement wrote")
+            .isEqualTo(0L);
+      } finally {
+        proxied.proxy().latency(0);
+        Http.await(pool.close());
+      }
+    }
+  }
+
+  @Test
   @DisplayName("a statement of the pool (Postgres.execute) that fails for another reason, or succeeds, is sent once")
   void otherOutcomesAreSentOnce() {
     Pool pool = Postgres.requestPool(vertx, config, 1, "read-only-once-test");
