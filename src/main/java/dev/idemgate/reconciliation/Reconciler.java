@@ -867,8 +867,14 @@ public final class Reconciler {
    * Score = value in major units (minor units scaled by the currency's exponent, no exchange
    * rates) x the category's severity x an age factor from 1 (today) to 2 (30 days or older),
    * since older items run into chargeback and dispute deadlines. Priority is the rank by score.
+   *
+   * <p>Hazard: the run's discrepancies were inserted in this transaction, so the table's statistics
+   * never count them, and PostgreSQL can plan the join of the ranking with the table as a nested loop
+   * that ranks the whole run again for each of its rows: quadratic, 95 s for 10,000 discrepancies
+   * (0.5 s as a hash join). The statement is planned without nested loops.
    */
   private static void prioritise(Connection c, String runId, Instant asOf) throws SQLException {
+    execute(c, "SET LOCAL enable_nestloop = off");
     execute(c, "CREATE TEMP TABLE recon_exponent (currency text PRIMARY KEY, digits int NOT NULL) ON COMMIT DROP");
     try (PreparedStatement s = c.prepareStatement("INSERT INTO recon_exponent VALUES (?, ?)")) {
       for (Currency currency : Currency.getAvailableCurrencies()) {
@@ -899,6 +905,7 @@ public final class Reconciler {
       s.setString(3, runId);
       s.executeUpdate();
     }
+    execute(c, "RESET enable_nestloop");
   }
 
   /**
