@@ -16,7 +16,10 @@ public enum Category {
    * for a payment the books do not know ({@link Remediation#FIND_REVERSED_PAYMENT}), never to be refunded.
    */
   ORPHAN_AT_PROVIDER(Remediation.REFUND_OR_RECORD_ORPHAN, 0.9),
-  /** The ledger says declined or pending and the provider settled, or the ledger says succeeded and the provider reversed. */
+  /**
+   * The ledger says declined and the provider settled, or the ledger says succeeded and the provider
+   * reversed. A pending payment the provider settled is STUCK_IN_LEDGER, with the settlement attached.
+   */
   STATUS_MISMATCH(Remediation.CORRECT_LEDGER_STATUS, 0.8),
   /** Both sides exist in the same currency with different amounts. */
   AMOUNT_MISMATCH(Remediation.RAISE_WITH_PROVIDER, 0.7),
@@ -24,7 +27,10 @@ public enum Category {
   CURRENCY_MISMATCH(Remediation.RAISE_WITH_PROVIDER, 0.7),
   /** The ledger succeeded, nothing settled past the settlement lag: money expected, not received. */
   MISSING_IN_SETTLEMENT(Remediation.REQUERY_PROVIDER, 0.5),
-  /** The ledger row is still PROCESSING or PENDING past its lease. */
+  /**
+   * The ledger does not know the outcome: the payment is pending (whatever recovery writes to its
+   * record while it asks), or its claim is still PROCESSING past its lease or taken over by recovery.
+   */
   STUCK_IN_LEDGER(Remediation.RESOLVE_STUCK, 0.6);
 
   /** The suggested action: one per category, except an orphan refund or chargeback (above). */

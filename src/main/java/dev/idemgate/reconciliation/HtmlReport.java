@@ -30,7 +30,7 @@ final class HtmlReport {
       Category.ORPHAN_AT_PROVIDER, new Look("#d35400", "Orphan at provider",
           "The provider settled, refunded or charged back money that no payment in our ledger accounts for."),
       Category.STATUS_MISMATCH, new Look("#8e44ad", "Status mismatch",
-          "Our ledger and the provider disagree on whether the money moved (declined or pending here, settled there; or reversed there)."),
+          "Our ledger and the provider disagree on whether the money moved (declined here, settled there; or reversed there)."),
       Category.AMOUNT_MISMATCH, new Look("#2471a3", "Amount mismatch",
           "Both sides have the payment, with different amounts."),
       Category.CURRENCY_MISMATCH, new Look("#138d75", "Currency mismatch",
@@ -38,7 +38,7 @@ final class HtmlReport {
       Category.MISSING_IN_SETTLEMENT, new Look("#b7950b", "Missing in settlement",
           "Our ledger says the charge succeeded, but it was not settled within the settlement lag."),
       Category.STUCK_IN_LEDGER, new Look("#5d6d7e", "Stuck in ledger",
-          "The payment is still being processed in our ledger, long after it should have finished.")));
+          "Our ledger does not know the payment's outcome: it is pending (recovery may still be asking the provider), or its claim is past its lease.")));
   private static final Map<Category.Remediation, String> ACTIONS = new EnumMap<>(Map.of(
       Category.Remediation.FIND_REVERSED_PAYMENT, "Find the reversed payment; do not refund",
       Category.Remediation.REFUND_DUPLICATE, "Refund the duplicate",

@@ -397,10 +397,10 @@ public final class Reconciler {
 
   /**
    * The ledger window: payments created in [from, to) (and of the provider, and the merchants,
-   * when asked), each flagged stuck when its idempotency record is still PROCESSING or PENDING past
-   * its lease; plus claims still PROCESSING that have no payment row yet (of the same provider and
-   * merchants), so that a settlement of such a charge is recognised by its provider key instead of
-   * being called an orphan.
+   * when asked), each flagged stuck as {@link #LEDGER_PAYMENTS} says; plus claims still PROCESSING
+   * that have no payment row yet (of the same provider and merchants), so that a settlement of such
+   * a charge is recognised by its provider key instead of being called an orphan. Such a claim is
+   * stuck once its lease ran out or recovery took it over, as {@code /admin/pending} lists it.
    */
   private static void loadLedger(Connection c, ReconciliationRequest r, Instant from, Instant to) throws SQLException {
     execute(c, """
@@ -425,8 +425,9 @@ public final class Reconciler {
 
         UNION ALL
         SELECT k.payment_id, 'claim', k.merchant_id, k.provider_key, k.amount, k.currency, 'processing', NULL, NULL,
-               k.created_at, k.state, k.lease_expires_at, k.lease_expires_at < ?
-        FROM idemgate.idempotency_keys k
+               k.created_at, k.state, CASE WHEN k.lease_expires_at < t.as_of THEN k.lease_expires_at END,
+               k.lease_expires_at < t.as_of OR k.next_inquiry_at IS NOT NULL
+        FROM idemgate.idempotency_keys k CROSS JOIN (SELECT ?::timestamptz) t (as_of)
         WHERE k.state = 'PROCESSING' AND k.created_at >= ? AND k.created_at < ?
           AND NOT EXISTS (SELECT 1 FROM idemgate.payments p WHERE p.id = k.payment_id)""" + claimProvider
         + merchant.formatted("k");
@@ -515,15 +516,23 @@ public final class Reconciler {
   }
 
   /**
-   * A recon_ledger row of a ledger payment, and whether recovery holds it stuck; its one parameter,
-   * the as-of time, then the caller's WHERE on {@code p}.
+   * A recon_ledger row of a ledger payment, and whether it is stuck; its one parameter, the as-of
+   * time, then the caller's WHERE on {@code p}.
+   *
+   * <p>Stuck: the ledger says pending (the charge's answer was lost and its owner handed it to
+   * recovery, so its claim's lease is over; or no record is left that anything would settle it
+   * by), or its record is PROCESSING past its lease or taken over by recovery. Never judged on the
+   * lease alone: each recovery pass gives the record a lease of its own for the inquiry, and with a
+   * short backoff that lease is in the future nearly all the time, so a payment recovery kept
+   * asking about for days was never reported. Only a lease that has run out is shown as one.
    */
   private static final String LEDGER_PAYMENTS = """
         SELECT p.id, 'payment', p.merchant_id, p.provider_key, p.amount, p.currency, p.status, p.provider_reference,
-               idemgate.recon_ref_norm(p.provider_reference), p.created_at, k.state, k.lease_expires_at,
-               coalesce(k.lease_expires_at < ?, false)
-        FROM idemgate.payments p
-        LEFT JOIN (SELECT payment_id, state, lease_expires_at FROM idemgate.idempotency_keys
+               idemgate.recon_ref_norm(p.provider_reference), p.created_at, k.state,
+               CASE WHEN k.lease_expires_at < t.as_of THEN k.lease_expires_at END,
+               p.status = 'pending' OR coalesce(k.lease_expires_at < t.as_of OR k.next_inquiry_at IS NOT NULL, false)
+        FROM idemgate.payments p CROSS JOIN (SELECT ?::timestamptz) t (as_of)
+        LEFT JOIN (SELECT payment_id, state, lease_expires_at, next_inquiry_at FROM idemgate.idempotency_keys
                    WHERE state IN ('PROCESSING', 'PENDING')) k ON k.payment_id = p.id""";
 
   /**

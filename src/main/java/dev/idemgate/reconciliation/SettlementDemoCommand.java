@@ -49,6 +49,16 @@ public final class SettlementDemoCommand implements Callable<Integer> {
    */
   static final int MAX_SEED_LEDGER = 1_000_000;
 
+  /**
+   * The provider id of the stuck claims {@code --seed-ledger} makes. A gateway's recovery takes the
+   * claims of its own provider id ({@code simulator}, {@code http NAME} or {@code http URL}) and
+   * those with none, which it labels with its own: seeded without one, they were taken by whatever
+   * gateway ran on the database, asked about at the real acquirer pass after pass (a warning each
+   * time) and, once pending, reported by reconciliation as that acquirer's. No gateway's id is this
+   * one, so they stay claims in flight, past their lease, for reconciliation to report as stuck.
+   */
+  static final String DEMO_CLAIMS_PROVIDER = "settlement-demo";
+
   @Spec
   CommandSpec spec;
 
@@ -236,8 +246,8 @@ public final class SettlementDemoCommand implements Callable<Integer> {
     }
     try (PreparedStatement s = c.prepareStatement("""
         INSERT INTO idemgate.idempotency_keys (merchant_id, idempotency_key, fingerprint, state, epoch, generation,
-          payment_id, provider_key, lease_expires_at, amount, currency, created_at)
-        VALUES (?, ?, 'demo', 'PROCESSING', 1, 1, ?, ?, ?, ?, 'EUR', ?)""")) {
+          payment_id, provider_key, lease_expires_at, amount, currency, created_at, provider_id)
+        VALUES (?, ?, 'demo', 'PROCESSING', 1, 1, ?, ?, ?, ?, 'EUR', ?, ?)""")) {
       for (int i = 0; i < 2; i++) {
         Instant created = now.minus(Duration.ofHours(30 + 20 * i)).truncatedTo(ChronoUnit.MILLIS);
         String merchant = "demo_shop_" + (1 + i);
@@ -249,6 +259,7 @@ public final class SettlementDemoCommand implements Callable<Integer> {
         s.setTimestamp(5, Timestamp.from(created.plusSeconds(30)));
         s.setLong(6, 4_200 + 1_000L * i);
         s.setTimestamp(7, Timestamp.from(created));
+        s.setString(8, DEMO_CLAIMS_PROVIDER);
         s.addBatch();
       }
       s.executeBatch();

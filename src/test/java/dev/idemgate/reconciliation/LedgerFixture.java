@@ -100,6 +100,31 @@ final class LedgerFixture implements AutoCloseable {
     }
   }
 
+  /**
+   * Leaves a record as recovery's passes leave one it keeps asking about: each take bumps the epoch
+   * and the inquiry count and gives the record a lease of its own for the inquiry
+   * ({@code RecoveryStore#TAKE_DUE}), then the next inquiry is put on the backoff schedule. So its
+   * lease is in the future again every few seconds, whatever its age.
+   */
+  void askedAboutByRecovery(String paymentId, int passes, Instant now) throws SQLException {
+    try (PreparedStatement s = connection.prepareStatement("""
+        UPDATE idemgate.idempotency_keys
+        SET epoch = epoch + ?, inquiry_attempts = inquiry_attempts + ?, lease_expires_at = ?, next_inquiry_at = ?,
+            updated_at = ?
+        WHERE payment_id = ? AND starts_with(merchant_id, ?)""")) {
+      s.setInt(1, passes);
+      s.setInt(2, passes);
+      s.setTimestamp(3, Timestamp.from(now.plusSeconds(6)));
+      s.setTimestamp(4, Timestamp.from(now.plusSeconds(5)));
+      s.setTimestamp(5, Timestamp.from(now));
+      s.setString(6, paymentId);
+      s.setString(7, prefix);
+      if (s.executeUpdate() != 1) {
+        throw new IllegalStateException("no record of " + paymentId);
+      }
+    }
+  }
+
   /** The outcome of one command line run in this JVM. */
   record Cli(int status, String out, String err) {}
 

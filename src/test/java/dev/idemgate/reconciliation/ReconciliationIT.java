@@ -18,7 +18,9 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Random;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.DisplayName;
@@ -649,6 +651,126 @@ class ReconciliationIT {
       assertThat(malformed.getJsonObject(0).getLong("line")).isEqualTo(2);
       assertThat(malformed.getJsonObject(0).getString("reason")).contains("settlement_id").contains("longer than")
           .hasSizeLessThan(200);
+    }
+  }
+
+  @Test
+  @DisplayName("a payment pending for days is STUCK_IN_LEDGER although recovery, asking about it every few seconds, "
+      + "renews its lease each time; so is a claim recovery took over, and a pending payment with no record; a claim "
+      + "still within its first lease is not")
+  void pendingForDaysIsStuckWhateverRecoveryWrites() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant now = Instant.now().truncatedTo(ChronoUnit.SECONDS);
+      Instant base = now.minus(Duration.ofDays(2));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder csv = new StringBuilder(HEADER);
+      for (int i = 0; i < 4; i++) {
+        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_" + i, base.plus(Duration.ofHours(i)));
+        csv.append(row("s_" + i, p + "ch_" + i, null, m1, 1_000 + i, "EUR", "settled", base.plus(Duration.ofHours(20 + i))));
+      }
+      // Its charge timed out two days ago; recovery has asked the acquirer about it ever since (past
+      // the acquirer's memory of keys, it gets no answer), and its last take gave it a lease to now + 6 s.
+      String unanswered = ledger.payment("m1", 5_200, "EUR", "pending", null, base);
+      ledger.key("m1", unanswered, "PENDING", 5_200, base, base.plusSeconds(6));
+      ledger.askedAboutByRecovery(unanswered, 40, now);
+      // The same, and the acquirer settled it: matched by our provider key.
+      String settledPending = ledger.payment("m1", 6_300, "EUR", "pending", null, base.plusSeconds(60));
+      ledger.key("m1", settledPending, "PENDING", 6_300, base.plusSeconds(60), base.plusSeconds(66));
+      ledger.askedAboutByRecovery(settledPending, 40, now);
+      csv.append(row("s_pending", null, LedgerFixture.providerKey(settledPending), m1, 6_300, "EUR", "settled",
+          base.plus(Duration.ofHours(22))));
+      // A claim whose owner died: recovery took it over, and holds it with a lease of its own.
+      String takenOver = "pay_" + p + "taken_over";
+      ledger.key("m1", takenOver, "PROCESSING", 2_400, base.plusSeconds(120), base.plusSeconds(126));
+      ledger.askedAboutByRecovery(takenOver, 1, now);
+      // Pending in the ledger with no record left to settle it (as settlement-demo --seed-ledger makes them).
+      String noRecord = ledger.payment("m1", 3_100, "EUR", "pending", null, base.plusSeconds(180));
+      // Claimed a moment ago, its owner still within its lease: in flight, not stuck.
+      String inFlight = "pay_" + p + "in_flight";
+      ledger.key("m1", inFlight, "PROCESSING", 2_700, now.minusSeconds(2), now.plusSeconds(28));
+
+      JsonObject json = reconcile(dir.resolve("pending.csv"), csv.toString(), p);
+
+      Map<String, String> categories = new HashMap<>();
+      Map<String, JsonObject> stuck = new HashMap<>();
+      for (Object o : json.getJsonArray("discrepancies")) {
+        JsonObject d = (JsonObject) o;
+        categories.merge(d.getString("payment_id"), d.getString("category"), (a, b) -> a + "," + b);
+        stuck.put(d.getString("payment_id"), d);
+      }
+      assertThat(categories).containsExactlyInAnyOrderEntriesOf(Map.of(unanswered, "STUCK_IN_LEDGER",
+          settledPending, "STUCK_IN_LEDGER", takenOver, "STUCK_IN_LEDGER", noRecord, "STUCK_IN_LEDGER"));
+      assertThat(stuck.get(settledPending).getJsonObject("evidence").getBoolean("provider_settled")).isTrue();
+      assertThat(stuck.get(unanswered).getJsonObject("evidence").getString("key_state")).isEqualTo("PENDING");
+      // The lease recovery gave itself has not expired: it is not shown as one that did.
+      assertThat(stuck.get(unanswered).getJsonObject("evidence").containsKey("lease_expired_at")).isFalse();
+      assertThat(stuck).doesNotContainKey(inFlight);
+    }
+  }
+
+  @Test
+  @DisplayName("settlement-demo --seed-ledger claims its two stuck claims for a provider no gateway's recovery takes "
+      + "(a claim without one is taken by any), and reconciliation reports both as STUCK_IN_LEDGER")
+  void seededStuckClaimsAreNoGatewaysAndStuck() throws Exception {
+    // A moment of its own, so that the two claims seeded are told from any other demo's.
+    Instant now = Instant.parse("2001-02-03T04:05:06Z").plusMillis(ThreadLocalRandom.current().nextInt(86_400_000));
+    try (Connection c = Jdbc.connect(TestGateway.pgUrl())) {
+      List<String> claims = new ArrayList<>();
+      List<String> providers = new ArrayList<>();
+      String runId = null;
+      try {
+        SettlementDemoCommand.seedDemoLedger(c, 0, new Random(7), now);
+        try (PreparedStatement s = c.prepareStatement("""
+            SELECT payment_id, provider_id FROM idemgate.idempotency_keys
+            WHERE merchant_id IN ('demo_shop_1', 'demo_shop_2') AND created_at IN (?, ?) ORDER BY created_at""")) {
+          s.setTimestamp(1, java.sql.Timestamp.from(now.minus(Duration.ofHours(50))));
+          s.setTimestamp(2, java.sql.Timestamp.from(now.minus(Duration.ofHours(30))));
+          try (ResultSet rs = s.executeQuery()) {
+            while (rs.next()) {
+              claims.add(rs.getString(1));
+              providers.add(rs.getString(2));
+            }
+          }
+        }
+        assertThat(claims).hasSize(2);
+        assertThat(providers).as("the provider ids of the seeded claims")
+            .containsOnly(SettlementDemoCommand.DEMO_CLAIMS_PROVIDER);
+        for (Map<String, String> gateway : List.of(Map.<String, String>of(),
+            Map.of("IDEMGATE_PROVIDER", "http", "IDEMGATE_PROVIDER_URL", "http://127.0.0.1:8181"),
+            Map.of("IDEMGATE_PROVIDER", "http", "IDEMGATE_PROVIDER_URL", "http://127.0.0.1:8181",
+                "IDEMGATE_PROVIDER_NAME", "settlement-demo"))) {
+          assertThat(dev.idemgate.config.ConfigLoader.load(Optional.empty(), gateway).recoveredProviderIds())
+              .doesNotContain(SettlementDemoCommand.DEMO_CLAIMS_PROVIDER);
+        }
+        Path file = dir.resolve("demo.csv");
+        Files.writeString(file, HEADER + row("s_demo", "ch_nobody", null, "demo_shop_1", 100, "EUR", "settled", now));
+        Path report = dir.resolve("demo.json");
+        LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix",
+            "demo_shop_", "--from", now.minus(Duration.ofDays(3)).toString(), "--to", now.toString(),
+            "--out", report.toString());
+        assertThat(cli.status()).as(cli.err()).isZero();
+        JsonObject json = LedgerFixture.readJson(report);
+        runId = json.getJsonObject("run").getString("id");
+        List<String> stuck = new ArrayList<>();
+        for (Object o : json.getJsonArray("discrepancies")) {
+          if (((JsonObject) o).getString("category").equals("STUCK_IN_LEDGER")) {
+            stuck.add(((JsonObject) o).getString("payment_id"));
+          }
+        }
+        assertThat(stuck).containsExactlyInAnyOrderElementsOf(claims);
+      } finally {
+        try (PreparedStatement s = c.prepareStatement("DELETE FROM idemgate.idempotency_keys WHERE payment_id = ANY(?)")) {
+          s.setArray(1, c.createArrayOf("text", claims.toArray()));
+          s.executeUpdate();
+        }
+        if (runId != null) {
+          try (PreparedStatement s = c.prepareStatement("DELETE FROM idemgate.reconciliation_runs WHERE id = ?")) {
+            s.setString(1, runId);
+            s.executeUpdate();
+          }
+        }
+      }
     }
   }
 
