@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.idemgate.support.Http;
+import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.Waits;
 import io.vertx.core.Future;
@@ -15,6 +16,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
@@ -36,16 +38,16 @@ class GracefulShutdownIT {
       // and the verticle that hosts the shared store may stop first; the others' completions still
       // need its loop and pool.
       List<Future<Http.Reply>> inFlight = new ArrayList<>();
+      List<String> keys = new ArrayList<>();
       for (int i = 0; i < 4; i++) {
-        inFlight.add(http.payAsync(api, "sk_test_demo", Http.newKey(), Http.payment(5000 + i, "tok_slow").encode(), Map.of()));
+        keys.add(Http.newKey());
+        inFlight.add(http.payAsync(api, "sk_test_demo", keys.get(i), Http.payment(5000 + i, "tok_slow").encode(), Map.of()));
       }
-      Thread.sleep(500);
+      awaitClaimed(http, keys, log);
       gateway.destroy(); // SIGTERM
-      Thread.sleep(500);
+      awaitDraining(http, management, log);
+      Thread.sleep(500); // the API servers stop accepting once readiness fails: no sign of it but a refused connection
 
-      Http.Reply readiness = http.get(management, "/health/ready", null);
-      assertThat(readiness.status()).isEqualTo(503);
-      assertThat(readiness.json().getString("status")).isEqualTo("DRAINING");
       assertThatThrownBy(() -> http.pay(api, "sk_test_demo", Http.newKey(), Http.payment(100, "tok_visa")))
           .as("a new connection during the drain is refused").isInstanceOf(AssertionError.class);
 
@@ -69,12 +71,12 @@ class GracefulShutdownIT {
     Process gateway = start(api, management, log, 1);
     try (Http http = new Http()) {
       awaitReady(http, management, gateway, log);
-      Future<Http.Reply> inFlight = http.payAsync(api, "sk_test_demo", Http.newKey(), Http.payment(5100, "tok_slow").encode(),
-          Map.of());
-      Thread.sleep(500);
+      String key = Http.newKey();
+      Future<Http.Reply> inFlight = http.payAsync(api, "sk_test_demo", key, Http.payment(5100, "tok_slow").encode(), Map.of());
+      awaitClaimed(http, List.of(key), log);
       long started = System.nanoTime();
       gateway.destroy(); // SIGTERM
-      Thread.sleep(300);
+      awaitDraining(http, management, log);
       gateway.destroy(); // SIGTERM again, as an impatient operator or a second kill sends it
       Thread.sleep(300);
       new ProcessBuilder("kill", "-INT", String.valueOf(gateway.pid())).start().waitFor();
@@ -111,6 +113,33 @@ class GracefulShutdownIT {
     } finally {
       gateway.destroyForcibly();
     }
+  }
+
+  /**
+   * Waits until every key's payment is claimed in PostgreSQL (its charge, 3 s long, under way): its
+   * connection was accepted before the signal, which the drain must then answer. A payment still
+   * connecting when the signal comes is refused, as any new connection during the drain.
+   */
+  private static void awaitClaimed(Http http, List<String> keys, Path log) {
+    try (TestDb db = new TestDb(http.vertx())) {
+      Waits.eventually(Duration.ofSeconds(10), () -> keys.stream().allMatch(key -> "PROCESSING".equals(db.keyState("demo", key))),
+          () -> "the slow payments are claimed, their charges under way; log: " + read(log));
+    }
+  }
+
+  /** Waits until readiness fails with DRAINING: the gateway took the signal and its drain began. */
+  private static void awaitDraining(Http http, int management, Path log) {
+    AtomicReference<String> seen = new AtomicReference<>();
+    Waits.eventually(Duration.ofSeconds(5), () -> {
+      try {
+        Http.Reply readiness = http.get(management, "/health/ready", null);
+        seen.set(readiness.status() + " " + readiness.body());
+        return readiness.status() == 503 && "DRAINING".equals(readiness.json().getString("status"));
+      } catch (AssertionError unanswered) {
+        seen.set(unanswered.getMessage());
+        return false;
+      }
+    }, () -> "readiness fails with DRAINING after SIGTERM; last seen: " + seen.get() + "; log: " + read(log));
   }
 
   private static String read(Path log) {

@@ -5,6 +5,7 @@ import static dev.idemgate.support.TestGateway.MERCHANT_A;
 import static dev.idemgate.support.Waits.eventually;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.idemgate.idempotency.CompletionSubscribers;
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.RedisGate;
 import dev.idemgate.support.Http;
@@ -13,7 +14,6 @@ import dev.idemgate.support.ProxiedPostgres;
 import dev.idemgate.support.RespCommand;
 import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
-import dev.idemgate.support.Waits;
 import io.vertx.core.Future;
 import java.net.URI;
 import java.time.Duration;
@@ -101,12 +101,13 @@ class PreferWaitTwinEndIT {
     String key = Http.newKey();
     String body = Http.payment(4_200, "tok_provider_down").encode();
     Future<Reply> first = http.payAsync(gateway.apiPort(), KEY_A, key, body, Map.of());
-    eventually(Duration.ofSeconds(5), () -> "PROCESSING".equals(db.scalar("SELECT state FROM idemgate.idempotency_keys "
-        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key)), "the first request's charge is under way");
+    eventually(Duration.ofSeconds(5), () -> "PROCESSING".equals(db.keyState(MERCHANT_A, key)),
+        "the first request's charge is under way");
 
     long sent = System.nanoTime();
     Future<Reply> waiter = http.payAsync(gateway.apiPort(), KEY_A, key, body, Map.of("Prefer", "wait=" + WAIT_SECONDS));
-    Waits.sleep(300); // the waiter found the key in flight and waits (one Redis round trip and a SUBSCRIBE)
+    eventually(Duration.ofSeconds(5), () -> CompletionSubscribers.of(redisPort(), MERCHANT_A, key) > 0,
+        "the waiter found the key in flight and subscribed to its completion");
     // The release, once the provider says it did not charge, fails at once.
     postgres.proxy().refuse();
     postgres.proxy().cutAll();
@@ -122,7 +123,10 @@ class PreferWaitTwinEndIT {
   }
 
   private static String redisRecord(String key) {
-    return RespCommand.call(URI.create(TestGateway.redisUrl()).getPort(), "GET",
-        RedisGate.redisKey(MERCHANT_A, new IdempotencyKey(key)));
+    return RespCommand.call(redisPort(), "GET", RedisGate.redisKey(MERCHANT_A, new IdempotencyKey(key)));
+  }
+
+  private static int redisPort() {
+    return URI.create(TestGateway.redisUrl()).getPort();
   }
 }

@@ -2,6 +2,7 @@ package dev.idemgate.payment;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.idemgate.idempotency.CompletionSubscribers;
 import dev.idemgate.idempotency.RedisGate;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.RespCommand;
@@ -15,6 +16,7 @@ import io.vertx.sqlclient.Tuple;
 import java.net.URI;
 import java.time.Duration;
 import java.util.Optional;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
@@ -54,6 +56,9 @@ class ClaimGuardIT {
     Future<PayOutcome> outcome = own.onContext(() -> payments.pay(cmd, ClaimGuard.observing(c -> observation.future())));
 
     Waits.eventually(Duration.ofSeconds(10), () -> "COMPLETED".equals(state(cmd)), "the payment completed in PostgreSQL");
+    Waits.eventually(Duration.ofSeconds(5), () -> String.valueOf(redisRecord(cmd)).startsWith("C|"),
+        "its answer is in Redis, the last step before it is given");
+    // Nothing shows an answer that is not given: one that did not wait would have been given by now.
     Waits.sleep(100);
     assertThat(outcome.isComplete()).as("the answer waits for the observation").isFalse();
 
@@ -69,8 +74,14 @@ class ClaimGuardIT {
   void refusingGuardRunsBeforeTheClaim() {
     PaymentService.PayCommand cmd = OwnPaymentService.command(4_402);
     Promise<Optional<Object>> decision = Promise.promise();
-    Future<PayOutcome> outcome = own.onContext(() -> payments.pay(cmd, c -> decision.future()));
+    AtomicBoolean asked = new AtomicBoolean();
+    Future<PayOutcome> outcome = own.onContext(() -> payments.pay(cmd, c -> {
+      asked.set(true);
+      return decision.future();
+    }));
 
+    Waits.eventually(Duration.ofSeconds(5), asked::get, "the guard is asked");
+    // Nothing shows a claim that is not made: a claim sent beside the guard would be written by now.
     Waits.sleep(500);
     assertThat(state(cmd)).as("no claim while the guard decides").isNull();
     decision.complete(Optional.of("refused by the test"));
@@ -107,7 +118,8 @@ class ClaimGuardIT {
     Waits.eventually(Duration.ofSeconds(5), () -> redisRecord(cmd) != null, "the twin holds the key in Redis");
     long sent = System.nanoTime();
     Future<PayOutcome> waiter = own.onContext(() -> payments.pay(cmd, 10, ClaimGuard.NONE));
-    Waits.sleep(500); // the waiter found the twin in flight, subscribed and looked again
+    Waits.eventually(Duration.ofSeconds(5), () -> CompletionSubscribers.of(redisPort(), cmd.merchantId(), cmd.key().value()) > 0,
+        "the waiter found the twin in flight and subscribed to its completion");
     assertThat(waiter.isComplete()).as("the waiter waits").isFalse();
 
     check.fail(new IllegalStateException("an unexpected failure"));
@@ -125,8 +137,11 @@ class ClaimGuardIT {
   }
 
   private static String redisRecord(PaymentService.PayCommand cmd) {
-    return RespCommand.call(URI.create(TestGateway.redisUrl()).getPort(), "GET",
-        RedisGate.redisKey(cmd.merchantId(), cmd.key()));
+    return RespCommand.call(redisPort(), "GET", RedisGate.redisKey(cmd.merchantId(), cmd.key()));
+  }
+
+  private static int redisPort() {
+    return URI.create(TestGateway.redisUrl()).getPort();
   }
 
 

@@ -4,6 +4,7 @@ import static dev.idemgate.support.TestGateway.KEY_A;
 import static dev.idemgate.support.TestGateway.MERCHANT_A;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.idemgate.idempotency.CompletionSubscribers;
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.ProviderKeys;
 import dev.idemgate.idempotency.RedisGate;
@@ -152,7 +153,10 @@ class FreedClaimAtMostOnceIT {
     Map<String, String> wait = Map.of("Prefer", "wait=" + WAIT_SECONDS);
     Future<Reply> samePayer = http.payAsync(payer.apiPort(), KEY_A, key, body.encode(), wait);
     Future<Reply> otherInstance = http.payAsync(other.apiPort(), KEY_A, key, body.encode(), wait);
-    Waits.sleep(300); // each found the key in flight and subscribed
+    // Each found the key in flight and subscribed to its completion, on a connection of its own (this
+    // service's, the payer's API verticle's, the other instance's).
+    Waits.eventually(Duration.ofSeconds(5), () -> CompletionSubscribers.of(redisPort(), MERCHANT_A, key) >= 3,
+        () -> "the three twins subscribed; subscribers: " + CompletionSubscribers.of(redisPort(), MERCHANT_A, key));
     assertThat(failing.isComplete()).as("the charge is still under way").isFalse();
     assertThat(sameService.isComplete() || samePayer.isComplete() || otherInstance.isComplete())
         .as("a twin answered before the payment ended").isFalse();

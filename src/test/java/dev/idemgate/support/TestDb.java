@@ -31,6 +31,12 @@ public final class TestDb implements AutoCloseable {
     return rows.size() == 0 ? null : rows.iterator().next().getValue(0);
   }
 
+  /** The state of the key's idempotency record (PROCESSING, COMPLETED, …), or null when it has none. */
+  public String keyState(String merchantId, String key) {
+    return (String) scalar("SELECT state FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2",
+        merchantId, key);
+  }
+
   /**
    * Holds the idempotency record's row lock ({@code SELECT … FOR UPDATE}) in a transaction of its own
    * until {@link RecordLock#close()}: the gateway's writes to that record wait behind it, as behind a
