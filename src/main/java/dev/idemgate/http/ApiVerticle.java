@@ -572,7 +572,7 @@ public final class ApiVerticle extends VerticleBase {
     } else if (outcome instanceof PayOutcome.InFlight inFlight) {
       outcome(ctx, RequestOutcome.IN_FLIGHT_CONFLICT);
       Problems.send(ctx, new ApiProblem(ErrorCode.IDEMPOTENCY_KEY_IN_USE, inFlight.awaitingRecovery()
-          ? "a request with this key is still unsettled and the gateway instance handling it seems to have stopped; "
+          ? "a request with this key is still unsettled and the gateway instance handling it may have stopped; "
               + "recovery settles it with the payment provider within about Retry-After seconds: retry with this same "
               + "key then, never with a new one (the payment may have been charged)"
           : "a request with this key is still being processed; retry after Retry-After seconds", null,

@@ -146,9 +146,12 @@ class DeadHolderRetryAfterIT {
         .as("both 409s point at the same moment, within the rounding").isLessThanOrEqualTo(1_500L);
 
     Waits.sleep(fromStoreSeconds * 1_000L);
-    Reply settled = pay(key, body);
-    System.out.println("retry after Retry-After: " + settled.status() + " " + settled.body());
-    assertThat(settled.status()).as("recovery settled the record by then: " + settled.body()).isNotEqualTo(409);
+    // Recovery's pass and its inquiry take their time on a loaded machine: the answer may come a
+    // moment after the one told, not a lease later.
+    Reply[] settled = new Reply[1];
+    Waits.eventually(Duration.ofSeconds(4), () -> (settled[0] = pay(key, body)).status() != 409,
+        "a retry within 4 s of the moment Retry-After told gets an answer, not 409");
+    System.out.println("retry after Retry-After: " + settled[0].status() + " " + settled[0].body());
   }
 
   @Test
