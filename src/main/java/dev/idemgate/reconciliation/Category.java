@@ -12,8 +12,10 @@ public enum Category {
   DUPLICATE_CHARGE(Remediation.REFUND_DUPLICATE, 1.0),
   /**
    * A settlement row that matches no ledger payment. Settled: money taken that the books do not know
-   * ({@link Remediation#REFUND_OR_RECORD_ORPHAN}). A refund or chargeback: money already given back
-   * for a payment the books do not know ({@link Remediation#FIND_REVERSED_PAYMENT}), never to be refunded.
+   * ({@link Remediation#REFUND_OR_RECORD_ORPHAN}), or, when ledger payments could be it, a match for
+   * a person to make ({@link Remediation#REVIEW_CANDIDATE}). A refund or chargeback: money already
+   * given back for a payment the books do not know ({@link Remediation#FIND_REVERSED_PAYMENT}), never
+   * to be refunded.
    */
   ORPHAN_AT_PROVIDER(Remediation.REFUND_OR_RECORD_ORPHAN, 0.9),
   /**
@@ -33,7 +35,7 @@ public enum Category {
    */
   STUCK_IN_LEDGER(Remediation.RESOLVE_STUCK, 0.6);
 
-  /** The suggested action: one per category, except an orphan refund or chargeback (above). */
+  /** The suggested action: one per category, except an orphan refund or chargeback, or one with candidates (above). */
   public enum Remediation {
     REFUND_DUPLICATE, REFUND_OR_RECORD_ORPHAN, CORRECT_LEDGER_STATUS, RAISE_WITH_PROVIDER, REQUERY_PROVIDER, RESOLVE_STUCK,
     /**
@@ -41,7 +43,13 @@ public enum Category {
      * the payment (another system, a ledger row lost) and record the reversal. Refunding it again
      * would pay the customer twice.
      */
-    FIND_REVERSED_PAYMENT
+    FIND_REVERSED_PAYMENT,
+    /**
+     * A settled row that no payment matched with certainty, although the ledger holds one or more
+     * that could be it (named in the evidence): check them, and record the match when it is one.
+     * Refunding would pay back a customer charged once.
+     */
+    REVIEW_CANDIDATE
   }
 
   private final Remediation remediation;

@@ -65,23 +65,32 @@ public final class FellegiSunter {
 
   /**
    * Fits m, u and p by EM, as a maximum a posteriori estimate: {@code priorM} and {@code priorU}
-   * count as {@code priorWeight} pairs' worth of evidence. On thousands
-   * of pairs the data decides; on a handful, the prior stops EM from declaring two leftovers a
-   * match just because they are the only pair there is.
+   * count as {@code priorWeight} pairs' worth of evidence, and so does the belief that p is half of
+   * {@code maxShare} (half the rows that could have a partner have one). On thousands of pairs the
+   * data decides; on a handful, the prior stops EM from declaring two leftovers a match just because
+   * they are the only pair there is, or every pair a coincidence.
+   *
+   * <p>p never exceeds {@code maxShare}. Without that bound, a small file whose pairs differ only in
+   * amount (one merchant's five payments of close amounts, 25 pairs) was fitted with p near 1:
+   * every pair a match, m the same as u, so that no pair stood out and every row was an orphan. The
+   * prior on p is the other side: one exact pair among a busy merchant's 147 was explained away as
+   * a coincidence (p near 0), for lack of the matches that would have taught m.
    *
    * @param levelCounts number of agreement levels of each field; level 0 is full agreement
    * @param priorM per field, per level: what m is believed to be before seeing the data
    * @param priorU the same for u
-   * @param initialShare a first guess of p, e.g. (rows that could match) / (candidate pairs)
+   * @param maxShare the most p can be: when a row and a payment each have one partner at most,
+   *     min(rows, payments) / (candidate pairs)
    */
   public static Model fit(int[] levelCounts, List<Pattern> patterns, double[][] priorM, double[][] priorU,
-      double priorWeight, double initialShare) {
+      double priorWeight, double maxShare) {
     int fields = levelCounts.length;
     double total = 0;
     for (Pattern g : patterns) {
       total += g.count();
     }
-    double p = clamp(initialShare, 1e-5, 0.5);
+    double ceiling = clamp(maxShare, FLOOR, 1 - FLOOR);
+    double p = Math.min(ceiling, 0.5);
     double[][] m = new double[fields][];
     double[][] u = new double[fields][];
     priorU = priorU.clone();
@@ -129,7 +138,7 @@ public final class FellegiSunter {
           u2[k][g.levels()[k]] += (1 - w[i]) * g.count();
         }
       }
-      double share = clamp(matched / total, FLOOR, 1 - FLOOR);
+      double share = clamp((matched + priorWeight * ceiling / 2) / (total + priorWeight), FLOOR, ceiling);
       double change = Math.abs(p - share);
       p = share;
       for (int k = 0; k < fields; k++) {

@@ -46,7 +46,8 @@ final class HtmlReport {
       Category.Remediation.CORRECT_LEDGER_STATUS, "Correct the ledger status",
       Category.Remediation.RAISE_WITH_PROVIDER, "Raise with the provider",
       Category.Remediation.REQUERY_PROVIDER, "Ask the provider",
-      Category.Remediation.RESOLVE_STUCK, "Resolve the stuck payment"));
+      Category.Remediation.RESOLVE_STUCK, "Resolve the stuck payment",
+      Category.Remediation.REVIEW_CANDIDATE, "Check the candidate payments; do not refund before"));
 
   private static final String CSS = """
       *{box-sizing:border-box}
@@ -105,6 +106,9 @@ final class HtmlReport {
         + " · as of " + esc(time(run.asOf())) + "</div>\n");
     if (run.error() != null) {
       out.write("<p class=\"card alert\">This run failed: " + esc(run.error()) + "</p>");
+    }
+    for (Object warning : summary.getJsonArray("warnings", new JsonArray())) {
+      out.write("<p class=\"card alert\">Warning: " + esc(String.valueOf(warning)) + "</p>");
     }
 
     long total = open.getLong("total");
@@ -181,7 +185,8 @@ final class HtmlReport {
     for (Category category : Category.values()) {
       out.write("<tr><td>" + tag(category) + "</td><td>" + esc(LOOKS.get(category).meaning()) + "</td><td>"
           + esc(ACTIONS.get(category.remediation())
-              + (category == Category.ORPHAN_AT_PROVIDER ? "; for a refund or chargeback: "
+              + (category == Category.ORPHAN_AT_PROVIDER ? "; when ledger payments could be it: "
+                  + ACTIONS.get(Category.Remediation.REVIEW_CANDIDATE) + "; for a refund or chargeback: "
                   + ACTIONS.get(Category.Remediation.FIND_REVERSED_PAYMENT) : ""))
           + "</td><td class=\"num\">"
           + String.format(Locale.ROOT, "%,d", counts.getLong(category.name(), 0L)) + "</td></tr>");

@@ -3,6 +3,7 @@ package dev.idemgate.reconciliation;
 import dev.idemgate.config.ConfigException;
 import dev.idemgate.config.ConfigLoader;
 import dev.idemgate.storage.Migrations;
+import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.io.BufferedWriter;
 import java.io.IOException;
@@ -180,6 +181,9 @@ public final class ReconcileCommand implements Callable<Integer> {
       }
       for (MalformedRow m : outcome.malformed().subList(0, Math.min(MALFORMED_SHOWN, outcome.malformed().size()))) {
         err.println("idemgate: " + settlement + " line " + m.line() + ": " + m.reason() + " (skipped)");
+      }
+      for (Object warning : outcome.summary().getJsonArray("warnings", new JsonArray())) {
+        err.println("idemgate: warning: " + warning);
       }
       err.println("idemgate: " + describe(runId, outcome.summary()) + (out == null ? "" : "; report in " + out));
       err.flush();

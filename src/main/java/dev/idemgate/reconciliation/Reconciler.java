@@ -37,7 +37,9 @@ import org.postgresql.copy.PGCopyOutputStream;
  * <p>Matching goes from certain to probable: provider reference (exact, then without case or
  * punctuation), provider key, then Fellegi–Sunter record linkage over amount, currency, merchant
  * and time for the rows still unmatched on both sides. A probable match is taken only at or above
- * {@code match_threshold}; a weaker best candidate is named in the discrepancy for a person to check.
+ * {@code match_threshold}, or when a row and a payment are each other's only candidate of the same
+ * merchant, amount and currency; a weaker best candidate is named in the discrepancy for a person
+ * to check, never advised to be refunded.
  *
  * <p>The whole run is one transaction: its discrepancies appear together with the run's COMPLETED
  * status, or not at all (FAILED).
@@ -60,6 +62,14 @@ public final class Reconciler {
   private static final double PRIOR_WEIGHT = 20;
   /** Bounds on the share of unmatched rows believed to have a partner, so that "no partner" always keeps some belief. */
   private static final double MAX_PARTNER_SHARE = 0.9;
+  /**
+   * The confidence recorded for a row and a payment matched as each other's only candidate with the
+   * same merchant, amount and currency ({@code sole_exact_amount}): not computed, set as for a
+   * reference that differs only in spelling, below 1 so that the match is listed for audit.
+   */
+  static final double SOLE_EXACT_AMOUNT_CONFIDENCE = 0.99;
+  /** The settled rows matched outside the settlement lag listed in the summary; the rest are counted. */
+  static final int OUTSIDE_LAG_LISTED = 20;
   /**
    * The least distance from the middle half of a file's settled_at at which a row is taken for a
    * wrong date rather than a late one. A placeholder (1970-01-01) or a wrong year is a year or more
@@ -157,7 +167,9 @@ public final class Reconciler {
         + "confidence double precision NOT NULL) ON COMMIT DROP");
     matchByReference(c);
     matchByProviderKey(c);
-    // A refund or chargeback can come months after its charge, far before this file's window.
+    // A refund or chargeback can come months after its charge, and a settlement days after it (a long
+    // weekend) or with a wrong date: a row whose reference or key names a payment outside the window
+    // is that payment's, not an orphan.
     if (loadPaymentsBeyondWindow(c, r, from, to) > 0) {
       matchByReference(c);
       matchByProviderKey(c);
@@ -175,6 +187,9 @@ public final class Reconciler {
     JsonObject summary = summarise(c, runId, ingest, model, r.asOf()).put("resolved_earlier", resolvedEarlier)
         .put("missing_window", new JsonObject().put("created_from", missingFrom.toString())
             .put("created_to", missingCutoff.toString()));
+    JsonObject outsideLag = settledOutsideLag(c, lag);
+    summary.put("settled_outside_lag", outsideLag)
+        .put("warnings", new JsonArray(warnings(c, summary, outsideLag, lag, from, to)));
     JsonArray malformed = new JsonArray(ingest.malformed.stream()
         .map(m -> new JsonObject().put("line", m.line()).put("reason", m.reason())).collect(Collectors.toList()));
     try (PreparedStatement s = c.prepareStatement("""
@@ -447,8 +462,9 @@ public final class Reconciler {
    * a reference written exactly as one payment's names that payment, even when another payment's
    * reads the same once normalised (inv-1-12 and inv-11-2); compared only normalised, the two made
    * each other ambiguous and both rows orphans.
-   * Here and in step 2, a payment outside the window (brought in by a reversal's look-up) is only
-   * ever a refund's or chargeback's: a settled row naming it stays an orphan.
+   * Here and in step 2, a payment outside the window (brought in by {@link #loadPaymentsBeyondWindow})
+   * is matched as one inside: a payment in the window is preferred only because the first pass runs
+   * before the payments outside it are loaded.
    */
   private static void matchByReference(Connection c) throws SQLException {
     matchByReference(c, "provider_reference", "provider_reference", 1.0);
@@ -465,8 +481,7 @@ public final class Reconciler {
                  count(*) OVER (PARTITION BY s.line) AS candidates,
                  count(*) FILTER (WHERE l.merchant_id = s.merchant_id) OVER (PARTITION BY s.line) AS same_merchant_candidates
           FROM recon_stage s JOIN recon_ledger l ON l.%1$s = s.%1$s
-          WHERE s.%1$s IS NOT NULL AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)
-            AND (l.in_window OR s.status <> 'settled')) c
+          WHERE s.%1$s IS NOT NULL AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)) c
         WHERE (no_merchant AND candidates = 1) OR (same_merchant AND same_merchant_candidates = 1)""".formatted(column))) {
       s.setString(1, method);
       s.setDouble(2, confidence);
@@ -475,15 +490,17 @@ public final class Reconciler {
   }
 
   /**
-   * Step 1b. The refunds and chargebacks still unmatched that carry a reference or a provider key
-   * are looked up in the whole ledger (of the provider and merchants asked for), through its
-   * indexes on provider_key and on provider_reference (the reference as the provider wrote it: a
-   * normalised one would need an index of its own, a regular expression on every payment written):
-   * a reversal of a payment charged long before the file's window names a payment that is no
-   * orphan. The payments found join recon_ledger with in_window false, so that steps 1 and 2 can
-   * match them, and only for reversals. Settled rows are not looked up, nor matched to a payment a
-   * reversal brought in: one naming a payment outside the window stays an orphan, as a second
-   * settlement of a payment an earlier file settled must not pass unseen.
+   * Step 1b. The rows still unmatched that carry a reference or a provider key are looked up in the
+   * whole ledger (of the provider and merchants asked for), through its indexes on provider_key and
+   * on provider_reference (the reference as the provider wrote it: a normalised one would need an
+   * index of its own, a regular expression on every payment written). A reversal of a payment
+   * charged long before the file's window, a settlement later than the lag (a long weekend) or a
+   * file whose settled_at has a wrong year name a payment that is no orphan: called one, it was
+   * advised to be refunded although the customer was charged once. The payments found join
+   * recon_ledger with in_window false, so that steps 1 and 2 can match them. A settled row matched
+   * to a payment charged more than the lag before it (a late settlement, or a second one after an
+   * earlier file's: a run has no history of earlier files to tell) is listed in the summary's
+   * settled_outside_lag and warned about, so that it does not pass unseen.
    *
    * <p>Invariant: a payment outside the window is only ever matched by its reference or key. It is
    * no candidate of the probabilistic step, never expected (MISSING_IN_SETTLEMENT) and not counted
@@ -501,11 +518,11 @@ public final class Reconciler {
 
         WHERE p.id IN (
             SELECT q.id FROM recon_stage s JOIN idemgate.payments q ON q.provider_key = s.provider_key
-            WHERE s.provider_key IS NOT NULL AND s.status <> 'settled'
+            WHERE s.provider_key IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)
             UNION
             SELECT q.id FROM recon_stage s JOIN idemgate.payments q ON q.provider_reference = s.provider_reference
-            WHERE s.provider_reference IS NOT NULL AND s.status <> 'settled'
+            WHERE s.provider_reference IS NOT NULL
               AND (s.merchant_id IS NULL OR q.merchant_id = s.merchant_id)
               AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line))
           AND NOT (p.created_at >= ? AND p.created_at < ?)""" + provider + merchant + ") found";
@@ -563,7 +580,6 @@ public final class Reconciler {
         SELECT DISTINCT ON (s.line) s.line, l.id, 'provider_key', 1.0
         FROM recon_stage s JOIN recon_ledger l ON l.provider_key = s.provider_key
         WHERE s.provider_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)
-          AND (l.in_window OR s.status <> 'settled')
         ORDER BY s.line, l.id""");
   }
 
@@ -582,10 +598,16 @@ public final class Reconciler {
    * a provider key, or both a reference, that differ: the key is unique per charge and a reference
    * names one, so these are two charges (an orphan and a missing settlement) however well amount,
    * merchant and time agree; a side without the identifier leaves the pair in. Each pair gets agreement
-   * levels; EM fits m, u and p on the counts of each pattern; a pair's confidence is its odds
-   * against every competitor of its settlement row and of its payment, so two equally good
-   * candidates share the belief instead of one being guessed. Since the threshold is above 1/2,
-   * accepted pairs are one-to-one.
+   * levels; EM fits m, u and p on the counts of each pattern, p bounded by the matches one-to-one
+   * matching allows; a pair's confidence is its odds against every competitor of its settlement row
+   * and of its payment, so two equally good candidates share the belief instead of one being
+   * guessed. Since the threshold is above 1/2, accepted pairs are one-to-one.
+   *
+   * <p>Then a row and a payment still unmatched that are each other's only candidate of the same
+   * merchant, amount and currency, charged before the row settled, are matched ({@code
+   * sole_exact_amount}) whatever the model says: EM fitted on a few pairs, or on a busy merchant's
+   * many, can leave such a pair under the threshold, and the row was then reported as an orphan to
+   * refund although nothing else could be its payment.
    */
   private JsonObject matchProbabilistically(Connection c) throws SQLException {
     execute(c, """
@@ -637,6 +659,11 @@ public final class Reconciler {
     long leftLedger = count(c, "SELECT count(*) FROM recon_left_ledger");
     JsonObject model = new JsonObject().put("candidate_pairs", pairCount)
         .put("unmatched_settlement_rows", leftSettlement).put("unmatched_ledger_payments", leftLedger);
+    // The pairs that agree exactly on amount and currency: the rule of the sole exact amount below,
+    // and the evidence of the rows left unmatched, read them here instead of the pairs again.
+    execute(c, """
+        CREATE TEMP TABLE recon_exact ON COMMIT DROP AS
+        SELECT line, payment_id, g_merchant FROM recon_candidate WHERE g_amount = 0 AND g_currency = 0""");
     // Only rows that have a candidate are in contention: the share of them with a partner is what
     // a candidate's prior is taken from (payments of merchants absent from the file do not dilute it).
     long contendingSettlement = count(c, "SELECT count(DISTINCT line) FROM recon_candidate");
@@ -647,6 +674,7 @@ public final class Reconciler {
     if (pairCount == 0) {
       return model;
     }
+    // At most one partner per row and per payment: no more than min(rows, payments) pairs are matches.
     FellegiSunter.Model fit = FellegiSunter.fit(LEVELS, patterns, PRIOR_M, PRIOR_U, PRIOR_WEIGHT,
         Math.min(contendingSettlement, contendingLedger) / (double) pairCount);
     execute(c, "CREATE TEMP TABLE recon_pattern (g_amount int, g_currency int, g_merchant int, g_time int, "
@@ -688,6 +716,23 @@ public final class Reconciler {
         SELECT line, payment_id, 'probabilistic', confidence FROM recon_scored WHERE confidence >= ?""")) {
       s.setDouble(1, settings.matchThreshold());
       s.executeUpdate();
+    }
+    // A bare date settles any time of its day: a payment charged at 22:00 settles at that day's 00:00.
+    try (PreparedStatement s = c.prepareStatement("""
+        INSERT INTO recon_match (line, payment_id, method, confidence)
+        SELECT line, payment_id, 'sole_exact_amount', ?
+        FROM (SELECT x.line, x.payment_id, count(*) OVER (PARTITION BY x.line) AS n_s,
+                     count(*) OVER (PARTITION BY x.payment_id) AS n_l
+              FROM recon_exact x
+              JOIN recon_left_settlement s ON s.line = x.line
+              JOIN recon_left_ledger l ON l.id = x.payment_id
+              WHERE x.g_merchant = 0
+                AND l.created_at <= s.settled_at + CASE WHEN s.whole_day THEN interval '1 day' ELSE interval '1 hour' END
+                AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = x.line)
+                AND NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.payment_id = x.payment_id)) sole
+        WHERE n_s = 1 AND n_l = 1""")) {
+      s.setDouble(1, SOLE_EXACT_AMOUNT_CONFIDENCE);
+      model.put("sole_exact_amount", s.executeUpdate());
     }
     // The best candidate of each row and of each payment left unmatched, when it is worth a look.
     try (PreparedStatement s = c.prepareStatement("""
@@ -793,24 +838,7 @@ public final class Reconciler {
                             FROM recon_pair n WHERE n.payment_id = p.payment_id AND n.netted HAVING count(*) > 0), '{}')
         FROM recon_pair p
         WHERE p.role = 'duplicate' AND NOT p.netted""".formatted(PAIR_COLUMNS));
-    // A refund or chargeback that matches no payment gave money back already: refunding it too would
-    // pay the customer twice, so it gets its own action.
-    try (PreparedStatement orphans = c.prepareStatement(INSERT + """
-        SELECT ?, ?, CASE WHEN s.status = 'settled' THEN ? ELSE ? END, s.amount, s.currency, NULL, s.merchant_id, s.settlement_id, s.line, s.provider_reference,
-               s.provider_key, NULL, NULL, NULL, s.amount, s.currency, s.status, NULL, NULL, s.settled_at,
-               jsonb_strip_nulls(jsonb_build_object(
-                 'reason', CASE WHEN s.ref_key IS NULL AND s.provider_key IS NULL
-                                THEN 'no reference or key, and no ledger payment close enough in amount, merchant and time'
-                                ELSE 'no single ledger payment has this reference or provider key' END,
-                 'candidate_payment_id', rv.payment_id, 'candidate_confidence', round(rv.confidence::numeric, 4)))
-        FROM recon_stage s
-        LEFT JOIN LATERAL (SELECT payment_id, confidence FROM recon_review v WHERE v.line = s.line
-                           ORDER BY confidence DESC LIMIT 1) rv ON true
-        WHERE NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)""")) {
-      categoryParams(orphans, runId, Category.ORPHAN_AT_PROVIDER);
-      orphans.setString(4, Category.Remediation.FIND_REVERSED_PAYMENT.name());
-      orphans.executeUpdate();
-    }
+    insertOrphans(c, runId);
     insert(c, runId, Category.STATUS_MISMATCH, """
         SELECT ?, ?, ?, p.amount, p.currency, %s, p.created_at,
                jsonb_build_object('ledger_status', p.ledger_status, 'settlement_status', p.status,
@@ -857,6 +885,93 @@ public final class Reconciler {
         LEFT JOIN LATERAL (SELECT * FROM recon_pair x WHERE x.payment_id = l.id AND x.role <> 'reversal'
                            ORDER BY x.settled_at LIMIT 1) p ON true
         WHERE l.stuck""");
+  }
+
+  /**
+   * The settlement rows left unmatched, each with evidence that says what the ledger holds for it.
+   * A settled row is advised to be refunded only when nothing in the ledger could be its payment:
+   * one that a ledger payment could be (a candidate named for review, payments of its merchant with
+   * its amount and currency in the lag, or with its reference) is for a person to check
+   * ({@link Category.Remediation#REVIEW_CANDIDATE}); refunding a charge the ledger does hold would
+   * pay the customer back for a payment they made once. A refund or chargeback that matches no
+   * payment gave money back already: refunding it too would pay the customer twice, so it gets its
+   * own action whatever the candidates.
+   */
+  private static void insertOrphans(Connection c, String runId) throws SQLException {
+    // What the ledger holds for each orphan, found with joins (an orphan's own look-ups would scan
+    // the ledger once per row): payments that carry its reference or key, of its merchant or of
+    // others, and payments of its merchant with its amount and currency within the lag.
+    execute(c, """
+        CREATE TEMP TABLE recon_orphan ON COMMIT DROP AS
+        SELECT s.line FROM recon_stage s WHERE NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.line = s.line)""");
+    execute(c, """
+        CREATE TEMP TABLE recon_orphan_named ON COMMIT DROP AS
+        SELECT line, count(*) FILTER (WHERE own) AS own, count(*) FILTER (WHERE NOT own) AS others,
+               (array_agg(id ORDER BY id) FILTER (WHERE own))[1:5] AS own_ids
+        FROM (SELECT o.line, l.id, s.merchant_id IS NULL OR l.merchant_id = s.merchant_id AS own
+              FROM recon_orphan o JOIN recon_stage s USING (line) JOIN recon_ledger l ON l.ref_key = s.ref_key
+              UNION
+              SELECT o.line, l.id, true
+              FROM recon_orphan o JOIN recon_stage s USING (line) JOIN recon_ledger l ON l.provider_key = s.provider_key) n
+        GROUP BY line""");
+    // rivals: the rows left unmatched that have the same payment as an exact candidate (all of them
+    // orphans), so that the evidence says why a lone candidate was not matched.
+    execute(c, """
+        CREATE TEMP TABLE recon_orphan_alike ON COMMIT DROP AS
+        SELECT line, count(*) AS alike, (array_agg(payment_id ORDER BY payment_id))[1:5] AS alike_ids,
+               max(rivals) AS rivals, bool_and(settled_first) AS settled_first
+        FROM (SELECT x.line, x.payment_id, count(*) OVER (PARTITION BY x.payment_id) AS rivals,
+                     l.created_at > s.settled_at + CASE WHEN s.whole_day THEN interval '1 day' ELSE interval '1 hour' END
+                       AS settled_first
+              FROM recon_orphan o JOIN recon_exact x USING (line) JOIN recon_stage s USING (line)
+              JOIN recon_ledger l ON l.id = x.payment_id
+              WHERE NOT EXISTS (SELECT 1 FROM recon_match m WHERE m.payment_id = x.payment_id)) a
+        GROUP BY line""");
+    try (PreparedStatement orphans = c.prepareStatement(INSERT + """
+        SELECT ?, ?, CASE WHEN s.status <> 'settled' THEN ?
+                          WHEN coalesce(n.own, 0) > 1 OR a.alike > 0 OR rv.payment_id IS NOT NULL THEN ?
+                          ELSE ? END,
+               s.amount, s.currency, NULL, s.merchant_id, s.settlement_id, s.line, s.provider_reference,
+               s.provider_key, NULL, NULL, NULL, s.amount, s.currency, s.status, NULL, NULL, s.settled_at,
+               jsonb_strip_nulls(jsonb_build_object(
+                 'reason', CASE
+                   WHEN coalesce(n.own, 0) > 1 THEN n.own || ' ledger payments' || of_merchant || ' have this '
+                     || 'reference or provider key: which one this row is, if any, is not certain (candidate_payment_ids)'
+                   WHEN a.alike > 1 THEN a.alike || ' ledger payments' || of_merchant || ' have this amount and '
+                     || 'currency and were charged within the settlement lag of it (give or take a day), and nothing '
+                     || 'tells them apart: which one this row is, if any, is not certain (candidate_payment_ids)'
+                   WHEN a.alike = 1 THEN 'a ledger payment' || of_merchant || ' has this amount and currency and was '
+                     || 'charged within the settlement lag of it (give or take a day), but '
+                     || CASE WHEN a.rivals > 1 THEN a.rivals - 1 || ' other row(s) of the file could be it as well'
+                             WHEN a.settled_first THEN 'it was charged after this row settled'
+                             ELSE 'this row names no merchant' END
+                     || ': not matched with certainty (candidate_payment_ids)'
+                   WHEN rv.payment_id IS NOT NULL THEN 'a ledger payment agrees with this row closely, but not enough to '
+                     || 'be matched with certainty (candidate_payment_id, at candidate_confidence)'
+                   WHEN n.others > 0 THEN 'no ledger payment of this merchant has this reference; a payment of another '
+                     || 'merchant has it (references repeat across merchants)'
+                   WHEN s.ref_key IS NOT NULL OR s.provider_key IS NOT NULL THEN 'no ledger payment' || of_merchant
+                     || ' has this reference or provider key (in the ledger window in any spelling, outside it as '
+                     || 'written), and none agrees with it closely enough in amount, currency and time to be named as a '
+                     || 'candidate'
+                   ELSE 'no reference or key, and no ledger payment agrees with it closely enough in amount, currency, '
+                     || 'merchant and time to be named as a candidate' END,
+                 'candidate_payment_ids', CASE WHEN coalesce(n.own, 0) > 1 THEN to_jsonb(n.own_ids)
+                                               WHEN a.alike > 0 THEN to_jsonb(a.alike_ids) END,
+                 'candidate_payment_id', rv.payment_id, 'candidate_confidence', round(rv.confidence::numeric, 4)))
+        FROM recon_orphan o JOIN recon_stage s USING (line)
+        CROSS JOIN LATERAL (SELECT CASE WHEN s.merchant_id IS NULL THEN '' ELSE ' of this merchant' END AS of_merchant) w
+        LEFT JOIN recon_orphan_named n USING (line)
+        LEFT JOIN recon_orphan_alike a USING (line)
+        LEFT JOIN LATERAL (SELECT payment_id, confidence FROM recon_review v WHERE v.line = s.line
+                           ORDER BY confidence DESC LIMIT 1) rv ON true""")) {
+      orphans.setString(1, runId);
+      orphans.setString(2, Category.ORPHAN_AT_PROVIDER.name());
+      orphans.setString(3, Category.Remediation.FIND_REVERSED_PAYMENT.name());
+      orphans.setString(4, Category.Remediation.REVIEW_CANDIDATE.name());
+      orphans.setString(5, Category.ORPHAN_AT_PROVIDER.remediation().name());
+      orphans.executeUpdate();
+    }
   }
 
   private static void insert(Connection c, String runId, Category category, String select) throws SQLException {
@@ -1034,6 +1149,91 @@ public final class Reconciler {
         .put("settlement_span", ingest.first == null ? null
             : new JsonObject().put("first", ingest.first.toString()).put("last", ingest.last.toString()))
         .put("as_of", asOf.toString());
+  }
+
+  /**
+   * The settled rows matched to a payment charged more than the settlement lag before them, or
+   * settled before the charge (by more than an hour, or a day for a bare date): a settlement late
+   * past the lag (a long weekend), a second settlement of a payment an earlier file settled, or a
+   * wrong date in the file. Each is matched (its reference, key or sole exact amount names the
+   * payment); they are counted and the first listed, for a person to check.
+   */
+  private static JsonObject settledOutsideLag(Connection c, Duration lag) throws SQLException {
+    execute(c, "CREATE TEMP TABLE recon_outside_lag (line bigint, settlement_id text, payment_id text, "
+        + "charged_at timestamptz, settled_at timestamptz, late boolean) ON COMMIT DROP");
+    try (PreparedStatement s = c.prepareStatement("""
+        INSERT INTO recon_outside_lag
+        SELECT s.line, s.settlement_id, m.payment_id, l.created_at, s.settled_at,
+               s.settled_at > l.created_at + make_interval(secs => ?)
+        FROM recon_match m JOIN recon_stage s USING (line) JOIN recon_ledger l ON l.id = m.payment_id
+        WHERE s.status = 'settled'
+          AND (s.settled_at > l.created_at + make_interval(secs => ?)
+               OR s.settled_at + CASE WHEN s.whole_day THEN interval '1 day' ELSE interval '1 hour' END < l.created_at)""")) {
+      s.setLong(1, lag.toSeconds());
+      s.setLong(2, lag.toSeconds());
+      s.executeUpdate();
+    }
+    JsonArray first = new JsonArray();
+    try (PreparedStatement s = c.prepareStatement(
+        "SELECT settlement_id, payment_id, charged_at, settled_at FROM recon_outside_lag ORDER BY line LIMIT ?")) {
+      s.setInt(1, OUTSIDE_LAG_LISTED);
+      try (ResultSet rs = s.executeQuery()) {
+        while (rs.next()) {
+          first.add(new JsonObject().put("settlement_id", rs.getString(1)).put("payment_id", rs.getString(2))
+              .put("charged_at", instant(rs, 3).toString()).put("settled_at", instant(rs, 4).toString()));
+        }
+      }
+    }
+    return new JsonObject()
+        .put("rows", count(c, "SELECT count(*) FROM recon_outside_lag"))
+        .put("late", count(c, "SELECT count(*) FROM recon_outside_lag WHERE late"))
+        .put("before_charge", count(c, "SELECT count(*) FROM recon_outside_lag WHERE NOT late"))
+        .put("settled_rows_matched", count(c, "SELECT count(*) FROM recon_match m JOIN recon_stage s USING (line) "
+            + "WHERE s.status = 'settled'"))
+        .put("first", first);
+  }
+
+  /**
+   * What the operator should know before acting on the report: settlements matched outside the lag
+   * (most of a file so: a wrong date, or a lag too short), and a window with no ledger payment while
+   * rows without a reference or key had only it to be matched in.
+   */
+  private static List<String> warnings(Connection c, JsonObject summary, JsonObject outsideLag, Duration lag, Instant from,
+      Instant to) throws SQLException {
+    List<String> warnings = new ArrayList<>();
+    long outside = outsideLag.getLong("rows");
+    long settled = outsideLag.getLong("settled_rows_matched");
+    if (outside > 0) {
+      String what = outside + " of the " + settled + " matched settled rows were settled more than the settlement lag ("
+          + lagText(lag) + ") after their payment's charge, or before it (" + outsideLag.getLong("late") + " late, "
+          + outsideLag.getLong("before_charge") + " before the charge)";
+      warnings.add(2 * outside > settled
+          ? what + ": most of the file, so check its settled_at (a wrong year or month?) and the settlement lag; "
+              + "each row is matched to the payment its reference, key or amount names (summary.settled_outside_lag)"
+          : what + ": a late settlement, or a second one of a payment an earlier file settled; check them "
+              + "(summary.settled_outside_lag)");
+    }
+    long inWindow = summary.getJsonObject("ledger").getLong("payments_in_window");
+    long bare = count(c, "SELECT count(*) FROM recon_orphan o JOIN recon_stage s USING (line) "
+        + "WHERE s.ref_key IS NULL AND s.provider_key IS NULL");
+    if (inWindow == 0 && bare > 0) {
+      warnings.add("no ledger payment (of the provider and merchants reconciled) was charged in the ledger window, "
+          + from + " to " + to + ": the file's " + bare + " row(s) without a reference or provider key had no "
+          + "payment to be matched with; check the file's dates, --from and --to");
+    }
+    return warnings;
+  }
+
+  /** A lag as it is configured: 2d, 36h, 90m or 0s. */
+  static String lagText(Duration lag) {
+    long seconds = lag.toSeconds();
+    if (seconds > 0 && seconds % 86_400 == 0) {
+      return seconds / 86_400 + "d";
+    }
+    if (seconds > 0 && seconds % 3_600 == 0) {
+      return seconds / 3_600 + "h";
+    }
+    return seconds > 0 && seconds % 60 == 0 ? seconds / 60 + "m" : seconds + "s";
   }
 
   private static long count(Connection c, String sql) throws SQLException {

@@ -26,13 +26,20 @@ class ReconciliationMatchingIT {
   Path dir;
 
   private JsonObject reconcile(String name, String csv, String merchantPrefix) throws Exception {
+    return run(name, csv, merchantPrefix).report();
+  }
+
+  /** A run's report, and what the command said on standard error. */
+  private record Run(JsonObject report, String err) {}
+
+  private Run run(String name, String csv, String merchantPrefix) throws Exception {
     Path file = dir.resolve(name);
     Files.writeString(file, csv);
     Path report = dir.resolve(name + ".json");
     LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix",
         merchantPrefix, "--settlement-lag", "2d", "--out", report.toString());
     assertThat(cli.status()).as(cli.err()).isZero();
-    return LedgerFixture.readJson(report);
+    return new Run(LedgerFixture.readJson(report), cli.err());
   }
 
   private static Map<String, JsonObject> bySettlement(JsonObject json) {
@@ -110,9 +117,9 @@ class ReconciliationMatchingIT {
   }
 
   @Test
-  @DisplayName("a settled row of a payment charged before the window stays an orphan when the file also holds a "
-      + "refund of that payment (the refund's look-up outside the window must not match settled rows)")
-  void aSecondSettlementOfAnOldPaymentStaysAnOrphanBesideItsRefund() throws Exception {
+  @DisplayName("a settled row of a payment charged long before the window is that payment's settlement (its reference "
+      + "names it), flagged as settled outside the lag, not an orphan to refund; its refund beside it is a STATUS_MISMATCH")
+  void aSettlementOfAnOldPaymentIsMatchedAndFlagged() throws Exception {
     try (LedgerFixture ledger = new LedgerFixture()) {
       Instant base = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(6));
       String p = ledger.prefix;
@@ -127,11 +134,154 @@ class ReconciliationMatchingIT {
 
       Map<String, JsonObject> found = bySettlement(json);
       assertThat(found.get("rf_old").getString("category")).isEqualTo("STATUS_MISMATCH");
-      assertThat(found.get("s_again"))
-          .as("the second settlement of %s, outside the window, was matched because its refund brought it in: %s", old,
-              json.getJsonArray("discrepancies").encode())
-          .isNotNull();
-      assertThat(found.get("s_again").getString("category")).isEqualTo("ORPHAN_AT_PROVIDER");
+      assertThat(found.get("rf_old").getString("payment_id")).isEqualTo(old);
+      assertThat(found.get("s_again")).as(json.getJsonArray("discrepancies").encode()).isNull();
+      JsonObject outside = json.getJsonObject("summary").getJsonObject("settled_outside_lag");
+      assertThat(outside.getLong("rows")).isEqualTo(1);
+      assertThat(outside.getJsonArray("first").getJsonObject(0).getString("settlement_id")).isEqualTo("s_again");
+      assertThat(outside.getJsonArray("first").getJsonObject(0).getString("payment_id")).isEqualTo(old);
+    }
+  }
+
+  @Test
+  @DisplayName("settlement rows without reference or key, each of one merchant's payments of distinct, close amounts "
+      + "(5 rows, 5 payments, 25 pairs), are matched to them, not reported as orphans to refund")
+  void referenceLessRowsOfCloseAmountsAreMatched() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant charged = Instant.now().truncatedTo(ChronoUnit.DAYS).minus(Duration.ofDays(6)).plus(Duration.ofSeconds(11 * 3600 + 65));
+      String m2 = ledger.merchant("m2");
+      StringBuilder csv = new StringBuilder(HEADER);
+      long[] amounts = {1_925, 1_962, 2_036, 2_073, 2_110};
+      for (int i = 0; i < amounts.length; i++) {
+        ledger.payment("m2", amounts[i], "EUR", "succeeded", null, charged.plusMillis(500L * i));
+        csv.append(row("M" + (i + 1), null, null, m2, amounts[i], "EUR", "settled",
+            charged.minusSeconds(65).plus(Duration.ofMinutes(4))));
+      }
+      ledger.payment("m2", 1_999, "EUR", "declined", null, charged.plusSeconds(3));
+
+      JsonObject json = reconcile("m2.csv", csv.toString(), ledger.prefix);
+
+      JsonObject summary = json.getJsonObject("summary");
+      assertThat(summary.getJsonObject("rows").getLong("matched"))
+          .as("%s %s", summary.encode(), json.getJsonArray("discrepancies").encode()).isEqualTo(5);
+      assertThat(summary.getLong("total")).isZero();
+    }
+  }
+
+  @Test
+  @DisplayName("a row without reference or key whose merchant, amount and currency only one unmatched payment shares "
+      + "is matched to it, however many other payments of the merchant are in the window")
+  void aSoleExactAmountAmongABusyMerchantsPaymentsIsMatched() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant settled = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(6));
+      String demo = ledger.merchant("demo");
+      // The merchant's other payments of the two days before, settled in other files.
+      ledger.connection.setAutoCommit(false);
+      for (int i = 0; i < 146; i++) {
+        ledger.payment("demo", 3_000 + 53L * i, "EUR", "succeeded", null, settled.minus(Duration.ofMinutes(19L * i + 7)));
+      }
+      ledger.connection.commit();
+      ledger.connection.setAutoCommit(true);
+      String paid = ledger.payment("demo", 1_444, "EUR", "succeeded", null, settled.minus(Duration.ofMinutes(4)));
+
+      JsonObject json = reconcile("busy.csv", HEADER + row("s_1444", null, null, demo, 1_444, "EUR", "settled", settled),
+          ledger.prefix);
+
+      assertThat(count(json, "ORPHAN_AT_PROVIDER")).as("%s %s", json.getJsonObject("summary").encode(),
+          json.getJsonArray("discrepancies").encode()).isZero();
+      JsonObject matches = json.getJsonObject("summary").getJsonObject("matches");
+      assertThat(matches.fieldNames()).containsExactly("sole_exact_amount");
+      assertThat(json.getJsonArray("probable_matches").getJsonObject(0).getString("payment_id")).isEqualTo(paid);
+    }
+  }
+
+  @Test
+  @DisplayName("a row that two payments of its merchant could each be (same amount, currency and day) is left for a "
+      + "person: an orphan to review naming the candidate, never advised to be refunded, with evidence that says so")
+  void anOrphanWithCandidatesIsForReviewNotRefund() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant settled = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(6));
+      String m1 = ledger.merchant("m1");
+      String first = ledger.payment("m1", 2_500, "EUR", "succeeded", null, settled.minus(Duration.ofHours(3)));
+      String second = ledger.payment("m1", 2_500, "EUR", "succeeded", null, settled.minus(Duration.ofHours(2)));
+
+      JsonObject json = reconcile("twins.csv", HEADER + row("s_twin", null, null, m1, 2_500, "EUR", "settled", settled),
+          ledger.prefix);
+
+      JsonObject orphan = bySettlement(json).get("s_twin");
+      assertThat(orphan).as(json.getJsonArray("discrepancies").encode()).isNotNull();
+      assertThat(orphan.getString("category")).isEqualTo("ORPHAN_AT_PROVIDER");
+      assertThat(orphan.getString("remediation")).as(orphan.encode()).isEqualTo("REVIEW_CANDIDATE");
+      JsonObject evidence = orphan.getJsonObject("evidence");
+      assertThat(evidence.getString("reason")).doesNotContain("no ledger payment close enough").contains("2 ledger payments");
+      assertThat(evidence.getString("candidate_payment_id")).isIn(first, second);
+    }
+  }
+
+  @Test
+  @DisplayName("rows settled later than the settlement lag after their charges (a long weekend), whose reference or "
+      + "provider key names one payment, are matched to it and flagged as settled outside the lag, not orphans; a "
+      + "reference two payments of the merchant carry is said to be ambiguous, not missing")
+  void lateSettlementsAreMatchedByTheirReference() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant friday = Instant.now().truncatedTo(ChronoUnit.DAYS).minus(Duration.ofDays(10)).plus(Duration.ofHours(10));
+      Instant monday = friday.plus(Duration.ofDays(3));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder csv = new StringBuilder(HEADER);
+      for (int i = 0; i < 3; i++) {
+        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_sim_" + i, friday.plus(Duration.ofMinutes(i)));
+        csv.append(row("s_" + i, p + "ch_sim_" + i, null, m1, 1_000 + i, "EUR", "settled", monday.plus(Duration.ofMinutes(i))));
+      }
+      String byKey = ledger.payment("m1", 1_100, "EUR", "succeeded", null, friday.plus(Duration.ofMinutes(5)));
+      csv.append(row("s_key", null, LedgerFixture.providerKey(byKey), m1, 1_100, "EUR", "settled", monday.plus(Duration.ofMinutes(5))));
+      // The simulator restarted: two of m1's payments carry ch_twice.
+      ledger.payment("m1", 1_200, "EUR", "succeeded", p + "ch_twice", friday.plus(Duration.ofMinutes(6)));
+      ledger.payment("m1", 1_300, "EUR", "succeeded", p + "ch_twice", friday.minus(Duration.ofDays(20)));
+      csv.append(row("s_twice", p + "ch_twice", null, m1, 1_250, "EUR", "settled", monday.plus(Duration.ofMinutes(6))));
+
+      Run run = run("weekend.csv", csv.toString(), p);
+      JsonObject json = run.report();
+
+      JsonObject summary = json.getJsonObject("summary");
+      assertThat(summary.getJsonObject("rows").getLong("matched")).as("%s %s", summary.encode(),
+          json.getJsonArray("discrepancies").encode()).isEqualTo(4);
+      assertThat(summary.getLong("total")).isEqualTo(1);
+      JsonObject twice = bySettlement(json).get("s_twice");
+      assertThat(twice.getString("category")).isEqualTo("ORPHAN_AT_PROVIDER");
+      assertThat(twice.getJsonObject("evidence").getString("reason")).contains("2 ledger payments of this merchant");
+      assertThat(twice.getString("remediation")).isEqualTo("REVIEW_CANDIDATE");
+      assertThat(summary.getJsonObject("settled_outside_lag").getLong("rows")).isEqualTo(4);
+      assertThat(run.err()).contains("warning").contains("settlement lag");
+    }
+  }
+
+  @Test
+  @DisplayName("a file whose settled_at has the wrong year is matched by its references, netting included (settled "
+      + "twice, refunded once is nothing), with a warning that its dates are far from the charges, and no orphan")
+  void aFileOfTheWrongYearIsMatchedAndWarnedAbout() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant day = Instant.now().truncatedTo(ChronoUnit.DAYS).minus(Duration.ofDays(10));
+      Instant lastYear = day.minus(Duration.ofDays(365));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder csv = new StringBuilder(HEADER);
+      for (int i = 0; i < 8; i++) {
+        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_" + i, day.plus(Duration.ofHours(i)));
+        csv.append(row("s_" + i, p + "ch_" + i, null, m1, 1_000 + i, "EUR", "settled", lastYear.plus(Duration.ofHours(i + 2))));
+      }
+      ledger.payment("m1", 5_000, "EUR", "succeeded", p + "ch_dup", day.plus(Duration.ofHours(9)));
+      csv.append(row("s_dup1", p + "ch_dup", null, m1, 5_000, "EUR", "settled", lastYear.plus(Duration.ofHours(10))));
+      csv.append(row("s_dup2", p + "ch_dup", null, m1, 5_000, "EUR", "settled", lastYear.plus(Duration.ofHours(11))));
+      csv.append(row("rf_dup", p + "ch_dup", null, m1, 5_000, "EUR", "refunded", lastYear.plus(Duration.ofHours(12))));
+
+      Run run = run("wrong-year.csv", csv.toString(), p);
+      JsonObject json = run.report();
+
+      assertThat(json.getJsonObject("summary").getLong("total"))
+          .as("%s %s", json.getJsonObject("summary").encode(), json.getJsonArray("discrepancies").encode()).isZero();
+      assertThat(json.getJsonObject("summary").getJsonArray("warnings").encode()).contains("settlement lag");
+      assertThat(run.err()).contains("warning");
     }
   }
 
