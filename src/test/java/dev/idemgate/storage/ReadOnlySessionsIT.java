@@ -159,14 +159,7 @@ class ReadOnlySessionsIT {
   @DisplayName("a statement refused as read-only after its caller's deadline is not sent again: its caller has answered")
   void refusedPastTheDeadlineIsNotSentAgain() {
     try (ProxiedPostgres proxied = ProxiedPostgres.start(db.url())) {
-      Pool pool = Postgres.requestPool(vertx, TestGateway.config(Map.of("IDEMGATE_PG_URL", proxied.url())), 3,
-          "read-only-deadline-test");
-      admin.query("ALTER DATABASE " + db.name() + " SET default_transaction_read_only = on");
-      try {
-        pid(pool);
-      } finally {
-        admin.query("ALTER DATABASE " + db.name() + " RESET default_transaction_read_only");
-      }
+      Pool pool = poolWithASessionOfAFreezeLifted(proxied, "read-only-deadline-test");
       try {
         // A deadline of 0 ms has passed by the time the refusal comes back.
         Throwable refused = failure(Postgres.execute(pool, "INSERT INTO written (x) VALUES (3)", Tuple.tuple(), 0)
@@ -186,14 +179,7 @@ class ReadOnlySessionsIT {
       + "on it")
   void newSessionReadyPastTheDeadlineIsNotUsed() {
     try (ProxiedPostgres proxied = ProxiedPostgres.start(db.url())) {
-      Pool pool = Postgres.requestPool(vertx, TestGateway.config(Map.of("IDEMGATE_PG_URL", proxied.url())), 3,
-          "read-only-late-session-test");
-      admin.query("ALTER DATABASE " + db.name() + " SET default_transaction_read_only = on");
-      try {
-        pid(pool);
-      } finally {
-        admin.query("ALTER DATABASE " + db.name() + " RESET default_transaction_read_only");
-      }
+      Pool pool = poolWithASessionOfAFreezeLifted(proxied, "read-only-late-session-test");
       try {
         // 500 ms each way: the refusal comes back after about 2 s (the statement's prepare and its
         // execution, a round trip each), within the 2.5 s deadline; a new session (its start-up and
@@ -212,6 +198,21 @@ class ReadOnlySessionsIT {
         Http.await(pool.close());
       }
     }
+  }
+
+  /**
+   * A pool through {@code proxied} holding one idle session opened while writes were frozen, the
+   * freeze lifted since: that session still refuses writes, a new one takes them.
+   */
+  private Pool poolWithASessionOfAFreezeLifted(ProxiedPostgres proxied, String name) {
+    Pool pool = Postgres.requestPool(vertx, TestGateway.config(Map.of("IDEMGATE_PG_URL", proxied.url())), 3, name);
+    admin.query("ALTER DATABASE " + db.name() + " SET default_transaction_read_only = on");
+    try {
+      pid(pool);
+    } finally {
+      admin.query("ALTER DATABASE " + db.name() + " RESET default_transaction_read_only");
+    }
+    return pool;
   }
 
   @Test
