@@ -623,9 +623,7 @@ public final class IdempotencyStore {
    * connection ({@link #completeOn}) it is part of the caller's transaction, and is never sent again.
    */
   private Future<RowSet<Row>> run(SqlClient client, String operation, String sql, Tuple params) {
-    Future<RowSet<Row>> executed = client instanceof Pool onPool ? Postgres.execute(onPool, sql, params, timeoutMs)
-        : client.preparedQuery(sql).execute(params);
-    return executed
+    return Postgres.execute(client, sql, params, timeoutMs)
         .timeout(timeoutMs, TimeUnit.MILLISECONDS)
         .recover(failure -> Future.failedFuture(new StoreUnavailable(operation, failure)));
   }

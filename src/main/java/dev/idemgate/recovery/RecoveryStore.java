@@ -422,9 +422,7 @@ final class RecoveryStore {
    * connection ({@link #underChargeLock}) it is part of a transaction, and is never sent again.
    */
   private Future<RowSet<Row>> run(SqlClient client, String operation, String sql, Tuple params) {
-    Future<RowSet<Row>> executed = client instanceof Pool onPool ? Postgres.execute(onPool, sql, params, timeoutMs)
-        : client.preparedQuery(sql).execute(params);
-    return executed
+    return Postgres.execute(client, sql, params, timeoutMs)
         .timeout(timeoutMs, TimeUnit.MILLISECONDS)
         .recover(failure -> Future.failedFuture(new StoreUnavailable(operation, failure)));
   }

@@ -15,6 +15,7 @@ import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.PoolOptions;
 import io.vertx.sqlclient.Row;
 import io.vertx.sqlclient.RowSet;
+import io.vertx.sqlclient.SqlClient;
 import io.vertx.sqlclient.SqlConnection;
 import io.vertx.sqlclient.Tuple;
 import io.vertx.sqlclient.impl.SocketConnectionBase;
@@ -201,17 +202,18 @@ public final class Postgres {
   }
 
   /**
-   * One statement on a connection of {@code pool}, a transaction of its own, as {@code
+   * One statement through {@code client}. Through a pool it is a transaction of its own, as {@code
    * pool.preparedQuery(sql).execute(params)}; but if PostgreSQL refuses it because its session takes
    * no writes (SQLSTATE 25006: a session opened during a write freeze, or on a demoted primary),
    * which wrote nothing, it is sent again on a new session, and fails only if that one refuses it
    * too. Without this, after a freeze was lifted, every pool connection opened during it failed one
    * payment (503) before it was closed. {@code timeoutMs} is the caller's deadline, which covers
-   * both attempts: past it nothing is sent again. A statement of a transaction is never sent again
-   * (it is sent on a connection, not through this).
+   * both attempts: past it nothing is sent again. On a connection the caller holds, perhaps inside a
+   * transaction, the statement is sent once, as it is.
    */
-  public static Future<RowSet<Row>> execute(Pool pool, String sql, Tuple params, long timeoutMs) {
-    return ReadOnlySessions.execute(pool, sql, params, timeoutMs);
+  public static Future<RowSet<Row>> execute(SqlClient client, String sql, Tuple params, long timeoutMs) {
+    return client instanceof Pool pool ? ReadOnlySessions.execute(pool, sql, params, timeoutMs)
+        : client.preparedQuery(sql).execute(params);
   }
 
   /**
