@@ -185,25 +185,31 @@ public final class PaymentRequestParser {
 
   /** The body as a JSON object, or null when it is not valid UTF-8 or not one strict JSON object. */
   public static JsonObject strictObject(Buffer raw) {
-    if (raw == null || raw.length() == 0) {
+    String text = raw == null || raw.length() == 0 ? null : utf8Text(raw);
+    if (text == null) {
       return null;
-    }
-    String text;
-    try {
-      // Invalid UTF-8 (an overlong "/", a surrogate encoded in three bytes) is refused, not replaced.
-      text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-          .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(raw.getBytes())).toString();
-    } catch (CharacterCodingException e) {
-      return null;
-    }
-    if (text.startsWith("\uFEFF")) {
-      text = text.substring(1); // a byte-order mark (.NET and PowerShell write one): RFC 8259 lets a parser ignore it
     }
     try (JsonParser parser = STRICT_JSON.createParser(text)) {
       return JacksonCodec.fromParser(parser, Object.class) instanceof JsonObject object ? object : null;
     } catch (DecodeException | IOException e) {
       return null;
     }
+  }
+
+  /**
+   * {@code raw} as text, without a leading byte-order mark (.NET and PowerShell write one: RFC 8259
+   * lets a parser ignore it); null when it is not valid UTF-8, which is refused, not replaced (an
+   * overlong "/", a surrogate encoded in three bytes).
+   */
+  private static String utf8Text(Buffer raw) {
+    String text;
+    try {
+      text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+          .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(raw.getBytes())).toString();
+    } catch (CharacterCodingException e) {
+      return null;
+    }
+    return text.startsWith("\uFEFF") ? text.substring(1) : text;
   }
 
   /**
@@ -215,15 +221,9 @@ public final class PaymentRequestParser {
     if (raw == null || raw.length() == 0) {
       return "the body is empty";
     }
-    String text;
-    try {
-      text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-          .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(raw.getBytes())).toString();
-    } catch (CharacterCodingException e) {
+    String text = utf8Text(raw);
+    if (text == null) {
       return "the body is not UTF-8";
-    }
-    if (text.startsWith("\uFEFF")) {
-      text = text.substring(1);
     }
     // Without duplicate detection, so that the walk below finds the member named twice and says which.
     try (JsonParser parser = LENIENT_JSON.createParser(text)) {
