@@ -73,6 +73,19 @@ class ReconciliationApiIT {
   }
 
   /** One settlement line of merchant shop, in EUR. */
+  /**
+   * Uploads a day of the shop's settlements, ch_1 settled twice and ch_3 once (ch_2 never), as
+   * {@code day.csv}, and waits for its run to complete; returns the run's id.
+   */
+  private static String reconcileDuplicateDay(LedgerFixture ledger, Instant base) throws InterruptedException {
+    String csv = "settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n"
+        + shopRow(ledger, "s1", "ch_1", 2_500, base.plus(Duration.ofHours(5)))
+        + shopRow(ledger, "s2", "ch_1", 2_500, base.plus(Duration.ofHours(9)))
+        + shopRow(ledger, "s4", "ch_3", 900, base.plus(Duration.ofDays(3)).plusSeconds(60));
+    return awaitCompleted(upload("?merchant_prefix=" + ledger.prefix + "&name=day.csv", csv).json().getString("id"))
+        .getJsonObject("run").getString("id");
+  }
+
   private static String shopRow(LedgerFixture ledger, String settlementId, String charge, long amount, Instant settledAt) {
     return settlementId + "," + ledger.prefix + charge + "," + ledger.merchant("shop") + "," + amount + ",EUR," + settledAt + "\n";
   }
@@ -136,13 +149,8 @@ class ReconciliationApiIT {
     try (LedgerFixture ledger = new LedgerFixture()) {
       Instant base = Instant.now().minus(Duration.ofDays(5)).truncatedTo(ChronoUnit.SECONDS);
       String paid = shopPayments(ledger, base).settledTwice();
-      String csv = "settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n"
-          + shopRow(ledger, "s1", "ch_1", 2_500, base.plus(Duration.ofHours(5)))
-          + shopRow(ledger, "s2", "ch_1", 2_500, base.plus(Duration.ofHours(9)))
-          + shopRow(ledger, "s4", "ch_3", 900, base.plus(Duration.ofDays(3)).plusSeconds(60));
       int port = gateway.config().managementPort();
-      String id = awaitCompleted(upload("?merchant_prefix=" + ledger.prefix + "&name=day.csv", csv).json().getString("id"))
-          .getJsonObject("run").getString("id");
+      String id = reconcileDuplicateDay(ledger, base);
 
       JsonObject before = listed(id).getJsonObject("summary");
       assertThat(before.getLong("total")).isEqualTo(2);
@@ -181,13 +189,8 @@ class ReconciliationApiIT {
     try (LedgerFixture ledger = new LedgerFixture()) {
       Instant base = Instant.now().minus(Duration.ofDays(5)).truncatedTo(ChronoUnit.SECONDS);
       shopPayments(ledger, base);
-      String csv = "settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n"
-          + shopRow(ledger, "s1", "ch_1", 2_500, base.plus(Duration.ofHours(5)))
-          + shopRow(ledger, "s2", "ch_1", 2_500, base.plus(Duration.ofHours(9)))
-          + shopRow(ledger, "s4", "ch_3", 900, base.plus(Duration.ofDays(3)).plusSeconds(60));
       int port = gateway.config().managementPort();
-      String id = awaitCompleted(upload("?merchant_prefix=" + ledger.prefix + "&name=day.csv", csv).json().getString("id"))
-          .getJsonObject("run").getString("id");
+      String id = reconcileDuplicateDay(ledger, base);
       long duplicate = discrepancyOf(reportOf(id), "DUPLICATE_CHARGE").getLong("id");
       String path = "/admin/reconciliations/" + id + "/discrepancies/" + duplicate + "/resolve";
 
