@@ -39,7 +39,8 @@ import org.slf4j.LoggerFactory;
  * Reconciliation on the management port, behind the admin token:
  * <ul>
  *   <li>{@code POST /admin/reconciliations} — body: the settlement CSV; query: {@code provider},
- *       {@code from}, {@code to}, {@code merchant_prefix}, {@code name} (any other, or one given twice,
+ *       {@code from}, {@code to}, {@code merchant_prefix}, {@code name}, {@code settlement_lag} (this
+ *       run's, in place of the setting's, as the CLI's {@code --settlement-lag}; any other, or one given twice,
  *       gets 400 before the body is read, as on every route here). A provider nothing knows
  *       gets 400 before the body is read ({@link KnownProviders}). The body is streamed to a
  *       temporary file; a file that cannot be reconciled gets 400 at once, otherwise 202 with the
@@ -116,14 +117,17 @@ public final class ReconciliationRoutes {
 
 
 
-  private record Started(String runId, Connection connection, SettlementReader reader, ReconciliationRequest request) {}
+  /** An upload's request and the settings its run uses: the gateway's, with the upload's own settlement lag if it gave one. */
+  private record Upload(ReconciliationRequest request, ReconciliationSettings settings) {}
+
+  private record Started(String runId, Connection connection, SettlementReader reader, Upload upload) {}
 
   private void upload(RoutingContext ctx) {
     HttpServerRequest request = ctx.request();
     request.pause();
-    ReconciliationRequest r;
+    Upload upload;
     try {
-      r = request(ctx);
+      upload = uploadOf(ctx);
     } catch (ConfigException e) {
       Problems.sendLeavingBodyUnread(ctx, new ApiProblem(ErrorCode.INVALID_REQUEST, e.getMessage()));
       return;
@@ -144,9 +148,9 @@ public final class ReconciliationRoutes {
       return;
     }
     runsInFlight++;
-    knownProvider(r).onComplete(known -> {
+    knownProvider(upload.request()).onComplete(known -> {
       if (known.succeeded()) {
-        receive(ctx, r, declaredLength);
+        receive(ctx, upload, declaredLength);
         return;
       }
       runsInFlight--;
@@ -181,13 +185,13 @@ public final class ReconciliationRoutes {
   }
 
   /** Streams the body to a temporary file, checks its header and records the run (202), then runs it. */
-  private void receive(RoutingContext ctx, ReconciliationRequest r, Long declaredLength) {
+  private void receive(RoutingContext ctx, Upload upload, Long declaredLength) {
     HttpServerRequest request = ctx.request();
     vertx.fileSystem().createTempFile("idemgate-settlement-", ".csv")
         .compose(path -> vertx.fileSystem().open(path, new OpenOptions().setWrite(true))
             .compose(file -> SettlementUpload.store(request, file, settings.maxUploadBytes(), declaredLength, vertx,
                 uploadSilenceMillis))
-            .compose(v -> workers.executeBlocking(() -> start(Path.of(path), r), false))
+            .compose(v -> workers.executeBlocking(() -> start(Path.of(path), upload), false))
             .onFailure(failure -> vertx.fileSystem().delete(path)))
         .onSuccess(started -> {
           ctx.response().setStatusCode(202)
@@ -211,7 +215,8 @@ public final class ReconciliationRoutes {
   }
 
   /** Worker: checks the file's header and records (a 400 for a file that cannot be run), then records the run. */
-  private Started start(Path file, ReconciliationRequest r) throws Exception {
+  private Started start(Path file, Upload upload) throws Exception {
+    ReconciliationRequest r = upload.request();
     SettlementReader.checkRecords(Files.newInputStream(file), r.settlementName(), settings.columnMap(r.provider()));
     SettlementReader reader = SettlementReader.open(Files.newInputStream(file), r.settlementName(),
         settings.columnMap(r.provider()));
@@ -219,7 +224,7 @@ public final class ReconciliationRoutes {
       Files.deleteIfExists(file); // the open stream keeps the data readable; nothing is left behind on a crash
       Connection c = Jdbc.connect(pgUrl);
       try {
-        return new Started(new Reconciler(settings).createRun(c, r), c, reader, r);
+        return new Started(new Reconciler(upload.settings()).createRun(c, r), c, reader, upload);
       } catch (Exception e) {
         c.close();
         throw e;
@@ -233,7 +238,7 @@ public final class ReconciliationRoutes {
   /** Worker: the run itself; its outcome is stored with the run. */
   private Void finish(Started started) {
     try (Connection c = started.connection()) {
-      new Reconciler(settings).run(c, started.runId(), started.reader(), started.request());
+      new Reconciler(started.upload().settings()).run(c, started.runId(), started.reader(), started.upload().request());
     } catch (Exception e) {
       // The first line only: a PostgreSQL error's Detail and Where lines can quote the values of a row.
       String reason = String.valueOf(e.getMessage()).lines().findFirst().orElse("");
@@ -243,9 +248,10 @@ public final class ReconciliationRoutes {
   }
 
   /** The query parameters of an upload; any other, or one given twice, is refused before the body is read. */
-  private static final Set<String> UPLOAD_PARAMETERS = Set.of("provider", "from", "to", "merchant_prefix", "name");
+  private static final Set<String> UPLOAD_PARAMETERS =
+      Set.of("provider", "from", "to", "merchant_prefix", "name", "settlement_lag");
 
-  private ReconciliationRequest request(RoutingContext ctx) {
+  private Upload uploadOf(RoutingContext ctx) {
     QueryParameters.check(ctx, UPLOAD_PARAMETERS);
     String name = param(ctx, "name").orElse("upload.csv");
     Optional<Instant> from = param(ctx, "from").map(t -> ReconcileCommand.instant("from", t, false));
@@ -253,8 +259,11 @@ public final class ReconciliationRoutes {
     if (from.isPresent() && to.isPresent() && !from.get().isBefore(to.get())) {
       throw new ConfigException("from must be before to"); // as the CLI's --from and --to
     }
-    return new ReconciliationRequest(name, ReconciliationRequest.Source.API, param(ctx, "provider"), from, to,
-        param(ctx, "merchant_prefix"), Instant.now());
+    ReconciliationSettings runSettings = param(ctx, "settlement_lag")
+        .map(lag -> settings.withSettlementLag(ReconciliationSettings.settlementLag("settlement_lag", lag)))
+        .orElse(settings);
+    return new Upload(new ReconciliationRequest(name, ReconciliationRequest.Source.API, param(ctx, "provider"), from, to,
+        param(ctx, "merchant_prefix"), Instant.now()), runSettings);
   }
 
   /**

@@ -103,7 +103,7 @@ class AdminQueryParametersIT {
     JsonObject problem = refused(reply, "upload");
     assertThat(problem.getJsonArray("unknown_parameters")).isEqualTo(new JsonArray().add("merchant"));
     assertThat(problem.getJsonArray("accepted_parameters"))
-        .isEqualTo(new JsonArray().add("from").add("merchant_prefix").add("name").add("provider").add("to"));
+        .isEqualTo(new JsonArray().add("from").add("merchant_prefix").add("name").add("provider").add("settlement_lag").add("to"));
     Http.Reply runs = get("/admin/reconciliations");
     assertThat(runs.status()).isEqualTo(200);
     assertThat(runs.body()).doesNotContain(name);

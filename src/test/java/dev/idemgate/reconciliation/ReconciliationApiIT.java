@@ -448,6 +448,39 @@ class ReconciliationApiIT {
   }
 
   @Test
+  @DisplayName("?settlement_lag= sets the lag of one upload's run, as --settlement-lag does the CLI's: a payment settled "
+      + "4 days after its charge is outside the default 2d and within 5d; a value that is no duration, or over 90d, "
+      + "gets 400 naming settlement_lag, nothing stored")
+  void settlementLagOfOneUpload() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().minus(Duration.ofDays(10)).truncatedTo(ChronoUnit.SECONDS);
+      ledger.payment("shop", 2_500, "EUR", "succeeded", ledger.prefix + "ch_1", base);
+      String csv = "settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n"
+          + shopRow(ledger, "s1", "ch_1", 2_500, base.plus(Duration.ofDays(4)));
+
+      JsonObject defaultLag = awaitCompleted(upload("?merchant_prefix=" + ledger.prefix, csv).json().getString("id"));
+      assertThat(defaultLag.getJsonObject("run").getLong("settlement_lag_seconds")).isEqualTo(Duration.ofDays(2).toSeconds());
+      assertThat(defaultLag.getJsonObject("summary").getJsonObject("settled_outside_lag").getLong("rows")).isEqualTo(1);
+
+      Http.Reply accepted = upload("?merchant_prefix=" + ledger.prefix + "&settlement_lag=5d", csv);
+      assertThat(accepted.status()).as(accepted.body()).isEqualTo(202);
+      JsonObject longer = awaitCompleted(accepted.json().getString("id"));
+      assertThat(longer.getJsonObject("run").getLong("settlement_lag_seconds")).isEqualTo(Duration.ofDays(5).toSeconds());
+      assertThat(longer.getJsonObject("summary").getJsonObject("settled_outside_lag").getLong("rows")).isEqualTo(0);
+      assertThat(longer.getJsonArray("discrepancies")).isEmpty();
+
+      String refusedName = ledger.prefix + "refused.csv";
+      for (String bad : List.of("5", "-1d", "91d", "soon")) {
+        Http.Reply refused = upload("?merchant_prefix=" + ledger.prefix + "&name=" + refusedName + "&settlement_lag=" + bad, csv);
+        assertThat(refused.status()).as(bad + ": " + refused.body()).isEqualTo(400);
+        assertThat(refused.json().getString("detail")).as(bad).startsWith("settlement_lag");
+      }
+      assertThat(http.get(gateway.config().managementPort(), "/admin/reconciliations", TestGateway.ADMIN_TOKEN).body())
+          .doesNotContain(refusedName);
+    }
+  }
+
+  @Test
   @DisplayName("a body that is not a settlement CSV, or a window that ends before it starts, gets 400 with the reason; no token gets 401; unknown run 404")
   void errors() {
     Http.Reply bad = upload("", "{\"not\": \"csv\"}");
