@@ -583,11 +583,15 @@ public final class ApiVerticle extends VerticleBase {
           "this key was already used with a different payload; use a new key for a new payment"));
     } else if (outcome instanceof PayOutcome.ProviderUnavailable unavailable) {
       outcome(ctx, RequestOutcome.PROVIDER_UNAVAILABLE);
-      boolean free = unavailable.keyReleased();
-      Problems.send(ctx, new ApiProblem(ErrorCode.PROVIDER_UNAVAILABLE, free
-          ? "the payment provider did not take the charge; nothing was charged and the key is free: retrying is safe"
-          : "the payment provider did not take the charge; nothing was charged, but the key stays in use until it is "
-              + "released: retry after Retry-After seconds", null, free ? null : unavailable.retryAfterSeconds()));
+      int retryAfter = unavailable.retryAfterSeconds();
+      String detail = !unavailable.keyReleased()
+          ? "the payment provider did not take the charge; nothing was charged, but the key stays in use until it is "
+              + "released: retry after Retry-After seconds"
+          : retryAfter > 0
+              ? "the payment provider is failing, and no charge is sent to it for Retry-After seconds; nothing was "
+                  + "charged and the key is free: retry after Retry-After seconds"
+              : "the payment provider did not take the charge; nothing was charged and the key is free: retrying is safe";
+      Problems.send(ctx, new ApiProblem(ErrorCode.PROVIDER_UNAVAILABLE, detail, null, retryAfter > 0 ? retryAfter : null));
     } else if (outcome instanceof PayOutcome.Refused refused && refused.reason() instanceof TwinVerdict.Reject twin) {
       outcome(ctx, RequestOutcome.DUPLICATE_SUSPECTED);
       Problems.send(ctx, duplicateSuspected(twin.twin()));

@@ -25,14 +25,12 @@ public sealed interface PayOutcome {
 
   /**
    * The provider definitely did not charge: 502 provider_unavailable. The key is released, or, when
-   * PostgreSQL did not take the release, stays held until recovery frees it: then
-   * {@code retryAfterSeconds} says when (0 when released).
+   * PostgreSQL did not take the release, stays held until recovery frees it. {@code retryAfterSeconds}
+   * says when a retry can expect more than this answer: for a held key, when recovery will have freed
+   * it; for a released one, when this instance sends charges to the provider again (its circuit
+   * breaker open), or 0 when it already does.
    */
-  record ProviderUnavailable(int retryAfterSeconds) implements PayOutcome {
-    public boolean keyReleased() {
-      return retryAfterSeconds == 0;
-    }
-  }
+  record ProviderUnavailable(boolean keyReleased, int retryAfterSeconds) implements PayOutcome {}
 
   /** A {@link ClaimGuard} refused the new payment before it was claimed; nothing was charged. */
   record Refused(Object reason) implements PayOutcome {}

@@ -639,7 +639,8 @@ public final class PaymentService {
           Future<Void> redis = guard.notCharged(cmd).otherwiseEmpty().compose(v -> redisClaim == null
               ? gate.forget(cmd.merchantId(), cmd.key()) : releaseRedis(cmd, redisClaim));
           return redis.compose(v -> gate.wakeWaiters(cmd.merchantId(), cmd.key()))
-              .map(v -> new PayOutcome.ProviderUnavailable(released ? 0 : heldKeyRetryAfterSeconds));
+              .map(v -> new PayOutcome.ProviderUnavailable(released,
+                  released ? notAttempted.retryAfterSeconds() : heldKeyRetryAfterSeconds));
         });
   }
 

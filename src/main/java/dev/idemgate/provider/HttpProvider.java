@@ -112,6 +112,14 @@ public final class HttpProvider implements PaymentProvider {
   private final HttpClientAgent client;
   private final CircuitBreaker chargeBreaker;
   private final CircuitBreaker inquiryBreaker;
+  /** How long the breakers stay open before they let one call through. */
+  private final long breakerResetNanos;
+  /**
+   * When the charges' breaker last opened (System.nanoTime), so that a charge it refuses can say when
+   * this instance tries the acquirer again. Written by its open handler; volatile as the breaker may
+   * call it from another context than the one a refused charge is answered on.
+   */
+  private volatile long chargeCircuitOpenedAt;
   /**
    * Requests holding one of the pool's connections. Written on the provider verticle's event loop
    * only (the client's callbacks run on the context that made it); volatile for the metrics scrape.
@@ -148,8 +156,12 @@ public final class HttpProvider implements PaymentProvider {
             log.debug("connection to the acquirer failed: {}", failure.toString())))
         .build();
     this.maxConnections = maxConnections;
+    this.breakerResetNanos = breakerSettings.resetTimeout().toNanos();
     this.chargeBreaker = breaker(vertx, "idemgate-provider-http", breakerSettings)
-        .openHandler(v -> log.warn("provider circuit open: charges answer not-attempted without calling the acquirer"))
+        .openHandler(v -> {
+          chargeCircuitOpenedAt = System.nanoTime();
+          log.warn("provider circuit open: charges answer not-attempted without calling the acquirer");
+        })
         .halfOpenHandler(v -> log.info("provider circuit half-open: letting one charge through"))
         .closeHandler(v -> log.info("provider circuit closed"));
     this.inquiryBreaker = breaker(vertx, "idemgate-provider-http-inquiries", breakerSettings)
@@ -199,7 +211,16 @@ public final class HttpProvider implements PaymentProvider {
         .putHeader("Content-Type", "application/json");
     return guarded(chargeBreaker, () -> exchange(options, body, request::maySend, ProviderOutcome.NotAttempted::new,
             (status, answer) -> mapCharge(status, answer, request.amount(), request.currency())),
-        new ProviderOutcome.NotAttempted("provider circuit open"));
+        () -> new ProviderOutcome.NotAttempted("provider circuit open", secondsUntilTheBreakerTriesAgain()));
+  }
+
+  /**
+   * Whole seconds, rounded up and at least 1, until the charges' breaker lets a charge through again:
+   * a client that waits that long has its retry sent to the acquirer instead of refused again here.
+   */
+  private int secondsUntilTheBreakerTriesAgain() {
+    long left = breakerResetNanos - (System.nanoTime() - chargeCircuitOpenedAt);
+    return (int) Math.max(1, (left + 999_999_999L) / 1_000_000_000L);
   }
 
   @Override
@@ -212,7 +233,7 @@ public final class HttpProvider implements PaymentProvider {
     return guarded(inquiryBreaker, () -> exchange(options, null, () -> true,
             reason -> new ProviderOutcome.Unknown("inquiry not sent: " + reason),
             (status, body) -> mapInquiry(status, body, inquiry)),
-        new ProviderOutcome.Unknown("provider circuit open; inquiry not sent"));
+        () -> new ProviderOutcome.Unknown("provider circuit open; inquiry not sent"));
   }
 
   /** Stops the client; calls still in flight fail, and are read as {@link ProviderOutcome.Unknown}. */
@@ -236,7 +257,7 @@ public final class HttpProvider implements PaymentProvider {
   }
 
   private static Future<ProviderOutcome> guarded(CircuitBreaker breaker, Supplier<Future<Answer>> call,
-      ProviderOutcome whenOpen) {
+      Supplier<ProviderOutcome> whenOpen) {
     return breaker.<ProviderOutcome>execute(() -> call.get().compose(answer -> answer.trouble()
             ? Future.failedFuture(new Trouble(answer.outcome()))
             : Future.succeededFuture(answer.outcome())))
@@ -244,7 +265,7 @@ public final class HttpProvider implements PaymentProvider {
           if (failure instanceof Trouble trouble) {
             return Future.succeededFuture(trouble.outcome);
           } else if (failure instanceof OpenCircuitException) {
-            return Future.succeededFuture(whenOpen);
+            return Future.succeededFuture(whenOpen.get());
           }
           // Not expected (the exchange never fails its Future); whatever it is, the charge may have gone out.
           return Future.succeededFuture(new ProviderOutcome.Unknown(failure.getClass().getSimpleName()));

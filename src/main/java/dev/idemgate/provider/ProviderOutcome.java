@@ -11,8 +11,16 @@ public sealed interface ProviderOutcome {
   /** The provider said no. Terminal, stored and replayed like a success. */
   record Declined(String providerReference, String declineCode) implements ProviderOutcome {}
 
-  /** Definitely not charged (refused before acceptance): the claim is released and a retry is safe. */
-  record NotAttempted(String reason) implements ProviderOutcome {}
+  /**
+   * Definitely not charged (refused before acceptance): the claim is released and a retry is safe.
+   * {@code retryAfterSeconds}, when above 0, is how long a retry would be refused the same way (this
+   * instance's circuit breaker, open); 0 when nothing says.
+   */
+  record NotAttempted(String reason, int retryAfterSeconds) implements ProviderOutcome {
+    public NotAttempted(String reason) {
+      this(reason, 0);
+    }
+  }
 
   /**
    * May have been charged (timeout or reset after sending): never blindly retried; recovery asks.

@@ -236,7 +236,7 @@ class HttpProviderIT {
     long acceptedBefore = proxy.acceptedConnections();
     ChargeRequest whileOpen = charge("tok_visa");
     ProviderOutcome outcome = Http.await(guarded.charge(whileOpen));
-    assertThat(outcome).isEqualTo(new ProviderOutcome.NotAttempted("provider circuit open"));
+    assertThat(outcome).isEqualTo(new ProviderOutcome.NotAttempted("provider circuit open", 1)); // 800 ms open, rounded up
     assertThat(proxy.acceptedConnections()).isEqualTo(acceptedBefore);
     assertThat(log(whileOpen.providerKey()).getInteger("requests")).isZero();
     // Inquiries have a circuit of their own: the charges' one open does not stop them.

@@ -51,6 +51,38 @@ class ProviderCircuitIT extends ProviderFaultFixture {
   }
 
   @Test
+  @DisplayName("a 502 answered while the breaker is open says in Retry-After when this instance tries the acquirer "
+      + "again, and a payment sent then is charged; a 502 the acquirer was asked for carries none")
+  void openBreakerSaysWhenToRetry() throws InterruptedException {
+    proxy.refuse();
+    // Connections to the acquirer kept alive from another test would still take charges.
+    proxy.cutAll();
+    Waits.eventually(Duration.ofSeconds(5), () -> proxy.openConnections() == 0, "no connection to the acquirer left");
+    for (int i = 0; i < 6 && circuitMeter() == 0; i++) {
+      Http.Reply refused = pay(Http.newKey(), Http.payment(800 + i, "tok_visa"));
+      assertThat(refused.status()).isEqualTo(502);
+      assertThat(refused.header("Retry-After")).as("asked the acquirer: " + refused.body()).isNull();
+    }
+    assertThat(circuitMeter()).as("open after repeated failures").isEqualTo(1);
+
+    Http.Reply open = pay(Http.newKey(), Http.payment(810, "tok_visa"));
+    assertThat(open.status()).isEqualTo(502);
+    assertThat(open.header("Retry-After")).as(open.body()).isNotNull();
+    int retryAfter = Integer.parseInt(open.header("Retry-After"));
+    assertThat(retryAfter).as("the breaker stays open 5 s").isBetween(1, 5);
+    assertThat(open.json().getString("detail")).contains("nothing was charged", "Retry-After");
+
+    proxy.pass();
+    Thread.sleep(retryAfter * 1000L);
+    String key = Http.newKey();
+    var body = Http.payment(811, "tok_visa");
+    // Retry-After is rounded up, so the breaker is half-open by then; a loaded machine may run its timer late.
+    Waits.eventually(Duration.ofSeconds(3), () -> pay(key, body).status() == 201, "charged once Retry-After has passed");
+    assertThat(acquirerLog(key).getJsonArray("charges")).hasSize(1);
+    check().assertValid();
+  }
+
+  @Test
   @DisplayName("the connections to the acquirer are in the metrics: the limit, those busy and the calls the full pool refused")
   void poolMeters() {
     String metrics = http.get(gateway.managementPort(), "/metrics", null).body();
