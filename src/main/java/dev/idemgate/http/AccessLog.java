@@ -20,6 +20,8 @@ final class AccessLog {
 
   /** The most of a path a line holds: a request line may be 4 KiB of anything. */
   static final int MAX_LOGGED_PATH = 256;
+  /** The most of a method a line holds: the longest registered method has 17 characters. */
+  static final int MAX_LOGGED_METHOD = 32;
 
   private AccessLog() {}
 
@@ -61,6 +63,16 @@ final class AccessLog {
   }
 
   /**
+   * A request's method as a line may hold it: cut to {@link #MAX_LOGGED_METHOD} characters, or
+   * {@link CardNumberScanner#REDACTED} when it holds a card number. HTTP lets a method be any token,
+   * and the decoder hands on whatever a client sent in its place, up to the 4 KiB of a request line.
+   */
+  static String loggableMethod(String method) {
+    return CardNumberScanner.containsCardNumber(method) ? CardNumberScanner.REDACTED
+        : method.length() > MAX_LOGGED_METHOD ? method.substring(0, MAX_LOGGED_METHOD) : method;
+  }
+
+  /**
    * Whether the connection (over HTTP/2, the stream) closed before the answer went out, from the
    * result a {@code RoutingContext} end handler gets. That result alone does not say: Vert.x Web fails
    * it whenever the response's close is seen before its end, and over HTTP/2 a stream answered after
@@ -89,7 +101,7 @@ final class AccessLog {
       boolean clientClosed, long latencyNanos) {
     return access.atInfo()
         .addKeyValue("request_id", requestId)
-        .addKeyValue("method", request.method().name())
+        .addKeyValue("method", loggableMethod(request.method().name()))
         .addKeyValue(target, targetValue)
         .addKeyValue("status", clientClosed ? CLIENT_CLOSED_STATUS : request.response().getStatusCode())
         .addKeyValue("latency_ms", latencyNanos / 1_000_000.0);

@@ -583,6 +583,30 @@ class ObservabilityIT {
     }
   }
 
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', value = {
+      "a card number as the method, API port|API|4242424242424242|/pay|405|redacted:card_number",
+      "a card number as the method, management port|MANAGEMENT|4242424242424242|/admin/pending|401|redacted:card_number",
+      "a method of 3,000 characters, API port|API|LONG|/pay|405|XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
+      "a method of 3,000 characters, management port|MANAGEMENT|LONG|/admin/pending|401|XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"})
+  @DisplayName("a method is whatever a client sent: its access line never holds a card number, and at most 32 characters of it")
+  void methodIsLoggedAsLoggable(String what, String port, String method, String path, int status, String logged)
+      throws Exception {
+    try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
+      String sent = method.equals("LONG") ? "X".repeat(3_000) : method;
+      String answer = rawExchange(port.equals("API") ? gateway.apiPort() : gateway.managementPort(),
+          sent + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+      assertThat(answer).as(what).startsWith("HTTP/1.1 " + status + " ");
+      Matcher id = Pattern.compile("(?im)^X-Request-Id: *(\\S+)").matcher(answer);
+      assertThat(id.find()).as("the answer names its request id: " + answer).isTrue();
+      String requestId = id.group(1);
+
+      ILoggingEvent line = awaitLine(access, what, fields -> requestId.equals(fields.get("request_id")));
+      assertThat(fields(line)).containsEntry("method", logged).containsEntry("path", path);
+      assertThat(line.getFormattedMessage() + fields(line)).doesNotContain("4242424242424242");
+    }
+  }
+
   @Test
   @DisplayName("a request line too long to read (414) gets no access line on the API port: it has no method or path to tell "
       + "(Netty hands on a stand-in, GET /bad-request, which no client sent)")
