@@ -184,6 +184,13 @@ public final class ConfigLoader {
       throw new ConfigException("api_keys and api_keys_file: set one, not both; with api_keys_file, set api_keys "
           + "to \"\" (IDEMGATE_API_KEYS=\"\") so that no plain-text key stays valid");
     }
+    if (apiKeysFile.isEmpty() && apiKeys.isEmpty()) {
+      // Fixed for the life of the process: a gateway that can authenticate no one answers every
+      // payment 401 while it reports ready (a production setup that clears api_keys and misspells
+      // IDEMGATE_API_KEYS_FILE). A file may hold no key (all revoked); it is re-read.
+      throw new ConfigException("api_keys and api_keys_file: both are empty, so no request could be authenticated; set "
+          + "api_keys_file (IDEMGATE_API_KEYS_FILE, the hashed keys) or, for development, api_keys");
+    }
     Duration apiKeysReload = duration(v, "api_keys_reload_interval");
     if (apiKeysReload.toMillis() < 100 || apiKeysReload.compareTo(Duration.ofHours(1)) > 0) {
       throw new ConfigException("api_keys_reload_interval: must be between 100ms and 1h, got " + v.get("api_keys_reload_interval"));

@@ -286,6 +286,19 @@ class ConfigRefusalsTest {
     assertThat(load(Map.of("IDEMGATE_MERCHANT_KEY_TTL", "demo=1h")).keyTtlFor("demo")).isEqualTo(Duration.ofHours(1));
   }
   @Test
+  @DisplayName("api_keys set empty with no api_keys_file is refused: no request could be authenticated, every payment would get 401")
+  void noApiKeyAtAll() {
+    // Before, the gateway started and reported ready, and answered every payment 401: what a
+    // production deployment gets that clears api_keys and misspells IDEMGATE_API_KEYS_FILE.
+    for (String empty : List.of("", " ", ",")) {
+      assertThat(refusal(Map.of("IDEMGATE_API_KEYS", empty))).as("'" + empty + "'")
+          .startsWith("api_keys and api_keys_file: both are empty");
+    }
+    assertThat(load(Map.of("IDEMGATE_API_KEYS", "", "IDEMGATE_API_KEYS_FILE", "/etc/idemgate/api-keys/api-keys"))
+        .apiKeysFile()).isPresent();
+  }
+
+  @Test
   @DisplayName("with tracing otlp, an otlp_endpoint that is no usable http(s) URL is refused at load naming it, its secrets never echoed")
   void badOtlpEndpoint() {
     // Before, only the scheme was checked: these failed start-up with exit status 1, a stack trace
