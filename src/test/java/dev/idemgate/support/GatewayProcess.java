@@ -124,6 +124,11 @@ public final class GatewayProcess implements AutoCloseable {
     return process.logTail();
   }
 
+  /** The file its standard output and error go to (appended across restarts). */
+  public Path logFile() {
+    return process.logFile();
+  }
+
   @Override
   public void close() {
     process.close();
