@@ -10,6 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -699,6 +700,7 @@ public final class ConfigLoader {
       throw new ConfigException("pg_url: not a valid PostgreSQL URL (postgresql://user:password@host:port/database"
           + "?sslmode=...; percent-encode any of : / @ ? # % in the password)");
     }
+    tlsParametersAsRead(url);
     String mode = UrlQuery.parameter(url, "sslmode").orElse("").toLowerCase(Locale.ROOT);
     String rootCert = UrlQuery.parameter(url, "sslrootcert").orElse(null);
     if ((mode.equals("verify-ca") || mode.equals("verify-full")) && rootCert == null) {
@@ -710,6 +712,27 @@ public final class ConfigLoader {
           + "signed PostgreSQL's certificate; libpq's 'system' is not supported)");
     }
     return url;
+  }
+
+  /**
+   * Refuses a pg_url parameter that reads as a TLS setting and is not one the gateway reads: the
+   * client ignores it without a word, so {@code ssl=true} (JDBC's spelling) or a misspelt
+   * {@code ssl_mode=require} connected in plain text. And sslmode or sslrootcert given twice: the
+   * check here reads the first, the client may take another.
+   */
+  private static void tlsParametersAsRead(String url) {
+    Set<String> seen = new HashSet<>();
+    for (String name : UrlQuery.names(url)) {
+      String lower = name.toLowerCase(Locale.ROOT);
+      if (lower.contains("ssl") && !lower.equals("sslmode") && !lower.equals("sslrootcert")) {
+        throw new ConfigException("pg_url: parameter " + name + " is not read by the gateway, which would connect "
+            + "without it; TLS is set by sslmode (disable, allow, prefer, require, verify-ca or verify-full) and "
+            + "sslrootcert alone");
+      }
+      if (lower.startsWith("ssl") && !seen.add(lower)) {
+        throw new ConfigException("pg_url: " + lower + " is given twice; keep one");
+      }
+    }
   }
 
   private static String url(Map<String, String> v, String key, String... schemes) {

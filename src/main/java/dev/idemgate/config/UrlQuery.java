@@ -3,6 +3,7 @@ package dev.idemgate.config;
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.stream.Collectors;
@@ -23,6 +24,17 @@ public final class UrlQuery {
       }
     }
     return Optional.empty();
+  }
+
+  /** The URL-decoded names of its parameters, as written and in order, repeats included. */
+  public static List<String> names(String url) {
+    int query = url.indexOf('?');
+    if (query < 0) {
+      return List.of();
+    }
+    return Arrays.stream(url.substring(query + 1).split("&")).filter(pair -> !pair.isEmpty())
+        .map(pair -> URLDecoder.decode(pair.contains("=") ? pair.substring(0, pair.indexOf('=')) : pair, StandardCharsets.UTF_8))
+        .toList();
   }
 
   /** The URL without its parameters {@code name} (lower case). */

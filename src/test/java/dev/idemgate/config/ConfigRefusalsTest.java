@@ -47,6 +47,25 @@ class ConfigRefusalsTest {
   }
 
   @Test
+  @DisplayName("a pg_url parameter that reads as a TLS setting but is not one the gateway reads (ssl=true, ssl_mode, sslcert), "
+      + "or sslmode or sslrootcert given twice, is refused naming it: the gateway would connect without TLS, or with "
+      + "another mode than the one checked")
+  void unreadTlsParametersInPgUrl() {
+    Map<String, String> expected = Map.of(
+        "postgresql://u:PGSECRET@db.example:5432/pay?ssl=true", "pg_url: parameter ssl is not read",
+        "postgresql://u:PGSECRET@db.example:5432/pay?ssl_mode=require", "pg_url: parameter ssl_mode is not read",
+        "postgresql://u:PGSECRET@db.example:5432/pay?sslmode=require&sslcert=/etc/c.pem", "pg_url: parameter sslcert is not read",
+        "postgresql://u:PGSECRET@db.example:5432/pay?sslmode=disable&sslmode=verify-full", "pg_url: sslmode is given twice",
+        "postgresql://u:PGSECRET@db.example:5432/pay?SSLMODE=require&sslmode=disable", "pg_url: sslmode is given twice");
+    expected.forEach((url, message) -> {
+      String line = refusal(Map.of("IDEMGATE_PG_URL", url));
+      assertThat(line).as(url).startsWith(message).doesNotContain("PGSECRET");
+    });
+    assertThat(load(Map.of("IDEMGATE_PG_URL", "postgresql://u@db.example/pay?sslMode=require")).pgUrl())
+        .as("the client reads names without case").endsWith("sslMode=require");
+  }
+
+  @Test
   @DisplayName("a well-formed pg_url is still taken: user, escaped password, IPv6 host, no port, parameters")
   void goodPgUrls() {
     for (String url : List.of("postgresql://postgres@127.0.0.1:5432/postgres", "postgres://u:p%40ss%2Fw@db.example/idem",
@@ -285,6 +304,7 @@ class ConfigRefusalsTest {
         .doesNotContain("sk_test_demo");
     assertThat(load(Map.of("IDEMGATE_MERCHANT_KEY_TTL", "demo=1h")).keyTtlFor("demo")).isEqualTo(Duration.ofHours(1));
   }
+
   @Test
   @DisplayName("api_keys set empty with no api_keys_file is refused: no request could be authenticated, every payment would get 401")
   void noApiKeyAtAll() {
