@@ -557,6 +557,14 @@ public final class ConfigLoader {
     } catch (RuntimeException e) {
       return "not a valid Redis URL (redis://[user:password@]host[:port][/database])";
     }
+    for (String name : UrlQuery.names(url)) {
+      // The client reads TLS from the scheme alone and ignores such a parameter: clear text.
+      String lower = name.toLowerCase(Locale.ROOT);
+      if (lower.contains("ssl") || lower.contains("tls")) {
+        return "parameter " + name + " is not read by the gateway, which would connect without TLS; TLS to Redis is "
+            + "chosen by the scheme: rediss://";
+      }
+    }
     return null;
   }
 

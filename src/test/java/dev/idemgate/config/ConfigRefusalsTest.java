@@ -66,6 +66,18 @@ class ConfigRefusalsTest {
   }
 
   @Test
+  @DisplayName("a redis_url parameter that reads as a TLS setting (ssl=true, tls) is refused naming it: the client reads TLS "
+      + "from the scheme alone, and would connect in clear text")
+  void tlsParameterInRedisUrl() {
+    for (String url : List.of("redis://:RDSECRET@cache.example:6379?ssl=true", "redis://:RDSECRET@cache.example:6379/0?TLS=1")) {
+      assertThat(refusal(Map.of("IDEMGATE_REDIS_URL", url))).as(url).startsWith("redis_url: parameter ")
+          .contains("rediss://").doesNotContain("RDSECRET");
+    }
+    assertThat(load(Map.of("IDEMGATE_REDIS_URL", "redis://cache.example:6379?db=2")).redisUrl())
+        .as("parameters the client reads are taken").endsWith("?db=2");
+  }
+
+  @Test
   @DisplayName("a well-formed pg_url is still taken: user, escaped password, IPv6 host, no port, parameters")
   void goodPgUrls() {
     for (String url : List.of("postgresql://postgres@127.0.0.1:5432/postgres", "postgres://u:p%40ss%2Fw@db.example/idem",
