@@ -1,6 +1,6 @@
 package dev.idemgate.http;
 
-import dev.idemgate.payment.CardNumberScanner;
+import dev.idemgate.observability.LoggableRequest;
 import io.vertx.core.AsyncResult;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpVersion;
@@ -18,20 +18,15 @@ final class AccessLog {
   static final int CLIENT_CLOSED_STATUS = 499;
   private static final Logger access = LoggerFactory.getLogger("idemgate.access");
 
-  /** The most of a path a line holds: a request line may be 4 KiB of anything. */
-  static final int MAX_LOGGED_PATH = 256;
-  /** The most of a method a line holds: the longest registered method has 17 characters. */
-  static final int MAX_LOGGED_METHOD = 32;
-
   private AccessLog() {}
 
   /**
-   * A request's path as a line may hold it ({@link #loggable}), without a fragment: Netty leaves one
+   * A request's path as a line may hold it ({@link LoggableRequest#path}), without a fragment: Netty leaves one
    * in the path (the query, which may carry a client's key, is never part of it). Null for a request
    * line too long to be read.
    */
   static String loggablePath(HttpServerRequest request) {
-    return loggable(withoutFragment(request.path()));
+    return LoggableRequest.path(withoutFragment(request.path()));
   }
 
   /**
@@ -47,29 +42,6 @@ final class AccessLog {
   static String withoutFragment(String path) {
     int fragment = path == null ? -1 : path.indexOf('#');
     return fragment < 0 ? path : path.substring(0, fragment);
-  }
-
-  /**
-   * A path cut to {@link #MAX_LOGGED_PATH} characters, or {@link CardNumberScanner#REDACTED} when it holds a card
-   * number: a path is whatever a client sent, and a misconfigured one may put a card number in it.
-   */
-  static String loggable(String path) {
-    if (path == null) {
-      return null;
-    }
-    // The whole path is scanned, not only what is kept: a cut could leave a card number's digits behind.
-    return CardNumberScanner.containsCardNumber(path) ? CardNumberScanner.REDACTED
-        : path.length() > MAX_LOGGED_PATH ? path.substring(0, MAX_LOGGED_PATH) : path;
-  }
-
-  /**
-   * A request's method as a line may hold it: cut to {@link #MAX_LOGGED_METHOD} characters, or
-   * {@link CardNumberScanner#REDACTED} when it holds a card number. HTTP lets a method be any token,
-   * and the decoder hands on whatever a client sent in its place, up to the 4 KiB of a request line.
-   */
-  static String loggableMethod(String method) {
-    return CardNumberScanner.containsCardNumber(method) ? CardNumberScanner.REDACTED
-        : method.length() > MAX_LOGGED_METHOD ? method.substring(0, MAX_LOGGED_METHOD) : method;
   }
 
   /**
@@ -101,7 +73,7 @@ final class AccessLog {
       boolean clientClosed, long latencyNanos) {
     return access.atInfo()
         .addKeyValue("request_id", requestId)
-        .addKeyValue("method", loggableMethod(request.method().name()))
+        .addKeyValue("method", LoggableRequest.method(request.method().name()))
         .addKeyValue(target, targetValue)
         .addKeyValue("status", clientClosed ? CLIENT_CLOSED_STATUS : request.response().getStatusCode())
         .addKeyValue("latency_ms", latencyNanos / 1_000_000.0);

@@ -7,6 +7,7 @@ import dev.idemgate.anomaly.AnomalyRoutes;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.ProviderKeys;
+import dev.idemgate.observability.LoggableRequest;
 import dev.idemgate.payment.PaymentJson;
 import dev.idemgate.payment.PaymentRequestParser;
 import dev.idemgate.provider.HttpProvider;
@@ -282,7 +283,7 @@ public final class ManagementVerticle extends VerticleBase {
       return;
     }
     SocketAddress remote = request.remoteAddress();
-    AccessLog.line(request, request.response().headers().get("X-Request-Id"), "path", AccessLog.loggable(path),
+    AccessLog.line(request, request.response().headers().get("X-Request-Id"), "path", LoggableRequest.path(path),
             !request.response().ended(), System.nanoTime() - arrived)
         .addKeyValue("remote_address", remote == null ? null : remote.hostAddress())
         .addKeyValue("admin_token", AdminToken.NOT_CHECKED.name().toLowerCase(Locale.ROOT))

@@ -1,5 +1,6 @@
 package dev.idemgate.observability;
 
+import dev.idemgate.payment.CardNumberScanner;
 import io.vertx.core.Context;
 import io.vertx.core.json.JsonObject;
 import io.vertx.core.spi.VertxTracerFactory;
@@ -13,15 +14,20 @@ import java.util.Set;
 import java.util.function.BiConsumer;
 
 /**
- * Vert.x's tracing with the query left out of every span. Vert.x tags an HTTP request's span with
- * the full URL ({@code http.url}) and the query ({@code url.query}), and a query can carry what must
- * not leave the process: a raw idempotency key in {@code /admin/simulator/charges?idempotency_key=},
- * a provider key in the acquirer inquiry {@code GET /charges?idempotency_key=}, whatever a client
- * puts in one. Spans keep {@code url.path}; a URL tag loses everything from its {@code ?}, and
- * {@code url.query} is not sent at all.
+ * Vert.x's tracing with the query left out of every span, and the method and path held as the access
+ * log holds them. Vert.x tags an HTTP request's span with the full URL ({@code http.url}) and the
+ * query ({@code url.query}), and a query can carry what must not leave the process: a raw
+ * idempotency key in {@code /admin/simulator/charges?idempotency_key=}, a provider key in the
+ * acquirer inquiry {@code GET /charges?idempotency_key=}, whatever a client puts in one. Spans keep
+ * {@code url.path}; a URL tag loses everything from its {@code ?}, and {@code url.query} is not sent
+ * at all. A server span is named after the request's method and tagged with it and the path, each
+ * whatever a client sent ({@link LoggableRequest}): a card number in either is sent as
+ * {@code redacted:card_number}, and so is a URL tag that holds one.
  */
 public final class PathOnlyTracing implements VertxTracerFactory {
   private static final Set<String> URL_TAGS = Set.of("http.url", "url.full");
+  private static final Set<String> METHOD_TAGS = Set.of("http.method", "http.request.method");
+  private static final Set<String> PATH_TAGS = Set.of("url.path", "http.target");
   private static final String QUERY_TAG = "url.query";
 
   private final VertxTracerFactory tracing;
@@ -47,7 +53,10 @@ public final class PathOnlyTracing implements VertxTracerFactory {
     return tracing.newOptions(json);
   }
 
-  /** The tags of {@code tags} without the query: a URL cut at its {@code ?}, the query tag left out. */
+  /**
+   * The tags of {@code tags} without the query (a URL cut at its {@code ?}, the query tag left out),
+   * the method and path as {@link LoggableRequest} holds them.
+   */
   static <T> TagExtractor<T> withoutQuery(TagExtractor<T> tags) {
     return new TagExtractor<>() {
       @Override
@@ -69,9 +78,20 @@ public final class PathOnlyTracing implements VertxTracerFactory {
       @Override
       public String value(T obj, int index) {
         int i = source(obj, index);
+        String name = tags.name(obj, i);
         String value = tags.value(obj, i);
-        int query = value == null || !URL_TAGS.contains(tags.name(obj, i)) ? -1 : value.indexOf('?');
-        return query < 0 ? value : value.substring(0, query);
+        if (value == null) {
+          return null;
+        } else if (METHOD_TAGS.contains(name)) {
+          return LoggableRequest.method(value);
+        } else if (PATH_TAGS.contains(name)) {
+          return LoggableRequest.path(value);
+        } else if (URL_TAGS.contains(name)) {
+          int query = value.indexOf('?');
+          String url = query < 0 ? value : value.substring(0, query);
+          return CardNumberScanner.containsCardNumber(url) ? CardNumberScanner.REDACTED : url;
+        }
+        return value;
       }
 
       /** The index in {@code tags} of the {@code index}th tag kept. */
@@ -98,7 +118,8 @@ public final class PathOnlyTracing implements VertxTracerFactory {
     @Override
     public <R> I receiveRequest(Context context, SpanKind kind, TracingPolicy policy, R request, String operation,
         Iterable<Map.Entry<String, String>> headers, TagExtractor<R> tags) {
-      return tracer.receiveRequest(context, kind, policy, request, operation, headers, withoutQuery(tags));
+      return tracer.receiveRequest(context, kind, policy, request, LoggableRequest.method(operation), headers,
+          withoutQuery(tags));
     }
 
     @Override
@@ -109,7 +130,8 @@ public final class PathOnlyTracing implements VertxTracerFactory {
     @Override
     public <R> O sendRequest(Context context, SpanKind kind, TracingPolicy policy, R request, String operation,
         BiConsumer<String, String> headers, TagExtractor<R> tags) {
-      return tracer.sendRequest(context, kind, policy, request, operation, headers, withoutQuery(tags));
+      return tracer.sendRequest(context, kind, policy, request, LoggableRequest.method(operation), headers,
+          withoutQuery(tags));
     }
 
     @Override

@@ -7,6 +7,7 @@ import ch.qos.logback.classic.spi.ILoggingEvent;
 import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
+import dev.idemgate.support.Waits;
 import io.opentelemetry.api.common.AttributeKey;
 import io.opentelemetry.api.trace.SpanKind;
 import io.opentelemetry.sdk.OpenTelemetrySdk;
@@ -16,6 +17,9 @@ import io.opentelemetry.sdk.trace.data.SpanData;
 import io.opentelemetry.sdk.trace.export.SimpleSpanProcessor;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServer;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -97,6 +101,29 @@ class TracingIT {
         .as(span.getAttributes().toString()).noneMatch(v -> String.valueOf(v).contains(key) || String.valueOf(v).contains(query)));
     assertThat(servers.stream().map(span -> span.getAttributes().get(AttributeKey.stringKey("url.path"))))
         .containsExactlyInAnyOrder("/admin/simulator/charges", "/pay");
+  }
+
+  @Test
+  @DisplayName("a card number a client puts in the method or the path never reaches the collector: the span's name and "
+      + "tags hold the method and path as the access log does, redacted:card_number")
+  void serverSpansRedactCardNumbers() throws Exception {
+    String method = "4242424242424242";
+    String path = "/v1/payments/4111111111111111";
+    for (String request : List.of(method + " /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY_A + "\r\nConnection: close\r\n\r\n")) {
+      try (Socket socket = new Socket("127.0.0.1", gateway.apiPort())) {
+        socket.setSoTimeout(10_000);
+        socket.getOutputStream().write(request.getBytes(StandardCharsets.UTF_8));
+        assertThat(new String(socket.getInputStream().readAllBytes(), StandardCharsets.UTF_8)).startsWith("HTTP/1.1 4");
+      }
+    }
+    Waits.eventually(Duration.ofSeconds(10), () -> spans.getFinishedSpanItems().stream()
+        .filter(s -> s.getKind() == SpanKind.SERVER).count() >= 2, "the two requests' server spans");
+
+    List<SpanData> servers = spans.getFinishedSpanItems().stream().filter(s -> s.getKind() == SpanKind.SERVER).toList();
+    assertThat(servers).allSatisfy(span -> assertThat(span.getName() + " " + span.getAttributes())
+        .doesNotContain("4242424242424242").doesNotContain("4111111111111111"));
+    assertThat(servers).anySatisfy(span -> assertThat(span.getName()).contains("redacted:card_number"));
   }
 
   @Test
