@@ -538,7 +538,7 @@ public final class ConfigLoader {
     return url.substring(url.indexOf("://") + 3).replaceFirst("^[^/?#]*", "").replaceFirst("[?#].*$", "");
   }
 
-  /** What is wrong with one Redis URL, or null; never the URL itself. */
+  /** What is wrong with one Redis URL, or null; never the URL's user information, host or values, at most a parameter's name. */
   private static String redisUrlProblem(String url) {
     if (!url.startsWith("redis://") && !url.startsWith("rediss://")) {
       return "must start with redis:// or rediss://";
@@ -557,10 +557,10 @@ public final class ConfigLoader {
     } catch (RuntimeException e) {
       return "not a valid Redis URL (redis://[user:password@]host[:port][/database])";
     }
-    for (String name : UrlQuery.names(url)) {
-      // The client reads TLS from the scheme alone and ignores such a parameter: clear text.
+    for (String name : url.startsWith("redis://") ? UrlQuery.names(url) : List.<String>of()) {
+      // The client reads TLS from the scheme alone and ignores such a flag: clear text.
       String lower = name.toLowerCase(Locale.ROOT);
-      if (lower.contains("ssl") || lower.contains("tls")) {
+      if ((lower.equals("ssl") || lower.equals("tls")) && asksForTls(UrlQuery.parameter(url, lower).orElse(""))) {
         return "parameter " + name + " is not read by the gateway, which would connect without TLS; TLS to Redis is "
             + "chosen by the scheme: rediss://";
       }
@@ -708,7 +708,7 @@ public final class ConfigLoader {
       throw new ConfigException("pg_url: not a valid PostgreSQL URL (postgresql://user:password@host:port/database"
           + "?sslmode=...; percent-encode any of : / @ ? # % in the password)");
     }
-    tlsParametersAsRead(url);
+    tlsAsAsked(url);
     String mode = UrlQuery.parameter(url, "sslmode").orElse("").toLowerCase(Locale.ROOT);
     String rootCert = UrlQuery.parameter(url, "sslrootcert").orElse(null);
     if ((mode.equals("verify-ca") || mode.equals("verify-full")) && rootCert == null) {
@@ -723,24 +723,37 @@ public final class ConfigLoader {
   }
 
   /**
-   * Refuses a pg_url parameter that reads as a TLS setting and is not one the gateway reads: the
-   * client ignores it without a word, so {@code ssl=true} (JDBC's spelling) or a misspelt
-   * {@code ssl_mode=require} connected in plain text. And sslmode or sslrootcert given twice: the
-   * check here reads the first, the client may take another.
+   * Refuses a pg_url that asks for TLS only in words the PostgreSQL client does not read: it ignores
+   * them without a word, so {@code ssl=true} (JDBC's spelling), {@code requiressl=1} or a misspelt
+   * {@code ssl_mode=require} connected in plain text. With {@code sslmode} given it decides, as in
+   * libpq and JDBC; other TLS parameters ({@code sslcert}, {@code sslsni} …) are ignored, as before.
+   * And sslmode or sslrootcert given twice: the check here reads the first, the client may take another.
    */
-  private static void tlsParametersAsRead(String url) {
+  private static void tlsAsAsked(String url) {
     Set<String> seen = new HashSet<>();
     for (String name : UrlQuery.names(url)) {
       String lower = name.toLowerCase(Locale.ROOT);
-      if (lower.contains("ssl") && !lower.equals("sslmode") && !lower.equals("sslrootcert")) {
-        throw new ConfigException("pg_url: parameter " + name + " is not read by the gateway, which would connect "
-            + "without it; TLS is set by sslmode (disable, allow, prefer, require, verify-ca or verify-full) and "
-            + "sslrootcert alone");
-      }
-      if (lower.startsWith("ssl") && !seen.add(lower)) {
+      if ((lower.equals("sslmode") || lower.equals("sslrootcert")) && !seen.add(lower)) {
         throw new ConfigException("pg_url: " + lower + " is given twice; keep one");
       }
     }
+    if (seen.contains("sslmode")) {
+      return;
+    }
+    for (String name : UrlQuery.names(url)) {
+      String lower = name.toLowerCase(Locale.ROOT);
+      boolean asks = lower.replace("_", "").replace("-", "").equals("sslmode")
+          || (lower.equals("ssl") || lower.equals("requiressl")) && asksForTls(UrlQuery.parameter(url, lower).orElse(""));
+      if (asks) {
+        throw new ConfigException("pg_url: parameter " + name + " is not read by the gateway, which would connect "
+            + "without TLS; ask for it with sslmode=require (or verify-ca or verify-full, with sslrootcert)");
+      }
+    }
+  }
+
+  /** Whether a flag's value ({@code ssl=true}) turns it on: anything but false, 0, no, off or disable. */
+  private static boolean asksForTls(String value) {
+    return !Set.of("false", "0", "no", "off", "disable").contains(value.trim().toLowerCase(Locale.ROOT));
   }
 
   private static String url(Map<String, String> v, String key, String... schemes) {

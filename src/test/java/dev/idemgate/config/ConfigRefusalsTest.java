@@ -47,34 +47,39 @@ class ConfigRefusalsTest {
   }
 
   @Test
-  @DisplayName("a pg_url parameter that reads as a TLS setting but is not one the gateway reads (ssl=true, ssl_mode, sslcert), "
-      + "or sslmode or sslrootcert given twice, is refused naming it: the gateway would connect without TLS, or with "
-      + "another mode than the one checked")
+  @DisplayName("a pg_url that asks for TLS only in words the client does not read (ssl=true, requiressl, ssl_mode) is "
+      + "refused naming them: the gateway would connect in plain text; sslmode or sslrootcert given twice is refused; "
+      + "with sslmode given, or other TLS parameters, it is taken as before")
   void unreadTlsParametersInPgUrl() {
     Map<String, String> expected = Map.of(
         "postgresql://u:PGSECRET@db.example:5432/pay?ssl=true", "pg_url: parameter ssl is not read",
+        "postgresql://u:PGSECRET@db.example:5432/pay?requiressl=1", "pg_url: parameter requiressl is not read",
         "postgresql://u:PGSECRET@db.example:5432/pay?ssl_mode=require", "pg_url: parameter ssl_mode is not read",
-        "postgresql://u:PGSECRET@db.example:5432/pay?sslmode=require&sslcert=/etc/c.pem", "pg_url: parameter sslcert is not read",
         "postgresql://u:PGSECRET@db.example:5432/pay?sslmode=disable&sslmode=verify-full", "pg_url: sslmode is given twice",
         "postgresql://u:PGSECRET@db.example:5432/pay?SSLMODE=require&sslmode=disable", "pg_url: sslmode is given twice");
     expected.forEach((url, message) -> {
       String line = refusal(Map.of("IDEMGATE_PG_URL", url));
       assertThat(line).as(url).startsWith(message).doesNotContain("PGSECRET");
     });
-    assertThat(load(Map.of("IDEMGATE_PG_URL", "postgresql://u@db.example/pay?sslMode=require")).pgUrl())
-        .as("the client reads names without case").endsWith("sslMode=require");
+    for (String taken : List.of("postgresql://u@db.example/pay?sslMode=require", "postgresql://u@db.example/pay?ssl=false",
+        "postgresql://u@db.example/pay?sslmode=require&ssl=true", "postgresql://u@db.example/pay?sslmode=require&sslsni=1",
+        "postgresql://u@db.example/pay?sslmode=require&sslcert=/etc/c.pem&sslkey=/etc/k.pem", "postgresql://u@db.example/pay?gsslib=gssapi")) {
+      assertThat(load(Map.of("IDEMGATE_PG_URL", taken)).pgUrl()).as(taken).isEqualTo(taken);
+    }
   }
 
   @Test
-  @DisplayName("a redis_url parameter that reads as a TLS setting (ssl=true, tls) is refused naming it: the client reads TLS "
-      + "from the scheme alone, and would connect in clear text")
+  @DisplayName("a redis:// URL with an ssl or tls flag is refused naming it: the client reads TLS from the scheme alone, "
+      + "and would connect in clear text; a rediss:// URL with one is TLS, and taken")
   void tlsParameterInRedisUrl() {
     for (String url : List.of("redis://:RDSECRET@cache.example:6379?ssl=true", "redis://:RDSECRET@cache.example:6379/0?TLS=1")) {
       assertThat(refusal(Map.of("IDEMGATE_REDIS_URL", url))).as(url).startsWith("redis_url: parameter ")
           .contains("rediss://").doesNotContain("RDSECRET");
     }
-    assertThat(load(Map.of("IDEMGATE_REDIS_URL", "redis://cache.example:6379?db=2")).redisUrl())
-        .as("parameters the client reads are taken").endsWith("?db=2");
+    for (String taken : List.of("redis://cache.example:6379?db=2", "redis://cache.example:6379?ssl=false",
+        "rediss://cache.example:6379?ssl=true", "rediss://cache.example:6379?ssl_cert_reqs=required")) {
+      assertThat(load(Map.of("IDEMGATE_REDIS_URL", taken)).redisUrl()).as(taken).isEqualTo(taken);
+    }
   }
 
   @Test
