@@ -116,8 +116,8 @@ public final class HttpProvider implements PaymentProvider {
   private final long breakerResetNanos;
   /**
    * When the charges' breaker last opened (System.nanoTime), so that a charge it refuses can say when
-   * this instance tries the acquirer again. Written by its open handler; volatile as the breaker may
-   * call it from another context than the one a refused charge is answered on.
+   * this instance tries the acquirer again. Written by its open handler, which the breaker calls
+   * before it refuses any charge as open.
    */
   private volatile long chargeCircuitOpenedAt;
   /**
@@ -211,12 +211,18 @@ public final class HttpProvider implements PaymentProvider {
         .putHeader("Content-Type", "application/json");
     return guarded(chargeBreaker, () -> exchange(options, body, request::maySend, ProviderOutcome.NotAttempted::new,
             (status, answer) -> mapCharge(status, answer, request.amount(), request.currency())),
-        () -> new ProviderOutcome.NotAttempted("provider circuit open", secondsUntilTheBreakerTriesAgain()));
+        () -> new ProviderOutcome.NotAttempted("provider circuit open", secondsUntilTheBreakerTriesAgain()))
+        // The refusal that opened the breaker (or came back once it had) says so too: its client's
+        // retry would otherwise meet the open breaker at once.
+        .map(outcome -> outcome instanceof ProviderOutcome.NotAttempted refused && refused.retryAfterSeconds() == 0
+            && chargeBreaker.state() == CircuitBreakerState.OPEN
+            ? new ProviderOutcome.NotAttempted(refused.reason(), secondsUntilTheBreakerTriesAgain()) : outcome);
   }
 
   /**
    * Whole seconds, rounded up and at least 1, until the charges' breaker lets a charge through again:
    * a client that waits that long has its retry sent to the acquirer instead of refused again here.
+   * While it is half-open (one charge on trial) that is 1: the trial decides, within provider_timeout.
    */
   private int secondsUntilTheBreakerTriesAgain() {
     long left = breakerResetNanos - (System.nanoTime() - chargeCircuitOpenedAt);
