@@ -277,6 +277,11 @@ public final class ApiVerticle extends VerticleBase {
         .setIdleTimeoutUnit(TimeUnit.MILLISECONDS)
         // HTTP/1.1 headers up to 16 KiB, as HTTP/2's header list below (Vert.x's default is 8 KiB).
         .setMaxHeaderSize(MAX_HEADER_BYTES)
+        // No WebSocket is served, so no WebSocket compression: with it Vert.x puts Netty's
+        // extension handler on every HTTP/1.1 connection, which resets the connection once 129
+        // pipelined requests wait for answers, answering none of them (the first one charged).
+        .setPerFrameWebSocketCompressionSupported(false)
+        .setPerMessageWebSocketCompressionSupported(false)
         // Explicit HTTP/2 limits: streams per connection, and rapid-reset (CVE-2023-44487)
         // protection (RST_FLOOD_MAX_FRAMES). Hazard: Netty
         // enforces the stream limit before the client can have read it, and the body of a stream

@@ -197,9 +197,11 @@ public final class ManagementVerticle extends VerticleBase {
     // a reconciliation report lets go of its file, and a stalled upload of its worker. A request
     // whose target or Host is malformed, or whose head is not HTTP, is refused as on the API port,
     // before routing; an admin one still gets its access line (logRefused). Probes and scrapes send
-    // one Host (the kubelet its pod's address and port), so they pass.
+    // one Host (the kubelet its pod's address and port), so they pass. No WebSocket compression, as
+    // on the API port: its handler resets an HTTP/1.1 connection with 129 pipelined requests waiting.
     server = vertx.createHttpServer(new HttpServerOptions().setIdleTimeout(IDLE_TIMEOUT_SECONDS)
-        .setIdleTimeoutUnit(TimeUnit.SECONDS)).requestHandler(request -> {
+        .setIdleTimeoutUnit(TimeUnit.SECONDS).setPerFrameWebSocketCompressionSupported(false)
+        .setPerMessageWebSocketCompressionSupported(false)).requestHandler(request -> {
           long arrived = System.nanoTime();
           // Date on every answer, as on the API port (RFC 9110 6.6.1); formatted per request, as this
           // port serves probes and scrapes, not payments.

@@ -6,11 +6,18 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.RawHttp2;
 import dev.idemgate.support.TestGateway;
+import java.io.BufferedInputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
@@ -340,5 +347,66 @@ class HttpEdgesIT {
       assertThat(client.events()).as("the streaming one was answered 400, then reset PROTOCOL_ERROR")
           .containsSubsequence("HEADERS " + streaming + " :status=400", "RST " + streaming + " error=1");
     }
+  }
+
+  @Test
+  @DisplayName("200 payments pipelined on one HTTP/1.1 connection in one write are each answered, in order, and each charged "
+      + "once (past 128 unanswered, Netty's WebSocket extension handler reset the connection: no answer at all)")
+  void deepPipelineIsAnsweredInOrder() throws Exception {
+    int count = 200;
+    List<String> keys = new ArrayList<>();
+    StringBuilder requests = new StringBuilder();
+    for (int i = 0; i < count; i++) {
+      String key = Http.newKey();
+      keys.add(key);
+      String body = Http.payment(1_000 + i, "tok_visa").encode();
+      requests.append("POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ").append(KEY_A)
+          .append("\r\nContent-Type: application/json\r\nIdempotency-Key: ").append(key)
+          .append("\r\nContent-Length: ").append(body.length()).append("\r\n\r\n").append(body);
+    }
+    List<String> answers = new ArrayList<>();
+    try (Socket socket = new Socket("127.0.0.1", gateway.apiPort())) {
+      socket.setSoTimeout(20_000);
+      socket.getOutputStream().write(requests.toString().getBytes(StandardCharsets.UTF_8));
+      InputStream in = new BufferedInputStream(socket.getInputStream());
+      try {
+        while (answers.size() < count) {
+          String head = readHead(in);
+          if (head == null) {
+            break;
+          }
+          Matcher length = Pattern.compile("(?im)^content-length: *(\\d+)").matcher(head);
+          in.readNBytes(length.find() ? Integer.parseInt(length.group(1)) : 0);
+          Matcher key = Pattern.compile("(?im)^idempotency-key: *(\\S+)").matcher(head);
+          answers.add(head.substring(9, 12) + " " + (key.find() ? key.group(1) : "-"));
+        }
+      } catch (IOException cut) {
+        answers.add("connection ended: " + cut);
+      }
+    }
+    List<String> expected = keys.stream().map(key -> "201 " + key).toList();
+    assertThat(answers).as("the answers, in order").isEqualTo(expected);
+    StringBuilder charges = new StringBuilder();
+    for (String key : keys) {
+      int made = SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key);
+      if (made != 1) {
+        charges.append(String.format("%n  %s: %d", key, made));
+      }
+    }
+    assertThat(charges).as("keys not charged exactly once").isEmpty();
+  }
+
+  /** An HTTP/1.1 answer's head up to its blank line, or null at the end of the stream. */
+  private static String readHead(InputStream in) throws IOException {
+    ByteArrayOutputStream head = new ByteArrayOutputStream();
+    int matched = 0;
+    for (int b; (b = in.read()) >= 0; ) {
+      head.write(b);
+      matched = b == "\r\n\r\n".charAt(matched) ? matched + 1 : (b == '\r' ? 1 : 0);
+      if (matched == 4) {
+        return head.toString(StandardCharsets.ISO_8859_1);
+      }
+    }
+    return null;
   }
 }
