@@ -538,7 +538,7 @@ public final class ConfigLoader {
     return url.substring(url.indexOf("://") + 3).replaceFirst("^[^/?#]*", "").replaceFirst("[?#].*$", "");
   }
 
-  /** What is wrong with one Redis URL, or null; never the URL's user information, host or values, at most a parameter's name. */
+  /** What is wrong with one Redis URL, or null; never its user information, host or values, at most a parameter's name. */
   private static String redisUrlProblem(String url) {
     if (!url.startsWith("redis://") && !url.startsWith("rediss://")) {
       return "must start with redis:// or rediss://";

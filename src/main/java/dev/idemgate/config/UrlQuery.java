@@ -8,7 +8,10 @@ import java.util.Locale;
 import java.util.Optional;
 import java.util.stream.Collectors;
 
-/** The query parameters of a connection URL (PostgreSQL's, Redis's), named without case as the PostgreSQL client reads them. */
+/**
+ * The query parameters of a connection URL (PostgreSQL's, Redis's), named without case as the
+ * PostgreSQL client reads them.
+ */
 public final class UrlQuery {
   private UrlQuery() {}
 
