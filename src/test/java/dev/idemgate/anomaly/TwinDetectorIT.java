@@ -364,26 +364,20 @@ class TwinDetectorIT {
     assertThat(observe(detector, merchant, "k3", request)).isInstanceOf(TwinVerdict.First.class);
   }
 
-  /**
-   * How much later than due a busy machine may deliver what is due. Time limits are asserted
-   * exactly from below, and within this from above.
-   */
-  private static final long LATE_MS = 4_000;
-
   @Test
   @DisplayName("Redis unreachable, refusing or silent: no verdict and never a failure; a silent one is given up on at the "
       + "check's own cap (250 ms), not the longer redis_timeout")
   void redisDownGivesNoVerdict() {
     // Refused: the check fails at once (the budget plays no part).
     assertThat(observeThrough("redis://127.0.0.1:" + TestGateway.freePort())).as("ms until no verdict from a refusing Redis")
-        .isLessThan(TwinDetector.MAX_CHECK_MS + LATE_MS);
+        .isLessThan(TwinDetector.MAX_CHECK_MS + Waits.LATE_MS);
     // Silent: only the cap ends the check, never sooner; with redis_timeout at 30 s, nothing else could end it in time.
     java.net.URI target = java.net.URI.create(TestGateway.redisUrl());
     try (FaultProxy silent = FaultProxy.start(target.getHost(), target.getPort())) {
       silent.blackhole();
       assertThat(observeThrough(TestGateway.redisUrl().replace(":" + target.getPort(), ":" + silent.port())))
           .as("ms until no verdict from a silent Redis")
-          .isGreaterThanOrEqualTo(TwinDetector.MAX_CHECK_MS).isLessThan(TwinDetector.MAX_CHECK_MS + LATE_MS);
+          .isGreaterThanOrEqualTo(TwinDetector.MAX_CHECK_MS).isLessThan(TwinDetector.MAX_CHECK_MS + Waits.LATE_MS);
     }
   }
 

@@ -41,8 +41,6 @@ class AdminHttp2BodyDeadlineIT {
    * wait. With 1 s either could miss on two loaded cores; the length itself is not what these tests check.
    */
   private static final long BODY_TIMEOUT_MS = 3_000;
-  /** How much later than due a busy machine may deliver what is due. */
-  private static final long LATE_MS = 4_000;
   private static Vertx vertx;
   private static ManagementVerticle management;
   private static int port;
@@ -116,7 +114,7 @@ class AdminHttp2BodyDeadlineIT {
 
     assertThat(Http.await(status.future())).isEqualTo(408);
     assertThat((System.nanoTime() - sent) / 1_000_000).as("ms until the 408: the deadline, never sooner")
-        .isGreaterThanOrEqualTo(BODY_TIMEOUT_MS).isLessThan(BODY_TIMEOUT_MS + LATE_MS);
+        .isGreaterThanOrEqualTo(BODY_TIMEOUT_MS).isLessThan(BODY_TIMEOUT_MS + Waits.LATE_MS);
     assertThat(Http.await(management.bodiesAwaited())).isZero();
   }
 }

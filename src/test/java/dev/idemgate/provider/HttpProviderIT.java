@@ -1,5 +1,6 @@
 package dev.idemgate.provider;
 
+import static dev.idemgate.support.Waits.LATE_MS;
 import static dev.idemgate.support.Waits.eventually;
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -33,11 +34,6 @@ class HttpProviderIT {
   private static final Duration TIMEOUT = Duration.ofMillis(1_000);
   /** How long the acquirer works on a tok_slow charge: time enough for a loaded machine to act meanwhile. */
   private static final long SLOW_MS = 3_000;
-  /**
-   * How much later than due a busy machine may deliver what is due: two loaded cores have been seen
-   * to add 0.8 s to a call of this test. Deadlines are asserted exactly from below, within this from above.
-   */
-  private static final long LATE_MS = 4_000;
 
   private Vertx vertx;
   private AcquirerServer acquirer;

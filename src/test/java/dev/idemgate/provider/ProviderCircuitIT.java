@@ -94,7 +94,7 @@ class ProviderCircuitIT extends ProviderFaultFixture {
     String key = Http.newKey();
     var body = Http.payment(811, "tok_visa");
     // Retry-After is rounded up, so the breaker is half-open by then; a loaded machine may run its timer late.
-    Waits.eventually(Duration.ofSeconds(4), () -> pay(key, body).status() == 201, "charged once Retry-After has passed");
+    Waits.eventually(Duration.ofMillis(Waits.LATE_MS), () -> pay(key, body).status() == 201, "charged once Retry-After has passed");
     assertThat(acquirerLog(key).getJsonArray("charges")).hasSize(1);
     check().assertValid();
   }

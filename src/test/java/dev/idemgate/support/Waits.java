@@ -15,6 +15,12 @@ import java.util.function.Supplier;
  * calls made after quiet spells.
  */
 public final class Waits {
+  /**
+   * How much later than due a busy machine may deliver what is due (two loaded cores have added 0.8 s
+   * to a call). A deadline is asserted exactly from below, and within this from above.
+   */
+  public static final long LATE_MS = 4_000;
+
   private Waits() {}
 
   /** Polls every 100 ms until {@code condition} holds; fails naming {@code what} after {@code limit}. */
