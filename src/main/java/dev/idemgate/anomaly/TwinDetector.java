@@ -1,6 +1,7 @@
 package dev.idemgate.anomaly;
 
 import dev.idemgate.idempotency.IdempotencyKey;
+import dev.idemgate.observability.ThrottledWarning;
 import dev.idemgate.payment.ClaimGuard;
 import dev.idemgate.payment.PaymentRequest;
 import dev.idemgate.payment.PaymentService;
@@ -158,6 +159,8 @@ public final class TwinDetector {
   private static final TwinVerdict UNOBSERVED = new TwinVerdict.Unobserved();
   private static final TwinVerdict SAME_KEY = new TwinVerdict.SameKey();
 
+  /** While PostgreSQL is down every suspected twin's lookup fails so: one line a second, not one per payment. */
+  private final ThrottledWarning ledgerLookupWarning = new ThrottledWarning(log);
   private final AnomalyMonitor monitor;
   private final PipelinedRedis pipeline;
   private final Redis redis;
@@ -594,8 +597,8 @@ public final class TwinDetector {
               : new TwinVerdict.Reject(named));
         })
         .otherwise(failure -> {
-          log.warn("ledger lookup for a suspected twin failed, {}: {}", mayRefuse() ? "refusing it" : "counting it",
-              failure.toString());
+          ledgerLookupWarning.warn("ledger lookup for a suspected twin failed, {}: {}",
+              mayRefuse() ? "refusing it" : "counting it", failure.toString());
           return new TwinVerdict.Reject(original);
         });
   }

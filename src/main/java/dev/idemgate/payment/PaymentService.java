@@ -15,6 +15,7 @@ import dev.idemgate.idempotency.StoreClaim;
 import dev.idemgate.idempotency.StoreUnavailable;
 import dev.idemgate.idempotency.StoredResponse;
 import dev.idemgate.observability.GatewayMetrics;
+import dev.idemgate.observability.ThrottledWarning;
 import dev.idemgate.provider.ChargeRequest;
 import dev.idemgate.provider.ProviderClient;
 import dev.idemgate.provider.ProviderOutcome;
@@ -56,6 +57,8 @@ public final class PaymentService {
   private static final long FIRST_UNANSWERED_LOOK_MS = 1_000;
 
   private final Vertx vertx;
+  /** While PostgreSQL is down every payment fails so: one line a second, not one per payment. */
+  private final ThrottledWarning storeDownWarning = new ThrottledWarning(log);
   private final RedisGate gate;
   private final CompletionNotifier notifier;
   private final GatewayMetrics metrics;
@@ -306,7 +309,7 @@ public final class PaymentService {
     if (!(failure instanceof StoreUnavailable)) {
       return Future.failedFuture(failure);
     }
-    log.warn("{} failed, answering 503: {}", what, failure.getMessage());
+    storeDownWarning.warn("{} failed, answering 503: {}", what, failure.getMessage());
     return releaseAndWake(cmd, redisClaim).map(v -> new PayOutcome.StoreDown(STORE_RETRY_AFTER_SECONDS));
   }
 
