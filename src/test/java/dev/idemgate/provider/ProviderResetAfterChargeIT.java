@@ -60,7 +60,7 @@ class ProviderResetAfterChargeIT extends ProviderFaultFixture {
     assertThat(proxy.cutAll()).isPositive();
     assertThat(Http.await(first).status()).isEqualTo(202);
     // Recovery may settle it before or after the acquirer finishes the slow charge: either way one charge, 201 in the end.
-    Waits.eventually(Duration.ofMillis(SLOW_MS + 4_000), () -> acquirerLog(key).getJsonArray("charges").size() == 1,
+    Waits.eventually(Duration.ofMillis(SLOW_MS + Waits.LATE_MS), () -> acquirerLog(key).getJsonArray("charges").size() == 1,
         "the acquirer charged the card whose connection was cut");
 
     assertThat(awaitSettled(key, body, Duration.ofSeconds(20)).status()).isEqualTo(201);
