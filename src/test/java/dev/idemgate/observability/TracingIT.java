@@ -23,6 +23,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Supplier;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -61,7 +62,9 @@ class TracingIT {
     try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
       Http.Reply reply = http.pay(gateway.apiPort(), KEY_A, Http.newKey(), Http.payment(321, "tok_visa"));
       assertThat(reply.status()).isEqualTo(201);
-      Thread.sleep(300);
+      Waits.eventually(Duration.ofSeconds(10), () -> spans.getFinishedSpanItems().stream().map(SpanData::getName).toList()
+          .contains("idemgate.store.complete") && spans.getFinishedSpanItems().stream().anyMatch(s -> s.getKind() == SpanKind.SERVER),
+          "the payment's server span and its last child finished");
 
       SpanData server = spans.getFinishedSpanItems().stream()
           .filter(s -> s.getKind() == SpanKind.SERVER).findFirst().orElseThrow(() -> new AssertionError("no server span: " + spans.getFinishedSpanItems()));
@@ -90,12 +93,13 @@ class TracingIT {
     assertThat(http.send(HttpMethod.POST, gateway.apiPort(), "/pay?" + query, Map.of("Authorization", "Bearer " + KEY_A,
         "Idempotency-Key", Http.newKey(), "Content-Type", "application/json"), Http.payment(321, "tok_visa").toBuffer())
         .status()).isEqualTo(201);
-    Thread.sleep(300);
 
-    List<SpanData> servers = spans.getFinishedSpanItems().stream()
+    Supplier<List<SpanData>> serversOf = () -> spans.getFinishedSpanItems().stream()
         .filter(s -> s.getKind() == SpanKind.SERVER && s.getAttributes().asMap().values().stream()
             .anyMatch(v -> String.valueOf(v).startsWith("/admin/simulator/charges") || String.valueOf(v).startsWith("/pay")))
         .collect(Collectors.toList());
+    Waits.eventually(Duration.ofSeconds(10), () -> serversOf.get().size() >= 2, "the two requests' server spans");
+    List<SpanData> servers = serversOf.get();
     assertThat(servers).hasSize(2);
     assertThat(servers).allSatisfy(span -> assertThat(span.getAttributes().asMap().values())
         .as(span.getAttributes().toString()).noneMatch(v -> String.valueOf(v).contains(key) || String.valueOf(v).contains(query)));
