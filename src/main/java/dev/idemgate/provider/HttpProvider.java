@@ -211,11 +211,12 @@ public final class HttpProvider implements PaymentProvider {
         .putHeader("Content-Type", "application/json");
     return guarded(chargeBreaker, () -> exchange(options, body, request::maySend, ProviderOutcome.NotAttempted::new,
             (status, answer) -> mapCharge(status, answer, request.amount(), request.currency())),
-        () -> new ProviderOutcome.NotAttempted("provider circuit open", secondsUntilTheBreakerTriesAgain()))
-        // The refusal that opened the breaker (or came back once it had) says so too: its client's
-        // retry would otherwise meet the open breaker at once.
-        .map(outcome -> outcome instanceof ProviderOutcome.NotAttempted refused && refused.retryAfterSeconds() == 0
-            && chargeBreaker.state() == CircuitBreakerState.OPEN
+        new ProviderOutcome.NotAttempted("provider circuit open"))
+        // Any refusal answered while the breaker is not closed (one it refused, the one whose failure
+        // opened it, one that came back after it had) says when it lets a charge through again: the
+        // client's retry would otherwise meet it at once.
+        .map(outcome -> outcome instanceof ProviderOutcome.NotAttempted refused
+            && chargeBreaker.state() != CircuitBreakerState.CLOSED
             ? new ProviderOutcome.NotAttempted(refused.reason(), secondsUntilTheBreakerTriesAgain()) : outcome);
   }
 
@@ -239,7 +240,7 @@ public final class HttpProvider implements PaymentProvider {
     return guarded(inquiryBreaker, () -> exchange(options, null, () -> true,
             reason -> new ProviderOutcome.Unknown("inquiry not sent: " + reason),
             (status, body) -> mapInquiry(status, body, inquiry)),
-        () -> new ProviderOutcome.Unknown("provider circuit open; inquiry not sent"));
+        new ProviderOutcome.Unknown("provider circuit open; inquiry not sent"));
   }
 
   /** Stops the client; calls still in flight fail, and are read as {@link ProviderOutcome.Unknown}. */
@@ -263,7 +264,7 @@ public final class HttpProvider implements PaymentProvider {
   }
 
   private static Future<ProviderOutcome> guarded(CircuitBreaker breaker, Supplier<Future<Answer>> call,
-      Supplier<ProviderOutcome> whenOpen) {
+      ProviderOutcome whenOpen) {
     return breaker.<ProviderOutcome>execute(() -> call.get().compose(answer -> answer.trouble()
             ? Future.failedFuture(new Trouble(answer.outcome()))
             : Future.succeededFuture(answer.outcome())))
@@ -271,7 +272,7 @@ public final class HttpProvider implements PaymentProvider {
           if (failure instanceof Trouble trouble) {
             return Future.succeededFuture(trouble.outcome);
           } else if (failure instanceof OpenCircuitException) {
-            return Future.succeededFuture(whenOpen.get());
+            return Future.succeededFuture(whenOpen);
           }
           // Not expected (the exchange never fails its Future); whatever it is, the charge may have gone out.
           return Future.succeededFuture(new ProviderOutcome.Unknown(failure.getClass().getSimpleName()));
