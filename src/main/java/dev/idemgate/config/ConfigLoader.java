@@ -730,8 +730,9 @@ public final class ConfigLoader {
    * And sslmode or sslrootcert given twice: the check here reads the first, the client may take another.
    */
   private static void tlsAsAsked(String url) {
+    List<String> names = UrlQuery.names(url);
     Set<String> seen = new HashSet<>();
-    for (String name : UrlQuery.names(url)) {
+    for (String name : names) {
       String lower = name.toLowerCase(Locale.ROOT);
       if ((lower.equals("sslmode") || lower.equals("sslrootcert")) && !seen.add(lower)) {
         throw new ConfigException("pg_url: " + lower + " is given twice; keep one");
@@ -740,7 +741,7 @@ public final class ConfigLoader {
     if (seen.contains("sslmode")) {
       return;
     }
-    for (String name : UrlQuery.names(url)) {
+    for (String name : names) {
       String lower = name.toLowerCase(Locale.ROOT);
       boolean asks = lower.replace("_", "").replace("-", "").equals("sslmode")
           || (lower.equals("ssl") || lower.equals("requiressl")) && asksForTls(UrlQuery.parameter(url, lower).orElse(""));
@@ -751,9 +752,12 @@ public final class ConfigLoader {
     }
   }
 
+  /** The values that leave a flag such as {@code ssl=} off; any other turns it on. */
+  private static final Set<String> FLAG_OFF = Set.of("false", "0", "no", "off", "disable");
+
   /** Whether a flag's value ({@code ssl=true}) turns it on: anything but false, 0, no, off or disable. */
   private static boolean asksForTls(String value) {
-    return !Set.of("false", "0", "no", "off", "disable").contains(value.trim().toLowerCase(Locale.ROOT));
+    return !FLAG_OFF.contains(value.trim().toLowerCase(Locale.ROOT));
   }
 
   private static String url(Map<String, String> v, String key, String... schemes) {
