@@ -217,9 +217,9 @@ public final class ReconciliationRoutes {
   /** Worker: checks the file's header and records (a 400 for a file that cannot be run), then records the run. */
   private Started start(Path file, Upload upload) throws Exception {
     ReconciliationRequest r = upload.request();
-    SettlementReader.checkRecords(Files.newInputStream(file), r.settlementName(), settings.columnMap(r.provider()));
-    SettlementReader reader = SettlementReader.open(Files.newInputStream(file), r.settlementName(),
-        settings.columnMap(r.provider()));
+    Map<String, String> columns = upload.settings().columnMap(r.provider());
+    SettlementReader.checkRecords(Files.newInputStream(file), r.settlementName(), columns);
+    SettlementReader reader = SettlementReader.open(Files.newInputStream(file), r.settlementName(), columns);
     try {
       Files.deleteIfExists(file); // the open stream keeps the data readable; nothing is left behind on a crash
       Connection c = Jdbc.connect(pgUrl);
