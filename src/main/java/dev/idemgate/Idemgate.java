@@ -1,6 +1,7 @@
 package dev.idemgate;
 
 import dev.idemgate.anomaly.JudgeSyncVerticle;
+import dev.idemgate.auth.CredentialScanner;
 import dev.idemgate.auth.MerchantKeys;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.http.ApiVerticle;
@@ -156,6 +157,7 @@ public final class Idemgate implements AutoCloseable {
       throw new StartupFailure(e.getMessage());
     }
     merchantKeys.warnOfKeylessMerchants(config);
+    CredentialScanner credentials = new CredentialScanner(merchantKeys, config.adminToken());
     int applied = Migrations.migrate(config.pgUrl());
     if (applied > 0) {
       log.info("schema migrated: {} migration(s) applied", applied);
@@ -204,7 +206,7 @@ public final class Idemgate implements AutoCloseable {
     }
     openTelemetry.ifPresent(otel -> {
       options.setTracingOptions(new OpenTelemetryOptions());
-      builder.withTracer(new PathOnlyTracing(new OpenTelemetryTracingFactory(otel)));
+      builder.withTracer(new PathOnlyTracing(new OpenTelemetryTracingFactory(otel), credentials));
     });
     GatewayMetrics metrics = new GatewayMetrics(registry,
         new Tracing(openTelemetry.orElse(io.opentelemetry.api.OpenTelemetry.noop())));
@@ -227,7 +229,8 @@ public final class Idemgate implements AutoCloseable {
               drainTally),
               new DeploymentOptions().setInstances(config.effectiveApiInstances())))
           .compose(id -> vertx.deployVerticle(new RecoveryVerticle(config, registry))
-              .compose(r -> vertx.deployVerticle(new ManagementVerticle(config, reconciliation, prometheus, registry, readiness)))
+              .compose(r -> vertx.deployVerticle(new ManagementVerticle(config, reconciliation, prometheus, registry, readiness,
+                  credentials)))
               .compose(m -> vertx.deployVerticle(new JudgeSyncVerticle(config, registry)))
               // Last, so that the verticles before keep the event loops they always had.
               .compose(j -> config.rateLimited()

@@ -1,5 +1,6 @@
 package dev.idemgate.anomaly;
 
+import dev.idemgate.auth.CredentialScanner;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.storage.PipelinedRedis;
 import io.micrometer.core.instrument.Counter;
@@ -85,7 +86,12 @@ public final class AnomalyMonitor implements Shareable {
    * closed when they stop answering.
    */
   public TwinDetector detector(PipelinedRedis pipeline, Redis redis, Pool pool) {
-    return new TwinDetector(this, pipeline, redis, pool);
+    return detector(pipeline, redis, pool, CredentialScanner.NONE);
+  }
+
+  /** @param credentials what a client id may not hold ({@link ClientIds}) */
+  public TwinDetector detector(PipelinedRedis pipeline, Redis redis, Pool pool, CredentialScanner credentials) {
+    return new TwinDetector(this, pipeline, redis, pool, credentials);
   }
 
   public GatewayConfig config() {

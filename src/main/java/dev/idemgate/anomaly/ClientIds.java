@@ -1,5 +1,6 @@
 package dev.idemgate.anomaly;
 
+import dev.idemgate.auth.CredentialScanner;
 import dev.idemgate.payment.CardNumberScanner;
 import io.vertx.core.MultiMap;
 
@@ -9,7 +10,9 @@ import io.vertx.core.MultiMap;
  * {@link #MAX_LENGTH}, so a client cannot inject into logs or blow up the admin view; how many distinct
  * clients are tracked per merchant is bounded by {@link TwinRateJudge}. A header holding a card number
  * (a client that sends one there by mistake) becomes {@link CardNumberScanner#REDACTED}: ids are kept in Redis and
- * shown on the admin view, where no card number may be.
+ * shown on the admin view, where no card number may be. One holding an API key (the request's own, any
+ * in force) or the admin token becomes {@code redacted:api_key} or {@code redacted:admin_token}
+ * ({@link CredentialScanner}), for the same reason.
  */
 public final class ClientIds {
   public static final String HEADER = "X-Client-Id";
@@ -18,16 +21,17 @@ public final class ClientIds {
 
   private ClientIds() {}
 
-  public static String attribute(MultiMap headers) {
-    String id = clean(headers.get(HEADER));
+  public static String attribute(MultiMap headers, CredentialScanner credentials) {
+    String presented = CredentialScanner.bearerToken(headers.get("Authorization"));
+    String id = clean(headers.get(HEADER), credentials, presented);
     if (!id.isEmpty()) {
       return id;
     }
-    String agent = clean(headers.get("User-Agent"));
-    return agent.isEmpty() ? UNKNOWN : clean("ua:" + agent);
+    String agent = clean(headers.get("User-Agent"), credentials, presented);
+    return agent.isEmpty() ? UNKNOWN : clean("ua:" + agent, credentials, presented);
   }
 
-  static String clean(String raw) {
+  static String clean(String raw, CredentialScanner credentials, String presented) {
     if (raw == null) {
       return "";
     }
@@ -35,6 +39,10 @@ public final class ClientIds {
     // The whole header, not the part kept: cut at 64 characters, a number could leave digits behind.
     if (CardNumberScanner.containsCardNumber(raw)) {
       return CardNumberScanner.REDACTED;
+    }
+    CredentialScanner.Credential credential = credentials.find(raw, presented);
+    if (credential != null) {
+      return credential.redacted();
     }
     StringBuilder out = new StringBuilder(Math.min(raw.length(), MAX_LENGTH));
     for (int i = 0; i < raw.length() && out.length() < MAX_LENGTH; i++) {

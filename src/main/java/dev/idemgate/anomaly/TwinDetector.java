@@ -1,5 +1,6 @@
 package dev.idemgate.anomaly;
 
+import dev.idemgate.auth.CredentialScanner;
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.observability.ThrottledWarning;
 import dev.idemgate.payment.ClaimGuard;
@@ -183,6 +184,7 @@ public final class TwinDetector {
    */
   private long reconnectNotBefore = System.nanoTime();
   private boolean closed;
+  private final CredentialScanner credentials;
   /** Until when checks are skipped after a failed SET (a volatile: tests call from their own thread). */
   private volatile long pausedUntil = System.nanoTime();
 
@@ -191,8 +193,9 @@ public final class TwinDetector {
    * @param redis the verticle's gate client, from which the detector opens its own connection for the
    *     script; it closes a connection nothing has been read from for a while, so one that hangs is left
    */
-  TwinDetector(AnomalyMonitor monitor, PipelinedRedis pipeline, Redis redis, Pool pool) {
+  TwinDetector(AnomalyMonitor monitor, PipelinedRedis pipeline, Redis redis, Pool pool, CredentialScanner credentials) {
     this.monitor = monitor;
+    this.credentials = credentials;
     this.pipeline = pipeline;
     this.redis = redis;
     this.pool = pool;
@@ -436,7 +439,7 @@ public final class TwinDetector {
     return pipeline.send(claim).timeout(timeoutMs, TimeUnit.MILLISECONDS)
         .onFailure(failure -> pausedUntil = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(RECONNECT_BACKOFF_MS))
         .compose(previous -> {
-          String client = ClientIds.attribute(headers);
+          String client = ClientIds.attribute(headers, credentials);
           if (previous == null) {
             monitor.recordFirst(merchantId, client, now);
             return Future.succeededFuture(new TwinVerdict.First(keyHash, keyHash + "|" + now));

@@ -9,9 +9,11 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -35,9 +37,10 @@ public final class MerchantKeys {
   private static final Logger log = LoggerFactory.getLogger(MerchantKeys.class);
 
   private final Map<String, String> plainByHash;
+  private final long[] plainPrefixes;
   private final Optional<Path> file;
   /** Replaced whole by a reload; read by every API event loop. */
-  private volatile Map<String, String> fileByHash;
+  private volatile Hashes fileKeys;
   // The reload's state, touched only on the reload timer's event loop.
   /** The file's text last looked at (taken or refused), so that each version is judged once. */
   private String lastText;
@@ -49,9 +52,28 @@ public final class MerchantKeys {
 
   private MerchantKeys(Map<String, String> plainByHash, Optional<Path> file, String text, Map<String, String> fileByHash) {
     this.plainByHash = plainByHash;
+    this.plainPrefixes = prefixes(plainByHash);
     this.file = file;
     this.lastText = text;
-    this.fileByHash = fileByHash;
+    this.fileKeys = new Hashes(fileByHash, prefixes(fileByHash));
+  }
+
+  /**
+   * The file's keys as last taken: each key's hash to its merchant, and the first 64 bits of every
+   * hash, sorted, so that {@link #isKeyDigest} turns down a digest that is no key's without making
+   * its hex. One object, so that a reader never sees the hashes of one version with the prefixes
+   * of another.
+   */
+  private record Hashes(Map<String, String> merchantByHash, long[] prefixes) {}
+
+  private static long[] prefixes(Map<String, String> merchantByHash) {
+    return merchantByHash.keySet().stream().mapToLong(hex -> Long.parseUnsignedLong(hex.substring(0, 16), 16))
+        .sorted().toArray();
+  }
+
+  /** No key at all: for the parts of the gateway that tests run without any. */
+  static MerchantKeys none() {
+    return new MerchantKeys(Map.of(), Optional.empty(), null, Map.of());
   }
 
   /** Start-up could not read the key file; the message names the file and the line, never a key. */
@@ -96,7 +118,25 @@ public final class MerchantKeys {
   public String merchantOf(String apiKey) {
     String hash = ApiKeyFile.hash(apiKey);
     String merchant = plainByHash.get(hash);
-    return merchant != null ? merchant : fileByHash.get(hash);
+    return merchant != null ? merchant : fileKeys.merchantByHash().get(hash);
+  }
+
+  /**
+   * Whether {@code sha256} is the SHA-256 of an API key in force now, for {@link CredentialScanner},
+   * which hashes every word of a text: most words are no key, and are turned down by a binary search
+   * on the hash's first 64 bits, with no hex made.
+   */
+  boolean isKeyDigest(byte[] sha256) {
+    long prefix = 0;
+    for (int i = 0; i < 8; i++) {
+      prefix = prefix << 8 | (sha256[i] & 0xff);
+    }
+    Hashes hashes = fileKeys;
+    if (Arrays.binarySearch(plainPrefixes, prefix) < 0 && Arrays.binarySearch(hashes.prefixes(), prefix) < 0) {
+      return false;
+    }
+    String hex = HexFormat.of().formatHex(sha256);
+    return plainByHash.containsKey(hex) || hashes.merchantByHash().containsKey(hex);
   }
 
   /**
@@ -106,7 +146,7 @@ public final class MerchantKeys {
    */
   public List<String> keyless(Collection<String> merchants) {
     Set<String> withKeys = new HashSet<>(plainByHash.values());
-    withKeys.addAll(fileByHash.values());
+    withKeys.addAll(fileKeys.merchantByHash().values());
     return merchants.stream().filter(m -> !withKeys.contains(m)).distinct().sorted().toList();
   }
 
@@ -125,7 +165,7 @@ public final class MerchantKeys {
 
   /** How many API keys are in force now: the plain ones and the file's. */
   public int size() {
-    return plainByHash.size() + fileByHash.size();
+    return plainByHash.size() + fileKeys.merchantByHash().size();
   }
 
   /** Versions of the file refused (or reads of it that failed) since start. */
@@ -154,7 +194,7 @@ public final class MerchantKeys {
           readFailure = problem;
           refused.incrementAndGet();
           log.warn("api_keys_file {} cannot be read ({}); the {} keys read before stay in force", path, problem,
-              fileByHash.size());
+              fileKeys.merchantByHash().size());
         }
         return;
       }
@@ -177,17 +217,17 @@ public final class MerchantKeys {
       // answer 401 to every merchant until the next look. A file meant to hold no key says so.
       refused.incrementAndGet();
       log.warn("api_keys_file {} refused, it is empty (a file being rewritten reads so); the {} keys read before "
-          + "stay in force; to revoke every key, leave a comment line in it", path, fileByHash.size());
+          + "stay in force; to revoke every key, leave a comment line in it", path, fileKeys.merchantByHash().size());
       return;
     }
     try {
       Map<String, String> hashed = ApiKeyFile.parse(text);
-      fileByHash = hashed;
+      fileKeys = new Hashes(hashed, prefixes(hashed));
       log.info("api_keys_file {} reloaded: {}", path, describe(hashed));
     } catch (ApiKeyFile.InvalidApiKeyFile e) {
       refused.incrementAndGet();
       log.warn("api_keys_file {} refused, {}; the {} keys read before stay in force", path, e.getMessage(),
-          fileByHash.size());
+          fileKeys.merchantByHash().size());
     }
   }
 

@@ -1,5 +1,6 @@
 package dev.idemgate.http;
 
+import dev.idemgate.auth.CredentialScanner;
 import dev.idemgate.observability.LoggableRequest;
 import io.vertx.core.AsyncResult;
 import io.vertx.core.http.HttpServerRequest;
@@ -25,8 +26,8 @@ final class AccessLog {
    * in the path (the query, which may carry a client's key, is never part of it). Null for a request
    * line too long to be read.
    */
-  static String loggablePath(HttpServerRequest request) {
-    return LoggableRequest.path(withoutFragment(request.path()));
+  static String loggablePath(HttpServerRequest request, CredentialScanner credentials) {
+    return LoggableRequest.path(withoutFragment(request.path()), credentials, BearerTokens.of(request));
   }
 
   /**
@@ -37,6 +38,16 @@ final class AccessLog {
    */
   static boolean requestLineRead(HttpServerRequest request) {
     return !(request.version() == HttpVersion.HTTP_1_0 && "/bad-request".equals(request.uri()));
+  }
+
+  /**
+   * The request's method as a line may hold it ({@link LoggableRequest#method}). The bearer token is read
+   * only for a method long enough to hold it: every line has a method, and those of the routes are shorter.
+   */
+  private static String loggableMethod(HttpServerRequest request, CredentialScanner credentials) {
+    String method = request.method().name();
+    return LoggableRequest.method(method, credentials,
+        method.length() < CredentialScanner.MIN_KEY_CHARS ? null : BearerTokens.of(request));
   }
 
   static String withoutFragment(String path) {
@@ -64,16 +75,16 @@ final class AccessLog {
    * @param clientClosed whether the connection closed before the answer went out (status 499)
    */
   static LoggingEventBuilder line(RoutingContext ctx, String target, String targetValue, boolean clientClosed,
-      long latencyNanos) {
-    return line(ctx.request(), RequestIds.of(ctx), target, targetValue, clientClosed, latencyNanos);
+      long latencyNanos, CredentialScanner credentials) {
+    return line(ctx.request(), RequestIds.of(ctx), target, targetValue, clientClosed, latencyNanos, credentials);
   }
 
-  /** {@link #line(RoutingContext, String, String, boolean, long)} for a request answered before routing. */
+  /** {@link #line(RoutingContext, String, String, boolean, long, CredentialScanner)} for a request answered before routing. */
   static LoggingEventBuilder line(HttpServerRequest request, String requestId, String target, String targetValue,
-      boolean clientClosed, long latencyNanos) {
+      boolean clientClosed, long latencyNanos, CredentialScanner credentials) {
     return access.atInfo()
         .addKeyValue("request_id", requestId)
-        .addKeyValue("method", LoggableRequest.method(request.method().name()))
+        .addKeyValue("method", loggableMethod(request, credentials))
         .addKeyValue(target, targetValue)
         .addKeyValue("status", clientClosed ? CLIENT_CLOSED_STATUS : request.response().getStatusCode())
         .addKeyValue("latency_ms", latencyNanos / 1_000_000.0);

@@ -3,6 +3,7 @@ package dev.idemgate.http;
 import dev.idemgate.anomaly.AnomalyMonitor;
 import dev.idemgate.anomaly.TwinDetector;
 import dev.idemgate.anomaly.TwinVerdict;
+import dev.idemgate.auth.CredentialScanner;
 import dev.idemgate.auth.MerchantKeys;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.CompletionNotifier;
@@ -103,6 +104,8 @@ public final class ApiVerticle extends VerticleBase {
   private final ReplayCache replays;
   private final SharedIdempotencyStore sharedStore;
   private final MerchantKeys merchantKeys;
+  /** What a body, a logged header or a path may not hold: the keys in force (as reloaded) and the admin token. */
+  private final CredentialScanner credentials;
   private final MerchantRateLimiter rateLimiter;
   private final boolean rateLimited;
   private Pool pool;
@@ -148,6 +151,7 @@ public final class ApiVerticle extends VerticleBase {
     this.replays = replays;
     this.sharedStore = sharedStore;
     this.merchantKeys = merchantKeys;
+    this.credentials = new CredentialScanner(merchantKeys, config.adminToken());
     this.rateLimiter = rateLimiter;
     this.rateLimited = config.rateLimited();
     this.drainTally = drainTally;
@@ -168,7 +172,7 @@ public final class ApiVerticle extends VerticleBase {
         RedisClients.isCluster(config) ? 0 : RedisClients.readIdle(config).toMillis());
     payments = new PaymentService(vertx, gate, store, new ProviderClient(vertx.eventBus(), config), notifier, metrics, config,
         replays);
-    twins = AnomalyMonitor.of(vertx, config, metrics.registry()).detector(pipeline, gateRedis, pool);
+    twins = AnomalyMonitor.of(vertx, config, metrics.registry()).detector(pipeline, gateRedis, pool, credentials);
     long bodyTimeoutMs = config.requestBodyTimeout().toMillis();
     bodyDeadlines = new Deadlines<>(bodyTimeoutMs);
     undelivered = new UndeliveredAnswers(bodyTimeoutMs, UndeliveredAnswers.API_MAX_HELD);
@@ -185,7 +189,8 @@ public final class ApiVerticle extends VerticleBase {
           shutdownNotice.requestArrived(request);
           long arrived = System.nanoTime();
           if (Problems.refusedMalformed(request)) {
-            logUnrouted(request, request.response().headers().get("X-Request-Id"), !request.response().ended(), arrived);
+            logUnrouted(request, request.response().headers().get("X-Request-Id"), !request.response().ended(), arrived,
+                credentials);
           } else {
             router.handle(request);
           }
@@ -194,7 +199,8 @@ public final class ApiVerticle extends VerticleBase {
           long arrived = System.nanoTime();
           Problems.invalidRequest(request);
           if (AccessLog.requestLineRead(request)) {
-            logUnrouted(request, request.response().headers().get("X-Request-Id"), !request.response().ended(), arrived);
+            logUnrouted(request, request.response().headers().get("X-Request-Id"), !request.response().ended(), arrived,
+                credentials);
           }
         }).connectionHandler(connection -> {
       metrics.connectionOpened();
@@ -485,7 +491,7 @@ public final class ApiVerticle extends VerticleBase {
       sendStored(ctx, cached, true);
       return;
     }
-    ParsedPayment parsed = PaymentRequestParser.parse(raw);
+    ParsedPayment parsed = PaymentRequestParser.parse(raw, credentials, BearerTokens.of(ctx));
     if (parsed instanceof ParsedPayment.Invalid invalid) {
       JsonArray errors = new JsonArray();
       invalid.errors().forEach(e -> errors.add(e.toJson()));
@@ -493,6 +499,10 @@ public final class ApiVerticle extends VerticleBase {
     } else if (parsed instanceof ParsedPayment.CardData card) {
       reject(ctx, new ApiProblem(ErrorCode.CARD_DATA_REJECTED, "the field " + card.field()
           + " holds what looks like a card number; send a payment token in source, never card data"));
+    } else if (parsed instanceof ParsedPayment.CredentialData credential) {
+      reject(ctx, new ApiProblem(ErrorCode.CREDENTIAL_REJECTED, "the field " + credential.field() + " holds "
+          + credential.credential().named() + " of this gateway; a payment is stored and sent on to the payment "
+          + "provider, so it must never carry a credential (treat that one as exposed)"));
     } else if (parsed instanceof ParsedPayment.Valid valid) {
       PaymentService.PayCommand cmd = new PaymentService.PayCommand(merchant, key, valid.request(), valid.body(),
           bodyDigest);
@@ -681,19 +691,20 @@ public final class ApiVerticle extends VerticleBase {
    * produced 404s the gateway logged nowhere. The latency counts from the router's answer, not from
    * the request's arrival: a microsecond apart, and no cost added to every routed request.
    */
-  private static void logIfUnrouted(RoutingContext ctx) {
+  private void logIfUnrouted(RoutingContext ctx) {
     long start = System.nanoTime();
     ctx.addEndHandler(done -> {
       if (ctx.get(TRACKED) == null) {
-        logUnrouted(ctx.request(), RequestIds.of(ctx), AccessLog.clientClosed(ctx, done), start);
+        logUnrouted(ctx.request(), RequestIds.of(ctx), AccessLog.clientClosed(ctx, done), start, credentials);
       }
     });
   }
 
   /** The access line of a request no route took, or answered before routing (malformed target or Host, headers unreadable). */
-  private static void logUnrouted(HttpServerRequest request, String requestId, boolean clientClosed, long start) {
-    AccessLog.line(request, requestId, "route", "none", clientClosed, System.nanoTime() - start)
-        .addKeyValue("path", AccessLog.loggablePath(request))
+  private static void logUnrouted(HttpServerRequest request, String requestId, boolean clientClosed, long start,
+      CredentialScanner credentials) {
+    AccessLog.line(request, requestId, "route", "none", clientClosed, System.nanoTime() - start, credentials)
+        .addKeyValue("path", AccessLog.loggablePath(request, credentials))
         .log("request");
   }
 
@@ -745,7 +756,7 @@ public final class ApiVerticle extends VerticleBase {
         }
         metrics.requestEnded(outcome, latencyNanos);
       }
-      var line = AccessLog.line(ctx, "route", payment ? "pay" : "get_payment", clientClosed, latencyNanos);
+      var line = AccessLog.line(ctx, "route", payment ? "pay" : "get_payment", clientClosed, latencyNanos, credentials);
       String merchant = ctx.get("merchant");
       if (merchant != null) {
         line = line.addKeyValue("merchant", merchant);
@@ -760,7 +771,7 @@ public final class ApiVerticle extends VerticleBase {
       if (traceId != null) {
         line = line.addKeyValue("trace_id", traceId);
       }
-      String forwardedId = RequestIds.forwarded(ctx.request());
+      String forwardedId = RequestIds.forwarded(ctx.request(), credentials);
       if (forwardedId != null) {
         line = line.addKeyValue("forwarded_request_id", forwardedId);
       }

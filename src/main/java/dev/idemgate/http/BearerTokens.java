@@ -1,5 +1,7 @@
 package dev.idemgate.http;
 
+import dev.idemgate.auth.CredentialScanner;
+import io.vertx.core.http.HttpServerRequest;
 import io.vertx.ext.web.RoutingContext;
 
 /** Reads {@code Authorization: Bearer <token>} (scheme case-insensitive, RFC 6750). */
@@ -11,7 +13,14 @@ final class BearerTokens {
    * anybody's guess) or not a bearer credential.
    */
   static String of(RoutingContext ctx) {
-    String header = Headers.single(ctx.request(), "Authorization");
-    return header != null && header.regionMatches(true, 0, "Bearer ", 0, 7) ? header.substring(7).trim() : null;
+    return of(ctx.request());
+  }
+
+  static String of(HttpServerRequest request) {
+    return of(Headers.single(request, "Authorization"));
+  }
+
+  static String of(String header) {
+    return CredentialScanner.bearerToken(header);
   }
 }

@@ -6,6 +6,8 @@ public enum ErrorCode {
   IDEMPOTENCY_KEY_INVALID(400, "Idempotency-Key header invalid"),
   INVALID_REQUEST(400, "Invalid request"),
   CARD_DATA_REJECTED(400, "Card data rejected"),
+  /** An API key or the admin token in a payment's body, which would be stored and sent on with it. */
+  CREDENTIAL_REJECTED(400, "Credential rejected"),
   UNAUTHORIZED(401, "Unauthorized"),
   NOT_FOUND(404, "Not found"),
   METHOD_NOT_ALLOWED(405, "Method not allowed"),

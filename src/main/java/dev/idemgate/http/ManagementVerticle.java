@@ -4,6 +4,7 @@ import static dev.idemgate.recovery.RecoveryVerticle.WITHOUT_ACQUIRER;
 
 import dev.idemgate.anomaly.AnomalyMonitor;
 import dev.idemgate.anomaly.AnomalyRoutes;
+import dev.idemgate.auth.CredentialScanner;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.ProviderKeys;
@@ -97,6 +98,8 @@ public final class ManagementVerticle extends VerticleBase {
   private final MeterRegistry meters;
   private final ReadinessState readiness;
   private final ReconciliationSettings reconciliation;
+  /** What an access line's path or method may not hold: the admin token, the API keys in force. */
+  private final CredentialScanner credentials;
   private Pool pool;
   private Redis redis;
   private HttpServer server;
@@ -120,8 +123,10 @@ public final class ManagementVerticle extends VerticleBase {
    * @param registry the Prometheus registry, empty when metrics are off ({@code /metrics} then answers 404)
    */
   public ManagementVerticle(GatewayConfig config, ReconciliationSettings reconciliation,
-      Optional<PrometheusMeterRegistry> registry, MeterRegistry meters, ReadinessState readiness) {
+      Optional<PrometheusMeterRegistry> registry, MeterRegistry meters, ReadinessState readiness,
+      CredentialScanner credentials) {
     this.reconciliation = reconciliation;
+    this.credentials = credentials;
     this.meters = meters;
     this.config = config;
     this.registry = registry;
@@ -166,7 +171,7 @@ public final class ManagementVerticle extends VerticleBase {
     // Admin requests act on money, so each one, refused ones too, gets an access line: the audit
     // trail. Health probes and scrapes, every few seconds from the kubelet and Prometheus, get none.
     router.route("/admin/*").handler(ctx -> {
-      logAccess(ctx);
+      logAccess(ctx, credentials);
       limitBodyTime(ctx);
       ctx.next();
     }).handler(this::requireAdmin);
@@ -187,7 +192,7 @@ public final class ManagementVerticle extends VerticleBase {
     // path gets its access line here.
     router.errorHandler(400, ctx -> {
       if (isAdminPath(ctx.request().path())) {
-        logAccess(ctx);
+        logAccess(ctx, credentials);
       }
       Problems.undecodablePath(ctx);
     });
@@ -207,14 +212,14 @@ public final class ManagementVerticle extends VerticleBase {
           // port serves probes and scrapes, not payments.
           request.response().headers().add(HttpHeaders.DATE, HttpDates.format(Instant.now()));
           if (Problems.refusedMalformed(request)) {
-            logRefused(request, arrived);
+            logRefused(request, arrived, credentials);
           } else {
             router.handle(request);
           }
         }).invalidRequestHandler(request -> {
           long arrived = System.nanoTime();
           Problems.invalidRequest(request, HttpServerOptions.DEFAULT_MAX_HEADER_SIZE);
-          logRefused(request, arrived);
+          logRefused(request, arrived, credentials);
         });
     return server.listen(config.managementPort());
   }
@@ -262,11 +267,11 @@ public final class ManagementVerticle extends VerticleBase {
    * not the query: {@code /admin/simulator/charges?merchant=&key=} carries a client's idempotency
    * key, which the API port logs only as a hash.
    */
-  private static void logAccess(RoutingContext ctx) {
+  private static void logAccess(RoutingContext ctx, CredentialScanner credentials) {
     long start = System.nanoTime();
     SocketAddress remote = ctx.request().remoteAddress();
-    ctx.addEndHandler(done -> AccessLog.line(ctx, "path", AccessLog.loggablePath(ctx.request()), AccessLog.clientClosed(ctx, done),
-        System.nanoTime() - start)
+    ctx.addEndHandler(done -> AccessLog.line(ctx, "path", AccessLog.loggablePath(ctx.request(), credentials),
+        AccessLog.clientClosed(ctx, done), System.nanoTime() - start, credentials)
         .addKeyValue("remote_address", remote == null ? null : remote.hostAddress())
         .addKeyValue("admin_token", ctx.get(ADMIN_TOKEN_CHECK, AdminToken.NOT_CHECKED).name().toLowerCase(Locale.ROOT))
         .log("request"));
@@ -279,14 +284,15 @@ public final class ManagementVerticle extends VerticleBase {
    * no line, unlike every other admin request. The path is cut at a fragment as at the query, which
    * the line never holds. A request line too long to be read has no path to tell, and no line.
    */
-  private static void logRefused(HttpServerRequest request, long arrived) {
+  private static void logRefused(HttpServerRequest request, long arrived, CredentialScanner credentials) {
     String path = AccessLog.withoutFragment(request.path());
     if (!isAdminPath(path)) {
       return;
     }
     SocketAddress remote = request.remoteAddress();
-    AccessLog.line(request, request.response().headers().get("X-Request-Id"), "path", LoggableRequest.path(path),
-            !request.response().ended(), System.nanoTime() - arrived)
+    AccessLog.line(request, request.response().headers().get("X-Request-Id"), "path",
+            LoggableRequest.path(path, credentials, BearerTokens.of(request)), !request.response().ended(),
+            System.nanoTime() - arrived, credentials)
         .addKeyValue("remote_address", remote == null ? null : remote.hostAddress())
         .addKeyValue("admin_token", AdminToken.NOT_CHECKED.name().toLowerCase(Locale.ROOT))
         .log("request");

@@ -1,5 +1,6 @@
 package dev.idemgate.http;
 
+import dev.idemgate.auth.CredentialScanner;
 import dev.idemgate.payment.CardNumberScanner;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.ext.web.RoutingContext;
@@ -40,9 +41,11 @@ final class RequestIds {
    * default), for the access line beside the gateway's own id, which the answer carries: it is what
    * joins the ingress's log to the gateway's. Null when absent, over {@link
    * #MAX_FORWARDED_ID} characters or holding anything but printable ASCII without spaces (a log line
-   * is no place for whatever a client sends); {@code redacted:card_number} when it holds a card number.
+   * is no place for whatever a client sends); {@code redacted:card_number} when it holds a card number,
+   * {@code redacted:api_key} or {@code redacted:admin_token} when it holds the API key the request was
+   * sent with, any key in force or the admin token ({@link CredentialScanner}).
    */
-  static String forwarded(HttpServerRequest request) {
+  static String forwarded(HttpServerRequest request, CredentialScanner credentials) {
     String id = request.getHeader("X-Request-Id");
     if (id == null || id.isEmpty() || id.length() > MAX_FORWARDED_ID) {
       return null;
@@ -53,7 +56,8 @@ final class RequestIds {
         return null;
       }
     }
-    return CardNumberScanner.containsCardNumber(id) ? CardNumberScanner.REDACTED : id;
+    return CardNumberScanner.containsCardNumber(id) ? CardNumberScanner.REDACTED
+        : credentials.redact(id, BearerTokens.of(request));
   }
 
   static String of(RoutingContext ctx) {

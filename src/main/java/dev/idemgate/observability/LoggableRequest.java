@@ -1,11 +1,13 @@
 package dev.idemgate.observability;
 
+import dev.idemgate.auth.CredentialScanner;
 import dev.idemgate.payment.CardNumberScanner;
 
 /**
  * A request's method and path as what leaves the process may hold them (access lines, trace spans):
  * both are whatever a client sent, up to the 4 KiB of a request line, and a misbehaving client may
- * put a card number in either.
+ * put a card number in either, or a credential ({@link CredentialScanner}: its API key, any key in
+ * force, the admin token), kept as {@code redacted:api_key} or {@code redacted:admin_token}.
  */
 public final class LoggableRequest {
   /** The most of a path kept. */
@@ -15,9 +17,14 @@ public final class LoggableRequest {
 
   private LoggableRequest() {}
 
-  /** A path cut to {@link #MAX_PATH} characters, or {@link CardNumberScanner#REDACTED} when it holds a card number. */
-  public static String path(String path) {
-    return path == null ? null : kept(path, MAX_PATH);
+  /**
+   * A path cut to {@link #MAX_PATH} characters, or {@link CardNumberScanner#REDACTED} when it holds a card
+   * number, or what a credential in it is kept as.
+   *
+   * @param presented the credential the request carries (its bearer token), null if none or unknown
+   */
+  public static String path(String path, CredentialScanner credentials, String presented) {
+    return path == null ? null : kept(path, MAX_PATH, credentials, presented);
   }
 
   /**
@@ -25,13 +32,18 @@ public final class LoggableRequest {
    * holds a card number: HTTP lets a method be any token, and the decoder hands on whatever a client
    * sent in its place.
    */
-  public static String method(String method) {
-    return method == null ? null : kept(method, MAX_METHOD);
+  public static String method(String method, CredentialScanner credentials, String presented) {
+    // The methods every request uses are shorter than any credential: no scan for them.
+    return method == null ? null : kept(method, MAX_METHOD, credentials, presented);
   }
 
-  private static String kept(String text, int max) {
-    // The whole text is scanned, not only what is kept: a cut could leave a card number's digits behind.
-    return CardNumberScanner.containsCardNumber(text) ? CardNumberScanner.REDACTED
-        : text.length() > max ? text.substring(0, max) : text;
+  private static String kept(String text, int max, CredentialScanner credentials, String presented) {
+    // The whole text is scanned, not only what is kept: a cut could leave a card number's digits behind,
+    // or a key's first characters.
+    if (CardNumberScanner.containsCardNumber(text)) {
+      return CardNumberScanner.REDACTED;
+    }
+    CredentialScanner.Credential credential = credentials.find(text, presented);
+    return credential != null ? credential.redacted() : text.length() > max ? text.substring(0, max) : text;
   }
 }

@@ -1,5 +1,6 @@
 package dev.idemgate.observability;
 
+import dev.idemgate.auth.CredentialScanner;
 import dev.idemgate.payment.CardNumberScanner;
 import io.vertx.core.Context;
 import io.vertx.core.json.JsonObject;
@@ -22,7 +23,8 @@ import java.util.function.BiConsumer;
  * {@code url.path}; a URL tag loses everything from its {@code ?}, and {@code url.query} is not sent
  * at all. A server span is named after the request's method and tagged with it and the path, each
  * whatever a client sent ({@link LoggableRequest}): a card number in either is sent as
- * {@code redacted:card_number}, and so is a URL tag that holds one.
+ * {@code redacted:card_number}, and so is a URL tag that holds one; a credential in any of them (an
+ * API key in force, the admin token: {@link CredentialScanner}) as what it is kept as.
  */
 public final class PathOnlyTracing implements VertxTracerFactory {
   private static final Set<String> URL_TAGS = Set.of("http.url", "url.full");
@@ -31,16 +33,21 @@ public final class PathOnlyTracing implements VertxTracerFactory {
   private static final String QUERY_TAG = "url.query";
 
   private final VertxTracerFactory tracing;
+  private final CredentialScanner credentials;
 
-  /** @param tracing the factory whose tracer makes and sends the spans (OpenTelemetry's) */
-  public PathOnlyTracing(VertxTracerFactory tracing) {
+  /**
+   * @param tracing the factory whose tracer makes and sends the spans (OpenTelemetry's)
+   * @param credentials what no tag may hold
+   */
+  public PathOnlyTracing(VertxTracerFactory tracing, CredentialScanner credentials) {
     this.tracing = tracing;
+    this.credentials = credentials;
   }
 
   @Override
   @SuppressWarnings({"rawtypes", "unchecked"})
   public VertxTracer tracer(TracingOptions options) {
-    return new Tracer(tracing.tracer(options));
+    return new Tracer(tracing.tracer(options), credentials);
   }
 
   @Override
@@ -57,7 +64,7 @@ public final class PathOnlyTracing implements VertxTracerFactory {
    * The tags of {@code tags} without the query (a URL cut at its {@code ?}, the query tag left out),
    * the method and path as {@link LoggableRequest} holds them.
    */
-  static <T> TagExtractor<T> withoutQuery(TagExtractor<T> tags) {
+  static <T> TagExtractor<T> withoutQuery(TagExtractor<T> tags, CredentialScanner credentials) {
     return new TagExtractor<>() {
       @Override
       public int len(T obj) {
@@ -83,13 +90,13 @@ public final class PathOnlyTracing implements VertxTracerFactory {
         if (value == null) {
           return null;
         } else if (METHOD_TAGS.contains(name)) {
-          return LoggableRequest.method(value);
+          return LoggableRequest.method(value, credentials, null);
         } else if (PATH_TAGS.contains(name)) {
-          return LoggableRequest.path(value);
+          return LoggableRequest.path(value, credentials, null);
         } else if (URL_TAGS.contains(name)) {
           int query = value.indexOf('?');
           String url = query < 0 ? value : value.substring(0, query);
-          return CardNumberScanner.containsCardNumber(url) ? CardNumberScanner.REDACTED : url;
+          return CardNumberScanner.containsCardNumber(url) ? CardNumberScanner.REDACTED : credentials.redact(url, null);
         }
         return value;
       }
@@ -110,33 +117,35 @@ public final class PathOnlyTracing implements VertxTracerFactory {
   /** Hands every call to {@code tracer}, its tags {@link #withoutQuery without the query}. */
   private static final class Tracer<I, O> implements VertxTracer<I, O> {
     private final VertxTracer<I, O> tracer;
+    private final CredentialScanner credentials;
 
-    Tracer(VertxTracer<I, O> tracer) {
+    Tracer(VertxTracer<I, O> tracer, CredentialScanner credentials) {
       this.tracer = tracer;
+      this.credentials = credentials;
     }
 
     @Override
     public <R> I receiveRequest(Context context, SpanKind kind, TracingPolicy policy, R request, String operation,
         Iterable<Map.Entry<String, String>> headers, TagExtractor<R> tags) {
-      return tracer.receiveRequest(context, kind, policy, request, LoggableRequest.method(operation), headers,
-          withoutQuery(tags));
+      return tracer.receiveRequest(context, kind, policy, request, LoggableRequest.method(operation, credentials, null), headers,
+          withoutQuery(tags, credentials));
     }
 
     @Override
     public <R> void sendResponse(Context context, R response, I payload, Throwable failure, TagExtractor<R> tags) {
-      tracer.sendResponse(context, response, payload, failure, withoutQuery(tags));
+      tracer.sendResponse(context, response, payload, failure, withoutQuery(tags, credentials));
     }
 
     @Override
     public <R> O sendRequest(Context context, SpanKind kind, TracingPolicy policy, R request, String operation,
         BiConsumer<String, String> headers, TagExtractor<R> tags) {
-      return tracer.sendRequest(context, kind, policy, request, LoggableRequest.method(operation), headers,
-          withoutQuery(tags));
+      return tracer.sendRequest(context, kind, policy, request, LoggableRequest.method(operation, credentials, null), headers,
+          withoutQuery(tags, credentials));
     }
 
     @Override
     public <R> void receiveResponse(Context context, R response, O payload, Throwable failure, TagExtractor<R> tags) {
-      tracer.receiveResponse(context, response, payload, failure, withoutQuery(tags));
+      tracer.receiveResponse(context, response, payload, failure, withoutQuery(tags, credentials));
     }
 
     @Override

@@ -1,5 +1,6 @@
 package dev.idemgate.payment;
 
+import dev.idemgate.auth.CredentialScanner;
 import io.vertx.core.json.JsonObject;
 import java.util.List;
 
@@ -13,6 +14,9 @@ public sealed interface ParsedPayment {
 
   /** Card data was found at {@code field}. The value itself is never kept. */
   record CardData(String field) implements ParsedPayment {}
+
+  /** An API key or the admin token was found at {@code field}. The value itself is never kept. */
+  record CredentialData(String field, CredentialScanner.Credential credential) implements ParsedPayment {}
 
   /** One field's problem, in words a client developer can act on. */
   record FieldError(String field, String problem) {

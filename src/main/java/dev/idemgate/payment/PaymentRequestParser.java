@@ -6,6 +6,7 @@ import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadFeature;
+import dev.idemgate.auth.CredentialScanner;
 import dev.idemgate.payment.ParsedPayment.FieldError;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.json.DecodeException;
@@ -67,7 +68,17 @@ public final class PaymentRequestParser {
       JsonFactory.builder().enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
   private static final JsonFactory LENIENT_JSON = JsonFactory.builder().build();
 
+  /** {@link #parse(Buffer, CredentialScanner, String)} where no credential is known (tests, benchmarks). */
   public static ParsedPayment parse(Buffer raw) {
+    return parse(raw, null, null);
+  }
+
+  /**
+   * @param credentials the gateway's credentials, looked for right after card data: a body holding one
+   *     is refused as one holding a card number is, since the body is stored and sent to the acquirer
+   * @param presented the API key the request was sent with
+   */
+  public static ParsedPayment parse(Buffer raw, CredentialScanner credentials, String presented) {
     JsonObject body = strictObject(raw);
     if (body == null) {
       return new ParsedPayment.Invalid(List.of(new FieldError("$",
@@ -81,6 +92,10 @@ public final class PaymentRequestParser {
     Optional<String> card = CardNumberScanner.findCardNumber(body);
     if (card.isPresent()) {
       return new ParsedPayment.CardData(card.get());
+    }
+    CredentialScanner.Found credential = credentials == null ? null : credentials.findIn(body, presented);
+    if (credential != null) {
+      return new ParsedPayment.CredentialData(credential.path(), credential.credential());
     }
     List<FieldError> errors = new ArrayList<>();
     for (String field : body.fieldNames()) {

@@ -51,7 +51,8 @@ class AdminHttp2BodyDeadlineIT {
     vertx = Vertx.vertx();
     var config = TestGateway.config(Map.of("IDEMGATE_REQUEST_BODY_TIMEOUT", BODY_TIMEOUT_MS + "ms"));
     port = config.managementPort();
-    management = new ManagementVerticle(config, ReconciliationSettings.load(Optional.empty(), Map.of()), Optional.empty(), new SimpleMeterRegistry(), new ReadinessState());
+    management = new ManagementVerticle(config, ReconciliationSettings.load(Optional.empty(), Map.of()), Optional.empty(), new SimpleMeterRegistry(), new ReadinessState(),
+        dev.idemgate.auth.CredentialScanner.NONE);
     Http.await(vertx.deployVerticle(management));
     client = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
         .setHttp2ClearTextUpgrade(false));

@@ -29,6 +29,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /** Every row of the API table of DESIGN §2, against a gateway on the real PostgreSQL and Redis. */
 class PayApiIT {
@@ -245,6 +247,44 @@ class PayApiIT {
     Reply clean = pay(key, Http.payment(100, "tok_visa"));
     assertThat(clean.status()).isEqualTo(201);
     assertThat(clean.header("Idempotent-Replayed")).isNull();
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', value = {
+      "the API key the payment is sent with, in the description|description|key: KEY_A|$.description|an API key",
+      "another merchant's API key, in the merchant reference|merchant_reference|KEY_B|$.merchant_reference|an API key",
+      "an API key quoted in a metadata value|metadata|\"Bearer KEY_B\".|$.metadata.note|an API key",
+      "an API key as the payment token|source|KEY_B|$.source|an API key",
+      "the admin token in the description|description|see ADMIN_TOKEN|$.description|the admin token"})
+  @DisplayName("an API key (the caller's or any merchant's) or the admin token anywhere in the body gets 400 "
+      + "credential_rejected naming the field, as a card number does: it is neither echoed nor stored")
+  void credentialsRejected(String what, String field, String value, String path, String named) {
+    String sent = value.replace("KEY_A", KEY_A).replace("KEY_B", KEY_B).replace("ADMIN_TOKEN", TestGateway.ADMIN_TOKEN);
+    String key = Http.newKey();
+    JsonObject body = Http.payment(100, "tok_visa");
+    if (field.equals("metadata")) {
+      body.put("metadata", new JsonObject().put("note", sent));
+    } else {
+      body.put(field, sent);
+    }
+    Reply reply = pay(key, body);
+    assertThat(reply.status()).as(what).isEqualTo(400);
+    assertThat(reply.json().getString("code")).isEqualTo("credential_rejected");
+    assertThat(reply.json().getString("detail")).contains(path, named);
+    assertThat(reply.body()).doesNotContain(KEY_A, KEY_B, TestGateway.ADMIN_TOKEN);
+    // Nothing was claimed: the same key with a clean body is a new payment.
+    Reply clean = pay(key, Http.payment(100, "tok_visa"));
+    assertThat(clean.status()).isEqualTo(201);
+    assertThat(clean.header("Idempotent-Replayed")).isNull();
+  }
+
+  @Test
+  @DisplayName("a text that merely starts like an API key, holds a part of one, or another merchant's key inside a longer "
+      + "word, is a valid description: keys known only by their hash are looked for as whole words")
+  void nearKeysAreNotCredentials() {
+    Reply reply = pay(Http.newKey(), Http.payment(100, "tok_visa")
+        .put("description", "sk_test_merchant " + KEY_A.substring(0, KEY_A.length() - 1) + " " + KEY_B + "x"));
+    assertThat(reply.status()).isEqualTo(201);
   }
 
   @Test

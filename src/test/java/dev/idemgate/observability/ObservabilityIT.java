@@ -339,11 +339,17 @@ class ObservabilityIT {
       "an ingress's request id|5f1e0c2a9b7d4e3f8a6b1c0d2e4f6a8b|5f1e0c2a9b7d4e3f8a6b1c0d2e4f6a8b",
       "one with a space|abc def|ABSENT",
       "one over 128 characters|LONG|ABSENT",
-      "one holding a card number|trace-4242424242424242|redacted:card_number"})
+      "one holding a card number|trace-4242424242424242|redacted:card_number",
+      "the API key the request is sent with|KEY_A|redacted:api_key",
+      "one holding the API key the request is sent with|trace-KEY_A-1|redacted:api_key",
+      "another merchant's API key|KEY_B|redacted:api_key",
+      "the admin token|ADMIN_TOKEN|redacted:admin_token"})
   @DisplayName("the X-Request-Id a payment arrives with (an ingress's) is logged as forwarded_request_id beside the "
-      + "gateway's own, which the answer carries; one that is not a plain token of up to 128 characters is not, nor a card number")
+      + "gateway's own, which the answer carries; one that is not a plain token of up to 128 characters is not, nor a "
+      + "card number, an API key or the admin token")
   void forwardedRequestIdIsLogged(String what, String sent, String logged) {
-    String header = sent.equals("LONG") ? "r".repeat(129) : sent;
+    String header = sent.equals("LONG") ? "r".repeat(129)
+        : sent.replace("KEY_A", KEY_A).replace("KEY_B", TestGateway.KEY_B).replace("ADMIN_TOKEN", TestGateway.ADMIN_TOKEN);
     try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
       Http.Reply reply = Http.await(http.payAsync(gateway.apiPort(), KEY_A, Http.newKey(),
           Http.payment(10, "tok_visa").encode(), Map.of("X-Request-Id", header)));
@@ -355,7 +361,7 @@ class ObservabilityIT {
       } else {
         assertThat(fields).as(what).containsEntry("forwarded_request_id", logged);
       }
-      assertThat(fields.toString()).doesNotContain("4242424242424242");
+      assertThat(fields.toString()).doesNotContain("4242424242424242", KEY_A, TestGateway.KEY_B, TestGateway.ADMIN_TOKEN);
     }
   }
 

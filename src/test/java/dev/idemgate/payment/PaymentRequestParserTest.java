@@ -2,8 +2,13 @@ package dev.idemgate.payment;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.idemgate.auth.CredentialScanner;
+import dev.idemgate.auth.MerchantKeys;
+import dev.idemgate.config.ConfigLoader;
 import io.vertx.core.buffer.Buffer;
 import java.nio.charset.StandardCharsets;
+import java.util.Map;
+import java.util.Optional;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
@@ -125,5 +130,27 @@ class PaymentRequestParserTest {
   private static java.util.List<String> fields(ParsedPayment parsed) {
     assertThat(parsed).isInstanceOf(ParsedPayment.Invalid.class);
     return ((ParsedPayment.Invalid) parsed).errors().stream().map(ParsedPayment.FieldError::field).toList();
+  }
+
+  @Test
+  @DisplayName("an API key (the presented one, any in force) or the admin token anywhere in the body is refused as "
+      + "card data is, naming the field and never the value; card data is named first, and a clean body passes")
+  void credentialsAreRefused() {
+    CredentialScanner credentials = new CredentialScanner(MerchantKeys.load(ConfigLoader.load(Optional.empty(),
+        Map.of("IDEMGATE_API_KEYS", "shop=sk_test_shop_key,other=sk_test_other_key"))), Optional.of("admin-token-stored-nowhere"));
+    String ok = "{\"amount\":1,\"currency\":\"EUR\",\"source\":\"tok_visa\"";
+    assertThat(PaymentRequestParser.parse(Buffer.buffer(ok + ",\"description\":\"key sk_test_other_key\"}"), credentials,
+        "sk_test_shop_key")).isEqualTo(new ParsedPayment.CredentialData("$.description", CredentialScanner.Credential.API_KEY));
+    assertThat(PaymentRequestParser.parse(Buffer.buffer(ok + ",\"metadata\":{\"k\":\"x-sk_test_shop_key\"}}"), credentials,
+        "sk_test_shop_key")).isEqualTo(new ParsedPayment.CredentialData("$.metadata.k", CredentialScanner.Credential.API_KEY));
+    assertThat(PaymentRequestParser.parse(Buffer.buffer(ok + ",\"merchant_reference\":\"admin-token-stored-nowhere\"}"),
+        credentials, null)).isEqualTo(new ParsedPayment.CredentialData("$.merchant_reference",
+            CredentialScanner.Credential.ADMIN_TOKEN));
+    assertThat(PaymentRequestParser.parse(Buffer.buffer("{\"amount\":1,\"currency\":\"EUR\",\"source\":\"sk_test_other_key\"}"),
+        credentials, null)).isEqualTo(new ParsedPayment.CredentialData("$.source", CredentialScanner.Credential.API_KEY));
+    assertThat(PaymentRequestParser.parse(Buffer.buffer(ok + ",\"description\":\"4242424242424242 sk_test_other_key\"}"),
+        credentials, null)).isEqualTo(new ParsedPayment.CardData("$.description"));
+    assertThat(PaymentRequestParser.parse(Buffer.buffer(ok + ",\"description\":\"order 12, sk_test_other\"}"), credentials,
+        "sk_test_shop_key")).isInstanceOf(ParsedPayment.Valid.class);
   }
 }
