@@ -412,10 +412,13 @@ public final class Reconciler {
 
   /**
    * The ledger window: payments created in [from, to) (and of the provider, and the merchants,
-   * when asked), each flagged stuck as {@link #LEDGER_PAYMENTS} says; plus claims still PROCESSING
-   * that have no payment row yet (of the same provider and merchants), so that a settlement of such
-   * a charge is recognised by its provider key instead of being called an orphan. Such a claim is
-   * stuck once its lease ran out or recovery took it over, as {@code /admin/pending} lists it.
+   * when asked), each flagged stuck as {@link #LEDGER_PAYMENTS} says; plus the records still
+   * PROCESSING or PENDING that have no payment row (of the same provider and merchants), so that a
+   * settlement of such a charge is recognised by its provider key instead of being called an orphan.
+   * Such a PROCESSING claim is stuck once its lease ran out or recovery took it over, as
+   * {@code /admin/pending} lists it. A PENDING record always has its payment row, written with it; one
+   * without (the row lost to a restore or a hand repair) is a charge whose outcome nobody knows, stuck,
+   * and was left out of every category before.
    */
   private static void loadLedger(Connection c, ReconciliationRequest r, Instant from, Instant to) throws SQLException {
     execute(c, """
@@ -439,11 +442,11 @@ public final class Reconciler {
         WHERE p.created_at >= ? AND p.created_at < ?""" + provider + merchant.formatted("p") + """
 
         UNION ALL
-        SELECT k.payment_id, 'claim', k.merchant_id, k.provider_key, k.amount, k.currency, 'processing', NULL, NULL,
+        SELECT k.payment_id, 'claim', k.merchant_id, k.provider_key, k.amount, k.currency, lower(k.state), NULL, NULL,
                k.created_at, k.state, CASE WHEN k.lease_expires_at < t.as_of THEN k.lease_expires_at END,
-               k.lease_expires_at < t.as_of OR k.next_inquiry_at IS NOT NULL
+               k.state = 'PENDING' OR k.lease_expires_at < t.as_of OR k.next_inquiry_at IS NOT NULL
         FROM idemgate.idempotency_keys k CROSS JOIN (SELECT ?::timestamptz) t (as_of)
-        WHERE k.state = 'PROCESSING' AND k.created_at >= ? AND k.created_at < ?
+        WHERE k.state IN ('PROCESSING', 'PENDING') AND k.created_at >= ? AND k.created_at < ?
           AND NOT EXISTS (SELECT 1 FROM idemgate.payments p WHERE p.id = k.payment_id)""" + claimProvider
         + merchant.formatted("k");
     try (PreparedStatement s = c.prepareStatement(sql)) {
@@ -1142,7 +1145,7 @@ public final class Reconciler {
         .put("ledger", new JsonObject()
             .put("payments_in_window", count(c, "SELECT count(*) FROM recon_ledger WHERE kind = 'payment' AND in_window"))
             .put("payments_outside_window", count(c, "SELECT count(*) FROM recon_ledger WHERE NOT in_window"))
-            .put("claims_in_flight", count(c, "SELECT count(*) FROM recon_ledger WHERE kind = 'claim'")))
+            .put("claims_in_flight", count(c, "SELECT count(*) FROM recon_ledger WHERE kind = 'claim' AND NOT stuck")))
         .put("matches", matches)
         .put("needs_review", count(c, "SELECT count(DISTINCT line) FROM recon_review"))
         .put("matching_model", model)

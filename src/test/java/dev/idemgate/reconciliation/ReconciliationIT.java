@@ -712,6 +712,44 @@ class ReconciliationIT {
   }
 
   @Test
+  @DisplayName("a PENDING record with no ledger row (the row lost to a restore or a hand repair) is STUCK_IN_LEDGER, "
+      + "and a settlement of it is matched to it by our provider key instead of being an orphan to refund")
+  void pendingRecordWithoutLedgerRowIsStuck() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant now = Instant.now().truncatedTo(ChronoUnit.SECONDS);
+      Instant base = now.minus(Duration.ofDays(2));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder csv = new StringBuilder(HEADER);
+      for (int i = 0; i < 4; i++) {
+        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_" + i, base.plus(Duration.ofHours(i)));
+        csv.append(row("s_" + i, p + "ch_" + i, null, m1, 1_000 + i, "EUR", "settled", base.plus(Duration.ofHours(20 + i))));
+      }
+      String unsettled = "pay_" + p + "pending_no_row";
+      ledger.key("m1", unsettled, "PENDING", 4_700, base, base.plusSeconds(30));
+      String settled = "pay_" + p + "pending_no_row_settled";
+      ledger.key("m1", settled, "PENDING", 5_900, base.plusSeconds(60), base.plusSeconds(90));
+      csv.append(row("s_settled", null, LedgerFixture.providerKey(settled), m1, 5_900, "EUR", "settled",
+          base.plus(Duration.ofHours(22))));
+
+      JsonObject json = reconcile(dir.resolve("pending-no-row.csv"), csv.toString(), p);
+
+      Map<String, String> categories = new HashMap<>();
+      Map<String, JsonObject> byPayment = new HashMap<>();
+      for (Object o : json.getJsonArray("discrepancies")) {
+        JsonObject d = (JsonObject) o;
+        categories.merge(String.valueOf(d.getString("payment_id")), d.getString("category"), (a, b) -> a + "," + b);
+        byPayment.put(d.getString("payment_id"), d);
+      }
+      assertThat(categories).as(json.getJsonArray("discrepancies").encode())
+          .containsExactlyInAnyOrderEntriesOf(Map.of(unsettled, "STUCK_IN_LEDGER", settled, "STUCK_IN_LEDGER"));
+      assertThat(byPayment.get(settled).getString("settlement_id")).isEqualTo("s_settled");
+      assertThat(byPayment.get(settled).getJsonObject("evidence").getBoolean("provider_settled")).isTrue();
+      assertThat(byPayment.get(unsettled).getJsonObject("evidence").getString("key_state")).isEqualTo("PENDING");
+    }
+  }
+
+  @Test
   @DisplayName("settlement-demo --seed-ledger claims its two stuck claims for a provider no gateway's recovery takes "
       + "(a claim without one is taken by any), and reconciliation reports both as STUCK_IN_LEDGER")
   void seededStuckClaimsAreNoGatewaysAndStuck() throws Exception {
