@@ -80,7 +80,7 @@ public final class ReconcileCommand implements Callable<Integer> {
       description = "Only merchants whose id starts with PREFIX, in the ledger and in the file.")
   String merchantPrefix;
 
-  @Option(names = "--settlement-lag", paramLabel = "DURATION", description = "Override settlement_lag (e.g. 2d, 36h).")
+  @Option(names = "--settlement-lag", paramLabel = "DURATION", description = "Override settlement_lag for this run (e.g. 4d, 36h); a shorter one only makes payments expected sooner, the ledger is searched back the setting's lag.")
   String settlementLag;
 
   @Option(names = "--config", paramLabel = "FILE", description = "Gateway configuration (for pg_url).")

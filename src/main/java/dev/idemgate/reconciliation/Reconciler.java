@@ -136,7 +136,9 @@ public final class Reconciler {
   }
 
   private Outcome reconcile(Connection c, String runId, SettlementReader reader, ReconciliationRequest r) throws SQLException {
-    Duration lag = settings.settlementLag();
+    // How far back a row's payment is looked for, and past which a settlement is called late: never
+    // less than the configured lag, whatever this run's (a 0s given to see missing settlements sooner).
+    Duration lag = settings.lookbackLag();
     // Server-side memory for this batch session: temporary tables of a million rows stay in
     // memory instead of spilling through the default 8 MB of temp buffers.
     execute(c, "SET temp_buffers = '256MB'");
@@ -158,7 +160,7 @@ public final class Reconciler {
     // A file whose last settled_at is a bare date ends with that day, not at its start.
     Instant missingFrom = r.from().orElseGet(() -> ingest.first == null ? r.asOf() : ingest.first);
     Instant periodEnd = ingest.last != null ? ingest.coveredUntil : r.to().orElse(r.asOf());
-    Instant missingCutoff = (periodEnd.isBefore(r.asOf()) ? periodEnd : r.asOf()).minus(lag);
+    Instant missingCutoff = (periodEnd.isBefore(r.asOf()) ? periodEnd : r.asOf()).minus(settings.settlementLag());
 
     loadLedger(c, r, from, to);
     execute(c, "ANALYZE recon_stage");
@@ -644,7 +646,7 @@ public final class Reconciler {
       for (int half = 0; half < 2; half++) {
         s.setDouble(3 * half + 1, settings.amountTolerance() / 5);
         s.setDouble(3 * half + 2, settings.amountTolerance());
-        s.setLong(3 * half + 3, settings.settlementLag().toSeconds());
+        s.setLong(3 * half + 3, settings.lookbackLag().toSeconds());
       }
       s.executeUpdate();
     }

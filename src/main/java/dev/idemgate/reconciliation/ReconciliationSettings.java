@@ -25,7 +25,11 @@ import org.slf4j.LoggerFactory;
  * the scalar keys. Kept apart from {@code GatewayConfig} because the gateway's request path needs
  * none of it and the column maps are nested.
  *
+ * @param settlementLag how long before a payment is expected in a file (this run's, when one gives its own)
  * @param columnMaps provider name to (canonical column to the provider's header name)
+ * @param lookbackLag how far before a row's settled_at its payment is looked for: the configured lag,
+ *     or a run's own when that is longer. A run's shorter lag (0s, to see missing settlements sooner)
+ *     never narrows it: rows of payments charged a day before they settled would be orphans to refund.
  */
 public record ReconciliationSettings(
     Duration settlementLag,
@@ -33,7 +37,8 @@ public record ReconciliationSettings(
     double reviewThreshold,
     double amountTolerance,
     long maxUploadBytes,
-    Map<String, Map<String, String>> columnMaps) {
+    Map<String, Map<String, String>> columnMaps,
+    Duration lookbackLag) {
 
   private static final String ENV_PREFIX = "IDEMGATE_RECONCILIATION_";
   private static final Logger log = LoggerFactory.getLogger(ReconciliationSettings.class);
@@ -61,13 +66,21 @@ public record ReconciliationSettings(
     columnMaps = Map.copyOf(columnMaps);
   }
 
+  /** The settings as configured: the lookback is the lag. */
+  public ReconciliationSettings(Duration settlementLag, double matchThreshold, double reviewThreshold,
+      double amountTolerance, long maxUploadBytes, Map<String, Map<String, String>> columnMaps) {
+    this(settlementLag, matchThreshold, reviewThreshold, amountTolerance, maxUploadBytes, columnMaps, settlementLag);
+  }
+
   /** The column mapping of a provider (canonical to provider header), empty when none is configured. */
   public Map<String, String> columnMap(Optional<String> provider) {
     return provider.map(p -> columnMaps.getOrDefault(p, Map.of())).orElse(Map.of());
   }
 
+  /** One run's lag in place of the configured one; the lookback stays at least the configured lag. */
   public ReconciliationSettings withSettlementLag(Duration lag) {
-    return new ReconciliationSettings(lag, matchThreshold, reviewThreshold, amountTolerance, maxUploadBytes, columnMaps);
+    return new ReconciliationSettings(lag, matchThreshold, reviewThreshold, amountTolerance, maxUploadBytes, columnMaps,
+        lag.compareTo(lookbackLag) > 0 ? lag : lookbackLag);
   }
 
   /** The file to read when none is named: {@code IDEMGATE_RECONCILIATION_CONFIG}, else {@code conf/reconciliation.yaml} if present. */

@@ -33,11 +33,15 @@ class ReconciliationMatchingIT {
   private record Run(JsonObject report, String err) {}
 
   private Run run(String name, String csv, String merchantPrefix) throws Exception {
+    return run(name, csv, merchantPrefix, "2d");
+  }
+
+  private Run run(String name, String csv, String merchantPrefix, String lag) throws Exception {
     Path file = dir.resolve(name);
     Files.writeString(file, csv);
     Path report = dir.resolve(name + ".json");
     LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix",
-        merchantPrefix, "--settlement-lag", "2d", "--out", report.toString());
+        merchantPrefix, "--settlement-lag", lag, "--out", report.toString());
     assertThat(cli.status()).as(cli.err()).isZero();
     return new Run(LedgerFixture.readJson(report), cli.err());
   }
@@ -215,6 +219,30 @@ class ReconciliationMatchingIT {
       JsonObject evidence = orphan.getJsonObject("evidence");
       assertThat(evidence.getString("reason")).doesNotContain("no ledger payment close enough").contains("2 ledger payments");
       assertThat(evidence.getString("candidate_payment_id")).isIn(first, second);
+    }
+  }
+
+  @Test
+  @DisplayName("--settlement-lag 0s (or any lag shorter than the setting's) only makes payments expected sooner: the "
+      + "ledger is still searched back the setting's lag, so a row without reference or key settled 30 hours after "
+      + "its charge, before the file's other rows, is matched as without the option, not an orphan to refund")
+  void aShortLagDoesNotNarrowTheLookback() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(6));
+      String m1 = ledger.merchant("m1");
+      String csv = HEADER + frame(ledger, base) + row("s_bare", null, null, m1, 3_333, "EUR", "settled", base);
+      String paid = ledger.payment("m1", 3_333, "EUR", "succeeded", null, base.minus(Duration.ofHours(30)));
+
+      for (String lag : List.of("2d", "0s")) {
+        JsonObject json = run("lag-" + lag + ".csv", csv, ledger.prefix, lag).report();
+        JsonObject summary = json.getJsonObject("summary");
+        assertThat(summary.getLong("total")).as("%s: %s %s", lag, summary.encode(), json.getJsonArray("discrepancies").encode())
+            .isZero();
+        assertThat(summary.getJsonObject("rows").getLong("matched")).as(lag).isEqualTo(3);
+        assertThat(json.getJsonArray("probable_matches").getJsonObject(0).getString("payment_id")).as(lag).isEqualTo(paid);
+        assertThat(summary.getJsonObject("settled_outside_lag").getLong("rows")).as(lag).isZero();
+        assertThat(summary.getJsonArray("warnings")).as(lag).isEmpty();
+      }
     }
   }
 
