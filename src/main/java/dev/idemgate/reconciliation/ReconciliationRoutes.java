@@ -304,6 +304,10 @@ public final class ReconciliationRoutes {
         for (ReconciliationRun run : recent) {
           runs.add(run.toJson().put("summary", run.summary() == null ? null : new JsonObject()
               .put("total", run.summary().getLong("total")).put("by_category", run.summary().getJsonObject("by_category"))
+              // What the run warned about and the lines it could not read, so that a run with
+              // problems is seen from the list.
+              .put("warnings", run.summary().getJsonArray("warnings", new JsonArray()))
+              .put("rows", run.summary().getJsonObject("rows"))
               .mergeIn(figures.get(run.id()))));
         }
         return new JsonObject().put("runs", runs)

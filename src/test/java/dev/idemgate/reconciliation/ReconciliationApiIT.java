@@ -182,6 +182,29 @@ class ReconciliationApiIT {
   }
 
   @Test
+  @DisplayName("the list of runs shows each run's warnings and how many of its lines were malformed, as its report "
+      + "does, so that the runs that had problems are seen from the list")
+  void listShowsWarningsAndMalformedLines() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant base = Instant.now().minus(Duration.ofDays(10)).truncatedTo(ChronoUnit.SECONDS);
+      ledger.payment("shop", 2_500, "EUR", "succeeded", ledger.prefix + "ch_1", base);
+      // Settled 4 days after its charge, past the 2-day lag: warned about. Line 3 is malformed.
+      String csv = "settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n"
+          + shopRow(ledger, "s1", "ch_1", 2_500, base.plus(Duration.ofDays(4)))
+          + "s2,not-a-number\n";
+      String id = awaitCompleted(upload("?merchant_prefix=" + ledger.prefix, csv).json().getString("id"))
+          .getJsonObject("run").getString("id");
+      JsonObject reported = reportOf(id).getJsonObject("summary");
+      assertThat(reported.getJsonArray("warnings")).hasSize(1);
+
+      JsonObject summary = listed(id).getJsonObject("summary");
+      assertThat(summary.getJsonArray("warnings")).as(summary.encode()).isEqualTo(reported.getJsonArray("warnings"));
+      assertThat(summary.getJsonObject("rows").getLong("malformed")).isEqualTo(1);
+      assertThat(summary.getJsonObject("rows")).isEqualTo(reported.getJsonObject("rows"));
+    }
+  }
+
+  @Test
   @DisplayName("a discrepancy is resolved once, with a note: a second resolution gets 409 naming when and with what "
       + "note it was resolved, and the first note stays; a missing or empty note is 400 naming the fault; the JSON, "
       + "CSV and HTML reports show each resolution's note and time")
