@@ -86,6 +86,22 @@ public final class ConfigLoader {
     return pgUrl(values(file, environment, warnings));
   }
 
+  /**
+   * What {@code reconcile} reads of the gateway's settings: {@code pg_url}, and how long after its
+   * claim a charge may still land ({@link GatewayConfig#chargeInFlight}), from {@code lease} and
+   * {@code provider_timeout} checked as {@link #load} checks them. The other settings are not
+   * checked, as for {@link #loadPgUrl}.
+   */
+  public record ForReconciliation(String pgUrl, Duration chargeInFlight) {}
+
+  public static ForReconciliation loadForReconciliation(Optional<Path> file, Map<String, String> environment,
+      Consumer<String> warnings) {
+    Map<String, String> v = values(file, environment, warnings);
+    String pgUrl = pgUrl(v);
+    return new ForReconciliation(pgUrl, GatewayConfig.chargeInFlight(between(v, "lease", "2s", "1h"),
+        between(v, "provider_timeout", "100ms", "2m")));
+  }
+
   /** Defaults, then {@code file}, then the environment: every setting's text, none of them checked yet. */
   private static Map<String, String> values(Optional<Path> file, Map<String, String> environment, Consumer<String> warnings) {
     Map<String, String> values = readYaml(defaults(), "built-in defaults");

@@ -200,6 +200,21 @@ public record GatewayConfig(
   }
 
   /**
+   * How long after its claim a charge may still land at the provider: it is sent within the lease
+   * and its answer awaited for {@code provider_timeout}, so past the lease and the takeover grace
+   * nothing the claim's owner sent is on its way. Until then reconciliation calls a pending payment
+   * in flight, not stuck.
+   */
+  public Duration chargeInFlight() {
+    return chargeInFlight(lease, providerTimeout);
+  }
+
+  /** {@link #chargeInFlight()} of these settings. */
+  public static Duration chargeInFlight(Duration lease, Duration providerTimeout) {
+    return lease.plus(providerTimeout).plusSeconds(1);
+  }
+
+  /**
    * How long past its lease recovery leaves a PROCESSING record before taking it over, so that a
    * charge sent just before the lease ended has had time to reach the provider.
    */

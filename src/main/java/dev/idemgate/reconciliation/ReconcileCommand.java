@@ -83,7 +83,7 @@ public final class ReconcileCommand implements Callable<Integer> {
   @Option(names = "--settlement-lag", paramLabel = "DURATION", description = "Override settlement_lag for this run (e.g. 4d, 36h); a shorter one only makes payments expected sooner, the ledger is searched back the setting's lag.")
   String settlementLag;
 
-  @Option(names = "--config", paramLabel = "FILE", description = "Gateway configuration (for pg_url).")
+  @Option(names = "--config", paramLabel = "FILE", description = "Gateway configuration (for pg_url, and lease and provider_timeout: how long a charge may be in flight).")
   Path config;
 
   @Option(names = "--reconciliation-config", paramLabel = "FILE", description = "Reconciliation settings (default: "
@@ -98,6 +98,7 @@ public final class ReconcileCommand implements Callable<Integer> {
       return usage(err, "--format must be json, csv or html, got '" + format + "'");
     }
     String pgUrl;
+    java.time.Duration chargeInFlight;
     ReconciliationSettings settings;
     Optional<Instant> windowFrom;
     Optional<Instant> windowTo;
@@ -105,9 +106,13 @@ public final class ReconcileCommand implements Callable<Integer> {
       Map<String, String> env = environment;
       // Warnings on standard error: the log's JSON line on standard output would go into the report.
       java.util.function.Consumer<String> warn = warnings(err);
-      // pg_url alone, the one setting used: a Job given the ConfigMap was refused over the gateway
-      // container's own settings (an acquirer URL in its Secret, TLS files it mounts), as migrate was.
-      pgUrl = ConfigLoader.loadPgUrl(config == null ? ConfigLoader.defaultFile(env) : Optional.of(config), env, warn);
+      // pg_url, lease and provider_timeout alone, the settings used: a Job given the ConfigMap was
+      // refused over the gateway container's own settings (an acquirer URL in its Secret, TLS files
+      // it mounts), as migrate was.
+      ConfigLoader.ForReconciliation gateway = ConfigLoader.loadForReconciliation(
+          config == null ? ConfigLoader.defaultFile(env) : Optional.of(config), env, warn);
+      pgUrl = gateway.pgUrl();
+      chargeInFlight = gateway.chargeInFlight();
       settings = ReconciliationSettings.load(
           reconciliationConfig == null ? ReconciliationSettings.defaultFile(env) : Optional.of(reconciliationConfig), env, warn);
       if (settlementLag != null) {
@@ -160,7 +165,7 @@ public final class ReconcileCommand implements Callable<Integer> {
         reader.close();
         return usage(err, unknown.get());
       }
-      Reconciler reconciler = new Reconciler(settings);
+      Reconciler reconciler = new Reconciler(settings, chargeInFlight);
       String runId = reconciler.createRun(c, request);
       Reconciler.Outcome outcome;
       try {

@@ -81,9 +81,12 @@ public final class Reconciler {
   private static final SecureRandom RANDOM = new SecureRandom();
 
   private final ReconciliationSettings settings;
+  /** How long after its claim a charge may still land ({@code GatewayConfig#chargeInFlight}). */
+  private final Duration chargeInFlight;
 
-  public Reconciler(ReconciliationSettings settings) {
+  public Reconciler(ReconciliationSettings settings, Duration chargeInFlight) {
     this.settings = settings;
+    this.chargeInFlight = chargeInFlight;
   }
 
   /** The result of a run: its id, the summary stored with it, and the malformed lines kept. */
@@ -417,12 +420,13 @@ public final class Reconciler {
    * when asked), each flagged stuck as {@link #LEDGER_PAYMENTS} says; plus the records still
    * PROCESSING or PENDING that have no payment row (of the same provider and merchants), so that a
    * settlement of such a charge is recognised by its provider key instead of being called an orphan.
-   * Such a PROCESSING claim is stuck once its lease ran out or recovery took it over, as
+   * Such a PROCESSING claim is stuck, once its charge can no longer be on its way
+   * ({@link #chargeInFlight}), if its lease ran out or recovery took it over, as
    * {@code /admin/pending} lists it. A PENDING record always has its payment row, written with it; one
    * without (the row lost to a restore or a hand repair) is a charge whose outcome nobody knows, stuck,
    * and was left out of every category before.
    */
-  private static void loadLedger(Connection c, ReconciliationRequest r, Instant from, Instant to) throws SQLException {
+  private void loadLedger(Connection c, ReconciliationRequest r, Instant from, Instant to) throws SQLException {
     execute(c, """
         CREATE TEMP TABLE recon_ledger (
           id text NOT NULL, kind text NOT NULL, merchant_id text NOT NULL, provider_key text, amount bigint NOT NULL,
@@ -446,8 +450,9 @@ public final class Reconciler {
         UNION ALL
         SELECT k.payment_id, 'claim', k.merchant_id, k.provider_key, k.amount, k.currency, lower(k.state), NULL, NULL,
                k.created_at, k.state, CASE WHEN k.lease_expires_at < t.as_of THEN k.lease_expires_at END,
-               k.state = 'PENDING' OR k.lease_expires_at < t.as_of OR k.next_inquiry_at IS NOT NULL
-        FROM idemgate.idempotency_keys k CROSS JOIN (SELECT ?::timestamptz) t (as_of)
+               k.created_at <= t.landed_by
+                 AND (k.state = 'PENDING' OR k.lease_expires_at < t.as_of OR k.next_inquiry_at IS NOT NULL)
+        FROM idemgate.idempotency_keys k CROSS JOIN (SELECT ?::timestamptz, ?::timestamptz) t (as_of, landed_by)
         WHERE k.state IN ('PROCESSING', 'PENDING') AND k.created_at >= ? AND k.created_at < ?
           AND NOT EXISTS (SELECT 1 FROM idemgate.payments p WHERE p.id = k.payment_id)""" + claimProvider
         + merchant.formatted("k");
@@ -515,7 +520,7 @@ public final class Reconciler {
    *
    * @return how many payments were added
    */
-  private static int loadPaymentsBeyondWindow(Connection c, ReconciliationRequest r, Instant from, Instant to)
+  private int loadPaymentsBeyondWindow(Connection c, ReconciliationRequest r, Instant from, Instant to)
       throws SQLException {
     String provider = r.provider().isPresent() ? " AND p.provider = ?" : "";
     String merchant = r.merchantPrefix().isPresent() ? " AND left(p.merchant_id, length(?)) = ?" : "";
@@ -538,12 +543,14 @@ public final class Reconciler {
   }
 
   /**
-   * A recon_ledger row of a ledger payment, and whether it is stuck; its one parameter, the as-of
-   * time, then the caller's WHERE on {@code p}.
+   * A recon_ledger row of a ledger payment, and whether it is stuck; its two parameters, the as-of
+   * time and the moment by which a charge claimed then has landed, then the caller's WHERE on {@code p}.
    *
-   * <p>Stuck: the ledger says pending (the charge's answer was lost and its owner handed it to
-   * recovery, so its claim's lease is over; or no record is left that anything would settle it
-   * by), or its record is PROCESSING past its lease or taken over by recovery. Never judged on the
+   * <p>Stuck, once the charge can no longer be on its way (claimed more than {@link #chargeInFlight}
+   * before the as-of time: until then recovery could not even take the claim over, and a pending
+   * payment is in flight): the ledger says pending (the charge's answer was lost and its owner
+   * handed it to recovery; or no record is left that anything would settle it by), or its record is
+   * PROCESSING past its lease or taken over by recovery. Never judged on the
    * lease alone: each recovery pass gives the record a lease of its own for the inquiry, and with a
    * short backoff that lease is in the future nearly all the time, so a payment recovery kept
    * asking about for days was never reported. Only a lease that has run out is shown as one.
@@ -552,20 +559,22 @@ public final class Reconciler {
         SELECT p.id, 'payment', p.merchant_id, p.provider_key, p.amount, p.currency, p.status, p.provider_reference,
                idemgate.recon_ref_norm(p.provider_reference), p.created_at, k.state,
                CASE WHEN k.lease_expires_at < t.as_of THEN k.lease_expires_at END,
-               p.status = 'pending' OR coalesce(k.lease_expires_at < t.as_of OR k.next_inquiry_at IS NOT NULL, false)
-        FROM idemgate.payments p CROSS JOIN (SELECT ?::timestamptz) t (as_of)
+               p.created_at <= t.landed_by
+                 AND (p.status = 'pending' OR coalesce(k.lease_expires_at < t.as_of OR k.next_inquiry_at IS NOT NULL, false))
+        FROM idemgate.payments p CROSS JOIN (SELECT ?::timestamptz, ?::timestamptz) t (as_of, landed_by)
         LEFT JOIN (SELECT payment_id, state, lease_expires_at, next_inquiry_at FROM idemgate.idempotency_keys
                    WHERE state IN ('PROCESSING', 'PENDING')) k ON k.payment_id = p.id""";
 
   /**
-   * Binds, from {@code i}, what every ledger query takes in this order: the as-of time, the
-   * window's ends, then the provider and the merchant prefix (twice) when asked for.
+   * Binds, from {@code i}, what every ledger query takes in this order: the as-of time, the moment
+   * by which a charge claimed then has landed (as-of less {@link #chargeInFlight}), the window's ends, then the provider and the merchant prefix (twice) when asked for.
    *
    * @return the next parameter's index
    */
-  private static int bindLedgerQuery(PreparedStatement s, int i, ReconciliationRequest r, Instant from, Instant to)
+  private int bindLedgerQuery(PreparedStatement s, int i, ReconciliationRequest r, Instant from, Instant to)
       throws SQLException {
     s.setTimestamp(i++, Timestamp.from(r.asOf()));
+    s.setTimestamp(i++, Timestamp.from(r.asOf().minus(chargeInFlight)));
     s.setTimestamp(i++, Timestamp.from(from));
     s.setTimestamp(i++, Timestamp.from(to));
     if (r.provider().isPresent()) {
@@ -849,7 +858,7 @@ public final class Reconciler {
                jsonb_build_object('ledger_status', p.ledger_status, 'settlement_status', p.status,
                  'ledger_created_at', p.created_at, 'settled_at', p.settled_at)
         FROM recon_pair p
-        WHERE p.kind = 'payment' AND NOT p.stuck AND p.role <> 'duplicate' AND NOT p.netted
+        WHERE p.kind = 'payment' AND NOT p.stuck AND p.ledger_status <> 'pending' AND p.role <> 'duplicate' AND NOT p.netted
           AND NOT (p.ledger_status = 'succeeded' AND p.status = 'settled')""".formatted(PAIR_COLUMNS));
     insert(c, runId, Category.AMOUNT_MISMATCH, """
         SELECT ?, ?, ?, abs(p.amount - p.ledger_amount), p.currency, %s, p.created_at,
@@ -1147,7 +1156,9 @@ public final class Reconciler {
         .put("ledger", new JsonObject()
             .put("payments_in_window", count(c, "SELECT count(*) FROM recon_ledger WHERE kind = 'payment' AND in_window"))
             .put("payments_outside_window", count(c, "SELECT count(*) FROM recon_ledger WHERE NOT in_window"))
-            .put("claims_in_flight", count(c, "SELECT count(*) FROM recon_ledger WHERE kind = 'claim' AND NOT stuck")))
+            .put("claims_in_flight", count(c, "SELECT count(*) FROM recon_ledger WHERE kind = 'claim' AND NOT stuck"))
+            .put("payments_in_flight", count(c, "SELECT count(*) FROM recon_ledger WHERE kind = 'payment' "
+                + "AND status = 'pending' AND NOT stuck AND in_window")))
         .put("matches", matches)
         .put("needs_review", count(c, "SELECT count(DISTINCT line) FROM recon_review"))
         .put("matching_model", model)

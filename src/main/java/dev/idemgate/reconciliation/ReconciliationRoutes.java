@@ -76,6 +76,8 @@ public final class ReconciliationRoutes {
 
   private final Vertx vertx;
   private final String pgUrl;
+  /** How long after its claim a charge may still land: a pending payment younger than that is in flight, not stuck. */
+  private final java.time.Duration chargeInFlight;
   private final ReconciliationSettings settings;
   private final WorkerExecutor workers;
   private final WorkerExecutor runs;
@@ -91,6 +93,7 @@ public final class ReconciliationRoutes {
     this.vertx = vertx;
     this.uploadSilenceMillis = uploadSilenceMillis;
     this.pgUrl = config.pgUrl();
+    this.chargeInFlight = config.chargeInFlight();
     this.settings = settings;
     // Closed with the verticle that creates it (the management verticle).
     this.workers = vertx.createSharedWorkerExecutor("idemgate-reconciliation", 2, 60, TimeUnit.MINUTES);
@@ -224,7 +227,7 @@ public final class ReconciliationRoutes {
       Files.deleteIfExists(file); // the open stream keeps the data readable; nothing is left behind on a crash
       Connection c = Jdbc.connect(pgUrl);
       try {
-        return new Started(new Reconciler(upload.settings()).createRun(c, r), c, reader, upload);
+        return new Started(new Reconciler(upload.settings(), chargeInFlight).createRun(c, r), c, reader, upload);
       } catch (Exception e) {
         c.close();
         throw e;
@@ -238,7 +241,7 @@ public final class ReconciliationRoutes {
   /** Worker: the run itself; its outcome is stored with the run. */
   private Void finish(Started started) {
     try (Connection c = started.connection()) {
-      new Reconciler(started.upload().settings()).run(c, started.runId(), started.reader(), started.upload().request());
+      new Reconciler(started.upload().settings(), chargeInFlight).run(c, started.runId(), started.reader(), started.upload().request());
     } catch (Exception e) {
       // The first line only: a PostgreSQL error's Detail and Where lines can quote the values of a row.
       String reason = String.valueOf(e.getMessage()).lines().findFirst().orElse("");

@@ -712,6 +712,44 @@ class ReconciliationIT {
   }
 
   @Test
+  @DisplayName("a payment pending for seconds, whose charge may still land (within its lease and recovery's takeover "
+      + "grace, lease + provider_timeout + 1 s), is in flight: counted, not STUCK_IN_LEDGER, nor a STATUS_MISMATCH "
+      + "when the file settles it; one pending for two minutes is stuck")
+  void pendingForSecondsIsInFlightNotStuck() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant now = Instant.now().truncatedTo(ChronoUnit.SECONDS);
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder csv = new StringBuilder(HEADER);
+      for (int i = 0; i < 4; i++) {
+        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_" + i, now.minus(Duration.ofHours(30 - i)));
+        csv.append(row("s_" + i, p + "ch_" + i, null, m1, 1_000 + i, "EUR", "settled", now.minus(Duration.ofHours(10 - i))));
+      }
+      // Timed out a few seconds ago and answered 202: recovery's first inquiry is not even due.
+      String young = ledger.payment("m1", 4_400, "EUR", "pending", null, now.minusSeconds(5));
+      ledger.key("m1", young, "PENDING", 4_400, now.minusSeconds(5), now.plusSeconds(25));
+      // The same, and the acquirer's settlement of it is in the file already.
+      String youngSettled = ledger.payment("m1", 5_500, "EUR", "pending", null, now.minusSeconds(8));
+      ledger.key("m1", youngSettled, "PENDING", 5_500, now.minusSeconds(8), now.plusSeconds(22));
+      csv.append(row("s_young", null, LedgerFixture.providerKey(youngSettled), m1, 5_500, "EUR", "settled", now.minusSeconds(1)));
+      // Pending for two minutes: past the default lease (30 s) and takeover grace (11 s).
+      String old = ledger.payment("m1", 6_600, "EUR", "pending", null, now.minusSeconds(120));
+      ledger.key("m1", old, "PENDING", 6_600, now.minusSeconds(120), now.minusSeconds(90));
+
+      JsonObject json = reconcile(dir.resolve("young.csv"), csv.toString(), p);
+
+      Map<String, String> categories = new HashMap<>();
+      for (Object o : json.getJsonArray("discrepancies")) {
+        JsonObject d = (JsonObject) o;
+        categories.merge(String.valueOf(d.getString("payment_id")), d.getString("category"), (a, b) -> a + "," + b);
+      }
+      assertThat(categories).as(json.getJsonArray("discrepancies").encode())
+          .containsExactlyInAnyOrderEntriesOf(Map.of(old, "STUCK_IN_LEDGER"));
+      assertThat(json.getJsonObject("summary").getJsonObject("ledger").getLong("payments_in_flight")).isEqualTo(2);
+    }
+  }
+
+  @Test
   @DisplayName("a PENDING record with no ledger row (the row lost to a restore or a hand repair) is STUCK_IN_LEDGER, "
       + "and a settlement of it is matched to it by our provider key instead of being an orphan to refund")
   void pendingRecordWithoutLedgerRowIsStuck() throws Exception {
