@@ -1,6 +1,7 @@
 package dev.idemgate.provider;
 
 import dev.idemgate.config.GatewayConfig;
+import dev.idemgate.observability.ThrottledWarning;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Meter;
@@ -32,6 +33,14 @@ public final class ProviderVerticle extends VerticleBase {
 
   private final GatewayConfig config;
   private final MeterRegistry registry;
+  /**
+   * A call the provider did not answer by provider_timeout. When one is late, all are (the event
+   * loop stalled, an acquirer simulated slower than the timeout): at most one WARN a second each
+   * for charges and inquiries, the rest at DEBUG, so that recovery's inquiries about a backlog of
+   * pending payments do not flood the log, nor hide that charges go unanswered too.
+   */
+  private final ThrottledWarning chargeUnanswered = new ThrottledWarning(log);
+  private final ThrottledWarning inquiryUnanswered = new ThrottledWarning(log);
   private PaymentProvider provider;
   private Gauge circuitOpen;
   private List<Meter> poolMeters = List.of();
@@ -92,18 +101,18 @@ public final class ProviderVerticle extends VerticleBase {
       message.reply(new ProviderOutcome.NotAttempted("lease expired before the charge was sent"), LOCAL);
       return;
     }
-    answer(message, provider.charge(request), "charge");
+    answer(message, provider.charge(request), "charge", chargeUnanswered);
   }
 
   private void inquire(Message<ChargeInquiry> message) {
-    answer(message, provider.inquire(message.body()), "inquiry");
+    answer(message, provider.inquire(message.body()), "inquiry", inquiryUnanswered);
   }
 
-  private void answer(Message<?> message, Future<ProviderOutcome> call, String what) {
+  private void answer(Message<?> message, Future<ProviderOutcome> call, String what, ThrottledWarning unanswered) {
     call.timeout(config.providerTimeout().toMillis(), TimeUnit.MILLISECONDS)
         .otherwise(failure -> {
           // After sending, any failure (timeout, reset, a bug) may hide a charge: never "not charged".
-          log.warn("provider {} ended without an answer: {}", what, failure.toString());
+          unanswered.warn("provider {} ended without an answer: {}", what, failure.toString());
           return new ProviderOutcome.Unknown(failure.getClass().getSimpleName());
         })
         .onSuccess(outcome -> message.reply(outcome, LOCAL));

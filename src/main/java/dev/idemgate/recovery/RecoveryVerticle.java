@@ -7,6 +7,7 @@ import dev.idemgate.idempotency.RecordState;
 import dev.idemgate.idempotency.RedisGate;
 import dev.idemgate.idempotency.StoreUnavailable;
 import dev.idemgate.idempotency.StoredResponse;
+import dev.idemgate.observability.ThrottledWarning;
 import dev.idemgate.payment.PaymentJson;
 import dev.idemgate.provider.ProviderClient;
 import dev.idemgate.provider.ProviderOutcome;
@@ -73,6 +74,13 @@ public final class RecoveryVerticle extends VerticleBase {
   public static final String WITHOUT_ACQUIRER = "without_acquirer";
 
   private static final Logger log = LoggerFactory.getLogger(RecoveryVerticle.class);
+
+  /**
+   * A payment recovery could not settle (PostgreSQL or Redis gone in the middle of a pass): every
+   * payment of the pass fails alike, so at most one WARN a second; the rest at DEBUG, and the
+   * {@code failed} action counts every one.
+   */
+  private final ThrottledWarning paymentFailed = new ThrottledWarning(log);
 
   /** What recovery did with one record; the tag of {@code idemgate.recovery.actions}. */
   enum Action { COMPLETED, RELEASED, STILL_PENDING, UNVERIFIABLE, FENCED, FAILED, OPERATOR_COMPLETED, OPERATOR_RELEASED }
@@ -404,7 +412,7 @@ public final class RecoveryVerticle extends VerticleBase {
           if (stopping) {
             log.debug("recovery of payment {} cut short by the stop: {}", r.paymentId(), failure.getMessage());
           } else {
-            log.warn("recovery of payment {} failed: {}", r.paymentId(), failure.getMessage());
+            paymentFailed.warn("recovery of payment {} failed: {}", r.paymentId(), failure.getMessage());
           }
           // Put it on the backoff schedule all the same (a PROCESSING record becomes PENDING, so
           // retries get 202, not 409): a write that fails on this record's data would otherwise
