@@ -180,8 +180,9 @@ public final class Main implements Callable<Integer> {
           throw new ConfigException("--port: must be a port number 0-65535, got " + port);
         }
         long latency = latencyMs != null ? latencyMs : settings.simulatorLatencyMs();
-        if (latency < 0) {
-          throw new ConfigException("--latency-ms: must not be negative, got " + latency);
+        if (latency < 0 || latency > ConfigLoader.MAX_SIMULATOR_LATENCY_MS) {
+          throw new ConfigException("--latency-ms: must be between 0 and " + ConfigLoader.MAX_SIMULATOR_LATENCY_MS
+              + " (2 minutes), got " + latency);
         }
         StandaloneAcquirer acquirer = StandaloneAcquirer.start(port, latency, settings.simulatorSlowMs(), dedup == Switch.ON);
         running = true;

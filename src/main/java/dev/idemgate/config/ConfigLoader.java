@@ -39,6 +39,14 @@ public final class ConfigLoader {
   static final int MAX_PROVIDER_CONNECTIONS = 4096;
   static final Duration MAX_PROVIDER_KEY_RETENTION = Duration.ofDays(400);
   static final long MAX_RATE_LIMIT = 1_000_000;
+  /**
+   * The simulator's added latency, at most the longest provider_timeout: past that every charge and
+   * inquiry ends UNKNOWN whatever the timeout, every payment pending for good, and a huge one was a
+   * timer that never fired (one held per call) and overflowed with simulator_slow_ms.
+   */
+  public static final int MAX_SIMULATOR_LATENCY_MS = 120_000;
+  /** The delay of {@code tok_slow}: an hour is longer than any lease, so a charge slow past anything. */
+  static final int MAX_SIMULATOR_SLOW_MS = 3_600_000;
   static final int MIN_ADMIN_TOKEN_CHARS = 16;
   private static final Pattern ADMIN_TOKEN = Pattern.compile("[\\x21-\\x7E]{" + MIN_ADMIN_TOKEN_CHARS + ",}");
   private static final String ENV_PREFIX = "IDEMGATE_";
@@ -294,8 +302,9 @@ public final class ConfigLoader {
         positive(v, "retention_batch"),
         upTo(v, "replay_cache_entries", MAX_REPLAY_CACHE_ENTRIES,
             "0 and " + MAX_REPLAY_CACHE_ENTRIES + " (about 1 KiB of heap each)"),
-        nonNegative(v, "simulator_latency_ms"),
-        nonNegative(v, "simulator_slow_ms"),
+        upTo(v, "simulator_latency_ms", MAX_SIMULATOR_LATENCY_MS, "0 and " + MAX_SIMULATOR_LATENCY_MS
+            + " (2 minutes, the longest provider_timeout)"),
+        upTo(v, "simulator_slow_ms", MAX_SIMULATOR_SLOW_MS, "0 and " + MAX_SIMULATOR_SLOW_MS + " (1 hour)"),
         tlsCert,
         tlsKey,
         upTo(v, "api_instances", MAX_API_INSTANCES,

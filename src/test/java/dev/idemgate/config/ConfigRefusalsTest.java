@@ -366,4 +366,23 @@ class ConfigRefusalsTest {
     assertThat(refusal(Map.of("IDEMGATE_PROVIDER", "http", "IDEMGATE_PROVIDER_URL", "http://acquirer.example:0/v1")))
         .isEqualTo("provider_url: the port must be 1-65535, got 0");
   }
+
+  @Test
+  @DisplayName("simulator_latency_ms above 120000 (2 minutes, the longest provider_timeout) is refused naming it: a simulated "
+      + "call that never ends left every payment pending, and latency + simulator_slow_ms overflowed, answering tok_slow at "
+      + "once; simulator_slow_ms above 3600000 likewise")
+  void simulatorDelaysAreBounded() {
+    Map<String, String> expected = Map.of(
+        "IDEMGATE_SIMULATOR_LATENCY_MS", "simulator_latency_ms: must be between 0 and 120000",
+        "IDEMGATE_SIMULATOR_SLOW_MS", "simulator_slow_ms: must be between 0 and 3600000");
+    expected.forEach((variable, message) -> {
+      for (String huge : List.of("9223372036854775807", "3600001")) {
+        assertThat(refusal(Map.of(variable, huge))).as(variable + "=" + huge).startsWith(message).doesNotContain("\n");
+      }
+    });
+    assertThat(refusal(Map.of("IDEMGATE_SIMULATOR_LATENCY_MS", "120001"))).startsWith("simulator_latency_ms: must be between");
+    GatewayConfig longest = load(Map.of("IDEMGATE_SIMULATOR_LATENCY_MS", "120000", "IDEMGATE_SIMULATOR_SLOW_MS", "3600000"));
+    assertThat(longest.simulatorLatencyMs()).isEqualTo(120_000);
+    assertThat(longest.simulatorSlowMs()).isEqualTo(3_600_000);
+  }
 }
