@@ -70,7 +70,7 @@ public final class ConfigLoader {
    * would have gone into the report.
    */
   public static GatewayConfig load(Optional<Path> file, Map<String, String> environment, Consumer<String> warnings) {
-    return build(values(file, environment, warnings));
+    return build(values(file, environment, warnings), warnings);
   }
 
   /**
@@ -91,7 +91,7 @@ public final class ConfigLoader {
    * their warnings on standard error.
    */
   public static String loadPgUrl(Optional<Path> file, Map<String, String> environment, Consumer<String> warnings) {
-    return pgUrl(values(file, environment, warnings));
+    return pgUrl(values(file, environment, warnings), warnings);
   }
 
   /**
@@ -191,7 +191,7 @@ public final class ConfigLoader {
     });
   }
 
-  private static GatewayConfig build(Map<String, String> v) {
+  private static GatewayConfig build(Map<String, String> v, Consumer<String> warnings) {
     Duration keyTtl = duration(v, "key_ttl");
     if (keyTtl.compareTo(GatewayConfig.MAX_KEY_TTL) > 0 || keyTtl.compareTo(MIN_KEY_TTL) < 0) {
       throw new ConfigException("key_ttl: must be between 1s and 30d, got " + v.get("key_ttl"));
@@ -273,7 +273,7 @@ public final class ConfigLoader {
     GatewayConfig config = new GatewayConfig(
         httpPort,
         managementPort,
-        pgUrl(v),
+        pgUrl(v, warnings),
         positive(v, "pg_pool_size"),
         // PostgreSQL's statement_timeout takes at most about 24.8 days; a payment waits on this.
         between(v, "store_timeout", "10ms", "1m"),
@@ -719,7 +719,7 @@ public final class ConfigLoader {
    * PostgreSQL's URL; {@code sslmode=verify-ca} and {@code verify-full} check the server against the
    * CA in {@code sslrootcert}, so they are refused without it (Postgres#connectOptions).
    */
-  private static String pgUrl(Map<String, String> v) {
+  private static String pgUrl(Map<String, String> v, Consumer<String> warnings) {
     String url = url(v, "pg_url", "postgresql://", "postgres://");
     // Parsed here as the client will parse it, whose error echoes the whole URL with its password,
     // and only once the gateway had started: a bad URL is refused first, in words that hold none of it.
@@ -734,6 +734,7 @@ public final class ConfigLoader {
           + "?sslmode=...; percent-encode any of : / @ ? # % in the password)");
     }
     tlsAsAsked(url);
+    unreadParameters(url, warnings);
     String mode = UrlQuery.parameter(url, "sslmode").orElse("").toLowerCase(Locale.ROOT);
     String rootCert = UrlQuery.parameter(url, "sslrootcert").orElse(null);
     if ((mode.equals("verify-ca") || mode.equals("verify-full")) && rootCert == null) {
@@ -774,6 +775,40 @@ public final class ConfigLoader {
         throw new ConfigException("pg_url: parameter " + name + " is not read by the gateway, which would connect "
             + "without TLS; ask for it with sslmode=require (or verify-ca or verify-full, with sslrootcert)");
       }
+    }
+  }
+
+  /**
+   * The pg_url parameters read: by the PostgreSQL client ({@code PgConnectionUriParser} of Vert.x 5:
+   * the address, the login, {@code sslmode} and four session parameters) and by the gateway
+   * ({@code sslrootcert}). The client drops any other without a word.
+   */
+  private static final Pattern PLAIN_PARAMETER = Pattern.compile("[A-Za-z0-9_.-]{1,64}");
+  private static final Set<String> READ_PG_PARAMETERS = Set.of("host", "hostaddr", "port", "user", "password", "dbname",
+      "sslmode", "sslrootcert", "application_name", "fallback_application_name", "search_path", "options");
+
+  /**
+   * Warns once, naming them (never the URL, which may hold a password), about pg_url parameters that
+   * nothing reads: {@code connect_timeout}, {@code target_session_attrs}, {@code sslcert},
+   * {@code keepalives} … were ignored without a word by a gateway whose user expected them to work.
+   * Not refused: a deployment that starts with one today would stop starting.
+   */
+  private static void unreadParameters(String url, Consumer<String> warnings) {
+    List<String> names = UrlQuery.names(url).stream()
+        .filter(name -> !READ_PG_PARAMETERS.contains(name.toLowerCase(Locale.ROOT)))
+        .distinct()
+        .toList();
+    // A name that is not a plain word (decoded control characters, a piece of an unencoded password
+    // after an &) is counted, not written into the line.
+    List<String> unread = new ArrayList<>(names.stream().filter(name -> PLAIN_PARAMETER.matcher(name).matches()).toList());
+    if (unread.size() < names.size()) {
+      unread.add((names.size() - unread.size()) + " not shown (not a plain name)");
+    }
+    if (!unread.isEmpty()) {
+      warnings.accept("pg_url: " + (unread.size() == 1 ? "parameter " : "parameters ") + String.join(", ", unread)
+          + (unread.size() == 1 ? " is" : " are") + " not read by the PostgreSQL client and "
+          + (unread.size() == 1 ? "is" : "are") + " ignored (the gateway sets its own connect deadline and session "
+          + "settings; docs/operations.md, \"PostgreSQL\")");
     }
   }
 

@@ -26,6 +26,7 @@ import java.nio.charset.StandardCharsets;
 import java.sql.SQLException;
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
@@ -117,14 +118,38 @@ public final class Postgres {
         .setIdleTimeout((int) (readIdleMs / 2))
         .setIdleTimeoutUnit(TimeUnit.MILLISECONDS)
         .setPoolCleanerPeriod((int) Math.max(1, readIdleMs / 16));
-    Map<String, String> properties = new HashMap<>(planning);
-    properties.put("application_name", "idemgate");
-    // The server abandons a statement shortly after the client stops waiting for it.
-    properties.put("statement_timeout", String.valueOf(config.storeTimeout().toMillis() + 1_000));
-    PgConnectOptions connect = connectOptions(config.pgUrl()).setProperties(properties);
+    PgConnectOptions connect = poolConnectOptions(config, planning);
     return poolBuilder(config).with(pool)
         .withConnectHandler(connection -> closeWhenSilent(connection, readIdleMs))
         .connectingTo(connect).using(vertx).build();
+  }
+
+  /** The session parameters the client reads from pg_url (PgConnectionUriParser). */
+  private static final List<String> URL_SESSION_PARAMETERS =
+      List.of("application_name", "fallback_application_name", "search_path", "options");
+
+  /**
+   * A pool's connect options: pg_url's, with the session settings the gateway needs. The session
+   * parameters pg_url gives and the client reads ({@code application_name},
+   * {@code fallback_application_name}, {@code search_path}, {@code options}) are kept (before they
+   * were dropped); {@code application_name} is {@code idemgate} unless pg_url names one. The
+   * gateway's own settings are parameters of their own, which PostgreSQL applies after those of
+   * {@code options}: a {@code -c statement_timeout=…} there does not undo the deadline below.
+   */
+  static PgConnectOptions poolConnectOptions(GatewayConfig config, Map<String, String> planning) {
+    PgConnectOptions options = connectOptions(config.pgUrl());
+    Map<String, String> properties = new HashMap<>();
+    properties.put("application_name", "idemgate");
+    // The client's own defaults for the others (client_encoding, DateStyle …) are not sent, as before.
+    for (String name : URL_SESSION_PARAMETERS) {
+      if (UrlQuery.parameter(config.pgUrl(), name).isPresent() && options.getProperties().containsKey(name)) {
+        properties.put(name, options.getProperties().get(name));
+      }
+    }
+    properties.putAll(planning);
+    // The server abandons a statement shortly after the client stops waiting for it.
+    properties.put("statement_timeout", String.valueOf(config.storeTimeout().toMillis() + 1_000));
+    return options.setProperties(properties);
   }
 
   /**

@@ -35,4 +35,22 @@ class PostgresTest {
     assertThat(attempt.getPreparedStatementCacheSqlFilter()).isSameAs(options.getPreparedStatementCacheSqlFilter());
     assertThat(attempt.getSocketAddress()).isEqualTo(options.getSocketAddress()).isSameAs(attempt.getSocketAddress());
   }
+
+  @Test
+  @DisplayName("the session parameters pg_url gives and the PostgreSQL client reads (application_name, "
+      + "fallback_application_name, search_path, options) reach the pools' connections; the gateway's own settings "
+      + "(statement_timeout, the planner's) are sent as parameters of their own, which the server applies after "
+      + "options, so they still hold; application_name defaults to idemgate (before: every one dropped)")
+  void pgUrlSessionParametersReachThePools() {
+    String url = TestGateway.pgUrl() + (TestGateway.pgUrl().contains("?") ? "&" : "?")
+        + "application_name=billing-gw&fallback_application_name=fb&search_path=pay&options=-c%20work_mem%3D7MB";
+    Map<String, String> properties = Postgres.poolConnectOptions(
+        TestGateway.config(Map.of("IDEMGATE_PG_URL", url, "IDEMGATE_STORE_TIMEOUT", "5s")), Postgres.REQUEST_PATH_PLANNING)
+        .getProperties();
+    assertThat(properties).containsEntry("application_name", "billing-gw").containsEntry("fallback_application_name", "fb")
+        .containsEntry("search_path", "pay").containsEntry("options", "-c work_mem=7MB")
+        .containsEntry("statement_timeout", "6000").containsAllEntriesOf(Postgres.REQUEST_PATH_PLANNING);
+    assertThat(Postgres.poolConnectOptions(TestGateway.config(Map.of()), Map.of()).getProperties())
+        .containsEntry("application_name", "idemgate");
+  }
 }
