@@ -105,7 +105,7 @@ public final class ConfigLoader {
   public static ForReconciliation loadForReconciliation(Optional<Path> file, Map<String, String> environment,
       Consumer<String> warnings) {
     Map<String, String> v = values(file, environment, warnings);
-    String pgUrl = pgUrl(v);
+    String pgUrl = pgUrl(v, warnings);
     return new ForReconciliation(pgUrl, GatewayConfig.chargeInFlight(between(v, "lease", "2s", "1h"),
         between(v, "provider_timeout", "100ms", "2m")));
   }
