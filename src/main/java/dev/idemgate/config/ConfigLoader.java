@@ -106,8 +106,15 @@ public final class ConfigLoader {
       Consumer<String> warnings) {
     Map<String, String> v = values(file, environment, warnings);
     String pgUrl = pgUrl(v, warnings);
-    return new ForReconciliation(pgUrl, GatewayConfig.chargeInFlight(between(v, "lease", "2s", "1h"),
-        between(v, "provider_timeout", "100ms", "2m")));
+    return new ForReconciliation(pgUrl, GatewayConfig.chargeInFlight(lease(v), providerTimeout(v)));
+  }
+
+  private static Duration lease(Map<String, String> v) {
+    return between(v, "lease", "2s", "1h");
+  }
+
+  private static Duration providerTimeout(Map<String, String> v) {
+    return between(v, "provider_timeout", "100ms", "2m");
   }
 
   /** Defaults, then {@code file}, then the environment: every setting's text, none of them checked yet. */
@@ -237,10 +244,10 @@ public final class ConfigLoader {
       throw new ConfigException("provider_max_connections: must be between 1 and " + MAX_PROVIDER_CONNECTIONS
           + ", got " + v.get("provider_max_connections"));
     }
-    Duration providerTimeout = between(v, "provider_timeout", "100ms", "2m");
+    Duration providerTimeout = providerTimeout(v);
     // A charge is sent only while lease - 1 s is left (PaymentService): a shorter lease sends none.
     // At most an hour: a claim whose instance died waits this long for recovery.
-    Duration lease = between(v, "lease", "2s", "1h");
+    Duration lease = lease(v);
     Duration keyRetention = duration(v, "provider_key_retention");
     if (keyRetention.compareTo(MAX_PROVIDER_KEY_RETENTION) > 0) {
       // Its lower bound is checked once the whole configuration is read (minProviderKeyRetention).
@@ -779,23 +786,28 @@ public final class ConfigLoader {
   }
 
   /**
-   * The pg_url parameters read: by the PostgreSQL client ({@code PgConnectionUriParser} of Vert.x 5:
-   * the address, the login, {@code sslmode} and four session parameters) and by the gateway
-   * ({@code sslrootcert}). The client drops any other without a word.
+   * The pg_url parameters used: the address and the login (also as parameters, which the PostgreSQL
+   * client reads over the URL's own parts: {@code host}, {@code hostaddr}, {@code port}, {@code user},
+   * {@code password}, {@code dbname}, and {@code database}, which its options take as they are),
+   * {@code sslmode} and {@code sslrootcert}, and {@code application_name} with libpq's
+   * {@code fallback_application_name} (Postgres#applicationName). Any other is ignored: by the client
+   * ({@code connect_timeout}, {@code target_session_attrs} …), or by the gateway ({@code options},
+   * {@code search_path}: the pools' sessions are the gateway's own, a URL must not turn off durable
+   * commits with {@code -c synchronous_commit=off}).
    */
   private static final Pattern PLAIN_PARAMETER = Pattern.compile("[A-Za-z0-9_.-]{1,64}");
-  private static final Set<String> READ_PG_PARAMETERS = Set.of("host", "hostaddr", "port", "user", "password", "dbname",
-      "sslmode", "sslrootcert", "application_name", "fallback_application_name", "search_path", "options");
+  private static final Set<String> USED_PG_PARAMETERS = Set.of("host", "hostaddr", "port", "user", "password", "dbname",
+      "database", "sslmode", "sslrootcert", "application_name", "fallback_application_name");
 
   /**
    * Warns once, naming them (never the URL, which may hold a password), about pg_url parameters that
-   * nothing reads: {@code connect_timeout}, {@code target_session_attrs}, {@code sslcert},
-   * {@code keepalives} … were ignored without a word by a gateway whose user expected them to work.
-   * Not refused: a deployment that starts with one today would stop starting.
+   * nothing uses: {@code connect_timeout}, {@code target_session_attrs}, {@code options} … were
+   * ignored without a word by a gateway whose user expected them to work. Not refused: a deployment
+   * that starts with one today would stop starting.
    */
   private static void unreadParameters(String url, Consumer<String> warnings) {
     List<String> names = UrlQuery.names(url).stream()
-        .filter(name -> !READ_PG_PARAMETERS.contains(name.toLowerCase(Locale.ROOT)))
+        .filter(name -> !USED_PG_PARAMETERS.contains(name.toLowerCase(Locale.ROOT)))
         .distinct()
         .toList();
     // A name that is not a plain word (decoded control characters, a piece of an unencoded password
@@ -806,8 +818,7 @@ public final class ConfigLoader {
     }
     if (!unread.isEmpty()) {
       warnings.accept("pg_url: " + (unread.size() == 1 ? "parameter " : "parameters ") + String.join(", ", unread)
-          + (unread.size() == 1 ? " is" : " are") + " not read by the PostgreSQL client and "
-          + (unread.size() == 1 ? "is" : "are") + " ignored (the gateway sets its own connect deadline and session "
+          + (unread.size() == 1 ? " is" : " are") + " ignored (the gateway sets its own connect deadline and session "
           + "settings; docs/operations.md, \"PostgreSQL\")");
     }
   }

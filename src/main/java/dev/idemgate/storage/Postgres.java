@@ -26,7 +26,6 @@ import java.nio.charset.StandardCharsets;
 import java.sql.SQLException;
 import java.time.Duration;
 import java.util.HashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
@@ -124,32 +123,32 @@ public final class Postgres {
         .connectingTo(connect).using(vertx).build();
   }
 
-  /** The session parameters the client reads from pg_url (PgConnectionUriParser). */
-  private static final List<String> URL_SESSION_PARAMETERS =
-      List.of("application_name", "fallback_application_name", "search_path", "options");
-
   /**
-   * A pool's connect options: pg_url's, with the session settings the gateway needs. The session
-   * parameters pg_url gives and the client reads ({@code application_name},
-   * {@code fallback_application_name}, {@code search_path}, {@code options}) are kept (before they
-   * were dropped); {@code application_name} is {@code idemgate} unless pg_url names one. The
-   * gateway's own settings are parameters of their own, which PostgreSQL applies after those of
-   * {@code options}: a {@code -c statement_timeout=…} there does not undo the deadline below.
+   * A pool's connect options: pg_url's, with the gateway's own session settings, and no other.
+   * Of the session parameters the client reads from pg_url only the application's name is kept
+   * ({@link #applicationName}); {@code options} and {@code search_path} are not: the sessions that
+   * claim and complete payments are the gateway's, and {@code -c synchronous_commit=off} there would
+   * acknowledge claims before they are durable (ConfigLoader warns of them at start).
    */
   static PgConnectOptions poolConnectOptions(GatewayConfig config, Map<String, String> planning) {
-    PgConnectOptions options = connectOptions(config.pgUrl());
-    Map<String, String> properties = new HashMap<>();
-    properties.put("application_name", "idemgate");
-    // The client's own defaults for the others (client_encoding, DateStyle …) are not sent, as before.
-    for (String name : URL_SESSION_PARAMETERS) {
-      if (UrlQuery.parameter(config.pgUrl(), name).isPresent() && options.getProperties().containsKey(name)) {
-        properties.put(name, options.getProperties().get(name));
-      }
-    }
-    properties.putAll(planning);
+    Map<String, String> properties = new HashMap<>(planning);
+    properties.put("application_name", applicationName(config.pgUrl()));
     // The server abandons a statement shortly after the client stops waiting for it.
     properties.put("statement_timeout", String.valueOf(config.storeTimeout().toMillis() + 1_000));
-    return options.setProperties(properties);
+    // The client's own defaults for the others (client_encoding, DateStyle …) are not sent, as before.
+    return connectOptions(config.pgUrl()).setProperties(properties);
+  }
+
+  /**
+   * The name the pools' sessions show in {@code pg_stat_activity}: pg_url's {@code application_name},
+   * else its {@code fallback_application_name} as libpq reads the pair (the server has no setting of
+   * that name and refuses a connection that sends it), else {@code idemgate}.
+   */
+  static String applicationName(String pgUrl) {
+    return UrlQuery.parameter(pgUrl, "application_name")
+        .or(() -> UrlQuery.parameter(pgUrl, "fallback_application_name"))
+        .filter(name -> !name.isBlank())
+        .orElse("idemgate");
   }
 
   /**

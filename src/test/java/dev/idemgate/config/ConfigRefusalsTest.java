@@ -387,31 +387,31 @@ class ConfigRefusalsTest {
   }
 
   @Test
-  @DisplayName("pg_url parameters the PostgreSQL client does not read (connect_timeout, target_session_attrs, sslcert …) "
-      + "are not refused (such URLs start today) but named in one warning at start saying they are ignored, never "
-      + "with the URL or its password; the ones it reads (application_name, options, search_path, sslmode …) and "
-      + "the gateway's sslrootcert give none; migrate's loadPgUrl warns alike (before: ignored without a word)")
+  @DisplayName("pg_url parameters nothing uses (connect_timeout, target_session_attrs, sslcert …, and options and "
+      + "search_path, which the pools do not take) are not refused (such URLs start today) but named in one warning at "
+      + "start saying they are ignored, never with the URL or its password; the ones used (the address and login, "
+      + "database, sslmode, sslrootcert, application_name, fallback_application_name) give none; migrate's loadPgUrl "
+      + "warns alike (before: ignored without a word)")
   void unreadPgUrlParametersAreWarnedAbout() throws Exception {
     String url = "postgresql://u:PGSECRET@db.example:5432/pay?connect_timeout=5&application_name=x&Target_Session_Attrs="
         + "read-write&options=-c%20statement_timeout%3D9000&sslmode=require&sslcert=/etc/c.pem&keepalives=1";
     List<String> warnings = new java.util.ArrayList<>();
     assertThat(ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PG_URL", url), warnings::add).pgUrl()).isEqualTo(url);
     assertThat(warnings).hasSize(1);
-    assertThat(warnings.get(0)).startsWith("pg_url: parameters connect_timeout, Target_Session_Attrs, sslcert, keepalives "
-        + "are not read by the PostgreSQL client and are ignored").doesNotContain("PGSECRET").doesNotContain("db.example")
+    assertThat(warnings.get(0)).startsWith("pg_url: parameters connect_timeout, Target_Session_Attrs, options, sslcert, "
+        + "keepalives are ignored").doesNotContain("PGSECRET").doesNotContain("db.example")
         .doesNotContain("\n");
     List<String> migrating = new java.util.ArrayList<>();
     ConfigLoader.loadPgUrl(Optional.empty(), Map.of("IDEMGATE_PG_URL", "postgresql://u@db.example/pay?connect_timeout=5"),
         migrating::add);
-    assertThat(migrating).containsExactly("pg_url: parameter connect_timeout is not read by the PostgreSQL client and is "
-        + "ignored (the gateway sets its own connect deadline and session settings; docs/operations.md, \"PostgreSQL\")");
+    assertThat(migrating).containsExactly("pg_url: parameter connect_timeout is ignored (the gateway sets its own connect deadline and session settings; docs/operations.md, \"PostgreSQL\")");
     Path ca = Files.createTempFile("pg-ca", ".pem");
     try {
       Files.writeString(ca, "-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n");
       List<String> none = new java.util.ArrayList<>();
       ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_PG_URL", "postgres://u:p@db.example/pay?host=db2.example&port=5433"
           + "&user=v&password=q&dbname=other&hostaddr=10.0.0.1&sslmode=verify-ca&sslrootcert=" + ca + "&application_name=a"
-          + "&fallback_application_name=b&search_path=pay&options=-c%20work_mem%3D8MB"), none::add);
+          + "&fallback_application_name=b&database=pay"), none::add);
       assertThat(none).isEmpty();
     } finally {
       Files.delete(ca);
