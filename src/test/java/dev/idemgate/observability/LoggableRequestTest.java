@@ -58,7 +58,10 @@ class LoggableRequestTest {
     assertThat(path("/v1/keys/" + KEY)).isEqualTo("redacted:api_key");
     assertThat(path("/" + "a".repeat(300) + "/" + KEY)).isEqualTo("redacted:api_key");
     assertThat(path("/admin/" + ADMIN_TOKEN + "/pending")).isEqualTo("redacted:admin_token");
-    assertThat(LoggableRequest.path("/pay/sk_wrong_key_1", CREDENTIALS, "sk_wrong_key_1")).isEqualTo("redacted:api_key");
+    assertThat(LoggableRequest.path("/pay/" + KEY + "-1", CREDENTIALS, KEY)).as("the request's own key, glued")
+        .isEqualTo("redacted:api_key");
+    // A presented token that is no key hides nothing: else any caller could blank its path in the log.
+    assertThat(LoggableRequest.path("/pay/sk_wrong_key_1", CREDENTIALS, "sk_wrong_key_1")).isEqualTo("/pay/sk_wrong_key_1");
     assertThat(path("/pay/sk_wrong_key_1")).isEqualTo("/pay/sk_wrong_key_1");
     assertThat(method(KEY)).isEqualTo("redacted:api_key");
     assertThat(method("X".repeat(40) + ADMIN_TOKEN)).isEqualTo("redacted:admin_token");
