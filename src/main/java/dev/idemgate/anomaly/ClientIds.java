@@ -1,6 +1,7 @@
 package dev.idemgate.anomaly;
 
 import dev.idemgate.auth.CredentialScanner;
+import dev.idemgate.observability.LoggableRequest;
 import dev.idemgate.payment.CardNumberScanner;
 import io.vertx.core.MultiMap;
 
@@ -37,12 +38,9 @@ public final class ClientIds {
     }
     raw = raw.strip();
     // The whole header, not the part kept: cut at 64 characters, a number could leave digits behind.
-    if (CardNumberScanner.containsCardNumber(raw)) {
-      return CardNumberScanner.REDACTED;
-    }
-    CredentialScanner.Credential credential = credentials.find(raw, presented);
-    if (credential != null) {
-      return credential.redacted();
+    String redacted = LoggableRequest.redaction(raw, credentials, presented);
+    if (redacted != null) {
+      return redacted;
     }
     StringBuilder out = new StringBuilder(Math.min(raw.length(), MAX_LENGTH));
     for (int i = 0; i < raw.length() && out.length() < MAX_LENGTH; i++) {

@@ -211,7 +211,7 @@ public record GatewayConfig(
 
   /** {@link #chargeInFlight()} of these settings. */
   public static Duration chargeInFlight(Duration lease, Duration providerTimeout) {
-    return lease.plus(providerTimeout).plusSeconds(1);
+    return lease.plus(takeoverGrace(providerTimeout));
   }
 
   /**
@@ -219,6 +219,10 @@ public record GatewayConfig(
    * charge sent just before the lease ended has had time to reach the provider.
    */
   public Duration takeoverGrace() {
+    return takeoverGrace(providerTimeout);
+  }
+
+  private static Duration takeoverGrace(Duration providerTimeout) {
     return providerTimeout.plusSeconds(1);
   }
 

@@ -1,7 +1,7 @@
 package dev.idemgate.http;
 
 import dev.idemgate.auth.CredentialScanner;
-import dev.idemgate.payment.CardNumberScanner;
+import dev.idemgate.observability.LoggableRequest;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.ext.web.RoutingContext;
 import java.util.HexFormat;
@@ -56,8 +56,8 @@ final class RequestIds {
         return null;
       }
     }
-    return CardNumberScanner.containsCardNumber(id) ? CardNumberScanner.REDACTED
-        : credentials.redact(id, BearerTokens.of(request));
+    String redacted = LoggableRequest.redaction(id, credentials, BearerTokens.of(request));
+    return redacted != null ? redacted : id;
   }
 
   static String of(RoutingContext ctx) {

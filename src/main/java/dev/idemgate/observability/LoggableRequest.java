@@ -40,10 +40,20 @@ public final class LoggableRequest {
   private static String kept(String text, int max, CredentialScanner credentials, String presented) {
     // The whole text is scanned, not only what is kept: a cut could leave a card number's digits behind,
     // or a key's first characters.
+    String redacted = redaction(text, credentials, presented);
+    return redacted != null ? redacted : text.length() > max ? text.substring(0, max) : text;
+  }
+
+  /**
+   * What a text a client sent is logged or kept as when it holds a secret: {@code redacted:card_number},
+   * or a credential's {@code redacted:…} ({@link CredentialScanner#find}); null when it holds none.
+   * The one check of every such text: a method, a path, a URL, a forwarded request id, a client id.
+   */
+  public static String redaction(String text, CredentialScanner credentials, String presented) {
     if (CardNumberScanner.containsCardNumber(text)) {
       return CardNumberScanner.REDACTED;
     }
     CredentialScanner.Credential credential = credentials.find(text, presented);
-    return credential != null ? credential.redacted() : text.length() > max ? text.substring(0, max) : text;
+    return credential == null ? null : credential.redacted();
   }
 }

@@ -1,7 +1,6 @@
 package dev.idemgate.observability;
 
 import dev.idemgate.auth.CredentialScanner;
-import dev.idemgate.payment.CardNumberScanner;
 import io.vertx.core.Context;
 import io.vertx.core.json.JsonObject;
 import io.vertx.core.spi.VertxTracerFactory;
@@ -96,7 +95,8 @@ public final class PathOnlyTracing implements VertxTracerFactory {
         } else if (URL_TAGS.contains(name)) {
           int query = value.indexOf('?');
           String url = query < 0 ? value : value.substring(0, query);
-          return CardNumberScanner.containsCardNumber(url) ? CardNumberScanner.REDACTED : credentials.redact(url, null);
+          String redacted = LoggableRequest.redaction(url, credentials, null);
+          return redacted != null ? redacted : url;
         }
         return value;
       }
