@@ -24,6 +24,7 @@ source "$ROOT/bench/lib.sh"
 DURATION=10s
 WARMUP=10s
 GATEWAY_WARMUP=30s
+JIT_SETTLE_MAX=180s
 RATE=auto
 RATE_FRACTION=30
 # The Java open-loop generator runs on one event loop: on 2 cores beside the gateway it fell behind
@@ -63,6 +64,9 @@ usage: bench/run.sh [options]
   --gateway-warmup D     unmeasured fresh payments after each gateway start (default $GATEWAY_WARMUP):
                          the JIT needs it; after 10 s on 2 cores its compiler thread still used
                          half of the gateway's CPU, after 30-40 s under a tenth
+  --jit-settle-max D     after that warm-up, fresh payments go on in 10 s steps while the JIT
+                         compiled for over a tenth of the last stretch, at most this long
+                         (default $JIT_SETTLE_MAX; 0s: the fixed warm-up alone)
   --rate N|auto          open-loop rate, requests/s; auto = --rate-percent of the closed-loop
                          throughput wrk just measured for the same scenario (default $RATE)
   --rate-percent P       for --rate auto (default $RATE_FRACTION)
@@ -91,6 +95,7 @@ while [[ $# -gt 0 ]]; do
     --duration) DURATION="$2"; shift 2 ;;
     --warmup) WARMUP="$2"; shift 2 ;;
     --gateway-warmup) GATEWAY_WARMUP="$2"; shift 2 ;;
+    --jit-settle-max) JIT_SETTLE_MAX="$2"; shift 2 ;;
     --rate) RATE="$2"; shift 2 ;;
     --rate-percent) RATE_FRACTION="$2"; shift 2 ;;
     --rate-max) RATE_MAX="$2"; shift 2 ;;
@@ -119,12 +124,14 @@ done
 DURATION_S="$(seconds_of "$DURATION")"
 WARMUP_S="$(seconds_of "$WARMUP")"
 GATEWAY_WARMUP_S="$(seconds_of "$GATEWAY_WARMUP")"
+JIT_SETTLE_MAX_S="$(seconds_of "$JIT_SETTLE_MAX")"
 for n in $SWEEP_CONNECTIONS $SWEEP_CLIENTS; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "bench: --sweep-connections and --sweep-clients take positive numbers, not '$n'" >&2; exit 2; }
 done
 [[ "$DURATION_S" =~ ^[0-9]+$ && "$DURATION_S" -ge 1 ]] || { echo "bench: bad --duration $DURATION" >&2; exit 2; }
 [[ "$WARMUP_S" =~ ^[0-9]+$ ]] || { echo "bench: bad --warmup $WARMUP" >&2; exit 2; }
 [[ "$GATEWAY_WARMUP_S" =~ ^[0-9]+$ ]] || { echo "bench: bad --gateway-warmup $GATEWAY_WARMUP" >&2; exit 2; }
+[[ "$JIT_SETTLE_MAX_S" =~ ^[0-9]+$ ]] || { echo "bench: bad --jit-settle-max $JIT_SETTLE_MAX" >&2; exit 2; }
 [[ "$RATE" == auto || "$RATE" =~ ^[0-9]+$ ]] || { echo "bench: bad --rate $RATE (a number or auto)" >&2; exit 2; }
 [[ "$RATE_MAX" =~ ^[1-9][0-9]*$ ]] || { echo "bench: bad --rate-max $RATE_MAX" >&2; exit 2; }
 [[ "$SQL_GROUP" =~ ^[1-9][0-9]*$ ]] || { echo "bench: bad --sql-group $SQL_GROUP" >&2; exit 2; }
@@ -230,7 +237,7 @@ fact timestamp "$STAMP"
 fact commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 fact cpus "$(nproc)"
 fact load_average_at_start "$(cut -d' ' -f1-3 /proc/loadavg)"
-fact settings "duration $DURATION, warm-up $GATEWAY_WARMUP per gateway start and $WARMUP per open-loop run, open-loop rate $([[ $RATE == auto ]] && echo "auto ($RATE_FRACTION% of closed-loop, at most $RATE_MAX/s)" || echo "$RATE/s"), connections $CONNECTIONS, storm $STORM_CONCURRENCY x $STORM_ROUNDS, gateway -Xmx256m"
+fact settings "duration $DURATION, warm-up $GATEWAY_WARMUP per gateway start (then up to $JIT_SETTLE_MAX more while the JIT compiles) and $WARMUP per open-loop run, open-loop rate $([[ $RATE == auto ]] && echo "auto ($RATE_FRACTION% of closed-loop, at most $RATE_MAX/s)" || echo "$RATE/s"), connections $CONNECTIONS, storm $STORM_CONCURRENCY x $STORM_ROUNDS, gateway -Xmx256m"
 # The bench's own database: the gateway migrates its schema there at start-up, so nothing the
 # bench writes lands in a database anyone else uses.
 ensure_database
@@ -430,17 +437,58 @@ port_in_use() { timeout 2 bash -c "exec 3<> /dev/tcp/127.0.0.1/$1" 2>/dev/null; 
 
 warm_up() { # url label [target]: send fresh payments for the warm-up time so the JIT has seen the path
   [[ "$GATEWAY_WARMUP_S" -ge 1 ]] || return 0
-  local step="warm-up-$2" target="${3:-gateway}"
+  local step="warm-up-$2" target="${3:-gateway}" pid jit_before
   can_run "$step" "$target" || return 0
+  if [[ $target == bare ]]; then pid="$BARE_PID"; else pid="$GATEWAY_PID"; fi
+  jit_before="$(jit_seconds "$pid")"
   say "warm-up: fresh payments for $GATEWAY_WARMUP"
   # A warm-up that fails leaves the next runs measuring a cold JIT: counted, not fatal.
   if timeout $((GATEWAY_WARMUP_S + 30)) wrk -t2 -c"$CONNECTIONS" -d"${GATEWAY_WARMUP_S}s" --timeout 10s -s "$WRK_SCRIPT" "$1" \
       -- fresh "warm-$STAMP-$RANDOM" > "$RAW/$step.txt" 2>&1; then
     still_up "$step" "$target" || return 0
+    settle_jit "$1" "$2" "$target" "$pid" "$jit_before" "$GATEWAY_WARMUP_S"
   else
     still_up "$step" "$target" && step_failed "$step" "the warm-up's wrk failed (see $RAW/$step.txt)"
   fi
   return 0
+}
+
+# The JVM's JIT compile time so far, in seconds (jstat -compiler's Time); empty when not read.
+jit_seconds() { jstat -compiler "$1" 2>/dev/null | awk 'NR == 2 && $4 ~ /^[0-9.]+$/ {print $4}'; }
+
+# After the fixed warm-up, fresh payments go on in 10 s steps for as long as the JIT compiled for
+# more than a tenth of the last stretch (1 s of compile time in 10 s), up to --jit-settle-max. On a
+# slow VM the C2 compiler thread still used half of the gateway's CPU 100 s after start: runs
+# measured then were of code half compiled, and the gateway's CPU per payment counted the compiler.
+# Fact jit_warm_up_<label>: how long the warm-up took, and the JIT's share at its end.
+settle_jit() { # url label target pid jit-seconds-before stretch-seconds
+  local url="$1" label="$2" target="$3" pid="$4" before="$5" stretch="$6" after extra=0
+  after="$(jit_seconds "$pid")"
+  if [[ -z $before || -z $after ]]; then
+    fact "jit_warm_up_$label" "${GATEWAY_WARMUP_S} s (the JIT's compile time not read: jstat failed)"
+    return 0
+  fi
+  while awk -v a="$after" -v b="$before" -v s="$stretch" 'BEGIN {exit !((a - b) > s / 10)}' \
+      && [[ $extra -lt $JIT_SETTLE_MAX_S ]]; do
+    [[ $extra -gt 0 ]] || say "warm-up: the JIT compiled $(awk -v a="$after" -v b="$before" 'BEGIN {printf "%.1f", a - b}') s of the last ${stretch} s; on in steps of 10 s"
+    before="$after"
+    stretch=10
+    timeout 40 wrk -t2 -c"$CONNECTIONS" -d10s --timeout 10s -s "$WRK_SCRIPT" "$url" \
+        -- fresh "warm-$STAMP-$RANDOM" > "$RAW/warm-up-$label-jit.txt" 2>&1 || true
+    still_up "warm-up-$label" "$target" || return 0
+    extra=$((extra + 10))
+    after="$(jit_seconds "$pid")"
+    [[ -n $after ]] || break
+  done
+  local share
+  share="$(awk -v a="${after:-0}" -v b="$before" -v s="$stretch" 'BEGIN {printf "%.1f s of compile time in the last %d s", a - b, s}')"
+  if [[ $extra -eq 0 ]]; then
+    fact "jit_warm_up_$label" "${GATEWAY_WARMUP_S} s ($share)"
+  elif awk -v a="${after:-0}" -v b="$before" 'BEGIN {exit !((a - b) > 1)}'; then
+    fact "jit_warm_up_$label" "${GATEWAY_WARMUP_S} s + ${extra} s, and the JIT still compiling ($share): the runs that follow count the compiler"
+  else
+    fact "jit_warm_up_$label" "${GATEWAY_WARMUP_S} s + ${extra} s until the JIT settled ($share)"
+  fi
 }
 
 # What else went on during a wrk run, so that a long tail with no error can be explained or ruled
