@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
+import java.sql.SQLException;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
@@ -21,6 +22,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Random;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.function.IntFunction;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.DisplayName;
@@ -38,6 +40,20 @@ class ReconciliationIT {
       String status, Instant settledAt) {
     return String.join(",", id, ref == null ? "" : ref, key == null ? "" : key, merchant, Long.toString(amount),
         currency, status, settledAt.toString()) + "\n";
+  }
+
+  /**
+   * Four succeeded payments of merchant m1 (EUR 10.00 to 10.03, references {@code ch_0} to {@code ch_3}) and
+   * their settled rows in {@code csv}: the file's plainly matched rows, beside what a test plants. Payment
+   * {@code i} is charged at {@code charged(i)} and settled at {@code settled(i)}.
+   */
+  static void fourMatched(LedgerFixture ledger, StringBuilder csv, IntFunction<Instant> charged,
+      IntFunction<Instant> settled) throws SQLException {
+    for (int i = 0; i < 4; i++) {
+      ledger.payment("m1", 1_000 + i, "EUR", "succeeded", ledger.prefix + "ch_" + i, charged.apply(i));
+      csv.append(row("s_" + i, ledger.prefix + "ch_" + i, null, ledger.merchant("m1"), 1_000 + i, "EUR", "settled",
+          settled.apply(i)));
+    }
   }
 
   @Test
@@ -474,10 +490,7 @@ class ReconciliationIT {
       String p = ledger.prefix;
       String m1 = ledger.merchant("m1");
       StringBuilder csv = new StringBuilder(HEADER);
-      for (int i = 0; i < 4; i++) {
-        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_" + i, charged);
-        csv.append(row("s_" + i, p + "ch_" + i, null, m1, 1_000 + i, "EUR", "settled", day.plus(Duration.ofHours(i))));
-      }
+      fourMatched(ledger, csv, i -> charged, i -> day.plus(Duration.ofHours(i)));
       // Settled twice, refunded once, all of one amount: the customer paid once, as the ledger says.
       ledger.payment("m1", 3_000, "EUR", "succeeded", p + "ch_d", charged);
       csv.append(row("sd1", p + "ch_d", null, m1, 3_000, "EUR", "settled", day));
@@ -667,10 +680,7 @@ class ReconciliationIT {
       String p = ledger.prefix;
       String m1 = ledger.merchant("m1");
       StringBuilder csv = new StringBuilder(HEADER);
-      for (int i = 0; i < 4; i++) {
-        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_" + i, base.plus(Duration.ofHours(i)));
-        csv.append(row("s_" + i, p + "ch_" + i, null, m1, 1_000 + i, "EUR", "settled", base.plus(Duration.ofHours(20 + i))));
-      }
+      fourMatched(ledger, csv, i -> base.plus(Duration.ofHours(i)), i -> base.plus(Duration.ofHours(20 + i)));
       // Its charge timed out two days ago; recovery has asked the acquirer about it ever since (past
       // the acquirer's memory of keys, it gets no answer), and its last take gave it a lease to now + 6 s.
       String unanswered = ledger.payment("m1", 5_200, "EUR", "pending", null, base);
@@ -721,10 +731,7 @@ class ReconciliationIT {
       String p = ledger.prefix;
       String m1 = ledger.merchant("m1");
       StringBuilder csv = new StringBuilder(HEADER);
-      for (int i = 0; i < 4; i++) {
-        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_" + i, now.minus(Duration.ofHours(30 - i)));
-        csv.append(row("s_" + i, p + "ch_" + i, null, m1, 1_000 + i, "EUR", "settled", now.minus(Duration.ofHours(10 - i))));
-      }
+      fourMatched(ledger, csv, i -> now.minus(Duration.ofHours(30 - i)), i -> now.minus(Duration.ofHours(10 - i)));
       // Timed out a few seconds ago and answered 202: recovery's first inquiry is not even due.
       String young = ledger.payment("m1", 4_400, "EUR", "pending", null, now.minusSeconds(5));
       ledger.key("m1", young, "PENDING", 4_400, now.minusSeconds(5), now.plusSeconds(25));
@@ -759,10 +766,7 @@ class ReconciliationIT {
       String p = ledger.prefix;
       String m1 = ledger.merchant("m1");
       StringBuilder csv = new StringBuilder(HEADER);
-      for (int i = 0; i < 4; i++) {
-        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_" + i, base.plus(Duration.ofHours(i)));
-        csv.append(row("s_" + i, p + "ch_" + i, null, m1, 1_000 + i, "EUR", "settled", base.plus(Duration.ofHours(20 + i))));
-      }
+      fourMatched(ledger, csv, i -> base.plus(Duration.ofHours(i)), i -> base.plus(Duration.ofHours(20 + i)));
       String unsettled = "pay_" + p + "pending_no_row";
       ledger.key("m1", unsettled, "PENDING", 4_700, base, base.plusSeconds(30));
       String settled = "pay_" + p + "pending_no_row_settled";
