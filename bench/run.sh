@@ -435,11 +435,13 @@ url() { echo "http://127.0.0.1:$HTTP_PORT/pay"; }
 # would fail to bind while the readiness probe is answered by the stranger.
 port_in_use() { timeout 2 bash -c "exec 3<> /dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
+pid_of() { [[ $1 == bare ]] && echo "$BARE_PID" || echo "$GATEWAY_PID"; } # target -> the measured process
+
 warm_up() { # url label [target]: send fresh payments for the warm-up time so the JIT has seen the path
   [[ "$GATEWAY_WARMUP_S" -ge 1 ]] || return 0
   local step="warm-up-$2" target="${3:-gateway}" pid jit_before
   can_run "$step" "$target" || return 0
-  if [[ $target == bare ]]; then pid="$BARE_PID"; else pid="$GATEWAY_PID"; fi
+  pid="$(pid_of "$target")"
   jit_before="$(jit_seconds "$pid")"
   say "warm-up: fresh payments for $GATEWAY_WARMUP"
   # A warm-up that fails leaves the next runs measuring a cold JIT: counted, not fatal.
@@ -527,7 +529,7 @@ run_wrk() { # scenario target url mode prefix [connections]
   LAST_WRK_THROUGHPUT=0 WRK_CPU_BEFORE="" WRK_CPU_AFTER=""
   can_run "$run" "$target" "$([[ $mode == replay ]] && echo "$prefix")" || return 0
   say "$scenario: wrk, closed loop, $conns connections, $DURATION"
-  if [[ $target == bare ]]; then pid="$BARE_PID"; else pid="$GATEWAY_PID"; fi
+  pid="$(pid_of "$target")"
   before="$(background_snapshot "$pid")"
   # CPU ticks right around wrk, for cpu_fact (the snapshots above and below cost CPU of their own).
   WRK_CPU_BEFORE="$(cpu_snapshot)"
@@ -568,7 +570,7 @@ run_open() { # scenario target base-url mode [more loadgen options]
   # would measure a near-idle gateway under the scenario's name.
   [[ -n "$rate" ]] || { step_failed "$scenario-open" "skipped: no closed-loop throughput to take the auto rate from"; return 0; }
   say "$scenario: load generator, open loop at $rate/s, $DURATION"
-  if [[ $target == bare ]]; then pid="$BARE_PID"; else pid="$GATEWAY_PID"; fi
+  pid="$(pid_of "$target")"
   before="$(background_snapshot "$pid")"
   timeout $((DURATION_S + WARMUP_S + 90)) "${LOADGEN_JAVA[@]}" open --url "$base" --mode "$mode" \
     --rate "$rate" --duration "${DURATION_S}s" --warmup "${WARMUP_S}s" --connections "$CONNECTIONS" \
