@@ -17,10 +17,6 @@ final class BearerTokens {
   }
 
   static String of(HttpServerRequest request) {
-    return of(Headers.single(request, "Authorization"));
-  }
-
-  static String of(String header) {
-    return CredentialScanner.bearerToken(header);
+    return CredentialScanner.bearerToken(Headers.single(request, "Authorization"));
   }
 }

@@ -16,6 +16,7 @@ import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.time.DateTimeException;
+import java.time.Duration;
 import java.time.Instant;
 import java.time.LocalDate;
 import java.time.ZoneOffset;
@@ -98,7 +99,7 @@ public final class ReconcileCommand implements Callable<Integer> {
       return usage(err, "--format must be json, csv or html, got '" + format + "'");
     }
     String pgUrl;
-    java.time.Duration chargeInFlight;
+    Duration chargeInFlight;
     ReconciliationSettings settings;
     Optional<Instant> windowFrom;
     Optional<Instant> windowTo;

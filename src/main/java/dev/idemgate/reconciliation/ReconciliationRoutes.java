@@ -24,6 +24,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Locale;
@@ -77,7 +78,7 @@ public final class ReconciliationRoutes {
   private final Vertx vertx;
   private final String pgUrl;
   /** How long after its claim a charge may still land: a pending payment younger than that is in flight, not stuck. */
-  private final java.time.Duration chargeInFlight;
+  private final Duration chargeInFlight;
   private final ReconciliationSettings settings;
   private final WorkerExecutor workers;
   private final WorkerExecutor runs;
