@@ -165,7 +165,7 @@ public final class ApiVerticle extends VerticleBase {
     subscriberRedis = Redis.createClient(vertx, RedisClients.subscriberOptions(config, poolName + "-notifier"));
     // Made by the first verticle to start, on its loop and with its pool; see stop().
     store = sharedStore.join(() -> new IdempotencyStore(pool, context, GROUPS_IN_FLIGHT, config.storeTimeout(),
-        config.lease(), config.providerId(), metrics.storeGroupSizes()));
+        config.lease(), config.providerId(), config.ledgerProviders(), metrics.storeGroupSizes()));
     pipeline = RedisClients.pipeline(gateRedis, context, config);
     RedisGate gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     notifier = new CompletionNotifier(vertx, context, subscriberRedis, config.redisTimeout().toMillis(),

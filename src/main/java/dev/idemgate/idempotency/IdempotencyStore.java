@@ -1,5 +1,6 @@
 package dev.idemgate.idempotency;
 
+import dev.idemgate.observability.ThrottledWarning;
 import dev.idemgate.storage.GroupCommit;
 import dev.idemgate.storage.Postgres;
 import io.vertx.core.Context;
@@ -25,6 +26,8 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The idempotency records and the ledger in PostgreSQL, the source of truth.
@@ -46,6 +49,8 @@ import java.util.function.Function;
  * not renewed by a pod of the previous version, is older than {@code expires_at} and changes nothing.
  */
 public final class IdempotencyStore {
+  private static final Logger log = LoggerFactory.getLogger(IdempotencyStore.class);
+
   /**
    * {@code created_at} is PostgreSQL's {@code now()} (to the millisecond, as shown), returned to the
    * claimer: recovery counts a claim's age from it on the same clock ({@code RecoveryStore}). The
@@ -112,35 +117,65 @@ public final class IdempotencyStore {
    * the gateway sends ({@code key_ttl_ms}, {@code next_inquiry_in_ms}), so that the statements that
    * read them (CLAIM, HELD, recovery's take and purge) compare them with the clock that wrote them.
    * {@code expires_at} is the moment the answer tells, replayed as it is.
+   *
+   * <p>One charge is one payment. A succeeded completion (the ones that carry a pending alternative,
+   * {@code taken_body}: {@link Completion#ifChargeTaken}) whose charge id the ledger already holds as
+   * another payment's of the same acquirer ({@code charged_as}: its ledger name or one of its earlier
+   * ones, {@code $17}; another acquirer's ids may be the same text) is written as that pending
+   * alternative instead: 202, no charge id in the ledger, recovery asks again later and finds the same
+   * (it completes through this statement too), and reconciliation reports it stuck. The probe cannot
+   * see the rows of its own statement: a completion whose charge id an earlier one of its group names
+   * waits a round ({@link #takeOutRepeatedCharges}). The probe is one look-up in
+   * {@code payments_by_provider_reference} per succeeded payment (none for the others: a one-time
+   * filter), a lateral one with LIMIT, so planned per row through the index (see CLAIM), and the rows
+   * stay in the group's key order. Not a unique index: ledgers may already hold such pairs, and one
+   * violation would fail the whole group.
+   * Hazard: two groups in flight at once, each with one payment on the same new charge id, cannot see
+   * each other's uncommitted rows; both are written as succeeded (reconciliation then shows the
+   * settlement matching one of them and the other missing in settlement).
    */
   private static final String COMPLETE = """
       WITH i AS (
-        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[],
-                             $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[],
-                             $14::timestamptz[])
+        SELECT t.*, other.id AS charged_as
+        FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[],
+                    $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[],
+                    $14::timestamptz[], $15::text[], $16::bigint[])
           AS t(merchant_id, idempotency_key, epoch, payment_id, state, response_status, response_body, key_ttl_ms,
-               payment_status, provider, provider_reference, decline_code, next_inquiry_in_ms, told_expires_at)),
+               payment_status, provider, provider_reference, decline_code, next_inquiry_in_ms, told_expires_at,
+               taken_body, taken_next_inquiry_in_ms)
+        LEFT JOIN LATERAL (SELECT p.id FROM idemgate.payments p
+                           WHERE t.taken_body IS NOT NULL AND p.provider_reference = t.provider_reference
+                             AND p.id <> t.payment_id AND (p.provider = t.provider OR p.provider = ANY($17::text[]))
+                           LIMIT 1) other ON true),
       done AS (
         UPDATE idemgate.idempotency_keys k
-        SET state = i.state, response_status = i.response_status, response_body = i.response_body,
+        SET state = CASE WHEN i.charged_as IS NULL THEN i.state ELSE 'PENDING' END,
+            response_status = CASE WHEN i.charged_as IS NULL THEN i.response_status ELSE 202 END,
+            response_body = CASE WHEN i.charged_as IS NULL THEN i.response_body ELSE i.taken_body END,
             expires_at = i.told_expires_at, frees_at = now() + i.key_ttl_ms * interval '1 millisecond',
-            next_inquiry_at = now() + i.next_inquiry_in_ms * interval '1 millisecond', updated_at = now()
+            next_inquiry_at = now() + CASE WHEN i.charged_as IS NULL THEN i.next_inquiry_in_ms
+                                           ELSE i.taken_next_inquiry_in_ms END * interval '1 millisecond',
+            updated_at = now()
         FROM i
         WHERE k.merchant_id = i.merchant_id AND k.idempotency_key = i.idempotency_key
           AND (i.epoch IS NULL OR k.epoch = i.epoch)
           AND k.payment_id = i.payment_id AND k.state IN ('PROCESSING', 'PENDING')
         RETURNING k.payment_id, k.merchant_id, k.provider_key, k.amount, k.currency, k.merchant_reference,
-                  k.description, k.metadata, k.created_at, i.payment_status, i.provider, i.provider_reference,
-                  i.decline_code)
-      INSERT INTO idemgate.payments AS p
-        (id, merchant_id, provider_key, amount, currency, status, merchant_reference, description, metadata,
-         provider, provider_reference, decline_code, created_at)
-      SELECT payment_id, merchant_id, provider_key, amount, currency, payment_status, merchant_reference, description,
-             metadata, provider, provider_reference, decline_code, created_at
-      FROM done
-      ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, provider_reference = EXCLUDED.provider_reference,
-        decline_code = EXCLUDED.decline_code, updated_at = now()
-      RETURNING p.id""";
+                  k.description, k.metadata, k.created_at,
+                  CASE WHEN i.charged_as IS NULL THEN i.payment_status ELSE 'pending' END AS payment_status, i.provider,
+                  CASE WHEN i.charged_as IS NULL THEN i.provider_reference END AS provider_reference, i.decline_code,
+                  i.charged_as),
+      ledger AS (
+        INSERT INTO idemgate.payments AS p
+          (id, merchant_id, provider_key, amount, currency, status, merchant_reference, description, metadata,
+           provider, provider_reference, decline_code, created_at)
+        SELECT payment_id, merchant_id, provider_key, amount, currency, payment_status, merchant_reference, description,
+               metadata, provider, provider_reference, decline_code, created_at
+        FROM done
+        ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, provider_reference = EXCLUDED.provider_reference,
+          decline_code = EXCLUDED.decline_code, updated_at = now())
+      -- Every record written has its ledger row written (a data-modifying WITH runs to completion).
+      SELECT payment_id AS id, charged_as FROM done""";
 
   /** Whether a key is held: a record the claim would not take over (anything but an expired completed one). */
   private static final String HELD = """
@@ -223,6 +258,10 @@ public final class IdempotencyStore {
   private final long timeoutMs;
   private final long leaseMs;
   private final String providerId;
+  /** The names this acquirer's payments have in the ledger, the one a completion gives aside (COMPLETE's {@code $17}). */
+  private final String[] ledgerProviders;
+  /** An acquirer that answers every charge with one id would have this for every payment: one line a second. */
+  private final ThrottledWarning chargeTaken = new ThrottledWarning(log);
   /** Each claim's own answer, so that a record one of them cannot read fails that claim alone (claimGroup). */
   private final GroupCommit<ClaimRequest, Future<StoreClaim>> claims;
   private final GroupCommit<PendingCompletion, Completion.Result> completions;
@@ -241,6 +280,27 @@ public final class IdempotencyStore {
           repeated = Collections.newSetFromMap(new IdentityHashMap<>());
         }
         repeated.add(sorted.remove(i));
+      }
+    }
+    return repeated;
+  }
+
+  /**
+   * Takes out of {@code sorted} every succeeded completion after the first that names its charge id
+   * (COMPLETE's probe of the ledger does not see the rows its own statement writes), adding them to
+   * {@code repeated}; empty nearly always. The next round finds the first one's charge in the ledger,
+   * if it was written, and the others are then left pending.
+   */
+  private static Set<PendingCompletion> takeOutRepeatedCharges(List<PendingCompletion> sorted,
+      Set<PendingCompletion> repeated) {
+    Set<String> charges = new HashSet<>();
+    for (int i = 0; i < sorted.size(); i++) {
+      Completion c = sorted.get(i).completion();
+      if (c.ifChargeTaken() != null && !charges.add(c.providerReference())) {
+        if (repeated.isEmpty()) {
+          repeated = Collections.newSetFromMap(new IdentityHashMap<>());
+        }
+        repeated.add(sorted.remove(i--));
       }
     }
     return repeated;
@@ -267,6 +327,17 @@ public final class IdempotencyStore {
   /** @param groupSizes told the size of every group sent (the request path's meter) */
   public IdempotencyStore(Pool pool, Context context, int maxInFlight, Duration timeout, Duration lease,
       String providerId, GroupSizes groupSizes) {
+    this(pool, context, maxInFlight, timeout, lease, providerId, List.of(), groupSizes);
+  }
+
+  /**
+   * @param ledgerProviders the names this acquirer's payments have in the ledger
+   *     ({@code GatewayConfig#ledgerProviders}): a charge id is another payment's when a payment under
+   *     one of them, or under the name a completion gives, has it
+   */
+  public IdempotencyStore(Pool pool, Context context, int maxInFlight, Duration timeout, Duration lease,
+      String providerId, List<String> ledgerProviders, GroupSizes groupSizes) {
+    this.ledgerProviders = ledgerProviders.toArray(String[]::new);
     this.groupSizes = groupSizes;
     this.pool = pool;
     this.providerId = providerId;
@@ -509,7 +580,7 @@ public final class IdempotencyStore {
     // verdict that took the record over while the pass's inquiry ran, and the verdict's. Sorted,
     // they stand side by side, the first submitted first (the sort is stable); the later ones wait
     // a round, so that each writer is told what became of its own write.
-    Set<PendingCompletion> waitingARound = takeOutRepeatedKeys(sorted);
+    Set<PendingCompletion> waitingARound = takeOutRepeatedCharges(sorted, takeOutRepeatedKeys(sorted));
     int n = sorted.size();
     groupSizes.record("complete", n);
     String[] merchants = new String[n];
@@ -526,6 +597,8 @@ public final class IdempotencyStore {
     String[] declines = new String[n];
     Long[] nextInquiries = new Long[n];
     OffsetDateTime[] told = new OffsetDateTime[n];
+    String[] takenBodies = new String[n];
+    Long[] takenNextInquiries = new Long[n];
     for (int i = 0; i < n; i++) {
       PendingCompletion p = sorted.get(i);
       Completion c = p.completion();
@@ -543,20 +616,35 @@ public final class IdempotencyStore {
       declines[i] = c.declineCode();
       nextInquiries[i] = c.nextInquiryIn() == null ? null : c.nextInquiryIn().toMillis();
       told[i] = c.response().expiresAt().atOffset(ZoneOffset.UTC);
+      Completion taken = c.ifChargeTaken();
+      takenBodies[i] = taken == null ? null : taken.response().body();
+      takenNextInquiries[i] = taken == null ? null : taken.nextInquiryIn().toMillis();
     }
     Tuple params = Tuple.tuple().addArrayOfString(merchants).addArrayOfString(keys).addArrayOfInteger(epochs)
         .addArrayOfString(paymentIds).addArrayOfString(states).addArrayOfInteger(statuses).addArrayOfString(bodies)
         .addArrayOfLong(keyTtls).addArrayOfString(paymentStatuses).addArrayOfString(providers)
         .addArrayOfString(references).addArrayOfString(declines).addArrayOfLong(nextInquiries)
-        .addArrayOfOffsetDateTime(told);
+        .addArrayOfOffsetDateTime(told).addArrayOfString(takenBodies).addArrayOfLong(takenNextInquiries)
+        .addArrayOfString(ledgerProviders);
     return run(client, "complete", COMPLETE, params).map(rows -> {
-      Set<String> recorded = new HashSet<>();
-      rows.forEach(row -> recorded.add(row.getString("id")));
+      // Each payment written, with the payment whose charge id it named (null when none).
+      Map<String, String> recorded = new HashMap<>();
+      rows.forEach(row -> recorded.put(row.getString("id"), row.getString("charged_as")));
       List<Completion.Result> results = new ArrayList<>(group.size());
       for (PendingCompletion p : group) { // the group's order, not the statement's
-        results.add(waitingARound.contains(p) ? null // behind another completion of its key: submitted again
-            : recorded.contains(p.completion().response().paymentId()) ? Completion.Result.RECORDED
-            : Completion.Result.FENCED);
+        String paymentId = p.completion().response().paymentId();
+        if (waitingARound.contains(p)) {
+          results.add(null); // behind another completion of its key: submitted again
+        } else if (!recorded.containsKey(paymentId)) {
+          results.add(Completion.Result.FENCED);
+        } else if (recorded.get(paymentId) != null) {
+          chargeTaken.warn("payment {}: the acquirer answered charge {}, which is already the charge of payment {}: "
+              + "left pending (202), not recorded as succeeded; listed in /admin/pending (docs/operations.md)", paymentId,
+              p.completion().providerReference(), recorded.get(paymentId));
+          results.add(Completion.Result.CHARGE_TAKEN);
+        } else {
+          results.add(Completion.Result.RECORDED);
+        }
       }
       return results;
     });

@@ -140,6 +140,7 @@ public final class GatewayMetrics {
   private final Timer gateTimer;
   private final Counter replayCacheHits;
   private final Map<String, Counter> rateLimited = new java.util.HashMap<>();
+  private final Counter providerReferenceReused;
 
   public GatewayMetrics(MeterRegistry registry, Tracing tracing) {
     this.registry = registry;
@@ -172,9 +173,26 @@ public final class GatewayMetrics {
       rateLimited.put(route, Counter.builder("idemgate.rate.limited").tag("route", route)
           .description("requests refused with 429 rate_limited, payments and reads").register(registry));
     }
+    providerReferenceReused = providerReferenceReused(registry, "request");
     if (LoggerFactory.getILoggerFactory() instanceof LoggerContext logback) {
       watchLogWriter(registry, logback);
     }
+  }
+
+  /**
+   * {@code idemgate_provider_reference_reused_total{path}}: payments left pending because the
+   * acquirer answered a charge id the ledger already holds as another payment's, on the request
+   * path ({@code request}) or when recovery asked again ({@code recovery}). Any increase is for an
+   * operator: the acquirer may be answering a second order with the first one's charge.
+   */
+  public static Counter providerReferenceReused(MeterRegistry registry, String path) {
+    return Counter.builder("idemgate.provider.reference.reused").tag("path", path)
+        .description("payments left pending: the acquirer answered a charge id that is already another payment's")
+        .register(registry);
+  }
+
+  public void providerReferenceReused() {
+    providerReferenceReused.increment();
   }
 
   /**

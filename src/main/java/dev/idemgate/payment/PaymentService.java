@@ -464,8 +464,13 @@ public final class PaymentService {
     // To the millisecond, as Redis keeps it: every replay tells the same moment.
     StoredResponse response = new StoredResponse(status, body, owned.paymentId(),
         clock.instant().plus(keyTtl).truncatedTo(ChronoUnit.MILLIS));
-    Completion completion = new Completion(state, response, keyTtl, paymentStatus, ledgerProvider, providerReference,
-        declineCode, state == RecordState.PENDING ? FIRST_INQUIRY : null);
+    Completion completion = state == RecordState.PENDING
+        ? Completion.pending(response, keyTtl, ledgerProvider, FIRST_INQUIRY)
+        : new Completion(state, response, keyTtl, paymentStatus, ledgerProvider, providerReference, declineCode, null,
+            // Written instead if the charge id is already another payment's (IdempotencyStore#COMPLETE).
+            paymentStatus.equals("succeeded") && providerReference != null
+                ? Completion.pending(pendingAnswer(cmd, owned, response.expiresAt()), keyTtl, ledgerProvider, FIRST_INQUIRY)
+                : null);
     return metrics.timeStore("complete", () -> store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion))
         .compose(result -> {
           if (result == Completion.Result.FENCED) {
@@ -473,7 +478,8 @@ public final class PaymentService {
                 + "record is still unsettled", owned.paymentId());
             return answerTakenOver(cmd, owned, completion, redisClaim);
           }
-          return recorded(cmd, completion, redisClaim).map(v -> (PayOutcome) new PayOutcome.Fresh(response));
+          Completion written = written(completion, result);
+          return recorded(cmd, written, redisClaim).map(v -> (PayOutcome) new PayOutcome.Fresh(written.response()));
         })
         .recover(failure -> {
           if (!(failure instanceof StoreUnavailable)) {
@@ -507,8 +513,8 @@ public final class PaymentService {
       String redisClaim) {
     StoredResponse pending = pendingAnswer(cmd, owned, completion.response().expiresAt());
     return completeTakenOver(cmd, completion, redisClaim)
-        .compose(result -> result == Completion.Result.RECORDED
-            ? Future.succeededFuture((PayOutcome) new PayOutcome.Fresh(completion.response()))
+        .compose(result -> result != Completion.Result.FENCED
+            ? Future.succeededFuture((PayOutcome) new PayOutcome.Fresh(writtenAs(completion, result).response()))
             : asRecordedNow(cmd, owned, completion, pending))
         .otherwise(failure -> new PayOutcome.Fresh(pending));
   }
@@ -553,10 +559,27 @@ public final class PaymentService {
       if (result == Completion.Result.FENCED) {
         return Future.succeededFuture(result);
       }
-      log.info("payment {} outcome '{}' written over recovery's claim", paymentId, completion.paymentStatus());
-      return recorded(cmd, completion, redisClaim).map(result);
+      Completion written = written(completion, result);
+      log.info("payment {} outcome '{}' written over recovery's claim", paymentId, written.paymentStatus());
+      return recorded(cmd, written, redisClaim).map(result);
     }).onFailure(failure -> log.warn("payment {} outcome not written over recovery's claim; recovery settles it: {}",
         paymentId, failure.getMessage()));
+  }
+
+  /**
+   * The completion as it was written: its pending alternative when the ledger already holds its
+   * charge id as another payment's (counted here; the store logs it), else itself.
+   */
+  private Completion written(Completion completion, Completion.Result result) {
+    if (result == Completion.Result.CHARGE_TAKEN) {
+      metrics.providerReferenceReused();
+    }
+    return writtenAs(completion, result);
+  }
+
+  /** {@link #written}, not counted again. */
+  private static Completion writtenAs(Completion completion, Completion.Result result) {
+    return result == Completion.Result.CHARGE_TAKEN ? completion.ifChargeTaken() : completion;
   }
 
   /** After a completion landed: the replay cache and Redis learn the answer (waiters are woken). */
@@ -611,8 +634,9 @@ public final class PaymentService {
             return releaseRedis(cmd, redisClaim).compose(v -> completeTakenOver(cmd, completion, null)).otherwiseEmpty()
                 .map(true);
           } else {
-            log.info("payment {} outcome '{}' recorded on a later try", owned.paymentId(), completion.paymentStatus());
-            recorded(cmd, completion, redisClaim);
+            Completion written = written(completion, result);
+            log.info("payment {} outcome '{}' recorded on a later try", owned.paymentId(), written.paymentStatus());
+            recorded(cmd, written, redisClaim);
             return Future.succeededFuture(true);
           }
         }),

@@ -7,6 +7,7 @@ import dev.idemgate.idempotency.RecordState;
 import dev.idemgate.idempotency.RedisGate;
 import dev.idemgate.idempotency.StoreUnavailable;
 import dev.idemgate.idempotency.StoredResponse;
+import dev.idemgate.observability.GatewayMetrics;
 import dev.idemgate.observability.ThrottledWarning;
 import dev.idemgate.payment.PaymentJson;
 import dev.idemgate.provider.ProviderClient;
@@ -83,12 +84,17 @@ public final class RecoveryVerticle extends VerticleBase {
   private final ThrottledWarning paymentFailed = new ThrottledWarning(log);
 
   /** What recovery did with one record; the tag of {@code idemgate.recovery.actions}. */
-  enum Action { COMPLETED, RELEASED, STILL_PENDING, UNVERIFIABLE, FENCED, FAILED, OPERATOR_COMPLETED, OPERATOR_RELEASED }
+  enum Action {
+    COMPLETED, RELEASED, STILL_PENDING, UNVERIFIABLE, FENCED, FAILED, OPERATOR_COMPLETED, OPERATOR_RELEASED,
+    /** Still pending: the acquirer answered a charge id the ledger holds as another payment's (IdempotencyStore#COMPLETE). */
+    CHARGE_TAKEN
+  }
 
   private final GatewayConfig config;
   private final MeterRegistry registry;
   private final AtomicLong pendingGauge = new AtomicLong();
   private final AtomicLong expiredLeaseGauge = new AtomicLong();
+  private Counter chargeTaken;
   private Pool pool;
   private Redis redis;
   private PipelinedRedis pipeline;
@@ -128,7 +134,8 @@ public final class RecoveryVerticle extends VerticleBase {
     redis = Redis.createClient(vertx, RedisClients.pipelineOptions(config, "recovery"));
     recovery = new RecoveryStore(pool, config.storeTimeout(), config.recoveredProviderIds(), config.providerKeyRetention(),
         config.ledgerProviders());
-    store = new IdempotencyStore(pool, context, 2, config.storeTimeout(), config.lease(), config.providerId());
+    store = new IdempotencyStore(pool, context, 2, config.storeTimeout(), config.lease(), config.providerId(),
+        config.ledgerProviders(), IdempotencyStore.GroupSizes.NONE);
     pipeline = RedisClients.pipeline(redis, context, config);
     gate = new RedisGate(pipeline, config.redisTimeout(), config.lease(), RedisGate.breaker(vertx));
     provider = new ProviderClient(vertx.eventBus(), config);
@@ -136,6 +143,7 @@ public final class RecoveryVerticle extends VerticleBase {
     for (Action action : Action.values()) {
       counter(action);
     }
+    chargeTaken = GatewayMetrics.providerReferenceReused(registry, "recovery");
     Gauge.builder("idemgate.recovery.pending", pendingGauge, AtomicLong::get)
         .description("records whose provider outcome is still unknown").register(registry);
     Gauge.builder("idemgate.recovery.expired.leases", expiredLeaseGauge, AtomicLong::get)
@@ -315,6 +323,13 @@ public final class RecoveryVerticle extends VerticleBase {
       if (action == Action.FENCED) {
         return Future.failedFuture(refusal(409,
             "the payment changed while it was being settled; look at /admin/pending again"));
+      } else if (action == Action.CHARGE_TAKEN) {
+        count(action);
+        // The acquirer's own answer (a verdict's charge id was checked under its lock before).
+        String charge = answer instanceof ProviderOutcome.Succeeded s ? s.providerReference()
+            : verdict.getString("provider_reference");
+        return Future.failedFuture(refusal(409, "the acquirer answers charge " + charge + " for this payment, which is "
+            + "already the charge of another payment: it stays pending; nothing was settled"));
       }
       count(action == Action.RELEASED ? Action.OPERATOR_RELEASED : Action.OPERATOR_COMPLETED);
       // Also when the acquirer's charge id replaced the one the operator gave.
@@ -448,14 +463,26 @@ public final class RecoveryVerticle extends VerticleBase {
 
   private Completion completion(DueRecord r, int status, String paymentStatus, String reference, String declineCode) {
     StoredResponse response = response(r, status, paymentStatus, reference, declineCode);
-    return new Completion(RecordState.COMPLETED, response, config.keyTtlFor(r.merchantId()), paymentStatus,
-        config.ledgerProvider(), reference, declineCode, null);
+    Duration keyTtl = config.keyTtlFor(r.merchantId());
+    // Written instead if the charge id is already another payment's (IdempotencyStore#COMPLETE):
+    // pending, asked about again on the schedule, as when the acquirer cannot tell.
+    Completion ifChargeTaken = paymentStatus.equals("succeeded") && reference != null
+        ? Completion.pending(response(r, 202, "pending", null, null, response.expiresAt()), keyTtl, config.ledgerProvider(),
+            nextInquiry(r, null))
+        : null;
+    return new Completion(RecordState.COMPLETED, response, keyTtl, paymentStatus, config.ledgerProvider(), reference,
+        declineCode, null, ifChargeTaken);
   }
 
   /** After the completion's write committed: Redis learns the answer, unless the write was fenced. */
   private Future<Action> completed(DueRecord r, Completion completion, Completion.Result result) {
     if (result == Completion.Result.FENCED) {
       return Future.succeededFuture(Action.FENCED);
+    } else if (result == Completion.Result.CHARGE_TAKEN) {
+      // Written as pending (the store logs it): retries keep getting 202.
+      chargeTaken.increment();
+      return gate.markPending(r.merchantId(), r.key(), r.fingerprint(), config.keyTtlFor(r.merchantId()), null)
+          .map(v -> Action.CHARGE_TAKEN);
     }
     log.info("recovery completed payment {} as {}", r.paymentId(), completion.paymentStatus());
     return gate.complete(r.merchantId(), r.key(), r.fingerprint(), completion.response(), null).map(v -> Action.COMPLETED);
@@ -486,18 +513,22 @@ public final class RecoveryVerticle extends VerticleBase {
 
   /** @param atMost the longest wait before the next inquiry, or null for the backoff's */
   private Future<Action> keepPending(DueRecord r, Duration atMost) {
-    Duration next = earlier(earlier(backoff(r.inquiryAttempts()), atMost), untilLastLookWhileRemembered(r));
+    Duration next = nextInquiry(r, atMost);
     if (r.state() == RecordState.PENDING) {
       return recovery.reschedule(r, next).map(kept -> kept ? Action.STILL_PENDING : Action.FENCED);
     }
     // An expired PROCESSING record whose outcome is unknown becomes PENDING: retries now get 202,
     // not an endless 409, and the inquiries follow the backoff schedule.
     StoredResponse response = response(r, 202, "pending", null, null);
-    Completion completion = new Completion(RecordState.PENDING, response, config.keyTtlFor(r.merchantId()), "pending",
-        config.ledgerProvider(), null, null, next);
+    Completion completion = Completion.pending(response, config.keyTtlFor(r.merchantId()), config.ledgerProvider(), next);
     return store.complete(r.merchantId(), r.key(), r.epoch(), completion).compose(result -> result == Completion.Result.FENCED
         ? Future.succeededFuture(Action.FENCED)
         : gate.markPending(r.merchantId(), r.key(), r.fingerprint(), config.keyTtlFor(r.merchantId()), null).map(v -> Action.STILL_PENDING));
+  }
+
+  /** @param atMost the longest wait before the next inquiry, or null for the backoff's */
+  private Duration nextInquiry(DueRecord r, Duration atMost) {
+    return earlier(earlier(backoff(r.inquiryAttempts()), atMost), untilLastLookWhileRemembered(r));
   }
 
   /** The shorter of two waits; {@code cap} null is none. */
@@ -512,10 +543,15 @@ public final class RecoveryVerticle extends VerticleBase {
   }
 
   private StoredResponse response(DueRecord r, int status, String paymentStatus, String reference, String declineCode) {
+    return response(r, status, paymentStatus, reference, declineCode,
+        clock.instant().plus(config.keyTtlFor(r.merchantId())).truncatedTo(ChronoUnit.MILLIS));
+  }
+
+  private StoredResponse response(DueRecord r, int status, String paymentStatus, String reference, String declineCode,
+      Instant expiresAt) {
     String body = PaymentJson.render(r.paymentId(), paymentStatus, r.amount(), r.currency(), r.merchantReference(),
         config.ledgerProvider(), reference, declineCode, r.createdAt());
-    return new StoredResponse(status, body, r.paymentId(),
-        clock.instant().plus(config.keyTtlFor(r.merchantId())).truncatedTo(ChronoUnit.MILLIS));
+    return new StoredResponse(status, body, r.paymentId(), expiresAt);
   }
 
   private void count(Action action) {

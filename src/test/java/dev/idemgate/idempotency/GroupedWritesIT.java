@@ -278,6 +278,45 @@ class GroupedWritesIT {
         .containsExactly(Completion.Result.FENCED, Completion.Result.RECORDED);
   }
 
+  @Test
+  @DisplayName("completions naming a charge id that is already another payment's, in the same group or in the ledger, "
+      + "are written pending (202, asked about again), not succeeded: one payment only holds the charge")
+  void aChargeIdIsOnePaymentsOnly() {
+    Context context = vertx.getOrCreateContext();
+    IdempotencyStore store = store(poolA, context, new ArrayList<>());
+    String chargeId = "ch_same_" + Http.newKey();
+    List<String> keys = List.of(Http.newKey(), Http.newKey(), Http.newKey());
+    List<StoreClaim.Claimed> owned = new ArrayList<>();
+    for (String key : keys) {
+      owned.add((StoreClaim.Claimed) onContext(context, () -> store.claim(claim(key, null))));
+    }
+    // The first two in one group: the first in key order holds the charge, the other waits a round and finds it.
+    List<Completion.Result> grouped = onContext(context, () -> {
+      List<Future<Completion.Result>> both = List.of(
+          store.complete(MERCHANT, new IdempotencyKey(keys.get(1)), owned.get(1).epoch(), succeeded(owned.get(1), chargeId)),
+          store.complete(MERCHANT, new IdempotencyKey(keys.get(0)), owned.get(0).epoch(), succeeded(owned.get(0), chargeId)));
+      return Future.all(both).map(done -> List.of(both.get(0).result(), both.get(1).result()));
+    });
+    boolean firstHolds = keys.get(0).compareTo(keys.get(1)) < 0;
+    assertThat(grouped).containsExactly(firstHolds ? Completion.Result.CHARGE_TAKEN : Completion.Result.RECORDED,
+        firstHolds ? Completion.Result.RECORDED : Completion.Result.CHARGE_TAKEN);
+    // The third later, in a group of its own: the ledger's probe finds the charge.
+    assertThat(onContext(context, () -> store.complete(MERCHANT, new IdempotencyKey(keys.get(2)), owned.get(2).epoch(),
+        succeeded(owned.get(2), chargeId)))).isEqualTo(Completion.Result.CHARGE_TAKEN);
+
+    List<String> ledger = new ArrayList<>();
+    Http.await(poolA.preparedQuery("""
+        SELECT p.status, p.provider_reference, k.state, k.response_status, k.next_inquiry_at IS NOT NULL AS asked_again
+        FROM idemgate.payments p JOIN idemgate.idempotency_keys k ON k.payment_id = p.id
+        WHERE p.merchant_id = $1 AND p.id = ANY($2) ORDER BY p.status DESC""")
+        .execute(Tuple.tuple().addString(MERCHANT)
+            .addArrayOfString(owned.stream().map(StoreClaim.Claimed::paymentId).toArray(String[]::new))))
+        .forEach(row -> ledger.add(row.getString("status") + " " + row.getString("provider_reference") + " "
+            + row.getString("state") + " " + row.getInteger("response_status") + " " + row.getBoolean("asked_again")));
+    assertThat(ledger).containsExactly("succeeded " + chargeId + " COMPLETED 201 false", "pending null PENDING 202 true",
+        "pending null PENDING 202 true");
+  }
+
   private static void lockRecord(SqlConnection session, String key) {
     Http.await(session.preparedQuery("SELECT 1 FROM idemgate.idempotency_keys WHERE merchant_id = $1"
         + " AND idempotency_key = $2 FOR UPDATE").execute(Tuple.of(MERCHANT, key)));
@@ -290,15 +329,20 @@ class GroupedWritesIT {
   }
 
   private static Completion succeeded(StoreClaim.Claimed claimed) {
+    return succeeded(claimed, "ch_" + claimed.paymentId());
+  }
+
+  private static Completion succeeded(StoreClaim.Claimed claimed, String chargeId) {
     StoredResponse response = new StoredResponse(201, "{}", claimed.paymentId(), Instant.now().plus(Duration.ofHours(1)));
-    return new Completion(RecordState.COMPLETED, response, Duration.ofHours(1), "succeeded", "simulator",
-        "ch_" + claimed.paymentId(), null, null);
+    StoredResponse pending = new StoredResponse(202, "{\"status\":\"pending\"}", claimed.paymentId(), response.expiresAt());
+    return new Completion(RecordState.COMPLETED, response, Duration.ofHours(1), "succeeded", "simulator", chargeId, null,
+        null, Completion.pending(pending, Duration.ofHours(1), "simulator", Duration.ofSeconds(5)));
   }
 
   private static Completion declined(StoreClaim.Claimed claimed) {
     StoredResponse response = new StoredResponse(402, "{}", claimed.paymentId(), Instant.now().plus(Duration.ofHours(1)));
     return new Completion(RecordState.COMPLETED, response, Duration.ofHours(1), "declined", "simulator",
-        "ch_" + claimed.paymentId(), "card_declined", null);
+        "ch_" + claimed.paymentId(), "card_declined", null, null);
   }
 
   private static void sleep(long millis) {

@@ -33,7 +33,7 @@ class RequestPathPlansIT {
       "read", "ARRAY['m'], ARRAY['k']",
       "complete", "ARRAY['m'], ARRAY['k'], ARRAY[1], ARRAY['pay_1'], ARRAY['COMPLETED'], ARRAY[201], ARRAY['{}'], "
           + "ARRAY[86400000]::bigint[], ARRAY['succeeded'], ARRAY['simulator'], ARRAY['ch_1'], ARRAY[NULL]::text[], "
-          + "ARRAY[NULL]::bigint[], ARRAY[now()]",
+          + "ARRAY[NULL]::bigint[], ARRAY[now()], ARRAY['{}'], ARRAY[5000]::bigint[], ARRAY['simulator']",
       "held", "'m', 'k'",
       "release", "'m', 'k', 1, 'pay_1'",
       "release unanswered", "'m', 'k', 'pay_1'",

@@ -7,7 +7,6 @@ import dev.idemgate.idempotency.ClaimRequest;
 import dev.idemgate.idempotency.Completion;
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.IdempotencyStore;
-import dev.idemgate.idempotency.RecordState;
 import dev.idemgate.idempotency.RedisGate;
 import dev.idemgate.idempotency.ReplayCache;
 import dev.idemgate.idempotency.StoreClaim;
@@ -162,7 +161,7 @@ class RollingUpgradeReplayExpiryIT {
     StoredResponse pending = new StoredResponse(202, "{\"status\":\"pending\"}", paymentId,
         Instant.now().plus(keyTtl).truncatedTo(ChronoUnit.MILLIS));
     Completion.Result written = Http.await(onContext(() -> store.complete(merchant, key, owned.epoch(),
-        new Completion(RecordState.PENDING, pending, keyTtl, "pending", "simulator", null, null, Duration.ofSeconds(5)))));
+        Completion.pending(pending, keyTtl, "simulator", Duration.ofSeconds(5)))));
     assertThat(written).isEqualTo(Completion.Result.RECORDED);
 
     Thread.sleep(1_500); // pending for a while (recovery's first inquiry comes later still)

@@ -98,7 +98,7 @@ class OperatorVerdictRaceIT {
    */
   private static long ledgerWritesWaiting() {
     return (Long) db.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-        + "AND (query LIKE '%SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[]%' "
+        + "AND (query LIKE '%FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[]%' "
         + "OR query LIKE '%WITH gone AS (%DELETE FROM idemgate.idempotency_keys%AND epoch = $3 AND payment_id = $4%')");
   }
 

@@ -109,7 +109,7 @@ class ReclaimedKeyFencingIT {
         .isEqualTo(Completion.Result.RECORDED);
     assertThat(record(key)).isEqualTo("COMPLETED " + owner.paymentId());
     assertThat(db.scalar("SELECT status || ' ' || provider_reference FROM idemgate.payments WHERE id = $1", owner.paymentId()))
-        .isEqualTo("succeeded ch_taken_over");
+        .isEqualTo("succeeded ch_taken_over_" + owner.paymentId());
     assertThat(Http.await(store.completeTakenOver(MERCHANT, new IdempotencyKey(key), succeeded)))
         .as("a final record is not written again").isEqualTo(Completion.Result.FENCED);
 
@@ -123,8 +123,12 @@ class ReclaimedKeyFencingIT {
 
   private static Completion succeeded(StoreClaim.Claimed claim) {
     String body = "{\"id\":\"" + claim.paymentId() + "\",\"status\":\"succeeded\"}";
+    Instant expiresAt = Instant.now().plus(Duration.ofHours(1));
+    Completion ifChargeTaken = Completion.pending(new dev.idemgate.idempotency.StoredResponse(202, "{}", claim.paymentId(),
+        expiresAt), Duration.ofHours(1), "simulator", Duration.ofSeconds(5));
     return new Completion(RecordState.COMPLETED, new dev.idemgate.idempotency.StoredResponse(201, body, claim.paymentId(),
-        Instant.now().plus(Duration.ofHours(1))), Duration.ofHours(1), "succeeded", "simulator", "ch_taken_over", null, null);
+        expiresAt), Duration.ofHours(1), "succeeded", "simulator", "ch_taken_over_" + claim.paymentId(), null, null,
+        ifChargeTaken);
   }
 
   private static StoreClaim.Claimed claim(String key) {

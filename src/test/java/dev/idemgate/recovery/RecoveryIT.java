@@ -880,7 +880,7 @@ class RecoveryIT {
         MERCHANT_A, key);
     var stale = new dev.idemgate.idempotency.Completion(dev.idemgate.idempotency.RecordState.COMPLETED,
         new dev.idemgate.idempotency.StoredResponse(402, "{}", "pay_stale", Instant.now().plusSeconds(60)),
-        Duration.ofSeconds(60), "declined", "simulator", "ch_stale", "card_declined", null);
+        Duration.ofSeconds(60), "declined", "simulator", "ch_stale", "card_declined", null, null);
     assertThat(Http.await(store.complete(MERCHANT_A, new IdempotencyKey(key), epoch + 1, stale)))
         .isEqualTo(dev.idemgate.idempotency.Completion.Result.FENCED);
     String paymentId = (String) db.scalar("SELECT payment_id FROM idemgate.idempotency_keys "

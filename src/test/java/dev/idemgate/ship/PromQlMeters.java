@@ -36,7 +36,8 @@ final class PromQlMeters {
       "idemgate_rate_limit_exchange_failures_total",
       "idemgate_retention_lag_seconds",
       "idemgate_dependency_up",
-      "idemgate_log_lines_dropped_total");
+      "idemgate_log_lines_dropped_total",
+      "idemgate_provider_reference_reused_total");
 
   /** Timers, histograms and distribution summaries: the base name plus one of Micrometer's series suffixes. */
   static final Set<String> HISTOGRAMS = Set.of(
