@@ -488,7 +488,7 @@ public final class ApiVerticle extends VerticleBase {
     if (cached != null) {
       metrics.replayCacheHit();
       outcome(ctx, RequestOutcome.REPLAYED);
-      sendStored(ctx, cached, true);
+      sendStored(ctx, cached, true, 0);
       return;
     }
     ParsedPayment parsed = PaymentRequestParser.parse(raw, credentials, BearerTokens.of(ctx));
@@ -580,10 +580,10 @@ public final class ApiVerticle extends VerticleBase {
     } else if (outcome instanceof PayOutcome.Fresh fresh) {
       int status = fresh.response().status();
       outcome(ctx, status == 201 ? RequestOutcome.CREATED : status == 402 ? RequestOutcome.DECLINED : RequestOutcome.PENDING);
-      sendStored(ctx, fresh.response(), false);
+      sendStored(ctx, fresh.response(), false, fresh.retryAfterSeconds());
     } else if (outcome instanceof PayOutcome.Replayed replayed) {
       outcome(ctx, RequestOutcome.REPLAYED);
-      sendStored(ctx, replayed.response(), true);
+      sendStored(ctx, replayed.response(), true, replayed.retryAfterSeconds());
     } else if (outcome instanceof PayOutcome.InFlight inFlight) {
       outcome(ctx, RequestOutcome.IN_FLIGHT_CONFLICT);
       Problems.send(ctx, new ApiProblem(ErrorCode.IDEMPOTENCY_KEY_IN_USE, inFlight.awaitingRecovery()
@@ -630,13 +630,17 @@ public final class ApiVerticle extends VerticleBase {
             : Instant.ofEpochMilli(twin.originalAtMillis())).toString());
   }
 
-  private void sendStored(RoutingContext ctx, StoredResponse stored, boolean replay) {
+  /** @param retryAfterSeconds for a 202, when a retry may get the final answer (at least 1 is sent) */
+  private void sendStored(RoutingContext ctx, StoredResponse stored, boolean replay, int retryAfterSeconds) {
     var response = ctx.response().setStatusCode(stored.status())
         .putHeader("Content-Type", "application/json");
     if (stored.status() != 202) {
       // A pending payment's key expires only once its outcome is known (the purge leaves pending
       // records), and its expiry is set then: a date on a 202 was one the key would outlive.
       response.putHeader("Idempotency-Key-Expires", HttpDates.format(stored.expiresAt()));
+    } else {
+      // When to poll: asked sooner, the retry gets this same 202 (PendingRetryAfter).
+      response.putHeader("Retry-After", String.valueOf(Math.max(1, retryAfterSeconds)));
     }
     if (stored.status() == 201 || stored.status() == 202) {
       response.putHeader("Location", "/v1/payments/" + stored.paymentId());

@@ -100,14 +100,16 @@ public final class IdempotencyStore {
   /**
    * A PROCESSING record's age and lease left are read on PostgreSQL's clock, which wrote them, for
    * the 409's Retry-After (PaymentService); {@code next_inquiry_at} is set on a PROCESSING record
-   * only by recovery's take and an operator's verdict (a claim clears it).
+   * only by recovery's take and an operator's verdict (a claim clears it). A PENDING record's next
+   * inquiry, counted from PostgreSQL's now, is its 202's Retry-After.
    */
   private static final String READ = """
       SELECT k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.response_status, k.response_body,
              k.payment_id, k.expires_at,
              floor(extract(epoch FROM now() - k.created_at) * 1000)::bigint AS age_ms,
              floor(extract(epoch FROM k.lease_expires_at - now()) * 1000)::bigint AS lease_left_ms,
-             k.next_inquiry_at IS NOT NULL AS taken_over
+             k.next_inquiry_at IS NOT NULL AS taken_over,
+             floor(extract(epoch FROM k.next_inquiry_at - now()) * 1000)::bigint AS next_inquiry_in_ms
       FROM idemgate.idempotency_keys k
       JOIN unnest($1::text[], $2::text[]) AS i(merchant_id, idempotency_key)
         ON k.merchant_id = i.merchant_id AND k.idempotency_key = i.idempotency_key""";
@@ -513,7 +515,8 @@ public final class IdempotencyStore {
       return new StoreClaim.InFlight(Duration.ofMillis(row.getLong("age_ms")), Duration.ofMillis(row.getLong("lease_left_ms")),
           row.getBoolean("taken_over"));
     } else if (state == RecordState.PENDING) {
-      return new StoreClaim.Pending(stored(row));
+      Long nextInquiryInMs = row.getLong("next_inquiry_in_ms");
+      return new StoreClaim.Pending(stored(row), nextInquiryInMs == null ? Duration.ZERO : Duration.ofMillis(nextInquiryInMs));
     }
     // An expired completed key is re-claimed by the INSERT unless a twin got there first.
     return new StoreClaim.Completed(stored(row));

@@ -24,8 +24,12 @@ public sealed interface StoreClaim {
   /** The key is completed with the same payload. */
   record Completed(StoredResponse response) implements StoreClaim {}
 
-  /** The provider outcome is unknown; recovery owns the record. The stored 202 is replayed. */
-  record Pending(StoredResponse response) implements StoreClaim {}
+  /**
+   * The provider outcome is unknown; recovery owns the record. The stored 202 is replayed.
+   * {@code nextInquiryIn}: when recovery next asks the provider about it, on PostgreSQL's clock
+   * (negative once due; while an inquiry is under way, the end of the hold recovery took for it).
+   */
+  record Pending(StoredResponse response, Duration nextInquiryIn) implements StoreClaim {}
 
   /** The key was used with another payload, whose fingerprint is {@code heldFingerprint}. */
   record Mismatch(String heldFingerprint) implements StoreClaim {}

@@ -7,11 +7,23 @@ public sealed interface PayOutcome {
   /**
    * First answer of this request's payment (201, 402 or 202), as stored for replay: its own, or the
    * one recovery stored when it settled the payment before this request's answer was written.
+   * {@code retryAfterSeconds}: for a 202, when a retry may get the final answer
+   * ({@link PendingRetryAfter}); 0 for a final answer.
    */
-  record Fresh(StoredResponse response) implements PayOutcome {}
+  record Fresh(StoredResponse response, int retryAfterSeconds) implements PayOutcome {
+    /** A final answer (201 or 402). */
+    Fresh(StoredResponse response) {
+      this(response, 0);
+    }
+  }
 
-  /** A stored answer replayed byte for byte. */
-  record Replayed(StoredResponse response) implements PayOutcome {}
+  /** A stored answer replayed byte for byte; {@code retryAfterSeconds} as for {@link Fresh}. */
+  record Replayed(StoredResponse response, int retryAfterSeconds) implements PayOutcome {
+    /** A final answer (201 or 402). */
+    Replayed(StoredResponse response) {
+      this(response, 0);
+    }
+  }
 
   /**
    * A twin is in flight: 409 idempotency_key_in_use, retry after this many seconds.

@@ -45,7 +45,7 @@ public final class PaymentService {
   static final String OPERATION = "payments.create";
   private static final int STORE_RETRY_AFTER_SECONDS = 2;
   /** First inquiry of a pending payment (the schedule is recovery's). */
-  private static final Duration FIRST_INQUIRY = Duration.ofSeconds(5);
+  static final Duration FIRST_INQUIRY = Duration.ofSeconds(5);
   /** The last try within a lease comes this long before it ends: past it the record is recovery's. */
   static final long LAST_TRY_BEFORE_LEASE_END_MS = 500;
   /** First wait before a completion PostgreSQL did not take is written again; it doubles each time. */
@@ -80,6 +80,7 @@ public final class PaymentService {
    */
   private final int heldKeyRetryAfterSeconds;
   private final InFlightRetryAfter inFlightRetryAfter;
+  private final PendingRetryAfter pendingRetryAfter;
   /**
    * This gateway's wall clock, for what is only told: payment ids and the key expiry a client is
    * given. Nothing PostgreSQL compares with its own clock is taken from it. A test gives one that
@@ -108,6 +109,7 @@ public final class PaymentService {
     this.leaseNanos = config.lease().toNanos();
     this.heldKeyRetryAfterSeconds = (int) Math.max(1, (config.heldKeyFreedWithin().toMillis() + 999) / 1000);
     this.inFlightRetryAfter = new InFlightRetryAfter(config);
+    this.pendingRetryAfter = new PendingRetryAfter(config);
   }
 
   /**
@@ -354,7 +356,7 @@ public final class PaymentService {
           } else if (decision instanceof StoreClaim.Pending pending) {
             return cached(redisClaim, () -> gate.markPending(cmd.merchantId(), cmd.key(), cmd.fingerprint(),
                     config.keyTtlFor(cmd.merchantId()), redisClaim))
-                .map(v -> new PayOutcome.Replayed(pending.response()));
+                .map(v -> new PayOutcome.Replayed(pending.response(), pendingRetryAfter.untilAsked(pending.nextInquiryIn())));
           } else if (decision instanceof StoreClaim.InFlight inFlight) {
             // Twins that waited on this request's Redis claim are not woken: the request that holds
             // the key wakes them with its answer once it completes.
@@ -479,7 +481,7 @@ public final class PaymentService {
             return answerTakenOver(cmd, owned, completion, redisClaim);
           }
           Completion written = written(completion, result);
-          return recorded(cmd, written, redisClaim).map(v -> (PayOutcome) new PayOutcome.Fresh(written.response()));
+          return recorded(cmd, written, redisClaim).map(v -> fresh(written));
         })
         .recover(failure -> {
           if (!(failure instanceof StoreUnavailable)) {
@@ -491,7 +493,9 @@ public final class PaymentService {
           log.error("payment {} provider outcome '{}' not recorded; it is written again while its lease lasts, then "
               + "recovery finalises it: {}", owned.paymentId(), paymentStatus, failure.getMessage());
           recordLater(cmd, owned, redisClaim, completion);
-          return Future.succeededFuture(new PayOutcome.Fresh(pendingAnswer(cmd, owned, response.expiresAt())));
+          // The outcome is written again from half a second on; until it lands a retry gets 409.
+          return Future.succeededFuture(new PayOutcome.Fresh(pendingAnswer(cmd, owned, response.expiresAt()),
+              PendingRetryAfter.SETTLING));
         });
   }
 
@@ -514,9 +518,9 @@ public final class PaymentService {
     StoredResponse pending = pendingAnswer(cmd, owned, completion.response().expiresAt());
     return completeTakenOver(cmd, completion, redisClaim)
         .compose(result -> result != Completion.Result.FENCED
-            ? Future.succeededFuture((PayOutcome) new PayOutcome.Fresh(writtenAs(completion, result).response()))
+            ? Future.succeededFuture(fresh(writtenAs(completion, result)))
             : asRecordedNow(cmd, owned, completion, pending))
-        .otherwise(failure -> new PayOutcome.Fresh(pending));
+        .otherwise(failure -> new PayOutcome.Fresh(pending, PendingRetryAfter.SETTLING));
   }
 
   /**
@@ -534,12 +538,14 @@ public final class PaymentService {
       if (record instanceof StoreClaim.Completed done) {
         return new PayOutcome.Fresh(done.response());
       } else if (record instanceof StoreClaim.Pending unsettled) {
-        return new PayOutcome.Fresh(unsettled.response());
+        return new PayOutcome.Fresh(unsettled.response(), pendingRetryAfter.untilAsked(unsettled.nextInquiryIn()));
       } else if (record == null && completion.state() == RecordState.COMPLETED) {
         log.error("payment {}: the provider answered '{}', but recovery had released its key (as never charged); "
             + "answering 202 pending so that the client retries with the key", owned.paymentId(), completion.paymentStatus());
       }
-      return (PayOutcome) new PayOutcome.Fresh(pending);
+      // Recovery holds the record and is asking the provider now, or freed the key (a retry goes out
+      // under the same provider key, and the provider answers it with its charge): a retry soon gets more.
+      return (PayOutcome) new PayOutcome.Fresh(pending, PendingRetryAfter.SETTLING);
     }).onFailure(failure -> log.warn("payment {}: its record was not read after recovery took it over; answering 202 "
         + "pending: {}", owned.paymentId(), failure.getMessage()));
   }
@@ -580,6 +586,12 @@ public final class PaymentService {
   /** {@link #written}, not counted again. */
   private static Completion writtenAs(Completion completion, Completion.Result result) {
     return result == Completion.Result.CHARGE_TAKEN ? completion.ifChargeTaken() : completion;
+  }
+
+  /** This request's answer from the completion written: a pending one says when to poll (from its first inquiry). */
+  private PayOutcome fresh(Completion written) {
+    return new PayOutcome.Fresh(written.response(),
+        written.state() == RecordState.PENDING ? pendingRetryAfter.untilAsked(written.nextInquiryIn()) : 0);
   }
 
   /** After a completion landed: the replay cache and Redis learn the answer (waiters are woken). */

@@ -128,6 +128,30 @@ class RecoveryIT {
   }
 
   @Test
+  @DisplayName("a 202 pending says in Retry-After when recovery will have asked the provider again: the first answer "
+      + "after the first inquiry (5 s), a replay after the record's next inquiry, each plus a recovery pass and a second")
+  void pendingAnswersSayWhenToAskAgain() {
+    String key = Http.newKey();
+    JsonObject body = Http.payment(905, "tok_timeout_after_charge");
+    Reply first = http.pay(gateway.apiPort(), KEY_A, key, body);
+    assertThat(first.status()).isEqualTo(202);
+    // The first inquiry 5 s after, the pass that takes it within 200 ms, a second for its answer.
+    assertThat(first.header("Retry-After")).as("the first 202").isEqualTo("7");
+
+    String quiet = Http.newKey();
+    JsonObject quietBody = Http.payment(906, "tok_visa");
+    claim(quiet, quietBody, "simulator");
+    quietPending(quiet, false);
+    Reply replay = http.pay(gateway.apiPort(), KEY_A, quiet, quietBody);
+    assertThat(replay.status()).isEqualTo(202);
+    assertThat(replay.header("Idempotent-Replayed")).isEqualTo("true");
+    // Its next inquiry an hour away, less the moments this test took.
+    assertThat(Integer.parseInt(replay.header("Retry-After"))).as("a pending payment's replay").isBetween(3590, 3602);
+    forget(quiet);
+    eventually(Duration.ofSeconds(15), () -> "COMPLETED".equals(state(MERCHANT_A, key)), "recovery completes the first");
+  }
+
+  @Test
   @DisplayName("a claim left PROCESSING by a dead instance, whose charge reached the provider, is completed by recovery")
   void expiredLeaseWithChargeIsCompleted() {
     String key = Http.newKey();
