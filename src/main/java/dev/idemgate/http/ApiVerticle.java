@@ -603,7 +603,8 @@ public final class ApiVerticle extends VerticleBase {
           ? "the payment provider did not take the charge; nothing was charged, but the key stays in use until it is "
               + "released: retry after Retry-After seconds"
           : retryAfter > 0
-              ? "the payment provider is failing, and no charge is sent to it for Retry-After seconds; nothing was "
+              // This instance's circuit breaker is open, or the acquirer itself said when to come back.
+              ? "the payment provider is failing or refusing charges for Retry-After seconds; nothing was "
                   + "charged and the key is free: retry after Retry-After seconds"
               : "the payment provider did not take the charge; nothing was charged and the key is free: retrying is safe";
       Problems.send(ctx, new ApiProblem(ErrorCode.PROVIDER_UNAVAILABLE, detail, null, retryAfter > 0 ? retryAfter : null));

@@ -39,8 +39,9 @@ public sealed interface PayOutcome {
    * The provider definitely did not charge: 502 provider_unavailable. The key is released, or, when
    * PostgreSQL did not take the release, stays held until recovery frees it. {@code retryAfterSeconds}
    * says when a retry can expect more than this answer: for a held key, when recovery will have freed
-   * it; for a released one, when this instance sends charges to the provider again (its circuit
-   * breaker open), or 0 when it already does.
+   * it (or later, when the provider said so); for a released one, when this instance sends charges
+   * to the provider again (its circuit breaker open) or the provider said it takes them again (its
+   * own Retry-After), the later of the two, or 0 when nothing says.
    */
   record ProviderUnavailable(boolean keyReleased, int retryAfterSeconds) implements PayOutcome {}
 

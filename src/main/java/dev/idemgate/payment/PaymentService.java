@@ -679,7 +679,8 @@ public final class PaymentService {
               ? gate.forget(cmd.merchantId(), cmd.key()) : releaseRedis(cmd, redisClaim));
           return redis.compose(v -> gate.wakeWaiters(cmd.merchantId(), cmd.key()))
               .map(v -> new PayOutcome.ProviderUnavailable(released,
-                  released ? notAttempted.retryAfterSeconds() : heldKeyRetryAfterSeconds));
+                  released ? notAttempted.retryAfterSeconds()
+                      : Math.max(heldKeyRetryAfterSeconds, notAttempted.retryAfterSeconds())));
         });
   }
 

@@ -22,6 +22,7 @@ import java.net.URI;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
@@ -53,8 +54,9 @@ import org.slf4j.LoggerFactory;
  *       approval, or an earlier charge under the provider key): that charge is not the payment's.</li>
  *   <li>503 with the acquirer's own error body ({@code {"error": "snake_case_code"}}) and 429 → NOT_ATTEMPTED: the
  *       acquirer refuses before accepting (503 is the protocol's "down before acceptance"; 429 is a
- *       rate limit). A 503 without that body → UNKNOWN: it may come from a proxy between the two
- *       (Envoy's "reset before headers") after the charge went through.</li>
+ *       rate limit), for as long as its {@code Retry-After} says ({@link AcquirerRetryAfter}: the
+ *       one header of an answer that reaches the client). A 503 without that body → UNKNOWN: it may
+ *       come from a proxy between the two (Envoy's "reset before headers") after the charge went through.</li>
  *   <li>307 and 308 → NOT_ATTEMPTED ("send it there instead": nothing processed here); other 3xx →
  *       UNKNOWN (a 303 may answer a charge already made). Either way the URL is wrong (an
  *       {@code http://} URL of an {@code https://} acquirer, say), and it counts as trouble.</li>
@@ -210,14 +212,17 @@ public final class HttpProvider implements PaymentProvider {
         .putHeader("Idempotency-Key", request.providerKey())
         .putHeader("Content-Type", "application/json");
     return guarded(chargeBreaker, () -> exchange(options, body, request::maySend, ProviderOutcome.NotAttempted::new,
-            (status, answer) -> mapCharge(status, answer, request.amount(), request.currency())),
+            (status, answer, retryAfter) -> mapCharge(status, answer, request.amount(), request.currency(), retryAfter)),
         new ProviderOutcome.NotAttempted("provider circuit open"))
         // Any refusal answered while the breaker is not closed (one it refused, the one whose failure
         // opened it, one that came back after it had) says when it lets a charge through again: the
-        // client's retry would otherwise meet it at once.
+        // client's retry would otherwise meet it at once. The later of that and the acquirer's own
+        // Retry-After: a retry before either is refused again.
         .map(outcome -> outcome instanceof ProviderOutcome.NotAttempted refused
             && chargeBreaker.state() != CircuitBreakerState.CLOSED
-            ? new ProviderOutcome.NotAttempted(refused.reason(), secondsUntilTheBreakerTriesAgain()) : outcome);
+            ? new ProviderOutcome.NotAttempted(refused.reason(),
+                Math.max(refused.retryAfterSeconds(), secondsUntilTheBreakerTriesAgain()))
+            : outcome);
   }
 
   /**
@@ -239,7 +244,7 @@ public final class HttpProvider implements PaymentProvider {
     // charge: read as "never seen", it would free the key for a second charge.
     return guarded(inquiryBreaker, () -> exchange(options, null, () -> true,
             reason -> new ProviderOutcome.Unknown("inquiry not sent: " + reason),
-            (status, body) -> mapInquiry(status, body, inquiry)),
+            (status, body, retryAfter) -> mapInquiry(status, body, inquiry)),
         new ProviderOutcome.Unknown("provider circuit open; inquiry not sent"));
   }
 
@@ -286,10 +291,13 @@ public final class HttpProvider implements PaymentProvider {
         .setURI(basePath + pathAndQuery).setConnectTimeout(connectTimeoutMs);
   }
 
-  /** The answer from a status code and body; called only once a response arrived. */
+  /**
+   * The answer from a status code, body and, for a 429 or 503, the acquirer's Retry-After in seconds
+   * (0 when it gave none usable); called only once a response arrived.
+   */
   @FunctionalInterface
   interface ResponseMapping {
-    Answer map(int status, Buffer body);
+    Answer map(int status, Buffer body, int retryAfterSeconds);
   }
 
   /**
@@ -360,7 +368,12 @@ public final class HttpProvider implements PaymentProvider {
             request.connection().close();
             return Future.failedFuture(new InterimAnswer(response.statusCode()));
           }
-          return boundedBody(response).map(b -> mapping.map(response.statusCode(), b));
+          int status = response.statusCode();
+          // Read only from a refusal that may carry it: a charge's answer costs no more.
+          int retryAfter = status == 429 || status == 503
+              ? AcquirerRetryAfter.seconds(response.headers().getAll("Retry-After"), response.getHeader("Date"), Instant.now())
+              : 0;
+          return boundedBody(response).map(b -> mapping.map(status, b, retryAfter));
         })
         .timeout(leftMs, TimeUnit.MILLISECONDS);
     return answered.recover(failure -> {
@@ -408,6 +421,11 @@ public final class HttpProvider implements PaymentProvider {
    * @param currency the currency asked for
    */
   static Answer mapCharge(int status, Buffer body, long amount, String currency) {
+    return mapCharge(status, body, amount, currency, 0);
+  }
+
+  /** {@link #mapCharge(int, Buffer, long, String)}, with the acquirer's Retry-After in seconds (0: none) for a refusal. */
+  static Answer mapCharge(int status, Buffer body, long amount, String currency, int retryAfterSeconds) {
     if (status >= 200 && status < 300) {
       JsonObject json = jsonOrNull(body);
       String chargeStatus = json == null ? null : json.getValue("status") instanceof String s ? s : null;
@@ -439,7 +457,8 @@ public final class HttpProvider implements PaymentProvider {
       return new Answer(new ProviderOutcome.Unknown("acquirer answered " + status + " without a final charge status",
           chargeStatus != null ? ProviderOutcome.Heard.HAS_IT : ProviderOutcome.Heard.NO_ANSWER), false);
     } else if (status == 429 || status == 503 && acquirerError(body)) {
-      return new Answer(new ProviderOutcome.NotAttempted("acquirer refused before accepting (" + status + ")"), true);
+      return new Answer(new ProviderOutcome.NotAttempted("acquirer refused before accepting (" + status + ")",
+          retryAfterSeconds), true);
     } else if (status == 307 || status == 308) {
       // "Send it there instead": the request was not processed here.
       return new Answer(new ProviderOutcome.NotAttempted("the provider URL redirects (" + status + "): nothing was charged"), true);

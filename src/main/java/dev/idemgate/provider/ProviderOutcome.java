@@ -14,7 +14,7 @@ public sealed interface ProviderOutcome {
   /**
    * Definitely not charged (refused before acceptance): the claim is released and a retry is safe.
    * {@code retryAfterSeconds}, when above 0, is how long a retry would be refused the same way (this
-   * instance's circuit breaker, open); 0 when nothing says.
+   * instance's circuit breaker, open, or the acquirer's own Retry-After on its refusal); 0 when nothing says.
    */
   record NotAttempted(String reason, int retryAfterSeconds) implements ProviderOutcome {
     public NotAttempted(String reason) {

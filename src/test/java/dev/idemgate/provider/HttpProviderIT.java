@@ -269,6 +269,47 @@ class HttpProviderIT {
   }
 
   @Test
+  @DisplayName("a 429's Retry-After is the refusal's; once the refusals open the circuit, the later of it and the "
+      + "circuit's reopening; a 429 without one says nothing")
+  void rateLimitedSaysTheAcquirersDelay() {
+    java.util.concurrent.atomic.AtomicReference<String> retryAfter = new java.util.concurrent.atomic.AtomicReference<>();
+    io.vertx.core.http.HttpServer limiting = Http.await(vertx.createHttpServer().requestHandler(request -> {
+      var response = request.response().setStatusCode(429);
+      if (retryAfter.get() != null) {
+        response.putHeader("Retry-After", retryAfter.get());
+      }
+      response.end("{}");
+    }).listen(0, "127.0.0.1"));
+    String url = "http://127.0.0.1:" + limiting.actualPort();
+    try {
+      HttpProvider closed = provider(url, HttpProvider.BreakerSettings.DEFAULT);
+      assertThat(Http.await(closed.charge(charge("tok_visa"))))
+          .isEqualTo(new ProviderOutcome.NotAttempted("acquirer refused before accepting (429)", 0));
+      retryAfter.set("120");
+      assertThat(Http.await(closed.charge(charge("tok_visa"))))
+          .isEqualTo(new ProviderOutcome.NotAttempted("acquirer refused before accepting (429)", 120));
+      Http.await(closed.close());
+
+      // One refusal opens these circuits.
+      HttpProvider shortCircuit = provider(url, new HttpProvider.BreakerSettings(1, Duration.ofSeconds(2), Duration.ofSeconds(10)));
+      ProviderOutcome opening = Http.await(shortCircuit.charge(charge("tok_visa")));
+      assertThat(shortCircuit.circuitState()).isEqualTo(CircuitBreakerState.OPEN);
+      assertThat(((ProviderOutcome.NotAttempted) opening).retryAfterSeconds()).as("the acquirer's 120, not the circuit's 2")
+          .isEqualTo(120);
+      Http.await(shortCircuit.close());
+
+      retryAfter.set("3");
+      HttpProvider longCircuit = provider(url, new HttpProvider.BreakerSettings(1, Duration.ofSeconds(30), Duration.ofSeconds(10)));
+      opening = Http.await(longCircuit.charge(charge("tok_visa")));
+      assertThat(((ProviderOutcome.NotAttempted) opening).retryAfterSeconds()).as("the circuit's 30 s, not the acquirer's 3")
+          .isBetween(29, 30);
+      Http.await(longCircuit.close());
+    } finally {
+      Http.await(limiting.close());
+    }
+  }
+
+  @Test
   @DisplayName("refusals of a malformed request do not open the circuit")
   void badRequestsKeepCircuitClosed() {
     HttpProvider guarded = provider(proxy.httpUrl(), new HttpProvider.BreakerSettings(2, Duration.ofSeconds(5), Duration.ofSeconds(10)));
