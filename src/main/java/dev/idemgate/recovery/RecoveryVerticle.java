@@ -82,6 +82,13 @@ public final class RecoveryVerticle extends VerticleBase {
    * {@code failed} action counts every one.
    */
   private final ThrottledWarning paymentFailed = new ThrottledWarning(log);
+  /**
+   * A payment older than {@code provider_key_retention} that the acquirer cannot explain: asked about
+   * again at every inquiry, for good, until an operator settles it, so many of them wrote a WARN
+   * each at every pass. At most one a second; the {@code unverifiable} action and the pending gauge
+   * count them, and {@code /admin/pending} lists them.
+   */
+  private final ThrottledWarning beyondRetention = new ThrottledWarning(log);
 
   /** What recovery did with one record; the tag of {@code idemgate.recovery.actions}. */
   enum Action {
@@ -404,8 +411,8 @@ public final class RecoveryVerticle extends VerticleBase {
             // forgotten) nor its silence will ever settle this payment, and freeing the key would
             // let a retry charge again: it stays pending, still asked about (a charge found later
             // completes it), and an operator decides (POST /admin/pending/{id}/resolve).
-            log.warn("payment {} was claimed more than provider_key_retention ({}) ago and the acquirer {}: it stays "
-                + "pending until an operator settles it (docs/operations.md)", r.paymentId(), config.providerKeyRetention(),
+            beyondRetention.warn("payment {} was claimed more than provider_key_retention ({}) ago and the acquirer {}: "
+                + "it stays pending until an operator settles it (docs/operations.md)", r.paymentId(), config.providerKeyRetention(),
                 neverSeen ? "says it never saw it, which may mean it forgot it" : "cannot tell its outcome");
             return keepPending(r, null).map(action -> action == Action.FENCED ? action : Action.UNVERIFIABLE);
           }
