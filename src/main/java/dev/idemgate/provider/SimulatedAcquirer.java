@@ -53,8 +53,12 @@ public final class SimulatedAcquirer {
   };
   private long forgottenKeys;
   private long chargeSequence;
-  /** Charge ids stay unique across restarts: each run numbers its charges under a prefix of its own. */
-  private final String runPrefix = Long.toString(java.util.concurrent.ThreadLocalRandom.current().nextLong(36L * 36 * 36 * 36 * 36), 36);
+  /**
+   * Charge ids stay unique across restarts: each run numbers its charges under a prefix of its own,
+   * wide enough (about 2.8 * 10^12 values) that two runs of a test suite or a fleet never share one:
+   * the gateway leaves a payment pending when its charge id is already another payment's.
+   */
+  private final String runPrefix = Long.toString(java.util.concurrent.ThreadLocalRandom.current().nextLong(36L * 36 * 36 * 36 * 36 * 36 * 36 * 36), 36);
   private long requestsSeen;
 
   public SimulatedAcquirer(Vertx vertx, long latencyMs, long slowMs, boolean dedup) {

@@ -12,6 +12,7 @@ import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.Locale;
 import java.util.Map;
+import java.util.UUID;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
@@ -50,7 +51,8 @@ class AcquirerRetryAfterIT {
             .end("{\"error\":\"acquirer_unavailable\"}");
         case "tok_limited_long" -> response.setStatusCode(429).putHeader("Retry-After", "86400").end("{}");
         case "tok_limited_garbage" -> response.setStatusCode(429).putHeader("Retry-After", "soon").end("{}");
-        default -> response.setStatusCode(200).end("{\"id\":\"ch_1\",\"status\":\"succeeded\"}");
+        // A charge id of its own for each charge: one the ledger holds already is left pending (ReusedChargeIdIT).
+        default -> response.setStatusCode(200).end("{\"id\":\"ch_" + UUID.randomUUID() + "\",\"status\":\"succeeded\"}");
       }
     })).listen(0, "127.0.0.1"));
     // Recovery an hour apart: nothing here is left pending, and it stays out of other tests' records.

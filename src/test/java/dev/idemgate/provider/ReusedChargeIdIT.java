@@ -105,6 +105,8 @@ class ReusedChargeIdIT {
     assertThat(second.status()).as(second.body()).isEqualTo(202);
     assertThat(second.json().getString("status")).isEqualTo("pending");
     assertThat(second.json().getString("provider_reference")).isNull();
+    // As for any pending payment: its first inquiry (5 s), a recovery_interval (0.2 s) and a second, rounded up.
+    assertThat(second.header("Retry-After")).as("when to poll").isEqualTo("7");
     Http.Reply replay = http.pay(gateway.apiPort(), TestGateway.KEY_A, key, body);
     assertThat(replay.status()).as(replay.body()).isEqualTo(202);
     assertThat(replay.json().getString("id")).isEqualTo(second.json().getString("id"));
