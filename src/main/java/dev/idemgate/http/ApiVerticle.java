@@ -27,6 +27,7 @@ import dev.idemgate.ratelimit.MerchantRateLimiter;
 import dev.idemgate.storage.PipelinedRedis;
 import dev.idemgate.storage.Postgres;
 import dev.idemgate.storage.RedisClients;
+import io.netty.channel.MaxMessagesRecvByteBufAllocator;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;
 import io.vertx.core.MultiMap;
@@ -41,6 +42,7 @@ import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpVersion;
+import io.vertx.core.http.impl.Http1xServerConnection;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.net.PemKeyCertOptions;
 import io.vertx.core.net.impl.ConnectionBase;
@@ -203,6 +205,7 @@ public final class ApiVerticle extends VerticleBase {
                 credentials);
           }
         }).connectionHandler(connection -> {
+      readOncePerLoop(connection);
       metrics.connectionOpened();
       closed(connection).onComplete(v -> {
         metrics.connectionClosed();
@@ -210,6 +213,23 @@ public final class ApiVerticle extends VerticleBase {
       });
     });
     return server.listen(config.httpPort()).onFailure(e -> sharedStore.leave(context));
+  }
+
+  /**
+   * One socket read per event-loop pass on an HTTP/1.x connection. Hazard: Vert.x 5.0.7 stops
+   * reading a connection whose pipelined requests wait only at the end of a pass (8 or more
+   * messages waiting), and Netty's pass reads up to 16 times, up to 64 KiB each: a busy connection
+   * whose kernel queue had filled read about 1 MB at once, 4,300 small payments parsed and held,
+   * again each time they were answered; 100 such connections filled -Xmx256m. With one read a pass
+   * reads at most 64 KiB (about 290 payments). Not for HTTP/2, whose streams are limited on their
+   * own. Netty takes the limit as a pass starts, so the pass that opened the connection may still
+   * read up to 16 times, as much as the kernel holds for a new connection (about 130 KB).
+   */
+  private static void readOncePerLoop(HttpConnection connection) {
+    if (connection instanceof Http1xServerConnection http1
+        && http1.channel().config().getRecvByteBufAllocator() instanceof MaxMessagesRecvByteBufAllocator reads) {
+      reads.maxMessagesPerRead(1);
+    }
   }
 
   /**
