@@ -17,6 +17,7 @@ import dev.idemgate.idempotency.StoredResponse;
 import dev.idemgate.observability.GatewayMetrics.RequestOutcome;
 import dev.idemgate.observability.GatewayMetrics;
 import dev.idemgate.observability.Tracing;
+import dev.idemgate.payment.CardNumberScanner;
 import dev.idemgate.payment.ParsedPayment;
 import dev.idemgate.payment.PayOutcome;
 import dev.idemgate.payment.PaymentJson;
@@ -486,9 +487,37 @@ public final class ApiVerticle extends VerticleBase {
           "the Idempotency-Key must be 1-255 visible ASCII characters, bare or as a quoted string"));
       return;
     }
+    ApiProblem secret = secretIn(key, BearerTokens.of(ctx));
+    if (secret != null) {
+      // Not echoed back either; nor is its hash logged (no "key" in ctx): a card number's is easily reversed.
+      ctx.response().headers().remove(KEY_HEADER);
+      reject(ctx, secret);
+      return;
+    }
     ctx.put("key", key);
     ctx.next();
   }
+
+  /**
+   * The refusal of a key that holds a card number or one of the gateway's credentials, null for any
+   * other: a key is stored in PostgreSQL and Redis as sent, and shown on the admin pages, so it may
+   * hold no more than a body may. Cheap for a short text, and replays pay it too (bench/jmh,
+   * IdempotencyKeyBenchmark). A card counts only with a card network's first digits
+   * ({@link CardNumberScanner#containsIssuedCardNumber}): keys made of a time are often Luhn-valid.
+   */
+  private ApiProblem secretIn(IdempotencyKey key, String presented) {
+    if (CardNumberScanner.containsIssuedCardNumber(key.value())) {
+      return new ApiProblem(ErrorCode.CARD_DATA_REJECTED, "the Idempotency-Key header holds what looks like a card "
+          + "number; make keys of your own (a UUID, say), never of card data. " + NOTHING_CLAIMED);
+    }
+    CredentialScanner.Credential credential = credentials.find(key.value(), presented);
+    return credential == null ? null : new ApiProblem(ErrorCode.CREDENTIAL_REJECTED, "the Idempotency-Key header holds "
+        + credential.named() + " of this gateway; a key is stored as sent, so it must never carry a credential (treat "
+        + "that one as exposed); make keys of your own (a UUID, say). " + NOTHING_CLAIMED);
+  }
+
+  private static final String NOTHING_CLAIMED = "This request claimed and charged nothing; a payment made under this "
+      + "key before the gateway refused such keys stands, charged or not: do not read this as not charged";
 
   private void pay(RoutingContext ctx) {
     ctx.<Deadlines<RoutingContext>.Waiting>get(BODY_DEADLINE).done(); // the body is in

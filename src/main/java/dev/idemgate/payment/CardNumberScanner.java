@@ -106,6 +106,23 @@ public final class CardNumberScanner {
   public static final String REDACTED = "redacted:card_number";
 
   public static boolean containsCardNumber(String text) {
+    return containsCardNumber(text, false);
+  }
+
+  /**
+   * {@link #containsCardNumber}, counting only a card whose first digits are a card network's
+   * ({@link #networkPrefix}): the check of an {@code Idempotency-Key}. Keys are often made of a time
+   * (epoch milliseconds, 13 digits; {@code yyyyMMddHHmmssSSS}, 17), one in ten of them Luhn-valid:
+   * refused as card numbers, such keys got 400 on first use, and a payment stored under one before
+   * got 400 on its retry. A time written as epoch milliseconds (or micro-, nanoseconds) starts with 1
+   * until 2033 and with 20 or 21 until 2039-09-18, one in {@code yyyyMMdd…} with 19, 20 or 21 until 2200:
+   * neither is a card network's.
+   */
+  public static boolean containsIssuedCardNumber(String text) {
+    return containsCardNumber(text, true);
+  }
+
+  private static boolean containsCardNumber(String text, boolean networkPrefixOnly) {
     text = folded(text);
     int n = text.length();
     int i = 0;
@@ -156,7 +173,8 @@ public final class CardNumberScanner {
         candidateDigits += groups[count - 1];
         if (isCardShaped(groups, count, candidateDigits)
             && onlyCvvOrExpiryAfter(digits, groups, count, groupCount, candidateDigits)
-            && luhn(digits, candidateDigits) && !insideReference(text, i, groupEnds[count - 1])) {
+            && luhn(digits, candidateDigits) && (!networkPrefixOnly || networkPrefix(digits))
+            && !insideReference(text, i, groupEnds[count - 1])) {
           return true;
         }
       }
@@ -388,6 +406,27 @@ public final class CardNumberScanner {
       }
     }
     return folded.toString();
+  }
+
+  /**
+   * Whether digits begin as a card network's numbers do: 3 (American Express, Diners Club, JCB), 4
+   * (Visa), 5 (Mastercard, Maestro), 6 (Discover, UnionPay, Maestro, RuPay), 2200-2204 (Mir) or
+   * 2221-2720 (Mastercard). Not 1 (airlines' UATP), 7 to 9 (fuel, health, national cards) nor the
+   * rest of 2, where times written as numbers begin (epoch time to 2039, years to 2199).
+   */
+  private static boolean networkPrefix(CharSequence digits) {
+    char first = digits.charAt(0);
+    if (first >= '3' && first <= '6') {
+      return true;
+    }
+    if (first != '2') {
+      return false;
+    }
+    int four = 0;
+    for (int k = 0; k < 4; k++) {
+      four = four * 10 + (digits.charAt(k) - '0');
+    }
+    return (four >= 2200 && four <= 2204) || (four >= 2221 && four <= 2720);
   }
 
   private static boolean isCardShaped(int[] g, int count, int total) {

@@ -278,6 +278,55 @@ class PayApiIT {
     assertThat(clean.header("Idempotent-Replayed")).isNull();
   }
 
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', value = {
+      "the caller's own API key|KEY_A|credential_rejected|an API key",
+      "the caller's own API key, quoted|\"KEY_A\"|credential_rejected|an API key",
+      "another merchant's API key as a word|order/KEY_B|credential_rejected|an API key",
+      "the admin token|ADMIN_TOKEN-7|credential_rejected|the admin token",
+      "a card number|order-4111111111111111|card_data_rejected|card number",
+      "a card number printed in fours, quoted|\"4242 4242 4242 4242\"|card_data_rejected|card number"})
+  @DisplayName("an Idempotency-Key holding an API key, the admin token or a card number gets 400 naming the header, "
+      + "before anything is claimed: the key is neither echoed, stored nor charged under")
+  void secretIdempotencyKeysRejected(String what, String sent, String code, String named) {
+    String key = sent.replace("KEY_A", KEY_A).replace("KEY_B", KEY_B).replace("ADMIN_TOKEN", TestGateway.ADMIN_TOKEN);
+    String bare = key.replace("\"", "");
+    java.time.OffsetDateTime sentAt = java.time.OffsetDateTime.now().minusSeconds(1);
+    Reply reply = pay(key, Http.payment(100, "tok_visa"));
+    assertThat(reply.status()).as(what).isEqualTo(400);
+    assertThat(reply.json().getString("code")).isEqualTo(code);
+    assertThat(reply.json().getString("detail")).contains("Idempotency-Key", named);
+    assertThat(reply.body()).doesNotContain(bare);
+    assertThat(reply.header("Idempotency-Key")).isNull();
+    try (TestDb db = new TestDb(http.vertx())) {
+      assertThat(db.scalar("SELECT count(*) FROM idemgate.idempotency_keys WHERE idempotency_key = $1 AND created_at >= $2",
+          bare, sentAt)).isEqualTo(0L);
+    }
+    assertThat(SimulatorLog.charges(http, gateway, TestGateway.MERCHANT_A, key)).isZero(); // as sent: quoted if it was
+  }
+
+  @Test
+  @DisplayName("an Idempotency-Key made of a prefix and a time is a key, even where its digits pass the Luhn check: "
+      + "only a card number with a card network's first digits is refused in a key")
+  void timeKeysAreNotCardNumbers() {
+    // Epoch milliseconds (13 digits) and yyyyMMddHHmmssSSS (17): one value in ten is Luhn-valid, and
+    // a body holding one is refused. Keys were refused so once, and legitimate retries got 400.
+    long millis = luhnValidFrom(System.currentTimeMillis());
+    long stamp = luhnValidFrom(Long.parseLong(DateTimeFormatter.ofPattern("yyyyMMddHHmmssSSS")
+        .format(ZonedDateTime.now(java.time.ZoneOffset.UTC))));
+    for (String key : List.of("order-" + millis, stamp + "-" + Http.newKey())) {
+      assertThat(pay(key, Http.payment(100, "tok_visa")).status()).as(key).isEqualTo(201);
+    }
+  }
+
+  /** The first number from {@code n} that the card scan of a body takes for a card. */
+  private static long luhnValidFrom(long n) {
+    while (!dev.idemgate.payment.CardNumberScanner.containsCardNumber(Long.toString(n))) {
+      n++;
+    }
+    return n;
+  }
+
   @Test
   @DisplayName("a text that merely starts like an API key, holds a part of one, or another merchant's key inside a longer "
       + "word, is a valid description: keys known only by their hash are looked for as whole words")
