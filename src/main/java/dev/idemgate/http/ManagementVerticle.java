@@ -176,7 +176,7 @@ public final class ManagementVerticle extends VerticleBase {
       ctx.next();
     }).handler(this::requireAdmin);
     AnomalyRoutes.mount(router, AnomalyMonitor.of(vertx, config, meters), pool);
-    dev.idemgate.reconciliation.ReconciliationRoutes.mount(router, vertx, config, reconciliation, bodyTimeoutMs);
+    dev.idemgate.reconciliation.ReconciliationRoutes.mount(router, vertx, config, reconciliation, bodyTimeoutMs, credentials);
     // Each admin route names the query parameters it takes: any other is refused, never ignored
     // (QueryParameters).
     router.get("/admin/simulator/charges").handler(QueryParameters.only("idempotency_key", "merchant", "key"))

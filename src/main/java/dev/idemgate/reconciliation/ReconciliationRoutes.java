@@ -1,11 +1,13 @@
 package dev.idemgate.reconciliation;
 
+import dev.idemgate.auth.CredentialScanner;
 import dev.idemgate.config.ConfigException;
 import dev.idemgate.config.GatewayConfig;
 import dev.idemgate.http.ApiProblem;
 import dev.idemgate.http.ErrorCode;
 import dev.idemgate.http.Problems;
 import dev.idemgate.http.QueryParameters;
+import dev.idemgate.payment.CardNumberScanner;
 import dev.idemgate.payment.PaymentRequestParser;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
@@ -84,14 +86,17 @@ public final class ReconciliationRoutes {
   private final WorkerExecutor runs;
   /** How long an upload's body may go silent before it is answered 408 ({@link SettlementUpload}). */
   private final long uploadSilenceMillis;
+  /** Finds the gateway's credentials in what an operator sends (upload fields, notes), which are stored and shown. */
+  private final CredentialScanner credentials;
   /** Reports being written or sent; touched on the management verticle's event loop only. */
   private int reportsInFlight;
   /** Uploads being received and runs not finished; touched on the management verticle's event loop only. */
   private int runsInFlight;
 
   private ReconciliationRoutes(Vertx vertx, GatewayConfig config, ReconciliationSettings settings,
-      long uploadSilenceMillis) {
+      long uploadSilenceMillis, CredentialScanner credentials) {
     this.vertx = vertx;
+    this.credentials = credentials;
     this.uploadSilenceMillis = uploadSilenceMillis;
     this.pgUrl = config.pgUrl();
     this.chargeInFlight = config.chargeInFlight();
@@ -105,10 +110,11 @@ public final class ReconciliationRoutes {
    * Adds the routes; call after the {@code /admin/*} authentication handler.
    *
    * @param uploadSilenceMillis how long an upload's body may send nothing before it is answered 408
+   * @param credentials the gateway's credentials, refused in an upload's fields and a resolution's note
    */
   public static void mount(Router router, Vertx vertx, GatewayConfig config, ReconciliationSettings settings,
-      long uploadSilenceMillis) {
-    ReconciliationRoutes routes = new ReconciliationRoutes(vertx, config, settings, uploadSilenceMillis);
+      long uploadSilenceMillis, CredentialScanner credentials) {
+    ReconciliationRoutes routes = new ReconciliationRoutes(vertx, config, settings, uploadSilenceMillis, credentials);
     // The upload checks its query itself (request), to answer with its body unread. The resolution
     // checks it on a route of its own: Vert.x Web runs a route's body handler before its other handlers.
     router.post("/admin/reconciliations").handler(routes::upload);
@@ -275,13 +281,40 @@ public final class ReconciliationRoutes {
    * as the CLI refuses {@code --provider ''}: an empty provider read as "not given" reconciled the
    * file against every provider's payments, a query template's missing value taken for a choice.
    */
-  private static Optional<String> param(RoutingContext ctx, String name) {
+  private Optional<String> param(RoutingContext ctx, String name) {
     String value = text(name, ctx.queryParams().get(name), false);
     if (value != null && value.isBlank()) {
       throw new ApiProblem(ErrorCode.INVALID_REQUEST, name + " must not be empty: leave it out"
           + (name.equals("provider") ? " for every provider's payments" : ""));
     }
+    if (value != null) {
+      refuseSecrets(name, value, "nothing was stored");
+    }
     return Optional.ofNullable(value);
+  }
+
+  /**
+   * Refuses, with 400 naming the field and never the value, a text an operator sends that holds a card
+   * number or one of the gateway's credentials ({@link CredentialScanner}): an upload's fields and a
+   * resolution's note are stored with the run, shown in every report and in the list. In a {@code name}
+   * a card counts only with a card network's first digits, as in an Idempotency-Key
+   * ({@link CardNumberScanner#containsIssuedCardNumber}): file names often carry a time, and one in ten
+   * such times passes the Luhn check. No token is passed as presented: these routes are reached with
+   * the admin token only, which the scanner knows in full.
+   */
+  private void refuseSecrets(String field, String value, String outcome) {
+    boolean card = field.equals("name") ? CardNumberScanner.containsIssuedCardNumber(value)
+        : CardNumberScanner.containsCardNumber(value);
+    if (card) {
+      throw new ApiProblem(ErrorCode.CARD_DATA_REJECTED, field + " holds what looks like a card number; it would "
+          + "be stored with the run and shown in its reports, and must hold none: " + outcome);
+    }
+    CredentialScanner.Credential credential = credentials.find(value, null);
+    if (credential != null) {
+      throw new ApiProblem(ErrorCode.CREDENTIAL_REJECTED, field + " holds " + credential.named() + " of this gateway; "
+          + "it would be stored with the run and shown in its reports, and must hold none (treat that one as exposed): "
+          + outcome);
+    }
   }
 
   /** A text a client sends: control characters (a NUL PostgreSQL refuses, say) are refused with 400. */
@@ -446,6 +479,7 @@ public final class ReconciliationRoutes {
     String note;
     try {
       note = note(ctx.body().buffer());
+      refuseSecrets("note", note, "nothing was marked");
     } catch (ApiProblem problem) {
       Problems.send(ctx, problem);
       return;

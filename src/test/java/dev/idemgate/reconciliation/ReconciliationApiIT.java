@@ -593,6 +593,54 @@ class ReconciliationApiIT {
   }
 
   @Test
+  @DisplayName("a card number, an API key or the admin token in an upload's name, provider or merchant_prefix, or in a "
+      + "resolution's note, gets 400 card_data_rejected or credential_rejected naming the field, never the value; "
+      + "nothing is stored")
+  void secretsInFieldsRefused() throws Exception {
+    String csv = String.join(",", SettlementReader.COLUMNS) + "\n";
+    String before = newestRun();
+    String[][] uploads = {
+        {"?name=recon-4111111111111111.csv", "4111111111111111", "card_data_rejected", "name"},
+        {"?merchant_prefix=4242%204242%204242%204242", "4242 4242 4242 4242", "card_data_rejected", "merchant_prefix"},
+        {"?provider=" + TestGateway.KEY_A, TestGateway.KEY_A, "credential_rejected", "provider"},
+        {"?name=" + TestGateway.KEY_B + ".csv", TestGateway.KEY_B, "credential_rejected", "name"},
+        {"?merchant_prefix=" + TestGateway.ADMIN_TOKEN, TestGateway.ADMIN_TOKEN, "credential_rejected", "merchant_prefix"}};
+    for (String[] refusal : uploads) {
+      Http.Reply refused = upload(refusal[0], csv);
+      assertThat(refused.status()).as(refusal[0]).isEqualTo(400);
+      assertThat(refused.header("Content-Type")).startsWith("application/problem+json");
+      assertThat(refused.json().getString("code")).as(refusal[0]).isEqualTo(refusal[2]);
+      assertThat(refused.json().getString("detail")).as(refusal[0]).startsWith(refusal[3] + " holds ");
+      assertThat(refused.body()).as(refusal[0]).doesNotContain(refusal[1]);
+    }
+    assertThat(newestRun()).as("no run stored").isEqualTo(before);
+
+    int port = gateway.config().managementPort();
+    String[][] notes = {
+        {"refunded the card 4111 1111 1111 1111", "4111 1111 1111 1111", "card_data_rejected"},
+        {"rotated the key " + TestGateway.KEY_A, TestGateway.KEY_A, "credential_rejected"},
+        {"admin token " + TestGateway.ADMIN_TOKEN + " used", TestGateway.ADMIN_TOKEN, "credential_rejected"}};
+    for (String[] refusal : notes) {
+      // Refused before the run is looked up: this run does not exist, and the answer is not 404.
+      Http.Reply refused = http.send(HttpMethod.POST, port, "/admin/reconciliations/rec_0123/discrepancies/1/resolve",
+          admin(), Buffer.buffer(new JsonObject().put("note", refusal[0]).encode()));
+      assertThat(refused.status()).as(refusal[0]).isEqualTo(400);
+      assertThat(refused.json().getString("code")).as(refusal[0]).isEqualTo(refusal[2]);
+      assertThat(refused.json().getString("detail")).as(refusal[0]).startsWith("note holds ");
+      assertThat(refused.body()).as(refusal[0]).doesNotContain(refusal[1]);
+    }
+
+    // A file named with a time is taken, though epoch milliseconds pass the Luhn check one time in ten.
+    long millis = System.currentTimeMillis();
+    while (!dev.idemgate.payment.CardNumberScanner.containsCardNumber(Long.toString(millis))) {
+      millis++;
+    }
+    Http.Reply timed = upload("?name=settlement-" + millis + ".csv", csv);
+    assertThat(timed.status()).as(timed.body()).isEqualTo(202);
+    awaitCompleted(timed.json().getString("id"));
+  }
+
+  @Test
   @DisplayName("an upload with a line longer than 1 MiB gets 400 naming its line, no run stored (not 202 and a FAILED run)")
   void overlongRecordRefusedBeforeARun() {
     String csv = String.join(",", SettlementReader.COLUMNS) + "\n"
