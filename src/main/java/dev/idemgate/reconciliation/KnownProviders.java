@@ -1,5 +1,6 @@
 package dev.idemgate.reconciliation;
 
+import dev.idemgate.auth.CredentialScanner;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -47,8 +48,8 @@ final class KnownProviders {
     mapped.sort(null);
     String why = blank
         ? option + " is empty"
-        : option + " '" + SettlementReader.echo(provider, ECHOED) + "' names no provider reconciliation knows: "
-            + "no column_map." + SettlementReader.echo(provider, ECHOED) + " in the reconciliation settings and no "
+        : option + " '" + SettlementReader.echo(provider, ECHOED, CredentialScanner.NONE) + "' names no provider reconciliation knows: "
+            + "no column_map." + SettlementReader.echo(provider, ECHOED, CredentialScanner.NONE) + " in the reconciliation settings and no "
             + "payment of it in the ledger";
     return Optional.of(why + " (the ledger has " + names(ledgerProviders(c)) + "; column_map has "
         + names(mapped.size() > LISTED ? mapped.subList(0, LISTED + 1) : mapped)
@@ -87,7 +88,7 @@ final class KnownProviders {
     }
     List<String> shown = new ArrayList<>();
     for (String name : names.subList(0, Math.min(LISTED, names.size()))) {
-      shown.add(SettlementReader.echo(name, ECHOED));
+      shown.add(SettlementReader.echo(name, ECHOED, CredentialScanner.NONE));
     }
     return String.join(", ", shown) + (names.size() > LISTED ? ", …" : "");
   }

@@ -1,5 +1,6 @@
 package dev.idemgate.reconciliation;
 
+import dev.idemgate.auth.CredentialScanner;
 import dev.idemgate.config.ConfigException;
 import dev.idemgate.config.ConfigLoader;
 import dev.idemgate.storage.Migrations;
@@ -140,7 +141,7 @@ public final class ReconcileCommand implements Callable<Integer> {
       if (Files.isRegularFile(settlement)) {
         // Not a pipe (--settlement /dev/stdin), which this first reading would use up.
         try (java.io.InputStream in = Files.newInputStream(settlement)) {
-          SettlementReader.checkRecords(in, settlement.toString(), columnMap);
+          SettlementReader.checkRecords(in, settlement.toString(), columnMap, CredentialScanner.NONE);
         } catch (IOException e) {
           return usage(err, settlement + ": cannot be read (" + e.getMessage() + ")");
         }

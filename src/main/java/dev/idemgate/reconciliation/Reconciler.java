@@ -152,7 +152,7 @@ public final class Reconciler {
           provider_key text, merchant_id text, amount bigint NOT NULL, currency text NOT NULL,
           status text NOT NULL, settled_at timestamptz NOT NULL, whole_day boolean NOT NULL) ON COMMIT DROP""");
     Ingest ingest = ingest(c, reader, r);
-    dropRowsThatAreNotSettlements(c, ingest);
+    dropRowsThatAreNotSettlements(c, ingest, reader);
 
     // The ledger window, for matching: a row may settle a payment charged up to the lag before it.
     Instant from = r.from().orElseGet(() -> ingest.first == null ? r.asOf() : ingest.first.minus(lag));
@@ -308,7 +308,8 @@ public final class Reconciler {
    * <p>Invariant from here on: settlement_id is unique in recon_stage, so two rows matched to one
    * payment are two settlements; and the file's span (first, last) is taken from the rows kept.
    */
-  private static void dropRowsThatAreNotSettlements(Connection c, Ingest ingest) throws SQLException {
+  private static void dropRowsThatAreNotSettlements(Connection c, Ingest ingest, SettlementReader reader)
+      throws SQLException {
     execute(c, "ANALYZE recon_stage");
     execute(c, """
         CREATE TEMP TABLE recon_dropped (line bigint NOT NULL, settlement_id text NOT NULL, first_line bigint,
@@ -346,13 +347,13 @@ public final class Reconciler {
     execute(c, "DELETE FROM recon_stage s USING recon_dropped d WHERE s.line = d.line AND d.q1 IS NULL");
     List<MalformedRow> dropped = new ArrayList<>();
     try (PreparedStatement s = c.prepareStatement(
-        // A prefix of the id only: a thousand reasons each holding a 1 MiB id would take a gigabyte.
+        // A prefix of the id only (what echo looks at): a thousand reasons each holding a 1 MiB id would take a gigabyte.
         "SELECT line, left(settlement_id, ?), first_line, differs, settled_at, q1, q3 FROM recon_dropped ORDER BY line LIMIT ?")) {
-      s.setInt(1, SettlementReader.ECHO_CHARS + 20);
+      s.setInt(1, SettlementReader.ECHO_SCANNED);
       s.setInt(2, MALFORMED_KEPT);
       try (ResultSet rs = s.executeQuery()) {
         while (rs.next()) {
-          String id = SettlementReader.echo(rs.getString(2));
+          String id = reader.echo(rs.getString(2));
           String reason;
           if (rs.getObject(6) == null) {
             String differs = rs.getString(4);

@@ -228,8 +228,8 @@ public final class ReconciliationRoutes {
   private Started start(Path file, Upload upload) throws Exception {
     ReconciliationRequest r = upload.request();
     Map<String, String> columns = upload.settings().columnMap(r.provider());
-    SettlementReader.checkRecords(Files.newInputStream(file), r.settlementName(), columns);
-    SettlementReader reader = SettlementReader.open(Files.newInputStream(file), r.settlementName(), columns);
+    SettlementReader.checkRecords(Files.newInputStream(file), r.settlementName(), columns, credentials);
+    SettlementReader reader = SettlementReader.open(Files.newInputStream(file), r.settlementName(), columns, credentials);
     try {
       Files.deleteIfExists(file); // the open stream keeps the data readable; nothing is left behind on a crash
       Connection c = Jdbc.connect(pgUrl);

@@ -1,5 +1,6 @@
 package dev.idemgate.reconciliation;
 
+import dev.idemgate.auth.CredentialScanner;
 import dev.idemgate.payment.CardNumberScanner;
 import dev.idemgate.payment.PaymentRequestParser;
 import java.io.Closeable;
@@ -51,6 +52,12 @@ public final class SettlementReader implements Closeable {
   /** The characters of a value shown in a malformed line's reason: a 1 MiB field is never copied whole. */
   static final int ECHO_CHARS = 40;
   /**
+   * The characters of a value looked at for a credential before a prefix of it is shown: those shown and
+   * 1,024 more, so that a key the cut runs through is found whole (a key in force is known only by its
+   * hash) unless it is longer than that.
+   */
+  static final int ECHO_SCANNED = ECHO_CHARS + Credentials.MARGIN;
+  /**
    * The longest settlement_id read; a longer one makes its line malformed. The run keeps each
    * discrepancy's settlement_id, and a resolved one is found again through a B-tree index on it
    * ({@code reconciliation_discrepancies_resolved}, V4), whose entries PostgreSQL refuses past 2,704
@@ -80,6 +87,8 @@ public final class SettlementReader implements Closeable {
   static final Instant LATEST_SETTLED_AT = Instant.parse("9999-12-31T23:59:59.999999Z");
 
   private final Reader in;
+  /** The gateway's credentials, never shown in a reason ({@link #echo(String, int, CredentialScanner)}). */
+  private final CredentialScanner credentials;
   /** The file's name, as every message about it names it. */
   private final String name;
   private final char delimiter;
@@ -128,8 +137,9 @@ public final class SettlementReader implements Closeable {
 
   public record Skipped(MalformedRow malformed) implements Result {}
 
-  private SettlementReader(Reader in, String name, Map<String, String> columnMap) {
+  private SettlementReader(Reader in, String name, Map<String, String> columnMap, CredentialScanner credentials) {
     this.in = in;
+    this.credentials = credentials;
     this.name = name;
     Header parsed = readHeader(name);
     List<String> header = parsed.names();
@@ -143,8 +153,8 @@ public final class SettlementReader implements Closeable {
     for (int i = 0; i < header.size(); i++) {
       if (index.putIfAbsent(header.get(i), i) != null && read.contains(header.get(i))) {
         // Which of the two holds the settlement's value would be a guess.
-        throw new SettlementFileException(name + ": not a settlement CSV: column " + echo(header.get(i), 60)
-            + " is named twice in the header");
+        throw new SettlementFileException(name + ": not a settlement CSV: column "
+            + echo(header.get(i), 60, credentials) + " is named twice in the header");
       }
     }
     int[] at = new int[COLUMNS.size()];
@@ -165,7 +175,7 @@ public final class SettlementReader implements Closeable {
     if (!missing.isEmpty()) {
       String found = String.join(", ", header);
       throw new SettlementFileException(name + ": not a settlement CSV: missing required column(s) "
-          + String.join(", ", missing) + " (header has: " + echo(found, 200) + ")");
+          + String.join(", ", missing) + " (header has: " + echo(found, 200, credentials) + ")");
     }
     settlementId = at[0];
     reference = at[1];
@@ -178,7 +188,10 @@ public final class SettlementReader implements Closeable {
     columnsRead = Arrays.stream(at).filter(column -> column >= 0).toArray();
   }
 
-  /** Opens a file and reads its header; {@link SettlementFileException} when it cannot be used. */
+  /**
+   * Opens a file and reads its header; {@link SettlementFileException} when it cannot be used. The
+   * command line's: it knows no credential of a gateway, and its reasons show no card number only.
+   */
   public static SettlementReader open(Path file, Map<String, String> columnMap) {
     InputStream in;
     try {
@@ -191,16 +204,20 @@ public final class SettlementReader implements Closeable {
     } catch (IOException e) {
       throw new SettlementFileException(file + ": cannot be read (" + e.getMessage() + ")");
     }
-    return open(in, file.toString(), columnMap);
+    return open(in, file.toString(), columnMap, CredentialScanner.NONE);
   }
 
-  /** Reads a stream (closed by {@link #close}); {@code name} names it in messages. */
-  public static SettlementReader open(InputStream stream, String name, Map<String, String> columnMap) {
+  /**
+   * Reads a stream (closed by {@link #close}); {@code name} names it in messages, which show none of
+   * {@code credentials} (nor a card number) that a value holds.
+   */
+  public static SettlementReader open(InputStream stream, String name, Map<String, String> columnMap,
+      CredentialScanner credentials) {
     // Bad bytes become U+FFFD so that one bad line is reported and the rest is still read.
     Reader reader = new InputStreamReader(stream, StandardCharsets.UTF_8.newDecoder()
         .onMalformedInput(CodingErrorAction.REPLACE).onUnmappableCharacter(CodingErrorAction.REPLACE));
     try {
-      return new SettlementReader(reader, name, columnMap);
+      return new SettlementReader(reader, name, columnMap, credentials);
     } catch (RuntimeException e) {
       try {
         reader.close();
@@ -290,9 +307,15 @@ public final class SettlementReader implements Closeable {
     return s.isEmpty() ? null : s;
   }
 
+  /** How far past what a reason shows {@link #echo(String, int, CredentialScanner)} looks for a credential. */
+  private static final class Credentials {
+    /** A key longer than this that the cut runs through would show its first characters: none is. */
+    static final int MARGIN = 1024;
+  }
+
   /** A value of the file as it may be shown in a reason, on standard error and in reports. */
-  static String echo(String value) {
-    return echo(value, ECHO_CHARS);
+  String echo(String value) {
+    return echo(value, ECHO_CHARS, credentials);
   }
 
   /**
@@ -300,12 +323,20 @@ public final class SettlementReader implements Closeable {
    * of 13-19 digits, grouped as cards are printed or not) is shown or cut short by the limit: the
    * characters shown are scanned with the 19 after them, so a card the cut runs through is hidden too.
    * A run of 13 or more digits that the scanner does not take for a card (a card glued to other
-   * digits, say) is not shown either: a reason needs no long number to be understood.
+   * digits, say) is not shown either: a reason needs no long number to be understood. Nor is a value
+   * that holds one of {@code credentials} ({@link CredentialScanner#find}: an API key in force, the
+   * admin token) in its first {@code max} + 1,024 characters, so a key the cut runs through is hidden too.
    */
-  static String echo(String value, int max) {
+  static String echo(String value, int max, CredentialScanner credentials) {
     String scanned = value.length() > max + 19 ? value.substring(0, max + 19) : value;
     if (CardNumberScanner.containsCardNumber(scanned)) {
       return "<not shown: it looks like a card number>";
+    }
+    int looked = max + Credentials.MARGIN;
+    CredentialScanner.Credential credential =
+        credentials.find(value.length() > looked ? value.substring(0, looked) : value, null);
+    if (credential != null) {
+      return "<not shown: it holds " + credential.named() + ">";
     }
     String shown = LONG_DIGIT_RUN.matcher(scanned).replaceAll("<long number>");
     return shown.length() > max || value.length() > scanned.length() ? shown.substring(0, Math.min(max, shown.length())) + "…" : shown;
@@ -630,8 +661,9 @@ public final class SettlementReader implements Closeable {
    * in memory at a time: 0.5-0.9 s for 100 MB (1,000,000 rows), where reconciling that file took
    * 3 minutes (measured on the 2-core machine, every row an orphan).
    */
-  public static void checkRecords(InputStream stream, String name, Map<String, String> columnMap) {
-    try (SettlementReader scan = open(stream, name, columnMap)) {
+  public static void checkRecords(InputStream stream, String name, Map<String, String> columnMap,
+      CredentialScanner credentials) {
+    try (SettlementReader scan = open(stream, name, columnMap, credentials)) {
       while (scan.readRecord(false) != null) {
         // each record's length is checked as it is read
       }

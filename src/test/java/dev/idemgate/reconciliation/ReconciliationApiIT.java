@@ -641,6 +641,29 @@ class ReconciliationApiIT {
   }
 
   @Test
+  @DisplayName("a malformed line's reason shows none of an API key or the admin token the line holds, as it shows no "
+      + "card number: the reasons are stored with the run and shown in every report")
+  void malformedLinesShowNoCredentials() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant at = Instant.now().minus(Duration.ofDays(5)).truncatedTo(ChronoUnit.SECONDS);
+      String shop = ledger.merchant("shop");
+      String csv = "settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n"
+          + "s1,ch_1," + shop + "," + TestGateway.KEY_A + ",EUR," + at + "\n"
+          + "s2,ch_2," + shop + ",100,x " + TestGateway.ADMIN_TOKEN + "," + at + "\n"
+          // The same settlement_id twice with another amount: a contradiction, reported with the id.
+          + TestGateway.KEY_B + ",ch_3," + shop + ",100,EUR," + at + "\n"
+          + TestGateway.KEY_B + ",ch_3," + shop + ",200,EUR," + at + "\n";
+      String id = awaitCompleted(upload("?merchant_prefix=" + ledger.prefix, csv).json().getString("id"))
+          .getJsonObject("run").getString("id");
+      JsonArray malformed = reportOf(id).getJsonArray("malformed_rows");
+      assertThat(malformed).hasSize(3);
+      assertThat(malformed.encode()).doesNotContain(TestGateway.KEY_A, TestGateway.KEY_B, TestGateway.ADMIN_TOKEN)
+          .contains("amount '<not shown: it holds an API key>'", "currency '<not shown: it holds the admin token>'",
+              "settlement_id '<not shown: it holds an API key>'");
+    }
+  }
+
+  @Test
   @DisplayName("an upload with a line longer than 1 MiB gets 400 naming its line, no run stored (not 202 and a FAILED run)")
   void overlongRecordRefusedBeforeARun() {
     String csv = String.join(",", SettlementReader.COLUMNS) + "\n"

@@ -4,6 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
+import dev.idemgate.auth.CredentialScanner;
+import dev.idemgate.auth.MerchantKeys;
+import dev.idemgate.config.ConfigLoader;
 import java.io.ByteArrayInputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -11,6 +14,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
@@ -19,7 +23,7 @@ class SettlementReaderTest {
   private static List<SettlementReader.Result> read(String csv, Map<String, String> columnMap) {
     List<SettlementReader.Result> results = new ArrayList<>();
     try (SettlementReader reader = SettlementReader.open(
-        new ByteArrayInputStream(csv.getBytes(StandardCharsets.UTF_8)), "test.csv", columnMap)) {
+        new ByteArrayInputStream(csv.getBytes(StandardCharsets.UTF_8)), "test.csv", columnMap, CredentialScanner.NONE)) {
       for (SettlementReader.Result r = reader.next(); r != null; r = reader.next()) {
         results.add(r);
       }
@@ -99,6 +103,39 @@ class SettlementReaderTest {
   }
 
   @Test
+  @DisplayName("a reason never shows an API key in force or the admin token, nor the first characters of one the cut "
+      + "of a long value runs through; a header naming one is not echoed in the file's refusal")
+  void credentialFreeReasons() {
+    String key = "sk_live_" + "Qm9vZmJhcmJhenF1eHF1dXhjb3JnZWdyYXVsdA";
+    String admin = "0123456789abcdef0123456789abcdef";
+    CredentialScanner credentials = new CredentialScanner(
+        MerchantKeys.load(ConfigLoader.load(Optional.empty(),
+            Map.of("IDEMGATE_API_KEYS", "demo=" + key))), Optional.of(admin));
+    String straddling = "x".repeat(SettlementReader.ECHO_CHARS - 10) + " " + key;
+    String csv = "settlement_id,provider_reference,amount,currency,status,settled_at\n"
+        + "s1,ch_1," + key + ",EUR,settled,2026-01-02\n"
+        + "s2,ch_2,100,\"key=" + key + ";\",settled,2026-01-02\n"
+        + "s3,ch_3,100,EUR,token " + admin + ",2026-01-02\n"
+        + "s4,ch_4,100,EUR,settled," + straddling + "\n";
+    List<SettlementReader.Result> rows = new ArrayList<>();
+    try (SettlementReader reader = SettlementReader.open(
+        new ByteArrayInputStream(csv.getBytes(StandardCharsets.UTF_8)), "keys.csv", Map.of(), credentials)) {
+      for (SettlementReader.Result r = reader.next(); r != null; r = reader.next()) {
+        rows.add(r);
+      }
+    }
+    assertThat(rows).hasSize(4);
+    for (SettlementReader.Result result : rows) {
+      String reason = ((SettlementReader.Skipped) result).malformed().reason();
+      assertThat(reason).doesNotContain(key.substring(0, 9), admin.substring(0, 9)).contains("<not shown: it holds ");
+    }
+    assertThatThrownBy(() -> SettlementReader.open(new ByteArrayInputStream(("settlement_id," + key + "\n")
+        .getBytes(StandardCharsets.UTF_8)), "header.csv", Map.of(), credentials).close())
+        .isInstanceOf(SettlementFileException.class)
+        .hasMessageContaining("missing required column(s)").hasMessageNotContaining(key.substring(0, 9));
+  }
+
+  @Test
   @DisplayName("a settlement_id of up to 500 characters is read as given; a longer one makes its line malformed, the "
       + "reason giving its length and none of it")
   void settlementIdLength() {
@@ -120,7 +157,8 @@ class SettlementReaderTest {
         + "s1,ch_1,100,EUR,2026-01-02,Zo\u00eb\n"
         + "s2,ch_\u00eb,200,EUR,2026-01-02,x\n").getBytes(StandardCharsets.ISO_8859_1); // a Windows-1252 export
     List<SettlementReader.Result> rows = new ArrayList<>();
-    try (SettlementReader reader = SettlementReader.open(new ByteArrayInputStream(csv), "latin1.csv", Map.of())) {
+    try (SettlementReader reader = SettlementReader.open(new ByteArrayInputStream(csv), "latin1.csv", Map.of(),
+        CredentialScanner.NONE)) {
       for (SettlementReader.Result r = reader.next(); r != null; r = reader.next()) {
         rows.add(r);
       }
@@ -195,7 +233,8 @@ class SettlementReaderTest {
       csv.append("s").append(i).append(",ch_").append(i).append(",100,EUR,2026-01-02\r");
     }
     assertThat(csv.length()).isGreaterThan(1 << 20);
-    SettlementReader.checkRecords(new ByteArrayInputStream(csv.toString().getBytes(StandardCharsets.UTF_8)), "mac.csv", Map.of());
+    SettlementReader.checkRecords(new ByteArrayInputStream(csv.toString().getBytes(StandardCharsets.UTF_8)), "mac.csv", Map.of(),
+        CredentialScanner.NONE);
     List<SettlementReader.Result> rows = read(csv.toString(), Map.of());
     assertThat(rows).hasSize(40_000).allMatch(r -> r instanceof SettlementReader.Valid);
     assertThat(row(rows.get(39_999)).line()).isEqualTo(40_001);
@@ -281,7 +320,8 @@ class SettlementReaderTest {
     }
     csv.append("s_last,\"ch_last\",100,EUR,2026-01-02\n"); // a quote that, read from line 2, closes the one opened there
     assertThat(csv.length()).isGreaterThan(1 << 20);
-    SettlementReader.checkRecords(new ByteArrayInputStream(csv.toString().getBytes(StandardCharsets.UTF_8)), "q.csv", Map.of());
+    SettlementReader.checkRecords(new ByteArrayInputStream(csv.toString().getBytes(StandardCharsets.UTF_8)), "q.csv", Map.of(),
+        CredentialScanner.NONE);
     List<SettlementReader.Result> rows = read(csv.toString(), Map.of());
     assertThat(rows).hasSize(40_002);
     assertThat(((SettlementReader.Skipped) rows.get(0)).malformed())
@@ -301,7 +341,7 @@ class SettlementReaderTest {
     String csv = "settlement_id,provider_reference,amount,currency,settled_at\n" + "x\",\"\"\"\n".repeat(300_000);
     assertTimeoutPreemptively(Duration.ofSeconds(30), () -> {
       assertThatThrownBy(() -> SettlementReader.checkRecords(new ByteArrayInputStream(csv.getBytes(StandardCharsets.UTF_8)),
-          "hostile.csv", Map.of()))
+          "hostile.csv", Map.of(), CredentialScanner.NONE))
           .isInstanceOf(SettlementFileException.class)
           .hasMessageStartingWith("hostile.csv line ")
           .hasMessageEndingWith(": quoted fields left open line after line, each running on over many lines: too many "
@@ -387,7 +427,7 @@ class SettlementReaderTest {
   void notCsv() {
     assertThatThrownBy(() -> read("", Map.of())).isInstanceOf(SettlementFileException.class).hasMessageContaining("is empty");
     byte[] png = {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, (byte) 0xff, (byte) 0xfe};
-    assertThatThrownBy(() -> SettlementReader.open(new ByteArrayInputStream(png), "x.png", Map.of()))
+    assertThatThrownBy(() -> SettlementReader.open(new ByteArrayInputStream(png), "x.png", Map.of(), CredentialScanner.NONE))
         .isInstanceOf(SettlementFileException.class).hasMessageContaining("not a CSV text file");
     assertThatThrownBy(() -> read("{\"settlements\": [1, 2]}\n", Map.of()))
         .isInstanceOf(SettlementFileException.class).hasMessageContaining("not a settlement CSV");
@@ -407,10 +447,11 @@ class SettlementReaderTest {
   void checkRecordsFindsTheOverlongRecord() {
     String header = "settlement_id,provider_reference,amount,currency,settled_at\n";
     String good = header + "s1,ch_1,100,EUR,2026-01-01\n".repeat(1_000) + "s2,\"quoted,\nover two lines\",1,EUR,2026-01-01\n";
-    SettlementReader.checkRecords(new ByteArrayInputStream(good.getBytes(StandardCharsets.UTF_8)), "good.csv", Map.of());
+    SettlementReader.checkRecords(new ByteArrayInputStream(good.getBytes(StandardCharsets.UTF_8)), "good.csv", Map.of(),
+        CredentialScanner.NONE);
     String bad = good + "s3,\"" + "x".repeat((1 << 20) + 10) + "\n";
     assertThatThrownBy(() -> SettlementReader.checkRecords(new ByteArrayInputStream(bad.getBytes(StandardCharsets.UTF_8)),
-        "bad.csv", Map.of()))
+        "bad.csv", Map.of(), CredentialScanner.NONE))
         .isInstanceOf(SettlementFileException.class)
         .hasMessage("bad.csv line 1004: a line longer than 1048576 characters");
   }
@@ -426,7 +467,7 @@ class SettlementReaderTest {
       }
     });
     assertThatThrownBy(() -> {
-      try (SettlementReader reader = SettlementReader.open(failing, "disk.csv", Map.of())) {
+      try (SettlementReader reader = SettlementReader.open(failing, "disk.csv", Map.of(), CredentialScanner.NONE)) {
         reader.next();
       }
     }).isInstanceOf(SettlementFileException.class).hasMessageStartingWith("disk.csv: could not be read past line 2");
