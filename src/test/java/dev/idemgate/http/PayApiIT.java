@@ -292,7 +292,21 @@ class PayApiIT {
     String key = sent.replace("KEY_A", KEY_A).replace("KEY_B", KEY_B).replace("ADMIN_TOKEN", TestGateway.ADMIN_TOKEN);
     String bare = key.replace("\"", "");
     java.time.OffsetDateTime sentAt = java.time.OffsetDateTime.now().minusSeconds(1);
-    Reply reply = pay(key, Http.payment(100, "tok_visa"));
+    Reply reply;
+    Map<String, String> accessLine;
+    try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
+      reply = pay(key, Http.payment(100, "tok_visa"));
+      String requestId = reply.header("X-Request-Id");
+      dev.idemgate.support.Waits.eventually(Duration.ofSeconds(5),
+          () -> access.events().stream().anyMatch(e -> String.valueOf(e.getKeyValuePairs()).contains(requestId)),
+          "the access line of " + requestId);
+      accessLine = access.events().stream().filter(e -> String.valueOf(e.getKeyValuePairs()).contains(requestId))
+          .findFirst().orElseThrow().getKeyValuePairs().stream().filter(kv -> kv.value != null)
+          .collect(java.util.stream.Collectors.toMap(kv -> kv.key, kv -> String.valueOf(kv.value), (a, b) -> a));
+    }
+    // No hash of the key either: a card number's is reversed by trying the few card numbers there are.
+    assertThat(accessLine).containsEntry("status", "400").doesNotContainKey("key_sha256");
+    assertThat(accessLine.toString()).doesNotContain(bare);
     assertThat(reply.status()).as(what).isEqualTo(400);
     assertThat(reply.json().getString("code")).isEqualTo(code);
     assertThat(reply.json().getString("detail")).contains("Idempotency-Key", named);
