@@ -111,10 +111,10 @@ public final class CardNumberScanner {
 
   /**
    * {@link #containsCardNumber}, counting only a card whose first digits are a card network's
-   * ({@link #networkPrefix}): the check of an {@code Idempotency-Key}. Keys are often made of a time
-   * (epoch milliseconds, 13 digits; {@code yyyyMMddHHmmssSSS}, 17), one in ten of them Luhn-valid:
-   * refused as card numbers, such keys got 400 on first use, and a payment stored under one before
-   * got 400 on its retry. A time written as epoch milliseconds (or micro-, nanoseconds) starts with 1
+   * ({@link #networkPrefix}): the check of a reconciliation file's name. Names are often made of a
+   * time (epoch milliseconds, 13 digits; {@code yyyyMMddHHmmssSSS}, 17), one in ten of them
+   * Luhn-valid. (Not the check of an {@code Idempotency-Key}, which is not looked at for cards: a
+   * random 19-digit key is still refused here about one time in 25.) A time written as epoch milliseconds (or micro-, nanoseconds) starts with 1
    * until 2033 and with 20 or 21 until 2039-09-18, one in {@code yyyyMMdd…} with 19, 20 or 21 until 2200:
    * neither is a card network's.
    */

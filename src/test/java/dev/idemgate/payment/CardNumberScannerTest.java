@@ -192,9 +192,9 @@ class CardNumberScannerTest {
   }
 
   @Test
-  @DisplayName("in an Idempotency-Key a card counts only with a card network's first digits: keys made of a time are "
-      + "not refused, however often their digits pass the Luhn check")
-  void cardsInIdempotencyKeys() {
+  @DisplayName("with a card network's first digits only (a reconciliation file's name), texts made of a time are not "
+      + "taken for cards, however often their digits pass the Luhn check")
+  void cardsWithANetworksFirstDigits() {
     for (String card : List.of("4111111111111111", "order-5555555555554444", "378282246310005", "6011111111111117",
         "2223003122003222", "2200000000000004", "\"4242 4242 4242 4242\"", "3530111333300000")) {
       assertThat(CardNumberScanner.containsIssuedCardNumber(card)).as(card).isTrue();
