@@ -297,7 +297,7 @@ public final class ReconciliationRoutes {
    * Refuses, with 400 naming the field and never the value, a text an operator sends that holds a card
    * number or one of the gateway's credentials ({@link CredentialScanner}): an upload's fields and a
    * resolution's note are stored with the run, shown in every report and in the list. In a {@code name}
-   * a card counts only with a card network's first digits, as in an Idempotency-Key
+   * a card counts only with a card network's first digits
    * ({@link CardNumberScanner#containsIssuedCardNumber}): file names often carry a time, and one in ten
    * such times passes the Luhn check. No token is passed as presented: these routes are reached with
    * the admin token only, which the scanner knows in full.
