@@ -224,6 +224,9 @@ public final class ApiVerticle extends VerticleBase {
    * reads at most 64 KiB (about 290 payments). Not for HTTP/2, whose streams are limited on their
    * own. Netty takes the limit as a pass starts, so the pass that opened the connection may still
    * read up to 16 times, as much as the kernel holds for a new connection (about 130 KB).
+   * Hazard: each channel has an allocator of its own only while no receive buffer size is set on the
+   * server's options; with one, Vert.x gives every connection one shared FixedRecvByteBufAllocator,
+   * and this would then limit HTTP/2 connections too.
    */
   private static void readOncePerLoop(HttpConnection connection) {
     if (connection instanceof Http1xServerConnection http1
@@ -533,7 +536,7 @@ public final class ApiVerticle extends VerticleBase {
     }
     ApiProblem secret = secretIn(key, BearerTokens.of(ctx));
     if (secret != null) {
-      // Not echoed back either, nor its hash logged (the access line's key_sha256): a card number's is easily reversed.
+      // Not echoed back either, nor its hash logged (the access line's key_sha256): a credential's would let anyone with the log check a guess.
       ctx.remove("key");
       ctx.response().headers().remove(KEY_HEADER);
       reject(ctx, secret);

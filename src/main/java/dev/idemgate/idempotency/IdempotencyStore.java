@@ -122,7 +122,8 @@ public final class IdempotencyStore {
    *
    * <p>One charge is one payment. A succeeded completion (the ones that carry a pending alternative,
    * {@code taken_body}: {@link Completion#ifChargeTaken}) whose charge id the ledger already holds as
-   * another payment's of the same acquirer ({@code charged_as}: its ledger name or one of its earlier
+   * another succeeded payment's of the same acquirer (a declined one's moved no money: acquirers whose
+   * ids name an order's attempts answer a paid retry with the declined attempt's id) ({@code charged_as}: its ledger name or one of its earlier
    * ones, {@code $17}; another acquirer's ids may be the same text) is written as that pending
    * alternative instead: 202, no charge id in the ledger, recovery asks again later and finds the same
    * (it completes through this statement too), and reconciliation reports it stuck. The probe cannot
@@ -147,7 +148,7 @@ public final class IdempotencyStore {
                taken_body, taken_next_inquiry_in_ms)
         LEFT JOIN LATERAL (SELECT p.id FROM idemgate.payments p
                            WHERE t.taken_body IS NOT NULL AND p.provider_reference = t.provider_reference
-                             AND p.id <> t.payment_id AND (p.provider = t.provider OR p.provider = ANY($17::text[]))
+                             AND p.id <> t.payment_id AND p.status = 'succeeded' AND (p.provider = t.provider OR p.provider = ANY($17::text[]))
                            LIMIT 1) other ON true),
       done AS (
         UPDATE idemgate.idempotency_keys k

@@ -296,15 +296,15 @@ public final class ReconciliationRoutes {
   /**
    * Refuses, with 400 naming the field and never the value, a text an operator sends that holds a card
    * number or one of the gateway's credentials ({@link CredentialScanner}): an upload's fields and a
-   * resolution's note are stored with the run, shown in every report and in the list. In a {@code name}
-   * a card counts only with a card network's first digits
-   * ({@link CardNumberScanner#containsIssuedCardNumber}): file names often carry a time, and one in ten
-   * such times passes the Luhn check. No token is passed as presented: these routes are reached with
+   * resolution's note are stored with the run, shown in every report and in the list. In a
+   * {@code name}, {@code provider} or {@code merchant_prefix} a card counts only with a card network's
+   * first digits ({@link CardNumberScanner#containsIssuedCardNumber}): file names often carry a time,
+   * and merchant ids are often 15 digits, one in ten of either passing the Luhn check. No token is passed as presented: these routes are reached with
    * the admin token only, which the scanner knows in full.
    */
   private void refuseSecrets(String field, String value, String outcome) {
-    boolean card = field.equals("name") ? CardNumberScanner.containsIssuedCardNumber(value)
-        : CardNumberScanner.containsCardNumber(value);
+    boolean card = field.equals("note") ? CardNumberScanner.containsCardNumber(value)
+        : CardNumberScanner.containsIssuedCardNumber(value);
     if (card) {
       throw new ApiProblem(ErrorCode.CARD_DATA_REJECTED, field + " holds what looks like a card number; it would "
           + "be stored with the run and shown in its reports, and must hold none: " + outcome);

@@ -43,6 +43,11 @@ class ReusedChargeIdIT {
   private static volatile String chargeId;
   /** The provider keys the acquirer was asked about (GET /charges). */
   private static final Set<String> inquired = ConcurrentHashMap.newKeySet();
+  /**
+   * The charge id each provider key was charged under, told again by an inquiry: a payment one test
+   * left pending, asked about later, must not hear the next test's charge id.
+   */
+  private static final Map<String, String> charged = new ConcurrentHashMap<>();
 
   @BeforeAll
   static void start() {
@@ -51,19 +56,25 @@ class ReusedChargeIdIT {
       if (request.method() == HttpMethod.GET) {
         String providerKey = request.getParam("idempotency_key");
         inquired.add(providerKey);
+        String id = charged.get(providerKey);
         request.response().putHeader("Content-Type", "application/json").end(new JsonObject()
-            .put("idempotency_key", providerKey).put("requests", 1)
-            .put("charges", new JsonArray().add(new JsonObject().put("id", chargeId).put("status", "succeeded")))
+            .put("idempotency_key", providerKey).put("requests", id == null ? 0 : 1)
+            .put("charges", id == null ? new JsonArray()
+                : new JsonArray().add(new JsonObject().put("id", id).put("status", "succeeded")))
             .encode());
         return;
       }
+      charged.putIfAbsent(request.getHeader("Idempotency-Key"), chargeId);
       request.body().onSuccess(body -> {
         JsonObject charge = body.toJsonObject();
         if (LOST.equals(charge.getString("source"))) {
           return; // never answered: the gateway's call times out
         }
-        request.response().putHeader("Content-Type", "application/json").end(new JsonObject().put("id", chargeId)
-            .put("status", "succeeded").put("amount", charge.getLong("amount"))
+        boolean decline = "tok_decline".equals(charge.getString("source"));
+        request.response().putHeader("Content-Type", "application/json").end(new JsonObject()
+            .put("id", charged.get(request.getHeader("Idempotency-Key")))
+            .put("status", decline ? "declined" : "succeeded").put("decline_code", decline ? "card_declined" : null)
+            .put("amount", charge.getLong("amount"))
             .put("currency", charge.getString("currency")).encode());
       });
     }).listen(0, "127.0.0.1"));
@@ -145,6 +156,20 @@ class ReusedChargeIdIT {
     assertThat(db.scalar("SELECT state FROM idemgate.idempotency_keys WHERE payment_id = $1", paymentId))
         .isEqualTo("PENDING");
     assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE provider_reference = $1", chargeId)).isEqualTo(1L);
+  }
+
+  @Test
+  @DisplayName("a succeeded charge under the id of a declined attempt (an acquirer whose ids name the order's attempts) "
+      + "is recorded as charged: no money moved for the decline, so the id is no other payment's charge")
+  void aDeclinedAttemptsIdIsNoCharge() {
+    chargeId = "pi_attempts_of_one_order_" + UUID.randomUUID();
+    Http.Reply declined = http.pay(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(), Http.payment(1999, "tok_decline"));
+    assertThat(declined.status()).as(declined.body()).isEqualTo(402);
+    assertThat(declined.json().getString("provider_reference")).isEqualTo(chargeId);
+
+    Http.Reply paid = http.pay(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(), Http.payment(1999, "tok_visa"));
+    assertThat(paid.status()).as(paid.body()).isEqualTo(201);
+    assertThat(paid.json().getString("provider_reference")).isEqualTo(chargeId);
   }
 
   private static double reused(String path) {

@@ -638,6 +638,11 @@ class ReconciliationApiIT {
     Http.Reply timed = upload("?name=settlement-" + millis + ".csv", csv);
     assertThat(timed.status()).as(timed.body()).isEqualTo(202);
     awaitCompleted(timed.json().getString("id"));
+    // So is a 15-digit merchant id that passes it (no card network's first digits).
+    assertThat(dev.idemgate.payment.CardNumberScanner.containsCardNumber("800123456789017")).isTrue();
+    Http.Reply merchant = upload("?merchant_prefix=800123456789017", csv);
+    assertThat(merchant.status()).as(merchant.body()).isEqualTo(202);
+    awaitCompleted(merchant.json().getString("id"));
   }
 
   @Test
