@@ -534,7 +534,8 @@ public final class ApiVerticle extends VerticleBase {
       sendStored(ctx, cached, true, 0);
       return;
     }
-    ApiProblem secret = secretIn(key, BearerTokens.of(ctx));
+    String presented = BearerTokens.of(ctx); // the key and the body are both looked at for it
+    ApiProblem secret = secretIn(key, presented);
     if (secret != null) {
       // Not echoed back either, nor its hash logged (the access line's key_sha256): a credential's would let anyone with the log check a guess.
       ctx.remove("key");
@@ -542,7 +543,7 @@ public final class ApiVerticle extends VerticleBase {
       reject(ctx, secret);
       return;
     }
-    ParsedPayment parsed = PaymentRequestParser.parse(raw, credentials, BearerTokens.of(ctx));
+    ParsedPayment parsed = PaymentRequestParser.parse(raw, credentials, presented);
     if (parsed instanceof ParsedPayment.Invalid invalid) {
       JsonArray errors = new JsonArray();
       invalid.errors().forEach(e -> errors.add(e.toJson()));
