@@ -268,7 +268,15 @@ final class ReportCommand implements Callable<Integer> {
     Optional<JsonObject> storm = find(lines, l -> is(l, "storm", "loadgen-storm"));
     Optional<JsonObject> freshOpen = find(lines, l -> is(l, "fresh", "loadgen-open"));
     Optional<JsonObject> metricsOff = find(lines, l -> is(l, "fresh-metrics-off", "wrk"));
-    out.add(divide("fresh /pay (wrk) ÷ pgbench naive SQL, throughput", freshWrk, naive, "throughput", ">= 2.0"));
+    // The fresh-key target is read from rounds in turn too (fresh keys, naive SQL, fresh keys, ...): the
+    // naive SQL alone moved by half within an hour on one VM, so one run of each minutes apart
+    // measured the machine more than the gateway. Results without the rounds (older runs) keep the
+    // single runs as the target's reading.
+    Ratio freshInTurn = medianRatio("fresh /pay (wrk) ÷ pgbench naive SQL, medians of rounds in turn, throughput",
+        lines, "fresh-in-turn", "wrk", "pg-naive-in-turn", "pgbench", ">= 2.0");
+    out.add(divide("fresh /pay (wrk) ÷ pgbench naive SQL, single runs, throughput", freshWrk, naive, "throughput",
+        freshInTurn.value() == null ? ">= 2.0" : ""));
+    out.add(freshInTurn);
     // The ceiling of the ratio above: PostgreSQL running only the gateway's SQL, grouped, with the
     // cores to itself. The gateway cannot pass it, since it also needs HTTP, Redis and the load generator.
     out.add(divide("ceiling: pgbench of the gateway's SQL grouped ÷ pgbench naive SQL, payments/s", gatewaySqlGrouped,
@@ -284,7 +292,7 @@ final class ReportCommand implements Callable<Integer> {
     // of each, minutes apart, moves with the machine as much as with the gateway. Where the bench
     // had no rounds in turn (older results), the single runs carry the target.
     Ratio replaysInTurn = medianRatio("replays ÷ bare Vert.x (wrk), medians of rounds in turn, throughput",
-        lines, "replay-in-turn", "bare-in-turn", ">= 0.6");
+        lines, "replay-in-turn", "wrk", "bare-in-turn", "wrk", ">= 0.6");
     out.add(divide("replays (wrk) ÷ bare Vert.x (wrk), single runs, throughput", replayWrk, bareWrk, "throughput",
         replaysInTurn.value() == null ? ">= 0.6" : ""));
     out.add(replaysInTurn);
@@ -372,12 +380,14 @@ final class ReportCommand implements Callable<Integer> {
   }
 
   /**
-   * The median throughput of the wrk rows of scenario {@code a} ÷ that of scenario {@code b} (the
-   * lower middle for an even count), with every round's figure in the inputs; n/a without both.
+   * The median throughput of the {@code toolA} rows of scenario {@code a} ÷ that of the {@code toolB}
+   * rows of scenario {@code b} (the lower middle for an even count), with every round's figure in the
+   * inputs; n/a without both. A round with errors, median or not, spoils a target.
    */
-  static Ratio medianRatio(String name, List<JsonObject> lines, String a, String b, String target) {
-    List<JsonObject> rowsA = wrkRows(lines, a);
-    List<JsonObject> rowsB = wrkRows(lines, b);
+  static Ratio medianRatio(String name, List<JsonObject> lines, String a, String toolA, String b, String toolB,
+      String target) {
+    List<JsonObject> rowsA = rows(lines, a, toolA);
+    List<JsonObject> rowsB = rows(lines, b, toolB);
     List<Double> as = rowsA.stream().map(l -> l.getDouble("throughput")).toList();
     List<Double> bs = rowsB.stream().map(l -> l.getDouble("throughput")).toList();
     if (as.isEmpty() || bs.isEmpty() || median(bs) == 0.0) {
@@ -391,8 +401,8 @@ final class ReportCommand implements Callable<Integer> {
         medianA + " / " + medianB + " (rounds " + as + " / " + bs + ")", unfit(all));
   }
 
-  private static List<JsonObject> wrkRows(List<JsonObject> lines, String scenario) {
-    return lines.stream().filter(l -> is(l, scenario, "wrk") && l.getValue("throughput") != null).toList();
+  private static List<JsonObject> rows(List<JsonObject> lines, String scenario, String tool) {
+    return lines.stream().filter(l -> is(l, scenario, tool) && l.getValue("throughput") != null).toList();
   }
 
   private static double median(List<Double> values) {

@@ -68,6 +68,31 @@ class ReportCommandTest {
   }
 
   @Test
+  @DisplayName("the fresh-key target over rounds in turn is NOT met when a round of either side had errors, and names it")
+  void erroredFreshOrNaiveRoundIsNotMet() {
+    List<JsonObject> clean = List.of(
+        row("fresh-in-turn", "wrk", 6000.0, 0), row("pg-naive-in-turn", "pgbench", 2000.0, 0),
+        row("fresh-in-turn", "wrk", 6100.0, 0), row("pg-naive-in-turn", "pgbench", 2100.0, 0),
+        row("fresh-in-turn", "wrk", 6200.0, 0), row("pg-naive-in-turn", "pgbench", 2200.0, 0));
+    String name = "fresh /pay (wrk) ÷ pgbench naive SQL, medians of rounds in turn";
+    assertEquals("met", ratio(ReportCommand.ratios(clean, new TreeMap<>()), name).verdict());
+    List<JsonObject> freshErrors = new java.util.ArrayList<>(clean);
+    freshErrors.set(2, row("fresh-in-turn", "wrk", 6100.0, 7));
+    String verdict = ratio(ReportCommand.ratios(freshErrors, new TreeMap<>()), name).verdict();
+    assertEquals("NOT met: fresh-in-turn (wrk, gateway, 32 conn.) had 7 errors", verdict);
+    List<JsonObject> naiveErrors = new java.util.ArrayList<>(clean);
+    naiveErrors.set(5, row("pg-naive-in-turn", "pgbench", 2200.0, 3));
+    verdict = ratio(ReportCommand.ratios(naiveErrors, new TreeMap<>()), name).verdict();
+    assertEquals("NOT met: pg-naive-in-turn (pgbench, gateway, 32 conn.) had 3 errors", verdict,
+        "a round that is not the median spoils the target too");
+    JsonObject unread = row("pg-naive-in-turn", "pgbench", 2000.0, 0);
+    unread.remove("errors");
+    List<JsonObject> naiveUnread = new java.util.ArrayList<>(clean);
+    naiveUnread.set(1, unread);
+    assertTrue(ratio(ReportCommand.ratios(naiveUnread, new TreeMap<>()), name).verdict().contains("does not report its errors"));
+  }
+
+  @Test
   @DisplayName("zero errors in every row: NOT met names the rows; a row that does not report errors is not taken for zero")
   void zeroErrorsCheck() {
     assertEquals("met", ReportCommand.zeroErrors(List.of(row("fresh", "wrk", 1.0, 0), row("replay", "wrk", 1.0, 0))).verdict());

@@ -203,4 +203,32 @@ class ToolOutputTest {
         "without rounds in turn the single runs carry the target");
     assertNull(ratio(older, "replays ÷ bare Vert.x (wrk), medians").value());
   }
+  @Test
+  @DisplayName("fresh-key target: the median of the fresh rounds ÷ the median of the naive-SQL rounds; the single runs then carry no target")
+  void freshTargetFromRoundsInTurn() {
+    List<JsonObject> lines = List.of(
+        new JsonObject().put("scenario", "fresh").put("tool", "wrk").put("throughput", 3000.0).put("errors", 0),
+        new JsonObject().put("scenario", "pg-naive").put("tool", "pgbench").put("throughput", 5000.0).put("errors", 0),
+        new JsonObject().put("scenario", "fresh-in-turn").put("tool", "wrk").put("throughput", 4000.0).put("errors", 0),
+        new JsonObject().put("scenario", "pg-naive-in-turn").put("tool", "pgbench").put("throughput", 3000.0).put("errors", 0),
+        new JsonObject().put("scenario", "fresh-in-turn").put("tool", "wrk").put("throughput", 3500.0).put("errors", 0),
+        new JsonObject().put("scenario", "pg-naive-in-turn").put("tool", "pgbench").put("throughput", 1000.0).put("errors", 0),
+        new JsonObject().put("scenario", "fresh-in-turn").put("tool", "wrk").put("throughput", 5000.0).put("errors", 0),
+        new JsonObject().put("scenario", "pg-naive-in-turn").put("tool", "pgbench").put("throughput", 2000.0).put("errors", 0));
+    List<ReportCommand.Ratio> ratios = ReportCommand.ratios(lines, new TreeMap<>());
+    ReportCommand.Ratio inTurn = ratio(ratios, "fresh /pay (wrk) ÷ pgbench naive SQL, medians of rounds in turn");
+    assertEquals(4000.0 / 2000.0, inTurn.value());
+    assertEquals(">= 2.0", inTurn.target());
+    assertEquals("met", inTurn.verdict());
+    assertEquals("4000.0 / 2000.0 (rounds [4000.0, 3500.0, 5000.0] / [3000.0, 1000.0, 2000.0])", inTurn.inputs());
+    ReportCommand.Ratio single = ratio(ratios, "fresh /pay (wrk) ÷ pgbench naive SQL, single runs");
+    assertEquals(0.6, single.value());
+    assertEquals("", single.target(), "informative once rounds in turn ran");
+    assertEquals("", single.verdict());
+
+    List<ReportCommand.Ratio> older = ReportCommand.ratios(lines.subList(0, 2), new TreeMap<>());
+    assertEquals("NOT met", ratio(older, "fresh /pay (wrk) ÷ pgbench naive SQL, single runs").verdict(),
+        "without rounds in turn the single runs carry the target");
+    assertNull(ratio(older, "fresh /pay (wrk) ÷ pgbench naive SQL, medians").value());
+  }
 }
