@@ -68,17 +68,18 @@ if ((group == 1)); then key=":key::text"; else key="(:key::text || '-' || g)"; f
 claim_values=("30000" "$(arr "'demo'" text)" "$(arr "$key" text)" "$(arr "$fingerprint" text)"
   "$(arr "'pay_' || $key" text)" "$(arr "'pk_' || $key" text)" "$(arr 1999 bigint)" "$(arr "'EUR'" text)"
   "$(arr "'order-' || $key" text)" "$(arr NULL text)" "$(arr NULL text)" "'simulator'")
-# $1..$17 of COMPLETE: arrays of merchant, key, epoch, payment id, state, response status, response
+# $1..$18 of COMPLETE: arrays of merchant, key, epoch, payment id, state, response status, response
 # body, key TTL ms, payment status, provider, provider reference, decline code, next inquiry ms,
 # the expiry the answer told, the pending body and next inquiry ms written instead if the charge id
 # is already another payment's (a body the size of the stored one); then the acquirer's ledger
-# names (one array for the statement).
+# names (one array for the statement); then the charge ids to check (each succeeded payment's, the
+# look-up that takes their locks: V11's charge_holders, copied into the bench schema by schema.sql).
 complete_values=("$(arr "'demo'" text)" "$(arr "$key" text)" "$(arr 1 int)" "$(arr "'pay_' || $key" text)"
   "$(arr "'COMPLETED'" text)" "$(arr 201 int)" "$(arr ":response_body::text" text)"
   "$(arr 86400000 bigint)" "$(arr "'succeeded'" text)" "$(arr "'simulator'" text)"
   "$(arr "'sim_ch_' || $key" text)" "$(arr NULL text)" "$(arr NULL bigint)"
   "$(arr "now() + interval '24 hours'" timestamptz)" "$(arr ":response_body::text" text)" "$(arr 5000 bigint)"
-  "ARRAY['simulator']::text[]")
+  "ARRAY['simulator']::text[]" "$(arr "'sim_ch_' || $key" text)")
 
 extract() { # name -> the SQL text of the Java text block `String name = """ ... """`
   awk -v name="$1" '

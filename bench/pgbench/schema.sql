@@ -1,6 +1,8 @@
 -- Bench copies of the gateway's tables, in the bench's own schema, so that pgbench never writes
 -- to the tables the running gateway uses. Every table of schema idemgate is copied with its
--- indexes and constraints (LIKE ... INCLUDING ALL), so the copies follow the migrations.
+-- indexes and constraints (LIKE ... INCLUDING ALL), so the copies follow the migrations; and so is
+-- every function of schema idemgate (the statements call them: COMPLETE's charge_holders), made to
+-- read the copies.
 CREATE SCHEMA IF NOT EXISTS idemgate_bench;
 
 DO $$
@@ -12,6 +14,9 @@ BEGIN
   FOR t IN SELECT tablename FROM pg_tables
            WHERE schemaname = 'idemgate' AND tablename NOT LIKE 'flyway%' LOOP
     EXECUTE format('CREATE TABLE idemgate_bench.%I (LIKE idemgate.%I INCLUDING ALL)', t.tablename, t.tablename);
+  END LOOP;
+  FOR t IN SELECT pg_get_functiondef(p.oid) AS def FROM pg_proc p WHERE p.pronamespace = 'idemgate'::regnamespace LOOP
+    EXECUTE replace(t.def, 'idemgate.', 'idemgate_bench.');  -- CREATE OR REPLACE: a second run replaces it
   END LOOP;
 END $$;
 

@@ -126,30 +126,35 @@ public final class IdempotencyStore {
    * ids name an order's attempts answer a paid retry with the declined attempt's id) ({@code charged_as}: its ledger name or one of its earlier
    * ones, {@code $17}; another acquirer's ids may be the same text) is written as that pending
    * alternative instead: 202, no charge id in the ledger, recovery asks again later and finds the same
-   * (it completes through this statement too), and reconciliation reports it stuck. The probe cannot
-   * see the rows of its own statement: a completion whose charge id an earlier one of its group names
-   * waits a round ({@link #takeOutRepeatedCharges}). The probe is one look-up in
-   * {@code payments_by_provider_reference} per succeeded payment (none for the others: a one-time
-   * filter), a lateral one with LIMIT, so planned per row through the index (see CLAIM), and the rows
-   * stay in the group's key order. Not a unique index: ledgers may already hold such pairs, and one
-   * violation would fail the whole group.
-   * Hazard: two groups in flight at once, each with one payment on the same new charge id, cannot see
-   * each other's uncommitted rows; both are written as succeeded (reconciliation then shows the
-   * settlement matching one of them and the other missing in settlement).
+   * (it completes through this statement too), and reconciliation reports it stuck. The look-up is
+   * V11's {@code idemgate.charge_holders}, called once per group, before any row is written: it takes
+   * the lock of each charge id to check (RecoveryStore#LOCK_CHARGE's, an operator's verdict's too),
+   * held until the group commits, then looks each one up in {@code payments_by_provider_reference}
+   * (a lateral probe with LIMIT per succeeded payment) with a snapshot of its own, taken after the
+   * locks. So a completion whose charge id another transaction is writing (another pod's group, a
+   * recovery group, a verdict) waits for it to commit and then sees its ledger row; one whose charge
+   * id no one else is writing takes a free lock. The locks are taken in one order, all before the
+   * group locks a record: two groups do not deadlock on them. A wait counts against the statement's
+   * timeout like a row lock's. A group with no succeeded completion sends {@code $18} NULL and the
+   * (STRICT) function is not called. The look-up cannot see the rows of its own statement: a
+   * completion whose charge id an earlier one of its group names waits a round
+   * ({@link #takeOutRepeatedCharges}). Not a unique index: ledgers may already hold such pairs, and
+   * one violation would fail the whole group.
+   * Hazard: only writers that take the charge lock are waited for. Pods of a version before V11
+   * (during a rolling upgrade) complete without it, and a ledger row written by hand is seen once
+   * committed, as before.
    */
   private static final String COMPLETE = """
       WITH i AS (
-        SELECT t.*, other.id AS charged_as
+        -- One call for the group, before any row is written (an InitPlan); none when no completion
+        -- of the group succeeded (its charge ids to check are then NULL, and the function is STRICT).
+        SELECT t.*, (SELECT idemgate.charge_holders($10::text[], $17::text[], $18::text[], $4::text[]))[t.n] AS charged_as
         FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[],
                     $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[],
-                    $14::timestamptz[], $15::text[], $16::bigint[])
+                    $14::timestamptz[], $15::text[], $16::bigint[]) WITH ORDINALITY
           AS t(merchant_id, idempotency_key, epoch, payment_id, state, response_status, response_body, key_ttl_ms,
                payment_status, provider, provider_reference, decline_code, next_inquiry_in_ms, told_expires_at,
-               taken_body, taken_next_inquiry_in_ms)
-        LEFT JOIN LATERAL (SELECT p.id FROM idemgate.payments p
-                           WHERE t.taken_body IS NOT NULL AND p.provider_reference = t.provider_reference
-                             AND p.id <> t.payment_id AND p.status = 'succeeded' AND (p.provider = t.provider OR p.provider = ANY($17::text[]))
-                           LIMIT 1) other ON true),
+               taken_body, taken_next_inquiry_in_ms, n)),
       done AS (
         UPDATE idemgate.idempotency_keys k
         SET state = CASE WHEN i.charged_as IS NULL THEN i.state ELSE 'PENDING' END,
@@ -603,6 +608,7 @@ public final class IdempotencyStore {
     OffsetDateTime[] told = new OffsetDateTime[n];
     String[] takenBodies = new String[n];
     Long[] takenNextInquiries = new Long[n];
+    String[] checkedCharges = null; // stays null (nothing to check, no charge lock) when no completion succeeded
     for (int i = 0; i < n; i++) {
       PendingCompletion p = sorted.get(i);
       Completion c = p.completion();
@@ -623,13 +629,17 @@ public final class IdempotencyStore {
       Completion taken = c.ifChargeTaken();
       takenBodies[i] = taken == null ? null : taken.response().body();
       takenNextInquiries[i] = taken == null ? null : taken.nextInquiryIn().toMillis();
+      if (taken != null) {
+        checkedCharges = checkedCharges == null ? new String[n] : checkedCharges;
+        checkedCharges[i] = c.providerReference();
+      }
     }
     Tuple params = Tuple.tuple().addArrayOfString(merchants).addArrayOfString(keys).addArrayOfInteger(epochs)
         .addArrayOfString(paymentIds).addArrayOfString(states).addArrayOfInteger(statuses).addArrayOfString(bodies)
         .addArrayOfLong(keyTtls).addArrayOfString(paymentStatuses).addArrayOfString(providers)
         .addArrayOfString(references).addArrayOfString(declines).addArrayOfLong(nextInquiries)
         .addArrayOfOffsetDateTime(told).addArrayOfString(takenBodies).addArrayOfLong(takenNextInquiries)
-        .addArrayOfString(ledgerProviders);
+        .addArrayOfString(ledgerProviders).addArrayOfString(checkedCharges);
     return run(client, "complete", COMPLETE, params).map(rows -> {
       // Each payment written, with the payment whose charge id it named (null when none).
       Map<String, String> recorded = new HashMap<>();

@@ -292,6 +292,9 @@ final class RecoveryStore {
    * payment's record and ledger row once written, and every retry of the key waited behind them,
    * failing the whole claim group it was in, until TCP gave up on the connection (hours). Set for
    * this transaction only ({@code is_local}), not as a startup parameter, which PgBouncer refuses.
+   * The grouped completion takes the same lock, by the same two keys, in V11's
+   * {@code idemgate.charge_holders} (IdempotencyStore's COMPLETE): keep them the same, so that a
+   * verdict and a completion of one charge id go one after the other.
    */
   static final String LOCK_CHARGE = """
       SELECT set_config('idle_in_transaction_session_timeout', $2, true), pg_advisory_xact_lock(1229870151, hashtext($1))""";

@@ -5,6 +5,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.idemgate.payment.PaymentJson;
 import dev.idemgate.storage.Migrations;
 import dev.idemgate.storage.Postgres;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
 import io.vertx.core.Context;
@@ -22,6 +24,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -315,6 +318,84 @@ class GroupedWritesIT {
             + row.getString("state") + " " + row.getInteger("response_status") + " " + row.getBoolean("asked_again")));
     assertThat(ledger).containsExactly("succeeded " + chargeId + " COMPLETED 201 false", "pending null PENDING 202 true",
         "pending null PENDING 202 true");
+  }
+
+  @Test
+  @DisplayName("two payments given the same new charge id, completed in transactions that overlap (two pods' groups): "
+      + "the second waits for the first to commit and is written pending (202, the charge the first's), not succeeded")
+  void overlappingCompletionsOfOneNewChargeId() {
+    Context context = vertx.getOrCreateContext();
+    IdempotencyStore store = store(poolA, context, new ArrayList<>());
+    String chargeId = "ch_new_" + Http.newKey();
+    IdempotencyKey firstKey = new IdempotencyKey(Http.newKey());
+    IdempotencyKey secondKey = new IdempotencyKey(Http.newKey());
+    StoreClaim.Claimed first = (StoreClaim.Claimed) onContext(context, () -> store.claim(claim(firstKey.value(), null)));
+    StoreClaim.Claimed second = (StoreClaim.Claimed) onContext(context, () -> store.claim(claim(secondKey.value(), null)));
+    SqlConnection otherPod = Http.await(poolB.getConnection());
+    try (CapturedLogs logs = CapturedLogs.of(IdempotencyStore.class)) {
+      // The first completion's statement has run and its transaction is still open, as another
+      // pod's group is until it commits; the second is written meanwhile, by a group of its own.
+      Http.await(otherPod.query("BEGIN").execute());
+      assertThat(onContext(context, () -> store.completeOn(otherPod, MERCHANT, firstKey, first.epoch(),
+          succeeded(first, chargeId)))).isEqualTo(Completion.Result.RECORDED);
+      Promise<Completion.Result> secondWritten = Promise.promise();
+      context.runOnContext(v -> store.complete(MERCHANT, secondKey, second.epoch(), succeeded(second, chargeId))
+          .onComplete(secondWritten));
+      sleep(300);
+      boolean waited = !secondWritten.future().isComplete();
+      Http.await(otherPod.query("COMMIT").execute());
+
+      assertThat(Http.await(secondWritten.future()))
+          .as("the second completion of charge %s, written while the first's transaction was open", chargeId)
+          .isEqualTo(Completion.Result.CHARGE_TAKEN);
+      assertThat(waited).as("the second waited for the first's commit").isTrue();
+      assertThat(ledgerOf(List.of(first, second))).containsExactly("succeeded " + chargeId + " COMPLETED 201 false",
+          "pending null PENDING 202 true");
+      assertThat(logs.events()).extracting(ILoggingEvent::getFormattedMessage)
+          .anyMatch(line -> line.contains(second.paymentId()) && line.contains("already the charge of payment " + first.paymentId()));
+    } finally {
+      Http.await(otherPod.close());
+    }
+  }
+
+  @Test
+  @DisplayName("a completion whose charge id no open transaction names does not wait for another one's")
+  void anotherChargeIdDoesNotWait() {
+    Context context = vertx.getOrCreateContext();
+    IdempotencyStore store = store(poolA, context, new ArrayList<>());
+    IdempotencyKey firstKey = new IdempotencyKey(Http.newKey());
+    IdempotencyKey secondKey = new IdempotencyKey(Http.newKey());
+    StoreClaim.Claimed first = (StoreClaim.Claimed) onContext(context, () -> store.claim(claim(firstKey.value(), null)));
+    StoreClaim.Claimed second = (StoreClaim.Claimed) onContext(context, () -> store.claim(claim(secondKey.value(), null)));
+    SqlConnection otherPod = Http.await(poolB.getConnection());
+    try {
+      Http.await(otherPod.query("BEGIN").execute());
+      onContext(context, () -> store.completeOn(otherPod, MERCHANT, firstKey, first.epoch(), succeeded(first)));
+      Promise<Completion.Result> secondWritten = Promise.promise();
+      context.runOnContext(v -> store.complete(MERCHANT, secondKey, second.epoch(), succeeded(second))
+          .onComplete(secondWritten));
+      assertThat(secondWritten.future().toCompletionStage().toCompletableFuture().get(2, TimeUnit.SECONDS))
+          .as("written while the other transaction is open").isEqualTo(Completion.Result.RECORDED);
+      Http.await(otherPod.query("COMMIT").execute());
+    } catch (Exception e) {
+      throw new AssertionError("the completion of another charge id waited: " + e, e);
+    } finally {
+      Http.await(otherPod.close());
+    }
+  }
+
+  /** "status provider_reference state response_status asked_again" of each payment, succeeded first. */
+  private static List<String> ledgerOf(List<StoreClaim.Claimed> owned) {
+    List<String> ledger = new ArrayList<>();
+    Http.await(poolA.preparedQuery("""
+        SELECT p.status, p.provider_reference, k.state, k.response_status, k.next_inquiry_at IS NOT NULL AS asked_again
+        FROM idemgate.payments p JOIN idemgate.idempotency_keys k ON k.payment_id = p.id
+        WHERE p.merchant_id = $1 AND p.id = ANY($2) ORDER BY p.status DESC""")
+        .execute(Tuple.tuple().addString(MERCHANT)
+            .addArrayOfString(owned.stream().map(StoreClaim.Claimed::paymentId).toArray(String[]::new))))
+        .forEach(row -> ledger.add(row.getString("status") + " " + row.getString("provider_reference") + " "
+            + row.getString("state") + " " + row.getInteger("response_status") + " " + row.getBoolean("asked_again")));
+    return ledger;
   }
 
   private static void lockRecord(SqlConnection session, String key) {
