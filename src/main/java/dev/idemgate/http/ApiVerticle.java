@@ -637,7 +637,7 @@ public final class ApiVerticle extends VerticleBase {
       outcome(ctx, RequestOutcome.REPLAYED);
       sendStored(ctx, replayed.response(), true, replayed.retryAfterSeconds());
     } else if (outcome instanceof PayOutcome.InFlight inFlight) {
-      outcome(ctx, RequestOutcome.IN_FLIGHT_CONFLICT);
+      outcome(ctx, inFlight.awaitingRecovery() ? RequestOutcome.IN_FLIGHT_AWAITING_RECOVERY : RequestOutcome.IN_FLIGHT_CONFLICT);
       Problems.send(ctx, new ApiProblem(ErrorCode.IDEMPOTENCY_KEY_IN_USE, inFlight.awaitingRecovery()
           ? "a request with this key is still unsettled and the gateway instance handling it may have stopped; "
               + "recovery settles it with the payment provider within about Retry-After seconds: retry with this same "

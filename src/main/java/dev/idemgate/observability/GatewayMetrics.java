@@ -36,7 +36,16 @@ public final class GatewayMetrics {
 
   /** Outcome tag of {@code idemgate.requests}. */
   public enum RequestOutcome {
-    CREATED, DECLINED, PENDING, REPLAYED, IN_FLIGHT_CONFLICT, KEY_REUSED, PROVIDER_UNAVAILABLE, STORE_UNAVAILABLE, REJECTED,
+    CREATED, DECLINED, PENDING, REPLAYED,
+    /** 409 idempotency_key_in_use while the key's holder is answering: a concurrent twin, a retry sent too soon. */
+    IN_FLIGHT_CONFLICT,
+    /**
+     * 409 idempotency_key_in_use for a claim older than a live holder takes (or past its lease): its
+     * holder is presumed gone (a dead or hung pod), and the answer waits for recovery. Kept apart
+     * from {@link #IN_FLIGHT_CONFLICT}, whose rise means retry storms or a client misbehaving.
+     */
+    IN_FLIGHT_AWAITING_RECOVERY,
+    KEY_REUSED, PROVIDER_UNAVAILABLE, STORE_UNAVAILABLE, REJECTED,
     DUPLICATE_SUSPECTED,
     /** Past the merchant's {@code rate_limit}: 429, nothing read, claimed or charged. */
     RATE_LIMITED,
@@ -50,7 +59,8 @@ public final class GatewayMetrics {
    * The bucket boundaries of {@code idemgate_request_latency_seconds}, the same for every outcome.
    * A fixed set, not Micrometer's percentile-histogram ladder: that one has 68 boundaries between
    * 1 ms and 30 s, and with 13 outcomes (every one registered at start) it made 936 series per pod
-   * for this one meter; these 14 make 234 (per outcome 14 buckets, +Inf, _count, _sum and _max).
+   * for this one meter; these 14 make 18 per outcome (14 buckets, +Inf, _count, _sum and _max), 252
+   * for the 14 outcomes there are now.
    * They follow the 1-2.5-5 steps of Prometheus's own default buckets, with what a payment API
    * needs to tell apart:
    * <ul>

@@ -9,6 +9,7 @@ import dev.idemgate.idempotency.RedisGate;
 import dev.idemgate.support.GatewayProcess;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.Http.Reply;
+import dev.idemgate.support.Scrape;
 import dev.idemgate.support.ScratchDatabase;
 import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
@@ -92,6 +93,12 @@ class DeadHolderRetryAfterIT {
     return value == null ? null : value.toString();
   }
 
+  /** {@code idemgate_requests_total} of {@code outcome}, from the survivor's management port. */
+  private static double requests(String outcome) {
+    String scrape = http.get(survivor.managementPort(), "/metrics", null).body();
+    return Scrape.value(scrape, "idemgate_requests_total{outcome=\"" + outcome + "\"}").orElse(0);
+  }
+
   private static int retryAfter(Reply reply) {
     assertThat(reply.status()).as(reply.body()).isEqualTo(409);
     assertThat(reply.json().getString("code")).isEqualTo("idempotency_key_in_use");
@@ -117,8 +124,12 @@ class DeadHolderRetryAfterIT {
     }
     assertThat(inRedis(key)).as("the dead pod's Redis claim").startsWith("P|");
 
+    double conflictsBefore = requests("in_flight_conflict");
+    double awaitingRecoveryBefore = requests("in_flight_awaiting_recovery");
     Reply young = pay(key, body);
     assertThat(retryAfter(young)).as("a claim younger than a live holder takes: " + young.body()).isEqualTo(1);
+    assertThat(requests("in_flight_conflict")).as("a young claim's 409: nothing tells its holder dead")
+        .isEqualTo(conflictsBefore + 1);
 
     Waits.eventually(Duration.ofSeconds(10), () -> {
       Long claimAge = processingAgeMs(key);
@@ -144,6 +155,13 @@ class DeadHolderRetryAfterIT {
     long pointedByRedisMs = (fromRedisAt - fromStoreAt) / 1_000_000 + fromRedisSeconds * 1_000L;
     assertThat(Math.abs(pointedByRedisMs - fromStoreSeconds * 1_000L))
         .as("both 409s point at the same moment, within the rounding").isLessThanOrEqualTo(1_500L);
+
+    // An operator alerting on in_flight_conflict (retry storms, a client misbehaving) is not woken
+    // by a dead pod's claim: those 409s wait for recovery, and are counted as such.
+    assertThat(requests("in_flight_awaiting_recovery")).as("the 409s of a holder presumed gone")
+        .isEqualTo(awaitingRecoveryBefore + 2);
+    assertThat(requests("in_flight_conflict")).as("in_flight_conflict: the young claim's 409 only")
+        .isEqualTo(conflictsBefore + 1);
 
     Waits.sleep(fromStoreSeconds * 1_000L);
     // Recovery's pass and its inquiry take their time on a loaded machine: the answer may come a
