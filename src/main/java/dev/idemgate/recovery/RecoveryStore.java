@@ -278,11 +278,15 @@ final class RecoveryStore {
   }
 
   /**
-   * Another payment of this acquirer in the ledger with charge id {@code $1} (another acquirer's ids
-   * may be the same text); the index on provider_reference finds it.
+   * Another succeeded payment of this acquirer in the ledger with charge id {@code $1} (another
+   * acquirer's ids may be the same text); the index on provider_reference finds it. Succeeded only,
+   * as the request path's check (IdempotencyStore#COMPLETE): a declined payment moved no money, and
+   * acquirers whose ids name an order's attempts answer a paid retry with the declined attempt's id,
+   * so a verdict naming it is the paid one's charge, not a typo.
    */
   static final String CHARGED_AS = """
-      SELECT id FROM idemgate.payments WHERE provider_reference = $1 AND id <> $2 AND provider = ANY($3) LIMIT 1""";
+      SELECT id FROM idemgate.payments
+      WHERE provider_reference = $1 AND id <> $2 AND status = 'succeeded' AND provider = ANY($3) LIMIT 1""";
 
   /**
    * The lock of one charge id, held until the transaction ends. The two-key form, with a key of
@@ -321,7 +325,7 @@ final class RecoveryStore {
   }
 
   /**
-   * The id of another payment whose charge is {@code reference}, or null (also for a null
+   * The id of another succeeded payment whose charge is {@code reference}, or null (also for a null
    * reference); on {@code client}, the connection of {@link #underChargeLock}.
    */
   Future<String> paymentCharged(SqlClient client, String reference, String paymentId) {

@@ -263,7 +263,7 @@ public final class RecoveryVerticle extends VerticleBase {
    * another amount or currency ({@link ProviderOutcome.Heard#OTHER_CHARGE}, a partial approval), only
    * {@code declined} is applied: the operator closes the payment (having reversed that charge) without
    * waiting out {@code provider_key_retention}, and the key stays taken, so that no retry goes to an
-   * acquirer holding a charge under it. A charge id is one payment's only.
+   * acquirer holding a charge under it. A charge id is one succeeded payment's only.
    */
   private Future<JsonObject> settle(DueRecord r, String outcome, JsonObject verdict, ProviderOutcome answer) {
     boolean acquirerRemembers = config.providerRemembers(r.createdAt(), r.storeNowAtMost());
@@ -316,9 +316,10 @@ public final class RecoveryVerticle extends VerticleBase {
       String reference = verdict.getString("provider_reference");
       Completion completion = completion(r, succeeded ? 201 : 402, outcome, reference,
           succeeded ? null : verdict.getString("decline_code", "declined"));
-      // One charge is one payment: a charge id already in the ledger is a typo or the wrong payment.
-      // Checked and written under the charge id's lock, so that two verdicts at once naming it for
-      // two payments cannot both find it unused.
+      // One charge is one payment: a charge id already a succeeded payment's in the ledger is a typo
+      // or the wrong payment (a declined one's is not: RecoveryStore#CHARGED_AS). Checked and
+      // written under the charge id's lock, so that two verdicts at once naming it for two payments
+      // cannot both find it unused.
       done = reference == null ? complete(r, completion) : recovery.underChargeLock(reference,
               connection -> recovery.paymentCharged(connection, reference, r.paymentId()).compose(other -> other == null
                   ? store.completeOn(connection, r.merchantId(), r.key(), r.epoch(), completion)
