@@ -56,7 +56,9 @@ import org.slf4j.LoggerFactory;
  *       acquirer refuses before accepting (503 is the protocol's "down before acceptance"; 429 is a
  *       rate limit), for as long as its {@code Retry-After} says ({@link AcquirerRetryAfter}: the
  *       one header of an answer that reaches the client). A 503 without that body → UNKNOWN: it may
- *       come from a proxy between the two (Envoy's "reset before headers") after the charge went through.</li>
+ *       come from a proxy between the two (Envoy's "reset before headers") after the charge went through.
+ *       An inquiry answered 429 or 503 (with that body or not) is UNKNOWN, carrying the acquirer's
+ *       {@code Retry-After}, read alike: recovery asks no sooner ({@link #mapInquiry}).</li>
  *   <li>307 and 308 → NOT_ATTEMPTED ("send it there instead": nothing processed here); other 3xx →
  *       UNKNOWN (a 303 may answer a charge already made). Either way the URL is wrong (an
  *       {@code http://} URL of an {@code https://} acquirer, say), and it counts as trouble.</li>
@@ -244,7 +246,7 @@ public final class HttpProvider implements PaymentProvider {
     // charge: read as "never seen", it would free the key for a second charge.
     return guarded(inquiryBreaker, () -> exchange(options, null, () -> true,
             reason -> new ProviderOutcome.Unknown("inquiry not sent: " + reason),
-            (status, body, retryAfter) -> mapInquiry(status, body, inquiry)),
+            (status, body, retryAfter) -> mapInquiry(status, body, inquiry, retryAfter)),
         new ProviderOutcome.Unknown("provider circuit open; inquiry not sent"));
   }
 
@@ -537,10 +539,20 @@ public final class HttpProvider implements PaymentProvider {
    * readable 200 are UNKNOWN: such an inquiry proves nothing.
    */
   static Answer mapInquiry(int status, Buffer body, ChargeInquiry inquiry) {
+    return mapInquiry(status, body, inquiry, 0);
+  }
+
+  /**
+   * {@link #mapInquiry(int, Buffer, ChargeInquiry)}, with the acquirer's Retry-After in seconds (0:
+   * none), read for a 429 or 503 as on a charge ({@link AcquirerRetryAfter}), with or without the
+   * acquirer's error body: an inquiry charges nothing, so waiting as a proxy's 503 asks is safe too.
+   * It goes with the unknown outcome, so that recovery does not ask again sooner.
+   */
+  static Answer mapInquiry(int status, Buffer body, ChargeInquiry inquiry, int retryAfterSeconds) {
     String providerKey = inquiry.providerKey();
     if (status != 200) {
-      return new Answer(new ProviderOutcome.Unknown("inquiry answered " + status),
-          status >= 500 || status == 429 || status >= 300 && status < 400);
+      return new Answer(new ProviderOutcome.Unknown("inquiry answered " + status, ProviderOutcome.Heard.NO_ANSWER,
+          retryAfterSeconds), status >= 500 || status == 429 || status >= 300 && status < 400);
     }
     JsonObject json = jsonOrNull(body);
     JsonArray charges = json == null ? null : json.getValue("charges") instanceof JsonArray a ? a : null;

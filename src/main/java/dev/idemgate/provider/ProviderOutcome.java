@@ -25,11 +25,17 @@ public sealed interface ProviderOutcome {
   /**
    * May have been charged (timeout or reset after sending): never blindly retried; recovery asks.
    * {@code heard} says what, if anything, the acquirer itself answered (see {@link Heard}).
+   * {@code retryAfterSeconds}, when above 0, is the acquirer's own Retry-After on an inquiry it
+   * refused (429 or 503): how long it asks not to be asked again; 0 when nothing says.
    */
-  record Unknown(String reason, Heard heard) implements ProviderOutcome {
+  record Unknown(String reason, Heard heard, int retryAfterSeconds) implements ProviderOutcome {
     /** No answer from the acquirer. */
     public Unknown(String reason) {
       this(reason, Heard.NO_ANSWER);
+    }
+
+    public Unknown(String reason, Heard heard) {
+      this(reason, heard, 0);
     }
   }
 

@@ -113,6 +113,12 @@ public final class RecoveryVerticle extends VerticleBase {
   private long timerId = -1;
   private boolean sweeping;
   /**
+   * Until when ({@link System#nanoTime()}) the acquirer asked, by a {@code Retry-After} on an
+   * inquiry it refused (429 or 503), not to be asked again: passes until then take no record
+   * ({@link #sweep}). Per instance, as the breaker is; event-loop confined.
+   */
+  private long inquiriesWaitUntil = System.nanoTime();
+  /**
    * Set by {@link #stop}: a pass still under way then fails as its pool and clients close under it.
    * That is the stop, not a fault, and is not worth a WARN on every clean shutdown; the records the
    * pass held are taken again after their hold by whichever instance runs next.
@@ -195,7 +201,10 @@ public final class RecoveryVerticle extends VerticleBase {
     String outcome = verdict.getString("outcome");
     recovery.takePending(paymentId, config.lateChargeWindow(), operatorSettleBudget(config),
             config.takeoverGrace()).compose(r -> r != null
-            ? provider.inquire(r.inquiry()).compose(answer -> settle(r, outcome, verdict, answer))
+            ? provider.inquire(r.inquiry()).compose(answer -> {
+              acquirerAsksToWait(answer);
+              return settle(r, outcome, verdict, answer);
+            })
                 // Not settled: recovery may ask about it again at once, not after the verdict's budget.
                 .recover(failure -> recovery.handBack(r).transform(ignored -> Future.failedFuture(failure)))
             : recovery.pendingSince(paymentId, config.takeoverGrace()).compose(unsettled -> Future.failedFuture(notTaken(unsettled))))
@@ -370,13 +379,23 @@ public final class RecoveryVerticle extends VerticleBase {
     return Future.join(pipeline.close(), pool.close(), redis.close());
   }
 
-  /** One pass; passes never overlap on one instance, and a failed pass is simply tried again next time. */
+  /**
+   * One pass; passes never overlap on one instance, and a failed pass is simply tried again next time.
+   * While the acquirer's Retry-After on an inquiry runs ({@link #acquirerAsksToWait}) a pass takes no
+   * record, so that no other payment's inquiry goes to an acquirer that asked to wait (a pass sends
+   * its inquiries all at once, so those of the pass that heard it went already, and each got its own
+   * answer). Nothing is charged by recovery, so waiting only delays settling; the records stay due
+   * and the first pass after takes them. The purge and the gauges run as ever.
+   */
   Future<Void> sweep() {
     if (sweeping) {
       return Future.succeededFuture();
     }
     sweeping = true;
-    return recovery.takeDue(config.recoveryBatch(), config.takeoverGrace(), config.inquiryHold())
+    Future<List<DueRecord>> taken = System.nanoTime() - inquiriesWaitUntil < 0
+        ? Future.succeededFuture(List.of())
+        : recovery.takeDue(config.recoveryBatch(), config.takeoverGrace(), config.inquiryHold());
+    return taken
         .compose(due -> Future.join(due.stream().map(this::resolve).toList()).<Void>mapEmpty())
         .compose(v -> purge.run())
         .compose(v -> recovery.unresolvedCounts())
@@ -406,6 +425,7 @@ public final class RecoveryVerticle extends VerticleBase {
           } else if (outcome instanceof ProviderOutcome.Declined d) {
             return complete(r, 402, "declined", d.providerReference(), d.declineCode());
           }
+          Duration asked = acquirerAsksToWait(outcome);
           boolean neverSeen = outcome instanceof ProviderOutcome.NotAttempted;
           if (!config.providerRemembers(r.createdAt(), r.storeNowAtMost())) {
             // Past what the acquirer is known to remember, neither its "never seen" (it may have
@@ -415,7 +435,7 @@ public final class RecoveryVerticle extends VerticleBase {
             beyondRetention.warn("payment {} was claimed more than provider_key_retention ({}) ago and the acquirer {}: "
                 + "it stays pending until an operator settles it (docs/operations.md)", r.paymentId(), config.providerKeyRetention(),
                 neverSeen ? "says it never saw it, which may mean it forgot it" : "cannot tell its outcome");
-            return keepPending(r, null).map(action -> action == Action.FENCED ? action : Action.UNVERIFIABLE);
+            return keepPending(r, null, asked).map(action -> action == Action.FENCED ? action : Action.UNVERIFIABLE);
           }
           if (neverSeen) {
             if (lateChargeImpossible(r)) {
@@ -428,8 +448,8 @@ public final class RecoveryVerticle extends VerticleBase {
             // next look comes once the window has ended on its clock.
             return keepPending(r, Duration.between(r.takenAt(), lateChargeEnds(r)));
           }
-          // The inquiry failed: keep asking on the backoff schedule.
-          return keepPending(r, null);
+          // The inquiry failed: keep asking on the backoff schedule, but not before the acquirer asked.
+          return keepPending(r, null, asked);
         })
         .recover(failure -> {
           if (stopping) {
@@ -447,6 +467,28 @@ public final class RecoveryVerticle extends VerticleBase {
           count(action);
           return null;
         });
+  }
+
+  /**
+   * How long the acquirer asked not to be asked again, by a {@code Retry-After} on an inquiry it
+   * refused ({@link ProviderOutcome.Unknown#retryAfterSeconds()}, read and bounded as on a charge:
+   * at most 300 s); zero when it said nothing. Also makes this instance's passes wait that long
+   * ({@link #sweep}).
+   */
+  private Duration acquirerAsksToWait(ProviderOutcome outcome) {
+    if (!(outcome instanceof ProviderOutcome.Unknown unknown) || unknown.retryAfterSeconds() <= 0) {
+      return Duration.ZERO;
+    }
+    Duration asked = Duration.ofSeconds(unknown.retryAfterSeconds());
+    long until = System.nanoTime() + asked.toNanos();
+    if (until - inquiriesWaitUntil > 0) {
+      if (System.nanoTime() - inquiriesWaitUntil >= 0) {
+        log.info("the acquirer refused an inquiry ({}) and asked to wait {} s: recovery on this instance asks it "
+            + "about no payment until then", unknown.reason(), unknown.retryAfterSeconds());
+      }
+      inquiriesWaitUntil = until;
+    }
+    return asked;
   }
 
   /**
@@ -521,7 +563,16 @@ public final class RecoveryVerticle extends VerticleBase {
 
   /** @param atMost the longest wait before the next inquiry, or null for the backoff's */
   private Future<Action> keepPending(DueRecord r, Duration atMost) {
-    Duration next = nextInquiry(r, atMost);
+    return keepPending(r, atMost, Duration.ZERO);
+  }
+
+  /**
+   * @param atMost the longest wait before the next inquiry, or null for the backoff's
+   * @param atLeast the acquirer's Retry-After ({@link #acquirerAsksToWait}): the next inquiry comes no
+   *     sooner, whatever the backoff or {@code atMost} say (asked sooner, it would refuse again)
+   */
+  private Future<Action> keepPending(DueRecord r, Duration atMost, Duration atLeast) {
+    Duration next = later(nextInquiry(r, atMost), atLeast);
     if (r.state() == RecordState.PENDING) {
       return recovery.reschedule(r, next).map(kept -> kept ? Action.STILL_PENDING : Action.FENCED);
     }
@@ -537,6 +588,11 @@ public final class RecoveryVerticle extends VerticleBase {
   /** @param atMost the longest wait before the next inquiry, or null for the backoff's */
   private Duration nextInquiry(DueRecord r, Duration atMost) {
     return earlier(earlier(backoff(r.inquiryAttempts()), atMost), untilLastLookWhileRemembered(r));
+  }
+
+  /** The longer of two waits. */
+  private static Duration later(Duration wait, Duration floor) {
+    return floor.compareTo(wait) > 0 ? floor : wait;
   }
 
   /** The shorter of two waits; {@code cap} null is none. */

@@ -151,6 +151,16 @@ class HttpProviderMappingTest {
     assertThat(heard(HttpProvider.mapInquiry(200, Buffer.buffer("{}"), K))).isEqualTo(ProviderOutcome.Heard.NO_ANSWER);
   }
 
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(ints = {429, 503})
+  @DisplayName("an inquiry refused with 429 or 503 is UNKNOWN and trouble, carrying the acquirer's Retry-After for recovery")
+  void refusedInquiryCarriesRetryAfter(int status) {
+    HttpProvider.Answer answer = HttpProvider.mapInquiry(status, Buffer.buffer("{}"), K, 120);
+    assertThat(answer.outcome()).isEqualTo(new ProviderOutcome.Unknown("inquiry answered " + status,
+        ProviderOutcome.Heard.NO_ANSWER, 120));
+    assertThat(answer.trouble()).isTrue();
+  }
+
   @ParameterizedTest(name = "body [{0}]")
   @ValueSource(strings = {"", "upstream connect error or disconnect/reset before headers", "<html>503</html>", "{}",
       // Spring Boot's error page (a Spring Cloud Gateway in front of the acquirer, say): "error" is a reason phrase
