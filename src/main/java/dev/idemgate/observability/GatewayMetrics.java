@@ -191,7 +191,7 @@ public final class GatewayMetrics {
 
   /**
    * {@code idemgate_provider_reference_reused_total{path}}: payments left pending because the
-   * acquirer answered a charge id the ledger already holds as another payment's, on the request
+   * acquirer answered a charge id the ledger already holds as another succeeded payment's, on the request
    * path ({@code request}) or when recovery asked again ({@code recovery}). Any increase is for an
    * operator: the acquirer may be answering a second order with the first one's charge.
    */
