@@ -58,6 +58,30 @@ final class RecoveryStore {
                 k.amount, k.currency, k.merchant_reference, k.created_at, k.inquiry_attempts, now() AS taken_at""";
 
   /**
+   * {@link #TAKE_DUE}'s PROCESSING arm alone, for a pass that sends no inquiry (the acquirer asked to
+   * wait, RecoveryVerticle#sweep): a dead pod's claims are taken over at their usual moment and made
+   * pending, while the pending ones wait. No inquiry is sent, so {@code inquiry_attempts} stays.
+   */
+  static final String TAKE_EXPIRED_CLAIMS = """
+      WITH due AS (
+        SELECT merchant_id, idempotency_key FROM idemgate.idempotency_keys
+        WHERE state = 'PROCESSING' AND lease_expires_at < now() - $2 * interval '1 millisecond'
+          AND (provider_id = ANY($4) OR provider_id IS NULL)
+        ORDER BY updated_at
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED)
+      UPDATE idemgate.idempotency_keys k
+      SET epoch = k.epoch + 1,
+          lease_expires_at = now() + $3 * interval '1 millisecond',
+          next_inquiry_at = now() + $3 * interval '1 millisecond',
+          updated_at = now(),
+          provider_id = ($4::text[])[1]
+      FROM due
+      WHERE k.merchant_id = due.merchant_id AND k.idempotency_key = due.idempotency_key
+      RETURNING k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.epoch, k.payment_id, k.provider_key,
+                k.amount, k.currency, k.merchant_reference, k.created_at, k.inquiry_attempts, now() AS taken_at""";
+
+  /**
    * Takes one unsettled record of this gateway's provider by payment id for an operator's verdict,
    * if it was claimed at least {@code $3} ms ago (on PostgreSQL's clock, which wrote
    * {@code created_at}): PENDING, or PROCESSING whose lease ran out more than {@code $5} ms ago, the
@@ -212,8 +236,20 @@ final class RecoveryStore {
    * PENDING whose next inquiry is due. Each is held for {@code hold} while it is inquired.
    */
   Future<List<DueRecord>> takeDue(int batch, Duration grace, Duration hold) {
+    return take("take due", TAKE_DUE, batch, grace, hold);
+  }
+
+  /**
+   * Takes up to {@code batch} PROCESSING records whose lease ran out more than {@code grace} ago,
+   * as {@link #takeDue} does, and no PENDING one; each held for {@code hold}.
+   */
+  Future<List<DueRecord>> takeExpiredClaims(int batch, Duration grace, Duration hold) {
+    return take("take expired claims", TAKE_EXPIRED_CLAIMS, batch, grace, hold);
+  }
+
+  private Future<List<DueRecord>> take(String operation, String sql, int batch, Duration grace, Duration hold) {
     long sentAt = System.nanoTime();
-    return run("take due", TAKE_DUE, Tuple.of(batch, grace.toMillis(), hold.toMillis(), providerIds)).map(rows -> {
+    return run(operation, sql, Tuple.of(batch, grace.toMillis(), hold.toMillis(), providerIds)).map(rows -> {
       List<DueRecord> due = new ArrayList<>(rows.size());
       for (Row row : rows) {
         due.add(dueRecord(row, sentAt));

@@ -114,7 +114,7 @@ public final class RecoveryVerticle extends VerticleBase {
   private boolean sweeping;
   /**
    * Until when ({@link System#nanoTime()}) the acquirer asked, by a {@code Retry-After} on an
-   * inquiry it refused (429 or 503), not to be asked again: passes until then take no record
+   * inquiry it refused (429 or 503), not to be asked again: passes until then send no inquiry
    * ({@link #sweep}). Per instance, as the breaker is; event-loop confined.
    */
   private long inquiriesWaitUntil = System.nanoTime();
@@ -381,22 +381,28 @@ public final class RecoveryVerticle extends VerticleBase {
 
   /**
    * One pass; passes never overlap on one instance, and a failed pass is simply tried again next time.
-   * While the acquirer's Retry-After on an inquiry runs ({@link #acquirerAsksToWait}) a pass takes no
-   * record, so that no other payment's inquiry goes to an acquirer that asked to wait (a pass sends
+   * While the acquirer's Retry-After on an inquiry runs ({@link #acquirerAsksToWait}) a pass sends no
+   * inquiry, so that no other payment's inquiry goes to an acquirer that asked to wait (a pass sends
    * its inquiries all at once, so those of the pass that heard it went already, and each got its own
-   * answer). Nothing is charged by recovery, so waiting only delays settling; the records stay due
-   * and the first pass after takes them. The purge and the gauges run as ever.
+   * answer). Nothing is charged by recovery, so waiting only delays settling; the pending records
+   * stay due and the first pass after takes them. A dead pod's claims are still taken over, at their
+   * usual moment, and made pending without an inquiry ({@link #pendUntilTheWaitEnds}): their retries'
+   * 409 told them to come back by then ({@code InFlightRetryAfter}), and 409s for up to the 300 s
+   * such a wait may last would send a client with a small retry budget off to pay again under a new
+   * key. The purge and the gauges run as ever.
    */
   Future<Void> sweep() {
     if (sweeping) {
       return Future.succeededFuture();
     }
     sweeping = true;
-    Future<List<DueRecord>> taken = System.nanoTime() - inquiriesWaitUntil < 0
-        ? Future.succeededFuture(List.of())
-        : recovery.takeDue(config.recoveryBatch(), config.takeoverGrace(), config.inquiryHold());
+    Duration waitLeft = Duration.ofNanos(Math.max(0, inquiriesWaitUntil - System.nanoTime()));
+    Future<Void> taken = waitLeft.isZero()
+        ? recovery.takeDue(config.recoveryBatch(), config.takeoverGrace(), config.inquiryHold())
+            .compose(due -> Future.join(due.stream().map(this::resolve).toList()).<Void>mapEmpty())
+        : recovery.takeExpiredClaims(config.recoveryBatch(), config.takeoverGrace(), config.inquiryHold())
+            .compose(due -> Future.join(due.stream().map(r -> pendUntilTheWaitEnds(r, waitLeft)).toList()).<Void>mapEmpty());
     return taken
-        .compose(due -> Future.join(due.stream().map(this::resolve).toList()).<Void>mapEmpty())
         .compose(v -> purge.run())
         .compose(v -> recovery.unresolvedCounts())
         .onSuccess(counts -> {
@@ -470,10 +476,34 @@ public final class RecoveryVerticle extends VerticleBase {
   }
 
   /**
+   * A dead pod's claim taken over while the acquirer asked to wait: pending at once, as when the
+   * acquirer cannot tell, its first inquiry no sooner than the wait's end ({@code waitLeft}, read
+   * at the pass's start); its retries get 202 with that {@code Retry-After}. Past the lease and the
+   * takeover grace the claim's charge was sent or never will be, so a pending record is as safe as
+   * after an inquiry that failed.
+   */
+  private Future<Void> pendUntilTheWaitEnds(DueRecord r, Duration waitLeft) {
+    return keepPending(r, null, waitLeft)
+        .recover(failure -> {
+          if (stopping) {
+            log.debug("recovery of payment {} cut short by the stop: {}", r.paymentId(), failure.getMessage());
+          } else {
+            paymentFailed.warn("recovery of payment {} failed: {}", r.paymentId(), failure.getMessage());
+          }
+          // Taken again after the hold, as a pass's failed write is.
+          return Future.succeededFuture(Action.FAILED);
+        })
+        .map(action -> {
+          count(action);
+          return null;
+        });
+  }
+
+  /**
    * How long the acquirer asked not to be asked again, by a {@code Retry-After} on an inquiry it
    * refused ({@link ProviderOutcome.Unknown#retryAfterSeconds()}, read and bounded as on a charge:
-   * at most 300 s); zero when it said nothing. Also makes this instance's passes wait that long
-   * ({@link #sweep}).
+   * at most 300 s); zero when it said nothing. Also makes this instance's passes send no inquiry
+   * for that long ({@link #sweep}).
    */
   private Duration acquirerAsksToWait(ProviderOutcome outcome) {
     if (!(outcome instanceof ProviderOutcome.Unknown unknown) || unknown.retryAfterSeconds() <= 0) {

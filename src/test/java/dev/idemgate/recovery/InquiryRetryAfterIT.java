@@ -4,6 +4,13 @@ import static dev.idemgate.support.TestGateway.KEY_A;
 import static dev.idemgate.support.TestGateway.MERCHANT_A;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.idemgate.idempotency.ClaimRequest;
+import dev.idemgate.idempotency.IdempotencyKey;
+import dev.idemgate.idempotency.IdempotencyStore;
+import dev.idemgate.idempotency.ProviderKeys;
+import dev.idemgate.idempotency.StoreClaim;
+import dev.idemgate.payment.PaymentJson;
+import dev.idemgate.payment.PaymentService;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
@@ -13,7 +20,11 @@ import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.json.JsonObject;
 import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
@@ -21,33 +32,79 @@ import org.junit.jupiter.api.Test;
 /**
  * Recovery's inquiries and an acquirer that rate-limits them: its {@code Retry-After} (read as on
  * the charge path, AcquirerRetryAfter) sets the earliest next inquiry, for the payment asked about
- * and for every other one this instance would ask about meanwhile.
+ * and for every other pending one this instance would ask about meanwhile; a dead pod's claim is
+ * still taken over (made pending, without an inquiry) at its usual moment.
  */
 class InquiryRetryAfterIT {
+  /**
+   * An acquirer that loses every charge's answer (500: the payment is pending, 202) and refuses every
+   * inquiry with 429 and {@code Retry-After: retryAfter}, noting when each provider key was asked.
+   */
+  private static final class RateLimitingAcquirer implements AutoCloseable {
+    final Vertx vertx = Vertx.vertx();
+    final AtomicInteger inquiries = new AtomicInteger();
+    /** Provider key → {@link System#nanoTime()} of each inquiry about it. */
+    final Map<String, List<Long>> askedAt = new ConcurrentHashMap<>();
+    final HttpServer server;
+
+    RateLimitingAcquirer(int retryAfterSeconds) {
+      server = Http.await(vertx.createHttpServer().requestHandler(request -> request.body().onSuccess(b -> {
+        if (request.method() == HttpMethod.GET) {
+          inquiries.incrementAndGet();
+          askedAt.computeIfAbsent(request.getParam("idempotency_key"), k -> new CopyOnWriteArrayList<>()).add(System.nanoTime());
+          request.response().setStatusCode(429).putHeader("Retry-After", Integer.toString(retryAfterSeconds)).end("{}");
+        } else {
+          request.response().setStatusCode(500).end("{}");
+        }
+      })).listen(0, "127.0.0.1"));
+    }
+
+    List<Long> asked(String providerKey) {
+      return askedAt.getOrDefault(providerKey, List.of());
+    }
+
+    @Override
+    public void close() {
+      Http.await(vertx.close());
+    }
+  }
+
+  private static TestGateway gateway(RateLimitingAcquirer acquirer, String provider) {
+    return TestGateway.start(Map.of("IDEMGATE_PROVIDER", "http",
+        "IDEMGATE_PROVIDER_URL", "http://127.0.0.1:" + acquirer.server.actualPort(), "IDEMGATE_PROVIDER_NAME", provider,
+        "IDEMGATE_LEASE", "2s", "IDEMGATE_PROVIDER_TIMEOUT", "1s",
+        "IDEMGATE_RECOVERY_INTERVAL", "200ms", "IDEMGATE_RECOVERY_BACKOFF", "1s,2s"));
+  }
+
+  /** Another pending payment of this acquirer, its inquiry due now. */
+  private static void otherPendingPayment(TestDb db, String paymentId, String provider) {
+    db.query("""
+        INSERT INTO idemgate.idempotency_keys (merchant_id, idempotency_key, fingerprint, state, epoch, generation,
+          payment_id, provider_key, lease_expires_at, amount, currency, response_status, response_body, expires_at,
+          inquiry_attempts, next_inquiry_at, created_at, provider_id)
+        VALUES ($1, $2, 'f', 'PENDING', 1, 1, $2, 'pk-' || $2, now() - interval '5 seconds', 1701, 'EUR', 202, '{}',
+          now() + interval '1 day', 1, now(), date_trunc('milliseconds', now() - interval '5 seconds'), $3)""",
+        MERCHANT_A, paymentId, "http " + provider);
+  }
+
+  private static void cleanUp(TestDb db, String provider, String... keys) {
+    for (String key : keys) {
+      db.query("DELETE FROM idemgate.idempotency_keys WHERE idempotency_key = $1 OR payment_id = $1", key);
+    }
+    db.query("DELETE FROM idemgate.payments WHERE merchant_id = $1 AND provider = $2", MERCHANT_A, provider);
+  }
+
   @Test
   @DisplayName("an inquiry answered 429 with Retry-After: 120 is not sent again before 120 s: the payment's next "
       + "inquiry (and its 202's Retry-After) is that far, though the backoff says 1 s, and the pass after asks the "
       + "acquirer about no other payment meanwhile")
   void rateLimitedInquiriesWaitAsAsked() {
-    AtomicInteger inquiries = new AtomicInteger();
-    Vertx vertx = Vertx.vertx();
-    HttpServer acquirer = Http.await(vertx.createHttpServer().requestHandler(request -> request.body().onSuccess(b -> {
-      if (request.method() == HttpMethod.GET) {
-        inquiries.incrementAndGet();
-        request.response().setStatusCode(429).putHeader("Retry-After", "120").end("{}");
-      } else {
-        // The charge's answer is lost: 500 may hide a charge, so the payment is pending (202).
-        request.response().setStatusCode(500).end("{}");
-      }
-    })).listen(0, "127.0.0.1"));
     String provider = "inquiry-retry-after-" + System.nanoTime();
     String key = Http.newKey();
     String otherPayment = "pay_retry_after_other_" + System.nanoTime();
     JsonObject body = Http.payment(1700, "tok_visa");
-    try (TestGateway gateway = TestGateway.start(Map.of("IDEMGATE_PROVIDER", "http",
-            "IDEMGATE_PROVIDER_URL", "http://127.0.0.1:" + acquirer.actualPort(), "IDEMGATE_PROVIDER_NAME", provider,
-            "IDEMGATE_LEASE", "2s", "IDEMGATE_PROVIDER_TIMEOUT", "1s",
-            "IDEMGATE_RECOVERY_INTERVAL", "200ms", "IDEMGATE_RECOVERY_BACKOFF", "1s,2s"));
+    try (RateLimitingAcquirer acquirer = new RateLimitingAcquirer(120);
+        TestGateway gateway = gateway(acquirer, provider);
         Http http = new Http();
         TestDb db = new TestDb(http.vertx())) {
       try {
@@ -56,7 +113,7 @@ class InquiryRetryAfterIT {
         String paymentId = first.json().getString("id");
 
         // The first inquiry comes 5 s after the 202 (PaymentService#FIRST_INQUIRY).
-        Waits.eventually(Duration.ofSeconds(15), () -> inquiries.get() >= 1, "recovery asks the acquirer");
+        Waits.eventually(Duration.ofSeconds(15), () -> acquirer.inquiries.get() >= 1, "recovery asks the acquirer");
         // Its answer is immediate, and recovery writes the next inquiry at once; with the backoff's 1 s,
         // recovery would have asked again (and written 2 s) by the time it is read.
         Waits.sleep(500);
@@ -68,23 +125,96 @@ class InquiryRetryAfterIT {
         assertThat(again.status()).isEqualTo(202);
         assertThat(Integer.parseInt(again.header("Retry-After"))).as("the 202's Retry-After").isGreaterThanOrEqualTo(115);
 
-        // Another payment of this acquirer, due now: no inquiry about it while the acquirer asked to wait.
-        int asked = inquiries.get();
-        db.query("""
-            INSERT INTO idemgate.idempotency_keys (merchant_id, idempotency_key, fingerprint, state, epoch, generation,
-              payment_id, provider_key, lease_expires_at, amount, currency, response_status, response_body, expires_at,
-              inquiry_attempts, next_inquiry_at, created_at, provider_id)
-            VALUES ($1, $2, 'f', 'PENDING', 1, 1, $2, 'pk-' || $2, now() - interval '5 seconds', 1701, 'EUR', 202, '{}',
-              now() + interval '1 day', 1, now(), date_trunc('milliseconds', now() - interval '5 seconds'), $3)""",
-            MERCHANT_A, otherPayment, "http " + provider);
+        // Another payment of this acquirer, due now: no inquiry about it while the acquirer asked to
+        // wait (rateLimitedInquiriesResumeWhenAsked shows such a payment is asked once the wait ends).
+        int asked = acquirer.inquiries.get();
+        otherPendingPayment(db, otherPayment, provider);
         Waits.sleep(2_000);
-        assertThat(inquiries.get()).as("inquiries sent in ten passes after the acquirer's Retry-After").isEqualTo(asked);
+        assertThat(acquirer.inquiries.get()).as("inquiries sent in ten passes after the acquirer's Retry-After").isEqualTo(asked);
       } finally {
-        db.query("DELETE FROM idemgate.idempotency_keys WHERE idempotency_key = $1 OR payment_id = $2", key, otherPayment);
-        db.query("DELETE FROM idemgate.payments WHERE merchant_id = $1 AND provider = $2", MERCHANT_A, provider);
+        cleanUp(db, provider, key, otherPayment);
       }
-    } finally {
-      Http.await(vertx.close());
+    }
+  }
+
+  @Test
+  @DisplayName("with Retry-After: 2 on an inquiry, another pending payment due meanwhile is not asked about before "
+      + "the 2 s have passed, and is asked about once they have")
+  void rateLimitedInquiriesResumeWhenAsked() {
+    String provider = "inquiry-retry-after-short-" + System.nanoTime();
+    String key = Http.newKey();
+    String otherPayment = "pay_retry_after_resumed_" + System.nanoTime();
+    JsonObject body = Http.payment(1710, "tok_visa");
+    try (RateLimitingAcquirer acquirer = new RateLimitingAcquirer(2);
+        TestGateway gateway = gateway(acquirer, provider);
+        Http http = new Http();
+        TestDb db = new TestDb(http.vertx())) {
+      try {
+        Http.Reply first = http.pay(gateway.apiPort(), KEY_A, key, body);
+        assertThat(first.status()).as(first.body()).isEqualTo(202);
+        String providerKey = ProviderKeys.of(MERCHANT_A, key);
+
+        Waits.eventually(Duration.ofSeconds(15), () -> !acquirer.asked(providerKey).isEmpty(), "recovery asks the acquirer");
+        long refusedAt = acquirer.asked(providerKey).get(0);
+        // Due now, and the pass that asked about the first payment has taken its records already: the
+        // passes after it wait out the acquirer's 2 s, then take this one.
+        otherPendingPayment(db, otherPayment, provider);
+        String otherKey = "pk-" + otherPayment;
+        Waits.eventually(Duration.ofSeconds(10), () -> !acquirer.asked(otherKey).isEmpty(),
+            "recovery asks about the other payment once the acquirer's Retry-After has passed");
+        long afterMs = (acquirer.asked(otherKey).get(0) - refusedAt) / 1_000_000;
+        assertThat(afterMs).as("ms from the refused inquiry to the other payment's first inquiry").isGreaterThanOrEqualTo(2_000L);
+      } finally {
+        cleanUp(db, provider, key, otherPayment);
+      }
+    }
+  }
+
+  @Test
+  @DisplayName("while recovery waits out an acquirer's Retry-After: 300, a dead pod's claim past its lease is still "
+      + "taken over at its usual moment: made pending without asking the acquirer, so that its retry gets 202 (its "
+      + "Retry-After the wait's end), not 409 for five minutes")
+  void deadPodsClaimIsTakenOverDuringTheWait() {
+    String provider = "inquiry-retry-after-takeover-" + System.nanoTime();
+    String key = Http.newKey();
+    String deadKey = Http.newKey();
+    JsonObject body = Http.payment(1720, "tok_visa");
+    JsonObject deadBody = Http.payment(1721, "tok_visa");
+    try (RateLimitingAcquirer acquirer = new RateLimitingAcquirer(300);
+        TestGateway gateway = gateway(acquirer, provider);
+        Http http = new Http();
+        TestDb db = new TestDb(http.vertx())) {
+      try {
+        Http.Reply first = http.pay(gateway.apiPort(), KEY_A, key, body);
+        assertThat(first.status()).as(first.body()).isEqualTo(202);
+        Waits.eventually(Duration.ofSeconds(15), () -> acquirer.inquiries.get() >= 1, "recovery asks the acquirer");
+        Waits.sleep(300);
+        int asked = acquirer.inquiries.get();
+
+        // A pod died holding this claim: its lease ran out long ago, past the takeover grace.
+        IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 2, Duration.ofSeconds(5),
+            Duration.ofSeconds(2), "http " + provider);
+        ClaimRequest claim = new ClaimRequest(MERCHANT_A, new IdempotencyKey(deadKey), PaymentService.fingerprint(deadBody),
+            PaymentJson.newPaymentId(Instant.now()), deadBody.getLong("amount"), deadBody.getString("currency"),
+            deadBody.getString("merchant_reference"), null, null);
+        assertThat(Http.await(store.claim(claim))).isInstanceOf(StoreClaim.Claimed.class);
+        db.query("UPDATE idemgate.idempotency_keys SET lease_expires_at = now() - interval '1 minute', "
+            + "created_at = now() - interval '1 minute' WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, deadKey);
+
+        // Recovery takes it over within a pass (200 ms); the rest is margin for a loaded machine.
+        Waits.eventually(Duration.ofSeconds(5), () -> "PENDING".equals(db.keyState(MERCHANT_A, deadKey)),
+            () -> "recovery takes the dead pod's claim over during the acquirer's wait (state now "
+                + db.keyState(MERCHANT_A, deadKey) + ")");
+        Http.Reply retry = http.pay(gateway.apiPort(), KEY_A, deadKey, deadBody);
+        assertThat(retry.status()).as(retry.body()).isEqualTo(202);
+        assertThat(retry.json().getString("id")).isEqualTo(claim.paymentId());
+        assertThat(Integer.parseInt(retry.header("Retry-After"))).as("the 202's Retry-After: the acquirer's wait's end")
+            .isBetween(290, 302);
+        assertThat(acquirer.asked(ProviderKeys.of(MERCHANT_A, deadKey))).as("inquiries about the dead pod's payment").isEmpty();
+        assertThat(acquirer.inquiries.get()).as("inquiries sent during the acquirer's wait").isEqualTo(asked);
+      } finally {
+        cleanUp(db, provider, key, deadKey);
+      }
     }
   }
 }

@@ -31,6 +31,8 @@ class RecoveryPlansIT {
       "summary", RecoveryStore.PENDING_SUMMARY,
       "take due", RecoveryStore.TAKE_DUE.replace("$1", "100").replace("$2", "0").replace("$3", "30000")
           .replace("$4", "ARRAY['simulator']"),
+      "take expired claims", RecoveryStore.TAKE_EXPIRED_CLAIMS.replace("$1", "100").replace("$2", "0").replace("$3", "30000")
+          .replace("$4", "ARRAY['simulator']"),
       "list", RecoveryStore.PENDING_LIST.replace("$1", "100").replace("$2", "86400000").replace("$3", "NULL")
           .replace("$4", "NULL"),
       "list of a merchant", RecoveryStore.PENDING_LIST.replace("$1", "100").replace("$2", "86400000").replace("$3", "'m'")
@@ -78,7 +80,7 @@ class RecoveryPlansIT {
   }
 
   @ParameterizedTest(name = "{0}")
-  @ValueSource(strings = {"summary", "take due", "list", "list of a merchant", "purge", "take pending", "pending since", "hand back", "charged as"})
+  @ValueSource(strings = {"summary", "take due", "take expired claims", "list", "list of a merchant", "purge", "take pending", "pending since", "hand back", "charged as"})
   @DisplayName("recovery's statement reads the unresolved records through an index, never every retained key")
   void noScanOfRetainedKeys(String statement) {
     String plan = plan(STATEMENTS.get(statement));
