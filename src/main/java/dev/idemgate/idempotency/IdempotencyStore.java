@@ -363,10 +363,17 @@ public final class IdempotencyStore {
    * exception, or 23, a violated constraint), or it chose the statement as the victim of a deadlock
    * or a serialization failure (40P01, 40001: another session locked the same records in another
    * order; claim and completion groups all lock theirs in key order, so it takes a session of
-   * some other kind). Its writes are then tried one by one, so that one request's value fails that
-   * request alone, not the payments beside it in the group, and a deadlock's victims are written
-   * after all (a write alone waits for at most one record, so it cannot close a cycle again). Only
-   * the writing statements qualify: a claim group whose follow-up READ failed has already
+   * some other kind), or it ran out of memory (53200: above all "out of shared memory", the
+   * server's lock table full, which a completion group's charge locks can fill, one per distinct
+   * charge id, up to 256 at once, when many pods flush groups together after a stall; also a
+   * backend's own "out of memory"). Its writes are then tried one by one, so that one request's
+   * value fails that request alone, not the payments beside it in the group, and a deadlock's
+   * victims are written after all (a write alone waits for at most one record, so it cannot close a
+   * cycle again), and a group too big for the lock table is written a charge lock at a time. Each
+   * is an ERROR that ends the statement's transaction before its commit, so nothing was written.
+   * Each write is tried alone once and no more (GroupCommit tries a group of one once), so a server
+   * short of memory for any statement costs each write of the group one more statement, no loop.
+   * Only the writing statements qualify: a claim group whose follow-up READ failed has already
    * committed its claims, and claiming them again would find them taken.
    */
   static boolean changedNothing(Throwable failure) {
@@ -376,7 +383,8 @@ public final class IdempotencyStore {
       return false;
     }
     String state = pg.getSqlState();
-    return state.startsWith("22") || state.startsWith("23") || state.equals("40P01") || state.equals("40001");
+    return state.startsWith("22") || state.startsWith("23") || state.equals("40P01") || state.equals("40001")
+        || state.equals("53200");
   }
 
   /**

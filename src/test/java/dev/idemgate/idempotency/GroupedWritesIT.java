@@ -9,12 +9,14 @@ import ch.qos.logback.classic.spi.ILoggingEvent;
 import dev.idemgate.support.CapturedLogs;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.TestGateway;
+import dev.idemgate.support.ThrowawayPostgres;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonObject;
 import io.vertx.pgclient.PgBuilder;
+import io.vertx.pgclient.PgException;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.PoolOptions;
 import io.vertx.sqlclient.SqlConnection;
@@ -24,6 +26,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterAll;
@@ -38,6 +41,12 @@ import org.junit.jupiter.api.Test;
  */
 class GroupedWritesIT {
   private static final String MERCHANT = "grouped-writes";
+  /** IdempotencyStore's MAX_GROUP. */
+  private static final int FULL_GROUP = 256;
+  /** Server settings for a small lock table, a few hundred locks, quickly filled. */
+  private static final String[] SMALL_LOCK_TABLE = {"max_locks_per_transaction=10", "max_connections=10",
+      "max_prepared_transactions=0", "autovacuum_max_workers=1", "max_worker_processes=0", "max_wal_senders=0",
+      "wal_level=minimal"};
   private static Vertx vertx;
   private static Pool poolA;
   private static Pool poolB;
@@ -382,6 +391,78 @@ class GroupedWritesIT {
     } finally {
       Http.await(otherPod.close());
     }
+  }
+
+  @Test
+  @DisplayName("a completion group whose charge locks do not fit in what is left of PostgreSQL's lock table (SQLSTATE "
+      + "53200, out of shared memory) is written write by write, a lock at a time: every payment is written succeeded, "
+      + "none is left 202")
+  void aGroupPastTheLockTableIsWrittenWriteByWrite() {
+    try (ThrowawayPostgres small = ThrowawayPostgres.startWith(SMALL_LOCK_TABLE)) {
+      Migrations.migrate(small.url());
+      Pool pool = PgBuilder.pool().with(new PoolOptions().setMaxSize(2))
+          .connectingTo(Postgres.connectOptions(small.url())).using(vertx).build();
+      Pool others = PgBuilder.pool().with(new PoolOptions().setMaxSize(1))
+          .connectingTo(Postgres.connectOptions(small.url())).using(vertx).build();
+      try {
+        Context context = vertx.getOrCreateContext();
+        List<String> groups = Collections.synchronizedList(new ArrayList<>());
+        IdempotencyStore store = recordingStore(pool, context, groups);
+        List<String> keys = new ArrayList<>();
+        for (int i = 0; i < FULL_GROUP; i++) {
+          keys.add(Http.newKey());
+        }
+        List<StoreClaim> claims = onContext(context, () -> claimAll(store, keys));
+        leaveRoomForLocks(Http.await(others.getConnection()), 100);
+        groups.clear();
+        List<Future<Completion.Result>> completions = onContext(context, () -> {
+          List<Future<Completion.Result>> all = new ArrayList<>();
+          for (int i = 0; i < keys.size(); i++) {
+            StoreClaim.Claimed owned = (StoreClaim.Claimed) claims.get(i);
+            all.add(store.complete(MERCHANT, new IdempotencyKey(keys.get(i)), owned.epoch(), succeeded(owned)));
+          }
+          return Future.join(all).transform(done -> Future.succeededFuture(all));
+        });
+
+        assertThat(groups.get(0)).as("one statement for the group first").isEqualTo("complete " + FULL_GROUP);
+        assertThat(groups).as("then one for each write").hasSize(1 + FULL_GROUP);
+        assertThat(completions).as("each completion of a new charge id (statements: %d)", groups.size())
+            .allSatisfy(c -> assertThat(c.succeeded() ? c.result() : c.cause()).isEqualTo(Completion.Result.RECORDED));
+        assertThat(Http.await(pool.preparedQuery("SELECT count(*) FROM idemgate.payments WHERE status = 'succeeded' "
+            + "AND provider_reference = 'ch_' || id AND id = ANY($1)").execute(Tuple.of(claims.stream()
+            .map(c -> ((StoreClaim.Claimed) c).paymentId()).toArray(String[]::new)))).iterator().next().getLong(0))
+            .as("payments written succeeded").isEqualTo((long) FULL_GROUP);
+      } finally {
+        Http.await(pool.close());
+        Http.await(others.close());
+      }
+    }
+  }
+
+  /**
+   * Fills the server's lock table from {@code session}, as other sessions' locks would (other pods'
+   * groups after a stall), then frees {@code room} of them: locks of its own until PostgreSQL refuses
+   * one with 53200, held for the session (a refused statement does not give back the ones it took).
+   * Filled rather than computed: the table takes what shared memory is left over, beyond
+   * max_locks_per_transaction x (max_connections + max_prepared_transactions + background processes):
+   * 273 locks where that product is 120.
+   */
+  private static void leaveRoomForLocks(SqlConnection session, int room) {
+    for (int from = 1; ; from += 10) {
+      try {
+        session.preparedQuery("SELECT count(pg_advisory_lock(7, g)) FROM generate_series($1::int, $1::int + 9) g")
+            .execute(Tuple.of(from)).toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
+      } catch (ExecutionException refused) {
+        assertThat(refused.getCause()).isInstanceOf(PgException.class);
+        assertThat(((PgException) refused.getCause()).getSqlState()).as("refused after %d locks", from).isEqualTo("53200");
+        assertThat(from).as("locks taken").isGreaterThan(room);
+        break;
+      } catch (InterruptedException | java.util.concurrent.TimeoutException e) {
+        throw new AssertionError(e);
+      }
+    }
+    Http.await(session.preparedQuery("SELECT count(pg_advisory_unlock(7, g)) FROM generate_series(1, $1) g")
+        .execute(Tuple.of(room)));
   }
 
   /** "status provider_reference state response_status asked_again" of each payment, succeeded first. */

@@ -42,6 +42,8 @@ public final class ThrowawayPostgres implements AutoCloseable {
   private volatile boolean running;
   /** Server settings for TLS, empty without it. */
   private String tlsSettings = "";
+  /** The test's own server settings ({@link #startWith}), after the fixture's: each {@code -c name=value}. */
+  private String ownSettings = "";
 
   private static Path binaries() {
     String named = System.getenv("IDEMGATE_PG_BIN");
@@ -65,7 +67,15 @@ public final class ThrowawayPostgres implements AutoCloseable {
 
   /** initdb and start on a free port; waits until it accepts connections. */
   public static ThrowawayPostgres start() {
-    return start(false);
+    return start(false, List.of());
+  }
+
+  /**
+   * The same, with server settings of the test's own ({@code name=value}, as {@code postgres -c}
+   * takes them), kept across {@link #restart()}; they come after the fixture's, so they win.
+   */
+  public static ThrowawayPostgres startWith(String... settings) {
+    return start(false, List.of(settings));
   }
 
   /**
@@ -73,10 +83,10 @@ public final class ThrowawayPostgres implements AutoCloseable {
    * for {@code localhost} and {@code 127.0.0.1} made by {@code openssl}: {@link #certificate()}.
    */
   public static ThrowawayPostgres startWithTls() {
-    return start(true);
+    return start(true, List.of());
   }
 
-  private static ThrowawayPostgres start(boolean tls) {
+  private static ThrowawayPostgres start(boolean tls, List<String> settings) {
     Path root;
     try {
       root = Files.createTempDirectory("idemgate-pg-", PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
@@ -84,6 +94,7 @@ public final class ThrowawayPostgres implements AutoCloseable {
       throw new IllegalStateException(e);
     }
     ThrowawayPostgres pg = new ThrowawayPostgres(TestGateway.freePort(), root);
+    settings.forEach(setting -> pg.ownSettings += " -c " + setting);
     try {
       if (asRoot()) {
         pg.run(List.of("chown", "postgres:postgres", root.toString()));
@@ -109,7 +120,7 @@ public final class ThrowawayPostgres implements AutoCloseable {
   /** Starts the server again after {@link #crash()} or {@link #stop()}: crash recovery runs first if needed. */
   public void restart() {
     run(asServerUser(List.of(BIN.resolve("pg_ctl").toString(), "-D", data.toString(), "-l", root.resolve("server.log").toString(),
-        "-o", "-p " + port + " -k " + root + " -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100" + tlsSettings,
+        "-o", "-p " + port + " -k " + root + " -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100" + tlsSettings + ownSettings,
         "-w", "-t", "60", "start")));
     running = true;
   }
