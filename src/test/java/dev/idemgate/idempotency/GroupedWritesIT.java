@@ -25,7 +25,9 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
@@ -391,6 +393,63 @@ class GroupedWritesIT {
     } finally {
       Http.await(otherPod.close());
     }
+  }
+
+  @Test
+  @DisplayName("one statement of a declined completion (not checked), a succeeded one of a new charge id and a succeeded "
+      + "one of a charge id another payment holds, in that key order: each is told and written as its own position "
+      + "decides (the holders' array lines up with the group's rows, NULL positions included)")
+  void checkedAndUncheckedPositionsLineUp() {
+    Context context = vertx.getOrCreateContext();
+    List<String> groups = Collections.synchronizedList(new ArrayList<>());
+    IdempotencyStore store = recordingStore(poolA, context, groups);
+    String held = "ch_held_" + Http.newKey();
+    String holderKey = Http.newKey();
+    StoreClaim.Claimed holder = (StoreClaim.Claimed) onContext(context, () -> store.claim(claim(holderKey, null)));
+    assertThat(onContext(context, () -> store.complete(MERCHANT, new IdempotencyKey(holderKey), holder.epoch(),
+        succeeded(holder, held)))).isEqualTo(Completion.Result.RECORDED);
+    // Key order is the statement's row order: the declined one first (a NULL position of the charge ids
+    // checked), the one holding a new charge id, then the one whose charge id the holder has.
+    String stem = Http.newKey();
+    IdempotencyKey declinedKey = new IdempotencyKey("a-" + stem);
+    IdempotencyKey newChargeKey = new IdempotencyKey("b-" + stem);
+    IdempotencyKey takenKey = new IdempotencyKey("c-" + stem);
+    StoreClaim.Claimed declined = (StoreClaim.Claimed) onContext(context, () -> store.claim(claim(declinedKey.value(), null)));
+    StoreClaim.Claimed newCharge = (StoreClaim.Claimed) onContext(context, () -> store.claim(claim(newChargeKey.value(), null)));
+    StoreClaim.Claimed taken = (StoreClaim.Claimed) onContext(context, () -> store.claim(claim(takenKey.value(), null)));
+    groups.clear();
+    List<Completion.Result> results;
+    List<String> lines;
+    try (CapturedLogs logs = CapturedLogs.of(IdempotencyStore.class)) {
+      // Submitted in the reverse order: the statement sorts them.
+      results = onContext(context, () -> {
+        List<Future<Completion.Result>> all = List.of(
+            store.complete(MERCHANT, takenKey, taken.epoch(), succeeded(taken, held)),
+            store.complete(MERCHANT, newChargeKey, newCharge.epoch(), succeeded(newCharge)),
+            store.complete(MERCHANT, declinedKey, declined.epoch(), declined(declined)));
+        return Future.all(all).map(done -> List.of(all.get(0).result(), all.get(1).result(), all.get(2).result()));
+      });
+      lines = logs.events().stream().map(ILoggingEvent::getFormattedMessage).toList();
+    }
+
+    assertThat(groups).as("one statement for the three").containsExactly("complete 3");
+    assertThat(results).as("what the completions of charge %s (held), a new charge and a decline are told", held)
+        .containsExactly(Completion.Result.CHARGE_TAKEN, Completion.Result.RECORDED, Completion.Result.RECORDED);
+    assertThat(lines).as("the charge's holder named").anyMatch(line -> line.contains(taken.paymentId())
+        && line.contains("already the charge of payment " + holder.paymentId()));
+    Map<String, String> rows = new HashMap<>();
+    Http.await(poolA.preparedQuery("""
+        SELECT p.id, p.status, p.provider_reference, k.state, k.response_status
+        FROM idemgate.payments p JOIN idemgate.idempotency_keys k ON k.payment_id = p.id
+        WHERE p.merchant_id = $1 AND p.id = ANY($2)""")
+        .execute(Tuple.tuple().addString(MERCHANT).addArrayOfString(new String[] {declined.paymentId(),
+            newCharge.paymentId(), taken.paymentId()})))
+        .forEach(row -> rows.put(row.getString("id"), row.getString("status") + " " + row.getString("provider_reference")
+            + " " + row.getString("state") + " " + row.getInteger("response_status")));
+    assertThat(rows).containsExactlyInAnyOrderEntriesOf(Map.of(
+        declined.paymentId(), "declined ch_" + declined.paymentId() + " COMPLETED 402",
+        newCharge.paymentId(), "succeeded ch_" + newCharge.paymentId() + " COMPLETED 201",
+        taken.paymentId(), "pending null PENDING 202"));
   }
 
   @Test

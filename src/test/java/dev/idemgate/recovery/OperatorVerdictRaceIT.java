@@ -5,9 +5,12 @@ import static dev.idemgate.support.Waits.eventually;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.idemgate.idempotency.ClaimRequest;
+import dev.idemgate.idempotency.Completion;
 import dev.idemgate.idempotency.IdempotencyKey;
 import dev.idemgate.idempotency.IdempotencyStore;
+import dev.idemgate.idempotency.RecordState;
 import dev.idemgate.idempotency.StoreClaim;
+import dev.idemgate.idempotency.StoredResponse;
 import dev.idemgate.payment.PaymentJson;
 import dev.idemgate.payment.PaymentService;
 import dev.idemgate.support.Http;
@@ -25,6 +28,7 @@ import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
@@ -144,6 +148,60 @@ class OperatorVerdictRaceIT {
     assertThat(replies).extracting(Reply::status).containsExactlyInAnyOrder(200, 409);
     Reply refused = replies.get(0).status() == 409 ? replies.get(0) : replies.get(1);
     assertThat(refused.json().getString("detail")).contains("is already the charge of payment");
+  }
+
+  @Test
+  @DisplayName("a verdict's charge lock (RecoveryStore's LOCK_CHARGE) and a grouped completion's (V11's charge_holders) "
+      + "are one lock: a completion of that charge id waits until the verdict's transaction ends, one of another does not")
+  void verdictAndCompletionShareTheChargeLock() throws Exception {
+    io.vertx.core.Context context = http.vertx().getOrCreateContext();
+    IdempotencyStore store = new IdempotencyStore(db.pool(), context, 2, Duration.ofSeconds(5), Duration.ofSeconds(3),
+        "simulator");
+    IdempotencyKey sameKey = new IdempotencyKey(Http.newKey());
+    IdempotencyKey otherKey = new IdempotencyKey(Http.newKey());
+    StoreClaim.Claimed same = claimed(store, sameKey);
+    StoreClaim.Claimed other = claimed(store, otherKey);
+    String charge = "ch_locked_" + sameKey.value();
+    SqlConnection verdict = Http.await(db.pool().getConnection());
+    try {
+      Http.await(verdict.query("BEGIN").execute());
+      // The statement an operator's verdict runs first, as it is.
+      Http.await(verdict.preparedQuery(RecoveryStore.LOCK_CHARGE).execute(Tuple.of(charge, "30000")));
+
+      assertThat(store.complete(MERCHANT_A, otherKey, other.epoch(), succeeded(other, "ch_free_" + otherKey.value()))
+          .toCompletionStage().toCompletableFuture().get(3, TimeUnit.SECONDS))
+          .as("a completion of another charge id, written while the verdict's transaction is open")
+          .isEqualTo(Completion.Result.RECORDED);
+      CompletableFuture<Completion.Result> locked =
+          store.complete(MERCHANT_A, sameKey, same.epoch(), succeeded(same, charge)).toCompletionStage().toCompletableFuture();
+      eventually(Duration.ofSeconds(5), () -> locked.isDone() || (Long) db.scalar("SELECT count(*) FROM pg_stat_activity "
+          + "WHERE wait_event = 'advisory' AND query LIKE '%idemgate.charge_holders(%'") > 0,
+          "the completion waits for an advisory lock");
+      assertThat(locked.isDone()).as("the completion of charge %s finished while the verdict held its lock: %s", charge,
+          locked.isDone() ? locked.getNow(null) : null).isFalse();
+      Http.await(verdict.query("ROLLBACK").execute());
+      assertThat(locked.get(3, TimeUnit.SECONDS)).as("written once the verdict's transaction ended")
+          .isEqualTo(Completion.Result.RECORDED);
+    } finally {
+      Http.await(verdict.close());
+    }
+  }
+
+  /** A claim of {@code key} for MERCHANT_A, PROCESSING, its payment id kept for the clean-up. */
+  private static StoreClaim.Claimed claimed(IdempotencyStore store, IdempotencyKey key) {
+    JsonObject body = Http.payment(1506, "tok_visa");
+    ClaimRequest claim = new ClaimRequest(MERCHANT_A, key, PaymentService.fingerprint(body),
+        PaymentJson.newPaymentId(Instant.now()), 1506, "EUR", body.getString("merchant_reference"), null, null);
+    made.add(claim.paymentId());
+    return (StoreClaim.Claimed) Http.await(store.claim(claim));
+  }
+
+  /** The acquirer's 201 with charge id {@code charge}, and its pending alternative should another payment hold it. */
+  private static Completion succeeded(StoreClaim.Claimed claimed, String charge) {
+    StoredResponse response = new StoredResponse(201, "{}", claimed.paymentId(), Instant.now().plus(Duration.ofHours(1)));
+    StoredResponse pending = new StoredResponse(202, "{\"status\":\"pending\"}", claimed.paymentId(), response.expiresAt());
+    return new Completion(RecordState.COMPLETED, response, Duration.ofHours(1), "succeeded", "simulator", charge, null,
+        null, Completion.pending(pending, Duration.ofHours(1), "simulator", Duration.ofSeconds(5)));
   }
 
   @Test
