@@ -36,50 +36,49 @@ import java.util.function.Function;
  * late charge, the acquirer's memory) are on that clock too, never on this instance's.
  */
 final class RecoveryStore {
-  static final String TAKE_DUE = """
-      WITH due AS (
-        SELECT merchant_id, idempotency_key FROM idemgate.idempotency_keys
-        WHERE ((state = 'PROCESSING' AND lease_expires_at < now() - $2 * interval '1 millisecond')
-           OR (state = 'PENDING' AND next_inquiry_at <= now()))
-          AND (provider_id = ANY($4) OR provider_id IS NULL)
-        ORDER BY updated_at
-        LIMIT $1
-        FOR UPDATE SKIP LOCKED)
-      UPDATE idemgate.idempotency_keys k
-      SET epoch = k.epoch + 1,
-          lease_expires_at = now() + $3 * interval '1 millisecond',
-          next_inquiry_at = now() + $3 * interval '1 millisecond',
-          inquiry_attempts = k.inquiry_attempts + 1,
-          updated_at = now(),
-          provider_id = ($4::text[])[1]
-      FROM due
-      WHERE k.merchant_id = due.merchant_id AND k.idempotency_key = due.idempotency_key
-      RETURNING k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.epoch, k.payment_id, k.provider_key,
-                k.amount, k.currency, k.merchant_reference, k.created_at, k.inquiry_attempts, now() AS taken_at""";
+  /**
+   * A dead pod's claim: PROCESSING, its lease run out more than the takeover grace ({@code $2} ms) ago.
+   */
+  private static final String EXPIRED_CLAIM = "state = 'PROCESSING' AND lease_expires_at < now() - $2 * interval '1 millisecond'";
+
+  /** The expired claims and the pending records whose next inquiry is due, taken to be asked about. */
+  static final String TAKE_DUE = takeOver("(" + EXPIRED_CLAIM + ") OR (state = 'PENDING' AND next_inquiry_at <= now())",
+      "inquiry_attempts = k.inquiry_attempts + 1,");
 
   /**
-   * {@link #TAKE_DUE}'s PROCESSING arm alone, for a pass that sends no inquiry (the acquirer asked to
+   * {@link #TAKE_DUE}'s expired claims alone, for a pass that sends no inquiry (the acquirer asked to
    * wait, RecoveryVerticle#sweep): a dead pod's claims are taken over at their usual moment and made
    * pending, while the pending ones wait. No inquiry is sent, so {@code inquiry_attempts} stays.
    */
-  static final String TAKE_EXPIRED_CLAIMS = """
-      WITH due AS (
-        SELECT merchant_id, idempotency_key FROM idemgate.idempotency_keys
-        WHERE state = 'PROCESSING' AND lease_expires_at < now() - $2 * interval '1 millisecond'
-          AND (provider_id = ANY($4) OR provider_id IS NULL)
-        ORDER BY updated_at
-        LIMIT $1
-        FOR UPDATE SKIP LOCKED)
-      UPDATE idemgate.idempotency_keys k
-      SET epoch = k.epoch + 1,
-          lease_expires_at = now() + $3 * interval '1 millisecond',
-          next_inquiry_at = now() + $3 * interval '1 millisecond',
-          updated_at = now(),
-          provider_id = ($4::text[])[1]
-      FROM due
-      WHERE k.merchant_id = due.merchant_id AND k.idempotency_key = due.idempotency_key
-      RETURNING k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.epoch, k.payment_id, k.provider_key,
-                k.amount, k.currency, k.merchant_reference, k.created_at, k.inquiry_attempts, now() AS taken_at""";
+  static final String TAKE_EXPIRED_CLAIMS = takeOver(EXPIRED_CLAIM, "");
+
+  /**
+   * The one take-over statement both takes share, so that they cannot drift apart: up to {@code $1}
+   * records of this gateway's providers ({@code $4}) that match {@code which}, each held for
+   * {@code $3} ms under a new epoch; {@code countInquiry} is the SET item that counts the inquiry
+   * about to be sent, or empty.
+   */
+  private static String takeOver(String which, String countInquiry) {
+    return """
+        WITH due AS (
+          SELECT merchant_id, idempotency_key FROM idemgate.idempotency_keys
+          WHERE (%s)
+            AND (provider_id = ANY($4) OR provider_id IS NULL)
+          ORDER BY updated_at
+          LIMIT $1
+          FOR UPDATE SKIP LOCKED)
+        UPDATE idemgate.idempotency_keys k
+        SET epoch = k.epoch + 1,
+            lease_expires_at = now() + $3 * interval '1 millisecond',
+            next_inquiry_at = now() + $3 * interval '1 millisecond',
+            %s
+            updated_at = now(),
+            provider_id = ($4::text[])[1]
+        FROM due
+        WHERE k.merchant_id = due.merchant_id AND k.idempotency_key = due.idempotency_key
+        RETURNING k.merchant_id, k.idempotency_key, k.fingerprint, k.state, k.epoch, k.payment_id, k.provider_key,
+                  k.amount, k.currency, k.merchant_reference, k.created_at, k.inquiry_attempts, now() AS taken_at""".formatted(which, countInquiry);
+  }
 
   /**
    * Takes one unsettled record of this gateway's provider by payment id for an operator's verdict,
