@@ -458,11 +458,7 @@ public final class RecoveryVerticle extends VerticleBase {
           return keepPending(r, null, asked);
         })
         .recover(failure -> {
-          if (stopping) {
-            log.debug("recovery of payment {} cut short by the stop: {}", r.paymentId(), failure.getMessage());
-          } else {
-            paymentFailed.warn("recovery of payment {} failed: {}", r.paymentId(), failure.getMessage());
-          }
+          logFailure(r, failure);
           // Put it on the backoff schedule all the same (a PROCESSING record becomes PENDING, so
           // retries get 202, not 409): a write that fails on this record's data would otherwise
           // fail again at every takeover, 15-26 s apart, for ever. During an outage this write
@@ -475,6 +471,15 @@ public final class RecoveryVerticle extends VerticleBase {
         });
   }
 
+  /** A record's recovery that failed: a throttled WARN, or a DEBUG line when the stop cut it short. */
+  private void logFailure(DueRecord r, Throwable failure) {
+    if (stopping) {
+      log.debug("recovery of payment {} cut short by the stop: {}", r.paymentId(), failure.getMessage());
+    } else {
+      paymentFailed.warn("recovery of payment {} failed: {}", r.paymentId(), failure.getMessage());
+    }
+  }
+
   /**
    * A dead pod's claim taken over while the acquirer asked to wait: pending at once, as when the
    * acquirer cannot tell, its first inquiry no sooner than the wait's end ({@code waitLeft}, read
@@ -485,11 +490,7 @@ public final class RecoveryVerticle extends VerticleBase {
   private Future<Void> pendUntilTheWaitEnds(DueRecord r, Duration waitLeft) {
     return keepPending(r, null, waitLeft)
         .recover(failure -> {
-          if (stopping) {
-            log.debug("recovery of payment {} cut short by the stop: {}", r.paymentId(), failure.getMessage());
-          } else {
-            paymentFailed.warn("recovery of payment {} failed: {}", r.paymentId(), failure.getMessage());
-          }
+          logFailure(r, failure);
           // Taken again after the hold, as a pass's failed write is.
           return Future.succeededFuture(Action.FAILED);
         })
