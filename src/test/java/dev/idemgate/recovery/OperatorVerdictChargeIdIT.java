@@ -3,20 +3,13 @@ package dev.idemgate.recovery;
 import static dev.idemgate.support.TestGateway.MERCHANT_A;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.idemgate.idempotency.ClaimRequest;
-import dev.idemgate.idempotency.IdempotencyKey;
-import dev.idemgate.idempotency.IdempotencyStore;
-import dev.idemgate.idempotency.StoreClaim;
 import dev.idemgate.payment.PaymentJson;
-import dev.idemgate.payment.PaymentService;
 import dev.idemgate.support.Http;
 import dev.idemgate.support.Http.Reply;
 import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpMethod;
-import io.vertx.core.json.JsonObject;
-import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
@@ -56,28 +49,11 @@ class OperatorVerdictChargeIdIT {
     gateway.close();
   }
 
-  /**
-   * A payment of MERCHANT_A left pending two days ago, past provider_key_retention (the simulator
-   * never saw it, and may have forgotten it, so the verdict decides), with its pending ledger row;
-   * recovery's next look is an hour away. Returns its payment id.
-   */
+  /** {@link ForgottenPendingPayments#make} under a new key, deleted at the end. */
   private static String forgottenPending(long amount) {
-    String key = Http.newKey();
-    JsonObject body = Http.payment(amount, "tok_visa");
-    IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 2, Duration.ofSeconds(5),
-        Duration.ofSeconds(3), "simulator");
-    ClaimRequest claim = new ClaimRequest(MERCHANT_A, new IdempotencyKey(key), PaymentService.fingerprint(body),
-        PaymentJson.newPaymentId(Instant.now()), amount, "EUR", body.getString("merchant_reference"), null, null);
-    assertThat(Http.await(store.claim(claim))).isInstanceOf(StoreClaim.Claimed.class);
-    made.add(claim.paymentId());
-    db.query("UPDATE idemgate.idempotency_keys SET state = 'PENDING', response_status = 202, response_body = '{}', "
-        + "expires_at = now() + interval '1 day', next_inquiry_at = now() + interval '1 hour', "
-        + "lease_expires_at = now() - interval '1 minute', created_at = now() - interval '2 days' "
-        + "WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
-    db.query("INSERT INTO idemgate.payments (id, merchant_id, provider_key, amount, currency, status, provider, created_at) "
-        + "SELECT payment_id, merchant_id, provider_key, amount, currency, 'pending', 'simulator', created_at "
-        + "FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key);
-    return claim.paymentId();
+    String paymentId = ForgottenPendingPayments.make(db, http.vertx(), Http.newKey(), amount);
+    made.add(paymentId);
+    return paymentId;
   }
 
   /** An earlier payment of this acquirer in the ledger, settled as {@code status} under charge id {@code charge}. */
