@@ -722,6 +722,10 @@ if psql_bench -f "$ROOT/bench/pgbench/schema.sql" > /dev/null; then
   for round in 1 2 3; do
     checkpoint
     ROUND=$round run_wrk fresh-in-turn gateway "$(url)" fresh "fresh-turn$round-$STAMP"
+    # The CPU split of each round the target is read from, beside the single fresh run's: one
+    # run's split can be another process's doing (a build, a download) and say nothing of the gateway.
+    cpu_fact "fresh_in_turn_cpu_per_request_round$round" "$WRK_CPU_BEFORE" "$WRK_CPU_AFTER" \
+      "$RAW/fresh-in-turn-wrk-round$round.txt"
     say "pg-naive-in-turn: pgbench, naive per-payment SQL, $CONNECTIONS clients, round $round"
     ROUND=$round run_pgbench pg-naive-in-turn "$ROOT/bench/pgbench/naive.pgbench" \
       "INSERT + UPDATE per payment, one commit each; round $round in turn with fresh-in-turn"
