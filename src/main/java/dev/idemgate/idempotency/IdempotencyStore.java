@@ -93,7 +93,10 @@ public final class IdempotencyStore {
         metadata = EXCLUDED.metadata, response_status = NULL, response_body = NULL, expires_at = NULL,
         frees_at = NULL,
         inquiry_attempts = 0, next_inquiry_at = NULL, created_at = EXCLUDED.created_at, updated_at = now(),
-        provider_id = EXCLUDED.provider_id
+        provider_id = EXCLUDED.provider_id,
+        -- A new payment has no charge conflict; a completed record can still hold one a pod of the
+        -- version before V12 left (it completes without clearing it).
+        charge_conflict_reference = NULL, charge_conflict_with = NULL
       WHERE k.state = 'COMPLETED' AND greatest(k.expires_at, k.frees_at) <= now()
       RETURNING merchant_id, idempotency_key, epoch, provider_key, created_at""";
 
@@ -140,6 +143,13 @@ public final class IdempotencyStore {
    * completion whose charge id an earlier one of its group names waits a round
    * ({@link #takeOutRepeatedCharges}). Not a unique index: ledgers may already hold such pairs, and
    * one violation would fail the whole group.
+   *
+   * <p>Such a record keeps why it is pending, for {@code /admin/pending} and the operator who settles
+   * it: the charge id the acquirer answered ({@code charge_conflict_reference}) and the payment
+   * holding it ({@code charge_conflict_with}, V12). Every completion writes both, from the same row
+   * of {@code i}: set with the pending alternative, NULL otherwise, so a payment completed after all
+   * (its own charge id, a decline, a verdict) carries none. No parameter or statement more: the
+   * charge id is {@code $11} and the holder the look-up's answer.
    * Hazard: only writers that take the charge lock are waited for. Pods of a version before V11
    * (during a rolling upgrade) complete without it, and a ledger row written by hand is seen once
    * committed, as before.
@@ -163,6 +173,8 @@ public final class IdempotencyStore {
             expires_at = i.told_expires_at, frees_at = now() + i.key_ttl_ms * interval '1 millisecond',
             next_inquiry_at = now() + CASE WHEN i.charged_as IS NULL THEN i.next_inquiry_in_ms
                                            ELSE i.taken_next_inquiry_in_ms END * interval '1 millisecond',
+            charge_conflict_reference = CASE WHEN i.charged_as IS NOT NULL THEN i.provider_reference END,
+            charge_conflict_with = i.charged_as,
             updated_at = now()
         FROM i
         WHERE k.merchant_id = i.merchant_id AND k.idempotency_key = i.idempotency_key

@@ -34,6 +34,16 @@ import java.util.function.Function;
  * {@code created_at} included), and the gateway sends durations. A take returns PostgreSQL's
  * {@code now()} ({@link DueRecord#takenAt}), so that recovery's own verdicts on a record's age (a
  * late charge, the acquirer's memory) are on that clock too, never on this instance's.
+ *
+ * <p>A record's charge conflict (V12's {@code charge_conflict_reference} and
+ * {@code charge_conflict_with}: the charge id the acquirer answered, already another payment's) is
+ * written by IdempotencyStore's COMPLETE alone, which recovery's completions and an operator's
+ * verdicts go through too: set when it leaves the payment pending for that reason, cleared when it
+ * writes anything else. The statements here leave it as it is. A take (a pass's or a verdict's), a
+ * hand-back and a reschedule keep the record pending: an inquiry that hears no charge (no answer,
+ * one still processing, "never seen" no longer believed) does not undo the last charge the acquirer
+ * answered, which is still why the payment waits for an operator. A release and the purge delete
+ * the record, the columns with it.
  */
 final class RecoveryStore {
   /**
@@ -198,7 +208,7 @@ final class RecoveryStore {
    */
   static final String PENDING_LIST = """
       SELECT merchant_id, provider_key, encode(sha256(convert_to(idempotency_key, 'UTF8')), 'hex') AS key_hash, payment_id, state,
-             inquiry_attempts, next_inquiry_at, created_at,
+             inquiry_attempts, next_inquiry_at, created_at, charge_conflict_reference, charge_conflict_with,
              created_at <= now() - $2 * interval '1 millisecond' AS beyond_provider_key_retention,
              CASE WHEN state = 'PROCESSING' AND lease_expires_at >= now() THEN lease_expires_at END AS held_until
       FROM idemgate.idempotency_keys
@@ -431,6 +441,7 @@ final class RecoveryStore {
         }
         Instant next = row.getOffsetDateTime("next_inquiry_at") == null ? null : row.getOffsetDateTime("next_inquiry_at").toInstant();
         OffsetDateTime heldUntil = row.getOffsetDateTime("held_until");
+        String conflictingCharge = row.getString("charge_conflict_reference");
         list.add(new JsonObject()
             .put("merchant_id", row.getString("merchant_id"))
             // The key the charge went to the acquirer under, the one its charge log is looked up by: a
@@ -448,7 +459,12 @@ final class RecoveryStore {
             // Recovery no longer believes the provider's "never seen" about it (GatewayConfig#providerRemembers).
             .put("beyond_provider_key_retention", row.getBoolean("beyond_provider_key_retention"))
             // A claim recovery or an operator's verdict is resolving now; a verdict sent before then gets 409.
-            .put("held_until", heldUntil == null ? null : heldUntil.toInstant().toString()));
+            .put("held_until", heldUntil == null ? null : heldUntil.toInstant().toString())
+            // Left pending because the acquirer answered a charge id another payment holds: that id, as
+            // a verdict names it (provider_reference), and that payment. Null for any other reason.
+            .put("charge_conflict", conflictingCharge == null ? null : new JsonObject()
+                .put("provider_reference", conflictingCharge)
+                .put("held_by_payment_id", row.getString("charge_conflict_with"))));
       }
       return new JsonObject().put("unresolved", list).put("more", rows.size() > limit);
     });

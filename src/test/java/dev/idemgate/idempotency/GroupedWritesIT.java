@@ -19,6 +19,7 @@ import io.vertx.pgclient.PgBuilder;
 import io.vertx.pgclient.PgException;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.PoolOptions;
+import io.vertx.sqlclient.Row;
 import io.vertx.sqlclient.SqlConnection;
 import io.vertx.sqlclient.Tuple;
 import java.time.Duration;
@@ -393,6 +394,49 @@ class GroupedWritesIT {
     } finally {
       Http.await(otherPod.close());
     }
+  }
+
+  @Test
+  @DisplayName("a completion left pending on another payment's charge id keeps that charge id and the payment holding "
+      + "it on its record (what /admin/pending shows); a later completion of the payment clears them, and so does the "
+      + "key used again once free")
+  void aChargeConflictStaysUntilTheRecordMovesOn() {
+    Context context = vertx.getOrCreateContext();
+    IdempotencyStore store = store(poolA, context, new ArrayList<>());
+    String held = "ch_held_" + Http.newKey();
+    String holderKey = Http.newKey();
+    StoreClaim.Claimed holder = (StoreClaim.Claimed) onContext(context, () -> store.claim(claim(holderKey, null)));
+    assertThat(onContext(context, () -> store.complete(MERCHANT, new IdempotencyKey(holderKey), holder.epoch(),
+        succeeded(holder, held)))).isEqualTo(Completion.Result.RECORDED);
+    assertThat(chargeConflict(holderKey)).as("a charge recorded as the payment's is no conflict").isEqualTo("null null");
+
+    String key = Http.newKey();
+    StoreClaim.Claimed taken = (StoreClaim.Claimed) onContext(context, () -> store.claim(claim(key, null)));
+    assertThat(onContext(context, () -> store.complete(MERCHANT, new IdempotencyKey(key), taken.epoch(),
+        succeeded(taken, held)))).isEqualTo(Completion.Result.CHARGE_TAKEN);
+    assertThat(chargeConflict(key)).isEqualTo(held + " " + holder.paymentId());
+
+    // The acquirer answers a charge of its own later (recovery completes through the same statement).
+    assertThat(onContext(context, () -> store.complete(MERCHANT, new IdempotencyKey(key), taken.epoch(),
+        succeeded(taken)))).isEqualTo(Completion.Result.RECORDED);
+    assertThat(chargeConflict(key)).as("completed with its own charge").isEqualTo("null null");
+
+    // A pod of an earlier version completes a record without touching the columns, so a completed one
+    // may still carry them; once the key is free, its next use must not.
+    Http.await(poolA.preparedQuery("UPDATE idemgate.idempotency_keys SET charge_conflict_reference = $3, "
+            + "charge_conflict_with = $4, expires_at = now() - interval '1 second', frees_at = now() - interval '1 second' "
+            + "WHERE merchant_id = $1 AND idempotency_key = $2")
+        .execute(Tuple.of(MERCHANT, key, held, holder.paymentId())));
+    assertThat(onContext(context, () -> store.claim(claim(key, null)))).isInstanceOf(StoreClaim.Claimed.class);
+    assertThat(chargeConflict(key)).as("the key used again").isEqualTo("null null");
+  }
+
+  /** The record's charge conflict, "reference holder" ("null null" when none). */
+  private static String chargeConflict(String key) {
+    Row row = Http.await(poolA.preparedQuery("SELECT charge_conflict_reference, charge_conflict_with "
+            + "FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2")
+        .execute(Tuple.of(MERCHANT, key))).iterator().next();
+    return row.getString("charge_conflict_reference") + " " + row.getString("charge_conflict_with");
   }
 
   @Test

@@ -132,7 +132,23 @@ class ReusedChargeIdIT {
   }
 
   @Test
-  @DisplayName("recovery that asks about a pending payment and hears the charge id of another payment keeps it pending")
+  @DisplayName("/admin/pending names, for a payment left pending on another payment's charge id, that charge id and "
+      + "the payment holding it: what an operator's verdict needs")
+  void pendingListNamesTheChargeAndItsHolder() {
+    chargeId = "ch_same_for_all_" + UUID.randomUUID();
+    Http.Reply first = http.pay(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(), Http.payment(1999, "tok_visa"));
+    assertThat(first.status()).as(first.body()).isEqualTo(201);
+    Http.Reply second = http.pay(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(), Http.payment(1999, "tok_visa"));
+    assertThat(second.status()).as(second.body()).isEqualTo(202);
+
+    JsonObject listed = listed(second.json().getString("id"));
+    assertThat(listed.getJsonObject("charge_conflict")).as(listed.encode()).isEqualTo(new JsonObject()
+        .put("provider_reference", chargeId).put("held_by_payment_id", first.json().getString("id")));
+  }
+
+  @Test
+  @DisplayName("recovery that asks about a pending payment and hears the charge id of another payment keeps it pending; "
+      + "/admin/pending names no charge for it while its outcome is merely unknown, then that charge id and its holder")
   void recoveryKeepsItPending() {
     chargeId = "ch_same_for_all_" + UUID.randomUUID();
     Http.Reply first = http.pay(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(), Http.payment(1999, "tok_visa"));
@@ -143,6 +159,9 @@ class ReusedChargeIdIT {
     Http.Reply lost = http.pay(gateway.apiPort(), TestGateway.KEY_A, key, body);
     assertThat(lost.status()).as(lost.body()).isEqualTo(202);
     String paymentId = lost.json().getString("id");
+    JsonObject unknown = listed(paymentId);
+    assertThat(unknown.containsKey("charge_conflict")).as(unknown.encode()).isTrue();
+    assertThat(unknown.getValue("charge_conflict")).as("an answer lost names no charge").isNull();
     // Recovery's first inquiry is 5 s after the answer was lost; brought forward.
     db.query("UPDATE idemgate.idempotency_keys SET next_inquiry_at = now() WHERE payment_id = $1", paymentId);
     String providerKey = ProviderKeys.of(TestGateway.MERCHANT_A, key);
@@ -156,6 +175,9 @@ class ReusedChargeIdIT {
     assertThat(db.scalar("SELECT state FROM idemgate.idempotency_keys WHERE payment_id = $1", paymentId))
         .isEqualTo("PENDING");
     assertThat(db.scalar("SELECT count(*) FROM idemgate.payments WHERE provider_reference = $1", chargeId)).isEqualTo(1L);
+    JsonObject listed = listed(paymentId);
+    assertThat(listed.getJsonObject("charge_conflict")).as(listed.encode()).isEqualTo(new JsonObject()
+        .put("provider_reference", chargeId).put("held_by_payment_id", first.json().getString("id")));
   }
 
   @Test
@@ -170,6 +192,15 @@ class ReusedChargeIdIT {
     Http.Reply paid = http.pay(gateway.apiPort(), TestGateway.KEY_A, Http.newKey(), Http.payment(1999, "tok_visa"));
     assertThat(paid.status()).as(paid.body()).isEqualTo(201);
     assertThat(paid.json().getString("provider_reference")).isEqualTo(chargeId);
+  }
+
+  /** The payment's entry in /admin/pending, narrowed to it: the database may hold other runs' unresolved records. */
+  private static JsonObject listed(String paymentId) {
+    Http.Reply reply = http.get(gateway.managementPort(), "/admin/pending?payment_id=" + paymentId, TestGateway.ADMIN_TOKEN);
+    assertThat(reply.status()).as(reply.body()).isEqualTo(200);
+    JsonArray unresolved = reply.json().getJsonArray("unresolved");
+    assertThat(unresolved.size()).as(reply.body()).isEqualTo(1);
+    return unresolved.getJsonObject(0);
   }
 
   private static double reused(String path) {
