@@ -206,6 +206,7 @@ public final class ApiVerticle extends VerticleBase {
           }
         }).connectionHandler(connection -> {
       readOncePerLoop(connection);
+      ClientResets.install(connection);
       metrics.connectionOpened();
       closed(connection).onComplete(v -> {
         metrics.connectionClosed();

@@ -204,6 +204,8 @@ public final class ManagementVerticle extends VerticleBase {
     // before routing; an admin one still gets its access line (logRefused). Probes and scrapes send
     // one Host (the kubelet its pod's address and port), so they pass. No WebSocket compression, as
     // on the API port: its handler resets an HTTP/1.1 connection with 129 pipelined requests waiting.
+    // A client's reset of an HTTP/1.1 connection reaches Vert.x as its close, as on the API port
+    // (ClientResets).
     server = vertx.createHttpServer(new HttpServerOptions().setIdleTimeout(IDLE_TIMEOUT_SECONDS)
         .setIdleTimeoutUnit(TimeUnit.SECONDS).setPerFrameWebSocketCompressionSupported(false)
         .setPerMessageWebSocketCompressionSupported(false)).requestHandler(request -> {
@@ -220,7 +222,7 @@ public final class ManagementVerticle extends VerticleBase {
           long arrived = System.nanoTime();
           Problems.invalidRequest(request, HttpServerOptions.DEFAULT_MAX_HEADER_SIZE);
           logRefused(request, arrived, credentials);
-        });
+        }).connectionHandler(ClientResets::install);
     return server.listen(config.managementPort());
   }
 
