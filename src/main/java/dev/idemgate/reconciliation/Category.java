@@ -7,7 +7,9 @@ package dev.idemgate.reconciliation;
 public enum Category {
   /**
    * One payment settled more than once: the customer paid twice. A refund or chargeback of the same
-   * amount in the file nets an extra settlement; only what is left over is reported.
+   * amount in the file nets an extra settlement; only what is left over is reported. The first
+   * settlement may be in an earlier file, as an earlier run recorded it; when that evidence is not
+   * certain the remediation is {@link Remediation#REVIEW_DUPLICATE}.
    */
   DUPLICATE_CHARGE(Remediation.REFUND_DUPLICATE, 1.0),
   /**
@@ -35,7 +37,10 @@ public enum Category {
    */
   STUCK_IN_LEDGER(Remediation.RESOLVE_STUCK, 0.6);
 
-  /** The suggested action: one per category, except an orphan refund or chargeback, or one with candidates (above). */
+  /**
+   * The suggested action: one per category, except an orphan refund or chargeback, or one with
+   * candidates, and a duplicate across files whose evidence is not certain (above).
+   */
   public enum Remediation {
     REFUND_DUPLICATE, REFUND_OR_RECORD_ORPHAN, CORRECT_LEDGER_STATUS, RAISE_WITH_PROVIDER, REQUERY_PROVIDER, RESOLVE_STUCK,
     /**
@@ -49,7 +54,15 @@ public enum Category {
      * that could be it (named in the evidence): check them, and record the match when it is one.
      * Refunding would pay back a customer charged once.
      */
-    REVIEW_CANDIDATE
+    REVIEW_CANDIDATE,
+    /**
+     * A settlement of a payment an earlier file settled too, where the evidence of a second charge is
+     * not certain: the earlier row has the same amount, currency and settled_at under another
+     * settlement_id (the same settlement renumbered?), either match was not by exact reference or
+     * provider key, or an earlier file refunded or charged the payment back. Check with the provider
+     * before refunding: a refund of a settlement seen twice pays back a customer charged once.
+     */
+    REVIEW_DUPLICATE
   }
 
   private final Remediation remediation;

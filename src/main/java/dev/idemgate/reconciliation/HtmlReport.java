@@ -26,7 +26,7 @@ final class HtmlReport {
 
   private static final Map<Category, Look> LOOKS = new EnumMap<>(Map.of(
       Category.DUPLICATE_CHARGE, new Look("#c0392b", "Duplicate charge",
-          "The provider settled one payment more than once, and did not refund or charge back the extra: the customer paid twice."),
+          "The provider settled one payment more than once (in this file, or in this one after an earlier file), and did not refund or charge back the extra: the customer paid twice."),
       Category.ORPHAN_AT_PROVIDER, new Look("#d35400", "Orphan at provider",
           "The provider settled, refunded or charged back money that no payment in our ledger accounts for."),
       Category.STATUS_MISMATCH, new Look("#8e44ad", "Status mismatch",
@@ -47,7 +47,8 @@ final class HtmlReport {
       Category.Remediation.RAISE_WITH_PROVIDER, "Raise with the provider",
       Category.Remediation.REQUERY_PROVIDER, "Ask the provider",
       Category.Remediation.RESOLVE_STUCK, "Resolve the stuck payment",
-      Category.Remediation.REVIEW_CANDIDATE, "Check the candidate payments; do not refund before"));
+      Category.Remediation.REVIEW_CANDIDATE, "Check the candidate payments; do not refund before",
+      Category.Remediation.REVIEW_DUPLICATE, "Check with the provider that it charged twice; do not refund before"));
 
   private static final String CSS = """
       *{box-sizing:border-box}
@@ -187,7 +188,9 @@ final class HtmlReport {
           + esc(ACTIONS.get(category.remediation())
               + (category == Category.ORPHAN_AT_PROVIDER ? "; when ledger payments could be it: "
                   + ACTIONS.get(Category.Remediation.REVIEW_CANDIDATE) + "; for a refund or chargeback: "
-                  + ACTIONS.get(Category.Remediation.FIND_REVERSED_PAYMENT) : ""))
+                  + ACTIONS.get(Category.Remediation.FIND_REVERSED_PAYMENT)
+                  : category == Category.DUPLICATE_CHARGE ? "; when an earlier file's settlement may be this one: "
+                      + ACTIONS.get(Category.Remediation.REVIEW_DUPLICATE) : ""))
           + "</td><td class=\"num\">"
           + String.format(Locale.ROOT, "%,d", counts.getLong(category.name(), 0L)) + "</td></tr>");
     }

@@ -183,6 +183,7 @@ public final class Reconciler {
     execute(c, "ANALYZE recon_match");
     JsonObject model = matchProbabilistically(c);
     execute(c, "ANALYZE recon_match");
+    loadEarlierSettlements(c);
     classifyMatchedRows(c);
     insertDiscrepancies(c, runId, missingFrom, missingCutoff);
     prioritise(c, runId, r.asOf());
@@ -195,6 +196,7 @@ public final class Reconciler {
     JsonObject outsideLag = settledOutsideLag(c, lag);
     summary.put("settled_outside_lag", outsideLag)
         .put("warnings", new JsonArray(warnings(c, summary, outsideLag, lag, from, to)));
+    recordSettlements(c, runId);
     JsonArray malformed = new JsonArray(ingest.malformed.stream()
         .map(m -> new JsonObject().put("line", m.line()).put("reason", m.reason())).collect(Collectors.toList()));
     try (PreparedStatement s = c.prepareStatement("""
@@ -510,8 +512,8 @@ public final class Reconciler {
    * advised to be refunded although the customer was charged once. The payments found join
    * recon_ledger with in_window false, so that steps 1 and 2 can match them. A settled row matched
    * to a payment charged more than the lag before it (a late settlement, or a second one after an
-   * earlier file's: a run has no history of earlier files to tell) is listed in the summary's
-   * settled_outside_lag and warned about, so that it does not pass unseen.
+   * earlier file's) is listed in the summary's settled_outside_lag and warned about, so that it does
+   * not pass unseen; a second one after a settlement an earlier run recorded is also a DUPLICATE_CHARGE.
    *
    * <p>Invariant: a payment outside the window is only ever matched by its reference or key. It is
    * no candidate of the probabilistic step, never expected (MISSING_IN_SETTLEMENT) and not counted
@@ -778,6 +780,62 @@ public final class Reconciler {
   }
 
   /**
+   * The settlements that earlier runs recorded ({@link #recordSettlements}) of the payments this
+   * file's rows were matched to, less the same settlements seen again: an earlier row whose
+   * settlement_id this file holds (the same file reconciled again, a monthly file repeating the daily
+   * ones, a settlement the file now matches to another payment) is this file's row, never a second
+   * settlement. One row per payment and settlement_id, from the run that recorded it first. This
+   * run's own rows are recorded after this, and a FAILED run's are rolled back with it.
+   * recon_settled_before counts, for each payment with at least one earlier settled row, its earlier
+   * settled rows and its earlier reversals, and which of those settled rows was recorded first (the
+   * earliest run, then the earliest settled_at); recon_seen_again holds this file's rows that an
+   * earlier run recorded for the same payment, with the start of the first run that did.
+   */
+  private static void loadEarlierSettlements(Connection c) throws SQLException {
+    execute(c, """
+        CREATE TEMP TABLE recon_earlier ON COMMIT DROP AS
+        SELECT DISTINCT ON (h.payment_id, h.settlement_id) h.payment_id, h.settlement_id, h.status, h.amount,
+               h.currency, h.settled_at, h.confidence, h.run_id, r.settlement_file, r.started_at AS recorded_at
+        FROM idemgate.reconciliation_settlements h JOIN idemgate.reconciliation_runs r ON r.id = h.run_id
+        WHERE h.payment_id IN (SELECT payment_id FROM recon_match)
+          AND NOT EXISTS (SELECT 1 FROM recon_stage s WHERE s.settlement_id = h.settlement_id)
+        ORDER BY h.payment_id, h.settlement_id, r.started_at, h.run_id""");
+    execute(c, "CREATE INDEX ON recon_earlier (payment_id)");
+    execute(c, """
+        CREATE TEMP TABLE recon_settled_before ON COMMIT DROP AS
+        SELECT payment_id, count(*) FILTER (WHERE status = 'settled') AS settled,
+               count(*) FILTER (WHERE status <> 'settled') AS reversed,
+               min(recorded_at) FILTER (WHERE status = 'settled') AS first_recorded_at,
+               (array_agg(settled_at ORDER BY recorded_at, settled_at) FILTER (WHERE status = 'settled'))[1] AS first_settled_at
+        FROM recon_earlier GROUP BY payment_id HAVING count(*) FILTER (WHERE status = 'settled') > 0""");
+    execute(c, """
+        CREATE TEMP TABLE recon_seen_again ON COMMIT DROP AS
+        SELECT m.line, min(r.started_at) AS recorded_at FROM recon_match m JOIN recon_stage s USING (line)
+        JOIN idemgate.reconciliation_settlements h ON h.payment_id = m.payment_id AND h.settlement_id = s.settlement_id
+        JOIN idemgate.reconciliation_runs r ON r.id = h.run_id
+        GROUP BY m.line""");
+    execute(c, "ANALYZE recon_earlier");
+    execute(c, "ANALYZE recon_settled_before");
+    execute(c, "ANALYZE recon_seen_again");
+  }
+
+  /**
+   * Records every row this run matched (settled, refunded or chargeback) with its payment, for later
+   * runs to recognise it ({@link #loadEarlierSettlements}). In the run's transaction: only a
+   * COMPLETED run's rows are ever seen.
+   */
+  private static void recordSettlements(Connection c, String runId) throws SQLException {
+    try (PreparedStatement s = c.prepareStatement("""
+        INSERT INTO idemgate.reconciliation_settlements (run_id, settlement_line, payment_id, settlement_id, status,
+          amount, currency, settled_at, confidence)
+        SELECT ?, s.line, m.payment_id, s.settlement_id, s.status, s.amount, s.currency, s.settled_at, m.confidence
+        FROM recon_match m JOIN recon_stage s USING (line)""")) {
+      s.setString(1, runId);
+      s.executeUpdate();
+    }
+  }
+
+  /**
    * Every matched settlement row with its ledger side and role: the first settled row of a payment
    * is its primary, later settled rows are duplicates, refunds and chargebacks are reversals.
    *
@@ -789,6 +847,14 @@ public final class Reconciler {
    * back, and a card scheme forbids refunding a charged-back transaction. A reversal of another
    * amount (a partial refund) nets nothing, and nothing nets the primary: a refund of a payment
    * settled once is still a STATUS_MISMATCH.
+   *
+   * <p>Across runs, a payment's first settlement is the one recorded first (by the earliest run, then
+   * the earliest settled_at; {@link #loadEarlierSettlements}), and this file's new rows come after
+   * every recorded one, so the roles do not change when a file is reconciled again: the rows of a
+   * file an earlier run recorded keep their order, and a file that repeats a recorded settlement and
+   * adds another reports the other, whatever their dates. When the first is an earlier file's row
+   * that this file does not hold, the payment has no primary here: its first settled row in this
+   * file is a duplicate ({@code after_earlier_file}), netted by a reversal in this file like any other.
    */
   private static void classifyMatchedRows(Connection c) throws SQLException {
     // Only rows that can be a discrepancy are classified: a payment settled more than once, a
@@ -811,16 +877,22 @@ public final class Reconciler {
                l.amount AS ledger_amount, l.currency AS ledger_currency, l.merchant_id AS ledger_merchant,
                l.provider_reference AS ledger_reference, l.provider_key AS ledger_key, l.created_at, l.stuck,
                CASE WHEN s.status <> 'settled' THEN 'reversal'
-                    WHEN row_number() OVER settled = 1 THEN 'primary'
+                    WHEN row_number() OVER settled = 1 AND first_here.yes THEN 'primary'
                     ELSE 'duplicate' END AS role,
+               s.status = 'settled' AND row_number() OVER settled = 1 AND NOT first_here.yes AS after_earlier_file,
+               coalesce(b.settled, 0) AS earlier_times_settled, coalesce(b.reversed, 0) AS earlier_reversals,
                first_value(s.settlement_id) OVER settled AS first_settlement_id,
                first_value(s.settled_at) OVER settled AS first_settled_at,
                count(*) FILTER (WHERE s.status = 'settled') OVER (PARTITION BY m.payment_id) AS times_settled
         FROM recon_stage s JOIN recon_match m USING (line) JOIN recon_ledger l ON l.id = m.payment_id
+        LEFT JOIN recon_settled_before b ON b.payment_id = m.payment_id
+        LEFT JOIN recon_seen_again g ON g.line = s.line
+        CROSS JOIN LATERAL (SELECT b.payment_id IS NULL OR coalesce((g.recorded_at, s.settled_at)
+                                   <= (b.first_recorded_at, b.first_settled_at), false) AS yes) first_here
         WHERE s.status <> 'settled' OR l.status <> 'succeeded' OR l.kind <> 'payment' OR l.stuck
            OR s.amount <> l.amount OR s.currency <> l.currency
-           OR m.payment_id IN (SELECT payment_id FROM recon_multi)
-        WINDOW settled AS (PARTITION BY m.payment_id, s.status = 'settled' ORDER BY s.settled_at, s.line)
+           OR m.payment_id IN (SELECT payment_id FROM recon_multi) OR b.payment_id IS NOT NULL
+        WINDOW settled AS (PARTITION BY m.payment_id, s.status = 'settled' ORDER BY g.recorded_at NULLS LAST, s.settled_at, s.line)
         ) q
         WINDOW same_money AS (PARTITION BY q.payment_id, q.amount, q.currency),
                netting AS (PARTITION BY q.payment_id, q.amount, q.currency, q.role ORDER BY q.settled_at, q.line)""");
@@ -843,21 +915,14 @@ public final class Reconciler {
 
   private void insertDiscrepancies(Connection c, String runId, Instant missingFrom, Instant missingCutoff)
       throws SQLException {
-    insert(c, runId, Category.DUPLICATE_CHARGE, """
-        SELECT ?, ?, ?, p.amount, p.currency, %s, p.settled_at,
-               jsonb_build_object('first_settlement_id', p.first_settlement_id, 'first_settled_at', p.first_settled_at,
-                 'duplicate_settled_at', p.settled_at, 'ledger_created_at', p.created_at,
-                 'times_settled', p.times_settled)
-               || coalesce((SELECT jsonb_build_object('reversals_netted', count(*) FILTER (WHERE n.role = 'reversal'),
-                                     'netted_settlement_ids', jsonb_agg(n.settlement_id ORDER BY n.settled_at, n.line))
-                            FROM recon_pair n WHERE n.payment_id = p.payment_id AND n.netted HAVING count(*) > 0), '{}')
-        FROM recon_pair p
-        WHERE p.role = 'duplicate' AND NOT p.netted""".formatted(PAIR_COLUMNS));
+    insertDuplicates(c, runId);
     insertOrphans(c, runId);
     insert(c, runId, Category.STATUS_MISMATCH, """
         SELECT ?, ?, ?, p.amount, p.currency, %s, p.created_at,
                jsonb_build_object('ledger_status', p.ledger_status, 'settlement_status', p.status,
                  'ledger_created_at', p.created_at, 'settled_at', p.settled_at)
+               || CASE WHEN p.earlier_times_settled > 0
+                       THEN jsonb_build_object('earlier_times_settled', p.earlier_times_settled) ELSE '{}' END
         FROM recon_pair p
         WHERE p.kind = 'payment' AND NOT p.stuck AND p.ledger_status <> 'pending' AND p.role <> 'duplicate' AND NOT p.netted
           AND NOT (p.ledger_status = 'succeeded' AND p.status = 'settled')""".formatted(PAIR_COLUMNS));
@@ -900,6 +965,55 @@ public final class Reconciler {
         LEFT JOIN LATERAL (SELECT * FROM recon_pair x WHERE x.payment_id = l.id AND x.role <> 'reversal'
                            ORDER BY x.settled_at LIMIT 1) p ON true
         WHERE l.stuck""");
+  }
+
+  /**
+   * A payment's settled rows after its first, and the first itself when an earlier run recorded a
+   * settlement of the payment under another settlement_id ({@code after_earlier_file}), less what a
+   * reversal in the file nets. The evidence names the first settlement: this file's, or the earlier
+   * file's with its run. Such a duplicate after an earlier file is advised to be refunded only when
+   * the evidence is certain: both matches by exact reference or provider key (confidence 1), the
+   * rows unlike (an earlier row of the same amount, currency and settled_at under another id may be
+   * the same settlement renumbered, as a monthly file can renumber the daily files' rows), and no
+   * refund or chargeback of the payment in an earlier file (it may have given this money back, or
+   * the payment been charged again after it). Otherwise it is for a person to check with the
+   * provider ({@link Category.Remediation#REVIEW_DUPLICATE}), with the reason.
+   */
+  private static void insertDuplicates(Connection c, String runId) throws SQLException {
+    try (PreparedStatement s = c.prepareStatement(INSERT + """
+        SELECT ?, ?, CASE WHEN e.doubt IS NULL THEN ? ELSE ? END, p.amount, p.currency, %s, p.settled_at,
+               jsonb_build_object('first_settlement_id', coalesce(e.settlement_id, p.first_settlement_id),
+                 'first_settled_at', coalesce(e.settled_at, p.first_settled_at),
+                 'duplicate_settled_at', p.settled_at, 'ledger_created_at', p.created_at,
+                 'times_settled', p.times_settled)
+               || CASE WHEN e.settlement_id IS NULL THEN '{}' ELSE jsonb_strip_nulls(jsonb_build_object(
+                    'earlier_run_id', e.run_id, 'earlier_settlement_file', e.settlement_file,
+                    'earlier_settlement', jsonb_build_object('settlement_id', e.settlement_id, 'amount', e.amount,
+                      'currency', e.currency, 'settled_at', e.settled_at),
+                    'earlier_times_settled', p.earlier_times_settled, 'earlier_reversals', p.earlier_reversals,
+                    'review_reason', e.doubt)) END
+               || coalesce((SELECT jsonb_build_object('reversals_netted', count(*) FILTER (WHERE n.role = 'reversal'),
+                                     'netted_settlement_ids', jsonb_agg(n.settlement_id ORDER BY n.settled_at, n.line))
+                            FROM recon_pair n WHERE n.payment_id = p.payment_id AND n.netted HAVING count(*) > 0), '{}')
+        FROM recon_pair p
+        LEFT JOIN LATERAL (
+          SELECT x.*, CASE
+                   WHEN x.same THEN 'an earlier file settled this payment with the same amount, currency and '
+                     || 'settled_at under another settlement_id: it may be the same settlement renumbered'
+                   WHEN x.reversals > 0 THEN 'an earlier file refunded or charged back this payment: that may have '
+                     || 'given this money back, or the payment been charged again after it'
+                   WHEN p.confidence < 1 OR x.certain = 0 THEN 'this row or the earlier one was matched to the '
+                     || 'payment without an exact reference or provider key: the match is not certain' END AS doubt
+          FROM (SELECT h.*, h.amount = p.amount AND h.currency = p.currency AND h.settled_at = p.settled_at AS same,
+                       p.earlier_reversals AS reversals,
+                       count(*) FILTER (WHERE h.confidence = 1) OVER () AS certain
+                FROM recon_earlier h WHERE h.payment_id = p.payment_id AND h.status = 'settled') x
+          ORDER BY x.same DESC, x.recorded_at, x.settled_at, x.settlement_id LIMIT 1) e ON p.after_earlier_file
+        WHERE p.role = 'duplicate' AND NOT p.netted""".formatted(PAIR_COLUMNS))) {
+      categoryParams(s, runId, Category.DUPLICATE_CHARGE);
+      s.setString(4, Category.Remediation.REVIEW_DUPLICATE.name());
+      s.executeUpdate();
+    }
   }
 
   /**
@@ -1171,8 +1285,8 @@ public final class Reconciler {
   /**
    * The settled rows matched to a payment charged more than the settlement lag before them, or
    * settled before the charge (by more than an hour, or a day for a bare date): a settlement late
-   * past the lag (a long weekend), a second settlement of a payment an earlier file settled, or a
-   * wrong date in the file. Each is matched (its reference, key or sole exact amount names the
+   * past the lag (a long weekend), a second settlement of a payment an earlier file settled (a
+   * DUPLICATE_CHARGE too when an earlier run recorded the first), or a wrong date in the file. Each is matched (its reference, key or sole exact amount names the
    * payment); they are counted and the first listed, for a person to check.
    */
   private static JsonObject settledOutsideLag(Connection c, Duration lag) throws SQLException {
@@ -1227,7 +1341,8 @@ public final class Reconciler {
       warnings.add(2 * outside > settled
           ? what + ": most of the file, so check its settled_at (a wrong year or month?) and the settlement lag; "
               + "each row is matched to the payment its reference, key or amount names (summary.settled_outside_lag)"
-          : what + ": a late settlement, or a second one of a payment an earlier file settled; check them "
+          : what + ": a late settlement, or a second one of a payment an earlier file settled that no earlier "
+              + "run recorded (a second one an earlier run recorded is a DUPLICATE_CHARGE); check them "
               + "(summary.settled_outside_lag)");
     }
     long inWindow = summary.getJsonObject("ledger").getLong("payments_in_window");

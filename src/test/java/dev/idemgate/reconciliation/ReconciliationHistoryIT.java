@@ -1,0 +1,184 @@
+package dev.idemgate.reconciliation;
+
+import static dev.idemgate.reconciliation.ReconciliationIT.HEADER;
+import static dev.idemgate.reconciliation.ReconciliationIT.row;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.vertx.core.json.JsonObject;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.HashMap;
+import java.util.Map;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Settlements remembered across runs (reconciliation_settlements): a payment an earlier file settled
+ * and a later file settles again under another settlement_id is a duplicate charge; the same
+ * settlement seen again is not. Each runs the real command against the real PostgreSQL.
+ */
+class ReconciliationHistoryIT {
+  @TempDir
+  Path dir;
+
+  private JsonObject reconcile(String name, String csv, String merchantPrefix) throws Exception {
+    Path file = dir.resolve(name);
+    Files.writeString(file, csv);
+    Path report = dir.resolve(name + ".json");
+    LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix",
+        merchantPrefix, "--settlement-lag", "2d", "--out", report.toString());
+    assertThat(cli.status()).as(cli.err()).isZero();
+    return LedgerFixture.readJson(report);
+  }
+
+  private static Map<String, JsonObject> bySettlement(JsonObject json) {
+    Map<String, JsonObject> out = new HashMap<>();
+    json.getJsonArray("discrepancies").forEach(o -> {
+      JsonObject d = (JsonObject) o;
+      if (d.getString("settlement_id") != null) {
+        out.put(d.getString("settlement_id"), d);
+      }
+    });
+    return out;
+  }
+
+  private static long count(JsonObject json, String category) {
+    return json.getJsonObject("summary").getJsonObject("by_category").getLong(category);
+  }
+
+  @Test
+  @DisplayName("a payment file A settled and file B settles again under another settlement_id is a DUPLICATE_CHARGE "
+      + "to refund naming A's run and file, also when B is reconciled again; B repeating A's settlement_id, or refunding "
+      + "its second settlement, is not")
+  void aSecondSettlementInALaterFileIsADuplicateCharge() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant a = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(45));
+      Instant b = a.plus(Duration.ofDays(30));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      String twice = ledger.payment("m1", 4_100, "EUR", "succeeded", p + "ch_twice", a.minus(Duration.ofHours(2)));
+      ledger.payment("m1", 4_200, "EUR", "succeeded", p + "ch_repeated", a.minus(Duration.ofHours(2)));
+      ledger.payment("m1", 4_300, "EUR", "succeeded", p + "ch_refunded", a.minus(Duration.ofHours(2)));
+      StringBuilder fileA = new StringBuilder(HEADER)
+          .append(row("sa_twice", p + "ch_twice", null, m1, 4_100, "EUR", "settled", a))
+          .append(row("sa_repeated", p + "ch_repeated", null, m1, 4_200, "EUR", "settled", a.plus(Duration.ofHours(1))))
+          .append(row("sa_refunded", p + "ch_refunded", null, m1, 4_300, "EUR", "settled", a.plus(Duration.ofHours(2))));
+      // A month later: the first payment settled again, under another id; the second's settlement
+      // repeated as it was (a monthly file that lists the daily files' rows); the third settled
+      // again and refunded in the same file (netted: charged once).
+      StringBuilder fileB = new StringBuilder(HEADER)
+          .append(row("sb_twice", p + "ch_twice", null, m1, 4_100, "EUR", "settled", b))
+          .append(row("sa_repeated", p + "ch_repeated", null, m1, 4_200, "EUR", "settled", a.plus(Duration.ofHours(1))))
+          .append(row("sb_refunded", p + "ch_refunded", null, m1, 4_300, "EUR", "settled", b.plus(Duration.ofHours(1))))
+          .append(row("rb_refunded", p + "ch_refunded", null, m1, 4_300, "EUR", "refunded", b.plus(Duration.ofHours(3))));
+
+      JsonObject runA = reconcile("a.csv", fileA.toString(), p);
+      assertThat(runA.getJsonObject("summary").getLong("total")).as(runA.encode()).isZero();
+      JsonObject runB = reconcile("b.csv", fileB.toString(), p);
+
+      Map<String, JsonObject> found = bySettlement(runB);
+      assertThat(found.keySet()).as("discrepancies of B: %s", runB.getJsonArray("discrepancies").encode())
+          .containsExactly("sb_twice");
+      JsonObject duplicate = found.get("sb_twice");
+      assertThat(duplicate.getString("category")).isEqualTo("DUPLICATE_CHARGE");
+      assertThat(duplicate.getString("remediation")).isEqualTo("REFUND_DUPLICATE");
+      assertThat(duplicate.getString("payment_id")).isEqualTo(twice);
+      JsonObject evidence = duplicate.getJsonObject("evidence");
+      assertThat(evidence.getString("earlier_run_id")).isEqualTo(runA.getJsonObject("run").getString("id"));
+      assertThat(evidence.getString("earlier_settlement_file"))
+          .isEqualTo(runA.getJsonObject("run").getString("settlement_file"));
+      assertThat(evidence.getString("first_settlement_id")).isEqualTo("sa_twice");
+      assertThat(evidence.getJsonObject("earlier_settlement").getString("settlement_id")).isEqualTo("sa_twice");
+      assertThat(evidence.containsKey("review_reason")).isFalse();
+      assertThat(runB.getJsonObject("summary").getJsonObject("rows").getLong("netted")).isEqualTo(2);
+
+      // B reconciled again finds the same duplicate, with the same earlier settlement: A's row is still
+      // the payment's first, although B's own rows are now recorded too.
+      JsonObject runBAgain = reconcile("b.csv", fileB.toString(), p);
+      Map<String, JsonObject> again = bySettlement(runBAgain);
+      assertThat(again.keySet()).as(runBAgain.getJsonArray("discrepancies").encode()).containsExactly("sb_twice");
+      assertThat(again.get("sb_twice").getJsonObject("evidence").getString("earlier_run_id"))
+          .isEqualTo(runA.getJsonObject("run").getString("id"));
+    }
+  }
+
+  @Test
+  @DisplayName("the same file reconciled twice reports nothing new: its own rows recorded by the first run are the same "
+      + "settlements, not duplicates across files")
+  void theSameFileTwiceIsNoDuplicate() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant a = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(20));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      StringBuilder csv = new StringBuilder(HEADER);
+      for (int i = 0; i < 5; i++) {
+        ledger.payment("m1", 1_000 + i, "EUR", "succeeded", p + "ch_" + i, a.minus(Duration.ofHours(3)));
+        csv.append(row("s_" + i, p + "ch_" + i, null, m1, 1_000 + i, "EUR", "settled", a.plus(Duration.ofHours(i))));
+      }
+      // One duplicate within the file, reported by both runs alike.
+      csv.append(row("s_0b", p + "ch_0", null, m1, 1_000, "EUR", "settled", a.plus(Duration.ofHours(6))));
+
+      JsonObject first = reconcile("same.csv", csv.toString(), p);
+      JsonObject second = reconcile("same.csv", csv.toString(), p);
+
+      assertThat(count(first, "DUPLICATE_CHARGE")).as(first.getJsonArray("discrepancies").encode()).isEqualTo(1);
+      assertThat(second.getJsonObject("summary").getJsonObject("by_category"))
+          .as(second.getJsonArray("discrepancies").encode())
+          .isEqualTo(first.getJsonObject("summary").getJsonObject("by_category"));
+      JsonObject again = bySettlement(second).get("s_0b");
+      assertThat(again.getString("remediation")).isEqualTo("REFUND_DUPLICATE");
+      assertThat(again.getJsonObject("evidence").containsKey("earlier_run_id")).isFalse();
+      try (PreparedStatement s = ledger.connection.prepareStatement(
+          "SELECT count(*) FROM idemgate.reconciliation_settlements WHERE run_id = ?")) {
+        s.setString(1, second.getJsonObject("run").getString("id"));
+        try (ResultSet rs = s.executeQuery()) {
+          rs.next();
+          assertThat(rs.getLong(1)).as("the second run's matched rows, recorded").isEqualTo(6);
+        }
+      }
+    }
+  }
+
+  @Test
+  @DisplayName("a second settlement across files whose evidence is not certain is a DUPLICATE_CHARGE to review, never "
+      + "to refund: the same amount and settled_at under another settlement_id, or a refund of it in the earlier file")
+  void doubtfulSecondSettlementsAreForReview() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant a = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(45));
+      Instant b = a.plus(Duration.ofDays(30));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      ledger.payment("m1", 5_100, "EUR", "succeeded", p + "ch_renumbered", a.minus(Duration.ofHours(2)));
+      ledger.payment("m1", 5_200, "EUR", "succeeded", p + "ch_reversed", a.minus(Duration.ofHours(2)));
+      StringBuilder fileA = new StringBuilder(HEADER)
+          .append(row("sa_renumbered", p + "ch_renumbered", null, m1, 5_100, "EUR", "settled", a))
+          .append(row("sa_reversed", p + "ch_reversed", null, m1, 5_200, "EUR", "settled", a.plus(Duration.ofHours(1))))
+          .append(row("ra_reversed", p + "ch_reversed", null, m1, 5_200, "EUR", "chargeback", a.plus(Duration.ofHours(5))));
+      // B lists A's first settlement again under a new id (same amount, same settled_at), and
+      // settles the charged-back payment again (the merchant won the dispute? or charged again?).
+      StringBuilder fileB = new StringBuilder(HEADER)
+          .append(row("sb_renumbered", p + "ch_renumbered", null, m1, 5_100, "EUR", "settled", a))
+          .append(row("sb_reversed", p + "ch_reversed", null, m1, 5_200, "EUR", "settled", b));
+
+      reconcile("a.csv", fileA.toString(), p);
+      JsonObject runB = reconcile("b.csv", fileB.toString(), p);
+
+      Map<String, JsonObject> found = bySettlement(runB);
+      assertThat(found.keySet()).as(runB.getJsonArray("discrepancies").encode())
+          .containsExactlyInAnyOrder("sb_renumbered", "sb_reversed");
+      for (JsonObject d : found.values()) {
+        assertThat(d.getString("category")).isEqualTo("DUPLICATE_CHARGE");
+        assertThat(d.getString("remediation")).as(d.encode()).isEqualTo("REVIEW_DUPLICATE");
+      }
+      assertThat(found.get("sb_renumbered").getJsonObject("evidence").getString("review_reason")).contains("renumbered");
+      assertThat(found.get("sb_reversed").getJsonObject("evidence").getString("review_reason")).contains("charged back");
+      assertThat(found.get("sb_reversed").getJsonObject("evidence").getLong("earlier_reversals")).isEqualTo(1);
+    }
+  }
+}
