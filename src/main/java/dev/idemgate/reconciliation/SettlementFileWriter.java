@@ -89,6 +89,8 @@ public final class SettlementFileWriter implements Closeable {
   private final String idPrefix;
   private long line = 1;
   private long sequence;
+  /** The rows written so far for the charge being settled. */
+  private int ofCharge;
 
   /**
    * @param columnMap canonical to provider column names for the header (empty: canonical names)
@@ -112,6 +114,7 @@ public final class SettlementFileWriter implements Closeable {
 
   /** Settles one charge: zero, one or two rows, and maybe an orphan after it. */
   public void write(Charge charge) {
+    ofCharge = 0;
     double draw = random.nextDouble();
     boolean noReferences = random.nextDouble() < plan.referencesRemoved();
     Instant settledAt = settleTime(charge.chargedAt());
@@ -158,7 +161,12 @@ public final class SettlementFileWriter implements Closeable {
 
   private void row(Charge charge, long amount, String currency, String status, Instant settledAt, boolean noReferences,
       boolean reformat, Set<Plant> plants) {
-    String settlementId = idPrefix + (++sequence);
+    // A ledger payment's rows are named after it, whatever the seed and the other payments: a file
+    // written again after more payments were seeded, or with another seed, gives each payment's
+    // settlement the id it had, as an acquirer would, so that reconciliation's history of earlier
+    // runs sees the same settlement again instead of a second one (a duplicate charge to refund).
+    String settlementId = charge.paymentId() == null ? idPrefix + (++sequence)
+        : "stl_" + charge.paymentId() + "_" + (++ofCharge);
     String reference = charge.providerReference();
     if (reference != null && reformat) {
       reference = reference.toUpperCase(Locale.ROOT).replace('_', '-');
