@@ -555,8 +555,10 @@ run_wrk() { # scenario target url mode prefix [connections]
   before="$(background_snapshot "$pid")"
   # CPU ticks right around wrk, for cpu_fact (the snapshots above and below cost CPU of their own).
   WRK_CPU_BEFORE="$(cpu_snapshot)"
-  if ! timeout $((DURATION_S + 60)) wrk -t2 -c"$conns" -d"${DURATION_S}s" --timeout 10s -s "$WRK_SCRIPT" "$url" \
-      -- "$mode" "$prefix" "$REPLAY_KEYS" "$API_KEY" > "$out" 2>&1; then
+  # bash's time gives wrk's own user and system seconds (cpu_fact's load generator), in $run.cpu.
+  local TIMEFORMAT='%3U %3S'
+  if ! { time timeout $((DURATION_S + 60)) wrk -t2 -c"$conns" -d"${DURATION_S}s" --timeout 10s -s "$WRK_SCRIPT" "$url" \
+      -- "$mode" "$prefix" "$REPLAY_KEYS" "$API_KEY" > "$out" 2>&1; } 2> "$RAW/$run.cpu"; then
     still_up "$run" "$target" && step_failed "$run" "wrk failed (see $out)"
     return 0
   fi
@@ -668,27 +670,67 @@ ticks_per_process() { # pid... -> "pid:ticks,pid:ticks,..." ("-" for none), for 
   done
   echo "${list:--}"
 }
-cpu_snapshot() { # -> "gateway postgres-per-process redis busy idle", ticks so far
-  printf '%s %s %s %s\n' "$(ticks_of "$GATEWAY_PID")" "$(ticks_per_process $(pgrep -x postgres))" \
-    "$(ticks_of $(pgrep -x redis-server))" "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)"
+every_process() { # -> "pid:name:ticks,..." for every process now, for naming what else used the CPU
+  # cat goes on past a process that ended since the glob; the name is the one in parentheses (it may
+  # hold spaces), cut at its first "/" (kworker/1:1H-kblockd is a kworker) and kept to a word.
+  cat /proc/[0-9]*/stat 2>/dev/null | awk '{
+    open = index($0, "("); match($0, /.*\)/); name = substr($0, open + 1, RLENGTH - open - 1)
+    sub(/\/.*/, "", name); gsub(/[^A-Za-z0-9._-]/, "_", name)
+    split(substr($0, RLENGTH + 2), f, " ")
+    printf "%s:%s:%d,", $1, name, f[12] + f[13] }
+    END { if (NR == 0) printf "-" }'
+}
+cpu_snapshot() { # -> "gateway postgres-per-process redis busy idle every-process", ticks so far
+  printf '%s %s %s %s %s\n' "$(ticks_of "$GATEWAY_PID")" "$(ticks_per_process $(pgrep -x postgres))" \
+    "$(ticks_of $(pgrep -x redis-server))" "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)" \
+    "$(every_process)"
 }
 cpu_fact() { # name "snapshot before" "snapshot after" wrk-output
-  local requests
+  # The rest is named as far as it can be: the load generator's own CPU (bash's time of wrk, in the
+  # .cpu file beside its output), then the processes alive at the end that used the most (a process
+  # started during the run counts all its ticks), and what is left unnamed (processes that came and
+  # went within the run, interrupts). A slow row with a large rest says there what took the CPU.
+  local requests wrk_seconds
   [[ -n $3 ]] || { fact "$1" "n/a: the wrk run failed or was skipped"; return 0; }
   requests="$(grep -o '"requests":[0-9]*' "$4" | head -1 | cut -d: -f2 || true)"
+  wrk_seconds="$(awk 'NF == 2 { print $1 + $2 }' "${4%.txt}.cpu" 2>/dev/null | tail -1 || true)"
   local pg_local=0 redis_local=0
   pgrep -x postgres > /dev/null && pg_local=1
   pgrep -x redis-server > /dev/null && redis_local=1
-  fact "$1" "$(printf '%s %s\n' "$2" "$3" | awk -v n="${requests:-0}" -v hz="$CLK_TCK" -v pg_local="$pg_local" -v redis_local="$redis_local" '
+  fact "$1" "$(printf '%s %s\n' "$2" "$3" | awk -v n="${requests:-0}" -v hz="$CLK_TCK" -v pg_local="$pg_local" \
+      -v redis_local="$redis_local" -v gateway="$GATEWAY_PID" -v wrk_seconds="${wrk_seconds:-}" '
     function us(t) { return sprintf("%.0f", t * 1e6 / hz / n) }
     # Ticks of the processes alive at the end since the start (all of them for one started since).
     function grown(before, after,   parts, kv, i, n1, n2, was, sum) {
       n1 = split(before, parts, ","); for (i = 1; i <= n1; i++) if (split(parts[i], kv, ":") == 2) was[kv[1]] = kv[2]
       n2 = split(after, parts, ","); for (i = 1; i <= n2; i++) if (split(parts[i], kv, ":") == 2) sum += kv[2] - ((kv[1] in was) ? was[kv[1]] : 0)
       return sum + 0 }
-    n > 0 { g = $6 - $1; p = grown($2, $7); r = $8 - $3; busy = $9 - $4; idle = $10 - $5
-      printf "gateway %s, postgres %s, redis %s, rest (load generator and others) %s, idle %s (us per request, %d requests)",
-        us(g), (pg_local ? us(p) : "n/a (not local)"), (redis_local ? us(r) : "n/a (not local)"), us(busy - g - p - r), us(idle), n }
+    # The rest by name: ticks grown since the start of every process alive at the end but the
+    # gateway, PostgreSQL and Redis (counted above), summed by name, the three largest.
+    function others(before, after,   parts, kv, i, n1, n2, was, used, name, best, top, k, text) {
+      n1 = split(before, parts, ","); for (i = 1; i <= n1; i++) if (split(parts[i], kv, ":") == 3) was[kv[1]] = kv[3]
+      n2 = split(after, parts, ",")
+      for (i = 1; i <= n2; i++) {
+        if (split(parts[i], kv, ":") != 3 || kv[1] == gateway || kv[2] == "postgres" || kv[2] == "redis-server") continue
+        used[kv[2]] += kv[3] - ((kv[1] in was) ? was[kv[1]] : 0)
+      }
+      named = 0; text = ""
+      for (k = 1; k <= 3; k++) {
+        best = ""; for (name in used) if (used[name] > 0 && (best == "" || used[name] > used[best])) best = name
+        if (best == "" || us(used[best]) + 0 < 1) break
+        text = text (text == "" ? "" : ", ") best " " us(used[best]); named += used[best]; delete used[best]
+      }
+      return text }
+    n > 0 { g = $7 - $1; p = grown($2, $8); r = $9 - $3; busy = $10 - $4; idle = $11 - $5
+      rest = busy - g - p - r; alive = others($6, $12)
+      split_rest = ""
+      if (wrk_seconds != "") {
+        wrk_ticks = wrk_seconds * hz
+        split_rest = sprintf(" (of it the load generator %s; alive at the end %s; unnamed %s)", us(wrk_ticks),
+          (alive == "" ? "none" : alive), us(rest - wrk_ticks - named))
+      }
+      printf "gateway %s, postgres %s, redis %s, rest (load generator and others) %s%s, idle %s (us per request, %d requests)",
+        us(g), (pg_local ? us(p) : "n/a (not local)"), (redis_local ? us(r) : "n/a (not local)"), us(rest), split_rest, us(idle), n }
     n == 0 { print "n/a: no request count from wrk" }')"
 }
 
