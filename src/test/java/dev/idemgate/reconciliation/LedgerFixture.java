@@ -1,5 +1,7 @@
 package dev.idemgate.reconciliation;
 
+import static org.assertj.core.api.Assertions.assertThat;
+
 import dev.idemgate.Main;
 import dev.idemgate.idempotency.ProviderKeys;
 import dev.idemgate.storage.Migrations;
@@ -14,8 +16,10 @@ import java.sql.PreparedStatement;
 import java.sql.SQLException;
 import java.sql.Timestamp;
 import java.time.Instant;
+import java.util.HashMap;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ThreadLocalRandom;
 import picocli.CommandLine;
 
@@ -145,6 +149,35 @@ final class LedgerFixture implements AutoCloseable {
 
   static JsonObject readJson(Path file) throws java.io.IOException {
     return new JsonObject(Files.readString(file));
+  }
+
+  /** A reconcile run's JSON report, and what the command said on standard error. */
+  record Reconciled(JsonObject report, String err) {}
+
+  /**
+   * Writes {@code csv} to {@code dir/name} and reconciles it with the CLI for the merchants under
+   * {@code merchantPrefix}, with settlement lag {@code lag}; the command must succeed.
+   */
+  static Reconciled reconcile(Path dir, String name, String csv, String merchantPrefix, String lag) throws Exception {
+    Path file = dir.resolve(name);
+    Files.writeString(file, csv);
+    Path report = dir.resolve(name + ".json");
+    Cli cli = cli("reconcile", "--settlement", file.toString(), "--merchant-prefix", merchantPrefix,
+        "--settlement-lag", lag, "--out", report.toString());
+    assertThat(cli.status()).as(cli.err()).isZero();
+    return new Reconciled(readJson(report), cli.err());
+  }
+
+  /** A report's discrepancies that name a settlement row, by its settlement_id. */
+  static Map<String, JsonObject> bySettlement(JsonObject report) {
+    Map<String, JsonObject> out = new HashMap<>();
+    report.getJsonArray("discrepancies").forEach(o -> {
+      JsonObject d = (JsonObject) o;
+      if (d.getString("settlement_id") != null) {
+        out.put(d.getString("settlement_id"), d);
+      }
+    });
+    return out;
   }
 
   /**

@@ -5,14 +5,12 @@ import static dev.idemgate.reconciliation.ReconciliationIT.row;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.vertx.core.json.JsonObject;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
-import java.util.HashMap;
 import java.util.Map;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
@@ -28,24 +26,11 @@ class ReconciliationHistoryIT {
   Path dir;
 
   private JsonObject reconcile(String name, String csv, String merchantPrefix) throws Exception {
-    Path file = dir.resolve(name);
-    Files.writeString(file, csv);
-    Path report = dir.resolve(name + ".json");
-    LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix",
-        merchantPrefix, "--settlement-lag", "2d", "--out", report.toString());
-    assertThat(cli.status()).as(cli.err()).isZero();
-    return LedgerFixture.readJson(report);
+    return LedgerFixture.reconcile(dir, name, csv, merchantPrefix, "2d").report();
   }
 
   private static Map<String, JsonObject> bySettlement(JsonObject json) {
-    Map<String, JsonObject> out = new HashMap<>();
-    json.getJsonArray("discrepancies").forEach(o -> {
-      JsonObject d = (JsonObject) o;
-      if (d.getString("settlement_id") != null) {
-        out.put(d.getString("settlement_id"), d);
-      }
-    });
-    return out;
+    return LedgerFixture.bySettlement(json);
   }
 
   private static long count(JsonObject json, String category) {

@@ -5,12 +5,10 @@ import static dev.idemgate.reconciliation.ReconciliationIT.row;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.vertx.core.json.JsonObject;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.DisplayName;
@@ -29,32 +27,16 @@ class ReconciliationMatchingIT {
     return run(name, csv, merchantPrefix).report();
   }
 
-  /** A run's report, and what the command said on standard error. */
-  private record Run(JsonObject report, String err) {}
-
-  private Run run(String name, String csv, String merchantPrefix) throws Exception {
+  private LedgerFixture.Reconciled run(String name, String csv, String merchantPrefix) throws Exception {
     return run(name, csv, merchantPrefix, "2d");
   }
 
-  private Run run(String name, String csv, String merchantPrefix, String lag) throws Exception {
-    Path file = dir.resolve(name);
-    Files.writeString(file, csv);
-    Path report = dir.resolve(name + ".json");
-    LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix",
-        merchantPrefix, "--settlement-lag", lag, "--out", report.toString());
-    assertThat(cli.status()).as(cli.err()).isZero();
-    return new Run(LedgerFixture.readJson(report), cli.err());
+  private LedgerFixture.Reconciled run(String name, String csv, String merchantPrefix, String lag) throws Exception {
+    return LedgerFixture.reconcile(dir, name, csv, merchantPrefix, lag);
   }
 
   private static Map<String, JsonObject> bySettlement(JsonObject json) {
-    Map<String, JsonObject> out = new HashMap<>();
-    json.getJsonArray("discrepancies").forEach(o -> {
-      JsonObject d = (JsonObject) o;
-      if (d.getString("settlement_id") != null) {
-        out.put(d.getString("settlement_id"), d);
-      }
-    });
-    return out;
+    return LedgerFixture.bySettlement(json);
   }
 
   /**
@@ -268,7 +250,7 @@ class ReconciliationMatchingIT {
       ledger.payment("m1", 1_300, "EUR", "succeeded", p + "ch_twice", friday.minus(Duration.ofDays(20)));
       csv.append(row("s_twice", p + "ch_twice", null, m1, 1_250, "EUR", "settled", monday.plus(Duration.ofMinutes(6))));
 
-      Run run = run("weekend.csv", csv.toString(), p);
+      LedgerFixture.Reconciled run = run("weekend.csv", csv.toString(), p);
       JsonObject json = run.report();
 
       JsonObject summary = json.getJsonObject("summary");
@@ -303,7 +285,7 @@ class ReconciliationMatchingIT {
       csv.append(row("s_dup2", p + "ch_dup", null, m1, 5_000, "EUR", "settled", lastYear.plus(Duration.ofHours(11))));
       csv.append(row("rf_dup", p + "ch_dup", null, m1, 5_000, "EUR", "refunded", lastYear.plus(Duration.ofHours(12))));
 
-      Run run = run("wrong-year.csv", csv.toString(), p);
+      LedgerFixture.Reconciled run = run("wrong-year.csv", csv.toString(), p);
       JsonObject json = run.report();
 
       assertThat(json.getJsonObject("summary").getLong("total"))
