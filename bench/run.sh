@@ -707,7 +707,7 @@ cpu_fact() { # name "snapshot before" "snapshot after" wrk-output
       return sum + 0 }
     # The rest by name: ticks grown since the start of every process alive at the end but the
     # gateway, PostgreSQL and Redis (counted above), summed by name, the three largest.
-    function others(before, after,   parts, kv, i, n1, n2, was, used, name, best, top, k, text) {
+    function others(before, after,   parts, kv, i, n1, n2, was, used, name, best, k, text) {
       n1 = split(before, parts, ","); for (i = 1; i <= n1; i++) if (split(parts[i], kv, ":") == 3) was[kv[1]] = kv[3]
       n2 = split(after, parts, ",")
       for (i = 1; i <= n2; i++) {
