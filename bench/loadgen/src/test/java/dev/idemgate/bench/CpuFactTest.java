@@ -1,0 +1,81 @@
+package dev.idemgate.bench;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * bench/run.sh's CPU facts, its own shell functions run by bash: cpu_fact over two snapshots made
+ * up here (so the figures are known), and every_process over this machine's /proc.
+ */
+class CpuFactTest {
+  @TempDir Path dir;
+
+  /** The functions of bench/run.sh the facts are made of, loaded into a bash that then runs {@code body}. */
+  private static String bash(String body) throws IOException, InterruptedException {
+    String load = "source <(awk '/^ticks_of\\(\\) /,/^}/; /^ticks_per_process\\(\\) /,/^}/; "
+        + "/^every_process\\(\\) /,/^}/; /^cpu_snapshot\\(\\) /,/^}/; /^cpu_fact\\(\\) /,/^}$/' ../run.sh)\n"
+        + "fact() { printf '%s=%s\\n' \"$1\" \"$2\"; }\n"
+        // PostgreSQL and Redis counted as on this machine, wherever the test runs.
+        + "pgrep() { return 0; }\n";
+    Process bash = new ProcessBuilder("bash", "-c", load + body).redirectErrorStream(true).start();
+    assertTrue(bash.waitFor(30, TimeUnit.SECONDS), "bash did not finish");
+    String out = new String(bash.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+    assertEquals(0, bash.exitValue(), out);
+    return out;
+  }
+
+  /**
+   * Ticks (100 a second) over 1,000 requests, so 1 tick is 10 µs per request. Before and after: the
+   * gateway (pid 7) 100 → 300; PostgreSQL's backends 11 (50 → 150), 12 (ended) and 13 (started, 40);
+   * Redis 10 → 20; the machine busy 1,000 → 3,000 and idle 500 → 700; and every process: perl
+   * 10 → 110, another java 0 → 50, a kworker started (5), the gateway and a postgres (left out).
+   */
+  private static final String BEFORE = "100 11:50,12:20, 10 1000 500 5:perl:10,6:java:0,7:java:90,8:postgres:50,";
+  private static final String AFTER =
+      "300 11:150,13:40, 20 3000 700 5:perl:110,6:java:50,7:java:290,8:postgres:150,9:kworker:5,";
+
+  @Test
+  @DisplayName("cpu_fact splits the rest into wrk's own CPU (its .cpu file), the processes alive at the end by name, "
+      + "largest first, and what is left unnamed")
+  void restNamed() throws Exception {
+    Path wrk = dir.resolve("fresh-wrk.txt");
+    Files.writeString(wrk, "WRK_JSON {\"requests\":1000}\n");
+    Files.writeString(dir.resolve("fresh-wrk.cpu"), "0.250 0.050\n");
+    String fact = bash("CLK_TCK=100 GATEWAY_PID=7\ncpu_fact f '" + BEFORE + "' '" + AFTER + "' " + wrk + "\n");
+    // rest: 2,000 busy − 200 gateway − 140 PostgreSQL − 10 Redis = 1,650 ticks; wrk 30 (0.3 s);
+    // perl 100, java 50, kworker 5; unnamed 1,650 − 30 − 155 = 1,465.
+    assertEquals("f=gateway 2000, postgres 1400, redis 100, rest (load generator and others) 16500 (of it the load "
+        + "generator 300; alive at the end perl 1000, java 500, kworker 50; unnamed 14650), idle 2000 (us per request, "
+        + "1000 requests)", fact);
+  }
+
+  @Test
+  @DisplayName("cpu_fact without wrk's .cpu file gives the rest as one figure, as before")
+  void restWithoutTheLoadGenerator() throws Exception {
+    Path wrk = dir.resolve("fresh-wrk.txt");
+    Files.writeString(wrk, "WRK_JSON {\"requests\":1000}\n");
+    String fact = bash("CLK_TCK=100 GATEWAY_PID=7\ncpu_fact f '" + BEFORE + "' '" + AFTER + "' " + wrk + "\n");
+    assertEquals("f=gateway 2000, postgres 1400, redis 100, rest (load generator and others) 16500, idle 2000 "
+        + "(us per request, 1000 requests)", fact);
+  }
+
+  @Test
+  @DisplayName("every_process lists this JVM by its pid and name, with its ticks")
+  void everyProcessListsThisJvm() throws Exception {
+    String list = bash("every_process\n");
+    String mine = ProcessHandle.current().pid() + ":java:";
+    int at = ("," + list).indexOf("," + mine);
+    assertTrue(at >= 0, list);
+    String ticks = list.substring(at + mine.length(), list.indexOf(',', at));
+    assertTrue(Long.parseLong(ticks) > 0, ticks);
+  }
+}
