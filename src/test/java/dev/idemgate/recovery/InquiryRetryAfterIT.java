@@ -78,13 +78,7 @@ class InquiryRetryAfterIT {
 
   /** Another pending payment of this acquirer, its inquiry due now. */
   private static void otherPendingPayment(TestDb db, String paymentId, String provider) {
-    db.query("""
-        INSERT INTO idemgate.idempotency_keys (merchant_id, idempotency_key, fingerprint, state, epoch, generation,
-          payment_id, provider_key, lease_expires_at, amount, currency, response_status, response_body, expires_at,
-          inquiry_attempts, next_inquiry_at, created_at, provider_id)
-        VALUES ($1, $2, 'f', 'PENDING', 1, 1, $2, 'pk-' || $2, now() - interval '5 seconds', 1701, 'EUR', 202, '{}',
-          now() + interval '1 day', 1, now(), date_trunc('milliseconds', now() - interval '5 seconds'), $3)""",
-        MERCHANT_A, paymentId, "http " + provider);
+    DuePendingPayments.insert(db, paymentId, 1701, "http " + provider);
   }
 
   private static void cleanUp(TestDb db, String provider, String... keys) {

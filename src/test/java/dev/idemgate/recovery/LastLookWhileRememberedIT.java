@@ -36,13 +36,7 @@ class LastLookWhileRememberedIT {
         TestDb db = new TestDb(http.vertx())) {
       // A payment answered 202 five seconds ago (past its late-charge window), due for its second inquiry
       // now, while nothing listens on the acquirer's port.
-      db.query("""
-          INSERT INTO idemgate.idempotency_keys (merchant_id, idempotency_key, fingerprint, state, epoch, generation,
-            payment_id, provider_key, lease_expires_at, amount, currency, response_status, response_body, expires_at,
-            inquiry_attempts, next_inquiry_at, created_at, provider_id)
-          VALUES ($1, $2, 'f', 'PENDING', 1, 1, $2, 'pk-' || $2, now() - interval '5 seconds', 1400, 'EUR', 202, '{}',
-            now() + interval '1 day', 1, now(), date_trunc('milliseconds', now() - interval '5 seconds'), $3)""",
-          TestGateway.MERCHANT_A, paymentId, "http " + provider);
+      DuePendingPayments.insert(db, paymentId, 1400, "http " + provider);
       try {
         Waits.eventually(Duration.ofSeconds(10), () -> (Integer) db.scalar("SELECT inquiry_attempts FROM "
             + "idemgate.idempotency_keys WHERE payment_id = $1", paymentId) >= 2
