@@ -650,27 +650,13 @@ group_totals() { # -> "claim_count claim_sum complete_count complete_sum" from t
 # Where the CPU goes during a wrk run, per request, from /proc (clock ticks, user + system):
 # the gateway, PostgreSQL's processes and redis-server when they run on this machine, the rest
 # of the machine's busy time (the load generator and anything else), and its idle time.
-# PostgreSQL's are counted per process: a backend that starts inside the window counts all its
-# ticks, one that ends inside it (a pool connection closed, as the gateway's pools close idle
+# Each process is counted on its own, which matters for PostgreSQL's: a backend that starts inside
+# the window counts all its ticks, one that ends inside it (a pool connection closed, as the gateway's pools close idle
 # ones) counts none, and its ticks since the window began fall to "rest". Before session 30 the
 # ticks were summed over the processes alive at each end, so a backend ending inside the window
 # took its whole life's ticks off PostgreSQL's share: -72 us per replay in 20261201T004626Z.
 CLK_TCK="$(getconf CLK_TCK)"
-ticks_of() { # pid... -> their CPU ticks added up
-  local total=0 pid ticks
-  for pid in "$@"; do
-    ticks="$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null)" && total=$((total + ${ticks:-0}))
-  done
-  echo "$total"
-}
-ticks_per_process() { # pid... -> "pid:ticks,pid:ticks,..." ("-" for none), for cpu_fact's per-process deltas
-  local list="" pid ticks
-  for pid in "$@"; do
-    ticks="$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null)" && list="$list$pid:${ticks:-0},"
-  done
-  echo "${list:--}"
-}
-every_process() { # -> "pid:name:ticks,..." for every process now, for naming what else used the CPU
+every_process() { # -> "pid:name:ticks,..." for every process now ("-" for none)
   # cat goes on past a process that ended since the glob; the name is the one in parentheses (it may
   # hold spaces), cut at its first "/" (kworker/1:1H-kblockd is a kworker) and kept to a word.
   cat /proc/[0-9]*/stat 2>/dev/null | awk '{
@@ -680,16 +666,17 @@ every_process() { # -> "pid:name:ticks,..." for every process now, for naming wh
     printf "%s:%s:%d,", $1, name, f[12] + f[13] }
     END { if (NR == 0) printf "-" }'
 }
-cpu_snapshot() { # -> "gateway postgres-per-process redis busy idle every-process", ticks so far
-  printf '%s %s %s %s %s\n' "$(ticks_of "$GATEWAY_PID")" "$(ticks_per_process $(pgrep -x postgres))" \
-    "$(ticks_of $(pgrep -x redis-server))" "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)" \
-    "$(every_process)"
+cpu_snapshot() { # -> "busy idle every-process", ticks so far
+  printf '%s %s\n' "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)" "$(every_process)"
 }
 cpu_fact() { # name "snapshot before" "snapshot after" wrk-output
-  # The rest is named as far as it can be: the load generator's own CPU (bash's time of wrk, in the
-  # .cpu file beside its output), then the processes alive at the end that used the most (a process
-  # started during the run counts all its ticks), and what is left unnamed (processes that came and
-  # went within the run, interrupts). A slow row with a large rest says there what took the CPU.
+  # Every process is counted one by one, by the ticks it grew between the snapshots: one alive at
+  # the end and not at the start counts all its ticks, one that ended counts none (see above). The
+  # gateway is its pid, PostgreSQL every process named postgres, Redis every redis-server. The rest
+  # is named as far as it can be: the load generator's own CPU (bash's time of wrk, in the .cpu file
+  # beside its output), then the other processes alive at the end that used the most, and what is
+  # left unnamed (processes that came and went within the run, interrupts). A slow row with a large
+  # rest says there what took the CPU.
   local requests wrk_seconds
   [[ -n $3 ]] || { fact "$1" "n/a: the wrk run failed or was skipped"; return 0; }
   requests="$(grep -o '"requests":[0-9]*' "$4" | head -1 | cut -d: -f2 || true)"
@@ -700,32 +687,30 @@ cpu_fact() { # name "snapshot before" "snapshot after" wrk-output
   fact "$1" "$(printf '%s %s\n' "$2" "$3" | awk -v n="${requests:-0}" -v hz="$CLK_TCK" -v pg_local="$pg_local" \
       -v redis_local="$redis_local" -v gateway="$GATEWAY_PID" -v wrk_seconds="${wrk_seconds:-}" '
     function us(t) { return sprintf("%.0f", t * 1e6 / hz / n) }
-    # Ticks of the processes alive at the end since the start (all of them for one started since).
-    function grown(before, after,   parts, kv, i, n1, n2, was, sum) {
-      n1 = split(before, parts, ","); for (i = 1; i <= n1; i++) if (split(parts[i], kv, ":") == 2) was[kv[1]] = kv[2]
-      n2 = split(after, parts, ","); for (i = 1; i <= n2; i++) if (split(parts[i], kv, ":") == 2) sum += kv[2] - ((kv[1] in was) ? was[kv[1]] : 0)
-      return sum + 0 }
-    # The rest by name: ticks grown since the start of every process alive at the end but the
-    # gateway, PostgreSQL and Redis (counted above), summed by name, the three largest.
-    function others(before, after,   parts, kv, i, n1, n2, was, used, name, best, k, text) {
+    # Sets g, p and r (the gateway, PostgreSQL, Redis) and others[name] from the ticks each process
+    # alive at the end grew since the start.
+    function grown(before, after,   parts, kv, i, n1, n2, was, t) {
       n1 = split(before, parts, ","); for (i = 1; i <= n1; i++) if (split(parts[i], kv, ":") == 3) was[kv[1]] = kv[3]
       n2 = split(after, parts, ",")
       for (i = 1; i <= n2; i++) {
-        if (split(parts[i], kv, ":") != 3 || kv[1] == gateway || kv[2] == "postgres" || kv[2] == "redis-server") continue
-        used[kv[2]] += kv[3] - ((kv[1] in was) ? was[kv[1]] : 0)
-      }
+        if (split(parts[i], kv, ":") != 3) continue
+        t = kv[3] - ((kv[1] in was) ? was[kv[1]] : 0)
+        if (kv[1] == gateway) g += t; else if (kv[2] == "postgres") p += t
+        else if (kv[2] == "redis-server") r += t; else others[kv[2]] += t
+      } }
+    # The three names that used the most, largest first; named is their sum.
+    function largest(   name, best, k, text) {
       named = 0; text = ""
       for (k = 1; k <= 3; k++) {
-        best = ""; for (name in used) if (used[name] > 0 && (best == "" || used[name] > used[best])) best = name
-        if (best == "" || us(used[best]) + 0 < 1) break
-        text = text (text == "" ? "" : ", ") best " " us(used[best]); named += used[best]; delete used[best]
+        best = ""; for (name in others) if (others[name] > 0 && (best == "" || others[name] > others[best])) best = name
+        if (best == "" || us(others[best]) + 0 < 1) break
+        text = text (text == "" ? "" : ", ") best " " us(others[best]); named += others[best]; delete others[best]
       }
       return text }
-    n > 0 { g = $7 - $1; p = grown($2, $8); r = $9 - $3; busy = $10 - $4; idle = $11 - $5
-      rest = busy - g - p - r; alive = others($6, $12)
+    n > 0 { grown($3, $6); busy = $4 - $1; idle = $5 - $2; rest = busy - g - p - r
       split_rest = ""
       if (wrk_seconds != "") {
-        wrk_ticks = wrk_seconds * hz
+        alive = largest(); wrk_ticks = wrk_seconds * hz
         split_rest = sprintf(" (of it the load generator %s; alive at the end %s; unnamed %s)", us(wrk_ticks),
           (alive == "" ? "none" : alive), us(rest - wrk_ticks - named))
       }

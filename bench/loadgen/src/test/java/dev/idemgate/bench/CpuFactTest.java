@@ -21,8 +21,8 @@ class CpuFactTest {
 
   /** The functions of bench/run.sh the facts are made of, loaded into a bash that then runs {@code body}. */
   private static String bash(String body) throws IOException, InterruptedException {
-    String load = "source <(awk '/^ticks_of\\(\\) /,/^}/; /^ticks_per_process\\(\\) /,/^}/; "
-        + "/^every_process\\(\\) /,/^}/; /^cpu_snapshot\\(\\) /,/^}/; /^cpu_fact\\(\\) /,/^}$/' ../run.sh)\n"
+    String load = "source <(awk '/^every_process\\(\\) /,/^}/; /^cpu_snapshot\\(\\) /,/^}/; "
+        + "/^cpu_fact\\(\\) /,/^}$/' ../run.sh)\n"
         + "fact() { printf '%s=%s\\n' \"$1\" \"$2\"; }\n"
         // PostgreSQL and Redis counted as on this machine, wherever the test runs.
         + "pgrep() { return 0; }\n";
@@ -35,13 +35,14 @@ class CpuFactTest {
 
   /**
    * Ticks (100 a second) over 1,000 requests, so 1 tick is 10 µs per request. Before and after: the
-   * gateway (pid 7) 100 → 300; PostgreSQL's backends 11 (50 → 150), 12 (ended) and 13 (started, 40);
-   * Redis 10 → 20; the machine busy 1,000 → 3,000 and idle 500 → 700; and every process: perl
-   * 10 → 110, another java 0 → 50, a kworker started (5), the gateway and a postgres (left out).
+   * machine busy 1,000 → 3,000 and idle 500 → 700; the gateway (pid 7) 100 → 300; PostgreSQL's
+   * backends 11 (50 → 150), 12 (ended) and 13 (started, 40); Redis 10 → 20; perl 10 → 110, another
+   * java 0 → 50, and a kworker started (5).
    */
-  private static final String BEFORE = "100 11:50,12:20, 10 1000 500 5:perl:10,6:java:0,7:java:90,8:postgres:50,";
+  private static final String BEFORE =
+      "1000 500 7:java:100,11:postgres:50,12:postgres:20,14:redis-server:10,5:perl:10,6:java:0,";
   private static final String AFTER =
-      "300 11:150,13:40, 20 3000 700 5:perl:110,6:java:50,7:java:290,8:postgres:150,9:kworker:5,";
+      "3000 700 7:java:300,11:postgres:150,13:postgres:40,14:redis-server:20,5:perl:110,6:java:50,9:kworker:5,";
 
   @Test
   @DisplayName("cpu_fact splits the rest into wrk's own CPU (its .cpu file), the processes alive at the end by name, "
