@@ -666,8 +666,17 @@ every_process() { # -> "pid:name:ticks,..." for every process now ("-" for none)
     printf "%s:%s:%d,", $1, name, f[12] + f[13] }
     END { if (NR == 0) printf "-" }'
 }
+# The machine's busy time is taken by the clock: every core's time since boot (/proc/uptime) less
+# its idle (with iowait) and stolen time, which the kernel measures as they pass. /proc/stat's own
+# user and system ticks are sampled at the timer tick and miss the short bursts an event loop runs
+# between idle spells: during the fresh-key rounds of 20261202T052348Z they fell about 4 % short of
+# what the processes' own (exact) times add up to, and the unnamed rest read -4 to -16 us; threads
+# that work 20 us and sleep 150 us (CpuFactTest) had a tenth of the cores' time go unaccounted.
 cpu_snapshot() { # -> "busy idle every-process", ticks so far
-  printf '%s %s\n' "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)" "$(every_process)"
+  printf '%s %s\n' "$(awk -v cores="$(nproc)" -v hz="$CLK_TCK" '
+      FILENAME == "/proc/uptime" { up = $1 }
+      /^cpu / { idle = $5 + $6; steal = $9 }
+      END { printf "%.0f %d", cores * up * hz - idle - steal, idle }' /proc/uptime /proc/stat)" "$(every_process)"
 }
 cpu_fact() { # name "snapshot before" "snapshot after" wrk-output
   # Every process is counted one by one, by the ticks it grew between the snapshots: one alive at

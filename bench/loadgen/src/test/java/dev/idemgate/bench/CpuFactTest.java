@@ -7,7 +7,11 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.LockSupport;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -67,6 +71,55 @@ class CpuFactTest {
     String fact = bash("CLK_TCK=100 GATEWAY_PID=7\ncpu_fact f '" + BEFORE + "' '" + AFTER + "' " + wrk + "\n");
     assertEquals("f=gateway 2000, postgres 1400, redis 100, rest (load generator and others) 16500, idle 2000 "
         + "(us per request, 1000 requests)", fact);
+  }
+
+  @Test
+  @DisplayName("cpu_snapshot's busy and idle grow by every core's elapsed time less the stolen time, "
+      + "short bursts between idle spells included")
+  void busyByTheClock() throws Exception {
+    // Threads that work for a few microseconds and then sleep, as an event loop does: /proc/stat's
+    // user and system ticks are sampled at the timer tick and miss much of such work. Uptime and
+    // steal are read just before each snapshot, so the two windows differ by a fork or two.
+    AtomicBoolean stop = new AtomicBoolean();
+    List<Thread> bursts = new ArrayList<>();
+    for (int i = 0; i < 4; i++) {
+      Thread burst = new Thread(() -> {
+        while (!stop.get()) {
+          long until = System.nanoTime() + 20_000;
+          while (System.nanoTime() < until) {
+            Thread.onSpinWait();
+          }
+          LockSupport.parkNanos(150_000);
+        }
+      });
+      burst.start();
+      bursts.add(burst);
+    }
+    String out;
+    try {
+      out = bash("""
+          clock() { read -r up _ < /proc/uptime; awk -v up="$up" '/^cpu / { print up, $9 + 0 }' /proc/stat; }
+          CLK_TCK=100
+          c1=$(clock); s1=$(cpu_snapshot)
+          sleep 2
+          c2=$(clock); s2=$(cpu_snapshot)
+          echo "$(nproc) $c1 ${s1%% *} $(echo "$s1" | cut -d' ' -f2) $c2 ${s2%% *} $(echo "$s2" | cut -d' ' -f2)"
+          """);
+    } finally {
+      stop.set(true);
+      for (Thread t : bursts) {
+        t.join();
+      }
+    }
+    String[] f = out.split(" ");
+    double cores = Double.parseDouble(f[0]);
+    double elapsedTicks = (Double.parseDouble(f[5]) - Double.parseDouble(f[1])) * 100 * cores;
+    double steal = Double.parseDouble(f[6]) - Double.parseDouble(f[2]);
+    double busy = Double.parseDouble(f[7]) - Double.parseDouble(f[3]);
+    double idle = Double.parseDouble(f[8]) - Double.parseDouble(f[4]);
+    assertTrue(busy > 0 && idle >= 0, out);
+    // /proc/uptime has 10 ms steps: a tick per core at each end, and one more for the forks between.
+    assertEquals(elapsedTicks, busy + idle + steal, 3 * cores, out);
   }
 
   @Test
