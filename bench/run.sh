@@ -1085,6 +1085,24 @@ fi
 fact cpu_budget_per_payment_at_target "$(awk -v cpus="$(nproc)" -v naive="${NAIVE_THROUGHPUT:-0}" -v source="$NAIVE_SOURCE" 'BEGIN {
   if (naive > 0) printf "%d cores / (2.0 x %.0f naive payments/s, %s) = %.0f us of CPU per payment for everything", cpus, naive, source, cpus * 1e6 / (2 * naive)
   else print "n/a: no pg-naive figure" }')"
+# What the rounds leave the gateway: everything else a new payment cost in each round in turn
+# (PostgreSQL, Redis and the rest: the load generator, the kernel), and the ratio a gateway costing
+# no CPU at all would reach if that work stayed the same per payment and took every core.
+zero_cost_gateway() { # meta-file cores naive-payments/s -> the fact's text
+  awk -v cores="$2" -v naive="$3" '
+    function figure(text, label,   at) { # the whole number after ", label " ("" if none)
+      at = index(text, ", " label " "); if (at == 0) return ""
+      text = substr(text, at + length(label) + 3); return match(text, /^[0-9]+/) ? substr(text, 1, RLENGTH) : "" }
+    /^fresh_in_turn_cpu_per_request_round[0-9]+=gateway / {
+      pg = figure($0, "postgres"); redis = figure($0, "redis"); rest = figure($0, "rest (load generator and others)")
+      if (pg == "" || redis == "" || rest == "") { missing = 1; next }
+      used = used (used == "" ? "" : ", ") (pg + redis + rest)
+      bound = bound (bound == "" ? "" : ", ") sprintf("%.2fx", cores * 1e6 / ((pg + redis + rest) * naive)) }
+    END {
+      if (missing || used == "" || naive <= 0) print "n/a: no rounds in turn with PostgreSQL and Redis on this machine"
+      else printf "PostgreSQL, Redis and the rest used %s us per new payment in the rounds in turn (the budget for everything: %.0f us); a gateway costing no CPU would reach at most %s the naive SQL (%.0f/s), that work staying the same per payment\n", used, cores * 1e6 / (2 * naive), bound, naive }' "$1"
+}
+fact zero_cost_gateway_at_target "$(zero_cost_gateway "$META" "$(nproc)" "${NAIVE_THROUGHPUT:-0}")"
 # The naive SQL at other client counts: its limit is where it peaks, which is not always at
 # --connections. pgbench needs a server connection per client, so counts the server cannot take
 # are skipped (the gateway needs no more than its pool whatever its HTTP connections).

@@ -26,7 +26,7 @@ class CpuFactTest {
   /** The functions of bench/run.sh the facts are made of, loaded into a bash that then runs {@code body}. */
   private static String bash(String body) throws IOException, InterruptedException {
     String load = "source <(awk '/^every_process\\(\\) /,/^}/; /^cpu_snapshot\\(\\) /,/^}/; "
-        + "/^cpu_fact\\(\\) /,/^}$/' ../run.sh)\n"
+        + "/^cpu_fact\\(\\) /,/^}$/; /^zero_cost_gateway\\(\\) /,/^}$/' ../run.sh)\n"
         + "fact() { printf '%s=%s\\n' \"$1\" \"$2\"; }\n"
         // PostgreSQL and Redis counted as on this machine, wherever the test runs.
         + "pgrep() { return 0; }\n";
@@ -120,6 +120,29 @@ class CpuFactTest {
     assertTrue(busy > 0 && idle >= 0, out);
     // /proc/uptime has 10 ms steps: a tick per core at each end, and one more for the forks between.
     assertEquals(elapsedTicks, busy + idle + steal, 3 * cores, out);
+  }
+
+  @Test
+  @DisplayName("zero_cost_gateway adds up what PostgreSQL, Redis and the rest used in each round in turn, "
+      + "and the ratio a gateway costing no CPU would reach with it")
+  void zeroCostGateway() throws Exception {
+    Path meta = dir.resolve("meta");
+    Files.writeString(meta, """
+        fresh_in_turn_cpu_per_request_round1=gateway 169, postgres 174, redis 29, rest (load generator and others) 47 \
+        (of it the load generator 31; alive at the end kworker 7; unnamed 9), idle 117 (us per request, 36974 requests)
+        fresh_cpu_per_request=gateway 191, postgres 900, redis 26, rest (load generator and others) 36, idle 105
+        fresh_in_turn_cpu_per_request_round2=gateway 192, postgres 300, redis 34, rest (load generator and others) 66, \
+        idle 144 (us per request, 31769 requests)
+        """);
+    // Round 1: 174 + 29 + 47 = 250 us, 2 cores / (250 us x 4,000/s) = 2.00; round 2: 400 us, 1.25. The
+    // single fresh run's line is no round.
+    assertEquals("PostgreSQL, Redis and the rest used 250, 400 us per new payment in the rounds in turn (the budget "
+        + "for everything: 250 us); a gateway costing no CPU would reach at most 2.00x, 1.25x the naive SQL (4000/s), "
+        + "that work staying the same per payment", bash("zero_cost_gateway " + meta + " 2 4000\n"));
+    Files.writeString(meta, "fresh_in_turn_cpu_per_request_round1=gateway 169, postgres n/a (not local), redis 29, "
+        + "rest (load generator and others) 47, idle 117 (us per request, 36974 requests)\n");
+    assertEquals("n/a: no rounds in turn with PostgreSQL and Redis on this machine",
+        bash("zero_cost_gateway " + meta + " 2 4000\n"));
   }
 
   @Test
