@@ -118,8 +118,10 @@ class CpuFactTest {
     double busy = Double.parseDouble(f[7]) - Double.parseDouble(f[3]);
     double idle = Double.parseDouble(f[8]) - Double.parseDouble(f[4]);
     assertTrue(busy > 0 && idle >= 0, out);
-    // /proc/uptime has 10 ms steps: a tick per core at each end, and one more for the forks between.
-    assertEquals(elapsedTicks, busy + idle + steal, 3 * cores, out);
+    // /proc/uptime has 10 ms steps and the forks between a clock read and its snapshot take a few ms
+    // more on a loaded machine: 4 % of the window, at least 3 ticks per core. Sampled ticks came out
+    // about 10 % short with these threads.
+    assertEquals(elapsedTicks, busy + idle + steal, Math.max(3 * cores, 0.04 * elapsedTicks), out);
   }
 
   @Test
