@@ -272,7 +272,43 @@ public final class Idemgate implements AutoCloseable {
               && System.nanoTime() - started >= readIdle.toNanos();
           return Future.failedFuture(closedSilent ? noAnswerWithin(readIdle, failure) : failure);
         })
+        .recover(failure -> Future.failedFuture(namingTheEndpoints(config, failure)))
         .eventually(redis::close);
+  }
+
+  /**
+   * A Sentinel or Cluster client's failure with the endpoints it was given: tried one after
+   * another, silent ones end the check's wait with no word of which, and a connection closed
+   * unanswered is listed as a bare {@code CONNECTION_CLOSED}. Passwords masked. A standalone
+   * client's failures name their one URL's host already.
+   */
+  private static Throwable namingTheEndpoints(GatewayConfig config, Throwable failure) {
+    String mode = config.redisMode();
+    if (mode.equals("standalone")) {
+      return failure;
+    }
+    String asked = (mode.equals("sentinel") ? "the sentinels " : "the cluster seeds ")
+        + String.join(", ", config.redisUrls().stream().map(GatewayConfig::maskPassword).toList());
+    String message = String.valueOf(failure.getMessage());
+    Throwable named;
+    if (failure instanceof TimeoutException) {
+      named = new TimeoutException(message + " from " + asked);
+    } else {
+      // After the first line: the endpoints' own lines of a failure that lists them, which
+      // unreachable() reads, unchanged.
+      int firstLineEnd = message.indexOf('\n') < 0 ? message.length() : message.indexOf('\n');
+      named = new RedisEndpointsFailure(message.substring(0, firstLineEnd).stripTrailing() + " (" + asked + ")"
+          + message.substring(firstLineEnd));
+    }
+    named.initCause(failure);
+    return named;
+  }
+
+  /** A Sentinel or Cluster client's failure at the start-up check, its message naming the endpoints. */
+  static final class RedisEndpointsFailure extends Exception {
+    RedisEndpointsFailure(String message) {
+      super(message);
+    }
   }
 
   private static TimeoutException noAnswerWithin(Duration wait, Throwable cause) {

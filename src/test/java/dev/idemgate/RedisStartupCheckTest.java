@@ -61,16 +61,27 @@ class RedisStartupCheckTest {
     for (String mode : new String[] {"sentinel", "cluster"}) {
       String message = refusal(mode, "redis://127.0.0.1:1,redis://127.0.0.1:2");
       assertThat(message).as(mode).doesNotContain("\n", "\r", "Exception")
-          .startsWith("Redis cannot be reached: Cannot connect to any of the provided endpoints: ")
+          .startsWith("Redis cannot be reached: Cannot connect to any of the provided endpoints ("
+              + (mode.equals("sentinel") ? "the sentinels" : "the cluster seeds") + " redis://127.0.0.1:1, redis://127.0.0.1:2): ")
           .contains("Connection refused: /127.0.0.1:1", "Connection refused: /127.0.0.1:2");
     }
+  }
+
+  @Test
+  @DisplayName("the endpoints a sentinel or cluster failure names are shown without their passwords")
+  void endpointsNamedWithoutPasswords() {
+    String message = refusal("sentinel", "redis://:s3cret-one@127.0.0.1:1,redis://user:s3cret-two@127.0.0.1:2");
+    assertThat(message).doesNotContain("s3cret")
+        .contains("(the sentinels redis://:***@127.0.0.1:1, redis://user:***@127.0.0.1:2)");
   }
 
   @Test
   @DisplayName("a server that is no sentinel: its errors for each sentinel command on one line")
   void notASentinelOnOneLine() {
     String message = refusal("sentinel", "redis://127.0.0.1:6379");
-    assertThat(message).doesNotContain("\n", "\r").startsWith("Redis cannot be reached: Cannot connect to any of the provided endpoints: ")
+    assertThat(message).doesNotContain("\n", "\r")
+        .startsWith("Redis cannot be reached: Cannot connect to any of the provided endpoints (the sentinels "
+            + "redis://127.0.0.1:6379): ")
         .contains("unknown command");
   }
 
@@ -93,6 +104,24 @@ class RedisStartupCheckTest {
       assertThat(refusal(Map.of("IDEMGATE_REDIS_URL", url, "IDEMGATE_REDIS_TIMEOUT", "2s")))
           .isEqualTo("Redis cannot be reached: no answer within 5 s");
       assertThat(silent.acceptedCount()).as("connections the checks made").isEqualTo(2);
+    }
+  }
+
+  @Test
+  @DisplayName("sentinels or cluster seeds that accept the connection and never answer: one line naming the endpoints "
+      + "asked (still tolerated under redis_at_start: optional)")
+  void silentSentinelsAndSeedsNamed() throws IOException {
+    try (SilentListener first = new SilentListener(); SilentListener second = new SilentListener()) {
+      String urls = "redis://127.0.0.1:" + first.port() + ",redis://127.0.0.1:" + second.port();
+      // Sentinels and seeds are asked one after another, each closed at the read-idle time (3 s): the
+      // check's own deadline (5 s) ends the wait, whose failure named neither endpoint before.
+      for (String mode : new String[] {"sentinel", "cluster"}) {
+        Throwable failure = checkFailure(mode, urls);
+        assertThat(Idemgate.oneLine(failure)).as(mode).isEqualTo("no answer within 5 s from "
+            + (mode.equals("sentinel") ? "the sentinels" : "the cluster seeds")
+            + " redis://127.0.0.1:" + first.port() + ", redis://127.0.0.1:" + second.port());
+        assertThat(Idemgate.unreachable(failure)).as(mode + " tolerated").isTrue();
+      }
     }
   }
 
