@@ -289,7 +289,7 @@ public final class Idemgate implements AutoCloseable {
     }
     String asked = (mode.equals("sentinel") ? "the sentinels " : "the cluster seeds ")
         + String.join(", ", config.redisUrls().stream().map(GatewayConfig::maskPassword).toList());
-    String message = String.valueOf(failure.getMessage());
+    String message = failure.getMessage() == null ? failure.getClass().getSimpleName() : failure.getMessage();
     Throwable named;
     if (failure instanceof TimeoutException) {
       named = new TimeoutException(message + " from " + asked);
