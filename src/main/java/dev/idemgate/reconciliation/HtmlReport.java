@@ -185,13 +185,7 @@ final class HtmlReport {
         + "<th>What to do</th><th class=\"num\">Open</th></tr></thead><tbody>");
     for (Category category : Category.values()) {
       out.write("<tr><td>" + tag(category) + "</td><td>" + esc(LOOKS.get(category).meaning()) + "</td><td>"
-          + esc(ACTIONS.get(category.remediation())
-              + (category == Category.ORPHAN_AT_PROVIDER ? "; when ledger payments could be it: "
-                  + ACTIONS.get(Category.Remediation.REVIEW_CANDIDATE) + "; for a refund or chargeback: "
-                  + ACTIONS.get(Category.Remediation.FIND_REVERSED_PAYMENT)
-                  : category == Category.DUPLICATE_CHARGE ? "; when an earlier file's settlement may be this one: "
-                      + ACTIONS.get(Category.Remediation.REVIEW_DUPLICATE) : ""))
-          + "</td><td class=\"num\">"
+          + esc(whatToDo(category)) + "</td><td class=\"num\">"
           + String.format(Locale.ROOT, "%,d", counts.getLong(category.name(), 0L)) + "</td></tr>");
     }
     out.write("</tbody></table>\n");
@@ -314,6 +308,19 @@ final class HtmlReport {
   private static void card(Writer out, String number, String label, boolean alert) throws java.io.IOException {
     out.write("<div class=\"card" + (alert ? " alert" : "") + "\"><div class=\"n\">" + esc(number)
         + "</div><div class=\"l\">" + esc(label) + "</div></div>");
+  }
+
+  /** The legend's action for a category: its remediation's, and the other ones some of its rows get. */
+  private static String whatToDo(Category category) {
+    String action = ACTIONS.get(category.remediation());
+    return switch (category) {
+      case ORPHAN_AT_PROVIDER -> action + "; when ledger payments could be it: "
+          + ACTIONS.get(Category.Remediation.REVIEW_CANDIDATE) + "; for a refund or chargeback: "
+          + ACTIONS.get(Category.Remediation.FIND_REVERSED_PAYMENT);
+      case DUPLICATE_CHARGE -> action + "; when an earlier file's settlement may be this one: "
+          + ACTIONS.get(Category.Remediation.REVIEW_DUPLICATE);
+      default -> action;
+    };
   }
 
   private static String tag(Category category) {
