@@ -792,14 +792,21 @@ public final class Reconciler {
    * earlier run recorded for the same payment, with the start of the first run that did.
    */
   private static void loadEarlierSettlements(Connection c) throws SQLException {
+    // The history of this file's payments is read once, then split: rows of settlements this file
+    // does not hold (recon_earlier), and rows of its own seen again (recon_seen_again).
+    execute(c, """
+        CREATE TEMP TABLE recon_history ON COMMIT DROP AS
+        SELECT h.payment_id, h.settlement_id, h.status, h.amount, h.currency, h.settled_at, h.confidence, h.run_id,
+               r.settlement_file, r.started_at AS recorded_at
+        FROM idemgate.reconciliation_settlements h JOIN idemgate.reconciliation_runs r ON r.id = h.run_id
+        WHERE h.payment_id IN (SELECT payment_id FROM recon_match)""");
+    execute(c, "ANALYZE recon_history");
     execute(c, """
         CREATE TEMP TABLE recon_earlier ON COMMIT DROP AS
-        SELECT DISTINCT ON (h.payment_id, h.settlement_id) h.payment_id, h.settlement_id, h.status, h.amount,
-               h.currency, h.settled_at, h.confidence, h.run_id, r.settlement_file, r.started_at AS recorded_at
-        FROM idemgate.reconciliation_settlements h JOIN idemgate.reconciliation_runs r ON r.id = h.run_id
-        WHERE h.payment_id IN (SELECT payment_id FROM recon_match)
-          AND NOT EXISTS (SELECT 1 FROM recon_stage s WHERE s.settlement_id = h.settlement_id)
-        ORDER BY h.payment_id, h.settlement_id, r.started_at, h.run_id""");
+        SELECT DISTINCT ON (h.payment_id, h.settlement_id) h.*
+        FROM recon_history h
+        WHERE NOT EXISTS (SELECT 1 FROM recon_stage s WHERE s.settlement_id = h.settlement_id)
+        ORDER BY h.payment_id, h.settlement_id, h.recorded_at, h.run_id""");
     execute(c, "CREATE INDEX ON recon_earlier (payment_id)");
     execute(c, """
         CREATE TEMP TABLE recon_settled_before ON COMMIT DROP AS
@@ -810,9 +817,8 @@ public final class Reconciler {
         FROM recon_earlier GROUP BY payment_id HAVING count(*) FILTER (WHERE status = 'settled') > 0""");
     execute(c, """
         CREATE TEMP TABLE recon_seen_again ON COMMIT DROP AS
-        SELECT m.line, min(r.started_at) AS recorded_at FROM recon_match m JOIN recon_stage s USING (line)
-        JOIN idemgate.reconciliation_settlements h ON h.payment_id = m.payment_id AND h.settlement_id = s.settlement_id
-        JOIN idemgate.reconciliation_runs r ON r.id = h.run_id
+        SELECT m.line, min(h.recorded_at) AS recorded_at FROM recon_match m JOIN recon_stage s USING (line)
+        JOIN recon_history h ON h.payment_id = m.payment_id AND h.settlement_id = s.settlement_id
         GROUP BY m.line""");
     execute(c, "ANALYZE recon_earlier");
     execute(c, "ANALYZE recon_settled_before");
