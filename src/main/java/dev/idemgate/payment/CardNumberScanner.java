@@ -95,8 +95,8 @@ public final class CardNumberScanner {
    * numbers, order ids) are not card numbers: reading any digits joined by dashes as one number
    * would refuse about one payment in a thousand whose reference is a random UUID, and a 4-4-4-4 run
    * inside a UUID's hex groups one in 21,000, so digits inside a UUID (or one cut short after its
-   * fourth group) never count; nor do those of
-   * an IBAN, printed or not, one in ten of which read as a card. A card followed by its CVV or expiry
+   * fourth group) never count; nor do those of one of the gateway's payment ids (one in 800 holds a
+   * Luhn-valid run), nor of an IBAN, printed or not, one in ten of which read as a card. A card followed by its CVV or expiry
    * in the same grouping counts; a long number printed in fours (a parcel or account number) does not.
    */
   /**
@@ -257,8 +257,9 @@ public final class CardNumberScanner {
   }
 
   /**
-   * Whether {@code text[from, to)} lies inside a UUID or an IBAN. A UUID's hex groups can leave a
-   * digits-only 4-4-4-4 run (…c9057-2948-4795-8644-cfe…), a printed IBAN a 4-4-4-4-2 one
+   * Whether {@code text[from, to)} lies inside a UUID, one of the gateway's payment ids or an IBAN.
+   * A UUID's hex groups can leave a digits-only 4-4-4-4 run (…c9057-2948-4795-8644-cfe…), a payment
+   * id a run of 13-19 digits (pay_25f99578e2f44da28706087292934bfe), a printed IBAN a 4-4-4-4-2 one
    * (DE80 2648 4756 4696 0623 07), and an unspaced IBAN of a dozen countries a run of 13-19 digits
    * (BE68539007547034): none is a card. Checked last, so only on a Luhn-valid candidate.
    *
@@ -271,6 +272,7 @@ public final class CardNumberScanner {
    */
   private static boolean insideReference(String text, int from, int to) {
     return coveredFrom(UUID.matcher(text), UUID_LENGTH, text, from, to, uuid -> true)
+        || coveredFrom(PAYMENT_ID.matcher(text), PAYMENT_ID_LENGTH, text, from, to, id -> true)
         || coveredFrom(IBAN.matcher(text), IBAN_MAX_LENGTH, text, from, to,
             iban -> checkedIbanCovers(text, iban.start(), iban.end(), to));
   }
@@ -284,6 +286,14 @@ public final class CardNumberScanner {
   private static final Pattern UUID = Pattern.compile(
       "(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}(?:-[0-9A-Fa-f]{0,12})?(?![0-9A-Fa-f])");
   private static final int UUID_LENGTH = 36;
+
+  /**
+   * One of the gateway's own payment ids ({@link PaymentJson#newPaymentId}): its 32 hex digits hold a
+   * Luhn-valid run of 13-19 digits about once in 800 ids, and an access line's path naming it
+   * (/admin/pending/pay_…/resolve) was logged as a card, a note or reference naming it refused.
+   */
+  private static final Pattern PAYMENT_ID = Pattern.compile("(?<![0-9A-Za-z_])pay_[0-9a-f]{32}(?![0-9A-Za-z])");
+  private static final int PAYMENT_ID_LENGTH = 36;
 
   /** An IBAN as printed: country, check digits, then groups of four (the last shorter), spaced or not. */
   private static final Pattern IBAN = Pattern.compile(

@@ -62,6 +62,25 @@ class CardNumberScannerTest {
   }
 
   @Test
+  @DisplayName("a payment id of the gateway's own (pay_ and 32 hex digits) is not a card, though its digits may hold "
+      + "a Luhn-valid run; a card beside it or glued to a shorter pay_ still is")
+  void paymentIdsAreNotCards() {
+    // 28706087292934 is Luhn-valid: the access line of an admin verdict on this payment logged its
+    // path as redacted:card_number, and a note or merchant_reference naming it was refused.
+    String id = "pay_25f99578e2f44da28706087292934bfe";
+    assertThat(PaymentJson.isPaymentId(id)).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber(id)).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber("/admin/pending/" + id + "/resolve")).isFalse();
+    assertThat(CardNumberScanner.containsCardNumber("refunded " + id + " by hand")).isFalse();
+    // 1,000,000 ids as the gateway mints them: none may be taken for a card.
+    assertThat(refusedAmong(1_000_000, () -> PaymentJson.newPaymentId(java.time.Instant.now()))).isEmpty();
+    assertThat(CardNumberScanner.containsCardNumber(id + " 4111 1111 1111 1111")).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("pay_4111111111111111")).isTrue();
+    assertThat(CardNumberScanner.containsCardNumber("pay_25f99578e2f44da28706087292934bfe0")).as("33 hex digits: no payment id")
+        .isTrue();
+  }
+
+  @Test
   @DisplayName("a card number written against letters (VISA4111-…, カード番号4111 …) is found; digits inside a UUID are not a card")
   void cardsAgainstLettersButNotInUuids() {
     assertThat(CardNumberScanner.containsCardNumber("VISA4111-1111-1111-1111")).isTrue();
