@@ -8,8 +8,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Properties;
 import java.util.TreeMap;
@@ -68,6 +70,7 @@ final class ReportCommand implements Callable<Integer> {
     }
     List<Ratio> ratios = ratios(lines, facts);
     List<Check> checks = checks(lines);
+    stealCheck(facts).ifPresent(checks::add);
     String md = markdown(lines, checks, ratios, facts);
     System.out.println(md);
     if (markdown != null) {
@@ -139,6 +142,37 @@ final class ReportCommand implements Callable<Integer> {
       return new Check(name, "unknown", "errors not read for " + String.join(", ", unread));
     }
     return new Check(name, lines.isEmpty() ? "unknown" : "met", lines.size() + " rows, none with errors");
+  }
+
+  /** Steal at or above which a run is named as slowed by the hypervisor ({@link #stealCheck}). */
+  static final double STEAL_NOTED_PERCENT = 2.0;
+  private static final Pattern STEAL = Pattern.compile("^CPU steal ([0-9.]+)%");
+
+  /**
+   * The runs the hypervisor slowed: those whose {@code during_<run>} fact says it took
+   * {@link #STEAL_NOTED_PERCENT} or more of the CPU, the most first. Steal can slow a row by more
+   * than its share: a virtual CPU taken away while it holds what the other waits for (PostgreSQL's WAL
+   * flush, an event loop) leaves that one idle too, and a closed loop stalls for the whole absence.
+   * Empty when no run has a steal figure.
+   */
+  static Optional<Check> stealCheck(TreeMap<String, String> facts) {
+    Map<String, Double> steal = new TreeMap<>();
+    facts.forEach((key, value) -> {
+      Matcher m = key.startsWith("during_") ? STEAL.matcher(value) : null;
+      if (m != null && m.find()) {
+        steal.put(key.substring("during_".length()), Double.valueOf(m.group(1)));
+      }
+    });
+    if (steal.isEmpty()) {
+      return Optional.empty();
+    }
+    List<String> slowed = steal.entrySet().stream().filter(e -> e.getValue() >= STEAL_NOTED_PERCENT)
+        .sorted(Map.Entry.<String, Double>comparingByValue().reversed())
+        .map(e -> e.getKey() + " " + e.getValue() + "%").toList();
+    String name = "the hypervisor took under " + STEAL_NOTED_PERCENT + "% of the CPU (steal) in every run";
+    return Optional.of(slowed.isEmpty()
+        ? new Check(name, "met", "steal at most " + Collections.max(steal.values()) + "% in " + steal.size() + " runs")
+        : new Check(name, "NOT met", "slowed by the hypervisor, figures understated: " + String.join(", ", slowed)));
   }
 
   /** The storm's own pass/fail, saying loudly when the ledger was not part of it. */

@@ -105,6 +105,27 @@ class ReportCommandTest {
   }
 
   @Test
+  @DisplayName("steal: the runs in which the hypervisor took 2% of the CPU or more are named, the most first; none is met; "
+      + "a run with no steal figures gets no check")
+  void stealCheck() {
+    TreeMap<String, String> facts = new TreeMap<>();
+    facts.put("during_fresh-wrk", "CPU steal 8.2%; gateway GC: 16 young (141 ms); PostgreSQL: 0 checkpoints");
+    facts.put("during_pg-naive-in-turn-round3-pgbench", "CPU steal 6.9%; PostgreSQL: 0 checkpoints");
+    facts.put("during_replay-wrk", "CPU steal 1.9%; gateway GC: 25 young (61 ms)");
+    facts.put("cpus", "2");
+    ReportCommand.Check disturbed = ReportCommand.stealCheck(facts).orElseThrow();
+    assertEquals("NOT met", disturbed.verdict());
+    assertEquals("slowed by the hypervisor, figures understated: fresh-wrk 8.2%, pg-naive-in-turn-round3-pgbench 6.9%",
+        disturbed.detail());
+    facts.put("during_fresh-wrk", "CPU steal 0.0%; gateway GC: 16 young (141 ms)");
+    facts.remove("during_pg-naive-in-turn-round3-pgbench");
+    ReportCommand.Check quiet = ReportCommand.stealCheck(facts).orElseThrow();
+    assertEquals("met", quiet.verdict());
+    assertEquals("steal at most 1.9% in 2 runs", quiet.detail());
+    assertTrue(ReportCommand.stealCheck(new TreeMap<>(java.util.Map.of("cpus", "2"))).isEmpty());
+  }
+
+  @Test
   @DisplayName("storm: its ratio is strict and carries the 409 sample size; its check says when the ledger was not read")
   void stormRatioAndCheck() {
     JsonObject storm = row("storm", "loadgen-storm", 100.0, 0).put("rounds", 3).put("rounds_passed", 3)
