@@ -472,6 +472,21 @@ class ObservabilityIT {
   }
 
   @Test
+  @DisplayName("an admin verdict's access line names its payment id as sent, though the id's digits hold a "
+      + "Luhn-valid run (one id in 800 does): a payment id is no card number")
+  void paymentIdHoldingALuhnValidRunIsLoggedAsSent() {
+    try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {
+      // 28706087292934 passes the Luhn check; this path was logged as redacted:card_number.
+      String path = "/admin/pending/pay_25f99578e2f44da28706087292934bfe/resolve";
+      Http.Reply reply = http.send(HttpMethod.POST, gateway.managementPort(), path,
+          Map.of("Authorization", "Bearer " + TestGateway.ADMIN_TOKEN, "Content-Type", "application/json"),
+          Buffer.buffer("{\"outcome\": \"not_charged\"}"));
+      assertThat(reply.status()).isEqualTo(404);
+      assertThat(fields(lineOf(access, reply))).containsEntry("path", path).containsEntry("status", "404");
+    }
+  }
+
+  @Test
   @DisplayName("an accepted admin request writes an access line with status 200 and its path without the query, which may carry a client's key")
   void acceptedAdminRequestIsLogged() {
     try (CapturedLogs access = CapturedLogs.of("idemgate.access")) {

@@ -127,6 +127,17 @@ class PaymentRequestParserTest {
     assertThat(parse("{\"amount\":\"x\",\"source\":\"4111111111111111\"}")).isEqualTo(new ParsedPayment.CardData("$.source"));
   }
 
+  @Test
+  @DisplayName("a merchant_reference naming one of the gateway's payment ids is taken, though the id's digits hold a "
+      + "Luhn-valid run; a card number beside it is still refused")
+  void paymentIdInAReference() {
+    // A client linking a retry or a refund to the payment it answered: one id in 800 was refused 400.
+    String body = "{\"amount\":1999,\"currency\":\"EUR\",\"source\":\"tok_visa\",\"merchant_reference\":";
+    assertThat(parse(body + "\"refund of pay_25f99578e2f44da28706087292934bfe\"}")).isInstanceOf(ParsedPayment.Valid.class);
+    assertThat(parse(body + "\"pay_25f99578e2f44da28706087292934bfe 4111 1111 1111 1111\"}"))
+        .isEqualTo(new ParsedPayment.CardData("$.merchant_reference"));
+  }
+
   private static java.util.List<String> fields(ParsedPayment parsed) {
     assertThat(parsed).isInstanceOf(ParsedPayment.Invalid.class);
     return ((ParsedPayment.Invalid) parsed).errors().stream().map(ParsedPayment.FieldError::field).toList();
