@@ -95,9 +95,10 @@ public final class CardNumberScanner {
    * numbers, order ids) are not card numbers: reading any digits joined by dashes as one number
    * would refuse about one payment in a thousand whose reference is a random UUID, and a 4-4-4-4 run
    * inside a UUID's hex groups one in 21,000, so digits inside a UUID (or one cut short after its
-   * fourth group) never count; nor do those of one of the gateway's payment ids (one in 800 holds a
-   * Luhn-valid run), nor of an IBAN, printed or not, one in ten of which read as a card. A card followed by its CVV or expiry
-   * in the same grouping counts; a long number printed in fours (a parcel or account number) does not.
+   * fourth group) never count; nor do those of one of the gateway's payment or request ids (one in 800
+   * and one in 2,100 hold a Luhn-valid run), nor of an IBAN, printed or not, one in ten of which read
+   * as a card. A card followed by its CVV or expiry in the same grouping counts; a long number printed
+   * in fours (a parcel or account number) does not.
    */
   /**
    * What a text holding a card number is kept or logged as where no card number may be: a client
@@ -257,11 +258,11 @@ public final class CardNumberScanner {
   }
 
   /**
-   * Whether {@code text[from, to)} lies inside a UUID, one of the gateway's payment ids or an IBAN.
+   * Whether {@code text[from, to)} lies inside a UUID, one of the gateway's own ids or an IBAN.
    * A UUID's hex groups can leave a digits-only 4-4-4-4 run (…c9057-2948-4795-8644-cfe…), a payment
-   * id a run of 13-19 digits (pay_25f99578e2f44da28706087292934bfe), a printed IBAN a 4-4-4-4-2 one
-   * (DE80 2648 4756 4696 0623 07), and an unspaced IBAN of a dozen countries a run of 13-19 digits
-   * (BE68539007547034): none is a card. Checked last, so only on a Luhn-valid candidate.
+   * or request id a run of 13-19 digits (pay_25f99578e2f44da28706087292934bfe), a printed IBAN a
+   * 4-4-4-4-2 one (DE80 2648 4756 4696 0623 07), and an unspaced IBAN of a dozen countries a run of
+   * 13-19 digits (BE68539007547034): none is a card. Checked last, so only on a Luhn-valid candidate.
    *
    * <p>Only the starts from which a reference could reach over the candidate are tried: searched
    * from the start of the text each time, a field of 64 KiB made of UUIDs that each hold a Luhn-valid
@@ -272,7 +273,7 @@ public final class CardNumberScanner {
    */
   private static boolean insideReference(String text, int from, int to) {
     return coveredFrom(UUID.matcher(text), UUID_LENGTH, text, from, to, uuid -> true)
-        || coveredFrom(PAYMENT_ID.matcher(text), PAYMENT_ID_LENGTH, text, from, to, id -> true)
+        || coveredFrom(OWN_ID.matcher(text), OWN_ID_MAX_LENGTH, text, from, to, id -> true)
         || coveredFrom(IBAN.matcher(text), IBAN_MAX_LENGTH, text, from, to,
             iban -> checkedIbanCovers(text, iban.start(), iban.end(), to));
   }
@@ -288,12 +289,15 @@ public final class CardNumberScanner {
   private static final int UUID_LENGTH = 36;
 
   /**
-   * One of the gateway's own payment ids ({@link PaymentJson#newPaymentId}): its 32 hex digits hold a
-   * Luhn-valid run of 13-19 digits about once in 800 ids, and an access line's path naming it
-   * (/admin/pending/pay_…/resolve) was logged as a card, a note or reference naming it refused.
+   * One of the gateway's own ids: a payment id ({@link PaymentJson#newPaymentId}), whose 32 hex digits
+   * hold a Luhn-valid run of 13-19 digits about once in 800 ids, or a request id
+   * ({@code RequestIds.newId}: 16 hex digits, once in 2,100). An access line's path naming such a
+   * payment (/admin/pending/pay_…/resolve) was logged as a card, a note or reference naming it
+   * refused, and such a request id forwarded back as {@code X-Request-Id} logged as a card.
    */
-  private static final Pattern PAYMENT_ID = Pattern.compile("(?<![0-9A-Za-z_])pay_[0-9a-f]{32}(?![0-9A-Za-z])");
-  private static final int PAYMENT_ID_LENGTH = 36;
+  private static final Pattern OWN_ID =
+      Pattern.compile("(?<![0-9A-Za-z_])(?:pay_[0-9a-f]{32}|req_[0-9a-f]{16})(?![0-9A-Za-z])");
+  private static final int OWN_ID_MAX_LENGTH = 36;
 
   /** An IBAN as printed: country, check digits, then groups of four (the last shorter), spaced or not. */
   private static final Pattern IBAN = Pattern.compile(
