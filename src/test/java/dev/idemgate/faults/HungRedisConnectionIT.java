@@ -40,7 +40,8 @@ class HungRedisConnectionIT {
       for (int i = 0; i < 4; i++) {
         String key = Http.newKey();
         assertThat(http.pay(gateway.apiPort(), TestGateway.KEY_A, key, Http.payment(500, "tok_visa")).status()).isEqualTo(201);
-        assertThat(RespCommand.call(redis.port(), "EXISTS", redisKey(key))).isEqualTo("1");
+        Waits.eventually(Duration.ofSeconds(2), () -> "1".equals(RespCommand.call(redis.port(), "EXISTS", redisKey(key))),
+            "the payment's record in Redis");
       }
       long connectionsBefore = proxy.acceptedConnections();
 
@@ -62,7 +63,12 @@ class HungRedisConnectionIT {
         Http http = new Http();
         TestGateway gateway = InfraFaultFixture.gatewayThrough(proxy, "IDEMGATE_API_INSTANCES", "1",
             "IDEMGATE_DUPLICATE_PAYLOAD_POLICY", "reject")) {
-      assertThat(twinRefused(http, gateway, 600)).as("a twin is refused before the freeze").isTrue();
+      // A few tries: each check has 200 ms per Redis exchange, and its first opens its connection.
+      boolean refusedBefore = false;
+      for (int amount = 590; !refusedBefore && amount < 600; amount++) {
+        refusedBefore = twinRefused(http, gateway, amount);
+      }
+      assertThat(refusedBefore).as("a twin is refused before the freeze").isTrue();
 
       proxy.freezeOpen();
       long frozenAt = System.nanoTime();
@@ -84,14 +90,14 @@ class HungRedisConnectionIT {
     try (ThrowawayRedis redis = ThrowawayRedis.start();
         FaultProxy proxy = FaultProxy.start("127.0.0.1", redis.port());
         Http http = new Http();
-        TestGateway gateway = InfraFaultFixture.gatewayThrough(proxy, "IDEMGATE_API_INSTANCES", "1", "IDEMGATE_SIMULATOR_SLOW_MS", "1500")) {
+        TestGateway gateway = InfraFaultFixture.gatewayThrough(proxy, "IDEMGATE_API_INSTANCES", "1", "IDEMGATE_SIMULATOR_SLOW_MS", "3000")) {
       assertThat(waitForSlowTwin(http, gateway)).as("woken before the freeze").isLessThan(WAIT_MS);
 
       proxy.freezeOpen();
       assertThat(gateBackOnRedis(http, gateway, redis)).as("completions are published through Redis again").isTrue();
 
       long waitedMs = waitForSlowTwin(http, gateway);
-      System.out.printf("a Prefer: wait request after the subscriber hung was answered in %d ms (twin takes 1,500 ms)%n",
+      System.out.printf("a Prefer: wait request after the subscriber hung was answered in %d ms (twin takes 3,000 ms)%n",
           waitedMs);
       assertThat(waitedMs).as("woken by the completion notice, not by the end of the %d ms wait", WAIT_MS)
           .isLessThan(WAIT_MS - 2_000);
@@ -123,10 +129,10 @@ class HungRedisConnectionIT {
     return twin.status() == 409;
   }
 
-  /** A slow payment, then its retry with Prefer: wait; how long the retry took to get the replay. */
   /**
-   * A slow payment (1,500 ms at the provider), then, once it is claimed, its retry with
-   * Prefer: wait; how long the retry took to get the replay (at least a few hundred ms: it waited).
+   * A slow payment (3,000 ms at the provider: time enough for the claim to be seen before the retry
+   * is sent, on a loaded machine too), then its retry with Prefer: wait; how long the retry took to
+   * get the replay (at least a few hundred ms: it waited).
    */
   private static long waitForSlowTwin(Http http, TestGateway gateway) {
     String key = Http.newKey();

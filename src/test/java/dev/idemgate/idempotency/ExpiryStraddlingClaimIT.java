@@ -34,7 +34,7 @@ class ExpiryStraddlingClaimIT {
   void expiredKeyIsNewAfterAStraddlingRetry() {
     try (Http http = new Http(); TestDb db = new TestDb(http.vertx());
          TestGateway gateway = TestGateway.start(Map.of(
-             "IDEMGATE_KEY_TTL", "3s",
+             "IDEMGATE_KEY_TTL", "5s",
              "IDEMGATE_LEASE", "30s",
              "IDEMGATE_REPLAY_CACHE_ENTRIES", "0"))) {
       String key = Http.newKey();
@@ -44,9 +44,11 @@ class ExpiryStraddlingClaimIT {
       long expiresAtMs = ((Number) db.scalar("SELECT (extract(epoch FROM expires_at) * 1000)::bigint "
           + "FROM idemgate.idempotency_keys WHERE merchant_id = $1 AND idempotency_key = $2", MERCHANT_A, key)).longValue();
 
-      // One second before the expiry, Redis has lost the key (a restart, a failover, an eviction, or
+      // Some seconds before the expiry, Redis has lost the key (a restart, a failover, an eviction, or
       // the completion's best-effort SET that failed): the retry claims in Redis and asks PostgreSQL.
-      Waits.sleep(Math.max(0, expiresAtMs - 1_000 - System.currentTimeMillis()));
+      // 2.5 s before it, so that on a loaded machine too the retry's claim starts before the expiry;
+      // the row stays locked until just after it, under the 5 s store_timeout.
+      Waits.sleep(Math.max(0, expiresAtMs - 2_500 - System.currentTimeMillis()));
       Redis redis = Redis.createClient(http.vertx(), TestGateway.redisUrl());
       String redisKey = RedisGate.redisKey(MERCHANT_A, new IdempotencyKey(key));
       try {

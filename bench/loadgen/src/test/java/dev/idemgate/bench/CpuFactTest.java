@@ -101,7 +101,7 @@ class CpuFactTest {
           clock() { read -r up _ < /proc/uptime; awk -v up="$up" '/^cpu / { print up, $9 + 0 }' /proc/stat; }
           CLK_TCK=100
           c1=$(clock); s1=$(cpu_snapshot)
-          sleep 2
+          sleep 3
           c2=$(clock); s2=$(cpu_snapshot)
           echo "$(nproc) $c1 ${s1%% *} $(echo "$s1" | cut -d' ' -f2) $c2 ${s2%% *} $(echo "$s2" | cut -d' ' -f2)"
           """);
@@ -118,10 +118,10 @@ class CpuFactTest {
     double busy = Double.parseDouble(f[7]) - Double.parseDouble(f[3]);
     double idle = Double.parseDouble(f[8]) - Double.parseDouble(f[4]);
     assertTrue(busy > 0 && idle >= 0, out);
-    // /proc/uptime has 10 ms steps and the forks between a clock read and its snapshot take a few ms
-    // more on a loaded machine: 4 % of the window, at least 3 ticks per core. Sampled ticks came out
-    // about 10 % short with these threads.
-    assertEquals(elapsedTicks, busy + idle + steal, Math.max(3 * cores, 0.04 * elapsedTicks), out);
+    // /proc/uptime has 10 ms steps and the forks between a clock read and its snapshot take a few ms,
+    // tens on a loaded machine: 6 % of the window (180 ms a core), at least 3 ticks per core. Sampled
+    // ticks came out about 10 % short with these threads.
+    assertEquals(elapsedTicks, busy + idle + steal, Math.max(3 * cores, 0.06 * elapsedTicks), out);
   }
 
   @Test
