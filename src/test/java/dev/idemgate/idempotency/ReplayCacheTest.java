@@ -56,9 +56,9 @@ class ReplayCacheTest {
     cache.remember("m", KEY, "digest-a", response(201, Duration.ofSeconds(-1)));
     assertThat(cache.find("m", KEY, "digest-a")).isNull();
 
-    cache.remember("m", KEY, "digest-a", response(201, Duration.ofMillis(150)));
+    cache.remember("m", KEY, "digest-a", response(201, Duration.ofMillis(1_000)));
     assertThat(cache.find("m", KEY, "digest-a")).isNotNull();
-    Thread.sleep(300);
+    Thread.sleep(1_200);
     assertThat(cache.find("m", KEY, "digest-a")).isNull();
   }
 

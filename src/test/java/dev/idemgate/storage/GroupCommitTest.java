@@ -59,10 +59,12 @@ class GroupCommitTest {
   @Test
   @DisplayName("writes that waited past their deadline behind a group the database never answered fail as not sent, and are never sent")
   void overdueWritesFailUnsent() throws Exception {
-    GroupCommit<Integer, Integer> queue = queue(1_000, Duration.ofMillis(200));
+    // A deadline of 1 s: the fresh write must still be within it when the first group is answered
+    // below, after the checks, on a loaded machine too.
+    GroupCommit<Integer, Integer> queue = queue(1_000, Duration.ofMillis(1_000));
     List<Future<Integer>> first = submitAll(queue, 0, 1); // goes out at once, and hangs
     List<Future<Integer>> waiting = submitAll(queue, 1, 11);
-    Thread.sleep(300);
+    Thread.sleep(1_100);
     List<Future<Integer>> fresh = submitAll(queue, 11, 12); // its turn checks the deadlines
 
     for (Future<Integer> w : waiting) {
