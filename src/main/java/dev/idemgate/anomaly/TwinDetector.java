@@ -231,7 +231,8 @@ public final class TwinDetector {
 
   /**
    * The check as the payment path's guard for one request: under policy reject it refuses a
-   * {@link TwinVerdict.Reject}, otherwise it only observes. A twin is counted only once PostgreSQL has
+   * {@link TwinVerdict.Reject}, otherwise it only observes. A twin, or the first payment of its payload
+   * (a payment of its client in the twin rate), is counted only once PostgreSQL has
    * said what became of its key ({@link ClaimGuard#keySettled}): when the key is new and now stands for
    * this request (claimed and charged, declined or pending; or refused, the key found free). A held
    * key's request is a retry, whatever its payload is a twin of; a payment not taken (503, or 502)
@@ -250,6 +251,8 @@ public final class TwinDetector {
       private PaymentService.PayCommand checked;
       /** The anchor this request's check stored (it was the first), else null. */
       private TwinVerdict.First first;
+      /** Counts {@link #first} as a payment of its client, once its key is known to be new. */
+      private Runnable firstCount;
       /** The twin this request's check judged, else null. */
       private Judged twin;
       /** What became of this request's key, once PostgreSQL said; else null. */
@@ -261,15 +264,18 @@ public final class TwinDetector {
       @Override
       public Future<Optional<Object>> check(PaymentService.PayCommand cmd) {
         checked = cmd;
+        first = null;
+        firstCount = null;
         twin = null;
         fate = null;
         settled = false;
         undone = null;
-        return observe(cmd.merchantId(), cmd.key(), cmd.request(), headers, this::judged).map(verdict -> {
-          first = verdict instanceof TwinVerdict.First f ? f : null;
-          settle(); // under policy flag the store may have spoken first
-          return mayRefuse() && verdict instanceof TwinVerdict.Reject ? Optional.of(verdict) : Optional.empty();
-        });
+        return observe(cmd.merchantId(), cmd.key(), cmd.request(), headers, this::judged, count -> firstCount = count)
+            .map(verdict -> {
+              first = verdict instanceof TwinVerdict.First f ? f : null;
+              settle(); // under policy flag the store may have spoken first
+              return mayRefuse() && verdict instanceof TwinVerdict.Reject ? Optional.of(verdict) : Optional.empty();
+            });
       }
 
       @Override
@@ -290,13 +296,17 @@ public final class TwinDetector {
         settled = true;
         switch (fate) {
           case NEW -> {
-            if (twin != null && twin.count() != null) {
+            if (first != null) {
+              firstCount.run();
+            } else if (twin.count() != null) {
               twin.count().run();
             }
           }
           case HELD -> {
-            if (twin != null && twin.count() != null) {
-              monitor.recordSameKey(); // a retry of its own payment, no twin
+            // A retry of the key's own payment: no twin, and no new payment of its client either (a first
+            // here is a retry whose anchor Redis no longer has: its window ran out, or Redis lost it).
+            if (first != null || twin.count() != null) {
+              monitor.recordSameKey();
             }
           }
           case NOT_TAKEN -> undoOnce(); // counts nothing: its retry is judged again
@@ -414,16 +424,18 @@ public final class TwinDetector {
    * {@link TwinVerdict.Reject} is the only verdict that should stop the request.
    */
   public Future<TwinVerdict> observe(String merchantId, IdempotencyKey key, PaymentRequest request, MultiMap headers) {
-    return observe(merchantId, key, request, headers, null);
+    return observe(merchantId, key, request, headers, null, null);
   }
 
   /**
    * @param twins null to count a twin here, the first time its key is judged (a key judged before is
    *     then {@link TwinVerdict.SameKey}); else takes every twin judged, to count it once PostgreSQL has
-   *     said what became of its key ({@link ClaimGuard#keySettled}). Every other verdict is counted here.
+   *     said what became of its key ({@link ClaimGuard#keySettled}).
+   * @param firsts null to count a first payment of its payload here; else takes what counts it, for the
+   *     same reason (before the returned future completes). Every other verdict is counted here.
    */
   private Future<TwinVerdict> observe(String merchantId, IdempotencyKey key, PaymentRequest request, MultiMap headers,
-      Consumer<Judged> twins) {
+      Consumer<Judged> twins, Consumer<Runnable> firsts) {
     if (policy == DuplicatePayloadPolicy.OFF) {
       return Future.succeededFuture(UNOBSERVED);
     }
@@ -441,7 +453,12 @@ public final class TwinDetector {
         .compose(previous -> {
           String client = ClientIds.attribute(headers, credentials);
           if (previous == null) {
-            monitor.recordFirst(merchantId, client, now);
+            Runnable count = () -> monitor.recordFirst(merchantId, client, now);
+            if (firsts == null) {
+              count.run();
+            } else {
+              firsts.accept(count);
+            }
             return Future.succeededFuture(new TwinVerdict.First(keyHash, keyHash + "|" + now));
           }
           TwinVerdict.Twin original = parse(previous.toString());

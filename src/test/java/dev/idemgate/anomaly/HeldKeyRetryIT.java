@@ -23,6 +23,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * A retry of a key PostgreSQL holds reaches the twin check whenever Redis cannot answer for the key
@@ -97,6 +98,39 @@ class HeldKeyRetryIT {
           .isEqualTo(AnomalyViews.standing(before, client).getLong("twins"));
       assertThat(AnomalyViews.meter(http, shortWindow, "idemgate_anomaly_checks_total{result=\"twin\"}"))
           .isEqualTo(twinChecks);
+      assertThat(AnomalyViews.meter(http, shortWindow, "idemgate_anomaly_checks_total{result=\"same_key\"}"))
+          .as("counted as a retry").isEqualTo(sameKeyChecks + 1);
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {"flag", "reject"})
+  @DisplayName("the retry of a paid key is no new payment of its client either, when Redis lost the key and its "
+      + "payload's window has run out, so that the check finds no payment of that payload at all")
+  void retryOfAHeldKeyPastTheWindowIsNoNewPayment(String policy) {
+    try (TestGateway shortWindow = TestGateway.start(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", policy,
+        "IDEMGATE_DUPLICATE_WINDOW", "2s"))) {
+      String client = "shop-" + UUID.randomUUID();
+      Map<String, String> headers = Map.of("X-Client-Id", client);
+      JsonObject body = Orders.payment(2900, "tok_visa");
+      String key = Http.newKey();
+      Reply first = pay(shortWindow, key, body.encode(), headers);
+      assertThat(first.status()).isEqualTo(201);
+      Waits.sleep(2_500); // past the window: the payload's anchor is gone
+      JsonObject before = AnomalyViews.anomalies(http, shortWindow);
+      double firsts = AnomalyViews.meter(http, shortWindow, "idemgate_anomaly_checks_total{result=\"first\"}");
+      double sameKeyChecks = AnomalyViews.meter(http, shortWindow, "idemgate_anomaly_checks_total{result=\"same_key\"}");
+      Http.await(redis.send(Request.cmd(Command.DEL).arg(RedisGate.redisKey(TestGateway.MERCHANT_A, new IdempotencyKey(key)))));
+
+      Reply retry = pay(shortWindow, key, reordered(body).encode(), headers);
+      assertThat(retry.status()).isEqualTo(201);
+      assertThat(retry.header("Idempotent-Replayed")).isEqualTo("true");
+      assertThat(retry.json().getString("id")).isEqualTo(first.json().getString("id"));
+      JsonObject after = AnomalyViews.anomalies(http, shortWindow);
+      assertThat(AnomalyViews.standing(after, client).getLong("payments")).as("the retry is no new payment")
+          .isEqualTo(AnomalyViews.standing(before, client).getLong("payments"));
+      assertThat(AnomalyViews.meter(http, shortWindow, "idemgate_anomaly_checks_total{result=\"first\"}"))
+          .as("nor the first of its payload").isEqualTo(firsts);
       assertThat(AnomalyViews.meter(http, shortWindow, "idemgate_anomaly_checks_total{result=\"same_key\"}"))
           .as("counted as a retry").isEqualTo(sameKeyChecks + 1);
     }

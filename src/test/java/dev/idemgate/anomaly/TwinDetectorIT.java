@@ -440,11 +440,12 @@ class TwinDetectorIT {
   }
 
   /** A detector under these settings, and the monitor it counts into. */
-  private record Counted(TwinDetector detector, AnomalyMonitor monitor) {
+  private record Counted(TwinDetector detector, AnomalyMonitor monitor, SimpleMeterRegistry registry) {
     static Counted under(String policy) {
+      SimpleMeterRegistry registry = new SimpleMeterRegistry();
       AnomalyMonitor monitor = new AnomalyMonitor(TestGateway.config(Map.of("IDEMGATE_DUPLICATE_PAYLOAD_POLICY", policy)),
-          new SimpleMeterRegistry(), TwinRateJudge.Settings.defaults());
-      return new Counted(monitor.detector(pipeline, redis, pool), monitor);
+          registry, TwinRateJudge.Settings.defaults());
+      return new Counted(monitor.detector(pipeline, redis, pool), monitor, registry);
     }
 
     /** One request's guard: checks the payment, and returns the guard to be told what became of its key. */
@@ -491,6 +492,37 @@ class TwinDetectorIT {
     assertThat(flag.pairs(merchant)).as("a retry of the key it holds").hasSize(1);
     assertThat(flag.monitor.judge().shown(merchant, 10).clients()).singleElement()
         .satisfies(standing -> assertThat(standing.twins()).isEqualTo(1));
+  }
+
+  @Test
+  @DisplayName("a first payment of its payload counts as a payment of its client only when its key is new: the retry of "
+      + "a key PostgreSQL holds, whose anchor Redis no longer has (its window ran out, or Redis lost it), is the same "
+      + "key again; one not taken counts nothing, and the retry that takes its key counts once")
+  void aFirstPaymentCountsOnlyWhenItsKeyIsNew() {
+    for (String policy : List.of("reject", "flag")) {
+      Counted counted = Counted.under(policy);
+      String merchant = merchant();
+      PaymentRequest request = payment("tok_visa");
+      String anchorKey = TwinDetector.redisKey(merchant, PaymentTwins.fingerprint(counted.monitor.config().duplicateFields(),
+          request));
+      counted.settled(merchant, "k1", request, KeyFate.NEW);
+      Http.await(redis.send(Request.cmd(Command.DEL).arg(anchorKey)));
+      counted.settled(merchant, "k1", request, KeyFate.HELD);
+      assertThat(counted.monitor.judge().shown(merchant, 10).clients()).as(policy + ": the held key's retry")
+          .singleElement().satisfies(standing -> assertThat(standing.payments()).isEqualTo(1));
+
+      PaymentRequest other = payment("tok_mastercard");
+      counted.settled(merchant, "k2", other, KeyFate.NOT_TAKEN);
+      assertThat(counted.monitor.judge().shown(merchant, 10).clients()).as(policy + ": a first payment not taken")
+          .singleElement().satisfies(standing -> assertThat(standing.payments()).isEqualTo(1));
+      counted.settled(merchant, "k2", other, KeyFate.NEW);
+      assertThat(counted.monitor.judge().shown(merchant, 10).clients()).as(policy + ": its retry, which took the key")
+          .singleElement().satisfies(standing -> assertThat(standing.payments()).isEqualTo(2));
+      assertThat(counted.registry.counter("idemgate.anomaly.checks", "result", "first").count()).as(policy + ": firsts")
+          .isEqualTo(2.0);
+      assertThat(counted.registry.counter("idemgate.anomaly.checks", "result", "same_key").count()).as(policy + ": same key")
+          .isEqualTo(1.0);
+    }
   }
 
   @Test
