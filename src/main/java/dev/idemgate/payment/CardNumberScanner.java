@@ -295,8 +295,8 @@ public final class CardNumberScanner {
    * payment (/admin/pending/pay_…/resolve) was logged as a card, a note or reference naming it
    * refused, and such a request id forwarded back as {@code X-Request-Id} logged as a card.
    */
-  private static final Pattern OWN_ID =
-      Pattern.compile("(?<![0-9A-Za-z_])(?:pay_[0-9a-f]{32}|req_[0-9a-f]{16})(?![0-9A-Za-z])");
+  public static final String OWN_ID_REGEX = "(?<![0-9A-Za-z_])(?:pay_[0-9a-f]{32}|req_[0-9a-f]{16})(?![0-9A-Za-z])";
+  private static final Pattern OWN_ID = Pattern.compile(OWN_ID_REGEX);
   private static final int OWN_ID_MAX_LENGTH = 36;
 
   /** An IBAN as printed: country, check digits, then groups of four (the last shorter), spaced or not. */

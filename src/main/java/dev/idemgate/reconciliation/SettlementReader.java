@@ -67,7 +67,11 @@ public final class SettlementReader implements Closeable {
    * far above any provider's ids and far below that limit.
    */
   static final int MAX_SETTLEMENT_ID_CHARS = 500;
-  private static final Pattern LONG_DIGIT_RUN = Pattern.compile("[0-9]{13,}");
+  /**
+   * A run of 13 or more digits, which a reason does not show, or one of the gateway's own ids, which
+   * it shows whole: such a run is in about one payment id in 55, and one request id in 210.
+   */
+  private static final Pattern LONG_DIGIT_RUN_OR_OWN_ID = Pattern.compile(CardNumberScanner.OWN_ID_REGEX + "|[0-9]{13,}");
   private static final int MAX_RECORD_CHARS = 1 << 20;
   /**
    * The characters a file may have read again (see {@link #readRecord}) beyond {@link #REREAD_PER_CHAR} times those
@@ -323,7 +327,8 @@ public final class SettlementReader implements Closeable {
    * of 13-19 digits, grouped as cards are printed or not) is shown or cut short by the limit: the
    * characters shown are scanned with the 19 after them, so a card the cut runs through is hidden too.
    * A run of 13 or more digits that the scanner does not take for a card (a card glued to other
-   * digits, say) is not shown either: a reason needs no long number to be understood. Nor is a value
+   * digits, say) is not shown either: a reason needs no long number to be understood; but one inside
+   * the gateway's own payment or request id is, the id whole. Nor is a value
    * that holds one of {@code credentials} ({@link CredentialScanner#find}: an API key in force, the
    * admin token) in its first {@code max} + 1,024 characters, so a key the cut runs through is hidden too.
    */
@@ -338,7 +343,8 @@ public final class SettlementReader implements Closeable {
     if (credential != null) {
       return "<not shown: it holds " + credential.named() + ">";
     }
-    String shown = LONG_DIGIT_RUN.matcher(scanned).replaceAll("<long number>");
+    String shown = LONG_DIGIT_RUN_OR_OWN_ID.matcher(scanned)
+        .replaceAll(run -> Character.isDigit(run.group().charAt(0)) ? "<long number>" : run.group());
     return shown.length() > max || value.length() > scanned.length() ? shown.substring(0, Math.min(max, shown.length())) + "…" : shown;
   }
 

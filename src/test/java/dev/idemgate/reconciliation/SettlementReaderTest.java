@@ -103,6 +103,25 @@ class SettlementReaderTest {
   }
 
   @Test
+  @DisplayName("a reason shows the gateway's own ids whole, though a payment or request id may hold a run of 13 or "
+      + "more digits (a column shifted by one names a payment where the status should be); such a run anywhere else "
+      + "is still not shown")
+  void ownIdsAreShownWhole() {
+    String paymentId = "pay_0123456789012345abcdef0123456789";
+    String requestId = "req_1234567890123456";
+    String csv = "settlement_id,provider_reference,amount,currency,status,settled_at\n"
+        + "s1,ch_1,100,EUR," + paymentId + ",2026-01-02\n"
+        + "s2,ch_2,100,EUR,settled " + requestId + ",2026-01-02\n"
+        + "s3,ch_3,100,EUR,xpay_0123456789012345abcdef0123456789,2026-01-02\n";
+    List<SettlementReader.Result> rows = read(csv, Map.of());
+    assertThat(rows).hasSize(3);
+    assertThat(((SettlementReader.Skipped) rows.get(0)).malformed().reason()).contains("status '" + paymentId + "'");
+    assertThat(((SettlementReader.Skipped) rows.get(1)).malformed().reason()).contains("status 'settled " + requestId + "'");
+    assertThat(((SettlementReader.Skipped) rows.get(2)).malformed().reason()).as("no id: glued to a letter before it")
+        .contains("status 'xpay_<long number>abcdef0123456789'");
+  }
+
+  @Test
   @DisplayName("a reason never shows an API key in force or the admin token, nor the first characters of one the cut "
       + "of a long value runs through; a header naming one is not echoed in the file's refusal")
   void credentialFreeReasons() {
