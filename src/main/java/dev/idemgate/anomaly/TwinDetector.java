@@ -251,8 +251,11 @@ public final class TwinDetector {
       private PaymentService.PayCommand checked;
       /** The anchor this request's check stored (it was the first), else null. */
       private TwinVerdict.First first;
-      /** Counts {@link #first} as a payment of its client, once its key is known to be new. */
-      private Runnable firstCount;
+      /**
+       * Counts this request as a payment of its client, once its key is known to be new: set when its
+       * check found no anchor of its payload ({@link #first}), or one naming its own key; else null.
+       */
+      private Runnable paymentCount;
       /** The twin this request's check judged, else null. */
       private Judged twin;
       /** What became of this request's key, once PostgreSQL said; else null. */
@@ -265,12 +268,12 @@ public final class TwinDetector {
       public Future<Optional<Object>> check(PaymentService.PayCommand cmd) {
         checked = cmd;
         first = null;
-        firstCount = null;
+        paymentCount = null;
         twin = null;
         fate = null;
         settled = false;
         undone = null;
-        return observe(cmd.merchantId(), cmd.key(), cmd.request(), headers, this::judged, count -> firstCount = count)
+        return observe(cmd.merchantId(), cmd.key(), cmd.request(), headers, this::judged, count -> paymentCount = count)
             .map(verdict -> {
               first = verdict instanceof TwinVerdict.First f ? f : null;
               settle(); // under policy flag the store may have spoken first
@@ -290,14 +293,14 @@ public final class TwinDetector {
       }
 
       private void settle() {
-        if ((twin == null && first == null) || fate == null || settled) {
-          return; // nothing to settle (a retry, or no verdict), the check has not answered, or the store has not said
+        if ((twin == null && paymentCount == null) || fate == null || settled) {
+          return; // nothing to settle (no verdict), the check has not answered, or the store has not said
         }
         settled = true;
         switch (fate) {
           case NEW -> {
-            if (first != null) {
-              firstCount.run();
+            if (paymentCount != null) {
+              paymentCount.run();
             } else if (twin.count() != null) {
               twin.count().run();
             }
@@ -305,7 +308,7 @@ public final class TwinDetector {
           case HELD -> {
             // A retry of the key's own payment: no twin, and no new payment of its client either (a first
             // here is a retry whose anchor Redis no longer has: its window ran out, or Redis lost it).
-            if (first != null || twin.count() != null) {
+            if (paymentCount != null || twin.count() != null) {
               monitor.recordSameKey();
             }
           }
@@ -431,8 +434,9 @@ public final class TwinDetector {
    * @param twins null to count a twin here, the first time its key is judged (a key judged before is
    *     then {@link TwinVerdict.SameKey}); else takes every twin judged, to count it once PostgreSQL has
    *     said what became of its key ({@link ClaimGuard#keySettled}).
-   * @param firsts null to count a first payment of its payload here; else takes what counts it, for the
-   *     same reason (before the returned future completes). Every other verdict is counted here.
+   * @param firsts null to count a first payment of its payload, and a retry of the key that anchors it,
+   *     here; else takes what counts either as a payment of its client, for the same reason (before the
+   *     returned future completes). Every other verdict is counted here.
    */
   private Future<TwinVerdict> observe(String merchantId, IdempotencyKey key, PaymentRequest request, MultiMap headers,
       Consumer<Judged> twins, Consumer<Runnable> firsts) {
@@ -452,18 +456,25 @@ public final class TwinDetector {
         .onFailure(failure -> pausedUntil = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(RECONNECT_BACKOFF_MS))
         .compose(previous -> {
           String client = ClientIds.attribute(headers, credentials);
+          Runnable payment = () -> monitor.recordFirst(merchantId, client, now);
           if (previous == null) {
-            Runnable count = () -> monitor.recordFirst(merchantId, client, now);
             if (firsts == null) {
-              count.run();
+              payment.run();
             } else {
-              firsts.accept(count);
+              firsts.accept(payment);
             }
             return Future.succeededFuture(new TwinVerdict.First(keyHash, keyHash + "|" + now));
           }
           TwinVerdict.Twin original = parse(previous.toString());
           if (original.originalKeyHash().equals(keyHash)) {
-            monitor.recordSameKey();
+            // The key that anchors its payload, again: a retry, unless the key's first request was not
+            // taken and this one takes the key (a 500, whose fate the guard never heard; a 503 whose
+            // anchor outlived it), when it is the first payment of its payload after all.
+            if (firsts == null) {
+              monitor.recordSameKey();
+            } else {
+              firsts.accept(payment);
+            }
             return Future.succeededFuture(SAME_KEY);
           }
           return twin(merchantId, fingerprint, keyHash, original, request, client, intended(headers), now, twins);

@@ -512,14 +512,41 @@ class TwinDetectorIT {
           .singleElement().satisfies(standing -> assertThat(standing.payments()).isEqualTo(1));
 
       PaymentRequest other = payment("tok_mastercard");
+      String otherAnchorKey = TwinDetector.redisKey(merchant,
+          PaymentTwins.fingerprint(counted.monitor.config().duplicateFields(), other));
       counted.settled(merchant, "k2", other, KeyFate.NOT_TAKEN);
       assertThat(counted.monitor.judge().shown(merchant, 10).clients()).as(policy + ": a first payment not taken")
           .singleElement().satisfies(standing -> assertThat(standing.payments()).isEqualTo(1));
+      // The anchor is given up on a connection of its own: the retry's check must not overtake it.
+      Waits.eventually(Duration.ofSeconds(5), () -> anchor(otherAnchorKey) == null, policy + ": the anchor is given up");
       counted.settled(merchant, "k2", other, KeyFate.NEW);
       assertThat(counted.monitor.judge().shown(merchant, 10).clients()).as(policy + ": its retry, which took the key")
           .singleElement().satisfies(standing -> assertThat(standing.payments()).isEqualTo(2));
       assertThat(counted.registry.counter("idemgate.anomaly.checks", "result", "first").count()).as(policy + ": firsts")
           .isEqualTo(2.0);
+      assertThat(counted.registry.counter("idemgate.anomaly.checks", "result", "same_key").count()).as(policy + ": same key")
+          .isEqualTo(1.0);
+    }
+  }
+
+  @Test
+  @DisplayName("a payment whose first request's fate was never heard (it ended in a 500), its anchor left standing, "
+      + "counts as a payment of its client when a retry of its key takes the key, and a retry after that as the same key")
+  void aRetryThatTakesItsAnchoringKeyCountsAsItsPayment() {
+    for (String policy : List.of("reject", "flag")) {
+      Counted counted = Counted.under(policy);
+      String merchant = merchant();
+      PaymentRequest request = payment("tok_visa");
+      counted.checked(merchant, "k1", request, client()); // no fate: the request ended in a 500
+      assertThat(counted.monitor.judge().shown(merchant, 10).clients()).as(policy + ": nothing counted yet").isEmpty();
+      counted.settled(merchant, "k1", request, KeyFate.NEW);
+      assertThat(counted.monitor.judge().shown(merchant, 10).clients()).as(policy + ": the retry that took the key")
+          .singleElement().satisfies(standing -> assertThat(standing.payments()).isEqualTo(1));
+      counted.settled(merchant, "k1", request, KeyFate.HELD);
+      assertThat(counted.monitor.judge().shown(merchant, 10).clients()).as(policy + ": a retry of the key it holds")
+          .singleElement().satisfies(standing -> assertThat(standing.payments()).isEqualTo(1));
+      assertThat(counted.registry.counter("idemgate.anomaly.checks", "result", "first").count()).as(policy + ": firsts")
+          .isEqualTo(1.0);
       assertThat(counted.registry.counter("idemgate.anomaly.checks", "result", "same_key").count()).as(policy + ": same key")
           .isEqualTo(1.0);
     }
