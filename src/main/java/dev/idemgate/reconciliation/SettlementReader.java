@@ -28,6 +28,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
@@ -343,8 +344,16 @@ public final class SettlementReader implements Closeable {
     if (credential != null) {
       return "<not shown: it holds " + credential.named() + ">";
     }
-    String shown = LONG_DIGIT_RUN_OR_OWN_ID.matcher(scanned)
-        .replaceAll(run -> Character.isDigit(run.group().charAt(0)) ? "<long number>" : run.group());
+    // Matched in the whole value, so that an id is one only if the character after it, past the cut, allows it.
+    Matcher runs = LONG_DIGIT_RUN_OR_OWN_ID.matcher(value).region(0, scanned.length()).useTransparentBounds(true);
+    StringBuilder hidden = new StringBuilder(scanned.length());
+    int shownUpTo = 0;
+    while (runs.find()) {
+      hidden.append(scanned, shownUpTo, runs.start())
+          .append(Character.isDigit(scanned.charAt(runs.start())) ? "<long number>" : runs.group());
+      shownUpTo = runs.end();
+    }
+    String shown = hidden.append(scanned, shownUpTo, scanned.length()).toString();
     return shown.length() > max || value.length() > scanned.length() ? shown.substring(0, Math.min(max, shown.length())) + "…" : shown;
   }
 

@@ -112,9 +112,13 @@ class SettlementReaderTest {
     String csv = "settlement_id,provider_reference,amount,currency,status,settled_at\n"
         + "s1,ch_1,100,EUR," + paymentId + ",2026-01-02\n"
         + "s2,ch_2,100,EUR,settled " + requestId + ",2026-01-02\n"
-        + "s3,ch_3,100,EUR,xpay_0123456789012345abcdef0123456789,2026-01-02\n";
+        + "s3,ch_3,100,EUR,xpay_0123456789012345abcdef0123456789,2026-01-02\n"
+        // Glued to a letter past the characters scanned (the 40 shown and 19 more), so no id either.
+        + "s4,ch_4,100,EUR," + "x".repeat(SettlementReader.ECHO_CHARS + 19 - 37) + " " + paymentId + "Z,2026-01-02\n";
     List<SettlementReader.Result> rows = read(csv, Map.of());
-    assertThat(rows).hasSize(3);
+    assertThat(rows).hasSize(4);
+    assertThat(((SettlementReader.Skipped) rows.get(3)).malformed().reason()).as("an id glued to a letter past the scan")
+        .contains("pay_<long").doesNotContain("0123456789012");
     assertThat(((SettlementReader.Skipped) rows.get(0)).malformed().reason()).contains("status '" + paymentId + "'");
     assertThat(((SettlementReader.Skipped) rows.get(1)).malformed().reason()).contains("status 'settled " + requestId + "'");
     assertThat(((SettlementReader.Skipped) rows.get(2)).malformed().reason()).as("no id: glued to a letter before it")
