@@ -77,16 +77,11 @@ class HeldKeyRetryIT {
             assertThat(pair.getString("key_hash")).isEqualTo(PaymentTwins.keyHash(TestGateway.MERCHANT_A, new IdempotencyKey(k3)));
             assertThat(pair.getString("outcome")).isEqualTo(twin.outcome);
           });
-      double twinChecks = AnomalyViews.meter(http, shortWindow, "idemgate_anomaly_checks_total{result=\"twin\"}");
-      double sameKeyChecks = AnomalyViews.meter(http, shortWindow, "idemgate_anomaly_checks_total{result=\"same_key\"}");
+      double twinChecks = checks(shortWindow, "twin");
+      double sameKeyChecks = checks(shortWindow, "same_key");
       // Redis loses k1 (a restart, an eviction): only PostgreSQL still knows it, so its retry passes
       // the gate and is checked, a twin of the slot's new original as far as the payload goes.
-      Http.await(redis.send(Request.cmd(Command.DEL).arg(RedisGate.redisKey(TestGateway.MERCHANT_A, new IdempotencyKey(k1)))));
-
-      Reply retry = pay(shortWindow, k1, reordered(body).encode(), headers);
-      assertThat(retry.status()).isEqualTo(201);
-      assertThat(retry.header("Idempotent-Replayed")).isEqualTo("true");
-      assertThat(retry.json().getString("id")).isEqualTo(first.json().getString("id"));
+      replayedAfterRedisLostIt(shortWindow, k1, body, headers, first);
       assertThat(charges(shortWindow, k1)).isEqualTo(1);
       JsonObject after = AnomalyViews.anomalies(http, shortWindow);
       assertThat(AnomalyViews.pairsOf(after, client)).as("the retry is no twin pair").singleElement()
@@ -96,10 +91,8 @@ class HeldKeyRetryIT {
           .isEqualTo(AnomalyViews.standing(before, client).getLong("payments"));
       assertThat(AnomalyViews.standing(after, client).getLong("twins")).as("nor a twin of its client")
           .isEqualTo(AnomalyViews.standing(before, client).getLong("twins"));
-      assertThat(AnomalyViews.meter(http, shortWindow, "idemgate_anomaly_checks_total{result=\"twin\"}"))
-          .isEqualTo(twinChecks);
-      assertThat(AnomalyViews.meter(http, shortWindow, "idemgate_anomaly_checks_total{result=\"same_key\"}"))
-          .as("counted as a retry").isEqualTo(sameKeyChecks + 1);
+      assertThat(checks(shortWindow, "twin")).isEqualTo(twinChecks);
+      assertThat(checks(shortWindow, "same_key")).as("counted as a retry").isEqualTo(sameKeyChecks + 1);
     }
   }
 
@@ -118,22 +111,32 @@ class HeldKeyRetryIT {
       assertThat(first.status()).isEqualTo(201);
       Waits.sleep(2_500); // past the window: the payload's anchor is gone
       JsonObject before = AnomalyViews.anomalies(http, shortWindow);
-      double firsts = AnomalyViews.meter(http, shortWindow, "idemgate_anomaly_checks_total{result=\"first\"}");
-      double sameKeyChecks = AnomalyViews.meter(http, shortWindow, "idemgate_anomaly_checks_total{result=\"same_key\"}");
-      Http.await(redis.send(Request.cmd(Command.DEL).arg(RedisGate.redisKey(TestGateway.MERCHANT_A, new IdempotencyKey(key)))));
-
-      Reply retry = pay(shortWindow, key, reordered(body).encode(), headers);
-      assertThat(retry.status()).isEqualTo(201);
-      assertThat(retry.header("Idempotent-Replayed")).isEqualTo("true");
-      assertThat(retry.json().getString("id")).isEqualTo(first.json().getString("id"));
+      double firsts = checks(shortWindow, "first");
+      double sameKeyChecks = checks(shortWindow, "same_key");
+      replayedAfterRedisLostIt(shortWindow, key, body, headers, first);
       JsonObject after = AnomalyViews.anomalies(http, shortWindow);
       assertThat(AnomalyViews.standing(after, client).getLong("payments")).as("the retry is no new payment")
           .isEqualTo(AnomalyViews.standing(before, client).getLong("payments"));
-      assertThat(AnomalyViews.meter(http, shortWindow, "idemgate_anomaly_checks_total{result=\"first\"}"))
-          .as("nor the first of its payload").isEqualTo(firsts);
-      assertThat(AnomalyViews.meter(http, shortWindow, "idemgate_anomaly_checks_total{result=\"same_key\"}"))
-          .as("counted as a retry").isEqualTo(sameKeyChecks + 1);
+      assertThat(checks(shortWindow, "first")).as("nor the first of its payload").isEqualTo(firsts);
+      assertThat(checks(shortWindow, "same_key")).as("counted as a retry").isEqualTo(sameKeyChecks + 1);
     }
+  }
+
+  /**
+   * Redis loses the key (a restart, an eviction), and the payment's retry, its body reordered, is
+   * replayed from PostgreSQL: the first request's answer again.
+   */
+  private static void replayedAfterRedisLostIt(TestGateway to, String key, JsonObject body, Map<String, String> headers,
+      Reply first) {
+    Http.await(redis.send(Request.cmd(Command.DEL).arg(RedisGate.redisKey(TestGateway.MERCHANT_A, new IdempotencyKey(key)))));
+    Reply retry = pay(to, key, reordered(body).encode(), headers);
+    assertThat(retry.status()).isEqualTo(201);
+    assertThat(retry.header("Idempotent-Replayed")).isEqualTo("true");
+    assertThat(retry.json().getString("id")).isEqualTo(first.json().getString("id"));
+  }
+
+  private static double checks(TestGateway at, String result) {
+    return AnomalyViews.meter(http, at, "idemgate_anomaly_checks_total{result=\"" + result + "\"}");
   }
 
   private static Reply pay(TestGateway to, String key, String body, Map<String, String> headers) {

@@ -460,6 +460,23 @@ class TwinDetectorIT {
       checked(merchant, key, request, client()).keySettled(command(merchant, key, request), fate);
     }
 
+    /** The payments counted for the one client these tests send as, or 0 before it has any. */
+    long payments(String merchant) {
+      var clients = monitor.judge().shown(merchant, 10).clients();
+      assertThat(clients).hasSizeLessThanOrEqualTo(1);
+      return clients.isEmpty() ? 0 : clients.get(0).payments();
+    }
+
+    /** Twin checks counted with this result ({@code idemgate.anomaly.checks}). */
+    double checks(String result) {
+      return registry.counter("idemgate.anomaly.checks", "result", result).count();
+    }
+
+    /** The Redis key of the anchor of this payment's payload. */
+    String anchorKey(String merchant, PaymentRequest request) {
+      return TwinDetector.redisKey(merchant, PaymentTwins.fingerprint(monitor.config().duplicateFields(), request));
+    }
+
     List<JsonObject> pairs(String merchant) {
       return monitor.view(merchant, 200).getJsonArray("recent_twins").stream().map(JsonObject.class::cast).toList();
     }
@@ -503,29 +520,21 @@ class TwinDetectorIT {
       Counted counted = Counted.under(policy);
       String merchant = merchant();
       PaymentRequest request = payment("tok_visa");
-      String anchorKey = TwinDetector.redisKey(merchant, PaymentTwins.fingerprint(counted.monitor.config().duplicateFields(),
-          request));
       counted.settled(merchant, "k1", request, KeyFate.NEW);
-      Http.await(redis.send(Request.cmd(Command.DEL).arg(anchorKey)));
+      Http.await(redis.send(Request.cmd(Command.DEL).arg(counted.anchorKey(merchant, request))));
       counted.settled(merchant, "k1", request, KeyFate.HELD);
-      assertThat(counted.monitor.judge().shown(merchant, 10).clients()).as(policy + ": the held key's retry")
-          .singleElement().satisfies(standing -> assertThat(standing.payments()).isEqualTo(1));
+      assertThat(counted.payments(merchant)).as(policy + ": the held key's retry").isEqualTo(1);
 
       PaymentRequest other = payment("tok_mastercard");
-      String otherAnchorKey = TwinDetector.redisKey(merchant,
-          PaymentTwins.fingerprint(counted.monitor.config().duplicateFields(), other));
       counted.settled(merchant, "k2", other, KeyFate.NOT_TAKEN);
-      assertThat(counted.monitor.judge().shown(merchant, 10).clients()).as(policy + ": a first payment not taken")
-          .singleElement().satisfies(standing -> assertThat(standing.payments()).isEqualTo(1));
+      assertThat(counted.payments(merchant)).as(policy + ": a first payment not taken").isEqualTo(1);
       // The anchor is given up on a connection of its own: the retry's check must not overtake it.
-      Waits.eventually(Duration.ofSeconds(5), () -> anchor(otherAnchorKey) == null, policy + ": the anchor is given up");
+      Waits.eventually(Duration.ofSeconds(5), () -> anchor(counted.anchorKey(merchant, other)) == null,
+          policy + ": the anchor is given up");
       counted.settled(merchant, "k2", other, KeyFate.NEW);
-      assertThat(counted.monitor.judge().shown(merchant, 10).clients()).as(policy + ": its retry, which took the key")
-          .singleElement().satisfies(standing -> assertThat(standing.payments()).isEqualTo(2));
-      assertThat(counted.registry.counter("idemgate.anomaly.checks", "result", "first").count()).as(policy + ": firsts")
-          .isEqualTo(2.0);
-      assertThat(counted.registry.counter("idemgate.anomaly.checks", "result", "same_key").count()).as(policy + ": same key")
-          .isEqualTo(1.0);
+      assertThat(counted.payments(merchant)).as(policy + ": its retry, which took the key").isEqualTo(2);
+      assertThat(counted.checks("first")).as(policy + ": firsts").isEqualTo(2.0);
+      assertThat(counted.checks("same_key")).as(policy + ": same key").isEqualTo(1.0);
     }
   }
 
@@ -538,17 +547,13 @@ class TwinDetectorIT {
       String merchant = merchant();
       PaymentRequest request = payment("tok_visa");
       counted.checked(merchant, "k1", request, client()); // no fate: the request ended in a 500
-      assertThat(counted.monitor.judge().shown(merchant, 10).clients()).as(policy + ": nothing counted yet").isEmpty();
+      assertThat(counted.payments(merchant)).as(policy + ": nothing counted yet").isZero();
       counted.settled(merchant, "k1", request, KeyFate.NEW);
-      assertThat(counted.monitor.judge().shown(merchant, 10).clients()).as(policy + ": the retry that took the key")
-          .singleElement().satisfies(standing -> assertThat(standing.payments()).isEqualTo(1));
+      assertThat(counted.payments(merchant)).as(policy + ": the retry that took the key").isEqualTo(1);
       counted.settled(merchant, "k1", request, KeyFate.HELD);
-      assertThat(counted.monitor.judge().shown(merchant, 10).clients()).as(policy + ": a retry of the key it holds")
-          .singleElement().satisfies(standing -> assertThat(standing.payments()).isEqualTo(1));
-      assertThat(counted.registry.counter("idemgate.anomaly.checks", "result", "first").count()).as(policy + ": firsts")
-          .isEqualTo(1.0);
-      assertThat(counted.registry.counter("idemgate.anomaly.checks", "result", "same_key").count()).as(policy + ": same key")
-          .isEqualTo(1.0);
+      assertThat(counted.payments(merchant)).as(policy + ": a retry of the key it holds").isEqualTo(1);
+      assertThat(counted.checks("first")).as(policy + ": firsts").isEqualTo(1.0);
+      assertThat(counted.checks("same_key")).as(policy + ": same key").isEqualTo(1.0);
     }
   }
 
