@@ -174,7 +174,8 @@ public final class Main implements Callable<Integer> {
     @Override
     public Integer call() {
       try {
-        GatewayConfig settings = loadConfig(config);
+        ConfigLoader.ForAcquirer settings = ConfigLoader.loadForAcquirer(
+            config == null ? ConfigLoader.defaultFile(System.getenv()) : Optional.of(config), System.getenv());
         LogLevel.apply(settings.logLevel());
         if (port < 0 || port > 65535) {
           throw new ConfigException("--port: must be a port number 0-65535, got " + port);

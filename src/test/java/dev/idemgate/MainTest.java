@@ -87,6 +87,34 @@ class MainTest {
   }
 
   @Test
+  @DisplayName("acquirer reads only its own settings (simulator_*, log_level): the gateway's, bad as they may be where it "
+      + "runs beside the gateway's ConfigMap, are left alone; its own, and an unknown setting, are still refused")
+  void acquirerIgnoresTheGatewaysSettings(@TempDir Path dir) throws Exception {
+    Path file = Files.writeString(dir.resolve("idemgate.yaml"), """
+        pg_url: not-a-url
+        api_keys: garbage
+        provider: http
+        simulator_slow_ms: 10
+        """);
+    // An impossible port, refused after the settings are read: so no acquirer starts here.
+    CommandRun gatewaySettings = runPrintingToSystemErr("acquirer", "--config", file.toString(), "--port", "70000");
+    assertThat(gatewaySettings.err().lines()).as("stderr").hasSize(1).first().asString()
+        .isEqualTo("idemgate: --port: must be a port number 0-65535, got 70000");
+    assertThat(gatewaySettings.status()).isEqualTo(Main.EXIT_USAGE);
+
+    Path own = Files.writeString(dir.resolve("own.yaml"), "simulator_latency_ms: 120001\npg_url: not-a-url\n");
+    CommandRun ownSetting = runPrintingToSystemErr("acquirer", "--config", own.toString(), "--port", "70000");
+    assertThat(ownSetting.err().lines()).hasSize(1).first().asString().startsWith("idemgate: simulator_latency_ms: ");
+    assertThat(ownSetting.status()).isEqualTo(Main.EXIT_USAGE);
+
+    Path misspelt = Files.writeString(dir.resolve("misspelt.yaml"), "simulator_slow: 10\n");
+    CommandRun unknown = runPrintingToSystemErr("acquirer", "--config", misspelt.toString(), "--port", "70000");
+    assertThat(unknown.err().lines()).hasSize(1).first().asString()
+        .isEqualTo("idemgate: " + misspelt + ": unknown setting 'simulator_slow'");
+    assertThat(unknown.status()).isEqualTo(Main.EXIT_USAGE);
+  }
+
+  @Test
   @DisplayName("serve with a malformed otlp_endpoint exits 2 with one line naming otlp_endpoint, without the URL, before anything starts")
   void serveRefusesBadOtlpEndpoint(@TempDir Path dir) throws Exception {
     Path file = Files.writeString(dir.resolve("idemgate.yaml"),

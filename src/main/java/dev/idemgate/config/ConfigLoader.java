@@ -109,6 +109,29 @@ public final class ConfigLoader {
     return new ForReconciliation(pgUrl, GatewayConfig.chargeInFlight(lease(v), providerTimeout(v)));
   }
 
+  /**
+   * What the standalone acquirer ({@code acquirer}) reads of the gateway's settings: the simulator's
+   * latencies and the log level, checked as {@link #load} checks them. The other settings are not
+   * checked, as for {@link #loadPgUrl}: the acquirer stands in for another service, and may run
+   * beside the gateway's ConfigMap without what the gateway's settings need (API keys, the acquirer's
+   * own URL, a database). It refused to start on any of them.
+   */
+  public record ForAcquirer(long simulatorLatencyMs, long simulatorSlowMs, String logLevel) {}
+
+  public static ForAcquirer loadForAcquirer(Optional<Path> file, Map<String, String> environment) {
+    Map<String, String> v = values(file, environment, log::warn);
+    return new ForAcquirer(simulatorLatencyMs(v), simulatorSlowMs(v), logLevel(v));
+  }
+
+  private static int simulatorLatencyMs(Map<String, String> v) {
+    return upTo(v, "simulator_latency_ms", MAX_SIMULATOR_LATENCY_MS, "0 and " + MAX_SIMULATOR_LATENCY_MS
+        + " (2 minutes, the longest provider_timeout)");
+  }
+
+  private static int simulatorSlowMs(Map<String, String> v) {
+    return upTo(v, "simulator_slow_ms", MAX_SIMULATOR_SLOW_MS, "0 and " + MAX_SIMULATOR_SLOW_MS + " (1 hour)");
+  }
+
   private static Duration lease(Map<String, String> v) {
     return between(v, "lease", "2s", "1h");
   }
@@ -309,9 +332,8 @@ public final class ConfigLoader {
         positive(v, "retention_batch"),
         upTo(v, "replay_cache_entries", MAX_REPLAY_CACHE_ENTRIES,
             "0 and " + MAX_REPLAY_CACHE_ENTRIES + " (about 1 KiB of heap each)"),
-        upTo(v, "simulator_latency_ms", MAX_SIMULATOR_LATENCY_MS, "0 and " + MAX_SIMULATOR_LATENCY_MS
-            + " (2 minutes, the longest provider_timeout)"),
-        upTo(v, "simulator_slow_ms", MAX_SIMULATOR_SLOW_MS, "0 and " + MAX_SIMULATOR_SLOW_MS + " (1 hour)"),
+        simulatorLatencyMs(v),
+        simulatorSlowMs(v),
         tlsCert,
         tlsKey,
         upTo(v, "api_instances", MAX_API_INSTANCES,
