@@ -86,6 +86,12 @@ public final class CardNumberScanner {
   }
 
   /**
+   * What a text holding a card number is kept or logged as where no card number may be: a client
+   * id in Redis and on the admin view, an access line's path or forwarded request id.
+   */
+  public static final String REDACTED = "redacted:card_number";
+
+  /**
    * True when the text holds a Luhn-valid card number: 13-19 digits in one run, or grouped the way
    * card numbers are printed (4-4-4-4, 4-4-4-4-1..3, 4-6-5, 4-6-4), all groups joined by the same
    * kind of separator: white space (one to three of space, tab, or a space of any other width, as
@@ -100,12 +106,6 @@ public final class CardNumberScanner {
    * as a card. A card followed by its CVV or expiry in the same grouping counts; a long number printed
    * in fours (a parcel or account number) does not.
    */
-  /**
-   * What a text holding a card number is kept or logged as where no card number may be: a client
-   * id in Redis and on the admin view, an access line's path or forwarded request id.
-   */
-  public static final String REDACTED = "redacted:card_number";
-
   public static boolean containsCardNumber(String text) {
     return containsCardNumber(text, false);
   }
