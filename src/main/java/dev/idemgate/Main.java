@@ -99,7 +99,11 @@ public final class Main implements Callable<Integer> {
   }
 
   static GatewayConfig loadConfig(Path file) {
-    return ConfigLoader.load(file == null ? ConfigLoader.defaultFile(System.getenv()) : Optional.of(file), System.getenv());
+    return ConfigLoader.load(configFile(file), System.getenv());
+  }
+
+  private static Optional<Path> configFile(Path named) {
+    return ConfigLoader.namedOrDefaultFile(named, System.getenv());
   }
 
   @Command(name = "serve", mixinStandardHelpOptions = true,
@@ -174,8 +178,7 @@ public final class Main implements Callable<Integer> {
     @Override
     public Integer call() {
       try {
-        ConfigLoader.ForAcquirer settings = ConfigLoader.loadForAcquirer(
-            config == null ? ConfigLoader.defaultFile(System.getenv()) : Optional.of(config), System.getenv());
+        ConfigLoader.ForAcquirer settings = ConfigLoader.loadForAcquirer(configFile(config), System.getenv());
         LogLevel.apply(settings.logLevel());
         if (port < 0 || port > 65535) {
           throw new ConfigException("--port: must be a port number 0-65535, got " + port);
@@ -225,8 +228,7 @@ public final class Main implements Callable<Integer> {
     @Override
     public Integer call() {
       try {
-        Optional<Path> file = config == null ? ConfigLoader.defaultFile(System.getenv()) : Optional.of(config);
-        int applied = Migrations.migrate(ConfigLoader.loadPgUrl(file, System.getenv()));
+        int applied = Migrations.migrate(ConfigLoader.loadPgUrl(configFile(config), System.getenv()));
         System.out.println("idemgate: schema up to date (" + applied + " migration(s) applied)");
         return 0;
       } catch (ConfigException | Migrations.StoreUnreachable e) {

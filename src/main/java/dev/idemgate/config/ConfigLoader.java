@@ -175,6 +175,11 @@ public final class ConfigLoader {
         .toList();
   }
 
+  /** The file a command's {@code --config} names ({@code named}), else {@link #defaultFile}. */
+  public static Optional<Path> namedOrDefaultFile(Path named, Map<String, String> environment) {
+    return named == null ? defaultFile(environment) : Optional.of(named);
+  }
+
   /** The file to read when none is named: {@code IDEMGATE_CONFIG}, else {@code conf/idemgate.yaml} if present. */
   public static Optional<Path> defaultFile(Map<String, String> environment) {
     String named = environment.get("IDEMGATE_CONFIG");

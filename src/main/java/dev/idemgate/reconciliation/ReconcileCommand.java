@@ -112,7 +112,7 @@ public final class ReconcileCommand implements Callable<Integer> {
       // refused over the gateway container's own settings (an acquirer URL in its Secret, TLS files
       // it mounts), as migrate was.
       ConfigLoader.ForReconciliation gateway = ConfigLoader.loadForReconciliation(
-          config == null ? ConfigLoader.defaultFile(env) : Optional.of(config), env, warn);
+          ConfigLoader.namedOrDefaultFile(config, env), env, warn);
       pgUrl = gateway.pgUrl();
       chargeInFlight = gateway.chargeInFlight();
       settings = ReconciliationSettings.load(

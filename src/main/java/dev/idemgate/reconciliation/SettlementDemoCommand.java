@@ -105,7 +105,7 @@ public final class SettlementDemoCommand implements Callable<Integer> {
       java.util.function.Consumer<String> warn = ReconcileCommand.warnings(err);
       // pg_url alone, the one setting used: a Job given the ConfigMap was refused over the gateway
       // container's own settings (an acquirer URL in its Secret, TLS files it mounts), as migrate was.
-      pgUrl = ConfigLoader.loadPgUrl(config == null ? ConfigLoader.defaultFile(env) : Optional.of(config), env, warn);
+      pgUrl = ConfigLoader.loadPgUrl(ConfigLoader.namedOrDefaultFile(config, env), env, warn);
       settings = ReconciliationSettings.load(
           reconciliationConfig == null ? ReconciliationSettings.defaultFile(env) : Optional.of(reconciliationConfig), env, warn);
     } catch (ConfigException e) {
