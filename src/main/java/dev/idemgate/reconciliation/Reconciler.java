@@ -79,6 +79,19 @@ public final class Reconciler {
    */
   static final Duration STRAY_MARGIN = Duration.ofDays(90);
   private static final SecureRandom RANDOM = new SecureRandom();
+  /**
+   * The transaction-level advisory lock a run holds from reading the settlement history to its
+   * commit ({@link #waitForTheSettlementHistory}). Nothing else in the gateway takes advisory locks;
+   * the number is 'idemrecn' in ASCII, so that another application sharing the database is unlikely
+   * to pick it.
+   */
+  static final long HISTORY_LOCK = 0x6964656d7265636eL;
+  /**
+   * How long a run waits for another to finish with the history. A run holds it for the tail of its
+   * work (classifying, the discrepancies, the summary, recording its rows, the commit), not while it
+   * reads the file or matches. Shorter than the JDBC read deadline ({@link Jdbc}).
+   */
+  static final Duration HISTORY_WAIT = Duration.ofMinutes(10);
 
   private final ReconciliationSettings settings;
   /** How long after its claim a charge may still land ({@code GatewayConfig#chargeInFlight}). */
@@ -183,6 +196,7 @@ public final class Reconciler {
     execute(c, "ANALYZE recon_match");
     JsonObject model = matchProbabilistically(c);
     execute(c, "ANALYZE recon_match");
+    waitForTheSettlementHistory(c);
     loadEarlierSettlements(c);
     classifyMatchedRows(c);
     insertDiscrepancies(c, runId, missingFrom, missingCutoff);
@@ -777,6 +791,38 @@ public final class Reconciler {
       list.add(Math.round(v * 1e6) / 1e6);
     }
     return list;
+  }
+
+  /**
+   * Takes the settlement history for this run until it commits or rolls back: from reading what
+   * earlier runs recorded ({@link #loadEarlierSettlements}) to recording this run's rows
+   * ({@link #recordSettlements}), one run at a time. Without it two runs at the same time (two
+   * uploads, an upload beside a Job) each read the history before the other committed, and a
+   * payment both files settled was a second settlement in neither. The one that waits reads the
+   * history after the other's commit (each statement's snapshot is taken when it starts), so it
+   * sees those rows. Everything before, the file's COPY and the matching, still runs side by side.
+   *
+   * <p>A wait is bounded by {@link #HISTORY_WAIT}; past it the run fails with a reason that says so,
+   * rather than at the socket's deadline with a read timeout.
+   */
+  private static void waitForTheSettlementHistory(Connection c) throws SQLException {
+    waitForTheSettlementHistory(c, HISTORY_WAIT);
+  }
+
+  /** The same, waiting at most {@code wait} (whole seconds); in a transaction. */
+  static void waitForTheSettlementHistory(Connection c, Duration wait) throws SQLException {
+    execute(c, "SET LOCAL lock_timeout = '" + wait.toSeconds() + "s'");
+    try (PreparedStatement s = c.prepareStatement("SELECT pg_advisory_xact_lock(?)")) {
+      s.setLong(1, HISTORY_LOCK);
+      s.execute();
+    } catch (SQLException e) {
+      if ("55P03".equals(e.getSQLState())) { // lock_not_available
+        throw new SQLException("another reconciliation run held the settlement history for " + wait.toSeconds()
+            + " s; run this file again once it has finished", e.getSQLState(), e);
+      }
+      throw e;
+    }
+    execute(c, "SET LOCAL lock_timeout = DEFAULT");
   }
 
   /**

@@ -3,15 +3,24 @@ package dev.idemgate.reconciliation;
 import static dev.idemgate.reconciliation.ReconciliationIT.HEADER;
 import static dev.idemgate.reconciliation.ReconciliationIT.row;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.idemgate.support.TestGateway;
 import io.vertx.core.json.JsonObject;
 import java.nio.file.Path;
+import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
+import java.sql.SQLException;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
+import java.util.HashMap;
 import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -164,6 +173,103 @@ class ReconciliationHistoryIT {
       assertThat(found.get("sb_renumbered").getJsonObject("evidence").getString("review_reason")).contains("renumbered");
       assertThat(found.get("sb_reversed").getJsonObject("evidence").getString("review_reason")).contains("charged back");
       assertThat(found.get("sb_reversed").getJsonObject("evidence").getLong("earlier_reversals")).isEqualTo(1);
+    }
+  }
+
+  @Test
+  @DisplayName("two runs at the same time, each settling one payment under its own settlement_id: the one that takes "
+      + "the settlement history second waits for the other's commit and reports a DUPLICATE_CHARGE naming its run")
+  void twoRunsAtTheSameTimeSeeEachOthersSettlements() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture();
+        Connection holder = Jdbc.connect(TestGateway.pgUrl())) {
+      Instant a = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(45));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      String twice = ledger.payment("m1", 4_400, "EUR", "succeeded", p + "ch_twice", a.minus(Duration.ofHours(2)));
+      String fileA = HEADER + row("sa_twice", p + "ch_twice", null, m1, 4_400, "EUR", "settled", a);
+      String fileB = HEADER + row("sb_twice", p + "ch_twice", null, m1, 4_400, "EUR", "settled", a.plus(Duration.ofDays(30)));
+
+      // The test holds the history, so that both runs reach it before either has recorded anything:
+      // without waiting for each other, each would read a history without the other's row.
+      holder.setAutoCommit(false);
+      lockTheHistory(holder);
+      ExecutorService runs = Executors.newFixedThreadPool(2);
+      try {
+        Future<JsonObject> runA = runs.submit(() -> reconcile("a.csv", fileA, p));
+        Future<JsonObject> runB = runs.submit(() -> reconcile("b.csv", fileB, p));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (runsWaitingForTheHistory(holder) < 2 && !(runA.isDone() && runB.isDone())
+            && System.nanoTime() < deadline) {
+          Thread.sleep(50);
+        }
+        holder.commit();
+
+        JsonObject first = runA.get(60, TimeUnit.SECONDS);
+        JsonObject second = runB.get(60, TimeUnit.SECONDS);
+        Map<String, JsonObject> found = new HashMap<>(bySettlement(first));
+        found.putAll(bySettlement(second));
+        assertThat(found.keySet()).as("discrepancies of A: %s, of B: %s", first.getJsonArray("discrepancies").encode(),
+            second.getJsonArray("discrepancies").encode()).hasSize(1);
+        JsonObject duplicate = found.values().iterator().next();
+        assertThat(duplicate.getString("category")).isEqualTo("DUPLICATE_CHARGE");
+        assertThat(duplicate.getString("payment_id")).isEqualTo(twice);
+        JsonObject earlierRun = duplicate.getString("settlement_id").equals("sb_twice") ? first : second;
+        assertThat(duplicate.getJsonObject("evidence").getString("earlier_run_id"))
+            .isEqualTo(earlierRun.getJsonObject("run").getString("id"));
+      } finally {
+        runs.shutdownNow();
+      }
+    }
+  }
+
+  @Test
+  @DisplayName("a run that waits for the settlement history past its bound fails with a reason naming the wait, and "
+      + "takes it once the other run has finished")
+  void aRunThatWaitsTooLongForTheHistoryFailsSayingSo() throws Exception {
+    try (Connection holder = Jdbc.connect(TestGateway.pgUrl()); Connection run = Jdbc.connect(TestGateway.pgUrl())) {
+      holder.setAutoCommit(false);
+      lockTheHistory(holder);
+      run.setAutoCommit(false);
+      assertThatThrownBy(() -> Reconciler.waitForTheSettlementHistory(run, Duration.ofSeconds(1)))
+          .isInstanceOf(SQLException.class)
+          .hasMessage("another reconciliation run held the settlement history for 1 s; run this file again once it "
+              + "has finished");
+      run.rollback();
+      holder.commit();
+      Reconciler.waitForTheSettlementHistory(run, Duration.ofSeconds(1));
+      assertThat(sessionsHoldingTheHistory(holder)).isEqualTo(1);
+      run.rollback();
+      assertThat(sessionsHoldingTheHistory(holder)).as("held until the run's transaction ends").isZero();
+    }
+  }
+
+  private static void lockTheHistory(Connection c) throws SQLException {
+    try (PreparedStatement s = c.prepareStatement("SELECT pg_advisory_xact_lock(?)")) {
+      s.setLong(1, Reconciler.HISTORY_LOCK);
+      s.execute();
+    }
+  }
+
+  private static long runsWaitingForTheHistory(Connection c) throws SQLException {
+    return sessionsOnTheHistoryLock(c, false);
+  }
+
+  private static long sessionsHoldingTheHistory(Connection c) throws SQLException {
+    return sessionsOnTheHistoryLock(c, true);
+  }
+
+  /** Sessions holding or waiting for the advisory lock of the settlement history (a bigint key is classid, objid). */
+  private static long sessionsOnTheHistoryLock(Connection c, boolean granted) throws SQLException {
+    try (PreparedStatement s = c.prepareStatement("""
+        SELECT count(*) FROM pg_locks
+        WHERE locktype = 'advisory' AND granted = ? AND objsubid = 1
+          AND (classid::bigint << 32) | objid::bigint = ?""")) {
+      s.setBoolean(1, granted);
+      s.setLong(2, Reconciler.HISTORY_LOCK);
+      try (ResultSet rs = s.executeQuery()) {
+        rs.next();
+        return rs.getLong(1);
+      }
     }
   }
 }
