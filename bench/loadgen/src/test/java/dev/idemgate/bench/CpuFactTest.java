@@ -141,6 +141,14 @@ class CpuFactTest {
     assertEquals("PostgreSQL, Redis and the rest used 250, 400 us per new payment in the rounds in turn (the budget "
         + "for everything: 250 us); a gateway costing no CPU would reach at most 2.00x, 1.25x the naive SQL (4000/s), "
         + "that work staying the same per payment", bash("zero_cost_gateway " + meta + " 2 4000\n"));
+    // A round whose rest is negative (steal: the processes' own times ran over the busy time by the
+    // clock) still counts, with its sign: 408 + 56 - 161 = 303 us.
+    Files.writeString(meta, "fresh_in_turn_cpu_per_request_round2=gateway 356, postgres 408, redis 56, "
+        + "rest (load generator and others) -161 (of it the load generator 52; alive at the end kworker 10; unnamed -235), "
+        + "idle 433 (us per request, 11340 requests)\n");
+    assertEquals("PostgreSQL, Redis and the rest used 303 us per new payment in the rounds in turn (the budget for "
+        + "everything: 250 us); a gateway costing no CPU would reach at most 1.65x the naive SQL (4000/s), that work "
+        + "staying the same per payment", bash("zero_cost_gateway " + meta + " 2 4000\n"));
     Files.writeString(meta, "fresh_in_turn_cpu_per_request_round1=gateway 169, postgres n/a (not local), redis 29, "
         + "rest (load generator and others) 47, idle 117 (us per request, 36974 requests)\n");
     assertEquals("n/a: no rounds in turn with PostgreSQL and Redis on this machine",
