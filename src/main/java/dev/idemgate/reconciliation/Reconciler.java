@@ -861,6 +861,18 @@ public final class Reconciler {
                min(recorded_at) FILTER (WHERE status = 'settled') AS first_recorded_at,
                (array_agg(settled_at ORDER BY recorded_at, settled_at) FILTER (WHERE status = 'settled'))[1] AS first_settled_at
         FROM recon_earlier GROUP BY payment_id HAVING count(*) FILTER (WHERE status = 'settled') > 0""");
+    // Per payment and money (amount, currency), the earlier rows that can net this file's reversals:
+    // settled and reversed ones, and whether the payment's first settlement is among them.
+    execute(c, """
+        CREATE TEMP TABLE recon_earlier_money ON COMMIT DROP AS
+        SELECT e.payment_id, e.amount, e.currency,
+               count(*) FILTER (WHERE e.status = 'settled') AS settled,
+               count(*) FILTER (WHERE e.status <> 'settled') AS reversed,
+               bool_or(e.status = 'settled' AND e.settlement_id = f.settlement_id) AS holds_first
+        FROM recon_earlier e
+        LEFT JOIN (SELECT DISTINCT ON (payment_id) payment_id, settlement_id FROM recon_earlier WHERE status = 'settled'
+                   ORDER BY payment_id, recorded_at, settled_at) f USING (payment_id)
+        GROUP BY e.payment_id, e.amount, e.currency""");
     execute(c, """
         CREATE TEMP TABLE recon_seen_again ON COMMIT DROP AS
         SELECT m.line, min(h.recorded_at) AS recorded_at FROM recon_match m JOIN recon_stage s USING (line)
@@ -869,6 +881,7 @@ public final class Reconciler {
     execute(c, "ANALYZE recon_earlier");
     execute(c, "ANALYZE recon_settled_before");
     execute(c, "ANALYZE recon_seen_again");
+    execute(c, "ANALYZE recon_earlier_money");
   }
 
   /**
@@ -907,6 +920,14 @@ public final class Reconciler {
    * adds another reports the other, whatever their dates. When the first is an earlier file's row
    * that this file does not hold, the payment has no primary here: its first settled row in this
    * file is a duplicate ({@code after_earlier_file}), netted by a reversal in this file like any other.
+   *
+   * <p>A reversal left over after this file's duplicates of its money nets an extra settlement that
+   * earlier files recorded and no earlier reversal netted ({@code earlier_unnetted}): settled in A,
+   * again in B, refunded in C is one charge, and C's refund is no STATUS_MISMATCH (its advice, to mark
+   * the ledger refunded, was wrong). This file's reversals net this file's duplicates first: B's
+   * duplicate stays as B reported it, for the operator who has its report. An earlier reversal
+   * already netted an earlier duplicate, in its file or counted here, so a reversal after those nets
+   * nothing. Earlier runs' reports are not changed.
    */
   private static void classifyMatchedRows(Connection c) throws SQLException {
     // Only rows that can be a discrepancy are classified: a payment settled more than once, a
@@ -921,8 +942,18 @@ public final class Reconciler {
                q.role <> 'primary'
                  AND row_number() OVER netting <= CASE WHEN q.role = 'duplicate'
                                                        THEN count(*) FILTER (WHERE q.role = 'reversal') OVER same_money
-                                                       ELSE count(*) FILTER (WHERE q.role = 'duplicate') OVER same_money END
+                                                       ELSE count(*) FILTER (WHERE q.role = 'duplicate') OVER same_money
+                                                            + q.earlier_unnetted END
                  AS netted
+        FROM (
+        -- The extra settlements of this money that earlier files recorded and no earlier reversal
+        -- netted: every earlier settled row but the payment's first (when it is one of them, that is,
+        -- when this file holds no primary), less the earlier reversals.
+        SELECT r.*,
+               greatest(0, r.earlier_same_settled
+                 - CASE WHEN r.earlier_holds_first AND NOT bool_or(r.role = 'primary') OVER (PARTITION BY r.payment_id)
+                        THEN 1 ELSE 0 END
+                 - r.earlier_same_reversed) AS earlier_unnetted
         FROM (
         SELECT s.line, s.settlement_id, s.provider_reference, s.provider_key, s.merchant_id, s.amount, s.currency,
                s.status, s.settled_at, m.payment_id, m.method, m.confidence, l.kind, l.status AS ledger_status,
@@ -935,9 +966,12 @@ public final class Reconciler {
                coalesce(b.settled, 0) AS earlier_times_settled, coalesce(b.reversed, 0) AS earlier_reversals,
                first_value(s.settlement_id) OVER settled AS first_settlement_id,
                first_value(s.settled_at) OVER settled AS first_settled_at,
-               count(*) FILTER (WHERE s.status = 'settled') OVER (PARTITION BY m.payment_id) AS times_settled
+               count(*) FILTER (WHERE s.status = 'settled') OVER (PARTITION BY m.payment_id) AS times_settled,
+               coalesce(em.settled, 0) AS earlier_same_settled, coalesce(em.reversed, 0) AS earlier_same_reversed,
+               coalesce(em.holds_first, false) AS earlier_holds_first
         FROM recon_stage s JOIN recon_match m USING (line) JOIN recon_ledger l ON l.id = m.payment_id
         LEFT JOIN recon_settled_before b ON b.payment_id = m.payment_id
+        LEFT JOIN recon_earlier_money em ON em.payment_id = m.payment_id AND em.amount = s.amount AND em.currency = s.currency
         LEFT JOIN recon_seen_again g ON g.line = s.line
         CROSS JOIN LATERAL (SELECT b.payment_id IS NULL OR coalesce((g.recorded_at, s.settled_at)
                                    <= (b.first_recorded_at, b.first_settled_at), false) AS yes) first_here
@@ -945,7 +979,7 @@ public final class Reconciler {
            OR s.amount <> l.amount OR s.currency <> l.currency
            OR m.payment_id IN (SELECT payment_id FROM recon_multi) OR b.payment_id IS NOT NULL
         WINDOW settled AS (PARTITION BY m.payment_id, s.status = 'settled' ORDER BY g.recorded_at NULLS LAST, s.settled_at, s.line)
-        ) q
+        ) r) q
         WINDOW same_money AS (PARTITION BY q.payment_id, q.amount, q.currency),
                netting AS (PARTITION BY q.payment_id, q.amount, q.currency, q.role ORDER BY q.settled_at, q.line)""");
     execute(c, "CREATE INDEX ON recon_pair (payment_id)");
@@ -1319,7 +1353,11 @@ public final class Reconciler {
             .put("malformed", ingest.malformedCount).put("repeated", ingest.repeated)
             .put("outside_merchant_filter", ingest.filteredOut)
             .put("reconciled", ingest.staged).put("matched", matched)
-            .put("netted", count(c, "SELECT count(*) FROM recon_pair WHERE netted")))
+            .put("netted", count(c, "SELECT count(*) FROM recon_pair WHERE netted"))
+            // Each extra settlement netted here took one reversal here; the reversals netted beyond
+            // them netted an earlier file's (classifyMatchedRows).
+            .put("netted_earlier", count(c, "SELECT count(*) FILTER (WHERE role = 'reversal') "
+                + "- count(*) FILTER (WHERE role = 'duplicate') FROM recon_pair WHERE netted")))
         .put("ledger", new JsonObject()
             .put("payments_in_window", count(c, "SELECT count(*) FROM recon_ledger WHERE kind = 'payment' AND in_window"))
             .put("payments_outside_window", count(c, "SELECT count(*) FROM recon_ledger WHERE NOT in_window"))

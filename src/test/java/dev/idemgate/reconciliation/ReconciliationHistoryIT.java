@@ -16,6 +16,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -173,6 +174,60 @@ class ReconciliationHistoryIT {
       assertThat(found.get("sb_renumbered").getJsonObject("evidence").getString("review_reason")).contains("renumbered");
       assertThat(found.get("sb_reversed").getJsonObject("evidence").getString("review_reason")).contains("charged back");
       assertThat(found.get("sb_reversed").getJsonObject("evidence").getLong("earlier_reversals")).isEqualTo(1);
+    }
+  }
+
+  @Test
+  @DisplayName("a refund or chargeback in a later file nets a second settlement an earlier file had and nothing netted: "
+      + "no STATUS_MISMATCH for it; a refund of a payment settled once, one beyond the extra settlements, one of "
+      + "another amount, and one after a duplicate already netted are still STATUS_MISMATCH")
+  void aReversalInALaterFileNetsAnEarlierFilesSecondSettlement() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture()) {
+      Instant a = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(60));
+      Instant b = a.plus(Duration.ofDays(20));
+      Instant later = b.plus(Duration.ofDays(20));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      for (String name : List.of("refunded", "once", "netted", "twice", "partial", "here")) {
+        ledger.payment("m1", 6_000, "EUR", "succeeded", p + "ch_" + name, a.minus(Duration.ofHours(2)));
+      }
+      StringBuilder fileA = new StringBuilder(HEADER);
+      StringBuilder fileB = new StringBuilder(HEADER);
+      for (String name : List.of("refunded", "once", "netted", "twice", "partial", "here")) {
+        fileA.append(row("sa_" + name, p + "ch_" + name, null, m1, 6_000, "EUR", "settled", a));
+        if (!name.equals("once")) {
+          fileB.append(row("sb_" + name, p + "ch_" + name, null, m1, 6_000, "EUR", "settled", b));
+        }
+      }
+      // B's extra settlement of "netted" is refunded in B itself: nothing is left for a later refund to net.
+      fileB.append(row("rb_netted", p + "ch_netted", null, m1, 6_000, "EUR", "refunded", b.plus(Duration.ofHours(1))));
+      StringBuilder fileC = new StringBuilder(HEADER)
+          .append(row("rc_refunded", p + "ch_refunded", null, m1, 6_000, "EUR", "refunded", later))
+          .append(row("rc_once", p + "ch_once", null, m1, 6_000, "EUR", "refunded", later))
+          .append(row("rc_netted", p + "ch_netted", null, m1, 6_000, "EUR", "refunded", later))
+          .append(row("rc_twice1", p + "ch_twice", null, m1, 6_000, "EUR", "chargeback", later))
+          .append(row("rc_twice2", p + "ch_twice", null, m1, 6_000, "EUR", "refunded", later.plus(Duration.ofHours(1))))
+          .append(row("rc_partial", p + "ch_partial", null, m1, 2_500, "EUR", "refunded", later))
+          // Settled a third time and refunded once in C: the refund nets C's own extra settlement,
+          // and B's stays as B reported it.
+          .append(row("sc_here", p + "ch_here", null, m1, 6_000, "EUR", "settled", later))
+          .append(row("rc_here", p + "ch_here", null, m1, 6_000, "EUR", "refunded", later.plus(Duration.ofHours(1))));
+
+      reconcile("a.csv", fileA.toString(), p);
+      JsonObject runB = reconcile("b.csv", fileB.toString(), p);
+      assertThat(bySettlement(runB).keySet()).as(runB.getJsonArray("discrepancies").encode())
+          .containsExactlyInAnyOrder("sb_refunded", "sb_twice", "sb_partial", "sb_here");
+      JsonObject runC = reconcile("c.csv", fileC.toString(), p);
+
+      Map<String, JsonObject> found = bySettlement(runC);
+      assertThat(found.keySet()).as(runC.getJsonArray("discrepancies").encode())
+          .containsExactlyInAnyOrder("rc_once", "rc_netted", "rc_twice2", "rc_partial");
+      for (JsonObject d : found.values()) {
+        assertThat(d.getString("category")).as(d.encode()).isEqualTo("STATUS_MISMATCH");
+      }
+      JsonObject rows = runC.getJsonObject("summary").getJsonObject("rows");
+      assertThat(rows.getLong("netted_earlier")).as(rows.encode()).isEqualTo(2);
+      assertThat(rows.getLong("netted")).as(rows.encode()).isEqualTo(4);
     }
   }
 
