@@ -130,10 +130,21 @@ public final class Reconciler {
   /**
    * Reads the file, matches, stores the discrepancies and completes the run. On failure the run's
    * work is rolled back, the run is marked FAILED with a one-line reason and the failure rethrown.
+   * The run's row is locked for the whole transaction: that is how a deletion tells a run under way
+   * from one a process left RUNNING when it ended ({@link ReconciliationStore#delete}).
    */
   public Outcome run(Connection c, String runId, SettlementReader reader, ReconciliationRequest r) throws SQLException {
     try {
       c.setAutoCommit(false);
+      try (PreparedStatement s = c.prepareStatement(
+          "SELECT 1 FROM idemgate.reconciliation_runs WHERE id = ? FOR UPDATE")) {
+        s.setString(1, runId);
+        try (ResultSet rs = s.executeQuery()) {
+          if (!rs.next()) {
+            throw new SQLException("run " + runId + " was deleted before it began");
+          }
+        }
+      }
       Outcome outcome = reconcile(c, runId, reader, r);
       c.commit();
       return outcome;

@@ -120,6 +120,7 @@ public final class ReconciliationRoutes {
     router.post("/admin/reconciliations").handler(routes::upload);
     router.get("/admin/reconciliations").handler(QueryParameters.none()).handler(routes::list);
     router.get("/admin/reconciliations/:id").handler(QueryParameters.only("format")).handler(routes::report);
+    router.delete("/admin/reconciliations/:id").handler(QueryParameters.none()).handler(routes::delete);
     router.post("/admin/reconciliations/:id/discrepancies/:discrepancy/resolve").handler(QueryParameters.none());
     router.post("/admin/reconciliations/:id/discrepancies/:discrepancy/resolve")
         .handler(BodyHandler.create(false).setBodyLimit(MAX_RESOLVE_BODY_BYTES)).handler(routes::resolve);
@@ -458,6 +459,33 @@ public final class ReconciliationRoutes {
     } catch (IOException | RuntimeException e) {
       log.warn("could not delete the temporary report file {}: {}", file, e.toString());
     }
+  }
+
+  /**
+   * Deletes a finished run (or one a process left RUNNING when it ended) with its discrepancies and
+   * the settlements it recorded: a file reconciled by mistake, or runs older than the history needs.
+   */
+  private void delete(RoutingContext ctx) {
+    String id = ctx.pathParam("id");
+    if (!RUN_ID.matcher(id).matches()) {
+      Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no such reconciliation run"));
+      return;
+    }
+    workers.executeBlocking(() -> {
+      try (Connection c = Jdbc.connect(pgUrl)) {
+        return ReconciliationStore.delete(c, id);
+      }
+    }, false).onSuccess(deletion -> {
+      switch (deletion) {
+        case DELETED -> {
+          log.info("reconciliation run {} deleted, with its discrepancies and recorded settlements", id);
+          ctx.response().setStatusCode(204).end();
+        }
+        case UNDER_WAY -> Problems.send(ctx, new ApiProblem(ErrorCode.CONFLICT,
+            "run " + id + " is under way; delete it once it has finished (nothing was deleted)"));
+        case NOT_FOUND -> Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no such reconciliation run"));
+      }
+    }).onFailure(ctx::fail);
   }
 
   private void resolve(RoutingContext ctx) {

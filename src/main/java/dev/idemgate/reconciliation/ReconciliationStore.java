@@ -336,6 +336,55 @@ final class ReconciliationStore {
     }
   }
 
+  /** What became of a request to delete a run. */
+  enum Deletion {
+    DELETED,
+    /** Under way: its transaction holds its row ({@link Reconciler#run}). */
+    UNDER_WAY,
+    NOT_FOUND
+  }
+
+  /**
+   * Deletes a run with everything it found and recorded: its discrepancies (resolved ones and their
+   * notes too), probable matches and the settlements it recorded for later runs (ON DELETE CASCADE),
+   * in one transaction. A run under way holds its row locked until it ends, and is refused without
+   * waiting. A RUNNING run whose row no one holds was left by a process that ended mid-run; its work
+   * was rolled back with it, and its row is deleted like any other.
+   */
+  static Deletion delete(Connection c, String id) throws SQLException {
+    boolean autoCommit = c.getAutoCommit();
+    c.setAutoCommit(false);
+    try {
+      try (PreparedStatement s = c.prepareStatement(
+          "SELECT 1 FROM idemgate.reconciliation_runs WHERE id = ? FOR UPDATE NOWAIT")) {
+        s.setString(1, id);
+        try (ResultSet rs = s.executeQuery()) {
+          if (!rs.next()) {
+            c.rollback();
+            return Deletion.NOT_FOUND;
+          }
+        }
+      } catch (SQLException e) {
+        if ("55P03".equals(e.getSQLState())) { // lock_not_available: the run's own transaction holds it
+          c.rollback();
+          return Deletion.UNDER_WAY;
+        }
+        throw e;
+      }
+      try (PreparedStatement s = c.prepareStatement("DELETE FROM idemgate.reconciliation_runs WHERE id = ?")) {
+        s.setString(1, id);
+        s.executeUpdate();
+      }
+      c.commit();
+      return Deletion.DELETED;
+    } catch (SQLException | RuntimeException e) {
+      c.rollback();
+      throw e;
+    } finally {
+      c.setAutoCommit(autoCommit);
+    }
+  }
+
   /** The latest runs, newest first. */
   static List<ReconciliationRun> recent(Connection c, int limit) throws SQLException {
     List<String> ids = new ArrayList<>();

@@ -21,6 +21,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
@@ -500,6 +503,94 @@ class ReconciliationApiIT {
       }
       assertThat(http.get(gateway.config().managementPort(), "/admin/reconciliations", TestGateway.ADMIN_TOKEN).body())
           .doesNotContain(refusedName);
+    }
+  }
+
+  @Test
+  @DisplayName("DELETE of a run removes it with its discrepancies and the settlements it recorded, so a later file's "
+      + "settlement of the same payment is no second one; a run under way gets 409 and is left; a RUNNING run nothing "
+      + "holds (its process ended) is deleted; an unknown run gets 404")
+  void deletingARun() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture();
+        Connection holder = Jdbc.connect(TestGateway.pgUrl())) {
+      Instant base = Instant.now().minus(Duration.ofDays(5)).truncatedTo(ChronoUnit.SECONDS);
+      shopPayments(ledger, base);
+      String mistaken = reconcileDuplicateDay(ledger, base);
+      assertThat(rowsOfRun(ledger, "reconciliation_settlements", mistaken)).isEqualTo(3);
+      assertThat(rowsOfRun(ledger, "reconciliation_discrepancies", mistaken)).isEqualTo(2);
+
+      Http.Reply deleted = deleteRun(mistaken);
+      assertThat(deleted.status()).as(deleted.body()).isEqualTo(204);
+      assertThat(http.get(gateway.config().managementPort(), "/admin/reconciliations/" + mistaken,
+          TestGateway.ADMIN_TOKEN).status()).isEqualTo(404);
+      assertThat(rowsOfRun(ledger, "reconciliation_settlements", mistaken)).isZero();
+      assertThat(rowsOfRun(ledger, "reconciliation_discrepancies", mistaken)).isZero();
+      assertThat(deleteRun(mistaken).status()).as("deleted already").isEqualTo(404);
+
+      // ch_1 settled under another id: with the deleted run's settlements still recorded, a second
+      // settlement (DUPLICATE_CHARGE after an earlier file). The test holds the settlement history
+      // meanwhile, so the run is under way (its row locked) until the test lets it go.
+      holder.setAutoCommit(false);
+      try (PreparedStatement lock = holder.prepareStatement("SELECT pg_advisory_xact_lock(?)")) {
+        lock.setLong(1, Reconciler.HISTORY_LOCK);
+        lock.execute();
+      }
+      String csv = "settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n"
+          + shopRow(ledger, "s9", "ch_1", 2_500, base.plus(Duration.ofHours(30)));
+      String running = upload("?merchant_prefix=" + ledger.prefix + "&name=again.csv", csv).json().getString("id");
+      Waits.eventually(Duration.ofSeconds(60), () -> waitingForTheHistory(holder) == 1,
+          "the run waiting for the settlement history");
+      Http.Reply underWay = deleteRun(running);
+      assertThat(underWay.status()).as(underWay.body()).isEqualTo(409);
+      assertThat(underWay.json().getString("detail")).isEqualTo("run " + running
+          + " is under way; delete it once it has finished (nothing was deleted)");
+      holder.commit();
+      JsonObject report = awaitCompleted(running);
+      assertThat(report.getJsonObject("summary").getJsonObject("by_category").getLong("DUPLICATE_CHARGE"))
+          .as(report.getJsonArray("discrepancies").encode()).isZero();
+
+      // A run its process left RUNNING when it ended: no transaction holds its row.
+      String orphan = "rec_" + ledger.prefix.replace("_", "").substring(2) + "dead";
+      try (PreparedStatement s = ledger.connection.prepareStatement("""
+          INSERT INTO idemgate.reconciliation_runs (id, source, status, settlement_file, merchant_prefix, settlement_lag,
+            as_of) VALUES (?, 'api', 'RUNNING', 'dead.csv', ?, interval '2 days', now())""")) {
+        s.setString(1, orphan);
+        s.setString(2, ledger.prefix);
+        s.executeUpdate();
+      }
+      assertThat(deleteRun(orphan).status()).isEqualTo(204);
+      assertThat(deleteRun("rec_0123abcd").status()).isEqualTo(404);
+      assertThat(deleteRun("not-a-run").status()).isEqualTo(404);
+    }
+  }
+
+  private static Http.Reply deleteRun(String id) {
+    return http.send(HttpMethod.DELETE, gateway.config().managementPort(), "/admin/reconciliations/" + id,
+        Map.of("Authorization", "Bearer " + TestGateway.ADMIN_TOKEN), Buffer.buffer());
+  }
+
+  private static long rowsOfRun(LedgerFixture ledger, String table, String runId) throws SQLException {
+    try (PreparedStatement s = ledger.connection.prepareStatement(
+        "SELECT count(*) FROM idemgate." + table + " WHERE run_id = ?")) {
+      s.setString(1, runId);
+      try (ResultSet rs = s.executeQuery()) {
+        rs.next();
+        return rs.getLong(1);
+      }
+    }
+  }
+
+  private static long waitingForTheHistory(Connection c) {
+    try (PreparedStatement s = c.prepareStatement("""
+        SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1
+          AND (classid::bigint << 32) | objid::bigint = ?""")) {
+      s.setLong(1, Reconciler.HISTORY_LOCK);
+      try (ResultSet rs = s.executeQuery()) {
+        rs.next();
+        return rs.getLong(1);
+      }
+    } catch (SQLException e) {
+      throw new IllegalStateException(e);
     }
   }
 
