@@ -13,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
+import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Timestamp;
 import java.time.Instant;
@@ -149,6 +150,35 @@ final class LedgerFixture implements AutoCloseable {
 
   static JsonObject readJson(Path file) throws java.io.IOException {
     return new JsonObject(Files.readString(file));
+  }
+
+  /**
+   * Takes the settlement history's advisory lock ({@link Reconciler#HISTORY_LOCK}) in {@code c}'s
+   * transaction (autocommit off), as a run does: runs that reach their look-up wait until it ends.
+   */
+  static void holdTheSettlementHistory(Connection c) throws SQLException {
+    try (PreparedStatement s = c.prepareStatement("SELECT pg_advisory_xact_lock(?)")) {
+      s.setLong(1, Reconciler.HISTORY_LOCK);
+      s.execute();
+    }
+  }
+
+  /**
+   * Sessions holding ({@code granted}) or waiting for the settlement history's advisory lock; a
+   * bigint key shows in pg_locks as classid (high half) and objid (low half).
+   */
+  static long sessionsOnTheHistoryLock(Connection c, boolean granted) throws SQLException {
+    try (PreparedStatement s = c.prepareStatement("""
+        SELECT count(*) FROM pg_locks
+        WHERE locktype = 'advisory' AND granted = ? AND objsubid = 1
+          AND (classid::bigint << 32) | objid::bigint = ?""")) {
+      s.setBoolean(1, granted);
+      s.setLong(2, Reconciler.HISTORY_LOCK);
+      try (ResultSet rs = s.executeQuery()) {
+        rs.next();
+        return rs.getLong(1);
+      }
+    }
   }
 
   /** A reconcile run's JSON report, and what the command said on standard error. */

@@ -531,10 +531,7 @@ class ReconciliationApiIT {
       // settlement (DUPLICATE_CHARGE after an earlier file). The test holds the settlement history
       // meanwhile, so the run is under way (its row locked) until the test lets it go.
       holder.setAutoCommit(false);
-      try (PreparedStatement lock = holder.prepareStatement("SELECT pg_advisory_xact_lock(?)")) {
-        lock.setLong(1, Reconciler.HISTORY_LOCK);
-        lock.execute();
-      }
+      LedgerFixture.holdTheSettlementHistory(holder);
       String csv = "settlement_id,provider_reference,merchant_id,amount,currency,settled_at\n"
           + shopRow(ledger, "s9", "ch_1", 2_500, base.plus(Duration.ofHours(30)));
       String running = upload("?merchant_prefix=" + ledger.prefix + "&name=again.csv", csv).json().getString("id");
@@ -581,14 +578,8 @@ class ReconciliationApiIT {
   }
 
   private static long waitingForTheHistory(Connection c) {
-    try (PreparedStatement s = c.prepareStatement("""
-        SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1
-          AND (classid::bigint << 32) | objid::bigint = ?""")) {
-      s.setLong(1, Reconciler.HISTORY_LOCK);
-      try (ResultSet rs = s.executeQuery()) {
-        rs.next();
-        return rs.getLong(1);
-      }
+    try {
+      return LedgerFixture.sessionsOnTheHistoryLock(c, false);
     } catch (SQLException e) {
       throw new IllegalStateException(e);
     }

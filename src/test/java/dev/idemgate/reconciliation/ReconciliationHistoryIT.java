@@ -247,7 +247,7 @@ class ReconciliationHistoryIT {
       // The test holds the history, so that both runs reach it before either has recorded anything:
       // without waiting for each other, each would read a history without the other's row.
       holder.setAutoCommit(false);
-      lockTheHistory(holder);
+      LedgerFixture.holdTheSettlementHistory(holder);
       ExecutorService runs = Executors.newFixedThreadPool(2);
       try {
         Future<JsonObject> runA = runs.submit(() -> reconcile("a.csv", fileA, p));
@@ -283,7 +283,7 @@ class ReconciliationHistoryIT {
   void aRunThatWaitsTooLongForTheHistoryFailsSayingSo() throws Exception {
     try (Connection holder = Jdbc.connect(TestGateway.pgUrl()); Connection run = Jdbc.connect(TestGateway.pgUrl())) {
       holder.setAutoCommit(false);
-      lockTheHistory(holder);
+      LedgerFixture.holdTheSettlementHistory(holder);
       run.setAutoCommit(false);
       assertThatThrownBy(() -> Reconciler.waitForTheSettlementHistory(run, Duration.ofSeconds(1)))
           .isInstanceOf(SQLException.class)
@@ -298,33 +298,11 @@ class ReconciliationHistoryIT {
     }
   }
 
-  private static void lockTheHistory(Connection c) throws SQLException {
-    try (PreparedStatement s = c.prepareStatement("SELECT pg_advisory_xact_lock(?)")) {
-      s.setLong(1, Reconciler.HISTORY_LOCK);
-      s.execute();
-    }
-  }
-
   private static long runsWaitingForTheHistory(Connection c) throws SQLException {
-    return sessionsOnTheHistoryLock(c, false);
+    return LedgerFixture.sessionsOnTheHistoryLock(c, false);
   }
 
   private static long sessionsHoldingTheHistory(Connection c) throws SQLException {
-    return sessionsOnTheHistoryLock(c, true);
-  }
-
-  /** Sessions holding or waiting for the advisory lock of the settlement history (a bigint key is classid, objid). */
-  private static long sessionsOnTheHistoryLock(Connection c, boolean granted) throws SQLException {
-    try (PreparedStatement s = c.prepareStatement("""
-        SELECT count(*) FROM pg_locks
-        WHERE locktype = 'advisory' AND granted = ? AND objsubid = 1
-          AND (classid::bigint << 32) | objid::bigint = ?""")) {
-      s.setBoolean(1, granted);
-      s.setLong(2, Reconciler.HISTORY_LOCK);
-      try (ResultSet rs = s.executeQuery()) {
-        rs.next();
-        return rs.getLong(1);
-      }
-    }
+    return LedgerFixture.sessionsOnTheHistoryLock(c, true);
   }
 }
