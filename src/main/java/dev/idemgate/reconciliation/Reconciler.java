@@ -873,13 +873,20 @@ public final class Reconciler {
                (array_agg(settled_at ORDER BY recorded_at, settled_at) FILTER (WHERE status = 'settled'))[1] AS first_settled_at
         FROM recon_earlier GROUP BY payment_id HAVING count(*) FILTER (WHERE status = 'settled') > 0""");
     // Per payment and money (amount, currency), the earlier rows that can net this file's reversals:
-    // settled and reversed ones, and whether the payment's first settlement is among them.
+    // settled and reversed ones, whether the payment's first settlement is among them, and whether
+    // their extra settlements are doubtful, as insertDuplicates doubts them: one matched without
+    // certainty (confidence below 1), or two on the same settled_at (maybe one settlement renumbered).
+    // A reversal nets no doubtful extra settlement: it stays a STATUS_MISMATCH, the customer perhaps
+    // paid back for the one charge there was.
     execute(c, """
         CREATE TEMP TABLE recon_earlier_money ON COMMIT DROP AS
         SELECT e.payment_id, e.amount, e.currency,
                count(*) FILTER (WHERE e.status = 'settled') AS settled,
                count(*) FILTER (WHERE e.status <> 'settled') AS reversed,
-               bool_or(e.status = 'settled' AND e.settlement_id = f.settlement_id) AS holds_first
+               bool_or(e.status = 'settled' AND e.settlement_id = f.settlement_id) AS holds_first,
+               coalesce(bool_or(e.confidence < 1) FILTER (WHERE e.status = 'settled'), false)
+                 OR count(DISTINCT e.settled_at) FILTER (WHERE e.status = 'settled')
+                    < count(*) FILTER (WHERE e.status = 'settled') AS doubtful
         FROM recon_earlier e
         LEFT JOIN (SELECT DISTINCT ON (payment_id) payment_id, settlement_id FROM recon_earlier WHERE status = 'settled'
                    ORDER BY payment_id, recorded_at, settled_at) f USING (payment_id)
@@ -959,12 +966,12 @@ public final class Reconciler {
         FROM (
         -- The extra settlements of this money that earlier files recorded and no earlier reversal
         -- netted: every earlier settled row but the payment's first (when it is one of them, that is,
-        -- when this file holds no primary), less the earlier reversals.
+        -- when this file holds no primary), less the earlier reversals; none when any is doubtful.
         SELECT r.*,
-               greatest(0, r.earlier_same_settled
+               CASE WHEN r.earlier_doubtful THEN 0 ELSE greatest(0, r.earlier_same_settled
                  - CASE WHEN r.earlier_holds_first AND NOT bool_or(r.role = 'primary') OVER (PARTITION BY r.payment_id)
                         THEN 1 ELSE 0 END
-                 - r.earlier_same_reversed) AS earlier_unnetted
+                 - r.earlier_same_reversed) END AS earlier_unnetted
         FROM (
         SELECT s.line, s.settlement_id, s.provider_reference, s.provider_key, s.merchant_id, s.amount, s.currency,
                s.status, s.settled_at, m.payment_id, m.method, m.confidence, l.kind, l.status AS ledger_status,
@@ -979,7 +986,7 @@ public final class Reconciler {
                first_value(s.settled_at) OVER settled AS first_settled_at,
                count(*) FILTER (WHERE s.status = 'settled') OVER (PARTITION BY m.payment_id) AS times_settled,
                coalesce(em.settled, 0) AS earlier_same_settled, coalesce(em.reversed, 0) AS earlier_same_reversed,
-               coalesce(em.holds_first, false) AS earlier_holds_first
+               coalesce(em.holds_first, false) AS earlier_holds_first, coalesce(em.doubtful, false) AS earlier_doubtful
         FROM recon_stage s JOIN recon_match m USING (line) JOIN recon_ledger l ON l.id = m.payment_id
         LEFT JOIN recon_settled_before b ON b.payment_id = m.payment_id
         LEFT JOIN recon_earlier_money em ON em.payment_id = m.payment_id AND em.amount = s.amount AND em.currency = s.currency
