@@ -483,6 +483,9 @@ public final class ReconciliationRoutes {
         }
         case UNDER_WAY -> Problems.send(ctx, new ApiProblem(ErrorCode.CONFLICT,
             "run " + id + " is under way; delete it once it has finished (nothing was deleted)"));
+        case HISTORY_BUSY -> Problems.send(ctx, new ApiProblem(ErrorCode.CONFLICT, "another run held the settlement "
+            + "history for " + ReconciliationStore.HISTORY_WAIT_ON_DELETE_SECONDS + " s; try again once it has finished "
+            + "(nothing was deleted)"));
         case NOT_FOUND -> Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no such reconciliation run"));
       }
     }).onFailure(ctx::fail);

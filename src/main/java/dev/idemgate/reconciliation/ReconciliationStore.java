@@ -7,6 +7,7 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Timestamp;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -339,17 +340,28 @@ final class ReconciliationStore {
   /** What became of a request to delete a run. */
   enum Deletion {
     DELETED,
-    /** Under way: its transaction holds its row ({@link Reconciler#run}). */
+    /** Under way: its transaction holds its row ({@link Reconciler#run}); or another deletion of it is. */
     UNDER_WAY,
+    /** Another run held the settlement history for {@link #HISTORY_WAIT_ON_DELETE_SECONDS}. */
+    HISTORY_BUSY,
     NOT_FOUND
   }
 
   /**
+   * How long a deletion waits for a run reading or recording the settlement history: the tail of a
+   * run, seconds for a day's file. It takes the history as a run does, so that no run reads a
+   * deleted run's settlements halfway (its report would name a run that is gone).
+   */
+  static final int HISTORY_WAIT_ON_DELETE_SECONDS = 10;
+
+  /**
    * Deletes a run with everything it found and recorded: its discrepancies (resolved ones and their
    * notes too), probable matches and the settlements it recorded for later runs (ON DELETE CASCADE),
-   * in one transaction. A run under way holds its row locked until it ends, and is refused without
-   * waiting. A RUNNING run whose row no one holds was left by a process that ended mid-run; its work
-   * was rolled back with it, and its row is deleted like any other.
+   * in one transaction, holding the settlement history as a run does. A run under way holds its row
+   * locked until it ends, and is refused without waiting. A RUNNING run whose row no one holds is
+   * either one a process left when it ended mid-run (its work rolled back with it), deleted like any
+   * other, or an upload's run not yet begun, deleted before it begins (it then fails, "deleted
+   * before it began", and records nothing).
    */
   static Deletion delete(Connection c, String id) throws SQLException {
     boolean autoCommit = c.getAutoCommit();
@@ -368,6 +380,15 @@ final class ReconciliationStore {
         if ("55P03".equals(e.getSQLState())) { // lock_not_available: the run's own transaction holds it
           c.rollback();
           return Deletion.UNDER_WAY;
+        }
+        throw e;
+      }
+      try {
+        Reconciler.waitForTheSettlementHistory(c, Duration.ofSeconds(HISTORY_WAIT_ON_DELETE_SECONDS));
+      } catch (SQLException e) {
+        if ("55P03".equals(e.getSQLState())) {
+          c.rollback();
+          return Deletion.HISTORY_BUSY;
         }
         throw e;
       }

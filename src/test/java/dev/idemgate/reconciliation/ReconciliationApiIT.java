@@ -508,8 +508,9 @@ class ReconciliationApiIT {
 
   @Test
   @DisplayName("DELETE of a run removes it with its discrepancies and the settlements it recorded, so a later file's "
-      + "settlement of the same payment is no second one; a run under way gets 409 and is left; a RUNNING run nothing "
-      + "holds (its process ended) is deleted; an unknown run gets 404")
+      + "settlement of the same payment is no second one; a run under way gets 409 and is left, and no run is deleted "
+      + "while another holds the settlement history; a RUNNING run nothing holds (its process ended) is deleted; an "
+      + "unknown run gets 404")
   void deletingARun() throws Exception {
     try (LedgerFixture ledger = new LedgerFixture();
         Connection holder = Jdbc.connect(TestGateway.pgUrl())) {
@@ -527,6 +528,15 @@ class ReconciliationApiIT {
       assertThat(rowsOfRun(ledger, "reconciliation_discrepancies", mistaken)).isZero();
       assertThat(deleteRun(mistaken).status()).as("deleted already").isEqualTo(404);
 
+      // A run its process left RUNNING when it ended: no transaction holds its row.
+      String orphan = "rec_" + ledger.prefix.replace("_", "").substring(2) + "dead";
+      try (PreparedStatement s = ledger.connection.prepareStatement("""
+          INSERT INTO idemgate.reconciliation_runs (id, source, status, settlement_file, merchant_prefix, settlement_lag,
+            as_of) VALUES (?, 'api', 'RUNNING', 'dead.csv', ?, interval '2 days', now())""")) {
+        s.setString(1, orphan);
+        s.setString(2, ledger.prefix);
+        s.executeUpdate();
+      }
       // ch_1 settled under another id: with the deleted run's settlements still recorded, a second
       // settlement (DUPLICATE_CHARGE after an earlier file). The test holds the settlement history
       // meanwhile, so the run is under way (its row locked) until the test lets it go.
@@ -541,20 +551,16 @@ class ReconciliationApiIT {
       assertThat(underWay.status()).as(underWay.body()).isEqualTo(409);
       assertThat(underWay.json().getString("detail")).isEqualTo("run " + running
           + " is under way; delete it once it has finished (nothing was deleted)");
+      // Nor is any run deleted while a run holds the history: its report could name a run gone.
+      Http.Reply busy = deleteRun(orphan);
+      assertThat(busy.status()).as(busy.body()).isEqualTo(409);
+      assertThat(busy.json().getString("detail")).isEqualTo("another run held the settlement history for "
+          + ReconciliationStore.HISTORY_WAIT_ON_DELETE_SECONDS + " s; try again once it has finished (nothing was deleted)");
       holder.commit();
       JsonObject report = awaitCompleted(running);
       assertThat(report.getJsonObject("summary").getJsonObject("by_category").getLong("DUPLICATE_CHARGE"))
           .as(report.getJsonArray("discrepancies").encode()).isZero();
 
-      // A run its process left RUNNING when it ended: no transaction holds its row.
-      String orphan = "rec_" + ledger.prefix.replace("_", "").substring(2) + "dead";
-      try (PreparedStatement s = ledger.connection.prepareStatement("""
-          INSERT INTO idemgate.reconciliation_runs (id, source, status, settlement_file, merchant_prefix, settlement_lag,
-            as_of) VALUES (?, 'api', 'RUNNING', 'dead.csv', ?, interval '2 days', now())""")) {
-        s.setString(1, orphan);
-        s.setString(2, ledger.prefix);
-        s.executeUpdate();
-      }
       assertThat(deleteRun(orphan).status()).isEqualTo(204);
       assertThat(deleteRun("rec_0123abcd").status()).isEqualTo(404);
       assertThat(deleteRun("not-a-run").status()).isEqualTo(404);

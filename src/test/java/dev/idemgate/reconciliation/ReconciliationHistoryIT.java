@@ -12,6 +12,7 @@ import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.sql.Statement;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
@@ -180,7 +181,8 @@ class ReconciliationHistoryIT {
   @Test
   @DisplayName("a refund or chargeback in a later file nets a second settlement an earlier file had and nothing netted: "
       + "no STATUS_MISMATCH for it; a refund of a payment settled once, one beyond the extra settlements, one of "
-      + "another amount, and one after a duplicate already netted are still STATUS_MISMATCH")
+      + "another amount, one after a duplicate already netted, and one of a payment whose second settlement may be its "
+      + "first renumbered (same amount and settled_at) are still STATUS_MISMATCH")
   void aReversalInALaterFileNetsAnEarlierFilesSecondSettlement() throws Exception {
     try (LedgerFixture ledger = new LedgerFixture()) {
       Instant a = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(60));
@@ -188,15 +190,18 @@ class ReconciliationHistoryIT {
       Instant later = b.plus(Duration.ofDays(20));
       String p = ledger.prefix;
       String m1 = ledger.merchant("m1");
-      for (String name : List.of("refunded", "once", "netted", "twice", "partial", "here")) {
+      List<String> names = List.of("refunded", "once", "netted", "twice", "partial", "here", "renumbered");
+      for (String name : names) {
         ledger.payment("m1", 6_000, "EUR", "succeeded", p + "ch_" + name, a.minus(Duration.ofHours(2)));
       }
       StringBuilder fileA = new StringBuilder(HEADER);
       StringBuilder fileB = new StringBuilder(HEADER);
-      for (String name : List.of("refunded", "once", "netted", "twice", "partial", "here")) {
+      for (String name : names) {
         fileA.append(row("sa_" + name, p + "ch_" + name, null, m1, 6_000, "EUR", "settled", a));
         if (!name.equals("once")) {
-          fileB.append(row("sb_" + name, p + "ch_" + name, null, m1, 6_000, "EUR", "settled", b));
+          // "renumbered": B lists A's settlement again under a new id, on the same settled_at.
+          fileB.append(row("sb_" + name, p + "ch_" + name, null, m1, 6_000, "EUR", "settled",
+              name.equals("renumbered") ? a : b));
         }
       }
       // B's extra settlement of "netted" is refunded in B itself: nothing is left for a later refund to net.
@@ -208,6 +213,7 @@ class ReconciliationHistoryIT {
           .append(row("rc_twice1", p + "ch_twice", null, m1, 6_000, "EUR", "chargeback", later))
           .append(row("rc_twice2", p + "ch_twice", null, m1, 6_000, "EUR", "refunded", later.plus(Duration.ofHours(1))))
           .append(row("rc_partial", p + "ch_partial", null, m1, 2_500, "EUR", "refunded", later))
+          .append(row("rc_renumbered", p + "ch_renumbered", null, m1, 6_000, "EUR", "refunded", later))
           // Settled a third time and refunded once in C: the refund nets C's own extra settlement,
           // and B's stays as B reported it.
           .append(row("sc_here", p + "ch_here", null, m1, 6_000, "EUR", "settled", later))
@@ -216,12 +222,13 @@ class ReconciliationHistoryIT {
       reconcile("a.csv", fileA.toString(), p);
       JsonObject runB = reconcile("b.csv", fileB.toString(), p);
       assertThat(bySettlement(runB).keySet()).as(runB.getJsonArray("discrepancies").encode())
-          .containsExactlyInAnyOrder("sb_refunded", "sb_twice", "sb_partial", "sb_here");
+          .containsExactlyInAnyOrder("sb_refunded", "sb_twice", "sb_partial", "sb_here", "sb_renumbered");
+      assertThat(bySettlement(runB).get("sb_renumbered").getString("remediation")).isEqualTo("REVIEW_DUPLICATE");
       JsonObject runC = reconcile("c.csv", fileC.toString(), p);
 
       Map<String, JsonObject> found = bySettlement(runC);
       assertThat(found.keySet()).as(runC.getJsonArray("discrepancies").encode())
-          .containsExactlyInAnyOrder("rc_once", "rc_netted", "rc_twice2", "rc_partial");
+          .containsExactlyInAnyOrder("rc_once", "rc_netted", "rc_twice2", "rc_partial", "rc_renumbered");
       for (JsonObject d : found.values()) {
         assertThat(d.getString("category")).as(d.encode()).isEqualTo("STATUS_MISMATCH");
       }
@@ -257,6 +264,7 @@ class ReconciliationHistoryIT {
             && System.nanoTime() < deadline) {
           Thread.sleep(50);
         }
+        assertThat(runsWaitingForTheHistory(holder)).as("both runs waiting for the history the test holds").isEqualTo(2);
         holder.commit();
 
         JsonObject first = runA.get(60, TimeUnit.SECONDS);
@@ -293,6 +301,10 @@ class ReconciliationHistoryIT {
       holder.commit();
       Reconciler.waitForTheSettlementHistory(run, Duration.ofSeconds(1));
       assertThat(sessionsHoldingTheHistory(holder)).isEqualTo(1);
+      try (Statement show = run.createStatement(); ResultSet rs = show.executeQuery("SHOW lock_timeout")) {
+        rs.next();
+        assertThat(rs.getString(1)).as("the run's own lock_timeout once it holds the history").isEqualTo("0");
+      }
       run.rollback();
       assertThat(sessionsHoldingTheHistory(holder)).as("held until the run's transaction ends").isZero();
     }
