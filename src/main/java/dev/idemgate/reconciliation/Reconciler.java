@@ -81,11 +81,15 @@ public final class Reconciler {
   private static final SecureRandom RANDOM = new SecureRandom();
   /**
    * The transaction-level advisory lock a run holds from reading the settlement history to its
-   * commit ({@link #waitForTheSettlementHistory}). Nothing else in the gateway takes advisory locks;
-   * the number is 'idemrecn' in ASCII, so that another application sharing the database is unlikely
-   * to pick it.
+   * commit ({@link #waitForTheSettlementHistory}): the two-key form, as recovery's charge locks
+   * ({@code RecoveryStore#LOCK_CHARGE}), with a first key of its own ('RECN' in ASCII; theirs is
+   * 'INTG'), so that it shares nothing with them nor with Flyway's lock (one bigint key).
    */
-  static final long HISTORY_LOCK = 0x6964656d7265636eL;
+  static final int HISTORY_LOCK_KEY1 = 0x5245434E;
+  /** The second key of {@link #HISTORY_LOCK_KEY1}'s lock: the history is one thing to lock. */
+  static final int HISTORY_LOCK_KEY2 = 1;
+  /** PostgreSQL's SQLSTATE for a lock not taken within {@code lock_timeout}, or at once with {@code NOWAIT}. */
+  static final String LOCK_NOT_AVAILABLE = "55P03";
   /**
    * How long a run waits for another to finish with the history. A run holds it for the tail of its
    * work (classifying, the discrepancies, the summary, recording its rows, the commit), not while it
@@ -823,11 +827,12 @@ public final class Reconciler {
   /** The same, waiting at most {@code wait} (whole seconds); in a transaction. */
   static void waitForTheSettlementHistory(Connection c, Duration wait) throws SQLException {
     execute(c, "SET LOCAL lock_timeout = '" + wait.toSeconds() + "s'");
-    try (PreparedStatement s = c.prepareStatement("SELECT pg_advisory_xact_lock(?)")) {
-      s.setLong(1, HISTORY_LOCK);
+    try (PreparedStatement s = c.prepareStatement("SELECT pg_advisory_xact_lock(?, ?)")) {
+      s.setInt(1, HISTORY_LOCK_KEY1);
+      s.setInt(2, HISTORY_LOCK_KEY2);
       s.execute();
     } catch (SQLException e) {
-      if ("55P03".equals(e.getSQLState())) { // lock_not_available
+      if (LOCK_NOT_AVAILABLE.equals(e.getSQLState())) {
         throw new SQLException("another reconciliation run held the settlement history for " + wait.toSeconds()
             + " s; run this file again once it has finished", e.getSQLState(), e);
       }

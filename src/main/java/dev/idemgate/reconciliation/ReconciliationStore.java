@@ -377,7 +377,7 @@ final class ReconciliationStore {
           }
         }
       } catch (SQLException e) {
-        if ("55P03".equals(e.getSQLState())) { // lock_not_available: the run's own transaction holds it
+        if (Reconciler.LOCK_NOT_AVAILABLE.equals(e.getSQLState())) { // the run's own transaction holds it
           c.rollback();
           return Deletion.UNDER_WAY;
         }
@@ -386,7 +386,7 @@ final class ReconciliationStore {
       try {
         Reconciler.waitForTheSettlementHistory(c, Duration.ofSeconds(HISTORY_WAIT_ON_DELETE_SECONDS));
       } catch (SQLException e) {
-        if ("55P03".equals(e.getSQLState())) {
+        if (Reconciler.LOCK_NOT_AVAILABLE.equals(e.getSQLState())) {
           c.rollback();
           return Deletion.HISTORY_BUSY;
         }

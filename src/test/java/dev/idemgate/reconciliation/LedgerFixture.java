@@ -153,27 +153,28 @@ final class LedgerFixture implements AutoCloseable {
   }
 
   /**
-   * Takes the settlement history's advisory lock ({@link Reconciler#HISTORY_LOCK}) in {@code c}'s
+   * Takes the settlement history's advisory lock ({@link Reconciler#HISTORY_LOCK_KEY1}) in {@code c}'s
    * transaction (autocommit off), as a run does: runs that reach their look-up wait until it ends.
    */
   static void holdTheSettlementHistory(Connection c) throws SQLException {
-    try (PreparedStatement s = c.prepareStatement("SELECT pg_advisory_xact_lock(?)")) {
-      s.setLong(1, Reconciler.HISTORY_LOCK);
+    try (PreparedStatement s = c.prepareStatement("SELECT pg_advisory_xact_lock(?, ?)")) {
+      s.setInt(1, Reconciler.HISTORY_LOCK_KEY1);
+      s.setInt(2, Reconciler.HISTORY_LOCK_KEY2);
       s.execute();
     }
   }
 
   /**
    * Sessions holding ({@code granted}) or waiting for the settlement history's advisory lock; a
-   * bigint key shows in pg_locks as classid (high half) and objid (low half).
+   * two-key lock shows in pg_locks as classid (first key), objid (second) and objsubid 2.
    */
   static long sessionsOnTheHistoryLock(Connection c, boolean granted) throws SQLException {
     try (PreparedStatement s = c.prepareStatement("""
         SELECT count(*) FROM pg_locks
-        WHERE locktype = 'advisory' AND granted = ? AND objsubid = 1
-          AND (classid::bigint << 32) | objid::bigint = ?""")) {
+        WHERE locktype = 'advisory' AND granted = ? AND objsubid = 2 AND classid = ?::oid AND objid = ?::oid""")) {
       s.setBoolean(1, granted);
-      s.setLong(2, Reconciler.HISTORY_LOCK);
+      s.setLong(2, Reconciler.HISTORY_LOCK_KEY1);
+      s.setLong(3, Reconciler.HISTORY_LOCK_KEY2);
       try (ResultSet rs = s.executeQuery()) {
         rs.next();
         return rs.getLong(1);
