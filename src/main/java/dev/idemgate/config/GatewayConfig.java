@@ -192,6 +192,16 @@ public record GatewayConfig(
   }
 
   /**
+   * The wait before a pending payment's next inquiry once {@code inquiriesSent} have been sent:
+   * {@code recovery_backoff}'s steps in turn, the first from the moment the payment became pending,
+   * each later one from the inquiry before, the last repeating (5s, 30s, 2m, 10m, 1h, then hourly
+   * by default, as the design lists them).
+   */
+  public Duration nextInquiryAfter(int inquiriesSent) {
+    return recoveryBackoff.get(Math.min(Math.max(inquiriesSent, 0), recoveryBackoff.size() - 1));
+  }
+
+  /**
    * How long recovery holds a record it took while it asks the provider about it: the provider's
    * deadline, the event bus's margin over it (ProviderClient) and a few seconds to spare.
    */

@@ -44,8 +44,6 @@ public final class PaymentService {
   private static final Logger log = LoggerFactory.getLogger(PaymentService.class);
   static final String OPERATION = "payments.create";
   private static final int STORE_RETRY_AFTER_SECONDS = 2;
-  /** First inquiry of a pending payment (the schedule is recovery's). */
-  static final Duration FIRST_INQUIRY = Duration.ofSeconds(5);
   /** The last try within a lease comes this long before it ends: past it the record is recovery's. */
   static final long LAST_TRY_BEFORE_LEASE_END_MS = 500;
   /** First wait before a completion PostgreSQL did not take is written again; it doubles each time. */
@@ -81,6 +79,8 @@ public final class PaymentService {
   private final int heldKeyRetryAfterSeconds;
   private final InFlightRetryAfter inFlightRetryAfter;
   private final PendingRetryAfter pendingRetryAfter;
+  /** How long after its 202 a pending payment is first asked about: recovery_backoff's first step. */
+  private final Duration firstInquiry;
   /**
    * This gateway's wall clock, for what is only told: payment ids and the key expiry a client is
    * given. Nothing PostgreSQL compares with its own clock is taken from it. A test gives one that
@@ -110,6 +110,7 @@ public final class PaymentService {
     this.heldKeyRetryAfterSeconds = (int) Math.max(1, (config.heldKeyFreedWithin().toMillis() + 999) / 1000);
     this.inFlightRetryAfter = new InFlightRetryAfter(config);
     this.pendingRetryAfter = new PendingRetryAfter(config);
+    this.firstInquiry = config.nextInquiryAfter(0);
   }
 
   /**
@@ -467,11 +468,11 @@ public final class PaymentService {
     StoredResponse response = new StoredResponse(status, body, owned.paymentId(),
         clock.instant().plus(keyTtl).truncatedTo(ChronoUnit.MILLIS));
     Completion completion = state == RecordState.PENDING
-        ? Completion.pending(response, keyTtl, ledgerProvider, FIRST_INQUIRY)
+        ? Completion.pending(response, keyTtl, ledgerProvider, firstInquiry)
         : new Completion(state, response, keyTtl, paymentStatus, ledgerProvider, providerReference, declineCode, null,
             // Written instead if the charge id is already another payment's (IdempotencyStore#COMPLETE).
             paymentStatus.equals("succeeded") && providerReference != null
-                ? Completion.pending(pendingAnswer(cmd, owned, response.expiresAt()), keyTtl, ledgerProvider, FIRST_INQUIRY)
+                ? Completion.pending(pendingAnswer(cmd, owned, response.expiresAt()), keyTtl, ledgerProvider, firstInquiry)
                 : null);
     return metrics.timeStore("complete", () -> store.complete(cmd.merchantId(), cmd.key(), owned.epoch(), completion))
         .compose(result -> {

@@ -618,7 +618,7 @@ public final class RecoveryVerticle extends VerticleBase {
 
   /** @param atMost the longest wait before the next inquiry, or null for the backoff's */
   private Duration nextInquiry(DueRecord r, Duration atMost) {
-    return earlier(earlier(backoff(r.inquiryAttempts()), atMost), untilLastLookWhileRemembered(r));
+    return earlier(earlier(config.nextInquiryAfter(r.inquiryAttempts()), atMost), untilLastLookWhileRemembered(r));
   }
 
   /** The longer of two waits. */
@@ -629,12 +629,6 @@ public final class RecoveryVerticle extends VerticleBase {
   /** The shorter of two waits; {@code cap} null is none. */
   private static Duration earlier(Duration wait, Duration cap) {
     return cap != null && cap.compareTo(wait) < 0 ? cap : wait;
-  }
-
-  /** The delay before the next inquiry after {@code attempts} of them: the schedule, its last step repeating. */
-  Duration backoff(int attempts) {
-    List<Duration> schedule = config.recoveryBackoff();
-    return schedule.get(Math.min(Math.max(attempts, 1), schedule.size()) - 1);
   }
 
   private StoredResponse response(DueRecord r, int status, String paymentStatus, String reference, String declineCode) {

@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -326,6 +327,19 @@ class ConfigLoaderTest {
     }
     assertThat(ConfigLoader.ignoredVariables(env, java.util.Set.of("lease", "api_keys", "provider_timeout")))
         .containsExactly("IDEMGATE_API_KEY", "IDEMGATE_PROVIDER_TIMEOUTS");
+  }
+
+  @Test
+  @DisplayName("a pending payment's inquiries follow recovery_backoff from its 202: by default 5 s, then 30 s, 2 m, "
+      + "10 m and 1 h apart, then hourly; a schedule of one step repeats it")
+  void inquirySchedule() {
+    GatewayConfig defaults = ConfigLoader.load(Optional.empty(), Map.of());
+    assertThat(IntStream.range(0, 7).mapToObj(defaults::nextInquiryAfter)).containsExactly(
+        Duration.ofSeconds(5), Duration.ofSeconds(30), Duration.ofMinutes(2), Duration.ofMinutes(10),
+        Duration.ofHours(1), Duration.ofHours(1), Duration.ofHours(1));
+    GatewayConfig oneStep = ConfigLoader.load(Optional.empty(), Map.of("IDEMGATE_RECOVERY_BACKOFF", "250ms"));
+    assertThat(oneStep.nextInquiryAfter(0)).isEqualTo(Duration.ofMillis(250));
+    assertThat(oneStep.nextInquiryAfter(9)).isEqualTo(Duration.ofMillis(250));
   }
 
   @Test

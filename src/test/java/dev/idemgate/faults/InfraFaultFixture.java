@@ -61,7 +61,7 @@ final class InfraFaultFixture {
     env.put("IDEMGATE_STORE_TIMEOUT", "1s");
     env.put("IDEMGATE_REDIS_TIMEOUT", "300ms");
     env.put("IDEMGATE_RECOVERY_INTERVAL", "200ms");
-    env.put("IDEMGATE_RECOVERY_BACKOFF", "300ms,600ms,1s");
+    env.put("IDEMGATE_RECOVERY_BACKOFF", "5s,300ms,600ms,1s");
     return env;
   }
 

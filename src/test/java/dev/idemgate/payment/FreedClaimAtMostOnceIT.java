@@ -83,7 +83,7 @@ class FreedClaimAtMostOnceIT {
         "IDEMGATE_PROVIDER_TIMEOUT", "2s",
         "IDEMGATE_SIMULATOR_SLOW_MS", String.valueOf(SLOW_CHARGE_MS),
         "IDEMGATE_RECOVERY_INTERVAL", "200ms",
-        "IDEMGATE_RECOVERY_BACKOFF", "300ms,600ms"));
+        "IDEMGATE_RECOVERY_BACKOFF", "5s,300ms,600ms"));
     other = TestGateway.start(Map.of(
         "IDEMGATE_PG_URL", scratch.url(),
         "IDEMGATE_LEASE", "3s",

@@ -16,7 +16,7 @@ class PendingRetryAfterTest {
   @Test
   @DisplayName("a first 202 is told the first inquiry, a recovery pass and a second: 11 s with the defaults")
   void firstAnswer() {
-    assertThat(DEFAULTS.untilAsked(PaymentService.FIRST_INQUIRY)).isEqualTo(11);
+    assertThat(DEFAULTS.untilAsked(ConfigLoader.load(Optional.empty(), Map.of()).nextInquiryAfter(0))).isEqualTo(11);
   }
 
   @Test

@@ -47,7 +47,7 @@ class ProviderAnswerMismatchIT {
     Http.await(vertx.deployVerticle(acquirer));
     gateway = TestGateway.start(Map.of("IDEMGATE_PG_URL", pg.url(), "IDEMGATE_PROVIDER", "http",
         "IDEMGATE_PROVIDER_URL", "http://127.0.0.1:" + acquirer.actualPort(), "IDEMGATE_PROVIDER_TIMEOUT", "2s",
-        "IDEMGATE_LEASE", "5s", "IDEMGATE_RECOVERY_INTERVAL", "200ms", "IDEMGATE_RECOVERY_BACKOFF", "300ms,600ms"));
+        "IDEMGATE_LEASE", "5s", "IDEMGATE_RECOVERY_INTERVAL", "200ms", "IDEMGATE_RECOVERY_BACKOFF", "5s,300ms,600ms"));
     http = new Http();
     db = new TestDb(http.vertx(), pg.url());
   }

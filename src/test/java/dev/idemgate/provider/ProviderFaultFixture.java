@@ -42,7 +42,7 @@ abstract class ProviderFaultFixture {
     // Recovery looks often and inquires soon, so a pending payment settles within a test.
     gateway = TestGateway.start(Map.of("IDEMGATE_PG_URL", pg.url(), "IDEMGATE_PROVIDER", "http",
         "IDEMGATE_PROVIDER_URL", proxy.httpUrl(), "IDEMGATE_PROVIDER_TIMEOUT", providerTimeout, "IDEMGATE_LEASE", "5s",
-        "IDEMGATE_RECOVERY_INTERVAL", "200ms", "IDEMGATE_RECOVERY_BACKOFF", "300ms,600ms"));
+        "IDEMGATE_RECOVERY_INTERVAL", "200ms", "IDEMGATE_RECOVERY_BACKOFF", "5s,300ms,600ms"));
     http = new Http();
   }
 

@@ -80,7 +80,7 @@ class ReusedChargeIdIT {
     }).listen(0, "127.0.0.1"));
     gateway = TestGateway.start(Map.of("IDEMGATE_PROVIDER", "http",
         "IDEMGATE_PROVIDER_URL", "http://127.0.0.1:" + acquirer.actualPort(), "IDEMGATE_PROVIDER_TIMEOUT", "1s",
-        "IDEMGATE_LEASE", "3s", "IDEMGATE_RECOVERY_INTERVAL", "200ms", "IDEMGATE_RECOVERY_BACKOFF", "300ms,600ms"));
+        "IDEMGATE_LEASE", "3s", "IDEMGATE_RECOVERY_INTERVAL", "200ms", "IDEMGATE_RECOVERY_BACKOFF", "5s,300ms,600ms"));
     http = new Http();
     db = new TestDb(http.vertx());
   }

@@ -57,7 +57,7 @@ class ForgottenPendingLogVolumeIT {
       long started = System.nanoTime();
       try (CapturedLogs logs = CapturedLogs.of(RecoveryVerticle.class);
            TestGateway gateway = TestGateway.start(Map.of("IDEMGATE_PG_URL", scratch.url(),
-               "IDEMGATE_RECOVERY_INTERVAL", "200ms", "IDEMGATE_RECOVERY_BACKOFF", "200ms"))) {
+               "IDEMGATE_RECOVERY_INTERVAL", "200ms", "IDEMGATE_RECOVERY_BACKOFF", "5s,200ms"))) {
         int inquiries = PAYMENTS * 3;
         Waits.eventually(Duration.ofSeconds(20), () -> beyondRetention(logs).size() >= inquiries,
             () -> "every payment asked about three times; so far " + beyondRetention(logs).size() + " inquiries");

@@ -106,10 +106,10 @@ class InquiryRetryAfterIT {
         assertThat(first.status()).as(first.body()).isEqualTo(202);
         String paymentId = first.json().getString("id");
 
-        // The first inquiry comes 5 s after the 202 (PaymentService#FIRST_INQUIRY).
+        // The first inquiry comes 1 s after the 202 (recovery_backoff's first step).
         Waits.eventually(Duration.ofSeconds(15), () -> acquirer.inquiries.get() >= 1, "recovery asks the acquirer");
-        // Its answer is immediate, and recovery writes the next inquiry at once; with the backoff's 1 s,
-        // recovery would have asked again (and written 2 s) by the time it is read.
+        // Its answer is immediate, and recovery writes the next inquiry at once: on the backoff alone
+        // it would be its next step, 2 s ahead.
         Waits.sleep(500);
         Number aheadSeconds = (Number) db.scalar("SELECT extract(epoch FROM next_inquiry_at - now()) FROM "
             + "idemgate.idempotency_keys WHERE payment_id = $1", paymentId);

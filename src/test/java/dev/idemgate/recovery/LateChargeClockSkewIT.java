@@ -53,7 +53,7 @@ class LateChargeClockSkewIT {
       + "window (9 s) has passed on PostgreSQL's clock, not at its first look")
   void fastRecoveryWaitsForTheWindow() {
     Map<String, String> settings = Map.of("IDEMGATE_PG_URL", url, "IDEMGATE_LEASE", "3s",
-        "IDEMGATE_PROVIDER_TIMEOUT", "3s", "IDEMGATE_RECOVERY_BACKOFF", "20s");
+        "IDEMGATE_PROVIDER_TIMEOUT", "3s", "IDEMGATE_RECOVERY_BACKOFF", "5s,20s");
     Map<String, String> idle = new HashMap<>(settings);
     idle.put("IDEMGATE_RECOVERY_INTERVAL", "1h");
     Map<String, String> busy = new HashMap<>(settings);

@@ -38,7 +38,7 @@ class LateChargeWindowIT {
              "IDEMGATE_LEASE", "3s",
              "IDEMGATE_PROVIDER_TIMEOUT", "3s",
              "IDEMGATE_RECOVERY_INTERVAL", "200ms",
-             "IDEMGATE_RECOVERY_BACKOFF", "20s"))) {
+             "IDEMGATE_RECOVERY_BACKOFF", "5s,20s"))) {
       String key = Http.newKey();
       JsonObject body = Http.payment(1300, "tok_visa");
       IdempotencyStore store = new IdempotencyStore(db.pool(), http.vertx().getOrCreateContext(), 2, Duration.ofSeconds(5),

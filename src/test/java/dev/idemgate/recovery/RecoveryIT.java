@@ -51,7 +51,7 @@ class RecoveryIT {
         "IDEMGATE_LEASE", "3s",
         "IDEMGATE_PROVIDER_TIMEOUT", "3s",
         "IDEMGATE_RECOVERY_INTERVAL", "200ms",
-        "IDEMGATE_RECOVERY_BACKOFF", "300ms,600ms",
+        "IDEMGATE_RECOVERY_BACKOFF", "5s,300ms,600ms",
         "IDEMGATE_SIMULATOR_SLOW_MS", "2500",
         "IDEMGATE_MERCHANT_KEY_TTL", TestGateway.MERCHANT_B + "=2s"));
     http = new Http();
@@ -754,7 +754,7 @@ class RecoveryIT {
     String young = Http.newKey();
     try (TestGateway named = TestGateway.start(Map.of("IDEMGATE_PROVIDER", "http", "IDEMGATE_PROVIDER_URL", url,
         "IDEMGATE_PROVIDER_NAME", "acme-acquirer", "IDEMGATE_LEASE", "3s", "IDEMGATE_PROVIDER_TIMEOUT", "3s",
-        "IDEMGATE_RECOVERY_INTERVAL", "200ms", "IDEMGATE_RECOVERY_BACKOFF", "300ms,600ms"))) {
+        "IDEMGATE_RECOVERY_INTERVAL", "200ms", "IDEMGATE_RECOVERY_BACKOFF", "5s,300ms,600ms"))) {
       abandonedClaim(byName, Http.payment(1270, "tok_visa"), "http acme-acquirer");
       abandonedClaim(byUrl, Http.payment(1271, "tok_visa"), "http " + url);
       abandonedClaim(other, Http.payment(1272, "tok_visa"), "http http://another-acquirer.example:8181");

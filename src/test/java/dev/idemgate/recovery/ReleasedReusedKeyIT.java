@@ -42,7 +42,7 @@ class ReleasedReusedKeyIT {
              "IDEMGATE_LEASE", "3s",
              "IDEMGATE_PROVIDER_TIMEOUT", "3s",
              "IDEMGATE_RECOVERY_INTERVAL", "200ms",
-             "IDEMGATE_RECOVERY_BACKOFF", "300ms,600ms",
+             "IDEMGATE_RECOVERY_BACKOFF", "5s,300ms,600ms",
              "IDEMGATE_MERCHANT_KEY_TTL", MERCHANT_B + "=2s"))) {
       String key = Http.newKey();
       JsonObject body = Http.payment(1_818, "tok_visa");

@@ -85,7 +85,7 @@ class TakenOverAnswerIT {
         "IDEMGATE_LEASE", lease,
         "IDEMGATE_PROVIDER_TIMEOUT", "500ms",
         "IDEMGATE_RECOVERY_INTERVAL", "200ms",
-        "IDEMGATE_RECOVERY_BACKOFF", "1h"));
+        "IDEMGATE_RECOVERY_BACKOFF", "5s,1h"));
   }
 
   @Test
