@@ -15,17 +15,10 @@ import dev.idemgate.support.Http;
 import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.Waits;
-import io.vertx.core.Vertx;
-import io.vertx.core.http.HttpMethod;
-import io.vertx.core.http.HttpServer;
 import io.vertx.core.json.JsonObject;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
@@ -36,40 +29,7 @@ import org.junit.jupiter.api.Test;
  * still taken over (made pending, without an inquiry) at its usual moment.
  */
 class InquiryRetryAfterIT {
-  /**
-   * An acquirer that loses every charge's answer (500: the payment is pending, 202) and refuses every
-   * inquiry with 429 and {@code Retry-After: retryAfter}, noting when each provider key was asked.
-   */
-  private static final class RateLimitingAcquirer implements AutoCloseable {
-    final Vertx vertx = Vertx.vertx();
-    final AtomicInteger inquiries = new AtomicInteger();
-    /** Provider key → {@link System#nanoTime()} of each inquiry about it. */
-    final Map<String, List<Long>> askedAt = new ConcurrentHashMap<>();
-    final HttpServer server;
-
-    RateLimitingAcquirer(int retryAfterSeconds) {
-      server = Http.await(vertx.createHttpServer().requestHandler(request -> request.body().onSuccess(b -> {
-        if (request.method() == HttpMethod.GET) {
-          inquiries.incrementAndGet();
-          askedAt.computeIfAbsent(request.getParam("idempotency_key"), k -> new CopyOnWriteArrayList<>()).add(System.nanoTime());
-          request.response().setStatusCode(429).putHeader("Retry-After", Integer.toString(retryAfterSeconds)).end("{}");
-        } else {
-          request.response().setStatusCode(500).end("{}");
-        }
-      })).listen(0, "127.0.0.1"));
-    }
-
-    List<Long> asked(String providerKey) {
-      return askedAt.getOrDefault(providerKey, List.of());
-    }
-
-    @Override
-    public void close() {
-      Http.await(vertx.close());
-    }
-  }
-
-  private static TestGateway gateway(RateLimitingAcquirer acquirer, String provider) {
+  private static TestGateway gateway(UnsettlingAcquirer acquirer, String provider) {
     return TestGateway.start(Map.of("IDEMGATE_PROVIDER", "http",
         "IDEMGATE_PROVIDER_URL", "http://127.0.0.1:" + acquirer.server.actualPort(), "IDEMGATE_PROVIDER_NAME", provider,
         "IDEMGATE_LEASE", "2s", "IDEMGATE_PROVIDER_TIMEOUT", "1s",
@@ -97,7 +57,7 @@ class InquiryRetryAfterIT {
     String key = Http.newKey();
     String otherPayment = "pay_retry_after_other_" + System.nanoTime();
     JsonObject body = Http.payment(1700, "tok_visa");
-    try (RateLimitingAcquirer acquirer = new RateLimitingAcquirer(120);
+    try (UnsettlingAcquirer acquirer = UnsettlingAcquirer.rateLimiting(120);
         TestGateway gateway = gateway(acquirer, provider);
         Http http = new Http();
         TestDb db = new TestDb(http.vertx())) {
@@ -139,7 +99,7 @@ class InquiryRetryAfterIT {
     String key = Http.newKey();
     String otherPayment = "pay_retry_after_resumed_" + System.nanoTime();
     JsonObject body = Http.payment(1710, "tok_visa");
-    try (RateLimitingAcquirer acquirer = new RateLimitingAcquirer(2);
+    try (UnsettlingAcquirer acquirer = UnsettlingAcquirer.rateLimiting(2);
         TestGateway gateway = gateway(acquirer, provider);
         Http http = new Http();
         TestDb db = new TestDb(http.vertx())) {
@@ -174,7 +134,7 @@ class InquiryRetryAfterIT {
     String deadKey = Http.newKey();
     JsonObject body = Http.payment(1720, "tok_visa");
     JsonObject deadBody = Http.payment(1721, "tok_visa");
-    try (RateLimitingAcquirer acquirer = new RateLimitingAcquirer(300);
+    try (UnsettlingAcquirer acquirer = UnsettlingAcquirer.rateLimiting(300);
         TestGateway gateway = gateway(acquirer, provider);
         Http http = new Http();
         TestDb db = new TestDb(http.vertx())) {

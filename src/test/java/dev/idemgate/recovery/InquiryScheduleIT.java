@@ -9,15 +9,10 @@ import dev.idemgate.support.Http;
 import dev.idemgate.support.TestDb;
 import dev.idemgate.support.TestGateway;
 import dev.idemgate.support.Waits;
-import io.vertx.core.Vertx;
-import io.vertx.core.http.HttpMethod;
-import io.vertx.core.http.HttpServer;
 import io.vertx.core.json.JsonObject;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
@@ -28,32 +23,6 @@ import org.junit.jupiter.api.Test;
  * then used twice (5 s, 5 s, 30 s, … by default, where the design lists 5s, 30s, 2m, 10m, 1h).
  */
 class InquiryScheduleIT {
-  /** Loses every charge's answer (500: pending, 202) and cannot tell any inquiry's (500), noting when each was asked. */
-  private static final class SilentAcquirer implements AutoCloseable {
-    final Vertx vertx = Vertx.vertx();
-    /** Provider key → {@link System#nanoTime()} of each inquiry about it. */
-    final Map<String, List<Long>> askedAt = new ConcurrentHashMap<>();
-    final HttpServer server;
-
-    SilentAcquirer() {
-      server = Http.await(vertx.createHttpServer().requestHandler(request -> request.body().onSuccess(b -> {
-        if (request.method() == HttpMethod.GET) {
-          askedAt.computeIfAbsent(request.getParam("idempotency_key"), k -> new CopyOnWriteArrayList<>()).add(System.nanoTime());
-        }
-        request.response().setStatusCode(500).end("{}");
-      })).listen(0, "127.0.0.1"));
-    }
-
-    List<Long> asked(String providerKey) {
-      return askedAt.getOrDefault(providerKey, List.of());
-    }
-
-    @Override
-    public void close() {
-      Http.await(vertx.close());
-    }
-  }
-
   @Test
   @DisplayName("with recovery_backoff 1s,3s,1h a pending payment is first asked about 1 s after its 202 (its Retry-After "
       + "says 3: the step, a 200 ms pass and a second), again 3 s later, then not for an hour")
@@ -61,7 +30,7 @@ class InquiryScheduleIT {
     String provider = "inquiry-schedule-" + System.nanoTime();
     String key = Http.newKey();
     JsonObject body = Http.payment(1730, "tok_visa");
-    try (SilentAcquirer acquirer = new SilentAcquirer();
+    try (UnsettlingAcquirer acquirer = UnsettlingAcquirer.failing();
         TestGateway gateway = TestGateway.start(Map.of("IDEMGATE_PROVIDER", "http",
             "IDEMGATE_PROVIDER_URL", "http://127.0.0.1:" + acquirer.server.actualPort(), "IDEMGATE_PROVIDER_NAME", provider,
             "IDEMGATE_LEASE", "2s", "IDEMGATE_PROVIDER_TIMEOUT", "1s",
