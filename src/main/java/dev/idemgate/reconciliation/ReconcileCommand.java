@@ -192,6 +192,10 @@ public final class ReconcileCommand implements Callable<Integer> {
       for (Object warning : outcome.summary().getJsonArray("warnings", new JsonArray())) {
         err.println("idemgate: warning: " + warning);
       }
+      String oldRuns = outcome.oldRuns() == null ? null : outcome.oldRuns().describe();
+      if (oldRuns != null) {
+        err.println("idemgate: " + (outcome.oldRuns().failure() != null ? "warning: " : "") + oldRuns);
+      }
       err.println("idemgate: " + describe(runId, outcome.summary()) + (out == null ? "" : "; report in " + out));
       err.flush();
       return EXIT_OK;

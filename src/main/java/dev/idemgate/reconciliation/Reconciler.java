@@ -96,6 +96,8 @@ public final class Reconciler {
    * reads the file or matches. Shorter than the JDBC read deadline ({@link Jdbc}).
    */
   static final Duration HISTORY_WAIT = Duration.ofMinutes(10);
+  /** How long the deletion of old runs after a run waits for another run's tail; past it, the next run deletes them. */
+  static final Duration HISTORY_WAIT_TO_DELETE_OLD_RUNS = Duration.ofSeconds(10);
 
   private final ReconciliationSettings settings;
   /** How long after its claim a charge may still land ({@code GatewayConfig#chargeInFlight}). */
@@ -106,8 +108,38 @@ public final class Reconciler {
     this.chargeInFlight = chargeInFlight;
   }
 
-  /** The result of a run: its id, the summary stored with it, and the malformed lines kept. */
-  public record Outcome(String runId, JsonObject summary, List<MalformedRow> malformed) {}
+  /**
+   * The result of a run: its id, the summary stored with it, the malformed lines kept, and what
+   * became of the runs older than run_retention (null when every run is kept).
+   */
+  public record Outcome(String runId, JsonObject summary, List<MalformedRow> malformed, OldRuns oldRuns) {
+    Outcome withOldRuns(OldRuns oldRuns) {
+      return new Outcome(runId, summary, malformed, oldRuns);
+    }
+  }
+
+  /**
+   * The runs older than run_retention after a run: how many were deleted, or why none was (the run
+   * itself stands; the next run tries again). The caller says it: the CLI on standard error, where
+   * a log line would go to standard output with the report; the API in the log.
+   */
+  public record OldRuns(Duration retention, int deleted, String failure) {
+    /** One line for a person; null when there is nothing to say. */
+    public String describe() {
+      if (failure != null) {
+        return "runs older than run_retention (" + asGiven() + ") were not deleted; the next run tries again: " + failure;
+      }
+      return deleted == 0 ? null : "deleted " + deleted + " reconciliation run" + (deleted == 1 ? "" : "s")
+          + " that started more than run_retention (" + asGiven() + ") ago, with their discrepancies and recorded settlements";
+    }
+
+    /** The retention as the setting writes it: in its largest whole unit (36h, 400d). */
+    private String asGiven() {
+      long seconds = retention.toSeconds();
+      return seconds % 86_400 == 0 ? seconds / 86_400 + "d" : seconds % 3_600 == 0 ? seconds / 3_600 + "h"
+          : seconds % 60 == 0 ? seconds / 60 + "m" : seconds + "s";
+    }
+  }
 
   /** Records a new RUNNING run (committed at once, so that it can be looked up while it runs). */
   public String createRun(Connection c, ReconciliationRequest r) throws SQLException {
@@ -135,7 +167,8 @@ public final class Reconciler {
    * Reads the file, matches, stores the discrepancies and completes the run. On failure the run's
    * work is rolled back, the run is marked FAILED with a one-line reason and the failure rethrown.
    * The run's row is locked for the whole transaction: that is how a deletion tells a run under way
-   * from one a process left RUNNING when it ended ({@link ReconciliationStore#delete}).
+   * from one a process left RUNNING when it ended ({@link ReconciliationStore#delete}). Once it has
+   * committed, runs older than {@code run_retention} are deleted ({@link #deleteRunsOlderThan}).
    */
   public Outcome run(Connection c, String runId, SettlementReader reader, ReconciliationRequest r) throws SQLException {
     try {
@@ -151,7 +184,7 @@ public final class Reconciler {
       }
       Outcome outcome = reconcile(c, runId, reader, r);
       c.commit();
-      return outcome;
+      return settings.runRetention().isZero() ? outcome : outcome.withOldRuns(deleteRunsOlderThanRetention(c));
     } catch (SQLException | RuntimeException e) {
       c.rollback();
       c.setAutoCommit(true);
@@ -163,6 +196,62 @@ public final class Reconciler {
         s.executeUpdate();
       }
       throw e;
+    }
+  }
+
+  /**
+   * After a run: the runs older than run_retention go. The run has committed, so a failure here only
+   * leaves them to the next run, never fails this one.
+   */
+  private OldRuns deleteRunsOlderThanRetention(Connection c) {
+    try {
+      int deleted = deleteRunsOlderThan(c, settings.runRetention(), HISTORY_WAIT_TO_DELETE_OLD_RUNS);
+      return deleted >= 0 ? new OldRuns(settings.runRetention(), deleted, null)
+          : new OldRuns(settings.runRetention(), 0, "another run held the settlement history for "
+              + HISTORY_WAIT_TO_DELETE_OLD_RUNS.toSeconds() + " s");
+    } catch (SQLException | RuntimeException e) {
+      // The first line only: a PostgreSQL error's Detail and Where lines can quote the values of a row.
+      return new OldRuns(settings.runRetention(), 0, String.valueOf(e.getMessage()).lines().findFirst().orElse(""));
+    }
+  }
+
+  /**
+   * Deletes the runs that started more than {@code retention} ago, with their discrepancies,
+   * probable matches and recorded settlements (ON DELETE CASCADE), in one transaction holding the
+   * settlement history as a run does ({@link #waitForTheSettlementHistory}): no run reads an old
+   * run's settlements halfway through their deletion. A run under way holds its row, and is passed
+   * over (SKIP LOCKED) to be deleted by a later run; a RUNNING row nobody holds is a process's that
+   * ended mid-run, deleted like {@link ReconciliationStore#delete} deletes one.
+   *
+   * @return how many runs were deleted; -1 when another run held the history for {@code wait}
+   */
+  static int deleteRunsOlderThan(Connection c, Duration retention, Duration wait) throws SQLException {
+    c.setAutoCommit(false);
+    try {
+      try {
+        waitForTheSettlementHistory(c, wait);
+      } catch (SQLException e) {
+        if (LOCK_NOT_AVAILABLE.equals(e.getSQLState())) {
+          c.rollback();
+          return -1;
+        }
+        throw e;
+      }
+      int deleted;
+      try (PreparedStatement s = c.prepareStatement("""
+          DELETE FROM idemgate.reconciliation_runs WHERE id IN (
+            SELECT id FROM idemgate.reconciliation_runs WHERE started_at < now() - make_interval(secs => ?)
+            FOR UPDATE SKIP LOCKED)""")) {
+        s.setLong(1, retention.toSeconds());
+        deleted = s.executeUpdate();
+      }
+      c.commit();
+      return deleted;
+    } catch (SQLException | RuntimeException e) {
+      c.rollback();
+      throw e;
+    } finally {
+      c.setAutoCommit(true);
     }
   }
 
@@ -239,7 +328,7 @@ public final class Reconciler {
       s.setString(5, runId);
       s.executeUpdate();
     }
-    return new Outcome(runId, summary, List.copyOf(ingest.malformed));
+    return new Outcome(runId, summary, List.copyOf(ingest.malformed), null);
   }
 
   /** What the file held. */

@@ -249,7 +249,14 @@ public final class ReconciliationRoutes {
   /** Worker: the run itself; its outcome is stored with the run. */
   private Void finish(Started started) {
     try (Connection c = started.connection()) {
-      new Reconciler(started.upload().settings(), chargeInFlight).run(c, started.runId(), started.reader(), started.upload().request());
+      Reconciler.Outcome outcome = new Reconciler(started.upload().settings(), chargeInFlight)
+          .run(c, started.runId(), started.reader(), started.upload().request());
+      String oldRuns = outcome.oldRuns() == null ? null : outcome.oldRuns().describe();
+      if (oldRuns != null && outcome.oldRuns().failure() != null) {
+        log.warn("after reconciliation {}: {}", started.runId(), oldRuns);
+      } else if (oldRuns != null) {
+        log.info("after reconciliation {}: {}", started.runId(), oldRuns);
+      }
     } catch (Exception e) {
       // The first line only: a PostgreSQL error's Detail and Where lines can quote the values of a row.
       String reason = String.valueOf(e.getMessage()).lines().findFirst().orElse("");

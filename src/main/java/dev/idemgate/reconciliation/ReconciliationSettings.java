@@ -30,6 +30,8 @@ import org.slf4j.LoggerFactory;
  * @param lookbackLag how far before a row's settled_at its payment is looked for: the configured lag,
  *     or a run's own when that is longer. A run's shorter lag (0s, to see missing settlements sooner)
  *     never narrows it: rows of payments charged a day before they settled would be orphans to refund.
+ * @param runRetention how long after it started a run is kept, with its discrepancies and the
+ *     settlements it recorded; zero keeps every run ({@link Reconciler#deleteRunsOlderThan})
  */
 public record ReconciliationSettings(
     Duration settlementLag,
@@ -38,12 +40,20 @@ public record ReconciliationSettings(
     double amountTolerance,
     long maxUploadBytes,
     Map<String, Map<String, String>> columnMaps,
-    Duration lookbackLag) {
+    Duration lookbackLag,
+    Duration runRetention) {
 
   private static final String ENV_PREFIX = "IDEMGATE_RECONCILIATION_";
   private static final Logger log = LoggerFactory.getLogger(ReconciliationSettings.class);
   /** Longer than any provider settles in; far longer, and PostgreSQL's timestamps go out of range. */
   public static final Duration MAX_SETTLEMENT_LAG = Duration.ofDays(90);
+  /**
+   * The shortest run_retention other than zero: a run must outlive the next day's file, whose
+   * second settlements of the same payments it is there to find.
+   */
+  static final Duration MIN_RUN_RETENTION = Duration.ofDays(1);
+  /** A hundred years: far past any record-keeping rule, and well inside PostgreSQL's intervals. */
+  static final Duration MAX_RUN_RETENTION = Duration.ofDays(36_500);
 
   /**
    * A settlement lag given as {@code name} ({@code settlement_lag}, {@code --settlement-lag}): a
@@ -57,6 +67,18 @@ public record ReconciliationSettings(
     return lag;
   }
 
+  /** run_retention as given: 0 (keep every run), or from {@link #MIN_RUN_RETENTION} to {@link #MAX_RUN_RETENTION}. */
+  static Duration runRetention(String text) {
+    Duration retention = Durations.parse("run_retention", text);
+    if (!retention.isZero() && retention.compareTo(MIN_RUN_RETENTION) < 0) {
+      throw new ConfigException("run_retention: 0s keeps every run; any other value must be at least 1d, got " + text.trim());
+    }
+    if (retention.compareTo(MAX_RUN_RETENTION) > 0) {
+      throw new ConfigException("run_retention: must be at most " + MAX_RUN_RETENTION.toDays() + "d, got " + text.trim());
+    }
+    return retention;
+  }
+
   public ReconciliationSettings {
     // Above 1/2 a settlement row and a payment can each have at most one accepted partner.
     if (!(reviewThreshold > 0 && reviewThreshold <= matchThreshold && matchThreshold > 0.5 && matchThreshold < 1)) {
@@ -68,8 +90,9 @@ public record ReconciliationSettings(
 
   /** The settings as configured: the lookback is the lag. */
   public ReconciliationSettings(Duration settlementLag, double matchThreshold, double reviewThreshold,
-      double amountTolerance, long maxUploadBytes, Map<String, Map<String, String>> columnMaps) {
-    this(settlementLag, matchThreshold, reviewThreshold, amountTolerance, maxUploadBytes, columnMaps, settlementLag);
+      double amountTolerance, long maxUploadBytes, Map<String, Map<String, String>> columnMaps, Duration runRetention) {
+    this(settlementLag, matchThreshold, reviewThreshold, amountTolerance, maxUploadBytes, columnMaps, settlementLag,
+        runRetention);
   }
 
   /** The column mapping of a provider (canonical to provider header), empty when none is configured. */
@@ -80,7 +103,7 @@ public record ReconciliationSettings(
   /** One run's lag in place of the configured one; the lookback stays at least the configured lag. */
   public ReconciliationSettings withSettlementLag(Duration lag) {
     return new ReconciliationSettings(lag, matchThreshold, reviewThreshold, amountTolerance, maxUploadBytes, columnMaps,
-        lag.compareTo(lookbackLag) > 0 ? lag : lookbackLag);
+        lag.compareTo(lookbackLag) > 0 ? lag : lookbackLag, runRetention);
   }
 
   /** The file to read when none is named: {@code IDEMGATE_RECONCILIATION_CONFIG}, else {@code conf/reconciliation.yaml} if present. */
@@ -146,7 +169,8 @@ public record ReconciliationSettings(
         fraction(values, "review_threshold"),
         fraction(values, "amount_tolerance"),
         (long) (fraction(values, "max_upload_mib") * 1024 * 1024),
-        columnMaps(values.get("column_map")));
+        columnMaps(values.get("column_map")),
+        runRetention(String.valueOf(values.get("run_retention"))));
   }
 
   /**

@@ -7,6 +7,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.idemgate.support.TestGateway;
 import io.vertx.core.json.JsonObject;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
@@ -16,6 +17,7 @@ import java.sql.Statement;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -235,6 +237,84 @@ class ReconciliationHistoryIT {
       JsonObject rows = runC.getJsonObject("summary").getJsonObject("rows");
       assertThat(rows.getLong("netted_earlier")).as(rows.encode()).isEqualTo(2);
       assertThat(rows.getLong("netted")).as(rows.encode()).isEqualTo(4);
+    }
+  }
+
+  @Test
+  @DisplayName("with run_retention set, a completed run deletes the runs that started longer ago, with the settlements "
+      + "they recorded, passing over one under way until a later run; the command says how many; without it none goes")
+  void runsOlderThanTheRetentionAreDeletedAfterARun() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture();
+        Connection holder = Jdbc.connect(TestGateway.pgUrl())) {
+      Instant a = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(45));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      ledger.payment("m1", 4_500, "EUR", "succeeded", p + "ch_old", a.minus(Duration.ofHours(2)));
+      ledger.payment("m1", 4_600, "EUR", "succeeded", p + "ch_busy", a.minus(Duration.ofHours(2)));
+      String fileA = HEADER + row("sa_old", p + "ch_old", null, m1, 4_500, "EUR", "settled", a);
+      String fileB = HEADER + row("sb_busy", p + "ch_busy", null, m1, 4_600, "EUR", "settled", a);
+      String runA = reconcile("a.csv", fileA, p).getJsonObject("run").getString("id");
+      String runB = reconcile("b.csv", fileB, p).getJsonObject("run").getString("id");
+      // Both started just over the longest retention ago: no other run in a shared database is that old.
+      holder.setAutoCommit(true);
+      try (PreparedStatement s = holder.prepareStatement("UPDATE idemgate.reconciliation_runs "
+          + "SET started_at = now() - interval '36501 days' WHERE id = ANY (?)")) {
+        s.setArray(1, holder.createArrayOf("text", new String[] {runA, runB}));
+        assertThat(s.executeUpdate()).isEqualTo(2);
+      }
+
+      reconcile("again.csv", fileA, p);
+      assertThat(runsKept(holder, runA, runB)).as("runs kept with run_retention 0s (the default)").containsExactly(runA, runB);
+
+      // Run B is under way, as far as a deletion can tell: its row is held.
+      holder.setAutoCommit(false);
+      try (PreparedStatement s = holder.prepareStatement(
+          "SELECT 1 FROM idemgate.reconciliation_runs WHERE id = ? FOR UPDATE")) {
+        s.setString(1, runB);
+        s.executeQuery().close();
+      }
+      Path settings = Files.writeString(dir.resolve("retention.yaml"), "run_retention: 36500d\n");
+      String said = reconcileWith(settings, "c.csv", fileA, p);
+      assertThat(said).contains("idemgate: deleted 1 reconciliation run that started more than run_retention (36500d) "
+          + "ago, with their discrepancies and recorded settlements");
+      holder.commit();
+      holder.setAutoCommit(true);
+      assertThat(runsKept(holder, runA, runB)).as("runs kept: the one under way").containsExactly(runB);
+      try (PreparedStatement s = holder.prepareStatement(
+          "SELECT count(*) FROM idemgate.reconciliation_settlements WHERE run_id = ?")) {
+        s.setString(1, runA);
+        try (ResultSet rs = s.executeQuery()) {
+          rs.next();
+          assertThat(rs.getLong(1)).as("settlements run A recorded").isZero();
+        }
+      }
+
+      assertThat(reconcileWith(settings, "d.csv", fileB, p)).contains("idemgate: deleted 1 reconciliation run");
+      assertThat(runsKept(holder, runA, runB)).as("runs kept once B was no longer held").isEmpty();
+    }
+  }
+
+  /** Reconciles {@code csv} with the reconciliation settings in {@code settings}; what the command said on standard error. */
+  private String reconcileWith(Path settings, String name, String csv, String merchantPrefix) throws Exception {
+    Path file = Files.writeString(dir.resolve(name), csv);
+    LedgerFixture.Cli cli = LedgerFixture.cli("reconcile", "--settlement", file.toString(), "--merchant-prefix",
+        merchantPrefix, "--reconciliation-config", settings.toString(), "--out", dir.resolve(name + ".json").toString());
+    assertThat(cli.status()).as(cli.err()).isZero();
+    return cli.err();
+  }
+
+  private static List<String> runsKept(Connection c, String... ids) throws SQLException {
+    try (PreparedStatement s = c.prepareStatement(
+        "SELECT id FROM idemgate.reconciliation_runs WHERE id = ANY (?) ORDER BY id = ? DESC")) {
+      s.setArray(1, c.createArrayOf("text", ids));
+      s.setString(2, ids[0]);
+      List<String> kept = new ArrayList<>();
+      try (ResultSet rs = s.executeQuery()) {
+        while (rs.next()) {
+          kept.add(rs.getString(1));
+        }
+      }
+      return kept;
     }
   }
 

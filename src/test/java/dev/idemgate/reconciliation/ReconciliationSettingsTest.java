@@ -38,6 +38,24 @@ class ReconciliationSettingsTest {
   }
 
   @Test
+  @DisplayName("run_retention keeps every run by default (0s); otherwise 1d to 36500d, anything else refused naming it")
+  void runRetentionBounded() {
+    assertThat(ReconciliationSettings.load(Optional.empty(), Map.of()).runRetention()).isZero();
+    assertThat(ReconciliationSettings.load(Optional.empty(), Map.of("IDEMGATE_RECONCILIATION_RUN_RETENTION", "400d"))
+        .runRetention()).isEqualTo(Duration.ofDays(400));
+    assertThat(ReconciliationSettings.runRetention("24h")).isEqualTo(Duration.ofDays(1));
+    assertThatThrownBy(() -> ReconciliationSettings.runRetention("23h"))
+        .isInstanceOf(ConfigException.class).hasMessage("run_retention: 0s keeps every run; any other value must be at least 1d, got 23h");
+    assertThatThrownBy(() -> ReconciliationSettings.runRetention("36501d"))
+        .isInstanceOf(ConfigException.class).hasMessage("run_retention: must be at most 36500d, got 36501d");
+    assertThatThrownBy(() -> ReconciliationSettings.load(Optional.empty(), Map.of("IDEMGATE_RECONCILIATION_RUN_RETENTION", "a year")))
+        .isInstanceOf(ConfigException.class).hasMessageStartingWith("run_retention: ");
+    // A run's own lag leaves the retention as configured.
+    ReconciliationSettings kept = ReconciliationSettings.load(Optional.empty(), Map.of("IDEMGATE_RECONCILIATION_RUN_RETENTION", "30d"));
+    assertThat(kept.withSettlementLag(Duration.ofDays(4)).runRetention()).isEqualTo(Duration.ofDays(30));
+  }
+
+  @Test
   @DisplayName("a reconciliation file that is missing or a directory is refused saying so, not with its path repeated")
   void unreadableFile(@TempDir Path dir) {
     Path missing = dir.resolve("absent.yaml");
