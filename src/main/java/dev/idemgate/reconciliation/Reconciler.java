@@ -127,10 +127,15 @@ public final class Reconciler {
     /** One line for a person; null when there is nothing to say. */
     public String describe() {
       if (failure != null) {
-        return "runs older than run_retention (" + asGiven() + ") were not deleted; the next run tries again: " + failure;
+        return (deleted == 0 ? "runs older than run_retention (" + asGiven() + ") were not deleted"
+            : deletedRuns() + "; the others were not") + "; the next run tries again: " + failure;
       }
-      return deleted == 0 ? null : "deleted " + deleted + " reconciliation run" + (deleted == 1 ? "" : "s")
-          + " that started more than run_retention (" + asGiven() + ") ago, with their discrepancies and recorded settlements";
+      return deleted == 0 ? null : deletedRuns() + ", with their discrepancies and recorded settlements";
+    }
+
+    private String deletedRuns() {
+      return "deleted " + deleted + " reconciliation run" + (deleted == 1 ? "" : "s") + " that started more than "
+          + "run_retention (" + asGiven() + ") ago";
     }
 
     /** The retention as the setting writes it: in its largest whole unit (36h, 400d). */
@@ -184,7 +189,8 @@ public final class Reconciler {
       }
       Outcome outcome = reconcile(c, runId, reader, r);
       c.commit();
-      return settings.runRetention().isZero() ? outcome : outcome.withOldRuns(deleteRunsOlderThanRetention(c));
+      return settings.runRetention().isZero() ? outcome : outcome.withOldRuns(
+          deleteRunsOlderThan(c, settings.runRetention(), HISTORY_WAIT_TO_DELETE_OLD_RUNS));
     } catch (SQLException | RuntimeException e) {
       c.rollback();
       c.setAutoCommit(true);
@@ -200,54 +206,64 @@ public final class Reconciler {
   }
 
   /**
-   * After a run: the runs older than run_retention go. The run has committed, so a failure here only
-   * leaves them to the next run, never fails this one.
+   * Deletes the runs that started more than {@code retention} ago, oldest first, with their
+   * discrepancies, probable matches and recorded settlements (ON DELETE CASCADE). Each run goes in a
+   * transaction of its own holding the settlement history as a run does
+   * ({@link #waitForTheSettlementHistory}): no run reads an old run's settlements halfway through
+   * their deletion, and a run waiting for the history gets it between two deletions (PostgreSQL
+   * grants a released lock to its waiters first), so turning the retention on over years of runs
+   * holding millions of settlements never holds it for all of them at once, and what was deleted
+   * before a failure stays deleted. A run under way holds its row, and is passed over (SKIP LOCKED)
+   * to be deleted by a later run; a RUNNING row nobody holds is a process's that ended mid-run,
+   * deleted like {@link ReconciliationStore#delete} deletes one.
+   *
+   * <p>The run that calls it has committed: a failure here leaves the rest to the next run, never
+   * fails that one.
+   *
+   * @return how many runs were deleted, and why the others were not when a deletion failed or
+   *     another run held the history for {@code wait}
    */
-  private OldRuns deleteRunsOlderThanRetention(Connection c) {
+  static OldRuns deleteRunsOlderThan(Connection c, Duration retention, Duration wait) {
+    int deleted = 0;
     try {
-      int deleted = deleteRunsOlderThan(c, settings.runRetention(), HISTORY_WAIT_TO_DELETE_OLD_RUNS);
-      return deleted >= 0 ? new OldRuns(settings.runRetention(), deleted, null)
-          : new OldRuns(settings.runRetention(), 0, "another run held the settlement history for "
-              + HISTORY_WAIT_TO_DELETE_OLD_RUNS.toSeconds() + " s");
+      while (deleteOldestRunOlderThan(c, retention, wait)) {
+        deleted++;
+      }
+      return new OldRuns(retention, deleted, null);
     } catch (SQLException | RuntimeException e) {
       // The first line only: a PostgreSQL error's Detail and Where lines can quote the values of a row.
-      return new OldRuns(settings.runRetention(), 0, String.valueOf(e.getMessage()).lines().findFirst().orElse(""));
+      return new OldRuns(retention, deleted, String.valueOf(e.getMessage()).lines().findFirst().orElse(""));
     }
   }
 
-  /**
-   * Deletes the runs that started more than {@code retention} ago, with their discrepancies,
-   * probable matches and recorded settlements (ON DELETE CASCADE), in one transaction holding the
-   * settlement history as a run does ({@link #waitForTheSettlementHistory}): no run reads an old
-   * run's settlements halfway through their deletion. A run under way holds its row, and is passed
-   * over (SKIP LOCKED) to be deleted by a later run; a RUNNING row nobody holds is a process's that
-   * ended mid-run, deleted like {@link ReconciliationStore#delete} deletes one.
-   *
-   * @return how many runs were deleted; -1 when another run held the history for {@code wait}
-   */
-  static int deleteRunsOlderThan(Connection c, Duration retention, Duration wait) throws SQLException {
+  /** One run of {@link #deleteRunsOlderThan}, in its own transaction; false when none is left to delete. */
+  private static boolean deleteOldestRunOlderThan(Connection c, Duration retention, Duration wait) throws SQLException {
     c.setAutoCommit(false);
+    String waitingFor = "the settlement history";
     try {
-      try {
-        waitForTheSettlementHistory(c, wait);
-      } catch (SQLException e) {
-        if (LOCK_NOT_AVAILABLE.equals(e.getSQLState())) {
-          c.rollback();
-          return -1;
-        }
-        throw e;
-      }
+      waitForTheSettlementHistory(c, wait);
+      // The cascade waits for a row of the run held elsewhere (an operator resolving one of its
+      // discrepancies) as long as for the history, not until the socket's deadline.
+      waitingFor = "a row of a run to delete";
+      execute(c, "SET LOCAL lock_timeout = '" + wait.toSeconds() + "s'");
       int deleted;
       try (PreparedStatement s = c.prepareStatement("""
-          DELETE FROM idemgate.reconciliation_runs WHERE id IN (
+          DELETE FROM idemgate.reconciliation_runs WHERE id = (
             SELECT id FROM idemgate.reconciliation_runs WHERE started_at < now() - make_interval(secs => ?)
-            FOR UPDATE SKIP LOCKED)""")) {
+            ORDER BY started_at LIMIT 1 FOR UPDATE SKIP LOCKED)""")) {
         s.setLong(1, retention.toSeconds());
         deleted = s.executeUpdate();
       }
       c.commit();
-      return deleted;
-    } catch (SQLException | RuntimeException e) {
+      return deleted > 0;
+    } catch (SQLException e) {
+      c.rollback();
+      if (LOCK_NOT_AVAILABLE.equals(e.getSQLState())) {
+        throw new SQLException("another transaction held " + waitingFor + " for " + wait.toSeconds() + " s",
+            e.getSQLState(), e);
+      }
+      throw e;
+    } catch (RuntimeException e) {
       c.rollback();
       throw e;
     } finally {

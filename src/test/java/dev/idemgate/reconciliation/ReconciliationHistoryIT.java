@@ -255,16 +255,17 @@ class ReconciliationHistoryIT {
       String fileB = HEADER + row("sb_busy", p + "ch_busy", null, m1, 4_600, "EUR", "settled", a);
       String runA = reconcile("a.csv", fileA, p).getJsonObject("run").getString("id");
       String runB = reconcile("b.csv", fileB, p).getJsonObject("run").getString("id");
-      // Both started just over the longest retention ago: no other run in a shared database is that old.
+      String runC = reconcile("a2.csv", fileA, p).getJsonObject("run").getString("id");
+      // All three started just over the longest retention ago, B between A and C: no other run in a
+      // shared database is that old.
       holder.setAutoCommit(true);
-      try (PreparedStatement s = holder.prepareStatement("UPDATE idemgate.reconciliation_runs "
-          + "SET started_at = now() - interval '36501 days' WHERE id = ANY (?)")) {
-        s.setArray(1, holder.createArrayOf("text", new String[] {runA, runB}));
-        assertThat(s.executeUpdate()).isEqualTo(2);
-      }
+      startedDaysAgo(holder, runA, 36_503);
+      startedDaysAgo(holder, runB, 36_502);
+      startedDaysAgo(holder, runC, 36_501);
 
       reconcile("again.csv", fileA, p);
-      assertThat(runsKept(holder, runA, runB)).as("runs kept with run_retention 0s (the default)").containsExactly(runA, runB);
+      assertThat(runsKept(holder, runA, runB, runC)).as("runs kept with run_retention 0s (the default)")
+          .containsExactly(runA, runB, runC);
 
       // Run B is under way, as far as a deletion can tell: its row is held.
       holder.setAutoCommit(false);
@@ -275,11 +276,11 @@ class ReconciliationHistoryIT {
       }
       Path settings = Files.writeString(dir.resolve("retention.yaml"), "run_retention: 36500d\n");
       String said = reconcileWith(settings, "c.csv", fileA, p);
-      assertThat(said).contains("idemgate: deleted 1 reconciliation run that started more than run_retention (36500d) "
+      assertThat(said).contains("idemgate: deleted 2 reconciliation runs that started more than run_retention (36500d) "
           + "ago, with their discrepancies and recorded settlements");
       holder.commit();
       holder.setAutoCommit(true);
-      assertThat(runsKept(holder, runA, runB)).as("runs kept: the one under way").containsExactly(runB);
+      assertThat(runsKept(holder, runA, runB, runC)).as("runs kept: the one under way").containsExactly(runB);
       try (PreparedStatement s = holder.prepareStatement(
           "SELECT count(*) FROM idemgate.reconciliation_settlements WHERE run_id = ?")) {
         s.setString(1, runA);
@@ -289,8 +290,63 @@ class ReconciliationHistoryIT {
         }
       }
 
-      assertThat(reconcileWith(settings, "d.csv", fileB, p)).contains("idemgate: deleted 1 reconciliation run");
-      assertThat(runsKept(holder, runA, runB)).as("runs kept once B was no longer held").isEmpty();
+      assertThat(reconcileWith(settings, "d.csv", fileB, p)).contains("idemgate: deleted 1 reconciliation run ");
+      assertThat(runsKept(holder, runA, runB, runC)).as("runs kept once B was no longer held").isEmpty();
+    }
+  }
+
+  @Test
+  @DisplayName("deleting old runs goes one run per transaction, oldest first: when a row of the second is held past the "
+      + "wait, the first stays deleted, the others are kept for the next run, and the outcome says both")
+  void oldRunsDeletedBeforeAFailureStayDeleted() throws Exception {
+    try (LedgerFixture ledger = new LedgerFixture();
+        Connection holder = Jdbc.connect(TestGateway.pgUrl());
+        Connection deleter = Jdbc.connect(TestGateway.pgUrl())) {
+      Instant a = Instant.now().truncatedTo(ChronoUnit.SECONDS).minus(Duration.ofDays(45));
+      String p = ledger.prefix;
+      String m1 = ledger.merchant("m1");
+      ledger.payment("m1", 4_700, "EUR", "succeeded", p + "ch_kept", a.minus(Duration.ofHours(2)));
+      String file = HEADER + row("sk_kept", p + "ch_kept", null, m1, 4_700, "EUR", "settled", a);
+      String runA = reconcile("a.csv", file, p).getJsonObject("run").getString("id");
+      String runB = reconcile("b.csv", file, p).getJsonObject("run").getString("id");
+      String runC = reconcile("c.csv", file, p).getJsonObject("run").getString("id");
+      holder.setAutoCommit(true);
+      startedDaysAgo(holder, runA, 36_503);
+      startedDaysAgo(holder, runB, 36_502);
+      startedDaysAgo(holder, runC, 36_501);
+
+      // B's run row is free (it is no run under way), but the settlement it recorded is held, as an
+      // operator's transaction would hold a row of it: its cascade waits for that row.
+      holder.setAutoCommit(false);
+      try (PreparedStatement s = holder.prepareStatement(
+          "SELECT 1 FROM idemgate.reconciliation_settlements WHERE run_id = ? FOR UPDATE")) {
+        s.setString(1, runB);
+        try (ResultSet rs = s.executeQuery()) {
+          assertThat(rs.next()).as("a settlement recorded by run B").isTrue();
+        }
+      }
+      Reconciler.OldRuns cut = Reconciler.deleteRunsOlderThan(deleter, Duration.ofDays(36_500), Duration.ofSeconds(1));
+      holder.rollback();
+      holder.setAutoCommit(true);
+      assertThat(cut.deleted()).isEqualTo(1);
+      assertThat(cut.describe()).isEqualTo("deleted 1 reconciliation run that started more than run_retention (36500d) "
+          + "ago; the others were not; the next run tries again: another transaction held a row of a run to delete for 1 s");
+      assertThat(runsKept(holder, runA, runB, runC)).as("runs kept after the failure").containsExactly(runB, runC);
+      assertThat(deleter.getAutoCommit()).as("the connection is left in autocommit").isTrue();
+
+      Reconciler.OldRuns rest = Reconciler.deleteRunsOlderThan(deleter, Duration.ofDays(36_500), Duration.ofSeconds(1));
+      assertThat(rest.deleted()).isEqualTo(2);
+      assertThat(rest.failure()).isNull();
+      assertThat(runsKept(holder, runA, runB, runC)).as("runs kept once B's row was free").isEmpty();
+    }
+  }
+
+  private static void startedDaysAgo(Connection c, String runId, int days) throws SQLException {
+    try (PreparedStatement s = c.prepareStatement(
+        "UPDATE idemgate.reconciliation_runs SET started_at = now() - make_interval(days => ?) WHERE id = ?")) {
+      s.setInt(1, days);
+      s.setString(2, runId);
+      assertThat(s.executeUpdate()).isEqualTo(1);
     }
   }
 
@@ -305,9 +361,9 @@ class ReconciliationHistoryIT {
 
   private static List<String> runsKept(Connection c, String... ids) throws SQLException {
     try (PreparedStatement s = c.prepareStatement(
-        "SELECT id FROM idemgate.reconciliation_runs WHERE id = ANY (?) ORDER BY id = ? DESC")) {
+        "SELECT id FROM idemgate.reconciliation_runs WHERE id = ANY (?) ORDER BY array_position(?, id)")) {
       s.setArray(1, c.createArrayOf("text", ids));
-      s.setString(2, ids[0]);
+      s.setArray(2, c.createArrayOf("text", ids));
       List<String> kept = new ArrayList<>();
       try (ResultSet rs = s.executeQuery()) {
         while (rs.next()) {
