@@ -190,7 +190,7 @@ public final class Reconciler {
       Outcome outcome = reconcile(c, runId, reader, r);
       c.commit();
       return settings.runRetention().isZero() ? outcome : outcome.withOldRuns(
-          deleteRunsOlderThan(c, settings.runRetention(), HISTORY_WAIT_TO_DELETE_OLD_RUNS));
+          deleteRunsOlderThan(c, settings.runRetention(), HISTORY_WAIT_TO_DELETE_OLD_RUNS, runId));
     } catch (SQLException | RuntimeException e) {
       c.rollback();
       c.setAutoCommit(true);
@@ -215,18 +215,19 @@ public final class Reconciler {
    * holding millions of settlements never holds it for all of them at once, and what was deleted
    * before a failure stays deleted. A run under way holds its row, and is passed over (SKIP LOCKED)
    * to be deleted by a later run; a RUNNING row nobody holds is a process's that ended mid-run,
-   * deleted like {@link ReconciliationStore#delete} deletes one.
+   * deleted like {@link ReconciliationStore#delete} deletes one. The run that has just finished,
+   * {@code finishedRun} (null for none), is kept whenever it started: its caller reads its report next.
    *
-   * <p>The run that calls it has committed: a failure here leaves the rest to the next run, never
+   * <p>That run has committed: a failure here leaves the rest to the next run, never
    * fails that one.
    *
    * @return how many runs were deleted, and why the others were not when a deletion failed or
    *     another run held the history for {@code wait}
    */
-  static OldRuns deleteRunsOlderThan(Connection c, Duration retention, Duration wait) {
+  static OldRuns deleteRunsOlderThan(Connection c, Duration retention, Duration wait, String finishedRun) {
     int deleted = 0;
     try {
-      while (deleteOldestRunOlderThan(c, retention, wait)) {
+      while (deleteOldestRunOlderThan(c, retention, wait, finishedRun)) {
         deleted++;
       }
       return new OldRuns(retention, deleted, null);
@@ -237,7 +238,8 @@ public final class Reconciler {
   }
 
   /** One run of {@link #deleteRunsOlderThan}, in its own transaction; false when none is left to delete. */
-  private static boolean deleteOldestRunOlderThan(Connection c, Duration retention, Duration wait) throws SQLException {
+  private static boolean deleteOldestRunOlderThan(Connection c, Duration retention, Duration wait, String finishedRun)
+      throws SQLException {
     c.setAutoCommit(false);
     String waitingFor = "the settlement history";
     try {
@@ -249,9 +251,11 @@ public final class Reconciler {
       int deleted;
       try (PreparedStatement s = c.prepareStatement("""
           DELETE FROM idemgate.reconciliation_runs WHERE id = (
-            SELECT id FROM idemgate.reconciliation_runs WHERE started_at < now() - make_interval(secs => ?)
+            SELECT id FROM idemgate.reconciliation_runs
+            WHERE started_at < now() - make_interval(secs => ?) AND id IS DISTINCT FROM ?
             ORDER BY started_at LIMIT 1 FOR UPDATE SKIP LOCKED)""")) {
         s.setLong(1, retention.toSeconds());
+        s.setString(2, finishedRun);
         deleted = s.executeUpdate();
       }
       c.commit();

@@ -163,14 +163,22 @@ public record ReconciliationSettings(
     if (!ignored.isEmpty()) {
       warnings.accept("environment variables that name no reconciliation setting, ignored: " + String.join(", ", ignored));
     }
+    Duration lag = settlementLag("settlement_lag", String.valueOf(values.get("settlement_lag")));
+    Duration retention = runRetention(String.valueOf(values.get("run_retention")));
+    // A run deleted within the lag takes with it settlements that later files, still reading
+    // payments of that time, need to tell a second settlement (the customer charged twice) by.
+    if (!retention.isZero() && retention.compareTo(lag) < 0) {
+      throw new ConfigException("run_retention: 0s keeps every run; any other value must be at least settlement_lag ("
+          + values.get("settlement_lag") + "), got " + values.get("run_retention"));
+    }
     return new ReconciliationSettings(
-        settlementLag("settlement_lag", String.valueOf(values.get("settlement_lag"))),
+        lag,
         fraction(values, "match_threshold"),
         fraction(values, "review_threshold"),
         fraction(values, "amount_tolerance"),
         (long) (fraction(values, "max_upload_mib") * 1024 * 1024),
         columnMaps(values.get("column_map")),
-        runRetention(String.valueOf(values.get("run_retention"))));
+        retention);
   }
 
   /**

@@ -297,7 +297,8 @@ class ReconciliationHistoryIT {
 
   @Test
   @DisplayName("deleting old runs goes one run per transaction, oldest first: when a row of the second is held past the "
-      + "wait, the first stays deleted, the others are kept for the next run, and the outcome says both")
+      + "wait, the first stays deleted, the others are kept for the next run, and the outcome says both; the run that "
+      + "deletes is never deleted")
   void oldRunsDeletedBeforeAFailureStayDeleted() throws Exception {
     try (LedgerFixture ledger = new LedgerFixture();
         Connection holder = Jdbc.connect(TestGateway.pgUrl());
@@ -325,7 +326,7 @@ class ReconciliationHistoryIT {
           assertThat(rs.next()).as("a settlement recorded by run B").isTrue();
         }
       }
-      Reconciler.OldRuns cut = Reconciler.deleteRunsOlderThan(deleter, Duration.ofDays(36_500), Duration.ofSeconds(1));
+      Reconciler.OldRuns cut = Reconciler.deleteRunsOlderThan(deleter, Duration.ofDays(36_500), Duration.ofSeconds(1), null);
       holder.rollback();
       holder.setAutoCommit(true);
       assertThat(cut.deleted()).isEqualTo(1);
@@ -334,10 +335,14 @@ class ReconciliationHistoryIT {
       assertThat(runsKept(holder, runA, runB, runC)).as("runs kept after the failure").containsExactly(runB, runC);
       assertThat(deleter.getAutoCommit()).as("the connection is left in autocommit").isTrue();
 
-      Reconciler.OldRuns rest = Reconciler.deleteRunsOlderThan(deleter, Duration.ofDays(36_500), Duration.ofSeconds(1));
-      assertThat(rest.deleted()).isEqualTo(2);
+      // The run that deletes is kept, however long ago it started: here C, as a run of more than the retention.
+      Reconciler.OldRuns rest = Reconciler.deleteRunsOlderThan(deleter, Duration.ofDays(36_500), Duration.ofSeconds(1), runC);
+      assertThat(rest.deleted()).isEqualTo(1);
       assertThat(rest.failure()).isNull();
-      assertThat(runsKept(holder, runA, runB, runC)).as("runs kept once B's row was free").isEmpty();
+      assertThat(runsKept(holder, runA, runB, runC)).as("runs kept once B's row was free").containsExactly(runC);
+      assertThat(Reconciler.deleteRunsOlderThan(deleter, Duration.ofDays(36_500), Duration.ofSeconds(1), null).deleted())
+          .isEqualTo(1);
+      assertThat(runsKept(holder, runA, runB, runC)).as("runs kept by a deletion after another run").isEmpty();
     }
   }
 

@@ -38,7 +38,8 @@ class ReconciliationSettingsTest {
   }
 
   @Test
-  @DisplayName("run_retention keeps every run by default (0s); otherwise 1d to 36500d, anything else refused naming it")
+  @DisplayName("run_retention keeps every run by default (0s); otherwise 1d to 36500d and at least settlement_lag, "
+      + "anything else refused naming it")
   void runRetentionBounded() {
     assertThat(ReconciliationSettings.load(Optional.empty(), Map.of()).runRetention()).isZero();
     assertThat(ReconciliationSettings.load(Optional.empty(), Map.of("IDEMGATE_RECONCILIATION_RUN_RETENTION", "400d"))
@@ -50,6 +51,15 @@ class ReconciliationSettingsTest {
         .isInstanceOf(ConfigException.class).hasMessage("run_retention: must be at most 36500d, got 36501d");
     assertThatThrownBy(() -> ReconciliationSettings.load(Optional.empty(), Map.of("IDEMGATE_RECONCILIATION_RUN_RETENTION", "a year")))
         .isInstanceOf(ConfigException.class).hasMessageStartingWith("run_retention: ");
+    // Never shorter than the lag (2d by default): later files still need those runs' settlements.
+    assertThatThrownBy(() -> ReconciliationSettings.load(Optional.empty(), Map.of("IDEMGATE_RECONCILIATION_RUN_RETENTION", "1d")))
+        .isInstanceOf(ConfigException.class)
+        .hasMessage("run_retention: 0s keeps every run; any other value must be at least settlement_lag (2d), got 1d");
+    assertThat(ReconciliationSettings.load(Optional.empty(), Map.of("IDEMGATE_RECONCILIATION_RUN_RETENTION", "48h"))
+        .runRetention()).isEqualTo(Duration.ofDays(2));
+    assertThatThrownBy(() -> ReconciliationSettings.load(Optional.empty(), Map.of(
+        "IDEMGATE_RECONCILIATION_RUN_RETENTION", "30d", "IDEMGATE_RECONCILIATION_SETTLEMENT_LAG", "31d")))
+        .isInstanceOf(ConfigException.class).hasMessageContaining("at least settlement_lag (31d), got 30d");
     // A run's own lag leaves the retention as configured.
     ReconciliationSettings kept = ReconciliationSettings.load(Optional.empty(), Map.of("IDEMGATE_RECONCILIATION_RUN_RETENTION", "30d"));
     assertThat(kept.withSettlementLag(Duration.ofDays(4)).runRetention()).isEqualTo(Duration.ofDays(30));
