@@ -297,8 +297,8 @@ class ReconciliationHistoryIT {
 
   @Test
   @DisplayName("deleting old runs goes one run per transaction, oldest first: when a row of the second is held past the "
-      + "wait, the first stays deleted, the others are kept for the next run, and the outcome says both; the run that "
-      + "deletes is never deleted")
+      + "wait, the first stays deleted, the others are kept for the next run, and the outcome says both; none goes while "
+      + "another run holds the settlement history; the run that deletes is never deleted")
   void oldRunsDeletedBeforeAFailureStayDeleted() throws Exception {
     try (LedgerFixture ledger = new LedgerFixture();
         Connection holder = Jdbc.connect(TestGateway.pgUrl());
@@ -316,9 +316,21 @@ class ReconciliationHistoryIT {
       startedDaysAgo(holder, runB, 36_502);
       startedDaysAgo(holder, runC, 36_501);
 
+      // Another run's tail holds the settlement history: nothing is deleted.
+      holder.setAutoCommit(false);
+      try (PreparedStatement s = holder.prepareStatement("SELECT pg_advisory_xact_lock(?, ?)")) {
+        s.setInt(1, Reconciler.HISTORY_LOCK_KEY1);
+        s.setInt(2, Reconciler.HISTORY_LOCK_KEY2);
+        s.execute();
+      }
+      Reconciler.OldRuns none = Reconciler.deleteRunsOlderThan(deleter, Duration.ofDays(36_500), Duration.ofSeconds(1), null);
+      holder.rollback();
+      assertThat(none.describe()).isEqualTo("runs older than run_retention (36500d) were not deleted; the next run tries "
+          + "again: another transaction held the settlement history for 1 s");
+      assertThat(runsKept(holder, runA, runB, runC)).as("runs kept while the history was held").containsExactly(runA, runB, runC);
+
       // B's run row is free (it is no run under way), but the settlement it recorded is held, as an
       // operator's transaction would hold a row of it: its cascade waits for that row.
-      holder.setAutoCommit(false);
       try (PreparedStatement s = holder.prepareStatement(
           "SELECT 1 FROM idemgate.reconciliation_settlements WHERE run_id = ? FOR UPDATE")) {
         s.setString(1, runB);
