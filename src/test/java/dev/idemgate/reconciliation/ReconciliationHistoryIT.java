@@ -253,15 +253,10 @@ class ReconciliationHistoryIT {
       ledger.payment("m1", 4_600, "EUR", "succeeded", p + "ch_busy", a.minus(Duration.ofHours(2)));
       String fileA = HEADER + row("sa_old", p + "ch_old", null, m1, 4_500, "EUR", "settled", a);
       String fileB = HEADER + row("sb_busy", p + "ch_busy", null, m1, 4_600, "EUR", "settled", a);
-      String runA = reconcile("a.csv", fileA, p).getJsonObject("run").getString("id");
-      String runB = reconcile("b.csv", fileB, p).getJsonObject("run").getString("id");
-      String runC = reconcile("a2.csv", fileA, p).getJsonObject("run").getString("id");
-      // All three started just over the longest retention ago, B between A and C: no other run in a
-      // shared database is that old.
-      holder.setAutoCommit(true);
-      startedDaysAgo(holder, runA, 36_503);
-      startedDaysAgo(holder, runB, 36_502);
-      startedDaysAgo(holder, runC, 36_501);
+      List<String> runs = runsStartedLongAgo(holder, p, fileA, fileB, fileA);
+      String runA = runs.get(0);
+      String runB = runs.get(1);
+      String runC = runs.get(2);
 
       reconcile("again.csv", fileA, p);
       assertThat(runsKept(holder, runA, runB, runC)).as("runs kept with run_retention 0s (the default)")
@@ -308,13 +303,10 @@ class ReconciliationHistoryIT {
       String m1 = ledger.merchant("m1");
       ledger.payment("m1", 4_700, "EUR", "succeeded", p + "ch_kept", a.minus(Duration.ofHours(2)));
       String file = HEADER + row("sk_kept", p + "ch_kept", null, m1, 4_700, "EUR", "settled", a);
-      String runA = reconcile("a.csv", file, p).getJsonObject("run").getString("id");
-      String runB = reconcile("b.csv", file, p).getJsonObject("run").getString("id");
-      String runC = reconcile("c.csv", file, p).getJsonObject("run").getString("id");
-      holder.setAutoCommit(true);
-      startedDaysAgo(holder, runA, 36_503);
-      startedDaysAgo(holder, runB, 36_502);
-      startedDaysAgo(holder, runC, 36_501);
+      List<String> runs = runsStartedLongAgo(holder, p, file, file, file);
+      String runA = runs.get(0);
+      String runB = runs.get(1);
+      String runC = runs.get(2);
 
       // Another run's tail holds the settlement history: nothing is deleted.
       holder.setAutoCommit(false);
@@ -358,13 +350,26 @@ class ReconciliationHistoryIT {
     }
   }
 
-  private static void startedDaysAgo(Connection c, String runId, int days) throws SQLException {
-    try (PreparedStatement s = c.prepareStatement(
-        "UPDATE idemgate.reconciliation_runs SET started_at = now() - make_interval(days => ?) WHERE id = ?")) {
-      s.setInt(1, days);
-      s.setString(2, runId);
-      assertThat(s.executeUpdate()).isEqualTo(1);
+  /**
+   * Reconciles each file in turn, then dates the runs back to just over the longest retention, the
+   * first the oldest, a day apart: no other run in a shared database is that old. Leaves {@code c}
+   * in autocommit.
+   */
+  private List<String> runsStartedLongAgo(Connection c, String merchantPrefix, String... csvs) throws Exception {
+    List<String> runs = new ArrayList<>();
+    for (String csv : csvs) {
+      runs.add(reconcile("run" + runs.size() + ".csv", csv, merchantPrefix).getJsonObject("run").getString("id"));
     }
+    c.setAutoCommit(true);
+    for (int i = 0; i < runs.size(); i++) {
+      try (PreparedStatement s = c.prepareStatement(
+          "UPDATE idemgate.reconciliation_runs SET started_at = now() - make_interval(days => ?) WHERE id = ?")) {
+        s.setInt(1, 36_500 + runs.size() - i);
+        s.setString(2, runs.get(i));
+        assertThat(s.executeUpdate()).isEqualTo(1);
+      }
+    }
+    return runs;
   }
 
   /** Reconciles {@code csv} with the reconciliation settings in {@code settings}; what the command said on standard error. */
