@@ -244,10 +244,8 @@ public final class Reconciler {
     String waitingFor = "the settlement history";
     try {
       waitForTheSettlementHistory(c, wait);
-      // The cascade waits for a row of the run held elsewhere (an operator resolving one of its
-      // discrepancies) as long as for the history, not until the socket's deadline.
       waitingFor = "a row of a run to delete";
-      execute(c, "SET LOCAL lock_timeout = '" + wait.toSeconds() + "s'");
+      boundRowLockWaits(c, wait);
       int deleted;
       try (PreparedStatement s = c.prepareStatement("""
           DELETE FROM idemgate.reconciliation_runs WHERE id = (
@@ -948,6 +946,16 @@ public final class Reconciler {
       throw e;
     }
     execute(c, "SET LOCAL lock_timeout = DEFAULT");
+  }
+
+  /**
+   * For the rest of the transaction, a row lock is waited for at most {@code wait} (whole seconds),
+   * then the statement fails with {@link #LOCK_NOT_AVAILABLE}: a deletion's cascade waits for a row
+   * of the run held elsewhere (an operator resolving one of its discrepancies, a session left idle in
+   * a transaction) as long as for the history, not until the socket's deadline, holding the history.
+   */
+  static void boundRowLockWaits(Connection c, Duration wait) throws SQLException {
+    execute(c, "SET LOCAL lock_timeout = '" + wait.toSeconds() + "s'");
   }
 
   /**

@@ -344,6 +344,8 @@ final class ReconciliationStore {
     UNDER_WAY,
     /** Another run held the settlement history for {@link #HISTORY_WAIT_ON_DELETE_SECONDS}. */
     HISTORY_BUSY,
+    /** Another transaction held a row of the run (a discrepancy, say) for {@link #HISTORY_WAIT_ON_DELETE_SECONDS}. */
+    ROW_HELD,
     NOT_FOUND
   }
 
@@ -358,7 +360,8 @@ final class ReconciliationStore {
    * Deletes a run with everything it found and recorded: its discrepancies (resolved ones and their
    * notes too), probable matches and the settlements it recorded for later runs (ON DELETE CASCADE),
    * in one transaction, holding the settlement history as a run does. A run under way holds its row
-   * locked until it ends, and is refused without waiting. A RUNNING run whose row no one holds is
+   * locked until it ends, and is refused without waiting; a row of the run another transaction holds
+   * is waited for as long as the history. A RUNNING run whose row no one holds is
    * either one a process left when it ended mid-run (its work rolled back with it), deleted like any
    * other, or an upload's run not yet begun, deleted before it begins (it then fails, "deleted
    * before it began", and records nothing).
@@ -392,9 +395,16 @@ final class ReconciliationStore {
         }
         throw e;
       }
+      Reconciler.boundRowLockWaits(c, Duration.ofSeconds(HISTORY_WAIT_ON_DELETE_SECONDS));
       try (PreparedStatement s = c.prepareStatement("DELETE FROM idemgate.reconciliation_runs WHERE id = ?")) {
         s.setString(1, id);
         s.executeUpdate();
+      } catch (SQLException e) {
+        if (Reconciler.LOCK_NOT_AVAILABLE.equals(e.getSQLState())) {
+          c.rollback();
+          return Deletion.ROW_HELD;
+        }
+        throw e;
       }
       c.commit();
       return Deletion.DELETED;

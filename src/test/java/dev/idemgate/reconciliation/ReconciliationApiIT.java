@@ -509,8 +509,8 @@ class ReconciliationApiIT {
   @Test
   @DisplayName("DELETE of a run removes it with its discrepancies and the settlements it recorded, so a later file's "
       + "settlement of the same payment is no second one; a run under way gets 409 and is left, and no run is deleted "
-      + "while another holds the settlement history; a RUNNING run nothing holds (its process ended) is deleted; an "
-      + "unknown run gets 404")
+      + "while another holds the settlement history, nor one a row of which another transaction holds for 10 s; a RUNNING "
+      + "run nothing holds (its process ended) is deleted; an unknown run gets 404")
   void deletingARun() throws Exception {
     try (LedgerFixture ledger = new LedgerFixture();
         Connection holder = Jdbc.connect(TestGateway.pgUrl())) {
@@ -519,6 +519,23 @@ class ReconciliationApiIT {
       String mistaken = reconcileDuplicateDay(ledger, base);
       assertThat(rowsOfRun(ledger, "reconciliation_settlements", mistaken)).isEqualTo(3);
       assertThat(rowsOfRun(ledger, "reconciliation_discrepancies", mistaken)).isEqualTo(2);
+
+      // A row of the run held elsewhere (a transaction left open on one of its discrepancies) is
+      // waited for as long as the history, then the deletion gives up: before, it waited with the
+      // history held until the JDBC socket's deadline (15 min).
+      holder.setAutoCommit(false);
+      try (PreparedStatement s = holder.prepareStatement(
+          "SELECT 1 FROM idemgate.reconciliation_discrepancies WHERE run_id = ? LIMIT 1 FOR UPDATE")) {
+        s.setString(1, mistaken);
+        s.executeQuery().close();
+      }
+      Http.Reply held = deleteRun(mistaken);
+      holder.rollback();
+      assertThat(held.status()).as(held.body()).isEqualTo(409);
+      assertThat(held.json().getString("detail")).isEqualTo("another transaction held a row of run " + mistaken
+          + " (one of its discrepancies being resolved, say) for " + ReconciliationStore.HISTORY_WAIT_ON_DELETE_SECONDS
+          + " s; try again once it has finished (nothing was deleted)");
+      assertThat(rowsOfRun(ledger, "reconciliation_discrepancies", mistaken)).as("nothing deleted").isEqualTo(2);
 
       Http.Reply deleted = deleteRun(mistaken);
       assertThat(deleted.status()).as(deleted.body()).isEqualTo(204);

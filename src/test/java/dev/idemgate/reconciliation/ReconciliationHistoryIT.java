@@ -310,11 +310,7 @@ class ReconciliationHistoryIT {
 
       // Another run's tail holds the settlement history: nothing is deleted.
       holder.setAutoCommit(false);
-      try (PreparedStatement s = holder.prepareStatement("SELECT pg_advisory_xact_lock(?, ?)")) {
-        s.setInt(1, Reconciler.HISTORY_LOCK_KEY1);
-        s.setInt(2, Reconciler.HISTORY_LOCK_KEY2);
-        s.execute();
-      }
+      LedgerFixture.holdTheSettlementHistory(holder);
       Reconciler.OldRuns none = Reconciler.deleteRunsOlderThan(deleter, Duration.ofDays(36_500), Duration.ofSeconds(1), null);
       holder.rollback();
       assertThat(none.describe()).isEqualTo("runs older than run_retention (36500d) were not deleted; the next run tries "
