@@ -1,0 +1,72 @@
+package dev.idemgate.reconciliation;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.idemgate.support.TestGateway;
+import dev.idemgate.support.Waits;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+/** What PostgreSQL does with a reconciliation session whose process is gone without closing its connection. */
+class ReconciliationConnectionIT {
+  @Test
+  @DisplayName("a reconciliation session left idle in a transaction holding the settlement history (its process gone, "
+      + "the connection never closed) is ended by PostgreSQL, and the history is free again for other runs")
+  void aSessionLeftIdleInATransactionGivesTheHistoryBack() throws Exception {
+    try (Connection gone = Jdbc.connect(TestGateway.pgUrl(), Duration.ofSeconds(1));
+        Connection other = Jdbc.connect(TestGateway.pgUrl())) {
+      gone.setAutoCommit(false);
+      LedgerFixture.holdTheSettlementHistory(gone);
+      long pid = backendPid(gone);
+      assertThat(holdsTheHistory(other, pid)).as("the session holds the history").isTrue();
+
+      // The process sends nothing more, as one whose machine was lost would.
+      Waits.eventually(Duration.ofSeconds(15), () -> !holdsTheHistory(other, pid), "the history given back");
+      assertThatThrownBy(() -> backendPid(gone)).as("the session was ended").isInstanceOf(SQLException.class);
+    }
+  }
+
+  @Test
+  @DisplayName("reconciliation connections have PostgreSQL's own TCP keepalive (60 s idle, 10 s apart, 6 probes) and end "
+      + "a session idle in a transaction after 5 minutes, so a client gone mid-COPY is noticed in about two minutes")
+  void sessionsAreSetToNoticeAGoneClient() throws Exception {
+    try (Connection c = Jdbc.connect(TestGateway.pgUrl()); Statement s = c.createStatement()) {
+      assertThat(setting(s, "tcp_keepalives_idle")).isEqualTo("60");
+      assertThat(setting(s, "tcp_keepalives_interval")).isEqualTo("10");
+      assertThat(setting(s, "tcp_keepalives_count")).isEqualTo("6");
+      assertThat(setting(s, "idle_in_transaction_session_timeout")).isEqualTo("5min");
+    }
+  }
+
+  private static String setting(Statement s, String name) throws SQLException {
+    try (ResultSet rs = s.executeQuery("SHOW " + name)) {
+      rs.next();
+      return rs.getString(1);
+    }
+  }
+
+  private static long backendPid(Connection c) throws SQLException {
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("SELECT pg_backend_pid()")) {
+      rs.next();
+      return rs.getLong(1);
+    }
+  }
+
+  /** Whether the session {@code pid} holds the settlement history's advisory lock. */
+  private static boolean holdsTheHistory(Connection c, long pid) {
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid = "
+            + Reconciler.HISTORY_LOCK_KEY1 + "::oid AND objid = " + Reconciler.HISTORY_LOCK_KEY2 + "::oid AND pid = " + pid)) {
+      rs.next();
+      return rs.getLong(1) == 1;
+    } catch (SQLException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+}
