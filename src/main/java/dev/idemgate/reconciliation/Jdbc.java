@@ -4,7 +4,6 @@ import dev.idemgate.storage.Postgres;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.sql.Statement;
-import java.time.Duration;
 
 /**
  * JDBC connections for reconciliation. It is batch work (COPY of a whole file, set-based joins),
@@ -21,19 +20,10 @@ final class Jdbc {
   private static final int SOCKET_TIMEOUT_SECONDS = 900;
 
   /**
-   * How long PostgreSQL keeps a reconciliation session that sits idle inside a transaction before it
-   * ends the session and its locks. A run sends its statements back to back, so a session idle that
-   * long belongs to a process that is gone without closing its connection (its machine lost, the
-   * network cut). Without it PostgreSQL kept such a run's row (the run "under way" to DELETE and
-   * run_retention) and, in a run's tail, the settlement history, which every other run then waited
-   * 10 minutes for and failed, until TCP keepalive noticed: about two hours with Linux's defaults.
-   */
-  static final Duration IDLE_IN_TRANSACTION = Duration.ofMinutes(5);
-
-  /**
    * PostgreSQL's own TCP keepalive on these connections, for a client gone while its session is not
    * idle (mid-COPY, the server waiting for the file's next rows): probes after 60 s of silence, 10 s
    * apart, the peer given up after 6 unanswered, about two minutes in all. Ignored on a Unix socket.
+   * A session idle in a transaction that holds locks is ended sooner ({@link Reconciler#IDLE_IN_TRANSACTION}).
    */
   private static final String SERVER_KEEPALIVE =
       "SET tcp_keepalives_idle = 60; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 6";
@@ -41,15 +31,10 @@ final class Jdbc {
   private Jdbc() {}
 
   static Connection connect(String pgUrl) throws SQLException {
-    return connect(pgUrl, IDLE_IN_TRANSACTION);
-  }
-
-  /** A connection whose session PostgreSQL ends once idle in a transaction for {@code idleInTransaction}. */
-  static Connection connect(String pgUrl, Duration idleInTransaction) throws SQLException {
     Connection c = Postgres.jdbcConnection(pgUrl, "idemgate-reconciliation", Postgres.JDBC_LOGIN_TIMEOUT_SECONDS,
         SOCKET_TIMEOUT_SECONDS);
     try (Statement s = c.createStatement()) {
-      s.execute(SERVER_KEEPALIVE + "; SET idle_in_transaction_session_timeout = " + idleInTransaction.toMillis());
+      s.execute(SERVER_KEEPALIVE);
     } catch (SQLException | RuntimeException e) {
       c.close();
       throw e;

@@ -96,6 +96,19 @@ public final class Reconciler {
    * reads the file or matches. Shorter than the JDBC read deadline ({@link Jdbc}).
    */
   static final Duration HISTORY_WAIT = Duration.ofMinutes(10);
+  /**
+   * How long PostgreSQL keeps the session of a transaction that holds reconciliation's locks (a run,
+   * a deletion) once it sits idle in it, before ending the session and its locks
+   * ({@link #endTheSessionIfLeftIdle}). Such a transaction sends its statements back to back, so a
+   * session idle that long belongs to a process that is gone without closing its connection (its
+   * machine lost, the network cut). Without it PostgreSQL kept such a run's row (the run "under way"
+   * to DELETE and run_retention) and, in a run's tail, the settlement history, which every other run
+   * then waited 10 minutes for and failed, until TCP keepalive noticed: about two hours with Linux's
+   * defaults. Set per transaction, not per session: the CLI reads its report through a cursor whose
+   * pauses are the reader's (a pager), and a pooler in transaction mode would carry a session setting
+   * to other clients.
+   */
+  static final Duration IDLE_IN_TRANSACTION = Duration.ofMinutes(5);
   /** How long the deletion of old runs after a run waits for another run's tail; past it, the next run deletes them. */
   static final Duration HISTORY_WAIT_TO_DELETE_OLD_RUNS = Duration.ofSeconds(10);
 
@@ -178,6 +191,7 @@ public final class Reconciler {
   public Outcome run(Connection c, String runId, SettlementReader reader, ReconciliationRequest r) throws SQLException {
     try {
       c.setAutoCommit(false);
+      endTheSessionIfLeftIdle(c, IDLE_IN_TRANSACTION);
       try (PreparedStatement s = c.prepareStatement(
           "SELECT 1 FROM idemgate.reconciliation_runs WHERE id = ? FOR UPDATE")) {
         s.setString(1, runId);
@@ -243,6 +257,7 @@ public final class Reconciler {
     c.setAutoCommit(false);
     String waitingFor = "the settlement history";
     try {
+      endTheSessionIfLeftIdle(c, IDLE_IN_TRANSACTION);
       waitForTheSettlementHistory(c, wait);
       waitingFor = "a row of a run to delete";
       boundRowLockWaits(c, wait);
@@ -259,18 +274,39 @@ public final class Reconciler {
       c.commit();
       return deleted > 0;
     } catch (SQLException e) {
-      c.rollback();
+      rollbackKeeping(c, e);
       if (LOCK_NOT_AVAILABLE.equals(e.getSQLState())) {
         throw new SQLException("another transaction held " + waitingFor + " for " + wait.toSeconds() + " s",
             e.getSQLState(), e);
       }
       throw e;
     } catch (RuntimeException e) {
-      c.rollback();
+      rollbackKeeping(c, e);
       throw e;
     } finally {
-      c.setAutoCommit(true);
+      try {
+        c.setAutoCommit(true);
+      } catch (SQLException e) {
+        // A broken connection: the failure in flight says why, or the next deletion's first statement.
+      }
     }
+  }
+
+  /** Rolls back; a rollback that fails too (the connection broken) is kept with {@code cause}, not put in its place. */
+  private static void rollbackKeeping(Connection c, Exception cause) {
+    try {
+      c.rollback();
+    } catch (SQLException e) {
+      cause.addSuppressed(e);
+    }
+  }
+
+  /**
+   * For the rest of the transaction, PostgreSQL ends the session once it has sat idle in the
+   * transaction for {@code idle}, and with it the transaction's locks ({@link #IDLE_IN_TRANSACTION}).
+   */
+  static void endTheSessionIfLeftIdle(Connection c, Duration idle) throws SQLException {
+    execute(c, "SET LOCAL idle_in_transaction_session_timeout = " + idle.toMillis());
   }
 
   private Outcome reconcile(Connection c, String runId, SettlementReader reader, ReconciliationRequest r) throws SQLException {

@@ -344,7 +344,7 @@ final class ReconciliationStore {
     UNDER_WAY,
     /** Another run held the settlement history for {@link #HISTORY_WAIT_ON_DELETE_SECONDS}. */
     HISTORY_BUSY,
-    /** Another transaction held a row of the run (a discrepancy, say) for {@link #HISTORY_WAIT_ON_DELETE_SECONDS}. */
+    /** Another transaction held a lock the deletion needed (a row of the run's, say) for {@link #HISTORY_WAIT_ON_DELETE_SECONDS}. */
     ROW_HELD,
     NOT_FOUND
   }
@@ -370,6 +370,7 @@ final class ReconciliationStore {
     boolean autoCommit = c.getAutoCommit();
     c.setAutoCommit(false);
     try {
+      Reconciler.endTheSessionIfLeftIdle(c, Reconciler.IDLE_IN_TRANSACTION);
       try (PreparedStatement s = c.prepareStatement(
           "SELECT 1 FROM idemgate.reconciliation_runs WHERE id = ? FOR UPDATE NOWAIT")) {
         s.setString(1, id);

@@ -532,8 +532,8 @@ class ReconciliationApiIT {
       Http.Reply held = deleteRun(mistaken);
       holder.rollback();
       assertThat(held.status()).as(held.body()).isEqualTo(409);
-      assertThat(held.json().getString("detail")).isEqualTo("another transaction held a row of run " + mistaken
-          + " (one of its discrepancies being resolved, say) for " + ReconciliationStore.HISTORY_WAIT_ON_DELETE_SECONDS
+      assertThat(held.json().getString("detail")).isEqualTo("another transaction held a lock the deletion of run "
+          + mistaken + " needed (a row of one of its discrepancies being resolved, say) for " + ReconciliationStore.HISTORY_WAIT_ON_DELETE_SECONDS
           + " s; try again once it has finished (nothing was deleted)");
       assertThat(rowsOfRun(ledger, "reconciliation_discrepancies", mistaken)).as("nothing deleted").isEqualTo(2);
 

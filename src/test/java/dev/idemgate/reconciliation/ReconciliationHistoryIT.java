@@ -293,7 +293,7 @@ class ReconciliationHistoryIT {
   @Test
   @DisplayName("deleting old runs goes one run per transaction, oldest first: when a row of the second is held past the "
       + "wait, the first stays deleted, the others are kept for the next run, and the outcome says both; none goes while "
-      + "another run holds the settlement history; the run that deletes is never deleted")
+      + "another run holds the settlement history; the run named as the one that has just finished is never deleted")
   void oldRunsDeletedBeforeAFailureStayDeleted() throws Exception {
     try (LedgerFixture ledger = new LedgerFixture();
         Connection holder = Jdbc.connect(TestGateway.pgUrl());
@@ -335,7 +335,8 @@ class ReconciliationHistoryIT {
       assertThat(runsKept(holder, runA, runB, runC)).as("runs kept after the failure").containsExactly(runB, runC);
       assertThat(deleter.getAutoCommit()).as("the connection is left in autocommit").isTrue();
 
-      // The run that deletes is kept, however long ago it started: here C, as a run of more than the retention.
+      // The run that has just finished (Reconciler.run names its own) is kept, however long ago it started:
+      // here C, as a run that took longer than the retention.
       Reconciler.OldRuns rest = Reconciler.deleteRunsOlderThan(deleter, Duration.ofDays(36_500), Duration.ofSeconds(1), runC);
       assertThat(rest.deleted()).isEqualTo(1);
       assertThat(rest.failure()).isNull();
