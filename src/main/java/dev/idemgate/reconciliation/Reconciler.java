@@ -257,10 +257,8 @@ public final class Reconciler {
     c.setAutoCommit(false);
     String waitingFor = "the settlement history";
     try {
-      endTheSessionIfLeftIdle(c, IDLE_IN_TRANSACTION);
-      waitForTheSettlementHistory(c, wait);
+      holdTheSettlementHistoryToDelete(c, wait);
       waitingFor = "a row of a run to delete";
-      boundRowLockWaits(c, wait);
       int deleted;
       try (PreparedStatement s = c.prepareStatement("""
           DELETE FROM idemgate.reconciliation_runs WHERE id = (
@@ -985,12 +983,17 @@ public final class Reconciler {
   }
 
   /**
-   * For the rest of the transaction, a row lock is waited for at most {@code wait} (whole seconds),
-   * then the statement fails with {@link #LOCK_NOT_AVAILABLE}: a deletion's cascade waits for a row
-   * of the run held elsewhere (an operator resolving one of its discrepancies, a session left idle in
-   * a transaction) as long as for the history, not until the socket's deadline, holding the history.
+   * Readies a transaction that deletes runs (after a run, by run_retention; by the management API):
+   * PostgreSQL ends it if its session is left idle in it ({@link #IDLE_IN_TRANSACTION}); it holds
+   * the settlement history, waiting at most {@code wait} (whole seconds) as a run does
+   * ({@link #waitForTheSettlementHistory}, which fails with {@link #LOCK_NOT_AVAILABLE}); and each
+   * lock its cascade needs afterwards, a row of the run held elsewhere (an operator resolving one of
+   * its discrepancies, a session left idle in a transaction), is waited for as long, the statement
+   * then failing with {@link #LOCK_NOT_AVAILABLE} too, not at the socket's deadline with the history held.
    */
-  static void boundRowLockWaits(Connection c, Duration wait) throws SQLException {
+  static void holdTheSettlementHistoryToDelete(Connection c, Duration wait) throws SQLException {
+    endTheSessionIfLeftIdle(c, IDLE_IN_TRANSACTION);
+    waitForTheSettlementHistory(c, wait);
     execute(c, "SET LOCAL lock_timeout = '" + wait.toSeconds() + "s'");
   }
 

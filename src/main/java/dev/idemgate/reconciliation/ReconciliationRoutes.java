@@ -494,8 +494,8 @@ public final class ReconciliationRoutes {
             + "history for " + ReconciliationStore.HISTORY_WAIT_ON_DELETE_SECONDS + " s; try again once it has finished "
             + "(nothing was deleted)"));
         case ROW_HELD -> Problems.send(ctx, new ApiProblem(ErrorCode.CONFLICT, "another transaction held a lock the "
-            + "deletion of run " + id + " needed (a row of one of its discrepancies being resolved, say) for " + ReconciliationStore.HISTORY_WAIT_ON_DELETE_SECONDS
-            + " s; try again once it has finished (nothing was deleted)"));
+            + "deletion of run " + id + " needed (a row of one of its discrepancies being resolved, say) for "
+            + ReconciliationStore.HISTORY_WAIT_ON_DELETE_SECONDS + " s; try again once it has finished (nothing was deleted)"));
         case NOT_FOUND -> Problems.send(ctx, new ApiProblem(ErrorCode.NOT_FOUND, "no such reconciliation run"));
       }
     }).onFailure(ctx::fail);

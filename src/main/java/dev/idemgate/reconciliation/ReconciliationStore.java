@@ -370,7 +370,6 @@ final class ReconciliationStore {
     boolean autoCommit = c.getAutoCommit();
     c.setAutoCommit(false);
     try {
-      Reconciler.endTheSessionIfLeftIdle(c, Reconciler.IDLE_IN_TRANSACTION);
       try (PreparedStatement s = c.prepareStatement(
           "SELECT 1 FROM idemgate.reconciliation_runs WHERE id = ? FOR UPDATE NOWAIT")) {
         s.setString(1, id);
@@ -388,7 +387,7 @@ final class ReconciliationStore {
         throw e;
       }
       try {
-        Reconciler.waitForTheSettlementHistory(c, Duration.ofSeconds(HISTORY_WAIT_ON_DELETE_SECONDS));
+        Reconciler.holdTheSettlementHistoryToDelete(c, Duration.ofSeconds(HISTORY_WAIT_ON_DELETE_SECONDS));
       } catch (SQLException e) {
         if (Reconciler.LOCK_NOT_AVAILABLE.equals(e.getSQLState())) {
           c.rollback();
@@ -396,7 +395,6 @@ final class ReconciliationStore {
         }
         throw e;
       }
-      Reconciler.boundRowLockWaits(c, Duration.ofSeconds(HISTORY_WAIT_ON_DELETE_SECONDS));
       try (PreparedStatement s = c.prepareStatement("DELETE FROM idemgate.reconciliation_runs WHERE id = ?")) {
         s.setString(1, id);
         s.executeUpdate();

@@ -169,12 +169,20 @@ final class LedgerFixture implements AutoCloseable {
    * two-key lock shows in pg_locks as classid (first key), objid (second) and objsubid 2.
    */
   static long sessionsOnTheHistoryLock(Connection c, boolean granted) throws SQLException {
+    return sessionsOnTheHistoryLock(c, granted, null);
+  }
+
+  /** The same, of the session {@code pid} alone (every session's when null). */
+  static long sessionsOnTheHistoryLock(Connection c, boolean granted, Long pid) throws SQLException {
     try (PreparedStatement s = c.prepareStatement("""
         SELECT count(*) FROM pg_locks
-        WHERE locktype = 'advisory' AND granted = ? AND objsubid = 2 AND classid = ?::oid AND objid = ?::oid""")) {
+        WHERE locktype = 'advisory' AND granted = ? AND objsubid = 2 AND classid = ?::oid AND objid = ?::oid
+          AND (?::int IS NULL OR pid = ?::int)""")) {
       s.setBoolean(1, granted);
       s.setLong(2, Reconciler.HISTORY_LOCK_KEY1);
       s.setLong(3, Reconciler.HISTORY_LOCK_KEY2);
+      s.setObject(4, pid == null ? null : pid.intValue(), java.sql.Types.INTEGER);
+      s.setObject(5, pid == null ? null : pid.intValue(), java.sql.Types.INTEGER);
       try (ResultSet rs = s.executeQuery()) {
         rs.next();
         return rs.getLong(1);

@@ -66,11 +66,8 @@ class ReconciliationConnectionIT {
 
   /** Whether the session {@code pid} holds the settlement history's advisory lock. */
   private static boolean holdsTheHistory(Connection c, long pid) {
-    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid = "
-            + Reconciler.HISTORY_LOCK_KEY1 + "::oid AND objid = " + Reconciler.HISTORY_LOCK_KEY2 + "::oid AND pid = " + pid)) {
-      rs.next();
-      return rs.getLong(1) == 1;
+    try {
+      return LedgerFixture.sessionsOnTheHistoryLock(c, true, pid) == 1;
     } catch (SQLException e) {
       throw new IllegalStateException(e);
     }
